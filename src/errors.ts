@@ -1,0 +1,58 @@
+/**
+ * The one catalogue of Kappa's errors. Every error a user can see carries a stable code from this
+ * table, the HTTP status a server answers with, and whether retrying the same call can succeed.
+ * `docs/errors.md` lists every code; `src/errors.test.ts` fails when the two drift apart.
+ */
+
+export const ERROR_CATALOGUE = {
+  KAPPA_INVALID_ARGUMENT: { status: 400, retriable: false, summary: 'An option or argument has a value Kappa cannot use.' },
+  KAPPA_INVALID_TOPIC_NAME: { status: 400, retriable: false, summary: "A topic name breaks Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not '.' or '..'." },
+  KAPPA_TOPIC_EXISTS: { status: 409, retriable: false, summary: 'A topic with that name already exists.' },
+  KAPPA_UNKNOWN_TOPIC: { status: 404, retriable: false, summary: 'No topic with that name exists in this data directory.' },
+  KAPPA_INVALID_PARTITION: { status: 400, retriable: false, summary: 'The partition number is not one of the topic’s partitions.' },
+  KAPPA_OFFSET_OUT_OF_RANGE: { status: 416, retriable: false, summary: 'The offset is before the first retained offset or after the end of the partition.' },
+  KAPPA_INVALID_RECORD: { status: 400, retriable: false, summary: 'A record is malformed (for example a line that is not JSON, or a missing key field).' },
+  KAPPA_RECORD_TOO_LARGE: { status: 413, retriable: false, summary: 'A record batch is larger than the largest batch a segment accepts.' },
+  KAPPA_CORRUPT_DATA: { status: 500, retriable: false, summary: 'Stored log data failed its checksum or structure check. Kappa never drops such data silently; run `kappa verify`.' },
+  KAPPA_DATA_DIR_LOCKED: { status: 409, retriable: true, summary: 'Another running Kappa process is writing to this data directory.' },
+  KAPPA_READ_ONLY: { status: 405, retriable: false, summary: 'The log was opened read-only (for example by `kappa consume`), so it cannot be changed.' },
+  KAPPA_LOG_CLOSED: { status: 503, retriable: true, summary: 'The log was closed while the call was in progress.' },
+  KAPPA_DISK_FULL: { status: 507, retriable: true, summary: 'The disk holding the data directory is full; nothing was acknowledged.' },
+  KAPPA_IO_ERROR: { status: 500, retriable: false, summary: 'The operating system reported an I/O error while reading or writing the log.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class KappaError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'KappaError';
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.retriable = ERROR_CATALOGUE[code].retriable;
+    this.details = details;
+  }
+
+  /** The JSON body an HTTP server answers with: `{ error: { code, message, details } }`. */
+  toJSON(): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+    return { error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) } };
+  }
+}
+
+export function isKappaError(err: unknown, code?: ErrorCode): err is KappaError {
+  return err instanceof KappaError && (code === undefined || err.code === code);
+}
+
+/** Turns an operating-system error from a log write or read into a typed Kappa error. */
+export function ioError(err: unknown, action: string, path: string): KappaError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new KappaError('KAPPA_DISK_FULL', `The disk is full: could not ${action} ${path}. Free some space (or lower retention) and retry.`, { path }, err);
+  }
+  return new KappaError('KAPPA_IO_ERROR', `Could not ${action} ${path}: ${(err as Error)?.message ?? String(err)}`, { path, errno: code }, err);
+}

@@ -1,0 +1,64 @@
+/**
+ * The file-system operations the log uses, gathered in one injectable object so tests can put a
+ * faulty disk (failing fsync, ENOSPC) under a real `FileLog`. The default is Node's `fs`.
+ */
+import * as nodeFs from 'node:fs';
+import { dirname } from 'node:path';
+
+export type LogFs = Pick<
+  typeof nodeFs,
+  | 'openSync' | 'closeSync' | 'readSync' | 'writeSync' | 'writevSync' | 'fsync' | 'fsyncSync' | 'read'
+  | 'fstatSync' | 'ftruncateSync' | 'mkdirSync' | 'readdirSync' | 'renameSync' | 'unlinkSync'
+  | 'existsSync' | 'readFileSync' | 'statSync' | 'rmSync'
+>;
+
+export const defaultFs: LogFs = nodeFs;
+
+/** fsync a directory so that a create, rename or unlink inside it survives a power loss. */
+export function fsyncDir(fs: LogFs, dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replaces `path` with `data` so that after a crash at any step the file holds either the old or
+ * the new contents, never a mix: write a temporary file, fsync it (its bytes are on disk), rename
+ * it over the target (atomic on POSIX), fsync the directory (the rename itself is on disk).
+ */
+export function writeFileAtomic(fs: LogFs, path: string, data: Buffer | string): void {
+  const tmp = `${path}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    let written = 0;
+    while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path);
+  fsyncDir(fs, dirname(path));
+}
+
+export function fsyncAsync(fs: LogFs, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+export function readAsync(fs: LogFs, fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Reads exactly `length` bytes at `position` (fewer only at end of file). */
+export function readFully(fs: LogFs, fd: number, buf: Buffer, length: number, position: number): number {
+  let total = 0;
+  while (total < length) {
+    const n = fs.readSync(fd, buf, total, length - total, position + total);
+    if (n === 0) break;
+    total += n;
+  }
+  return total;
+}

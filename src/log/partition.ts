@@ -1,0 +1,559 @@
+/**
+ * One partition of a topic: an ordered list of segments (see segment.ts), the last one active.
+ *
+ * Writes: `appendBatch` encodes the batch and assigns its offsets synchronously, then queues it.
+ * A single flush loop takes everything queued, writes it with one writev, and (fsync `always`)
+ * issues one fsync for the whole group before acknowledging every batch in it: group commit.
+ * Batches that arrive while an fsync is in flight form the next group.
+ *
+ * Readers see offsets below the high watermark only: bytes that are durable under the fsync mode
+ * (`always`: fsynced; `interval`/`never`: written to the OS). So a reader, and any view built from
+ * one, never sees a record that a crash could take back.
+ *
+ * Recovery (writable open): every batch of the active segment is checked. An unfinished batch at the
+ * end (a torn tail) is cut off and reported. A damaged batch followed by a valid one cannot be a torn
+ * write, so it is never cut: the partition is marked corrupted, appends are refused, and reads that
+ * reach it fail. After a clean shutdown everything was durable, so any damage counts as corruption.
+ *
+ * Thread-safety: none needed; all state is touched from the event loop, and only the flush loop
+ * writes to files.
+ */
+import { join } from 'node:path';
+import { KappaError, ioError } from '../errors.ts';
+import { type LogFs, fsyncAsync } from './fs.ts';
+import { type EncodableRecord, RecordBatch, checkBatch, encodeBatch, readInt64 } from './record-batch.ts';
+import { BATCH_BYTES_MAX, type BatchInfo, LogSegment } from './segment.ts';
+import type { FsyncMode, PartitionHealth, TopicInfo } from './types.ts';
+
+export interface Clock {
+  now(): number;
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface PartitionOptions {
+  fs: LogFs;
+  clock: Clock;
+  logger: Logger;
+  fsync: FsyncMode;
+  fsyncIntervalMs: number;
+  readOnly: boolean;
+  /** The log was closed cleanly last time, so every byte on disk was durable. */
+  cleanShutdown: boolean;
+}
+
+interface PendingBatch {
+  buf: Buffer;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  resolve: (baseOffset: number) => void;
+  reject: (err: Error) => void;
+}
+
+/** Where a reader stopped, so its next fetch continues without an index lookup. */
+export interface ReadCursor {
+  segment: LogSegment;
+  position: number;
+  offset: number;
+}
+
+export interface BatchOptions {
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+}
+
+export class Partition {
+  readonly dir: string;
+  private segments: LogSegment[] = [];
+  private nextOffset = 0;
+  private highWatermark = 0;
+  private pending: PendingBatch[] = [];
+  private flushing = false;
+  private drained: (() => void)[] = [];
+  private waiters = new Set<() => void>();
+  private corruption: { file: string; position: number; offset: number; detail: string } | null = null;
+  private failure: KappaError | null = null;
+  private unsynced = false;
+  private fsyncTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly topic: TopicInfo,
+    readonly id: number,
+    topicDir: string,
+    private readonly opts: PartitionOptions,
+  ) {
+    this.dir = join(topicDir, String(id));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Opening and recovery
+
+  open(): void {
+    const { fs } = this.opts;
+    if (!this.opts.readOnly) fs.mkdirSync(this.dir, { recursive: true });
+    const bases = this.listSegmentBases();
+    if (bases.length === 0) {
+      if (this.opts.readOnly) throw new KappaError('KAPPA_CORRUPT_DATA', `Partition ${this.name} has no segment files in ${this.dir}.`, { path: this.dir });
+      this.segments.push(LogSegment.create(fs, this.dir, 0));
+    } else {
+      for (let i = 0; i < bases.length; i++) {
+        const seg = LogSegment.open(fs, this.dir, bases[i], !this.opts.readOnly && i === bases.length - 1);
+        if (i < bases.length - 1) seg.nextOffset = bases[i + 1];
+        this.segments.push(seg);
+      }
+    }
+    this.recoverActive();
+    if (this.opts.fsync === 'interval' && !this.opts.readOnly) {
+      this.fsyncTimer = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
+      this.fsyncTimer.unref();
+    }
+  }
+
+  private listSegmentBases(): number[] {
+    const { fs } = this.opts;
+    const bases: number[] = [];
+    for (const name of fs.readdirSync(this.dir)) {
+      if (/^\d{20}\.log$/.test(name)) bases.push(Number(name.slice(0, 20)));
+      else if (!this.opts.readOnly && (name.endsWith('.tmp') || (/^\d{20}\.(index|timeindex)$/.test(name) && !fs.existsSync(join(this.dir, `${name.slice(0, 20)}.log`))))) {
+        // Leftovers of an interrupted index write or segment deletion: derived data, safe to drop.
+        fs.unlinkSync(join(this.dir, name));
+      }
+    }
+    return bases.sort((a, b) => a - b);
+  }
+
+  /** Checks every batch of the active segment and settles its end (see the class comment). */
+  private recoverActive(): void {
+    const active = this.active;
+    const fileBytes = active.sizeBytes;
+    active.sizeBytes = fileBytes;
+    const scan = active.rebuildIndexes();
+    let end = scan.validBytes;
+    if (scan.problem) {
+      const after = scan.problem.kind === 'incomplete' ? null : active.findValidBatchAfter(scan.problem.position, fileBytes);
+      const torn = !this.opts.cleanShutdown && after === null;
+      if (torn || this.opts.readOnly) {
+        // Read-only: bytes past the last whole batch may be a write in progress by another process.
+        if (!this.opts.readOnly) {
+          active.truncate(end);
+          this.opts.logger.warn(
+            `recovered ${this.name}: cut a torn tail of ${fileBytes - end} bytes from ${active.logPath} at byte ${end} (${scan.problem.detail}); the records before it are intact`,
+          );
+        }
+      } else {
+        this.markCorrupted(active.logPath, scan.problem.position, scan.nextOffset, scan.problem.detail);
+        end = fileBytes;
+      }
+    }
+    active.sizeBytes = this.corruption ? fileBytes : end;
+    active.readableBytes = end;
+    this.nextOffset = scan.nextOffset;
+    this.highWatermark = scan.nextOffset;
+  }
+
+  private markCorrupted(file: string, position: number, offset: number, detail: string): void {
+    this.corruption = { file, position, offset, detail };
+    this.opts.logger.warn(`${this.name} is damaged: ${file} at byte ${position} (offset ${offset}): ${detail}. Reads from offset ${offset} on fail and appends are refused; run \`kappa verify\`.`);
+  }
+
+  /** Read-only mode: picks up batches and segments another process wrote since the last look. */
+  refresh(): void {
+    if (!this.opts.readOnly) return;
+    const { fs } = this.opts;
+    let bases: number[];
+    try {
+      bases = this.listSegmentBases();
+    } catch {
+      return;
+    }
+    while (this.segments.length > 1 && !bases.includes(this.segments[0].baseOffset)) this.segments.shift()!.delete();
+    const newer = bases.filter((b) => b > this.active.baseOffset);
+    if (newer.length > 0) {
+      const old = this.active;
+      old.sizeBytes = fs.fstatSync(old.fd).size;
+      old.readableBytes = old.sizeBytes;
+      old.nextOffset = newer[0];
+      for (let i = 0; i < newer.length; i++) {
+        const seg = LogSegment.open(fs, this.dir, newer[i], false);
+        if (i < newer.length - 1) seg.nextOffset = newer[i + 1];
+        this.segments.push(seg);
+      }
+      this.recoverActive();
+      this.wake();
+      return;
+    }
+    const active = this.active;
+    const size = fs.fstatSync(active.fd).size;
+    if (size <= active.readableBytes) return;
+    const scan = active.scan(active.readableBytes, this.highWatermark, size, (b) => active.track(b));
+    if (scan.nextOffset > this.highWatermark) {
+      active.readableBytes = scan.validBytes;
+      this.nextOffset = this.highWatermark = scan.nextOffset;
+      this.wake();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Appending (group commit)
+
+  get name(): string {
+    return `${this.topic.name}/${this.id}`;
+  }
+
+  private get active(): LogSegment {
+    return this.segments[this.segments.length - 1];
+  }
+
+  private checkWritable(): void {
+    if (this.opts.readOnly) throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; ${this.name} cannot be appended to.`);
+    if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', `The log is closed; cannot append to ${this.name}.`);
+    if (this.failure) throw this.failure;
+    if (this.corruption) {
+      throw new KappaError(
+        'KAPPA_CORRUPT_DATA',
+        `${this.name} is damaged (${this.corruption.file} at byte ${this.corruption.position}: ${this.corruption.detail}), so appends are refused to keep the damage from being buried. Run \`kappa verify\`.`,
+        { topic: this.topic.name, partition: this.id, file: this.corruption.file, position: this.corruption.position },
+      );
+    }
+  }
+
+  /** Appends one batch; resolves with its base offset once it is durable under the fsync mode. */
+  appendBatch(records: readonly EncodableRecord[], batchOpts: BatchOptions = {}): Promise<number> {
+    this.checkWritable();
+    const baseOffset = this.nextOffset;
+    const buf = encodeBatch(records, { baseOffset, ...batchOpts });
+    const sizeMax = Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX);
+    if (buf.length > sizeMax) {
+      throw new KappaError('KAPPA_RECORD_TOO_LARGE', `A batch of ${records.length} records is ${buf.length} bytes; ${this.name} accepts batches up to ${sizeMax} bytes. Send fewer records per call.`, {
+        bytes: buf.length,
+        bytesMax: sizeMax,
+      });
+    }
+    this.nextOffset += records.length;
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ buf, baseOffset, lastOffset: baseOffset + records.length - 1, maxTimestamp: readInt64(buf, 35), resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        queueMicrotask(() => void this.flushLoop());
+      }
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const group = this.pending;
+      this.pending = [];
+      await this.writeGroup(group);
+    }
+    this.flushing = false;
+    for (const done of this.drained.splice(0)) done();
+  }
+
+  private async writeGroup(group: PendingBatch[]): Promise<void> {
+    let rolled = false;
+    try {
+      let run: PendingBatch[] = [];
+      let runBytes = 0;
+      for (const item of group) {
+        if (this.shouldRoll(item, run, runBytes)) {
+          this.writeRun(run);
+          run = [];
+          runBytes = 0;
+          this.roll(item.baseOffset);
+          rolled = true;
+        }
+        run.push(item);
+        runBytes += item.buf.length;
+      }
+      this.writeRun(run);
+    } catch (err) {
+      this.failWrite(group, err, rolled);
+      return;
+    }
+    if (this.opts.fsync === 'always') {
+      try {
+        await fsyncAsync(this.opts.fs, this.active.fd);
+      } catch (err) {
+        // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
+        // last good fsync can be trusted, so this partition stops until the log is reopened.
+        this.fail(ioError(err, 'fsync', this.active.logPath), group);
+        return;
+      }
+    } else this.unsynced = true;
+    this.advance(group[group.length - 1].lastOffset + 1);
+    for (const item of group) item.resolve(item.baseOffset);
+  }
+
+  private shouldRoll(item: PendingBatch, run: PendingBatch[], runBytes: number): boolean {
+    const active = this.active;
+    if (active.isEmpty && run.length === 0) return false;
+    if (active.sizeBytes + runBytes + item.buf.length > this.topic.segmentBytes) return true;
+    const first = active.firstBatchMaxTimestamp >= 0 ? active.firstBatchMaxTimestamp : run.length > 0 ? run[0].maxTimestamp : item.maxTimestamp;
+    return item.maxTimestamp - first > this.topic.segmentMs;
+  }
+
+  private writeRun(run: PendingBatch[]): void {
+    if (run.length === 0) return;
+    const active = this.active;
+    const infos: BatchInfo[] = [];
+    let position = active.sizeBytes;
+    for (const item of run) {
+      infos.push({ position, size: item.buf.length, baseOffset: item.baseOffset, lastOffset: item.lastOffset, maxTimestamp: item.maxTimestamp });
+      position += item.buf.length;
+    }
+    active.write(
+      run.map((i) => i.buf),
+      infos,
+    );
+  }
+
+  /** Closes the active segment (fsynced, indexes written) and starts a new one at `baseOffset`. */
+  private roll(baseOffset: number): void {
+    const old = this.active;
+    // Fsync before the next segment exists: a closed segment never holds a torn write.
+    this.opts.fs.fsyncSync(old.fd);
+    old.finish();
+    old.readableBytes = old.sizeBytes;
+    this.segments.push(LogSegment.create(this.opts.fs, this.dir, baseOffset));
+    this.enforceRetention();
+  }
+
+  private advance(highWatermark: number): void {
+    this.highWatermark = highWatermark;
+    this.active.readableBytes = this.active.sizeBytes;
+    this.wake();
+  }
+
+  private failWrite(group: PendingBatch[], err: unknown, rolled: boolean): void {
+    const error = ioError(err, 'write to', this.active.logPath);
+    if (rolled) {
+      this.fail(error, group);
+      return;
+    }
+    // Nothing of this group was acknowledged or tracked: cut what was partly written and hand back
+    // the offsets, so the partition stays usable once the cause (say a full disk) is gone.
+    try {
+      this.active.truncate(this.active.readableBytes);
+      this.active.sizeBytes = this.active.readableBytes;
+    } catch {
+      this.fail(error, group);
+      return;
+    }
+    this.nextOffset = this.highWatermark;
+    const rejected = group.concat(this.pending.splice(0));
+    for (const item of rejected) item.reject(error);
+  }
+
+  private fail(error: KappaError, group: PendingBatch[]): void {
+    this.failure = new KappaError(error.code, `${this.name} stopped accepting appends after an I/O error (${error.message}). Restart Kappa to recover it; acknowledged records are safe.`, error.details, error);
+    for (const item of group.concat(this.pending.splice(0))) item.reject(this.failure);
+  }
+
+  private async syncInterval(): Promise<void> {
+    if (!this.unsynced || this.closed) return;
+    this.unsynced = false;
+    try {
+      await fsyncAsync(this.opts.fs, this.active.fd);
+    } catch (err) {
+      this.fail(ioError(err, 'fsync', this.active.logPath), []);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+
+  health(): PartitionHealth {
+    const c = this.corruption;
+    return { topic: this.topic.name, partition: this.id, corruption: c ? { file: c.file, position: c.position, detail: c.detail } : null };
+  }
+
+  get startOffset(): number {
+    return this.segments[0].baseOffset;
+  }
+
+  get endOffset(): number {
+    return this.highWatermark;
+  }
+
+  private corruptError(file: string, position: number, detail: string): KappaError {
+    return new KappaError(
+      'KAPPA_CORRUPT_DATA',
+      `${this.name} is damaged at ${file} byte ${position}: ${detail}. Kappa does not skip damaged data silently; run \`kappa verify\` to list all damage.`,
+      { topic: this.topic.name, partition: this.id, file, position },
+    );
+  }
+
+  checkOffset(offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < this.startOffset || offset > this.highWatermark) {
+      throw new KappaError(
+        'KAPPA_OFFSET_OUT_OF_RANGE',
+        `Offset ${offset} is outside ${this.name}, which holds offsets ${this.startOffset} to ${this.highWatermark - 1} (the next record will get ${this.highWatermark}).`,
+        { topic: this.topic.name, partition: this.id, offset, start: this.startOffset, end: this.highWatermark },
+      );
+    }
+  }
+
+  private segmentFor(offset: number): LogSegment {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.segments[mid].baseOffset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.segments[lo];
+  }
+
+  /**
+   * Reads whole batches starting with the one that holds `offset`, up to about `maxBytes` (at least
+   * one batch). Every batch's CRC and offset continuity is checked; damage throws KAPPA_CORRUPT_DATA.
+   */
+  async fetch(offset: number, maxBytes: number, cursor: ReadCursor | null): Promise<{ batches: RecordBatch[]; cursor: ReadCursor | null }> {
+    if (this.corruption && offset >= this.corruption.offset) throw this.corruptError(this.corruption.file, this.corruption.position, this.corruption.detail);
+    if (offset < this.startOffset) this.checkOffset(offset);
+    if (offset >= this.highWatermark) return { batches: [], cursor };
+    let seg: LogSegment;
+    let pos: number;
+    if (cursor && cursor.offset === offset && !cursor.segment.deleted) {
+      seg = cursor.segment;
+      pos = cursor.position;
+    } else {
+      seg = this.segmentFor(offset);
+      pos = seg.findPosition(offset, seg.readableBytes);
+    }
+    for (;;) {
+      const limit = seg.readableBytes;
+      if (pos >= limit) {
+        const i = this.segments.indexOf(seg);
+        if (i < 0 || i === this.segments.length - 1) return { batches: [], cursor: { segment: seg, position: pos, offset } };
+        seg = this.segments[i + 1];
+        pos = 0;
+        continue;
+      }
+      let buf = await seg.read(pos, Math.min(maxBytes, limit - pos));
+      if (buf.length >= 12) {
+        const first = buf.readInt32BE(8) + 12;
+        if (first > buf.length && first <= limit - pos) buf = await seg.read(pos, first);
+      }
+      const batches: RecordBatch[] = [];
+      let p = 0;
+      let expected = offset;
+      while (p < buf.length) {
+        const check = checkBatch(buf, p, buf.length, BATCH_BYTES_MAX);
+        if (check.problem) {
+          const cutByChunk = check.problem === 'incomplete' && p > 0 && check.size > 0 && pos + p + check.size <= limit;
+          if (cutByChunk || (check.problem === 'incomplete' && p > 0 && check.size === 0 && pos + buf.length < limit)) break;
+          throw this.corruptError(seg.logPath, pos + p, check.detail);
+        }
+        const batch = new RecordBatch(buf.subarray(p, p + check.size));
+        const contiguous = batches.length === 0 ? batch.baseOffset <= expected && batch.lastOffset >= expected : batch.baseOffset === expected;
+        if (!contiguous) throw this.corruptError(seg.logPath, pos + p, `batch holds offsets ${batch.baseOffset}-${batch.lastOffset}, expected one holding ${expected}`);
+        if (batch.lastOffset >= this.highWatermark) break;
+        batches.push(batch);
+        expected = batch.lastOffset + 1;
+        p += check.size;
+      }
+      return { batches, cursor: { segment: seg, position: pos + p, offset: expected } };
+    }
+  }
+
+  /** Resolves when the high watermark passes `offset`, the partition closes, or `signal` aborts. */
+  waitFor(offset: number, signal?: AbortSignal): Promise<void> {
+    if (this.highWatermark > offset || this.closed || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  async offsetForTime(timestampMs: number): Promise<number> {
+    let start = -1;
+    for (const seg of this.segments) {
+      if (seg !== this.active) seg.timeLookup(0); // loads indexes, and with them the segment's max timestamp
+      if (seg.maxTimestamp >= timestampMs) {
+        start = seg.timeLookup(timestampMs);
+        break;
+      }
+    }
+    if (start < 0) return this.highWatermark;
+    let offset = start;
+    let cursor: ReadCursor | null = null;
+    while (offset < this.highWatermark) {
+      const res = await this.fetch(offset, 1 << 20, cursor);
+      if (res.batches.length === 0) break;
+      for (const batch of res.batches) {
+        if (batch.maxTimestamp >= timestampMs) {
+          for (const r of batch.records(offset)) if (r.timestamp >= timestampMs) return r.offset;
+        }
+        offset = batch.lastOffset + 1;
+      }
+      cursor = res.cursor;
+    }
+    return this.highWatermark;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Retention and closing
+
+  /** Deletes whole closed segments past the time or size limit. Returns how many were deleted. */
+  enforceRetention(): number {
+    if (this.opts.readOnly) return 0;
+    const { retentionMs, retentionBytes } = this.topic;
+    if (retentionMs < 0 && retentionBytes < 0) return 0;
+    let total = 0;
+    for (const s of this.segments) total += s.sizeBytes;
+    const now = this.opts.clock.now();
+    let deleted = 0;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0];
+      oldest.timeLookup(0);
+      const byTime = retentionMs >= 0 && oldest.maxTimestamp >= 0 && now - oldest.maxTimestamp > retentionMs;
+      const bySize = retentionBytes >= 0 && total - oldest.sizeBytes >= retentionBytes;
+      if (!byTime && !bySize) break;
+      this.segments.shift();
+      oldest.delete();
+      total -= oldest.sizeBytes;
+      deleted++;
+      this.opts.logger.info(`retention: deleted segment ${oldest.logPath} (offsets ${oldest.baseOffset}-${oldest.nextOffset - 1}, ${byTime ? 'older than retention.ms' : 'over retention.bytes'})`);
+    }
+    return deleted;
+  }
+
+  /** Waits for queued appends, fsyncs, writes the active segment's indexes and closes files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushing) await new Promise<void>((resolve) => this.drained.push(resolve));
+    this.closed = true;
+    if (this.fsyncTimer) clearInterval(this.fsyncTimer);
+    this.wake();
+    if (!this.opts.readOnly && !this.failure && !this.corruption) {
+      this.opts.fs.fsyncSync(this.active.fd);
+      this.active.finish();
+    }
+    for (const seg of this.segments) seg.close();
+  }
+
+  /** Whether this partition may be counted in a clean-shutdown marker. */
+  get cleanlyClosable(): boolean {
+    return !this.failure;
+  }
+}

@@ -1,0 +1,310 @@
+/**
+ * One segment of a partition: `<base>.log` holds whole RecordBatch v2 batches back to back, with
+ * offsets that continue without gaps from `baseOffset`; `<base>.index` and `<base>.timeindex` are
+ * its sparse indexes (see offset-index.ts and time-index.ts).
+ *
+ * Invariants: batches are contiguous in offset and in bytes; `sizeBytes` is where the next batch
+ * is written; only the partition's last (active) segment is ever written to, and only by the
+ * partition's single flush loop, so no locking is needed. Readers read `readableBytes`, which
+ * trails `sizeBytes` until the partition's fsync policy has made the bytes durable.
+ * Crash behaviour: a crash can leave a torn batch at the end of the active segment; the partition
+ * finds it with `scan` on open and truncates it. Closed segments were fsynced before the next one
+ * was created, so damage there is corruption, never a torn write.
+ */
+import { join } from 'node:path';
+import { type LogFs, fsyncDir, readAsync, readFully, writeFileAtomic } from './fs.ts';
+import { OffsetIndex } from './offset-index.ts';
+import { BATCH_HEADER_BYTES, type BatchProblem, checkBatch, readInt64 } from './record-batch.ts';
+import { segmentFileName } from './names.ts';
+import { TimeIndex } from './time-index.ts';
+
+export const INDEX_INTERVAL_BYTES = 4096;
+const SCAN_CHUNK_BYTES = 1 << 20;
+/** Longest batch a scan accepts; a length field above it is treated as damage. */
+export const BATCH_BYTES_MAX = 256 << 20;
+
+export type ScanProblemKind = BatchProblem | 'bad-offset';
+
+export interface ScanProblem {
+  kind: ScanProblemKind;
+  position: number;
+  detail: string;
+}
+
+export interface BatchInfo {
+  position: number;
+  size: number;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+}
+
+export interface ScanResult {
+  /** Position just after the last valid batch. */
+  validBytes: number;
+  nextOffset: number;
+  problem: ScanProblem | null;
+}
+
+export class LogSegment {
+  readonly logPath: string;
+  readonly indexPath: string;
+  readonly timeIndexPath: string;
+  sizeBytes: number;
+  /** Bytes readers may see: all of a closed segment; the durable prefix of the active one. */
+  readableBytes: number;
+  nextOffset: number;
+  /** Newest record timestamp in the segment, -1 when empty or not yet known. */
+  maxTimestamp = -1;
+  /** Max timestamp of the first batch: time-based rolling compares record time with it, not wall time. */
+  firstBatchMaxTimestamp = -1;
+  deleted = false;
+  private index: OffsetIndex | null = null;
+  private timeIndex: TimeIndex | null = null;
+  private bytesSinceIndexEntry = 0;
+
+  private constructor(
+    private readonly fs: LogFs,
+    readonly dir: string,
+    readonly baseOffset: number,
+    public fd: number,
+    sizeBytes: number,
+  ) {
+    this.logPath = join(dir, segmentFileName(baseOffset, '.log'));
+    this.indexPath = join(dir, segmentFileName(baseOffset, '.index'));
+    this.timeIndexPath = join(dir, segmentFileName(baseOffset, '.timeindex'));
+    this.sizeBytes = sizeBytes;
+    this.readableBytes = sizeBytes;
+    this.nextOffset = baseOffset;
+  }
+
+  /** Creates a new empty segment file; the directory fsync makes its name survive a crash. */
+  static create(fs: LogFs, dir: string, baseOffset: number): LogSegment {
+    const fd = fs.openSync(join(dir, segmentFileName(baseOffset, '.log')), 'wx+');
+    fsyncDir(fs, dir);
+    const seg = new LogSegment(fs, dir, baseOffset, fd, 0);
+    seg.index = new OffsetIndex();
+    seg.timeIndex = new TimeIndex();
+    return seg;
+  }
+
+  static open(fs: LogFs, dir: string, baseOffset: number, writable: boolean): LogSegment {
+    const fd = fs.openSync(join(dir, segmentFileName(baseOffset, '.log')), writable ? 'r+' : 'r');
+    return new LogSegment(fs, dir, baseOffset, fd, fs.fstatSync(fd).size);
+  }
+
+  get isEmpty(): boolean {
+    return this.nextOffset === this.baseOffset;
+  }
+
+  /**
+   * Loads the index files of a segment whose end (`nextOffset`) is known. Returns false when they
+   * are missing or implausible, in which case the caller rebuilds them with `rebuildIndexes`.
+   */
+  loadIndexes(): boolean {
+    try {
+      if (!this.fs.existsSync(this.indexPath) || !this.fs.existsSync(this.timeIndexPath)) return false;
+      const index = OffsetIndex.load(this.fs.readFileSync(this.indexPath), this.sizeBytes);
+      const timeIndex = TimeIndex.load(this.fs.readFileSync(this.timeIndexPath));
+      if (!index || !timeIndex) return false;
+      const sentinel = timeIndex.last();
+      if (!this.isEmpty && (!sentinel || sentinel.relativeOffset !== this.nextOffset - this.baseOffset)) return false;
+      this.index = index;
+      this.timeIndex = timeIndex;
+      this.maxTimestamp = sentinel ? sentinel.timestamp : -1;
+      this.bytesSinceIndexEntry = this.sizeBytes - index.lastPosition();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Rebuilds the in-memory indexes from the valid batches of the file (used when index files are bad). */
+  rebuildIndexes(): ScanResult {
+    this.index = new OffsetIndex();
+    this.timeIndex = new TimeIndex();
+    this.bytesSinceIndexEntry = 0;
+    this.maxTimestamp = -1;
+    this.firstBatchMaxTimestamp = -1;
+    const result = this.scan(0, this.baseOffset, this.sizeBytes, (b) => this.track(b));
+    this.nextOffset = result.nextOffset;
+    return result;
+  }
+
+  private ensureIndexes(): void {
+    if (this.index && this.timeIndex) return;
+    if (!this.loadIndexes()) this.rebuildIndexes();
+  }
+
+  /** Records a batch just written at `info.position` in the indexes and the segment's bounds. */
+  track(info: BatchInfo): void {
+    const index = this.index!;
+    const timeIndex = this.timeIndex!;
+    if (info.position > 0 && this.bytesSinceIndexEntry >= INDEX_INTERVAL_BYTES) {
+      const rel = info.baseOffset - this.baseOffset;
+      index.append(rel, info.position);
+      if (this.maxTimestamp >= 0) timeIndex.maybeAppend(this.maxTimestamp, rel);
+      this.bytesSinceIndexEntry = 0;
+    }
+    this.bytesSinceIndexEntry += info.size;
+    if (this.firstBatchMaxTimestamp < 0) this.firstBatchMaxTimestamp = info.maxTimestamp;
+    if (info.maxTimestamp > this.maxTimestamp) this.maxTimestamp = info.maxTimestamp;
+    this.nextOffset = info.lastOffset + 1;
+    this.sizeBytes = info.position + info.size;
+  }
+
+  /** Appends whole batches at the end of the file with one writev. Only the active segment's flush loop calls it. */
+  write(buffers: Buffer[], infos: BatchInfo[]): void {
+    let position = this.sizeBytes;
+    let expected = 0;
+    for (const b of buffers) expected += b.length;
+    let written = this.fs.writevSync(this.fd, buffers, position);
+    if (written < expected) {
+      // writev may write less than asked (rare: a signal, a nearly full disk); finish with plain writes.
+      const rest = Buffer.concat(buffers).subarray(written);
+      let done = 0;
+      while (done < rest.length) done += this.fs.writeSync(this.fd, rest, done, rest.length - done, position + written + done);
+      written = expected;
+    }
+    for (const info of infos) {
+      if (info.position !== position) throw new Error(`batch position ${info.position} does not follow segment end ${position}`);
+      this.track(info);
+      position += info.size;
+    }
+  }
+
+  /**
+   * Marks the segment closed: adds the time-index entry that records its newest timestamp and
+   * writes both indexes atomically. The caller has fsynced the log file first, so the index never
+   * describes bytes that a crash could take away.
+   */
+  finish(): void {
+    this.ensureIndexes();
+    if (!this.isEmpty) this.timeIndex!.maybeAppend(this.maxTimestamp, this.nextOffset - this.baseOffset);
+    writeFileAtomic(this.fs, this.indexPath, this.index!.toBuffer());
+    writeFileAtomic(this.fs, this.timeIndexPath, this.timeIndex!.toBuffer());
+  }
+
+  truncate(size: number): void {
+    this.fs.ftruncateSync(this.fd, size);
+    this.fs.fsyncSync(this.fd);
+    this.sizeBytes = size;
+    this.readableBytes = Math.min(this.readableBytes, size);
+  }
+
+  close(): void {
+    this.fs.closeSync(this.fd);
+  }
+
+  /** Unlinks the segment's files. The fd stays open a while so an in-flight read of it completes. */
+  delete(): void {
+    this.deleted = true;
+    for (const p of [this.logPath, this.indexPath, this.timeIndexPath]) {
+      try {
+        this.fs.unlinkSync(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    const fd = this.fd;
+    setTimeout(() => {
+      try {
+        this.fs.closeSync(fd);
+      } catch {
+        /* already closed by close() */
+      }
+    }, 60_000).unref();
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    let total = 0;
+    while (total < length) {
+      const n = await readAsync(this.fs, this.fd, buf.subarray(total), length - total, position + total);
+      if (n === 0) break;
+      total += n;
+    }
+    return total === length ? buf : buf.subarray(0, total);
+  }
+
+  /**
+   * Byte position of the batch that holds `offset` (or of the first batch after it), found by an
+   * index lookup and then a walk over batch headers of at most about INDEX_INTERVAL_BYTES.
+   */
+  findPosition(offset: number, limit: number): number {
+    this.ensureIndexes();
+    let pos = this.index!.lookup(offset - this.baseOffset);
+    const header = Buffer.allocUnsafe(27);
+    while (pos < limit) {
+      if (readFully(this.fs, this.fd, header, 27, pos) < 27) break;
+      const lastOffset = readInt64(header, 0) + header.readInt32BE(23);
+      if (lastOffset >= offset) return pos;
+      pos += header.readInt32BE(8) + 12;
+    }
+    return Math.min(pos, limit);
+  }
+
+  /** The relative-offset start point for a time search, from the time index. */
+  timeLookup(timestampMs: number): number {
+    this.ensureIndexes();
+    return this.baseOffset + this.timeIndex!.lookup(timestampMs);
+  }
+
+  /**
+   * Walks batches from `position` up to `end`, checking each (length, magic, CRC, count, offset
+   * continuity), and calls `onBatch` for every valid one. Stops at the first problem.
+   */
+  scan(position: number, expectedOffset: number, end: number, onBatch?: (b: BatchInfo) => void): ScanResult {
+    let chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    let chunkStart = position;
+    let chunkLen = 0;
+    let next = expectedOffset;
+    while (position < end) {
+      let rel = position - chunkStart;
+      if (rel + BATCH_HEADER_BYTES > chunkLen || rel + chunk.readInt32BE(rel + 8) + 12 > chunkLen) {
+        // Refill the chunk from the current batch, growing it when one batch is larger.
+        chunkStart = position;
+        chunkLen = readFully(this.fs, this.fd, chunk, Math.min(chunk.length, end - position), position);
+        rel = 0;
+        if (chunkLen >= BATCH_HEADER_BYTES) {
+          const size = chunk.readInt32BE(8) + 12;
+          if (size > chunk.length && size <= BATCH_BYTES_MAX && size <= end - position) {
+            chunk = Buffer.allocUnsafe(size);
+            chunkLen = readFully(this.fs, this.fd, chunk, size, position);
+          }
+        }
+      }
+      const check = checkBatch(chunk, rel, chunkLen, BATCH_BYTES_MAX);
+      if (check.problem) return { validBytes: position, nextOffset: next, problem: { kind: check.problem, position, detail: check.detail } };
+      const baseOffset = readInt64(chunk, rel);
+      if (baseOffset !== next) {
+        return { validBytes: position, nextOffset: next, problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` } };
+      }
+      const lastOffset = baseOffset + chunk.readInt32BE(rel + 23);
+      onBatch?.({ position, size: check.size, baseOffset, lastOffset, maxTimestamp: readInt64(chunk, rel + 35) });
+      next = lastOffset + 1;
+      position += check.size;
+    }
+    return { validBytes: position, nextOffset: next, problem: null };
+  }
+
+  /**
+   * After a damaged batch at `position`: is there a valid batch somewhere after it? If so the damage
+   * is not a torn tail (later writes completed), so it must not be truncated away.
+   */
+  findValidBatchAfter(position: number, end: number): number | null {
+    const window = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    for (let start = position + 1; start + BATCH_HEADER_BYTES <= end; start += SCAN_CHUNK_BYTES - BATCH_HEADER_BYTES) {
+      const len = readFully(this.fs, this.fd, window, Math.min(SCAN_CHUNK_BYTES, end - start), start);
+      for (let i = 0; i + BATCH_HEADER_BYTES <= len; i++) {
+        if (window[i + 16] !== 2) continue;
+        const size = window.readInt32BE(i + 8) + 12;
+        if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX || start + i + size > end) continue;
+        const candidate = Buffer.allocUnsafe(size);
+        readFully(this.fs, this.fd, candidate, size, start + i);
+        if (checkBatch(candidate, 0, size).problem === null) return start + i;
+      }
+    }
+    return null;
+  }
+}
