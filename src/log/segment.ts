@@ -158,13 +158,12 @@ export class LogSegment {
     let position = this.sizeBytes;
     let expected = 0;
     for (const b of buffers) expected += b.length;
-    let written = this.fs.writevSync(this.fd, buffers, position);
+    const written = this.fs.writevSync(this.fd, buffers, position);
     if (written < expected) {
       // writev may write less than asked (rare: a signal, a nearly full disk); finish with plain writes.
       const rest = Buffer.concat(buffers).subarray(written);
       let done = 0;
       while (done < rest.length) done += this.fs.writeSync(this.fd, rest, done, rest.length - done, position + written + done);
-      written = expected;
     }
     for (const info of infos) {
       if (info.position !== position) throw new Error(`batch position ${info.position} does not follow segment end ${position}`);

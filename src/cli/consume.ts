@@ -1,0 +1,129 @@
+/**
+ * `kappa consume <topic>`: prints records as NDJSON. Values that are JSON are printed as they are
+ * stored; other values are printed as JSON strings. Opens the log read-only, so it runs beside a
+ * writer; `--follow` keeps printing what the writer appends until Ctrl-C or `--limit`.
+ */
+import { KappaError } from '../errors.ts';
+import type { FileLog, LogRecord } from '../log/index.ts';
+import type { CliContext } from './main.ts';
+import { openForReading, withLog } from './open.ts';
+
+export interface ConsumeOptions {
+  from: string;
+  partition?: number;
+  limit?: number;
+  follow?: boolean;
+  withMeta?: boolean;
+}
+
+type From = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'offset'; offset: number } | { kind: 'time'; ms: number; text: string };
+
+export function parseFrom(text: string): From {
+  if (text === 'earliest' || text === 'latest') return { kind: text };
+  if (/^\d+$/.test(text) && Number.isSafeInteger(Number(text))) return { kind: 'offset', offset: Number(text) };
+  if (text.startsWith('@')) {
+    const ms = Date.parse(text.slice(1));
+    if (Number.isFinite(ms)) return { kind: 'time', ms, text: text.slice(1) };
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${text}": "${text.slice(1)}" is not a time Kappa can read. Use an ISO time such as @2026-01-31T12:00:00Z.`);
+  }
+  throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${text}" is not understood. Use earliest, latest, an offset (a whole number), or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`);
+}
+
+async function startOffset(log: FileLog, topic: string, partition: number, from: From): Promise<number> {
+  const { start, end } = await log.offsets(topic, partition);
+  switch (from.kind) {
+    case 'earliest':
+      return start;
+    case 'latest':
+      return end;
+    case 'time':
+      return log.offsetForTime(topic, partition, from.ms);
+    case 'offset':
+      if (from.offset < start || from.offset > end) {
+        throw new KappaError('KAPPA_OFFSET_OUT_OF_RANGE', `--from ${from.offset} is outside partition ${partition} of "${topic}", which holds offsets ${start} to ${end - 1}.`, {
+          topic,
+          partition,
+          offset: from.offset,
+          start,
+          end,
+        });
+      }
+      return from.offset;
+  }
+}
+
+/** The JSON text of a key or value: stored JSON as it is (on one line), anything else as a JSON string. */
+export function jsonText(bytes: Buffer | null): string {
+  if (bytes === null) return 'null';
+  const text = bytes.toString('utf8');
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return text.includes('\n') || text.includes('\r') ? JSON.stringify(parsed) : text;
+  } catch {
+    return JSON.stringify(text);
+  }
+}
+
+function formatRecord(topic: string, partition: number, r: LogRecord, withMeta: boolean): string {
+  if (!withMeta) return jsonText(r.value);
+  const key = r.key === null ? 'null' : JSON.stringify(r.key.toString('utf8'));
+  let headers = '';
+  if (r.headers.length > 0) {
+    const h: Record<string, string | null> = {};
+    for (const { key: k, value } of r.headers) h[k] = value === null ? null : value.toString('utf8');
+    headers = `,"headers":${JSON.stringify(h)}`;
+  }
+  return `{"topic":${JSON.stringify(topic)},"partition":${partition},"offset":${r.offset},"timestamp":${r.timestamp},"key":${key}${headers},"value":${jsonText(r.value)}}`;
+}
+
+export async function consumeCommand(ctx: CliContext, topic: string, opts: ConsumeOptions): Promise<void> {
+  const from = parseFrom(opts.from);
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let printed = 0;
+  const limit = opts.limit ?? Infinity;
+  const write = (text: string): Promise<void> =>
+    new Promise((resolve) => {
+      if (ctx.stdout.write(text)) resolve();
+      else ctx.stdout.once('drain', resolve);
+    });
+  // A closed pipe (`kappa consume t | head`) ends the command quietly.
+  const onPipeError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE') abort.abort();
+  };
+  ctx.stdout.on('error', onPipeError);
+  try {
+    await withLog(openForReading(ctx.dataDir), async (log) => {
+      const info = await log.topic(topic);
+      if (opts.partition !== undefined && opts.partition >= info.partitions) {
+        throw new KappaError('KAPPA_INVALID_PARTITION', `Topic "${topic}" has partitions 0 to ${info.partitions - 1}; there is no partition ${opts.partition}.`);
+      }
+      const partitions = opts.partition !== undefined ? [opts.partition] : Array.from({ length: info.partitions }, (_, i) => i);
+      const starts = await Promise.all(partitions.map((p) => startOffset(log, topic, p, from)));
+      if (limit === 0) return;
+      const readPartition = async (p: number, start: number): Promise<void> => {
+        for await (const batch of log.read(topic, p, start, { follow: opts.follow, signal: abort.signal })) {
+          let out = '';
+          for (const r of batch.records(start)) {
+            if (printed >= limit) break;
+            out += formatRecord(topic, p, r, opts.withMeta === true) + '\n';
+            printed++;
+          }
+          if (out) await write(out);
+          if (printed >= limit || abort.signal.aborted) {
+            abort.abort();
+            return;
+          }
+        }
+      };
+      if (opts.follow) await Promise.all(partitions.map((p, i) => readPartition(p, starts[i])));
+      else for (let i = 0; i < partitions.length && printed < limit; i++) await readPartition(partitions[i], starts[i]);
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    ctx.stdout.off('error', onPipeError);
+  }
+}

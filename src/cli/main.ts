@@ -1,0 +1,113 @@
+/**
+ * The `kappa` command. `main(argv)` returns the exit code instead of exiting, so tests and the
+ * bin script share it: 0 on success, 1 on any error (a clear message on stderr, nothing partial).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { KappaError } from '../errors.ts';
+import { consumeCommand } from './consume.ts';
+import { demoCommand } from './demo.ts';
+import { produceCommand } from './produce.ts';
+import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
+import { verifyCommand } from './verify.ts';
+
+export interface CliContext {
+  dataDir: string;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  /** Set by a command that finished its work but must report failure (e.g. verify found damage). */
+  exitCode: number;
+}
+
+export function parseWholeNumber(name: string, min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `${name} must be a whole number${min === 0 ? ' (0 or more)' : min === 1 ? ' (1 or more)' : ` of at least ${min}`}, not "${value}".`);
+    }
+    return n;
+  };
+}
+
+function buildProgram(ctx: () => CliContext): Command {
+  const program = new Command('kappa')
+    .description('Kappa: one replayable event log, one stream-processing code path, versioned SQL views.')
+    .addOption(new Option('--data-dir <dir>', 'where Kappa keeps its data').env('KAPPA_DATA_DIR').default('./.kappa'))
+    .option('--config <file>', 'the app config (kappa.config.ts or .js); used by `kappa start`')
+    .showHelpAfterError('(run `kappa --help` to see the commands)')
+    .exitOverride();
+
+  const topics = program.command('topics').description('create, list and describe topics');
+  topics
+    .command('create <name>')
+    .description('create a topic')
+    .option('--partitions <n>', 'number of partitions', parseWholeNumber('--partitions', 1), 1)
+    .option('--retention-ms <ms>', 'delete data older than this; -1 keeps it forever', parseWholeNumber('--retention-ms', -1), -1)
+    .option('--retention-bytes <bytes>', 'keep at most about this many bytes per partition; -1 = no limit', parseWholeNumber('--retention-bytes', -1), -1)
+    .option('--segment-bytes <bytes>', 'size at which a partition starts a new segment file', parseWholeNumber('--segment-bytes', 1024))
+    .action((name: string, opts) => topicsCreate(ctx(), name, opts));
+  topics
+    .command('list')
+    .description('list topics')
+    .option('--json', 'print JSON')
+    .action((opts) => topicsList(ctx(), opts));
+  topics
+    .command('describe <name>')
+    .description("show a topic's settings and each partition's offsets")
+    .option('--json', 'print JSON')
+    .action((name: string, opts) => topicsDescribe(ctx(), name, opts));
+
+  program
+    .command('produce <topic>')
+    .description('append NDJSON from stdin to a topic, one record per line')
+    .option('--key-field <path>', 'use this field of each record (dot path, e.g. store.id) as its key')
+    .option('--time-field <path>', 'use this field (ms since epoch or ISO time) as the record timestamp')
+    .action((topic: string, opts) => produceCommand(ctx(), topic, opts));
+
+  program
+    .command('consume <topic>')
+    .description('print records of a topic as NDJSON')
+    .option('--from <where>', 'earliest, latest, an offset, or @<ISO time>', 'earliest')
+    .option('--partition <p>', 'read only this partition', parseWholeNumber('--partition', 0))
+    .option('--limit <n>', 'stop after this many records', parseWholeNumber('--limit', 0))
+    .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
+    .option('--with-meta', 'print {topic,partition,offset,timestamp,key,value} instead of the bare value')
+    .action((topic: string, opts) => consumeCommand(ctx(), topic, opts));
+
+  program
+    .command('verify')
+    .description('check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged')
+    .option('--json', 'print JSON')
+    .action((opts) => verifyCommand(ctx(), opts));
+
+  program
+    .command('demo')
+    .description('a short tour of the event log: produce sales events, read them back, show offsets')
+    .option('--records <n>', 'how many sales events to produce', parseWholeNumber('--records', 1), 200_000)
+    .action((opts) => demoCommand(ctx(), opts));
+
+  return program;
+}
+
+export async function main(argv: string[], io: Partial<Pick<CliContext, 'stdout' | 'stderr' | 'stdin'>> = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  let context: CliContext | null = null;
+  const ctx = (): CliContext =>
+    (context ??= { dataDir: resolve(program.opts().dataDir as string), stdout, stderr, stdin: io.stdin ?? process.stdin, exitCode: 0 });
+  const program = buildProgram(ctx);
+  program.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return (context as CliContext | null)?.exitCode ?? 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 1;
+    if (err instanceof KappaError) {
+      stderr.write(`kappa: error: ${err.message}\n`);
+      return 1;
+    }
+    stderr.write(`kappa: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
