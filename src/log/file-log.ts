@@ -224,7 +224,7 @@ export class FileLog implements Log {
       }
       let group = byPartition.get(p);
       if (!group) byPartition.set(p, (group = { records: [], indexes: [] }));
-      group.records.push(toEncodable(r, now));
+      group.records.push(toEncodable(r, now, i));
       group.indexes.push(i);
     }
     // Keyless records round-robin by call: the whole call goes to one partition, the next call to the next.
@@ -267,6 +267,8 @@ export class FileLog implements Log {
       }
       if (!opts.follow || p.isClosed) return;
       await this.waitFor(p, offset, opts.signal);
+      // A follower waiting at the end when the log closes simply stops.
+      if (p.isClosed) return;
     }
   }
 
@@ -341,14 +343,31 @@ export function openFileLog(opts: FileLogOptions): Promise<FileLog> {
   return FileLog.open(opts);
 }
 
-function toEncodable(r: ProducerRecord, now: number): EncodableRecord {
+/**
+ * Checks one record and puts it in the encoder's shape. Runs for every record of a call before any
+ * is queued, so a bad record refuses the whole call instead of leaving part of it appended.
+ */
+function toEncodable(r: ProducerRecord, now: number, index: number): EncodableRecord {
+  const timestamp = r.timestamp ?? now;
+  // The encoder would silently store NaN as 0 and 1.5 as 1, so a bad timestamp is refused here.
+  if (!Number.isSafeInteger(timestamp)) {
+    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has timestamp ${String(r.timestamp)}; a timestamp is a whole number of milliseconds since 1970.`, { index });
+  }
+  const key = r.key ?? null;
+  if (!isBytes(key) || !isBytes(r.value)) {
+    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has a ${isBytes(key) ? 'value' : 'key'} that is not a string, a Buffer or null.`, { index });
+  }
   let headers: RecordHeader[] | null = null;
   if (r.headers) {
     headers = Array.isArray(r.headers)
       ? r.headers
       : Object.entries(r.headers).map(([key, value]) => ({ key, value: value === null ? null : typeof value === 'string' ? Buffer.from(value) : value }));
   }
-  return { key: r.key ?? null, value: r.value, headers, timestamp: r.timestamp ?? now };
+  return { key, value: r.value, headers, timestamp };
+}
+
+function isBytes(v: unknown): v is Buffer | string | null {
+  return v === null || typeof v === 'string' || Buffer.isBuffer(v);
 }
 
 function checkTopicLimits(info: TopicInfo): void {

@@ -41,6 +41,14 @@ export class OffsetIndex {
 
   /** Position of the last indexed batch whose base offset is <= relativeOffset (0 if none). */
   lookup(relativeOffset: number): number {
+    return this.floorEntry(relativeOffset).position;
+  }
+
+  /**
+   * The last entry whose relative offset is <= relativeOffset, or (0, 0) (the segment's first
+   * batch) if none: where a search may start, and the base offset the batch there must have.
+   */
+  floorEntry(relativeOffset: number): { relativeOffset: number; position: number } {
     let lo = 0;
     let hi = this.length - 1;
     let found = -1;
@@ -51,7 +59,7 @@ export class OffsetIndex {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found < 0 ? 0 : this.positions[found];
+    return found < 0 ? { relativeOffset: 0, position: 0 } : { relativeOffset: this.offsets[found], position: this.positions[found] };
   }
 
   lastPosition(): number {

@@ -134,22 +134,21 @@ export class Partition {
     const fileBytes = active.sizeBytes;
     active.sizeBytes = fileBytes;
     const scan = active.rebuildIndexes();
-    let end = scan.validBytes;
+    const end = scan.validBytes;
     if (scan.problem) {
-      const after = scan.problem.kind === 'incomplete' ? null : active.findValidBatchAfter(scan.problem.position, fileBytes);
-      const torn = !this.opts.cleanShutdown && after === null;
-      if (torn || this.opts.readOnly) {
-        // Read-only: bytes past the last whole batch may be a write in progress by another process.
-        if (!this.opts.readOnly) {
-          active.truncate(end);
-          this.opts.logger.warn(
-            `recovered ${this.name}: cut a torn tail of ${fileBytes - end} bytes from ${active.logPath} at byte ${end} (${scan.problem.detail}); the records before it are intact`,
-          );
-        }
-      } else {
+      // Only the absence of any valid batch after the problem shows a torn write. An 'incomplete'
+      // batch is no proof on its own: a damaged length field makes a batch look longer than the file.
+      const after = active.findValidBatchAfter(scan.problem.position, fileBytes);
+      if (after !== null || (this.opts.cleanShutdown && !this.opts.readOnly)) {
         this.markCorrupted(active.logPath, scan.problem.position, scan.nextOffset, scan.problem.detail);
-        end = fileBytes;
+      } else if (!this.opts.readOnly) {
+        active.truncate(end);
+        this.opts.logger.warn(
+          `recovered ${this.name}: cut a torn tail of ${fileBytes - end} bytes from ${active.logPath} at byte ${end} (${scan.problem.detail}); the records before it are intact`,
+        );
       }
+      // Read-only with nothing valid after the problem: it may be a batch the writer is still
+      // writing, so read up to the last whole batch and look again later.
     }
     active.sizeBytes = this.corruption ? fileBytes : end;
     active.readableBytes = end;
@@ -172,12 +171,16 @@ export class Partition {
     } catch {
       return;
     }
-    while (this.segments.length > 1 && !bases.includes(this.segments[0].baseOffset)) this.segments.shift()!.delete();
+    while (this.segments.length > 1 && !bases.includes(this.segments[0].baseOffset)) this.segments.shift()!.forget();
     const newer = bases.filter((b) => b > this.active.baseOffset);
     if (newer.length > 0) {
       const old = this.active;
-      old.sizeBytes = fs.fstatSync(old.fd).size;
-      old.readableBytes = old.sizeBytes;
+      const size = fs.fstatSync(old.fd).size;
+      // The old active segment is closed now. Track the batches written to it since the last look,
+      // so its max timestamp (which offsetForTime and retention trust) covers the whole segment.
+      if (size > old.readableBytes) old.scan(old.readableBytes, this.highWatermark, size, (b) => old.track(b));
+      old.sizeBytes = size;
+      old.readableBytes = size;
       old.nextOffset = newer[0];
       for (let i = 0; i < newer.length; i++) {
         const seg = LogSegment.open(fs, this.dir, newer[i], false);
@@ -192,6 +195,9 @@ export class Partition {
     const size = fs.fstatSync(active.fd).size;
     if (size <= active.readableBytes) return;
     const scan = active.scan(active.readableBytes, this.highWatermark, size, (b) => active.track(b));
+    if (scan.problem && !this.corruption && active.findValidBatchAfter(scan.problem.position, size) !== null) {
+      this.markCorrupted(active.logPath, scan.problem.position, scan.nextOffset, scan.problem.detail);
+    }
     if (scan.nextOffset > this.highWatermark) {
       active.readableBytes = scan.validBytes;
       this.nextOffset = this.highWatermark = scan.nextOffset;
@@ -412,20 +418,27 @@ export class Partition {
 
   /**
    * Reads whole batches starting with the one that holds `offset`, up to about `maxBytes` (at least
-   * one batch). Every batch's CRC and offset continuity is checked; damage throws KAPPA_CORRUPT_DATA.
+   * one batch). Every batch's CRC and offset continuity is checked; damage throws KAPPA_CORRUPT_DATA
+   * once the intact batches before it have been returned.
    */
   async fetch(offset: number, maxBytes: number, cursor: ReadCursor | null): Promise<{ batches: RecordBatch[]; cursor: ReadCursor | null }> {
+    // After close the segment fds are closed (and their numbers may already belong to other files).
+    if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', `The log was closed while reading ${this.name}.`, { topic: this.topic.name, partition: this.id });
     if (this.corruption && offset >= this.corruption.offset) throw this.corruptError(this.corruption.file, this.corruption.position, this.corruption.detail);
     if (offset < this.startOffset) this.checkOffset(offset);
     if (offset >= this.highWatermark) return { batches: [], cursor };
     let seg: LogSegment;
     let pos: number;
+    // The base offset the batch at `pos` must have. The CRC does not cover base offsets, so this is
+    // what catches a damaged one (which would otherwise shift every offset of its batch).
+    let firstBase: number;
     if (cursor && cursor.offset === offset && !cursor.segment.deleted) {
       seg = cursor.segment;
       pos = cursor.position;
+      firstBase = offset;
     } else {
       seg = this.segmentFor(offset);
-      pos = seg.findPosition(offset, seg.readableBytes);
+      ({ position: pos, baseOffset: firstBase } = seg.findPosition(offset, seg.readableBytes));
     }
     for (;;) {
       const limit = seg.readableBytes;
@@ -434,6 +447,7 @@ export class Partition {
         if (i < 0 || i === this.segments.length - 1) return { batches: [], cursor: { segment: seg, position: pos, offset } };
         seg = this.segments[i + 1];
         pos = 0;
+        firstBase = seg.baseOffset;
         continue;
       }
       let buf = await seg.read(pos, Math.min(maxBytes, limit - pos));
@@ -449,11 +463,16 @@ export class Partition {
         if (check.problem) {
           const cutByChunk = check.problem === 'incomplete' && p > 0 && check.size > 0 && pos + p + check.size <= limit;
           if (cutByChunk || (check.problem === 'incomplete' && p > 0 && check.size === 0 && pos + buf.length < limit)) break;
+          // Hand out the intact batches before the damage first; the next fetch starts at the damage and fails there.
+          if (batches.length > 0) break;
           throw this.corruptError(seg.logPath, pos + p, check.detail);
         }
         const batch = new RecordBatch(buf.subarray(p, p + check.size));
-        const contiguous = batches.length === 0 ? batch.baseOffset <= expected && batch.lastOffset >= expected : batch.baseOffset === expected;
-        if (!contiguous) throw this.corruptError(seg.logPath, pos + p, `batch holds offsets ${batch.baseOffset}-${batch.lastOffset}, expected one holding ${expected}`);
+        const contiguous = batches.length === 0 ? batch.baseOffset === firstBase && batch.baseOffset <= expected && batch.lastOffset >= expected : batch.baseOffset === expected;
+        if (!contiguous) {
+          if (batches.length > 0) break;
+          throw this.corruptError(seg.logPath, pos + p, `batch holds offsets ${batch.baseOffset}-${batch.lastOffset}, expected one holding ${expected}`);
+        }
         if (batch.lastOffset >= this.highWatermark) break;
         batches.push(batch);
         expected = batch.lastOffset + 1;

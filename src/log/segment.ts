@@ -179,7 +179,7 @@ export class LogSegment {
    */
   finish(): void {
     this.ensureIndexes();
-    if (!this.isEmpty) this.timeIndex!.maybeAppend(this.maxTimestamp, this.nextOffset - this.baseOffset);
+    if (!this.isEmpty) this.timeIndex!.seal(this.maxTimestamp, this.nextOffset - this.baseOffset);
     writeFileAtomic(this.fs, this.indexPath, this.index!.toBuffer());
     writeFileAtomic(this.fs, this.timeIndexPath, this.timeIndex!.toBuffer());
   }
@@ -197,7 +197,6 @@ export class LogSegment {
 
   /** Unlinks the segment's files. The fd stays open a while so an in-flight read of it completes. */
   delete(): void {
-    this.deleted = true;
     for (const p of [this.logPath, this.indexPath, this.timeIndexPath]) {
       try {
         this.fs.unlinkSync(p);
@@ -205,6 +204,12 @@ export class LogSegment {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
+    this.forget();
+  }
+
+  /** Drops a segment another process deleted (read-only mode); the fd closes after a grace period. */
+  forget(): void {
+    this.deleted = true;
     const fd = this.fd;
     setTimeout(() => {
       try {
@@ -228,19 +233,26 @@ export class LogSegment {
 
   /**
    * Byte position of the batch that holds `offset` (or of the first batch after it), found by an
-   * index lookup and then a walk over batch headers of at most about INDEX_INTERVAL_BYTES.
+   * index lookup and then a walk over batch headers of at most about INDEX_INTERVAL_BYTES, and the
+   * base offset that batch must have. The CRC does not cover a batch's base offset, so the walk
+   * checks that each header continues the offsets of the one before; at a header that does not,
+   * it stops there, and the caller's check of that batch reports the damage instead of trusting it.
    */
-  findPosition(offset: number, limit: number): number {
+  findPosition(offset: number, limit: number): { position: number; baseOffset: number } {
     this.ensureIndexes();
-    let pos = this.index!.lookup(offset - this.baseOffset);
+    const entry = this.index!.floorEntry(offset - this.baseOffset);
+    let pos = entry.position;
+    let expected = this.baseOffset + entry.relativeOffset;
     const header = Buffer.allocUnsafe(27);
     while (pos < limit) {
       if (readFully(this.fs, this.fd, header, 27, pos) < 27) break;
-      const lastOffset = readInt64(header, 0) + header.readInt32BE(23);
-      if (lastOffset >= offset) return pos;
+      if (readInt64(header, 0) !== expected) break;
+      const lastOffset = expected + header.readInt32BE(23);
+      if (lastOffset >= offset) break;
       pos += header.readInt32BE(8) + 12;
+      expected = lastOffset + 1;
     }
-    return Math.min(pos, limit);
+    return { position: Math.min(pos, limit), baseOffset: expected };
   }
 
   /** The relative-offset start point for a time search, from the time index. */

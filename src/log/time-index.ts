@@ -7,9 +7,9 @@
  * start at the last entry with t < T. (Kafka's `.timeindex` has the same layout; the meaning of
  * the timestamp differs slightly: Kappa's form makes the skip provably safe with unordered
  * timestamps.)
- * Invariants: both fields strictly increase. When a segment is closed a final entry
- * (segment max timestamp, next offset - base) is added, so a closed segment's newest timestamp,
- * which retention needs, is read from its last entry without scanning it.
+ * Invariants: both fields strictly increase. When a segment is closed it is sealed with a final
+ * entry (segment max timestamp, next offset - base), so a closed segment's newest timestamp, which
+ * retention needs, is read from its last entry without scanning it.
  * Crash behaviour: as the offset index, derived data, rebuilt by a scan when missing or implausible.
  */
 import { readInt64, writeInt64 } from './record-batch.ts';
@@ -41,6 +41,19 @@ export class TimeIndex {
     this.timestamps[n] = maxTimestampBefore;
     this.offsets[n] = relativeOffset;
     this.length = n + 1;
+  }
+
+  /**
+   * Adds the closing entry of a segment: (its max timestamp, its next relative offset). When the
+   * last entry already carries that timestamp (the max came early, or every record has the same
+   * time), that entry's offset moves up instead of a new entry being skipped: the entry's promise
+   * still holds (no record of the segment is newer than its max), and a reopen finds the closing
+   * entry it checks for, rather than distrusting the file and rescanning the segment.
+   */
+  seal(maxTimestamp: number, nextRelativeOffset: number): void {
+    const n = this.length;
+    if (n > 0 && this.timestamps[n - 1] === maxTimestamp && this.offsets[n - 1] < nextRelativeOffset) this.offsets[n - 1] = nextRelativeOffset;
+    else this.maybeAppend(maxTimestamp, nextRelativeOffset);
   }
 
   /** Relative offset from which a search for the first record with timestamp >= t may start. */

@@ -4,9 +4,10 @@
  *
  * Checked: topic metadata parses; every batch of every segment (length, magic, CRC-32C, record
  * count, offset continuity inside and across segments); closed segments' index entries point at
- * batch starts with the right offsets. An unfinished batch at the very end of a partition is a torn
- * tail (a write that had not been acknowledged), reported as a warning: the next writable open cuts
- * it. Anything else is an error naming the file and byte position.
+ * batch starts with the right offsets. An unfinished batch at the very end of a partition, with no
+ * valid batch after it, is a torn tail (a write that had not been acknowledged), reported as a
+ * warning: the next writable open cuts it. After a clean shutdown (`.clean-shutdown` present) it is
+ * an error, as recovery treats it. Anything else is an error naming the file and byte position.
  */
 import { join } from 'node:path';
 import { type LogFs, defaultFs } from './fs.ts';
@@ -39,6 +40,9 @@ export function verifyLog(opts: { dir: string; fs?: LogFs }): VerifyReport {
   const report: VerifyReport = { ok: true, topics: 0, partitions: 0, segments: 0, batches: 0, records: 0, bytes: 0, findings: [] };
   const topicsDir = join(opts.dir, 'topics');
   if (!fs.existsSync(topicsDir)) return report;
+  // After a clean close every byte was durable, so an unfinished last batch is damage, exactly as
+  // the next writable open will treat it. (A running writer removes the marker when it opens.)
+  const cleanShutdown = fs.existsSync(join(opts.dir, '.clean-shutdown'));
   for (const name of fs.readdirSync(topicsDir).sort()) {
     const metaPath = join(topicsDir, name, 'topic.json');
     let info: TopicInfo;
@@ -50,13 +54,13 @@ export function verifyLog(opts: { dir: string; fs?: LogFs }): VerifyReport {
       continue;
     }
     report.topics++;
-    for (let p = 0; p < info.partitions; p++) verifyPartition(fs, join(topicsDir, name, String(p)), name, p, report);
+    for (let p = 0; p < info.partitions; p++) verifyPartition(fs, join(topicsDir, name, String(p)), name, p, report, cleanShutdown);
   }
   report.ok = report.findings.every((f) => f.severity !== 'error');
   return report;
 }
 
-function verifyPartition(fs: LogFs, dir: string, topic: string, partition: number, report: VerifyReport): void {
+function verifyPartition(fs: LogFs, dir: string, topic: string, partition: number, report: VerifyReport, cleanShutdown: boolean): void {
   report.partitions++;
   const add = (severity: VerifyFinding['severity'], file: string, position: number | null, message: string): void => {
     report.findings.push({ severity, topic, partition, file, position, message });
@@ -87,7 +91,9 @@ function verifyPartition(fs: LogFs, dir: string, topic: string, partition: numbe
         starts.set(b.position, b.baseOffset);
       });
       if (scan.problem) {
-        const torn = last && (scan.problem.kind === 'incomplete' || seg.findValidBatchAfter(scan.problem.position, seg.sizeBytes) === null);
+        // As recovery decides: a torn tail is a problem in the last segment, after a crash, with no
+        // valid batch after it (a damaged length field also makes a batch look unfinished).
+        const torn = last && !cleanShutdown && seg.findValidBatchAfter(scan.problem.position, seg.sizeBytes) === null;
         if (torn) {
           add('warning', seg.logPath, scan.problem.position, `torn tail of ${seg.sizeBytes - scan.problem.position} bytes (${scan.problem.detail}): an unfinished, unacknowledged write that is cut off the next time the log is opened for writing`);
         } else {
