@@ -9,22 +9,11 @@ import type { FileLog } from '../log/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 import { formatTable } from './table.ts';
+import { seededRandom } from '../random.ts';
 
 const REGIONS = ['north', 'south', 'east', 'west', 'central'];
 const IN_FLIGHT_MAX = 4;
 const BATCH_RECORDS = 1000;
-
-/** A small seeded PRNG (mulberry32), so every demo run produces the same kind of data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sale {
   orderId: string;
@@ -58,7 +47,7 @@ export async function demoCommand(ctx: CliContext, opts: { records: number }): P
     const before = await Promise.all([0, 1, 2, 3].map((p) => log.offsets('sales', p)));
 
     // Produce: events over the last hour, keyed by store so each store's sales stay in order.
-    const random = rng(42);
+    const random = seededRandom(42);
     const now = Date.now();
     const expected = new Map<string, { orders: number; revenue: number }>();
     const started = performance.now();

@@ -73,12 +73,16 @@ export class Partition {
   private nextOffset = 0;
   private highWatermark = 0;
   private pending: PendingBatch[] = [];
-  private flushing = false;
+  /** Written to the file, waiting for the fsync that will acknowledge them (fsync `always`). */
+  private unsynced: PendingBatch[] = [];
+  private writeScheduled = false;
+  private syncing = false;
   private drained: (() => void)[] = [];
   private waiters = new Set<() => void>();
   private corruption: { file: string; position: number; offset: number; detail: string } | null = null;
   private failure: KappaError | null = null;
-  private unsynced = false;
+  /** Bytes were written since the last fsync (fsync `interval`). */
+  private dirty = false;
   private fsyncTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -244,24 +248,23 @@ export class Partition {
     this.nextOffset += records.length;
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ buf, baseOffset, lastOffset: baseOffset + records.length - 1, maxTimestamp: readInt64(buf, 35), resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        queueMicrotask(() => void this.flushLoop());
+      if (!this.writeScheduled) {
+        this.writeScheduled = true;
+        queueMicrotask(() => this.writePending());
       }
     });
   }
 
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0) {
-      const group = this.pending;
-      this.pending = [];
-      await this.writeGroup(group);
-    }
-    this.flushing = false;
-    for (const done of this.drained.splice(0)) done();
-  }
-
-  private async writeGroup(group: PendingBatch[]): Promise<void> {
+  /**
+   * Writes everything queued (one writev per segment touched) as soon as it is queued, without
+   * waiting for an fsync in flight: the next fsync covers it. Under fsync `always` the batches then
+   * wait in `unsynced` for that fsync; otherwise they are acknowledged now.
+   */
+  private writePending(): void {
+    this.writeScheduled = false;
+    const group = this.pending;
+    this.pending = [];
+    if (group.length === 0) return this.maybeDrained();
     let rolled = false;
     try {
       let run: PendingBatch[] = [];
@@ -280,20 +283,54 @@ export class Partition {
       this.writeRun(run);
     } catch (err) {
       this.failWrite(group, err, rolled);
-      return;
+      return this.maybeDrained();
     }
-    if (this.opts.fsync === 'always') {
+    if (this.opts.fsync !== 'always') {
+      this.dirty = true;
+      this.highWatermark = group[group.length - 1].lastOffset + 1;
+      this.active.readableBytes = this.active.sizeBytes;
+      this.wake();
+      for (const item of group) item.resolve(item.baseOffset);
+      return this.maybeDrained();
+    }
+    for (const item of group) this.unsynced.push(item);
+    if (!this.syncing) void this.syncLoop();
+  }
+
+  /**
+   * Group commit: one fsync at a time, each covering every batch written before it started, then
+   * acknowledging all of them. Batches written while it runs are covered by the next one, so the
+   * number of fsyncs does not grow with the number of concurrent appenders.
+   */
+  private async syncLoop(): Promise<void> {
+    this.syncing = true;
+    while (this.unsynced.length > 0 && !this.failure) {
+      const group = this.unsynced;
+      this.unsynced = [];
+      // Batches of a segment that rolled meanwhile were fsynced by the roll; this fsync covers the
+      // active segment up to its size now.
+      const seg = this.active;
+      const covered = seg.sizeBytes;
       try {
-        await fsyncAsync(this.opts.fs, this.active.fd);
+        await fsyncAsync(this.opts.fs, seg.fd);
       } catch (err) {
         // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
         // last good fsync can be trusted, so this partition stops until the log is reopened.
-        this.fail(ioError(err, 'fsync', this.active.logPath), group);
-        return;
+        this.fail(ioError(err, 'fsync', seg.logPath), group);
+        break;
       }
-    } else this.unsynced = true;
-    this.advance(group[group.length - 1].lastOffset + 1);
-    for (const item of group) item.resolve(item.baseOffset);
+      this.highWatermark = group[group.length - 1].lastOffset + 1;
+      if (covered > seg.readableBytes) seg.readableBytes = covered;
+      this.wake();
+      for (const item of group) item.resolve(item.baseOffset);
+    }
+    this.syncing = false;
+    this.maybeDrained();
+  }
+
+  private maybeDrained(): void {
+    if (this.writeScheduled || this.syncing || this.pending.length > 0 || this.unsynced.length > 0) return;
+    for (const done of this.drained.splice(0)) done();
   }
 
   private shouldRoll(item: PendingBatch, run: PendingBatch[], runBytes: number): boolean {
@@ -330,40 +367,34 @@ export class Partition {
     this.enforceRetention();
   }
 
-  private advance(highWatermark: number): void {
-    this.highWatermark = highWatermark;
-    this.active.readableBytes = this.active.sizeBytes;
-    this.wake();
-  }
-
   private failWrite(group: PendingBatch[], err: unknown, rolled: boolean): void {
     const error = ioError(err, 'write to', this.active.logPath);
     if (rolled) {
       this.fail(error, group);
       return;
     }
-    // Nothing of this group was acknowledged or tracked: cut what was partly written and hand back
-    // the offsets, so the partition stays usable once the cause (say a full disk) is gone.
+    // Nothing of this group was tracked (the segment's size and next offset still end at the last
+    // whole write): cut what was partly written and hand back the offsets, so the partition stays
+    // usable once the cause (say a full disk) is gone. Earlier writes still wait for their fsync.
     try {
-      this.active.truncate(this.active.readableBytes);
-      this.active.sizeBytes = this.active.readableBytes;
+      this.active.truncate(this.active.sizeBytes);
     } catch {
       this.fail(error, group);
       return;
     }
-    this.nextOffset = this.highWatermark;
+    this.nextOffset = this.active.nextOffset;
     const rejected = group.concat(this.pending.splice(0));
     for (const item of rejected) item.reject(error);
   }
 
   private fail(error: KappaError, group: PendingBatch[]): void {
     this.failure = new KappaError(error.code, `${this.name} stopped accepting appends after an I/O error (${error.message}). Restart Kappa to recover it; acknowledged records are safe.`, error.details, error);
-    for (const item of group.concat(this.pending.splice(0))) item.reject(this.failure);
+    for (const item of group.concat(this.unsynced.splice(0), this.pending.splice(0))) item.reject(this.failure);
   }
 
   private async syncInterval(): Promise<void> {
-    if (!this.unsynced || this.closed) return;
-    this.unsynced = false;
+    if (!this.dirty || this.closed) return;
+    this.dirty = false;
     try {
       await fsyncAsync(this.opts.fs, this.active.fd);
     } catch (err) {
@@ -560,7 +591,7 @@ export class Partition {
   /** Waits for queued appends, fsyncs, writes the active segment's indexes and closes files. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flushing) await new Promise<void>((resolve) => this.drained.push(resolve));
+    if (this.writeScheduled || this.syncing) await new Promise<void>((resolve) => this.drained.push(resolve));
     this.closed = true;
     if (this.fsyncTimer) clearInterval(this.fsyncTimer);
     this.wake();

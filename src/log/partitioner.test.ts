@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { murmur2, partitionForKey } from './partitioner.ts';
+import { seededRandom } from '../random.ts';
 
 const require = createRequire(import.meta.url);
 // kafkajs's "default" murmur2 is its Java-compatible one (the "legacy" one is not).
@@ -9,18 +10,6 @@ const kafkaMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.
 /** kafkajs/src/producer/partitioners/legacy/partitioner.js: `toPositive(murmur2(message.key)) % numPartitions`. */
 const toPositive = (x: number): number => x & 0x7fffffff;
 const kafkaPartition = (key: Buffer, partitions: number): number => toPositive(kafkaMurmur2(key)) % partitions;
-
-/** Deterministic PRNG (mulberry32) so a failure names a key that can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABETS = [
   'abcdefghijklmnopqrstuvwxyz0123456789-_.:',
@@ -82,7 +71,7 @@ describe('murmur2', () => {
   });
 
   test('returns a signed 32-bit integer', () => {
-    const next = rng(7);
+    const next = seededRandom(7);
     for (let i = 0; i < 1000; i++) {
       const h = murmur2(Buffer.from(randomKey(next)));
       assert.ok(Number.isInteger(h) && h >= -(2 ** 31) && h < 2 ** 31, String(h));
@@ -92,7 +81,7 @@ describe('murmur2', () => {
 
 describe('partitionForKey', () => {
   test("picks the same partition as kafkajs's Java-compatible partitioner for 12,000 random keys", () => {
-    const next = rng(2024);
+    const next = seededRandom(2024);
     const partitionCounts = [1, 2, 3, 7, 12, 16, 100, 1000];
     let checked = 0;
     for (let i = 0; i < 12_000; i++) {
@@ -110,7 +99,7 @@ describe('partitionForKey', () => {
   });
 
   test('agrees with kafkajs on arbitrary binary keys, including bytes >= 0x80 in every position', () => {
-    const next = rng(99);
+    const next = seededRandom(99);
     for (let i = 0; i < 3000; i++) {
       const bytes = Buffer.alloc(Math.floor(next() * 33));
       for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256);
@@ -133,7 +122,7 @@ describe('partitionForKey', () => {
   });
 
   test('always returns a partition in range', () => {
-    const next = rng(5);
+    const next = seededRandom(5);
     for (let i = 0; i < 2000; i++) {
       const n = 1 + Math.floor(next() * 50);
       const p = partitionForKey(randomKey(next), n);

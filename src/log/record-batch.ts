@@ -164,22 +164,29 @@ export function encodeBatch(records: readonly EncodableRecord[], opts: BatchOpti
   if (n === 0) throw new RangeError('a record batch needs at least one record');
   const baseTimestamp = records[0].timestamp;
   let maxTimestamp = baseTimestamp;
-  const bodySizes = new Array<number>(n);
+  // Per record: body size, key length, value length (-1 = null), computed once and reused by the writer.
+  const lens = new Int32Array(n * 3);
   let total = BATCH_HEADER_BYTES;
   for (let i = 0; i < n; i++) {
     const r = records[i];
     if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
-    const keyLen = byteLen(r.key);
-    const valueLen = byteLen(r.value);
-    let size = 1 + varintSize(r.timestamp - baseTimestamp) + varintSize(i) + varintSize(keyLen) + Math.max(keyLen, 0) + varintSize(valueLen) + Math.max(valueLen, 0);
-    const headers = r.headers ?? NO_HEADERS;
-    size += varintSize(headers.length);
-    for (let h = 0; h < headers.length; h++) {
-      const hk = Buffer.byteLength(headers[h].key);
-      const hv = byteLen(headers[h].value);
-      size += varintSize(hk) + hk + varintSize(hv) + Math.max(hv, 0);
-    }
-    bodySizes[i] = size;
+    const k = r.key;
+    const v = r.value;
+    const keyLen = k == null ? -1 : typeof k === 'string' ? Buffer.byteLength(k) : k.length;
+    const valueLen = v == null ? -1 : typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+    let size = 1 + varintSize(r.timestamp - baseTimestamp) + varintSize(i) + varintSize(keyLen) + (keyLen > 0 ? keyLen : 0) + varintSize(valueLen) + (valueLen > 0 ? valueLen : 0);
+    const headers = r.headers;
+    if (headers && headers.length > 0) {
+      size += varintSize(headers.length);
+      for (let h = 0; h < headers.length; h++) {
+        const hk = Buffer.byteLength(headers[h].key);
+        const hv = byteLen(headers[h].value);
+        size += varintSize(hk) + hk + varintSize(hv) + Math.max(hv, 0);
+      }
+    } else size += 1;
+    lens[i * 3] = size;
+    lens[i * 3 + 1] = keyLen;
+    lens[i * 3 + 2] = valueLen;
     total += varintSize(size) + size;
   }
 
@@ -200,18 +207,32 @@ export function encodeBatch(records: readonly EncodableRecord[], opts: BatchOpti
   let pos = BATCH_HEADER_BYTES;
   for (let i = 0; i < n; i++) {
     const r = records[i];
-    pos = writeVarint(buf, pos, bodySizes[i]);
+    pos = writeVarint(buf, pos, lens[i * 3]);
     buf[pos++] = 0;
     pos = writeVarint(buf, pos, r.timestamp - baseTimestamp);
     pos = writeVarint(buf, pos, i);
-    pos = writeBytes(buf, pos, r.key, byteLen(r.key));
-    pos = writeBytes(buf, pos, r.value, byteLen(r.value));
-    const headers = r.headers ?? NO_HEADERS;
-    pos = writeVarint(buf, pos, headers.length);
-    for (let h = 0; h < headers.length; h++) {
-      pos = writeBytes(buf, pos, headers[h].key, Buffer.byteLength(headers[h].key));
-      pos = writeBytes(buf, pos, headers[h].value, byteLen(headers[h].value));
+    const keyLen = lens[i * 3 + 1];
+    pos = writeVarint(buf, pos, keyLen);
+    if (keyLen > 0) {
+      if (typeof r.key === 'string') buf.write(r.key, pos, keyLen, 'utf8');
+      else buf.set(r.key as Buffer, pos);
+      pos += keyLen;
     }
+    const valueLen = lens[i * 3 + 2];
+    pos = writeVarint(buf, pos, valueLen);
+    if (valueLen > 0) {
+      if (typeof r.value === 'string') buf.write(r.value, pos, valueLen, 'utf8');
+      else buf.set(r.value as Buffer, pos);
+      pos += valueLen;
+    }
+    const headers = r.headers;
+    if (headers && headers.length > 0) {
+      pos = writeVarint(buf, pos, headers.length);
+      for (let h = 0; h < headers.length; h++) {
+        pos = writeBytes(buf, pos, headers[h].key, Buffer.byteLength(headers[h].key));
+        pos = writeBytes(buf, pos, headers[h].value, byteLen(headers[h].value));
+      }
+    } else buf[pos++] = 0;
   }
   if (pos !== total) throw new Error(`batch encoder wrote ${pos} bytes but sized ${total}`);
   buf.writeUInt32BE(crc32c(buf.subarray(CRC_START)), CRC_OFFSET);

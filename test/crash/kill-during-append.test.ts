@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { openFileLog, verifyLog } from '../../src/log/index.ts';
 import { CRASH_PARTITIONS, CRASH_TOPIC, seqOf } from './records.ts';
 import { readPartition, recordingLogger, tempDir } from './helpers.ts';
+import { seededRandom } from '../../src/random.ts';
 
 const APPENDER = fileURLToPath(new URL('./appender.ts', import.meta.url));
 const TRIALS = Number(process.env.KAPPA_CRASH_TRIALS ?? 24);
@@ -26,18 +27,6 @@ const KILL_AFTER_MS_MAX = 400;
 const READY_TIMEOUT_MS = 15_000;
 /** Sequence numbers of trial n start at n * SEQ_STRIDE, so every record ever sent has its own. */
 const SEQ_STRIDE = 10_000_000;
-
-/** mulberry32: a small seeded generator, so a failing schedule of kills can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Ack {
   partition: number;

@@ -1,0 +1,14 @@
+/**
+ * A small seeded pseudo-random generator (mulberry32). Kappa injects randomness where it needs it
+ * (generators, tests) so a run can be replayed from its seed; this is the default source.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
