@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
 import { manualClock, openTestLog, partitionDir, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
+import { seededRandom } from '../random.ts';
 
 const T0 = 1_700_000_000_000;
 
@@ -13,13 +14,6 @@ function oracle(records: { offset: number; timestamp: number }[], t: number, end
   return end;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    return a / 4294967296;
-  };
-}
 
 describe('offsetForTime', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -56,7 +50,7 @@ describe('offsetForTime', () => {
 
   test('handles out-of-order timestamps: the first offset in log order, not the earliest time', async () => {
     await log.createTopic('t', { partitions: 1, segmentBytes: 8 * 1024 });
-    const next = rng(42);
+    const next = seededRandom(42);
     for (let i = 0; i < 300; i++) {
       const n = 1 + Math.floor(next() * 3);
       await log.append(
@@ -73,7 +67,7 @@ describe('offsetForTime', () => {
 
   test('returns the same answers after a reopen, from index files and from rebuilt ones', async () => {
     await log.createTopic('t', { partitions: 1, segmentBytes: 8 * 1024 });
-    const next = rng(7);
+    const next = seededRandom(7);
     for (let i = 0; i < 200; i++) await log.append('t', [{ value: 'z'.repeat(120), timestamp: T0 + Math.floor(next() * 50_000) }]);
     const records = await readRecords(log, 't', 0);
     const end = records.length;
