@@ -189,6 +189,25 @@ describe('kappa CLI', () => {
     assert.match((await kappa(dir, ['topics', 'describe', 'a'])).stdout, /PARTITION\s+START\s+END\s+RECORDS\s+STATUS/);
   });
 
+  test('KAPPA_DATA_DIR chooses the data directory when --data-dir is not given', async () => {
+    const dir = freshDir();
+    await kappa(dir, ['topics', 'create', 'from-env']);
+    const res = await new Promise<Run>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, 'topics', 'list', '--json'], { env: { ...process.env, KAPPA_DATA_DIR: dir }, cwd: root });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(
+      JSON.parse(res.stdout).map((t: { name: string }) => t.name),
+      ['from-env'],
+    );
+  });
+
   test('verify passes on healthy data and reports what it checked', async () => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'v', '--partitions', '2']);
