@@ -18,6 +18,12 @@ export const ERROR_CATALOGUE = {
   KAPPA_READ_ONLY: { status: 405, retriable: false, summary: 'The log was opened read-only (for example by `kappa consume`), so it cannot be changed.' },
   KAPPA_LOG_CLOSED: { status: 503, retriable: true, summary: 'The log was closed while the call was in progress.' },
   KAPPA_DISK_FULL: { status: 507, retriable: true, summary: 'The disk holding the data directory is full; nothing was acknowledged.' },
+  KAPPA_SCHEMA_VIOLATION: { status: 400, retriable: false, summary: "A record does not match its topic's schema; the message names the field and the reason." },
+  KAPPA_CONFIG_INVALID: { status: 400, retriable: false, summary: 'The app config (kappa.config.ts or .js) does not load, or defines something Kappa cannot run.' },
+  KAPPA_UNKNOWN_VIEW: { status: 404, retriable: false, summary: 'No view with that name (or version) exists.' },
+  KAPPA_VIEW_CONFLICT: { status: 409, retriable: false, summary: 'A view version already exists with a different definition, or the change would drop the live version.' },
+  KAPPA_QUERY_NOT_READ_ONLY: { status: 400, retriable: false, summary: 'Queries are read-only; the SQL statement would change data.' },
+  KAPPA_SQL_ERROR: { status: 400, retriable: false, summary: 'The SQL statement could not run (syntax error, unknown table or column).' },
   KAPPA_IO_ERROR: { status: 500, retriable: false, summary: 'The operating system reported an I/O error while reading or writing the log.' },
 } as const;
 

@@ -1,0 +1,116 @@
+/**
+ * The `ViewStore` port: the serving layer as the processing engine sees it. Adapters: SQLite
+ * (`view/sqlite/`, embedded default) now, PostgreSQL later; one contract suite
+ * (`test/contract/view-store.contract.ts`) runs against every adapter.
+ *
+ * Physical form: each view version is a real table `<name>__v<version>` with one column per group
+ * key (windowed views also have `window_start` and `window_end`, ms since the epoch) and one column
+ * per aggregate *state* column. The public name `<name>` is a SQL VIEW over the live version that
+ * exposes the *output* columns (for example `avg` = `avg__sum / avg__count`).
+ *
+ * Deltas: a task never reads rows. It folds events into per-group state deltas and hands them to
+ * `flush`, which merges each delta into the stored row by the column's merge rule (for `add`:
+ * `total = total + excluded.total`). So tasks for different partitions update the same group
+ * without a shuffle, and `flush` is one transaction: deltas + the task's checkpoints together.
+ */
+
+export type ColumnType = 'INTEGER' | 'REAL' | 'TEXT';
+
+/** How a state delta merges into the stored value of its column. */
+export type MergeRule =
+  /** stored + delta (count, sum). */
+  | { kind: 'add' }
+  /** the smaller / larger, ignoring NULL. */
+  | { kind: 'min' }
+  | { kind: 'max' }
+  /** take the delta's value when the delta's `by` column is smaller (first by event time) / larger (last). `by` merges with min / max itself. */
+  | { kind: 'earliest'; by: string }
+  | { kind: 'latest'; by: string }
+  /** a user-defined mergeable aggregate: state stored as JSON text, merged in JS (read, merge, write). */
+  | { kind: 'custom'; merge: (stored: unknown, delta: unknown) => unknown };
+
+export interface KeyColumn {
+  name: string;
+  type: ColumnType;
+}
+
+export interface StateColumn {
+  name: string;
+  type: ColumnType;
+  merge: MergeRule;
+}
+
+export interface OutputColumn {
+  name: string;
+  /** A SQL expression over the version table's key and state columns. */
+  sql: string;
+}
+
+/** The physical definition of one version of a view. */
+export interface ViewDefinition {
+  /** Public name: a SQL identifier ([a-z_][a-z0-9_]*). */
+  name: string;
+  version: number;
+  /** Hash of the view's logic; a changed fingerprint means a new version must be built. */
+  fingerprint: string;
+  /** The row key: group keys, then window_start and window_end for windowed views. */
+  keyColumns: KeyColumn[];
+  stateColumns: StateColumn[];
+  /** What the public SQL view shows: key columns first (as they are), then these. */
+  outputColumns: OutputColumn[];
+}
+
+/** One group's state delta: values aligned with `keyColumns` and `stateColumns`. */
+export interface RowDelta {
+  key: (string | number | null)[];
+  state: unknown[];
+}
+
+/** A task's position: the next source offset to process and the watermark it had reached. */
+export interface Checkpoint {
+  topic: string;
+  partition: number;
+  offset: number;
+  watermark: number;
+  /** Sequence number of the next record the task emits to a derived topic (idempotent producer). */
+  outputSequence: number;
+}
+
+export type ViewState = 'building' | 'live' | 'retired';
+
+export interface ViewVersionInfo {
+  name: string;
+  version: number;
+  state: ViewState;
+  fingerprint: string;
+  createdAtMs: number;
+  liveAtMs: number | null;
+  rows: number;
+}
+
+export interface QueryResult {
+  columns: string[];
+  rows: Record<string, unknown>[];
+}
+
+export interface ViewStore {
+  /**
+   * Creates the version's table and catalog row if they do not exist (state `building`, or `live`
+   * when no version of the view is live yet, in which case the public SQL view points at it).
+   * Idempotent: a second call with the same definition changes nothing. A different definition
+   * under an existing (name, version) is refused.
+   */
+  ensureVersion(def: ViewDefinition): Promise<ViewVersionInfo>;
+  /** In one transaction: merge every delta into the version's table and upsert the checkpoints. */
+  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void>;
+  checkpoints(name: string, version: number): Promise<Checkpoint[]>;
+  /** Every version of every view in the catalog, with row counts. */
+  versions(): Promise<ViewVersionInfo[]>;
+  /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */
+  makeLive(name: string, version: number): Promise<void>;
+  /** Drops a version's table, checkpoints and catalog row. Refused for the live version. */
+  dropVersion(name: string, version: number): Promise<void>;
+  /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
+  query(sql: string, params?: unknown[]): Promise<QueryResult>;
+  close(): Promise<void>;
+}
