@@ -9,7 +9,9 @@ import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { produceCommand } from './produce.ts';
 import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
+import { startCommand } from './start.ts';
 import { verifyCommand } from './verify.ts';
+import { lagCommand, queryCommand, viewsCommand } from './views.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -80,6 +82,30 @@ function buildProgram(ctx: () => CliContext): Command {
     .description('check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged')
     .option('--json', 'print JSON')
     .action((opts) => verifyCommand(ctx(), opts));
+
+  program
+    .command('start')
+    .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
+    .option('--flush-interval-ms <ms>', 'how often tasks commit their rows and checkpoints', parseWholeNumber('--flush-interval-ms', 1))
+    .action((opts) => startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs }));
+
+  program
+    .command('views')
+    .description('list views with their version, state, rows and lag')
+    .option('--json', 'print JSON')
+    .action((opts) => viewsCommand(ctx(), opts));
+
+  program
+    .command('query <sql>')
+    .description('run a read-only SQL query over the views')
+    .option('--json', 'print JSON')
+    .action((sql: string, opts) => queryCommand(ctx(), sql, opts));
+
+  program
+    .command('lag')
+    .description('per view and partition: committed offset, log end, lag')
+    .option('--json', 'print JSON')
+    .action((opts) => lagCommand(ctx(), opts));
 
   program
     .command('demo')

@@ -14,7 +14,8 @@
  * without a shuffle, and `flush` is one transaction: deltas + the task's checkpoints together.
  */
 
-export type ColumnType = 'INTEGER' | 'REAL' | 'TEXT';
+/** `ANY` keeps whatever scalar it is given (no type affinity in SQLite). */
+export type ColumnType = 'INTEGER' | 'REAL' | 'TEXT' | 'ANY';
 
 /** How a state delta merges into the stored value of its column. */
 export type MergeRule =
@@ -104,6 +105,8 @@ export interface ViewStore {
   /** In one transaction: merge every delta into the version's table and upsert the checkpoints. */
   flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void>;
   checkpoints(name: string, version: number): Promise<Checkpoint[]>;
+  /** The definition a version was created with (null if the version does not exist). */
+  definition(name: string, version: number): Promise<ViewDefinition | null>;
   /** Every version of every view in the catalog, with row counts. */
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */

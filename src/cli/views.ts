@@ -1,0 +1,87 @@
+/** `kappa views`, `kappa query`, `kappa lag`: read-only looks at the serving layer, beside a running `kappa start`. */
+import { existsSync } from 'node:fs';
+import { KappaError } from '../errors.ts';
+import type { FileLog } from '../log/index.ts';
+import { type ViewStore, openSqliteStore } from '../view/index.ts';
+import type { CliContext } from './main.ts';
+import { openForReading, withLog } from './open.ts';
+import { storePath } from './start.ts';
+import { formatTable } from './table.ts';
+
+async function withStore<T>(ctx: CliContext, fn: (store: ViewStore) => Promise<T>): Promise<T> {
+  const path = storePath(ctx.dataDir);
+  if (!existsSync(path)) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`);
+  const store = await openSqliteStore({ path });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export interface LagRow {
+  view: string;
+  version: number;
+  topic: string;
+  partition: number;
+  committedOffset: number;
+  logEndOffset: number;
+  lag: number;
+}
+
+async function lagRows(store: ViewStore, log: FileLog): Promise<LagRow[]> {
+  const rows: LagRow[] = [];
+  for (const v of await store.versions()) {
+    if (v.state === 'retired') continue;
+    for (const cp of await store.checkpoints(v.name, v.version)) {
+      const { end } = await log.offsets(cp.topic, cp.partition);
+      rows.push({ view: v.name, version: v.version, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
+    }
+  }
+  return rows;
+}
+
+export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
+  await withStore(ctx, (store) =>
+    withLog(openForReading(ctx.dataDir), async (log) => {
+      const versions = await store.versions();
+      const lags = await lagRows(store, log);
+      const rows = versions.map((v) => ({
+        ...v,
+        lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
+      }));
+      if (opts.json) {
+        ctx.stdout.write(JSON.stringify(rows) + '\n');
+        return;
+      }
+      if (rows.length === 0) {
+        ctx.stdout.write('no views yet (they appear once `kappa start` has processed their first event)\n');
+        return;
+      }
+      ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG'], rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag])));
+    }),
+  );
+}
+
+export async function lagCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
+  await withStore(ctx, (store) =>
+    withLog(openForReading(ctx.dataDir), async (log) => {
+      const rows = await lagRows(store, log);
+      if (opts.json) ctx.stdout.write(JSON.stringify(rows) + '\n');
+      else ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'], rows.map((r) => [r.view, r.version, r.topic, r.partition, r.committedOffset, r.logEndOffset, r.lag])));
+    }),
+  );
+}
+
+export async function queryCommand(ctx: CliContext, sql: string, opts: { json?: boolean }): Promise<void> {
+  await withStore(ctx, async (store) => {
+    const result = await store.query(sql);
+    if (opts.json) {
+      ctx.stdout.write(JSON.stringify(result.rows) + '\n');
+      return;
+    }
+    const cell = (v: unknown): string => (v === null || v === undefined ? 'NULL' : typeof v === 'number' && !Number.isInteger(v) ? String(Math.round(v * 1e6) / 1e6) : String(v));
+    ctx.stdout.write(formatTable(result.columns.map((c) => c.toUpperCase()), result.rows.map((r) => result.columns.map((c) => cell(r[c])))));
+    ctx.stdout.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);
+  });
+}

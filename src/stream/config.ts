@@ -1,0 +1,61 @@
+/**
+ * Loads the user's app config (`kappa.config.ts` or `.js`): a module whose default export is
+ * `defineApp({ topics, views })`. TypeScript configs run through tsx, which the `kappa` command
+ * registers. Every failure is a KAPPA_CONFIG_INVALID naming the file, the line when known, and why.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { KappaError } from '../errors.ts';
+import type { AppDef } from './dsl.ts';
+
+export function defaultConfigPath(cwd = process.cwd()): string {
+  for (const name of ['kappa.config.ts', 'kappa.config.js', 'kappa.config.mjs']) {
+    const p = resolve(cwd, name);
+    if (existsSync(p)) return p;
+  }
+  return resolve(cwd, 'kappa.config.ts');
+}
+
+function invalid(file: string, message: string, line?: number, cause?: unknown): KappaError {
+  return new KappaError('KAPPA_CONFIG_INVALID', `${file}${line ? `:${line}` : ''}: ${message}`, { file, line }, cause);
+}
+
+/** The line in `file` that a load error points at: esbuild's "file:line:col" or the first stack frame in the file. */
+function lineOf(err: unknown, file: string): number | undefined {
+  const text = `${(err as Error)?.message ?? ''}\n${(err as Error)?.stack ?? ''}`;
+  const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`${escaped}:(\\d+)(?::\\d+)?`).exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+export async function loadApp(path: string): Promise<AppDef> {
+  const file = resolve(path);
+  if (!existsSync(file)) throw invalid(file, 'the config file does not exist (create kappa.config.ts, or pass --config FILE)');
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    const first = String((err as Error)?.message ?? err).split('\n').find((l) => l.trim() !== '') ?? 'unknown error';
+    throw invalid(file, `the config does not load: ${first}`, lineOf(err, file), err);
+  }
+  const app = mod.default as Partial<AppDef> | undefined;
+  if (!app || !Array.isArray(app.topics) || !Array.isArray(app.views)) {
+    throw invalid(file, 'the default export must be defineApp({ topics: [...], views: [...] })');
+  }
+  const topics = new Set<string>();
+  for (const t of app.topics) {
+    if (t?.kind !== 'topic') throw invalid(file, 'every entry of topics must come from topic(...)');
+    if (topics.has(t.name)) throw invalid(file, `topic "${t.name}" is defined twice`);
+    topics.add(t.name);
+  }
+  const views = new Set<string>();
+  for (const v of app.views) {
+    if (v?.kind !== 'view') throw invalid(file, 'every entry of views must come from view(...)');
+    if (views.has(v.name)) throw invalid(file, `view "${v.name}" is defined twice`);
+    views.add(v.name);
+    const source = v.aggregation.stream.source.name;
+    if (!topics.has(source)) throw invalid(file, `view "${v.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
+  }
+  return app as AppDef;
+}

@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Type } from '@sinclair/typebox';
+import type { LogRecord } from '../log/index.ts';
+import { aggregate, avg, count, first, last, max, min, sum } from './aggregates.ts';
+import { from, topic, view } from './dsl.ts';
+import { NO_WATERMARK, type TaskState, compileView } from './plan.ts';
+import { hopping, tumbling, windowStarts } from './windows.ts';
+
+interface Sale {
+  region: string;
+  amount: number;
+  ts: number;
+  items?: string[];
+}
+
+const MIN = 60_000;
+const T0 = Date.UTC(2026, 0, 1);
+
+function records(values: unknown[], startOffset = 0): LogRecord[] {
+  return values.map((v, i) => ({ offset: startOffset + i, timestamp: T0, key: null, value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), headers: [] }));
+}
+
+/** Rows of a task state as plain objects keyed by their group key, for readable assertions. */
+function rows(state: TaskState): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const r of state.dirty.values()) out[r.key.join('|')] = r.state;
+  return out;
+}
+
+const sales = topic<Sale>('sales', { partitions: 1, time: (s) => s.ts });
+
+describe('operators and aggregates', () => {
+  test('filter, map and flatMap run in order before grouping', () => {
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .filter((s) => s.amount > 0)
+          .map((s) => ({ ...s, amount: s.amount * 2 }))
+          .flatMap((s) => (s.items ?? ['none']).map((item) => ({ item, amount: s.amount })))
+          .groupBy((x) => ({ item: x.item }))
+          .aggregate({ n: count(), total: sum((x) => x.amount) }),
+      ),
+    );
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([
+      { region: 'n', amount: 5, ts: T0, items: ['a', 'b'] },
+      { region: 'n', amount: -1, ts: T0, items: ['a'] },
+      { region: 's', amount: 1, ts: T0 },
+      { region: 's', amount: 3, ts: T0, items: ['a'] },
+    ]), state);
+    assert.deepEqual(rows(state), { a: [2, 16], b: [1, 10], none: [1, 2] });
+  });
+
+  test('count, sum, min, max, avg, first, last and a custom aggregate fold per group', () => {
+    const distinct = aggregate<Sale, number[]>({
+      init: () => [],
+      add: (s, v) => (s.includes(v.amount) ? s : [...s, v.amount].sort((a, b) => a - b)),
+      merge: (a, b) => [...new Set([...a, ...b])].sort((x, y) => x - y),
+    });
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ n: count(), total: sum((s) => s.amount), lo: min((s) => s.amount), hi: max((s) => s.amount), mean: avg((s) => s.amount), firstAmount: first((s) => s.amount), lastAmount: last((s) => s.amount), amounts: distinct }),
+      ),
+    );
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    // Event times out of log order: first/last follow event time, not arrival.
+    plan.process(records([
+      { region: 'n', amount: 10, ts: T0 + 2000 },
+      { region: 'n', amount: 4, ts: T0 },
+      { region: 'n', amount: 7, ts: T0 + 5000 },
+      { region: 'n', amount: 4, ts: T0 + 1000 },
+    ]), state);
+    // Slots: n, total, lo, hi, mean sum/count, first value/time, last value/time, amounts.
+    assert.deepEqual(rows(state).n, [4, 25, 4, 10, 25, 4, 4, T0, 7, T0 + 5000, [4, 7, 10]]);
+  });
+
+  test('group keys keep their types, and a boolean key is stored as 0/1', () => {
+    const plan = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region, big: s.amount > 5, year: new Date(s.ts).getUTCFullYear() })).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', amount: 9, ts: T0 }]), state);
+    const [row] = [...state.dirty.values()];
+    assert.deepEqual(row.key, ['n', 1, 2026]);
+    assert.deepEqual(state.keyNames, ['region', 'big', 'year']);
+    const def = plan.definition(1, row, state.keyNames!);
+    assert.deepEqual(def.keyColumns, [
+      { name: 'region', type: 'TEXT' },
+      { name: 'big', type: 'INTEGER' },
+      { name: 'year', type: 'INTEGER' },
+    ]);
+    assert.deepEqual(def.stateColumns.map((c) => c.name), ['n']);
+  });
+
+  test('splitting the same records into different batches gives the same rows', () => {
+    const plan = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount), n: count() })));
+    const values = Array.from({ length: 200 }, (_, i) => ({ region: ['n', 's', 'e'][i % 3], amount: i, ts: T0 + i }));
+    const whole = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records(values), whole);
+    const pieces = plan.newTaskState(0, NO_WATERMARK);
+    for (let i = 0; i < values.length; i += 7) plan.process(records(values.slice(i, i + 7), i), pieces);
+    assert.deepEqual(rows(pieces), rows(whole));
+  });
+});
+
+describe('bad records go to the dead-letter list and change nothing', () => {
+  const Strict = Type.Object({ region: Type.String(), amount: Type.Number({ minimum: 0 }), ts: Type.Integer() });
+  const strict = topic('strict', { schema: Strict, time: (s) => s.ts });
+
+  test('schema violations and non-JSON values are dead letters naming the field', () => {
+    const plan = compileView(view('v', from(strict).groupBy((s) => ({ region: s.region })).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 }, { region: 'n', amount: -5, ts: T0 }, 'not json', { region: 'n', ts: T0 }]), state);
+    assert.deepEqual(rows(state), { n: [1] });
+    assert.equal(state.deadLetters.length, 3);
+    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1, 2, 3]);
+    assert.match(state.deadLetters[0].reason, /amount must be at least 0/);
+    assert.match(state.deadLetters[1].reason, /not valid JSON/);
+    assert.match(state.deadLetters[2].reason, /amount is required/);
+  });
+
+  test('a throwing time extractor, operator or key function sends the record to the dead letters without touching rows', () => {
+    const bad = topic<{ region: string; t?: number; boom?: boolean }>('bad', {
+      time: (r) => {
+        if (r.t === undefined) throw new Error('no t');
+        return r.t;
+      },
+    });
+    const plan = compileView(
+      view(
+        'v',
+        from(bad)
+          .flatMap((r) => [r, r])
+          .map((r) => {
+            if (r.boom) throw new Error('boom');
+            return r;
+          })
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count() }),
+      ),
+    );
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', t: T0 }, { region: 'n' }, { region: 'n', t: T0, boom: true }]), state);
+    assert.deepEqual(rows(state), { n: [2] });
+    assert.deepEqual(state.deadLetters.map((d) => d.reason), ['no t', 'pipeline: boom']);
+  });
+});
+
+describe('event time, windows and late data', () => {
+  test('window starts align to the epoch: one for tumbling, size/advance for hopping', () => {
+    assert.deepEqual(windowStarts(tumbling('1m'), T0 + 61_000), [T0 + MIN]);
+    assert.deepEqual(windowStarts(hopping('3m', '1m'), T0 + 61_000), [T0 - MIN, T0, T0 + MIN]);
+    assert.deepEqual(windowStarts(hopping('10s', '4s'), 9_000), [0, 4000, 8000].filter((s) => 9_000 < s + 10_000));
+  });
+
+  test('tumbling windows give rows with window_start and window_end', () => {
+    const plan = compileView(view('v', from(sales).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 + 1000 }, { region: 'n', amount: 2, ts: T0 + 59_999 }, { region: 'n', amount: 4, ts: T0 + MIN }]), state);
+    assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [3], [`n|${T0 + MIN}|${T0 + 2 * MIN}`]: [4] });
+    const def = plan.definition(1, [...state.dirty.values()][0], state.keyNames!);
+    assert.deepEqual(def.keyColumns.map((c) => c.name), ['region', 'window_start', 'window_end']);
+  });
+
+  test('hopping windows count an event in every window that contains it', () => {
+    const plan = compileView(view('v', from(sales).window(hopping('2m', '1m')).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 + 90_000 }]), state);
+    assert.deepEqual(Object.keys(rows(state)).sort(), [`${T0}|${T0 + 2 * MIN}`, `${T0 + MIN}|${T0 + 3 * MIN}`]);
+  });
+
+  test('the watermark trails the newest event time by the out-of-orderness and never goes back', () => {
+    const plan = compileView(view('v', from(sales).window(tumbling('1m', { outOfOrderness: '10s' })).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 + 30_000 }]), state);
+    assert.equal(state.watermarkMs, T0 + 20_000);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 + 5_000 }], 1), state);
+    assert.equal(state.watermarkMs, T0 + 20_000);
+  });
+
+  test('events within the allowed lateness still count; later ones go to the late list, never dropped', () => {
+    const plan = compileView(view('v', from(sales).window(tumbling('1m', { outOfOrderness: '5s', allowedLateness: '30s' })).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([
+      { region: 'n', amount: 1, ts: T0 + 10_000 }, // window [T0, T0+1m)
+      { region: 'n', amount: 1, ts: T0 + MIN + 80_000 }, // window [T0+2m, T0+3m); watermark → T0 + 2m15s
+      { region: 'n', amount: 1, ts: T0 + 50_000 }, // window ended at T0+1m; +30s lateness = T0+1m30s < watermark: late
+      { region: 'n', amount: 1, ts: T0 + MIN + 10_000 }, // window [T0+1m, T0+2m) + 30s = T0+2m30s > watermark: counts
+    ]), state);
+    assert.deepEqual(rows(state), { [`${T0}|${T0 + MIN}`]: [1], [`${T0 + MIN}|${T0 + 2 * MIN}`]: [1], [`${T0 + 2 * MIN}|${T0 + 3 * MIN}`]: [1] });
+    assert.equal(state.late.length, 1);
+    assert.equal(state.late[0].record.offset, 2);
+    assert.equal(state.late[0].eventTimeMs, T0 + 50_000);
+    assert.equal(state.late[0].watermarkMs, T0 + MIN + 75_000);
+  });
+
+  test('a view restarted from a checkpoint keeps the checkpointed watermark', () => {
+    const plan = compileView(view('v', from(sales).window(tumbling('1m')).aggregate({ n: count() })));
+    const state = plan.newTaskState(0, T0 + 5 * MIN);
+    plan.process(records([{ region: 'n', amount: 1, ts: T0 }]), state);
+    assert.equal(state.late.length, 1);
+    assert.equal(state.watermarkMs, T0 + 5 * MIN);
+  });
+});
+
+describe('fingerprints', () => {
+  test('change with the logic and stay the same for the same definition', () => {
+    const a = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    const b = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    const c = compileView(view('v', from(sales).filter((s) => s.amount > 0).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    assert.equal(a.fingerprint, b.fingerprint);
+    assert.notEqual(a.fingerprint, c.fingerprint);
+  });
+});

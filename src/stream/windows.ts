@@ -1,0 +1,65 @@
+/**
+ * Event-time windows. A window is [start, end) in ms since the epoch, aligned to the epoch (plus
+ * an optional offset), so the same event always lands in the same windows, live or in a replay.
+ */
+
+export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** '1m' → 60000. Numbers are milliseconds. Refuses anything else with a message naming the value. */
+export function parseDuration(d: Duration, what = 'duration'): number {
+  if (typeof d === 'number') {
+    if (Number.isFinite(d) && d >= 0 && Number.isInteger(d)) return d;
+  } else {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(d);
+    if (m) return Math.round(Number(m[1]) * UNITS[m[2]]);
+  }
+  throw new TypeError(`${what} ${JSON.stringify(d)} is not a duration: use milliseconds or a string like '500ms', '30s', '1m', '1h', '1d'`);
+}
+
+export interface WindowSpec {
+  kind: 'tumbling' | 'hopping';
+  sizeMs: number;
+  /** How far apart window starts are (= size for tumbling). */
+  advanceMs: number;
+  /** Events may arrive this much out of order: the watermark trails the newest event time by it. */
+  outOfOrdernessMs: number;
+  /** A window still accepts events until the watermark passes its end by this much. */
+  allowedLatenessMs: number;
+}
+
+export interface WindowOptions {
+  outOfOrderness?: Duration;
+  allowedLateness?: Duration;
+}
+
+function options(opts: WindowOptions): Pick<WindowSpec, 'outOfOrdernessMs' | 'allowedLatenessMs'> {
+  return {
+    outOfOrdernessMs: parseDuration(opts.outOfOrderness ?? 0, 'outOfOrderness'),
+    allowedLatenessMs: parseDuration(opts.allowedLateness ?? 0, 'allowedLateness'),
+  };
+}
+
+export function tumbling(size: Duration, opts: WindowOptions = {}): WindowSpec {
+  const sizeMs = parseDuration(size, 'window size');
+  if (sizeMs <= 0) throw new TypeError('window size must be more than 0');
+  return { kind: 'tumbling', sizeMs, advanceMs: sizeMs, ...options(opts) };
+}
+
+export function hopping(size: Duration, advance: Duration, opts: WindowOptions = {}): WindowSpec {
+  const sizeMs = parseDuration(size, 'window size');
+  const advanceMs = parseDuration(advance, 'window advance');
+  if (sizeMs <= 0 || advanceMs <= 0 || advanceMs > sizeMs) throw new TypeError('a hopping window needs 0 < advance <= size');
+  return { kind: 'hopping', sizeMs, advanceMs, ...options(opts) };
+}
+
+/** Start of every window containing time t, oldest first (one for tumbling, size/advance for hopping). */
+export function windowStarts(spec: WindowSpec, t: number): number[] {
+  const last = Math.floor(t / spec.advanceMs) * spec.advanceMs;
+  const starts: number[] = [];
+  for (let s = last - Math.ceil(spec.sizeMs / spec.advanceMs - 1) * spec.advanceMs; s <= last; s += spec.advanceMs) {
+    if (t >= s && t < s + spec.sizeMs) starts.push(s);
+  }
+  return starts;
+}

@@ -1,0 +1,527 @@
+/**
+ * The SQLite adapter of the `ViewStore` port (better-sqlite3): the embedded default serving layer.
+ *
+ * Connections: one writer connection does every change (catalog, tables, flushes, swaps), always
+ * in `BEGIN IMMEDIATE` transactions; `readers` read-only connections (`readonly: true`) serve
+ * `query`. The database is in WAL mode, so a reader reads the last committed snapshot and is never
+ * blocked by the writer's open transaction, and the writer is never blocked by readers.
+ *
+ * Durability: `synchronous = NORMAL`. In WAL mode that syncs the WAL at checkpoints, not at every
+ * commit, so after a power loss (not a process crash: the WAL is already in the OS) SQLite may roll
+ * back the last few committed transactions. That keeps the exactly-once promise because a flush
+ * commits a version's rows and the checkpoints they reflect in ONE transaction: a rolled-back flush
+ * takes its checkpoints with it, the view is still the fold of the log up to its (older)
+ * checkpoint, and the tasks re-read the gap from the log, which is the durable source of truth.
+ * `FULL` would buy nothing a user can observe and cost an fsync per flush.
+ *
+ * On-disk layout (see ./sql.ts for the version tables and the NULL-key encoding):
+ *   kappa_views(name, version, state, fingerprint, definition_json, created_at, live_at)
+ *       PRIMARY KEY (name, version); at most one 'live' row per name (partial unique index).
+ *   kappa_checkpoints(view, version, topic, partition, offset, watermark, output_sequence)
+ *       PRIMARY KEY (view, version, topic, partition).
+ *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
+ *   PRAGMA user_version = 1 marks this layout.
+ *
+ * Invariants (checked, they throw): a checkpoint's offset and output sequence never go backwards
+ * for the same (view, version, topic, partition); at most one live version per view.
+ *
+ * Custom merges: the stored JSON text is read inside the flush transaction, merged in JS with the
+ * rule's `merge(stored, delta)`, and written back by the same upsert as every other column. A NULL
+ * on either side counts as "no state yet": the other side is kept and `merge` is not called.
+ *
+ * Thread-safety: none needed; better-sqlite3 is synchronous and the store is used from one thread.
+ * Every method does all its SQLite work synchronously, so no two transactions ever interleave.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { KappaError, ioError } from '../../errors.ts';
+import {
+  checkVersion,
+  checkViewName,
+  definitionJson,
+  parseDefinitionJson,
+  validateCheckpoints,
+  validateDeltas,
+  validateDefinition,
+} from '../definition.ts';
+import type { Checkpoint, MergeRule, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
+
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created if missing. */
+  path: string;
+  /** Read-only connections for `query` (default 1, at most READERS_MAX). */
+  readers?: number;
+  /** How long a statement waits for a lock held by another process before failing (default 5000). */
+  busyTimeoutMs?: number;
+  /** `query` fails rather than return more rows than this (default 100,000): add a LIMIT. */
+  queryRowsMax?: number;
+  /** The time source for `created_at` and `live_at` (default `Date.now`). */
+  clock?: { now(): number };
+}
+
+export const READERS_MAX = 16;
+export const QUERY_ROWS_MAX_DEFAULT = 100_000;
+const SCHEMA_VERSION = 1;
+/** After a checkpoint, the WAL file is truncated to this size so it does not stay at its peak. */
+const WAL_BYTES_LIMIT = 64 * 1024 * 1024;
+/** How a NULL key is bound (see ./sql.ts): the empty BLOB. */
+const NULL_KEY = Buffer.alloc(0);
+
+const CATALOG_SQL = `
+CREATE TABLE IF NOT EXISTS kappa_views (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('building', 'live', 'retired')),
+  fingerprint TEXT NOT NULL,
+  definition_json TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  live_at INTEGER,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS kappa_views_one_live ON kappa_views (name) WHERE state = 'live';
+CREATE TABLE IF NOT EXISTS kappa_checkpoints (
+  view TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  watermark REAL NOT NULL,
+  output_sequence INTEGER NOT NULL,
+  PRIMARY KEY (view, version, topic, "partition")
+) WITHOUT ROWID;
+`;
+
+interface CatalogRow {
+  name: string;
+  version: number;
+  state: ViewState;
+  fingerprint: string;
+  definition_json: string;
+  created_at: number;
+  live_at: number | null;
+}
+
+interface CheckpointRow {
+  topic: string;
+  partition: number;
+  offset: number;
+  watermark: number;
+  output_sequence: number;
+}
+
+/** The prepared statements of one version, built once and reused by every flush. */
+interface VersionHandle {
+  def: ViewDefinition;
+  upsert: Database.Statement<unknown[]>;
+  /** Reads the stored custom-merge columns by key; null when the view has none. */
+  selectCustom: Database.Statement<unknown[]> | null;
+  /** Indexes (into `stateColumns`) of the custom-merge columns. */
+  customIndexes: number[];
+  /** Reused parameter arrays (one row's keys and state; one row's keys) so a flush allocates none. */
+  params: unknown[];
+  keyParams: unknown[];
+}
+
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<ViewStore> {
+  return SqliteViewStore.open(opts);
+}
+
+class SqliteViewStore implements ViewStore {
+  private readonly handles = new Map<string, VersionHandle>();
+  private nextReader = 0;
+  private closed = false;
+  private readonly sql: ReturnType<typeof catalogStatements>;
+
+  private constructor(
+    private readonly writer: Database.Database,
+    private readonly readers: Database.Database[],
+    private readonly clock: { now(): number },
+    private readonly queryRowsMax: number,
+  ) {
+    this.sql = catalogStatements(writer);
+  }
+
+  static open(opts: SqliteStoreOptions): SqliteViewStore {
+    const readerCount = opts.readers ?? 1;
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    const queryRowsMax = opts.queryRowsMax ?? QUERY_ROWS_MAX_DEFAULT;
+    if (typeof opts.path !== 'string' || opts.path.length === 0 || opts.path === ':memory:' || opts.path.startsWith('file:')) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', 'The view store needs a database file path (readers open the same file, so ":memory:" cannot work).', { path: opts.path });
+    }
+    if (!Number.isSafeInteger(readerCount) || readerCount < 1 || readerCount > READERS_MAX) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `readers must be a whole number from 1 to ${READERS_MAX}.`, { readers: opts.readers });
+    }
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'busyTimeoutMs must be a whole number from 0.', { busyTimeoutMs });
+    if (!Number.isSafeInteger(queryRowsMax) || queryRowsMax < 1) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'queryRowsMax must be a whole number from 1.', { queryRowsMax });
+
+    const opened: Database.Database[] = [];
+    try {
+      mkdirSync(dirname(opts.path), { recursive: true });
+      const writer = new Database(opts.path, { timeout: busyTimeoutMs });
+      opened.push(writer);
+      prepareWriter(writer, opts.path);
+      // Readers open after the writer has created the file, the WAL and the catalog.
+      for (let i = 0; i < readerCount; i++) opened.push(new Database(opts.path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs }));
+      return new SqliteViewStore(writer, opened.slice(1), opts.clock ?? { now: Date.now }, queryRowsMax);
+    } catch (err) {
+      for (const db of opened.reverse()) db.close();
+      if (err instanceof KappaError || err instanceof Database.SqliteError) throw storageError(err, `open the view store at ${opts.path}`);
+      throw ioError(err, 'open the view store at', opts.path);
+    }
+  }
+
+  async ensureVersion(def: ViewDefinition): Promise<ViewVersionInfo> {
+    this.checkOpen();
+    validateDefinition(def);
+    const json = definitionJson(def);
+    this.write(`create view "${def.name}" v${def.version}`, () => this.ensureTx(def, json));
+    // Register (or re-register) the statements with this process's definition: it carries the
+    // custom merge functions, which the catalog cannot store.
+    this.handles.set(handleKey(def.name, def.version), this.prepareVersion(def));
+    return this.info(this.catalogRow(def.name, def.version));
+  }
+
+  private ensureTx(def: ViewDefinition, json: string): void {
+    const existing = this.sql.get.get(def.name, def.version) as CatalogRow | undefined;
+    if (existing !== undefined) {
+      if (existing.definition_json !== json) {
+        throw new KappaError(
+          'KAPPA_VIEW_CONFLICT',
+          `View "${def.name}" v${def.version} already exists with a different definition (fingerprint ${existing.fingerprint}, now ${def.fingerprint}). A changed view needs a new version number.`,
+          { view: def.name, version: def.version, stored: JSON.parse(existing.definition_json), given: JSON.parse(json) },
+        );
+      }
+      return;
+    }
+    this.writer.exec(createTableSql(def));
+    checkOutputSql(this.writer, def);
+    const live = this.sql.live.get(def.name) as CatalogRow | undefined;
+    const now = this.clock.now();
+    this.sql.insert.run(def.name, def.version, live === undefined ? 'live' : 'building', def.fingerprint, json, now, live === undefined ? now : null);
+    if (live === undefined) this.pointPublicView(def);
+  }
+
+  async flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void> {
+    this.checkOpen();
+    const handle = this.handle(name, version);
+    validateDeltas(handle.def, deltas);
+    validateCheckpoints(name, checkpoints);
+    this.write(`flush view "${name}" v${version}`, () => {
+      if (handle.selectCustom === null) applyDeltas(handle, deltas);
+      else applyCustomDeltas(handle, deltas);
+      for (const cp of checkpoints) this.saveCheckpoint(handle.def, cp);
+    });
+  }
+
+  /** Upserts one checkpoint; refuses (throws, rolling back the flush) if it would go backwards. */
+  private saveCheckpoint(def: ViewDefinition, cp: Checkpoint): void {
+    const result = this.sql.saveCheckpoint.run(def.name, def.version, cp.topic, cp.partition, cp.offset, cp.watermark, cp.outputSequence);
+    if (result.changes === 1) return;
+    const stored = this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow;
+    throw new Error(
+      `invariant: checkpoint of view "${def.name}" v${def.version} for ${cp.topic}/${cp.partition} would go backwards ` +
+        `(offset ${stored.offset} → ${cp.offset}, output sequence ${stored.output_sequence} → ${cp.outputSequence}); the flush was rolled back. ` +
+        'Two tasks may be writing the same partition.',
+    );
+  }
+
+  async checkpoints(name: string, version: number): Promise<Checkpoint[]> {
+    this.checkOpen();
+    this.catalogRow(name, version);
+    const rows = this.sql.checkpoints.all(name, version) as CheckpointRow[];
+    return rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, watermark: r.watermark, outputSequence: r.output_sequence }));
+  }
+
+  /**
+   * The definition from this process's `ensureVersion` if there was one (it carries the custom merge
+   * functions), else as the catalog stored it: custom merges then refuse to run until
+   * `ensureVersion` registers them again.
+   */
+  async definition(name: string, version: number): Promise<ViewDefinition | null> {
+    this.checkOpen();
+    checkViewName(name);
+    checkVersion(version);
+    const row = this.sql.get.get(name, version) as CatalogRow | undefined;
+    if (row === undefined) return null;
+    return this.handles.get(handleKey(name, version))?.def ?? parseDefinitionJson(row.definition_json);
+  }
+
+  async versions(): Promise<ViewVersionInfo[]> {
+    this.checkOpen();
+    return (this.sql.all.all() as CatalogRow[]).map((row) => this.info(row));
+  }
+
+  async makeLive(name: string, version: number): Promise<void> {
+    this.checkOpen();
+    this.write(`make view "${name}" v${version} live`, () => {
+      const row = this.catalogRow(name, version);
+      if (row.state === 'live') return;
+      this.sql.retire.run(name);
+      this.sql.setLive.run(this.clock.now(), name, version);
+      this.pointPublicView(parseDefinitionJson(row.definition_json));
+    });
+  }
+
+  async dropVersion(name: string, version: number): Promise<void> {
+    this.checkOpen();
+    this.write(`drop view "${name}" v${version}`, () => {
+      const row = this.catalogRow(name, version);
+      if (row.state === 'live') {
+        throw new KappaError(
+          'KAPPA_VIEW_CONFLICT',
+          `View "${name}" v${version} is live, so it cannot be dropped. Make another version live first (or roll back), then drop this one.`,
+          { view: name, version },
+        );
+      }
+      this.writer.exec(`DROP TABLE IF EXISTS ${tableIdent({ name: row.name, version })}`);
+      this.sql.dropCheckpoints.run(name, version);
+      this.sql.delete.run(name, version);
+    });
+    this.handles.delete(handleKey(name, version));
+  }
+
+  async query(sql: string, params: unknown[] = []): Promise<QueryResult> {
+    this.checkOpen();
+    if (typeof sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'A query must be a SQL string.', {});
+    if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Query parameters must be an array (positional parameters, `?`).', {});
+    const reader = this.readers[this.nextReader];
+    this.nextReader = (this.nextReader + 1) % this.readers.length;
+    let stmt: Database.Statement<unknown[]>;
+    try {
+      stmt = reader.prepare(sql);
+    } catch (err) {
+      throw sqlError(err);
+    }
+    // `readonly` is false for anything that writes the database; `reader` is false for statements
+    // that return nothing, which also catches those that change the connection instead (ATTACH,
+    // BEGIN, PRAGMA assignments). PRAGMA is refused outright: some assignments return a row.
+    if (!stmt.readonly || !stmt.reader || startsWithKeyword(sql, 'pragma')) {
+      throw new KappaError(
+        'KAPPA_QUERY_NOT_READ_ONLY',
+        'Queries are read-only: this statement would change data or the database connection, so it was not run. Use a single SELECT (or WITH … SELECT); for table information use SELECT * FROM pragma_table_info(\'<view>\').',
+        { sql: sql.slice(0, 200) },
+      );
+    }
+    const columns = stmt.columns().map((c) => c.name);
+    const rows: Record<string, unknown>[] = [];
+    try {
+      for (const row of stmt.iterate(...params) as IterableIterator<Record<string, unknown>>) {
+        if (rows.length === this.queryRowsMax) {
+          throw new KappaError('KAPPA_SQL_ERROR', `The query returns more than ${this.queryRowsMax} rows; add a LIMIT (and OFFSET to page).`, { rowsMax: this.queryRowsMax });
+        }
+        rows.push(row);
+      }
+    } catch (err) {
+      throw sqlError(err);
+    }
+    return { columns, rows };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handles.clear();
+    for (const reader of this.readers) reader.close();
+    this.writer.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('The view store is closed.');
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction on the writer; SQLite's storage errors become typed. */
+  private write<T>(action: string, fn: () => T): T {
+    try {
+      return this.writer.transaction(fn).immediate();
+    } catch (err) {
+      throw storageError(err, action);
+    }
+  }
+
+  /** Points the public SQL view at `def`'s table. Runs inside the caller's transaction. */
+  private pointPublicView(def: ViewDefinition): void {
+    this.writer.exec(`DROP VIEW IF EXISTS ${quoteIdent(def.name)}`);
+    this.writer.exec(`CREATE VIEW ${quoteIdent(def.name)} AS ${publicSelectSql(def)}`);
+  }
+
+  private catalogRow(name: string, version: number): CatalogRow {
+    checkViewName(name);
+    checkVersion(version);
+    const row = this.sql.get.get(name, version) as CatalogRow | undefined;
+    if (row === undefined) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${name}" v${version}.`, { view: name, version });
+    return row;
+  }
+
+  private info(row: CatalogRow): ViewVersionInfo {
+    const count = this.writer.prepare(`SELECT count(*) AS n FROM ${tableIdent({ name: row.name, version: row.version })}`).get() as { n: number };
+    return {
+      name: row.name,
+      version: row.version,
+      state: row.state,
+      fingerprint: row.fingerprint,
+      createdAtMs: row.created_at,
+      liveAtMs: row.live_at,
+      rows: count.n,
+    };
+  }
+
+  /** The version's prepared statements; built from the catalog if this process has not seen it. */
+  private handle(name: string, version: number): VersionHandle {
+    checkViewName(name);
+    checkVersion(version);
+    const key = handleKey(name, version);
+    let handle = this.handles.get(key);
+    if (handle === undefined) {
+      handle = this.prepareVersion(parseDefinitionJson(this.catalogRow(name, version).definition_json));
+      this.handles.set(key, handle);
+    }
+    return handle;
+  }
+
+  private prepareVersion(def: ViewDefinition): VersionHandle {
+    const customIndexes: number[] = [];
+    def.stateColumns.forEach((c, i) => c.merge.kind === 'custom' && customIndexes.push(i));
+    const width = def.keyColumns.length + def.stateColumns.length;
+    return {
+      def,
+      upsert: this.writer.prepare(upsertSql(def)),
+      selectCustom: customIndexes.length === 0 ? null : this.writer.prepare(selectCustomSql(def, customIndexes.map((i) => def.stateColumns[i].name))).raw(),
+      customIndexes,
+      params: new Array(width),
+      keyParams: new Array(def.keyColumns.length),
+    };
+  }
+}
+
+function catalogStatements(db: Database.Database) {
+  return {
+    get: db.prepare('SELECT * FROM kappa_views WHERE name = ? AND version = ?'),
+    live: db.prepare("SELECT * FROM kappa_views WHERE name = ? AND state = 'live'"),
+    all: db.prepare('SELECT * FROM kappa_views ORDER BY name, version'),
+    insert: db.prepare('INSERT INTO kappa_views (name, version, state, fingerprint, definition_json, created_at, live_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    retire: db.prepare("UPDATE kappa_views SET state = 'retired' WHERE name = ? AND state = 'live'"),
+    setLive: db.prepare("UPDATE kappa_views SET state = 'live', live_at = ? WHERE name = ? AND version = ?"),
+    delete: db.prepare('DELETE FROM kappa_views WHERE name = ? AND version = ?'),
+    checkpoints: db.prepare('SELECT topic, "partition", "offset", watermark, output_sequence FROM kappa_checkpoints WHERE view = ? AND version = ? ORDER BY topic, "partition"'),
+    checkpoint: db.prepare('SELECT "offset", output_sequence FROM kappa_checkpoints WHERE view = ? AND version = ? AND topic = ? AND "partition" = ?'),
+    saveCheckpoint: db.prepare(
+      'INSERT INTO kappa_checkpoints (view, version, topic, "partition", "offset", watermark, output_sequence) VALUES (?, ?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (view, version, topic, "partition") DO UPDATE SET "offset" = excluded."offset", watermark = excluded.watermark, output_sequence = excluded.output_sequence ' +
+        'WHERE excluded."offset" >= kappa_checkpoints."offset" AND excluded.output_sequence >= kappa_checkpoints.output_sequence',
+    ),
+    dropCheckpoints: db.prepare('DELETE FROM kappa_checkpoints WHERE view = ? AND version = ?'),
+  };
+}
+
+/** WAL + NORMAL (see the file comment), the layout version, and the catalog. */
+function prepareWriter(db: Database.Database, path: string): void {
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (mode !== 'wal') throw new KappaError('KAPPA_IO_ERROR', `The view store at ${path} cannot use WAL mode (got "${String(mode)}"); put it on a local file system.`, { path });
+  db.pragma('synchronous = NORMAL');
+  db.pragma(`journal_size_limit = ${WAL_BYTES_LIMIT}`);
+  const layout = db.pragma('user_version', { simple: true }) as number;
+  if (layout > SCHEMA_VERSION) {
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `The view store at ${path} was written by a newer Kappa (layout ${layout}, this one knows ${SCHEMA_VERSION}); upgrade Kappa.`, { path, layout });
+  }
+  db.transaction(() => {
+    db.exec(CATALOG_SQL);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** Prepares the public SELECT so a bad output expression is refused when the version is created. */
+function checkOutputSql(db: Database.Database, def: ViewDefinition): void {
+  try {
+    db.prepare(publicSelectSql(def));
+  } catch (err) {
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The output columns of view "${def.name}" v${def.version} are not valid SQL over its key and state columns: ${(err as Error).message}`,
+      { view: def.name, version: def.version },
+      err,
+    );
+  }
+}
+
+/**
+ * The common case, no custom merges: one prepared single-row upsert per delta. (Multi-row VALUES
+ * statements were measured: up to 1.5x faster when most rows already exist and 8 rows per
+ * statement, but slower from 16 rows on and slower for mostly-new rows, so not worth the code.)
+ */
+function applyDeltas(h: VersionHandle, deltas: readonly RowDelta[]): void {
+  const nk = h.def.keyColumns.length;
+  const ns = h.def.stateColumns.length;
+  const params = h.params;
+  const upsert = h.upsert;
+  for (let i = 0; i < deltas.length; i++) {
+    fillRow(params, deltas[i], nk, ns);
+    upsert.run(params);
+  }
+}
+
+function fillRow(params: unknown[], delta: RowDelta, nk: number, ns: number): void {
+  const key = delta.key;
+  const state = delta.state;
+  for (let k = 0; k < nk; k++) params[k] = key[k] ?? NULL_KEY;
+  for (let s = 0; s < ns; s++) params[nk + s] = state[s];
+}
+
+/** Views with custom merges: per row, read the stored custom state, merge in JS, then upsert. */
+function applyCustomDeltas(h: VersionHandle, deltas: readonly RowDelta[]): void {
+  const nk = h.def.keyColumns.length;
+  const ns = h.def.stateColumns.length;
+  const selectCustom = h.selectCustom as Database.Statement<unknown[]>;
+  for (const delta of deltas) {
+    for (let k = 0; k < nk; k++) h.keyParams[k] = delta.key[k] ?? NULL_KEY;
+    const stored = selectCustom.get(h.keyParams) as unknown[] | undefined;
+    fillRow(h.params, delta, nk, ns);
+    for (let j = 0; j < h.customIndexes.length; j++) {
+      const s = h.customIndexes[j];
+      const column = h.def.stateColumns[s];
+      h.params[nk + s] = mergeCustom(h.def, column.name, column.merge, stored === undefined ? null : (stored[j] as string | null), delta.state[s]);
+    }
+    h.upsert.run(h.params);
+  }
+}
+
+/** Merges one custom column: stored JSON text + a delta value → JSON text (NULL = no state yet). */
+function mergeCustom(def: ViewDefinition, column: string, rule: MergeRule, stored: string | null, delta: unknown): string | null {
+  if (delta === null || delta === undefined) return stored;
+  const merged = stored === null ? delta : (rule as Extract<MergeRule, { kind: 'custom' }>).merge(JSON.parse(stored), delta);
+  if (merged === null || merged === undefined) return null;
+  try {
+    return JSON.stringify(merged);
+  } catch (err) {
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `The custom state of column "${column}" of view "${def.name}" v${def.version} cannot be stored as JSON: ${(err as Error).message}`, { view: def.name, column }, err);
+  }
+}
+
+function handleKey(name: string, version: number): string {
+  return `${name.toLowerCase()}\u0000${version}`;
+}
+
+/** A driver error from `query` as KAPPA_SQL_ERROR with SQLite's message; Kappa errors pass. */
+function sqlError(err: unknown): KappaError {
+  if (err instanceof KappaError) return err;
+  const code = (err as { code?: unknown }).code;
+  return new KappaError('KAPPA_SQL_ERROR', `SQL error: ${(err as Error)?.message ?? String(err)}`, typeof code === 'string' ? { sqliteCode: code } : {}, err);
+}
+
+/** SQLite's storage failures on the writer as typed errors; anything else passes unchanged. */
+function storageError(err: unknown, action: string): unknown {
+  if (!(err instanceof Database.SqliteError)) return err;
+  const details = { sqliteCode: err.code };
+  if (err.code === 'SQLITE_FULL') return new KappaError('KAPPA_DISK_FULL', `The disk is full: could not ${action}. Free some space and retry; nothing was changed.`, details, err);
+  if (err.code.startsWith('SQLITE_BUSY') || err.code.startsWith('SQLITE_LOCKED')) {
+    return new KappaError('KAPPA_DATA_DIR_LOCKED', `Could not ${action}: another process holds the view store's write lock (${err.message}).`, details, err);
+  }
+  if (err.code.startsWith('SQLITE_CORRUPT') || err.code === 'SQLITE_NOTADB') {
+    return new KappaError('KAPPA_CORRUPT_DATA', `Could not ${action}: the view store is damaged (${err.message}). Views can be rebuilt from the log.`, details, err);
+  }
+  if (err.code.startsWith('SQLITE_IOERR') || err.code.startsWith('SQLITE_CANTOPEN') || err.code.startsWith('SQLITE_READONLY')) {
+    return new KappaError('KAPPA_IO_ERROR', `Could not ${action}: ${err.message}`, details, err);
+  }
+  return err;
+}

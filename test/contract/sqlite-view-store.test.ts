@@ -1,0 +1,193 @@
+/**
+ * Runs the ViewStore contract on the SQLite adapter with real database files in a temp dir, then
+ * checks what only SQLite has: the on-disk encoding, WAL, its dialect's writes, lock handling.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { isKappaError } from '../../src/errors.ts';
+import { type ViewDefinition, type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type ViewStoreHarness, viewStoreContract } from './view-store.contract.ts';
+
+const root = fs.mkdtempSync(join(tmpdir(), 'kappa-view-store-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+let seq = 0;
+
+async function openHarness(opts: { readers?: number; busyTimeoutMs?: number } = {}): Promise<ViewStoreHarness & { path: string }> {
+  const dir = join(root, String(seq++));
+  const path = join(dir, 'views.sqlite');
+  let current = await openSqliteStore({ path, ...opts });
+  return {
+    path,
+    get store() {
+      return current;
+    },
+    async reopen() {
+      await current.close();
+      current = await openSqliteStore({ path, ...opts });
+      return current;
+    },
+    async cleanup() {
+      await current.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+    dialectWrites: [
+      `ATTACH '${join(dir, 'other.sqlite')}' AS other`,
+      'DETACH main',
+      'PRAGMA user_version = 7',
+      'PRAGMA journal_mode = DELETE',
+      'PRAGMA locking_mode = EXCLUSIVE',
+      'PRAGMA query_only = 0',
+      '/* comment */ pragma writable_schema = 1',
+      'BEGIN',
+      'BEGIN IMMEDIATE',
+      'SAVEPOINT s',
+      `VACUUM INTO '${join(dir, 'copy.sqlite')}'`,
+      'VACUUM',
+      'ANALYZE',
+      'REINDEX',
+      'REPLACE INTO sales__v1 (region, year, total, orders) VALUES (\'x\', 1, 1, 1)',
+      'WITH x AS (SELECT 1) DELETE FROM sales__v1',
+      'CREATE TEMP TABLE t (x)',
+      "CREATE TRIGGER evil AFTER INSERT ON kappa_views BEGIN DELETE FROM kappa_checkpoints; END",
+    ],
+  };
+}
+
+viewStoreContract('SQLite', () => openHarness());
+viewStoreContract('SQLite with 3 readers', () => openHarness({ readers: 3 }));
+
+const def: ViewDefinition = {
+  name: 'sales',
+  version: 1,
+  fingerprint: 'fp',
+  keyColumns: [
+    { name: 'region', type: 'TEXT' },
+    { name: 'year', type: 'INTEGER' },
+  ],
+  stateColumns: [{ name: 'total', type: 'REAL', merge: { kind: 'add' } }],
+  outputColumns: [{ name: 'total', sql: 'total' }],
+};
+
+describe('SQLite view store', () => {
+  async function withStore(fn: (store: ViewStore, path: string) => Promise<void>, opts: { busyTimeoutMs?: number } = {}): Promise<void> {
+    const h = await openHarness(opts);
+    try {
+      await fn(h.store, h.path);
+    } finally {
+      await h.cleanup();
+    }
+  }
+
+  test('the database is in WAL mode and keeps the catalog tables the design names', async () => {
+    await withStore(async (store, path) => {
+      const raw = new Database(path, { readonly: true });
+      try {
+        assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+      } finally {
+        raw.close();
+      }
+      const columns = async (table: string) => (await store.query('SELECT name FROM pragma_table_info(?) ORDER BY cid', [table])).rows.map((r) => r.name);
+      assert.deepEqual(await columns('kappa_views'), ['name', 'version', 'state', 'fingerprint', 'definition_json', 'created_at', 'live_at']);
+      assert.deepEqual(await columns('kappa_checkpoints'), ['view', 'version', 'topic', 'partition', 'offset', 'watermark', 'output_sequence']);
+    });
+  });
+
+  test('a version is a typed table keyed by its key columns, and a NULL key is stored as the empty BLOB', async () => {
+    await withStore(async (store) => {
+      await store.ensureVersion(def);
+      await store.flush('sales', 1, [{ key: [null, 2024], state: [1] }, { key: ['', 2024], state: [2] }], []);
+      const info = await store.query('SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid', ['sales__v1']);
+      assert.deepEqual(info.rows, [
+        { name: 'region', type: 'TEXT', pk: 1 },
+        { name: 'year', type: 'INTEGER', pk: 2 },
+        { name: 'total', type: 'REAL', pk: 0 },
+      ]);
+      const stored = await store.query('SELECT typeof(region) AS t, total FROM sales__v1 ORDER BY total');
+      assert.deepEqual(stored.rows, [
+        { t: 'blob', total: 1 },
+        { t: 'text', total: 2 },
+      ]);
+    });
+  });
+
+  test('queries and flushes do not wait for each other; another process holding the write lock fails a flush with KAPPA_DATA_DIR_LOCKED', async () => {
+    await withStore(
+      async (store, path) => {
+        await store.ensureVersion(def);
+        await store.flush('sales', 1, [{ key: ['eu', 2024], state: [1] }], []);
+        const other = new Database(path);
+        try {
+          other.exec('BEGIN IMMEDIATE');
+          other.exec("INSERT INTO sales__v1 VALUES ('us', 2024, 5)");
+          const t0 = Date.now();
+          assert.deepEqual((await store.query('SELECT region FROM sales')).rows, [{ region: 'eu' }], 'the reader sees the last committed state');
+          assert.ok(Date.now() - t0 < 40, 'the reader did not wait for the lock');
+          await assert.rejects(store.flush('sales', 1, [{ key: ['eu', 2024], state: [1] }], []), (err: unknown) => isKappaError(err, 'KAPPA_DATA_DIR_LOCKED'));
+          other.exec('ROLLBACK');
+        } finally {
+          other.close();
+        }
+        await store.flush('sales', 1, [{ key: ['eu', 2024], state: [1] }], []);
+        assert.deepEqual((await store.query('SELECT region, total FROM sales')).rows, [{ region: 'eu', total: 2 }]);
+      },
+      { busyTimeoutMs: 50 },
+    );
+  });
+
+  test('after a reopen, a version with a custom merge refuses to flush until ensureVersion registers the merge again', async () => {
+    const h = await openHarness();
+    try {
+      const custom: ViewDefinition = {
+        ...def,
+        name: 'sets',
+        stateColumns: [{ name: 'items', type: 'TEXT', merge: { kind: 'custom', merge: (a, b) => [...(a as number[]), ...(b as number[])] } }],
+        outputColumns: [{ name: 'items', sql: 'items' }],
+      };
+      await h.store.ensureVersion(custom);
+      await h.store.flush('sets', 1, [{ key: ['eu', 1], state: [[1]] }], []);
+      const store = await h.reopen();
+      assert.equal((await store.definition('sets', 1))?.stateColumns[0].merge.kind, 'custom');
+      await assert.rejects(store.flush('sets', 1, [{ key: ['eu', 1], state: [[2]] }], []), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && /ensureVersion/.test(err.message));
+      await store.ensureVersion(custom);
+      await store.flush('sets', 1, [{ key: ['eu', 1], state: [[2]] }], []);
+      assert.deepEqual((await store.query('SELECT items FROM sets')).rows, [{ items: '[1,2]' }]);
+      assert.equal(await store.definition('sets', 2), null);
+    } finally {
+      await h.cleanup();
+    }
+  });
+
+  test('a query returning more than queryRowsMax rows fails and asks for a LIMIT', async () => {
+    const path = join(root, `rows-max-${seq++}`, 'views.sqlite');
+    const store = await openSqliteStore({ path, queryRowsMax: 3 });
+    try {
+      const upTo = (n: number) => `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${n}) SELECT x FROM n`;
+      assert.equal((await store.query(upTo(3))).rows.length, 3);
+      await assert.rejects(
+        store.query(upTo(4)),
+        (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR') && /LIMIT/.test(err.message),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('options out of range are refused', async () => {
+    const path = join(root, `opts-${seq++}`, 'views.sqlite');
+    for (const opts of [{ path: ':memory:' }, { path, readers: 0 }, { path, readers: 17 }, { path, queryRowsMax: 0 }]) {
+      await assert.rejects(openSqliteStore(opts), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT'));
+    }
+  });
+
+  test('a store refuses calls once closed', async () => {
+    const path = join(root, `closed-${seq++}`, 'views.sqlite');
+    const store = await openSqliteStore({ path });
+    await store.close();
+    await store.close();
+    await assert.rejects(store.query('SELECT 1'), /closed/);
+  });
+});

@@ -1,0 +1,578 @@
+/**
+ * The `ViewStore` contract: what every adapter (SQLite now, PostgreSQL later) must do, written
+ * against the port only. An adapter's test file calls `viewStoreContract` with a factory that opens
+ * a fresh, empty store on real storage.
+ *
+ * What it pins down: versions (create, idempotency, conflicts, live/building/retired, swap, drop),
+ * how each merge rule folds deltas (within one flush and across flushes, with NULLs), checkpoints
+ * committed with the rows and kept across reopen, all-or-nothing flushes, and read-only queries
+ * that never wait for the writer.
+ */
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type ErrorCode, isKappaError } from '../../src/errors.ts';
+import type { Checkpoint, QueryResult, RowDelta, ViewDefinition, ViewStore } from '../../src/view/index.ts';
+
+export interface ViewStoreHarness {
+  store: ViewStore;
+  /** Closes the store last returned and opens a new one on the same data. */
+  reopen(): Promise<ViewStore>;
+  /** Closes whatever is open and removes the data. */
+  cleanup(): Promise<void>;
+  /**
+   * Statements in the adapter's SQL dialect that would change data or the reader's connection
+   * (for SQLite: ATTACH, PRAGMA assignments, BEGIN, VACUUM INTO); `query` must refuse each one.
+   */
+  dialectWrites?: string[];
+}
+
+// ---- definitions and helpers ---------------------------------------------------------------
+
+function salesDef(version = 1, over: Partial<ViewDefinition> = {}): ViewDefinition {
+  return {
+    name: 'sales',
+    version,
+    fingerprint: `sales-fp-${version}`,
+    keyColumns: [
+      { name: 'region', type: 'TEXT' },
+      { name: 'year', type: 'INTEGER' },
+    ],
+    stateColumns: [
+      { name: 'total', type: 'REAL', merge: { kind: 'add' } },
+      { name: 'orders', type: 'INTEGER', merge: { kind: 'add' } },
+    ],
+    outputColumns: [
+      { name: 'total', sql: 'total' },
+      { name: 'orders', sql: 'orders' },
+      { name: 'avg_amount', sql: 'total / NULLIF(orders, 0)' },
+    ],
+    ...over,
+  };
+}
+
+/** One column per merge rule. The `by` columns come first so SET order cannot matter. */
+function rulesDef(): ViewDefinition {
+  return {
+    name: 'rules',
+    version: 1,
+    fingerprint: 'rules-fp',
+    keyColumns: [{ name: 'k', type: 'TEXT' }],
+    stateColumns: [
+      { name: 'first_time', type: 'INTEGER', merge: { kind: 'min' } },
+      { name: 'last_time', type: 'INTEGER', merge: { kind: 'max' } },
+      { name: 'first_v', type: 'TEXT', merge: { kind: 'earliest', by: 'first_time' } },
+      { name: 'last_v', type: 'TEXT', merge: { kind: 'latest', by: 'last_time' } },
+      { name: 'lo', type: 'REAL', merge: { kind: 'min' } },
+      { name: 'hi', type: 'REAL', merge: { kind: 'max' } },
+    ],
+    outputColumns: ['first_v', 'first_time', 'last_v', 'last_time', 'lo', 'hi'].map((c) => ({ name: `out_${c}`, sql: c })),
+  };
+}
+
+/** A custom mergeable aggregate: the sorted set of tags seen, stored as JSON. */
+function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): ViewDefinition {
+  return {
+    name: 'tags',
+    version: 1,
+    fingerprint: 'tags-fp',
+    keyColumns: [{ name: 'user_id', type: 'INTEGER' }],
+    stateColumns: [
+      { name: 'events', type: 'INTEGER', merge: { kind: 'add' } },
+      {
+        name: 'tags',
+        type: 'TEXT',
+        merge: {
+          kind: 'custom',
+          merge: (stored, delta) => {
+            onMerge(stored, delta);
+            return [...new Set([...(stored as string[]), ...(delta as string[])])].sort();
+          },
+        },
+      },
+    ],
+    outputColumns: [
+      { name: 'events', sql: 'events' },
+      { name: 'tags', sql: 'tags' },
+      { name: 'tag_count', sql: 'json_array_length(tags)' },
+    ],
+  };
+}
+
+const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
+const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
+
+async function rowsOf(store: ViewStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
+  return (await store.query(sql, params)).rows;
+}
+
+/** Rows of `view` as plain objects in key order, for comparing whole states. */
+async function snapshot(store: ViewStore, view = 'sales'): Promise<Record<string, unknown>[]> {
+  return rowsOf(store, `SELECT * FROM ${view} ORDER BY 1, 2`);
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isKappaError(err), `expected a KappaError ${code}, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+// ---- the suite -----------------------------------------------------------------------------
+
+export function viewStoreContract(name: string, open: () => Promise<ViewStoreHarness>): void {
+  describe(`ViewStore contract: ${name}`, () => {
+    let h: ViewStoreHarness;
+    let store: ViewStore;
+
+    beforeEach(async () => {
+      h = await open();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    describe('versions', () => {
+      test('the first version of a view becomes live, with a public SQL view of its key and output columns', async () => {
+        const info = await store.ensureVersion(salesDef());
+        assert.equal(info.state, 'live');
+        assert.equal(info.version, 1);
+        assert.equal(info.fingerprint, 'sales-fp-1');
+        assert.equal(info.rows, 0);
+        assert.equal(typeof info.liveAtMs, 'number');
+        const result = await store.query('SELECT * FROM sales');
+        assert.deepEqual(result, { columns: ['region', 'year', 'total', 'orders', 'avg_amount'], rows: [] });
+      });
+
+      test('ensureVersion is idempotent: the same definition again changes nothing', async () => {
+        const first = await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(1)]);
+        const again = await store.ensureVersion(salesDef());
+        assert.deepEqual(again, { ...first, rows: 1 });
+        assert.equal((await store.versions()).length, 1);
+        assert.deepEqual(await snapshot(store), [{ region: 'eu', year: 2024, total: 10, orders: 1, avg_amount: 10 }]);
+      });
+
+      test('ensureVersion refuses a different definition under an existing name and version', async () => {
+        await store.ensureVersion(salesDef());
+        await rejectsWith(store.ensureVersion(salesDef(1, { fingerprint: 'other' })), 'KAPPA_VIEW_CONFLICT', /sales/);
+        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'total', sql: 'total' }] })), 'KAPPA_VIEW_CONFLICT');
+        const [info] = await store.versions();
+        assert.equal(info.fingerprint, 'sales-fp-1');
+        assert.deepEqual((await store.query('SELECT * FROM sales')).columns, ['region', 'year', 'total', 'orders', 'avg_amount']);
+      });
+
+      test('a later version is created building while the live one keeps serving', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], []);
+        const v2 = await store.ensureVersion(salesDef(2));
+        assert.equal(v2.state, 'building');
+        assert.equal(v2.liveAtMs, null);
+        await store.flush('sales', 2, [sale('us', 2024, 99)], []);
+        assert.deepEqual(await snapshot(store), [{ region: 'eu', year: 2024, total: 10, orders: 1, avg_amount: 10 }]);
+      });
+
+      test('versions lists every version of every view with its state and row count', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2));
+        await store.ensureVersion(rulesDef());
+        await store.flush('sales', 2, [sale('eu', 2024, 1), sale('us', 2024, 2), sale('eu', 2024, 3)], []);
+        const got = (await store.versions()).map((v) => [v.name, v.version, v.state, v.rows]);
+        assert.deepEqual(
+          got.sort((a, b) => String(a[0]).localeCompare(String(b[0])) || Number(a[1]) - Number(b[1])),
+          [
+            ['rules', 1, 'live', 0],
+            ['sales', 1, 'live', 0],
+            ['sales', 2, 'building', 2],
+          ],
+        );
+      });
+
+      test('names that are not plain SQL identifiers are refused and nothing is created', async () => {
+        for (const bad of ['drop table x', 'a-b', '1abc', 'x"y', 'sales;--', '', 'kappa_views', 'sales__v1']) {
+          await rejectsWith(store.ensureVersion(salesDef(1, { name: bad })), 'KAPPA_INVALID_ARGUMENT');
+        }
+        await rejectsWith(store.ensureVersion(salesDef(1, { keyColumns: [{ name: 'region name', type: 'TEXT' }] })), 'KAPPA_INVALID_ARGUMENT', /region name/);
+        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'x"; DROP TABLE y; --', sql: '1' }] })), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(store.ensureVersion(salesDef(0)), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(store.flush('no such', 1, [], []), 'KAPPA_INVALID_ARGUMENT');
+        assert.deepEqual(await store.versions(), []);
+      });
+
+      test('an output expression that is not valid SQL is refused when the version is created', async () => {
+        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'bad', sql: 'no_such_column + 1' }] })), 'KAPPA_INVALID_ARGUMENT', /bad|no_such_column/);
+        assert.deepEqual(await store.versions(), []);
+        await store.ensureVersion(salesDef(1));
+      });
+    });
+
+    describe('flush merges deltas by each column’s rule', () => {
+      test('add merges within one flush and across flushes for the same key', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10), sale('us', 2024, 5), sale('eu', 2024, 2.5, 2)], [cp(3)]);
+        await store.flush('sales', 1, [sale('eu', 2024, 7.5, 1), sale('eu', 2023, 1)], [cp(5)]);
+        assert.deepEqual(await snapshot(store), [
+          { region: 'eu', year: 2023, total: 1, orders: 1, avg_amount: 1 },
+          { region: 'eu', year: 2024, total: 20, orders: 4, avg_amount: 5 },
+          { region: 'us', year: 2024, total: 5, orders: 1, avg_amount: 5 },
+        ]);
+      });
+
+      test('add counts a NULL on either side as nothing added', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [{ key: ['eu', 2024], state: [null, 1] }], []);
+        await store.flush('sales', 1, [{ key: ['eu', 2024], state: [5, 1] }, { key: ['eu', 2024], state: [null, 1] }], []);
+        assert.deepEqual(await rowsOf(store, 'SELECT total, orders FROM sales'), [{ total: 5, orders: 3 }]);
+      });
+
+      test('min and max keep the smaller and the larger value and ignore NULL on either side', async () => {
+        await store.ensureVersion(rulesDef());
+        const d = (k: string, lo: number | null, hi: number | null): RowDelta => ({ key: [k], state: [null, null, null, null, lo, hi] });
+        await store.flush('rules', 1, [d('a', null, null), d('b', 5, 5)], []);
+        await store.flush('rules', 1, [d('a', 3, 3), d('b', null, null), d('a', 4, 4), d('b', 2, 9)], []);
+        await store.flush('rules', 1, [d('a', -1, 1)], []);
+        assert.deepEqual(await rowsOf(store, 'SELECT k, out_lo AS lo, out_hi AS hi FROM rules ORDER BY k'), [
+          { k: 'a', lo: -1, hi: 4 },
+          { k: 'b', lo: 2, hi: 9 },
+        ]);
+      });
+
+      test('earliest and latest take the delta’s value when its by-value is smaller or larger than the stored one', async () => {
+        await store.ensureVersion(rulesDef());
+        // state: first_time, last_time, first_v, last_v, lo, hi
+        const d = (t: number | null, v: string): RowDelta => ({ key: ['k'], state: [t, t, v, v, null, null] });
+        const read = async () => (await rowsOf(store, 'SELECT out_first_v AS fv, out_first_time AS ft, out_last_v AS lv, out_last_time AS lt FROM rules'))[0];
+        await store.flush('rules', 1, [d(20, 'b')], []);
+        await store.flush('rules', 1, [d(10, 'a')], []);
+        assert.deepEqual(await read(), { fv: 'a', ft: 10, lv: 'b', lt: 20 });
+        await store.flush('rules', 1, [d(30, 'c'), d(15, 'x')], []);
+        assert.deepEqual(await read(), { fv: 'a', ft: 10, lv: 'c', lt: 30 });
+        // A tie keeps the first value seen for earliest and takes the last one seen for latest.
+        await store.flush('rules', 1, [d(10, 'tie'), d(30, 'tie')], []);
+        assert.deepEqual(await read(), { fv: 'a', ft: 10, lv: 'tie', lt: 30 });
+        // A delta without a by-value carries no time, so it never wins.
+        await store.flush('rules', 1, [d(null, 'untimed')], []);
+        assert.deepEqual(await read(), { fv: 'a', ft: 10, lv: 'tie', lt: 30 });
+      });
+
+      test('a custom merge reads the stored JSON state, merges it in JS and writes it back', async () => {
+        const seen: unknown[] = [];
+        await store.ensureVersion(tagsDef((stored, delta) => seen.push([stored, delta])));
+        await store.flush('tags', 1, [{ key: [1], state: [1, ['b']] }], []);
+        assert.deepEqual(seen, [], 'a new row takes the delta as its state without a merge');
+        await store.flush('tags', 1, [{ key: [1], state: [2, ['a', 'b']] }, { key: [2], state: [1, ['z']] }, { key: [1], state: [1, ['c']] }], []);
+        assert.deepEqual(seen, [
+          [['b'], ['a', 'b']],
+          [['a', 'b'], ['c']],
+        ]);
+        await store.flush('tags', 1, [{ key: [2], state: [1, null] }], []);
+        const rows = await rowsOf(store, 'SELECT user_id, events, tags, tag_count FROM tags ORDER BY user_id');
+        assert.deepEqual(
+          rows.map((r) => ({ ...r, tags: JSON.parse(r.tags as string) })),
+          [
+            { user_id: 1, events: 4, tags: ['a', 'b', 'c'], tag_count: 3 },
+            { user_id: 2, events: 2, tags: ['z'], tag_count: 1 },
+          ],
+        );
+      });
+
+      test('NULL group keys merge into one row, apart from empty strings and zeros, and read back as NULL', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale(null, null, 1), sale('', 0, 10), sale(null, 0, 100)], []);
+        await store.flush('sales', 1, [sale(null, null, 2), sale('', 0, 20), sale(null, 0, 200), sale(null, null, 4)], []);
+        const rows = await rowsOf(store, 'SELECT region, year, total, orders FROM sales ORDER BY region IS NULL, region, year IS NULL, year');
+        assert.deepEqual(rows, [
+          { region: '', year: 0, total: 30, orders: 2 },
+          { region: null, year: 0, total: 300, orders: 2 },
+          { region: null, year: null, total: 7, orders: 3 },
+        ]);
+        assert.equal((await rowsOf(store, 'SELECT count(*) AS n FROM sales WHERE region IS NULL'))[0].n, 2);
+        assert.equal((await store.versions())[0].rows, 3);
+      });
+
+      test('a view without key columns keeps exactly one row', async () => {
+        await store.ensureVersion({
+          name: 'totals',
+          version: 1,
+          fingerprint: 'totals-fp',
+          keyColumns: [],
+          stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }],
+          outputColumns: [{ name: 'events', sql: 'n' }],
+        });
+        await store.flush('totals', 1, [{ key: [], state: [2] }, { key: [], state: [3] }], []);
+        await store.flush('totals', 1, [{ key: [], state: [5] }], []);
+        assert.deepEqual(await store.query('SELECT * FROM totals'), { columns: ['events'], rows: [{ events: 10 }] });
+      });
+
+      test('window bounds are part of the row key', async () => {
+        await store.ensureVersion({
+          name: 'per_minute',
+          version: 1,
+          fingerprint: 'pm-fp',
+          keyColumns: [
+            { name: 'region', type: 'TEXT' },
+            { name: 'window_start', type: 'INTEGER' },
+            { name: 'window_end', type: 'INTEGER' },
+          ],
+          stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }],
+          outputColumns: [{ name: 'n', sql: 'n' }],
+        });
+        const d = (start: number, n: number): RowDelta => ({ key: ['eu', start, start + 60_000], state: [n] });
+        await store.flush('per_minute', 1, [d(0, 1), d(60_000, 2)], []);
+        await store.flush('per_minute', 1, [d(0, 3)], []);
+        assert.deepEqual(await rowsOf(store, 'SELECT * FROM per_minute ORDER BY window_start'), [
+          { region: 'eu', window_start: 0, window_end: 60_000, n: 4 },
+          { region: 'eu', window_start: 60_000, window_end: 120_000, n: 2 },
+        ]);
+      });
+    });
+
+    describe('checkpoints', () => {
+      test('checkpoints are committed with the deltas and survive reopening the store', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(7, 0, 5_000, 3), cp(2, 1, -Infinity)]);
+        const before = await snapshot(store);
+        store = await h.reopen();
+        assert.deepEqual(await snapshot(store), before);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(7, 0, 5_000, 3), cp(2, 1, -Infinity)]);
+        // Flushing goes on after a reopen.
+        await store.flush('sales', 1, [sale('eu', 2024, 5)], [cp(9, 0, 6_000, 4)]);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(9, 0, 6_000, 4), cp(2, 1, -Infinity)]);
+        assert.equal((await snapshot(store))[0].total, 15);
+      });
+
+      test('a checkpoint can advance without deltas, and the same offset may be written again', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [], [cp(10)]);
+        await store.flush('sales', 1, [], [cp(10, 0, 2_000)]);
+        await store.flush('sales', 1, [], [cp(12)]);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(12)]);
+      });
+
+      test('checkpoints belong to one version', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2));
+        await store.flush('sales', 1, [], [cp(50)]);
+        await store.flush('sales', 2, [], [cp(3)]);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(50)]);
+        assert.deepEqual(await store.checkpoints('sales', 2), [cp(3)]);
+        await rejectsWith(store.checkpoints('sales', 3), 'KAPPA_UNKNOWN_VIEW');
+      });
+    });
+
+    describe('a flush is all or nothing', () => {
+      async function seeded(): Promise<{ rows: Record<string, unknown>[]; cps: Checkpoint[] }> {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10), sale('us', 2024, 1)], [cp(10)]);
+        return { rows: await snapshot(store), cps: await store.checkpoints('sales', 1) };
+      }
+
+      async function unchanged(before: { rows: Record<string, unknown>[]; cps: Checkpoint[] }): Promise<void> {
+        assert.deepEqual(await snapshot(store), before.rows);
+        assert.deepEqual(await store.checkpoints('sales', 1), before.cps);
+      }
+
+      test('a delta of the wrong arity fails the flush: neither rows nor checkpoints change', async () => {
+        const before = await seeded();
+        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu', 2024], state: [1] }], [cp(20)]), 'KAPPA_INVALID_ARGUMENT', /Delta 1/);
+        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu'], state: [1, 1] }], [cp(20)]), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), sale('eu', 2024, Number.NaN)], [cp(20)]), 'KAPPA_INVALID_ARGUMENT', /total/);
+        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5)], [{ ...cp(20), partition: -1 }]), 'KAPPA_INVALID_ARGUMENT');
+        await unchanged(before);
+      });
+
+      test('a checkpoint that would go backwards fails the flush and its deltas are rolled back', async () => {
+        const before = await seeded();
+        await assert.rejects(store.flush('sales', 1, [sale('eu', 2024, 5), sale('asia', 2024, 5)], [cp(11, 1), cp(9)]), /backwards/);
+        await assert.rejects(store.flush('sales', 1, [sale('eu', 2024, 5)], [cp(12), cp(11)]), /backwards/);
+        await unchanged(before);
+      });
+
+      test('an output sequence that would go backwards fails the flush', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [], [cp(5, 0, 0, 10)]);
+        await assert.rejects(store.flush('sales', 1, [sale('eu', 2024, 5)], [cp(6, 0, 0, 9)]), /backwards/);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(5, 0, 0, 10)]);
+        assert.deepEqual(await snapshot(store), []);
+      });
+
+      test('a custom merge that throws midway rolls back the rows already written by that flush', async () => {
+        let fail = false;
+        await store.ensureVersion(
+          tagsDef(() => {
+            if (fail) throw new Error('merge exploded');
+          }),
+        );
+        await store.flush('tags', 1, [{ key: [1], state: [1, ['a']] }], [cp(1)]);
+        const before = { rows: await snapshot(store, 'tags'), cps: await store.checkpoints('tags', 1) };
+        fail = true;
+        await assert.rejects(store.flush('tags', 1, [{ key: [2], state: [1, ['new']] }, { key: [1], state: [1, ['b']] }], [cp(2)]), /merge exploded/);
+        assert.deepEqual(await snapshot(store, 'tags'), before.rows);
+        assert.deepEqual(await store.checkpoints('tags', 1), before.cps);
+      });
+
+      test('a flush to an unknown view or version is refused with KAPPA_UNKNOWN_VIEW', async () => {
+        await store.ensureVersion(salesDef());
+        await rejectsWith(store.flush('nosuch', 1, [], [cp(1)]), 'KAPPA_UNKNOWN_VIEW');
+        await rejectsWith(store.flush('sales', 2, [sale('eu', 2024, 1)], []), 'KAPPA_UNKNOWN_VIEW');
+      });
+    });
+
+    describe('makeLive and dropVersion', () => {
+      async function twoVersions(): Promise<void> {
+        await store.ensureVersion(salesDef(1));
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(1)]);
+        await store.ensureVersion(salesDef(2, { outputColumns: [{ name: 'revenue', sql: 'total * 2' }] }));
+        await store.flush('sales', 2, [sale('eu', 2024, 10), sale('us', 2024, 3)], [cp(2)]);
+      }
+
+      test('makeLive repoints the public view at the new version and retires the old one', async () => {
+        await twoVersions();
+        await store.makeLive('sales', 2);
+        assert.deepEqual(await store.query('SELECT * FROM sales ORDER BY region'), {
+          columns: ['region', 'year', 'revenue'],
+          rows: [
+            { region: 'eu', year: 2024, revenue: 20 },
+            { region: 'us', year: 2024, revenue: 6 },
+          ],
+        });
+        const states = Object.fromEntries((await store.versions()).map((v) => [v.version, v]));
+        assert.equal(states[1].state, 'retired');
+        assert.equal(states[2].state, 'live');
+        assert.equal(typeof states[2].liveAtMs, 'number');
+        assert.equal(states[1].rows, 1, 'a retired version keeps its rows for rollback');
+      });
+
+      test('makeLive back to a retired version rolls back, and makeLive of the live version changes nothing', async () => {
+        await twoVersions();
+        await store.makeLive('sales', 2);
+        await store.makeLive('sales', 1);
+        assert.deepEqual(await snapshot(store), [{ region: 'eu', year: 2024, total: 10, orders: 1, avg_amount: 10 }]);
+        const live = (await store.versions()).filter((v) => v.state === 'live');
+        assert.deepEqual(
+          live.map((v) => v.version),
+          [1],
+        );
+        await store.makeLive('sales', 1);
+        assert.deepEqual((await store.versions()).find((v) => v.version === 1)?.liveAtMs, live[0].liveAtMs);
+      });
+
+      test('makeLive of an unknown version is refused and the live one keeps serving', async () => {
+        await twoVersions();
+        await rejectsWith(store.makeLive('sales', 3), 'KAPPA_UNKNOWN_VIEW');
+        await rejectsWith(store.makeLive('nosuch', 1), 'KAPPA_UNKNOWN_VIEW');
+        assert.equal((await snapshot(store)).length, 1);
+        const states = (await store.versions()).sort((a, b) => a.version - b.version).map((v) => v.state);
+        assert.deepEqual(states, ['live', 'building']);
+      });
+
+      test('the swap survives reopening the store', async () => {
+        await twoVersions();
+        await store.makeLive('sales', 2);
+        store = await h.reopen();
+        assert.deepEqual((await store.query('SELECT * FROM sales')).columns, ['region', 'year', 'revenue']);
+      });
+
+      test('dropVersion removes a version with its rows and checkpoints', async () => {
+        await twoVersions();
+        await store.dropVersion('sales', 2);
+        assert.deepEqual(
+          (await store.versions()).map((v) => v.version),
+          [1],
+        );
+        await rejectsWith(store.checkpoints('sales', 2), 'KAPPA_UNKNOWN_VIEW');
+        await rejectsWith(store.flush('sales', 2, [], []), 'KAPPA_UNKNOWN_VIEW');
+        // The (name, version) is free again, and starts empty.
+        const again = await store.ensureVersion(salesDef(2));
+        assert.equal(again.rows, 0);
+        assert.deepEqual(await store.checkpoints('sales', 2), []);
+      });
+
+      test('dropVersion refuses the live version and an unknown one', async () => {
+        await twoVersions();
+        await rejectsWith(store.dropVersion('sales', 1), 'KAPPA_VIEW_CONFLICT', /live/);
+        await rejectsWith(store.dropVersion('sales', 9), 'KAPPA_UNKNOWN_VIEW');
+        assert.equal((await snapshot(store)).length, 1);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(1)]);
+      });
+    });
+
+    describe('query', () => {
+      test('returns the column names even when no row matches', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], []);
+        assert.deepEqual(await store.query("SELECT region, total AS t FROM sales WHERE region = 'nowhere'"), { columns: ['region', 't'], rows: [] });
+      });
+
+      test('binds positional parameters', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10), sale('us', 2024, 4), sale('us', 2023, 2)], []);
+        const result: QueryResult = await store.query('SELECT region, year, total FROM sales WHERE region = ? AND total > ? ORDER BY year', ['us', 1]);
+        assert.deepEqual(result.rows, [
+          { region: 'us', year: 2023, total: 2 },
+          { region: 'us', year: 2024, total: 4 },
+        ]);
+      });
+
+      test('refuses every statement that would write, and nothing changes', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(1)]);
+        const before = { rows: await snapshot(store), versions: await store.versions(), cps: await store.checkpoints('sales', 1) };
+        const writes = [
+          "INSERT INTO sales__v1 (region, year, total, orders) VALUES ('x', 1, 1, 1)",
+          'UPDATE sales__v1 SET total = 0',
+          'DELETE FROM sales__v1',
+          'DELETE FROM kappa_checkpoints',
+          'UPDATE kappa_views SET state = \'retired\'',
+          'DROP VIEW sales',
+          'DROP TABLE sales__v1',
+          'CREATE TABLE evil (x INTEGER)',
+          'CREATE VIEW evil AS SELECT 1',
+          'ALTER TABLE sales__v1 ADD COLUMN x INTEGER',
+          ...(h.dialectWrites ?? []),
+        ];
+        for (const sql of writes) {
+          await rejectsWith(store.query(sql), 'KAPPA_QUERY_NOT_READ_ONLY', /read-only/);
+        }
+        assert.deepEqual(await snapshot(store), before.rows);
+        assert.deepEqual(await store.versions(), before.versions);
+        assert.deepEqual(await store.checkpoints('sales', 1), before.cps);
+        await rejectsWith(store.query('SELECT * FROM evil'), 'KAPPA_SQL_ERROR');
+      });
+
+      test('reports SQL errors as KAPPA_SQL_ERROR with the database’s message', async () => {
+        await store.ensureVersion(salesDef());
+        await rejectsWith(store.query('SELEC 1'), 'KAPPA_SQL_ERROR', /syntax/i);
+        await rejectsWith(store.query('SELECT * FROM no_such_view'), 'KAPPA_SQL_ERROR', /no_such_view/);
+        await rejectsWith(store.query('SELECT no_such_column FROM sales'), 'KAPPA_SQL_ERROR', /no_such_column/);
+        await rejectsWith(store.query('SELECT * FROM sales WHERE region = ?'), 'KAPPA_SQL_ERROR');
+      });
+
+      test('runs exactly one statement per call', async () => {
+        await store.ensureVersion(salesDef());
+        await assert.rejects(store.query('SELECT 1; SELECT 2'), (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR'));
+        await assert.rejects(store.query('SELECT 1; DROP VIEW sales'), (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR') || isKappaError(err, 'KAPPA_QUERY_NOT_READ_ONLY'));
+        assert.deepEqual((await store.query('SELECT 1 AS one;')).rows, [{ one: 1 }]);
+        assert.deepEqual((await store.query('SELECT * FROM sales')).rows, []);
+      });
+
+      test('a query runs while the writer holds an open transaction and sees a whole committed state', async () => {
+        const seenDuringFlush: Promise<QueryResult>[] = [];
+        await store.ensureVersion(tagsDef(() => seenDuringFlush.push(store.query('SELECT user_id, events FROM tags ORDER BY user_id'))));
+        await store.flush('tags', 1, [{ key: [1], state: [1, ['a']] }], []);
+        // The flush writes user 2, then merges user 1, which queries while the flush is uncommitted.
+        await store.flush('tags', 1, [{ key: [2], state: [1, ['b']] }, { key: [1], state: [1, ['c']] }], []);
+        assert.equal(seenDuringFlush.length, 1);
+        const during = await seenDuringFlush[0];
+        const before = [{ user_id: 1, events: 1 }];
+        const after = [
+          { user_id: 1, events: 2 },
+          { user_id: 2, events: 1 },
+        ];
+        assert.ok(JSON.stringify(during.rows) === JSON.stringify(before) || JSON.stringify(during.rows) === JSON.stringify(after), `saw a partial flush: ${JSON.stringify(during.rows)}`);
+      });
+    });
+  });
+}

@@ -1,0 +1,152 @@
+/**
+ * Exactly-once under crashes: `kappa start` runs in a child process and is killed with SIGKILL at
+ * random moments while more events keep arriving; it is restarted each time. In the end the views
+ * must equal an oracle computed by a plain fold over `kappa consume` output: no event counted
+ * twice, none skipped, in a grouped view and in a windowed one.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openFileLog } from '../../src/log/index.ts';
+import { seededRandom } from '../../src/random.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
+const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+const TRIALS = Number(process.env.KAPPA_CRASH_TRIALS ?? 20);
+const EVENTS_FIRST = 40_000;
+const EVENTS_PER_TRIAL = 4_000;
+const REGIONS = ['north', 'south', 'east', 'west'];
+const T0 = Date.UTC(2026, 0, 1);
+const MINUTE = 60_000;
+
+const CONFIG = `
+import { Type, count, defineApp, from, sum, topic, tumbling, view } from ${JSON.stringify(SRC)};
+const Sale = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer(), ts: Type.Integer() });
+const sales = topic('sales', { partitions: 3, schema: Sale, key: (s) => String(s.id), time: (s) => s.ts });
+export default defineApp({
+  topics: [sales],
+  views: [
+    view('by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
+    view('per_minute', from(sales).window(tumbling('1m', { allowedLateness: '1000d' })).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
+  ],
+});
+`;
+
+interface Sale {
+  id: number;
+  region: string;
+  cents: number;
+  ts: number;
+}
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { timeout: 240_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'kappa-eo-'));
+  try {
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    const config = join(root, 'kappa.config.ts');
+    writeFileSync(config, CONFIG);
+    const dir = join(root, 'data');
+    const d = ['--data-dir', dir, '--config', config];
+    const random = seededRandom(Number(process.env.KAPPA_CRASH_SEED ?? 11));
+    let nextId = 0;
+    const produce = async (n: number): Promise<void> => {
+      const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
+      try {
+        if (nextId === 0) await log.createTopic('sales', { partitions: 3 });
+        for (let i = 0; i < n; i += 1000) {
+          const batch = [];
+          for (let j = 0; j < 1000 && i + j < n; j++, nextId++) {
+            const sale: Sale = { id: nextId, region: REGIONS[Math.floor(random() * 4)], cents: Math.floor(random() * 10_000), ts: T0 + nextId * 1000 + Math.floor(random() * 5000) };
+            batch.push({ key: String(sale.id), value: JSON.stringify(sale) });
+          }
+          await log.append('sales', batch);
+        }
+      } finally {
+        await log.close();
+      }
+    };
+
+    await produce(EVENTS_FIRST);
+    let killedWhileRunning = 0;
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const child = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (x) => (stderr += x));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+      await new Promise((r) => setTimeout(r, 400 + Math.floor(random() * 1600)));
+      child.kill('SIGKILL');
+      const signal = await exited;
+      if (signal === 'SIGKILL') killedWhileRunning++;
+      else assert.fail(`kappa start exited on its own in trial ${trial}: ${stderr}`);
+      // More events arrive while it is down, so every restart has work to resume.
+      await produce(EVENTS_PER_TRIAL);
+    }
+    assert.equal(killedWhileRunning, TRIALS);
+
+    // A final run until every task has caught up, then a clean stop.
+    const final = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '50'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let finalErr = '';
+    final.stderr.on('data', (x) => (finalErr += x));
+    const finalExit = new Promise<number | null>((resolve) => final.on('close', resolve));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const lag = await run([...d, 'lag', '--json']);
+      if (lag.code === 0) {
+        const rows = JSON.parse(lag.stdout) as { view: string; lag: number }[];
+        if (rows.length === 6 && rows.every((r) => r.lag === 0)) break;
+      }
+      if (Date.now() > deadline) assert.fail(`the views did not catch up: ${lag.stdout} ${lag.stderr} ${finalErr}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    final.kill('SIGTERM');
+    assert.equal(await finalExit, 0, finalErr);
+
+    // The oracle: a plain fold over `kappa consume` output.
+    const consumed = await run([...d, 'consume', 'sales']);
+    assert.equal(consumed.code, 0, consumed.stderr);
+    const events = consumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Sale);
+    assert.equal(events.length, nextId);
+    const byRegion = new Map<string, { cents: number; orders: number }>();
+    const perMinute = new Map<string, { cents: number; orders: number }>();
+    for (const e of events) {
+      const r = byRegion.get(e.region) ?? { cents: 0, orders: 0 };
+      r.cents += e.cents;
+      r.orders++;
+      byRegion.set(e.region, r);
+      const start = Math.floor(e.ts / MINUTE) * MINUTE;
+      const key = `${e.region}|${start}`;
+      const m = perMinute.get(key) ?? { cents: 0, orders: 0 };
+      m.cents += e.cents;
+      m.orders++;
+      perMinute.set(key, m);
+    }
+    const q1 = await run([...d, 'query', 'SELECT region, cents, orders FROM by_region', '--json']);
+    assert.equal(q1.code, 0, q1.stderr);
+    const got1 = new Map((JSON.parse(q1.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }]));
+    assert.deepEqual(got1, byRegion);
+    const q2 = await run([...d, 'query', 'SELECT region, window_start, window_end, cents, orders FROM per_minute', '--json']);
+    assert.equal(q2.code, 0, q2.stderr);
+    const rows2 = JSON.parse(q2.stdout) as { region: string; window_start: number; window_end: number; cents: number; orders: number }[];
+    for (const r of rows2) assert.equal(r.window_end - r.window_start, MINUTE);
+    const got2 = new Map(rows2.map((r) => [`${r.region}|${r.window_start}`, { cents: r.cents, orders: r.orders }]));
+    assert.deepEqual(got2, perMinute);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,149 @@
+/**
+ * `kappa start` end to end: a real config file, the real command as a child process, the real log
+ * and SQLite file; `kappa query`, `views`, `lag` and `consume <topic>.dlq` look at the result.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
+const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function kappa(args: string[], stdin = ''): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+export const CONFIG = (src: string): string => `
+import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(src)};
+const Sale = Type.Object({ orderId: Type.String(), region: Type.String(), amount: Type.Number(), ts: Type.Integer() });
+const sales = topic('sales', { partitions: 3, schema: Sale, key: (s) => s.orderId, time: (s) => s.ts });
+export default defineApp({
+  topics: [sales],
+  views: [
+    view('by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount), orders: count() })),
+  ],
+});
+`;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('kappa start', () => {
+  let root: string;
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'kappa-start-'));
+    // The configs below are ES modules, as in a user's project with "type": "module".
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test('processes the log into a SQL view, sends invalid records to the DLQ, and stops cleanly on SIGTERM', async () => {
+    const dir = join(root, 'data');
+    const config = join(root, 'kappa.config.ts');
+    writeFileSync(config, CONFIG(SRC));
+    const d = ['--data-dir', dir, '--config', config];
+    assert.equal((await kappa([...d, 'topics', 'create', 'sales', '--partitions', '3'])).code, 0);
+    const lines = [];
+    for (let i = 0; i < 300; i++) lines.push(JSON.stringify({ orderId: `o${i}`, region: ['north', 'south'][i % 2], amount: i, ts: 1_700_000_000_000 + i }));
+    lines.push(JSON.stringify({ orderId: 'bad', region: 'north', amount: 'lots', ts: 1 }));
+    const produced = await kappa([...d, 'produce', 'sales', '--key-field', 'orderId'], lines.join('\n') + '\n');
+    assert.equal(produced.code, 0, produced.stderr);
+
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (x) => (stderr += x));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const rows = await waitFor('the view to hold all 300 orders', async () => {
+        const q = await kappa([...d, 'query', 'SELECT region, total, orders FROM by_region ORDER BY region', '--json']);
+        if (q.code !== 0) return null;
+        const r = JSON.parse(q.stdout) as { region: string; total: number; orders: number }[];
+        return r.reduce((s, x) => s + x.orders, 0) === 300 ? r : null;
+      });
+      const expected = (parity: number): number => Array.from({ length: 300 }, (_, i) => i).filter((i) => i % 2 === parity).reduce((s, i) => s + i, 0);
+      assert.deepEqual(rows, [
+        { region: 'north', total: expected(0), orders: 150 },
+        { region: 'south', total: expected(1), orders: 150 },
+      ]);
+      const views = await kappa([...d, 'views', '--json']);
+      assert.equal(views.code, 0, views.stderr);
+      const [v] = JSON.parse(views.stdout);
+      assert.equal(v.name, 'by_region');
+      assert.equal(v.state, 'live');
+      assert.equal(v.rows, 2);
+      const lag = await kappa([...d, 'lag', '--json']);
+      assert.equal(lag.code, 0, lag.stderr);
+      const lagRows = JSON.parse(lag.stdout) as { partition: number; lag: number }[];
+      assert.equal(lagRows.length, 3);
+      assert.ok(lagRows.every((r) => r.lag === 0), lag.stdout);
+      const dlq = await waitFor('the dead letter', async () => {
+        const c = await kappa([...d, 'consume', 'sales.dlq', '--with-meta']);
+        return c.stdout.trim() ? c : null;
+      });
+      const [dead] = dlq.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(dead.value.orderId, 'bad');
+      assert.equal(dead.headers['kappa.view'], 'by_region');
+      assert.equal(dead.headers['kappa.source.topic'], 'sales');
+      assert.match(dead.headers['kappa.error'], /amount must be a number/);
+      assert.equal(dead.headers['kappa.source.offset'], String(JSON.parse((await kappa([...d, 'consume', 'sales', '--with-meta'])).stdout.trim().split('\n').map((l) => JSON.parse(l)).find((r: { value: { orderId: string } }) => r.value.orderId === 'bad').offset)));
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /flushed and checkpointed/);
+  });
+
+  test('a read-only query refuses writes with a clear error', async () => {
+    const dir = join(root, 'data');
+    for (const sql of ['DELETE FROM by_region__v1', 'DROP VIEW by_region', "UPDATE by_region__v1 SET total = 0"]) {
+      const res = await kappa(['--data-dir', dir, 'query', sql]);
+      assert.equal(res.code, 1, sql);
+      assert.match(res.stderr, /read-only/i, sql);
+    }
+    const still = await kappa(['--data-dir', dir, 'query', 'SELECT sum(orders) AS n FROM by_region', '--json']);
+    assert.deepEqual(JSON.parse(still.stdout), [{ n: 300 }]);
+  });
+
+  test('a config that does not compile or names an unknown topic stops start with the file, line and reason', async () => {
+    const broken = join(root, 'broken.config.ts');
+    writeFileSync(broken, `import { defineApp } from ${JSON.stringify(SRC)};\nexport default defineApp({ topics: [], views: [ ]\n`);
+    const res = await kappa(['--data-dir', join(root, 'd2'), '--config', broken, 'start']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, new RegExp(`${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: the config does not load`));
+
+    const unknown = join(root, 'unknown.config.ts');
+    writeFileSync(
+      unknown,
+      `import { count, defineApp, from, topic, view } from ${JSON.stringify(SRC)};\nconst a = topic('a');\nconst b = topic('b');\nexport default defineApp({ topics: [a], views: [view('v', from(b).groupBy((x) => ({ k: 1 })).aggregate({ n: count() }))] });\n`,
+    );
+    const res2 = await kappa(['--data-dir', join(root, 'd3'), '--config', unknown, 'start']);
+    assert.equal(res2.code, 1);
+    assert.match(res2.stderr, /view "v" reads topic "b", which is not in topics/);
+  });
+});
