@@ -24,7 +24,10 @@ export const ERROR_CATALOGUE = {
   KAPPA_VIEW_CONFLICT: { status: 409, retriable: false, summary: 'A view version already exists with a different definition, or the change would drop the live version.' },
   KAPPA_QUERY_NOT_READ_ONLY: { status: 400, retriable: false, summary: 'Queries are read-only; the SQL statement would change data.' },
   KAPPA_SQL_ERROR: { status: 400, retriable: false, summary: 'The SQL statement could not run (syntax error, unknown table or column).' },
+  KAPPA_OUT_OF_ORDER_SEQUENCE: { status: 409, retriable: false, summary: "An idempotent producer's batch skips sequence numbers: records between its last appended record and this batch are missing, so nothing was appended." },
+  KAPPA_PRODUCER_FENCED: { status: 409, retriable: false, summary: 'A newer instance of the same idempotent producer (a higher producer epoch) has appended since; appends with the older epoch are refused.' },
   KAPPA_IO_ERROR: { status: 500, retriable: false, summary: 'The operating system reported an I/O error while reading or writing the log.' },
+  KAPPA_WORKER_FAILED: { status: 500, retriable: false, summary: 'A worker thread of the processing engine crashed or a task in it failed; the engine stopped without committing the work in progress.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -5,7 +5,8 @@
  *   <dir>/.lock                       pid of the process that has the log open for writing
  *   <dir>/.clean-shutdown             present only between a clean close and the next open
  *   <dir>/topics/<topic>/topic.json   topic configuration, replaced atomically
- *   <dir>/topics/<topic>/<partition>/<base offset, 20 digits>.{log,index,timeindex}
+ *   <dir>/topics/<topic>/<partition>/<base offset, 20 digits>.{log,index,timeindex,snapshot}
+ *                                     (.snapshot: idempotent producers' state at that offset, producer-state.ts)
  *
  * One process writes a data directory at a time (the lock); any number may open it read-only
  * (`kappa consume`, `kappa verify`) beside the writer and follow what it appends.
@@ -16,7 +17,8 @@ import { join } from 'node:path';
 import { KappaError, isKappaError } from '../errors.ts';
 import { type LogFs, defaultFs, fsyncDir, writeFileAtomic } from './fs.ts';
 import { checkPartitionCount, checkTopicName } from './names.ts';
-import { type BatchOptions, type Clock, type Logger, Partition, type ReadCursor } from './partition.ts';
+import { type AppendBatchResult, type BatchOptions, type Clock, type Logger, NO_DUPLICATES, Partition, type ReadCursor } from './partition.ts';
+import { EPOCH_MAX, type ProducerIdentity, SEQUENCE_MODULUS } from './producer-state.ts';
 import { partitionForKey } from './partitioner.ts';
 import type { EncodableRecord, RecordBatch, RecordHeader } from './record-batch.ts';
 import type { FsyncMode, Log, PartitionHealth, PartitionOffsets, ProducerRecord, ReadOptions, RecordMetadata, TopicConfig, TopicInfo } from './types.ts';
@@ -244,10 +246,30 @@ export class FileLog implements Log {
   /**
    * Appends one batch to one partition and returns its offsets: the low-level path for callers that
    * batch themselves (the processing engine, benchmarks), with no per-record result objects.
+   *
+   * With `opts.producerId` the append is idempotent (see producer-state.ts for the rules): records
+   * the producer already appended, by sequence number, are not appended again and are reported in
+   * `duplicates`; a gap in the sequence (KAPPA_OUT_OF_ORDER_SEQUENCE) or an epoch older than the
+   * producer's newest (KAPPA_PRODUCER_FENCED) refuses the whole batch. Without it, every record is
+   * appended and `duplicates` is 0.
    */
-  async appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<{ baseOffset: number; lastOffset: number }> {
-    const baseOffset = await this.partition(topic, partition).appendBatch(records, opts);
-    return { baseOffset, lastOffset: baseOffset + records.length - 1 };
+  async appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<AppendBatchResult> {
+    const p = this.partition(topic, partition);
+    const producer = producerOf(opts);
+    if (producer) return p.appendIdempotent(records, producer);
+    const baseOffset = await p.appendBatch(records);
+    return { baseOffset, lastOffset: baseOffset + records.length - 1, duplicates: 0, duplicateOffsets: NO_DUPLICATES };
+  }
+
+  /**
+   * Appends one already-encoded Kafka RecordBatch v2 (from a worker thread or a Kafka client)
+   * without re-encoding it: a damaged batch is refused with KAPPA_INVALID_RECORD naming the problem;
+   * the log sets its base offset in place (the CRC does not cover it) and owns `batchBytes` until the
+   * call settles. A batch whose header carries a producer id follows the idempotence rules of
+   * `appendBatch`. Compressed, transactional and control batches are refused.
+   */
+  async appendEncoded(topic: string, partition: number, batchBytes: Buffer): Promise<AppendBatchResult> {
+    return this.partition(topic, partition).appendEncoded(batchBytes);
   }
 
   async *read(topic: string, partition: number, from: number, opts: ReadOptions = {}): AsyncGenerator<RecordBatch> {
@@ -364,6 +386,29 @@ function toEncodable(r: ProducerRecord, now: number, index: number): EncodableRe
       : Object.entries(r.headers).map(([key, value]) => ({ key, value: value === null ? null : typeof value === 'string' ? Buffer.from(value) : value }));
   }
   return { key, value: r.value, headers, timestamp };
+}
+
+/** The producer of an idempotent append, or null for a plain one; refuses incomplete or out-of-range fields. */
+function producerOf(opts: BatchOptions | undefined): ProducerIdentity | null {
+  if (opts === undefined) return null;
+  const { producerId = -1, producerEpoch = -1, baseSequence = -1 } = opts;
+  if (producerId === -1) {
+    if (producerEpoch !== -1) badProducerField('producerEpoch', producerEpoch, 'an epoch needs a producerId (or leave both out for a plain append)');
+    if (baseSequence !== -1) badProducerField('baseSequence', baseSequence, 'a sequence needs a producerId (or leave both out for a plain append)');
+    return null;
+  }
+  if (!Number.isSafeInteger(producerId) || producerId < 0) badProducerField('producerId', producerId, 'it must be a whole number from 0 to 2^53 - 1, or -1 for a plain append');
+  if (!Number.isInteger(producerEpoch) || producerEpoch < 0 || producerEpoch > EPOCH_MAX) {
+    badProducerField('producerEpoch', producerEpoch, `an idempotent append needs a whole number from 0 to ${EPOCH_MAX}`);
+  }
+  if (!Number.isInteger(baseSequence) || baseSequence < 0 || baseSequence >= SEQUENCE_MODULUS) {
+    badProducerField('baseSequence', baseSequence, `an idempotent append needs the first record's sequence, a whole number from 0 to ${SEQUENCE_MODULUS - 1} (sequences wrap to 0 after it)`);
+  }
+  return { producerId, producerEpoch, baseSequence, allowGaps: opts.sequenceGaps === 'allow' };
+}
+
+function badProducerField(field: string, value: unknown, rule: string): never {
+  throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} is ${String(value)}; ${rule}. Nothing was appended.`, { [field]: value });
 }
 
 function isBytes(v: unknown): v is Buffer | string | null {

@@ -1,8 +1,8 @@
 /** The streaming layer: the `Log` port and its embedded file implementation. */
 export type { Log, TopicConfig, TopicInfo, ProducerRecord, RecordMetadata, PartitionOffsets, ReadOptions, FsyncMode, PartitionHealth } from './types.ts';
 export { FileLog, openFileLog, TOPIC_DEFAULTS, stderrLogger, type FileLogOptions } from './file-log.ts';
-export type { Clock, Logger, BatchOptions } from './partition.ts';
-export { RecordBatch, encodeBatch, checkBatch, type LogRecord, type RecordHeader, type EncodableRecord } from './record-batch.ts';
+export type { Clock, Logger, BatchOptions, AppendBatchResult } from './partition.ts';
+export { RecordBatch, encodeBatch, checkBatch, checkRecords, type LogRecord, type RecordHeader, type EncodableRecord } from './record-batch.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

@@ -21,6 +21,6 @@ export function checkPartitionCount(partitions: number): void {
 }
 
 /** Segment file names: the base offset padded to 20 digits, as Kafka names them. */
-export function segmentFileName(baseOffset: number, ext: '.log' | '.index' | '.timeindex'): string {
+export function segmentFileName(baseOffset: number, ext: '.log' | '.index' | '.timeindex' | '.snapshot'): string {
   return String(baseOffset).padStart(20, '0') + ext;
 }

@@ -15,13 +15,36 @@
  * write, so it is never cut: the partition is marked corrupted, appends are refused, and reads that
  * reach it fail. After a clean shutdown everything was durable, so any damage counts as corruption.
  *
+ * Idempotent appends (`appendIdempotent`, `appendEncoded` of a batch with a producer id) drop
+ * records a producer re-sends, by their sequence numbers (rules in producer-state.ts). Offsets and
+ * sequences are decided synchronously, when a batch is queued, against `producers` (which includes
+ * queued batches); `writtenProducers` holds the state of the bytes in the file, is what a roll
+ * snapshots to `<new base>.snapshot`, and is what `producers` falls back to when a write fails and
+ * the queued batches are handed back. On open the state is the snapshot at the active segment's
+ * base plus the batches of the active segment, which recovery scans anyway; without a usable
+ * snapshot, the headers of closed segments are walked back to the last one that has one. A call
+ * that is all duplicates resolves once the originals are durable, like the append that made them.
+ *
  * Thread-safety: none needed; all state is touched from the event loop, and only the flush loop
  * writes to files.
  */
 import { join } from 'node:path';
 import { KappaError, ioError } from '../errors.ts';
-import { type LogFs, fsyncAsync } from './fs.ts';
-import { type EncodableRecord, RecordBatch, checkBatch, encodeBatch, readInt64 } from './record-batch.ts';
+import { type LogFs, fsyncAsync, writeFileAtomic } from './fs.ts';
+import { segmentFileName } from './names.ts';
+import { type ProducerEntry, type ProducerIdentity, ProducerStateLoader, ProducerStates, addSequence, duplicateOffsets, entryAfterAppend, lastOffsetOf } from './producer-state.ts';
+import {
+  ATTR_COMPRESSION_MASK,
+  ATTR_CONTROL,
+  ATTR_TRANSACTIONAL,
+  type EncodableRecord,
+  RecordBatch,
+  checkBatch,
+  checkRecords,
+  encodeBatch,
+  readInt64,
+  setBaseOffset,
+} from './record-batch.ts';
 import { BATCH_BYTES_MAX, type BatchInfo, LogSegment } from './segment.ts';
 import type { FsyncMode, PartitionHealth, TopicInfo } from './types.ts';
 
@@ -46,10 +69,16 @@ export interface PartitionOptions {
 }
 
 interface PendingBatch {
-  buf: Buffer;
+  /** Null for a marker: an all-duplicate call waiting until everything queued before it is durable. */
+  buf: Buffer | null;
   baseOffset: number;
   lastOffset: number;
+  /** The partition's next offset once this item is written: the high watermark its acknowledgement sets. */
+  endOffset: number;
   maxTimestamp: number;
+  /** Producer id of an idempotent batch, and the producer's entry once this batch is in; -1 and null otherwise. */
+  producerId: number;
+  producerEntry: ProducerEntry | null;
   resolve: (baseOffset: number) => void;
   reject: (err: Error) => void;
 }
@@ -61,11 +90,37 @@ export interface ReadCursor {
   offset: number;
 }
 
+/**
+ * Idempotent-producer fields of an append (see producer-state.ts). Leave them out (or -1) for a
+ * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
+ * (0..2^31-1, the sequence of the batch's first record) are required.
+ */
 export interface BatchOptions {
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
+  /** 'allow': a sequence may skip ahead (see ProducerIdentity.allowGaps); default 'refuse', as Kafka. */
+  sequenceGaps?: 'refuse' | 'allow';
 }
+
+/**
+ * What an append of one batch did. Records that were duplicates of records already in the log are
+ * always the batch's first `duplicates` records; the rest were appended, at consecutive offsets
+ * ending at `lastOffset`. So the offset of record i is `duplicateOffsets[i]` for i < duplicates and
+ * `lastOffset - (count - 1 - i)` otherwise.
+ */
+export interface AppendBatchResult {
+  /** Offset of the batch's first record (its original offset if a duplicate; -1 if that is no longer known). */
+  baseOffset: number;
+  /** Offset of the batch's last record (likewise). */
+  lastOffset: number;
+  /** How many of the batch's first records were already in the log and were not appended again. */
+  duplicates: number;
+  /** Original offsets of the duplicates, in order; -1 for one older than the remembered batches. */
+  duplicateOffsets: readonly number[];
+}
+
+export const NO_DUPLICATES: readonly number[] = Object.freeze([]);
 
 export class Partition {
   readonly dir: string;
@@ -85,6 +140,10 @@ export class Partition {
   private dirty = false;
   private fsyncTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Producer state including queued batches: decides duplicates (writable partitions only). */
+  private producers = new ProducerStates();
+  /** Producer state of the batches written to the file. */
+  private writtenProducers = new ProducerStates();
 
   constructor(
     readonly topic: TopicInfo,
@@ -112,7 +171,12 @@ export class Partition {
         this.segments.push(seg);
       }
     }
-    this.recoverActive();
+    const loader = this.opts.readOnly ? null : this.loadProducerState();
+    this.recoverActive(loader);
+    if (loader) {
+      this.writtenProducers = loader.finish(this.startOffset);
+      this.producers = this.writtenProducers.clone();
+    }
     if (this.opts.fsync === 'interval' && !this.opts.readOnly) {
       this.fsyncTimer = setInterval(() => void this.syncInterval(), this.opts.fsyncIntervalMs);
       this.fsyncTimer.unref();
@@ -124,8 +188,8 @@ export class Partition {
     const bases: number[] = [];
     for (const name of fs.readdirSync(this.dir)) {
       if (/^\d{20}\.log$/.test(name)) bases.push(Number(name.slice(0, 20)));
-      else if (!this.opts.readOnly && (name.endsWith('.tmp') || (/^\d{20}\.(index|timeindex)$/.test(name) && !fs.existsSync(join(this.dir, `${name.slice(0, 20)}.log`))))) {
-        // Leftovers of an interrupted index write or segment deletion: derived data, safe to drop.
+      else if (!this.opts.readOnly && (name.endsWith('.tmp') || (/^\d{20}\.(index|timeindex|snapshot)$/.test(name) && !fs.existsSync(join(this.dir, `${name.slice(0, 20)}.log`))))) {
+        // Leftovers of an interrupted index or snapshot write, roll or segment deletion: derived data, safe to drop.
         fs.unlinkSync(join(this.dir, name));
       }
     }
@@ -133,11 +197,11 @@ export class Partition {
   }
 
   /** Checks every batch of the active segment and settles its end (see the class comment). */
-  private recoverActive(): void {
+  private recoverActive(loader: ProducerStateLoader | null = null): void {
     const active = this.active;
     const fileBytes = active.sizeBytes;
     active.sizeBytes = fileBytes;
-    const scan = active.rebuildIndexes();
+    const scan = active.rebuildIndexes(loader ? (b) => applyLoggedBatch(loader, b) : undefined);
     const end = scan.validBytes;
     if (scan.problem) {
       // Only the absence of any valid batch after the problem shows a torn write. An 'incomplete'
@@ -158,6 +222,62 @@ export class Partition {
     active.readableBytes = end;
     this.nextOffset = scan.nextOffset;
     this.highWatermark = scan.nextOffset;
+  }
+
+  /**
+   * The producer state as of the active segment's base offset: its snapshot, or else the newest
+   * older snapshot (or an empty state at the first segment) plus a walk over the batch headers of
+   * the closed segments in between. `recoverActive` adds the active segment's batches. After a walk
+   * the active segment's snapshot is written, so the next open is fast.
+   */
+  private loadProducerState(): ProducerStateLoader {
+    const activeIndex = this.segments.length - 1;
+    let from = 0;
+    let loader = new ProducerStateLoader();
+    for (let i = activeIndex; i > 0; i--) {
+      const loaded = this.readSnapshot(this.segments[i]);
+      if (loaded) {
+        from = i;
+        loader = new ProducerStateLoader(loaded);
+        break;
+      }
+    }
+    for (let i = from; i < activeIndex; i++) {
+      const problem = this.segments[i].walkHeaders((b) => applyLoggedBatch(loader, b));
+      if (problem) {
+        this.opts.logger.warn(`${this.name}: producer state is incomplete: ${problem}. Idempotent producers whose last batches lie beyond it may have re-sent records appended twice; run \`kappa verify\`.`);
+        break;
+      }
+    }
+    if (from < activeIndex) this.writeSnapshot(this.active.baseOffset, loader);
+    return loader;
+  }
+
+  private readSnapshot(seg: LogSegment): ProducerStates | null {
+    const { fs } = this.opts;
+    if (!fs.existsSync(seg.snapshotPath)) return null;
+    let parsed: ProducerStates | string;
+    try {
+      parsed = ProducerStates.fromSnapshot(fs.readFileSync(seg.snapshotPath), seg.baseOffset);
+    } catch (err) {
+      parsed = (err as Error).message;
+    }
+    if (typeof parsed === 'string') {
+      this.opts.logger.warn(`${this.name}: ignoring producer snapshot ${seg.snapshotPath} (${parsed}); rebuilding it from the segments before it`);
+      return null;
+    }
+    return parsed;
+  }
+
+  /** Writes `<seg base>.snapshot`. A failure only costs a longer next open, so it is reported, not thrown. */
+  private writeSnapshot(baseOffset: number, state: ProducerStates | ProducerStateLoader): void {
+    const path = join(this.dir, segmentFileName(baseOffset, '.snapshot'));
+    try {
+      // Atomic and fsynced, so after a crash the snapshot is either whole or absent (then rebuilt).
+      writeFileAtomic(this.opts.fs, path, state.toSnapshot(baseOffset));
+    } catch (err) {
+      this.opts.logger.warn(`${this.name}: could not write producer snapshot ${path} (${(err as Error).message}); the next open rebuilds it from the segments`);
+    }
   }
 
   private markCorrupted(file: string, position: number, offset: number, detail: string): void {
@@ -233,21 +353,143 @@ export class Partition {
     }
   }
 
-  /** Appends one batch; resolves with its base offset once it is durable under the fsync mode. */
-  appendBatch(records: readonly EncodableRecord[], batchOpts: BatchOptions = {}): Promise<number> {
+  /** Appends one batch (no producer id); resolves with its base offset once it is durable under the fsync mode. */
+  appendBatch(records: readonly EncodableRecord[]): Promise<number> {
     this.checkWritable();
     const baseOffset = this.nextOffset;
-    const buf = encodeBatch(records, { baseOffset, ...batchOpts });
+    const buf = encodeBatch(records, { baseOffset });
+    this.checkBatchSize(buf.length, records.length);
+    return this.enqueue(buf, baseOffset, records.length, -1, null);
+  }
+
+  /**
+   * Appends one batch of an idempotent producer: drops the leading records it already appended,
+   * refuses a gap or a fenced epoch (nothing is appended then), appends the rest.
+   */
+  appendIdempotent(records: readonly EncodableRecord[], producer: ProducerIdentity): Promise<AppendBatchResult> {
+    this.checkWritable();
+    if (records.length === 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `A batch needs at least one record; nothing was appended to ${this.name}.`);
+    const { producerId, producerEpoch } = producer;
+    return this.appendDeduplicated(producer, records.length, (skip, baseSequence) =>
+      encodeBatch(skip > 0 ? records.slice(skip) : records, { baseOffset: this.nextOffset, producerId, producerEpoch, baseSequence }),
+    );
+  }
+
+  /**
+   * Appends a batch that is already encoded (RecordBatch v2), byte for byte: it is checked (CRC,
+   * structure of every record), its base offset (and partition leader epoch, 0 here) is set in
+   * place, and the idempotence rules apply when its header carries a producer id. The log owns
+   * `batch` until the call settles. Only a batch that is partly duplicate is re-encoded, to the
+   * records that are new.
+   */
+  appendEncoded(batch: Buffer): Promise<AppendBatchResult> {
+    this.checkWritable();
+    this.checkEncoded(batch);
+    const count = batch.readInt32BE(57);
+    this.checkBatchSize(batch.length, count);
+    const producerId = readInt64(batch, 43);
+    if (producerId < 0) {
+      const baseOffset = this.nextOffset;
+      return this.enqueue(this.adopt(batch), baseOffset, count, -1, null).then((base) => ({ baseOffset: base, lastOffset: base + count - 1, duplicates: 0, duplicateOffsets: NO_DUPLICATES }));
+    }
+    const producer = { producerId, producerEpoch: batch.readInt16BE(51), baseSequence: batch.readInt32BE(53) };
+    this.checkEncodedProducer(producer);
+    return this.appendDeduplicated(producer, count, (skip, baseSequence) => {
+      if (skip === 0) return this.adopt(batch);
+      const decoded = new RecordBatch(batch);
+      return encodeBatch(decoded.records().slice(skip), { baseOffset: this.nextOffset, producerId, producerEpoch: producer.producerEpoch, baseSequence, attributes: decoded.attributes });
+    });
+  }
+
+  /** Takes an encoded batch over at offset `nextOffset`: base offset and partition leader epoch are not CRC-covered. */
+  private adopt(batch: Buffer): Buffer {
+    setBaseOffset(batch, this.nextOffset);
+    batch.writeInt32BE(0, 12);
+    return batch;
+  }
+
+  private checkEncoded(batch: Buffer): void {
+    const problem = encodedBatchProblem(batch);
+    if (problem) throw this.invalidEncoded(problem);
+  }
+
+  private checkEncodedProducer(p: ProducerIdentity): void {
+    const why = !Number.isSafeInteger(p.producerId)
+      ? `its producer id ${p.producerId} is 2^53 or more`
+      : p.producerEpoch < 0
+        ? `its producer epoch is ${p.producerEpoch}`
+        : p.baseSequence < 0
+          ? `its base sequence is ${p.baseSequence}`
+          : null;
+    if (why) throw this.invalidEncoded(`it has producer id ${p.producerId} but ${why}`);
+  }
+
+  private invalidEncoded(why: string): KappaError {
+    return new KappaError('KAPPA_INVALID_RECORD', `The encoded batch for ${this.name} was refused and nothing was appended: ${why}.`, { topic: this.topic.name, partition: this.id });
+  }
+
+  /**
+   * The idempotent path of both append kinds. `encode(skip, baseSequence)` makes the bytes of the
+   * records after the first `skip`, whose first sequence is `baseSequence`, at offset `nextOffset`.
+   */
+  private appendDeduplicated(producer: ProducerIdentity, count: number, encode: (skip: number, baseSequence: number) => Buffer): Promise<AppendBatchResult> {
+    const { producerId, producerEpoch, baseSequence } = producer;
+    const prior = this.producers.get(producerId);
+    const duplicates = this.producers.duplicatesIn(producer, count, this.name);
+    const dupOffsets = duplicates > 0 ? duplicateOffsets(prior!, baseSequence, duplicates) : NO_DUPLICATES;
+    if (duplicates === count) {
+      const result: AppendBatchResult = { baseOffset: dupOffsets[0], lastOffset: dupOffsets[count - 1], duplicates, duplicateOffsets: dupOffsets };
+      // Answer only once the originals are durable, as their own append was answered.
+      const through = result.lastOffset >= 0 ? result.lastOffset : lastOffsetOf(prior!);
+      if (through < this.highWatermark) return Promise.resolve(result);
+      return this.enqueue(null, -1, 0, -1, null).then(() => result);
+    }
+    const firstSequence = addSequence(baseSequence, duplicates);
+    const appended = count - duplicates;
+    const buf = encode(duplicates, firstSequence);
+    this.checkBatchSize(buf.length, appended);
+    const baseOffset = this.nextOffset;
+    const entry = entryAfterAppend(prior, producerEpoch, firstSequence, appended, baseOffset);
+    this.producers.set(producerId, entry);
+    return this.enqueue(buf, baseOffset, appended, producerId, entry).then((base) => ({
+      baseOffset: duplicates > 0 ? dupOffsets[0] : base,
+      lastOffset: base + appended - 1,
+      duplicates,
+      duplicateOffsets: dupOffsets,
+    }));
+  }
+
+  private checkBatchSize(bytes: number, records: number): void {
     const sizeMax = Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX);
-    if (buf.length > sizeMax) {
-      throw new KappaError('KAPPA_RECORD_TOO_LARGE', `A batch of ${records.length} records is ${buf.length} bytes; ${this.name} accepts batches up to ${sizeMax} bytes. Send fewer records per call.`, {
-        bytes: buf.length,
+    if (bytes > sizeMax) {
+      throw new KappaError('KAPPA_RECORD_TOO_LARGE', `A batch of ${records} records is ${bytes} bytes; ${this.name} accepts batches up to ${sizeMax} bytes. Send fewer records per call.`, {
+        bytes,
         bytesMax: sizeMax,
       });
     }
-    this.nextOffset += records.length;
+  }
+
+  /**
+   * Queues `buf` (already encoded at `baseOffset` = nextOffset) for the flush loop, or with `buf`
+   * null a marker that settles with the group it lands in. Resolves with `baseOffset` once durable.
+   */
+  private enqueue(buf: Buffer | null, baseOffset: number, count: number, producerId: number, producerEntry: ProducerEntry | null): Promise<number> {
+    this.nextOffset += count;
+    const item: PendingBatch = {
+      buf,
+      baseOffset,
+      lastOffset: baseOffset + count - 1,
+      endOffset: this.nextOffset,
+      maxTimestamp: buf ? readInt64(buf, 35) : -1,
+      producerId,
+      producerEntry,
+      resolve: noop,
+      reject: noop,
+    };
     return new Promise<number>((resolve, reject) => {
-      this.pending.push({ buf, baseOffset, lastOffset: baseOffset + records.length - 1, maxTimestamp: readInt64(buf, 35), resolve, reject });
+      item.resolve = resolve;
+      item.reject = reject;
+      this.pending.push(item);
       if (!this.writeScheduled) {
         this.writeScheduled = true;
         queueMicrotask(() => this.writePending());
@@ -270,6 +512,7 @@ export class Partition {
       let run: PendingBatch[] = [];
       let runBytes = 0;
       for (const item of group) {
+        if (item.buf === null) continue;
         if (this.shouldRoll(item, run, runBytes)) {
           this.writeRun(run);
           run = [];
@@ -287,7 +530,7 @@ export class Partition {
     }
     if (this.opts.fsync !== 'always') {
       this.dirty = true;
-      this.highWatermark = group[group.length - 1].lastOffset + 1;
+      this.highWatermark = group[group.length - 1].endOffset;
       this.active.readableBytes = this.active.sizeBytes;
       this.wake();
       for (const item of group) item.resolve(item.baseOffset);
@@ -319,7 +562,7 @@ export class Partition {
         this.fail(ioError(err, 'fsync', seg.logPath), group);
         break;
       }
-      this.highWatermark = group[group.length - 1].lastOffset + 1;
+      this.highWatermark = group[group.length - 1].endOffset;
       if (covered > seg.readableBytes) seg.readableBytes = covered;
       this.wake();
       for (const item of group) item.resolve(item.baseOffset);
@@ -336,7 +579,7 @@ export class Partition {
   private shouldRoll(item: PendingBatch, run: PendingBatch[], runBytes: number): boolean {
     const active = this.active;
     if (active.isEmpty && run.length === 0) return false;
-    if (active.sizeBytes + runBytes + item.buf.length > this.topic.segmentBytes) return true;
+    if (active.sizeBytes + runBytes + item.buf!.length > this.topic.segmentBytes) return true;
     const first = active.firstBatchMaxTimestamp >= 0 ? active.firstBatchMaxTimestamp : run.length > 0 ? run[0].maxTimestamp : item.maxTimestamp;
     return item.maxTimestamp - first > this.topic.segmentMs;
   }
@@ -347,13 +590,14 @@ export class Partition {
     const infos: BatchInfo[] = [];
     let position = active.sizeBytes;
     for (const item of run) {
-      infos.push({ position, size: item.buf.length, baseOffset: item.baseOffset, lastOffset: item.lastOffset, maxTimestamp: item.maxTimestamp });
-      position += item.buf.length;
+      infos.push({ position, size: item.buf!.length, baseOffset: item.baseOffset, lastOffset: item.lastOffset, maxTimestamp: item.maxTimestamp });
+      position += item.buf!.length;
     }
     active.write(
-      run.map((i) => i.buf),
+      run.map((i) => i.buf!),
       infos,
     );
+    for (const item of run) if (item.producerEntry) this.writtenProducers.set(item.producerId, item.producerEntry);
   }
 
   /** Closes the active segment (fsynced, indexes written) and starts a new one at `baseOffset`. */
@@ -363,6 +607,9 @@ export class Partition {
     this.opts.fs.fsyncSync(old.fd);
     old.finish();
     old.readableBytes = old.sizeBytes;
+    // Written before the segment it belongs to exists; a crash between the two leaves an orphan
+    // that the next open removes.
+    this.writeSnapshot(baseOffset, this.writtenProducers);
     this.segments.push(LogSegment.create(this.opts.fs, this.dir, baseOffset));
     this.enforceRetention();
   }
@@ -383,6 +630,8 @@ export class Partition {
       return;
     }
     this.nextOffset = this.active.nextOffset;
+    // The producer state forgets the batches handed back, so their re-send is not taken for a duplicate.
+    this.producers = this.writtenProducers.clone();
     const rejected = group.concat(this.pending.splice(0));
     for (const item of rejected) item.reject(error);
   }
@@ -583,6 +832,8 @@ export class Partition {
       oldest.delete();
       total -= oldest.sizeBytes;
       deleted++;
+      this.producers.expireBefore(this.startOffset);
+      this.writtenProducers.expireBefore(this.startOffset);
       this.opts.logger.info(`retention: deleted segment ${oldest.logPath} (offsets ${oldest.baseOffset}-${oldest.nextOffset - 1}, ${byTime ? 'older than retention.ms' : 'over retention.bytes'})`);
     }
     return deleted;
@@ -606,4 +857,25 @@ export class Partition {
   get cleanlyClosable(): boolean {
     return !this.failure;
   }
+}
+
+function noop(): void {}
+
+function applyLoggedBatch(loader: ProducerStateLoader, b: BatchInfo): void {
+  const producerId = b.producerId ?? -1;
+  if (producerId >= 0) loader.apply(producerId, b.producerEpoch!, b.baseSequence!, b.lastOffset - b.baseOffset + 1, b.baseOffset);
+}
+
+/** Why an encoded batch from outside cannot be stored as it is, or null when it can. */
+function encodedBatchProblem(batch: Buffer): string | null {
+  if (!Buffer.isBuffer(batch)) return 'it is not a Buffer';
+  const check = checkBatch(batch, 0, batch.length, BATCH_BYTES_MAX);
+  if (check.problem === 'incomplete') return `the buffer ends before the batch does (${check.detail})`;
+  if (check.problem) return `it is damaged (${check.problem}: ${check.detail})`;
+  if (check.size !== batch.length) return `the buffer holds ${batch.length} bytes but its batch is ${check.size}; pass exactly one batch`;
+  const attributes = batch.readInt16BE(21);
+  if ((attributes & ATTR_COMPRESSION_MASK) !== 0) return `it is compressed (codec ${attributes & ATTR_COMPRESSION_MASK}), and Kappa stores only uncompressed batches for now`;
+  if ((attributes & ATTR_CONTROL) !== 0) return 'it is a control batch (a transaction marker), and Kappa has no transactions';
+  if ((attributes & ATTR_TRANSACTIONAL) !== 0) return 'it is transactional, and Kappa has no transactions; send it from an idempotent, non-transactional producer';
+  return checkRecords(batch);
 }

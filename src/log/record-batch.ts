@@ -45,6 +45,8 @@ const TWO_32 = 4294967296;
 
 export const ATTR_COMPRESSION_MASK = 0x07;
 export const ATTR_TIMESTAMP_LOG_APPEND = 0x08;
+export const ATTR_TRANSACTIONAL = 0x10;
+export const ATTR_CONTROL = 0x20;
 
 export interface RecordHeader {
   key: string;
@@ -278,6 +280,56 @@ export function checkBatch(buf: Buffer, pos: number, end: number, sizeMax = 0x7f
     return { size, problem: 'bad-count', detail: `record count ${count} disagrees with last offset delta ${lastOffsetDelta}` };
   }
   return { size, problem: null, detail: '' };
+}
+
+/**
+ * Walks the records of a batch that passed `checkBatch` and checks their structure: every length
+ * stays inside its record and the batch, offset deltas are 0, 1, 2, … (what sequence numbers and
+ * offsets of idempotent appends rely on), and the records fill the batch exactly. Returns a
+ * description of the first problem, or null. For batches from outside (`appendEncoded`): their CRC
+ * only proves that the bytes are what the sender computed it over, not that a reader can decode
+ * them. Allocates nothing per record.
+ */
+export function checkRecords(buf: Buffer): string | null {
+  const count = buf.readInt32BE(57);
+  const end = buf.length;
+  const cursor = { pos: BATCH_HEADER_BYTES };
+  let i = 0;
+  try {
+    for (; i < count; i++) {
+      const length = readVarint(buf, cursor, end);
+      const recordEnd = cursor.pos + length;
+      if (length < 1 || recordEnd > end) return `record ${i} claims ${length} bytes, which do not fit in the batch`;
+      cursor.pos++; // attributes
+      readVarint(buf, cursor, recordEnd); // timestampDelta
+      const offsetDelta = readVarint(buf, cursor, recordEnd);
+      if (offsetDelta !== i) return `record ${i} has offset delta ${offsetDelta}, expected ${i}`;
+      const keyLen = readVarint(buf, cursor, recordEnd);
+      if (keyLen < -1) return `record ${i} has key length ${keyLen}`;
+      if (keyLen > 0) cursor.pos += keyLen;
+      if (cursor.pos > recordEnd) return `record ${i}'s key runs past the end of the record`;
+      const valueLen = readVarint(buf, cursor, recordEnd);
+      if (valueLen < -1) return `record ${i} has value length ${valueLen}`;
+      if (valueLen > 0) cursor.pos += valueLen;
+      if (cursor.pos > recordEnd) return `record ${i}'s value runs past the end of the record`;
+      const headerCount = readVarint(buf, cursor, recordEnd);
+      if (headerCount < 0) return `record ${i} has header count ${headerCount}`;
+      for (let h = 0; h < headerCount; h++) {
+        const hkLen = readVarint(buf, cursor, recordEnd);
+        if (hkLen < 0) return `record ${i} header ${h} has key length ${hkLen}`;
+        cursor.pos += hkLen;
+        const hvLen = readVarint(buf, cursor, recordEnd);
+        if (hvLen < -1) return `record ${i} header ${h} has value length ${hvLen}`;
+        if (hvLen > 0) cursor.pos += hvLen;
+        if (cursor.pos > recordEnd) return `record ${i} header ${h} runs past the end of the record`;
+      }
+      if (cursor.pos !== recordEnd) return `record ${i} has ${recordEnd - cursor.pos} bytes its fields do not account for`;
+    }
+  } catch (err) {
+    return `record ${i}: ${(err as Error).message}`;
+  }
+  if (cursor.pos !== end) return `the batch has ${end - cursor.pos} bytes after its last record`;
+  return null;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * One segment of a partition: `<base>.log` holds whole RecordBatch v2 batches back to back, with
  * offsets that continue without gaps from `baseOffset`; `<base>.index` and `<base>.timeindex` are
- * its sparse indexes (see offset-index.ts and time-index.ts).
+ * its sparse indexes (see offset-index.ts and time-index.ts); `<base>.snapshot`, when present, holds
+ * the partition's producer state as of `baseOffset` (see producer-state.ts).
  *
  * Invariants: batches are contiguous in offset and in bytes; `sizeBytes` is where the next batch
  * is written; only the partition's last (active) segment is ever written to, and only by the
@@ -37,6 +38,10 @@ export interface BatchInfo {
   baseOffset: number;
   lastOffset: number;
   maxTimestamp: number;
+  /** Idempotent-producer fields of the batch header; set by `scan` and `walkHeaders`. */
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
 }
 
 export interface ScanResult {
@@ -50,6 +55,7 @@ export class LogSegment {
   readonly logPath: string;
   readonly indexPath: string;
   readonly timeIndexPath: string;
+  readonly snapshotPath: string;
   sizeBytes: number;
   /** Bytes readers may see: all of a closed segment; the durable prefix of the active one. */
   readableBytes: number;
@@ -73,6 +79,7 @@ export class LogSegment {
     this.logPath = join(dir, segmentFileName(baseOffset, '.log'));
     this.indexPath = join(dir, segmentFileName(baseOffset, '.index'));
     this.timeIndexPath = join(dir, segmentFileName(baseOffset, '.timeindex'));
+    this.snapshotPath = join(dir, segmentFileName(baseOffset, '.snapshot'));
     this.sizeBytes = sizeBytes;
     this.readableBytes = sizeBytes;
     this.nextOffset = baseOffset;
@@ -119,14 +126,20 @@ export class LogSegment {
     }
   }
 
-  /** Rebuilds the in-memory indexes from the valid batches of the file (used when index files are bad). */
-  rebuildIndexes(): ScanResult {
+  /**
+   * Rebuilds the in-memory indexes from the valid batches of the file (used when index files are
+   * bad, and on every open of the active segment). `onBatch` sees every valid batch too.
+   */
+  rebuildIndexes(onBatch?: (b: BatchInfo) => void): ScanResult {
     this.index = new OffsetIndex();
     this.timeIndex = new TimeIndex();
     this.bytesSinceIndexEntry = 0;
     this.maxTimestamp = -1;
     this.firstBatchMaxTimestamp = -1;
-    const result = this.scan(0, this.baseOffset, this.sizeBytes, (b) => this.track(b));
+    const result = this.scan(0, this.baseOffset, this.sizeBytes, (b) => {
+      this.track(b);
+      onBatch?.(b);
+    });
     this.nextOffset = result.nextOffset;
     return result;
   }
@@ -197,7 +210,7 @@ export class LogSegment {
 
   /** Unlinks the segment's files. The fd stays open a while so an in-flight read of it completes. */
   delete(): void {
-    for (const p of [this.logPath, this.indexPath, this.timeIndexPath]) {
+    for (const p of [this.logPath, this.indexPath, this.timeIndexPath, this.snapshotPath]) {
       try {
         this.fs.unlinkSync(p);
       } catch (err) {
@@ -292,11 +305,62 @@ export class LogSegment {
         return { validBytes: position, nextOffset: next, problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` } };
       }
       const lastOffset = baseOffset + chunk.readInt32BE(rel + 23);
-      onBatch?.({ position, size: check.size, baseOffset, lastOffset, maxTimestamp: readInt64(chunk, rel + 35) });
+      onBatch?.({
+        position,
+        size: check.size,
+        baseOffset,
+        lastOffset,
+        maxTimestamp: readInt64(chunk, rel + 35),
+        producerId: readInt64(chunk, rel + 43),
+        producerEpoch: chunk.readInt16BE(rel + 51),
+        baseSequence: chunk.readInt32BE(rel + 53),
+      });
       next = lastOffset + 1;
       position += check.size;
     }
     return { validBytes: position, nextOffset: next, problem: null };
+  }
+
+  /**
+   * Walks the batch headers of a closed segment, reading 1 MiB at a time but skipping the bodies of
+   * batches that do not fit in it, and calls `onBatch` with each header. No CRC check: this only
+   * rebuilds derived state (producer state) from data recovery and reads check. Stops at the first
+   * header that is implausible or does not continue the offsets, and returns its description then.
+   */
+  walkHeaders(onBatch: (b: BatchInfo) => void): string | null {
+    const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    let chunkStart = 0;
+    let chunkLen = 0;
+    let position = 0;
+    let expected = this.baseOffset;
+    const end = this.sizeBytes;
+    while (position < end) {
+      if (position + BATCH_HEADER_BYTES > chunkStart + chunkLen) {
+        chunkStart = position;
+        chunkLen = readFully(this.fs, this.fd, chunk, Math.min(chunk.length, end - position), position);
+        if (chunkLen < BATCH_HEADER_BYTES) return `${this.logPath} ends with ${chunkLen} bytes at byte ${position}, less than a batch header`;
+      }
+      const rel = position - chunkStart;
+      const size = chunk.readInt32BE(rel + 8) + 12;
+      const baseOffset = readInt64(chunk, rel);
+      if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX || position + size > end || chunk[rel + 16] !== 2 || baseOffset !== expected) {
+        return `${this.logPath} has an implausible batch header at byte ${position}`;
+      }
+      const lastOffset = baseOffset + chunk.readInt32BE(rel + 23);
+      onBatch({
+        position,
+        size,
+        baseOffset,
+        lastOffset,
+        maxTimestamp: readInt64(chunk, rel + 35),
+        producerId: readInt64(chunk, rel + 43),
+        producerEpoch: chunk.readInt16BE(rel + 51),
+        baseSequence: chunk.readInt32BE(rel + 53),
+      });
+      expected = lastOffset + 1;
+      position += size;
+    }
+    return null;
   }
 
   /**

@@ -194,8 +194,8 @@ describe('topics', () => {
       { key: null, value: 'a', timestamp: 5 },
       { key: 'k', value: 'b', timestamp: 6 },
     ]);
-    assert.deepEqual(range, { baseOffset: 0, lastOffset: 1 });
-    assert.deepEqual(await log.appendBatch('t', 1, [{ key: null, value: 'c', timestamp: 7 }]), { baseOffset: 2, lastOffset: 2 });
+    assert.deepEqual(range, { baseOffset: 0, lastOffset: 1, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await log.appendBatch('t', 1, [{ key: null, value: 'c', timestamp: 7 }]), { baseOffset: 2, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
     assert.deepEqual(
       (await readRecords(log, 't', 1)).map((r) => r.value!.toString()),
       ['a', 'b', 'c'],

@@ -146,6 +146,10 @@ export interface AppDef {
   views: ViewDef[];
 }
 
-export function defineApp(app: { topics: TopicDef<never>[] | TopicDef<unknown>[]; views: ViewDef[] }): AppDef {
-  return { topics: app.topics as TopicDef<unknown>[], views: app.views };
+/** Any topic, whatever its record type (a TopicDef's extractors make it invariant in T). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTopic = TopicDef<any>;
+
+export function defineApp(app: { topics: readonly AnyTopic[]; views: readonly ViewDef[] }): AppDef {
+  return { topics: [...app.topics] as TopicDef<unknown>[], views: [...app.views] };
 }
