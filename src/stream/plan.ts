@@ -178,7 +178,7 @@ export function compileView(view: ViewDef): ViewPlan {
           try {
             value = JSON.parse(record.value.toString('utf8'));
           } catch (err) {
-            throw new TypeError(`the value is not JSON (${(err as Error).message})`);
+            throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
           }
         }
         timeMs = timeFn ? timeFn(value) : record.timestamp;
