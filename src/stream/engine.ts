@@ -227,7 +227,8 @@ export class Engine {
       await log.appendBatch(`${task.topic}.dlq`, d.partition, [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }], {
         producerId: dlqId,
         producerEpoch: 0,
-        baseSequence: d.record.offset,
+        baseSequence: sideSequence(d.record.offset),
+        sequenceGaps: 'allow',
       });
     }
     for (const l of late) {
@@ -235,7 +236,8 @@ export class Engine {
       await log.appendBatch(view.lateTopic, l.partition, [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }], {
         producerId: lateId,
         producerEpoch: 0,
-        baseSequence: l.record.offset,
+        baseSequence: sideSequence(l.record.offset),
+        sequenceGaps: 'allow',
       });
     }
   }
@@ -277,3 +279,15 @@ function provenance(view: string, topic: string, partition: number, offset: numb
   return Object.entries(h).map(([key, value]) => ({ key, value: Buffer.from(value) }));
 }
 
+
+/**
+ * The idempotent-producer sequence of a dead letter or late event: its source offset, wrapped into
+ * the log's 31-bit sequence space. Sequences skip (only some records are dead letters), hence
+ * `sequenceGaps: 'allow'`; a replay after a crash re-sends with the same sequence, and the log
+ * drops it. Limit: the log treats a sequence up to 2^30 behind the last one as a duplicate, so two
+ * side outputs of one task more than ~1 billion source offsets apart would be misread; per-output
+ * counters in the checkpoint would lift that.
+ */
+function sideSequence(offset: number): number {
+  return offset % 2 ** 31;
+}
