@@ -428,13 +428,20 @@ function checkTopicLimits(info: TopicInfo): void {
 function acquireLock(fs: LogFs, dir: string): void {
   const path = join(dir, '.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
+    // The pid goes into a private file first, which is then hard-linked to .lock: link() creates the
+    // name atomically with its contents, so another process never reads a half-written (empty) lock
+    // and mistakes it for a stale one.
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    fs.writeSync(fd, String(process.pid));
+    fs.closeSync(fd);
     try {
-      const fd = fs.openSync(path, 'wx');
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
+      fs.linkSync(tmp, path);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.unlinkSync(tmp);
     }
     const pid = Number(fs.readFileSync(path, 'utf8').trim());
     if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {

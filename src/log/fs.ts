@@ -9,7 +9,7 @@ export type LogFs = Pick<
   typeof nodeFs,
   | 'openSync' | 'closeSync' | 'readSync' | 'writeSync' | 'writevSync' | 'fsync' | 'fsyncSync' | 'read'
   | 'fstatSync' | 'ftruncateSync' | 'mkdirSync' | 'readdirSync' | 'renameSync' | 'unlinkSync'
-  | 'existsSync' | 'readFileSync' | 'statSync' | 'rmSync'
+  | 'existsSync' | 'readFileSync' | 'statSync' | 'rmSync' | 'linkSync'
 >;
 
 export const defaultFs: LogFs = nodeFs;
