@@ -9,7 +9,7 @@ import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { produceCommand } from './produce.ts';
 import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
-import { startCommand } from './start.ts';
+import { defaultWorkers, startCommand } from './start.ts';
 import { verifyCommand } from './verify.ts';
 import { lagCommand, queryCommand, viewsCommand } from './views.ts';
 
@@ -87,7 +87,12 @@ function buildProgram(ctx: () => CliContext): Command {
     .command('start')
     .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
     .option('--flush-interval-ms <ms>', 'how often tasks commit their rows and checkpoints', parseWholeNumber('--flush-interval-ms', 1))
-    .action((opts) => startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs }));
+    .option(
+      '--workers <n>',
+      `worker threads that run the tasks (one task per view and partition, spread round-robin); 0 runs every task on the main thread (default: one per core, ${defaultWorkers()} here)`,
+      parseWholeNumber('--workers', 0),
+    )
+    .action((opts) => startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs, workers: opts.workers }));
 
   program
     .command('views')

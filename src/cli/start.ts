@@ -1,8 +1,11 @@
 /**
  * `kappa start`: runs every pipeline of the config over the embedded log until SIGINT or SIGTERM,
  * then flushes, checkpoints and exits 0. A task failure stops everything with exit code 1.
+ * Tasks are spread over `--workers` threads (default: one per core); `--workers 0` runs them all
+ * on the main thread.
  */
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
 import { stderrLogger } from '../log/index.ts';
 import { Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { openSqliteStore } from '../view/index.ts';
@@ -12,6 +15,12 @@ import { openForWriting } from './open.ts';
 export interface StartOptions {
   config?: string;
   flushIntervalMs?: number;
+  /** Worker threads for the tasks; 0 folds every task on the main thread. Default: one per core. */
+  workers?: number;
+}
+
+export function defaultWorkers(): number {
+  return availableParallelism();
 }
 
 export function storePath(dataDir: string): string {
@@ -19,16 +28,19 @@ export function storePath(dataDir: string): string {
 }
 
 export async function startCommand(ctx: CliContext, opts: StartOptions): Promise<void> {
-  const app = await loadApp(opts.config ?? defaultConfigPath());
+  const configPath = resolve(opts.config ?? defaultConfigPath());
+  const app = await loadApp(configPath);
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
-  const engine = new Engine({ log, store, app, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  const workers = opts.workers ?? defaultWorkers();
+  const engine = new Engine({ log, store, app, configPath, workers, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= engine.stop());
   try {
     await engine.start();
     const tasks = engine.status().length;
-    ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'} as ${tasks} task${tasks === 1 ? '' : 's'} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
+    const threads = engine.threads === 0 ? 'on the main thread' : `on ${engine.threads} worker thread${engine.threads === 1 ? '' : 's'}`;
+    ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve, reject) => {
       const onSignal = (): void => {
         process.off('SIGINT', onSignal);
@@ -46,6 +58,8 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
     await stop();
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
   } finally {
+    // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
+    if (stopping === null) await engine.close();
     await store.close();
     await log.close();
   }

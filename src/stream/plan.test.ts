@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
-import type { LogRecord } from '../log/index.ts';
+import { type LogRecord, RecordBatch, encodeBatch } from '../log/index.ts';
 import { aggregate, avg, count, first, last, max, min, sum } from './aggregates.ts';
 import { from, topic, view } from './dsl.ts';
 import { NO_WATERMARK, type TaskState, compileView } from './plan.ts';
@@ -213,5 +213,68 @@ describe('fingerprints', () => {
     const c = compileView(view('v', from(sales).filter((s) => s.amount > 0).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
     assert.equal(a.fingerprint, b.fingerprint);
     assert.notEqual(a.fingerprint, c.fingerprint);
+  });
+});
+
+describe('folding whole batches', () => {
+  const Strict = Type.Object({ region: Type.String(), amount: Type.Number({ minimum: 0 }), ts: Type.Integer() });
+  const strict = topic('strict', { partitions: 1, schema: Strict, time: (s) => s.ts });
+  const loose = topic<Sale>('loose', { partitions: 1, time: (s) => s.ts });
+
+  /** Values that take every path: valid, schema-invalid, not JSON, not UTF-8, a BOM, a real U+FFFD, no value, late, a throwing key. */
+  function values(): (string | Buffer | null)[] {
+    const out: (string | Buffer | null)[] = [];
+    for (let i = 0; i < 200; i++) out.push(JSON.stringify({ region: ['n', 's', 'e'][i % 3], amount: i, ts: T0 + i * 7_000, items: i % 4 === 0 ? ['a', 'b'] : [] }));
+    out.push(JSON.stringify({ region: 'n', amount: -1, ts: T0 }));
+    out.push('{"region": "n", "amount": 1,');
+    out.push(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
+    out.push(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ region: 'bom', amount: 1, ts: T0 + 10 * MIN }))]));
+    out.push(JSON.stringify({ region: 'n\uFFFD', amount: 2, ts: T0 + 10 * MIN }));
+    out.push(null);
+    out.push(JSON.stringify({ region: 'late', amount: 3, ts: T0 - 60 * MIN }));
+    out.push(JSON.stringify({ region: 'boom', amount: 4, ts: T0 + 10 * MIN }));
+    return out;
+  }
+
+  function state(plan: ReturnType<typeof compileView>): TaskState {
+    return plan.newTaskState(0, NO_WATERMARK);
+  }
+
+  for (const [name, make] of [
+    ['schema, grouped', () => view('v', from(strict).groupBy((s) => { if (s.region === 'boom') throw new Error('no boom'); return { region: s.region }; }).aggregate({ n: count(), total: sum((s) => s.amount) }))],
+    ['no schema, tumbling window', () => view('v', from(loose).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate({ n: count(), mean: avg((s) => s.amount) }))],
+    ['no schema, hopping window and flatMap', () => view('v', from(loose).window(hopping('2m', '1m')).flatMap((s) => (s.items ?? []).map((item) => ({ item, amount: s.amount }))).groupBy((x) => ({ item: x.item })).aggregate({ n: count() }))],
+  ] as const) {
+    test(`processBatch gives the rows, dead letters and late events that process gives (${name})`, () => {
+      const plan = compileView(make());
+      const encodable = values().map((value, i) => ({ key: `k${i}`, value, timestamp: T0 + i, headers: i % 50 === 0 ? [{ key: 'h', value: Buffer.from('v') }] : [] }));
+      const bytes = encodeBatch(encodable, { baseOffset: 100 });
+      for (const from of [100, 137]) {
+        const a = state(plan);
+        const b = state(plan);
+        plan.process(new RecordBatch(bytes).records(from), a);
+        assert.equal(plan.processBatch(bytes, from, b), encodable.length - (from - 100));
+        assert.deepEqual(b.dirty.values(), a.dirty.values());
+        assert.deepEqual(b.deadLetters, a.deadLetters);
+        assert.deepEqual(b.late, a.late);
+        assert.equal(b.watermarkMs, a.watermarkMs);
+        assert.ok(a.dirty.size > 0 && a.deadLetters.length > 0 && (a.late.length > 0 || !plan.windowed), 'every path was taken');
+      }
+    });
+  }
+
+  test('decodes values the way the schema does: bad UTF-8 refused, a BOM skipped, a real U+FFFD kept', () => {
+    const plan = compileView(view('v', from(strict).groupBy((s) => ({ region: s.region })).aggregate({ n: count() })));
+    const s = plan.newTaskState(0, NO_WATERMARK);
+    plan.processBatch(encodeBatch(values().slice(200).map((value) => ({ key: null, value, timestamp: T0 })), { baseOffset: 0 }), 0, s);
+    assert.deepEqual(s.deadLetters.map((d) => d.reason), [
+      'schema: amount must be at least 0',
+      s.deadLetters[1].reason,
+      s.deadLetters[2].reason,
+      'the record has no value',
+    ]);
+    assert.match(s.deadLetters[1].reason, /not valid JSON/);
+    assert.match(s.deadLetters[2].reason, /not valid UTF-8/);
+    assert.deepEqual(new Set(s.dirty.values().map((r) => r.key[0])), new Set(['bom', 'n\uFFFD', 'late', 'boom']));
   });
 });

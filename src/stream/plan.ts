@@ -1,8 +1,11 @@
 /**
  * Compiles a view definition into what a task runs: the physical table definition, the
- * fingerprint, and `process`, one synchronous function over a whole batch of log records that
- * folds them into the task's dirty rows. No Promise and no closure per event; the only per-event
- * allocations are the decoded value and (for new groups) the row.
+ * fingerprint, and `processBatch`, one synchronous function over a whole RecordBatch that folds its
+ * records into the task's dirty rows (`process` does the same for records already decoded).
+ * No Promise, closure or object of ours per event: records are read in place (batch-index.ts),
+ * rows are found by their key values (dirty-rows.ts), and a full record is built only for a side
+ * output. What is left per event is the decoded value and what the user's functions return. On
+ * the process bench this folds at about 0.85 of a bare UTF-8 decode + JSON.parse loop.
  *
  * Event time and determinism: an event's time is the topic's time extractor or the record
  * timestamp; the watermark is the newest event time seen by the task minus the allowed
@@ -15,12 +18,16 @@ import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
 import type { Aggregate } from './aggregates.ts';
+import { BatchIndex } from './batch-index.ts';
+import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { KeyValue, Op, ViewDef } from './dsl.ts';
 import { windowStarts } from './windows.ts';
 
-export interface DirtyRow {
-  key: KeyValue[];
-  state: unknown[];
+export type { DirtyRow } from './dirty-rows.ts';
+
+/** Where a fold gets the full record of an event it sends to a side output. */
+interface RecordSource {
+  record(i: number): LogRecord;
 }
 
 /** A record that could not be processed, bound for `<topic>.dlq`. */
@@ -42,7 +49,7 @@ export interface LateEvent {
 export interface TaskState {
   partition: number;
   /** Rows touched since the last flush, by key. */
-  dirty: Map<string, DirtyRow>;
+  dirty: DirtyRows;
   maxEventTimeMs: number;
   watermarkMs: number;
   deadLetters: DeadLetter[];
@@ -56,15 +63,23 @@ export interface ViewPlan {
   fingerprint: string;
   windowed: boolean;
   stateWidth: number;
-  /** The table definition; key column types are inferred from a sample row. */
   /** The table definition; key column types are inferred from a sample row, or taken as given (the stored ones). */
   definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): ViewDefinition;
   newTaskState(partition: number, watermarkMs: number): TaskState;
   /** Folds a batch of records (all with offsets >= the task's position) into `state`. */
   process(records: readonly LogRecord[], state: TaskState): void;
+  /** Decodes one RecordBatch (its bytes, CRC already checked) and folds its records from `fromOffset` on; returns how many. */
+  processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number;
 }
 
 export const NO_WATERMARK = -8.64e15;
+
+/**
+ * Buffer's own UTF-8 decode of a byte range, which Buffer#toString calls after normalising its
+ * arguments; that wrapper cost a tenth of a record's decode + JSON.parse on the process bench.
+ * It is not in Node's typings, so it is looked up once, with toString as the fallback.
+ */
+const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice === 'function' ? ((Buffer.prototype as unknown as { utf8Slice: (start: number, end: number) => string }).utf8Slice) : null;
 
 function fingerprintOf(view: ViewDef): string {
   const a = view.aggregation;
@@ -107,44 +122,61 @@ export function compileView(view: ViewDef): ViewPlan {
   const outOfOrdernessMs = view.outOfOrdernessMs;
   const allowedLatenessMs = view.allowedLatenessMs;
 
-  function newRow(state: TaskState, keyValues: KeyValue[]): DirtyRow {
-    const row: DirtyRow = { key: keyValues, state: new Array(width) };
+  const windowSizeMs = windowSpec?.sizeMs ?? 0;
+  // The common shape (no flatMap; no window or a tumbling one) has one output and at most one
+  // window per event, so it folds each event straight into its row with no per-event arrays.
+  const simple = !ops.some((op) => op.kind === 'flatMap') && (windowSpec === null || windowSpec.kind === 'tumbling');
+  // Reused by every fold of this plan: folding is synchronous, so one batch uses them at a time.
+  const index = new BatchIndex();
+  const keyScratch: KeyValue[] = [];
+
+  function newRow(key: KeyValue[]): DirtyRow {
+    const row: DirtyRow = { key, state: new Array(width) };
     for (const a of aggs) a.agg.init(row.state, a.slot);
     return row;
   }
 
-  /** The row key of `value` (group-key fields, then the window bounds) and its map key. */
-  function keyOf(state: TaskState, value: unknown, windowStart: number | null): { k: string; keyValues: KeyValue[] } {
-    const keyObj = keyFn(value);
-    if (keyObj === null || typeof keyObj !== 'object') throw new TypeError(`groupBy() must return an object of key fields, got ${JSON.stringify(keyObj)}`);
-    let names = state.keyNames;
-    if (names === null) {
-      names = Object.keys(keyObj);
-      for (const n of names) {
-        if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
-      }
-      state.keyNames = names;
+  function fixKeyNames(state: TaskState, keyObj: Record<string, KeyValue>): string[] {
+    const names = Object.keys(keyObj);
+    for (const n of names) {
+      if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
     }
-    const keyValues: KeyValue[] = new Array(names.length + (windowStart === null ? 0 : 2));
-    for (let i = 0; i < names.length; i++) {
-      const v = keyObj[names[i]];
-      if (v === undefined || (v !== null && typeof v === 'object')) throw new TypeError(`group key field "${names[i]}" is ${JSON.stringify(v)}; keys must be strings, numbers, booleans or null`);
-      keyValues[i] = typeof v === 'boolean' ? Number(v) : v;
-    }
-    if (windowStart !== null) {
-      keyValues[names.length] = windowStart;
-      keyValues[names.length + 1] = windowStart + windowSpec!.sizeMs;
-    }
-    const k = keyValues.length === 1 ? String(keyValues[0]) + (typeof keyValues[0] === 'string' ? 's' : 'n') : JSON.stringify(keyValues);
-    return { k, keyValues };
+    state.keyNames = names;
+    return names;
   }
 
-  function fold(state: TaskState, k: string, keyValues: KeyValue[], value: unknown, timeMs: number): void {
-    let row = state.dirty.get(k);
-    if (!row) {
-      row = newRow(state, keyValues);
-      state.dirty.set(k, row);
+  /**
+   * Writes the row key of `value` into `keyScratch` (group-key fields, then the window start) and
+   * returns how many values it has. Throws a TypeError for a key that cannot be a row key.
+   */
+  function keyValuesOf(state: TaskState, value: unknown, windowStart: number): number {
+    const keyObj = keyFn(value);
+    if (keyObj === null || typeof keyObj !== 'object') throw new TypeError(`groupBy() must return an object of key fields, got ${JSON.stringify(keyObj)}`);
+    const names = state.keyNames ?? fixKeyNames(state, keyObj);
+    const n = names.length;
+    for (let i = 0; i < n; i++) {
+      const v = keyObj[names[i]];
+      if (v === undefined || (v !== null && typeof v === 'object')) throw new TypeError(`group key field "${names[i]}" is ${JSON.stringify(v)}; keys must be strings, numbers, booleans or null`);
+      keyScratch[i] = typeof v === 'boolean' ? Number(v) : v;
     }
+    if (windowSpec === null) return n;
+    keyScratch[n] = windowStart;
+    return n + 1;
+  }
+
+  /** The dirty row for key `values[0..n)`, made (at the aggregates' identity) if the task has not touched it since its last flush. */
+  function rowFor(state: TaskState, values: KeyValue[], n: number): DirtyRow {
+    let row = state.dirty.get(values, n);
+    if (row === undefined) {
+      const key = values.slice(0, n);
+      if (windowSpec !== null) key.push((values[n - 1] as number) + windowSizeMs);
+      row = newRow(key);
+      state.dirty.insert(values, n, row);
+    }
+    return row;
+  }
+
+  function fold(row: DirtyRow, value: unknown, timeMs: number): void {
     for (let i = 0; i < aggs.length; i++) aggs[i].agg.add(row.state, aggs[i].slot, value, timeMs);
   }
 
@@ -163,62 +195,135 @@ export function compileView(view: ViewDef): ViewPlan {
     out.push(value);
   }
 
-  function process(records: readonly LogRecord[], state: TaskState): void {
-    for (let r = 0; r < records.length; r++) {
-      const record = records[r];
-      let value: unknown;
-      let timeMs: number;
+  /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
+  function strictDecode(bytes: Uint8Array): unknown {
+    const decoded = schema!.decode(bytes);
+    if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
+    return decoded.value;
+  }
+
+  /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
+  function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
+    if (buf === null) throw new TypeError('the record has no value');
+    const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
+    if (schema === null) {
       try {
-        if (record.value === null) throw new TypeError('the record has no value');
-        if (schema) {
-          const decoded = schema.decode(record.value);
-          if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
-          value = decoded.value;
-        } else {
-          try {
-            value = JSON.parse(record.value.toString('utf8'));
-          } catch (err) {
-            throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
-          }
-        }
-        timeMs = timeFn ? timeFn(value) : record.timestamp;
-        if (typeof timeMs !== 'number' || !Number.isFinite(timeMs)) throw new TypeError(`the time extractor returned ${JSON.stringify(timeMs)}, not a time in ms`);
+        return JSON.parse(text);
       } catch (err) {
-        state.deadLetters.push({ record, partition: state.partition, reason: (err as Error).message });
-        continue;
+        throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
       }
-      if (timeMs > state.maxEventTimeMs) {
-        state.maxEventTimeMs = timeMs;
-        const wm = timeMs - outOfOrdernessMs;
-        if (wm > state.watermarkMs) state.watermarkMs = wm;
-      }
-      let windows: number[] | null = null;
-      if (windowSpec) {
-        const all = windowStarts(windowSpec, timeMs);
-        windows = [];
-        for (const s of all) if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
-        if (windows.length === 0) {
-          state.late.push({ record, partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
-          continue;
-        }
-      }
-      // Every user function (operators, then group keys) runs before anything is folded, so a
-      // record whose pipeline throws goes to the dead-letter topic having changed no row.
-      let keyed: { k: string; keyValues: KeyValue[]; value: unknown }[];
-      try {
-        const outs: unknown[] = [];
-        run(value, 0, outs);
-        keyed = [];
-        for (const v of outs) {
-          if (windows === null) keyed.push({ ...keyOf(state, v, null), value: v });
-          else for (const w of windows) keyed.push({ ...keyOf(state, v, w), value: v });
-        }
-      } catch (err) {
-        state.deadLetters.push({ record, partition: state.partition, reason: `pipeline: ${(err as Error).message}` });
-        continue;
-      }
-      for (const x of keyed) fold(state, x.k, x.keyValues, x.value, timeMs);
     }
+    // Buffer#toString is the fastest decode, but it replaces bytes that are not UTF-8 with U+FFFD
+    // and keeps a BOM, where the schema's strict decode refuses the one and skips the other. Such a
+    // value either contains U+FFFD or fails JSON.parse, so those two cases go the strict way and
+    // get exactly its result.
+    if (text.indexOf('\uFFFD') !== -1) return strictDecode(buf.subarray(start, start + length));
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return strictDecode(buf.subarray(start, start + length));
+    }
+    if (!schema.validate(value)) throw new TypeError(`schema: ${describeIssues(schema.lastIssues())}`);
+    return value;
+  }
+
+  /**
+   * Folds one record: `buf[start, start + length)` is its value (`buf` null for a null value).
+   * `source.record(i)` builds the full record, needed only when it goes to a side output.
+   */
+  function foldRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: RecordSource, i: number): void {
+    let value: unknown;
+    let timeMs: number;
+    try {
+      value = decodeValue(buf, start, length);
+      timeMs = timeFn ? timeFn(value) : timestamp;
+      if (typeof timeMs !== 'number' || !Number.isFinite(timeMs)) throw new TypeError(`the time extractor returned ${JSON.stringify(timeMs)}, not a time in ms`);
+    } catch (err) {
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: (err as Error).message });
+      return;
+    }
+    if (timeMs > state.maxEventTimeMs) {
+      state.maxEventTimeMs = timeMs;
+      const wm = timeMs - outOfOrdernessMs;
+      if (wm > state.watermarkMs) state.watermarkMs = wm;
+    }
+    if (!simple) return foldAny(state, value, timeMs, source, i);
+    let windowStart = 0;
+    if (windowSpec !== null) {
+      windowStart = Math.floor(timeMs / windowSizeMs) * windowSizeMs;
+      if (!(windowStart + windowSizeMs + allowedLatenessMs > state.watermarkMs)) {
+        state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
+        return;
+      }
+    }
+    // One output and one row: every user function (operators, then the group key) has run by the
+    // time the row is looked up, so a record whose pipeline throws changes no row.
+    let row: DirtyRow;
+    try {
+      for (let o = 0; o < ops.length; o++) {
+        const op = ops[o];
+        if (op.kind === 'filter') {
+          if (!op.fn(value)) return;
+        } else value = (op as { fn: (v: unknown) => unknown }).fn(value);
+      }
+      row = rowFor(state, keyScratch, keyValuesOf(state, value, windowStart));
+    } catch (err) {
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: `pipeline: ${(err as Error).message}` });
+      return;
+    }
+    fold(row, value, timeMs);
+  }
+
+  /** Any pipeline: flatMap (any number of outputs) and hopping windows (several windows per event). */
+  function foldAny(state: TaskState, value: unknown, timeMs: number, source: RecordSource, i: number): void {
+    let windows: number[] | null = null;
+    if (windowSpec) {
+      windows = [];
+      for (const s of windowStarts(windowSpec, timeMs)) if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
+      if (windows.length === 0) {
+        state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
+        return;
+      }
+    }
+    // Every user function (operators, then group keys) runs before any row is touched, so a
+    // record whose pipeline throws goes to the dead-letter topic having changed no row.
+    const keys: KeyValue[][] = [];
+    const values: unknown[] = [];
+    try {
+      const outs: unknown[] = [];
+      run(value, 0, outs);
+      for (const v of outs) {
+        for (const w of windows ?? [0]) {
+          keys.push(keyScratch.slice(0, keyValuesOf(state, v, w)));
+          values.push(v);
+        }
+      }
+    } catch (err) {
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: `pipeline: ${(err as Error).message}` });
+      return;
+    }
+    for (let k = 0; k < keys.length; k++) fold(rowFor(state, keys[k], keys[k].length), values[k], timeMs);
+  }
+
+  function process(records: readonly LogRecord[], state: TaskState): void {
+    const source: RecordSource = { record: (i) => records[i] };
+    for (let r = 0; r < records.length; r++) {
+      const v = records[r].value;
+      foldRecord(state, v, 0, v === null ? -1 : v.length, records[r].timestamp, source, r);
+    }
+  }
+
+  function processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number {
+    const n = index.load(bytes, fromOffset);
+    const starts = index.valueStart;
+    const lengths = index.valueLength;
+    const timestamps = index.timestamps;
+    for (let i = 0; i < n; i++) {
+      const length = lengths[i];
+      foldRecord(state, length < 0 ? null : bytes, starts[i], length, timestamps[i], index, i);
+    }
+    return n;
   }
 
   function definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): ViewDefinition {
@@ -242,7 +347,8 @@ export function compileView(view: ViewDef): ViewPlan {
     windowed: windowSpec !== null,
     stateWidth: width,
     definition,
-    newTaskState: (partition, watermarkMs) => ({ partition, dirty: new Map(), maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs, watermarkMs, deadLetters: [], late: [], keyNames: null }),
+    newTaskState: (partition, watermarkMs) => ({ partition, dirty: new DirtyRows(), maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs, watermarkMs, deadLetters: [], late: [], keyNames: null }),
     process,
+    processBatch,
   };
 }

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ATTR_TIMESTAMP_LOG_APPEND, type EncodableRecord, RecordBatch, encodeBatch } from '../log/record-batch.ts';
+import { BatchIndex } from './batch-index.ts';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+/** Records with every shape the format allows: null key or value, headers, long values, out-of-order timestamps. */
+function varied(): EncodableRecord[] {
+  const out: EncodableRecord[] = [];
+  for (let i = 0; i < 300; i++) {
+    out.push({
+      key: i % 7 === 0 ? null : `k${i}`,
+      value: i % 11 === 0 ? null : 'x'.repeat(i % 3 === 0 ? 20_000 : i),
+      headers: i % 5 === 0 ? [{ key: 'h', value: Buffer.from(`v${i}`) }, { key: 'empty', value: null }] : [],
+      timestamp: T0 + (i % 2 === 0 ? i * 1000 : -i * 1000),
+    });
+  }
+  return out;
+}
+
+function plain(r: { offset: number; timestamp: number; key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): unknown {
+  return { offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('hex') ?? null, value: r.value?.toString('hex') ?? null, headers: r.headers.map((h) => [h.key, h.value?.toString('hex') ?? null]) };
+}
+
+describe('BatchIndex', () => {
+  test('finds every record where RecordBatch.records() decodes it, from any offset', () => {
+    const bytes = encodeBatch(varied(), { baseOffset: 1_000 });
+    const index = new BatchIndex();
+    for (const from of [0, 1_000, 1_001, 1_150, 1_299, 1_300]) {
+      const expected = new RecordBatch(bytes).records(from);
+      assert.equal(index.load(bytes, from), expected.length, `from ${from}`);
+      for (let i = 0; i < expected.length; i++) {
+        assert.deepEqual(plain(index.record(i)), plain(expected[i]));
+        const v = expected[i].value;
+        assert.equal(index.valueLength[i], v === null ? -1 : v.length);
+        if (v !== null) assert.ok(bytes.subarray(index.valueStart[i], index.valueStart[i] + v.length).equals(v));
+      }
+    }
+  });
+
+  test('gives every record the batch time when the batch carries log-append time', () => {
+    const records = [{ key: null, value: 'a', timestamp: T0 }, { key: null, value: 'b', timestamp: T0 + 5 }];
+    const bytes = encodeBatch(records, { baseOffset: 0, attributes: ATTR_TIMESTAMP_LOG_APPEND });
+    const index = new BatchIndex();
+    index.load(bytes, 0);
+    assert.deepEqual([index.timestamps[0], index.timestamps[1]], [T0 + 5, T0 + 5]);
+  });
+
+  test('refuses a compressed batch, and a record whose lengths run past the batch', () => {
+    const index = new BatchIndex();
+    assert.throws(() => index.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0), /compressed record batches \(codec 1\)/);
+    const bytes = encodeBatch([{ key: null, value: 'abc', timestamp: T0 }], { baseOffset: 0 });
+    const cut = bytes.subarray(0, bytes.length - 2);
+    assert.throws(() => index.load(cut, 0), /runs past the batch/);
+  });
+});

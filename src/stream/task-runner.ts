@@ -1,0 +1,124 @@
+/**
+ * Where a task's CPU work runs. The engine keeps the I/O (log reads, side-output appends, the one
+ * SQLite writer) on its own thread and hands each batch to a `TaskRunner`, which decodes the
+ * records and folds them into the task's state with the view's plan. At flush time the engine
+ * drains the task: it takes the dirty rows, dead letters and late events folded since the last
+ * drain, and the task starts again from empty rows.
+ *
+ * Two runners share this contract: `InThreadRunner` (below) runs every task on the calling thread;
+ * `WorkerPool` (worker-pool.ts) spreads tasks over worker threads and keeps each task's state in
+ * its worker. Either way a drain covers exactly the batches handed over before it, in order, so
+ * the rows and the checkpoint offset of a flush are the same whatever the runner.
+ */
+import type { RecordBatch } from '../log/index.ts';
+import { DirtyRows } from './dirty-rows.ts';
+import type { DeadLetter, DirtyRow, LateEvent, TaskState, ViewPlan } from './plan.ts';
+
+export interface TaskOpen {
+  /** The task's index in the engine; the pool assigns task i to worker i % N. */
+  id: number;
+  plan: ViewPlan;
+  partition: number;
+  /** The watermark of the task's checkpoint (or NO_WATERMARK). */
+  watermarkMs: number;
+  /** Group-key column names of the view's existing table, if it has one. */
+  keyNames: string[] | null;
+}
+
+/** What a task folded since the previous drain: what one flush writes. */
+export interface Drained {
+  rows: DirtyRow[];
+  deadLetters: DeadLetter[];
+  late: LateEvent[];
+  watermarkMs: number;
+  keyNames: string[] | null;
+}
+
+export interface TaskProgress {
+  /** Records folded so far (all drains included). */
+  eventsProcessed: number;
+  /** Rows touched since the last drain; with workers, as of the last batch the worker reported. */
+  dirtyRows: number;
+  watermarkMs: number;
+}
+
+export interface TaskRunner {
+  /** Worker threads in use (0 when tasks run on the calling thread). */
+  readonly threads: number;
+  open(task: TaskOpen): void;
+  /**
+   * Hands a batch to the task, which folds its records from `fromOffset` on. Returns a promise
+   * when the caller must wait before handing over more (the task's batches in flight are at their
+   * bound); the batch itself is accepted either way.
+   */
+  process(id: number, batch: RecordBatch, fromOffset: number): Promise<void> | undefined;
+  progress(id: number): TaskProgress;
+  /** The worker thread the task folds on, or null for the calling thread. */
+  thread(id: number): number | null;
+  /** Takes what the task folded since the last drain, covering every batch handed over before this call. */
+  drain(id: number): Promise<Drained>;
+  /** Stops the threads, if any. Idempotent; a drain or process after close fails. */
+  close(): Promise<void>;
+}
+
+interface LocalTask {
+  plan: ViewPlan;
+  state: TaskState;
+  eventsProcessed: number;
+}
+
+/** Every task on the calling thread, as the engine ran before worker threads (`--workers 0`). */
+export class InThreadRunner implements TaskRunner {
+  readonly threads = 0;
+  private readonly tasks = new Map<number, LocalTask>();
+
+  open(task: TaskOpen): void {
+    const state = task.plan.newTaskState(task.partition, task.watermarkMs);
+    state.keyNames = task.keyNames;
+    this.tasks.set(task.id, { plan: task.plan, state, eventsProcessed: 0 });
+  }
+
+  process(id: number, batch: RecordBatch, fromOffset: number): undefined {
+    const task = this.task(id);
+    task.eventsProcessed += task.plan.processBatch(batch.bytes, fromOffset, task.state);
+    return undefined;
+  }
+
+  progress(id: number): TaskProgress {
+    const task = this.task(id);
+    return { eventsProcessed: task.eventsProcessed, dirtyRows: task.state.dirty.size, watermarkMs: task.state.watermarkMs };
+  }
+
+  thread(): null {
+    return null;
+  }
+
+  async drain(id: number): Promise<Drained> {
+    return takeDrained(this.task(id).state);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Stops running a task that has just been drained, handing back what a runner taking it over needs. */
+  release(id: number): { eventsProcessed: number; watermarkMs: number; keyNames: string[] | null } {
+    const { state, eventsProcessed } = this.task(id);
+    if (state.dirty.size !== 0 || state.deadLetters.length !== 0 || state.late.length !== 0) throw new Error(`invariant: task ${id} is released with work not drained`);
+    this.tasks.delete(id);
+    return { eventsProcessed, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
+  }
+
+  private task(id: number): LocalTask {
+    const task = this.tasks.get(id);
+    if (task === undefined) throw new Error(`invariant: task ${id} was never opened`);
+    return task;
+  }
+}
+
+/** Moves what `state` folded since the last drain out of it, leaving it with no rows. */
+export function takeDrained(state: TaskState): Drained {
+  const drained: Drained = { rows: state.dirty.values(), deadLetters: state.deadLetters, late: state.late, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
+  state.dirty = new DirtyRows();
+  state.deadLetters = [];
+  state.late = [];
+  return drained;
+}

@@ -1,0 +1,111 @@
+/**
+ * A worker thread of the engine (started by worker-pool.ts through worker-entry.js). It loads the
+ * user's config itself, because functions cannot be sent between threads, compiles the views of
+ * the tasks it is given, and keeps those tasks' state: for each batch it receives it decodes the
+ * records and folds them with the view's plan; on `drain` it hands back the task's dirty rows,
+ * dead letters and late events. It does no I/O besides loading the config.
+ *
+ * Failure model: a task whose fold throws reports `failed` and ignores its later batches (the
+ * engine stops on the first failure). Anything thrown outside a handler (a pipeline function that
+ * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { isKappaError } from '../errors.ts';
+import { loadApp } from './config.ts';
+import type { AppDef } from './dsl.ts';
+import { type ViewPlan, compileView } from './plan.ts';
+import { takeDrained } from './task-runner.ts';
+import type { TaskState } from './plan.ts';
+import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
+
+interface WorkerTask {
+  plan: ViewPlan;
+  state: TaskState;
+  failed: boolean;
+}
+
+const port = parentPort;
+if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
+const data = workerData as WorkerData;
+
+function post(message: FromWorker): void {
+  port!.postMessage(message);
+}
+
+function failed(task: number, err: unknown): FromWorker {
+  const e = err as Error;
+  return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
+}
+
+let app: AppDef;
+try {
+  app = await loadApp(data.configPath);
+} catch (err) {
+  post(failed(-1, err));
+  // Nothing else to do; the pool fails the engine and terminates this thread.
+  await new Promise(() => {});
+}
+
+const plans = new Map<string, ViewPlan>();
+const tasks = new Map<number, WorkerTask>();
+
+function open(m: Extract<ToWorker, { t: 'open' }>): void {
+  let plan = plans.get(m.view);
+  if (plan === undefined) {
+    const view = app.views.find((v) => v.name === m.view);
+    if (view === undefined) throw new Error(`the config no longer defines view "${m.view}"; it changed while kappa was starting. Start again.`);
+    plan = compileView(view);
+    plans.set(m.view, plan);
+  }
+  if (plan.fingerprint !== m.fingerprint) {
+    throw new Error(`view "${m.view}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
+  }
+  const state = plan.newTaskState(m.partition, m.watermarkMs);
+  state.keyNames = m.keyNames;
+  tasks.set(m.task, { plan, state, failed: false });
+}
+
+function batch(m: Extract<ToWorker, { t: 'batch' }>): void {
+  const task = tasks.get(m.task);
+  if (task === undefined || task.failed) return;
+  const bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+  let events: number;
+  try {
+    events = task.plan.processBatch(bytes, m.from, task.state);
+  } catch (err) {
+    task.failed = true;
+    post(failed(m.task, err));
+    return;
+  }
+  post({ t: 'done', task: m.task, events, dirty: task.state.dirty.size, watermarkMs: task.state.watermarkMs });
+}
+
+function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
+  const task = tasks.get(m.task);
+  if (task === undefined || task.failed) return;
+  const d = takeDrained(task.state);
+  // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
+  // (a function, a class instance's methods); the caller reports it as the task's failure.
+  post({
+    t: 'drained',
+    task: m.task,
+    rows: d.rows,
+    deadLetters: d.deadLetters.map((x) => ({ ...x, record: detachRecord(x.record) })),
+    late: d.late.map((x) => ({ ...x, record: detachRecord(x.record) })),
+    watermarkMs: d.watermarkMs,
+    keyNames: d.keyNames,
+  });
+}
+
+port.on('message', (m: ToWorker) => {
+  if (m.t === 'batch') return batch(m);
+  try {
+    if (m.t === 'drain') drain(m);
+    else open(m);
+  } catch (err) {
+    const task = tasks.get(m.task);
+    if (task) task.failed = true;
+    post(failed(m.task, err));
+  }
+});
+post({ t: 'ready' });
