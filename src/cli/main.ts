@@ -108,7 +108,7 @@ function buildProgram(ctx: () => CliContext): Command {
 
   program
     .command('lag')
-    .description('per view and partition: committed offset, log end, lag')
+    .description('per view (and output pipeline) and partition: committed offset, log end, lag')
     .option('--json', 'print JSON')
     .action((opts) => lagCommand(ctx(), opts));
 

@@ -40,7 +40,8 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
     await engine.start();
     const tasks = engine.status().length;
     const threads = engine.threads === 0 ? 'on the main thread' : `on ${engine.threads} worker thread${engine.threads === 1 ? '' : 's'}`;
-    ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
+    const outputs = app.outputs.length === 0 ? '' : ` and ${app.outputs.length} output${app.outputs.length === 1 ? '' : 's'}`;
+    ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'}${outputs} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve, reject) => {
       const onSignal = (): void => {
         process.off('SIGINT', onSignal);

@@ -20,7 +20,11 @@ async function withStore<T>(ctx: CliContext, fn: (store: ViewStore) => Promise<T
 }
 
 export interface LagRow {
+  /** 'view', or 'output' for a pipeline writing a derived topic (`to(topic)`). */
+  kind: 'view' | 'output';
+  /** The view's or output's name. */
   view: string;
+  /** The view version (0 for an output). */
   version: number;
   topic: string;
   partition: number;
@@ -35,7 +39,13 @@ async function lagRows(store: ViewStore, log: FileLog): Promise<LagRow[]> {
     if (v.state === 'retired') continue;
     for (const cp of await store.checkpoints(v.name, v.version)) {
       const { end } = await log.offsets(cp.topic, cp.partition);
-      rows.push({ view: v.name, version: v.version, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
+      rows.push({ kind: 'view', view: v.name, version: v.version, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
+    }
+  }
+  for (const name of await store.outputs()) {
+    for (const cp of await store.outputCheckpoints(name)) {
+      const { end } = await log.offsets(cp.topic, cp.partition);
+      rows.push({ kind: 'output', view: name, version: 0, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
     }
   }
   return rows;
@@ -68,7 +78,7 @@ export async function lagCommand(ctx: CliContext, opts: { json?: boolean }): Pro
     withLog(openForReading(ctx.dataDir), async (log) => {
       const rows = await lagRows(store, log);
       if (opts.json) ctx.stdout.write(JSON.stringify(rows) + '\n');
-      else ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'], rows.map((r) => [r.view, r.version, r.topic, r.partition, r.committedOffset, r.logEndOffset, r.lag])));
+      else ctx.stdout.write(formatTable(['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'], rows.map((r) => [r.kind === 'output' ? `${r.view} (output)` : r.view, r.kind === 'output' ? '-' : r.version, r.topic, r.partition, r.committedOffset, r.logEndOffset, r.lag])));
     }),
   );
 }

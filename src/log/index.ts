@@ -2,6 +2,7 @@
 export type { Log, TopicConfig, TopicInfo, ProducerRecord, RecordMetadata, PartitionOffsets, ReadOptions, FsyncMode, PartitionHealth } from './types.ts';
 export { FileLog, openFileLog, TOPIC_DEFAULTS, stderrLogger, type FileLogOptions } from './file-log.ts';
 export type { Clock, Logger, BatchOptions, AppendBatchResult } from './partition.ts';
+export { SEQUENCE_MODULUS } from './producer-state.ts';
 export { RecordBatch, encodeBatch, checkBatch, checkRecords, type LogRecord, type RecordHeader, type EncodableRecord } from './record-batch.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';

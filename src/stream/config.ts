@@ -1,6 +1,6 @@
 /**
  * Loads the user's app config (`kappa.config.ts` or `.js`): a module whose default export is
- * `defineApp({ topics, views })`. TypeScript configs run through tsx, which the `kappa` command
+ * `defineApp({ topics, views, outputs })`. TypeScript configs run through tsx, which the `kappa` command
  * registers. Every failure is a KAPPA_CONFIG_INVALID naming the file, the line when known, and why.
  */
 import { existsSync } from 'node:fs';
@@ -57,5 +57,15 @@ export async function loadApp(path: string): Promise<AppDef> {
     const source = v.aggregation.stream.source.name;
     if (!topics.has(source)) throw invalid(file, `view "${v.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
   }
-  return app as AppDef;
+  const outputs = app.outputs ?? [];
+  if (!Array.isArray(outputs)) throw invalid(file, 'outputs must be a list of from(topic)....to(topic) pipelines');
+  for (const o of outputs) {
+    if (o?.kind !== 'output') throw invalid(file, 'every entry of outputs must come from from(topic)....to(topic)');
+    if (views.has(o.name)) throw invalid(file, `output "${o.name}" has the name of a view; names must be unique`);
+    views.add(o.name);
+    const source = o.stream.source.name;
+    if (!topics.has(source)) throw invalid(file, `output "${o.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
+    if (!topics.has(o.target.name)) throw invalid(file, `output "${o.name}" writes topic "${o.target.name}", which is not in topics (add it so its partitions and schema are known)`);
+  }
+  return { ...app, outputs } as AppDef;
 }

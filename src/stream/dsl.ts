@@ -78,6 +78,21 @@ export class Stream<T> {
     return new GroupedStream<T, K>(this, fn);
   }
 
+  /**
+   * Writes every value of the stream to `target`, a derived topic (the feedback loop): other views
+   * and pipelines read it like any topic. Exactly once: after a crash the task re-sends from its
+   * checkpoint and the log drops what it already has (idempotent producer). Each value is
+   * checked against the target's schema; its key and event time come from the target's
+   * extractors (a record without a key stays on the partition number of its source record).
+   * `name` identifies the pipeline's checkpoints; default `<source>_to_<target>`.
+   */
+  to(target: TopicDef<T> | TopicDef<unknown>, opts: { name?: string } = {}): OutputDef {
+    if (this.windowSpec) throw new TypeError('to() writes events as they come; a windowed stream can only be aggregated');
+    const name = opts.name ?? `${this.source.name}_to_${target.name}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+    if (!PIPELINE_NAME.test(name)) throw new TypeError(`output name "${name}" must be lower-case letters, digits and _, starting with a letter or _`);
+    return { kind: 'output', name, stream: this as Stream<unknown>, target: target as TopicDef<unknown> };
+  }
+
   /** Aggregates windows without group keys (one row per window). */
   aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<T> {
     if (!this.windowSpec) throw new TypeError('aggregate() without groupBy() needs a window(); use groupBy() to aggregate by key');
@@ -126,10 +141,18 @@ export interface ViewDef {
   lateTopic: string;
 }
 
-const VIEW_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+const PIPELINE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** A pipeline writing a stream to a derived topic (`Stream.to`). */
+export interface OutputDef {
+  kind: 'output';
+  name: string;
+  stream: Stream<unknown>;
+  target: TopicDef<unknown>;
+}
 
 export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOptions = {}): ViewDef {
-  if (!VIEW_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
+  if (!PIPELINE_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
   const w = aggregation.stream.windowSpec;
   return {
     kind: 'view',
@@ -144,12 +167,53 @@ export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOpt
 export interface AppDef {
   topics: TopicDef<unknown>[];
   views: ViewDef[];
+  outputs: OutputDef[];
 }
 
 /** Any topic, whatever its record type (a TopicDef's extractors make it invariant in T). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyTopic = TopicDef<any>;
 
-export function defineApp(app: { topics: readonly AnyTopic[]; views: readonly ViewDef[] }): AppDef {
-  return { topics: [...app.topics] as TopicDef<unknown>[], views: [...app.views] };
+/**
+ * The app a config file exports: its topics, its views, and its derived-topic pipelines
+ * (`from(a)....to(b)`). Names must be unique among views and outputs (they key the checkpoints),
+ * and outputs may not form a cycle (a → b → a would feed itself forever).
+ */
+export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[] }): AppDef {
+  const views = [...(app.views ?? [])];
+  const outputs = [...(app.outputs ?? [])];
+  const names = new Set<string>();
+  for (const p of [...views, ...outputs]) {
+    if (names.has(p.name)) throw new TypeError(`two pipelines are named "${p.name}"; view and output names must be unique${p.kind === 'output' ? ' (give to() a name: .to(topic, { name: "..." }))' : ''}`);
+    names.add(p.name);
+  }
+  const cycle = findCycle(outputs);
+  if (cycle) throw new TypeError(`outputs form a cycle: ${cycle.join(' → ')}; each event would be written again forever`);
+  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs };
+}
+
+/** A cycle among the topics outputs write (source → target edges), as topic names, or null. */
+function findCycle(outputs: readonly OutputDef[]): string[] | null {
+  const edges = new Map<string, string[]>();
+  for (const o of outputs) {
+    const from = o.stream.source.name;
+    edges.set(from, [...(edges.get(from) ?? []), o.target.name]);
+  }
+  const done = new Set<string>();
+  const walk = (topic: string, path: string[]): string[] | null => {
+    const at = path.indexOf(topic);
+    if (at !== -1) return [...path.slice(at), topic];
+    if (done.has(topic)) return null;
+    for (const next of edges.get(topic) ?? []) {
+      const found = walk(next, [...path, topic]);
+      if (found) return found;
+    }
+    done.add(topic);
+    return null;
+  };
+  for (const topic of edges.keys()) {
+    const found = walk(topic, []);
+    if (found) return found;
+  }
+  return null;
 }

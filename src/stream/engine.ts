@@ -26,11 +26,12 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { KappaError, isKappaError } from '../errors.ts';
-import type { FileLog, Logger } from '../log/index.ts';
+import { type EncodableRecord, type FileLog, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
 import type { Checkpoint, RowDelta, ViewStore, ViewVersionInfo } from '../view/types.ts';
-import type { AppDef } from './dsl.ts';
-import { type DeadLetter, type LateEvent, NO_WATERMARK, type ViewPlan, compileView } from './plan.ts';
-import { InThreadRunner, type TaskRunner } from './task-runner.ts';
+import type { AppDef, OutputDef } from './dsl.ts';
+import { type OutputPlan, compileOutput } from './output-plan.ts';
+import { type DeadLetter, type LateEvent, NO_WATERMARK, type TaskPlan, type ViewPlan, compileView } from './plan.ts';
+import { type Drained, InThreadRunner, type TaskRunner } from './task-runner.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 export interface EngineOptions {
@@ -64,7 +65,11 @@ export interface EngineOptions {
 }
 
 export interface TaskStatus {
+  /** 'view' for a view's task, 'output' for a task writing a derived topic (`to(topic)`). */
+  kind: 'view' | 'output';
+  /** The view's or output's name. */
   view: string;
+  /** The view version the task builds (0 for an output). */
   version: number;
   topic: string;
   partition: number;
@@ -82,8 +87,11 @@ export interface TaskStatus {
 interface Task {
   /** Index in the engine's task list; the runner's handle for the task. */
   id: number;
-  plan: ViewPlan;
-  group: ViewGroup;
+  plan: TaskPlan;
+  /** The view version the task folds into; null for an output task. */
+  group: ViewGroup | null;
+  /** An output task's producer: its id and the next sequence per target partition. */
+  producer: OutputProducer | null;
   topic: string;
   partition: number;
   offset: number;
@@ -106,6 +114,16 @@ interface ViewGroup {
   live: boolean;
   tasks: Task[];
 }
+
+/** How an output task numbers what it sends to its derived topic (see the Checkpoint of outputs). */
+interface OutputProducer {
+  plan: OutputPlan;
+  id: number;
+  sequences: number[];
+}
+
+/** Records per append when an output task writes its derived topic. */
+const OUTPUT_BATCH_RECORDS = 1000;
 
 const TIMEOUT = Symbol('timeout');
 
@@ -189,13 +207,14 @@ export class Engine {
         const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
         const { start } = await log.offsets(source.name, p);
         const offset = cp ? cp.offset : start;
-        const task: Task = { id: this.tasks.length, plan, group, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local, eventsBefore: 0 };
+        const task: Task = { id: this.tasks.length, plan, group, producer: null, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local, eventsBefore: 0 };
         group.tasks.push(task);
         this.tasks.push(task);
         this.local.open({ id: task.id, plan, partition: p, watermarkMs: cp ? cp.watermark : NO_WATERMARK, keyNames: group.keyNames });
       }
       this.groups.push(group);
     }
+    for (const output of app.outputs ?? []) await this.addOutput(output);
     this.failure.catch(() => {}); // observed through `failure`; never an unhandled rejection
     this.threadCount = Math.min(this.workers, this.tasks.length);
     this.foldWhileWorkersStart = this.opts.foldWhileWorkersStart ?? this.threadCount < availableParallelism();
@@ -210,6 +229,26 @@ export class Engine {
       );
     }
     this.running = this.tasks.map((t) => this.runTask(t));
+  }
+
+  /** The tasks of an output pipeline (`from(a)....to(b)`): one per partition of `a`, each from its checkpoint. */
+  private async addOutput(output: OutputDef): Promise<void> {
+    const { log, store } = this.opts;
+    const source = output.stream.source;
+    const info = await log.topic(source.name);
+    const target = await log.topic(output.target.name);
+    await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
+    const plan = compileOutput(output, target.partitions);
+    const checkpoints = await store.outputCheckpoints(output.name);
+    for (let p = 0; p < info.partitions; p++) {
+      const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
+      const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
+      const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
+      const producer: OutputProducer = { plan, id: producerId('output', output.name, source.name, p), sequences };
+      const task: Task = { id: this.tasks.length, plan, group: null, producer, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local, eventsBefore: 0 };
+      this.tasks.push(task);
+      this.local.open({ id: task.id, plan, partition: p, watermarkMs: NO_WATERMARK, keyNames: null });
+    }
   }
 
   /** The first failure stops every task and the worker threads; later ones only repeat it. */
@@ -280,7 +319,7 @@ export class Engine {
     } catch (err) {
       // Fails the engine and aborts every task, this one's read under way included.
       const e = err as Error;
-      this.fail(new KappaError(isKappaError(e) ? e.code : 'KAPPA_IO_ERROR', `task ${task.plan.view.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`, undefined, e));
+      this.fail(new KappaError(isKappaError(e) ? e.code : 'KAPPA_IO_ERROR', `task ${task.plan.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`, undefined, e));
     } finally {
       // The read under way settles once aborted; the iterator is closed after it, as an async
       // generator would queue the close behind it anyway.
@@ -309,11 +348,12 @@ export class Engine {
 
   private async flush(task: Task): Promise<void> {
     const { store } = this.opts;
-    const group = task.group;
-    const name = group.plan.view.name;
     // The drain covers every batch handed over so far, which is every record before this offset.
     const offset = task.offset;
     const drained = await task.runner.drain(task.id);
+    const group = task.group;
+    if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
+    const name = group.plan.view.name;
     const deltas = drained.rows as RowDelta[];
     if (group.ensured === null && deltas.length > 0) {
       group.keyNames = drained.keyNames;
@@ -335,14 +375,48 @@ export class Engine {
     task.lastFlushAtMs = Date.now();
   }
 
+  /**
+   * An output task's flush: dead letters, then the records for the derived topic, each partition's
+   * under the producer's next sequences, all durable; then the checkpoint with the sequences after
+   * them. A crash in between re-sends the same records under the same sequences from the last
+   * checkpoint, and the log drops the ones it has.
+   */
+  private async flushOutput(task: Task, producer: OutputProducer, offset: number, drained: Drained): Promise<void> {
+    const { log, store } = this.opts;
+    await this.appendSideOutputs(task, drained.deadLetters, []);
+    const target = producer.plan.output.target.name;
+    const byPartition = new Map<number, EncodableRecord[]>();
+    for (const r of drained.outputs) {
+      let records = byPartition.get(r.partition);
+      if (records === undefined) byPartition.set(r.partition, (records = []));
+      records.push({ key: r.key === null ? null : Buffer.from(r.key), value: Buffer.from(r.value), headers: [], timestamp: r.timestamp });
+    }
+    const sequences = producer.sequences.slice();
+    await Promise.all(
+      [...byPartition].map(async ([q, records]) => {
+        for (let i = 0; i < records.length; i += OUTPUT_BATCH_RECORDS) {
+          const chunk = records.slice(i, i + OUTPUT_BATCH_RECORDS);
+          await log.appendBatch(target, q, chunk, { producerId: producer.id, producerEpoch: 0, baseSequence: sequences[q] });
+          sequences[q] = (sequences[q] + chunk.length) % SEQUENCE_MODULUS;
+        }
+      }),
+    );
+    if (offset !== task.committedOffset) {
+      await store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences });
+      task.committedOffset = offset;
+    }
+    producer.sequences = sequences;
+    task.lastFlushAtMs = Date.now();
+  }
+
   private async appendSideOutputs(task: Task, dead: DeadLetter[], late: LateEvent[]): Promise<void> {
     const { log } = this.opts;
-    const view = task.plan.view;
-    const version = task.group.version;
-    const dlqId = producerId(view.name, version, task.topic, task.partition, 'dlq');
-    const lateId = producerId(view.name, version, task.topic, task.partition, 'late');
+    const name = task.plan.name;
+    const version = task.group?.version ?? 0;
+    const dlqId = producerId(name, version, task.topic, task.partition, 'dlq');
+    const lateId = producerId(name, version, task.topic, task.partition, 'late');
     for (const d of dead) {
-      const headers = provenance(view.name, task.topic, d.partition, d.record.offset, { 'kappa.error': d.reason });
+      const headers = provenance(name, task.topic, d.partition, d.record.offset, { 'kappa.error': d.reason });
       await log.appendBatch(`${task.topic}.dlq`, d.partition, [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }], {
         producerId: dlqId,
         producerEpoch: 0,
@@ -350,9 +424,10 @@ export class Engine {
         sequenceGaps: 'allow',
       });
     }
+    const lateTopic = (task.plan as ViewPlan).view?.lateTopic;
     for (const l of late) {
-      const headers = provenance(view.name, task.topic, l.partition, l.record.offset, { 'kappa.event.time': String(l.eventTimeMs), 'kappa.watermark': String(l.watermarkMs) });
-      await log.appendBatch(view.lateTopic, l.partition, [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }], {
+      const headers = provenance(name, task.topic, l.partition, l.record.offset, { 'kappa.event.time': String(l.eventTimeMs), 'kappa.watermark': String(l.watermarkMs) });
+      await log.appendBatch(lateTopic, l.partition, [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }], {
         producerId: lateId,
         producerEpoch: 0,
         baseSequence: sideSequence(l.record.offset),
@@ -362,8 +437,8 @@ export class Engine {
   }
 
   /** A building version goes live once every one of its tasks has reached the head of its partition (or been idle there). */
-  private async maybeGoLive(group: ViewGroup): Promise<void> {
-    if (group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
+  private async maybeGoLive(group: ViewGroup | null): Promise<void> {
+    if (group === null || group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
     await this.opts.store.makeLive(group.plan.view.name, group.version);
     group.live = true;
     this.opts.logger.info(`view ${group.plan.view.name}: version ${group.version} caught up with the log and is now live`);
@@ -373,8 +448,9 @@ export class Engine {
     return this.tasks.map((t) => {
       const progress = t.runner.progress(t.id);
       return {
-        view: t.plan.view.name,
-        version: t.group.version,
+        kind: t.plan.kind,
+        view: t.plan.name,
+        version: t.group?.version ?? 0,
         topic: t.topic,
         partition: t.partition,
         offset: t.offset,

@@ -1,5 +1,5 @@
 /** The processing engine: the pipeline DSL users write, and the engine that runs it. */
-export { topic, from, view, defineApp, Stream, GroupedStream, type TopicDef, type ViewDef, type AppDef, type Aggregation, type KeyValue, type ViewOptions, type TopicOptions } from './dsl.ts';
+export { topic, from, view, defineApp, Stream, GroupedStream, type TopicDef, type ViewDef, type OutputDef, type AppDef, type Aggregation, type KeyValue, type ViewOptions, type TopicOptions } from './dsl.ts';
 export { count, sum, min, max, avg, first, last, aggregate, type Aggregate, type CustomAggregate } from './aggregates.ts';
 export { tumbling, hopping, parseDuration, type WindowSpec, type Duration } from './windows.ts';
 export { compileView, type ViewPlan, type TaskState } from './plan.ts';

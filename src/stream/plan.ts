@@ -20,7 +20,7 @@ import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../vi
 import type { Aggregate } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
-import type { KeyValue, Op, ViewDef } from './dsl.ts';
+import type { KeyValue, Op, TopicDef, ViewDef } from './dsl.ts';
 import { windowStarts } from './windows.ts';
 
 export type { DirtyRow } from './dirty-rows.ts';
@@ -45,6 +45,14 @@ export interface LateEvent {
   watermarkMs: number;
 }
 
+/** A value bound for a derived topic (`Stream.to`), encoded; strings so it crosses threads cheaply. */
+export interface OutputRecord {
+  partition: number;
+  key: string | null;
+  value: string;
+  timestamp: number;
+}
+
 /** Everything a task carries between batches and flushes. */
 export interface TaskState {
   partition: number;
@@ -54,22 +62,46 @@ export interface TaskState {
   watermarkMs: number;
   deadLetters: DeadLetter[];
   late: LateEvent[];
+  /** Records for the derived topic of an output pipeline, in order (always empty for a view). */
+  outputs: OutputRecord[];
   /** Group-key column names, fixed by the first group seen (or by the store's existing table). */
   keyNames: string[] | null;
 }
 
-export interface ViewPlan {
-  view: ViewDef;
+/** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
+export interface TaskPlan {
+  kind: 'view' | 'output';
+  /** The view's or output's name. */
+  name: string;
+  source: TopicDef<unknown>;
   fingerprint: string;
+  newTaskState(partition: number, watermarkMs: number): TaskState;
+  /** Processes a batch of records (all with offsets >= the task's position) into `state`. */
+  process(records: readonly LogRecord[], state: TaskState): void;
+  /** Decodes one RecordBatch (its bytes, CRC already checked) and processes its records from `fromOffset` on; returns how many. */
+  processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number;
+}
+
+export interface ViewPlan extends TaskPlan {
+  kind: 'view';
+  view: ViewDef;
   windowed: boolean;
   stateWidth: number;
   /** The table definition; key column types are inferred from a sample row, or taken as given (the stored ones). */
   definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): ViewDefinition;
-  newTaskState(partition: number, watermarkMs: number): TaskState;
-  /** Folds a batch of records (all with offsets >= the task's position) into `state`. */
-  process(records: readonly LogRecord[], state: TaskState): void;
-  /** Decodes one RecordBatch (its bytes, CRC already checked) and folds its records from `fromOffset` on; returns how many. */
-  processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number;
+}
+
+export function newTaskState(partition: number, watermarkMs: number, outOfOrdernessMs: number): TaskState {
+  return {
+    partition,
+    dirty: new DirtyRows(),
+    maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs,
+    watermarkMs,
+    deadLetters: [],
+    late: [],
+    outputs: [],
+    keyNames: null,
+  };
 }
 
 export const NO_WATERMARK = -8.64e15;
@@ -80,6 +112,50 @@ export const NO_WATERMARK = -8.64e15;
  * It is not in Node's typings, so it is looked up once, with toString as the fallback.
  */
 const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice === 'function' ? ((Buffer.prototype as unknown as { utf8Slice: (start: number, end: number) => string }).utf8Slice) : null;
+
+/**
+ * The function a task decodes record values with: `buf[start, start + length)` (buf null for a
+ * null value) → the value, UTF-8 and JSON decoded and checked against the topic's schema. Throws
+ * a TypeError whose message is the dead-letter reason.
+ */
+export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, start: number, length: number) => unknown {
+  const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
+
+  /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
+  function strictDecode(bytes: Uint8Array): unknown {
+    const decoded = schema!.decode(bytes);
+    if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
+    return decoded.value;
+  }
+
+  /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
+  function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
+    if (buf === null) throw new TypeError('the record has no value');
+    const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
+    if (schema === null) {
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
+      }
+    }
+    // Buffer#toString is the fastest decode, but it replaces bytes that are not UTF-8 with U+FFFD
+    // and keeps a BOM, where the schema's strict decode refuses the one and skips the other. Such a
+    // value either contains U+FFFD or fails JSON.parse, so those two cases go the strict way and
+    // get exactly its result.
+    if (text.indexOf('\uFFFD') !== -1) return strictDecode(buf.subarray(start, start + length));
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return strictDecode(buf.subarray(start, start + length));
+    }
+    if (!schema.validate(value)) throw new TypeError(`schema: ${describeIssues(schema.lastIssues())}`);
+    return value;
+  }
+
+  return decodeValue;
+}
 
 function fingerprintOf(view: ViewDef): string {
   const a = view.aggregation;
@@ -112,7 +188,7 @@ export function compileView(view: ViewDef): ViewPlan {
   const windowSpec = agg.stream.windowSpec;
   const keyFn = agg.keyFn;
   const timeFn = source.time;
-  const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
+  const decodeValue = valueDecoder(source);
   const aggs: { name: string; agg: Aggregate<unknown>; slot: number }[] = [];
   let width = 0;
   for (const [name, a] of Object.entries(agg.aggregates)) {
@@ -193,39 +269,6 @@ export function compileView(view: ViewDef): ViewPlan {
       }
     }
     out.push(value);
-  }
-
-  /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
-  function strictDecode(bytes: Uint8Array): unknown {
-    const decoded = schema!.decode(bytes);
-    if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
-    return decoded.value;
-  }
-
-  /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
-  function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
-    if (buf === null) throw new TypeError('the record has no value');
-    const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
-    if (schema === null) {
-      try {
-        return JSON.parse(text);
-      } catch (err) {
-        throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
-      }
-    }
-    // Buffer#toString is the fastest decode, but it replaces bytes that are not UTF-8 with U+FFFD
-    // and keeps a BOM, where the schema's strict decode refuses the one and skips the other. Such a
-    // value either contains U+FFFD or fails JSON.parse, so those two cases go the strict way and
-    // get exactly its result.
-    if (text.indexOf('\uFFFD') !== -1) return strictDecode(buf.subarray(start, start + length));
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return strictDecode(buf.subarray(start, start + length));
-    }
-    if (!schema.validate(value)) throw new TypeError(`schema: ${describeIssues(schema.lastIssues())}`);
-    return value;
   }
 
   /**
@@ -342,12 +385,15 @@ export function compileView(view: ViewDef): ViewPlan {
 
   const fingerprint = fingerprintOf(view);
   return {
+    kind: 'view',
+    name: view.name,
+    source,
     view,
     fingerprint,
     windowed: windowSpec !== null,
     stateWidth: width,
     definition,
-    newTaskState: (partition, watermarkMs) => ({ partition, dirty: new DirtyRows(), maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs, watermarkMs, deadLetters: [], late: [], keyNames: null }),
+    newTaskState: (partition, watermarkMs) => newTaskState(partition, watermarkMs, outOfOrdernessMs),
     process,
     processBatch,
   };

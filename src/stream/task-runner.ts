@@ -12,12 +12,12 @@
  */
 import type { RecordBatch } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
-import type { DeadLetter, DirtyRow, LateEvent, TaskState, ViewPlan } from './plan.ts';
+import type { DeadLetter, DirtyRow, LateEvent, OutputRecord, TaskPlan, TaskState } from './plan.ts';
 
 export interface TaskOpen {
   /** The task's index in the engine; the pool assigns task i to worker i % N. */
   id: number;
-  plan: ViewPlan;
+  plan: TaskPlan;
   partition: number;
   /** The watermark of the task's checkpoint (or NO_WATERMARK). */
   watermarkMs: number;
@@ -30,6 +30,8 @@ export interface Drained {
   rows: DirtyRow[];
   deadLetters: DeadLetter[];
   late: LateEvent[];
+  /** Records for an output task's derived topic, in order. */
+  outputs: OutputRecord[];
   watermarkMs: number;
   keyNames: string[] | null;
 }
@@ -62,7 +64,7 @@ export interface TaskRunner {
 }
 
 interface LocalTask {
-  plan: ViewPlan;
+  plan: TaskPlan;
   state: TaskState;
   eventsProcessed: number;
 }
@@ -102,7 +104,7 @@ export class InThreadRunner implements TaskRunner {
   /** Stops running a task that has just been drained, handing back what a runner taking it over needs. */
   release(id: number): { eventsProcessed: number; watermarkMs: number; keyNames: string[] | null } {
     const { state, eventsProcessed } = this.task(id);
-    if (state.dirty.size !== 0 || state.deadLetters.length !== 0 || state.late.length !== 0) throw new Error(`invariant: task ${id} is released with work not drained`);
+    if (state.dirty.size !== 0 || state.deadLetters.length !== 0 || state.late.length !== 0 || state.outputs.length !== 0) throw new Error(`invariant: task ${id} is released with work not drained`);
     this.tasks.delete(id);
     return { eventsProcessed, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
   }
@@ -116,9 +118,10 @@ export class InThreadRunner implements TaskRunner {
 
 /** Moves what `state` folded since the last drain out of it, leaving it with no rows. */
 export function takeDrained(state: TaskState): Drained {
-  const drained: Drained = { rows: state.dirty.values(), deadLetters: state.deadLetters, late: state.late, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
+  const drained: Drained = { rows: state.dirty.values(), deadLetters: state.deadLetters, late: state.late, outputs: state.outputs, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
   state.dirty = new DirtyRows();
   state.deadLetters = [];
   state.late = [];
+  state.outputs = [];
   return drained;
 }

@@ -20,6 +20,7 @@
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, type ErrorCode, KappaError } from '../errors.ts';
 import type { RecordBatch } from '../log/index.ts';
+import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type FromWorker, type ToWorker, type WorkerData, reviveRecord } from './worker-protocol.ts';
 
@@ -142,6 +143,7 @@ export class WorkerPool implements TaskRunner {
         rows: m.rows,
         deadLetters: m.deadLetters.map((d) => ({ ...d, record: reviveRecord(d.record) })),
         late: m.late.map((l) => ({ ...l, record: reviveRecord(l.record) })),
+        outputs: m.outputs,
         watermarkMs: m.watermarkMs,
         keyNames: m.keyNames,
       });
@@ -151,9 +153,10 @@ export class WorkerPool implements TaskRunner {
   open(t: TaskOpen): void {
     this.check();
     const worker = t.id % this.workers.length;
-    const name = `${t.plan.view.name}/${t.plan.view.aggregation.stream.source.name}/${t.partition}`;
+    const name = `${t.plan.name}/${t.plan.source.name}/${t.partition}`;
     this.tasks.set(t.id, { id: t.id, name, worker, inFlight: 0, room: null, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs } });
-    this.send(worker, { t: 'open', task: t.id, view: t.plan.view.name, fingerprint: t.plan.fingerprint, partition: t.partition, watermarkMs: t.watermarkMs, keyNames: t.keyNames });
+    const targetPartitions = t.plan.kind === 'output' ? (t.plan as OutputPlan).targetPartitions : 0;
+    this.send(worker, { t: 'open', task: t.id, kind: t.plan.kind, name: t.plan.name, fingerprint: t.plan.fingerprint, partition: t.partition, watermarkMs: t.watermarkMs, keyNames: t.keyNames, targetPartitions });
   }
 
   process(id: number, batch: RecordBatch, fromOffset: number): Promise<void> | undefined {

@@ -3,7 +3,7 @@
  * Every message goes through one MessagePort per worker, which delivers in order: so a `drain`
  * sent after a task's batches is answered after the worker has folded all of them.
  *
- *   engine → worker   open     a task's view (by name and fingerprint), partition, watermark, key names
+ *   engine → worker   open     a task's view or output (by name and fingerprint), partition, watermark, key names
  *                     batch    one RecordBatch's bytes (its own ArrayBuffer, transferred) and the first offset to fold
  *                     drain    hand back what the task folded since the last drain
  *   worker → engine   ready    the config loaded; tasks may be opened
@@ -15,7 +15,7 @@
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
 import type { LogRecord } from '../log/index.ts';
-import type { DeadLetter, DirtyRow, LateEvent } from './plan.ts';
+import type { DeadLetter, DirtyRow, LateEvent, OutputRecord } from './plan.ts';
 
 export interface WorkerData {
   configPath: string;
@@ -24,14 +24,14 @@ export interface WorkerData {
 }
 
 export type ToWorker =
-  | { t: 'open'; task: number; view: string; fingerprint: string; partition: number; watermarkMs: number; keyNames: string[] | null }
+  | { t: 'open'; task: number; kind: 'view' | 'output'; name: string; fingerprint: string; partition: number; watermarkMs: number; keyNames: string[] | null; targetPartitions: number }
   | { t: 'batch'; task: number; bytes: Uint8Array; from: number }
   | { t: 'drain'; task: number };
 
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number }
-  | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; watermarkMs: number; keyNames: string[] | null }
+  | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; outputs: OutputRecord[]; watermarkMs: number; keyNames: string[] | null }
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null };
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */

@@ -13,13 +13,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
-import { type ViewPlan, compileView } from './plan.ts';
+import { compileOutput } from './output-plan.ts';
+import { type TaskPlan, compileView } from './plan.ts';
 import { takeDrained } from './task-runner.ts';
 import type { TaskState } from './plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
 
 interface WorkerTask {
-  plan: ViewPlan;
+  plan: TaskPlan;
   state: TaskState;
   failed: boolean;
 }
@@ -46,19 +47,19 @@ try {
   await new Promise(() => {});
 }
 
-const plans = new Map<string, ViewPlan>();
+const plans = new Map<string, TaskPlan>();
 const tasks = new Map<number, WorkerTask>();
 
 function open(m: Extract<ToWorker, { t: 'open' }>): void {
-  let plan = plans.get(m.view);
+  let plan = plans.get(m.name);
   if (plan === undefined) {
-    const view = app.views.find((v) => v.name === m.view);
-    if (view === undefined) throw new Error(`the config no longer defines view "${m.view}"; it changed while kappa was starting. Start again.`);
-    plan = compileView(view);
-    plans.set(m.view, plan);
+    const def = m.kind === 'view' ? app.views.find((v) => v.name === m.name) : app.outputs.find((o) => o.name === m.name);
+    if (def === undefined) throw new Error(`the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`);
+    plan = def.kind === 'view' ? compileView(def) : compileOutput(def, m.targetPartitions);
+    plans.set(m.name, plan);
   }
   if (plan.fingerprint !== m.fingerprint) {
-    throw new Error(`view "${m.view}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
+    throw new Error(`${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
   }
   const state = plan.newTaskState(m.partition, m.watermarkMs);
   state.keyNames = m.keyNames;
@@ -92,6 +93,7 @@ function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
     rows: d.rows,
     deadLetters: d.deadLetters.map((x) => ({ ...x, record: detachRecord(x.record) })),
     late: d.late.map((x) => ({ ...x, record: detachRecord(x.record) })),
+    outputs: d.outputs,
     watermarkMs: d.watermarkMs,
     keyNames: d.keyNames,
   });

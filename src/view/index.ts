@@ -11,6 +11,7 @@ export type {
   OutputColumn,
   RowDelta,
   Checkpoint,
+  OutputCheckpoint,
   QueryResult,
 } from './types.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';

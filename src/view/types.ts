@@ -77,6 +77,20 @@ export interface Checkpoint {
   outputSequence: number;
 }
 
+/**
+ * The position of an output pipeline's task (`from(a)....to(b)`): the next source offset, and for
+ * each partition of the target topic the idempotent-producer sequence of the next record the
+ * task sends there. Saved after the records before `offset` are durable in the target, so a
+ * restart re-sends from `offset` under the same sequences and the log drops the copies.
+ */
+export interface OutputCheckpoint {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** Next sequence per target partition (index = partition). */
+  sequences: number[];
+}
+
 export type ViewState = 'building' | 'live' | 'retired';
 
 export interface ViewVersionInfo {
@@ -113,6 +127,12 @@ export interface ViewStore {
   makeLive(name: string, version: number): Promise<void>;
   /** Drops a version's table, checkpoints and catalog row. Refused for the live version. */
   dropVersion(name: string, version: number): Promise<void>;
+  /** Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go backwards. */
+  saveOutputCheckpoint(output: string, checkpoint: OutputCheckpoint): Promise<void>;
+  /** Every checkpoint of an output pipeline, by source topic and partition. */
+  outputCheckpoints(output: string): Promise<OutputCheckpoint[]>;
+  /** Names of the output pipelines that have saved a checkpoint. */
+  outputs(): Promise<string[]>;
   /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
   close(): Promise<void>;

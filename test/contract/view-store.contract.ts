@@ -360,6 +360,25 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         assert.deepEqual(await store.checkpoints('sales', 2), [cp(3)]);
         await rejectsWith(store.checkpoints('sales', 3), 'KAPPA_UNKNOWN_VIEW');
       });
+
+      test('output checkpoints: saved per source partition with their sequences, kept across reopen, never backwards', async () => {
+        assert.deepEqual(await store.outputCheckpoints('refunds'), []);
+        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
+        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
+        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
+        await store.saveOutputCheckpoint('other', { topic: 'sales', partition: 0, offset: 99, sequences: [5] });
+        store = await h.reopen();
+        assert.deepEqual(await store.outputCheckpoints('refunds'), [
+          { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] },
+          { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] },
+        ]);
+        await assert.rejects(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 39, sequences: [4, 0, 7] }), /backwards/);
+        await rejectsWith(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 41, sequences: [-1] }), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: -5, sequences: [] }), 'KAPPA_INVALID_ARGUMENT');
+        assert.deepEqual((await store.outputCheckpoints('refunds'))[1], { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
+        assert.deepEqual(await store.outputCheckpoints('other'), [{ topic: 'sales', partition: 0, offset: 99, sequences: [5] }]);
+        assert.deepEqual(await store.outputs(), ['other', 'refunds']);
+      });
     });
 
     describe('a flush is all or nothing', () => {

@@ -19,6 +19,8 @@
  *       PRIMARY KEY (name, version); at most one 'live' row per name (partial unique index).
  *   kappa_checkpoints(view, version, topic, partition, offset, watermark, output_sequence)
  *       PRIMARY KEY (view, version, topic, partition).
+ *   kappa_output_checkpoints(output, topic, partition, offset, sequences)
+ *       PRIMARY KEY (output, topic, partition); sequences is a JSON array, one per target partition.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
  *   PRAGMA user_version = 1 marks this layout.
  *
@@ -45,7 +47,7 @@ import {
   validateDeltas,
   validateDefinition,
 } from '../definition.ts';
-import type { Checkpoint, MergeRule, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import type { Checkpoint, MergeRule, OutputCheckpoint, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
 import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
 
 export interface SqliteStoreOptions {
@@ -90,6 +92,14 @@ CREATE TABLE IF NOT EXISTS kappa_checkpoints (
   watermark REAL NOT NULL,
   output_sequence INTEGER NOT NULL,
   PRIMARY KEY (view, version, topic, "partition")
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
+  output TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  sequences TEXT NOT NULL,
+  PRIMARY KEY (output, topic, "partition")
 ) WITHOUT ROWID;
 `;
 
@@ -232,6 +242,35 @@ class SqliteViewStore implements ViewStore {
     this.catalogRow(name, version);
     const rows = this.sql.checkpoints.all(name, version) as CheckpointRow[];
     return rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, watermark: r.watermark, outputSequence: r.output_sequence }));
+  }
+
+  async saveOutputCheckpoint(output: string, cp: OutputCheckpoint): Promise<void> {
+    this.checkOpen();
+    checkViewName(output);
+    if (!Number.isSafeInteger(cp.offset) || cp.offset < 0 || !Number.isInteger(cp.partition) || cp.partition < 0) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `checkpoint of output "${output}" for ${cp.topic}/${cp.partition} has an invalid offset ${cp.offset}`);
+    }
+    if (!cp.sequences.every((q) => Number.isInteger(q) && q >= 0 && q < 2 ** 31)) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `checkpoint of output "${output}" for ${cp.topic}/${cp.partition} has invalid sequences ${JSON.stringify(cp.sequences)}`);
+    }
+    this.write(`save the checkpoint of output "${output}"`, () => {
+      const result = this.sql.saveOutputCheckpoint.run(output, cp.topic, cp.partition, cp.offset, JSON.stringify(cp.sequences));
+      if (result.changes === 1) return;
+      const stored = this.sql.outputCheckpoint.get(output, cp.topic, cp.partition) as { offset: number };
+      throw new Error(`invariant: checkpoint of output "${output}" for ${cp.topic}/${cp.partition} would go backwards (offset ${stored.offset} → ${cp.offset}). Two tasks may be writing the same partition.`);
+    });
+  }
+
+  async outputCheckpoints(output: string): Promise<OutputCheckpoint[]> {
+    this.checkOpen();
+    checkViewName(output);
+    const rows = this.sql.outputCheckpoints.all(output) as { topic: string; partition: number; offset: number; sequences: string }[];
+    return rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, sequences: JSON.parse(r.sequences) as number[] }));
+  }
+
+  async outputs(): Promise<string[]> {
+    this.checkOpen();
+    return (this.sql.outputs.all() as { output: string }[]).map((r) => r.output);
   }
 
   /**
@@ -412,6 +451,13 @@ function catalogStatements(db: Database.Database) {
         'WHERE excluded."offset" >= kappa_checkpoints."offset" AND excluded.output_sequence >= kappa_checkpoints.output_sequence',
     ),
     dropCheckpoints: db.prepare('DELETE FROM kappa_checkpoints WHERE view = ? AND version = ?'),
+    outputCheckpoints: db.prepare('SELECT topic, "partition", "offset", sequences FROM kappa_output_checkpoints WHERE output = ? ORDER BY topic, "partition"'),
+    outputs: db.prepare('SELECT DISTINCT output FROM kappa_output_checkpoints ORDER BY output'),
+    outputCheckpoint: db.prepare('SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?'),
+    saveOutputCheckpoint: db.prepare(
+      'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences) VALUES (?, ?, ?, ?, ?) ' +
+        'ON CONFLICT (output, topic, "partition") DO UPDATE SET "offset" = excluded."offset", sequences = excluded.sequences WHERE excluded."offset" >= kappa_output_checkpoints."offset"',
+    ),
   };
 }
 

@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Type } from '@sinclair/typebox';
+import { type LogRecord, encodeBatch, partitionForKey } from '../log/index.ts';
+import { count } from './aggregates.ts';
+import { defineApp, from, topic, view } from './dsl.ts';
+import { compileOutput } from './output-plan.ts';
+import { NO_WATERMARK } from './plan.ts';
+
+const T0 = Date.UTC(2026, 0, 1);
+const Payment = Type.Object({ card: Type.String(), cents: Type.Integer(), ts: Type.Integer(), items: Type.Optional(Type.Array(Type.String())) });
+const Flagged = Type.Object({ card: Type.String(), cents: Type.Integer(), reason: Type.String() });
+
+const payments = topic('payments', { partitions: 2, schema: Payment, key: (p) => p.card, time: (p) => p.ts });
+const flagged = topic('flagged', { partitions: 3, schema: Flagged, key: (f) => f.card });
+
+function records(values: unknown[], start = 0): LogRecord[] {
+  return values.map((v, i) => ({ offset: start + i, timestamp: T0 + i, key: null, value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), headers: [] }));
+}
+
+describe('to(topic): output pipelines', () => {
+  const pipeline = from(payments)
+    .filter((p) => p.cents >= 10_000)
+    .map((p) => ({ card: p.card, cents: p.cents, reason: 'large' }))
+    .to(flagged);
+
+  test('the operators run in order and each value becomes a record of the target: JSON, keyed and partitioned by murmur2 of its key', () => {
+    const plan = compileOutput(pipeline, 3);
+    assert.equal(plan.name, 'payments_to_flagged');
+    const state = plan.newTaskState(1, NO_WATERMARK);
+    plan.process(records([{ card: 'c1', cents: 50, ts: 1 }, { card: 'c2', cents: 20_000, ts: 2 }, { card: 'c3', cents: 10_000, ts: 3 }]), state);
+    assert.deepEqual(state.outputs, [
+      { partition: partitionForKey('c2', 3), key: 'c2', value: JSON.stringify({ card: 'c2', cents: 20_000, reason: 'large' }), timestamp: T0 + 1 },
+      { partition: partitionForKey('c3', 3), key: 'c3', value: JSON.stringify({ card: 'c3', cents: 10_000, reason: 'large' }), timestamp: T0 + 2 },
+    ]);
+    assert.deepEqual(state.deadLetters, []);
+  });
+
+  test('processBatch over encoded bytes gives the same records as process over decoded ones, from the given offset on', () => {
+    const values = Array.from({ length: 50 }, (_, i) => ({ card: `c${i % 7}`, cents: i * 1000, ts: i }));
+    const batch = encodeBatch(values.map((v, i) => ({ key: null, value: Buffer.from(JSON.stringify(v)), headers: [], timestamp: T0 + i })), { baseOffset: 100 });
+    const plan = compileOutput(pipeline, 3);
+    const a = plan.newTaskState(0, NO_WATERMARK);
+    assert.equal(plan.processBatch(batch, 110, a), 40);
+    const b = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records(values.slice(10), 110).map((r, i) => ({ ...r, timestamp: T0 + 10 + i })), b);
+    assert.deepEqual(a.outputs, b.outputs);
+    assert.equal(a.outputs.length, 40 - 0 - values.slice(10).filter((v) => v.cents < 10_000).length);
+  });
+
+  test('a record without a key stays on its source partition number (modulo the target partitions)', () => {
+    const keyless = topic('keyless', { partitions: 2 });
+    const plan = compileOutput(from(payments).to(keyless), 2);
+    const state = plan.newTaskState(3, NO_WATERMARK);
+    plan.process(records([{ card: 'x', cents: 1, ts: 1 }]), state);
+    assert.equal(state.outputs[0].partition, 1);
+    assert.equal(state.outputs[0].key, null);
+  });
+
+  test('the target time extractor sets the record timestamp; without one the source record timestamp is kept', () => {
+    const timed = topic('timed', { partitions: 1, time: (v: { at: number }) => v.at });
+    const plan = compileOutput(from(payments).map((p) => ({ at: p.ts * 1000 })).to(timed), 1);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ card: 'x', cents: 1, ts: 7 }]), state);
+    assert.equal(state.outputs[0].timestamp, 7000);
+  });
+
+  test('flatMap: every value a record gives is written, in order', () => {
+    const items = topic('items', { partitions: 1 });
+    const plan = compileOutput(from(payments).flatMap((p) => (p.items ?? []).map((item) => ({ card: p.card, item }))).to(items), 1);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ card: 'a', cents: 1, ts: 1, items: ['x', 'y'] }, { card: 'b', cents: 1, ts: 2 }, { card: 'c', cents: 1, ts: 3, items: ['z'] }]), state);
+    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value)), [{ card: 'a', item: 'x' }, { card: 'a', item: 'y' }, { card: 'c', item: 'z' }]);
+  });
+
+  test('bad input goes to the dead-letter list whole, with the reason; nothing of that record is written', () => {
+    const items = topic('items', { partitions: 1, schema: Type.Object({ item: Type.String() }) });
+    const plan = compileOutput(
+      from(payments)
+        .map((p) => {
+          if (p.card === 'boom') throw new Error('exploded');
+          return p;
+        })
+        .flatMap((p) => (p.items ?? []).map((item) => ({ item: item === 'bad' ? 42 : item })))
+        .to(items as never),
+      1,
+    );
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(
+      records([
+        'not json',
+        { card: 'ok', cents: 1, ts: 1, items: ['a'] },
+        { card: 'x', cents: 'lots', ts: 1 },
+        { card: 'boom', cents: 1, ts: 1 },
+        { card: 'half', cents: 1, ts: 1, items: ['good', 'bad'] },
+        { card: 'ok2', cents: 1, ts: 1, items: ['b'] },
+      ]),
+      state,
+    );
+    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value)), [{ item: 'a' }, { item: 'b' }]);
+    assert.deepEqual(
+      state.deadLetters.map((d) => d.record.offset),
+      [0, 2, 3, 4],
+    );
+    assert.match(state.deadLetters[0].reason, /JSON/);
+    assert.match(state.deadLetters[1].reason, /schema: .*cents/);
+    assert.match(state.deadLetters[2].reason, /pipeline: exploded/);
+    assert.match(state.deadLetters[3].reason, /output to topic "items" does not match its schema: .*item/);
+  });
+
+  test('the fingerprint changes with the logic and the target, not with the name', () => {
+    const fp = (o: ReturnType<typeof pipeline.stream.to>) => compileOutput(o, 3).fingerprint;
+    assert.equal(fp(pipeline), fp(from(payments).filter((p) => p.cents >= 10_000).map((p) => ({ card: p.card, cents: p.cents, reason: 'large' })).to(flagged, { name: 'other' })));
+    assert.notEqual(fp(pipeline), fp(from(payments).filter((p) => p.cents >= 20_000).map((p) => ({ card: p.card, cents: p.cents, reason: 'large' })).to(flagged)));
+  });
+
+  test('defineApp refuses two pipelines with one name, and outputs that feed themselves', () => {
+    const a = topic('a', {});
+    const b = topic('b', {});
+    assert.throws(() => defineApp({ topics: [a, b], views: [view('a_to_b', from(a).groupBy(() => ({ k: 1 })).aggregate({ n: count() }))], outputs: [from(a).to(b)] }), /two pipelines are named "a_to_b"/);
+    assert.throws(() => defineApp({ topics: [a, b], outputs: [from(a).to(b), from(a).filter(() => true).to(b)] }), /give to\(\) a name/);
+    assert.throws(() => defineApp({ topics: [a], outputs: [from(a).to(a)] }), /cycle: a → a/);
+    assert.throws(() => defineApp({ topics: [a, b], outputs: [from(a).to(b), from(b).to(a)] }), /cycle: a → b → a/);
+    assert.throws(() => from(a).to(b, { name: 'Bad Name' }), /lower-case/);
+    const app = defineApp({ topics: [a, b], outputs: [from(a).to(b)] });
+    assert.deepEqual(app.views, []);
+    assert.equal(app.outputs.length, 1);
+  });
+});

@@ -1,0 +1,138 @@
+/**
+ * Compiles an output pipeline (`from(a).filter(...).map(...).to(b)`) into what its tasks run: for
+ * each record, decode and check it against `a`'s schema, run the operators, and turn each value
+ * that comes out into a record for `b`: checked against `b`'s schema, keyed and timed by `b`'s
+ * extractors, JSON-encoded. The records collect in the task's `outputs`, in order; the engine
+ * appends them at flush time with an idempotent producer, so a replay from the checkpoint re-sends
+ * the same records under the same sequences and the log drops the copies.
+ *
+ * Determinism, which that relies on: the partition of every record is a function of the record
+ * alone (murmur2 of its key as Kafka does; a record without a key goes to its source record's
+ * partition number modulo `b`'s partitions), and nothing reads the wall clock.
+ *
+ * All or nothing per source record: every value it gives is built and checked before any is kept,
+ * so a record whose pipeline throws, or one of whose values does not fit `b`'s schema, goes to
+ * `<a>.dlq` whole and nothing of it reaches `b`.
+ */
+import { createHash } from 'node:crypto';
+import { type LogRecord, partitionForKey } from '../log/index.ts';
+import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
+import { BatchIndex } from './batch-index.ts';
+import type { KeyValue, OutputDef } from './dsl.ts';
+import { type OutputRecord, type TaskPlan, type TaskState, newTaskState, valueDecoder } from './plan.ts';
+
+export interface OutputPlan extends TaskPlan {
+  kind: 'output';
+  output: OutputDef;
+  /** Partitions of the target topic, as the log has it (the config's count when the engine created it). */
+  targetPartitions: number;
+}
+
+/** `targetPartitions`: the target topic's partition count in the log (records are routed by it). */
+export function compileOutput(output: OutputDef, targetPartitions: number): OutputPlan {
+  const source = output.stream.source;
+  const target = output.target;
+  const ops = output.stream.ops;
+  const decodeValue = valueDecoder(source);
+  const targetSchema: RecordSchema<unknown> | null = target.schema ? compileSchema(target.schema as object, { name: target.name }) : null;
+  const keyFn = target.key;
+  const timeFn = target.time;
+  const index = new BatchIndex();
+  const values: unknown[] = [];
+  const built: OutputRecord[] = [];
+
+  function run(value: unknown, i: number): void {
+    for (; i < ops.length; i++) {
+      const op = ops[i];
+      if (op.kind === 'filter') {
+        if (!op.fn(value)) return;
+      } else if (op.kind === 'map') value = op.fn(value);
+      else {
+        for (const v of op.fn(value)) run(v, i + 1);
+        return;
+      }
+    }
+    values.push(value);
+  }
+
+  /** The record for `target` of one value; throws the dead-letter reason. */
+  function toRecord(value: unknown, partition: number, timestamp: number): OutputRecord {
+    if (value === undefined) throw new TypeError('pipeline: the value written to() is undefined');
+    if (targetSchema !== null && !targetSchema.validate(value)) throw new TypeError(`output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`);
+    let key: string | null = null;
+    if (keyFn !== null) {
+      const k: KeyValue = keyFn(value);
+      if (k !== null && k !== undefined) {
+        if (typeof k === 'object') throw new TypeError(`the key extractor of topic "${target.name}" returned ${JSON.stringify(k)}; keys must be strings, numbers or booleans`);
+        key = String(k);
+      }
+    }
+    let time = timestamp;
+    if (timeFn !== null) {
+      time = timeFn(value);
+      if (typeof time !== 'number' || !Number.isFinite(time)) throw new TypeError(`the time extractor of topic "${target.name}" returned ${JSON.stringify(time)}, not a time in ms`);
+    }
+    return {
+      partition: key === null ? partition % targetPartitions : targetPartitions === 1 ? 0 : partitionForKey(key, targetPartitions),
+      key,
+      value: JSON.stringify(value),
+      timestamp: Math.trunc(time),
+    };
+  }
+
+  function processRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: { record(i: number): LogRecord }, i: number): void {
+    values.length = 0;
+    built.length = 0;
+    try {
+      const value = decodeValue(buf, start, length);
+      try {
+        run(value, 0);
+      } catch (err) {
+        throw new TypeError(`pipeline: ${(err as Error).message}`, { cause: err });
+      }
+      for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
+    } catch (err) {
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: (err as Error).message });
+      return;
+    }
+    for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);
+  }
+
+  return {
+    kind: 'output',
+    name: output.name,
+    source,
+    output,
+    targetPartitions,
+    fingerprint: fingerprintOf(output),
+    newTaskState: (partition, watermarkMs) => newTaskState(partition, watermarkMs, 0),
+    process(records, state) {
+      const source = { record: (i: number) => records[i] };
+      for (let i = 0; i < records.length; i++) {
+        const v = records[i].value;
+        processRecord(state, v, 0, v === null ? -1 : v.length, records[i].timestamp, source, i);
+      }
+    },
+    processBatch(bytes, fromOffset, state) {
+      const n = index.load(bytes, fromOffset);
+      for (let i = 0; i < n; i++) {
+        const length = index.valueLength[i];
+        processRecord(state, length < 0 ? null : bytes, index.valueStart[i], length, index.timestamps[i], index, i);
+      }
+      return n;
+    },
+  };
+}
+
+function fingerprintOf(output: OutputDef): string {
+  const parts = {
+    source: output.stream.source.name,
+    schema: output.stream.source.schema,
+    ops: output.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
+    target: output.target.name,
+    targetSchema: output.target.schema,
+    key: output.target.key?.toString() ?? null,
+    time: output.target.time?.toString() ?? null,
+  };
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
