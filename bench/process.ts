@@ -34,24 +34,15 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type EncodableRecord, type FileLog, openFileLog } from '../src/log/index.ts';
-import { seededRandom } from '../src/random.ts';
+import { type FileLog, openFileLog } from '../src/log/index.ts';
 import { BatchIndex } from '../src/stream/batch-index.ts';
 import { BenchUsageError, type Figure, formatCount, formatMiB, formatTable, nowMs, peakRssBytes } from './lib/harness.ts';
 import type { RunFigures, RunRequest } from './lib/process-run.ts';
+import { BATCH_RECORDS, DAYS, DAY_MS, ORDERS, PARTITIONS, REGIONS, SKUS, TOPIC, writeEvents } from './lib/sales-events.ts';
 
 export const description = 'the processing engine over a 4-partition topic, 1 and 2 worker threads, against a JSON decode loop';
 
 const EVENTS_DEFAULT = 5_000_000;
-const PARTITIONS = 4;
-const BATCH_RECORDS = 1000;
-const TOPIC = 'sales';
-const REGIONS = ['north', 'south', 'east', 'west', 'centre', 'islands'];
-const DAYS = 7;
-const SKUS = 10_000;
-const ORDERS = 1_000_000;
-const T0 = Date.UTC(2026, 0, 5);
-const DAY_MS = 86_400_000;
 const FLUSH_INTERVAL_MS = 500;
 /** Records per ceiling measurement (about 33 MB of values, read into one buffer, then dropped). */
 const CEILING_CHUNK_RECORDS = 300_000;
@@ -131,7 +122,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const writer = await openFileLog({ dir: join(root, 'data'), fsync: 'never', logger: quiet });
     let writeMs: number;
     try {
-      writeMs = await writeEvents(writer, opts.events);
+      writeMs = await writeSales(writer, opts.events);
     } finally {
       await writer.close();
     }
@@ -186,45 +177,10 @@ function parseOptions(args: string[]): Options {
   return { events, workers, views, rounds };
 }
 
-/** One sale: about 100 bytes of JSON. Order ids are spread at random, so an order's lines land far apart. */
-function sale(i: number, events: number, random: () => number): { key: string; value: string; orderNum: number } {
-  const orderNum = Math.floor(random() * ORDERS);
-  const orderId = `o${String(orderNum).padStart(7, '0')}`;
-  const sku = `sku-${String(Math.floor(random() * SKUS)).padStart(5, '0')}`;
-  const region = REGIONS[Math.floor(random() * REGIONS.length)];
-  const ts = T0 + Math.floor((i / events) * DAYS * DAY_MS) + Math.floor(random() * 60_000);
-  const value = JSON.stringify({ orderId, sku, region, qty: 1 + Math.floor(random() * 5), amount: Math.round(random() * 50_000) / 100, ts });
-  return { key: orderId, value, orderNum };
-}
-
-/** Writes the events in 1,000-record batches per partition (partition = order number mod 4), fsync never. */
-async function writeEvents(log: FileLog, events: number): Promise<number> {
+/** Writes the events (bench/lib/sales-events.ts), fsync never; returns the time it took. */
+async function writeSales(log: FileLog, events: number): Promise<number> {
   const t0 = nowMs();
-  await log.createTopic(TOPIC, { partitions: PARTITIONS });
-  const random = seededRandom(7);
-  const pending: EncodableRecord[][] = Array.from({ length: PARTITIONS }, () => []);
-  const appends: Promise<unknown>[] = [];
-  let written = 0;
-  for (let i = 0; i < events; i++) {
-    const s = sale(i, events, random);
-    const p = s.orderNum % PARTITIONS;
-    pending[p].push({ key: s.key, value: s.value, timestamp: T0 + i });
-    if (pending[p].length === BATCH_RECORDS) {
-      appends.push(log.appendBatch(TOPIC, p, pending[p]));
-      written += BATCH_RECORDS;
-      pending[p] = [];
-      // A few appends in flight at most: the events are never all in memory.
-      if (appends.length >= 8) await Promise.all(appends.splice(0));
-    }
-  }
-  for (let p = 0; p < PARTITIONS; p++) {
-    if (pending[p].length > 0) {
-      appends.push(log.appendBatch(TOPIC, p, pending[p]));
-      written += pending[p].length;
-    }
-  }
-  await Promise.all(appends);
-  if (written !== events) throw new Error(`invariant: wrote ${written} events, meant ${events}`);
+  await writeEvents(log, events);
   return nowMs() - t0;
 }
 
