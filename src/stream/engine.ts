@@ -48,7 +48,11 @@ export interface EngineOptions {
    * both) for events/s within noise of 10,000, as the SQLite writer is the limit there.
    */
   dirtyRowsMax?: number;
-  /** Largest read from the log per step. */
+  /**
+   * Largest read from the log per task and step. Default 256 KiB: on the process bench, against
+   * the log's 1 MiB default, peak RSS fell by 14-24 MB (each task holds a read and the next one in
+   * flight) with events/s unchanged.
+   */
   readBytesMax?: number;
   /**
    * Worker threads to spread the tasks over (at most one per task is started). 0, the default,
@@ -281,7 +285,7 @@ export class Engine {
       if (this.pool === null) return; // the threads did not start (the engine failed) or the engine is stopping
       this.moveEmptyToPool(task, this.pool);
     }
-    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax })[Symbol.asyncIterator]();
+    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax ?? 256 * 1024 })[Symbol.asyncIterator]();
     let next = it.next();
     try {
       while (!signal.aborted) {
