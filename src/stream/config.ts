@@ -29,12 +29,16 @@ function lineOf(err: unknown, file: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export async function loadApp(path: string): Promise<AppDef> {
+/**
+ * Imports the config at `path` and checks it. `load` imports it another way (a worker thread's
+ * bundle holds the config already); its errors are reported the same.
+ */
+export async function loadApp(path: string, load?: () => Promise<{ default?: unknown }>): Promise<AppDef> {
   const file = resolve(path);
-  if (!existsSync(file)) throw invalid(file, 'the config file does not exist (create kappa.config.ts, or pass --config FILE)');
+  if (load === undefined && !existsSync(file)) throw invalid(file, 'the config file does not exist (create kappa.config.ts, or pass --config FILE)');
   let mod: { default?: unknown };
   try {
-    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    mod = load === undefined ? ((await import(pathToFileURL(file).href)) as { default?: unknown }) : await load();
   } catch (err) {
     const first = String((err as Error)?.message ?? err).split('\n').find((l) => l.trim() !== '') ?? 'unknown error';
     throw invalid(file, `the config does not load: ${first}`, lineOf(err, file), err);

@@ -13,14 +13,13 @@
  * i % N. A flush drains the task's runner, which covers exactly the batches handed to it before the
  * drain, so the rows and checkpoints are the same whatever the number of workers.
  *
- * Worker threads take half a second to a second to start (each loads the config and the library
- * through tsx). When a core is left over (fewer workers than cores), tasks begin folding on this
- * thread at once and each moves to its worker at its first batch boundary after the threads are
- * up: a flush commits what it folded here, and the worker starts from what a restart from that
- * checkpoint would start from (watermark, key names), so the rows are the same as if the task had
- * run on its worker from the start. With a worker per core, tasks wait for their workers instead:
- * folding here would only slow the threads' start (process bench, 2 workers on 2 cores: workers up
- * in 0.8 s instead of 1.1 s, 10% more events/s overall, 20 MB less RSS).
+ * Worker threads take a moment to start (0.15-0.3 s: the worker code and the config are bundled
+ * into one file first, see worker-bundle.ts). When a core is left over (fewer workers than cores),
+ * tasks begin folding on this thread at once and each moves to its worker at its first batch
+ * boundary after the threads are up: a flush commits what it folded here, and the worker starts
+ * from what a restart from that checkpoint would start from (watermark, key names), so the rows
+ * are the same as if the task had run on its worker from the start. With a worker per core, tasks
+ * wait for their workers instead: folding here would only slow the threads' start.
  */
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -156,6 +155,9 @@ export class Engine {
   private readonly batchesInFlightMax: number;
   private foldWhileWorkersStart = false;
 
+  /** When the engine was made, which is right after its app was loaded (see WorkerPool's configLoadedAtMs). */
+  private readonly createdAtMs = Date.now();
+
   constructor(private readonly opts: EngineOptions) {
     // Every task's read waits on this one signal: one listener per task, however many tasks.
     setMaxListeners(0, this.abort.signal);
@@ -223,7 +225,14 @@ export class Engine {
     this.threadCount = Math.min(this.workers, this.tasks.length);
     this.foldWhileWorkersStart = this.opts.foldWhileWorkersStart ?? this.threadCount < availableParallelism();
     if (this.threadCount > 0) {
-      const pool = WorkerPool.start({ configPath: this.opts.configPath!, workers: this.threadCount, batchesInFlightMax: this.batchesInFlightMax, onFailure: (err) => this.fail(err) });
+      const pool = WorkerPool.start({
+        configPath: this.opts.configPath!,
+        workers: this.threadCount,
+        batchesInFlightMax: this.batchesInFlightMax,
+        onFailure: (err) => this.fail(err),
+        configLoadedAtMs: this.createdAtMs,
+        onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, as bundling it failed (they start slower and use more memory): ${err.message.split('\n')[0]}`),
+      });
       this.poolStarting = pool.then(
         async (pool) => {
           if (this.abort.signal.aborted) await pool.close();

@@ -1,7 +1,10 @@
-// The file a worker thread of the engine starts from (see worker-pool.ts). Kappa ships TypeScript
-// sources run through tsx, and a new thread starts without the module hooks of the thread that
-// created it, so tsx is registered here before the worker module is imported, as bin/kappa.js does.
+// The file a worker thread of the engine starts from when the worker code could not be bundled
+// (see worker-bundle.ts and worker-pool.ts). Kappa ships TypeScript sources run through tsx, and a
+// new thread starts without the module hooks of the thread that created it, so tsx is registered
+// here before the worker module is imported, as bin/kappa.js does.
+import { workerData } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
 register();
-await import('./worker.ts');
+const { runWorker } = await import('./worker.ts');
+await runWorker(workerData.configPath);

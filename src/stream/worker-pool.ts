@@ -17,11 +17,13 @@
  * the pool: every waiting `process` and `drain` rejects at once with the worker's error, later
  * calls reject too, and `onFailure` tells the engine. Nothing hangs on a dead thread.
  */
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, type ErrorCode, KappaError } from '../errors.ts';
 import type { RecordBatch } from '../log/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
+import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
 import { type FromWorker, type ToWorker, type WorkerData, reviveRecord } from './worker-protocol.ts';
 
 const ENTRY = new URL('./worker-entry.js', import.meta.url);
@@ -40,6 +42,19 @@ export interface WorkerPoolOptions {
   batchesInFlightMax: number;
   /** Called once, with the first failure. */
   onFailure: (err: Error) => void;
+  /**
+   * Bundle the worker code with the config (worker-bundle.ts; default true). When bundling fails
+   * or this is false, the threads load the sources through tsx instead (slower to start, more memory).
+   */
+  bundle?: boolean;
+  /** Told why bundling failed, when it did. */
+  onBundleFailed?: (err: Error) => void;
+  /**
+   * When the engine loaded the config (ms since the epoch). A bundled file modified after it means
+   * the config changed while kappa was starting: the pool refuses to start rather than run logic
+   * other than the one the views' versions were chosen for.
+   */
+  configLoadedAtMs?: number;
 }
 
 interface Waiter<T> {
@@ -65,7 +80,11 @@ export class WorkerPool implements TaskRunner {
   private failure: Error | null = null;
   private closing = false;
 
-  private constructor(private readonly opts: WorkerPoolOptions) {}
+  private constructor(
+    private readonly opts: WorkerPoolOptions,
+    private readonly entry: URL,
+    private readonly bundle: WorkerBundle | null,
+  ) {}
 
   get threads(): number {
     return this.workers.length;
@@ -74,7 +93,20 @@ export class WorkerPool implements TaskRunner {
   /** Starts the workers and resolves once every one has loaded the config; rejects with the first load error. */
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
-    const pool = new WorkerPool(opts);
+    let bundle: WorkerBundle | null = null;
+    if (opts.bundle !== false) {
+      try {
+        bundle = await bundleWorker(opts.configPath);
+      } catch (err) {
+        opts.onBundleFailed?.(err as Error);
+      }
+      const changed = bundle?.inputs.find((f) => opts.configLoadedAtMs !== undefined && statSync(f).mtimeMs > opts.configLoadedAtMs);
+      if (changed !== undefined) {
+        bundle!.dispose();
+        throw new KappaError('KAPPA_CONFIG_INVALID', `${changed} changed while kappa was starting, so the worker threads would not run the pipelines the views were set up for. Start again.`, { file: changed });
+      }
+    }
+    const pool = new WorkerPool(opts, bundle?.url ?? ENTRY, bundle);
     const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.workers; i++) ready.push(pool.spawn(i));
     try {
@@ -88,7 +120,7 @@ export class WorkerPool implements TaskRunner {
 
   private spawn(index: number): Promise<void> {
     const workerData: WorkerData = { configPath: this.opts.configPath, index };
-    const worker = new Worker(ENTRY, { workerData, name: `kappa-worker-${index}`, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+    const worker = new Worker(this.entry, { workerData, name: `kappa-worker-${index}`, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     this.workers.push(worker);
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -196,7 +228,11 @@ export class WorkerPool implements TaskRunner {
     if (this.closing) return;
     this.closing = true;
     this.rejectAll(this.failure ?? new KappaError('KAPPA_WORKER_FAILED', 'the worker threads were stopped'));
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    try {
+      await Promise.all(this.workers.map((w) => w.terminate()));
+    } finally {
+      this.bundle?.dispose();
+    }
   }
 
   private send(worker: number, message: ToWorker): void {

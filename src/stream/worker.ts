@@ -1,6 +1,7 @@
 /**
- * A worker thread of the engine (started by worker-pool.ts through worker-entry.js). It loads the
- * user's config itself, because functions cannot be sent between threads, compiles the views of
+ * A worker thread of the engine (started by worker-pool.ts from a bundle of this module and the
+ * config, see worker-bundle.ts, or through worker-entry.js and tsx). It gets the user's config
+ * itself, because functions cannot be sent between threads, compiles the views of
  * the tasks it is given, and keeps those tasks' state: for each batch it receives it decodes the
  * records and folds them with the view's plan; on `drain` it hands back the task's dirty rows,
  * dead letters and late events. It does no I/O besides loading the config.
@@ -9,7 +10,7 @@
  * engine stops on the first failure). Anything thrown outside a handler (a pipeline function that
  * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
@@ -17,7 +18,7 @@ import { compileOutput } from './output-plan.ts';
 import { type TaskPlan, compileView } from './plan.ts';
 import { takeDrained } from './task-runner.ts';
 import type { TaskState } from './plan.ts';
-import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
+import { type FromWorker, type ToWorker, detachRecord } from './worker-protocol.ts';
 
 interface WorkerTask {
   plan: TaskPlan;
@@ -25,89 +26,97 @@ interface WorkerTask {
   failed: boolean;
 }
 
-const port = parentPort;
-if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
-const data = workerData as WorkerData;
+/**
+ * Runs the worker: `config` imports the config module when it was bundled with this one; without
+ * it the config is imported from `configPath`.
+ */
+export async function runWorker(configPath: string, config?: () => Promise<{ default?: unknown }>): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
 
-function post(message: FromWorker): void {
-  port!.postMessage(message);
-}
-
-function failed(task: number, err: unknown): FromWorker {
-  const e = err as Error;
-  return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
-}
-
-let app: AppDef;
-try {
-  app = await loadApp(data.configPath);
-} catch (err) {
-  post(failed(-1, err));
-  // Nothing else to do; the pool fails the engine and terminates this thread.
-  await new Promise(() => {});
-}
-
-const plans = new Map<string, TaskPlan>();
-const tasks = new Map<number, WorkerTask>();
-
-function open(m: Extract<ToWorker, { t: 'open' }>): void {
-  let plan = plans.get(m.name);
-  if (plan === undefined) {
-    const def = m.kind === 'view' ? app.views.find((v) => v.name === m.name) : app.outputs.find((o) => o.name === m.name);
-    if (def === undefined) throw new Error(`the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`);
-    plan = def.kind === 'view' ? compileView(def) : compileOutput(def, m.targetPartitions);
-    plans.set(m.name, plan);
+  function post(message: FromWorker): void {
+    port!.postMessage(message);
   }
-  if (plan.fingerprint !== m.fingerprint) {
-    throw new Error(`${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
-  }
-  const state = plan.newTaskState(m.partition, m.watermarkMs);
-  state.keyNames = m.keyNames;
-  tasks.set(m.task, { plan, state, failed: false });
-}
 
-function batch(m: Extract<ToWorker, { t: 'batch' }>): void {
-  const task = tasks.get(m.task);
-  if (task === undefined || task.failed) return;
-  const bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
-  let events: number;
+  function failed(task: number, err: unknown): FromWorker {
+    const e = err as Error;
+    return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
+  }
+
+  let app: AppDef;
   try {
-    events = task.plan.processBatch(bytes, m.from, task.state);
+    app = await loadApp(configPath, config);
   } catch (err) {
-    task.failed = true;
-    post(failed(m.task, err));
+    post(failed(-1, err));
+    // Nothing else to do; the pool fails the engine and terminates this thread.
     return;
   }
-  post({ t: 'done', task: m.task, events, dirty: task.state.dirty.size, watermarkMs: task.state.watermarkMs });
-}
 
-function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
-  const task = tasks.get(m.task);
-  if (task === undefined || task.failed) return;
-  const d = takeDrained(task.state);
-  // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
-  // (a function, a class instance's methods); the caller reports it as the task's failure.
-  post({
-    t: 'drained',
-    task: m.task,
-    rows: d.rows,
-    deadLetters: d.deadLetters.map((x) => ({ ...x, record: detachRecord(x.record) })),
-    late: d.late.map((x) => ({ ...x, record: detachRecord(x.record) })),
-    outputs: d.outputs,
-    watermarkMs: d.watermarkMs,
-    keyNames: d.keyNames,
-  });
-}
+  const plans = new Map<string, TaskPlan>();
+  const tasks = new Map<number, WorkerTask>();
 
-port.on('message', (m: ToWorker) => {
-  if (m.t === 'batch') return batch(m);
-  try {
-    if (m.t === 'drain') drain(m);
-    else open(m);
-  } catch (err) {
-    const task = tasks.get(m.task);
-    if (task) task.failed = true;
-    post(failed(m.task, err));
+  function open(m: Extract<ToWorker, { t: 'open' }>): void {
+    let plan = plans.get(m.name);
+    if (plan === undefined) {
+      const def = m.kind === 'view' ? app.views.find((v) => v.name === m.name) : app.outputs.find((o) => o.name === m.name);
+      if (def === undefined) throw new Error(`the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`);
+      plan = def.kind === 'view' ? compileView(def) : compileOutput(def, m.targetPartitions);
+      plans.set(m.name, plan);
+    }
+    // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
+    // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
+    // did not change instead).
+    if (config === undefined && plan.fingerprint !== m.fingerprint) {
+      throw new Error(`${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
+    }
+    const state = plan.newTaskState(m.partition, m.watermarkMs);
+    state.keyNames = m.keyNames;
+    tasks.set(m.task, { plan, state, failed: false });
   }
-});
-post({ t: 'ready' });
+
+  function batch(m: Extract<ToWorker, { t: 'batch' }>): void {
+    const task = tasks.get(m.task);
+    if (task === undefined || task.failed) return;
+    const bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+    let events: number;
+    try {
+      events = task.plan.processBatch(bytes, m.from, task.state);
+    } catch (err) {
+      task.failed = true;
+      post(failed(m.task, err));
+      return;
+    }
+    post({ t: 'done', task: m.task, events, dirty: task.state.dirty.size, watermarkMs: task.state.watermarkMs });
+  }
+
+  function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
+    const task = tasks.get(m.task);
+    if (task === undefined || task.failed) return;
+    const d = takeDrained(task.state);
+    // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
+    // (a function, a class instance's methods); the caller reports it as the task's failure.
+    post({
+      t: 'drained',
+      task: m.task,
+      rows: d.rows,
+      deadLetters: d.deadLetters.map((x) => ({ ...x, record: detachRecord(x.record) })),
+      late: d.late.map((x) => ({ ...x, record: detachRecord(x.record) })),
+      outputs: d.outputs,
+      watermarkMs: d.watermarkMs,
+      keyNames: d.keyNames,
+    });
+  }
+
+  port.on('message', (m: ToWorker) => {
+    if (m.t === 'batch') return batch(m);
+    try {
+      if (m.t === 'drain') drain(m);
+      else open(m);
+    } catch (err) {
+      const task = tasks.get(m.task);
+      if (task) task.failed = true;
+      post(failed(m.task, err));
+    }
+  });
+  post({ t: 'ready' });
+}

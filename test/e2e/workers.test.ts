@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -302,6 +302,30 @@ describe('worker threads', () => {
       assert.match(err.message, /refuses\.config\.ts.*this config refuses to load in a worker/);
     } finally {
       delete process.env.KAPPA_TEST_BREAK_WORKER_CONFIG;
+      await engine.close();
+      await store.close();
+      await log.close();
+    }
+  });
+
+  test('a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for', { timeout: 60_000 }, async () => {
+    const file = join(root, 'edited.config.ts');
+    writeFileSync(file, CONFIG);
+    const dir = join(root, 'edited');
+    const log = await openFileLog({ dir, logger: quiet });
+    const store = await openSqliteStore({ path: join(dir, 'views.db') });
+    const app = await loadApp(file);
+    const engine = new Engine({ log, store, app, logger: quiet, workers: 1, configPath: file });
+    // The edit lands after the app was loaded and before the worker code is bundled.
+    writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));
+    const future = new Date(Date.now() + 5_000);
+    utimesSync(file, future, future);
+    try {
+      await engine.start();
+      const err = await failureOf(engine);
+      assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
+      assert.match(err.message, /edited\.config\.ts changed while kappa was starting/);
+    } finally {
       await engine.close();
       await store.close();
       await log.close();
