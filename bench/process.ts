@@ -85,7 +85,7 @@ interface RunResult {
   view: ViewName;
   workers: number;
   ms: number;
-  /** Until every task had moved to its worker thread (tasks fold on the engine's thread while the workers start). */
+  /** Until every task was on its worker thread (tasks wait while the threads start). */
   movedMs: number | null;
   /** events/s from then on: the rate once the worker threads are up. */
   steadyEventsPerS: number | null;
@@ -360,11 +360,11 @@ function report(opts: Options, results: RunResult[], decoders: Record<Decoder, n
   });
   console.log('');
   console.log(
-    formatTable(['view', 'workers', 'events/s', 'ceiling', '/ ceiling', '/ 1 worker', 'seconds', 'on workers at s', 'then events/s', 'main busy', 'cores used', 'peak RSS', 'rows'], rows),
+    formatTable(['view', 'workers', 'events/s', 'ceiling', '/ ceiling', '/ 1 worker', 'seconds', 'workers up at s', 'then events/s', 'main busy', 'cores used', 'peak RSS', 'rows'], rows),
   );
   console.log(
-    '\nceiling: UTF-8 decode + JSON.parse only, one thread, measured around each run. "on workers at s": when every task had moved to its worker thread' +
-      ' (tasks fold on the main thread while the threads start); "then events/s": the rate from then on. "main busy": share of the run the engine\'s own thread was busy.',
+    '\nceiling: UTF-8 decode + JSON.parse only, one thread, measured around each run. "workers up at s": when every task was on its worker thread' +
+      ' (tasks wait while the threads start); "then events/s": the rate from then on. "main busy": share of the run the engine\'s own thread was busy.',
   );
 
   const headline = opts.views.includes('region_day') ? 'region_day' : opts.views[0];

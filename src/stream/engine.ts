@@ -14,16 +14,12 @@
  * drain, so the rows and checkpoints are the same whatever the number of workers.
  *
  * Worker threads take a moment to start (0.15-0.3 s: the worker code and the config are bundled
- * into one file first, see worker-bundle.ts). When a core is left over (fewer workers than cores),
- * tasks begin folding on this thread at once and each moves to its worker at its first batch
- * boundary after the threads are up: a flush commits what it folded here, and the worker starts
- * from what a restart from that checkpoint would start from (watermark, key names), so the rows
- * are the same as if the task had run on its worker from the start. With a worker per core, tasks
- * wait for their workers instead: folding here would only slow the threads' start.
+ * into one file first, see worker-bundle.ts); tasks wait for them. (Folding on this thread until
+ * the threads were up, then moving each task over at a checkpoint, was measured when a thread took
+ * a second to start; once they started in a fifth of that, it only added a flush and memory.)
  */
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { availableParallelism } from 'node:os';
 import { KappaError, isKappaError } from '../errors.ts';
 import { type EncodableRecord, type FileLog, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
 import type { Checkpoint, RowDelta, ViewStore, ViewVersionInfo } from '../view/types.ts';
@@ -63,8 +59,6 @@ export interface EngineOptions {
   configPath?: string;
   /** With workers: batches handed to a task's worker and not yet folded, at most (bounds memory; the reader waits). */
   batchesInFlightMax?: number;
-  /** With workers: fold on this thread until the workers are up. Default: when there are fewer workers than cores. */
-  foldWhileWorkersStart?: boolean;
 }
 
 export interface TaskStatus {
@@ -101,10 +95,8 @@ interface Task {
   committedOffset: number;
   lastFlushAtMs: number;
   caughtUp: boolean;
-  /** Where the task folds: this thread until the worker threads are up, then its worker. */
+  /** Where the task folds: this thread, or (once the threads are up) its worker. */
   runner: TaskRunner;
-  /** Records folded by a runner the task has since left. */
-  eventsBefore: number;
 }
 
 /** The tasks of one view version. */
@@ -153,7 +145,6 @@ export class Engine {
   private readonly dirtyRowsMax: number;
   private readonly workers: number;
   private readonly batchesInFlightMax: number;
-  private foldWhileWorkersStart = false;
 
   /** When the engine was made, which is right after its app was loaded (see WorkerPool's configLoadedAtMs). */
   private readonly createdAtMs = Date.now();
@@ -213,7 +204,7 @@ export class Engine {
         const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
         const { start } = await log.offsets(source.name, p);
         const offset = cp ? cp.offset : start;
-        const task: Task = { id: this.tasks.length, plan, group, producer: null, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local, eventsBefore: 0 };
+        const task: Task = { id: this.tasks.length, plan, group, producer: null, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local };
         group.tasks.push(task);
         this.tasks.push(task);
         this.local.open({ id: task.id, plan, partition: p, watermarkMs: cp ? cp.watermark : NO_WATERMARK, keyNames: group.keyNames });
@@ -223,7 +214,6 @@ export class Engine {
     for (const output of app.outputs ?? []) await this.addOutput(output);
     this.failure.catch(() => {}); // observed through `failure`; never an unhandled rejection
     this.threadCount = Math.min(this.workers, this.tasks.length);
-    this.foldWhileWorkersStart = this.opts.foldWhileWorkersStart ?? this.threadCount < availableParallelism();
     if (this.threadCount > 0) {
       const pool = WorkerPool.start({
         configPath: this.opts.configPath!,
@@ -258,7 +248,7 @@ export class Engine {
       const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
       const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
       const producer: OutputProducer = { plan, id: producerId('output', output.name, source.name, p), sequences };
-      const task: Task = { id: this.tasks.length, plan, group: null, producer, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local, eventsBefore: 0 };
+      const task: Task = { id: this.tasks.length, plan, group: null, producer, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local };
       this.tasks.push(task);
       this.local.open({ id: task.id, plan, partition: p, watermarkMs: NO_WATERMARK, keyNames: null });
     }
@@ -289,10 +279,10 @@ export class Engine {
   private async runTask(task: Task): Promise<void> {
     const { log } = this.opts;
     const signal = this.abort.signal;
-    if (this.threadCount > 0 && !this.foldWhileWorkersStart) {
+    if (this.threadCount > 0) {
       await this.poolStarting;
       if (this.pool === null) return; // the threads did not start (the engine failed) or the engine is stopping
-      this.moveEmptyToPool(task, this.pool);
+      this.moveToPool(task, this.pool);
     }
     const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax ?? 256 * 1024 })[Symbol.asyncIterator]();
     let next = it.next();
@@ -305,7 +295,6 @@ export class Engine {
         if (got === TIMEOUT) {
           // Idle: nothing arrived for a whole interval. Commit what is pending, note that we are at the head.
           if (task.offset !== task.committedOffset || task.runner.progress(task.id).dirtyRows > 0) await this.flush(task);
-          if (this.pool !== null && task.runner !== this.pool) await this.moveToPool(task, this.pool);
           task.caughtUp = true;
           await this.maybeGoLive(task.group);
           continue;
@@ -322,8 +311,7 @@ export class Engine {
         // catching up), it commits at once rather than after an idle interval: the view is
         // current, and a building version can go live, even if events keep arriving.
         const reachedHead = !task.caughtUp && task.offset >= (await log.offsets(task.topic, task.partition)).end;
-        if (this.pool !== null && task.runner !== this.pool) await this.moveToPool(task, this.pool);
-        else if (reachedHead || task.runner.progress(task.id).dirtyRows >= this.dirtyRowsMax || Date.now() - task.lastFlushAtMs >= this.flushIntervalMs) await this.flush(task);
+        if (reachedHead || task.runner.progress(task.id).dirtyRows >= this.dirtyRowsMax || Date.now() - task.lastFlushAtMs >= this.flushIntervalMs) await this.flush(task);
         if (reachedHead) {
           task.caughtUp = true;
           await this.maybeGoLive(task.group);
@@ -341,20 +329,9 @@ export class Engine {
     }
   }
 
-  /**
-   * Moves a task from this thread to its worker: a flush commits what it folded here, and the
-   * worker starts from the state a restart from that checkpoint would have, so the rows are the
-   * same as if it had run there from the start.
-   */
-  private async moveToPool(task: Task, pool: WorkerPool): Promise<void> {
-    await this.flush(task);
-    this.moveEmptyToPool(task, pool);
-  }
-
-  /** Moves a task that holds nothing unflushed on this thread to its worker. */
-  private moveEmptyToPool(task: Task, pool: WorkerPool): void {
+  /** Moves a task that has folded nothing yet from this thread to its worker. */
+  private moveToPool(task: Task, pool: WorkerPool): void {
     const rest = this.local.release(task.id);
-    task.eventsBefore += rest.eventsProcessed;
     pool.open({ id: task.id, plan: task.plan, partition: task.partition, watermarkMs: rest.watermarkMs, keyNames: rest.keyNames });
     task.runner = pool;
   }
@@ -470,7 +447,7 @@ export class Engine {
         committedOffset: t.committedOffset,
         watermarkMs: progress.watermarkMs,
         lastFlushAtMs: t.lastFlushAtMs,
-        eventsProcessed: t.eventsBefore + progress.eventsProcessed,
+        eventsProcessed: progress.eventsProcessed,
         worker: t.runner.thread(t.id),
       };
     });

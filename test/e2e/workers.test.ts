@@ -176,22 +176,14 @@ describe('worker threads', () => {
     const app = await loadApp(config);
     const all = events(6000);
     const snapshots: Record<string, unknown>[] = [];
-    // Tasks fold on the main thread until the workers are up (foldWhileWorkersStart), or wait for them.
-    const runs = [
-      { workers: 0, fold: false },
-      { workers: 1, fold: true },
-      { workers: 2, fold: false },
-      { workers: 2, fold: true },
-    ];
-    for (const { workers, fold } of runs) {
-      const dir = join(root, `data-${workers}-${fold}`);
+    for (const workers of [0, 1, 2]) {
+      const dir = join(root, `data-${workers}`);
       const log = await openFileLog({ dir, logger: quiet });
       const store = await openSqliteStore({ path: join(dir, 'views.db') });
       await log.createTopic('clicks', { partitions: 3 });
-      // Half the events before the engine starts (a replay, folded on the main thread while the
-      // workers start), half while it runs on its workers (live), in bursts.
+      // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
       await log.append('clicks', all.slice(0, 3000));
-      const engine = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40, batchesInFlightMax: 2, foldWhileWorkersStart: fold });
+      const engine = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40, batchesInFlightMax: 2 });
       try {
         await engine.start();
         assert.equal(engine.threads, workers);
