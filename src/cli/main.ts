@@ -12,6 +12,7 @@ import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
 import { verifyCommand } from './verify.ts';
 import { lagCommand, queryCommand, viewsCommand } from './views.ts';
+import { WORKER_HEAP_MB_DEFAULT } from '../stream/worker-pool.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -92,7 +93,10 @@ function buildProgram(ctx: () => CliContext): Command {
       `worker threads that run the tasks (one task per view and partition, spread round-robin); 0 runs every task on the main thread (default: one per core, ${defaultWorkers()} here)`,
       parseWholeNumber('--workers', 0),
     )
-    .action((opts) => startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs, workers: opts.workers }));
+    .option('--worker-heap-mb <mb>', `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`, parseWholeNumber('--worker-heap-mb', 16))
+    .action((opts) =>
+      startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs, workers: opts.workers, workerHeapMb: opts.workerHeapMb }),
+    );
 
   program
     .command('views')

@@ -17,6 +17,8 @@ export interface StartOptions {
   flushIntervalMs?: number;
   /** Worker threads for the tasks; 0 folds every task on the main thread. Default: one per core. */
   workers?: number;
+  /** Cap on each worker thread's heap, in MB. */
+  workerHeapMb?: number;
 }
 
 export function defaultWorkers(): number {
@@ -33,7 +35,7 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
-  const engine = new Engine({ log, store, app, configPath, workers, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  const engine = new Engine({ log, store, app, configPath, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= engine.stop());
   try {

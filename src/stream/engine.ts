@@ -57,6 +57,8 @@ export interface EngineOptions {
   workers?: number;
   /** The config file `app` was loaded from; required when `workers` > 0. */
   configPath?: string;
+  /** With workers: cap on each worker thread's heap (old generation), in MB; default 256 (see worker-pool.ts). */
+  workerHeapMb?: number;
   /** With workers: batches handed to a task's worker and not yet folded, at most (bounds memory; the reader waits). */
   batchesInFlightMax?: number;
 }
@@ -219,6 +221,7 @@ export class Engine {
         configPath: this.opts.configPath!,
         workers: this.threadCount,
         batchesInFlightMax: this.batchesInFlightMax,
+        heapMb: this.opts.workerHeapMb,
         onFailure: (err) => this.fail(err),
         configLoadedAtMs: this.createdAtMs,
         onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, as bundling it failed (they start slower and use more memory): ${err.message.split('\n')[0]}`),

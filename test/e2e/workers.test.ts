@@ -45,6 +45,7 @@ export default defineApp({
 /** A config whose pipeline misbehaves only on chosen pages, and only in a worker thread. */
 const BROKEN_CONFIG = `
 import { isMainThread } from 'node:worker_threads';
+const hog = [];
 import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
 const Click = Type.Object({ user: Type.String(), page: Type.String(), ms: Type.Integer(), ts: Type.Integer() });
 const clicks = topic('clicks', { partitions: 3, schema: Click, key: (c) => c.user, time: (c) => c.ts });
@@ -55,6 +56,8 @@ export default defineApp({
       .filter((c) => {
         // Thrown outside any record: nothing catches it but the thread's own handler.
         if (c.page === '/crash' && !isMainThread) setTimeout(() => { throw new Error('boom from a timer'); });
+        // Keeps growing garbage that never dies, until the worker's heap cap is reached.
+        if (c.page === '/hog' && !isMainThread) for (let i = 0; i < 1e9; i++) hog.push(new Array(1000).fill(i));
         return true;
       })
       .groupBy((c) => ({ page: c.page }))
@@ -215,7 +218,7 @@ describe('worker threads', () => {
     for (const other of others) assert.deepEqual(other, main);
   });
 
-  async function brokenEngine(name: string, env: Record<string, string> = {}): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
+  async function brokenEngine(name: string, env: Record<string, string> = {}, workerHeapMb?: number): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
     for (const [k, v] of Object.entries(env)) process.env[k] = v;
     const file = join(root, `${name}.config.ts`);
     writeFileSync(file, BROKEN_CONFIG);
@@ -224,7 +227,7 @@ describe('worker threads', () => {
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     await log.createTopic('clicks', { partitions: 3 });
     await log.append('clicks', events(300));
-    const engine = new Engine({ log, store, app: await loadApp(file), logger: quiet, workers: 2, configPath: file, flushIntervalMs: 20 });
+    const engine = new Engine({ log, store, app: await loadApp(file), logger: quiet, workers: 2, configPath: file, flushIntervalMs: 20, workerHeapMb });
     const cleanup = async (): Promise<void> => {
       for (const k of Object.keys(env)) delete process.env[k];
       await engine.close();
@@ -258,6 +261,21 @@ describe('worker threads', () => {
       const err = await failureOf(engine);
       assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
       assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/\d.*\) crashed: boom from a timer/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a worker thread that runs out of its heap cap fails the engine, saying so and how to raise the cap', { timeout: 60_000 }, async () => {
+    const { engine, log, cleanup } = await brokenEngine('hog', {}, 32);
+    try {
+      await engine.start();
+      await caughtUp(engine, log);
+      await onWorkers(engine);
+      await log.append('clicks', [{ key: 'h', value: JSON.stringify({ user: 'h', page: '/hog', ms: 1, ts: T0 }), partition: 0 }]);
+      const err = await failureOf(engine);
+      assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
+      assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/0.*\) ran out of memory \(its heap is capped at 32 MB; raise the cap with --worker-heap-mb/);
     } finally {
       await cleanup();
     }
