@@ -31,11 +31,12 @@ export function storePath(dataDir: string): string {
 
 export async function startCommand(ctx: CliContext, opts: StartOptions): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
+  const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
-  const engine = new Engine({ log, store, app, configPath, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  const engine = new Engine({ log, store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => (stopping ??= engine.stop());
   try {

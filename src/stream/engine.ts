@@ -57,6 +57,11 @@ export interface EngineOptions {
   workers?: number;
   /** The config file `app` was loaded from; required when `workers` > 0. */
   configPath?: string;
+  /**
+   * With workers: when the app was loaded (ms since the epoch; default: when the engine was made).
+   * A config file modified after it is refused when the worker threads load it.
+   */
+  configLoadedAtMs?: number;
   /** With workers: cap on each worker thread's heap (old generation), in MB; default 256 (see worker-pool.ts). */
   workerHeapMb?: number;
   /** With workers: batches handed to a task's worker and not yet folded, at most (bounds memory; the reader waits). */
@@ -213,7 +218,12 @@ export class Engine {
       }
       this.groups.push(group);
     }
-    for (const output of app.outputs ?? []) await this.addOutput(output);
+    for (const output of app.outputs ?? []) {
+      for (const t of [output.stream.source.name, output.target.name]) {
+        if (!topicNames.has(t)) throw new KappaError('KAPPA_CONFIG_INVALID', `Output "${output.name}" uses topic "${t}", which the config's topics list does not include.`, { output: output.name, topic: t });
+      }
+      await this.addOutput(output);
+    }
     this.failure.catch(() => {}); // observed through `failure`; never an unhandled rejection
     this.threadCount = Math.min(this.workers, this.tasks.length);
     if (this.threadCount > 0) {
@@ -223,8 +233,8 @@ export class Engine {
         batchesInFlightMax: this.batchesInFlightMax,
         heapMb: this.opts.workerHeapMb,
         onFailure: (err) => this.fail(err),
-        configLoadedAtMs: this.createdAtMs,
-        onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, as bundling it failed (they start slower and use more memory): ${err.message.split('\n')[0]}`),
+        configLoadedAtMs: this.opts.configLoadedAtMs ?? this.createdAtMs,
+        onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, which makes them slower to start and larger, because ${err.message}`),
       });
       this.poolStarting = pool.then(
         async (pool) => {
@@ -246,6 +256,7 @@ export class Engine {
     await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
     const plan = compileOutput(output, target.partitions);
     const checkpoints = await store.outputCheckpoints(output.name);
+    if (checkpoints.length === 0) await this.warnIfRenamed(output);
     for (let p = 0; p < info.partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
       const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
@@ -254,6 +265,25 @@ export class Engine {
       const task: Task = { id: this.tasks.length, plan, group: null, producer, topic: source.name, partition: p, offset, committedOffset: offset, lastFlushAtMs: Date.now(), caughtUp: false, runner: this.local };
       this.tasks.push(task);
       this.local.open({ id: task.id, plan, partition: p, watermarkMs: NO_WATERMARK, keyNames: null });
+    }
+  }
+
+  /**
+   * An output with no checkpoint starts from the beginning of its source. If an output that is no
+   * longer in the config read the same topic, this may be that one renamed, and its records would
+   * be written to the target again: say so, and how to keep its checkpoint.
+   */
+  private async warnIfRenamed(output: OutputDef): Promise<void> {
+    const { store, app, logger } = this.opts;
+    const current = new Set((app.outputs ?? []).map((o) => o.name));
+    for (const name of await store.outputs()) {
+      if (current.has(name)) continue;
+      const cps = (await store.outputCheckpoints(name)).filter((c) => c.topic === output.stream.source.name);
+      if (cps.length === 0) continue;
+      logger.warn(
+        `output ${output.name} starts from the beginning of topic ${output.stream.source.name}, and output ${name}, no longer in the config, had read it up to offsets ${cps.map((c) => `${c.partition}:${c.offset}`).join(', ')}. ` +
+          `If ${output.name} is ${name} renamed, its records are being written to ${output.target.name} again: stop now and keep the old name with .to(${output.target.name}, { name: '${name}' }).`,
+      );
     }
   }
 

@@ -37,15 +37,20 @@ describe('to(topic): output pipelines', () => {
   });
 
   test('processBatch over encoded bytes gives the same records as process over decoded ones, from the given offset on', () => {
-    const values = Array.from({ length: 50 }, (_, i) => ({ card: `c${i % 7}`, cents: i * 1000, ts: i }));
+    const values = Array.from({ length: 50 }, (_, i) => ({ card: `c${i % 7}`, cents: (i % 20) * 1000, ts: i }));
     const batch = encodeBatch(values.map((v, i) => ({ key: null, value: Buffer.from(JSON.stringify(v)), headers: [], timestamp: T0 + i })), { baseOffset: 100 });
     const plan = compileOutput(pipeline, 3);
     const a = plan.newTaskState(0, NO_WATERMARK);
     assert.equal(plan.processBatch(batch, 110, a), 40);
     const b = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records(values.slice(10), 110).map((r, i) => ({ ...r, timestamp: T0 + 10 + i })), b);
-    assert.deepEqual(a.outputs, b.outputs);
-    assert.equal(a.outputs.length, 40 - 0 - values.slice(10).filter((v) => v.cents < 10_000).length);
+    const expected = values
+      .map((v, i) => ({ v, i }))
+      .filter(({ v, i }) => i >= 10 && v.cents >= 10_000)
+      .map(({ v, i }) => ({ partition: partitionForKey(v.card, 3), key: v.card, value: JSON.stringify({ card: v.card, cents: v.cents, reason: 'large' }), timestamp: T0 + i }));
+    assert.equal(expected.length, 20, 'the filter drops half of them');
+    assert.deepEqual(a.outputs, expected);
+    assert.deepEqual(b.outputs, expected);
   });
 
   test('a record without a key stays on its source partition number (modulo the target partitions)', () => {
@@ -106,6 +111,15 @@ describe('to(topic): output pipelines', () => {
     assert.match(state.deadLetters[1].reason, /schema: .*cents/);
     assert.match(state.deadLetters[2].reason, /pipeline: exploded/);
     assert.match(state.deadLetters[3].reason, /output to topic "items" does not match its schema: .*item/);
+  });
+
+  test('a value with no JSON form (a function) goes to the dead-letter list instead of failing the flush', () => {
+    const anything = topic('anything', { partitions: 1 });
+    const plan = compileOutput(from(payments).map(() => () => 1).to(anything), 1);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([{ card: 'x', cents: 1, ts: 1 }]), state);
+    assert.deepEqual(state.outputs, []);
+    assert.match(state.deadLetters[0].reason, /no JSON form/);
   });
 
   test('the fingerprint changes with the logic and the target, not with the name', () => {

@@ -72,10 +72,12 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       time = timeFn(value);
       if (typeof time !== 'number' || !Number.isFinite(time)) throw new TypeError(`the time extractor of topic "${target.name}" returned ${JSON.stringify(time)}, not a time in ms`);
     }
+    const json = JSON.stringify(value) as string | undefined;
+    if (typeof json !== 'string') throw new TypeError(`pipeline: the value written to() has no JSON form (${typeof value})`);
     return {
       partition: key === null ? partition % targetPartitions : targetPartitions === 1 ? 0 : partitionForKey(key, targetPartitions),
       key,
-      value: JSON.stringify(value),
+      value: json,
       timestamp: Math.trunc(time),
     };
   }

@@ -39,7 +39,7 @@ export interface Drained {
 export interface TaskProgress {
   /** Records folded so far (all drains included). */
   eventsProcessed: number;
-  /** Rows touched since the last drain; with workers, as of the last batch the worker reported. */
+  /** Rows touched (or output records made) since the last drain; with workers, as of the last batch the worker reported. */
   dirtyRows: number;
   watermarkMs: number;
 }
@@ -88,7 +88,7 @@ export class InThreadRunner implements TaskRunner {
 
   progress(id: number): TaskProgress {
     const task = this.task(id);
-    return { eventsProcessed: task.eventsProcessed, dirtyRows: task.state.dirty.size, watermarkMs: task.state.watermarkMs };
+    return { eventsProcessed: task.eventsProcessed, dirtyRows: pendingOf(task.state), watermarkMs: task.state.watermarkMs };
   }
 
   thread(): null {
@@ -114,6 +114,14 @@ export class InThreadRunner implements TaskRunner {
     if (task === undefined) throw new Error(`invariant: task ${id} was never opened`);
     return task;
   }
+}
+
+/**
+ * What a task holds for its next flush, against `dirtyRowsMax`: dirty rows, plus records waiting
+ * for a derived topic (an output task's state; a view's has none).
+ */
+export function pendingOf(state: TaskState): number {
+  return state.dirty.size + state.outputs.length;
 }
 
 /** Moves what `state` folded since the last drain out of it, leaving it with no rows. */

@@ -7,24 +7,27 @@
  * instead of 0.9-1.1 s, and each cost about 20 MB of RSS instead of 50 (an idle pool, measured).
  *
  * Rules, so the bundle behaves like the sources it came from:
- * - Native addons (a package with a `binding.gyp` or a `napi` field: better-sqlite3,
- *   @node-rs/crc32) stay outside the bundle, imported by the absolute path Node would resolve
- *   from the importing file, as they load their binary relative to their own directory.
- * - In files outside node_modules, `import.meta.url`, `import.meta.filename` and
- *   `import.meta.dirname` are replaced by the original file's values, so a config that reads a file
- *   next to itself reads the same file.
+ * - Only the user's own files and Kappa's sources are bundled. Every installed package (in
+ *   node_modules: native addons, packages that read their own files, ESM or CommonJS) stays
+ *   outside, imported by the file URL esbuild resolves for it from the importing file.
+ * - In the bundled files, `import.meta.url`, `import.meta.filename`, `import.meta.dirname`,
+ *   `__filename` and `__dirname` are replaced by the original file's values, so a config that
+ *   reads a file next to itself reads the same file.
  * - `require` is defined for bundled CommonJS that loads Node built-ins.
  *
- * When bundling fails (a config using something esbuild cannot bundle), the pool falls back to the
- * tsx entry (worker-entry.js), which loads the sources as they are; the engine logs why.
+ * When bundling fails, or the bundle does not load in a thread, the pool falls back to the tsx
+ * entry (worker-entry.js), which loads the sources as they are; the engine logs why.
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const WORKER_MODULE = fileURLToPath(new URL('./worker.ts', import.meta.url));
+/** Kappa's own TypeScript sources: bundled even when Kappa is installed under node_modules. */
+const KAPPA_SRC = fileURLToPath(new URL('../', import.meta.url));
+/** Marks the resolve calls this plugin makes itself, so it does not see them again. */
+const RESOLVING = Symbol('kappa-worker-resolving');
 
 export interface WorkerBundle {
   /** The bundle's file URL, for `new Worker`. */
@@ -58,34 +61,31 @@ export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
       {
         name: 'kappa-worker',
         setup(build) {
-          build.onResolve({ filter: /^[^./]/ }, (args) => {
-            if (args.path.startsWith('node:') || args.importer === '') return undefined;
+          build.onResolve({ filter: /^[^./]/ }, async (args) => {
+            if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING) return undefined;
             // The bundler itself (worker-pool imports this module) never runs in a worker.
             if (args.path === 'esbuild') return { path: args.path, external: true };
-            const name = packageName(args.path);
-            const req = createRequire(args.importer);
-            let manifest: string;
-            try {
-              manifest = req.resolve(`${name}/package.json`);
-            } catch {
-              return undefined; // no readable package.json (exports hide it): let esbuild bundle it
-            }
-            if (!isNative(manifest)) return undefined;
-            return { path: req.resolve(args.path), external: true };
+            const resolved = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: RESOLVING });
+            if (resolved.errors.length > 0) return { errors: resolved.errors };
+            if (resolved.external || resolved.path === '') return undefined; // a Node built-in
+            // Kappa's own sources are bundled (they are TypeScript); any other installed package is
+            // imported from where it is installed, so it finds its own files as it always does.
+            if (resolved.path.startsWith(KAPPA_SRC) || !/[\\/]node_modules[\\/]/.test(resolved.path)) return { path: resolved.path };
+            return { path: pathToFileURL(resolved.path).href, external: true };
           });
           build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
-            if (/[\\/]node_modules[\\/]/.test(args.path)) return undefined;
             const source = readFileSync(args.path, 'utf8');
-            if (!source.includes('import.meta')) return undefined;
-            // esbuild's own `define`, per file, so only real import.meta expressions change (not text in strings).
+            if (!/import\.meta|__dirname|__filename/.test(source)) return undefined;
+            // esbuild's own `define`, per file, so only real expressions change (not text in strings).
             const out = await esbuild.transform(source, {
               loader: loaderFor(args.path),
-              format: 'esm',
-              sourcefile: args.path,
+              sourcefile: args.path, // no format: CommonJS stays CommonJS, so its exports keep working
               define: {
                 'import.meta.url': JSON.stringify(pathToFileURL(args.path).href),
                 'import.meta.filename': JSON.stringify(args.path),
                 'import.meta.dirname': JSON.stringify(dirname(args.path)),
+                __filename: JSON.stringify(args.path),
+                __dirname: JSON.stringify(dirname(args.path)),
               },
             });
             return { contents: out.code, loader: 'js', resolveDir: dirname(args.path) };
@@ -94,6 +94,8 @@ export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
       },
     ],
   });
+  // The build ran in an esbuild service process; stop it rather than keep it (about 45 MB) alive.
+  await esbuild.stop();
   removeStaleBundles();
   const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
   const file = join(dir, 'worker.mjs');
@@ -102,7 +104,7 @@ export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
     .filter((p) => !/(^|[\\/])node_modules[\\/]/.test(p) && !p.startsWith('<'))
     .map((p) => resolve(p))
     .filter((p) => existsSync(p)); // not the generated entry (stdin)
-  return { url: pathToFileURL(file), inputs, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return { url: pathToFileURL(file), inputs, dispose: () => removeQuietly(dir) };
 }
 
 const BUNDLE_DIR_PREFIX = 'kappa-worker-';
@@ -118,7 +120,16 @@ function removeStaleBundles(): void {
   for (const name of names) {
     const m = new RegExp(`^${BUNDLE_DIR_PREFIX}(\\d+)-`).exec(name);
     if (m === null || isAlive(Number(m[1]))) continue;
-    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    removeQuietly(join(tmpdir(), name));
+  }
+}
+
+/** Best effort: a directory another user owns, or one a scanner holds open, is left for later. */
+function removeQuietly(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // left behind; removeStaleBundles tries again next time
   }
 }
 
@@ -128,23 +139,6 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** `@scope/name/sub` → `@scope/name`; `name/sub` → `name`. */
-function packageName(specifier: string): string {
-  const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
-}
-
-/** A package with a compiled addon: built by node-gyp (binding.gyp) or napi-rs (`napi` in package.json). */
-function isNative(manifestPath: string): boolean {
-  if (existsSync(join(dirname(manifestPath), 'binding.gyp'))) return true;
-  try {
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { napi?: unknown; gypfile?: unknown };
-    return manifest.napi !== undefined || manifest.gypfile === true;
-  } catch {
-    return false;
   }
 }
 

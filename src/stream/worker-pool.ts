@@ -19,7 +19,7 @@
  */
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { ERROR_CATALOGUE, type ErrorCode, KappaError } from '../errors.ts';
+import { ERROR_CATALOGUE, type ErrorCode, KappaError, isKappaError } from '../errors.ts';
 import type { RecordBatch } from '../log/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
@@ -93,10 +93,12 @@ export class WorkerPool implements TaskRunner {
   private failure: Error | null = null;
   private closing = false;
 
+  /** Set once every thread is up; failures before that only reject `start`. */
+  private started = false;
+
   private constructor(
     private readonly opts: WorkerPoolOptions,
     private readonly entry: URL,
-    private readonly bundle: WorkerBundle | null,
   ) {}
 
   get threads(): number {
@@ -107,23 +109,67 @@ export class WorkerPool implements TaskRunner {
     return this.opts.heapMb ?? WORKER_HEAP_MB_DEFAULT;
   }
 
-  /** Starts the workers and resolves once every one has loaded the config; rejects with the first load error. */
+  /**
+   * Starts the workers and resolves once every one has loaded the config; rejects with the first
+   * load error. The threads load a bundle of the worker code and the config (worker-bundle.ts);
+   * when it cannot be built, or a thread fails to load it, they load the sources through tsx.
+   */
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
-    let bundle: WorkerBundle | null = null;
-    if (opts.bundle !== false) {
+    const bundle = opts.bundle === false ? null : await WorkerPool.bundle(opts);
+    if (bundle !== null) {
       try {
-        bundle = await bundleWorker(opts.configPath);
+        return await WorkerPool.startFrom(opts, bundle.url);
       } catch (err) {
-        opts.onBundleFailed?.(err as Error);
-      }
-      const changed = bundle?.inputs.find((f) => opts.configLoadedAtMs !== undefined && statSync(f).mtimeMs > opts.configLoadedAtMs);
-      if (changed !== undefined) {
-        bundle!.dispose();
-        throw new KappaError('KAPPA_CONFIG_INVALID', `${changed} changed while kappa was starting, so the worker threads would not run the pipelines the views were set up for. Start again.`, { file: changed });
+        // The config itself failed in the thread: loading it through tsx would fail the same way.
+        if (isKappaError(err, 'KAPPA_CONFIG_INVALID')) throw err;
+        opts.onBundleFailed?.(new Error(`a worker thread did not load the bundled code: ${(err as Error).message}`, { cause: err }));
+      } finally {
+        // Every thread has loaded the bundle (or failed): the file is not needed any more, and
+        // removing it now leaves nothing behind even if this process is killed later.
+        bundle.dispose();
       }
     }
-    const pool = new WorkerPool(opts, bundle?.url ?? ENTRY, bundle);
+    return WorkerPool.startFrom(opts, ENTRY);
+  }
+
+  /**
+   * The bundle, or null to load through tsx. Refuses to start (KAPPA_CONFIG_INVALID) when a
+   * bundled file was modified after the engine loaded the config: the threads would run other
+   * logic than the one the views' versions were chosen for. A modification time in the future
+   * (clock skew, an extracted archive) proves nothing either way, so the threads then load the
+   * sources through tsx, where each view's fingerprint is checked.
+   */
+  private static async bundle(opts: WorkerPoolOptions): Promise<WorkerBundle | null> {
+    let bundle: WorkerBundle;
+    try {
+      bundle = await bundleWorker(opts.configPath);
+    } catch (err) {
+      const e = err as Error & { errors?: { text: string; location?: { file: string; line: number } | null }[] };
+      const first = e.errors?.[0];
+      const why = first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : e.message.split('\n')[0];
+      opts.onBundleFailed?.(new Error(`bundling it failed: ${why}`, { cause: err }));
+      return null;
+    }
+    if (opts.configLoadedAtMs === undefined) return bundle;
+    const now = Date.now();
+    for (const file of bundle.inputs) {
+      const mtime = statSync(file).mtimeMs;
+      if (mtime > now) {
+        bundle.dispose();
+        opts.onBundleFailed?.(new Error(`${file} was modified in the future (${new Date(mtime).toISOString()}), so whether it changed while kappa was starting cannot be told`));
+        return null;
+      }
+      if (mtime > opts.configLoadedAtMs) {
+        bundle.dispose();
+        throw new KappaError('KAPPA_CONFIG_INVALID', `${file} changed while kappa was starting, so the worker threads would not run the pipelines the views were set up for. Start again.`, { file });
+      }
+    }
+    return bundle;
+  }
+
+  private static async startFrom(opts: WorkerPoolOptions, entry: URL): Promise<WorkerPool> {
+    const pool = new WorkerPool(opts, entry);
     const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.workers; i++) ready.push(pool.spawn(i));
     try {
@@ -131,11 +177,8 @@ export class WorkerPool implements TaskRunner {
     } catch (err) {
       await pool.close();
       throw err;
-    } finally {
-      // Every thread has loaded the bundle (or failed): the file is not needed any more, and
-      // removing it now leaves nothing behind even if this process is killed later.
-      bundle?.dispose();
     }
+    pool.started = true;
     return pool;
   }
 
@@ -255,11 +298,7 @@ export class WorkerPool implements TaskRunner {
     if (this.closing) return;
     this.closing = true;
     this.rejectAll(this.failure ?? new KappaError('KAPPA_WORKER_FAILED', 'the worker threads were stopped'));
-    try {
-      await Promise.all(this.workers.map((w) => w.terminate()));
-    } finally {
-      this.bundle?.dispose();
-    }
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private send(worker: number, message: ToWorker): void {
@@ -270,7 +309,7 @@ export class WorkerPool implements TaskRunner {
     if (this.failure !== null || this.closing) return;
     this.failure = err;
     this.rejectAll(err);
-    this.opts.onFailure(err);
+    if (this.started) this.opts.onFailure(err);
   }
 
   private rejectAll(err: Error): void {

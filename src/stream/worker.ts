@@ -16,7 +16,7 @@ import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
 import { type TaskPlan, compileView } from './plan.ts';
-import { takeDrained } from './task-runner.ts';
+import { pendingOf, takeDrained } from './task-runner.ts';
 import type { TaskState } from './plan.ts';
 import { type FromWorker, type ToWorker, detachRecord } from './worker-protocol.ts';
 
@@ -86,7 +86,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
       post(failed(m.task, err));
       return;
     }
-    post({ t: 'done', task: m.task, events, dirty: task.state.dirty.size, watermarkMs: task.state.watermarkMs });
+    post({ t: 'done', task: m.task, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs });
   }
 
   function drain(m: Extract<ToWorker, { t: 'drain' }>): void {

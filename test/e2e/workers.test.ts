@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -327,9 +327,8 @@ describe('worker threads', () => {
     const app = await loadApp(file);
     const engine = new Engine({ log, store, app, logger: quiet, workers: 1, configPath: file });
     // The edit lands after the app was loaded and before the worker code is bundled.
+    await new Promise((r) => setTimeout(r, 20));
     writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));
-    const future = new Date(Date.now() + 5_000);
-    utimesSync(file, future, future);
     try {
       await engine.start();
       const err = await failureOf(engine);
