@@ -1,0 +1,126 @@
+/**
+ * `to(topic)` exactly once, at the crash window that matters: the derived records are appended
+ * (durable) and the process dies before the checkpoint that covers them is saved. Here the
+ * store refuses that checkpoint once, which fails the engine exactly there; a new engine resumes
+ * from the previous checkpoint, re-sends those records under the same sequence numbers, and the
+ * log drops them. The derived topic must hold each record exactly once, on the main thread and on
+ * a worker thread alike.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type FileLog, openFileLog } from '../../src/log/index.ts';
+import { Engine, loadApp } from '../../src/stream/index.ts';
+import { type OutputCheckpoint, type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+
+const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+const quiet = { info() {}, warn() {} };
+
+const CONFIG = `
+import { Type, defineApp, from, topic } from ${JSON.stringify(SRC)};
+const Payment = Type.Object({ id: Type.Integer(), card: Type.String(), cents: Type.Integer() });
+const payments = topic('payments', { partitions: 2, schema: Payment, key: (p) => p.card });
+const flagged = topic('flagged', { partitions: 3, key: (f) => f.card });
+export default defineApp({
+  topics: [payments, flagged],
+  outputs: [from(payments).filter((p) => p.cents % 3 === 0).flatMap((p) => [{ id: p.id, card: p.card, copy: 1 }, { id: p.id, card: p.card, copy: 2 }]).to(flagged)],
+});
+`;
+
+/** A store that refuses the next output checkpoint once, as a crash right before it would. */
+function refusingOnce(store: ViewStore): ViewStore & { armed: boolean; refused: number } {
+  const wrapped = Object.create(store) as ViewStore & { armed: boolean; refused: number };
+  wrapped.armed = false;
+  wrapped.refused = 0;
+  wrapped.saveOutputCheckpoint = async (name: string, cp: OutputCheckpoint) => {
+    if (wrapped.armed) {
+      wrapped.armed = false;
+      wrapped.refused++;
+      throw new Error('simulated crash before the checkpoint');
+    }
+    return store.saveOutputCheckpoint(name, cp);
+  };
+  return wrapped;
+}
+
+async function consumeAll(log: FileLog, topic: string): Promise<{ id: number; copy: number }[]> {
+  const out: { id: number; copy: number }[] = [];
+  const info = await log.topic(topic);
+  for (let p = 0; p < info.partitions; p++) {
+    for await (const batch of log.read(topic, p, 0)) for (const r of batch.records()) out.push(JSON.parse(r.value!.toString()) as { id: number; copy: number });
+  }
+  return out.sort((a, b) => a.id - b.id || a.copy - b.copy);
+}
+
+async function until(what: string, done: () => Promise<boolean> | boolean, engine?: Engine): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Promise.race([engine?.failure ?? new Promise(() => {}), new Promise((r) => setTimeout(r, 10))]);
+  }
+}
+
+describe('to(topic) exactly once across a crash between the appends and the checkpoint', () => {
+  let root: string;
+  let config: string;
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'kappa-outputs-'));
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    config = join(root, 'kappa.config.ts');
+    writeFileSync(config, CONFIG);
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  for (const workers of [0, 1]) {
+    test(`${workers === 0 ? 'on the main thread' : 'on a worker thread'}: every record once after the restart`, { timeout: 60_000 }, async () => {
+      const dir = join(root, `data-${workers}`);
+      const log = await openFileLog({ dir, logger: quiet });
+      const base = await openSqliteStore({ path: join(dir, 'views.db') });
+      const app = await loadApp(config);
+      let nextId = 0;
+      const produce = (n: number) =>
+        log.append(
+          'payments',
+          Array.from({ length: n }, () => {
+            const id = nextId++;
+            return { key: `card${id % 7}`, value: JSON.stringify({ id, card: `card${id % 7}`, cents: id * 10 }) };
+          }),
+        );
+      try {
+        const store = refusingOnce(base);
+        const first = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
+        await first.start();
+        await produce(300);
+        await until('the first checkpoints', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 300, first);
+        // The next flush appends its records, then its checkpoint is refused: the engine fails there.
+        store.armed = true;
+        await produce(300);
+        await assert.rejects(first.failure, /simulated crash before the checkpoint/);
+        assert.equal(store.refused, 1);
+        await first.close();
+        const written = (await consumeAll(log, 'flagged')).length;
+        assert.ok(written > 200, `the refused flush had appended its records (${written} in the topic)`);
+
+        const second = new Engine({ log, store: base, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
+        await second.start();
+        await produce(150);
+        await until('the restart to catch up', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 750, second);
+        await second.stop();
+
+        const expected = Array.from({ length: nextId }, (_, id) => id)
+          .filter((id) => (id * 10) % 3 === 0)
+          .flatMap((id) => [
+            { id, card: `card${id % 7}`, copy: 1 },
+            { id, card: `card${id % 7}`, copy: 2 },
+          ]);
+        assert.deepEqual(await consumeAll(log, 'flagged'), expected);
+      } finally {
+        await base.close();
+        await log.close();
+      }
+    });
+  }
+});
