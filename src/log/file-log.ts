@@ -309,6 +309,15 @@ export class FileLog implements Log {
     p.refresh();
   }
 
+  /**
+   * Resolves once the partition's end (its high watermark: durable data) is past `offset`, the log
+   * closes, or `signal` aborts. For a process that hands reading to other threads and only tells
+   * them how far they may read.
+   */
+  async waitForData(topic: string, partition: number, offset: number, signal?: AbortSignal): Promise<void> {
+    await this.waitFor(this.partition(topic, partition), offset, signal);
+  }
+
   async offsets(topic: string, partition: number): Promise<PartitionOffsets> {
     const p = this.partition(topic, partition);
     p.refresh();

@@ -64,8 +64,6 @@ export interface EngineOptions {
   configLoadedAtMs?: number;
   /** With workers: cap on each worker thread's heap (old generation), in MB; default 256 (see worker-pool.ts). */
   workerHeapMb?: number;
-  /** With workers: batches handed to a task's worker and not yet folded, at most (bounds memory; the reader waits). */
-  batchesInFlightMax?: number;
 }
 
 export interface TaskStatus {
@@ -129,6 +127,14 @@ const OUTPUT_BATCH_RECORDS = 1000;
 
 const TIMEOUT = Symbol('timeout');
 
+/** Resolves when `signal` aborts (never rejects). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
 function producerId(...parts: (string | number)[]): number {
   // A stable 52-bit id from the task's identity, so a restarted task is the same producer.
   return Number.parseInt(createHash('sha256').update(parts.join('/')).digest('hex').slice(0, 13), 16);
@@ -151,7 +157,7 @@ export class Engine {
   private readonly flushIntervalMs: number;
   private readonly dirtyRowsMax: number;
   private readonly workers: number;
-  private readonly batchesInFlightMax: number;
+  private readonly readBytesMax: number;
 
   /** When the engine was made, which is right after its app was loaded (see WorkerPool's configLoadedAtMs). */
   private readonly createdAtMs = Date.now();
@@ -162,9 +168,8 @@ export class Engine {
     this.flushIntervalMs = opts.flushIntervalMs ?? 500;
     this.dirtyRowsMax = opts.dirtyRowsMax ?? 10_000;
     this.workers = opts.workers ?? 0;
-    this.batchesInFlightMax = opts.batchesInFlightMax ?? 4;
+    this.readBytesMax = opts.readBytesMax ?? 256 * 1024;
     if (!Number.isInteger(this.workers) || this.workers < 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `workers must be a whole number (0 or more), not ${this.workers}.`);
-    if (!Number.isInteger(this.batchesInFlightMax) || this.batchesInFlightMax < 1) throw new KappaError('KAPPA_INVALID_ARGUMENT', `batchesInFlightMax must be a whole number of at least 1, not ${this.batchesInFlightMax}.`);
     if (this.workers > 0 && !opts.configPath) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Worker threads load the config themselves: pass configPath (the file the app was loaded from), or workers: 0.');
   }
 
@@ -230,7 +235,9 @@ export class Engine {
       const pool = WorkerPool.start({
         configPath: this.opts.configPath!,
         workers: this.threadCount,
-        batchesInFlightMax: this.batchesInFlightMax,
+        dataDir: log.dir,
+        readBytesMax: this.readBytesMax,
+        pendingMax: this.dirtyRowsMax,
         heapMb: this.opts.workerHeapMb,
         onFailure: (err) => this.fail(err),
         configLoadedAtMs: this.opts.configLoadedAtMs ?? this.createdAtMs,
@@ -316,8 +323,9 @@ export class Engine {
       await this.poolStarting;
       if (this.pool === null) return; // the threads did not start (the engine failed) or the engine is stopping
       this.moveToPool(task, this.pool);
+      return this.runPooledTask(task, this.pool);
     }
-    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax ?? 256 * 1024 })[Symbol.asyncIterator]();
+    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.readBytesMax })[Symbol.asyncIterator]();
     let next = it.next();
     try {
       while (!signal.aborted) {
@@ -338,8 +346,7 @@ export class Engine {
         const from = task.offset;
         task.offset = batch.lastOffset + 1;
         next = it.next();
-        const room = task.runner.process(task.id, batch, from);
-        if (room !== undefined) await room;
+        this.local.process(task.id, batch, from);
         // The first time a task reaches the end of its partition (a replay or a new version
         // catching up), it commits at once rather than after an idle interval: the view is
         // current, and a building version can go live, even if events keep arriving.
@@ -362,18 +369,74 @@ export class Engine {
     }
   }
 
-  /** Moves a task that has folded nothing yet from this thread to its worker. */
+  /** Moves a task that has folded nothing yet from this thread to its worker, which reads from the task's offset. */
   private moveToPool(task: Task, pool: WorkerPool): void {
     const rest = this.local.release(task.id);
-    pool.open({ id: task.id, plan: task.plan, partition: task.partition, watermarkMs: rest.watermarkMs, keyNames: rest.keyNames });
+    pool.open({ id: task.id, plan: task.plan, partition: task.partition, watermarkMs: rest.watermarkMs, keyNames: rest.keyNames, fromOffset: task.offset });
     task.runner = pool;
+  }
+
+  /**
+   * A task on a worker thread: the worker reads and folds; this thread tells it how far the
+   * partition is durable (the high watermark, as it moves), and flushes on the same rules as
+   * `runTask`: pending rows at the bound, the interval elapsed, or the first time it reaches the head.
+   */
+  private async runPooledTask(task: Task, pool: WorkerPool): Promise<void> {
+    const { log } = this.opts;
+    const signal = this.abort.signal;
+    let hw = (await log.offsets(task.topic, task.partition)).end;
+    pool.setHighWatermark(task.id, hw);
+    const following = (async () => {
+      while (!signal.aborted) {
+        await log.waitForData(task.topic, task.partition, hw, signal);
+        if (signal.aborted) return;
+        hw = (await log.offsets(task.topic, task.partition)).end;
+        pool.setHighWatermark(task.id, hw);
+      }
+    })();
+    following.catch(() => {}); // a closed log ends it; failures surface through the worker's reads
+    const stopped = aborted(signal);
+    try {
+      while (!signal.aborted) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), this.flushIntervalMs)));
+        const got = await Promise.race([pool.nextProgress(task.id), timeout, stopped]);
+        clearTimeout(timer);
+        if (signal.aborted) break;
+        const progress = pool.progress(task.id);
+        task.offset = progress.offset ?? task.offset;
+        const atHead = task.offset >= hw;
+        if (got === TIMEOUT) {
+          // Nothing folded for a whole interval: commit what is pending; at the head, the task is caught up.
+          if (task.offset !== task.committedOffset || progress.dirtyRows > 0) await this.flush(task);
+          if (atHead) {
+            task.caughtUp = true;
+            await this.maybeGoLive(task.group);
+          }
+          continue;
+        }
+        const reachedHead = !task.caughtUp && atHead;
+        if (reachedHead || progress.dirtyRows >= this.dirtyRowsMax || Date.now() - task.lastFlushAtMs >= this.flushIntervalMs) await this.flush(task);
+        if (reachedHead) {
+          task.caughtUp = true;
+          await this.maybeGoLive(task.group);
+        }
+      }
+    } catch (err) {
+      const e = err as Error;
+      this.fail(new KappaError(isKappaError(e) ? e.code : 'KAPPA_IO_ERROR', `task ${task.plan.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`, undefined, e));
+    } finally {
+      await following.catch(() => {});
+    }
   }
 
   private async flush(task: Task): Promise<void> {
     const { store } = this.opts;
-    // The drain covers every batch handed over so far, which is every record before this offset.
-    const offset = task.offset;
+    // On this thread the drain covers every batch handed over so far: every record before task.offset.
+    // With a worker that reads for itself, the drain says which offset it covers.
     const drained = await task.runner.drain(task.id);
+    const offset = drained.offset ?? task.offset;
+    task.offset = offset;
     const group = task.group;
     if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
     const name = group.plan.view.name;

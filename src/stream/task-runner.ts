@@ -1,14 +1,14 @@
 /**
- * Where a task's CPU work runs. The engine keeps the I/O (log reads, side-output appends, the one
- * SQLite writer) on its own thread and hands each batch to a `TaskRunner`, which decodes the
- * records and folds them into the task's state with the view's plan. At flush time the engine
- * drains the task: it takes the dirty rows, dead letters and late events folded since the last
- * drain, and the task starts again from empty rows.
+ * Where a task's CPU work runs. At flush time the engine drains the task: it takes the dirty rows,
+ * dead letters, late events and output records folded since the last drain, and the task starts
+ * again from empty rows.
  *
- * Two runners share this contract: `InThreadRunner` (below) runs every task on the calling thread;
- * `WorkerPool` (worker-pool.ts) spreads tasks over worker threads and keeps each task's state in
- * its worker. Either way a drain covers exactly the batches handed over before it, in order, so
- * the rows and the checkpoint offset of a flush are the same whatever the runner.
+ * Two runners share this contract. `InThreadRunner` (below) runs every task on the calling
+ * thread: the engine reads each batch and hands it over (`process`), so a drain covers exactly the
+ * batches handed over before it. `WorkerPool` (worker-pool.ts) spreads tasks over worker threads;
+ * each worker reads its tasks' partitions itself, up to the high watermark the engine gives it,
+ * and a drain reports the offset it covers. Either way the rows and the checkpoint offset of a
+ * flush are the same whatever the runner.
  */
 import type { RecordBatch } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
@@ -34,6 +34,8 @@ export interface Drained {
   outputs: OutputRecord[];
   watermarkMs: number;
   keyNames: string[] | null;
+  /** With a worker that reads for itself: the offset the drain covers (every record before it). */
+  offset?: number;
 }
 
 export interface TaskProgress {
@@ -42,18 +44,13 @@ export interface TaskProgress {
   /** Rows touched (or output records made) since the last drain; with workers, as of the last batch the worker reported. */
   dirtyRows: number;
   watermarkMs: number;
+  /** With a worker that reads for itself: the next offset it will fold, as last reported. */
+  offset?: number;
 }
 
 export interface TaskRunner {
   /** Worker threads in use (0 when tasks run on the calling thread). */
   readonly threads: number;
-  open(task: TaskOpen): void;
-  /**
-   * Hands a batch to the task, which folds its records from `fromOffset` on. Returns a promise
-   * when the caller must wait before handing over more (the task's batches in flight are at their
-   * bound); the batch itself is accepted either way.
-   */
-  process(id: number, batch: RecordBatch, fromOffset: number): Promise<void> | undefined;
   progress(id: number): TaskProgress;
   /** The worker thread the task folds on, or null for the calling thread. */
   thread(id: number): number | null;

@@ -20,7 +20,6 @@
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, type ErrorCode, KappaError, isKappaError } from '../errors.ts';
-import type { RecordBatch } from '../log/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
@@ -50,7 +49,12 @@ export interface WorkerPoolOptions {
   /** The config file every worker loads (it must define the views of the tasks opened). */
   configPath: string;
   workers: number;
-  batchesInFlightMax: number;
+  /** The log's directory: each worker opens it read-only and reads its tasks' partitions. */
+  dataDir: string;
+  /** Largest read per step of a task. */
+  readBytesMax: number;
+  /** A task's reading pauses while it holds this many pending rows, until the engine drains it. */
+  pendingMax: number;
   /** Cap on each worker's old generation, in MB (default WORKER_HEAP_MB_DEFAULT). */
   heapMb?: number;
   /** Called once, with the first failure. */
@@ -79,9 +83,9 @@ interface PoolTask {
   id: number;
   name: string;
   worker: number;
-  inFlight: number;
-  /** The reader waiting for room, when the task is at its bound. */
-  room: Waiter<void> | null;
+  /** The engine waiting for the task's next progress report. */
+  progressWaiter: Waiter<void> | null;
+  progressPromise: Promise<void> | null;
   /** Drains sent and not yet answered, oldest first (the port keeps them in order). */
   drains: Waiter<Drained>[];
   progress: TaskProgress;
@@ -183,7 +187,7 @@ export class WorkerPool implements TaskRunner {
   }
 
   private spawn(index: number): Promise<void> {
-    const workerData: WorkerData = { configPath: this.opts.configPath, index };
+    const workerData: WorkerData = { configPath: this.opts.configPath, dataDir: this.opts.dataDir, index };
     const worker = new Worker(this.entry, { workerData, name: `kappa-worker-${index}`, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, maxOldGenerationSizeMb: this.heapMb } });
     this.workers.push(worker);
     return new Promise<void>((resolve, reject) => {
@@ -227,20 +231,17 @@ export class WorkerPool implements TaskRunner {
   private onMessage(m: FromWorker): void {
     if (m.t === 'done') {
       const task = this.task(m.task);
-      task.inFlight--;
       task.progress.eventsProcessed += m.events;
       task.progress.dirtyRows = m.dirty;
       task.progress.watermarkMs = m.watermarkMs;
-      if (task.room !== null) {
-        const room = task.room;
-        task.room = null;
-        room.resolve();
-      }
+      task.progress.offset = m.offset;
+      this.progressed(task);
     } else if (m.t === 'drained') {
       const task = this.task(m.task);
       const waiter = task.drains.shift();
       if (waiter === undefined) throw new Error(`invariant: worker answered a drain of task ${task.name} nobody sent`);
       task.progress.dirtyRows = 0;
+      task.progress.offset = m.offset;
       waiter.resolve({
         rows: m.rows,
         deadLetters: m.deadLetters.map((d) => ({ ...d, record: reviveRecord(d.record) })),
@@ -248,29 +249,64 @@ export class WorkerPool implements TaskRunner {
         outputs: m.outputs,
         watermarkMs: m.watermarkMs,
         keyNames: m.keyNames,
+        offset: m.offset,
       });
+      this.progressed(task);
     }
   }
 
-  open(t: TaskOpen): void {
-    this.check();
-    const worker = t.id % this.workers.length;
-    const name = `${t.plan.name}/${t.plan.source.name}/${t.partition}`;
-    this.tasks.set(t.id, { id: t.id, name, worker, inFlight: 0, room: null, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs } });
-    const targetPartitions = t.plan.kind === 'output' ? (t.plan as OutputPlan).targetPartitions : 0;
-    this.send(worker, { t: 'open', task: t.id, kind: t.plan.kind, name: t.plan.name, fingerprint: t.plan.fingerprint, partition: t.partition, watermarkMs: t.watermarkMs, keyNames: t.keyNames, targetPartitions });
+  private progressed(task: PoolTask): void {
+    const waiter = task.progressWaiter;
+    task.progressWaiter = null;
+    task.progressPromise = null;
+    waiter?.resolve();
   }
 
-  process(id: number, batch: RecordBatch, fromOffset: number): Promise<void> | undefined {
+  /**
+   * Starts a task on its worker, which reads its partition from `fromOffset` on, as far as the
+   * high watermark allows (none yet: see setHighWatermark).
+   */
+  open(t: TaskOpen & { fromOffset: number }): void {
     this.check();
+    const worker = t.id % this.workers.length;
+    const topic = t.plan.source.name;
+    const name = `${t.plan.name}/${topic}/${t.partition}`;
+    this.tasks.set(t.id, { id: t.id, name, worker, progressWaiter: null, progressPromise: null, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs, offset: t.fromOffset } });
+    const targetPartitions = t.plan.kind === 'output' ? (t.plan as OutputPlan).targetPartitions : 0;
+    this.send(worker, {
+      t: 'open',
+      task: t.id,
+      kind: t.plan.kind,
+      name: t.plan.name,
+      fingerprint: t.plan.fingerprint,
+      partition: t.partition,
+      watermarkMs: t.watermarkMs,
+      keyNames: t.keyNames,
+      targetPartitions,
+      topic,
+      fromOffset: t.fromOffset,
+      readBytesMax: this.opts.readBytesMax,
+      pendingMax: this.opts.pendingMax,
+    });
+  }
+
+  /** Tells the task's worker it may read up to `offset` (the partition's high watermark). */
+  setHighWatermark(id: number, offset: number): void {
+    this.check();
+    this.send(this.task(id).worker, { t: 'hw', task: id, offset });
+  }
+
+  /** Resolves at the task's next progress report or drain; rejects when the pool fails. */
+  nextProgress(id: number): Promise<void> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const task = this.task(id);
-    // A copy the worker can own: the batch's bytes share their ArrayBuffer with the rest of a read.
-    const bytes = new Uint8Array(batch.bytes.length);
-    bytes.set(batch.bytes);
-    this.workers[task.worker].postMessage({ t: 'batch', task: id, bytes, from: fromOffset } satisfies ToWorker, [bytes.buffer]);
-    task.inFlight++;
-    if (task.inFlight < this.opts.batchesInFlightMax) return undefined;
-    return new Promise<void>((resolve, reject) => (task.room = { resolve, reject }));
+    // One pending promise per task, however often the caller asks before it settles.
+    task.progressPromise ??= new Promise<void>((resolve, reject) => (task.progressWaiter = { resolve, reject }));
+    return task.progressPromise;
   }
 
   progress(id: number): TaskProgress {
@@ -314,8 +350,10 @@ export class WorkerPool implements TaskRunner {
 
   private rejectAll(err: Error): void {
     for (const task of this.tasks.values()) {
-      task.room?.reject(err);
-      task.room = null;
+      task.progressWaiter?.reject(err);
+      task.progressWaiter = null;
+      task.progressPromise?.catch(() => {});
+      task.progressPromise = null;
       for (const d of task.drains.splice(0)) d.reject(err);
     }
   }

@@ -1,15 +1,20 @@
 /**
  * The messages between the engine's thread and its worker threads (worker-pool.ts, worker.ts).
- * Every message goes through one MessagePort per worker, which delivers in order: so a `drain`
- * sent after a task's batches is answered after the worker has folded all of them.
+ * Every message goes through one MessagePort per worker, which delivers in order.
  *
- *   engine → worker   open     a task's view or output (by name and fingerprint), partition, watermark, key names
- *                     batch    one RecordBatch's bytes (its own ArrayBuffer, transferred) and the first offset to fold
- *                     drain    hand back what the task folded since the last drain
- *   worker → engine   ready    the config loaded; tasks may be opened
- *                     done     one batch folded: records, dirty rows now, watermark
- *                     drained  rows, dead letters, late events, watermark, key names
- *                     failed   the config did not load (task -1) or a task threw; the engine fails
+ *   engine → worker   open     a task: its view or output (by name and fingerprint), partition,
+ *                              watermark, key names, and where to read: topic, first offset
+ *                    hw       the partition's high watermark moved: the task may read up to it
+ *                    drain    hand back what the task folded since the last drain
+ *   worker → engine   ready    the config and the log are open; tasks may be opened
+ *                    done     progress: records folded since the last `done`, pending rows, watermark, next offset
+ *                    drained  rows, dead letters, late events, output records, watermark, key
+ *                              names, and the offset the drain covers (every record before it)
+ *                    failed   the config did not load (task -1) or a task threw; the engine fails
+ *
+ * The worker reads its tasks' partitions itself (read-only, never past the high watermark it was
+ * given, so it never sees data that is not durable). A drain is handled between two batches, so
+ * the offset it reports is exactly where the folded records end: the task's checkpoint.
  *
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
@@ -19,19 +24,37 @@ import type { DeadLetter, DirtyRow, LateEvent, OutputRecord } from './plan.ts';
 
 export interface WorkerData {
   configPath: string;
+  /** The log's directory; each worker opens it read-only. */
+  dataDir: string;
   /** Worker index, for messages. */
   index: number;
 }
 
 export type ToWorker =
-  | { t: 'open'; task: number; kind: 'view' | 'output'; name: string; fingerprint: string; partition: number; watermarkMs: number; keyNames: string[] | null; targetPartitions: number }
-  | { t: 'batch'; task: number; bytes: Uint8Array; from: number }
+  | {
+      t: 'open';
+      task: number;
+      kind: 'view' | 'output';
+      name: string;
+      fingerprint: string;
+      partition: number;
+      watermarkMs: number;
+      keyNames: string[] | null;
+      targetPartitions: number;
+      topic: string;
+      fromOffset: number;
+      /** Largest read per step. */
+      readBytesMax: number;
+      /** Stop reading while the task holds this many pending rows (the engine drains it soon). */
+      pendingMax: number;
+    }
+  | { t: 'hw'; task: number; offset: number }
   | { t: 'drain'; task: number };
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number }
-  | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; outputs: OutputRecord[]; watermarkMs: number; keyNames: string[] | null }
+  | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
+  | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; outputs: OutputRecord[]; watermarkMs: number; keyNames: string[] | null; offset: number }
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null };
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */

@@ -10,7 +10,8 @@
  * engine stops on the first failure). Anything thrown outside a handler (a pipeline function that
  * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openFileLog } from '../log/index.ts';
 import { isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
@@ -18,13 +19,27 @@ import { compileOutput } from './output-plan.ts';
 import { type TaskPlan, compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
 import type { TaskState } from './plan.ts';
-import { type FromWorker, type ToWorker, detachRecord } from './worker-protocol.ts';
+import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
 
 interface WorkerTask {
   plan: TaskPlan;
   state: TaskState;
   failed: boolean;
+  read: {
+    topic: string;
+    /** Next offset to fold; every record before it is folded. */
+    offset: number;
+    /** The high watermark: the task reads only below it. */
+    hw: number;
+    readBytesMax: number;
+    pendingMax: number;
+    /** Resolves the paused read loop. */
+    wake: (() => void) | null;
+  };
 }
+
+/** A read loop reports progress at most this often (and whenever it stops). */
+const PROGRESS_INTERVAL_MS = 10;
 
 /**
  * Runs the worker: `config` imports the config module when it was bundled with this one; without
@@ -33,6 +48,7 @@ interface WorkerTask {
 export async function runWorker(configPath: string, config?: () => Promise<{ default?: unknown }>): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
+  const data = workerData as WorkerData;
 
   function post(message: FromWorker): void {
     port!.postMessage(message);
@@ -51,6 +67,10 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     // Nothing else to do; the pool fails the engine and terminates this thread.
     return;
   }
+
+  // The log, read-only: the engine's thread is its writer, and says how far is durable.
+  const log = openFileLog({ dir: data.dataDir, readOnly: true, logger: { info() {}, warn() {} } });
+  log.catch(() => {}); // awaited by each read loop, which reports a failure as its task's
 
   const plans = new Map<string, TaskPlan>();
   const tasks = new Map<number, WorkerTask>();
@@ -71,28 +91,67 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     }
     const state = plan.newTaskState(m.partition, m.watermarkMs);
     state.keyNames = m.keyNames;
-    tasks.set(m.task, { plan, state, failed: false });
+    const task: WorkerTask = {
+      plan,
+      state,
+      failed: false,
+      read: { topic: m.topic, offset: m.fromOffset, hw: m.fromOffset, readBytesMax: m.readBytesMax, pendingMax: m.pendingMax, wake: null },
+    };
+    tasks.set(m.task, task);
+    void readLoop(m.task, task);
   }
 
-  function batch(m: Extract<ToWorker, { t: 'batch' }>): void {
-    const task = tasks.get(m.task);
-    if (task === undefined || task.failed) return;
-    const bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
-    let events: number;
+  /**
+   * A task's read loop: whole batches from its partition, never at or past the high watermark the
+   * engine gave, each folded synchronously. It pauses at the high watermark and while the task holds
+   * `pendingMax` rows, until an `hw` or a `drain` wakes it. Drains and `hw` messages are handled
+   * between batches (each read awaits the disk), so a drain's offset is exactly where its rows end.
+   */
+  async function readLoop(id: number, task: WorkerTask): Promise<void> {
+    const r = task.read;
+    let events = 0;
+    let lastPost = 0;
+    const report = (): void => {
+      post({ t: 'done', task: id, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs, offset: r.offset });
+      events = 0;
+      lastPost = Date.now();
+    };
     try {
-      events = task.plan.processBatch(bytes, m.from, task.state);
+      const reader = await log;
+      while (!task.failed) {
+        if (r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax) {
+          if (events > 0) report();
+          await new Promise<void>((resolve) => (r.wake = resolve));
+          continue;
+        }
+        for await (const batch of reader.read(r.topic, task.state.partition, r.offset, { maxBytes: r.readBytesMax })) {
+          if (batch.baseOffset >= r.hw || task.failed) break;
+          events += task.plan.processBatch(batch.bytes, r.offset, task.state);
+          r.offset = batch.lastOffset + 1;
+          // Progress at most every few ms, and whenever the engine has a decision to make.
+          const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;
+          if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
+          if (stop) break;
+        }
+      }
     } catch (err) {
       task.failed = true;
-      post(failed(m.task, err));
-      return;
+      post(failed(id, err));
     }
-    post({ t: 'done', task: m.task, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs });
+  }
+
+  function wake(task: WorkerTask): void {
+    const w = task.read.wake;
+    task.read.wake = null;
+    w?.();
   }
 
   function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
     const task = tasks.get(m.task);
     if (task === undefined || task.failed) return;
     const d = takeDrained(task.state);
+    const offset = task.read.offset;
+    wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
     post({
@@ -104,13 +163,21 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
       outputs: d.outputs,
       watermarkMs: d.watermarkMs,
       keyNames: d.keyNames,
+      offset,
     });
   }
 
+  function hw(m: Extract<ToWorker, { t: 'hw' }>): void {
+    const task = tasks.get(m.task);
+    if (task === undefined || task.failed || m.offset <= task.read.hw) return;
+    task.read.hw = m.offset;
+    wake(task);
+  }
+
   port.on('message', (m: ToWorker) => {
-    if (m.t === 'batch') return batch(m);
     try {
-      if (m.t === 'drain') drain(m);
+      if (m.t === 'hw') hw(m);
+      else if (m.t === 'drain') drain(m);
       else open(m);
     } catch (err) {
       const task = tasks.get(m.task);

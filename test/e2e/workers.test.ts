@@ -186,7 +186,7 @@ describe('worker threads', () => {
       await log.createTopic('clicks', { partitions: 3 });
       // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
       await log.append('clicks', all.slice(0, 3000));
-      const engine = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40, batchesInFlightMax: 2 });
+      const engine = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40 });
       try {
         await engine.start();
         assert.equal(engine.threads, workers);
