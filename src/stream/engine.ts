@@ -7,11 +7,12 @@
  * counted twice, none skipped. Dead letters and late events are appended with an idempotent
  * producer whose sequence is the source offset, so a replay after a crash does not repeat them.
  *
- * Threads: this thread does all the I/O (log reads, side-output appends, the one store writer).
- * The folding runs in a `TaskRunner` (task-runner.ts): on this thread (`workers: 0`, the default
- * here) or spread over worker threads (`workers: N`, what `kappa start` uses), task i on worker
- * i % N. A flush drains the task's runner, which covers exactly the batches handed to it before the
- * drain, so the rows and checkpoints are the same whatever the number of workers.
+ * Threads: with `workers: 0` (the default here) this thread reads and folds every task (`runTask`).
+ * With `workers: N` (what `kappa start` uses) task i runs on worker i % N, which reads its
+ * partition itself up to the high watermark this thread sends it (`runPooledTask`); this thread
+ * decides flushes and does the writes (side outputs, the one store writer). A flush drains the
+ * task, and the drain covers exactly the records before its checkpoint offset, so the rows and
+ * checkpoints are the same whatever the number of workers.
  *
  * Worker threads take a moment to start (0.15-0.3 s: the worker code and the config are bundled
  * into one file first, see worker-bundle.ts); tasks wait for them. (Folding on this thread until
