@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
+import { compileFlatDecoder } from '../schema/flat-decoder.ts';
 import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
 import type { Aggregate } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
@@ -120,6 +121,9 @@ const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice
  */
 export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, start: number, length: number) => unknown {
   const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
+  // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
+  // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way.
+  const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
   function strictDecode(bytes: Uint8Array): unknown {
@@ -131,6 +135,13 @@ export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, st
   /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
   function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
     if (buf === null) throw new TypeError('the record has no value');
+    if (flat !== null) {
+      const fast = flat(buf, start, start + length);
+      if (fast !== undefined) {
+        if (!schema!.validate(fast)) throw new TypeError(`schema: ${describeIssues(schema!.lastIssues())}`);
+        return fast;
+      }
+    }
     const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
     if (schema === null) {
       try {
