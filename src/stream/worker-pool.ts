@@ -230,6 +230,8 @@ export class WorkerPool implements TaskRunner {
   }
 
   private onMessage(m: FromWorker): void {
+    // After a failure or close every waiter was rejected; answers still in flight are dropped.
+    if (this.failure !== null || this.closing) return;
     if (m.t === 'done') {
       const task = this.task(m.task);
       task.progress.eventsProcessed += m.events;
