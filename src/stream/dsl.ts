@@ -130,6 +130,8 @@ export interface ViewOptions {
   allowedLateness?: Duration;
   /** Where events later than allowed go; default `<source>.late`. */
   lateTopic?: string;
+  /** Retired versions kept (for rollback) when a new version goes live; older ones are dropped. Default 1. */
+  keepVersions?: number;
 }
 
 export interface ViewDef {
@@ -139,6 +141,7 @@ export interface ViewDef {
   outOfOrdernessMs: number;
   allowedLatenessMs: number;
   lateTopic: string;
+  keepVersions: number;
 }
 
 const PIPELINE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -153,6 +156,8 @@ export interface OutputDef {
 
 export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOptions = {}): ViewDef {
   if (!PIPELINE_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
+  const keepVersions = opts.keepVersions ?? 1;
+  if (!Number.isInteger(keepVersions) || keepVersions < 0) throw new TypeError(`keepVersions of view "${name}" must be a whole number (0 or more), not ${opts.keepVersions}`);
   const w = aggregation.stream.windowSpec;
   return {
     kind: 'view',
@@ -161,6 +166,7 @@ export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOpt
     outOfOrdernessMs: opts.outOfOrderness !== undefined ? parseDuration(opts.outOfOrderness, 'outOfOrderness') : (w?.outOfOrdernessMs ?? 0),
     allowedLatenessMs: opts.allowedLateness !== undefined ? parseDuration(opts.allowedLateness, 'allowedLateness') : (w?.allowedLatenessMs ?? 0),
     lateTopic: opts.lateTopic ?? `${aggregation.stream.source.name}.late`,
+    keepVersions,
   };
 }
 

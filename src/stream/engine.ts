@@ -526,9 +526,17 @@ export class Engine {
   /** A building version goes live once every one of its tasks has reached the head of its partition (or been idle there). */
   private async maybeGoLive(group: ViewGroup | null): Promise<void> {
     if (group === null || group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
-    await this.opts.store.makeLive(group.plan.view.name, group.version);
+    const { store, logger } = this.opts;
+    const view = group.plan.view;
+    await store.makeLive(view.name, group.version);
     group.live = true;
-    this.opts.logger.info(`view ${group.plan.view.name}: version ${group.version} caught up with the log and is now live`);
+    logger.info(`view ${view.name}: version ${group.version} caught up with the log and is now live`);
+    // Keep the newest `keepVersions` retired versions for rollback; drop the older ones.
+    const retired = (await store.versions()).filter((v) => v.name === view.name && v.state === 'retired').sort((a, b) => b.version - a.version);
+    for (const old of retired.slice(view.keepVersions)) {
+      await store.dropVersion(view.name, old.version);
+      logger.info(`view ${view.name}: dropped retired version ${old.version} (keepVersions ${view.keepVersions})`);
+    }
   }
 
   status(): TaskStatus[] {
