@@ -13,6 +13,10 @@ export type {
   Checkpoint,
   OutputCheckpoint,
   QueryResult,
+  BuildInfo,
+  BuildReason,
+  ViewRequest,
+  ViewRequestAction,
 } from './types.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';
 export { openSqliteStore, READERS_MAX, QUERY_ROWS_MAX_DEFAULT, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';

@@ -103,6 +103,53 @@ export interface ViewVersionInfo {
   rows: number;
 }
 
+/** Why a version is being built. */
+export type BuildReason = 'new view' | 'logic changed' | 'replay' | 'scheduled' | 'rollback';
+
+/**
+ * A build in progress: a new version replaying the log (or, for a rollback, a retired version
+ * catching up before it goes live again). The engine saves it when the build starts and updates
+ * the progress about once a second, so other processes (`kappa views --json`, `kappa replay`) can
+ * follow it; it is deleted when the version goes live or the build is cancelled.
+ */
+export interface BuildInfo {
+  name: string;
+  version: number;
+  reason: BuildReason;
+  /** Where the replay started: 'earliest', or '@' and an ISO time. */
+  from: string;
+  /** The first offset of each source partition the build reads (it resumes from its checkpoints). */
+  fromOffsets: { topic: string; partition: number; offset: number }[];
+  startedAtMs: number;
+  /** Records read so far, summed over the partitions (offsets past `fromOffsets`). */
+  offsetsDone: number;
+  /** Records from `fromOffsets` to the head of the log, summed over the partitions. */
+  offsetsTotal: number;
+  eventsPerSecond: number;
+  /** Seconds left at the current rate; null before there is a rate. */
+  etaSeconds: number | null;
+  updatedAtMs: number;
+}
+
+export type ViewRequestAction = 'replay' | 'rollback' | 'cancel';
+
+/**
+ * A request to a running engine from another process (`kappa replay`, `kappa rollback`, or the
+ * HTTP API): saved 'pending', taken by the engine ('taken'), then answered 'done' or 'failed'
+ * with a message and, when one is concerned, the version.
+ */
+export interface ViewRequest {
+  id: number;
+  view: string;
+  action: ViewRequestAction;
+  /** For a replay: 'earliest' or '@<ISO time>'. */
+  from: string | null;
+  createdAtMs: number;
+  state: 'pending' | 'taken' | 'done' | 'failed';
+  message: string | null;
+  version: number | null;
+}
+
 export interface QueryResult {
   columns: string[];
   rows: Record<string, unknown>[];
@@ -125,7 +172,7 @@ export interface ViewStore {
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */
   makeLive(name: string, version: number): Promise<void>;
-  /** Drops a version's table, checkpoints and catalog row. Refused for the live version. */
+  /** Drops a version's table, checkpoints, code, build record and catalog row. Refused for the live version. */
   dropVersion(name: string, version: number): Promise<void>;
   /** Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go backwards. */
   saveOutputCheckpoint(output: string, checkpoint: OutputCheckpoint): Promise<void>;
@@ -133,6 +180,20 @@ export interface ViewStore {
   outputCheckpoints(output: string): Promise<OutputCheckpoint[]>;
   /** Names of the output pipelines that have saved a checkpoint. */
   outputs(): Promise<string[]>;
+  /** Keeps the code a version's logic came from (the bundled config), so it can run again after the config changed. */
+  saveCode(name: string, version: number, code: string): Promise<void>;
+  /** The code saved for a version; null if none was (versions made before Kappa kept it). */
+  code(name: string, version: number): Promise<string | null>;
+  /** Upserts a build's record (see BuildInfo). */
+  saveBuild(build: BuildInfo): Promise<void>;
+  builds(): Promise<BuildInfo[]>;
+  deleteBuild(name: string, version: number): Promise<void>;
+  /** Saves a pending request for the engine; returns its id. */
+  addRequest(view: string, action: ViewRequestAction, from: string | null): Promise<number>;
+  /** The pending requests, oldest first, marked 'taken' in the same transaction (so one engine takes each). */
+  takeRequests(): Promise<ViewRequest[]>;
+  answerRequest(id: number, state: 'done' | 'failed', message: string, version: number | null): Promise<void>;
+  request(id: number): Promise<ViewRequest | null>;
   /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
   close(): Promise<void>;

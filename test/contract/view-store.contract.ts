@@ -11,7 +11,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ErrorCode, isKappaError } from '../../src/errors.ts';
-import type { Checkpoint, QueryResult, RowDelta, ViewDefinition, ViewStore } from '../../src/view/index.ts';
+import type { BuildInfo, Checkpoint, QueryResult, RowDelta, ViewDefinition, ViewStore } from '../../src/view/index.ts';
 
 export interface ViewStoreHarness {
   store: ViewStore;
@@ -515,6 +515,70 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await rejectsWith(store.dropVersion('sales', 9), 'KAPPA_UNKNOWN_VIEW');
         assert.equal((await snapshot(store)).length, 1);
         assert.deepEqual(await store.checkpoints('sales', 1), [cp(1)]);
+      });
+    });
+
+    describe('code, builds and requests', () => {
+      const build = (version: number, done: number): BuildInfo => ({
+        name: 'sales',
+        version,
+        reason: 'replay',
+        from: 'earliest',
+        fromOffsets: [{ topic: 'orders', partition: 0, offset: 0 }],
+        startedAtMs: 1000,
+        offsetsDone: done,
+        offsetsTotal: 100,
+        eventsPerSecond: 50,
+        etaSeconds: (100 - done) / 50,
+        updatedAtMs: 2000,
+      });
+
+      test('a version keeps its code; dropVersion removes its code and build record', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2));
+        assert.equal(await store.code('sales', 2), null);
+        await store.saveCode('sales', 2, 'export default 1;');
+        await store.saveCode('sales', 2, 'export default 2;');
+        assert.equal(await store.code('sales', 2), 'export default 2;');
+        await store.saveBuild(build(2, 10));
+        await store.saveBuild(build(2, 40));
+        assert.deepEqual(await store.builds(), [build(2, 40)]);
+        store = await h.reopen();
+        assert.equal(await store.code('sales', 2), 'export default 2;', 'the code survives reopening');
+        await store.dropVersion('sales', 2);
+        assert.equal(await store.code('sales', 2), null);
+        assert.deepEqual(await store.builds(), []);
+        await rejectsWith(store.saveCode('sales', 1, ''), 'KAPPA_INVALID_ARGUMENT');
+      });
+
+      test('a build record can exist before its version does, and be deleted', async () => {
+        await store.saveBuild(build(3, 0));
+        assert.deepEqual((await store.builds()).map((b) => b.version), [3]);
+        await store.deleteBuild('sales', 3);
+        assert.deepEqual(await store.builds(), []);
+      });
+
+      test('requests are taken once, oldest first, and answered', async () => {
+        assert.deepEqual(await store.takeRequests(), []);
+        const a = await store.addRequest('sales', 'replay', '@2024-01-01T00:00:00.000Z');
+        const b = await store.addRequest('sales', 'rollback', null);
+        assert.ok(b > a);
+        const taken = await store.takeRequests();
+        assert.deepEqual(
+          taken.map((r) => [r.id, r.view, r.action, r.from, r.state]),
+          [
+            [a, 'sales', 'replay', '@2024-01-01T00:00:00.000Z', 'taken'],
+            [b, 'sales', 'rollback', null, 'taken'],
+          ],
+        );
+        assert.deepEqual(await store.takeRequests(), [], 'a taken request is not taken again');
+        await store.answerRequest(a, 'done', 'building version 2', 2);
+        await store.answerRequest(b, 'failed', 'no retired version', null);
+        assert.deepEqual(await store.request(a).then((r) => [r?.state, r?.message, r?.version]), ['done', 'building version 2', 2]);
+        assert.deepEqual(await store.request(b).then((r) => [r?.state, r?.message, r?.version]), ['failed', 'no retired version', null]);
+        assert.equal(await store.request(999), null);
+        await rejectsWith(store.addRequest('sales', 'explode' as 'replay', null), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(store.addRequest('bad name!', 'replay', null), 'KAPPA_INVALID_ARGUMENT');
       });
     });
 

@@ -21,6 +21,10 @@
  *       PRIMARY KEY (view, version, topic, partition).
  *   kappa_output_checkpoints(output, topic, partition, offset, sequences)
  *       PRIMARY KEY (output, topic, partition); sequences is a JSON array, one per target partition.
+ *   kappa_view_code(name, version, code)   the bundled config each version's logic came from.
+ *   kappa_builds(name, version, info_json)  builds in progress and their progress (BuildInfo).
+ *   kappa_requests(id, view, action, from_spec, created_at, state, message, version)
+ *       replay / rollback / cancel requests from other processes to the running engine.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
  *   PRAGMA user_version = 1 marks this layout.
  *
@@ -47,7 +51,7 @@ import {
   validateDeltas,
   validateDefinition,
 } from '../definition.ts';
-import type { Checkpoint, MergeRule, OutputCheckpoint, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
 import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
 
 export interface SqliteStoreOptions {
@@ -101,7 +105,40 @@ CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
   sequences TEXT NOT NULL,
   PRIMARY KEY (output, topic, "partition")
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_view_code (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  code TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_builds (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  info_json TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  view TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('replay', 'rollback', 'cancel')),
+  from_spec TEXT,
+  created_at INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'taken', 'done', 'failed')),
+  message TEXT,
+  version INTEGER
+);
 `;
+
+interface RequestRow {
+  id: number;
+  view: string;
+  action: ViewRequestAction;
+  from_spec: string | null;
+  created_at: number;
+  state: ViewRequest['state'];
+  message: string | null;
+  version: number | null;
+}
 
 interface CatalogRow {
   name: string;
@@ -316,9 +353,74 @@ class SqliteViewStore implements ViewStore {
       }
       this.writer.exec(`DROP TABLE IF EXISTS ${tableIdent({ name: row.name, version })}`);
       this.sql.dropCheckpoints.run(name, version);
+      this.sql.deleteCode.run(name, version);
+      this.sql.deleteBuild.run(name, version);
       this.sql.delete.run(name, version);
     });
     this.handles.delete(handleKey(name, version));
+  }
+
+  async saveCode(name: string, version: number, code: string): Promise<void> {
+    this.checkOpen();
+    checkViewName(name);
+    checkVersion(version);
+    if (typeof code !== 'string' || code.length === 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `The code of view "${name}" v${version} must be a non-empty string.`, { view: name, version });
+    this.write(`save the code of view "${name}" v${version}`, () => this.sql.saveCode.run(name, version, code));
+  }
+
+  async code(name: string, version: number): Promise<string | null> {
+    this.checkOpen();
+    checkViewName(name);
+    checkVersion(version);
+    return (this.sql.code.get(name, version) as { code: string } | undefined)?.code ?? null;
+  }
+
+  async saveBuild(build: BuildInfo): Promise<void> {
+    this.checkOpen();
+    checkViewName(build.name);
+    checkVersion(build.version);
+    this.write(`save the build of view "${build.name}" v${build.version}`, () => this.sql.saveBuild.run(build.name, build.version, JSON.stringify(build)));
+  }
+
+  async builds(): Promise<BuildInfo[]> {
+    this.checkOpen();
+    return (this.sql.builds.all() as { info_json: string }[]).map((r) => JSON.parse(r.info_json) as BuildInfo);
+  }
+
+  async deleteBuild(name: string, version: number): Promise<void> {
+    this.checkOpen();
+    checkViewName(name);
+    checkVersion(version);
+    this.write(`delete the build of view "${name}" v${version}`, () => this.sql.deleteBuild.run(name, version));
+  }
+
+  async addRequest(view: string, action: ViewRequestAction, from: string | null): Promise<number> {
+    this.checkOpen();
+    checkViewName(view);
+    if (!['replay', 'rollback', 'cancel'].includes(action)) throw new KappaError('KAPPA_INVALID_ARGUMENT', `Unknown request "${String(action)}": use replay, rollback or cancel.`, { action });
+    return this.write(`request ${action} of view "${view}"`, () => Number(this.sql.addRequest.run(view, action, from, this.clock.now()).lastInsertRowid));
+  }
+
+  async takeRequests(): Promise<ViewRequest[]> {
+    this.checkOpen();
+    // Most polls find nothing: look before taking the write lock.
+    if (this.sql.anyPending.get() === undefined) return [];
+    return this.write('take the pending requests', () => {
+      const rows = this.sql.pending.all() as RequestRow[];
+      for (const r of rows) this.sql.answer.run('taken', null, null, r.id);
+      return rows.map((r) => requestOf({ ...r, state: 'taken' }));
+    });
+  }
+
+  async answerRequest(id: number, state: 'done' | 'failed', message: string, version: number | null): Promise<void> {
+    this.checkOpen();
+    this.write(`answer request ${id}`, () => this.sql.answer.run(state, message, version, id));
+  }
+
+  async request(id: number): Promise<ViewRequest | null> {
+    this.checkOpen();
+    const row = this.sql.request.get(id) as RequestRow | undefined;
+    return row === undefined ? null : requestOf(row);
   }
 
   async query(sql: string, params: unknown[] = []): Promise<QueryResult> {
@@ -451,6 +553,17 @@ function catalogStatements(db: Database.Database) {
         'WHERE excluded."offset" >= kappa_checkpoints."offset" AND excluded.output_sequence >= kappa_checkpoints.output_sequence',
     ),
     dropCheckpoints: db.prepare('DELETE FROM kappa_checkpoints WHERE view = ? AND version = ?'),
+    saveCode: db.prepare('INSERT INTO kappa_view_code (name, version, code) VALUES (?, ?, ?) ON CONFLICT (name, version) DO UPDATE SET code = excluded.code'),
+    code: db.prepare('SELECT code FROM kappa_view_code WHERE name = ? AND version = ?'),
+    deleteCode: db.prepare('DELETE FROM kappa_view_code WHERE name = ? AND version = ?'),
+    saveBuild: db.prepare('INSERT INTO kappa_builds (name, version, info_json) VALUES (?, ?, ?) ON CONFLICT (name, version) DO UPDATE SET info_json = excluded.info_json'),
+    builds: db.prepare('SELECT info_json FROM kappa_builds ORDER BY name, version'),
+    deleteBuild: db.prepare('DELETE FROM kappa_builds WHERE name = ? AND version = ?'),
+    addRequest: db.prepare("INSERT INTO kappa_requests (view, action, from_spec, created_at, state) VALUES (?, ?, ?, ?, 'pending')"),
+    anyPending: db.prepare("SELECT 1 FROM kappa_requests WHERE state = 'pending' LIMIT 1"),
+    pending: db.prepare("SELECT * FROM kappa_requests WHERE state = 'pending' ORDER BY id"),
+    answer: db.prepare('UPDATE kappa_requests SET state = ?, message = ?, version = ? WHERE id = ?'),
+    request: db.prepare('SELECT * FROM kappa_requests WHERE id = ?'),
     outputCheckpoints: db.prepare('SELECT topic, "partition", "offset", sequences FROM kappa_output_checkpoints WHERE output = ? ORDER BY topic, "partition"'),
     outputs: db.prepare('SELECT DISTINCT output FROM kappa_output_checkpoints ORDER BY output'),
     outputCheckpoint: db.prepare('SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?'),
@@ -542,6 +655,10 @@ function mergeCustom(def: ViewDefinition, column: string, rule: MergeRule, store
   } catch (err) {
     throw new KappaError('KAPPA_INVALID_ARGUMENT', `The custom state of column "${column}" of view "${def.name}" v${def.version} cannot be stored as JSON: ${(err as Error).message}`, { view: def.name, column }, err);
   }
+}
+
+function requestOf(r: RequestRow): ViewRequest {
+  return { id: r.id, view: r.view, action: r.action, from: r.from_spec, createdAtMs: r.created_at, state: r.state, message: r.message, version: r.version };
 }
 
 function handleKey(name: string, version: number): string {
