@@ -132,6 +132,20 @@ export interface ViewOptions {
   lateTopic?: string;
   /** Retired versions kept (for rollback) when a new version goes live; older ones are dropped. Default 1. */
   keepVersions?: number;
+  /**
+   * When to build a new version by replaying the log. 'auto' (the default): when `kappa start`
+   * finds the view's logic changed. 'manual': only on `kappa replay` (the live version keeps its
+   * logic until then). `{ every: '24h' }`: also on a schedule, counted from when the live version
+   * went live (`onChange` says what a logic change does; default 'auto').
+   */
+  rebuild?: 'auto' | 'manual' | { every: Duration; onChange?: 'auto' | 'manual' };
+}
+
+/** `ViewOptions.rebuild`, normalized. */
+export interface RebuildPolicy {
+  onChange: 'auto' | 'manual';
+  /** Rebuild when the live version has been live this long; null: no schedule. */
+  everyMs: number | null;
 }
 
 export interface ViewDef {
@@ -142,6 +156,7 @@ export interface ViewDef {
   allowedLatenessMs: number;
   lateTopic: string;
   keepVersions: number;
+  rebuild: RebuildPolicy;
 }
 
 const PIPELINE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -154,6 +169,17 @@ export interface OutputDef {
   target: TopicDef<unknown>;
 }
 
+function rebuildPolicy(name: string, r: ViewOptions['rebuild']): RebuildPolicy {
+  if (r === undefined || r === 'auto' || r === 'manual') return { onChange: r ?? 'auto', everyMs: null };
+  const bad = (why: string): TypeError => new TypeError(`rebuild of view "${name}" ${why}: use 'auto', 'manual' or { every: '24h' } (optionally with onChange: 'auto' | 'manual')`);
+  if (typeof r !== 'object' || r === null) throw bad(`is ${JSON.stringify(r)}`);
+  const onChange = r.onChange ?? 'auto';
+  if (onChange !== 'auto' && onChange !== 'manual') throw bad(`has onChange ${JSON.stringify(r.onChange)}`);
+  const everyMs = parseDuration(r.every, `rebuild.every of view "${name}"`);
+  if (everyMs < 1000) throw bad(`has every ${JSON.stringify(r.every)}, under a second`);
+  return { onChange, everyMs };
+}
+
 export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOptions = {}): ViewDef {
   if (!PIPELINE_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
   const keepVersions = opts.keepVersions ?? 1;
@@ -161,6 +187,7 @@ export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOpt
   const w = aggregation.stream.windowSpec;
   return {
     kind: 'view',
+    rebuild: rebuildPolicy(name, opts.rebuild),
     name,
     aggregation: aggregation as Aggregation<unknown>,
     outOfOrdernessMs: opts.outOfOrderness !== undefined ? parseDuration(opts.outOfOrderness, 'outOfOrderness') : (w?.outOfOrdernessMs ?? 0),

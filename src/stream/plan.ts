@@ -168,9 +168,10 @@ export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, st
   return decodeValue;
 }
 
-function fingerprintOf(view: ViewDef): string {
+/** What a view's fingerprint hashes, part by part (`describeChange` names the parts that differ). */
+export function fingerprintParts(view: ViewDef): Record<string, unknown> {
   const a = view.aggregation;
-  const parts = {
+  return {
     source: a.stream.source.name,
     schema: a.stream.source.schema,
     time: a.stream.source.time?.toString() ?? null,
@@ -181,7 +182,39 @@ function fingerprintOf(view: ViewDef): string {
     outOfOrdernessMs: view.outOfOrdernessMs,
     allowedLatenessMs: view.allowedLatenessMs,
   };
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+function fingerprintOf(view: ViewDef): string {
+  return createHash('sha256').update(JSON.stringify(fingerprintParts(view))).digest('hex').slice(0, 16);
+}
+
+const PART_NAMES: Record<string, string> = {
+  source: 'the source topic',
+  schema: "the source topic's schema",
+  time: "the source topic's time extractor",
+  window: 'the window',
+  key: 'the groupBy key',
+  aggregates: 'the aggregates',
+  outOfOrdernessMs: 'the allowed out-of-orderness',
+  allowedLatenessMs: 'the allowed lateness',
+};
+
+/**
+ * In words, what differs between two definitions of a view, e.g. "step 2 (filter) and the
+ * aggregates". Both must have been loaded the same way (both bundled, or both from source), since
+ * the functions are compared by their source text.
+ */
+export function describeChange(before: ViewDef, after: ViewDef): string {
+  const a = fingerprintParts(before);
+  const b = fingerprintParts(after);
+  const changed: string[] = [];
+  const opsA = a.ops as string[];
+  const opsB = b.ops as string[];
+  if (opsA.length !== opsB.length) changed.push(`the steps (${opsA.length} → ${opsB.length}: ${opsB.map((o) => o.slice(0, o.indexOf(':'))).join(', ') || 'none'})`);
+  else opsB.forEach((op, i) => op !== opsA[i] && changed.push(`step ${i + 1} (${op.slice(0, op.indexOf(':'))})`));
+  for (const [part, name] of Object.entries(PART_NAMES)) if (JSON.stringify(a[part]) !== JSON.stringify(b[part])) changed.push(name);
+  if (changed.length === 0) return 'nothing visible in the definition (a function it calls may have changed)';
+  return changed.length === 1 ? changed[0] : `${changed.slice(0, -1).join(', ')} and ${changed[changed.length - 1]}`;
 }
 
 function sqlType(v: KeyValue): 'INTEGER' | 'REAL' | 'TEXT' {
@@ -192,7 +225,11 @@ function sqlType(v: KeyValue): 'INTEGER' | 'REAL' | 'TEXT' {
 
 const KEY_NAME = /^[a-z_][a-z0-9_]*$/i;
 
-export function compileView(view: ViewDef): ViewPlan {
+/**
+ * `fingerprint` overrides the computed one: for a version whose logic is loaded from its stored
+ * (bundled) code, whose function text differs from the source the fingerprint was computed from.
+ */
+export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}): ViewPlan {
   const agg = view.aggregation;
   const source = agg.stream.source;
   const ops: readonly Op[] = agg.stream.ops;
@@ -394,7 +431,7 @@ export function compileView(view: ViewDef): ViewPlan {
     return { name: view.name, version, fingerprint, keyColumns, stateColumns, outputColumns };
   }
 
-  const fingerprint = fingerprintOf(view);
+  const fingerprint = opts.fingerprint ?? fingerprintOf(view);
   return {
     kind: 'view',
     name: view.name,

@@ -56,6 +56,8 @@ export interface TaskRunner {
   thread(id: number): number | null;
   /** Takes what the task folded since the last drain, covering every batch handed over before this call. */
   drain(id: number): Promise<Drained>;
+  /** Stops a task and forgets it, dropping whatever it folded and did not drain (its version was retired or cancelled). */
+  forget(id: number): void;
   /** Stops the threads, if any. Idempotent; a drain or process after close fails. */
   close(): Promise<void>;
 }
@@ -94,6 +96,10 @@ export class InThreadRunner implements TaskRunner {
 
   async drain(id: number): Promise<Drained> {
     return takeDrained(this.task(id).state);
+  }
+
+  forget(id: number): void {
+    this.tasks.delete(id);
   }
 
   async close(): Promise<void> {}

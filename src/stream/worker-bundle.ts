@@ -18,10 +18,14 @@
  * When bundling fails, or the bundle does not load in a thread, the pool falls back to the tsx
  * entry (worker-entry.js), which loads the sources as they are; the engine logs why.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+import { loadApp } from './config.ts';
+import type { AppDef } from './dsl.ts';
 
 const WORKER_MODULE = fileURLToPath(new URL('./worker.ts', import.meta.url));
 /** Kappa's own TypeScript sources: bundled even when Kappa is installed under node_modules. */
@@ -40,15 +44,68 @@ export interface WorkerBundle {
 
 /** Bundles the worker module with the config at `configPath` (absolute). Throws esbuild's errors, joined. */
 export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
-  const esbuild = await import('esbuild');
   // The config is imported lazily (esbuild keeps a bundled dynamic import lazy), so an error it
   // throws while loading reaches runWorker, which reports it as the config's, not as a crash.
   const entry = [
     `import { runWorker } from ${JSON.stringify(WORKER_MODULE)};`,
     `runWorker(${JSON.stringify(configPath)}, () => import(${JSON.stringify(configPath)}));`,
   ].join('\n');
+  const { code, inputs } = await bundle(entry, dirname(configPath), 'kappa-worker-entry.js');
+  removeStaleBundles();
+  const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
+  const file = join(dir, 'worker.mjs');
+  writeFileSync(file, code);
+  return { url: pathToFileURL(file), inputs, dispose: () => removeQuietly(dir) };
+}
+
+/**
+ * The config at `configPath` (absolute) as one self-contained ES module, by the same rules as the
+ * worker bundle (installed packages imported by file URL). A view version keeps this code, so its
+ * logic can run again after the config changed (the old version keeping up during a rebuild, or a
+ * rollback); `loadBundledApp` loads it.
+ */
+export async function bundleConfig(configPath: string): Promise<string> {
+  const entry = `export { default } from ${JSON.stringify(configPath)};`;
+  return Buffer.from((await bundle(entry, dirname(configPath), 'kappa-config-entry.js')).code).toString('utf8');
+}
+
+/** The app exported by code from `bundleConfig`, loaded once per distinct code. */
+export function loadBundledApp(code: string): Promise<AppDef> {
+  const id = createHash('sha256').update(code).digest('hex');
+  let app = loadedApps.get(id);
+  if (app === undefined) {
+    app = (async () => {
+      removeStaleBundles();
+      const dir = mkdtempSync(join(tmpdir(), `${CODE_DIR_PREFIX}${process.pid}-`));
+      const file = join(dir, `${id.slice(0, 16)}.mjs`);
+      try {
+        writeFileSync(file, code);
+        return await loadApp(file, () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>);
+      } finally {
+        removeQuietly(dir);
+      }
+    })();
+    loadedApps.set(id, app);
+    app.catch(() => loadedApps.delete(id));
+  }
+  return app;
+}
+
+const loadedApps = new Map<string, Promise<AppDef>>();
+
+/** esbuild's service is stopped after each build (see below), so builds take turns. */
+let building: Promise<unknown> = Promise.resolve();
+
+async function bundle(entry: string, resolveDir: string, sourcefile: string): Promise<{ code: Uint8Array; inputs: string[] }> {
+  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile));
+  building = turn.catch(() => {});
+  return turn;
+}
+
+async function bundleNow(entry: string, resolveDir: string, sourcefile: string): Promise<{ code: Uint8Array; inputs: string[] }> {
+  const esbuild = await import('esbuild');
   const result = await esbuild.build({
-    stdin: { contents: entry, resolveDir: dirname(configPath), loader: 'js', sourcefile: 'kappa-worker-entry.js' },
+    stdin: { contents: entry, resolveDir, loader: 'js', sourcefile },
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -96,18 +153,15 @@ export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
   });
   // The build ran in an esbuild service process; stop it rather than keep it (about 45 MB) alive.
   await esbuild.stop();
-  removeStaleBundles();
-  const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
-  const file = join(dir, 'worker.mjs');
-  writeFileSync(file, result.outputFiles[0].contents);
   const inputs = Object.keys(result.metafile.inputs)
     .filter((p) => !/(^|[\\/])node_modules[\\/]/.test(p) && !p.startsWith('<'))
     .map((p) => resolve(p))
     .filter((p) => existsSync(p)); // not the generated entry (stdin)
-  return { url: pathToFileURL(file), inputs, dispose: () => removeQuietly(dir) };
+  return { code: result.outputFiles[0].contents, inputs };
 }
 
 const BUNDLE_DIR_PREFIX = 'kappa-worker-';
+const CODE_DIR_PREFIX = 'kappa-code-';
 
 /** Removes bundle directories left by processes that were killed before they could (their pid is gone). */
 function removeStaleBundles(): void {
@@ -118,7 +172,7 @@ function removeStaleBundles(): void {
     return;
   }
   for (const name of names) {
-    const m = new RegExp(`^${BUNDLE_DIR_PREFIX}(\\d+)-`).exec(name);
+    const m = /^kappa-(?:worker|code)-(\d+)-/.exec(name);
     if (m === null || isAlive(Number(m[1]))) continue;
     removeQuietly(join(tmpdir(), name));
   }

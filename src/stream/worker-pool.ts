@@ -232,6 +232,8 @@ export class WorkerPool implements TaskRunner {
   private onMessage(m: FromWorker): void {
     // After a failure or close every waiter was rejected; answers still in flight are dropped.
     if (this.failure !== null || this.closing) return;
+    // A task forgotten since (its version retired or cancelled) may still report; drop it.
+    if ((m.t === 'done' || m.t === 'drained') && !this.tasks.has(m.task)) return;
     if (m.t === 'done') {
       const task = this.task(m.task);
       task.progress.eventsProcessed += m.events;
@@ -331,6 +333,17 @@ export class WorkerPool implements TaskRunner {
       task.drains.push({ resolve, reject });
       this.send(task.worker, { t: 'drain', task: id });
     });
+  }
+
+  forget(id: number): void {
+    const task = this.tasks.get(id);
+    if (task === undefined) return;
+    this.tasks.delete(id);
+    const err = new KappaError('KAPPA_WORKER_FAILED', `task ${task.name} was stopped`);
+    task.progressWaiter?.reject(err);
+    task.progressPromise?.catch(() => {});
+    for (const d of task.drains.splice(0)) d.reject(err);
+    if (this.failure === null && !this.closing) this.send(task.worker, { t: 'close', task: id });
   }
 
   async close(): Promise<void> {

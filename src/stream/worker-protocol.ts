@@ -6,6 +6,7 @@
  *                              watermark, key names, and where to read: topic, first offset
  *                    hw       the partition's high watermark moved: the task may read up to it
  *                    drain    hand back what the task folded since the last drain
+ *                    close    stop the task and forget it (its version was retired or cancelled)
  *   worker → engine   ready    the config and the log are open; tasks may be opened
  *                    done     progress: records folded since the last `done`, pending rows, watermark, next offset
  *                    drained  rows, dead letters, late events, output records, watermark, key
@@ -49,7 +50,8 @@ export type ToWorker =
       pendingMax: number;
     }
   | { t: 'hw'; task: number; offset: number }
-  | { t: 'drain'; task: number };
+  | { t: 'drain'; task: number }
+  | { t: 'close'; task: number };
 
 export type FromWorker =
   | { t: 'ready' }

@@ -135,6 +135,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
         }
       }
     } catch (err) {
+      if (tasks.get(id) !== task) return; // closed meanwhile: nobody waits for it
       task.failed = true;
       post(failed(id, err));
     }
@@ -167,6 +168,14 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     });
   }
 
+  function close(id: number): void {
+    const task = tasks.get(id);
+    if (task === undefined) return;
+    tasks.delete(id);
+    task.failed = true; // ends its read loop, without a report
+    wake(task);
+  }
+
   function hw(m: Extract<ToWorker, { t: 'hw' }>): void {
     const task = tasks.get(m.task);
     if (task === undefined || task.failed || m.offset <= task.read.hw) return;
@@ -178,6 +187,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     try {
       if (m.t === 'hw') hw(m);
       else if (m.t === 'drain') drain(m);
+      else if (m.t === 'close') close(m.task);
       else open(m);
     } catch (err) {
       const task = tasks.get(m.task);

@@ -115,8 +115,10 @@ export type BuildReason = 'new view' | 'logic changed' | 'replay' | 'scheduled' 
 export interface BuildInfo {
   name: string;
   version: number;
+  /** The fingerprint of the logic being built. */
+  fingerprint: string;
   reason: BuildReason;
-  /** Where the replay started: 'earliest', or '@' and an ISO time. */
+  /** Where the replay started: 'earliest', '@' and an ISO time, or 'checkpoints' (a rollback catching up). */
   from: string;
   /** The first offset of each source partition the build reads (it resumes from its checkpoints). */
   fromOffsets: { topic: string; partition: number; offset: number }[];

@@ -522,6 +522,7 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       const build = (version: number, done: number): BuildInfo => ({
         name: 'sales',
         version,
+        fingerprint: 'fp',
         reason: 'replay',
         from: 'earliest',
         fromOffsets: [{ topic: 'orders', partition: 0, offset: 0 }],

@@ -52,7 +52,8 @@ describe('view versions', () => {
       for (;;) {
         const versions = (await store.versions()).filter((v) => v.name === 'totals');
         const newest = versions.reduce((m, v) => Math.max(m, v.version), 0);
-        if (versions.find((v) => v.version === newest)?.state === 'live' && engine.status().reduce((n, t) => n + t.committedOffset, 0) >= 600) break;
+        const committed = engine.status().filter((t) => t.version === newest).reduce((n, t) => n + t.committedOffset, 0);
+        if (engine.builds().length === 0 && versions.find((v) => v.version === newest)?.state === 'live' && committed >= 600) break;
         if (Date.now() > deadline) throw new Error(`the new version did not go live: ${JSON.stringify(versions)}`);
         await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
       }

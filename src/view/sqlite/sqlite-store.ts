@@ -41,6 +41,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { crashPoint } from '../../crash-point.ts';
 import { KappaError, ioError } from '../../errors.ts';
 import {
   checkVersion,
@@ -337,6 +338,7 @@ class SqliteViewStore implements ViewStore {
       this.sql.retire.run(name);
       this.sql.setLive.run(this.clock.now(), name, version);
       this.pointPublicView(parseDefinitionJson(row.definition_json));
+      crashPoint('swap-before-commit');
     });
   }
 
