@@ -8,6 +8,7 @@ import { KappaError } from '../errors.ts';
 import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { produceCommand } from './produce.ts';
+import { replayCommand, rollbackCommand } from './replay.ts';
 import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
 import { verifyCommand } from './verify.ts';
@@ -37,7 +38,7 @@ function buildProgram(ctx: () => CliContext): Command {
   const program = new Command('kappa')
     .description('Kappa: one replayable event log, one stream-processing code path, versioned SQL views.')
     .addOption(new Option('--data-dir <dir>', 'where Kappa keeps its data').env('KAPPA_DATA_DIR').default('./.kappa'))
-    .option('--config <file>', 'the app config (kappa.config.ts or .js); used by `kappa start`')
+    .option('--config <file>', 'the app config (kappa.config.ts or .js); used by `kappa start`, and by `kappa replay`/`rollback` when no `kappa start` is running')
     .showHelpAfterError('(run `kappa --help` to see the commands)')
     .exitOverride();
 
@@ -99,8 +100,22 @@ function buildProgram(ctx: () => CliContext): Command {
     );
 
   program
+    .command('replay <view>')
+    .description("build a new version of a view by replaying the log beside the live one; it goes live once it has caught up with the head")
+    .option('--from <where>', 'earliest, or @<ISO time> to replay only the records from that time on (found with the time index)')
+    .option('--cancel', 'cancel the build in progress (what it built so far is dropped)')
+    .option('--no-wait', 'return once the build has started instead of following its progress until the version is live')
+    .action((view: string, opts) => replayCommand(ctx(), view, { config: program.opts().config as string | undefined, from: opts.from, cancel: opts.cancel, wait: opts.wait }));
+
+  program
+    .command('rollback <view>')
+    .description('make the previous version of a view live again; it first catches up from its own checkpoints')
+    .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
+    .action((view: string, opts) => rollbackCommand(ctx(), view, { config: program.opts().config as string | undefined, wait: opts.wait }));
+
+  program
     .command('views')
-    .description('list views with their version, state, rows and lag')
+    .description('list views with their versions (live, building with progress, retired), rows and lag')
     .option('--json', 'print JSON')
     .action((opts) => viewsCommand(ctx(), opts));
 

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
 import type { FileLog } from '../log/index.ts';
-import { type ViewStore, openSqliteStore } from '../view/index.ts';
+import { type BuildInfo, type ViewStore, type ViewVersionInfo, openSqliteStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { storePath } from './start.ts';
@@ -51,15 +51,46 @@ async function lagRows(store: ViewStore, log: FileLog): Promise<LagRow[]> {
   return rows;
 }
 
+/** What `kappa views --json` shows of a build in progress (null when the version is not being built). */
+export interface BuildProgress {
+  reason: BuildInfo['reason'];
+  from: string;
+  offsetsDone: number;
+  offsetsTotal: number;
+  /** 0-100, one decimal. */
+  percent: number;
+  eventsPerSecond: number;
+  etaSeconds: number | null;
+  startedAtMs: number;
+  updatedAtMs: number;
+}
+
+function progress(b: BuildInfo): BuildProgress {
+  const percent = b.offsetsTotal === 0 ? 0 : Math.floor((1000 * Math.min(b.offsetsDone, b.offsetsTotal)) / b.offsetsTotal) / 10;
+  return { reason: b.reason, from: b.from, offsetsDone: b.offsetsDone, offsetsTotal: b.offsetsTotal, percent, eventsPerSecond: Math.round(b.eventsPerSecond), etaSeconds: b.etaSeconds === null ? null : Math.round(b.etaSeconds), startedAtMs: b.startedAtMs, updatedAtMs: b.updatedAtMs };
+}
+
 export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
   await withStore(ctx, (store) =>
     withLog(openForReading(ctx.dataDir), async (log) => {
       const versions = await store.versions();
+      const builds = await store.builds();
       const lags = await lagRows(store, log);
-      const rows = versions.map((v) => ({
-        ...v,
-        lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
-      }));
+      const buildOf = (name: string, version: number): BuildProgress | null => {
+        const b = builds.find((x) => x.name === name && x.version === version);
+        return b === undefined ? null : progress(b);
+      };
+      // A build that has not written its first rows has no catalog row yet.
+      const unstarted: ViewVersionInfo[] = builds
+        .filter((b) => !versions.some((v) => v.name === b.name && v.version === b.version))
+        .map((b) => ({ name: b.name, version: b.version, state: 'building', fingerprint: b.fingerprint, createdAtMs: b.startedAtMs, liveAtMs: null, rows: 0 }));
+      const rows = [...versions, ...unstarted]
+        .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1))
+        .map((v) => ({
+          ...v,
+          lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
+          build: buildOf(v.name, v.version),
+        }));
       if (opts.json) {
         ctx.stdout.write(JSON.stringify(rows) + '\n');
         return;
@@ -68,7 +99,9 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
         ctx.stdout.write('no views yet (they appear once `kappa start` has processed their first event)\n');
         return;
       }
-      ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG'], rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag])));
+      const buildText = (b: BuildProgress | null): string =>
+        b === null ? '' : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
+      ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', 'BUILD'], rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag, buildText(r.build)])));
     }),
   );
 }

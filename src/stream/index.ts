@@ -3,5 +3,5 @@ export { topic, from, view, defineApp, Stream, GroupedStream, type TopicDef, typ
 export { count, sum, min, max, avg, first, last, aggregate, type Aggregate, type CustomAggregate } from './aggregates.ts';
 export { tumbling, hopping, parseDuration, type WindowSpec, type Duration } from './windows.ts';
 export { compileView, type ViewPlan, type TaskState } from './plan.ts';
-export { Engine, type EngineOptions, type TaskStatus } from './engine.ts';
+export { Engine, parseFrom, type EngineOptions, type TaskStatus, type RequestResult } from './engine.ts';
 export { loadApp, defaultConfigPath } from './config.ts';

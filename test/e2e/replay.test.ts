@@ -172,7 +172,7 @@ test('a logic change rebuilds beside the live version; readers see complete vers
   writeFileSync(fileB, config(true));
   const log = await openFileLog({ dir, logger: quiet });
   let store = await openSqliteStore({ path: dbPath });
-  const engineOpts = { log, logger: quiet, workers: 2, flushIntervalMs: 20, readBytesMax: 32 * 1024 };
+  const engineOpts = { log, logger: quiet, workers: 2, flushIntervalMs: 20, progressIntervalMs: 50, readBytesMax: 32 * 1024 };
   try {
     await log.createTopic('sales', { partitions: PARTITIONS });
     for (let i = 0; i < FIRST_EVENTS; i += 10_000) await log.append('sales', sales(10_000));
@@ -200,64 +200,73 @@ test('a logic change rebuilds beside the live version; readers see complete vers
     })();
     const b = new Engine({ ...engineOpts, store, app: await loadApp(fileB), configPath: fileB });
     let sawProgress = false;
+    let bStopped = false;
     try {
-      await b.start();
+      try {
+        await b.start();
+        assert.deepEqual(
+          b.builds().map((x) => [x.version, x.reason]),
+          [[2, 'logic changed']],
+        );
+        await until(
+          'version 2 is live',
+          async () => {
+            sawProgress ||= (await store.builds()).some((x) => x.version === 2 && x.offsetsDone > 0 && x.offsetsDone < x.offsetsTotal);
+            return (await store.versions()).some((v) => v.version === 2 && v.state === 'live');
+          },
+          b,
+        );
+        await new Promise((r) => setTimeout(r, 300)); // more sales after the swap
+      } finally {
+        producing = false;
+        await producer;
+      }
+      await until('version 2 is at the head', () => liveAtHead(store, log, 2), b);
+      reader.postMessage('stop');
+      const { answers, errors } = await readerDone;
+      await reader.terminate();
+
+      const oracle = new Oracle(await readAll(log));
+      assert.deepEqual(errors, [], 'no query failed');
+      assert.ok(answers.length >= 2000, `the reader queried ${answers.length} times`);
+      const byVersion = new Map<number, number>();
+      let v1KeptUp = false;
+      for (const ans of answers) {
+        byVersion.set(ans.version, (byVersion.get(ans.version) ?? 0) + 1);
+        assert.equal(ans.offsets.length, PARTITIONS);
+        assert.deepEqual(ans.rows, oracle.rows(ans.version === 2, ans.offsets), `answer of version ${ans.version} at offsets ${ans.offsets} is that version's complete fold`);
+        if (ans.version === 1 && ans.offsets.some((o, p) => o > v1Before[p])) v1KeptUp = true;
+      }
+      assert.ok((byVersion.get(1) ?? 0) > 0 && (byVersion.get(2) ?? 0) > 0, `answers of both versions: ${JSON.stringify([...byVersion])}`);
+      assert.ok(v1KeptUp, 'version 1 folded new sales while version 2 was building');
+      assert.ok(sawProgress, 'the build reported its progress in the store');
+      const e = await ends(log);
+      assert.ok(e.reduce((s, x) => s + x, 0) > FIRST_EVENTS, 'sales arrived during the build');
+      assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, oracle.rows(true, e), 'v2 is the fold of the new logic over the whole log');
       assert.deepEqual(
-        b.builds().map((x) => [x.version, x.reason]),
-        [[2, 'logic changed']],
+        (await store.versions()).map((v) => [v.version, v.state]),
+        [
+          [1, 'retired'],
+          [2, 'live'],
+        ],
       );
-      await until(
-        'version 2 is live',
-        async () => {
-          sawProgress ||= (await store.builds()).some((x) => x.version === 2 && x.offsetsDone > 0 && x.offsetsDone < x.offsetsTotal);
-          return (await store.versions()).some((v) => v.version === 2 && v.state === 'live');
-        },
-        b,
-      );
-      await new Promise((r) => setTimeout(r, 300)); // more sales after the swap
+
+      // Rollback, asked from "another process" (another store connection), while sales arrive.
+      const other = await openSqliteStore({ path: dbPath });
+      const id = await other.addRequest('totals', 'rollback', null);
+      await log.append('sales', sales(5000));
+      await until('the rollback request is answered', async () => (await other.request(id))?.state === 'done', b);
+      assert.match((await other.request(id))!.message!, /version 1/);
+      await other.close();
+      await until('version 1 is live again at the head', () => liveAtHead(store, log, 1), b);
+      await b.stop();
+      bStopped = true;
     } finally {
-      producing = false;
-      await producer;
+      if (!bStopped) {
+        reader.terminate();
+        await b.stop().catch(() => {});
+      }
     }
-    await until('version 2 is at the head', () => liveAtHead(store, log, 2), b);
-    reader.postMessage('stop');
-    const { answers, errors } = await readerDone;
-    await reader.terminate();
-
-    const oracle = new Oracle(await readAll(log));
-    assert.deepEqual(errors, [], 'no query failed');
-    assert.ok(answers.length >= 2000, `the reader queried ${answers.length} times`);
-    const byVersion = new Map<number, number>();
-    let v1KeptUp = false;
-    for (const ans of answers) {
-      byVersion.set(ans.version, (byVersion.get(ans.version) ?? 0) + 1);
-      assert.equal(ans.offsets.length, PARTITIONS);
-      assert.deepEqual(ans.rows, oracle.rows(ans.version === 2, ans.offsets), `answer of version ${ans.version} at offsets ${ans.offsets} is that version's complete fold`);
-      if (ans.version === 1 && ans.offsets.some((o, p) => o > v1Before[p])) v1KeptUp = true;
-    }
-    assert.ok((byVersion.get(1) ?? 0) > 0 && (byVersion.get(2) ?? 0) > 0, `answers of both versions: ${JSON.stringify([...byVersion])}`);
-    assert.ok(v1KeptUp, 'version 1 folded new sales while version 2 was building');
-    assert.ok(sawProgress, 'the build reported its progress in the store');
-    const e = await ends(log);
-    assert.ok(e.reduce((s, x) => s + x, 0) > FIRST_EVENTS, 'sales arrived during the build');
-    assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, oracle.rows(true, e), 'v2 is the fold of the new logic over the whole log');
-    assert.deepEqual(
-      (await store.versions()).map((v) => [v.version, v.state]),
-      [
-        [1, 'retired'],
-        [2, 'live'],
-      ],
-    );
-
-    // Rollback, asked from "another process" (another store connection), while sales arrive.
-    const other = await openSqliteStore({ path: dbPath });
-    const id = await other.addRequest('totals', 'rollback', null);
-    await log.append('sales', sales(5000));
-    await until('the rollback request is answered', async () => (await other.request(id))?.state === 'done', b);
-    assert.match((await other.request(id))!.message!, /version 1/);
-    await other.close();
-    await until('version 1 is live again at the head', () => liveAtHead(store, log, 1), b);
-    await b.stop();
     const afterRollback = new Oracle(await readAll(log));
     assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, afterRollback.rows(false, await ends(log)), "the old logic's results, caught up to the head");
 
