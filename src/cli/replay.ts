@@ -12,7 +12,7 @@
 import { SingleBar } from 'cli-progress';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { type FileLog, stderrLogger } from '../log/index.ts';
+import type { FileLog } from '../log/index.ts';
 import { Engine, defaultConfigPath, loadApp, parseFrom } from '../stream/index.ts';
 import { type BuildInfo, type ViewRequestAction, type ViewStore, openSqliteStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
@@ -104,7 +104,8 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
     }
     const configPath = resolve(opts.config ?? defaultConfigPath());
     const app = await loadApp(configPath);
-    const engine = new Engine({ log, store, app, configPath, logger: stderrLogger });
+    const logger = { info: (m: string) => void ctx.stderr.write(`kappa: ${m}\n`), warn: (m: string) => void ctx.stderr.write(`kappa: warning: ${m}\n`) };
+    const engine = new Engine({ log, store, app, configPath, logger });
     let stopped = false;
     try {
       const hadLive = (await store.versions()).some((v) => v.name === view && v.state === 'live');
@@ -123,9 +124,8 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
         ctx.stderr.write(`kappa: ${describeBuild(running)} was already due; following it instead\n`);
       } else {
         const result = action === 'replay' ? await engine.replay(view, opts.from ?? 'earliest') : await engine.rollback(view);
-        version = result.version;
+        version = result.version; // the engine has logged what it does
         steps = buildSteps(store, view, version);
-        ctx.stderr.write(`kappa: ${result.message}\n`);
       }
       if (opts.wait === false) {
         ctx.stderr.write('kappa: no `kappa start` is running, so the build runs only while this command does; it goes on from its checkpoints at the next `kappa start`\n');
