@@ -347,6 +347,8 @@ export class Engine {
         logger.info(`view ${view.name}: its logic changed (fingerprint ${live.fingerprint} → ${plan.fingerprint}); rebuild is 'manual', so version ${live.version} keeps its logic until you run \`kappa replay ${view.name}\``);
       }
     }
+    // A process that stopped between a swap and this cleanup left older versions behind.
+    await this.dropOldVersions(view);
     if (liveCode !== null) await this.addGroup(liveCode.plan, live.version, liveCode.fromConfig, live, null);
     else {
       logger.warn(
@@ -781,9 +783,16 @@ export class Engine {
     logger.info(`view ${view.name}: version ${group.version} caught up with the log and is now live${took}`);
     if (build !== null) await store.deleteBuild(view.name, group.version);
     for (const other of this.groups.filter((g) => g !== group && g.plan.view.name === view.name)) await this.stopGroup(other);
-    // Keep the newest `keepVersions` retired versions for rollback; drop the older ones.
+    await this.dropOldVersions(view);
+  }
+
+  /** Keeps the newest `keepVersions` retired versions of a view for rollback; drops the older ones (not one being rolled back to). */
+  private async dropOldVersions(view: ViewDef): Promise<void> {
+    const { store, logger } = this.opts;
+    const running = new Set(this.groups.filter((g) => g.plan.view.name === view.name).map((g) => g.version));
     const retired = (await store.versions()).filter((v) => v.name === view.name && v.state === 'retired').sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0) || b.version - a.version);
     for (const old of retired.slice(view.keepVersions)) {
+      if (running.has(old.version)) continue;
       await store.dropVersion(view.name, old.version);
       logger.info(`view ${view.name}: dropped retired version ${old.version} (keepVersions ${view.keepVersions})`);
     }
