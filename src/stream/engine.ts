@@ -903,6 +903,11 @@ export class Engine {
       }
       for (const view of this.opts.app.views) {
         const every = view.rebuild.everyMs;
+        if (every !== null && !this.liveSince.has(view.name)) {
+          // A first version goes live with its first rows, without a swap.
+          const live = (await store.versions()).find((v) => v.name === view.name && v.state === 'live');
+          if (live !== undefined) this.liveSince.set(view.name, live.liveAtMs ?? live.createdAtMs);
+        }
         const since = this.liveSince.get(view.name);
         if (every === null || since === undefined || now - since < every) continue;
         if (this.groups.some((g) => g.plan.view.name === view.name && g.build !== null)) continue;
