@@ -17,7 +17,7 @@ export const ERROR_CATALOGUE = {
   KAPPA_DATA_DIR_LOCKED: { status: 409, retriable: true, summary: 'Another running Kappa process is writing to this data directory.' },
   KAPPA_READ_ONLY: { status: 405, retriable: false, summary: 'The log was opened read-only (for example by `kappa consume`), so it cannot be changed.' },
   KAPPA_LOG_CLOSED: { status: 503, retriable: true, summary: 'The log was closed while the call was in progress.' },
-  KAPPA_DISK_FULL: { status: 507, retriable: true, summary: 'The disk holding the data directory is full; nothing was acknowledged.' },
+  KAPPA_DISK_FULL: { status: 503, retriable: true, summary: 'The disk holding the data directory is full; nothing was acknowledged.' },
   KAPPA_SCHEMA_VIOLATION: { status: 400, retriable: false, summary: "A record does not match its topic's schema; the message names the field and the reason." },
   KAPPA_CONFIG_INVALID: { status: 400, retriable: false, summary: 'The app config (kappa.config.ts or .js) does not load, or defines something Kappa cannot run.' },
   KAPPA_UNKNOWN_VIEW: { status: 404, retriable: false, summary: 'No view with that name (or version) exists.' },
@@ -29,6 +29,16 @@ export const ERROR_CATALOGUE = {
   KAPPA_PRODUCER_FENCED: { status: 409, retriable: false, summary: 'A newer instance of the same idempotent producer (a higher producer epoch) has appended since; appends with the older epoch are refused.' },
   KAPPA_IO_ERROR: { status: 500, retriable: false, summary: 'The operating system reported an I/O error while reading or writing the log.' },
   KAPPA_WORKER_FAILED: { status: 500, retriable: false, summary: 'A worker thread of the processing engine crashed or a task in it failed; the engine stopped without committing the work in progress.' },
+  KAPPA_UNAUTHENTICATED: { status: 401, retriable: false, summary: 'The request has no bearer token, or one the server does not know.' },
+  KAPPA_FORBIDDEN: { status: 403, retriable: false, summary: "The request's token does not have the scope the route needs." },
+  KAPPA_NOT_FOUND: { status: 404, retriable: false, summary: 'No such HTTP route.' },
+  KAPPA_BODY_TOO_LARGE: { status: 413, retriable: false, summary: 'The request body is larger than the server accepts; nothing was appended.' },
+  KAPPA_UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, summary: 'The request body has a content type the route does not take.' },
+  KAPPA_OVERLOADED: { status: 429, retriable: true, summary: 'The server is ingesting as much as it can; nothing from the request was appended.' },
+  KAPPA_IDEMPOTENCY_KEY_REUSED: { status: 409, retriable: false, summary: 'An Idempotency-Key was sent again with a different body.' },
+  KAPPA_QUERY_TIMEOUT: { status: 400, retriable: false, summary: 'A SQL query ran past the time limit and was stopped.' },
+  KAPPA_INTERNAL: { status: 500, retriable: true, summary: 'The server failed in a way it did not expect; the details are in its log.' },
+  KAPPA_NOT_READY: { status: 503, retriable: true, summary: 'The server is still recovering or catching up its live views.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -42,7 +42,7 @@ const quiet = { info() {}, warn() {} };
 
 async function main(req: RunRequest): Promise<RunFigures> {
   const full = await loadApp(req.configPath);
-  const app: AppDef = { topics: full.topics, views: full.views.filter((v) => v.name === req.view), outputs: [] };
+  const app: AppDef = { ...full, views: full.views.filter((v) => v.name === req.view), outputs: [] };
   const log = await openFileLog({ dir: req.dataDir, fsync: 'never', logger: quiet });
   const store = await openSqliteStore({ path: req.dbPath });
   const info = await log.topic(req.topic);

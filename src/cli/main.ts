@@ -11,6 +11,7 @@ import { produceCommand } from './produce.ts';
 import { replayCommand, rollbackCommand } from './replay.ts';
 import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
+import { tokenCommand } from './token.ts';
 import { verifyCommand } from './verify.ts';
 import { lagCommand, queryCommand, viewsCommand } from './views.ts';
 import { WORKER_HEAP_MB_DEFAULT } from '../stream/worker-pool.ts';
@@ -95,9 +96,29 @@ function buildProgram(ctx: () => CliContext): Command {
       parseWholeNumber('--workers', 0),
     )
     .option('--worker-heap-mb <mb>', `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`, parseWholeNumber('--worker-heap-mb', 16))
+    .option('--host <address>', "the HTTP API's address (default: the config's server.host, or 127.0.0.1; another address needs tokens in the config)")
+    .option('--port <port>', "the HTTP API's port (default: the config's server.port, or 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
+    .option('--no-server', 'run the pipelines without the HTTP API')
+    .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
     .action((opts) =>
-      startCommand(ctx(), { config: program.opts().config as string | undefined, flushIntervalMs: opts.flushIntervalMs, workers: opts.workers, workerHeapMb: opts.workerHeapMb }),
+      startCommand(ctx(), {
+        config: program.opts().config as string | undefined,
+        flushIntervalMs: opts.flushIntervalMs,
+        workers: opts.workers,
+        workerHeapMb: opts.workerHeapMb,
+        host: opts.host,
+        port: opts.port,
+        server: opts.server,
+        httpLog: opts.httpLog,
+      }),
     );
+
+  program
+    .command('token')
+    .description('make a token for the HTTP API: prints the token once, and the line to add to server.tokens in the config')
+    .argument('<name>', 'a name for the token (shown in logs, never the token itself)')
+    .requiredOption('--scopes <list>', 'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)')
+    .action((name: string, opts) => tokenCommand(ctx(), name, opts.scopes as string));
 
   program
     .command('replay <view>')

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stderrLogger } from '../log/index.ts';
 import { Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
+import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
@@ -19,6 +20,13 @@ export interface StartOptions {
   workers?: number;
   /** Cap on each worker thread's heap, in MB. */
   workerHeapMb?: number;
+  /** The HTTP server's address (default: the config's server.host, or 127.0.0.1) and port (default: the config's, or 8080; 0 picks a free one). */
+  host?: string;
+  port?: number;
+  /** False: run the pipelines without the HTTP server. */
+  server?: boolean;
+  /** Log every HTTP request (pino JSON lines on stdout). */
+  httpLog?: boolean;
 }
 
 export function defaultWorkers(): number {
@@ -37,14 +45,24 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
   const engine = new Engine({ log, store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  let server: KappaServer | null = null;
   let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => (stopping ??= engine.stop());
+  // Stop taking requests (appends in flight finish and are acknowledged), then flush and checkpoint.
+  const stop = (): Promise<void> => (stopping ??= (async () => {
+    await server?.close();
+    await engine.stop();
+  })());
   try {
     await engine.start();
+    if (opts.server !== false) server = await startServer({ log, store, app, engine, host: opts.host, port: opts.port, logger: opts.httpLog ? { level: 'info' } : false });
     const tasks = engine.status().length;
     const threads = engine.threads === 0 ? 'on the main thread' : `on ${engine.threads} worker thread${engine.threads === 1 ? '' : 's'}`;
     const outputs = app.outputs.length === 0 ? '' : ` and ${app.outputs.length} output${app.outputs.length === 1 ? '' : 's'}`;
     ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'}${outputs} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
+    if (server !== null) {
+      const auth = (app.server.tokens ?? []).length === 0 ? 'no tokens configured: open to this machine only' : `${app.server.tokens!.length} token${app.server.tokens!.length === 1 ? '' : 's'}`;
+      ctx.stderr.write(`kappa: HTTP API on ${server.url} (${auth}); try ${server.url}/v1/views\n`);
+    }
     await new Promise<void>((resolve, reject) => {
       const onSignal = (): void => {
         process.off('SIGINT', onSignal);
@@ -63,7 +81,10 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
   } finally {
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
-    if (stopping === null) await engine.close();
+    if (stopping === null) {
+      await server?.close();
+      await engine.close();
+    }
     await store.close();
     await log.close();
   }

@@ -78,6 +78,9 @@ export class FileLog implements Log {
     this.topicsDir = join(opts.dir, 'topics');
   }
 
+  /** Told how long each group-commit fsync took, in seconds (the server's metrics set it). */
+  fsyncObserver: ((seconds: number) => void) | null = null;
+
   get dir(): string {
     return this.opts.dir;
   }
@@ -143,6 +146,7 @@ export class FileLog implements Log {
       logger: this.logger,
       fsync: this.opts.fsync ?? 'always',
       fsyncIntervalMs: this.opts.fsyncIntervalMs ?? 1000,
+      onFsync: (seconds: number) => this.fsyncObserver?.(seconds),
       readOnly: this.readOnly,
       cleanShutdown,
     });

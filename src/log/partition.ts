@@ -66,6 +66,8 @@ export interface PartitionOptions {
   readOnly: boolean;
   /** The log was closed cleanly last time, so every byte on disk was durable. */
   cleanShutdown: boolean;
+  /** Told how long each group-commit fsync took, in seconds (metrics). */
+  onFsync?: (seconds: number) => void;
 }
 
 interface PendingBatch {
@@ -555,7 +557,9 @@ export class Partition {
       const seg = this.active;
       const covered = seg.sizeBytes;
       try {
+        const started = performance.now();
         await fsyncAsync(this.opts.fs, seg.fd);
+        this.opts.onFsync?.((performance.now() - started) / 1000);
       } catch (err) {
         // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
         // last good fsync can be trusted, so this partition stops until the log is reopened.

@@ -71,5 +71,7 @@ export async function loadApp(path: string, load?: () => Promise<{ default?: unk
     if (!topics.has(source)) throw invalid(file, `output "${o.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
     if (!topics.has(o.target.name)) throw invalid(file, `output "${o.name}" writes topic "${o.target.name}", which is not in topics (add it so its partitions and schema are known)`);
   }
-  return { ...app, outputs } as AppDef;
+  const server = app.server ?? {};
+  if (typeof server !== 'object' || server === null) throw invalid(file, 'server must be an object: { host, port, tokens, bodyLimitBytes }');
+  return { ...app, outputs, server } as AppDef;
 }

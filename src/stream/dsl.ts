@@ -21,6 +21,8 @@ export interface TopicDef<T> {
   /** Event time of a record in ms; default: the record's log timestamp. */
   readonly time: ((value: T) => number) | null;
   readonly retentionMs: number;
+  /** What HTTP ingestion does with records that fail the schema: refuse the whole request (default), or append the valid ones and send the others to `<name>.dlq`. */
+  readonly onInvalid: 'reject' | 'dlq';
   /** Phantom field carrying the record type; never set at run time. */
   readonly __type?: T;
 }
@@ -31,6 +33,8 @@ export interface TopicOptions<T> {
   time?: (value: T) => number;
   /** -1 (default) keeps the log forever: in a Kappa architecture the log is the history. */
   retentionMs?: number;
+  /** HTTP ingestion of records that fail the schema: 'reject' the request (default) or send them to `<name>.dlq`. */
+  onInvalid?: 'reject' | 'dlq';
 }
 
 export function topic<S extends TSchema>(name: string, opts: TopicOptions<Static<S>> & { schema: S }): TopicDef<Static<S>>;
@@ -44,7 +48,13 @@ export function topic<T>(name: string, opts: TopicOptions<T> & { schema?: object
     key: opts.key ?? null,
     time: opts.time ?? null,
     retentionMs: opts.retentionMs ?? -1,
+    onInvalid: onInvalidOf(name, opts.onInvalid),
   };
+}
+
+function onInvalidOf(name: string, v: unknown): 'reject' | 'dlq' {
+  if (v === undefined || v === 'reject' || v === 'dlq') return v ?? 'reject';
+  throw new TypeError(`onInvalid of topic "${name}" must be 'reject' or 'dlq', not ${JSON.stringify(v)}`);
 }
 
 export type Op = { kind: 'filter'; fn: (v: unknown) => boolean } | { kind: 'map'; fn: (v: unknown) => unknown } | { kind: 'flatMap'; fn: (v: unknown) => Iterable<unknown> };
@@ -197,10 +207,32 @@ export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOpt
   };
 }
 
+/** A bearer token of the HTTP server: its name, the SHA-256 of the token (never the token), and its scopes. */
+export interface TokenConfig {
+  name: string;
+  /** Hex SHA-256 of the token; `kappa token create` prints a token with it. */
+  sha256: string;
+  /** `produce:<topic>`, `consume:<topic>`, `query`, `admin`; `*` matches any characters. */
+  scopes: string[];
+}
+
+/** The HTTP server's settings (`kappa start` flags override host and port). */
+export interface ServerConfig {
+  /** Default 127.0.0.1. Any other address needs tokens. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** With none, the server binds to the loopback address only and every route is open. */
+  tokens?: TokenConfig[];
+  /** Largest request body accepted, in bytes (default 256 MiB; an NDJSON body streams, it is never held whole). */
+  bodyLimitBytes?: number;
+}
+
 export interface AppDef {
   topics: TopicDef<unknown>[];
   views: ViewDef[];
   outputs: OutputDef[];
+  server: ServerConfig;
 }
 
 /** Any topic, whatever its record type (a TopicDef's extractors make it invariant in T). */
@@ -212,7 +244,7 @@ export type AnyTopic = TopicDef<any>;
  * (`from(a)....to(b)`). Names must be unique among views and outputs (they key the checkpoints),
  * and outputs may not form a cycle (a → b → a would feed itself forever).
  */
-export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[] }): AppDef {
+export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[]; server?: ServerConfig }): AppDef {
   const views = [...(app.views ?? [])];
   const outputs = [...(app.outputs ?? [])];
   const names = new Set<string>();
@@ -222,7 +254,7 @@ export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly V
   }
   const cycle = findCycle(outputs);
   if (cycle) throw new TypeError(`outputs form a cycle: ${cycle.join(' → ')}; each event would be written again forever`);
-  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs };
+  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs, server: { ...(app.server ?? {}) } };
 }
 
 /** A cycle among the topics outputs write (source → target edges), as topic names, or null. */

@@ -93,6 +93,12 @@ export interface TaskStatus {
   building: boolean;
 }
 
+/**
+ * What changed in the serving layer, told after it committed: rows of a live version (by group
+ * key; read them from the store), or a version going live (the public view now reads another table).
+ */
+export type ViewChange = { kind: 'rows'; view: string; version: number; keyNames: string[]; keys: (string | number | null)[][] } | { kind: 'live'; view: string; version: number };
+
 interface Task {
   /** Index in the engine's task list; the runner's handle for the task. */
   id: number;
@@ -217,6 +223,29 @@ export class Engine {
     this.readBytesMax = opts.readBytesMax ?? 256 * 1024;
     if (!Number.isInteger(this.workers) || this.workers < 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `workers must be a whole number (0 or more), not ${this.workers}.`);
     if (this.workers > 0 && !opts.configPath) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Worker threads load the config themselves: pass configPath (the file the app was loaded from), or workers: 0.');
+  }
+
+  private readonly changeListeners = new Set<(change: ViewChange) => void>();
+
+  /** Calls `listener` after each commit that changes what queries see (see ViewChange); returns the unsubscribe function. */
+  onChange(listener: (change: ViewChange) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private emit(change: ViewChange): void {
+    for (const l of this.changeListeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.opts.logger.warn(`a change listener failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** True once every live view and output has caught up with the head of the log at least once since start (recovery done). */
+  get caughtUp(): boolean {
+    return this.tasks.length > 0 && this.tasks.every((t) => t.caughtUp || (t.group !== null && t.group.build !== null));
   }
 
   /** Worker threads the tasks run on (started or starting); 0 when every task runs on the calling thread. */
@@ -687,6 +716,9 @@ export class Engine {
       const checkpoint: Checkpoint = { topic: task.topic, partition: task.partition, offset, watermark: drained.watermarkMs, outputSequence: 0 };
       await store.flush(name, group.version, deltas, [checkpoint]);
       task.committedOffset = offset;
+      if (group.live && deltas.length > 0 && this.changeListeners.size > 0) {
+        this.emit({ kind: 'rows', view: name, version: group.version, keyNames: group.keyNames ?? [], keys: deltas.map((d) => d.key) });
+      }
     }
     task.lastFlushAtMs = Date.now();
   }
@@ -776,6 +808,7 @@ export class Engine {
     group.live = true; // before any await: the other tasks of the group find it swapping
     await store.makeLive(view.name, group.version);
     crashPoint('swap-after-commit');
+    this.emit({ kind: 'live', view: view.name, version: group.version });
     this.liveSince.set(view.name, Date.now());
     const build = group.build;
     group.build = null;

@@ -116,7 +116,7 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
   async function start(logic: string, opts: { crashAt?: string; until?: () => boolean; kill?: 'SIGKILL' | 'SIGTERM' } = {}): Promise<{ stderr: string; code: number | null; signal: string | null }> {
     writeFileSync(configPath, config(logic));
     const env = { ...process.env, KAPPA_TEST_CRASH_AT: opts.crashAt ?? '' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--config', configPath, 'start', '--flush-interval-ms', '30'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--config', configPath, 'start', '--port', '0', '--flush-interval-ms', '30'], { stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (x) => (stderr += x));
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));

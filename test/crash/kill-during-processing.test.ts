@@ -92,7 +92,7 @@ test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { 
     await produce(EVENTS_FIRST);
     let killedWhileRunning = 0;
     for (let trial = 0; trial < TRIALS; trial++) {
-      const child = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (x) => (stderr += x));
       const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
@@ -107,7 +107,7 @@ test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { 
     assert.equal(killedWhileRunning, TRIALS);
 
     // A final run until every task has caught up, then a clean stop.
-    const final = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '50'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const final = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '50'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let finalErr = '';
     final.stderr.on('data', (x) => (finalErr += x));
     const finalExit = new Promise<number | null>((resolve) => final.on('close', resolve));

@@ -190,7 +190,7 @@ describe('kappa replay and rollback', () => {
   });
 
   test('beside a running `kappa start`, replay and rollback ask its engine and follow the build', { timeout: 120_000 }, async () => {
-    const start: ChildProcess = spawn(process.execPath, [BIN, ...d(), 'start', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const start: ChildProcess = spawn(process.execPath, [BIN, ...d(), 'start', '--port', '0', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let startErr = '';
     start.stderr!.on('data', (x) => (startErr += x));
     const exited = new Promise<number | null>((resolve) => start.on('close', resolve));

@@ -75,7 +75,7 @@ describe('kappa start', () => {
     const produced = await kappa([...d, 'produce', 'sales', '--key-field', 'orderId'], lines.join('\n') + '\n');
     assert.equal(produced.code, 0, produced.stderr);
 
-    const child: ChildProcess = spawn(process.execPath, [BIN, ...d, 'start', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (x) => (stderr += x));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -352,7 +352,7 @@ describe('worker threads', () => {
       const dir = join(root, `cli-${workers}`);
       cpSync(seed, dir, { recursive: true });
       const d = ['--data-dir', dir, '--config', config];
-      const started = await startUntilCaughtUp([...d, 'start', '--workers', workers, '--flush-interval-ms', '50'], 12);
+      const started = await startUntilCaughtUp([...d, 'start', '--port', '0', '--workers', workers, '--flush-interval-ms', '50'], 12);
       assert.equal(started.code, 0, started.stderr);
       assert.match(started.stderr, workers === '0' ? /as 12 tasks on the main thread/ : /as 12 tasks on 2 worker threads/);
       const q = await kappa([...d, 'query', 'SELECT * FROM by_page ORDER BY page, mobile', '--json']);

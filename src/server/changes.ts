@@ -1,0 +1,117 @@
+/**
+ * Row changes of views, for `GET /v1/views/:view/changes` (Server-Sent Events). The engine says
+ * which keys of a live version a flush changed, after the flush committed; the hub reads those
+ * rows back from the public view (so an event always carries a committed row, as a query would see
+ * it), numbers them per view, keeps the last `historyMax` events, and hands them to subscribers.
+ * A client that reconnects with `Last-Event-ID` gets every event after it that is still kept;
+ * if that id is older than the history (or from before a restart), it gets a `reset` event and
+ * should read the view again. A version going live is a `reset` too: the view now reads another
+ * table.
+ */
+import type { Engine, ViewChange } from '../stream/index.ts';
+import type { ViewStore } from '../view/index.ts';
+
+export interface ChangeEvent {
+  /** `<boot>-<sequence>`: unique across restarts of the server, increasing within one. */
+  id: string;
+  event: 'row' | 'reset' | 'record';
+  /** JSON: `{ view, version, row }` for a row, `{ view, version, reason }` for a reset. */
+  data: string;
+}
+
+type Listener = (e: ChangeEvent) => void;
+
+interface ViewChannel {
+  seq: number;
+  history: ChangeEvent[];
+  listeners: Set<Listener>;
+  /** Changes are read back and delivered one at a time, in commit order. */
+  chain: Promise<void>;
+}
+
+/** Keys read back per query. */
+const KEYS_PER_QUERY = 200;
+
+export class ChangeHub {
+  private readonly channels = new Map<string, ViewChannel>();
+  private readonly boot = Date.now().toString(36);
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    engine: Engine,
+    private readonly store: ViewStore,
+    private readonly onError: (err: Error) => void,
+    private readonly historyMax = 10_000,
+  ) {
+    this.unsubscribe = engine.onChange((c) => this.changed(c));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private channel(view: string): ViewChannel {
+    let c = this.channels.get(view);
+    if (c === undefined) this.channels.set(view, (c = { seq: 0, history: [], listeners: new Set(), chain: Promise.resolve() }));
+    return c;
+  }
+
+  private changed(change: ViewChange): void {
+    const ch = this.channel(change.view);
+    ch.chain = ch.chain
+      .then(async () => {
+        if (change.kind === 'live') {
+          this.publish(ch, 'reset', { view: change.view, version: change.version, reason: `version ${change.version} is live now; read the view again` });
+          return;
+        }
+        for (const row of await this.rows(change.view, change.keys)) this.publish(ch, 'row', { view: change.view, version: change.version, row });
+      })
+      .catch((err: Error) => this.onError(err));
+  }
+
+  /** The committed rows of the public view with these keys (key column names from the catalog). */
+  private async rows(view: string, keys: (string | number | null)[][]): Promise<Record<string, unknown>[]> {
+    const live = (await this.store.versions()).find((v) => v.name === view && v.state === 'live');
+    if (live === undefined) return [];
+    const def = await this.store.definition(view, live.version);
+    if (def === null) return [];
+    const names = def.keyColumns.map((c) => c.name);
+    if (names.length === 0) return (await this.store.query(`SELECT * FROM "${view}"`)).rows;
+    const out: Record<string, unknown>[] = [];
+    const match = `(${names.map((n) => `"${n}" IS ?`).join(' AND ')})`;
+    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+      const chunk = keys.slice(i, i + KEYS_PER_QUERY);
+      const sql = `SELECT * FROM "${view}" WHERE ${chunk.map(() => match).join(' OR ')}`;
+      out.push(...(await this.store.query(sql, chunk.flat())).rows);
+    }
+    return out;
+  }
+
+  private publish(ch: ViewChannel, event: ChangeEvent['event'], data: object): void {
+    const e: ChangeEvent = { id: `${this.boot}-${++ch.seq}`, event, data: JSON.stringify(data) };
+    ch.history.push(e);
+    if (ch.history.length > this.historyMax) ch.history.splice(0, ch.history.length - this.historyMax);
+    for (const l of ch.listeners) l(e);
+  }
+
+  /**
+   * Subscribes to a view's changes. With `lastEventId`, first the kept events after it (or one
+   * `reset` when they are not kept any more). Returns the unsubscribe function.
+   */
+  subscribe(view: string, lastEventId: string | null, listener: Listener): () => void {
+    const ch = this.channel(view);
+    if (lastEventId !== null) {
+      const [boot, seqText] = lastEventId.split('-');
+      const seq = Number(seqText);
+      const first = ch.history[0];
+      const firstSeq = first === undefined ? ch.seq + 1 : Number(first.id.split('-')[1]);
+      if (boot !== this.boot || !Number.isSafeInteger(seq) || seq < firstSeq - 1 || seq > ch.seq) {
+        listener({ id: `${this.boot}-${ch.seq}`, event: 'reset', data: JSON.stringify({ view, reason: 'the events after Last-Event-ID are no longer kept; read the view again' }) });
+      } else {
+        for (const e of ch.history) if (Number(e.id.split('-')[1]) > seq) listener(e);
+      }
+    }
+    ch.listeners.add(listener);
+    return () => ch.listeners.delete(listener);
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * HTTP ingestion: records in (one JSON object, a JSON array, or NDJSON streamed line by line),
+ * checked against the topic's schema, appended, acknowledged only once durable.
+ *
+ * All or nothing: every record of a request is checked before any is appended, so a bad record
+ * anywhere means a 400 listing each bad record (index, field path, reason) and an untouched log —
+ * unless the topic says `onInvalid: 'dlq'`, in which case the good records are appended and the bad
+ * ones go to `<topic>.dlq` with headers saying where they came from and why. An NDJSON body is
+ * never held whole: its checked lines wait in memory up to SPOOL_MEMORY_BYTES and in a temporary
+ * file beyond, and are appended from there in batches.
+ *
+ * Load: at most `inFlightBytesMax` of request bodies are being ingested at once; a request past it
+ * gets 429 with Retry-After before anything is read. A full disk is a 503 with Retry-After; in both
+ * cases nothing was appended.
+ */
+import { type Hash, createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { KappaError } from '../errors.ts';
+import type { FileLog, ProducerRecord, RecordHeader } from '../log/index.ts';
+import { type RecordSchema, type SchemaIssue, compileSchema, formatPath } from '../schema/index.ts';
+import type { AppDef, TopicDef } from '../stream/index.ts';
+
+/** Checked NDJSON lines kept in memory before they spill to a temporary file. */
+const SPOOL_MEMORY_BYTES = 8 * 1024 * 1024;
+/** Records per append call. */
+const APPEND_BATCH = 2000;
+/** Bad records listed in a 400 at most (the count is always given). */
+const ERRORS_LISTED_MAX = 100;
+const IDEMPOTENCY_KEYS_MAX = 10_000;
+const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+
+export interface RecordError {
+  index: number;
+  path: string;
+  reason: string;
+}
+
+export interface IngestResult {
+  /** Where each appended record went, in request order (records sent to the DLQ are left out). */
+  records: { index: number; partition: number; offset: number }[];
+  /** Records that failed the schema and went to `<topic>.dlq` (topics with onInvalid 'dlq'). */
+  deadLettered: (RecordError & { partition: number; offset: number })[];
+}
+
+interface TopicIngest {
+  def: TopicDef<unknown>;
+  schema: RecordSchema<unknown> | null;
+}
+
+/** A checked record waiting to be appended. */
+interface Checked {
+  index: number;
+  key: string | null;
+  timestamp: number | undefined;
+  value: string;
+}
+
+export interface IngestorOptions {
+  log: FileLog;
+  app: AppDef;
+  /** Bytes of request bodies being ingested at once before requests get 429 (default 256 MiB). */
+  inFlightBytesMax?: number;
+  /** Called with the count and bytes of each durable append (metrics). */
+  onAppended?: (topic: string, records: number, bytes: number) => void;
+}
+
+export class Ingestor {
+  private readonly topics = new Map<string, TopicIngest>();
+  private inFlightBytes = 0;
+  private readonly inFlightBytesMax: number;
+  private readonly idempotent = new Map<string, { digest: Promise<string>; atMs: number; result: Promise<IngestResult> }>();
+
+  constructor(private readonly opts: IngestorOptions) {
+    for (const def of opts.app.topics) {
+      this.topics.set(def.name, { def, schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null });
+    }
+    this.inFlightBytesMax = opts.inFlightBytesMax ?? 256 * 1024 * 1024;
+  }
+
+  /** The topic's ingestion settings; 404 for a topic the config does not define. */
+  private topic(name: string): TopicIngest {
+    const t = this.topics.get(name);
+    if (t === undefined) {
+      throw new KappaError('KAPPA_UNKNOWN_TOPIC', `Topic "${name}" is not defined in the config, so records cannot be sent to it. Topics: ${[...this.topics.keys()].join(', ') || 'none'}.`, { topic: name });
+    }
+    return t;
+  }
+
+  /** Throws 404 for an unknown topic, before a body is read. */
+  checkTopic(name: string): void {
+    this.topic(name);
+  }
+
+  /**
+   * Runs an ingestion under the in-flight budget (429 when over it) and an idempotency key: a
+   * request whose key was seen gets the first attempt's result (409 if its body differs) instead
+   * of appending again. `run` starts the ingestion and says the body's digest once it is known;
+   * `digestOfRetry` reads a retried body only to compare it.
+   */
+  async admit(
+    topic: string,
+    declaredBytes: number,
+    key: string | null,
+    digestOfRetry: () => Promise<string>,
+    run: () => { digest: Promise<string>; result: Promise<IngestResult> },
+  ): Promise<IngestResult> {
+    const id = `${topic}\u0000${key}`;
+    if (key !== null) {
+      this.expireKeys();
+      const seen = this.idempotent.get(id);
+      if (seen !== undefined) {
+        const [mine, theirs] = await Promise.all([digestOfRetry(), seen.digest]);
+        if (mine !== theirs) {
+          throw new KappaError('KAPPA_IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different request to topic "${topic}". Use a new key for new records.`, { key });
+        }
+        return seen.result;
+      }
+    }
+    const bytes = Math.max(declaredBytes, 1);
+    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.inFlightBytesMax) {
+      throw new KappaError('KAPPA_OVERLOADED', `The server is already ingesting ${Math.round(this.inFlightBytes / 1048576)} MiB; nothing was appended. Retry shortly.`, { retryAfterSeconds: 1 });
+    }
+    this.inFlightBytes += bytes;
+    try {
+      const attempt = run();
+      if (key !== null) {
+        // Kept before it settles, so a retry racing the first attempt waits for it; a failure frees the key.
+        this.idempotent.set(id, { ...attempt, atMs: Date.now() });
+        attempt.result.catch(() => this.idempotent.delete(id));
+        attempt.digest.catch(() => {});
+      }
+      return await attempt.result;
+    } finally {
+      this.inFlightBytes -= bytes;
+    }
+  }
+
+  private expireKeys(): void {
+    const now = Date.now();
+    for (const [k, v] of this.idempotent) {
+      if (this.idempotent.size <= IDEMPOTENCY_KEYS_MAX && now - v.atMs < IDEMPOTENCY_TTL_MS) break;
+      this.idempotent.delete(k); // oldest first: a Map iterates in insertion order
+    }
+  }
+
+  /** A parsed JSON body: one object, or an array of records. */
+  async ingestJson(topicName: string, body: unknown): Promise<IngestResult> {
+    const topic = this.topic(topicName);
+    const values = Array.isArray(body) ? body : [body];
+    if (values.length === 0) return { records: [], deadLettered: [] };
+    const good: Checked[] = [];
+    const bad: (RecordError & { value: string })[] = [];
+    values.forEach((value, index) => {
+      const r = this.check(topic, index, value, null);
+      if ('reason' in r) bad.push({ ...r, value: safeStringify(value) });
+      else good.push(r);
+    });
+    return this.finish(topic, bad, async (append) => append(good));
+  }
+
+  /** An NDJSON body, read as it streams; `limitBytes` caps it (413 past it, nothing appended). */
+  async ingestNdjson(topicName: string, body: Readable, limitBytes: number, hash?: Hash): Promise<IngestResult> {
+    const topic = this.topic(topicName);
+    const spool = new Spool();
+    const bad: (RecordError & { value: string })[] = [];
+    try {
+      let index = 0;
+      for await (const line of lines(body, limitBytes, hash)) {
+        if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
+        const end = line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+        const r = this.checkBytes(topic, index, line.subarray(0, end));
+        if ('reason' in r) bad.push({ ...r, value: line.subarray(0, end).toString('utf8') });
+        else await spool.add(r);
+        index++;
+      }
+      return await this.finish(topic, bad, (append) => spool.drain(append));
+    } finally {
+      spool.dispose();
+    }
+  }
+
+  /** Refuses (400) or dead-letters the bad records, then appends the good ones. */
+  private async finish(topic: TopicIngest, bad: (RecordError & { value: string })[], each: (append: (batch: Checked[]) => Promise<void>) => Promise<void>): Promise<IngestResult> {
+    const name = topic.def.name;
+    if (bad.length > 0 && topic.def.onInvalid !== 'dlq') {
+      const listed = bad.slice(0, ERRORS_LISTED_MAX).map(({ index, path, reason }) => ({ index, path, reason }));
+      const first = listed[0];
+      throw new KappaError(
+        'KAPPA_SCHEMA_VIOLATION',
+        `${bad.length} record${bad.length === 1 ? '' : 's'} of the request ${bad.length === 1 ? 'is' : 'are'} invalid (the first: record ${first.index}${first.path ? ` at ${first.path}` : ''} ${first.reason}); nothing was appended.`,
+        { topic: name, invalid: bad.length, records: listed },
+      );
+    }
+    const records: IngestResult['records'] = [];
+    await each(async (batch) => {
+      const meta = await this.append(name, batch.map((c) => ({ key: c.key, value: c.value, timestamp: c.timestamp })));
+      batch.forEach((c, i) => records.push({ index: c.index, partition: meta[i].partition, offset: meta[i].offset }));
+    });
+    const deadLettered: IngestResult['deadLettered'] = [];
+    if (bad.length > 0) {
+      const dlq = `${name}.dlq`;
+      if (!(await this.opts.log.topics()).some((t) => t.name === dlq)) {
+        await this.opts.log.createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions }).catch((err: unknown) => {
+          if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
+        });
+      }
+      const now = Date.now();
+      const meta = await this.append(
+        dlq,
+        bad.map((b) => ({ key: null, value: b.value, timestamp: now, headers: provenance(name, b) })),
+      );
+      bad.forEach((b, i) => deadLettered.push({ index: b.index, path: b.path, reason: b.reason, partition: meta[i].partition, offset: meta[i].offset }));
+    }
+    return { records, deadLettered };
+  }
+
+  private async append(topic: string, records: ProducerRecord[]): Promise<{ partition: number; offset: number }[]> {
+    const meta = await this.opts.log.append(topic, records);
+    let bytes = 0;
+    for (const r of records) bytes += typeof r.value === 'string' ? r.value.length : (r.value?.length ?? 0);
+    this.opts.onAppended?.(topic, records.length, bytes);
+    return meta;
+  }
+
+  /** A record's bytes (one NDJSON line): UTF-8 and JSON checked, then the schema. */
+  private checkBytes(topic: TopicIngest, index: number, bytes: Buffer): Checked | RecordError {
+    if (topic.schema !== null) {
+      const decoded = topic.schema.decode(bytes);
+      if (!decoded.ok) return issueError(index, decoded.issues);
+      return this.check(topic, index, decoded.value, bytes.toString('utf8'));
+    }
+    const text = bytes.toString('utf8');
+    if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes)) return { index, path: '', reason: 'is not valid UTF-8' };
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return { index, path: '', reason: `is not valid JSON: ${(err as Error).message.slice(0, 200)}` };
+    }
+    return this.check(topic, index, value, text);
+  }
+
+  /** A parsed value: the schema, then the key and time extractors. `text` is its JSON when already known. */
+  private check(topic: TopicIngest, index: number, value: unknown, text: string | null): Checked | RecordError {
+    if (topic.schema !== null && text === null && !topic.schema.validate(value)) return issueError(index, topic.schema.lastIssues());
+    let key: string | null = null;
+    let timestamp: number | undefined;
+    try {
+      if (topic.def.key !== null) {
+        const k = topic.def.key(value);
+        key = k === null || k === undefined ? null : String(k);
+      }
+      if (topic.def.time !== null) {
+        const t = topic.def.time(value);
+        if (typeof t !== 'number' || !Number.isFinite(t)) return { index, path: '', reason: `has no event time: the topic's time extractor returned ${JSON.stringify(t) ?? 'undefined'}` };
+        timestamp = Math.trunc(t);
+      }
+    } catch (err) {
+      return { index, path: '', reason: `could not be keyed or timed: ${(err as Error)?.message ?? String(err)}` };
+    }
+    return { index, key, timestamp, value: text ?? JSON.stringify(value) };
+  }
+}
+
+function issueError(index: number, issues: readonly SchemaIssue[]): RecordError {
+  const first = issues[0];
+  return { index, path: first ? formatPath(first.path) : '', reason: first?.message ?? 'does not match the schema' };
+}
+
+function provenance(topic: string, b: RecordError): RecordHeader[] {
+  return [
+    { key: 'kappa.error', value: Buffer.from(`${b.path ? `${b.path} ` : ''}${b.reason}`) },
+    { key: 'kappa.source', value: Buffer.from('http') },
+    { key: 'kappa.source.topic', value: Buffer.from(topic) },
+    { key: 'kappa.request.index', value: Buffer.from(String(b.index)) },
+  ];
+}
+
+function safeStringify(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? 'null';
+  } catch {
+    return String(v);
+  }
+}
+
+/** The lines of a byte stream (without their '\n'), failing with 413 once more than `limitBytes` arrived. */
+async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer> {
+  let rest: Buffer | null = null;
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    hash?.update(chunk);
+    if (total > limitBytes) {
+      body.destroy();
+      throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
+    }
+    let buf: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+      yield buf.subarray(start, nl);
+      start = nl + 1;
+    }
+    buf = buf.subarray(start);
+    rest = buf.length > 0 ? Buffer.from(buf) : null;
+  }
+  if (rest !== null) yield rest;
+}
+
+/** Checked records in memory, then (past SPOOL_MEMORY_BYTES) in a temporary file; read back in order by `drain`. */
+class Spool {
+  private memory: Checked[] = [];
+  private memoryBytes = 0;
+  private dir: string | null = null;
+  private file: WriteStream | null = null;
+
+  async add(c: Checked): Promise<void> {
+    if (this.file === null) {
+      this.memory.push(c);
+      this.memoryBytes += c.value.length + 64;
+      if (this.memoryBytes > SPOOL_MEMORY_BYTES) await this.spill();
+      return;
+    }
+    if (!this.file.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null])}\t${c.value}\n`)) {
+      await new Promise<void>((resolve) => this.file!.once('drain', () => resolve()));
+    }
+  }
+
+  private async spill(): Promise<void> {
+    this.dir = mkdtempSync(join(tmpdir(), 'kappa-ingest-'));
+    this.file = createWriteStream(join(this.dir, 'spool'));
+    const pending = this.memory;
+    this.memory = [];
+    for (const c of pending) await this.add(c);
+  }
+
+  /** Hands every record to `append`, in order, in batches. */
+  async drain(append: (batch: Checked[]) => Promise<void>): Promise<void> {
+    if (this.file === null) {
+      for (let i = 0; i < this.memory.length; i += APPEND_BATCH) await append(this.memory.slice(i, i + APPEND_BATCH));
+      return;
+    }
+    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    let batch: Checked[] = [];
+    const rl = createInterface({ input: createReadStream(join(this.dir!, 'spool')), crlfDelay: Infinity });
+    for await (const line of rl) {
+      const tab = line.indexOf('\t');
+      const [index, key, timestamp] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null];
+      batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1) });
+      if (batch.length === APPEND_BATCH) {
+        await append(batch);
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await append(batch);
+  }
+
+  dispose(): void {
+    this.file?.destroy();
+    if (this.dir !== null) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A digest of a body for idempotency checks. */
+export function digestOf(body: string | Buffer): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** The digest of a streamed body, read to its end. */
+export async function digestOfStream(body: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash.digest('hex');
+}

@@ -1,0 +1,115 @@
+/**
+ * `GET /metrics`: Prometheus text, through prom-client. Counters and histograms are updated as
+ * things happen (ingestion, fsyncs, HTTP answers); the per-task, per-view and per-build gauges are
+ * read from the engine and the store when scraped, so they cost nothing between scrapes.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FileLog } from '../log/index.ts';
+import type { Engine } from '../stream/index.ts';
+import type { ViewStore } from '../view/index.ts';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly ingestRecords: Counter<'topic'>;
+  readonly ingestBytes: Counter<'topic'>;
+  readonly appendSeconds: Histogram<'topic'>;
+  readonly fsyncSeconds: Histogram;
+  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpSeconds: Histogram<'method' | 'route'>;
+
+  constructor(log: FileLog, store: ViewStore, engine: Engine | null) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'kappa_process_' });
+    this.ingestRecords = new Counter({ name: 'kappa_ingest_records_total', help: 'Records appended through HTTP ingestion.', labelNames: ['topic'], registers });
+    this.ingestBytes = new Counter({ name: 'kappa_ingest_bytes_total', help: 'Bytes of record values appended through HTTP ingestion.', labelNames: ['topic'], registers });
+    this.appendSeconds = new Histogram({
+      name: 'kappa_append_seconds',
+      help: 'Time from handing records to the log until they are durable (fsync included), per append call.',
+      labelNames: ['topic'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.fsyncSeconds = new Histogram({ name: 'kappa_fsync_seconds', help: 'Duration of each group-commit fsync of the log.', buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers });
+    this.httpRequests = new Counter({ name: 'kappa_http_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['method', 'route', 'status'], registers });
+    this.httpSeconds = new Histogram({
+      name: 'kappa_http_request_seconds',
+      help: 'Time to answer HTTP requests (streams: until the answer starts).',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    });
+    log.fsyncObserver = (s) => this.fsyncSeconds.observe(s);
+
+    const taskLabels = ['view', 'version', 'topic', 'partition'] as const;
+    new Gauge({
+      name: 'kappa_task_lag_records',
+      help: 'Records between a task’s committed checkpoint and the end of its partition.',
+      labelNames: taskLabels,
+      registers,
+      async collect() {
+        this.reset();
+        for (const t of engine?.status() ?? []) {
+          const { end } = await log.offsets(t.topic, t.partition);
+          this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, Math.max(0, end - t.committedOffset));
+        }
+      },
+    });
+    new Gauge({
+      name: 'kappa_task_events_processed',
+      help: 'Events a task has folded since the process started (rate() of it is the task’s throughput).',
+      labelNames: taskLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const t of engine?.status() ?? []) this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, t.eventsProcessed);
+      },
+    });
+    new Gauge({
+      name: 'kappa_task_checkpoint_age_seconds',
+      help: 'Seconds since a task last committed its rows and checkpoint.',
+      labelNames: taskLabels,
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const t of engine?.status() ?? []) {
+          if (t.lastFlushAtMs > 0) this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, (now - t.lastFlushAtMs) / 1000);
+        }
+      },
+    });
+    new Gauge({
+      name: 'kappa_view_rows',
+      help: 'Rows in each version of each view.',
+      labelNames: ['view', 'version', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const v of await store.versions()) this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
+      },
+    });
+    new Gauge({
+      name: 'kappa_build_progress_ratio',
+      help: 'Share of the log a build in progress has replayed (0 to 1).',
+      labelNames: ['view', 'version', 'reason'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const b of await store.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
+      },
+    });
+    new Gauge({
+      name: 'kappa_build_events_per_second',
+      help: 'Replay rate of a build in progress.',
+      labelNames: ['view', 'version'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const b of await store.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
+      },
+    });
+  }
+
+  close(log: FileLog): void {
+    log.fsyncObserver = null;
+  }
+}

@@ -1,0 +1,521 @@
+/**
+ * The HTTP server `kappa start` runs (Fastify): ingestion, queries, live subscriptions (SSE),
+ * pipelines and builds, metrics, health. Every route declares the scope it needs; a route without
+ * one is refused when it is added, so nothing is open by accident. Errors are the catalogue's:
+ * `{ error: { code, message, details } }` with its HTTP status.
+ *
+ * Without tokens in the config every route is open, and the server only binds to the loopback
+ * address; asking for another address without tokens stops `kappa start` with an explanation.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
+import { KappaError } from '../errors.ts';
+import type { FileLog } from '../log/index.ts';
+import type { AppDef, Engine } from '../stream/index.ts';
+import { parseFrom } from '../stream/index.ts';
+import type { ViewStore } from '../view/index.ts';
+import { type Principal, authenticate, checkTokens, hasScope } from './auth.ts';
+import { ChangeHub, type ChangeEvent } from './changes.ts';
+import { Ingestor, digestOf, digestOfStream } from './ingest.ts';
+import { Metrics } from './metrics.ts';
+
+export interface ServerOptions {
+  log: FileLog;
+  store: ViewStore;
+  app: AppDef;
+  /** The running engine (null: ingestion and queries only, no pipelines, replay or changes). */
+  engine: Engine | null;
+  /** Overrides the config's server.host / server.port. */
+  host?: string;
+  port?: number;
+  /** Structured request logs (pino, through Fastify): false (default) for none. */
+  logger?: boolean | { level: string };
+  /** Longest a `POST /v1/sql` query may run (default 5000 ms). */
+  sqlTimeoutMs?: number;
+}
+
+/** What a route needs: a fixed scope, one computed from the request (a topic's), or null for an open route. */
+type Scope = string | ((req: FastifyRequest) => string) | null;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    scope?: Scope;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+    /** A JSON body's bytes (for idempotency digests). */
+    rawBody: Buffer | null;
+  }
+}
+
+/** JSON bodies are parsed whole, so they are capped lower than streamed NDJSON. */
+const JSON_BODY_MAX = 32 * 1024 * 1024;
+const BODY_LIMIT_DEFAULT = 1024 * 1024 * 1024;
+const RECORDS_READ_MAX = 10_000;
+const SSE_HEARTBEAT_MS = 15_000;
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export interface KappaServer {
+  /** `http://host:port`, with the port actually bound. */
+  url: string;
+  fastify: FastifyInstance;
+  /** Stops accepting, ends live streams, waits for requests in flight (appends finish). */
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<KappaServer> {
+  const fastify = await buildServer(opts);
+  const host = opts.host ?? opts.app.server.host ?? '127.0.0.1';
+  const port = opts.port ?? opts.app.server.port ?? 8080;
+  const tokens = opts.app.server.tokens ?? [];
+  if (tokens.length === 0 && !LOOPBACK.has(host)) {
+    await fastify.close();
+    throw new KappaError(
+      'KAPPA_CONFIG_INVALID',
+      `The server would listen on ${host} without any token, so anyone who can reach it could write and read everything. Add tokens to the config's server.tokens (\`kappa token create\` makes one), or listen on 127.0.0.1.`,
+      { host },
+    );
+  }
+  try {
+    await fastify.listen({ host, port });
+  } catch (err) {
+    await fastify.close();
+    const code = (err as { code?: string }).code;
+    if (code === 'EADDRINUSE') throw new KappaError('KAPPA_INVALID_ARGUMENT', `Port ${port} on ${host} is in use (another kappa start?). Pick another with --port, or --port 0 for any free one.`, { host, port }, err);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new KappaError('KAPPA_INVALID_ARGUMENT', `Cannot listen on ${host}: this machine has no such address.`, { host }, err);
+    throw err;
+  }
+  const address = fastify.server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  const shown = isIP(host) === 6 ? `[${host}]` : host;
+  return { url: `http://${shown}:${bound}`, fastify, close: () => fastify.close() };
+}
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { log, store, app, engine } = opts;
+  const tokens = app.server.tokens ?? [];
+  checkTokens(tokens);
+  const bodyLimit = app.server.bodyLimitBytes ?? BODY_LIMIT_DEFAULT;
+  const metrics = new Metrics(log, store, engine);
+  const ingestor = new Ingestor({
+    log,
+    app,
+    onAppended: (topic, records, bytes) => {
+      metrics.ingestRecords.inc({ topic }, records);
+      metrics.ingestBytes.inc({ topic }, bytes);
+    },
+  });
+  const fastify = Fastify({ logger: opts.logger ?? false, bodyLimit: Math.min(bodyLimit, JSON_BODY_MAX), return503OnClosing: true, forceCloseConnections: 'idle' });
+  const hub = engine === null ? null : new ChangeHub(engine, store, (err) => fastify.log.error(err));
+  /** Live streams end when the server closes, so close() does not wait for them. */
+  const streams = new Set<() => void>();
+  fastify.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
+  fastify.addHook('onClose', async () => {
+    hub?.close();
+    metrics.close(log);
+  });
+
+  fastify.decorateRequest('principal', null);
+  fastify.decorateRequest('rawBody', null);
+  fastify.addHook('onRoute', (route) => {
+    if (route.config?.scope === undefined) throw new Error(`route ${route.method} ${route.url} declares no scope; every route must say who may call it (config.scope, null for an open route)`);
+  });
+
+  // Bodies: JSON (checked as UTF-8) and NDJSON (a stream, read by the ingestion route).
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    req.rawBody = body;
+    try {
+      done(null, parseJsonBody(body));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
+
+  fastify.addHook('onRequest', async (req) => {
+    const scope = req.routeOptions.config?.scope;
+    if (scope === null || scope === undefined || tokens.length === 0) return;
+    const needed = typeof scope === 'function' ? scope(req) : scope;
+    const header = req.headers.authorization;
+    const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
+    if (token === null || token === '') throw new KappaError('KAPPA_UNAUTHENTICATED', 'This route needs a token: send the header `Authorization: Bearer <token>`.', { scope: needed });
+    const principal = authenticate(tokens, token);
+    if (principal === null) throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
+    if (!hasScope(principal, needed)) throw new KappaError('KAPPA_FORBIDDEN', `Token "${principal.name}" does not have the scope "${needed}" this route needs.`, { scope: needed, token: principal.name });
+    req.principal = principal;
+  });
+
+  fastify.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unknown';
+    metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  fastify.setNotFoundHandler((req, reply) => {
+    void sendError(reply, new KappaError('KAPPA_NOT_FOUND', `There is no route ${req.method} ${req.url.split('?')[0]}.`, { method: req.method }));
+  });
+  fastify.setErrorHandler((err, req, reply) => {
+    const e = asKappaError(err);
+    if (e.status >= 500 && e.code !== 'KAPPA_DISK_FULL' && e.code !== 'KAPPA_NOT_READY') req.log.error(err);
+    return sendError(reply, e);
+  });
+
+  // ---- health ----------------------------------------------------------------------------------
+  fastify.get('/healthz', { config: { scope: null } }, async () => ({ status: 'ok' }));
+  fastify.get('/readyz', { config: { scope: null } }, async () => {
+    if (engine !== null && !engine.caughtUp) throw new KappaError('KAPPA_NOT_READY', 'The live views are still catching up with the log.', {});
+    return { status: 'ready' };
+  });
+  fastify.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  // ---- topics ----------------------------------------------------------------------------------
+  const topicScope =
+    (action: 'produce' | 'consume') =>
+    (req: FastifyRequest): string =>
+      `${action}:${(req.params as { topic: string }).topic}`;
+
+  fastify.post('/v1/topics/:topic/records', { config: { scope: topicScope('produce') } }, async (req, reply) => {
+    const { topic } = req.params as { topic: string };
+    ingestor.checkTopic(topic);
+    const type = contentType(req);
+    const key = headerValue(req, 'idempotency-key');
+    const declared = Number(req.headers['content-length'] ?? 0) || 0;
+    let result;
+    if (type === 'application/x-ndjson') {
+      const body = req.body as Readable;
+      result = await ingestor.admit(topic, declared, key, () => digestOfStream(body), () => {
+        const hash = createHash('sha256');
+        const r = ingestor.ingestNdjson(topic, body, bodyLimit, hash);
+        return { result: r, digest: r.then(() => hash.digest('hex')) };
+      });
+    } else {
+      const digest = digestOf(req.rawBody ?? JSON.stringify(req.body) ?? '');
+      result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body), digest: Promise.resolve(digest) }));
+    }
+    reply.code(result.deadLettered.length > 0 ? 207 : 200);
+    return {
+      topic,
+      records: result.records.map((r) => ({ index: r.index, partition: r.partition, offset: r.offset })),
+      ...(result.deadLettered.length > 0 ? { deadLettered: result.deadLettered.map((d) => ({ ...d, topic: `${topic}.dlq` })) } : {}),
+    };
+  });
+
+  fastify.get('/v1/topics', { config: { scope: 'query' } }, async () => {
+    const out = [];
+    for (const t of await log.topics()) out.push(await describeTopic(log, t.name));
+    return { topics: out };
+  });
+  fastify.get('/v1/topics/:topic', { config: { scope: topicScope('consume') } }, async (req) => describeTopic(log, (req.params as { topic: string }).topic));
+
+  fastify.get('/v1/topics/:topic/records', { config: { scope: topicScope('consume') } }, async (req, reply) => {
+    const { topic } = req.params as { topic: string };
+    const q = req.query as Record<string, string | undefined>;
+    const info = await log.topic(topic);
+    const partition = wholeNumber(q.partition ?? '0', 'partition', 0);
+    if (partition >= info.partitions) throw new KappaError('KAPPA_INVALID_PARTITION', `Topic "${topic}" has partitions 0-${info.partitions - 1}; there is no partition ${partition}.`, { topic, partition });
+    const limit = Math.min(wholeNumber(q.limit ?? '100', 'limit', 1), RECORDS_READ_MAX);
+    const from = await startOffset(log, topic, partition, q.from ?? 'earliest');
+    if (wantsEventStream(req)) return tailRecords(req, reply, topic, partition, from);
+    const records = [];
+    let next = from;
+    for await (const batch of log.read(topic, partition, from)) {
+      for (const r of batch.records(from)) {
+        if (records.length === limit) break;
+        records.push(recordJson(topic, partition, r));
+        next = r.offset + 1;
+      }
+      if (records.length === limit) break;
+    }
+    return { topic, partition, records, next };
+  });
+
+  /** SSE: records of one partition from `from` on, as they are appended, until the client goes. */
+  async function tailRecords(req: FastifyRequest, reply: FastifyReply, topic: string, partition: number, from: number): Promise<void> {
+    const abort = new AbortController();
+    const stream = openEventStream(req, reply, () => abort.abort());
+    try {
+      for await (const batch of log.read(topic, partition, from, { follow: true, signal: abort.signal })) {
+        for (const r of batch.records(from)) stream.send({ id: String(r.offset), event: 'record', data: JSON.stringify(recordJson(topic, partition, r)) });
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    } finally {
+      stream.end();
+    }
+  }
+
+  function openEventStream(req: FastifyRequest, reply: FastifyReply, onEnd: () => void): { send(e: ChangeEvent): void; end(): void } {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': kappa\n\n');
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), SSE_HEARTBEAT_MS);
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      streams.delete(end);
+      onEnd();
+      res.end();
+    };
+    streams.add(end);
+    req.raw.on('close', end);
+    return {
+      send(e) {
+        if (!ended) res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`);
+      },
+      end,
+    };
+  }
+
+  // ---- views -----------------------------------------------------------------------------------
+  fastify.get('/v1/views', { config: { scope: 'query' } }, async () => {
+    const versions = await store.versions();
+    const builds = await store.builds();
+    const names = [...new Set(versions.map((v) => v.name))].sort();
+    return {
+      views: names.map((name) => ({
+        name,
+        live: versions.find((v) => v.name === name && v.state === 'live')?.version ?? null,
+        versions: versions.filter((v) => v.name === name).map((v) => ({ version: v.version, state: v.state, rows: v.rows, fingerprint: v.fingerprint, createdAtMs: v.createdAtMs, liveAtMs: v.liveAtMs })),
+        builds: builds.filter((b) => b.name === name),
+      })),
+    };
+  });
+
+  fastify.get('/v1/views/:view', { config: { scope: 'query' } }, async (req) => {
+    const { view } = req.params as { view: string };
+    const columns = await viewColumns(store, view);
+    const q = req.query as Record<string, string | string[] | undefined>;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    let order = '';
+    let limit = 100;
+    let offset = 0;
+    for (const [name, raw] of Object.entries(q)) {
+      const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+      if (value === undefined) continue;
+      if (name === 'limit') limit = Math.min(wholeNumber(value, 'limit', 1), 10_000);
+      else if (name === 'offset') offset = wholeNumber(value, 'offset', 0);
+      else if (name === 'order') {
+        const desc = value.startsWith('-');
+        const col = desc ? value.slice(1) : value;
+        if (!columns.has(col)) throw unknownColumn(view, col, columns);
+        order = ` ORDER BY "${col}" ${desc ? 'DESC' : 'ASC'}`;
+      } else {
+        const type = columns.get(name);
+        if (type === undefined) throw unknownColumn(view, name, columns);
+        where.push(`"${name}" IS ?`);
+        params.push(typedValue(name, value, type));
+      }
+    }
+    const sql = `SELECT * FROM "${view}"${where.length ? ` WHERE ${where.join(' AND ')}` : ''}${order} LIMIT ${limit} OFFSET ${offset}`;
+    const result = await store.query(sql, params);
+    return { view, rows: result.rows, limit, offset };
+  });
+
+  fastify.get('/v1/views/:view/changes', { config: { scope: 'query' } }, async (req, reply) => {
+    const { view } = req.params as { view: string };
+    await viewColumns(store, view); // 404 for an unknown view
+    if (hub === null) throw new KappaError('KAPPA_NOT_READY', 'No pipelines run in this server, so views do not change.', {});
+    const last = headerValue(req, 'last-event-id');
+    let unsubscribe = (): void => {};
+    const stream = openEventStream(req, reply, () => unsubscribe());
+    unsubscribe = hub.subscribe(view, last, (e) => stream.send(e));
+  });
+
+  fastify.post('/v1/sql', { config: { scope: 'query' } }, async (req) => {
+    const body = req.body as { sql?: unknown; params?: unknown } | undefined;
+    if (body === null || typeof body !== 'object' || typeof body.sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Send a JSON body { "sql": "SELECT …", "params": [ … ] }.', {});
+    const params = body.params ?? [];
+    if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', '"params" must be an array of values for the ? placeholders.', {});
+    const result = await store.query(body.sql, params);
+    return { columns: result.columns, rows: result.rows };
+  });
+
+  // ---- pipelines and builds ----------------------------------------------------------------------
+  fastify.get('/v1/pipelines', { config: { scope: 'query' } }, async () => {
+    const now = Date.now();
+    const tasks = [];
+    for (const t of engine?.status() ?? []) {
+      const { end } = await log.offsets(t.topic, t.partition);
+      tasks.push({ ...t, lag: Math.max(0, end - t.committedOffset), logEndOffset: end, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null });
+    }
+    return { tasks, builds: await store.builds() };
+  });
+
+  const needEngine = (): Engine => {
+    if (engine === null) throw new KappaError('KAPPA_NOT_READY', 'No pipelines run in this server.', {});
+    return engine;
+  };
+  fastify.post('/v1/views/:view/replay', { config: { scope: 'admin' } }, async (req, reply) => {
+    const { view } = req.params as { view: string };
+    const body = (req.body ?? {}) as { from?: unknown };
+    const from = body.from === undefined ? 'earliest' : String(body.from);
+    if (from !== 'earliest') parseFrom(from);
+    const r = await needEngine().replay(view, from);
+    reply.code(202);
+    return { view, version: r.version, message: r.message };
+  });
+  fastify.post('/v1/views/:view/rollback', { config: { scope: 'admin' } }, async (req, reply) => {
+    const { view } = req.params as { view: string };
+    const r = await needEngine().rollback(view);
+    reply.code(202);
+    return { view, version: r.version, message: r.message };
+  });
+  fastify.post('/v1/views/:view/cancel', { config: { scope: 'admin' } }, async (req) => {
+    const { view } = req.params as { view: string };
+    const r = await needEngine().cancel(view);
+    return { view, version: r.version, message: r.message };
+  });
+
+  await fastify.ready();
+  return fastify;
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function parseJsonBody(body: Buffer): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch (err) {
+    throw new KappaError('KAPPA_INVALID_RECORD', 'The request body is not valid UTF-8.', {}, err);
+  }
+  if (text.trim() === '') throw new KappaError('KAPPA_INVALID_RECORD', 'The request body is empty; send a JSON object or an array of them.', {});
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new KappaError('KAPPA_INVALID_RECORD', `The request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`, {}, err);
+  }
+}
+
+function contentType(req: FastifyRequest): string {
+  return String(req.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
+}
+
+function headerValue(req: FastifyRequest, name: string): string | null {
+  const v = req.headers[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return typeof s === 'string' && s !== '' ? s : null;
+}
+
+function wantsEventStream(req: FastifyRequest): boolean {
+  return String(req.headers.accept ?? '').includes('text/event-stream');
+}
+
+function wholeNumber(value: string, name: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new KappaError('KAPPA_INVALID_ARGUMENT', `${name} must be a whole number of at least ${min}, not "${value.slice(0, 50)}".`, { [name]: value.slice(0, 50) });
+  return n;
+}
+
+async function startOffset(log: FileLog, topic: string, partition: number, from: string): Promise<number> {
+  const { start, end } = await log.offsets(topic, partition);
+  if (from === 'earliest') return start;
+  if (from === 'latest') return end;
+  if (from.startsWith('@')) return log.offsetForTime(topic, partition, parseFrom(from));
+  const offset = wholeNumber(from, 'from', 0);
+  if (offset < start || offset > end) throw new KappaError('KAPPA_OFFSET_OUT_OF_RANGE', `Partition ${partition} of topic "${topic}" holds offsets ${start} to ${end - 1}; ${offset} is outside.`, { start, end, offset });
+  return offset;
+}
+
+async function describeTopic(log: FileLog, name: string): Promise<object> {
+  const info = await log.topic(name);
+  const partitions = [];
+  for (let p = 0; p < info.partitions; p++) partitions.push({ partition: p, ...(await log.offsets(name, p)) });
+  return { ...info, partitions, records: partitions.reduce((s, p) => s + (p.end - p.start), 0) };
+}
+
+function recordJson(topic: string, partition: number, r: { offset: number; timestamp: number; key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): object {
+  const text = r.value === null ? null : r.value.toString('utf8');
+  let value: unknown = text;
+  if (text !== null) {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      // not JSON: the text as it is
+    }
+  }
+  return {
+    topic,
+    partition,
+    offset: r.offset,
+    timestamp: r.timestamp,
+    key: r.key === null ? null : r.key.toString('utf8'),
+    value,
+    headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value === null ? null : h.value.toString('utf8')])),
+  };
+}
+
+/** The public view's columns and their SQLite types; 404 when no version of the view is live. */
+async function viewColumns(store: ViewStore, view: string): Promise<Map<string, string>> {
+  const live = (await store.versions()).find((v) => v.name === view && v.state === 'live');
+  if (live === undefined) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}" (or it has no rows yet). GET /v1/views lists the views.`, { view });
+  const def = (await store.definition(view, live.version))!;
+  const columns = new Map<string, string>();
+  for (const c of def.keyColumns) columns.set(c.name, c.type);
+  const outputs = await store.query(`SELECT name, type FROM pragma_table_info(?)`, [view]);
+  for (const r of outputs.rows as { name: string; type: string }[]) if (!columns.has(r.name)) columns.set(r.name, r.type || 'ANY');
+  return columns;
+}
+
+function unknownColumn(view: string, name: string, columns: Map<string, string>): KappaError {
+  return new KappaError('KAPPA_INVALID_ARGUMENT', `View "${view}" has no column "${name.slice(0, 100)}". Its columns: ${[...columns.keys()].join(', ')}. (limit, offset and order are the other parameters.)`, {
+    view,
+    column: name.slice(0, 100),
+  });
+}
+
+/** A query-string filter value as the column's type: numbers for INTEGER/REAL columns, `null` for NULL. */
+function typedValue(name: string, value: string, type: string): unknown {
+  if (value === 'null') return null;
+  const t = type.toUpperCase();
+  if (t === 'INTEGER' || t === 'REAL') {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || (t === 'INTEGER' && !Number.isSafeInteger(n))) {
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `Column "${name}" holds ${t === 'INTEGER' ? 'whole numbers' : 'numbers'}; "${value.slice(0, 50)}" is not one.`, { column: name });
+    }
+    return n;
+  }
+  return value;
+}
+
+function asKappaError(err: unknown): KappaError {
+  if (err instanceof KappaError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is larger than the server accepts (JSON bodies up to ${JSON_BODY_MAX} bytes; send more records as application/x-ndjson). Nothing was appended.`, {}, err);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new KappaError('KAPPA_UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (an object or an array of records) or application/x-ndjson (one record per line).', {}, err);
+      return new KappaError('KAPPA_INVALID_ARGUMENT', `The request is malformed: ${e.message ?? ''}`, {}, err);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new KappaError('KAPPA_INVALID_RECORD', 'The request body is empty; send a JSON object or an array of them.', {}, err);
+  }
+  const status = e.statusCode ?? 500;
+  if (status >= 400 && status < 500) return new KappaError('KAPPA_INVALID_ARGUMENT', `The request is malformed: ${e.message ?? String(err)}`, { status }, err);
+  return new KappaError('KAPPA_INTERNAL', 'The server failed to answer; the error is in its log.', {}, err);
+}
+
+function sendError(reply: FastifyReply, e: KappaError): FastifyReply {
+  const retryAfter = e.code === 'KAPPA_OVERLOADED' ? 1 : e.code === 'KAPPA_DISK_FULL' ? 30 : e.code === 'KAPPA_NOT_READY' ? 1 : null;
+  if (retryAfter !== null) reply.header('retry-after', String(retryAfter));
+  if (e.code === 'KAPPA_BODY_TOO_LARGE' || e.code === 'KAPPA_UNSUPPORTED_MEDIA_TYPE') reply.header('connection', 'close');
+  return reply.code(e.status).send(e.toJSON());
+}
