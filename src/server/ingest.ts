@@ -17,7 +17,6 @@ import { type Hash, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
 import type { FileLog, ProducerRecord, RecordHeader } from '../log/index.ts';
@@ -39,9 +38,17 @@ export interface RecordError {
   reason: string;
 }
 
+/** Column-wise, so a million acknowledgements are three packed arrays, not a million objects. */
+export interface Acks {
+  /** The record's position in the request (0-based, counting every record, bad ones included). */
+  index: number[];
+  partition: number[];
+  offset: number[];
+}
+
 export interface IngestResult {
   /** Where each appended record went, in request order (records sent to the DLQ are left out). */
-  records: { index: number; partition: number; offset: number }[];
+  acks: Acks;
   /** Records that failed the schema and went to `<topic>.dlq` (topics with onInvalid 'dlq'). */
   deadLettered: (RecordError & { partition: number; offset: number })[];
 }
@@ -57,6 +64,8 @@ interface Checked {
   key: string | null;
   timestamp: number | undefined;
   value: string;
+  /** For a dead letter: JSON [path, reason]. */
+  error?: string;
 }
 
 export interface IngestorOptions {
@@ -151,71 +160,83 @@ export class Ingestor {
   async ingestJson(topicName: string, body: unknown): Promise<IngestResult> {
     const topic = this.topic(topicName);
     const values = Array.isArray(body) ? body : [body];
-    if (values.length === 0) return { records: [], deadLettered: [] };
-    const good: Checked[] = [];
-    const bad: (RecordError & { value: string })[] = [];
-    values.forEach((value, index) => {
-      const r = this.check(topic, index, value, null);
-      if ('reason' in r) bad.push({ ...r, value: safeStringify(value) });
-      else good.push(r);
-    });
-    return this.finish(topic, bad, async (append) => append(good));
+    const good = new Spool();
+    const bad = new BadRecords(topic.def.onInvalid === 'dlq');
+    try {
+      for (let index = 0; index < values.length; index++) {
+        const r = this.check(topic, index, values[index], null);
+        if ('reason' in r) await bad.add(r, safeStringify(values[index]));
+        else if (bad.count === 0 || bad.dlq) await good.add(r);
+      }
+      return await this.finish(topic, good, bad);
+    } finally {
+      good.dispose();
+      bad.dispose();
+    }
   }
 
   /** An NDJSON body, read as it streams; `limitBytes` caps it (413 past it, nothing appended). */
   async ingestNdjson(topicName: string, body: Readable, limitBytes: number, hash?: Hash): Promise<IngestResult> {
     const topic = this.topic(topicName);
-    const spool = new Spool();
-    const bad: (RecordError & { value: string })[] = [];
+    const good = new Spool();
+    const bad = new BadRecords(topic.def.onInvalid === 'dlq');
     try {
       let index = 0;
       for await (const line of lines(body, limitBytes, hash)) {
         if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
-        const end = line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-        const r = this.checkBytes(topic, index, line.subarray(0, end));
-        if ('reason' in r) bad.push({ ...r, value: line.subarray(0, end).toString('utf8') });
-        else await spool.add(r);
+        const bytes = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+        const r = this.checkBytes(topic, index, bytes);
+        if ('reason' in r) await bad.add(r, bytes.toString('utf8'));
+        else if (bad.count === 0 || bad.dlq) await good.add(r); // once refused, the good records are only counted
         index++;
       }
-      return await this.finish(topic, bad, (append) => spool.drain(append));
+      return await this.finish(topic, good, bad);
     } finally {
-      spool.dispose();
+      good.dispose();
+      bad.dispose();
     }
   }
 
-  /** Refuses (400) or dead-letters the bad records, then appends the good ones. */
-  private async finish(topic: TopicIngest, bad: (RecordError & { value: string })[], each: (append: (batch: Checked[]) => Promise<void>) => Promise<void>): Promise<IngestResult> {
+  /** Refuses the request (400) if it has bad records, or dead-letters them; then appends the good ones. */
+  private async finish(topic: TopicIngest, good: Spool, bad: BadRecords): Promise<IngestResult> {
     const name = topic.def.name;
-    if (bad.length > 0 && topic.def.onInvalid !== 'dlq') {
-      const listed = bad.slice(0, ERRORS_LISTED_MAX).map(({ index, path, reason }) => ({ index, path, reason }));
-      const first = listed[0];
+    if (bad.count > 0 && !bad.dlq) {
+      const first = bad.listed[0];
       throw new KappaError(
         'KAPPA_SCHEMA_VIOLATION',
-        `${bad.length} record${bad.length === 1 ? '' : 's'} of the request ${bad.length === 1 ? 'is' : 'are'} invalid (the first: record ${first.index}${first.path ? ` at ${first.path}` : ''} ${first.reason}); nothing was appended.`,
-        { topic: name, invalid: bad.length, records: listed },
+        `${bad.count} record${bad.count === 1 ? '' : 's'} of the request ${bad.count === 1 ? 'is' : 'are'} invalid (the first: record ${first.index}${first.path ? ` at ${first.path}` : ''} ${first.reason}); nothing was appended.`,
+        { topic: name, invalid: bad.count, records: bad.listed },
       );
     }
-    const records: IngestResult['records'] = [];
-    await each(async (batch) => {
+    const acks: Acks = { index: [], partition: [], offset: [] };
+    await good.drain(async (batch) => {
       const meta = await this.append(name, batch.map((c) => ({ key: c.key, value: c.value, timestamp: c.timestamp })));
-      batch.forEach((c, i) => records.push({ index: c.index, partition: meta[i].partition, offset: meta[i].offset }));
+      for (let i = 0; i < batch.length; i++) {
+        acks.index.push(batch[i].index);
+        acks.partition.push(meta[i].partition);
+        acks.offset.push(meta[i].offset);
+      }
     });
     const deadLettered: IngestResult['deadLettered'] = [];
-    if (bad.length > 0) {
+    if (bad.count > 0) {
       const dlq = `${name}.dlq`;
       if (!(await this.opts.log.topics()).some((t) => t.name === dlq)) {
         await this.opts.log.createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions }).catch((err: unknown) => {
           if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
         });
       }
-      const now = Date.now();
-      const meta = await this.append(
-        dlq,
-        bad.map((b) => ({ key: null, value: b.value, timestamp: now, headers: provenance(name, b) })),
-      );
-      bad.forEach((b, i) => deadLettered.push({ index: b.index, path: b.path, reason: b.reason, partition: meta[i].partition, offset: meta[i].offset }));
+      await bad.spool!.drain(async (batch) => {
+        const meta = await this.append(
+          dlq,
+          batch.map((c) => ({ key: null, value: c.value, timestamp: c.timestamp, headers: provenance(name, c.index, c.error!) })),
+        );
+        batch.forEach((c, i) => {
+          const [path, reason] = JSON.parse(c.error!) as [string, string];
+          deadLettered.push({ index: c.index, path, reason, partition: meta[i].partition, offset: meta[i].offset });
+        });
+      });
     }
-    return { records, deadLettered };
+    return { acks, deadLettered };
   }
 
   private async append(topic: string, records: ProducerRecord[]): Promise<{ partition: number; offset: number }[]> {
@@ -271,13 +292,35 @@ function issueError(index: number, issues: readonly SchemaIssue[]): RecordError 
   return { index, path: first ? formatPath(first.path) : '', reason: first?.message ?? 'does not match the schema' };
 }
 
-function provenance(topic: string, b: RecordError): RecordHeader[] {
+function provenance(topic: string, index: number, error: string): RecordHeader[] {
+  const [path, reason] = JSON.parse(error) as [string, string];
   return [
-    { key: 'kappa.error', value: Buffer.from(`${b.path ? `${b.path} ` : ''}${b.reason}`) },
+    { key: 'kappa.error', value: Buffer.from(`${path ? `${path} ` : ''}${reason}`) },
     { key: 'kappa.source', value: Buffer.from('http') },
     { key: 'kappa.source.topic', value: Buffer.from(topic) },
-    { key: 'kappa.request.index', value: Buffer.from(String(b.index)) },
+    { key: 'kappa.request.index', value: Buffer.from(String(index)) },
   ];
+}
+
+/** A request's bad records: counted, the first ERRORS_LISTED_MAX listed, and kept (spooled) only to dead-letter them. */
+class BadRecords {
+  count = 0;
+  readonly listed: RecordError[] = [];
+  readonly spool: Spool | null;
+
+  constructor(readonly dlq: boolean) {
+    this.spool = dlq ? new Spool() : null;
+  }
+
+  async add(e: RecordError, value: string): Promise<void> {
+    this.count++;
+    if (this.listed.length < ERRORS_LISTED_MAX) this.listed.push(e);
+    await this.spool?.add({ index: e.index, key: null, timestamp: Date.now(), value, error: JSON.stringify([e.path, e.reason]) });
+  }
+
+  dispose(): void {
+    this.spool?.dispose();
+  }
 }
 
 function safeStringify(v: unknown): string {
@@ -325,7 +368,7 @@ class Spool {
       if (this.memoryBytes > SPOOL_MEMORY_BYTES) await this.spill();
       return;
     }
-    if (!this.file.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null])}\t${c.value}\n`)) {
+    if (!this.file.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t${c.value}\n`)) {
       await new Promise<void>((resolve) => this.file!.once('drain', () => resolve()));
     }
   }
@@ -346,11 +389,12 @@ class Spool {
     }
     await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err ? reject(err) : resolve())));
     let batch: Checked[] = [];
-    const rl = createInterface({ input: createReadStream(join(this.dir!, 'spool')), crlfDelay: Infinity });
-    for await (const line of rl) {
+    // Split on '\n' only: a record may hold a '\r' (JSON allows one between tokens).
+    for await (const bytes of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {
+      const line = bytes.toString('utf8');
       const tab = line.indexOf('\t');
-      const [index, key, timestamp] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null];
-      batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1) });
+      const [index, key, timestamp, error] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null, string | null];
+      batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1), ...(error === null ? {} : { error }) });
       if (batch.length === APPEND_BATCH) {
         await append(batch);
         batch = [];

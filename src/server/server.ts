@@ -10,7 +10,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
 import type { FileLog } from '../log/index.ts';
 import type { AppDef, Engine } from '../stream/index.ts';
@@ -18,7 +18,7 @@ import { parseFrom } from '../stream/index.ts';
 import type { ViewStore } from '../view/index.ts';
 import { type Principal, authenticate, checkTokens, hasScope } from './auth.ts';
 import { ChangeHub, type ChangeEvent } from './changes.ts';
-import { Ingestor, digestOf, digestOfStream } from './ingest.ts';
+import { type IngestResult, Ingestor, digestOf, digestOfStream } from './ingest.ts';
 import { Metrics } from './metrics.ts';
 
 export interface ServerOptions {
@@ -39,7 +39,18 @@ export interface ServerOptions {
 /** What a route needs: a fixed scope, one computed from the request (a topic's), or null for an open route. */
 type Scope = string | ((req: FastifyRequest) => string) | null;
 
+/** A route and the scope it needs (`:topic` stands for the topic in the path); null: open. */
+export interface RouteScope {
+  method: string;
+  url: string;
+  scope: string | null;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route with its scope, for the auth test's completeness check. */
+    kappaRoutes: RouteScope[];
+  }
   interface FastifyContextConfig {
     scope?: Scope;
   }
@@ -121,8 +132,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   fastify.decorateRequest('principal', null);
   fastify.decorateRequest('rawBody', null);
+  const routes: RouteScope[] = [];
+  fastify.decorate('kappaRoutes', routes);
   fastify.addHook('onRoute', (route) => {
-    if (route.config?.scope === undefined) throw new Error(`route ${route.method} ${route.url} declares no scope; every route must say who may call it (config.scope, null for an open route)`);
+    const scope = route.config?.scope;
+    if (scope === undefined) throw new Error(`route ${route.method} ${route.url} declares no scope; every route must say who may call it (config.scope, null for an open route)`);
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routes.push({ method, url: route.url, scope: typeof scope === 'function' ? scope({ params: { topic: ':topic' } } as unknown as FastifyRequest) : scope });
+    }
   });
 
   // Bodies: JSON (checked as UTF-8) and NDJSON (a stream, read by the ingestion route).
@@ -200,12 +217,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       const digest = digestOf(req.rawBody ?? JSON.stringify(req.body) ?? '');
       result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body), digest: Promise.resolve(digest) }));
     }
-    reply.code(result.deadLettered.length > 0 ? 207 : 200);
-    return {
-      topic,
-      records: result.records.map((r) => ({ index: r.index, partition: r.partition, offset: r.offset })),
-      ...(result.deadLettered.length > 0 ? { deadLettered: result.deadLettered.map((d) => ({ ...d, topic: `${topic}.dlq` })) } : {}),
-    };
+    reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
+    return Readable.from(ackJson(topic, result));
   });
 
   fastify.get('/v1/topics', { config: { scope: 'query' } }, async () => {
@@ -383,6 +396,24 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+/**
+ * The acknowledgement, `{ topic, records: [{ index, partition, offset }…], deadLettered? }`,
+ * written in chunks: a million records acknowledged are never one string.
+ */
+function* ackJson(topic: string, r: IngestResult): Generator<string> {
+  yield `{"topic":${JSON.stringify(topic)},"records":[`;
+  const { index, partition, offset } = r.acks;
+  const CHUNK = 4096;
+  for (let i = 0; i < index.length; i += CHUNK) {
+    let s = '';
+    for (let j = i; j < Math.min(index.length, i + CHUNK); j++) s += `${j === 0 ? '' : ','}{"index":${index[j]},"partition":${partition[j]},"offset":${offset[j]}}`;
+    yield s;
+  }
+  yield ']';
+  if (r.deadLettered.length > 0) yield `,"deadLettered":${JSON.stringify(r.deadLettered.map((d) => ({ ...d, topic: `${topic}.dlq` })))}`;
+  yield '}';
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
