@@ -1,0 +1,115 @@
+/**
+ * Every route × every kind of caller: no token, a token the server does not know, a known token
+ * without the route's scope, and a token with it. Every cell is asserted. The table below must
+ * name every route the server has, with the scope it declares: a new route without a row here
+ * (or with another scope) fails the test, so no route is added without deciding who may call it.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { hashToken } from '../../src/server/index.ts';
+import { type Harness, call, salesConfig, startHarness } from './server-harness.ts';
+
+const TOKENS = {
+  admin: 'tok-admin',
+  query: 'tok-query',
+  producer: 'tok-produce-sales',
+  consumer: 'tok-consume-sales',
+  wildcard: 'tok-produce-any',
+  other: 'tok-consume-other',
+};
+
+const SERVER = JSON.stringify({
+  tokens: [
+    { name: 'admin', sha256: hashToken(TOKENS.admin), scopes: ['admin'] },
+    { name: 'query', sha256: hashToken(TOKENS.query), scopes: ['query'] },
+    { name: 'producer', sha256: hashToken(TOKENS.producer), scopes: ['produce:sales'] },
+    { name: 'consumer', sha256: hashToken(TOKENS.consumer), scopes: ['consume:sales', 'consume:sales.*'] },
+    { name: 'wildcard', sha256: hashToken(TOKENS.wildcard), scopes: ['produce:*'] },
+    { name: 'other', sha256: hashToken(TOKENS.other), scopes: ['consume:other'] },
+  ],
+});
+
+interface Row {
+  method: string;
+  /** The route as Fastify names it. */
+  route: string;
+  scope: string | null;
+  /** A concrete request to it. */
+  path: string;
+  body?: string;
+  type?: string;
+  /** The token that has exactly the scope. */
+  valid: keyof typeof TOKENS | null;
+  /** What the valid call answers. */
+  ok: number;
+}
+
+const ROUTES: Row[] = [
+  { method: 'GET', route: '/healthz', scope: null, path: '/healthz', valid: null, ok: 200 },
+  { method: 'GET', route: '/readyz', scope: null, path: '/readyz', valid: null, ok: 200 },
+  { method: 'GET', route: '/metrics', scope: 'admin', path: '/metrics', valid: 'admin', ok: 200 },
+  { method: 'POST', route: '/v1/topics/:topic/records', scope: 'produce::topic', path: '/v1/topics/sales/records', body: '{"region":"north","cents":1}', type: 'application/json', valid: 'producer', ok: 200 },
+  { method: 'GET', route: '/v1/topics', scope: 'query', path: '/v1/topics', valid: 'query', ok: 200 },
+  { method: 'GET', route: '/v1/topics/:topic', scope: 'consume::topic', path: '/v1/topics/sales', valid: 'consumer', ok: 200 },
+  { method: 'GET', route: '/v1/topics/:topic/records', scope: 'consume::topic', path: '/v1/topics/sales/records', valid: 'consumer', ok: 200 },
+  { method: 'GET', route: '/v1/views', scope: 'query', path: '/v1/views', valid: 'query', ok: 200 },
+  { method: 'GET', route: '/v1/views/:view', scope: 'query', path: '/v1/views/sales_totals', valid: 'query', ok: 200 },
+  { method: 'GET', route: '/v1/views/:view/changes', scope: 'query', path: '/v1/views/nosuch/changes', valid: 'query', ok: 404 },
+  { method: 'POST', route: '/v1/sql', scope: 'query', path: '/v1/sql', body: '{"sql":"SELECT 1 AS one"}', type: 'application/json', valid: 'query', ok: 200 },
+  { method: 'GET', route: '/v1/pipelines', scope: 'query', path: '/v1/pipelines', valid: 'query', ok: 200 },
+  { method: 'POST', route: '/v1/views/:view/replay', scope: 'admin', path: '/v1/views/nosuch/replay', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
+  { method: 'POST', route: '/v1/views/:view/rollback', scope: 'admin', path: '/v1/views/nosuch/rollback', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
+  { method: 'POST', route: '/v1/views/:view/cancel', scope: 'admin', path: '/v1/views/nosuch/cancel', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
+];
+
+describe('routes × scopes', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness(salesConfig(SERVER));
+    // The view exists once it has rows.
+    const r = await call(h.url, 'POST', '/v1/topics/sales/records', { body: '{"region":"south","cents":2}', type: 'application/json', token: TOKENS.producer });
+    assert.equal(r.status, 200, r.text);
+    for (let i = 0; i < 500 && (await h.store.versions()).length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+  });
+  after(() => h.close());
+
+  test('the table names every route the server has, with the scope it declares', () => {
+    const actual = h.server.fastify.kappaRoutes.map((r) => `${r.method} ${r.url} ${r.scope}`).sort();
+    const table = ROUTES.map((r) => `${r.method} ${r.route} ${r.scope}`).sort();
+    assert.deepEqual(actual, table);
+  });
+
+  for (const row of ROUTES) {
+    test(`${row.method} ${row.route} (${row.scope ?? 'open'})`, async () => {
+      const send = (token?: string): ReturnType<typeof call> => call(h.url, row.method, row.path, { body: row.body, type: row.type, token });
+      const code = (r: Awaited<ReturnType<typeof call>>): string => (r.body as { error?: { code: string } }).error?.code ?? '';
+      const none = await send();
+      const wrong = await send('not-a-token');
+      const lacking = await send(TOKENS.other);
+      const valid = await send(row.valid === null ? undefined : TOKENS[row.valid]);
+      if (row.scope === null) {
+        for (const r of [none, wrong, lacking, valid]) assert.equal(r.status, row.ok, r.text);
+        return;
+      }
+      assert.equal(none.status, 401, none.text);
+      assert.equal(code(none), 'KAPPA_UNAUTHENTICATED');
+      assert.equal(wrong.status, 401, wrong.text);
+      assert.equal(code(wrong), 'KAPPA_UNAUTHENTICATED');
+      assert.equal(lacking.status, 403, lacking.text);
+      assert.equal(code(lacking), 'KAPPA_FORBIDDEN');
+      assert.equal(valid.status, row.ok, valid.text);
+      // admin holds every scope
+      assert.equal((await send(TOKENS.admin)).status, row.ok);
+    });
+  }
+
+  test('wildcards match topic names; a scope for one topic does not open another', async () => {
+    const post = (topic: string, token: string): ReturnType<typeof call> => call(h.url, 'POST', `/v1/topics/${topic}/records`, { body: '{"kind":"k"}', type: 'application/json', token });
+    assert.equal((await post('events', TOKENS.wildcard)).status, 200);
+    assert.equal((await post('events', TOKENS.producer)).status, 403);
+    assert.equal((await call(h.url, 'GET', '/v1/topics/events', { token: TOKENS.consumer })).status, 403);
+    assert.equal((await call(h.url, 'GET', '/v1/topics/sales.dlq', { token: TOKENS.consumer })).status, 200);
+    assert.equal((await call(h.url, 'GET', '/v1/views', { token: 'Bearer' })).status, 401);
+    assert.equal((await call(h.url, 'GET', '/v1/views', { headers: { authorization: `Basic ${TOKENS.query}` } })).status, 401);
+  });
+});
