@@ -25,6 +25,8 @@ import type { AppDef, TopicDef } from '../stream/index.ts';
 
 /** Checked NDJSON lines kept in memory before they spill to a temporary file. */
 const SPOOL_MEMORY_BYTES = 8 * 1024 * 1024;
+/** Bytes past the body limit read (and dropped) so the client gets its 413; past them the connection is cut. */
+const TOO_LARGE_DRAIN_BYTES = 16 * 1024 * 1024;
 /** Records per append call. */
 const APPEND_BATCH = 2000;
 /** Bad records listed in a 400 at most (the count is always given). */
@@ -136,11 +138,11 @@ export class Ingestor {
     this.inFlightBytes += bytes;
     try {
       const attempt = run();
+      attempt.digest.catch(() => {}); // fails with the result, which is what the caller sees
       if (key !== null) {
         // Kept before it settles, so a retry racing the first attempt waits for it; a failure frees the key.
         this.idempotent.set(id, { ...attempt, atMs: Date.now() });
         attempt.result.catch(() => this.idempotent.delete(id));
-        attempt.digest.catch(() => {});
       }
       return await attempt.result;
     } finally {
@@ -200,6 +202,7 @@ export class Ingestor {
   /** Refuses the request (400) if it has bad records, or dead-letters them; then appends the good ones. */
   private async finish(topic: TopicIngest, good: Spool, bad: BadRecords): Promise<IngestResult> {
     const name = topic.def.name;
+    if (bad.count === 0 && good.size === 0) throw new KappaError('KAPPA_INVALID_RECORD', 'The request holds no records: send a JSON object, a non-empty array, or NDJSON lines.', { topic: name });
     if (bad.count > 0 && !bad.dlq) {
       const first = bad.listed[0];
       throw new KappaError(
@@ -335,12 +338,15 @@ function safeStringify(v: unknown): string {
 async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer> {
   let rest: Buffer | null = null;
   let total = 0;
+  let tooLarge = false;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
     hash?.update(chunk);
     if (total > limitBytes) {
-      body.destroy();
-      throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
+      // Read the rest (up to a bound) before answering, so the client sees the 413 rather than a reset connection.
+      tooLarge = true;
+      if (total > limitBytes + TOO_LARGE_DRAIN_BYTES) body.destroy();
+      continue;
     }
     let buf: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
     let start = 0;
@@ -351,17 +357,21 @@ async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGen
     buf = buf.subarray(start);
     rest = buf.length > 0 ? Buffer.from(buf) : null;
   }
+  if (tooLarge) throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
   if (rest !== null) yield rest;
 }
 
 /** Checked records in memory, then (past SPOOL_MEMORY_BYTES) in a temporary file; read back in order by `drain`. */
 class Spool {
+  /** Records added. */
+  size = 0;
   private memory: Checked[] = [];
   private memoryBytes = 0;
   private dir: string | null = null;
   private file: WriteStream | null = null;
 
   async add(c: Checked): Promise<void> {
+    this.size++;
     if (this.file === null) {
       this.memory.push(c);
       this.memoryBytes += c.value.length + 64;
@@ -378,6 +388,7 @@ class Spool {
     this.file = createWriteStream(join(this.dir, 'spool'));
     const pending = this.memory;
     this.memory = [];
+    this.size -= pending.length;
     for (const c of pending) await this.add(c);
   }
 
