@@ -58,6 +58,8 @@ export interface IngestResult {
 interface TopicIngest {
   def: TopicDef<unknown>;
   schema: RecordSchema<unknown> | null;
+  /** Top-level properties the schema types as integer: checked to be exact (safe) integers. */
+  integerFields: string[];
 }
 
 /** A checked record waiting to be appended. */
@@ -87,7 +89,9 @@ export class Ingestor {
 
   constructor(private readonly opts: IngestorOptions) {
     for (const def of opts.app.topics) {
-      this.topics.set(def.name, { def, schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null });
+      const properties = (def.schema as { properties?: Record<string, { type?: unknown }> } | null)?.properties ?? {};
+      const integerFields = Object.keys(properties).filter((k) => properties[k]?.type === 'integer');
+      this.topics.set(def.name, { def, schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null, integerFields });
     }
     this.inFlightBytesMax = opts.inFlightBytesMax ?? 256 * 1024 * 1024;
   }
@@ -271,6 +275,14 @@ export class Ingestor {
   /** A parsed value: the schema, then the key and time extractors. `text` is its JSON when already known. */
   private check(topic: TopicIngest, index: number, value: unknown, text: string | null): Checked | RecordError {
     if (topic.schema !== null && text === null && !topic.schema.validate(value)) return issueError(index, topic.schema.lastIssues());
+    const huge = nonFinite(value, '');
+    if (huge !== null) return { index, path: huge, reason: 'is a number too large for a double (JSON.parse makes it Infinity)' };
+    if (typeof value === 'object' && value !== null) {
+      for (const k of topic.integerFields) {
+        const n = (value as Record<string, unknown>)[k];
+        if (typeof n === 'number' && !Number.isSafeInteger(n)) return { index, path: k, reason: 'is a whole number beyond ±9007199254740991 (2^53 - 1), which cannot be held exactly; send it as a string' };
+      }
+    }
     let key: string | null = null;
     let timestamp: number | undefined;
     try {
@@ -288,6 +300,24 @@ export class Ingestor {
     }
     return { index, key, timestamp, value: text ?? JSON.stringify(value) };
   }
+}
+
+/** The path of the first number in `v` that is not finite (1e400 parses as Infinity), or null. */
+function nonFinite(v: unknown, path: string): string | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? null : path;
+  if (typeof v !== 'object' || v === null) return null;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = nonFinite(v[i], `${path}[${i}]`);
+      if (p !== null) return p;
+    }
+    return null;
+  }
+  for (const k of Object.keys(v)) {
+    const p = nonFinite((v as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
+    if (p !== null) return p;
+  }
+  return null;
 }
 
 function issueError(index: number, issues: readonly SchemaIssue[]): RecordError {
