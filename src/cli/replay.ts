@@ -113,10 +113,11 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
       const running = engine.builds().find((b) => b.name === view);
       let version: number;
       let steps: () => Promise<Step>;
-      if (!hadLive && action === 'replay' && app.views.some((v) => v.name === view)) {
+      const def = app.views.find((v) => v.name === view);
+      if (!hadLive && action === 'replay' && def !== undefined) {
         // Never built: its first version is being built from the start of the log by the start above.
         version = engine.status().find((t) => t.view === view)!.version;
-        steps = firstBuildSteps(store, log, view, version);
+        steps = firstBuildSteps(store, log, view, version, def.aggregation.stream.source.name);
         ctx.stderr.write(`kappa: view ${view} has no version yet: building version ${version} from the start of the log (it serves its rows as they come)${opts.from !== undefined && opts.from !== 'earliest' ? '; --from applies only to later versions' : ''}\n`);
       } else if (running !== undefined) {
         version = running.version;
@@ -184,19 +185,20 @@ function buildSteps(store: ViewStore, view: string, version: number): () => Prom
   };
 }
 
-/** A view's first version is live from its first rows; it is done once its checkpoints reach the head of the log. */
-function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: number): () => Promise<Step> {
+/** A view's first version is live from its first rows; it is done once its checkpoints reach the head of every partition of its source. */
+function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: number, topic: string): () => Promise<Step> {
   return async () => {
     const info = (await store.versions()).find((v) => v.name === view && v.version === version);
     const checkpoints = info === undefined ? [] : await store.checkpoints(view, version);
     let done = 0;
     let total = 0;
-    let caughtUp = checkpoints.length > 0;
-    for (const cp of checkpoints) {
-      const { start, end } = await log.offsets(cp.topic, cp.partition);
-      done += Math.max(0, cp.offset - start);
+    let caughtUp = true;
+    for (let p = 0; p < (await log.topic(topic)).partitions; p++) {
+      const { start, end } = await log.offsets(topic, p);
+      const at = checkpoints.find((c) => c.topic === topic && c.partition === p)?.offset ?? start;
+      done += Math.max(0, at - start);
       total += Math.max(0, end - start);
-      caughtUp &&= cp.offset >= end;
+      caughtUp &&= at >= end;
     }
     if (caughtUp && info?.state === 'live') return { live: true, rows: (await store.versions()).find((v) => v.name === view && v.version === version)!.rows };
     return { done, total, eventsPerSecond: null, etaSeconds: null };
