@@ -65,6 +65,7 @@ declare module 'fastify' {
 const JSON_BODY_MAX = 32 * 1024 * 1024;
 const BODY_LIMIT_DEFAULT = 1024 * 1024 * 1024;
 const RECORDS_READ_MAX = 10_000;
+const SQL_TIMEOUT_MS_DEFAULT = 5000;
 const SSE_HEARTBEAT_MS = 15_000;
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -351,7 +352,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (body === null || typeof body !== 'object' || typeof body.sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Send a JSON body { "sql": "SELECT …", "params": [ … ] }.', {});
     const params = body.params ?? [];
     if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', '"params" must be an array of values for the ? placeholders.', {});
-    const result = await store.query(body.sql, params);
+    const result = await store.query(body.sql, params, { timeoutMs: opts.sqlTimeoutMs ?? SQL_TIMEOUT_MS_DEFAULT });
     return { columns: result.columns, rows: result.rows };
   });
 

@@ -12,6 +12,7 @@ export type {
   RowDelta,
   Checkpoint,
   OutputCheckpoint,
+  QueryOptions,
   QueryResult,
   BuildInfo,
   BuildReason,

@@ -152,6 +152,11 @@ export interface ViewRequest {
   version: number | null;
 }
 
+export interface QueryOptions {
+  /** Stop the query (KAPPA_QUERY_TIMEOUT) if it runs longer than this. */
+  timeoutMs?: number;
+}
+
 export interface QueryResult {
   columns: string[];
   rows: Record<string, unknown>[];
@@ -197,6 +202,6 @@ export interface ViewStore {
   answerRequest(id: number, state: 'done' | 'failed', message: string, version: number | null): Promise<void>;
   request(id: number): Promise<ViewRequest | null>;
   /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
-  query(sql: string, params?: unknown[]): Promise<QueryResult>;
+  query(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult>;
   close(): Promise<void>;
 }

@@ -199,6 +199,15 @@ describe('HTTP server', () => {
       assert.match((refused.body as { error: { code: string } }).error.code, /KAPPA_QUERY_NOT_READ_ONLY|KAPPA_SQL_ERROR/, sql);
     }
     assert.ok(((await postJson(h.url, '/v1/sql', { sql: 'SELECT count(*) AS n FROM sales_totals' })).body as { rows: { n: number }[] }).rows[0].n > 0, 'nothing was deleted');
+    // A query that would run forever is stopped at the time limit; the server keeps answering meanwhile.
+    const started = Date.now();
+    const forever = postJson(h.url, '/v1/sql', { sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c' });
+    assert.equal((await call(h.url, 'GET', '/healthz')).status, 200);
+    const stopped = await forever;
+    assert.equal(stopped.status, 400, stopped.text);
+    assert.equal((stopped.body as { error: { code: string } }).error.code, 'KAPPA_QUERY_TIMEOUT');
+    assert.ok(Date.now() - started < 5000);
+    assert.equal((await postJson(h.url, '/v1/sql', { sql: 'SELECT 2 AS two' })).status, 200, 'the next query runs');
   });
 
   test('topics, records from a time, an SSE tail of a partition', async () => {

@@ -42,6 +42,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { crashPoint } from '../../crash-point.ts';
+import { TimedReader } from './timed-reader.ts';
 import { KappaError, ioError } from '../../errors.ts';
 import {
   checkVersion,
@@ -52,7 +53,7 @@ import {
   validateDeltas,
   validateDefinition,
 } from '../definition.ts';
-import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryOptions, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
 import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
 
 export interface SqliteStoreOptions {
@@ -187,9 +188,14 @@ class SqliteViewStore implements ViewStore {
     private readonly readers: Database.Database[],
     private readonly clock: { now(): number },
     private readonly queryRowsMax: number,
+    private readonly path: string,
+    private readonly busyTimeoutMs: number,
   ) {
     this.sql = catalogStatements(writer);
   }
+
+  /** Runs the queries that have a time limit (created on first need). */
+  private timed: TimedReader | null = null;
 
   static open(opts: SqliteStoreOptions): SqliteViewStore {
     const readerCount = opts.readers ?? 1;
@@ -212,7 +218,7 @@ class SqliteViewStore implements ViewStore {
       prepareWriter(writer, opts.path);
       // Readers open after the writer has created the file, the WAL and the catalog.
       for (let i = 0; i < readerCount; i++) opened.push(new Database(opts.path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs }));
-      return new SqliteViewStore(writer, opened.slice(1), opts.clock ?? { now: Date.now }, queryRowsMax);
+      return new SqliteViewStore(writer, opened.slice(1), opts.clock ?? { now: Date.now }, queryRowsMax, opts.path, busyTimeoutMs);
     } catch (err) {
       for (const db of opened.reverse()) db.close();
       if (err instanceof KappaError || err instanceof Database.SqliteError) throw storageError(err, `open the view store at ${opts.path}`);
@@ -425,7 +431,7 @@ class SqliteViewStore implements ViewStore {
     return row === undefined ? null : requestOf(row);
   }
 
-  async query(sql: string, params: unknown[] = []): Promise<QueryResult> {
+  async query(sql: string, params: unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.checkOpen();
     if (typeof sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'A query must be a SQL string.', {});
     if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Query parameters must be an array (positional parameters, `?`).', {});
@@ -448,6 +454,10 @@ class SqliteViewStore implements ViewStore {
       );
     }
     const columns = stmt.columns().map((c) => c.name);
+    if (opts.timeoutMs !== undefined) {
+      this.timed ??= new TimedReader(this.path, this.busyTimeoutMs, this.queryRowsMax);
+      return this.timed.query(sql, params, columns, opts.timeoutMs);
+    }
     const rows: Record<string, unknown>[] = [];
     try {
       for (const row of stmt.iterate(...params) as IterableIterator<Record<string, unknown>>) {
@@ -465,6 +475,7 @@ class SqliteViewStore implements ViewStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.timed?.close();
     this.handles.clear();
     for (const reader of this.readers) reader.close();
     this.writer.close();
