@@ -171,8 +171,8 @@ export class Ingestor {
     try {
       for (let index = 0; index < values.length; index++) {
         const r = this.check(topic, index, values[index], null);
-        if ('reason' in r) await bad.add(r, safeStringify(values[index]));
-        else if (bad.count === 0 || bad.dlq) await good.add(r);
+        const wait = 'reason' in r ? bad.add(r, safeStringify(values[index])) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
+        if (wait !== undefined) await wait;
       }
       return await this.finish(topic, good, bad);
     } finally {
@@ -188,13 +188,16 @@ export class Ingestor {
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
     try {
       let index = 0;
-      for await (const line of lines(body, limitBytes, hash)) {
-        if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
-        const bytes = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
-        const r = this.checkBytes(topic, index, bytes);
-        if ('reason' in r) await bad.add(r, bytes.toString('utf8'));
-        else if (bad.count === 0 || bad.dlq) await good.add(r); // once refused, the good records are only counted
-        index++;
+      for await (const chunk of lines(body, limitBytes, hash)) {
+        for (const line of chunk) {
+          if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
+          const bytes = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+          const r = this.checkBytes(topic, index, bytes);
+          // Once the request is refused, good records are not kept.
+          const wait = 'reason' in r ? bad.add(r, bytes.toString('utf8')) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
+          if (wait !== undefined) await wait;
+          index++;
+        }
       }
       return await this.finish(topic, good, bad);
     } finally {
@@ -345,10 +348,10 @@ class BadRecords {
     this.spool = dlq ? new Spool() : null;
   }
 
-  async add(e: RecordError, value: string): Promise<void> {
+  add(e: RecordError, value: string): Promise<void> | undefined {
     this.count++;
     if (this.listed.length < ERRORS_LISTED_MAX) this.listed.push(e);
-    await this.spool?.add({ index: e.index, key: null, timestamp: Date.now(), value, error: JSON.stringify([e.path, e.reason]) });
+    return this.spool?.add({ index: e.index, key: null, timestamp: Date.now(), value, error: JSON.stringify([e.path, e.reason]) });
   }
 
   dispose(): void {
@@ -364,8 +367,8 @@ function safeStringify(v: unknown): string {
   }
 }
 
-/** The lines of a byte stream (without their '\n'), failing with 413 once more than `limitBytes` arrived. */
-async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer> {
+/** The lines of a byte stream (without their '\n'), a chunk's worth at a time; fails with 413 once more than `limitBytes` arrived. */
+async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer[]> {
   let rest: Buffer | null = null;
   let total = 0;
   let tooLarge = false;
@@ -380,15 +383,17 @@ async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGen
     }
     let buf: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
     let start = 0;
+    const out: Buffer[] = [];
     for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-      yield buf.subarray(start, nl);
+      out.push(buf.subarray(start, nl));
       start = nl + 1;
     }
     buf = buf.subarray(start);
     rest = buf.length > 0 ? Buffer.from(buf) : null;
+    if (out.length > 0) yield out;
   }
   if (tooLarge) throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
-  if (rest !== null) yield rest;
+  if (rest !== null) yield [rest];
 }
 
 /** Checked records in memory, then (past SPOOL_MEMORY_BYTES) in a temporary file; read back in order by `drain`. */
@@ -400,15 +405,19 @@ class Spool {
   private dir: string | null = null;
   private file: WriteStream | null = null;
 
-  async add(c: Checked): Promise<void> {
+  /** Adds a record; returns a promise only when the caller must wait (the spool spills or the file is busy). */
+  add(c: Checked): Promise<void> | undefined {
     this.size++;
     if (this.file === null) {
       this.memory.push(c);
       this.memoryBytes += c.value.length + 64;
-      if (this.memoryBytes > SPOOL_MEMORY_BYTES) await this.spill();
-      return;
+      return this.memoryBytes > SPOOL_MEMORY_BYTES ? this.spill() : undefined;
     }
-    if (!this.file.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t${c.value}\n`)) {
+    return this.write(c);
+  }
+
+  private async write(c: Checked): Promise<void> {
+    if (!this.file!.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t${c.value}\n`)) {
       await new Promise<void>((resolve) => this.file!.once('drain', () => resolve()));
     }
   }
@@ -419,7 +428,10 @@ class Spool {
     const pending = this.memory;
     this.memory = [];
     this.size -= pending.length;
-    for (const c of pending) await this.add(c);
+    for (const c of pending) {
+      this.size++;
+      await this.write(c);
+    }
   }
 
   /** Hands every record to `append`, in order, in batches. */
@@ -431,14 +443,16 @@ class Spool {
     await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err ? reject(err) : resolve())));
     let batch: Checked[] = [];
     // Split on '\n' only: a record may hold a '\r' (JSON allows one between tokens).
-    for await (const bytes of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {
-      const line = bytes.toString('utf8');
-      const tab = line.indexOf('\t');
-      const [index, key, timestamp, error] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null, string | null];
-      batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1), ...(error === null ? {} : { error }) });
-      if (batch.length === APPEND_BATCH) {
-        await append(batch);
-        batch = [];
+    for await (const chunk of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {
+      for (const bytes of chunk) {
+        const line = bytes.toString('utf8');
+        const tab = line.indexOf('\t');
+        const [index, key, timestamp, error] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null, string | null];
+        batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1), ...(error === null ? {} : { error }) });
+        if (batch.length === APPEND_BATCH) {
+          await append(batch);
+          batch = [];
+        }
       }
     }
     if (batch.length > 0) await append(batch);

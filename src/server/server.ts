@@ -219,7 +219,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body), digest: Promise.resolve(digest) }));
     }
     reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
-    return Readable.from(ackJson(topic, result));
+    // Small answers in one string; large ones streamed in chunks.
+    return result.acks.index.length <= 4096 ? [...ackJson(topic, result)].join('') : Readable.from(ackJson(topic, result));
   });
 
   fastify.get('/v1/topics', { config: { scope: 'query' } }, async () => {

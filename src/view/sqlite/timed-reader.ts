@@ -1,40 +1,20 @@
 /**
- * Queries with a time limit. SQLite runs a statement to its end on the thread that called it, and
- * better-sqlite3 has no way to interrupt it, so a query that must stop in time runs on a worker
- * thread with its own read-only connection; past the limit the thread is terminated (which ends
- * the statement and closes its connection) and a fresh one is started for the next query. The
- * caller has already checked the statement is read-only on its own connection.
+ * Queries with a time limit. SQLite runs a statement to its end on the thread that called it;
+ * better-sqlite3 cannot interrupt it, and a worker thread busy inside SQLite does not stop when
+ * terminated. So a query that must stop in time runs in a child process with its own read-only
+ * connection (timed-reader-child.cjs), which is SIGKILLed past the limit; a fresh one serves the
+ * next query. The caller has already checked the statement is read-only on its own connection.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { KappaError } from '../../errors.ts';
 import type { QueryResult } from '../types.ts';
 
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
-/** Threads running queries at once; more queries wait their turn. */
-const THREADS_MAX = 2;
-
-const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.sqlite);
-const db = new Database(workerData.path, { readonly: true, fileMustExist: true, timeout: workerData.busyTimeoutMs });
-parentPort.on('message', ({ sql, params }) => {
-  try {
-    const stmt = db.prepare(sql);
-    const rows = [];
-    for (const row of stmt.iterate(...params)) {
-      if (rows.length === workerData.rowsMax) {
-        parentPort.postMessage({ tooMany: true });
-        return;
-      }
-      rows.push(row);
-    }
-    parentPort.postMessage({ rows });
-  } catch (err) {
-    parentPort.postMessage({ error: String(err && err.message), code: err && err.code });
-  }
-});
-`;
+const CHILD = fileURLToPath(new URL('./timed-reader-child.cjs', import.meta.url));
+/** Processes running queries at once; more queries wait their turn. */
+const PROCESSES_MAX = 2;
 
 interface Job {
   sql: string;
@@ -46,7 +26,7 @@ interface Job {
 }
 
 export class TimedReader {
-  private idle: Worker[] = [];
+  private idle: ChildProcess[] = [];
   private busy = 0;
   private readonly queue: Job[] = [];
   private closed = false;
@@ -66,9 +46,9 @@ export class TimedReader {
 
   private next(): void {
     if (this.closed || this.queue.length === 0) return;
-    if (this.idle.length === 0 && this.busy >= THREADS_MAX) return;
+    if (this.idle.length === 0 && this.busy >= PROCESSES_MAX) return;
     const job = this.queue.shift()!;
-    const worker = this.idle.pop() ?? new Worker(WORKER, { eval: true, workerData: { sqlite: SQLITE, path: this.path, busyTimeoutMs: this.busyTimeoutMs, rowsMax: this.rowsMax } });
+    const worker = this.idle.pop() ?? fork(CHILD, [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     this.busy++;
     let settled = false;
     const finish = (keep: boolean): void => {
@@ -76,9 +56,10 @@ export class TimedReader {
       clearTimeout(timer);
       worker.removeAllListeners('message');
       worker.removeAllListeners('error');
+      worker.removeAllListeners('exit');
       this.busy--;
       if (keep && !this.closed) this.idle.push(worker);
-      else void worker.terminate();
+      else worker.kill('SIGKILL');
       this.next();
     };
     const timer = setTimeout(() => {
@@ -98,12 +79,17 @@ export class TimedReader {
       finish(false);
       job.reject(new KappaError('KAPPA_SQL_ERROR', `The query could not run: ${err.message}`, {}, err));
     });
-    worker.postMessage({ sql: job.sql, params: job.params });
+    worker.once('exit', (code) => {
+      if (settled) return;
+      finish(false);
+      job.reject(new KappaError('KAPPA_SQL_ERROR', `The query process ended (exit code ${code}) before answering.`, {}));
+    });
+    worker.send({ sql: job.sql, params: job.params });
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error('The view store is closed.'));
-    await Promise.all(this.idle.splice(0).map((w) => w.terminate()));
+    for (const w of this.idle.splice(0)) w.disconnect();
   }
 }
