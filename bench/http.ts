@@ -157,7 +157,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     kappa = k.child;
     await load(k.url, 10, 1, single, 'application/json'); // warm-up
     const kSingle = await load(k.url, 100, opts.seconds, single, 'application/json');
-    const kBatch = await load(k.url, 8, opts.seconds, batch, 'application/x-ndjson');
+    const kBatch = await load(k.url, 16, opts.seconds, batch, 'application/x-ndjson');
     const latency = await ackToSse(k.url, opts.seconds, opts.rate);
     await stopChild(kappa);
     kappa = null;
@@ -166,7 +166,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     bare = b.child;
     await load(b.url, 10, 1, single, 'application/json');
     const bSingle = await load(b.url, 100, opts.seconds, single, 'application/json');
-    const bBatch = await load(b.url, 8, opts.seconds, batch, 'application/x-ndjson');
+    const bBatch = await load(b.url, 16, opts.seconds, batch, 'application/x-ndjson');
     await stopChild(bare);
     bare = null;
 
@@ -178,7 +178,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
         [
           ['Kappa, 1 record per POST, 100 conns', formatCount(kSingle.rps), formatCount(kSingle.rps), String(kSingle.p50), String(kSingle.p99), String(kSingle.non2xx), String(kSingle.errors)],
           ['bare Fastify, same body', formatCount(bSingle.rps), formatCount(bSingle.rps), String(bSingle.p50), String(bSingle.p99), String(bSingle.non2xx), String(bSingle.errors)],
-          [`Kappa, ${BATCH_RECORDS} NDJSON records per POST, 8 conns`, formatCount(kBatch.rps), formatCount(batchRecords), String(kBatch.p50), String(kBatch.p99), String(kBatch.non2xx), String(kBatch.errors)],
+          [`Kappa, ${BATCH_RECORDS} NDJSON records per POST, 16 conns`, formatCount(kBatch.rps), formatCount(batchRecords), String(kBatch.p50), String(kBatch.p99), String(kBatch.non2xx), String(kBatch.errors)],
           ['bare Fastify, same body', formatCount(bBatch.rps), formatCount(bBatch.rps * BATCH_RECORDS), String(bBatch.p50), String(bBatch.p99), String(bBatch.non2xx), String(bBatch.errors)],
         ],
       ),

@@ -492,7 +492,9 @@ export class Partition {
       item.resolve = resolve;
       item.reject = reject;
       this.pending.push(item);
-      if (!this.writeScheduled) {
+      // Under fsync `always`, batches queued while an fsync runs wait for the next one anyway: the
+      // sync loop writes them all with one writev when it ends, instead of one write per append.
+      if (!this.writeScheduled && !(this.syncing && this.opts.fsync === 'always')) {
         this.writeScheduled = true;
         queueMicrotask(() => this.writePending());
       }
@@ -570,6 +572,8 @@ export class Partition {
       if (covered > seg.readableBytes) seg.readableBytes = covered;
       this.wake();
       for (const item of group) item.resolve(item.baseOffset);
+      // What was queued during the fsync, written now in one go (into `unsynced`, for the next turn).
+      if (this.pending.length > 0 && !this.writeScheduled) this.writePending();
     }
     this.syncing = false;
     this.maybeDrained();

@@ -67,7 +67,8 @@ interface Checked {
   index: number;
   key: string | null;
   timestamp: number | undefined;
-  value: string;
+  /** The record's JSON: the request's own bytes for an NDJSON line (already checked as UTF-8), else a string. */
+  value: string | Buffer;
   /** For a dead letter: JSON [path, reason]. */
   error?: string;
 }
@@ -262,7 +263,7 @@ export class Ingestor {
     if (topic.schema !== null) {
       const decoded = topic.schema.decode(bytes);
       if (!decoded.ok) return issueError(index, decoded.issues);
-      return this.check(topic, index, decoded.value, bytes.toString('utf8'));
+      return this.check(topic, index, decoded.value, bytes);
     }
     const text = bytes.toString('utf8');
     if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes)) return { index, path: '', reason: 'is not valid UTF-8' };
@@ -276,7 +277,7 @@ export class Ingestor {
   }
 
   /** A parsed value: the schema, then the key and time extractors. `text` is its JSON when already known. */
-  private check(topic: TopicIngest, index: number, value: unknown, text: string | null): Checked | RecordError {
+  private check(topic: TopicIngest, index: number, value: unknown, text: string | Buffer | null): Checked | RecordError {
     if (topic.schema !== null && text === null && !topic.schema.validate(value)) return issueError(index, topic.schema.lastIssues());
     const huge = nonFinite(value, '');
     if (huge !== null) return { index, path: huge, reason: 'is a number too large for a double (JSON.parse makes it Infinity)' };
@@ -417,7 +418,10 @@ class Spool {
   }
 
   private async write(c: Checked): Promise<void> {
-    if (!this.file!.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t${c.value}\n`)) {
+    const f = this.file!;
+    f.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t`);
+    f.write(c.value);
+    if (!f.write('\n')) {
       await new Promise<void>((resolve) => this.file!.once('drain', () => resolve()));
     }
   }

@@ -52,7 +52,7 @@ export async function startHarness(config = salesConfig(), opts: { flushInterval
   const app = await loadApp(file);
   const engine = new Engine({ log, store, app, configPath: file, workers: 0, flushIntervalMs: opts.flushIntervalMs ?? 20, logger: { info() {}, warn() {} } });
   await engine.start();
-  const server = await startServer({ log, store, app, engine, port: 0, sqlTimeoutMs: 400 });
+  const server = await startServer({ log, store, app, engine, port: 0, sqlTimeoutMs: 1000 });
   return {
     url: server.url,
     log,

@@ -21,3 +21,4 @@ process.on('message', ({ sql, params }) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+process.send({ ready: true });

@@ -48,7 +48,8 @@ export class TimedReader {
     if (this.closed || this.queue.length === 0) return;
     if (this.idle.length === 0 && this.busy >= PROCESSES_MAX) return;
     const job = this.queue.shift()!;
-    const worker = this.idle.pop() ?? fork(CHILD, [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const reused = this.idle.pop();
+    const worker = reused ?? fork(CHILD, [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     this.busy++;
     let settled = false;
     const finish = (keep: boolean): void => {
@@ -62,12 +63,18 @@ export class TimedReader {
       else worker.kill('SIGKILL');
       this.next();
     };
-    const timer = setTimeout(() => {
-      if (settled) return;
-      finish(false);
-      job.reject(new KappaError('KAPPA_QUERY_TIMEOUT', `The query ran for more than ${job.timeoutMs} ms and was stopped. Query less: add a WHERE clause or a LIMIT.`, { timeoutMs: job.timeoutMs }));
-    }, job.timeoutMs);
-    worker.on('message', (m: { rows?: Record<string, unknown>[]; tooMany?: boolean; error?: string; code?: string }) => {
+    let timer: NodeJS.Timeout | undefined;
+    // The limit counts from when the query is handed to a ready process, not the process's start.
+    const send = (): void => {
+      timer = setTimeout(() => {
+        if (settled) return;
+        finish(false);
+        job.reject(new KappaError('KAPPA_QUERY_TIMEOUT', `The query ran for more than ${job.timeoutMs} ms and was stopped. Query less: add a WHERE clause or a LIMIT.`, { timeoutMs: job.timeoutMs }));
+      }, job.timeoutMs);
+      worker.send({ sql: job.sql, params: job.params });
+    };
+    worker.on('message', (m: { ready?: boolean; rows?: Record<string, unknown>[]; tooMany?: boolean; error?: string; code?: string }) => {
+      if (m.ready) return send();
       if (settled) return;
       finish(true);
       if (m.rows !== undefined) job.resolve({ columns: job.columns, rows: m.rows });
@@ -84,7 +91,7 @@ export class TimedReader {
       finish(false);
       job.reject(new KappaError('KAPPA_SQL_ERROR', `The query process ended (exit code ${code}) before answering.`, {}));
     });
-    worker.send({ sql: job.sql, params: job.params });
+    if (reused !== undefined) send();
   }
 
   async close(): Promise<void> {
