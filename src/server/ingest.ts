@@ -405,6 +405,7 @@ class Spool {
   private memoryBytes = 0;
   private dir: string | null = null;
   private file: WriteStream | null = null;
+  private error: Error | null = null;
 
   /** Adds a record; returns a promise only when the caller must wait (the spool spills or the file is busy). */
   add(c: Checked): Promise<void> | undefined {
@@ -429,6 +430,8 @@ class Spool {
   private async spill(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'kappa-ingest-'));
     this.file = createWriteStream(join(this.dir, 'spool'));
+    // A write error shows when the file is ended in drain(); after dispose() nobody waits for it.
+    this.file.on('error', (err) => (this.error ??= err));
     const pending = this.memory;
     this.memory = [];
     this.size -= pending.length;
@@ -444,7 +447,7 @@ class Spool {
       for (let i = 0; i < this.memory.length; i += APPEND_BATCH) await append(this.memory.slice(i, i + APPEND_BATCH));
       return;
     }
-    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err || this.error ? reject(err ?? this.error) : resolve())));
     let batch: Checked[] = [];
     // Split on '\n' only: a record may hold a '\r' (JSON allows one between tokens).
     for await (const chunk of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {

@@ -161,6 +161,32 @@ describe('HTTP server', () => {
     assert.equal(rs[0].value.cents, JSON.parse(lines[p0[0].index]).cents);
   });
 
+  test('an NDJSON body larger than the in-memory spool goes through a temporary file, all or nothing', async () => {
+    const before = await ends('sales');
+    const line = (i: number): string => JSON.stringify({ region: `big${i % 7}`, cents: i, ts: 1_700_000_000_000 + i, refund: i % 2 === 0 });
+    const n = 180_000; // about 12 MB, past the 8 MiB kept in memory
+    const body = Array.from({ length: n }, (_, i) => line(i)).join('\n') + '\n';
+    assert.ok(body.length > 9 * 1024 * 1024);
+    // A bad last line refuses the whole body, spooled part included.
+    const refused = await call(h.url, 'POST', '/v1/topics/sales/records', { body: body + '{"region":"x","cents":"no"}\n', type: 'application/x-ndjson' });
+    assert.equal(refused.status, 400);
+    assert.deepEqual((refused.body as { error: { details: { records: { index: number }[] } } }).error.details.records[0].index, n);
+    assert.deepEqual(await ends('sales'), before);
+    const ok = await call(h.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson' });
+    assert.equal(ok.status, 200);
+    const acks = (ok.body as { records: { index: number; partition: number; offset: number }[] }).records;
+    assert.equal(acks.length, n);
+    assert.deepEqual(
+      acks.slice(0, 3).map((a) => a.index),
+      [0, 1, 2],
+    );
+    const after = await ends('sales');
+    assert.equal(after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0), n);
+    const last = acks[n - 1];
+    const read = await call(h.url, 'GET', `/v1/topics/sales/records?partition=${last.partition}&from=${last.offset}&limit=1`);
+    assert.deepEqual((read.body as { records: { value: unknown }[] }).records[0].value, JSON.parse(line(n - 1)));
+  });
+
   test('views: list, typed filters, order, paging; unknown columns and bad values are 400; SQL is read-only', async () => {
     await until('the view has r3', async () => ((await call(h.url, 'GET', '/v1/views/sales_totals?region=r3')).body as { rows?: unknown[] }).rows?.length === 1);
     const list = await call(h.url, 'GET', '/v1/views');
