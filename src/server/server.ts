@@ -123,8 +123,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const hub = engine === null ? null : new ChangeHub(engine, store, (err) => fastify.log.error(err));
   /** Live streams end when the server closes, so close() does not wait for them. */
   const streams = new Set<() => void>();
+  let closing = false;
   fastify.addHook('preClose', async () => {
+    closing = true;
     for (const end of streams) end();
+  });
+  // Answers sent while closing end their connection, so close() does not wait out keep-alive.
+  fastify.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
   });
   fastify.addHook('onClose', async () => {
     hub?.close();

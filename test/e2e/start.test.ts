@@ -119,6 +119,36 @@ describe('kappa start', () => {
     assert.match(stderr, /flushed and checkpointed/);
   });
 
+  test('SIGTERM during an ingestion: the request in flight is answered and durable, new ones are refused, and start exits 0', async () => {
+    const dir = join(root, 'graceful');
+    const config = join(root, 'kappa.config.ts');
+    const child: ChildProcess = spawn(process.execPath, [BIN, '--data-dir', dir, '--config', config, 'start', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (x) => (stderr += x));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let stopping = false;
+    try {
+      const url = await waitFor('the HTTP API', async () => /HTTP API on (http:\/\/\S+)/.exec(stderr)?.[1] ?? null);
+      const n = 200_000;
+      const body = Array.from({ length: n }, (_, i) => JSON.stringify({ orderId: `g${i}`, region: 'north', amount: 1, ts: 1_700_000_000_000 + i })).join('\n') + '\n';
+      const inFlight = fetch(`${url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+      await new Promise((r) => setTimeout(r, 150));
+      child.kill('SIGTERM');
+      stopping = true;
+      const res = await inFlight;
+      assert.equal(res.status, 200);
+      const acks = ((await res.json()) as { records: unknown[] }).records;
+      assert.equal(acks.length, n);
+      await assert.rejects(fetch(`${url}/healthz`), 'no new connections once stopping');
+    } finally {
+      if (!stopping) child.kill('SIGTERM'); // a second SIGTERM would stop it at once
+    }
+    assert.equal(await exited, 0, stderr);
+    const topics = await kappa(['--data-dir', dir, 'topics', 'describe', 'sales', '--json']);
+    const described = JSON.parse(topics.stdout) as { partitionDetails: { records: number }[] };
+    assert.equal(described.partitionDetails.reduce((s, p) => s + p.records, 0), 200_000, 'every acknowledged record is in the log');
+  });
+
   test('a read-only query refuses writes with a clear error', async () => {
     const dir = join(root, 'data');
     for (const sql of ['DELETE FROM by_region__v1', 'DROP VIEW by_region', "UPDATE by_region__v1 SET total = 0"]) {
