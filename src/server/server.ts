@@ -34,6 +34,8 @@ export interface ServerOptions {
   logger?: boolean | { level: string };
   /** Longest a `POST /v1/sql` query may run (default 5000 ms). */
   sqlTimeoutMs?: number;
+  /** Bytes of request bodies being ingested at once before new requests get 429 (default 256 MiB). */
+  ingestInFlightBytesMax?: number;
 }
 
 /** What a route needs: a fixed scope, one computed from the request (a topic's), or null for an open route. */
@@ -114,6 +116,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const ingestor = new Ingestor({
     log,
     app,
+    inFlightBytesMax: opts.ingestInFlightBytesMax,
     onAppended: (topic, records, bytes) => {
       metrics.ingestRecords.inc({ topic }, records);
       metrics.ingestBytes.inc({ topic }, bytes);
