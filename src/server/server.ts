@@ -138,7 +138,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   fastify.addHook('onClose', async () => {
     hub?.close();
-    metrics.close(log);
+    metrics.close(log, engine);
   });
 
   fastify.decorateRequest('principal', null);
@@ -368,12 +368,24 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   // ---- pipelines and builds ----------------------------------------------------------------------
+  /** Each task's events processed, sampled at most once a second, for its events/s. */
+  const samples = new Map<string, { events: number; atMs: number; rate: number | null }>();
   fastify.get('/v1/pipelines', { config: { scope: 'query' } }, async () => {
     const now = Date.now();
     const tasks = [];
     for (const t of engine?.status() ?? []) {
       const { end } = await log.offsets(t.topic, t.partition);
-      tasks.push({ ...t, lag: Math.max(0, end - t.committedOffset), logEndOffset: end, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null });
+      const id = `${t.view}/${t.version}/${t.topic}/${t.partition}`;
+      const last = samples.get(id);
+      if (last === undefined) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: null });
+      else if (now - last.atMs >= 1000) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: ((t.eventsProcessed - last.events) * 1000) / (now - last.atMs) });
+      tasks.push({
+        ...t,
+        lag: Math.max(0, end - t.committedOffset),
+        logEndOffset: end,
+        eventsPerSecond: samples.get(id)!.rate,
+        checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null,
+      });
     }
     return { tasks, builds: await store.builds() };
   });

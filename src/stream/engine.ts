@@ -226,6 +226,8 @@ export class Engine {
   }
 
   private readonly changeListeners = new Set<(change: ViewChange) => void>();
+  /** Told how long each view flush (one store transaction) took, and how many rows it wrote (the server's metrics set it). */
+  flushObserver: ((view: string, seconds: number, rows: number) => void) | null = null;
 
   /** Calls `listener` after each commit that changes what queries see (see ViewChange); returns the unsubscribe function. */
   onChange(listener: (change: ViewChange) => void): () => void {
@@ -714,7 +716,9 @@ export class Engine {
       if (info.state === 'live') group.live = true;
       if (!group.codeSaved) await this.saveCode(group);
       const checkpoint: Checkpoint = { topic: task.topic, partition: task.partition, offset, watermark: drained.watermarkMs, outputSequence: 0 };
+      const started = performance.now();
       await store.flush(name, group.version, deltas, [checkpoint]);
+      this.flushObserver?.(name, (performance.now() - started) / 1000, deltas.length);
       task.committedOffset = offset;
       if (group.live && deltas.length > 0 && this.changeListeners.size > 0) {
         this.emit({ kind: 'rows', view: name, version: group.version, keyNames: group.keyNames ?? [], keys: deltas.map((d) => d.key) });

@@ -275,7 +275,7 @@ describe('HTTP server', () => {
 
     const m = await call(h.url, 'GET', '/metrics');
     assert.equal(m.status, 200);
-    for (const name of ['kappa_ingest_records_total', 'kappa_append_seconds', 'kappa_fsync_seconds', 'kappa_task_lag_records', 'kappa_view_rows', 'kappa_http_requests_total', 'kappa_build_progress_ratio']) {
+    for (const name of ['kappa_ingest_records_total', 'kappa_append_seconds', 'kappa_fsync_seconds', 'kappa_task_lag_records', 'kappa_flush_seconds', 'kappa_view_rows', 'kappa_http_requests_total', 'kappa_build_progress_ratio']) {
       assert.match(m.text, new RegExp(`^# TYPE ${name} `, 'm'), name);
     }
     assert.match(m.text, /kappa_ingest_records_total\{topic="sales"\} \d+/);
