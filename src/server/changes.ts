@@ -14,7 +14,7 @@ import type { ViewStore } from '../view/index.ts';
 export interface ChangeEvent {
   /** `<boot>-<sequence>`: unique across restarts of the server, increasing within one. */
   id: string;
-  event: 'row' | 'reset' | 'record';
+  event: 'row' | 'reset' | 'record' | 'overview';
   /** JSON: `{ view, version, row }` for a row, `{ view, version, reason }` for a reset. */
   data: string;
 }

@@ -9,6 +9,10 @@
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
@@ -69,6 +73,24 @@ const BODY_LIMIT_DEFAULT = 1024 * 1024 * 1024;
 const RECORDS_READ_MAX = 10_000;
 const SQL_TIMEOUT_MS_DEFAULT = 5000;
 const SSE_HEARTBEAT_MS = 15_000;
+const OVERVIEW_INTERVAL_MS = 1000;
+
+/** The dashboard's files: its own (src/dashboard) and uPlot's, read once. */
+const DASHBOARD_ASSETS: Record<string, { file: string; type: string }> = {
+  'dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  'dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
+  'uplot.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  'uplot.css': { file: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
+const files = new Map<string, Buffer>();
+function dashboardFile(name: string): Buffer {
+  let f = files.get(name);
+  if (f === undefined) {
+    const path = name.startsWith('uplot/') ? createRequire(import.meta.url).resolve(name) : fileURLToPath(new URL(`../dashboard/${name}`, import.meta.url));
+    files.set(name, (f = readFileSync(path)));
+  }
+  return f;
+}
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export interface KappaServer {
@@ -307,10 +329,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const versions = await store.versions();
     const builds = await store.builds();
     const names = [...new Set(versions.map((v) => v.name))].sort();
+    const keyColumns = new Map<string, string[]>();
+    for (const v of versions) if (v.state === 'live') keyColumns.set(v.name, ((await store.definition(v.name, v.version))?.keyColumns ?? []).map((c) => c.name));
     return {
       views: names.map((name) => ({
         name,
         live: versions.find((v) => v.name === name && v.state === 'live')?.version ?? null,
+        keyColumns: keyColumns.get(name) ?? [],
         versions: versions.filter((v) => v.name === name).map((v) => ({ version: v.version, state: v.state, rows: v.rows, fingerprint: v.fingerprint, createdAtMs: v.createdAtMs, liveAtMs: v.liveAtMs })),
         builds: builds.filter((b) => b.name === name),
       })),
@@ -367,6 +392,48 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return { columns: result.columns, rows: result.rows };
   });
 
+  // ---- dashboard -------------------------------------------------------------------------------
+  fastify.get('/', { config: { scope: null } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(dashboardFile('index.html')));
+  fastify.get('/assets/:file', { config: { scope: null } }, async (req, reply) => {
+    const asset = DASHBOARD_ASSETS[(req.params as { file: string }).file];
+    if (asset === undefined) throw new KappaError('KAPPA_NOT_FOUND', 'No such dashboard file.', {});
+    return reply.type(asset.type).header('cache-control', 'no-cache').send(dashboardFile(asset.file));
+  });
+
+  /** Topics, tasks, views and builds in one answer: what the dashboard's overview shows. */
+  async function overview(): Promise<object> {
+    const topics = [];
+    for (const t of await log.topics()) {
+      let records = 0;
+      const ends: number[] = [];
+      for (let p = 0; p < t.partitions; p++) {
+        const o = await log.offsets(t.name, p);
+        records += o.end - o.start;
+        ends.push(o.end);
+      }
+      topics.push({ name: t.name, partitions: t.partitions, records, ends, bytes: topicBytes(log.dir, t.name, t.partitions) });
+    }
+    const now = Date.now();
+    const tasks = [];
+    for (const t of engine?.status() ?? []) {
+      const { end } = await log.offsets(t.topic, t.partition);
+      tasks.push({ view: t.view, version: t.version, kind: t.kind, topic: t.topic, partition: t.partition, offset: t.committedOffset, lag: Math.max(0, end - t.committedOffset), eventsProcessed: t.eventsProcessed, watermarkMs: t.watermarkMs, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null, building: t.building });
+    }
+    return { atMs: now, topics, tasks, versions: await store.versions(), builds: await store.builds() };
+  }
+  fastify.get('/v1/overview', { config: { scope: 'query' } }, async () => overview());
+  fastify.get('/v1/overview/stream', { config: { scope: 'query' } }, async (req, reply) => {
+    let seq = 0;
+    const timer = { id: undefined as NodeJS.Timeout | undefined, ended: false };
+    const stream = openEventStream(req, reply, () => {
+      timer.ended = true;
+      clearInterval(timer.id);
+    });
+    const send = async (): Promise<void> => stream.send({ id: String(++seq), event: 'overview', data: JSON.stringify(await overview()) });
+    await send();
+    if (!timer.ended) timer.id = setInterval(() => void send().catch((err: Error) => req.log.error(err)), OVERVIEW_INTERVAL_MS);
+  });
+
   // ---- pipelines and builds ----------------------------------------------------------------------
   /** Each task's events processed, sampled at most once a second, for its events/s. */
   const samples = new Map<string, { events: number; atMs: number; rate: number | null }>();
@@ -420,6 +487,20 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+/** Bytes of a topic's segment files on disk. */
+function topicBytes(dir: string, topic: string, partitions: number): number {
+  let bytes = 0;
+  for (let p = 0; p < partitions; p++) {
+    const pdir = join(dir, 'topics', topic, String(p));
+    try {
+      for (const f of readdirSync(pdir)) if (f.endsWith('.log')) bytes += statSync(join(pdir, f)).size;
+    } catch {
+      // a partition directory being created or removed: counted next time
+    }
+  }
+  return bytes;
+}
 
 /**
  * The acknowledgement, `{ topic, records: [{ index, partition, offset }…], deadLettered? }`,

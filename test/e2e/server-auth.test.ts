@@ -42,11 +42,17 @@ interface Row {
   valid: keyof typeof TOKENS | null;
   /** What the valid call answers. */
   ok: number;
+  /** An event stream: only its status is read. */
+  stream?: boolean;
 }
 
 const ROUTES: Row[] = [
   { method: 'GET', route: '/healthz', scope: null, path: '/healthz', valid: null, ok: 200 },
   { method: 'GET', route: '/readyz', scope: null, path: '/readyz', valid: null, ok: 200 },
+  { method: 'GET', route: '/', scope: null, path: '/', valid: null, ok: 200 },
+  { method: 'GET', route: '/assets/:file', scope: null, path: '/assets/dashboard.js', valid: null, ok: 200 },
+  { method: 'GET', route: '/v1/overview', scope: 'query', path: '/v1/overview', valid: 'query', ok: 200 },
+  { method: 'GET', route: '/v1/overview/stream', scope: 'query', path: '/v1/overview/stream', valid: 'query', ok: 200, stream: true },
   { method: 'GET', route: '/metrics', scope: 'admin', path: '/metrics', valid: 'admin', ok: 200 },
   { method: 'POST', route: '/v1/topics/:topic/records', scope: 'produce::topic', path: '/v1/topics/sales/records', body: '{"region":"north","cents":1}', type: 'application/json', valid: 'producer', ok: 200 },
   { method: 'GET', route: '/v1/topics', scope: 'query', path: '/v1/topics', valid: 'query', ok: 200 },
@@ -81,7 +87,14 @@ describe('routes × scopes', () => {
 
   for (const row of ROUTES) {
     test(`${row.method} ${row.route} (${row.scope ?? 'open'})`, async () => {
-      const send = (token?: string): ReturnType<typeof call> => call(h.url, row.method, row.path, { body: row.body, type: row.type, token });
+      const send = async (token?: string): ReturnType<typeof call> => {
+        if (!row.stream) return call(h.url, row.method, row.path, { body: row.body, type: row.type, token });
+        const abort = new AbortController();
+        const res = await fetch(h.url + row.path, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: abort.signal });
+        const text = res.ok ? '' : await res.text();
+        abort.abort();
+        return { status: res.status, headers: res.headers, body: text === '' ? {} : JSON.parse(text), text };
+      };
       const code = (r: Awaited<ReturnType<typeof call>>): string => (r.body as { error?: { code: string } }).error?.code ?? '';
       const none = await send();
       const wrong = await send('not-a-token');
