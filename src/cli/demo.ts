@@ -1,133 +1,100 @@
 /**
- * `kappa demo` (what `npm start` runs until the full sales demo exists): a tour of the event log.
- * It produces realistic sales events keyed by store, reads every one back and checks the totals,
- * finds offsets by time, and tells the user what to try next. Everything it does is real: the data
- * stays in the data directory for the other commands to inspect.
+ * `kappa demo` (what `npm start` runs): the sales demo on the embedded default. It runs
+ * `kappa start` with examples/sales/kappa.config.ts — the pipelines, the HTTP API and the dashboard
+ * — and a generator that appends realistic sales events at a steady rate (stores in regions,
+ * products, quantities, a few refunds, event times a little out of order), until Ctrl-C. The data
+ * stays in the data directory, so every other command works on it, during and after.
  */
-import { KappaError, isKappaError } from '../errors.ts';
-import type { FileLog } from '../log/index.ts';
-import type { CliContext } from './main.ts';
-import { openForWriting } from './open.ts';
-import { formatTable } from './table.ts';
+import { fileURLToPath } from 'node:url';
+import type { FileLog, ProducerRecord } from '../log/index.ts';
 import { seededRandom } from '../random.ts';
+import type { CliContext } from './main.ts';
+import { startCommand } from './start.ts';
+
+export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/sales/kappa.config.ts', import.meta.url));
+
+export interface DemoOptions {
+  /** Sales events per second (default 200). */
+  rate?: number;
+  host?: string;
+  port?: number;
+  workers?: number;
+}
 
 const REGIONS = ['north', 'south', 'east', 'west', 'central'];
-const IN_FLIGHT_MAX = 4;
-const BATCH_RECORDS = 1000;
+const STORES = 40;
+const SKUS = 500;
+/** The generator appends every this many ms. */
+const TICK_MS = 100;
 
-interface Sale {
-  orderId: string;
-  storeId: string;
-  region: string;
-  sku: string;
-  amount: number;
-  ts: number;
+/** Sales events as a point-of-sale system would send them. */
+export function salesGenerator(seed = Date.now()): (n: number, nowMs: number) => ProducerRecord[] {
+  const random = seededRandom(seed);
+  let order = 0;
+  const prices = Array.from({ length: SKUS }, () => Math.round((2 + random() * 120) * 100) / 100);
+  return (n, nowMs) =>
+    Array.from({ length: n }, () => {
+      const store = Math.floor(random() * STORES);
+      const skuIndex = Math.floor(random() * SKUS);
+      const qty = 1 + Math.floor(random() * 4);
+      const refund = random() < 0.03;
+      const sale = {
+        orderId: `o-${nowMs.toString(36)}-${order++}`,
+        storeId: `s${String(store).padStart(2, '0')}`,
+        region: REGIONS[store % REGIONS.length],
+        sku: `sku-${skuIndex}`,
+        amount: Math.round((refund ? -1 : 1) * prices[skuIndex] * qty * 100) / 100,
+        // Point-of-sale clocks and networks: up to 3 s late.
+        ts: nowMs - Math.floor(random() * 3000),
+      };
+      return { key: sale.storeId, value: JSON.stringify(sale), timestamp: sale.ts };
+    });
 }
 
-function fmt(n: number): string {
-  return n.toLocaleString('en-US');
+/** Appends `rate` sales a second until stopped; returns the stop function. */
+function generate(log: FileLog, rate: number, onError: (err: Error) => void): () => Promise<void> {
+  const make = salesGenerator();
+  let carry = 0;
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    carry += (rate * TICK_MS) / 1000;
+    const n = Math.floor(carry);
+    carry -= n;
+    if (n === 0) return;
+    running = running.then(() => log.append('sales', make(n, Date.now()))).catch(onError);
+  }, TICK_MS);
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
-async function ensureTopic(log: FileLog, out: NodeJS.WritableStream): Promise<void> {
-  try {
-    await log.createTopic('sales', { partitions: 4 });
-    out.write('  created topic "sales" with 4 partitions (kept forever: the log is the history)\n');
-  } catch (err) {
-    if (!isKappaError(err, 'KAPPA_TOPIC_EXISTS')) throw err;
-    out.write('  topic "sales" already exists; adding more events to it\n');
-  }
-}
-
-export async function demoCommand(ctx: CliContext, opts: { records: number }): Promise<void> {
-  const out = ctx.stdout;
-  out.write(`Kappa demo: the event log (data in ${ctx.dataDir})\n\n`);
-  const log = await openForWriting(ctx.dataDir);
-  try {
-    await ensureTopic(log, out);
-    const before = await Promise.all([0, 1, 2, 3].map((p) => log.offsets('sales', p)));
-
-    // Produce: events over the last hour, keyed by store so each store's sales stay in order.
-    const random = seededRandom(42);
-    const now = Date.now();
-    const expected = new Map<string, { orders: number; revenue: number }>();
-    const started = performance.now();
-    const inFlight = new Set<Promise<unknown>>();
-    for (let i = 0; i < opts.records; i += BATCH_RECORDS) {
-      const batch = [];
-      for (let j = i; j < Math.min(i + BATCH_RECORDS, opts.records); j++) {
-        const store = Math.floor(random() * 200);
-        const sale: Sale = {
-          orderId: `o-${now}-${j}`,
-          storeId: `store-${store}`,
-          region: REGIONS[store % REGIONS.length],
-          sku: `sku-${Math.floor(random() * 10_000)}`,
-          amount: Math.round((5 + random() * 195) * 100) / 100,
-          ts: now - 3_600_000 + Math.floor((j / opts.records) * 3_600_000),
-        };
-        const e = expected.get(sale.region) ?? { orders: 0, revenue: 0 };
-        e.orders++;
-        e.revenue += sale.amount;
-        expected.set(sale.region, e);
-        batch.push({ key: sale.storeId, value: JSON.stringify(sale), timestamp: sale.ts });
-      }
-      const p = log.append('sales', batch);
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-      if (inFlight.size >= IN_FLIGHT_MAX) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    const produceS = (performance.now() - started) / 1000;
-    out.write(`  produced ${fmt(opts.records)} sales events in ${produceS.toFixed(2)} s (${fmt(Math.round(opts.records / produceS))} events/s), each acknowledged only after fsync\n`);
-
-    // Read back every new event, CRC-checked, and fold it into totals by region.
-    const readStarted = performance.now();
-    const seen = new Map<string, { orders: number; revenue: number }>();
-    let read = 0;
-    for (let p = 0; p < 4; p++) {
-      for await (const batch of log.read('sales', p, before[p].end)) {
-        for (const r of batch.records(before[p].end)) {
-          const sale = JSON.parse(r.value!.toString('utf8')) as Sale;
-          const s = seen.get(sale.region) ?? { orders: 0, revenue: 0 };
-          s.orders++;
-          s.revenue += sale.amount;
-          seen.set(sale.region, s);
-          read++;
-        }
-      }
-    }
-    const readS = (performance.now() - readStarted) / 1000;
-    const match = read === opts.records && REGIONS.every((r) => seen.get(r)?.orders === expected.get(r)?.orders && Math.abs((seen.get(r)?.revenue ?? 0) - (expected.get(r)?.revenue ?? 0)) < 0.01);
-    if (!match) throw new KappaError('KAPPA_CORRUPT_DATA', `the demo read back ${read} events but produced ${opts.records}, or the totals differ; run \`kappa verify\``);
-    out.write(`  read them back in ${readS.toFixed(2)} s (${fmt(Math.round(read / readS))} events/s, every batch CRC-checked); totals by region match what was produced:\n\n`);
-    const rows = REGIONS.map((r) => [r, fmt(seen.get(r)!.orders), fmt(Math.round(seen.get(r)!.revenue))]);
-    out.write(indent(formatTable(['REGION', 'ORDERS', 'REVENUE'], rows)) + '\n');
-
-    // Offsets by partition, and a time lookup through the time index.
-    const tenMinutesAgo = now - 10 * 60_000;
-    const partRows = [];
-    for (let p = 0; p < 4; p++) {
-      const o = await log.offsets('sales', p);
-      partRows.push([p, fmt(o.start), fmt(o.end), fmt(await log.offsetForTime('sales', p, tenMinutesAgo))]);
-    }
-    out.write(indent(formatTable(['PARTITION', 'FIRST OFFSET', 'END OFFSET', 'FIRST OFFSET OF THE LAST 10 MIN'], partRows)) + '\n');
-  } finally {
-    await log.close();
-  }
-  const dirFlag = ctx.dataDir === process.cwd() + '/.kappa' ? '' : ` --data-dir ${ctx.dataDir}`;
-  const since = new Date(Date.now() - 5 * 60_000).toISOString();
-  out.write(
-    'Try next:\n' +
-      `  npx kappa topics describe sales${dirFlag}\n` +
-      `  npx kappa consume sales --limit 3 --with-meta${dirFlag}\n` +
-      `  npx kappa consume sales --partition 0 --from @${since} --limit 3${dirFlag}\n` +
-      `  echo '{"storeId":"store-7","region":"west","amount":12.5}' | npx kappa produce sales --key-field storeId${dirFlag}\n` +
-      `  npx kappa verify${dirFlag}\n`,
-  );
-}
-
-function indent(text: string): string {
-  return text
-    .split('\n')
-    .map((l) => (l ? `    ${l}` : l))
-    .join('\n');
+export async function demoCommand(ctx: CliContext, opts: DemoOptions): Promise<void> {
+  const rate = opts.rate ?? 200;
+  await startCommand(ctx, { config: DEMO_CONFIG, host: opts.host, port: opts.port ?? 8080, workers: opts.workers, flushIntervalMs: 200 }, async ({ log, server }) => {
+    const stop = generate(log, rate, (err) => ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`));
+    const url = server?.url ?? '(no server)';
+    ctx.stdout.write(
+      [
+        '',
+        `Kappa sales demo: ${rate} sales events a second into ${ctx.dataDir}, the sales pipelines, the HTTP API.`,
+        '',
+        `  Dashboard   ${url}/`,
+        `  Query       npx kappa query "SELECT region, year, total, orders FROM aggregated_sales ORDER BY total DESC"`,
+        `  Over HTTP   curl -s '${url}/v1/views/aggregated_sales?order=-total'`,
+        `  Live rows   curl -sN ${url}/v1/views/sales_per_minute/changes`,
+        `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
+        '',
+        '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
+        '  aggregated_sales count only orders over 50 with .filter((s) => s.amount > 50)), then run',
+        '  npm start again. Kappa sees the new logic, replays the whole log into version 2 beside',
+        '  version 1, and swaps them in one step once version 2 has caught up. `npx kappa rollback',
+        '  aggregated_sales` goes back.',
+        '',
+        'Ctrl-C stops; everything is flushed and checkpointed first.',
+        '',
+      ].join('\n'),
+    );
+    return stop;
+  });
 }

@@ -154,9 +154,12 @@ function buildProgram(ctx: () => CliContext): Command {
 
   program
     .command('demo')
-    .description('a short tour of the event log: produce sales events, read them back, show offsets')
-    .option('--records <n>', 'how many sales events to produce', parseWholeNumber('--records', 1), 200_000)
-    .action((opts) => demoCommand(ctx(), opts));
+    .description('the sales demo (what `npm start` runs): sales events at a steady rate, the sales pipelines, the HTTP API and the dashboard, until Ctrl-C')
+    .option('--rate <n>', 'sales events a second', parseWholeNumber('--rate', 1), 200)
+    .option('--host <address>', "the HTTP API's address (default 127.0.0.1)")
+    .option('--port <port>', "the HTTP API's port (default 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
+    .option('--workers <n>', 'worker threads for the pipelines (default: one per core)', parseWholeNumber('--workers', 0))
+    .action((opts) => demoCommand(ctx(), { rate: opts.rate, host: opts.host, port: opts.port, workers: opts.workers }));
 
   return program;
 }

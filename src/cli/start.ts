@@ -6,8 +6,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stderrLogger } from '../log/index.ts';
-import { Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
+import { type FileLog, stderrLogger } from '../log/index.ts';
+import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
@@ -37,7 +37,10 @@ export function storePath(dataDir: string): string {
   return join(dataDir, 'views.db');
 }
 
-export async function startCommand(ctx: CliContext, opts: StartOptions): Promise<void> {
+/** What runs beside the pipelines and the server (the demo's generator): started once they are up; the function it returns stops it. */
+export type Companion = (running: { log: FileLog; engine: Engine; server: KappaServer | null; app: AppDef }) => Promise<() => Promise<void>>;
+
+export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
   const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
@@ -46,9 +49,11 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
   const workers = opts.workers ?? defaultWorkers();
   const engine = new Engine({ log, store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let server: KappaServer | null = null;
+  let stopCompanion: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
   // Stop taking requests (appends in flight finish and are acknowledged), then flush and checkpoint.
   const stop = (): Promise<void> => (stopping ??= (async () => {
+    await stopCompanion?.();
     await server?.close();
     await engine.stop();
   })());
@@ -61,8 +66,9 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
     ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'}${outputs} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
     if (server !== null) {
       const auth = (app.server.tokens ?? []).length === 0 ? 'no tokens configured: open to this machine only' : `${app.server.tokens!.length} token${app.server.tokens!.length === 1 ? '' : 's'}`;
-      ctx.stderr.write(`kappa: HTTP API on ${server.url} (${auth}); try ${server.url}/v1/views\n`);
+      ctx.stderr.write(`kappa: HTTP API on ${server.url} (${auth}); dashboard at ${server.url}/\n`);
     }
+    if (companion !== undefined) stopCompanion = await companion({ log, engine, server, app });
     await new Promise<void>((resolve, reject) => {
       const onSignal = (): void => {
         process.off('SIGINT', onSignal);
@@ -82,6 +88,7 @@ export async function startCommand(ctx: CliContext, opts: StartOptions): Promise
   } finally {
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
     if (stopping === null) {
+      await stopCompanion?.();
       await server?.close();
       await engine.close();
     }
