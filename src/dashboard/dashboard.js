@@ -5,6 +5,9 @@
 
 const $ = (sel) => document.querySelector(sel);
 const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US', { maximumFractionDigits: 2 }) : n === null || n === undefined ? '–' : String(n));
+/** A view cell: window bounds and other epoch-millisecond times as ISO times, small whole numbers (years) ungrouped. */
+const cell = (column, v) =>
+  typeof v === 'number' && /(^|_)(start|end|ts|time|at)$/.test(column) && v > 1e11 ? new Date(v).toISOString().replace('T', ' ').slice(0, 19) : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 10000 ? String(v) : fmt(v);
 const bytes = (b) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
 
 function el(tag, attrs = {}, ...children) {
@@ -92,7 +95,7 @@ function view(name) {
   const keyOf = (row) => JSON.stringify(keyColumns.map((c) => row[c]));
   function render() {
     const sorted = [...rows.values()].slice(0, 200);
-    table.replaceChildren(el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...sorted.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: fmt(r[c]) }))))));
+    table.replaceChildren(el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...sorted.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: cell(c, r[c]) }))))));
   }
   /** The chart: the sum of the view's first numeric non-key column over time. */
   function sample() {
@@ -103,7 +106,7 @@ function view(name) {
     series[1].push(total);
     if (series[0].length > 600) series.forEach((s) => s.shift());
     if (chart === null) {
-      chart = new window.uPlot({ width: Math.min(1100, chartBox.clientWidth || 800), height: 180, series: [{}, { label: `sum of ${measure}`, stroke: '#0969da' }], axes: [{}, { size: 80 }] }, series, chartBox);
+      chart = new window.uPlot({ width: Math.min(1100, chartBox.clientWidth || 800), height: 180, series: [{}, { label: `sum of ${measure}`, stroke: '#0969da' }], axes: [{}, { size: 110 }] }, series, chartBox);
     } else chart.setData(series);
   }
   async function load() {
@@ -180,7 +183,7 @@ $('#sql-form').addEventListener('submit', async (e) => {
     return;
   }
   $('#sql-result').replaceChildren(
-    el('table', { id: 'sql-table' }, el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: fmt(r[c]) })))))),
+    el('table', { id: 'sql-table' }, el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: cell(c, r[c]) })))))),
     el('p', { text: `${body.rows.length} row${body.rows.length === 1 ? '' : 's'}` }),
   );
 });

@@ -1,0 +1,132 @@
+/**
+ * The `npm start` demo and its dashboard in a real browser (Debian's chromium, driven by
+ * playwright-core). The demo runs as a child process over a log that already holds 2,000,000
+ * sales, so a replay takes long enough to watch: the test opens the dashboard, sees the numbers
+ * change without a reload, runs a SQL query, triggers a replay and watches its progress bar and the
+ * version swap. Screenshots go to test-artifacts/.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium } from 'playwright-core';
+import { salesGenerator } from '../../src/cli/demo.ts';
+import { openFileLog } from '../../src/log/index.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
+const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CHROMIUM = '/usr/bin/chromium';
+const PRELOADED = 2_000_000;
+
+let root: string;
+let demo: ChildProcess;
+let out = '';
+let url: string;
+let browser: Browser;
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the demo said:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'kappa-browser-'));
+  const dir = join(root, 'data');
+  const log = await openFileLog({ dir, fsync: 'never', logger: { info() {}, warn() {} } });
+  await log.createTopic('sales', { partitions: 4 });
+  const make = salesGenerator(7);
+  const t0 = Date.now() - 3_600_000;
+  for (let i = 0; i < PRELOADED; i += 20_000) await log.append('sales', make(20_000, t0 + Math.floor(i / 1000)));
+  await log.close();
+  const started = Date.now();
+  demo = spawn(process.execPath, [BIN, '--data-dir', dir, 'demo', '--port', '0', '--rate', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  demo.stdout!.on('data', (d) => (out += d));
+  demo.stderr!.on('data', (d) => (out += d));
+  url = await waitFor('the dashboard URL', async () => /Dashboard\s+(http:\/\/\S+)\//.exec(out)?.[1]);
+  // The demo answers queries within seconds of starting.
+  const rows = await waitFor('the first rows of aggregated_sales', async () => {
+    const res = await fetch(`${url}/v1/views/aggregated_sales`).catch(() => null);
+    const body = res?.ok ? ((await res.json()) as { rows: unknown[] }) : null;
+    return body !== null && body.rows.length > 0 ? body.rows : null;
+  });
+  assert.ok(rows.length > 0);
+  assert.ok(Date.now() - started < 30_000, `answered ${Date.now() - started} ms after start`);
+  assert.ok(existsSync(CHROMIUM), 'Debian chromium is installed (.ci/run installs it)');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],  // playwright gives each launch a fresh user data dir
+  });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo && demo.exitCode === null) {
+    const exited = new Promise((r) => demo.once('exit', r));
+    demo.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('the dashboard updates live, runs SQL, and shows a replay’s progress and the version swap', { timeout: 180_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${url}/`);
+  // Record, inside the page, every build progress bar that ever appears.
+  await page.evaluate(() => {
+    const w = window as unknown as { seenBuilds: string[] };
+    w.seenBuilds = [];
+    new MutationObserver(() => {
+      for (const b of document.querySelectorAll('#view-aggregated_sales .build')) w.seenBuilds.push(`${b.getAttribute('data-version')}:${b.querySelector('progress')?.getAttribute('value')}`);
+    }).observe(document.body, { subtree: true, childList: true });
+  });
+
+  // Numbers change without a reload.
+  const salesRecords = async (): Promise<number> => {
+    const text = await page.locator('#topics tbody tr', { hasText: /^sales/ }).first().locator('td').nth(2).textContent();
+    return Number((text ?? '').replace(/,/g, ''));
+  };
+  const first = await waitFor('the sales topic in the overview', async () => (await salesRecords()) || null);
+  assert.ok(first >= PRELOADED);
+  await waitFor('the record count to grow on the page', async () => (await salesRecords()) > first);
+  await page.locator('#view-aggregated_sales table tbody tr').first().waitFor();
+  await page.locator('#pipelines tbody tr').first().waitFor();
+  await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
+
+  // The SQL console.
+  await page.fill('#sql', 'SELECT region, sum(total) AS total FROM aggregated_sales GROUP BY region ORDER BY region');
+  await page.click('#sql-form button[type=submit]');
+  await page.locator('#sql-table tbody tr').first().waitFor();
+  const regions = await page.locator('#sql-table tbody tr td:first-child').allTextContents();
+  assert.deepEqual(regions, ['central', 'east', 'north', 'south', 'west']);
+  await page.fill('#sql', 'DELETE FROM aggregated_sales__v1');
+  await page.click('#sql-form button[type=submit]');
+  await waitFor('the refusal', async () => /read-only/.test((await page.locator('#sql-error').textContent()) ?? ''));
+  await page.screenshot({ path: join(SHOTS, 'dashboard-sql.png'), fullPage: true });
+
+  // A replay: its progress bar, then version 2 live and version 1 retired.
+  await page.locator('#view-aggregated_sales .badge[data-version="1"][data-state="live"]').waitFor();
+  await page.click('#view-aggregated_sales button.replay');
+  await page.locator('#view-aggregated_sales .build[data-version="2"]').waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: join(SHOTS, 'dashboard-replay-progress.png'), fullPage: true });
+  await page.locator('#view-aggregated_sales .badge[data-version="2"][data-state="live"]').waitFor({ timeout: 120_000 });
+  await page.locator('#view-aggregated_sales .badge[data-version="1"][data-state="retired"]').waitFor();
+  await page.screenshot({ path: join(SHOTS, 'dashboard-swapped.png'), fullPage: true });
+  const seen = await page.evaluate(() => (window as unknown as { seenBuilds: string[] }).seenBuilds);
+  assert.ok(seen.some((s) => s.startsWith('2:')), `a progress bar for version 2 was shown: ${seen.slice(0, 5).join(', ')}`);
+  // The table still shows rows after the swap (it reloaded them on the reset event).
+  await page.locator('#view-aggregated_sales table tbody tr').first().waitFor();
+  assert.deepEqual(errors, [], 'no errors in the page');
+  await page.close();
+});
