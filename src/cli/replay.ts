@@ -117,7 +117,7 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
       if (!hadLive && action === 'replay' && def !== undefined) {
         // Never built: its first version is being built from the start of the log by the start above.
         version = engine.status().find((t) => t.view === view)!.version;
-        steps = firstBuildSteps(store, log, view, version, def.aggregation.stream.source.name);
+        steps = firstBuildSteps(store, log, view, version, def.aggregation.stream.source.name, () => engine.caughtUp);
         ctx.stderr.write(`kappa: view ${view} has no version yet: building version ${version} from the start of the log (it serves its rows as they come)${opts.from !== undefined && opts.from !== 'earliest' ? '; --from applies only to later versions' : ''}\n`);
       } else if (running !== undefined) {
         version = running.version;
@@ -167,7 +167,7 @@ function describeBuild(b: BuildInfo): string {
 }
 
 /** One look at a build: its progress, or that its version is live. */
-type Step = { done: number; total: number; eventsPerSecond: number | null; etaSeconds: number | null } | { live: true; rows: number };
+type Step = { done: number; total: number; eventsPerSecond: number | null; etaSeconds: number | null } | { live: true; rows: number; empty?: boolean };
 
 /** The progress the engine saves for a build, until the version is live. */
 function buildSteps(store: ViewStore, view: string, version: number): () => Promise<Step> {
@@ -186,7 +186,7 @@ function buildSteps(store: ViewStore, view: string, version: number): () => Prom
 }
 
 /** A view's first version is live from its first rows; it is done once its checkpoints reach the head of every partition of its source. */
-function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: number, topic: string): () => Promise<Step> {
+function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: number, topic: string, engineCaughtUp: () => boolean): () => Promise<Step> {
   return async () => {
     const info = (await store.versions()).find((v) => v.name === view && v.version === version);
     const checkpoints = info === undefined ? [] : await store.checkpoints(view, version);
@@ -201,6 +201,8 @@ function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: 
       caughtUp &&= at >= end;
     }
     if (caughtUp && info?.state === 'live') return { live: true, rows: (await store.versions()).find((v) => v.name === view && v.version === version)!.rows };
+    // A version is created with its first row: a log with nothing that makes a row never creates one.
+    if (info === undefined && engineCaughtUp()) return { live: true, rows: 0, empty: true };
     return { done, total, eventsPerSecond: null, etaSeconds: null };
   };
 }
@@ -231,7 +233,11 @@ async function follow(ctx: CliContext, view: string, version: number, step: () =
       if ('live' in s) {
         bar.update(bar.getTotal(), { etaText: '0s' });
         bar.stop();
-        ctx.stderr.write(`kappa: version ${version} of view ${view} is live (${s.rows} row${s.rows === 1 ? '' : 's'}) and caught up with the log; queries now read it\n`);
+        ctx.stderr.write(
+          s.empty
+            ? `kappa: view ${view} has caught up with the log, but nothing in it makes a row yet; the view appears with its first row\n`
+            : `kappa: version ${version} of view ${view} is live (${s.rows} row${s.rows === 1 ? '' : 's'}) and caught up with the log; queries now read it\n`,
+        );
         return;
       }
       // Without a rate from the engine, measure it here.

@@ -37,7 +37,8 @@ function showOverview(o) {
     $('#topics tbody'),
     o.topics.map((t) => [t.name, t.partitions, t.records, rate(t.records, prevTopic.get(t.name)?.records), bytes(t.bytes), t.ends.join(' · ')]),
   );
-  const prevTask = new Map((previous?.tasks ?? []).map((t) => [`${t.view}/${t.version}/${t.partition}`, t]));
+  const taskKey = (t) => `${t.view}/${t.version}/${t.topic}/${t.partition}`;
+  const prevTask = new Map((previous?.tasks ?? []).map((t) => [taskKey(t), t]));
   fillTable(
     $('#pipelines tbody'),
     o.tasks.map((t) => [
@@ -46,7 +47,7 @@ function showOverview(o) {
       `${t.topic}/${t.partition}`,
       t.offset,
       t.lag,
-      rate(t.eventsProcessed, prevTask.get(`${t.view}/${t.version}/${t.partition}`)?.eventsProcessed),
+      rate(t.eventsProcessed, prevTask.get(taskKey(t))?.eventsProcessed),
       t.watermarkMs > 0 ? new Date(t.watermarkMs).toISOString().slice(11, 19) : '–',
       t.checkpointAgeSeconds === null ? '–' : `${t.checkpointAgeSeconds.toFixed(1)} s`,
     ]),

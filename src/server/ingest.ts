@@ -27,12 +27,16 @@ import type { AppDef, TopicDef } from '../stream/index.ts';
 const SPOOL_MEMORY_BYTES = 8 * 1024 * 1024;
 /** Bytes past the body limit read (and dropped) so the client gets its 413; past them the connection is cut. */
 const TOO_LARGE_DRAIN_BYTES = 16 * 1024 * 1024;
+/** Longest NDJSON line (one record) accepted. */
+const LINE_BYTES_MAX = 16 * 1024 * 1024;
 /** Records per append call. */
 const APPEND_BATCH = 2000;
 /** Bad records listed in a 400 at most (the count is always given). */
 const ERRORS_LISTED_MAX = 100;
 const IDEMPOTENCY_KEYS_MAX = 10_000;
 const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+/** Acknowledgements kept for retries at most (about 16 bytes each); the oldest keys go first. */
+const IDEMPOTENCY_ACKS_MAX = 10_000_000;
 
 export interface RecordError {
   index: number;
@@ -78,15 +82,17 @@ export interface IngestorOptions {
   app: AppDef;
   /** Bytes of request bodies being ingested at once before requests get 429 (default 256 MiB). */
   inFlightBytesMax?: number;
-  /** Called with the count and bytes of each durable append (metrics). */
-  onAppended?: (topic: string, records: number, bytes: number) => void;
+  /** Called with the count, bytes and duration (seconds, until durable) of each append (metrics). */
+  onAppended?: (topic: string, records: number, bytes: number, seconds: number) => void;
 }
 
 export class Ingestor {
   private readonly topics = new Map<string, TopicIngest>();
   private inFlightBytes = 0;
   private readonly inFlightBytesMax: number;
-  private readonly idempotent = new Map<string, { digest: Promise<string>; atMs: number; result: Promise<IngestResult> }>();
+  private readonly idempotent = new Map<string, { digest: Promise<string>; atMs: number; result: Promise<IngestResult>; acks: number }>();
+  /** Acknowledgements kept for idempotent retries, over every key. */
+  private heldAcks = 0;
 
   constructor(private readonly opts: IngestorOptions) {
     for (const def of opts.app.topics) {
@@ -145,9 +151,22 @@ export class Ingestor {
       const attempt = run();
       attempt.digest.catch(() => {}); // fails with the result, which is what the caller sees
       if (key !== null) {
-        // Kept before it settles, so a retry racing the first attempt waits for it; a failure frees the key.
-        this.idempotent.set(id, { ...attempt, atMs: Date.now() });
-        attempt.result.catch(() => this.idempotent.delete(id));
+        // Kept before it settles, so a retry racing the first attempt waits for it. A failure frees
+        // the key, unless part of the request was appended: then a retry gets that same answer
+        // rather than appending the first part twice.
+        const entry = { ...attempt, atMs: Date.now(), acks: 0 };
+        this.idempotent.set(id, entry);
+        attempt.result.then(
+          (r) => {
+            if (this.idempotent.get(id) !== entry) return; // expired meanwhile
+            entry.acks = r.acks.index.length;
+            this.heldAcks += entry.acks;
+            this.expireKeys();
+          },
+          (err: unknown) => {
+            if (!(err instanceof KappaError && typeof err.details?.appended === 'number')) this.idempotent.delete(id);
+          },
+        );
       }
       return await attempt.result;
     } finally {
@@ -158,8 +177,9 @@ export class Ingestor {
   private expireKeys(): void {
     const now = Date.now();
     for (const [k, v] of this.idempotent) {
-      if (this.idempotent.size <= IDEMPOTENCY_KEYS_MAX && now - v.atMs < IDEMPOTENCY_TTL_MS) break;
+      if (this.idempotent.size <= IDEMPOTENCY_KEYS_MAX && this.heldAcks <= IDEMPOTENCY_ACKS_MAX && now - v.atMs < IDEMPOTENCY_TTL_MS) break;
       this.idempotent.delete(k); // oldest first: a Map iterates in insertion order
+      this.heldAcks -= v.acks;
     }
   }
 
@@ -220,14 +240,25 @@ export class Ingestor {
       );
     }
     const acks: Acks = { index: [], partition: [], offset: [] };
-    await good.drain(async (batch) => {
-      const meta = await this.append(name, batch.map((c) => ({ key: c.key, value: c.value, timestamp: c.timestamp })));
-      for (let i = 0; i < batch.length; i++) {
-        acks.index.push(batch[i].index);
-        acks.partition.push(meta[i].partition);
-        acks.offset.push(meta[i].offset);
-      }
-    });
+    try {
+      await good.drain(async (batch) => {
+        const meta = await this.append(name, batch.map((c) => ({ key: c.key, value: c.value, timestamp: c.timestamp })));
+        for (let i = 0; i < batch.length; i++) {
+          acks.index.push(batch[i].index);
+          acks.partition.push(meta[i].partition);
+          acks.offset.push(meta[i].offset);
+        }
+      });
+    } catch (err) {
+      // A large request is appended in several calls: say how much of it is in the log.
+      if (acks.index.length === 0 || !(err instanceof KappaError)) throw err;
+      throw new KappaError(
+        err.code,
+        `${err.message} The first ${acks.index.length} records of the request (up to index ${acks.index[acks.index.length - 1]}) were appended before it; the rest were not.`,
+        { ...err.details, appended: acks.index.length, lastAppendedIndex: acks.index[acks.index.length - 1] },
+        err,
+      );
+    }
     const deadLettered: IngestResult['deadLettered'] = [];
     if (bad.count > 0) {
       const dlq = `${name}.dlq`;
@@ -251,10 +282,11 @@ export class Ingestor {
   }
 
   private async append(topic: string, records: ProducerRecord[]): Promise<{ partition: number; offset: number }[]> {
+    const started = performance.now();
     const meta = await this.opts.log.append(topic, records);
     let bytes = 0;
     for (const r of records) bytes += typeof r.value === 'string' ? r.value.length : (r.value?.length ?? 0);
-    this.opts.onAppended?.(topic, records.length, bytes);
+    this.opts.onAppended?.(topic, records.length, bytes, (performance.now() - started) / 1000);
     return meta;
   }
 
@@ -370,7 +402,9 @@ function safeStringify(v: unknown): string {
 
 /** The lines of a byte stream (without their '\n'), a chunk's worth at a time; fails with 413 once more than `limitBytes` arrived. */
 async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer[]> {
-  let rest: Buffer | null = null;
+  /** The start of an unfinished line, in pieces (only the new chunk is searched for its end). */
+  let partial: Buffer[] = [];
+  let partialBytes = 0;
   let total = 0;
   let tooLarge = false;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -382,19 +416,29 @@ async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGen
       if (total > limitBytes + TOO_LARGE_DRAIN_BYTES) body.destroy();
       continue;
     }
-    let buf: Buffer = rest === null ? chunk : Buffer.concat([rest, chunk]);
-    let start = 0;
     const out: Buffer[] = [];
-    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-      out.push(buf.subarray(start, nl));
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      if (partialBytes > 0) {
+        partial.push(chunk.subarray(0, nl));
+        out.push(Buffer.concat(partial));
+        partial = [];
+        partialBytes = 0;
+      } else out.push(chunk.subarray(start, nl));
       start = nl + 1;
     }
-    buf = buf.subarray(start);
-    rest = buf.length > 0 ? Buffer.from(buf) : null;
+    if (start < chunk.length) {
+      partial.push(chunk.subarray(start));
+      partialBytes += chunk.length - start;
+      if (partialBytes > LINE_BYTES_MAX) {
+        body.destroy();
+        throw new KappaError('KAPPA_BODY_TOO_LARGE', `A line of the NDJSON body is over ${LINE_BYTES_MAX} bytes (one record per line, each ending with a newline); nothing was appended.`, { lineBytesMax: LINE_BYTES_MAX });
+      }
+    }
     if (out.length > 0) yield out;
   }
   if (tooLarge) throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
-  if (rest !== null) yield [rest];
+  if (partialBytes > 0) yield [Buffer.concat(partial)];
 }
 
 /** Checked records in memory, then (past SPOOL_MEMORY_BYTES) in a temporary file; read back in order by `drain`. */
@@ -420,15 +464,31 @@ class Spool {
 
   private async write(c: Checked): Promise<void> {
     const f = this.file!;
+    if (this.error !== null) throw spoolError(this.error);
     f.write(`${JSON.stringify([c.index, c.key, c.timestamp ?? null, c.error ?? null])}\t`);
     f.write(c.value);
     if (!f.write('\n')) {
-      await new Promise<void>((resolve) => this.file!.once('drain', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          f.off('error', onError);
+          resolve();
+        };
+        const onError = (err: Error): void => {
+          f.off('drain', onDrain);
+          reject(spoolError(err));
+        };
+        f.once('drain', onDrain);
+        f.once('error', onError);
+      });
     }
   }
 
   private async spill(): Promise<void> {
-    this.dir = mkdtempSync(join(tmpdir(), 'kappa-ingest-'));
+    try {
+      this.dir = mkdtempSync(join(tmpdir(), 'kappa-ingest-'));
+    } catch (err) {
+      throw spoolError(err as Error);
+    }
     this.file = createWriteStream(join(this.dir, 'spool'));
     // A write error shows when the file is ended in drain(); after dispose() nobody waits for it.
     this.file.on('error', (err) => (this.error ??= err));
@@ -447,7 +507,7 @@ class Spool {
       for (let i = 0; i < this.memory.length; i += APPEND_BATCH) await append(this.memory.slice(i, i + APPEND_BATCH));
       return;
     }
-    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err || this.error ? reject(err ?? this.error) : resolve())));
+    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err || this.error ? reject(spoolError((err ?? this.error)!)) : resolve())));
     let batch: Checked[] = [];
     // Split on '\n' only: a record may hold a '\r' (JSON allows one between tokens).
     for await (const chunk of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {
@@ -469,6 +529,13 @@ class Spool {
     this.file?.destroy();
     if (this.dir !== null) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A failure of the temporary spool file as the catalogue's error (a full temporary disk is a 503 to retry). */
+function spoolError(err: Error): KappaError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new KappaError('KAPPA_DISK_FULL', `The disk holding the temporary directory is full, so the request could not be spooled; nothing was appended.`, {}, err);
+  return new KappaError('KAPPA_IO_ERROR', `The request could not be spooled to a temporary file (${err.message}); nothing was appended.`, {}, err);
 }
 
 /** A digest of a body for idempotency checks. */

@@ -74,6 +74,8 @@ const RECORDS_READ_MAX = 10_000;
 const SQL_TIMEOUT_MS_DEFAULT = 5000;
 const SSE_HEARTBEAT_MS = 15_000;
 const OVERVIEW_INTERVAL_MS = 1000;
+/** Bytes queued for a slow SSE client before its stream of pushed events is cut (it reconnects with Last-Event-ID). */
+const SSE_BUFFER_MAX = 8 * 1024 * 1024;
 
 /** The dashboard's files: its own (src/dashboard) and uPlot's, read once. */
 const DASHBOARD_ASSETS: Record<string, { file: string; type: string }> = {
@@ -92,6 +94,14 @@ function dashboardFile(name: string): Buffer {
   return f;
 }
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** The host name of a Host header, without its port (`[::1]:8080` → `::1`). */
+function hostName(host: string | undefined): string {
+  const h = String(host ?? '').toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
+  const colon = h.lastIndexOf(':');
+  return colon === -1 ? h : h.slice(0, colon);
+}
 
 export interface KappaServer {
   /** `http://host:port`, with the port actually bound. */
@@ -139,9 +149,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     log,
     app,
     inFlightBytesMax: opts.ingestInFlightBytesMax,
-    onAppended: (topic, records, bytes) => {
+    onAppended: (topic, records, bytes, seconds) => {
       metrics.ingestRecords.inc({ topic }, records);
       metrics.ingestBytes.inc({ topic }, bytes);
+      metrics.appendSeconds.observe({ topic }, seconds);
     },
   });
   const fastify = Fastify({ logger: opts.logger ?? false, bodyLimit: Math.min(bodyLimit, JSON_BODY_MAX), return503OnClosing: true, forceCloseConnections: 'idle' });
@@ -188,6 +199,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
   fastify.addHook('onRequest', async (req) => {
+    // Without tokens the server is open to this machine only; a browser page from elsewhere whose
+    // name resolves to 127.0.0.1 (DNS rebinding) still sends its own Host, and is refused here.
+    if (tokens.length === 0 && !LOOPBACK.has(hostName(req.headers.host))) {
+      throw new KappaError('KAPPA_FORBIDDEN', 'Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost.', { host: String(req.headers.host ?? '').slice(0, 100) });
+    }
     const scope = req.routeOptions.config?.scope;
     if (scope === null || scope === undefined || tokens.length === 0) return;
     const needed = typeof scope === 'function' ? scope(req) : scope;
@@ -269,8 +285,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const partition = wholeNumber(q.partition ?? '0', 'partition', 0);
     if (partition >= info.partitions) throw new KappaError('KAPPA_INVALID_PARTITION', `Topic "${topic}" has partitions 0-${info.partitions - 1}; there is no partition ${partition}.`, { topic, partition });
     const limit = Math.min(wholeNumber(q.limit ?? '100', 'limit', 1), RECORDS_READ_MAX);
-    const from = await startOffset(log, topic, partition, q.from ?? 'earliest');
-    if (wantsEventStream(req)) return tailRecords(req, reply, topic, partition, from);
+    const resumeAfter = headerValue(req, 'last-event-id');
+    const from = wantsEventStream(req) && resumeAfter !== null && /^\d+$/.test(resumeAfter) ? Number(resumeAfter) + 1 : await startOffset(log, topic, partition, q.from ?? 'earliest');
+    if (wantsEventStream(req)) return tailRecords(req, reply, topic, partition, Math.max(from, (await log.offsets(topic, partition)).start));
     const records = [];
     let next = from;
     for await (const batch of log.read(topic, partition, from)) {
@@ -290,7 +307,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const stream = openEventStream(req, reply, () => abort.abort());
     try {
       for await (const batch of log.read(topic, partition, from, { follow: true, signal: abort.signal })) {
-        for (const r of batch.records(from)) stream.send({ id: String(r.offset), event: 'record', data: JSON.stringify(recordJson(topic, partition, r)) });
+        let keepingUp = true;
+        for (const r of batch.records(from)) keepingUp = stream.send({ id: String(r.offset), event: 'record', data: JSON.stringify(recordJson(topic, partition, r)) }) && keepingUp;
+        if (!keepingUp) await stream.drained(); // read on only as fast as the client takes it
+        if (stream.ended()) break;
       }
     } catch (err) {
       if (!abort.signal.aborted) throw err;
@@ -299,7 +319,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   }
 
-  function openEventStream(req: FastifyRequest, reply: FastifyReply, onEnd: () => void): { send(e: ChangeEvent): void; end(): void } {
+  /**
+   * An SSE response. `send` returns false once the client is not keeping up (the socket's buffer
+   * is full): a producer that can wait (a topic tail) awaits `drained()`; pushed events (view
+   * changes) are instead dropped with the connection once SSE_BUFFER_MAX is queued, and the client
+   * reconnects with Last-Event-ID.
+   */
+  function openEventStream(req: FastifyRequest, reply: FastifyReply, onEnd: () => void): { send(e: ChangeEvent): boolean; drained(): Promise<void>; end(): void; ended(): boolean } {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -313,14 +339,21 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       streams.delete(end);
       onEnd();
       res.end();
+      res.emit('drain'); // wakes a producer waiting in drained()
     };
     streams.add(end);
     req.raw.on('close', end);
+    if (req.raw.destroyed || res.destroyed) end(); // the client left while the route was getting ready
     return {
       send(e) {
-        if (!ended) res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`);
+        if (ended) return false;
+        const ok = res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`);
+        if (!ok && res.writableLength > SSE_BUFFER_MAX) end();
+        return ok;
       },
+      drained: () => (ended ? Promise.resolve() : new Promise<void>((resolve) => res.once('drain', () => resolve()))),
       end,
+      ended: () => ended,
     };
   }
 
@@ -380,7 +413,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const last = headerValue(req, 'last-event-id');
     let unsubscribe = (): void => {};
     const stream = openEventStream(req, reply, () => unsubscribe());
-    unsubscribe = hub.subscribe(view, last, (e) => stream.send(e));
+    unsubscribe = hub.subscribe(view, last, (e) => void stream.send(e));
+    if (stream.ended()) unsubscribe();
   });
 
   fastify.post('/v1/sql', { config: { scope: 'query' } }, async (req) => {
@@ -424,14 +458,19 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   fastify.get('/v1/overview', { config: { scope: 'query' } }, async () => overview());
   fastify.get('/v1/overview/stream', { config: { scope: 'query' } }, async (req, reply) => {
     let seq = 0;
-    const timer = { id: undefined as NodeJS.Timeout | undefined, ended: false };
-    const stream = openEventStream(req, reply, () => {
-      timer.ended = true;
-      clearInterval(timer.id);
-    });
-    const send = async (): Promise<void> => stream.send({ id: String(++seq), event: 'overview', data: JSON.stringify(await overview()) });
-    await send();
-    if (!timer.ended) timer.id = setInterval(() => void send().catch((err: Error) => req.log.error(err)), OVERVIEW_INTERVAL_MS);
+    let timer: NodeJS.Timeout | undefined;
+    const stream = openEventStream(req, reply, () => clearTimeout(timer));
+    // One overview at a time: the next is scheduled once this one is sent.
+    const tick = async (): Promise<void> => {
+      try {
+        stream.send({ id: String(++seq), event: 'overview', data: JSON.stringify(await overview()) });
+      } catch (err) {
+        req.log.error(err);
+        stream.end();
+      }
+      if (!stream.ended()) timer = setTimeout(() => void tick(), OVERVIEW_INTERVAL_MS);
+    };
+    await tick();
   });
 
   // ---- pipelines and builds ----------------------------------------------------------------------

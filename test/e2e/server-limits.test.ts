@@ -61,6 +61,36 @@ test('a full disk: 503 with Retry-After and KAPPA_DISK_FULL; nothing is acknowle
   }
 });
 
+test('a disk that fills up in the middle of a large request: the answer says how much was appended, and a retry with its key appends nothing more', async () => {
+  let writesLeft = Infinity;
+  const fs: LogFs = {
+    ...nodeFs,
+    writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
+      if (writesLeft-- <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, writev'), { code: 'ENOSPC', syscall: 'writev' });
+      return nodeFs.writevSync(fd, buffers, position);
+    }) as typeof nodeFs.writevSync,
+  };
+  const s = await setup(fs);
+  try {
+    const body = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ region: 'n', cents: i })).join('\n') + '\n';
+    writesLeft = 1; // the first append call (2,000 records) is written, the next fails
+    const send = (): ReturnType<typeof call> => call(s.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson', headers: { 'idempotency-key': 'k1' } });
+    const r = await send();
+    assert.equal(r.status, 503, r.text);
+    const err = (r.body as { error: { code: string; message: string; details: { appended: number } } }).error;
+    assert.equal(err.code, 'KAPPA_DISK_FULL');
+    assert.equal(err.details.appended, 2000);
+    assert.match(err.message, /The first 2000 records of the request/);
+    const end = (await s.log.offsets('sales', 0)).end;
+    assert.equal(end, 2000);
+    const retry = await send();
+    assert.equal(retry.status, 503, 'the retry gets the same answer');
+    assert.equal((await s.log.offsets('sales', 0)).end, end, 'and appends nothing twice');
+  } finally {
+    await s.close();
+  }
+});
+
 test('more body bytes in flight than the server takes: 429 with Retry-After, nothing appended from it', async () => {
   const s = await setup(nodeFs, 10_000);
   try {

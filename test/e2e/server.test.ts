@@ -254,6 +254,23 @@ describe('HTTP server', () => {
       ['x', 'y'],
     );
     tail.close();
+    // A reconnecting tail resumes after its Last-Event-ID (the offset), whatever `from` says.
+    await postJson(h.url, '/v1/topics/events/records', [{ kind: 'z' }]);
+    const resumed = await openSse(`${h.url}/v1/topics/events/records?partition=0&from=latest`, { 'last-event-id': tail.events[1].id! });
+    await resumed.until(1);
+    assert.equal(JSON.parse(resumed.events[0].data).value.kind, 'z');
+    resumed.close();
+    // Without tokens, only requests addressed to this machine are answered (DNS rebinding).
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${h.url}/v1/views`, { headers: { host: 'attacker.example:8080' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 403);
   });
 
   test('pipelines, replay and rollback over HTTP; metrics; health', async () => {

@@ -15,14 +15,22 @@ const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
 const CHILD = fileURLToPath(new URL('./timed-reader-child.cjs', import.meta.url));
 /** Processes running queries at once; more queries wait their turn. */
 const PROCESSES_MAX = 2;
+/** Queries waiting for a process at most; more are refused (429). */
+const QUEUE_MAX = 64;
 
 interface Job {
   sql: string;
   params: unknown[];
   columns: string[];
   timeoutMs: number;
+  /** The limit counts from when the query was asked for: time waiting for a free process counts. */
+  deadline: number;
   resolve: (r: QueryResult) => void;
   reject: (e: Error) => void;
+}
+
+function timedOut(timeoutMs: number): KappaError {
+  return new KappaError('KAPPA_QUERY_TIMEOUT', `The query ran for more than ${timeoutMs} ms (waiting for its turn included) and was stopped. Query less: add a WHERE clause or a LIMIT.`, { timeoutMs });
 }
 
 export class TimedReader {
@@ -38,8 +46,11 @@ export class TimedReader {
   ) {}
 
   query(sql: string, params: unknown[], columns: string[], timeoutMs: number): Promise<QueryResult> {
+    if (this.queue.length >= QUEUE_MAX) {
+      return Promise.reject(new KappaError('KAPPA_OVERLOADED', `${QUEUE_MAX} queries are already waiting for their turn; retry shortly.`, { retryAfterSeconds: 1 }));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ sql, params, columns, timeoutMs, resolve, reject });
+      this.queue.push({ sql, params, columns, timeoutMs, deadline: Date.now() + timeoutMs, resolve, reject });
       this.next();
     });
   }
@@ -48,7 +59,12 @@ export class TimedReader {
     if (this.closed || this.queue.length === 0) return;
     if (this.idle.length === 0 && this.busy >= PROCESSES_MAX) return;
     const job = this.queue.shift()!;
+    if (Date.now() >= job.deadline) {
+      job.reject(timedOut(job.timeoutMs));
+      return this.next();
+    }
     const reused = this.idle.pop();
+    const spawnedAt = Date.now();
     const worker = reused ?? fork(CHILD, [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     this.busy++;
     let settled = false;
@@ -66,15 +82,21 @@ export class TimedReader {
     let timer: NodeJS.Timeout | undefined;
     // The limit counts from when the query is handed to a ready process, not the process's start.
     const send = (): void => {
-      timer = setTimeout(() => {
-        if (settled) return;
-        finish(false);
-        job.reject(new KappaError('KAPPA_QUERY_TIMEOUT', `The query ran for more than ${job.timeoutMs} ms and was stopped. Query less: add a WHERE clause or a LIMIT.`, { timeoutMs: job.timeoutMs }));
-      }, job.timeoutMs);
+      timer = setTimeout(
+        () => {
+          if (settled) return;
+          finish(false);
+          job.reject(timedOut(job.timeoutMs));
+        },
+        Math.max(1, job.deadline - Date.now()),
+      );
       worker.send({ sql: job.sql, params: job.params });
     };
     worker.on('message', (m: { ready?: boolean; rows?: Record<string, unknown>[]; tooMany?: boolean; error?: string; code?: string }) => {
-      if (m.ready) return send();
+      if (m.ready) {
+        job.deadline += Date.now() - spawnedAt; // a new process's start-up is not the query's time
+        return send();
+      }
       if (settled) return;
       finish(true);
       if (m.rows !== undefined) job.resolve({ columns: job.columns, rows: m.rows });
