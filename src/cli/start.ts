@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type FileLog, stderrLogger } from '../log/index.ts';
 import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
+import { startWebhooks } from '../app/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
@@ -50,11 +51,13 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
   const engine = new Engine({ log, store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let server: KappaServer | null = null;
   let stopCompanion: (() => Promise<void>) | null = null;
+  let stopWebhooks: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
   // Stop taking requests (appends in flight finish and are acknowledged), then flush and checkpoint.
   const stop = (): Promise<void> => (stopping ??= (async () => {
     await stopCompanion?.();
     await server?.close();
+    await stopWebhooks?.();
     await engine.stop();
   })());
   try {
@@ -67,6 +70,11 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
     if (server !== null) {
       const auth = (app.server.tokens ?? []).length === 0 ? 'no tokens configured: open to this machine only' : `${app.server.tokens!.length} token${app.server.tokens!.length === 1 ? '' : 's'}`;
       ctx.stderr.write(`kappa: HTTP API on ${server.url} (${auth}); dashboard at ${server.url}/\n`);
+    }
+    if (app.webhooks.length > 0) {
+      const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
+      ctx.stderr.write(`kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`);
+      stopWebhooks = () => hooks.stop();
     }
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, app });
     await new Promise<void>((resolve, reject) => {
@@ -90,6 +98,7 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
     if (stopping === null) {
       await stopCompanion?.();
       await server?.close();
+      await stopWebhooks?.();
       await engine.close();
     }
     await store.close();

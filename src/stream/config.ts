@@ -73,5 +73,5 @@ export async function loadApp(path: string, load?: () => Promise<{ default?: unk
   }
   const server = app.server ?? {};
   if (typeof server !== 'object' || server === null) throw invalid(file, 'server must be an object: { host, port, tokens, bodyLimitBytes }');
-  return { ...app, outputs, server } as AppDef;
+  return { ...app, outputs, server, webhooks: app.webhooks ?? [] } as AppDef;
 }

@@ -57,7 +57,17 @@ function onInvalidOf(name: string, v: unknown): 'reject' | 'dlq' {
   throw new TypeError(`onInvalid of topic "${name}" must be 'reject' or 'dlq', not ${JSON.stringify(v)}`);
 }
 
-export type Op = { kind: 'filter'; fn: (v: unknown) => boolean } | { kind: 'map'; fn: (v: unknown) => unknown } | { kind: 'flatMap'; fn: (v: unknown) => Iterable<unknown> };
+/**
+ * A step of a stream. `stateful` (alerts and detectors, see alerts.ts) keeps state per task
+ * between events: `fn` gets that state, the event and its event time, and returns what it emits.
+ * Its state lives only in memory, so a pipeline with one replays its source from the start at
+ * every start (OutputDef.fromStart) and rebuilds the same state from the same events.
+ */
+export type Op =
+  | { kind: 'filter'; fn: (v: unknown) => boolean }
+  | { kind: 'map'; fn: (v: unknown) => unknown }
+  | { kind: 'flatMap'; fn: (v: unknown) => Iterable<unknown> }
+  | { kind: 'stateful'; fn: (state: Map<unknown, unknown>, v: unknown, eventTimeMs: number) => Iterable<unknown> };
 
 export class Stream<T> {
   constructor(
@@ -177,6 +187,12 @@ export interface OutputDef {
   name: string;
   stream: Stream<unknown>;
   target: TopicDef<unknown>;
+  /**
+   * Reads its source from the start at every start instead of from a checkpoint (a pipeline with a
+   * stateful step: its state is rebuilt from the same events). What it writes again is dropped by
+   * the log as duplicates (same producer, same sequences), so each record is still written once.
+   */
+  fromStart?: boolean;
 }
 
 function rebuildPolicy(name: string, r: ViewOptions['rebuild']): RebuildPolicy {
@@ -228,11 +244,28 @@ export interface ServerConfig {
   bodyLimitBytes?: number;
 }
 
+/** Where `kappa start` POSTs each record of a topic (alerts, typically); see src/app/webhooks.ts. */
+export interface WebhookConfig {
+  /** Names its delivery checkpoint and its dead letters. */
+  name: string;
+  url: string;
+  /** The topic whose records are sent (default 'alerts'). */
+  topic?: string;
+  /** Tries per record before it goes to `<topic>.webhook-dlq` (default 5). */
+  maxAttempts?: number;
+  /** Wait before the first retry; doubled at each one (default 500 ms). */
+  backoffMs?: number;
+  /** Longest wait for an answer (default 5000 ms). */
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
 export interface AppDef {
   topics: TopicDef<unknown>[];
   views: ViewDef[];
   outputs: OutputDef[];
   server: ServerConfig;
+  webhooks: WebhookConfig[];
 }
 
 /** Any topic, whatever its record type (a TopicDef's extractors make it invariant in T). */
@@ -244,7 +277,7 @@ export type AnyTopic = TopicDef<any>;
  * (`from(a)....to(b)`). Names must be unique among views and outputs (they key the checkpoints),
  * and outputs may not form a cycle (a → b → a would feed itself forever).
  */
-export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[]; server?: ServerConfig }): AppDef {
+export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[]; server?: ServerConfig; webhooks?: readonly WebhookConfig[] }): AppDef {
   const views = [...(app.views ?? [])];
   const outputs = [...(app.outputs ?? [])];
   const names = new Set<string>();
@@ -254,7 +287,18 @@ export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly V
   }
   const cycle = findCycle(outputs);
   if (cycle) throw new TypeError(`outputs form a cycle: ${cycle.join(' → ')}; each event would be written again forever`);
-  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs, server: { ...(app.server ?? {}) } };
+  const webhooks = [...(app.webhooks ?? [])];
+  for (const w of webhooks) {
+    if (!PIPELINE_NAME.test(w.name)) throw new TypeError(`webhook name "${w.name}" must be lower-case letters, digits and _, starting with a letter or _`);
+    let url: URL;
+    try {
+      url = new URL(w.url);
+    } catch {
+      throw new TypeError(`webhook "${w.name}" has url ${JSON.stringify(w.url)}, which is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`webhook "${w.name}" must use http: or https:, not ${url.protocol}`);
+  }
+  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs, server: { ...(app.server ?? {}) }, webhooks };
 }
 
 /** A cycle among the topics outputs write (source → target edges), as topic names, or null. */

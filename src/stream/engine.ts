@@ -523,8 +523,9 @@ export class Engine {
     const target = await log.topic(output.target.name);
     await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
     const plan = compileOutput(output, target.partitions);
-    const checkpoints = await store.outputCheckpoints(output.name);
-    if (checkpoints.length === 0) await this.warnIfRenamed(output);
+    // A pipeline with a stateful step rebuilds its state from the start of its source every time.
+    const checkpoints = output.fromStart ? [] : await store.outputCheckpoints(output.name);
+    if (checkpoints.length === 0 && !output.fromStart) await this.warnIfRenamed(output);
     for (let p = 0; p < info.partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
       const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
@@ -754,7 +755,7 @@ export class Engine {
       }),
     );
     if (offset !== task.committedOffset) {
-      await store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences });
+      if (!producer.plan.output.fromStart) await store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences });
       task.committedOffset = offset;
     }
     producer.sequences = sequences;

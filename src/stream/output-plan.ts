@@ -41,13 +41,23 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   const values: unknown[] = [];
   const built: OutputRecord[] = [];
 
+  const sourceTime = source.time;
+  /** The task and event time of the record being run (stateful steps need them). */
+  let current: TaskState | null = null;
+  let eventTimeMs = 0;
+
   function run(value: unknown, i: number): void {
     for (; i < ops.length; i++) {
       const op = ops[i];
       if (op.kind === 'filter') {
         if (!op.fn(value)) return;
       } else if (op.kind === 'map') value = op.fn(value);
-      else {
+      else if (op.kind === 'stateful') {
+        let state = current!.opState.get(i);
+        if (state === undefined) current!.opState.set(i, (state = new Map()));
+        for (const v of op.fn(state, value, eventTimeMs)) run(v, i + 1);
+        return;
+      } else {
         for (const v of op.fn(value)) run(v, i + 1);
         return;
       }
@@ -88,6 +98,8 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     try {
       const value = decodeValue(buf, start, length);
       try {
+        current = state;
+        eventTimeMs = sourceTime === null ? timestamp : sourceTime(value);
         run(value, 0);
       } catch (err) {
         throw new TypeError(`pipeline: ${(err as Error).message}`, { cause: err });
@@ -131,6 +143,7 @@ function fingerprintOf(output: OutputDef): string {
     source: output.stream.source.name,
     schema: output.stream.source.schema,
     ops: output.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
+    fromStart: output.fromStart === true,
     target: output.target.name,
     targetSchema: output.target.schema,
     key: output.target.key?.toString() ?? null,

@@ -67,6 +67,8 @@ export interface TaskState {
   outputs: OutputRecord[];
   /** Group-key column names, fixed by the first group seen (or by the store's existing table). */
   keyNames: string[] | null;
+  /** The state of each stateful step (by its index among the steps); outputs only. */
+  opState: Map<number, Map<unknown, unknown>>;
 }
 
 /** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
@@ -102,6 +104,7 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     late: [],
     outputs: [],
     keyNames: null,
+    opState: new Map(),
   };
 }
 
@@ -233,6 +236,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const agg = view.aggregation;
   const source = agg.stream.source;
   const ops: readonly Op[] = agg.stream.ops;
+  if (ops.some((op) => op.kind === 'stateful')) throw new TypeError(`view "${view.name}": alert and detector steps write to a topic (outputs), they cannot feed a view; make the view read the alerts topic instead`);
   const windowSpec = agg.stream.windowSpec;
   const keyFn = agg.keyFn;
   const timeFn = source.time;
@@ -311,10 +315,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       if (op.kind === 'filter') {
         if (!op.fn(value)) return;
       } else if (op.kind === 'map') value = op.fn(value);
-      else {
+      else if (op.kind === 'flatMap') {
         for (const v of op.fn(value)) run(v, i + 1, out);
         return;
-      }
+      } else throw new TypeError('a stateful step cannot feed a view'); // refused when compiled
     }
     out.push(value);
   }
