@@ -1,0 +1,47 @@
+/**
+ * Fraud detection: card transactions scored in real time against each card's own behaviour. A
+ * transaction far above what the card usually spends, or a very large one, is written to the
+ * `suspicious` topic (and, with a webhook configured, POSTed to it); views show spend per card and
+ * per country. Run: `kappa start --config examples/fraud/kappa.config.ts`, then
+ * `node --import tsx examples/fraud/generate.ts`.
+ */
+import { Type } from '@sinclair/typebox';
+import { alertsTopic, anomaly, count, defineApp, from, max, sum, threshold, topic, view } from '../../src/index.ts';
+
+const Transaction = Type.Object({
+  txId: Type.String(),
+  card: Type.String(),
+  merchant: Type.String(),
+  country: Type.String({ minLength: 2, maxLength: 2 }),
+  amount: Type.Number({ exclusiveMinimum: 0 }),
+  ts: Type.Integer(),
+});
+
+export const transactions = topic('transactions', { partitions: 4, schema: Transaction, key: (t) => t.card, time: (t) => t.ts });
+const suspicious = alertsTopic('suspicious', { partitions: 2 });
+
+const webhook = process.env.KAPPA_FRAUD_WEBHOOK;
+
+export default defineApp({
+  topics: [transactions, suspicious],
+  views: [
+    view('card_spend', from(transactions).groupBy((t) => ({ card: t.card })).aggregate({ spent: sum((t) => t.amount), transactions: count(), largest: max((t) => t.amount) })),
+    view('spend_by_country', from(transactions).groupBy((t) => ({ country: t.country })).aggregate({ spent: sum((t) => t.amount), transactions: count() })),
+    view('suspicious_by_card', from(suspicious).groupBy((a) => ({ card: a.key, rule: a.rule })).aggregate({ flagged: count(), largest: max((a) => a.value ?? 0) })),
+  ],
+  outputs: [
+    anomaly('unusual_amount', from(transactions), {
+      key: (t) => t.card,
+      value: (t) => t.amount,
+      method: 'ewma',
+      alpha: 0.05,
+      threshold: 6,
+      minSamples: 15,
+      severity: 'critical',
+      message: (t, card, score) => `card ${card}: ${t.amount.toFixed(2)} at ${t.merchant} (${t.country}) is ${score.toFixed(1)} deviations above its usual spend`,
+      to: suspicious,
+    }),
+    threshold('large_transaction', from(transactions), { key: (t) => t.card, when: (t) => t.amount > 5000, value: (t) => t.amount, severity: 'warning', to: suspicious }),
+  ],
+  webhooks: webhook ? [{ name: 'fraud_team', url: webhook, topic: 'suspicious' }] : [],
+});

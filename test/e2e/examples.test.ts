@@ -1,0 +1,95 @@
+/**
+ * The IoT and fraud examples as a user runs them: the example's config under the engine and the
+ * HTTP server, its generator (a child process POSTing for two seconds), then planted events that
+ * must raise the example's alerts, and its views answering.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openFileLog } from '../../src/log/index.ts';
+import { startServer } from '../../src/server/index.ts';
+import { Engine, loadApp } from '../../src/stream/index.ts';
+import { openSqliteStore } from '../../src/view/index.ts';
+import { call } from './server-harness.ts';
+
+const example = (name: string, file: string): string => fileURLToPath(new URL(`../../examples/${name}/${file}`, import.meta.url));
+
+async function withExample(name: string, fn: (url: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `kappa-example-${name}-`));
+  const configPath = example(name, 'kappa.config.ts');
+  const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
+  const store = await openSqliteStore({ path: join(dir, 'views.db') });
+  const app = await loadApp(configPath);
+  const engine = new Engine({ log, store, app, configPath, workers: 0, flushIntervalMs: 50, logger: { info() {}, warn() {} } });
+  await engine.start();
+  const server = await startServer({ log, store, app, engine, port: 0 });
+  try {
+    // Its generator runs against the server.
+    const gen = spawn(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', server.url, '--rate', '500', '--seconds', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    gen.stderr.on('data', (d) => (err += d));
+    assert.equal(await new Promise((r) => gen.on('close', r)), 0, err);
+    assert.match(err, /sent \d+/);
+    await fn(server.url);
+  } finally {
+    await server.close();
+    await engine.stop();
+    await store.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const rowsOf = async (url: string, path: string): Promise<Record<string, unknown>[] | null> => {
+  const r = await call(url, 'GET', path);
+  return r.status === 200 ? (r.body as { rows: Record<string, unknown>[] }).rows : null;
+};
+
+test('examples/iot: windows per device, site status, and an overheat alert', { timeout: 120_000 }, async () => {
+  await withExample('iot', async (url) => {
+    assert.ok((await until('device minutes', async () => ((await rowsOf(url, '/v1/views/device_minutes?limit=5')) ?? []).length > 0 || null)) === true);
+    assert.ok(((await rowsOf(url, '/v1/views/site_status')) ?? []).length > 0);
+    const t0 = Date.now() - 600_000;
+    const hot = Array.from({ length: 8 }, (_, i) => JSON.stringify({ device: 'planted-1', site: 'lab', temperature: 95, humidity: 30, ts: t0 + i * 15_000 })).join('\n') + '\n';
+    assert.equal((await call(url, 'POST', '/v1/topics/readings/records', { body: hot, type: 'application/x-ndjson' })).status, 200);
+    const rows = await until('the overheat alert counted', async () => {
+      const r = await rowsOf(url, '/v1/views/alert_counts?device=planted-1&rule=overheat');
+      return r !== null && r.length === 1 ? r : null;
+    });
+    assert.equal(rows[0].alerts, 1);
+    assert.equal(rows[0].last_value, 95);
+  });
+});
+
+test('examples/fraud: spend per card and country, and a stolen card flagged as suspicious', { timeout: 120_000 }, async () => {
+  await withExample('fraud', async (url) => {
+    await until('card spend', async () => ((await rowsOf(url, '/v1/views/card_spend?limit=1')) ?? []).length > 0 || null);
+    const now = Date.now();
+    const usual = Array.from({ length: 30 }, (_, i) => JSON.stringify({ txId: `p${i}`, card: 'card-planted', merchant: 'cafe', country: 'DE', amount: 20 + (i % 5), ts: now + i }));
+    const stolen = JSON.stringify({ txId: 'p-stolen', card: 'card-planted', merchant: 'electronics', country: 'US', amount: 1800, ts: now + 100 });
+    assert.equal((await call(url, 'POST', '/v1/topics/transactions/records', { body: [...usual, stolen].join('\n') + '\n', type: 'application/x-ndjson' })).status, 200);
+    const flagged = await until('the stolen card flagged', async () => {
+      const r = await rowsOf(url, '/v1/views/suspicious_by_card?card=card-planted&rule=unusual_amount');
+      return r !== null && r.length === 1 ? r : null;
+    });
+    assert.equal(flagged[0].largest, 1800);
+    const suspicious = await call(url, 'GET', '/v1/topics/suspicious/records?partition=0&limit=1000');
+    const more = await call(url, 'GET', '/v1/topics/suspicious/records?partition=1&limit=1000');
+    const all = [...(suspicious.body as { records: { value: { key: string; message: string } }[] }).records, ...(more.body as { records: { value: { key: string; message: string } }[] }).records];
+    assert.ok(all.some((r) => r.value.key === 'card-planted' && /1800\.00 at electronics \(US\)/.test(r.value.message)), JSON.stringify(all.slice(0, 3)));
+  });
+});
