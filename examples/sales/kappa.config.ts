@@ -3,7 +3,7 @@
  * and per-minute windows. Run it with `kappa start --config examples/sales/kappa.config.ts`.
  */
 import { Type } from '@sinclair/typebox';
-import { avg, count, defineApp, from, sum, topic, tumbling, view } from '../../src/index.ts';
+import { alertsTopic, avg, count, defineApp, from, sum, threshold, topic, tumbling, view } from '../../src/index.ts';
 
 const Sale = Type.Object({
   orderId: Type.String(),
@@ -16,8 +16,10 @@ const Sale = Type.Object({
 
 export const sales = topic('sales', { partitions: 4, schema: Sale, key: (s) => s.storeId, time: (s) => s.ts });
 
+const alerts = alertsTopic();
+
 export default defineApp({
-  topics: [sales],
+  topics: [sales, alerts],
   views: [
     view(
       'aggregated_sales',
@@ -33,5 +35,15 @@ export default defineApp({
         .groupBy((s) => ({ region: s.region }))
         .aggregate({ total: sum((s) => s.amount), avg: avg((s) => s.amount) }),
     ),
+  ],
+  outputs: [
+    // Large refunds are worth a look: an alert each (the dashboard lists the recent ones).
+    threshold('large_refund', from(sales), {
+      key: (s) => s.storeId,
+      when: (s) => s.amount < -300,
+      value: (s) => s.amount,
+      message: (s, store) => `store ${store} refunded ${(-s.amount).toFixed(2)} (order ${s.orderId})`,
+      to: alerts,
+    }),
   ],
 });

@@ -54,8 +54,35 @@ function showOverview(o) {
   );
   const names = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
   for (const name of names) view(name).update(o.versions.filter((v) => v.name === name), o.builds.filter((b) => b.name === name));
+  for (const name of o.alertTopics ?? []) {
+    const t = o.topics.find((x) => x.name === name);
+    if (t) t.ends.forEach((end, p) => followAlerts(name, p, Math.max(0, end - 20)));
+  }
   $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
   previous = o;
+}
+
+// ---- alerts -----------------------------------------------------------------------------------
+
+const following = new Set();
+const recentAlerts = [];
+
+/** Tails one partition of an alerts topic over SSE, from a little before its end. */
+function followAlerts(topic, partition, from) {
+  const id = `${topic}/${partition}`;
+  if (following.has(id)) return;
+  following.add(id);
+  const source = new EventSource(`/v1/topics/${encodeURIComponent(topic)}/records?partition=${partition}&from=${from}`);
+  source.addEventListener('record', (e) => {
+    const a = JSON.parse(e.data).value;
+    if (!a || typeof a !== 'object') return;
+    recentAlerts.push(a);
+    recentAlerts.sort((x, y) => y.atMs - x.atMs);
+    recentAlerts.length = Math.min(recentAlerts.length, 20);
+    $('#alerts tbody').replaceChildren(
+      ...recentAlerts.map((x) => el('tr', { class: `severity-${x.severity}` }, el('td', { text: new Date(x.atMs).toISOString().replace('T', ' ').slice(0, 19) }), el('td', { text: x.rule }), el('td', { text: x.key }), el('td', { text: x.severity }), el('td', { text: x.message }))),
+    );
+  });
 }
 
 function connectOverview() {
@@ -101,7 +128,7 @@ function view(name) {
   /** The chart: the sum of the view's first numeric non-key column over time. */
   function sample() {
     const measure = columns.find((c) => !keyColumns.includes(c) && [...rows.values()].some((r) => typeof r[c] === 'number'));
-    if (!measure || !window.uPlot) return;
+    if (!measure || !window.uPlot || rows.size === 0) return; // empty while reloading after a swap
     const total = [...rows.values()].reduce((s, r) => s + (typeof r[measure] === 'number' ? r[measure] : 0), 0);
     series[0].push(Date.now() / 1000);
     series[1].push(total);

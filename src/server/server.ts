@@ -453,7 +453,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       const { end } = await log.offsets(t.topic, t.partition);
       tasks.push({ view: t.view, version: t.version, kind: t.kind, topic: t.topic, partition: t.partition, offset: t.committedOffset, lag: Math.max(0, end - t.committedOffset), eventsProcessed: t.eventsProcessed, watermarkMs: t.watermarkMs, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null, building: t.building });
     }
-    return { atMs: now, topics, tasks, versions: await store.versions(), builds: await store.builds() };
+    const alertTopics = [...new Set(app.outputs.filter((o) => o.fromStart).map((o) => o.target.name))];
+    return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await store.builds() };
   }
   fastify.get('/v1/overview', { config: { scope: 'query' } }, async () => overview());
   fastify.get('/v1/overview/stream', { config: { scope: 'query' } }, async (req, reply) => {

@@ -102,6 +102,9 @@ test('the dashboard updates live, runs SQL, and shows a replay’s progress and 
   await waitFor('the record count to grow on the page', async () => (await salesRecords()) > first);
   await page.locator('#view-aggregated_sales table tbody tr').first().waitFor();
   await page.locator('#pipelines tbody tr').first().waitFor();
+  // The demo's large refunds show as recent alerts.
+  await page.locator('#alerts tbody tr:not(.empty)').first().waitFor({ timeout: 30_000 });
+  assert.match((await page.locator('#alerts tbody tr').first().textContent()) ?? '', /large_refund.*refunded/);
   await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
 
   // The SQL console.
