@@ -47,8 +47,13 @@ export function alertsTopic(name = 'alerts', opts: { partitions?: number } = {})
 export interface ThresholdRule<T> {
   /** What the rule watches; each key has its own state. */
   key: (value: T) => KeyValue;
-  /** The condition. */
-  when: (value: T) => boolean;
+  /**
+   * The condition, given the event and, with `total`, the key's running total including it: a
+   * threshold over the value a grouped sum view shows for the key (`when: (s, total) => total > 1e6`).
+   */
+  when: (value: T, total: number) => boolean;
+  /** What each event adds to its key's running total (as `sum(...)` in a view); default: no total (0). */
+  total?: (value: T) => number;
   /** Fire only once the condition has held this long (event time) without a break; default: at once. */
   for?: Duration;
   /** The number shown with the alert (e.g. the temperature). */
@@ -100,12 +105,13 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
   checkName(name);
   const forMs = rule.for === undefined ? 0 : parseDuration(rule.for, `for of alert "${name}"`);
   const severity = rule.severity ?? 'warning';
-  const describe = `threshold(${rule.key}|${rule.when}|${forMs}|${rule.value}|${severity}|${rule.message})`;
+  const describe = `threshold(${rule.key}|${rule.when}|${rule.total}|${forMs}|${rule.value}|${severity}|${rule.message})`;
   return detector(name, stream, rule.to, describe, function* (state, v, t) {
     const key = String(rule.key(v));
-    let st = state.get(key) as { since: number | null; fired: boolean } | undefined;
-    if (st === undefined) state.set(key, (st = { since: null, fired: false }));
-    if (!rule.when(v)) {
+    let st = state.get(key) as { since: number | null; fired: boolean; total: number } | undefined;
+    if (st === undefined) state.set(key, (st = { since: null, fired: false, total: 0 }));
+    if (rule.total) st.total += rule.total(v);
+    if (!rule.when(v, st.total)) {
       st.since = null;
       st.fired = false;
       return;
@@ -113,7 +119,7 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
     st.since ??= t;
     if (st.fired || t - st.since < forMs) return;
     st.fired = true;
-    const value = rule.value ? rule.value(v) : null;
+    const value = rule.value ? rule.value(v) : rule.total ? st.total : null;
     yield {
       rule: name,
       kind: 'threshold',
@@ -122,7 +128,7 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
       atMs: Math.trunc(t),
       value,
       message: rule.message ? rule.message(v, key) : `${name}: the condition has held for ${key}${forMs > 0 ? ` for ${Math.round((t - st.since) / 1000)} s` : ''}${value === null ? '' : ` (value ${value})`}`,
-      details: { sinceMs: st.since, forMs },
+      details: { sinceMs: st.since, forMs, ...(rule.total ? { total: st.total } : {}) },
     };
   });
 }

@@ -32,6 +32,8 @@ export default defineApp({
   outputs: [
     threshold('overheat', from(readings), { key: (r) => r.device, when: (r) => r.temperature > 80, for: '1m', value: (r) => r.temperature, severity: 'critical', to: alerts }),
     anomaly('odd_reading', from(readings).filter((r) => r.device.startsWith('calm')), { key: (r) => r.device, value: (r) => r.temperature, threshold: 4, minSamples: 20, to: alerts }),
+    // A threshold over a running total, as a grouped sum view shows it: each device's degrees summed.
+    threshold('degree_budget', from(readings).filter((r) => r.device === 'calm-1'), { key: (r) => r.device, total: (r) => r.temperature, when: (r, total) => total > 1000, to: alerts }),
   ],
 });
 `;
@@ -52,6 +54,17 @@ function readings(): Reading[] {
     out.push({ device: 'hot-1', temperature: hot ? 85 : 30, ts });
   }
   return out;
+}
+
+/** The reading at which calm-1's summed temperature first passes 1000. */
+function expectedBudgetStep(): number {
+  let total = 0;
+  for (const r of readings()) {
+    if (r.device !== 'calm-1') continue;
+    total += r.temperature;
+    if (total > 1000) return (r.ts - T0) / 10_000;
+  }
+  return -1;
 }
 
 async function alertsOf(log: FileLog): Promise<string[]> {
@@ -103,6 +116,7 @@ describe('alerts', () => {
     assert.deepEqual(
       parsed.map((a) => [a.rule, a.key, (a.atMs - T0) / 10_000]).sort(),
       [
+        ['degree_budget', 'calm-1', expectedBudgetStep()],
         ['odd_reading', 'calm-1', 50],
         ['overheat', 'hot-1', 36],
       ],
@@ -180,20 +194,20 @@ describe('alerts', () => {
       );
       await log.append('readings', readings().map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })));
       const deadline = Date.now() + 30_000;
-      while (got.length < 2 || (hooks.stats.get('broken')?.deadLettered ?? 0) < 2) {
+      while (got.length < 3 || (hooks.stats.get('broken')?.deadLettered ?? 0) < 3) {
         if (Date.now() > deadline) throw new Error(`deliveries: ${JSON.stringify([...hooks.stats])}`);
         await new Promise((r) => setTimeout(r, 20));
       }
-      assert.deepEqual(got.map((g) => g.body.value.rule).sort(), ['odd_reading', 'overheat']);
+      assert.deepEqual(got.map((g) => g.body.value.rule).sort(), ['degree_budget', 'odd_reading', 'overheat']);
       assert.deepEqual(
         got.map((g) => g.id),
-        ['alerts/0/0', 'alerts/0/1'],
+        ['alerts/0/0', 'alerts/0/1', 'alerts/0/2'],
         'each alert once, in order, with its delivery id',
       );
-      assert.deepEqual(hooks.stats.get('pager'), { delivered: 2, retried: 2, deadLettered: 0 });
+      assert.deepEqual(hooks.stats.get('pager'), { delivered: 3, retried: 2, deadLettered: 0 });
       const dead: { headers: Record<string, string> }[] = [];
       for await (const batch of log.read('alerts.webhook-dlq', 0, 0)) for (const r of batch.records()) dead.push({ headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value?.toString() ?? ''])) });
-      assert.equal(dead.length, 2);
+      assert.equal(dead.length, 3);
       assert.equal(dead[0].headers['kappa.webhook'], 'broken');
       assert.equal(dead[0].headers['kappa.attempts'], '3');
       assert.match(dead[0].headers['kappa.error'], /answered 500/);
