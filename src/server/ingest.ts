@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
 import type { FileLog, ProducerRecord, RecordHeader } from '../log/index.ts';
-import { type RecordSchema, type SchemaIssue, compileSchema, formatPath } from '../schema/index.ts';
+import { type FlatDecoder, type RecordSchema, type SchemaIssue, compileFlatDecoder, compileSchema, formatPath } from '../schema/index.ts';
 import type { AppDef, TopicDef } from '../stream/index.ts';
 
 /** Checked NDJSON lines kept in memory before they spill to a temporary file. */
@@ -64,6 +64,8 @@ interface TopicIngest {
   schema: RecordSchema<unknown> | null;
   /** Top-level properties the schema types as integer: checked to be exact (safe) integers. */
   integerFields: string[];
+  /** The fast decoder of compact flat records (null when the schema is not a flat object of scalars). */
+  flat: FlatDecoder | null;
 }
 
 /** A checked record waiting to be appended. */
@@ -98,7 +100,7 @@ export class Ingestor {
     for (const def of opts.app.topics) {
       const properties = (def.schema as { properties?: Record<string, { type?: unknown }> } | null)?.properties ?? {};
       const integerFields = Object.keys(properties).filter((k) => properties[k]?.type === 'integer');
-      this.topics.set(def.name, { def, schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null, integerFields });
+      this.topics.set(def.name, { def, schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null, integerFields, flat: def.schema ? compileFlatDecoder(def.schema as object) : null });
     }
     this.inFlightBytesMax = opts.inFlightBytesMax ?? 256 * 1024 * 1024;
   }
@@ -292,6 +294,14 @@ export class Ingestor {
 
   /** A record's bytes (one NDJSON line): UTF-8 and JSON checked, then the schema. */
   private checkBytes(topic: TopicIngest, index: number, bytes: Buffer): Checked | RecordError {
+    if (topic.flat !== null) {
+      // The common compact flat object, scanned once (ASCII only, so valid UTF-8); anything else takes the full path.
+      const fast = topic.flat(bytes, 0, bytes.length);
+      if (fast !== undefined) {
+        if (!topic.schema!.validate(fast)) return issueError(index, topic.schema!.lastIssues());
+        return this.check(topic, index, fast, bytes);
+      }
+    }
     if (topic.schema !== null) {
       const decoded = topic.schema.decode(bytes);
       if (!decoded.ok) return issueError(index, decoded.issues);
