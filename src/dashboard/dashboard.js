@@ -4,6 +4,30 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
+
+// With tokens in the server's config, the dashboard asks for one (kept for this browser tab only)
+// and sends it with every call: a header for fetch, ?access_token= for event streams.
+const token = window.sessionStorage.getItem('kappa-token');
+const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}` : url);
+async function api(url, init = {}) {
+  const res = await fetch(url, { ...init, headers: { ...(init.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  if (res.status === 401) askForToken();
+  return res;
+}
+function askForToken() {
+  if ($('#token-form')) return;
+  const input = el('input', { id: 'token', type: 'password', autocomplete: 'off' });
+  const form = el(
+    'form',
+    { id: 'token-form', onsubmit: (e) => (e.preventDefault(), window.sessionStorage.setItem('kappa-token', input.value), window.location.reload()) },
+    el('label', { for: 'token', text: 'This server needs a token with the query scope (admin for replay and rollback):' }),
+    input,
+    el('button', { type: 'submit', text: 'Use token' }),
+  );
+  document.querySelector('header').after(form);
+  input.focus();
+}
+const events = (url) => new EventSource(withToken(url));
 const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US', { maximumFractionDigits: 2 }) : n === null || n === undefined ? '–' : String(n));
 /** A view cell: window bounds and other epoch-millisecond times as ISO times, small whole numbers (years) ungrouped. */
 const cell = (column, v) =>
@@ -72,7 +96,7 @@ function followAlerts(topic, partition, from) {
   const id = `${topic}/${partition}`;
   if (following.has(id)) return;
   following.add(id);
-  const source = new EventSource(`/v1/topics/${encodeURIComponent(topic)}/records?partition=${partition}&from=${from}`);
+  const source = events(`/v1/topics/${encodeURIComponent(topic)}/records?partition=${partition}&from=${from}`);
   source.addEventListener('record', (e) => {
     const a = JSON.parse(e.data).value;
     if (!a || typeof a !== 'object') return;
@@ -86,9 +110,12 @@ function followAlerts(topic, partition, from) {
 }
 
 function connectOverview() {
-  const source = new EventSource('/v1/overview/stream');
+  const source = events('/v1/overview/stream');
   source.addEventListener('overview', (e) => showOverview(JSON.parse(e.data)));
-  source.onerror = () => ($('#status').textContent = 'reconnecting…');
+  source.onerror = () => {
+    $('#status').textContent = 'reconnecting…';
+    void api('/v1/overview'); // asks for a token if that is why
+  };
 }
 
 // ---- views ------------------------------------------------------------------------------------
@@ -138,7 +165,7 @@ function view(name) {
     } else chart.setData(series);
   }
   async function load() {
-    const res = await fetch(`/v1/views/${name}?limit=1000`);
+    const res = await api(`/v1/views/${name}?limit=1000`);
     if (!res.ok) return;
     const body = await res.json();
     rows.clear();
@@ -147,7 +174,7 @@ function view(name) {
     render();
   }
   function subscribe() {
-    const source = new EventSource(`/v1/views/${name}/changes`);
+    const source = events(`/v1/views/${name}/changes`);
     source.addEventListener('row', (e) => {
       const { row } = JSON.parse(e.data);
       if (columns.length === 0) columns = Object.keys(row);
@@ -177,7 +204,7 @@ function view(name) {
       if (liveVersion && liveVersion.version !== live) {
         live = liveVersion.version;
         keyColumns = [];
-        void fetch('/v1/views')
+        void api('/v1/views')
           .then((r) => r.json())
           .then((b) => {
             keyColumns = b.views.find((x) => x.name === name)?.keyColumns ?? [];
@@ -193,7 +220,7 @@ function view(name) {
 }
 
 async function act(name, action) {
-  const res = await fetch(`/v1/views/${name}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const res = await api(`/v1/views/${name}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   const body = await res.json();
   $('#status').textContent = res.ok ? body.message : body.error.message;
 }
@@ -203,7 +230,7 @@ async function act(name, action) {
 $('#sql-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('#sql-error').textContent = '';
-  const res = await fetch('/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: $('#sql').value }) });
+  const res = await api('/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: $('#sql').value }) });
   const body = await res.json();
   if (!res.ok) {
     $('#sql-error').textContent = body.error.message;

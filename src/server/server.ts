@@ -208,8 +208,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (scope === null || scope === undefined || tokens.length === 0) return;
     const needed = typeof scope === 'function' ? scope(req) : scope;
     const header = req.headers.authorization;
-    const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
-    if (token === null || token === '') throw new KappaError('KAPPA_UNAUTHENTICATED', 'This route needs a token: send the header `Authorization: Bearer <token>`.', { scope: needed });
+    let token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
+    // Browsers cannot send headers with EventSource: event streams also take ?access_token= (RFC 6750).
+    if (token === null && wantsEventStream(req)) token = (req.query as { access_token?: unknown }).access_token?.toString() ?? null;
+    if (token === null || token === '') throw new KappaError('KAPPA_UNAUTHENTICATED', 'This route needs a token: send the header `Authorization: Bearer <token>` (event streams may pass ?access_token=<token> instead).', { scope: needed });
     const principal = authenticate(tokens, token);
     if (principal === null) throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
     if (!hasScope(principal, needed)) throw new KappaError('KAPPA_FORBIDDEN', `Token "${principal.name}" does not have the scope "${needed}" this route needs.`, { scope: needed, token: principal.name });

@@ -116,6 +116,20 @@ describe('routes × scopes', () => {
     });
   }
 
+  test('event streams also take ?access_token= (a browser EventSource cannot send headers); other routes do not', async () => {
+    const status = async (path: string, stream: boolean): Promise<number> => {
+      const abort = new AbortController();
+      const res = await fetch(h.url + path, { headers: stream ? { accept: 'text/event-stream' } : {}, signal: abort.signal });
+      abort.abort();
+      return res.status;
+    };
+    assert.equal(await status(`/v1/overview/stream?access_token=${TOKENS.query}`, true), 200);
+    assert.equal(await status('/v1/overview/stream?access_token=nope', true), 401);
+    assert.equal(await status(`/v1/topics/sales/records?partition=0&access_token=${TOKENS.query}`, true), 403, 'a query token cannot consume');
+    assert.equal(await status(`/v1/topics/sales/records?partition=0&access_token=${TOKENS.consumer}`, true), 200);
+    assert.equal(await status(`/v1/views?access_token=${TOKENS.query}`, false), 401, 'only event streams');
+  });
+
   test('wildcards match topic names; a scope for one topic does not open another', async () => {
     const post = (topic: string, token: string): ReturnType<typeof call> => call(h.url, 'POST', `/v1/topics/${topic}/records`, { body: '{"kind":"k"}', type: 'application/json', token });
     assert.equal((await post('events', TOKENS.wildcard)).status, 200);
