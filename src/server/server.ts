@@ -165,9 +165,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     for (const end of streams) end();
   });
   // Answers sent while closing end their connection, so close() does not wait out keep-alive.
-  fastify.addHook('onSend', async (_req, reply, payload) => {
+  fastify.addHook('onSend', (_req, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
   fastify.addHook('onClose', async () => {
     hub?.close();
@@ -198,7 +198,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
-  fastify.addHook('onRequest', async (req) => {
+  // Callback hooks: no promise per request on the hot path.
+  fastify.addHook('onRequest', (req, _reply, done) => {
+    try {
+      authorize(req);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
+  const authorize = (req: FastifyRequest): void => {
     // Without tokens the server is open to this machine only; a browser page from elsewhere whose
     // name resolves to 127.0.0.1 (DNS rebinding) still sends its own Host, and is refused here.
     if (tokens.length === 0 && !LOOPBACK.has(hostName(req.headers.host))) {
@@ -216,12 +225,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (principal === null) throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
     if (!hasScope(principal, needed)) throw new KappaError('KAPPA_FORBIDDEN', `Token "${principal.name}" does not have the scope "${needed}" this route needs.`, { scope: needed, token: principal.name });
     req.principal = principal;
-  });
+  };
 
-  fastify.addHook('onResponse', async (req, reply) => {
+  fastify.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';
     metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    done();
   });
 
   fastify.setNotFoundHandler((req, reply) => {
@@ -265,7 +275,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         return { result: r, digest: r.then(() => hash.digest('hex')) };
       });
     } else {
-      const digest = digestOf(req.rawBody ?? JSON.stringify(req.body) ?? '');
+      const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
       result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body), digest: Promise.resolve(digest) }));
     }
     reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
