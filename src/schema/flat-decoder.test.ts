@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
 import { seededRandom } from '../random.ts';
-import { compileFlatDecoder, compileProjectedDecoder } from './flat-decoder.ts';
-import { compileSchema } from './json-schema.ts';
+import { compileFlatDecoder } from './flat-decoder.ts';
 
 const Sale = Type.Object({ orderId: Type.String(), qty: Type.Integer(), amount: Type.Number(), paid: Type.Boolean(), note: Type.Optional(Type.String()) });
 
@@ -93,67 +92,5 @@ describe('flat decoder (a fast path that must equal JSON.parse)', () => {
       if (agrees(text) === 'fast') fast++;
     }
     assert.ok(fast > 2_000, `the fast path was taken ${fast} times`);
-  });
-});
-
-describe('projected decoder (builds some fields, stands in for the schema check)', () => {
-  const schema = compileSchema(Sale);
-  const keep = new Set(['qty', 'paid']);
-
-  /** Fast answers only for records the schema accepts, with exactly the kept fields as JSON.parse gives them. */
-  function projectedAgrees(text: string, decode = compileProjectedDecoder(Sale, keep)!): 'fast' | 'fallback' {
-    const bytes = Buffer.from(text);
-    const got = decode(bytes, 0, bytes.length);
-    if (got === undefined) return 'fallback';
-    const want = JSON.parse(text) as Record<string, unknown>;
-    assert.ok(schema.validate(want as never), `the projected decoder accepted a record the schema refuses: ${text}`);
-    assert.deepStrictEqual(Object.keys(got).sort(), Object.keys(want).filter((k) => keep.has(k)).sort(), text);
-    for (const k of Object.keys(got)) assert.ok(Object.is(got[k], want[k]), `${text}: ${k}`);
-    return 'fast';
-  }
-
-  test('accepts valid records, building only the kept fields; refuses type and presence problems to the full path', () => {
-    assert.equal(projectedAgrees('{"orderId":"o1","qty":3,"amount":12.5,"paid":true}'), 'fast');
-    assert.equal(projectedAgrees('{"orderId":"o1","qty":3,"amount":12,"paid":false,"note":"n"}'), 'fast');
-    for (const text of [
-      '{"orderId":"o1","qty":3.5,"amount":1,"paid":true}', // not an integer
-      '{"orderId":"o1","qty":"3","amount":1,"paid":true}', // a string for an integer
-      '{"orderId":1,"qty":3,"amount":1,"paid":true}', // a number for a string
-      '{"orderId":"o1","qty":3,"amount":"1","paid":true}',
-      '{"orderId":"o1","qty":3,"amount":1,"paid":1}',
-      '{"orderId":"o1","qty":3,"amount":1}', // paid is required
-      '{"qty":3,"amount":1,"paid":true}', // orderId is required
-      '{"orderId":"o1","qty":3,"amount":1e3,"paid":true}', // exponent: JSON.parse decides
-      '{"orderId":"o1","qty":3,"amount":1,"paid":true,"x":1}',
-    ]) {
-      assert.equal(projectedAgrees(text), 'fallback', text);
-    }
-  });
-
-  test('schemas with constraints beyond types get no projected decoder', () => {
-    assert.equal(compileProjectedDecoder(Type.Object({ a: Type.String({ minLength: 1 }) }), keep), null);
-    assert.equal(compileProjectedDecoder(Type.Object({ a: Type.Number({ minimum: 0 }) }), keep), null);
-    assert.equal(compileProjectedDecoder({ type: 'object', properties: { a: { type: 'string' } }, minProperties: 1 }, keep), null);
-    assert.notEqual(compileProjectedDecoder(Sale, keep), null);
-  });
-
-  test('20,000 generated records: a fast answer only for records the schema accepts, equal to JSON.parse on the kept fields', () => {
-    const random = seededRandom(7);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
-    const values: Record<string, () => string> = {
-      orderId: () => pick(['"o1"', '""', '"caf\u00e9"', '1', 'null', '"a\\"b"']),
-      qty: () => pick(['3', '-2', '0', '3.5', '"3"', '1e2', '123456789012345', '1234567890123456', 'true']),
-      amount: () => pick(['12.5', '-0', '0', '1e300', '"x"', '7', '0.1', 'false']),
-      paid: () => pick(['true', 'false', '1', 'null', '"true"']),
-      note: () => pick(['"n"', '2', 'null']),
-    };
-    let fast = 0;
-    for (let n = 0; n < 20_000; n++) {
-      const keys = Object.keys(values).filter((k) => random() < (k === 'note' ? 0.3 : 0.92));
-      if (random() < 0.3) keys.sort(() => random() - 0.5);
-      const text = `{${keys.map((k) => `"${k}":${values[k]()}`).join(',')}}`;
-      if (projectedAgrees(text) === 'fast') fast++;
-    }
-    assert.ok(fast > 200, `the fast path was taken ${fast} times`);
   });
 });

@@ -21,37 +21,6 @@ const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (start: numbe
 
 /** The decoder for `schema`, or null when the schema is not a flat object of scalar properties. */
 export function compileFlatDecoder(schema: object): FlatDecoder | null {
-  const names = flatNames(schema);
-  return names === null ? null : build(names, null);
-}
-
-/** Schema keywords a projected decoder checks itself; any other keyword means it cannot stand in for the schema. */
-const OBJECT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', '$id', '$schema', 'title', 'description']);
-
-/**
- * A decoder that also stands in for the schema check, and builds only the `keep` properties: it
- * answers only for a record that has every required property with exactly its declared type
- * (strings; integers and plain decimals without an exponent; booleans) and nothing else — so the
- * schema would accept it — and returns undefined for anything else, which the caller then decodes
- * and checks in full. Null when the schema has constraints beyond types (lengths, ranges, formats…).
- */
-export function compileProjectedDecoder(schema: object, keep: ReadonlySet<string>): FlatDecoder | null {
-  const names = flatNames(schema);
-  if (names === null) return null;
-  const s = schema as { properties: Record<string, object>; required?: unknown; additionalProperties?: unknown };
-  if (!Object.keys(s).every((k) => OBJECT_KEYWORDS.has(k))) return null;
-  if (s.additionalProperties !== undefined && typeof s.additionalProperties !== 'boolean') return null;
-  for (const name of names) if (Object.keys(s.properties[name]).some((k) => k !== 'type')) return null;
-  const required = Array.isArray(s.required) ? (s.required as unknown[]) : [];
-  if (!required.every((r) => typeof r === 'string' && names.includes(r))) return null;
-  const types = names.map((n) => (s.properties[n] as { type: string }).type);
-  let requiredMask = 0;
-  for (const r of required as string[]) requiredMask |= 1 << names.indexOf(r);
-  return build(names, { keep: names.map((n) => keep.has(n)), types, requiredMask });
-}
-
-/** The property names of a flat object of scalar properties, or null. */
-function flatNames(schema: object): string[] | null {
   const s = schema as { type?: unknown; properties?: Record<string, { type?: unknown }> };
   if (s.type !== 'object' || s.properties === null || typeof s.properties !== 'object') return null;
   const names = Object.keys(s.properties);
@@ -62,14 +31,6 @@ function flatNames(schema: object): string[] | null {
     // Printable ASCII with nothing to escape; and not __proto__, which an assignment would not create as JSON.parse does.
     if (!/^[\x20-\x7e]*$/.test(name) || name.includes('"') || name.includes('\\') || name === '__proto__') return null;
   }
-  return names;
-}
-
-/** The scanner; with `checked`, it builds only the kept properties and checks types and required ones. */
-function build(names: string[], checked: { keep: boolean[]; types: string[]; requiredMask: number } | null): FlatDecoder {
-  const keep = checked?.keep ?? names.map(() => true);
-  const types = checked?.types ?? null;
-  const requiredMask = checked?.requiredMask ?? 0;
   const keyBytes = names.map((n) => Buffer.from(n, 'latin1'));
 
   /** Index of the key in `b[start, end)`, or -1. */
@@ -119,8 +80,7 @@ function build(names: string[], checked: { keep: boolean[]; types: string[]; req
           i++;
         }
         if (i >= end) return undefined;
-        if (types !== null && types[k] !== 'string') return undefined;
-        value = keep[k] ? latin1Slice.call(b, vs, i) : undefined;
+        value = latin1Slice.call(b, vs, i);
         i++;
       } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
         // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -136,31 +96,15 @@ function build(names: string[], checked: { keep: boolean[]; types: string[]; req
           if (!(b[i] >= 0x30 && b[i] <= 0x39)) return undefined;
           while (b[i] >= 0x30 && b[i] <= 0x39) i++;
         }
-        let exponent = false;
         if (b[i] === 0x65 || b[i] === 0x45) {
           integer = false;
-          exponent = true;
           i++;
           if (b[i] === 0x2b || b[i] === 0x2d) i++;
           if (!(b[i] >= 0x30 && b[i] <= 0x39)) return undefined;
           while (b[i] >= 0x30 && b[i] <= 0x39) i++;
         }
         if (i > end) return undefined;
-        if (types !== null) {
-          // Checked: integers of up to 15 digits and decimals without an exponent only (exact, finite).
-          if (types[k] === 'string' || types[k] === 'boolean') return undefined;
-          if (types[k] === 'integer' && (!integer || i - vs > 15)) return undefined;
-          if (i - vs > 300) return undefined; // beyond a double's range: JSON.parse decides
-          if (exponent) return undefined;
-          if (!keep[k]) {
-            value = undefined;
-          } else if (integer) {
-            const negative = b[vs] === 0x2d;
-            let n = 0;
-            for (let d = negative ? vs + 1 : vs; d < i; d++) n = n * 10 + (b[d] - 0x30);
-            value = negative ? -n : n;
-          } else value = Number(latin1Slice.call(b, vs, i));
-        } else if (integer && i - vs <= 15) {
+        if (integer && i - vs <= 15) {
           // At most 15 characters: exact in a double, as JSON.parse gives it (-0 included).
           const negative = b[vs] === 0x2d;
           let n = 0;
@@ -170,22 +114,20 @@ function build(names: string[], checked: { keep: boolean[]; types: string[]; req
           value = Number(latin1Slice.call(b, vs, i));
         }
       } else if (c === 0x74 && b[i + 1] === 0x72 && b[i + 2] === 0x75 && b[i + 3] === 0x65) {
-        if (types !== null && types[k] !== 'boolean') return undefined;
         value = true;
         i += 4;
       } else if (c === 0x66 && b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x73 && b[i + 4] === 0x65) {
-        if (types !== null && types[k] !== 'boolean') return undefined;
         value = false;
         i += 5;
       } else {
         return undefined;
       }
-      if (keep[k]) out[names[k]] = value;
+      out[names[k]] = value;
       if (b[i] === 0x2c /* , */) {
         i++;
         continue;
       }
-      if (b[i] === 0x7d /* } */ && i + 1 === end) return (seen & requiredMask) === requiredMask ? out : undefined;
+      if (b[i] === 0x7d /* } */ && i + 1 === end) return out;
       return undefined;
     }
   };

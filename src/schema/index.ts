@@ -21,5 +21,5 @@ export {
 } from './json-schema.ts';
 export { describeIssues, formatPath, type SchemaIssue } from './issues.ts';
 export { canonicalJson, schemaFingerprint } from './fingerprint.ts';
-export { compileFlatDecoder, compileProjectedDecoder, type FlatDecoder } from './flat-decoder.ts';
+export { compileFlatDecoder, type FlatDecoder } from './flat-decoder.ts';
 export { Type, type Static, type TSchema } from '@sinclair/typebox';

@@ -19,8 +19,6 @@ export interface Aggregate<T> {
   init(state: unknown[], slot: number): void;
   /** Folds one event (its value and event time) into `state` at `slot`. */
   add(state: unknown[], slot: number, value: T, timeMs: number): void;
-  /** The functions `add` calls on the event (for projection, see projection.ts); absent when unknown. */
-  readonly readers?: readonly unknown[];
 }
 
 type Extract<T> = (value: T) => number;
@@ -31,7 +29,6 @@ function single<T>(kind: string, fn: Extract<T> | null, type: 'INTEGER' | 'REAL'
   return {
     kind,
     signature: `${kind}(${fn ? fn.toString() : ''})`,
-    readers: fn ? [fn] : [],
     stateColumns: (name) => [{ name, type, merge }],
     outputColumn: (name) => ({ name, sql: q(name) }),
     init: (state, slot) => {
@@ -67,7 +64,6 @@ export function avg<T>(fn: Extract<T>): Aggregate<T> {
   return {
     kind: 'avg',
     signature: `avg(${fn.toString()})`,
-    readers: [fn],
     stateColumns: (name) => [
       { name: `${name}__sum`, type: 'REAL', merge: { kind: 'add' } },
       { name: `${name}__count`, type: 'INTEGER', merge: { kind: 'add' } },
@@ -93,7 +89,6 @@ function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<
   return {
     kind,
     signature: `${kind}(${fn.toString()})`,
-    readers: [fn],
     stateColumns: (name) => [
       // The value column has no type affinity, so it keeps whatever scalar it gets.
       { name, type: 'ANY', merge: earliest ? { kind: 'earliest', by: `${name}__time` } : { kind: 'latest', by: `${name}__time` } },

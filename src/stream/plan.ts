@@ -16,8 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
-import { compileFlatDecoder, compileProjectedDecoder } from '../schema/flat-decoder.ts';
-import { viewFields } from './projection.ts';
+import { compileFlatDecoder } from '../schema/flat-decoder.ts';
 import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
 import type { Aggregate } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
@@ -123,14 +122,11 @@ const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice
  * null value) → the value, UTF-8 and JSON decoded and checked against the topic's schema. Throws
  * a TypeError whose message is the dead-letter reason.
  */
-export function valueDecoder(source: TopicDef<unknown>, fields: ReadonlySet<string> | null = null): (buf: Buffer | null, start: number, length: number) => unknown {
+export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, start: number, length: number) => unknown {
   const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
   // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way.
   const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
-  // When the pipeline reads only some fields (projection.ts), a decoder that builds just those and
-  // checks the schema's types itself; it answers only for records the schema accepts.
-  const projected = source.schema && fields !== null ? compileProjectedDecoder(source.schema as object, fields) : null;
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
   function strictDecode(bytes: Uint8Array): unknown {
@@ -142,10 +138,6 @@ export function valueDecoder(source: TopicDef<unknown>, fields: ReadonlySet<stri
   /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
   function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
     if (buf === null) throw new TypeError('the record has no value');
-    if (projected !== null) {
-      const fast = projected(buf, start, start + length);
-      if (fast !== undefined) return fast;
-    }
     if (flat !== null) {
       const fast = flat(buf, start, start + length);
       if (fast !== undefined) {
@@ -248,7 +240,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const windowSpec = agg.stream.windowSpec;
   const keyFn = agg.keyFn;
   const timeFn = source.time;
-  const decodeValue = valueDecoder(source, viewFields(view));
+  const decodeValue = valueDecoder(source);
   const aggs: { name: string; agg: Aggregate<unknown>; slot: number }[] = [];
   let width = 0;
   for (const [name, a] of Object.entries(agg.aggregates)) {
