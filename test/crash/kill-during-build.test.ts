@@ -140,7 +140,8 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
       }
       await new Promise((r) => setTimeout(r, 10));
     }
-    return { stderr, ...(await exited) };
+    const result = await exited; // before reading stderr: the last lines may still be in the pipe
+    return { stderr, ...result };
   }
 
   const atHead = async (version: number): Promise<boolean> => {
