@@ -29,8 +29,12 @@ interface ViewChannel {
   chain: Promise<void>;
 }
 
-/** Keys read back per query. */
-const KEYS_PER_QUERY = 200;
+/**
+ * Keys read back before the hub yields to the event loop. Each key is one primary-key lookup
+ * (a few µs), so a flush of 10,000 changed rows never holds the event loop for more than a
+ * millisecond or two at a time.
+ */
+const KEYS_PER_STEP = 500;
 
 export class ChangeHub {
   private readonly channels = new Map<string, ViewChannel>();
@@ -58,33 +62,41 @@ export class ChangeHub {
 
   private changed(change: ViewChange): void {
     const ch = this.channel(change.view);
+    if (change.kind === 'rows' && ch.listeners.size === 0) {
+      // Nobody listens: reading the rows back would cost a lookup per changed key for nothing (a
+      // backfill changes every row it writes). The change is numbered but not kept, so a client
+      // reconnecting with an older Last-Event-ID gets a `reset` and reads the view again.
+      ch.seq++;
+      ch.history.length = 0;
+      return;
+    }
     ch.chain = ch.chain
       .then(async () => {
         if (change.kind === 'live') {
           this.publish(ch, 'reset', { view: change.view, version: change.version, reason: `version ${change.version} is live now; read the view again` });
           return;
         }
-        for (const row of await this.rows(change.view, change.keys)) this.publish(ch, 'row', { view: change.view, version: change.version, row });
+        for (let i = 0; i < change.keys.length; i += KEYS_PER_STEP) {
+          if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          const rows = await this.rows(change.view, change.version, change.keys.slice(i, i + KEYS_PER_STEP));
+          for (const row of rows) this.publish(ch, 'row', { view: change.view, version: change.version, row });
+        }
       })
       .catch((err: Error) => this.onError(err));
   }
 
-  /** The committed rows of the public view with these keys (key column names from the catalog). */
-  private async rows(view: string, keys: (string | number | null)[][]): Promise<Record<string, unknown>[]> {
-    const live = (await this.store.versions()).find((v) => v.name === view && v.state === 'live');
-    if (live === undefined) return [];
-    const def = await this.store.definition(view, live.version);
-    if (def === null) return [];
-    const names = def.keyColumns.map((c) => c.name);
-    if (names.length === 0) return (await this.store.query(`SELECT * FROM "${view}"`)).rows;
-    const out: Record<string, unknown>[] = [];
-    const match = `(${names.map((n) => `"${n}" IS ?`).join(' AND ')})`;
-    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
-      const chunk = keys.slice(i, i + KEYS_PER_QUERY);
-      const sql = `SELECT * FROM "${view}" WHERE ${chunk.map(() => match).join(' OR ')}`;
-      out.push(...(await this.store.query(sql, chunk.flat())).rows);
+  /**
+   * The committed rows of the version with these keys, by primary key. A version dropped since the
+   * flush (a quick replay and swap) has no rows to send: the `live` change that follows resets
+   * the subscribers.
+   */
+  private async rows(view: string, version: number, keys: (string | number | null)[][]): Promise<Record<string, unknown>[]> {
+    try {
+      return await this.store.rowsByKey(view, version, keys);
+    } catch (err) {
+      if ((await this.store.definition(view, version)) === null) return [];
+      throw err;
     }
-    return out;
   }
 
   private publish(ch: ViewChannel, event: ChangeEvent['event'], data: object): void {

@@ -175,6 +175,11 @@ export interface ViewStore {
   checkpoints(name: string, version: number): Promise<Checkpoint[]>;
   /** The definition a version was created with (null if the version does not exist). */
   definition(name: string, version: number): Promise<ViewDefinition | null>;
+  /**
+   * The rows of a version with these group keys, as its public view shows them (a key with no row
+   * gives none). Each is found by its primary key, so the cost is per key, whatever the table holds.
+   */
+  rowsByKey(name: string, version: number, keys: readonly (readonly (string | number | null)[])[]): Promise<Record<string, unknown>[]>;
   /** Every version of every view in the catalog, with row counts. */
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */

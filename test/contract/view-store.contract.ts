@@ -329,6 +329,32 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
     });
 
+    describe('rowsByKey', () => {
+      test('reads rows by group key as the public view shows them, NULL keys included, and skips keys with no row', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2025, 10, 2), sale(null, null, 4), sale('us', 2025, 1)], []);
+        const rows = await store.rowsByKey('sales', 1, [['eu', 2025], [null, null], ['nowhere', 1999]]);
+        assert.deepEqual(rows, [
+          { region: 'eu', year: 2025, total: 10, orders: 2, avg_amount: 5 },
+          { region: null, year: null, total: 4, orders: 1, avg_amount: 4 },
+        ]);
+      });
+
+      test('reads the one row of a view without key columns, and the rows of a version that is not live', async () => {
+        await store.ensureVersion({ name: 'totals', version: 1, fingerprint: 'totals-fp', keyColumns: [], stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }], outputColumns: [{ name: 'events', sql: 'n' }] });
+        await store.flush('totals', 1, [{ key: [], state: [7] }], []);
+        assert.deepEqual(await store.rowsByKey('totals', 1, [[]]), [{ events: 7 }]);
+        await store.ensureVersion(salesDef());
+        await store.ensureVersion(salesDef(2));
+        await store.flush('sales', 2, [sale('eu', 2026, 3)], []);
+        assert.deepEqual(await store.rowsByKey('sales', 2, [['eu', 2026]]), [{ region: 'eu', year: 2026, total: 3, orders: 1, avg_amount: 3 }]);
+      });
+
+      test('an unknown version is refused with KAPPA_UNKNOWN_VIEW', async () => {
+        await rejectsWith(store.rowsByKey('nope', 1, [['x']]), 'KAPPA_UNKNOWN_VIEW');
+      });
+    });
+
     describe('checkpoints', () => {
       test('checkpoints are committed with the deltas and survive reopening the store', async () => {
         await store.ensureVersion(salesDef());

@@ -122,6 +122,22 @@ export function publicSelectSql(def: ViewDefinition): string {
   return `SELECT ${outer.join(', ')} FROM ${from}`;
 }
 
+/**
+ * The public view's SELECT for one row, found by its primary key (parameters: the encoded key
+ * values; none for a keyless view). The key condition sits on the version table itself, so SQLite
+ * looks the row up by its primary key instead of scanning the decoded keys of every row.
+ */
+export function selectRowByKeySql(def: ViewDefinition): string {
+  const where = keyNames(def).map((k) => (def.keyColumns.length === 0 ? `${quoteIdent(k)} = 0` : `${quoteIdent(k)} = ?`)).join(' AND ');
+  const inner = [
+    ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
+    ...def.stateColumns.map((c) => quoteIdent(c.name)),
+  ];
+  const outer = [...def.keyColumns.map((c) => quoteIdent(c.name)), ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`)];
+  const innerColumns = inner.length === 0 ? '*' : inner.join(', ');
+  return `SELECT ${outer.join(', ')} FROM (SELECT ${innerColumns} FROM ${tableIdent(def)} WHERE ${where})`;
+}
+
 /** True when the first word of `sql`, after whitespace and comments, is `keyword`. */
 export function startsWithKeyword(sql: string, keyword: string): boolean {
   const rest = sql.replace(/^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?(?:\*\/|$))*/, '');

@@ -54,7 +54,7 @@ import {
   validateDefinition,
 } from '../definition.ts';
 import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryOptions, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
-import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
+import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, selectRowByKeySql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created if missing. */
@@ -168,6 +168,8 @@ interface VersionHandle {
   selectCustom: Database.Statement<unknown[]> | null;
   /** Indexes (into `stateColumns`) of the custom-merge columns. */
   customIndexes: number[];
+  /** Reads one row of the public view by key, on a reader connection; prepared on first use. */
+  selectByKey: Database.Statement<unknown[]> | null;
   /** Reused parameter arrays (one row's keys and state; one row's keys) so a flush allocates none. */
   params: unknown[];
   keyParams: unknown[];
@@ -329,6 +331,21 @@ class SqliteViewStore implements ViewStore {
     const row = this.sql.get.get(name, version) as CatalogRow | undefined;
     if (row === undefined) return null;
     return this.handles.get(handleKey(name, version))?.def ?? parseDefinitionJson(row.definition_json);
+  }
+
+  async rowsByKey(name: string, version: number, keys: readonly (readonly (string | number | null)[])[]): Promise<Record<string, unknown>[]> {
+    this.checkOpen();
+    const h = this.handle(name, version);
+    h.selectByKey ??= this.readers[0].prepare(selectRowByKeySql(h.def));
+    const nk = h.def.keyColumns.length;
+    const params = new Array<unknown>(nk);
+    const rows: Record<string, unknown>[] = [];
+    for (const key of keys) {
+      for (let k = 0; k < nk; k++) params[k] = key[k] ?? NULL_KEY;
+      const row = h.selectByKey.get(params) as Record<string, unknown> | undefined;
+      if (row !== undefined) rows.push(row);
+    }
+    return rows;
   }
 
   async versions(): Promise<ViewVersionInfo[]> {
@@ -543,6 +560,7 @@ class SqliteViewStore implements ViewStore {
       upsert: this.writer.prepare(upsertSql(def)),
       selectCustom: customIndexes.length === 0 ? null : this.writer.prepare(selectCustomSql(def, customIndexes.map((i) => def.stateColumns[i].name))).raw(),
       customIndexes,
+      selectByKey: null,
       params: new Array(width),
       keyParams: new Array(def.keyColumns.length),
     };
