@@ -148,7 +148,7 @@ describe('HTTP server', () => {
     assert.deepEqual((retry.body as { records: unknown[] }).records, acks, 'the original offsets');
     assert.deepEqual(await ends('sales'), after1, 'nothing appended twice');
     const other = await call(h.url, 'POST', '/v1/topics/sales/records', { body: lines[0], type: 'application/x-ndjson', headers: { 'idempotency-key': 'batch-1' } });
-    assert.equal(other.status, 409);
+    assert.equal(other.status, 422);
     assert.equal((other.body as { error: { code: string } }).error.code, 'KAPPA_IDEMPOTENCY_KEY_REUSED');
     // The records are readable back in order.
     const p0 = acks.filter((a) => a.partition === 0);
