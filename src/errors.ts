@@ -40,6 +40,8 @@ export const ERROR_CATALOGUE = {
   KAPPA_HEADERS_TOO_LARGE: { status: 431, retriable: false, summary: 'The request line and headers are larger than the server reads.' },
   KAPPA_REQUEST_TIMEOUT: { status: 408, retriable: true, summary: 'The request took too long to arrive, and the server stopped waiting for it.' },
   KAPPA_QUERY_TIMEOUT: { status: 400, retriable: false, summary: 'A SQL query ran past the time limit and was stopped.' },
+  KAPPA_QUERY_RESULT_TOO_LARGE: { status: 413, retriable: false, summary: "A SQL query's result (or a value in it) is larger than a query may answer, or the query needed more memory than a query may use; it was stopped." },
+  KAPPA_QUERY_NOT_A_VIEW: { status: 403, retriable: false, summary: 'A SQL query reads a table that is not a view (such as one of Kappa\'s own kappa_* tables); queries read only the views.' },
   KAPPA_INTERNAL: { status: 500, retriable: true, summary: 'The server failed in a way it did not expect; the details are in its log.' },
   KAPPA_NOT_READY: { status: 503, retriable: true, summary: 'The server is still recovering or catching up its live views.' },
 } as const;
