@@ -435,6 +435,34 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await unchanged(before);
       });
 
+      test('a flush of thousands of rows is still one transaction: a checkpoint going backwards at its end rolls every row back', async () => {
+        const before = await seeded();
+        const many = Array.from({ length: 4_500 }, (_, i) => sale(`r${i}`, 2024, 1));
+        await assert.rejects(store.flush('sales', 1, many, [cp(9)]), /backwards/);
+        await unchanged(before);
+        await store.flush('sales', 1, many, [cp(30)]);
+        assert.equal((await rowsOf(store, "SELECT count(*) AS n FROM sales WHERE region LIKE 'r%'"))[0].n, 4_500);
+      });
+
+      test('writes that arrive while a large flush is under way wait for it and all land', async () => {
+        await store.ensureVersion(salesDef());
+        await store.ensureVersion({ ...salesDef(), name: 'other', fingerprint: 'other-fp' });
+        const many = Array.from({ length: 3_500 }, (_, i) => sale(`r${i}`, 2024, 1));
+        const results = await Promise.all([
+          store.flush('sales', 1, many, [cp(1)]),
+          store.flush('other', 1, [sale('eu', 2024, 2)], [cp(1)]),
+          store.flush('sales', 1, [sale('r0', 2024, 10)], [cp(2)]),
+          store.saveCode('sales', 1, 'code'),
+          store.addRequest('sales', 'replay', null),
+        ]);
+        assert.equal(typeof results[4], 'number');
+        assert.equal((await rowsOf(store, 'SELECT count(*) AS n, sum(total) AS t FROM sales'))[0].n, 3_500);
+        assert.equal((await rowsOf(store, 'SELECT sum(total) AS t FROM sales'))[0].t, 3_510);
+        assert.deepEqual(await rowsOf(store, 'SELECT region, total FROM other'), [{ region: 'eu', total: 2 }]);
+        assert.deepEqual(await store.checkpoints('sales', 1), [cp(2)]);
+        assert.equal(await store.code('sales', 1), 'code');
+      });
+
       test('an output sequence that would go backwards fails the flush', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [], [cp(5, 0, 0, 10)]);
