@@ -6,6 +6,13 @@
  *
  * State layout: every aggregate owns one or more consecutive slots of a row's state array, and the
  * same number of state columns in the table (`<name>` or `<name>__<part>`).
+ *
+ * All or nothing per event: a task folds an event in two steps. `prepare` runs the user's function
+ * of every aggregate of the view and checks what it returns, changing nothing; only when all of them
+ * passed does `apply` fold the results into the row, and `apply` cannot fail. So an event whose
+ * extractor throws or gives a value the aggregate cannot take (NaN for a sum, an object for last())
+ * goes to the dead-letter topic and leaves no row half-updated, and every value a row holds is one
+ * the store accepts (view/definition.ts checks that again at flush, as an invariant).
  */
 import type { MergeRule, OutputColumn, StateColumn } from '../view/types.ts';
 
@@ -17,13 +24,85 @@ export interface Aggregate<T> {
   outputColumn(name: string): OutputColumn;
   /** Writes the identity into `state` at `slot`. */
   init(state: unknown[], slot: number): void;
-  /** Folds one event (its value and event time) into `state` at `slot`. */
-  add(state: unknown[], slot: number, value: T, timeMs: number): void;
+  /**
+   * Runs the user's function on one event and checks what it returns, leaving it in `inputs` at
+   * `i`; changes nothing else. `state` is the row the event will fold into, or null when the task
+   * has no such row yet (only a custom aggregate reads it). Throws a TypeError whose message is the
+   * dead-letter reason, so a value the aggregate cannot take never reaches a row.
+   */
+  prepare(state: readonly unknown[] | null, slot: number, value: T, inputs: AggInputs, i: number): void;
+  /** Folds the input `prepare` left at `i` (and the event time) into `state` at `slot`. Never throws. */
+  apply(state: unknown[], slot: number, inputs: AggInputs, i: number, timeMs: number): void;
+}
+
+/**
+ * Where one event's aggregate inputs wait between `prepare` and `apply`: entry `i` per aggregate of
+ * a view, reused for every event. Numbers sit in a Float64Array, so a prepared sum is not boxed.
+ */
+export class AggInputs {
+  readonly num: Float64Array;
+  readonly any: unknown[];
+  constructor(n: number) {
+    this.num = new Float64Array(n);
+    this.any = new Array<unknown>(n).fill(null);
+  }
+}
+
+/**
+ * A value as a dead-letter reason shows it: NaN, Infinity, undefined, 5n and symbols by name
+ * (JSON.stringify would turn the first three into null or nothing), other values as short JSON.
+ */
+export function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+    case 'undefined':
+      return typeof v === 'bigint' ? `the bigint ${v}n` : String(v);
+    case 'symbol':
+      return `a symbol (${String(v.description)})`;
+    case 'function':
+      return 'a function';
+    case 'string':
+      return v.length > 60 ? `${JSON.stringify(v.slice(0, 60))}...` : JSON.stringify(v);
+    default: {
+      if (v === null) return 'null';
+      const what = Array.isArray(v) ? 'an array' : 'an object';
+      let json: string | undefined;
+      try {
+        json = JSON.stringify(v);
+      } catch {
+        json = undefined;
+      }
+      return json === undefined ? what : `${what} ${json.length > 60 ? `${json.slice(0, 60)}...` : json}`;
+    }
+  }
+}
+
+/**
+ * Why `v` cannot be a value of a row (a group key, a first/last value), or null if it can: a
+ * string, a finite number, a boolean (stored as 0/1) or null. NaN would make SQLite store NULL,
+ * Infinity is no number JSON or the views' clients can carry, a bigint beyond 64 bits is refused by
+ * SQLite, and undefined, objects, arrays, symbols and functions have no SQL form.
+ */
+export function scalarProblem(v: unknown): string | null {
+  if (typeof v === 'string' || typeof v === 'boolean' || v === null) return null;
+  if (typeof v === 'number') return Number.isFinite(v) ? null : `is ${describeValue(v)}`;
+  return `is ${describeValue(v)}`;
 }
 
 type Extract<T> = (value: T) => number;
 
 const q = (name: string): string => `"${name}"`;
+
+/** The number `fn` gives for `value`, checked finite; throws the dead-letter reason. */
+function numberOf<T>(kind: string, fn: Extract<T>, value: T): number {
+  const v = fn(value);
+  // NaN or a non-number would poison the row (SQLite stores NaN as NULL; 'a' + 1 is a string), and
+  // an infinity turns a sum into NaN as soon as the other infinity arrives.
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${kind}() got ${describeValue(v)}, not a finite number`);
+  return v;
+}
 
 function single<T>(kind: string, fn: Extract<T> | null, type: 'INTEGER' | 'REAL', merge: MergeRule, identity: number | null, add: (prev: number | null, v: number) => number): Aggregate<T> {
   return {
@@ -34,10 +113,11 @@ function single<T>(kind: string, fn: Extract<T> | null, type: 'INTEGER' | 'REAL'
     init: (state, slot) => {
       state[slot] = identity;
     },
-    add: (state, slot, value) => {
-      const v = fn ? fn(value) : 1;
-      if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`${kind}() got ${JSON.stringify(v)}, not a number`);
-      state[slot] = add(state[slot] as number | null, v);
+    prepare: (_state, _slot, value, inputs, i) => {
+      inputs.num[i] = fn ? numberOf(kind, fn, value) : 1;
+    },
+    apply: (state, slot, inputs, i) => {
+      state[slot] = add(state[slot] as number | null, inputs.num[i]);
     },
   };
 }
@@ -73,10 +153,11 @@ export function avg<T>(fn: Extract<T>): Aggregate<T> {
       state[slot] = 0;
       state[slot + 1] = 0;
     },
-    add: (state, slot, value) => {
-      const v = fn(value);
-      if (typeof v !== 'number' || Number.isNaN(v)) throw new TypeError(`avg() got ${JSON.stringify(v)}, not a number`);
-      state[slot] = (state[slot] as number) + v;
+    prepare: (_state, _slot, value, inputs, i) => {
+      inputs.num[i] = numberOf('avg', fn, value);
+    },
+    apply: (state, slot, inputs, i) => {
+      state[slot] = (state[slot] as number) + inputs.num[i];
       state[slot + 1] = (state[slot + 1] as number) + 1;
     },
   };
@@ -99,12 +180,19 @@ function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<
       state[slot] = null;
       state[slot + 1] = null;
     },
-    add: (state, slot, value, timeMs) => {
+    prepare: (_state, _slot, value, inputs, i) => {
+      // Evaluated for every event, not only for one that wins: whether an event wins depends on the
+      // task's dirty row, so a throw here must not, or dead letters would depend on flush timing.
+      const v = fn(value);
+      const problem = scalarProblem(v);
+      if (problem !== null) throw new TypeError(`${kind}() got a value that ${problem}; it takes strings, finite numbers, booleans or null`);
+      inputs.any[i] = typeof v === 'boolean' ? Number(v) : v;
+    },
+    apply: (state, slot, inputs, i, timeMs) => {
       const prev = state[slot + 1] as number | null;
       // Ties go to the earlier event for first and the later one for last: both follow log order.
       if (prev === null || (earliest ? timeMs < prev : timeMs >= prev)) {
-        const v = fn(value);
-        state[slot] = typeof v === 'boolean' ? Number(v) : v;
+        state[slot] = inputs.any[i];
         state[slot + 1] = timeMs;
       }
     },
@@ -123,12 +211,26 @@ export function last<T>(fn: (value: T) => Scalar): Aggregate<T> {
 
 export interface CustomAggregate<T, S> {
   init(): S;
+  /**
+   * The state after one more event. It gets a copy of the state (the state's JSON form, as the
+   * store keeps it), so it may change that copy and return it; if it throws, the event goes to the
+   * dead-letter topic and the row is left as it was.
+   */
   add(state: S, value: T): S;
   /** Must be commutative and associative, with init() as identity. */
   merge(a: S, b: S): S;
 }
 
-/** A user-defined mergeable aggregate. Its state is stored as JSON text; the view shows that JSON. */
+/**
+ * A user-defined mergeable aggregate. Its state is stored as JSON text; the view shows that JSON.
+ *
+ * `prepare` runs the user's `add` on a JSON copy of the row's state and checks that the result can
+ * be stored as JSON, so an `add` that throws, changes its argument in place and then throws, or
+ * returns something JSON cannot hold (a bigint, a cycle, undefined) leaves the row untouched and
+ * sends the event to the dead-letter topic; such a state would otherwise stop the view at its next
+ * flush. The copy and the check cost two JSON passes over the state per event: a custom aggregate
+ * should keep its state small (a sketch, not every value seen).
+ */
 export function aggregate<T, S>(spec: CustomAggregate<T, S>): Aggregate<T> {
   return {
     kind: 'custom',
@@ -138,8 +240,44 @@ export function aggregate<T, S>(spec: CustomAggregate<T, S>): Aggregate<T> {
     init: (state, slot) => {
       state[slot] = spec.init();
     },
-    add: (state, slot, value) => {
-      state[slot] = spec.add(state[slot] as S, value);
+    prepare: (state, slot, value, inputs, i) => {
+      // The row's state passed every check below when it was stored, so its copy cannot fail.
+      const base = state === null ? spec.init() : jsonCopy(state[slot]);
+      const next = spec.add(base as S, value);
+      const problem = jsonProblem(next);
+      if (problem !== null) throw new TypeError(`the custom aggregate's add() returned a state that ${problem}`);
+      inputs.any[i] = next;
+    },
+    apply: (state, slot, inputs, i) => {
+      state[slot] = inputs.any[i];
     },
   };
+}
+
+function jsonCopy(v: unknown): unknown {
+  return v === null || typeof v !== 'object' ? v : JSON.parse(JSON.stringify(v));
+}
+
+/** Why `v` cannot be stored as a custom aggregate's JSON state, or null if it can (null itself means "no state"). */
+function jsonProblem(v: unknown): string | null {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'number':
+      return Number.isFinite(v) ? null : `is ${describeValue(v)}, which JSON stores as null`;
+    case 'object':
+      break;
+    default:
+      return `is ${describeValue(v)}, which has no JSON form`;
+  }
+  if (v === null) return null;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(v);
+  } catch (err) {
+    return `cannot be stored as JSON (${(err as Error).message})`;
+  }
+  // A toJSON() that returns undefined leaves nothing to store.
+  return json === undefined ? 'has no JSON form' : null;
 }

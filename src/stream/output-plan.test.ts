@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
 import { type LogRecord, encodeBatch, partitionForKey } from '../log/index.ts';
 import { count } from './aggregates.ts';
-import { defineApp, from, topic, view } from './dsl.ts';
+import { type AnyTopic, defineApp, from, topic, view } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
 import { NO_WATERMARK } from './plan.ts';
 
@@ -139,5 +139,74 @@ describe('to(topic): output pipelines', () => {
     const app = defineApp({ topics: [a, b], outputs: [from(a).to(b)] });
     assert.deepEqual(app.views, []);
     assert.equal(app.outputs.length, 1);
+  });
+});
+
+describe('poison records in an output pipeline: the record is a dead letter, the pipeline goes on', () => {
+  interface Ev {
+    id: number;
+    ts: number;
+    poison?: string;
+  }
+  const events = topic<Ev>('events', { partitions: 1, time: (e) => e.ts });
+  const good: Ev[] = [
+    { id: 1, ts: T0 },
+    { id: 2, ts: T0 + 1 },
+  ];
+  const encode = (e: Ev): LogRecord => ({ offset: 0, timestamp: T0, key: null, value: Buffer.from(JSON.stringify(e)), headers: [] });
+
+  /** Runs good, poison, good through `to` and checks the poison record is the one dead letter and the good ones are written. */
+  function poisoned(make: (e: Ev) => unknown, target: AnyTopic, poison: LogRecord, reason: RegExp): void {
+    const plan = compileOutput(from(events).map((e) => (e.poison !== undefined ? make(e) : { id: e.id, at: e.ts })).to(target), 1);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    const [a, b] = good.map(encode);
+    plan.process([{ ...a, offset: 0 }, { ...poison, offset: 1 }, { ...b, offset: 2 }], state);
+    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value) as unknown), [{ id: 1, at: T0 }, { id: 2, at: T0 + 1 }]);
+    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1]);
+    assert.match(state.deadLetters[0].reason, reason);
+  }
+
+  const plain = topic('plain', { partitions: 1 });
+  const p = (poison: string, ts = T0): LogRecord => encode({ id: 9, ts, poison });
+
+  test('a map that throws (an Error, null or a string)', () => {
+    poisoned(() => { throw new Error('map failed'); }, plain, p('x'), /^pipeline: map failed$/);
+    poisoned(() => { throw null; }, plain, p('x'), /^pipeline: null$/);
+    poisoned(() => { throw 'text'; }, plain, p('x'), /^pipeline: text$/);
+  });
+
+  test('a value JSON cannot encode: a bigint, a cycle, a function, undefined', () => {
+    poisoned(() => ({ id: 10n }), plain, p('x'), /^pipeline: the value written to\(\) cannot be encoded as JSON \(Do not know how to serialize a BigInt\)$/);
+    poisoned(() => { const o: Record<string, unknown> = {}; o.self = o; return o; }, plain, p('x'), /cannot be encoded as JSON \(Converting circular structure/);
+    poisoned(() => () => 1, plain, p('x'), /has no JSON form \(a function\)/);
+    poisoned(() => undefined, plain, p('x'), /the value written to\(\) is undefined/);
+  });
+
+  test("an event time outside the range of dates, from the source's time extractor or the record timestamp", () => {
+    poisoned(() => ({ id: 9 }), plain, p('x', 8_640_000_000_000_001), /^the time extractor's event time is 8640000000000001, outside the range of dates/);
+    poisoned(() => ({ id: 9 }), plain, p('x', Number.MAX_SAFE_INTEGER), /event time is 9007199254740991, outside/);
+    const untimed = topic<Ev>('untimed', { partitions: 1 });
+    const plan = compileOutput(from(untimed).to(plain), 1);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process([{ ...encode(good[0]), offset: 0, timestamp: 2 ** 60 }, { ...encode(good[1]), offset: 1 }], state);
+    assert.equal(state.outputs.length, 1);
+    assert.match(state.deadLetters[0].reason, /^the record timestamp is 1152921504606847000, outside the range of dates/);
+  });
+
+  test("the target's time extractor: a time outside the range of dates (which the log could not encode at flush), NaN, or a throw", () => {
+    const timed = topic('timed', { partitions: 1, time: (v: { id: number; at: number; when?: unknown }) => (v.when === undefined ? v.at : (v.when as number)) });
+    poisoned(() => ({ id: 9, at: 0, when: 1e300 }), timed, p('x'), /^the time extractor of topic "timed" returned a time that is 1e\+300, outside the range of dates/);
+    poisoned(() => ({ id: 9, at: 0, when: 'soon' }), timed, p('x'), /returned a time that is "soon", not a time in ms/);
+    const throwing = topic('throwing', { partitions: 1, time: (v: { at: number; id: number }) => { if (v.id === 9) throw new Error('no time'); return v.at; } });
+    poisoned(() => ({ id: 9, at: 0 }), throwing, p('x'), /^the time extractor of topic "throwing" threw: no time$/);
+  });
+
+  test("the target's key extractor: a function, a symbol, an object, or a throw", () => {
+    const keyed = topic('keyed', { partitions: 4, key: (v: { id: number; k?: unknown }) => (v.k === undefined ? String(v.id) : (v.k as string)) });
+    poisoned(() => ({ id: 9, k: () => 1 }), keyed, p('x'), /^the key extractor of topic "keyed" returned a function; keys must be strings, numbers or booleans$/);
+    poisoned(() => ({ id: 9, k: Symbol('s') }), keyed, p('x'), /returned a symbol \(s\)/);
+    poisoned(() => ({ id: 9, k: { a: 1 } }), keyed, p('x'), /returned an object \{"a":1\}/);
+    const throwing = topic('throwing', { partitions: 4, key: (v: { id: number }) => { if (v.id === 9) throw new Error('no key'); return String(v.id); } });
+    poisoned(() => ({ id: 9 }), throwing, p('x'), /^the key extractor of topic "throwing" threw: no key$/);
   });
 });

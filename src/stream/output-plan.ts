@@ -12,14 +12,20 @@
  *
  * All or nothing per source record: every value it gives is built and checked before any is kept,
  * so a record whose pipeline throws, or one of whose values does not fit `b`'s schema, goes to
- * `<a>.dlq` whole and nothing of it reaches `b`.
+ * `<a>.dlq` whole and nothing of it reaches `b`. "Checked" covers everything the flush could trip
+ * on: the value has a JSON form (no bigint, no cycle), the key is a string, number or boolean, and
+ * the event time and the record timestamp are within the range of dates (as for views, see
+ * windows.ts), so no single record can stop the pipeline at its flush. The one thing not undone
+ * is what a stateful step (an alert's state) did before a later step threw.
  */
 import { createHash } from 'node:crypto';
 import { type LogRecord, partitionForKey } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import { BatchIndex } from './batch-index.ts';
 import type { KeyValue, OutputDef } from './dsl.ts';
-import { type OutputRecord, type TaskPlan, type TaskState, newTaskState, valueDecoder } from './plan.ts';
+import { describeValue } from './aggregates.ts';
+import { type OutputRecord, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf, valueDecoder } from './plan.ts';
+import { eventTimeProblem } from './windows.ts';
 
 export interface OutputPlan extends TaskPlan {
   kind: 'output';
@@ -71,19 +77,36 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     if (targetSchema !== null && !targetSchema.validate(value)) throw new TypeError(`output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`);
     let key: string | null = null;
     if (keyFn !== null) {
-      const k: KeyValue = keyFn(value);
+      let k: KeyValue;
+      try {
+        k = keyFn(value);
+      } catch (err) {
+        throw new TypeError(`the key extractor of topic "${target.name}" threw: ${reasonOf(err)}`, { cause: err });
+      }
       if (k !== null && k !== undefined) {
-        if (typeof k === 'object') throw new TypeError(`the key extractor of topic "${target.name}" returned ${JSON.stringify(k)}; keys must be strings, numbers or booleans`);
+        if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'boolean' && typeof k !== 'bigint') {
+          throw new TypeError(`the key extractor of topic "${target.name}" returned ${describeValue(k)}; keys must be strings, numbers or booleans`);
+        }
         key = String(k);
       }
     }
     let time = timestamp;
     if (timeFn !== null) {
-      time = timeFn(value);
-      if (typeof time !== 'number' || !Number.isFinite(time)) throw new TypeError(`the time extractor of topic "${target.name}" returned ${JSON.stringify(time)}, not a time in ms`);
+      try {
+        time = timeFn(value);
+      } catch (err) {
+        throw new TypeError(`the time extractor of topic "${target.name}" threw: ${reasonOf(err)}`, { cause: err });
+      }
+      const problem = eventTimeProblem(time);
+      if (problem !== null) throw new TypeError(`the time extractor of topic "${target.name}" returned a time that ${problem}`);
     }
-    const json = JSON.stringify(value) as string | undefined;
-    if (typeof json !== 'string') throw new TypeError(`pipeline: the value written to() has no JSON form (${typeof value})`);
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value) as string | undefined;
+    } catch (err) {
+      throw new TypeError(`pipeline: the value written to() cannot be encoded as JSON (${reasonOf(err)})`, { cause: err });
+    }
+    if (typeof json !== 'string') throw new TypeError(`pipeline: the value written to() has no JSON form (${describeValue(value)})`);
     return {
       partition: key === null ? partition % targetPartitions : targetPartitions === 1 ? 0 : partitionForKey(key, targetPartitions),
       key,
@@ -98,15 +121,23 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     try {
       const value = decodeValue(buf, start, length);
       try {
-        current = state;
         eventTimeMs = sourceTime === null ? timestamp : sourceTime(value);
+      } catch (err) {
+        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
+      }
+      // An alert's state is keyed by event time; a time outside the range of dates would
+      // poison it (and NaN compares false with everything).
+      const problem = eventTimeProblem(eventTimeMs);
+      if (problem !== null) throw new TypeError(`${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`);
+      try {
+        current = state;
         run(value, 0);
       } catch (err) {
-        throw new TypeError(`pipeline: ${(err as Error).message}`, { cause: err });
+        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
       }
       for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
     } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: (err as Error).message });
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reasonOf(err)) });
       return;
     }
     for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);

@@ -5,6 +5,8 @@ import { type LogRecord, RecordBatch, encodeBatch } from '../log/index.ts';
 import { aggregate, avg, count, first, last, max, min, sum } from './aggregates.ts';
 import { from, topic, view } from './dsl.ts';
 import { NO_WATERMARK, type TaskState, compileView } from './plan.ts';
+import { validateDeltas } from '../view/definition.ts';
+import type { RowDelta } from '../view/types.ts';
 import { hopping, tumbling, windowStarts } from './windows.ts';
 
 interface Sale {
@@ -146,6 +148,191 @@ describe('bad records go to the dead-letter list and change nothing', () => {
     plan.process(records([{ region: 'n', t: T0 }, { region: 'n' }, { region: 'n', t: T0, boom: true }]), state);
     assert.deepEqual(rows(state), { n: [2] });
     assert.deepEqual(state.deadLetters.map((d) => d.reason), ['no t', 'pipeline: boom']);
+  });
+});
+
+describe('poison records: whatever the logic gives for one record, that record is a dead letter and the view goes on', () => {
+  interface Rec {
+    region: string;
+    amount: number;
+    ts: number;
+    note?: unknown;
+  }
+  const recs = topic<Rec>('recs', { partitions: 1, time: (r) => r.ts });
+  const good = [
+    { region: 'n', amount: 1, ts: T0 },
+    { region: 's', amount: 2, ts: T0 + 1 },
+    { region: 'n', amount: 3, ts: T0 + 2 },
+  ];
+
+  /** Folds the good records with `poison` after the first one; the rows must be the good records' fold and the poison record the one dead letter. */
+  function foldsAroundPoison(v: ReturnType<typeof view>, poison: LogRecord, reason: RegExp, extraGood: Rec[] = []): TaskState {
+    const plan = compileView(v);
+    const clean = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records([...good, ...extraGood]), clean);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    const [first, ...rest] = records([...good, ...extraGood], 1);
+    plan.process([{ ...first, offset: 0 }, { ...poison, offset: 1 }, ...rest.map((r) => ({ ...r, offset: r.offset + 1 }))], state);
+    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1], 'the poison record is the one dead letter');
+    assert.match(state.deadLetters[0].reason, reason);
+    assert.deepEqual(rows(state), rows(clean), 'the rows are the fold of the good records');
+    assert.deepEqual(state.keyNames, clean.keyNames);
+    assert.equal(state.watermarkMs, clean.watermarkMs, 'a dead letter does not move the watermark');
+    // What the task hands the store passes the store's check (which is now an invariant).
+    validateDeltas(plan.definition(1, state.dirty.values()[0], state.keyNames!), state.dirty.values() as RowDelta[]);
+    return state;
+  }
+
+  const poison = (value: unknown, timestamp = T0): LogRecord => ({ offset: 0, timestamp, key: null, value: Buffer.from(JSON.stringify(value)), headers: [] });
+
+  test('a group key that is NaN, infinite, an object, an array, undefined, a bigint, a symbol or a function', () => {
+    const cases: [unknown, RegExp][] = [
+      [Number.NaN, /^pipeline: group key year is NaN; group keys must be strings, finite numbers, booleans or null$/],
+      [Number.POSITIVE_INFINITY, /group key year is Infinity/],
+      [Number.NEGATIVE_INFINITY, /group key year is -Infinity/],
+      [{ y: 1 }, /group key year is an object \{"y":1\}/],
+      [[2026], /group key year is an array \[2026\]/],
+      [undefined, /group key year is undefined/],
+      [5n, /group key year is the bigint 5n/],
+      [Symbol('y'), /group key year is a symbol \(y\)/],
+      [() => 1, /group key year is a function/],
+    ];
+    for (const [bad, reason] of cases) {
+      const v = view('v', from(recs).groupBy((r) => ({ region: r.region, year: (r.note === 'poison' ? bad : new Date(r.ts).getUTCFullYear()) as number })).aggregate({ n: count(), total: sum((r) => r.amount) }));
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
+    }
+  });
+
+  test('the sales example: a schema-valid ts past the last date is a dead letter, not a NaN year that stops the view', () => {
+    const v = view('aggregated_sales', from(recs).filter((s) => s.amount > 0).groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() })).aggregate({ total: sum((s) => s.amount), orders: count() }));
+    for (const ts of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER, -8_640_000_000_000_001]) {
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts }), new RegExp(`^the time extractor's event time is ${ts}, outside the range of dates`));
+    }
+    // Without a time extractor the same year comes out NaN: the group key check catches it.
+    const untimed = topic<Rec>('untimed', { partitions: 1 });
+    const u = view('aggregated_sales', from(untimed).groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() })).aggregate({ total: sum((s) => s.amount) }));
+    foldsAroundPoison(u, poison({ region: 'n', amount: 5, ts: 8_640_000_000_000_001 }), /group key year is NaN/);
+  });
+
+  test('a groupBy that throws, returns no object, or names a field that cannot be a column', () => {
+    for (const [fn, reason] of [
+      [() => { throw new Error('no key'); }, /^pipeline: no key$/],
+      [() => null, /groupBy\(\) must return an object of key fields, got null/],
+      [() => ({ other: 'n' }), /group key region is undefined/],
+      [() => { throw null; }, /^pipeline: null$/],
+      [() => { throw 'plain text'; }, /^pipeline: plain text$/],
+    ] as [(r: Rec) => Record<string, string>, RegExp][]) {
+      const v = view('v', from(recs).groupBy((r) => (r.note === 'poison' ? fn(r) : { region: r.region })).aggregate({ n: count() }));
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
+    }
+  });
+
+  test('a dead-lettered first record does not fix the key names', () => {
+    const v = view('v', from(recs).groupBy((r) => (r.note === 'poison' ? ({ other: 1, bad: Number.NaN } as unknown as { region: string }) : { region: r.region })).aggregate({ n: count() }));
+    const plan = compileView(v);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], state);
+    assert.deepEqual(state.keyNames, ['region']);
+    assert.deepEqual(rows(state), { n: [2], s: [1] });
+    const names = compileView(view('v', from(recs).groupBy((r) => (r.note === 'poison' ? ({ 'bad name': 1 } as unknown as { region: string }) : { region: r.region })).aggregate({ n: count() })));
+    const s2 = names.newTaskState(0, NO_WATERMARK);
+    names.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], s2);
+    assert.deepEqual(s2.deadLetters.map((d) => d.reason), ['pipeline: group key field "bad name" is not usable as a column name']);
+    assert.deepEqual(s2.keyNames, ['region']);
+  });
+
+  test('an aggregate extractor that throws, or gives NaN, Infinity or a non-number, leaves every aggregate of the row as it was', () => {
+    const cases: [(r: Rec) => number, RegExp][] = [
+      [() => { throw new Error('no amount'); }, /^pipeline: aggregate total: no amount$/],
+      [() => Number.NaN, /^pipeline: aggregate total: sum\(\) got NaN, not a finite number$/],
+      [() => Number.POSITIVE_INFINITY, /sum\(\) got Infinity, not a finite number/],
+      [() => '12' as unknown as number, /sum\(\) got "12", not a finite number/],
+      [() => undefined as unknown as number, /sum\(\) got undefined/],
+    ];
+    for (const [fn, reason] of cases) {
+      // count() comes first, so a fold that applied aggregates one by one would have counted the record.
+      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), total: sum((r) => (r.note === 'poison' ? fn(r) : r.amount)) }));
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
+    }
+    for (const [name, agg] of [
+      ['avg', avg((r: Rec) => (r.note === 'poison' ? Number.NaN : r.amount))],
+      ['min', min((r: Rec) => (r.note === 'poison' ? Number.NaN : r.amount))],
+      ['max', max((r: Rec) => (r.note === 'poison' ? Number.NEGATIVE_INFINITY : r.amount))],
+    ] as const) {
+      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), x: agg }));
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), new RegExp(`aggregate x: ${name}\\(\\) got -?(NaN|Infinity)`));
+    }
+  });
+
+  test('first() and last() take strings, finite numbers, booleans and null; anything else is a dead letter, even when the event would not win', () => {
+    for (const [bad, reason] of [
+      [undefined, /aggregate note: last\(\) got a value that is undefined/],
+      [{ a: 1 }, /last\(\) got a value that is an object/],
+      [Number.NaN, /last\(\) got a value that is NaN/],
+    ] as [unknown, RegExp][]) {
+      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), note: last((r) => (r.note === 'poison' ? bad : r.amount) as number) }));
+      // The poison record is the oldest in event time, so last() would not take its value: it is checked all the same.
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0 - 1000, note: 'poison' }), reason);
+    }
+  });
+
+  test('a custom aggregate whose add throws after changing its state in place, or returns what JSON cannot hold, leaves the row as it was', () => {
+    const cases: [(s: number[], r: Rec) => number[], RegExp][] = [
+      [(s) => { s.push(999); throw new Error('half done'); }, /^pipeline: aggregate seen: half done$/],
+      [(s) => [...s, 10n as unknown as number], /aggregate seen: the custom aggregate's add\(\) returned a state that cannot be stored as JSON \(Do not know how to serialize a BigInt\)/],
+      [(s) => { const c: unknown[] = [...s]; c.push(c); return c as number[]; }, /cannot be stored as JSON \(Converting circular structure/],
+      [() => undefined as unknown as number[], /returned a state that is undefined, which has no JSON form/],
+    ];
+    for (const [add, reason] of cases) {
+      const seen = aggregate<Rec, number[]>({ init: () => [], add: (s, r) => (r.note === 'poison' ? add(s, r) : [...s, r.amount]), merge: (a, b) => [...a, ...b] });
+      const state = foldsAroundPoison(view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), seen })), poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
+      assert.deepEqual(rows(state).n, [2, [1, 3]]);
+    }
+  });
+
+  test('a custom aggregate in a flatMap gives the sequential fold when two outputs of one record share a row, and none of it when one of them fails', () => {
+    const seen = aggregate<{ region: string; amount: number }, number[]>({
+      init: () => [],
+      add: (s, x) => {
+        if (x.amount < 0) throw new Error('negative');
+        s.push(x.amount); // in place: it gets a copy
+        return s;
+      },
+      merge: (a, b) => [...a, ...b],
+    });
+    const v = view('v', from(recs).flatMap((r) => [{ region: r.region, amount: r.amount }, { region: r.region, amount: r.note === 'poison' ? -1 : r.amount * 10 }]).groupBy((x) => ({ region: x.region })).aggregate({ n: count(), seen }));
+    const plan = compileView(v);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process([...records(good), poison({ region: 'n', amount: 7, ts: T0, note: 'poison' })].map((r, offset) => ({ ...r, offset })), state);
+    assert.deepEqual(rows(state), { n: [4, [1, 10, 3, 30]], s: [2, [2, 20]] });
+    assert.deepEqual(state.deadLetters.map((d) => [d.record.offset, d.reason]), [[3, 'pipeline: aggregate seen: negative']]);
+  });
+
+  test('an event time outside the range of dates, from the extractor or the record timestamp, neither folds nor moves the watermark', () => {
+    const windowed = view('v', from(recs).window(tumbling('1m')).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+    foldsAroundPoison(windowed, poison({ region: 'n', amount: 5, ts: 1e16 }), /^the time extractor's event time is 10000000000000000, outside the range of dates/);
+    const untimed = topic<Rec>('untimed', { partitions: 1 });
+    const byTimestamp = view('v', from(untimed).window(tumbling('1m')).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+    const plan = compileView(byTimestamp);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process([poison({ region: 'n', amount: 5, ts: 0 }, 2 ** 60), ...records(good, 1)], state);
+    assert.match(state.deadLetters[0].reason, /^the record timestamp is 1152921504606847000, outside the range of dates/);
+    assert.equal(state.late.length, 0, 'the good records that follow are not late');
+    assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [2], [`s|${T0}|${T0 + MIN}`]: [1] });
+  });
+
+  test('a window that would reach outside the range of dates is a dead letter (tumbling and hopping)', () => {
+    for (const w of [tumbling('1m'), hopping('2m', '1m')]) {
+      const v = view('v', from(recs).window(w).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+      // 8.64e15 is the last valid date, but its window would end a minute after it.
+      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: 8.64e15 }), /^event time 8640000000000000: its window \[\d+, 8640000000060000\) reaches outside the range of dates/);
+    }
+  });
+
+  test('a reason is cut to a bounded length', () => {
+    const v = view('v', from(recs).map((r) => { if (r.note === 'poison') throw new Error('x'.repeat(100_000)); return r; }).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+    const state = foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), /^pipeline: x+\.\.\.$/);
+    assert.ok(state.deadLetters[0].reason.length <= 1003);
   });
 });
 

@@ -18,11 +18,11 @@ import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import { compileFlatDecoder } from '../schema/flat-decoder.ts';
 import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
-import type { Aggregate } from './aggregates.ts';
+import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { KeyValue, Op, TopicDef, ViewDef } from './dsl.ts';
-import { windowStarts } from './windows.ts';
+import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
 
 export type { DirtyRow } from './dirty-rows.ts';
 
@@ -109,6 +109,26 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
 }
 
 export const NO_WATERMARK = -8.64e15;
+
+/** Longest dead-letter reason kept (it travels in a record header); a longer one is cut. */
+export const REASON_CHARS_MAX = 1000;
+
+/**
+ * The dead-letter reason for what a user function threw: its message, or the thrown value itself
+ * when it is no Error (`throw null` must not turn into a TypeError of ours that stops the task).
+ */
+export function reasonOf(err: unknown): string {
+  try {
+    const message = (err as { message?: unknown } | null)?.message;
+    return typeof message === 'string' ? message : String(err);
+  } catch {
+    return 'an exception that cannot be shown as text';
+  }
+}
+
+export function boundedReason(reason: string): string {
+  return reason.length <= REASON_CHARS_MAX ? reason : `${reason.slice(0, REASON_CHARS_MAX)}...`;
+}
 
 /**
  * Buffer's own UTF-8 decode of a byte range, which Buffer#toString calls after normalising its
@@ -228,6 +248,13 @@ function sqlType(v: KeyValue): 'INTEGER' | 'REAL' | 'TEXT' {
 
 const KEY_NAME = /^[a-z_][a-z0-9_]*$/i;
 
+/** Whether two row keys are the same row (as DirtyRows compares them; keys hold no NaN). */
+function sameKey(a: readonly KeyValue[], b: readonly KeyValue[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * `fingerprint` overrides the computed one: for a version whose logic is loaded from its stored
  * (bundled) code, whose function text differs from the source the fingerprint was computed from.
@@ -254,58 +281,105 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   // The common shape (no flatMap; no window or a tumbling one) has one output and at most one
   // window per event, so it folds each event straight into its row with no per-event arrays.
   const simple = !ops.some((op) => op.kind === 'flatMap') && (windowSpec === null || windowSpec.kind === 'tumbling');
+  const hasCustom = aggs.some((a) => a.agg.kind === 'custom');
   // Reused by every fold of this plan: folding is synchronous, so one batch uses them at a time.
   const index = new BatchIndex();
   const keyScratch: KeyValue[] = [];
+  const inputs = new AggInputs(aggs.length);
+  /** Key names taken from the record being folded, kept only if it folds (see keyNamesOf). */
+  let pendingKeyNames: string[] | null = null;
 
-  function newRow(key: KeyValue[]): DirtyRow {
-    const row: DirtyRow = { key, state: new Array(width) };
-    for (const a of aggs) a.agg.init(row.state, a.slot);
-    return row;
+  function newState(): unknown[] {
+    const state = new Array<unknown>(width);
+    for (const a of aggs) a.agg.init(state, a.slot);
+    return state;
   }
 
-  function fixKeyNames(state: TaskState, keyObj: Record<string, KeyValue>): string[] {
+  /**
+   * The task's group-key names: fixed by the first record that folds, so a dead-lettered record
+   * whose key object has another shape cannot fix them.
+   */
+  function keyNamesOf(state: TaskState, keyObj: Record<string, KeyValue>): string[] {
+    if (state.keyNames !== null) return state.keyNames;
+    if (pendingKeyNames !== null) return pendingKeyNames;
     const names = Object.keys(keyObj);
     for (const n of names) {
       if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
     }
-    state.keyNames = names;
-    return names;
+    return (pendingKeyNames = names);
+  }
+
+  /** The record folded: the key names it brought (if the task had none) become the task's. */
+  function folded(state: TaskState, timeMs: number): void {
+    if (pendingKeyNames !== null) {
+      state.keyNames = pendingKeyNames;
+      pendingKeyNames = null;
+    }
+    advance(state, timeMs);
+  }
+
+  /**
+   * Moves the watermark on with a record that is not a dead letter (a dead letter changes nothing,
+   * the watermark included). Deferring this to after the record's own late check changes nothing:
+   * its window ends after its event time, so its own time can never make it late.
+   */
+  function advance(state: TaskState, timeMs: number): void {
+    if (timeMs > state.maxEventTimeMs) {
+      state.maxEventTimeMs = timeMs;
+      const wm = timeMs - outOfOrdernessMs;
+      if (wm > state.watermarkMs) state.watermarkMs = wm;
+    }
+  }
+
+  function deadLetter(state: TaskState, source: RecordSource, i: number, reason: string): void {
+    pendingKeyNames = null;
+    state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reason) });
   }
 
   /**
    * Writes the row key of `value` into `keyScratch` (group-key fields, then the window start) and
-   * returns how many values it has. Throws a TypeError for a key that cannot be a row key.
+   * returns how many values it has. Throws the dead-letter reason for a key that cannot be a row
+   * key: each field must be a string, a finite number, a boolean (stored as 0/1) or null.
    */
   function keyValuesOf(state: TaskState, value: unknown, windowStart: number): number {
     const keyObj = keyFn(value);
-    if (keyObj === null || typeof keyObj !== 'object') throw new TypeError(`groupBy() must return an object of key fields, got ${JSON.stringify(keyObj)}`);
-    const names = state.keyNames ?? fixKeyNames(state, keyObj);
+    if (keyObj === null || typeof keyObj !== 'object') throw new TypeError(`groupBy() must return an object of key fields, got ${describeValue(keyObj)}`);
+    const names = keyNamesOf(state, keyObj);
     const n = names.length;
     for (let i = 0; i < n; i++) {
       const v = keyObj[names[i]];
-      if (v === undefined || (v !== null && typeof v === 'object')) throw new TypeError(`group key field "${names[i]}" is ${JSON.stringify(v)}; keys must be strings, numbers, booleans or null`);
-      keyScratch[i] = typeof v === 'boolean' ? Number(v) : v;
+      if (typeof v === 'string' || v === null || (typeof v === 'number' && Number.isFinite(v))) keyScratch[i] = v;
+      else if (typeof v === 'boolean') keyScratch[i] = v ? 1 : 0;
+      else throw new TypeError(`group key ${names[i]} ${scalarProblem(v)}; group keys must be strings, finite numbers, booleans or null`);
     }
     if (windowSpec === null) return n;
     keyScratch[n] = windowStart;
     return n + 1;
   }
 
-  /** The dirty row for key `values[0..n)`, made (at the aggregates' identity) if the task has not touched it since its last flush. */
-  function rowFor(state: TaskState, values: KeyValue[], n: number): DirtyRow {
-    let row = state.dirty.get(values, n);
-    if (row === undefined) {
-      const key = values.slice(0, n);
-      if (windowSpec !== null) key.push((values[n - 1] as number) + windowSizeMs);
-      row = newRow(key);
-      state.dirty.insert(values, n, row);
-    }
+  /** Adds a row at the aggregates' identity under key `values[0..n)`, which the task has not touched since its last flush. */
+  function insertRow(state: TaskState, values: KeyValue[], n: number): DirtyRow {
+    const key = values.slice(0, n);
+    if (windowSpec !== null) key.push((values[n - 1] as number) + windowSizeMs);
+    const row: DirtyRow = { key, state: newState() };
+    state.dirty.insert(values, n, row);
     return row;
   }
 
-  function fold(row: DirtyRow, value: unknown, timeMs: number): void {
-    for (let i = 0; i < aggs.length; i++) aggs[i].agg.add(row.state, aggs[i].slot, value, timeMs);
+  /** Runs every aggregate's function on `value` into `into`, changing no row; throws the dead-letter reason naming the aggregate. */
+  function prepare(rowState: readonly unknown[] | null, value: unknown, into: AggInputs): void {
+    for (let a = 0; a < aggs.length; a++) {
+      const x = aggs[a];
+      try {
+        x.agg.prepare(rowState, x.slot, value, into, a);
+      } catch (err) {
+        throw new TypeError(`aggregate ${x.name}: ${reasonOf(err)}`, { cause: err });
+      }
+    }
+  }
+
+  function apply(rowState: unknown[], from: AggInputs, timeMs: number): void {
+    for (let a = 0; a < aggs.length; a++) aggs[a].agg.apply(rowState, aggs[a].slot, from, a, timeMs);
   }
 
   /** Runs the operator chain from op `i` on, collecting the values that survive into `out`. */
@@ -326,6 +400,11 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   /**
    * Folds one record: `buf[start, start + length)` is its value (`buf` null for a null value).
    * `source.record(i)` builds the full record, needed only when it goes to a side output.
+   *
+   * All or nothing: every user function (time extractor, operators, group key, the aggregates'
+   * extractors) runs and every value it returns is checked before any row, the key names or the
+   * watermark change. A record that fails any of it goes to the dead-letter list with the reason
+   * and changes nothing, so no single record can leave a row the store would refuse at flush.
    */
   function foldRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: RecordSource, i: number): void {
     let value: unknown;
@@ -333,41 +412,41 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     try {
       value = decodeValue(buf, start, length);
       timeMs = timeFn ? timeFn(value) : timestamp;
-      if (typeof timeMs !== 'number' || !Number.isFinite(timeMs)) throw new TypeError(`the time extractor returned ${JSON.stringify(timeMs)}, not a time in ms`);
     } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: (err as Error).message });
-      return;
+      return deadLetter(state, source, i, reasonOf(err));
     }
-    if (timeMs > state.maxEventTimeMs) {
-      state.maxEventTimeMs = timeMs;
-      const wm = timeMs - outOfOrdernessMs;
-      if (wm > state.watermarkMs) state.watermarkMs = wm;
-    }
+    const timeProblem = eventTimeProblem(timeMs);
+    if (timeProblem !== null) return deadLetter(state, source, i, `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`);
     if (!simple) return foldAny(state, value, timeMs, source, i);
     let windowStart = 0;
     if (windowSpec !== null) {
       windowStart = Math.floor(timeMs / windowSizeMs) * windowSizeMs;
+      const problem = windowProblem(windowStart, windowSizeMs);
+      if (problem !== null) return deadLetter(state, source, i, `event time ${timeMs}: ${problem}`);
       if (!(windowStart + windowSizeMs + allowedLatenessMs > state.watermarkMs)) {
         state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
         return;
       }
     }
-    // One output and one row: every user function (operators, then the group key) has run by the
-    // time the row is looked up, so a record whose pipeline throws changes no row.
-    let row: DirtyRow;
+    // One output and one row: every user function has run by the time the row is changed.
+    let row: DirtyRow | undefined;
+    let n: number;
     try {
       for (let o = 0; o < ops.length; o++) {
         const op = ops[o];
         if (op.kind === 'filter') {
-          if (!op.fn(value)) return;
+          if (!op.fn(value)) return advance(state, timeMs);
         } else value = (op as { fn: (v: unknown) => unknown }).fn(value);
       }
-      row = rowFor(state, keyScratch, keyValuesOf(state, value, windowStart));
+      n = keyValuesOf(state, value, windowStart);
+      row = state.dirty.get(keyScratch, n);
+      prepare(row === undefined ? null : row.state, value, inputs);
     } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: `pipeline: ${(err as Error).message}` });
-      return;
+      return deadLetter(state, source, i, `pipeline: ${reasonOf(err)}`);
     }
-    fold(row, value, timeMs);
+    if (row === undefined) row = insertRow(state, keyScratch, n);
+    apply(row.state, inputs, timeMs);
+    folded(state, timeMs);
   }
 
   /** Any pipeline: flatMap (any number of outputs) and hopping windows (several windows per event). */
@@ -375,30 +454,52 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     let windows: number[] | null = null;
     if (windowSpec) {
       windows = [];
-      for (const s of windowStarts(windowSpec, timeMs)) if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
+      for (const s of windowStarts(windowSpec, timeMs)) {
+        const problem = windowProblem(s, windowSpec.sizeMs);
+        if (problem !== null) return deadLetter(state, source, i, `event time ${timeMs}: ${problem}`);
+        if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
+      }
       if (windows.length === 0) {
         state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
         return;
       }
     }
-    // Every user function (operators, then group keys) runs before any row is touched, so a
-    // record whose pipeline throws goes to the dead-letter topic having changed no row.
+    // Every user function (operators, group keys, aggregates) runs for every (output, window) pair
+    // before any row is touched. A custom aggregate reads its row, so a pair whose key an earlier
+    // pair of this record shares is prepared against that pair's result (`after`), not the row.
     const keys: KeyValue[][] = [];
-    const values: unknown[] = [];
+    const prepared: AggInputs[] = [];
+    const after: unknown[][] = [];
     try {
       const outs: unknown[] = [];
       run(value, 0, outs);
       for (const v of outs) {
         for (const w of windows ?? [0]) {
-          keys.push(keyScratch.slice(0, keyValuesOf(state, v, w)));
-          values.push(v);
+          const key = keyScratch.slice(0, keyValuesOf(state, v, w));
+          let base: unknown[] | null = state.dirty.get(key, key.length)?.state ?? null;
+          if (hasCustom) {
+            const earlier = keys.findIndex((k) => sameKey(k, key));
+            if (earlier !== -1) base = after[earlier];
+          }
+          const into = new AggInputs(aggs.length);
+          prepare(base, v, into);
+          if (hasCustom) {
+            const next = base === null ? newState() : base.slice();
+            apply(next, into, timeMs);
+            after.push(next);
+          }
+          keys.push(key);
+          prepared.push(into);
         }
       }
     } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: `pipeline: ${(err as Error).message}` });
-      return;
+      return deadLetter(state, source, i, `pipeline: ${reasonOf(err)}`);
     }
-    for (let k = 0; k < keys.length; k++) fold(rowFor(state, keys[k], keys[k].length), values[k], timeMs);
+    for (let k = 0; k < keys.length; k++) {
+      const row = state.dirty.get(keys[k], keys[k].length) ?? insertRow(state, keys[k], keys[k].length);
+      apply(row.state, prepared[k], timeMs);
+    }
+    folded(state, timeMs);
   }
 
   function process(records: readonly LogRecord[], state: TaskState): void {

@@ -1,7 +1,13 @@
 /**
  * Event-time windows. A window is [start, end) in ms since the epoch, aligned to the epoch (plus
  * an optional offset), so the same event always lands in the same windows, live or in a replay.
+ *
+ * Event times and windows stay within the range of a JavaScript Date (±8.64e15 ms, years -271821 to
+ * 275760), which is also well inside the integers a double holds exactly (2^53). A record whose
+ * event time is outside it goes to the dead-letter topic: kept, it would push the watermark so far
+ * ahead that every later event of its task counted as late.
  */
+import { describeValue } from './aggregates.ts';
 
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
 
@@ -62,4 +68,20 @@ export function windowStarts(spec: WindowSpec, t: number): number[] {
     if (t >= s && t < s + spec.sizeMs) starts.push(s);
   }
   return starts;
+}
+
+/** The latest event time, and minus it the earliest: the range of a JavaScript Date, in ms either side of the epoch. */
+export const EVENT_TIME_MS_MAX = 8.64e15;
+
+/** Why `t` (from a time extractor or a record timestamp) cannot be an event time, or null if it can. */
+export function eventTimeProblem(t: unknown): string | null {
+  if (typeof t !== 'number') return `is ${describeValue(t)}, not a time in ms`;
+  if (t >= -EVENT_TIME_MS_MAX && t <= EVENT_TIME_MS_MAX) return null;
+  return Number.isNaN(t) ? 'is NaN, not a time in ms' : `is ${t}, outside the range of dates (-8.64e15 to 8.64e15 ms since 1970, years -271821 to 275760)`;
+}
+
+/** Why the window [startMs, startMs + sizeMs) cannot be a row (it reaches outside the range of dates), or null. */
+export function windowProblem(startMs: number, sizeMs: number): string | null {
+  if (startMs >= -EVENT_TIME_MS_MAX && startMs + sizeMs <= EVENT_TIME_MS_MAX) return null;
+  return `its window [${startMs}, ${startMs + sizeMs}) reaches outside the range of dates (-8.64e15 to 8.64e15 ms since 1970)`;
 }

@@ -86,7 +86,11 @@ describe('deltas and checkpoints', () => {
       );
     bad([{ key: ['x'], state: [1] }], /Delta 0 .* 1 key value\(s\) and 2 state value\(s\)/);
     bad([{ key: ['x'], state: [1, 1] }, { key: [], state: [1, 1] }], /Delta 1/);
-    bad([{ key: [true], state: [1, 1] }], /"region" needs a string, a number or null, got true/);
+    bad([{ key: [true], state: [1, 1] }], /"region" needs a string, a finite number or null, got true/);
+    // The fold never hands over these (it dead-letters their records); the check is the invariant.
+    bad([{ key: [Number.POSITIVE_INFINITY], state: [1, 1] }], /"region" needs a string, a finite number or null, got Infinity/);
+    bad([{ key: ['x'], state: [2n ** 63n, 1] }], /"first_at" .* got 9223372036854775808n/);
+    validateDeltas(base, [{ key: ['x'], state: [Number.POSITIVE_INFINITY, -(2n ** 63n)] }]);
     bad([{ key: ['x'], state: [1, Number.NaN] }], /"first_amount" .* got NaN/);
     bad([{ key: ['x'], state: [{}, 1] }], /got an object/);
     bad('nope', /must be an array/);

@@ -10,8 +10,12 @@
  * with `kappa_` (the store's own columns).
  *
  * Delta values are checked before anything is written, so a bad delta is refused whole and never
- * half-applied: the right number of key and state values, each a string, a number (not NaN), a
- * bigint or NULL; a custom-merge column takes any JSON value. Values are not checked against the
+ * half-applied: the right number of key and state values, each a string, a number (not NaN; a key
+ * also not infinite), a 64-bit bigint or NULL; a custom-merge column takes any JSON value. For the
+ * stream engine this is an invariant, not input validation: it checks every value a record gives
+ * before folding it (stream/plan.ts, stream/aggregates.ts) and dead-letters the record otherwise,
+ * so a delta it hands over always passes. The check stays, so a broken invariant stops the task
+ * with the view and column named instead of writing a bad row. Values are not checked against the
  * declared column type: the stream engine infers key types from a sample row, and SQLite stores
  * a value by its column's type affinity (an INTEGER column keeps 2.5 as REAL; a TEXT column stores
  * the number 7 as '7'). An adapter for a strictly typed database converts or refuses there.
@@ -175,14 +179,22 @@ export function parseDefinitionJson(json: string): ViewDefinition {
   return def;
 }
 
-/** A value SQLite (and the port) can store: string, number (not NaN, which SQLite would turn into NULL), bigint, NULL. */
-function isScalar(value: unknown): boolean {
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * A value SQLite (and the port) can store: string, number (not NaN, which SQLite would turn into
+ * NULL), bigint within 64 bits (the driver refuses a wider one mid-write), NULL. A key must also be
+ * finite: a sum may overflow to Infinity, but no record's group key is infinite.
+ */
+function isScalar(value: unknown, key: boolean): boolean {
   switch (typeof value) {
     case 'string':
-    case 'bigint':
       return true;
+    case 'bigint':
+      return value >= INT64_MIN && value <= INT64_MAX;
     case 'number':
-      return !Number.isNaN(value);
+      return key ? Number.isFinite(value) : !Number.isNaN(value);
     default:
       return value === null;
   }
@@ -211,11 +223,11 @@ export function validateDeltas(def: ViewDefinition, deltas: readonly RowDelta[])
       );
     }
     for (let c = 0; c < nk; c++) {
-      if (!isScalar(d.key[c])) throw badValue(def, i, def.keyColumns[c].name, d.key[c], 'a string, a number or null');
+      if (!isScalar(d.key[c], true)) throw badValue(def, i, def.keyColumns[c].name, d.key[c], 'a string, a finite number or null');
     }
     for (let c = 0; c < ns; c++) {
       const v = d.state[c];
-      if (custom[c] ? !isJsonable(v) : !isScalar(v)) throw badValue(def, i, def.stateColumns[c].name, v, custom[c] ? 'a JSON value or null' : 'a string, a number or null');
+      if (custom[c] ? !isJsonable(v) : !isScalar(v, false)) throw badValue(def, i, def.stateColumns[c].name, v, custom[c] ? 'a JSON value or null' : 'a string, a number or null');
     }
   }
 }
