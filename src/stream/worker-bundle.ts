@@ -26,6 +26,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
+import { fingerprintParts } from './plan.ts';
 
 const WORKER_MODULE = fileURLToPath(new URL('./worker.ts', import.meta.url));
 /** Kappa's own TypeScript sources: bundled even when Kappa is installed under node_modules. */
@@ -62,11 +63,91 @@ export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
  * The config at `configPath` (absolute) as one self-contained ES module, by the same rules as the
  * worker bundle (installed packages imported by file URL). A view version keeps this code, so its
  * logic can run again after the config changed (the old version keeping up during a rebuild, or a
- * rollback); `loadBundledApp` loads it.
+ * rollback); `loadBundledApp` loads it. The code is stored in the view store, so the config's
+ * secrets are taken out of it first (see `withoutSecrets`); when that cannot be done without
+ * changing a view's logic, this throws and the version keeps no code.
  */
 export async function bundleConfig(configPath: string): Promise<string> {
   const entry = `export { default } from ${JSON.stringify(configPath)};`;
-  return Buffer.from((await bundle(entry, dirname(configPath), 'kappa-config-entry.js')).code).toString('utf8');
+  // UTF-8 output keeps a non-ASCII secret as its own characters, so withoutSecrets finds it.
+  const { code } = await bundle(entry, dirname(configPath), 'kappa-config-entry.js', 'utf8');
+  return withoutSecrets(Buffer.from(code).toString('utf8'));
+}
+
+/** Secrets this long are removed wherever they appear; shorter ones only as a whole string literal. */
+const SECRET_CHARS_BARE_MIN = 10;
+const REMOVED = 'kappa-secret-removed';
+/** What a removed URL becomes: still a URL, so the kept config loads (defineApp checks webhook URLs). */
+const REMOVED_URL = 'https://kappa-secret-removed.invalid/';
+
+/**
+ * `code` (a bundled config) without the values that must not be stored with a view version: the
+ * token hashes in `server.tokens`, and each webhook's `url` and `headers` values (and their
+ * words and URL parts of 10 characters or more, which catches `Bearer ${TOKEN}` built from a
+ * constant). The values are read by loading the code, then replaced in its text wherever they
+ * appear. Only the views of the kept code are ever used (its server and webhooks never run), so
+ * the replacement is checked: the code must still load and its views must have the same
+ * fingerprints; otherwise this throws. A value computed in code (`Buffer.from('me:pw')
+ * .toString('base64')`) is not in the text and cannot be found: docs/concepts.md asks for secrets
+ * in environment variables, which the kept code reads again when loaded and never holds.
+ */
+export async function withoutSecrets(code: string): Promise<string> {
+  const app = await loadBundledApp(code);
+  const secrets = secretsOf(app).sort((a, b) => b.length - a.length); // a value before its parts
+  let kept = code;
+  for (const secret of secrets) kept = replaceSecret(kept, secret);
+  if (kept === code) return code;
+  let stripped: AppDef;
+  try {
+    stripped = await loadBundledApp(kept);
+  } catch (err) {
+    throw new Error(`the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: without them it does not load (${(err as Error).message.split('\n')[0]}). Read them from environment variables (process.env.NAME) instead.`, { cause: err });
+  }
+  for (const view of app.views) {
+    const after = stripped.views.find((v) => v.name === view.name);
+    if (after === undefined || JSON.stringify(fingerprintParts(after)) !== JSON.stringify(fingerprintParts(view))) {
+      throw new Error(`the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: one of them also appears in the logic of view "${view.name}". Read them from environment variables (process.env.NAME) instead.`);
+    }
+  }
+  return kept;
+}
+
+function secretsOf(app: AppDef): string[] {
+  const secrets = new Set<string>();
+  const add = (value: unknown, parts: string[]): void => {
+    if (typeof value !== 'string' || value === '') return;
+    secrets.add(value);
+    for (const part of parts) if (part.length >= SECRET_CHARS_BARE_MIN) secrets.add(part);
+  };
+  for (const t of app.server.tokens ?? []) add(t.sha256, []);
+  for (const w of app.webhooks) {
+    add(w.url, urlParts(w.url));
+    for (const value of Object.values(w.headers ?? {})) add(value, typeof value === 'string' ? value.split(/\s+/) : []);
+  }
+  return [...secrets];
+}
+
+/** A URL's user, password and query values (where tokens often travel). */
+function urlParts(url: string): string[] {
+  try {
+    const u = new URL(url);
+    return [decodeURIComponent(u.username), decodeURIComponent(u.password), u.username, u.password, ...u.searchParams.values()];
+  } catch {
+    return [];
+  }
+}
+
+/** `code` with every appearance of `secret`, as text or as a string literal's escaped text, replaced. */
+function replaceSecret(code: string, secret: string): string {
+  const placeholder = /^https?:\/\//i.test(secret) ? REMOVED_URL : REMOVED;
+  const escapedBackslash = secret.replace(/\\/g, '\\\\');
+  const forms = new Set([secret, escapedBackslash.replace(/"/g, '\\"'), escapedBackslash.replace(/'/g, "\\'"), escapedBackslash.replace(/`/g, '\\`')]);
+  let out = code;
+  for (const form of forms) {
+    if (secret.length >= SECRET_CHARS_BARE_MIN) out = out.split(form).join(placeholder);
+    else for (const q of ['"', "'", '`']) out = out.split(`${q}${form}${q}`).join(`${q}${placeholder}${q}`);
+  }
+  return out;
 }
 
 /** The app exported by code from `bundleConfig`, loaded once per distinct code. */
@@ -96,13 +177,13 @@ const loadedApps = new Map<string, Promise<AppDef>>();
 /** esbuild's service is stopped after each build (see below), so builds take turns. */
 let building: Promise<unknown> = Promise.resolve();
 
-async function bundle(entry: string, resolveDir: string, sourcefile: string): Promise<{ code: Uint8Array; inputs: string[] }> {
-  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile));
+async function bundle(entry: string, resolveDir: string, sourcefile: string, charset: 'ascii' | 'utf8' = 'ascii'): Promise<{ code: Uint8Array; inputs: string[] }> {
+  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile, charset));
   building = turn.catch(() => {});
   return turn;
 }
 
-async function bundleNow(entry: string, resolveDir: string, sourcefile: string): Promise<{ code: Uint8Array; inputs: string[] }> {
+async function bundleNow(entry: string, resolveDir: string, sourcefile: string, charset: 'ascii' | 'utf8'): Promise<{ code: Uint8Array; inputs: string[] }> {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     stdin: { contents: entry, resolveDir, loader: 'js', sourcefile },
@@ -111,6 +192,7 @@ async function bundleNow(entry: string, resolveDir: string, sourcefile: string):
     format: 'esm',
     target: 'node20',
     write: false,
+    charset,
     metafile: true,
     logLevel: 'silent',
     banner: { js: "import { createRequire as __kappaCreateRequire } from 'node:module'; const require = __kappaCreateRequire(import.meta.url);" },
