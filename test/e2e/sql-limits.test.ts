@@ -101,6 +101,12 @@ describe('POST /v1/sql limits', () => {
     await refusedAsTooLarge("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x, printf('%.2000c', 'y') AS s FROM c");
   });
 
+  test('queries run in-process (kappa query, the server reading views) have the same row and byte limits', async () => {
+    await assert.rejects(h.store.query("SELECT printf('%.*c', 40000000, 'x') AS s"), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE' && /32 MiB/.test(err.message));
+    await assert.rejects(h.store.query('SELECT zeroblob(10000000) AS z'), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE');
+    assert.deepEqual((await h.store.query("SELECT length(printf('%.*c', 40000000, 'x')) AS n")).rows, [{ n: 40_000_000 }]);
+  });
+
   test('params nested 100,000 deep are refused with a 400 and the server stays up; nested params are a 400 naming the parameter', async () => {
     const nested = (depth: number): string => `{"sql":"SELECT ? AS a, ? AS b","params":[1,${'['.repeat(depth)}${']'.repeat(depth)}]}`;
     const deep = await call(h.url, 'POST', '/v1/sql', { body: nested(100_000), type: 'application/json', token: TOKENS.query });

@@ -46,6 +46,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { crashPoint } from '../../crash-point.ts';
 import { TimedReader } from './timed-reader.ts';
+import { RESULT_BYTES_MAX, collectRows } from './query-limits.cjs';
 import { KappaError, ioError } from '../../errors.ts';
 import {
   checkVersion,
@@ -489,18 +490,15 @@ class SqliteViewStore implements ViewStore {
       this.timed ??= new TimedReader(this.path, this.busyTimeoutMs, this.queryRowsMax);
       return this.timed.query(sql, params, columns, opts.timeoutMs);
     }
-    const rows: Record<string, unknown>[] = [];
+    // In this process (`kappa query`, the server's reads of views): the same limits on rows and bytes.
+    let result: ReturnType<typeof collectRows>;
     try {
-      for (const row of stmt.iterate(...params) as IterableIterator<Record<string, unknown>>) {
-        if (rows.length === this.queryRowsMax) {
-          throw new KappaError('KAPPA_SQL_ERROR', `The query returns more than ${this.queryRowsMax} rows; add a LIMIT (and OFFSET to page).`, { rowsMax: this.queryRowsMax });
-        }
-        rows.push(row);
-      }
+      result = collectRows(stmt.iterate(...params) as IterableIterator<Record<string, unknown>>, this.queryRowsMax, RESULT_BYTES_MAX);
     } catch (err) {
       throw sqlError(err);
     }
-    return { columns, rows };
+    if (result.refused !== undefined) throw new KappaError(result.refused.code, result.refused.message, result.refused.details);
+    return { columns, rows: result.rows };
   }
 
   async close(): Promise<void> {
