@@ -169,6 +169,9 @@ const OUTPUT_BATCH_RECORDS = 1000;
 
 const TIMEOUT = Symbol('timeout');
 
+/** How long a task waits before it tries a store write again while another process holds the lock. */
+const LOCKED_RETRY_MS = 1000;
+
 /** Resolves when `signal` aborts (never rejects). */
 function aborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -718,7 +721,7 @@ export class Engine {
       if (!group.codeSaved) await this.saveCode(group);
       const checkpoint: Checkpoint = { topic: task.topic, partition: task.partition, offset, watermark: drained.watermarkMs, outputSequence: 0 };
       const started = performance.now();
-      await store.flush(name, group.version, deltas, [checkpoint]);
+      await this.whileLocked(task, () => store.flush(name, group.version, deltas, [checkpoint]));
       this.flushObserver?.(name, (performance.now() - started) / 1000, deltas.length);
       task.committedOffset = offset;
       if (group.live && deltas.length > 0 && this.changeListeners.size > 0) {
@@ -755,11 +758,35 @@ export class Engine {
       }),
     );
     if (offset !== task.committedOffset) {
-      if (!producer.plan.output.fromStart) await store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences });
+      if (!producer.plan.output.fromStart) await this.whileLocked(task, () => store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences }));
       task.committedOffset = offset;
     }
     producer.sequences = sequences;
     task.lastFlushAtMs = Date.now();
+  }
+
+  /**
+   * Runs a store write of `task`, retrying for as long as another process holds the store's write
+   * lock (a sqlite3 shell with an open transaction, a backup): the task waits, on timers, and its
+   * lag grows; it neither fails nor spins. The store already retried for its busy timeout before
+   * saying so. Reported once per wait.
+   */
+  private async whileLocked<T>(task: Task, write: () => Promise<T>): Promise<T> {
+    let waitingSinceMs = 0;
+    for (;;) {
+      try {
+        const result = await write();
+        if (waitingSinceMs > 0) this.opts.logger.info(`${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was locked for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`);
+        return result;
+      } catch (err) {
+        if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || task.signal.aborted) throw err;
+        if (waitingSinceMs === 0) {
+          waitingSinceMs = Date.now();
+          this.opts.logger.warn(`${task.plan.name}/${task.topic}/${task.partition} waits: another process holds the view store's write lock (${err.message}); retrying every second`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));
+      }
+    }
   }
 
   private async appendSideOutputs(task: Task, dead: DeadLetter[], late: LateEvent[]): Promise<void> {
@@ -952,6 +979,8 @@ export class Engine {
         await this.replay(view.name, 'earliest', 'scheduled');
       }
     } catch (err) {
+      // A store locked by another process delays requests and progress to a later tick.
+      if (isKappaError(err, 'KAPPA_DATA_DIR_LOCKED')) return;
       if (!this.abort.signal.aborted) this.fail(err as Error);
     } finally {
       this.ticking = false;

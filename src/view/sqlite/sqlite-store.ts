@@ -47,7 +47,7 @@ import Database from 'better-sqlite3';
 import { crashPoint } from '../../crash-point.ts';
 import { TimedReader } from './timed-reader.ts';
 import { RESULT_BYTES_MAX, collectRows } from './query-limits.cjs';
-import { KappaError, ioError } from '../../errors.ts';
+import { KappaError, ioError, isKappaError } from '../../errors.ts';
 import {
   checkVersion,
   checkViewName,
@@ -232,6 +232,10 @@ class SqliteViewStore implements ViewStore {
       const writer = new Database(opts.path, { timeout: busyTimeoutMs });
       opened.push(writer);
       prepareWriter(writer, opts.path);
+      // From here on the writer never waits inside SQLite, which would block the event loop (its
+      // busy handler sleeps on this thread): a write that finds the lock taken by another process
+      // waits between attempts with timers instead (see writeWhenFree).
+      writer.pragma('busy_timeout = 0');
       // Readers open after the writer has created the file, the WAL and the catalog.
       for (let i = 0; i < readerCount; i++) opened.push(new Database(opts.path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs }));
       return new SqliteViewStore(writer, opened.slice(1), opts.clock ?? { now: Date.now }, queryRowsMax, opts.path, busyTimeoutMs);
@@ -532,9 +536,26 @@ class SqliteViewStore implements ViewStore {
    * the event loop, so no other write can slip in between.
    */
   private async writeWhenFree<T>(action: string, fn: () => T): Promise<T> {
-    while (this.steppedWrite !== null) await this.steppedWrite;
-    this.checkOpen();
-    return this.write(action, fn);
+    const startedMs = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      while (this.steppedWrite !== null) await this.steppedWrite;
+      this.checkOpen();
+      try {
+        return this.write(action, fn);
+      } catch (err) {
+        await this.backOffIfLocked(err, attempt, startedMs);
+      }
+    }
+  }
+
+  /**
+   * After a write found the write lock held by another process (nothing was written): rethrows
+   * once `busyTimeoutMs` has passed since the first attempt, else waits a little longer each time
+   * (5 ms doubling up to 200 ms) without blocking the event loop. Any other error is rethrown.
+   */
+  private async backOffIfLocked(err: unknown, attempt: number, startedMs: number): Promise<void> {
+    if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || Date.now() - startedMs >= this.busyTimeoutMs) throw err;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * 2 ** attempt)));
   }
 
   /**
@@ -544,12 +565,20 @@ class SqliteViewStore implements ViewStore {
    */
   private async writeInSteps(action: string, steps: number, step: (i: number) => void): Promise<void> {
     if (steps === 1) return this.writeWhenFree(action, () => step(0));
-    while (this.steppedWrite !== null) await this.steppedWrite;
-    this.checkOpen();
+    const startedMs = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      while (this.steppedWrite !== null) await this.steppedWrite;
+      this.checkOpen();
+      try {
+        this.writer.exec('BEGIN IMMEDIATE');
+        break;
+      } catch (err) {
+        await this.backOffIfLocked(storageError(err, action), attempt, startedMs);
+      }
+    }
     let release!: () => void;
     this.steppedWrite = new Promise<void>((resolve) => (release = resolve));
     try {
-      this.writer.exec('BEGIN IMMEDIATE');
       try {
         for (let i = 0; i < steps; i++) {
           if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
