@@ -101,6 +101,15 @@ describe('POST /v1/sql limits', () => {
     await refusedAsTooLarge("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x, printf('%.2000c', 'y') AS s FROM c");
   });
 
+  test('SQL text longer than 1 MiB is refused before SQLite prepares it', async () => {
+    const values = Array.from({ length: 200_000 }, (_, i) => i).join(',');
+    const { result, stallMs } = await longestStallMs(() => sql(h.url, { sql: `SELECT count(*) AS n FROM sales_totals WHERE n IN (${values})` }));
+    assert.equal(result.status, 400, result.text.slice(0, 300));
+    assert.equal(errorCode(result), 'KAPPA_INVALID_ARGUMENT');
+    assert.match(errorMessage(result), /characters, more than 1048576: pass long values as parameters/);
+    assert.ok(stallMs < 1000, `the event loop stalled for ${Math.round(stallMs)} ms`);
+  });
+
   test('queries run in-process (kappa query, the server reading views) have the same row and byte limits', async () => {
     await assert.rejects(h.store.query("SELECT printf('%.*c', 40000000, 'x') AS s"), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE' && /32 MiB/.test(err.message));
     await assert.rejects(h.store.query('SELECT zeroblob(10000000) AS z'), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE');

@@ -9,6 +9,8 @@ export interface Refusal {
 
 /** The largest answer a query may give, in bytes of JSON (about). */
 export const RESULT_BYTES_MAX: number;
+/** The longest SQL text a query may have, in characters. */
+export const SQL_CHARS_MAX: number;
 /** About how many bytes `row` adds to the answer's JSON. */
 export function rowJsonBytes(row: Record<string, unknown>): number;
 /** The rows of `iterator`, or a refusal once there are more than `rowsMax` or more than `bytesMax` bytes. */

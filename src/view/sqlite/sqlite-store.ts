@@ -46,7 +46,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { crashPoint } from '../../crash-point.ts';
 import { TimedReader } from './timed-reader.ts';
-import { RESULT_BYTES_MAX, collectRows } from './query-limits.cjs';
+import { RESULT_BYTES_MAX, SQL_CHARS_MAX, collectRows } from './query-limits.cjs';
 import { KappaError, ioError, isKappaError } from '../../errors.ts';
 import {
   checkVersion,
@@ -470,6 +470,7 @@ class SqliteViewStore implements ViewStore {
   async query(sql: string, params: unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.checkOpen();
     if (typeof sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'A query must be a SQL string.', {});
+    if (sql.length > SQL_CHARS_MAX) throw new KappaError('KAPPA_INVALID_ARGUMENT', `The SQL statement has ${sql.length} characters, more than ${SQL_CHARS_MAX}: pass long values as parameters (?), or query in parts.`, { sqlCharsMax: SQL_CHARS_MAX });
     if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Query parameters must be an array (positional parameters, `?`).', {});
     const reader = this.readers[this.nextReader];
     this.nextReader = (this.nextReader + 1) % this.readers.length;
