@@ -224,12 +224,12 @@ export interface CustomAggregate<T, S> {
 /**
  * A user-defined mergeable aggregate. Its state is stored as JSON text; the view shows that JSON.
  *
- * `prepare` runs the user's `add` on a JSON copy of the row's state and checks that the result can
- * be stored as JSON, so an `add` that throws, changes its argument in place and then throws, or
- * returns something JSON cannot hold (a bigint, a cycle, undefined) leaves the row untouched and
- * sends the event to the dead-letter topic; such a state would otherwise stop the view at its next
- * flush. The copy and the check cost two JSON passes over the state per event: a custom aggregate
- * should keep its state small (a sketch, not every value seen).
+ * `prepare` runs the user's `add` on a JSON copy of the row's state and keeps the result's JSON form
+ * (what the store will hold), so an `add` that throws, changes its argument in place and then
+ * throws, or returns something JSON cannot hold (a bigint, a cycle, undefined) leaves the row
+ * untouched and sends the event to the dead-letter topic; such a state would otherwise stop the
+ * view at its next flush. That costs four JSON passes (two each way) over the state per event: a
+ * custom aggregate should keep its state small (a sketch, not every value seen).
  */
 export function aggregate<T, S>(spec: CustomAggregate<T, S>): Aggregate<T> {
   return {
@@ -241,12 +241,12 @@ export function aggregate<T, S>(spec: CustomAggregate<T, S>): Aggregate<T> {
       state[slot] = spec.init();
     },
     prepare: (state, slot, value, inputs, i) => {
-      // The row's state passed every check below when it was stored, so its copy cannot fail.
+      // The row's state is plain JSON data (see below), so its copy cannot fail.
       const base = state === null ? spec.init() : jsonCopy(state[slot]);
       const next = spec.add(base as S, value);
-      const problem = jsonProblem(next);
-      if (problem !== null) throw new TypeError(`the custom aggregate's add() returned a state that ${problem}`);
-      inputs.any[i] = next;
+      // The row keeps the state's JSON form, as the store will: what JSON drops (a nested function,
+      // a symbol) would otherwise stay in memory and fail the copy to the engine's thread at flush.
+      inputs.any[i] = storableState(next);
     },
     apply: (state, slot, inputs, i) => {
       state[slot] = inputs.any[i];
@@ -258,26 +258,32 @@ function jsonCopy(v: unknown): unknown {
   return v === null || typeof v !== 'object' ? v : JSON.parse(JSON.stringify(v));
 }
 
-/** Why `v` cannot be stored as a custom aggregate's JSON state, or null if it can (null itself means "no state"). */
-function jsonProblem(v: unknown): string | null {
+/**
+ * `v` as the store will hold it (its JSON form, parsed back; null means "no state"), or throws the
+ * dead-letter reason when it has none: undefined, a function, a symbol, a bigint, a cycle, a
+ * non-finite number (JSON would store null).
+ */
+function storableState(v: unknown): unknown {
   switch (typeof v) {
     case 'string':
     case 'boolean':
-      return null;
+      return v;
     case 'number':
-      return Number.isFinite(v) ? null : `is ${describeValue(v)}, which JSON stores as null`;
+      if (Number.isFinite(v)) return v;
+      throw new TypeError(`the custom aggregate's add() returned a state that is ${describeValue(v)}, which JSON stores as null`);
     case 'object':
       break;
     default:
-      return `is ${describeValue(v)}, which has no JSON form`;
+      throw new TypeError(`the custom aggregate's add() returned a state that is ${describeValue(v)}, which has no JSON form`);
   }
   if (v === null) return null;
   let json: string | undefined;
   try {
     json = JSON.stringify(v);
   } catch (err) {
-    return `cannot be stored as JSON (${(err as Error).message})`;
+    throw new TypeError(`the custom aggregate's add() returned a state that cannot be stored as JSON (${(err as Error).message})`, { cause: err });
   }
   // A toJSON() that returns undefined leaves nothing to store.
-  return json === undefined ? 'has no JSON form' : null;
+  if (json === undefined) throw new TypeError("the custom aggregate's add() returned a state that has no JSON form");
+  return JSON.parse(json) as unknown;
 }

@@ -290,6 +290,15 @@ describe('poison records: whatever the logic gives for one record, that record i
     }
   });
 
+  test("a custom aggregate's row keeps the state's JSON form, which the store keeps and the engine's threads can copy", () => {
+    const odd = aggregate<Rec, { n: number; f?: unknown; lo?: unknown }>({ init: () => ({ n: 0 }), add: (s, r) => ({ n: s.n + r.amount, f: () => 1, lo: Number.POSITIVE_INFINITY }), merge: (a, b) => ({ n: a.n + b.n }) });
+    const plan = compileView(view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ odd })));
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(records(good), state);
+    assert.deepEqual(rows(state), { n: [{ n: 4, lo: null }], s: [{ n: 2, lo: null }] });
+    assert.doesNotThrow(() => structuredClone(state.dirty.values()));
+  });
+
   test('a custom aggregate in a flatMap gives the sequential fold when two outputs of one record share a row, and none of it when one of them fails', () => {
     const seen = aggregate<{ region: string; amount: number }, number[]>({
       init: () => [],
