@@ -128,10 +128,10 @@ function notAView(name) {
   };
 }
 
-/** True when the first word of `sql`, after whitespace and comments, is `keyword` (as sql.ts's). */
+/** True when the first word of `sql`, after whitespace and comments, is `keyword` (sql.ts exports it too). */
 function startsWithKeyword(sql, keyword) {
   const rest = sql.replace(/^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?(?:\*\/|$))*/, '');
   return rest.slice(0, keyword.length).toLowerCase() === keyword && !/[a-z0-9_]/i.test(rest.charAt(keyword.length));
 }
 
-module.exports = { RESULT_BYTES_MAX, SQL_CHARS_MAX, rowJsonBytes, collectRows, resultTooLarge, checkReads };
+module.exports = { RESULT_BYTES_MAX, SQL_CHARS_MAX, rowJsonBytes, collectRows, resultTooLarge, checkReads, startsWithKeyword };

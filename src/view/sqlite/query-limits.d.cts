@@ -18,3 +18,5 @@ export function collectRows(iterator: Iterable<Record<string, unknown>>, rowsMax
 export function resultTooLarge(bytesMax: number): Refusal;
 /** Why `db` must not run `sql` with `params`, or null when it reads only the views. */
 export function checkReads(db: unknown, sql: string, params: unknown[]): Refusal | null;
+/** True when the first word of `sql`, after whitespace and comments, is `keyword`. */
+export function startsWithKeyword(sql: string, keyword: string): boolean;

@@ -138,8 +138,5 @@ export function selectRowByKeySql(def: ViewDefinition): string {
   return `SELECT ${outer.join(', ')} FROM (SELECT ${innerColumns} FROM ${tableIdent(def)} WHERE ${where})`;
 }
 
-/** True when the first word of `sql`, after whitespace and comments, is `keyword`. */
-export function startsWithKeyword(sql: string, keyword: string): boolean {
-  const rest = sql.replace(/^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?(?:\*\/|$))*/, '');
-  return rest.slice(0, keyword.length).toLowerCase() === keyword && !/[a-z0-9_]/i.test(rest.charAt(keyword.length));
-}
+/** True when the first word of `sql`, after whitespace and comments, is `keyword` (shared with the query process). */
+export { startsWithKeyword } from './query-limits.cjs';
