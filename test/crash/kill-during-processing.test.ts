@@ -5,20 +5,23 @@
  * twice, none skipped, in a grouped view and in a windowed one. An output pipeline (`to(topic)`)
  * writes the large sales to a derived topic: it must hold each of them exactly once, and a view
  * over it must equal the fold of them.
+ *
+ * Stress mode: KAPPA_CRASH_TRIALS=200 runs 200 kills (default 20); KAPPA_CRASH_SEED picks the
+ * random sequence (kill times, events), printed so that a failure can be run again exactly.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
+import { runKappa, startKappa } from '../support/processes.ts';
+import { tempDir } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const TRIALS = Number(process.env.KAPPA_CRASH_TRIALS ?? 20);
+const SEED = Number(process.env.KAPPA_CRASH_SEED ?? 11);
 const EVENTS_FIRST = 40_000;
 const EVENTS_PER_TRIAL = 4_000;
 const REGIONS = ['north', 'south', 'east', 'west'];
@@ -50,132 +53,117 @@ interface Sale {
   ts: number;
 }
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+function run(args: string[]): ReturnType<typeof runKappa> {
+  return runKappa(args, { timeoutMs: 60_000 });
 }
 
-test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { timeout: 240_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-eo-'));
-  try {
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-    const config = join(root, 'kappa.config.ts');
-    writeFileSync(config, CONFIG);
-    const dir = join(root, 'data');
-    const d = ['--data-dir', dir, '--config', config];
-    const random = seededRandom(Number(process.env.KAPPA_CRASH_SEED ?? 11));
-    let nextId = 0;
-    const produce = async (n: number): Promise<void> => {
-      const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
-      try {
-        if (nextId === 0) await log.createTopic('sales', { partitions: 3 });
-        for (let i = 0; i < n; i += 1000) {
-          const batch = [];
-          for (let j = 0; j < 1000 && i + j < n; j++, nextId++) {
-            const sale: Sale = { id: nextId, region: REGIONS[Math.floor(random() * 4)], cents: Math.floor(random() * 10_000), ts: T0 + nextId * 1000 + Math.floor(random() * 5000) };
-            batch.push({ key: String(sale.id), value: JSON.stringify(sale) });
-          }
-          await log.append('sales', batch);
+test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { timeout: 120_000 + TRIALS * 6_000 }, async (t) => {
+  t.diagnostic(`seed ${SEED} (run again with KAPPA_CRASH_SEED=${SEED} KAPPA_CRASH_TRIALS=${TRIALS})`);
+  const root = tempDir(t, 'kappa-eo-');
+  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+  const config = join(root, 'kappa.config.ts');
+  writeFileSync(config, CONFIG);
+  const dir = join(root, 'data');
+  const d = ['--data-dir', dir, '--config', config];
+  const random = seededRandom(SEED);
+  let nextId = 0;
+  const produce = async (n: number): Promise<void> => {
+    const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
+    try {
+      if (nextId === 0) await log.createTopic('sales', { partitions: 3 });
+      for (let i = 0; i < n; i += 1000) {
+        const batch = [];
+        for (let j = 0; j < 1000 && i + j < n; j++, nextId++) {
+          const sale: Sale = { id: nextId, region: REGIONS[Math.floor(random() * 4)], cents: Math.floor(random() * 10_000), ts: T0 + nextId * 1000 + Math.floor(random() * 5000) };
+          batch.push({ key: String(sale.id), value: JSON.stringify(sale) });
         }
-      } finally {
-        await log.close();
+        await log.append('sales', batch);
       }
-    };
-
-    await produce(EVENTS_FIRST);
-    let killedWhileRunning = 0;
-    for (let trial = 0; trial < TRIALS; trial++) {
-      const child = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (x) => (stderr += x));
-      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
-      await new Promise((r) => setTimeout(r, 400 + Math.floor(random() * 1600)));
-      child.kill('SIGKILL');
-      const signal = await exited;
-      if (signal === 'SIGKILL') killedWhileRunning++;
-      else assert.fail(`kappa start exited on its own in trial ${trial}: ${stderr}`);
-      // More events arrive while it is down, so every restart has work to resume.
-      await produce(EVENTS_PER_TRIAL);
+    } finally {
+      await log.close();
     }
-    assert.equal(killedWhileRunning, TRIALS);
+  };
 
-    // A final run until every task has caught up, then a clean stop.
-    const final = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '50'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let finalErr = '';
-    final.stderr.on('data', (x) => (finalErr += x));
-    const finalExit = new Promise<number | null>((resolve) => final.on('close', resolve));
-    const deadline = Date.now() + 60_000;
-    // 3 + 3 view tasks over sales, 2 over big_sales, 3 output tasks. Twice in a row: the output may
-    // append to big_sales between the lag of big_by_region and its own being read.
-    let zeroInARow = 0;
-    for (;;) {
-      const lag = await run([...d, 'lag', '--json']);
-      if (lag.code === 0) {
-        const rows = JSON.parse(lag.stdout) as { view: string; lag: number }[];
-        zeroInARow = rows.length === 11 && rows.every((r) => r.lag === 0) ? zeroInARow + 1 : 0;
-        if (zeroInARow === 2) break;
-      }
-      if (Date.now() > deadline) assert.fail(`the views did not catch up: ${lag.stdout} ${lag.stderr} ${finalErr}`);
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    final.kill('SIGTERM');
-    assert.equal(await finalExit, 0, finalErr);
-
-    // The oracle: a plain fold over `kappa consume` output.
-    const consumed = await run([...d, 'consume', 'sales']);
-    assert.equal(consumed.code, 0, consumed.stderr);
-    const events = consumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Sale);
-    assert.equal(events.length, nextId);
-    const byRegion = new Map<string, { cents: number; orders: number }>();
-    const perMinute = new Map<string, { cents: number; orders: number }>();
-    for (const e of events) {
-      const r = byRegion.get(e.region) ?? { cents: 0, orders: 0 };
-      r.cents += e.cents;
-      r.orders++;
-      byRegion.set(e.region, r);
-      const start = Math.floor(e.ts / MINUTE) * MINUTE;
-      const key = `${e.region}|${start}`;
-      const m = perMinute.get(key) ?? { cents: 0, orders: 0 };
-      m.cents += e.cents;
-      m.orders++;
-      perMinute.set(key, m);
-    }
-    const q1 = await run([...d, 'query', 'SELECT region, cents, orders FROM by_region', '--json']);
-    assert.equal(q1.code, 0, q1.stderr);
-    const got1 = new Map((JSON.parse(q1.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }]));
-    assert.deepEqual(got1, byRegion);
-    const q2 = await run([...d, 'query', 'SELECT region, window_start, window_end, cents, orders FROM per_minute', '--json']);
-    assert.equal(q2.code, 0, q2.stderr);
-    const rows2 = JSON.parse(q2.stdout) as { region: string; window_start: number; window_end: number; cents: number; orders: number }[];
-    for (const r of rows2) assert.equal(r.window_end - r.window_start, MINUTE);
-    const got2 = new Map(rows2.map((r) => [`${r.region}|${r.window_start}`, { cents: r.cents, orders: r.orders }]));
-    assert.deepEqual(got2, perMinute);
-
-    // The derived topic holds every large sale exactly once, and the view over it matches.
-    const derived = await run([...d, 'consume', 'big_sales']);
-    assert.equal(derived.code, 0, derived.stderr);
-    const bigs = derived.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: number; region: string; cents: number });
-    const expected = events.filter((e) => e.cents >= BIG_CENTS).map((e) => ({ id: e.id, region: e.region, cents: e.cents }));
-    assert.equal(bigs.length, expected.length, 'no large sale written twice or missed');
-    assert.deepEqual(bigs.sort((a, b) => a.id - b.id), expected.sort((a, b) => a.id - b.id));
-    const bigByRegion = new Map<string, { cents: number; orders: number }>();
-    for (const b of expected) {
-      const r = bigByRegion.get(b.region) ?? { cents: 0, orders: 0 };
-      r.cents += b.cents;
-      r.orders++;
-      bigByRegion.set(b.region, r);
-    }
-    const q3 = await run([...d, 'query', 'SELECT region, cents, orders FROM big_by_region', '--json']);
-    assert.equal(q3.code, 0, q3.stderr);
-    assert.deepEqual(new Map((JSON.parse(q3.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }])), bigByRegion);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
+  await produce(EVENTS_FIRST);
+  let killedWhileRunning = 0;
+  for (let trial = 0; trial < TRIALS; trial++) {
+    const child = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '20']);
+    // Most kills land while the pipelines run (timed from when the server is up, so a slow machine
+    // still gets them); one in four lands anywhere from start-up on.
+    if (random() < 0.75) await child.waitForOutput(/HTTP API on/, { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 200 + Math.floor(random() * 1600)));
+    child.kill('SIGKILL');
+    const { signal } = await child.exited;
+    if (signal === 'SIGKILL') killedWhileRunning++;
+    else assert.fail(`kappa start exited on its own in trial ${trial} (seed ${SEED}): ${child.stderr}`);
+    // More events arrive while it is down, so every restart has work to resume.
+    await produce(EVENTS_PER_TRIAL);
   }
+  assert.equal(killedWhileRunning, TRIALS);
+
+  // A final run until every task has caught up, then a clean stop.
+  const final = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '50']);
+  const deadline = Date.now() + 90_000;
+  // 3 + 3 view tasks over sales, 2 over big_sales, 3 output tasks. Twice in a row: the output may
+  // append to big_sales between the lag of big_by_region and its own being read.
+  let zeroInARow = 0;
+  for (;;) {
+    const lag = await run([...d, 'lag', '--json']);
+    if (lag.code === 0) {
+      const rows = JSON.parse(lag.stdout) as { view: string; lag: number }[];
+      zeroInARow = rows.length === 11 && rows.every((r) => r.lag === 0) ? zeroInARow + 1 : 0;
+      if (zeroInARow === 2) break;
+    }
+    if (Date.now() > deadline) assert.fail(`the views did not catch up (seed ${SEED}): ${lag.stdout} ${lag.stderr} ${final.stderr}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.equal((await final.stop({ signal: 'SIGTERM', timeoutMs: 20_000 })).code, 0, final.stderr);
+
+  // The oracle: a plain fold over `kappa consume` output.
+  const consumed = await run([...d, 'consume', 'sales']);
+  assert.equal(consumed.code, 0, consumed.stderr);
+  const events = consumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Sale);
+  assert.equal(events.length, nextId);
+  const byRegion = new Map<string, { cents: number; orders: number }>();
+  const perMinute = new Map<string, { cents: number; orders: number }>();
+  for (const e of events) {
+    const r = byRegion.get(e.region) ?? { cents: 0, orders: 0 };
+    r.cents += e.cents;
+    r.orders++;
+    byRegion.set(e.region, r);
+    const start = Math.floor(e.ts / MINUTE) * MINUTE;
+    const key = `${e.region}|${start}`;
+    const m = perMinute.get(key) ?? { cents: 0, orders: 0 };
+    m.cents += e.cents;
+    m.orders++;
+    perMinute.set(key, m);
+  }
+  const q1 = await run([...d, 'query', 'SELECT region, cents, orders FROM by_region', '--json']);
+  assert.equal(q1.code, 0, q1.stderr);
+  const got1 = new Map((JSON.parse(q1.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }]));
+  assert.deepEqual(got1, byRegion);
+  const q2 = await run([...d, 'query', 'SELECT region, window_start, window_end, cents, orders FROM per_minute', '--json']);
+  assert.equal(q2.code, 0, q2.stderr);
+  const rows2 = JSON.parse(q2.stdout) as { region: string; window_start: number; window_end: number; cents: number; orders: number }[];
+  for (const r of rows2) assert.equal(r.window_end - r.window_start, MINUTE);
+  const got2 = new Map(rows2.map((r) => [`${r.region}|${r.window_start}`, { cents: r.cents, orders: r.orders }]));
+  assert.deepEqual(got2, perMinute);
+
+  // The derived topic holds every large sale exactly once, and the view over it matches.
+  const derived = await run([...d, 'consume', 'big_sales']);
+  assert.equal(derived.code, 0, derived.stderr);
+  const bigs = derived.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: number; region: string; cents: number });
+  const expected = events.filter((e) => e.cents >= BIG_CENTS).map((e) => ({ id: e.id, region: e.region, cents: e.cents }));
+  assert.equal(bigs.length, expected.length, 'no large sale written twice or missed');
+  assert.deepEqual(bigs.sort((a, b) => a.id - b.id), expected.sort((a, b) => a.id - b.id));
+  const bigByRegion = new Map<string, { cents: number; orders: number }>();
+  for (const b of expected) {
+    const r = bigByRegion.get(b.region) ?? { cents: 0, orders: 0 };
+    r.cents += b.cents;
+    r.orders++;
+    bigByRegion.set(b.region, r);
+  }
+  const q3 = await run([...d, 'query', 'SELECT region, cents, orders FROM big_by_region', '--json']);
+  assert.equal(q3.code, 0, q3.stderr);
+  assert.deepEqual(new Map((JSON.parse(q3.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }])), bigByRegion);
 });
