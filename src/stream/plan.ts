@@ -286,6 +286,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const index = new BatchIndex();
   const keyScratch: KeyValue[] = [];
   const inputs = new AggInputs(aggs.length);
+  // The aggregates and their slots as flat arrays, read once per event each.
+  const aggCount = aggs.length;
+  const aggList = aggs.map((a) => a.agg);
+  const aggSlots = aggs.map((a) => a.slot);
   /** Key names taken from the record being folded, kept only if it folds (see keyNamesOf). */
   let pendingKeyNames: string[] | null = null;
 
@@ -368,18 +372,16 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
 
   /** Runs every aggregate's function on `value` into `into`, changing no row; throws the dead-letter reason naming the aggregate. */
   function prepare(rowState: readonly unknown[] | null, value: unknown, into: AggInputs): void {
-    for (let a = 0; a < aggs.length; a++) {
-      const x = aggs[a];
-      try {
-        x.agg.prepare(rowState, x.slot, value, into, a);
-      } catch (err) {
-        throw new TypeError(`aggregate ${x.name}: ${reasonOf(err)}`, { cause: err });
-      }
+    let a = 0;
+    try {
+      for (; a < aggCount; a++) aggList[a].prepare(rowState, aggSlots[a], value, into, a);
+    } catch (err) {
+      throw new TypeError(`aggregate ${aggs[a].name}: ${reasonOf(err)}`, { cause: err });
     }
   }
 
   function apply(rowState: unknown[], from: AggInputs, timeMs: number): void {
-    for (let a = 0; a < aggs.length; a++) aggs[a].agg.apply(rowState, aggs[a].slot, from, a, timeMs);
+    for (let a = 0; a < aggCount; a++) aggList[a].apply(rowState, aggSlots[a], from, a, timeMs);
   }
 
   /** Runs the operator chain from op `i` on, collecting the values that survive into `out`. */
