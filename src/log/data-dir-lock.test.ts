@@ -1,38 +1,27 @@
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { type Owner, runCommand, spawnOwned } from '../../test/support/processes.ts';
 import { openTestLog, readRecords, tempDir } from './test-helpers.ts';
 
-/** A live process other than this one, to hold the lock. */
-async function startIdleProcess(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-  await once(child, 'spawn');
-  return child;
+/** The pid of a live process other than this one, to hold the lock; it is killed when test `t` ends. */
+function idleProcessPid(t: Owner): number {
+  return spawnOwned(t, process.execPath, ['-e', 'setInterval(() => {}, 1000)']).pid;
 }
 
 /** The pid of a process that has exited (so no live process owns it). */
 async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-  await once(child, 'exit');
-  return child.pid!;
+  return (await runCommand(process.execPath, ['-e', ''], { timeoutMs: 20_000 })).pid;
 }
 
 describe('data directory lock', () => {
   let tmp: ReturnType<typeof tempDir>;
-  let child: ChildProcess | null = null;
 
   beforeEach(() => {
     tmp = tempDir();
   });
-  afterEach(async () => {
-    if (child && child.exitCode === null) {
-      child.kill();
-      await once(child, 'exit');
-    }
-    child = null;
+  afterEach(() => {
     tmp.cleanup();
   });
 
@@ -49,21 +38,21 @@ describe('data directory lock', () => {
     }
   });
 
-  test('refuses a writer while another live process holds the lock, naming that process', async () => {
-    child = await startIdleProcess();
+  test('refuses a writer while another live process holds the lock, naming that process', { timeout: 30_000 }, async (t) => {
+    const pid = idleProcessPid(t);
     fs.mkdirSync(join(tmp.dir, 'topics'), { recursive: true });
-    fs.writeFileSync(join(tmp.dir, '.lock'), String(child.pid));
+    fs.writeFileSync(join(tmp.dir, '.lock'), String(pid));
     await assert.rejects(openTestLog(tmp.dir), (err: { code?: string; message: string; details?: Record<string, unknown>; retriable?: boolean }) => {
       assert.equal(err.code, 'KAPPA_DATA_DIR_LOCKED');
-      assert.equal(err.details?.pid, child!.pid);
-      assert.match(err.message, new RegExp(`process ${child!.pid}`));
+      assert.equal(err.details?.pid, pid);
+      assert.match(err.message, new RegExp(`process ${pid}`));
       assert.equal(err.retriable, true);
       return true;
     });
-    assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(child.pid), 'the other process keeps its lock');
+    assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(pid), 'the other process keeps its lock');
   });
 
-  test('takes over a stale lock left by a process that no longer runs', async () => {
+  test('takes over a stale lock left by a process that no longer runs', { timeout: 30_000 }, async () => {
     const setup = await openTestLog(tmp.dir);
     await setup.createTopic('t', { partitions: 1 });
     await setup.append('t', [{ value: 'survives' }]);
@@ -94,19 +83,19 @@ describe('data directory lock', () => {
     await second.close();
   });
 
-  test('read-only opens need no lock and work beside a writer in another process', async () => {
+  test('read-only opens need no lock and work beside a writer in another process', { timeout: 30_000 }, async (t) => {
     const setup = await openTestLog(tmp.dir);
     await setup.createTopic('t', { partitions: 1 });
     await setup.append('t', [{ value: 'v' }]);
     await setup.close();
-    child = await startIdleProcess();
-    fs.writeFileSync(join(tmp.dir, '.lock'), String(child.pid));
+    const pid = idleProcessPid(t);
+    fs.writeFileSync(join(tmp.dir, '.lock'), String(pid));
     const reader = await openTestLog(tmp.dir, { readOnly: true });
     try {
       assert.equal((await readRecords(reader, 't', 0)).length, 1);
     } finally {
       await reader.close();
     }
-    assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(child.pid), 'the reader leaves the lock alone');
+    assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(pid), 'the reader leaves the lock alone');
   });
 });

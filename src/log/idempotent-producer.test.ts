@@ -1,6 +1,5 @@
 import { test, describe, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
@@ -8,6 +7,7 @@ import type { AppendBatchResult } from './partition.ts';
 import type { RecordBatch } from './record-batch.ts';
 import { collectingLogger, errnoError, openTestLog, partitionDir, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
 import { verifyLog } from './verify.ts';
+import { spawnOwned } from '../../test/support/processes.ts';
 
 const T0 = 1_700_000_000_000;
 const P1 = 7_000_000_000_123; // above 2^32, so the 64-bit header field is exercised
@@ -300,7 +300,7 @@ describe('idempotent producers', () => {
     assert.equal((await send(log, P1, 100, 100, 0, 'r')).duplicates, 0);
   });
 
-  test('keeps an idempotent producer exactly-once across SIGKILL: re-sending everything appends each record once', async () => {
+  test('keeps an idempotent producer exactly-once across SIGKILL: re-sending everything appends each record once', { timeout: 60_000 }, async (t) => {
     const fileLogUrl = new URL('./file-log.ts', import.meta.url).href;
     // The child appends sequences 0.. of one producer in batches of 1-20, several in flight, printing
     // the last acknowledged sequence, until it is killed.
@@ -322,22 +322,14 @@ describe('idempotent producers', () => {
       await Promise.all([worker(), worker(), worker(), worker()]);
     `;
     await log.close();
-    const acked = await new Promise<number>((resolve, reject) => {
-      const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        if (!out.startsWith('ready\n') && (out + chunk).startsWith('ready\n')) setTimeout(() => proc.kill('SIGKILL'), 300);
-        out += chunk;
-      });
-      proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-      proc.on('error', reject);
-      proc.on('close', (_code, signal) => {
-        if (signal !== 'SIGKILL') return reject(new Error(`child ended without being killed: ${err}`));
-        const acks = [...out.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
-        resolve(acks.length > 0 ? Math.max(...acks) : -1);
-      });
-    });
+    const proc = spawnOwned(t, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child]);
+    await proc.waitForOutput(/^ready$/m, { timeoutMs: 20_000, stream: 'stdout' });
+    await new Promise((r) => setTimeout(r, 300));
+    proc.kill('SIGKILL');
+    const { signal } = await proc.exited;
+    assert.equal(signal, 'SIGKILL', `the child ended without being killed: ${proc.stderr}`);
+    const acks = [...proc.stdout.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
+    const acked = acks.length > 0 ? Math.max(...acks) : -1;
     assert.ok(acked > 0, 'the child acknowledged some appends before it was killed');
     log = await openTestLog(tmp.dir, { logger });
     const kept = (await log.offsets('t', 0)).end;

@@ -4,41 +4,48 @@
  * sales, so a replay takes long enough to watch: the test opens the dashboard, sees the numbers
  * change without a reload, runs a SQL query, triggers a replay and watches its progress bar and the
  * version swap. Screenshots go to test-artifacts/.
+ *
+ * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it
+ * (test/support/debian.ts; KAPPA_CHROMIUM_PATH points it at another chromium).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { salesGenerator } from '../../src/cli/demo.ts';
 import { openFileLog } from '../../src/log/index.ts';
+import { requireDebianPackage } from '../support/debian.ts';
+import { type OwnedChild, startKappa } from '../support/processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 const PRELOADED = 2_000_000;
 
-let root: string;
-let demo: ChildProcess;
-let out = '';
-let url: string;
-let browser: Browser;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
+async function waitFor<T>(what: string, demo: OwnedChild, fn: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the demo said:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the demo said:\n${demo.stdout}${demo.stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-before(async () => {
-  root = mkdtempSync(join(tmpdir(), 'kappa-browser-'));
+test('the dashboard updates live, runs SQL, and shows a replay’s progress and the version swap', { timeout: 300_000 }, async (t) => {
+  const chromiumPath = requireDebianPackage(t, { package: 'chromium', path: '/usr/bin/chromium', suite: 'the dashboard browser test' });
+  if (chromiumPath === null) return;
+  const root = mkdtempSync(join(tmpdir(), 'kappa-browser-'));
+  const started: { demo?: OwnedChild; browser?: Browser } = {};
+  // One hook, registered first, so the order is right: the browser, then the demo, then its files.
+  t.after(async () => {
+    await started.browser?.close();
+    await started.demo?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  // The demo over a log that already holds PRELOADED sales.
   const dir = join(root, 'data');
   const log = await openFileLog({ dir, fsync: 'never', logger: { info() {}, warn() {} } });
   await log.createTopic('sales', { partitions: 4 });
@@ -46,39 +53,26 @@ before(async () => {
   const t0 = Date.now() - 3_600_000;
   for (let i = 0; i < PRELOADED; i += 20_000) await log.append('sales', make(20_000, t0 + Math.floor(i / 1000)));
   await log.close();
-  const started = Date.now();
-  demo = spawn(process.execPath, [BIN, '--data-dir', dir, 'demo', '--port', '0', '--rate', '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  demo.stdout!.on('data', (d) => (out += d));
-  demo.stderr!.on('data', (d) => (out += d));
-  url = await waitFor('the dashboard URL', async () => /Dashboard\s+(http:\/\/\S+)\//.exec(out)?.[1]);
+  const startedAt = Date.now();
+  const demo = startKappa(t, ['--data-dir', dir, 'demo', '--port', '0', '--rate', '500']);
+  started.demo = demo;
+  const [, url] = await demo.waitForOutput(/Dashboard\s+(http:\/\/\S+)\//, { timeoutMs: 30_000 });
   // The demo answers queries within seconds of starting.
-  const rows = await waitFor('the first rows of aggregated_sales', async () => {
+  const rows = await waitFor('the first rows of aggregated_sales', demo, async () => {
     const res = await fetch(`${url}/v1/views/aggregated_sales`).catch(() => null);
     const body = res?.ok ? ((await res.json()) as { rows: unknown[] }) : null;
     return body !== null && body.rows.length > 0 ? body.rows : null;
   });
   assert.ok(rows.length > 0);
-  assert.ok(Date.now() - started < 30_000, `answered ${Date.now() - started} ms after start`);
-  assert.ok(existsSync(CHROMIUM), 'Debian chromium is installed (.ci/run installs it)');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
+  assert.ok(Date.now() - startedAt < 30_000, `answered ${Date.now() - startedAt} ms after start`);
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],  // playwright gives each launch a fresh user data dir
   });
+  started.browser = browser;
   mkdirSync(SHOTS, { recursive: true });
-});
 
-after(async () => {
-  await browser?.close();
-  if (demo && demo.exitCode === null) {
-    const exited = new Promise((r) => demo.once('exit', r));
-    demo.kill('SIGTERM');
-    await exited;
-  }
-  rmSync(root, { recursive: true, force: true });
-});
-
-test('the dashboard updates live, runs SQL, and shows a replay’s progress and the version swap', { timeout: 180_000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -97,9 +91,9 @@ test('the dashboard updates live, runs SQL, and shows a replay’s progress and 
     const text = await page.locator('#topics tbody tr', { hasText: /^sales/ }).first().locator('td').nth(2).textContent();
     return Number((text ?? '').replace(/,/g, ''));
   };
-  const first = await waitFor('the sales topic in the overview', async () => (await salesRecords()) || null);
+  const first = await waitFor('the sales topic in the overview', demo, async () => (await salesRecords()) || null);
   assert.ok(first >= PRELOADED);
-  await waitFor('the record count to grow on the page', async () => (await salesRecords()) > first);
+  await waitFor('the record count to grow on the page', demo, async () => (await salesRecords()) > first);
   await page.locator('#view-aggregated_sales table tbody tr').first().waitFor();
   await page.locator('#pipelines tbody tr').first().waitFor();
   // The demo's large refunds show as recent alerts.
@@ -115,7 +109,7 @@ test('the dashboard updates live, runs SQL, and shows a replay’s progress and 
   assert.deepEqual(regions, ['central', 'east', 'north', 'south', 'west']);
   await page.fill('#sql', 'DELETE FROM aggregated_sales__v1');
   await page.click('#sql-form button[type=submit]');
-  await waitFor('the refusal', async () => /read-only/.test((await page.locator('#sql-error').textContent()) ?? ''));
+  await waitFor('the refusal', demo, async () => /read-only/.test((await page.locator('#sql-error').textContent()) ?? ''));
   await page.screenshot({ path: join(SHOTS, 'dashboard-sql.png'), fullPage: true });
 
   // A replay: its progress bar, then version 2 live and version 1 retired.

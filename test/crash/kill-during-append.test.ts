@@ -13,12 +13,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openFileLog, verifyLog } from '../../src/log/index.ts';
 import { CRASH_PARTITIONS, CRASH_TOPIC, seqOf } from './records.ts';
 import { readPartition, recordingLogger, tempDir } from './helpers.ts';
 import { seededRandom } from '../../src/random.ts';
+import { type Owner, spawnOwned } from '../support/processes.ts';
 
 const APPENDER = fileURLToPath(new URL('./appender.ts', import.meta.url));
 const TRIALS = Number(process.env.KAPPA_CRASH_TRIALS ?? 24);
@@ -42,44 +42,24 @@ interface TrialResult {
 }
 
 /** Runs one child, kills it `killAfterMs` after it reports ready, and returns what it acknowledged. */
-function runTrial(dir: string, firstSeq: number, killAfterMs: number): Promise<TrialResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', APPENDER, dir, String(firstSeq)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let killTimer: NodeJS.Timeout | null = null;
-    const readyTimer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      stdout += chunk;
-      if (killTimer === null && stdout.startsWith('ready\n')) {
-        clearTimeout(readyTimer);
-        killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-      }
-    });
-    child.stderr.on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(readyTimer);
-      if (killTimer) clearTimeout(killTimer);
-      if (killTimer === null) {
-        reject(new Error(`appender never reported ready (code ${code}, signal ${signal}):\n${stderr}`));
-        return;
-      }
-      // Only whole lines count: the kill may cut the last one short, and a cut line was never delivered.
-      const acks: Ack[] = [];
-      for (const line of stdout.split('\n').slice(1, -1)) {
-        const m = /^ack (\d+) (\d+) (\d+)$/.exec(line);
-        if (!m) {
-          reject(new Error(`unexpected appender output line: ${JSON.stringify(line)}`));
-          return;
-        }
-        acks.push({ partition: Number(m[1]), offset: Number(m[2]), seq: Number(m[3]) });
-      }
-      resolve({ acks, signal, code, stderr });
-    });
-  });
+async function runTrial(t: Owner, dir: string, firstSeq: number, killAfterMs: number): Promise<TrialResult> {
+  const child = spawnOwned(t, process.execPath, ['--import', 'tsx', APPENDER, dir, String(firstSeq)]);
+  try {
+    await child.waitForOutput(/^ready\n/, { timeoutMs: READY_TIMEOUT_MS, stream: 'stdout' });
+  } catch (err) {
+    throw new Error(`the appender never reported ready: ${(err as Error).message}`, { cause: err });
+  }
+  await new Promise((r) => setTimeout(r, killAfterMs));
+  child.kill('SIGKILL');
+  const { code, signal } = await child.exited;
+  // Only whole lines count: the kill may cut the last one short, and a cut line was never delivered.
+  const acks: Ack[] = [];
+  for (const line of child.stdout.split('\n').slice(1, -1)) {
+    const m = /^ack (\d+) (\d+) (\d+)$/.exec(line);
+    if (!m) throw new Error(`unexpected appender output line: ${JSON.stringify(line)}`);
+    acks.push({ partition: Number(m[1]), offset: Number(m[2]), seq: Number(m[3]) });
+  }
+  return { acks, signal, code, stderr: child.stderr };
 }
 
 test('acknowledged records survive SIGKILL at random moments, intact, contiguous and without duplicates', { timeout: 120_000 }, async (t) => {
@@ -95,7 +75,7 @@ test('acknowledged records survive SIGKILL at random moments, intact, contiguous
   for (let trial = 0; trial < TRIALS; trial++) {
     const killAfterMs = KILL_AFTER_MS_MIN + Math.floor(random() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1));
     const context = `trial ${trial} (seed ${seed}, killed ${killAfterMs} ms after ready)`;
-    const result = await runTrial(dir, trial * SEQ_STRIDE, killAfterMs);
+    const result = await runTrial(t, dir, trial * SEQ_STRIDE, killAfterMs);
     assert.equal(result.signal, 'SIGKILL', `${context}: the appender ended by itself (code ${result.code}) instead of being killed:\n${result.stderr}`);
 
     for (const ack of result.acks) {

@@ -6,7 +6,6 @@
  * live view equals a plain fold of the whole log under the live version's logic.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openFileLog } from '../../src/log/index.ts';
 import { tempDir } from './helpers.ts';
+import { startKappa } from '../support/processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const REGIONS = ['north', 'south', 'east'];
 const PARTITIONS = 2;
@@ -115,15 +114,9 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
   /** `kappa start` as a child; resolves with its stderr once `until` holds (then SIGTERM) or once it dies. */
   async function start(logic: string, opts: { crashAt?: string; until?: () => boolean; kill?: 'SIGKILL' | 'SIGTERM' } = {}): Promise<{ stderr: string; code: number | null; signal: string | null }> {
     writeFileSync(configPath, config(logic));
-    const env = { ...process.env, KAPPA_TEST_CRASH_AT: opts.crashAt ?? '' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', dir, '--config', configPath, 'start', '--port', '0', '--flush-interval-ms', '30'], { stdio: ['ignore', 'ignore', 'pipe'], env });
-    let stderr = '';
-    child.stderr.on('data', (x) => (stderr += x));
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-    let done = false;
-    void exited.then(() => (done = true));
+    const child = startKappa(t, ['--data-dir', dir, '--config', configPath, 'start', '--port', '0', '--flush-interval-ms', '30'], { env: { KAPPA_TEST_CRASH_AT: opts.crashAt ?? '' } });
     const deadline = Date.now() + 120_000;
-    while (!done && opts.until !== undefined) {
+    while (child.running && opts.until !== undefined) {
       let met = false;
       try {
         met = opts.until();
@@ -134,14 +127,11 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
         child.kill(opts.kill ?? 'SIGTERM');
         break;
       }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`timed out; kappa start said:\n${stderr}`);
-      }
+      if (Date.now() > deadline) throw new Error(`timed out; kappa start said:\n${child.stderr}`);
       await new Promise((r) => setTimeout(r, 10));
     }
-    const result = await exited; // before reading stderr: the last lines may still be in the pipe
-    return { stderr, ...result };
+    const result = await child.exited; // before reading stderr: the last lines may still be in the pipe
+    return { stderr: child.stderr, ...result };
   }
 
   const atHead = async (version: number): Promise<boolean> => {

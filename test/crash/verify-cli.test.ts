@@ -5,16 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { valueFor } from './records.ts';
 import { TOPIC, batchLayout, flipBit, segmentFiles, tempDir, writeLog } from './helpers.ts';
+import { runKappa } from '../support/processes.ts';
 
-const KAPPA = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
-
-function kappa(...args: string[]): { status: number | null; output: string } {
-  const res = spawnSync(process.execPath, [KAPPA, ...args], { encoding: 'utf8', timeout: 30_000 });
-  return { status: res.status, output: `${res.stdout}${res.stderr}` };
+async function kappa(...args: string[]): Promise<{ status: number | null; output: string }> {
+  const res = await runKappa(args, { timeoutMs: 30_000 });
+  return { status: res.code, output: `${res.stdout}${res.stderr}` };
 }
 
 async function sampleLog(dir: string): Promise<void> {
@@ -25,22 +22,22 @@ async function sampleLog(dir: string): Promise<void> {
   );
 }
 
-test('kappa verify exits non-zero and names the damaged file and byte position', async (t) => {
+test('kappa verify exits non-zero and names the damaged file and byte position', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   await sampleLog(dir);
   const [file] = segmentFiles(dir, TOPIC, 0);
   const damaged = batchLayout(file)[1];
   flipBit(file, damaged.position + 70, 2);
 
-  const { status, output } = kappa('verify', '--data-dir', dir);
+  const { status, output } = await kappa('verify', '--data-dir', dir);
   assert.notEqual(status, 0, `kappa verify should fail on a damaged log; it exited ${status}:\n${output}`);
   assert.ok(output.includes(file), `the output should name ${file}:\n${output}`);
   assert.match(output, new RegExp(`\\b${damaged.position}\\b`), `the output should give byte position ${damaged.position}:\n${output}`);
 });
 
-test('kappa verify exits 0 on an intact log', async (t) => {
+test('kappa verify exits 0 on an intact log', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
   await sampleLog(dir);
-  const { status, output } = kappa('verify', '--data-dir', dir);
+  const { status, output } = await kappa('verify', '--data-dir', dir);
   assert.equal(status, 0, `kappa verify should pass an intact log; it exited ${status}:\n${output}`);
 });

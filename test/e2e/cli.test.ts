@@ -3,17 +3,14 @@
  * for speed, and as a child process where stdin pipes, exit codes and signals matter).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import { partitionForKey } from '../../src/log/index.ts';
-
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
+import { runKappa, startKappa } from '../support/processes.ts';
 
 interface Run {
   code: number;
@@ -33,18 +30,10 @@ async function kappa(dataDir: string, args: string[], stdin = ''): Promise<Run> 
   return { code, stdout: out, stderr: err };
 }
 
-/** Runs the CLI as a child process, the way a user does. */
-function kappaProcess(dataDir: string, args: string[], stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, '--data-dir', dataDir, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+/** Runs the CLI as a child process, the way a user does, with `stdin` as its standard input. */
+async function kappaProcess(dataDir: string, args: string[], stdin = ''): Promise<Run> {
+  const res = await runKappa(['--data-dir', dataDir, ...args], { input: stdin, timeoutMs: 30_000 });
+  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
@@ -58,7 +47,7 @@ describe('kappa CLI', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('produce then consume round-trips NDJSON and keys records with Kafka’s partitioner', async () => {
+  test('produce then consume round-trips NDJSON and keys records with Kafka’s partitioner', { timeout: 60_000 }, async () => {
     const dir = freshDir();
     assert.equal((await kappa(dir, ['topics', 'create', 'sales', '--partitions', '4'])).code, 0);
     const input = ['{"storeId":"s1","amount":1}', '{"storeId":"s2","amount":2}', '{"storeId":"s3","amount":3.5,"note":"ünïcode"}'];
@@ -79,7 +68,7 @@ describe('kappa CLI', () => {
     assert.deepEqual(values, [...input].sort());
   });
 
-  test('a malformed line stops produce with its line number; lines before it stay, nothing after is written', async () => {
+  test('a malformed line stops produce with its line number; lines before it stay, nothing after is written', { timeout: 60_000 }, async () => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 't']);
     const res = await kappaProcess(dir, ['produce', 't'], '{"a":1}\n{"a":2}\n{"a": oops}\n{"a":4}\n');
@@ -154,21 +143,17 @@ describe('kappa CLI', () => {
     assert.equal(meta.timestamp, Date.parse('2026-01-01T00:00:00Z'));
   });
 
-  test('consume --follow prints records that another process produces later, and stops on Ctrl-C', async () => {
+  test('consume --follow prints records that another process produces later, and stops on Ctrl-C', { timeout: 60_000 }, async (t) => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'live']);
-    const child = spawn(process.execPath, [BIN, '--data-dir', dir, 'consume', 'live', '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const consumer = startKappa(t, ['--data-dir', dir, 'consume', 'live', '--follow']);
     await new Promise((r) => setTimeout(r, 1500)); // let the consumer start and reach the end of the log
     const produced = await kappaProcess(dir, ['produce', 'live'], '{"n":1}\n{"n":2}\n');
     assert.equal(produced.code, 0, produced.stderr);
-    const deadline = Date.now() + 10_000;
-    while (lines(out).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(lines(out), ['{"n":1}', '{"n":2}']);
-    child.kill('SIGINT');
-    assert.equal(await exited, 0);
+    await consumer.waitForOutput('{"n":2}\n', { timeoutMs: 10_000, stream: 'stdout' });
+    assert.deepEqual(lines(consumer.stdout), ['{"n":1}', '{"n":2}']);
+    consumer.kill('SIGINT');
+    assert.equal((await consumer.exited).code, 0, consumer.stderr);
   });
 
   test('topics list and describe report partitions and offsets, as text and as JSON', async () => {
@@ -189,18 +174,10 @@ describe('kappa CLI', () => {
     assert.match((await kappa(dir, ['topics', 'describe', 'a'])).stdout, /PARTITION\s+START\s+END\s+RECORDS\s+STATUS/);
   });
 
-  test('KAPPA_DATA_DIR chooses the data directory when --data-dir is not given', async () => {
+  test('KAPPA_DATA_DIR chooses the data directory when --data-dir is not given', { timeout: 60_000 }, async () => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'from-env']);
-    const res = await new Promise<Run>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'topics', 'list', '--json'], { env: { ...process.env, KAPPA_DATA_DIR: dir }, cwd: root });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+    const res = await runKappa(['topics', 'list', '--json'], { env: { KAPPA_DATA_DIR: dir }, cwd: root, timeoutMs: 30_000 });
     assert.equal(res.code, 0, res.stderr);
     assert.deepEqual(
       JSON.parse(res.stdout).map((t: { name: string }) => t.name),
@@ -208,7 +185,7 @@ describe('kappa CLI', () => {
     );
   });
 
-  test('verify passes on healthy data and reports what it checked', async () => {
+  test('verify passes on healthy data and reports what it checked', { timeout: 60_000 }, async () => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'v', '--partitions', '2']);
     await kappa(dir, ['produce', 'v'], '{"a":1}\n{"a":2}\n');
@@ -219,19 +196,19 @@ describe('kappa CLI', () => {
     assert.equal(json.ok, true);
   });
 
-  test('a second writer is refused while the data directory is locked, and read-only commands still work', async () => {
+  test('a second writer is refused while the data directory is locked, and read-only commands still work', { timeout: 60_000 }, async (t) => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'w']);
-    const holder = spawn(process.execPath, [BIN, '--data-dir', dir, 'produce', 'w'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    holder.stdin.write('{"a":1}\n');
+    const holder = startKappa(t, ['--data-dir', dir, 'produce', 'w'], { stdin: 'pipe' });
+    holder.child.stdin!.write('{"a":1}\n');
     const deadline = Date.now() + 10_000;
     while (!existsSync(join(dir, '.lock')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const refused = await kappa(dir, ['produce', 'w'], '{"b":2}\n');
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /is in use by process \d+/);
     assert.equal((await kappa(dir, ['topics', 'list'])).code, 0);
-    holder.stdin.end();
-    await new Promise((r) => holder.on('close', r));
+    holder.child.stdin!.end();
+    assert.equal((await holder.exited).code, 0, holder.stderr);
     assert.deepEqual(lines((await kappa(dir, ['consume', 'w'])).stdout), ['{"a":1}']);
   });
 });

@@ -4,7 +4,6 @@
  * must raise the example's alerts, and its views answering.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,10 +14,11 @@ import { startServer } from '../../src/server/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { openSqliteStore } from '../../src/view/index.ts';
 import { call } from './server-harness.ts';
+import { type Owner, runCommand } from '../support/processes.ts';
 
 const example = (name: string, file: string): string => fileURLToPath(new URL(`../../examples/${name}/${file}`, import.meta.url));
 
-async function withExample(name: string, fn: (url: string) => Promise<void>): Promise<void> {
+async function withExample(t: Owner, name: string, fn: (url: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), `kappa-example-${name}-`));
   const configPath = example(name, 'kappa.config.ts');
   const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
@@ -29,11 +29,9 @@ async function withExample(name: string, fn: (url: string) => Promise<void>): Pr
   const server = await startServer({ log, store, app, engine, port: 0 });
   try {
     // Its generator runs against the server.
-    const gen = spawn(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', server.url, '--rate', '500', '--seconds', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    gen.stderr.on('data', (d) => (err += d));
-    assert.equal(await new Promise((r) => gen.on('close', r)), 0, err);
-    assert.match(err, /sent \d+/);
+    const gen = await runCommand(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', server.url, '--rate', '500', '--seconds', '2'], { t, timeoutMs: 60_000 });
+    assert.equal(gen.code, 0, gen.stderr);
+    assert.match(gen.stderr, /sent \d+/);
     await fn(server.url);
   } finally {
     await server.close();
@@ -59,8 +57,8 @@ const rowsOf = async (url: string, path: string): Promise<Record<string, unknown
   return r.status === 200 ? (r.body as { rows: Record<string, unknown>[] }).rows : null;
 };
 
-test('examples/iot: windows per device, site status, and an overheat alert', { timeout: 120_000 }, async () => {
-  await withExample('iot', async (url) => {
+test('examples/iot: windows per device, site status, and an overheat alert', { timeout: 120_000 }, async (t) => {
+  await withExample(t, 'iot', async (url) => {
     assert.ok((await until('device minutes', async () => ((await rowsOf(url, '/v1/views/device_minutes?limit=5')) ?? []).length > 0 || null)) === true);
     assert.ok(((await rowsOf(url, '/v1/views/site_status')) ?? []).length > 0);
     const t0 = Date.now() - 600_000;
@@ -75,8 +73,8 @@ test('examples/iot: windows per device, site status, and an overheat alert', { t
   });
 });
 
-test('examples/fraud: spend per card and country, and a stolen card flagged as suspicious', { timeout: 120_000 }, async () => {
-  await withExample('fraud', async (url) => {
+test('examples/fraud: spend per card and country, and a stolen card flagged as suspicious', { timeout: 120_000 }, async (t) => {
+  await withExample(t, 'fraud', async (url) => {
     await until('card spend', async () => ((await rowsOf(url, '/v1/views/card_spend?limit=1')) ?? []).length > 0 || null);
     const now = Date.now();
     const usual = Array.from({ length: 30 }, (_, i) => JSON.stringify({ txId: `p${i}`, card: 'card-planted', merchant: 'cafe', country: 'DE', amount: 20 + (i % 5), ts: now + i }));

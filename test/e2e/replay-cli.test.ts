@@ -5,7 +5,6 @@
  * the build's progress).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import { openFileLog } from '../../src/log/index.ts';
+import { type Owner, runKappa, startKappa } from '../support/processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const REGIONS = ['north', 'south', 'east'];
 const EVENTS = 400_000;
@@ -77,17 +76,10 @@ describe('kappa replay and rollback', () => {
     return { code, stdout: out, stderr: err };
   }
 
-  /** As a child process, the way a user runs it beside `kappa start`. */
-  function kappaProcess(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...d(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (x) => (stdout += x));
-      child.stderr.on('data', (x) => (stderr += x));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  /** As a child process, the way a user runs it beside `kappa start`; killed if still running when test `t` ends. */
+  async function kappaProcess(t: Owner, args: string[]): Promise<Run> {
+    const res = await runKappa([...d(), ...args], { t, timeoutMs: 90_000 });
+    return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
   }
 
   async function views(): Promise<ViewRow[]> {
@@ -122,7 +114,7 @@ describe('kappa replay and rollback', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('with nothing running, replay runs the pipelines until the version is live; --from uses the time index; a stopped build can be cancelled; rollback', async () => {
+  test('with nothing running, replay runs the pipelines until the version is live; --from uses the time index; a stopped build can be cancelled; rollback', { timeout: 120_000 }, async () => {
     // A view never built: replay builds its first version.
     let r = await kappa(['replay', 'totals']);
     assert.equal(r.code, 0, r.stderr);
@@ -189,18 +181,12 @@ describe('kappa replay and rollback', () => {
     ]);
   });
 
-  test('beside a running `kappa start`, replay and rollback ask its engine and follow the build', { timeout: 120_000 }, async () => {
-    const start: ChildProcess = spawn(process.execPath, [BIN, ...d(), 'start', '--port', '0', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let startErr = '';
-    start.stderr!.on('data', (x) => (startErr += x));
-    const exited = new Promise<number | null>((resolve) => start.on('close', resolve));
+  test('beside a running `kappa start`, replay and rollback ask its engine and follow the build', { timeout: 120_000 }, async (t) => {
+    const start = startKappa(t, [...d(), 'start', '--port', '0', '--flush-interval-ms', '100']);
     try {
-      while (!/running 1 view/.test(startErr)) {
-        assert.equal(start.exitCode, null, startErr);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await start.waitForOutput(/running 1 view/, { timeoutMs: 30_000, stream: 'stderr' });
       // `views --json` shows the build while it runs.
-      const replay = kappaProcess(['replay', 'totals']);
+      const replay = kappaProcess(t, ['replay', 'totals']);
       let seen: ViewRow['build'] = null;
       let done: Run | null = null;
       void replay.then((x) => (done = x));
@@ -215,9 +201,9 @@ describe('kappa replay and rollback', () => {
       assert.match(r.stderr, new RegExp(`version ${version} of view totals is live \\(3 rows\\)`));
       assert.ok(seen !== null && seen.reason === 'replay', 'kappa views --json showed the build in progress');
       assert.deepEqual(await rows(), expected(0));
-      assert.match(startErr, new RegExp(`building version ${version} of view totals`), 'the running engine did the build');
+      assert.match(start.stderr, new RegExp(`building version ${version} of view totals`), 'the running engine did the build');
 
-      const back = await kappaProcess(['rollback', 'totals']);
+      const back = await kappaProcess(t, ['rollback', 'totals']);
       assert.equal(back.code, 0, back.stderr);
       assert.match(back.stderr, /version 1 of view totals is live/);
       assert.deepEqual(
@@ -227,6 +213,6 @@ describe('kappa replay and rollback', () => {
     } finally {
       start.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, startErr);
+    assert.equal((await start.exited).code, 0, start.stderr);
   });
 });

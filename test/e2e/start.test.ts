@@ -3,33 +3,18 @@
  * and SQLite file; `kappa query`, `views`, `lag` and `consume <topic>.dlq` look at the result.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type RunResult, runKappa, startKappa } from '../support/processes.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function kappa(args: string[], stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+/** The CLI as a child process, with `stdin` as its standard input. */
+function kappa(args: string[], stdin = ''): Promise<RunResult> {
+  return runKappa(args, { input: stdin, timeoutMs: 60_000 });
 }
 
 export const CONFIG = (src: string): string => `
@@ -63,7 +48,7 @@ describe('kappa start', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('processes the log into a SQL view, sends invalid records to the DLQ, and stops cleanly on SIGTERM', async () => {
+  test('processes the log into a SQL view, sends invalid records to the DLQ, and stops cleanly on SIGTERM', { timeout: 120_000 }, async (t) => {
     const dir = join(root, 'data');
     const config = join(root, 'kappa.config.ts');
     writeFileSync(config, CONFIG(SRC));
@@ -75,10 +60,7 @@ describe('kappa start', () => {
     const produced = await kappa([...d, 'produce', 'sales', '--key-field', 'orderId'], lines.join('\n') + '\n');
     assert.equal(produced.code, 0, produced.stderr);
 
-    const child: ChildProcess = spawn(process.execPath, [BIN, ...d, 'start', '--port', '0', '--flush-interval-ms', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (x) => (stderr += x));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const child = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100']);
     try {
       const rows = await waitFor('the view to hold all 300 orders', async () => {
         const q = await kappa([...d, 'query', 'SELECT region, total, orders FROM by_region ORDER BY region', '--json']);
@@ -115,20 +97,17 @@ describe('kappa start', () => {
     } finally {
       child.kill('SIGTERM');
     }
-    assert.equal(await exited, 0, stderr);
-    assert.match(stderr, /flushed and checkpointed/);
+    assert.equal((await child.exited).code, 0, child.stderr);
+    assert.match(child.stderr, /flushed and checkpointed/);
   });
 
-  test('SIGTERM during an ingestion: the request in flight is answered and durable, new ones are refused, and start exits 0', async () => {
+  test('SIGTERM during an ingestion: the request in flight is answered and durable, new ones are refused, and start exits 0', { timeout: 120_000 }, async (t) => {
     const dir = join(root, 'graceful');
     const config = join(root, 'kappa.config.ts');
-    const child: ChildProcess = spawn(process.execPath, [BIN, '--data-dir', dir, '--config', config, 'start', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (x) => (stderr += x));
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const child = startKappa(t, ['--data-dir', dir, '--config', config, 'start', '--port', '0']);
     let stopping = false;
     try {
-      const url = await waitFor('the HTTP API', async () => /HTTP API on (http:\/\/\S+)/.exec(stderr)?.[1] ?? null);
+      const [, url] = await child.waitForOutput(/HTTP API on (http:\/\/\S+)/, { timeoutMs: 30_000, stream: 'stderr' });
       const n = 200_000;
       const body = Array.from({ length: n }, (_, i) => JSON.stringify({ orderId: `g${i}`, region: 'north', amount: 1, ts: 1_700_000_000_000 + i })).join('\n') + '\n';
       const inFlight = fetch(`${url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
@@ -143,13 +122,13 @@ describe('kappa start', () => {
     } finally {
       if (!stopping) child.kill('SIGTERM'); // a second SIGTERM would stop it at once
     }
-    assert.equal(await exited, 0, stderr);
+    assert.equal((await child.exited).code, 0, child.stderr);
     const topics = await kappa(['--data-dir', dir, 'topics', 'describe', 'sales', '--json']);
     const described = JSON.parse(topics.stdout) as { partitionDetails: { records: number }[] };
     assert.equal(described.partitionDetails.reduce((s, p) => s + p.records, 0), 200_000, 'every acknowledged record is in the log');
   });
 
-  test('a read-only query refuses writes with a clear error', async () => {
+  test('a read-only query refuses writes with a clear error', { timeout: 60_000 }, async () => {
     const dir = join(root, 'data');
     for (const sql of ['DELETE FROM by_region__v1', 'DROP VIEW by_region', "UPDATE by_region__v1 SET total = 0"]) {
       const res = await kappa(['--data-dir', dir, 'query', sql]);
@@ -160,7 +139,7 @@ describe('kappa start', () => {
     assert.deepEqual(JSON.parse(still.stdout), [{ n: 300 }]);
   });
 
-  test('a config that does not compile or names an unknown topic stops start with the file, line and reason', async () => {
+  test('a config that does not compile or names an unknown topic stops start with the file, line and reason', { timeout: 60_000 }, async () => {
     const broken = join(root, 'broken.config.ts');
     writeFileSync(broken, `import { defineApp } from ${JSON.stringify(SRC)};\nexport default defineApp({ topics: [], views: [ ]\n`);
     const res = await kappa(['--data-dir', join(root, 'd2'), '--config', broken, 'start']);

@@ -5,7 +5,6 @@
  * not load in a worker each fail the engine with an error that says so, instead of hanging.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,9 +14,9 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const T0 = Date.UTC(2026, 4, 1);
 const quiet = { info() {}, warn() {} };
 
@@ -128,24 +127,13 @@ async function snapshot(store: ViewStore, log: FileLog): Promise<Record<string, 
   return out;
 }
 
-function kappa(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function kappa(args: string[]): Promise<RunResult> {
+  return runKappa(args, { timeoutMs: 60_000 });
 }
 
 /** Runs `kappa start` until every task has caught up with the log (`kappa lag`), then stops it with SIGTERM. */
-async function startUntilCaughtUp(args: string[], tasks: number): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+async function startUntilCaughtUp(t: Owner, args: string[], tasks: number): Promise<{ code: number | null; stderr: string }> {
+  const child = startKappa(t, args);
   const dataDir = args[args.indexOf('--data-dir') + 1];
   try {
     const deadline = Date.now() + 60_000;
@@ -155,13 +143,13 @@ async function startUntilCaughtUp(args: string[], tasks: number): Promise<{ code
         const rows = JSON.parse(lag.stdout) as { lag: number }[];
         if (rows.length === tasks && rows.every((r) => r.lag === 0)) break;
       }
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`kappa start did not catch up: ${lag.stdout} ${stderr}`);
+      if (Date.now() > deadline || !child.running) throw new Error(`kappa start did not catch up: ${lag.stdout} ${child.stderr}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
     child.kill('SIGTERM');
   }
-  return { code: await exited, stderr };
+  return { code: (await child.exited).code, stderr: child.stderr };
 }
 
 describe('worker threads', () => {
@@ -341,7 +329,7 @@ describe('worker threads', () => {
     }
   });
 
-  test('kappa start --workers N runs the tasks on N threads (0: the main thread) and gives the same rows', { timeout: 120_000 }, async () => {
+  test('kappa start --workers N runs the tasks on N threads (0: the main thread) and gives the same rows', { timeout: 120_000 }, async (t) => {
     const seed = join(root, 'cli-seed');
     const log = await openFileLog({ dir: seed, logger: quiet });
     await log.createTopic('clicks', { partitions: 3 });
@@ -352,7 +340,7 @@ describe('worker threads', () => {
       const dir = join(root, `cli-${workers}`);
       cpSync(seed, dir, { recursive: true });
       const d = ['--data-dir', dir, '--config', config];
-      const started = await startUntilCaughtUp([...d, 'start', '--port', '0', '--workers', workers, '--flush-interval-ms', '50'], 12);
+      const started = await startUntilCaughtUp(t, [...d, 'start', '--port', '0', '--workers', workers, '--flush-interval-ms', '50'], 12);
       assert.equal(started.code, 0, started.stderr);
       assert.match(started.stderr, workers === '0' ? /as 12 tasks on the main thread/ : /as 12 tasks on 2 worker threads/);
       const q = await kappa([...d, 'query', 'SELECT * FROM by_page ORDER BY page, mobile', '--json']);
