@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PRODUCER_BATCHES_MAX, ProducerStateLoader, ProducerStates, SEQUENCE_MODULUS, SEQUENCE_WINDOW, duplicateOffsets, entryAfterAppend } from './producer-state.ts';
+import { PRODUCER_BATCHES_MAX, ProducerStateLoader, ProducerStates, SEQUENCE_MODULUS, SEQUENCE_WINDOW, SHORT_LIVED_PRODUCER_ID_MIN, duplicateOffsets, entryAfterAppend } from './producer-state.ts';
 
 const WHERE = 't/0';
 
@@ -76,6 +76,52 @@ describe('producer state', () => {
     resumed.apply(1, 2, 502, 1, 110);
     entry = entryAfterAppend(entry, 2, 502, 1, 110);
     assert.deepEqual(resumed.finish(0).get(1), entry);
+  });
+});
+
+describe('short-lived producers', () => {
+  const S = SHORT_LIVED_PRODUCER_ID_MIN;
+
+  test('a partition remembers only the most recently appended ones, and every long-lived one', () => {
+    const state = new ProducerStates(undefined, 3);
+    for (let i = 0; i < 5; i++) state.set(S + i, entryAfterAppend(undefined, 0, 0, 1, i));
+    for (let i = 0; i < 5; i++) state.set(i, entryAfterAppend(undefined, 0, 0, 1, 10 + i));
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => state.get(S + i) !== undefined), [false, false, true, true, true]);
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => state.get(i) !== undefined), [true, true, true, true, true]);
+    // Appending again makes a producer the most recent: S+2 is kept, S+3 goes.
+    state.set(S + 2, entryAfterAppend(state.get(S + 2), 0, 1, 1, 20));
+    state.set(S + 9, entryAfterAppend(undefined, 0, 0, 1, 21));
+    assert.deepEqual([2, 3, 4, 9].map((i) => state.get(S + i) !== undefined), [true, false, true, true]);
+    assert.equal(state.size, 5 + 3);
+    assert.equal(state.clone().get(S + 3), undefined);
+    // A remembered one's re-send is a duplicate; a forgotten one's is new.
+    assert.equal(state.duplicatesIn({ producerId: S + 4, producerEpoch: 0, baseSequence: 0 }, 1, WHERE), 1);
+    assert.equal(state.clone().duplicatesIn({ producerId: S + 4, producerEpoch: 0, baseSequence: 0 }, 1, WHERE), 1);
+    assert.equal(state.duplicatesIn({ producerId: S + 0, producerEpoch: 0, baseSequence: 0 }, 1, WHERE), 0);
+  });
+
+  test('rebuilding from the log (and from a snapshot) remembers the same ones as the appends did', () => {
+    const live = new ProducerStates(undefined, 4);
+    const loader = new ProducerStateLoader(undefined, 4);
+    const order = [0, 1, 2, 0, 3, 4, 5, 1, 6];
+    order.forEach((i, offset) => {
+      const prior = live.get(S + i);
+      const seq = prior ? prior.batches[prior.batches.length - 1].lastSequence + 1 : 0;
+      live.set(S + i, entryAfterAppend(prior, 0, seq, 1, offset));
+      loader.apply(S + i, 0, seq, 1, offset);
+    });
+    const rebuilt = loader.finish(0);
+    const kept = (s: ProducerStates): number[] => [...s.entriesOf()].map(([id]) => id - S);
+    assert.deepEqual(kept(live), [4, 5, 1, 6], 'the four most recently appended, least recent first');
+    assert.deepEqual(kept(rebuilt), kept(live));
+    for (const [id, entry] of live.entriesOf()) assert.deepEqual(rebuilt.get(id), entry);
+    // A snapshot keeps the order, so the next producer forgotten is the same one.
+    const parsed = ProducerStates.fromSnapshot(live.toSnapshot(9), 9);
+    assert.ok(parsed instanceof ProducerStates);
+    assert.deepEqual(kept(parsed), [4, 5, 1, 6]);
+    const resumed = new ProducerStateLoader(parsed, 4);
+    resumed.apply(S + 7, 0, 0, 1, 9);
+    assert.deepEqual(kept(resumed.finish(0)), [5, 1, 6, 7]);
   });
 });
 

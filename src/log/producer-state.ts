@@ -26,6 +26,16 @@
  * 0 again uses a new producerId. A newer epoch is recorded with the first batch it appends (a call
  * of only duplicates changes nothing).
  *
+ * Short-lived producers. Ids from SHORT_LIVED_PRODUCER_ID_MIN (2^52) to 2^53 - 1 are for producers
+ * that append one bounded piece of work and are never heard of again, such as one HTTP request sent
+ * with an Idempotency-Key (its id a hash of the topic and the key). There can be any number of them,
+ * so a partition remembers only the SHORT_LIVED_PRODUCERS_MAX that appended last, and forgets the
+ * least recently appended first: the window in which their re-sends are recognised (Kafka bounds its
+ * producers by time instead, producer.id.expiration.ms). Appends are replayed in log order on open,
+ * so the same producers are remembered after a restart or a crash. Producers below 2^52 (the
+ * processing engine's tasks hash their names into 52 bits) are kept until retention removes their
+ * batches, however many there are.
+ *
  * Duplicates are recognised by sequence number alone; contents are not compared. A producer must
  * re-send the same records under the same sequences, which a deterministic replay from a checkpoint
  * that stores the next sequence with the source offset does.
@@ -61,6 +71,13 @@ export const SEQUENCE_WINDOW = 2 ** 30;
 /** Batches remembered per producer for reporting the original offsets of duplicates (Kafka keeps 5). */
 export const PRODUCER_BATCHES_MAX = 5;
 export const EPOCH_MAX = 0x7fff;
+/** Producer ids at or above this are short-lived (see the file comment); below it, long-lived. */
+export const SHORT_LIVED_PRODUCER_ID_MIN = 2 ** 52;
+/**
+ * Short-lived producers a partition remembers, the least recently appended forgotten first. About
+ * 150 bytes of memory and 27 bytes of snapshot each: at most about 15 MB and 2.7 MB per partition.
+ */
+export const SHORT_LIVED_PRODUCERS_MAX = 100_000;
 
 const SNAPSHOT_MAGIC = 0x4b505331; // "KPS1"
 const SNAPSHOT_HEADER_BYTES = 16;
@@ -148,31 +165,46 @@ export function duplicateOffsets(entry: ProducerEntry, baseSequence: number, cou
 }
 
 export class ProducerStates {
-  private readonly entries: Map<number, ProducerEntry>;
+  /** Long-lived producers (ids below SHORT_LIVED_PRODUCER_ID_MIN). */
+  private readonly entries = new Map<number, ProducerEntry>();
+  /** Short-lived producers, least recently appended first (a Map iterates in insertion order). */
+  private readonly shortLived = new Map<number, ProducerEntry>();
 
-  constructor(entries?: Map<number, ProducerEntry>) {
-    this.entries = entries ?? new Map();
+  /** `entries` in the order they appended (a snapshot's, or a loader's): the newest short-lived ones are kept. */
+  constructor(
+    entries?: Iterable<[number, ProducerEntry]>,
+    private readonly shortLivedMax = SHORT_LIVED_PRODUCERS_MAX,
+  ) {
+    if (entries) for (const [id, entry] of entries) this.set(id, entry);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.shortLived.size;
   }
 
   get(producerId: number): ProducerEntry | undefined {
-    return this.entries.get(producerId);
+    return producerId >= SHORT_LIVED_PRODUCER_ID_MIN ? this.shortLived.get(producerId) : this.entries.get(producerId);
   }
 
+  /** Records a producer's entry after an append; a short-lived one becomes the most recent, and the least recent beyond the cap is forgotten. */
   set(producerId: number, entry: ProducerEntry): void {
-    this.entries.set(producerId, entry);
+    if (producerId < SHORT_LIVED_PRODUCER_ID_MIN) {
+      this.entries.set(producerId, entry);
+      return;
+    }
+    this.shortLived.delete(producerId);
+    this.shortLived.set(producerId, entry);
+    if (this.shortLived.size > this.shortLivedMax) this.shortLived.delete(this.shortLived.keys().next().value!);
   }
 
-  entriesOf(): IterableIterator<[number, ProducerEntry]> {
-    return this.entries.entries();
+  *entriesOf(): IterableIterator<[number, ProducerEntry]> {
+    yield* this.entries;
+    yield* this.shortLived;
   }
 
   /** A copy that shares the (immutable) entries. */
   clone(): ProducerStates {
-    return new ProducerStates(new Map(this.entries));
+    return new ProducerStates(this.entriesOf(), this.shortLivedMax);
   }
 
   /**
@@ -182,7 +214,7 @@ export class ProducerStates {
    */
   duplicatesIn(producer: ProducerIdentity, count: number, where: string): number {
     const { producerId, producerEpoch, baseSequence } = producer;
-    const entry = this.entries.get(producerId);
+    const entry = this.get(producerId);
     if (!entry) return 0;
     if (producerEpoch < entry.epoch) {
       throw new KappaError(
@@ -210,18 +242,19 @@ export class ProducerStates {
 
   /** Forgets producers whose every batch lies below `startOffset` (removed by retention), as Kafka does. */
   expireBefore(startOffset: number): void {
-    for (const [id, entry] of this.entries) if (lastOffsetOf(entry) < startOffset) this.entries.delete(id);
+    for (const map of [this.entries, this.shortLived]) for (const [id, entry] of map) if (lastOffsetOf(entry) < startOffset) map.delete(id);
   }
 
   toSnapshot(offset: number): Buffer {
     let size = SNAPSHOT_HEADER_BYTES + 4;
-    for (const entry of this.entries.values()) size += PRODUCER_HEADER_BYTES + entry.batches.length * PRODUCER_BATCH_BYTES;
+    for (const [, entry] of this.entriesOf()) size += PRODUCER_HEADER_BYTES + entry.batches.length * PRODUCER_BATCH_BYTES;
     const buf = Buffer.alloc(size);
     buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
     writeInt64(buf, 4, offset);
-    buf.writeInt32BE(this.entries.size, 12);
+    buf.writeInt32BE(this.size, 12);
     let pos = SNAPSHOT_HEADER_BYTES;
-    for (const [id, entry] of this.entries) {
+    // Short-lived producers last, least recent first, so that loading the snapshot keeps their order.
+    for (const [id, entry] of this.entriesOf()) {
       writeInt64(buf, pos, id);
       buf.writeInt16BE(entry.epoch, pos + 8);
       buf.writeUInt8(entry.batches.length, pos + 10);
@@ -274,14 +307,29 @@ export class ProducerStates {
  */
 export class ProducerStateLoader {
   private readonly entries = new Map<number, { epoch: number; batches: ProducerBatch[] }>();
+  /** Short-lived producers, least recently appended first, at most SHORT_LIVED_PRODUCERS_MAX (as in ProducerStates). */
+  private readonly shortLived = new Map<number, { epoch: number; batches: ProducerBatch[] }>();
 
-  constructor(from?: ProducerStates) {
-    if (from) for (const [id, e] of from.entriesOf()) this.entries.set(id, { epoch: e.epoch, batches: e.batches.slice() });
+  constructor(
+    from?: ProducerStates,
+    private readonly shortLivedMax = SHORT_LIVED_PRODUCERS_MAX,
+  ) {
+    if (from) for (const [id, e] of from.entriesOf()) this.mapOf(id).set(id, { epoch: e.epoch, batches: e.batches.slice() });
+  }
+
+  private mapOf(producerId: number): Map<number, { epoch: number; batches: ProducerBatch[] }> {
+    return producerId >= SHORT_LIVED_PRODUCER_ID_MIN ? this.shortLived : this.entries;
   }
 
   apply(producerId: number, producerEpoch: number, baseSequence: number, count: number, baseOffset: number): void {
-    let entry = this.entries.get(producerId);
-    if (!entry) this.entries.set(producerId, (entry = { epoch: producerEpoch, batches: [] }));
+    const map = this.mapOf(producerId);
+    let entry = map.get(producerId);
+    if (map === this.shortLived) {
+      // The most recent now: moved to the end, and the least recent beyond the cap forgotten.
+      map.delete(producerId);
+      map.set(producerId, (entry ??= { epoch: producerEpoch, batches: [] }));
+      if (map.size > this.shortLivedMax) map.delete(map.keys().next().value!);
+    } else if (!entry) map.set(producerId, (entry = { epoch: producerEpoch, batches: [] }));
     const batches = entry.batches;
     // As in entryAfterAppend: only batches consecutive in sequence stay together.
     if (batches.length > 0 && addSequence(batches[batches.length - 1].lastSequence, 1) !== baseSequence) batches.length = 0;
@@ -290,14 +338,19 @@ export class ProducerStateLoader {
     if (batches.length > PRODUCER_BATCHES_MAX) batches.shift();
   }
 
+  private *all(): IterableIterator<[number, ProducerEntry]> {
+    yield* this.entries;
+    yield* this.shortLived;
+  }
+
   /** The snapshot of the state so far. */
   toSnapshot(offset: number): Buffer {
-    return new ProducerStates(this.entries).toSnapshot(offset);
+    return new ProducerStates(this.all(), this.shortLivedMax).toSnapshot(offset);
   }
 
   /** The finished state, without producers whose every batch lies below `startOffset`. */
   finish(startOffset: number): ProducerStates {
-    const state = new ProducerStates(this.entries);
+    const state = new ProducerStates(this.all(), this.shortLivedMax);
     state.expireBefore(startOffset);
     return state;
   }
