@@ -241,6 +241,23 @@ describe('poison records: whatever the logic gives for one record, that record i
     assert.deepEqual(s2.keyNames, ['region']);
   });
 
+  test('key names the table cannot have (a repeated column, too long, reserved) are the dead letter of the record that brings them', () => {
+    for (const [names, reason] of [
+      [{ total: 'x' }, /^pipeline: the group key fields \(total\) cannot be columns of the view: Column "total" appears twice/],
+      [{ Region: 'x', region: 'y' }, /Column "region" appears twice .* \(names are case-insensitive\)/],
+      [{ ['k'.repeat(64)]: 'x' }, /column name "k+" is not a valid name: use 1-63 letters/],
+      [{ kappa_region: 'x' }, /Column "kappa_region" .* reserved for the store/],
+    ] as [Record<string, string>, RegExp][]) {
+      const plan = compileView(view('v', from(recs).groupBy((r) => (r.note === 'poison' ? names : { region: r.region })).aggregate({ total: sum((r) => r.amount) })));
+      const state = plan.newTaskState(0, NO_WATERMARK);
+      plan.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], state);
+      assert.equal(state.deadLetters.length, 1);
+      assert.match(state.deadLetters[0].reason, reason);
+      assert.deepEqual(state.keyNames, ['region']);
+      assert.deepEqual(rows(state), { n: [4], s: [2] });
+    }
+  });
+
   test('an aggregate extractor that throws, or gives NaN, Infinity or a non-number, leaves every aggregate of the row as it was', () => {
     const cases: [(r: Rec) => number, RegExp][] = [
       [() => { throw new Error('no amount'); }, /^pipeline: aggregate total: no amount$/],

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import { compileFlatDecoder } from '../schema/flat-decoder.ts';
+import { validateDefinition } from '../view/definition.ts';
 import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
 import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
@@ -309,6 +310,16 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     const names = Object.keys(keyObj);
     for (const n of names) {
       if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
+    }
+    // What the store checks when the table is made, checked here on the names alone (under a
+    // stand-in view name), so a key object whose names the table cannot have is this record's
+    // dead letter instead of a task stopped at its first flush.
+    const keyColumns: KeyColumn[] = names.map((name) => ({ name, type: 'TEXT' }));
+    if (windowSpec !== null) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
+    try {
+      validateDefinition({ ...definition(1, keyColumns, names), name: 'v' });
+    } catch (err) {
+      throw new TypeError(`the group key fields (${names.join(', ') || 'none'}) cannot be columns of the view: ${reasonOf(err)}`, { cause: err });
     }
     return (pendingKeyNames = names);
   }
