@@ -10,6 +10,8 @@ import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 
 const BATCH_LINES_MAX = 5000;
+/** Largest timestamp either way of 1970 that a JavaScript Date can hold (years -271821 to 275760). */
+const TIME_MS_MAX = 8.64e15;
 
 export interface ProduceOptions {
   keyField?: string;
@@ -49,6 +51,12 @@ export function parseLine(line: string, lineNo: number, opts: ProduceOptions): P
     const ms = typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : NaN;
     if (!Number.isFinite(ms) || (typeof t === 'number' && !Number.isInteger(t))) {
       throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} has no time at "${opts.timeField}" (need milliseconds since 1970 or an ISO time, found ${t === undefined ? 'nothing' : JSON.stringify(t)})`, {
+        line: lineNo,
+        field: opts.timeField,
+      });
+    }
+    if (Math.abs(ms) > TIME_MS_MAX) {
+      throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} has the time ${ms} at "${opts.timeField}", outside what a date can hold (±${TIME_MS_MAX} ms around 1970, years -271821 to 275760)`, {
         line: lineNo,
         field: opts.timeField,
       });

@@ -1,6 +1,6 @@
 /**
- * Bearer tokens with scopes. The config keeps only each token's SHA-256 (`kappa token create`
- * prints a new token once, with the line to paste into the config); a request's token is hashed
+ * Bearer tokens with scopes. The config keeps only each token's SHA-256 (`kappa token <name>
+ * --scopes …` prints a new token once, with the line to paste into the config); a request's token is hashed
  * and compared in constant time against every configured hash, so neither the comparison nor the
  * number of tokens checked depends on how much of a token matched.
  *
@@ -34,7 +34,7 @@ export function checkTokens(tokens: readonly TokenConfig[]): void {
     if (typeof t.name !== 'string' || t.name === '' || names.has(t.name)) throw new KappaError('KAPPA_CONFIG_INVALID', `Every server token needs a unique name; "${t.name}" is empty or used twice.`);
     names.add(t.name);
     if (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256)) {
-      throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}": sha256 must be the 64 hex characters of the token's SHA-256 (\`kappa token create\` prints it), never the token itself.`);
+      throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}": sha256 must be the 64 hex characters of the token's SHA-256 (\`kappa token <name> --scopes …\` prints it), never the token itself.`);
     }
     if (!Array.isArray(t.scopes) || t.scopes.length === 0) throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}" has no scopes; give it some of produce:<topic>, consume:<topic>, query, admin.`);
     for (const s of t.scopes) {

@@ -9,11 +9,20 @@
  * never held whole: its checked lines wait in memory up to SPOOL_MEMORY_BYTES and in a temporary
  * file beyond, and are appended from there in batches.
  *
+ * Retries: a request with an Idempotency-Key is appended as an idempotent producer of the log
+ * (idempotency.ts), so a retry is recognised even after a crash; the running server also keeps the
+ * answers of recent keys in memory and gives them back without reading the log.
+ *
+ * Limits: JSON nested deeper than JSON_DEPTH_MAX, an NDJSON line longer than LINE_BYTES_MAX, and an
+ * event time outside what a Date can hold are refused. A refusal of the body's size is answered
+ * only after the rest of the body (up to TOO_LARGE_DRAIN_BYTES) has been read, so the client sees
+ * the 413 rather than a reset connection.
+ *
  * Load: at most `inFlightBytesMax` of request bodies are being ingested at once; a request past it
  * gets 429 with Retry-After before anything is read. A full disk is a 503 with Retry-After; in both
  * cases nothing was appended.
  */
-import { type Hash, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,13 +31,18 @@ import { KappaError } from '../errors.ts';
 import type { FileLog, ProducerRecord, RecordHeader } from '../log/index.ts';
 import { type FlatDecoder, type RecordSchema, type SchemaIssue, compileFlatDecoder, compileSchema, formatPath } from '../schema/index.ts';
 import type { AppDef, TopicDef } from '../stream/index.ts';
+import { KeyedRequest } from './idempotency.ts';
 
 /** Checked NDJSON lines kept in memory before they spill to a temporary file. */
 const SPOOL_MEMORY_BYTES = 8 * 1024 * 1024;
 /** Bytes past the body limit read (and dropped) so the client gets its 413; past them the connection is cut. */
 const TOO_LARGE_DRAIN_BYTES = 16 * 1024 * 1024;
 /** Longest NDJSON line (one record) accepted. */
-const LINE_BYTES_MAX = 16 * 1024 * 1024;
+export const LINE_BYTES_MAX = 16 * 1024 * 1024;
+/** Deepest nesting of arrays and objects accepted in any JSON the server parses (Jackson's default is 1,000 too). */
+export const JSON_DEPTH_MAX = 1000;
+/** Largest event time a record may have, either way of 1970: what a JavaScript Date can hold. */
+export const EVENT_TIME_MS_MAX = 8.64e15;
 /** Records per append call. */
 const APPEND_BATCH = 2000;
 /** Bad records listed in a 400 at most (the count is always given). */
@@ -79,6 +93,26 @@ interface Checked {
   error?: string;
 }
 
+/** A request's Idempotency-Key and its body's digest (SHA-256, hex; asked for once the whole body is read). */
+export interface IdempotencyKey {
+  key: string;
+  digest: () => string;
+}
+
+/** A digest computed as the body streams by, once. */
+export class BodyDigest {
+  private readonly hash = createHash('sha256');
+  private hex: string | null = null;
+
+  update(chunk: Buffer): void {
+    this.hash.update(chunk);
+  }
+
+  value(): string {
+    return (this.hex ??= this.hash.digest('hex'));
+  }
+}
+
 export interface IngestorOptions {
   log: FileLog;
   app: AppDef;
@@ -121,9 +155,10 @@ export class Ingestor {
 
   /**
    * Runs an ingestion under the in-flight budget (429 when over it) and an idempotency key: a
-   * request whose key was seen gets the first attempt's result (409 if its body differs) instead
-   * of appending again. `run` starts the ingestion and says the body's digest once it is known;
-   * `digestOfRetry` reads a retried body only to compare it.
+   * request whose key this server saw gets the first attempt's result (422 if its body differs)
+   * without reading the log. `run` starts the ingestion and says the body's digest once it is known;
+   * `digestOfRetry` reads a retried body only to compare it. Keys the server did not see (it
+   * restarted) are recognised by the log (idempotency.ts).
    */
   async admit(
     topic: string,
@@ -154,8 +189,8 @@ export class Ingestor {
       attempt.digest.catch(() => {}); // fails with the result, which is what the caller sees
       if (key !== null) {
         // Kept before it settles, so a retry racing the first attempt waits for it. A failure frees
-        // the key, unless part of the request was appended: then a retry gets that same answer
-        // rather than appending the first part twice.
+        // the key: a retry then goes to the log, which drops whatever part of the request the
+        // failed attempt appended and appends the rest.
         const entry = { ...attempt, atMs: Date.now(), acks: 0 };
         this.idempotent.set(id, entry);
         attempt.result.then(
@@ -165,8 +200,8 @@ export class Ingestor {
             this.heldAcks += entry.acks;
             this.expireKeys();
           },
-          (err: unknown) => {
-            if (!(err instanceof KappaError && typeof err.details?.appended === 'number')) this.idempotent.delete(id);
+          () => {
+            if (this.idempotent.get(id) === entry) this.idempotent.delete(id);
           },
         );
       }
@@ -186,7 +221,7 @@ export class Ingestor {
   }
 
   /** A parsed JSON body: one object, or an array of records. */
-  async ingestJson(topicName: string, body: unknown): Promise<IngestResult> {
+  async ingestJson(topicName: string, body: unknown, idempotency: IdempotencyKey | null = null): Promise<IngestResult> {
     const topic = this.topic(topicName);
     const values = Array.isArray(body) ? body : [body];
     const good = new Spool();
@@ -197,24 +232,29 @@ export class Ingestor {
         const wait = 'reason' in r ? bad.add(r, safeStringify(values[index])) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
         if (wait !== undefined) await wait;
       }
-      return await this.finish(topic, good, bad);
+      return await this.finish(topic, good, bad, idempotency);
     } finally {
       good.dispose();
       bad.dispose();
     }
   }
 
-  /** An NDJSON body, read as it streams; `limitBytes` caps it (413 past it, nothing appended). */
-  async ingestNdjson(topicName: string, body: Readable, limitBytes: number, hash?: Hash): Promise<IngestResult> {
+  /**
+   * An NDJSON body, read as it streams; `limitBytes` caps it (413 past it, nothing appended).
+   * `digest` sees every byte of the body.
+   */
+  async ingestNdjson(topicName: string, body: Readable, limitBytes: number, idempotency: IdempotencyKey | null = null, digest?: BodyDigest): Promise<IngestResult> {
     const topic = this.topic(topicName);
     const good = new Spool();
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
     try {
       let index = 0;
-      for await (const chunk of lines(body, limitBytes, hash)) {
+      for await (const chunk of lines(body, limitBytes, digest)) {
         for (const line of chunk) {
-          if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) continue;
-          const bytes = line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+          let bytes = line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+          // A byte order mark is not part of the record: validated and stored without it.
+          if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+          if (bytes.length === 0) continue;
           const r = this.checkBytes(topic, index, bytes);
           // Once the request is refused, good records are not kept.
           const wait = 'reason' in r ? bad.add(r, bytes.toString('utf8')) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
@@ -222,7 +262,7 @@ export class Ingestor {
           index++;
         }
       }
-      return await this.finish(topic, good, bad);
+      return await this.finish(topic, good, bad, idempotency);
     } finally {
       good.dispose();
       bad.dispose();
@@ -230,7 +270,7 @@ export class Ingestor {
   }
 
   /** Refuses the request (400) if it has bad records, or dead-letters them; then appends the good ones. */
-  private async finish(topic: TopicIngest, good: Spool, bad: BadRecords): Promise<IngestResult> {
+  private async finish(topic: TopicIngest, good: Spool, bad: BadRecords, idempotency: IdempotencyKey | null): Promise<IngestResult> {
     const name = topic.def.name;
     if (bad.count === 0 && good.size === 0) throw new KappaError('KAPPA_INVALID_RECORD', 'The request holds no records: send a JSON object, a non-empty array, or NDJSON lines.', { topic: name });
     if (bad.count > 0 && !bad.dlq) {
@@ -241,14 +281,16 @@ export class Ingestor {
         { topic: name, invalid: bad.count, records: bad.listed },
       );
     }
+    const keyed = idempotency === null ? null : new KeyedRequest(this.opts.log, idempotency.key, idempotency.digest, this.opts.onAppended);
     const acks: Acks = { index: [], partition: [], offset: [] };
     try {
       await good.drain(async (batch) => {
-        const meta = await this.append(name, batch.map((c) => ({ key: c.key, value: c.value, timestamp: c.timestamp })));
+        const at = acks.index.length;
+        const meta = await this.append(keyed, name, batch, (i, offset) => (acks.offset[at + i] = offset));
         for (let i = 0; i < batch.length; i++) {
           acks.index.push(batch[i].index);
-          acks.partition.push(meta[i].partition);
-          acks.offset.push(meta[i].offset);
+          acks.partition.push(meta.partition[i]);
+          acks.offset.push(meta.offset[i]);
         }
       });
     } catch (err) {
@@ -256,7 +298,7 @@ export class Ingestor {
       if (acks.index.length === 0 || !(err instanceof KappaError)) throw err;
       throw new KappaError(
         err.code,
-        `${err.message} The first ${acks.index.length} records of the request (up to index ${acks.index[acks.index.length - 1]}) were appended before it; the rest were not.`,
+        `${err.message} The first ${acks.index.length} records of the request (up to index ${acks.index[acks.index.length - 1]}) were appended before it; the rest were not.${keyed === null ? '' : ' Send the request again with the same Idempotency-Key to append only the rest.'}`,
         { ...err.details, appended: acks.index.length, lastAppendedIndex: acks.index[acks.index.length - 1] },
         err,
       );
@@ -270,30 +312,47 @@ export class Ingestor {
         });
       }
       await bad.spool!.drain(async (batch) => {
+        const at = deadLettered.length;
         const meta = await this.append(
+          keyed,
           dlq,
-          batch.map((c) => ({ key: null, value: c.value, timestamp: c.timestamp, headers: provenance(name, c.index, c.error!) })),
+          batch.map((c) => ({ ...c, key: null, headers: provenance(name, c.index, c.error!) })),
+          (i, offset) => (deadLettered[at + i].offset = offset),
         );
         batch.forEach((c, i) => {
           const [path, reason] = JSON.parse(c.error!) as [string, string];
-          deadLettered.push({ index: c.index, path, reason, partition: meta[i].partition, offset: meta[i].offset });
+          deadLettered.push({ index: c.index, path, reason, partition: meta.partition[i], offset: meta.offset[i] });
         });
       });
     }
+    // Originals of a retry that the log's producer state no longer holds (big requests): looked up.
+    await keyed?.resolve();
     return { acks, deadLettered };
   }
 
-  private async append(topic: string, records: ProducerRecord[]): Promise<{ partition: number; offset: number }[]> {
+  /** Appends checked records; with a key, as the request's idempotent producer (`found` then gets offsets looked up later). */
+  private async append(
+    keyed: KeyedRequest | null,
+    topic: string,
+    records: (Checked & { headers?: RecordHeader[] })[],
+    found: (i: number, offset: number) => void,
+  ): Promise<{ partition: number[]; offset: number[] }> {
+    if (keyed !== null) return keyed.append(topic, records, found);
     const started = performance.now();
-    const meta = await this.opts.log.append(topic, records);
+    const meta = await this.opts.log.append(
+      topic,
+      records.map((c): ProducerRecord => ({ key: c.key, value: c.value, timestamp: c.timestamp, ...(c.headers ? { headers: c.headers } : {}) })),
+    );
     let bytes = 0;
-    for (const r of records) bytes += typeof r.value === 'string' ? r.value.length : (r.value?.length ?? 0);
+    for (const r of records) bytes += r.value.length;
     this.opts.onAppended?.(topic, records.length, bytes, (performance.now() - started) / 1000);
-    return meta;
+    return { partition: meta.map((m) => m.partition), offset: meta.map((m) => m.offset) };
   }
 
   /** A record's bytes (one NDJSON line): UTF-8 and JSON checked, then the schema. */
   private checkBytes(topic: TopicIngest, index: number, bytes: Buffer): Checked | RecordError {
+    // Nesting deeper than the limit needs more bytes than the limit: short lines are not scanned.
+    if (bytes.length > JSON_DEPTH_MAX && jsonTooDeep(bytes, JSON_DEPTH_MAX)) return { index, path: '', reason: `nests arrays and objects more than ${JSON_DEPTH_MAX} deep` };
     if (topic.flat !== null) {
       // The common compact flat object, scanned once (ASCII only, so valid UTF-8); anything else takes the full path.
       const fast = topic.flat(bytes, 0, bytes.length);
@@ -339,6 +398,9 @@ export class Ingestor {
       if (topic.def.time !== null) {
         const t = topic.def.time(value);
         if (typeof t !== 'number' || !Number.isFinite(t)) return { index, path: '', reason: `has no event time: the topic's time extractor returned ${JSON.stringify(t) ?? 'undefined'}` };
+        if (Math.abs(t) > EVENT_TIME_MS_MAX) {
+          return { index, path: pathOf(value, t, ''), reason: `gives the event time ${t}, outside what a date can hold (±${EVENT_TIME_MS_MAX} ms around 1970, years -271821 to 275760)` };
+        }
         timestamp = Math.trunc(t);
       }
     } catch (err) {
@@ -364,6 +426,39 @@ function nonFinite(v: unknown, path: string): string | null {
     if (p !== null) return p;
   }
   return null;
+}
+
+/** The path of the first number in `v` equal to `n` ('' when none is: the time extractor computed it). */
+function pathOf(v: unknown, n: number, path: string): string {
+  if (typeof v !== 'object' || v === null) return '';
+  for (const [k, x] of Object.entries(v)) {
+    const p = Array.isArray(v) ? `${path}[${k}]` : path === '' ? k : `${path}.${k}`;
+    if (x === n) return p;
+    const inner = pathOf(x, n, p);
+    if (inner !== '') return inner;
+  }
+  return '';
+}
+
+/**
+ * Whether JSON text nests arrays and objects more than `max` deep, by one pass over its bytes
+ * (brackets inside strings do not count). Deeper values would overflow the stack of the recursive
+ * code that walks them, so they are refused before any of it runs.
+ */
+export function jsonTooDeep(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // the escaped character, whatever it is
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 function issueError(index: number, issues: readonly SchemaIssue[]): RecordError {
@@ -410,25 +505,35 @@ function safeStringify(v: unknown): string {
   }
 }
 
-/** The lines of a byte stream (without their '\n'), a chunk's worth at a time; fails with 413 once more than `limitBytes` arrived. */
-async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGenerator<Buffer[]> {
+/**
+ * The lines of a byte stream (without their '\n'), a chunk's worth at a time. Fails with 413 once
+ * more than `limitBytes` arrived or a line grew past LINE_BYTES_MAX, but only after reading on
+ * (dropping the bytes) to the end of the body, or TOO_LARGE_DRAIN_BYTES further: a server that
+ * stops reading and closes resets the connection, and the client never sees the answer.
+ */
+async function* lines(body: Readable, limitBytes: number, digest?: BodyDigest): AsyncGenerator<Buffer[]> {
   /** The start of an unfinished line, in pieces (only the new chunk is searched for its end). */
   let partial: Buffer[] = [];
   let partialBytes = 0;
   let total = 0;
-  let tooLarge = false;
+  let refusal: KappaError | null = null;
+  let refusedAtBytes = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
-    hash?.update(chunk);
-    if (total > limitBytes) {
-      // Read the rest (up to a bound) before answering, so the client sees the 413 rather than a reset connection.
-      tooLarge = true;
-      if (total > limitBytes + TOO_LARGE_DRAIN_BYTES) body.destroy();
+    digest?.update(chunk);
+    if (refusal === null && total > limitBytes) {
+      refusal = new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
+      refusedAtBytes = total;
+    }
+    if (refusal !== null) {
+      // Past the bound, stop reading: leaving the loop destroys the stream, and with it the connection.
+      if (total > refusedAtBytes + TOO_LARGE_DRAIN_BYTES) break;
       continue;
     }
     const out: Buffer[] = [];
     let start = 0;
     for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      if (partialBytes + nl - start > LINE_BYTES_MAX) break;
       if (partialBytes > 0) {
         partial.push(chunk.subarray(0, nl));
         out.push(Buffer.concat(partial));
@@ -440,14 +545,18 @@ async function* lines(body: Readable, limitBytes: number, hash?: Hash): AsyncGen
     if (start < chunk.length) {
       partial.push(chunk.subarray(start));
       partialBytes += chunk.length - start;
+      // Over the limit whether it ends in this chunk (the loop above stopped at it) or not.
       if (partialBytes > LINE_BYTES_MAX) {
-        body.destroy();
-        throw new KappaError('KAPPA_BODY_TOO_LARGE', `A line of the NDJSON body is over ${LINE_BYTES_MAX} bytes (one record per line, each ending with a newline); nothing was appended.`, { lineBytesMax: LINE_BYTES_MAX });
+        refusal = new KappaError('KAPPA_BODY_TOO_LARGE', `A line of the NDJSON body is over ${LINE_BYTES_MAX} bytes (one record per line, each ending with a newline); nothing was appended.`, { lineBytesMax: LINE_BYTES_MAX });
+        refusedAtBytes = total;
+        partial = [];
+        partialBytes = 0;
+        continue;
       }
     }
     if (out.length > 0) yield out;
   }
-  if (tooLarge) throw new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
+  if (refusal !== null) throw refusal;
   if (partialBytes > 0) yield [Buffer.concat(partial)];
 }
 

@@ -6,23 +6,29 @@
  *
  * Without tokens in the config every route is open, and the server only binds to the loopback
  * address; asking for another address without tokens stops `kappa start` with an explanation.
+ *
+ * Every answer is the catalogue's, including those Fastify and Node would write themselves (a bad
+ * URL, a path segment too long, headers too large, a request that is not HTTP): their handlers are
+ * replaced here. A 500 is always written to stderr with its error (or to the request log when
+ * `logger` is on), since its message tells the client the error is in the server's log.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { KappaError } from '../errors.ts';
+import { type ErrorCode, KappaError } from '../errors.ts';
 import type { FileLog } from '../log/index.ts';
 import type { AppDef, Engine } from '../stream/index.ts';
 import { parseFrom } from '../stream/index.ts';
 import type { ViewStore } from '../view/index.ts';
 import { type Principal, authenticate, checkTokens, hasScope } from './auth.ts';
 import { ChangeHub, type ChangeEvent } from './changes.ts';
-import { type IngestResult, Ingestor, digestOf, digestOfStream } from './ingest.ts';
+import { BodyDigest, type IngestResult, Ingestor, JSON_DEPTH_MAX, digestOf, digestOfStream, jsonTooDeep } from './ingest.ts';
 import { Metrics } from './metrics.ts';
 
 export interface ServerOptions {
@@ -40,6 +46,8 @@ export interface ServerOptions {
   sqlTimeoutMs?: number;
   /** Bytes of request bodies being ingested at once before new requests get 429 (default 256 MiB). */
   ingestInFlightBytesMax?: number;
+  /** Where a 500's error is written when `logger` is off (default: stderr). */
+  errorLog?: (line: string) => void;
 }
 
 /** What a route needs: a fixed scope, one computed from the request (a topic's), or null for an open route. */
@@ -59,6 +67,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     scope?: Scope;
+    /** The route answers `Accept: text/event-stream` with an event stream, so it takes ?access_token=. */
+    eventStream?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -69,7 +79,15 @@ declare module 'fastify' {
 
 /** JSON bodies are parsed whole, so they are capped lower than streamed NDJSON. */
 const JSON_BODY_MAX = 32 * 1024 * 1024;
-const BODY_LIMIT_DEFAULT = 1024 * 1024 * 1024;
+/** Bytes past JSON_BODY_MAX read (and dropped) so the client gets its 413; past them the connection is cut. */
+const TOO_LARGE_DRAIN_BYTES = 16 * 1024 * 1024;
+/**
+ * Longest path segment (Fastify's maxParamLength, 100 by default): a topic name may have 249
+ * characters (src/log/names.ts, Kafka's rule), three times that if a client percent-encodes each.
+ */
+const PATH_PARAM_CHARS_MAX = 3 * 249;
+/** `server.bodyLimitBytes` when the config leaves it out (docs/http.md gives it; a test checks). */
+export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024 * 1024;
 const RECORDS_READ_MAX = 10_000;
 const SQL_TIMEOUT_MS_DEFAULT = 5000;
 const SSE_HEARTBEAT_MS = 15_000;
@@ -95,12 +113,26 @@ function dashboardFile(name: string): Buffer {
 }
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** The host name of a Host header, without its port (`[::1]:8080` → `::1`). */
-function hostName(host: string | undefined): string {
-  const h = String(host ?? '').toLowerCase();
-  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
-  const colon = h.lastIndexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
+/** A Host header (RFC 9110 §7.2): a name or an IPv4 address, or an IPv6 address in brackets, then an optional port. Nothing else. */
+const HOST = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9_.-]+))(?::\d{1,5})?$/i;
+
+/**
+ * The host name of a request's Host header, without its port (`[::1]:8080` → `::1`); null without
+ * one. Refuses (400) a Host that is not a plain name or address with an optional port, and a request
+ * with two Host headers, as RFC 9112 §3.2 requires: a lenient reading would let
+ * `127.0.0.1:80@evil.example` pass for a loopback name.
+ */
+function hostName(req: FastifyRequest): string | null {
+  const raw = req.raw.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') count++;
+  if (count === 0) return null;
+  const host = req.headers.host ?? '';
+  const m = count === 1 ? HOST.exec(host) : null;
+  if (m === null || (m[1] !== undefined && isIP(m[1]) !== 6)) {
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', count === 1 ? 'The Host header is not a host name or address with an optional port.' : 'The request has more than one Host header.', { host: host.slice(0, 100) });
+  }
+  return (m[1] ?? m[2]).toLowerCase();
 }
 
 export interface KappaServer {
@@ -120,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<KappaServer> {
     await fastify.close();
     throw new KappaError(
       'KAPPA_CONFIG_INVALID',
-      `The server would listen on ${host} without any token, so anyone who can reach it could write and read everything. Add tokens to the config's server.tokens (\`kappa token create\` makes one), or listen on 127.0.0.1.`,
+      `The server would listen on ${host} without any token, so anyone who can reach it could write and read everything. Add tokens to the config's server.tokens (\`kappa token <name> --scopes …\` makes one), or listen on 127.0.0.1.`,
       { host },
     );
   }
@@ -143,7 +175,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { log, store, app, engine } = opts;
   const tokens = app.server.tokens ?? [];
   checkTokens(tokens);
-  const bodyLimit = app.server.bodyLimitBytes ?? BODY_LIMIT_DEFAULT;
+  const bodyLimit = app.server.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
   const metrics = new Metrics(log, store, engine);
   const ingestor = new Ingestor({
     log,
@@ -155,8 +187,23 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       metrics.appendSeconds.observe({ topic }, seconds);
     },
   });
-  const fastify = Fastify({ logger: opts.logger ?? false, bodyLimit: Math.min(bodyLimit, JSON_BODY_MAX), return503OnClosing: true, forceCloseConnections: 'idle' });
-  const hub = engine === null ? null : new ChangeHub(engine, store, (err) => fastify.log.error(err));
+  const jsonLimit = Math.min(bodyLimit, JSON_BODY_MAX);
+  const fastify = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: jsonLimit,
+    // Closing is refused in onRequest instead, with the catalogue's 503.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: PATH_PARAM_CHARS_MAX },
+    frameworkErrors: (err, _req, reply) => void sendError(reply, asKappaError(err)),
+    clientErrorHandler: answerClientError,
+  });
+  /** A server error, logged where someone will see it: the request log when there is one, else stderr. */
+  const logError = (err: unknown): void => {
+    if (opts.logger) fastify.log.error(err);
+    else (opts.errorLog ?? ((line) => process.stderr.write(`${line}\n`)))(`kappa: HTTP server error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  };
+  const hub = engine === null ? null : new ChangeHub(engine, store, logError);
   /** Live streams end when the server closes, so close() does not wait for them. */
   const streams = new Set<() => void>();
   let closing = false;
@@ -188,13 +235,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   // Bodies: JSON (checked as UTF-8) and NDJSON (a stream, read by the ingestion route).
   fastify.removeAllContentTypeParsers();
-  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
-    req.rawBody = body;
-    try {
-      done(null, parseJsonBody(body));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
+  fastify.addContentTypeParser('application/json', (req, payload, done) => {
+    readJsonBody(req, payload, jsonLimit, (err, body) => {
+      if (err !== null) return done(err, undefined);
+      req.rawBody = body!;
+      try {
+        done(null, parseJsonBody(body!, req.routeOptions.url === '/v1/topics/:topic/records' ? 'KAPPA_INVALID_RECORD' : 'KAPPA_INVALID_ARGUMENT'));
+      } catch (e) {
+        done(e as Error, undefined);
+      }
+    });
   });
   fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
 
@@ -208,9 +258,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   });
   const authorize = (req: FastifyRequest): void => {
+    if (closing) throw new KappaError('KAPPA_NOT_READY', 'The server is shutting down; send the request again once it is back.', {});
+    const host = hostName(req);
     // Without tokens the server is open to this machine only; a browser page from elsewhere whose
     // name resolves to 127.0.0.1 (DNS rebinding) still sends its own Host, and is refused here.
-    if (tokens.length === 0 && !LOOPBACK.has(hostName(req.headers.host))) {
+    if (tokens.length === 0 && (host === null || !LOOPBACK.has(host))) {
       throw new KappaError('KAPPA_FORBIDDEN', 'Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost.', { host: String(req.headers.host ?? '').slice(0, 100) });
     }
     const scope = req.routeOptions.config?.scope;
@@ -219,7 +271,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const header = req.headers.authorization;
     let token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
     // Browsers cannot send headers with EventSource: event streams also take ?access_token= (RFC 6750).
-    if (token === null && wantsEventStream(req)) token = (req.query as { access_token?: unknown }).access_token?.toString() ?? null;
+    // Only they: a token in the URL of any other request would be a token in logs for no reason.
+    if (token === null && req.routeOptions.config?.eventStream === true && req.method === 'GET' && wantsEventStream(req)) {
+      token = (req.query as { access_token?: unknown }).access_token?.toString() ?? null;
+    }
     if (token === null || token === '') throw new KappaError('KAPPA_UNAUTHENTICATED', 'This route needs a token: send the header `Authorization: Bearer <token>` (event streams may pass ?access_token=<token> instead).', { scope: needed });
     const principal = authenticate(tokens, token);
     if (principal === null) throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
@@ -237,9 +292,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   fastify.setNotFoundHandler((req, reply) => {
     void sendError(reply, new KappaError('KAPPA_NOT_FOUND', `There is no route ${req.method} ${req.url.split('?')[0]}.`, { method: req.method }));
   });
-  fastify.setErrorHandler((err, req, reply) => {
+  fastify.setErrorHandler((err, _req, reply) => {
     const e = asKappaError(err);
-    if (e.status >= 500 && e.code !== 'KAPPA_DISK_FULL' && e.code !== 'KAPPA_NOT_READY') req.log.error(err);
+    if (e.status >= 500 && e.code !== 'KAPPA_DISK_FULL' && e.code !== 'KAPPA_NOT_READY') logError(err);
     return sendError(reply, e);
   });
 
@@ -270,13 +325,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (type === 'application/x-ndjson') {
       const body = req.body as Readable;
       result = await ingestor.admit(topic, declared, key, () => digestOfStream(body), () => {
-        const hash = createHash('sha256');
-        const r = ingestor.ingestNdjson(topic, body, bodyLimit, hash);
-        return { result: r, digest: r.then(() => hash.digest('hex')) };
+        if (key === null) return { result: ingestor.ingestNdjson(topic, body, bodyLimit), digest: Promise.resolve('') };
+        const digest = new BodyDigest();
+        const r = ingestor.ingestNdjson(topic, body, bodyLimit, { key, digest: () => digest.value() }, digest);
+        return { result: r, digest: r.then(() => digest.value()) };
       });
     } else {
       const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
-      result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body), digest: Promise.resolve(digest) }));
+      result = await ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body, key === null ? null : { key, digest: () => digest }), digest: Promise.resolve(digest) }));
     }
     reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
     // Small answers in one string; large ones streamed in chunks.
@@ -290,7 +346,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   fastify.get('/v1/topics/:topic', { config: { scope: topicScope('consume') } }, async (req) => describeTopic(log, (req.params as { topic: string }).topic));
 
-  fastify.get('/v1/topics/:topic/records', { config: { scope: topicScope('consume') } }, async (req, reply) => {
+  fastify.get('/v1/topics/:topic/records', { config: { scope: topicScope('consume'), eventStream: true } }, async (req, reply) => {
     const { topic } = req.params as { topic: string };
     const q = req.query as Record<string, string | undefined>;
     const info = await log.topic(topic);
@@ -418,7 +474,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return { view, rows: result.rows, limit, offset };
   });
 
-  fastify.get('/v1/views/:view/changes', { config: { scope: 'query' } }, async (req, reply) => {
+  fastify.get('/v1/views/:view/changes', { config: { scope: 'query', eventStream: true } }, async (req, reply) => {
     const { view } = req.params as { view: string };
     await viewColumns(store, view); // 404 for an unknown view
     if (hub === null) throw new KappaError('KAPPA_NOT_READY', 'No pipelines run in this server, so views do not change.', {});
@@ -469,7 +525,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await store.builds() };
   }
   fastify.get('/v1/overview', { config: { scope: 'query' } }, async () => overview());
-  fastify.get('/v1/overview/stream', { config: { scope: 'query' } }, async (req, reply) => {
+  fastify.get('/v1/overview/stream', { config: { scope: 'query', eventStream: true } }, async (req, reply) => {
     let seq = 0;
     let timer: NodeJS.Timeout | undefined;
     const stream = openEventStream(req, reply, () => clearTimeout(timer));
@@ -478,7 +534,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       try {
         stream.send({ id: String(++seq), event: 'overview', data: JSON.stringify(await overview()) });
       } catch (err) {
-        req.log.error(err);
+        logError(err);
         stream.end();
       }
       if (!stream.ended()) timer = setTimeout(() => void tick(), OVERVIEW_INTERVAL_MS);
@@ -574,18 +630,56 @@ function* ackJson(topic: string, r: IngestResult): Generator<string> {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function parseJsonBody(body: Buffer): unknown {
+/**
+ * Reads a JSON body whole, up to `limit` bytes. A larger one is refused with 413 only once the rest
+ * is read (and dropped), up to TOO_LARGE_DRAIN_BYTES more: a server that answers and closes while
+ * the client is still sending resets the connection, and the client never sees the answer.
+ */
+function readJsonBody(req: FastifyRequest, payload: Readable, limit: number, done: (err: Error | null, body?: Buffer) => void): void {
+  const tooLarge = (): KappaError =>
+    new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is larger than the server accepts (JSON bodies up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`, { limitBytes: limit });
+  if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge());
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let settled = false;
+  const finish = (err: Error | null, body?: Buffer): void => {
+    if (settled) return;
+    settled = true;
+    payload.off('data', onData);
+    done(err, body);
+  };
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (bytes <= limit) chunks.push(chunk);
+    else if (chunks.length > 0) chunks.length = 0; // past the limit: dropped, only counted
+    if (bytes > limit + TOO_LARGE_DRAIN_BYTES) {
+      finish(tooLarge());
+      payload.destroy();
+    }
+  };
+  payload.on('data', onData);
+  payload.on('error', (err) => finish(new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err)));
+  payload.on('end', () => finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)));
+  // Closed before its end: the client went away mid-body.
+  payload.on('close', () => finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {})));
+}
+
+function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVALID_ARGUMENT'): unknown {
   let text: string;
   try {
     text = utf8.decode(body);
   } catch (err) {
-    throw new KappaError('KAPPA_INVALID_RECORD', 'The request body is not valid UTF-8.', {}, err);
+    throw new KappaError(code, 'The request body is not valid UTF-8.', {}, err);
   }
-  if (text.trim() === '') throw new KappaError('KAPPA_INVALID_RECORD', 'The request body is empty; send a JSON object or an array of them.', {});
+  if (text.trim() === '') throw new KappaError(code, 'The request body is empty; send a JSON object or an array of them.', {});
+  // Deeper values would overflow the stack of the code that walks them (a 500, or worse).
+  if (body.length > JSON_DEPTH_MAX && jsonTooDeep(body, JSON_DEPTH_MAX)) {
+    throw new KappaError(code, `The request body nests arrays and objects more than ${JSON_DEPTH_MAX} deep, more than the server accepts.`, { depthMax: JSON_DEPTH_MAX });
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `The request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`, {}, err);
+    throw new KappaError(code, `The request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`, {}, err);
   }
 }
 
@@ -683,6 +777,19 @@ function typedValue(name: string, value: string, type: string): unknown {
   return value;
 }
 
+/** The catalogue's code for a status that Fastify or Node answered with. */
+const CODE_OF_STATUS: Record<number, ErrorCode> = {
+  400: 'KAPPA_INVALID_ARGUMENT',
+  404: 'KAPPA_NOT_FOUND',
+  408: 'KAPPA_REQUEST_TIMEOUT',
+  413: 'KAPPA_BODY_TOO_LARGE',
+  414: 'KAPPA_URI_TOO_LONG',
+  415: 'KAPPA_UNSUPPORTED_MEDIA_TYPE',
+  431: 'KAPPA_HEADERS_TOO_LARGE',
+  503: 'KAPPA_NOT_READY',
+};
+
+/** Any error as the catalogue's: Kappa's own as they are, Fastify's (FST_ERR_*) by their status, anything else a 500. */
 function asKappaError(err: unknown): KappaError {
   if (err instanceof KappaError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
@@ -690,15 +797,43 @@ function asKappaError(err: unknown): KappaError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is larger than the server accepts (JSON bodies up to ${JSON_BODY_MAX} bytes; send more records as application/x-ndjson). Nothing was appended.`, {}, err);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new KappaError('KAPPA_UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (an object or an array of records) or application/x-ndjson (one record per line).', {}, err);
-      return new KappaError('KAPPA_INVALID_ARGUMENT', `The request is malformed: ${e.message ?? ''}`, {}, err);
+      return new KappaError('KAPPA_UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (an object or an array of records) or application/x-ndjson (one record per line).', {}, err);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new KappaError('KAPPA_INVALID_RECORD', 'The request body is empty; send a JSON object or an array of them.', {}, err);
+    case 'FST_ERR_BAD_URL':
+      return new KappaError('KAPPA_INVALID_ARGUMENT', 'The URL is not valid: a % must be followed by two hexadecimal digits that encode UTF-8.', {}, err);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new KappaError('KAPPA_URI_TOO_LONG', `A part of the URL path is longer than the ${PATH_PARAM_CHARS_MAX} characters the server accepts (topic names have at most 249).`, { charsMax: PATH_PARAM_CHARS_MAX }, err);
   }
   const status = e.statusCode ?? 500;
-  if (status >= 400 && status < 500) return new KappaError('KAPPA_INVALID_ARGUMENT', `The request is malformed: ${e.message ?? String(err)}`, { status }, err);
+  if (status >= 400 && status < 500) {
+    const code = CODE_OF_STATUS[status] ?? 'KAPPA_INVALID_ARGUMENT';
+    return new KappaError(code, `The request was refused: ${(e.message ?? String(err)).slice(0, 300)}`, { ...(status in CODE_OF_STATUS ? {} : { status }), ...(e.code ? { fastifyCode: e.code } : {}) }, err);
+  }
+  if (status === 503) return new KappaError('KAPPA_NOT_READY', 'The server cannot take the request now; retry shortly.', {}, err);
   return new KappaError('KAPPA_INTERNAL', 'The server failed to answer; the error is in its log.', {}, err);
+}
+
+/**
+ * Node's answer to a request it cannot parse (Fastify's clientErrorHandler): bad HTTP, headers too
+ * large, a request that took too long to arrive. Written straight to the socket, since no request
+ * object exists, then the connection is ended.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection, or one that already answered: nothing can be said.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable || (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy(err);
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new KappaError('KAPPA_HEADERS_TOO_LARGE', 'The request line and headers are larger than the 16 KiB the server reads; send shorter headers (or a shorter URL).', {})
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new KappaError('KAPPA_REQUEST_TIMEOUT', 'The request took too long to arrive; the server stopped waiting for it.', {})
+        : new KappaError('KAPPA_INVALID_ARGUMENT', `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}).`, {});
+  const body = JSON.stringify(e.toJSON());
+  socket.end(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 function sendError(reply: FastifyReply, e: KappaError): FastifyReply {

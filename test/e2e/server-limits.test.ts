@@ -61,7 +61,7 @@ test('a full disk: 503 with Retry-After and KAPPA_DISK_FULL; nothing is acknowle
   }
 });
 
-test('a disk that fills up in the middle of a large request: the answer says how much was appended, and a retry with its key appends nothing more', async () => {
+test('a disk that fills up in the middle of a large request: the answer says how much was appended, a retry with its key appends nothing twice, and once there is room it appends the rest', async () => {
   let writesLeft = Infinity;
   const fs: LogFs = {
     ...nodeFs,
@@ -73,7 +73,7 @@ test('a disk that fills up in the middle of a large request: the answer says how
   const s = await setup(fs);
   try {
     const body = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ region: 'n', cents: i })).join('\n') + '\n';
-    writesLeft = 1; // the first append call (2,000 records) is written, the next fails
+    writesLeft = 2; // the first record (a keyed request's probe) and the first append call (1,999 more) are written, the next fails
     const send = (): ReturnType<typeof call> => call(s.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson', headers: { 'idempotency-key': 'k1' } });
     const r = await send();
     assert.equal(r.status, 503, r.text);
@@ -86,6 +86,16 @@ test('a disk that fills up in the middle of a large request: the answer says how
     const retry = await send();
     assert.equal(retry.status, 503, 'the retry gets the same answer');
     assert.equal((await s.log.offsets('sales', 0)).end, end, 'and appends nothing twice');
+    writesLeft = Infinity;
+    const done = await send();
+    assert.equal(done.status, 200, done.text);
+    const acks = (done.body as { records: { index: number; offset: number }[] }).records;
+    assert.deepEqual(
+      acks.map((a) => a.offset),
+      Array.from({ length: 5000 }, (_, i) => i),
+      'the first 2,000 at their original offsets, the rest after them',
+    );
+    assert.equal((await s.log.offsets('sales', 0)).end, 5000, 'every record once');
   } finally {
     await s.close();
   }
