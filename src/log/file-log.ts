@@ -23,6 +23,9 @@ import { partitionForKey } from './partitioner.ts';
 import type { EncodableRecord, RecordBatch, RecordHeader } from './record-batch.ts';
 import type { FsyncMode, Log, PartitionHealth, PartitionOffsets, ProducerRecord, ReadOptions, RecordMetadata, TopicConfig, TopicInfo } from './types.ts';
 
+/** How long the files of a reopened partition stay open for reads that were under way. */
+const REOPENED_CLOSE_DELAY_MS = 10_000;
+
 export interface FileLogOptions {
   /** The data directory. */
   dir: string;
@@ -320,6 +323,23 @@ export class FileLog implements Log {
    */
   async waitForData(topic: string, partition: number, offset: number, signal?: AbortSignal): Promise<void> {
     await this.waitFor(this.partition(topic, partition), offset, signal);
+  }
+
+  /** What this log object knows of a partition's files (for messages; see Partition.describe). */
+  describePartition(topic: string, partition: number): string {
+    return this.partition(topic, partition).describe();
+  }
+
+  /**
+   * Read-only: forgets what this object knew of a partition's files and opens them again, as a new
+   * reader would. Reads under way finish on the old files; they are closed a little later.
+   */
+  reopenPartition(topic: string, partition: number): void {
+    if (!this.readOnly) throw new Error('invariant: only a read-only log reopens a partition');
+    const state = this.topicState(topic);
+    const old = this.partition(topic, partition);
+    state.partitions[partition] = this.openPartition(state.info, partition, join(this.topicsDir, topic), false);
+    setTimeout(() => void old.close().catch(() => {}), REOPENED_CLOSE_DELAY_MS).unref();
   }
 
   async offsets(topic: string, partition: number): Promise<PartitionOffsets> {

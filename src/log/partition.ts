@@ -667,6 +667,18 @@ export class Partition {
     return { topic: this.topic.name, partition: this.id, corruption: c ? { file: c.file, position: c.position, detail: c.detail } : null };
   }
 
+  /** What this partition object knows of its files, for messages about a reader that cannot go on. */
+  describe(): string {
+    const segs = this.segments.map((g) => `${g.baseOffset}: ${g.readableBytes} of ${g.sizeBytes} bytes readable, next offset ${g.nextOffset}`).join('; ');
+    let fileBytes = -1;
+    try {
+      fileBytes = this.opts.fs.fstatSync(this.active.fd).size;
+    } catch {
+      // closed meanwhile
+    }
+    return `${this.name} holds offsets ${this.startOffset} to ${this.highWatermark - 1} here (segments ${segs}; the active file has ${fileBytes} bytes)${this.corruption ? `, damaged at ${this.corruption.file} byte ${this.corruption.position}` : ''}`;
+  }
+
   get startOffset(): number {
     return this.segments[0].baseOffset;
   }

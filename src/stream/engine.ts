@@ -297,6 +297,7 @@ export class Engine {
         pendingMax: this.dirtyRowsMax,
         heapMb: this.opts.workerHeapMb,
         onFailure: (err) => this.fail(err),
+        onWarning: (message) => logger.warn(message),
         configLoadedAtMs: this.opts.configLoadedAtMs ?? this.createdAtMs,
         onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, which makes them slower to start and larger, because ${err.message}`),
       });

@@ -65,6 +65,8 @@ export interface WorkerPoolOptions {
    * or this is false, the threads load the sources through tsx instead (slower to start, more memory).
    */
   bundle?: boolean;
+  /** Told what a worker thread says the operator should know (a task waiting on the log, say). */
+  onWarning?: (message: string) => void;
   /** Told why bundling failed, when it did. */
   onBundleFailed?: (err: Error) => void;
   /**
@@ -234,6 +236,10 @@ export class WorkerPool implements TaskRunner {
     if (this.failure !== null || this.closing) return;
     // A task forgotten since (its version retired or cancelled) may still report; drop it.
     if ((m.t === 'done' || m.t === 'drained') && !this.tasks.has(m.task)) return;
+    if (m.t === 'warn') {
+      this.opts.onWarning?.(`${this.tasks.get(m.task)?.name ?? `task ${m.task}`}: ${m.message}`);
+      return;
+    }
     if (m.t === 'done') {
       const task = this.task(m.task);
       task.progress.eventsProcessed += m.events;

@@ -57,7 +57,9 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
   | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; outputs: OutputRecord[]; watermarkMs: number; keyNames: string[] | null; offset: number }
-  | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null };
+  | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
+  /** Something the engine should log (a task that waits on the log, for example). */
+  | { t: 'warn'; task: number; message: string };
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */
 export function detachRecord(record: LogRecord): LogRecord {

@@ -11,8 +11,8 @@
  * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openFileLog } from '../log/index.ts';
-import { isKappaError } from '../errors.ts';
+import { type FileLog, openFileLog } from '../log/index.ts';
+import { KappaError, isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
@@ -20,6 +20,13 @@ import { type TaskPlan, compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
 import type { TaskState } from './plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
+
+/** How long a task's reads have found nothing below the high watermark (see `behind`). */
+interface Stuck {
+  sinceMs: number;
+  retries: number;
+  reopened: boolean;
+}
 
 interface WorkerTask {
   plan: TaskPlan;
@@ -40,6 +47,17 @@ interface WorkerTask {
 
 /** A read loop reports progress at most this often (and whenever it stops). */
 const PROGRESS_INTERVAL_MS = 10;
+
+/**
+ * A read below the high watermark that finds nothing means this thread's read-only view of the
+ * partition trails what the engine's thread made durable (it looks again at every read). The loop
+ * then waits before the next look, from 1 ms doubling to READ_RETRY_MS_MAX, instead of spinning.
+ */
+const READ_RETRY_MS_MAX = 200;
+/** After this long without progress, the partition's files are opened again from scratch, once. */
+const READ_REOPEN_AFTER_MS = 2_000;
+/** After this long without progress, the task fails, saying what its reader knows of the files. */
+const READ_STUCK_MS_MAX = 60_000;
 
 /**
  * Runs the worker: `config` imports the config module when it was bundled with this one; without
@@ -111,6 +129,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     const r = task.read;
     let events = 0;
     let lastPost = 0;
+    const stuck: Stuck = { sinceMs: 0, retries: 0, reopened: false };
     const report = (): void => {
       post({ t: 'done', task: id, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs, offset: r.offset });
       events = 0;
@@ -124,6 +143,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
           await new Promise<void>((resolve) => (r.wake = resolve));
           continue;
         }
+        const before = r.offset;
         for await (const batch of reader.read(r.topic, task.state.partition, r.offset, { maxBytes: r.readBytesMax })) {
           if (batch.baseOffset >= r.hw || task.failed) break;
           events += task.plan.processBatch(batch.bytes, r.offset, task.state);
@@ -133,12 +153,39 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
           if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
           if (stop) break;
         }
+        if (r.offset === before && r.offset < r.hw && !task.failed) await behind(id, task, reader, stuck);
+        else stuck.sinceMs = 0;
       }
     } catch (err) {
       if (tasks.get(id) !== task) return; // closed meanwhile: nobody waits for it
       task.failed = true;
       post(failed(id, err));
     }
+  }
+
+  /**
+   * The read found nothing though the engine says the partition is durable past `offset`: wait a
+   * little (a timer, not a spin), open the partition's files again once, and fail the task if it
+   * stays behind, naming what this reader knows of the files.
+   */
+  async function behind(id: number, task: WorkerTask, reader: FileLog, stuck: Stuck): Promise<void> {
+    const r = task.read;
+    const now = Date.now();
+    if (stuck.sinceMs === 0) {
+      stuck.sinceMs = now;
+      stuck.retries = 0;
+      stuck.reopened = false;
+    }
+    const waitedMs = now - stuck.sinceMs;
+    if (waitedMs >= READ_STUCK_MS_MAX) {
+      throw new KappaError('KAPPA_WORKER_FAILED', `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}: ${reader.describePartition(r.topic, task.state.partition)}`);
+    }
+    if (!stuck.reopened && waitedMs >= READ_REOPEN_AFTER_MS) {
+      stuck.reopened = true;
+      post({ t: 'warn', task: id, message: `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}; opening the partition's files again (${reader.describePartition(r.topic, task.state.partition)})` });
+      reader.reopenPartition(r.topic, task.state.partition);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(READ_RETRY_MS_MAX, 2 ** stuck.retries++)));
   }
 
   function wake(task: WorkerTask): void {
