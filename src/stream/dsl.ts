@@ -226,7 +226,7 @@ export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOpt
 /** A bearer token of the HTTP server: its name, the SHA-256 of the token (never the token), and its scopes. */
 export interface TokenConfig {
   name: string;
-  /** Hex SHA-256 of the token; `kappa token create` prints a token with it. */
+  /** Hex SHA-256 of the token; `kappa token <name> --scopes …` prints a token and this digest. */
   sha256: string;
   /** `produce:<topic>`, `consume:<topic>`, `query`, `admin`; `*` matches any characters. */
   scopes: string[];
@@ -240,7 +240,7 @@ export interface ServerConfig {
   port?: number;
   /** With none, the server binds to the loopback address only and every route is open. */
   tokens?: TokenConfig[];
-  /** Largest request body accepted, in bytes (default 256 MiB; an NDJSON body streams, it is never held whole). */
+  /** Largest request body accepted, in bytes (default 1 GiB; an NDJSON body streams, it is never held whole). */
   bodyLimitBytes?: number;
 }
 
