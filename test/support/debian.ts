@@ -35,7 +35,7 @@ interface Skippable {
 export function requireDebianPackage(t: Skippable, need: DebianPackage): string | null {
   const install = `sudo apt-get install ${need.package}`;
   if (isSet(process.env.KAPPA_TEST_SKIP_DEBIAN)) {
-    t.skip(`skipped: ${need.suite} needs Debian's ${need.package}, which \`npm test\` leaves out; run \`${install}\` then \`npm run test:all\``);
+    t.skip(`skipped: \`npm test\` leaves out ${need.suite}, which needs Debian's ${need.package}; to run it: \`${install}\`, then \`npm run test:all\``);
     return null;
   }
   const overrideVar = `KAPPA_${need.package.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PATH`;
