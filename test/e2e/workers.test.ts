@@ -5,7 +5,7 @@
  * not load in a worker each fail the engine with an error that says so, instead of hanging.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -269,16 +269,41 @@ describe('worker threads', () => {
     }
   });
 
-  test('a task that throws in a worker thread fails the engine with the task, the thread and the error', { timeout: 60_000 }, async () => {
+  test('a record whose aggregate throws in a worker thread is a dead letter, and the worker goes on', { timeout: 60_000 }, async () => {
     const { engine, log, cleanup } = await brokenEngine('throw');
     try {
       await engine.start();
       await caughtUp(engine, log);
       await onWorkers(engine);
+      const { end } = await log.offsets('clicks', 2);
       await log.append('clicks', [{ key: 't', value: JSON.stringify({ user: 't', page: '/throw', ms: 1, ts: T0 }), partition: 2 }]);
+      await log.append('clicks', [{ key: 'u', value: JSON.stringify({ user: 'u', page: '/after', ms: 1, ts: T0 }), partition: 2 }]);
+      await caughtUp(engine, log);
+      const dead: { offset: number; reason: string }[] = [];
+      for await (const batch of log.read('clicks.dlq', 2, 0)) for (const r of batch.records()) dead.push({ offset: Number(r.headers.find((h) => h.key === 'kappa.source.offset')?.value), reason: String(r.headers.find((h) => h.key === 'kappa.error')?.value) });
+      assert.deepEqual(dead.map((d) => d.offset), [end]);
+      assert.match(dead[0].reason, /boom in an aggregate/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a task that fails in a worker thread (damaged data under its read) fails the engine with the task, the thread and the error', { timeout: 60_000 }, async () => {
+    const { engine, log, cleanup } = await brokenEngine('damaged');
+    try {
+      await engine.start();
+      await caughtUp(engine, log);
+      await onWorkers(engine);
+      // Damage a record of partition 2 below the durable point, then rebuild the view: the new
+      // version's task reads it again, in a worker, and finds the batch's CRC wrong.
+      const segment = join(root, 'damaged', 'topics', 'clicks', '2', '00000000000000000000.log');
+      const bytes = readFileSync(segment);
+      bytes[100] ^= 0x10;
+      writeFileSync(segment, bytes);
+      await engine.replay('by_page');
       const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
-      assert.match(err.message, /task by_page\/clicks\/2 failed in worker thread \d: boom in an aggregate/);
+      assert.equal((err as { code?: string }).code, 'KAPPA_CORRUPT_DATA');
+      assert.match(err.message, /task by_page\/clicks\/2 failed in worker thread \d: clicks\/2 is damaged at .*00000000000000000000\.log byte 0/);
     } finally {
       await cleanup();
     }
