@@ -89,6 +89,13 @@ interface PoolTask {
   /** The engine waiting for the task's next progress report. */
   progressWaiter: Waiter<void> | null;
   progressPromise: Promise<void> | null;
+  /**
+   * A report arrived while nobody waited (the engine was flushing): the next `nextProgress`
+   * resolves at once. Without it, a worker that paused at `pendingMax` and reported so during a
+   * flush was not looked at again until the flush interval passed: a backfill flushed every
+   * 500 ms instead of whenever 10,000 rows were ready, and ran at half speed.
+   */
+  progressUnseen: boolean;
   /** Drains sent and not yet answered, oldest first (the port keeps them in order). */
   drains: Waiter<Drained>[];
   progress: TaskProgress;
@@ -270,7 +277,8 @@ export class WorkerPool implements TaskRunner {
     const waiter = task.progressWaiter;
     task.progressWaiter = null;
     task.progressPromise = null;
-    waiter?.resolve();
+    if (waiter === null) task.progressUnseen = true;
+    else waiter.resolve();
   }
 
   /**
@@ -282,7 +290,7 @@ export class WorkerPool implements TaskRunner {
     const worker = t.id % this.workers.length;
     const topic = t.plan.source.name;
     const name = `${t.plan.name}/${topic}/${t.partition}`;
-    this.tasks.set(t.id, { id: t.id, name, worker, progressWaiter: null, progressPromise: null, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs, offset: t.fromOffset } });
+    this.tasks.set(t.id, { id: t.id, name, worker, progressWaiter: null, progressPromise: null, progressUnseen: false, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs, offset: t.fromOffset } });
     const targetPartitions = t.plan.kind === 'output' ? (t.plan as OutputPlan).targetPartitions : 0;
     this.send(worker, {
       t: 'open',
@@ -307,7 +315,7 @@ export class WorkerPool implements TaskRunner {
     this.send(this.task(id).worker, { t: 'hw', task: id, offset });
   }
 
-  /** Resolves at the task's next progress report or drain; rejects when the pool fails. */
+  /** Resolves at the task's next progress report or drain (at once if one came since the last call); rejects when the pool fails. */
   nextProgress(id: number): Promise<void> {
     try {
       this.check();
@@ -315,6 +323,10 @@ export class WorkerPool implements TaskRunner {
       return Promise.reject(err);
     }
     const task = this.task(id);
+    if (task.progressUnseen) {
+      task.progressUnseen = false;
+      return Promise.resolve();
+    }
     // One pending promise per task, however often the caller asks before it settles.
     task.progressPromise ??= new Promise<void>((resolve, reject) => (task.progressWaiter = { resolve, reject }));
     return task.progressPromise;
