@@ -75,3 +75,34 @@ test('a worker whose reads find nothing below the high watermark sleeps, says so
   assert.equal(drained.rows.length, 10);
   assert.equal(warnings.length, 1);
 });
+
+test('a progress report that arrives while nobody waits for one is not lost', { timeout: 60_000 }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'kappa-worker-reads-'));
+  let pool: WorkerPool | null = null;
+  let log: FileLog | null = null;
+  t.after(async () => {
+    await pool?.close();
+    await log?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+  const configPath = join(root, 'kappa.config.ts');
+  writeFileSync(configPath, CONFIG);
+  const dir = join(root, 'data');
+  log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
+  await log.createTopic('events', { partitions: 1 });
+  await log.append('events', [{ value: '{"k":"a"}' }, { value: '{"k":"b"}' }]);
+  pool = await WorkerPool.start({ configPath, workers: 1, dataDir: dir, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: () => {} });
+  const plan = compileView((await loadApp(configPath)).views[0]);
+  pool.open({ id: 0, plan, partition: 0, watermarkMs: Number.NEGATIVE_INFINITY, keyNames: null, fromOffset: 0 });
+  pool.setHighWatermark(0, 2);
+  // The worker folds both records and reports once, then has nothing more to say. The engine was
+  // busy (flushing) meanwhile; when it asks, it must hear of that report rather than wait for another.
+  const deadline = Date.now() + 10_000;
+  while (pool.progress(0).offset !== 2) {
+    assert.ok(Date.now() < deadline, 'the worker did not report');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const heard = await Promise.race([pool.nextProgress(0).then(() => true), new Promise((r) => setTimeout(r, 2000, false))]);
+  assert.equal(heard, true, 'nextProgress waited for a report that had already come');
+});
