@@ -24,7 +24,14 @@ const events = topic('events', { partitions: 1, schema: E });
 export default defineApp({ topics: [events], views: [view('by_k', from(events).groupBy((e) => ({ k: e.k })).aggregate({ n: count() }))] });
 `;
 
-test('a worker whose reads find nothing below the high watermark sleeps, says so, and goes on once the data is there', { timeout: 60_000 }, async (t) => {
+interface Setup {
+  log: FileLog;
+  pool: WorkerPool;
+  plan: ReturnType<typeof compileView>;
+}
+
+/** A log holding two records, and a one-thread pool that runs view by_k; both closed, and their files removed, when `t` ends. */
+async function setUp(t: { after(fn: () => unknown): void }, opts: { onFailure?: (err: Error) => void; onWarning?: (m: string) => void } = {}): Promise<Setup> {
   const root = mkdtempSync(join(tmpdir(), 'kappa-worker-reads-'));
   // One hook, so the pool and the log close before their files are removed.
   let pool: WorkerPool | null = null;
@@ -41,12 +48,15 @@ test('a worker whose reads find nothing below the high watermark sleeps, says so
   log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
   await log.createTopic('events', { partitions: 1 });
   await log.append('events', [{ value: '{"k":"a"}' }, { value: '{"k":"b"}' }]);
+  pool = await WorkerPool.start({ configPath, workers: 1, dataDir: dir, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: opts.onFailure ?? (() => {}), onWarning: opts.onWarning });
+  const plan = compileView((await loadApp(configPath)).views[0]);
+  return { log, pool, plan };
+}
 
+test('a worker whose reads find nothing below the high watermark sleeps, says so, and goes on once the data is there', { timeout: 60_000 }, async (t) => {
   const warnings: string[] = [];
   const failures: Error[] = [];
-  pool = await WorkerPool.start({ configPath, workers: 1, dataDir: dir, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: (err) => failures.push(err), onWarning: (m) => warnings.push(m) });
-  const app = await loadApp(configPath);
-  const plan = compileView(app.views[0]);
+  const { log, pool, plan } = await setUp(t, { onFailure: (err) => failures.push(err), onWarning: (m) => warnings.push(m) });
   pool.open({ id: 0, plan, partition: 0, watermarkMs: Number.NEGATIVE_INFINITY, keyNames: null, fromOffset: 0 });
 
   // The engine's thread says offsets up to 10 are durable, but only 0 and 1 exist yet.
@@ -77,23 +87,7 @@ test('a worker whose reads find nothing below the high watermark sleeps, says so
 });
 
 test('a progress report that arrives while nobody waits for one is not lost', { timeout: 60_000 }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-worker-reads-'));
-  let pool: WorkerPool | null = null;
-  let log: FileLog | null = null;
-  t.after(async () => {
-    await pool?.close();
-    await log?.close();
-    rmSync(root, { recursive: true, force: true });
-  });
-  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  const configPath = join(root, 'kappa.config.ts');
-  writeFileSync(configPath, CONFIG);
-  const dir = join(root, 'data');
-  log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
-  await log.createTopic('events', { partitions: 1 });
-  await log.append('events', [{ value: '{"k":"a"}' }, { value: '{"k":"b"}' }]);
-  pool = await WorkerPool.start({ configPath, workers: 1, dataDir: dir, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: () => {} });
-  const plan = compileView((await loadApp(configPath)).views[0]);
+  const { pool, plan } = await setUp(t);
   pool.open({ id: 0, plan, partition: 0, watermarkMs: Number.NEGATIVE_INFINITY, keyNames: null, fromOffset: 0 });
   pool.setHighWatermark(0, 2);
   // The worker folds both records and reports once, then has nothing more to say. The engine was
