@@ -75,7 +75,6 @@ async function deliver(
         if (signal.aborted) return; // not delivered: tried again at the next start
         if (error === null) stats.delivered++;
         else {
-          stats.deadLettered++;
           logger.warn(`webhook ${h.name}: gave up on ${h.topic}/${partition}/${r.offset} after ${h.maxAttempts} attempts (${error}); it is in ${dlq}`);
           await log.append(dlq, [
             {
@@ -86,6 +85,8 @@ async function deliver(
               headers: { 'kappa.webhook': h.name, 'kappa.error': error, 'kappa.attempts': String(h.maxAttempts), 'kappa.source.topic': h.topic, 'kappa.source.partition': String(partition), 'kappa.source.offset': String(r.offset) },
             },
           ]);
+          // Counted once it is in the dead-letter topic, so whoever reads the count finds it there.
+          stats.deadLettered++;
         }
         await store.saveOutputCheckpoint(checkpointName, { topic: h.topic, partition, offset: r.offset + 1, sequences: [] });
         from = r.offset + 1;
