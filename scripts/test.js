@@ -7,6 +7,8 @@
 //                             skips them, or fails them when CI=true or KAPPA_REQUIRE_ALL=1
 //   npm test -- segment crash run only the files whose path contains one of the words
 //
+// Files that assert latency (SOLO below) run after the others, one at a time.
+//
 // Guards, so that a run always ends and leaves nothing behind:
 //   - Each test file may run for KAPPA_TEST_FILE_TIMEOUT_MS (default 10 min; Node 20's
 //     --test-timeout bounds a whole file, not each test: tests set their own `timeout`).
@@ -57,7 +59,26 @@ else env.KAPPA_TEST_SKIP_DEBIAN = '1';
 // Detached: the runner leads its own process group, so it can be killed with everything in it.
 // stdin is not passed on: a background process group reading the terminal would be stopped.
 const forceExit = spawnSync(process.execPath, ['--help'], { encoding: 'utf8' }).stdout.includes('--test-force-exit') ? ['--test-force-exit'] : [];
-const runner = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${FILE_TIMEOUT_MS}`, ...forceExit, ...files], {
+// Files that assert latency (how long an HTTP answer may wait while the engine works) run after the
+// others, one at a time: beside another test file on a 2-core machine they measure that file too.
+const SOLO = new Set(['test/e2e/backfill.test.ts']);
+const shared = files.filter((f) => !SOLO.has(f));
+const solo = files.filter((f) => SOLO.has(f));
+const testArgs = ['--import', 'tsx', '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, ...forceExit];
+const passes = [shared.length > 0 ? [...testArgs, '--test-concurrency=2', ...shared] : null, solo.length > 0 ? [...testArgs, '--test-concurrency=1', ...solo] : null].filter((p) => p !== null);
+// The runner is one process (the leader of the group below) that runs the passes in turn and
+// fails if any failed.
+const driver = `
+const { spawnSync } = require('node:child_process');
+let failed = 0;
+for (const args of JSON.parse(process.env.KAPPA_TEST_PASSES)) {
+  const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+  if (r.status !== 0) failed = r.status ?? 1;
+}
+process.exit(failed);
+`;
+env.KAPPA_TEST_PASSES = JSON.stringify(passes);
+const runner = spawn(process.execPath, ['-e', driver], {
   stdio: ['ignore', 'inherit', 'inherit'],
   detached: true,
   env,
