@@ -39,7 +39,7 @@ export interface EngineOptions {
   logger: Logger;
   /** Flush a task's dirty rows at least this often. */
   flushIntervalMs?: number;
-  /** How often the progress of builds (offsets done, events/s, ETA) is saved for other processes. Default 1000 ms. */
+  /** How often the progress of builds (offsets done, events/s, ETA) is saved for other processes. Default 1000 ms; below 200 ms the engine looks at requests and schedules that often too. */
   progressIntervalMs?: number;
   /**
    * Flush early once a task holds this many dirty rows (bounds memory whatever the key count).
@@ -312,7 +312,7 @@ export class Engine {
     for (const t of this.tasks) t.running = this.runTask(t);
     this.ticker = setInterval(() => {
       if (!this.ticking) this.tickDone = this.tick();
-    }, TICK_MS);
+    }, Math.min(TICK_MS, this.progressIntervalMs));
   }
 
   /**
