@@ -10,7 +10,7 @@ import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { openFileLog } from '../../src/log/index.ts';
 import { type AppDef, Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 export interface RunRequest {
   dataDir: string;
@@ -49,7 +49,7 @@ async function main(req: RunRequest): Promise<RunFigures> {
   const ends: number[] = [];
   for (let p = 0; p < info.partitions; p++) ends.push((await log.offsets(req.topic, p)).end);
   const events = ends.reduce((s, e) => s + e, 0);
-  const engine = new Engine({ log, store, app, logger: quiet, workers: req.workers, configPath: req.configPath, flushIntervalMs: req.flushIntervalMs });
+  const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: req.workers, configPath: req.configPath, flushIntervalMs: req.flushIntervalMs });
   try {
     const elu0 = performance.eventLoopUtilization();
     const cpu0 = process.cpuUsage();

@@ -11,9 +11,9 @@
  * `{ topic, partition, offset, timestamp, key, value }`, with the header `Kappa-Delivery-Id:
  * <topic>/<partition>/<offset>` so a receiver can drop a repeat after a crash.
  */
-import type { FileLog, LogRecord, Logger } from '../log/index.ts';
+import type { Log, LogRecord, Logger } from '../log/index.ts';
 import type { WebhookConfig } from '../stream/index.ts';
-import type { ViewStore } from '../view/index.ts';
+import type { ControlStore } from '../view/index.ts';
 
 const DEFAULTS = { topic: 'alerts', maxAttempts: 5, backoffMs: 500, timeoutMs: 5000 };
 
@@ -28,7 +28,7 @@ export interface Webhooks {
   stop(): Promise<void>;
 }
 
-export async function startWebhooks(log: FileLog, store: ViewStore, hooks: readonly WebhookConfig[], logger: Logger): Promise<Webhooks> {
+export async function startWebhooks(log: Log, control: ControlStore, hooks: readonly WebhookConfig[], logger: Logger): Promise<Webhooks> {
   const abort = new AbortController();
   const stats = new Map<string, WebhookStats>();
   const loops: Promise<void>[] = [];
@@ -38,13 +38,13 @@ export async function startWebhooks(log: FileLog, store: ViewStore, hooks: reado
     const dlq = `${h.topic}.webhook-dlq`;
     if (!(await log.topics()).some((t) => t.name === dlq)) await log.createTopic(dlq, { partitions: info.partitions });
     const checkpointName = `webhook_${h.name}`;
-    const checkpoints = await store.outputCheckpoints(checkpointName);
+    const checkpoints = await control.outputCheckpoints(checkpointName);
     const s: WebhookStats = { delivered: 0, retried: 0, deadLettered: 0 };
     stats.set(h.name, s);
     for (let p = 0; p < info.partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === h.topic && c.partition === p);
       const from = cp?.offset ?? (await log.offsets(h.topic, p)).end;
-      loops.push(deliver(log, store, h, p, from, checkpointName, dlq, s, abort.signal, logger));
+      loops.push(deliver(log, control, h, p, from, checkpointName, dlq, s, abort.signal, logger));
     }
   }
   return {
@@ -57,8 +57,8 @@ export async function startWebhooks(log: FileLog, store: ViewStore, hooks: reado
 }
 
 async function deliver(
-  log: FileLog,
-  store: ViewStore,
+  log: Log,
+  control: ControlStore,
   h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookConfig, 'headers'>,
   partition: number,
   from: number,
@@ -88,7 +88,7 @@ async function deliver(
           // Counted once it is in the dead-letter topic, so whoever reads the count finds it there.
           stats.deadLettered++;
         }
-        await store.saveOutputCheckpoint(checkpointName, { topic: h.topic, partition, offset: r.offset + 1, sequences: [] });
+        await control.saveOutputCheckpoint(checkpointName, { topic: h.topic, partition, offset: r.offset + 1, sequences: [] });
         from = r.offset + 1;
       }
     }

@@ -4,7 +4,7 @@
  * writer; `--follow` keeps printing what the writer appends until Ctrl-C or `--limit`.
  */
 import { KappaError } from '../errors.ts';
-import type { FileLog, LogRecord } from '../log/index.ts';
+import type { Log, LogRecord } from '../log/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 
@@ -29,7 +29,7 @@ export function parseFrom(text: string): From {
   throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${text}" is not understood. Use earliest, latest, an offset (a whole number), or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`);
 }
 
-async function startOffset(log: FileLog, topic: string, partition: number, from: From): Promise<number> {
+async function startOffset(log: Log, topic: string, partition: number, from: From): Promise<number> {
   const { start, end } = await log.offsets(topic, partition);
   switch (from.kind) {
     case 'earliest':

@@ -6,7 +6,7 @@
  * stays in the data directory, so every other command works on it, during and after.
  */
 import { fileURLToPath } from 'node:url';
-import type { FileLog, ProducerRecord } from '../log/index.ts';
+import type { Log, ProducerRecord } from '../log/index.ts';
 import { seededRandom } from '../random.ts';
 import type { CliContext } from './main.ts';
 import { startCommand } from './start.ts';
@@ -52,7 +52,7 @@ export function salesGenerator(seed = Date.now()): (n: number, nowMs: number) =>
 }
 
 /** Appends `rate` sales a second until stopped; returns the stop function. */
-function generate(log: FileLog, rate: number, onError: (err: Error) => void): () => Promise<void> {
+function generate(log: Log, rate: number, onError: (err: Error) => void): () => Promise<void> {
   const make = salesGenerator();
   let carry = 0;
   let running: Promise<unknown> = Promise.resolve();

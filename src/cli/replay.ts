@@ -12,9 +12,10 @@
 import { SingleBar } from 'cli-progress';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import type { FileLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
 import { Engine, defaultConfigPath, loadApp, parseFrom } from '../stream/index.ts';
-import { type BuildInfo, type ViewRequestAction, type ViewStore, openSqliteStore } from '../view/index.ts';
+import { type BuildInfo, type ViewRequestAction } from '../view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 import { storePath } from './start.ts';
@@ -44,7 +45,7 @@ export function rollbackCommand(ctx: CliContext, view: string, opts: ReplayOptio
 }
 
 async function run(ctx: CliContext, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
-  let log: FileLog;
+  let log: Log;
   try {
     log = await openForWriting(ctx.dataDir);
   } catch (err) {
@@ -95,7 +96,7 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
 }
 
 /** Nothing is running: run the config's pipelines here until the build is live, then stop them. */
-async function runHere(ctx: CliContext, log: FileLog, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
+async function runHere(ctx: CliContext, log: Log, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   try {
     if (action === 'cancel') {
@@ -105,7 +106,7 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
     const configPath = resolve(opts.config ?? defaultConfigPath());
     const app = await loadApp(configPath);
     const logger = { info: (m: string) => void ctx.stderr.write(`kappa: ${m}\n`), warn: (m: string) => void ctx.stderr.write(`kappa: warning: ${m}\n`) };
-    const engine = new Engine({ log, store, app, configPath, logger });
+    const engine = new Engine({ log, store, control: store, app, configPath, logger });
     let stopped = false;
     try {
       const hadLive = (await store.versions()).some((v) => v.name === view && v.state === 'live');
@@ -148,7 +149,7 @@ async function runHere(ctx: CliContext, log: FileLog, view: string, action: View
 }
 
 /** Cancels a build left by an engine that is no longer running (nothing else can be running it). */
-async function cancelStopped(store: ViewStore, view: string): Promise<string> {
+async function cancelStopped(store: SqliteStore, view: string): Promise<string> {
   const build = (await store.builds()).find((b) => b.name === view);
   if (build === undefined) throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${view}" has no build in progress to cancel.`, { view });
   const exists = (await store.versions()).some((v) => v.name === view && v.version === build.version);
@@ -170,7 +171,7 @@ function describeBuild(b: BuildInfo): string {
 type Step = { done: number; total: number; eventsPerSecond: number | null; etaSeconds: number | null } | { live: true; rows: number; empty?: boolean };
 
 /** The progress the engine saves for a build, until the version is live. */
-function buildSteps(store: ViewStore, view: string, version: number): () => Promise<Step> {
+function buildSteps(store: SqliteStore, view: string, version: number): () => Promise<Step> {
   return async () => {
     const build = (await store.builds()).find((b) => b.name === view && b.version === version);
     if (build !== undefined) {
@@ -186,7 +187,7 @@ function buildSteps(store: ViewStore, view: string, version: number): () => Prom
 }
 
 /** A view's first version is live from its first rows; it is done once its checkpoints reach the head of every partition of its source. */
-function firstBuildSteps(store: ViewStore, log: FileLog, view: string, version: number, topic: string, engineCaughtUp: () => boolean): () => Promise<Step> {
+function firstBuildSteps(store: SqliteStore, log: Log, view: string, version: number, topic: string, engineCaughtUp: () => boolean): () => Promise<Step> {
   return async () => {
     const info = (await store.versions()).find((v) => v.name === view && v.version === version);
     const checkpoints = info === undefined ? [] : await store.checkpoints(view, version);

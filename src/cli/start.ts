@@ -6,11 +6,11 @@
  */
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type FileLog, stderrLogger } from '../log/index.ts';
+import { type Log, stderrLogger } from '../log/index.ts';
 import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { startWebhooks } from '../app/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
-import { openSqliteStore } from '../view/index.ts';
+import { openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 
@@ -39,7 +39,7 @@ export function storePath(dataDir: string): string {
 }
 
 /** What runs beside the pipelines and the server (the demo's generator): started once they are up; the function it returns stops it. */
-export type Companion = (running: { log: FileLog; engine: Engine; server: KappaServer | null; app: AppDef }) => Promise<() => Promise<void>>;
+export type Companion = (running: { log: Log; engine: Engine; server: KappaServer | null; app: AppDef }) => Promise<() => Promise<void>>;
 
 export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
@@ -48,7 +48,7 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
-  const engine = new Engine({ log, store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  const engine = new Engine({ log, store, control: store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
   let server: KappaServer | null = null;
   let stopCompanion: (() => Promise<void>) | null = null;
   let stopWebhooks: (() => Promise<void>) | null = null;
@@ -62,7 +62,7 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
   })());
   try {
     await engine.start();
-    if (opts.server !== false) server = await startServer({ log, store, app, engine, host: opts.host, port: opts.port, logger: opts.httpLog ? { level: 'info' } : false });
+    if (opts.server !== false) server = await startServer({ log, store, control: store, app, engine, host: opts.host, port: opts.port, logger: opts.httpLog ? { level: 'info' } : false });
     const tasks = engine.status().length;
     const threads = engine.threads === 0 ? 'on the main thread' : `on ${engine.threads} worker thread${engine.threads === 1 ? '' : 's'}`;
     const outputs = app.outputs.length === 0 ? '' : ` and ${app.outputs.length} output${app.outputs.length === 1 ? '' : 's'}`;

@@ -2,13 +2,14 @@
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
 import type { FileLog } from '../log/index.ts';
-import { type BuildInfo, type ViewStore, type ViewVersionInfo, openSqliteStore } from '../view/index.ts';
+import { type BuildInfo, type ViewVersionInfo } from '../view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { storePath } from './start.ts';
 import { formatTable } from './table.ts';
 
-async function withStore<T>(ctx: CliContext, fn: (store: ViewStore) => Promise<T>): Promise<T> {
+async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
   const path = storePath(ctx.dataDir);
   if (!existsSync(path)) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`);
   const store = await openSqliteStore({ path });
@@ -33,7 +34,7 @@ export interface LagRow {
   lag: number;
 }
 
-async function lagRows(store: ViewStore, log: FileLog): Promise<LagRow[]> {
+async function lagRows(store: SqliteStore, log: FileLog): Promise<LagRow[]> {
   const rows: LagRow[] = [];
   for (const v of await store.versions()) {
     if (v.state === 'retired') continue;

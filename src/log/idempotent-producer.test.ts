@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
-import type { AppendBatchResult } from './partition.ts';
+import type { AppendBatchResult } from './types.ts';
 import type { RecordBatch } from './record-batch.ts';
 import { collectingLogger, errnoError, openTestLog, partitionDir, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
 import { verifyLog } from './verify.ts';

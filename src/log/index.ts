@@ -1,7 +1,22 @@
 /** The streaming layer: the `Log` port and its embedded file implementation. */
-export type { Log, TopicConfig, TopicInfo, ProducerRecord, RecordMetadata, PartitionOffsets, ReadOptions, FsyncMode, PartitionHealth } from './types.ts';
+export type {
+  Log,
+  LogDescriptor,
+  TopicConfig,
+  TopicInfo,
+  ProducerRecord,
+  RecordMetadata,
+  PartitionOffsets,
+  ReadOptions,
+  FsyncMode,
+  PartitionHealth,
+  Clock,
+  Logger,
+  BatchOptions,
+  AppendBatchResult,
+} from './types.ts';
+export { openLog, type OpenLogOptions } from './open.ts';
 export { FileLog, openFileLog, TOPIC_DEFAULTS, stderrLogger, type FileLogOptions } from './file-log.ts';
-export type { Clock, Logger, BatchOptions, AppendBatchResult } from './partition.ts';
 export { SEQUENCE_MODULUS } from './producer-state.ts';
 export { RecordBatch, encodeBatch, checkBatch, checkRecords, type LogRecord, type RecordHeader, type EncodableRecord } from './record-batch.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';

@@ -46,16 +46,7 @@ import {
   setBaseOffset,
 } from './record-batch.ts';
 import { BATCH_BYTES_MAX, type BatchInfo, LogSegment } from './segment.ts';
-import type { FsyncMode, PartitionHealth, TopicInfo } from './types.ts';
-
-export interface Clock {
-  now(): number;
-}
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-}
+import type { AppendBatchResult, Clock, FsyncMode, Logger, PartitionHealth, TopicInfo } from './types.ts';
 
 export interface PartitionOptions {
   fs: LogFs;
@@ -90,36 +81,6 @@ export interface ReadCursor {
   segment: LogSegment;
   position: number;
   offset: number;
-}
-
-/**
- * Idempotent-producer fields of an append (see producer-state.ts). Leave them out (or -1) for a
- * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
- * (0..2^31-1, the sequence of the batch's first record) are required.
- */
-export interface BatchOptions {
-  producerId?: number;
-  producerEpoch?: number;
-  baseSequence?: number;
-  /** 'allow': a sequence may skip ahead (see ProducerIdentity.allowGaps); default 'refuse', as Kafka. */
-  sequenceGaps?: 'refuse' | 'allow';
-}
-
-/**
- * What an append of one batch did. Records that were duplicates of records already in the log are
- * always the batch's first `duplicates` records; the rest were appended, at consecutive offsets
- * ending at `lastOffset`. So the offset of record i is `duplicateOffsets[i]` for i < duplicates and
- * `lastOffset - (count - 1 - i)` otherwise.
- */
-export interface AppendBatchResult {
-  /** Offset of the batch's first record (its original offset if a duplicate; -1 if that is no longer known). */
-  baseOffset: number;
-  /** Offset of the batch's last record (likewise). */
-  lastOffset: number;
-  /** How many of the batch's first records were already in the log and were not appended again. */
-  duplicates: number;
-  /** Original offsets of the duplicates, in order; -1 for one older than the remembered batches. */
-  duplicateOffsets: readonly number[];
 }
 
 export const NO_DUPLICATES: readonly number[] = Object.freeze([]);

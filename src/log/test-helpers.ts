@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileLog, type FileLogOptions, openFileLog } from './file-log.ts';
-import type { Clock, Logger } from './partition.ts';
+import type { Clock, Logger } from './types.ts';
 import type { LogRecord } from './record-batch.ts';
 
 export const silentLogger: Logger = { info() {}, warn() {} };

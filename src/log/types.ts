@@ -1,5 +1,19 @@
-/** The `Log` port: what the processing engine and the surfaces see of the streaming layer. */
-import type { RecordBatch, RecordHeader } from './record-batch.ts';
+/**
+ * The `Log` port: everything above `src/log/` (engine, workers, server, CLI) sees the streaming
+ * layer only through this interface. Adapters: `FileLog` (embedded, `file-log.ts`) now; a Kafka
+ * client adapter later. Only the composition roots (`kappa start`, `kappa replay`, `kappa demo`,
+ * the CLI's log commands) open a concrete log; everything else is handed a `Log`.
+ *
+ * Promises every adapter keeps (checked by `test/contract/log.contract.ts`):
+ * - per partition, records keep the order they were appended in; offsets are dense from 0;
+ * - an append resolves only once its records are durable (per the fsync mode), and a reader never
+ *   sees a record past the high watermark (`offsets().end`);
+ * - an idempotent producer's retried batch is not appended twice, a sequence gap is refused, and
+ *   an older epoch is fenced;
+ * - `offsetForTime` finds the first record at or after a time; retention only removes whole old
+ *   segments, moving `offsets().start` forward.
+ */
+import type { EncodableRecord, RecordBatch, RecordHeader } from './record-batch.ts';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -59,19 +73,100 @@ export interface PartitionHealth {
   corruption: { file: string; position: number; detail: string } | null;
 }
 
+export interface Clock {
+  now(): number;
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/**
+ * Idempotent-producer fields of an append (see producer-state.ts). Leave them out (or -1) for a
+ * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
+ * (0..2^31-1, the sequence of the batch's first record) are required.
+ */
+export interface BatchOptions {
+  producerId?: number;
+  producerEpoch?: number;
+  baseSequence?: number;
+  /** 'allow': a sequence may skip ahead (see ProducerIdentity.allowGaps); default 'refuse', as Kafka. */
+  sequenceGaps?: 'refuse' | 'allow';
+}
+
+/**
+ * What an append of one batch did. Records that were duplicates of records already in the log are
+ * always the batch's first `duplicates` records; the rest were appended, at consecutive offsets
+ * ending at `lastOffset`. So the offset of record i is `duplicateOffsets[i]` for i < duplicates and
+ * `lastOffset - (count - 1 - i)` otherwise.
+ */
+export interface AppendBatchResult {
+  /** Offset of the batch's first record (its original offset if a duplicate; -1 if that is no longer known). */
+  baseOffset: number;
+  /** Offset of the batch's last record (likewise). */
+  lastOffset: number;
+  /** How many of the batch's first records were already in the log and were not appended again. */
+  duplicates: number;
+  /** Original offsets of the duplicates, in order; -1 for one older than the remembered batches. */
+  duplicateOffsets: readonly number[];
+}
+
+/**
+ * A serialisable description of a log, so another thread or process can open "the same log"
+ * with `openLog` (see `open.ts`) whatever the adapter. Plain JSON: it crosses `postMessage`.
+ */
+export type LogDescriptor = { kind: 'file'; dir: string };
+
 export interface Log {
+  /** How to open this same log elsewhere (a worker thread, a child process). */
+  readonly descriptor: LogDescriptor;
+  /** True when this handle cannot append (another process owns the log). */
+  readonly readOnly: boolean;
+  /** Told how long each durable write (fsync) took, in seconds; the server's metrics set it. */
+  fsyncObserver: ((seconds: number) => void) | null;
+
   createTopic(name: string, config: TopicConfig): Promise<TopicInfo>;
   /** Appends the records; resolves, in input order, once they are durable (per the fsync mode). */
   append(topic: string, records: readonly ProducerRecord[]): Promise<RecordMetadata[]>;
+  /**
+   * Appends records as one batch to one partition, with no per-record result objects (the hot path
+   * of the engine and of HTTP ingest). With `opts.producerId` the append is idempotent: records the
+   * producer already appended are reported in `duplicates` and not appended again; a sequence gap
+   * (KAPPA_OUT_OF_ORDER_SEQUENCE) or an older epoch (KAPPA_PRODUCER_FENCED) refuses the batch.
+   */
+  appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<AppendBatchResult>;
+  /**
+   * Appends one already-encoded Kafka RecordBatch v2 without re-encoding it (from a worker thread
+   * or a Kafka client); a damaged batch is refused with KAPPA_INVALID_RECORD. The log owns
+   * `batchBytes` until the call settles.
+   */
+  appendEncoded(topic: string, partition: number, batchBytes: Buffer): Promise<AppendBatchResult>;
   /**
    * Batches of `partition` starting with the one that holds offset `from`. The first batch may
    * begin before `from`: use `batch.records(from)` to skip the earlier records.
    */
   read(topic: string, partition: number, from: number, opts?: ReadOptions): AsyncIterable<RecordBatch>;
   offsets(topic: string, partition: number): Promise<PartitionOffsets>;
+  /**
+   * Resolves once the partition's high watermark is past `offset`, the log closes, or `signal`
+   * aborts. For a process that hands reading to other threads and only tells them how far to read.
+   */
+  waitForData(topic: string, partition: number, offset: number, signal?: AbortSignal): Promise<void>;
   /** The first offset whose record timestamp is at or after `timestampMs`, or the end offset if none. */
   offsetForTime(topic: string, partition: number, timestampMs: number): Promise<number>;
   topics(): Promise<TopicInfo[]>;
   topic(name: string): Promise<TopicInfo>;
+  /** Bytes the partition's records take in storage (for dashboards and metrics). */
+  sizeBytes(topic: string, partition: number): Promise<number>;
+  /** Per partition of `topic`: whether stored data failed a check (see PartitionHealth). */
+  health(topic: string): PartitionHealth[];
+  /** What this handle knows of a partition's storage, in words (for error messages). */
+  describePartition(topic: string, partition: number): string;
+  /**
+   * Read-only handles: forget what is known of the partition's storage and look again, as a new
+   * reader would (a follower that stopped seeing progress). Reads under way finish first.
+   */
+  reopenPartition(topic: string, partition: number): void;
   close(): Promise<void>;
 }

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Engine, ViewChange } from '../stream/index.ts';
-import { type ViewDefinition, type ViewStore, openSqliteStore } from '../view/index.ts';
+import { type VersionTable, type ViewStore } from '../view/index.ts';
+import { openSqliteStore } from '../view/sqlite/index.ts';
 import { type ChangeEvent, ChangeHub } from './changes.ts';
 
-const DEF: ViewDefinition = {
+const DEF: VersionTable = {
   name: 'per_minute',
   version: 1,
   fingerprint: 'fp',

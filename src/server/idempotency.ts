@@ -41,7 +41,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KappaError } from '../errors.ts';
-import { type EncodableRecord, type FileLog, type RecordHeader, partitionForKey } from '../log/index.ts';
+import { type EncodableRecord, type Log, type RecordHeader, partitionForKey } from '../log/index.ts';
 
 /** The first short-lived producer id (producer-state.ts's SHORT_LIVED_PRODUCER_ID_MIN); ids below are the engine's. */
 const KEYED_PRODUCER_ID_MIN = 2 ** 52;
@@ -95,7 +95,7 @@ export class KeyedRequest {
   private probe: string | null = null;
 
   constructor(
-    private readonly log: FileLog,
+    private readonly log: Log,
     private readonly key: string,
     /** The body's digest (hex); called once every body byte has been read. */
     private readonly digest: () => string,

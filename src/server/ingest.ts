@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
-import type { FileLog, ProducerRecord, RecordHeader } from '../log/index.ts';
+import type { Log, ProducerRecord, RecordHeader } from '../log/index.ts';
 import { type FlatDecoder, type RecordSchema, type SchemaIssue, compileFlatDecoder, compileSchema, formatPath } from '../schema/index.ts';
 import type { AppDef, TopicDef } from '../stream/index.ts';
 import { KeyedRequest } from './idempotency.ts';
@@ -114,7 +114,7 @@ export class BodyDigest {
 }
 
 export interface IngestorOptions {
-  log: FileLog;
+  log: Log;
   app: AppDef;
   /** Bytes of request bodies being ingested at once before requests get 429 (default 256 MiB). */
   inFlightBytesMax?: number;

@@ -4,9 +4,9 @@
  * read from the engine and the store when scraped, so they cost nothing between scrapes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FileLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
 import type { Engine } from '../stream/index.ts';
-import type { ViewStore } from '../view/index.ts';
+import type { ControlStore, ViewStore } from '../view/index.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -18,7 +18,7 @@ export class Metrics {
   readonly httpSeconds: Histogram<'method' | 'route'>;
   readonly flushSeconds: Histogram<'view'>;
 
-  constructor(log: FileLog, store: ViewStore, engine: Engine | null) {
+  constructor(log: Log, store: ViewStore, control: ControlStore, engine: Engine | null) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'kappa_process_' });
     this.ingestRecords = new Counter({ name: 'kappa_ingest_records_total', help: 'Records appended through HTTP ingestion.', labelNames: ['topic'], registers });
@@ -103,7 +103,7 @@ export class Metrics {
       registers,
       async collect() {
         this.reset();
-        for (const b of await store.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
+        for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
       },
     });
     new Gauge({
@@ -113,12 +113,12 @@ export class Metrics {
       registers,
       async collect() {
         this.reset();
-        for (const b of await store.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
+        for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
       },
     });
   }
 
-  close(log: FileLog, engine: Engine | null): void {
+  close(log: Log, engine: Engine | null): void {
     log.fsyncObserver = null;
     if (engine !== null) engine.flushObserver = null;
   }

@@ -15,25 +15,26 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { type ErrorCode, KappaError } from '../errors.ts';
-import type { FileLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
 import type { AppDef, Engine } from '../stream/index.ts';
 import { parseFrom } from '../stream/index.ts';
-import type { ViewStore } from '../view/index.ts';
+import type { ControlStore, ViewStore } from '../view/index.ts';
 import { type Principal, authenticate, checkTokens, hasScope } from './auth.ts';
 import { ChangeHub, type ChangeEvent } from './changes.ts';
 import { BodyDigest, type IngestResult, Ingestor, JSON_DEPTH_MAX, digestOf, digestOfStream, jsonTooDeep } from './ingest.ts';
 import { Metrics } from './metrics.ts';
 
 export interface ServerOptions {
-  log: FileLog;
+  log: Log;
   store: ViewStore;
+  /** Build records and requests to the engine (the same object as `store` on SQLite). */
+  control: ControlStore;
   app: AppDef;
   /** The running engine (null: ingestion and queries only, no pipelines, replay or changes). */
   engine: Engine | null;
@@ -172,11 +173,11 @@ export async function startServer(opts: ServerOptions): Promise<KappaServer> {
 }
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
-  const { log, store, app, engine } = opts;
+  const { log, store, control, app, engine } = opts;
   const tokens = app.server.tokens ?? [];
   checkTokens(tokens);
   const bodyLimit = app.server.bodyLimitBytes ?? BODY_LIMIT_BYTES_DEFAULT;
-  const metrics = new Metrics(log, store, engine);
+  const metrics = new Metrics(log, store, control, engine);
   const ingestor = new Ingestor({
     log,
     app,
@@ -428,7 +429,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // ---- views -----------------------------------------------------------------------------------
   fastify.get('/v1/views', { config: { scope: 'query' } }, async () => {
     const versions = await store.versions();
-    const builds = await store.builds();
+    const builds = await control.builds();
     const names = [...new Set(versions.map((v) => v.name))].sort();
     const keyColumns = new Map<string, string[]>();
     for (const v of versions) if (v.state === 'live') keyColumns.set(v.name, ((await store.definition(v.name, v.version))?.keyColumns ?? []).map((c) => c.name));
@@ -507,13 +508,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const topics = [];
     for (const t of await log.topics()) {
       let records = 0;
+      let bytes = 0;
       const ends: number[] = [];
       for (let p = 0; p < t.partitions; p++) {
         const o = await log.offsets(t.name, p);
         records += o.end - o.start;
         ends.push(o.end);
+        bytes += await log.sizeBytes(t.name, p);
       }
-      topics.push({ name: t.name, partitions: t.partitions, records, ends, bytes: topicBytes(log.dir, t.name, t.partitions) });
+      topics.push({ name: t.name, partitions: t.partitions, records, ends, bytes });
     }
     const now = Date.now();
     const tasks = [];
@@ -522,7 +525,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       tasks.push({ view: t.view, version: t.version, kind: t.kind, topic: t.topic, partition: t.partition, offset: t.committedOffset, lag: Math.max(0, end - t.committedOffset), eventsProcessed: t.eventsProcessed, watermarkMs: t.watermarkMs, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null, building: t.building });
     }
     const alertTopics = [...new Set(app.outputs.filter((o) => o.fromStart).map((o) => o.target.name))];
-    return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await store.builds() };
+    return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await control.builds() };
   }
   fastify.get('/v1/overview', { config: { scope: 'query' } }, async () => overview());
   fastify.get('/v1/overview/stream', { config: { scope: 'query', eventStream: true } }, async (req, reply) => {
@@ -562,7 +565,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null,
       });
     }
-    return { tasks, builds: await store.builds() };
+    return { tasks, builds: await control.builds() };
   });
 
   const needEngine = (): Engine => {
@@ -597,19 +600,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 // ---- helpers -------------------------------------------------------------------------------------
 
 /** Bytes of a topic's segment files on disk. */
-function topicBytes(dir: string, topic: string, partitions: number): number {
-  let bytes = 0;
-  for (let p = 0; p < partitions; p++) {
-    const pdir = join(dir, 'topics', topic, String(p));
-    try {
-      for (const f of readdirSync(pdir)) if (f.endsWith('.log')) bytes += statSync(join(pdir, f)).size;
-    } catch {
-      // a partition directory being created or removed: counted next time
-    }
-  }
-  return bytes;
-}
-
 /**
  * The acknowledgement, `{ topic, records: [{ index, partition, offset }…], deadLettered? }`,
  * written in chunks: a million records acknowledged are never one string.
@@ -706,7 +696,7 @@ function wholeNumber(value: string, name: string, min: number): number {
   return n;
 }
 
-async function startOffset(log: FileLog, topic: string, partition: number, from: string): Promise<number> {
+async function startOffset(log: Log, topic: string, partition: number, from: string): Promise<number> {
   const { start, end } = await log.offsets(topic, partition);
   if (from === 'earliest') return start;
   if (from === 'latest') return end;
@@ -716,7 +706,7 @@ async function startOffset(log: FileLog, topic: string, partition: number, from:
   return offset;
 }
 
-async function describeTopic(log: FileLog, name: string): Promise<object> {
+async function describeTopic(log: Log, name: string): Promise<object> {
   const info = await log.topic(name);
   const partitions = [];
   for (let p = 0; p < info.partitions; p++) partitions.push({ partition: p, ...(await log.offsets(name, p)) });

@@ -23,7 +23,8 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { crashPoint } from '../crash-point.ts';
 import { KappaError, isKappaError } from '../errors.ts';
-import { type EncodableRecord, type FileLog, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
+import { type EncodableRecord, type Log, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
+import type { ControlStore } from '../view/control-store.ts';
 import type { BuildInfo, BuildReason, Checkpoint, RowDelta, ViewRequest, ViewStore, ViewVersionInfo } from '../view/types.ts';
 import type { AppDef, OutputDef, ViewDef } from './dsl.ts';
 import { type OutputPlan, compileOutput } from './output-plan.ts';
@@ -33,8 +34,10 @@ import { bundleConfig, loadBundledApp } from './worker-bundle.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 export interface EngineOptions {
-  log: FileLog;
+  log: Log;
   store: ViewStore;
+  /** Build records, saved code, requests from other processes, output checkpoints. */
+  control: ControlStore;
   app: AppDef;
   logger: Logger;
   /** Flush a task's dirty rows at least this often. */
@@ -264,7 +267,7 @@ export class Engine {
     const topicNames = new Set(app.topics.map((t) => t.name));
     for (const t of app.topics) await this.ensureTopic(t.name, t.partitions, t.retentionMs);
     const versions = await store.versions();
-    const builds = await store.builds();
+    const builds = await this.opts.control.builds();
     for (const view of app.views) {
       const source = view.aggregation.stream.source;
       if (!topicNames.has(source.name)) {
@@ -292,7 +295,7 @@ export class Engine {
       const pool = WorkerPool.start({
         configPath: this.opts.configPath!,
         workers: this.threadCount,
-        dataDir: log.dir,
+        log: log.descriptor,
         readBytesMax: this.readBytesMax,
         pendingMax: this.dirtyRowsMax,
         heapMb: this.opts.workerHeapMb,
@@ -341,7 +344,7 @@ export class Engine {
       const info = mine.find((v) => v.version === n) ?? null;
       const build = builds.find((b) => b.version === n) ?? null;
       if (info?.state === 'live' || (info?.state === 'retired' && build?.reason !== 'rollback')) {
-        await store.deleteBuild(view.name, n); // the process stopped between a swap and forgetting the build
+        await this.opts.control.deleteBuild(view.name, n); // the process stopped between a swap and forgetting the build
         continue;
       }
       if (build?.reason === 'rollback' && info !== null && building === null) {
@@ -356,13 +359,13 @@ export class Engine {
       if (fingerprint === plan.fingerprint && building === null && build?.reason !== 'rollback') {
         const resumed = build ?? this.newBuildInfo(view.name, n, plan.fingerprint, 'logic changed', 'earliest', []);
         building = await this.addGroup(plan, n, true, info, resumed);
-        if (build === null) await store.saveBuild(resumed);
+        if (build === null) await this.opts.control.saveBuild(resumed);
         logger.info(`view ${view.name}: resuming the build of version ${n} from its checkpoints`);
         continue;
       }
       logger.info(`view ${view.name}: dropping unfinished version ${n}: ${build?.reason === 'rollback' ? 'its rollback cannot resume' : "its logic is not the config's any more"}`);
       if (info !== null) await store.dropVersion(view.name, n);
-      else await store.deleteBuild(view.name, n);
+      await this.opts.control.forgetVersion(view.name, n);
     }
 
     const liveFromConfig = live.fingerprint === plan.fingerprint;
@@ -396,7 +399,7 @@ export class Engine {
   /** The logic of an existing version: the config's if the fingerprints match, else its stored code (null, logged, if that cannot run). */
   private async planOf(view: ViewDef, configPlan: ViewPlan, info: ViewVersionInfo): Promise<{ plan: ViewPlan; fromConfig: boolean } | null> {
     if (info.fingerprint === configPlan.fingerprint) return { plan: configPlan, fromConfig: true };
-    const code = await this.opts.store.code(view.name, info.version);
+    const code = await this.opts.control.code(view.name, info.version);
     if (code === null) return null;
     try {
       const stored = (await loadBundledApp(code)).views.find((v) => v.name === view.name);
@@ -436,7 +439,7 @@ export class Engine {
 
   /** A new version of `view` built by replaying the log from `from` ('earliest' or '@<ISO time>'). */
   private async newBuild(view: ViewDef, plan: ViewPlan, version: number, reason: BuildReason, from: string): Promise<ViewGroup> {
-    const { log, store } = this.opts;
+    const { log } = this.opts;
     const topic = plan.source.name;
     const { partitions } = await log.topic(topic);
     const timeMs = from === 'earliest' ? null : parseFrom(from);
@@ -445,7 +448,7 @@ export class Engine {
       fromOffsets.push({ topic, partition: p, offset: timeMs === null ? (await log.offsets(topic, p)).start : await log.offsetForTime(topic, p, timeMs) });
     }
     const build = this.newBuildInfo(view.name, version, plan.fingerprint, reason, from, fromOffsets);
-    await store.saveBuild(build);
+    await this.opts.control.saveBuild(build);
     return this.addGroup(plan, version, true, null, build);
   }
 
@@ -521,14 +524,14 @@ export class Engine {
 
   /** The tasks of an output pipeline (`from(a)....to(b)`): one per partition of `a`, each from its checkpoint. */
   private async addOutput(output: OutputDef): Promise<void> {
-    const { log, store } = this.opts;
+    const { log } = this.opts;
     const source = output.stream.source;
     const info = await log.topic(source.name);
     const target = await log.topic(output.target.name);
     await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
     const plan = compileOutput(output, target.partitions);
     // A pipeline with a stateful step rebuilds its state from the start of its source every time.
-    const checkpoints = output.fromStart ? [] : await store.outputCheckpoints(output.name);
+    const checkpoints = output.fromStart ? [] : await this.opts.control.outputCheckpoints(output.name);
     if (checkpoints.length === 0 && !output.fromStart) await this.warnIfRenamed(output);
     for (let p = 0; p < info.partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
@@ -546,11 +549,11 @@ export class Engine {
    * be written to the target again: say so, and how to keep its checkpoint.
    */
   private async warnIfRenamed(output: OutputDef): Promise<void> {
-    const { store, app, logger } = this.opts;
+    const { app, logger } = this.opts;
     const current = new Set((app.outputs ?? []).map((o) => o.name));
-    for (const name of await store.outputs()) {
+    for (const name of await this.opts.control.outputs()) {
       if (current.has(name)) continue;
-      const cps = (await store.outputCheckpoints(name)).filter((c) => c.topic === output.stream.source.name);
+      const cps = (await this.opts.control.outputCheckpoints(name)).filter((c) => c.topic === output.stream.source.name);
       if (cps.length === 0) continue;
       logger.warn(
         `output ${output.name} starts from the beginning of topic ${output.stream.source.name}, and output ${name}, no longer in the config, had read it up to offsets ${cps.map((c) => `${c.partition}:${c.offset}`).join(', ')}. ` +
@@ -739,7 +742,7 @@ export class Engine {
    * checkpoint, and the log drops the ones it has.
    */
   private async flushOutput(task: Task, producer: OutputProducer, offset: number, drained: Drained): Promise<void> {
-    const { log, store } = this.opts;
+    const { log } = this.opts;
     await this.appendSideOutputs(task, drained.deadLetters, []);
     const target = producer.plan.output.target.name;
     const byPartition = new Map<number, EncodableRecord[]>();
@@ -759,7 +762,7 @@ export class Engine {
       }),
     );
     if (offset !== task.committedOffset) {
-      if (!producer.plan.output.fromStart) await this.whileLocked(task, () => store.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences }));
+      if (!producer.plan.output.fromStart) await this.whileLocked(task, () => this.opts.control.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences }));
       task.committedOffset = offset;
     }
     producer.sequences = sequences;
@@ -821,11 +824,10 @@ export class Engine {
   private async saveCode(group: ViewGroup): Promise<void> {
     group.codeSaved = true;
     if (!group.fromConfig) return;
-    const { store } = this.opts;
     const name = group.plan.view.name;
-    if ((await store.code(name, group.version)) !== null) return;
+    if ((await this.opts.control.code(name, group.version)) !== null) return;
     const code = await this.configCode();
-    if (code !== null) await store.saveCode(name, group.version, code);
+    if (code !== null) await this.opts.control.saveCode(name, group.version, code);
   }
 
   /**
@@ -847,7 +849,7 @@ export class Engine {
     group.build = null;
     const took = build === null ? '' : ` (${build.reason === 'rollback' ? 'rolled back' : 'built'} in ${((Date.now() - build.startedAtMs) / 1000).toFixed(1)} s)`;
     logger.info(`view ${view.name}: version ${group.version} caught up with the log and is now live${took}`);
-    if (build !== null) await store.deleteBuild(view.name, group.version);
+    if (build !== null) await this.opts.control.deleteBuild(view.name, group.version);
     for (const other of this.groups.filter((g) => g !== group && g.plan.view.name === view.name)) await this.stopGroup(other);
     await this.dropOldVersions(view);
   }
@@ -860,6 +862,7 @@ export class Engine {
     for (const old of retired.slice(view.keepVersions)) {
       if (running.has(old.version)) continue;
       await store.dropVersion(view.name, old.version);
+      await this.opts.control.forgetVersion(view.name, old.version);
       logger.info(`view ${view.name}: dropped retired version ${old.version} (keepVersions ${view.keepVersions})`);
     }
   }
@@ -871,7 +874,7 @@ export class Engine {
     this.refuseIfBuilding(viewName);
     const versions = (await this.opts.store.versions()).filter((v) => v.name === viewName);
     if (!versions.some((v) => v.state === 'live')) throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no live version yet: it is being built for the first time.`, { view: viewName });
-    const version = Math.max(nextVersion(viewName, versions, await this.opts.store.builds()), ...this.groups.filter((g) => g.plan.view.name === viewName).map((g) => g.version + 1));
+    const version = Math.max(nextVersion(viewName, versions, await this.opts.control.builds()), ...this.groups.filter((g) => g.plan.view.name === viewName).map((g) => g.version + 1));
     const plan = compileView(view);
     const group = await this.newBuild(view, plan, version, reason, from);
     this.startGroup(group);
@@ -901,7 +904,7 @@ export class Engine {
     }
     const fromOffsets = (await this.opts.store.checkpoints(viewName, target.version)).map((c) => ({ topic: c.topic, partition: c.partition, offset: c.offset }));
     const build = this.newBuildInfo(viewName, target.version, target.fingerprint, 'rollback', 'checkpoints', fromOffsets);
-    await this.opts.store.saveBuild(build);
+    await this.opts.control.saveBuild(build);
     const group = await this.addGroup(code.plan, target.version, code.fromConfig, target, build);
     this.startGroup(group);
     const message = `rolling back view ${viewName} to version ${target.version}: it catches up from its checkpoints, then goes live`;
@@ -919,8 +922,10 @@ export class Engine {
     await this.stopGroup(group);
     const { store } = this.opts;
     const exists = (await store.versions()).some((v) => v.name === viewName && v.version === group.version);
-    if (exists && !rollback) await store.dropVersion(viewName, group.version);
-    else await store.deleteBuild(viewName, group.version);
+    if (exists && !rollback) {
+      await store.dropVersion(viewName, group.version);
+      await this.opts.control.forgetVersion(viewName, group.version);
+    } else await this.opts.control.deleteBuild(viewName, group.version);
     const message = rollback ? `cancelled the rollback of view ${viewName} to version ${group.version}; it stays retired` : `cancelled the build of version ${group.version} of view ${viewName} and dropped what it had built`;
     this.opts.logger.info(message);
     return { version: group.version, message };
@@ -953,13 +958,13 @@ export class Engine {
     this.ticking = true;
     try {
       const { store } = this.opts;
-      for (const r of await store.takeRequests()) {
+      for (const r of await this.opts.control.takeRequests()) {
         try {
           const result = await this.handle(r);
-          await store.answerRequest(r.id, 'done', result.message, result.version);
+          await this.opts.control.answerRequest(r.id, 'done', result.message, result.version);
         } catch (err) {
           if (!(err instanceof KappaError)) throw err;
-          await store.answerRequest(r.id, 'failed', err.message, null);
+          await this.opts.control.answerRequest(r.id, 'failed', err.message, null);
         }
       }
       const now = Date.now();
@@ -1015,7 +1020,7 @@ export class Engine {
     build.offsetsTotal = total;
     build.etaSeconds = build.eventsPerSecond > 0 ? (total - done) / build.eventsPerSecond : null;
     build.updatedAtMs = now;
-    if (group.build === build) await this.opts.store.saveBuild(build);
+    if (group.build === build) await this.opts.control.saveBuild(build);
   }
 
   status(): TaskStatus[] {

@@ -18,7 +18,7 @@ import type { LogRecord } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import { compileFlatDecoder } from '../schema/flat-decoder.ts';
 import { validateDefinition } from '../view/definition.ts';
-import type { KeyColumn, OutputColumn, StateColumn, ViewDefinition } from '../view/types.ts';
+import type { KeyColumn, OutputColumn, StateColumn, VersionTable } from '../view/types.ts';
 import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
 import { BatchIndex } from './batch-index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
@@ -92,7 +92,7 @@ export interface ViewPlan extends TaskPlan {
   windowed: boolean;
   stateWidth: number;
   /** The table definition; key column types are inferred from a sample row, or taken as given (the stored ones). */
-  definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): ViewDefinition;
+  definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable;
 }
 
 export function newTaskState(partition: number, watermarkMs: number, outOfOrdernessMs: number): TaskState {
@@ -535,7 +535,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     return n;
   }
 
-  function definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): ViewDefinition {
+  function definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable {
     // Key column types come from a sample row when the table is first created, or from the
     // stored definition when it already exists (so a restart re-registers the same table).
     const keyColumns: KeyColumn[] = Array.isArray(sample) ? sample.slice() : keyNames.map((name, i) => ({ name, type: sqlType(sample.key[i]) }));

@@ -21,6 +21,7 @@
 import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, type ErrorCode, KappaError, isKappaError } from '../errors.ts';
+import type { LogDescriptor } from '../log/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
@@ -51,7 +52,8 @@ export interface WorkerPoolOptions {
   configPath: string;
   workers: number;
   /** The log's directory: each worker opens it read-only and reads its tasks' partitions. */
-  dataDir: string;
+  /** The log the workers open for reading (the engine's own, by its descriptor). */
+  log: LogDescriptor;
   /** Largest read per step of a task. */
   readBytesMax: number;
   /** A task's reading pauses while it holds this many pending rows, until the engine drains it. */
@@ -197,7 +199,7 @@ export class WorkerPool implements TaskRunner {
   }
 
   private spawn(index: number): Promise<void> {
-    const workerData: WorkerData = { configPath: this.opts.configPath, dataDir: this.opts.dataDir, index };
+    const workerData: WorkerData = { configPath: this.opts.configPath, log: this.opts.log, index };
     const worker = new Worker(this.entry, { workerData, name: `kappa-worker-${index}`, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, maxOldGenerationSizeMb: this.heapMb } });
     this.workers.push(worker);
     return new Promise<void>((resolve, reject) => {

@@ -20,13 +20,13 @@
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
-import type { LogRecord } from '../log/index.ts';
+import type { LogDescriptor, LogRecord } from '../log/index.ts';
 import type { DeadLetter, DirtyRow, LateEvent, OutputRecord } from './plan.ts';
 
 export interface WorkerData {
   configPath: string;
   /** The log's directory; each worker opens it read-only. */
-  dataDir: string;
+  log: LogDescriptor;
   /** Worker index, for messages. */
   index: number;
 }

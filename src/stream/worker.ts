@@ -11,7 +11,7 @@
  * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type FileLog, openFileLog } from '../log/index.ts';
+import { type Log, openLog } from '../log/index.ts';
 import { KappaError, isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
@@ -87,7 +87,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   }
 
   // The log, read-only: the engine's thread is its writer, and says how far is durable.
-  const log = openFileLog({ dir: data.dataDir, readOnly: true, logger: { info() {}, warn() {} } });
+  const log = openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } });
   log.catch(() => {}); // awaited by each read loop, which reports a failure as its task's
 
   const plans = new Map<string, TaskPlan>();
@@ -168,7 +168,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
    * little (a timer, not a spin), open the partition's files again once, and fail the task if it
    * stays behind, naming what this reader knows of the files.
    */
-  async function behind(id: number, task: WorkerTask, reader: FileLog, stuck: Stuck): Promise<void> {
+  async function behind(id: number, task: WorkerTask, reader: Log, stuck: Stuck): Promise<void> {
     const r = task.read;
     const now = Date.now();
     if (stuck.sinceMs === 0) {

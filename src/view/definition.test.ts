@@ -2,9 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKappaError } from '../errors.ts';
 import { definitionJson, parseDefinitionJson, validateCheckpoints, validateDefinition, validateDeltas } from './definition.ts';
-import type { ViewDefinition } from './types.ts';
+import type { VersionTable } from './types.ts';
 
-const base: ViewDefinition = {
+const base: VersionTable = {
   name: 'sales',
   version: 1,
   fingerprint: 'fp',
@@ -18,7 +18,7 @@ const base: ViewDefinition = {
 
 function refused(def: unknown, message: RegExp): void {
   assert.throws(
-    () => validateDefinition(def as ViewDefinition),
+    () => validateDefinition(def as VersionTable),
     (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && message.test(err.message),
   );
 }
@@ -66,8 +66,8 @@ describe('view definitions', () => {
   });
 
   test('the catalog JSON has a fixed shape, and custom merges come back refusing to run', () => {
-    const custom: ViewDefinition = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }], outputColumns: [] };
-    const reordered = { extra: 1, ...Object.fromEntries(Object.entries(custom).reverse()) } as unknown as ViewDefinition;
+    const custom: VersionTable = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }], outputColumns: [] };
+    const reordered = { extra: 1, ...Object.fromEntries(Object.entries(custom).reverse()) } as unknown as VersionTable;
     assert.equal(definitionJson(reordered), definitionJson(custom));
     const back = parseDefinitionJson(definitionJson(custom));
     const rule = back.stateColumns[0].merge;
@@ -97,7 +97,7 @@ describe('deltas and checkpoints', () => {
   });
 
   test('custom columns take any JSON value', () => {
-    const custom: ViewDefinition = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }] };
+    const custom: VersionTable = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }] };
     validateDeltas(custom, [{ key: ['x'], state: [{ registers: [1, 2] }] }]);
     assert.throws(() => validateDeltas(custom, [{ key: ['x'], state: [undefined] }]), /JSON value/);
   });

@@ -21,7 +21,7 @@
  * the number 7 as '7'). An adapter for a strictly typed database converts or refuses there.
  */
 import { KappaError } from '../errors.ts';
-import type { Checkpoint, ColumnType, MergeRule, RowDelta, StateColumn, ViewDefinition } from './types.ts';
+import type { Checkpoint, ColumnType, MergeRule, RowDelta, StateColumn, VersionTable } from './types.ts';
 
 export const IDENTIFIER_CHARS_MAX = 63;
 export const FINGERPRINT_CHARS_MAX = 256;
@@ -67,7 +67,7 @@ export function checkVersion(version: unknown): asserts version is number {
 }
 
 /** Refuses a definition the store cannot build, naming the part that is wrong. */
-export function validateDefinition(def: ViewDefinition): void {
+export function validateDefinition(def: VersionTable): void {
   if (def === null || typeof def !== 'object') throw invalid('A view definition must be an object.', {});
   checkViewName(def.name);
   checkVersion(def.version);
@@ -101,7 +101,7 @@ export function validateDefinition(def: ViewDefinition): void {
   }
 }
 
-function checkMergeRule(def: ViewDefinition, col: StateColumn, where: string): void {
+function checkMergeRule(def: VersionTable, col: StateColumn, where: string): void {
   const rule = col.merge;
   const details = { view: def.name, column: col.name };
   if (rule === null || typeof rule !== 'object' || !MERGE_KINDS.includes(rule.kind)) {
@@ -123,7 +123,7 @@ function checkMergeRule(def: ViewDefinition, col: StateColumn, where: string): v
   }
 }
 
-function checkOutputColumns(def: ViewDefinition, where: string): void {
+function checkOutputColumns(def: VersionTable, where: string): void {
   const names = new Set(def.keyColumns.map((c) => c.name.toLowerCase()));
   for (const out of def.outputColumns) {
     checkIdentifier('output column name', out?.name);
@@ -141,7 +141,7 @@ function checkOutputColumns(def: ViewDefinition, where: string): void {
  * table and the public view. A custom merge function cannot be stored, so it appears as
  * `{"kind":"custom"}`; the fingerprint is what tells two custom merges apart.
  */
-export function definitionJson(def: ViewDefinition): string {
+export function definitionJson(def: VersionTable): string {
   return JSON.stringify({
     name: def.name,
     version: def.version,
@@ -160,8 +160,8 @@ function mergeJson(rule: MergeRule): { kind: MergeRule['kind']; by?: string } {
  * Rebuilds a definition from its catalog JSON. Custom merge functions are not stored, so a custom
  * column comes back with a merge that refuses to run: `ensureVersion` must register the real one.
  */
-export function parseDefinitionJson(json: string): ViewDefinition {
-  const def = JSON.parse(json) as ViewDefinition;
+export function parseDefinitionJson(json: string): VersionTable {
+  const def = JSON.parse(json) as VersionTable;
   for (const col of def.stateColumns) {
     if (col.merge.kind === 'custom') {
       col.merge = {
@@ -209,7 +209,7 @@ function isJsonable(value: unknown): boolean {
  * Refuses the whole batch if any delta does not fit the definition: wrong number of key or state
  * values, or a value that cannot be stored. Runs before the store writes anything.
  */
-export function validateDeltas(def: ViewDefinition, deltas: readonly RowDelta[]): void {
+export function validateDeltas(def: VersionTable, deltas: readonly RowDelta[]): void {
   if (!Array.isArray(deltas)) throw invalid(`flush of view "${def.name}" v${def.version}: deltas must be an array.`, { view: def.name });
   const custom = def.stateColumns.map((c) => c.merge.kind === 'custom');
   const nk = def.keyColumns.length;
@@ -232,7 +232,7 @@ export function validateDeltas(def: ViewDefinition, deltas: readonly RowDelta[])
   }
 }
 
-function badValue(def: ViewDefinition, index: number, column: string, value: unknown, wanted: string): KappaError {
+function badValue(def: VersionTable, index: number, column: string, value: unknown, wanted: string): KappaError {
   const shown = typeof value === 'bigint' ? `${value}n` : typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? 'an object' : String(value);
   return invalid(`Delta ${index} of view "${def.name}" v${def.version}: column "${column}" needs ${wanted}, got ${shown}; nothing was written.`, {
     view: def.name,

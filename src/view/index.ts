@@ -1,7 +1,11 @@
-/** The serving layer: the `ViewStore` port and its adapters (SQLite now, PostgreSQL later). */
+/**
+ * The serving layer's ports: `ViewStore` and `ControlStore`, with the view definitions they share.
+ * Adapters live in subfolders with their own index (`view/sqlite/index.ts`), so code that only
+ * needs the ports (worker threads) does not load a native database module.
+ */
 export type {
   ViewStore,
-  ViewDefinition,
+  VersionTable,
   ViewVersionInfo,
   ViewState,
   ColumnType,
@@ -19,5 +23,5 @@ export type {
   ViewRequest,
   ViewRequestAction,
 } from './types.ts';
+export type { ControlStore } from './control-store.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';
-export { openSqliteStore, READERS_MAX, QUERY_ROWS_MAX_DEFAULT, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';

@@ -47,8 +47,8 @@ export interface OutputColumn {
   sql: string;
 }
 
-/** The physical definition of one version of a view. */
-export interface ViewDefinition {
+/** The physical table of one version of a view (not to be confused with the DSL's `ViewDef`, what a config declares, or the engine's `ViewPlan`, what it compiles that into). */
+export interface VersionTable {
   /** Public name: a SQL identifier ([a-z_][a-z0-9_]*). */
   name: string;
   version: number;
@@ -169,12 +169,12 @@ export interface ViewStore {
    * Idempotent: a second call with the same definition changes nothing. A different definition
    * under an existing (name, version) is refused.
    */
-  ensureVersion(def: ViewDefinition): Promise<ViewVersionInfo>;
+  ensureVersion(def: VersionTable): Promise<ViewVersionInfo>;
   /** In one transaction: merge every delta into the version's table and upsert the checkpoints. */
   flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void>;
   checkpoints(name: string, version: number): Promise<Checkpoint[]>;
   /** The definition a version was created with (null if the version does not exist). */
-  definition(name: string, version: number): Promise<ViewDefinition | null>;
+  definition(name: string, version: number): Promise<VersionTable | null>;
   /**
    * The rows of a version with these group keys, as its public view shows them (a key with no row
    * gives none). Each is found by its primary key, so the cost is per key, whatever the table holds.
@@ -184,28 +184,12 @@ export interface ViewStore {
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */
   makeLive(name: string, version: number): Promise<void>;
-  /** Drops a version's table, checkpoints, code, build record and catalog row. Refused for the live version. */
+  /**
+   * Drops a version's table, checkpoints and catalog row. Refused for the live version. (The SQLite
+   * adapter, which also serves the control store, forgets the version's code and build record in
+   * the same transaction; callers still call `ControlStore.forgetVersion`.)
+   */
   dropVersion(name: string, version: number): Promise<void>;
-  /** Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go backwards. */
-  saveOutputCheckpoint(output: string, checkpoint: OutputCheckpoint): Promise<void>;
-  /** Every checkpoint of an output pipeline, by source topic and partition. */
-  outputCheckpoints(output: string): Promise<OutputCheckpoint[]>;
-  /** Names of the output pipelines that have saved a checkpoint. */
-  outputs(): Promise<string[]>;
-  /** Keeps the code a version's logic came from (the bundled config), so it can run again after the config changed. */
-  saveCode(name: string, version: number, code: string): Promise<void>;
-  /** The code saved for a version; null if none was (versions made before Kappa kept it). */
-  code(name: string, version: number): Promise<string | null>;
-  /** Upserts a build's record (see BuildInfo). */
-  saveBuild(build: BuildInfo): Promise<void>;
-  builds(): Promise<BuildInfo[]>;
-  deleteBuild(name: string, version: number): Promise<void>;
-  /** Saves a pending request for the engine; returns its id. */
-  addRequest(view: string, action: ViewRequestAction, from: string | null): Promise<number>;
-  /** The pending requests, oldest first, marked 'taken' in the same transaction (so one engine takes each). */
-  takeRequests(): Promise<ViewRequest[]>;
-  answerRequest(id: number, state: 'done' | 'failed', message: string, version: number | null): Promise<void>;
-  request(id: number): Promise<ViewRequest | null>;
   /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
   query(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult>;
   close(): Promise<void>;

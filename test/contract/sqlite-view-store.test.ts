@@ -1,5 +1,5 @@
 /**
- * Runs the ViewStore contract on the SQLite adapter with real database files in a temp dir, then
+ * Runs the SqliteStore contract on the SQLite adapter with real database files in a temp dir, then
  * checks what only SQLite has: the on-disk encoding, WAL, its dialect's writes, lock handling.
  */
 import { after, describe, test } from 'node:test';
@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { isKappaError } from '../../src/errors.ts';
-import { type ViewDefinition, type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type VersionTable } from '../../src/view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type ViewStoreHarness, viewStoreContract } from './view-store.contract.ts';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'kappa-view-store-'));
@@ -60,7 +61,7 @@ async function openHarness(opts: { readers?: number; busyTimeoutMs?: number } = 
 viewStoreContract('SQLite', () => openHarness());
 viewStoreContract('SQLite with 3 readers', () => openHarness({ readers: 3 }));
 
-const def: ViewDefinition = {
+const def: VersionTable = {
   name: 'sales',
   version: 1,
   fingerprint: 'fp',
@@ -73,7 +74,7 @@ const def: ViewDefinition = {
 };
 
 describe('SQLite view store', () => {
-  async function withStore(fn: (store: ViewStore, path: string) => Promise<void>, opts: { busyTimeoutMs?: number } = {}): Promise<void> {
+  async function withStore(fn: (store: SqliteStore, path: string) => Promise<void>, opts: { busyTimeoutMs?: number } = {}): Promise<void> {
     const h = await openHarness(opts);
     try {
       await fn(h.store, h.path);
@@ -141,7 +142,7 @@ describe('SQLite view store', () => {
   test('after a reopen, a version with a custom merge refuses to flush until ensureVersion registers the merge again', async () => {
     const h = await openHarness();
     try {
-      const custom: ViewDefinition = {
+      const custom: VersionTable = {
         ...def,
         name: 'sets',
         stateColumns: [{ name: 'items', type: 'TEXT', merge: { kind: 'custom', merge: (a, b) => [...(a as number[]), ...(b as number[])] } }],

@@ -11,12 +11,12 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ErrorCode, isKappaError } from '../../src/errors.ts';
-import type { BuildInfo, Checkpoint, QueryResult, RowDelta, ViewDefinition, ViewStore } from '../../src/view/index.ts';
+import type { BuildInfo, Checkpoint, ControlStore, QueryResult, RowDelta, VersionTable, ViewStore } from '../../src/view/index.ts';
 
 export interface ViewStoreHarness {
-  store: ViewStore;
+  store: ViewStore & ControlStore;
   /** Closes the store last returned and opens a new one on the same data. */
-  reopen(): Promise<ViewStore>;
+  reopen(): Promise<ViewStore & ControlStore>;
   /** Closes whatever is open and removes the data. */
   cleanup(): Promise<void>;
   /**
@@ -28,7 +28,7 @@ export interface ViewStoreHarness {
 
 // ---- definitions and helpers ---------------------------------------------------------------
 
-function salesDef(version = 1, over: Partial<ViewDefinition> = {}): ViewDefinition {
+function salesDef(version = 1, over: Partial<VersionTable> = {}): VersionTable {
   return {
     name: 'sales',
     version,
@@ -51,7 +51,7 @@ function salesDef(version = 1, over: Partial<ViewDefinition> = {}): ViewDefiniti
 }
 
 /** One column per merge rule. The `by` columns come first so SET order cannot matter. */
-function rulesDef(): ViewDefinition {
+function rulesDef(): VersionTable {
   return {
     name: 'rules',
     version: 1,
@@ -70,7 +70,7 @@ function rulesDef(): ViewDefinition {
 }
 
 /** A custom mergeable aggregate: the sorted set of tags seen, stored as JSON. */
-function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): ViewDefinition {
+function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): VersionTable {
   return {
     name: 'tags',
     version: 1,
@@ -101,12 +101,12 @@ function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}):
 const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
 const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
 
-async function rowsOf(store: ViewStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
+async function rowsOf(store: ViewStore & ControlStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
   return (await store.query(sql, params)).rows;
 }
 
 /** Rows of `view` as plain objects in key order, for comparing whole states. */
-async function snapshot(store: ViewStore, view = 'sales'): Promise<Record<string, unknown>[]> {
+async function snapshot(store: ViewStore & ControlStore, view = 'sales'): Promise<Record<string, unknown>[]> {
   return rowsOf(store, `SELECT * FROM ${view} ORDER BY 1, 2`);
 }
 
@@ -124,7 +124,7 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?:
 export function viewStoreContract(name: string, open: () => Promise<ViewStoreHarness>): void {
   describe(`ViewStore contract: ${name}`, () => {
     let h: ViewStoreHarness;
-    let store: ViewStore;
+    let store: ViewStore & ControlStore;
 
     beforeEach(async () => {
       h = await open();

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { startWebhooks } from '../../src/app/index.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
@@ -88,7 +88,7 @@ describe('alerts', () => {
     writeFileSync(file, CONFIG);
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const engine = new Engine({ log, store, app: await loadApp(file), configPath: file, workers, flushIntervalMs: 20, logger: quiet });
+    const engine = new Engine({ log, store, control: store, app: await loadApp(file), configPath: file, workers, flushIntervalMs: 20, logger: quiet });
     try {
       await engine.start();
       if (append.length > 0) await log.append('readings', append.map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })));
@@ -179,7 +179,7 @@ describe('alerts', () => {
     const file = join(root, `kappa-${++n}.config.ts`);
     writeFileSync(file, CONFIG);
     const app = await loadApp(file);
-    const engine = new Engine({ log, store, app, configPath: file, workers: 0, flushIntervalMs: 20, logger: quiet });
+    const engine = new Engine({ log, store, control: store, app, configPath: file, workers: 0, flushIntervalMs: 20, logger: quiet });
     let hooks: Awaited<ReturnType<typeof startWebhooks>> | null = null;
     try {
       await engine.start(); // creates the alerts topic

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { call } from './server-harness.ts';
 import { type Owner, runCommand } from '../support/processes.ts';
 
@@ -24,9 +24,9 @@ async function withExample(t: Owner, name: string, fn: (url: string) => Promise<
   const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   const app = await loadApp(configPath);
-  const engine = new Engine({ log, store, app, configPath, workers: 0, flushIntervalMs: 50, logger: { info() {}, warn() {} } });
+  const engine = new Engine({ log, store, control: store, app, configPath, workers: 0, flushIntervalMs: 50, logger: { info() {}, warn() {} } });
   await engine.start();
-  const server = await startServer({ log, store, app, engine, port: 0 });
+  const server = await startServer({ log, store, control: store, app, engine, port: 0 });
   try {
     // Its generator runs against the server.
     const gen = await runCommand(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', server.url, '--rate', '500', '--seconds', '2'], { t, timeoutMs: 60_000 });

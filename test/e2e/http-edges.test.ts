@@ -19,7 +19,7 @@ import { Type, defineApp, topic } from '../../src/index.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { hashToken, startServer } from '../../src/server/index.ts';
 import { BODY_LIMIT_BYTES_DEFAULT } from '../../src/server/server.ts';
-import { openSqliteStore, type ViewStore } from '../../src/view/index.ts';
+import { openSqliteStore, type SqliteStore } from '../../src/view/sqlite/index.ts';
 import { type Harness, SRC, call, postJson, startHarness } from './server-harness.ts';
 
 const LONG_TOPIC = `t${'x'.repeat(149)}`; // 150 characters
@@ -251,10 +251,10 @@ describe('500s', () => {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
     const real = await openSqliteStore({ path: join(dir, 'views.db') });
-    const store = Object.create(real) as ViewStore;
+    const store = Object.create(real) as SqliteStore;
     store.versions = () => Promise.reject(new Error('the disk ate the catalogue'));
     const lines: string[] = [];
-    const server = await startServer({ log, store, app: defineApp({ topics: [topic('t', { partitions: 1, schema: Type.Object({}) })] }), engine: null, port: 0, errorLog: (l) => lines.push(l) });
+    const server = await startServer({ log, store, control: store, app: defineApp({ topics: [topic('t', { partitions: 1, schema: Type.Object({}) })] }), engine: null, port: 0, errorLog: (l) => lines.push(l) });
     try {
       const r = await call(server.url, 'GET', '/v1/views');
       assertError(r, 500, 'KAPPA_INTERNAL');

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Type, defineApp, topic } from '../../src/index.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { startServer } from '../../src/server/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type OwnedChild, startKappa } from '../support/processes.ts';
 import { type Reply, call } from './server-harness.ts';
 
@@ -151,7 +151,7 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
     const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
     for (const t of app.topics) if (!(await log.topics()).some((x) => x.name === t.name)) await log.createTopic(t.name, { partitions: t.partitions });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const server = await startServer({ log, store, app, engine: null, port: 0 });
+    const server = await startServer({ log, store, control: store, app, engine: null, port: 0 });
     return {
       url: server.url,
       async ends(topic) {

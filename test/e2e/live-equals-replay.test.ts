@@ -12,7 +12,8 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { Type } from '../../src/schema/index.ts';
 import { Engine, avg, count, defineApp, first, from, last, max, min, sum, topic, tumbling, view } from '../../src/stream/index.ts';
-import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type ViewStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const T0 = Date.UTC(2026, 2, 1);
 const quiet = { info() {}, warn() {} };
@@ -101,7 +102,7 @@ test('the same events live in bursts and replayed from the start give identical 
     const liveLog = await openFileLog({ dir: join(root, 'live'), logger: quiet });
     const liveStore = await openSqliteStore({ path: join(root, 'live', 'views.db') });
     await liveLog.createTopic('readings', { partitions: 3 });
-    const live = new Engine({ log: liveLog, store: liveStore, app, logger: quiet, flushIntervalMs: 15 });
+    const live = new Engine({ log: liveLog, store: liveStore, control: liveStore, app, logger: quiet, flushIntervalMs: 15 });
     await live.start();
     const random = seededRandom(9);
     for (let i = 0; i < all.length; ) {
@@ -118,7 +119,7 @@ test('the same events live in bursts and replayed from the start give identical 
     const replayStore = await openSqliteStore({ path: join(root, 'replay', 'views.db') });
     await replayLog.createTopic('readings', { partitions: 3 });
     await replayLog.append('readings', all.map((value) => ({ key: keyOf(value), value })));
-    const replay = new Engine({ log: replayLog, store: replayStore, app, logger: quiet, flushIntervalMs: 1000 });
+    const replay = new Engine({ log: replayLog, store: replayStore, control: replayStore, app, logger: quiet, flushIntervalMs: 1000 });
     await replay.start();
     await caughtUp(replay, replayLog);
     await replay.stop();

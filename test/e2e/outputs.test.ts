@@ -14,7 +14,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type OutputCheckpoint, type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type OutputCheckpoint } from '../../src/view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const quiet = { info() {}, warn() {} };
@@ -31,8 +32,8 @@ export default defineApp({
 `;
 
 /** A store that refuses the next output checkpoint once, as a crash right before it would. */
-function refusingOnce(store: ViewStore): ViewStore & { armed: boolean; refused: number } {
-  const wrapped = Object.create(store) as ViewStore & { armed: boolean; refused: number };
+function refusingOnce(store: SqliteStore): SqliteStore & { armed: boolean; refused: number } {
+  const wrapped = Object.create(store) as SqliteStore & { armed: boolean; refused: number };
   wrapped.armed = false;
   wrapped.refused = 0;
   wrapped.saveOutputCheckpoint = async (name: string, cp: OutputCheckpoint) => {
@@ -91,7 +92,7 @@ describe('to(topic) exactly once across a crash between the appends and the chec
         );
       try {
         const store = refusingOnce(base);
-        const first = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
+        const first = new Engine({ log, store, control: store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
         await first.start();
         await produce(300);
         await until('the first checkpoints', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 300, first);
@@ -104,7 +105,7 @@ describe('to(topic) exactly once across a crash between the appends and the chec
         const written = (await consumeAll(log, 'flagged')).length;
         assert.ok(written > 200, `the refused flush had appended its records (${written} in the topic)`);
 
-        const second = new Engine({ log, store: base, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
+        const second = new Engine({ log, store: base, control: base, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
         await second.start();
         await produce(150);
         await until('the restart to catch up', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 750, second);

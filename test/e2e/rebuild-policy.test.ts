@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const EVENTS = 60_000;
@@ -55,7 +55,7 @@ describe('rebuild policies', () => {
   interface Run {
     engine: Engine;
     log: FileLog;
-    store: ViewStore;
+    store: SqliteStore;
     infos: string[];
     close(): Promise<void>;
   }
@@ -69,7 +69,7 @@ describe('rebuild policies', () => {
     for (let i = 0; i < events; i += 10_000) await log.append('sales', Array.from({ length: 10_000 }, (_, j) => ({ key: sale(i + j).region, value: JSON.stringify(sale(i + j)) })));
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     const infos: string[] = [];
-    const engine = new Engine({ log, store, app: await loadApp(file), configPath: file, workers: 0, flushIntervalMs: 20, logger: { info: (m) => void infos.push(m), warn: (m) => void infos.push(`warning: ${m}`) } });
+    const engine = new Engine({ log, store, control: store, app: await loadApp(file), configPath: file, workers: 0, flushIntervalMs: 20, logger: { info: (m) => void infos.push(m), warn: (m) => void infos.push(`warning: ${m}`) } });
     await engine.start();
     return {
       engine,
@@ -92,8 +92,8 @@ describe('rebuild policies', () => {
     }
   }
 
-  const states = async (store: ViewStore): Promise<[number, string][]> => (await store.versions()).map((v) => [v.version, v.state]);
-  const rows = async (store: ViewStore): Promise<unknown> => (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
+  const states = async (store: SqliteStore): Promise<[number, string][]> => (await store.versions()).map((v) => [v.version, v.state]);
+  const rows = async (store: SqliteStore): Promise<unknown> => (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
   const atHead = async (run: Run, version: number): Promise<boolean> => {
     if (!(await run.store.versions()).some((v) => v.version === version && v.state === 'live')) return false;
     const cps = await run.store.checkpoints('totals', version);

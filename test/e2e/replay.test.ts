@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type ViewStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
@@ -178,7 +179,7 @@ test('a logic change rebuilds beside the live version; readers see complete vers
     for (let i = 0; i < FIRST_EVENTS; i += 10_000) await log.append('sales', sales(10_000));
 
     // Version 1: every sale counts.
-    const a = new Engine({ ...engineOpts, store, app: await loadApp(fileA), configPath: fileA });
+    const a = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileA), configPath: fileA });
     await a.start();
     await until('version 1 is live at the head', () => liveAtHead(store, log, 1), a);
     await a.stop();
@@ -198,7 +199,7 @@ test('a logic change rebuilds beside the live version; readers see complete vers
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
-    const b = new Engine({ ...engineOpts, store, app: await loadApp(fileB), configPath: fileB });
+    const b = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
     let sawProgress = false;
     let bStopped = false;
     try {
@@ -273,7 +274,7 @@ test('a logic change rebuilds beside the live version; readers see complete vers
     // A restart with the changed config keeps the rolled-back version; it keeps up from its stored code.
     await store.close();
     store = await openSqliteStore({ path: dbPath });
-    const c = new Engine({ ...engineOpts, store, app: await loadApp(fileB), configPath: fileB });
+    const c = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
     await c.start();
     try {
       assert.deepEqual(c.builds(), [], 'no rebuild after a rollback');

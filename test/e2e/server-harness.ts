@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { type KappaServer, startServer } from '../../src/server/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 export const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
@@ -32,7 +32,7 @@ export default defineApp({
 export interface Harness {
   url: string;
   log: FileLog;
-  store: ViewStore;
+  store: SqliteStore;
   engine: Engine;
   server: KappaServer;
   dir: string;
@@ -50,9 +50,9 @@ export async function startHarness(config = salesConfig(), opts: { flushInterval
   const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   const app = await loadApp(file);
-  const engine = new Engine({ log, store, app, configPath: file, workers: 0, flushIntervalMs: opts.flushIntervalMs ?? 20, logger: { info() {}, warn() {} } });
+  const engine = new Engine({ log, store, control: store, app, configPath: file, workers: 0, flushIntervalMs: opts.flushIntervalMs ?? 20, logger: { info() {}, warn() {} } });
   await engine.start();
-  const server = await startServer({ log, store, app, engine, port: 0, sqlTimeoutMs: 1000 });
+  const server = await startServer({ log, store, control: store, app, engine, port: 0, sqlTimeoutMs: 1000 });
   return {
     url: server.url,
     log,

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { type LogFs, openFileLog } from '../../src/log/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { Type, defineApp, topic } from '../../src/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { call } from './server-harness.ts';
 
 const app = defineApp({ topics: [topic('sales', { partitions: 1, schema: Type.Object({ region: Type.String(), cents: Type.Integer() }) })] });
@@ -23,7 +23,7 @@ async function setup(fs: LogFs, inFlight?: number) {
   const log = await openFileLog({ dir, fs, logger: { info() {}, warn() {} } });
   await log.createTopic('sales', { partitions: 1 });
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
-  const server = await startServer({ log, store, app, engine: null, port: 0, ingestInFlightBytesMax: inFlight });
+  const server = await startServer({ log, store, control: store, app, engine: null, port: 0, ingestInFlightBytesMax: inFlight });
   return {
     url: server.url,
     log,

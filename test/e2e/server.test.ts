@@ -305,7 +305,7 @@ describe('HTTP server', () => {
   });
 
   test('listening beyond this machine without tokens is refused at start', async () => {
-    await assert.rejects(startServer({ log: h.log, store: h.store, app: { topics: [], views: [], outputs: [], server: {}, webhooks: [] }, engine: null, host: '0.0.0.0', port: 0 }), /without any token/);
+    await assert.rejects(startServer({ log: h.log, store: h.store, control: h.store, app: { topics: [], views: [], outputs: [], server: {}, webhooks: [] }, engine: null, host: '0.0.0.0', port: 0 }), /without any token/);
   });
 });
 

@@ -55,7 +55,7 @@ describe('POST /v1/sql limits', () => {
     writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
     const file = join(root, 'kappa.config.ts');
     writeFileSync(file, CONFIG);
-    patient = await startServer({ log: h.log, store: h.store, app: await loadApp(file), engine: h.engine, port: 0, sqlTimeoutMs: 60_000 });
+    patient = await startServer({ log: h.log, store: h.store, control: h.store, app: await loadApp(file), engine: h.engine, port: 0, sqlTimeoutMs: 60_000 });
     const r = await postJson(h.url, '/v1/topics/sales/records', [{ region: 'north', cents: 100 }, { region: 'south', cents: 250 }], TOKENS.admin);
     assert.equal(r.status, 200, r.text);
     const deadline = Date.now() + 10_000;

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const quiet = { info() {}, warn() {} };
@@ -46,7 +46,7 @@ describe('view versions', () => {
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     try {
-      const engine = new Engine({ log, store, app: await loadApp(file), logger: quiet, workers, configPath: file, flushIntervalMs: 20 });
+      const engine = new Engine({ log, store, control: store, app: await loadApp(file), logger: quiet, workers, configPath: file, flushIntervalMs: 20 });
       await engine.start();
       const deadline = Date.now() + 30_000;
       for (;;) {

@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
@@ -59,7 +59,7 @@ async function build(root: string, config: string, name: string, workers: number
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   await log.createTopic('sales', { partitions: 2 });
   await log.append('sales', ['s1', 's2', 's1', 's3'].map((store) => ({ key: store, value: JSON.stringify({ store }) })));
-  const engine = new Engine({ log, store, app: await loadApp(config), logger, workers, configPath: config, flushIntervalMs: 20 });
+  const engine = new Engine({ log, store, control: store, app: await loadApp(config), logger, workers, configPath: config, flushIntervalMs: 20 });
   try {
     await engine.start();
     const deadline = Date.now() + 30_000;

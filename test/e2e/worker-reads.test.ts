@@ -48,7 +48,7 @@ async function setUp(t: { after(fn: () => unknown): void }, opts: { onFailure?: 
   log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
   await log.createTopic('events', { partitions: 1 });
   await log.append('events', [{ value: '{"k":"a"}' }, { value: '{"k":"b"}' }]);
-  pool = await WorkerPool.start({ configPath, workers: 1, dataDir: dir, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: opts.onFailure ?? (() => {}), onWarning: opts.onWarning });
+  pool = await WorkerPool.start({ configPath, workers: 1, log: { kind: 'file', dir }, readBytesMax: 1 << 16, pendingMax: 1000, onFailure: opts.onFailure ?? (() => {}), onWarning: opts.onWarning });
   const plan = compileView((await loadApp(configPath)).views[0]);
   return { log, pool, plan };
 }

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type ViewStore, openSqliteStore } from '../../src/view/index.ts';
+import { type ViewStore } from '../../src/view/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
@@ -174,7 +175,7 @@ describe('worker threads', () => {
       await log.createTopic('clicks', { partitions: 3 });
       // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
       await log.append('clicks', all.slice(0, 3000));
-      const engine = new Engine({ log, store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40 });
+      const engine = new Engine({ log, store, control: store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40 });
       try {
         await engine.start();
         assert.equal(engine.threads, workers);
@@ -215,7 +216,7 @@ describe('worker threads', () => {
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     await log.createTopic('clicks', { partitions: 3 });
     await log.append('clicks', events(300));
-    const engine = new Engine({ log, store, app: await loadApp(file), logger: quiet, workers: 2, configPath: file, flushIntervalMs: 20, workerHeapMb });
+    const engine = new Engine({ log, store, control: store, app: await loadApp(file), logger: quiet, workers: 2, configPath: file, flushIntervalMs: 20, workerHeapMb });
     const cleanup = async (): Promise<void> => {
       for (const k of Object.keys(env)) delete process.env[k];
       await engine.close();
@@ -317,7 +318,7 @@ describe('worker threads', () => {
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     const app = await loadApp(file);
     process.env.KAPPA_TEST_BREAK_WORKER_CONFIG = '1';
-    const engine = new Engine({ log, store, app, logger: quiet, workers: 1, configPath: file });
+    const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: 1, configPath: file });
     try {
       await engine.start();
       const err = await failureOf(engine);
@@ -338,7 +339,7 @@ describe('worker threads', () => {
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
     const app = await loadApp(file);
-    const engine = new Engine({ log, store, app, logger: quiet, workers: 1, configPath: file });
+    const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: 1, configPath: file });
     // The edit lands after the app was loaded and before the worker code is bundled.
     await new Promise((r) => setTimeout(r, 20));
     writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));

@@ -1,10 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import type { ViewDefinition } from '../types.ts';
+import type { VersionTable } from '../types.ts';
 import { createTableSql, publicSelectSql, startsWithKeyword, upsertSql } from './sql.ts';
 
-const def: ViewDefinition = {
+const def: VersionTable = {
   name: 'v',
   version: 2,
   fingerprint: 'fp',

@@ -32,7 +32,7 @@
  *   custom     excluded.c                                     (merged in JS before the upsert)
  */
 import { versionTableName } from '../definition.ts';
-import type { MergeRule, ViewDefinition } from '../types.ts';
+import type { MergeRule, VersionTable } from '../types.ts';
 
 /** The column that keys a view without key columns. */
 export const UNIT_KEY_COLUMN = 'kappa_unit';
@@ -43,20 +43,20 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-export function tableIdent(def: Pick<ViewDefinition, 'name' | 'version'>): string {
+export function tableIdent(def: Pick<VersionTable, 'name' | 'version'>): string {
   return quoteIdent(versionTableName(def.name, def.version));
 }
 
-function keyNames(def: ViewDefinition): string[] {
+function keyNames(def: VersionTable): string[] {
   return def.keyColumns.length === 0 ? [UNIT_KEY_COLUMN] : def.keyColumns.map((c) => c.name);
 }
 
 /** SQLite declared type. `ANY` is declared with no type, which gives no affinity (a declared "ANY" would mean NUMERIC). */
-function columnType(type: ViewDefinition['keyColumns'][number]['type']): string {
+function columnType(type: VersionTable['keyColumns'][number]['type']): string {
   return type === 'ANY' ? '' : type;
 }
 
-export function createTableSql(def: ViewDefinition): string {
+export function createTableSql(def: VersionTable): string {
   const keys =
     def.keyColumns.length === 0
       ? [`${quoteIdent(UNIT_KEY_COLUMN)} INTEGER NOT NULL CHECK (${quoteIdent(UNIT_KEY_COLUMN)} = 0)`]
@@ -70,7 +70,7 @@ export function createTableSql(def: ViewDefinition): string {
  * `INSERT … VALUES (…) ON CONFLICT (keys) DO UPDATE SET …` for one row. Parameters: the key values
  * (NULL encoded; none for a keyless view), then the state values.
  */
-export function upsertSql(def: ViewDefinition): string {
+export function upsertSql(def: VersionTable): string {
   const unit = def.keyColumns.length === 0;
   const columns = [...keyNames(def), ...def.stateColumns.map((c) => c.name)].map(quoteIdent).join(', ');
   const row = `(${[...(unit ? ['0'] : def.keyColumns.map(() => '?')), ...def.stateColumns.map(() => '?')].join(', ')})`;
@@ -102,7 +102,7 @@ export function mergeExpr(col: string, rule: MergeRule): string {
 }
 
 /** Reads the stored custom-merge columns of one row by key (parameters: the encoded key values). */
-export function selectCustomSql(def: ViewDefinition, customColumns: string[]): string {
+export function selectCustomSql(def: VersionTable, customColumns: string[]): string {
   const where =
     def.keyColumns.length === 0 ? `${quoteIdent(UNIT_KEY_COLUMN)} = 0` : def.keyColumns.map((c) => `${quoteIdent(c.name)} = ?`).join(' AND ');
   return `SELECT ${customColumns.map(quoteIdent).join(', ')} FROM ${tableIdent(def)} WHERE ${where}`;
@@ -112,7 +112,7 @@ export function selectCustomSql(def: ViewDefinition, customColumns: string[]): s
  * The SELECT behind the public view: decoded key columns, then the output expressions. The inner
  * SELECT decodes NULL keys first, so output expressions see real NULLs; SQLite flattens it.
  */
-export function publicSelectSql(def: ViewDefinition): string {
+export function publicSelectSql(def: VersionTable): string {
   const inner = [
     ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
     ...def.stateColumns.map((c) => quoteIdent(c.name)),
@@ -127,7 +127,7 @@ export function publicSelectSql(def: ViewDefinition): string {
  * values; none for a keyless view). The key condition sits on the version table itself, so SQLite
  * looks the row up by its primary key instead of scanning the decoded keys of every row.
  */
-export function selectRowByKeySql(def: ViewDefinition): string {
+export function selectRowByKeySql(def: VersionTable): string {
   const where = keyNames(def).map((k) => (def.keyColumns.length === 0 ? `${quoteIdent(k)} = 0` : `${quoteIdent(k)} = ?`)).join(' AND ');
   const inner = [
     ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),

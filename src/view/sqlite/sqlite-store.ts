@@ -57,7 +57,8 @@ import {
   validateDeltas,
   validateDefinition,
 } from '../definition.ts';
-import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryOptions, QueryResult, RowDelta, ViewDefinition, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import type { BuildInfo, Checkpoint, MergeRule, ViewRequest, ViewRequestAction, OutputCheckpoint, QueryOptions, QueryResult, RowDelta, VersionTable, ViewState, ViewStore, ViewVersionInfo } from '../types.ts';
+import type { ControlStore } from '../control-store.ts';
 import { createTableSql, publicSelectSql, quoteIdent, selectCustomSql, selectRowByKeySql, startsWithKeyword, tableIdent, upsertSql } from './sql.ts';
 
 export interface SqliteStoreOptions {
@@ -174,7 +175,7 @@ interface CheckpointRow {
 
 /** The prepared statements of one version, built once and reused by every flush. */
 interface VersionHandle {
-  def: ViewDefinition;
+  def: VersionTable;
   upsert: Database.Statement<unknown[]>;
   /** Reads the stored custom-merge columns by key; null when the view has none. */
   selectCustom: Database.Statement<unknown[]> | null;
@@ -187,11 +188,17 @@ interface VersionHandle {
   keyParams: unknown[];
 }
 
-export async function openSqliteStore(opts: SqliteStoreOptions): Promise<ViewStore> {
+/**
+ * The SQLite store: one database file serves both ports, so a flush, a swap or a drop can change
+ * view rows and control records in one transaction.
+ */
+export type SqliteStore = ViewStore & ControlStore;
+
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteStore> {
   return SqliteViewStore.open(opts);
 }
 
-class SqliteViewStore implements ViewStore {
+class SqliteViewStore implements ViewStore, ControlStore {
   private readonly handles = new Map<string, VersionHandle>();
   private nextReader = 0;
   private closed = false;
@@ -246,7 +253,7 @@ class SqliteViewStore implements ViewStore {
     }
   }
 
-  async ensureVersion(def: ViewDefinition): Promise<ViewVersionInfo> {
+  async ensureVersion(def: VersionTable): Promise<ViewVersionInfo> {
     this.checkOpen();
     validateDefinition(def);
     const json = definitionJson(def);
@@ -257,7 +264,7 @@ class SqliteViewStore implements ViewStore {
     return this.info(this.catalogRow(def.name, def.version));
   }
 
-  private ensureTx(def: ViewDefinition, json: string): void {
+  private ensureTx(def: VersionTable, json: string): void {
     const existing = this.sql.get.get(def.name, def.version) as CatalogRow | undefined;
     if (existing !== undefined) {
       if (existing.definition_json !== json) {
@@ -291,7 +298,7 @@ class SqliteViewStore implements ViewStore {
   }
 
   /** Upserts one checkpoint; refuses (throws, rolling back the flush) if it would go backwards. */
-  private saveCheckpoint(def: ViewDefinition, cp: Checkpoint): void {
+  private saveCheckpoint(def: VersionTable, cp: Checkpoint): void {
     const result = this.sql.saveCheckpoint.run(def.name, def.version, cp.topic, cp.partition, cp.offset, cp.watermark, cp.outputSequence);
     if (result.changes === 1) return;
     const stored = this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow;
@@ -343,7 +350,7 @@ class SqliteViewStore implements ViewStore {
    * functions), else as the catalog stored it: custom merges then refuse to run until
    * `ensureVersion` registers them again.
    */
-  async definition(name: string, version: number): Promise<ViewDefinition | null> {
+  async definition(name: string, version: number): Promise<VersionTable | null> {
     this.checkOpen();
     checkViewName(name);
     checkVersion(version);
@@ -436,6 +443,16 @@ class SqliteViewStore implements ViewStore {
     checkViewName(name);
     checkVersion(version);
     await this.writeWhenFree(`delete the build of view "${name}" v${version}`, () => this.sql.deleteBuild.run(name, version));
+  }
+
+  async forgetVersion(name: string, version: number): Promise<void> {
+    this.checkOpen();
+    checkViewName(name);
+    checkVersion(version);
+    await this.writeWhenFree(`forget the code and build of view "${name}" v${version}`, () => {
+      this.sql.deleteCode.run(name, version);
+      this.sql.deleteBuild.run(name, version);
+    });
   }
 
   async addRequest(view: string, action: ViewRequestAction, from: string | null): Promise<number> {
@@ -599,7 +616,7 @@ class SqliteViewStore implements ViewStore {
   }
 
   /** Points the public SQL view at `def`'s table. Runs inside the caller's transaction. */
-  private pointPublicView(def: ViewDefinition): void {
+  private pointPublicView(def: VersionTable): void {
     this.writer.exec(`DROP VIEW IF EXISTS ${quoteIdent(def.name)}`);
     this.writer.exec(`CREATE VIEW ${quoteIdent(def.name)} AS ${publicSelectSql(def)}`);
   }
@@ -638,7 +655,7 @@ class SqliteViewStore implements ViewStore {
     return handle;
   }
 
-  private prepareVersion(def: ViewDefinition): VersionHandle {
+  private prepareVersion(def: VersionTable): VersionHandle {
     const customIndexes: number[] = [];
     def.stateColumns.forEach((c, i) => c.merge.kind === 'custom' && customIndexes.push(i));
     const width = def.keyColumns.length + def.stateColumns.length;
@@ -709,7 +726,7 @@ function prepareWriter(db: Database.Database, path: string): void {
 }
 
 /** Prepares the public SELECT so a bad output expression is refused when the version is created. */
-function checkOutputSql(db: Database.Database, def: ViewDefinition): void {
+function checkOutputSql(db: Database.Database, def: VersionTable): void {
   try {
     db.prepare(publicSelectSql(def));
   } catch (err) {
@@ -765,7 +782,7 @@ function applyCustomDeltas(h: VersionHandle, deltas: readonly RowDelta[], from: 
 }
 
 /** Merges one custom column: stored JSON text + a delta value → JSON text (NULL = no state yet). */
-function mergeCustom(def: ViewDefinition, column: string, rule: MergeRule, stored: string | null, delta: unknown): string | null {
+function mergeCustom(def: VersionTable, column: string, rule: MergeRule, stored: string | null, delta: unknown): string | null {
   if (delta === null || delta === undefined) return stored;
   const merged = stored === null ? delta : (rule as Extract<MergeRule, { kind: 'custom' }>).merge(JSON.parse(stored), delta);
   if (merged === null || merged === undefined) return null;

@@ -1,0 +1,22 @@
+/**
+ * Opens a log from its serialisable descriptor (`Log.descriptor`): how a worker thread or another
+ * process opens "the same log" as its parent, whatever the adapter.
+ */
+import { KappaError } from '../errors.ts';
+import { openFileLog } from './file-log.ts';
+import type { Log, LogDescriptor, Logger } from './types.ts';
+
+export interface OpenLogOptions {
+  /** Open for reading only: another process owns the log and appends to it. */
+  readOnly?: boolean;
+  logger?: Logger;
+}
+
+export function openLog(descriptor: LogDescriptor, opts: OpenLogOptions = {}): Promise<Log> {
+  switch (descriptor.kind) {
+    case 'file':
+      return openFileLog({ dir: descriptor.dir, readOnly: opts.readOnly, logger: opts.logger });
+    default:
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `There is no log adapter called "${(descriptor as { kind: string }).kind}".`);
+  }
+}
