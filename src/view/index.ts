@@ -3,8 +3,8 @@
  * Adapters live in subfolders with their own index (`view/sqlite/index.ts`), so code that only
  * needs the ports (worker threads) does not load a native database module.
  */
+export type { ViewStore } from './view-store.ts';
 export type {
-  ViewStore,
   VersionTable,
   ViewVersionInfo,
   ViewState,

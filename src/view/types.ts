@@ -1,17 +1,8 @@
 /**
- * The `ViewStore` port: the serving layer as the processing engine sees it. Adapters: SQLite
- * (`view/sqlite/`, embedded default) now, PostgreSQL later; one contract suite
- * (`test/contract/view-store.contract.ts`) runs against every adapter.
- *
- * Physical form: each view version is a real table `<name>__v<version>` with one column per group
- * key (windowed views also have `window_start` and `window_end`, ms since the epoch) and one column
- * per aggregate *state* column. The public name `<name>` is a SQL VIEW over the live version that
- * exposes the *output* columns (for example `avg` = `avg__sum / avg__count`).
- *
- * Deltas: a task never reads rows. It folds events into per-group state deltas and hands them to
- * `flush`, which merges each delta into the stored row by the column's merge rule (for `add`:
- * `total = total + excluded.total`). So tasks for different partitions update the same group
- * without a shuffle, and `flush` is one transaction: deltas + the task's checkpoints together.
+ * The data the serving layer's two ports share: a version's physical table (`VersionTable`), the
+ * deltas and checkpoints a flush carries, what a query returns, and the control records (builds,
+ * requests, output checkpoints). The ports themselves: `ViewStore` (./view-store.ts) and
+ * `ControlStore` (./control-store.ts).
  */
 
 /** `ANY` keeps whatever scalar it is given (no type affinity in SQLite). */
@@ -162,35 +153,5 @@ export interface QueryResult {
   rows: Record<string, unknown>[];
 }
 
-export interface ViewStore {
-  /**
-   * Creates the version's table and catalog row if they do not exist (state `building`, or `live`
-   * when no version of the view is live yet, in which case the public SQL view points at it).
-   * Idempotent: a second call with the same definition changes nothing. A different definition
-   * under an existing (name, version) is refused.
-   */
-  ensureVersion(def: VersionTable): Promise<ViewVersionInfo>;
-  /** In one transaction: merge every delta into the version's table and upsert the checkpoints. */
-  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void>;
-  checkpoints(name: string, version: number): Promise<Checkpoint[]>;
-  /** The definition a version was created with (null if the version does not exist). */
-  definition(name: string, version: number): Promise<VersionTable | null>;
-  /**
-   * The rows of a version with these group keys, as its public view shows them (a key with no row
-   * gives none). Each is found by its primary key, so the cost is per key, whatever the table holds.
-   */
-  rowsByKey(name: string, version: number, keys: readonly (readonly (string | number | null)[])[]): Promise<Record<string, unknown>[]>;
-  /** Every version of every view in the catalog, with row counts. */
-  versions(): Promise<ViewVersionInfo[]>;
-  /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */
-  makeLive(name: string, version: number): Promise<void>;
-  /**
-   * Drops a version's table, checkpoints and catalog row. Refused for the live version. (The SQLite
-   * adapter, which also serves the control store, forgets the version's code and build record in
-   * the same transaction; callers still call `ControlStore.forgetVersion`.)
-   */
-  dropVersion(name: string, version: number): Promise<void>;
-  /** Runs one read-only SQL statement on a reader connection; a write is refused with KAPPA_QUERY_NOT_READ_ONLY. */
-  query(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult>;
-  close(): Promise<void>;
-}
+/** The port lives in ./view-store.ts; re-exported here until every importer takes it from ./index.ts. */
+export type { ViewStore } from './view-store.ts';

@@ -38,6 +38,8 @@ import type { MergeRule, VersionTable } from '../types.ts';
 export const UNIT_KEY_COLUMN = 'kappa_unit';
 /** How a NULL key value is stored (see the file comment). */
 export const NULL_KEY_SQL = "x''";
+/** How a NULL key value is bound as a parameter: the empty BLOB. */
+export const NULL_KEY = Buffer.alloc(0);
 
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

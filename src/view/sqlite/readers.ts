@@ -1,0 +1,134 @@
+/**
+ * The read side of a SQLite store: `readers` read-only connections (`readonly: true`) that serve
+ * `query` and `rowsByKey`, in turn. The database is in WAL mode, so a reader reads the last
+ * committed snapshot and is never blocked by the writer's open transaction (a stepped flush
+ * included), and the writer is never blocked by readers.
+ *
+ * Bounds: a statement is refused past SQL_CHARS_MAX characters, and an answer past `queryRowsMax`
+ * rows or RESULT_BYTES_MAX bytes (./query-limits.cjs). A query with a time limit runs in a child
+ * process that is killed past it (./timed-reader.ts).
+ */
+import Database from 'better-sqlite3';
+import { KappaError } from '../../errors.ts';
+import type { QueryOptions, QueryResult } from '../types.ts';
+import type { VersionHandle } from './catalog.ts';
+import { RESULT_BYTES_MAX, SQL_CHARS_MAX, collectRows } from './query-limits.cjs';
+import { NULL_KEY, selectRowByKeySql, startsWithKeyword } from './sql.ts';
+import { TimedReader } from './timed-reader.ts';
+
+export interface ReaderOptions {
+  path: string;
+  count: number;
+  busyTimeoutMs: number;
+  queryRowsMax: number;
+}
+
+export class SqliteReaders {
+  private nextReader = 0;
+  /** Runs the queries that have a time limit (created on first need). */
+  private timed: TimedReader | null = null;
+
+  private constructor(
+    private readonly readers: Database.Database[],
+    private readonly opts: ReaderOptions,
+  ) {}
+
+  /** Opens the connections; call after the writer has created the file, the WAL and the catalog. */
+  static open(opts: ReaderOptions): SqliteReaders {
+    const readers: Database.Database[] = [];
+    try {
+      for (let i = 0; i < opts.count; i++) {
+        readers.push(new Database(opts.path, { readonly: true, fileMustExist: true, timeout: opts.busyTimeoutMs }));
+      }
+    } catch (err) {
+      for (const db of readers.reverse()) db.close();
+      throw err;
+    }
+    return new SqliteReaders(readers, opts);
+  }
+
+  async query(sql: string, params: unknown[], opts: QueryOptions): Promise<QueryResult> {
+    checkQueryInput(sql, params);
+    const stmt = this.prepareReadOnly(sql);
+    const columns = stmt.columns().map((c) => c.name);
+    if (opts.timeoutMs !== undefined) {
+      this.timed ??= new TimedReader(this.opts.path, this.opts.busyTimeoutMs, this.opts.queryRowsMax);
+      return this.timed.query(sql, params, columns, opts.timeoutMs);
+    }
+    // In this process (`kappa query`, the server's reads of views): the same limits on rows and bytes.
+    let result: ReturnType<typeof collectRows>;
+    try {
+      const rows = stmt.iterate(...params) as IterableIterator<Record<string, unknown>>;
+      result = collectRows(rows, this.opts.queryRowsMax, RESULT_BYTES_MAX);
+    } catch (err) {
+      throw sqlError(err);
+    }
+    if (result.refused !== undefined) throw new KappaError(result.refused.code, result.refused.message, result.refused.details);
+    return { columns, rows: result.rows };
+  }
+
+  /** The rows of the public view of `h`'s version with these keys, each found by its primary key. */
+  rowsByKey(h: VersionHandle, keys: readonly (readonly (string | number | null)[])[]): Record<string, unknown>[] {
+    h.selectByKey ??= this.readers[0].prepare(selectRowByKeySql(h.def));
+    const nk = h.def.keyColumns.length;
+    const params = new Array<unknown>(nk);
+    const rows: Record<string, unknown>[] = [];
+    for (const key of keys) {
+      for (let k = 0; k < nk; k++) params[k] = key[k] ?? NULL_KEY;
+      const row = h.selectByKey.get(params) as Record<string, unknown> | undefined;
+      if (row !== undefined) rows.push(row);
+    }
+    return rows;
+  }
+
+  async close(): Promise<void> {
+    await this.timed?.close();
+    for (const reader of this.readers) reader.close();
+  }
+
+  /** Prepares `sql` on the next reader, refusing anything that is not one read-only statement. */
+  private prepareReadOnly(sql: string): Database.Statement<unknown[]> {
+    const reader = this.readers[this.nextReader];
+    this.nextReader = (this.nextReader + 1) % this.readers.length;
+    let stmt: Database.Statement<unknown[]>;
+    try {
+      stmt = reader.prepare(sql);
+    } catch (err) {
+      throw sqlError(err);
+    }
+    // `readonly` is false for anything that writes the database; `reader` is false for statements
+    // that return nothing, which also catches those that change the connection instead (ATTACH,
+    // BEGIN, PRAGMA assignments). PRAGMA is refused outright: some assignments return a row.
+    if (!stmt.readonly || !stmt.reader || startsWithKeyword(sql, 'pragma')) {
+      throw new KappaError(
+        'KAPPA_QUERY_NOT_READ_ONLY',
+        'Queries are read-only: this statement would change data or the database connection, so it was not run. ' +
+          'Use a single SELECT (or WITH … SELECT); ' +
+          "for table information use SELECT * FROM pragma_table_info('<view>').",
+        { sql: sql.slice(0, 200) },
+      );
+    }
+    return stmt;
+  }
+}
+
+function checkQueryInput(sql: unknown, params: unknown): void {
+  if (typeof sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'A query must be a SQL string.', {});
+  if (sql.length > SQL_CHARS_MAX) {
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The SQL statement has ${sql.length} characters, more than ${SQL_CHARS_MAX}: ` +
+        'pass long values as parameters (?), or query in parts.',
+      { sqlCharsMax: SQL_CHARS_MAX },
+    );
+  }
+  if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Query parameters must be an array (positional parameters, `?`).', {});
+}
+
+/** A driver error from `query` as KAPPA_SQL_ERROR with SQLite's message; Kappa errors pass. */
+function sqlError(err: unknown): KappaError {
+  if (err instanceof KappaError) return err;
+  const code = (err as { code?: unknown }).code;
+  const details = typeof code === 'string' ? { sqliteCode: code } : {};
+  return new KappaError('KAPPA_SQL_ERROR', `SQL error: ${(err as Error)?.message ?? String(err)}`, details, err);
+}

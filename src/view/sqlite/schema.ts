@@ -1,0 +1,114 @@
+/**
+ * The SQLite store's on-disk layout, and the settings its writer connection opens with. One
+ * database file serves both ports (`ViewStore` and `ControlStore`), so a flush commits rows and
+ * checkpoints together and a drop forgets a version's code and build in the same transaction.
+ *
+ * Tables (see ./sql.ts for the version tables and the NULL-key encoding):
+ *   kappa_views(name, version, state, fingerprint, definition_json, created_at, live_at)
+ *       PRIMARY KEY (name, version); at most one 'live' row per name (partial unique index).
+ *   kappa_checkpoints(view, version, topic, partition, offset, watermark, output_sequence)
+ *       PRIMARY KEY (view, version, topic, partition).
+ *   kappa_output_checkpoints(output, topic, partition, offset, sequences)
+ *       PRIMARY KEY (output, topic, partition); sequences is a JSON array, one per target partition.
+ *   kappa_view_code(name, version, code)   the bundled config each version's logic came from.
+ *   kappa_builds(name, version, info_json)  builds in progress and their progress (BuildInfo).
+ *   kappa_requests(id, view, action, from_spec, created_at, state, message, version)
+ *       replay / rollback / cancel requests from other processes to the running engine.
+ *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
+ *   PRAGMA user_version = 1 marks this layout; a newer layout is refused, not guessed at.
+ *
+ * Durability: WAL with `synchronous = NORMAL`. In WAL mode that syncs the WAL at checkpoints, not
+ * at every commit, so after a power loss (not a process crash: the WAL is already in the OS)
+ * SQLite may roll back the last few committed transactions. That keeps the exactly-once promise
+ * because a flush commits a version's rows and the checkpoints they reflect in ONE transaction: a
+ * rolled-back flush takes its checkpoints with it, the view is still the fold of the log up to its
+ * (older) checkpoint, and the tasks re-read the gap from the log, which is the durable source of
+ * truth. `FULL` would buy nothing a user can observe and cost an fsync per flush.
+ */
+import type Database from 'better-sqlite3';
+import { KappaError } from '../../errors.ts';
+
+const SCHEMA_VERSION = 1;
+/** After a checkpoint, the WAL file is truncated to this size so it does not stay at its peak. */
+const WAL_BYTES_LIMIT = 64 * 1024 * 1024;
+
+const CATALOG_SQL = `
+CREATE TABLE IF NOT EXISTS kappa_views (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('building', 'live', 'retired')),
+  fingerprint TEXT NOT NULL,
+  definition_json TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  live_at INTEGER,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS kappa_views_one_live ON kappa_views (name) WHERE state = 'live';
+CREATE TABLE IF NOT EXISTS kappa_checkpoints (
+  view TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  watermark REAL NOT NULL,
+  output_sequence INTEGER NOT NULL,
+  PRIMARY KEY (view, version, topic, "partition")
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
+  output TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  sequences TEXT NOT NULL,
+  PRIMARY KEY (output, topic, "partition")
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_view_code (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  code TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_builds (
+  name TEXT NOT NULL COLLATE NOCASE,
+  version INTEGER NOT NULL,
+  info_json TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  view TEXT NOT NULL,
+  action TEXT NOT NULL CHECK (action IN ('replay', 'rollback', 'cancel')),
+  from_spec TEXT,
+  created_at INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'taken', 'done', 'failed')),
+  message TEXT,
+  version INTEGER
+);
+`;
+
+/** WAL + NORMAL (see the file comment), the layout version, and the catalog tables. */
+export function prepareWriter(db: Database.Database, path: string): void {
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (mode !== 'wal') {
+    throw new KappaError(
+      'KAPPA_IO_ERROR',
+      `The view store at ${path} cannot use WAL mode (got "${String(mode)}"); put it on a local file system.`,
+      { path },
+    );
+  }
+  db.pragma('synchronous = NORMAL');
+  db.pragma(`journal_size_limit = ${WAL_BYTES_LIMIT}`);
+  const layout = db.pragma('user_version', { simple: true }) as number;
+  if (layout > SCHEMA_VERSION) {
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The view store at ${path} was written by a newer Kappa (layout ${layout}, ` +
+        `this one knows ${SCHEMA_VERSION}); upgrade Kappa.`,
+      { path, layout },
+    );
+  }
+  db.transaction(() => {
+    db.exec(CATALOG_SQL);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
