@@ -1,0 +1,87 @@
+/**
+ * Request bodies: JSON (read whole, up to JSON_BODY_MAX, checked as UTF-8 and for nesting depth,
+ * then parsed; its bytes kept on the request for idempotency digests) and NDJSON (left as a stream
+ * for the ingestion route to read line by line). Any other content type is refused with 415 by
+ * Fastify, which http-errors.ts turns into the catalogue's error.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { KappaError } from '../errors.ts';
+import { TOO_LARGE_DRAIN_BYTES } from './lines.ts';
+import { JSON_DEPTH_MAX, jsonTooDeep } from './record-check.ts';
+
+/** JSON bodies are parsed whole, so they are capped lower than streamed NDJSON. */
+export const JSON_BODY_MAX = 32 * 1024 * 1024;
+
+/** Replaces Fastify's body parsers with Kappa's two; `jsonLimit` caps a JSON body (413 past it). */
+export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number): void {
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('application/json', (req, payload, done) => {
+    readJsonBody(req, payload, jsonLimit, (err, body) => {
+      if (err !== null) return done(err, undefined);
+      req.rawBody = body!;
+      try {
+        done(null, parseJsonBody(body!, req.routeOptions.url === '/v1/topics/:topic/records' ? 'KAPPA_INVALID_RECORD' : 'KAPPA_INVALID_ARGUMENT'));
+      } catch (e) {
+        done(e as Error, undefined);
+      }
+    });
+  });
+  fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads a JSON body whole, up to `limit` bytes. A larger one is refused with 413 only once the rest
+ * is read (and dropped), up to TOO_LARGE_DRAIN_BYTES more: a server that answers and closes while
+ * the client is still sending resets the connection, and the client never sees the answer.
+ */
+function readJsonBody(req: FastifyRequest, payload: Readable, limit: number, done: (err: Error | null, body?: Buffer) => void): void {
+  const tooLarge = (): KappaError =>
+    new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is larger than the server accepts (JSON bodies up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`, { limitBytes: limit });
+  if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge());
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let settled = false;
+  const finish = (err: Error | null, body?: Buffer): void => {
+    if (settled) return;
+    settled = true;
+    payload.off('data', onData);
+    done(err, body);
+  };
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length;
+    if (bytes <= limit) chunks.push(chunk);
+    else if (chunks.length > 0) chunks.length = 0; // past the limit: dropped, only counted
+    if (bytes > limit + TOO_LARGE_DRAIN_BYTES) {
+      finish(tooLarge());
+      payload.destroy();
+    }
+  };
+  payload.on('data', onData);
+  payload.on('error', (err) => finish(new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err)));
+  payload.on('end', () => finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)));
+  // Closed before its end: the client went away mid-body.
+  payload.on('close', () => finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {})));
+}
+
+function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVALID_ARGUMENT'): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch (err) {
+    throw new KappaError(code, 'The request body is not valid UTF-8.', {}, err);
+  }
+  if (text.trim() === '') throw new KappaError(code, 'The request body is empty; send a JSON object or an array of them.', {});
+  // Deeper values would overflow the stack of the code that walks them (a 500, or worse).
+  if (body.length > JSON_DEPTH_MAX && jsonTooDeep(body, JSON_DEPTH_MAX)) {
+    throw new KappaError(code, `The request body nests arrays and objects more than ${JSON_DEPTH_MAX} deep, more than the server accepts.`, { depthMax: JSON_DEPTH_MAX });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new KappaError(code, `The request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`, {}, err);
+  }
+}
+

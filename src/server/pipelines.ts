@@ -1,0 +1,63 @@
+/**
+ * Pipelines and builds: `GET /v1/pipelines` (each task's offset, lag, events/s and checkpoint age,
+ * and every build; needs `query`), and the build commands `POST /v1/views/:view/replay` (a new
+ * version built from the log), `/rollback` (the previous version live again) and `/cancel` (stop a
+ * build), which need `admin` and a running engine (503 without one).
+ */
+import type { FastifyInstance } from 'fastify';
+import { parseFrom } from '../stream/index.ts';
+import { needEngine } from './context.ts';
+
+/** A task's events processed at a moment, and the rate since the sample before it. */
+interface Sample {
+  events: number;
+  atMs: number;
+  rate: number | null;
+}
+
+export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
+  const { kappa } = fastify;
+  const { log, control } = kappa;
+  /** Each task's events processed, sampled at most once a second, for its events/s. */
+  const samples = new Map<string, Sample>();
+  fastify.get('/v1/pipelines', { config: { scope: 'query' } }, async () => {
+    const now = Date.now();
+    const tasks = [];
+    for (const t of kappa.engine?.status() ?? []) {
+      const { end } = await log.offsets(t.topic, t.partition);
+      const id = `${t.view}/${t.version}/${t.topic}/${t.partition}`;
+      const last = samples.get(id);
+      if (last === undefined) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: null });
+      else if (now - last.atMs >= 1000) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: ((t.eventsProcessed - last.events) * 1000) / (now - last.atMs) });
+      tasks.push({
+        ...t,
+        lag: Math.max(0, end - t.committedOffset),
+        logEndOffset: end,
+        eventsPerSecond: samples.get(id)!.rate,
+        checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null,
+      });
+    }
+    return { tasks, builds: await control.builds() };
+  });
+
+  fastify.post('/v1/views/:view/replay', { config: { scope: 'admin' } }, async (req, reply) => {
+    const { view } = req.params as { view: string };
+    const body = (req.body ?? {}) as { from?: unknown };
+    const from = body.from === undefined ? 'earliest' : String(body.from);
+    if (from !== 'earliest') parseFrom(from);
+    const r = await needEngine(kappa).replay(view, from);
+    reply.code(202);
+    return { view, version: r.version, message: r.message };
+  });
+  fastify.post('/v1/views/:view/rollback', { config: { scope: 'admin' } }, async (req, reply) => {
+    const { view } = req.params as { view: string };
+    const r = await needEngine(kappa).rollback(view);
+    reply.code(202);
+    return { view, version: r.version, message: r.message };
+  });
+  fastify.post('/v1/views/:view/cancel', { config: { scope: 'admin' } }, async (req) => {
+    const { view } = req.params as { view: string };
+    const r = await needEngine(kappa).cancel(view);
+    return { view, version: r.version, message: r.message };
+  });
+}
