@@ -1,0 +1,192 @@
+/**
+ * What a task's flush writes (the task loop, task-loop.ts, decides when). A view task's flush is:
+ * dead letters and late events appended (and durable), then ONE store transaction with the row
+ * deltas and the task's checkpoint. An output task's flush is: dead letters, then the records for
+ * its derived topic, all durable, then its checkpoint with the producer sequences after them.
+ * After any crash a task resumes from its checkpoint, so a view equals a fold of the log up to
+ * that checkpoint: no event counted twice, none skipped. Everything a flush appends goes through
+ * an idempotent producer whose sequence follows from the source offset (side outputs) or is kept
+ * in the checkpoint (outputs), so a replay after a crash does not repeat it.
+ *
+ * Invariant (asserted, on in production): a task's checkpoint never moves backwards.
+ */
+import { createHash } from 'node:crypto';
+import { assertNotBackwards } from '../assert.ts';
+import { isKappaError } from '../errors.ts';
+import { type EncodableRecord, type Log, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
+import type { ControlStore } from '../view/control-store.ts';
+import type { Checkpoint, RowDelta, ViewStore } from '../view/types.ts';
+import type { ChangeFeed } from './change-feed.ts';
+import type { DeadLetter, LateEvent, ViewPlan } from './plan.ts';
+import type { OutputProducer, Task } from './task-loop.ts';
+import type { Drained } from './task-runner.ts';
+import type { ViewGroup } from './versions.ts';
+
+/** Records per append when an output task writes its derived topic. */
+const OUTPUT_BATCH_RECORDS = 1000;
+
+/** How long a task waits before it tries a store write again while another process holds the lock. */
+const LOCKED_RETRY_MS = 1000;
+
+export interface FlusherOptions {
+  log: Log;
+  store: ViewStore;
+  control: ControlStore;
+  logger: Logger;
+  changes: ChangeFeed;
+  /** Keeps the config's code with a version built from it (called at the version's first flush). */
+  saveCode: (group: ViewGroup) => Promise<void>;
+}
+
+export class Flusher {
+  /** Told how long each view flush (one store transaction) took, and how many rows it wrote. */
+  observer: ((view: string, seconds: number, rows: number) => void) | null = null;
+
+  constructor(private readonly opts: FlusherOptions) {}
+
+  async flush(task: Task): Promise<void> {
+    const { store } = this.opts;
+    // On this thread the drain covers every batch handed over so far: every record before task.offset.
+    // With a worker that reads for itself, the drain says which offset it covers.
+    const drained = await task.runner.drain(task.id);
+    const offset = drained.offset ?? task.offset;
+    // A drain covers at least what the last checkpoint covered; less would fold events twice after a restart.
+    assertNotBackwards(task.committedOffset, offset, `the checkpoint of task ${task.plan.name}/${task.topic}/${task.partition}`);
+    task.offset = offset;
+    const group = task.group;
+    if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
+    const name = group.plan.view.name;
+    const deltas = drained.rows as RowDelta[];
+    if (group.ensured === null && deltas.length > 0) {
+      group.keyNames = drained.keyNames;
+      group.ensured = store.ensureVersion(group.plan.definition(group.version, deltas[0], drained.keyNames ?? []));
+      group.ensured.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
+    }
+    if (group.keyNames === null && drained.keyNames !== null) group.keyNames = drained.keyNames;
+    // Dead letters and late events first, and durable, so a checkpoint never covers an event whose
+    // side output was lost. A replay re-sends them with the same sequence (the source offset), and
+    // the log drops what it already has.
+    await this.appendSideOutputs(task, drained.deadLetters, drained.late);
+    if (group.ensured) {
+      const info = await group.ensured;
+      if (info.state === 'live') group.live = true;
+      if (!group.codeSaved) await this.opts.saveCode(group);
+      const checkpoint: Checkpoint = { topic: task.topic, partition: task.partition, offset, watermark: drained.watermarkMs, outputSequence: 0 };
+      const started = performance.now();
+      await this.whileLocked(task, () => store.flush(name, group.version, deltas, [checkpoint]));
+      this.observer?.(name, (performance.now() - started) / 1000, deltas.length);
+      task.committedOffset = offset;
+      if (group.live && deltas.length > 0 && this.opts.changes.listening) {
+        this.opts.changes.emit({ kind: 'rows', view: name, version: group.version, keyNames: group.keyNames ?? [], keys: deltas.map((d) => d.key) });
+      }
+    }
+    task.lastFlushAtMs = Date.now();
+  }
+
+  /**
+   * An output task's flush: dead letters, then the records for the derived topic, each partition's
+   * under the producer's next sequences, all durable; then the checkpoint with the sequences after
+   * them. A crash in between re-sends the same records under the same sequences from the last
+   * checkpoint, and the log drops the ones it has.
+   */
+  private async flushOutput(task: Task, producer: OutputProducer, offset: number, drained: Drained): Promise<void> {
+    const { log } = this.opts;
+    await this.appendSideOutputs(task, drained.deadLetters, []);
+    const target = producer.plan.output.target.name;
+    const byPartition = new Map<number, EncodableRecord[]>();
+    for (const r of drained.outputs) {
+      let records = byPartition.get(r.partition);
+      if (records === undefined) byPartition.set(r.partition, (records = []));
+      records.push({ key: r.key === null ? null : Buffer.from(r.key), value: Buffer.from(r.value), headers: [], timestamp: r.timestamp });
+    }
+    const sequences = producer.sequences.slice();
+    await Promise.all(
+      [...byPartition].map(async ([q, records]) => {
+        for (let i = 0; i < records.length; i += OUTPUT_BATCH_RECORDS) {
+          const chunk = records.slice(i, i + OUTPUT_BATCH_RECORDS);
+          await log.appendBatch(target, q, chunk, { producerId: producer.id, producerEpoch: 0, baseSequence: sequences[q] });
+          sequences[q] = (sequences[q] + chunk.length) % SEQUENCE_MODULUS;
+        }
+      }),
+    );
+    if (offset !== task.committedOffset) {
+      if (!producer.plan.output.fromStart) await this.whileLocked(task, () => this.opts.control.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences }));
+      task.committedOffset = offset;
+    }
+    producer.sequences = sequences;
+    task.lastFlushAtMs = Date.now();
+  }
+
+  /**
+   * Runs a store write of `task`, retrying for as long as another process holds the store's write
+   * lock (a sqlite3 shell with an open transaction, a backup): the task waits, on timers, and its
+   * lag grows; it neither fails nor spins. The store already retried for its busy timeout before
+   * saying so. Reported once per wait.
+   */
+  private async whileLocked<T>(task: Task, write: () => Promise<T>): Promise<T> {
+    let waitingSinceMs = 0;
+    for (;;) {
+      try {
+        const result = await write();
+        if (waitingSinceMs > 0) this.opts.logger.info(`${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was locked for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`);
+        return result;
+      } catch (err) {
+        if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || task.signal.aborted) throw err;
+        if (waitingSinceMs === 0) {
+          waitingSinceMs = Date.now();
+          this.opts.logger.warn(`${task.plan.name}/${task.topic}/${task.partition} waits: another process holds the view store's write lock (${err.message}); retrying every second`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));
+      }
+    }
+  }
+
+  private async appendSideOutputs(task: Task, dead: DeadLetter[], late: LateEvent[]): Promise<void> {
+    const { log } = this.opts;
+    const name = task.plan.name;
+    const version = task.group?.version ?? 0;
+    const dlqId = producerId(name, version, task.topic, task.partition, 'dlq');
+    const lateId = producerId(name, version, task.topic, task.partition, 'late');
+    for (const d of dead) {
+      const headers = provenance(name, task.topic, d.partition, d.record.offset, { 'kappa.error': d.reason });
+      await log.appendBatch(`${task.topic}.dlq`, d.partition, [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }], {
+        producerId: dlqId,
+        producerEpoch: 0,
+        baseSequence: sideSequence(d.record.offset),
+        sequenceGaps: 'allow',
+      });
+    }
+    const lateTopic = (task.plan as ViewPlan).view?.lateTopic;
+    for (const l of late) {
+      const headers = provenance(name, task.topic, l.partition, l.record.offset, { 'kappa.event.time': String(l.eventTimeMs), 'kappa.watermark': String(l.watermarkMs) });
+      await log.appendBatch(lateTopic, l.partition, [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }], {
+        producerId: lateId,
+        producerEpoch: 0,
+        baseSequence: sideSequence(l.record.offset),
+        sequenceGaps: 'allow',
+      });
+    }
+  }
+}
+
+export function producerId(...parts: (string | number)[]): number {
+  // A stable 52-bit id from the task's identity, so a restarted task is the same producer.
+  return Number.parseInt(createHash('sha256').update(parts.join('/')).digest('hex').slice(0, 13), 16);
+}
+
+function provenance(view: string, topic: string, partition: number, offset: number, extra: Record<string, string>): { key: string; value: Buffer }[] {
+  const h: Record<string, string> = { 'kappa.view': view, 'kappa.source.topic': topic, 'kappa.source.partition': String(partition), 'kappa.source.offset': String(offset), ...extra };
+  return Object.entries(h).map(([key, value]) => ({ key, value: Buffer.from(value) }));
+}
+
+/**
+ * The idempotent-producer sequence of a dead letter or late event: its source offset, wrapped into
+ * the log's 31-bit sequence space. Sequences skip (only some records are dead letters), hence
+ * `sequenceGaps: 'allow'`; a replay after a crash re-sends with the same sequence, and the log
+ * drops it. Limit: the log treats a sequence up to 2^30 behind the last one as a duplicate, so two
+ * side outputs of one task more than ~1 billion source offsets apart would be misread; per-output
+ * counters in the checkpoint would lift that.
+ */
+function sideSequence(offset: number): number {
+  return offset % 2 ** 31;
+}

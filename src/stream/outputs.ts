@@ -1,0 +1,63 @@
+/**
+ * The tasks of output pipelines (`from(a)....to(b)`, and alerts): one per partition of the source
+ * topic, each from its checkpoint in the control store (or from the start of the source, every
+ * time, for a pipeline with a stateful step, whose state lives only in memory). Each task writes
+ * its derived topic through an idempotent producer whose id is stable across restarts (see
+ * flush.ts), so records re-sent after a crash are dropped by the log.
+ */
+import type { Log, Logger } from '../log/index.ts';
+import type { ControlStore } from '../view/control-store.ts';
+import type { AppDef, OutputDef } from './dsl.ts';
+import { producerId } from './flush.ts';
+import { compileOutput } from './output-plan.ts';
+import { NO_WATERMARK } from './plan.ts';
+import type { TaskLoop } from './task-loop.ts';
+
+export interface OutputTasksOptions {
+  log: Log;
+  control: ControlStore;
+  app: AppDef;
+  logger: Logger;
+  loop: TaskLoop;
+  /** Creates a topic the log does not have yet (the engine's, which logs it). */
+  ensureTopic: (name: string, partitions: number, retentionMs: number) => Promise<void>;
+}
+
+/** Adds the tasks of `output` to the loop, not yet running. */
+export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef): Promise<void> {
+  const { log } = opts;
+  const source = output.stream.source;
+  const info = await log.topic(source.name);
+  const target = await log.topic(output.target.name);
+  await opts.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
+  const plan = compileOutput(output, target.partitions);
+  // A pipeline with a stateful step rebuilds its state from the start of its source every time.
+  const checkpoints = output.fromStart ? [] : await opts.control.outputCheckpoints(output.name);
+  if (checkpoints.length === 0 && !output.fromStart) await warnIfRenamed(opts, output);
+  for (let p = 0; p < info.partitions; p++) {
+    const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
+    const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
+    const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
+    const producer = { plan, id: producerId('output', output.name, source.name, p), sequences };
+    opts.loop.add({ plan, group: null, producer, partition: p, offset, watermarkMs: NO_WATERMARK, keyNames: null, pooled: true });
+  }
+}
+
+/**
+ * An output with no checkpoint starts from the beginning of its source. If an output that is no
+ * longer in the config read the same topic, this may be that one renamed, and its records would
+ * be written to the target again: say so, and how to keep its checkpoint.
+ */
+async function warnIfRenamed(opts: OutputTasksOptions, output: OutputDef): Promise<void> {
+  const { app, logger, control } = opts;
+  const current = new Set((app.outputs ?? []).map((o) => o.name));
+  for (const name of await control.outputs()) {
+    if (current.has(name)) continue;
+    const cps = (await control.outputCheckpoints(name)).filter((c) => c.topic === output.stream.source.name);
+    if (cps.length === 0) continue;
+    logger.warn(
+      `output ${output.name} starts from the beginning of topic ${output.stream.source.name}, and output ${name}, no longer in the config, had read it up to offsets ${cps.map((c) => `${c.partition}:${c.offset}`).join(', ')}. ` +
+        `If ${output.name} is ${name} renamed, its records are being written to ${output.target.name} again: stop now and keep the old name with .to(${output.target.name}, { name: '${name}' }).`,
+    );
+  }
+}

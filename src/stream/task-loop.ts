@@ -1,0 +1,306 @@
+/**
+ * The task loop: runs the engine's tasks, one per (view version or output, source partition), and
+ * is the one place that decides when a task flushes (`step`). A task folds either on this thread
+ * (`runLocal`: this thread reads whole batches from the log and folds them) or on a worker thread
+ * (`runPooled`: the worker reads up to the high watermark this thread sends it, folds, and reports
+ * its progress). Both loops give `step` the same facts (idle for an interval or not, at the head of
+ * the partition or not, pending rows), and a flush drains exactly the records before its checkpoint
+ * offset, so the rows and checkpoints are the same whatever the number of workers.
+ *
+ * A task flushes (flush.ts says what that writes) when it holds `dirtyRowsMax` pending rows, when
+ * `flushIntervalMs` has passed since its last flush, the first time it reaches the head of its
+ * partition (a replay or a new version catching up: the view is current, and a building version
+ * can go live, even if events keep arriving), and when it was idle a whole interval with
+ * something not yet committed.
+ *
+ * Worker threads take a moment to start (0.15-0.3 s: the worker code and the config are bundled
+ * into one file first, see worker-bundle.ts); tasks wait for them. (Folding on this thread until
+ * the threads were up, then moving each task over at a checkpoint, was measured when a thread took
+ * a second to start; once they started in a fifth of that, it only added a flush and memory.)
+ *
+ * Hot path: per batch, a read, a fold and a few comparisons; `step` makes no promise unless the
+ * task flushes or catches up.
+ */
+import { KappaError, isKappaError } from '../errors.ts';
+import type { Log } from '../log/index.ts';
+import type { Flusher } from './flush.ts';
+import type { OutputPlan } from './output-plan.ts';
+import type { TaskPlan } from './plan.ts';
+import { InThreadRunner, type TaskRunner } from './task-runner.ts';
+import type { ViewGroup } from './versions.ts';
+import { WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
+
+export interface Task {
+  /** Index in the engine's task list; the runner's handle for the task. */
+  id: number;
+  plan: TaskPlan;
+  /** The view version the task folds into; null for an output task. */
+  group: ViewGroup | null;
+  /** An output task's producer: its id and the next sequence per target partition. */
+  producer: OutputProducer | null;
+  topic: string;
+  partition: number;
+  offset: number;
+  committedOffset: number;
+  lastFlushAtMs: number;
+  caughtUp: boolean;
+  /** Where the task folds: this thread, or (once the threads are up) its worker. */
+  runner: TaskRunner;
+  /** False for a version running from its stored code: only this thread loads that (see ViewGroup). */
+  pooled: boolean;
+  /** Aborts when the engine stops or the task's version is retired or cancelled. */
+  signal: AbortSignal;
+  /** The task's loop, once started. */
+  running: Promise<void>;
+}
+
+/** How an output task numbers what it sends to its derived topic (see the Checkpoint of outputs). */
+export interface OutputProducer {
+  plan: OutputPlan;
+  id: number;
+  sequences: number[];
+}
+
+/** What a new task reads and folds, and where its checkpoint left it. */
+export interface NewTask {
+  plan: TaskPlan;
+  group: ViewGroup | null;
+  producer: OutputProducer | null;
+  partition: number;
+  /** Where it starts reading: its checkpoint's offset, else where its build starts. */
+  offset: number;
+  /** The watermark of its checkpoint (or NO_WATERMARK). */
+  watermarkMs: number;
+  keyNames: string[] | null;
+  pooled: boolean;
+}
+
+export interface TaskLoopOptions {
+  log: Log;
+  flushIntervalMs: number;
+  dirtyRowsMax: number;
+  readBytesMax: number;
+  /** Aborts when the engine stops or fails; every task's read waits on it. */
+  signal: AbortSignal;
+  flusher: Flusher;
+  /** Told when a task reaches the head of its partition (or was idle there): its version may go live. */
+  caughtUp: (group: ViewGroup | null) => Promise<void>;
+  /** Fails the engine (the first failure stops every task). */
+  fail: (err: Error) => void;
+}
+
+const TIMEOUT = Symbol('timeout');
+
+/** Resolves when `signal` aborts (never rejects). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+export class TaskLoop {
+  readonly tasks: Task[] = [];
+  private readonly local = new InThreadRunner();
+  /** Set once the worker threads are up. */
+  private pool: WorkerPool | null = null;
+  private poolStarting: Promise<void> = Promise.resolve();
+  private threadCount = 0;
+  private nextTaskId = 0;
+
+  constructor(private readonly opts: TaskLoopOptions) {}
+
+  /** Worker threads the tasks run on (started or starting); 0 when every task runs on this thread. */
+  get threads(): number {
+    return this.threadCount;
+  }
+
+  /** A task, opened on this thread and not yet running (see `start`). */
+  add(t: NewTask): Task {
+    const signal = t.group === null ? this.opts.signal : AbortSignal.any([this.opts.signal, t.group.abort.signal]);
+    const task: Task = {
+      id: this.nextTaskId++,
+      plan: t.plan,
+      group: t.group,
+      producer: t.producer,
+      topic: t.plan.source.name,
+      partition: t.partition,
+      offset: t.offset,
+      committedOffset: t.offset,
+      lastFlushAtMs: Date.now(),
+      caughtUp: false,
+      runner: this.local,
+      pooled: t.pooled,
+      signal,
+      running: Promise.resolve(),
+    };
+    this.tasks.push(task);
+    this.local.open({ id: task.id, plan: t.plan, partition: t.partition, watermarkMs: t.watermarkMs, keyNames: t.keyNames });
+    return task;
+  }
+
+  start(task: Task): void {
+    task.running = this.run(task);
+  }
+
+  /** Starts the worker threads; pooled tasks wait for them (and do not run if they fail to start). */
+  startThreads(opts: WorkerPoolOptions): void {
+    this.threadCount = opts.workers;
+    this.poolStarting = WorkerPool.start(opts).then(
+      async (pool) => {
+        if (this.opts.signal.aborted) await pool.close();
+        else this.pool = pool;
+      },
+      (err: Error) => this.opts.fail(err),
+    );
+  }
+
+  /** Stops `tasks` (their version was retired or its build cancelled) and forgets them; nothing more is flushed. */
+  async remove(tasks: Task[]): Promise<void> {
+    await Promise.allSettled(tasks.map((t) => t.running));
+    for (const t of tasks) {
+      t.runner.forget(t.id);
+      this.tasks.splice(this.tasks.indexOf(t), 1);
+    }
+  }
+
+  /** Waits, once the engine's signal aborted, for every task's loop to end and the threads to have started or failed. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.tasks.map((t) => t.running));
+    await this.poolStarting;
+  }
+
+  /** Flushes and checkpoints every task (at stop, after `settle`). */
+  async flushAll(): Promise<void> {
+    for (const t of this.tasks) await this.opts.flusher.flush(t);
+  }
+
+  /** Stops the worker threads, if any. */
+  async closeThreads(): Promise<void> {
+    await this.pool?.close();
+  }
+
+  private async run(task: Task): Promise<void> {
+    if (this.threadCount > 0 && task.pooled) {
+      await this.poolStarting;
+      if (this.pool === null) return; // the threads did not start (the engine failed) or the engine is stopping
+      this.moveToPool(task, this.pool);
+      return this.runPooled(task, this.pool);
+    }
+    return this.runLocal(task);
+  }
+
+  /** A task on this thread: it reads whole batches (the next one while this one folds) and folds them here. */
+  private async runLocal(task: Task): Promise<void> {
+    const { log, flushIntervalMs } = this.opts;
+    const signal = task.signal;
+    const local = this.local;
+    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax })[Symbol.asyncIterator]();
+    let next = it.next();
+    try {
+      while (!signal.aborted) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)));
+        const got = await Promise.race([next, timeout]);
+        clearTimeout(timer);
+        let idle = true;
+        let atHead = true; // nothing arrived for a whole interval: the task is at the head
+        if (got !== TIMEOUT) {
+          if (got.done) break;
+          const batch = got.value;
+          const from = task.offset;
+          task.offset = batch.lastOffset + 1;
+          next = it.next();
+          local.process(task.id, batch, from);
+          idle = false;
+          // Asked only until the task first reaches the head (see `step`).
+          atHead = !task.caughtUp && task.offset >= (await log.offsets(task.topic, task.partition)).end;
+        }
+        const stepped = this.step(task, idle, atHead, local.progress(task.id).dirtyRows);
+        if (stepped !== null) await stepped;
+      }
+    } catch (err) {
+      this.failed(task, err);
+    } finally {
+      // The read under way settles once aborted; the iterator is closed after it, as an async
+      // generator would queue the close behind it anyway.
+      await next.catch(() => {});
+      await it.return?.(undefined);
+    }
+  }
+
+  /** Moves a task that has folded nothing yet from this thread to its worker, which reads from the task's offset. */
+  private moveToPool(task: Task, pool: WorkerPool): void {
+    const rest = this.local.release(task.id);
+    pool.open({ id: task.id, plan: task.plan, partition: task.partition, watermarkMs: rest.watermarkMs, keyNames: rest.keyNames, fromOffset: task.offset });
+    task.runner = pool;
+  }
+
+  /**
+   * A task on a worker thread: the worker reads and folds; this thread tells it how far the
+   * partition is durable (the high watermark, as it moves), and hears its progress reports.
+   */
+  private async runPooled(task: Task, pool: WorkerPool): Promise<void> {
+    const { log, flushIntervalMs } = this.opts;
+    const signal = task.signal;
+    let hw = (await log.offsets(task.topic, task.partition)).end;
+    pool.setHighWatermark(task.id, hw);
+    const following = (async () => {
+      while (!signal.aborted) {
+        await log.waitForData(task.topic, task.partition, hw, signal);
+        if (signal.aborted) return;
+        hw = (await log.offsets(task.topic, task.partition)).end;
+        pool.setHighWatermark(task.id, hw);
+      }
+    })();
+    following.catch(() => {}); // a closed log ends it; failures surface through the worker's reads
+    const stopped = aborted(signal);
+    try {
+      while (!signal.aborted) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)));
+        const got = await Promise.race([pool.nextProgress(task.id), timeout, stopped]);
+        clearTimeout(timer);
+        if (signal.aborted) break;
+        const progress = pool.progress(task.id);
+        task.offset = progress.offset ?? task.offset;
+        const stepped = this.step(task, got === TIMEOUT, task.offset >= hw, progress.dirtyRows);
+        if (stepped !== null) await stepped;
+      }
+    } catch (err) {
+      this.failed(task, err);
+    } finally {
+      await following.catch(() => {});
+    }
+  }
+
+  /**
+   * The one decision of both loops, after a batch was folded (or progress reported), or after a
+   * whole interval with nothing folded (`idle`). `atHead`: the task's offset reached the end of its
+   * partition (a busy local task asks only until it first does). Returns null when there is
+   * nothing to do, so the common case makes no promise.
+   */
+  private step(task: Task, idle: boolean, atHead: boolean, dirtyRows: number): Promise<void> | null {
+    const { dirtyRowsMax, flushIntervalMs } = this.opts;
+    const reachedHead = atHead && (idle || !task.caughtUp);
+    const flush = idle
+      ? task.offset !== task.committedOffset || dirtyRows > 0 // commit what is pending
+      : (reachedHead || dirtyRows >= dirtyRowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs);
+    if (!flush && !reachedHead) return null;
+    return this.flushAndCatchUp(task, flush, reachedHead);
+  }
+
+  private async flushAndCatchUp(task: Task, flush: boolean, reachedHead: boolean): Promise<void> {
+    if (flush) await this.opts.flusher.flush(task);
+    if (reachedHead) {
+      task.caughtUp = true;
+      await this.opts.caughtUp(task.group);
+    }
+  }
+
+  /** Fails the engine, which aborts every task, this one's read under way included. */
+  private failed(task: Task, err: unknown): void {
+    const e = err as Error;
+    this.opts.fail(new KappaError(isKappaError(e) ? e.code : 'KAPPA_IO_ERROR', `task ${task.plan.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`, undefined, e));
+  }
+}
