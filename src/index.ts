@@ -1,7 +1,60 @@
-/** Kappa's public library API (re-exports only). */
-export * from './log/index.ts';
-export * from './stream/index.ts';
-export * from './schema/index.ts';
-export * from './view/index.ts';
-export { KappaError, isKappaError, ERROR_CATALOGUE, type ErrorCode } from './errors.ts';
-export { seededRandom } from './random.ts';
+/**
+ * Kappa's public API, `import { ... } from 'kappa'`: the pipeline DSL a `kappa.config.ts` needs
+ * (topics, streams, views, outputs, aggregates, windows, alerts, defineApp), TypeBox's `Type` for
+ * schemas, and Kappa's error type. Re-exports only.
+ *
+ * Code that embeds Kappa uses the subpath exports of package.json instead:
+ * - `kappa/log`: the `Log` port and the embedded file log (`openFileLog`, `openLog`, `verifyLog`).
+ * - `kappa/view`: the `ViewStore` and `ControlStore` ports; `kappa/sqlite`: their SQLite adapter.
+ * - `kappa/engine`: the `Engine`, `loadApp`, and the DSL again.
+ * - `kappa/server`: the HTTP server (`startServer`, `buildServer`) and its tokens.
+ * - `kappa/schema`: record schemas (`compileSchema`); `kappa/app`: webhooks; `kappa/errors`: the
+ *   error catalogue.
+ */
+export {
+  topic,
+  from,
+  view,
+  defineApp,
+  count,
+  sum,
+  min,
+  max,
+  avg,
+  first,
+  last,
+  aggregate,
+  tumbling,
+  hopping,
+  threshold,
+  anomaly,
+  alertsTopic,
+  AlertSchema,
+  type TopicDef,
+  type TopicOptions,
+  type Stream,
+  type GroupedStream,
+  type Aggregation,
+  type ViewDef,
+  type ViewOptions,
+  type InferRow,
+  type WindowColumns,
+  type OutputDef,
+  type AppDef,
+  type KeyValue,
+  type Aggregate,
+  type TypedAggregate,
+  type CustomAggregate,
+  type WindowSpec,
+  type WindowOptions,
+  type Duration,
+  type Alert,
+  type Severity,
+  type ThresholdRule,
+  type AnomalyRule,
+  type ServerConfig,
+  type TokenConfig,
+  type WebhookConfig,
+} from './stream/index.ts';
+export { Type, type Static, type TSchema } from '@sinclair/typebox';
+export { KappaError, isKappaError, type ErrorCode } from './errors.ts';

@@ -5,8 +5,7 @@
  * per country. Run: `kappa start --config examples/fraud/kappa.config.ts`, then
  * `node --import tsx examples/fraud/generate.ts`.
  */
-import { Type } from '@sinclair/typebox';
-import { alertsTopic, anomaly, count, defineApp, from, max, sum, threshold, topic, view } from '../../src/index.ts';
+import { Type, alertsTopic, anomaly, count, defineApp, from, max, sum, threshold, topic, view } from 'kappa';
 
 const Transaction = Type.Object({
   txId: Type.String(),

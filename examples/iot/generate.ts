@@ -4,13 +4,9 @@
  * 60 devices on 6 sites report about 21 °C with a little noise; now and then one overheats for two
  * minutes (an `overheat` alert) or reads one wild value (a `temperature_anomaly` alert).
  */
-import { parseArgs } from 'node:util';
-import { seededRandom } from '../../src/random.ts';
+import { postNdjson } from '../lib/post-ndjson.ts';
 
-const { values } = parseArgs({ options: { url: { type: 'string', default: 'http://127.0.0.1:8080' }, rate: { type: 'string', default: '200' }, seconds: { type: 'string', default: '0' } } });
-const rate = Number(values.rate);
-const seconds = Number(values.seconds);
-const random = seededRandom(Date.now());
+const random = Math.random;
 const DEVICES = 60;
 const hotUntil = new Map<number, number>();
 
@@ -23,17 +19,4 @@ function reading(now: number): object {
   return { device: `dev-${String(d).padStart(2, '0')}`, site: `site-${d % 6}`, temperature: Math.round((base + wild + (random() - 0.5)) * 10) / 10, humidity: Math.round(40 + random() * 20), ts: now - Math.floor(random() * 2000) };
 }
 
-const started = Date.now();
-let sent = 0;
-for (;;) {
-  const now = Date.now();
-  if (seconds > 0 && now - started >= seconds * 1000) break;
-  const n = Math.max(1, Math.round(rate / 10));
-  const body = Array.from({ length: n }, () => JSON.stringify(reading(now))).join('\n') + '\n';
-  const res = await fetch(`${values.url}/v1/topics/readings/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
-  if (!res.ok) throw new Error(`the server answered ${res.status}: ${await res.text()}`);
-  sent += n;
-  if (sent % (rate * 10) < n) process.stderr.write(`sent ${sent} readings\n`);
-  await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - now))));
-}
-process.stderr.write(`sent ${sent} readings\n`);
+await postNdjson({ topic: 'readings', noun: 'readings', rateDefault: 200, make: reading });

@@ -4,8 +4,7 @@
  * values. Run: `kappa start --config examples/iot/kappa.config.ts`, then
  * `node --import tsx examples/iot/generate.ts`.
  */
-import { Type } from '@sinclair/typebox';
-import { alertsTopic, anomaly, avg, count, defineApp, from, last, max, threshold, topic, tumbling, view } from '../../src/index.ts';
+import { Type, alertsTopic, anomaly, avg, count, defineApp, from, last, max, threshold, topic, tumbling, view } from 'kappa';
 
 const Reading = Type.Object({
   device: Type.String(),

@@ -2,8 +2,7 @@
  * The sales example: the AGGREGATED SALES view (totals by region and year since the first event)
  * and per-minute windows. Run it with `kappa start --config examples/sales/kappa.config.ts`.
  */
-import { Type } from '@sinclair/typebox';
-import { alertsTopic, avg, count, defineApp, from, sum, threshold, topic, tumbling, view } from '../../src/index.ts';
+import { Type, alertsTopic, avg, count, defineApp, from, sum, threshold, topic, tumbling, view } from 'kappa';
 
 const Sale = Type.Object({
   orderId: Type.String(),

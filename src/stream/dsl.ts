@@ -3,12 +3,33 @@
  * flatMap / window / groupBy / aggregate, and views. Definitions are plain immutable values; the
  * engine compiles them (plan.ts) into one synchronous function per batch. The same definition
  * drives live processing and replay.
+ *
+ * Types: the record type flows from a topic's schema through every step, and a view carries the
+ * type of its rows (`InferRow<typeof v>`): the group key's fields, `window_start` / `window_end`
+ * when the stream is windowed, and one column per aggregate (see dsl-aggregates.ts). Those types
+ * are phantoms: fields that are never set at run time, so they change nothing the engine sees.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { Aggregate } from './aggregates.ts';
+import type { ColumnOf, Stored } from './dsl-aggregates.ts';
 import { type Duration, type WindowSpec, parseDuration } from './windows.ts';
 
 export type KeyValue = string | number | boolean | null;
+
+/** The columns a windowed view adds to its rows: the window's bounds, in ms since the epoch. */
+export interface WindowColumns {
+  window_start: number;
+  window_end: number;
+}
+
+/** The window columns of a stream that has no window: none. */
+export type NoColumns = Record<never, never>;
+
+/** `T` with its intersections flattened into one object type (what an editor shows, and what `Equal` compares). */
+export type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** The row type of a view grouped by `K`, with window columns `W`, aggregating `A`. */
+export type RowOf<K, W, A> = Simplify<{ [F in keyof K]: Stored<K[F]> } & W & { [F in keyof A]: ColumnOf<A[F]> }>;
 
 export interface TopicDef<T> {
   readonly kind: 'topic';
@@ -69,33 +90,39 @@ export type Op =
   | { kind: 'flatMap'; fn: (v: unknown) => Iterable<unknown> }
   | { kind: 'stateful'; fn: (state: Map<unknown, unknown>, v: unknown, eventTimeMs: number) => Iterable<unknown> };
 
-export class Stream<T> {
+/**
+ * A stream of values of type T. `W` is the columns a view of it adds for its window: none (`{}`),
+ * or `WindowColumns` once `window()` was called. A windowed stream is still accepted wherever a
+ * `Stream<T>` is (alerts and detectors take either).
+ */
+export class Stream<T, W = NoColumns> {
   constructor(
     readonly source: TopicDef<unknown>,
     readonly ops: readonly Op[],
     readonly windowSpec: WindowSpec | null,
   ) {}
 
-  filter(fn: (value: T) => boolean): Stream<T> {
-    return new Stream(this.source, [...this.ops, { kind: 'filter', fn: fn as (v: unknown) => boolean }], this.windowSpec);
+  filter(fn: (value: T) => boolean): Stream<T, W> {
+    return new Stream<T, W>(this.source, [...this.ops, { kind: 'filter', fn: fn as (v: unknown) => boolean }], this.windowSpec);
   }
 
-  map<U>(fn: (value: T) => U): Stream<U> {
-    return new Stream<U>(this.source, [...this.ops, { kind: 'map', fn: fn as (v: unknown) => unknown }], this.windowSpec);
+  map<U>(fn: (value: T) => U): Stream<U, W> {
+    return new Stream<U, W>(this.source, [...this.ops, { kind: 'map', fn: fn as (v: unknown) => unknown }], this.windowSpec);
   }
 
-  flatMap<U>(fn: (value: T) => Iterable<U>): Stream<U> {
-    return new Stream<U>(this.source, [...this.ops, { kind: 'flatMap', fn: fn as (v: unknown) => Iterable<unknown> }], this.windowSpec);
+  flatMap<U>(fn: (value: T) => Iterable<U>): Stream<U, W> {
+    const op: Op = { kind: 'flatMap', fn: fn as (v: unknown) => Iterable<unknown> };
+    return new Stream<U, W>(this.source, [...this.ops, op], this.windowSpec);
   }
 
   /** Groups events into event-time windows; rows of the view then carry window_start and window_end. */
-  window(spec: WindowSpec): Stream<T> {
+  window(spec: WindowSpec): Stream<T, WindowColumns> {
     if (this.windowSpec) throw new TypeError('a stream can be windowed once');
-    return new Stream<T>(this.source, this.ops, spec);
+    return new Stream<T, WindowColumns>(this.source, this.ops, spec);
   }
 
-  groupBy<K extends Record<string, KeyValue>>(fn: (value: T) => K): GroupedStream<T, K> {
-    return new GroupedStream<T, K>(this, fn);
+  groupBy<K extends Record<string, KeyValue>>(fn: (value: T) => K): GroupedStream<T, K, W> {
+    return new GroupedStream<T, K, W>(this, fn);
   }
 
   /**
@@ -114,29 +141,37 @@ export class Stream<T> {
   }
 
   /** Aggregates windows without group keys (one row per window). */
-  aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<T> {
+  aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<RowOf<NoColumns, W, A>> {
     if (!this.windowSpec) throw new TypeError('aggregate() without groupBy() needs a window(); use groupBy() to aggregate by key');
-    return new GroupedStream<T, Record<string, never>>(this, () => ({})).aggregate(aggregates);
+    return new GroupedStream<T, NoColumns, W>(this, () => ({})).aggregate(aggregates);
   }
 }
 
-export class GroupedStream<T, K extends Record<string, KeyValue>> {
+export class GroupedStream<T, K extends Record<string, KeyValue>, W = NoColumns> {
   constructor(
-    readonly stream: Stream<T>,
+    readonly stream: Stream<T, W>,
     readonly keyFn: (value: T) => K,
   ) {}
 
-  aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<T> {
+  aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<RowOf<K, W, A>> {
     if (Object.keys(aggregates).length === 0) throw new TypeError('aggregate() needs at least one aggregate');
-    return { kind: 'aggregation', stream: this.stream as Stream<unknown>, keyFn: this.keyFn as (v: unknown) => Record<string, KeyValue>, aggregates: aggregates as Record<string, Aggregate<unknown>> };
+    return {
+      kind: 'aggregation',
+      stream: this.stream as Stream<unknown>,
+      keyFn: this.keyFn as (v: unknown) => Record<string, KeyValue>,
+      aggregates: aggregates as Record<string, Aggregate<unknown>>,
+    };
   }
 }
 
-export interface Aggregation<_T> {
+/** What `aggregate()` returns: the input of `view()`. `Row` is the type of the view's rows. */
+export interface Aggregation<Row = unknown> {
   kind: 'aggregation';
   stream: Stream<unknown>;
   keyFn: (value: unknown) => Record<string, KeyValue>;
   aggregates: Record<string, Aggregate<unknown>>;
+  /** Phantom field carrying the row type; never set at run time. */
+  readonly __row?: Row;
 }
 
 export function from<T>(source: TopicDef<T>): Stream<T> {
@@ -168,7 +203,8 @@ export interface RebuildPolicy {
   everyMs: number | null;
 }
 
-export interface ViewDef {
+/** A view: its name, its aggregation and its options, as `view()` made them. `Row` is the type of its rows. */
+export interface ViewDef<Row = unknown> {
   kind: 'view';
   name: string;
   aggregation: Aggregation<unknown>;
@@ -177,7 +213,15 @@ export interface ViewDef {
   lateTopic: string;
   keepVersions: number;
   rebuild: RebuildPolicy;
+  /** Phantom field carrying the row type (what a query of the view returns); never set at run time. */
+  readonly __row?: Row;
 }
+
+/**
+ * The type of a view's rows, inferred from its definition: `InferRow<typeof byRegion>` types what a
+ * query of `by_region` returns. Takes a view or an aggregation.
+ */
+export type InferRow<V> = V extends ViewDef<infer R> ? R : V extends Aggregation<infer R> ? R : never;
 
 const PIPELINE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -206,7 +250,7 @@ function rebuildPolicy(name: string, r: ViewOptions['rebuild']): RebuildPolicy {
   return { onChange, everyMs };
 }
 
-export function view<T>(name: string, aggregation: Aggregation<T>, opts: ViewOptions = {}): ViewDef {
+export function view<Row>(name: string, aggregation: Aggregation<Row>, opts: ViewOptions = {}): ViewDef<Row> {
   if (!PIPELINE_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
   const keepVersions = opts.keepVersions ?? 1;
   if (!Number.isInteger(keepVersions) || keepVersions < 0) throw new TypeError(`keepVersions of view "${name}" must be a whole number (0 or more), not ${opts.keepVersions}`);
