@@ -1,6 +1,5 @@
 /** `kappa token <name> --scopes …`: a new bearer token for the HTTP API and the config line that admits it. */
-import { newToken } from '../server/index.ts';
-import { checkTokens } from '../server/auth.ts';
+import { checkTokens, newToken } from '../server/index.ts';
 import type { CliContext } from './main.ts';
 
 export function tokenCommand(ctx: CliContext, name: string, scopes: string): void {
