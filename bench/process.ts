@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type FileLog, openFileLog } from '../src/log/index.ts';
-import { BatchIndex } from '../src/stream/batch-index.ts';
+import { BatchPositions } from '../src/stream/batch-positions.ts';
 import { BenchUsageError, type Figure, formatCount, formatMiB, formatTable, nowMs, peakRssBytes } from './lib/harness.ts';
 import type { RunFigures, RunRequest } from './lib/process-run.ts';
 import { BATCH_RECORDS, DAYS, DAY_MS, ORDERS, PARTITIONS, REGIONS, SKUS, TOPIC, writeEvents } from './lib/sales-events.ts';
@@ -241,7 +241,7 @@ class CeilingLoop {
 
   private async load(): Promise<void> {
     const perPartition = Math.ceil(this.chunk / PARTITIONS);
-    const index = new BatchIndex();
+    const index = new BatchPositions();
     const chunks: Buffer[] = [];
     const lengths: number[] = [];
     let bytes = 0;

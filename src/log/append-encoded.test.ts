@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
 import type { FileLog } from './file-log.ts';
-import { type EncodableRecord, type RecordBatch, encodeBatch, readInt64 } from './record-batch.ts';
+import { readInt64 } from './format/index.ts';
+import { type EncodableRecord, type RecordBatch, encodeBatch } from './record-batch.ts';
 import { openTestLog, readRecords, tempDir } from './test-helpers.ts';
 
 // kafkajs's codec stands in for a Kafka client: an independent encoder of RecordBatch v2.

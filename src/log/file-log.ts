@@ -14,6 +14,7 @@
  * topic directory without topic.json is an interrupted creation and is removed on open.
  */
 import { join } from 'node:path';
+import { assertIncreasing } from '../assert.ts';
 import { KappaError, isKappaError } from '../errors.ts';
 import { type LogFs, defaultFs, fsyncDir, writeFileAtomic } from './fs.ts';
 import { checkPartitionCount, checkTopicName } from './names.ts';
@@ -305,12 +306,18 @@ export class FileLog implements Log {
     const maxBytes = Math.max(READ_BYTES_MIN, opts.maxBytes ?? READ_BYTES_DEFAULT);
     let offset = from;
     let cursor: ReadCursor | null = null;
+    // The last offset handed out: each batch must start after it (the first may start before `from`).
+    let yielded = -1;
     while (!opts.signal?.aborted) {
       const res = await p.fetch(offset, maxBytes, cursor);
       cursor = res.cursor;
       if (res.batches.length > 0) {
-        for (const batch of res.batches) yield batch;
-        offset = res.batches[res.batches.length - 1].lastOffset + 1;
+        for (const batch of res.batches) {
+          assertIncreasing(yielded, batch.baseOffset, `read of ${topic}/${partition}`);
+          yielded = batch.lastOffset;
+          yield batch;
+        }
+        offset = yielded + 1;
         continue;
       }
       if (!opts.follow || p.isClosed) return;

@@ -62,7 +62,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { KappaError } from '../errors.ts';
-import { readInt64, writeInt64 } from './record-batch.ts';
+import { readInt64, writeInt64 } from './format/index.ts';
 
 /** Sequence numbers are int32 and wrap to 0 after 2^31 - 1, as in Kafka. */
 export const SEQUENCE_MODULUS = 2 ** 31;

@@ -2,19 +2,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
-import {
-  ATTR_TIMESTAMP_LOG_APPEND,
-  BATCH_HEADER_BYTES,
-  type EncodableRecord,
-  RecordBatch,
-  checkBatch,
-  encodeBatch,
-  readInt64,
-  setBaseOffset,
-  varintSize,
-  writeInt64,
-  writeVarint,
-} from './record-batch.ts';
+import { ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, readInt64, varintSize, writeInt64, writeVarint } from './format/index.ts';
+import { type EncodableRecord, RecordBatch, checkBatch, encodeBatch, setBaseOffset } from './record-batch.ts';
 
 // kafkajs's codec internals are CommonJS and untyped; they serve as an independent implementation
 // of the same wire format.

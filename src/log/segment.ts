@@ -6,16 +6,18 @@
  *
  * Invariants: batches are contiguous in offset and in bytes; `sizeBytes` is where the next batch
  * is written; only the partition's last (active) segment is ever written to, and only by the
- * partition's single flush loop, so no locking is needed. Readers read `readableBytes`, which
+ * partition's single group-commit writer (group-commit.ts), so no locking is needed. Readers read `readableBytes`, which
  * trails `sizeBytes` until the partition's fsync policy has made the bytes durable.
  * Crash behaviour: a crash can leave a torn batch at the end of the active segment; the partition
  * finds it with `scan` on open and truncates it. Closed segments were fsynced before the next one
  * was created, so damage there is corruption, never a torn write.
  */
 import { join } from 'node:path';
+import { invariant } from '../assert.ts';
 import { type LogFs, fsyncDir, readAsync, readFully, writeFileAtomic } from './fs.ts';
 import { OffsetIndex } from './offset-index.ts';
-import { BATCH_HEADER_BYTES, type BatchProblem, checkBatch, readInt64 } from './record-batch.ts';
+import { BATCH_HEADER_BYTES, BatchField, MAGIC_V2, baseOffsetAt, batchSizeAt, lastOffsetAt, readHeaderFields } from './format/index.ts';
+import { type BatchProblem, checkBatch } from './record-batch.ts';
 import { segmentFileName } from './names.ts';
 import { TimeIndex } from './time-index.ts';
 
@@ -42,6 +44,11 @@ export interface BatchInfo {
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
+}
+
+/** The `BatchInfo` of the batch whose header is at `rel` in `chunk` and at `position` in the file. */
+function batchInfoAt(chunk: Buffer, rel: number, position: number, size: number): BatchInfo {
+  return { position, size, ...readHeaderFields(chunk, rel) };
 }
 
 export interface ScanResult {
@@ -166,8 +173,15 @@ export class LogSegment {
     this.sizeBytes = info.position + info.size;
   }
 
-  /** Appends whole batches at the end of the file with one writev. Only the active segment's flush loop calls it. */
+  /** Appends whole batches at the end of the file with one writev. Only the partition's group-commit writer calls it. */
   write(buffers: Buffer[], infos: BatchInfo[]): void {
+    // Offsets climb without gaps: each batch starts right after the last offset before it. Checked
+    // before any byte is written, so a wrong offset never reaches the file.
+    let next = this.nextOffset;
+    for (const info of infos) {
+      invariant(info.baseOffset === next, () => `${this.logPath} append: offset ${info.baseOffset} does not follow ${next - 1}`);
+      next = info.lastOffset + 1;
+    }
     let position = this.sizeBytes;
     let expected = 0;
     for (const b of buffers) expected += b.length;
@@ -256,13 +270,15 @@ export class LogSegment {
     const entry = this.index!.floorEntry(offset - this.baseOffset);
     let pos = entry.position;
     let expected = this.baseOffset + entry.relativeOffset;
-    const header = Buffer.allocUnsafe(27);
+    // Enough of the header for the base offset, the length and the last offset delta.
+    const headerBytes = BatchField.lastOffsetDelta + 4;
+    const header = Buffer.allocUnsafe(headerBytes);
     while (pos < limit) {
-      if (readFully(this.fs, this.fd, header, 27, pos) < 27) break;
-      if (readInt64(header, 0) !== expected) break;
-      const lastOffset = expected + header.readInt32BE(23);
+      if (readFully(this.fs, this.fd, header, headerBytes, pos) < headerBytes) break;
+      if (baseOffsetAt(header, 0) !== expected) break;
+      const lastOffset = lastOffsetAt(header, 0);
       if (lastOffset >= offset) break;
-      pos += header.readInt32BE(8) + 12;
+      pos += batchSizeAt(header, 0);
       expected = lastOffset + 1;
     }
     return { position: Math.min(pos, limit), baseOffset: expected };
@@ -285,13 +301,13 @@ export class LogSegment {
     let next = expectedOffset;
     while (position < end) {
       let rel = position - chunkStart;
-      if (rel + BATCH_HEADER_BYTES > chunkLen || rel + chunk.readInt32BE(rel + 8) + 12 > chunkLen) {
+      if (rel + BATCH_HEADER_BYTES > chunkLen || rel + batchSizeAt(chunk, rel) > chunkLen) {
         // Refill the chunk from the current batch, growing it when one batch is larger.
         chunkStart = position;
         chunkLen = readFully(this.fs, this.fd, chunk, Math.min(chunk.length, end - position), position);
         rel = 0;
         if (chunkLen >= BATCH_HEADER_BYTES) {
-          const size = chunk.readInt32BE(8) + 12;
+          const size = batchSizeAt(chunk, 0);
           if (size > chunk.length && size <= BATCH_BYTES_MAX && size <= end - position) {
             chunk = Buffer.allocUnsafe(size);
             chunkLen = readFully(this.fs, this.fd, chunk, size, position);
@@ -300,22 +316,12 @@ export class LogSegment {
       }
       const check = checkBatch(chunk, rel, chunkLen, BATCH_BYTES_MAX);
       if (check.problem) return { validBytes: position, nextOffset: next, problem: { kind: check.problem, position, detail: check.detail } };
-      const baseOffset = readInt64(chunk, rel);
+      const baseOffset = baseOffsetAt(chunk, rel);
       if (baseOffset !== next) {
         return { validBytes: position, nextOffset: next, problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` } };
       }
-      const lastOffset = baseOffset + chunk.readInt32BE(rel + 23);
-      onBatch?.({
-        position,
-        size: check.size,
-        baseOffset,
-        lastOffset,
-        maxTimestamp: readInt64(chunk, rel + 35),
-        producerId: readInt64(chunk, rel + 43),
-        producerEpoch: chunk.readInt16BE(rel + 51),
-        baseSequence: chunk.readInt32BE(rel + 53),
-      });
-      next = lastOffset + 1;
+      onBatch?.(batchInfoAt(chunk, rel, position, check.size));
+      next = lastOffsetAt(chunk, rel) + 1;
       position += check.size;
     }
     return { validBytes: position, nextOffset: next, problem: null };
@@ -341,23 +347,13 @@ export class LogSegment {
         if (chunkLen < BATCH_HEADER_BYTES) return `${this.logPath} ends with ${chunkLen} bytes at byte ${position}, less than a batch header`;
       }
       const rel = position - chunkStart;
-      const size = chunk.readInt32BE(rel + 8) + 12;
-      const baseOffset = readInt64(chunk, rel);
-      if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX || position + size > end || chunk[rel + 16] !== 2 || baseOffset !== expected) {
+      const size = batchSizeAt(chunk, rel);
+      const baseOffset = baseOffsetAt(chunk, rel);
+      if (!plausibleSize(size, end - position) || chunk[rel + BatchField.magic] !== MAGIC_V2 || baseOffset !== expected) {
         return `${this.logPath} has an implausible batch header at byte ${position}`;
       }
-      const lastOffset = baseOffset + chunk.readInt32BE(rel + 23);
-      onBatch({
-        position,
-        size,
-        baseOffset,
-        lastOffset,
-        maxTimestamp: readInt64(chunk, rel + 35),
-        producerId: readInt64(chunk, rel + 43),
-        producerEpoch: chunk.readInt16BE(rel + 51),
-        baseSequence: chunk.readInt32BE(rel + 53),
-      });
-      expected = lastOffset + 1;
+      onBatch(batchInfoAt(chunk, rel, position, size));
+      expected = lastOffsetAt(chunk, rel) + 1;
       position += size;
     }
     return null;
@@ -372,9 +368,9 @@ export class LogSegment {
     for (let start = position + 1; start + BATCH_HEADER_BYTES <= end; start += SCAN_CHUNK_BYTES - BATCH_HEADER_BYTES) {
       const len = readFully(this.fs, this.fd, window, Math.min(SCAN_CHUNK_BYTES, end - start), start);
       for (let i = 0; i + BATCH_HEADER_BYTES <= len; i++) {
-        if (window[i + 16] !== 2) continue;
-        const size = window.readInt32BE(i + 8) + 12;
-        if (size < BATCH_HEADER_BYTES || size > BATCH_BYTES_MAX || start + i + size > end) continue;
+        if (window[i + BatchField.magic] !== MAGIC_V2) continue;
+        const size = batchSizeAt(window, i);
+        if (!plausibleSize(size, end - start - i)) continue;
         const candidate = Buffer.allocUnsafe(size);
         readFully(this.fs, this.fd, candidate, size, start + i);
         if (checkBatch(candidate, 0, size).problem === null) return start + i;
@@ -382,4 +378,9 @@ export class LogSegment {
     }
     return null;
   }
+}
+
+/** Whether a batch length field could be true: at least a header, at most BATCH_BYTES_MAX and the bytes left. */
+function plausibleSize(size: number, bytesLeft: number): boolean {
+  return size >= BATCH_HEADER_BYTES && size <= BATCH_BYTES_MAX && size <= bytesLeft;
 }

@@ -12,7 +12,7 @@
  * retention needs, is read from its last entry without scanning it.
  * Crash behaviour: as the offset index, derived data, rebuilt by a scan when missing or implausible.
  */
-import { readInt64, writeInt64 } from './record-batch.ts';
+import { readInt64, writeInt64 } from './format/index.ts';
 
 export const TIME_INDEX_ENTRY_BYTES = 12;
 

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { type LogRecord, partitionForKey } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
-import { BatchIndex } from './batch-index.ts';
+import { BatchPositions } from './batch-positions.ts';
 import type { KeyValue, OutputDef } from './dsl.ts';
 import { describeValue } from './aggregates.ts';
 import { type OutputRecord, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf, valueDecoder } from './plan.ts';
@@ -43,7 +43,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   const targetSchema: RecordSchema<unknown> | null = target.schema ? compileSchema(target.schema as object, { name: target.name }) : null;
   const keyFn = target.key;
   const timeFn = target.time;
-  const index = new BatchIndex();
+  const index = new BatchPositions();
   const values: unknown[] = [];
   const built: OutputRecord[] = [];
 

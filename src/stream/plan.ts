@@ -20,7 +20,7 @@ import { compileFlatDecoder } from '../schema/flat-decoder.ts';
 import { validateDefinition } from '../view/definition.ts';
 import type { KeyColumn, OutputColumn, StateColumn, VersionTable } from '../view/types.ts';
 import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
-import { BatchIndex } from './batch-index.ts';
+import { BatchPositions } from './batch-positions.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { KeyValue, Op, TopicDef, ViewDef } from './dsl.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
@@ -284,7 +284,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const simple = !ops.some((op) => op.kind === 'flatMap') && (windowSpec === null || windowSpec.kind === 'tumbling');
   const hasCustom = aggs.some((a) => a.agg.kind === 'custom');
   // Reused by every fold of this plan: folding is synchronous, so one batch uses them at a time.
-  const index = new BatchIndex();
+  const index = new BatchPositions();
   const keyScratch: KeyValue[] = [];
   const inputs = new AggInputs(aggs.length);
   // The aggregates and their slots as flat arrays, read once per event each.

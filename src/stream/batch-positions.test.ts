@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ATTR_TIMESTAMP_LOG_APPEND, type EncodableRecord, RecordBatch, encodeBatch } from '../log/record-batch.ts';
-import { BatchIndex } from './batch-index.ts';
+import { ATTR_TIMESTAMP_LOG_APPEND } from '../log/format/index.ts';
+import { type EncodableRecord, RecordBatch, encodeBatch } from '../log/record-batch.ts';
+import { BatchPositions } from './batch-positions.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -23,18 +24,18 @@ function plain(r: { offset: number; timestamp: number; key: Buffer | null; value
   return { offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('hex') ?? null, value: r.value?.toString('hex') ?? null, headers: r.headers.map((h) => [h.key, h.value?.toString('hex') ?? null]) };
 }
 
-describe('BatchIndex', () => {
+describe('BatchPositions', () => {
   test('finds every record where RecordBatch.records() decodes it, from any offset', () => {
     const bytes = encodeBatch(varied(), { baseOffset: 1_000 });
-    const index = new BatchIndex();
+    const positions = new BatchPositions();
     for (const from of [0, 1_000, 1_001, 1_150, 1_299, 1_300]) {
       const expected = new RecordBatch(bytes).records(from);
-      assert.equal(index.load(bytes, from), expected.length, `from ${from}`);
+      assert.equal(positions.load(bytes, from), expected.length, `from ${from}`);
       for (let i = 0; i < expected.length; i++) {
-        assert.deepEqual(plain(index.record(i)), plain(expected[i]));
+        assert.deepEqual(plain(positions.record(i)), plain(expected[i]));
         const v = expected[i].value;
-        assert.equal(index.valueLength[i], v === null ? -1 : v.length);
-        if (v !== null) assert.ok(bytes.subarray(index.valueStart[i], index.valueStart[i] + v.length).equals(v));
+        assert.equal(positions.valueLength[i], v === null ? -1 : v.length);
+        if (v !== null) assert.ok(bytes.subarray(positions.valueStart[i], positions.valueStart[i] + v.length).equals(v));
       }
     }
   });
@@ -42,16 +43,16 @@ describe('BatchIndex', () => {
   test('gives every record the batch time when the batch carries log-append time', () => {
     const records = [{ key: null, value: 'a', timestamp: T0 }, { key: null, value: 'b', timestamp: T0 + 5 }];
     const bytes = encodeBatch(records, { baseOffset: 0, attributes: ATTR_TIMESTAMP_LOG_APPEND });
-    const index = new BatchIndex();
-    index.load(bytes, 0);
-    assert.deepEqual([index.timestamps[0], index.timestamps[1]], [T0 + 5, T0 + 5]);
+    const positions = new BatchPositions();
+    positions.load(bytes, 0);
+    assert.deepEqual([positions.timestamps[0], positions.timestamps[1]], [T0 + 5, T0 + 5]);
   });
 
   test('refuses a compressed batch, and a record whose lengths run past the batch', () => {
-    const index = new BatchIndex();
-    assert.throws(() => index.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0), /compressed record batches \(codec 1\)/);
+    const positions = new BatchPositions();
+    assert.throws(() => positions.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0), /compressed record batches \(codec 1\)/);
     const bytes = encodeBatch([{ key: null, value: 'abc', timestamp: T0 }], { baseOffset: 0 });
     const cut = bytes.subarray(0, bytes.length - 2);
-    assert.throws(() => index.load(cut, 0), /runs past the batch/);
+    assert.throws(() => positions.load(cut, 0), /runs past the batch/);
   });
 });

@@ -1,0 +1,312 @@
+/**
+ * The group-commit writer of one partition: the only code that writes to its segment files.
+ *
+ * `enqueue` takes a batch already encoded at the partition's next offset and queues it. A write
+ * step, scheduled as a microtask, takes everything queued and writes it with one writev per segment
+ * touched (rolling to a new segment when the active one is full or spans too much time). Under fsync
+ * `always` the written batches then wait for one fsync that covers the whole group before each is
+ * acknowledged and the high watermark moves past them: group commit. Batches that arrive while an
+ * fsync is in flight form the next group, so the number of fsyncs does not grow with the number of
+ * concurrent appenders. Under `interval` and `never` a batch is acknowledged once written (to the
+ * OS); `interval` fsyncs on a timer.
+ *
+ * Producer state: `producers` includes queued batches and decides duplicates; `writtenProducers`
+ * holds the state of the bytes in the file, is what a roll snapshots to `<new base>.snapshot`, and
+ * is what `producers` falls back to when a write fails and the queued batches are handed back.
+ *
+ * Fault model: a failed write (say a full disk) cuts what was partly written and rejects the group,
+ * and the partition stays usable once the cause is gone. A failed fsync stops the partition until
+ * the log is reopened: the kernel may have dropped the dirty pages, so nothing written since the
+ * last good fsync can be trusted. A roll fsyncs the old segment before the next one exists, so a
+ * closed segment never holds a torn write.
+ *
+ * Thread-safety: none needed; everything runs on the event loop, one write step at a time.
+ */
+import { invariant } from '../assert.ts';
+import { KappaError, ioError } from '../errors.ts';
+import { BatchField, readInt64 } from './format/index.ts';
+import { fsyncAsync } from './fs.ts';
+import type { PartitionLoader } from './partition-loader.ts';
+import type { PartitionState } from './partition-state.ts';
+import { type ProducerEntry, ProducerStates } from './producer-state.ts';
+import { type BatchInfo, LogSegment } from './segment.ts';
+
+interface PendingBatch {
+  /** Null for a marker: an all-duplicate call waiting until everything queued before it is durable. */
+  buf: Buffer | null;
+  baseOffset: number;
+  lastOffset: number;
+  /** The partition's next offset once this item is written: the high watermark its acknowledgement sets. */
+  endOffset: number;
+  maxTimestamp: number;
+  /** Producer id of an idempotent batch, and the producer's entry once this batch is in; -1 and null otherwise. */
+  producerId: number;
+  producerEntry: ProducerEntry | null;
+  resolve: (baseOffset: number) => void;
+  reject: (err: Error) => void;
+}
+
+export class GroupCommitWriter {
+  /** Producer state including queued batches: decides duplicates (writable partitions only). */
+  producers = new ProducerStates();
+  /** Producer state of the batches written to the file. */
+  private writtenProducers = new ProducerStates();
+  private pending: PendingBatch[] = [];
+  /** Written to the file, waiting for the fsync that will acknowledge them (fsync `always`). */
+  private unsynced: PendingBatch[] = [];
+  private writeScheduled = false;
+  private syncing = false;
+  private drained: (() => void)[] = [];
+  /** Bytes were written since the last fsync (fsync `interval`). */
+  private dirty = false;
+  private fsyncTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly state: PartitionState,
+    private readonly loader: PartitionLoader,
+    /** Called after every roll (retention may now delete the oldest segment). */
+    private readonly onRoll: () => void,
+  ) {}
+
+  /** Starts writing on top of the recovered files, whose producer state is `written`. */
+  start(written: ProducerStates): void {
+    this.writtenProducers = written;
+    this.producers = written.clone();
+    const { fsync, fsyncIntervalMs } = this.state.opts;
+    if (fsync === 'interval') {
+      this.fsyncTimer = setInterval(() => void this.syncInterval(), fsyncIntervalMs);
+      this.fsyncTimer.unref();
+    }
+  }
+
+  /** Forgets producers whose every batch lies below `startOffset` (retention removed them). */
+  expireProducersBefore(startOffset: number): void {
+    this.producers.expireBefore(startOffset);
+    this.writtenProducers.expireBefore(startOffset);
+  }
+
+  /**
+   * Queues `buf` (already encoded at `baseOffset` = the partition's next offset) for the write step,
+   * or with `buf` null a marker that settles with the group it lands in. Resolves with `baseOffset`
+   * once durable.
+   */
+  enqueue(buf: Buffer | null, baseOffset: number, count: number, producerId: number, producerEntry: ProducerEntry | null): Promise<number> {
+    const { state } = this;
+    state.nextOffset += count;
+    const item: PendingBatch = {
+      buf,
+      baseOffset,
+      lastOffset: baseOffset + count - 1,
+      endOffset: state.nextOffset,
+      maxTimestamp: buf ? readInt64(buf, BatchField.maxTimestamp) : -1,
+      producerId,
+      producerEntry,
+      resolve: noop,
+      reject: noop,
+    };
+    return new Promise<number>((resolve, reject) => {
+      item.resolve = resolve;
+      item.reject = reject;
+      this.pending.push(item);
+      // Under fsync `always`, batches queued while an fsync runs wait for the next one anyway: the
+      // sync loop writes them all with one writev when it ends, instead of one write per append.
+      if (!this.writeScheduled && !(this.syncing && state.opts.fsync === 'always')) {
+        this.writeScheduled = true;
+        queueMicrotask(() => this.writePending());
+      }
+    });
+  }
+
+  /** Resolves once nothing is queued, being written or waiting for its fsync. */
+  async drain(): Promise<void> {
+    if (this.writeScheduled || this.syncing) await new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
+  /** Stops the interval fsync timer (the partition is closing). */
+  stop(): void {
+    if (this.fsyncTimer) clearInterval(this.fsyncTimer);
+  }
+
+  /**
+   * Writes everything queued (one writev per segment touched) as soon as it is queued, without
+   * waiting for an fsync in flight: the next fsync covers it. Under fsync `always` the batches then
+   * wait in `unsynced` for that fsync; otherwise they are acknowledged now.
+   */
+  private writePending(): void {
+    this.writeScheduled = false;
+    const group = this.pending;
+    this.pending = [];
+    if (group.length === 0) return this.maybeDrained();
+    let rolled = false;
+    try {
+      rolled = this.writeGroup(group);
+    } catch (err) {
+      this.failWrite(group, err, rolled);
+      return this.maybeDrained();
+    }
+    if (this.state.opts.fsync !== 'always') {
+      this.dirty = true;
+      this.acknowledge(group, this.state.active, this.state.active.sizeBytes);
+      return this.maybeDrained();
+    }
+    for (const item of group) this.unsynced.push(item);
+    if (!this.syncing) void this.syncLoop();
+  }
+
+  /** Writes the batches of `group` in runs, one per segment; returns whether it rolled. */
+  private writeGroup(group: PendingBatch[]): boolean {
+    let rolled = false;
+    let run: PendingBatch[] = [];
+    let runBytes = 0;
+    for (const item of group) {
+      if (item.buf === null) continue;
+      if (this.shouldRoll(item, run, runBytes)) {
+        this.writeRun(run);
+        run = [];
+        runBytes = 0;
+        this.roll(item.baseOffset);
+        rolled = true;
+      }
+      run.push(item);
+      runBytes += item.buf.length;
+    }
+    this.writeRun(run);
+    return rolled;
+  }
+
+  /** Moves the high watermark past `group` (readers see `seg` up to byte `covered`) and resolves it. */
+  private acknowledge(group: PendingBatch[], seg: LogSegment, covered: number): void {
+    const { state } = this;
+    state.highWatermark = group[group.length - 1].endOffset;
+    if (covered > seg.readableBytes) seg.readableBytes = covered;
+    state.wake();
+    for (const item of group) item.resolve(item.baseOffset);
+  }
+
+  /**
+   * Group commit: one fsync at a time, each covering every batch written before it started, then
+   * acknowledging all of them. Batches written while it runs are covered by the next one.
+   */
+  private async syncLoop(): Promise<void> {
+    const { state } = this;
+    this.syncing = true;
+    while (this.unsynced.length > 0 && !state.failure) {
+      const group = this.unsynced;
+      this.unsynced = [];
+      // Batches of a segment that rolled meanwhile were fsynced by the roll; this fsync covers the
+      // active segment up to its size now.
+      const seg = state.active;
+      const covered = seg.sizeBytes;
+      try {
+        const started = performance.now();
+        await fsyncAsync(state.opts.fs, seg.fd);
+        state.opts.onFsync?.((performance.now() - started) / 1000);
+      } catch (err) {
+        // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
+        // last good fsync can be trusted, so this partition stops until the log is reopened.
+        this.fail(ioError(err, 'fsync', seg.logPath), group);
+        break;
+      }
+      this.acknowledge(group, seg, covered);
+      // What was queued during the fsync, written now in one go (into `unsynced`, for the next turn).
+      if (this.pending.length > 0 && !this.writeScheduled) this.writePending();
+    }
+    this.syncing = false;
+    this.maybeDrained();
+  }
+
+  private maybeDrained(): void {
+    if (this.writeScheduled || this.syncing || this.pending.length > 0 || this.unsynced.length > 0) return;
+    for (const done of this.drained.splice(0)) done();
+  }
+
+  private shouldRoll(item: PendingBatch, run: PendingBatch[], runBytes: number): boolean {
+    const { topic } = this.state;
+    const active = this.state.active;
+    if (active.isEmpty && run.length === 0) return false;
+    if (active.sizeBytes + runBytes + item.buf!.length > topic.segmentBytes) return true;
+    const first = active.firstBatchMaxTimestamp >= 0 ? active.firstBatchMaxTimestamp : run.length > 0 ? run[0].maxTimestamp : item.maxTimestamp;
+    return item.maxTimestamp - first > topic.segmentMs;
+  }
+
+  private writeRun(run: PendingBatch[]): void {
+    if (run.length === 0) return;
+    const active = this.state.active;
+    const infos: BatchInfo[] = [];
+    let position = active.sizeBytes;
+    for (const item of run) {
+      // The bytes carry the offset the batch was queued at (encoded or adopted at `nextOffset`).
+      const stored = readInt64(item.buf!, BatchField.baseOffset);
+      invariant(stored === item.baseOffset, () => `${this.state.name}: a queued batch's header says offset ${stored}, not ${item.baseOffset}`);
+      infos.push({ position, size: item.buf!.length, baseOffset: item.baseOffset, lastOffset: item.lastOffset, maxTimestamp: item.maxTimestamp });
+      position += item.buf!.length;
+    }
+    active.write(
+      run.map((i) => i.buf!),
+      infos,
+    );
+    for (const item of run) if (item.producerEntry) this.writtenProducers.set(item.producerId, item.producerEntry);
+  }
+
+  /** Closes the active segment (fsynced, indexes written) and starts a new one at `baseOffset`. */
+  private roll(baseOffset: number): void {
+    const { state } = this;
+    const old = state.active;
+    // Fsync before the next segment exists: a closed segment never holds a torn write.
+    state.opts.fs.fsyncSync(old.fd);
+    old.finish();
+    old.readableBytes = old.sizeBytes;
+    // Written before the segment it belongs to exists; a crash between the two leaves an orphan
+    // that the next open removes.
+    this.loader.writeSnapshot(baseOffset, this.writtenProducers);
+    state.segments.push(LogSegment.create(state.opts.fs, state.dir, baseOffset));
+    this.onRoll();
+  }
+
+  private failWrite(group: PendingBatch[], err: unknown, rolled: boolean): void {
+    const { state } = this;
+    const error = ioError(err, 'write to', state.active.logPath);
+    if (rolled) {
+      this.fail(error, group);
+      return;
+    }
+    // Nothing of this group was tracked (the segment's size and next offset still end at the last
+    // whole write): cut what was partly written and hand back the offsets, so the partition stays
+    // usable once the cause (say a full disk) is gone. Earlier writes still wait for their fsync.
+    try {
+      state.active.truncate(state.active.sizeBytes);
+    } catch {
+      this.fail(error, group);
+      return;
+    }
+    state.nextOffset = state.active.nextOffset;
+    // The producer state forgets the batches handed back, so their re-send is not taken for a duplicate.
+    this.producers = this.writtenProducers.clone();
+    const rejected = group.concat(this.pending.splice(0));
+    for (const item of rejected) item.reject(error);
+  }
+
+  private fail(error: KappaError, group: PendingBatch[]): void {
+    const { state } = this;
+    state.failure = new KappaError(
+      error.code,
+      `${state.name} stopped accepting appends after an I/O error (${error.message}). Restart Kappa to recover it; acknowledged records are safe.`,
+      error.details,
+      error,
+    );
+    for (const item of group.concat(this.unsynced.splice(0), this.pending.splice(0))) item.reject(state.failure);
+  }
+
+  private async syncInterval(): Promise<void> {
+    const { state } = this;
+    if (!this.dirty || state.closed) return;
+    this.dirty = false;
+    try {
+      await fsyncAsync(state.opts.fs, state.active.fd);
+    } catch (err) {
+      this.fail(ioError(err, 'fsync', state.active.logPath), []);
+    }
+  }
+}
+
+function noop(): void {}
