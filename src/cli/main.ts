@@ -1,10 +1,13 @@
 /**
  * The `kappa` command. `main(argv)` returns the exit code instead of exiting, so tests and the
  * bin script share it: 0 on success, 1 on any error (a clear message on stderr, nothing partial).
+ * The commands are declared here in four groups (topics; the log; running; the views); each
+ * command's work is in its own file. The CLI reaches the other layers only through their index.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
+import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
 import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { produceCommand } from './produce.ts';
@@ -14,7 +17,6 @@ import { defaultWorkers, startCommand } from './start.ts';
 import { tokenCommand } from './token.ts';
 import { verifyCommand } from './verify.ts';
 import { lagCommand, queryCommand, viewsCommand } from './views.ts';
-import { WORKER_HEAP_MB_DEFAULT } from '../stream/worker-pool.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -35,6 +37,14 @@ export function parseWholeNumber(name: string, min: number): (value: string) => 
   };
 }
 
+/** A subcommand whose only option is `--json` (print JSON instead of a table). */
+function jsonCommand(parent: Command, nameAndArgs: string, description: string): Command {
+  return parent.command(nameAndArgs).description(description).option('--json', 'print JSON');
+}
+
+/** The `--config` given before the command, for the commands that load the app. */
+const configOf = (program: Command): string | undefined => program.opts().config as string | undefined;
+
 function buildProgram(ctx: () => CliContext): Command {
   const program = new Command('kappa')
     .description('Kappa: one replayable event log, one stream-processing code path, versioned SQL views.')
@@ -42,7 +52,16 @@ function buildProgram(ctx: () => CliContext): Command {
     .option('--config <file>', 'the app config (kappa.config.ts or .js); used by `kappa start`, and by `kappa replay`/`rollback` when no `kappa start` is running')
     .showHelpAfterError('(run `kappa --help` to see the commands)')
     .exitOverride();
+  addTopicCommands(program, ctx);
+  addLogCommands(program, ctx);
+  addRunCommands(program, ctx);
+  addViewCommands(program, ctx);
+  addDemoCommand(program, ctx);
+  return program;
+}
 
+/** `kappa topics create | list | describe`. */
+function addTopicCommands(program: Command, ctx: () => CliContext): void {
   const topics = program.command('topics').description('create, list and describe topics');
   topics
     .command('create <name>')
@@ -52,17 +71,12 @@ function buildProgram(ctx: () => CliContext): Command {
     .option('--retention-bytes <bytes>', 'keep at most about this many bytes per partition; -1 = no limit', parseWholeNumber('--retention-bytes', -1), -1)
     .option('--segment-bytes <bytes>', 'size at which a partition starts a new segment file', parseWholeNumber('--segment-bytes', 1024))
     .action((name: string, opts) => topicsCreate(ctx(), name, opts));
-  topics
-    .command('list')
-    .description('list topics')
-    .option('--json', 'print JSON')
-    .action((opts) => topicsList(ctx(), opts));
-  topics
-    .command('describe <name>')
-    .description("show a topic's settings and each partition's offsets")
-    .option('--json', 'print JSON')
-    .action((name: string, opts) => topicsDescribe(ctx(), name, opts));
+  jsonCommand(topics, 'list', 'list topics').action((opts) => topicsList(ctx(), opts));
+  jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action((name: string, opts) => topicsDescribe(ctx(), name, opts));
+}
 
+/** `kappa produce`, `consume`, `verify`: records in and out of the log, and its integrity. */
+function addLogCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('produce <topic>')
     .description('append NDJSON from stdin to a topic, one record per line')
@@ -80,12 +94,11 @@ function buildProgram(ctx: () => CliContext): Command {
     .option('--with-meta', 'print {topic,partition,offset,timestamp,key,value} instead of the bare value')
     .action((topic: string, opts) => consumeCommand(ctx(), topic, opts));
 
-  program
-    .command('verify')
-    .description('check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged')
-    .option('--json', 'print JSON')
-    .action((opts) => verifyCommand(ctx(), opts));
+  jsonCommand(program, 'verify', 'check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged').action((opts) => verifyCommand(ctx(), opts));
+}
 
+/** `kappa start`, `token`: running the pipelines and the HTTP API, and its tokens. */
+function addRunCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('start')
     .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
@@ -102,7 +115,7 @@ function buildProgram(ctx: () => CliContext): Command {
     .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
     .action((opts) =>
       startCommand(ctx(), {
-        config: program.opts().config as string | undefined,
+        config: configOf(program),
         flushIntervalMs: opts.flushIntervalMs,
         workers: opts.workers,
         workerHeapMb: opts.workerHeapMb,
@@ -119,39 +132,31 @@ function buildProgram(ctx: () => CliContext): Command {
     .argument('<name>', 'a name for the token (shown in logs, never the token itself)')
     .requiredOption('--scopes <list>', 'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)')
     .action((name: string, opts) => tokenCommand(ctx(), name, opts.scopes as string));
+}
 
+/** `kappa replay`, `rollback`, `views`, `query`, `lag`: the views, their versions and their lag. */
+function addViewCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('replay <view>')
     .description("build a new version of a view by replaying the log beside the live one; it goes live once it has caught up with the head")
     .option('--from <where>', 'earliest, or @<ISO time> to replay only the records from that time on (found with the time index)')
     .option('--cancel', 'cancel the build in progress (what it built so far is dropped)')
     .option('--no-wait', 'return once the build has started instead of following its progress until the version is live')
-    .action((view: string, opts) => replayCommand(ctx(), view, { config: program.opts().config as string | undefined, from: opts.from, cancel: opts.cancel, wait: opts.wait }));
+    .action((view: string, opts) => replayCommand(ctx(), view, { config: configOf(program), from: opts.from, cancel: opts.cancel, wait: opts.wait }));
 
   program
     .command('rollback <view>')
     .description('make the previous version of a view live again; it first catches up from its own checkpoints')
     .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
-    .action((view: string, opts) => rollbackCommand(ctx(), view, { config: program.opts().config as string | undefined, wait: opts.wait }));
+    .action((view: string, opts) => rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait }));
 
-  program
-    .command('views')
-    .description('list views with their versions (live, building with progress, retired), rows and lag')
-    .option('--json', 'print JSON')
-    .action((opts) => viewsCommand(ctx(), opts));
+  jsonCommand(program, 'views', 'list views with their versions (live, building with progress, retired), rows and lag').action((opts) => viewsCommand(ctx(), opts));
+  jsonCommand(program, 'query <sql>', 'run a read-only SQL query over the views').action((sql: string, opts) => queryCommand(ctx(), sql, opts));
+  jsonCommand(program, 'lag', 'per view (and output pipeline) and partition: committed offset, log end, lag').action((opts) => lagCommand(ctx(), opts));
+}
 
-  program
-    .command('query <sql>')
-    .description('run a read-only SQL query over the views')
-    .option('--json', 'print JSON')
-    .action((sql: string, opts) => queryCommand(ctx(), sql, opts));
-
-  program
-    .command('lag')
-    .description('per view (and output pipeline) and partition: committed offset, log end, lag')
-    .option('--json', 'print JSON')
-    .action((opts) => lagCommand(ctx(), opts));
-
+/** `kappa demo`: the sales example with a generator, what `npm start` runs. */
+function addDemoCommand(program: Command, ctx: () => CliContext): void {
   program
     .command('demo')
     .description('the sales demo (what `npm start` runs): sales events at a steady rate, the sales pipelines, the HTTP API and the dashboard, until Ctrl-C')
@@ -160,8 +165,6 @@ function buildProgram(ctx: () => CliContext): Command {
     .option('--port <port>', "the HTTP API's port (default 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
     .option('--workers <n>', 'worker threads for the pipelines (default: one per core)', parseWholeNumber('--workers', 0))
     .action((opts) => demoCommand(ctx(), { rate: opts.rate, host: opts.host, port: opts.port, workers: opts.workers }));
-
-  return program;
 }
 
 export async function main(argv: string[], io: Partial<Pick<CliContext, 'stdout' | 'stderr' | 'stdin'>> = {}): Promise<number> {
