@@ -15,13 +15,14 @@
  */
 import { join } from 'node:path';
 import { assertIncreasing } from '../assert.ts';
-import { KappaError, isKappaError } from '../errors.ts';
+import { KappaError } from '../errors.ts';
+import { producerOf, toEncodable } from './append-input.ts';
+import { acquireLock, releaseLock } from './data-dir-lock.ts';
 import { type LogFs, defaultFs, fsyncDir, writeFileAtomic } from './fs.ts';
-import { checkPartitionCount, checkTopicName } from './names.ts';
+import { checkPartitionCount, checkTopicLimits, checkTopicName } from './names.ts';
 import { NO_DUPLICATES, Partition, type ReadCursor } from './partition.ts';
-import { EPOCH_MAX, type ProducerIdentity, SEQUENCE_MODULUS } from './producer-state.ts';
 import { partitionForKey } from './partitioner.ts';
-import type { EncodableRecord, RecordBatch, RecordHeader } from './record-batch.ts';
+import type { EncodableRecord, RecordBatch } from './record-batch.ts';
 import type {
   AppendBatchResult,
   BatchOptions,
@@ -434,113 +435,4 @@ export class FileLog implements Log {
 
 export function openFileLog(opts: FileLogOptions): Promise<FileLog> {
   return FileLog.open(opts);
-}
-
-/**
- * Checks one record and puts it in the encoder's shape. Runs for every record of a call before any
- * is queued, so a bad record refuses the whole call instead of leaving part of it appended.
- */
-function toEncodable(r: ProducerRecord, now: number, index: number): EncodableRecord {
-  const timestamp = r.timestamp ?? now;
-  // The encoder would silently store NaN as 0 and 1.5 as 1, so a bad timestamp is refused here.
-  if (!Number.isSafeInteger(timestamp)) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has timestamp ${String(r.timestamp)}; a timestamp is a whole number of milliseconds since 1970.`, { index });
-  }
-  const key = r.key ?? null;
-  if (!isBytes(key) || !isBytes(r.value)) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has a ${isBytes(key) ? 'value' : 'key'} that is not a string, a Buffer or null.`, { index });
-  }
-  let headers: RecordHeader[] | null = null;
-  if (r.headers) {
-    headers = Array.isArray(r.headers)
-      ? r.headers
-      : Object.entries(r.headers).map(([key, value]) => ({ key, value: value === null ? null : typeof value === 'string' ? Buffer.from(value) : value }));
-  }
-  return { key, value: r.value, headers, timestamp };
-}
-
-/** The producer of an idempotent append, or null for a plain one; refuses incomplete or out-of-range fields. */
-function producerOf(opts: BatchOptions | undefined): ProducerIdentity | null {
-  if (opts === undefined) return null;
-  const { producerId = -1, producerEpoch = -1, baseSequence = -1 } = opts;
-  if (producerId === -1) {
-    if (producerEpoch !== -1) badProducerField('producerEpoch', producerEpoch, 'an epoch needs a producerId (or leave both out for a plain append)');
-    if (baseSequence !== -1) badProducerField('baseSequence', baseSequence, 'a sequence needs a producerId (or leave both out for a plain append)');
-    return null;
-  }
-  if (!Number.isSafeInteger(producerId) || producerId < 0) badProducerField('producerId', producerId, 'it must be a whole number from 0 to 2^53 - 1, or -1 for a plain append');
-  if (!Number.isInteger(producerEpoch) || producerEpoch < 0 || producerEpoch > EPOCH_MAX) {
-    badProducerField('producerEpoch', producerEpoch, `an idempotent append needs a whole number from 0 to ${EPOCH_MAX}`);
-  }
-  if (!Number.isInteger(baseSequence) || baseSequence < 0 || baseSequence >= SEQUENCE_MODULUS) {
-    badProducerField('baseSequence', baseSequence, `an idempotent append needs the first record's sequence, a whole number from 0 to ${SEQUENCE_MODULUS - 1} (sequences wrap to 0 after it)`);
-  }
-  return { producerId, producerEpoch, baseSequence, allowGaps: opts.sequenceGaps === 'allow' };
-}
-
-function badProducerField(field: string, value: unknown, rule: string): never {
-  throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} is ${String(value)}; ${rule}. Nothing was appended.`, { [field]: value });
-}
-
-function isBytes(v: unknown): v is Buffer | string | null {
-  return v === null || typeof v === 'string' || Buffer.isBuffer(v);
-}
-
-function checkTopicLimits(info: TopicInfo): void {
-  const bad = (field: string, why: string): never => {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} ${why}.`, { [field]: (info as unknown as Record<string, unknown>)[field] });
-  };
-  if (!Number.isInteger(info.retentionMs) || info.retentionMs < -1) bad('retentionMs', 'must be -1 (keep forever) or a whole number of milliseconds');
-  if (!Number.isInteger(info.retentionBytes) || info.retentionBytes < -1) bad('retentionBytes', 'must be -1 (no limit) or a whole number of bytes');
-  if (!Number.isInteger(info.segmentBytes) || info.segmentBytes < 1024 || info.segmentBytes > 2 ** 31 - 1) bad('segmentBytes', 'must be between 1024 and 2147483647');
-  if (!Number.isInteger(info.segmentMs) || info.segmentMs < 1) bad('segmentMs', 'must be a positive whole number of milliseconds');
-}
-
-function acquireLock(fs: LogFs, dir: string): void {
-  const path = join(dir, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    // The pid goes into a private file first, which is then hard-linked to .lock: link() creates the
-    // name atomically with its contents, so another process never reads a half-written (empty) lock
-    // and mistakes it for a stale one.
-    const tmp = `${path}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    fs.writeSync(fd, String(process.pid));
-    fs.closeSync(fd);
-    try {
-      fs.linkSync(tmp, path);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.unlinkSync(tmp);
-    }
-    const pid = Number(fs.readFileSync(path, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-      throw new KappaError(
-        'KAPPA_DATA_DIR_LOCKED',
-        `The data directory ${dir} is in use by process ${pid}${pid === process.pid ? ' (this process)' : ''}. Stop that process first, or point --data-dir elsewhere.`,
-        { dir, pid },
-      );
-    }
-    // The process that held the lock is gone (crashed or killed): take the lock over.
-    fs.unlinkSync(path);
-  }
-  throw new KappaError('KAPPA_DATA_DIR_LOCKED', `Could not lock the data directory ${dir}.`, { dir });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function releaseLock(fs: LogFs, dir: string): void {
-  try {
-    fs.unlinkSync(join(dir, '.lock'));
-  } catch (err) {
-    if (!isKappaError(err) && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
 }
