@@ -1,7 +1,7 @@
 /** `kappa views`, `kappa query`, `kappa lag`: read-only looks at the serving layer, beside a running `kappa start`. */
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import type { FileLog } from '../log/index.ts';
+import type { Log } from '../log/index.ts';
 import { type BuildInfo, type ViewVersionInfo } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
@@ -34,7 +34,7 @@ export interface LagRow {
   lag: number;
 }
 
-async function lagRows(store: SqliteStore, log: FileLog): Promise<LagRow[]> {
+async function lagRows(store: SqliteStore, log: Log): Promise<LagRow[]> {
   const rows: LagRow[] = [];
   for (const v of await store.versions()) {
     if (v.state === 'retired') continue;
