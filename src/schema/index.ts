@@ -1,9 +1,10 @@
 /**
  * The schema layer: record serialization and validation. JSON Schema now (written by hand or with
- * TypeBox's `Type`); Avro and Protobuf later. Imports nothing from the layers above it.
+ * TypeBox's `Type`); Avro and Protobuf later. Imports nothing from the layers above it. Embedding
+ * code imports it as `kappa/schema` (a config needs only `Type` and `Static`, which `kappa` has).
  *
  * ```ts
- * import { Type, type Static, compileSchema } from './schema/index.ts';
+ * import { Type, type Static, compileSchema } from 'kappa/schema';
  * const Sale = Type.Object({ orderId: Type.String(), amount: Type.Number({ minimum: 0 }) });
  * type Sale = Static<typeof Sale>;
  * const sales = compileSchema(Sale, { name: 'sales' }); // RecordSchema<Sale>
