@@ -5,8 +5,10 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Log } from '../log/index.ts';
-import type { Engine } from '../stream/index.ts';
+import type { Engine, TaskStatus } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
+
+const TASK_LABELS = ['view', 'version', 'topic', 'partition'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -49,77 +51,89 @@ export class Metrics {
     log.fsyncObserver = (s) => this.fsyncSeconds.observe(s);
     if (engine !== null) engine.flushObserver = (view, s) => this.flushSeconds.observe({ view }, s);
 
-    const taskLabels = ['view', 'version', 'topic', 'partition'] as const;
-    new Gauge({
-      name: 'kappa_task_lag_records',
-      help: 'Records between a task’s committed checkpoint and the end of its partition.',
-      labelNames: taskLabels,
-      registers,
-      async collect() {
-        this.reset();
-        for (const t of engine?.status() ?? []) {
-          const { end } = await log.offsets(t.topic, t.partition);
-          this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, Math.max(0, end - t.committedOffset));
-        }
-      },
-    });
-    new Gauge({
-      name: 'kappa_task_events_processed',
-      help: 'Events a task has folded since the process started (rate() of it is the task’s throughput).',
-      labelNames: taskLabels,
-      registers,
-      collect() {
-        this.reset();
-        for (const t of engine?.status() ?? []) this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, t.eventsProcessed);
-      },
-    });
-    new Gauge({
-      name: 'kappa_task_checkpoint_age_seconds',
-      help: 'Seconds since a task last committed its rows and checkpoint.',
-      labelNames: taskLabels,
-      registers,
-      collect() {
-        this.reset();
-        const now = Date.now();
-        for (const t of engine?.status() ?? []) {
-          if (t.lastFlushAtMs > 0) this.set({ view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) }, (now - t.lastFlushAtMs) / 1000);
-        }
-      },
-    });
-    new Gauge({
-      name: 'kappa_view_rows',
-      help: 'Rows in each version of each view.',
-      labelNames: ['view', 'version', 'state'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const v of await store.versions()) this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
-      },
-    });
-    new Gauge({
-      name: 'kappa_build_progress_ratio',
-      help: 'Share of the log a build in progress has replayed (0 to 1).',
-      labelNames: ['view', 'version', 'reason'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
-      },
-    });
-    new Gauge({
-      name: 'kappa_build_events_per_second',
-      help: 'Replay rate of a build in progress.',
-      labelNames: ['view', 'version'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
-      },
-    });
+    collectedGauges(registers, log, store, control, engine);
   }
 
   close(log: Log, engine: Engine | null): void {
     log.fsyncObserver = null;
     if (engine !== null) engine.flushObserver = null;
   }
+}
+
+/** A task's labels on the task gauges. */
+function taskLabelsOf(t: TaskStatus): Record<(typeof TASK_LABELS)[number], string> {
+  return { view: t.view, version: String(t.version), topic: t.topic, partition: String(t.partition) };
+}
+
+/**
+ * The gauges read when scraped: per task (lag, events processed, checkpoint age), per view
+ * version (rows) and per build (progress, rate).
+ */
+function collectedGauges(registers: Registry[], log: Log, store: ViewStore, control: ControlStore, engine: Engine | null): void {
+  new Gauge({
+    name: 'kappa_task_lag_records',
+    help: 'Records between a task’s committed checkpoint and the end of its partition.',
+    labelNames: TASK_LABELS,
+    registers,
+    async collect() {
+      this.reset();
+      for (const t of engine?.status() ?? []) {
+        const { end } = await log.offsets(t.topic, t.partition);
+        this.set(taskLabelsOf(t), Math.max(0, end - t.committedOffset));
+      }
+    },
+  });
+  new Gauge({
+    name: 'kappa_task_events_processed',
+    help: 'Events a task has folded since the process started (rate() of it is the task’s throughput).',
+    labelNames: TASK_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      for (const t of engine?.status() ?? []) this.set(taskLabelsOf(t), t.eventsProcessed);
+    },
+  });
+  new Gauge({
+    name: 'kappa_task_checkpoint_age_seconds',
+    help: 'Seconds since a task last committed its rows and checkpoint.',
+    labelNames: TASK_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const t of engine?.status() ?? []) {
+        if (t.lastFlushAtMs > 0) this.set(taskLabelsOf(t), (now - t.lastFlushAtMs) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'kappa_view_rows',
+    help: 'Rows in each version of each view.',
+    labelNames: ['view', 'version', 'state'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const v of await store.versions()) this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
+    },
+  });
+  new Gauge({
+    name: 'kappa_build_progress_ratio',
+    help: 'Share of the log a build in progress has replayed (0 to 1).',
+    labelNames: ['view', 'version', 'reason'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
+    },
+  });
+  new Gauge({
+    name: 'kappa_build_events_per_second',
+    help: 'Replay rate of a build in progress.',
+    labelNames: ['view', 'version'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
+    },
+  });
 }
