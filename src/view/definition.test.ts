@@ -3,18 +3,13 @@ import assert from 'node:assert/strict';
 import { isKappaError } from '../errors.ts';
 import { definitionJson, parseDefinitionJson, validateCheckpoints, validateDefinition, validateDeltas } from './definition.ts';
 import type { VersionTable } from './types.ts';
+import { versionTable } from './test-helpers.ts';
 
-const base: VersionTable = {
-  name: 'sales',
-  version: 1,
-  fingerprint: 'fp',
-  keyColumns: [{ name: 'region', type: 'TEXT' }],
-  stateColumns: [
-    { name: 'first_at', type: 'INTEGER', merge: { kind: 'min' } },
-    { name: 'first_amount', type: 'REAL', merge: { kind: 'earliest', by: 'first_at' } },
-  ],
-  outputColumns: [{ name: 'first_amount', sql: 'first_amount' }],
-};
+const base = versionTable('sales', {
+  keys: ['region TEXT'],
+  state: ['first_at INTEGER min', 'first_amount REAL earliest first_at'],
+  outputs: ['first_amount'],
+});
 
 function refused(def: unknown, message: RegExp): void {
   assert.throws(

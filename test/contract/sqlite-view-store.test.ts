@@ -1,81 +1,31 @@
 /**
- * Runs the SqliteStore contract on the SQLite adapter with real database files in a temp dir, then
- * checks what only SQLite has: the on-disk encoding, WAL, its dialect's writes, lock handling.
+ * Runs the ViewStore contract on the SQLite adapter with real database files in a temp dir, then
+ * checks what only SQLite has: the on-disk encoding, WAL, its dialect's writes, lock handling, and
+ * the one database file both ports share (writes of either port queue behind a flush; a drop
+ * forgets the version's code and build). The ControlStore contract runs in
+ * ./sqlite-control-store.test.ts.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { isKappaError } from '../../src/errors.ts';
-import { type VersionTable } from '../../src/view/index.ts';
+import type { VersionTable } from '../../src/view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
-import { type ViewStoreHarness, viewStoreContract } from './view-store.contract.ts';
+import { type SqliteHarness, SqliteTestStores } from '../../src/view/sqlite/test-helpers.ts';
+import { versionTable } from '../../src/view/test-helpers.ts';
+import { build } from './control-store.contract.ts';
+import { cp, freshForEachTest, rejectsWith, rowsOf, sale, salesDef, viewStoreContract } from './view-store.contract.ts';
 
-const root = fs.mkdtempSync(join(tmpdir(), 'kappa-view-store-'));
-after(() => fs.rmSync(root, { recursive: true, force: true }));
-let seq = 0;
+const stores = new SqliteTestStores();
 
-async function openHarness(opts: { readers?: number; busyTimeoutMs?: number } = {}): Promise<ViewStoreHarness & { path: string }> {
-  const dir = join(root, String(seq++));
-  const path = join(dir, 'views.sqlite');
-  let current = await openSqliteStore({ path, ...opts });
-  return {
-    path,
-    get store() {
-      return current;
-    },
-    async reopen() {
-      await current.close();
-      current = await openSqliteStore({ path, ...opts });
-      return current;
-    },
-    async cleanup() {
-      await current.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-    dialectWrites: [
-      `ATTACH '${join(dir, 'other.sqlite')}' AS other`,
-      'DETACH main',
-      'PRAGMA user_version = 7',
-      'PRAGMA journal_mode = DELETE',
-      'PRAGMA locking_mode = EXCLUSIVE',
-      'PRAGMA query_only = 0',
-      '/* comment */ pragma writable_schema = 1',
-      'BEGIN',
-      'BEGIN IMMEDIATE',
-      'SAVEPOINT s',
-      `VACUUM INTO '${join(dir, 'copy.sqlite')}'`,
-      'VACUUM',
-      'ANALYZE',
-      'REINDEX',
-      'REPLACE INTO sales__v1 (region, year, total, orders) VALUES (\'x\', 1, 1, 1)',
-      'WITH x AS (SELECT 1) DELETE FROM sales__v1',
-      'CREATE TEMP TABLE t (x)',
-      "CREATE TRIGGER evil AFTER INSERT ON kappa_views BEGIN DELETE FROM kappa_checkpoints; END",
-    ],
-  };
-}
+viewStoreContract('SQLite', () => stores.open());
+viewStoreContract('SQLite with 3 readers', () => stores.open({ readers: 3 }));
 
-viewStoreContract('SQLite', () => openHarness());
-viewStoreContract('SQLite with 3 readers', () => openHarness({ readers: 3 }));
-
-const def: VersionTable = {
-  name: 'sales',
-  version: 1,
-  fingerprint: 'fp',
-  keyColumns: [
-    { name: 'region', type: 'TEXT' },
-    { name: 'year', type: 'INTEGER' },
-  ],
-  stateColumns: [{ name: 'total', type: 'REAL', merge: { kind: 'add' } }],
-  outputColumns: [{ name: 'total', sql: 'total' }],
-};
+const def = versionTable('sales', { keys: ['region TEXT', 'year INTEGER'], state: ['total REAL add'], outputs: ['total'] });
 
 describe('SQLite view store', () => {
   async function withStore(fn: (store: SqliteStore, path: string) => Promise<void>, opts: { busyTimeoutMs?: number } = {}): Promise<void> {
-    const h = await openHarness(opts);
+    const h = await stores.open(opts);
     try {
       await fn(h.store, h.path);
     } finally {
@@ -140,7 +90,7 @@ describe('SQLite view store', () => {
   });
 
   test('after a reopen, a version with a custom merge refuses to flush until ensureVersion registers the merge again', async () => {
-    const h = await openHarness();
+    const h = await stores.open();
     try {
       const custom: VersionTable = {
         ...def,
@@ -163,7 +113,7 @@ describe('SQLite view store', () => {
   });
 
   test('a query returning more than queryRowsMax rows fails and asks for a LIMIT', async () => {
-    const path = join(root, `rows-max-${seq++}`, 'views.sqlite');
+    const path = stores.freshPath('rows-max');
     const store = await openSqliteStore({ path, queryRowsMax: 3 });
     try {
       const upTo = (n: number) => `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${n}) SELECT x FROM n`;
@@ -178,17 +128,66 @@ describe('SQLite view store', () => {
   });
 
   test('options out of range are refused', async () => {
-    const path = join(root, `opts-${seq++}`, 'views.sqlite');
+    const path = stores.freshPath('opts');
     for (const opts of [{ path: ':memory:' }, { path, readers: 0 }, { path, readers: 17 }, { path, queryRowsMax: 0 }]) {
       await assert.rejects(openSqliteStore(opts), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT'));
     }
   });
 
   test('a store refuses calls once closed', async () => {
-    const path = join(root, `closed-${seq++}`, 'views.sqlite');
+    const path = stores.freshPath('closed');
     const store = await openSqliteStore({ path });
     await store.close();
     await store.close();
     await assert.rejects(store.query('SELECT 1'), /closed/);
+  });
+});
+
+describe('SQLite: one database file serves both ports', () => {
+  let h: SqliteHarness;
+  let store: SqliteStore;
+  freshForEachTest(
+    () => stores.open(),
+    (opened) => {
+      h = opened;
+      store = opened.store;
+    },
+  );
+
+  test('writes that arrive while a large flush is under way wait for it and all land', async () => {
+    await store.ensureVersion(salesDef());
+    await store.ensureVersion({ ...salesDef(), name: 'other', fingerprint: 'other-fp' });
+    const many = Array.from({ length: 3_500 }, (_, i) => sale(`r${i}`, 2024, 1));
+    const results = await Promise.all([
+      store.flush('sales', 1, many, [cp(1)]),
+      store.flush('other', 1, [sale('eu', 2024, 2)], [cp(1)]),
+      store.flush('sales', 1, [sale('r0', 2024, 10)], [cp(2)]),
+      store.saveCode('sales', 1, 'code'),
+      store.addRequest('sales', 'replay', null),
+    ]);
+    assert.equal(typeof results[4], 'number');
+    assert.equal((await rowsOf(store, 'SELECT count(*) AS n, sum(total) AS t FROM sales'))[0].n, 3_500);
+    assert.equal((await rowsOf(store, 'SELECT sum(total) AS t FROM sales'))[0].t, 3_510);
+    assert.deepEqual(await rowsOf(store, 'SELECT region, total FROM other'), [{ region: 'eu', total: 2 }]);
+    assert.deepEqual(await store.checkpoints('sales', 1), [cp(2)]);
+    assert.equal(await store.code('sales', 1), 'code');
+  });
+
+  test('a version keeps its code; dropVersion removes its code and build record', async () => {
+    await store.ensureVersion(salesDef(1));
+    await store.ensureVersion(salesDef(2));
+    assert.equal(await store.code('sales', 2), null);
+    await store.saveCode('sales', 2, 'export default 1;');
+    await store.saveCode('sales', 2, 'export default 2;');
+    assert.equal(await store.code('sales', 2), 'export default 2;');
+    await store.saveBuild(build(2, 10));
+    await store.saveBuild(build(2, 40));
+    assert.deepEqual(await store.builds(), [build(2, 40)]);
+    store = await h.reopen();
+    assert.equal(await store.code('sales', 2), 'export default 2;', 'the code survives reopening');
+    await store.dropVersion('sales', 2);
+    assert.equal(await store.code('sales', 2), null);
+    assert.deepEqual(await store.builds(), []);
+    await rejectsWith(store.saveCode('sales', 1, ''), 'KAPPA_INVALID_ARGUMENT');
   });
 });

@@ -1,22 +1,24 @@
 /**
  * The `ViewStore` contract: what every adapter (SQLite now, PostgreSQL later) must do, written
- * against the port only. An adapter's test file calls `viewStoreContract` with a factory that opens
- * a fresh, empty store on real storage.
+ * against the port only (src/view/view-store.ts states the promises). An adapter's test file calls
+ * `viewStoreContract` with a factory that opens a fresh, empty store on real storage. The control
+ * store's promises have their own suite (./control-store.contract.ts).
  *
  * What it pins down: versions (create, idempotency, conflicts, live/building/retired, swap, drop),
  * how each merge rule folds deltas (within one flush and across flushes, with NULLs), checkpoints
- * committed with the rows and kept across reopen, all-or-nothing flushes, and read-only queries
- * that never wait for the writer.
+ * committed with the rows, never backwards and kept across reopen, all-or-nothing flushes, and
+ * read-only queries that never wait for the writer.
  */
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ErrorCode, isKappaError } from '../../src/errors.ts';
-import type { BuildInfo, Checkpoint, ControlStore, QueryResult, RowDelta, VersionTable, ViewStore } from '../../src/view/index.ts';
+import type { Checkpoint, QueryResult, RowDelta, VersionTable, ViewStore } from '../../src/view/index.ts';
+import { type TableSpec, versionTable } from '../../src/view/test-helpers.ts';
 
 export interface ViewStoreHarness {
-  store: ViewStore & ControlStore;
+  store: ViewStore;
   /** Closes the store last returned and opens a new one on the same data. */
-  reopen(): Promise<ViewStore & ControlStore>;
+  reopen(): Promise<ViewStore>;
   /** Closes whatever is open and removes the data. */
   cleanup(): Promise<void>;
   /**
@@ -26,91 +28,24 @@ export interface ViewStoreHarness {
   dialectWrites?: string[];
 }
 
-// ---- definitions and helpers ---------------------------------------------------------------
-
-function salesDef(version = 1, over: Partial<VersionTable> = {}): VersionTable {
-  return {
-    name: 'sales',
-    version,
-    fingerprint: `sales-fp-${version}`,
-    keyColumns: [
-      { name: 'region', type: 'TEXT' },
-      { name: 'year', type: 'INTEGER' },
-    ],
-    stateColumns: [
-      { name: 'total', type: 'REAL', merge: { kind: 'add' } },
-      { name: 'orders', type: 'INTEGER', merge: { kind: 'add' } },
-    ],
-    outputColumns: [
-      { name: 'total', sql: 'total' },
-      { name: 'orders', sql: 'orders' },
-      { name: 'avg_amount', sql: 'total / NULLIF(orders, 0)' },
-    ],
-    ...over,
-  };
+/**
+ * Registers hooks that open a fresh harness before each test of the enclosing suite (handing it to
+ * `use`) and clean it up after, even when the test failed. Shared by the store contract suites.
+ */
+export function freshForEachTest<H extends { cleanup(): Promise<void> }>(open: () => Promise<H>, use: (h: H) => void): void {
+  let current: H | null = null;
+  beforeEach(async () => {
+    current = await open();
+    use(current);
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = null;
+  });
 }
 
-/** One column per merge rule. The `by` columns come first so SET order cannot matter. */
-function rulesDef(): VersionTable {
-  return {
-    name: 'rules',
-    version: 1,
-    fingerprint: 'rules-fp',
-    keyColumns: [{ name: 'k', type: 'TEXT' }],
-    stateColumns: [
-      { name: 'first_time', type: 'INTEGER', merge: { kind: 'min' } },
-      { name: 'last_time', type: 'INTEGER', merge: { kind: 'max' } },
-      { name: 'first_v', type: 'TEXT', merge: { kind: 'earliest', by: 'first_time' } },
-      { name: 'last_v', type: 'TEXT', merge: { kind: 'latest', by: 'last_time' } },
-      { name: 'lo', type: 'REAL', merge: { kind: 'min' } },
-      { name: 'hi', type: 'REAL', merge: { kind: 'max' } },
-    ],
-    outputColumns: ['first_v', 'first_time', 'last_v', 'last_time', 'lo', 'hi'].map((c) => ({ name: `out_${c}`, sql: c })),
-  };
-}
-
-/** A custom mergeable aggregate: the sorted set of tags seen, stored as JSON. */
-function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): VersionTable {
-  return {
-    name: 'tags',
-    version: 1,
-    fingerprint: 'tags-fp',
-    keyColumns: [{ name: 'user_id', type: 'INTEGER' }],
-    stateColumns: [
-      { name: 'events', type: 'INTEGER', merge: { kind: 'add' } },
-      {
-        name: 'tags',
-        type: 'TEXT',
-        merge: {
-          kind: 'custom',
-          merge: (stored, delta) => {
-            onMerge(stored, delta);
-            return [...new Set([...(stored as string[]), ...(delta as string[])])].sort();
-          },
-        },
-      },
-    ],
-    outputColumns: [
-      { name: 'events', sql: 'events' },
-      { name: 'tags', sql: 'tags' },
-      { name: 'tag_count', sql: 'json_array_length(tags)' },
-    ],
-  };
-}
-
-const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
-const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
-
-async function rowsOf(store: ViewStore & ControlStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
-  return (await store.query(sql, params)).rows;
-}
-
-/** Rows of `view` as plain objects in key order, for comparing whole states. */
-async function snapshot(store: ViewStore & ControlStore, view = 'sales'): Promise<Record<string, unknown>[]> {
-  return rowsOf(store, `SELECT * FROM ${view} ORDER BY 1, 2`);
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
+/** Rejects with a KappaError of `code` (and a message matching `message`, when given). */
+export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
     assert.ok(isKappaError(err), `expected a KappaError ${code}, got ${String(err)}`);
     assert.equal(err.code, code, err.message);
@@ -119,19 +54,66 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?:
   });
 }
 
+// ---- definitions and helpers ---------------------------------------------------------------
+
+export function salesDef(version = 1, over: Partial<VersionTable> = {}): VersionTable {
+  const def = versionTable('sales', {
+    version,
+    fingerprint: `sales-fp-${version}`,
+    keys: ['region TEXT', 'year INTEGER'],
+    state: ['total REAL add', 'orders INTEGER add'],
+    outputs: ['total', 'orders', 'avg_amount = total / NULLIF(orders, 0)'],
+  });
+  return { ...def, ...over };
+}
+
+/** One column per merge rule. The `by` columns come first so SET order cannot matter. */
+function rulesDef(): VersionTable {
+  const state = ['first_time INTEGER min', 'last_time INTEGER max', 'first_v TEXT earliest first_time'];
+  state.push('last_v TEXT latest last_time', 'lo REAL min', 'hi REAL max');
+  const outputs = ['first_v', 'first_time', 'last_v', 'last_time', 'lo', 'hi'].map((c) => `out_${c} = ${c}`);
+  return versionTable('rules', { fingerprint: 'rules-fp', keys: ['k TEXT'], state, outputs });
+}
+
+/** A custom mergeable aggregate: the sorted set of tags seen, stored as JSON. */
+function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): VersionTable {
+  const merge = (stored: unknown, delta: unknown): unknown => {
+    onMerge(stored, delta);
+    return [...new Set([...(stored as string[]), ...(delta as string[])])].sort();
+  };
+  return versionTable('tags', {
+    fingerprint: 'tags-fp',
+    keys: ['user_id INTEGER'],
+    state: ['events INTEGER add', { name: 'tags', type: 'TEXT', merge: { kind: 'custom', merge } }],
+    outputs: ['events', 'tags', 'tag_count = json_array_length(tags)'],
+  });
+}
+
+/** A one-column count: `totals` without key columns, or `per_minute` keyed by region and window. */
+const countDef = (name: string, spec: TableSpec): VersionTable => versionTable(name, { state: ['n INTEGER add'], ...spec });
+const totalsDef = (): VersionTable => countDef('totals', { fingerprint: 'totals-fp', outputs: ['events = n'] });
+
+export const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
+export const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
+
+export async function rowsOf(store: ViewStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
+  return (await store.query(sql, params)).rows;
+}
+
+/** Rows of `view` as plain objects in key order, for comparing whole states. */
+async function snapshot(store: ViewStore, view = 'sales'): Promise<Record<string, unknown>[]> {
+  return rowsOf(store, `SELECT * FROM ${view} ORDER BY 1, 2`);
+}
+
 // ---- the suite -----------------------------------------------------------------------------
 
 export function viewStoreContract(name: string, open: () => Promise<ViewStoreHarness>): void {
   describe(`ViewStore contract: ${name}`, () => {
     let h: ViewStoreHarness;
-    let store: ViewStore & ControlStore;
-
-    beforeEach(async () => {
-      h = await open();
-      store = h.store;
-    });
-    afterEach(async () => {
-      await h.cleanup();
+    let store: ViewStore;
+    freshForEachTest(open, (opened) => {
+      h = opened;
+      store = opened.store;
     });
 
     describe('versions', () => {
@@ -293,32 +275,15 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
 
       test('a view without key columns keeps exactly one row', async () => {
-        await store.ensureVersion({
-          name: 'totals',
-          version: 1,
-          fingerprint: 'totals-fp',
-          keyColumns: [],
-          stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }],
-          outputColumns: [{ name: 'events', sql: 'n' }],
-        });
+        await store.ensureVersion(totalsDef());
         await store.flush('totals', 1, [{ key: [], state: [2] }, { key: [], state: [3] }], []);
         await store.flush('totals', 1, [{ key: [], state: [5] }], []);
         assert.deepEqual(await store.query('SELECT * FROM totals'), { columns: ['events'], rows: [{ events: 10 }] });
       });
 
       test('window bounds are part of the row key', async () => {
-        await store.ensureVersion({
-          name: 'per_minute',
-          version: 1,
-          fingerprint: 'pm-fp',
-          keyColumns: [
-            { name: 'region', type: 'TEXT' },
-            { name: 'window_start', type: 'INTEGER' },
-            { name: 'window_end', type: 'INTEGER' },
-          ],
-          stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }],
-          outputColumns: [{ name: 'n', sql: 'n' }],
-        });
+        const keys = ['region TEXT', 'window_start INTEGER', 'window_end INTEGER'];
+        await store.ensureVersion(countDef('per_minute', { fingerprint: 'pm-fp', keys, outputs: ['n'] }));
         const d = (start: number, n: number): RowDelta => ({ key: ['eu', start, start + 60_000], state: [n] });
         await store.flush('per_minute', 1, [d(0, 1), d(60_000, 2)], []);
         await store.flush('per_minute', 1, [d(0, 3)], []);
@@ -341,7 +306,7 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
 
       test('reads the one row of a view without key columns, and the rows of a version that is not live', async () => {
-        await store.ensureVersion({ name: 'totals', version: 1, fingerprint: 'totals-fp', keyColumns: [], stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }], outputColumns: [{ name: 'events', sql: 'n' }] });
+        await store.ensureVersion(totalsDef());
         await store.flush('totals', 1, [{ key: [], state: [7] }], []);
         assert.deepEqual(await store.rowsByKey('totals', 1, [[]]), [{ events: 7 }]);
         await store.ensureVersion(salesDef());
@@ -386,25 +351,6 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         assert.deepEqual(await store.checkpoints('sales', 2), [cp(3)]);
         await rejectsWith(store.checkpoints('sales', 3), 'KAPPA_UNKNOWN_VIEW');
       });
-
-      test('output checkpoints: saved per source partition with their sequences, kept across reopen, never backwards', async () => {
-        assert.deepEqual(await store.outputCheckpoints('refunds'), []);
-        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
-        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
-        await store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
-        await store.saveOutputCheckpoint('other', { topic: 'sales', partition: 0, offset: 99, sequences: [5] });
-        store = await h.reopen();
-        assert.deepEqual(await store.outputCheckpoints('refunds'), [
-          { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] },
-          { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] },
-        ]);
-        await assert.rejects(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 39, sequences: [4, 0, 7] }), /backwards/);
-        await rejectsWith(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 41, sequences: [-1] }), 'KAPPA_INVALID_ARGUMENT');
-        await rejectsWith(store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: -5, sequences: [] }), 'KAPPA_INVALID_ARGUMENT');
-        assert.deepEqual((await store.outputCheckpoints('refunds'))[1], { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
-        assert.deepEqual(await store.outputCheckpoints('other'), [{ topic: 'sales', partition: 0, offset: 99, sequences: [5] }]);
-        assert.deepEqual(await store.outputs(), ['other', 'refunds']);
-      });
     });
 
     describe('a flush is all or nothing', () => {
@@ -442,25 +388,6 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await unchanged(before);
         await store.flush('sales', 1, many, [cp(30)]);
         assert.equal((await rowsOf(store, "SELECT count(*) AS n FROM sales WHERE region LIKE 'r%'"))[0].n, 4_500);
-      });
-
-      test('writes that arrive while a large flush is under way wait for it and all land', async () => {
-        await store.ensureVersion(salesDef());
-        await store.ensureVersion({ ...salesDef(), name: 'other', fingerprint: 'other-fp' });
-        const many = Array.from({ length: 3_500 }, (_, i) => sale(`r${i}`, 2024, 1));
-        const results = await Promise.all([
-          store.flush('sales', 1, many, [cp(1)]),
-          store.flush('other', 1, [sale('eu', 2024, 2)], [cp(1)]),
-          store.flush('sales', 1, [sale('r0', 2024, 10)], [cp(2)]),
-          store.saveCode('sales', 1, 'code'),
-          store.addRequest('sales', 'replay', null),
-        ]);
-        assert.equal(typeof results[4], 'number');
-        assert.equal((await rowsOf(store, 'SELECT count(*) AS n, sum(total) AS t FROM sales'))[0].n, 3_500);
-        assert.equal((await rowsOf(store, 'SELECT sum(total) AS t FROM sales'))[0].t, 3_510);
-        assert.deepEqual(await rowsOf(store, 'SELECT region, total FROM other'), [{ region: 'eu', total: 2 }]);
-        assert.deepEqual(await store.checkpoints('sales', 1), [cp(2)]);
-        assert.equal(await store.code('sales', 1), 'code');
       });
 
       test('an output sequence that would go backwards fails the flush', async () => {
@@ -569,71 +496,6 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await rejectsWith(store.dropVersion('sales', 9), 'KAPPA_UNKNOWN_VIEW');
         assert.equal((await snapshot(store)).length, 1);
         assert.deepEqual(await store.checkpoints('sales', 1), [cp(1)]);
-      });
-    });
-
-    describe('code, builds and requests', () => {
-      const build = (version: number, done: number): BuildInfo => ({
-        name: 'sales',
-        version,
-        fingerprint: 'fp',
-        reason: 'replay',
-        from: 'earliest',
-        fromOffsets: [{ topic: 'orders', partition: 0, offset: 0 }],
-        startedAtMs: 1000,
-        offsetsDone: done,
-        offsetsTotal: 100,
-        eventsPerSecond: 50,
-        etaSeconds: (100 - done) / 50,
-        updatedAtMs: 2000,
-      });
-
-      test('a version keeps its code; dropVersion removes its code and build record', async () => {
-        await store.ensureVersion(salesDef(1));
-        await store.ensureVersion(salesDef(2));
-        assert.equal(await store.code('sales', 2), null);
-        await store.saveCode('sales', 2, 'export default 1;');
-        await store.saveCode('sales', 2, 'export default 2;');
-        assert.equal(await store.code('sales', 2), 'export default 2;');
-        await store.saveBuild(build(2, 10));
-        await store.saveBuild(build(2, 40));
-        assert.deepEqual(await store.builds(), [build(2, 40)]);
-        store = await h.reopen();
-        assert.equal(await store.code('sales', 2), 'export default 2;', 'the code survives reopening');
-        await store.dropVersion('sales', 2);
-        assert.equal(await store.code('sales', 2), null);
-        assert.deepEqual(await store.builds(), []);
-        await rejectsWith(store.saveCode('sales', 1, ''), 'KAPPA_INVALID_ARGUMENT');
-      });
-
-      test('a build record can exist before its version does, and be deleted', async () => {
-        await store.saveBuild(build(3, 0));
-        assert.deepEqual((await store.builds()).map((b) => b.version), [3]);
-        await store.deleteBuild('sales', 3);
-        assert.deepEqual(await store.builds(), []);
-      });
-
-      test('requests are taken once, oldest first, and answered', async () => {
-        assert.deepEqual(await store.takeRequests(), []);
-        const a = await store.addRequest('sales', 'replay', '@2024-01-01T00:00:00.000Z');
-        const b = await store.addRequest('sales', 'rollback', null);
-        assert.ok(b > a);
-        const taken = await store.takeRequests();
-        assert.deepEqual(
-          taken.map((r) => [r.id, r.view, r.action, r.from, r.state]),
-          [
-            [a, 'sales', 'replay', '@2024-01-01T00:00:00.000Z', 'taken'],
-            [b, 'sales', 'rollback', null, 'taken'],
-          ],
-        );
-        assert.deepEqual(await store.takeRequests(), [], 'a taken request is not taken again');
-        await store.answerRequest(a, 'done', 'building version 2', 2);
-        await store.answerRequest(b, 'failed', 'no retired version', null);
-        assert.deepEqual(await store.request(a).then((r) => [r?.state, r?.message, r?.version]), ['done', 'building version 2', 2]);
-        assert.deepEqual(await store.request(b).then((r) => [r?.state, r?.message, r?.version]), ['failed', 'no retired version', null]);
-        assert.equal(await store.request(999), null);
-        await rejectsWith(store.addRequest('sales', 'explode' as 'replay', null), 'KAPPA_INVALID_ARGUMENT');
-        await rejectsWith(store.addRequest('bad name!', 'replay', null), 'KAPPA_INVALID_ARGUMENT');
       });
     });
 

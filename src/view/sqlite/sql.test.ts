@@ -1,21 +1,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import type { VersionTable } from '../types.ts';
+import { versionTable } from '../test-helpers.ts';
 import { createTableSql, publicSelectSql, startsWithKeyword, upsertSql } from './sql.ts';
 
-const def: VersionTable = {
-  name: 'v',
+/** Column names that are SQL keywords, to check the quoting. */
+const def = versionTable('v', {
   version: 2,
-  fingerprint: 'fp',
-  keyColumns: [{ name: 'k', type: 'INTEGER' }],
-  stateColumns: [
-    { name: 'order', type: 'INTEGER', merge: { kind: 'add' } },
-    { name: 'group', type: 'TEXT', merge: { kind: 'latest', by: 'at' } },
-    { name: 'at', type: 'INTEGER', merge: { kind: 'max' } },
-  ],
-  outputColumns: [{ name: 'select', sql: '"order" * 2' }],
-};
+  keys: ['k INTEGER'],
+  state: ['order INTEGER add', 'group TEXT latest at', 'at INTEGER max'],
+  outputs: ['select = "order" * 2'],
+});
 
 describe('SQLite statements of a view version', () => {
   test('the table is keyed by its key columns and quotes names that are SQL keywords', () => {
