@@ -1,30 +1,16 @@
 /**
- * Shared tools of the crash suites: temp data dirs, a logger that remembers what it was told, a
+ * Shared tools of the crash suites (temp dirs and the recording logger now live in test/support), a
  * reader that collects records (and the error that stopped it), and an independent parser of the
  * segment files, so the tests find batch boundaries without trusting the code under test.
  */
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { type FileLog, type LogRecord, type Logger, openFileLog } from '../../src/log/index.ts';
+import { type FileLog, type LogRecord, openFileLog } from '../../src/log/index.ts';
+import { recordingLogger } from '../support/loggers.ts';
 
-export function tempDir(t: { after(fn: () => void): void }, prefix = 'kappa-crash-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export interface RecordingLogger extends Logger {
-  warnings: string[];
-  infos: string[];
-}
-
-export function recordingLogger(): RecordingLogger {
-  const warnings: string[] = [];
-  const infos: string[] = [];
-  return { warnings, infos, warn: (m) => void warnings.push(m), info: (m) => void infos.push(m) };
-}
+export { tempDir } from '../support/cleanup.ts';
+export { type RecordingLogger, recordingLogger } from '../support/loggers.ts';
 
 export interface ReadResult {
   records: LogRecord[];

@@ -9,13 +9,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openFileLog } from '../../src/log/index.ts';
 import { tempDir } from './helpers.ts';
 import { startKappa } from '../support/processes.ts';
+import { totalsConfig } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const REGIONS = ['north', 'south', 'east'];
 const PARTITIONS = 2;
 const FIRST_EVENTS = 1_200_000;
@@ -35,15 +34,7 @@ const LOGICS: Record<string, { source: string; keep: (s: Sale) => boolean }> = {
 };
 
 function config(logic: string): string {
-  return `
-import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ region: Type.String(), cents: Type.Integer(), refund: Type.Boolean() });
-const sales = topic('sales', { partitions: ${PARTITIONS}, schema: Sale, key: (s) => s.region });
-export default defineApp({
-  topics: [sales],
-  views: [view('totals', from(sales)${LOGICS[logic].source}.groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }))],
-});
-`;
+  return totalsConfig({ partitions: PARTITIONS, refund: true, filter: LOGICS[logic].source });
 }
 
 let serial = 0;

@@ -6,19 +6,13 @@
  * takes, without holding up the pipeline.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
 import { startWebhooks } from '../../src/app/index.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
-import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/sqlite/index.ts';
-
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+import { openKappa } from '../support/kappa.ts';
+import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
 const quiet = { info() {}, warn() {} };
 
@@ -74,23 +68,12 @@ async function alertsOf(log: FileLog): Promise<string[]> {
 }
 
 describe('alerts', () => {
-  let root: string;
-  let n = 0;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-alerts-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const project = tempProject({ after }, 'kappa-alerts-');
 
   /** Runs the pipelines over `dir` until every task has caught up with the log, then stops. */
   async function runUntilCaughtUp(dir: string, append: Reading[] = [], workers = 0): Promise<void> {
-    const file = join(root, `kappa-${++n}.config.ts`);
-    writeFileSync(file, CONFIG);
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const engine = new Engine({ log, store, control: store, app: await loadApp(file), configPath: file, workers, flushIntervalMs: 20, logger: quiet });
+    const { log, engine, close } = await openKappa({ dir, configPath: project.writeConfig(CONFIG), workers });
     try {
-      await engine.start();
       if (append.length > 0) await log.append('readings', append.map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })));
       const ends = async (): Promise<number[]> => Promise.all([0, 1].map(async (p) => (await log.offsets('readings', p)).end));
       const target = await ends();
@@ -99,15 +82,13 @@ describe('alerts', () => {
         if (Date.now() > deadline) throw new Error(`not caught up: ${JSON.stringify(engine.status())}`);
         await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
       }
-      await engine.stop();
     } finally {
-      await store.close();
-      await log.close();
+      await close();
     }
   }
 
   test('threshold for a duration and an anomaly fire once each, in event time; a restart writes nothing twice; a replay elsewhere gives the same alerts', async () => {
-    const dir = join(root, 'a');
+    const dir = project.dataDir('a');
     await runUntilCaughtUp(dir, readings());
     let log = await openFileLog({ dir, readOnly: true, logger: quiet });
     const first = await alertsOf(log);
@@ -145,7 +126,7 @@ describe('alerts', () => {
     );
 
     // The same readings in another data directory: byte-identical alerts.
-    const other = join(root, 'b');
+    const other = project.dataDir('b');
     await runUntilCaughtUp(other, [...readings(), ...more]);
     log = await openFileLog({ dir: other, readOnly: true, logger: quiet });
     assert.deepEqual((await alertsOf(log)).sort(), [...after].sort());
@@ -173,13 +154,8 @@ describe('alerts', () => {
     await Promise.all([good, broken].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))));
     const url = (s: ReturnType<typeof createServer>): string => `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`;
 
-    const dir = join(root, 'hooks');
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const file = join(root, `kappa-${++n}.config.ts`);
-    writeFileSync(file, CONFIG);
-    const app = await loadApp(file);
-    const engine = new Engine({ log, store, control: store, app, configPath: file, workers: 0, flushIntervalMs: 20, logger: quiet });
+    const kappa = await openKappa({ dir: project.dataDir('hooks'), configPath: project.writeConfig(CONFIG), start: false });
+    const { log, store, engine } = kappa;
     let hooks: Awaited<ReturnType<typeof startWebhooks>> | null = null;
     try {
       await engine.start(); // creates the alerts topic
@@ -220,9 +196,7 @@ describe('alerts', () => {
       assert.equal(got.length, before);
     } finally {
       await hooks?.stop();
-      await engine.stop();
-      await store.close();
-      await log.close();
+      await kappa.close();
       good.close();
       broken.close();
     }

@@ -6,35 +6,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { main } from '../../src/cli/main.ts';
 import { partitionForKey } from '../../src/log/index.ts';
+import { type CliRun, kappaInProcess, kappaProcess as runCli } from '../support/cli.ts';
 import { runKappa, startKappa } from '../support/processes.ts';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI in this process with the given stdin text. */
-async function kappa(dataDir: string, args: string[], stdin = ''): Promise<Run> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d) => (out += d));
-  stderr.on('data', (d) => (err += d));
-  const code = await main(['--data-dir', dataDir, ...args], { stdout, stderr, stdin: Readable.from(stdin ? [stdin] : []) });
-  return { code, stdout: out, stderr: err };
-}
+const kappa = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> => kappaInProcess(['--data-dir', dataDir, ...args], stdin);
 
 /** Runs the CLI as a child process, the way a user does, with `stdin` as its standard input. */
-async function kappaProcess(dataDir: string, args: string[], stdin = ''): Promise<Run> {
-  const res = await runKappa(['--data-dir', dataDir, ...args], { input: stdin, timeoutMs: 30_000 });
-  return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
-}
+const kappaProcess = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> => runCli(['--data-dir', dataDir, ...args], { input: stdin, timeoutMs: 30_000 });
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
 

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,7 +19,7 @@ import { openFileLog } from '../../src/log/index.ts';
 import { hashToken, startServer } from '../../src/server/index.ts';
 import { BODY_LIMIT_BYTES_DEFAULT } from '../../src/server/server.ts';
 import { openSqliteStore, type SqliteStore } from '../../src/view/sqlite/index.ts';
-import { type Harness, SRC, call, postJson, startHarness } from './server-harness.ts';
+import { type Harness, SRC, call, postJson, rawRequest, startHarness } from './server-harness.ts';
 
 const LONG_TOPIC = `t${'x'.repeat(149)}`; // 150 characters
 
@@ -47,29 +46,6 @@ function assertError(r: { status: number; body: unknown; text?: string }, status
   assert.equal(ERROR_CATALOGUE[code as keyof typeof ERROR_CATALOGUE].status, status);
 }
 
-/** Sends bytes as they are on a fresh connection and reads the answer (status and JSON body); null if the connection closed without one. */
-function raw(url: string, request: string | Buffer): Promise<{ status: number; body: unknown; text: string } | null> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname, () => socket.end(request));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (m === null) return resolve(null);
-      const bodyText = text.slice(text.indexOf('\r\n\r\n') + 4);
-      let body: unknown = bodyText;
-      try {
-        body = JSON.parse(bodyText);
-      } catch {
-        // not JSON
-      }
-      resolve({ status: Number(m[1]), body, text: text.slice(0, 500) });
-    });
-  });
-}
 
 async function ends(h: Harness, topicName: string): Promise<number[]> {
   const out = [];
@@ -115,7 +91,7 @@ describe('HTTP edges (no tokens)', () => {
   });
 
   test('the loopback Host check parses the Host strictly: only a name or [IPv6] and an optional :port, and only one', async () => {
-    const get = (hostLines: string): ReturnType<typeof raw> => raw(h.url, `GET /v1/topics HTTP/1.1\r\n${hostLines}Connection: close\r\n\r\n`);
+    const get = (hostLines: string): ReturnType<typeof rawRequest> => rawRequest(h.url, `GET /v1/topics HTTP/1.1\r\n${hostLines}Connection: close\r\n\r\n`);
     for (const host of ['127.0.0.1:80@evil.example', 'localhost:evil', '[::1]evil.example', 'localhost:80:80', 'evil.example#@localhost', '[::1', 'local host', '[evil.example]']) {
       const r = await get(`Host: ${host}\r\n`);
       assert.ok(r !== null, host);
@@ -131,13 +107,13 @@ describe('HTTP edges (no tokens)', () => {
   });
 
   test("errors Fastify and Node would answer themselves carry the catalogue's codes", async () => {
-    const get = (target: string, headers = ''): ReturnType<typeof raw> => raw(h.url, `GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`);
+    const get = (target: string, headers = ''): ReturnType<typeof rawRequest> => rawRequest(h.url, `GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`);
     assertError((await get(`/v1/topics/${'a'.repeat(800)}`))!, 414, 'KAPPA_URI_TOO_LONG');
     assertError((await get('/v1/topics/%zz'))!, 400, 'KAPPA_INVALID_ARGUMENT');
     assertError((await get('/healthz', `X-Big: ${'a'.repeat(20_000)}\r\n`))!, 431, 'KAPPA_HEADERS_TOO_LARGE');
-    assertError((await raw(h.url, 'NOT HTTP AT ALL\r\n\r\n'))!, 400, 'KAPPA_INVALID_ARGUMENT');
+    assertError((await rawRequest(h.url, 'NOT HTTP AT ALL\r\n\r\n'))!, 400, 'KAPPA_INVALID_ARGUMENT');
     // Fastify's own refusals on a route: a body shorter than its Content-Length.
-    const short = await raw(h.url, 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{"sql":"SELECT 1"}');
+    const short = await rawRequest(h.url, 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{"sql":"SELECT 1"}');
     if (short !== null) assert.match((short.body as { error: { code: string } }).error.code, /^KAPPA_/, short.text);
     assertError(await call(h.url, 'POST', '/v1/sql', { body: '{}', type: 'text/plain' }), 415, 'KAPPA_UNSUPPORTED_MEDIA_TYPE');
   });
@@ -240,7 +216,7 @@ describe('HTTP edges (with tokens)', () => {
   });
 
   test('a malformed Host is refused with tokens too', async () => {
-    const r = await raw(h.url, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:80@evil.example\r\nConnection: close\r\n\r\n`);
+    const r = await rawRequest(h.url, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:80@evil.example\r\nConnection: close\r\n\r\n`);
     assertError(r!, 400, 'KAPPA_INVALID_ARGUMENT');
   });
 });

@@ -7,18 +7,16 @@
  * a worker thread alike.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type OutputCheckpoint } from '../../src/view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { quietLogger } from '../support/loggers.ts';
+import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-const quiet = { info() {}, warn() {} };
+const quiet = quietLogger;
 
 const CONFIG = `
 import { Type, defineApp, from, topic } from ${JSON.stringify(SRC)};
@@ -65,19 +63,12 @@ async function until(what: string, done: () => Promise<boolean> | boolean, engin
 }
 
 describe('to(topic) exactly once across a crash between the appends and the checkpoint', () => {
-  let root: string;
-  let config: string;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-outputs-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-    config = join(root, 'kappa.config.ts');
-    writeFileSync(config, CONFIG);
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const project = tempProject({ after }, 'kappa-outputs-');
+  const config = project.writeConfig(CONFIG);
 
   for (const workers of [0, 1]) {
     test(`${workers === 0 ? 'on the main thread' : 'on a worker thread'}: every record once after the restart`, { timeout: 60_000 }, async () => {
-      const dir = join(root, `data-${workers}`);
+      const dir = project.dataDir(`data-${workers}`);
       const log = await openFileLog({ dir, logger: quiet });
       const base = await openSqliteStore({ path: join(dir, 'views.db') });
       const app = await loadApp(config);

@@ -4,28 +4,15 @@
  * path as a replay; a build in progress can be cancelled, and what it built is dropped.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type FileLog, openFileLog } from '../../src/log/index.ts';
-import { Engine, loadApp } from '../../src/stream/index.ts';
-import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { after, describe, test } from 'node:test';
+import type { SqliteStore } from '../../src/view/sqlite/index.ts';
+import { type Kappa, openKappa } from '../support/kappa.ts';
+import { tempProject, totalsConfig } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const EVENTS = 60_000;
 
 function config(minCents: number, rebuild: string): string {
-  return `
-import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ region: Type.String(), cents: Type.Integer() });
-const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.region });
-export default defineApp({
-  topics: [sales],
-  views: [view('totals', from(sales).filter((s) => s.cents >= ${minCents}).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }), { rebuild: ${rebuild} })],
-});
-`;
+  return totalsConfig({ filter: `.filter((s) => s.cents >= ${minCents})`, viewOptions: `{ rebuild: ${rebuild} }` });
 }
 
 const sale = (i: number): { region: string; cents: number } => ({ region: ['north', 'south', 'east'][i % 3], cents: i % 1000 });
@@ -44,44 +31,21 @@ function expected(minCents: number, events: number): { region: string; cents: nu
 }
 
 describe('rebuild policies', () => {
-  let root: string;
-  let n = 0;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-rebuild-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const project = tempProject({ after }, 'kappa-rebuild-');
 
-  interface Run {
-    engine: Engine;
-    log: FileLog;
-    store: SqliteStore;
+  interface Run extends Kappa {
     infos: string[];
-    close(): Promise<void>;
   }
 
   async function open(dir: string, source: string, events = 0): Promise<Run> {
-    // A fresh file per engine: ESM caches modules by URL, and each engine stands for a fresh `kappa start`.
-    const file = join(root, `kappa-${++n}.config.ts`);
-    writeFileSync(file, source);
-    const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
-    if ((await log.topics()).length === 0) await log.createTopic('sales', { partitions: 2 });
-    for (let i = 0; i < events; i += 10_000) await log.append('sales', Array.from({ length: 10_000 }, (_, j) => ({ key: sale(i + j).region, value: JSON.stringify(sale(i + j)) })));
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
+    // A fresh file per engine (writeConfig): ESM caches modules by URL, and each engine stands for a fresh `kappa start`.
     const infos: string[] = [];
-    const engine = new Engine({ log, store, control: store, app: await loadApp(file), configPath: file, workers: 0, flushIntervalMs: 20, logger: { info: (m) => void infos.push(m), warn: (m) => void infos.push(`warning: ${m}`) } });
-    await engine.start();
-    return {
-      engine,
-      log,
-      store,
-      infos,
-      async close() {
-        await engine.stop();
-        await store.close();
-        await log.close();
-      },
-    };
+    const logger = { info: (m: string) => void infos.push(m), warn: (m: string) => void infos.push(`warning: ${m}`) };
+    const run = await openKappa({ dir, configPath: project.writeConfig(source), engine: { logger }, start: false });
+    if ((await run.log.topics()).length === 0) await run.log.createTopic('sales', { partitions: 2 });
+    for (let i = 0; i < events; i += 10_000) await run.log.append('sales', Array.from({ length: 10_000 }, (_, j) => ({ key: sale(i + j).region, value: JSON.stringify(sale(i + j)) })));
+    await run.engine.start();
+    return Object.assign(run, { infos });
   }
 
   async function until(run: Run, what: string, cond: () => Promise<boolean>): Promise<void> {
@@ -103,7 +67,7 @@ describe('rebuild policies', () => {
   };
 
   test("'manual' keeps the live logic until a replay; a build can be cancelled and is dropped", async () => {
-    const dir = join(root, 'manual');
+    const dir = project.dataDir('manual');
     let run = await open(dir, config(0, "'manual'"), EVENTS);
     await until(run, 'version 1 is at the head', () => atHead(run, 1));
     await run.close();
@@ -147,7 +111,7 @@ describe('rebuild policies', () => {
   });
 
   test('{ every } rebuilds on a schedule, through the same path as a replay', async () => {
-    const dir = join(root, 'scheduled');
+    const dir = project.dataDir('scheduled');
     const run = await open(dir, config(0, "{ every: '1s' }"), EVENTS);
     try {
       await until(run, 'a scheduled build has made version 3 live', async () => (await run.store.versions()).some((v) => v.version === 3 && v.state === 'live'));

@@ -8,34 +8,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/main.ts';
 import { openFileLog } from '../../src/log/index.ts';
-import { type Owner, runKappa, startKappa } from '../support/processes.ts';
+import { type CliRun, kappaInProcess, kappaProcess as runCli } from '../support/cli.ts';
+import { type Owner, startKappa } from '../support/processes.ts';
+import { totalsConfig } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const REGIONS = ['north', 'south', 'east'];
 const EVENTS = 400_000;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
-const CONFIG = `
-import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ region: Type.String(), cents: Type.Integer() });
-const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.region });
-export default defineApp({
-  topics: [sales],
-  views: [view('totals', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }))],
-});
-`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
+const CONFIG = totalsConfig();
 interface ViewRow {
   name: string;
   version: number;
@@ -65,22 +48,10 @@ describe('kappa replay and rollback', () => {
   const d = (): string[] => ['--data-dir', dir, '--config', config];
 
   /** In this process, for speed. */
-  async function kappa(args: string[]): Promise<Run> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (x) => (out += x));
-    stderr.on('data', (x) => (err += x));
-    const code = await main([...d(), ...args], { stdout, stderr, stdin: Readable.from([]) });
-    return { code, stdout: out, stderr: err };
-  }
+  const kappa = (args: string[]): Promise<CliRun> => kappaInProcess([...d(), ...args]);
 
   /** As a child process, the way a user runs it beside `kappa start`; killed if still running when test `t` ends. */
-  async function kappaProcess(t: Owner, args: string[]): Promise<Run> {
-    const res = await runKappa([...d(), ...args], { t, timeoutMs: 90_000 });
-    return { code: res.code ?? -1, stdout: res.stdout, stderr: res.stderr };
-  }
+  const kappaProcess = (t: Owner, args: string[]): Promise<CliRun> => runCli([...d(), ...args], { t, timeoutMs: 90_000 });
 
   async function views(): Promise<ViewRow[]> {
     const r = await kappa(['views', '--json']);
@@ -188,13 +159,13 @@ describe('kappa replay and rollback', () => {
       // `views --json` shows the build while it runs.
       const replay = kappaProcess(t, ['replay', 'totals']);
       let seen: ViewRow['build'] = null;
-      let done: Run | null = null;
+      let done: CliRun | null = null;
       void replay.then((x) => (done = x));
       while (done === null) {
         seen ??= (await views()).find((v) => v.build !== null)?.build ?? null;
         await new Promise((r) => setTimeout(r, 20));
       }
-      const r: Run = await replay;
+      const r: CliRun = await replay;
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /building version (\d+) of view totals/);
       const version = Number(/building version (\d+)/.exec(r.stderr)![1]);

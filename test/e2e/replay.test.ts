@@ -15,14 +15,13 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { totalsConfig } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
 const REGIONS = ['north', 'south', 'east'];
 const PARTITIONS = 2;
@@ -30,15 +29,7 @@ const FIRST_EVENTS = 150_000;
 const quiet = { info() {}, warn() {} };
 
 function config(excludeRefunds: boolean): string {
-  return `
-import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ region: Type.String(), cents: Type.Integer(), refund: Type.Boolean() });
-const sales = topic('sales', { partitions: ${PARTITIONS}, schema: Sale, key: (s) => s.region });
-export default defineApp({
-  topics: [sales],
-  views: [view('totals', from(sales)${excludeRefunds ? '.filter((s) => !s.refund)' : ''}.groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }))],
-});
-`;
+  return totalsConfig({ partitions: PARTITIONS, refund: true, filter: excludeRefunds ? '.filter((s) => !s.refund)' : '' });
 }
 
 interface Sale {

@@ -5,49 +5,27 @@
  * tables and checkpoints.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
 import { openFileLog } from '../../src/log/index.ts';
-import { Engine, loadApp } from '../../src/stream/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
-
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-const quiet = { info() {}, warn() {} };
+import { openKappa } from '../support/kappa.ts';
+import { quietLogger as quiet } from '../support/loggers.ts';
+import { tempProject, totalsConfig } from '../support/project.ts';
 
 function config(minCents: number, keepVersions?: number): string {
-  return `
-import { Type, count, defineApp, from, sum, topic, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ region: Type.String(), cents: Type.Integer() });
-const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.region });
-export default defineApp({
-  topics: [sales],
-  views: [view('totals', from(sales).filter((s) => s.cents >= ${minCents}).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }), ${keepVersions === undefined ? '{}' : `{ keepVersions: ${keepVersions} }`})],
-});
-`;
+  const viewOptions = keepVersions === undefined ? '{}' : `{ keepVersions: ${keepVersions} }`;
+  return totalsConfig({ filter: `.filter((s) => s.cents >= ${minCents})`, viewOptions });
 }
 
 describe('view versions', () => {
-  let root: string;
-  let configs = 0;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-versions-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const project = tempProject({ after }, 'kappa-versions-');
 
   /** Runs the engine on `source` until the view's newest version is live, then stops it. */
   async function runUntilLive(dir: string, source: string, workers: number): Promise<void> {
-    // A fresh file per run: ESM caches modules by URL, and each run stands for a fresh `kappa start`.
-    const file = join(root, `kappa-${++configs}.config.ts`);
-    writeFileSync(file, source);
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
+    // A fresh file per run (writeConfig): ESM caches modules by URL, and each run stands for a fresh `kappa start`.
+    const { engine, store, close } = await openKappa({ dir, configPath: project.writeConfig(source), workers });
     try {
-      const engine = new Engine({ log, store, control: store, app: await loadApp(file), logger: quiet, workers, configPath: file, flushIntervalMs: 20 });
-      await engine.start();
       const deadline = Date.now() + 30_000;
       for (;;) {
         const versions = (await store.versions()).filter((v) => v.name === 'totals');
@@ -57,16 +35,14 @@ describe('view versions', () => {
         if (Date.now() > deadline) throw new Error(`the new version did not go live: ${JSON.stringify(versions)}`);
         await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
       }
-      await engine.stop();
     } finally {
-      await store.close();
-      await log.close();
+      await close();
     }
   }
 
   for (const workers of [0, 2]) {
     test(`changed logic builds a new version; retired versions beyond keepVersions are dropped (${workers} workers)`, { timeout: 60_000 }, async () => {
-      const dir = join(root, `data-${workers}`);
+      const dir = project.dataDir(`data-${workers}`);
       const log = await openFileLog({ dir, logger: quiet });
       await log.createTopic('sales', { partitions: 2 });
       await log.append('sales', Array.from({ length: 600 }, (_, i) => ({ key: `r${i % 3}`, value: JSON.stringify({ region: `r${i % 3}`, cents: i }) })));

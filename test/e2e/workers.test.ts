@@ -5,21 +5,20 @@
  * not load in a worker each fail the engine with an error that says so, instead of hanging.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { quietLogger } from '../support/loggers.ts';
 import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
+import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const T0 = Date.UTC(2026, 4, 1);
-const quiet = { info() {}, warn() {} };
+const quiet = quietLogger;
 
 // Integer measures only, so sums are exact whatever the flush boundaries. One view of each shape
 // the plan folds differently: grouped with a filter, tumbling window, flatMap, hopping window.
@@ -154,15 +153,9 @@ async function startUntilCaughtUp(t: Owner, args: string[], tasks: number): Prom
 }
 
 describe('worker threads', () => {
-  let root: string;
-  let config: string;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-workers-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-    config = join(root, 'kappa.config.ts');
-    writeFileSync(config, CONFIG);
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  const project = tempProject({ after }, 'kappa-workers-');
+  const root = project.root;
+  const config = project.writeConfig(CONFIG, 'kappa');
 
   test('the same events give identical rows, dead letters and late events on the main thread, 1 worker and 2 workers', { timeout: 120_000 }, async () => {
     const app = await loadApp(config);
@@ -209,8 +202,7 @@ describe('worker threads', () => {
 
   async function brokenEngine(name: string, env: Record<string, string> = {}, workerHeapMb?: number): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
     for (const [k, v] of Object.entries(env)) process.env[k] = v;
-    const file = join(root, `${name}.config.ts`);
-    writeFileSync(file, BROKEN_CONFIG);
+    const file = project.writeConfig(BROKEN_CONFIG, name);
     const dir = join(root, name);
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
@@ -224,6 +216,19 @@ describe('worker threads', () => {
       await log.close();
     };
     return { engine, log, store, cleanup };
+  }
+
+  /** Runs `body` on a broken engine that has started, caught up and moved its tasks to the worker threads; closes it after. */
+  async function onBrokenEngine(name: string, body: (e: { engine: Engine; log: FileLog }) => Promise<void>, workerHeapMb?: number): Promise<void> {
+    const { engine, log, cleanup } = await brokenEngine(name, {}, workerHeapMb);
+    try {
+      await engine.start();
+      await caughtUp(engine, log);
+      await onWorkers(engine);
+      await body({ engine, log });
+    } finally {
+      await cleanup();
+    }
   }
 
   /** Waits for the engine to fail, or fails the test if it has not within 30 s (a hang). */
@@ -241,41 +246,25 @@ describe('worker threads', () => {
   }
 
   test('a worker thread that crashes fails the engine with KAPPA_WORKER_FAILED naming the thread and the error', { timeout: 60_000 }, async () => {
-    const { engine, log, cleanup } = await brokenEngine('crash');
-    try {
-      await engine.start();
-      await caughtUp(engine, log);
-      await onWorkers(engine);
+    await onBrokenEngine('crash', async ({ engine, log }) => {
       await log.append('clicks', [{ key: 'c', value: JSON.stringify({ user: 'c', page: '/crash', ms: 1, ts: T0 }), partition: 1 }]);
       const err = await failureOf(engine);
       assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
       assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/\d.*\) crashed: boom from a timer/);
-    } finally {
-      await cleanup();
-    }
+    });
   });
 
   test('a worker thread that runs out of its heap cap fails the engine, saying so and how to raise the cap', { timeout: 60_000 }, async () => {
-    const { engine, log, cleanup } = await brokenEngine('hog', {}, 32);
-    try {
-      await engine.start();
-      await caughtUp(engine, log);
-      await onWorkers(engine);
+    await onBrokenEngine('hog', async ({ engine, log }) => {
       await log.append('clicks', [{ key: 'h', value: JSON.stringify({ user: 'h', page: '/hog', ms: 1, ts: T0 }), partition: 0 }]);
       const err = await failureOf(engine);
       assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
       assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/0.*\) ran out of memory \(its heap is capped at 32 MB; raise the cap with --worker-heap-mb/);
-    } finally {
-      await cleanup();
-    }
+    }, 32);
   });
 
   test('a record whose aggregate throws in a worker thread is a dead letter, and the worker goes on', { timeout: 60_000 }, async () => {
-    const { engine, log, cleanup } = await brokenEngine('throw');
-    try {
-      await engine.start();
-      await caughtUp(engine, log);
-      await onWorkers(engine);
+    await onBrokenEngine('throw', async ({ engine, log }) => {
       const { end } = await log.offsets('clicks', 2);
       await log.append('clicks', [{ key: 't', value: JSON.stringify({ user: 't', page: '/throw', ms: 1, ts: T0 }), partition: 2 }]);
       await log.append('clicks', [{ key: 'u', value: JSON.stringify({ user: 'u', page: '/after', ms: 1, ts: T0 }), partition: 2 }]);
@@ -284,17 +273,11 @@ describe('worker threads', () => {
       for await (const batch of log.read('clicks.dlq', 2, 0)) for (const r of batch.records()) dead.push({ offset: Number(r.headers.find((h) => h.key === 'kappa.source.offset')?.value), reason: String(r.headers.find((h) => h.key === 'kappa.error')?.value) });
       assert.deepEqual(dead.map((d) => d.offset), [end]);
       assert.match(dead[0].reason, /boom in an aggregate/);
-    } finally {
-      await cleanup();
-    }
+    });
   });
 
   test('a task that fails in a worker thread (damaged data under its read) fails the engine with the task, the thread and the error', { timeout: 60_000 }, async () => {
-    const { engine, log, cleanup } = await brokenEngine('damaged');
-    try {
-      await engine.start();
-      await caughtUp(engine, log);
-      await onWorkers(engine);
+    await onBrokenEngine('damaged', async ({ engine }) => {
       // Damage a record of partition 2 below the durable point, then rebuild the view: the new
       // version's task reads it again, in a worker, and finds the batch's CRC wrong.
       const segment = join(root, 'damaged', 'topics', 'clicks', '2', '00000000000000000000.log');
@@ -305,14 +288,11 @@ describe('worker threads', () => {
       const err = await failureOf(engine);
       assert.equal((err as { code?: string }).code, 'KAPPA_CORRUPT_DATA');
       assert.match(err.message, /task by_page\/clicks\/2 failed in worker thread \d: clicks\/2 is damaged at .*00000000000000000000\.log byte 0/);
-    } finally {
-      await cleanup();
-    }
+    });
   });
 
   test('a config that does not load in a worker thread fails the engine with KAPPA_CONFIG_INVALID and the reason', { timeout: 60_000 }, async () => {
-    const file = join(root, 'refuses.config.ts');
-    writeFileSync(file, CONFIG);
+    const file = project.writeConfig(CONFIG, 'refuses');
     const dir = join(root, 'refuses');
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });
@@ -333,8 +313,7 @@ describe('worker threads', () => {
   });
 
   test('a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for', { timeout: 60_000 }, async () => {
-    const file = join(root, 'edited.config.ts');
-    writeFileSync(file, CONFIG);
+    const file = project.writeConfig(CONFIG, 'edited');
     const dir = join(root, 'edited');
     const log = await openFileLog({ dir, logger: quiet });
     const store = await openSqliteStore({ path: join(dir, 'views.db') });

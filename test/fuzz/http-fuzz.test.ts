@@ -18,12 +18,12 @@
  * The server must stay healthy after each class.
  */
 import assert from 'node:assert/strict';
-import { connect, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ERROR_CATALOGUE } from '../../src/errors.ts';
 import { hashToken } from '../../src/server/index.ts';
-import { type Harness, SRC, call, startHarness } from '../e2e/server-harness.ts';
+import { type Harness, SRC, call, rawRequest, startHarness } from '../e2e/server-harness.ts';
 
 const RUNS = Number(process.env.KAPPA_FUZZ_RUNS ?? 2000);
 /** Properties whose cases are large or slow run fewer times. */
@@ -49,29 +49,6 @@ async function ends(h: Harness, topicName: string): Promise<number[]> {
   const out = [];
   for (let p = 0; p < (await h.log.topic(topicName)).partitions; p++) out.push((await h.log.offsets(topicName, p)).end);
   return out;
-}
-
-/** One request as raw bytes on its own connection; the status and JSON body, or null if the connection closed without an answer. */
-function raw(url: string, request: string | Buffer): Promise<{ status: number; body: unknown; text: string } | null> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname, () => socket.end(request));
-    const chunks: Buffer[] = [];
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      if (m === null) return resolve(null);
-      let body: unknown = null;
-      try {
-        body = JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8'));
-      } catch {
-        // not JSON
-      }
-      resolve({ status: Number(m[1]), body, text: text.slice(0, 300) });
-    });
-  });
 }
 
 describe('fuzzed HTTP edges', () => {
@@ -213,7 +190,7 @@ describe('fuzzed HTTP edges', () => {
     };
     await fc.assert(
       fc.asyncProperty(fc.array(host, { minLength: 1, maxLength: 2 }), async (hosts) => {
-        const r = await raw(h.url, `GET /healthz HTTP/1.1\r\n${hosts.map((x) => `Host: ${x}\r\n`).join('')}Connection: close\r\n\r\n`);
+        const r = await rawRequest(h.url, `GET /healthz HTTP/1.1\r\n${hosts.map((x) => `Host: ${x}\r\n`).join('')}Connection: close\r\n\r\n`);
         assert.ok(r !== null, `an answer for ${JSON.stringify(hosts)}`);
         assert.equal(r.status, expected(hosts), `${JSON.stringify(hosts)}: ${r.text}`);
         if (r.status !== 200) assert.ok(isCatalogueError(r), `${JSON.stringify(hosts)}: ${r.text}`);

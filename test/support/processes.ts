@@ -54,6 +54,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { type Owner, defer } from './cleanup.ts';
 
 /** The `kappa` command, run as `node KAPPA_BIN ...`. */
 export const KAPPA_BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
@@ -65,10 +66,7 @@ const KILLED_EXIT_WAIT_MS_MAX = 5_000;
 /** How much of a child's output an error message quotes (its end, where the reason usually is). */
 const QUOTED_OUTPUT_CHARS_MAX = 4_000;
 
-/** What owns a child: a test context (node:test's `t`), whose `after` hooks run when it ends. */
-export interface Owner {
-  after(fn: () => unknown): void;
-}
+export type { Owner } from './cleanup.ts';
 
 export interface Exit {
   code: number | null;
@@ -225,8 +223,9 @@ export function spawnOwned(t: Owner, command: string, args: readonly string[], o
   return own(t, new Child(command, args, opts));
 }
 
+/** Deferred (cleanup.ts), so a child is killed before the temp dirs the test made before it are removed. */
 function own(t: Owner, child: Child): Child {
-  t.after(() => child.killGroup());
+  defer(t, () => child.killGroup());
   return child;
 }
 
