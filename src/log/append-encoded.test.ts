@@ -1,11 +1,10 @@
-import { test, describe, beforeEach, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
-import type { FileLog } from './file-log.ts';
 import { readInt64 } from './format/index.ts';
 import { type EncodableRecord, type RecordBatch, encodeBatch } from './record-batch.ts';
-import { openTestLog, readRecords, tempDir } from './test-helpers.ts';
+import { openTestLog, readRecords, useTestLog } from './test-helpers.ts';
 
 // kafkajs's codec stands in for a Kafka client: an independent encoder of RecordBatch v2.
 const require = createRequire(import.meta.url);
@@ -47,38 +46,27 @@ function fixCrc(batch: Buffer): Buffer {
 }
 
 describe('appendEncoded', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let log: FileLog;
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    log = await openTestLog(tmp.dir);
-    await log.createTopic('t', { partitions: 1, segmentBytes: 64 * 1024 });
-  });
-  afterEach(async () => {
-    await log.close();
-    tmp.cleanup();
-  });
+  const ctx = useTestLog({ topic: { name: 't', partitions: 1, segmentBytes: 64 * 1024 } });
 
   async function batches(): Promise<RecordBatch[]> {
     const out: RecordBatch[] = [];
-    for await (const b of log.read('t', 0, 0)) out.push(b);
+    for await (const b of ctx.log.read('t', 0, 0)) out.push(b);
     return out;
   }
 
   async function values(): Promise<string[]> {
-    return (await readRecords(log, 't', 0)).map((r) => r.value!.toString());
+    return (await readRecords(ctx.log, 't', 0)).map((r) => r.value!.toString());
   }
 
   test('stores an encoded batch byte for byte, with only its base offset set', async () => {
-    await log.append('t', [{ value: 'a' }, { value: 'b' }, { value: 'c' }]);
+    await ctx.log.append('t', [{ value: 'a' }, { value: 'b' }, { value: 'c' }]);
     const batch = encodeBatch(records(0, 4), { baseOffset: 999 });
     const sent = Buffer.from(batch);
-    assert.deepEqual(await log.appendEncoded('t', 0, batch), { baseOffset: 3, lastOffset: 7, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, batch), { baseOffset: 3, lastOffset: 7, duplicates: 0, duplicateOffsets: [] });
     const stored = (await batches())[1];
     assert.equal(readInt64(stored.bytes, 0), 3);
     assert.deepEqual(stored.bytes.subarray(8), sent.subarray(8), 'every byte after the base offset is what was sent');
-    const read = (await readRecords(log, 't', 0, 3)).map((r) => ({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString(), h: r.headers[0].value!.toString(), ts: r.timestamp }));
+    const read = (await readRecords(ctx.log, 't', 0, 3)).map((r) => ({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString(), h: r.headers[0].value!.toString(), ts: r.timestamp }));
     assert.deepEqual(
       read,
       records(0, 4).map((r, i) => ({ offset: 3 + i, key: r.key, value: r.value, h: String(i), ts: r.timestamp })),
@@ -87,35 +75,35 @@ describe('appendEncoded', () => {
 
   test('appends a batch encoded by a Kafka client codec (kafkajs) and reads it back', async () => {
     const batch = await kafkaBatch(0, 2, { producerId: -1 });
-    assert.deepEqual(await log.appendEncoded('t', 0, batch), { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
-    const [r0, , r2] = await readRecords(log, 't', 0);
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, batch), { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+    const [r0, , r2] = await readRecords(ctx.log, 't', 0);
     assert.deepEqual([r0.key!.toString(), r0.value!.toString(), r0.timestamp, r0.headers[0].key, r0.headers[0].value!.toString()], ['k0', 'value 0', T0, 'h', '0']);
     assert.deepEqual([r2.offset, r2.value!.toString(), r2.timestamp], [2, 'value 2', T0 + 2]);
   });
 
   test('stores a plain encoded batch (no producer id) every time it is sent', async () => {
     const batch = encodeBatch(records(0, 1), { baseOffset: 0 });
-    await log.appendEncoded('t', 0, Buffer.from(batch));
-    assert.deepEqual(await log.appendEncoded('t', 0, Buffer.from(batch)), { baseOffset: 2, lastOffset: 3, duplicates: 0, duplicateOffsets: [] });
+    await ctx.log.appendEncoded('t', 0, Buffer.from(batch));
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, Buffer.from(batch)), { baseOffset: 2, lastOffset: 3, duplicates: 0, duplicateOffsets: [] });
     assert.deepEqual(await values(), ['value 0', 'value 1', 'value 0', 'value 1']);
   });
 
   test('applies the idempotence rules from the batch header: duplicates, partial overlap, gap, fencing', async () => {
-    assert.equal((await log.appendEncoded('t', 0, await kafkaBatch(0, 4))).duplicates, 0);
-    assert.deepEqual(await log.appendEncoded('t', 0, await kafkaBatch(0, 4)), { baseOffset: 0, lastOffset: 4, duplicates: 5, duplicateOffsets: [0, 1, 2, 3, 4] });
+    assert.equal((await ctx.log.appendEncoded('t', 0, await kafkaBatch(0, 4))).duplicates, 0);
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, await kafkaBatch(0, 4)), { baseOffset: 0, lastOffset: 4, duplicates: 5, duplicateOffsets: [0, 1, 2, 3, 4] });
     // A partly duplicate batch: only records 5-7 are stored, re-encoded with base sequence 5.
-    assert.deepEqual(await log.appendEncoded('t', 0, await kafkaBatch(3, 7)), { baseOffset: 3, lastOffset: 7, duplicates: 2, duplicateOffsets: [3, 4] });
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, await kafkaBatch(3, 7)), { baseOffset: 3, lastOffset: 7, duplicates: 2, duplicateOffsets: [3, 4] });
     const stored = (await batches())[1];
     assert.deepEqual([stored.baseOffset, stored.count, stored.producerId, stored.producerEpoch, stored.baseSequence], [5, 3, PRODUCER, 0, 5]);
     assert.deepEqual(
       stored.records().map((r) => [r.offset, r.key!.toString(), r.value!.toString(), r.timestamp, r.headers[0].value!.toString()]),
       [5, 6, 7].map((i) => [i, `k${i}`, `value ${i}`, T0 + i, String(i)]),
     );
-    await assert.rejects(log.appendEncoded('t', 0, await kafkaBatch(10, 11)), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
-    assert.equal((await log.appendEncoded('t', 0, await kafkaBatch(8, 8, { epoch: 1 }))).baseOffset, 8);
-    await assert.rejects(log.appendEncoded('t', 0, await kafkaBatch(9, 9, { epoch: 0 })), { code: 'KAPPA_PRODUCER_FENCED' });
+    await assert.rejects(ctx.log.appendEncoded('t', 0, await kafkaBatch(10, 11)), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
+    assert.equal((await ctx.log.appendEncoded('t', 0, await kafkaBatch(8, 8, { epoch: 1 }))).baseOffset, 8);
+    await assert.rejects(ctx.log.appendEncoded('t', 0, await kafkaBatch(9, 9, { epoch: 0 })), { code: 'KAPPA_PRODUCER_FENCED' });
     // The same producer through appendBatch shares the state.
-    const viaRecords = await log.appendBatch('t', 0, records(8, 9), { producerId: PRODUCER, producerEpoch: 1, baseSequence: 8 });
+    const viaRecords = await ctx.log.appendBatch('t', 0, records(8, 9), { producerId: PRODUCER, producerEpoch: 1, baseSequence: 8 });
     assert.deepEqual(viaRecords, { baseOffset: 8, lastOffset: 9, duplicates: 1, duplicateOffsets: [8] });
     assert.deepEqual(
       await values(),
@@ -143,7 +131,7 @@ describe('appendEncoded', () => {
     ];
     for (const [name, make, message] of cases) {
       await assert.rejects(
-        log.appendEncoded('t', 0, await make()),
+        ctx.log.appendEncoded('t', 0, await make()),
         (err: Error & { code?: string }) => {
           assert.equal(err.code, 'KAPPA_INVALID_RECORD', `${name}: ${err.message}`);
           assert.match(err.message, /^The encoded batch for t\/0 was refused and nothing was appended: /, name);
@@ -153,20 +141,20 @@ describe('appendEncoded', () => {
         name,
       );
     }
-    await assert.rejects(log.appendEncoded('t', 0, 'not bytes' as unknown as Buffer), { code: 'KAPPA_INVALID_RECORD' });
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
-    assert.deepEqual(await log.appendEncoded('t', 0, good()), { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+    await assert.rejects(ctx.log.appendEncoded('t', 0, 'not bytes' as unknown as Buffer), { code: 'KAPPA_INVALID_RECORD' });
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, good()), { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
   });
 
   test('refuses an encoded batch larger than the topic accepts with KAPPA_RECORD_TOO_LARGE', async () => {
     const big = encodeBatch([{ key: null, value: 'x'.repeat(70 * 1024), timestamp: T0 }], { baseOffset: 0 });
-    await assert.rejects(log.appendEncoded('t', 0, big), { code: 'KAPPA_RECORD_TOO_LARGE' });
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
+    await assert.rejects(ctx.log.appendEncoded('t', 0, big), { code: 'KAPPA_RECORD_TOO_LARGE' });
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
   });
 
   test('is refused by a read-only log and for an unknown partition', async () => {
-    await assert.rejects(log.appendEncoded('t', 3, encodeBatch(records(0, 0), { baseOffset: 0 })), { code: 'KAPPA_INVALID_PARTITION' });
-    const reader = await openTestLog(tmp.dir, { readOnly: true });
+    await assert.rejects(ctx.log.appendEncoded('t', 3, encodeBatch(records(0, 0), { baseOffset: 0 })), { code: 'KAPPA_INVALID_PARTITION' });
+    const reader = await openTestLog(ctx.dir, { readOnly: true });
     try {
       await assert.rejects(reader.appendEncoded('t', 0, encodeBatch(records(0, 0), { baseOffset: 0 })), { code: 'KAPPA_READ_ONLY' });
     } finally {

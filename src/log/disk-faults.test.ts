@@ -1,11 +1,10 @@
-import { test, describe, beforeEach, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { KappaError } from '../errors.ts';
-import type { FileLog } from './file-log.ts';
 import type { LogFs } from './fs.ts';
-import { collectingLogger, errnoError, openTestLog, readRecords, tempDir } from './test-helpers.ts';
+import { collectingLogger, errnoError, openTestLog, readRecords, useTestLog } from './test-helpers.ts';
 import { verifyLog } from './verify.ts';
 
 type Fault = null | 'eio' | 'enospc' | 'enospc-partial';
@@ -38,33 +37,29 @@ function faultyFs() {
 }
 
 describe('disk faults', () => {
-  let tmp: ReturnType<typeof tempDir>;
   let disk: ReturnType<typeof faultyFs>;
   let logger: ReturnType<typeof collectingLogger>;
-  let log: FileLog;
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    disk = faultyFs();
-    logger = collectingLogger();
-    log = await openTestLog(tmp.dir, { fs: disk.fs, logger });
-    await log.createTopic('t', { partitions: 2 });
-  });
-  afterEach(async () => {
-    disk.state.fsync = null;
-    disk.state.write = null;
-    await log.close();
-    tmp.cleanup();
+  const ctx = useTestLog({
+    options: () => {
+      disk = faultyFs();
+      logger = collectingLogger();
+      return { fs: disk.fs, logger };
+    },
+    topic: { name: 't', partitions: 2 },
+    beforeClose: () => {
+      disk.state.fsync = null;
+      disk.state.write = null;
+    },
   });
 
   async function values(partition: number): Promise<string[]> {
-    return (await readRecords(log, 't', partition)).map((r) => r.value!.toString());
+    return (await readRecords(ctx.log, 't', partition)).map((r) => r.value!.toString());
   }
 
   test('a failed fsync rejects the append with KAPPA_IO_ERROR and the records stay invisible', async () => {
-    await log.append('t', [{ value: 'safe', partition: 0 }]);
+    await ctx.log.append('t', [{ value: 'safe', partition: 0 }]);
     disk.state.fsync = 'eio';
-    const err = await log.append('t', [{ value: 'unsure', partition: 0 }]).then(
+    const err = await ctx.log.append('t', [{ value: 'unsure', partition: 0 }]).then(
       () => null,
       (e: unknown) => e,
     );
@@ -72,88 +67,88 @@ describe('disk faults', () => {
     assert.equal(err.code, 'KAPPA_IO_ERROR');
     assert.match(err.message, /fsync/);
     assert.match(err.message, /Restart Kappa/);
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 1 });
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 1 });
     assert.deepEqual(await values(0), ['safe']);
   });
 
   test('after a failed fsync the partition refuses later appends clearly, even once fsync works again', async () => {
     disk.state.fsync = 'eio';
-    await assert.rejects(log.append('t', [{ value: 'a', partition: 0 }]), { code: 'KAPPA_IO_ERROR' });
+    await assert.rejects(ctx.log.append('t', [{ value: 'a', partition: 0 }]), { code: 'KAPPA_IO_ERROR' });
     disk.state.fsync = null;
     const writesBefore = disk.state.writes;
-    await assert.rejects(log.append('t', [{ value: 'b', partition: 0 }]), (err: KappaError) => {
+    await assert.rejects(ctx.log.append('t', [{ value: 'b', partition: 0 }]), (err: KappaError) => {
       assert.equal(err.code, 'KAPPA_IO_ERROR');
       assert.match(err.message, /stopped accepting appends after an I\/O error/);
       return true;
     });
     assert.equal(disk.state.writes, writesBefore, 'nothing more was written to the failed partition');
-    assert.equal((await log.append('t', [{ value: 'other', partition: 1 }]))[0].offset, 0, 'other partitions keep working');
+    assert.equal((await ctx.log.append('t', [{ value: 'other', partition: 1 }]))[0].offset, 0, 'other partitions keep working');
   });
 
   test('appends queued behind a failed fsync are rejected too, none acknowledged', async () => {
     disk.state.fsync = 'eio';
-    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => log.append('t', [{ value: `${i}`, partition: 0 }])));
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])));
     assert.ok(results.every((r) => r.status === 'rejected'));
-    assert.equal((await log.offsets('t', 0)).end, 0);
+    assert.equal((await ctx.log.offsets('t', 0)).end, 0);
   });
 
   test('after a failed fsync, close leaves no clean-shutdown marker and a reopen recovers the partition', async () => {
-    await log.append('t', [{ value: 'acked', partition: 0 }]);
+    await ctx.log.append('t', [{ value: 'acked', partition: 0 }]);
     disk.state.fsync = 'eio';
-    await assert.rejects(log.append('t', [{ value: 'x', partition: 0 }]));
+    await assert.rejects(ctx.log.append('t', [{ value: 'x', partition: 0 }]));
     disk.state.fsync = null;
-    await log.close();
-    assert.ok(!nodeFs.existsSync(join(tmp.dir, '.clean-shutdown')), 'the next open must not trust the files blindly');
-    log = await openTestLog(tmp.dir, { logger });
+    await ctx.log.close();
+    assert.ok(!nodeFs.existsSync(join(ctx.dir, '.clean-shutdown')), 'the next open must not trust the files blindly');
+    ctx.log = await openTestLog(ctx.dir, { logger });
     const recovered = await values(0);
     assert.equal(recovered[0], 'acked');
-    const [next] = await log.append('t', [{ value: 'again', partition: 0 }]);
+    const [next] = await ctx.log.append('t', [{ value: 'again', partition: 0 }]);
     assert.equal(next.offset, recovered.length);
   });
 
   test('ENOSPC on write rejects with KAPPA_DISK_FULL; once space is back, appends work and offsets stay contiguous', async () => {
-    await log.append('t', [{ value: 'r0', partition: 0 }]);
+    await ctx.log.append('t', [{ value: 'r0', partition: 0 }]);
     disk.state.write = 'enospc';
-    await assert.rejects(log.append('t', [{ value: 'lost', partition: 0 }]), (err: KappaError) => {
+    await assert.rejects(ctx.log.append('t', [{ value: 'lost', partition: 0 }]), (err: KappaError) => {
       assert.ok(err instanceof KappaError);
       assert.equal(err.code, 'KAPPA_DISK_FULL');
       assert.equal(err.retriable, true);
       assert.match(err.message, /disk is full/);
       return true;
     });
-    await assert.rejects(log.append('t', [{ value: 'lost too', partition: 0 }]), { code: 'KAPPA_DISK_FULL' });
+    await assert.rejects(ctx.log.append('t', [{ value: 'lost too', partition: 0 }]), { code: 'KAPPA_DISK_FULL' });
     disk.state.write = null;
-    const [m1] = await log.append('t', [{ value: 'r1', partition: 0 }]);
-    const [m2] = await log.append('t', [{ value: 'r2', partition: 0 }]);
+    const [m1] = await ctx.log.append('t', [{ value: 'r1', partition: 0 }]);
+    const [m2] = await ctx.log.append('t', [{ value: 'r2', partition: 0 }]);
     assert.deepEqual([m1.offset, m2.offset], [1, 2]);
     assert.deepEqual(await values(0), ['r0', 'r1', 'r2']);
-    await log.close();
-    log = await openTestLog(tmp.dir, { logger });
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { logger });
     assert.deepEqual(await values(0), ['r0', 'r1', 'r2']);
     assert.deepEqual(logger.warnings, [], 'no torn tail or damage to recover from');
-    assert.equal(verifyLog({ dir: tmp.dir }).ok, true);
+    assert.equal(verifyLog({ dir: ctx.dir }).ok, true);
   });
 
   test('a short write that ends in ENOSPC is cut back, so the partially written batch never surfaces', async () => {
-    await log.append('t', [{ value: 'r0', partition: 0 }]);
+    await ctx.log.append('t', [{ value: 'r0', partition: 0 }]);
     disk.state.write = 'enospc-partial';
-    await assert.rejects(log.append('t', [{ value: 'half written'.repeat(20), partition: 0 }]), { code: 'KAPPA_DISK_FULL' });
+    await assert.rejects(ctx.log.append('t', [{ value: 'half written'.repeat(20), partition: 0 }]), { code: 'KAPPA_DISK_FULL' });
     disk.state.write = null;
-    const [m] = await log.append('t', [{ value: 'r1', partition: 0 }]);
+    const [m] = await ctx.log.append('t', [{ value: 'r1', partition: 0 }]);
     assert.equal(m.offset, 1);
     assert.deepEqual(await values(0), ['r0', 'r1']);
-    await log.close();
-    log = await openTestLog(tmp.dir, { logger });
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { logger });
     assert.deepEqual(await values(0), ['r0', 'r1']);
     assert.deepEqual(logger.warnings, []);
   });
 
   test('every append queued behind a failed write is rejected, and their offsets are handed out again', async () => {
     disk.state.write = 'enospc';
-    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => log.append('t', [{ value: `${i}`, partition: 0 }])));
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])));
     assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as KappaError).code === 'KAPPA_DISK_FULL'));
     disk.state.write = null;
-    const metas = await Promise.all(Array.from({ length: 3 }, (_, i) => log.append('t', [{ value: `ok${i}`, partition: 0 }])));
+    const metas = await Promise.all(Array.from({ length: 3 }, (_, i) => ctx.log.append('t', [{ value: `ok${i}`, partition: 0 }])));
     assert.deepEqual(
       metas.map((m) => m[0].offset),
       [0, 1, 2],
@@ -162,7 +157,7 @@ describe('disk faults', () => {
 
   test('an I/O error other than a full disk on write is reported as KAPPA_IO_ERROR with the errno', async () => {
     disk.state.write = 'eio';
-    await assert.rejects(log.append('t', [{ value: 'x', partition: 0 }]), (err: KappaError) => {
+    await assert.rejects(ctx.log.append('t', [{ value: 'x', partition: 0 }]), (err: KappaError) => {
       assert.equal(err.code, 'KAPPA_IO_ERROR');
       assert.equal(err.details?.errno, 'EIO');
       return true;

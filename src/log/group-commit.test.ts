@@ -1,10 +1,9 @@
-import { test, describe, beforeEach, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as nodeFs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FileLog } from './file-log.ts';
 import type { LogFs } from './fs.ts';
-import { openTestLog, readRecords, tempDir } from './test-helpers.ts';
+import { openTestLog, readRecords, useTestLog } from './test-helpers.ts';
 
 type FsyncCallback = (err: NodeJS.ErrnoException | null) => void;
 
@@ -39,20 +38,11 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 describe('group commit (fsync: always)', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let log: FileLog;
   let disk: ReturnType<typeof controllableFs>;
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    disk = controllableFs();
-    log = await openTestLog(tmp.dir, { fs: disk.fs, fsync: 'always' });
-    await log.createTopic('t', { partitions: 1 });
-  });
-  afterEach(async () => {
-    disk.releaseAll();
-    await log.close();
-    tmp.cleanup();
+  const ctx = useTestLog({
+    options: () => ({ fs: (disk = controllableFs()).fs, fsync: 'always' }),
+    topic: { name: 't', partitions: 1 },
+    beforeClose: () => disk.releaseAll(),
   });
 
   test('8 concurrent appenders need fewer fsyncs than appends, and every append gets its own offset', async () => {
@@ -61,7 +51,7 @@ describe('group commit (fsync: always)', () => {
       Array.from({ length: 8 }, async (_, a) => {
         const offsets: number[] = [];
         for (let i = 0; i < perAppender; i++) {
-          const [meta] = await log.append('t', [{ key: null, value: `${a}:${i}` }]);
+          const [meta] = await ctx.log.append('t', [{ key: null, value: `${a}:${i}` }]);
           offsets.push(meta.offset);
         }
         return offsets;
@@ -76,7 +66,7 @@ describe('group commit (fsync: always)', () => {
       Array.from({ length: appends }, (_, i) => i),
     );
     // Each appender's own appends are acknowledged in order, and each offset holds what was sent.
-    const records = await readRecords(log, 't', 0);
+    const records = await readRecords(ctx.log, 't', 0);
     results.forEach((offsets, a) => {
       assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y));
       offsets.forEach((offset, i) => assert.equal(records[offset].value!.toString(), `${a}:${i}`));
@@ -85,22 +75,22 @@ describe('group commit (fsync: always)', () => {
 
   test('does not acknowledge an append, or show it to readers, before its fsync completes', async () => {
     disk.state.hold = true;
-    const pending = log.append('t', [{ value: 'a' }]);
+    const pending = ctx.log.append('t', [{ value: 'a' }]);
     assert.equal(await settled(pending), false, 'acknowledged before the fsync finished');
     assert.equal(disk.state.fsyncs, 1);
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
-    assert.equal((await readRecords(log, 't', 0)).length, 0);
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
+    assert.equal((await readRecords(ctx.log, 't', 0)).length, 0);
     disk.releaseAll();
     assert.equal((await pending)[0].offset, 0);
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 1 });
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 1 });
   });
 
   test('appends that arrive while an fsync is in flight are all covered by the next single fsync', async () => {
     disk.state.hold = true;
-    const first = log.append('t', [{ value: 'first' }]);
+    const first = ctx.log.append('t', [{ value: 'first' }]);
     await sleep(5);
     assert.equal(disk.state.fsyncs, 1);
-    const later = [log.append('t', [{ value: 'b' }]), log.append('t', [{ value: 'c' }]), log.append('t', [{ value: 'd' }])];
+    const later = [ctx.log.append('t', [{ value: 'b' }]), ctx.log.append('t', [{ value: 'c' }]), ctx.log.append('t', [{ value: 'd' }])];
     await sleep(5);
     assert.equal(disk.state.fsyncs, 1, 'no second fsync while the first is in flight');
     disk.releaseAll();
@@ -114,21 +104,21 @@ describe('group commit (fsync: always)', () => {
   });
 
   test('fsync: never acknowledges without any fsync of the segment', async () => {
-    await log.close();
+    await ctx.log.close();
     disk = controllableFs();
-    log = await openTestLog(tmp.dir, { fs: disk.fs, fsync: 'never' });
-    for (let i = 0; i < 10; i++) await log.append('t', [{ value: `${i}` }]);
+    ctx.log = await openTestLog(ctx.dir, { fs: disk.fs, fsync: 'never' });
+    for (let i = 0; i < 10; i++) await ctx.log.append('t', [{ value: `${i}` }]);
     assert.equal(disk.state.fsyncs, 0);
-    assert.equal((await readRecords(log, 't', 0)).length, 10);
+    assert.equal((await readRecords(ctx.log, 't', 0)).length, 10);
   });
 
   test('fsync: interval acknowledges after the write and fsyncs on a timer', async () => {
-    await log.close();
+    await ctx.log.close();
     disk = controllableFs();
-    log = await openTestLog(tmp.dir, { fs: disk.fs, fsync: 'interval', fsyncIntervalMs: 10 });
+    ctx.log = await openTestLog(ctx.dir, { fs: disk.fs, fsync: 'interval', fsyncIntervalMs: 10 });
     disk.state.hold = true; // even a stuck fsync does not hold acknowledgements back
-    await log.append('t', [{ value: 'x' }]);
-    assert.equal((await log.offsets('t', 0)).end, 1);
+    await ctx.log.append('t', [{ value: 'x' }]);
+    assert.equal((await ctx.log.offsets('t', 0)).end, 1);
     const deadline = Date.now() + 1000;
     while (disk.state.fsyncs === 0 && Date.now() < deadline) await sleep(5);
     assert.ok(disk.state.fsyncs >= 1, 'the interval timer fsynced the written bytes');

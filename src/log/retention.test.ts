@@ -1,10 +1,9 @@
-import { test, describe, beforeEach, afterEach } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import type { FileLog } from './file-log.ts';
 import type { TopicConfig } from './types.ts';
-import { collectingLogger, manualClock, openTestLog, partitionDir, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
+import { collectingLogger, manualClock, openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -15,35 +14,29 @@ function baseOf(file: string): number {
 }
 
 describe('retention', () => {
-  let tmp: ReturnType<typeof tempDir>;
   let clock: ReturnType<typeof manualClock>;
   let logger: ReturnType<typeof collectingLogger>;
-  let log: FileLog;
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    clock = manualClock(T0);
-    logger = collectingLogger();
-    log = await openTestLog(tmp.dir, { fsync: 'never', clock, logger });
-  });
-  afterEach(async () => {
-    await log.close();
-    tmp.cleanup();
+  const ctx = useTestLog({
+    options: () => {
+      clock = manualClock(T0);
+      logger = collectingLogger();
+      return { fsync: 'never', clock, logger };
+    },
   });
 
   async function createTopic(config: Omit<TopicConfig, 'partitions'>): Promise<void> {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 1024, ...config });
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024, ...config });
   }
 
   /** Appends `count` single-record batches with the given timestamp; returns their offsets. */
   async function appendAt(timestamp: number, count: number): Promise<number[]> {
     const offsets = [];
-    for (let i = 0; i < count; i++) offsets.push((await log.append('t', [{ value: VALUE, timestamp }]))[0].offset);
+    for (let i = 0; i < count; i++) offsets.push((await ctx.log.append('t', [{ value: VALUE, timestamp }]))[0].offset);
     return offsets;
   }
 
   function files(): number[] {
-    return segmentFiles(tmp.dir, 't', 0).map(baseOf);
+    return segmentFiles(ctx.dir, 't', 0).map(baseOf);
   }
 
   test('deletes closed segments whose newest record is older than retentionMs, and moves the start offset', async () => {
@@ -55,17 +48,17 @@ describe('retention', () => {
     assert.ok(before.length >= 4);
     const oldSegments = before.filter((b) => b < firstNew || b === firstNew);
     clock.set(T0 + 35 * MINUTE);
-    const deleted = log.enforceRetention();
+    const deleted = ctx.log.enforceRetention();
     const after = files();
     // The segment holding firstNew holds old records too but its newest record is young: kept.
     const keptFrom = before.filter((b) => b <= firstNew).at(-1)!;
     assert.deepEqual(after, before.filter((b) => b >= keptFrom));
     assert.equal(deleted, before.length - after.length);
     assert.ok(deleted >= 2 && oldSegments.length > 0);
-    const { start, end } = await log.offsets('t', 0);
+    const { start, end } = await ctx.log.offsets('t', 0);
     assert.equal(start, keptFrom);
     assert.equal(end, 18);
-    const names = fs.readdirSync(partitionDir(tmp.dir, 't', 0));
+    const names = fs.readdirSync(partitionDir(ctx.dir, 't', 0));
     for (const base of before.filter((b) => b < keptFrom)) {
       assert.ok(!names.some((n) => n.startsWith(String(base).padStart(20, '0'))), `every file of segment ${base} is gone`);
     }
@@ -77,17 +70,17 @@ describe('retention', () => {
     await appendAt(T0, 12);
     await appendAt(T0 + 10 * MINUTE, 3);
     clock.set(T0 + 10 * MINUTE);
-    assert.ok(log.enforceRetention() > 0);
-    const { start, end } = await log.offsets('t', 0);
+    assert.ok(ctx.log.enforceRetention() > 0);
+    const { start, end } = await ctx.log.offsets('t', 0);
     assert.ok(start > 0);
-    await assert.rejects(readRecords(log, 't', 0, 0), { code: 'KAPPA_OFFSET_OUT_OF_RANGE' });
-    await assert.rejects(readRecords(log, 't', 0, start - 1), (err: Error & { details?: Record<string, unknown> }) => {
+    await assert.rejects(readRecords(ctx.log, 't', 0, 0), { code: 'KAPPA_OFFSET_OUT_OF_RANGE' });
+    await assert.rejects(readRecords(ctx.log, 't', 0, start - 1), (err: Error & { details?: Record<string, unknown> }) => {
       assert.equal((err as { code?: string }).code, 'KAPPA_OFFSET_OUT_OF_RANGE');
       assert.equal(err.details?.start, start);
       return true;
     });
     assert.deepEqual(
-      (await readRecords(log, 't', 0, start)).map((r) => r.offset),
+      (await readRecords(ctx.log, 't', 0, start)).map((r) => r.offset),
       Array.from({ length: end - start }, (_, i) => start + i),
     );
   });
@@ -96,11 +89,11 @@ describe('retention', () => {
     await createTopic({ retentionMs: MINUTE });
     await appendAt(T0, 12);
     await appendAt(T0 + 10 * MINUTE, 2);
-    const iterator = log.read('t', 0, 0, { maxBytes: 1 })[Symbol.asyncIterator]();
+    const iterator = ctx.log.read('t', 0, 0, { maxBytes: 1 })[Symbol.asyncIterator]();
     const first = await iterator.next();
     assert.equal(first.done, false);
     clock.set(T0 + 10 * MINUTE);
-    log.enforceRetention();
+    ctx.log.enforceRetention();
     await assert.rejects(
       (async () => {
         for (;;) if ((await iterator.next()).done) break;
@@ -115,11 +108,11 @@ describe('retention', () => {
     clock.set(T0 + 24 * 60 * MINUTE);
     const before = files();
     assert.ok(before.length >= 2);
-    assert.equal(log.enforceRetention(), before.length - 1);
+    assert.equal(ctx.log.enforceRetention(), before.length - 1);
     assert.deepEqual(files(), before.slice(-1));
-    const { start, end } = await log.offsets('t', 0);
+    const { start, end } = await ctx.log.offsets('t', 0);
     assert.equal(start, before.at(-1));
-    assert.equal((await readRecords(log, 't', 0, start)).length, end - start);
+    assert.equal((await readRecords(ctx.log, 't', 0, start)).length, end - start);
     assert.ok(end - start > 0, 'the expired records of the active segment are still readable');
   });
 
@@ -129,24 +122,24 @@ describe('retention', () => {
     await appendAt(T0, 2); // same segment, newer
     await appendAt(T0, 30); // more segments
     clock.set(T0 + 5 * MINUTE);
-    assert.equal(log.enforceRetention(), 0);
-    assert.equal((await log.offsets('t', 0)).start, 0);
+    assert.equal(ctx.log.enforceRetention(), 0);
+    assert.equal((await ctx.log.offsets('t', 0)).start, 0);
   });
 
   test('deletes the oldest closed segments while the partition would stay at or above retentionBytes', async () => {
     await createTopic({ retentionBytes: 2500 });
     await appendAt(T0, 30);
-    const dir = partitionDir(tmp.dir, 't', 0);
+    const dir = partitionDir(ctx.dir, 't', 0);
     const sizeOf = (base: number): number => fs.statSync(join(dir, `${String(base).padStart(20, '0')}.log`)).size;
     // Rolling applies retention too, so the oldest segments are already gone; the active segment
     // has grown since the last roll, so settle the rest now.
     assert.ok(files()[0] > 0, 'rolling already deleted the oldest segments');
-    log.enforceRetention();
+    ctx.log.enforceRetention();
     const after = files();
     const total = after.reduce((sum, b) => sum + sizeOf(b), 0);
     assert.ok(total >= 2500, `kept ${total} bytes, at least retentionBytes`);
     assert.ok(total - sizeOf(after[0]) < 2500, 'deleting one more segment would go below retentionBytes');
-    assert.equal((await log.offsets('t', 0)).start, after[0]);
+    assert.equal((await ctx.log.offsets('t', 0)).start, after[0]);
     assert.ok(logger.infos.some((m) => /over retention\.bytes/.test(m)));
   });
 
@@ -165,11 +158,11 @@ describe('retention', () => {
     await appendAt(T0 - 1000 * 24 * 60 * MINUTE, 12);
     clock.set(T0 + 365 * 24 * 60 * MINUTE);
     const before = files();
-    assert.equal(log.enforceRetention(), 0);
+    assert.equal(ctx.log.enforceRetention(), 0);
     await appendAt(T0, 6); // rolling does not delete either
     assert.deepEqual(files().slice(0, before.length), before);
-    assert.equal((await log.offsets('t', 0)).start, 0);
-    assert.equal((await readRecords(log, 't', 0)).length, 18);
+    assert.equal((await ctx.log.offsets('t', 0)).start, 0);
+    assert.equal((await readRecords(ctx.log, 't', 0)).length, 18);
   });
 
   test('applies time retention to closed segments loaded from disk after a reopen, when all their records share one timestamp', async () => {
@@ -178,10 +171,10 @@ describe('retention', () => {
     await appendAt(T0 + 10 * MINUTE, 1);
     const before = files();
     assert.ok(before.length >= 3);
-    await log.close();
+    await ctx.log.close();
     clock.set(T0 + 10 * MINUTE);
-    log = await openTestLog(tmp.dir, { fsync: 'never', clock, logger });
-    assert.equal(log.enforceRetention(), before.length - 1);
+    ctx.log = await openTestLog(ctx.dir, { fsync: 'never', clock, logger });
+    assert.equal(ctx.log.enforceRetention(), before.length - 1);
     assert.deepEqual(files(), before.slice(-1));
   });
 
@@ -190,12 +183,12 @@ describe('retention', () => {
     await appendAt(T0, 12);
     await appendAt(T0 + 10 * MINUTE, 1);
     clock.set(T0 + 10 * MINUTE);
-    log.enforceRetention();
-    const offsets = await log.offsets('t', 0);
-    await log.close();
-    log = await openTestLog(tmp.dir, { fsync: 'never', clock });
-    assert.deepEqual(await log.offsets('t', 0), offsets);
-    const next = await log.append('t', [{ value: 'x' }]);
+    ctx.log.enforceRetention();
+    const offsets = await ctx.log.offsets('t', 0);
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { fsync: 'never', clock });
+    assert.deepEqual(await ctx.log.offsets('t', 0), offsets);
+    const next = await ctx.log.append('t', [{ value: 'x' }]);
     assert.equal(next[0].offset, offsets.end);
   });
 });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
 import { encodeBatch } from './record-batch.ts';
-import { openTestLog, partitionDir, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
+import { openTestLog, partitionDir, readRecords, segmentFiles, tempDir, useTestLog } from './test-helpers.ts';
 
 const T0 = 1_700_000_000_000;
 const VALUE = 'v'.repeat(100);
@@ -17,97 +17,87 @@ function baseOf(file: string): number {
 }
 
 describe('segment rolling', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let log: FileLog;
-
-  beforeEach(async () => {
-    tmp = tempDir();
-    log = await openTestLog(tmp.dir, { fsync: 'never' });
-  });
-  afterEach(async () => {
-    await log.close();
-    tmp.cleanup();
-  });
+  const ctx = useTestLog({ options: () => ({ fsync: 'never' }) });
 
   test('rolls to a new segment when the active one would exceed segmentBytes', async () => {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
     const perSegment = Math.floor(1024 / BATCH_BYTES);
-    for (let i = 0; i < 20; i++) await log.append('t', [{ value: VALUE, timestamp: T0 }]);
-    const files = segmentFiles(tmp.dir, 't', 0);
+    for (let i = 0; i < 20; i++) await ctx.log.append('t', [{ value: VALUE, timestamp: T0 }]);
+    const files = segmentFiles(ctx.dir, 't', 0);
     const expectedBases = [];
     for (let base = 0; base < 20; base += perSegment) expectedBases.push(base);
     assert.deepEqual(files.map(baseOf), expectedBases, `segments of ${perSegment} batches of ${BATCH_BYTES} bytes`);
     for (const f of files.slice(0, -1)) {
-      const size = fs.statSync(join(partitionDir(tmp.dir, 't', 0), f)).size;
+      const size = fs.statSync(join(partitionDir(ctx.dir, 't', 0), f)).size;
       assert.ok(size <= 1024, `${f} is ${size} bytes`);
       assert.ok(size + BATCH_BYTES > 1024, `${f} rolled early at ${size} bytes`);
     }
   });
 
   test('rolls in the middle of one group commit when the group does not fit', async () => {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
     const perSegment = Math.floor(1024 / BATCH_BYTES);
     // Issued together, these land in one flush group that spans several segments.
-    await Promise.all(Array.from({ length: 20 }, (_, i) => log.append('t', [{ value: VALUE, timestamp: T0 + i }])));
-    const bases = segmentFiles(tmp.dir, 't', 0).map(baseOf);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => ctx.log.append('t', [{ value: VALUE, timestamp: T0 + i }])));
+    const bases = segmentFiles(ctx.dir, 't', 0).map(baseOf);
     assert.deepEqual(bases, Array.from({ length: Math.ceil(20 / perSegment) }, (_, i) => i * perSegment));
     assert.deepEqual(
-      (await readRecords(log, 't', 0)).map((r) => r.offset),
+      (await readRecords(ctx.log, 't', 0)).map((r) => r.offset),
       Array.from({ length: 20 }, (_, i) => i),
     );
   });
 
   test('keeps a batch larger than the remaining space whole, in the next segment', async () => {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 4096 });
-    await log.append('t', [{ value: 'a'.repeat(1000), timestamp: T0 }]);
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 4096 });
+    await ctx.log.append('t', [{ value: 'a'.repeat(1000), timestamp: T0 }]);
     const big = Array.from({ length: 30 }, (_, i) => ({ value: `${i}`.padEnd(100, '.'), timestamp: T0 }));
-    await log.append('t', big);
-    assert.deepEqual(segmentFiles(tmp.dir, 't', 0).map(baseOf), [0, 1]);
-    assert.equal((await readRecords(log, 't', 0)).length, 31);
+    await ctx.log.append('t', big);
+    assert.deepEqual(segmentFiles(ctx.dir, 't', 0).map(baseOf), [0, 1]);
+    assert.equal((await readRecords(ctx.log, 't', 0)).length, 31);
   });
 
   test('refuses a batch larger than segmentBytes with KAPPA_RECORD_TOO_LARGE', async () => {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
-    await assert.rejects(log.append('t', [{ value: 'x'.repeat(2000) }]), { code: 'KAPPA_RECORD_TOO_LARGE' });
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
-    await log.append('t', [{ value: 'small' }]);
-    assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 1 });
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
+    await assert.rejects(ctx.log.append('t', [{ value: 'x'.repeat(2000) }]), { code: 'KAPPA_RECORD_TOO_LARGE' });
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
+    await ctx.log.append('t', [{ value: 'small' }]);
+    assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 1 });
   });
 
   test('rolls when a batch is more than segmentMs of record time after the first batch of the segment', async () => {
-    await log.createTopic('t', { partitions: 1, segmentMs: 1000 });
+    await ctx.log.createTopic('t', { partitions: 1, segmentMs: 1000 });
     const times = [T0, T0 + 500, T0 + 1000, /* roll */ T0 + 1001, T0 + 1500, T0 + 2001, /* roll */ T0 + 2002];
-    for (const timestamp of times) await log.append('t', [{ value: 'x', timestamp }]);
-    assert.deepEqual(segmentFiles(tmp.dir, 't', 0).map(baseOf), [0, 3, 6]);
+    for (const timestamp of times) await ctx.log.append('t', [{ value: 'x', timestamp }]);
+    assert.deepEqual(segmentFiles(ctx.dir, 't', 0).map(baseOf), [0, 3, 6]);
   });
 
   test('does not roll by time for out-of-order (older) timestamps or for wall-clock time passing', async () => {
     let now = T0;
-    await log.close();
-    log = await openTestLog(tmp.dir, { fsync: 'never', clock: { now: () => now } });
-    await log.createTopic('t', { partitions: 1, segmentMs: 1000 });
-    await log.append('t', [{ value: 'x', timestamp: T0 }]);
-    await log.append('t', [{ value: 'x', timestamp: T0 - 50_000 }]);
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { fsync: 'never', clock: { now: () => now } });
+    await ctx.log.createTopic('t', { partitions: 1, segmentMs: 1000 });
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 }]);
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 - 50_000 }]);
     now = T0 + 3_600_000;
-    await log.append('t', [{ value: 'x', timestamp: T0 + 900 }]);
-    assert.deepEqual(segmentFiles(tmp.dir, 't', 0).map(baseOf), [0]);
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 + 900 }]);
+    assert.deepEqual(segmentFiles(ctx.dir, 't', 0).map(baseOf), [0]);
   });
 
   test('remembers the active segment’s first record time across a reopen', async () => {
-    await log.createTopic('t', { partitions: 1, segmentMs: 1000 });
-    await log.append('t', [{ value: 'x', timestamp: T0 }]);
-    await log.close();
-    log = await openTestLog(tmp.dir, { fsync: 'never' });
-    await log.append('t', [{ value: 'x', timestamp: T0 + 999 }]);
-    await log.append('t', [{ value: 'x', timestamp: T0 + 1001 }]);
-    assert.deepEqual(segmentFiles(tmp.dir, 't', 0).map(baseOf), [0, 2]);
+    await ctx.log.createTopic('t', { partitions: 1, segmentMs: 1000 });
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 }]);
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { fsync: 'never' });
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 + 999 }]);
+    await ctx.log.append('t', [{ value: 'x', timestamp: T0 + 1001 }]);
+    assert.deepEqual(segmentFiles(ctx.dir, 't', 0).map(baseOf), [0, 2]);
   });
 
   test('writes the indexes of a segment when it rolls', async () => {
-    await log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
-    for (let i = 0; i < 10; i++) await log.append('t', [{ value: VALUE, timestamp: T0 + i }]);
-    const [first, second] = segmentFiles(tmp.dir, 't', 0).map(baseOf);
-    const names = fs.readdirSync(partitionDir(tmp.dir, 't', 0));
+    await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
+    for (let i = 0; i < 10; i++) await ctx.log.append('t', [{ value: VALUE, timestamp: T0 + i }]);
+    const [first, second] = segmentFiles(ctx.dir, 't', 0).map(baseOf);
+    const names = fs.readdirSync(partitionDir(ctx.dir, 't', 0));
     const pad = (n: number): string => String(n).padStart(20, '0');
     assert.ok(names.includes(`${pad(first)}.index`) && names.includes(`${pad(first)}.timeindex`));
     assert.ok(!names.includes(`${pad(second)}.index`), 'the active segment’s index is written at close');

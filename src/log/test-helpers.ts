@@ -4,10 +4,11 @@
  * partition's records. Nothing in the log itself imports this file.
  */
 import * as fs from 'node:fs';
+import { afterEach, beforeEach } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileLog, type FileLogOptions, openFileLog } from './file-log.ts';
-import type { Clock, Logger } from './types.ts';
+import type { Clock, Logger, TopicConfig } from './types.ts';
 import type { LogRecord } from './record-batch.ts';
 
 export const silentLogger: Logger = { info() {}, warn() {} };
@@ -38,6 +39,47 @@ export function tempDir(prefix = 'kappa-log-test-'): { dir: string; cleanup(): v
 /** Opens a FileLog on `dir` with a silent logger unless the test passes its own options. */
 export function openTestLog(dir: string, opts: Partial<FileLogOptions> = {}): Promise<FileLog> {
   return openFileLog({ dir, logger: silentLogger, ...opts });
+}
+
+/** What `useTestLog` sets up for each test. */
+export interface TestLogContext {
+  /** The data directory: a fresh temp dir per test. */
+  dir: string;
+  /** The open log. A test that reopens the log assigns the new one here; that one is closed after the test. */
+  log: FileLog;
+}
+
+export interface UseTestLogOptions {
+  /** Options of the log, built again for each test (so a clock, logger or faulty fs is fresh per test). */
+  options?: () => Partial<FileLogOptions>;
+  /** A topic created in every fresh log. */
+  topic?: TopicConfig & { name: string };
+  /** Runs after each test before the log is closed (say, to let a held fsync go). */
+  beforeClose?: () => void;
+}
+
+/**
+ * Registers, in the enclosing `describe`: before each test, a temp dir and a log opened on it
+ * (with `topic` created); after each test, the log closed and the dir removed.
+ */
+export function useTestLog(setup: UseTestLogOptions = {}): TestLogContext {
+  let tmp: ReturnType<typeof tempDir> | null = null;
+  const ctx = {} as TestLogContext;
+  beforeEach(async () => {
+    tmp = tempDir();
+    ctx.dir = tmp.dir;
+    ctx.log = await openTestLog(tmp.dir, setup.options?.() ?? {});
+    if (setup.topic) {
+      const { name, ...config } = setup.topic;
+      await ctx.log.createTopic(name, config);
+    }
+  });
+  afterEach(async () => {
+    setup.beforeClose?.();
+    await ctx.log.close();
+    tmp?.cleanup();
+  });
+  return ctx;
 }
 
 /** Every record of a partition from `from` to the current end (no follow), in order. */
