@@ -17,16 +17,19 @@ export const sales = topic('sales', { partitions: 4, schema: Sale, key: (s) => s
 
 const alerts = alertsTopic();
 
+/** Its rows are typed: `InferRow<typeof aggregatedSales>` is { region: string; year: number; total: number; orders: number }. */
+export const aggregatedSales = view(
+  'aggregated_sales',
+  from(sales)
+    .filter((s) => s.amount > 0)
+    .groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() }))
+    .aggregate({ total: sum((s) => s.amount), orders: count() }),
+);
+
 export default defineApp({
   topics: [sales, alerts],
   views: [
-    view(
-      'aggregated_sales',
-      from(sales)
-        .filter((s) => s.amount > 0)
-        .groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() }))
-        .aggregate({ total: sum((s) => s.amount), orders: count() }),
-    ),
+    aggregatedSales,
     view(
       'sales_per_minute',
       from(sales)
