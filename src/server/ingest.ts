@@ -240,6 +240,15 @@ export class Ingestor {
       );
     }
     const keyed = idempotency === null ? null : new KeyedRequest(this.opts.log, idempotency.key, idempotency.digest, this.opts.onAppended);
+    const acks = await this.appendGood(keyed, name, good);
+    const deadLettered = bad.count > 0 ? await this.deadLetter(keyed, name, bad.spool!) : [];
+    // Originals of a retry that the log's producer state no longer holds (big requests): looked up.
+    await keyed?.resolve();
+    return { acks, deadLettered };
+  }
+
+  /** Appends the request's good records, in order; a failure part-way says how many are in the log. */
+  private async appendGood(keyed: KeyedRequest | null, name: string, good: Spool): Promise<Acks> {
     const acks: Acks = { index: [], partition: [], offset: [] };
     try {
       await good.drain(async (batch) => {
@@ -261,31 +270,32 @@ export class Ingestor {
         err,
       );
     }
+    return acks;
+  }
+
+  /** Appends the bad records to `<topic>.dlq` (created with the topic's partitions if missing), with their provenance. */
+  private async deadLetter(keyed: KeyedRequest | null, name: string, spool: Spool): Promise<IngestResult['deadLettered']> {
     const deadLettered: IngestResult['deadLettered'] = [];
-    if (bad.count > 0) {
-      const dlq = `${name}.dlq`;
-      if (!(await this.opts.log.topics()).some((t) => t.name === dlq)) {
-        await this.opts.log.createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions }).catch((err: unknown) => {
-          if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
-        });
-      }
-      await bad.spool!.drain(async (batch) => {
-        const at = deadLettered.length;
-        const meta = await this.append(
-          keyed,
-          dlq,
-          batch.map((c) => ({ ...c, key: null, headers: provenance(name, c.index, c.error!) })),
-          (i, offset) => (deadLettered[at + i].offset = offset),
-        );
-        batch.forEach((c, i) => {
-          const [path, reason] = JSON.parse(c.error!) as [string, string];
-          deadLettered.push({ index: c.index, path, reason, partition: meta.partition[i], offset: meta.offset[i] });
-        });
+    const dlq = `${name}.dlq`;
+    if (!(await this.opts.log.topics()).some((t) => t.name === dlq)) {
+      await this.opts.log.createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions }).catch((err: unknown) => {
+        if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
       });
     }
-    // Originals of a retry that the log's producer state no longer holds (big requests): looked up.
-    await keyed?.resolve();
-    return { acks, deadLettered };
+    await spool.drain(async (batch) => {
+      const at = deadLettered.length;
+      const meta = await this.append(
+        keyed,
+        dlq,
+        batch.map((c) => ({ ...c, key: null, headers: provenance(name, c.index, c.error!) })),
+        (i, offset) => (deadLettered[at + i].offset = offset),
+      );
+      batch.forEach((c, i) => {
+        const [path, reason] = JSON.parse(c.error!) as [string, string];
+        deadLettered.push({ index: c.index, path, reason, partition: meta.partition[i], offset: meta.offset[i] });
+      });
+    });
+    return deadLettered;
   }
 
   /** Appends checked records; with a key, as the request's idempotent producer (`found` then gets offsets looked up later). */
