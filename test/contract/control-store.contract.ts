@@ -11,7 +11,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BuildInfo, ControlStore } from '../../src/view/index.ts';
-import { freshForEachTest, rejectsWith } from './view-store.contract.ts';
+import { freshForEachTest, rejectsWith } from '../../src/view/test-helpers.ts';
 
 export interface ControlStoreHarness {
   /** The store open now: after `reopen`, the new one. */

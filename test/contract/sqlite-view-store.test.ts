@@ -12,9 +12,9 @@ import { isKappaError } from '../../src/errors.ts';
 import type { VersionTable } from '../../src/view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type SqliteHarness, SqliteTestStores } from '../../src/view/sqlite/test-helpers.ts';
-import { versionTable } from '../../src/view/test-helpers.ts';
+import { cp, freshForEachTest, rejectsWith, rowsOf, sale, salesDef, versionTable } from '../../src/view/test-helpers.ts';
 import { build } from './control-store.contract.ts';
-import { cp, freshForEachTest, rejectsWith, rowsOf, sale, salesDef, viewStoreContract } from './view-store.contract.ts';
+import { viewStoreContract } from './view-store.contract.ts';
 
 const stores = new SqliteTestStores();
 

@@ -9,11 +9,11 @@
  * committed with the rows, never backwards and kept across reopen, all-or-nothing flushes, and
  * read-only queries that never wait for the writer.
  */
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ErrorCode, isKappaError } from '../../src/errors.ts';
-import type { Checkpoint, QueryResult, RowDelta, VersionTable, ViewStore } from '../../src/view/index.ts';
-import { type TableSpec, versionTable } from '../../src/view/test-helpers.ts';
+import { isKappaError } from '../../src/errors.ts';
+import type { Checkpoint, QueryResult, RowDelta, ViewStore } from '../../src/view/index.ts';
+import { countDef, cp, freshForEachTest, rejectsWith, rowsOf, rulesDef, sale, salesDef, snapshot, tagsDef, totalsDef } from '../../src/view/test-helpers.ts';
 
 export interface ViewStoreHarness {
   store: ViewStore;
@@ -26,83 +26,6 @@ export interface ViewStoreHarness {
    * (for SQLite: ATTACH, PRAGMA assignments, BEGIN, VACUUM INTO); `query` must refuse each one.
    */
   dialectWrites?: string[];
-}
-
-/**
- * Registers hooks that open a fresh harness before each test of the enclosing suite (handing it to
- * `use`) and clean it up after, even when the test failed. Shared by the store contract suites.
- */
-export function freshForEachTest<H extends { cleanup(): Promise<void> }>(open: () => Promise<H>, use: (h: H) => void): void {
-  let current: H | null = null;
-  beforeEach(async () => {
-    current = await open();
-    use(current);
-  });
-  afterEach(async () => {
-    await current?.cleanup();
-    current = null;
-  });
-}
-
-/** Rejects with a KappaError of `code` (and a message matching `message`, when given). */
-export async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isKappaError(err), `expected a KappaError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (message) assert.match(err.message, message);
-    return true;
-  });
-}
-
-// ---- definitions and helpers ---------------------------------------------------------------
-
-export function salesDef(version = 1, over: Partial<VersionTable> = {}): VersionTable {
-  const def = versionTable('sales', {
-    version,
-    fingerprint: `sales-fp-${version}`,
-    keys: ['region TEXT', 'year INTEGER'],
-    state: ['total REAL add', 'orders INTEGER add'],
-    outputs: ['total', 'orders', 'avg_amount = total / NULLIF(orders, 0)'],
-  });
-  return { ...def, ...over };
-}
-
-/** One column per merge rule. The `by` columns come first so SET order cannot matter. */
-function rulesDef(): VersionTable {
-  const state = ['first_time INTEGER min', 'last_time INTEGER max', 'first_v TEXT earliest first_time'];
-  state.push('last_v TEXT latest last_time', 'lo REAL min', 'hi REAL max');
-  const outputs = ['first_v', 'first_time', 'last_v', 'last_time', 'lo', 'hi'].map((c) => `out_${c} = ${c}`);
-  return versionTable('rules', { fingerprint: 'rules-fp', keys: ['k TEXT'], state, outputs });
-}
-
-/** A custom mergeable aggregate: the sorted set of tags seen, stored as JSON. */
-function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () => {}): VersionTable {
-  const merge = (stored: unknown, delta: unknown): unknown => {
-    onMerge(stored, delta);
-    return [...new Set([...(stored as string[]), ...(delta as string[])])].sort();
-  };
-  return versionTable('tags', {
-    fingerprint: 'tags-fp',
-    keys: ['user_id INTEGER'],
-    state: ['events INTEGER add', { name: 'tags', type: 'TEXT', merge: { kind: 'custom', merge } }],
-    outputs: ['events', 'tags', 'tag_count = json_array_length(tags)'],
-  });
-}
-
-/** A one-column count: `totals` without key columns, or `per_minute` keyed by region and window. */
-const countDef = (name: string, spec: TableSpec): VersionTable => versionTable(name, { state: ['n INTEGER add'], ...spec });
-const totalsDef = (): VersionTable => countDef('totals', { fingerprint: 'totals-fp', outputs: ['events = n'] });
-
-export const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
-export const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
-
-export async function rowsOf(store: ViewStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
-  return (await store.query(sql, params)).rows;
-}
-
-/** Rows of `view` as plain objects in key order, for comparing whole states. */
-async function snapshot(store: ViewStore, view = 'sales'): Promise<Record<string, unknown>[]> {
-  return rowsOf(store, `SELECT * FROM ${view} ORDER BY 1, 2`);
 }
 
 // ---- the suite -----------------------------------------------------------------------------
@@ -466,6 +389,20 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         assert.equal((await snapshot(store)).length, 1);
         const states = (await store.versions()).sort((a, b) => a.version - b.version).map((v) => v.state);
         assert.deepEqual(states, ['live', 'building']);
+      });
+
+      test('a query issued around the swap sees the old live version or the new one, whole', async () => {
+        await twoVersions();
+        const old = (await store.query('SELECT * FROM sales ORDER BY region')).rows;
+        const reads = [store.query('SELECT * FROM sales ORDER BY region')];
+        const swap = store.makeLive('sales', 2);
+        reads.push(store.query('SELECT * FROM sales ORDER BY region'));
+        await swap;
+        const fresh = (await store.query('SELECT * FROM sales ORDER BY region')).rows;
+        assert.notDeepEqual(old, fresh);
+        for (const read of await Promise.all(reads)) {
+          assert.ok([old, fresh].some((rows) => JSON.stringify(rows) === JSON.stringify(read.rows)), `saw a mix: ${JSON.stringify(read.rows)}`);
+        }
       });
 
       test('the swap survives reopening the store', async () => {
