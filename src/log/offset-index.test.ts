@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
+import { indexFile } from './test-helpers.ts';
 
 function indexOf(entries: [number, number][]): OffsetIndex {
   const index = new OffsetIndex(2);
@@ -9,12 +10,10 @@ function indexOf(entries: [number, number][]): OffsetIndex {
 }
 
 function fileOf(entries: [number, number][]): Buffer {
-  const buf = Buffer.alloc(entries.length * OFFSET_INDEX_ENTRY_BYTES);
-  entries.forEach(([rel, pos], i) => {
-    buf.writeUInt32BE(rel, i * 8);
-    buf.writeUInt32BE(pos, i * 8 + 4);
+  return indexFile(entries, OFFSET_INDEX_ENTRY_BYTES, (buf, [rel, pos], at) => {
+    buf.writeUInt32BE(rel, at);
+    buf.writeUInt32BE(pos, at + 4);
   });
-  return buf;
 }
 
 describe('OffsetIndex.lookup', () => {

@@ -27,12 +27,8 @@ export class OffsetIndex {
       throw new Error(`offset index entries must increase: (${relativeOffset}, ${position}) after (${this.offsets[this.length - 1]}, ${this.positions[this.length - 1]})`);
     }
     if (this.length === this.offsets.length) {
-      const offsets = new Uint32Array(this.length * 2);
-      offsets.set(this.offsets);
-      this.offsets = offsets;
-      const positions = new Uint32Array(this.length * 2);
-      positions.set(this.positions);
-      this.positions = positions;
+      this.offsets = doubled(this.offsets);
+      this.positions = doubled(this.positions);
     }
     this.offsets[this.length] = relativeOffset;
     this.positions[this.length] = position;
@@ -69,8 +65,8 @@ export class OffsetIndex {
   toBuffer(): Buffer {
     const buf = Buffer.allocUnsafe(this.length * OFFSET_INDEX_ENTRY_BYTES);
     for (let i = 0; i < this.length; i++) {
-      buf.writeUInt32BE(this.offsets[i], i * 8);
-      buf.writeUInt32BE(this.positions[i], i * 8 + 4);
+      buf.writeUInt32BE(this.offsets[i], i * OFFSET_INDEX_ENTRY_BYTES);
+      buf.writeUInt32BE(this.positions[i], i * OFFSET_INDEX_ENTRY_BYTES + 4);
     }
     return buf;
   }
@@ -88,4 +84,11 @@ export class OffsetIndex {
     }
     return index;
   }
+}
+
+/** A copy of `a` in an array twice its size (the in-memory indexes grow by doubling). */
+export function doubled<T extends Uint32Array | Float64Array>(a: T): T {
+  const grown = new (a.constructor as new (length: number) => T)(a.length * 2);
+  grown.set(a);
+  return grown;
 }

@@ -69,11 +69,12 @@ function byteLen(v: Buffer | string | null): number {
   return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
+/** Writes `len` (-1 for null) as a varint, then the bytes of `v`; returns the position after them. */
 function writeBytes(buf: Buffer, pos: number, v: Buffer | string | null, len: number): number {
   pos = writeVarint(buf, pos, len);
   if (len > 0) {
     if (typeof v === 'string') buf.write(v, pos, len, 'utf8');
-    else (v as Buffer).copy(buf, pos);
+    else buf.set(v as Buffer, pos);
     pos += len;
   }
   return pos;
@@ -154,20 +155,8 @@ function writeRecord(buf: Buffer, pos: number, r: EncodableRecord, i: number, ba
   buf[pos++] = 0;
   pos = writeVarint(buf, pos, r.timestamp - baseTimestamp);
   pos = writeVarint(buf, pos, i);
-  const keyLen = lens[i * LENS_PER_RECORD + 1];
-  pos = writeVarint(buf, pos, keyLen);
-  if (keyLen > 0) {
-    if (typeof r.key === 'string') buf.write(r.key, pos, keyLen, 'utf8');
-    else buf.set(r.key as Buffer, pos);
-    pos += keyLen;
-  }
-  const valueLen = lens[i * LENS_PER_RECORD + 2];
-  pos = writeVarint(buf, pos, valueLen);
-  if (valueLen > 0) {
-    if (typeof r.value === 'string') buf.write(r.value, pos, valueLen, 'utf8');
-    else buf.set(r.value as Buffer, pos);
-    pos += valueLen;
-  }
+  pos = writeBytes(buf, pos, r.key, lens[i * LENS_PER_RECORD + 1]);
+  pos = writeBytes(buf, pos, r.value, lens[i * LENS_PER_RECORD + 2]);
   const headers = r.headers;
   if (!headers || headers.length === 0) {
     buf[pos++] = 0;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { encodeBatch } from './record-batch.ts';
+import type { ProducerRecord } from './types.ts';
 import { collectingLogger, openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
 import { verifyLog } from './verify.ts';
 
@@ -25,6 +26,28 @@ describe('reopening and recovery', () => {
   function activeLogPath(topic: string, partition: number): string {
     const files = segmentFiles(ctx.dir, topic, partition);
     return join(partitionDir(ctx.dir, topic, partition), files[files.length - 1]);
+  }
+
+  /** Appends `records(i)` to topic t for i = 0 to 5, one call each; returns t/0's active file size after each. */
+  async function appendSix(records: (i: number) => ProducerRecord[]): Promise<number[]> {
+    const sizes = [];
+    for (let i = 0; i < 6; i++) {
+      await ctx.log.append('t', records(i));
+      sizes.push(fs.statSync(activeLogPath('t', 0)).size);
+    }
+    return sizes;
+  }
+
+  /** Makes the log look crashed, flips the low bit of byte `at` of t/0's active segment, and reopens it. */
+  async function crashFlipAndReopen(at: number): Promise<{ path: string; bytes: Buffer }> {
+    await simulateCrash();
+    const path = activeLogPath('t', 0);
+    const bytes = fs.readFileSync(path);
+    bytes[at] ^= 0x01;
+    fs.writeFileSync(path, bytes);
+    logger = collectingLogger();
+    ctx.log = await openTestLog(ctx.dir, { logger });
+    return { path, bytes };
   }
 
   test('a reopen after a clean close keeps topics, offsets and every byte of every record', async () => {
@@ -149,20 +172,10 @@ describe('reopening and recovery', () => {
 
   test('never cuts damage followed by valid batches: marks the partition damaged, fails reads there, refuses appends', async () => {
     await ctx.log.createTopic('t', { partitions: 2 });
-    const sizes = [];
-    for (let i = 0; i < 6; i++) {
-      await ctx.log.append('t', [{ value: `r${i}`, partition: 0 }]);
-      sizes.push(fs.statSync(activeLogPath('t', 0)).size);
-    }
+    const sizes = await appendSix((i) => [{ value: `r${i}`, partition: 0 }]);
     await ctx.log.append('t', [{ value: 'healthy', partition: 1 }]);
-    await simulateCrash();
-    const path = activeLogPath('t', 0);
-    const bytes = fs.readFileSync(path);
     const damagedAt = sizes[2]; // the batch holding offset 3
-    bytes[sizes[3] - 3] ^= 0x01; // inside its records, covered by its CRC
-    fs.writeFileSync(path, bytes);
-    logger = collectingLogger();
-    ctx.log = await openTestLog(ctx.dir, { logger });
+    const { path, bytes } = await crashFlipAndReopen(sizes[3] - 3); // inside its records, covered by its CRC
     assert.equal(fs.statSync(path).size, bytes.length, 'nothing was cut');
     assert.match(logger.warnings.join('\n'), /damaged/);
     // A read from before the damage gets every intact record, then fails when it reaches the damage.
@@ -187,18 +200,8 @@ describe('reopening and recovery', () => {
 
   test('detects a damaged base offset (which the CRC does not cover) as damage, and still serves the records before it', async () => {
     await ctx.log.createTopic('t', { partitions: 1 });
-    const sizes = [];
-    for (let i = 0; i < 6; i++) {
-      await ctx.log.append('t', [{ value: `r${i}` }]);
-      sizes.push(fs.statSync(activeLogPath('t', 0)).size);
-    }
-    await simulateCrash();
-    const path = activeLogPath('t', 0);
-    const bytes = fs.readFileSync(path);
-    bytes[sizes[3]] ^= 0x01; // top byte of the base offset of the batch holding offset 4
-    fs.writeFileSync(path, bytes);
-    logger = collectingLogger();
-    ctx.log = await openTestLog(ctx.dir, { logger });
+    const sizes = await appendSix((i) => [{ value: `r${i}` }]);
+    await crashFlipAndReopen(sizes[3]); // top byte of the base offset of the batch holding offset 4
     assert.equal(ctx.log.health('t')[0].corruption?.position, sizes[3]);
     const early: number[] = [];
     await assert.rejects(
@@ -212,18 +215,9 @@ describe('reopening and recovery', () => {
 
   test('never cuts a batch whose damaged length makes it look unfinished when valid batches follow it', async () => {
     await ctx.log.createTopic('t', { partitions: 1 });
-    const sizes = [];
-    for (let i = 0; i < 6; i++) {
-      await ctx.log.append('t', [{ value: `r${i}` }]);
-      sizes.push(fs.statSync(activeLogPath('t', 0)).size);
-    }
-    await simulateCrash();
-    const path = activeLogPath('t', 0);
-    const bytes = fs.readFileSync(path);
-    bytes[sizes[1] + 9] ^= 0x01; // the batch holding offset 2 now claims 64 KiB more than the file has
-    fs.writeFileSync(path, bytes);
-    logger = collectingLogger();
-    ctx.log = await openTestLog(ctx.dir, { logger });
+    const sizes = await appendSix((i) => [{ value: `r${i}` }]);
+    // The batch holding offset 2 now claims 64 KiB more than the file has.
+    const { path, bytes } = await crashFlipAndReopen(sizes[1] + 9);
     assert.equal(fs.statSync(path).size, bytes.length, 'acknowledged records after it were not cut');
     assert.ok(!logger.warnings.some((w) => /torn tail/.test(w)));
     assert.equal(ctx.log.health('t')[0].corruption?.position, sizes[1]);
@@ -233,11 +227,7 @@ describe('reopening and recovery', () => {
 
   test('a damaged base offset in a closed segment fails the read instead of shifting the offsets of its records', async () => {
     await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 2048 });
-    const sizes = [];
-    for (let i = 0; i < 6; i++) {
-      await ctx.log.append('t', [{ value: `a${i}` }, { value: `b${i}` }]); // offsets 2i and 2i+1
-      sizes.push(fs.statSync(activeLogPath('t', 0)).size);
-    }
+    const sizes = await appendSix((i) => [{ value: `a${i}` }, { value: `b${i}` }]); // offsets 2i and 2i+1
     for (let i = 0; i < 20; i++) await ctx.log.append('t', [{ value: 'filler'.repeat(30) }]);
     await ctx.log.close();
     const first = join(partitionDir(ctx.dir, 't', 0), segmentFiles(ctx.dir, 't', 0)[0]);

@@ -101,6 +101,13 @@ export function partitionDir(dataDir: string, topic: string, partition: number):
   return join(dataDir, 'topics', topic, String(partition));
 }
 
+/** An index file of fixed-size entries, each written by `write` at byte `at`: for tests of what `load` accepts. */
+export function indexFile<E>(entries: E[], entryBytes: number, write: (buf: Buffer, entry: E, at: number) => void): Buffer {
+  const buf = Buffer.alloc(entries.length * entryBytes);
+  entries.forEach((entry, i) => write(buf, entry, i * entryBytes));
+  return buf;
+}
+
 /** An Error that looks like the one Node throws for `code` (ENOSPC, EIO, ...). */
 export function errnoError(code: string, syscall: string): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`${code}: simulated fault, ${syscall}`);

@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { indexFile } from './test-helpers.ts';
 import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.ts';
 
 const T = 1_700_000_000_000;
@@ -11,12 +12,10 @@ function indexOf(entries: [number, number][]): TimeIndex {
 }
 
 function fileOf(entries: [number, number][]): Buffer {
-  const buf = Buffer.alloc(entries.length * TIME_INDEX_ENTRY_BYTES);
-  entries.forEach(([ts, rel], i) => {
-    buf.writeBigInt64BE(BigInt(ts), i * 12);
-    buf.writeUInt32BE(rel, i * 12 + 8);
+  return indexFile(entries, TIME_INDEX_ENTRY_BYTES, (buf, [ts, rel], at) => {
+    buf.writeBigInt64BE(BigInt(ts), at);
+    buf.writeUInt32BE(rel, at + 8);
   });
-  return buf;
 }
 
 describe('TimeIndex.lookup', () => {

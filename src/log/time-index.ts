@@ -13,6 +13,7 @@
  * Crash behaviour: as the offset index, derived data, rebuilt by a scan when missing or implausible.
  */
 import { readInt64, writeInt64 } from './format/index.ts';
+import { doubled } from './offset-index.ts';
 
 export const TIME_INDEX_ENTRY_BYTES = 12;
 
@@ -31,12 +32,8 @@ export class TimeIndex {
     const n = this.length;
     if (n > 0 && (maxTimestampBefore <= this.timestamps[n - 1] || relativeOffset <= this.offsets[n - 1])) return;
     if (n === this.timestamps.length) {
-      const ts = new Float64Array(n * 2);
-      ts.set(this.timestamps);
-      this.timestamps = ts;
-      const offs = new Uint32Array(n * 2);
-      offs.set(this.offsets);
-      this.offsets = offs;
+      this.timestamps = doubled(this.timestamps);
+      this.offsets = doubled(this.offsets);
     }
     this.timestamps[n] = maxTimestampBefore;
     this.offsets[n] = relativeOffset;
@@ -78,8 +75,8 @@ export class TimeIndex {
   toBuffer(): Buffer {
     const buf = Buffer.allocUnsafe(this.length * TIME_INDEX_ENTRY_BYTES);
     for (let i = 0; i < this.length; i++) {
-      writeInt64(buf, i * 12, this.timestamps[i]);
-      buf.writeUInt32BE(this.offsets[i], i * 12 + 8);
+      writeInt64(buf, i * TIME_INDEX_ENTRY_BYTES, this.timestamps[i]);
+      buf.writeUInt32BE(this.offsets[i], i * TIME_INDEX_ENTRY_BYTES + 8);
     }
     return buf;
   }

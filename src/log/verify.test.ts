@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { openTestLog, partitionDir, segmentFiles, tempDir } from './test-helpers.ts';
-import { verifyLog } from './verify.ts';
+import { type VerifyReport, verifyLog } from './verify.ts';
+
+/** The report fails with exactly one finding: an error at byte `position` of `path`. */
+function assertOnlyErrorAt(report: VerifyReport, path: string, position: number): void {
+  assert.equal(report.ok, false);
+  assert.deepEqual(
+    report.findings.map((f) => [f.severity, f.file, f.position]),
+    [['error', path, position]],
+  );
+}
 
 describe('verifyLog', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -60,12 +69,7 @@ describe('verifyLog', () => {
   test('reports an unfinished last batch after a clean shutdown as an error, as the next open will treat it', () => {
     const path = segment(1, -1);
     fs.truncateSync(path, fs.statSync(path).size - 5);
-    const report = verifyLog({ dir: tmp.dir });
-    assert.equal(report.ok, false);
-    assert.deepEqual(
-      report.findings.map((f) => [f.severity, f.file, f.position]),
-      [['error', path, 0]],
-    );
+    assertOnlyErrorAt(verifyLog({ dir: tmp.dir }), path, 0);
   });
 
   test('reports a damaged length field in the last segment as an error even after a crash, since valid batches follow', () => {
@@ -75,12 +79,7 @@ describe('verifyLog', () => {
     assert.ok(bytes.length > 2 * 200, 'the active segment holds several batches');
     bytes[9] ^= 0x01; // the first batch now claims to be 64 KiB longer: it looks unfinished
     fs.writeFileSync(path, bytes);
-    const report = verifyLog({ dir: tmp.dir });
-    assert.equal(report.ok, false);
-    assert.deepEqual(
-      report.findings.map((f) => [f.severity, f.file, f.position]),
-      [['error', path, 0]],
-    );
+    assertOnlyErrorAt(verifyLog({ dir: tmp.dir }), path, 0);
   });
 
   test('warns about a missing index file and errors on an index entry that points at no batch start', () => {

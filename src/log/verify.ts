@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { type LogFs, defaultFs } from './fs.ts';
-import { OffsetIndex } from './offset-index.ts';
+import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
 import { LogSegment } from './segment.ts';
 import type { TopicInfo } from './types.ts';
 
@@ -121,10 +121,10 @@ function verifyIndex(fs: LogFs, seg: LogSegment, starts: Map<number, number>, ad
   }
   const buf = index.toBuffer();
   for (let i = 0; i < index.length; i++) {
-    const rel = buf.readUInt32BE(i * 8);
-    const position = buf.readUInt32BE(i * 8 + 4);
+    const rel = buf.readUInt32BE(i * OFFSET_INDEX_ENTRY_BYTES);
+    const position = buf.readUInt32BE(i * OFFSET_INDEX_ENTRY_BYTES + 4);
     if (starts.get(position) !== seg.baseOffset + rel) {
-      add('error', seg.indexPath, i * 8, `index entry ${i} says offset ${seg.baseOffset + rel} starts at byte ${position}, but no batch with that offset starts there; delete the index file to have it rebuilt`);
+      add('error', seg.indexPath, i * OFFSET_INDEX_ENTRY_BYTES, `index entry ${i} says offset ${seg.baseOffset + rel} starts at byte ${position}, but no batch with that offset starts there; delete the index file to have it rebuilt`);
       return;
     }
   }
