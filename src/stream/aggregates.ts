@@ -14,7 +14,7 @@
  * goes to the dead-letter topic and leaves no row half-updated, and every value a row holds is one
  * the store accepts (view/definition.ts checks that again at flush, as an invariant).
  */
-import type { MergeRule, OutputColumn, StateColumn } from '../view/types.ts';
+import type { MergeRule, OutputColumn, StateColumn } from '../view/index.ts';
 
 export interface Aggregate<T> {
   readonly kind: string;

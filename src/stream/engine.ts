@@ -24,8 +24,7 @@
 import { setMaxListeners } from 'node:events';
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
-import type { ControlStore } from '../view/control-store.ts';
-import type { BuildInfo, BuildReason, ViewStore } from '../view/types.ts';
+import type { BuildInfo, BuildReason, ControlStore, ViewStore } from '../view/index.ts';
 import { ChangeFeed, type ViewChange } from './change-feed.ts';
 import type { AppDef } from './dsl.ts';
 import { Flusher } from './flush.ts';

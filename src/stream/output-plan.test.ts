@@ -5,7 +5,7 @@ import { type LogRecord, encodeBatch, partitionForKey } from '../log/index.ts';
 import { count } from './aggregates.ts';
 import { type AnyTopic, defineApp, from, topic, view } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
-import { NO_WATERMARK } from './plan.ts';
+import { NO_WATERMARK } from './task-plan.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const Payment = Type.Object({ card: Type.String(), cents: Type.Integer(), ts: Type.Integer(), items: Type.Optional(Type.Array(Type.String())) });

@@ -22,10 +22,12 @@ import { createHash } from 'node:crypto';
 import { type LogRecord, partitionForKey } from '../log/index.ts';
 import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
 import { BatchPositions } from './batch-positions.ts';
-import type { KeyValue, OutputDef } from './dsl.ts';
+import type { KeyValue, OutputDef, TopicDef } from './dsl.ts';
 import { describeValue } from './aggregates.ts';
-import { type OutputRecord, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf, valueDecoder } from './plan.ts';
+import { type OutputRecord, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf } from './task-plan.ts';
+import { valueDecoder } from './value-decoder.ts';
 import { eventTimeProblem } from './windows.ts';
+import { runOps } from './ops.ts';
 
 export interface OutputPlan extends TaskPlan {
   kind: 'output';
@@ -40,39 +42,77 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   const target = output.target;
   const ops = output.stream.ops;
   const decodeValue = valueDecoder(source);
-  const targetSchema: RecordSchema<unknown> | null = target.schema ? compileSchema(target.schema as object, { name: target.name }) : null;
-  const keyFn = target.key;
-  const timeFn = target.time;
+  const toRecord = recordMaker(target, targetPartitions);
   const index = new BatchPositions();
   const values: unknown[] = [];
   const built: OutputRecord[] = [];
 
   const sourceTime = source.time;
-  /** The task and event time of the record being run (stateful steps need them). */
-  let current: TaskState | null = null;
+  /** The event time of the record being run (stateful steps are given it). */
   let eventTimeMs = 0;
 
-  function run(value: unknown, i: number): void {
-    for (; i < ops.length; i++) {
-      const op = ops[i];
-      if (op.kind === 'filter') {
-        if (!op.fn(value)) return;
-      } else if (op.kind === 'map') value = op.fn(value);
-      else if (op.kind === 'stateful') {
-        let state = current!.opState.get(i);
-        if (state === undefined) current!.opState.set(i, (state = new Map()));
-        for (const v of op.fn(state, value, eventTimeMs)) run(v, i + 1);
-        return;
-      } else {
-        for (const v of op.fn(value)) run(v, i + 1);
-        return;
+  function processRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: { record(i: number): LogRecord }, i: number): void {
+    values.length = 0;
+    built.length = 0;
+    try {
+      const value = decodeValue(buf, start, length);
+      try {
+        eventTimeMs = sourceTime === null ? timestamp : sourceTime(value);
+      } catch (err) {
+        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
       }
+      // An alert's state is keyed by event time; a time outside the range of dates would
+      // poison it (and NaN compares false with everything).
+      const problem = eventTimeProblem(eventTimeMs);
+      if (problem !== null) throw new TypeError(`${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`);
+      try {
+        runOps(ops, value, 0, values, state.opState, eventTimeMs);
+      } catch (err) {
+        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
+      }
+      for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
+    } catch (err) {
+      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reasonOf(err)) });
+      return;
     }
-    values.push(value);
+    for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);
   }
 
-  /** The record for `target` of one value; throws the dead-letter reason. */
-  function toRecord(value: unknown, partition: number, timestamp: number): OutputRecord {
+  return {
+    kind: 'output',
+    name: output.name,
+    source,
+    output,
+    targetPartitions,
+    fingerprint: fingerprintOf(output),
+    newTaskState: (partition, watermarkMs) => newTaskState(partition, watermarkMs, 0),
+    process(records, state) {
+      const source = { record: (i: number) => records[i] };
+      for (let i = 0; i < records.length; i++) {
+        const v = records[i].value;
+        processRecord(state, v, 0, v === null ? -1 : v.length, records[i].timestamp, source, i);
+      }
+    },
+    processBatch(bytes, fromOffset, state) {
+      const n = index.load(bytes, fromOffset);
+      for (let i = 0; i < n; i++) {
+        const length = index.valueLength[i];
+        processRecord(state, length < 0 ? null : bytes, index.valueStart[i], length, index.timestamps[i], index, i);
+      }
+      return n;
+    },
+  };
+}
+
+/**
+ * The function that makes the record for `target` of one value (`partition`: its source record's;
+ * `timestamp`: its source record's timestamp); it throws the dead-letter reason.
+ */
+function recordMaker(target: TopicDef<unknown>, targetPartitions: number): (value: unknown, partition: number, timestamp: number) => OutputRecord {
+  const targetSchema: RecordSchema<unknown> | null = target.schema ? compileSchema(target.schema as object, { name: target.name }) : null;
+  const keyFn = target.key;
+  const timeFn = target.time;
+  return function toRecord(value: unknown, partition: number, timestamp: number): OutputRecord {
     if (value === undefined) throw new TypeError('pipeline: the value written to() is undefined');
     if (targetSchema !== null && !targetSchema.validate(value)) throw new TypeError(`output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`);
     let key: string | null = null;
@@ -113,59 +153,6 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       value: json,
       timestamp: Math.trunc(time),
     };
-  }
-
-  function processRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: { record(i: number): LogRecord }, i: number): void {
-    values.length = 0;
-    built.length = 0;
-    try {
-      const value = decodeValue(buf, start, length);
-      try {
-        eventTimeMs = sourceTime === null ? timestamp : sourceTime(value);
-      } catch (err) {
-        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
-      }
-      // An alert's state is keyed by event time; a time outside the range of dates would
-      // poison it (and NaN compares false with everything).
-      const problem = eventTimeProblem(eventTimeMs);
-      if (problem !== null) throw new TypeError(`${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`);
-      try {
-        current = state;
-        run(value, 0);
-      } catch (err) {
-        throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
-      }
-      for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
-    } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reasonOf(err)) });
-      return;
-    }
-    for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);
-  }
-
-  return {
-    kind: 'output',
-    name: output.name,
-    source,
-    output,
-    targetPartitions,
-    fingerprint: fingerprintOf(output),
-    newTaskState: (partition, watermarkMs) => newTaskState(partition, watermarkMs, 0),
-    process(records, state) {
-      const source = { record: (i: number) => records[i] };
-      for (let i = 0; i < records.length; i++) {
-        const v = records[i].value;
-        processRecord(state, v, 0, v === null ? -1 : v.length, records[i].timestamp, source, i);
-      }
-    },
-    processBatch(bytes, fromOffset, state) {
-      const n = index.load(bytes, fromOffset);
-      for (let i = 0; i < n; i++) {
-        const length = index.valueLength[i];
-        processRecord(state, length < 0 ? null : bytes, index.valueStart[i], length, index.timestamps[i], index, i);
-      }
-      return n;
-    },
   };
 }
 

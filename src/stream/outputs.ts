@@ -6,11 +6,11 @@
  * flush.ts), so records re-sent after a crash are dropped by the log.
  */
 import type { Log, Logger } from '../log/index.ts';
-import type { ControlStore } from '../view/control-store.ts';
+import type { ControlStore } from '../view/index.ts';
 import type { AppDef, OutputDef } from './dsl.ts';
 import { producerId } from './flush.ts';
 import { compileOutput } from './output-plan.ts';
-import { NO_WATERMARK } from './plan.ts';
+import { NO_WATERMARK } from './task-plan.ts';
 import type { TaskLoop } from './task-loop.ts';
 
 export interface OutputTasksOptions {

@@ -1,11 +1,13 @@
 /**
- * Compiles a view definition into what a task runs: the physical table definition, the
- * fingerprint, and `processBatch`, one synchronous function over a whole RecordBatch that folds its
- * records into the task's dirty rows (`process` does the same for records already decoded).
- * No Promise, closure or object of ours per event: records are read in place (batch-index.ts),
- * rows are found by their key values (dirty-rows.ts), and a full record is built only for a side
- * output. What is left per event is the decoded value and what the user's functions return. On
- * the process bench this folds at about 0.85 of a bare UTF-8 decode + JSON.parse loop.
+ * Compiles a view definition into what a task runs (a `ViewPlan`, the TaskPlan of task-plan.ts for
+ * a view): the physical table definition, the fingerprint (view-fingerprint.ts), and
+ * `processBatch`, one synchronous function over a whole RecordBatch that folds its records into the
+ * task's dirty rows (`process` does the same for records already decoded). No Promise, closure or
+ * object of ours per event: records are read in place (batch-positions.ts), values decoded on their
+ * bytes (value-decoder.ts), rows are found by their key values (dirty-rows.ts), and a full record
+ * is built only for a side output. What is left per event is the decoded value and what the
+ * user's functions return. On the process bench this folds at about 0.85 of a bare UTF-8 decode +
+ * JSON.parse loop.
  *
  * Event time and determinism: an event's time is the topic's time extractor or the record
  * timestamp; the watermark is the newest event time seen by the task minus the allowed
@@ -13,78 +15,20 @@
  * the same records from the same checkpoint makes the same rows, the same late records and the
  * same dead letters.
  */
-import { createHash } from 'node:crypto';
 import type { LogRecord } from '../log/index.ts';
-import { type RecordSchema, compileSchema, describeIssues } from '../schema/index.ts';
-import { compileFlatDecoder } from '../schema/flat-decoder.ts';
-import { validateDefinition } from '../view/definition.ts';
-import type { KeyColumn, OutputColumn, StateColumn, VersionTable } from '../view/types.ts';
+import { type KeyColumn, type OutputColumn, type StateColumn, type VersionTable, validateDefinition } from '../view/index.ts';
 import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
 import { BatchPositions } from './batch-positions.ts';
-import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
-import type { KeyValue, Op, TopicDef, ViewDef } from './dsl.ts';
+import type { DirtyRow } from './dirty-rows.ts';
+import type { KeyValue, Op, ViewDef } from './dsl.ts';
+import { runOps } from './ops.ts';
+import { type RecordSource, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf } from './task-plan.ts';
+import { valueDecoder } from './value-decoder.ts';
+import { fingerprintOf } from './view-fingerprint.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
 
 export type { DirtyRow } from './dirty-rows.ts';
-
-/** Where a fold gets the full record of an event it sends to a side output. */
-interface RecordSource {
-  record(i: number): LogRecord;
-}
-
-/** A record that could not be processed, bound for `<topic>.dlq`. */
-export interface DeadLetter {
-  record: LogRecord;
-  partition: number;
-  reason: string;
-}
-
-/** An event later than the allowed lateness, bound for the late topic. */
-export interface LateEvent {
-  record: LogRecord;
-  partition: number;
-  eventTimeMs: number;
-  watermarkMs: number;
-}
-
-/** A value bound for a derived topic (`Stream.to`), encoded; strings so it crosses threads cheaply. */
-export interface OutputRecord {
-  partition: number;
-  key: string | null;
-  value: string;
-  timestamp: number;
-}
-
-/** Everything a task carries between batches and flushes. */
-export interface TaskState {
-  partition: number;
-  /** Rows touched since the last flush, by key. */
-  dirty: DirtyRows;
-  maxEventTimeMs: number;
-  watermarkMs: number;
-  deadLetters: DeadLetter[];
-  late: LateEvent[];
-  /** Records for the derived topic of an output pipeline, in order (always empty for a view). */
-  outputs: OutputRecord[];
-  /** Group-key column names, fixed by the first group seen (or by the store's existing table). */
-  keyNames: string[] | null;
-  /** The state of each stateful step (by its index among the steps); outputs only. */
-  opState: Map<number, Map<unknown, unknown>>;
-}
-
-/** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
-export interface TaskPlan {
-  kind: 'view' | 'output';
-  /** The view's or output's name. */
-  name: string;
-  source: TopicDef<unknown>;
-  fingerprint: string;
-  newTaskState(partition: number, watermarkMs: number): TaskState;
-  /** Processes a batch of records (all with offsets >= the task's position) into `state`. */
-  process(records: readonly LogRecord[], state: TaskState): void;
-  /** Decodes one RecordBatch (its bytes, CRC already checked) and processes its records from `fromOffset` on; returns how many. */
-  processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number;
-}
+export type { TaskState } from './task-plan.ts';
 
 export interface ViewPlan extends TaskPlan {
   kind: 'view';
@@ -93,152 +37,6 @@ export interface ViewPlan extends TaskPlan {
   stateWidth: number;
   /** The table definition; key column types are inferred from a sample row, or taken as given (the stored ones). */
   definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable;
-}
-
-export function newTaskState(partition: number, watermarkMs: number, outOfOrdernessMs: number): TaskState {
-  return {
-    partition,
-    dirty: new DirtyRows(),
-    maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs,
-    watermarkMs,
-    deadLetters: [],
-    late: [],
-    outputs: [],
-    keyNames: null,
-    opState: new Map(),
-  };
-}
-
-export const NO_WATERMARK = -8.64e15;
-
-/** Longest dead-letter reason kept (it travels in a record header); a longer one is cut. */
-export const REASON_CHARS_MAX = 1000;
-
-/**
- * The dead-letter reason for what a user function threw: its message, or the thrown value itself
- * when it is no Error (`throw null` must not turn into a TypeError of ours that stops the task).
- */
-export function reasonOf(err: unknown): string {
-  try {
-    const message = (err as { message?: unknown } | null)?.message;
-    return typeof message === 'string' ? message : String(err);
-  } catch {
-    return 'an exception that cannot be shown as text';
-  }
-}
-
-export function boundedReason(reason: string): string {
-  return reason.length <= REASON_CHARS_MAX ? reason : `${reason.slice(0, REASON_CHARS_MAX)}...`;
-}
-
-/**
- * Buffer's own UTF-8 decode of a byte range, which Buffer#toString calls after normalising its
- * arguments; that wrapper cost a tenth of a record's decode + JSON.parse on the process bench.
- * It is not in Node's typings, so it is looked up once, with toString as the fallback.
- */
-const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice === 'function' ? ((Buffer.prototype as unknown as { utf8Slice: (start: number, end: number) => string }).utf8Slice) : null;
-
-/**
- * The function a task decodes record values with: `buf[start, start + length)` (buf null for a
- * null value) → the value, UTF-8 and JSON decoded and checked against the topic's schema. Throws
- * a TypeError whose message is the dead-letter reason.
- */
-export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, start: number, length: number) => unknown {
-  const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
-  // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
-  // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way.
-  const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
-
-  /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
-  function strictDecode(bytes: Uint8Array): unknown {
-    const decoded = schema!.decode(bytes);
-    if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
-    return decoded.value;
-  }
-
-  /** The value in `buf[start, start + length)`, decoded and checked; throws the dead-letter reason. */
-  function decodeValue(buf: Buffer | null, start: number, length: number): unknown {
-    if (buf === null) throw new TypeError('the record has no value');
-    if (flat !== null) {
-      const fast = flat(buf, start, start + length);
-      if (fast !== undefined) {
-        if (!schema!.validate(fast)) throw new TypeError(`schema: ${describeIssues(schema!.lastIssues())}`);
-        return fast;
-      }
-    }
-    const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
-    if (schema === null) {
-      try {
-        return JSON.parse(text);
-      } catch (err) {
-        throw new TypeError(`the value is not JSON (${(err as Error).message})`, { cause: err });
-      }
-    }
-    // Buffer#toString is the fastest decode, but it replaces bytes that are not UTF-8 with U+FFFD
-    // and keeps a BOM, where the schema's strict decode refuses the one and skips the other. Such a
-    // value either contains U+FFFD or fails JSON.parse, so those two cases go the strict way and
-    // get exactly its result.
-    if (text.indexOf('\uFFFD') !== -1) return strictDecode(buf.subarray(start, start + length));
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return strictDecode(buf.subarray(start, start + length));
-    }
-    if (!schema.validate(value)) throw new TypeError(`schema: ${describeIssues(schema.lastIssues())}`);
-    return value;
-  }
-
-  return decodeValue;
-}
-
-/** What a view's fingerprint hashes, part by part (`describeChange` names the parts that differ). */
-export function fingerprintParts(view: ViewDef): Record<string, unknown> {
-  const a = view.aggregation;
-  return {
-    source: a.stream.source.name,
-    schema: a.stream.source.schema,
-    time: a.stream.source.time?.toString() ?? null,
-    ops: a.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
-    window: a.stream.windowSpec,
-    key: a.keyFn.toString(),
-    aggregates: Object.entries(a.aggregates).map(([name, agg]) => `${name}=${agg.signature}`),
-    outOfOrdernessMs: view.outOfOrdernessMs,
-    allowedLatenessMs: view.allowedLatenessMs,
-  };
-}
-
-function fingerprintOf(view: ViewDef): string {
-  return createHash('sha256').update(JSON.stringify(fingerprintParts(view))).digest('hex').slice(0, 16);
-}
-
-const PART_NAMES: Record<string, string> = {
-  source: 'the source topic',
-  schema: "the source topic's schema",
-  time: "the source topic's time extractor",
-  window: 'the window',
-  key: 'the groupBy key',
-  aggregates: 'the aggregates',
-  outOfOrdernessMs: 'the allowed out-of-orderness',
-  allowedLatenessMs: 'the allowed lateness',
-};
-
-/**
- * In words, what differs between two definitions of a view, e.g. "step 2 (filter) and the
- * aggregates". Both must have been loaded the same way (both bundled, or both from source), since
- * the functions are compared by their source text.
- */
-export function describeChange(before: ViewDef, after: ViewDef): string {
-  const a = fingerprintParts(before);
-  const b = fingerprintParts(after);
-  const changed: string[] = [];
-  const opsA = a.ops as string[];
-  const opsB = b.ops as string[];
-  if (opsA.length !== opsB.length) changed.push(`the steps (${opsA.length} → ${opsB.length}: ${opsB.map((o) => o.slice(0, o.indexOf(':'))).join(', ') || 'none'})`);
-  else opsB.forEach((op, i) => op !== opsA[i] && changed.push(`step ${i + 1} (${op.slice(0, op.indexOf(':'))})`));
-  for (const [part, name] of Object.entries(PART_NAMES)) if (JSON.stringify(a[part]) !== JSON.stringify(b[part])) changed.push(name);
-  if (changed.length === 0) return 'nothing visible in the definition (a function it calls may have changed)';
-  return changed.length === 1 ? changed[0] : `${changed.slice(0, -1).join(', ')} and ${changed[changed.length - 1]}`;
 }
 
 function sqlType(v: KeyValue): 'INTEGER' | 'REAL' | 'TEXT' {
@@ -256,9 +54,66 @@ function sameKey(a: readonly KeyValue[], b: readonly KeyValue[]): boolean {
   return true;
 }
 
+/** An aggregate of a view and where its state starts in a row's state array. */
+interface AggSlot {
+  name: string;
+  agg: Aggregate<unknown>;
+  slot: number;
+}
+
+/** The view's aggregates side by side in one state array per row, and that array's width. */
+function aggregateSlots(aggregates: Record<string, Aggregate<unknown>>): { aggs: AggSlot[]; width: number } {
+  const aggs: AggSlot[] = [];
+  let width = 0;
+  for (const [name, a] of Object.entries(aggregates)) {
+    aggs.push({ name, agg: a, slot: width });
+    width += a.stateColumns(name).length;
+  }
+  return { aggs, width };
+}
+
+/** The view's table (see ViewPlan.definition). */
+function tableDefinition(view: ViewDef, aggs: AggSlot[], fingerprint: string, version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable {
+  // Key column types come from a sample row when the table is first created, or from the
+  // stored definition when it already exists (so a restart re-registers the same table).
+  const keyColumns: KeyColumn[] = Array.isArray(sample) ? sample.slice() : keyNames.map((name, i) => ({ name, type: sqlType(sample.key[i]) }));
+  if (view.aggregation.stream.windowSpec && !Array.isArray(sample)) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
+  const stateColumns: StateColumn[] = [];
+  const outputColumns: OutputColumn[] = [];
+  for (const a of aggs) {
+    stateColumns.push(...a.agg.stateColumns(a.name));
+    outputColumns.push(a.agg.outputColumn(a.name));
+  }
+  return { name: view.name, version, fingerprint, keyColumns, stateColumns, outputColumns };
+}
+
+/** Throws the dead-letter reason when the group-key field `names` cannot be columns of the view's table. */
+function checkKeyNames(view: ViewDef, aggs: AggSlot[], fingerprint: string, names: string[]): void {
+  for (const n of names) {
+    if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
+  }
+  // What the store checks when the table is made, checked here on the names alone (under a
+  // stand-in view name), so a key object whose names the table cannot have is this record's
+  // dead letter instead of a task stopped at its first flush.
+  const keyColumns: KeyColumn[] = names.map((name) => ({ name, type: 'TEXT' }));
+  if (view.aggregation.stream.windowSpec !== null) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
+  try {
+    validateDefinition({ ...tableDefinition(view, aggs, fingerprint, 1, keyColumns, names), name: 'v' });
+  } catch (err) {
+    throw new TypeError(`the group key fields (${names.join(', ') || 'none'}) cannot be columns of the view: ${reasonOf(err)}`, { cause: err });
+  }
+}
+
 /**
  * `fingerprint` overrides the computed one: for a version whose logic is loaded from its stored
  * (bundled) code, whose function text differs from the source the fingerprint was computed from.
+ *
+ * Why this function is long: it is the compiled plan. Its inner functions are each short, and they
+ * share the plan's constants (operators, aggregates and their slots, the scratch arrays reused by
+ * every fold) as closure variables, which the per-record path reads as cheaply as locals. Split
+ * into a class or into top-level functions, each of those reads becomes a property load or an
+ * argument on every record. What runs once per view or per key shape (aggregate slots, the table
+ * definition, the key-name check) lives outside it.
  */
 export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}): ViewPlan {
   const agg = view.aggregation;
@@ -269,12 +124,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const keyFn = agg.keyFn;
   const timeFn = source.time;
   const decodeValue = valueDecoder(source);
-  const aggs: { name: string; agg: Aggregate<unknown>; slot: number }[] = [];
-  let width = 0;
-  for (const [name, a] of Object.entries(agg.aggregates)) {
-    aggs.push({ name, agg: a, slot: width });
-    width += a.stateColumns(name).length;
-  }
+  const { aggs, width } = aggregateSlots(agg.aggregates);
   const outOfOrdernessMs = view.outOfOrdernessMs;
   const allowedLatenessMs = view.allowedLatenessMs;
 
@@ -308,19 +158,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     if (state.keyNames !== null) return state.keyNames;
     if (pendingKeyNames !== null) return pendingKeyNames;
     const names = Object.keys(keyObj);
-    for (const n of names) {
-      if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
-    }
-    // What the store checks when the table is made, checked here on the names alone (under a
-    // stand-in view name), so a key object whose names the table cannot have is this record's
-    // dead letter instead of a task stopped at its first flush.
-    const keyColumns: KeyColumn[] = names.map((name) => ({ name, type: 'TEXT' }));
-    if (windowSpec !== null) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
-    try {
-      validateDefinition({ ...definition(1, keyColumns, names), name: 'v' });
-    } catch (err) {
-      throw new TypeError(`the group key fields (${names.join(', ') || 'none'}) cannot be columns of the view: ${reasonOf(err)}`, { cause: err });
-    }
+    checkKeyNames(view, aggs, fingerprint, names);
     return (pendingKeyNames = names);
   }
 
@@ -393,21 +231,6 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
 
   function apply(rowState: unknown[], from: AggInputs, timeMs: number): void {
     for (let a = 0; a < aggCount; a++) aggList[a].apply(rowState, aggSlots[a], from, a, timeMs);
-  }
-
-  /** Runs the operator chain from op `i` on, collecting the values that survive into `out`. */
-  function run(value: unknown, i: number, out: unknown[]): void {
-    for (; i < ops.length; i++) {
-      const op = ops[i];
-      if (op.kind === 'filter') {
-        if (!op.fn(value)) return;
-      } else if (op.kind === 'map') value = op.fn(value);
-      else if (op.kind === 'flatMap') {
-        for (const v of op.fn(value)) run(v, i + 1, out);
-        return;
-      } else throw new TypeError('a stateful step cannot feed a view'); // refused when compiled
-    }
-    out.push(value);
   }
 
   /**
@@ -485,7 +308,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     const after: unknown[][] = [];
     try {
       const outs: unknown[] = [];
-      run(value, 0, outs);
+      runOps(ops, value, 0, outs, null, 0);
       for (const v of outs) {
         for (const w of windows ?? [0]) {
           const key = keyScratch.slice(0, keyValuesOf(state, v, w));
@@ -536,17 +359,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   }
 
   function definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable {
-    // Key column types come from a sample row when the table is first created, or from the
-    // stored definition when it already exists (so a restart re-registers the same table).
-    const keyColumns: KeyColumn[] = Array.isArray(sample) ? sample.slice() : keyNames.map((name, i) => ({ name, type: sqlType(sample.key[i]) }));
-    if (windowSpec && !Array.isArray(sample)) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
-    const stateColumns: StateColumn[] = [];
-    const outputColumns: OutputColumn[] = [];
-    for (const a of aggs) {
-      stateColumns.push(...a.agg.stateColumns(a.name));
-      outputColumns.push(a.agg.outputColumn(a.name));
-    }
-    return { name: view.name, version, fingerprint, keyColumns, stateColumns, outputColumns };
+    return tableDefinition(view, aggs, fingerprint, version, sample, keyNames);
   }
 
   const fingerprint = opts.fingerprint ?? fingerprintOf(view);

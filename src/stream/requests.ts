@@ -10,8 +10,7 @@
  * another process only delays the tick's work to a later tick; any other error fails the engine.
  */
 import { KappaError, isKappaError } from '../errors.ts';
-import type { ControlStore } from '../view/control-store.ts';
-import type { ViewRequest } from '../view/types.ts';
+import type { ControlStore, ViewRequest } from '../view/index.ts';
 import type { RequestResult, Versions } from './versions.ts';
 
 /** How often the engine takes requests from other processes and checks schedules. */

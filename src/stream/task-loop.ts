@@ -25,7 +25,7 @@ import { KappaError, isKappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import type { Flusher } from './flush.ts';
 import type { OutputPlan } from './output-plan.ts';
-import type { TaskPlan } from './plan.ts';
+import type { TaskPlan } from './task-plan.ts';
 import { InThreadRunner, type TaskRunner } from './task-runner.ts';
 import type { ViewGroup } from './versions.ts';
 import { WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';

@@ -11,8 +11,8 @@
  * flush are the same whatever the runner.
  */
 import type { RecordBatch } from '../log/index.ts';
-import { DirtyRows } from './dirty-rows.ts';
-import type { DeadLetter, DirtyRow, LateEvent, OutputRecord, TaskPlan, TaskState } from './plan.ts';
+import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
+import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
 
 export interface TaskOpen {
   /** The task's index in the engine; the pool assigns task i to worker i % N. */

@@ -16,11 +16,12 @@ import { setMaxListeners } from 'node:events';
 import { crashPoint } from '../crash-point.ts';
 import { KappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
-import type { ControlStore } from '../view/control-store.ts';
-import type { BuildInfo, BuildReason, ViewStore, ViewVersionInfo } from '../view/types.ts';
+import type { BuildInfo, BuildReason, ControlStore, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { AppDef, ViewDef } from './dsl.ts';
-import { NO_WATERMARK, type ViewPlan, compileView, describeChange } from './plan.ts';
+import { type ViewPlan, compileView } from './plan.ts';
+import { NO_WATERMARK } from './task-plan.ts';
+import { describeChange } from './view-fingerprint.ts';
 import type { Task, TaskLoop } from './task-loop.ts';
 import { bundleConfig, loadBundledApp } from './worker-bundle.ts';
 

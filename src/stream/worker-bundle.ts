@@ -26,7 +26,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
-import { fingerprintParts } from './plan.ts';
+import { fingerprintParts } from './view-fingerprint.ts';
 
 const WORKER_MODULE = fileURLToPath(new URL('./worker.ts', import.meta.url));
 /** Kappa's own TypeScript sources: bundled even when Kappa is installed under node_modules. */

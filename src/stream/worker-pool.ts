@@ -25,7 +25,7 @@ import type { LogDescriptor } from '../log/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
-import { type FromWorker, type ToWorker, type WorkerData, reviveRecord } from './worker-protocol.ts';
+import { type FromWorker, type ToWorker, type WorkerData, reviveRecord, withRecords } from './worker-protocol.ts';
 
 const ENTRY = new URL('./worker-entry.js', import.meta.url);
 
@@ -262,15 +262,8 @@ export class WorkerPool implements TaskRunner {
       if (waiter === undefined) throw new Error(`invariant: worker answered a drain of task ${task.name} nobody sent`);
       task.progress.dirtyRows = 0;
       task.progress.offset = m.offset;
-      waiter.resolve({
-        rows: m.rows,
-        deadLetters: m.deadLetters.map((d) => ({ ...d, record: reviveRecord(d.record) })),
-        late: m.late.map((l) => ({ ...l, record: reviveRecord(l.record) })),
-        outputs: m.outputs,
-        watermarkMs: m.watermarkMs,
-        keyNames: m.keyNames,
-        offset: m.offset,
-      });
+      const { t: _t, task: _task, ...drained } = m;
+      waiter.resolve(withRecords(drained, reviveRecord));
       this.progressed(task);
     }
   }
@@ -319,11 +312,8 @@ export class WorkerPool implements TaskRunner {
 
   /** Resolves at the task's next progress report or drain (at once if one came since the last call); rejects when the pool fails. */
   nextProgress(id: number): Promise<void> {
-    try {
-      this.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refusal();
+    if (refused !== null) return refused;
     const task = this.task(id);
     if (task.progressUnseen) {
       task.progressUnseen = false;
@@ -343,11 +333,8 @@ export class WorkerPool implements TaskRunner {
   }
 
   drain(id: number): Promise<Drained> {
-    try {
-      this.check();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refusal();
+    if (refused !== null) return refused;
     const task = this.task(id);
     return new Promise<Drained>((resolve, reject) => {
       task.drains.push({ resolve, reject });
@@ -397,6 +384,16 @@ export class WorkerPool implements TaskRunner {
   private check(): void {
     if (this.failure !== null) throw this.failure;
     if (this.closing) throw new KappaError('KAPPA_WORKER_FAILED', 'the worker threads were stopped');
+  }
+
+  /** `check` as a rejected promise, for the calls that answer with one; null when the pool may be used. */
+  private refusal(): Promise<never> | null {
+    try {
+      this.check();
+      return null;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   private task(id: number): PoolTask {

@@ -21,7 +21,8 @@
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
 import type { LogDescriptor, LogRecord } from '../log/index.ts';
-import type { DeadLetter, DirtyRow, LateEvent, OutputRecord } from './plan.ts';
+import type { DirtyRow } from './dirty-rows.ts';
+import type { DeadLetter, LateEvent, OutputRecord } from './task-plan.ts';
 
 export interface WorkerData {
   configPath: string;
@@ -60,6 +61,14 @@ export type FromWorker =
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
   /** Something the engine should log (a task that waits on the log, for example). */
   | { t: 'warn'; task: number; message: string };
+
+/**
+ * `drained` with the record of each dead letter and late event passed through `fn`: detachRecord
+ * before it is sent, reviveRecord once received. The other fields are kept as they are.
+ */
+export function withRecords<T extends { deadLetters: DeadLetter[]; late: LateEvent[] }>(drained: T, fn: (record: LogRecord) => LogRecord): T {
+  return { ...drained, deadLetters: drained.deadLetters.map((d) => ({ ...d, record: fn(d.record) })), late: drained.late.map((l) => ({ ...l, record: fn(l.record) })) };
+}
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */
 export function detachRecord(record: LogRecord): LogRecord {

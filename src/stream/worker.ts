@@ -1,14 +1,16 @@
 /**
  * A worker thread of the engine (started by worker-pool.ts from a bundle of this module and the
- * config, see worker-bundle.ts, or through worker-entry.js and tsx). It gets the user's config
- * itself, because functions cannot be sent between threads, compiles the views of
- * the tasks it is given, and keeps those tasks' state: for each batch it receives it decodes the
- * records and folds them with the view's plan; on `drain` it hands back the task's dirty rows,
- * dead letters and late events. It does no I/O besides loading the config.
+ * config, see worker-bundle.ts, or through worker-entry.js and tsx). It loads the user's config
+ * itself, because functions cannot be sent between threads, compiles the views and outputs of the
+ * tasks it is given, and keeps those tasks' state. Each task reads its partition from the log
+ * (opened read-only from the engine's descriptor), never at or past the high watermark the engine
+ * sent, and folds each batch with its plan; on `drain` it hands back the task's dirty rows, dead
+ * letters, late events and output records, with the offset they cover. The messages are in
+ * worker-protocol.ts.
  *
- * Failure model: a task whose fold throws reports `failed` and ignores its later batches (the
- * engine stops on the first failure). Anything thrown outside a handler (a pipeline function that
- * schedules a throw, running out of memory) ends the thread, which the pool sees as a crash.
+ * Failure model: a task whose fold or read throws reports `failed` and stops (the engine stops on
+ * the first failure). Anything thrown outside a handler (a pipeline function that schedules a
+ * throw, running out of memory) ends the thread, which the pool sees as a crash.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Log, openLog } from '../log/index.ts';
@@ -16,10 +18,10 @@ import { KappaError, isKappaError } from '../errors.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
-import { type TaskPlan, compileView } from './plan.ts';
+import { compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
-import type { TaskState } from './plan.ts';
-import { type FromWorker, type ToWorker, type WorkerData, detachRecord } from './worker-protocol.ts';
+import type { TaskPlan, TaskState } from './task-plan.ts';
+import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
 
 /** How long a task's reads have found nothing below the high watermark (see `behind`). */
 interface Stuck {
@@ -67,15 +69,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   const port = parentPort;
   if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
   const data = workerData as WorkerData;
-
-  function post(message: FromWorker): void {
-    port!.postMessage(message);
-  }
-
-  function failed(task: number, err: unknown): FromWorker {
-    const e = err as Error;
-    return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
-  }
+  const post = (message: FromWorker): void => port.postMessage(message);
 
   let app: AppDef;
   try {
@@ -90,23 +84,66 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   const log = openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } });
   log.catch(() => {}); // awaited by each read loop, which reports a failure as its task's
 
-  const plans = new Map<string, TaskPlan>();
-  const tasks = new Map<number, WorkerTask>();
+  // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
+  // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
+  // did not change instead).
+  const tasks = new WorkerTasks(app, log, post, config === undefined);
+  port.on('message', (m: ToWorker) => tasks.handle(m));
+  post({ t: 'ready' });
+}
 
-  function open(m: Extract<ToWorker, { t: 'open' }>): void {
-    let plan = plans.get(m.name);
+function failed(task: number, err: unknown): FromWorker {
+  const e = err as Error;
+  return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
+}
+
+function wake(task: WorkerTask): void {
+  const w = task.read.wake;
+  task.read.wake = null;
+  w?.();
+}
+
+/** The tasks of this thread, and the engine's messages about them. */
+class WorkerTasks {
+  private readonly plans = new Map<string, TaskPlan>();
+  private readonly tasks = new Map<number, WorkerTask>();
+
+  constructor(
+    private readonly app: AppDef,
+    private readonly log: Promise<Log>,
+    private readonly post: (message: FromWorker) => void,
+    private readonly checkFingerprints: boolean,
+  ) {}
+
+  handle(m: ToWorker): void {
+    try {
+      if (m.t === 'hw') this.hw(m);
+      else if (m.t === 'drain') this.drain(m);
+      else if (m.t === 'close') this.close(m.task);
+      else this.open(m);
+    } catch (err) {
+      const task = this.tasks.get(m.task);
+      if (task) task.failed = true;
+      this.post(failed(m.task, err));
+    }
+  }
+
+  private planOf(m: Extract<ToWorker, { t: 'open' }>): TaskPlan {
+    let plan = this.plans.get(m.name);
     if (plan === undefined) {
-      const def = m.kind === 'view' ? app.views.find((v) => v.name === m.name) : app.outputs.find((o) => o.name === m.name);
+      const def = m.kind === 'view' ? this.app.views.find((v) => v.name === m.name) : this.app.outputs.find((o) => o.name === m.name);
       if (def === undefined) throw new Error(`the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`);
       plan = def.kind === 'view' ? compileView(def) : compileOutput(def, m.targetPartitions);
-      plans.set(m.name, plan);
+      this.plans.set(m.name, plan);
     }
-    // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
-    // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
-    // did not change instead).
-    if (config === undefined && plan.fingerprint !== m.fingerprint) {
+    if (this.checkFingerprints && plan.fingerprint !== m.fingerprint) {
       throw new Error(`${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
     }
+    return plan;
+  }
+
+  private open(m: Extract<ToWorker, { t: 'open' }>): void {
+    const plan = this.planOf(m);
     const state = plan.newTaskState(m.partition, m.watermarkMs);
     state.keyNames = m.keyNames;
     const task: WorkerTask = {
@@ -115,8 +152,8 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
       failed: false,
       read: { topic: m.topic, offset: m.fromOffset, hw: m.fromOffset, readBytesMax: m.readBytesMax, pendingMax: m.pendingMax, wake: null },
     };
-    tasks.set(m.task, task);
-    void readLoop(m.task, task);
+    this.tasks.set(m.task, task);
+    void this.readLoop(m.task, task);
   }
 
   /**
@@ -125,18 +162,18 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
    * `pendingMax` rows, until an `hw` or a `drain` wakes it. Drains and `hw` messages are handled
    * between batches (each read awaits the disk), so a drain's offset is exactly where its rows end.
    */
-  async function readLoop(id: number, task: WorkerTask): Promise<void> {
+  private async readLoop(id: number, task: WorkerTask): Promise<void> {
     const r = task.read;
     let events = 0;
     let lastPost = 0;
     const stuck: Stuck = { sinceMs: 0, retries: 0, reopened: false };
     const report = (): void => {
-      post({ t: 'done', task: id, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs, offset: r.offset });
+      this.post({ t: 'done', task: id, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs, offset: r.offset });
       events = 0;
       lastPost = Date.now();
     };
     try {
-      const reader = await log;
+      const reader = await this.log;
       while (!task.failed) {
         if (r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax) {
           if (events > 0) report();
@@ -153,13 +190,13 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
           if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
           if (stop) break;
         }
-        if (r.offset === before && r.offset < r.hw && !task.failed) await behind(id, task, reader, stuck);
+        if (r.offset === before && r.offset < r.hw && !task.failed) await this.behind(id, task, reader, stuck);
         else stuck.sinceMs = 0;
       }
     } catch (err) {
-      if (tasks.get(id) !== task) return; // closed meanwhile: nobody waits for it
+      if (this.tasks.get(id) !== task) return; // closed meanwhile: nobody waits for it
       task.failed = true;
-      post(failed(id, err));
+      this.post(failed(id, err));
     }
   }
 
@@ -168,7 +205,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
    * little (a timer, not a spin), open the partition's files again once, and fail the task if it
    * stays behind, naming what this reader knows of the files.
    */
-  async function behind(id: number, task: WorkerTask, reader: Log, stuck: Stuck): Promise<void> {
+  private async behind(id: number, task: WorkerTask, reader: Log, stuck: Stuck): Promise<void> {
     const r = task.read;
     const now = Date.now();
     if (stuck.sinceMs === 0) {
@@ -182,65 +219,35 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     }
     if (!stuck.reopened && waitedMs >= READ_REOPEN_AFTER_MS) {
       stuck.reopened = true;
-      post({ t: 'warn', task: id, message: `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}; opening the partition's files again (${reader.describePartition(r.topic, task.state.partition)})` });
+      this.post({ t: 'warn', task: id, message: `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}; opening the partition's files again (${reader.describePartition(r.topic, task.state.partition)})` });
       reader.reopenPartition(r.topic, task.state.partition);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(READ_RETRY_MS_MAX, 2 ** stuck.retries++)));
   }
 
-  function wake(task: WorkerTask): void {
-    const w = task.read.wake;
-    task.read.wake = null;
-    w?.();
-  }
-
-  function drain(m: Extract<ToWorker, { t: 'drain' }>): void {
-    const task = tasks.get(m.task);
+  private drain(m: Extract<ToWorker, { t: 'drain' }>): void {
+    const task = this.tasks.get(m.task);
     if (task === undefined || task.failed) return;
     const d = takeDrained(task.state);
     const offset = task.read.offset;
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
-    post({
-      t: 'drained',
-      task: m.task,
-      rows: d.rows,
-      deadLetters: d.deadLetters.map((x) => ({ ...x, record: detachRecord(x.record) })),
-      late: d.late.map((x) => ({ ...x, record: detachRecord(x.record) })),
-      outputs: d.outputs,
-      watermarkMs: d.watermarkMs,
-      keyNames: d.keyNames,
-      offset,
-    });
+    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), offset });
   }
 
-  function close(id: number): void {
-    const task = tasks.get(id);
+  private close(id: number): void {
+    const task = this.tasks.get(id);
     if (task === undefined) return;
-    tasks.delete(id);
+    this.tasks.delete(id);
     task.failed = true; // ends its read loop, without a report
     wake(task);
   }
 
-  function hw(m: Extract<ToWorker, { t: 'hw' }>): void {
-    const task = tasks.get(m.task);
+  private hw(m: Extract<ToWorker, { t: 'hw' }>): void {
+    const task = this.tasks.get(m.task);
     if (task === undefined || task.failed || m.offset <= task.read.hw) return;
     task.read.hw = m.offset;
     wake(task);
   }
-
-  port.on('message', (m: ToWorker) => {
-    try {
-      if (m.t === 'hw') hw(m);
-      else if (m.t === 'drain') drain(m);
-      else if (m.t === 'close') close(m.task);
-      else open(m);
-    } catch (err) {
-      const task = tasks.get(m.task);
-      if (task) task.failed = true;
-      post(failed(m.task, err));
-    }
-  });
-  post({ t: 'ready' });
 }

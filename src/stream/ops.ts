@@ -1,0 +1,33 @@
+/**
+ * The operator chain of a stream (`filter`, `map`, `flatMap`, and the stateful steps of alerts),
+ * run on one value; shared by views (plan.ts) and output pipelines (output-plan.ts). It runs per
+ * record on the hot path: a loop over the steps, recursing only where a step gives several values,
+ * and no allocation of its own.
+ */
+import type { Op } from './dsl.ts';
+
+/**
+ * Runs `ops` from step `i` on `value`, pushing each value that comes out of the last step onto
+ * `out`. `opState` holds each stateful step's state by its index (null where the chain cannot have
+ * one: views refuse stateful steps when compiled); `eventTimeMs` is the record's event time, which
+ * stateful steps are given. Whatever a user function throws goes to the caller.
+ */
+export function runOps(ops: readonly Op[], value: unknown, i: number, out: unknown[], opState: Map<number, Map<unknown, unknown>> | null, eventTimeMs: number): void {
+  for (; i < ops.length; i++) {
+    const op = ops[i];
+    if (op.kind === 'filter') {
+      if (!op.fn(value)) return;
+    } else if (op.kind === 'map') value = op.fn(value);
+    else if (op.kind === 'flatMap') {
+      for (const v of op.fn(value)) runOps(ops, v, i + 1, out, opState, eventTimeMs);
+      return;
+    } else {
+      if (opState === null) throw new TypeError('a stateful step cannot feed a view'); // refused when compiled
+      let state = opState.get(i);
+      if (state === undefined) opState.set(i, (state = new Map()));
+      for (const v of op.fn(state, value, eventTimeMs)) runOps(ops, v, i + 1, out, opState, eventTimeMs);
+      return;
+    }
+  }
+  out.push(value);
+}

@@ -1,0 +1,105 @@
+/**
+ * What every task runs and carries, views and outputs alike: the plan (`TaskPlan`: fold a batch
+ * into a state), the state a task keeps between batches and flushes (`TaskState`: dirty rows,
+ * watermark, and what goes to side outputs), and how a record that cannot be processed is
+ * described (its dead-letter reason, bounded). compileView (plan.ts) and compileOutput
+ * (output-plan.ts) make the plans.
+ */
+import type { LogRecord } from '../log/index.ts';
+import { DirtyRows } from './dirty-rows.ts';
+import type { TopicDef } from './dsl.ts';
+
+/** Where a fold gets the full record of an event it sends to a side output. */
+export interface RecordSource {
+  record(i: number): LogRecord;
+}
+
+/** A record that could not be processed, bound for `<topic>.dlq`. */
+export interface DeadLetter {
+  record: LogRecord;
+  partition: number;
+  reason: string;
+}
+
+/** An event later than the allowed lateness, bound for the late topic. */
+export interface LateEvent {
+  record: LogRecord;
+  partition: number;
+  eventTimeMs: number;
+  watermarkMs: number;
+}
+
+/** A value bound for a derived topic (`Stream.to`), encoded; strings so it crosses threads cheaply. */
+export interface OutputRecord {
+  partition: number;
+  key: string | null;
+  value: string;
+  timestamp: number;
+}
+
+/** Everything a task carries between batches and flushes. */
+export interface TaskState {
+  partition: number;
+  /** Rows touched since the last flush, by key. */
+  dirty: DirtyRows;
+  maxEventTimeMs: number;
+  watermarkMs: number;
+  deadLetters: DeadLetter[];
+  late: LateEvent[];
+  /** Records for the derived topic of an output pipeline, in order (always empty for a view). */
+  outputs: OutputRecord[];
+  /** Group-key column names, fixed by the first group seen (or by the store's existing table). */
+  keyNames: string[] | null;
+  /** The state of each stateful step (by its index among the steps); outputs only. */
+  opState: Map<number, Map<unknown, unknown>>;
+}
+
+/** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
+export interface TaskPlan {
+  kind: 'view' | 'output';
+  /** The view's or output's name. */
+  name: string;
+  source: TopicDef<unknown>;
+  fingerprint: string;
+  newTaskState(partition: number, watermarkMs: number): TaskState;
+  /** Processes a batch of records (all with offsets >= the task's position) into `state`. */
+  process(records: readonly LogRecord[], state: TaskState): void;
+  /** Decodes one RecordBatch (its bytes, CRC already checked) and processes its records from `fromOffset` on; returns how many. */
+  processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number;
+}
+
+export function newTaskState(partition: number, watermarkMs: number, outOfOrdernessMs: number): TaskState {
+  return {
+    partition,
+    dirty: new DirtyRows(),
+    maxEventTimeMs: watermarkMs === NO_WATERMARK ? NO_WATERMARK : watermarkMs + outOfOrdernessMs,
+    watermarkMs,
+    deadLetters: [],
+    late: [],
+    outputs: [],
+    keyNames: null,
+    opState: new Map(),
+  };
+}
+
+export const NO_WATERMARK = -8.64e15;
+
+/** Longest dead-letter reason kept (it travels in a record header); a longer one is cut. */
+export const REASON_CHARS_MAX = 1000;
+
+/**
+ * The dead-letter reason for what a user function threw: its message, or the thrown value itself
+ * when it is no Error (`throw null` must not turn into a TypeError of ours that stops the task).
+ */
+export function reasonOf(err: unknown): string {
+  try {
+    const message = (err as { message?: unknown } | null)?.message;
+    return typeof message === 'string' ? message : String(err);
+  } catch {
+    return 'an exception that cannot be shown as text';
+  }
+}
+
+export function boundedReason(reason: string): string {
+  return reason.length <= REASON_CHARS_MAX ? reason : `${reason.slice(0, REASON_CHARS_MAX)}...`;
+}
