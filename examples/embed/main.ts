@@ -30,14 +30,17 @@ await engine.start();
 const server = await startServer({ log, store, control: store, app, engine, port: 0 });
 try {
   const ts = Date.UTC(2026, 0, 1);
-  const sale = (orderId: string, region: string, amount: number): object => ({ orderId, storeId: 's1', region, sku: 'p1', amount, ts });
+  const sale = (orderId: string, region: string, amount: number): object => {
+    return { orderId, storeId: 's1', region, sku: 'p1', amount, ts };
+  };
   const records = [sale('o1', 'north', 12.5), sale('o2', 'north', 7.5), sale('o3', 'south', 3)];
   await log.append('sales', records.map((value) => ({ key: 's1', value: Buffer.from(JSON.stringify(value)) })));
   // The view catches up within a flush interval; wait for both regions' rows.
   let rows: SalesRow[] = [];
   for (let tries = 0; rows.length < 2 && tries < 100; tries++) {
     await new Promise((r) => setTimeout(r, 100));
-    rows = (await store.query('SELECT region, year, total, orders FROM aggregated_sales ORDER BY region')).rows as SalesRow[];
+    const result = await store.query('SELECT region, year, total, orders FROM aggregated_sales ORDER BY region');
+    rows = result.rows as SalesRow[];
   }
   for (const r of rows) process.stdout.write(`${r.region} ${r.year}: ${r.total.toFixed(2)} over ${r.orders} orders\n`);
   process.stdout.write(`the same over HTTP: ${server.url}/v1/views/aggregated_sales\n`);

@@ -72,7 +72,9 @@ function addTopicCommands(program: Command, ctx: () => CliContext): void {
     .option('--segment-bytes <bytes>', 'size at which a partition starts a new segment file', parseWholeNumber('--segment-bytes', 1024))
     .action((name: string, opts) => topicsCreate(ctx(), name, opts));
   jsonCommand(topics, 'list', 'list topics').action((opts) => topicsList(ctx(), opts));
-  jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action((name: string, opts) => topicsDescribe(ctx(), name, opts));
+  jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action((name: string, opts) =>
+    topicsDescribe(ctx(), name, opts),
+  );
 }
 
 /** `kappa produce`, `consume`, `verify`: records in and out of the log, and its integrity. */
@@ -94,7 +96,8 @@ function addLogCommands(program: Command, ctx: () => CliContext): void {
     .option('--with-meta', 'print {topic,partition,offset,timestamp,key,value} instead of the bare value')
     .action((topic: string, opts) => consumeCommand(ctx(), topic, opts));
 
-  jsonCommand(program, 'verify', 'check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged').action((opts) => verifyCommand(ctx(), opts));
+  const verifyWhat = 'check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged';
+  jsonCommand(program, 'verify', verifyWhat).action((opts) => verifyCommand(ctx(), opts));
 }
 
 /** `kappa start`, `token`: running the pipelines and the HTTP API, and its tokens. */
@@ -142,7 +145,9 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     .option('--from <where>', 'earliest, or @<ISO time> to replay only the records from that time on (found with the time index)')
     .option('--cancel', 'cancel the build in progress (what it built so far is dropped)')
     .option('--no-wait', 'return once the build has started instead of following its progress until the version is live')
-    .action((view: string, opts) => replayCommand(ctx(), view, { config: configOf(program), from: opts.from, cancel: opts.cancel, wait: opts.wait }));
+    .action((view: string, opts) =>
+      replayCommand(ctx(), view, { config: configOf(program), from: opts.from, cancel: opts.cancel, wait: opts.wait }),
+    );
 
   program
     .command('rollback <view>')
@@ -150,9 +155,12 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
     .action((view: string, opts) => rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait }));
 
-  jsonCommand(program, 'views', 'list views with their versions (live, building with progress, retired), rows and lag').action((opts) => viewsCommand(ctx(), opts));
-  jsonCommand(program, 'query <sql>', 'run a read-only SQL query over the views').action((sql: string, opts) => queryCommand(ctx(), sql, opts));
-  jsonCommand(program, 'lag', 'per view (and output pipeline) and partition: committed offset, log end, lag').action((opts) => lagCommand(ctx(), opts));
+  const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
+  jsonCommand(program, 'views', viewsWhat).action((opts) => viewsCommand(ctx(), opts));
+  const queryWhat = 'run a read-only SQL query over the views';
+  jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
+  const lagWhat = 'per view (and output pipeline) and partition: committed offset, log end, lag';
+  jsonCommand(program, 'lag', lagWhat).action((opts) => lagCommand(ctx(), opts));
 }
 
 /** `kappa demo`: the sales example with a generator, what `npm start` runs. */

@@ -58,7 +58,15 @@ const perMinute = view(
     .aggregate({ avg: avg((s) => s.amount), low: min((s) => s.amount), high: max((s) => s.amount) }),
 );
 // A boolean group key is stored as 0 or 1.
-type PerMinute = { region: string; online: number; window_start: number; window_end: number; avg: number; low: number; high: number };
+type PerMinute = {
+  region: string;
+  online: number;
+  window_start: number;
+  window_end: number;
+  avg: number;
+  low: number;
+  high: number;
+};
 const _perMinute: Equal<InferRow<typeof perMinute>, PerMinute> = true;
 
 // map() before window(), a window without group keys, first/last of a string and of a boolean.
@@ -69,7 +77,8 @@ const hopped = view(
     .window(hopping('10m', '5m'))
     .aggregate({ firstId: first((s) => s.id), lastWeb: last((s) => s.web) }),
 );
-const _hopped: Equal<InferRow<typeof hopped>, { window_start: number; window_end: number; firstId: string; lastWeb: number }> = true;
+type Hopped = { window_start: number; window_end: number; firstId: string; lastWeb: number };
+const _hopped: Equal<InferRow<typeof hopped>, Hopped> = true;
 
 // A custom aggregate's column holds its state's JSON text.
 const distinct = view(

@@ -103,11 +103,13 @@ export class Stream<T, W = NoColumns> {
   ) {}
 
   filter(fn: (value: T) => boolean): Stream<T, W> {
-    return new Stream<T, W>(this.source, [...this.ops, { kind: 'filter', fn: fn as (v: unknown) => boolean }], this.windowSpec);
+    const op: Op = { kind: 'filter', fn: fn as (v: unknown) => boolean };
+    return new Stream<T, W>(this.source, [...this.ops, op], this.windowSpec);
   }
 
   map<U>(fn: (value: T) => U): Stream<U, W> {
-    return new Stream<U, W>(this.source, [...this.ops, { kind: 'map', fn: fn as (v: unknown) => unknown }], this.windowSpec);
+    const op: Op = { kind: 'map', fn: fn as (v: unknown) => unknown };
+    return new Stream<U, W>(this.source, [...this.ops, op], this.windowSpec);
   }
 
   flatMap<U>(fn: (value: T) => Iterable<U>): Stream<U, W> {
