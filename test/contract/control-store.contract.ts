@@ -40,6 +40,10 @@ export const build = (version: number, done: number): BuildInfo => ({
   updatedAtMs: 2000,
 });
 
+/**
+ * The whole suite is one function, longer than our usual limit, on purpose: node:test's describe
+ * blocks nest, and every block reads the harness of the test under way from this closure.
+ */
 export function controlStoreContract(name: string, open: () => Promise<ControlStoreHarness>): void {
   describe(`ControlStore contract: ${name}`, () => {
     let h: ControlStoreHarness;

@@ -30,6 +30,10 @@ export interface ViewStoreHarness {
 
 // ---- the suite -----------------------------------------------------------------------------
 
+/**
+ * The whole suite is one function, longer than our usual limit, on purpose: node:test's describe
+ * blocks nest, and every block reads the harness of the test under way from this closure.
+ */
 export function viewStoreContract(name: string, open: () => Promise<ViewStoreHarness>): void {
   describe(`ViewStore contract: ${name}`, () => {
     let h: ViewStoreHarness;
