@@ -51,7 +51,6 @@ export interface WorkerPoolOptions {
   /** The config file every worker loads (it must define the views of the tasks opened). */
   configPath: string;
   workers: number;
-  /** The log's directory: each worker opens it read-only and reads its tasks' partitions. */
   /** The log the workers open for reading (the engine's own, by its descriptor). */
   log: LogDescriptor;
   /** Largest read per step of a task. */

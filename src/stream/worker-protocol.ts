@@ -26,7 +26,7 @@ import type { DeadLetter, LateEvent, OutputRecord } from './task-plan.ts';
 
 export interface WorkerData {
   configPath: string;
-  /** The log's directory; each worker opens it read-only. */
+  /** The engine's log, by its descriptor (log/open.ts); each worker opens it read-only. */
   log: LogDescriptor;
   /** Worker index, for messages. */
   index: number;
