@@ -8,11 +8,14 @@
  * reads from any offset that return exactly the records from there on and nothing past the end,
  * a follower that wakes on a later append, data kept across reopen, time lookup, retention by
  * size, and, for an adapter with idempotent producers, dedupe of a re-sent batch and fencing of an
- * older epoch.
+ * older epoch. The wider port (`widerPort` below): appendBatch results, appendEncoded taking a valid
+ * batch as it is and refusing a damaged one whole, waitForData, reads bounded by the high watermark,
+ * sizeBytes, health, and `descriptor` + `openLog` opening the same log read-only.
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { isKappaError } from '../../src/errors.ts';
+import { BatchField, encodeBatch, openLog } from '../../src/log/index.ts';
 import type { AppendBatchResult, BatchOptions, EncodableRecord, Log, LogRecord } from '../../src/log/index.ts';
 
 /** The idempotent-producer append, for adapters that have one (Kafka's producer id / epoch / sequence). */
@@ -44,10 +47,12 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
   describe(`Log contract: ${name}`, () => {
     let h: LogHarness;
     let log: Log;
+    const current = {} as Current;
 
     beforeEach(async () => {
       h = await open();
       log = h.log;
+      current.log = log;
     });
     afterEach(async () => {
       await h.cleanup();
@@ -198,6 +203,135 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.equal(again.duplicates, 2);
         assert.equal((await log.offsets('t', 0)).end, 2);
       });
+    });
+
+    widerPort(current);
+  });
+}
+
+/** The log of the test that runs (set before each test). */
+interface Current {
+  log: Log;
+}
+
+const quiet = { info(): void {}, warn(): void {} };
+
+function recordsOf(values: string[], timestamp = 1_700_000_000_000): EncodableRecord[] {
+  return values.map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp }));
+}
+
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+}
+
+/** The promises of the port's batch, wait, size, health and descriptor methods. */
+function widerPort(current: Current): void {
+  describe('appendBatch and appendEncoded', () => {
+    test('appendBatch reports the offsets it gave, following on from the last append', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 2 });
+      const first = await log.appendBatch('t', 1, recordsOf(['a', 'b', 'c']));
+      assert.deepEqual(first, { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+      const second = await log.appendBatch('t', 1, recordsOf(['d']));
+      assert.deepEqual([second.baseOffset, second.lastOffset, second.duplicates], [3, 3, 0]);
+      assert.deepEqual((await readAll(log, 't', 1)).map((r) => [r.offset, text(r)]), [[0, 'a'], [1, 'b'], [2, 'c'], [3, 'd']]);
+      assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
+    });
+
+    test('an idempotent appendBatch re-sent reports the original offsets and appends nothing', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      const producer = { producerId: 9, producerEpoch: 0, baseSequence: 0 };
+      await log.appendBatch('t', 0, recordsOf(['x']));
+      const first = await log.appendBatch('t', 0, recordsOf(['a', 'b']), producer);
+      assert.deepEqual(first, { baseOffset: 1, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+      const again = await log.appendBatch('t', 0, recordsOf(['a', 'b']), producer);
+      assert.deepEqual(again, { baseOffset: 1, lastOffset: 2, duplicates: 2, duplicateOffsets: [1, 2] });
+      assert.equal((await log.offsets('t', 0)).end, 3);
+    });
+
+    test('appendEncoded stores a valid batch as it is, at the next offset', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      await log.appendBatch('t', 0, recordsOf(['a', 'b']));
+      const encoded = encodeBatch(recordsOf(['c', 'd', 'e']), { baseOffset: 0 });
+      const crcCovered = Buffer.from(encoded.subarray(BatchField.magic));
+      const result = await log.appendEncoded('t', 0, encoded);
+      assert.deepEqual([result.baseOffset, result.lastOffset, result.duplicates], [2, 4, 0]);
+      const batches = [];
+      for await (const batch of log.read('t', 0, 2)) batches.push(batch);
+      assert.equal(batches.length, 1);
+      assert.equal(batches[0].baseOffset, 2);
+      assert.ok(batches[0].bytes.subarray(BatchField.magic).equals(crcCovered), 'the stored batch is byte for byte the one sent');
+      assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b', 'c', 'd', 'e']);
+    });
+
+    test('appendEncoded refuses a damaged batch and appends nothing of it', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      await log.appendBatch('t', 0, recordsOf(['a']));
+      const damaged = encodeBatch(recordsOf(['b', 'c']), { baseOffset: 0 });
+      damaged[damaged.length - 1] ^= 0x01; // inside the last record: the CRC no longer matches
+      await assert.rejects(log.appendEncoded('t', 0, damaged), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_RECORD'));
+      assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 1 });
+      assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a']);
+      assert.equal((await log.appendBatch('t', 0, recordsOf(['d']))).baseOffset, 1, 'the refused batch took no offsets');
+    });
+  });
+
+  describe('waiting, bounds, size and health', () => {
+    test('waitForData resolves once data is past the offset, and on abort', { timeout: 10_000 }, async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      const waiting = log.waitForData('t', 0, 0);
+      assert.equal(await settlesWithin(waiting, 50), false, 'nothing is past offset 0 yet');
+      await log.append('t', [{ value: 'a', partition: 0 }]);
+      assert.equal(await settlesWithin(waiting, 5_000), true);
+      assert.equal(await settlesWithin(log.waitForData('t', 0, 0), 50), true, 'data is already past offset 0');
+      const abort = new AbortController();
+      const aborted = log.waitForData('t', 0, 1, abort.signal);
+      assert.equal(await settlesWithin(aborted, 50), false);
+      abort.abort();
+      assert.equal(await settlesWithin(aborted, 5_000), true);
+    });
+
+    test('a read never returns a record past the high watermark, even while appends are under way', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      await log.append('t', [{ value: 'first', partition: 0 }]);
+      const appends = Array.from({ length: 20 }, (_, i) => log.appendBatch('t', 0, recordsOf([`r${i}`])));
+      const seen = (await readAll(log, 't', 0)).map((r) => r.offset);
+      const { end } = await log.offsets('t', 0);
+      assert.ok(seen.every((offset) => offset < end), `read ${seen.join(',')} with the end at ${end}`);
+      assert.deepEqual(seen, Array.from({ length: seen.length }, (_, i) => i), 'what was read is a dense prefix');
+      await Promise.all(appends);
+      assert.equal((await log.offsets('t', 0)).end, 21);
+    });
+
+    test('sizeBytes grows with appends, and health is clean on a fresh log', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 2 });
+      assert.deepEqual(log.health('t').map((p) => [p.partition, p.corruption]), [[0, null], [1, null]]);
+      const before = await log.sizeBytes('t', 0);
+      await log.appendBatch('t', 0, recordsOf(['x'.repeat(1000)]));
+      const after = await log.sizeBytes('t', 0);
+      assert.ok(after >= before + 1000, `size went from ${before} to ${after}`);
+      assert.equal(await log.sizeBytes('t', 1), before, 'the other partition did not grow');
+    });
+
+    test('openLog(descriptor, { readOnly: true }) opens the same log and reads what was appended', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      await log.append('t', [{ value: 'a', partition: 0 }, { value: 'b', partition: 0 }]);
+      const descriptor = JSON.parse(JSON.stringify(log.descriptor)) as typeof log.descriptor; // crosses postMessage
+      const reader = await openLog(descriptor, { readOnly: true, logger: quiet });
+      try {
+        assert.equal(reader.readOnly, true);
+        assert.deepEqual((await readAll(reader, 't', 0)).map(text), ['a', 'b']);
+        await assert.rejects(reader.append('t', [{ value: 'c', partition: 0 }]), (err: unknown) => isKappaError(err, 'KAPPA_READ_ONLY'));
+      } finally {
+        await reader.close();
+      }
     });
   });
 }
