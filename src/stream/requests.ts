@@ -69,7 +69,10 @@ export class Requests {
     }
   }
 
-  /** Runs one request and answers it; a KappaError (an unknown view, a build in the way) is the answer, anything else fails the tick. */
+  /**
+   * Runs one request and answers it: a KappaError (an unknown view, a build in the way) is the
+   * answer; anything else fails the tick.
+   */
   private async answer(r: ViewRequest): Promise<void> {
     const { control } = this.opts;
     try {

@@ -164,7 +164,7 @@ export class TaskLoop {
     }
   }
 
-  /** Waits, once the engine's signal aborted, for every task's loop to end and the threads to have started or failed. */
+  /** Waits, once the engine's signal aborted, for every task's loop to end and the threads to start or fail. */
   async settle(): Promise<void> {
     await Promise.allSettled(this.tasks.map((t) => t.running));
     await this.poolStarting;

@@ -395,7 +395,7 @@ export class Versions {
     for (const g of this.groups) if (g.build !== null) await this.saveProgress(g, now);
   }
 
-  /** Starts the scheduled rebuild (`rebuild.everyMs`) of each view whose live version is old enough and that is not building. */
+  /** Starts the scheduled rebuild (`rebuild.everyMs`) of each view whose live version is old enough, unless it is building. */
   async rebuildWhenDue(now: number): Promise<void> {
     for (const view of this.opts.app.views) {
       const every = view.rebuild.everyMs;
