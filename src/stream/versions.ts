@@ -6,7 +6,7 @@
  * retired versions beyond `keepVersions` are dropped. `rollback` makes a retired version catch up
  * from its checkpoints, then swaps it in the same way; `cancel` stops a build or rollback. While a
  * version builds, its progress (offsets done, events/s, ETA) is saved in the control store for
- * other processes (`kappa replay --status`, the server).
+ * other processes (`kappa replay` following a build, the server's metrics and dashboard).
  *
  * A version's tasks are the task loop's (task-loop.ts); this file makes and retires them by group.
  * Fault model: every step that crosses stores (a swap, then forgetting its build) may be cut by a
