@@ -1,7 +1,8 @@
 /**
  * A server for the plugin tests (src/server/*.test.ts), called with `fastify.inject()`, no socket:
  * a real FileLog and a real SQLite store in a temp dir, the sales app (a `sales` topic with a
- * schema, keyed by region, and a `sales_totals` view), and optionally a running engine and tokens.
+ * schema, keyed by region, a `sales_totals` view, and an `events` topic that dead-letters bad
+ * records), and optionally a running engine and tokens.
  * Everything it opens is closed, and the temp dir removed, in one `t.after`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,13 +22,14 @@ export const TOKENS = { admin: 'kp_admin', query: 'kp_query', producer: 'kp_prod
 export function salesApp(withTokens: boolean): AppDef {
   const Sale = Type.Object({ region: Type.String({ minLength: 1 }), cents: Type.Integer() });
   const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.region });
+  const events = topic('events', { partitions: 1, schema: Type.Object({ kind: Type.String() }), onInvalid: 'dlq' });
   const totals = view('sales_totals', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }));
   const tokens = [
     { name: 'admin', sha256: hashToken(TOKENS.admin), scopes: ['admin'] },
     { name: 'query', sha256: hashToken(TOKENS.query), scopes: ['query'] },
     { name: 'producer', sha256: hashToken(TOKENS.producer), scopes: ['produce:sales'] },
   ];
-  return defineApp({ topics: [sales], views: [totals], server: withTokens ? { tokens } : {} });
+  return defineApp({ topics: [sales, events], views: [totals], server: withTokens ? { tokens } : {} });
 }
 
 export interface TestServer {

@@ -1,6 +1,7 @@
 /**
  * The topics plugin through `inject()`: NDJSON and JSON ingestion append and acknowledge, a
- * request with a record that breaks the schema appends nothing, records read back by offset, and
+ * request with a record that breaks the schema appends nothing (or, on a topic that dead-letters,
+ * only the bad records go to `<topic>.dlq`), records read back by offset, and
  * ingestion needs `produce:<topic>` once tokens are configured.
  */
 import assert from 'node:assert/strict';
@@ -73,4 +74,16 @@ test('ingestion needs produce:<topic>: 401 without a token, 403 with a query tok
   const ok = await send(TOKENS.producer);
   assert.equal(ok.statusCode, 200, ok.body);
   assert.equal(await recordsIn(log, 'sales'), 1);
+});
+
+test('a topic that dead-letters: good records appended, bad ones sent to <topic>.dlq, answered 207', async (t) => {
+  const { fastify, log } = await openTestServer(t);
+  const body = '{"kind":"click"}\n{"kind":7}\n{"kind":"view"}\n';
+  const res = await fastify.inject({ method: 'POST', url: '/v1/topics/events/records', headers: headers(undefined, NDJSON), payload: body });
+  assert.equal(res.statusCode, 207, res.body);
+  const ack = res.json() as { records: { index: number }[]; deadLettered: { index: number; topic: string; path: string }[] };
+  assert.deepEqual(ack.records.map((r) => r.index), [0, 2]);
+  assert.deepEqual(ack.deadLettered.map((d) => [d.index, d.topic, d.path]), [[1, 'events.dlq', 'kind']]);
+  assert.equal(await recordsIn(log, 'events'), 2);
+  assert.equal(await recordsIn(log, 'events.dlq'), 1);
 });
