@@ -14,16 +14,10 @@ import { openFileLog } from '../../src/log/index.ts';
 import { tempDir } from './helpers.ts';
 import { startKappa } from '../support/processes.ts';
 import { totalsConfig } from '../support/project.ts';
+import { type Sale, salesSource } from '../support/sales.ts';
 
-const REGIONS = ['north', 'south', 'east'];
 const PARTITIONS = 2;
 const FIRST_EVENTS = 1_200_000;
-
-interface Sale {
-  region: string;
-  cents: number;
-  refund: boolean;
-}
 
 /** The logics the view goes through: a filter, as config source and as the oracle's predicate. */
 const LOGICS: Record<string, { source: string; keep: (s: Sale) => boolean }> = {
@@ -37,14 +31,7 @@ function config(logic: string): string {
   return totalsConfig({ partitions: PARTITIONS, refund: true, filter: LOGICS[logic].source });
 }
 
-let serial = 0;
-function sales(n: number): { key: string; value: string }[] {
-  return Array.from({ length: n }, () => {
-    const i = serial++;
-    const s: Sale = { region: REGIONS[i % 3], cents: 100 + (i % 997), refund: i % 7 === 0 };
-    return { key: s.region, value: JSON.stringify(s) };
-  });
-}
+const sales = salesSource();
 
 test('SIGKILL during a build and on both sides of the swap: one live version, the build resumes, the oracle matches', { timeout: 300_000 }, async (t) => {
   const root = tempDir(t, 'kappa-crash-build-');

@@ -13,13 +13,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { runKappa, startKappa } from '../support/processes.ts';
+import { bigSalesConfig } from '../support/project.ts';
 import { tempDir } from './helpers.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const TRIALS = Number(process.env.KAPPA_CRASH_TRIALS ?? 20);
 const SEED = Number(process.env.KAPPA_CRASH_SEED ?? 11);
 const EVENTS_FIRST = 40_000;
@@ -29,23 +28,7 @@ const T0 = Date.UTC(2026, 0, 1);
 const MINUTE = 60_000;
 const BIG_CENTS = 8_000;
 
-const CONFIG = `
-import { Type, count, defineApp, from, sum, topic, tumbling, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer(), ts: Type.Integer() });
-const Big = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer() });
-const sales = topic('sales', { partitions: 3, schema: Sale, key: (s) => String(s.id), time: (s) => s.ts });
-const big = topic('big_sales', { partitions: 2, schema: Big, key: (b) => b.region });
-export default defineApp({
-  topics: [sales, big],
-  outputs: [from(sales).filter((s) => s.cents >= ${BIG_CENTS}).map((s) => ({ id: s.id, region: s.region, cents: s.cents })).to(big)],
-  views: [
-    view('big_by_region', from(big).groupBy((b) => ({ region: b.region })).aggregate({ cents: sum((b) => b.cents), orders: count() })),
-    view('by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
-    view('per_minute', from(sales).window(tumbling('1m', { allowedLateness: '1000d' })).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
-  ],
-});
-`;
-
+const CONFIG = bigSalesConfig({ bigCents: BIG_CENTS, allowedLateness: '1000d' });
 interface Sale {
   id: number;
   region: string;

@@ -19,7 +19,7 @@ import { openFileLog } from '../../src/log/index.ts';
 import { hashToken, startServer } from '../../src/server/index.ts';
 import { BODY_LIMIT_BYTES_DEFAULT } from '../../src/server/server.ts';
 import { openSqliteStore, type SqliteStore } from '../../src/view/sqlite/index.ts';
-import { type Harness, SRC, call, postJson, rawRequest, startHarness } from './server-harness.ts';
+import { type Harness, SRC, call, ends, postJson, rawRequest, startHarness } from './server-harness.ts';
 
 const LONG_TOPIC = `t${'x'.repeat(149)}`; // 150 characters
 
@@ -46,12 +46,6 @@ function assertError(r: { status: number; body: unknown; text?: string }, status
   assert.equal(ERROR_CATALOGUE[code as keyof typeof ERROR_CATALOGUE].status, status);
 }
 
-
-async function ends(h: Harness, topicName: string): Promise<number[]> {
-  const out = [];
-  for (let p = 0; p < (await h.log.topic(topicName)).partitions; p++) out.push((await h.log.offsets(topicName, p)).end);
-  return out;
-}
 
 describe('HTTP edges (no tokens)', () => {
   let h: Harness;

@@ -8,33 +8,16 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { openFileLog } from '../../src/log/index.ts';
 import { startKappa } from '../support/processes.ts';
+import { bigSalesConfig } from '../support/project.ts';
 import { tempDir } from '../crash/helpers.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const MEASURE_MS = 10_000;
 const CPU_SHARE_MAX = 0.05;
 
-const CONFIG = `
-import { Type, count, defineApp, from, sum, topic, tumbling, view } from ${JSON.stringify(SRC)};
-const Sale = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer(), ts: Type.Integer() });
-const Big = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer() });
-const sales = topic('sales', { partitions: 3, schema: Sale, key: (s) => String(s.id), time: (s) => s.ts });
-const big = topic('big_sales', { partitions: 2, schema: Big, key: (b) => b.region });
-export default defineApp({
-  topics: [sales, big],
-  outputs: [from(sales).filter((s) => s.cents >= 8000).map((s) => ({ id: s.id, region: s.region, cents: s.cents })).to(big)],
-  views: [
-    view('big_by_region', from(big).groupBy((b) => ({ region: b.region })).aggregate({ cents: sum((b) => b.cents), orders: count() })),
-    view('by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
-    view('per_minute', from(sales).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), orders: count() })),
-  ],
-});
-`;
-
+const CONFIG = bigSalesConfig({ bigCents: 8000 });
 /** CPU seconds (user + system, every thread) the process has used so far, from /proc. */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -14,14 +14,12 @@
  * poison record exactly once per pipeline that refused it, with its reason and provenance.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TestContext, after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { type TestContext, after, describe, test } from 'node:test';
 import { type OwnedChild, runKappa, startKappa } from '../support/processes.ts';
+import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
 /**
  * The sales example's AGGREGATED SALES view, a view whose key and aggregate fail on chosen records,
@@ -95,33 +93,31 @@ function refusedBy(s: Sale, pipeline: string): boolean {
   return POISON[s.kind]?.[pipeline] !== undefined;
 }
 
-/** What aggregated_sales must hold: the sales example's fold of the records it does not refuse. */
-function expectedAggregatedSales(all: Sale[]): unknown[] {
-  const rows = new Map<string, { region: string; year: number; total: number; orders: number }>();
+/**
+ * Sums `amount` and counts orders per region and group (`field`: what `groupOf` gives) over the sales
+ * that `keep` lets through, sorted by region, then group.
+ */
+function foldSales(all: Sale[], field: string, groupOf: (s: Sale) => number, keep: (s: Sale) => boolean): unknown[] {
+  const rows = new Map<string, { region: string; total: number; orders: number; [group: string]: string | number }>();
   for (const s of all) {
-    if (refusedBy(s, 'aggregated_sales') || !(s.amount > 0)) continue;
-    const year = new Date(s.ts).getUTCFullYear();
-    const k = `${s.region}|${year}`;
-    const row = rows.get(k) ?? { region: s.region, year, total: 0, orders: 0 };
+    if (!keep(s)) continue;
+    const group = groupOf(s);
+    const k = `${s.region}|${group}`;
+    const row = rows.get(k) ?? { region: s.region, [field]: group, total: 0, orders: 0 };
     row.total += s.amount;
     row.orders += 1;
     rows.set(k, row);
   }
-  return [...rows.values()].sort((a, b) => a.region.localeCompare(b.region) || a.year - b.year);
+  return [...rows.values()].sort((a, b) => a.region.localeCompare(b.region) || (a[field] as number) - (b[field] as number));
+}
+
+/** What aggregated_sales must hold: the sales example's fold of the records it does not refuse. */
+function expectedAggregatedSales(all: Sale[]): unknown[] {
+  return foldSales(all, 'year', (s) => new Date(s.ts).getUTCFullYear(), (s) => !refusedBy(s, 'aggregated_sales') && s.amount > 0);
 }
 
 function expectedByBucket(all: Sale[]): unknown[] {
-  const rows = new Map<string, { region: string; bucket: number; total: number; orders: number }>();
-  for (const s of all) {
-    if (refusedBy(s, 'by_bucket')) continue;
-    const bucket = Math.floor(s.amount / 100);
-    const k = `${s.region}|${bucket}`;
-    const row = rows.get(k) ?? { region: s.region, bucket, total: 0, orders: 0 };
-    row.total += s.amount;
-    row.orders += 1;
-    rows.set(k, row);
-  }
-  return [...rows.values()].sort((a, b) => a.region.localeCompare(b.region) || a.bucket - b.bucket);
+  return foldSales(all, 'bucket', (s) => Math.floor(s.amount / 100), (s) => !refusedBy(s, 'by_bucket'));
 }
 
 interface Consumed {
@@ -159,12 +155,8 @@ async function waitFor<T>(what: string, start: OwnedChild, fn: () => Promise<T |
 }
 
 describe('poison records', () => {
-  let root: string;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-poison-'));
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  // The configs below are ES modules, as in a user's project with "type": "module".
+  const root = tempProject({ after }, 'kappa-poison-').root;
 
   test('each goes to sales.dlq once with its reason and provenance; kappa start keeps running through two restarts, and the views equal the fold of the good records', { timeout: 300_000 }, async (t: TestContext) => {
     const dir = join(root, 'data');

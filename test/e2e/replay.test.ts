@@ -21,21 +21,15 @@ import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { totalsConfig } from '../support/project.ts';
+import { REGIONS, type Sale, salesSource } from '../support/sales.ts';
 
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
-const REGIONS = ['north', 'south', 'east'];
 const PARTITIONS = 2;
 const FIRST_EVENTS = 150_000;
 const quiet = { info() {}, warn() {} };
 
 function config(excludeRefunds: boolean): string {
   return totalsConfig({ partitions: PARTITIONS, refund: true, filter: excludeRefunds ? '.filter((s) => !s.refund)' : '' });
-}
-
-interface Sale {
-  region: string;
-  cents: number;
-  refund: boolean;
 }
 
 /** Prefix folds of each partition under both logics, so any (version, offsets) answer is checked in O(1). */
@@ -85,14 +79,7 @@ async function readAll(log: FileLog): Promise<Sale[][]> {
   return out;
 }
 
-let serial = 0;
-function sales(n: number): { key: string; value: string }[] {
-  return Array.from({ length: n }, () => {
-    const i = serial++;
-    const s: Sale = { region: REGIONS[i % 3], cents: 100 + (i % 997), refund: i % 7 === 0 };
-    return { key: s.region, value: JSON.stringify(s) };
-  });
-}
+const sales = salesSource();
 
 /**
  * A reader thread: in one read transaction (one snapshot), the live version, its checkpoints and

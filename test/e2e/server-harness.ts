@@ -58,3 +58,10 @@ export async function startHarness(config = salesConfig(), opts: { flushInterval
     },
   };
 }
+
+/** The end offset of each partition of `topicName`: what the tests compare to see that nothing was appended. */
+export async function ends(h: Harness, topicName: string): Promise<number[]> {
+  const out = [];
+  for (let p = 0; p < (await h.log.topic(topicName)).partitions; p++) out.push((await h.log.offsets(topicName, p)).end);
+  return out;
+}

@@ -3,14 +3,12 @@
  * and SQLite file; `kappa query`, `views`, `lag` and `consume <topic>.dlq` look at the result.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
 import { type RunResult, runKappa, startKappa } from '../support/processes.ts';
+import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
-const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
 /** The CLI as a child process, with `stdin` as its standard input. */
 function kappa(args: string[], stdin = ''): Promise<RunResult> {
@@ -40,13 +38,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | null>, timeoutMs =
 }
 
 describe('kappa start', () => {
-  let root: string;
-  before(() => {
-    root = mkdtempSync(join(tmpdir(), 'kappa-start-'));
-    // The configs below are ES modules, as in a user's project with "type": "module".
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  });
-  after(() => rmSync(root, { recursive: true, force: true }));
+  // The configs below are ES modules, as in a user's project with "type": "module".
+  const root = tempProject({ after }, 'kappa-start-').root;
 
   test('processes the log into a SQL view, sends invalid records to the DLQ, and stops cleanly on SIGTERM', { timeout: 120_000 }, async (t) => {
     const dir = join(root, 'data');

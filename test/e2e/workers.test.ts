@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
-import { Engine, loadApp } from '../../src/stream/index.ts';
+import { type Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
-import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { openKappa } from '../support/kappa.ts';
 import { quietLogger } from '../support/loggers.ts';
 import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
@@ -162,13 +162,11 @@ describe('worker threads', () => {
     const all = events(6000);
     const snapshots: Record<string, unknown>[] = [];
     for (const workers of [0, 1, 2]) {
-      const dir = join(root, `data-${workers}`);
-      const log = await openFileLog({ dir, logger: quiet });
-      const store = await openSqliteStore({ path: join(dir, 'views.db') });
+      const kappa = await openKappa({ dir: project.dataDir(`data-${workers}`), configPath: config, app, workers, flushIntervalMs: 30, engine: { dirtyRowsMax: 40 }, start: false, engineEnd: 'close' });
+      const { log, store, engine } = kappa;
       await log.createTopic('clicks', { partitions: 3 });
       // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
       await log.append('clicks', all.slice(0, 3000));
-      const engine = new Engine({ log, store, control: store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 30, dirtyRowsMax: 40 });
       try {
         await engine.start();
         assert.equal(engine.threads, workers);
@@ -188,9 +186,7 @@ describe('worker threads', () => {
         );
         snapshots.push(await snapshot(store, log));
       } finally {
-        await engine.close();
-        await store.close();
-        await log.close();
+        await kappa.close();
       }
     }
     const [main, ...others] = snapshots;
@@ -203,19 +199,14 @@ describe('worker threads', () => {
   async function brokenEngine(name: string, env: Record<string, string> = {}, workerHeapMb?: number): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
     for (const [k, v] of Object.entries(env)) process.env[k] = v;
     const file = project.writeConfig(BROKEN_CONFIG, name);
-    const dir = join(root, name);
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    await log.createTopic('clicks', { partitions: 3 });
-    await log.append('clicks', events(300));
-    const engine = new Engine({ log, store, control: store, app: await loadApp(file), logger: quiet, workers: 2, configPath: file, flushIntervalMs: 20, workerHeapMb });
+    const kappa = await openKappa({ dir: project.dataDir(name), configPath: file, workers: 2, engine: { workerHeapMb }, start: false, engineEnd: 'close' });
+    await kappa.log.createTopic('clicks', { partitions: 3 });
+    await kappa.log.append('clicks', events(300));
     const cleanup = async (): Promise<void> => {
       for (const k of Object.keys(env)) delete process.env[k];
-      await engine.close();
-      await store.close();
-      await log.close();
+      await kappa.close();
     };
-    return { engine, log, store, cleanup };
+    return { engine: kappa.engine, log: kappa.log, store: kappa.store, cleanup };
   }
 
   /** Runs `body` on a broken engine that has started, caught up and moved its tasks to the worker threads; closes it after. */
@@ -293,12 +284,9 @@ describe('worker threads', () => {
 
   test('a config that does not load in a worker thread fails the engine with KAPPA_CONFIG_INVALID and the reason', { timeout: 60_000 }, async () => {
     const file = project.writeConfig(CONFIG, 'refuses');
-    const dir = join(root, 'refuses');
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const app = await loadApp(file);
+    const kappa = await openKappa({ dir: project.dataDir('refuses'), configPath: file, workers: 1, start: false, engineEnd: 'close' });
+    const { engine } = kappa;
     process.env.KAPPA_TEST_BREAK_WORKER_CONFIG = '1';
-    const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: 1, configPath: file });
     try {
       await engine.start();
       const err = await failureOf(engine);
@@ -306,19 +294,14 @@ describe('worker threads', () => {
       assert.match(err.message, /refuses\.config\.ts.*this config refuses to load in a worker/);
     } finally {
       delete process.env.KAPPA_TEST_BREAK_WORKER_CONFIG;
-      await engine.close();
-      await store.close();
-      await log.close();
+      await kappa.close();
     }
   });
 
   test('a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for', { timeout: 60_000 }, async () => {
     const file = project.writeConfig(CONFIG, 'edited');
-    const dir = join(root, 'edited');
-    const log = await openFileLog({ dir, logger: quiet });
-    const store = await openSqliteStore({ path: join(dir, 'views.db') });
-    const app = await loadApp(file);
-    const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: 1, configPath: file });
+    const kappa = await openKappa({ dir: project.dataDir('edited'), configPath: file, workers: 1, start: false, engineEnd: 'close' });
+    const { engine } = kappa;
     // The edit lands after the app was loaded and before the worker code is bundled.
     await new Promise((r) => setTimeout(r, 20));
     writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));
@@ -328,9 +311,7 @@ describe('worker threads', () => {
       assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
       assert.match(err.message, /edited\.config\.ts changed while kappa was starting/);
     } finally {
-      await engine.close();
-      await store.close();
-      await log.close();
+      await kappa.close();
     }
   });
 

@@ -23,7 +23,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ERROR_CATALOGUE } from '../../src/errors.ts';
 import { hashToken } from '../../src/server/index.ts';
-import { type Harness, SRC, call, rawRequest, startHarness } from '../e2e/server-harness.ts';
+import { type Harness, SRC, call, ends, rawRequest, startHarness } from '../e2e/server-harness.ts';
 
 const RUNS = Number(process.env.KAPPA_FUZZ_RUNS ?? 2000);
 /** Properties whose cases are large or slow run fewer times. */
@@ -43,12 +43,6 @@ export default defineApp({
 function isCatalogueError(r: { status: number; body: unknown }): boolean {
   const code = (r.body as { error?: { code?: string } } | null)?.error?.code;
   return code !== undefined && code in ERROR_CATALOGUE && ERROR_CATALOGUE[code as keyof typeof ERROR_CATALOGUE].status === r.status;
-}
-
-async function ends(h: Harness, topicName: string): Promise<number[]> {
-  const out = [];
-  for (let p = 0; p < (await h.log.topic(topicName)).partitions; p++) out.push((await h.log.offsets(topicName, p)).end);
-  return out;
 }
 
 describe('fuzzed HTTP edges', () => {
