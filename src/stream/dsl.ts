@@ -25,7 +25,7 @@ export interface WindowColumns {
 /** The window columns of a stream that has no window: none. */
 export type NoColumns = Record<never, never>;
 
-/** `T` with its intersections flattened into one object type (what an editor shows, and what `Equal` compares). */
+/** `T` with its intersections flattened into one object type, as an editor shows a row. */
 export type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 /** The row type of a view grouped by `K`, with window columns `W`, aggregating `A`. */
@@ -91,8 +91,8 @@ export type Op =
   | { kind: 'stateful'; fn: (state: Map<unknown, unknown>, v: unknown, eventTimeMs: number) => Iterable<unknown> };
 
 /**
- * A stream of values of type T. `W` is the columns a view of it adds for its window: none (`{}`),
- * or `WindowColumns` once `window()` was called. A windowed stream is still accepted wherever a
+ * A stream of values of type T. `W` is the columns a view of it adds for its window: none
+ * (`NoColumns`), or `WindowColumns` once `window()` was called. A windowed stream is still accepted wherever a
  * `Stream<T>` is (alerts and detectors take either).
  */
 export class Stream<T, W = NoColumns> {
