@@ -92,8 +92,8 @@ export type Op =
 
 /**
  * A stream of values of type T. `W` is the columns a view of it adds for its window: none
- * (`NoColumns`), or `WindowColumns` once `window()` was called. A windowed stream is still accepted wherever a
- * `Stream<T>` is (alerts and detectors take either).
+ * (`NoColumns`), or `WindowColumns` once `window()` was called. A windowed stream is still
+ * accepted wherever a `Stream<T>` is (alerts and detectors take either).
  */
 export class Stream<T, W = NoColumns> {
   constructor(
