@@ -152,6 +152,3 @@ export interface QueryResult {
   columns: string[];
   rows: Record<string, unknown>[];
 }
-
-/** The port lives in ./view-store.ts; re-exported here until every importer takes it from ./index.ts. */
-export type { ViewStore } from './view-store.ts';
