@@ -93,7 +93,8 @@ export function checkImport(imp: Import): string[] {
     if (area === null) {
       return [
         `${where}: src/${path} is in no area of the table at the top of test/architecture.test.ts. ` +
-          'A new top-level folder or root file of src/ needs a row there (and in docs/architecture.md): which layer is it?',
+          'A new top-level folder or root file of src/ needs a row there (and in docs/architecture.md): ' +
+          'which layer is it?',
       ];
     }
   }
@@ -102,7 +103,8 @@ export function checkImport(imp: Import): string[] {
   if (toArea!.endsWith('/') && !imp.target.endsWith('/index.ts')) {
     out.push(
       `[A1 entries] ${where}, a file inside src/${toArea} other than its entry. ` +
-        `Import it from ${entryFor(imp.target, toArea!)} instead; if that index does not export what you need, export it there ` +
+        `Import it from ${entryFor(imp.target, toArea!)} instead; ` +
+        'if that index does not export what you need, export it there ' +
         `(an index.ts is its folder's public API, so the insides can change without breaking you).`,
     );
   }
@@ -112,7 +114,8 @@ export function checkImport(imp: Import): string[] {
     out.push(
       `[A2 layers] ${where}: src/${fromArea} is layer ${fromLayer} and src/${toArea} is layer ${toLayer}; ` +
         'a lower layer must not depend on a higher one. Move what both need down to the lower layer, or let the ' +
-        'higher layer pass it in (a parameter, a callback, or a port the lower layer declares and the higher one implements).',
+        'higher layer pass it in (a parameter, a callback, or a port the lower layer declares and the higher one ' +
+        'implements).',
     );
   }
   return out;
@@ -130,7 +133,8 @@ function entryFor(target: string, area: string): string {
 function listModules(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.d.ts')) {
+    const isModule = entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && !entry.name.endsWith('.d.ts');
+    if (entry.isFile() && isModule) {
       out.push(relative(SRC, join(entry.parentPath, entry.name)).split('\\').join('/'));
     }
   }
@@ -199,29 +203,36 @@ describe('architecture of src/ (the rules at the top of test/architecture.test.t
   const imports = modules.flatMap(readImports);
 
   test('the scan sees the modules and imports it checks (so the rules below cannot pass by reading nothing)', () => {
-    assert.ok(modules.includes(WORKER_ENTRY), `src/${WORKER_ENTRY} is the worker entry of rule A3; if it moved, update WORKER_ENTRY`);
+    const moved = `src/${WORKER_ENTRY} is the worker entry of rule A3; if it moved, update WORKER_ENTRY`;
+    assert.ok(modules.includes(WORKER_ENTRY), moved);
     assert.ok(modules.includes('log/index.ts') && modules.includes('view/sqlite/index.ts'));
     assert.ok(!modules.some((m) => m.endsWith('.test.ts')), 'tests are not checked');
-    assert.ok(imports.some((i) => i.from === WORKER_ENTRY && i.target === 'log/index.ts'), 'worker.ts imports ../log/index.ts');
+    const workerReadsLog = imports.some((i) => i.from === WORKER_ENTRY && i.target === 'log/index.ts');
+    assert.ok(workerReadsLog, 'worker.ts imports ../log/index.ts');
     assert.ok(imports.some((i) => i.specifier === 'better-sqlite3'), 'the SQLite adapter imports better-sqlite3');
   });
 
   test('the checks catch what they are meant to catch', () => {
-    const imp = (from: string, specifier: string, runtime = true): Import => ({ from, line: 1, specifier, target: resolveTarget(from, specifier), runtime });
+    const imp = (from: string, specifier: string, runtime = true): Import => {
+      return { from, line: 1, specifier, target: resolveTarget(from, specifier), runtime };
+    };
     assert.deepEqual(checkImport(imp('stream/engine.ts', '../view/index.ts')), []);
     assert.deepEqual(checkImport(imp('cli/start.ts', '../view/sqlite/index.ts')), []);
     assert.deepEqual(checkImport(imp('stream/engine.ts', './plan.ts')), []);
     assert.deepEqual(checkImport(imp('view/sqlite/sqlite-store.ts', '../../errors.ts')), []);
     assert.deepEqual(checkImport(imp('log/file-log.ts', 'node:fs')), []);
-    assert.match(checkImport(imp('stream/engine.ts', '../view/types.ts')).join(), /\[A1 entries\].*src\/view\/index\.ts/);
+    const intoView = checkImport(imp('stream/engine.ts', '../view/types.ts')).join();
+    assert.match(intoView, /\[A1 entries\].*src\/view\/index\.ts/);
     assert.match(checkImport(imp('log/file-log.ts', '../stream/index.ts')).join(), /\[A2 layers\]/);
     assert.match(checkImport(imp('errors.ts', './cli/main.ts')).join(), /\[A1 entries\].*\[A2 layers\]/);
     assert.match(checkImport(imp('newfolder/x.ts', '../log/index.ts')).join(), /in no area of the table/);
     const graph: Record<string, Import[]> = {
+      // A type-only import of the adapter loads nothing; a run-time chain to better-sqlite3 does.
       'stream/worker.ts': [imp('stream/worker.ts', './a.ts'), imp('stream/worker.ts', '../view/sqlite/index.ts', false)],
       'stream/a.ts': [imp('stream/a.ts', 'better-sqlite3')],
     };
-    assert.deepEqual(forbiddenWorkerChains('stream/worker.ts', (m) => graph[m] ?? []), ['src/stream/worker.ts -> src/stream/a.ts -> better-sqlite3']);
+    const chains = forbiddenWorkerChains('stream/worker.ts', (m) => graph[m] ?? []);
+    assert.deepEqual(chains, ['src/stream/worker.ts -> src/stream/a.ts -> better-sqlite3']);
   });
 
   test('A1 and A2: a module reaches another folder only through its index.ts, and never a higher layer', () => {

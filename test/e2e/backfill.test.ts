@@ -10,12 +10,12 @@
  * holds), no `/healthz` may wait more than 200 ms, and SIGTERM must end the process within 5 s.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openFileLog } from '../../src/log/index.ts';
+import { tempDir } from '../support/cleanup.ts';
 import { startKappa } from '../support/processes.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
@@ -43,8 +43,7 @@ interface PipelineTask {
 }
 
 test('a 30-day backfill of minute windows keeps pace with a 42-key view while the server stays responsive', { timeout: 240_000 }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-backfill-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'kappa-backfill-');
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   const config = join(root, 'kappa.config.ts');
   writeFileSync(config, CONFIG);

@@ -4,41 +4,25 @@
  * must raise the example's alerts, and its views answering.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openFileLog } from '../../src/log/index.ts';
-import { startServer } from '../../src/server/index.ts';
-import { Engine, loadApp } from '../../src/stream/index.ts';
-import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { call } from './server-harness.ts';
+import { tempDir } from '../support/cleanup.ts';
+import { openKappa } from '../support/kappa.ts';
 import { type Owner, runCommand } from '../support/processes.ts';
 
 const example = (name: string, file: string): string => fileURLToPath(new URL(`../../examples/${name}/${file}`, import.meta.url));
 
 async function withExample(t: Owner, name: string, fn: (url: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), `kappa-example-${name}-`));
-  const configPath = example(name, 'kappa.config.ts');
-  const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
-  const store = await openSqliteStore({ path: join(dir, 'views.db') });
-  const app = await loadApp(configPath);
-  const engine = new Engine({ log, store, control: store, app, configPath, workers: 0, flushIntervalMs: 50, logger: { info() {}, warn() {} } });
-  await engine.start();
-  const server = await startServer({ log, store, control: store, app, engine, port: 0 });
+  const kappa = await openKappa({ dir: tempDir(t, `kappa-example-${name}-`), configPath: example(name, 'kappa.config.ts'), flushIntervalMs: 50, server: {} });
   try {
     // Its generator runs against the server.
-    const gen = await runCommand(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', server.url, '--rate', '500', '--seconds', '2'], { t, timeoutMs: 60_000 });
+    const gen = await runCommand(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', kappa.url, '--rate', '500', '--seconds', '2'], { t, timeoutMs: 60_000 });
     assert.equal(gen.code, 0, gen.stderr);
     assert.match(gen.stderr, /sent \d+/);
-    await fn(server.url);
+    await fn(kappa.url);
   } finally {
-    await server.close();
-    await engine.stop();
-    await store.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
+    await kappa.close();
   }
 }
 

@@ -7,8 +7,7 @@
  * request up).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { hashToken, startServer } from '../../src/server/index.ts';
 import { BODY_LIMIT_BYTES_DEFAULT } from '../../src/server/server.ts';
 import { openSqliteStore, type SqliteStore } from '../../src/view/sqlite/index.ts';
 import { type Harness, SRC, call, ends, postJson, rawRequest, startHarness } from './server-harness.ts';
+import { tempDir } from '../support/cleanup.ts';
 
 const LONG_TOPIC = `t${'x'.repeat(149)}`; // 150 characters
 
@@ -217,8 +217,7 @@ describe('HTTP edges (with tokens)', () => {
 
 describe('500s', () => {
   test('are always logged with their error, even without --http-log', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'kappa-500-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'kappa-500-');
     const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
     const real = await openSqliteStore({ path: join(dir, 'views.db') });
     const store = Object.create(real) as SqliteStore;

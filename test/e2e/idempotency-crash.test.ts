@@ -6,8 +6,7 @@
  * key, dead letters and keyless records.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { Type, defineApp, topic } from '../../src/index.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { type Owner, tempDir } from '../support/cleanup.ts';
 import { type OwnedChild, startKappa } from '../support/processes.ts';
 import { type Reply, call } from './server-harness.ts';
 
@@ -29,11 +29,8 @@ interface Ack {
 const acksOf = (r: Reply): Ack[] => (r.body as { records: Ack[] }).records;
 const codeOf = (r: Reply): string | undefined => (r.body as { error?: { code?: string } }).error?.code;
 
-function tempRoot(t: { after(fn: () => void): void }): string {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-idem-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  return root;
-}
+/** Removed when the test ends, after the `kappa start` it ran is killed (cleanup.ts runs them last-in-first-out). */
+const tempRoot = (t: Owner): string => tempDir(t, 'kappa-idem-');
 
 function ndjson(n: number, from = 0, extra: Record<string, unknown> = {}): string {
   return Array.from({ length: n }, (_, i) => JSON.stringify({ orderId: `o${from + i}`, region: ['north', 'south', 'east'][(from + i) % 3], cents: from + i, ts: 1_700_000_000_000 + from + i, ...extra })).join('\n') + '\n';

@@ -10,9 +10,8 @@
  * a restart with the changed config keeps the rolled-back version live without rebuilding.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -20,6 +19,7 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+import { tempDir } from '../support/cleanup.ts';
 import { totalsConfig } from '../support/project.ts';
 import { REGIONS, type Sale, salesSource } from '../support/sales.ts';
 
@@ -140,8 +140,8 @@ async function liveAtHead(store: ViewStore, log: FileLog, version: number): Prom
   return cps.length === PARTITIONS && cps.every((c) => c.offset === e[c.partition]);
 }
 
-test('a logic change rebuilds beside the live version; readers see complete versions only; rollback restores the old logic', { timeout: 180_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-replay-'));
+test('a logic change rebuilds beside the live version; readers see complete versions only; rollback restores the old logic', { timeout: 180_000 }, async (t) => {
+  const root = tempDir(t, 'kappa-replay-');
   const dir = join(root, 'data');
   const dbPath = join(dir, 'views.db');
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
@@ -273,6 +273,5 @@ test('a logic change rebuilds beside the live version; readers see complete vers
   } finally {
     await store.close();
     await log.close();
-    rmSync(root, { recursive: true, force: true });
   }
 });

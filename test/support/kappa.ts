@@ -38,7 +38,7 @@ export interface OpenKappaOptions {
   engine?: Partial<EngineOptions>;
   /** Start the engine (default true). */
   start?: boolean;
-  /** Also start the HTTP server on port 0, with these options over { sqlTimeoutMs: 1000 }. */
+  /** Also start the HTTP server on port 0, with these options. */
   server?: Partial<ServerOptions>;
   /** 'stop' (default) flushes on close; 'close' stops without flushing. */
   engineEnd?: 'stop' | 'close';
@@ -64,7 +64,10 @@ export async function openKappa(opts: OpenKappaOptions): Promise<Kappa> {
   const log = await openFileLog({ dir: opts.dir, logger });
   const store = await openSqliteStore({ path: join(opts.dir, 'views.db') });
   const app = opts.app ?? (await loadApp(opts.configPath));
-  const engine = new Engine({ log, store, control: store, app, configPath: opts.configPath, workers: opts.workers ?? 0, flushIntervalMs: opts.flushIntervalMs ?? 20, logger, ...opts.engine });
+  const { configPath } = opts;
+  const workers = opts.workers ?? 0;
+  const flushIntervalMs = opts.flushIntervalMs ?? 20;
+  const engine = new Engine({ log, store, control: store, app, configPath, workers, flushIntervalMs, logger, ...opts.engine });
   let server: KappaServer | null = null;
   let closing: Promise<void> | null = null;
   const closeAll = async (): Promise<void> => {
@@ -76,12 +79,13 @@ export async function openKappa(opts: OpenKappaOptions): Promise<Kappa> {
       await log.close();
     }
   };
-  const kappa: Kappa = { log, store, engine, server, url: '', dir: opts.dir, configPath: opts.configPath, close: () => (closing ??= closeAll()) };
+  const close = (): Promise<void> => (closing ??= closeAll());
+  const kappa: Kappa = { log, store, engine, server, url: '', dir: opts.dir, configPath, close };
   if (opts.t) defer(opts.t, () => kappa.close());
   try {
     if (opts.start !== false) await engine.start();
     if (opts.server) {
-      server = await startServer({ log, store, control: store, app, engine, port: 0, sqlTimeoutMs: 1000, ...opts.server });
+      server = await startServer({ log, store, control: store, app, engine, port: 0, ...opts.server });
       Object.assign(kappa, { server, url: server.url });
     }
   } catch (error) {
