@@ -47,7 +47,7 @@ export interface FileLogOptions {
   /** The data directory. */
   dir: string;
   /** `always` (default): acknowledge after fsync, with group commit. `interval`: fsync every
-   * `fsyncIntervalMs`, acknowledge after the write. `never`: leave flushing to the OS. */
+   * `fsyncIntervalMs`, acknowledge after the write. `never`: the OS writes the pages back when it chooses. */
   fsync?: FsyncMode;
   fsyncIntervalMs?: number;
   /** Open without taking the writer's lock, for reading beside a running writer. */

@@ -37,7 +37,7 @@ describe('segment rolling', () => {
   test('rolls in the middle of one group commit when the group does not fit', async () => {
     await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 1024 });
     const perSegment = Math.floor(1024 / BATCH_BYTES);
-    // Issued together, these land in one flush group that spans several segments.
+    // Issued together, these land in one group-commit write that spans several segments.
     await Promise.all(Array.from({ length: 20 }, (_, i) => ctx.log.append('t', [{ value: VALUE, timestamp: T0 + i }])));
     const bases = segmentFiles(ctx.dir, 't', 0).map(baseOf);
     assert.deepEqual(bases, Array.from({ length: Math.ceil(20 / perSegment) }, (_, i) => i * perSegment));

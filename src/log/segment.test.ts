@@ -116,4 +116,16 @@ describe('LogSegment', () => {
     assert.equal(result.problem?.kind, 'incomplete');
     assert.equal(result.validBytes, end);
   });
+
+  test('refuses, before writing a byte, a batch whose offset does not follow the last one (a gap or a repeat)', () => {
+    const seg = build(100, 3, () => T0);
+    const size = seg.sizeBytes;
+    for (const base of [104, 102]) {
+      const buf = encodeBatch([{ key: null, value: 'x', timestamp: T0 }], { baseOffset: base });
+      const info: BatchInfo = { position: size, size: buf.length, baseOffset: base, lastOffset: base, maxTimestamp: T0 };
+      assert.throws(() => seg.write([buf], [info]), { name: 'InvariantError', message: new RegExp(`offset ${base} does not follow 102`) });
+      assert.equal(fs.statSync(seg.logPath).size, size, 'nothing was written');
+      assert.equal(seg.nextOffset, 103);
+    }
+  });
 });
