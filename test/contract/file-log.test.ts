@@ -30,7 +30,6 @@ logContract('FileLog', async (): Promise<LogHarness> => {
       await current.close();
       rmSync(dir, { recursive: true, force: true });
     },
-    idempotent: (log) => log as FileLog,
     enforceRetention: (log) => void (log as FileLog).enforceRetention(),
   };
 });

@@ -7,8 +7,8 @@
  * in order with offsets dense from 0 per partition, the same key always in the same partition,
  * reads from any offset that return exactly the records from there on and nothing past the end,
  * a follower that wakes on a later append, data kept across reopen, time lookup, retention by
- * size, and, for an adapter with idempotent producers, dedupe of a re-sent batch and fencing of an
- * older epoch. The wider port (`widerPort` below): appendBatch results, appendEncoded taking a valid
+ * size, and idempotent producers (the port's `appendBatch` with a producer id): dedupe of a re-sent
+ * batch, fencing of an older epoch, refusal of a sequence gap. The wider port (`widerPort` below): appendBatch results, appendEncoded taking a valid
  * batch as it is and refusing a damaged one whole, waitForData, reads bounded by the high watermark,
  * sizeBytes, health, and `descriptor` + `openLog` opening the same log read-only.
  */
@@ -16,12 +16,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { isKappaError } from '../../src/errors.ts';
 import { BatchField, encodeBatch, openLog } from '../../src/log/index.ts';
-import type { AppendBatchResult, BatchOptions, EncodableRecord, Log, LogRecord } from '../../src/log/index.ts';
-
-/** The idempotent-producer append, for adapters that have one (Kafka's producer id / epoch / sequence). */
-export interface IdempotentAppend {
-  appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<AppendBatchResult>;
-}
+import type { EncodableRecord, Log, LogRecord } from '../../src/log/index.ts';
 
 export interface LogHarness {
   log: Log;
@@ -29,8 +24,6 @@ export interface LogHarness {
   reopen(): Promise<Log>;
   /** Closes whatever is open and removes the data. */
   cleanup(): Promise<void>;
-  /** The adapter's idempotent-producer append, if it has one. */
-  idempotent?: (log: Log) => IdempotentAppend;
   /** Applies retention now (adapters that run it on a timer). */
   enforceRetention?: (log: Log) => void;
 }
@@ -170,36 +163,33 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
     });
 
     describe('idempotent producers', () => {
-      test('a re-sent batch is not appended again and reports the original offsets; an older epoch is fenced off', async (t) => {
-        if (h.idempotent === undefined) return t.skip('this adapter has no idempotent producer');
-        const p = h.idempotent(log);
+      test('a re-sent batch is not appended again and reports the original offsets; an older epoch is fenced off', async () => {
         await log.createTopic('t', { partitions: 1 });
         const records = ['a', 'b', 'c'].map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: 1 }));
-        const first = await p.appendBatch('t', 0, records, { producerId: 42, producerEpoch: 0, baseSequence: 0 });
+        const first = await log.appendBatch('t', 0, records, { producerId: 42, producerEpoch: 0, baseSequence: 0 });
         assert.equal(first.duplicates, 0);
-        const again = await p.appendBatch('t', 0, records, { producerId: 42, producerEpoch: 0, baseSequence: 0 });
+        const again = await log.appendBatch('t', 0, records, { producerId: 42, producerEpoch: 0, baseSequence: 0 });
         assert.equal(again.duplicates, 3);
         assert.deepEqual(again.duplicateOffsets, [0, 1, 2]);
         // Partly new: the first two were appended before, the third is new.
-        const partly = await p.appendBatch('t', 0, [...records.slice(1), { key: null, value: Buffer.from('d'), headers: [], timestamp: 1 }], { producerId: 42, producerEpoch: 0, baseSequence: 1 });
+        const partly = await log.appendBatch('t', 0, [...records.slice(1), { key: null, value: Buffer.from('d'), headers: [], timestamp: 1 }], { producerId: 42, producerEpoch: 0, baseSequence: 1 });
         assert.equal(partly.duplicates, 2);
         assert.equal(partly.lastOffset, 3);
         assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b', 'c', 'd']);
         // A newer epoch (a restarted producer) continues the sequence and fences off the older one.
-        await p.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 4 });
-        await assert.rejects(p.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 0, baseSequence: 5 }), (err: unknown) => isKappaError(err, 'KAPPA_PRODUCER_FENCED'));
+        await log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 4 });
+        await assert.rejects(log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 0, baseSequence: 5 }), (err: unknown) => isKappaError(err, 'KAPPA_PRODUCER_FENCED'));
         // A gap in the sequence is refused: records the producer sent in between were never appended.
-        await assert.rejects(p.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 9 }), (err: unknown) => isKappaError(err, 'KAPPA_OUT_OF_ORDER_SEQUENCE'));
+        await assert.rejects(log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 9 }), (err: unknown) => isKappaError(err, 'KAPPA_OUT_OF_ORDER_SEQUENCE'));
         assert.equal((await log.offsets('t', 0)).end, 5);
       });
 
-      test('after a reopen, the producer state still recognises a re-sent batch', async (t) => {
-        if (h.idempotent === undefined) return t.skip('this adapter has no idempotent producer');
+      test('after a reopen, the producer state still recognises a re-sent batch', async () => {
         await log.createTopic('t', { partitions: 1 });
         const records = ['a', 'b'].map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: 1 }));
-        await h.idempotent(log).appendBatch('t', 0, records, { producerId: 7, producerEpoch: 0, baseSequence: 0 });
+        await log.appendBatch('t', 0, records, { producerId: 7, producerEpoch: 0, baseSequence: 0 });
         log = await h.reopen();
-        const again = await h.idempotent(log).appendBatch('t', 0, records, { producerId: 7, producerEpoch: 0, baseSequence: 0 });
+        const again = await log.appendBatch('t', 0, records, { producerId: 7, producerEpoch: 0, baseSequence: 0 });
         assert.equal(again.duplicates, 2);
         assert.equal((await log.offsets('t', 0)).end, 2);
       });
