@@ -123,6 +123,22 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
     return () => versions().some(([v, s]) => v === version && s === 'live') && offsets(version).every((x, p) => x === ends[p]) && offsets(version).length === PARTITIONS;
   }
 
+  /**
+   * Starts `logic` until `version` is live at the head of the log, then checks what every recovery must
+   * leave: a clean exit, `version - 1` retired and `version` live, no build left, and the oracle's rows.
+   */
+  async function restartUntilLive(logic: string, version: number): Promise<Awaited<ReturnType<typeof start>>> {
+    const run = await start(logic, { until: await liveAtHead(version) });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(versions(), [
+      [version - 1, 'retired'],
+      [version, 'live'],
+    ]);
+    assert.equal(builds(), 0);
+    assert.deepEqual(rows(), (await oracle(logic)).rows);
+    return run;
+  }
+
   // Version 1: every sale.
   await append(FIRST_EVENTS);
   let run = await start('all', { until: await liveAtHead(1) });
@@ -143,17 +159,10 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
     [2, 'building'],
   ]);
   const killedAt = offsets(2).reduce((a, b) => a + b, 0);
-  run = await start('noRefunds', { until: await liveAtHead(2) });
-  assert.equal(run.code, 0, run.stderr);
+  run = await restartUntilLive('noRefunds', 2);
   assert.match(run.stderr, /resuming the build of version 2 from its checkpoints/);
   assert.match(run.stderr, new RegExp(`version 2 caught up with the log and is now live`));
   assert.ok(killedAt > 0, 'the build had checkpointed before the kill');
-  assert.deepEqual(versions(), [
-    [1, 'retired'],
-    [2, 'live'],
-  ]);
-  assert.equal(builds(), 0);
-  assert.deepEqual(rows(), (await oracle('noRefunds')).rows);
   assert.ok(await atHead(2));
 
   // The swap dies inside its transaction: it never happened; version 2 stays live, version 3 resumes.
@@ -166,14 +175,7 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
     [3, 'building'],
   ]);
   assert.equal(builds(), 1);
-  run = await start('large', { until: await liveAtHead(3) });
-  assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(versions(), [
-    [2, 'retired'],
-    [3, 'live'],
-  ]);
-  assert.equal(builds(), 0);
-  assert.deepEqual(rows(), (await oracle('large')).rows);
+  await restartUntilLive('large', 3);
 
   // The swap dies right after its commit: version 4 is live; the restart finishes the cleanup.
   await append(100_000);
@@ -184,13 +186,6 @@ test('SIGKILL during a build and on both sides of the swap: one live version, th
     [[4, 'live']],
   );
   await append(50_000);
-  run = await start('largeNoRefunds', { until: await liveAtHead(4) });
-  assert.equal(run.code, 0, run.stderr);
-  assert.deepEqual(versions(), [
-    [3, 'retired'],
-    [4, 'live'],
-  ]);
-  assert.equal(builds(), 0);
+  run = await restartUntilLive('largeNoRefunds', 4);
   assert.doesNotMatch(run.stderr, /building version/, 'no rebuild after the restart');
-  assert.deepEqual(rows(), (await oracle('largeNoRefunds')).rows);
 });

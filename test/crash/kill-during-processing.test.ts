@@ -29,6 +29,14 @@ const MINUTE = 60_000;
 const BIG_CENTS = 8_000;
 
 const CONFIG = bigSalesConfig({ bigCents: BIG_CENTS, allowedLateness: '1000d' });
+/** The oracle's fold: one more order of `cents` in the row of `key`. */
+function addOrder(rows: Map<string, { cents: number; orders: number }>, key: string, cents: number): void {
+  const row = rows.get(key) ?? { cents: 0, orders: 0 };
+  row.cents += cents;
+  row.orders++;
+  rows.set(key, row);
+}
+
 interface Sale {
   id: number;
   region: string;
@@ -114,16 +122,8 @@ test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { 
   const byRegion = new Map<string, { cents: number; orders: number }>();
   const perMinute = new Map<string, { cents: number; orders: number }>();
   for (const e of events) {
-    const r = byRegion.get(e.region) ?? { cents: 0, orders: 0 };
-    r.cents += e.cents;
-    r.orders++;
-    byRegion.set(e.region, r);
-    const start = Math.floor(e.ts / MINUTE) * MINUTE;
-    const key = `${e.region}|${start}`;
-    const m = perMinute.get(key) ?? { cents: 0, orders: 0 };
-    m.cents += e.cents;
-    m.orders++;
-    perMinute.set(key, m);
+    addOrder(byRegion, e.region, e.cents);
+    addOrder(perMinute, `${e.region}|${Math.floor(e.ts / MINUTE) * MINUTE}`, e.cents);
   }
   const q1 = await run([...d, 'query', 'SELECT region, cents, orders FROM by_region', '--json']);
   assert.equal(q1.code, 0, q1.stderr);
@@ -144,12 +144,7 @@ test(`views equal a fold of the log after ${TRIALS} SIGKILLs of kappa start`, { 
   assert.equal(bigs.length, expected.length, 'no large sale written twice or missed');
   assert.deepEqual(bigs.sort((a, b) => a.id - b.id), expected.sort((a, b) => a.id - b.id));
   const bigByRegion = new Map<string, { cents: number; orders: number }>();
-  for (const b of expected) {
-    const r = bigByRegion.get(b.region) ?? { cents: 0, orders: 0 };
-    r.cents += b.cents;
-    r.orders++;
-    bigByRegion.set(b.region, r);
-  }
+  for (const b of expected) addOrder(bigByRegion, b.region, b.cents);
   const q3 = await run([...d, 'query', 'SELECT region, cents, orders FROM big_by_region', '--json']);
   assert.equal(q3.code, 0, q3.stderr);
   assert.deepEqual(new Map((JSON.parse(q3.stdout) as { region: string; cents: number; orders: number }[]).map((r) => [r.region, { cents: r.cents, orders: r.orders }])), bigByRegion);

@@ -12,9 +12,9 @@ import { after, describe, test } from 'node:test';
 import { startWebhooks } from '../../src/app/index.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { openKappa } from '../support/kappa.ts';
+import { quietLogger as quiet } from '../support/loggers.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
-const quiet = { info() {}, warn() {} };
 
 const CONFIG = `
 import { Type, alertsTopic, anomaly, defineApp, from, threshold, topic } from ${JSON.stringify(SRC)};

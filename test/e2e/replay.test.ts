@@ -20,13 +20,13 @@ import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { tempDir } from '../support/cleanup.ts';
+import { quietLogger as quiet } from '../support/loggers.ts';
 import { totalsConfig } from '../support/project.ts';
 import { REGIONS, type Sale, salesSource } from '../support/sales.ts';
 
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
 const PARTITIONS = 2;
 const FIRST_EVENTS = 150_000;
-const quiet = { info() {}, warn() {} };
 
 function config(excludeRefunds: boolean): string {
   return totalsConfig({ partitions: PARTITIONS, refund: true, filter: excludeRefunds ? '.filter((s) => !s.refund)' : '' });
