@@ -14,11 +14,11 @@
  *     await k.log.append('sales', [...]);
  *   });
  */
+import { join } from 'node:path';
 import { type FileLog, type Logger, openFileLog } from '../../src/log/index.ts';
 import { type KappaServer, type ServerOptions, startServer } from '../../src/server/index.ts';
 import { type AppDef, Engine, type EngineOptions, loadApp } from '../../src/stream/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
-import { join } from 'node:path';
 import { type Owner, defer } from './cleanup.ts';
 import { quietLogger } from './loggers.ts';
 
