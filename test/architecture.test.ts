@@ -141,7 +141,7 @@ function listModules(dir: string): string[] {
   return out.sort();
 }
 
-/** The imports of one module: static imports and re-exports, side-effect imports, and import('…') with a literal. */
+/** The imports of one module: static imports and re-exports, side-effect imports, import('…') and require('…') of a literal. */
 export function importsOf(from: string, text: string): Import[] {
   const file = ts.createSourceFile(from, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const out: Import[] = [];
@@ -153,13 +153,18 @@ export function importsOf(from: string, text: string): Import[] {
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) add(node, node.moduleSpecifier, !node.importClause?.isTypeOnly);
     else if (ts.isExportDeclaration(node) && node.moduleSpecifier) add(node, node.moduleSpecifier, !node.isTypeOnly);
-    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
+    else if (ts.isCallExpression(node) && node.arguments[0] && isImportOrRequire(node.expression)) {
       add(node, node.arguments[0], true);
     }
     ts.forEachChild(node, visit);
   };
   visit(file);
   return out;
+}
+
+/** `import(…)`, or `require(…)` (a createRequire'd require also loads a module). */
+function isImportOrRequire(callee: ts.Expression): boolean {
+  return callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require');
 }
 
 function resolveTarget(from: string, specifier: string): string | null {
@@ -231,6 +236,11 @@ describe('architecture of src/ (the rules at the top of test/architecture.test.t
       'stream/worker.ts': [imp('stream/worker.ts', './a.ts'), imp('stream/worker.ts', '../view/sqlite/index.ts', false)],
       'stream/a.ts': [imp('stream/a.ts', 'better-sqlite3')],
     };
+    const calls = importsOf('x/y.ts', "const a = await import('../log/index.ts'); const b = require('better-sqlite3');");
+    assert.deepEqual(calls.map((i) => [i.specifier, i.target, i.runtime]), [
+      ['../log/index.ts', 'log/index.ts', true],
+      ['better-sqlite3', null, true],
+    ]);
     const chains = forbiddenWorkerChains('stream/worker.ts', (m) => graph[m] ?? []);
     assert.deepEqual(chains, ['src/stream/worker.ts -> src/stream/a.ts -> better-sqlite3']);
   });
