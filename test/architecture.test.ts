@@ -11,9 +11,9 @@
  *   1      schema/                                      event schemas: validation and decoding
  *   2      view/                                        the serving layer (ViewStore, ControlStore, SQLite)
  *   3      stream/                                      the stream engine, its DSL and worker threads
- *   4      server/                                      the HTTP API
- *   4      dashboard/                                   static files the server serves (no TypeScript)
- *   5      app/                                         what runs beside the engine in `kappa start` (webhooks)
+ *   4      app/                                         what runs beside the engine in `kappa start` (webhooks)
+ *   5      server/                                      the HTTP API (may use app/, as DESIGN.md's diagram says)
+ *   5      dashboard/                                   static files the server serves (no TypeScript)
  *   6      cli/                                         the `kappa` command
  *   7      index.ts                                     the package's public API
  *
@@ -51,9 +51,9 @@ export const AREA_LAYERS: Readonly<Record<string, number>> = {
   'schema/': 1,
   'view/': 2,
   'stream/': 3,
-  'server/': 4,
-  'dashboard/': 4,
-  'app/': 5,
+  'app/': 4,
+  'server/': 5,
+  'dashboard/': 5,
   'cli/': 6,
   'index.ts': 7,
 };

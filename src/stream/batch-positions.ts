@@ -9,9 +9,8 @@
  * Not thread-safe across interleaved use: one object serves one `load` at a time, which holds as
  * long as a plan folds one batch at a time (folding is synchronous).
  */
-import type { LogRecord } from '../log/index.ts';
+import { type LogRecord, readHeaders } from '../log/index.ts';
 import { ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, BatchField, type Cursor, readInt64, readVarint } from '../log/format/index.ts';
-import { readHeaders } from '../log/record-batch.ts';
 
 export class BatchPositions {
   bytes: Buffer = Buffer.alloc(0);

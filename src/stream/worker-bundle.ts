@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+import { isProcessAlive } from '../log/index.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { fingerprintParts } from './view-fingerprint.ts';
@@ -255,7 +256,7 @@ function removeStaleBundles(): void {
   }
   for (const name of names) {
     const m = /^kappa-(?:worker|code)-(\d+)-/.exec(name);
-    if (m === null || isAlive(Number(m[1]))) continue;
+    if (m === null || isProcessAlive(Number(m[1]))) continue;
     removeQuietly(join(tmpdir(), name));
   }
 }
@@ -266,15 +267,6 @@ function removeQuietly(dir: string): void {
     rmSync(dir, { recursive: true, force: true });
   } catch {
     // left behind; removeStaleBundles tries again next time
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
