@@ -39,7 +39,12 @@ export function storePath(dataDir: string): string {
 }
 
 /** What runs beside the pipelines and the server (the demo's generator): started once they are up; the function it returns stops it. */
-export type Companion = (running: { log: Log; engine: Engine; server: KappaServer | null; app: AppDef }) => Promise<() => Promise<void>>;
+export type Companion = (running: {
+  log: Log;
+  engine: Engine;
+  server: KappaServer | null;
+  app: AppDef;
+}) => Promise<() => Promise<void>>;
 
 export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
@@ -48,49 +53,53 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
-  const engine = new Engine({ log, store, control: store, app, configPath, configLoadedAtMs, workers, workerHeapMb: opts.workerHeapMb, logger: stderrLogger, flushIntervalMs: opts.flushIntervalMs });
+  const engine = new Engine({
+    log,
+    store,
+    control: store,
+    app,
+    configPath,
+    configLoadedAtMs,
+    workers,
+    workerHeapMb: opts.workerHeapMb,
+    logger: stderrLogger,
+    flushIntervalMs: opts.flushIntervalMs,
+  });
   let server: KappaServer | null = null;
   let stopCompanion: (() => Promise<void>) | null = null;
   let stopWebhooks: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
   // Stop taking requests (appends in flight finish and are acknowledged), then flush and checkpoint.
-  const stop = (): Promise<void> => (stopping ??= (async () => {
-    await stopCompanion?.();
-    await server?.close();
-    await stopWebhooks?.();
-    await engine.stop();
-  })());
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await stopCompanion?.();
+      await server?.close();
+      await stopWebhooks?.();
+      await engine.stop();
+    })());
   try {
     await engine.start();
-    if (opts.server !== false) server = await startServer({ log, store, control: store, app, engine, host: opts.host, port: opts.port, logger: opts.httpLog ? { level: 'info' } : false });
-    const tasks = engine.status().length;
-    const threads = engine.threads === 0 ? 'on the main thread' : `on ${engine.threads} worker thread${engine.threads === 1 ? '' : 's'}`;
-    const outputs = app.outputs.length === 0 ? '' : ` and ${app.outputs.length} output${app.outputs.length === 1 ? '' : 's'}`;
-    ctx.stderr.write(`kappa: running ${app.views.length} view${app.views.length === 1 ? '' : 's'}${outputs} as ${tasks} task${tasks === 1 ? '' : 's'} ${threads} over ${ctx.dataDir} (Ctrl-C to stop)\n`);
-    if (server !== null) {
-      const auth = (app.server.tokens ?? []).length === 0 ? 'no tokens configured: open to this machine only' : `${app.server.tokens!.length} token${app.server.tokens!.length === 1 ? '' : 's'}`;
-      ctx.stderr.write(`kappa: HTTP API on ${server.url} (${auth}); dashboard at ${server.url}/\n`);
-    }
+    if (opts.server !== false)
+      server = await startServer({
+        log,
+        store,
+        control: store,
+        app,
+        engine,
+        host: opts.host,
+        port: opts.port,
+        logger: opts.httpLog ? { level: 'info' } : false,
+      });
+    ctx.stderr.write(runningLine(ctx, app, engine, server));
     if (app.webhooks.length > 0) {
       const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
-      ctx.stderr.write(`kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`);
+      ctx.stderr.write(
+        `kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`,
+      );
       stopWebhooks = () => hooks.stop();
     }
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, app });
-    await new Promise<void>((resolve, reject) => {
-      const onSignal = (): void => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        resolve();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      engine.failure.catch((err) => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        reject(err);
-      });
-    });
+    await untilSignalOrFailure(engine);
     await stop();
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
   } finally {
@@ -104,4 +113,40 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
     await store.close();
     await log.close();
   }
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What `kappa start` says once it runs: views, tasks, threads, and where the API and dashboard are. */
+function runningLine(ctx: CliContext, app: AppDef, engine: Engine, server: KappaServer | null): string {
+  const tasks = engine.status().length;
+  const threads = engine.threads === 0 ? 'on the main thread' : `on ${plural(engine.threads, 'worker thread')}`;
+  const outputs = app.outputs.length === 0 ? '' : ` and ${plural(app.outputs.length, 'output')}`;
+  let line =
+    `kappa: running ${plural(app.views.length, 'view')}${outputs} as ${plural(tasks, 'task')} ${threads} ` +
+    `over ${ctx.dataDir} (Ctrl-C to stop)\n`;
+  if (server !== null) {
+    const tokens = (app.server.tokens ?? []).length;
+    const auth = tokens === 0 ? 'no tokens configured: open to this machine only' : plural(tokens, 'token');
+    line += `kappa: HTTP API on ${server.url} (${auth}); dashboard at ${server.url}/\n`;
+  }
+  return line;
+}
+
+/** Resolves on SIGINT or SIGTERM; rejects if the engine fails first. */
+function untilSignalOrFailure(engine: Engine): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    engine.failure.catch((err) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      reject(err);
+    });
+  });
 }

@@ -60,7 +60,9 @@ export function formatPath(pointer: string): string {
  */
 export function describeIssues(issues: readonly SchemaIssue[], max = 5, rootLabel = 'the record'): string {
   const shown = issues.slice(0, Math.max(1, max));
-  let line = shown.map((issue) => `${issue.path === '' ? rootLabel : formatPath(issue.path)} ${issue.message}`).join('; ');
+  let line = shown
+    .map((issue) => `${issue.path === '' ? rootLabel : formatPath(issue.path)} ${issue.message}`)
+    .join('; ');
   if (issues.length > shown.length) line += ` (and ${issues.length - shown.length} more)`;
   return line;
 }
@@ -74,7 +76,12 @@ function collectIssues(errors: readonly ErrorObject[], rootSchema: unknown, out:
   const unions = outermostUnions(errors);
   for (const error of errors) {
     if (unions.includes(error)) {
-      resolveUnion(error, errors.filter((e) => isBranchError(e, error)), rootSchema, out);
+      resolveUnion(
+        error,
+        errors.filter((e) => isBranchError(e, error)),
+        rootSchema,
+        out,
+      );
     } else if (!unions.some((union) => isBranchError(error, union))) {
       const issue = plainIssue(error);
       if (issue !== null) out.push(issue);
@@ -95,7 +102,11 @@ function outermostUnions(errors: readonly ErrorObject[]): ErrorObject[] {
 
 /** Whether `error` was raised inside one of `union`'s alternatives, for the same value. */
 function isBranchError(error: ErrorObject, union: ErrorObject): boolean {
-  return error !== union && error.schemaPath.startsWith(`${union.schemaPath}/`) && isWithin(error.instancePath, union.instancePath);
+  return (
+    error !== union &&
+    error.schemaPath.startsWith(`${union.schemaPath}/`) &&
+    isWithin(error.instancePath, union.instancePath)
+  );
 }
 
 function isWithin(pointer: string, ancestor: string): boolean {
@@ -113,12 +124,20 @@ function resolveUnion(union: ErrorObject, branchErrors: ErrorObject[], rootSchem
   }
   const shapeMatched = branches.filter((branch) => rootShapeErrors(branch, union.instancePath).length === 0);
   if (shapeMatched.length === 0) {
-    out.push({ path: union.instancePath, message: expectedShapes(branches.map((b) => rootShapeErrors(b, union.instancePath))) });
+    out.push({
+      path: union.instancePath,
+      message: expectedShapes(branches.map((b) => rootShapeErrors(b, union.instancePath))),
+    });
     return;
   }
   const discriminator = commonDiscriminator(shapeMatched);
   if (discriminator !== undefined) {
-    out.push({ path: discriminator, message: expectedShapes(shapeMatched.map((b) => b.filter((e) => e.instancePath === discriminator && isValueMismatch(e)))) });
+    out.push({
+      path: discriminator,
+      message: expectedShapes(
+        shapeMatched.map((b) => b.filter((e) => e.instancePath === discriminator && isValueMismatch(e))),
+      ),
+    });
     return;
   }
   let best = shapeMatched[0];
@@ -175,7 +194,9 @@ function rootShapeErrors(branch: ErrorObject[], path: string): ErrorObject[] {
 function commonDiscriminator(branches: ErrorObject[][]): string | undefined {
   if (branches.length < 2) return undefined;
   const candidates = branches[0].filter(isValueMismatch).map((error) => error.instancePath);
-  return candidates.find((path) => branches.every((branch) => branch.some((e) => e.instancePath === path && isValueMismatch(e))));
+  return candidates.find((path) =>
+    branches.every((branch) => branch.some((e) => e.instancePath === path && isValueMismatch(e))),
+  );
 }
 
 function mismatchScore(branch: ErrorObject[]): number {
@@ -198,7 +219,10 @@ function expectedShapes(perBranch: ErrorObject[][]): string {
   }
   const uniqueTypes = [...new Set(types)];
   if (values.length === 0) return `must be ${uniqueTypes.join(' or ')}`;
-  const oneOf = values.length === 1 && uniqueTypes.length === 0 ? `must be ${formatValue(values[0])}` : `must be one of: ${formatValues(values)}`;
+  const oneOf =
+    values.length === 1 && uniqueTypes.length === 0
+      ? `must be ${formatValue(values[0])}`
+      : `must be one of: ${formatValues(values)}`;
   return uniqueTypes.length === 0 ? oneOf : `${oneOf}, or ${uniqueTypes.join(' or ')}`;
 }
 
@@ -219,23 +243,32 @@ function typeNames(type: unknown): string[] {
 
 /** Strings that read unambiguously without quotes are shown bare (`north`); others as JSON. */
 function formatValue(value: unknown): string {
-  const text = typeof value === 'string' && /^[A-Za-z_][\w.-]*$/.test(value) ? value : JSON.stringify(value) ?? String(value);
+  const text =
+    typeof value === 'string' && /^[A-Za-z_][\w.-]*$/.test(value) ? value : (JSON.stringify(value) ?? String(value));
   return text.length > VALUE_CHARS_MAX ? `${text.slice(0, VALUE_CHARS_MAX)}…` : text;
 }
 
 function formatValues(values: readonly unknown[]): string {
   const unique = [...new Set(values)];
   const shown = unique.slice(0, ALLOWED_VALUES_SHOWN_MAX).map(formatValue).join(', ');
-  return unique.length > ALLOWED_VALUES_SHOWN_MAX ? `${shown} (and ${unique.length - ALLOWED_VALUES_SHOWN_MAX} more)` : shown;
+  return unique.length > ALLOWED_VALUES_SHOWN_MAX
+    ? `${shown} (and ${unique.length - ALLOWED_VALUES_SHOWN_MAX} more)`
+    : shown;
 }
 
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
-const COMPARISONS: Record<string, string> = { '>=': 'at least', '>': 'greater than', '<=': 'at most', '<': 'less than' };
+const COMPARISONS: Record<string, string> = {
+  '>=': 'at least',
+  '>': 'greater than',
+  '<=': 'at most',
+  '<': 'less than',
+};
 
 /** The issue for one error outside any union, or null for errors that only summarise others. */
+// eslint-disable-next-line max-lines-per-function -- one case per JSON Schema keyword: the table of messages reads best whole
 function plainIssue(error: ErrorObject): SchemaIssue | null {
   const path = error.instancePath;
   const params = error.params as Record<string, unknown>;
@@ -243,14 +276,20 @@ function plainIssue(error: ErrorObject): SchemaIssue | null {
   if (error.propertyName !== undefined) {
     if (error.keyword === 'propertyNames') return null;
     const reason = plainIssue({ ...error, propertyName: undefined });
-    return { path: childPath(path, error.propertyName), message: `is not an allowed field name${reason === null ? '' : `: the name ${reason.message}`}` };
+    return {
+      path: childPath(path, error.propertyName),
+      message: `is not an allowed field name${reason === null ? '' : `: the name ${reason.message}`}`,
+    };
   }
   switch (error.keyword) {
     case 'required':
       return { path: childPath(path, String(params.missingProperty)), message: 'is required' };
     case 'dependentRequired':
     case 'dependencies':
-      return { path: childPath(path, String(params.missingProperty)), message: `is required when ${String(params.property)} is present` };
+      return {
+        path: childPath(path, String(params.missingProperty)),
+        message: `is required when ${String(params.property)} is present`,
+      };
     case 'additionalProperties':
       return { path: childPath(path, String(params.additionalProperty)), message: 'is not an allowed field' };
     case 'unevaluatedProperties':
@@ -267,15 +306,28 @@ function plainIssue(error: ErrorObject): SchemaIssue | null {
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
-      return { path, message: `must be ${COMPARISONS[String(params.comparison)] ?? String(params.comparison)} ${String(params.limit)}` };
+      return {
+        path,
+        message: `must be ${COMPARISONS[String(params.comparison)] ?? String(params.comparison)} ${String(params.limit)}`,
+      };
     case 'multipleOf':
       return { path, message: `must be a multiple of ${String(params.multipleOf)}` };
     case 'minLength':
-      return { path, message: params.limit === 1 ? 'must not be empty' : `must be at least ${plural(Number(params.limit), 'character')} long` };
+      return {
+        path,
+        message:
+          params.limit === 1
+            ? 'must not be empty'
+            : `must be at least ${plural(Number(params.limit), 'character')} long`,
+      };
     case 'maxLength':
       return { path, message: `must be at most ${plural(Number(params.limit), 'character')} long` };
     case 'minItems':
-      return { path, message: params.limit === 1 ? 'must not be empty' : `must have at least ${plural(Number(params.limit), 'item')}` };
+      return {
+        path,
+        message:
+          params.limit === 1 ? 'must not be empty' : `must have at least ${plural(Number(params.limit), 'item')}`,
+      };
     case 'maxItems':
     case 'items':
     case 'additionalItems':
@@ -286,7 +338,10 @@ function plainIssue(error: ErrorObject): SchemaIssue | null {
     case 'maxProperties':
       return { path, message: `must have at most ${plural(Number(params.limit), 'field')}` };
     case 'uniqueItems':
-      return { path, message: `must not contain duplicates (items ${Math.min(Number(params.i), Number(params.j))} and ${Math.max(Number(params.i), Number(params.j))} are equal)` };
+      return {
+        path,
+        message: `must not contain duplicates (items ${Math.min(Number(params.i), Number(params.j))} and ${Math.max(Number(params.i), Number(params.j))} are equal)`,
+      };
     case 'pattern':
       return { path, message: `must match the pattern ${String(params.pattern)}` };
     case 'format':

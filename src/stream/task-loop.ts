@@ -135,7 +135,13 @@ export class TaskLoop {
       running: Promise.resolve(),
     };
     this.tasks.push(task);
-    this.local.open({ id: task.id, plan: t.plan, partition: t.partition, watermarkMs: t.watermarkMs, keyNames: t.keyNames });
+    this.local.open({
+      id: task.id,
+      plan: t.plan,
+      partition: t.partition,
+      watermarkMs: t.watermarkMs,
+      keyNames: t.keyNames,
+    });
     return task;
   }
 
@@ -195,12 +201,19 @@ export class TaskLoop {
     const { log, flushIntervalMs } = this.opts;
     const signal = task.signal;
     const local = this.local;
-    const it = log.read(task.topic, task.partition, task.offset, { follow: true, signal, maxBytes: this.opts.readBytesMax })[Symbol.asyncIterator]();
+    const reads = log.read(task.topic, task.partition, task.offset, {
+      follow: true,
+      signal,
+      maxBytes: this.opts.readBytesMax,
+    });
+    const it = reads[Symbol.asyncIterator]();
     let next = it.next();
     try {
       while (!signal.aborted) {
         let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)));
+        const timeout = new Promise<typeof TIMEOUT>(
+          (resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)),
+        );
         const got = await Promise.race([next, timeout]);
         clearTimeout(timer);
         let idle = true;
@@ -232,7 +245,14 @@ export class TaskLoop {
   /** Moves a task that has folded nothing yet from this thread to its worker, which reads from the task's offset. */
   private moveToPool(task: Task, pool: WorkerPool): void {
     const rest = this.local.release(task.id);
-    pool.open({ id: task.id, plan: task.plan, partition: task.partition, watermarkMs: rest.watermarkMs, keyNames: rest.keyNames, fromOffset: task.offset });
+    pool.open({
+      id: task.id,
+      plan: task.plan,
+      partition: task.partition,
+      watermarkMs: rest.watermarkMs,
+      keyNames: rest.keyNames,
+      fromOffset: task.offset,
+    });
     task.runner = pool;
   }
 
@@ -258,7 +278,9 @@ export class TaskLoop {
     try {
       while (!signal.aborted) {
         let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<typeof TIMEOUT>((resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)));
+        const timeout = new Promise<typeof TIMEOUT>(
+          (resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)),
+        );
         const got = await Promise.race([pool.nextProgress(task.id), timeout, stopped]);
         clearTimeout(timer);
         if (signal.aborted) break;
@@ -285,7 +307,7 @@ export class TaskLoop {
     const reachedHead = atHead && (idle || !task.caughtUp);
     const flush = idle
       ? task.offset !== task.committedOffset || dirtyRows > 0 // commit what is pending
-      : (reachedHead || dirtyRows >= dirtyRowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs);
+      : reachedHead || dirtyRows >= dirtyRowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs;
     if (!flush && !reachedHead) return null;
     return this.flushAndCatchUp(task, flush, reachedHead);
   }
@@ -301,6 +323,13 @@ export class TaskLoop {
   /** Fails the engine, which aborts every task, this one's read under way included. */
   private failed(task: Task, err: unknown): void {
     const e = err as Error;
-    this.opts.fail(new KappaError(isKappaError(e) ? e.code : 'KAPPA_IO_ERROR', `task ${task.plan.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`, undefined, e));
+    this.opts.fail(
+      new KappaError(
+        isKappaError(e) ? e.code : 'KAPPA_IO_ERROR',
+        `task ${task.plan.name}/${task.topic}/${task.partition} stopped: ${e?.message ?? String(e)}`,
+        undefined,
+        e,
+      ),
+    );
   }
 }

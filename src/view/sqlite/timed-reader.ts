@@ -58,12 +58,32 @@ export interface QueryLimits {
  * nested 100,000 deep is refused by its first level.
  */
 export function bindableParams(params: readonly unknown[]): unknown[] {
-  if (params.length > PARAMS_MAX) throw new KappaError('KAPPA_INVALID_ARGUMENT', `A query takes at most ${PARAMS_MAX} parameters; ${params.length} were sent.`, { paramsMax: PARAMS_MAX });
+  if (params.length > PARAMS_MAX)
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `A query takes at most ${PARAMS_MAX} parameters; ${params.length} were sent.`,
+      { paramsMax: PARAMS_MAX },
+    );
   return params.map((value, i) => {
-    if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || value instanceof Uint8Array) return value;
+    if (
+      value === null ||
+      typeof value === 'string' ||
+      typeof value === 'number' ||
+      typeof value === 'bigint' ||
+      value instanceof Uint8Array
+    )
+      return value;
     if (typeof value === 'boolean') return value ? 1 : 0;
-    const kind = Array.isArray(value) ? 'an array' : value === undefined ? 'undefined' : `a${typeof value === 'object' ? 'n' : ''} ${typeof value}`;
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `Query parameter ${i + 1} (params[${i}]) is ${kind}; each parameter must be a string, a number, a boolean or null, one per ? placeholder.`, { param: i });
+    const kind = Array.isArray(value)
+      ? 'an array'
+      : value === undefined
+        ? 'undefined'
+        : `a${typeof value === 'object' ? 'n' : ''} ${typeof value}`;
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `Query parameter ${i + 1} (params[${i}]) is ${kind}; each parameter must be a string, a number, a boolean or null, one per ? placeholder.`,
+      { param: i },
+    );
   });
 }
 
@@ -80,7 +100,11 @@ function outOfMemory(bytesMax: number): KappaError {
 }
 
 function timedOut(timeoutMs: number): KappaError {
-  return new KappaError('KAPPA_QUERY_TIMEOUT', `The query ran for more than ${timeoutMs} ms (waiting for its turn included) and was stopped. Query less: add a WHERE clause or a LIMIT.`, { timeoutMs });
+  return new KappaError(
+    'KAPPA_QUERY_TIMEOUT',
+    `The query ran for more than ${timeoutMs} ms (waiting for its turn included) and was stopped. Query less: add a WHERE clause or a LIMIT.`,
+    { timeoutMs },
+  );
 }
 
 export class TimedReader {
@@ -109,7 +133,11 @@ export class TimedReader {
       return Promise.reject(err);
     }
     if (this.queue.length >= QUEUE_MAX) {
-      return Promise.reject(new KappaError('KAPPA_OVERLOADED', `${QUEUE_MAX} queries are already waiting for their turn; retry shortly.`, { retryAfterSeconds: 1 }));
+      return Promise.reject(
+        new KappaError('KAPPA_OVERLOADED', `${QUEUE_MAX} queries are already waiting for their turn; retry shortly.`, {
+          retryAfterSeconds: 1,
+        }),
+      );
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ sql, params, columns, timeoutMs, deadline: Date.now() + timeoutMs, resolve, reject });
@@ -127,7 +155,7 @@ export class TimedReader {
     }
     const reused = this.idle.pop();
     const spawnedAt = Date.now();
-    const worker = reused ?? fork(CHILD, [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax), String(this.resultBytesMax), String(this.memoryBytesMax)], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const worker = reused ?? this.spawn();
     this.busy++;
     let settled = false;
     const finish = (keep: boolean): void => {
@@ -156,20 +184,25 @@ export class TimedReader {
         worker.send({ sql: job.sql, params: job.params });
       } catch (err) {
         finish(false);
-        job.reject(new KappaError('KAPPA_SQL_ERROR', `The query could not be sent to its process: ${(err as Error).message}`, {}, err));
+        const message = `The query could not be sent to its process: ${(err as Error).message}`;
+        job.reject(new KappaError('KAPPA_SQL_ERROR', message, {}, err));
       }
     };
-    worker.on('message', (m: { ready?: boolean; rows?: Record<string, unknown>[]; refused?: Refusal; error?: string; code?: string }) => {
-      if (m.ready) {
-        job.deadline += Date.now() - spawnedAt; // a new process's start-up is not the query's time
-        return send();
-      }
-      if (settled) return;
-      finish(true);
-      if (m.rows !== undefined) job.resolve({ columns: job.columns, rows: m.rows });
-      else if (m.refused !== undefined) job.reject(refusedError(m.refused));
-      else job.reject(new KappaError('KAPPA_SQL_ERROR', `SQL error: ${m.error}`, m.code ? { sqliteCode: m.code } : {}));
-    });
+    worker.on(
+      'message',
+      (m: { ready?: boolean; rows?: Record<string, unknown>[]; refused?: Refusal; error?: string; code?: string }) => {
+        if (m.ready) {
+          job.deadline += Date.now() - spawnedAt; // a new process's start-up is not the query's time
+          return send();
+        }
+        if (settled) return;
+        finish(true);
+        if (m.rows !== undefined) job.resolve({ columns: job.columns, rows: m.rows });
+        else if (m.refused !== undefined) job.reject(refusedError(m.refused));
+        else
+          job.reject(new KappaError('KAPPA_SQL_ERROR', `SQL error: ${m.error}`, m.code ? { sqliteCode: m.code } : {}));
+      },
+    );
     worker.once('error', (err) => {
       if (settled) return;
       finish(false);
@@ -179,9 +212,19 @@ export class TimedReader {
       if (settled) return;
       finish(false);
       if (signal === MEMORY_SIGNAL) job.reject(outOfMemory(this.memoryBytesMax));
-      else job.reject(new KappaError('KAPPA_SQL_ERROR', `The query process ended (${signal ?? `exit code ${code}`}) before answering.`, {}));
+      else {
+        const message = `The query process ended (${signal ?? `exit code ${code}`}) before answering.`;
+        job.reject(new KappaError('KAPPA_SQL_ERROR', message, {}));
+      }
     });
     if (reused !== undefined) send();
+  }
+
+  /** A new child process for queries (it says `ready` once its database is open). */
+  private spawn(): ChildProcess {
+    const args = [SQLITE, this.path, String(this.busyTimeoutMs), String(this.rowsMax)];
+    args.push(String(this.resultBytesMax), String(this.memoryBytesMax));
+    return fork(CHILD, args, { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   }
 
   async close(): Promise<void> {
