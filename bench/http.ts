@@ -23,7 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BenchUsageError, type Figure, formatCount, formatTable } from './lib/harness.ts';
 
-export const description = 'HTTP ingestion (single and 1,000-record NDJSON POSTs), ack → SSE latency, against a bare Fastify route';
+export const description =
+  'HTTP ingestion (single and 1,000-record NDJSON POSTs), ack → SSE latency, against a bare Fastify route';
 
 const BIN = fileURLToPath(new URL('../bin/kappa.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../src/index.ts', import.meta.url));
@@ -42,16 +43,25 @@ export default defineApp({
 `;
 
 function options(args: string[]): { seconds: number; rate: number } {
-  const { values } = parseArgs({ args, options: { seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '5000' } } });
+  const { values } = parseArgs({
+    args,
+    options: { seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '5000' } },
+  });
   const seconds = Number(values.seconds);
   const rate = Number(values.rate);
-  if (!Number.isInteger(seconds) || seconds < 1) throw new BenchUsageError('--seconds must be a whole number of at least 1');
-  if (!Number.isInteger(rate) || rate < 100 || rate % 100 !== 0) throw new BenchUsageError('--rate must be a multiple of 100 records/s');
+  if (!Number.isInteger(seconds) || seconds < 1)
+    throw new BenchUsageError('--seconds must be a whole number of at least 1');
+  if (!Number.isInteger(rate) || rate < 100 || rate % 100 !== 0)
+    throw new BenchUsageError('--rate must be a multiple of 100 records/s');
   return { seconds, rate };
 }
 
 /** Starts a child and resolves with its base URL once it prints where it listens. */
-function startChild(command: string[], pattern: RegExp, toUrl: (m: RegExpMatchArray) => string): Promise<{ child: ChildProcess; url: string }> {
+function startChild(
+  command: string[],
+  pattern: RegExp,
+  toUrl: (m: RegExpMatchArray) => string,
+): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, command, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -82,17 +92,38 @@ interface Load {
 }
 
 async function load(url: string, connections: number, seconds: number, body: string, type: string): Promise<Load> {
-  const r = await autocannon({ url: `${url}/v1/topics/sales/records`, method: 'POST', connections, duration: seconds, headers: { 'content-type': type }, body });
-  return { rps: r.requests.average, ok: r['2xx'], non2xx: r.non2xx, errors: r.errors + r.timeouts, p50: r.latency.p50, p99: r.latency.p99 };
+  const r = await autocannon({
+    url: `${url}/v1/topics/sales/records`,
+    method: 'POST',
+    connections,
+    duration: seconds,
+    headers: { 'content-type': type },
+    body,
+  });
+  return {
+    rps: r.requests.average,
+    ok: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+  };
 }
 
 /** Steady POSTs of 50 records with a key of their own every 10 ms; the latency from each ack to its row's SSE event. */
-async function ackToSse(url: string, seconds: number, rate: number): Promise<{ p50: number; p99: number; samples: number; missed: number }> {
+async function ackToSse(
+  url: string,
+  seconds: number,
+  rate: number,
+): Promise<{ p50: number; p99: number; samples: number; missed: number }> {
   const perPost = rate / 100;
   const acked = new Map<string, number>();
   const latencies: number[] = [];
   const abort = new AbortController();
-  const res = await fetch(`${url}/v1/views/totals/changes`, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+  const res = await fetch(`${url}/v1/views/totals/changes`, {
+    headers: { accept: 'text/event-stream' },
+    signal: abort.signal,
+  });
   const reading = (async () => {
     const decoder = new TextDecoder();
     let buf = '';
@@ -124,7 +155,11 @@ async function ackToSse(url: string, seconds: number, rate: number): Promise<{ p
     const region = `lat-${i}`;
     const body = Array.from({ length: perPost }, (_, j) => JSON.stringify({ region, cents: j })).join('\n') + '\n';
     posts.push(
-      fetch(`${url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body }).then(async (r) => {
+      fetch(`${url}/v1/topics/sales/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body,
+      }).then(async (r) => {
         await r.arrayBuffer();
         if (r.ok) acked.set(region, performance.now());
       }),
@@ -148,12 +183,21 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   writeFileSync(config, CONFIG);
   const single = JSON.stringify({ region: 'north', cents: 125 });
-  const batch = Array.from({ length: BATCH_RECORDS }, (_, i) => JSON.stringify({ region: ['north', 'south', 'east', 'west'][i % 4], cents: i })).join('\n') + '\n';
-  console.log(`http bench: ${opts.seconds} s per phase; Kappa (kappa start, --flush-interval-ms 10) and a bare Fastify route, each in a child process; autocannon here; in ${root}\n`);
+  const batch =
+    Array.from({ length: BATCH_RECORDS }, (_, i) =>
+      JSON.stringify({ region: ['north', 'south', 'east', 'west'][i % 4], cents: i }),
+    ).join('\n') + '\n';
+  console.log(
+    `http bench: ${opts.seconds} s per phase; Kappa (kappa start, --flush-interval-ms 10) and a bare Fastify route, each in a child process; autocannon here; in ${root}\n`,
+  );
   let kappa: ChildProcess | null = null;
   let bare: ChildProcess | null = null;
   try {
-    const k = await startChild([BIN, '--data-dir', join(root, 'data'), '--config', config, 'start', '--port', '0', '--flush-interval-ms', '10'], /HTTP API on (http:\/\/[^\s]+)/, (m) => m[1]);
+    const k = await startChild(
+      [BIN, '--data-dir', join(root, 'data'), '--config', config, 'start', '--port', '0', '--flush-interval-ms', '10'],
+      /HTTP API on (http:\/\/[^\s]+)/,
+      (m) => m[1],
+    );
     kappa = k.child;
     await load(k.url, 10, 1, single, 'application/json'); // warm-up
     const kSingle = await load(k.url, 100, opts.seconds, single, 'application/json');
@@ -176,21 +220,67 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       formatTable(
         ['phase', 'requests/s', 'records/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
         [
-          ['Kappa, 1 record per POST, 100 conns', formatCount(kSingle.rps), formatCount(kSingle.rps), String(kSingle.p50), String(kSingle.p99), String(kSingle.non2xx), String(kSingle.errors)],
-          ['bare Fastify, same body', formatCount(bSingle.rps), formatCount(bSingle.rps), String(bSingle.p50), String(bSingle.p99), String(bSingle.non2xx), String(bSingle.errors)],
-          [`Kappa, ${BATCH_RECORDS} NDJSON records per POST, 16 conns`, formatCount(kBatch.rps), formatCount(batchRecords), String(kBatch.p50), String(kBatch.p99), String(kBatch.non2xx), String(kBatch.errors)],
-          ['bare Fastify, same body', formatCount(bBatch.rps), formatCount(bBatch.rps * BATCH_RECORDS), String(bBatch.p50), String(bBatch.p99), String(bBatch.non2xx), String(bBatch.errors)],
+          [
+            'Kappa, 1 record per POST, 100 conns',
+            formatCount(kSingle.rps),
+            formatCount(kSingle.rps),
+            String(kSingle.p50),
+            String(kSingle.p99),
+            String(kSingle.non2xx),
+            String(kSingle.errors),
+          ],
+          [
+            'bare Fastify, same body',
+            formatCount(bSingle.rps),
+            formatCount(bSingle.rps),
+            String(bSingle.p50),
+            String(bSingle.p99),
+            String(bSingle.non2xx),
+            String(bSingle.errors),
+          ],
+          [
+            `Kappa, ${BATCH_RECORDS} NDJSON records per POST, 16 conns`,
+            formatCount(kBatch.rps),
+            formatCount(batchRecords),
+            String(kBatch.p50),
+            String(kBatch.p99),
+            String(kBatch.non2xx),
+            String(kBatch.errors),
+          ],
+          [
+            'bare Fastify, same body',
+            formatCount(bBatch.rps),
+            formatCount(bBatch.rps * BATCH_RECORDS),
+            String(bBatch.p50),
+            String(bBatch.p99),
+            String(bBatch.non2xx),
+            String(bBatch.errors),
+          ],
         ],
       ),
     );
-    console.log(`\nack → SSE at ${formatCount(opts.rate)} records/s: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.samples} POSTs (${latency.missed} without an event)\n`);
-    const met = { single: ratio >= TARGETS.singleVsBare, batch: batchRecords >= TARGETS.batchRecordsPerS, sse: latency.p99 <= TARGETS.ackToSseP99Ms };
+    console.log(
+      `\nack → SSE at ${formatCount(opts.rate)} records/s: p50 ${latency.p50.toFixed(1)} ms, p99 ${latency.p99.toFixed(1)} ms over ${latency.samples} POSTs (${latency.missed} without an event)\n`,
+    );
+    const met = {
+      single: ratio >= TARGETS.singleVsBare,
+      batch: batchRecords >= TARGETS.batchRecordsPerS,
+      sse: latency.p99 <= TARGETS.ackToSseP99Ms,
+    };
     console.log(
       formatTable(
         ['target', 'measured', 'result'],
         [
-          [`single-record ingest ≥ ${TARGETS.singleVsBare} × bare route`, `${ratio.toFixed(2)} ×`, met.single ? 'met' : 'MISSED'],
-          [`batched ingest ≥ ${formatCount(TARGETS.batchRecordsPerS)} records/s`, formatCount(batchRecords), met.batch ? 'met' : 'MISSED'],
+          [
+            `single-record ingest ≥ ${TARGETS.singleVsBare} × bare route`,
+            `${ratio.toFixed(2)} ×`,
+            met.single ? 'met' : 'MISSED',
+          ],
+          [
+            `batched ingest ≥ ${formatCount(TARGETS.batchRecordsPerS)} records/s`,
+            formatCount(batchRecords),
+            met.batch ? 'met' : 'MISSED',
+          ],
           [`ack → SSE p99 ≤ ${TARGETS.ackToSseP99Ms} ms`, `${latency.p99.toFixed(1)} ms`, met.sse ? 'met' : 'MISSED'],
         ],
       ),

@@ -21,14 +21,42 @@
  * Everything is written under one directory in os.tmpdir(), deleted at the end, even on failure.
  */
 import { randomBytes } from 'node:crypto';
-import { type NoParamCallback, closeSync, fsyncSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  type NoParamCallback,
+  closeSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type EncodableRecord, type FileLog, type LogFs, defaultFs, encodeBatch, openFileLog } from '../src/log/index.ts';
-import { BenchUsageError, type Figure, formatCount, formatMBps, formatMiB, formatTable, nowMs, peakRssBytes } from './lib/harness.ts';
+import {
+  type EncodableRecord,
+  type FileLog,
+  type LogFs,
+  defaultFs,
+  encodeBatch,
+  openFileLog,
+} from '../src/log/index.ts';
+import {
+  BenchUsageError,
+  type Figure,
+  formatCount,
+  formatMBps,
+  formatMiB,
+  formatTable,
+  nowMs,
+  peakRssBytes,
+} from './lib/harness.ts';
 
-export const description = 'FileLog append (fsync always/never), full scan and concurrent group commit, against raw disk writes';
+export const description =
+  'FileLog append (fsync always/never), full scan and concurrent group commit, against raw disk writes';
 
 const RECORDS_DEFAULT = 5_000_000;
 const VALUE_BYTES = 100;
@@ -98,7 +126,15 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     // Phases 1 and 2: append with fsync `always`, then scan what was written.
     const alwaysLog = await openFileLog({ dir: join(root, 'always'), fsync: 'always', fs });
     await alwaysLog.createTopic(TOPIC, { partitions: 1 });
-    const always = await appendAlternating(alwaysLog, join(root, 'disk-fsync.raw'), true, templates, batches, opts, counts);
+    const always = await appendAlternating(
+      alwaysLog,
+      join(root, 'disk-fsync.raw'),
+      true,
+      templates,
+      batches,
+      opts,
+      counts,
+    );
     checkStoredBytes(join(root, 'always'), batches * bytesPerBatch);
     const scanDecoded = await scan(alwaysLog, true, opts.records);
     const scanBatches = await scan(alwaysLog, false, opts.records);
@@ -108,7 +144,15 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     // Phase 3: append with fsync `never`.
     const neverLog = await openFileLog({ dir: join(root, 'never'), fsync: 'never', fs });
     await neverLog.createTopic(TOPIC, { partitions: 1 });
-    const never = await appendAlternating(neverLog, join(root, 'disk-nofsync.raw'), false, templates, batches, opts, counts);
+    const never = await appendAlternating(
+      neverLog,
+      join(root, 'disk-nofsync.raw'),
+      false,
+      templates,
+      batches,
+      opts,
+      counts,
+    );
     await neverLog.close();
 
     // Phase 4: concurrent appenders, fsync `always`.
@@ -134,11 +178,22 @@ function parseOptions(args: string[]): Options {
       'concurrent-records': { type: 'string' },
     },
   });
-  const records = positiveInt('--records (or BENCH_RECORDS)', values.records ?? process.env.BENCH_RECORDS, RECORDS_DEFAULT);
-  if (records % BATCH_RECORDS !== 0) throw new BenchUsageError(`--records must be a multiple of the batch size ${BATCH_RECORDS}; got ${records}.`);
-  const concurrentRecords = positiveInt('--concurrent-records', values['concurrent-records'], Math.min(records, CONCURRENT_RECORDS_DEFAULT));
+  const records = positiveInt(
+    '--records (or BENCH_RECORDS)',
+    values.records ?? process.env.BENCH_RECORDS,
+    RECORDS_DEFAULT,
+  );
+  if (records % BATCH_RECORDS !== 0)
+    throw new BenchUsageError(`--records must be a multiple of the batch size ${BATCH_RECORDS}; got ${records}.`);
+  const concurrentRecords = positiveInt(
+    '--concurrent-records',
+    values['concurrent-records'],
+    Math.min(records, CONCURRENT_RECORDS_DEFAULT),
+  );
   if (concurrentRecords % CONCURRENT_BATCH_RECORDS !== 0) {
-    throw new BenchUsageError(`--concurrent-records must be a multiple of ${CONCURRENT_BATCH_RECORDS}; got ${concurrentRecords}.`);
+    throw new BenchUsageError(
+      `--concurrent-records must be a multiple of ${CONCURRENT_BATCH_RECORDS}; got ${concurrentRecords}.`,
+    );
   }
   const rounds = positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT);
   return {
@@ -153,7 +208,8 @@ function parseOptions(args: string[]): Options {
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined || text === '') return fallback;
   const n = Number(text.replaceAll('_', ''));
-  if (!Number.isSafeInteger(n) || n < 1) throw new BenchUsageError(`${name} must be a positive whole number; got "${text}".`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new BenchUsageError(`${name} must be a positive whole number; got "${text}".`);
   return n;
 }
 
@@ -164,7 +220,8 @@ function makeTemplates(count: number, size: number): EncodableRecord[][] {
   for (let t = 0; t < count; t++) {
     const values = randomBytes(size * VALUE_BYTES);
     const batch: EncodableRecord[] = [];
-    for (let i = 0; i < size; i++) batch.push({ key: null, value: values.subarray(i * VALUE_BYTES, (i + 1) * VALUE_BYTES), timestamp });
+    for (let i = 0; i < size; i++)
+      batch.push({ key: null, value: values.subarray(i * VALUE_BYTES, (i + 1) * VALUE_BYTES), timestamp });
     templates.push(batch);
   }
   return templates;
@@ -217,11 +274,24 @@ async function appendAlternating(
   } finally {
     disk.close();
   }
-  return { logMs, diskMs, diskRoundBytesPerSMin, diskRoundBytesPerSMax, bytes: batches * bytesPerBatch, groupFsyncs: counts.fsync - fsyncsBefore };
+  return {
+    logMs,
+    diskMs,
+    diskRoundBytesPerSMin,
+    diskRoundBytesPerSMax,
+    bytes: batches * bytesPerBatch,
+    groupFsyncs: counts.fsync - fsyncsBefore,
+  };
 }
 
 /** One producer with at most `inFlightMax` unacknowledged appends. Acks of one partition arrive in order. */
-async function appendWindowed(log: FileLog, templates: EncodableRecord[][], first: number, count: number, inFlightMax: number): Promise<void> {
+async function appendWindowed(
+  log: FileLog,
+  templates: EncodableRecord[][],
+  first: number,
+  count: number,
+  inFlightMax: number,
+): Promise<void> {
   const window: Promise<unknown>[] = [];
   for (let i = first; i < first + count; i++) {
     if (window.length >= inFlightMax) await window.shift();
@@ -242,9 +312,9 @@ class DiskWriter {
   /** Writes `bytes` in 1 MiB writes, with `fsync` an fsync after each; returns the time taken in ms. */
   write(bytes: number, fsync: boolean): number {
     const start = nowMs();
-    for (let left = bytes; left > 0; ) {
+    for (let left = bytes; left > 0;) {
       const n = Math.min(left, DISK_CHUNK_BYTES);
-      for (let done = 0; done < n; ) done += writeSync(this.fd, this.chunk, done, n - done);
+      for (let done = 0; done < n;) done += writeSync(this.fd, this.chunk, done, n - done);
       if (fsync) fsyncSync(this.fd);
       left -= n;
     }
@@ -291,7 +361,7 @@ function readSegmentFiles(partitionDir: string): number {
     if (!f.endsWith('.log')) continue;
     const fd = openSync(join(partitionDir, f), 'r');
     try {
-      for (let pos = 0; ; ) {
+      for (let pos = 0; ;) {
         const n = readSync(fd, buf, 0, buf.length, pos);
         if (n === 0) break;
         pos += n;
@@ -304,7 +374,11 @@ function readSegmentFiles(partitionDir: string): number {
 }
 
 /** `opts.appenders` producers, each sending a 100-record batch and waiting for its ack before the next. */
-async function appendConcurrently(log: FileLog, opts: Options, counts: FsyncCounts): Promise<{ ms: number; batches: number; groupFsyncs: number }> {
+async function appendConcurrently(
+  log: FileLog,
+  opts: Options,
+  counts: FsyncCounts,
+): Promise<{ ms: number; batches: number; groupFsyncs: number }> {
   const templates = makeTemplates(opts.appenders, CONCURRENT_BATCH_RECORDS);
   const batches = opts.concurrentRecords / CONCURRENT_BATCH_RECORDS;
   const fsyncsBefore = counts.fsync;
@@ -345,7 +419,13 @@ function report(
   const ratioNever = perS(bytes, never.logMs) / diskNoFsyncBytes;
   const ratioScan = perS(bytes, scanDecoded.ms) / readBytes;
 
-  const row = (phase: string, records: number | null, bytesPerS: number, perFsync: number | null, ms: number): string[] => [
+  const row = (
+    phase: string,
+    records: number | null,
+    bytesPerS: number,
+    perFsync: number | null,
+    ms: number,
+  ): string[] => [
     phase,
     records === null ? '-' : formatCount(records),
     formatMBps(bytesPerS),
@@ -356,9 +436,21 @@ function report(
     formatTable(
       ['phase', 'records/s', 'MB/s', 'batches/fsync', 'seconds'],
       [
-        row(`append, fsync always (≤ ${opts.inFlight} in flight)`, appendAlways, perS(bytes, always.logMs), batches / always.groupFsyncs, always.logMs),
+        row(
+          `append, fsync always (≤ ${opts.inFlight} in flight)`,
+          appendAlways,
+          perS(bytes, always.logMs),
+          batches / always.groupFsyncs,
+          always.logMs,
+        ),
         row('  disk: 1 MiB writes + fsync each', null, diskBytes, 1, always.diskMs),
-        row(`append, fsync never (≤ ${opts.inFlight} in flight)`, appendNever, perS(bytes, never.logMs), null, never.logMs),
+        row(
+          `append, fsync never (≤ ${opts.inFlight} in flight)`,
+          appendNever,
+          perS(bytes, never.logMs),
+          null,
+          never.logMs,
+        ),
         row('  disk: 1 MiB writes, no fsync', null, diskNoFsyncBytes, null, never.diskMs),
         row('scan: CRC + decode, values as bytes', scanRecords, perS(bytes, scanDecoded.ms), null, scanDecoded.ms),
         row('scan: CRC only, batches not decoded', scanBatchRecords, perS(bytes, scanBatches.ms), null, scanBatches.ms),
@@ -385,18 +477,38 @@ function report(
         ['append always / disk with fsync (bytes/s)', ratioAlways.toFixed(2)],
         ['append never / disk without fsync (bytes/s)', ratioNever.toFixed(2)],
         ['scan with decode / plain reads (bytes/s)', ratioScan.toFixed(2)],
-        [`acks per fsync / appenders (1.00 = every appender in every fsync)`, (acksPerFsync / opts.appenders).toFixed(2)],
+        [
+          `acks per fsync / appenders (1.00 = every appender in every fsync)`,
+          (acksPerFsync / opts.appenders).toFixed(2),
+        ],
       ],
     ),
   );
 
   const targets = [
-    { name: `append always ≥ ${formatCount(TARGET_APPEND_ALWAYS_RECORDS_PER_S)} records/s`, value: formatCount(appendAlways), met: appendAlways >= TARGET_APPEND_ALWAYS_RECORDS_PER_S },
-    { name: `append always ≥ ${TARGET_APPEND_VS_DISK_RATIO} × disk with fsync`, value: ratioAlways.toFixed(2), met: ratioAlways >= TARGET_APPEND_VS_DISK_RATIO },
-    { name: `scan ≥ ${formatCount(TARGET_SCAN_RECORDS_PER_S)} records/s`, value: formatCount(scanRecords), met: scanRecords >= TARGET_SCAN_RECORDS_PER_S },
+    {
+      name: `append always ≥ ${formatCount(TARGET_APPEND_ALWAYS_RECORDS_PER_S)} records/s`,
+      value: formatCount(appendAlways),
+      met: appendAlways >= TARGET_APPEND_ALWAYS_RECORDS_PER_S,
+    },
+    {
+      name: `append always ≥ ${TARGET_APPEND_VS_DISK_RATIO} × disk with fsync`,
+      value: ratioAlways.toFixed(2),
+      met: ratioAlways >= TARGET_APPEND_VS_DISK_RATIO,
+    },
+    {
+      name: `scan ≥ ${formatCount(TARGET_SCAN_RECORDS_PER_S)} records/s`,
+      value: formatCount(scanRecords),
+      met: scanRecords >= TARGET_SCAN_RECORDS_PER_S,
+    },
   ];
   console.log('');
-  console.log(formatTable(['target', 'measured', 'result'], targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED'])));
+  console.log(
+    formatTable(
+      ['target', 'measured', 'result'],
+      targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED']),
+    ),
+  );
   const rss = peakRssBytes();
   console.log(`\npeak RSS ${formatMiB(rss)}`);
 

@@ -36,11 +36,30 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type FileLog, openFileLog } from '../src/log/index.ts';
 import { BatchPositions } from '../src/stream/batch-positions.ts';
-import { BenchUsageError, type Figure, formatCount, formatMiB, formatTable, nowMs, peakRssBytes } from './lib/harness.ts';
+import {
+  BenchUsageError,
+  type Figure,
+  formatCount,
+  formatMiB,
+  formatTable,
+  nowMs,
+  peakRssBytes,
+} from './lib/harness.ts';
 import type { RunFigures, RunRequest } from './lib/process-run.ts';
-import { BATCH_RECORDS, DAYS, DAY_MS, ORDERS, PARTITIONS, REGIONS, SKUS, TOPIC, writeEvents } from './lib/sales-events.ts';
+import {
+  BATCH_RECORDS,
+  DAYS,
+  DAY_MS,
+  ORDERS,
+  PARTITIONS,
+  REGIONS,
+  SKUS,
+  TOPIC,
+  writeEvents,
+} from './lib/sales-events.ts';
 
-export const description = 'the processing engine over a 4-partition topic, 1 and 2 worker threads, against a JSON decode loop';
+export const description =
+  'the processing engine over a 4-partition topic, 1 and 2 worker threads, against a JSON decode loop';
 
 const EVENTS_DEFAULT = 5_000_000;
 const FLUSH_INTERVAL_MS = 500;
@@ -49,7 +68,11 @@ const CEILING_CHUNK_RECORDS = 300_000;
 
 const VIEWS = ['region_day', 'by_sku', 'by_order'] as const;
 type ViewName = (typeof VIEWS)[number];
-const VIEW_KEYS: Record<ViewName, string> = { region_day: `${REGIONS.length * DAYS} keys`, by_sku: `${formatCount(SKUS)} keys`, by_order: `${formatCount(ORDERS)} keys` };
+const VIEW_KEYS: Record<ViewName, string> = {
+  region_day: `${REGIONS.length * DAYS} keys`,
+  by_sku: `${formatCount(SKUS)} keys`,
+  by_order: `${formatCount(ORDERS)} keys`,
+};
 
 const TARGET_CEILING_RATIO_1W = 0.75;
 const TARGET_SPEEDUP_2W = 1.6;
@@ -134,8 +157,9 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       const decoders = await ceiling.calibrate();
       const repeated = await ceiling.repeated();
       console.log(
-        `decode ceiling (events/s, each value decoded once): ${Object.entries(decoders).map(([name, perS]) => `${formatCount(perS)} with ${name}`).join(', ')}; the loop uses ${ceiling.decoder}.` +
-          ` Looping over one sample: ${formatCount(repeated)}.\n`,
+        `decode ceiling (events/s, each value decoded once): ${Object.entries(decoders)
+          .map(([name, perS]) => `${formatCount(perS)} with ${name}`)
+          .join(', ')}; the loop uses ${ceiling.decoder}.` + ` Looping over one sample: ${formatCount(repeated)}.\n`,
       );
       const results: RunResult[] = [];
       for (let round = 0; round < opts.rounds; round++) {
@@ -162,18 +186,38 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
 }
 
 function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({ args, options: { events: { type: 'string' }, workers: { type: 'string' }, views: { type: 'string' }, rounds: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      events: { type: 'string' },
+      workers: { type: 'string' },
+      views: { type: 'string' },
+      rounds: { type: 'string' },
+    },
+  });
   const raw = values.events ?? process.env.BENCH_EVENTS;
   const events = raw === undefined ? EVENTS_DEFAULT : Number(raw);
-  if (!Number.isSafeInteger(events) || events < BATCH_RECORDS * PARTITIONS || events % (BATCH_RECORDS * PARTITIONS) !== 0) {
-    throw new BenchUsageError(`--events (or BENCH_EVENTS) must be a whole multiple of ${BATCH_RECORDS * PARTITIONS} (batches of ${BATCH_RECORDS} × ${PARTITIONS} partitions); got ${raw}.`);
+  if (
+    !Number.isSafeInteger(events) ||
+    events < BATCH_RECORDS * PARTITIONS ||
+    events % (BATCH_RECORDS * PARTITIONS) !== 0
+  ) {
+    throw new BenchUsageError(
+      `--events (or BENCH_EVENTS) must be a whole multiple of ${BATCH_RECORDS * PARTITIONS} (batches of ${BATCH_RECORDS} × ${PARTITIONS} partitions); got ${raw}.`,
+    );
   }
   const workers = (values.workers ?? '0,1,2').split(',').map((w) => Number(w));
-  if (workers.some((w) => !Number.isInteger(w) || w < 0 || w > 64)) throw new BenchUsageError(`--workers takes a comma-separated list of whole numbers (0 = main thread), not "${values.workers}".`);
+  if (workers.some((w) => !Number.isInteger(w) || w < 0 || w > 64))
+    throw new BenchUsageError(
+      `--workers takes a comma-separated list of whole numbers (0 = main thread), not "${values.workers}".`,
+    );
   const views = (values.views ?? VIEWS.join(',')).split(',') as ViewName[];
-  for (const v of views) if (!VIEWS.includes(v)) throw new BenchUsageError(`--views takes a comma-separated list of ${VIEWS.join(', ')}; "${v}" is not one.`);
+  for (const v of views)
+    if (!VIEWS.includes(v))
+      throw new BenchUsageError(`--views takes a comma-separated list of ${VIEWS.join(', ')}; "${v}" is not one.`);
   const rounds = Number(values.rounds ?? 1);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
   return { events, workers, views, rounds };
 }
 
@@ -307,25 +351,40 @@ function best(results: RunResult[]): RunResult[] {
 
 /** Builds one view from offset 0 in a child process (bench/lib/process-run.ts), so its peak RSS is the engine's alone. */
 function buildView(root: string, configPath: string, view: ViewName, workers: number): Promise<RunResult> {
-  const req: RunRequest = { dataDir: join(root, 'data'), dbPath: join(root, `${view}-${workers}.db`), configPath, topic: TOPIC, view, workers, flushIntervalMs: FLUSH_INTERVAL_MS };
+  const req: RunRequest = {
+    dataDir: join(root, 'data'),
+    dbPath: join(root, `${view}-${workers}.db`),
+    configPath,
+    topic: TOPIC,
+    view,
+    workers,
+    flushIntervalMs: FLUSH_INTERVAL_MS,
+  };
   return new Promise((resolve, reject) => {
     // BENCH_CPU_PROF=<dir>: profile each engine run (its main thread and workers) into <dir>.
     const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-    const child = spawn(process.execPath, [...prof, '--import', 'tsx', RUN_SCRIPT, JSON.stringify(req)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', RUN_SCRIPT, JSON.stringify(req)], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`the engine run of ${view} with ${workers} workers failed (exit ${code}): ${stderr}`));
+      if (code !== 0)
+        return reject(new Error(`the engine run of ${view} with ${workers} workers failed (exit ${code}): ${stderr}`));
       const f = JSON.parse(stdout.trim().split('\n').pop()!) as RunFigures;
       resolve({
         view,
         workers,
         ms: f.ms,
         movedMs: workers === 0 ? 0 : f.movedMs,
-        steadyEventsPerS: f.movedMs === null || f.movedEvents >= f.events ? null : ((f.events - f.movedEvents) / (f.ms - f.movedMs)) * 1000,
+        steadyEventsPerS:
+          f.movedMs === null || f.movedEvents >= f.events
+            ? null
+            : ((f.events - f.movedEvents) / (f.ms - f.movedMs)) * 1000,
         eventsPerS: (f.events / f.ms) * 1000,
         mainBusy: f.mainBusy,
         cores: f.cores,
@@ -337,8 +396,14 @@ function buildView(root: string, configPath: string, view: ViewName, workers: nu
   });
 }
 
-function report(opts: Options, results: RunResult[], decoders: Record<Decoder, number>, repeated: number): Record<string, Figure> {
-  const find = (view: ViewName, workers: number): RunResult | undefined => results.find((r) => r.view === view && r.workers === workers);
+function report(
+  opts: Options,
+  results: RunResult[],
+  decoders: Record<Decoder, number>,
+  repeated: number,
+): Record<string, Figure> {
+  const find = (view: ViewName, workers: number): RunResult | undefined =>
+    results.find((r) => r.view === view && r.workers === workers);
   const ratio = (r: RunResult): number => r.eventsPerS / r.ceilingPerS;
   const rows = results.map((r) => {
     const one = find(r.view, 1);
@@ -360,7 +425,24 @@ function report(opts: Options, results: RunResult[], decoders: Record<Decoder, n
   });
   console.log('');
   console.log(
-    formatTable(['view', 'workers', 'events/s', 'ceiling', '/ ceiling', '/ 1 worker', 'seconds', 'workers up at s', 'then events/s', 'main busy', 'cores used', 'peak RSS', 'rows'], rows),
+    formatTable(
+      [
+        'view',
+        'workers',
+        'events/s',
+        'ceiling',
+        '/ ceiling',
+        '/ 1 worker',
+        'seconds',
+        'workers up at s',
+        'then events/s',
+        'main busy',
+        'cores used',
+        'peak RSS',
+        'rows',
+      ],
+      rows,
+    ),
   );
   console.log(
     '\nceiling: UTF-8 decode + JSON.parse only, one thread, measured around each run. "workers up at s": when every task was on its worker thread' +
@@ -375,12 +457,33 @@ function report(opts: Options, results: RunResult[], decoders: Record<Decoder, n
   const peakRss = Math.max(...results.map((r) => r.rssPeakBytes));
   const peakRssMb = peakRss / (1 << 20);
   const targets = [];
-  if (w1) targets.push({ name: `${headline}, 1 worker ≥ ${TARGET_CEILING_RATIO_1W} × ceiling`, value: ratio(w1).toFixed(2), met: ratio(w1) >= TARGET_CEILING_RATIO_1W });
-  if (w1 && w2) targets.push({ name: `${headline}, 2 workers ≥ ${TARGET_SPEEDUP_2W} × 1 worker`, value: (w2.eventsPerS / w1.eventsPerS).toFixed(2), met: w2.eventsPerS / w1.eventsPerS >= TARGET_SPEEDUP_2W });
-  targets.push({ name: `peak RSS < ${TARGET_PEAK_RSS_MB} MB`, value: `${peakRssMb.toFixed(0)} MB`, met: peakRssMb < TARGET_PEAK_RSS_MB });
+  if (w1)
+    targets.push({
+      name: `${headline}, 1 worker ≥ ${TARGET_CEILING_RATIO_1W} × ceiling`,
+      value: ratio(w1).toFixed(2),
+      met: ratio(w1) >= TARGET_CEILING_RATIO_1W,
+    });
+  if (w1 && w2)
+    targets.push({
+      name: `${headline}, 2 workers ≥ ${TARGET_SPEEDUP_2W} × 1 worker`,
+      value: (w2.eventsPerS / w1.eventsPerS).toFixed(2),
+      met: w2.eventsPerS / w1.eventsPerS >= TARGET_SPEEDUP_2W,
+    });
+  targets.push({
+    name: `peak RSS < ${TARGET_PEAK_RSS_MB} MB`,
+    value: `${peakRssMb.toFixed(0)} MB`,
+    met: peakRssMb < TARGET_PEAK_RSS_MB,
+  });
   console.log('');
-  console.log(formatTable(['target', 'measured', 'result'], targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED'])));
-  console.log(`\npeak RSS ${formatMiB(peakRss)} (the largest engine run's process, worker threads included; the bench's own process: ${formatMiB(peakRssBytes())})`);
+  console.log(
+    formatTable(
+      ['target', 'measured', 'result'],
+      targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED']),
+    ),
+  );
+  console.log(
+    `\npeak RSS ${formatMiB(peakRss)} (the largest engine run's process, worker threads included; the bench's own process: ${formatMiB(peakRssBytes())})`,
+  );
 
   const figures: Record<string, Figure> = {
     events: opts.events,
@@ -406,7 +509,8 @@ function report(opts: Options, results: RunResult[], decoders: Record<Decoder, n
   for (const r of results) {
     figures[`events_per_s_${r.view}_${r.workers}w`] = Math.round(r.eventsPerS);
     figures[`ceiling_ratio_${r.view}_${r.workers}w`] = round2(ratio(r));
-    if (r.steadyEventsPerS !== null && r.workers > 0) figures[`steady_events_per_s_${r.view}_${r.workers}w`] = Math.round(r.steadyEventsPerS);
+    if (r.steadyEventsPerS !== null && r.workers > 0)
+      figures[`steady_events_per_s_${r.view}_${r.workers}w`] = Math.round(r.steadyEventsPerS);
     figures[`rss_peak_mb_${r.view}_${r.workers}w`] = Math.round(r.rssPeakBytes / (1 << 20));
   }
   figures.peak_rss_mb = Math.round(peakRssMb);

@@ -35,12 +35,31 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openFileLog } from '../src/log/index.ts';
-import { BenchUsageError, type Figure, formatCount, formatMBps, formatMiB, formatTable, nowMs, peakRssBytes } from './lib/harness.ts';
+import {
+  BenchUsageError,
+  type Figure,
+  formatCount,
+  formatMBps,
+  formatMiB,
+  formatTable,
+  nowMs,
+  peakRssBytes,
+} from './lib/harness.ts';
 import type { RunFigures, RunRequest } from './lib/process-run.ts';
 import type { DuckFigures, DuckRequest } from './lib/rebuild-duckdb.ts';
-import { BATCH_RECORDS, DAY_MS, type OracleRow, PARTITIONS, TOPIC, diffRows, sortRows, writeEvents } from './lib/sales-events.ts';
+import {
+  BATCH_RECORDS,
+  DAY_MS,
+  type OracleRow,
+  PARTITIONS,
+  TOPIC,
+  diffRows,
+  sortRows,
+  writeEvents,
+} from './lib/sales-events.ts';
 
-export const description = 'rebuilding a region × day view from offset 0 of the log, against DuckDB over the same events as JSON Lines';
+export const description =
+  'rebuilding a region × day view from offset 0 of the log, against DuckDB over the same events as JSON Lines';
 
 const EVENTS_DEFAULT = 10_000_000;
 const VIEW = 'region_day';
@@ -123,17 +142,31 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       `wrote ${formatCount(opts.events)} events in ${((nowMs() - t0) / 1000).toFixed(1)} s: ${formatMBps(logBytes)} MB of log, ${formatMBps(jsonlBytes)} MB of JSON Lines; ${oracle.length} region × day groups\n`,
     );
 
-    const engineReq: RunRequest = { dataDir, dbPath: join(root, `${VIEW}.db`), configPath, topic: TOPIC, view: VIEW, workers, flushIntervalMs: FLUSH_INTERVAL_MS };
+    const engineReq: RunRequest = {
+      dataDir,
+      dbPath: join(root, `${VIEW}.db`),
+      configPath,
+      topic: TOPIC,
+      view: VIEW,
+      workers,
+      flushIntervalMs: FLUSH_INTERVAL_MS,
+    };
     const duckReq: DuckRequest = { sql: duckdbSql(jsonlPath), threads: workers };
     const kappaRuns: Run[] = [];
     const duckRuns: Run[] = [];
     let version = '';
     for (let round = 0; round < opts.rounds; round++) {
       const k = await runChild<RunFigures>(ENGINE_RUN_SCRIPT, engineReq, `the engine's rebuild of ${VIEW}`);
-      if (k.events !== opts.events) throw new Error(`invariant: the engine found ${k.events} events in the log, the bench wrote ${opts.events}`);
-      if (k.rows !== oracle.length) throw new Error(`Kappa's ${VIEW} view has ${k.rows} rows; the events written have ${oracle.length} region × day groups.`);
+      if (k.events !== opts.events)
+        throw new Error(`invariant: the engine found ${k.events} events in the log, the bench wrote ${opts.events}`);
+      if (k.rows !== oracle.length)
+        throw new Error(
+          `Kappa's ${VIEW} view has ${k.rows} rows; the events written have ${oracle.length} region × day groups.`,
+        );
       kappaRuns.push({ ms: k.ms, rssPeakBytes: k.maxRssBytes, rows: k.rows });
-      console.log(`  Kappa rebuild: ${(k.ms / 1000).toFixed(2)} s, ${formatCount((opts.events / k.ms) * 1000)} events/s, peak RSS ${formatMiB(k.maxRssBytes)}`);
+      console.log(
+        `  Kappa rebuild: ${(k.ms / 1000).toFixed(2)} s, ${formatCount((opts.events / k.ms) * 1000)} events/s, peak RSS ${formatMiB(k.maxRssBytes)}`,
+      );
 
       const d = await runChild<DuckFigures>(DUCKDB_RUN_SCRIPT, duckReq, 'the DuckDB query');
       const diffs = diffRows(sortRows(d.rows), oracle);
@@ -145,7 +178,9 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       }
       version = d.version;
       duckRuns.push({ ms: d.ms, rssPeakBytes: d.maxRssBytes, rows: d.rows.length });
-      console.log(`  DuckDB ${d.version}: ${(d.ms / 1000).toFixed(2)} s, ${formatCount((opts.events / d.ms) * 1000)} events/s, peak RSS ${formatMiB(d.maxRssBytes)}`);
+      console.log(
+        `  DuckDB ${d.version}: ${(d.ms / 1000).toFixed(2)} s, ${formatCount((opts.events / d.ms) * 1000)} events/s, peak RSS ${formatMiB(d.maxRssBytes)}`,
+      );
     }
     return report(opts, workers, fastest(kappaRuns), fastest(duckRuns), version, logBytes, jsonlBytes);
   } finally {
@@ -158,17 +193,23 @@ function parseOptions(args: string[]): Options {
   const raw = values.events ?? process.env.BENCH_EVENTS;
   const events = raw === undefined ? EVENTS_DEFAULT : Number(raw);
   if (!Number.isSafeInteger(events) || events < BATCH_RECORDS * PARTITIONS) {
-    throw new BenchUsageError(`--events (or BENCH_EVENTS) must be a whole number of at least ${BATCH_RECORDS * PARTITIONS}; got ${raw}.`);
+    throw new BenchUsageError(
+      `--events (or BENCH_EVENTS) must be a whole number of at least ${BATCH_RECORDS * PARTITIONS}; got ${raw}.`,
+    );
   }
   const rounds = Number(values.rounds ?? 1);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
   return { events, rounds };
 }
 
 /** Runs `script` in a process of its own (so its peak RSS is its alone) and returns the JSON line it prints last. */
 function runChild<T>(script: string, req: object, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(req)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(req)], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -195,7 +236,15 @@ function treeBytes(dir: string): number {
   return bytes;
 }
 
-function report(opts: Options, workers: number, kappa: Run, duck: Run, version: string, logBytes: number, jsonlBytes: number): Record<string, Figure> {
+function report(
+  opts: Options,
+  workers: number,
+  kappa: Run,
+  duck: Run,
+  version: string,
+  logBytes: number,
+  jsonlBytes: number,
+): Record<string, Figure> {
   const kappaS = kappa.ms / 1000;
   const duckS = duck.ms / 1000;
   const ratio = kappaS / duckS;
@@ -206,8 +255,24 @@ function report(opts: Options, workers: number, kappa: Run, duck: Run, version: 
     formatTable(
       ['system', 'reads', 'seconds', 'events/s', 'MB/s read', 'peak RSS', 'rows'],
       [
-        [`Kappa: engine, ${workers} worker${workers === 1 ? '' : 's'}`, `log, ${formatMBps(logBytes)} MB`, kappaS.toFixed(2), formatCount(perS(kappa)), mbPerS(logBytes, kappa), formatMiB(kappa.rssPeakBytes), String(kappa.rows)],
-        [`DuckDB ${version}, ${workers} thread${workers === 1 ? '' : 's'}`, `JSON Lines, ${formatMBps(jsonlBytes)} MB`, duckS.toFixed(2), formatCount(perS(duck)), mbPerS(jsonlBytes, duck), formatMiB(duck.rssPeakBytes), String(duck.rows)],
+        [
+          `Kappa: engine, ${workers} worker${workers === 1 ? '' : 's'}`,
+          `log, ${formatMBps(logBytes)} MB`,
+          kappaS.toFixed(2),
+          formatCount(perS(kappa)),
+          mbPerS(logBytes, kappa),
+          formatMiB(kappa.rssPeakBytes),
+          String(kappa.rows),
+        ],
+        [
+          `DuckDB ${version}, ${workers} thread${workers === 1 ? '' : 's'}`,
+          `JSON Lines, ${formatMBps(jsonlBytes)} MB`,
+          duckS.toFixed(2),
+          formatCount(perS(duck)),
+          mbPerS(jsonlBytes, duck),
+          formatMiB(duck.rssPeakBytes),
+          String(duck.rows),
+        ],
       ],
     ),
   );
@@ -218,7 +283,18 @@ function report(opts: Options, workers: number, kappa: Run, duck: Run, version: 
   );
   const met = ratio <= TARGET_RATIO_VS_DUCKDB_MAX;
   console.log('');
-  console.log(formatTable(['target', 'measured', 'result'], [[`Kappa rebuild ≤ ${TARGET_RATIO_VS_DUCKDB_MAX} × DuckDB's time`, `${ratio.toFixed(2)} ×`, met ? 'met' : 'MISSED']]));
+  console.log(
+    formatTable(
+      ['target', 'measured', 'result'],
+      [
+        [
+          `Kappa rebuild ≤ ${TARGET_RATIO_VS_DUCKDB_MAX} × DuckDB's time`,
+          `${ratio.toFixed(2)} ×`,
+          met ? 'met' : 'MISSED',
+        ],
+      ],
+    ),
+  );
   return {
     events: opts.events,
     partitions: PARTITIONS,

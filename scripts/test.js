@@ -58,14 +58,19 @@ else env.KAPPA_TEST_SKIP_DEBIAN = '1';
 
 // Detached: the runner leads its own process group, so it can be killed with everything in it.
 // stdin is not passed on: a background process group reading the terminal would be stopped.
-const forceExit = spawnSync(process.execPath, ['--help'], { encoding: 'utf8' }).stdout.includes('--test-force-exit') ? ['--test-force-exit'] : [];
+const forceExit = spawnSync(process.execPath, ['--help'], { encoding: 'utf8' }).stdout.includes('--test-force-exit')
+  ? ['--test-force-exit']
+  : [];
 // Files that assert latency (how long an HTTP answer may wait while the engine works) run after the
 // others, one at a time: beside another test file on a 2-core machine they measure that file too.
 const SOLO = new Set(['test/e2e/backfill.test.ts']);
 const shared = files.filter((f) => !SOLO.has(f));
 const solo = files.filter((f) => SOLO.has(f));
 const testArgs = ['--import', 'tsx', '--test', `--test-timeout=${FILE_TIMEOUT_MS}`, ...forceExit];
-const passes = [shared.length > 0 ? [...testArgs, '--test-concurrency=2', ...shared] : null, solo.length > 0 ? [...testArgs, '--test-concurrency=1', ...solo] : null].filter((p) => p !== null);
+const passes = [
+  shared.length > 0 ? [...testArgs, '--test-concurrency=2', ...shared] : null,
+  solo.length > 0 ? [...testArgs, '--test-concurrency=1', ...solo] : null,
+].filter((p) => p !== null);
 // The runner is one process (the leader of the group below) that runs the passes in turn and
 // fails if any failed.
 const driver = `
@@ -127,9 +132,13 @@ runner.on('close', async (code, signal) => {
   const survivors = await leftBehind();
   for (const p of survivors) kill(p.pid);
   if (survivors.length > 0) {
-    console.error(`\nnpm test: ${survivors.length} process(es) started by the tests were still running after the tests ended. They are killed now:`);
+    console.error(
+      `\nnpm test: ${survivors.length} process(es) started by the tests were still running after the tests ended. They are killed now:`,
+    );
     for (const p of survivors) console.error(`  pid ${p.pid}: ${p.command}`);
-    console.error('A test let a child process outlive it. Start children through test/support/processes.ts (spawnOwned, runKappa), which kills them when the test ends.');
+    console.error(
+      'A test let a child process outlive it. Start children through test/support/processes.ts (spawnOwned, runKappa), which kills them when the test ends.',
+    );
   }
   if (stopping === 'timeout') process.exit(1);
   if (stopping !== null) process.exit(130);

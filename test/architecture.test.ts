@@ -169,7 +169,9 @@ function isImportOrRequire(callee: ts.Expression): boolean {
 
 function resolveTarget(from: string, specifier: string): string | null {
   if (!specifier.startsWith('.')) return null;
-  const path = relative(SRC, resolve(SRC, dirname(from), specifier)).split('\\').join('/');
+  const path = relative(SRC, resolve(SRC, dirname(from), specifier))
+    .split('\\')
+    .join('/');
   return path.startsWith('..') ? null : path;
 }
 
@@ -214,7 +216,10 @@ describe('architecture of src/ (the rules at the top of test/architecture.test.t
     assert.ok(!modules.some((m) => m.endsWith('.test.ts')), 'tests are not checked');
     const workerReadsLog = imports.some((i) => i.from === WORKER_ENTRY && i.target === 'log/index.ts');
     assert.ok(workerReadsLog, 'worker.ts imports ../log/index.ts');
-    assert.ok(imports.some((i) => i.specifier === 'better-sqlite3'), 'the SQLite adapter imports better-sqlite3');
+    assert.ok(
+      imports.some((i) => i.specifier === 'better-sqlite3'),
+      'the SQLite adapter imports better-sqlite3',
+    );
   });
 
   test('the checks catch what they are meant to catch', () => {
@@ -233,14 +238,23 @@ describe('architecture of src/ (the rules at the top of test/architecture.test.t
     assert.match(checkImport(imp('newfolder/x.ts', '../log/index.ts')).join(), /in no area of the table/);
     const graph: Record<string, Import[]> = {
       // A type-only import of the adapter loads nothing; a run-time chain to better-sqlite3 does.
-      'stream/worker.ts': [imp('stream/worker.ts', './a.ts'), imp('stream/worker.ts', '../view/sqlite/index.ts', false)],
+      'stream/worker.ts': [
+        imp('stream/worker.ts', './a.ts'),
+        imp('stream/worker.ts', '../view/sqlite/index.ts', false),
+      ],
       'stream/a.ts': [imp('stream/a.ts', 'better-sqlite3')],
     };
-    const calls = importsOf('x/y.ts', "const a = await import('../log/index.ts'); const b = require('better-sqlite3');");
-    assert.deepEqual(calls.map((i) => [i.specifier, i.target, i.runtime]), [
-      ['../log/index.ts', 'log/index.ts', true],
-      ['better-sqlite3', null, true],
-    ]);
+    const calls = importsOf(
+      'x/y.ts',
+      "const a = await import('../log/index.ts'); const b = require('better-sqlite3');",
+    );
+    assert.deepEqual(
+      calls.map((i) => [i.specifier, i.target, i.runtime]),
+      [
+        ['../log/index.ts', 'log/index.ts', true],
+        ['better-sqlite3', null, true],
+      ],
+    );
     const chains = forbiddenWorkerChains('stream/worker.ts', (m) => graph[m] ?? []);
     assert.deepEqual(chains, ['src/stream/worker.ts -> src/stream/a.ts -> better-sqlite3']);
   });

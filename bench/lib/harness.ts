@@ -22,7 +22,9 @@ export class BenchUsageError extends Error {
 
 /** Whether `err` is bad input from the command line (ours, or `util.parseArgs` rejecting a flag). */
 export function isUsageError(err: unknown): err is Error {
-  return err instanceof BenchUsageError || String((err as NodeJS.ErrnoException)?.code ?? '').startsWith('ERR_PARSE_ARGS');
+  return (
+    err instanceof BenchUsageError || String((err as NodeJS.ErrnoException)?.code ?? '').startsWith('ERR_PARSE_ARGS')
+  );
 }
 
 /** Renders rows as a table: the first column left-aligned, the others right-aligned (they hold numbers). */

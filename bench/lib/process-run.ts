@@ -49,7 +49,16 @@ async function main(req: RunRequest): Promise<RunFigures> {
   const ends: number[] = [];
   for (let p = 0; p < info.partitions; p++) ends.push((await log.offsets(req.topic, p)).end);
   const events = ends.reduce((s, e) => s + e, 0);
-  const engine = new Engine({ log, store, control: store, app, logger: quiet, workers: req.workers, configPath: req.configPath, flushIntervalMs: req.flushIntervalMs });
+  const engine = new Engine({
+    log,
+    store,
+    control: store,
+    app,
+    logger: quiet,
+    workers: req.workers,
+    configPath: req.configPath,
+    flushIntervalMs: req.flushIntervalMs,
+  });
   try {
     const elu0 = performance.eventLoopUtilization();
     const cpu0 = process.cpuUsage();
@@ -58,7 +67,8 @@ async function main(req: RunRequest): Promise<RunFigures> {
     let moved: { ms: number; events: number } | null = req.workers === 0 ? { ms: 0, events: 0 } : null;
     for (;;) {
       const status = engine.status();
-      if (moved === null && status.every((t) => t.worker !== null)) moved = { ms: performance.now() - t0, events: status.reduce((s, t) => s + t.eventsProcessed, 0) };
+      if (moved === null && status.every((t) => t.worker !== null))
+        moved = { ms: performance.now() - t0, events: status.reduce((s, t) => s + t.eventsProcessed, 0) };
       if (status.every((t) => t.committedOffset >= ends[t.partition])) break;
       await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 5))]);
     }
@@ -66,7 +76,8 @@ async function main(req: RunRequest): Promise<RunFigures> {
     const cpu = process.cpuUsage(cpu0);
     const elu = performance.eventLoopUtilization(elu0);
     const processed = engine.status().reduce((s, t) => s + t.eventsProcessed, 0);
-    if (processed !== events) throw new Error(`invariant: the engine folded ${processed} events, the log holds ${events}`);
+    if (processed !== events)
+      throw new Error(`invariant: the engine folded ${processed} events, the log holds ${events}`);
     await engine.stop();
     const rows = (await store.query(`SELECT count(*) AS n FROM ${req.view}`)).rows[0].n as number;
     return {

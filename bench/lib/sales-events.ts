@@ -146,7 +146,9 @@ export function diffRows(rows: RegionDayRow[], oracle: OracleRow[]): string[] {
     seen.add(key);
     if (!o) diffs.push(`${key}: not among the events written`);
     else if (r.orders !== o.orders || Math.abs(r.amount - o.cents / 100) >= 0.005) {
-      diffs.push(`${key}: amount ${r.amount} and ${r.orders} orders, expected ${(o.cents / 100).toFixed(2)} and ${o.orders}`);
+      diffs.push(
+        `${key}: amount ${r.amount} and ${r.orders} orders, expected ${(o.cents / 100).toFixed(2)} and ${o.orders}`,
+      );
     }
   }
   for (const o of oracle) if (!seen.has(`${o.region}/${o.day}`)) diffs.push(`${o.region}/${o.day}: missing`);

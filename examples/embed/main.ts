@@ -34,7 +34,10 @@ try {
     return { orderId, storeId: 's1', region, sku: 'p1', amount, ts };
   };
   const records = [sale('o1', 'north', 12.5), sale('o2', 'north', 7.5), sale('o3', 'south', 3)];
-  await log.append('sales', records.map((value) => ({ key: 's1', value: Buffer.from(JSON.stringify(value)) })));
+  await log.append(
+    'sales',
+    records.map((value) => ({ key: 's1', value: Buffer.from(JSON.stringify(value)) })),
+  );
   // The view catches up within a flush interval; wait for both regions' rows.
   let rows: SalesRow[] = [];
   for (let tries = 0; rows.length < 2 && tries < 100; tries++) {

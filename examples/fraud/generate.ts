@@ -18,7 +18,14 @@ function transaction(now: number): object {
   const c = Math.floor(random() * CARDS);
   const stolen = random() < 0.001;
   const amount = Math.round(usual[c] * (stolen ? 20 + random() * 30 : 0.5 + random()) * 100) / 100;
-  return { txId: `tx-${now.toString(36)}-${tx++}`, card: `card-${String(c).padStart(3, '0')}`, merchant: MERCHANTS[Math.floor(random() * MERCHANTS.length)], country: stolen ? 'US' : home[c], amount, ts: now };
+  return {
+    txId: `tx-${now.toString(36)}-${tx++}`,
+    card: `card-${String(c).padStart(3, '0')}`,
+    merchant: MERCHANTS[Math.floor(random() * MERCHANTS.length)],
+    country: stolen ? 'US' : home[c],
+    amount,
+    ts: now,
+  };
 }
 
 await postNdjson({ topic: 'transactions', noun: 'transactions', rateDefault: 300, make: transaction });

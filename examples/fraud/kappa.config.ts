@@ -16,7 +16,12 @@ const Transaction = Type.Object({
   ts: Type.Integer(),
 });
 
-export const transactions = topic('transactions', { partitions: 4, schema: Transaction, key: (t) => t.card, time: (t) => t.ts });
+export const transactions = topic('transactions', {
+  partitions: 4,
+  schema: Transaction,
+  key: (t) => t.card,
+  time: (t) => t.ts,
+});
 const suspicious = alertsTopic('suspicious', { partitions: 2 });
 
 const webhook = process.env.KAPPA_FRAUD_WEBHOOK;
@@ -24,9 +29,24 @@ const webhook = process.env.KAPPA_FRAUD_WEBHOOK;
 export default defineApp({
   topics: [transactions, suspicious],
   views: [
-    view('card_spend', from(transactions).groupBy((t) => ({ card: t.card })).aggregate({ spent: sum((t) => t.amount), transactions: count(), largest: max((t) => t.amount) })),
-    view('spend_by_country', from(transactions).groupBy((t) => ({ country: t.country })).aggregate({ spent: sum((t) => t.amount), transactions: count() })),
-    view('suspicious_by_card', from(suspicious).groupBy((a) => ({ card: a.key, rule: a.rule })).aggregate({ flagged: count(), largest: max((a) => a.value ?? 0) })),
+    view(
+      'card_spend',
+      from(transactions)
+        .groupBy((t) => ({ card: t.card }))
+        .aggregate({ spent: sum((t) => t.amount), transactions: count(), largest: max((t) => t.amount) }),
+    ),
+    view(
+      'spend_by_country',
+      from(transactions)
+        .groupBy((t) => ({ country: t.country }))
+        .aggregate({ spent: sum((t) => t.amount), transactions: count() }),
+    ),
+    view(
+      'suspicious_by_card',
+      from(suspicious)
+        .groupBy((a) => ({ card: a.key, rule: a.rule }))
+        .aggregate({ flagged: count(), largest: max((a) => a.value ?? 0) }),
+    ),
   ],
   outputs: [
     anomaly('unusual_amount', from(transactions), {
@@ -37,10 +57,17 @@ export default defineApp({
       threshold: 6,
       minSamples: 15,
       severity: 'critical',
-      message: (t, card, score) => `card ${card}: ${t.amount.toFixed(2)} at ${t.merchant} (${t.country}) is ${score.toFixed(1)} deviations above its usual spend`,
+      message: (t, card, score) =>
+        `card ${card}: ${t.amount.toFixed(2)} at ${t.merchant} (${t.country}) is ${score.toFixed(1)} deviations above its usual spend`,
       to: suspicious,
     }),
-    threshold('large_transaction', from(transactions), { key: (t) => t.card, when: (t) => t.amount > 5000, value: (t) => t.amount, severity: 'warning', to: suspicious }),
+    threshold('large_transaction', from(transactions), {
+      key: (t) => t.card,
+      when: (t) => t.amount > 5000,
+      value: (t) => t.amount,
+      severity: 'warning',
+      to: suspicious,
+    }),
   ],
   webhooks: webhook ? [{ name: 'fraud_team', url: webhook, topic: 'suspicious' }] : [],
 });

@@ -16,7 +16,13 @@ function reading(now: number): object {
   if ((hotUntil.get(d) ?? 0) < now) hotUntil.delete(d);
   const base = hotUntil.has(d) ? 86 : 21 + (d % 5) * 0.5;
   const wild = random() < 0.0002 ? 40 : 0;
-  return { device: `dev-${String(d).padStart(2, '0')}`, site: `site-${d % 6}`, temperature: Math.round((base + wild + (random() - 0.5)) * 10) / 10, humidity: Math.round(40 + random() * 20), ts: now - Math.floor(random() * 2000) };
+  return {
+    device: `dev-${String(d).padStart(2, '0')}`,
+    site: `site-${d % 6}`,
+    temperature: Math.round((base + wild + (random() - 0.5)) * 10) / 10,
+    humidity: Math.round(40 + random() * 20),
+    ts: now - Math.floor(random() * 2000),
+  };
 }
 
 await postNdjson({ topic: 'readings', noun: 'readings', rateDefault: 200, make: reading });

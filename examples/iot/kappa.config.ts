@@ -4,7 +4,21 @@
  * values. Run: `kappa start --config examples/iot/kappa.config.ts`, then
  * `node --import tsx examples/iot/generate.ts`.
  */
-import { Type, alertsTopic, anomaly, avg, count, defineApp, from, last, max, threshold, topic, tumbling, view } from 'kappa';
+import {
+  Type,
+  alertsTopic,
+  anomaly,
+  avg,
+  count,
+  defineApp,
+  from,
+  last,
+  max,
+  threshold,
+  topic,
+  tumbling,
+  view,
+} from 'kappa';
 
 const Reading = Type.Object({
   device: Type.String(),
@@ -14,7 +28,13 @@ const Reading = Type.Object({
   ts: Type.Integer(),
 });
 
-export const readings = topic('readings', { partitions: 4, schema: Reading, key: (r) => r.device, time: (r) => r.ts, onInvalid: 'dlq' });
+export const readings = topic('readings', {
+  partitions: 4,
+  schema: Reading,
+  key: (r) => r.device,
+  time: (r) => r.ts,
+  onInvalid: 'dlq',
+});
 const alerts = alertsTopic('alerts');
 
 export default defineApp({
@@ -25,16 +45,29 @@ export default defineApp({
       from(readings)
         .window(tumbling('1m', { outOfOrderness: '10s', allowedLateness: '2m' }))
         .groupBy((r) => ({ device: r.device }))
-        .aggregate({ avg_temperature: avg((r) => r.temperature), max_temperature: max((r) => r.temperature), readings: count() }),
+        .aggregate({
+          avg_temperature: avg((r) => r.temperature),
+          max_temperature: max((r) => r.temperature),
+          readings: count(),
+        }),
     ),
     view(
       'site_status',
       from(readings)
         .groupBy((r) => ({ site: r.site }))
-        .aggregate({ last_temperature: last((r) => r.temperature), hottest: max((r) => r.temperature), readings: count() }),
+        .aggregate({
+          last_temperature: last((r) => r.temperature),
+          hottest: max((r) => r.temperature),
+          readings: count(),
+        }),
     ),
     // The alerts as a table too: how many each device raised, by rule.
-    view('alert_counts', from(alerts).groupBy((a) => ({ rule: a.rule, device: a.key })).aggregate({ alerts: count(), last_value: last((a) => a.value ?? 0) })),
+    view(
+      'alert_counts',
+      from(alerts)
+        .groupBy((a) => ({ rule: a.rule, device: a.key }))
+        .aggregate({ alerts: count(), last_value: last((a) => a.value ?? 0) }),
+    ),
   ],
   outputs: [
     threshold('overheat', from(readings), {
@@ -46,7 +79,15 @@ export default defineApp({
       message: (r, device) => `${device} at ${r.site} has been above 80 °C for a minute (now ${r.temperature} °C)`,
       to: alerts,
     }),
-    anomaly('temperature_anomaly', from(readings), { key: (r) => r.device, value: (r) => r.temperature, method: 'zscore', window: 120, threshold: 5, minSamples: 30, to: alerts }),
+    anomaly('temperature_anomaly', from(readings), {
+      key: (r) => r.device,
+      value: (r) => r.temperature,
+      method: 'zscore',
+      window: 120,
+      threshold: 5,
+      minSamples: 30,
+      to: alerts,
+    }),
   ],
   // webhooks: [{ name: 'ops_pager', url: 'https://example.com/hooks/kappa', topic: 'alerts' }],
 });

@@ -28,7 +28,12 @@ export interface Webhooks {
   stop(): Promise<void>;
 }
 
-export async function startWebhooks(log: Log, control: ControlStore, hooks: readonly WebhookConfig[], logger: Logger): Promise<Webhooks> {
+export async function startWebhooks(
+  log: Log,
+  control: ControlStore,
+  hooks: readonly WebhookConfig[],
+  logger: Logger,
+): Promise<Webhooks> {
   const abort = new AbortController();
   const stats = new Map<string, WebhookStats>();
   const loops: Promise<void>[] = [];
@@ -75,30 +80,51 @@ async function deliver(
         if (signal.aborted) return; // not delivered: tried again at the next start
         if (error === null) stats.delivered++;
         else {
-          logger.warn(`webhook ${h.name}: gave up on ${h.topic}/${partition}/${r.offset} after ${h.maxAttempts} attempts (${error}); it is in ${dlq}`);
+          logger.warn(
+            `webhook ${h.name}: gave up on ${h.topic}/${partition}/${r.offset} after ${h.maxAttempts} attempts (${error}); it is in ${dlq}`,
+          );
           await log.append(dlq, [
             {
               partition,
               key: r.key,
               value: r.value,
               timestamp: r.timestamp,
-              headers: { 'kappa.webhook': h.name, 'kappa.error': error, 'kappa.attempts': String(h.maxAttempts), 'kappa.source.topic': h.topic, 'kappa.source.partition': String(partition), 'kappa.source.offset': String(r.offset) },
+              headers: {
+                'kappa.webhook': h.name,
+                'kappa.error': error,
+                'kappa.attempts': String(h.maxAttempts),
+                'kappa.source.topic': h.topic,
+                'kappa.source.partition': String(partition),
+                'kappa.source.offset': String(r.offset),
+              },
             },
           ]);
           // Counted once it is in the dead-letter topic, so whoever reads the count finds it there.
           stats.deadLettered++;
         }
-        await control.saveOutputCheckpoint(checkpointName, { topic: h.topic, partition, offset: r.offset + 1, sequences: [] });
+        await control.saveOutputCheckpoint(checkpointName, {
+          topic: h.topic,
+          partition,
+          offset: r.offset + 1,
+          sequences: [],
+        });
         from = r.offset + 1;
       }
     }
   } catch (err) {
-    if (!signal.aborted) logger.warn(`webhook ${h.name}: delivery from ${h.topic}/${partition} stopped: ${(err as Error).message}`);
+    if (!signal.aborted)
+      logger.warn(`webhook ${h.name}: delivery from ${h.topic}/${partition} stopped: ${(err as Error).message}`);
   }
 }
 
 /** Delivers one record, retrying with backoff; null when delivered, else the last failure. */
-async function post(h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookConfig, 'headers'>, partition: number, r: LogRecord, stats: WebhookStats, signal: AbortSignal): Promise<string | null> {
+async function post(
+  h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookConfig, 'headers'>,
+  partition: number,
+  r: LogRecord,
+  stats: WebhookStats,
+  signal: AbortSignal,
+): Promise<string | null> {
   const text = r.value === null ? null : r.value.toString('utf8');
   let value: unknown = text;
   try {
@@ -106,7 +132,14 @@ async function post(h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookCo
   } catch {
     // not JSON: sent as a string
   }
-  const body = JSON.stringify({ topic: h.topic, partition, offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('utf8') ?? null, value });
+  const body = JSON.stringify({
+    topic: h.topic,
+    partition,
+    offset: r.offset,
+    timestamp: r.timestamp,
+    key: r.key?.toString('utf8') ?? null,
+    value,
+  });
   let last = '';
   for (let attempt = 1; attempt <= h.maxAttempts; attempt++) {
     if (attempt > 1) {
@@ -117,7 +150,11 @@ async function post(h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookCo
     try {
       const res = await fetch(h.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'kappa-delivery-id': `${h.topic}/${partition}/${r.offset}`, ...(h.headers ?? {}) },
+        headers: {
+          'content-type': 'application/json',
+          'kappa-delivery-id': `${h.topic}/${partition}/${r.offset}`,
+          ...(h.headers ?? {}),
+        },
         body,
         signal: AbortSignal.any([signal, AbortSignal.timeout(h.timeoutMs)]),
       });

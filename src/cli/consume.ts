@@ -16,7 +16,11 @@ export interface ConsumeOptions {
   withMeta?: boolean;
 }
 
-type From = { kind: 'earliest' } | { kind: 'latest' } | { kind: 'offset'; offset: number } | { kind: 'time'; ms: number; text: string };
+type From =
+  | { kind: 'earliest' }
+  | { kind: 'latest' }
+  | { kind: 'offset'; offset: number }
+  | { kind: 'time'; ms: number; text: string };
 
 export function parseFrom(text: string): From {
   if (text === 'earliest' || text === 'latest') return { kind: text };
@@ -24,9 +28,15 @@ export function parseFrom(text: string): From {
   if (text.startsWith('@')) {
     const ms = Date.parse(text.slice(1));
     if (Number.isFinite(ms)) return { kind: 'time', ms, text: text.slice(1) };
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${text}": "${text.slice(1)}" is not a time Kappa can read. Use an ISO time such as @2026-01-31T12:00:00Z.`);
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `--from "${text}": "${text.slice(1)}" is not a time Kappa can read. Use an ISO time such as @2026-01-31T12:00:00Z.`,
+    );
   }
-  throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${text}" is not understood. Use earliest, latest, an offset (a whole number), or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`);
+  throw new KappaError(
+    'KAPPA_INVALID_ARGUMENT',
+    `--from "${text}" is not understood. Use earliest, latest, an offset (a whole number), or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`,
+  );
 }
 
 async function startOffset(log: Log, topic: string, partition: number, from: From): Promise<number> {
@@ -40,13 +50,17 @@ async function startOffset(log: Log, topic: string, partition: number, from: Fro
       return log.offsetForTime(topic, partition, from.ms);
     case 'offset':
       if (from.offset < start || from.offset > end) {
-        throw new KappaError('KAPPA_OFFSET_OUT_OF_RANGE', `--from ${from.offset} is outside partition ${partition} of "${topic}", which holds offsets ${start} to ${end - 1}.`, {
-          topic,
-          partition,
-          offset: from.offset,
-          start,
-          end,
-        });
+        throw new KappaError(
+          'KAPPA_OFFSET_OUT_OF_RANGE',
+          `--from ${from.offset} is outside partition ${partition} of "${topic}", which holds offsets ${start} to ${end - 1}.`,
+          {
+            topic,
+            partition,
+            offset: from.offset,
+            start,
+            end,
+          },
+        );
       }
       return from.offset;
   }
@@ -98,9 +112,13 @@ export async function consumeCommand(ctx: CliContext, topic: string, opts: Consu
     await withLog(openForReading(ctx.dataDir), async (log) => {
       const info = await log.topic(topic);
       if (opts.partition !== undefined && opts.partition >= info.partitions) {
-        throw new KappaError('KAPPA_INVALID_PARTITION', `Topic "${topic}" has partitions 0 to ${info.partitions - 1}; there is no partition ${opts.partition}.`);
+        throw new KappaError(
+          'KAPPA_INVALID_PARTITION',
+          `Topic "${topic}" has partitions 0 to ${info.partitions - 1}; there is no partition ${opts.partition}.`,
+        );
       }
-      const partitions = opts.partition !== undefined ? [opts.partition] : Array.from({ length: info.partitions }, (_, i) => i);
+      const partitions =
+        opts.partition !== undefined ? [opts.partition] : Array.from({ length: info.partitions }, (_, i) => i);
       const starts = await Promise.all(partitions.map((p) => startOffset(log, topic, p, from)));
       if (limit === 0) return;
       const readPartition = async (p: number, start: number): Promise<void> => {

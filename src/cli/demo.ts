@@ -71,30 +71,36 @@ function generate(log: Log, rate: number, onError: (err: Error) => void): () => 
 
 export async function demoCommand(ctx: CliContext, opts: DemoOptions): Promise<void> {
   const rate = opts.rate ?? 200;
-  await startCommand(ctx, { config: DEMO_CONFIG, host: opts.host, port: opts.port ?? 8080, workers: opts.workers, flushIntervalMs: 200 }, async ({ log, server }) => {
-    const stop = generate(log, rate, (err) => ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`));
-    const url = server?.url ?? '(no server)';
-    ctx.stdout.write(
-      [
-        '',
-        `Kappa sales demo: ${rate} sales events a second into ${ctx.dataDir}, the sales pipelines, the HTTP API.`,
-        '',
-        `  Dashboard   ${url}/`,
-        `  Query       npx kappa query "SELECT region, year, total, orders FROM aggregated_sales ORDER BY total DESC"`,
-        `  Over HTTP   curl -s '${url}/v1/views/aggregated_sales?order=-total'`,
-        `  Live rows   curl -sN ${url}/v1/views/sales_per_minute/changes`,
-        `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
-        '',
-        '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
-        '  aggregated_sales count only orders over 50 with .filter((s) => s.amount > 50)), then run',
-        '  npm start again. Kappa sees the new logic, replays the whole log into version 2 beside',
-        '  version 1, and swaps them in one step once version 2 has caught up. `npx kappa rollback',
-        '  aggregated_sales` goes back.',
-        '',
-        'Ctrl-C stops; everything is flushed and checkpointed first.',
-        '',
-      ].join('\n'),
-    );
-    return stop;
-  });
+  await startCommand(
+    ctx,
+    { config: DEMO_CONFIG, host: opts.host, port: opts.port ?? 8080, workers: opts.workers, flushIntervalMs: 200 },
+    async ({ log, server }) => {
+      const stop = generate(log, rate, (err) =>
+        ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`),
+      );
+      const url = server?.url ?? '(no server)';
+      ctx.stdout.write(
+        [
+          '',
+          `Kappa sales demo: ${rate} sales events a second into ${ctx.dataDir}, the sales pipelines, the HTTP API.`,
+          '',
+          `  Dashboard   ${url}/`,
+          `  Query       npx kappa query "SELECT region, year, total, orders FROM aggregated_sales ORDER BY total DESC"`,
+          `  Over HTTP   curl -s '${url}/v1/views/aggregated_sales?order=-total'`,
+          `  Live rows   curl -sN ${url}/v1/views/sales_per_minute/changes`,
+          `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
+          '',
+          '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
+          '  aggregated_sales count only orders over 50 with .filter((s) => s.amount > 50)), then run',
+          '  npm start again. Kappa sees the new logic, replays the whole log into version 2 beside',
+          '  version 1, and swaps them in one step once version 2 has caught up. `npx kappa rollback',
+          '  aggregated_sales` goes back.',
+          '',
+          'Ctrl-C stops; everything is flushed and checkpointed first.',
+          '',
+        ].join('\n'),
+      );
+      return stop;
+    },
+  );
 }

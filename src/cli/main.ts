@@ -31,7 +31,10 @@ export function parseWholeNumber(name: string, min: number): (value: string) => 
   return (value) => {
     const n = Number(value);
     if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
-      throw new KappaError('KAPPA_INVALID_ARGUMENT', `${name} must be a whole number${min === 0 ? ' (0 or more)' : min === 1 ? ' (1 or more)' : ` of at least ${min}`}, not "${value}".`);
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `${name} must be a whole number${min === 0 ? ' (0 or more)' : min === 1 ? ' (1 or more)' : ` of at least ${min}`}, not "${value}".`,
+      );
     }
     return n;
   };
@@ -49,7 +52,10 @@ function buildProgram(ctx: () => CliContext): Command {
   const program = new Command('kappa')
     .description('Kappa: one replayable event log, one stream-processing code path, versioned SQL views.')
     .addOption(new Option('--data-dir <dir>', 'where Kappa keeps its data').env('KAPPA_DATA_DIR').default('./.kappa'))
-    .option('--config <file>', 'the app config (kappa.config.ts or .js); used by `kappa start`, and by `kappa replay`/`rollback` when no `kappa start` is running')
+    .option(
+      '--config <file>',
+      'the app config (kappa.config.ts or .js); used by `kappa start`, and by `kappa replay`/`rollback` when no `kappa start` is running',
+    )
     .showHelpAfterError('(run `kappa --help` to see the commands)')
     .exitOverride();
   addTopicCommands(program, ctx);
@@ -67,13 +73,27 @@ function addTopicCommands(program: Command, ctx: () => CliContext): void {
     .command('create <name>')
     .description('create a topic')
     .option('--partitions <n>', 'number of partitions', parseWholeNumber('--partitions', 1), 1)
-    .option('--retention-ms <ms>', 'delete data older than this; -1 keeps it forever', parseWholeNumber('--retention-ms', -1), -1)
-    .option('--retention-bytes <bytes>', 'keep at most about this many bytes per partition; -1 = no limit', parseWholeNumber('--retention-bytes', -1), -1)
-    .option('--segment-bytes <bytes>', 'size at which a partition starts a new segment file', parseWholeNumber('--segment-bytes', 1024))
+    .option(
+      '--retention-ms <ms>',
+      'delete data older than this; -1 keeps it forever',
+      parseWholeNumber('--retention-ms', -1),
+      -1,
+    )
+    .option(
+      '--retention-bytes <bytes>',
+      'keep at most about this many bytes per partition; -1 = no limit',
+      parseWholeNumber('--retention-bytes', -1),
+      -1,
+    )
+    .option(
+      '--segment-bytes <bytes>',
+      'size at which a partition starts a new segment file',
+      parseWholeNumber('--segment-bytes', 1024),
+    )
     .action((name: string, opts) => topicsCreate(ctx(), name, opts));
   jsonCommand(topics, 'list', 'list topics').action((opts) => topicsList(ctx(), opts));
-  jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action((name: string, opts) =>
-    topicsDescribe(ctx(), name, opts),
+  jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action(
+    (name: string, opts) => topicsDescribe(ctx(), name, opts),
   );
 }
 
@@ -105,15 +125,30 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('start')
     .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
-    .option('--flush-interval-ms <ms>', 'how often tasks commit their rows and checkpoints', parseWholeNumber('--flush-interval-ms', 1))
+    .option(
+      '--flush-interval-ms <ms>',
+      'how often tasks commit their rows and checkpoints',
+      parseWholeNumber('--flush-interval-ms', 1),
+    )
     .option(
       '--workers <n>',
       `worker threads that run the tasks (one task per view and partition, spread round-robin); 0 runs every task on the main thread (default: one per core, ${defaultWorkers()} here)`,
       parseWholeNumber('--workers', 0),
     )
-    .option('--worker-heap-mb <mb>', `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`, parseWholeNumber('--worker-heap-mb', 16))
-    .option('--host <address>', "the HTTP API's address (default: the config's server.host, or 127.0.0.1; another address needs tokens in the config)")
-    .option('--port <port>', "the HTTP API's port (default: the config's server.port, or 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
+    .option(
+      '--worker-heap-mb <mb>',
+      `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`,
+      parseWholeNumber('--worker-heap-mb', 16),
+    )
+    .option(
+      '--host <address>',
+      "the HTTP API's address (default: the config's server.host, or 127.0.0.1; another address needs tokens in the config)",
+    )
+    .option(
+      '--port <port>',
+      "the HTTP API's port (default: the config's server.port, or 8080; 0 picks a free one)",
+      parseWholeNumber('--port', 0),
+    )
     .option('--no-server', 'run the pipelines without the HTTP API')
     .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
     .action((opts) =>
@@ -131,9 +166,14 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
 
   program
     .command('token')
-    .description('make a token for the HTTP API: prints the token once, and the line to add to server.tokens in the config')
+    .description(
+      'make a token for the HTTP API: prints the token once, and the line to add to server.tokens in the config',
+    )
     .argument('<name>', 'a name for the token (shown in logs, never the token itself)')
-    .requiredOption('--scopes <list>', 'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)')
+    .requiredOption(
+      '--scopes <list>',
+      'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)',
+    )
     .action((name: string, opts) => tokenCommand(ctx(), name, opts.scopes as string));
 }
 
@@ -141,10 +181,18 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
 function addViewCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('replay <view>')
-    .description("build a new version of a view by replaying the log beside the live one; it goes live once it has caught up with the head")
-    .option('--from <where>', 'earliest, or @<ISO time> to replay only the records from that time on (found with the time index)')
+    .description(
+      'build a new version of a view by replaying the log beside the live one; it goes live once it has caught up with the head',
+    )
+    .option(
+      '--from <where>',
+      'earliest, or @<ISO time> to replay only the records from that time on (found with the time index)',
+    )
     .option('--cancel', 'cancel the build in progress (what it built so far is dropped)')
-    .option('--no-wait', 'return once the build has started instead of following its progress until the version is live')
+    .option(
+      '--no-wait',
+      'return once the build has started instead of following its progress until the version is live',
+    )
     .action((view: string, opts) =>
       replayCommand(ctx(), view, { config: configOf(program), from: opts.from, cancel: opts.cancel, wait: opts.wait }),
     );
@@ -167,20 +215,35 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
 function addDemoCommand(program: Command, ctx: () => CliContext): void {
   program
     .command('demo')
-    .description('the sales demo (what `npm start` runs): sales events at a steady rate, the sales pipelines, the HTTP API and the dashboard, until Ctrl-C')
+    .description(
+      'the sales demo (what `npm start` runs): sales events at a steady rate, the sales pipelines, the HTTP API and the dashboard, until Ctrl-C',
+    )
     .option('--rate <n>', 'sales events a second', parseWholeNumber('--rate', 1), 200)
     .option('--host <address>', "the HTTP API's address (default 127.0.0.1)")
     .option('--port <port>', "the HTTP API's port (default 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
-    .option('--workers <n>', 'worker threads for the pipelines (default: one per core)', parseWholeNumber('--workers', 0))
+    .option(
+      '--workers <n>',
+      'worker threads for the pipelines (default: one per core)',
+      parseWholeNumber('--workers', 0),
+    )
     .action((opts) => demoCommand(ctx(), { rate: opts.rate, host: opts.host, port: opts.port, workers: opts.workers }));
 }
 
-export async function main(argv: string[], io: Partial<Pick<CliContext, 'stdout' | 'stderr' | 'stdin'>> = {}): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Partial<Pick<CliContext, 'stdout' | 'stderr' | 'stdin'>> = {},
+): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   let context: CliContext | null = null;
   const ctx = (): CliContext =>
-    (context ??= { dataDir: resolve(program.opts().dataDir as string), stdout, stderr, stdin: io.stdin ?? process.stdin, exitCode: 0 });
+    (context ??= {
+      dataDir: resolve(program.opts().dataDir as string),
+      stdout,
+      stderr,
+      stdin: io.stdin ?? process.stdin,
+      exitCode: 0,
+    });
   const program = buildProgram(ctx);
   program.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
   try {

@@ -33,16 +33,22 @@ export function parseLine(line: string, lineNo: number, opts: ProduceOptions): P
   try {
     parsed = JSON.parse(line);
   } catch (err) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} is not valid JSON (${(err as Error).message})`, { line: lineNo });
+    throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} is not valid JSON (${(err as Error).message})`, {
+      line: lineNo,
+    });
   }
   const record: ProducerRecord = { value: line };
   if (opts.keyField) {
     const key = getPath(parsed, opts.keyField);
     if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'boolean') {
-      throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} has no string or number at "${opts.keyField}" to use as the key (found ${key === undefined ? 'nothing' : JSON.stringify(key)})`, {
-        line: lineNo,
-        field: opts.keyField,
-      });
+      throw new KappaError(
+        'KAPPA_INVALID_RECORD',
+        `line ${lineNo} has no string or number at "${opts.keyField}" to use as the key (found ${key === undefined ? 'nothing' : JSON.stringify(key)})`,
+        {
+          line: lineNo,
+          field: opts.keyField,
+        },
+      );
     }
     record.key = String(key);
   }
@@ -50,16 +56,24 @@ export function parseLine(line: string, lineNo: number, opts: ProduceOptions): P
     const t = getPath(parsed, opts.timeField);
     const ms = typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : NaN;
     if (!Number.isFinite(ms) || (typeof t === 'number' && !Number.isInteger(t))) {
-      throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} has no time at "${opts.timeField}" (need milliseconds since 1970 or an ISO time, found ${t === undefined ? 'nothing' : JSON.stringify(t)})`, {
-        line: lineNo,
-        field: opts.timeField,
-      });
+      throw new KappaError(
+        'KAPPA_INVALID_RECORD',
+        `line ${lineNo} has no time at "${opts.timeField}" (need milliseconds since 1970 or an ISO time, found ${t === undefined ? 'nothing' : JSON.stringify(t)})`,
+        {
+          line: lineNo,
+          field: opts.timeField,
+        },
+      );
     }
     if (Math.abs(ms) > TIME_MS_MAX) {
-      throw new KappaError('KAPPA_INVALID_RECORD', `line ${lineNo} has the time ${ms} at "${opts.timeField}", outside what a date can hold (±${TIME_MS_MAX} ms around 1970, years -271821 to 275760)`, {
-        line: lineNo,
-        field: opts.timeField,
-      });
+      throw new KappaError(
+        'KAPPA_INVALID_RECORD',
+        `line ${lineNo} has the time ${ms} at "${opts.timeField}", outside what a date can hold (±${TIME_MS_MAX} ms around 1970, years -271821 to 275760)`,
+        {
+          line: lineNo,
+          field: opts.timeField,
+        },
+      );
     }
     record.timestamp = ms;
   }
@@ -112,7 +126,12 @@ export async function produceCommand(ctx: CliContext, topic: string, opts: Produ
     if (!failure && carry.trim() !== '') await handle([carry]);
   } catch (err) {
     if (err instanceof KappaError && produced > 0) {
-      throw new KappaError(err.code, `${err.message} (${produced} records were produced and acknowledged before this error)`, err.details, err);
+      throw new KappaError(
+        err.code,
+        `${err.message} (${produced} records were produced and acknowledged before this error)`,
+        err.details,
+        err,
+      );
     }
     throw err;
   } finally {
@@ -121,7 +140,11 @@ export async function produceCommand(ctx: CliContext, topic: string, opts: Produ
   const records = `${produced} record${produced === 1 ? '' : 's'}`;
   if (failure) {
     const f = failure as KappaError;
-    throw new KappaError(f.code, `${f.message}. ${records} from the lines before it ${produced === 1 ? 'was' : 'were'} produced to topic "${topic}"; nothing from line ${lineNo} on was written.`, f.details);
+    throw new KappaError(
+      f.code,
+      `${f.message}. ${records} from the lines before it ${produced === 1 ? 'was' : 'were'} produced to topic "${topic}"; nothing from line ${lineNo} on was written.`,
+      f.details,
+    );
   }
   ctx.stderr.write(`produced ${records} to topic "${topic}"\n`);
 }

@@ -36,7 +36,11 @@ const POLL_MS = 200;
 
 export function replayCommand(ctx: CliContext, view: string, opts: ReplayOptions): Promise<void> {
   if (opts.from !== undefined && opts.from !== 'earliest') parseFrom(opts.from);
-  if (opts.cancel && opts.from !== undefined) throw new KappaError('KAPPA_INVALID_ARGUMENT', '--cancel and --from cannot be used together: --cancel stops the build in progress.');
+  if (opts.cancel && opts.from !== undefined)
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      '--cancel and --from cannot be used together: --cancel stops the build in progress.',
+    );
   return run(ctx, view, opts.cancel ? 'cancel' : 'replay', opts);
 }
 
@@ -66,8 +70,11 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
     if (action !== 'cancel') {
       const running = (await store.builds()).find((b) => b.name === view);
       if (running !== undefined) {
-        ctx.stderr.write(`kappa: ${describeBuild(running)} is already in progress; following it (Ctrl-C stops following, not the build; \`kappa replay ${view} --cancel\` cancels it)\n`);
-        if (opts.wait !== false) await follow(ctx, view, running.version, buildSteps(store, view, running.version), () => null);
+        ctx.stderr.write(
+          `kappa: ${describeBuild(running)} is already in progress; following it (Ctrl-C stops following, not the build; \`kappa replay ${view} --cancel\` cancels it)\n`,
+        );
+        if (opts.wait !== false)
+          await follow(ctx, view, running.version, buildSteps(store, view, running.version), () => null);
         return;
       }
     }
@@ -75,10 +82,12 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
     const deadline = Date.now() + TAKE_TIMEOUT_MS;
     for (;;) {
       const r = await store.request(id);
-      if (r?.state === 'failed') throw new KappaError('KAPPA_VIEW_CONFLICT', r.message ?? 'The request failed.', { view });
+      if (r?.state === 'failed')
+        throw new KappaError('KAPPA_VIEW_CONFLICT', r.message ?? 'The request failed.', { view });
       if (r?.state === 'done') {
         ctx.stderr.write(`kappa: ${r.message}\n`);
-        if (action !== 'cancel' && opts.wait !== false) await follow(ctx, view, r.version!, buildSteps(store, view, r.version!), () => null);
+        if (action !== 'cancel' && opts.wait !== false)
+          await follow(ctx, view, r.version!, buildSteps(store, view, r.version!), () => null);
         return;
       }
       if (r?.state === 'pending' && Date.now() > deadline) {
@@ -96,7 +105,13 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
 }
 
 /** Nothing is running: run the config's pipelines here until the build is live, then stop them. */
-async function runHere(ctx: CliContext, log: Log, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
+async function runHere(
+  ctx: CliContext,
+  log: Log,
+  view: string,
+  action: ViewRequestAction,
+  opts: ReplayOptions,
+): Promise<void> {
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   try {
     if (action === 'cancel') {
@@ -105,7 +120,10 @@ async function runHere(ctx: CliContext, log: Log, view: string, action: ViewRequ
     }
     const configPath = resolve(opts.config ?? defaultConfigPath());
     const app = await loadApp(configPath);
-    const logger = { info: (m: string) => void ctx.stderr.write(`kappa: ${m}\n`), warn: (m: string) => void ctx.stderr.write(`kappa: warning: ${m}\n`) };
+    const logger = {
+      info: (m: string) => void ctx.stderr.write(`kappa: ${m}\n`),
+      warn: (m: string) => void ctx.stderr.write(`kappa: warning: ${m}\n`),
+    };
     const engine = new Engine({ log, store, control: store, app, configPath, logger });
     let stopped = false;
     try {
@@ -119,24 +137,34 @@ async function runHere(ctx: CliContext, log: Log, view: string, action: ViewRequ
         // Never built: its first version is being built from the start of the log by the start above.
         version = engine.status().find((t) => t.view === view)!.version;
         steps = firstBuildSteps(store, log, view, version, def.aggregation.stream.source.name, () => engine.caughtUp);
-        ctx.stderr.write(`kappa: view ${view} has no version yet: building version ${version} from the start of the log (it serves its rows as they come)${opts.from !== undefined && opts.from !== 'earliest' ? '; --from applies only to later versions' : ''}\n`);
+        ctx.stderr.write(
+          `kappa: view ${view} has no version yet: building version ${version} from the start of the log (it serves its rows as they come)${opts.from !== undefined && opts.from !== 'earliest' ? '; --from applies only to later versions' : ''}\n`,
+        );
       } else if (running !== undefined) {
         version = running.version;
         steps = buildSteps(store, view, version);
         ctx.stderr.write(`kappa: ${describeBuild(running)} was already due; following it instead\n`);
       } else {
-        const result = action === 'replay' ? await engine.replay(view, opts.from ?? 'earliest') : await engine.rollback(view);
+        const result =
+          action === 'replay' ? await engine.replay(view, opts.from ?? 'earliest') : await engine.rollback(view);
         version = result.version; // the engine has logged what it does
         steps = buildSteps(store, view, version);
       }
       if (opts.wait === false) {
-        ctx.stderr.write('kappa: no `kappa start` is running, so the build runs only while this command does; it goes on from its checkpoints at the next `kappa start`\n');
+        ctx.stderr.write(
+          'kappa: no `kappa start` is running, so the build runs only while this command does; it goes on from its checkpoints at the next `kappa start`\n',
+        );
       } else {
         let failure: Error | null = null;
         engine.failure.catch((err: Error) => (failure = err));
-        ctx.stderr.write('kappa: no `kappa start` is running: the pipelines run here until the version is live (Ctrl-C stops; the build goes on from its checkpoints later)\n');
+        ctx.stderr.write(
+          'kappa: no `kappa start` is running: the pipelines run here until the version is live (Ctrl-C stops; the build goes on from its checkpoints later)\n',
+        );
         const interrupted = await withInterrupt((signal) => follow(ctx, view, version, steps, () => failure, signal));
-        if (interrupted) ctx.stderr.write('kappa: stopping; the build goes on from its checkpoints at the next `kappa start` or `kappa replay`\n');
+        if (interrupted)
+          ctx.stderr.write(
+            'kappa: stopping; the build goes on from its checkpoints at the next `kappa start` or `kappa replay`\n',
+          );
       }
       await engine.stop();
       stopped = true;
@@ -151,24 +179,33 @@ async function runHere(ctx: CliContext, log: Log, view: string, action: ViewRequ
 /** Cancels a build left by an engine that is no longer running (nothing else can be running it). */
 async function cancelStopped(store: SqliteStore, view: string): Promise<string> {
   const build = (await store.builds()).find((b) => b.name === view);
-  if (build === undefined) throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${view}" has no build in progress to cancel.`, { view });
+  if (build === undefined)
+    throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${view}" has no build in progress to cancel.`, { view });
   const exists = (await store.versions()).some((v) => v.name === view && v.version === build.version);
   if (build.reason === 'rollback' || !exists) {
     await store.deleteBuild(view, build.version);
   } else {
     await store.dropVersion(view, build.version);
   }
-  if (build.reason === 'rollback') return `cancelled the rollback of view ${view} to version ${build.version}; it stays retired`;
-  const again = build.reason === 'logic changed' ? " With rebuild: 'auto' (the default), the next `kappa start` builds the changed logic again; set rebuild: 'manual' on the view to keep the current version." : '';
+  if (build.reason === 'rollback')
+    return `cancelled the rollback of view ${view} to version ${build.version}; it stays retired`;
+  const again =
+    build.reason === 'logic changed'
+      ? " With rebuild: 'auto' (the default), the next `kappa start` builds the changed logic again; set rebuild: 'manual' on the view to keep the current version."
+      : '';
   return `cancelled the build of version ${build.version} of view ${view} and dropped what it had built.${again}`;
 }
 
 function describeBuild(b: BuildInfo): string {
-  return b.reason === 'rollback' ? `the rollback of view ${b.name} to version ${b.version}` : `a build of version ${b.version} of view ${b.name} (${b.reason})`;
+  return b.reason === 'rollback'
+    ? `the rollback of view ${b.name} to version ${b.version}`
+    : `a build of version ${b.version} of view ${b.name} (${b.reason})`;
 }
 
 /** One look at a build: its progress, or that its version is live. */
-type Step = { done: number; total: number; eventsPerSecond: number | null; etaSeconds: number | null } | { live: true; rows: number; empty?: boolean };
+type Step =
+  | { done: number; total: number; eventsPerSecond: number | null; etaSeconds: number | null }
+  | { live: true; rows: number; empty?: boolean };
 
 /** The progress the engine saves for a build, until the version is live. */
 function buildSteps(store: SqliteStore, view: string, version: number): () => Promise<Step> {
@@ -176,18 +213,38 @@ function buildSteps(store: SqliteStore, view: string, version: number): () => Pr
     const build = (await store.builds()).find((b) => b.name === view && b.version === version);
     if (build !== undefined) {
       if (Date.now() - build.updatedAtMs > STALE_MS) {
-        throw new KappaError('KAPPA_TIMEOUT', `The build of version ${version} of view ${view} has made no progress for ${STALE_MS / 1000} s: \`kappa start\` has probably stopped. The build goes on from its checkpoints when it runs again.`, { view, version });
+        throw new KappaError(
+          'KAPPA_TIMEOUT',
+          `The build of version ${version} of view ${view} has made no progress for ${STALE_MS / 1000} s: \`kappa start\` has probably stopped. The build goes on from its checkpoints when it runs again.`,
+          { view, version },
+        );
       }
-      return { done: build.offsetsDone, total: build.offsetsTotal, eventsPerSecond: build.eventsPerSecond, etaSeconds: build.etaSeconds };
+      return {
+        done: build.offsetsDone,
+        total: build.offsetsTotal,
+        eventsPerSecond: build.eventsPerSecond,
+        etaSeconds: build.etaSeconds,
+      };
     }
     const v = (await store.versions()).find((x) => x.name === view && x.version === version);
     if (v?.state === 'live') return { live: true, rows: v.rows };
-    throw new KappaError('KAPPA_VIEW_CONFLICT', `The build of version ${version} of view ${view} stopped before it went live: it was cancelled, or the engine failed (see the \`kappa start\` output).`, { view, version });
+    throw new KappaError(
+      'KAPPA_VIEW_CONFLICT',
+      `The build of version ${version} of view ${view} stopped before it went live: it was cancelled, or the engine failed (see the \`kappa start\` output).`,
+      { view, version },
+    );
   };
 }
 
 /** A view's first version is live from its first rows; it is done once its checkpoints reach the head of every partition of its source. */
-function firstBuildSteps(store: SqliteStore, log: Log, view: string, version: number, topic: string, engineCaughtUp: () => boolean): () => Promise<Step> {
+function firstBuildSteps(
+  store: SqliteStore,
+  log: Log,
+  view: string,
+  version: number,
+  topic: string,
+  engineCaughtUp: () => boolean,
+): () => Promise<Step> {
   return async () => {
     const info = (await store.versions()).find((v) => v.name === view && v.version === version);
     const checkpoints = info === undefined ? [] : await store.checkpoints(view, version);
@@ -201,7 +258,8 @@ function firstBuildSteps(store: SqliteStore, log: Log, view: string, version: nu
       total += Math.max(0, end - start);
       caughtUp &&= at >= end;
     }
-    if (caughtUp && info?.state === 'live') return { live: true, rows: (await store.versions()).find((v) => v.name === view && v.version === version)!.rows };
+    if (caughtUp && info?.state === 'live')
+      return { live: true, rows: (await store.versions()).find((v) => v.name === view && v.version === version)!.rows };
     // A version is created with its first row: a log with nothing that makes a row never creates one.
     if (info === undefined && engineCaughtUp()) return { live: true, rows: 0, empty: true };
     return { done, total, eventsPerSecond: null, etaSeconds: null };
@@ -212,7 +270,14 @@ function firstBuildSteps(store: SqliteStore, log: Log, view: string, version: nu
  * Shows a build's progress until its version is live. On a terminal, a bar redrawn in place;
  * otherwise (a pipe, a CI log) one line a second.
  */
-async function follow(ctx: CliContext, view: string, version: number, step: () => Promise<Step>, failure: () => Error | null, signal?: AbortSignal): Promise<void> {
+async function follow(
+  ctx: CliContext,
+  view: string,
+  version: number,
+  step: () => Promise<Step>,
+  failure: () => Error | null,
+  signal?: AbortSignal,
+): Promise<void> {
   const stream = ctx.stderr as NodeJS.WriteStream;
   const bar = new SingleBar({
     stream,
@@ -243,12 +308,19 @@ async function follow(ctx: CliContext, view: string, version: number, step: () =
       }
       // Without a rate from the engine, measure it here.
       const now = Date.now();
-      if (last !== null && now > last.atMs && s.done > last.done) rate = rate === 0 ? ((s.done - last.done) * 1000) / (now - last.atMs) : 0.7 * rate + (0.3 * (s.done - last.done) * 1000) / (now - last.atMs);
+      if (last !== null && now > last.atMs && s.done > last.done)
+        rate =
+          rate === 0
+            ? ((s.done - last.done) * 1000) / (now - last.atMs)
+            : 0.7 * rate + (0.3 * (s.done - last.done) * 1000) / (now - last.atMs);
       if (last === null || s.done !== last.done) last = { done: s.done, atMs: now };
       const eps = s.eventsPerSecond ?? rate;
       const eta = s.etaSeconds ?? (rate > 0 ? (s.total - s.done) / rate : null);
       bar.setTotal(Math.max(1, s.total));
-      bar.update(Math.min(s.done, s.total), { eps: eps > 0 ? Math.round(eps).toLocaleString('en-US') : '-', etaText: eta === null ? '-' : formatSeconds(eta) });
+      bar.update(Math.min(s.done, s.total), {
+        eps: eps > 0 ? Math.round(eps).toLocaleString('en-US') : '-',
+        etaText: eta === null ? '-' : formatSeconds(eta),
+      });
       await sleep(POLL_MS);
     }
   } finally {

@@ -16,5 +16,9 @@ export async function verifyCommand(ctx: CliContext, opts: { json?: boolean }): 
   }
   const errors = report.findings.filter((f) => f.severity === 'error').length;
   const summary = `checked ${report.topics} topics, ${report.partitions} partitions, ${report.segments} segments, ${report.batches} batches, ${report.records} records (${formatBytes(report.bytes)})`;
-  ctx.stdout.write(errors === 0 ? `${summary}: no damage found\n` : `${summary}: ${errors} damaged place${errors === 1 ? '' : 's'} found\n`);
+  ctx.stdout.write(
+    errors === 0
+      ? `${summary}: no damage found\n`
+      : `${summary}: ${errors} damaged place${errors === 1 ? '' : 's'} found\n`,
+  );
 }

@@ -11,7 +11,11 @@ import { formatTable } from './table.ts';
 
 async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
   const path = storePath(ctx.dataDir);
-  if (!existsSync(path)) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`);
+  if (!existsSync(path))
+    throw new KappaError(
+      'KAPPA_UNKNOWN_VIEW',
+      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
+    );
   const store = await openSqliteStore({ path });
   try {
     return await fn(store);
@@ -40,13 +44,31 @@ async function lagRows(store: SqliteStore, log: Log): Promise<LagRow[]> {
     if (v.state === 'retired') continue;
     for (const cp of await store.checkpoints(v.name, v.version)) {
       const { end } = await log.offsets(cp.topic, cp.partition);
-      rows.push({ kind: 'view', view: v.name, version: v.version, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
+      rows.push({
+        kind: 'view',
+        view: v.name,
+        version: v.version,
+        topic: cp.topic,
+        partition: cp.partition,
+        committedOffset: cp.offset,
+        logEndOffset: end,
+        lag: Math.max(0, end - cp.offset),
+      });
     }
   }
   for (const name of await store.outputs()) {
     for (const cp of await store.outputCheckpoints(name)) {
       const { end } = await log.offsets(cp.topic, cp.partition);
-      rows.push({ kind: 'output', view: name, version: 0, topic: cp.topic, partition: cp.partition, committedOffset: cp.offset, logEndOffset: end, lag: Math.max(0, end - cp.offset) });
+      rows.push({
+        kind: 'output',
+        view: name,
+        version: 0,
+        topic: cp.topic,
+        partition: cp.partition,
+        committedOffset: cp.offset,
+        logEndOffset: end,
+        lag: Math.max(0, end - cp.offset),
+      });
     }
   }
   return rows;
@@ -67,8 +89,19 @@ export interface BuildProgress {
 }
 
 function progress(b: BuildInfo): BuildProgress {
-  const percent = b.offsetsTotal === 0 ? 0 : Math.floor((1000 * Math.min(b.offsetsDone, b.offsetsTotal)) / b.offsetsTotal) / 10;
-  return { reason: b.reason, from: b.from, offsetsDone: b.offsetsDone, offsetsTotal: b.offsetsTotal, percent, eventsPerSecond: Math.round(b.eventsPerSecond), etaSeconds: b.etaSeconds === null ? null : Math.round(b.etaSeconds), startedAtMs: b.startedAtMs, updatedAtMs: b.updatedAtMs };
+  const percent =
+    b.offsetsTotal === 0 ? 0 : Math.floor((1000 * Math.min(b.offsetsDone, b.offsetsTotal)) / b.offsetsTotal) / 10;
+  return {
+    reason: b.reason,
+    from: b.from,
+    offsetsDone: b.offsetsDone,
+    offsetsTotal: b.offsetsTotal,
+    percent,
+    eventsPerSecond: Math.round(b.eventsPerSecond),
+    etaSeconds: b.etaSeconds === null ? null : Math.round(b.etaSeconds),
+    startedAtMs: b.startedAtMs,
+    updatedAtMs: b.updatedAtMs,
+  };
 }
 
 export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
@@ -84,7 +117,15 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
       // A build that has not written its first rows has no catalog row yet.
       const unstarted: ViewVersionInfo[] = builds
         .filter((b) => !versions.some((v) => v.name === b.name && v.version === b.version))
-        .map((b) => ({ name: b.name, version: b.version, state: 'building', fingerprint: b.fingerprint, createdAtMs: b.startedAtMs, liveAtMs: null, rows: 0 }));
+        .map((b) => ({
+          name: b.name,
+          version: b.version,
+          state: 'building',
+          fingerprint: b.fingerprint,
+          createdAtMs: b.startedAtMs,
+          liveAtMs: null,
+          rows: 0,
+        }));
       const rows = [...versions, ...unstarted]
         .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1))
         .map((v) => ({
@@ -101,8 +142,15 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
         return;
       }
       const buildText = (b: BuildProgress | null): string =>
-        b === null ? '' : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
-      ctx.stdout.write(formatTable(['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', 'BUILD'], rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag, buildText(r.build)])));
+        b === null
+          ? ''
+          : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
+      ctx.stdout.write(
+        formatTable(
+          ['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', 'BUILD'],
+          rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag, buildText(r.build)]),
+        ),
+      );
     }),
   );
 }
@@ -112,7 +160,21 @@ export async function lagCommand(ctx: CliContext, opts: { json?: boolean }): Pro
     withLog(openForReading(ctx.dataDir), async (log) => {
       const rows = await lagRows(store, log);
       if (opts.json) ctx.stdout.write(JSON.stringify(rows) + '\n');
-      else ctx.stdout.write(formatTable(['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'], rows.map((r) => [r.kind === 'output' ? `${r.view} (output)` : r.view, r.kind === 'output' ? '-' : r.version, r.topic, r.partition, r.committedOffset, r.logEndOffset, r.lag])));
+      else
+        ctx.stdout.write(
+          formatTable(
+            ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'],
+            rows.map((r) => [
+              r.kind === 'output' ? `${r.view} (output)` : r.view,
+              r.kind === 'output' ? '-' : r.version,
+              r.topic,
+              r.partition,
+              r.committedOffset,
+              r.logEndOffset,
+              r.lag,
+            ]),
+          ),
+        );
     }),
   );
 }
@@ -124,8 +186,18 @@ export async function queryCommand(ctx: CliContext, sql: string, opts: { json?: 
       ctx.stdout.write(JSON.stringify(result.rows) + '\n');
       return;
     }
-    const cell = (v: unknown): string => (v === null || v === undefined ? 'NULL' : typeof v === 'number' && !Number.isInteger(v) ? String(Math.round(v * 1e6) / 1e6) : String(v));
-    ctx.stdout.write(formatTable(result.columns.map((c) => c.toUpperCase()), result.rows.map((r) => result.columns.map((c) => cell(r[c])))));
+    const cell = (v: unknown): string =>
+      v === null || v === undefined
+        ? 'NULL'
+        : typeof v === 'number' && !Number.isInteger(v)
+          ? String(Math.round(v * 1e6) / 1e6)
+          : String(v);
+    ctx.stdout.write(
+      formatTable(
+        result.columns.map((c) => c.toUpperCase()),
+        result.rows.map((r) => result.columns.map((c) => cell(r[c]))),
+      ),
+    );
     ctx.stdout.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);
   });
 }

@@ -8,9 +8,13 @@ const $ = (sel) => document.querySelector(sel);
 // With tokens in the server's config, the dashboard asks for one (kept for this browser tab only)
 // and sends it with every call: a header for fetch, ?access_token= for event streams.
 const token = window.sessionStorage.getItem('kappa-token');
-const withToken = (url) => (token ? `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}` : url);
+const withToken = (url) =>
+  token ? `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}` : url;
 async function api(url, init = {}) {
-  const res = await fetch(url, { ...init, headers: { ...(init.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+  const res = await fetch(url, {
+    ...init,
+    headers: { ...(init.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+  });
   if (res.status === 401) askForToken();
   return res;
 }
@@ -19,8 +23,18 @@ function askForToken() {
   const input = el('input', { id: 'token', type: 'password', autocomplete: 'off' });
   const form = el(
     'form',
-    { id: 'token-form', onsubmit: (e) => (e.preventDefault(), window.sessionStorage.setItem('kappa-token', input.value), window.location.reload()) },
-    el('label', { for: 'token', text: 'This server needs a token with the query scope (admin for replay and rollback):' }),
+    {
+      id: 'token-form',
+      onsubmit: (e) => (
+        e.preventDefault(),
+        window.sessionStorage.setItem('kappa-token', input.value),
+        window.location.reload()
+      ),
+    },
+    el('label', {
+      for: 'token',
+      text: 'This server needs a token with the query scope (admin for replay and rollback):',
+    }),
     input,
     el('button', { type: 'submit', text: 'Use token' }),
   );
@@ -28,11 +42,25 @@ function askForToken() {
   input.focus();
 }
 const events = (url) => new EventSource(withToken(url));
-const fmt = (n) => (typeof n === 'number' ? n.toLocaleString('en-US', { maximumFractionDigits: 2 }) : n === null || n === undefined ? '–' : String(n));
+const fmt = (n) =>
+  typeof n === 'number'
+    ? n.toLocaleString('en-US', { maximumFractionDigits: 2 })
+    : n === null || n === undefined
+      ? '–'
+      : String(n);
 /** A view cell: window bounds and other epoch-millisecond times as ISO times, small whole numbers (years) ungrouped. */
 const cell = (column, v) =>
-  typeof v === 'number' && /(^|_)(start|end|ts|time|at)$/.test(column) && v > 1e11 ? new Date(v).toISOString().replace('T', ' ').slice(0, 19) : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 10000 ? String(v) : fmt(v);
-const bytes = (b) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
+  typeof v === 'number' && /(^|_)(start|end|ts|time|at)$/.test(column) && v > 1e11
+    ? new Date(v).toISOString().replace('T', ' ').slice(0, 19)
+    : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 10000
+      ? String(v)
+      : fmt(v);
+const bytes = (b) =>
+  b >= 1 << 30
+    ? `${(b / (1 << 30)).toFixed(1)} GiB`
+    : b >= 1 << 20
+      ? `${(b / (1 << 20)).toFixed(1)} MiB`
+      : `${(b / 1024).toFixed(0)} KiB`;
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -59,7 +87,14 @@ function showOverview(o) {
   const prevTopic = new Map((previous?.topics ?? []).map((t) => [t.name, t]));
   fillTable(
     $('#topics tbody'),
-    o.topics.map((t) => [t.name, t.partitions, t.records, rate(t.records, prevTopic.get(t.name)?.records), bytes(t.bytes), t.ends.join(' · ')]),
+    o.topics.map((t) => [
+      t.name,
+      t.partitions,
+      t.records,
+      rate(t.records, prevTopic.get(t.name)?.records),
+      bytes(t.bytes),
+      t.ends.join(' · '),
+    ]),
   );
   const taskKey = (t) => `${t.view}/${t.version}/${t.topic}/${t.partition}`;
   const prevTask = new Map((previous?.tasks ?? []).map((t) => [taskKey(t), t]));
@@ -77,7 +112,11 @@ function showOverview(o) {
     ]),
   );
   const names = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
-  for (const name of names) view(name).update(o.versions.filter((v) => v.name === name), o.builds.filter((b) => b.name === name));
+  for (const name of names)
+    view(name).update(
+      o.versions.filter((v) => v.name === name),
+      o.builds.filter((b) => b.name === name),
+    );
   for (const name of o.alertTopics ?? []) {
     const t = o.topics.find((x) => x.name === name);
     if (t) t.ends.forEach((end, p) => followAlerts(name, p, Math.max(0, end - 20)));
@@ -104,7 +143,17 @@ function followAlerts(topic, partition, from) {
     recentAlerts.sort((x, y) => y.atMs - x.atMs);
     recentAlerts.length = Math.min(recentAlerts.length, 20);
     $('#alerts tbody').replaceChildren(
-      ...recentAlerts.map((x) => el('tr', { class: `severity-${x.severity}` }, el('td', { text: new Date(x.atMs).toISOString().replace('T', ' ').slice(0, 19) }), el('td', { text: x.rule }), el('td', { text: x.key }), el('td', { text: x.severity }), el('td', { text: x.message }))),
+      ...recentAlerts.map((x) =>
+        el(
+          'tr',
+          { class: `severity-${x.severity}` },
+          el('td', { text: new Date(x.atMs).toISOString().replace('T', ' ').slice(0, 19) }),
+          el('td', { text: x.rule }),
+          el('td', { text: x.key }),
+          el('td', { text: x.severity }),
+          el('td', { text: x.message }),
+        ),
+      ),
     );
   });
 }
@@ -134,7 +183,13 @@ function view(name) {
   panel.append(
     el('h3', { id: `view-${name}-h`, text: name }),
     versions,
-    el('div', {}, el('button', { type: 'button', class: 'replay', onclick: () => act(name, 'replay'), text: 'Replay' }), ' ', el('button', { type: 'button', class: 'rollback', onclick: () => act(name, 'rollback'), text: 'Roll back' })),
+    el(
+      'div',
+      {},
+      el('button', { type: 'button', class: 'replay', onclick: () => act(name, 'replay'), text: 'Replay' }),
+      ' ',
+      el('button', { type: 'button', class: 'rollback', onclick: () => act(name, 'rollback'), text: 'Roll back' }),
+    ),
     progress,
     el('div', { class: 'rows' }, table),
     chartBox,
@@ -150,18 +205,32 @@ function view(name) {
   const keyOf = (row) => JSON.stringify(keyColumns.map((c) => row[c]));
   function render() {
     const sorted = [...rows.values()].slice(0, 200);
-    table.replaceChildren(el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...sorted.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: cell(c, r[c]) }))))));
+    table.replaceChildren(
+      el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', text: c })))),
+      el('tbody', {}, ...sorted.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: cell(c, r[c]) }))))),
+    );
   }
   /** The chart: the sum of the view's first numeric non-key column over time. */
   function sample() {
-    const measure = columns.find((c) => !keyColumns.includes(c) && [...rows.values()].some((r) => typeof r[c] === 'number'));
+    const measure = columns.find(
+      (c) => !keyColumns.includes(c) && [...rows.values()].some((r) => typeof r[c] === 'number'),
+    );
     if (!measure || !window.uPlot || rows.size === 0) return; // empty while reloading after a swap
     const total = [...rows.values()].reduce((s, r) => s + (typeof r[measure] === 'number' ? r[measure] : 0), 0);
     series[0].push(Date.now() / 1000);
     series[1].push(total);
     if (series[0].length > 600) series.forEach((s) => s.shift());
     if (chart === null) {
-      chart = new window.uPlot({ width: Math.min(1100, chartBox.clientWidth || 800), height: 180, series: [{}, { label: `sum of ${measure}`, stroke: '#0969da' }], axes: [{}, { size: 110 }] }, series, chartBox);
+      chart = new window.uPlot(
+        {
+          width: Math.min(1100, chartBox.clientWidth || 800),
+          height: 180,
+          series: [{}, { label: `sum of ${measure}`, stroke: '#0969da' }],
+          axes: [{}, { size: 110 }],
+        },
+        series,
+        chartBox,
+      );
     } else chart.setData(series);
   }
   async function load() {
@@ -189,14 +258,25 @@ function view(name) {
   v = {
     update(vs, builds) {
       const liveVersion = vs.find((x) => x.state === 'live');
-      versions.replaceChildren(...vs.map((x) => el('span', { class: `badge ${x.state}`, 'data-version': x.version, 'data-state': x.state, text: `v${x.version} ${x.state} · ${fmt(x.rows)} rows` })));
+      versions.replaceChildren(
+        ...vs.map((x) =>
+          el('span', {
+            class: `badge ${x.state}`,
+            'data-version': x.version,
+            'data-state': x.state,
+            text: `v${x.version} ${x.state} · ${fmt(x.rows)} rows`,
+          }),
+        ),
+      );
       progress.replaceChildren(
         ...builds.map((b) => {
           const pct = b.offsetsTotal === 0 ? 0 : Math.min(100, (100 * b.offsetsDone) / b.offsetsTotal);
           return el(
             'div',
             { class: 'build', 'data-version': b.version },
-            el('label', { text: `v${b.version} ${b.reason === 'rollback' ? 'rolling back' : `building (${b.reason})`}: ${pct.toFixed(0)}% · ${fmt(Math.round(b.eventsPerSecond))} events/s · ETA ${b.etaSeconds === null ? '–' : `${Math.round(b.etaSeconds)} s`}` }),
+            el('label', {
+              text: `v${b.version} ${b.reason === 'rollback' ? 'rolling back' : `building (${b.reason})`}: ${pct.toFixed(0)}% · ${fmt(Math.round(b.eventsPerSecond))} events/s · ETA ${b.etaSeconds === null ? '–' : `${Math.round(b.etaSeconds)} s`}`,
+            }),
             el('progress', { max: '100', value: String(pct), 'aria-label': `build of version ${b.version}` }),
           );
         }),
@@ -220,7 +300,11 @@ function view(name) {
 }
 
 async function act(name, action) {
-  const res = await api(`/v1/views/${name}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const res = await api(`/v1/views/${name}/${action}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   const body = await res.json();
   $('#status').textContent = res.ok ? body.message : body.error.message;
 }
@@ -230,7 +314,11 @@ async function act(name, action) {
 $('#sql-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   $('#sql-error').textContent = '';
-  const res = await api('/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: $('#sql').value }) });
+  const res = await api('/v1/sql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sql: $('#sql').value }),
+  });
   const body = await res.json();
   if (!res.ok) {
     $('#sql-error').textContent = body.error.message;
@@ -238,7 +326,16 @@ $('#sql-form').addEventListener('submit', async (e) => {
     return;
   }
   $('#sql-result').replaceChildren(
-    el('table', { id: 'sql-table' }, el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))), el('tbody', {}, ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: cell(c, r[c]) })))))),
+    el(
+      'table',
+      { id: 'sql-table' },
+      el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))),
+      el(
+        'tbody',
+        {},
+        ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: cell(c, r[c]) })))),
+      ),
+    ),
     el('p', { text: `${body.rows.length} row${body.rows.length === 1 ? '' : 's'}` }),
   );
 });

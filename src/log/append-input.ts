@@ -17,17 +17,28 @@ export function toEncodable(r: ProducerRecord, now: number, index: number): Enco
   const timestamp = r.timestamp ?? now;
   // The encoder would silently store NaN as 0 and 1.5 as 1, so a bad timestamp is refused here.
   if (!Number.isSafeInteger(timestamp)) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has timestamp ${String(r.timestamp)}; a timestamp is a whole number of milliseconds since 1970.`, { index });
+    throw new KappaError(
+      'KAPPA_INVALID_RECORD',
+      `Record ${index} has timestamp ${String(r.timestamp)}; a timestamp is a whole number of milliseconds since 1970.`,
+      { index },
+    );
   }
   const key = r.key ?? null;
   if (!isBytes(key) || !isBytes(r.value)) {
-    throw new KappaError('KAPPA_INVALID_RECORD', `Record ${index} has a ${isBytes(key) ? 'value' : 'key'} that is not a string, a Buffer or null.`, { index });
+    throw new KappaError(
+      'KAPPA_INVALID_RECORD',
+      `Record ${index} has a ${isBytes(key) ? 'value' : 'key'} that is not a string, a Buffer or null.`,
+      { index },
+    );
   }
   let headers: RecordHeader[] | null = null;
   if (r.headers) {
     headers = Array.isArray(r.headers)
       ? r.headers
-      : Object.entries(r.headers).map(([key, value]) => ({ key, value: value === null ? null : typeof value === 'string' ? Buffer.from(value) : value }));
+      : Object.entries(r.headers).map(([key, value]) => ({
+          key,
+          value: value === null ? null : typeof value === 'string' ? Buffer.from(value) : value,
+        }));
   }
   return { key, value: r.value, headers, timestamp };
 }
@@ -37,25 +48,49 @@ export function producerOf(opts: BatchOptions | undefined): ProducerIdentity | n
   if (opts === undefined) return null;
   const { producerId = -1, producerEpoch = -1, baseSequence = -1 } = opts;
   if (producerId === -1) {
-    if (producerEpoch !== -1) badProducerField('producerEpoch', producerEpoch, 'an epoch needs a producerId (or leave both out for a plain append)');
-    if (baseSequence !== -1) badProducerField('baseSequence', baseSequence, 'a sequence needs a producerId (or leave both out for a plain append)');
+    if (producerEpoch !== -1)
+      badProducerField(
+        'producerEpoch',
+        producerEpoch,
+        'an epoch needs a producerId (or leave both out for a plain append)',
+      );
+    if (baseSequence !== -1)
+      badProducerField(
+        'baseSequence',
+        baseSequence,
+        'a sequence needs a producerId (or leave both out for a plain append)',
+      );
     return null;
   }
-  if (!Number.isSafeInteger(producerId) || producerId < 0) badProducerField('producerId', producerId, 'it must be a whole number from 0 to 2^53 - 1, or -1 for a plain append');
+  if (!Number.isSafeInteger(producerId) || producerId < 0)
+    badProducerField(
+      'producerId',
+      producerId,
+      'it must be a whole number from 0 to 2^53 - 1, or -1 for a plain append',
+    );
   if (!Number.isInteger(producerEpoch) || producerEpoch < 0 || producerEpoch > EPOCH_MAX) {
-    badProducerField('producerEpoch', producerEpoch, `an idempotent append needs a whole number from 0 to ${EPOCH_MAX}`);
+    badProducerField(
+      'producerEpoch',
+      producerEpoch,
+      `an idempotent append needs a whole number from 0 to ${EPOCH_MAX}`,
+    );
   }
   if (!Number.isInteger(baseSequence) || baseSequence < 0 || baseSequence >= SEQUENCE_MODULUS) {
-    badProducerField('baseSequence', baseSequence, `an idempotent append needs the first record's sequence, a whole number from 0 to ${SEQUENCE_MODULUS - 1} (sequences wrap to 0 after it)`);
+    badProducerField(
+      'baseSequence',
+      baseSequence,
+      `an idempotent append needs the first record's sequence, a whole number from 0 to ${SEQUENCE_MODULUS - 1} (sequences wrap to 0 after it)`,
+    );
   }
   return { producerId, producerEpoch, baseSequence, allowGaps: opts.sequenceGaps === 'allow' };
 }
 
 function badProducerField(field: string, value: unknown, rule: string): never {
-  throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} is ${String(value)}; ${rule}. Nothing was appended.`, { [field]: value });
+  throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} is ${String(value)}; ${rule}. Nothing was appended.`, {
+    [field]: value,
+  });
 }
 
 function isBytes(v: unknown): v is Buffer | string | null {
   return v === null || typeof v === 'string' || Buffer.isBuffer(v);
 }
-

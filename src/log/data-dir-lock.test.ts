@@ -38,19 +38,26 @@ describe('data directory lock', () => {
     }
   });
 
-  test('refuses a writer while another live process holds the lock, naming that process', { timeout: 30_000 }, async (t) => {
-    const pid = idleProcessPid(t);
-    fs.mkdirSync(join(tmp.dir, 'topics'), { recursive: true });
-    fs.writeFileSync(join(tmp.dir, '.lock'), String(pid));
-    await assert.rejects(openTestLog(tmp.dir), (err: { code?: string; message: string; details?: Record<string, unknown>; retriable?: boolean }) => {
-      assert.equal(err.code, 'KAPPA_DATA_DIR_LOCKED');
-      assert.equal(err.details?.pid, pid);
-      assert.match(err.message, new RegExp(`process ${pid}`));
-      assert.equal(err.retriable, true);
-      return true;
-    });
-    assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(pid), 'the other process keeps its lock');
-  });
+  test(
+    'refuses a writer while another live process holds the lock, naming that process',
+    { timeout: 30_000 },
+    async (t) => {
+      const pid = idleProcessPid(t);
+      fs.mkdirSync(join(tmp.dir, 'topics'), { recursive: true });
+      fs.writeFileSync(join(tmp.dir, '.lock'), String(pid));
+      await assert.rejects(
+        openTestLog(tmp.dir),
+        (err: { code?: string; message: string; details?: Record<string, unknown>; retriable?: boolean }) => {
+          assert.equal(err.code, 'KAPPA_DATA_DIR_LOCKED');
+          assert.equal(err.details?.pid, pid);
+          assert.match(err.message, new RegExp(`process ${pid}`));
+          assert.equal(err.retriable, true);
+          return true;
+        },
+      );
+      assert.equal(fs.readFileSync(join(tmp.dir, '.lock'), 'utf8'), String(pid), 'the other process keeps its lock');
+    },
+  );
 
   test('takes over a stale lock left by a process that no longer runs', { timeout: 30_000 }, async () => {
     const setup = await openTestLog(tmp.dir);

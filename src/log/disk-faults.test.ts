@@ -29,7 +29,8 @@ function faultyFs() {
       return nodeFs.writevSync(fd, buffers, position);
     }) as typeof nodeFs.writevSync,
     writeSync: ((...args: unknown[]) => {
-      if (state.write === 'enospc-partial' && typeof args[0] === 'number' && args.length === 5) throw errnoError('ENOSPC', 'write');
+      if (state.write === 'enospc-partial' && typeof args[0] === 'number' && args.length === 5)
+        throw errnoError('ENOSPC', 'write');
       return (nodeFs.writeSync as (...a: unknown[]) => number)(...args);
     }) as typeof nodeFs.writeSync,
   };
@@ -82,12 +83,18 @@ describe('disk faults', () => {
       return true;
     });
     assert.equal(disk.state.writes, writesBefore, 'nothing more was written to the failed partition');
-    assert.equal((await ctx.log.append('t', [{ value: 'other', partition: 1 }]))[0].offset, 0, 'other partitions keep working');
+    assert.equal(
+      (await ctx.log.append('t', [{ value: 'other', partition: 1 }]))[0].offset,
+      0,
+      'other partitions keep working',
+    );
   });
 
   test('appends queued behind a failed fsync are rejected too, none acknowledged', async () => {
     disk.state.fsync = 'eio';
-    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])));
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])),
+    );
     assert.ok(results.every((r) => r.status === 'rejected'));
     assert.equal((await ctx.log.offsets('t', 0)).end, 0);
   });
@@ -132,7 +139,9 @@ describe('disk faults', () => {
   test('a short write that ends in ENOSPC is cut back, so the partially written batch never surfaces', async () => {
     await ctx.log.append('t', [{ value: 'r0', partition: 0 }]);
     disk.state.write = 'enospc-partial';
-    await assert.rejects(ctx.log.append('t', [{ value: 'half written'.repeat(20), partition: 0 }]), { code: 'KAPPA_DISK_FULL' });
+    await assert.rejects(ctx.log.append('t', [{ value: 'half written'.repeat(20), partition: 0 }]), {
+      code: 'KAPPA_DISK_FULL',
+    });
     disk.state.write = null;
     const [m] = await ctx.log.append('t', [{ value: 'r1', partition: 0 }]);
     assert.equal(m.offset, 1);
@@ -145,10 +154,14 @@ describe('disk faults', () => {
 
   test('every append queued behind a failed write is rejected, and their offsets are handed out again', async () => {
     disk.state.write = 'enospc';
-    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => ctx.log.append('t', [{ value: `${i}`, partition: 0 }])),
+    );
     assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as KappaError).code === 'KAPPA_DISK_FULL'));
     disk.state.write = null;
-    const metas = await Promise.all(Array.from({ length: 3 }, (_, i) => ctx.log.append('t', [{ value: `ok${i}`, partition: 0 }])));
+    const metas = await Promise.all(
+      Array.from({ length: 3 }, (_, i) => ctx.log.append('t', [{ value: `ok${i}`, partition: 0 }])),
+    );
     assert.deepEqual(
       metas.map((m) => m[0].offset),
       [0, 1, 2],

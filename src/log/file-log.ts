@@ -152,7 +152,12 @@ export class FileLog implements Log {
     try {
       info = JSON.parse(this.fs.readFileSync(metaPath, 'utf8')) as TopicInfo;
     } catch (err) {
-      throw new KappaError('KAPPA_CORRUPT_DATA', `Cannot read topic metadata ${metaPath}: ${(err as Error).message}`, { path: metaPath }, err);
+      throw new KappaError(
+        'KAPPA_CORRUPT_DATA',
+        `Cannot read topic metadata ${metaPath}: ${(err as Error).message}`,
+        { path: metaPath },
+        err,
+      );
     }
     const partitions: Partition[] = [];
     for (let p = 0; p < info.partitions; p++) {
@@ -183,10 +188,15 @@ export class FileLog implements Log {
     let state = this.state.get(name);
     if (!state) {
       checkTopicName(name);
-      if (this.readOnly && this.fs.existsSync(join(this.topicsDir, name, 'topic.json'))) state = this.loadTopic(name) ?? undefined;
+      if (this.readOnly && this.fs.existsSync(join(this.topicsDir, name, 'topic.json')))
+        state = this.loadTopic(name) ?? undefined;
     }
     if (!state) {
-      throw new KappaError('KAPPA_UNKNOWN_TOPIC', `Topic "${name}" does not exist. Create it with \`kappa topics create ${name}\`.`, { topic: name });
+      throw new KappaError(
+        'KAPPA_UNKNOWN_TOPIC',
+        `Topic "${name}" does not exist. Create it with \`kappa topics create ${name}\`.`,
+        { topic: name },
+      );
     }
     return state;
   }
@@ -206,7 +216,8 @@ export class FileLog implements Log {
   async createTopic(name: string, config: TopicConfig): Promise<TopicInfo> {
     checkTopicName(name);
     checkPartitionCount(config.partitions);
-    if (this.readOnly) throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; cannot create topic "${name}".`);
+    if (this.readOnly)
+      throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; cannot create topic "${name}".`);
     if (this.state.has(name) || this.fs.existsSync(join(this.topicsDir, name, 'topic.json'))) {
       throw new KappaError('KAPPA_TOPIC_EXISTS', `Topic "${name}" already exists.`, { topic: name });
     }
@@ -281,7 +292,12 @@ export class FileLog implements Log {
    * producer's newest (KAPPA_PRODUCER_FENCED) refuses the whole batch. Without it, every record is
    * appended and `duplicates` is 0.
    */
-  async appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<AppendBatchResult> {
+  async appendBatch(
+    topic: string,
+    partition: number,
+    records: readonly EncodableRecord[],
+    opts?: BatchOptions,
+  ): Promise<AppendBatchResult> {
     const p = this.partition(topic, partition);
     const producer = producerOf(opts);
     if (producer) return p.appendIdempotent(records, producer);
@@ -376,7 +392,8 @@ export class FileLog implements Log {
   }
 
   async offsetForTime(topic: string, partition: number, timestampMs: number): Promise<number> {
-    if (!Number.isFinite(timestampMs)) throw new KappaError('KAPPA_INVALID_ARGUMENT', `${timestampMs} is not a valid timestamp.`);
+    if (!Number.isFinite(timestampMs))
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', `${timestampMs} is not a valid timestamp.`);
     const p = this.partition(topic, partition);
     p.refresh();
     return p.offsetForTime(timestampMs);

@@ -7,9 +7,25 @@ import { dirname } from 'node:path';
 
 export type LogFs = Pick<
   typeof nodeFs,
-  | 'openSync' | 'closeSync' | 'readSync' | 'writeSync' | 'writevSync' | 'fsync' | 'fsyncSync' | 'read'
-  | 'fstatSync' | 'ftruncateSync' | 'mkdirSync' | 'readdirSync' | 'renameSync' | 'unlinkSync'
-  | 'existsSync' | 'readFileSync' | 'statSync' | 'rmSync' | 'linkSync'
+  | 'openSync'
+  | 'closeSync'
+  | 'readSync'
+  | 'writeSync'
+  | 'writevSync'
+  | 'fsync'
+  | 'fsyncSync'
+  | 'read'
+  | 'fstatSync'
+  | 'ftruncateSync'
+  | 'mkdirSync'
+  | 'readdirSync'
+  | 'renameSync'
+  | 'unlinkSync'
+  | 'existsSync'
+  | 'readFileSync'
+  | 'statSync'
+  | 'rmSync'
+  | 'linkSync'
 >;
 
 export const defaultFs: LogFs = nodeFs;
@@ -49,7 +65,9 @@ export function fsyncAsync(fs: LogFs, fd: number): Promise<void> {
 }
 
 export function readAsync(fs: LogFs, fd: number, buf: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+  return new Promise((resolve, reject) =>
+    fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+  );
 }
 
 /** Reads exactly `length` bytes at `position` (fewer only at end of file). */

@@ -68,7 +68,10 @@ describe('group commit (fsync: always)', () => {
     // Each appender's own appends are acknowledged in order, and each offset holds what was sent.
     const records = await readRecords(ctx.log, 't', 0);
     results.forEach((offsets, a) => {
-      assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y));
+      assert.deepEqual(
+        offsets,
+        [...offsets].sort((x, y) => x - y),
+      );
       offsets.forEach((offset, i) => assert.equal(records[offset].value!.toString(), `${a}:${i}`));
     });
   });
@@ -90,7 +93,11 @@ describe('group commit (fsync: always)', () => {
     const first = ctx.log.append('t', [{ value: 'first' }]);
     await sleep(5);
     assert.equal(disk.state.fsyncs, 1);
-    const later = [ctx.log.append('t', [{ value: 'b' }]), ctx.log.append('t', [{ value: 'c' }]), ctx.log.append('t', [{ value: 'd' }])];
+    const later = [
+      ctx.log.append('t', [{ value: 'b' }]),
+      ctx.log.append('t', [{ value: 'c' }]),
+      ctx.log.append('t', [{ value: 'd' }]),
+    ];
     await sleep(5);
     assert.equal(disk.state.fsyncs, 1, 'no second fsync while the first is in flight');
     disk.releaseAll();

@@ -90,7 +90,13 @@ export class GroupCommitWriter {
    * or with `buf` null a marker that settles with the group it lands in. Resolves with `baseOffset`
    * once durable.
    */
-  enqueue(buf: Buffer | null, baseOffset: number, count: number, producerId: number, producerEntry: ProducerEntry | null): Promise<number> {
+  enqueue(
+    buf: Buffer | null,
+    baseOffset: number,
+    count: number,
+    producerId: number,
+    producerEntry: ProducerEntry | null,
+  ): Promise<number> {
     const { state } = this;
     state.nextOffset += count;
     const item: PendingBatch = {
@@ -225,7 +231,12 @@ export class GroupCommitWriter {
     const active = this.state.active;
     if (active.isEmpty && run.length === 0) return false;
     if (active.sizeBytes + runBytes + item.buf!.length > topic.segmentBytes) return true;
-    const first = active.firstBatchMaxTimestamp >= 0 ? active.firstBatchMaxTimestamp : run.length > 0 ? run[0].maxTimestamp : item.maxTimestamp;
+    const first =
+      active.firstBatchMaxTimestamp >= 0
+        ? active.firstBatchMaxTimestamp
+        : run.length > 0
+          ? run[0].maxTimestamp
+          : item.maxTimestamp;
     return item.maxTimestamp - first > topic.segmentMs;
   }
 
@@ -237,8 +248,17 @@ export class GroupCommitWriter {
     for (const item of run) {
       // The bytes carry the offset the batch was queued at (encoded or adopted at `nextOffset`).
       const stored = readInt64(item.buf!, BatchField.baseOffset);
-      invariant(stored === item.baseOffset, () => `${this.state.name}: a queued batch's header says offset ${stored}, not ${item.baseOffset}`);
-      infos.push({ position, size: item.buf!.length, baseOffset: item.baseOffset, lastOffset: item.lastOffset, maxTimestamp: item.maxTimestamp });
+      invariant(
+        stored === item.baseOffset,
+        () => `${this.state.name}: a queued batch's header says offset ${stored}, not ${item.baseOffset}`,
+      );
+      infos.push({
+        position,
+        size: item.buf!.length,
+        baseOffset: item.baseOffset,
+        lastOffset: item.lastOffset,
+        maxTimestamp: item.maxTimestamp,
+      });
       position += item.buf!.length;
     }
     active.write(

@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
 import type { AppendBatchResult } from './types.ts';
 import type { RecordBatch } from './record-batch.ts';
-import { collectingLogger, errnoError, openTestLog, partitionDir, readRecords, segmentFiles, tempDir, useTestLog } from './test-helpers.ts';
+import {
+  collectingLogger,
+  errnoError,
+  openTestLog,
+  partitionDir,
+  readRecords,
+  segmentFiles,
+  tempDir,
+  useTestLog,
+} from './test-helpers.ts';
 import { verifyLog } from './verify.ts';
 import { spawnOwned } from '../../test/support/processes.ts';
 
@@ -18,9 +27,18 @@ function valueOf(producerId: number, seq: number): string {
 }
 
 /** Sends sequences `from` to `to` (inclusive) of `producerId` as one batch. */
-function send(log: FileLog, producerId: number, from: number, to: number, epoch = 0, topic = 't', partition = 0): Promise<AppendBatchResult> {
+function send(
+  log: FileLog,
+  producerId: number,
+  from: number,
+  to: number,
+  epoch = 0,
+  topic = 't',
+  partition = 0,
+): Promise<AppendBatchResult> {
   const records = [];
-  for (let seq = from; seq <= to; seq++) records.push({ key: null, value: valueOf(producerId, seq), timestamp: T0 + seq });
+  for (let seq = from; seq <= to; seq++)
+    records.push({ key: null, value: valueOf(producerId, seq), timestamp: T0 + seq });
   return log.appendBatch(topic, partition, records, { producerId, producerEpoch: epoch, baseSequence: from });
 }
 
@@ -52,8 +70,18 @@ describe('idempotent producers', () => {
   }
 
   test('appends a producer’s batches in sequence and writes its id, epoch and sequence in the headers', async () => {
-    assert.deepEqual(await send(ctx.log, P1, 0, 2, 3), { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
-    assert.deepEqual(await send(ctx.log, P1, 3, 3, 3), { baseOffset: 3, lastOffset: 3, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await send(ctx.log, P1, 0, 2, 3), {
+      baseOffset: 0,
+      lastOffset: 2,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
+    assert.deepEqual(await send(ctx.log, P1, 3, 3, 3), {
+      baseOffset: 3,
+      lastOffset: 3,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
     const [first, second] = await batches(ctx.log);
     assert.deepEqual([first.producerId, first.producerEpoch, first.baseSequence], [P1, 3, 0]);
     assert.deepEqual([second.producerId, second.producerEpoch, second.baseSequence], [P1, 3, 3]);
@@ -73,13 +101,27 @@ describe('idempotent producers', () => {
     await send(ctx.log, P2, 0, 1); // offsets 4-5
     await send(ctx.log, P1, 4, 9); // offsets 6-11
     // The re-send after a crash cuts the same records into other batches.
-    assert.deepEqual(await send(ctx.log, P1, 2, 7), { baseOffset: 2, lastOffset: 9, duplicates: 6, duplicateOffsets: [2, 3, 6, 7, 8, 9] });
-    assert.deepEqual(await send(ctx.log, P1, 8, 12), { baseOffset: 10, lastOffset: 14, duplicates: 2, duplicateOffsets: [10, 11] });
+    assert.deepEqual(await send(ctx.log, P1, 2, 7), {
+      baseOffset: 2,
+      lastOffset: 9,
+      duplicates: 6,
+      duplicateOffsets: [2, 3, 6, 7, 8, 9],
+    });
+    assert.deepEqual(await send(ctx.log, P1, 8, 12), {
+      baseOffset: 10,
+      lastOffset: 14,
+      duplicates: 2,
+      duplicateOffsets: [10, 11],
+    });
     const all = await batches(ctx.log);
     const last = all[all.length - 1];
     assert.deepEqual([last.baseOffset, last.lastOffset, last.baseSequence, last.count], [12, 14, 10, 3]);
     const p1 = (await values(ctx.log)).filter((v) => v.startsWith(`p${P1}-`));
-    assert.deepEqual(p1, range(0, 12).map((s) => valueOf(P1, s)), 'every record of P1 exactly once, in sequence order');
+    assert.deepEqual(
+      p1,
+      range(0, 12).map((s) => valueOf(P1, s)),
+      'every record of P1 exactly once, in sequence order',
+    );
     // The next batch continues after the re-sent records.
     assert.equal((await send(ctx.log, P1, 13, 13)).baseOffset, 15);
   });
@@ -87,12 +129,23 @@ describe('idempotent producers', () => {
   test('reports -1 for duplicates older than the last five batches of the producer', async () => {
     for (let seq = 0; seq < 7; seq++) await send(ctx.log, P1, seq, seq);
     const again = await send(ctx.log, P1, 0, 6);
-    assert.deepEqual(again, { baseOffset: -1, lastOffset: 6, duplicates: 7, duplicateOffsets: [-1, -1, 2, 3, 4, 5, 6] });
+    assert.deepEqual(again, {
+      baseOffset: -1,
+      lastOffset: 6,
+      duplicates: 7,
+      duplicateOffsets: [-1, -1, 2, 3, 4, 5, 6],
+    });
     assert.equal((await ctx.log.offsets('t', 0)).end, 7);
   });
 
   test('with sequenceGaps: allow, a sequence may skip ahead while re-sends at or below the last one are still dropped', async () => {
-    const gaps = (seq: number, value: string) => ctx.log.appendBatch('t', 0, [{ key: null, value, timestamp: 1 }], { producerId: P1, producerEpoch: 0, baseSequence: seq, sequenceGaps: 'allow' });
+    const gaps = (seq: number, value: string) =>
+      ctx.log.appendBatch('t', 0, [{ key: null, value, timestamp: 1 }], {
+        producerId: P1,
+        producerEpoch: 0,
+        baseSequence: seq,
+        sequenceGaps: 'allow',
+      });
     assert.equal((await gaps(3, 'a')).duplicates, 0);
     assert.equal((await gaps(40, 'b')).duplicates, 0);
     assert.equal((await gaps(3, 'a')).duplicates, 1);
@@ -107,29 +160,45 @@ describe('idempotent producers', () => {
 
   test('refuses a gap in the sequence with KAPPA_OUT_OF_ORDER_SEQUENCE and appends nothing of the batch', async () => {
     await send(ctx.log, P1, 0, 4);
-    await assert.rejects(send(ctx.log, P1, 7, 9), (err: Error & { code?: string; status?: number; retriable?: boolean }) => {
-      assert.equal(err.code, 'KAPPA_OUT_OF_ORDER_SEQUENCE');
-      assert.equal(err.status, 409);
-      assert.equal(err.retriable, false);
-      assert.match(err.message, /sequence 7 to t\/0.*last appended record had sequence 4.*Resend from sequence 5/);
-      return true;
-    });
+    await assert.rejects(
+      send(ctx.log, P1, 7, 9),
+      (err: Error & { code?: string; status?: number; retriable?: boolean }) => {
+        assert.equal(err.code, 'KAPPA_OUT_OF_ORDER_SEQUENCE');
+        assert.equal(err.status, 409);
+        assert.equal(err.retriable, false);
+        assert.match(err.message, /sequence 7 to t\/0.*last appended record had sequence 4.*Resend from sequence 5/);
+        return true;
+      },
+    );
     assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 5 });
     // A batch that overlaps what is in the log but also reaches past a gap cannot exist (sequences are
     // contiguous within a batch), so after a refusal the producer simply resends from 5.
-    assert.deepEqual(await send(ctx.log, P1, 5, 9), { baseOffset: 5, lastOffset: 9, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await send(ctx.log, P1, 5, 9), {
+      baseOffset: 5,
+      lastOffset: 9,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
   });
 
   test('fences an older epoch; a newer epoch continues the producer’s sequence, dropping what is already in', async () => {
     await send(ctx.log, P1, 0, 4, 1);
-    assert.deepEqual(await send(ctx.log, P1, 3, 6, 2), { baseOffset: 3, lastOffset: 6, duplicates: 2, duplicateOffsets: [3, 4] });
-    await assert.rejects(send(ctx.log, P1, 7, 7, 1), (err: Error & { code?: string; status?: number; retriable?: boolean }) => {
-      assert.equal(err.code, 'KAPPA_PRODUCER_FENCED');
-      assert.equal(err.status, 409);
-      assert.equal(err.retriable, false);
-      assert.match(err.message, /epoch 1.*epoch 2/);
-      return true;
+    assert.deepEqual(await send(ctx.log, P1, 3, 6, 2), {
+      baseOffset: 3,
+      lastOffset: 6,
+      duplicates: 2,
+      duplicateOffsets: [3, 4],
     });
+    await assert.rejects(
+      send(ctx.log, P1, 7, 7, 1),
+      (err: Error & { code?: string; status?: number; retriable?: boolean }) => {
+        assert.equal(err.code, 'KAPPA_PRODUCER_FENCED');
+        assert.equal(err.status, 409);
+        assert.equal(err.retriable, false);
+        assert.match(err.message, /epoch 1.*epoch 2/);
+        return true;
+      },
+    );
     // Even a re-send of old records by the fenced epoch is refused.
     await assert.rejects(send(ctx.log, P1, 0, 0, 1), { code: 'KAPPA_PRODUCER_FENCED' });
     assert.equal((await send(ctx.log, P1, 0, 0, 2)).duplicates, 1);
@@ -147,8 +216,18 @@ describe('idempotent producers', () => {
     await send(ctx.log, P2, 0, 2);
     await send(ctx.log, P2, 3, 4);
     // P1's new record 3 lands after P2's records; P2 continues after it.
-    assert.deepEqual(await send(ctx.log, P1, 0, 3), { baseOffset: 0, lastOffset: 8, duplicates: 3, duplicateOffsets: [0, 1, 2] });
-    assert.deepEqual(await send(ctx.log, P2, 4, 5), { baseOffset: 7, lastOffset: 9, duplicates: 1, duplicateOffsets: [7] });
+    assert.deepEqual(await send(ctx.log, P1, 0, 3), {
+      baseOffset: 0,
+      lastOffset: 8,
+      duplicates: 3,
+      duplicateOffsets: [0, 1, 2],
+    });
+    assert.deepEqual(await send(ctx.log, P2, 4, 5), {
+      baseOffset: 7,
+      lastOffset: 9,
+      duplicates: 1,
+      duplicateOffsets: [7],
+    });
     await assert.rejects(send(ctx.log, P2, 9, 9), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
     assert.equal((await send(ctx.log, 3, 100, 100)).duplicates, 0, 'an unknown producer may start at any sequence');
     assert.equal((await ctx.log.offsets('t', 0)).end, 11);
@@ -157,8 +236,18 @@ describe('idempotent producers', () => {
   test('leaves plain appends alone: no producer id in the header, nothing ever dropped', async () => {
     const batch = [{ key: null, value: 'x', timestamp: T0 }];
     await send(ctx.log, P1, 0, 0);
-    assert.deepEqual(await ctx.log.appendBatch('t', 0, batch), { baseOffset: 1, lastOffset: 1, duplicates: 0, duplicateOffsets: [] });
-    assert.deepEqual(await ctx.log.appendBatch('t', 0, batch, { producerId: -1 }), { baseOffset: 2, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await ctx.log.appendBatch('t', 0, batch), {
+      baseOffset: 1,
+      lastOffset: 1,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
+    assert.deepEqual(await ctx.log.appendBatch('t', 0, batch, { producerId: -1 }), {
+      baseOffset: 2,
+      lastOffset: 2,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
     await ctx.log.append('t', [{ value: 'x' }, { value: 'x' }]);
     assert.deepEqual(await values(ctx.log), [valueOf(P1, 0), 'x', 'x', 'x', 'x']);
     const plain = (await batches(ctx.log)).slice(1);
@@ -178,8 +267,15 @@ describe('idempotent producers', () => {
       { producerEpoch: 0, baseSequence: 0 },
       { baseSequence: 0 },
     ];
-    for (const opts of cases) await assert.rejects(ctx.log.appendBatch('t', 0, batch, opts), { code: 'KAPPA_INVALID_ARGUMENT' }, JSON.stringify(opts));
-    await assert.rejects(ctx.log.appendBatch('t', 0, [], { producerId: 1, producerEpoch: 0, baseSequence: 0 }), { code: 'KAPPA_INVALID_ARGUMENT' });
+    for (const opts of cases)
+      await assert.rejects(
+        ctx.log.appendBatch('t', 0, batch, opts),
+        { code: 'KAPPA_INVALID_ARGUMENT' },
+        JSON.stringify(opts),
+      );
+    await assert.rejects(ctx.log.appendBatch('t', 0, [], { producerId: 1, producerEpoch: 0, baseSequence: 0 }), {
+      code: 'KAPPA_INVALID_ARGUMENT',
+    });
     assert.equal((await ctx.log.offsets('t', 0)).end, 0);
   });
 
@@ -192,17 +288,31 @@ describe('idempotent producers', () => {
     assert.deepEqual(await original, { baseOffset: 0, lastOffset: 4, duplicates: 0, duplicateOffsets: [] });
     assert.deepEqual(await overlap, { baseOffset: 3, lastOffset: 6, duplicates: 2, duplicateOffsets: [3, 4] });
     assert.deepEqual(settled, ['original', 'resend', 'overlap']);
-    assert.deepEqual(await values(ctx.log), range(0, 6).map((s) => valueOf(P1, s)));
+    assert.deepEqual(
+      await values(ctx.log),
+      range(0, 6).map((s) => valueOf(P1, s)),
+    );
   });
 
   test('sequence numbers wrap from 2147483647 to 0, as in Kafka', async () => {
     const top = 2 ** 31 - 1;
     const records = (seqs: number[]) => seqs.map((s) => ({ key: null, value: `s${s}`, timestamp: T0 }));
-    await ctx.log.appendBatch('t', 0, records([top - 2, top - 1, top, 0, 1]), { producerId: P1, producerEpoch: 0, baseSequence: top - 2 });
-    const again = await ctx.log.appendBatch('t', 0, records([top, 0, 1, 2]), { producerId: P1, producerEpoch: 0, baseSequence: top });
+    await ctx.log.appendBatch('t', 0, records([top - 2, top - 1, top, 0, 1]), {
+      producerId: P1,
+      producerEpoch: 0,
+      baseSequence: top - 2,
+    });
+    const again = await ctx.log.appendBatch('t', 0, records([top, 0, 1, 2]), {
+      producerId: P1,
+      producerEpoch: 0,
+      baseSequence: top,
+    });
     assert.deepEqual(again, { baseOffset: 2, lastOffset: 5, duplicates: 3, duplicateOffsets: [2, 3, 4] });
     assert.equal((await batches(ctx.log))[1].baseSequence, 2);
-    await assert.rejects(ctx.log.appendBatch('t', 0, records([9]), { producerId: P1, producerEpoch: 0, baseSequence: 9 }), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
+    await assert.rejects(
+      ctx.log.appendBatch('t', 0, records([9]), { producerId: P1, producerEpoch: 0, baseSequence: 9 }),
+      { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' },
+    );
   });
 
   test('keeps the producer state across a clean close and reopen, and across segment rolls', async () => {
@@ -236,7 +346,12 @@ describe('idempotent producers', () => {
     await send(ctx.log, P1, 0, 9);
     await send(ctx.log, P2, 0, 0);
     await reopen({ crash: true });
-    assert.deepEqual(await send(ctx.log, P1, 5, 11), { baseOffset: 5, lastOffset: 12, duplicates: 5, duplicateOffsets: [5, 6, 7, 8, 9] });
+    assert.deepEqual(await send(ctx.log, P1, 5, 11), {
+      baseOffset: 5,
+      lastOffset: 12,
+      duplicates: 5,
+      duplicateOffsets: [5, 6, 7, 8, 9],
+    });
     await assert.rejects(send(ctx.log, P2, 2, 2), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
     assert.equal((await ctx.log.offsets('t', 0)).end, 13);
   });
@@ -254,14 +369,20 @@ describe('idempotent producers', () => {
     fs.writeFileSync(newest, bytes);
     fs.unlinkSync(join(dir, snapshots[snapshots.length - 2]));
     ctx.log = await openTestLog(ctx.dir, { logger });
-    assert.ok(logger.warnings.some((w) => /ignoring producer snapshot .*CRC/.test(w)), logger.warnings.join('\n'));
+    assert.ok(
+      logger.warnings.some((w) => /ignoring producer snapshot .*CRC/.test(w)),
+      logger.warnings.join('\n'),
+    );
     assert.deepEqual(await send(ctx.log, P1, 50, 61, 0, 'small').then((r) => r.duplicates), 10);
     // And with no snapshot at all, from the first segment on.
     await ctx.log.close();
     for (const name of segmentFiles(ctx.dir, 'small', 0, '.snapshot')) fs.unlinkSync(join(dir, name));
     ctx.log = await openTestLog(ctx.dir, { logger });
     assert.equal((await send(ctx.log, P1, 0, 62, 0, 'small')).duplicates, 62);
-    assert.ok(fs.existsSync(join(dir, segmentFiles(ctx.dir, 'small', 0).at(-1)!.replace('.log', '.snapshot'))), 'the active segment’s snapshot is written again');
+    assert.ok(
+      fs.existsSync(join(dir, segmentFiles(ctx.dir, 'small', 0).at(-1)!.replace('.log', '.snapshot'))),
+      'the active segment’s snapshot is written again',
+    );
     assert.deepEqual(
       (await values(ctx.log, 'small')).map((v) => Number(v.split('-s')[1])),
       range(0, 62),
@@ -277,25 +398,37 @@ describe('idempotent producers', () => {
     fs.truncateSync(active, fs.statSync(active).size - 3);
     ctx.log = await openTestLog(ctx.dir, { logger });
     assert.ok(logger.warnings.some((w) => /torn tail/.test(w)));
-    assert.deepEqual(await send(ctx.log, P1, 3, 9), { baseOffset: 3, lastOffset: 9, duplicates: 2, duplicateOffsets: [3, 4] });
-    assert.deepEqual(await values(ctx.log), range(0, 9).map((s) => valueOf(P1, s)));
+    assert.deepEqual(await send(ctx.log, P1, 3, 9), {
+      baseOffset: 3,
+      lastOffset: 9,
+      duplicates: 2,
+      duplicateOffsets: [3, 4],
+    });
+    assert.deepEqual(
+      await values(ctx.log),
+      range(0, 9).map((s) => valueOf(P1, s)),
+    );
   });
 
   test('retention forgets a producer once all its batches are deleted', async () => {
     await ctx.log.createTopic('r', { partitions: 1, segmentBytes: 1024, retentionBytes: 1 });
     await send(ctx.log, P1, 0, 4, 0, 'r');
-    for (let i = 0; i < 30; i++) await ctx.log.appendBatch('r', 0, [{ key: null, value: 'filler'.repeat(10), timestamp: T0 }]);
+    for (let i = 0; i < 30; i++)
+      await ctx.log.appendBatch('r', 0, [{ key: null, value: 'filler'.repeat(10), timestamp: T0 }]);
     ctx.log.enforceRetention();
     assert.ok((await ctx.log.offsets('r', 0)).start > 4);
     // Forgotten, the producer may start anywhere again (Kafka does the same).
     assert.equal((await send(ctx.log, P1, 100, 100, 0, 'r')).duplicates, 0);
   });
 
-  test('keeps an idempotent producer exactly-once across SIGKILL: re-sending everything appends each record once', { timeout: 60_000 }, async (t) => {
-    const fileLogUrl = new URL('./file-log.ts', import.meta.url).href;
-    // The child appends sequences 0.. of one producer in batches of 1-20, several in flight, printing
-    // the last acknowledged sequence, until it is killed.
-    const child = `
+  test(
+    'keeps an idempotent producer exactly-once across SIGKILL: re-sending everything appends each record once',
+    { timeout: 60_000 },
+    async (t) => {
+      const fileLogUrl = new URL('./file-log.ts', import.meta.url).href;
+      // The child appends sequences 0.. of one producer in batches of 1-20, several in flight, printing
+      // the last acknowledged sequence, until it is killed.
+      const child = `
       import { openFileLog } from ${JSON.stringify(fileLogUrl)};
       const log = await openFileLog({ dir: ${JSON.stringify(ctx.dir)}, logger: { info() {}, warn() {} } });
       process.stdout.write('ready\\n');
@@ -312,27 +445,29 @@ describe('idempotent producers', () => {
       };
       await Promise.all([worker(), worker(), worker(), worker()]);
     `;
-    await ctx.log.close();
-    const proc = spawnOwned(t, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child]);
-    await proc.waitForOutput(/^ready$/m, { timeoutMs: 20_000, stream: 'stdout' });
-    await new Promise((r) => setTimeout(r, 300));
-    proc.kill('SIGKILL');
-    const { signal } = await proc.exited;
-    assert.equal(signal, 'SIGKILL', `the child ended without being killed: ${proc.stderr}`);
-    const acks = [...proc.stdout.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
-    const acked = acks.length > 0 ? Math.max(...acks) : -1;
-    assert.ok(acked > 0, 'the child acknowledged some appends before it was killed');
-    ctx.log = await openTestLog(ctx.dir, { logger });
-    const kept = (await ctx.log.offsets('t', 0)).end;
-    assert.ok(kept >= acked + 1, `every acknowledged record survived (${kept} kept, ${acked + 1} acknowledged)`);
-    // The replay re-sends everything from sequence 0, cut differently, and goes a bit further.
-    let duplicates = 0;
-    for (let from = 0; from <= kept + 10; from += 7) duplicates += (await send(ctx.log, P1, from, from + 6)).duplicates;
-    assert.equal(duplicates, kept);
-    const seqs = (await values(ctx.log)).map((v) => Number(v.replace(/^p\d+-s|^s/, '')));
-    assert.deepEqual(seqs, range(0, seqs.length - 1), 'each sequence exactly once, in order');
-    assert.equal(verifyLog({ dir: ctx.dir }).ok, true);
-  });
+      await ctx.log.close();
+      const proc = spawnOwned(t, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child]);
+      await proc.waitForOutput(/^ready$/m, { timeoutMs: 20_000, stream: 'stdout' });
+      await new Promise((r) => setTimeout(r, 300));
+      proc.kill('SIGKILL');
+      const { signal } = await proc.exited;
+      assert.equal(signal, 'SIGKILL', `the child ended without being killed: ${proc.stderr}`);
+      const acks = [...proc.stdout.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
+      const acked = acks.length > 0 ? Math.max(...acks) : -1;
+      assert.ok(acked > 0, 'the child acknowledged some appends before it was killed');
+      ctx.log = await openTestLog(ctx.dir, { logger });
+      const kept = (await ctx.log.offsets('t', 0)).end;
+      assert.ok(kept >= acked + 1, `every acknowledged record survived (${kept} kept, ${acked + 1} acknowledged)`);
+      // The replay re-sends everything from sequence 0, cut differently, and goes a bit further.
+      let duplicates = 0;
+      for (let from = 0; from <= kept + 10; from += 7)
+        duplicates += (await send(ctx.log, P1, from, from + 6)).duplicates;
+      assert.equal(duplicates, kept);
+      const seqs = (await values(ctx.log)).map((v) => Number(v.replace(/^p\d+-s|^s/, '')));
+      assert.deepEqual(seqs, range(0, seqs.length - 1), 'each sequence exactly once, in order');
+      assert.equal(verifyLog({ dir: ctx.dir }).ok, true);
+    },
+  );
 });
 
 describe('idempotent producers on a failing disk', () => {
@@ -357,8 +492,16 @@ describe('idempotent producers on a failing disk', () => {
         ['KAPPA_DISK_FULL', 'KAPPA_DISK_FULL'],
       );
       failWrites = false;
-      assert.deepEqual(await send(log, P1, 3, 7), { baseOffset: 3, lastOffset: 7, duplicates: 0, duplicateOffsets: [] });
-      assert.deepEqual(await values(log), range(0, 7).map((s) => valueOf(P1, s)));
+      assert.deepEqual(await send(log, P1, 3, 7), {
+        baseOffset: 3,
+        lastOffset: 7,
+        duplicates: 0,
+        duplicateOffsets: [],
+      });
+      assert.deepEqual(
+        await values(log),
+        range(0, 7).map((s) => valueOf(P1, s)),
+      );
     } finally {
       await log.close();
       tmp.cleanup();

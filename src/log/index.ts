@@ -19,7 +19,16 @@ export { openLog, type OpenLogOptions } from './open.ts';
 export { FileLog, openFileLog, TOPIC_DEFAULTS, stderrLogger, type FileLogOptions } from './file-log.ts';
 export { SEQUENCE_MODULUS } from './producer-state.ts';
 export { BatchField, BATCH_HEADER_BYTES } from './format/index.ts';
-export { RecordBatch, encodeBatch, checkBatch, checkRecords, readHeaders, type LogRecord, type RecordHeader, type EncodableRecord } from './record-batch.ts';
+export {
+  RecordBatch,
+  encodeBatch,
+  checkBatch,
+  checkRecords,
+  readHeaders,
+  type LogRecord,
+  type RecordHeader,
+  type EncodableRecord,
+} from './record-batch.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

@@ -17,7 +17,11 @@ export function checkTopicName(name: string): void {
 
 export function checkPartitionCount(partitions: number): void {
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > 10_000) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `The partition count must be a whole number from 1 to 10000, not ${partitions}.`, { partitions });
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The partition count must be a whole number from 1 to 10000, not ${partitions}.`,
+      { partitions },
+    );
   }
 }
 
@@ -29,10 +33,16 @@ export function segmentFileName(baseOffset: number, ext: '.log' | '.index' | '.t
 /** Refuses topic settings out of range (retention, segment size and time). */
 export function checkTopicLimits(info: TopicInfo): void {
   const bad = (field: string, why: string): never => {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} ${why}.`, { [field]: (info as unknown as Record<string, unknown>)[field] });
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `${field} ${why}.`, {
+      [field]: (info as unknown as Record<string, unknown>)[field],
+    });
   };
-  if (!Number.isInteger(info.retentionMs) || info.retentionMs < -1) bad('retentionMs', 'must be -1 (keep forever) or a whole number of milliseconds');
-  if (!Number.isInteger(info.retentionBytes) || info.retentionBytes < -1) bad('retentionBytes', 'must be -1 (no limit) or a whole number of bytes');
-  if (!Number.isInteger(info.segmentBytes) || info.segmentBytes < 1024 || info.segmentBytes > 2 ** 31 - 1) bad('segmentBytes', 'must be between 1024 and 2147483647');
-  if (!Number.isInteger(info.segmentMs) || info.segmentMs < 1) bad('segmentMs', 'must be a positive whole number of milliseconds');
+  if (!Number.isInteger(info.retentionMs) || info.retentionMs < -1)
+    bad('retentionMs', 'must be -1 (keep forever) or a whole number of milliseconds');
+  if (!Number.isInteger(info.retentionBytes) || info.retentionBytes < -1)
+    bad('retentionBytes', 'must be -1 (no limit) or a whole number of bytes');
+  if (!Number.isInteger(info.segmentBytes) || info.segmentBytes < 1024 || info.segmentBytes > 2 ** 31 - 1)
+    bad('segmentBytes', 'must be between 1024 and 2147483647');
+  if (!Number.isInteger(info.segmentMs) || info.segmentMs < 1)
+    bad('segmentMs', 'must be a positive whole number of milliseconds');
 }

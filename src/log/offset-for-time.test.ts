@@ -13,7 +13,6 @@ function oracle(records: { offset: number; timestamp: number }[], t: number, end
   return end;
 }
 
-
 describe('offsetForTime', () => {
   const ctx = useTestLog({ options: () => ({ fsync: 'never' }) });
 
@@ -50,14 +49,23 @@ describe('offsetForTime', () => {
     const records = await readRecords(ctx.log, 't', 0);
     const { end } = await ctx.log.offsets('t', 0);
     assert.ok(segmentFiles(ctx.dir, 't', 0).length >= 5);
-    const probes = [0, T0, T0 + 1, T0 + 99_999, T0 + 100_000, ...Array.from({ length: 150 }, () => T0 + Math.floor(next() * 100_500))];
-    for (const t of probes) assert.equal(await ctx.log.offsetForTime('t', 0, t), oracle(records, t, end), `t = T0 + ${t - T0}`);
+    const probes = [
+      0,
+      T0,
+      T0 + 1,
+      T0 + 99_999,
+      T0 + 100_000,
+      ...Array.from({ length: 150 }, () => T0 + Math.floor(next() * 100_500)),
+    ];
+    for (const t of probes)
+      assert.equal(await ctx.log.offsetForTime('t', 0, t), oracle(records, t, end), `t = T0 + ${t - T0}`);
   });
 
   test('returns the same answers after a reopen, from index files and from rebuilt ones', async () => {
     await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 8 * 1024 });
     const next = seededRandom(7);
-    for (let i = 0; i < 200; i++) await ctx.log.append('t', [{ value: 'z'.repeat(120), timestamp: T0 + Math.floor(next() * 50_000) }]);
+    for (let i = 0; i < 200; i++)
+      await ctx.log.append('t', [{ value: 'z'.repeat(120), timestamp: T0 + Math.floor(next() * 50_000) }]);
     const records = await readRecords(ctx.log, 't', 0);
     const end = records.length;
     const probes = Array.from({ length: 60 }, () => T0 + Math.floor(next() * 51_000));
@@ -66,7 +74,8 @@ describe('offsetForTime', () => {
     for (const t of probes) assert.equal(await ctx.log.offsetForTime('t', 0, t), oracle(records, t, end));
     await ctx.log.close();
     const dir = partitionDir(ctx.dir, 't', 0);
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('.timeindex') || f.endsWith('.index')) fs.unlinkSync(join(dir, f));
+    for (const f of fs.readdirSync(dir))
+      if (f.endsWith('.timeindex') || f.endsWith('.index')) fs.unlinkSync(join(dir, f));
     ctx.log = await openTestLog(ctx.dir, { fsync: 'never' });
     for (const t of probes) assert.equal(await ctx.log.offsetForTime('t', 0, t), oracle(records, t, end));
   });

@@ -111,16 +111,61 @@ describe('OffsetIndex file format', () => {
   });
 
   test('rejects entries whose offsets or positions do not strictly increase', () => {
-    assert.equal(OffsetIndex.load(fileOf([[5, 10], [5, 20]]), 1000), null);
-    assert.equal(OffsetIndex.load(fileOf([[5, 10], [4, 20]]), 1000), null);
-    assert.equal(OffsetIndex.load(fileOf([[5, 20], [6, 20]]), 1000), null);
-    assert.equal(OffsetIndex.load(fileOf([[5, 20], [6, 10]]), 1000), null);
+    assert.equal(
+      OffsetIndex.load(
+        fileOf([
+          [5, 10],
+          [5, 20],
+        ]),
+        1000,
+      ),
+      null,
+    );
+    assert.equal(
+      OffsetIndex.load(
+        fileOf([
+          [5, 10],
+          [4, 20],
+        ]),
+        1000,
+      ),
+      null,
+    );
+    assert.equal(
+      OffsetIndex.load(
+        fileOf([
+          [5, 20],
+          [6, 20],
+        ]),
+        1000,
+      ),
+      null,
+    );
+    assert.equal(
+      OffsetIndex.load(
+        fileOf([
+          [5, 20],
+          [6, 10],
+        ]),
+        1000,
+      ),
+      null,
+    );
   });
 
   test('rejects a position at or past the end of the segment it indexes', () => {
     assert.equal(OffsetIndex.load(fileOf([[1, 999]]), 1000)?.length, 1);
     assert.equal(OffsetIndex.load(fileOf([[1, 1000]]), 1000), null);
-    assert.equal(OffsetIndex.load(fileOf([[1, 10], [2, 5000]]), 1000), null);
+    assert.equal(
+      OffsetIndex.load(
+        fileOf([
+          [1, 10],
+          [2, 5000],
+        ]),
+        1000,
+      ),
+      null,
+    );
   });
 
   test('rejects a zero-filled file (a preallocated or wiped index)', () => {

@@ -23,8 +23,13 @@ export class OffsetIndex {
   }
 
   append(relativeOffset: number, position: number): void {
-    if (this.length > 0 && (relativeOffset <= this.offsets[this.length - 1] || position <= this.positions[this.length - 1])) {
-      throw new Error(`offset index entries must increase: (${relativeOffset}, ${position}) after (${this.offsets[this.length - 1]}, ${this.positions[this.length - 1]})`);
+    if (
+      this.length > 0 &&
+      (relativeOffset <= this.offsets[this.length - 1] || position <= this.positions[this.length - 1])
+    ) {
+      throw new Error(
+        `offset index entries must increase: (${relativeOffset}, ${position}) after (${this.offsets[this.length - 1]}, ${this.positions[this.length - 1]})`,
+      );
     }
     if (this.length === this.offsets.length) {
       this.offsets = doubled(this.offsets);
@@ -55,7 +60,9 @@ export class OffsetIndex {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    return found < 0 ? { relativeOffset: 0, position: 0 } : { relativeOffset: this.offsets[found], position: this.positions[found] };
+    return found < 0
+      ? { relativeOffset: 0, position: 0 }
+      : { relativeOffset: this.offsets[found], position: this.positions[found] };
   }
 
   lastPosition(): number {
@@ -79,7 +86,8 @@ export class OffsetIndex {
       const rel = buf.readUInt32BE(pos);
       const position = buf.readUInt32BE(pos + 4);
       if (position >= segmentBytes) return null;
-      if (index.length > 0 && (rel <= index.offsets[index.length - 1] || position <= index.positions[index.length - 1])) return null;
+      if (index.length > 0 && (rel <= index.offsets[index.length - 1] || position <= index.positions[index.length - 1]))
+        return null;
       index.append(rel, position);
     }
     return index;

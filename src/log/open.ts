@@ -17,6 +17,9 @@ export function openLog(descriptor: LogDescriptor, opts: OpenLogOptions = {}): P
     case 'file':
       return openFileLog({ dir: descriptor.dir, readOnly: opts.readOnly, logger: opts.logger });
     default:
-      throw new KappaError('KAPPA_INVALID_ARGUMENT', `There is no log adapter called "${(descriptor as { kind: string }).kind}".`);
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `There is no log adapter called "${(descriptor as { kind: string }).kind}".`,
+      );
   }
 }

@@ -42,7 +42,10 @@ export class PartitionLoader {
     if (!readOnly) fs.mkdirSync(state.dir, { recursive: true });
     const bases = this.listSegmentBases();
     if (bases.length === 0) {
-      if (readOnly) throw new KappaError('KAPPA_CORRUPT_DATA', `Partition ${state.name} has no segment files in ${state.dir}.`, { path: state.dir });
+      if (readOnly)
+        throw new KappaError('KAPPA_CORRUPT_DATA', `Partition ${state.name} has no segment files in ${state.dir}.`, {
+          path: state.dir,
+        });
       state.segments.push(LogSegment.create(fs, state.dir, 0));
     } else {
       this.openSegments(bases, !readOnly);
@@ -69,7 +72,10 @@ export class PartitionLoader {
     const bases: number[] = [];
     for (const name of fs.readdirSync(dir)) {
       if (SEGMENT_FILE.test(name)) bases.push(Number(name.slice(0, 20)));
-      else if (!readOnly && (name.endsWith('.tmp') || (DERIVED_FILE.test(name) && !fs.existsSync(join(dir, `${name.slice(0, 20)}.log`))))) {
+      else if (
+        !readOnly &&
+        (name.endsWith('.tmp') || (DERIVED_FILE.test(name) && !fs.existsSync(join(dir, `${name.slice(0, 20)}.log`))))
+      ) {
         // Leftovers of an interrupted index or snapshot write, roll or segment deletion: derived data, safe to drop.
         fs.unlinkSync(join(dir, name));
       }
@@ -148,7 +154,9 @@ export class PartitionLoader {
       parsed = (err as Error).message;
     }
     if (typeof parsed === 'string') {
-      logger.warn(`${this.state.name}: ignoring producer snapshot ${seg.snapshotPath} (${parsed}); rebuilding it from the segments before it`);
+      logger.warn(
+        `${this.state.name}: ignoring producer snapshot ${seg.snapshotPath} (${parsed}); rebuilding it from the segments before it`,
+      );
       return null;
     }
     return parsed;
@@ -161,7 +169,9 @@ export class PartitionLoader {
       // Atomic and fsynced, so after a crash the snapshot is either whole or absent (then rebuilt).
       writeFileAtomic(this.state.opts.fs, path, producers.toSnapshot(baseOffset));
     } catch (err) {
-      this.state.opts.logger.warn(`${this.state.name}: could not write producer snapshot ${path} (${(err as Error).message}); the next open rebuilds it from the segments`);
+      this.state.opts.logger.warn(
+        `${this.state.name}: could not write producer snapshot ${path} (${(err as Error).message}); the next open rebuilds it from the segments`,
+      );
     }
   }
 
@@ -217,5 +227,6 @@ export class PartitionLoader {
 
 function applyLoggedBatch(loader: ProducerStateLoader, b: BatchInfo): void {
   const producerId = b.producerId ?? -1;
-  if (producerId >= 0) loader.apply(producerId, b.producerEpoch!, b.baseSequence!, b.lastOffset - b.baseOffset + 1, b.baseOffset);
+  if (producerId >= 0)
+    loader.apply(producerId, b.producerEpoch!, b.baseSequence!, b.lastOffset - b.baseOffset + 1, b.baseOffset);
 }

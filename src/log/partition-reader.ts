@@ -36,11 +36,21 @@ const TIME_SCAN_BYTES = 1 << 20;
  * one batch). Every batch's CRC and offset continuity is checked; damage throws KAPPA_CORRUPT_DATA
  * once the intact batches before it have been returned.
  */
-export async function fetchBatches(state: PartitionState, offset: number, maxBytes: number, cursor: ReadCursor | null): Promise<FetchResult> {
+export async function fetchBatches(
+  state: PartitionState,
+  offset: number,
+  maxBytes: number,
+  cursor: ReadCursor | null,
+): Promise<FetchResult> {
   // After close the segment fds are closed (and their numbers may already belong to other files).
-  if (state.closed) throw new KappaError('KAPPA_LOG_CLOSED', `The log was closed while reading ${state.name}.`, { topic: state.topic.name, partition: state.id });
+  if (state.closed)
+    throw new KappaError('KAPPA_LOG_CLOSED', `The log was closed while reading ${state.name}.`, {
+      topic: state.topic.name,
+      partition: state.id,
+    });
   const { corruption } = state;
-  if (corruption && offset >= corruption.offset) throw state.corruptError(corruption.file, corruption.position, corruption.detail);
+  if (corruption && offset >= corruption.offset)
+    throw state.corruptError(corruption.file, corruption.position, corruption.detail);
   if (offset < state.startOffset) state.checkOffset(offset);
   if (offset >= state.highWatermark) return { batches: [], cursor };
   let seg: LogSegment;
@@ -60,7 +70,8 @@ export async function fetchBatches(state: PartitionState, offset: number, maxByt
     const limit = seg.readableBytes;
     if (pos < limit) return readChunk(state, seg, pos, offset, firstBase, maxBytes);
     const i = state.segments.indexOf(seg);
-    if (i < 0 || i === state.segments.length - 1) return { batches: [], cursor: { segment: seg, position: pos, offset } };
+    if (i < 0 || i === state.segments.length - 1)
+      return { batches: [], cursor: { segment: seg, position: pos, offset } };
     seg = state.segments[i + 1];
     pos = 0;
     firstBase = seg.baseOffset;
@@ -68,7 +79,14 @@ export async function fetchBatches(state: PartitionState, offset: number, maxByt
 }
 
 /** Reads about `maxBytes` of `seg` at `pos` (at least the first batch whole) and checks the batches in it. */
-async function readChunk(state: PartitionState, seg: LogSegment, pos: number, offset: number, firstBase: number, maxBytes: number): Promise<FetchResult> {
+async function readChunk(
+  state: PartitionState,
+  seg: LogSegment,
+  pos: number,
+  offset: number,
+  firstBase: number,
+  maxBytes: number,
+): Promise<FetchResult> {
   const limit = seg.readableBytes;
   let buf = await seg.read(pos, Math.min(maxBytes, limit - pos));
   if (buf.length >= BATCH_LOG_OVERHEAD) {
@@ -82,17 +100,24 @@ async function readChunk(state: PartitionState, seg: LogSegment, pos: number, of
     const check = checkBatch(buf, p, buf.length, BATCH_BYTES_MAX);
     if (check.problem) {
       const cutByChunk = check.problem === 'incomplete' && p > 0 && check.size > 0 && pos + p + check.size <= limit;
-      if (cutByChunk || (check.problem === 'incomplete' && p > 0 && check.size === 0 && pos + buf.length < limit)) break;
+      if (cutByChunk || (check.problem === 'incomplete' && p > 0 && check.size === 0 && pos + buf.length < limit))
+        break;
       // Hand out the intact batches before the damage first; the next fetch starts at the damage and fails there.
       if (batches.length > 0) break;
       throw state.corruptError(seg.logPath, pos + p, check.detail);
     }
     const batch = new RecordBatch(buf.subarray(p, p + check.size));
     const contiguous =
-      batches.length === 0 ? batch.baseOffset === firstBase && batch.baseOffset <= expected && batch.lastOffset >= expected : batch.baseOffset === expected;
+      batches.length === 0
+        ? batch.baseOffset === firstBase && batch.baseOffset <= expected && batch.lastOffset >= expected
+        : batch.baseOffset === expected;
     if (!contiguous) {
       if (batches.length > 0) break;
-      throw state.corruptError(seg.logPath, pos + p, `batch holds offsets ${batch.baseOffset}-${batch.lastOffset}, expected one holding ${expected}`);
+      throw state.corruptError(
+        seg.logPath,
+        pos + p,
+        `batch holds offsets ${batch.baseOffset}-${batch.lastOffset}, expected one holding ${expected}`,
+      );
     }
     if (batch.lastOffset >= state.highWatermark) break;
     batches.push(batch);

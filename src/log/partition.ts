@@ -28,8 +28,21 @@ import { GroupCommitWriter } from './group-commit.ts';
 import { PartitionLoader } from './partition-loader.ts';
 import { type FetchResult, type ReadCursor, fetchBatches, offsetForTime } from './partition-reader.ts';
 import { type PartitionOptions, PartitionState } from './partition-state.ts';
-import { type ProducerIdentity, addSequence, duplicateOffsets, entryAfterAppend, lastOffsetOf } from './producer-state.ts';
-import { type EncodableRecord, RecordBatch, checkBatch, checkRecords, encodeBatch, setBaseOffset } from './record-batch.ts';
+import {
+  type ProducerIdentity,
+  addSequence,
+  duplicateOffsets,
+  entryAfterAppend,
+  lastOffsetOf,
+} from './producer-state.ts';
+import {
+  type EncodableRecord,
+  RecordBatch,
+  checkBatch,
+  checkRecords,
+  encodeBatch,
+  setBaseOffset,
+} from './record-batch.ts';
 import { BATCH_BYTES_MAX } from './segment.ts';
 import type { AppendBatchResult, PartitionHealth, TopicInfo } from './types.ts';
 
@@ -77,7 +90,8 @@ export class Partition {
 
   private checkWritable(): void {
     const { state } = this;
-    if (this.opts.readOnly) throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; ${this.name} cannot be appended to.`);
+    if (this.opts.readOnly)
+      throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; ${this.name} cannot be appended to.`);
     if (state.closed) throw new KappaError('KAPPA_LOG_CLOSED', `The log is closed; cannot append to ${this.name}.`);
     if (state.failure) throw state.failure;
     const c = state.corruption;
@@ -105,10 +119,19 @@ export class Partition {
    */
   appendIdempotent(records: readonly EncodableRecord[], producer: ProducerIdentity): Promise<AppendBatchResult> {
     this.checkWritable();
-    if (records.length === 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `A batch needs at least one record; nothing was appended to ${this.name}.`);
+    if (records.length === 0)
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `A batch needs at least one record; nothing was appended to ${this.name}.`,
+      );
     const { producerId, producerEpoch } = producer;
     return this.appendDeduplicated(producer, records.length, (skip, baseSequence) =>
-      encodeBatch(skip > 0 ? records.slice(skip) : records, { baseOffset: this.state.nextOffset, producerId, producerEpoch, baseSequence }),
+      encodeBatch(skip > 0 ? records.slice(skip) : records, {
+        baseOffset: this.state.nextOffset,
+        producerId,
+        producerEpoch,
+        baseSequence,
+      }),
     );
   }
 
@@ -127,14 +150,29 @@ export class Partition {
     const producerId = readInt64(batch, BatchField.producerId);
     if (producerId < 0) {
       const baseOffset = this.state.nextOffset;
-      return this.writer.enqueue(this.adopt(batch), baseOffset, count, -1, null).then((base) => ({ baseOffset: base, lastOffset: base + count - 1, duplicates: 0, duplicateOffsets: NO_DUPLICATES }));
+      return this.writer.enqueue(this.adopt(batch), baseOffset, count, -1, null).then((base) => ({
+        baseOffset: base,
+        lastOffset: base + count - 1,
+        duplicates: 0,
+        duplicateOffsets: NO_DUPLICATES,
+      }));
     }
-    const producer = { producerId, producerEpoch: batch.readInt16BE(BatchField.producerEpoch), baseSequence: batch.readInt32BE(BatchField.baseSequence) };
+    const producer = {
+      producerId,
+      producerEpoch: batch.readInt16BE(BatchField.producerEpoch),
+      baseSequence: batch.readInt32BE(BatchField.baseSequence),
+    };
     this.checkEncodedProducer(producer);
     return this.appendDeduplicated(producer, count, (skip, baseSequence) => {
       if (skip === 0) return this.adopt(batch);
       const decoded = new RecordBatch(batch);
-      return encodeBatch(decoded.records().slice(skip), { baseOffset: this.state.nextOffset, producerId, producerEpoch: producer.producerEpoch, baseSequence, attributes: decoded.attributes });
+      return encodeBatch(decoded.records().slice(skip), {
+        baseOffset: this.state.nextOffset,
+        producerId,
+        producerEpoch: producer.producerEpoch,
+        baseSequence,
+        attributes: decoded.attributes,
+      });
     });
   }
 
@@ -162,20 +200,33 @@ export class Partition {
   }
 
   private invalidEncoded(why: string): KappaError {
-    return new KappaError('KAPPA_INVALID_RECORD', `The encoded batch for ${this.name} was refused and nothing was appended: ${why}.`, { topic: this.topic.name, partition: this.id });
+    return new KappaError(
+      'KAPPA_INVALID_RECORD',
+      `The encoded batch for ${this.name} was refused and nothing was appended: ${why}.`,
+      { topic: this.topic.name, partition: this.id },
+    );
   }
 
   /**
    * The idempotent path of both append kinds. `encode(skip, baseSequence)` makes the bytes of the
    * records after the first `skip`, whose first sequence is `baseSequence`, at offset `nextOffset`.
    */
-  private appendDeduplicated(producer: ProducerIdentity, count: number, encode: (skip: number, baseSequence: number) => Buffer): Promise<AppendBatchResult> {
+  private appendDeduplicated(
+    producer: ProducerIdentity,
+    count: number,
+    encode: (skip: number, baseSequence: number) => Buffer,
+  ): Promise<AppendBatchResult> {
     const { producerId, producerEpoch, baseSequence } = producer;
     const prior = this.writer.producers.get(producerId);
     const duplicates = this.writer.producers.duplicatesIn(producer, count, this.name);
     const dupOffsets = duplicates > 0 ? duplicateOffsets(prior!, baseSequence, duplicates) : NO_DUPLICATES;
     if (duplicates === count) {
-      const result: AppendBatchResult = { baseOffset: dupOffsets[0], lastOffset: dupOffsets[count - 1], duplicates, duplicateOffsets: dupOffsets };
+      const result: AppendBatchResult = {
+        baseOffset: dupOffsets[0],
+        lastOffset: dupOffsets[count - 1],
+        duplicates,
+        duplicateOffsets: dupOffsets,
+      };
       // Answer only once the originals are durable, as their own append was answered.
       const through = result.lastOffset >= 0 ? result.lastOffset : lastOffsetOf(prior!);
       if (through < this.state.highWatermark) return Promise.resolve(result);
@@ -199,10 +250,14 @@ export class Partition {
   private checkBatchSize(bytes: number, records: number): void {
     const sizeMax = Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX);
     if (bytes > sizeMax) {
-      throw new KappaError('KAPPA_RECORD_TOO_LARGE', `A batch of ${records} records is ${bytes} bytes; ${this.name} accepts batches up to ${sizeMax} bytes. Send fewer records per call.`, {
-        bytes,
-        bytesMax: sizeMax,
-      });
+      throw new KappaError(
+        'KAPPA_RECORD_TOO_LARGE',
+        `A batch of ${records} records is ${bytes} bytes; ${this.name} accepts batches up to ${sizeMax} bytes. Send fewer records per call.`,
+        {
+          bytes,
+          bytesMax: sizeMax,
+        },
+      );
     }
   }
 
@@ -211,13 +266,19 @@ export class Partition {
 
   health(): PartitionHealth {
     const c = this.state.corruption;
-    return { topic: this.topic.name, partition: this.id, corruption: c ? { file: c.file, position: c.position, detail: c.detail } : null };
+    return {
+      topic: this.topic.name,
+      partition: this.id,
+      corruption: c ? { file: c.file, position: c.position, detail: c.detail } : null,
+    };
   }
 
   /** What this partition object knows of its files, for messages about a reader that cannot go on. */
   describe(): string {
     const { state } = this;
-    const segs = state.segments.map((g) => `${g.baseOffset}: ${g.readableBytes} of ${g.sizeBytes} bytes readable, next offset ${g.nextOffset}`).join('; ');
+    const segs = state.segments
+      .map((g) => `${g.baseOffset}: ${g.readableBytes} of ${g.sizeBytes} bytes readable, next offset ${g.nextOffset}`)
+      .join('; ');
     let fileBytes = -1;
     try {
       fileBytes = this.opts.fs.fstatSync(state.active.fd).size;
@@ -283,7 +344,9 @@ export class Partition {
       deleted++;
       this.writer.expireProducersBefore(this.startOffset);
       const why = byTime ? 'older than retention.ms' : 'over retention.bytes';
-      this.opts.logger.info(`retention: deleted segment ${oldest.logPath} (offsets ${oldest.baseOffset}-${oldest.nextOffset - 1}, ${why})`);
+      this.opts.logger.info(
+        `retention: deleted segment ${oldest.logPath} (offsets ${oldest.baseOffset}-${oldest.nextOffset - 1}, ${why})`,
+      );
     }
     return deleted;
   }
@@ -316,10 +379,14 @@ function encodedBatchProblem(batch: Buffer): string | null {
   const check = checkBatch(batch, 0, batch.length, BATCH_BYTES_MAX);
   if (check.problem === 'incomplete') return `the buffer ends before the batch does (${check.detail})`;
   if (check.problem) return `it is damaged (${check.problem}: ${check.detail})`;
-  if (check.size !== batch.length) return `the buffer holds ${batch.length} bytes but its batch is ${check.size}; pass exactly one batch`;
+  if (check.size !== batch.length)
+    return `the buffer holds ${batch.length} bytes but its batch is ${check.size}; pass exactly one batch`;
   const attributes = batch.readInt16BE(BatchField.attributes);
-  if ((attributes & ATTR_COMPRESSION_MASK) !== 0) return `it is compressed (codec ${attributes & ATTR_COMPRESSION_MASK}), and Kappa stores only uncompressed batches for now`;
-  if ((attributes & ATTR_CONTROL) !== 0) return 'it is a control batch (a transaction marker), and Kappa has no transactions';
-  if ((attributes & ATTR_TRANSACTIONAL) !== 0) return 'it is transactional, and Kappa has no transactions; send it from an idempotent, non-transactional producer';
+  if ((attributes & ATTR_COMPRESSION_MASK) !== 0)
+    return `it is compressed (codec ${attributes & ATTR_COMPRESSION_MASK}), and Kappa stores only uncompressed batches for now`;
+  if ((attributes & ATTR_CONTROL) !== 0)
+    return 'it is a control batch (a transaction marker), and Kappa has no transactions';
+  if ((attributes & ATTR_TRANSACTIONAL) !== 0)
+    return 'it is transactional, and Kappa has no transactions; send it from an idempotent, non-transactional producer';
   return checkRecords(batch);
 }

@@ -6,7 +6,9 @@ import { seededRandom } from '../random.ts';
 
 const require = createRequire(import.meta.url);
 // kafkajs's "default" murmur2 is its Java-compatible one (the "legacy" one is not).
-const kafkaMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: Buffer | string) => number;
+const kafkaMurmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (
+  key: Buffer | string,
+) => number;
 /** kafkajs/src/producer/partitioners/legacy/partitioner.js: `toPositive(murmur2(message.key)) % numPartitions`. */
 const toPositive = (x: number): number => x & 0x7fffffff;
 const kafkaPartition = (key: Buffer, partitions: number): number => toPositive(kafkaMurmur2(key)) % partitions;
@@ -103,12 +105,14 @@ describe('partitionForKey', () => {
     for (let i = 0; i < 3000; i++) {
       const bytes = Buffer.alloc(Math.floor(next() * 33));
       for (let j = 0; j < bytes.length; j++) bytes[j] = Math.floor(next() * 256);
-      for (const n of [3, 64, 997]) assert.equal(partitionForKey(bytes, n), kafkaPartition(bytes, n), bytes.toString('hex'));
+      for (const n of [3, 64, 997])
+        assert.equal(partitionForKey(bytes, n), kafkaPartition(bytes, n), bytes.toString('hex'));
     }
   });
 
   test('hashes a string key as its UTF-8 bytes', () => {
-    for (const key of ['é', '😀', 'ключ', 'a\u0000b']) assert.equal(murmur2(Buffer.from(key, 'utf8')), kafkaMurmur2(Buffer.from(key, 'utf8')), key);
+    for (const key of ['é', '😀', 'ключ', 'a\u0000b'])
+      assert.equal(murmur2(Buffer.from(key, 'utf8')), kafkaMurmur2(Buffer.from(key, 'utf8')), key);
     for (const key of ['é', 'ключ']) {
       assert.equal(partitionForKey(key, 1000), partitionForKey(Buffer.from(key, 'utf8'), 1000));
       assert.notEqual(partitionForKey(key, 1000), partitionForKey(Buffer.from(key, 'latin1'), 1000), key);

@@ -14,7 +14,9 @@ describe('choosing partitions on append', () => {
   }
 
   test("sends keyed records to the murmur2 partition of their key, as Kafka's default partitioner would", async () => {
-    const keys = Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? `user-${i}` : i % 3 === 1 ? `ключ-${i}-😀` : `${i}`));
+    const keys = Array.from({ length: 200 }, (_, i) =>
+      i % 3 === 0 ? `user-${i}` : i % 3 === 1 ? `ключ-${i}-😀` : `${i}`,
+    );
     const metas = await ctx.log.append(
       't',
       keys.map((key) => ({ key, value: `v-${key}` })),
@@ -101,7 +103,10 @@ describe('choosing partitions on append', () => {
   test('stamps records without a timestamp with the clock and keeps explicit ones', async () => {
     await ctx.log.close();
     ctx.log = await openTestLog(ctx.dir, { fsync: 'never', clock: { now: () => 1234 } });
-    const metas = await ctx.log.append('t', [{ value: 'a', partition: 0 }, { value: 'b', partition: 0, timestamp: 99 }]);
+    const metas = await ctx.log.append('t', [
+      { value: 'a', partition: 0 },
+      { value: 'b', partition: 0, timestamp: 99 },
+    ]);
     assert.deepEqual(
       metas.map((m) => m.timestamp),
       [1234, 99],
@@ -128,13 +133,31 @@ describe('choosing partitions on append', () => {
 
   test('refuses a call with a bad record before appending any of it', async () => {
     const bad: unknown[] = [
-      [{ key: 'a', value: 'fine' }, { value: 'x', partition: 5 }],
-      [{ key: 'a', value: 'fine' }, { value: 'x', partition: -1 }],
-      [{ key: 'a', value: 'fine' }, { value: 'x', partition: 1.5 }],
-      [{ key: 'a', value: 'fine' }, { value: 'x', timestamp: Number.NaN }],
-      [{ key: 'a', value: 'fine' }, { value: 'x', timestamp: 1.5 }],
+      [
+        { key: 'a', value: 'fine' },
+        { value: 'x', partition: 5 },
+      ],
+      [
+        { key: 'a', value: 'fine' },
+        { value: 'x', partition: -1 },
+      ],
+      [
+        { key: 'a', value: 'fine' },
+        { value: 'x', partition: 1.5 },
+      ],
+      [
+        { key: 'a', value: 'fine' },
+        { value: 'x', timestamp: Number.NaN },
+      ],
+      [
+        { key: 'a', value: 'fine' },
+        { value: 'x', timestamp: 1.5 },
+      ],
       [{ key: 'a', value: 'fine' }, { value: 42 }],
-      [{ key: 'a', value: 'fine' }, { key: 42, value: 'x' }],
+      [
+        { key: 'a', value: 'fine' },
+        { key: 42, value: 'x' },
+      ],
     ];
     const codes = [];
     for (const records of bad) {
@@ -145,8 +168,17 @@ describe('choosing partitions on append', () => {
       assert.ok(err, `${JSON.stringify(records)} was accepted`);
       codes.push(err.code);
     }
-    assert.deepEqual(codes, ['KAPPA_INVALID_PARTITION', 'KAPPA_INVALID_PARTITION', 'KAPPA_INVALID_PARTITION', 'KAPPA_INVALID_RECORD', 'KAPPA_INVALID_RECORD', 'KAPPA_INVALID_RECORD', 'KAPPA_INVALID_RECORD']);
-    for (let p = 0; p < 5; p++) assert.deepEqual(await ctx.log.offsets('t', p), { start: 0, end: 0 }, `partition ${p} is untouched`);
+    assert.deepEqual(codes, [
+      'KAPPA_INVALID_PARTITION',
+      'KAPPA_INVALID_PARTITION',
+      'KAPPA_INVALID_PARTITION',
+      'KAPPA_INVALID_RECORD',
+      'KAPPA_INVALID_RECORD',
+      'KAPPA_INVALID_RECORD',
+      'KAPPA_INVALID_RECORD',
+    ]);
+    for (let p = 0; p < 5; p++)
+      assert.deepEqual(await ctx.log.offsets('t', p), { start: 0, end: 0 }, `partition ${p} is untouched`);
   });
 
   test('an empty append call appends nothing and returns no metadata', async () => {

@@ -1,10 +1,25 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { PRODUCER_BATCHES_MAX, ProducerStateLoader, ProducerStates, SEQUENCE_MODULUS, SEQUENCE_WINDOW, SHORT_LIVED_PRODUCER_ID_MIN, duplicateOffsets, entryAfterAppend } from './producer-state.ts';
+import {
+  PRODUCER_BATCHES_MAX,
+  ProducerStateLoader,
+  ProducerStates,
+  SEQUENCE_MODULUS,
+  SEQUENCE_WINDOW,
+  SHORT_LIVED_PRODUCER_ID_MIN,
+  duplicateOffsets,
+  entryAfterAppend,
+} from './producer-state.ts';
 
 const WHERE = 't/0';
 
-function stateWith(producerId: number, epoch: number, baseSequence: number, count: number, baseOffset: number): ProducerStates {
+function stateWith(
+  producerId: number,
+  epoch: number,
+  baseSequence: number,
+  count: number,
+  baseOffset: number,
+): ProducerStates {
   const loader = new ProducerStateLoader();
   loader.apply(producerId, epoch, baseSequence, count, baseOffset);
   return loader.finish(0);
@@ -19,7 +34,11 @@ describe('producer state', () => {
     assert.equal(state.duplicatesIn(p(0), 5, WHERE), 5);
     assert.equal(state.duplicatesIn(p(0), 50, WHERE), 10);
     assert.throws(() => state.duplicatesIn(p(11), 1, WHERE), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
-    assert.equal(state.duplicatesIn({ producerId: 2, producerEpoch: 0, baseSequence: 77 }, 1, WHERE), 0, 'unknown producers start anywhere');
+    assert.equal(
+      state.duplicatesIn({ producerId: 2, producerEpoch: 0, baseSequence: 77 }, 1, WHERE),
+      0,
+      'unknown producers start anywhere',
+    );
   });
 
   test('reads a sequence up to 2^30 behind the last as a duplicate and anything ahead as a gap, across the wrap', () => {
@@ -28,7 +47,9 @@ describe('producer state', () => {
     const p = (baseSequence: number) => ({ producerId: 1, producerEpoch: 0, baseSequence });
     const behind = (n: number): number => (last - n + SEQUENCE_MODULUS) % SEQUENCE_MODULUS;
     assert.equal(state.duplicatesIn(p(behind(SEQUENCE_WINDOW - 1)), 1, WHERE), 1);
-    assert.throws(() => state.duplicatesIn(p(behind(SEQUENCE_WINDOW)), 1, WHERE), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' });
+    assert.throws(() => state.duplicatesIn(p(behind(SEQUENCE_WINDOW)), 1, WHERE), {
+      code: 'KAPPA_OUT_OF_ORDER_SEQUENCE',
+    });
     assert.equal(state.duplicatesIn(p(SEQUENCE_MODULUS - 1), 1, WHERE), 1, '2^31 - 1 is 6 behind 5, across the wrap');
     const wrapped = stateWith(1, 0, SEQUENCE_MODULUS - 2, 4, 0); // sequences 2^31-2, 2^31-1, 0, 1
     assert.equal(wrapped.duplicatesIn(p(SEQUENCE_MODULUS - 1), 4, WHERE), 3);
@@ -37,9 +58,15 @@ describe('producer state', () => {
 
   test('fences an older epoch and lets a newer one continue the sequence', () => {
     const state = stateWith(1, 3, 0, 5, 0);
-    assert.throws(() => state.duplicatesIn({ producerId: 1, producerEpoch: 2, baseSequence: 5 }, 1, WHERE), { code: 'KAPPA_PRODUCER_FENCED' });
+    assert.throws(() => state.duplicatesIn({ producerId: 1, producerEpoch: 2, baseSequence: 5 }, 1, WHERE), {
+      code: 'KAPPA_PRODUCER_FENCED',
+    });
     assert.equal(state.duplicatesIn({ producerId: 1, producerEpoch: 4, baseSequence: 3 }, 4, WHERE), 2);
-    assert.throws(() => state.duplicatesIn({ producerId: 1, producerEpoch: 4, baseSequence: 6 }, 1, WHERE), { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' }, 'a new epoch does not restart the numbering');
+    assert.throws(
+      () => state.duplicatesIn({ producerId: 1, producerEpoch: 4, baseSequence: 6 }, 1, WHERE),
+      { code: 'KAPPA_OUT_OF_ORDER_SEQUENCE' },
+      'a new epoch does not restart the numbering',
+    );
   });
 
   test('remembers the last five batches and maps duplicate sequences to their offsets', () => {
@@ -49,7 +76,9 @@ describe('producer state', () => {
     assert.deepEqual(duplicateOffsets(entry, 0, 4), [-1, -1, 110, 111]);
     assert.deepEqual(duplicateOffsets(entry, 10, 2), [150, 151]);
     // A batch that does not continue the sequence (only possible for a producer starting over) starts a new history.
-    assert.deepEqual(entryAfterAppend(entry, 0, 500, 1, 900).batches, [{ lastSequence: 500, count: 1, baseOffset: 900 }]);
+    assert.deepEqual(entryAfterAppend(entry, 0, 500, 1, 900).batches, [
+      { lastSequence: 500, count: 1, baseOffset: 900 },
+    ]);
   });
 
   test('forgets producers whose last batch lies below the start offset', () => {
@@ -86,12 +115,21 @@ describe('short-lived producers', () => {
     const state = new ProducerStates(undefined, 3);
     for (let i = 0; i < 5; i++) state.set(S + i, entryAfterAppend(undefined, 0, 0, 1, i));
     for (let i = 0; i < 5; i++) state.set(i, entryAfterAppend(undefined, 0, 0, 1, 10 + i));
-    assert.deepEqual([0, 1, 2, 3, 4].map((i) => state.get(S + i) !== undefined), [false, false, true, true, true]);
-    assert.deepEqual([0, 1, 2, 3, 4].map((i) => state.get(i) !== undefined), [true, true, true, true, true]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((i) => state.get(S + i) !== undefined),
+      [false, false, true, true, true],
+    );
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((i) => state.get(i) !== undefined),
+      [true, true, true, true, true],
+    );
     // Appending again makes a producer the most recent: S+2 is kept, S+3 goes.
     state.set(S + 2, entryAfterAppend(state.get(S + 2), 0, 1, 1, 20));
     state.set(S + 9, entryAfterAppend(undefined, 0, 0, 1, 21));
-    assert.deepEqual([2, 3, 4, 9].map((i) => state.get(S + i) !== undefined), [true, false, true, true]);
+    assert.deepEqual(
+      [2, 3, 4, 9].map((i) => state.get(S + i) !== undefined),
+      [true, false, true, true],
+    );
     assert.equal(state.size, 5 + 3);
     assert.equal(state.clone().get(S + 3), undefined);
     // A remembered one's re-send is a duplicate; a forgotten one's is new.
@@ -128,7 +166,8 @@ describe('short-lived producers', () => {
 describe('producer snapshot', () => {
   function sample(): ProducerStates {
     const loader = new ProducerStateLoader();
-    for (let i = 0; i < 7; i++) loader.apply(2 ** 53 - 1, 32767, (SEQUENCE_MODULUS - 3 + i * 2) % SEQUENCE_MODULUS, 2, 2 ** 40 + i * 2);
+    for (let i = 0; i < 7; i++)
+      loader.apply(2 ** 53 - 1, 32767, (SEQUENCE_MODULUS - 3 + i * 2) % SEQUENCE_MODULUS, 2, 2 ** 40 + i * 2);
     loader.apply(0, 0, 0, 1, 2 ** 40 + 100);
     return loader.finish(0);
   }

@@ -130,7 +130,13 @@ export function lastOffsetOf(entry: ProducerEntry): number {
 }
 
 /** The entry after `count` records starting at `baseSequence` were appended at `baseOffset`. */
-export function entryAfterAppend(prior: ProducerEntry | undefined, epoch: number, baseSequence: number, count: number, baseOffset: number): ProducerEntry {
+export function entryAfterAppend(
+  prior: ProducerEntry | undefined,
+  epoch: number,
+  baseSequence: number,
+  count: number,
+  baseOffset: number,
+): ProducerEntry {
   const batch: ProducerBatch = { lastSequence: addSequence(baseSequence, count - 1), count, baseOffset };
   // Only batches consecutive in sequence may be kept together: duplicateOffsets relies on it.
   if (!prior || addSequence(lastBatch(prior).lastSequence, 1) !== baseSequence) return { epoch, batches: [batch] };
@@ -239,15 +245,16 @@ export class ProducerStates {
     return Math.min(count, sequenceDistance(baseSequence, last) + 1);
   }
 
-
   /** Forgets producers whose every batch lies below `startOffset` (removed by retention), as Kafka does. */
   expireBefore(startOffset: number): void {
-    for (const map of [this.entries, this.shortLived]) for (const [id, entry] of map) if (lastOffsetOf(entry) < startOffset) map.delete(id);
+    for (const map of [this.entries, this.shortLived])
+      for (const [id, entry] of map) if (lastOffsetOf(entry) < startOffset) map.delete(id);
   }
 
   toSnapshot(offset: number): Buffer {
     let size = SNAPSHOT_HEADER_BYTES + 4;
-    for (const [, entry] of this.entriesOf()) size += PRODUCER_HEADER_BYTES + entry.batches.length * PRODUCER_BATCH_BYTES;
+    for (const [, entry] of this.entriesOf())
+      size += PRODUCER_HEADER_BYTES + entry.batches.length * PRODUCER_BATCH_BYTES;
     const buf = Buffer.alloc(size);
     buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
     writeInt64(buf, 4, offset);
@@ -287,10 +294,15 @@ export class ProducerStates {
       const epoch = buf.readInt16BE(pos + 8);
       const n = buf.readUInt8(pos + 10);
       pos += PRODUCER_HEADER_BYTES;
-      if (n < 1 || n > PRODUCER_BATCHES_MAX || pos + n * PRODUCER_BATCH_BYTES > end) return `producer ${i} has an impossible batch count ${n}`;
+      if (n < 1 || n > PRODUCER_BATCHES_MAX || pos + n * PRODUCER_BATCH_BYTES > end)
+        return `producer ${i} has an impossible batch count ${n}`;
       const batches: ProducerBatch[] = [];
       for (let j = 0; j < n; j++) {
-        batches.push({ lastSequence: buf.readInt32BE(pos), count: buf.readInt32BE(pos + 4), baseOffset: readInt64(buf, pos + 8) });
+        batches.push({
+          lastSequence: buf.readInt32BE(pos),
+          count: buf.readInt32BE(pos + 4),
+          baseOffset: readInt64(buf, pos + 8),
+        });
         pos += PRODUCER_BATCH_BYTES;
       }
       entries.set(id, { epoch, batches });
@@ -314,7 +326,8 @@ export class ProducerStateLoader {
     from?: ProducerStates,
     private readonly shortLivedMax = SHORT_LIVED_PRODUCERS_MAX,
   ) {
-    if (from) for (const [id, e] of from.entriesOf()) this.mapOf(id).set(id, { epoch: e.epoch, batches: e.batches.slice() });
+    if (from)
+      for (const [id, e] of from.entriesOf()) this.mapOf(id).set(id, { epoch: e.epoch, batches: e.batches.slice() });
   }
 
   private mapOf(producerId: number): Map<number, { epoch: number; batches: ProducerBatch[] }> {
@@ -332,7 +345,8 @@ export class ProducerStateLoader {
     } else if (!entry) map.set(producerId, (entry = { epoch: producerEpoch, batches: [] }));
     const batches = entry.batches;
     // As in entryAfterAppend: only batches consecutive in sequence stay together.
-    if (batches.length > 0 && addSequence(batches[batches.length - 1].lastSequence, 1) !== baseSequence) batches.length = 0;
+    if (batches.length > 0 && addSequence(batches[batches.length - 1].lastSequence, 1) !== baseSequence)
+      batches.length = 0;
     entry.epoch = producerEpoch;
     batches.push({ lastSequence: addSequence(baseSequence, count - 1), count, baseOffset });
     if (batches.length > PRODUCER_BATCHES_MAX) batches.shift();

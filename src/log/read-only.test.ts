@@ -38,7 +38,10 @@ describe('read-only open beside a writer', () => {
 
   test('sees records the writer appends later, on the next offsets() or read', async () => {
     assert.deepEqual(await reader.offsets('t', 0), { start: 0, end: 1 });
-    await writer.append('t', [{ value: 'second', partition: 0 }, { value: 'third', partition: 0 }]);
+    await writer.append('t', [
+      { value: 'second', partition: 0 },
+      { value: 'third', partition: 0 },
+    ]);
     assert.deepEqual(await reader.offsets('t', 0), { start: 0, end: 3 });
     await writer.append('t', [{ value: 'fourth', partition: 0 }]);
     assert.deepEqual(
@@ -49,7 +52,8 @@ describe('read-only open beside a writer', () => {
 
   test('follows the writer into new segments, reading every offset exactly once', async () => {
     assert.equal(segmentFiles(tmp.dir, 't', 0).length, 1);
-    for (let i = 1; i < 25; i++) await writer.append('t', [{ value: `${i}`.padEnd(150, '.'), partition: 0, timestamp: T0 + i }]);
+    for (let i = 1; i < 25; i++)
+      await writer.append('t', [{ value: `${i}`.padEnd(150, '.'), partition: 0, timestamp: T0 + i }]);
     assert.ok(segmentFiles(tmp.dir, 't', 0).length >= 4);
     assert.deepEqual(await reader.offsets('t', 0), { start: 0, end: 25 });
     assert.deepEqual(
@@ -62,7 +66,8 @@ describe('read-only open beside a writer', () => {
     assert.deepEqual(await reader.offsets('t', 0), { start: 0, end: 1 });
     // Written into the segment the reader still thinks is active, which then rolls.
     await writer.append('t', [{ value: 'late', partition: 0, timestamp: T0 + 5000 }]);
-    for (let i = 0; i < 20; i++) await writer.append('t', [{ value: 'x'.repeat(150), partition: 0, timestamp: T0 + 9000 + i }]);
+    for (let i = 0; i < 20; i++)
+      await writer.append('t', [{ value: 'x'.repeat(150), partition: 0, timestamp: T0 + 9000 + i }]);
     assert.equal(await writer.offsetForTime('t', 0, T0 + 1), 1);
     assert.equal(await reader.offsetForTime('t', 0, T0 + 1), 1);
     assert.equal(await reader.offsetForTime('t', 0, T0 + 9005), await writer.offsetForTime('t', 0, T0 + 9005));
@@ -72,7 +77,8 @@ describe('read-only open beside a writer', () => {
     const controller = new AbortController();
     const got: LogRecord[] = [];
     const done = (async () => {
-      for await (const batch of reader.read('t', 1, 0, { follow: true, signal: controller.signal })) got.push(...batch.records());
+      for await (const batch of reader.read('t', 1, 0, { follow: true, signal: controller.signal }))
+        got.push(...batch.records());
     })();
     await writer.append('t', [{ value: 'a', partition: 1 }]);
     await writer.append('t', [{ value: 'b', partition: 1 }]);
@@ -99,7 +105,9 @@ describe('read-only open beside a writer', () => {
   test('refuses to create topics or append with KAPPA_READ_ONLY', async () => {
     await assert.rejects(reader.createTopic('new', { partitions: 1 }), { code: 'KAPPA_READ_ONLY' });
     await assert.rejects(reader.append('t', [{ value: 'x' }]), { code: 'KAPPA_READ_ONLY' });
-    await assert.rejects(reader.appendBatch('t', 0, [{ key: null, value: 'x', timestamp: 1 }]), { code: 'KAPPA_READ_ONLY' });
+    await assert.rejects(reader.appendBatch('t', 0, [{ key: null, value: 'x', timestamp: 1 }]), {
+      code: 'KAPPA_READ_ONLY',
+    });
     assert.equal(reader.enforceRetention(), 0);
   });
 
@@ -142,7 +150,8 @@ describe('read-only open of a damaged partition', () => {
     try {
       const writer = await openTestLog(tmp.dir);
       await writer.createTopic('t', { partitions: 1 });
-      for (let i = 0; i < 5; i++) await writer.append('t', [{ value: `record-${i}`.padEnd(200, '.'), timestamp: T0 + i }]);
+      for (let i = 0; i < 5; i++)
+        await writer.append('t', [{ value: `record-${i}`.padEnd(200, '.'), timestamp: T0 + i }]);
       await writer.close();
       // Flip one bit inside the value of the second batch (each batch is one ~270-byte record).
       const file = join(tmp.dir, 'topics', 't', '0', segmentFiles(tmp.dir, 't', 0)[0]);
@@ -155,7 +164,8 @@ describe('read-only open of a damaged partition', () => {
         const seen: string[] = [];
         await assert.rejects(
           (async () => {
-            for await (const batch of reader.read('t', 0, 0)) for (const r of batch.records()) seen.push(r.value!.toString().slice(0, 8));
+            for await (const batch of reader.read('t', 0, 0))
+              for (const r of batch.records()) seen.push(r.value!.toString().slice(0, 8));
           })(),
           (err: Error & { code?: string }) => err.code === 'KAPPA_CORRUPT_DATA' && err.message.includes(file),
         );

@@ -2,18 +2,29 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
-import { ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, readInt64, varintSize, writeInt64, writeVarint } from './format/index.ts';
+import {
+  ATTR_TIMESTAMP_LOG_APPEND,
+  BATCH_HEADER_BYTES,
+  readInt64,
+  varintSize,
+  writeInt64,
+  writeVarint,
+} from './format/index.ts';
 import { type EncodableRecord, RecordBatch, checkBatch, encodeBatch, setBaseOffset } from './record-batch.ts';
 
 // kafkajs's codec internals are CommonJS and untyped; they serve as an independent implementation
 // of the same wire format.
 const require = createRequire(import.meta.url);
 const KafkaDecoder = require('kafkajs/src/protocol/decoder.js') as new (buf: Buffer) => unknown;
-const kafkaDecodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (decoder: unknown) => Promise<KafkaDecodedBatch>;
+const kafkaDecodeBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder.js') as (
+  decoder: unknown,
+) => Promise<KafkaDecodedBatch>;
 const { RecordBatch: kafkaRecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as {
   RecordBatch: (opts: Record<string, unknown>) => Promise<{ buffer: Buffer }>;
 };
-const kafkaRecord = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (opts: Record<string, unknown>) => unknown;
+const kafkaRecord = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as (
+  opts: Record<string, unknown>,
+) => unknown;
 const kafkaCrc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (buf: Buffer) => number;
 
 interface KafkaDecodedBatch {
@@ -24,7 +35,13 @@ interface KafkaDecodedBatch {
   producerId: string;
   producerEpoch: number;
   firstSequence: number;
-  records: { offset: string; timestamp: string; key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer | null | (Buffer | null)[]> }[];
+  records: {
+    offset: string;
+    timestamp: string;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers: Record<string, Buffer | null | (Buffer | null)[]>;
+  }[];
 }
 
 const CRC_OFFSET = 17;
@@ -108,7 +125,22 @@ describe('encodeBatch / RecordBatch round trip', () => {
   });
 
   test('round-trips timestamp deltas that are negative or beyond 2^31 and 2^32', () => {
-    const deltas = [0, -1, 1, -(2 ** 31), 2 ** 31, 2 ** 31 + 1, 2 ** 32 + 5, -(2 ** 32) - 5, 2 ** 40, -(2 ** 40), 2 ** 30 - 1, 2 ** 30, -(2 ** 30), -(2 ** 30) - 1];
+    const deltas = [
+      0,
+      -1,
+      1,
+      -(2 ** 31),
+      2 ** 31,
+      2 ** 31 + 1,
+      2 ** 32 + 5,
+      -(2 ** 32) - 5,
+      2 ** 40,
+      -(2 ** 40),
+      2 ** 30 - 1,
+      2 ** 30,
+      -(2 ** 30),
+      -(2 ** 30) - 1,
+    ];
     const base = 2 ** 41;
     const input = deltas.map((d, i) => ({ key: null, value: String(i), timestamp: base + d }));
     const batch = new RecordBatch(encodeBatch(input, { baseOffset: 0 }));
@@ -170,7 +202,13 @@ describe('encodeBatch / RecordBatch round trip', () => {
   });
 
   test('setBaseOffset moves the batch to new offsets without breaking its CRC', () => {
-    const bytes = encodeBatch([{ key: null, value: 'x', timestamp: 1 }, { key: null, value: 'y', timestamp: 2 }], { baseOffset: 0 });
+    const bytes = encodeBatch(
+      [
+        { key: null, value: 'x', timestamp: 1 },
+        { key: null, value: 'y', timestamp: 2 },
+      ],
+      { baseOffset: 0 },
+    );
     setBaseOffset(bytes, 2 ** 33);
     assert.equal(checkBatch(bytes, 0, bytes.length).problem, null);
     assert.deepEqual(
@@ -215,7 +253,26 @@ describe('integer helpers', () => {
 
   test('varintSize agrees with the bytes writeVarint writes, at every zigzag boundary', () => {
     const b = Buffer.alloc(16);
-    const values = [0, -1, 1, 63, -64, 64, -65, 8191, 8192, -8193, 2 ** 30 - 1, 2 ** 30, -(2 ** 30), -(2 ** 30) - 1, 2 ** 31, -(2 ** 31) - 1, 2 ** 52, -(2 ** 52)];
+    const values = [
+      0,
+      -1,
+      1,
+      63,
+      -64,
+      64,
+      -65,
+      8191,
+      8192,
+      -8193,
+      2 ** 30 - 1,
+      2 ** 30,
+      -(2 ** 30),
+      -(2 ** 30) - 1,
+      2 ** 31,
+      -(2 ** 31) - 1,
+      2 ** 52,
+      -(2 ** 52),
+    ];
     for (const v of values) assert.equal(writeVarint(b, 0, v), varintSize(v), `size of ${v}`);
   });
 });
@@ -325,7 +382,13 @@ describe('compatibility with kafkajs', () => {
 
   test('kafkajs decodes a run of Kappa batches back to back, as a fetch response carries them', async () => {
     const a = encodeBatch([{ key: 'a', value: '1', timestamp: 5 }], { baseOffset: 0 });
-    const b = encodeBatch([{ key: 'b', value: '2', timestamp: 6 }, { key: 'c', value: '3', timestamp: 4 }], { baseOffset: 1 });
+    const b = encodeBatch(
+      [
+        { key: 'b', value: '2', timestamp: 6 },
+        { key: 'c', value: '3', timestamp: 4 },
+      ],
+      { baseOffset: 1 },
+    );
     const decoder = new KafkaDecoder(Buffer.concat([a, b]));
     const first = await kafkaDecodeBatch(decoder);
     const second = await kafkaDecodeBatch(decoder);
@@ -343,12 +406,24 @@ describe('compatibility with kafkajs', () => {
     const firstOffset = 2 ** 33 + 9;
     const firstTimestamp = T0;
     const inputs = [
-      { key: Buffer.from('k1'), value: Buffer.from('v1'), timestampDelta: 0, headers: { a: Buffer.from('x'), b: Buffer.from('ÿ') } },
+      {
+        key: Buffer.from('k1'),
+        value: Buffer.from('v1'),
+        timestampDelta: 0,
+        headers: { a: Buffer.from('x'), b: Buffer.from('ÿ') },
+      },
       { key: null, value: Buffer.from('no key'), timestampDelta: -1500, headers: {} },
       { key: Buffer.from('tomb'), value: null, timestampDelta: 2 ** 33, headers: {} },
-      { key: Buffer.from('😀 ключ'), value: Buffer.from('値'.repeat(100)), timestampDelta: 7, headers: { 'ünï': Buffer.from('ç') } },
+      {
+        key: Buffer.from('😀 ключ'),
+        value: Buffer.from('値'.repeat(100)),
+        timestampDelta: 7,
+        headers: { ünï: Buffer.from('ç') },
+      },
     ];
-    const records = inputs.map((r, i) => kafkaRecord({ offsetDelta: i, timestampDelta: r.timestampDelta, key: r.key, value: r.value, headers: r.headers }));
+    const records = inputs.map((r, i) =>
+      kafkaRecord({ offsetDelta: i, timestampDelta: r.timestampDelta, key: r.key, value: r.value, headers: r.headers }),
+    );
     const encoded = await kafkaRecordBatch({
       firstOffset,
       firstTimestamp,

@@ -134,7 +134,13 @@ function sizeRecord(r: EncodableRecord, i: number, baseTimestamp: number, lens: 
 }
 
 /** The fixed header of a batch of `count` records; the CRC is written last, over everything after it. */
-function writeHeader(buf: Buffer, opts: BatchOptions, count: number, baseTimestamp: number, maxTimestamp: number): void {
+function writeHeader(
+  buf: Buffer,
+  opts: BatchOptions,
+  count: number,
+  baseTimestamp: number,
+  maxTimestamp: number,
+): void {
   writeInt64(buf, BatchField.baseOffset, opts.baseOffset);
   buf.writeInt32BE(buf.length - BATCH_LOG_OVERHEAD, BatchField.batchLength);
   buf.writeInt32BE(0, BatchField.partitionLeaderEpoch);
@@ -150,7 +156,14 @@ function writeHeader(buf: Buffer, opts: BatchOptions, count: number, baseTimesta
 }
 
 /** Writes record `i` at `pos` with the lengths `sizeRecord` kept; returns the position after it. */
-function writeRecord(buf: Buffer, pos: number, r: EncodableRecord, i: number, baseTimestamp: number, lens: Int32Array): number {
+function writeRecord(
+  buf: Buffer,
+  pos: number,
+  r: EncodableRecord,
+  i: number,
+  baseTimestamp: number,
+  lens: Int32Array,
+): number {
   pos = writeVarint(buf, pos, lens[i * LENS_PER_RECORD]);
   buf[pos++] = 0;
   pos = writeVarint(buf, pos, r.timestamp - baseTimestamp);
@@ -189,7 +202,12 @@ export interface BatchCheck {
  * `incomplete` means the bytes stop before the batch does (a torn tail, or data still being written).
  */
 export function checkBatch(buf: Buffer, pos: number, end: number, sizeMax = 0x7fffffff): BatchCheck {
-  if (end - pos < BATCH_HEADER_BYTES) return { size: 0, problem: 'incomplete', detail: `only ${end - pos} bytes left, a batch header needs ${BATCH_HEADER_BYTES}` };
+  if (end - pos < BATCH_HEADER_BYTES)
+    return {
+      size: 0,
+      problem: 'incomplete',
+      detail: `only ${end - pos} bytes left, a batch header needs ${BATCH_HEADER_BYTES}`,
+    };
   const batchLength = buf.readInt32BE(pos + BatchField.batchLength);
   const size = batchLength + BATCH_LOG_OVERHEAD;
   if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD || size > sizeMax) {
@@ -197,16 +215,25 @@ export function checkBatch(buf: Buffer, pos: number, end: number, sizeMax = 0x7f
   }
   const magic = buf[pos + BatchField.magic];
   if (magic !== MAGIC_V2) return { size, problem: 'bad-magic', detail: `magic byte is ${magic}, expected 2` };
-  if (end - pos < size) return { size, problem: 'incomplete', detail: `batch of ${size} bytes but only ${end - pos} bytes left` };
+  if (end - pos < size)
+    return { size, problem: 'incomplete', detail: `batch of ${size} bytes but only ${end - pos} bytes left` };
   const stored = buf.readUInt32BE(pos + BatchField.crc);
   const computed = crc32c(buf.subarray(pos + CRC_START, pos + size));
   if (stored !== computed) {
-    return { size, problem: 'bad-crc', detail: `CRC-32C mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')})` };
+    return {
+      size,
+      problem: 'bad-crc',
+      detail: `CRC-32C mismatch (stored 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')})`,
+    };
   }
   const lastOffsetDelta = buf.readInt32BE(pos + BatchField.lastOffsetDelta);
   const count = buf.readInt32BE(pos + BatchField.recordCount);
   if (count < 1 || lastOffsetDelta !== count - 1) {
-    return { size, problem: 'bad-count', detail: `record count ${count} disagrees with last offset delta ${lastOffsetDelta}` };
+    return {
+      size,
+      problem: 'bad-count',
+      detail: `record count ${count} disagrees with last offset delta ${lastOffsetDelta}`,
+    };
   }
   return { size, problem: null, detail: '' };
 }
@@ -252,7 +279,8 @@ export function checkRecords(buf: Buffer): string | null {
         if (hvLen > 0) cursor.pos += hvLen;
         if (cursor.pos > recordEnd) return `record ${i} header ${h} runs past the end of the record`;
       }
-      if (cursor.pos !== recordEnd) return `record ${i} has ${recordEnd - cursor.pos} bytes its fields do not account for`;
+      if (cursor.pos !== recordEnd)
+        return `record ${i} has ${recordEnd - cursor.pos} bytes its fields do not account for`;
     }
   } catch (err) {
     return `record ${i}: ${(err as Error).message}`;
@@ -297,7 +325,9 @@ export class RecordBatch {
   records(fromOffset = 0): LogRecord[] {
     const buf = this.bytes;
     if ((this.attributes & ATTR_COMPRESSION_MASK) !== 0) {
-      throw new RangeError(`compressed record batches (codec ${this.attributes & ATTR_COMPRESSION_MASK}) are not supported yet`);
+      throw new RangeError(
+        `compressed record batches (codec ${this.attributes & ATTR_COMPRESSION_MASK}) are not supported yet`,
+      );
     }
     const end = buf.length;
     const cursor: Cursor = { pos: BATCH_HEADER_BYTES };
@@ -308,7 +338,8 @@ export class RecordBatch {
     for (let i = 0; i < this.count; i++) {
       const length = readVarint(buf, cursor, end);
       const recordEnd = cursor.pos + length;
-      if (length < 0 || recordEnd > end) throw new RangeError(`record ${i} of batch at offset ${base} runs past the batch`);
+      if (length < 0 || recordEnd > end)
+        throw new RangeError(`record ${i} of batch at offset ${base} runs past the batch`);
       cursor.pos++; // attributes
       const tsDelta = readVarint(buf, cursor, recordEnd);
       const offsetDelta = readVarint(buf, cursor, recordEnd);
@@ -320,7 +351,8 @@ export class RecordBatch {
       const key = readBytes(buf, cursor, recordEnd);
       const value = readBytes(buf, cursor, recordEnd);
       const headers = readHeaders(buf, cursor, recordEnd);
-      if (cursor.pos !== recordEnd) throw new RangeError(`record ${i} of batch at offset ${base} has ${recordEnd - cursor.pos} unexplained bytes`);
+      if (cursor.pos !== recordEnd)
+        throw new RangeError(`record ${i} of batch at offset ${base} has ${recordEnd - cursor.pos} unexplained bytes`);
       out.push({ offset, timestamp: logAppendTime ? this.maxTimestamp : baseTs + tsDelta, key, value, headers });
     }
     return out;

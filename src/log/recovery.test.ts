@@ -55,7 +55,12 @@ describe('reopening and recovery', () => {
     await ctx.log.createTopic('b', { partitions: 1 });
     const sent: { key: string | null; value: string | null; headers: Record<string, string>; timestamp: number }[] = [];
     for (let i = 0; i < 60; i++) {
-      sent.push({ key: i % 4 === 0 ? null : `key-${i % 7}`, value: i % 9 === 0 ? null : `value ${i} ✓`.repeat(3), headers: { i: String(i) }, timestamp: T0 + i * 3 });
+      sent.push({
+        key: i % 4 === 0 ? null : `key-${i % 7}`,
+        value: i % 9 === 0 ? null : `value ${i} ✓`.repeat(3),
+        headers: { i: String(i) },
+        timestamp: T0 + i * 3,
+      });
     }
     const metas = await ctx.log.append('a', sent);
     await ctx.log.append('b', [{ value: 'only' }]);
@@ -81,7 +86,8 @@ describe('reopening and recovery', () => {
 
   test('rebuilds a deleted .index/.timeindex of a closed segment; reads and time lookups still work', async () => {
     await ctx.log.createTopic('t', { partitions: 1, segmentBytes: 32 * 1024 });
-    for (let i = 0; i < 150; i++) await ctx.log.appendBatch('t', 0, [{ key: null, value: `${i}:`.padEnd(1000, '#'), timestamp: T0 + i * 10 }]);
+    for (let i = 0; i < 150; i++)
+      await ctx.log.appendBatch('t', 0, [{ key: null, value: `${i}:`.padEnd(1000, '#'), timestamp: T0 + i * 10 }]);
     const files = segmentFiles(ctx.dir, 't', 0);
     assert.ok(files.length >= 4);
     const dir = partitionDir(ctx.dir, 't', 0);
@@ -192,7 +198,11 @@ describe('reopening and recovery', () => {
     const health = ctx.log.health('t');
     assert.equal(health[0].corruption?.position, damagedAt);
     assert.equal(health[1].corruption, null);
-    assert.equal((await ctx.log.append('t', [{ value: 'fine', partition: 1 }]))[0].offset, 1, 'other partitions keep working');
+    assert.equal(
+      (await ctx.log.append('t', [{ value: 'fine', partition: 1 }]))[0].offset,
+      1,
+      'other partitions keep working',
+    );
     const report = verifyLog({ dir: ctx.dir });
     assert.equal(report.ok, false);
     assert.ok(report.findings.some((f) => f.severity === 'error' && f.file === path && f.position === damagedAt));
@@ -239,14 +249,19 @@ describe('reopening and recovery', () => {
       const seen: string[] = [];
       await assert.rejects(
         (async () => {
-          for await (const batch of ctx.log.read('t', 0, from)) for (const r of batch.records(from)) seen.push(`${r.offset}=${r.value!.toString()}`);
+          for await (const batch of ctx.log.read('t', 0, from))
+            for (const r of batch.records(from)) seen.push(`${r.offset}=${r.value!.toString()}`);
         })(),
         { code: 'KAPPA_CORRUPT_DATA' },
         `reading from ${from}`,
       );
       for (const entry of seen) {
         const [offset, value] = entry.split('=');
-        assert.equal(value, `${Number(offset) % 2 === 0 ? 'a' : 'b'}${Math.floor(Number(offset) / 2)}`, `offset ${offset} carries its own value`);
+        assert.equal(
+          value,
+          `${Number(offset) % 2 === 0 ? 'a' : 'b'}${Math.floor(Number(offset) / 2)}`,
+          `offset ${offset} carries its own value`,
+        );
       }
       assert.equal(seen.length, Math.max(0, 6 - from));
     }
@@ -264,7 +279,7 @@ describe('reopening and recovery', () => {
     assert.equal(fs.statSync(path).size, size - 3, 'nothing was cut');
     await assert.rejects(ctx.log.append('t', [{ value: 'x' }]), { code: 'KAPPA_CORRUPT_DATA' });
     assert.deepEqual(
-      (await readRecords(ctx.log, 't', 0, 0).catch((e: { code: string }) => e.code)),
+      await readRecords(ctx.log, 't', 0, 0).catch((e: { code: string }) => e.code),
       'KAPPA_CORRUPT_DATA',
     );
   });

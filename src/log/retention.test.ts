@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { TopicConfig } from './types.ts';
-import { collectingLogger, manualClock, openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
+import {
+  collectingLogger,
+  manualClock,
+  openTestLog,
+  partitionDir,
+  readRecords,
+  segmentFiles,
+  useTestLog,
+} from './test-helpers.ts';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = 60_000;
@@ -52,7 +60,10 @@ describe('retention', () => {
     const after = files();
     // The segment holding firstNew holds old records too but its newest record is young: kept.
     const keptFrom = before.filter((b) => b <= firstNew).at(-1)!;
-    assert.deepEqual(after, before.filter((b) => b >= keptFrom));
+    assert.deepEqual(
+      after,
+      before.filter((b) => b >= keptFrom),
+    );
     assert.equal(deleted, before.length - after.length);
     assert.ok(deleted >= 2 && oldSegments.length > 0);
     const { start, end } = await ctx.log.offsets('t', 0);
@@ -60,7 +71,10 @@ describe('retention', () => {
     assert.equal(end, 18);
     const names = fs.readdirSync(partitionDir(ctx.dir, 't', 0));
     for (const base of before.filter((b) => b < keptFrom)) {
-      assert.ok(!names.some((n) => n.startsWith(String(base).padStart(20, '0'))), `every file of segment ${base} is gone`);
+      assert.ok(
+        !names.some((n) => n.startsWith(String(base).padStart(20, '0'))),
+        `every file of segment ${base} is gone`,
+      );
     }
     assert.ok(logger.infos.some((m) => /retention: deleted segment .*older than retention\.ms/.test(m)));
   });
@@ -74,11 +88,14 @@ describe('retention', () => {
     const { start, end } = await ctx.log.offsets('t', 0);
     assert.ok(start > 0);
     await assert.rejects(readRecords(ctx.log, 't', 0, 0), { code: 'KAPPA_OFFSET_OUT_OF_RANGE' });
-    await assert.rejects(readRecords(ctx.log, 't', 0, start - 1), (err: Error & { details?: Record<string, unknown> }) => {
-      assert.equal((err as { code?: string }).code, 'KAPPA_OFFSET_OUT_OF_RANGE');
-      assert.equal(err.details?.start, start);
-      return true;
-    });
+    await assert.rejects(
+      readRecords(ctx.log, 't', 0, start - 1),
+      (err: Error & { details?: Record<string, unknown> }) => {
+        assert.equal((err as { code?: string }).code, 'KAPPA_OFFSET_OUT_OF_RANGE');
+        assert.equal(err.details?.start, start);
+        return true;
+      },
+    );
     assert.deepEqual(
       (await readRecords(ctx.log, 't', 0, start)).map((r) => r.offset),
       Array.from({ length: end - start }, (_, i) => start + i),

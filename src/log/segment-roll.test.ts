@@ -40,7 +40,10 @@ describe('segment rolling', () => {
     // Issued together, these land in one group-commit write that spans several segments.
     await Promise.all(Array.from({ length: 20 }, (_, i) => ctx.log.append('t', [{ value: VALUE, timestamp: T0 + i }])));
     const bases = segmentFiles(ctx.dir, 't', 0).map(baseOf);
-    assert.deepEqual(bases, Array.from({ length: Math.ceil(20 / perSegment) }, (_, i) => i * perSegment));
+    assert.deepEqual(
+      bases,
+      Array.from({ length: Math.ceil(20 / perSegment) }, (_, i) => i * perSegment),
+    );
     assert.deepEqual(
       (await readRecords(ctx.log, 't', 0)).map((r) => r.offset),
       Array.from({ length: 20 }, (_, i) => i),
@@ -120,7 +123,11 @@ describe('reading across segments', () => {
       const n = Math.min(1 + (offset % 4), N - offset);
       await log.append(
         't',
-        Array.from({ length: n }, (_, j) => ({ key: `k${offset + j}`, value: `value-${offset + j}`.padEnd(60, '*'), timestamp: T0 + offset + j })),
+        Array.from({ length: n }, (_, j) => ({
+          key: `k${offset + j}`,
+          value: `value-${offset + j}`.padEnd(60, '*'),
+          timestamp: T0 + offset + j,
+        })),
       );
       offset += n;
     }
@@ -164,7 +171,10 @@ describe('reading across segments', () => {
   });
 
   test('read(from) in the middle of a batch starts with that batch; records(from) skips the earlier records', async () => {
-    await log.append('t', Array.from({ length: 10 }, (_, i) => ({ value: `m${i}`, timestamp: T0 })));
+    await log.append(
+      't',
+      Array.from({ length: 10 }, (_, i) => ({ value: `m${i}`, timestamp: T0 })),
+    );
     const from = N + 5;
     const batches = [];
     for await (const batch of log.read('t', 0, from)) batches.push(batch);
@@ -181,7 +191,10 @@ describe('reading across segments', () => {
     await log.close();
     log = await openTestLog(tmp.dir, { fsync: 'never' });
     await log.createTopic('big', { partitions: 1 });
-    await log.append('big', Array.from({ length: 50 }, (_, i) => ({ value: `${i}`.padEnd(500, '-') })));
+    await log.append(
+      'big',
+      Array.from({ length: 50 }, (_, i) => ({ value: `${i}`.padEnd(500, '-') })),
+    );
     await log.append('big', [{ value: 'after' }]);
     const batches = [];
     for await (const batch of log.read('big', 0, 0, { maxBytes: 4096 })) batches.push(batch);

@@ -28,7 +28,13 @@ describe('LogSegment', () => {
     for (let i = 0; i < count; i++) {
       const records = Array.from({ length: perBatch }, () => ({ key: null, value: 'p'.repeat(500), timestamp: ts(i) }));
       const buf = encodeBatch(records, { baseOffset: offset });
-      const info: BatchInfo = { position: seg.sizeBytes, size: buf.length, baseOffset: offset, lastOffset: offset + perBatch - 1, maxTimestamp: Math.max(...records.map((r) => r.timestamp)) };
+      const info: BatchInfo = {
+        position: seg.sizeBytes,
+        size: buf.length,
+        baseOffset: offset,
+        lastOffset: offset + perBatch - 1,
+        maxTimestamp: Math.max(...records.map((r) => r.timestamp)),
+      };
       seg.write([buf], [info]);
       offset += perBatch;
     }
@@ -86,9 +92,17 @@ describe('LogSegment', () => {
     again.scan(0, 0, again.sizeBytes, (b) => starts.push(b.position));
     for (let offset = 0; offset < 90; offset++) {
       const batch = Math.floor(offset / 3);
-      assert.deepEqual(again.findPosition(offset, again.sizeBytes), { position: starts[batch], baseOffset: batch * 3 }, `offset ${offset}`);
+      assert.deepEqual(
+        again.findPosition(offset, again.sizeBytes),
+        { position: starts[batch], baseOffset: batch * 3 },
+        `offset ${offset}`,
+      );
     }
-    assert.deepEqual(again.findPosition(90, again.sizeBytes), { position: again.sizeBytes, baseOffset: 90 }, 'past the end: the end');
+    assert.deepEqual(
+      again.findPosition(90, again.sizeBytes),
+      { position: again.sizeBytes, baseOffset: 90 },
+      'past the end: the end',
+    );
   });
 
   test('findPosition stops at a batch whose base offset breaks the chain, and says which base offset it should have', () => {
@@ -99,7 +113,11 @@ describe('LogSegment', () => {
     bytes[starts[4] + 7] ^= 0x01; // batch 4 (offsets 8-9) now claims to start at 9
     fs.writeFileSync(seg.logPath, bytes);
     assert.deepEqual(seg.findPosition(9, seg.sizeBytes), { position: starts[4], baseOffset: 8 });
-    assert.deepEqual(seg.findPosition(12, seg.sizeBytes), { position: starts[4], baseOffset: 8 }, 'a walk does not skip past the damage');
+    assert.deepEqual(
+      seg.findPosition(12, seg.sizeBytes),
+      { position: starts[4], baseOffset: 8 },
+      'a walk does not skip past the damage',
+    );
   });
 
   test('scan reports a torn tail as incomplete and a gap in offsets as bad-offset', () => {
@@ -122,8 +140,17 @@ describe('LogSegment', () => {
     const size = seg.sizeBytes;
     for (const base of [104, 102]) {
       const buf = encodeBatch([{ key: null, value: 'x', timestamp: T0 }], { baseOffset: base });
-      const info: BatchInfo = { position: size, size: buf.length, baseOffset: base, lastOffset: base, maxTimestamp: T0 };
-      assert.throws(() => seg.write([buf], [info]), { name: 'InvariantError', message: new RegExp(`offset ${base} does not follow 102`) });
+      const info: BatchInfo = {
+        position: size,
+        size: buf.length,
+        baseOffset: base,
+        lastOffset: base,
+        maxTimestamp: T0,
+      };
+      assert.throws(() => seg.write([buf], [info]), {
+        name: 'InvariantError',
+        message: new RegExp(`offset ${base} does not follow 102`),
+      });
       assert.equal(fs.statSync(seg.logPath).size, size, 'nothing was written');
       assert.equal(seg.nextOffset, 103);
     }

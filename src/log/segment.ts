@@ -16,7 +16,15 @@ import { join } from 'node:path';
 import { invariant } from '../assert.ts';
 import { type LogFs, fsyncDir, readAsync, readFully, writeFileAtomic } from './fs.ts';
 import { OffsetIndex } from './offset-index.ts';
-import { BATCH_HEADER_BYTES, BatchField, MAGIC_V2, baseOffsetAt, batchSizeAt, lastOffsetAt, readHeaderFields } from './format/index.ts';
+import {
+  BATCH_HEADER_BYTES,
+  BatchField,
+  MAGIC_V2,
+  baseOffsetAt,
+  batchSizeAt,
+  lastOffsetAt,
+  readHeaderFields,
+} from './format/index.ts';
 import { type BatchProblem, checkBatch } from './record-batch.ts';
 import { segmentFileName } from './names.ts';
 import { TimeIndex } from './time-index.ts';
@@ -179,7 +187,10 @@ export class LogSegment {
     // before any byte is written, so a wrong offset never reaches the file.
     let next = this.nextOffset;
     for (const info of infos) {
-      invariant(info.baseOffset === next, () => `${this.logPath} append: offset ${info.baseOffset} does not follow ${next - 1}`);
+      invariant(
+        info.baseOffset === next,
+        () => `${this.logPath} append: offset ${info.baseOffset} does not follow ${next - 1}`,
+      );
       next = info.lastOffset + 1;
     }
     let position = this.sizeBytes;
@@ -190,10 +201,12 @@ export class LogSegment {
       // writev may write less than asked (rare: a signal, a nearly full disk); finish with plain writes.
       const rest = Buffer.concat(buffers).subarray(written);
       let done = 0;
-      while (done < rest.length) done += this.fs.writeSync(this.fd, rest, done, rest.length - done, position + written + done);
+      while (done < rest.length)
+        done += this.fs.writeSync(this.fd, rest, done, rest.length - done, position + written + done);
     }
     for (const info of infos) {
-      if (info.position !== position) throw new Error(`batch position ${info.position} does not follow segment end ${position}`);
+      if (info.position !== position)
+        throw new Error(`batch position ${info.position} does not follow segment end ${position}`);
       this.track(info);
       position += info.size;
     }
@@ -315,10 +328,19 @@ export class LogSegment {
         }
       }
       const check = checkBatch(chunk, rel, chunkLen, BATCH_BYTES_MAX);
-      if (check.problem) return { validBytes: position, nextOffset: next, problem: { kind: check.problem, position, detail: check.detail } };
+      if (check.problem)
+        return {
+          validBytes: position,
+          nextOffset: next,
+          problem: { kind: check.problem, position, detail: check.detail },
+        };
       const baseOffset = baseOffsetAt(chunk, rel);
       if (baseOffset !== next) {
-        return { validBytes: position, nextOffset: next, problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` } };
+        return {
+          validBytes: position,
+          nextOffset: next,
+          problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` },
+        };
       }
       onBatch?.(batchInfoAt(chunk, rel, position, check.size));
       next = lastOffsetAt(chunk, rel) + 1;
@@ -344,12 +366,17 @@ export class LogSegment {
       if (position + BATCH_HEADER_BYTES > chunkStart + chunkLen) {
         chunkStart = position;
         chunkLen = readFully(this.fs, this.fd, chunk, Math.min(chunk.length, end - position), position);
-        if (chunkLen < BATCH_HEADER_BYTES) return `${this.logPath} ends with ${chunkLen} bytes at byte ${position}, less than a batch header`;
+        if (chunkLen < BATCH_HEADER_BYTES)
+          return `${this.logPath} ends with ${chunkLen} bytes at byte ${position}, less than a batch header`;
       }
       const rel = position - chunkStart;
       const size = batchSizeAt(chunk, rel);
       const baseOffset = baseOffsetAt(chunk, rel);
-      if (!plausibleSize(size, end - position) || chunk[rel + BatchField.magic] !== MAGIC_V2 || baseOffset !== expected) {
+      if (
+        !plausibleSize(size, end - position) ||
+        chunk[rel + BatchField.magic] !== MAGIC_V2 ||
+        baseOffset !== expected
+      ) {
         return `${this.logPath} has an implausible batch header at byte ${position}`;
       }
       onBatch(batchInfoAt(chunk, rel, position, size));

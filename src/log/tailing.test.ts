@@ -71,7 +71,10 @@ describe('tailing with follow: true', () => {
     await sleep(20);
     assert.equal(reader.records.length, 0);
     for (let i = 0; i < 5; i++) await log.append('t', [{ value: `a${i}`, partition: 0 }]);
-    await log.append('t', [{ value: 'b0', partition: 0 }, { value: 'b1', partition: 0 }]);
+    await log.append('t', [
+      { value: 'b0', partition: 0 },
+      { value: 'b1', partition: 0 },
+    ]);
     await reader.until(7);
     assert.deepEqual(
       reader.records.map((r) => [r.offset, r.value!.toString()]),

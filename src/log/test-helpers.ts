@@ -83,7 +83,13 @@ export function useTestLog(setup: UseTestLogOptions = {}): TestLogContext {
 }
 
 /** Every record of a partition from `from` to the current end (no follow), in order. */
-export async function readRecords(log: FileLog, topic: string, partition: number, from = 0, maxBytes?: number): Promise<LogRecord[]> {
+export async function readRecords(
+  log: FileLog,
+  topic: string,
+  partition: number,
+  from = 0,
+  maxBytes?: number,
+): Promise<LogRecord[]> {
   const out: LogRecord[] = [];
   for await (const batch of log.read(topic, partition, from, { maxBytes })) out.push(...batch.records(from));
   return out;
@@ -102,7 +108,11 @@ export function partitionDir(dataDir: string, topic: string, partition: number):
 }
 
 /** An index file of fixed-size entries, each written by `write` at byte `at`: for tests of what `load` accepts. */
-export function indexFile<E>(entries: E[], entryBytes: number, write: (buf: Buffer, entry: E, at: number) => void): Buffer {
+export function indexFile<E>(
+  entries: E[],
+  entryBytes: number,
+  write: (buf: Buffer, entry: E, at: number) => void,
+): Buffer {
   const buf = Buffer.alloc(entries.length * entryBytes);
   entries.forEach((entry, i) => write(buf, entry, i * entryBytes));
   return buf;

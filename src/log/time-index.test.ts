@@ -100,10 +100,42 @@ describe('TimeIndex file format', () => {
   });
 
   test('rejects entries whose timestamps or offsets do not strictly increase', () => {
-    assert.equal(TimeIndex.load(fileOf([[T, 1], [T, 2]])), null);
-    assert.equal(TimeIndex.load(fileOf([[T, 1], [T - 5, 2]])), null);
-    assert.equal(TimeIndex.load(fileOf([[T, 2], [T + 1, 2]])), null);
-    assert.equal(TimeIndex.load(fileOf([[T, 2], [T + 1, 1]])), null);
+    assert.equal(
+      TimeIndex.load(
+        fileOf([
+          [T, 1],
+          [T, 2],
+        ]),
+      ),
+      null,
+    );
+    assert.equal(
+      TimeIndex.load(
+        fileOf([
+          [T, 1],
+          [T - 5, 2],
+        ]),
+      ),
+      null,
+    );
+    assert.equal(
+      TimeIndex.load(
+        fileOf([
+          [T, 2],
+          [T + 1, 2],
+        ]),
+      ),
+      null,
+    );
+    assert.equal(
+      TimeIndex.load(
+        fileOf([
+          [T, 2],
+          [T + 1, 1],
+        ]),
+      ),
+      null,
+    );
     assert.equal(TimeIndex.load(Buffer.alloc(36)), null, 'a zero-filled file');
   });
 });

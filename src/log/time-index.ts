@@ -49,7 +49,8 @@ export class TimeIndex {
    */
   seal(maxTimestamp: number, nextRelativeOffset: number): void {
     const n = this.length;
-    if (n > 0 && this.timestamps[n - 1] === maxTimestamp && this.offsets[n - 1] < nextRelativeOffset) this.offsets[n - 1] = nextRelativeOffset;
+    if (n > 0 && this.timestamps[n - 1] === maxTimestamp && this.offsets[n - 1] < nextRelativeOffset)
+      this.offsets[n - 1] = nextRelativeOffset;
     else this.maybeAppend(maxTimestamp, nextRelativeOffset);
   }
 
@@ -69,7 +70,9 @@ export class TimeIndex {
   }
 
   last(): { timestamp: number; relativeOffset: number } | null {
-    return this.length === 0 ? null : { timestamp: this.timestamps[this.length - 1], relativeOffset: this.offsets[this.length - 1] };
+    return this.length === 0
+      ? null
+      : { timestamp: this.timestamps[this.length - 1], relativeOffset: this.offsets[this.length - 1] };
   }
 
   toBuffer(): Buffer {

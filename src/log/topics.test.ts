@@ -27,12 +27,34 @@ describe('topics', () => {
 
   test("refuses names outside Kafka's rule with KAPPA_INVALID_TOPIC_NAME and creates nothing on disk", async () => {
     const before = tree(tmp.dir);
-    const names = ['../x', '..', '.', '', 'a/b', 'a\\b', '/abs', 'x'.repeat(250), 'with space', 'tab\t', 'nul\u0000', 'ünïcode', 'a:b', '../../../../tmp/evil'];
+    const names = [
+      '../x',
+      '..',
+      '.',
+      '',
+      'a/b',
+      'a\\b',
+      '/abs',
+      'x'.repeat(250),
+      'with space',
+      'tab\t',
+      'nul\u0000',
+      'ünïcode',
+      'a:b',
+      '../../../../tmp/evil',
+    ];
     for (const name of names) {
-      await assert.rejects(log.createTopic(name, { partitions: 1 }), { code: 'KAPPA_INVALID_TOPIC_NAME' }, JSON.stringify(name));
+      await assert.rejects(
+        log.createTopic(name, { partitions: 1 }),
+        { code: 'KAPPA_INVALID_TOPIC_NAME' },
+        JSON.stringify(name),
+      );
     }
     assert.deepEqual(tree(tmp.dir), before);
-    assert.ok(!nodeFs.existsSync(join(tmp.dir, 'topics', '../../../../tmp/evil')), 'nothing escaped the data directory');
+    assert.ok(
+      !nodeFs.existsSync(join(tmp.dir, 'topics', '../../../../tmp/evil')),
+      'nothing escaped the data directory',
+    );
     assert.deepEqual(await log.topics(), []);
   });
 
@@ -90,7 +112,12 @@ describe('topics', () => {
     const json = '/topics/orders/topic.json';
     const tmpJson = `${json}.tmp`;
     const fromWrite = calls.slice(calls.indexOf(`open ${tmpJson}`));
-    assert.deepEqual(fromWrite, [`open ${tmpJson}`, `fsync ${tmpJson}`, `rename ${tmpJson} -> ${json}`, 'fsync topic dir']);
+    assert.deepEqual(fromWrite, [
+      `open ${tmpJson}`,
+      `fsync ${tmpJson}`,
+      `rename ${tmpJson} -> ${json}`,
+      'fsync topic dir',
+    ]);
     const dir = join(tmp.dir, 'topics', 'orders');
     assert.ok(!tree(dir).some((n) => n.endsWith('.tmp')));
     assert.deepEqual(JSON.parse(nodeFs.readFileSync(join(dir, 'topic.json'), 'utf8')), info);
@@ -138,7 +165,8 @@ describe('topics', () => {
       { partitions: 1, segmentBytes: 2 ** 31 },
       { partitions: 1, segmentMs: 0 },
     ];
-    for (const config of bad) await assert.rejects(log.createTopic('t', config), { code: 'KAPPA_INVALID_ARGUMENT' }, JSON.stringify(config));
+    for (const config of bad)
+      await assert.rejects(log.createTopic('t', config), { code: 'KAPPA_INVALID_ARGUMENT' }, JSON.stringify(config));
     assert.deepEqual(tree(tmp.dir), before);
   });
 
@@ -160,7 +188,9 @@ describe('topics', () => {
 
   test('unknown topics fail with KAPPA_UNKNOWN_TOPIC on every call', async () => {
     await assert.rejects(log.append('nope', [{ value: 'v' }]), { code: 'KAPPA_UNKNOWN_TOPIC' });
-    await assert.rejects(log.appendBatch('nope', 0, [{ key: null, value: 'v', timestamp: 1 }]), { code: 'KAPPA_UNKNOWN_TOPIC' });
+    await assert.rejects(log.appendBatch('nope', 0, [{ key: null, value: 'v', timestamp: 1 }]), {
+      code: 'KAPPA_UNKNOWN_TOPIC',
+    });
     await assert.rejects(log.offsets('nope', 0), { code: 'KAPPA_UNKNOWN_TOPIC' });
     await assert.rejects(log.offsetForTime('nope', 0, 0), { code: 'KAPPA_UNKNOWN_TOPIC' });
     await assert.rejects(readRecords(log, 'nope', 0), { code: 'KAPPA_UNKNOWN_TOPIC' });
@@ -174,7 +204,9 @@ describe('topics', () => {
       await assert.rejects(log.offsets('t', p), { code: 'KAPPA_INVALID_PARTITION' }, String(p));
       await assert.rejects(log.offsetForTime('t', p, 0), { code: 'KAPPA_INVALID_PARTITION' });
       await assert.rejects(readRecords(log, 't', p), { code: 'KAPPA_INVALID_PARTITION' });
-      await assert.rejects(log.appendBatch('t', p, [{ key: null, value: 'v', timestamp: 1 }]), { code: 'KAPPA_INVALID_PARTITION' });
+      await assert.rejects(log.appendBatch('t', p, [{ key: null, value: 'v', timestamp: 1 }]), {
+        code: 'KAPPA_INVALID_PARTITION',
+      });
       await assert.rejects(log.append('t', [{ value: 'v', partition: p }]), { code: 'KAPPA_INVALID_PARTITION' });
     }
   });
@@ -195,7 +227,12 @@ describe('topics', () => {
       { key: 'k', value: 'b', timestamp: 6 },
     ]);
     assert.deepEqual(range, { baseOffset: 0, lastOffset: 1, duplicates: 0, duplicateOffsets: [] });
-    assert.deepEqual(await log.appendBatch('t', 1, [{ key: null, value: 'c', timestamp: 7 }]), { baseOffset: 2, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
+    assert.deepEqual(await log.appendBatch('t', 1, [{ key: null, value: 'c', timestamp: 7 }]), {
+      baseOffset: 2,
+      lastOffset: 2,
+      duplicates: 0,
+      duplicateOffsets: [],
+    });
     assert.deepEqual(
       (await readRecords(log, 't', 1)).map((r) => r.value!.toString()),
       ['a', 'b', 'c'],

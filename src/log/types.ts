@@ -135,7 +135,12 @@ export interface Log {
    * producer already appended are reported in `duplicates` and not appended again; a sequence gap
    * (KAPPA_OUT_OF_ORDER_SEQUENCE) or an older epoch (KAPPA_PRODUCER_FENCED) refuses the batch.
    */
-  appendBatch(topic: string, partition: number, records: readonly EncodableRecord[], opts?: BatchOptions): Promise<AppendBatchResult>;
+  appendBatch(
+    topic: string,
+    partition: number,
+    records: readonly EncodableRecord[],
+    opts?: BatchOptions,
+  ): Promise<AppendBatchResult>;
   /**
    * Appends one already-encoded Kafka RecordBatch v2 without re-encoding it (from a worker thread
    * or a Kafka client); a damaged batch is refused with KAPPA_INVALID_RECORD. The log owns

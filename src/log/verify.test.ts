@@ -22,7 +22,10 @@ describe('verifyLog', () => {
     const log = await openTestLog(tmp.dir, { fsync: 'never' });
     await log.createTopic('t', { partitions: 2, segmentBytes: 1024 });
     for (let i = 0; i < 20; i++) await log.append('t', [{ value: `${i}`.padEnd(150, '.'), partition: 0 }]);
-    await log.append('t', [{ value: 'one', partition: 1 }, { value: 'two', partition: 1 }]);
+    await log.append('t', [
+      { value: 'one', partition: 1 },
+      { value: 'two', partition: 1 },
+    ]);
     await log.close();
   });
   afterEach(() => tmp.cleanup());

@@ -37,7 +37,16 @@ export interface VerifyReport {
 
 export function verifyLog(opts: { dir: string; fs?: LogFs }): VerifyReport {
   const fs = opts.fs ?? defaultFs;
-  const report: VerifyReport = { ok: true, topics: 0, partitions: 0, segments: 0, batches: 0, records: 0, bytes: 0, findings: [] };
+  const report: VerifyReport = {
+    ok: true,
+    topics: 0,
+    partitions: 0,
+    segments: 0,
+    batches: 0,
+    records: 0,
+    bytes: 0,
+    findings: [],
+  };
   const topicsDir = join(opts.dir, 'topics');
   if (!fs.existsSync(topicsDir)) return report;
   // After a clean close every byte was durable, so an unfinished last batch is damage, exactly as
@@ -48,19 +57,35 @@ export function verifyLog(opts: { dir: string; fs?: LogFs }): VerifyReport {
     let info: TopicInfo;
     try {
       info = JSON.parse(fs.readFileSync(metaPath, 'utf8')) as TopicInfo;
-      if (!Number.isInteger(info.partitions) || info.partitions < 1) throw new Error(`partition count ${info.partitions} is invalid`);
+      if (!Number.isInteger(info.partitions) || info.partitions < 1)
+        throw new Error(`partition count ${info.partitions} is invalid`);
     } catch (err) {
-      report.findings.push({ severity: 'error', topic: name, partition: null, file: metaPath, position: null, message: `topic metadata is unreadable: ${(err as Error).message}` });
+      report.findings.push({
+        severity: 'error',
+        topic: name,
+        partition: null,
+        file: metaPath,
+        position: null,
+        message: `topic metadata is unreadable: ${(err as Error).message}`,
+      });
       continue;
     }
     report.topics++;
-    for (let p = 0; p < info.partitions; p++) verifyPartition(fs, join(topicsDir, name, String(p)), name, p, report, cleanShutdown);
+    for (let p = 0; p < info.partitions; p++)
+      verifyPartition(fs, join(topicsDir, name, String(p)), name, p, report, cleanShutdown);
   }
   report.ok = report.findings.every((f) => f.severity !== 'error');
   return report;
 }
 
-function verifyPartition(fs: LogFs, dir: string, topic: string, partition: number, report: VerifyReport, cleanShutdown: boolean): void {
+function verifyPartition(
+  fs: LogFs,
+  dir: string,
+  topic: string,
+  partition: number,
+  report: VerifyReport,
+  cleanShutdown: boolean,
+): void {
   report.partitions++;
   const add = (severity: VerifyFinding['severity'], file: string, position: number | null, message: string): void => {
     report.findings.push({ severity, topic, partition, file, position, message });
@@ -95,12 +120,27 @@ function verifyPartition(fs: LogFs, dir: string, topic: string, partition: numbe
         // valid batch after it (a damaged length field also makes a batch look unfinished).
         const torn = last && !cleanShutdown && seg.findValidBatchAfter(scan.problem.position, seg.sizeBytes) === null;
         if (torn) {
-          add('warning', seg.logPath, scan.problem.position, `torn tail of ${seg.sizeBytes - scan.problem.position} bytes (${scan.problem.detail}): an unfinished, unacknowledged write that is cut off the next time the log is opened for writing`);
+          add(
+            'warning',
+            seg.logPath,
+            scan.problem.position,
+            `torn tail of ${seg.sizeBytes - scan.problem.position} bytes (${scan.problem.detail}): an unfinished, unacknowledged write that is cut off the next time the log is opened for writing`,
+          );
         } else {
-          add('error', seg.logPath, scan.problem.position, `${scan.problem.detail} (offset ${scan.nextOffset}); the data from here on cannot be read`);
+          add(
+            'error',
+            seg.logPath,
+            scan.problem.position,
+            `${scan.problem.detail} (offset ${scan.nextOffset}); the data from here on cannot be read`,
+          );
         }
       } else if (!last && scan.nextOffset !== bases[i + 1]) {
-        add('error', seg.logPath, seg.sizeBytes, `segment ends at offset ${scan.nextOffset - 1} but the next segment starts at ${bases[i + 1]}`);
+        add(
+          'error',
+          seg.logPath,
+          seg.sizeBytes,
+          `segment ends at offset ${scan.nextOffset - 1} but the next segment starts at ${bases[i + 1]}`,
+        );
       }
       if (!last) verifyIndex(fs, seg, starts, add);
     } finally {
@@ -109,7 +149,12 @@ function verifyPartition(fs: LogFs, dir: string, topic: string, partition: numbe
   }
 }
 
-function verifyIndex(fs: LogFs, seg: LogSegment, starts: Map<number, number>, add: (s: VerifyFinding['severity'], f: string, p: number | null, m: string) => void): void {
+function verifyIndex(
+  fs: LogFs,
+  seg: LogSegment,
+  starts: Map<number, number>,
+  add: (s: VerifyFinding['severity'], f: string, p: number | null, m: string) => void,
+): void {
   if (!fs.existsSync(seg.indexPath)) {
     add('warning', seg.indexPath, null, 'index file is missing; it is rebuilt from the segment when needed');
     return;
@@ -124,7 +169,12 @@ function verifyIndex(fs: LogFs, seg: LogSegment, starts: Map<number, number>, ad
     const rel = buf.readUInt32BE(i * OFFSET_INDEX_ENTRY_BYTES);
     const position = buf.readUInt32BE(i * OFFSET_INDEX_ENTRY_BYTES + 4);
     if (starts.get(position) !== seg.baseOffset + rel) {
-      add('error', seg.indexPath, i * OFFSET_INDEX_ENTRY_BYTES, `index entry ${i} says offset ${seg.baseOffset + rel} starts at byte ${position}, but no batch with that offset starts there; delete the index file to have it rebuilt`);
+      add(
+        'error',
+        seg.indexPath,
+        i * OFFSET_INDEX_ENTRY_BYTES,
+        `index entry ${i} says offset ${seg.baseOffset + rel} starts at byte ${position}, but no batch with that offset starts there; delete the index file to have it rebuilt`,
+      );
       return;
     }
   }

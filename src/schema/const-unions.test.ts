@@ -5,7 +5,10 @@ import { Type } from './index.ts';
 
 describe('rewriteConstUnions', () => {
   test("turns TypeBox's union of literals into an enum, wherever it is nested", () => {
-    const schema = Type.Object({ a: Type.Array(Type.Union([Type.Literal('x'), Type.Literal(2), Type.Literal(true), Type.Null()])), b: Type.Union([Type.Literal('p'), Type.Literal('q')]) });
+    const schema = Type.Object({
+      a: Type.Array(Type.Union([Type.Literal('x'), Type.Literal(2), Type.Literal(true), Type.Null()])),
+      b: Type.Union([Type.Literal('p'), Type.Literal('q')]),
+    });
     const rewritten = JSON.parse(JSON.stringify(rewriteConstUnions(schema)));
     assert.deepEqual(rewritten.properties.b, { enum: ['p', 'q'] });
     // Null() is `{ type: 'null' }` without a const: that union must stay an anyOf.
@@ -13,7 +16,10 @@ describe('rewriteConstUnions', () => {
   });
 
   test('never mutates its input and shares the subtrees it did not change', () => {
-    const schema = Type.Object({ r: Type.Union([Type.Literal('n'), Type.Literal('s')]), o: Type.Object({ x: Type.Number() }) });
+    const schema = Type.Object({
+      r: Type.Union([Type.Literal('n'), Type.Literal('s')]),
+      o: Type.Object({ x: Type.Number() }),
+    });
     const before = JSON.stringify(schema);
     const rewritten = rewriteConstUnions(schema) as unknown as typeof schema;
     assert.equal(JSON.stringify(schema), before);

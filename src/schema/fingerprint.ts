@@ -26,7 +26,10 @@ export function canonicalJson(value: unknown): string {
 /** Returns undefined for values JSON leaves out (undefined, functions, symbols). */
 function render(value: unknown, depth: number, key: string | undefined): string | undefined {
   if (depth > SCHEMA_DEPTH_MAX) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `The schema is nested more than ${SCHEMA_DEPTH_MAX} levels deep (or refers to itself); it cannot be fingerprinted.`);
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The schema is nested more than ${SCHEMA_DEPTH_MAX} levels deep (or refers to itself); it cannot be fingerprinted.`,
+    );
   }
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number') return JSON.stringify(value);

@@ -4,7 +4,13 @@ import { Type } from '@sinclair/typebox';
 import { seededRandom } from '../random.ts';
 import { compileFlatDecoder } from './flat-decoder.ts';
 
-const Sale = Type.Object({ orderId: Type.String(), qty: Type.Integer(), amount: Type.Number(), paid: Type.Boolean(), note: Type.Optional(Type.String()) });
+const Sale = Type.Object({
+  orderId: Type.String(),
+  qty: Type.Integer(),
+  amount: Type.Number(),
+  paid: Type.Boolean(),
+  note: Type.Optional(Type.String()),
+});
 
 /** The decoder's answer must be JSON.parse's, key order and -0 included, whenever it gives one. */
 function agrees(text: string): 'fast' | 'fallback' {
@@ -14,7 +20,8 @@ function agrees(text: string): 'fast' | 'fallback' {
   if (got === undefined) return 'fallback';
   const want = JSON.parse(text) as Record<string, unknown>;
   assert.deepStrictEqual(Object.keys(got), Object.keys(want), text);
-  for (const k of Object.keys(want)) assert.ok(Object.is(got[k], want[k]), `${text}: ${k} is ${String(got[k])}, JSON.parse gives ${String(want[k])}`);
+  for (const k of Object.keys(want))
+    assert.ok(Object.is(got[k], want[k]), `${text}: ${k} is ${String(got[k])}, JSON.parse gives ${String(want[k])}`);
   assert.equal(Object.getPrototypeOf(got), Object.prototype);
   return 'fast';
 }
@@ -30,10 +37,36 @@ describe('flat decoder (a fast path that must equal JSON.parse)', () => {
 
   test('anything outside the simple form falls back (JSON.parse decides)', () => {
     for (const text of [
-      '{ "qty":1}', '{"qty": 1}', '{"qty":1 }', '{"qty":1}\n', '{}', '{"extra":1}', '{"qty":1,"qty":2}',
-      '{"orderId":"caf\u00e9"}', '{"orderId":"a\\"b"}', '{"orderId":"\\u0041"}', '{"orderId":null}', '{"orderId":{}}', '{"orderId":[1]}',
-      '{"qty":01}', '{"qty":1.}', '{"qty":.5}', '{"qty":-}', '{"qty":1e}', '{"qty":+1}', '{"qty":NaN}', '{"qty":tru}', '{"qty":1,}',
-      '{"qty":1', '{"orderId":"abc', '[1]', '"s"', '', '{"qty":1}}', '\uFEFF{"qty":1}', '{"orderId":"tab\there"}',
+      '{ "qty":1}',
+      '{"qty": 1}',
+      '{"qty":1 }',
+      '{"qty":1}\n',
+      '{}',
+      '{"extra":1}',
+      '{"qty":1,"qty":2}',
+      '{"orderId":"caf\u00e9"}',
+      '{"orderId":"a\\"b"}',
+      '{"orderId":"\\u0041"}',
+      '{"orderId":null}',
+      '{"orderId":{}}',
+      '{"orderId":[1]}',
+      '{"qty":01}',
+      '{"qty":1.}',
+      '{"qty":.5}',
+      '{"qty":-}',
+      '{"qty":1e}',
+      '{"qty":+1}',
+      '{"qty":NaN}',
+      '{"qty":tru}',
+      '{"qty":1,}',
+      '{"qty":1',
+      '{"orderId":"abc',
+      '[1]',
+      '"s"',
+      '',
+      '{"qty":1}}',
+      '\uFEFF{"qty":1}',
+      '{"orderId":"tab\there"}',
     ]) {
       assert.equal(agrees(text), 'fallback', text);
     }
@@ -59,7 +92,23 @@ describe('flat decoder (a fast path that must equal JSON.parse)', () => {
         () => String(Math.floor(random() * 1e6) - 5e5),
         () => String(random() * 1e6 - 5e5),
         () => String(random() * 10 ** Math.floor(random() * 40 - 20)),
-        () => pick(['0', '-0', '1e5', '1E+5', '2.5e-3', '00', '1.', '.5', '-', '1e', '9007199254740993', '123456789012345', '1234567890123456', '-999999999999999']),
+        () =>
+          pick([
+            '0',
+            '-0',
+            '1e5',
+            '1E+5',
+            '2.5e-3',
+            '00',
+            '1.',
+            '.5',
+            '-',
+            '1e',
+            '9007199254740993',
+            '123456789012345',
+            '1234567890123456',
+            '-999999999999999',
+          ]),
       ])();
     const value = (): string =>
       pick([() => JSON.stringify(pick(strings)), numbers, () => pick(['true', 'false', 'null', 'tru', '{}', '[]'])])();

@@ -17,7 +17,8 @@
 export type FlatDecoder = (buf: Uint8Array, start: number, end: number) => Record<string, unknown> | undefined;
 
 const MAX_KEYS = 30;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (start: number, end: number) => string }).latin1Slice;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (start: number, end: number) => string })
+  .latin1Slice;
 
 /** The decoder for `schema`, or null when the schema is not a flat object of scalar properties. */
 // eslint-disable-next-line max-lines-per-function -- it holds decodeFlat, long on purpose (see the comment there)

@@ -1,6 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileSchema, describeIssues, formatPath, invalidRecordError, Type, type Static, type SchemaIssue } from './index.ts';
+import {
+  compileSchema,
+  describeIssues,
+  formatPath,
+  invalidRecordError,
+  Type,
+  type Static,
+  type SchemaIssue,
+} from './index.ts';
 import { isKappaError } from '../errors.ts';
 
 const Sale = Type.Object({
@@ -44,8 +52,12 @@ describe('compileSchema with a TypeBox Sale schema', () => {
   });
 
   test('lists the allowed values of a union of literals as one issue', () => {
-    assert.deepEqual(issuesOf({ ...VALID, region: 'middle' }), [{ path: '/region', message: 'must be one of: north, south, east, west' }]);
-    assert.deepEqual(issuesOf({ ...VALID, region: 3 }), [{ path: '/region', message: 'must be one of: north, south, east, west' }]);
+    assert.deepEqual(issuesOf({ ...VALID, region: 'middle' }), [
+      { path: '/region', message: 'must be one of: north, south, east, west' },
+    ]);
+    assert.deepEqual(issuesOf({ ...VALID, region: 3 }), [
+      { path: '/region', message: 'must be one of: north, south, east, west' },
+    ]);
   });
 
   test('states a numeric bound in words', () => {
@@ -81,7 +93,9 @@ describe('compileSchema with a TypeBox Sale schema', () => {
   });
 
   test('never changes the record: no coercion, no defaults, no removed fields', () => {
-    const withDefault = compileSchema(Type.Object({ n: Type.Number(), tag: Type.Optional(Type.String({ default: 'x' })) }));
+    const withDefault = compileSchema(
+      Type.Object({ n: Type.Number(), tag: Type.Optional(Type.String({ default: 'x' })) }),
+    );
     const record = { n: '5', extra: true };
     assert.equal(withDefault.validate(record), false);
     assert.deepEqual(record, { n: '5', extra: true });
@@ -91,7 +105,10 @@ describe('compileSchema with a TypeBox Sale schema', () => {
 describe('issue paths in nested objects and arrays', () => {
   const Order = Type.Object({
     customer: Type.Object({ id: Type.String(), email: Type.Optional(Type.String({ minLength: 3 })) }),
-    items: Type.Array(Type.Object({ sku: Type.String(), price: Type.Number({ exclusiveMinimum: 0 }) }, { additionalProperties: false }), { minItems: 1 }),
+    items: Type.Array(
+      Type.Object({ sku: Type.String(), price: Type.Number({ exclusiveMinimum: 0 }) }, { additionalProperties: false }),
+      { minItems: 1 },
+    ),
     tags: Type.Optional(Type.Array(Type.String(), { uniqueItems: true, maxItems: 3 })),
     status: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   });
@@ -102,14 +119,25 @@ describe('issue paths in nested objects and arrays', () => {
   };
 
   test('points into nested objects and array elements with JSON Pointers', () => {
-    assert.deepEqual(check({ customer: {}, items: [{ sku: 'a', price: 1 }, { sku: 'b', price: 'free' }] }), [
-      { path: '/customer/id', message: 'is required' },
-      { path: '/items/1/price', message: 'must be a number' },
-    ]);
+    assert.deepEqual(
+      check({
+        customer: {},
+        items: [
+          { sku: 'a', price: 1 },
+          { sku: 'b', price: 'free' },
+        ],
+      }),
+      [
+        { path: '/customer/id', message: 'is required' },
+        { path: '/items/1/price', message: 'must be a number' },
+      ],
+    );
   });
 
   test('names an extra field the schema does not allow by its own path', () => {
-    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 1, colour: 'red' }] }), [{ path: '/items/0/colour', message: 'is not an allowed field' }]);
+    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 1, colour: 'red' }] }), [
+      { path: '/items/0/colour', message: 'is not an allowed field' },
+    ]);
   });
 
   test('explains length, size and uniqueness limits', () => {
@@ -119,11 +147,15 @@ describe('issue paths in nested objects and arrays', () => {
       { path: '/tags', message: 'must have at most 3 items' },
       { path: '/tags', message: 'must not contain duplicates (items 0 and 2 are equal)' },
     ]);
-    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 0 }] }), [{ path: '/items/0/price', message: 'must be greater than 0' }]);
+    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 0 }] }), [
+      { path: '/items/0/price', message: 'must be greater than 0' },
+    ]);
   });
 
   test('lists the types a nullable field accepts', () => {
-    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 1 }], status: 5 }), [{ path: '/status', message: 'must be a string or null' }]);
+    assert.deepEqual(check({ customer: { id: 'c' }, items: [{ sku: 'a', price: 1 }], status: 5 }), [
+      { path: '/status', message: 'must be a string or null' },
+    ]);
   });
 
   test('escapes keys holding / and ~ in pointers, and formatPath renders them readably', () => {
@@ -192,7 +224,11 @@ describe('decode', () => {
 
   test('reports bytes that are not UTF-8 as not JSON', () => {
     const result = sales.decode(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x7d]));
-    assert.deepEqual(result, { ok: false, malformed: true, issues: [{ path: '', message: 'is not valid JSON: its bytes are not valid UTF-8 text' }] });
+    assert.deepEqual(result, {
+      ok: false,
+      malformed: true,
+      issues: [{ path: '', message: 'is not valid JSON: its bytes are not valid UTF-8 text' }],
+    });
   });
 
   test('bounds the parser message, which quotes the input', () => {
@@ -202,7 +238,11 @@ describe('decode', () => {
   });
 
   test('reports schema violations of well-formed JSON with malformed false', () => {
-    assert.deepEqual(sales.decode(JSON.stringify({ ...VALID, amount: 'lots' })), { ok: false, malformed: false, issues: [{ path: '/amount', message: 'must be a number' }] });
+    assert.deepEqual(sales.decode(JSON.stringify({ ...VALID, amount: 'lots' })), {
+      ok: false,
+      malformed: false,
+      issues: [{ path: '/amount', message: 'must be a number' }],
+    });
   });
 });
 
@@ -215,7 +255,10 @@ describe('describeIssues', () => {
   ];
 
   test('joins issues into one line with readable field names', () => {
-    assert.equal(describeIssues(issues), 'price must be a number; customer.id is required; items[2].sku is required; the record must be an object');
+    assert.equal(
+      describeIssues(issues),
+      'price must be a number; customer.id is required; items[2].sku is required; the record must be an object',
+    );
   });
 
   test('shows at most max issues and counts the rest', () => {
@@ -225,10 +268,17 @@ describe('describeIssues', () => {
 
 describe('invalidRecordError', () => {
   test('a schema violation names the record, the schema and each field, with the issues in details', () => {
-    const err = invalidRecordError([{ path: '/amount', message: 'must be at least 0' }], { schemaName: 'sales', recordIndex: 3 });
+    const err = invalidRecordError([{ path: '/amount', message: 'must be at least 0' }], {
+      schemaName: 'sales',
+      recordIndex: 3,
+    });
     assert.ok(isKappaError(err, 'KAPPA_SCHEMA_VIOLATION'));
     assert.equal(err.message, 'Record 3 does not match the schema "sales": amount must be at least 0.');
-    assert.deepEqual(err.details, { schema: 'sales', index: 3, issues: [{ path: '/amount', message: 'must be at least 0' }] });
+    assert.deepEqual(err.details, {
+      schema: 'sales',
+      index: 3,
+      issues: [{ path: '/amount', message: 'must be at least 0' }],
+    });
   });
 
   test('bytes that are not JSON are a malformed record, not a schema violation', () => {
@@ -243,8 +293,16 @@ describe('invalidRecordError', () => {
 
 describe('fingerprint', () => {
   test('is a SHA-256 hex digest that ignores key order and required order', () => {
-    const a = { type: 'object', required: ['a', 'b'], properties: { a: { type: 'string' }, b: { type: 'number', minimum: 0 } } };
-    const b = { properties: { b: { minimum: 0, type: 'number' }, a: { type: 'string' } }, required: ['b', 'a'], type: 'object' };
+    const a = {
+      type: 'object',
+      required: ['a', 'b'],
+      properties: { a: { type: 'string' }, b: { type: 'number', minimum: 0 } },
+    };
+    const b = {
+      properties: { b: { minimum: 0, type: 'number' }, a: { type: 'string' } },
+      required: ['b', 'a'],
+      type: 'object',
+    };
     assert.match(compileSchema(a).fingerprint, /^[0-9a-f]{64}$/);
     assert.equal(compileSchema(a).fingerprint, compileSchema(b).fingerprint);
   });
@@ -291,7 +349,9 @@ describe('compiling', () => {
   test('rejects an invalid JSON Schema with a typed error naming the schema', () => {
     assert.throws(
       () => compileSchema({ type: 'decimal' }, { name: 'prices' }),
-      (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && /The schema "prices" is not a valid JSON Schema/.test(err.message),
+      (err: unknown) =>
+        isKappaError(err, 'KAPPA_INVALID_ARGUMENT') &&
+        /The schema "prices" is not a valid JSON Schema/.test(err.message),
     );
   });
 
@@ -303,12 +363,22 @@ describe('compiling', () => {
     );
     const emails = compileSchema(Email, { formats: { email: /^[^@\s]+@[^@\s]+$/ } });
     assert.equal(emails.validate({ email: 'a@b.example' }), true);
-    assert.deepEqual(emails.check({ email: 'nope' }), { ok: false, issues: [{ path: '/email', message: 'must be a valid email' }] });
+    assert.deepEqual(emails.check({ email: 'nope' }), {
+      ok: false,
+      issues: [{ path: '/email', message: 'must be a valid email' }],
+    });
   });
 
   test('accepts a plain JSON Schema typed by an explicit type argument', () => {
-    interface Point { x: number; y: number }
-    const points = compileSchema<Point>({ type: 'object', required: ['x', 'y'], properties: { x: { type: 'number' }, y: { type: 'number' } } });
+    interface Point {
+      x: number;
+      y: number;
+    }
+    const points = compileSchema<Point>({
+      type: 'object',
+      required: ['x', 'y'],
+      properties: { x: { type: 'number' }, y: { type: 'number' } },
+    });
     const result = points.decode('{"x":1,"y":2}');
     assert.ok(result.ok);
     const sum: number = result.value.x + result.value.y;

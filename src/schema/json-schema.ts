@@ -75,7 +75,13 @@ const NO_FORMATS: Readonly<Record<string, FormatCheck>> = Object.freeze({});
  * the call. Undefined fields take ajv's own defaults (`rootData` = the value), so sharing one
  * frozen object is the same as passing nothing.
  */
-const TOP_LEVEL_CONTEXT = Object.freeze({ instancePath: '', parentData: undefined, parentDataProperty: undefined, rootData: undefined, dynamicAnchors: undefined }) as unknown as Parameters<ValidateFunction>[1];
+const TOP_LEVEL_CONTEXT = Object.freeze({
+  instancePath: '',
+  parentData: undefined,
+  parentDataProperty: undefined,
+  rootData: undefined,
+  dynamicAnchors: undefined,
+}) as unknown as Parameters<ValidateFunction>[1];
 
 /** Longest JSON parser message kept in an issue; the parser quotes the input, which may be huge. */
 const JSON_REASON_CHARS_MAX = 200;
@@ -84,7 +90,10 @@ export function compileSchema<S extends TSchema>(schema: S, opts?: CompileSchema
 export function compileSchema<T>(schema: object, opts?: CompileSchemaOptions): RecordSchema<T>;
 export function compileSchema<T>(schema: object, opts: CompileSchemaOptions = {}): RecordSchema<T> {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `${schemaLabel(opts.name)} must be a JSON Schema object, got ${schema === null ? 'null' : typeof schema}.`);
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `${schemaLabel(opts.name)} must be a JSON Schema object, got ${schema === null ? 'null' : typeof schema}.`,
+    );
   }
   const compiled = compileCached(schema, opts);
   return new CompiledRecordSchema<T>(schema, compiled, opts.name);
@@ -98,8 +107,14 @@ export function invalidRecordError(
   const which = opts.recordIndex === undefined ? 'The record' : `Record ${opts.recordIndex}`;
   const against = opts.schemaName === undefined ? 'its schema' : `the schema "${opts.schemaName}"`;
   // A malformed record has one issue, on the record itself: "is not valid JSON: <why>".
-  const message = opts.malformed ? `${which} ${issues[0]?.message ?? 'is not valid JSON'}.` : `${which} does not match ${against}: ${describeIssues(issues)}.`;
-  const details = { ...(opts.schemaName === undefined ? {} : { schema: opts.schemaName }), ...(opts.recordIndex === undefined ? {} : { index: opts.recordIndex }), issues };
+  const message = opts.malformed
+    ? `${which} ${issues[0]?.message ?? 'is not valid JSON'}.`
+    : `${which} does not match ${against}: ${describeIssues(issues)}.`;
+  const details = {
+    ...(opts.schemaName === undefined ? {} : { schema: opts.schemaName }),
+    ...(opts.recordIndex === undefined ? {} : { index: opts.recordIndex }),
+    issues,
+  };
   return new KappaError(opts.malformed ? 'KAPPA_INVALID_RECORD' : 'KAPPA_SCHEMA_VIOLATION', message, details);
 }
 
@@ -176,7 +191,8 @@ function notJson(reason: string): DecodeResult<never> {
 function jsonReason(err: unknown): string {
   const raw = err instanceof Error ? err.message : String(err);
   const quoted = /^(?:(.*), )?(".*") is not valid JSON$/s.exec(raw);
-  const message = quoted === null ? raw : quoted[1] === undefined ? `unexpected text ${quoted[2]}` : `${quoted[1]} in ${quoted[2]}`;
+  const message =
+    quoted === null ? raw : quoted[1] === undefined ? `unexpected text ${quoted[2]}` : `${quoted[1]} in ${quoted[2]}`;
   return message.length > JSON_REASON_CHARS_MAX ? `${message.slice(0, JSON_REASON_CHARS_MAX)}…` : message;
 }
 
@@ -194,7 +210,11 @@ function compileCached(schema: object, opts: CompileSchemaOptions): Compiled {
   let compiled = byFormats.get(formats);
   if (compiled === undefined) {
     const ajvSchema = rewriteConstUnions(schema);
-    compiled = { validate: compileWithAjv(ajvSchema, formats, opts.name), fingerprint: schemaFingerprint(schema), ajvSchema };
+    compiled = {
+      validate: compileWithAjv(ajvSchema, formats, opts.name),
+      fingerprint: schemaFingerprint(schema),
+      ajvSchema,
+    };
     byFormats.set(formats, compiled);
   }
   return compiled;
@@ -205,7 +225,11 @@ function compileCached(schema: object, opts: CompileSchemaOptions): Compiled {
  * lets TypeBox's and users' extra keywords through; ajv then only warns about a format it cannot
  * check, and those warnings are turned into an error here (see `CompileSchemaOptions.formats`).
  */
-function compileWithAjv(schema: object, formats: Readonly<Record<string, FormatCheck>>, name: string | undefined): ValidateFunction {
+function compileWithAjv(
+  schema: object,
+  formats: Readonly<Record<string, FormatCheck>>,
+  name: string | undefined,
+): ValidateFunction {
   const warnings: string[] = [];
   const ignore = (): void => {};
   const ajv = new Ajv({
@@ -221,7 +245,12 @@ function compileWithAjv(schema: object, formats: Readonly<Record<string, FormatC
   try {
     validate = ajv.compile(schema);
   } catch (err) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `${schemaLabel(name)} is not a valid JSON Schema: ${(err as Error).message}`, { schema: name }, err);
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `${schemaLabel(name)} is not a valid JSON Schema: ${(err as Error).message}`,
+      { schema: name },
+      err,
+    );
   }
   const unknownFormat = warnings.map((w) => /unknown format "([^"]*)"/.exec(w)).find((m) => m !== null);
   if (unknownFormat) {

@@ -31,14 +31,29 @@ export function newToken(): { token: string; sha256: string } {
 export function checkTokens(tokens: readonly TokenConfig[]): void {
   const names = new Set<string>();
   for (const t of tokens) {
-    if (typeof t.name !== 'string' || t.name === '' || names.has(t.name)) throw new KappaError('KAPPA_CONFIG_INVALID', `Every server token needs a unique name; "${t.name}" is empty or used twice.`);
+    if (typeof t.name !== 'string' || t.name === '' || names.has(t.name))
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `Every server token needs a unique name; "${t.name}" is empty or used twice.`,
+      );
     names.add(t.name);
     if (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256)) {
-      throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}": sha256 must be the 64 hex characters of the token's SHA-256 (\`kappa token <name> --scopes …\` prints it), never the token itself.`);
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `Token "${t.name}": sha256 must be the 64 hex characters of the token's SHA-256 (\`kappa token <name> --scopes …\` prints it), never the token itself.`,
+      );
     }
-    if (!Array.isArray(t.scopes) || t.scopes.length === 0) throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}" has no scopes; give it some of produce:<topic>, consume:<topic>, query, admin.`);
+    if (!Array.isArray(t.scopes) || t.scopes.length === 0)
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `Token "${t.name}" has no scopes; give it some of produce:<topic>, consume:<topic>, query, admin.`,
+      );
     for (const s of t.scopes) {
-      if (typeof s !== 'string' || !SCOPE.test(s)) throw new KappaError('KAPPA_CONFIG_INVALID', `Token "${t.name}" has scope "${s}"; scopes are produce:<topic>, consume:<topic>, query or admin (* matches any characters in a topic).`);
+      if (typeof s !== 'string' || !SCOPE.test(s))
+        throw new KappaError(
+          'KAPPA_CONFIG_INVALID',
+          `Token "${t.name}" has scope "${s}"; scopes are produce:<topic>, consume:<topic>, query or admin (* matches any characters in a topic).`,
+        );
     }
   }
 }
@@ -55,7 +70,12 @@ export function authenticate(tokens: readonly TokenConfig[], token: string): Pri
 
 function globMatch(pattern: string, value: string): boolean {
   if (!pattern.includes('*')) return pattern === value;
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(value);
 }
 

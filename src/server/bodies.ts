@@ -21,7 +21,13 @@ export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number)
       if (err !== null) return done(err, undefined);
       req.rawBody = body!;
       try {
-        done(null, parseJsonBody(body!, req.routeOptions.url === '/v1/topics/:topic/records' ? 'KAPPA_INVALID_RECORD' : 'KAPPA_INVALID_ARGUMENT'));
+        done(
+          null,
+          parseJsonBody(
+            body!,
+            req.routeOptions.url === '/v1/topics/:topic/records' ? 'KAPPA_INVALID_RECORD' : 'KAPPA_INVALID_ARGUMENT',
+          ),
+        );
       } catch (e) {
         done(e as Error, undefined);
       }
@@ -37,9 +43,18 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * is read (and dropped), up to TOO_LARGE_DRAIN_BYTES more: a server that answers and closes while
  * the client is still sending resets the connection, and the client never sees the answer.
  */
-function readJsonBody(req: FastifyRequest, payload: Readable, limit: number, done: (err: Error | null, body?: Buffer) => void): void {
+function readJsonBody(
+  req: FastifyRequest,
+  payload: Readable,
+  limit: number,
+  done: (err: Error | null, body?: Buffer) => void,
+): void {
   const tooLarge = (): KappaError =>
-    new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is larger than the server accepts (JSON bodies up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`, { limitBytes: limit });
+    new KappaError(
+      'KAPPA_BODY_TOO_LARGE',
+      `The request body is larger than the server accepts (JSON bodies up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`,
+      { limitBytes: limit },
+    );
   if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge());
   const chunks: Buffer[] = [];
   let bytes = 0;
@@ -60,10 +75,16 @@ function readJsonBody(req: FastifyRequest, payload: Readable, limit: number, don
     }
   };
   payload.on('data', onData);
-  payload.on('error', (err) => finish(new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err)));
-  payload.on('end', () => finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)));
+  payload.on('error', (err) =>
+    finish(new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err)),
+  );
+  payload.on('end', () =>
+    finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)),
+  );
   // Closed before its end: the client went away mid-body.
-  payload.on('close', () => finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {})));
+  payload.on('close', () =>
+    finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {})),
+  );
 }
 
 function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVALID_ARGUMENT'): unknown {
@@ -73,10 +94,15 @@ function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVAL
   } catch (err) {
     throw new KappaError(code, 'The request body is not valid UTF-8.', {}, err);
   }
-  if (text.trim() === '') throw new KappaError(code, 'The request body is empty; send a JSON object or an array of them.', {});
+  if (text.trim() === '')
+    throw new KappaError(code, 'The request body is empty; send a JSON object or an array of them.', {});
   // Deeper values would overflow the stack of the code that walks them (a 500, or worse).
   if (body.length > JSON_DEPTH_MAX && jsonTooDeep(body, JSON_DEPTH_MAX)) {
-    throw new KappaError(code, `The request body nests arrays and objects more than ${JSON_DEPTH_MAX} deep, more than the server accepts.`, { depthMax: JSON_DEPTH_MAX });
+    throw new KappaError(
+      code,
+      `The request body nests arrays and objects more than ${JSON_DEPTH_MAX} deep, more than the server accepts.`,
+      { depthMax: JSON_DEPTH_MAX },
+    );
   }
   try {
     return JSON.parse(text);
@@ -84,4 +110,3 @@ function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVAL
     throw new KappaError(code, `The request body is not valid JSON: ${(err as Error).message.slice(0, 200)}`, {}, err);
   }
 }
-

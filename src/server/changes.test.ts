@@ -28,7 +28,10 @@ const DEF: VersionTable = {
 };
 
 /** A store holding `rows` rows, an engine stand-in whose changes the test emits, and a hub over both. */
-async function setUp(t: { after(fn: () => unknown): void }, rows: number): Promise<{ store: ViewStore; hub: ChangeHub; emit: (c: ViewChange) => void; lookups: () => number }> {
+async function setUp(
+  t: { after(fn: () => unknown): void },
+  rows: number,
+): Promise<{ store: ViewStore; hub: ChangeHub; emit: (c: ViewChange) => void; lookups: () => number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kappa-changes-'));
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   t.after(async () => {
@@ -36,7 +39,12 @@ async function setUp(t: { after(fn: () => unknown): void }, rows: number): Promi
     rmSync(dir, { recursive: true, force: true });
   });
   await store.ensureVersion(DEF);
-  await store.flush('per_minute', 1, Array.from({ length: rows }, (_, i) => ({ key: ['eu', i * 60_000], state: [1] })), []);
+  await store.flush(
+    'per_minute',
+    1,
+    Array.from({ length: rows }, (_, i) => ({ key: ['eu', i * 60_000], state: [1] })),
+    [],
+  );
   let keysLookedUp = 0;
   const rowsByKey = store.rowsByKey.bind(store);
   store.rowsByKey = (name, version, keys) => {
@@ -44,42 +52,69 @@ async function setUp(t: { after(fn: () => unknown): void }, rows: number): Promi
     return rowsByKey(name, version, keys);
   };
   let listener: ((c: ViewChange) => void) | null = null;
-  const engine = { onChange: (l: (c: ViewChange) => void) => ((listener = l), () => (listener = null)) } as unknown as Engine;
+  const engine = {
+    onChange: (l: (c: ViewChange) => void) => ((listener = l), () => (listener = null)),
+  } as unknown as Engine;
   const hub = new ChangeHub(engine, store, (err) => assert.fail(err));
   t.after(() => hub.close());
   return { store, hub, emit: (c) => listener!(c), lookups: () => keysLookedUp };
 }
 
-const changeOf = (keys: number): ViewChange => ({ kind: 'rows', view: 'per_minute', version: 1, keyNames: ['region', 'window_start'], keys: Array.from({ length: keys }, (_, i) => ['eu', i * 60_000]) });
+const changeOf = (keys: number): ViewChange => ({
+  kind: 'rows',
+  view: 'per_minute',
+  version: 1,
+  keyNames: ['region', 'window_start'],
+  keys: Array.from({ length: keys }, (_, i) => ['eu', i * 60_000]),
+});
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
-test('a flush of a view nobody subscribes to reads nothing back, and a later subscriber with an old id is told to reload', { timeout: 30_000 }, async (t) => {
-  const { hub, emit, lookups } = await setUp(t, 100);
-  const first: ChangeEvent[] = [];
-  const off = hub.subscribe('per_minute', null, (e) => first.push(e));
-  emit(changeOf(3));
-  await settle();
-  off();
-  assert.equal(first.length, 3);
-  assert.equal(lookups(), 3);
-  for (let i = 0; i < 50; i++) emit(changeOf(100));
-  await settle();
-  assert.equal(lookups(), 3, 'no row was read back for a view without subscribers');
-  const late: ChangeEvent[] = [];
-  hub.subscribe('per_minute', first[2].id, (e) => late.push(e));
-  assert.deepEqual(late.map((e) => e.event), ['reset'], 'the changes missed are not kept, so the client reads the view again');
-});
+test(
+  'a flush of a view nobody subscribes to reads nothing back, and a later subscriber with an old id is told to reload',
+  { timeout: 30_000 },
+  async (t) => {
+    const { hub, emit, lookups } = await setUp(t, 100);
+    const first: ChangeEvent[] = [];
+    const off = hub.subscribe('per_minute', null, (e) => first.push(e));
+    emit(changeOf(3));
+    await settle();
+    off();
+    assert.equal(first.length, 3);
+    assert.equal(lookups(), 3);
+    for (let i = 0; i < 50; i++) emit(changeOf(100));
+    await settle();
+    assert.equal(lookups(), 3, 'no row was read back for a view without subscribers');
+    const late: ChangeEvent[] = [];
+    hub.subscribe('per_minute', first[2].id, (e) => late.push(e));
+    assert.deepEqual(
+      late.map((e) => e.event),
+      ['reset'],
+      'the changes missed are not kept, so the client reads the view again',
+    );
+  },
+);
 
-test('a subscriber gets every changed row by primary key, while timers and I/O keep running between steps', { timeout: 30_000 }, async (t) => {
-  const { hub, emit, lookups } = await setUp(t, 20_000);
-  const events: ChangeEvent[] = [];
-  hub.subscribe('per_minute', null, (e) => events.push(e));
-  // A timer due at once must run before the whole 20,000-row change has been read back.
-  let timerAt = -1;
-  setTimeout(() => (timerAt = events.length), 0);
-  emit(changeOf(20_000));
-  while (events.length < 20_000) await settle();
-  assert.equal(lookups(), 20_000);
-  assert.ok(timerAt >= 0 && timerAt < 20_000, `a timer waited for the whole read-back (it ran after ${timerAt} events)`);
-  assert.deepEqual(JSON.parse(events[19_999].data), { view: 'per_minute', version: 1, row: { region: 'eu', window_start: 19_999 * 60_000, n: 1 } });
-});
+test(
+  'a subscriber gets every changed row by primary key, while timers and I/O keep running between steps',
+  { timeout: 30_000 },
+  async (t) => {
+    const { hub, emit, lookups } = await setUp(t, 20_000);
+    const events: ChangeEvent[] = [];
+    hub.subscribe('per_minute', null, (e) => events.push(e));
+    // A timer due at once must run before the whole 20,000-row change has been read back.
+    let timerAt = -1;
+    setTimeout(() => (timerAt = events.length), 0);
+    emit(changeOf(20_000));
+    while (events.length < 20_000) await settle();
+    assert.equal(lookups(), 20_000);
+    assert.ok(
+      timerAt >= 0 && timerAt < 20_000,
+      `a timer waited for the whole read-back (it ran after ${timerAt} events)`,
+    );
+    assert.deepEqual(JSON.parse(events[19_999].data), {
+      view: 'per_minute',
+      version: 1,
+      row: { region: 'eu', window_start: 19_999 * 60_000, n: 1 },
+    });
+  },
+);

@@ -56,7 +56,8 @@ export class ChangeHub {
 
   private channel(view: string): ViewChannel {
     let c = this.channels.get(view);
-    if (c === undefined) this.channels.set(view, (c = { seq: 0, history: [], listeners: new Set(), chain: Promise.resolve() }));
+    if (c === undefined)
+      this.channels.set(view, (c = { seq: 0, history: [], listeners: new Set(), chain: Promise.resolve() }));
     return c;
   }
 
@@ -73,7 +74,11 @@ export class ChangeHub {
     ch.chain = ch.chain
       .then(async () => {
         if (change.kind === 'live') {
-          this.publish(ch, 'reset', { view: change.view, version: change.version, reason: `version ${change.version} is live now; read the view again` });
+          this.publish(ch, 'reset', {
+            view: change.view,
+            version: change.version,
+            reason: `version ${change.version} is live now; read the view again`,
+          });
           return;
         }
         for (let i = 0; i < change.keys.length; i += KEYS_PER_STEP) {
@@ -90,7 +95,11 @@ export class ChangeHub {
    * flush (a quick replay and swap) has no rows to send: the `live` change that follows resets
    * the subscribers.
    */
-  private async rows(view: string, version: number, keys: (string | number | null)[][]): Promise<Record<string, unknown>[]> {
+  private async rows(
+    view: string,
+    version: number,
+    keys: (string | number | null)[][],
+  ): Promise<Record<string, unknown>[]> {
     try {
       return await this.store.rowsByKey(view, version, keys);
     } catch (err) {
@@ -118,7 +127,14 @@ export class ChangeHub {
       const first = ch.history[0];
       const firstSeq = first === undefined ? ch.seq + 1 : Number(first.id.split('-')[1]);
       if (boot !== this.boot || !Number.isSafeInteger(seq) || seq < firstSeq - 1 || seq > ch.seq) {
-        listener({ id: `${this.boot}-${ch.seq}`, event: 'reset', data: JSON.stringify({ view, reason: 'the events after Last-Event-ID are no longer kept; read the view again' }) });
+        listener({
+          id: `${this.boot}-${ch.seq}`,
+          event: 'reset',
+          data: JSON.stringify({
+            view,
+            reason: 'the events after Last-Event-ID are no longer kept; read the view again',
+          }),
+        });
       } else {
         for (const e of ch.history) if (Number(e.id.split('-')[1]) > seq) listener(e);
       }

@@ -12,7 +12,10 @@ test('GET / serves index.html and /assets/ the dashboard files, without a token'
   assert.equal(page.statusCode, 200, page.body);
   assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
   assert.match(page.body, /<html/i);
-  for (const [file, type] of [['dashboard.js', 'text/javascript'], ['uplot.css', 'text/css']]) {
+  for (const [file, type] of [
+    ['dashboard.js', 'text/javascript'],
+    ['uplot.css', 'text/css'],
+  ]) {
     const asset = await fastify.inject({ method: 'GET', url: `/assets/${file}`, headers: headers() });
     assert.equal(asset.statusCode, 200, file);
     assert.ok(String(asset.headers['content-type']).startsWith(type), file);
@@ -26,10 +29,16 @@ test('GET / serves index.html and /assets/ the dashboard files, without a token'
 test('GET /v1/overview needs query and shows the topics', async (t) => {
   const { fastify } = await openTestServer(t, { tokens: true });
   assert.equal((await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers() })).statusCode, 401);
-  assert.equal((await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers(TOKENS.producer) })).statusCode, 403);
+  assert.equal(
+    (await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers(TOKENS.producer) })).statusCode,
+    403,
+  );
   const res = await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers(TOKENS.query) });
   assert.equal(res.statusCode, 200, res.body);
   const overview = res.json() as { topics: { name: string; partitions: number; records: number }[]; tasks: unknown[] };
-  assert.deepEqual(overview.topics.map((x) => [x.name, x.partitions, x.records]).sort(), [['events', 1, 0], ['sales', 2, 0]]);
+  assert.deepEqual(overview.topics.map((x) => [x.name, x.partitions, x.records]).sort(), [
+    ['events', 1, 0],
+    ['sales', 2, 0],
+  ]);
   assert.deepEqual(overview.tasks, []);
 });

@@ -31,7 +31,9 @@ export async function dashboardRoutes(fastify: FastifyInstance): Promise<void> {
     if (f === undefined) files.set(name, (f = readDashboardFile(name)));
     return f;
   };
-  fastify.get('/', { config: { scope: null } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(file('index.html')));
+  fastify.get('/', { config: { scope: null } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(file('index.html')),
+  );
   fastify.get('/assets/:file', { config: { scope: null } }, async (req, reply) => {
     const asset = DASHBOARD_ASSETS[(req.params as { file: string }).file];
     if (asset === undefined) throw new KappaError('KAPPA_NOT_FOUND', 'No such dashboard file.', {});
@@ -58,7 +60,9 @@ export async function dashboardRoutes(fastify: FastifyInstance): Promise<void> {
 }
 
 function readDashboardFile(name: string): Buffer {
-  const path = name.startsWith('uplot/') ? createRequire(import.meta.url).resolve(name) : fileURLToPath(new URL(`../dashboard/${name}`, import.meta.url));
+  const path = name.startsWith('uplot/')
+    ? createRequire(import.meta.url).resolve(name)
+    : fileURLToPath(new URL(`../dashboard/${name}`, import.meta.url));
   return readFileSync(path);
 }
 
@@ -82,7 +86,19 @@ async function overview(kappa: Kappa): Promise<object> {
   const tasks = [];
   for (const t of engine?.status() ?? []) {
     const { end } = await log.offsets(t.topic, t.partition);
-    tasks.push({ view: t.view, version: t.version, kind: t.kind, topic: t.topic, partition: t.partition, offset: t.committedOffset, lag: Math.max(0, end - t.committedOffset), eventsProcessed: t.eventsProcessed, watermarkMs: t.watermarkMs, checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null, building: t.building });
+    tasks.push({
+      view: t.view,
+      version: t.version,
+      kind: t.kind,
+      topic: t.topic,
+      partition: t.partition,
+      offset: t.committedOffset,
+      lag: Math.max(0, end - t.committedOffset),
+      eventsProcessed: t.eventsProcessed,
+      watermarkMs: t.watermarkMs,
+      checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null,
+      building: t.building,
+    });
   }
   const alertTopics = [...new Set(app.outputs.filter((o) => o.fromStart).map((o) => o.target.name))];
   return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await control.builds() };

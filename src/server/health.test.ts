@@ -40,7 +40,7 @@ test('without tokens, a request addressed to another host than loopback is refus
   assert.equal(errorCode(res), 'KAPPA_FORBIDDEN');
 });
 
-test('an unknown route is the catalogue\'s 404', async (t) => {
+test("an unknown route is the catalogue's 404", async (t) => {
   const { fastify } = await openTestServer(t);
   const res = await fastify.inject({ method: 'GET', url: '/nosuch', headers: headers() });
   assert.equal(res.statusCode, 404, res.body);

@@ -10,7 +10,8 @@ export async function healthRoutes(fastify: FastifyInstance): Promise<void> {
   const { engine, metrics } = fastify.kappa;
   fastify.get('/healthz', { config: { scope: null } }, async () => ({ status: 'ok' }));
   fastify.get('/readyz', { config: { scope: null } }, async () => {
-    if (engine !== null && !engine.caughtUp) throw new KappaError('KAPPA_NOT_READY', 'The live views are still catching up with the log.', {});
+    if (engine !== null && !engine.caughtUp)
+      throw new KappaError('KAPPA_NOT_READY', 'The live views are still catching up with the log.', {});
     return { status: 'ready' };
   });
   fastify.get('/metrics', { config: { scope: 'admin' } }, async (_req, reply) => {

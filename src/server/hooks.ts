@@ -42,7 +42,13 @@ function hostName(req: FastifyRequest): string | null {
   const host = req.headers.host ?? '';
   const m = count === 1 ? HOST.exec(host) : null;
   if (m === null || (m[1] !== undefined && isIP(m[1]) !== 6)) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', count === 1 ? 'The Host header is not a host name or address with an optional port.' : 'The request has more than one Host header.', { host: host.slice(0, 100) });
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      count === 1
+        ? 'The Host header is not a host name or address with an optional port.'
+        : 'The request has more than one Host header.',
+      { host: host.slice(0, 100) },
+    );
   }
   return (m[1] ?? m[2]).toLowerCase();
 }
@@ -53,7 +59,11 @@ function authorize(req: FastifyRequest, tokens: readonly TokenConfig[]): void {
   // Without tokens the server is open to this machine only; a browser page from elsewhere whose
   // name resolves to 127.0.0.1 (DNS rebinding) still sends its own Host, and is refused here.
   if (tokens.length === 0 && (host === null || !LOOPBACK.has(host))) {
-    throw new KappaError('KAPPA_FORBIDDEN', 'Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost.', { host: String(req.headers.host ?? '').slice(0, 100) });
+    throw new KappaError(
+      'KAPPA_FORBIDDEN',
+      'Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost.',
+      { host: String(req.headers.host ?? '').slice(0, 100) },
+    );
   }
   const scope = req.routeOptions.config?.scope;
   if (scope === null || scope === undefined || tokens.length === 0) return;
@@ -62,13 +72,29 @@ function authorize(req: FastifyRequest, tokens: readonly TokenConfig[]): void {
   let token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
   // Browsers cannot send headers with EventSource: event streams also take ?access_token= (RFC 6750).
   // Only they: a token in the URL of any other request would be a token in logs for no reason.
-  if (token === null && req.routeOptions.config?.eventStream === true && req.method === 'GET' && wantsEventStream(req)) {
+  if (
+    token === null &&
+    req.routeOptions.config?.eventStream === true &&
+    req.method === 'GET' &&
+    wantsEventStream(req)
+  ) {
     token = (req.query as { access_token?: unknown }).access_token?.toString() ?? null;
   }
-  if (token === null || token === '') throw new KappaError('KAPPA_UNAUTHENTICATED', 'This route needs a token: send the header `Authorization: Bearer <token>` (event streams may pass ?access_token=<token> instead).', { scope: needed });
+  if (token === null || token === '')
+    throw new KappaError(
+      'KAPPA_UNAUTHENTICATED',
+      'This route needs a token: send the header `Authorization: Bearer <token>` (event streams may pass ?access_token=<token> instead).',
+      { scope: needed },
+    );
   const principal = authenticate(tokens, token);
-  if (principal === null) throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
-  if (!hasScope(principal, needed)) throw new KappaError('KAPPA_FORBIDDEN', `Token "${principal.name}" does not have the scope "${needed}" this route needs.`, { scope: needed, token: principal.name });
+  if (principal === null)
+    throw new KappaError('KAPPA_UNAUTHENTICATED', 'The bearer token is not one the server knows.', { scope: needed });
+  if (!hasScope(principal, needed))
+    throw new KappaError(
+      'KAPPA_FORBIDDEN',
+      `Token "${principal.name}" does not have the scope "${needed}" this route needs.`,
+      { scope: needed, token: principal.name },
+    );
   req.principal = principal;
 }
 
@@ -78,9 +104,18 @@ function requireScopes(fastify: FastifyInstance): void {
   fastify.decorate('kappaRoutes', routes);
   fastify.addHook('onRoute', (route) => {
     const scope = route.config?.scope;
-    if (scope === undefined) throw new Error(`route ${route.method} ${route.url} declares no scope; every route must say who may call it (config.scope, null for an open route)`);
+    if (scope === undefined)
+      throw new Error(
+        `route ${route.method} ${route.url} declares no scope; every route must say who may call it (config.scope, null for an open route)`,
+      );
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') routes.push({ method, url: route.url, scope: typeof scope === 'function' ? scope({ params: { topic: ':topic' } } as unknown as FastifyRequest) : scope });
+      if (method !== 'HEAD')
+        routes.push({
+          method,
+          url: route.url,
+          scope:
+            typeof scope === 'function' ? scope({ params: { topic: ':topic' } } as unknown as FastifyRequest) : scope,
+        });
     }
   });
 }
@@ -116,7 +151,12 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
   // Callback hooks: no promise per request on the hot path.
   fastify.addHook('onRequest', (req, _reply, done) => {
     try {
-      if (state.closing()) throw new KappaError('KAPPA_NOT_READY', 'The server is shutting down; send the request again once it is back.', {});
+      if (state.closing())
+        throw new KappaError(
+          'KAPPA_NOT_READY',
+          'The server is shutting down; send the request again once it is back.',
+          {},
+        );
       authorize(req, kappa.tokens);
       done();
     } catch (err) {
@@ -131,7 +171,12 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
   });
 
   fastify.setNotFoundHandler((req, reply) => {
-    void sendError(reply, new KappaError('KAPPA_NOT_FOUND', `There is no route ${req.method} ${req.url.split('?')[0]}.`, { method: req.method }));
+    void sendError(
+      reply,
+      new KappaError('KAPPA_NOT_FOUND', `There is no route ${req.method} ${req.url.split('?')[0]}.`, {
+        method: req.method,
+      }),
+    );
   });
   fastify.setErrorHandler((err, _req, reply) => {
     const e = asKappaError(err);

@@ -106,9 +106,15 @@ export class KeyedRequest {
    * Appends `records` to `topic` in order and returns each one's partition and offset. An offset of
    * -1 is an original the log no longer remembers: `resolve` looks for it and calls `found`.
    */
-  async append(topic: string, records: readonly KeyedRecord[], found: (i: number, offset: number) => void): Promise<{ partition: number[]; offset: number[] }> {
+  async append(
+    topic: string,
+    records: readonly KeyedRecord[],
+    found: (i: number, offset: number) => void,
+  ): Promise<{ partition: number[]; offset: number[] }> {
     const t = await this.producer(topic);
-    const partition = records.map((r) => (r.key === null ? t.keylessPartition : t.partitions === 1 ? 0 : partitionForKey(r.key, t.partitions)));
+    const partition = records.map((r) =>
+      r.key === null ? t.keylessPartition : t.partitions === 1 ? 0 : partitionForKey(r.key, t.partitions),
+    );
     const offset = new Array<number>(records.length).fill(-1);
     let first = 0;
     if (this.probe === null) {
@@ -122,7 +128,9 @@ export class KeyedRequest {
       if (g === undefined) groups.set(partition[i], (g = []));
       g.push(i);
     }
-    await Promise.all([...groups].map(([p, indexes]) => this.appendGroup(topic, t, p, indexes, records, offset, found)));
+    await Promise.all(
+      [...groups].map(([p, indexes]) => this.appendGroup(topic, t, p, indexes, records, offset, found)),
+    );
     return { partition, offset };
   }
 
@@ -156,9 +164,16 @@ export class KeyedRequest {
   /** Step 1 of the file comment: the first record alone, with the body's digest; its offset. */
   private async appendProbe(topic: string, partition: number, record: KeyedRecord): Promise<number> {
     const digest = this.digest();
-    const probe: EncodableRecord = { ...encodable(record), headers: [...(record.headers ?? []), { key: DIGEST_HEADER, value: Buffer.from(digest) }] };
+    const probe: EncodableRecord = {
+      ...encodable(record),
+      headers: [...(record.headers ?? []), { key: DIGEST_HEADER, value: Buffer.from(digest) }],
+    };
     const started = performance.now();
-    const r = await this.log.appendBatch(topic, partition, [probe], { producerId: producerIdOf('probe', topic, this.key), producerEpoch: 0, baseSequence: 0 });
+    const r = await this.log.appendBatch(topic, partition, [probe], {
+      producerId: producerIdOf('probe', topic, this.key),
+      producerEpoch: 0,
+      baseSequence: 0,
+    });
     if (r.duplicates === 0) this.onAppended?.(topic, 1, byteLength(record.value), (performance.now() - started) / 1000);
     else if (r.baseOffset < 0 || (await this.storedDigest(topic, partition, r.baseOffset)) !== digest) {
       throw new KappaError(
@@ -185,12 +200,24 @@ export class KeyedRequest {
   }
 
   /** Step 2: the records `indexes` of the request, all for partition `p`, as one batch. */
-  private async appendGroup(topic: string, t: TopicProducer, p: number, indexes: number[], records: readonly KeyedRecord[], offset: number[], found: (i: number, offset: number) => void): Promise<void> {
+  private async appendGroup(
+    topic: string,
+    t: TopicProducer,
+    p: number,
+    indexes: number[],
+    records: readonly KeyedRecord[],
+    offset: number[],
+    found: (i: number, offset: number) => void,
+  ): Promise<void> {
     const baseSequence = t.next[p];
     t.next[p] = (baseSequence + indexes.length) % SEQUENCE_MODULUS;
     const batch = indexes.map((i) => encodable(records[i]));
     const started = performance.now();
-    const r = await this.log.appendBatch(topic, p, batch, { producerId: t.producerId!, producerEpoch: 0, baseSequence });
+    const r = await this.log.appendBatch(topic, p, batch, {
+      producerId: t.producerId!,
+      producerEpoch: 0,
+      baseSequence,
+    });
     const appended = indexes.length - r.duplicates;
     if (appended > 0) {
       let bytes = 0;
@@ -214,7 +241,13 @@ export class KeyedRequest {
    * Step 3: reads partition `p` backwards from `before`, in steps that double, collecting the
    * producer's batches until the one holding the smallest sequence wanted is found.
    */
-  private async findOriginals(topic: string, p: number, producerId: number, before: number, wanted: Unresolved[]): Promise<void> {
+  private async findOriginals(
+    topic: string,
+    p: number,
+    producerId: number,
+    before: number,
+    wanted: Unresolved[],
+  ): Promise<void> {
     const smallest = Math.min(...wanted.map((w) => w.sequence));
     const batches: { baseSequence: number; count: number; baseOffset: number }[] = [];
     let { start } = await this.log.offsets(topic, p);

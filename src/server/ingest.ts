@@ -30,7 +30,14 @@ import type { Log, ProducerRecord, RecordHeader } from '../log/index.ts';
 import type { AppDef } from '../stream/index.ts';
 import { KeyedRequest } from './idempotency.ts';
 import { lines } from './lines.ts';
-import { type Checked, type RecordError, type TopicIngest, checkLine, checkValue, compileTopic } from './record-check.ts';
+import {
+  type Checked,
+  type RecordError,
+  type TopicIngest,
+  checkLine,
+  checkValue,
+  compileTopic,
+} from './record-check.ts';
 import { Spool } from './spool.ts';
 
 /** Bad records listed in a 400 at most (the count is always given). */
@@ -88,7 +95,10 @@ export class Ingestor {
   private readonly topics = new Map<string, TopicIngest>();
   private inFlightBytes = 0;
   private readonly inFlightBytesMax: number;
-  private readonly idempotent = new Map<string, { digest: Promise<string>; atMs: number; result: Promise<IngestResult>; acks: number }>();
+  private readonly idempotent = new Map<
+    string,
+    { digest: Promise<string>; atMs: number; result: Promise<IngestResult>; acks: number }
+  >();
   /** Acknowledgements kept for idempotent retries, over every key. */
   private heldAcks = 0;
 
@@ -101,7 +111,11 @@ export class Ingestor {
   private topic(name: string): TopicIngest {
     const t = this.topics.get(name);
     if (t === undefined) {
-      throw new KappaError('KAPPA_UNKNOWN_TOPIC', `Topic "${name}" is not defined in the config, so records cannot be sent to it. Topics: ${[...this.topics.keys()].join(', ') || 'none'}.`, { topic: name });
+      throw new KappaError(
+        'KAPPA_UNKNOWN_TOPIC',
+        `Topic "${name}" is not defined in the config, so records cannot be sent to it. Topics: ${[...this.topics.keys()].join(', ') || 'none'}.`,
+        { topic: name },
+      );
     }
     return t;
   }
@@ -132,14 +146,22 @@ export class Ingestor {
       if (seen !== undefined) {
         const [mine, theirs] = await Promise.all([digestOfRetry(), seen.digest]);
         if (mine !== theirs) {
-          throw new KappaError('KAPPA_IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different request to topic "${topic}". Use a new key for new records.`, { key });
+          throw new KappaError(
+            'KAPPA_IDEMPOTENCY_KEY_REUSED',
+            `Idempotency-Key "${key}" was already used for a different request to topic "${topic}". Use a new key for new records.`,
+            { key },
+          );
         }
         return seen.result;
       }
     }
     const bytes = Math.max(declaredBytes, 1);
     if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.inFlightBytesMax) {
-      throw new KappaError('KAPPA_OVERLOADED', `The server is already ingesting ${Math.round(this.inFlightBytes / 1048576)} MiB; nothing was appended. Retry shortly.`, { retryAfterSeconds: 1 });
+      throw new KappaError(
+        'KAPPA_OVERLOADED',
+        `The server is already ingesting ${Math.round(this.inFlightBytes / 1048576)} MiB; nothing was appended. Retry shortly.`,
+        { retryAfterSeconds: 1 },
+      );
     }
     this.inFlightBytes += bytes;
     try {
@@ -172,7 +194,12 @@ export class Ingestor {
   private expireKeys(): void {
     const now = Date.now();
     for (const [k, v] of this.idempotent) {
-      if (this.idempotent.size <= IDEMPOTENCY_KEYS_MAX && this.heldAcks <= IDEMPOTENCY_ACKS_MAX && now - v.atMs < IDEMPOTENCY_TTL_MS) break;
+      if (
+        this.idempotent.size <= IDEMPOTENCY_KEYS_MAX &&
+        this.heldAcks <= IDEMPOTENCY_ACKS_MAX &&
+        now - v.atMs < IDEMPOTENCY_TTL_MS
+      )
+        break;
       this.idempotent.delete(k); // oldest first: a Map iterates in insertion order
       this.heldAcks -= v.acks;
     }
@@ -187,7 +214,12 @@ export class Ingestor {
     try {
       for (let index = 0; index < values.length; index++) {
         const r = checkValue(topic, index, values[index], null);
-        const wait = 'reason' in r ? bad.add(r, safeStringify(values[index])) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
+        const wait =
+          'reason' in r
+            ? bad.add(r, safeStringify(values[index]))
+            : bad.count === 0 || bad.dlq
+              ? good.add(r)
+              : undefined;
         if (wait !== undefined) await wait;
       }
       return await this.finish(topic, good, bad, idempotency);
@@ -201,7 +233,13 @@ export class Ingestor {
    * An NDJSON body, read as it streams; `limitBytes` caps it (413 past it, nothing appended).
    * `digest` sees every byte of the body.
    */
-  async ingestNdjson(topicName: string, body: Readable, limitBytes: number, idempotency: IdempotencyKey | null = null, digest?: BodyDigest): Promise<IngestResult> {
+  async ingestNdjson(
+    topicName: string,
+    body: Readable,
+    limitBytes: number,
+    idempotency: IdempotencyKey | null = null,
+    digest?: BodyDigest,
+  ): Promise<IngestResult> {
     const topic = this.topic(topicName);
     const good = new Spool();
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
@@ -211,11 +249,13 @@ export class Ingestor {
         for (const line of chunk) {
           let bytes = line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
           // A byte order mark is not part of the record: validated and stored without it.
-          if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+          if (bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)
+            bytes = bytes.subarray(3);
           if (bytes.length === 0) continue;
           const r = checkLine(topic, index, bytes);
           // Once the request is refused, good records are not kept.
-          const wait = 'reason' in r ? bad.add(r, bytes.toString('utf8')) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
+          const wait =
+            'reason' in r ? bad.add(r, bytes.toString('utf8')) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
           if (wait !== undefined) await wait;
           index++;
         }
@@ -228,9 +268,19 @@ export class Ingestor {
   }
 
   /** Refuses the request (400) if it has bad records, or dead-letters them; then appends the good ones. */
-  private async finish(topic: TopicIngest, good: Spool, bad: BadRecords, idempotency: IdempotencyKey | null): Promise<IngestResult> {
+  private async finish(
+    topic: TopicIngest,
+    good: Spool,
+    bad: BadRecords,
+    idempotency: IdempotencyKey | null,
+  ): Promise<IngestResult> {
     const name = topic.def.name;
-    if (bad.count === 0 && good.size === 0) throw new KappaError('KAPPA_INVALID_RECORD', 'The request holds no records: send a JSON object, a non-empty array, or NDJSON lines.', { topic: name });
+    if (bad.count === 0 && good.size === 0)
+      throw new KappaError(
+        'KAPPA_INVALID_RECORD',
+        'The request holds no records: send a JSON object, a non-empty array, or NDJSON lines.',
+        { topic: name },
+      );
     if (bad.count > 0 && !bad.dlq) {
       const first = bad.listed[0];
       throw new KappaError(
@@ -239,7 +289,10 @@ export class Ingestor {
         { topic: name, invalid: bad.count, records: bad.listed },
       );
     }
-    const keyed = idempotency === null ? null : new KeyedRequest(this.opts.log, idempotency.key, idempotency.digest, this.opts.onAppended);
+    const keyed =
+      idempotency === null
+        ? null
+        : new KeyedRequest(this.opts.log, idempotency.key, idempotency.digest, this.opts.onAppended);
     const acks = await this.appendGood(keyed, name, good);
     const deadLettered = bad.count > 0 ? await this.deadLetter(keyed, name, bad.spool!) : [];
     // Originals of a retry that the log's producer state no longer holds (big requests): looked up.
@@ -274,13 +327,19 @@ export class Ingestor {
   }
 
   /** Appends the bad records to `<topic>.dlq` (created with the topic's partitions if missing), with their provenance. */
-  private async deadLetter(keyed: KeyedRequest | null, name: string, spool: Spool): Promise<IngestResult['deadLettered']> {
+  private async deadLetter(
+    keyed: KeyedRequest | null,
+    name: string,
+    spool: Spool,
+  ): Promise<IngestResult['deadLettered']> {
     const deadLettered: IngestResult['deadLettered'] = [];
     const dlq = `${name}.dlq`;
     if (!(await this.opts.log.topics()).some((t) => t.name === dlq)) {
-      await this.opts.log.createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions }).catch((err: unknown) => {
-        if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
-      });
+      await this.opts.log
+        .createTopic(dlq, { partitions: (await this.opts.log.topic(name)).partitions })
+        .catch((err: unknown) => {
+          if (!(err instanceof KappaError && err.code === 'KAPPA_TOPIC_EXISTS')) throw err;
+        });
     }
     await spool.drain(async (batch) => {
       const at = deadLettered.length;
@@ -309,7 +368,12 @@ export class Ingestor {
     const started = performance.now();
     const meta = await this.opts.log.append(
       topic,
-      records.map((c): ProducerRecord => ({ key: c.key, value: c.value, timestamp: c.timestamp, ...(c.headers ? { headers: c.headers } : {}) })),
+      records.map((c): ProducerRecord => ({
+        key: c.key,
+        value: c.value,
+        timestamp: c.timestamp,
+        ...(c.headers ? { headers: c.headers } : {}),
+      })),
     );
     let bytes = 0;
     for (const r of records) bytes += r.value.length;
@@ -340,7 +404,13 @@ class BadRecords {
   add(e: RecordError, value: string): Promise<void> | undefined {
     this.count++;
     if (this.listed.length < ERRORS_LISTED_MAX) this.listed.push(e);
-    return this.spool?.add({ index: e.index, key: null, timestamp: Date.now(), value, error: JSON.stringify([e.path, e.reason]) });
+    return this.spool?.add({
+      index: e.index,
+      key: null,
+      timestamp: Date.now(),
+      value,
+      error: JSON.stringify([e.path, e.reason]),
+    });
   }
 
   dispose(): void {

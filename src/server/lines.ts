@@ -20,7 +20,11 @@ export const LINE_BYTES_MAX = 16 * 1024 * 1024;
  * (dropping the bytes) to the end of the body, or TOO_LARGE_DRAIN_BYTES further: a server that
  * stops reading and closes resets the connection, and the client never sees the answer.
  */
-export async function* lines(body: Readable, limitBytes: number, digest?: { update(chunk: Buffer): void }): AsyncGenerator<Buffer[]> {
+export async function* lines(
+  body: Readable,
+  limitBytes: number,
+  digest?: { update(chunk: Buffer): void },
+): AsyncGenerator<Buffer[]> {
   /** The start of an unfinished line, in pieces (only the new chunk is searched for its end). */
   let partial: Buffer[] = [];
   let partialBytes = 0;
@@ -31,7 +35,11 @@ export async function* lines(body: Readable, limitBytes: number, digest?: { upda
     total += chunk.length;
     digest?.update(chunk);
     if (refusal === null && total > limitBytes) {
-      refusal = new KappaError('KAPPA_BODY_TOO_LARGE', `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`, { limitBytes });
+      refusal = new KappaError(
+        'KAPPA_BODY_TOO_LARGE',
+        `The request body is over the ${limitBytes} bytes the server accepts; nothing was appended. Send fewer records per request.`,
+        { limitBytes },
+      );
       refusedAtBytes = total;
     }
     if (refusal !== null) {
@@ -56,7 +64,11 @@ export async function* lines(body: Readable, limitBytes: number, digest?: { upda
       partialBytes += chunk.length - start;
       // Over the limit whether it ends in this chunk (the loop above stopped at it) or not.
       if (partialBytes > LINE_BYTES_MAX) {
-        refusal = new KappaError('KAPPA_BODY_TOO_LARGE', `A line of the NDJSON body is over ${LINE_BYTES_MAX} bytes (one record per line, each ending with a newline); nothing was appended.`, { lineBytesMax: LINE_BYTES_MAX });
+        refusal = new KappaError(
+          'KAPPA_BODY_TOO_LARGE',
+          `A line of the NDJSON body is over ${LINE_BYTES_MAX} bytes (one record per line, each ending with a newline); nothing was appended.`,
+          { lineBytesMax: LINE_BYTES_MAX },
+        );
         refusedAtBytes = total;
         partial = [];
         partialBytes = 0;

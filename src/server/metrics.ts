@@ -23,8 +23,18 @@ export class Metrics {
   constructor(log: Log, store: ViewStore, control: ControlStore, engine: Engine | null) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'kappa_process_' });
-    this.ingestRecords = new Counter({ name: 'kappa_ingest_records_total', help: 'Records appended through HTTP ingestion.', labelNames: ['topic'], registers });
-    this.ingestBytes = new Counter({ name: 'kappa_ingest_bytes_total', help: 'Bytes of record values appended through HTTP ingestion.', labelNames: ['topic'], registers });
+    this.ingestRecords = new Counter({
+      name: 'kappa_ingest_records_total',
+      help: 'Records appended through HTTP ingestion.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.ingestBytes = new Counter({
+      name: 'kappa_ingest_bytes_total',
+      help: 'Bytes of record values appended through HTTP ingestion.',
+      labelNames: ['topic'],
+      registers,
+    });
     this.appendSeconds = new Histogram({
       name: 'kappa_append_seconds',
       help: 'Time from handing records to the log until they are durable (fsync included), per append call.',
@@ -32,8 +42,18 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     });
-    this.fsyncSeconds = new Histogram({ name: 'kappa_fsync_seconds', help: 'Duration of each group-commit fsync of the log.', buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers });
-    this.httpRequests = new Counter({ name: 'kappa_http_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['method', 'route', 'status'], registers });
+    this.fsyncSeconds = new Histogram({
+      name: 'kappa_fsync_seconds',
+      help: 'Duration of each group-commit fsync of the log.',
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'kappa_http_requests_total',
+      help: 'HTTP requests answered, by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
     this.httpSeconds = new Histogram({
       name: 'kappa_http_request_seconds',
       help: 'Time to answer HTTP requests (streams: until the answer starts).',
@@ -69,7 +89,13 @@ function taskLabelsOf(t: TaskStatus): Record<(typeof TASK_LABELS)[number], strin
  * The gauges read when scraped: per task (lag, events processed, checkpoint age), per view
  * version (rows) and per build (progress, rate).
  */
-function collectedGauges(registers: Registry[], log: Log, store: ViewStore, control: ControlStore, engine: Engine | null): void {
+function collectedGauges(
+  registers: Registry[],
+  log: Log,
+  store: ViewStore,
+  control: ControlStore,
+  engine: Engine | null,
+): void {
   new Gauge({
     name: 'kappa_task_lag_records',
     help: 'Records between a task’s committed checkpoint and the end of its partition.',
@@ -113,7 +139,8 @@ function collectedGauges(registers: Registry[], log: Log, store: ViewStore, cont
     registers,
     async collect() {
       this.reset();
-      for (const v of await store.versions()) this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
+      for (const v of await store.versions())
+        this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
     },
   });
   new Gauge({
@@ -123,7 +150,11 @@ function collectedGauges(registers: Registry[], log: Log, store: ViewStore, cont
     registers,
     async collect() {
       this.reset();
-      for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version), reason: b.reason }, b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal));
+      for (const b of await control.builds())
+        this.set(
+          { view: b.name, version: String(b.version), reason: b.reason },
+          b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal),
+        );
     },
   });
   new Gauge({

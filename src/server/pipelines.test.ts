@@ -15,26 +15,57 @@ interface Pipelines {
 test('GET /v1/pipelines lists the tasks and the builds; a replay adds a build', async (t) => {
   const { fastify, store } = await openTestServer(t, { engine: true });
   // A view has a live version once it has rows; only then can it be replayed.
-  const sale = await fastify.inject({ method: 'POST', url: '/v1/topics/sales/records', headers: headers(undefined, { 'content-type': 'application/json' }), payload: '{"region":"eu","cents":5}' });
+  const sale = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/sales/records',
+    headers: headers(undefined, { 'content-type': 'application/json' }),
+    payload: '{"region":"eu","cents":5}',
+  });
   assert.equal(sale.statusCode, 200, sale.body);
-  for (let i = 0; i < 500 && !(await store.versions()).some((v) => v.state === 'live'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let i = 0; i < 500 && !(await store.versions()).some((v) => v.state === 'live'); i++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   const before = await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers() });
   assert.equal(before.statusCode, 200, before.body);
   const list = before.json() as Pipelines;
-  assert.deepEqual(list.tasks.filter((x) => x.view === 'sales_totals').map((x) => `${x.topic}/${x.partition}`).sort(), ['sales/0', 'sales/1']);
-  const replay = await fastify.inject({ method: 'POST', url: '/v1/views/sales_totals/replay', headers: headers(undefined, { 'content-type': 'application/json' }), payload: '{}' });
+  assert.deepEqual(
+    list.tasks
+      .filter((x) => x.view === 'sales_totals')
+      .map((x) => `${x.topic}/${x.partition}`)
+      .sort(),
+    ['sales/0', 'sales/1'],
+  );
+  const replay = await fastify.inject({
+    method: 'POST',
+    url: '/v1/views/sales_totals/replay',
+    headers: headers(undefined, { 'content-type': 'application/json' }),
+    payload: '{}',
+  });
   assert.equal(replay.statusCode, 202, replay.body);
   const { version } = replay.json() as { version: number };
   const after = (await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers() })).json() as Pipelines;
-  assert.ok(after.builds.some((b) => b.name === 'sales_totals' && b.version === version), JSON.stringify(after.builds));
-  const unknown = await fastify.inject({ method: 'POST', url: '/v1/views/nosuch/replay', headers: headers(undefined, { 'content-type': 'application/json' }), payload: '{}' });
+  assert.ok(
+    after.builds.some((b) => b.name === 'sales_totals' && b.version === version),
+    JSON.stringify(after.builds),
+  );
+  const unknown = await fastify.inject({
+    method: 'POST',
+    url: '/v1/views/nosuch/replay',
+    headers: headers(undefined, { 'content-type': 'application/json' }),
+    payload: '{}',
+  });
   assert.equal(unknown.statusCode, 404, unknown.body);
 });
 
 test('build commands need admin: 401 without a token, 403 with a query token', async (t) => {
   const { fastify } = await openTestServer(t, { tokens: true });
   for (const command of ['replay', 'rollback', 'cancel']) {
-    const send = (token?: string) => fastify.inject({ method: 'POST', url: `/v1/views/sales_totals/${command}`, headers: headers(token, { 'content-type': 'application/json' }), payload: '{}' });
+    const send = (token?: string) =>
+      fastify.inject({
+        method: 'POST',
+        url: `/v1/views/sales_totals/${command}`,
+        headers: headers(token, { 'content-type': 'application/json' }),
+        payload: '{}',
+      });
     assert.equal((await send()).statusCode, 401, command);
     const wrong = await send(TOKENS.query);
     assert.equal(wrong.statusCode, 403, `${command}: ${wrong.body}`);

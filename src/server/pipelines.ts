@@ -28,7 +28,12 @@ export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
       const id = `${t.view}/${t.version}/${t.topic}/${t.partition}`;
       const last = samples.get(id);
       if (last === undefined) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: null });
-      else if (now - last.atMs >= 1000) samples.set(id, { events: t.eventsProcessed, atMs: now, rate: ((t.eventsProcessed - last.events) * 1000) / (now - last.atMs) });
+      else if (now - last.atMs >= 1000)
+        samples.set(id, {
+          events: t.eventsProcessed,
+          atMs: now,
+          rate: ((t.eventsProcessed - last.events) * 1000) / (now - last.atMs),
+        });
       tasks.push({
         ...t,
         lag: Math.max(0, end - t.committedOffset),

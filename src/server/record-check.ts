@@ -5,7 +5,14 @@
  * what a Date can hold is refused). A record that fails gets a RecordError: its index in the
  * request, the path of the offending field, and a reason written for the client.
  */
-import { type FlatDecoder, type RecordSchema, type SchemaIssue, compileFlatDecoder, compileSchema, formatPath } from '../schema/index.ts';
+import {
+  type FlatDecoder,
+  type RecordSchema,
+  type SchemaIssue,
+  compileFlatDecoder,
+  compileSchema,
+  formatPath,
+} from '../schema/index.ts';
 import type { TopicDef } from '../stream/index.ts';
 
 /** Deepest nesting of arrays and objects accepted in any JSON the server parses (Jackson's default is 1,000 too). */
@@ -54,7 +61,8 @@ export function compileTopic(def: TopicDef<unknown>): TopicIngest {
 /** A record's bytes (one NDJSON line): UTF-8 and JSON checked, then the schema. */
 export function checkLine(topic: TopicIngest, index: number, bytes: Buffer): Checked | RecordError {
   // Nesting deeper than the limit needs more bytes than the limit: short lines are not scanned.
-  if (bytes.length > JSON_DEPTH_MAX && jsonTooDeep(bytes, JSON_DEPTH_MAX)) return { index, path: '', reason: `nests arrays and objects more than ${JSON_DEPTH_MAX} deep` };
+  if (bytes.length > JSON_DEPTH_MAX && jsonTooDeep(bytes, JSON_DEPTH_MAX))
+    return { index, path: '', reason: `nests arrays and objects more than ${JSON_DEPTH_MAX} deep` };
   if (topic.flat !== null) {
     // The common compact flat object, scanned once (ASCII only, so valid UTF-8); anything else takes the full path.
     const fast = topic.flat(bytes, 0, bytes.length);
@@ -69,7 +77,8 @@ export function checkLine(topic: TopicIngest, index: number, bytes: Buffer): Che
     return checkValue(topic, index, decoded.value, bytes);
   }
   const text = bytes.toString('utf8');
-  if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes)) return { index, path: '', reason: 'is not valid UTF-8' };
+  if (text.includes('\uFFFD') && !Buffer.from(text, 'utf8').equals(bytes))
+    return { index, path: '', reason: 'is not valid UTF-8' };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -80,14 +89,27 @@ export function checkLine(topic: TopicIngest, index: number, bytes: Buffer): Che
 }
 
 /** A parsed value: the schema, then the key and time extractors. `text` is its JSON when already known. */
-export function checkValue(topic: TopicIngest, index: number, value: unknown, text: string | Buffer | null): Checked | RecordError {
-  if (topic.schema !== null && text === null && !topic.schema.validate(value)) return issueError(index, topic.schema.lastIssues());
+export function checkValue(
+  topic: TopicIngest,
+  index: number,
+  value: unknown,
+  text: string | Buffer | null,
+): Checked | RecordError {
+  if (topic.schema !== null && text === null && !topic.schema.validate(value))
+    return issueError(index, topic.schema.lastIssues());
   const huge = nonFinite(value, '');
-  if (huge !== null) return { index, path: huge, reason: 'is a number too large for a double (JSON.parse makes it Infinity)' };
+  if (huge !== null)
+    return { index, path: huge, reason: 'is a number too large for a double (JSON.parse makes it Infinity)' };
   if (typeof value === 'object' && value !== null) {
     for (const k of topic.integerFields) {
       const n = (value as Record<string, unknown>)[k];
-      if (typeof n === 'number' && !Number.isSafeInteger(n)) return { index, path: k, reason: 'is a whole number beyond ±9007199254740991 (2^53 - 1), which cannot be held exactly; send it as a string' };
+      if (typeof n === 'number' && !Number.isSafeInteger(n))
+        return {
+          index,
+          path: k,
+          reason:
+            'is a whole number beyond ±9007199254740991 (2^53 - 1), which cannot be held exactly; send it as a string',
+        };
     }
   }
   let key: string | null = null;
@@ -99,9 +121,18 @@ export function checkValue(topic: TopicIngest, index: number, value: unknown, te
     }
     if (topic.def.time !== null) {
       const t = topic.def.time(value);
-      if (typeof t !== 'number' || !Number.isFinite(t)) return { index, path: '', reason: `has no event time: the topic's time extractor returned ${JSON.stringify(t) ?? 'undefined'}` };
+      if (typeof t !== 'number' || !Number.isFinite(t))
+        return {
+          index,
+          path: '',
+          reason: `has no event time: the topic's time extractor returned ${JSON.stringify(t) ?? 'undefined'}`,
+        };
       if (Math.abs(t) > EVENT_TIME_MS_MAX) {
-        return { index, path: pathOf(value, t, ''), reason: `gives the event time ${t}, outside what a date can hold (±${EVENT_TIME_MS_MAX} ms around 1970, years -271821 to 275760)` };
+        return {
+          index,
+          path: pathOf(value, t, ''),
+          reason: `gives the event time ${t}, outside what a date can hold (±${EVENT_TIME_MS_MAX} ms around 1970, years -271821 to 275760)`,
+        };
       }
       timestamp = Math.trunc(t);
     }
@@ -110,7 +141,6 @@ export function checkValue(topic: TopicIngest, index: number, value: unknown, te
   }
   return { index, key, timestamp, value: text ?? JSON.stringify(value) };
 }
-
 
 /** The path of the first number in `v` that is not finite (1e400 parses as Infinity), or null. */
 function nonFinite(v: unknown, path: string): string | null {
@@ -153,7 +183,8 @@ export function jsonTooDeep(bytes: Uint8Array, max: number): boolean {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
     if (inString) {
-      if (c === 0x5c) i++; // the escaped character, whatever it is
+      if (c === 0x5c)
+        i++; // the escaped character, whatever it is
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x5b || c === 0x7b) {

@@ -22,7 +22,11 @@ export function wantsEventStream(req: FastifyRequest): boolean {
 /** A query parameter that must be a whole number of at least `min` (400 otherwise). */
 export function wholeNumber(value: string, name: string, min: number): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new KappaError('KAPPA_INVALID_ARGUMENT', `${name} must be a whole number of at least ${min}, not "${value.slice(0, 50)}".`, { [name]: value.slice(0, 50) });
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min)
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `${name} must be a whole number of at least ${min}, not "${value.slice(0, 50)}".`,
+      { [name]: value.slice(0, 50) },
+    );
   return n;
 }
-

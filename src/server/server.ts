@@ -56,8 +56,20 @@ export async function startServer(opts: ServerOptions): Promise<KappaServer> {
   } catch (err) {
     await fastify.close();
     const code = (err as { code?: string }).code;
-    if (code === 'EADDRINUSE') throw new KappaError('KAPPA_INVALID_ARGUMENT', `Port ${port} on ${host} is in use (another kappa start?). Pick another with --port, or --port 0 for any free one.`, { host, port }, err);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new KappaError('KAPPA_INVALID_ARGUMENT', `Cannot listen on ${host}: this machine has no such address.`, { host }, err);
+    if (code === 'EADDRINUSE')
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `Port ${port} on ${host} is in use (another kappa start?). Pick another with --port, or --port 0 for any free one.`,
+        { host, port },
+        err,
+      );
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `Cannot listen on ${host}: this machine has no such address.`,
+        { host },
+        err,
+      );
     throw err;
   }
   const address = fastify.server.address();
@@ -81,7 +93,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   fastify.decorate('kappa', createKappa(opts, fastify));
   await fastify.register(hooks);
-  for (const routes of [healthRoutes, topicRoutes, viewRoutes, dashboardRoutes, pipelineRoutes]) await fastify.register(routes);
+  for (const routes of [healthRoutes, topicRoutes, viewRoutes, dashboardRoutes, pipelineRoutes])
+    await fastify.register(routes);
   await fastify.ready();
   return fastify;
 }

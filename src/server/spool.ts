@@ -86,15 +86,30 @@ export class Spool {
       for (let i = 0; i < this.memory.length; i += APPEND_BATCH) await append(this.memory.slice(i, i + APPEND_BATCH));
       return;
     }
-    await new Promise<void>((resolve, reject) => this.file!.end((err?: Error | null) => (err || this.error ? reject(spoolError((err ?? this.error)!)) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      this.file!.end((err?: Error | null) =>
+        err || this.error ? reject(spoolError((err ?? this.error)!)) : resolve(),
+      ),
+    );
     let batch: Checked[] = [];
     // Split on '\n' only: a record may hold a '\r' (JSON allows one between tokens).
     for await (const chunk of lines(createReadStream(join(this.dir!, 'spool')), Infinity)) {
       for (const bytes of chunk) {
         const line = bytes.toString('utf8');
         const tab = line.indexOf('\t');
-        const [index, key, timestamp, error] = JSON.parse(line.slice(0, tab)) as [number, string | null, number | null, string | null];
-        batch.push({ index, key, timestamp: timestamp ?? undefined, value: line.slice(tab + 1), ...(error === null ? {} : { error }) });
+        const [index, key, timestamp, error] = JSON.parse(line.slice(0, tab)) as [
+          number,
+          string | null,
+          number | null,
+          string | null,
+        ];
+        batch.push({
+          index,
+          key,
+          timestamp: timestamp ?? undefined,
+          value: line.slice(tab + 1),
+          ...(error === null ? {} : { error }),
+        });
         if (batch.length === APPEND_BATCH) {
           await append(batch);
           batch = [];
@@ -113,6 +128,17 @@ export class Spool {
 /** A failure of the temporary spool file as the catalogue's error (a full temporary disk is a 503 to retry). */
 function spoolError(err: Error): KappaError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new KappaError('KAPPA_DISK_FULL', `The disk holding the temporary directory is full, so the request could not be spooled; nothing was appended.`, {}, err);
-  return new KappaError('KAPPA_IO_ERROR', `The request could not be spooled to a temporary file (${err.message}); nothing was appended.`, {}, err);
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new KappaError(
+      'KAPPA_DISK_FULL',
+      `The disk holding the temporary directory is full, so the request could not be spooled; nothing was appended.`,
+      {},
+      err,
+    );
+  return new KappaError(
+    'KAPPA_IO_ERROR',
+    `The request could not be spooled to a temporary file (${err.message}); nothing was appended.`,
+    {},
+    err,
+  );
 }

@@ -23,7 +23,12 @@ export function salesApp(withTokens: boolean): AppDef {
   const Sale = Type.Object({ region: Type.String({ minLength: 1 }), cents: Type.Integer() });
   const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.region });
   const events = topic('events', { partitions: 1, schema: Type.Object({ kind: Type.String() }), onInvalid: 'dlq' });
-  const totals = view('sales_totals', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ cents: sum((s) => s.cents), n: count() }));
+  const totals = view(
+    'sales_totals',
+    from(sales)
+      .groupBy((s) => ({ region: s.region }))
+      .aggregate({ cents: sum((s) => s.cents), n: count() }),
+  );
   const tokens = [
     { name: 'admin', sha256: hashToken(TOKENS.admin), scopes: ['admin'] },
     { name: 'query', sha256: hashToken(TOKENS.query), scopes: ['query'] },
@@ -43,7 +48,10 @@ export interface TestServer {
  * Opens the log, the store, the engine when `engine` is set (it creates the topics; without it
  * they are created here) and the server; closes them all in one `t.after`.
  */
-export async function openTestServer(t: { after(fn: () => unknown): void }, opts: { engine?: boolean; tokens?: boolean } = {}): Promise<TestServer> {
+export async function openTestServer(
+  t: { after(fn: () => unknown): void },
+  opts: { engine?: boolean; tokens?: boolean } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'kappa-server-'));
   const quiet = { info() {}, warn() {} };
   let log: FileLog | null = null;

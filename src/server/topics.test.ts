@@ -23,48 +23,92 @@ async function recordsIn(log: Log, topic: string): Promise<number> {
 test('NDJSON lines are appended and acknowledged in request order', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"region":"eu","cents":5}\n{"region":"us","cents":7}\r\n{"region":"eu","cents":1}\n';
-  const res = await fastify.inject({ method: 'POST', url: '/v1/topics/sales/records', headers: headers(undefined, NDJSON), payload: body });
+  const res = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/sales/records',
+    headers: headers(undefined, NDJSON),
+    payload: body,
+  });
   assert.equal(res.statusCode, 200, res.body);
   const ack = res.json() as { topic: string; records: { index: number; partition: number; offset: number }[] };
   assert.equal(ack.topic, 'sales');
-  assert.deepEqual(ack.records.map((r) => r.index), [0, 1, 2]);
+  assert.deepEqual(
+    ack.records.map((r) => r.index),
+    [0, 1, 2],
+  );
   // Keyed by region: both "eu" records share a partition, at consecutive offsets.
   assert.equal(ack.records[0].partition, ack.records[2].partition);
   assert.equal(ack.records[2].offset, ack.records[0].offset + 1);
   assert.equal(await recordsIn(log, 'sales'), 3);
-  const read = await fastify.inject({ method: 'GET', url: `/v1/topics/sales/records?partition=${ack.records[0].partition}`, headers: headers() });
+  const read = await fastify.inject({
+    method: 'GET',
+    url: `/v1/topics/sales/records?partition=${ack.records[0].partition}`,
+    headers: headers(),
+  });
   assert.equal(read.statusCode, 200, read.body);
   const page = read.json() as { records: { value: unknown; key: string }[]; next: number };
-  assert.deepEqual(page.records.map((r) => r.value), [{ region: 'eu', cents: 5 }, { region: 'eu', cents: 1 }]);
+  assert.deepEqual(
+    page.records.map((r) => r.value),
+    [
+      { region: 'eu', cents: 5 },
+      { region: 'eu', cents: 1 },
+    ],
+  );
   assert.equal(page.next, 2);
 });
 
 test('a request with one record that breaks the schema is refused whole: nothing is appended', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"region":"eu","cents":5}\n{"region":"us","cents":"seven"}\n';
-  const res = await fastify.inject({ method: 'POST', url: '/v1/topics/sales/records', headers: headers(undefined, NDJSON), payload: body });
+  const res = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/sales/records',
+    headers: headers(undefined, NDJSON),
+    payload: body,
+  });
   assert.equal(res.statusCode, 400, res.body);
   assert.equal(errorCode(res), 'KAPPA_SCHEMA_VIOLATION');
-  const details = (res.json() as { error: { details: { invalid: number; records: { index: number; path: string }[] } } }).error.details;
+  const details = (
+    res.json() as { error: { details: { invalid: number; records: { index: number; path: string }[] } } }
+  ).error.details;
   assert.equal(details.invalid, 1);
-  assert.deepEqual(details.records.map((r) => [r.index, r.path]), [[1, 'cents']]);
+  assert.deepEqual(
+    details.records.map((r) => [r.index, r.path]),
+    [[1, 'cents']],
+  );
   assert.equal(await recordsIn(log, 'sales'), 0);
 });
 
 test('a JSON array is ingested; a topic the config does not define is a 404', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const json = { 'content-type': 'application/json' };
-  const res = await fastify.inject({ method: 'POST', url: '/v1/topics/sales/records', headers: headers(undefined, json), payload: JSON.stringify([{ region: 'eu', cents: 2 }]) });
+  const res = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/sales/records',
+    headers: headers(undefined, json),
+    payload: JSON.stringify([{ region: 'eu', cents: 2 }]),
+  });
   assert.equal(res.statusCode, 200, res.body);
   assert.equal(await recordsIn(log, 'sales'), 1);
-  const unknown = await fastify.inject({ method: 'POST', url: '/v1/topics/nosuch/records', headers: headers(undefined, json), payload: '{}' });
+  const unknown = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/nosuch/records',
+    headers: headers(undefined, json),
+    payload: '{}',
+  });
   assert.equal(unknown.statusCode, 404, unknown.body);
   assert.equal(errorCode(unknown), 'KAPPA_UNKNOWN_TOPIC');
 });
 
 test('ingestion needs produce:<topic>: 401 without a token, 403 with a query token', async (t) => {
   const { fastify, log } = await openTestServer(t, { tokens: true });
-  const send = (token?: string) => fastify.inject({ method: 'POST', url: '/v1/topics/sales/records', headers: headers(token, NDJSON), payload: '{"region":"eu","cents":5}\n' });
+  const send = (token?: string) =>
+    fastify.inject({
+      method: 'POST',
+      url: '/v1/topics/sales/records',
+      headers: headers(token, NDJSON),
+      payload: '{"region":"eu","cents":5}\n',
+    });
   const none = await send();
   assert.equal(none.statusCode, 401, none.body);
   const wrong = await send(TOKENS.query);
@@ -79,11 +123,25 @@ test('ingestion needs produce:<topic>: 401 without a token, 403 with a query tok
 test('a topic that dead-letters: good records appended, bad ones sent to <topic>.dlq, answered 207', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"kind":"click"}\n{"kind":7}\n{"kind":"view"}\n';
-  const res = await fastify.inject({ method: 'POST', url: '/v1/topics/events/records', headers: headers(undefined, NDJSON), payload: body });
+  const res = await fastify.inject({
+    method: 'POST',
+    url: '/v1/topics/events/records',
+    headers: headers(undefined, NDJSON),
+    payload: body,
+  });
   assert.equal(res.statusCode, 207, res.body);
-  const ack = res.json() as { records: { index: number }[]; deadLettered: { index: number; topic: string; path: string }[] };
-  assert.deepEqual(ack.records.map((r) => r.index), [0, 2]);
-  assert.deepEqual(ack.deadLettered.map((d) => [d.index, d.topic, d.path]), [[1, 'events.dlq', 'kind']]);
+  const ack = res.json() as {
+    records: { index: number }[];
+    deadLettered: { index: number; topic: string; path: string }[];
+  };
+  assert.deepEqual(
+    ack.records.map((r) => r.index),
+    [0, 2],
+  );
+  assert.deepEqual(
+    ack.deadLettered.map((d) => [d.index, d.topic, d.path]),
+    [[1, 'events.dlq', 'kind']],
+  );
   assert.equal(await recordsIn(log, 'events'), 2);
   assert.equal(await recordsIn(log, 'events.dlq'), 1);
 });

@@ -30,7 +30,9 @@ export async function topicRoutes(fastify: FastifyInstance): Promise<void> {
     const result = await ingest(kappa, req, topic);
     reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
     // Small answers in one string; large ones streamed in chunks.
-    return result.acks.index.length <= 4096 ? [...ackJson(topic, result)].join('') : Readable.from(ackJson(topic, result));
+    return result.acks.index.length <= 4096
+      ? [...ackJson(topic, result)].join('')
+      : Readable.from(ackJson(topic, result));
   });
 
   fastify.get('/v1/topics', { config: { scope: 'query' } }, async () => {
@@ -38,30 +40,52 @@ export async function topicRoutes(fastify: FastifyInstance): Promise<void> {
     for (const t of await log.topics()) out.push(await describeTopic(log, t.name));
     return { topics: out };
   });
-  fastify.get('/v1/topics/:topic', { config: { scope: topicScope('consume') } }, async (req) => describeTopic(log, (req.params as { topic: string }).topic));
+  fastify.get('/v1/topics/:topic', { config: { scope: topicScope('consume') } }, async (req) =>
+    describeTopic(log, (req.params as { topic: string }).topic),
+  );
 
-  fastify.get('/v1/topics/:topic/records', { config: { scope: topicScope('consume'), eventStream: true } }, async (req, reply) => {
-    const { topic } = req.params as { topic: string };
-    const q = req.query as Record<string, string | undefined>;
-    const info = await log.topic(topic);
-    const partition = wholeNumber(q.partition ?? '0', 'partition', 0);
-    if (partition >= info.partitions) throw new KappaError('KAPPA_INVALID_PARTITION', `Topic "${topic}" has partitions 0-${info.partitions - 1}; there is no partition ${partition}.`, { topic, partition });
-    const limit = Math.min(wholeNumber(q.limit ?? '100', 'limit', 1), RECORDS_READ_MAX);
-    const resumeAfter = headerValue(req, 'last-event-id');
-    const from = wantsEventStream(req) && resumeAfter !== null && /^\d+$/.test(resumeAfter) ? Number(resumeAfter) + 1 : await startOffset(log, topic, partition, q.from ?? 'earliest');
-    if (wantsEventStream(req)) return tailRecords(kappa, req, reply, topic, partition, Math.max(from, (await log.offsets(topic, partition)).start));
-    const records = [];
-    let next = from;
-    for await (const batch of log.read(topic, partition, from)) {
-      for (const r of batch.records(from)) {
+  fastify.get(
+    '/v1/topics/:topic/records',
+    { config: { scope: topicScope('consume'), eventStream: true } },
+    async (req, reply) => {
+      const { topic } = req.params as { topic: string };
+      const q = req.query as Record<string, string | undefined>;
+      const info = await log.topic(topic);
+      const partition = wholeNumber(q.partition ?? '0', 'partition', 0);
+      if (partition >= info.partitions)
+        throw new KappaError(
+          'KAPPA_INVALID_PARTITION',
+          `Topic "${topic}" has partitions 0-${info.partitions - 1}; there is no partition ${partition}.`,
+          { topic, partition },
+        );
+      const limit = Math.min(wholeNumber(q.limit ?? '100', 'limit', 1), RECORDS_READ_MAX);
+      const resumeAfter = headerValue(req, 'last-event-id');
+      const from =
+        wantsEventStream(req) && resumeAfter !== null && /^\d+$/.test(resumeAfter)
+          ? Number(resumeAfter) + 1
+          : await startOffset(log, topic, partition, q.from ?? 'earliest');
+      if (wantsEventStream(req))
+        return tailRecords(
+          kappa,
+          req,
+          reply,
+          topic,
+          partition,
+          Math.max(from, (await log.offsets(topic, partition)).start),
+        );
+      const records = [];
+      let next = from;
+      for await (const batch of log.read(topic, partition, from)) {
+        for (const r of batch.records(from)) {
+          if (records.length === limit) break;
+          records.push(recordJson(topic, partition, r));
+          next = r.offset + 1;
+        }
         if (records.length === limit) break;
-        records.push(recordJson(topic, partition, r));
-        next = r.offset + 1;
       }
-      if (records.length === limit) break;
-    }
-    return { topic, partition, records, next };
-  });
+      return { topic, partition, records, next };
+    },
+  );
 }
 
 /**
@@ -75,25 +99,54 @@ async function ingest(kappa: Kappa, req: FastifyRequest, topic: string): Promise
   const declared = Number(req.headers['content-length'] ?? 0) || 0;
   if (contentType(req) === 'application/x-ndjson') {
     const body = req.body as Readable;
-    return ingestor.admit(topic, declared, key, () => digestOfStream(body), () => {
-      if (key === null) return { result: ingestor.ingestNdjson(topic, body, bodyBytesMax), digest: Promise.resolve('') };
-      const digest = new BodyDigest();
-      const r = ingestor.ingestNdjson(topic, body, bodyBytesMax, { key, digest: () => digest.value() }, digest);
-      return { result: r, digest: r.then(() => digest.value()) };
-    });
+    return ingestor.admit(
+      topic,
+      declared,
+      key,
+      () => digestOfStream(body),
+      () => {
+        if (key === null)
+          return { result: ingestor.ingestNdjson(topic, body, bodyBytesMax), digest: Promise.resolve('') };
+        const digest = new BodyDigest();
+        const r = ingestor.ingestNdjson(topic, body, bodyBytesMax, { key, digest: () => digest.value() }, digest);
+        return { result: r, digest: r.then(() => digest.value()) };
+      },
+    );
   }
   const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
-  return ingestor.admit(topic, declared, key, async () => digest, () => ({ result: ingestor.ingestJson(topic, req.body, key === null ? null : { key, digest: () => digest }), digest: Promise.resolve(digest) }));
+  return ingestor.admit(
+    topic,
+    declared,
+    key,
+    async () => digest,
+    () => ({
+      result: ingestor.ingestJson(topic, req.body, key === null ? null : { key, digest: () => digest }),
+      digest: Promise.resolve(digest),
+    }),
+  );
 }
 
 /** SSE: records of one partition from `from` on, as they are appended, until the client goes. */
-async function tailRecords(kappa: Kappa, req: FastifyRequest, reply: FastifyReply, topic: string, partition: number, from: number): Promise<void> {
+async function tailRecords(
+  kappa: Kappa,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  topic: string,
+  partition: number,
+  from: number,
+): Promise<void> {
   const abort = new AbortController();
   const stream = kappa.streams.start(req, reply, () => abort.abort());
   try {
     for await (const batch of kappa.log.read(topic, partition, from, { follow: true, signal: abort.signal })) {
       let keepingUp = true;
-      for (const r of batch.records(from)) keepingUp = stream.send({ id: String(r.offset), event: 'record', data: JSON.stringify(recordJson(topic, partition, r)) }) && keepingUp;
+      for (const r of batch.records(from))
+        keepingUp =
+          stream.send({
+            id: String(r.offset),
+            event: 'record',
+            data: JSON.stringify(recordJson(topic, partition, r)),
+          }) && keepingUp;
       if (!keepingUp) await stream.drained(); // read on only as fast as the client takes it
       if (stream.ended()) break;
     }
@@ -114,11 +167,13 @@ function* ackJson(topic: string, r: IngestResult): Generator<string> {
   const CHUNK = 4096;
   for (let i = 0; i < index.length; i += CHUNK) {
     let s = '';
-    for (let j = i; j < Math.min(index.length, i + CHUNK); j++) s += `${j === 0 ? '' : ','}{"index":${index[j]},"partition":${partition[j]},"offset":${offset[j]}}`;
+    for (let j = i; j < Math.min(index.length, i + CHUNK); j++)
+      s += `${j === 0 ? '' : ','}{"index":${index[j]},"partition":${partition[j]},"offset":${offset[j]}}`;
     yield s;
   }
   yield ']';
-  if (r.deadLettered.length > 0) yield `,"deadLettered":${JSON.stringify(r.deadLettered.map((d) => ({ ...d, topic: `${topic}.dlq` })))}`;
+  if (r.deadLettered.length > 0)
+    yield `,"deadLettered":${JSON.stringify(r.deadLettered.map((d) => ({ ...d, topic: `${topic}.dlq` })))}`;
   yield '}';
 }
 
@@ -128,7 +183,12 @@ async function startOffset(log: Log, topic: string, partition: number, from: str
   if (from === 'latest') return end;
   if (from.startsWith('@')) return log.offsetForTime(topic, partition, parseFrom(from));
   const offset = wholeNumber(from, 'from', 0);
-  if (offset < start || offset > end) throw new KappaError('KAPPA_OFFSET_OUT_OF_RANGE', `Partition ${partition} of topic "${topic}" holds offsets ${start} to ${end - 1}; ${offset} is outside.`, { start, end, offset });
+  if (offset < start || offset > end)
+    throw new KappaError(
+      'KAPPA_OFFSET_OUT_OF_RANGE',
+      `Partition ${partition} of topic "${topic}" holds offsets ${start} to ${end - 1}; ${offset} is outside.`,
+      { start, end, offset },
+    );
   return offset;
 }
 
@@ -139,7 +199,17 @@ async function describeTopic(log: Log, name: string): Promise<object> {
   return { ...info, partitions, records: partitions.reduce((s, p) => s + (p.end - p.start), 0) };
 }
 
-function recordJson(topic: string, partition: number, r: { offset: number; timestamp: number; key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): object {
+function recordJson(
+  topic: string,
+  partition: number,
+  r: {
+    offset: number;
+    timestamp: number;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers: { key: string; value: Buffer | null }[];
+  },
+): object {
   const text = r.value === null ? null : r.value.toString('utf8');
   let value: unknown = text;
   if (text !== null) {

@@ -17,13 +17,27 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
     const builds = await control.builds();
     const names = [...new Set(versions.map((v) => v.name))].sort();
     const keyColumns = new Map<string, string[]>();
-    for (const v of versions) if (v.state === 'live') keyColumns.set(v.name, ((await store.definition(v.name, v.version))?.keyColumns ?? []).map((c) => c.name));
+    for (const v of versions)
+      if (v.state === 'live')
+        keyColumns.set(
+          v.name,
+          ((await store.definition(v.name, v.version))?.keyColumns ?? []).map((c) => c.name),
+        );
     return {
       views: names.map((name) => ({
         name,
         live: versions.find((v) => v.name === name && v.state === 'live')?.version ?? null,
         keyColumns: keyColumns.get(name) ?? [],
-        versions: versions.filter((v) => v.name === name).map((v) => ({ version: v.version, state: v.state, rows: v.rows, fingerprint: v.fingerprint, createdAtMs: v.createdAtMs, liveAtMs: v.liveAtMs })),
+        versions: versions
+          .filter((v) => v.name === name)
+          .map((v) => ({
+            version: v.version,
+            state: v.state,
+            rows: v.rows,
+            fingerprint: v.fingerprint,
+            createdAtMs: v.createdAtMs,
+            liveAtMs: v.liveAtMs,
+          })),
         builds: builds.filter((b) => b.name === name),
       })),
     };
@@ -32,7 +46,11 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
   fastify.get('/v1/views/:view', { config: { scope: 'query' } }, async (req) => {
     const { view } = req.params as { view: string };
     const columns = await viewColumns(store, view);
-    const { sql, params, limit, offset } = viewSelect(view, columns, req.query as Record<string, string | string[] | undefined>);
+    const { sql, params, limit, offset } = viewSelect(
+      view,
+      columns,
+      req.query as Record<string, string | string[] | undefined>,
+    );
     const result = await store.query(sql, params);
     return { view, rows: result.rows, limit, offset };
   });
@@ -41,7 +59,8 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
     const { view } = req.params as { view: string };
     await viewColumns(store, view); // 404 for an unknown view
     const { hub } = kappa;
-    if (hub === null) throw new KappaError('KAPPA_NOT_READY', 'No pipelines run in this server, so views do not change.', {});
+    if (hub === null)
+      throw new KappaError('KAPPA_NOT_READY', 'No pipelines run in this server, so views do not change.', {});
     const last = headerValue(req, 'last-event-id');
     let unsubscribe = (): void => {};
     const stream = kappa.streams.start(req, reply, () => unsubscribe());
@@ -51,9 +70,11 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
 
   fastify.post('/v1/sql', { config: { scope: 'query' } }, async (req) => {
     const body = req.body as { sql?: unknown; params?: unknown } | undefined;
-    if (body === null || typeof body !== 'object' || typeof body.sql !== 'string') throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Send a JSON body { "sql": "SELECT …", "params": [ … ] }.', {});
+    if (body === null || typeof body !== 'object' || typeof body.sql !== 'string')
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Send a JSON body { "sql": "SELECT …", "params": [ … ] }.', {});
     const params = body.params ?? [];
-    if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', '"params" must be an array of values for the ? placeholders.', {});
+    if (!Array.isArray(params))
+      throw new KappaError('KAPPA_INVALID_ARGUMENT', '"params" must be an array of values for the ? placeholders.', {});
     const result = await store.query(body.sql, params, { timeoutMs: kappa.sqlTimeoutMs });
     return { columns: result.columns, rows: result.rows };
   });
@@ -64,7 +85,11 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
  * parameters, any other name filters a column by value (typed as the column); unknown columns 400.
  * Column names are only ever ones the view has, so quoting them is safe.
  */
-function viewSelect(view: string, columns: Map<string, string>, q: Record<string, string | string[] | undefined>): { sql: string; params: unknown[]; limit: number; offset: number } {
+function viewSelect(
+  view: string,
+  columns: Map<string, string>,
+  q: Record<string, string | string[] | undefined>,
+): { sql: string; params: unknown[]; limit: number; offset: number } {
   const where: string[] = [];
   const params: unknown[] = [];
   let order = '';
@@ -94,20 +119,30 @@ function viewSelect(view: string, columns: Map<string, string>, q: Record<string
 /** The public view's columns and their SQLite types; 404 when no version of the view is live. */
 async function viewColumns(store: ViewStore, view: string): Promise<Map<string, string>> {
   const live = (await store.versions()).find((v) => v.name === view && v.state === 'live');
-  if (live === undefined) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}" (or it has no rows yet). GET /v1/views lists the views.`, { view });
+  if (live === undefined)
+    throw new KappaError(
+      'KAPPA_UNKNOWN_VIEW',
+      `There is no view "${view}" (or it has no rows yet). GET /v1/views lists the views.`,
+      { view },
+    );
   const def = (await store.definition(view, live.version))!;
   const columns = new Map<string, string>();
   for (const c of def.keyColumns) columns.set(c.name, c.type);
   const outputs = await store.query(`SELECT name, type FROM pragma_table_info(?)`, [view]);
-  for (const r of outputs.rows as { name: string; type: string }[]) if (!columns.has(r.name)) columns.set(r.name, r.type || 'ANY');
+  for (const r of outputs.rows as { name: string; type: string }[])
+    if (!columns.has(r.name)) columns.set(r.name, r.type || 'ANY');
   return columns;
 }
 
 function unknownColumn(view: string, name: string, columns: Map<string, string>): KappaError {
-  return new KappaError('KAPPA_INVALID_ARGUMENT', `View "${view}" has no column "${name.slice(0, 100)}". Its columns: ${[...columns.keys()].join(', ')}. (limit, offset and order are the other parameters.)`, {
-    view,
-    column: name.slice(0, 100),
-  });
+  return new KappaError(
+    'KAPPA_INVALID_ARGUMENT',
+    `View "${view}" has no column "${name.slice(0, 100)}". Its columns: ${[...columns.keys()].join(', ')}. (limit, offset and order are the other parameters.)`,
+    {
+      view,
+      column: name.slice(0, 100),
+    },
+  );
 }
 
 /** A query-string filter value as the column's type: numbers for INTEGER/REAL columns, `null` for NULL. */
@@ -117,7 +152,11 @@ function typedValue(name: string, value: string, type: string): unknown {
   if (t === 'INTEGER' || t === 'REAL') {
     const n = Number(value);
     if (value.trim() === '' || !Number.isFinite(n) || (t === 'INTEGER' && !Number.isSafeInteger(n))) {
-      throw new KappaError('KAPPA_INVALID_ARGUMENT', `Column "${name}" holds ${t === 'INTEGER' ? 'whole numbers' : 'numbers'}; "${value.slice(0, 50)}" is not one.`, { column: name });
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `Column "${name}" holds ${t === 'INTEGER' ? 'whole numbers' : 'numbers'}; "${value.slice(0, 50)}" is not one.`,
+        { column: name },
+      );
     }
     return n;
   }

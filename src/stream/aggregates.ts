@@ -100,11 +100,19 @@ function numberOf<T>(kind: string, fn: Extract<T>, value: T): number {
   const v = fn(value);
   // NaN or a non-number would poison the row (SQLite stores NaN as NULL; 'a' + 1 is a string), and
   // an infinity turns a sum into NaN as soon as the other infinity arrives.
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${kind}() got ${describeValue(v)}, not a finite number`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new TypeError(`${kind}() got ${describeValue(v)}, not a finite number`);
   return v;
 }
 
-function single<T>(kind: string, fn: Extract<T> | null, type: 'INTEGER' | 'REAL', merge: MergeRule, identity: number | null, add: (prev: number | null, v: number) => number): Aggregate<T> {
+function single<T>(
+  kind: string,
+  fn: Extract<T> | null,
+  type: 'INTEGER' | 'REAL',
+  merge: MergeRule,
+  identity: number | null,
+  add: (prev: number | null, v: number) => number,
+): Aggregate<T> {
   return {
     kind,
     signature: `${kind}(${fn ? fn.toString() : ''})`,
@@ -172,7 +180,11 @@ function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<
     signature: `${kind}(${fn.toString()})`,
     stateColumns: (name) => [
       // The value column has no type affinity, so it keeps whatever scalar it gets.
-      { name, type: 'ANY', merge: earliest ? { kind: 'earliest', by: `${name}__time` } : { kind: 'latest', by: `${name}__time` } },
+      {
+        name,
+        type: 'ANY',
+        merge: earliest ? { kind: 'earliest', by: `${name}__time` } : { kind: 'latest', by: `${name}__time` },
+      },
       { name: `${name}__time`, type: 'INTEGER', merge: earliest ? { kind: 'min' } : { kind: 'max' } },
     ],
     outputColumn: (name) => ({ name, sql: q(name) }),
@@ -185,7 +197,10 @@ function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<
       // task's dirty row, so a throw here must not, or dead letters would depend on flush timing.
       const v = fn(value);
       const problem = scalarProblem(v);
-      if (problem !== null) throw new TypeError(`${kind}() got a value that ${problem}; it takes strings, finite numbers, booleans or null`);
+      if (problem !== null)
+        throw new TypeError(
+          `${kind}() got a value that ${problem}; it takes strings, finite numbers, booleans or null`,
+        );
       inputs.any[i] = typeof v === 'boolean' ? Number(v) : v;
     },
     apply: (state, slot, inputs, i, timeMs) => {
@@ -235,7 +250,9 @@ export function aggregate<T, S>(spec: CustomAggregate<T, S>): Aggregate<T> {
   return {
     kind: 'custom',
     signature: `custom(${spec.init.toString()}|${spec.add.toString()}|${spec.merge.toString()})`,
-    stateColumns: (name) => [{ name, type: 'TEXT', merge: { kind: 'custom', merge: (a, b) => spec.merge(a as S, b as S) } }],
+    stateColumns: (name) => [
+      { name, type: 'TEXT', merge: { kind: 'custom', merge: (a, b) => spec.merge(a as S, b as S) } },
+    ],
     outputColumn: (name) => ({ name, sql: q(name) }),
     init: (state, slot) => {
       state[slot] = spec.init();
@@ -270,18 +287,25 @@ function storableState(v: unknown): unknown {
       return v;
     case 'number':
       if (Number.isFinite(v)) return v;
-      throw new TypeError(`the custom aggregate's add() returned a state that is ${describeValue(v)}, which JSON stores as null`);
+      throw new TypeError(
+        `the custom aggregate's add() returned a state that is ${describeValue(v)}, which JSON stores as null`,
+      );
     case 'object':
       break;
     default:
-      throw new TypeError(`the custom aggregate's add() returned a state that is ${describeValue(v)}, which has no JSON form`);
+      throw new TypeError(
+        `the custom aggregate's add() returned a state that is ${describeValue(v)}, which has no JSON form`,
+      );
   }
   if (v === null) return null;
   let json: string | undefined;
   try {
     json = JSON.stringify(v);
   } catch (err) {
-    throw new TypeError(`the custom aggregate's add() returned a state that cannot be stored as JSON (${(err as Error).message})`, { cause: err });
+    throw new TypeError(
+      `the custom aggregate's add() returned a state that cannot be stored as JSON (${(err as Error).message})`,
+      { cause: err },
+    );
   }
   // A toJSON() that returns undefined leaves nothing to store.
   if (json === undefined) throw new TypeError("the custom aggregate's add() returned a state that has no JSON form");

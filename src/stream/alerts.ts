@@ -88,11 +88,18 @@ export interface AnomalyRule<T> {
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 function checkName(name: string): void {
-  if (!NAME.test(name)) throw new TypeError(`alert name "${name}" must be lower-case letters, digits and _, starting with a letter or _`);
+  if (!NAME.test(name))
+    throw new TypeError(`alert name "${name}" must be lower-case letters, digits and _, starting with a letter or _`);
 }
 
 /** An output pipeline whose stateful step is `step`; `describe` stands in for its source text in fingerprints. */
-function detector<T>(name: string, stream: Stream<T>, to: TopicDef<Alert>, describe: string, step: (state: Map<unknown, unknown>, value: T, eventTimeMs: number) => Iterable<Alert>): OutputDef {
+function detector<T>(
+  name: string,
+  stream: Stream<T>,
+  to: TopicDef<Alert>,
+  describe: string,
+  step: (state: Map<unknown, unknown>, value: T, eventTimeMs: number) => Iterable<Alert>,
+): OutputDef {
   const fn = step as (state: Map<unknown, unknown>, v: unknown, t: number) => Iterable<unknown>;
   Object.defineProperty(fn, 'toString', { value: () => describe });
   const s = stream as Stream<unknown>;
@@ -127,7 +134,9 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
       severity,
       atMs: Math.trunc(t),
       value,
-      message: rule.message ? rule.message(v, key) : `${name}: the condition has held for ${key}${forMs > 0 ? ` for ${Math.round((t - st.since) / 1000)} s` : ''}${value === null ? '' : ` (value ${value})`}`,
+      message: rule.message
+        ? rule.message(v, key)
+        : `${name}: the condition has held for ${key}${forMs > 0 ? ` for ${Math.round((t - st.since) / 1000)} s` : ''}${value === null ? '' : ` (value ${value})`}`,
       details: { sinceMs: st.since, forMs, ...(rule.total ? { total: st.total } : {}) },
     };
   });
@@ -142,8 +151,10 @@ export function anomaly<T>(name: string, stream: Stream<T>, rule: AnomalyRule<T>
   const limit = rule.threshold ?? 3;
   const minSamples = rule.minSamples ?? 20;
   const severity = rule.severity ?? 'warning';
-  if (method !== 'zscore' && method !== 'ewma') throw new TypeError(`method of anomaly detector "${name}" must be 'zscore' or 'ewma'`);
-  if (!Number.isInteger(window) || window < 2) throw new TypeError(`window of anomaly detector "${name}" must be a whole number of at least 2`);
+  if (method !== 'zscore' && method !== 'ewma')
+    throw new TypeError(`method of anomaly detector "${name}" must be 'zscore' or 'ewma'`);
+  if (!Number.isInteger(window) || window < 2)
+    throw new TypeError(`window of anomaly detector "${name}" must be a whole number of at least 2`);
   if (!(alpha > 0 && alpha <= 1)) throw new TypeError(`alpha of anomaly detector "${name}" must be in (0, 1]`);
   const describe = `anomaly(${rule.key}|${rule.value}|${method}|${window}|${alpha}|${limit}|${minSamples}|${severity}|${rule.message})`;
   return detector(name, stream, rule.to, describe, function* (state, v, t) {
@@ -182,7 +193,9 @@ export function anomaly<T>(name: string, stream: Stream<T>, rule: AnomalyRule<T>
       severity,
       atMs: Math.trunc(t),
       value: x,
-      message: rule.message ? rule.message(v, key, score) : `${name}: ${key} reads ${x}, ${Math.abs(score).toFixed(1)} standard deviations ${score > 0 ? 'above' : 'below'} its usual ${mean.toFixed(2)}`,
+      message: rule.message
+        ? rule.message(v, key, score)
+        : `${name}: ${key} reads ${x}, ${Math.abs(score).toFixed(1)} standard deviations ${score > 0 ? 'above' : 'below'} its usual ${mean.toFixed(2)}`,
       details: { mean, std, score },
     };
   });

@@ -13,15 +13,33 @@ function varied(): EncodableRecord[] {
     out.push({
       key: i % 7 === 0 ? null : `k${i}`,
       value: i % 11 === 0 ? null : 'x'.repeat(i % 3 === 0 ? 20_000 : i),
-      headers: i % 5 === 0 ? [{ key: 'h', value: Buffer.from(`v${i}`) }, { key: 'empty', value: null }] : [],
+      headers:
+        i % 5 === 0
+          ? [
+              { key: 'h', value: Buffer.from(`v${i}`) },
+              { key: 'empty', value: null },
+            ]
+          : [],
       timestamp: T0 + (i % 2 === 0 ? i * 1000 : -i * 1000),
     });
   }
   return out;
 }
 
-function plain(r: { offset: number; timestamp: number; key: Buffer | null; value: Buffer | null; headers: { key: string; value: Buffer | null }[] }): unknown {
-  return { offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('hex') ?? null, value: r.value?.toString('hex') ?? null, headers: r.headers.map((h) => [h.key, h.value?.toString('hex') ?? null]) };
+function plain(r: {
+  offset: number;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: { key: string; value: Buffer | null }[];
+}): unknown {
+  return {
+    offset: r.offset,
+    timestamp: r.timestamp,
+    key: r.key?.toString('hex') ?? null,
+    value: r.value?.toString('hex') ?? null,
+    headers: r.headers.map((h) => [h.key, h.value?.toString('hex') ?? null]),
+  };
 }
 
 describe('BatchPositions', () => {
@@ -35,13 +53,17 @@ describe('BatchPositions', () => {
         assert.deepEqual(plain(positions.record(i)), plain(expected[i]));
         const v = expected[i].value;
         assert.equal(positions.valueLength[i], v === null ? -1 : v.length);
-        if (v !== null) assert.ok(bytes.subarray(positions.valueStart[i], positions.valueStart[i] + v.length).equals(v));
+        if (v !== null)
+          assert.ok(bytes.subarray(positions.valueStart[i], positions.valueStart[i] + v.length).equals(v));
       }
     }
   });
 
   test('gives every record the batch time when the batch carries log-append time', () => {
-    const records = [{ key: null, value: 'a', timestamp: T0 }, { key: null, value: 'b', timestamp: T0 + 5 }];
+    const records = [
+      { key: null, value: 'a', timestamp: T0 },
+      { key: null, value: 'b', timestamp: T0 + 5 },
+    ];
     const bytes = encodeBatch(records, { baseOffset: 0, attributes: ATTR_TIMESTAMP_LOG_APPEND });
     const positions = new BatchPositions();
     positions.load(bytes, 0);
@@ -50,7 +72,11 @@ describe('BatchPositions', () => {
 
   test('refuses a compressed batch, and a record whose lengths run past the batch', () => {
     const positions = new BatchPositions();
-    assert.throws(() => positions.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0), /compressed record batches \(codec 1\)/);
+    assert.throws(
+      () =>
+        positions.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0),
+      /compressed record batches \(codec 1\)/,
+    );
     const bytes = encodeBatch([{ key: null, value: 'abc', timestamp: T0 }], { baseOffset: 0 });
     const cut = bytes.subarray(0, bytes.length - 2);
     assert.throws(() => positions.load(cut, 0), /runs past the batch/);

@@ -10,7 +10,15 @@
  * long as a plan folds one batch at a time (folding is synchronous).
  */
 import { type LogRecord, readHeaders } from '../log/index.ts';
-import { ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_LOG_APPEND, BATCH_HEADER_BYTES, BatchField, type Cursor, readInt64, readVarint } from '../log/format/index.ts';
+import {
+  ATTR_COMPRESSION_MASK,
+  ATTR_TIMESTAMP_LOG_APPEND,
+  BATCH_HEADER_BYTES,
+  BatchField,
+  type Cursor,
+  readInt64,
+  readVarint,
+} from '../log/format/index.ts';
 
 export class BatchPositions {
   bytes: Buffer = Buffer.alloc(0);
@@ -31,7 +39,9 @@ export class BatchPositions {
   load(bytes: Buffer, fromOffset: number): number {
     const attributes = bytes.readInt16BE(BatchField.attributes);
     if ((attributes & ATTR_COMPRESSION_MASK) !== 0) {
-      throw new RangeError(`compressed record batches (codec ${attributes & ATTR_COMPRESSION_MASK}) are not supported yet`);
+      throw new RangeError(
+        `compressed record batches (codec ${attributes & ATTR_COMPRESSION_MASK}) are not supported yet`,
+      );
     }
     const base = readInt64(bytes, BatchField.baseOffset);
     const baseTs = readInt64(bytes, BatchField.baseTimestamp);
@@ -46,7 +56,8 @@ export class BatchPositions {
     for (let i = 0; i < total; i++) {
       const length = readVarint(bytes, c, end);
       const recordEnd = c.pos + length;
-      if (length < 0 || recordEnd > end) throw new RangeError(`record ${i} of batch at offset ${base} runs past the batch`);
+      if (length < 0 || recordEnd > end)
+        throw new RangeError(`record ${i} of batch at offset ${base} runs past the batch`);
       c.pos++; // attributes
       const tsDelta = readVarint(bytes, c, recordEnd);
       const offset = base + readVarint(bytes, c, recordEnd);
@@ -70,7 +81,8 @@ export class BatchPositions {
         const hv = readVarint(bytes, c, recordEnd);
         if (hv > 0) c.pos += hv;
       }
-      if (c.pos !== recordEnd) throw new RangeError(`record ${i} of batch at offset ${base} has ${recordEnd - c.pos} unexplained bytes`);
+      if (c.pos !== recordEnd)
+        throw new RangeError(`record ${i} of batch at offset ${base} has ${recordEnd - c.pos} unexplained bytes`);
       this.recordEnd[n] = recordEnd;
       this.offsets[n] = offset;
       this.timestamps[n] = logAppendTime ? maxTs : baseTs + tsDelta;

@@ -9,7 +9,9 @@ import type { Logger } from '../log/index.ts';
  * What changed in the serving layer, told after it committed: rows of a live version (by group
  * key; read them from the store), or a version going live (the public view now reads another table).
  */
-export type ViewChange = { kind: 'rows'; view: string; version: number; keyNames: string[]; keys: (string | number | null)[][] } | { kind: 'live'; view: string; version: number };
+export type ViewChange =
+  | { kind: 'rows'; view: string; version: number; keyNames: string[]; keys: (string | number | null)[][] }
+  | { kind: 'live'; view: string; version: number };
 
 export class ChangeFeed {
   private readonly listeners = new Set<(change: ViewChange) => void>();

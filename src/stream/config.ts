@@ -35,12 +35,16 @@ function lineOf(err: unknown, file: string): number | undefined {
  */
 export async function loadApp(path: string, load?: () => Promise<{ default?: unknown }>): Promise<AppDef> {
   const file = resolve(path);
-  if (load === undefined && !existsSync(file)) throw invalid(file, 'the config file does not exist (create kappa.config.ts, or pass --config FILE)');
+  if (load === undefined && !existsSync(file))
+    throw invalid(file, 'the config file does not exist (create kappa.config.ts, or pass --config FILE)');
   let mod: { default?: unknown };
   try {
     mod = load === undefined ? ((await import(pathToFileURL(file).href)) as { default?: unknown }) : await load();
   } catch (err) {
-    const first = String((err as Error)?.message ?? err).split('\n').find((l) => l.trim() !== '') ?? 'unknown error';
+    const first =
+      String((err as Error)?.message ?? err)
+        .split('\n')
+        .find((l) => l.trim() !== '') ?? 'unknown error';
     throw invalid(file, `the config does not load: ${first}`, lineOf(err, file), err);
   }
   const app = mod.default as Partial<AppDef> | undefined;
@@ -59,7 +63,11 @@ export async function loadApp(path: string, load?: () => Promise<{ default?: unk
     if (views.has(v.name)) throw invalid(file, `view "${v.name}" is defined twice`);
     views.add(v.name);
     const source = v.aggregation.stream.source.name;
-    if (!topics.has(source)) throw invalid(file, `view "${v.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
+    if (!topics.has(source))
+      throw invalid(
+        file,
+        `view "${v.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`,
+      );
   }
   const outputs = app.outputs ?? [];
   if (!Array.isArray(outputs)) throw invalid(file, 'outputs must be a list of from(topic)....to(topic) pipelines');
@@ -68,10 +76,19 @@ export async function loadApp(path: string, load?: () => Promise<{ default?: unk
     if (views.has(o.name)) throw invalid(file, `output "${o.name}" has the name of a view; names must be unique`);
     views.add(o.name);
     const source = o.stream.source.name;
-    if (!topics.has(source)) throw invalid(file, `output "${o.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`);
-    if (!topics.has(o.target.name)) throw invalid(file, `output "${o.name}" writes topic "${o.target.name}", which is not in topics (add it so its partitions and schema are known)`);
+    if (!topics.has(source))
+      throw invalid(
+        file,
+        `output "${o.name}" reads topic "${source}", which is not in topics (known: ${[...topics].join(', ') || 'none'})`,
+      );
+    if (!topics.has(o.target.name))
+      throw invalid(
+        file,
+        `output "${o.name}" writes topic "${o.target.name}", which is not in topics (add it so its partitions and schema are known)`,
+      );
   }
   const server = app.server ?? {};
-  if (typeof server !== 'object' || server === null) throw invalid(file, 'server must be an object: { host, port, tokens, bodyLimitBytes }');
+  if (typeof server !== 'object' || server === null)
+    throw invalid(file, 'server must be an object: { host, port, tokens, bodyLimitBytes }');
   return { ...app, outputs, server, webhooks: app.webhooks ?? [] } as AppDef;
 }

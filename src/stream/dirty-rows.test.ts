@@ -8,7 +8,17 @@ function row(key: KeyValue[]): { key: KeyValue[]; state: unknown[] } {
 }
 
 test('finds rows by their key values at any depth, telling 1 from "1" and null from "null", and 0 from nothing but -0', () => {
-  for (const keys of [[[1], ['1'], [null], ['null'], [0], [-0]], [[1, 'a'], ['1', 'a'], [1, 'b'], [null, null], [0, 'a'], [-0, 'a']]] as KeyValue[][][]) {
+  for (const keys of [
+    [[1], ['1'], [null], ['null'], [0], [-0]],
+    [
+      [1, 'a'],
+      ['1', 'a'],
+      [1, 'b'],
+      [null, null],
+      [0, 'a'],
+      [-0, 'a'],
+    ],
+  ] as KeyValue[][][]) {
     const rows = new DirtyRows();
     // JSON.stringify writes -0 as 0: the same row, as SQL has it.
     const distinct = new Map(keys.map((k) => [JSON.stringify(k.map((v) => [typeof v, v])), k]));
@@ -18,7 +28,10 @@ test('finds rows by their key values at any depth, telling 1 from "1" and null f
     }
     assert.equal(rows.size, distinct.size);
     for (const k of distinct.values()) assert.deepEqual(rows.get(k, k.length)?.key, k);
-    assert.deepEqual(new Set(rows.values().map((r) => JSON.stringify(r.key))), new Set([...distinct.values()].map((k) => JSON.stringify(k))));
+    assert.deepEqual(
+      new Set(rows.values().map((r) => JSON.stringify(r.key))),
+      new Set([...distinct.values()].map((k) => JSON.stringify(k))),
+    );
   }
 });
 

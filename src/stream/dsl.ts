@@ -58,7 +58,10 @@ export interface TopicOptions<T> {
   onInvalid?: 'reject' | 'dlq';
 }
 
-export function topic<S extends TSchema>(name: string, opts: TopicOptions<Static<S>> & { schema: S }): TopicDef<Static<S>>;
+export function topic<S extends TSchema>(
+  name: string,
+  opts: TopicOptions<Static<S>> & { schema: S },
+): TopicDef<Static<S>>;
 export function topic<T>(name: string, opts?: TopicOptions<T> & { schema?: object }): TopicDef<T>;
 export function topic<T>(name: string, opts: TopicOptions<T> & { schema?: object } = {}): TopicDef<T> {
   return {
@@ -136,15 +139,20 @@ export class Stream<T, W = NoColumns> {
    * `name` identifies the pipeline's checkpoints; default `<source>_to_<target>`.
    */
   to(target: TopicDef<T> | TopicDef<unknown>, opts: { name?: string } = {}): OutputDef {
-    if (this.windowSpec) throw new TypeError('to() writes events as they come; a windowed stream can only be aggregated');
+    if (this.windowSpec)
+      throw new TypeError('to() writes events as they come; a windowed stream can only be aggregated');
     const name = opts.name ?? `${this.source.name}_to_${target.name}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
-    if (!PIPELINE_NAME.test(name)) throw new TypeError(`output name "${name}" must be lower-case letters, digits and _, starting with a letter or _`);
+    if (!PIPELINE_NAME.test(name))
+      throw new TypeError(
+        `output name "${name}" must be lower-case letters, digits and _, starting with a letter or _`,
+      );
     return { kind: 'output', name, stream: this as Stream<unknown>, target: target as TopicDef<unknown> };
   }
 
   /** Aggregates windows without group keys (one row per window). */
   aggregate<A extends Record<string, Aggregate<T>>>(aggregates: A): Aggregation<RowOf<NoColumns, W, A>> {
-    if (!this.windowSpec) throw new TypeError('aggregate() without groupBy() needs a window(); use groupBy() to aggregate by key');
+    if (!this.windowSpec)
+      throw new TypeError('aggregate() without groupBy() needs a window(); use groupBy() to aggregate by key');
     return new GroupedStream<T, NoColumns, W>(this, () => ({})).aggregate(aggregates);
   }
 }
@@ -243,7 +251,10 @@ export interface OutputDef {
 
 function rebuildPolicy(name: string, r: ViewOptions['rebuild']): RebuildPolicy {
   if (r === undefined || r === 'auto' || r === 'manual') return { onChange: r ?? 'auto', everyMs: null };
-  const bad = (why: string): TypeError => new TypeError(`rebuild of view "${name}" ${why}: use 'auto', 'manual' or { every: '24h' } (optionally with onChange: 'auto' | 'manual')`);
+  const bad = (why: string): TypeError =>
+    new TypeError(
+      `rebuild of view "${name}" ${why}: use 'auto', 'manual' or { every: '24h' } (optionally with onChange: 'auto' | 'manual')`,
+    );
   if (typeof r !== 'object' || r === null) throw bad(`is ${JSON.stringify(r)}`);
   const onChange = r.onChange ?? 'auto';
   if (onChange !== 'auto' && onChange !== 'manual') throw bad(`has onChange ${JSON.stringify(r.onChange)}`);
@@ -253,17 +264,27 @@ function rebuildPolicy(name: string, r: ViewOptions['rebuild']): RebuildPolicy {
 }
 
 export function view<Row>(name: string, aggregation: Aggregation<Row>, opts: ViewOptions = {}): ViewDef<Row> {
-  if (!PIPELINE_NAME.test(name)) throw new TypeError(`view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`);
+  if (!PIPELINE_NAME.test(name))
+    throw new TypeError(
+      `view name "${name}" must be a SQL name: lower-case letters, digits and _, starting with a letter or _`,
+    );
   const keepVersions = opts.keepVersions ?? 1;
-  if (!Number.isInteger(keepVersions) || keepVersions < 0) throw new TypeError(`keepVersions of view "${name}" must be a whole number (0 or more), not ${opts.keepVersions}`);
+  if (!Number.isInteger(keepVersions) || keepVersions < 0)
+    throw new TypeError(`keepVersions of view "${name}" must be a whole number (0 or more), not ${opts.keepVersions}`);
   const w = aggregation.stream.windowSpec;
   return {
     kind: 'view',
     rebuild: rebuildPolicy(name, opts.rebuild),
     name,
     aggregation: aggregation as Aggregation<unknown>,
-    outOfOrdernessMs: opts.outOfOrderness !== undefined ? parseDuration(opts.outOfOrderness, 'outOfOrderness') : (w?.outOfOrdernessMs ?? 0),
-    allowedLatenessMs: opts.allowedLateness !== undefined ? parseDuration(opts.allowedLateness, 'allowedLateness') : (w?.allowedLatenessMs ?? 0),
+    outOfOrdernessMs:
+      opts.outOfOrderness !== undefined
+        ? parseDuration(opts.outOfOrderness, 'outOfOrderness')
+        : (w?.outOfOrdernessMs ?? 0),
+    allowedLatenessMs:
+      opts.allowedLateness !== undefined
+        ? parseDuration(opts.allowedLateness, 'allowedLateness')
+        : (w?.allowedLatenessMs ?? 0),
     lateTopic: opts.lateTopic ?? `${aggregation.stream.source.name}.late`,
     keepVersions,
   };
@@ -323,28 +344,48 @@ export type AnyTopic = TopicDef<any>;
  * (`from(a)....to(b)`). Names must be unique among views and outputs (they key the checkpoints),
  * and outputs may not form a cycle (a → b → a would feed itself forever).
  */
-export function defineApp(app: { topics: readonly AnyTopic[]; views?: readonly ViewDef[]; outputs?: readonly OutputDef[]; server?: ServerConfig; webhooks?: readonly WebhookConfig[] }): AppDef {
+export function defineApp(app: {
+  topics: readonly AnyTopic[];
+  views?: readonly ViewDef[];
+  outputs?: readonly OutputDef[];
+  server?: ServerConfig;
+  webhooks?: readonly WebhookConfig[];
+}): AppDef {
   const views = [...(app.views ?? [])];
   const outputs = [...(app.outputs ?? [])];
   const names = new Set<string>();
   for (const p of [...views, ...outputs]) {
-    if (names.has(p.name)) throw new TypeError(`two pipelines are named "${p.name}"; view and output names must be unique${p.kind === 'output' ? ' (give to() a name: .to(topic, { name: "..." }))' : ''}`);
+    if (names.has(p.name))
+      throw new TypeError(
+        `two pipelines are named "${p.name}"; view and output names must be unique${p.kind === 'output' ? ' (give to() a name: .to(topic, { name: "..." }))' : ''}`,
+      );
     names.add(p.name);
   }
   const cycle = findCycle(outputs);
-  if (cycle) throw new TypeError(`outputs form a cycle: ${cycle.join(' → ')}; each event would be written again forever`);
+  if (cycle)
+    throw new TypeError(`outputs form a cycle: ${cycle.join(' → ')}; each event would be written again forever`);
   const webhooks = [...(app.webhooks ?? [])];
   for (const w of webhooks) {
-    if (!PIPELINE_NAME.test(w.name)) throw new TypeError(`webhook name "${w.name}" must be lower-case letters, digits and _, starting with a letter or _`);
+    if (!PIPELINE_NAME.test(w.name))
+      throw new TypeError(
+        `webhook name "${w.name}" must be lower-case letters, digits and _, starting with a letter or _`,
+      );
     let url: URL;
     try {
       url = new URL(w.url);
     } catch {
       throw new TypeError(`webhook "${w.name}" has url ${JSON.stringify(w.url)}, which is not a URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`webhook "${w.name}" must use http: or https:, not ${url.protocol}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new TypeError(`webhook "${w.name}" must use http: or https:, not ${url.protocol}`);
   }
-  return { topics: [...app.topics] as TopicDef<unknown>[], views, outputs, server: { ...(app.server ?? {}) }, webhooks };
+  return {
+    topics: [...app.topics] as TopicDef<unknown>[],
+    views,
+    outputs,
+    server: { ...(app.server ?? {}) },
+    webhooks,
+  };
 }
 
 /** A cycle among the topics outputs write (source → target edges), as topic names, or null. */

@@ -77,7 +77,6 @@ export interface EngineOptions {
   workerHeapMb?: number;
 }
 
-
 export interface TaskStatus {
   /** 'view' for a view's task, 'output' for a task writing a derived topic (`to(topic)`). */
   kind: 'view' | 'output';
@@ -124,13 +123,28 @@ export class Engine {
     this.dirtyRowsMax = opts.dirtyRowsMax ?? 10_000;
     this.workers = opts.workers ?? 0;
     this.readBytesMax = opts.readBytesMax ?? 256 * 1024;
-    if (!Number.isInteger(this.workers) || this.workers < 0) throw new KappaError('KAPPA_INVALID_ARGUMENT', `workers must be a whole number (0 or more), not ${this.workers}.`);
-    if (this.workers > 0 && !opts.configPath) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Worker threads load the config themselves: pass configPath (the file the app was loaded from), or workers: 0.');
+    if (!Number.isInteger(this.workers) || this.workers < 0)
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `workers must be a whole number (0 or more), not ${this.workers}.`,
+      );
+    if (this.workers > 0 && !opts.configPath)
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        'Worker threads load the config themselves: pass configPath (the file the app was loaded from), or workers: 0.',
+      );
     const { log, store, control, app, logger, configPath } = opts;
     const signal = this.abort.signal;
     const fail = (err: Error): void => this.fail(err);
     this.changes = new ChangeFeed(logger);
-    this.flusher = new Flusher({ log, store, control, logger, changes: this.changes, saveCode: (group) => this.versions.saveCode(group) });
+    this.flusher = new Flusher({
+      log,
+      store,
+      control,
+      logger,
+      changes: this.changes,
+      saveCode: (group) => this.versions.saveCode(group),
+    });
     this.loop = new TaskLoop({
       log,
       flushIntervalMs: opts.flushIntervalMs ?? 500,
@@ -141,8 +155,23 @@ export class Engine {
       caughtUp: (group) => this.versions.maybeGoLive(group),
       fail,
     });
-    this.versions = new Versions({ log, store, control, app, logger, configPath, loop: this.loop, changes: this.changes });
-    this.requests = new Requests({ control, versions: this.versions, progressIntervalMs: opts.progressIntervalMs ?? 1000, signal, fail });
+    this.versions = new Versions({
+      log,
+      store,
+      control,
+      app,
+      logger,
+      configPath,
+      loop: this.loop,
+      changes: this.changes,
+    });
+    this.requests = new Requests({
+      control,
+      versions: this.versions,
+      progressIntervalMs: opts.progressIntervalMs ?? 1000,
+      signal,
+      fail,
+    });
   }
 
   /** Told how long each view flush (one store transaction) took, and how many rows it wrote (the server's metrics set it). */
@@ -191,7 +220,11 @@ export class Engine {
     for (const view of app.views) {
       const source = view.aggregation.stream.source;
       if (!topicNames.has(source.name)) {
-        throw new KappaError('KAPPA_CONFIG_INVALID', `View "${view.name}" reads topic "${source.name}", which the config's topics list does not include.`, { view: view.name, topic: source.name });
+        throw new KappaError(
+          'KAPPA_CONFIG_INVALID',
+          `View "${view.name}" reads topic "${source.name}", which the config's topics list does not include.`,
+          { view: view.name, topic: source.name },
+        );
       }
       const info = await log.topic(source.name);
       await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
@@ -205,7 +238,12 @@ export class Engine {
     const outputTasks = { ...this.opts, loop: this.loop, ensureTopic: this.ensureTopic.bind(this) };
     for (const output of app.outputs ?? []) {
       for (const t of [output.stream.source.name, output.target.name]) {
-        if (!topicNames.has(t)) throw new KappaError('KAPPA_CONFIG_INVALID', `Output "${output.name}" uses topic "${t}", which the config's topics list does not include.`, { output: output.name, topic: t });
+        if (!topicNames.has(t))
+          throw new KappaError(
+            'KAPPA_CONFIG_INVALID',
+            `Output "${output.name}" uses topic "${t}", which the config's topics list does not include.`,
+            { output: output.name, topic: t },
+          );
       }
       await addOutputTasks(outputTasks, output);
     }
@@ -223,7 +261,10 @@ export class Engine {
       onFailure: (err) => this.fail(err),
       onWarning: (message) => logger.warn(message),
       configLoadedAtMs: this.opts.configLoadedAtMs ?? this.createdAtMs,
-      onBundleFailed: (err) => logger.warn(`the worker threads load the config through tsx, which makes them slower to start and larger, because ${err.message}`),
+      onBundleFailed: (err) =>
+        logger.warn(
+          `the worker threads load the config through tsx, which makes them slower to start and larger, because ${err.message}`,
+        ),
     });
   }
 
@@ -263,7 +304,9 @@ export class Engine {
     try {
       const info = await this.opts.log.topic(name);
       if (info.partitions !== partitions) {
-        this.opts.logger.warn(`topic ${name} has ${info.partitions} partitions in the log but ${partitions} in the config; the log's count is used (partitions cannot change without re-keying history)`);
+        this.opts.logger.warn(
+          `topic ${name} has ${info.partitions} partitions in the log but ${partitions} in the config; the log's count is used (partitions cannot change without re-keying history)`,
+        );
       }
     } catch (err) {
       if (!isKappaError(err, 'KAPPA_UNKNOWN_TOPIC')) throw err;

@@ -15,10 +15,38 @@ function untouchable<T>(what: string): T {
 }
 
 test('a flush whose drain covers less than the last checkpoint stops with an invariant error and writes nothing', async () => {
-  const flusher = new Flusher({ log: untouchable<Log>('log'), store: untouchable<ViewStore>('store'), control: untouchable<ControlStore>('control'), logger, changes: new ChangeFeed(logger), saveCode: async () => {} });
-  const drained: Drained = { rows: [], deadLetters: [], late: [], outputs: [], watermarkMs: 0, keyNames: null, offset: 5 };
-  const task = { id: 0, plan: { name: 'totals' }, topic: 'sales', partition: 2, offset: 10, committedOffset: 10, group: null, producer: null, runner: { drain: async () => drained } } as unknown as Task;
-  await assert.rejects(flusher.flush(task), /^InvariantError: invariant: the checkpoint of task totals\/sales\/2 would go backwards \(10 → 5\)$/m);
+  const flusher = new Flusher({
+    log: untouchable<Log>('log'),
+    store: untouchable<ViewStore>('store'),
+    control: untouchable<ControlStore>('control'),
+    logger,
+    changes: new ChangeFeed(logger),
+    saveCode: async () => {},
+  });
+  const drained: Drained = {
+    rows: [],
+    deadLetters: [],
+    late: [],
+    outputs: [],
+    watermarkMs: 0,
+    keyNames: null,
+    offset: 5,
+  };
+  const task = {
+    id: 0,
+    plan: { name: 'totals' },
+    topic: 'sales',
+    partition: 2,
+    offset: 10,
+    committedOffset: 10,
+    group: null,
+    producer: null,
+    runner: { drain: async () => drained },
+  } as unknown as Task;
+  await assert.rejects(
+    flusher.flush(task),
+    /^InvariantError: invariant: the checkpoint of task totals\/sales\/2 would go backwards \(10 → 5\)$/m,
+  );
   assert.equal(task.committedOffset, 10);
   assert.equal(task.offset, 10);
 });

@@ -51,7 +51,11 @@ export class Flusher {
     const drained = await task.runner.drain(task.id);
     const offset = drained.offset ?? task.offset;
     // A drain covers at least what the last checkpoint covered; less would fold events twice after a restart.
-    assertNotBackwards(task.committedOffset, offset, `the checkpoint of task ${task.plan.name}/${task.topic}/${task.partition}`);
+    assertNotBackwards(
+      task.committedOffset,
+      offset,
+      `the checkpoint of task ${task.plan.name}/${task.topic}/${task.partition}`,
+    );
     task.offset = offset;
     const group = task.group;
     if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
@@ -71,13 +75,25 @@ export class Flusher {
       const info = await group.ensured;
       if (info.state === 'live') group.live = true;
       if (!group.codeSaved) await this.opts.saveCode(group);
-      const checkpoint: Checkpoint = { topic: task.topic, partition: task.partition, offset, watermark: drained.watermarkMs, outputSequence: 0 };
+      const checkpoint: Checkpoint = {
+        topic: task.topic,
+        partition: task.partition,
+        offset,
+        watermark: drained.watermarkMs,
+        outputSequence: 0,
+      };
       const started = performance.now();
       await this.whileLocked(task, () => store.flush(name, group.version, deltas, [checkpoint]));
       this.observer?.(name, (performance.now() - started) / 1000, deltas.length);
       task.committedOffset = offset;
       if (group.live && deltas.length > 0 && this.opts.changes.listening) {
-        this.opts.changes.emit({ kind: 'rows', view: name, version: group.version, keyNames: group.keyNames ?? [], keys: deltas.map((d) => d.key) });
+        this.opts.changes.emit({
+          kind: 'rows',
+          view: name,
+          version: group.version,
+          keyNames: group.keyNames ?? [],
+          keys: deltas.map((d) => d.key),
+        });
       }
     }
     task.lastFlushAtMs = Date.now();
@@ -97,20 +113,37 @@ export class Flusher {
     for (const r of drained.outputs) {
       let records = byPartition.get(r.partition);
       if (records === undefined) byPartition.set(r.partition, (records = []));
-      records.push({ key: r.key === null ? null : Buffer.from(r.key), value: Buffer.from(r.value), headers: [], timestamp: r.timestamp });
+      records.push({
+        key: r.key === null ? null : Buffer.from(r.key),
+        value: Buffer.from(r.value),
+        headers: [],
+        timestamp: r.timestamp,
+      });
     }
     const sequences = producer.sequences.slice();
     await Promise.all(
       [...byPartition].map(async ([q, records]) => {
         for (let i = 0; i < records.length; i += OUTPUT_BATCH_RECORDS) {
           const chunk = records.slice(i, i + OUTPUT_BATCH_RECORDS);
-          await log.appendBatch(target, q, chunk, { producerId: producer.id, producerEpoch: 0, baseSequence: sequences[q] });
+          await log.appendBatch(target, q, chunk, {
+            producerId: producer.id,
+            producerEpoch: 0,
+            baseSequence: sequences[q],
+          });
           sequences[q] = (sequences[q] + chunk.length) % SEQUENCE_MODULUS;
         }
       }),
     );
     if (offset !== task.committedOffset) {
-      if (!producer.plan.output.fromStart) await this.whileLocked(task, () => this.opts.control.saveOutputCheckpoint(task.plan.name, { topic: task.topic, partition: task.partition, offset, sequences }));
+      if (!producer.plan.output.fromStart)
+        await this.whileLocked(task, () =>
+          this.opts.control.saveOutputCheckpoint(task.plan.name, {
+            topic: task.topic,
+            partition: task.partition,
+            offset,
+            sequences,
+          }),
+        );
       task.committedOffset = offset;
     }
     producer.sequences = sequences;
@@ -128,13 +161,18 @@ export class Flusher {
     for (;;) {
       try {
         const result = await write();
-        if (waitingSinceMs > 0) this.opts.logger.info(`${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was locked for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`);
+        if (waitingSinceMs > 0)
+          this.opts.logger.info(
+            `${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was locked for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`,
+          );
         return result;
       } catch (err) {
         if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || task.signal.aborted) throw err;
         if (waitingSinceMs === 0) {
           waitingSinceMs = Date.now();
-          this.opts.logger.warn(`${task.plan.name}/${task.topic}/${task.partition} waits: another process holds the view store's write lock (${err.message}); retrying every second`);
+          this.opts.logger.warn(
+            `${task.plan.name}/${task.topic}/${task.partition} waits: another process holds the view store's write lock (${err.message}); retrying every second`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));
       }
@@ -149,22 +187,35 @@ export class Flusher {
     const lateId = producerId(name, version, task.topic, task.partition, 'late');
     for (const d of dead) {
       const headers = provenance(name, task.topic, d.partition, d.record.offset, { 'kappa.error': d.reason });
-      await log.appendBatch(`${task.topic}.dlq`, d.partition, [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }], {
-        producerId: dlqId,
-        producerEpoch: 0,
-        baseSequence: sideSequence(d.record.offset),
-        sequenceGaps: 'allow',
-      });
+      await log.appendBatch(
+        `${task.topic}.dlq`,
+        d.partition,
+        [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }],
+        {
+          producerId: dlqId,
+          producerEpoch: 0,
+          baseSequence: sideSequence(d.record.offset),
+          sequenceGaps: 'allow',
+        },
+      );
     }
     const lateTopic = (task.plan as ViewPlan).view?.lateTopic;
     for (const l of late) {
-      const headers = provenance(name, task.topic, l.partition, l.record.offset, { 'kappa.event.time': String(l.eventTimeMs), 'kappa.watermark': String(l.watermarkMs) });
-      await log.appendBatch(lateTopic, l.partition, [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }], {
-        producerId: lateId,
-        producerEpoch: 0,
-        baseSequence: sideSequence(l.record.offset),
-        sequenceGaps: 'allow',
+      const headers = provenance(name, task.topic, l.partition, l.record.offset, {
+        'kappa.event.time': String(l.eventTimeMs),
+        'kappa.watermark': String(l.watermarkMs),
       });
+      await log.appendBatch(
+        lateTopic,
+        l.partition,
+        [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }],
+        {
+          producerId: lateId,
+          producerEpoch: 0,
+          baseSequence: sideSequence(l.record.offset),
+          sequenceGaps: 'allow',
+        },
+      );
     }
   }
 }
@@ -174,8 +225,20 @@ export function producerId(...parts: (string | number)[]): number {
   return Number.parseInt(createHash('sha256').update(parts.join('/')).digest('hex').slice(0, 13), 16);
 }
 
-function provenance(view: string, topic: string, partition: number, offset: number, extra: Record<string, string>): { key: string; value: Buffer }[] {
-  const h: Record<string, string> = { 'kappa.view': view, 'kappa.source.topic': topic, 'kappa.source.partition': String(partition), 'kappa.source.offset': String(offset), ...extra };
+function provenance(
+  view: string,
+  topic: string,
+  partition: number,
+  offset: number,
+  extra: Record<string, string>,
+): { key: string; value: Buffer }[] {
+  const h: Record<string, string> = {
+    'kappa.view': view,
+    'kappa.source.topic': topic,
+    'kappa.source.partition': String(partition),
+    'kappa.source.offset': String(offset),
+    ...extra,
+  };
   return Object.entries(h).map(([key, value]) => ({ key, value: Buffer.from(value) }));
 }
 

@@ -24,11 +24,29 @@ export {
   type TokenConfig,
   type WebhookConfig,
 } from './dsl.ts';
-export { count, sum, min, max, avg, first, last, aggregate, type TypedAggregate, type Scalar } from './dsl-aggregates.ts';
+export {
+  count,
+  sum,
+  min,
+  max,
+  avg,
+  first,
+  last,
+  aggregate,
+  type TypedAggregate,
+  type Scalar,
+} from './dsl-aggregates.ts';
 export type { Aggregate, CustomAggregate } from './aggregates.ts';
 export { tumbling, hopping, parseDuration, type WindowSpec, type WindowOptions, type Duration } from './windows.ts';
 export { compileView, type ViewPlan, type TaskState } from './plan.ts';
-export { Engine, parseFrom, type EngineOptions, type TaskStatus, type RequestResult, type ViewChange } from './engine.ts';
+export {
+  Engine,
+  parseFrom,
+  type EngineOptions,
+  type TaskStatus,
+  type RequestResult,
+  type ViewChange,
+} from './engine.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
 export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';
 export {

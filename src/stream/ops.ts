@@ -12,7 +12,14 @@ import type { Op } from './dsl.ts';
  * one: views refuse stateful steps when compiled); `eventTimeMs` is the record's event time, which
  * stateful steps are given. Whatever a user function throws goes to the caller.
  */
-export function runOps(ops: readonly Op[], value: unknown, i: number, out: unknown[], opState: Map<number, Map<unknown, unknown>> | null, eventTimeMs: number): void {
+export function runOps(
+  ops: readonly Op[],
+  value: unknown,
+  i: number,
+  out: unknown[],
+  opState: Map<number, Map<unknown, unknown>> | null,
+  eventTimeMs: number,
+): void {
   for (; i < ops.length; i++) {
     const op = ops[i];
     if (op.kind === 'filter') {

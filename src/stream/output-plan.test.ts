@@ -8,14 +8,25 @@ import { compileOutput } from './output-plan.ts';
 import { NO_WATERMARK } from './task-plan.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
-const Payment = Type.Object({ card: Type.String(), cents: Type.Integer(), ts: Type.Integer(), items: Type.Optional(Type.Array(Type.String())) });
+const Payment = Type.Object({
+  card: Type.String(),
+  cents: Type.Integer(),
+  ts: Type.Integer(),
+  items: Type.Optional(Type.Array(Type.String())),
+});
 const Flagged = Type.Object({ card: Type.String(), cents: Type.Integer(), reason: Type.String() });
 
 const payments = topic('payments', { partitions: 2, schema: Payment, key: (p) => p.card, time: (p) => p.ts });
 const flagged = topic('flagged', { partitions: 3, schema: Flagged, key: (f) => f.card });
 
 function records(values: unknown[], start = 0): LogRecord[] {
-  return values.map((v, i) => ({ offset: start + i, timestamp: T0 + i, key: null, value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), headers: [] }));
+  return values.map((v, i) => ({
+    offset: start + i,
+    timestamp: T0 + i,
+    key: null,
+    value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)),
+    headers: [],
+  }));
 }
 
 describe('to(topic): output pipelines', () => {
@@ -28,26 +39,54 @@ describe('to(topic): output pipelines', () => {
     const plan = compileOutput(pipeline, 3);
     assert.equal(plan.name, 'payments_to_flagged');
     const state = plan.newTaskState(1, NO_WATERMARK);
-    plan.process(records([{ card: 'c1', cents: 50, ts: 1 }, { card: 'c2', cents: 20_000, ts: 2 }, { card: 'c3', cents: 10_000, ts: 3 }]), state);
+    plan.process(
+      records([
+        { card: 'c1', cents: 50, ts: 1 },
+        { card: 'c2', cents: 20_000, ts: 2 },
+        { card: 'c3', cents: 10_000, ts: 3 },
+      ]),
+      state,
+    );
     assert.deepEqual(state.outputs, [
-      { partition: partitionForKey('c2', 3), key: 'c2', value: JSON.stringify({ card: 'c2', cents: 20_000, reason: 'large' }), timestamp: T0 + 1 },
-      { partition: partitionForKey('c3', 3), key: 'c3', value: JSON.stringify({ card: 'c3', cents: 10_000, reason: 'large' }), timestamp: T0 + 2 },
+      {
+        partition: partitionForKey('c2', 3),
+        key: 'c2',
+        value: JSON.stringify({ card: 'c2', cents: 20_000, reason: 'large' }),
+        timestamp: T0 + 1,
+      },
+      {
+        partition: partitionForKey('c3', 3),
+        key: 'c3',
+        value: JSON.stringify({ card: 'c3', cents: 10_000, reason: 'large' }),
+        timestamp: T0 + 2,
+      },
     ]);
     assert.deepEqual(state.deadLetters, []);
   });
 
   test('processBatch over encoded bytes gives the same records as process over decoded ones, from the given offset on', () => {
     const values = Array.from({ length: 50 }, (_, i) => ({ card: `c${i % 7}`, cents: (i % 20) * 1000, ts: i }));
-    const batch = encodeBatch(values.map((v, i) => ({ key: null, value: Buffer.from(JSON.stringify(v)), headers: [], timestamp: T0 + i })), { baseOffset: 100 });
+    const batch = encodeBatch(
+      values.map((v, i) => ({ key: null, value: Buffer.from(JSON.stringify(v)), headers: [], timestamp: T0 + i })),
+      { baseOffset: 100 },
+    );
     const plan = compileOutput(pipeline, 3);
     const a = plan.newTaskState(0, NO_WATERMARK);
     assert.equal(plan.processBatch(batch, 110, a), 40);
     const b = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records(values.slice(10), 110).map((r, i) => ({ ...r, timestamp: T0 + 10 + i })), b);
+    plan.process(
+      records(values.slice(10), 110).map((r, i) => ({ ...r, timestamp: T0 + 10 + i })),
+      b,
+    );
     const expected = values
       .map((v, i) => ({ v, i }))
       .filter(({ v, i }) => i >= 10 && v.cents >= 10_000)
-      .map(({ v, i }) => ({ partition: partitionForKey(v.card, 3), key: v.card, value: JSON.stringify({ card: v.card, cents: v.cents, reason: 'large' }), timestamp: T0 + i }));
+      .map(({ v, i }) => ({
+        partition: partitionForKey(v.card, 3),
+        key: v.card,
+        value: JSON.stringify({ card: v.card, cents: v.cents, reason: 'large' }),
+        timestamp: T0 + i,
+      }));
     assert.equal(expected.length, 20, 'the filter drops half of them');
     assert.deepEqual(a.outputs, expected);
     assert.deepEqual(b.outputs, expected);
@@ -64,7 +103,12 @@ describe('to(topic): output pipelines', () => {
 
   test('the target time extractor sets the record timestamp; without one the source record timestamp is kept', () => {
     const timed = topic('timed', { partitions: 1, time: (v: { at: number }) => v.at });
-    const plan = compileOutput(from(payments).map((p) => ({ at: p.ts * 1000 })).to(timed), 1);
+    const plan = compileOutput(
+      from(payments)
+        .map((p) => ({ at: p.ts * 1000 }))
+        .to(timed),
+      1,
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ card: 'x', cents: 1, ts: 7 }]), state);
     assert.equal(state.outputs[0].timestamp, 7000);
@@ -72,10 +116,29 @@ describe('to(topic): output pipelines', () => {
 
   test('flatMap: every value a record gives is written, in order', () => {
     const items = topic('items', { partitions: 1 });
-    const plan = compileOutput(from(payments).flatMap((p) => (p.items ?? []).map((item) => ({ card: p.card, item }))).to(items), 1);
+    const plan = compileOutput(
+      from(payments)
+        .flatMap((p) => (p.items ?? []).map((item) => ({ card: p.card, item })))
+        .to(items),
+      1,
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([{ card: 'a', cents: 1, ts: 1, items: ['x', 'y'] }, { card: 'b', cents: 1, ts: 2 }, { card: 'c', cents: 1, ts: 3, items: ['z'] }]), state);
-    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value)), [{ card: 'a', item: 'x' }, { card: 'a', item: 'y' }, { card: 'c', item: 'z' }]);
+    plan.process(
+      records([
+        { card: 'a', cents: 1, ts: 1, items: ['x', 'y'] },
+        { card: 'b', cents: 1, ts: 2 },
+        { card: 'c', cents: 1, ts: 3, items: ['z'] },
+      ]),
+      state,
+    );
+    assert.deepEqual(
+      state.outputs.map((o) => JSON.parse(o.value)),
+      [
+        { card: 'a', item: 'x' },
+        { card: 'a', item: 'y' },
+        { card: 'c', item: 'z' },
+      ],
+    );
   });
 
   test('bad input goes to the dead-letter list whole, with the reason; nothing of that record is written', () => {
@@ -102,7 +165,10 @@ describe('to(topic): output pipelines', () => {
       ]),
       state,
     );
-    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value)), [{ item: 'a' }, { item: 'b' }]);
+    assert.deepEqual(
+      state.outputs.map((o) => JSON.parse(o.value)),
+      [{ item: 'a' }, { item: 'b' }],
+    );
     assert.deepEqual(
       state.deadLetters.map((d) => d.record.offset),
       [0, 2, 3, 4],
@@ -115,7 +181,12 @@ describe('to(topic): output pipelines', () => {
 
   test('a value with no JSON form (a function) goes to the dead-letter list instead of failing the flush', () => {
     const anything = topic('anything', { partitions: 1 });
-    const plan = compileOutput(from(payments).map(() => () => 1).to(anything), 1);
+    const plan = compileOutput(
+      from(payments)
+        .map(() => () => 1)
+        .to(anything),
+      1,
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ card: 'x', cents: 1, ts: 1 }]), state);
     assert.deepEqual(state.outputs, []);
@@ -124,15 +195,58 @@ describe('to(topic): output pipelines', () => {
 
   test('the fingerprint changes with the logic and the target, not with the name', () => {
     const fp = (o: ReturnType<typeof pipeline.stream.to>) => compileOutput(o, 3).fingerprint;
-    assert.equal(fp(pipeline), fp(from(payments).filter((p) => p.cents >= 10_000).map((p) => ({ card: p.card, cents: p.cents, reason: 'large' })).to(flagged, { name: 'other' })));
-    assert.notEqual(fp(pipeline), fp(from(payments).filter((p) => p.cents >= 20_000).map((p) => ({ card: p.card, cents: p.cents, reason: 'large' })).to(flagged)));
+    assert.equal(
+      fp(pipeline),
+      fp(
+        from(payments)
+          .filter((p) => p.cents >= 10_000)
+          .map((p) => ({ card: p.card, cents: p.cents, reason: 'large' }))
+          .to(flagged, { name: 'other' }),
+      ),
+    );
+    assert.notEqual(
+      fp(pipeline),
+      fp(
+        from(payments)
+          .filter((p) => p.cents >= 20_000)
+          .map((p) => ({ card: p.card, cents: p.cents, reason: 'large' }))
+          .to(flagged),
+      ),
+    );
   });
 
   test('defineApp refuses two pipelines with one name, and outputs that feed themselves', () => {
     const a = topic('a', {});
     const b = topic('b', {});
-    assert.throws(() => defineApp({ topics: [a, b], views: [view('a_to_b', from(a).groupBy(() => ({ k: 1 })).aggregate({ n: count() }))], outputs: [from(a).to(b)] }), /two pipelines are named "a_to_b"/);
-    assert.throws(() => defineApp({ topics: [a, b], outputs: [from(a).to(b), from(a).filter(() => true).to(b)] }), /give to\(\) a name/);
+    assert.throws(
+      () =>
+        defineApp({
+          topics: [a, b],
+          views: [
+            view(
+              'a_to_b',
+              from(a)
+                .groupBy(() => ({ k: 1 }))
+                .aggregate({ n: count() }),
+            ),
+          ],
+          outputs: [from(a).to(b)],
+        }),
+      /two pipelines are named "a_to_b"/,
+    );
+    assert.throws(
+      () =>
+        defineApp({
+          topics: [a, b],
+          outputs: [
+            from(a).to(b),
+            from(a)
+              .filter(() => true)
+              .to(b),
+          ],
+        }),
+      /give to\(\) a name/,
+    );
     assert.throws(() => defineApp({ topics: [a], outputs: [from(a).to(a)] }), /cycle: a → a/);
     assert.throws(() => defineApp({ topics: [a, b], outputs: [from(a).to(b), from(b).to(a)] }), /cycle: a → b → a/);
     assert.throws(() => from(a).to(b, { name: 'Bad Name' }), /lower-case/);
@@ -153,16 +267,43 @@ describe('poison records in an output pipeline: the record is a dead letter, the
     { id: 1, ts: T0 },
     { id: 2, ts: T0 + 1 },
   ];
-  const encode = (e: Ev): LogRecord => ({ offset: 0, timestamp: T0, key: null, value: Buffer.from(JSON.stringify(e)), headers: [] });
+  const encode = (e: Ev): LogRecord => ({
+    offset: 0,
+    timestamp: T0,
+    key: null,
+    value: Buffer.from(JSON.stringify(e)),
+    headers: [],
+  });
 
   /** Runs good, poison, good through `to` and checks the poison record is the one dead letter and the good ones are written. */
   function poisoned(make: (e: Ev) => unknown, target: AnyTopic, poison: LogRecord, reason: RegExp): void {
-    const plan = compileOutput(from(events).map((e) => (e.poison !== undefined ? make(e) : { id: e.id, at: e.ts })).to(target), 1);
+    const plan = compileOutput(
+      from(events)
+        .map((e) => (e.poison !== undefined ? make(e) : { id: e.id, at: e.ts }))
+        .to(target),
+      1,
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     const [a, b] = good.map(encode);
-    plan.process([{ ...a, offset: 0 }, { ...poison, offset: 1 }, { ...b, offset: 2 }], state);
-    assert.deepEqual(state.outputs.map((o) => JSON.parse(o.value) as unknown), [{ id: 1, at: T0 }, { id: 2, at: T0 + 1 }]);
-    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1]);
+    plan.process(
+      [
+        { ...a, offset: 0 },
+        { ...poison, offset: 1 },
+        { ...b, offset: 2 },
+      ],
+      state,
+    );
+    assert.deepEqual(
+      state.outputs.map((o) => JSON.parse(o.value) as unknown),
+      [
+        { id: 1, at: T0 },
+        { id: 2, at: T0 + 1 },
+      ],
+    );
+    assert.deepEqual(
+      state.deadLetters.map((d) => d.record.offset),
+      [1],
+    );
     assert.match(state.deadLetters[0].reason, reason);
   }
 
@@ -170,43 +311,120 @@ describe('poison records in an output pipeline: the record is a dead letter, the
   const p = (poison: string, ts = T0): LogRecord => encode({ id: 9, ts, poison });
 
   test('a map that throws (an Error, null or a string)', () => {
-    poisoned(() => { throw new Error('map failed'); }, plain, p('x'), /^pipeline: map failed$/);
-    poisoned(() => { throw null; }, plain, p('x'), /^pipeline: null$/);
-    poisoned(() => { throw 'text'; }, plain, p('x'), /^pipeline: text$/);
+    poisoned(
+      () => {
+        throw new Error('map failed');
+      },
+      plain,
+      p('x'),
+      /^pipeline: map failed$/,
+    );
+    poisoned(
+      () => {
+        throw null;
+      },
+      plain,
+      p('x'),
+      /^pipeline: null$/,
+    );
+    poisoned(
+      () => {
+        throw 'text';
+      },
+      plain,
+      p('x'),
+      /^pipeline: text$/,
+    );
   });
 
   test('a value JSON cannot encode: a bigint, a cycle, a function, undefined', () => {
-    poisoned(() => ({ id: 10n }), plain, p('x'), /^pipeline: the value written to\(\) cannot be encoded as JSON \(Do not know how to serialize a BigInt\)$/);
-    poisoned(() => { const o: Record<string, unknown> = {}; o.self = o; return o; }, plain, p('x'), /cannot be encoded as JSON \(Converting circular structure/);
+    poisoned(
+      () => ({ id: 10n }),
+      plain,
+      p('x'),
+      /^pipeline: the value written to\(\) cannot be encoded as JSON \(Do not know how to serialize a BigInt\)$/,
+    );
+    poisoned(
+      () => {
+        const o: Record<string, unknown> = {};
+        o.self = o;
+        return o;
+      },
+      plain,
+      p('x'),
+      /cannot be encoded as JSON \(Converting circular structure/,
+    );
     poisoned(() => () => 1, plain, p('x'), /has no JSON form \(a function\)/);
     poisoned(() => undefined, plain, p('x'), /the value written to\(\) is undefined/);
   });
 
   test("an event time outside the range of dates, from the source's time extractor or the record timestamp", () => {
-    poisoned(() => ({ id: 9 }), plain, p('x', 8_640_000_000_000_001), /^the time extractor's event time is 8640000000000001, outside the range of dates/);
+    poisoned(
+      () => ({ id: 9 }),
+      plain,
+      p('x', 8_640_000_000_000_001),
+      /^the time extractor's event time is 8640000000000001, outside the range of dates/,
+    );
     poisoned(() => ({ id: 9 }), plain, p('x', Number.MAX_SAFE_INTEGER), /event time is 9007199254740991, outside/);
     const untimed = topic<Ev>('untimed', { partitions: 1 });
     const plan = compileOutput(from(untimed).to(plain), 1);
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process([{ ...encode(good[0]), offset: 0, timestamp: 2 ** 60 }, { ...encode(good[1]), offset: 1 }], state);
+    plan.process(
+      [
+        { ...encode(good[0]), offset: 0, timestamp: 2 ** 60 },
+        { ...encode(good[1]), offset: 1 },
+      ],
+      state,
+    );
     assert.equal(state.outputs.length, 1);
-    assert.match(state.deadLetters[0].reason, /^the record timestamp is 1152921504606847000, outside the range of dates/);
+    assert.match(
+      state.deadLetters[0].reason,
+      /^the record timestamp is 1152921504606847000, outside the range of dates/,
+    );
   });
 
   test("the target's time extractor: a time outside the range of dates (which the log could not encode at flush), NaN, or a throw", () => {
-    const timed = topic('timed', { partitions: 1, time: (v: { id: number; at: number; when?: unknown }) => (v.when === undefined ? v.at : (v.when as number)) });
-    poisoned(() => ({ id: 9, at: 0, when: 1e300 }), timed, p('x'), /^the time extractor of topic "timed" returned a time that is 1e\+300, outside the range of dates/);
+    const timed = topic('timed', {
+      partitions: 1,
+      time: (v: { id: number; at: number; when?: unknown }) => (v.when === undefined ? v.at : (v.when as number)),
+    });
+    poisoned(
+      () => ({ id: 9, at: 0, when: 1e300 }),
+      timed,
+      p('x'),
+      /^the time extractor of topic "timed" returned a time that is 1e\+300, outside the range of dates/,
+    );
     poisoned(() => ({ id: 9, at: 0, when: 'soon' }), timed, p('x'), /returned a time that is "soon", not a time in ms/);
-    const throwing = topic('throwing', { partitions: 1, time: (v: { at: number; id: number }) => { if (v.id === 9) throw new Error('no time'); return v.at; } });
+    const throwing = topic('throwing', {
+      partitions: 1,
+      time: (v: { at: number; id: number }) => {
+        if (v.id === 9) throw new Error('no time');
+        return v.at;
+      },
+    });
     poisoned(() => ({ id: 9, at: 0 }), throwing, p('x'), /^the time extractor of topic "throwing" threw: no time$/);
   });
 
   test("the target's key extractor: a function, a symbol, an object, or a throw", () => {
-    const keyed = topic('keyed', { partitions: 4, key: (v: { id: number; k?: unknown }) => (v.k === undefined ? String(v.id) : (v.k as string)) });
-    poisoned(() => ({ id: 9, k: () => 1 }), keyed, p('x'), /^the key extractor of topic "keyed" returned a function; keys must be strings, numbers or booleans$/);
+    const keyed = topic('keyed', {
+      partitions: 4,
+      key: (v: { id: number; k?: unknown }) => (v.k === undefined ? String(v.id) : (v.k as string)),
+    });
+    poisoned(
+      () => ({ id: 9, k: () => 1 }),
+      keyed,
+      p('x'),
+      /^the key extractor of topic "keyed" returned a function; keys must be strings, numbers or booleans$/,
+    );
     poisoned(() => ({ id: 9, k: Symbol('s') }), keyed, p('x'), /returned a symbol \(s\)/);
     poisoned(() => ({ id: 9, k: { a: 1 } }), keyed, p('x'), /returned an object \{"a":1\}/);
-    const throwing = topic('throwing', { partitions: 4, key: (v: { id: number }) => { if (v.id === 9) throw new Error('no key'); return String(v.id); } });
+    const throwing = topic('throwing', {
+      partitions: 4,
+      key: (v: { id: number }) => {
+        if (v.id === 9) throw new Error('no key');
+        return String(v.id);
+      },
+    });
     poisoned(() => ({ id: 9 }), throwing, p('x'), /^the key extractor of topic "throwing" threw: no key$/);
   });
 });

@@ -24,7 +24,14 @@ import { type RecordSchema, compileSchema, describeIssues } from '../schema/inde
 import { BatchPositions } from './batch-positions.ts';
 import type { KeyValue, OutputDef, TopicDef } from './dsl.ts';
 import { describeValue } from './aggregates.ts';
-import { type OutputRecord, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf } from './task-plan.ts';
+import {
+  type OutputRecord,
+  type TaskPlan,
+  type TaskState,
+  boundedReason,
+  newTaskState,
+  reasonOf,
+} from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
 import { eventTimeProblem } from './windows.ts';
 import { runOps } from './ops.ts';
@@ -51,7 +58,15 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   /** The event time of the record being run (stateful steps are given it). */
   let eventTimeMs = 0;
 
-  function processRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: { record(i: number): LogRecord }, i: number): void {
+  function processRecord(
+    state: TaskState,
+    buf: Buffer | null,
+    start: number,
+    length: number,
+    timestamp: number,
+    source: { record(i: number): LogRecord },
+    i: number,
+  ): void {
     values.length = 0;
     built.length = 0;
     try {
@@ -64,7 +79,10 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       // An alert's state is keyed by event time; a time outside the range of dates would
       // poison it (and NaN compares false with everything).
       const problem = eventTimeProblem(eventTimeMs);
-      if (problem !== null) throw new TypeError(`${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`);
+      if (problem !== null)
+        throw new TypeError(
+          `${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`,
+        );
       try {
         runOps(ops, value, 0, values, state.opState, eventTimeMs);
       } catch (err) {
@@ -72,7 +90,11 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       }
       for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
     } catch (err) {
-      state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reasonOf(err)) });
+      state.deadLetters.push({
+        record: source.record(i),
+        partition: state.partition,
+        reason: boundedReason(reasonOf(err)),
+      });
       return;
     }
     for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);
@@ -108,13 +130,21 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
  * The function that makes the record for `target` of one value (`partition`: its source record's;
  * `timestamp`: its source record's timestamp); it throws the dead-letter reason.
  */
-function recordMaker(target: TopicDef<unknown>, targetPartitions: number): (value: unknown, partition: number, timestamp: number) => OutputRecord {
-  const targetSchema: RecordSchema<unknown> | null = target.schema ? compileSchema(target.schema as object, { name: target.name }) : null;
+function recordMaker(
+  target: TopicDef<unknown>,
+  targetPartitions: number,
+): (value: unknown, partition: number, timestamp: number) => OutputRecord {
+  const targetSchema: RecordSchema<unknown> | null = target.schema
+    ? compileSchema(target.schema as object, { name: target.name })
+    : null;
   const keyFn = target.key;
   const timeFn = target.time;
   return function toRecord(value: unknown, partition: number, timestamp: number): OutputRecord {
     if (value === undefined) throw new TypeError('pipeline: the value written to() is undefined');
-    if (targetSchema !== null && !targetSchema.validate(value)) throw new TypeError(`output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`);
+    if (targetSchema !== null && !targetSchema.validate(value))
+      throw new TypeError(
+        `output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`,
+      );
     let key: string | null = null;
     if (keyFn !== null) {
       let k: KeyValue;
@@ -125,7 +155,9 @@ function recordMaker(target: TopicDef<unknown>, targetPartitions: number): (valu
       }
       if (k !== null && k !== undefined) {
         if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'boolean' && typeof k !== 'bigint') {
-          throw new TypeError(`the key extractor of topic "${target.name}" returned ${describeValue(k)}; keys must be strings, numbers or booleans`);
+          throw new TypeError(
+            `the key extractor of topic "${target.name}" returned ${describeValue(k)}; keys must be strings, numbers or booleans`,
+          );
         }
         key = String(k);
       }
@@ -138,17 +170,26 @@ function recordMaker(target: TopicDef<unknown>, targetPartitions: number): (valu
         throw new TypeError(`the time extractor of topic "${target.name}" threw: ${reasonOf(err)}`, { cause: err });
       }
       const problem = eventTimeProblem(time);
-      if (problem !== null) throw new TypeError(`the time extractor of topic "${target.name}" returned a time that ${problem}`);
+      if (problem !== null)
+        throw new TypeError(`the time extractor of topic "${target.name}" returned a time that ${problem}`);
     }
     let json: string | undefined;
     try {
       json = JSON.stringify(value) as string | undefined;
     } catch (err) {
-      throw new TypeError(`pipeline: the value written to() cannot be encoded as JSON (${reasonOf(err)})`, { cause: err });
+      throw new TypeError(`pipeline: the value written to() cannot be encoded as JSON (${reasonOf(err)})`, {
+        cause: err,
+      });
     }
-    if (typeof json !== 'string') throw new TypeError(`pipeline: the value written to() has no JSON form (${describeValue(value)})`);
+    if (typeof json !== 'string')
+      throw new TypeError(`pipeline: the value written to() has no JSON form (${describeValue(value)})`);
     return {
-      partition: key === null ? partition % targetPartitions : targetPartitions === 1 ? 0 : partitionForKey(key, targetPartitions),
+      partition:
+        key === null
+          ? partition % targetPartitions
+          : targetPartitions === 1
+            ? 0
+            : partitionForKey(key, targetPartitions),
       key,
       value: json,
       timestamp: Math.trunc(time),

@@ -39,7 +39,16 @@ export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef
     const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
     const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
     const producer = { plan, id: producerId('output', output.name, source.name, p), sequences };
-    opts.loop.add({ plan, group: null, producer, partition: p, offset, watermarkMs: NO_WATERMARK, keyNames: null, pooled: true });
+    opts.loop.add({
+      plan,
+      group: null,
+      producer,
+      partition: p,
+      offset,
+      watermarkMs: NO_WATERMARK,
+      keyNames: null,
+      pooled: true,
+    });
   }
 }
 

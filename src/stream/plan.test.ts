@@ -21,7 +21,13 @@ const MIN = 60_000;
 const T0 = Date.UTC(2026, 0, 1);
 
 function records(values: unknown[], startOffset = 0): LogRecord[] {
-  return values.map((v, i) => ({ offset: startOffset + i, timestamp: T0, key: null, value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), headers: [] }));
+  return values.map((v, i) => ({
+    offset: startOffset + i,
+    timestamp: T0,
+    key: null,
+    value: Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)),
+    headers: [],
+  }));
 }
 
 /** Rows of a task state as plain objects keyed by their group key, for readable assertions. */
@@ -47,12 +53,15 @@ describe('operators and aggregates', () => {
       ),
     );
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([
-      { region: 'n', amount: 5, ts: T0, items: ['a', 'b'] },
-      { region: 'n', amount: -1, ts: T0, items: ['a'] },
-      { region: 's', amount: 1, ts: T0 },
-      { region: 's', amount: 3, ts: T0, items: ['a'] },
-    ]), state);
+    plan.process(
+      records([
+        { region: 'n', amount: 5, ts: T0, items: ['a', 'b'] },
+        { region: 'n', amount: -1, ts: T0, items: ['a'] },
+        { region: 's', amount: 1, ts: T0 },
+        { region: 's', amount: 3, ts: T0, items: ['a'] },
+      ]),
+      state,
+    );
     assert.deepEqual(rows(state), { a: [2, 16], b: [1, 10], none: [1, 2] });
   });
 
@@ -67,23 +76,42 @@ describe('operators and aggregates', () => {
         'v',
         from(sales)
           .groupBy((s) => ({ region: s.region }))
-          .aggregate({ n: count(), total: sum((s) => s.amount), lo: min((s) => s.amount), hi: max((s) => s.amount), mean: avg((s) => s.amount), firstAmount: first((s) => s.amount), lastAmount: last((s) => s.amount), amounts: distinct }),
+          .aggregate({
+            n: count(),
+            total: sum((s) => s.amount),
+            lo: min((s) => s.amount),
+            hi: max((s) => s.amount),
+            mean: avg((s) => s.amount),
+            firstAmount: first((s) => s.amount),
+            lastAmount: last((s) => s.amount),
+            amounts: distinct,
+          }),
       ),
     );
     const state = plan.newTaskState(0, NO_WATERMARK);
     // Event times out of log order: first/last follow event time, not arrival.
-    plan.process(records([
-      { region: 'n', amount: 10, ts: T0 + 2000 },
-      { region: 'n', amount: 4, ts: T0 },
-      { region: 'n', amount: 7, ts: T0 + 5000 },
-      { region: 'n', amount: 4, ts: T0 + 1000 },
-    ]), state);
+    plan.process(
+      records([
+        { region: 'n', amount: 10, ts: T0 + 2000 },
+        { region: 'n', amount: 4, ts: T0 },
+        { region: 'n', amount: 7, ts: T0 + 5000 },
+        { region: 'n', amount: 4, ts: T0 + 1000 },
+      ]),
+      state,
+    );
     // Slots: n, total, lo, hi, mean sum/count, first value/time, last value/time, amounts.
     assert.deepEqual(rows(state).n, [4, 25, 4, 10, 25, 4, 4, T0, 7, T0 + 5000, [4, 7, 10]]);
   });
 
   test('group keys keep their types, and a boolean key is stored as 0/1', () => {
-    const plan = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region, big: s.amount > 5, year: new Date(s.ts).getUTCFullYear() })).aggregate({ n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .groupBy((s) => ({ region: s.region, big: s.amount > 5, year: new Date(s.ts).getUTCFullYear() }))
+          .aggregate({ n: count() }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ region: 'n', amount: 9, ts: T0 }]), state);
     const [row] = [...state.dirty.values()];
@@ -95,11 +123,21 @@ describe('operators and aggregates', () => {
       { name: 'big', type: 'INTEGER' },
       { name: 'year', type: 'INTEGER' },
     ]);
-    assert.deepEqual(def.stateColumns.map((c) => c.name), ['n']);
+    assert.deepEqual(
+      def.stateColumns.map((c) => c.name),
+      ['n'],
+    );
   });
 
   test('splitting the same records into different batches gives the same rows', () => {
-    const plan = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount), n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ total: sum((s) => s.amount), n: count() }),
+      ),
+    );
     const values = Array.from({ length: 200 }, (_, i) => ({ region: ['n', 's', 'e'][i % 3], amount: i, ts: T0 + i }));
     const whole = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records(values), whole);
@@ -114,12 +152,30 @@ describe('bad records go to the dead-letter list and change nothing', () => {
   const strict = topic('strict', { schema: Strict, time: (s) => s.ts });
 
   test('schema violations and non-JSON values are dead letters naming the field', () => {
-    const plan = compileView(view('v', from(strict).groupBy((s) => ({ region: s.region })).aggregate({ n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(strict)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ n: count() }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([{ region: 'n', amount: 1, ts: T0 }, { region: 'n', amount: -5, ts: T0 }, 'not json', { region: 'n', ts: T0 }]), state);
+    plan.process(
+      records([
+        { region: 'n', amount: 1, ts: T0 },
+        { region: 'n', amount: -5, ts: T0 },
+        'not json',
+        { region: 'n', ts: T0 },
+      ]),
+      state,
+    );
     assert.deepEqual(rows(state), { n: [1] });
     assert.equal(state.deadLetters.length, 3);
-    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1, 2, 3]);
+    assert.deepEqual(
+      state.deadLetters.map((d) => d.record.offset),
+      [1, 2, 3],
+    );
     assert.match(state.deadLetters[0].reason, /amount must be at least 0/);
     assert.match(state.deadLetters[1].reason, /not valid JSON/);
     assert.match(state.deadLetters[2].reason, /amount is required/);
@@ -148,7 +204,10 @@ describe('bad records go to the dead-letter list and change nothing', () => {
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ region: 'n', t: T0 }, { region: 'n' }, { region: 'n', t: T0, boom: true }]), state);
     assert.deepEqual(rows(state), { n: [2] });
-    assert.deepEqual(state.deadLetters.map((d) => d.reason), ['no t', 'pipeline: boom']);
+    assert.deepEqual(
+      state.deadLetters.map((d) => d.reason),
+      ['no t', 'pipeline: boom'],
+    );
   });
 });
 
@@ -167,14 +226,26 @@ describe('poison records: whatever the logic gives for one record, that record i
   ];
 
   /** Folds the good records with `poison` after the first one; the rows must be the good records' fold and the poison record the one dead letter. */
-  function foldsAroundPoison(v: ReturnType<typeof view>, poison: LogRecord, reason: RegExp, extraGood: Rec[] = []): TaskState {
+  function foldsAroundPoison(
+    v: ReturnType<typeof view>,
+    poison: LogRecord,
+    reason: RegExp,
+    extraGood: Rec[] = [],
+  ): TaskState {
     const plan = compileView(v);
     const clean = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([...good, ...extraGood]), clean);
     const state = plan.newTaskState(0, NO_WATERMARK);
     const [first, ...rest] = records([...good, ...extraGood], 1);
-    plan.process([{ ...first, offset: 0 }, { ...poison, offset: 1 }, ...rest.map((r) => ({ ...r, offset: r.offset + 1 }))], state);
-    assert.deepEqual(state.deadLetters.map((d) => d.record.offset), [1], 'the poison record is the one dead letter');
+    plan.process(
+      [{ ...first, offset: 0 }, { ...poison, offset: 1 }, ...rest.map((r) => ({ ...r, offset: r.offset + 1 }))],
+      state,
+    );
+    assert.deepEqual(
+      state.deadLetters.map((d) => d.record.offset),
+      [1],
+      'the poison record is the one dead letter',
+    );
     assert.match(state.deadLetters[0].reason, reason);
     assert.deepEqual(rows(state), rows(clean), 'the rows are the fold of the good records');
     assert.deepEqual(state.keyNames, clean.keyNames);
@@ -184,7 +255,13 @@ describe('poison records: whatever the logic gives for one record, that record i
     return state;
   }
 
-  const poison = (value: unknown, timestamp = T0): LogRecord => ({ offset: 0, timestamp, key: null, value: Buffer.from(JSON.stringify(value)), headers: [] });
+  const poison = (value: unknown, timestamp = T0): LogRecord => ({
+    offset: 0,
+    timestamp,
+    key: null,
+    value: Buffer.from(JSON.stringify(value)),
+    headers: [],
+  });
 
   test('a group key that is NaN, infinite, an object, an array, undefined, a bigint, a symbol or a function', () => {
     const cases: [unknown, RegExp][] = [
@@ -199,57 +276,129 @@ describe('poison records: whatever the logic gives for one record, that record i
       [() => 1, /group key year is a function/],
     ];
     for (const [bad, reason] of cases) {
-      const v = view('v', from(recs).groupBy((r) => ({ region: r.region, year: (r.note === 'poison' ? bad : new Date(r.ts).getUTCFullYear()) as number })).aggregate({ n: count(), total: sum((r) => r.amount) }));
+      const v = view(
+        'v',
+        from(recs)
+          .groupBy((r) => ({
+            region: r.region,
+            year: (r.note === 'poison' ? bad : new Date(r.ts).getUTCFullYear()) as number,
+          }))
+          .aggregate({ n: count(), total: sum((r) => r.amount) }),
+      );
       foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
     }
   });
 
   test('the sales example: a schema-valid ts past the last date is a dead letter, not a NaN year that stops the view', () => {
-    const v = view('aggregated_sales', from(recs).filter((s) => s.amount > 0).groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() })).aggregate({ total: sum((s) => s.amount), orders: count() }));
+    const v = view(
+      'aggregated_sales',
+      from(recs)
+        .filter((s) => s.amount > 0)
+        .groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() }))
+        .aggregate({ total: sum((s) => s.amount), orders: count() }),
+    );
     for (const ts of [8_640_000_000_000_001, Number.MAX_SAFE_INTEGER, -8_640_000_000_000_001]) {
-      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts }), new RegExp(`^the time extractor's event time is ${ts}, outside the range of dates`));
+      foldsAroundPoison(
+        v,
+        poison({ region: 'n', amount: 5, ts }),
+        new RegExp(`^the time extractor's event time is ${ts}, outside the range of dates`),
+      );
     }
     // Without a time extractor the same year comes out NaN: the group key check catches it.
     const untimed = topic<Rec>('untimed', { partitions: 1 });
-    const u = view('aggregated_sales', from(untimed).groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() })).aggregate({ total: sum((s) => s.amount) }));
+    const u = view(
+      'aggregated_sales',
+      from(untimed)
+        .groupBy((s) => ({ region: s.region, year: new Date(s.ts).getUTCFullYear() }))
+        .aggregate({ total: sum((s) => s.amount) }),
+    );
     foldsAroundPoison(u, poison({ region: 'n', amount: 5, ts: 8_640_000_000_000_001 }), /group key year is NaN/);
   });
 
   test('a groupBy that throws, returns no object, or names a field that cannot be a column', () => {
     for (const [fn, reason] of [
-      [() => { throw new Error('no key'); }, /^pipeline: no key$/],
+      [
+        () => {
+          throw new Error('no key');
+        },
+        /^pipeline: no key$/,
+      ],
       [() => null, /groupBy\(\) must return an object of key fields, got null/],
       [() => ({ other: 'n' }), /group key region is undefined/],
-      [() => { throw null; }, /^pipeline: null$/],
-      [() => { throw 'plain text'; }, /^pipeline: plain text$/],
+      [
+        () => {
+          throw null;
+        },
+        /^pipeline: null$/,
+      ],
+      [
+        () => {
+          throw 'plain text';
+        },
+        /^pipeline: plain text$/,
+      ],
     ] as [(r: Rec) => Record<string, string>, RegExp][]) {
-      const v = view('v', from(recs).groupBy((r) => (r.note === 'poison' ? fn(r) : { region: r.region })).aggregate({ n: count() }));
+      const v = view(
+        'v',
+        from(recs)
+          .groupBy((r) => (r.note === 'poison' ? fn(r) : { region: r.region }))
+          .aggregate({ n: count() }),
+      );
       foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
     }
   });
 
   test('a dead-lettered first record does not fix the key names', () => {
-    const v = view('v', from(recs).groupBy((r) => (r.note === 'poison' ? ({ other: 1, bad: Number.NaN } as unknown as { region: string }) : { region: r.region })).aggregate({ n: count() }));
+    const v = view(
+      'v',
+      from(recs)
+        .groupBy((r) =>
+          r.note === 'poison' ? ({ other: 1, bad: Number.NaN } as unknown as { region: string }) : { region: r.region },
+        )
+        .aggregate({ n: count() }),
+    );
     const plan = compileView(v);
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], state);
     assert.deepEqual(state.keyNames, ['region']);
     assert.deepEqual(rows(state), { n: [2], s: [1] });
-    const names = compileView(view('v', from(recs).groupBy((r) => (r.note === 'poison' ? ({ 'bad name': 1 } as unknown as { region: string }) : { region: r.region })).aggregate({ n: count() })));
+    const names = compileView(
+      view(
+        'v',
+        from(recs)
+          .groupBy((r) =>
+            r.note === 'poison' ? ({ 'bad name': 1 } as unknown as { region: string }) : { region: r.region },
+          )
+          .aggregate({ n: count() }),
+      ),
+    );
     const s2 = names.newTaskState(0, NO_WATERMARK);
     names.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], s2);
-    assert.deepEqual(s2.deadLetters.map((d) => d.reason), ['pipeline: group key field "bad name" is not usable as a column name']);
+    assert.deepEqual(
+      s2.deadLetters.map((d) => d.reason),
+      ['pipeline: group key field "bad name" is not usable as a column name'],
+    );
     assert.deepEqual(s2.keyNames, ['region']);
   });
 
   test('key names the table cannot have (a repeated column, too long, reserved) are the dead letter of the record that brings them', () => {
     for (const [names, reason] of [
-      [{ total: 'x' }, /^pipeline: the group key fields \(total\) cannot be columns of the view: Column "total" appears twice/],
+      [
+        { total: 'x' },
+        /^pipeline: the group key fields \(total\) cannot be columns of the view: Column "total" appears twice/,
+      ],
       [{ Region: 'x', region: 'y' }, /Column "region" appears twice .* \(names are case-insensitive\)/],
       [{ ['k'.repeat(64)]: 'x' }, /column name "k+" is not a valid name: use 1-63 letters/],
       [{ kappa_region: 'x' }, /Column "kappa_region" .* reserved for the store/],
     ] as [Record<string, string>, RegExp][]) {
-      const plan = compileView(view('v', from(recs).groupBy((r) => (r.note === 'poison' ? names : { region: r.region })).aggregate({ total: sum((r) => r.amount) })));
+      const plan = compileView(
+        view(
+          'v',
+          from(recs)
+            .groupBy((r) => (r.note === 'poison' ? names : { region: r.region }))
+            .aggregate({ total: sum((r) => r.amount) }),
+        ),
+      );
       const state = plan.newTaskState(0, NO_WATERMARK);
       plan.process([poison({ region: 'n', amount: 1, ts: T0, note: 'poison' }), ...records(good, 1)], state);
       assert.equal(state.deadLetters.length, 1);
@@ -261,7 +410,12 @@ describe('poison records: whatever the logic gives for one record, that record i
 
   test('an aggregate extractor that throws, or gives NaN, Infinity or a non-number, leaves every aggregate of the row as it was', () => {
     const cases: [(r: Rec) => number, RegExp][] = [
-      [() => { throw new Error('no amount'); }, /^pipeline: aggregate total: no amount$/],
+      [
+        () => {
+          throw new Error('no amount');
+        },
+        /^pipeline: aggregate total: no amount$/,
+      ],
       [() => Number.NaN, /^pipeline: aggregate total: sum\(\) got NaN, not a finite number$/],
       [() => Number.POSITIVE_INFINITY, /sum\(\) got Infinity, not a finite number/],
       [() => '12' as unknown as number, /sum\(\) got "12", not a finite number/],
@@ -269,7 +423,12 @@ describe('poison records: whatever the logic gives for one record, that record i
     ];
     for (const [fn, reason] of cases) {
       // count() comes first, so a fold that applied aggregates one by one would have counted the record.
-      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), total: sum((r) => (r.note === 'poison' ? fn(r) : r.amount)) }));
+      const v = view(
+        'v',
+        from(recs)
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count(), total: sum((r) => (r.note === 'poison' ? fn(r) : r.amount)) }),
+      );
       foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
     }
     for (const [name, agg] of [
@@ -277,8 +436,17 @@ describe('poison records: whatever the logic gives for one record, that record i
       ['min', min((r: Rec) => (r.note === 'poison' ? Number.NaN : r.amount))],
       ['max', max((r: Rec) => (r.note === 'poison' ? Number.NEGATIVE_INFINITY : r.amount))],
     ] as const) {
-      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), x: agg }));
-      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), new RegExp(`aggregate x: ${name}\\(\\) got -?(NaN|Infinity)`));
+      const v = view(
+        'v',
+        from(recs)
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count(), x: agg }),
+      );
+      foldsAroundPoison(
+        v,
+        poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }),
+        new RegExp(`aggregate x: ${name}\\(\\) got -?(NaN|Infinity)`),
+      );
     }
   });
 
@@ -288,7 +456,12 @@ describe('poison records: whatever the logic gives for one record, that record i
       [{ a: 1 }, /last\(\) got a value that is an object/],
       [Number.NaN, /last\(\) got a value that is NaN/],
     ] as [unknown, RegExp][]) {
-      const v = view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), note: last((r) => (r.note === 'poison' ? bad : r.amount) as number) }));
+      const v = view(
+        'v',
+        from(recs)
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count(), note: last((r) => (r.note === 'poison' ? bad : r.amount) as number) }),
+      );
       // The poison record is the oldest in event time, so last() would not take its value: it is checked all the same.
       foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0 - 1000, note: 'poison' }), reason);
     }
@@ -296,21 +469,61 @@ describe('poison records: whatever the logic gives for one record, that record i
 
   test('a custom aggregate whose add throws after changing its state in place, or returns what JSON cannot hold, leaves the row as it was', () => {
     const cases: [(s: number[], r: Rec) => number[], RegExp][] = [
-      [(s) => { s.push(999); throw new Error('half done'); }, /^pipeline: aggregate seen: half done$/],
-      [(s) => [...s, 10n as unknown as number], /aggregate seen: the custom aggregate's add\(\) returned a state that cannot be stored as JSON \(Do not know how to serialize a BigInt\)/],
-      [(s) => { const c: unknown[] = [...s]; c.push(c); return c as number[]; }, /cannot be stored as JSON \(Converting circular structure/],
+      [
+        (s) => {
+          s.push(999);
+          throw new Error('half done');
+        },
+        /^pipeline: aggregate seen: half done$/,
+      ],
+      [
+        (s) => [...s, 10n as unknown as number],
+        /aggregate seen: the custom aggregate's add\(\) returned a state that cannot be stored as JSON \(Do not know how to serialize a BigInt\)/,
+      ],
+      [
+        (s) => {
+          const c: unknown[] = [...s];
+          c.push(c);
+          return c as number[];
+        },
+        /cannot be stored as JSON \(Converting circular structure/,
+      ],
       [() => undefined as unknown as number[], /returned a state that is undefined, which has no JSON form/],
     ];
     for (const [add, reason] of cases) {
-      const seen = aggregate<Rec, number[]>({ init: () => [], add: (s, r) => (r.note === 'poison' ? add(s, r) : [...s, r.amount]), merge: (a, b) => [...a, ...b] });
-      const state = foldsAroundPoison(view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ n: count(), seen })), poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), reason);
+      const seen = aggregate<Rec, number[]>({
+        init: () => [],
+        add: (s, r) => (r.note === 'poison' ? add(s, r) : [...s, r.amount]),
+        merge: (a, b) => [...a, ...b],
+      });
+      const state = foldsAroundPoison(
+        view(
+          'v',
+          from(recs)
+            .groupBy((r) => ({ region: r.region }))
+            .aggregate({ n: count(), seen }),
+        ),
+        poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }),
+        reason,
+      );
       assert.deepEqual(rows(state).n, [2, [1, 3]]);
     }
   });
 
   test("a custom aggregate's row keeps the state's JSON form, which the store keeps and the engine's threads can copy", () => {
-    const odd = aggregate<Rec, { n: number; f?: unknown; lo?: unknown }>({ init: () => ({ n: 0 }), add: (s, r) => ({ n: s.n + r.amount, f: () => 1, lo: Number.POSITIVE_INFINITY }), merge: (a, b) => ({ n: a.n + b.n }) });
-    const plan = compileView(view('v', from(recs).groupBy((r) => ({ region: r.region })).aggregate({ odd })));
+    const odd = aggregate<Rec, { n: number; f?: unknown; lo?: unknown }>({
+      init: () => ({ n: 0 }),
+      add: (s, r) => ({ n: s.n + r.amount, f: () => 1, lo: Number.POSITIVE_INFINITY }),
+      merge: (a, b) => ({ n: a.n + b.n }),
+    });
+    const plan = compileView(
+      view(
+        'v',
+        from(recs)
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ odd }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records(good), state);
     assert.deepEqual(rows(state), { n: [{ n: 4, lo: null }], s: [{ n: 2, lo: null }] });
@@ -327,38 +540,98 @@ describe('poison records: whatever the logic gives for one record, that record i
       },
       merge: (a, b) => [...a, ...b],
     });
-    const v = view('v', from(recs).flatMap((r) => [{ region: r.region, amount: r.amount }, { region: r.region, amount: r.note === 'poison' ? -1 : r.amount * 10 }]).groupBy((x) => ({ region: x.region })).aggregate({ n: count(), seen }));
+    const v = view(
+      'v',
+      from(recs)
+        .flatMap((r) => [
+          { region: r.region, amount: r.amount },
+          { region: r.region, amount: r.note === 'poison' ? -1 : r.amount * 10 },
+        ])
+        .groupBy((x) => ({ region: x.region }))
+        .aggregate({ n: count(), seen }),
+    );
     const plan = compileView(v);
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process([...records(good), poison({ region: 'n', amount: 7, ts: T0, note: 'poison' })].map((r, offset) => ({ ...r, offset })), state);
+    plan.process(
+      [...records(good), poison({ region: 'n', amount: 7, ts: T0, note: 'poison' })].map((r, offset) => ({
+        ...r,
+        offset,
+      })),
+      state,
+    );
     assert.deepEqual(rows(state), { n: [4, [1, 10, 3, 30]], s: [2, [2, 20]] });
-    assert.deepEqual(state.deadLetters.map((d) => [d.record.offset, d.reason]), [[3, 'pipeline: aggregate seen: negative']]);
+    assert.deepEqual(
+      state.deadLetters.map((d) => [d.record.offset, d.reason]),
+      [[3, 'pipeline: aggregate seen: negative']],
+    );
   });
 
   test('an event time outside the range of dates, from the extractor or the record timestamp, neither folds nor moves the watermark', () => {
-    const windowed = view('v', from(recs).window(tumbling('1m')).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
-    foldsAroundPoison(windowed, poison({ region: 'n', amount: 5, ts: 1e16 }), /^the time extractor's event time is 10000000000000000, outside the range of dates/);
+    const windowed = view(
+      'v',
+      from(recs)
+        .window(tumbling('1m'))
+        .groupBy((r) => ({ region: r.region }))
+        .aggregate({ n: count() }),
+    );
+    foldsAroundPoison(
+      windowed,
+      poison({ region: 'n', amount: 5, ts: 1e16 }),
+      /^the time extractor's event time is 10000000000000000, outside the range of dates/,
+    );
     const untimed = topic<Rec>('untimed', { partitions: 1 });
-    const byTimestamp = view('v', from(untimed).window(tumbling('1m')).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+    const byTimestamp = view(
+      'v',
+      from(untimed)
+        .window(tumbling('1m'))
+        .groupBy((r) => ({ region: r.region }))
+        .aggregate({ n: count() }),
+    );
     const plan = compileView(byTimestamp);
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process([poison({ region: 'n', amount: 5, ts: 0 }, 2 ** 60), ...records(good, 1)], state);
-    assert.match(state.deadLetters[0].reason, /^the record timestamp is 1152921504606847000, outside the range of dates/);
+    assert.match(
+      state.deadLetters[0].reason,
+      /^the record timestamp is 1152921504606847000, outside the range of dates/,
+    );
     assert.equal(state.late.length, 0, 'the good records that follow are not late');
     assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [2], [`s|${T0}|${T0 + MIN}`]: [1] });
   });
 
   test('a window that would reach outside the range of dates is a dead letter (tumbling and hopping)', () => {
     for (const w of [tumbling('1m'), hopping('2m', '1m')]) {
-      const v = view('v', from(recs).window(w).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
+      const v = view(
+        'v',
+        from(recs)
+          .window(w)
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count() }),
+      );
       // 8.64e15 is the last valid date, but its window would end a minute after it.
-      foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: 8.64e15 }), /^event time 8640000000000000: its window \[\d+, 8640000000060000\) reaches outside the range of dates/);
+      foldsAroundPoison(
+        v,
+        poison({ region: 'n', amount: 5, ts: 8.64e15 }),
+        /^event time 8640000000000000: its window \[\d+, 8640000000060000\) reaches outside the range of dates/,
+      );
     }
   });
 
   test('a reason is cut to a bounded length', () => {
-    const v = view('v', from(recs).map((r) => { if (r.note === 'poison') throw new Error('x'.repeat(100_000)); return r; }).groupBy((r) => ({ region: r.region })).aggregate({ n: count() }));
-    const state = foldsAroundPoison(v, poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }), /^pipeline: x+\.\.\.$/);
+    const v = view(
+      'v',
+      from(recs)
+        .map((r) => {
+          if (r.note === 'poison') throw new Error('x'.repeat(100_000));
+          return r;
+        })
+        .groupBy((r) => ({ region: r.region }))
+        .aggregate({ n: count() }),
+    );
+    const state = foldsAroundPoison(
+      v,
+      poison({ region: 'n', amount: 5, ts: T0, note: 'poison' }),
+      /^pipeline: x+\.\.\.$/,
+    );
     assert.ok(state.deadLetters[0].reason.length <= 1003);
   });
 });
@@ -367,16 +640,37 @@ describe('event time, windows and late data', () => {
   test('window starts align to the epoch: one for tumbling, size/advance for hopping', () => {
     assert.deepEqual(windowStarts(tumbling('1m'), T0 + 61_000), [T0 + MIN]);
     assert.deepEqual(windowStarts(hopping('3m', '1m'), T0 + 61_000), [T0 - MIN, T0, T0 + MIN]);
-    assert.deepEqual(windowStarts(hopping('10s', '4s'), 9_000), [0, 4000, 8000].filter((s) => 9_000 < s + 10_000));
+    assert.deepEqual(
+      windowStarts(hopping('10s', '4s'), 9_000),
+      [0, 4000, 8000].filter((s) => 9_000 < s + 10_000),
+    );
   });
 
   test('tumbling windows give rows with window_start and window_end', () => {
-    const plan = compileView(view('v', from(sales).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .window(tumbling('1m'))
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ total: sum((s) => s.amount) }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([{ region: 'n', amount: 1, ts: T0 + 1000 }, { region: 'n', amount: 2, ts: T0 + 59_999 }, { region: 'n', amount: 4, ts: T0 + MIN }]), state);
+    plan.process(
+      records([
+        { region: 'n', amount: 1, ts: T0 + 1000 },
+        { region: 'n', amount: 2, ts: T0 + 59_999 },
+        { region: 'n', amount: 4, ts: T0 + MIN },
+      ]),
+      state,
+    );
     assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [3], [`n|${T0 + MIN}|${T0 + 2 * MIN}`]: [4] });
     const def = plan.definition(1, [...state.dirty.values()][0], state.keyNames!);
-    assert.deepEqual(def.keyColumns.map((c) => c.name), ['region', 'window_start', 'window_end']);
+    assert.deepEqual(
+      def.keyColumns.map((c) => c.name),
+      ['region', 'window_start', 'window_end'],
+    );
   });
 
   test('hopping windows count an event in every window that contains it', () => {
@@ -387,7 +681,14 @@ describe('event time, windows and late data', () => {
   });
 
   test('the watermark trails the newest event time by the out-of-orderness and never goes back', () => {
-    const plan = compileView(view('v', from(sales).window(tumbling('1m', { outOfOrderness: '10s' })).aggregate({ n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .window(tumbling('1m', { outOfOrderness: '10s' }))
+          .aggregate({ n: count() }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ region: 'n', amount: 1, ts: T0 + 30_000 }]), state);
     assert.equal(state.watermarkMs, T0 + 20_000);
@@ -396,15 +697,29 @@ describe('event time, windows and late data', () => {
   });
 
   test('events within the allowed lateness still count; later ones go to the late list, never dropped', () => {
-    const plan = compileView(view('v', from(sales).window(tumbling('1m', { outOfOrderness: '5s', allowedLateness: '30s' })).aggregate({ n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(sales)
+          .window(tumbling('1m', { outOfOrderness: '5s', allowedLateness: '30s' }))
+          .aggregate({ n: count() }),
+      ),
+    );
     const state = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([
-      { region: 'n', amount: 1, ts: T0 + 10_000 }, // window [T0, T0+1m)
-      { region: 'n', amount: 1, ts: T0 + MIN + 80_000 }, // window [T0+2m, T0+3m); watermark → T0 + 2m15s
-      { region: 'n', amount: 1, ts: T0 + 50_000 }, // window ended at T0+1m; +30s lateness = T0+1m30s < watermark: late
-      { region: 'n', amount: 1, ts: T0 + MIN + 10_000 }, // window [T0+1m, T0+2m) + 30s = T0+2m30s > watermark: counts
-    ]), state);
-    assert.deepEqual(rows(state), { [`${T0}|${T0 + MIN}`]: [1], [`${T0 + MIN}|${T0 + 2 * MIN}`]: [1], [`${T0 + 2 * MIN}|${T0 + 3 * MIN}`]: [1] });
+    plan.process(
+      records([
+        { region: 'n', amount: 1, ts: T0 + 10_000 }, // window [T0, T0+1m)
+        { region: 'n', amount: 1, ts: T0 + MIN + 80_000 }, // window [T0+2m, T0+3m); watermark → T0 + 2m15s
+        { region: 'n', amount: 1, ts: T0 + 50_000 }, // window ended at T0+1m; +30s lateness = T0+1m30s < watermark: late
+        { region: 'n', amount: 1, ts: T0 + MIN + 10_000 }, // window [T0+1m, T0+2m) + 30s = T0+2m30s > watermark: counts
+      ]),
+      state,
+    );
+    assert.deepEqual(rows(state), {
+      [`${T0}|${T0 + MIN}`]: [1],
+      [`${T0 + MIN}|${T0 + 2 * MIN}`]: [1],
+      [`${T0 + 2 * MIN}|${T0 + 3 * MIN}`]: [1],
+    });
     assert.equal(state.late.length, 1);
     assert.equal(state.late[0].record.offset, 2);
     assert.equal(state.late[0].eventTimeMs, T0 + 50_000);
@@ -422,9 +737,31 @@ describe('event time, windows and late data', () => {
 
 describe('fingerprints', () => {
   test('change with the logic and stay the same for the same definition', () => {
-    const a = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
-    const b = compileView(view('v', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
-    const c = compileView(view('v', from(sales).filter((s) => s.amount > 0).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount) })));
+    const a = compileView(
+      view(
+        'v',
+        from(sales)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ total: sum((s) => s.amount) }),
+      ),
+    );
+    const b = compileView(
+      view(
+        'v',
+        from(sales)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ total: sum((s) => s.amount) }),
+      ),
+    );
+    const c = compileView(
+      view(
+        'v',
+        from(sales)
+          .filter((s) => s.amount > 0)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ total: sum((s) => s.amount) }),
+      ),
+    );
     assert.equal(a.fingerprint, b.fingerprint);
     assert.notEqual(a.fingerprint, c.fingerprint);
   });
@@ -438,11 +775,24 @@ describe('folding whole batches', () => {
   /** Values that take every path: valid, schema-invalid, not JSON, not UTF-8, a BOM, a real U+FFFD, no value, late, a throwing key. */
   function values(): (string | Buffer | null)[] {
     const out: (string | Buffer | null)[] = [];
-    for (let i = 0; i < 200; i++) out.push(JSON.stringify({ region: ['n', 's', 'e'][i % 3], amount: i, ts: T0 + i * 7_000, items: i % 4 === 0 ? ['a', 'b'] : [] }));
+    for (let i = 0; i < 200; i++)
+      out.push(
+        JSON.stringify({
+          region: ['n', 's', 'e'][i % 3],
+          amount: i,
+          ts: T0 + i * 7_000,
+          items: i % 4 === 0 ? ['a', 'b'] : [],
+        }),
+      );
     out.push(JSON.stringify({ region: 'n', amount: -1, ts: T0 }));
     out.push('{"region": "n", "amount": 1,');
     out.push(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]));
-    out.push(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ region: 'bom', amount: 1, ts: T0 + 10 * MIN }))]));
+    out.push(
+      Buffer.concat([
+        Buffer.from([0xef, 0xbb, 0xbf]),
+        Buffer.from(JSON.stringify({ region: 'bom', amount: 1, ts: T0 + 10 * MIN })),
+      ]),
+    );
     out.push(JSON.stringify({ region: 'n\uFFFD', amount: 2, ts: T0 + 10 * MIN }));
     out.push(null);
     out.push(JSON.stringify({ region: 'late', amount: 3, ts: T0 - 60 * MIN }));
@@ -455,13 +805,51 @@ describe('folding whole batches', () => {
   }
 
   for (const [name, make] of [
-    ['schema, grouped', () => view('v', from(strict).groupBy((s) => { if (s.region === 'boom') throw new Error('no boom'); return { region: s.region }; }).aggregate({ n: count(), total: sum((s) => s.amount) }))],
-    ['no schema, tumbling window', () => view('v', from(loose).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate({ n: count(), mean: avg((s) => s.amount) }))],
-    ['no schema, hopping window and flatMap', () => view('v', from(loose).window(hopping('2m', '1m')).flatMap((s) => (s.items ?? []).map((item) => ({ item, amount: s.amount }))).groupBy((x) => ({ item: x.item })).aggregate({ n: count() }))],
+    [
+      'schema, grouped',
+      () =>
+        view(
+          'v',
+          from(strict)
+            .groupBy((s) => {
+              if (s.region === 'boom') throw new Error('no boom');
+              return { region: s.region };
+            })
+            .aggregate({ n: count(), total: sum((s) => s.amount) }),
+        ),
+    ],
+    [
+      'no schema, tumbling window',
+      () =>
+        view(
+          'v',
+          from(loose)
+            .window(tumbling('1m'))
+            .groupBy((s) => ({ region: s.region }))
+            .aggregate({ n: count(), mean: avg((s) => s.amount) }),
+        ),
+    ],
+    [
+      'no schema, hopping window and flatMap',
+      () =>
+        view(
+          'v',
+          from(loose)
+            .window(hopping('2m', '1m'))
+            .flatMap((s) => (s.items ?? []).map((item) => ({ item, amount: s.amount })))
+            .groupBy((x) => ({ item: x.item }))
+            .aggregate({ n: count() }),
+        ),
+    ],
   ] as const) {
     test(`processBatch gives the rows, dead letters and late events that process gives (${name})`, () => {
       const plan = compileView(make());
-      const encodable = values().map((value, i) => ({ key: `k${i}`, value, timestamp: T0 + i, headers: i % 50 === 0 ? [{ key: 'h', value: Buffer.from('v') }] : [] }));
+      const encodable = values().map((value, i) => ({
+        key: `k${i}`,
+        value,
+        timestamp: T0 + i,
+        headers: i % 50 === 0 ? [{ key: 'h', value: Buffer.from('v') }] : [],
+      }));
       const bytes = encodeBatch(encodable, { baseOffset: 100 });
       for (const from of [100, 137]) {
         const a = state(plan);
@@ -472,21 +860,43 @@ describe('folding whole batches', () => {
         assert.deepEqual(b.deadLetters, a.deadLetters);
         assert.deepEqual(b.late, a.late);
         assert.equal(b.watermarkMs, a.watermarkMs);
-        assert.ok(a.dirty.size > 0 && a.deadLetters.length > 0 && (a.late.length > 0 || !plan.windowed), 'every path was taken');
+        assert.ok(
+          a.dirty.size > 0 && a.deadLetters.length > 0 && (a.late.length > 0 || !plan.windowed),
+          'every path was taken',
+        );
       }
     });
   }
 
   test('decodes values the way the schema does: bad UTF-8 refused, a BOM skipped, a real U+FFFD kept', () => {
-    const plan = compileView(view('v', from(strict).groupBy((s) => ({ region: s.region })).aggregate({ n: count() })));
+    const plan = compileView(
+      view(
+        'v',
+        from(strict)
+          .groupBy((s) => ({ region: s.region }))
+          .aggregate({ n: count() }),
+      ),
+    );
     const s = plan.newTaskState(0, NO_WATERMARK);
-    plan.processBatch(encodeBatch(values().slice(200).map((value) => ({ key: null, value, timestamp: T0 })), { baseOffset: 0 }), 0, s);
-    assert.deepEqual(s.deadLetters.map((d) => d.reason), [
-      'schema: amount must be at least 0',
-      s.deadLetters[1].reason,
-      s.deadLetters[2].reason,
-      'the record has no value',
-    ]);
+    plan.processBatch(
+      encodeBatch(
+        values()
+          .slice(200)
+          .map((value) => ({ key: null, value, timestamp: T0 })),
+        { baseOffset: 0 },
+      ),
+      0,
+      s,
+    );
+    assert.deepEqual(
+      s.deadLetters.map((d) => d.reason),
+      [
+        'schema: amount must be at least 0',
+        s.deadLetters[1].reason,
+        s.deadLetters[2].reason,
+        'the record has no value',
+      ],
+    );
     assert.match(s.deadLetters[1].reason, /not valid JSON/);
     assert.match(s.deadLetters[2].reason, /not valid UTF-8/);
     assert.deepEqual(new Set(s.dirty.values().map((r) => r.key[0])), new Set(['bom', 'n\uFFFD', 'late', 'boom']));

@@ -16,13 +16,26 @@
  * same dead letters.
  */
 import type { LogRecord } from '../log/index.ts';
-import { type KeyColumn, type OutputColumn, type StateColumn, type VersionTable, validateDefinition } from '../view/index.ts';
+import {
+  type KeyColumn,
+  type OutputColumn,
+  type StateColumn,
+  type VersionTable,
+  validateDefinition,
+} from '../view/index.ts';
 import { type Aggregate, AggInputs, describeValue, scalarProblem } from './aggregates.ts';
 import { BatchPositions } from './batch-positions.ts';
 import type { DirtyRow } from './dirty-rows.ts';
 import type { KeyValue, Op, ViewDef } from './dsl.ts';
 import { runOps } from './ops.ts';
-import { type RecordSource, type TaskPlan, type TaskState, boundedReason, newTaskState, reasonOf } from './task-plan.ts';
+import {
+  type RecordSource,
+  type TaskPlan,
+  type TaskState,
+  boundedReason,
+  newTaskState,
+  reasonOf,
+} from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
@@ -73,11 +86,21 @@ function aggregateSlots(aggregates: Record<string, Aggregate<unknown>>): { aggs:
 }
 
 /** The view's table (see ViewPlan.definition). */
-function tableDefinition(view: ViewDef, aggs: AggSlot[], fingerprint: string, version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable {
+function tableDefinition(
+  view: ViewDef,
+  aggs: AggSlot[],
+  fingerprint: string,
+  version: number,
+  sample: DirtyRow | KeyColumn[],
+  keyNames: string[],
+): VersionTable {
   // Key column types come from a sample row when the table is first created, or from the
   // stored definition when it already exists (so a restart re-registers the same table).
-  const keyColumns: KeyColumn[] = Array.isArray(sample) ? sample.slice() : keyNames.map((name, i) => ({ name, type: sqlType(sample.key[i]) }));
-  if (view.aggregation.stream.windowSpec && !Array.isArray(sample)) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
+  const keyColumns: KeyColumn[] = Array.isArray(sample)
+    ? sample.slice()
+    : keyNames.map((name, i) => ({ name, type: sqlType(sample.key[i]) }));
+  if (view.aggregation.stream.windowSpec && !Array.isArray(sample))
+    keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
   const stateColumns: StateColumn[] = [];
   const outputColumns: OutputColumn[] = [];
   for (const a of aggs) {
@@ -90,17 +113,22 @@ function tableDefinition(view: ViewDef, aggs: AggSlot[], fingerprint: string, ve
 /** Throws the dead-letter reason when the group-key field `names` cannot be columns of the view's table. */
 function checkKeyNames(view: ViewDef, aggs: AggSlot[], fingerprint: string, names: string[]): void {
   for (const n of names) {
-    if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end') throw new TypeError(`group key field "${n}" is not usable as a column name`);
+    if (!KEY_NAME.test(n) || n === 'window_start' || n === 'window_end')
+      throw new TypeError(`group key field "${n}" is not usable as a column name`);
   }
   // What the store checks when the table is made, checked here on the names alone (under a
   // stand-in view name), so a key object whose names the table cannot have is this record's
   // dead letter instead of a task stopped at its first flush.
   const keyColumns: KeyColumn[] = names.map((name) => ({ name, type: 'TEXT' }));
-  if (view.aggregation.stream.windowSpec !== null) keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
+  if (view.aggregation.stream.windowSpec !== null)
+    keyColumns.push({ name: 'window_start', type: 'INTEGER' }, { name: 'window_end', type: 'INTEGER' });
   try {
     validateDefinition({ ...tableDefinition(view, aggs, fingerprint, 1, keyColumns, names), name: 'v' });
   } catch (err) {
-    throw new TypeError(`the group key fields (${names.join(', ') || 'none'}) cannot be columns of the view: ${reasonOf(err)}`, { cause: err });
+    throw new TypeError(
+      `the group key fields (${names.join(', ') || 'none'}) cannot be columns of the view: ${reasonOf(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -120,7 +148,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const agg = view.aggregation;
   const source = agg.stream.source;
   const ops: readonly Op[] = agg.stream.ops;
-  if (ops.some((op) => op.kind === 'stateful')) throw new TypeError(`view "${view.name}": alert and detector steps write to a topic (outputs), they cannot feed a view; make the view read the alerts topic instead`);
+  if (ops.some((op) => op.kind === 'stateful'))
+    throw new TypeError(
+      `view "${view.name}": alert and detector steps write to a topic (outputs), they cannot feed a view; make the view read the alerts topic instead`,
+    );
   const windowSpec = agg.stream.windowSpec;
   const keyFn = agg.keyFn;
   const timeFn = source.time;
@@ -197,14 +228,18 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
    */
   function keyValuesOf(state: TaskState, value: unknown, windowStart: number): number {
     const keyObj = keyFn(value);
-    if (keyObj === null || typeof keyObj !== 'object') throw new TypeError(`groupBy() must return an object of key fields, got ${describeValue(keyObj)}`);
+    if (keyObj === null || typeof keyObj !== 'object')
+      throw new TypeError(`groupBy() must return an object of key fields, got ${describeValue(keyObj)}`);
     const names = keyNamesOf(state, keyObj);
     const n = names.length;
     for (let i = 0; i < n; i++) {
       const v = keyObj[names[i]];
       if (typeof v === 'string' || v === null || (typeof v === 'number' && Number.isFinite(v))) keyScratch[i] = v;
       else if (typeof v === 'boolean') keyScratch[i] = v ? 1 : 0;
-      else throw new TypeError(`group key ${names[i]} ${scalarProblem(v)}; group keys must be strings, finite numbers, booleans or null`);
+      else
+        throw new TypeError(
+          `group key ${names[i]} ${scalarProblem(v)}; group keys must be strings, finite numbers, booleans or null`,
+        );
     }
     if (windowSpec === null) return n;
     keyScratch[n] = windowStart;
@@ -243,7 +278,15 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
    * watermark change. A record that fails any of it goes to the dead-letter list with the reason
    * and changes nothing, so no single record can leave a row the store would refuse at flush.
    */
-  function foldRecord(state: TaskState, buf: Buffer | null, start: number, length: number, timestamp: number, source: RecordSource, i: number): void {
+  function foldRecord(
+    state: TaskState,
+    buf: Buffer | null,
+    start: number,
+    length: number,
+    timestamp: number,
+    source: RecordSource,
+    i: number,
+  ): void {
     let value: unknown;
     let timeMs: number;
     try {
@@ -253,7 +296,13 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       return deadLetter(state, source, i, reasonOf(err));
     }
     const timeProblem = eventTimeProblem(timeMs);
-    if (timeProblem !== null) return deadLetter(state, source, i, `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`);
+    if (timeProblem !== null)
+      return deadLetter(
+        state,
+        source,
+        i,
+        `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`,
+      );
     if (!simple) return foldAny(state, value, timeMs, source, i);
     let windowStart = 0;
     if (windowSpec !== null) {
@@ -261,7 +310,12 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       const problem = windowProblem(windowStart, windowSizeMs);
       if (problem !== null) return deadLetter(state, source, i, `event time ${timeMs}: ${problem}`);
       if (!(windowStart + windowSizeMs + allowedLatenessMs > state.watermarkMs)) {
-        state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
+        state.late.push({
+          record: source.record(i),
+          partition: state.partition,
+          eventTimeMs: timeMs,
+          watermarkMs: state.watermarkMs,
+        });
         return;
       }
     }
@@ -297,7 +351,12 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
         if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
       }
       if (windows.length === 0) {
-        state.late.push({ record: source.record(i), partition: state.partition, eventTimeMs: timeMs, watermarkMs: state.watermarkMs });
+        state.late.push({
+          record: source.record(i),
+          partition: state.partition,
+          eventTimeMs: timeMs,
+          watermarkMs: state.watermarkMs,
+        });
         return;
       }
     }

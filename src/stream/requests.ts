@@ -35,9 +35,12 @@ export class Requests {
   constructor(private readonly opts: RequestsOptions) {}
 
   start(): void {
-    this.ticker = setInterval(() => {
-      if (!this.ticking) this.tickDone = this.tick();
-    }, Math.min(TICK_MS, this.opts.progressIntervalMs));
+    this.ticker = setInterval(
+      () => {
+        if (!this.ticking) this.tickDone = this.tick();
+      },
+      Math.min(TICK_MS, this.opts.progressIntervalMs),
+    );
   }
 
   /** Stops ticking, once the tick under way (if any) is over. */

@@ -87,7 +87,11 @@ export class InThreadRunner implements TaskRunner {
 
   progress(id: number): TaskProgress {
     const task = this.task(id);
-    return { eventsProcessed: task.eventsProcessed, dirtyRows: pendingOf(task.state), watermarkMs: task.state.watermarkMs };
+    return {
+      eventsProcessed: task.eventsProcessed,
+      dirtyRows: pendingOf(task.state),
+      watermarkMs: task.state.watermarkMs,
+    };
   }
 
   thread(): null {
@@ -107,7 +111,13 @@ export class InThreadRunner implements TaskRunner {
   /** Stops running a task that has just been drained, handing back what a runner taking it over needs. */
   release(id: number): { eventsProcessed: number; watermarkMs: number; keyNames: string[] | null } {
     const { state, eventsProcessed } = this.task(id);
-    if (state.dirty.size !== 0 || state.deadLetters.length !== 0 || state.late.length !== 0 || state.outputs.length !== 0) throw new Error(`invariant: task ${id} is released with work not drained`);
+    if (
+      state.dirty.size !== 0 ||
+      state.deadLetters.length !== 0 ||
+      state.late.length !== 0 ||
+      state.outputs.length !== 0
+    )
+      throw new Error(`invariant: task ${id} is released with work not drained`);
     this.tasks.delete(id);
     return { eventsProcessed, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
   }
@@ -129,7 +139,14 @@ export function pendingOf(state: TaskState): number {
 
 /** Moves what `state` folded since the last drain out of it, leaving it with no rows. */
 export function takeDrained(state: TaskState): Drained {
-  const drained: Drained = { rows: state.dirty.values(), deadLetters: state.deadLetters, late: state.late, outputs: state.outputs, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
+  const drained: Drained = {
+    rows: state.dirty.values(),
+    deadLetters: state.deadLetters,
+    late: state.late,
+    outputs: state.outputs,
+    watermarkMs: state.watermarkMs,
+    keyNames: state.keyNames,
+  };
   state.dirty = new DirtyRows();
   state.deadLetters = [];
   state.late = [];

@@ -12,15 +12,22 @@ import type { TopicDef } from './dsl.ts';
  * arguments; that wrapper cost a tenth of a record's decode + JSON.parse on the process bench.
  * It is not in Node's typings, so it is looked up once, with toString as the fallback.
  */
-const utf8Slice = typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice === 'function' ? ((Buffer.prototype as unknown as { utf8Slice: (start: number, end: number) => string }).utf8Slice) : null;
+const utf8Slice =
+  typeof (Buffer.prototype as { utf8Slice?: unknown }).utf8Slice === 'function'
+    ? (Buffer.prototype as unknown as { utf8Slice: (start: number, end: number) => string }).utf8Slice
+    : null;
 
 /**
  * The function a task decodes record values with: `buf[start, start + length)` (buf null for a
  * null value) → the value, UTF-8 and JSON decoded and checked against the topic's schema. Throws
  * a TypeError whose message is the dead-letter reason.
  */
-export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, start: number, length: number) => unknown {
-  const schema: RecordSchema<unknown> | null = source.schema ? compileSchema(source.schema as object, { name: source.name }) : null;
+export function valueDecoder(
+  source: TopicDef<unknown>,
+): (buf: Buffer | null, start: number, length: number) => unknown {
+  const schema: RecordSchema<unknown> | null = source.schema
+    ? compileSchema(source.schema as object, { name: source.name })
+    : null;
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
   // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way.
   const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
@@ -42,7 +49,8 @@ export function valueDecoder(source: TopicDef<unknown>): (buf: Buffer | null, st
         return fast;
       }
     }
-    const text = utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
+    const text =
+      utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
     if (schema === null) {
       try {
         return JSON.parse(text);

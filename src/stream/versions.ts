@@ -43,7 +43,6 @@ export interface VersionsOptions {
   changes: ChangeFeed;
 }
 
-
 /**
  * The tasks of one view version. A view has one group for its live version and, while a new
  * version is built (or a retired one catches up for a rollback), a second one. A group's logic is
@@ -99,7 +98,12 @@ export class Versions {
     }
     this.liveSince.set(view.name, live.liveAtMs ?? live.createdAtMs);
     let building: ViewGroup | null = null;
-    const unfinished = [...new Set([...mine.filter((v) => v.state === 'building').map((v) => v.version), ...builds.map((b) => b.version)])].sort((a, b) => a - b);
+    const unfinished = [
+      ...new Set([
+        ...mine.filter((v) => v.state === 'building').map((v) => v.version),
+        ...builds.map((b) => b.version),
+      ]),
+    ].sort((a, b) => a - b);
     for (const n of unfinished) {
       const info = mine.find((v) => v.version === n) ?? null;
       const build = builds.find((b) => b.version === n) ?? null;
@@ -123,7 +127,9 @@ export class Versions {
         logger.info(`view ${view.name}: resuming the build of version ${n} from its checkpoints`);
         continue;
       }
-      logger.info(`view ${view.name}: dropping unfinished version ${n}: ${build?.reason === 'rollback' ? 'its rollback cannot resume' : "its logic is not the config's any more"}`);
+      logger.info(
+        `view ${view.name}: dropping unfinished version ${n}: ${build?.reason === 'rollback' ? 'its rollback cannot resume' : "its logic is not the config's any more"}`,
+      );
       if (info !== null) await store.dropVersion(view.name, n);
       await this.opts.control.forgetVersion(view.name, n);
     }
@@ -131,7 +137,9 @@ export class Versions {
     const liveFromConfig = live.fingerprint === plan.fingerprint;
     const liveCode = liveFromConfig ? { plan, fromConfig: true } : await this.planOf(view, plan, live);
     if (!liveFromConfig && building === null) {
-      const rolledBackFrom = mine.find((v) => v.state === 'retired' && v.version > live.version && v.fingerprint === plan.fingerprint);
+      const rolledBackFrom = mine.find(
+        (v) => v.state === 'retired' && v.version > live.version && v.fingerprint === plan.fingerprint,
+      );
       if (rolledBackFrom !== undefined) {
         logger.info(
           `view ${view.name}: version ${live.version} is live because it was rolled back to; the config's logic (version ${rolledBackFrom.version}'s) is not built again until you run \`kappa replay ${view.name}\``,
@@ -139,10 +147,14 @@ export class Versions {
       } else if (view.rebuild.onChange === 'auto') {
         const version = nextVersion(view.name, mine, builds);
         const what = await this.describeChange(view, liveCode?.plan.view ?? null);
-        logger.info(`view ${view.name}: its logic changed (${what}; fingerprint ${live.fingerprint} → ${plan.fingerprint}); building version ${version} from the start of the log while version ${live.version} keeps serving`);
+        logger.info(
+          `view ${view.name}: its logic changed (${what}; fingerprint ${live.fingerprint} → ${plan.fingerprint}); building version ${version} from the start of the log while version ${live.version} keeps serving`,
+        );
         building = await this.newBuild(view, plan, version, 'logic changed', 'earliest');
       } else {
-        logger.info(`view ${view.name}: its logic changed (fingerprint ${live.fingerprint} → ${plan.fingerprint}); rebuild is 'manual', so version ${live.version} keeps its logic until you run \`kappa replay ${view.name}\``);
+        logger.info(
+          `view ${view.name}: its logic changed (fingerprint ${live.fingerprint} → ${plan.fingerprint}); rebuild is 'manual', so version ${live.version} keeps its logic until you run \`kappa replay ${view.name}\``,
+        );
       }
     }
     // A process that stopped between a swap and this cleanup left older versions behind.
@@ -157,7 +169,11 @@ export class Versions {
   }
 
   /** The logic of an existing version: the config's if the fingerprints match, else its stored code (null, logged, if that cannot run). */
-  private async planOf(view: ViewDef, configPlan: ViewPlan, info: ViewVersionInfo): Promise<{ plan: ViewPlan; fromConfig: boolean } | null> {
+  private async planOf(
+    view: ViewDef,
+    configPlan: ViewPlan,
+    info: ViewVersionInfo,
+  ): Promise<{ plan: ViewPlan; fromConfig: boolean } | null> {
     if (info.fingerprint === configPlan.fingerprint) return { plan: configPlan, fromConfig: true };
     const code = await this.opts.control.code(view.name, info.version);
     if (code === null) return null;
@@ -166,7 +182,9 @@ export class Versions {
       if (stored === undefined) throw new Error(`it does not define view "${view.name}"`);
       return { plan: compileView(stored, { fingerprint: info.fingerprint }), fromConfig: false };
     } catch (err) {
-      this.opts.logger.warn(`view ${view.name}: the stored code of version ${info.version} does not load (${(err as Error).message})`);
+      this.opts.logger.warn(
+        `view ${view.name}: the stored code of version ${info.version} does not load (${(err as Error).message})`,
+      );
       return null;
     }
   }
@@ -175,7 +193,10 @@ export class Versions {
   private async describeChange(view: ViewDef, before: ViewDef | null): Promise<string> {
     if (before === null) return "what changed cannot be told: the live version's code was not kept";
     const code = await this.configCode();
-    const after = code === null ? undefined : (await loadBundledApp(code).catch(() => null))?.views.find((v) => v.name === view.name);
+    const after =
+      code === null
+        ? undefined
+        : (await loadBundledApp(code).catch(() => null))?.views.find((v) => v.name === view.name);
     return after === undefined ? 'changed' : `${describeChange(before, after)} changed`;
   }
 
@@ -186,26 +207,58 @@ export class Versions {
       path === undefined
         ? Promise.resolve(null)
         : bundleConfig(path).catch((err: Error) => {
-            this.opts.logger.warn(`the config could not be bundled, so new view versions do not keep their code (a rollback to them after a logic change is not possible): ${err.message.split('\n')[0]}`);
+            this.opts.logger.warn(
+              `the config could not be bundled, so new view versions do not keep their code (a rollback to them after a logic change is not possible): ${err.message.split('\n')[0]}`,
+            );
             return null;
           });
     return this.configCodePromise;
   }
 
-  private newBuildInfo(name: string, version: number, fingerprint: string, reason: BuildReason, from: string, fromOffsets: BuildInfo['fromOffsets']): BuildInfo {
+  private newBuildInfo(
+    name: string,
+    version: number,
+    fingerprint: string,
+    reason: BuildReason,
+    from: string,
+    fromOffsets: BuildInfo['fromOffsets'],
+  ): BuildInfo {
     const now = Date.now();
-    return { name, version, fingerprint, reason, from, fromOffsets, startedAtMs: now, offsetsDone: 0, offsetsTotal: 0, eventsPerSecond: 0, etaSeconds: null, updatedAtMs: now };
+    return {
+      name,
+      version,
+      fingerprint,
+      reason,
+      from,
+      fromOffsets,
+      startedAtMs: now,
+      offsetsDone: 0,
+      offsetsTotal: 0,
+      eventsPerSecond: 0,
+      etaSeconds: null,
+      updatedAtMs: now,
+    };
   }
 
   /** A new version of `view` built by replaying the log from `from` ('earliest' or '@<ISO time>'). */
-  private async newBuild(view: ViewDef, plan: ViewPlan, version: number, reason: BuildReason, from: string): Promise<ViewGroup> {
+  private async newBuild(
+    view: ViewDef,
+    plan: ViewPlan,
+    version: number,
+    reason: BuildReason,
+    from: string,
+  ): Promise<ViewGroup> {
     const { log } = this.opts;
     const topic = plan.source.name;
     const { partitions } = await log.topic(topic);
     const timeMs = from === 'earliest' ? null : parseFrom(from);
     const fromOffsets: BuildInfo['fromOffsets'] = [];
     for (let p = 0; p < partitions; p++) {
-      fromOffsets.push({ topic, partition: p, offset: timeMs === null ? (await log.offsets(topic, p)).start : await log.offsetForTime(topic, p, timeMs) });
+      fromOffsets.push({
+        topic,
+        partition: p,
+        offset: timeMs === null ? (await log.offsets(topic, p)).start : await log.offsetForTime(topic, p, timeMs),
+      });
     }
     const build = this.newBuildInfo(view.name, version, plan.fingerprint, reason, from, fromOffsets);
     await this.opts.control.saveBuild(build);
@@ -216,17 +269,39 @@ export class Versions {
    * A version's tasks, one per source partition, each from its checkpoint (else from where its
    * build started, else the start of the log); opened on this thread, not yet running.
    */
-  private async addGroup(plan: ViewPlan, version: number, fromConfig: boolean, info: ViewVersionInfo | null, build: BuildInfo | null): Promise<ViewGroup> {
+  private async addGroup(
+    plan: ViewPlan,
+    version: number,
+    fromConfig: boolean,
+    info: ViewVersionInfo | null,
+    build: BuildInfo | null,
+  ): Promise<ViewGroup> {
     const { log, store } = this.opts;
     const abort = new AbortController();
     setMaxListeners(0, abort.signal);
-    const group: ViewGroup = { plan, version, fromConfig, build, lastProgress: null, codeSaved: false, abort, ensured: null, keyNames: null, live: info?.state === 'live', tasks: [] };
+    const group: ViewGroup = {
+      plan,
+      version,
+      fromConfig,
+      build,
+      lastProgress: null,
+      codeSaved: false,
+      abort,
+      ensured: null,
+      keyNames: null,
+      live: info?.state === 'live',
+      tasks: [],
+    };
     if (info !== null) {
       const stored = await store.definition(plan.name, version);
       if (stored) {
-        group.keyNames = stored.keyColumns.map((c) => c.name).filter((n) => !(plan.windowed && (n === 'window_start' || n === 'window_end')));
+        group.keyNames = stored.keyColumns
+          .map((c) => c.name)
+          .filter((n) => !(plan.windowed && (n === 'window_start' || n === 'window_end')));
         // Idempotent; re-registers what a store cannot keep across restarts (custom merge functions).
-        group.ensured = Promise.resolve(await store.ensureVersion(plan.definition(version, stored.keyColumns, group.keyNames)));
+        group.ensured = Promise.resolve(
+          await store.ensureVersion(plan.definition(version, stored.keyColumns, group.keyNames)),
+        );
       }
     }
     const checkpoints = info !== null ? await store.checkpoints(plan.name, version) : [];
@@ -234,9 +309,23 @@ export class Versions {
     const { partitions } = await log.topic(topic);
     for (let p = 0; p < partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === topic && c.partition === p);
-      const offset = cp?.offset ?? build?.fromOffsets.find((f) => f.topic === topic && f.partition === p)?.offset ?? (await log.offsets(topic, p)).start;
+      const offset =
+        cp?.offset ??
+        build?.fromOffsets.find((f) => f.topic === topic && f.partition === p)?.offset ??
+        (await log.offsets(topic, p)).start;
       const watermarkMs = cp ? cp.watermark : NO_WATERMARK;
-      group.tasks.push(this.opts.loop.add({ plan, group, producer: null, partition: p, offset, watermarkMs, keyNames: group.keyNames, pooled: fromConfig }));
+      group.tasks.push(
+        this.opts.loop.add({
+          plan,
+          group,
+          producer: null,
+          partition: p,
+          offset,
+          watermarkMs,
+          keyNames: group.keyNames,
+          pooled: fromConfig,
+        }),
+      );
     }
     this.groups.push(group);
     return group;
@@ -254,8 +343,6 @@ export class Versions {
     group.abort.abort();
     await this.opts.loop.remove(group.tasks);
   }
-
-
 
   /** Keeps the config's code with a version built from it, once (see ViewGroup). */
   async saveCode(group: ViewGroup): Promise<void> {
@@ -284,10 +371,14 @@ export class Versions {
     this.liveSince.set(view.name, Date.now());
     const build = group.build;
     group.build = null;
-    const took = build === null ? '' : ` (${build.reason === 'rollback' ? 'rolled back' : 'built'} in ${((Date.now() - build.startedAtMs) / 1000).toFixed(1)} s)`;
+    const took =
+      build === null
+        ? ''
+        : ` (${build.reason === 'rollback' ? 'rolled back' : 'built'} in ${((Date.now() - build.startedAtMs) / 1000).toFixed(1)} s)`;
     logger.info(`view ${view.name}: version ${group.version} caught up with the log and is now live${took}`);
     if (build !== null) await this.opts.control.deleteBuild(view.name, group.version);
-    for (const other of this.groups.filter((g) => g !== group && g.plan.view.name === view.name)) await this.stopGroup(other);
+    for (const other of this.groups.filter((g) => g !== group && g.plan.view.name === view.name))
+      await this.stopGroup(other);
     await this.dropOldVersions(view);
   }
 
@@ -295,7 +386,9 @@ export class Versions {
   private async dropOldVersions(view: ViewDef): Promise<void> {
     const { store, logger } = this.opts;
     const running = new Set(this.groups.filter((g) => g.plan.view.name === view.name).map((g) => g.version));
-    const retired = (await store.versions()).filter((v) => v.name === view.name && v.state === 'retired').sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0) || b.version - a.version);
+    const retired = (await store.versions())
+      .filter((v) => v.name === view.name && v.state === 'retired')
+      .sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0) || b.version - a.version);
     for (const old of retired.slice(view.keepVersions)) {
       if (running.has(old.version)) continue;
       await store.dropVersion(view.name, old.version);
@@ -310,8 +403,16 @@ export class Versions {
     if (from !== 'earliest') parseFrom(from);
     this.refuseIfBuilding(viewName);
     const versions = (await this.opts.store.versions()).filter((v) => v.name === viewName);
-    if (!versions.some((v) => v.state === 'live')) throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no live version yet: it is being built for the first time.`, { view: viewName });
-    const version = Math.max(nextVersion(viewName, versions, await this.opts.control.builds()), ...this.groups.filter((g) => g.plan.view.name === viewName).map((g) => g.version + 1));
+    if (!versions.some((v) => v.state === 'live'))
+      throw new KappaError(
+        'KAPPA_VIEW_CONFLICT',
+        `View "${viewName}" has no live version yet: it is being built for the first time.`,
+        { view: viewName },
+      );
+    const version = Math.max(
+      nextVersion(viewName, versions, await this.opts.control.builds()),
+      ...this.groups.filter((g) => g.plan.view.name === viewName).map((g) => g.version + 1),
+    );
     const plan = compileView(view);
     const group = await this.newBuild(view, plan, version, reason, from);
     this.startGroup(group);
@@ -328,19 +429,40 @@ export class Versions {
     const view = this.configView(viewName);
     this.refuseIfBuilding(viewName);
     const versions = (await this.opts.store.versions()).filter((v) => v.name === viewName);
-    const target = versions.filter((v) => v.state === 'retired' && v.liveAtMs !== null).sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0))[0];
+    const target = versions
+      .filter((v) => v.state === 'retired' && v.liveAtMs !== null)
+      .sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0))[0];
     if (target === undefined) {
-      throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no earlier version to roll back to (retired versions are kept per the view's keepVersions, default 1).`, { view: viewName });
+      throw new KappaError(
+        'KAPPA_VIEW_CONFLICT',
+        `View "${viewName}" has no earlier version to roll back to (retired versions are kept per the view's keepVersions, default 1).`,
+        { view: viewName },
+      );
     }
     const code = await this.planOf(view, compileView(view), target);
     if (code === null) {
-      throw new KappaError('KAPPA_VIEW_CONFLICT', `Version ${target.version} of view "${viewName}" cannot run: its logic is not the config's and its code was not kept (it was built by an older Kappa or without a config file).`, {
-        view: viewName,
-        version: target.version,
-      });
+      throw new KappaError(
+        'KAPPA_VIEW_CONFLICT',
+        `Version ${target.version} of view "${viewName}" cannot run: its logic is not the config's and its code was not kept (it was built by an older Kappa or without a config file).`,
+        {
+          view: viewName,
+          version: target.version,
+        },
+      );
     }
-    const fromOffsets = (await this.opts.store.checkpoints(viewName, target.version)).map((c) => ({ topic: c.topic, partition: c.partition, offset: c.offset }));
-    const build = this.newBuildInfo(viewName, target.version, target.fingerprint, 'rollback', 'checkpoints', fromOffsets);
+    const fromOffsets = (await this.opts.store.checkpoints(viewName, target.version)).map((c) => ({
+      topic: c.topic,
+      partition: c.partition,
+      offset: c.offset,
+    }));
+    const build = this.newBuildInfo(
+      viewName,
+      target.version,
+      target.fingerprint,
+      'rollback',
+      'checkpoints',
+      fromOffsets,
+    );
     await this.opts.control.saveBuild(build);
     const group = await this.addGroup(code.plan, target.version, code.fromConfig, target, build);
     this.startGroup(group);
@@ -353,7 +475,10 @@ export class Versions {
   async cancel(viewName: string): Promise<RequestResult> {
     this.configView(viewName);
     const group = this.groups.find((g) => g.plan.view.name === viewName && g.build !== null);
-    if (group === undefined) throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no build in progress to cancel.`, { view: viewName });
+    if (group === undefined)
+      throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no build in progress to cancel.`, {
+        view: viewName,
+      });
     const rollback = group.build!.reason === 'rollback';
     group.build = null;
     await this.stopGroup(group);
@@ -363,7 +488,9 @@ export class Versions {
       await store.dropVersion(viewName, group.version);
       await this.opts.control.forgetVersion(viewName, group.version);
     } else await this.opts.control.deleteBuild(viewName, group.version);
-    const message = rollback ? `cancelled the rollback of view ${viewName} to version ${group.version}; it stays retired` : `cancelled the build of version ${group.version} of view ${viewName} and dropped what it had built`;
+    const message = rollback
+      ? `cancelled the rollback of view ${viewName} to version ${group.version}; it stays retired`
+      : `cancelled the build of version ${group.version} of view ${viewName} and dropped what it had built`;
     this.opts.logger.info(message);
     return { version: group.version, message };
   }
@@ -376,7 +503,11 @@ export class Versions {
   private configView(name: string): ViewDef {
     const view = this.opts.app.views.find((v) => v.name === name);
     if (view === undefined) {
-      throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${name}" in the config (it has ${this.opts.app.views.map((v) => v.name).join(', ') || 'none'}).`, { view: name });
+      throw new KappaError(
+        'KAPPA_UNKNOWN_VIEW',
+        `There is no view "${name}" in the config (it has ${this.opts.app.views.map((v) => v.name).join(', ') || 'none'}).`,
+        { view: name },
+      );
     }
     return view;
   }
@@ -384,11 +515,17 @@ export class Versions {
   private refuseIfBuilding(name: string): void {
     const building = this.groups.find((g) => g.plan.view.name === name && g.build !== null);
     if (building !== undefined) {
-      const what = building.build!.reason === 'rollback' ? `a rollback to version ${building.version}` : `version ${building.version} is being built`;
-      throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${name}": ${what}. Wait for it, or cancel it with \`kappa replay ${name} --cancel\`.`, { view: name, version: building.version });
+      const what =
+        building.build!.reason === 'rollback'
+          ? `a rollback to version ${building.version}`
+          : `version ${building.version} is being built`;
+      throw new KappaError(
+        'KAPPA_VIEW_CONFLICT',
+        `View "${name}": ${what}. Wait for it, or cancel it with \`kappa replay ${name} --cancel\`.`,
+        { view: name, version: building.version },
+      );
     }
   }
-
 
   /** Saves the progress of every build in progress (see saveProgress). */
   async saveBuildProgress(now: number): Promise<void> {
@@ -436,7 +573,6 @@ export class Versions {
   }
 }
 
-
 /** The next version number of a view: past every version in the catalog and every build. */
 function nextVersion(name: string, versions: ViewVersionInfo[], builds: BuildInfo[]): number {
   const mine = (v: { name: string }): boolean => v.name.toLowerCase() === name.toLowerCase();
@@ -447,7 +583,11 @@ function nextVersion(name: string, versions: ViewVersionInfo[], builds: BuildInf
 export function parseFrom(from: string): number {
   const ms = from.startsWith('@') ? Date.parse(from.slice(1)) : Number.NaN;
   if (!Number.isFinite(ms)) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `--from "${from}" is not understood. Use earliest, or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`, { from });
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `--from "${from}" is not understood. Use earliest, or @ followed by an ISO time such as @2026-01-31T12:00:00Z.`,
+      { from },
+    );
   }
   return ms;
 }

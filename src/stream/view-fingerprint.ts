@@ -24,7 +24,10 @@ export function fingerprintParts(view: ViewDef): Record<string, unknown> {
 }
 
 export function fingerprintOf(view: ViewDef): string {
-  return createHash('sha256').update(JSON.stringify(fingerprintParts(view))).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(fingerprintParts(view)))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 const PART_NAMES: Record<string, string> = {
@@ -49,9 +52,13 @@ export function describeChange(before: ViewDef, after: ViewDef): string {
   const changed: string[] = [];
   const opsA = a.ops as string[];
   const opsB = b.ops as string[];
-  if (opsA.length !== opsB.length) changed.push(`the steps (${opsA.length} → ${opsB.length}: ${opsB.map((o) => o.slice(0, o.indexOf(':'))).join(', ') || 'none'})`);
+  if (opsA.length !== opsB.length)
+    changed.push(
+      `the steps (${opsA.length} → ${opsB.length}: ${opsB.map((o) => o.slice(0, o.indexOf(':'))).join(', ') || 'none'})`,
+    );
   else opsB.forEach((op, i) => op !== opsA[i] && changed.push(`step ${i + 1} (${op.slice(0, op.indexOf(':'))})`));
-  for (const [part, name] of Object.entries(PART_NAMES)) if (JSON.stringify(a[part]) !== JSON.stringify(b[part])) changed.push(name);
+  for (const [part, name] of Object.entries(PART_NAMES))
+    if (JSON.stringify(a[part]) !== JSON.stringify(b[part])) changed.push(name);
   if (changed.length === 0) return 'nothing visible in the definition (a function it calls may have changed)';
   return changed.length === 1 ? changed[0] : `${changed.slice(0, -1).join(', ')} and ${changed[changed.length - 1]}`;
 }

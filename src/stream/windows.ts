@@ -21,7 +21,9 @@ export function parseDuration(d: Duration, what = 'duration'): number {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(d);
     if (m) return Math.round(Number(m[1]) * UNITS[m[2]]);
   }
-  throw new TypeError(`${what} ${JSON.stringify(d)} is not a duration: use milliseconds or a string like '500ms', '30s', '1m', '1h', '1d'`);
+  throw new TypeError(
+    `${what} ${JSON.stringify(d)} is not a duration: use milliseconds or a string like '500ms', '30s', '1m', '1h', '1d'`,
+  );
 }
 
 export interface WindowSpec {
@@ -56,7 +58,8 @@ export function tumbling(size: Duration, opts: WindowOptions = {}): WindowSpec {
 export function hopping(size: Duration, advance: Duration, opts: WindowOptions = {}): WindowSpec {
   const sizeMs = parseDuration(size, 'window size');
   const advanceMs = parseDuration(advance, 'window advance');
-  if (sizeMs <= 0 || advanceMs <= 0 || advanceMs > sizeMs) throw new TypeError('a hopping window needs 0 < advance <= size');
+  if (sizeMs <= 0 || advanceMs <= 0 || advanceMs > sizeMs)
+    throw new TypeError('a hopping window needs 0 < advance <= size');
   return { kind: 'hopping', sizeMs, advanceMs, ...options(opts) };
 }
 
@@ -77,7 +80,9 @@ export const EVENT_TIME_MS_MAX = 8.64e15;
 export function eventTimeProblem(t: unknown): string | null {
   if (typeof t !== 'number') return `is ${describeValue(t)}, not a time in ms`;
   if (t >= -EVENT_TIME_MS_MAX && t <= EVENT_TIME_MS_MAX) return null;
-  return Number.isNaN(t) ? 'is NaN, not a time in ms' : `is ${t}, outside the range of dates (-8.64e15 to 8.64e15 ms since 1970, years -271821 to 275760)`;
+  return Number.isNaN(t)
+    ? 'is NaN, not a time in ms'
+    : `is ${t}, outside the range of dates (-8.64e15 to 8.64e15 ms since 1970, years -271821 to 275760)`;
 }
 
 /** Why the window [startMs, startMs + sizeMs) cannot be a row (it reaches outside the range of dates), or null. */

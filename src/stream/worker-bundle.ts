@@ -102,12 +102,17 @@ export async function withoutSecrets(code: string): Promise<string> {
   try {
     stripped = await loadBundledApp(kept);
   } catch (err) {
-    throw new Error(`the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: without them it does not load (${(err as Error).message.split('\n')[0]}). Read them from environment variables (process.env.NAME) instead.`, { cause: err });
+    throw new Error(
+      `the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: without them it does not load (${(err as Error).message.split('\n')[0]}). Read them from environment variables (process.env.NAME) instead.`,
+      { cause: err },
+    );
   }
   for (const view of app.views) {
     const after = stripped.views.find((v) => v.name === view.name);
     if (after === undefined || JSON.stringify(fingerprintParts(after)) !== JSON.stringify(fingerprintParts(view))) {
-      throw new Error(`the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: one of them also appears in the logic of view "${view.name}". Read them from environment variables (process.env.NAME) instead.`);
+      throw new Error(
+        `the config's secrets (server.tokens, webhook urls and headers) could not be taken out of the code kept with each view version: one of them also appears in the logic of view "${view.name}". Read them from environment variables (process.env.NAME) instead.`,
+      );
     }
   }
   return kept;
@@ -132,7 +137,13 @@ function secretsOf(app: AppDef): string[] {
 function urlParts(url: string): string[] {
   try {
     const u = new URL(url);
-    return [decodeURIComponent(u.username), decodeURIComponent(u.password), u.username, u.password, ...u.searchParams.values()];
+    return [
+      decodeURIComponent(u.username),
+      decodeURIComponent(u.password),
+      u.username,
+      u.password,
+      ...u.searchParams.values(),
+    ];
   } catch {
     return [];
   }
@@ -142,7 +153,12 @@ function urlParts(url: string): string[] {
 function replaceSecret(code: string, secret: string): string {
   const placeholder = /^https?:\/\//i.test(secret) ? REMOVED_URL : REMOVED;
   const escapedBackslash = secret.replace(/\\/g, '\\\\');
-  const forms = new Set([secret, escapedBackslash.replace(/"/g, '\\"'), escapedBackslash.replace(/'/g, "\\'"), escapedBackslash.replace(/`/g, '\\`')]);
+  const forms = new Set([
+    secret,
+    escapedBackslash.replace(/"/g, '\\"'),
+    escapedBackslash.replace(/'/g, "\\'"),
+    escapedBackslash.replace(/`/g, '\\`'),
+  ]);
   let out = code;
   for (const form of forms) {
     if (secret.length >= SECRET_CHARS_BARE_MIN) out = out.split(form).join(placeholder);
@@ -178,13 +194,23 @@ const loadedApps = new Map<string, Promise<AppDef>>();
 /** esbuild's service is stopped after each build (see below), so builds take turns. */
 let building: Promise<unknown> = Promise.resolve();
 
-async function bundle(entry: string, resolveDir: string, sourcefile: string, charset: 'ascii' | 'utf8' = 'ascii'): Promise<{ code: Uint8Array; inputs: string[] }> {
+async function bundle(
+  entry: string,
+  resolveDir: string,
+  sourcefile: string,
+  charset: 'ascii' | 'utf8' = 'ascii',
+): Promise<{ code: Uint8Array; inputs: string[] }> {
   const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile, charset));
   building = turn.catch(() => {});
   return turn;
 }
 
-async function bundleNow(entry: string, resolveDir: string, sourcefile: string, charset: 'ascii' | 'utf8'): Promise<{ code: Uint8Array; inputs: string[] }> {
+async function bundleNow(
+  entry: string,
+  resolveDir: string,
+  sourcefile: string,
+  charset: 'ascii' | 'utf8',
+): Promise<{ code: Uint8Array; inputs: string[] }> {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
     stdin: { contents: entry, resolveDir, loader: 'js', sourcefile },
@@ -196,21 +222,30 @@ async function bundleNow(entry: string, resolveDir: string, sourcefile: string, 
     charset,
     metafile: true,
     logLevel: 'silent',
-    banner: { js: "import { createRequire as __kappaCreateRequire } from 'node:module'; const require = __kappaCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __kappaCreateRequire } from 'node:module'; const require = __kappaCreateRequire(import.meta.url);",
+    },
     plugins: [
       {
         name: 'kappa-worker',
         setup(build) {
           build.onResolve({ filter: /^[^./]/ }, async (args) => {
-            if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING) return undefined;
+            if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING)
+              return undefined;
             // The bundler itself (worker-pool imports this module) never runs in a worker.
             if (args.path === 'esbuild') return { path: args.path, external: true };
-            const resolved = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: RESOLVING });
+            const resolved = await build.resolve(args.path, {
+              kind: args.kind,
+              importer: args.importer,
+              resolveDir: args.resolveDir,
+              pluginData: RESOLVING,
+            });
             if (resolved.errors.length > 0) return { errors: resolved.errors };
             if (resolved.external || resolved.path === '') return undefined; // a Node built-in
             // Kappa's own sources are bundled (they are TypeScript); any other installed package is
             // imported from where it is installed, so it finds its own files as it always does.
-            if (resolved.path.startsWith(KAPPA_SRC) || !/[\\/]node_modules[\\/]/.test(resolved.path)) return { path: resolved.path };
+            if (resolved.path.startsWith(KAPPA_SRC) || !/[\\/]node_modules[\\/]/.test(resolved.path))
+              return { path: resolved.path };
             return { path: pathToFileURL(resolved.path).href, external: true };
           });
           build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {

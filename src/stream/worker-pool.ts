@@ -130,7 +130,8 @@ export class WorkerPool implements TaskRunner {
    * when it cannot be built, or a thread fails to load it, they load the sources through tsx.
    */
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
-    if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
+    if (!Number.isInteger(opts.workers) || opts.workers < 1)
+      throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
     const bundle = opts.bundle === false ? null : await WorkerPool.bundle(opts);
     if (bundle !== null) {
       try {
@@ -138,7 +139,9 @@ export class WorkerPool implements TaskRunner {
       } catch (err) {
         // The config itself failed in the thread: loading it through tsx would fail the same way.
         if (isKappaError(err, 'KAPPA_CONFIG_INVALID')) throw err;
-        opts.onBundleFailed?.(new Error(`a worker thread did not load the bundled code: ${(err as Error).message}`, { cause: err }));
+        opts.onBundleFailed?.(
+          new Error(`a worker thread did not load the bundled code: ${(err as Error).message}`, { cause: err }),
+        );
       } finally {
         // Every thread has loaded the bundle (or failed): the file is not needed any more, and
         // removing it now leaves nothing behind even if this process is killed later.
@@ -162,7 +165,9 @@ export class WorkerPool implements TaskRunner {
     } catch (err) {
       const e = err as Error & { errors?: { text: string; location?: { file: string; line: number } | null }[] };
       const first = e.errors?.[0];
-      const why = first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : e.message.split('\n')[0];
+      const why = first
+        ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`
+        : e.message.split('\n')[0];
       opts.onBundleFailed?.(new Error(`bundling it failed: ${why}`, { cause: err }));
       return null;
     }
@@ -172,12 +177,20 @@ export class WorkerPool implements TaskRunner {
       const mtime = statSync(file).mtimeMs;
       if (mtime > now) {
         bundle.dispose();
-        opts.onBundleFailed?.(new Error(`${file} was modified in the future (${new Date(mtime).toISOString()}), so whether it changed while kappa was starting cannot be told`));
+        opts.onBundleFailed?.(
+          new Error(
+            `${file} was modified in the future (${new Date(mtime).toISOString()}), so whether it changed while kappa was starting cannot be told`,
+          ),
+        );
         return null;
       }
       if (mtime > opts.configLoadedAtMs) {
         bundle.dispose();
-        throw new KappaError('KAPPA_CONFIG_INVALID', `${file} changed while kappa was starting, so the worker threads would not run the pipelines the views were set up for. Start again.`, { file });
+        throw new KappaError(
+          'KAPPA_CONFIG_INVALID',
+          `${file} changed while kappa was starting, so the worker threads would not run the pipelines the views were set up for. Start again.`,
+          { file },
+        );
       }
     }
     return bundle;
@@ -199,7 +212,11 @@ export class WorkerPool implements TaskRunner {
 
   private spawn(index: number): Promise<void> {
     const workerData: WorkerData = { configPath: this.opts.configPath, log: this.opts.log, index };
-    const worker = new Worker(this.entry, { workerData, name: `kappa-worker-${index}`, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, maxOldGenerationSizeMb: this.heapMb } });
+    const worker = new Worker(this.entry, {
+      workerData,
+      name: `kappa-worker-${index}`,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB, maxOldGenerationSizeMb: this.heapMb },
+    });
     this.workers.push(worker);
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -219,11 +236,34 @@ export class WorkerPool implements TaskRunner {
         const why = outOfMemory
           ? `ran out of memory (its heap is capped at ${this.heapMb} MB; raise the cap with --worker-heap-mb, or keep less state per row)`
           : `crashed: ${err?.message ?? String(err)}`;
-        fail(new KappaError('KAPPA_WORKER_FAILED', `worker thread ${index} (${this.taskNames(index)}) ${why}`, { worker: index, outOfMemory }, err));
+        fail(
+          new KappaError(
+            'KAPPA_WORKER_FAILED',
+            `worker thread ${index} (${this.taskNames(index)}) ${why}`,
+            { worker: index, outOfMemory },
+            err,
+          ),
+        );
       });
-      worker.on('messageerror', (err) => fail(new KappaError('KAPPA_WORKER_FAILED', `worker thread ${index} sent a message that could not be read: ${err.message}`, { worker: index }, err)));
+      worker.on('messageerror', (err) =>
+        fail(
+          new KappaError(
+            'KAPPA_WORKER_FAILED',
+            `worker thread ${index} sent a message that could not be read: ${err.message}`,
+            { worker: index },
+            err,
+          ),
+        ),
+      );
       worker.on('exit', (code) => {
-        if (!this.closing) fail(new KappaError('KAPPA_WORKER_FAILED', `worker thread ${index} (${this.taskNames(index)}) exited unexpectedly with code ${code}`, { worker: index, code }));
+        if (!this.closing)
+          fail(
+            new KappaError(
+              'KAPPA_WORKER_FAILED',
+              `worker thread ${index} (${this.taskNames(index)}) exited unexpectedly with code ${code}`,
+              { worker: index, code },
+            ),
+          );
       });
     });
   }
@@ -234,7 +274,11 @@ export class WorkerPool implements TaskRunner {
       return new KappaError(knownCode(m.code) ?? 'KAPPA_CONFIG_INVALID', m.message);
     }
     const task = this.tasks.get(m.task);
-    const err = new KappaError(knownCode(m.code) ?? 'KAPPA_WORKER_FAILED', `task ${task?.name ?? m.task} failed in worker thread ${index}: ${m.message}`, { worker: index, task: task?.name });
+    const err = new KappaError(
+      knownCode(m.code) ?? 'KAPPA_WORKER_FAILED',
+      `task ${task?.name ?? m.task} failed in worker thread ${index}: ${m.message}`,
+      { worker: index, task: task?.name },
+    );
     if (m.stack !== null) err.stack = `${err.stack}\nWorker stack: ${m.stack}`;
     return err;
   }
@@ -284,7 +328,16 @@ export class WorkerPool implements TaskRunner {
     const worker = t.id % this.workers.length;
     const topic = t.plan.source.name;
     const name = `${t.plan.name}/${topic}/${t.partition}`;
-    this.tasks.set(t.id, { id: t.id, name, worker, progressWaiter: null, progressPromise: null, progressUnseen: false, drains: [], progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs, offset: t.fromOffset } });
+    this.tasks.set(t.id, {
+      id: t.id,
+      name,
+      worker,
+      progressWaiter: null,
+      progressPromise: null,
+      progressUnseen: false,
+      drains: [],
+      progress: { eventsProcessed: 0, dirtyRows: 0, watermarkMs: t.watermarkMs, offset: t.fromOffset },
+    });
     const targetPartitions = t.plan.kind === 'output' ? (t.plan as OutputPlan).targetPartitions : 0;
     this.send(worker, {
       t: 'open',

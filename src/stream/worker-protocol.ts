@@ -57,7 +57,17 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
-  | { t: 'drained'; task: number; rows: DirtyRow[]; deadLetters: DeadLetter[]; late: LateEvent[]; outputs: OutputRecord[]; watermarkMs: number; keyNames: string[] | null; offset: number }
+  | {
+      t: 'drained';
+      task: number;
+      rows: DirtyRow[];
+      deadLetters: DeadLetter[];
+      late: LateEvent[];
+      outputs: OutputRecord[];
+      watermarkMs: number;
+      keyNames: string[] | null;
+      offset: number;
+    }
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
   /** Something the engine should log (a task that waits on the log, for example). */
   | { t: 'warn'; task: number; message: string };
@@ -66,8 +76,15 @@ export type FromWorker =
  * `drained` with the record of each dead letter and late event passed through `fn`: detachRecord
  * before it is sent, reviveRecord once received. The other fields are kept as they are.
  */
-export function withRecords<T extends { deadLetters: DeadLetter[]; late: LateEvent[] }>(drained: T, fn: (record: LogRecord) => LogRecord): T {
-  return { ...drained, deadLetters: drained.deadLetters.map((d) => ({ ...d, record: fn(d.record) })), late: drained.late.map((l) => ({ ...l, record: fn(l.record) })) };
+export function withRecords<T extends { deadLetters: DeadLetter[]; late: LateEvent[] }>(
+  drained: T,
+  fn: (record: LogRecord) => LogRecord,
+): T {
+  return {
+    ...drained,
+    deadLetters: drained.deadLetters.map((d) => ({ ...d, record: fn(d.record) })),
+    late: drained.late.map((l) => ({ ...l, record: fn(l.record) })),
+  };
 }
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */
@@ -77,7 +94,10 @@ export function detachRecord(record: LogRecord): LogRecord {
     timestamp: record.timestamp,
     key: record.key === null ? null : (new Uint8Array(record.key) as Buffer),
     value: record.value === null ? null : (new Uint8Array(record.value) as Buffer),
-    headers: record.headers.map((h) => ({ key: h.key, value: h.value === null ? null : (new Uint8Array(h.value) as Buffer) })),
+    headers: record.headers.map((h) => ({
+      key: h.key,
+      value: h.value === null ? null : (new Uint8Array(h.value) as Buffer),
+    })),
   };
 }
 

@@ -94,7 +94,13 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
 
 function failed(task: number, err: unknown): FromWorker {
   const e = err as Error;
-  return { t: 'failed', task, code: isKappaError(err) ? err.code : null, message: e?.message ?? String(err), stack: e?.stack ?? null };
+  return {
+    t: 'failed',
+    task,
+    code: isKappaError(err) ? err.code : null,
+    message: e?.message ?? String(err),
+    stack: e?.stack ?? null,
+  };
 }
 
 function wake(task: WorkerTask): void {
@@ -131,13 +137,21 @@ class WorkerTasks {
   private planOf(m: Extract<ToWorker, { t: 'open' }>): TaskPlan {
     let plan = this.plans.get(m.name);
     if (plan === undefined) {
-      const def = m.kind === 'view' ? this.app.views.find((v) => v.name === m.name) : this.app.outputs.find((o) => o.name === m.name);
-      if (def === undefined) throw new Error(`the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`);
+      const def =
+        m.kind === 'view'
+          ? this.app.views.find((v) => v.name === m.name)
+          : this.app.outputs.find((o) => o.name === m.name);
+      if (def === undefined)
+        throw new Error(
+          `the config no longer defines ${m.kind} "${m.name}"; it changed while kappa was starting. Start again.`,
+        );
       plan = def.kind === 'view' ? compileView(def) : compileOutput(def, m.targetPartitions);
       this.plans.set(m.name, plan);
     }
     if (this.checkFingerprints && plan.fingerprint !== m.fingerprint) {
-      throw new Error(`${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`);
+      throw new Error(
+        `${m.kind} "${m.name}" in the config changed while kappa was starting (fingerprint ${m.fingerprint} → ${plan.fingerprint}). Start again.`,
+      );
     }
     return plan;
   }
@@ -150,7 +164,14 @@ class WorkerTasks {
       plan,
       state,
       failed: false,
-      read: { topic: m.topic, offset: m.fromOffset, hw: m.fromOffset, readBytesMax: m.readBytesMax, pendingMax: m.pendingMax, wake: null },
+      read: {
+        topic: m.topic,
+        offset: m.fromOffset,
+        hw: m.fromOffset,
+        readBytesMax: m.readBytesMax,
+        pendingMax: m.pendingMax,
+        wake: null,
+      },
     };
     this.tasks.set(m.task, task);
     void this.readLoop(m.task, task);
@@ -168,7 +189,14 @@ class WorkerTasks {
     let lastPost = 0;
     const stuck: Stuck = { sinceMs: 0, retries: 0, reopened: false };
     const report = (): void => {
-      this.post({ t: 'done', task: id, events, dirty: pendingOf(task.state), watermarkMs: task.state.watermarkMs, offset: r.offset });
+      this.post({
+        t: 'done',
+        task: id,
+        events,
+        dirty: pendingOf(task.state),
+        watermarkMs: task.state.watermarkMs,
+        offset: r.offset,
+      });
       events = 0;
       lastPost = Date.now();
     };
@@ -215,11 +243,18 @@ class WorkerTasks {
     }
     const waitedMs = now - stuck.sinceMs;
     if (waitedMs >= READ_STUCK_MS_MAX) {
-      throw new KappaError('KAPPA_WORKER_FAILED', `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}: ${reader.describePartition(r.topic, task.state.partition)}`);
+      throw new KappaError(
+        'KAPPA_WORKER_FAILED',
+        `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}: ${reader.describePartition(r.topic, task.state.partition)}`,
+      );
     }
     if (!stuck.reopened && waitedMs >= READ_REOPEN_AFTER_MS) {
       stuck.reopened = true;
-      this.post({ t: 'warn', task: id, message: `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}; opening the partition's files again (${reader.describePartition(r.topic, task.state.partition)})` });
+      this.post({
+        t: 'warn',
+        task: id,
+        message: `nothing could be read from offset ${r.offset} for ${waitedMs} ms though the log is durable up to offset ${r.hw}; opening the partition's files again (${reader.describePartition(r.topic, task.state.partition)})`,
+      });
       reader.reopenPartition(r.topic, task.state.partition);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(READ_RETRY_MS_MAX, 2 ** stuck.retries++)));

@@ -1,7 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKappaError } from '../errors.ts';
-import { definitionJson, parseDefinitionJson, validateCheckpoints, validateDefinition, validateDeltas } from './definition.ts';
+import {
+  definitionJson,
+  parseDefinitionJson,
+  validateCheckpoints,
+  validateDefinition,
+  validateDeltas,
+} from './definition.ts';
 import type { VersionTable } from './types.ts';
 import { versionTable } from './test-helpers.ts';
 
@@ -42,13 +48,25 @@ describe('view definitions', () => {
 
   test('earliest and latest need a by-column merged with min and max respectively', () => {
     refused({ ...base, stateColumns: [base.stateColumns[1]] }, /must be another state column/);
-    refused({ ...base, stateColumns: [{ ...base.stateColumns[0], merge: { kind: 'max' } }, base.stateColumns[1]] }, /merged with "min"/);
-    refused({ ...base, stateColumns: [{ name: 'v', type: 'TEXT', merge: { kind: 'latest', by: 'v' } }] }, /another state column/);
+    refused(
+      { ...base, stateColumns: [{ ...base.stateColumns[0], merge: { kind: 'max' } }, base.stateColumns[1]] },
+      /merged with "min"/,
+    );
+    refused(
+      { ...base, stateColumns: [{ name: 'v', type: 'TEXT', merge: { kind: 'latest', by: 'v' } }] },
+      /another state column/,
+    );
   });
 
   test('a custom merge needs a function and a TEXT column', () => {
-    refused({ ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom' } }] }, /without a merge function/);
-    refused({ ...base, stateColumns: [{ name: 'hll', type: 'INTEGER', merge: { kind: 'custom', merge: () => null } }] }, /must be TEXT/);
+    refused(
+      { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom' } }] },
+      /without a merge function/,
+    );
+    refused(
+      { ...base, stateColumns: [{ name: 'hll', type: 'INTEGER', merge: { kind: 'custom', merge: () => null } }] },
+      /must be TEXT/,
+    );
   });
 
   test('types, merge kinds, versions and output SQL are checked', () => {
@@ -61,7 +79,11 @@ describe('view definitions', () => {
   });
 
   test('the catalog JSON has a fixed shape, and custom merges come back refusing to run', () => {
-    const custom: VersionTable = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }], outputColumns: [] };
+    const custom: VersionTable = {
+      ...base,
+      stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }],
+      outputColumns: [],
+    };
     const reordered = { extra: 1, ...Object.fromEntries(Object.entries(custom).reverse()) } as unknown as VersionTable;
     assert.equal(definitionJson(reordered), definitionJson(custom));
     const back = parseDefinitionJson(definitionJson(custom));
@@ -73,17 +95,29 @@ describe('view definitions', () => {
 
 describe('deltas and checkpoints', () => {
   test('deltas need the definition’s arity and storable values', () => {
-    validateDeltas(base, [{ key: [null], state: [1, 2.5] }, { key: ['x'], state: [5n, null] }]);
+    validateDeltas(base, [
+      { key: [null], state: [1, 2.5] },
+      { key: ['x'], state: [5n, null] },
+    ]);
     const bad = (deltas: unknown, message: RegExp) =>
       assert.throws(
         () => validateDeltas(base, deltas as never),
         (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && message.test(err.message),
       );
     bad([{ key: ['x'], state: [1] }], /Delta 0 .* 1 key value\(s\) and 2 state value\(s\)/);
-    bad([{ key: ['x'], state: [1, 1] }, { key: [], state: [1, 1] }], /Delta 1/);
+    bad(
+      [
+        { key: ['x'], state: [1, 1] },
+        { key: [], state: [1, 1] },
+      ],
+      /Delta 1/,
+    );
     bad([{ key: [true], state: [1, 1] }], /"region" needs a string, a finite number or null, got true/);
     // The fold never hands over these (it dead-letters their records); the check is the invariant.
-    bad([{ key: [Number.POSITIVE_INFINITY], state: [1, 1] }], /"region" needs a string, a finite number or null, got Infinity/);
+    bad(
+      [{ key: [Number.POSITIVE_INFINITY], state: [1, 1] }],
+      /"region" needs a string, a finite number or null, got Infinity/,
+    );
     bad([{ key: ['x'], state: [2n ** 63n, 1] }], /"first_at" .* got 9223372036854775808n/);
     validateDeltas(base, [{ key: ['x'], state: [Number.POSITIVE_INFINITY, -(2n ** 63n)] }]);
     bad([{ key: ['x'], state: [1, Number.NaN] }], /"first_amount" .* got NaN/);
@@ -92,7 +126,10 @@ describe('deltas and checkpoints', () => {
   });
 
   test('custom columns take any JSON value', () => {
-    const custom: VersionTable = { ...base, stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }] };
+    const custom: VersionTable = {
+      ...base,
+      stateColumns: [{ name: 'hll', type: 'TEXT', merge: { kind: 'custom', merge: (a) => a } }],
+    };
     validateDeltas(custom, [{ key: ['x'], state: [{ registers: [1, 2] }] }]);
     assert.throws(() => validateDeltas(custom, [{ key: ['x'], state: [undefined] }]), /JSON value/);
   });
@@ -100,7 +137,13 @@ describe('deltas and checkpoints', () => {
   test('checkpoints need whole, non-negative positions and a numeric watermark', () => {
     const ok = { topic: 't', partition: 0, offset: 0, watermark: -Infinity, outputSequence: 0 };
     validateCheckpoints('v', [ok]);
-    for (const bad of [{ ...ok, topic: '' }, { ...ok, partition: 1.5 }, { ...ok, offset: -1 }, { ...ok, watermark: Number.NaN }, { ...ok, outputSequence: undefined }]) {
+    for (const bad of [
+      { ...ok, topic: '' },
+      { ...ok, partition: 1.5 },
+      { ...ok, offset: -1 },
+      { ...ok, watermark: Number.NaN },
+      { ...ok, outputSequence: undefined },
+    ]) {
       assert.throws(() => validateCheckpoints('v', [ok, bad as never]), /Checkpoint 1 of view "v" is malformed/);
     }
   });

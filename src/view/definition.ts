@@ -62,7 +62,11 @@ export function checkViewName(name: unknown): asserts name is string {
 
 export function checkVersion(version: unknown): asserts version is number {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `View version ${String(version)} is invalid: versions are whole numbers from 1.`, { version });
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `View version ${String(version)} is invalid: versions are whole numbers from 1.`,
+      { version },
+    );
   }
 }
 
@@ -73,10 +77,19 @@ export function validateDefinition(def: VersionTable): void {
   checkVersion(def.version);
   const where = `view "${def.name}" v${def.version}`;
   if (versionTableName(def.name, def.version).length > IDENTIFIER_CHARS_MAX) {
-    throw invalid(`The table name of ${where} would be longer than ${IDENTIFIER_CHARS_MAX} characters; choose a shorter view name.`, { view: def.name });
+    throw invalid(
+      `The table name of ${where} would be longer than ${IDENTIFIER_CHARS_MAX} characters; choose a shorter view name.`,
+      { view: def.name },
+    );
   }
-  if (typeof def.fingerprint !== 'string' || def.fingerprint.length === 0 || def.fingerprint.length > FINGERPRINT_CHARS_MAX) {
-    throw invalid(`The fingerprint of ${where} must be a string of 1-${FINGERPRINT_CHARS_MAX} characters.`, { view: def.name });
+  if (
+    typeof def.fingerprint !== 'string' ||
+    def.fingerprint.length === 0 ||
+    def.fingerprint.length > FINGERPRINT_CHARS_MAX
+  ) {
+    throw invalid(`The fingerprint of ${where} must be a string of 1-${FINGERPRINT_CHARS_MAX} characters.`, {
+      view: def.name,
+    });
   }
   for (const list of ['keyColumns', 'stateColumns', 'outputColumns'] as const) {
     if (!Array.isArray(def[list]) || def[list].length > COLUMNS_MAX) {
@@ -87,11 +100,22 @@ export function validateDefinition(def: VersionTable): void {
   for (const col of [...def.keyColumns, ...def.stateColumns]) {
     checkIdentifier('column name', col?.name);
     const lower = col.name.toLowerCase();
-    if (lower.startsWith('kappa_')) throw invalid(`Column "${col.name}" of ${where}: names starting with "kappa_" are reserved for the store.`, { view: def.name, column: col.name });
-    if (stored.has(lower)) throw invalid(`Column "${col.name}" appears twice in ${where} (names are case-insensitive).`, { view: def.name, column: col.name });
+    if (lower.startsWith('kappa_'))
+      throw invalid(`Column "${col.name}" of ${where}: names starting with "kappa_" are reserved for the store.`, {
+        view: def.name,
+        column: col.name,
+      });
+    if (stored.has(lower))
+      throw invalid(`Column "${col.name}" appears twice in ${where} (names are case-insensitive).`, {
+        view: def.name,
+        column: col.name,
+      });
     stored.add(lower);
     if (!COLUMN_TYPES.includes(col.type)) {
-      throw invalid(`Column "${col.name}" of ${where} has type ${JSON.stringify(col.type)}; use one of ${COLUMN_TYPES.join(', ')}.`, { view: def.name, column: col.name });
+      throw invalid(
+        `Column "${col.name}" of ${where} has type ${JSON.stringify(col.type)}; use one of ${COLUMN_TYPES.join(', ')}.`,
+        { view: def.name, column: col.name },
+      );
     }
   }
   for (const col of def.stateColumns) checkMergeRule(def, col, where);
@@ -105,11 +129,19 @@ function checkMergeRule(def: VersionTable, col: StateColumn, where: string): voi
   const rule = col.merge;
   const details = { view: def.name, column: col.name };
   if (rule === null || typeof rule !== 'object' || !MERGE_KINDS.includes(rule.kind)) {
-    throw invalid(`Column "${col.name}" of ${where} has no valid merge rule; use one of ${MERGE_KINDS.join(', ')}.`, details);
+    throw invalid(
+      `Column "${col.name}" of ${where} has no valid merge rule; use one of ${MERGE_KINDS.join(', ')}.`,
+      details,
+    );
   }
   if (rule.kind === 'custom') {
-    if (typeof rule.merge !== 'function') throw invalid(`Column "${col.name}" of ${where} has a custom merge rule without a merge function.`, details);
-    if (col.type !== 'TEXT') throw invalid(`Column "${col.name}" of ${where} has a custom merge rule, whose state is stored as JSON text, so its type must be TEXT (not ${col.type}).`, details);
+    if (typeof rule.merge !== 'function')
+      throw invalid(`Column "${col.name}" of ${where} has a custom merge rule without a merge function.`, details);
+    if (col.type !== 'TEXT')
+      throw invalid(
+        `Column "${col.name}" of ${where} has a custom merge rule, whose state is stored as JSON text, so its type must be TEXT (not ${col.type}).`,
+        details,
+      );
   }
   if (rule.kind === 'earliest' || rule.kind === 'latest') {
     const wanted = rule.kind === 'earliest' ? 'min' : 'max';
@@ -128,10 +160,17 @@ function checkOutputColumns(def: VersionTable, where: string): void {
   for (const out of def.outputColumns) {
     checkIdentifier('output column name', out?.name);
     const lower = out.name.toLowerCase();
-    if (names.has(lower)) throw invalid(`Output column "${out.name}" of ${where} repeats a key or output column name.`, { view: def.name, column: out.name });
+    if (names.has(lower))
+      throw invalid(`Output column "${out.name}" of ${where} repeats a key or output column name.`, {
+        view: def.name,
+        column: out.name,
+      });
     names.add(lower);
     if (typeof out.sql !== 'string' || out.sql.trim().length === 0 || out.sql.length > OUTPUT_SQL_CHARS_MAX) {
-      throw invalid(`Output column "${out.name}" of ${where} needs a SQL expression of 1-${OUTPUT_SQL_CHARS_MAX} characters.`, { view: def.name, column: out.name });
+      throw invalid(
+        `Output column "${out.name}" of ${where} needs a SQL expression of 1-${OUTPUT_SQL_CHARS_MAX} characters.`,
+        { view: def.name, column: out.name },
+      );
     }
   }
 }
@@ -210,36 +249,62 @@ function isJsonable(value: unknown): boolean {
  * values, or a value that cannot be stored. Runs before the store writes anything.
  */
 export function validateDeltas(def: VersionTable, deltas: readonly RowDelta[]): void {
-  if (!Array.isArray(deltas)) throw invalid(`flush of view "${def.name}" v${def.version}: deltas must be an array.`, { view: def.name });
+  if (!Array.isArray(deltas))
+    throw invalid(`flush of view "${def.name}" v${def.version}: deltas must be an array.`, { view: def.name });
   const custom = def.stateColumns.map((c) => c.merge.kind === 'custom');
   const nk = def.keyColumns.length;
   const ns = def.stateColumns.length;
   for (let i = 0; i < deltas.length; i++) {
     const d = deltas[i];
-    if (d === null || typeof d !== 'object' || !Array.isArray(d.key) || !Array.isArray(d.state) || d.key.length !== nk || d.state.length !== ns) {
+    if (
+      d === null ||
+      typeof d !== 'object' ||
+      !Array.isArray(d.key) ||
+      !Array.isArray(d.state) ||
+      d.key.length !== nk ||
+      d.state.length !== ns
+    ) {
       throw invalid(
         `Delta ${i} of view "${def.name}" v${def.version} must have ${nk} key value(s) and ${ns} state value(s), aligned with the definition's columns; nothing was written.`,
         { view: def.name, version: def.version, delta: i },
       );
     }
     for (let c = 0; c < nk; c++) {
-      if (!isScalar(d.key[c], true)) throw badValue(def, i, def.keyColumns[c].name, d.key[c], 'a string, a finite number or null');
+      if (!isScalar(d.key[c], true))
+        throw badValue(def, i, def.keyColumns[c].name, d.key[c], 'a string, a finite number or null');
     }
     for (let c = 0; c < ns; c++) {
       const v = d.state[c];
-      if (custom[c] ? !isJsonable(v) : !isScalar(v, false)) throw badValue(def, i, def.stateColumns[c].name, v, custom[c] ? 'a JSON value or null' : 'a string, a number or null');
+      if (custom[c] ? !isJsonable(v) : !isScalar(v, false))
+        throw badValue(
+          def,
+          i,
+          def.stateColumns[c].name,
+          v,
+          custom[c] ? 'a JSON value or null' : 'a string, a number or null',
+        );
     }
   }
 }
 
 function badValue(def: VersionTable, index: number, column: string, value: unknown, wanted: string): KappaError {
-  const shown = typeof value === 'bigint' ? `${value}n` : typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? 'an object' : String(value);
-  return invalid(`Delta ${index} of view "${def.name}" v${def.version}: column "${column}" needs ${wanted}, got ${shown}; nothing was written.`, {
-    view: def.name,
-    version: def.version,
-    delta: index,
-    column,
-  });
+  const shown =
+    typeof value === 'bigint'
+      ? `${value}n`
+      : typeof value === 'string'
+        ? JSON.stringify(value)
+        : typeof value === 'object' && value !== null
+          ? 'an object'
+          : String(value);
+  return invalid(
+    `Delta ${index} of view "${def.name}" v${def.version}: column "${column}" needs ${wanted}, got ${shown}; nothing was written.`,
+    {
+      view: def.name,
+      version: def.version,
+      delta: index,
+      column,
+    },
+  );
 }
 
 /** Refuses malformed checkpoints (the backwards check needs the stored ones and is the adapter's). */

@@ -86,11 +86,21 @@ export function tagsDef(onMerge: (stored: unknown, delta: unknown) => void = () 
 }
 
 /** A one-column count: `totals` without key columns, or `per_minute` keyed by region and window. */
-export const countDef = (name: string, spec: TableSpec): VersionTable => versionTable(name, { state: ['n INTEGER add'], ...spec });
+export const countDef = (name: string, spec: TableSpec): VersionTable =>
+  versionTable(name, { state: ['n INTEGER add'], ...spec });
 export const totalsDef = (): VersionTable => countDef('totals', { fingerprint: 'totals-fp', outputs: ['events = n'] });
 
-export const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({ key: [region, year], state: [total, orders] });
-export const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({ topic: 'sales', partition, offset, watermark, outputSequence });
+export const sale = (region: string | null, year: number | null, total: number, orders = 1): RowDelta => ({
+  key: [region, year],
+  state: [total, orders],
+});
+export const cp = (offset: number, partition = 0, watermark = 1_000 + offset, outputSequence = 0): Checkpoint => ({
+  topic: 'sales',
+  partition,
+  offset,
+  watermark,
+  outputSequence,
+});
 
 export async function rowsOf(store: ViewStore, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
   return (await store.query(sql, params)).rows;
@@ -107,7 +117,10 @@ export async function snapshot(store: ViewStore, view = 'sales'): Promise<Record
  * Registers hooks that open a fresh harness before each test of the enclosing suite (handing it to
  * `use`) and clean it up after, even when the test failed. Shared by the store contract suites.
  */
-export function freshForEachTest<H extends { cleanup(): Promise<void> }>(open: () => Promise<H>, use: (h: H) => void): void {
+export function freshForEachTest<H extends { cleanup(): Promise<void> }>(
+  open: () => Promise<H>,
+  use: (h: H) => void,
+): void {
   let current: H | null = null;
   beforeEach(async () => {
     current = await open();

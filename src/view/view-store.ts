@@ -51,7 +51,11 @@ export interface ViewStore {
    * The rows of a version with these group keys, as its public view shows them (a key with no row
    * gives none). Each is found by its primary key, so the cost is per key, whatever the table holds.
    */
-  rowsByKey(name: string, version: number, keys: readonly (readonly (string | number | null)[])[]): Promise<Record<string, unknown>[]>;
+  rowsByKey(
+    name: string,
+    version: number,
+    keys: readonly (readonly (string | number | null)[])[],
+  ): Promise<Record<string, unknown>[]>;
   /** Every version of every view in the catalog, with row counts. */
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */

@@ -52,30 +52,66 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
     describe('output checkpoints', () => {
       test('saved per source partition with their sequences, kept across reopen, never backwards', async () => {
         assert.deepEqual(await h.store.outputCheckpoints('refunds'), []);
-        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
-        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
-        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] });
+        await h.store.saveOutputCheckpoint('refunds', {
+          topic: 'sales',
+          partition: 1,
+          offset: 40,
+          sequences: [3, 0, 7],
+        });
+        await h.store.saveOutputCheckpoint('refunds', {
+          topic: 'sales',
+          partition: 0,
+          offset: 12,
+          sequences: [1, 1, 1],
+        });
+        await h.store.saveOutputCheckpoint('refunds', {
+          topic: 'sales',
+          partition: 0,
+          offset: 12,
+          sequences: [1, 1, 1],
+        });
         await h.store.saveOutputCheckpoint('other', { topic: 'sales', partition: 0, offset: 99, sequences: [5] });
         await h.reopen();
         assert.deepEqual(await h.store.outputCheckpoints('refunds'), [
           { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] },
           { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] },
         ]);
-        await assert.rejects(h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 39, sequences: [4, 0, 7] }), /backwards/);
-        await rejectsWith(h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 41, sequences: [-1] }), 'KAPPA_INVALID_ARGUMENT');
-        await rejectsWith(h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: -5, sequences: [] }), 'KAPPA_INVALID_ARGUMENT');
-        assert.deepEqual((await h.store.outputCheckpoints('refunds'))[1], { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] });
-        assert.deepEqual(await h.store.outputCheckpoints('other'), [{ topic: 'sales', partition: 0, offset: 99, sequences: [5] }]);
+        await assert.rejects(
+          h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 39, sequences: [4, 0, 7] }),
+          /backwards/,
+        );
+        await rejectsWith(
+          h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 41, sequences: [-1] }),
+          'KAPPA_INVALID_ARGUMENT',
+        );
+        await rejectsWith(
+          h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: -5, sequences: [] }),
+          'KAPPA_INVALID_ARGUMENT',
+        );
+        assert.deepEqual((await h.store.outputCheckpoints('refunds'))[1], {
+          topic: 'sales',
+          partition: 1,
+          offset: 40,
+          sequences: [3, 0, 7],
+        });
+        assert.deepEqual(await h.store.outputCheckpoints('other'), [
+          { topic: 'sales', partition: 0, offset: 99, sequences: [5] },
+        ]);
         assert.deepEqual(await h.store.outputs(), ['other', 'refunds']);
       });
 
       test('an output checkpoint is saved per output: another output, or none, is not affected', async () => {
         await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 5, sequences: [1] });
         await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 8, sequences: [2] });
-        assert.deepEqual(await h.store.outputCheckpoints('refunds'), [{ topic: 'sales', partition: 0, offset: 8, sequences: [2] }]);
+        assert.deepEqual(await h.store.outputCheckpoints('refunds'), [
+          { topic: 'sales', partition: 0, offset: 8, sequences: [2] },
+        ]);
         assert.deepEqual(await h.store.outputCheckpoints('alerts'), []);
         assert.deepEqual(await h.store.outputs(), ['refunds']);
-        await rejectsWith(h.store.saveOutputCheckpoint('bad name!', { topic: 'sales', partition: 0, offset: 1, sequences: [] }), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(
+          h.store.saveOutputCheckpoint('bad name!', { topic: 'sales', partition: 0, offset: 1, sequences: [] }),
+          'KAPPA_INVALID_ARGUMENT',
+        );
       });
     });
 
@@ -121,7 +157,10 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
 
       test('a build record can exist before its version does, and be deleted', async () => {
         await h.store.saveBuild(build(3, 0));
-        assert.deepEqual((await h.store.builds()).map((b) => b.version), [3]);
+        assert.deepEqual(
+          (await h.store.builds()).map((b) => b.version),
+          [3],
+        );
         await h.store.deleteBuild('sales', 3);
         assert.deepEqual(await h.store.builds(), []);
       });
@@ -144,8 +183,16 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
         assert.deepEqual(await h.store.takeRequests(), [], 'a taken request is not taken again');
         await h.store.answerRequest(a, 'done', 'building version 2', 2);
         await h.store.answerRequest(b, 'failed', 'no retired version', null);
-        assert.deepEqual(await h.store.request(a).then((r) => [r?.state, r?.message, r?.version]), ['done', 'building version 2', 2]);
-        assert.deepEqual(await h.store.request(b).then((r) => [r?.state, r?.message, r?.version]), ['failed', 'no retired version', null]);
+        assert.deepEqual(await h.store.request(a).then((r) => [r?.state, r?.message, r?.version]), [
+          'done',
+          'building version 2',
+          2,
+        ]);
+        assert.deepEqual(await h.store.request(b).then((r) => [r?.state, r?.message, r?.version]), [
+          'failed',
+          'no retired version',
+          null,
+        ]);
         assert.equal(await h.store.request(999), null);
         await rejectsWith(h.store.addRequest('sales', 'explode' as 'replay', null), 'KAPPA_INVALID_ARGUMENT');
         await rejectsWith(h.store.addRequest('bad name!', 'replay', null), 'KAPPA_INVALID_ARGUMENT');
@@ -156,16 +203,27 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
         const added: number[] = [];
         const taken: number[] = [];
         for (let round = 0; round < 5; round++) {
-          added.push(await h.store.addRequest('sales', 'replay', null), await other.addRequest('sales', 'cancel', null));
+          added.push(
+            await h.store.addRequest('sales', 'replay', null),
+            await other.addRequest('sales', 'cancel', null),
+          );
           const [mine, theirs] = await Promise.all([h.store.takeRequests(), other.takeRequests()]);
           for (const batch of [mine, theirs]) {
             const ids = batch.map((r) => r.id);
-            assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'oldest first');
+            assert.deepEqual(
+              ids,
+              [...ids].sort((a, b) => a - b),
+              'oldest first',
+            );
             assert.ok(batch.every((r) => r.state === 'taken'));
             taken.push(...ids);
           }
         }
-        assert.deepEqual([...taken].sort((a, b) => a - b), added, 'every request taken, none twice');
+        assert.deepEqual(
+          [...taken].sort((a, b) => a - b),
+          added,
+          'every request taken, none twice',
+        );
         assert.deepEqual(await h.store.takeRequests(), []);
         assert.deepEqual(await other.takeRequests(), []);
       });
@@ -173,11 +231,17 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
       test('an answer is seen by another store on the same data and survives reopening', async () => {
         const id = await h.store.addRequest('sales', 'rollback', null);
         const other = await h.second();
-        assert.deepEqual((await other.takeRequests()).map((r) => r.id), [id]);
+        assert.deepEqual(
+          (await other.takeRequests()).map((r) => r.id),
+          [id],
+        );
         await other.answerRequest(id, 'done', 'rolled back to version 1', 1);
         await h.reopen();
         const answered = await h.store.request(id);
-        assert.deepEqual([answered?.view, answered?.action, answered?.state, answered?.message, answered?.version], ['sales', 'rollback', 'done', 'rolled back to version 1', 1]);
+        assert.deepEqual(
+          [answered?.view, answered?.action, answered?.state, answered?.message, answered?.version],
+          ['sales', 'rollback', 'done', 'rolled back to version 1', 1],
+        );
         assert.equal(typeof answered?.createdAtMs, 'number');
       });
     });

@@ -57,7 +57,10 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.equal(info.name, 'orders');
         assert.equal(info.partitions, 3);
         assert.deepEqual((await log.topic('orders')).partitions, 3);
-        assert.deepEqual((await log.topics()).map((t) => t.name), ['orders']);
+        assert.deepEqual(
+          (await log.topics()).map((t) => t.name),
+          ['orders'],
+        );
         await assert.rejects(log.createTopic('orders', { partitions: 3 }), (err: unknown) => isKappaError(err));
         await assert.rejects(log.createTopic('no/slashes', { partitions: 1 }), (err: unknown) => isKappaError(err));
         await assert.rejects(log.topic('missing'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
@@ -72,17 +75,45 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
           { value: 'b0', partition: 1 },
           { value: 'a1', partition: 0 },
         ]);
-        assert.deepEqual(acks.map((a) => [a.partition, a.offset]), [[0, 0], [1, 0], [0, 1]]);
+        assert.deepEqual(
+          acks.map((a) => [a.partition, a.offset]),
+          [
+            [0, 0],
+            [1, 0],
+            [0, 1],
+          ],
+        );
         const more = await log.append('t', [{ value: 'a2', partition: 0 }]);
-        assert.deepEqual(more.map((a) => [a.partition, a.offset]), [[0, 2]]);
-        assert.deepEqual((await readAll(log, 't', 0)).map((r) => [r.offset, text(r)]), [[0, 'a0'], [1, 'a1'], [2, 'a2']]);
-        assert.deepEqual((await readAll(log, 't', 1)).map((r) => [r.offset, text(r)]), [[0, 'b0']]);
+        assert.deepEqual(
+          more.map((a) => [a.partition, a.offset]),
+          [[0, 2]],
+        );
+        assert.deepEqual(
+          (await readAll(log, 't', 0)).map((r) => [r.offset, text(r)]),
+          [
+            [0, 'a0'],
+            [1, 'a1'],
+            [2, 'a2'],
+          ],
+        );
+        assert.deepEqual(
+          (await readAll(log, 't', 1)).map((r) => [r.offset, text(r)]),
+          [[0, 'b0']],
+        );
         assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 3 });
       });
 
       test('records with the same key go to the same partition; keys, headers and timestamps are kept', async () => {
         await log.createTopic('t', { partitions: 4 });
-        const acks = await log.append('t', Array.from({ length: 40 }, (_, i) => ({ key: `k${i % 5}`, value: String(i), timestamp: 1_700_000_000_000 + i, headers: { n: String(i) } })));
+        const acks = await log.append(
+          't',
+          Array.from({ length: 40 }, (_, i) => ({
+            key: `k${i % 5}`,
+            value: String(i),
+            timestamp: 1_700_000_000_000 + i,
+            headers: { n: String(i) },
+          })),
+        );
         const partitionOf = new Map<string, number>();
         acks.forEach((a, i) => {
           const key = `k${i % 5}`;
@@ -95,18 +126,31 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
           const i = Number(text(r));
           assert.equal(r.key?.toString(), `k${i % 5}`);
           assert.equal(r.timestamp, 1_700_000_000_000 + i);
-          assert.deepEqual(r.headers.map((x) => [x.key, x.value?.toString()]), [['n', String(i)]]);
+          assert.deepEqual(
+            r.headers.map((x) => [x.key, x.value?.toString()]),
+            [['n', String(i)]],
+          );
         }
       });
 
       test('a read from any offset returns exactly the records from there to the end, and nothing from the end on', async () => {
         await log.createTopic('t', { partitions: 1 });
-        for (let b = 0; b < 5; b++) await log.append('t', Array.from({ length: 7 }, (_, i) => ({ value: `v${b * 7 + i}`, partition: 0 })));
+        for (let b = 0; b < 5; b++)
+          await log.append(
+            't',
+            Array.from({ length: 7 }, (_, i) => ({ value: `v${b * 7 + i}`, partition: 0 })),
+          );
         for (const from of [0, 1, 6, 7, 20, 34]) {
-          assert.deepEqual((await readAll(log, 't', 0, from)).map(text), Array.from({ length: 35 - from }, (_, i) => `v${from + i}`), `from ${from}`);
+          assert.deepEqual(
+            (await readAll(log, 't', 0, from)).map(text),
+            Array.from({ length: 35 - from }, (_, i) => `v${from + i}`),
+            `from ${from}`,
+          );
         }
         assert.deepEqual(await readAll(log, 't', 0, 35), []);
-        await assert.rejects(readAll(log, 't', 0, 36), (err: unknown) => isKappaError(err, 'KAPPA_OFFSET_OUT_OF_RANGE'));
+        await assert.rejects(readAll(log, 't', 0, 36), (err: unknown) =>
+          isKappaError(err, 'KAPPA_OFFSET_OUT_OF_RANGE'),
+        );
       });
 
       test('a following read wakes on a later append', { timeout: 10_000 }, async () => {
@@ -128,17 +172,26 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
 
       test('acknowledged records are there after the log is reopened, and appends continue at the next offset', async () => {
         await log.createTopic('t', { partitions: 1 });
-        await log.append('t', [{ value: 'a', partition: 0 }, { value: 'b', partition: 0 }]);
+        await log.append('t', [
+          { value: 'a', partition: 0 },
+          { value: 'b', partition: 0 },
+        ]);
         log = await h.reopen();
         assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b']);
-        assert.deepEqual((await log.append('t', [{ value: 'c', partition: 0 }])).map((a) => a.offset), [2]);
+        assert.deepEqual(
+          (await log.append('t', [{ value: 'c', partition: 0 }])).map((a) => a.offset),
+          [2],
+        );
       });
     });
 
     describe('time', () => {
       test('offsetForTime gives the first offset at or after a time, or the end when none is', async () => {
         await log.createTopic('t', { partitions: 1 });
-        await log.append('t', [10, 20, 20, 30].map((ts, i) => ({ value: String(i), timestamp: 1_000_000 + ts, partition: 0 })));
+        await log.append(
+          't',
+          [10, 20, 20, 30].map((ts, i) => ({ value: String(i), timestamp: 1_000_000 + ts, partition: 0 })),
+        );
         assert.equal(await log.offsetForTime('t', 0, 0), 0);
         assert.equal(await log.offsetForTime('t', 0, 1_000_015), 1);
         assert.equal(await log.offsetForTime('t', 0, 1_000_020), 1);
@@ -157,7 +210,10 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.equal(end, 60);
         assert.ok(start > 0, 'old segments were dropped');
         const kept = await readAll(log, 't', 0, start);
-        assert.deepEqual(kept.map((r) => r.offset), Array.from({ length: 60 - start }, (_, i) => start + i));
+        assert.deepEqual(
+          kept.map((r) => r.offset),
+          Array.from({ length: 60 - start }, (_, i) => start + i),
+        );
         assert.ok(text(kept[0])!.startsWith(`record ${start} `));
       });
     });
@@ -172,15 +228,26 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.equal(again.duplicates, 3);
         assert.deepEqual(again.duplicateOffsets, [0, 1, 2]);
         // Partly new: the first two were appended before, the third is new.
-        const partly = await log.appendBatch('t', 0, [...records.slice(1), { key: null, value: Buffer.from('d'), headers: [], timestamp: 1 }], { producerId: 42, producerEpoch: 0, baseSequence: 1 });
+        const partly = await log.appendBatch(
+          't',
+          0,
+          [...records.slice(1), { key: null, value: Buffer.from('d'), headers: [], timestamp: 1 }],
+          { producerId: 42, producerEpoch: 0, baseSequence: 1 },
+        );
         assert.equal(partly.duplicates, 2);
         assert.equal(partly.lastOffset, 3);
         assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b', 'c', 'd']);
         // A newer epoch (a restarted producer) continues the sequence and fences off the older one.
         await log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 4 });
-        await assert.rejects(log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 0, baseSequence: 5 }), (err: unknown) => isKappaError(err, 'KAPPA_PRODUCER_FENCED'));
+        await assert.rejects(
+          log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 0, baseSequence: 5 }),
+          (err: unknown) => isKappaError(err, 'KAPPA_PRODUCER_FENCED'),
+        );
         // A gap in the sequence is refused: records the producer sent in between were never appended.
-        await assert.rejects(log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 9 }), (err: unknown) => isKappaError(err, 'KAPPA_OUT_OF_ORDER_SEQUENCE'));
+        await assert.rejects(
+          log.appendBatch('t', 0, records.slice(0, 1), { producerId: 42, producerEpoch: 1, baseSequence: 9 }),
+          (err: unknown) => isKappaError(err, 'KAPPA_OUT_OF_ORDER_SEQUENCE'),
+        );
         assert.equal((await log.offsets('t', 0)).end, 5);
       });
 
@@ -224,7 +291,15 @@ function widerPort(current: Current): void {
       assert.deepEqual(first, { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
       const second = await log.appendBatch('t', 1, recordsOf(['d']));
       assert.deepEqual([second.baseOffset, second.lastOffset, second.duplicates], [3, 3, 0]);
-      assert.deepEqual((await readAll(log, 't', 1)).map((r) => [r.offset, text(r)]), [[0, 'a'], [1, 'b'], [2, 'c'], [3, 'd']]);
+      assert.deepEqual(
+        (await readAll(log, 't', 1)).map((r) => [r.offset, text(r)]),
+        [
+          [0, 'a'],
+          [1, 'b'],
+          [2, 'c'],
+          [3, 'd'],
+        ],
+      );
       assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
     });
 
@@ -252,7 +327,10 @@ function widerPort(current: Current): void {
       for await (const batch of log.read('t', 0, 2)) batches.push(batch);
       assert.equal(batches.length, 1);
       assert.equal(batches[0].baseOffset, 2);
-      assert.ok(batches[0].bytes.subarray(BatchField.magic).equals(crcCovered), 'the stored batch is byte for byte the one sent');
+      assert.ok(
+        batches[0].bytes.subarray(BatchField.magic).equals(crcCovered),
+        'the stored batch is byte for byte the one sent',
+      );
       assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b', 'c', 'd', 'e']);
     });
 
@@ -262,10 +340,16 @@ function widerPort(current: Current): void {
       await log.appendBatch('t', 0, recordsOf(['a']));
       const damaged = encodeBatch(recordsOf(['b', 'c']), { baseOffset: 0 });
       damaged[damaged.length - 1] ^= 0x01; // inside the last record: the CRC no longer matches
-      await assert.rejects(log.appendEncoded('t', 0, damaged), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_RECORD'));
+      await assert.rejects(log.appendEncoded('t', 0, damaged), (err: unknown) =>
+        isKappaError(err, 'KAPPA_INVALID_RECORD'),
+      );
       assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 1 });
       assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a']);
-      assert.equal((await log.appendBatch('t', 0, recordsOf(['d']))).baseOffset, 1, 'the refused batch took no offsets');
+      assert.equal(
+        (await log.appendBatch('t', 0, recordsOf(['d']))).baseOffset,
+        1,
+        'the refused batch took no offsets',
+      );
     });
   });
 
@@ -292,8 +376,15 @@ function widerPort(current: Current): void {
       const appends = Array.from({ length: 20 }, (_, i) => log.appendBatch('t', 0, recordsOf([`r${i}`])));
       const seen = (await readAll(log, 't', 0)).map((r) => r.offset);
       const { end } = await log.offsets('t', 0);
-      assert.ok(seen.every((offset) => offset < end), `read ${seen.join(',')} with the end at ${end}`);
-      assert.deepEqual(seen, Array.from({ length: seen.length }, (_, i) => i), 'what was read is a dense prefix');
+      assert.ok(
+        seen.every((offset) => offset < end),
+        `read ${seen.join(',')} with the end at ${end}`,
+      );
+      assert.deepEqual(
+        seen,
+        Array.from({ length: seen.length }, (_, i) => i),
+        'what was read is a dense prefix',
+      );
       await Promise.all(appends);
       assert.equal((await log.offsets('t', 0)).end, 21);
     });
@@ -301,7 +392,13 @@ function widerPort(current: Current): void {
     test('sizeBytes grows with appends, and health is clean on a fresh log', async () => {
       const { log } = current;
       await log.createTopic('t', { partitions: 2 });
-      assert.deepEqual(log.health('t').map((p) => [p.partition, p.corruption]), [[0, null], [1, null]]);
+      assert.deepEqual(
+        log.health('t').map((p) => [p.partition, p.corruption]),
+        [
+          [0, null],
+          [1, null],
+        ],
+      );
       const before = await log.sizeBytes('t', 0);
       await log.appendBatch('t', 0, recordsOf(['x'.repeat(1000)]));
       const after = await log.sizeBytes('t', 0);
@@ -312,13 +409,18 @@ function widerPort(current: Current): void {
     test('openLog(descriptor, { readOnly: true }) opens the same log and reads what was appended', async () => {
       const { log } = current;
       await log.createTopic('t', { partitions: 1 });
-      await log.append('t', [{ value: 'a', partition: 0 }, { value: 'b', partition: 0 }]);
+      await log.append('t', [
+        { value: 'a', partition: 0 },
+        { value: 'b', partition: 0 },
+      ]);
       const descriptor = JSON.parse(JSON.stringify(log.descriptor)) as typeof log.descriptor; // crosses postMessage
       const reader = await openLog(descriptor, { readOnly: true, logger: quiet });
       try {
         assert.equal(reader.readOnly, true);
         assert.deepEqual((await readAll(reader, 't', 0)).map(text), ['a', 'b']);
-        await assert.rejects(reader.append('t', [{ value: 'c', partition: 0 }]), (err: unknown) => isKappaError(err, 'KAPPA_READ_ONLY'));
+        await assert.rejects(reader.append('t', [{ value: 'c', partition: 0 }]), (err: unknown) =>
+          isKappaError(err, 'KAPPA_READ_ONLY'),
+        );
       } finally {
         await reader.close();
       }

@@ -12,7 +12,15 @@ import { isKappaError } from '../../src/errors.ts';
 import type { VersionTable } from '../../src/view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type SqliteHarness, SqliteTestStores } from '../../src/view/sqlite/test-helpers.ts';
-import { cp, freshForEachTest, rejectsWith, rowsOf, sale, salesDef, versionTable } from '../../src/view/test-helpers.ts';
+import {
+  cp,
+  freshForEachTest,
+  rejectsWith,
+  rowsOf,
+  sale,
+  salesDef,
+  versionTable,
+} from '../../src/view/test-helpers.ts';
 import { build } from './control-store.contract.ts';
 import { viewStoreContract } from './view-store.contract.ts';
 
@@ -21,10 +29,17 @@ const stores = new SqliteTestStores();
 viewStoreContract('SQLite', () => stores.open());
 viewStoreContract('SQLite with 3 readers', () => stores.open({ readers: 3 }));
 
-const def = versionTable('sales', { keys: ['region TEXT', 'year INTEGER'], state: ['total REAL add'], outputs: ['total'] });
+const def = versionTable('sales', {
+  keys: ['region TEXT', 'year INTEGER'],
+  state: ['total REAL add'],
+  outputs: ['total'],
+});
 
 describe('SQLite view store', () => {
-  async function withStore(fn: (store: SqliteStore, path: string) => Promise<void>, opts: { busyTimeoutMs?: number } = {}): Promise<void> {
+  async function withStore(
+    fn: (store: SqliteStore, path: string) => Promise<void>,
+    opts: { busyTimeoutMs?: number } = {},
+  ): Promise<void> {
     const h = await stores.open(opts);
     try {
       await fn(h.store, h.path);
@@ -41,16 +56,41 @@ describe('SQLite view store', () => {
       } finally {
         raw.close();
       }
-      const columns = async (table: string) => (await store.query('SELECT name FROM pragma_table_info(?) ORDER BY cid', [table])).rows.map((r) => r.name);
-      assert.deepEqual(await columns('kappa_views'), ['name', 'version', 'state', 'fingerprint', 'definition_json', 'created_at', 'live_at']);
-      assert.deepEqual(await columns('kappa_checkpoints'), ['view', 'version', 'topic', 'partition', 'offset', 'watermark', 'output_sequence']);
+      const columns = async (table: string) =>
+        (await store.query('SELECT name FROM pragma_table_info(?) ORDER BY cid', [table])).rows.map((r) => r.name);
+      assert.deepEqual(await columns('kappa_views'), [
+        'name',
+        'version',
+        'state',
+        'fingerprint',
+        'definition_json',
+        'created_at',
+        'live_at',
+      ]);
+      assert.deepEqual(await columns('kappa_checkpoints'), [
+        'view',
+        'version',
+        'topic',
+        'partition',
+        'offset',
+        'watermark',
+        'output_sequence',
+      ]);
     });
   });
 
   test('a version is a typed table keyed by its key columns, and a NULL key is stored as the empty BLOB', async () => {
     await withStore(async (store) => {
       await store.ensureVersion(def);
-      await store.flush('sales', 1, [{ key: [null, 2024], state: [1] }, { key: ['', 2024], state: [2] }], []);
+      await store.flush(
+        'sales',
+        1,
+        [
+          { key: [null, 2024], state: [1] },
+          { key: ['', 2024], state: [2] },
+        ],
+        [],
+      );
       const info = await store.query('SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid', ['sales__v1']);
       assert.deepEqual(info.rows, [
         { name: 'region', type: 'TEXT', pk: 1 },
@@ -75,9 +115,15 @@ describe('SQLite view store', () => {
           other.exec('BEGIN IMMEDIATE');
           other.exec("INSERT INTO sales__v1 VALUES ('us', 2024, 5)");
           const t0 = Date.now();
-          assert.deepEqual((await store.query('SELECT region FROM sales')).rows, [{ region: 'eu' }], 'the reader sees the last committed state');
+          assert.deepEqual(
+            (await store.query('SELECT region FROM sales')).rows,
+            [{ region: 'eu' }],
+            'the reader sees the last committed state',
+          );
           assert.ok(Date.now() - t0 < 40, 'the reader did not wait for the lock');
-          await assert.rejects(store.flush('sales', 1, [{ key: ['eu', 2024], state: [1] }], []), (err: unknown) => isKappaError(err, 'KAPPA_DATA_DIR_LOCKED'));
+          await assert.rejects(store.flush('sales', 1, [{ key: ['eu', 2024], state: [1] }], []), (err: unknown) =>
+            isKappaError(err, 'KAPPA_DATA_DIR_LOCKED'),
+          );
           other.exec('ROLLBACK');
         } finally {
           other.close();
@@ -95,14 +141,23 @@ describe('SQLite view store', () => {
       const custom: VersionTable = {
         ...def,
         name: 'sets',
-        stateColumns: [{ name: 'items', type: 'TEXT', merge: { kind: 'custom', merge: (a, b) => [...(a as number[]), ...(b as number[])] } }],
+        stateColumns: [
+          {
+            name: 'items',
+            type: 'TEXT',
+            merge: { kind: 'custom', merge: (a, b) => [...(a as number[]), ...(b as number[])] },
+          },
+        ],
         outputColumns: [{ name: 'items', sql: 'items' }],
       };
       await h.store.ensureVersion(custom);
       await h.store.flush('sets', 1, [{ key: ['eu', 1], state: [[1]] }], []);
       const store = await h.reopen();
       assert.equal((await store.definition('sets', 1))?.stateColumns[0].merge.kind, 'custom');
-      await assert.rejects(store.flush('sets', 1, [{ key: ['eu', 1], state: [[2]] }], []), (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && /ensureVersion/.test(err.message));
+      await assert.rejects(
+        store.flush('sets', 1, [{ key: ['eu', 1], state: [[2]] }], []),
+        (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && /ensureVersion/.test(err.message),
+      );
       await store.ensureVersion(custom);
       await store.flush('sets', 1, [{ key: ['eu', 1], state: [[2]] }], []);
       assert.deepEqual((await store.query('SELECT items FROM sets')).rows, [{ items: '[1,2]' }]);
@@ -116,7 +171,8 @@ describe('SQLite view store', () => {
     const path = stores.freshPath('rows-max');
     const store = await openSqliteStore({ path, queryRowsMax: 3 });
     try {
-      const upTo = (n: number) => `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${n}) SELECT x FROM n`;
+      const upTo = (n: number) =>
+        `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${n}) SELECT x FROM n`;
       assert.equal((await store.query(upTo(3))).rows.length, 3);
       await assert.rejects(
         store.query(upTo(4)),

@@ -13,7 +13,19 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKappaError } from '../../src/errors.ts';
 import type { Checkpoint, QueryResult, RowDelta, ViewStore } from '../../src/view/index.ts';
-import { countDef, cp, freshForEachTest, rejectsWith, rowsOf, rulesDef, sale, salesDef, snapshot, tagsDef, totalsDef } from '../../src/view/test-helpers.ts';
+import {
+  countDef,
+  cp,
+  freshForEachTest,
+  rejectsWith,
+  rowsOf,
+  rulesDef,
+  sale,
+  salesDef,
+  snapshot,
+  tagsDef,
+  totalsDef,
+} from '../../src/view/test-helpers.ts';
 
 export interface ViewStoreHarness {
   store: ViewStore;
@@ -67,10 +79,19 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('ensureVersion refuses a different definition under an existing name and version', async () => {
         await store.ensureVersion(salesDef());
         await rejectsWith(store.ensureVersion(salesDef(1, { fingerprint: 'other' })), 'KAPPA_VIEW_CONFLICT', /sales/);
-        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'total', sql: 'total' }] })), 'KAPPA_VIEW_CONFLICT');
+        await rejectsWith(
+          store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'total', sql: 'total' }] })),
+          'KAPPA_VIEW_CONFLICT',
+        );
         const [info] = await store.versions();
         assert.equal(info.fingerprint, 'sales-fp-1');
-        assert.deepEqual((await store.query('SELECT * FROM sales')).columns, ['region', 'year', 'total', 'orders', 'avg_amount']);
+        assert.deepEqual((await store.query('SELECT * FROM sales')).columns, [
+          'region',
+          'year',
+          'total',
+          'orders',
+          'avg_amount',
+        ]);
       });
 
       test('a later version is created building while the live one keeps serving', async () => {
@@ -103,15 +124,26 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         for (const bad of ['drop table x', 'a-b', '1abc', 'x"y', 'sales;--', '', 'kappa_views', 'sales__v1']) {
           await rejectsWith(store.ensureVersion(salesDef(1, { name: bad })), 'KAPPA_INVALID_ARGUMENT');
         }
-        await rejectsWith(store.ensureVersion(salesDef(1, { keyColumns: [{ name: 'region name', type: 'TEXT' }] })), 'KAPPA_INVALID_ARGUMENT', /region name/);
-        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'x"; DROP TABLE y; --', sql: '1' }] })), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(
+          store.ensureVersion(salesDef(1, { keyColumns: [{ name: 'region name', type: 'TEXT' }] })),
+          'KAPPA_INVALID_ARGUMENT',
+          /region name/,
+        );
+        await rejectsWith(
+          store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'x"; DROP TABLE y; --', sql: '1' }] })),
+          'KAPPA_INVALID_ARGUMENT',
+        );
         await rejectsWith(store.ensureVersion(salesDef(0)), 'KAPPA_INVALID_ARGUMENT');
         await rejectsWith(store.flush('no such', 1, [], []), 'KAPPA_INVALID_ARGUMENT');
         assert.deepEqual(await store.versions(), []);
       });
 
       test('an output expression that is not valid SQL is refused when the version is created', async () => {
-        await rejectsWith(store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'bad', sql: 'no_such_column + 1' }] })), 'KAPPA_INVALID_ARGUMENT', /bad|no_such_column/);
+        await rejectsWith(
+          store.ensureVersion(salesDef(1, { outputColumns: [{ name: 'bad', sql: 'no_such_column + 1' }] })),
+          'KAPPA_INVALID_ARGUMENT',
+          /bad|no_such_column/,
+        );
         assert.deepEqual(await store.versions(), []);
         await store.ensureVersion(salesDef(1));
       });
@@ -132,13 +164,24 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('add counts a NULL on either side as nothing added', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [{ key: ['eu', 2024], state: [null, 1] }], []);
-        await store.flush('sales', 1, [{ key: ['eu', 2024], state: [5, 1] }, { key: ['eu', 2024], state: [null, 1] }], []);
+        await store.flush(
+          'sales',
+          1,
+          [
+            { key: ['eu', 2024], state: [5, 1] },
+            { key: ['eu', 2024], state: [null, 1] },
+          ],
+          [],
+        );
         assert.deepEqual(await rowsOf(store, 'SELECT total, orders FROM sales'), [{ total: 5, orders: 3 }]);
       });
 
       test('min and max keep the smaller and the larger value and ignore NULL on either side', async () => {
         await store.ensureVersion(rulesDef());
-        const d = (k: string, lo: number | null, hi: number | null): RowDelta => ({ key: [k], state: [null, null, null, null, lo, hi] });
+        const d = (k: string, lo: number | null, hi: number | null): RowDelta => ({
+          key: [k],
+          state: [null, null, null, null, lo, hi],
+        });
         await store.flush('rules', 1, [d('a', null, null), d('b', 5, 5)], []);
         await store.flush('rules', 1, [d('a', 3, 3), d('b', null, null), d('a', 4, 4), d('b', 2, 9)], []);
         await store.flush('rules', 1, [d('a', -1, 1)], []);
@@ -152,7 +195,13 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await store.ensureVersion(rulesDef());
         // state: first_time, last_time, first_v, last_v, lo, hi
         const d = (t: number | null, v: string): RowDelta => ({ key: ['k'], state: [t, t, v, v, null, null] });
-        const read = async () => (await rowsOf(store, 'SELECT out_first_v AS fv, out_first_time AS ft, out_last_v AS lv, out_last_time AS lt FROM rules'))[0];
+        const read = async () =>
+          (
+            await rowsOf(
+              store,
+              'SELECT out_first_v AS fv, out_first_time AS ft, out_last_v AS lv, out_last_time AS lt FROM rules',
+            )
+          )[0];
         await store.flush('rules', 1, [d(20, 'b')], []);
         await store.flush('rules', 1, [d(10, 'a')], []);
         assert.deepEqual(await read(), { fv: 'a', ft: 10, lv: 'b', lt: 20 });
@@ -171,7 +220,16 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await store.ensureVersion(tagsDef((stored, delta) => seen.push([stored, delta])));
         await store.flush('tags', 1, [{ key: [1], state: [1, ['b']] }], []);
         assert.deepEqual(seen, [], 'a new row takes the delta as its state without a merge');
-        await store.flush('tags', 1, [{ key: [1], state: [2, ['a', 'b']] }, { key: [2], state: [1, ['z']] }, { key: [1], state: [1, ['c']] }], []);
+        await store.flush(
+          'tags',
+          1,
+          [
+            { key: [1], state: [2, ['a', 'b']] },
+            { key: [2], state: [1, ['z']] },
+            { key: [1], state: [1, ['c']] },
+          ],
+          [],
+        );
         assert.deepEqual(seen, [
           [['b'], ['a', 'b']],
           [['a', 'b'], ['c']],
@@ -190,8 +248,16 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('NULL group keys merge into one row, apart from empty strings and zeros, and read back as NULL', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale(null, null, 1), sale('', 0, 10), sale(null, 0, 100)], []);
-        await store.flush('sales', 1, [sale(null, null, 2), sale('', 0, 20), sale(null, 0, 200), sale(null, null, 4)], []);
-        const rows = await rowsOf(store, 'SELECT region, year, total, orders FROM sales ORDER BY region IS NULL, region, year IS NULL, year');
+        await store.flush(
+          'sales',
+          1,
+          [sale(null, null, 2), sale('', 0, 20), sale(null, 0, 200), sale(null, null, 4)],
+          [],
+        );
+        const rows = await rowsOf(
+          store,
+          'SELECT region, year, total, orders FROM sales ORDER BY region IS NULL, region, year IS NULL, year',
+        );
         assert.deepEqual(rows, [
           { region: '', year: 0, total: 30, orders: 2 },
           { region: null, year: 0, total: 300, orders: 2 },
@@ -203,7 +269,15 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
 
       test('a view without key columns keeps exactly one row', async () => {
         await store.ensureVersion(totalsDef());
-        await store.flush('totals', 1, [{ key: [], state: [2] }, { key: [], state: [3] }], []);
+        await store.flush(
+          'totals',
+          1,
+          [
+            { key: [], state: [2] },
+            { key: [], state: [3] },
+          ],
+          [],
+        );
         await store.flush('totals', 1, [{ key: [], state: [5] }], []);
         assert.deepEqual(await store.query('SELECT * FROM totals'), { columns: ['events'], rows: [{ events: 10 }] });
       });
@@ -225,7 +299,11 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('reads rows by group key as the public view shows them, NULL keys included, and skips keys with no row', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale('eu', 2025, 10, 2), sale(null, null, 4), sale('us', 2025, 1)], []);
-        const rows = await store.rowsByKey('sales', 1, [['eu', 2025], [null, null], ['nowhere', 1999]]);
+        const rows = await store.rowsByKey('sales', 1, [
+          ['eu', 2025],
+          [null, null],
+          ['nowhere', 1999],
+        ]);
         assert.deepEqual(rows, [
           { region: 'eu', year: 2025, total: 10, orders: 2, avg_amount: 5 },
           { region: null, year: null, total: 4, orders: 1, avg_amount: 4 },
@@ -239,7 +317,9 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await store.ensureVersion(salesDef());
         await store.ensureVersion(salesDef(2));
         await store.flush('sales', 2, [sale('eu', 2026, 3)], []);
-        assert.deepEqual(await store.rowsByKey('sales', 2, [['eu', 2026]]), [{ region: 'eu', year: 2026, total: 3, orders: 1, avg_amount: 3 }]);
+        assert.deepEqual(await store.rowsByKey('sales', 2, [['eu', 2026]]), [
+          { region: 'eu', year: 2026, total: 3, orders: 1, avg_amount: 3 },
+        ]);
       });
 
       test('an unknown version is refused with KAPPA_UNKNOWN_VIEW', async () => {
@@ -294,16 +374,33 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
 
       test('a delta of the wrong arity fails the flush: neither rows nor checkpoints change', async () => {
         const before = await seeded();
-        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu', 2024], state: [1] }], [cp(20)]), 'KAPPA_INVALID_ARGUMENT', /Delta 1/);
-        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu'], state: [1, 1] }], [cp(20)]), 'KAPPA_INVALID_ARGUMENT');
-        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5), sale('eu', 2024, Number.NaN)], [cp(20)]), 'KAPPA_INVALID_ARGUMENT', /total/);
-        await rejectsWith(store.flush('sales', 1, [sale('eu', 2024, 5)], [{ ...cp(20), partition: -1 }]), 'KAPPA_INVALID_ARGUMENT');
+        await rejectsWith(
+          store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu', 2024], state: [1] }], [cp(20)]),
+          'KAPPA_INVALID_ARGUMENT',
+          /Delta 1/,
+        );
+        await rejectsWith(
+          store.flush('sales', 1, [sale('eu', 2024, 5), { key: ['eu'], state: [1, 1] }], [cp(20)]),
+          'KAPPA_INVALID_ARGUMENT',
+        );
+        await rejectsWith(
+          store.flush('sales', 1, [sale('eu', 2024, 5), sale('eu', 2024, Number.NaN)], [cp(20)]),
+          'KAPPA_INVALID_ARGUMENT',
+          /total/,
+        );
+        await rejectsWith(
+          store.flush('sales', 1, [sale('eu', 2024, 5)], [{ ...cp(20), partition: -1 }]),
+          'KAPPA_INVALID_ARGUMENT',
+        );
         await unchanged(before);
       });
 
       test('a checkpoint that would go backwards fails the flush and its deltas are rolled back', async () => {
         const before = await seeded();
-        await assert.rejects(store.flush('sales', 1, [sale('eu', 2024, 5), sale('asia', 2024, 5)], [cp(11, 1), cp(9)]), /backwards/);
+        await assert.rejects(
+          store.flush('sales', 1, [sale('eu', 2024, 5), sale('asia', 2024, 5)], [cp(11, 1), cp(9)]),
+          /backwards/,
+        );
         await assert.rejects(store.flush('sales', 1, [sale('eu', 2024, 5)], [cp(12), cp(11)]), /backwards/);
         await unchanged(before);
       });
@@ -335,7 +432,18 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         await store.flush('tags', 1, [{ key: [1], state: [1, ['a']] }], [cp(1)]);
         const before = { rows: await snapshot(store, 'tags'), cps: await store.checkpoints('tags', 1) };
         fail = true;
-        await assert.rejects(store.flush('tags', 1, [{ key: [2], state: [1, ['new']] }, { key: [1], state: [1, ['b']] }], [cp(2)]), /merge exploded/);
+        await assert.rejects(
+          store.flush(
+            'tags',
+            1,
+            [
+              { key: [2], state: [1, ['new']] },
+              { key: [1], state: [1, ['b']] },
+            ],
+            [cp(2)],
+          ),
+          /merge exploded/,
+        );
         assert.deepEqual(await snapshot(store, 'tags'), before.rows);
         assert.deepEqual(await store.checkpoints('tags', 1), before.cps);
       });
@@ -405,7 +513,10 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         const fresh = (await store.query('SELECT * FROM sales ORDER BY region')).rows;
         assert.notDeepEqual(old, fresh);
         for (const read of await Promise.all(reads)) {
-          assert.ok([old, fresh].some((rows) => JSON.stringify(rows) === JSON.stringify(read.rows)), `saw a mix: ${JSON.stringify(read.rows)}`);
+          assert.ok(
+            [old, fresh].some((rows) => JSON.stringify(rows) === JSON.stringify(read.rows)),
+            `saw a mix: ${JSON.stringify(read.rows)}`,
+          );
         }
       });
 
@@ -444,13 +555,19 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('returns the column names even when no row matches', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale('eu', 2024, 10)], []);
-        assert.deepEqual(await store.query("SELECT region, total AS t FROM sales WHERE region = 'nowhere'"), { columns: ['region', 't'], rows: [] });
+        assert.deepEqual(await store.query("SELECT region, total AS t FROM sales WHERE region = 'nowhere'"), {
+          columns: ['region', 't'],
+          rows: [],
+        });
       });
 
       test('binds positional parameters', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale('eu', 2024, 10), sale('us', 2024, 4), sale('us', 2023, 2)], []);
-        const result: QueryResult = await store.query('SELECT region, year, total FROM sales WHERE region = ? AND total > ? ORDER BY year', ['us', 1]);
+        const result: QueryResult = await store.query(
+          'SELECT region, year, total FROM sales WHERE region = ? AND total > ? ORDER BY year',
+          ['us', 1],
+        );
         assert.deepEqual(result.rows, [
           { region: 'us', year: 2023, total: 2 },
           { region: 'us', year: 2024, total: 4 },
@@ -460,13 +577,17 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('refuses every statement that would write, and nothing changes', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(1)]);
-        const before = { rows: await snapshot(store), versions: await store.versions(), cps: await store.checkpoints('sales', 1) };
+        const before = {
+          rows: await snapshot(store),
+          versions: await store.versions(),
+          cps: await store.checkpoints('sales', 1),
+        };
         const writes = [
           "INSERT INTO sales__v1 (region, year, total, orders) VALUES ('x', 1, 1, 1)",
           'UPDATE sales__v1 SET total = 0',
           'DELETE FROM sales__v1',
           'DELETE FROM kappa_checkpoints',
-          'UPDATE kappa_views SET state = \'retired\'',
+          "UPDATE kappa_views SET state = 'retired'",
           'DROP VIEW sales',
           'DROP TABLE sales__v1',
           'CREATE TABLE evil (x INTEGER)',
@@ -494,17 +615,30 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       test('runs exactly one statement per call', async () => {
         await store.ensureVersion(salesDef());
         await assert.rejects(store.query('SELECT 1; SELECT 2'), (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR'));
-        await assert.rejects(store.query('SELECT 1; DROP VIEW sales'), (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR') || isKappaError(err, 'KAPPA_QUERY_NOT_READ_ONLY'));
+        await assert.rejects(
+          store.query('SELECT 1; DROP VIEW sales'),
+          (err: unknown) => isKappaError(err, 'KAPPA_SQL_ERROR') || isKappaError(err, 'KAPPA_QUERY_NOT_READ_ONLY'),
+        );
         assert.deepEqual((await store.query('SELECT 1 AS one;')).rows, [{ one: 1 }]);
         assert.deepEqual((await store.query('SELECT * FROM sales')).rows, []);
       });
 
       test('a query runs while the writer holds an open transaction and sees a whole committed state', async () => {
         const seenDuringFlush: Promise<QueryResult>[] = [];
-        await store.ensureVersion(tagsDef(() => seenDuringFlush.push(store.query('SELECT user_id, events FROM tags ORDER BY user_id'))));
+        await store.ensureVersion(
+          tagsDef(() => seenDuringFlush.push(store.query('SELECT user_id, events FROM tags ORDER BY user_id'))),
+        );
         await store.flush('tags', 1, [{ key: [1], state: [1, ['a']] }], []);
         // The flush writes user 2, then merges user 1, which queries while the flush is uncommitted.
-        await store.flush('tags', 1, [{ key: [2], state: [1, ['b']] }, { key: [1], state: [1, ['c']] }], []);
+        await store.flush(
+          'tags',
+          1,
+          [
+            { key: [2], state: [1, ['b']] },
+            { key: [1], state: [1, ['c']] },
+          ],
+          [],
+        );
         assert.equal(seenDuringFlush.length, 1);
         const during = await seenDuringFlush[0];
         const before = [{ user_id: 1, events: 1 }];
@@ -512,7 +646,11 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
           { user_id: 1, events: 2 },
           { user_id: 2, events: 1 },
         ];
-        assert.ok(JSON.stringify(during.rows) === JSON.stringify(before) || JSON.stringify(during.rows) === JSON.stringify(after), `saw a partial flush: ${JSON.stringify(during.rows)}`);
+        assert.ok(
+          JSON.stringify(during.rows) === JSON.stringify(before) ||
+            JSON.stringify(during.rows) === JSON.stringify(after),
+          `saw a partial flush: ${JSON.stringify(during.rows)}`,
+        );
       });
     });
   });

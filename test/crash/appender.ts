@@ -19,7 +19,11 @@ const CRASH_SEGMENT_BYTES = 256 * 1024;
 const APPENDS_IN_FLIGHT = 6;
 
 async function main(dir: string, firstSeq: number): Promise<void> {
-  const log = await openFileLog({ dir, fsync: 'always', logger: { info: () => {}, warn: (m) => process.stderr.write(`warning: ${m}\n`) } });
+  const log = await openFileLog({
+    dir,
+    fsync: 'always',
+    logger: { info: () => {}, warn: (m) => process.stderr.write(`warning: ${m}\n`) },
+  });
   if (!(await log.topics()).some((t) => t.name === CRASH_TOPIC)) {
     await log.createTopic(CRASH_TOPIC, { partitions: CRASH_PARTITIONS, segmentBytes: CRASH_SEGMENT_BYTES });
   }

@@ -15,7 +15,19 @@ import { join } from 'node:path';
 import { isKappaError } from '../../src/errors.ts';
 import { type LogRecord, openFileLog, verifyLog } from '../../src/log/index.ts';
 import { valueFor } from './records.ts';
-import { type BatchLayout, TOPIC, assertRecords, batchLayout, flipBit, readPartition, recordingLogger, segmentFiles, segmentSizes, tempDir, writeLog } from './helpers.ts';
+import {
+  type BatchLayout,
+  TOPIC,
+  assertRecords,
+  batchLayout,
+  flipBit,
+  readPartition,
+  recordingLogger,
+  segmentFiles,
+  segmentSizes,
+  tempDir,
+  writeLog,
+} from './helpers.ts';
 
 const SMALL_SEGMENT_BYTES = 4096;
 const LARGE_SEGMENT_BYTES = 1 << 20;
@@ -49,7 +61,11 @@ interface Target {
  */
 async function targetLog(root: string, where: 'closed' | 'active'): Promise<Target> {
   const dir = join(root, `pristine-${where}`);
-  const values = await writeLog(dir, where === 'closed' ? SMALL_SEGMENT_BYTES : LARGE_SEGMENT_BYTES, batches(where === 'closed' ? 40 : 12));
+  const values = await writeLog(
+    dir,
+    where === 'closed' ? SMALL_SEGMENT_BYTES : LARGE_SEGMENT_BYTES,
+    batches(where === 'closed' ? 40 : 12),
+  );
   const files = segmentFiles(dir, TOPIC, 0);
   if (where === 'closed') assert.ok(files.length >= 3, `expected several segments, got ${files.length}`);
   else assert.equal(files.length, 1);
@@ -95,26 +111,42 @@ async function checkDamage(target: Target, work: string, file: string): Promise<
   const position = target.batch.position;
   const report = verifyLog({ dir: work });
   const named = report.findings.find((f) => f.severity === 'error' && f.file === file && f.position === position);
-  if (report.ok || !named) problems.push(`verifyLog did not report an error at ${file} byte ${position}: ${JSON.stringify(report.findings.map((f) => [f.severity, f.position, f.message]))}`);
+  if (report.ok || !named)
+    problems.push(
+      `verifyLog did not report an error at ${file} byte ${position}: ${JSON.stringify(report.findings.map((f) => [f.severity, f.position, f.message]))}`,
+    );
 
   const sizes = segmentSizes(work);
   const logger = recordingLogger();
   const log = await openFileLog({ dir: work, logger });
   try {
     const read = await readPartition(log, TOPIC, 0);
-    if (!isKappaError(read.error, 'KAPPA_CORRUPT_DATA')) problems.push(`a read from offset 0 did not fail with KAPPA_CORRUPT_DATA but with ${String(read.error)}`);
-    else if (!read.error.message.includes(file)) problems.push(`the read error does not name ${file}: ${read.error.message}`);
+    if (!isKappaError(read.error, 'KAPPA_CORRUPT_DATA'))
+      problems.push(`a read from offset 0 did not fail with KAPPA_CORRUPT_DATA but with ${String(read.error)}`);
+    else if (!read.error.message.includes(file))
+      problems.push(`the read error does not name ${file}: ${read.error.message}`);
     const leaked = read.records.filter((r) => r.offset >= target.batch.baseOffset);
-    if (leaked.length > 0) problems.push(`a read from offset 0 returned offsets ${leaked.map((r) => r.offset).join(',')} of the damaged batch${describeWrong(leaked, target.values)}`);
+    if (leaked.length > 0)
+      problems.push(
+        `a read from offset 0 returned offsets ${leaked.map((r) => r.offset).join(',')} of the damaged batch${describeWrong(leaked, target.values)}`,
+      );
     const inside = await readPartition(log, TOPIC, 0, target.batch.baseOffset);
-    if (!isKappaError(inside.error, 'KAPPA_CORRUPT_DATA')) problems.push(`a read from offset ${target.batch.baseOffset} (the damaged batch) did not fail with KAPPA_CORRUPT_DATA but with ${String(inside.error)}`);
-    if (inside.records.length > 0) problems.push(`a read from offset ${target.batch.baseOffset} returned offsets ${inside.records.map((r) => r.offset).join(',')}${describeWrong(inside.records, target.values)}`);
+    if (!isKappaError(inside.error, 'KAPPA_CORRUPT_DATA'))
+      problems.push(
+        `a read from offset ${target.batch.baseOffset} (the damaged batch) did not fail with KAPPA_CORRUPT_DATA but with ${String(inside.error)}`,
+      );
+    if (inside.records.length > 0)
+      problems.push(
+        `a read from offset ${target.batch.baseOffset} returned offsets ${inside.records.map((r) => r.offset).join(',')}${describeWrong(inside.records, target.values)}`,
+      );
   } finally {
     await log.close();
   }
   const after = segmentSizes(work);
-  for (const [path, size] of sizes) if (after.get(path) !== size) problems.push(`${path} changed size from ${size} to ${after.get(path)} bytes`);
-  if (logger.warnings.some((w) => w.includes('torn tail'))) problems.push(`recovery treated the damage as a torn tail: ${logger.warnings.join(' | ')}`);
+  for (const [path, size] of sizes)
+    if (after.get(path) !== size) problems.push(`${path} changed size from ${size} to ${after.get(path)} bytes`);
+  if (logger.warnings.some((w) => w.includes('torn tail')))
+    problems.push(`recovery treated the damage as a torn tail: ${logger.warnings.join(' | ')}`);
   return problems;
 }
 
@@ -164,7 +196,10 @@ test('a bit flip in a closed segment is reported by verifyLog and fails reads th
     assert.equal(read.error.details?.file, file);
     assert.equal(read.error.details?.position, target.batch.position);
     const inside = await readPartition(log, TOPIC, 0, target.batch.baseOffset);
-    assert.ok(isKappaError(inside.error, 'KAPPA_CORRUPT_DATA'), `a read from the damaged batch: expected KAPPA_CORRUPT_DATA, got ${String(inside.error)}`);
+    assert.ok(
+      isKappaError(inside.error, 'KAPPA_CORRUPT_DATA'),
+      `a read from the damaged batch: expected KAPPA_CORRUPT_DATA, got ${String(inside.error)}`,
+    );
     assertRecords(read.records, target.values.slice(0, target.batch.baseOffset), 'records before the damaged batch');
   } finally {
     await log.close();
@@ -189,8 +224,17 @@ test('a bit flip in an earlier batch of the active segment marks the partition c
   const log = await openFileLog({ dir: work, logger });
   try {
     assert.equal(statSync(file).size, sizeBefore, 'recovery must not cut a damaged batch that valid batches follow');
-    assert.ok(logger.warnings.some((w) => w.includes('damaged') && w.includes(file)), JSON.stringify(logger.warnings));
-    assert.deepEqual(log.health(TOPIC)[0].corruption && { file: log.health(TOPIC)[0].corruption!.file, position: log.health(TOPIC)[0].corruption!.position }, { file, position: target.batch.position });
+    assert.ok(
+      logger.warnings.some((w) => w.includes('damaged') && w.includes(file)),
+      JSON.stringify(logger.warnings),
+    );
+    assert.deepEqual(
+      log.health(TOPIC)[0].corruption && {
+        file: log.health(TOPIC)[0].corruption!.file,
+        position: log.health(TOPIC)[0].corruption!.position,
+      },
+      { file, position: target.batch.position },
+    );
     await assert.rejects(log.append(TOPIC, [{ value: 'refused' }]), (err) => isKappaError(err, 'KAPPA_CORRUPT_DATA'));
     const read = await readPartition(log, TOPIC, 0);
     assert.ok(isKappaError(read.error, 'KAPPA_CORRUPT_DATA'), `expected KAPPA_CORRUPT_DATA, got ${String(read.error)}`);

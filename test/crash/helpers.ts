@@ -63,7 +63,8 @@ export function batchLayout(file: string): BatchLayout[] {
     out.push({ position, size, baseOffset, lastOffset: baseOffset + buf.readInt32BE(position + 23) });
     position += size;
   }
-  if (position !== buf.length) throw new Error(`${file} does not end at a batch boundary (${position} of ${buf.length} bytes parsed)`);
+  if (position !== buf.length)
+    throw new Error(`${file} does not end at a batch boundary (${position} of ${buf.length} bytes parsed)`);
   return out;
 }
 
@@ -87,14 +88,22 @@ export const TOPIC = 'events';
  * Creates `TOPIC` in a fresh log at `dir`, appends each element of `batches` as one batch (one
  * append, awaited), closes the log cleanly and returns every value by offset.
  */
-export async function writeLog(dir: string, segmentBytes: number, batches: readonly (readonly string[])[]): Promise<string[]> {
+export async function writeLog(
+  dir: string,
+  segmentBytes: number,
+  batches: readonly (readonly string[])[],
+): Promise<string[]> {
   const log = await openFileLog({ dir, logger: recordingLogger() });
   const values: string[] = [];
   try {
     await log.createTopic(TOPIC, { partitions: 1, segmentBytes });
     for (const batch of batches) {
-      const acks = await log.append(TOPIC, batch.map((value) => ({ value })));
-      if (acks[0].offset !== values.length) throw new Error(`batch went to offset ${acks[0].offset}, expected ${values.length}`);
+      const acks = await log.append(
+        TOPIC,
+        batch.map((value) => ({ value })),
+      );
+      if (acks[0].offset !== values.length)
+        throw new Error(`batch went to offset ${acks[0].offset}, expected ${values.length}`);
       values.push(...batch);
     }
   } finally {

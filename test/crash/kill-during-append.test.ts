@@ -62,67 +62,105 @@ async function runTrial(t: Owner, dir: string, firstSeq: number, killAfterMs: nu
   return { acks, signal, code, stderr: child.stderr };
 }
 
-test('acknowledged records survive SIGKILL at random moments, intact, contiguous and without duplicates', { timeout: 120_000 }, async (t) => {
-  const seed = Number(process.env.KAPPA_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  t.diagnostic(`KAPPA_CRASH_SEED=${seed}`);
-  const random = seededRandom(seed);
-  const dir = tempDir(t);
-  /** Every record ever acknowledged, by partition then offset: its sequence number. */
-  const acked = Array.from({ length: CRASH_PARTITIONS }, () => new Map<number, number>());
-  let trialsWithAcks = 0;
-  let totalAcked = 0;
+test(
+  'acknowledged records survive SIGKILL at random moments, intact, contiguous and without duplicates',
+  { timeout: 120_000 },
+  async (t) => {
+    const seed = Number(process.env.KAPPA_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    t.diagnostic(`KAPPA_CRASH_SEED=${seed}`);
+    const random = seededRandom(seed);
+    const dir = tempDir(t);
+    /** Every record ever acknowledged, by partition then offset: its sequence number. */
+    const acked = Array.from({ length: CRASH_PARTITIONS }, () => new Map<number, number>());
+    let trialsWithAcks = 0;
+    let totalAcked = 0;
 
-  for (let trial = 0; trial < TRIALS; trial++) {
-    const killAfterMs = KILL_AFTER_MS_MIN + Math.floor(random() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1));
-    const context = `trial ${trial} (seed ${seed}, killed ${killAfterMs} ms after ready)`;
-    const result = await runTrial(t, dir, trial * SEQ_STRIDE, killAfterMs);
-    assert.equal(result.signal, 'SIGKILL', `${context}: the appender ended by itself (code ${result.code}) instead of being killed:\n${result.stderr}`);
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const killAfterMs = KILL_AFTER_MS_MIN + Math.floor(random() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN + 1));
+      const context = `trial ${trial} (seed ${seed}, killed ${killAfterMs} ms after ready)`;
+      const result = await runTrial(t, dir, trial * SEQ_STRIDE, killAfterMs);
+      assert.equal(
+        result.signal,
+        'SIGKILL',
+        `${context}: the appender ended by itself (code ${result.code}) instead of being killed:\n${result.stderr}`,
+      );
 
-    for (const ack of result.acks) {
-      const earlier = acked[ack.partition].get(ack.offset);
-      assert.equal(earlier, undefined, `${context}: offset ${ack.partition}/${ack.offset} acknowledged twice (seq ${earlier}, then seq ${ack.seq})`);
-      acked[ack.partition].set(ack.offset, ack.seq);
-    }
-    if (result.acks.length > 0) trialsWithAcks++;
-    totalAcked += result.acks.length;
-
-    const report = verifyLog({ dir });
-    const errors = report.findings.filter((f) => f.severity === 'error');
-    assert.deepEqual(errors, [], `${context}: verifyLog found errors`);
-    assert.equal(report.ok, true, `${context}: verifyLog is not ok`);
-
-    const writable = trial % 4 === 3;
-    const logger = recordingLogger();
-    const log = await openFileLog({ dir, readOnly: !writable, logger });
-    try {
-      const seen = new Set<number>();
-      for (let p = 0; p < CRASH_PARTITIONS; p++) {
-        const { records, error } = await readPartition(log, CRASH_TOPIC, p);
-        assert.equal(error, null, `${context}: reading partition ${p} failed: ${String(error)}`);
-        const { start, end } = await log.offsets(CRASH_TOPIC, p);
-        assert.equal(start, 0, `${context}: partition ${p} starts at ${start}`);
-        assert.equal(records.length, end, `${context}: partition ${p} ends at ${end} but holds ${records.length} records`);
-        const bySeq = new Map<number, number>();
-        records.forEach((r, i) => {
-          assert.equal(r.offset, i, `${context}: partition ${p}: record ${i} has offset ${r.offset} (gap or reorder)`);
-          const seq = seqOf(r.value);
-          assert.notEqual(seq, null, `${context}: partition ${p} offset ${r.offset}: value is damaged: ${r.value?.subarray(0, 40).toString()}`);
-          assert.ok(!seen.has(seq!), `${context}: seq ${seq} is stored twice (second time at ${p}/${r.offset})`);
-          seen.add(seq!);
-          bySeq.set(r.offset, seq!);
-        });
-        for (const [offset, seq] of acked[p]) {
-          assert.ok(offset < records.length, `${context}: acknowledged record ${p}/${offset} (seq ${seq}) is missing; the partition ends at ${records.length}`);
-          assert.equal(bySeq.get(offset), seq, `${context}: acknowledged record ${p}/${offset} should hold seq ${seq}`);
-        }
+      for (const ack of result.acks) {
+        const earlier = acked[ack.partition].get(ack.offset);
+        assert.equal(
+          earlier,
+          undefined,
+          `${context}: offset ${ack.partition}/${ack.offset} acknowledged twice (seq ${earlier}, then seq ${ack.seq})`,
+        );
+        acked[ack.partition].set(ack.offset, ack.seq);
       }
-    } finally {
-      await log.close();
-    }
-    if (writable) assert.deepEqual(verifyLog({ dir }).findings, [], `${context}: findings remain after a writable open recovered the log`);
-  }
+      if (result.acks.length > 0) trialsWithAcks++;
+      totalAcked += result.acks.length;
 
-  t.diagnostic(`${TRIALS} trials, ${totalAcked} acknowledged records, ${trialsWithAcks} trials with acknowledgements`);
-  // Without acknowledgements the checks above prove nothing; every kill comes at least 50 ms into appending.
-  assert.ok(trialsWithAcks >= TRIALS / 2, `only ${trialsWithAcks} of ${TRIALS} trials acknowledged anything`);
-});
+      const report = verifyLog({ dir });
+      const errors = report.findings.filter((f) => f.severity === 'error');
+      assert.deepEqual(errors, [], `${context}: verifyLog found errors`);
+      assert.equal(report.ok, true, `${context}: verifyLog is not ok`);
+
+      const writable = trial % 4 === 3;
+      const logger = recordingLogger();
+      const log = await openFileLog({ dir, readOnly: !writable, logger });
+      try {
+        const seen = new Set<number>();
+        for (let p = 0; p < CRASH_PARTITIONS; p++) {
+          const { records, error } = await readPartition(log, CRASH_TOPIC, p);
+          assert.equal(error, null, `${context}: reading partition ${p} failed: ${String(error)}`);
+          const { start, end } = await log.offsets(CRASH_TOPIC, p);
+          assert.equal(start, 0, `${context}: partition ${p} starts at ${start}`);
+          assert.equal(
+            records.length,
+            end,
+            `${context}: partition ${p} ends at ${end} but holds ${records.length} records`,
+          );
+          const bySeq = new Map<number, number>();
+          records.forEach((r, i) => {
+            assert.equal(
+              r.offset,
+              i,
+              `${context}: partition ${p}: record ${i} has offset ${r.offset} (gap or reorder)`,
+            );
+            const seq = seqOf(r.value);
+            assert.notEqual(
+              seq,
+              null,
+              `${context}: partition ${p} offset ${r.offset}: value is damaged: ${r.value?.subarray(0, 40).toString()}`,
+            );
+            assert.ok(!seen.has(seq!), `${context}: seq ${seq} is stored twice (second time at ${p}/${r.offset})`);
+            seen.add(seq!);
+            bySeq.set(r.offset, seq!);
+          });
+          for (const [offset, seq] of acked[p]) {
+            assert.ok(
+              offset < records.length,
+              `${context}: acknowledged record ${p}/${offset} (seq ${seq}) is missing; the partition ends at ${records.length}`,
+            );
+            assert.equal(
+              bySeq.get(offset),
+              seq,
+              `${context}: acknowledged record ${p}/${offset} should hold seq ${seq}`,
+            );
+          }
+        }
+      } finally {
+        await log.close();
+      }
+      if (writable)
+        assert.deepEqual(
+          verifyLog({ dir }).findings,
+          [],
+          `${context}: findings remain after a writable open recovered the log`,
+        );
+    }
+
+    t.diagnostic(
+      `${TRIALS} trials, ${totalAcked} acknowledged records, ${trialsWithAcks} trials with acknowledgements`,
+    );
+    // Without acknowledgements the checks above prove nothing; every kill comes at least 50 ms into appending.
+    assert.ok(trialsWithAcks >= TRIALS / 2, `only ${trialsWithAcks} of ${TRIALS} trials acknowledged anything`);
+  },
+);

@@ -14,7 +14,16 @@ import { join } from 'node:path';
 import { isKappaError } from '../../src/errors.ts';
 import { encodeBatch, openFileLog, verifyLog } from '../../src/log/index.ts';
 import { valueFor } from './records.ts';
-import { type BatchLayout, TOPIC, assertRecords, batchLayout, readPartition, recordingLogger, segmentFiles, tempDir } from './helpers.ts';
+import {
+  type BatchLayout,
+  TOPIC,
+  assertRecords,
+  batchLayout,
+  readPartition,
+  recordingLogger,
+  segmentFiles,
+  tempDir,
+} from './helpers.ts';
 
 const SEGMENT_BYTES = 4096;
 
@@ -45,7 +54,10 @@ async function pristineLog(root: string, alone: boolean): Promise<Pristine> {
   try {
     await log.createTopic(TOPIC, { partitions: 1, segmentBytes: SEGMENT_BYTES });
     const append = async (batch: string[]): Promise<void> => {
-      const [ack] = await log.append(TOPIC, batch.map((value) => ({ value })));
+      const [ack] = await log.append(
+        TOPIC,
+        batch.map((value) => ({ value })),
+      );
       assert.equal(ack.offset, values.length);
       values.push(...batch);
     };
@@ -54,7 +66,8 @@ async function pristineLog(root: string, alone: boolean): Promise<Pristine> {
       return { segments: files.length, bytes: statSync(files[files.length - 1]).size };
     };
     // Batches of 1 to 4 records of 3 to 600 bytes until the log has three segments.
-    for (let seq = 0; active().segments < 3; ) await append(Array.from({ length: 1 + (seq % 4) }, () => valueFor(seq++)));
+    for (let seq = 0; active().segments < 3;)
+      await append(Array.from({ length: 1 + (seq % 4) }, () => valueFor(seq++)));
     if (alone) {
       // Small batches until LAST_BATCH no longer fits: appending it then rolls to a new segment.
       while (active().bytes + lastBytes <= SEGMENT_BYTES) await append([`filler ${values.length}`]);
@@ -74,7 +87,11 @@ async function pristineLog(root: string, alone: boolean): Promise<Pristine> {
   assert.equal(last.size, lastBytes);
   assert.equal(last.lastOffset, values.length - 1);
   if (alone) assert.equal(layout.length, 1, 'LAST_BATCH should be alone in its segment');
-  else assert.ok(layout.length >= 3, `LAST_BATCH should follow other batches in its segment, layout ${JSON.stringify(layout)}`);
+  else
+    assert.ok(
+      layout.length >= 3,
+      `LAST_BATCH should follow other batches in its segment, layout ${JSON.stringify(layout)}`,
+    );
   return { dir, values, file, last };
 }
 
@@ -98,7 +115,11 @@ async function recoverAtEveryLength(p: Pristine, work: string): Promise<number> 
     const file = tornCopy(p, work, length);
 
     const report = verifyLog({ dir: work });
-    assert.equal(report.ok, true, `${context}: verifyLog should not call a torn tail an error: ${JSON.stringify(report.findings)}`);
+    assert.equal(
+      report.ok,
+      true,
+      `${context}: verifyLog should not call a torn tail an error: ${JSON.stringify(report.findings)}`,
+    );
     if (cut > 0) {
       assert.deepEqual(
         report.findings.map((f) => [f.severity, f.file, f.position]),
@@ -111,14 +132,29 @@ async function recoverAtEveryLength(p: Pristine, work: string): Promise<number> 
     const log = await openFileLog({ dir: work, logger });
     try {
       if (cut > 0) {
-        assert.equal(logger.warnings.length, 1, `${context}: expected one warning, got ${JSON.stringify(logger.warnings)}`);
+        assert.equal(
+          logger.warnings.length,
+          1,
+          `${context}: expected one warning, got ${JSON.stringify(logger.warnings)}`,
+        );
         const m = /torn tail of (\d+) bytes/.exec(logger.warnings[0]);
         assert.ok(m, `${context}: the warning should say how many bytes were cut: ${logger.warnings[0]}`);
         assert.equal(Number(m[1]), cut, `${context}: the warning reports the wrong byte count: ${logger.warnings[0]}`);
-        assert.ok(logger.warnings[0].includes(file), `${context}: the warning should name ${file}: ${logger.warnings[0]}`);
+        assert.ok(
+          logger.warnings[0].includes(file),
+          `${context}: the warning should name ${file}: ${logger.warnings[0]}`,
+        );
       } else assert.deepEqual(logger.warnings, [], `${context}: nothing to cut, nothing to warn about`);
-      assert.equal(statSync(file).size, p.last.position, `${context}: the segment should be cut back to the end of the previous batch`);
-      assert.deepEqual(await log.offsets(TOPIC, 0), { start: 0, end: p.last.baseOffset }, `${context}: the log should end after the previous batch`);
+      assert.equal(
+        statSync(file).size,
+        p.last.position,
+        `${context}: the segment should be cut back to the end of the previous batch`,
+      );
+      assert.deepEqual(
+        await log.offsets(TOPIC, 0),
+        { start: 0, end: p.last.baseOffset },
+        `${context}: the log should end after the previous batch`,
+      );
       assert.deepEqual(log.health(TOPIC)[0].corruption, null, `${context}: a torn tail is not corruption`);
       const read = await readPartition(log, TOPIC, 0);
       assert.equal(read.error, null, `${context}: reading the recovered log failed: ${String(read.error)}`);
@@ -176,14 +212,31 @@ test('after a clean shutdown a cut-off last batch is corruption: not cut, reads 
         logger.warnings.some((w) => w.includes('damaged') && w.includes(file) && w.includes(`byte ${p.last.position}`)),
         `${context}: recovery should warn that ${file} is damaged at byte ${p.last.position}: ${JSON.stringify(logger.warnings)}`,
       );
-      assert.ok(!logger.warnings.some((w) => w.includes('torn tail')), `${context}: must not be reported as a torn tail: ${JSON.stringify(logger.warnings)}`);
-      assert.deepEqual(log.health(TOPIC)[0].corruption?.file, file, `${context}: the partition should be marked corrupted`);
+      assert.ok(
+        !logger.warnings.some((w) => w.includes('torn tail')),
+        `${context}: must not be reported as a torn tail: ${JSON.stringify(logger.warnings)}`,
+      );
+      assert.deepEqual(
+        log.health(TOPIC)[0].corruption?.file,
+        file,
+        `${context}: the partition should be marked corrupted`,
+      );
       assert.deepEqual(await log.offsets(TOPIC, 0), { start: 0, end: p.last.baseOffset });
 
-      await assert.rejects(log.append(TOPIC, [{ value: 'must be refused' }]), (err) => isKappaError(err, 'KAPPA_CORRUPT_DATA'), `${context}: appends should be refused`);
+      await assert.rejects(
+        log.append(TOPIC, [{ value: 'must be refused' }]),
+        (err) => isKappaError(err, 'KAPPA_CORRUPT_DATA'),
+        `${context}: appends should be refused`,
+      );
       const read = await readPartition(log, TOPIC, 0);
-      assert.ok(isKappaError(read.error, 'KAPPA_CORRUPT_DATA'), `${context}: a read that reaches the damage should fail with KAPPA_CORRUPT_DATA, got ${String(read.error)}`);
-      assert.ok(read.error.message.includes(file), `${context}: the read error should name ${file}: ${read.error.message}`);
+      assert.ok(
+        isKappaError(read.error, 'KAPPA_CORRUPT_DATA'),
+        `${context}: a read that reaches the damage should fail with KAPPA_CORRUPT_DATA, got ${String(read.error)}`,
+      );
+      assert.ok(
+        read.error.message.includes(file),
+        `${context}: the read error should name ${file}: ${read.error.message}`,
+      );
       assertRecords(read.records, before, `${context}: records before the damage`);
     } finally {
       await log.close();
@@ -200,7 +253,11 @@ test('verifyLog reports a cut-off last batch after a clean shutdown as an error,
   const report = verifyLog({ dir: work });
   // The next writable open refuses this partition (previous test), so `kappa verify` must not
   // pass it as a harmless torn tail "cut off the next time the log is opened for writing".
-  assert.equal(report.ok, false, `verifyLog should fail a log whose next open marks it corrupted: ${JSON.stringify(report.findings)}`);
+  assert.equal(
+    report.ok,
+    false,
+    `verifyLog should fail a log whose next open marks it corrupted: ${JSON.stringify(report.findings)}`,
+  );
   assert.deepEqual(
     report.findings.map((f) => [f.severity, f.file, f.position]),
     [['error', file, p.last.position]],

@@ -32,7 +32,11 @@ test('kappa verify exits non-zero and names the damaged file and byte position',
   const { status, output } = await kappa('verify', '--data-dir', dir);
   assert.notEqual(status, 0, `kappa verify should fail on a damaged log; it exited ${status}:\n${output}`);
   assert.ok(output.includes(file), `the output should name ${file}:\n${output}`);
-  assert.match(output, new RegExp(`\\b${damaged.position}\\b`), `the output should give byte position ${damaged.position}:\n${output}`);
+  assert.match(
+    output,
+    new RegExp(`\\b${damaged.position}\\b`),
+    `the output should give byte position ${damaged.position}:\n${output}`,
+  );
 });
 
 test('kappa verify exits 0 on an intact log', { timeout: 60_000 }, async (t) => {

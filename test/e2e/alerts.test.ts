@@ -74,8 +74,13 @@ describe('alerts', () => {
   async function runUntilCaughtUp(dir: string, append: Reading[] = [], workers = 0): Promise<void> {
     const { log, engine, close } = await openKappa({ dir, configPath: project.writeConfig(CONFIG), workers });
     try {
-      if (append.length > 0) await log.append('readings', append.map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })));
-      const ends = async (): Promise<number[]> => Promise.all([0, 1].map(async (p) => (await log.offsets('readings', p)).end));
+      if (append.length > 0)
+        await log.append(
+          'readings',
+          append.map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })),
+        );
+      const ends = async (): Promise<number[]> =>
+        Promise.all([0, 1].map(async (p) => (await log.offsets('readings', p)).end));
       const target = await ends();
       const deadline = Date.now() + 30_000;
       while (!engine.status().every((t) => t.committedOffset >= target[t.partition])) {
@@ -93,7 +98,17 @@ describe('alerts', () => {
     let log = await openFileLog({ dir, readOnly: true, logger: quiet });
     const first = await alertsOf(log);
     await log.close();
-    const parsed = first.map((a) => JSON.parse(a) as { rule: string; key: string; atMs: number; value: number; severity: string; details: Record<string, number> });
+    const parsed = first.map(
+      (a) =>
+        JSON.parse(a) as {
+          rule: string;
+          key: string;
+          atMs: number;
+          value: number;
+          severity: string;
+          details: Record<string, number>;
+        },
+    );
     assert.deepEqual(
       parsed.map((a) => [a.rule, a.key, (a.atMs - T0) / 10_000]).sort(),
       [
@@ -114,7 +129,11 @@ describe('alerts', () => {
     log = await openFileLog({ dir, readOnly: true, logger: quiet });
     assert.deepEqual(await alertsOf(log), first);
     await log.close();
-    const more = Array.from({ length: 8 }, (_, i) => ({ device: 'hot-2', temperature: 90, ts: T0 + 900_000 + i * 10_000 }));
+    const more = Array.from({ length: 8 }, (_, i) => ({
+      device: 'hot-2',
+      temperature: 90,
+      ts: T0 + 900_000 + i * 10_000,
+    }));
     await runUntilCaughtUp(dir, more, 2);
     log = await openFileLog({ dir, readOnly: true, logger: quiet });
     const after = await alertsOf(log);
@@ -152,9 +171,14 @@ describe('alerts', () => {
     const good = receiver(() => ++flaky <= 2); // fails twice, then takes everything
     const broken = receiver(() => true);
     await Promise.all([good, broken].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))));
-    const url = (s: ReturnType<typeof createServer>): string => `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`;
+    const url = (s: ReturnType<typeof createServer>): string =>
+      `http://127.0.0.1:${(s.address() as AddressInfo).port}/hook`;
 
-    const kappa = await openKappa({ dir: project.dataDir('hooks'), configPath: project.writeConfig(CONFIG), start: false });
+    const kappa = await openKappa({
+      dir: project.dataDir('hooks'),
+      configPath: project.writeConfig(CONFIG),
+      start: false,
+    });
     const { log, store, engine } = kappa;
     let hooks: Awaited<ReturnType<typeof startWebhooks>> | null = null;
     try {
@@ -168,7 +192,10 @@ describe('alerts', () => {
         ],
         quiet,
       );
-      await log.append('readings', readings().map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })));
+      await log.append(
+        'readings',
+        readings().map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })),
+      );
       const deadline = Date.now() + 30_000;
       while (got.length < 3 || (hooks.stats.get('broken')?.deadLettered ?? 0) < 3) {
         if (Date.now() > deadline) throw new Error(`deliveries: ${JSON.stringify([...hooks.stats])}`);
@@ -182,7 +209,9 @@ describe('alerts', () => {
       );
       assert.deepEqual(hooks.stats.get('pager'), { delivered: 3, retried: 2, deadLettered: 0 });
       const dead: { headers: Record<string, string> }[] = [];
-      for await (const batch of log.read('alerts.webhook-dlq', 0, 0)) for (const r of batch.records()) dead.push({ headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value?.toString() ?? ''])) });
+      for await (const batch of log.read('alerts.webhook-dlq', 0, 0))
+        for (const r of batch.records())
+          dead.push({ headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value?.toString() ?? ''])) });
       assert.equal(dead.length, 3);
       assert.equal(dead[0].headers['kappa.webhook'], 'broken');
       assert.equal(dead[0].headers['kappa.attempts'], '3');

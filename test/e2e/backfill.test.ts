@@ -42,88 +42,116 @@ interface PipelineTask {
   lag: number;
 }
 
-test('a 30-day backfill of minute windows keeps pace with a 42-key view while the server stays responsive', { timeout: 240_000 }, async (t) => {
-  const root = tempDir(t, 'kappa-backfill-');
-  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  const config = join(root, 'kappa.config.ts');
-  writeFileSync(config, CONFIG);
-  const dir = join(root, 'data');
+test(
+  'a 30-day backfill of minute windows keeps pace with a 42-key view while the server stays responsive',
+  { timeout: 240_000 },
+  async (t) => {
+    const root = tempDir(t, 'kappa-backfill-');
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    const config = join(root, 'kappa.config.ts');
+    writeFileSync(config, CONFIG);
+    const dir = join(root, 'data');
 
-  const events = (DAYS * 24 * 3600 * 1000) / EVENT_EVERY_MS;
-  const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
-  try {
-    await log.createTopic('sales', { partitions: 2 });
-    for (let i = 0; i < events; i += 5000) {
-      const batch = [];
-      for (let id = i; id < Math.min(events, i + 5000); id++) {
-        const sale = { id, region: REGIONS[id % REGIONS.length], cents: (id * 7919) % 10_000, ts: T0 + id * EVENT_EVERY_MS };
-        batch.push({ key: String(id), value: JSON.stringify(sale) });
-      }
-      await log.append('sales', batch);
-    }
-  } finally {
-    await log.close();
-  }
-
-  const started = Date.now();
-  const start = startKappa(t, ['--data-dir', dir, 'start', '--config', config, '--port', '0']);
-  const [, url] = await start.waitForOutput(/HTTP API on (\S+) /, { timeoutMs: 30_000 });
-
-  // A failed request says why: kappa start's own account, once it has ended.
-  const get = async (path: string): Promise<Response> => {
+    const events = (DAYS * 24 * 3600 * 1000) / EVENT_EVERY_MS;
+    const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
     try {
-      return await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
-    } catch (err) {
-      const exit = await Promise.race([start.exited, new Promise((r) => setTimeout(r, 10_000, 'still running'))]);
-      throw new Error(`GET ${path} failed (${(err as Error).message}); kappa start: ${JSON.stringify(exit)}, printed:\n${start.stderr}`, { cause: err });
+      await log.createTopic('sales', { partitions: 2 });
+      for (let i = 0; i < events; i += 5000) {
+        const batch = [];
+        for (let id = i; id < Math.min(events, i + 5000); id++) {
+          const sale = {
+            id,
+            region: REGIONS[id % REGIONS.length],
+            cents: (id * 7919) % 10_000,
+            ts: T0 + id * EVENT_EVERY_MS,
+          };
+          batch.push({ key: String(id), value: JSON.stringify(sale) });
+        }
+        await log.append('sales', batch);
+      }
+    } finally {
+      await log.close();
     }
-  };
 
-  // /healthz polled back to back all along: the slowest answer is what a load balancer would see.
-  let healthMaxMs = 0;
-  const slow: string[] = [];
-  let polling = true;
-  const poller = (async () => {
-    while (polling) {
-      const t0 = performance.now();
-      const res = await get('/healthz');
-      await res.arrayBuffer();
-      const took = performance.now() - t0;
-      if (took > 100) slow.push(`${took.toFixed(0)} ms at +${Date.now() - started} ms`);
-      healthMaxMs = Math.max(healthMaxMs, took);
-      await new Promise((r) => setTimeout(r, 20));
+    const started = Date.now();
+    const start = startKappa(t, ['--data-dir', dir, 'start', '--config', config, '--port', '0']);
+    const [, url] = await start.waitForOutput(/HTTP API on (\S+) /, { timeoutMs: 30_000 });
+
+    // A failed request says why: kappa start's own account, once it has ended.
+    const get = async (path: string): Promise<Response> => {
+      try {
+        return await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
+      } catch (err) {
+        const exit = await Promise.race([start.exited, new Promise((r) => setTimeout(r, 10_000, 'still running'))]);
+        throw new Error(
+          `GET ${path} failed (${(err as Error).message}); kappa start: ${JSON.stringify(exit)}, printed:\n${start.stderr}`,
+          { cause: err },
+        );
+      }
+    };
+
+    // /healthz polled back to back all along: the slowest answer is what a load balancer would see.
+    let healthMaxMs = 0;
+    const slow: string[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const t0 = performance.now();
+        const res = await get('/healthz');
+        await res.arrayBuffer();
+        const took = performance.now() - t0;
+        if (took > 100) slow.push(`${took.toFixed(0)} ms at +${Date.now() - started} ms`);
+        healthMaxMs = Math.max(healthMaxMs, took);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    poller.catch(() => {}); // awaited below; a failure meanwhile is reported there
+
+    const doneAt = new Map<string, number>();
+    const deadline = Date.now() + 180_000;
+    while (doneAt.size < 2) {
+      assert.ok(
+        Date.now() < deadline,
+        `the views did not catch up within 180 s: ${[...doneAt.keys()].join(', ') || 'neither'} did\n${start.stderr}`,
+      );
+      const res = await get('/v1/pipelines');
+      const { tasks } = (await res.json()) as { tasks: PipelineTask[] };
+      for (const name of ['per_minute', 'by_store']) {
+        const mine = tasks.filter((x) => x.view === name);
+        if (!doneAt.has(name) && mine.length === 2 && mine.every((x) => x.lag === 0))
+          doneAt.set(name, Date.now() - started);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-  })();
-  poller.catch(() => {}); // awaited below; a failure meanwhile is reported there
+    polling = false;
+    await poller;
 
-  const doneAt = new Map<string, number>();
-  const deadline = Date.now() + 180_000;
-  while (doneAt.size < 2) {
-    assert.ok(Date.now() < deadline, `the views did not catch up within 180 s: ${[...doneAt.keys()].join(', ') || 'neither'} did\n${start.stderr}`);
-    const res = await get('/v1/pipelines');
-    const { tasks } = (await res.json()) as { tasks: PipelineTask[] };
-    for (const name of ['per_minute', 'by_store']) {
-      const mine = tasks.filter((x) => x.view === name);
-      if (!doneAt.has(name) && mine.length === 2 && mine.every((x) => x.lag === 0)) doneAt.set(name, Date.now() - started);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  polling = false;
-  await poller;
+    const res = await fetch(`${url}/v1/sql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: 'SELECT count(*) AS n, sum(orders) AS orders FROM per_minute' }),
+    });
+    const { rows } = (await res.json()) as { rows: { n: number; orders: number }[] };
+    assert.deepEqual(rows, [{ n: events, orders: events }], 'one row per region and minute, every event counted once');
 
-  const res = await fetch(`${url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'SELECT count(*) AS n, sum(orders) AS orders FROM per_minute' }) });
-  const { rows } = (await res.json()) as { rows: { n: number; orders: number }[] };
-  assert.deepEqual(rows, [{ n: events, orders: events }], 'one row per region and minute, every event counted once');
+    const windowed = doneAt.get('per_minute')!;
+    const keyed = doneAt.get('by_store')!;
+    t.diagnostic(
+      `per_minute (${events} rows) caught up after ${windowed} ms, by_store (42 rows) after ${keyed} ms; slowest /healthz ${healthMaxMs.toFixed(1)} ms`,
+    );
+    assert.ok(
+      windowed <= 3 * keyed,
+      `the windowed view took ${windowed} ms, more than 3 × the 42-key view's ${keyed} ms`,
+    );
+    assert.ok(
+      healthMaxMs <= 200,
+      `a /healthz answer took ${healthMaxMs.toFixed(1)} ms (limit 200 ms); slow answers: ${slow.join(', ')}`,
+    );
 
-  const windowed = doneAt.get('per_minute')!;
-  const keyed = doneAt.get('by_store')!;
-  t.diagnostic(`per_minute (${events} rows) caught up after ${windowed} ms, by_store (42 rows) after ${keyed} ms; slowest /healthz ${healthMaxMs.toFixed(1)} ms`);
-  assert.ok(windowed <= 3 * keyed, `the windowed view took ${windowed} ms, more than 3 × the 42-key view's ${keyed} ms`);
-  assert.ok(healthMaxMs <= 200, `a /healthz answer took ${healthMaxMs.toFixed(1)} ms (limit 200 ms); slow answers: ${slow.join(', ')}`);
-
-  const stopAt = Date.now();
-  const exit = await start.stop({ signal: 'SIGTERM', timeoutMs: 20_000 });
-  const stopMs = Date.now() - stopAt;
-  assert.equal(exit.code, 0, start.stderr);
-  assert.ok(stopMs <= 5000, `SIGTERM took ${stopMs} ms to end kappa start (limit 5 s)`);
-});
+    const stopAt = Date.now();
+    const exit = await start.stop({ signal: 'SIGTERM', timeoutMs: 20_000 });
+    const stopMs = Date.now() - stopAt;
+    assert.equal(exit.code, 0, start.stderr);
+    assert.ok(stopMs <= 5000, `SIGTERM took ${stopMs} ms to end kappa start (limit 5 s)`);
+  },
+);

@@ -12,10 +12,12 @@ import { type CliRun, kappaInProcess, kappaProcess as runCli } from '../support/
 import { runKappa, startKappa } from '../support/processes.ts';
 
 /** Runs the CLI in this process with the given stdin text. */
-const kappa = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> => kappaInProcess(['--data-dir', dataDir, ...args], stdin);
+const kappa = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> =>
+  kappaInProcess(['--data-dir', dataDir, ...args], stdin);
 
 /** Runs the CLI as a child process, the way a user does, with `stdin` as its standard input. */
-const kappaProcess = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> => runCli(['--data-dir', dataDir, ...args], { input: stdin, timeoutMs: 30_000 });
+const kappaProcess = (dataDir: string, args: string[], stdin = ''): Promise<CliRun> =>
+  runCli(['--data-dir', dataDir, ...args], { input: stdin, timeoutMs: 30_000 });
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l !== '');
 
@@ -28,36 +30,48 @@ describe('kappa CLI', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('produce then consume round-trips NDJSON and keys records with Kafka’s partitioner', { timeout: 60_000 }, async () => {
-    const dir = freshDir();
-    assert.equal((await kappa(dir, ['topics', 'create', 'sales', '--partitions', '4'])).code, 0);
-    const input = ['{"storeId":"s1","amount":1}', '{"storeId":"s2","amount":2}', '{"storeId":"s3","amount":3.5,"note":"ünïcode"}'];
-    const produced = await kappaProcess(dir, ['produce', 'sales', '--key-field', 'storeId'], input.join('\n') + '\n');
-    assert.equal(produced.code, 0, produced.stderr);
-    assert.match(produced.stderr, /produced 3 records/);
-    const consumed = await kappa(dir, ['consume', 'sales', '--with-meta']);
-    assert.equal(consumed.code, 0, consumed.stderr);
-    const records = lines(consumed.stdout).map((l) => JSON.parse(l));
-    assert.equal(records.length, 3);
-    for (const r of records) {
-      assert.equal(r.topic, 'sales');
-      assert.equal(r.key, r.value.storeId);
-      assert.equal(r.partition, partitionForKey(r.key, 4));
-      assert.equal(typeof r.timestamp, 'number');
-    }
-    const values = lines((await kappa(dir, ['consume', 'sales'])).stdout).sort();
-    assert.deepEqual(values, [...input].sort());
-  });
+  test(
+    'produce then consume round-trips NDJSON and keys records with Kafka’s partitioner',
+    { timeout: 60_000 },
+    async () => {
+      const dir = freshDir();
+      assert.equal((await kappa(dir, ['topics', 'create', 'sales', '--partitions', '4'])).code, 0);
+      const input = [
+        '{"storeId":"s1","amount":1}',
+        '{"storeId":"s2","amount":2}',
+        '{"storeId":"s3","amount":3.5,"note":"ünïcode"}',
+      ];
+      const produced = await kappaProcess(dir, ['produce', 'sales', '--key-field', 'storeId'], input.join('\n') + '\n');
+      assert.equal(produced.code, 0, produced.stderr);
+      assert.match(produced.stderr, /produced 3 records/);
+      const consumed = await kappa(dir, ['consume', 'sales', '--with-meta']);
+      assert.equal(consumed.code, 0, consumed.stderr);
+      const records = lines(consumed.stdout).map((l) => JSON.parse(l));
+      assert.equal(records.length, 3);
+      for (const r of records) {
+        assert.equal(r.topic, 'sales');
+        assert.equal(r.key, r.value.storeId);
+        assert.equal(r.partition, partitionForKey(r.key, 4));
+        assert.equal(typeof r.timestamp, 'number');
+      }
+      const values = lines((await kappa(dir, ['consume', 'sales'])).stdout).sort();
+      assert.deepEqual(values, [...input].sort());
+    },
+  );
 
-  test('a malformed line stops produce with its line number; lines before it stay, nothing after is written', { timeout: 60_000 }, async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 't']);
-    const res = await kappaProcess(dir, ['produce', 't'], '{"a":1}\n{"a":2}\n{"a": oops}\n{"a":4}\n');
-    assert.equal(res.code, 1);
-    assert.match(res.stderr, /line 3 is not valid JSON/);
-    assert.match(res.stderr, /2 records from the lines before it were produced/);
-    assert.deepEqual(lines((await kappa(dir, ['consume', 't'])).stdout), ['{"a":1}', '{"a":2}']);
-  });
+  test(
+    'a malformed line stops produce with its line number; lines before it stay, nothing after is written',
+    { timeout: 60_000 },
+    async () => {
+      const dir = freshDir();
+      await kappa(dir, ['topics', 'create', 't']);
+      const res = await kappaProcess(dir, ['produce', 't'], '{"a":1}\n{"a":2}\n{"a": oops}\n{"a":4}\n');
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /line 3 is not valid JSON/);
+      assert.match(res.stderr, /2 records from the lines before it were produced/);
+      assert.deepEqual(lines((await kappa(dir, ['consume', 't'])).stdout), ['{"a":1}', '{"a":2}']);
+    },
+  );
 
   test('a line without the key field is refused with its line number', async () => {
     const dir = freshDir();
@@ -113,7 +127,8 @@ describe('kappa CLI', () => {
     await kappa(dir, ['topics', 'create', 'ev']);
     const input = [0, 1, 2, 3, 4].map((i) => JSON.stringify({ i, at: `2026-01-01T00:0${i}:00Z` })).join('\n');
     assert.equal((await kappa(dir, ['produce', 'ev', '--time-field', 'at'], input)).code, 0);
-    const values = async (...args: string[]): Promise<number[]> => lines((await kappa(dir, ['consume', 'ev', ...args])).stdout).map((l) => JSON.parse(l).i);
+    const values = async (...args: string[]): Promise<number[]> =>
+      lines((await kappa(dir, ['consume', 'ev', ...args])).stdout).map((l) => JSON.parse(l).i);
     assert.deepEqual(await values(), [0, 1, 2, 3, 4]);
     assert.deepEqual(await values('--from', 'latest'), []);
     assert.deepEqual(await values('--from', '3'), [3, 4]);
@@ -124,18 +139,22 @@ describe('kappa CLI', () => {
     assert.equal(meta.timestamp, Date.parse('2026-01-01T00:00:00Z'));
   });
 
-  test('consume --follow prints records that another process produces later, and stops on Ctrl-C', { timeout: 60_000 }, async (t) => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 'live']);
-    const consumer = startKappa(t, ['--data-dir', dir, 'consume', 'live', '--follow']);
-    await new Promise((r) => setTimeout(r, 1500)); // let the consumer start and reach the end of the log
-    const produced = await kappaProcess(dir, ['produce', 'live'], '{"n":1}\n{"n":2}\n');
-    assert.equal(produced.code, 0, produced.stderr);
-    await consumer.waitForOutput('{"n":2}\n', { timeoutMs: 10_000, stream: 'stdout' });
-    assert.deepEqual(lines(consumer.stdout), ['{"n":1}', '{"n":2}']);
-    consumer.kill('SIGINT');
-    assert.equal((await consumer.exited).code, 0, consumer.stderr);
-  });
+  test(
+    'consume --follow prints records that another process produces later, and stops on Ctrl-C',
+    { timeout: 60_000 },
+    async (t) => {
+      const dir = freshDir();
+      await kappa(dir, ['topics', 'create', 'live']);
+      const consumer = startKappa(t, ['--data-dir', dir, 'consume', 'live', '--follow']);
+      await new Promise((r) => setTimeout(r, 1500)); // let the consumer start and reach the end of the log
+      const produced = await kappaProcess(dir, ['produce', 'live'], '{"n":1}\n{"n":2}\n');
+      assert.equal(produced.code, 0, produced.stderr);
+      await consumer.waitForOutput('{"n":2}\n', { timeoutMs: 10_000, stream: 'stdout' });
+      assert.deepEqual(lines(consumer.stdout), ['{"n":1}', '{"n":2}']);
+      consumer.kill('SIGINT');
+      assert.equal((await consumer.exited).code, 0, consumer.stderr);
+    },
+  );
 
   test('topics list and describe report partitions and offsets, as text and as JSON', async () => {
     const dir = freshDir();
@@ -158,7 +177,11 @@ describe('kappa CLI', () => {
   test('KAPPA_DATA_DIR chooses the data directory when --data-dir is not given', { timeout: 60_000 }, async () => {
     const dir = freshDir();
     await kappa(dir, ['topics', 'create', 'from-env']);
-    const res = await runKappa(['topics', 'list', '--json'], { env: { KAPPA_DATA_DIR: dir }, cwd: root, timeoutMs: 30_000 });
+    const res = await runKappa(['topics', 'list', '--json'], {
+      env: { KAPPA_DATA_DIR: dir },
+      cwd: root,
+      timeoutMs: 30_000,
+    });
     assert.equal(res.code, 0, res.stderr);
     assert.deepEqual(
       JSON.parse(res.stdout).map((t: { name: string }) => t.name),
@@ -177,19 +200,23 @@ describe('kappa CLI', () => {
     assert.equal(json.ok, true);
   });
 
-  test('a second writer is refused while the data directory is locked, and read-only commands still work', { timeout: 60_000 }, async (t) => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 'w']);
-    const holder = startKappa(t, ['--data-dir', dir, 'produce', 'w'], { stdin: 'pipe' });
-    holder.child.stdin!.write('{"a":1}\n');
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(join(dir, '.lock')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const refused = await kappa(dir, ['produce', 'w'], '{"b":2}\n');
-    assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /is in use by process \d+/);
-    assert.equal((await kappa(dir, ['topics', 'list'])).code, 0);
-    holder.child.stdin!.end();
-    assert.equal((await holder.exited).code, 0, holder.stderr);
-    assert.deepEqual(lines((await kappa(dir, ['consume', 'w'])).stdout), ['{"a":1}']);
-  });
+  test(
+    'a second writer is refused while the data directory is locked, and read-only commands still work',
+    { timeout: 60_000 },
+    async (t) => {
+      const dir = freshDir();
+      await kappa(dir, ['topics', 'create', 'w']);
+      const holder = startKappa(t, ['--data-dir', dir, 'produce', 'w'], { stdin: 'pipe' });
+      holder.child.stdin!.write('{"a":1}\n');
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(join(dir, '.lock')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const refused = await kappa(dir, ['produce', 'w'], '{"b":2}\n');
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /is in use by process \d+/);
+      assert.equal((await kappa(dir, ['topics', 'list'])).code, 0);
+      holder.child.stdin!.end();
+      assert.equal((await holder.exited).code, 0, holder.stderr);
+      assert.deepEqual(lines((await kappa(dir, ['consume', 'w'])).stdout), ['{"a":1}']);
+    },
+  );
 });

@@ -11,13 +11,23 @@ import { tempDir } from '../support/cleanup.ts';
 import { openKappa } from '../support/kappa.ts';
 import { type Owner, runCommand } from '../support/processes.ts';
 
-const example = (name: string, file: string): string => fileURLToPath(new URL(`../../examples/${name}/${file}`, import.meta.url));
+const example = (name: string, file: string): string =>
+  fileURLToPath(new URL(`../../examples/${name}/${file}`, import.meta.url));
 
 async function withExample(t: Owner, name: string, fn: (url: string) => Promise<void>): Promise<void> {
-  const kappa = await openKappa({ dir: tempDir(t, `kappa-example-${name}-`), configPath: example(name, 'kappa.config.ts'), flushIntervalMs: 50, server: {} });
+  const kappa = await openKappa({
+    dir: tempDir(t, `kappa-example-${name}-`),
+    configPath: example(name, 'kappa.config.ts'),
+    flushIntervalMs: 50,
+    server: {},
+  });
   try {
     // Its generator runs against the server.
-    const gen = await runCommand(process.execPath, ['--import', 'tsx', example(name, 'generate.ts'), '--url', kappa.url, '--rate', '500', '--seconds', '2'], { t, timeoutMs: 60_000 });
+    const gen = await runCommand(
+      process.execPath,
+      ['--import', 'tsx', example(name, 'generate.ts'), '--url', kappa.url, '--rate', '500', '--seconds', '2'],
+      { t, timeoutMs: 60_000 },
+    );
     assert.equal(gen.code, 0, gen.stderr);
     assert.match(gen.stderr, /sent \d+/);
     await fn(kappa.url);
@@ -43,11 +53,22 @@ const rowsOf = async (url: string, path: string): Promise<Record<string, unknown
 
 test('examples/iot: windows per device, site status, and an overheat alert', { timeout: 120_000 }, async (t) => {
   await withExample(t, 'iot', async (url) => {
-    assert.ok((await until('device minutes', async () => ((await rowsOf(url, '/v1/views/device_minutes?limit=5')) ?? []).length > 0 || null)) === true);
+    assert.ok(
+      (await until(
+        'device minutes',
+        async () => ((await rowsOf(url, '/v1/views/device_minutes?limit=5')) ?? []).length > 0 || null,
+      )) === true,
+    );
     assert.ok(((await rowsOf(url, '/v1/views/site_status')) ?? []).length > 0);
     const t0 = Date.now() - 600_000;
-    const hot = Array.from({ length: 8 }, (_, i) => JSON.stringify({ device: 'planted-1', site: 'lab', temperature: 95, humidity: 30, ts: t0 + i * 15_000 })).join('\n') + '\n';
-    assert.equal((await call(url, 'POST', '/v1/topics/readings/records', { body: hot, type: 'application/x-ndjson' })).status, 200);
+    const hot =
+      Array.from({ length: 8 }, (_, i) =>
+        JSON.stringify({ device: 'planted-1', site: 'lab', temperature: 95, humidity: 30, ts: t0 + i * 15_000 }),
+      ).join('\n') + '\n';
+    assert.equal(
+      (await call(url, 'POST', '/v1/topics/readings/records', { body: hot, type: 'application/x-ndjson' })).status,
+      200,
+    );
     const rows = await until('the overheat alert counted', async () => {
       const r = await rowsOf(url, '/v1/views/alert_counts?device=planted-1&rule=overheat');
       return r !== null && r.length === 1 ? r : null;
@@ -57,21 +78,58 @@ test('examples/iot: windows per device, site status, and an overheat alert', { t
   });
 });
 
-test('examples/fraud: spend per card and country, and a stolen card flagged as suspicious', { timeout: 120_000 }, async (t) => {
-  await withExample(t, 'fraud', async (url) => {
-    await until('card spend', async () => ((await rowsOf(url, '/v1/views/card_spend?limit=1')) ?? []).length > 0 || null);
-    const now = Date.now();
-    const usual = Array.from({ length: 30 }, (_, i) => JSON.stringify({ txId: `p${i}`, card: 'card-planted', merchant: 'cafe', country: 'DE', amount: 20 + (i % 5), ts: now + i }));
-    const stolen = JSON.stringify({ txId: 'p-stolen', card: 'card-planted', merchant: 'electronics', country: 'US', amount: 1800, ts: now + 100 });
-    assert.equal((await call(url, 'POST', '/v1/topics/transactions/records', { body: [...usual, stolen].join('\n') + '\n', type: 'application/x-ndjson' })).status, 200);
-    const flagged = await until('the stolen card flagged', async () => {
-      const r = await rowsOf(url, '/v1/views/suspicious_by_card?card=card-planted&rule=unusual_amount');
-      return r !== null && r.length === 1 ? r : null;
+test(
+  'examples/fraud: spend per card and country, and a stolen card flagged as suspicious',
+  { timeout: 120_000 },
+  async (t) => {
+    await withExample(t, 'fraud', async (url) => {
+      await until(
+        'card spend',
+        async () => ((await rowsOf(url, '/v1/views/card_spend?limit=1')) ?? []).length > 0 || null,
+      );
+      const now = Date.now();
+      const usual = Array.from({ length: 30 }, (_, i) =>
+        JSON.stringify({
+          txId: `p${i}`,
+          card: 'card-planted',
+          merchant: 'cafe',
+          country: 'DE',
+          amount: 20 + (i % 5),
+          ts: now + i,
+        }),
+      );
+      const stolen = JSON.stringify({
+        txId: 'p-stolen',
+        card: 'card-planted',
+        merchant: 'electronics',
+        country: 'US',
+        amount: 1800,
+        ts: now + 100,
+      });
+      assert.equal(
+        (
+          await call(url, 'POST', '/v1/topics/transactions/records', {
+            body: [...usual, stolen].join('\n') + '\n',
+            type: 'application/x-ndjson',
+          })
+        ).status,
+        200,
+      );
+      const flagged = await until('the stolen card flagged', async () => {
+        const r = await rowsOf(url, '/v1/views/suspicious_by_card?card=card-planted&rule=unusual_amount');
+        return r !== null && r.length === 1 ? r : null;
+      });
+      assert.equal(flagged[0].largest, 1800);
+      const suspicious = await call(url, 'GET', '/v1/topics/suspicious/records?partition=0&limit=1000');
+      const more = await call(url, 'GET', '/v1/topics/suspicious/records?partition=1&limit=1000');
+      const all = [
+        ...(suspicious.body as { records: { value: { key: string; message: string } }[] }).records,
+        ...(more.body as { records: { value: { key: string; message: string } }[] }).records,
+      ];
+      assert.ok(
+        all.some((r) => r.value.key === 'card-planted' && /1800\.00 at electronics \(US\)/.test(r.value.message)),
+        JSON.stringify(all.slice(0, 3)),
+      );
     });
-    assert.equal(flagged[0].largest, 1800);
-    const suspicious = await call(url, 'GET', '/v1/topics/suspicious/records?partition=0&limit=1000');
-    const more = await call(url, 'GET', '/v1/topics/suspicious/records?partition=1&limit=1000');
-    const all = [...(suspicious.body as { records: { value: { key: string; message: string } }[] }).records, ...(more.body as { records: { value: { key: string; message: string } }[] }).records];
-    assert.ok(all.some((r) => r.value.key === 'card-planted' && /1800\.00 at electronics \(US\)/.test(r.value.message)), JSON.stringify(all.slice(0, 3)));
-  });
-});
+  },
+);

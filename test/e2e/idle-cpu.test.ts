@@ -44,7 +44,16 @@ async function setUp(t: { after(fn: () => void): void }): Promise<{ dir: string;
   try {
     await log.createTopic('sales', { partitions: 3 });
     const batch = [];
-    for (let id = 0; id < 20_000; id++) batch.push({ key: String(id), value: JSON.stringify({ id, region: ['n', 's', 'e', 'w'][id % 4], cents: (id * 7919) % 10_000, ts: 1_767_225_600_000 + id * 1000 }) });
+    for (let id = 0; id < 20_000; id++)
+      batch.push({
+        key: String(id),
+        value: JSON.stringify({
+          id,
+          region: ['n', 's', 'e', 'w'][id % 4],
+          cents: (id * 7919) % 10_000,
+          ts: 1_767_225_600_000 + id * 1000,
+        }),
+      });
     await log.append('sales', batch);
   } finally {
     await log.close();
@@ -69,36 +78,59 @@ test('a caught-up kappa start uses at most 5% of a core', { timeout: 120_000 }, 
   await caughtUp(url, Date.now() + 60_000);
   const share = await cpuShareOver(start.pid, MEASURE_MS);
   t.diagnostic(`caught up: ${(share * 100).toFixed(1)}% of a core over ${MEASURE_MS / 1000} s`);
-  assert.ok(share <= CPU_SHARE_MAX, `kappa start used ${(share * 100).toFixed(1)}% of a core while it had nothing to do`);
+  assert.ok(
+    share <= CPU_SHARE_MAX,
+    `kappa start used ${(share * 100).toFixed(1)}% of a core while it had nothing to do`,
+  );
   assert.equal((await start.stop()).code, 0, start.stderr);
 });
 
-test('a task blocked by another process holding the view store sleeps, then catches up when the lock is released', { timeout: 120_000 }, async (t) => {
-  const { dir, config } = await setUp(t);
-  const start = startKappa(t, ['--data-dir', dir, 'start', '--config', config, '--port', '0']);
-  const [, url] = await start.waitForOutput(/HTTP API on (\S+) /, { timeoutMs: 30_000 });
-  await caughtUp(url, Date.now() + 60_000);
+test(
+  'a task blocked by another process holding the view store sleeps, then catches up when the lock is released',
+  { timeout: 120_000 },
+  async (t) => {
+    const { dir, config } = await setUp(t);
+    const start = startKappa(t, ['--data-dir', dir, 'start', '--config', config, '--port', '0']);
+    const [, url] = await start.waitForOutput(/HTTP API on (\S+) /, { timeoutMs: 30_000 });
+    await caughtUp(url, Date.now() + 60_000);
 
-  // Another process (here: this one) takes the store's write lock, as a backup tool or a
-  // sqlite3 shell with an open write transaction would; then more events arrive.
-  const other = new Database(join(dir, 'views.db'));
-  t.after(() => other.close());
-  other.exec('BEGIN IMMEDIATE');
-  const records = Array.from({ length: 500 }, (_, i) => ({ id: 100_000 + i, region: 'n', cents: 9000, ts: 1_767_300_000_000 + i }));
-  const posted = await fetch(`${url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(records) });
-  assert.equal(posted.status, 200, await posted.text());
-  await new Promise((r) => setTimeout(r, 1000));
-  const share = await cpuShareOver(start.pid, MEASURE_MS);
-  t.diagnostic(`blocked: ${(share * 100).toFixed(1)}% of a core over ${MEASURE_MS / 1000} s`);
-  assert.ok(start.running, `kappa start gave up while the store was locked:\n${start.stderr}`);
-  assert.ok(share <= CPU_SHARE_MAX, `kappa start used ${(share * 100).toFixed(1)}% of a core while its tasks were blocked`);
-  assert.match(start.stderr, /locked/, 'the wait is reported');
-  // The /healthz answers while tasks wait.
-  assert.equal((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status, 200);
+    // Another process (here: this one) takes the store's write lock, as a backup tool or a
+    // sqlite3 shell with an open write transaction would; then more events arrive.
+    const other = new Database(join(dir, 'views.db'));
+    t.after(() => other.close());
+    other.exec('BEGIN IMMEDIATE');
+    const records = Array.from({ length: 500 }, (_, i) => ({
+      id: 100_000 + i,
+      region: 'n',
+      cents: 9000,
+      ts: 1_767_300_000_000 + i,
+    }));
+    const posted = await fetch(`${url}/v1/topics/sales/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(records),
+    });
+    assert.equal(posted.status, 200, await posted.text());
+    await new Promise((r) => setTimeout(r, 1000));
+    const share = await cpuShareOver(start.pid, MEASURE_MS);
+    t.diagnostic(`blocked: ${(share * 100).toFixed(1)}% of a core over ${MEASURE_MS / 1000} s`);
+    assert.ok(start.running, `kappa start gave up while the store was locked:\n${start.stderr}`);
+    assert.ok(
+      share <= CPU_SHARE_MAX,
+      `kappa start used ${(share * 100).toFixed(1)}% of a core while its tasks were blocked`,
+    );
+    assert.match(start.stderr, /locked/, 'the wait is reported');
+    // The /healthz answers while tasks wait.
+    assert.equal((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status, 200);
 
-  other.exec('ROLLBACK');
-  await caughtUp(url, Date.now() + 60_000);
-  const res = await fetch(`${url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: "SELECT orders FROM by_region WHERE region = 'n'" }) });
-  assert.deepEqual(((await res.json()) as { rows: unknown[] }).rows, [{ orders: 5000 + 500 }]);
-  assert.equal((await start.stop()).code, 0, start.stderr);
-});
+    other.exec('ROLLBACK');
+    await caughtUp(url, Date.now() + 60_000);
+    const res = await fetch(`${url}/v1/sql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: "SELECT orders FROM by_region WHERE region = 'n'" }),
+    });
+    assert.deepEqual(((await res.json()) as { rows: unknown[] }).rows, [{ orders: 5000 + 500 }]);
+    assert.equal((await start.stop()).code, 0, start.stderr);
+  },
+);

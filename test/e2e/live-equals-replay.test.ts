@@ -11,7 +11,21 @@ import { test } from 'node:test';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { Type } from '../../src/schema/index.ts';
-import { Engine, avg, count, defineApp, first, from, last, max, min, sum, topic, tumbling, view } from '../../src/stream/index.ts';
+import {
+  Engine,
+  avg,
+  count,
+  defineApp,
+  first,
+  from,
+  last,
+  max,
+  min,
+  sum,
+  topic,
+  tumbling,
+  view,
+} from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 
@@ -21,7 +35,12 @@ const quiet = { info() {}, warn() {} };
 // Readings in tenths of a degree: integer sums are exact, so live and replay must agree to the bit.
 // (Sums of fractional numbers can differ in the last bits, because floating-point addition is not
 // associative and live flushes group events differently; docs/concepts.md says so.)
-const Reading = Type.Object({ sensor: Type.String(), site: Type.String(), celsius: Type.Integer(), ts: Type.Integer() });
+const Reading = Type.Object({
+  sensor: Type.String(),
+  site: Type.String(),
+  celsius: Type.Integer(),
+  ts: Type.Integer(),
+});
 const readings = topic('readings', { partitions: 3, schema: Reading, key: (r) => r.sensor, time: (r) => r.ts });
 const app = defineApp({
   topics: [readings],
@@ -31,7 +50,15 @@ const app = defineApp({
       from(readings)
         .filter((r) => r.celsius > -50)
         .groupBy((r) => ({ site: r.site }))
-        .aggregate({ n: count(), total: sum((r) => r.celsius), lo: min((r) => r.celsius), hi: max((r) => r.celsius), mean: avg((r) => r.celsius), firstC: first((r) => r.celsius), lastC: last((r) => r.celsius) }),
+        .aggregate({
+          n: count(),
+          total: sum((r) => r.celsius),
+          lo: min((r) => r.celsius),
+          hi: max((r) => r.celsius),
+          mean: avg((r) => r.celsius),
+          firstC: first((r) => r.celsius),
+          lastC: last((r) => r.celsius),
+        }),
     ),
     view(
       'per_minute',
@@ -49,7 +76,12 @@ function events(n: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const late = random() < 0.03 ? 60_000 + Math.floor(random() * 120_000) : Math.floor(random() * 4000);
-    const e = { sensor: `s${Math.floor(random() * 12)}`, site: `site-${Math.floor(random() * 3)}`, celsius: Math.round((random() * 60 - 10) * 10), ts: T0 + i * 500 - late };
+    const e = {
+      sensor: `s${Math.floor(random() * 12)}`,
+      site: `site-${Math.floor(random() * 3)}`,
+      celsius: Math.round((random() * 60 - 10) * 10),
+      ts: T0 + i * 500 - late,
+    };
     out.push(random() < 0.01 ? JSON.stringify({ ...e, celsius: 'hot' }) : JSON.stringify(e));
   }
   return out;
@@ -83,7 +115,8 @@ async function snapshot(store: ViewStore, log: FileLog): Promise<unknown> {
     side[t] = [];
     for (let p = 0; p < 3; p++) {
       for await (const batch of log.read(t, p, 0)) {
-        for (const r of batch.records()) side[t].push(`${p}:${r.value!.toString()}|${r.headers.map((h) => `${h.key}=${h.value}`).join(',')}`);
+        for (const r of batch.records())
+          side[t].push(`${p}:${r.value!.toString()}|${r.headers.map((h) => `${h.key}=${h.value}`).join(',')}`);
       }
     }
   }
@@ -93,45 +126,76 @@ async function snapshot(store: ViewStore, log: FileLog): Promise<unknown> {
   return { perSite: perSite.rows, perMinute: perMinute.rows, side };
 }
 
-test('the same events live in bursts and replayed from the start give identical views, late records and dead letters', { timeout: 120_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'kappa-replay-'));
-  try {
-    const all = events(4000);
+test(
+  'the same events live in bursts and replayed from the start give identical views, late records and dead letters',
+  { timeout: 120_000 },
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kappa-replay-'));
+    try {
+      const all = events(4000);
 
-    // Live: the engine runs while events arrive in bursts of 1-60 with pauses.
-    const liveLog = await openFileLog({ dir: join(root, 'live'), logger: quiet });
-    const liveStore = await openSqliteStore({ path: join(root, 'live', 'views.db') });
-    await liveLog.createTopic('readings', { partitions: 3 });
-    const live = new Engine({ log: liveLog, store: liveStore, control: liveStore, app, logger: quiet, flushIntervalMs: 15 });
-    await live.start();
-    const random = seededRandom(9);
-    for (let i = 0; i < all.length; ) {
-      const n = 1 + Math.floor(random() * 60);
-      await liveLog.append('readings', all.slice(i, i + n).map((value) => ({ key: keyOf(value), value })));
-      i += n;
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
+      // Live: the engine runs while events arrive in bursts of 1-60 with pauses.
+      const liveLog = await openFileLog({ dir: join(root, 'live'), logger: quiet });
+      const liveStore = await openSqliteStore({ path: join(root, 'live', 'views.db') });
+      await liveLog.createTopic('readings', { partitions: 3 });
+      const live = new Engine({
+        log: liveLog,
+        store: liveStore,
+        control: liveStore,
+        app,
+        logger: quiet,
+        flushIntervalMs: 15,
+      });
+      await live.start();
+      const random = seededRandom(9);
+      for (let i = 0; i < all.length;) {
+        const n = 1 + Math.floor(random() * 60);
+        await liveLog.append(
+          'readings',
+          all.slice(i, i + n).map((value) => ({ key: keyOf(value), value })),
+        );
+        i += n;
+        await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
+      }
+      await caughtUp(live, liveLog);
+      await live.stop();
+
+      // Replay: every event is in the log before the engine starts from offset 0.
+      const replayLog = await openFileLog({ dir: join(root, 'replay'), logger: quiet });
+      const replayStore = await openSqliteStore({ path: join(root, 'replay', 'views.db') });
+      await replayLog.createTopic('readings', { partitions: 3 });
+      await replayLog.append(
+        'readings',
+        all.map((value) => ({ key: keyOf(value), value })),
+      );
+      const replay = new Engine({
+        log: replayLog,
+        store: replayStore,
+        control: replayStore,
+        app,
+        logger: quiet,
+        flushIntervalMs: 1000,
+      });
+      await replay.start();
+      await caughtUp(replay, replayLog);
+      await replay.stop();
+
+      const a = (await snapshot(liveStore, liveLog)) as {
+        perSite: unknown[];
+        perMinute: unknown[];
+        side: Record<string, string[]>;
+      };
+      const b = await snapshot(replayStore, replayLog);
+      assert.ok(a.perSite.length === 3 && a.perMinute.length > 100, 'the views hold rows');
+      assert.ok(
+        a.side['readings.late'].length > 0 && a.side['readings.dlq'].length > 0,
+        'some events were late and some invalid',
+      );
+      assert.deepEqual(a, b);
+      for (const x of [liveStore, replayStore]) await x.close();
+      for (const x of [liveLog, replayLog]) await x.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
-    await caughtUp(live, liveLog);
-    await live.stop();
-
-    // Replay: every event is in the log before the engine starts from offset 0.
-    const replayLog = await openFileLog({ dir: join(root, 'replay'), logger: quiet });
-    const replayStore = await openSqliteStore({ path: join(root, 'replay', 'views.db') });
-    await replayLog.createTopic('readings', { partitions: 3 });
-    await replayLog.append('readings', all.map((value) => ({ key: keyOf(value), value })));
-    const replay = new Engine({ log: replayLog, store: replayStore, control: replayStore, app, logger: quiet, flushIntervalMs: 1000 });
-    await replay.start();
-    await caughtUp(replay, replayLog);
-    await replay.stop();
-
-    const a = (await snapshot(liveStore, liveLog)) as { perSite: unknown[]; perMinute: unknown[]; side: Record<string, string[]> };
-    const b = await snapshot(replayStore, replayLog);
-    assert.ok(a.perSite.length === 3 && a.perMinute.length > 100, 'the views hold rows');
-    assert.ok(a.side['readings.late'].length > 0 && a.side['readings.dlq'].length > 0, 'some events were late and some invalid');
-    assert.deepEqual(a, b);
-    for (const x of [liveStore, replayStore]) await x.close();
-    for (const x of [liveLog, replayLog]) await x.close();
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  },
+);

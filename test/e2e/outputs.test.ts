@@ -49,7 +49,8 @@ async function consumeAll(log: FileLog, topic: string): Promise<{ id: number; co
   const out: { id: number; copy: number }[] = [];
   const info = await log.topic(topic);
   for (let p = 0; p < info.partitions; p++) {
-    for await (const batch of log.read(topic, p, 0)) for (const r of batch.records()) out.push(JSON.parse(r.value!.toString()) as { id: number; copy: number });
+    for await (const batch of log.read(topic, p, 0))
+      for (const r of batch.records()) out.push(JSON.parse(r.value!.toString()) as { id: number; copy: number });
   }
   return out.sort((a, b) => a.id - b.id || a.copy - b.copy);
 }
@@ -67,52 +68,82 @@ describe('to(topic) exactly once across a crash between the appends and the chec
   const config = project.writeConfig(CONFIG);
 
   for (const workers of [0, 1]) {
-    test(`${workers === 0 ? 'on the main thread' : 'on a worker thread'}: every record once after the restart`, { timeout: 60_000 }, async () => {
-      const dir = project.dataDir(`data-${workers}`);
-      const log = await openFileLog({ dir, logger: quiet });
-      const base = await openSqliteStore({ path: join(dir, 'views.db') });
-      const app = await loadApp(config);
-      let nextId = 0;
-      const produce = (n: number) =>
-        log.append(
-          'payments',
-          Array.from({ length: n }, () => {
-            const id = nextId++;
-            return { key: `card${id % 7}`, value: JSON.stringify({ id, card: `card${id % 7}`, cents: id * 10 }) };
-          }),
-        );
-      try {
-        const store = refusingOnce(base);
-        const first = new Engine({ log, store, control: store, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
-        await first.start();
-        await produce(300);
-        await until('the first checkpoints', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 300, first);
-        // The next flush appends its records, then its checkpoint is refused: the engine fails there.
-        store.armed = true;
-        await produce(300);
-        await assert.rejects(first.failure, /simulated crash before the checkpoint/);
-        assert.equal(store.refused, 1);
-        await first.close();
-        const written = (await consumeAll(log, 'flagged')).length;
-        assert.ok(written > 200, `the refused flush had appended its records (${written} in the topic)`);
+    test(
+      `${workers === 0 ? 'on the main thread' : 'on a worker thread'}: every record once after the restart`,
+      { timeout: 60_000 },
+      async () => {
+        const dir = project.dataDir(`data-${workers}`);
+        const log = await openFileLog({ dir, logger: quiet });
+        const base = await openSqliteStore({ path: join(dir, 'views.db') });
+        const app = await loadApp(config);
+        let nextId = 0;
+        const produce = (n: number) =>
+          log.append(
+            'payments',
+            Array.from({ length: n }, () => {
+              const id = nextId++;
+              return { key: `card${id % 7}`, value: JSON.stringify({ id, card: `card${id % 7}`, cents: id * 10 }) };
+            }),
+          );
+        try {
+          const store = refusingOnce(base);
+          const first = new Engine({
+            log,
+            store,
+            control: store,
+            app,
+            logger: quiet,
+            workers,
+            configPath: config,
+            flushIntervalMs: 10,
+          });
+          await first.start();
+          await produce(300);
+          await until(
+            'the first checkpoints',
+            async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 300,
+            first,
+          );
+          // The next flush appends its records, then its checkpoint is refused: the engine fails there.
+          store.armed = true;
+          await produce(300);
+          await assert.rejects(first.failure, /simulated crash before the checkpoint/);
+          assert.equal(store.refused, 1);
+          await first.close();
+          const written = (await consumeAll(log, 'flagged')).length;
+          assert.ok(written > 200, `the refused flush had appended its records (${written} in the topic)`);
 
-        const second = new Engine({ log, store: base, control: base, app, logger: quiet, workers, configPath: config, flushIntervalMs: 10 });
-        await second.start();
-        await produce(150);
-        await until('the restart to catch up', async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 750, second);
-        await second.stop();
+          const second = new Engine({
+            log,
+            store: base,
+            control: base,
+            app,
+            logger: quiet,
+            workers,
+            configPath: config,
+            flushIntervalMs: 10,
+          });
+          await second.start();
+          await produce(150);
+          await until(
+            'the restart to catch up',
+            async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 750,
+            second,
+          );
+          await second.stop();
 
-        const expected = Array.from({ length: nextId }, (_, id) => id)
-          .filter((id) => (id * 10) % 3 === 0)
-          .flatMap((id) => [
-            { id, card: `card${id % 7}`, copy: 1 },
-            { id, card: `card${id % 7}`, copy: 2 },
-          ]);
-        assert.deepEqual(await consumeAll(log, 'flagged'), expected);
-      } finally {
-        await base.close();
-        await log.close();
-      }
-    });
+          const expected = Array.from({ length: nextId }, (_, id) => id)
+            .filter((id) => (id * 10) % 3 === 0)
+            .flatMap((id) => [
+              { id, card: `card${id % 7}`, copy: 1 },
+              { id, card: `card${id % 7}`, copy: 2 },
+            ]);
+          assert.deepEqual(await consumeAll(log, 'flagged'), expected);
+        } finally {
+          await base.close();
+          await log.close();
+        }
+      },
+    );
   }
 });

@@ -20,7 +20,6 @@ import { type TestContext, after, describe, test } from 'node:test';
 import { type OwnedChild, runKappa, startKappa } from '../support/processes.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
-
 /**
  * The sales example's AGGREGATED SALES view, a view whose key and aggregate fail on chosen records,
  * and an output whose map fails on others. `kind` picks the failure; good records have kind 'good'.
@@ -65,14 +64,19 @@ const POISON: Record<string, Record<string, RegExp>> = {
     by_bucket: /^the time extractor's event time is \d+, outside the range of dates/,
     copy_sales: /^the time extractor's event time is \d+, outside the range of dates/,
   },
-  'nan-key': { by_bucket: /^pipeline: group key bucket is NaN; group keys must be strings, finite numbers, booleans or null$/ },
+  'nan-key': {
+    by_bucket: /^pipeline: group key bucket is NaN; group keys must be strings, finite numbers, booleans or null$/,
+  },
   'infinity-key': { by_bucket: /^pipeline: group key bucket is Infinity;/ },
   'object-key': { by_bucket: /^pipeline: group key bucket is an object \{"bucket":1\};/ },
   'throwing-groupby': { by_bucket: /^pipeline: no bucket for p-/ },
   'throwing-aggregate': { by_bucket: /^pipeline: aggregate total: no amount for p-/ },
   'nan-aggregate': { by_bucket: /^pipeline: aggregate total: sum\(\) got NaN, not a finite number$/ },
   'throwing-map': { copy_sales: /^pipeline: cannot copy p-/ },
-  'bigint-value': { copy_sales: /^pipeline: the value written to\(\) cannot be encoded as JSON \(Do not know how to serialize a BigInt\)$/ },
+  'bigint-value': {
+    copy_sales:
+      /^pipeline: the value written to\(\) cannot be encoded as JSON \(Do not know how to serialize a BigInt\)$/,
+  },
 };
 
 const T0 = Date.UTC(2025, 11, 31, 23, 0); // an hour before 2026: the records span two years
@@ -82,9 +86,22 @@ const REGIONS = ['north', 'south', 'east'];
 function batch(name: string, n: number, kinds: string[], farFutureTs: number): Sale[] {
   const out: Sale[] = [];
   for (let i = 0; i < n; i++) {
-    out.push({ orderId: `${name}-${i}`, region: REGIONS[i % 3], amount: i % 7 === 0 ? -5 : 10 + ((i * 37) % 400), ts: T0 + i * 150_000, kind: 'good' });
+    out.push({
+      orderId: `${name}-${i}`,
+      region: REGIONS[i % 3],
+      amount: i % 7 === 0 ? -5 : 10 + ((i * 37) % 400),
+      ts: T0 + i * 150_000,
+      kind: 'good',
+    });
     const kind = kinds[i];
-    if (kind !== undefined) out.push({ orderId: `p-${name}-${kind}`, region: REGIONS[i % 3], amount: 50 + i, ts: kind === 'far-future' ? farFutureTs : T0 + i * 1000, kind });
+    if (kind !== undefined)
+      out.push({
+        orderId: `p-${name}-${kind}`,
+        region: REGIONS[i % 3],
+        amount: 50 + i,
+        ts: kind === 'far-future' ? farFutureTs : T0 + i * 1000,
+        kind,
+      });
   }
   return out;
 }
@@ -108,16 +125,28 @@ function foldSales(all: Sale[], field: string, groupOf: (s: Sale) => number, kee
     row.orders += 1;
     rows.set(k, row);
   }
-  return [...rows.values()].sort((a, b) => a.region.localeCompare(b.region) || (a[field] as number) - (b[field] as number));
+  return [...rows.values()].sort(
+    (a, b) => a.region.localeCompare(b.region) || (a[field] as number) - (b[field] as number),
+  );
 }
 
 /** What aggregated_sales must hold: the sales example's fold of the records it does not refuse. */
 function expectedAggregatedSales(all: Sale[]): unknown[] {
-  return foldSales(all, 'year', (s) => new Date(s.ts).getUTCFullYear(), (s) => !refusedBy(s, 'aggregated_sales') && s.amount > 0);
+  return foldSales(
+    all,
+    'year',
+    (s) => new Date(s.ts).getUTCFullYear(),
+    (s) => !refusedBy(s, 'aggregated_sales') && s.amount > 0,
+  );
 }
 
 function expectedByBucket(all: Sale[]): unknown[] {
-  return foldSales(all, 'bucket', (s) => Math.floor(s.amount / 100), (s) => !refusedBy(s, 'by_bucket'));
+  return foldSales(
+    all,
+    'bucket',
+    (s) => Math.floor(s.amount / 100),
+    (s) => !refusedBy(s, 'by_bucket'),
+  );
 }
 
 interface Consumed {
@@ -143,13 +172,22 @@ async function query(d: string[], sql: string): Promise<unknown[] | null> {
 }
 
 /** Polls `fn` until it gives a value; fails at once, quoting the child's output, if `kappa start` ends meanwhile. */
-async function waitFor<T>(what: string, start: OwnedChild, fn: () => Promise<T | null>, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  start: OwnedChild,
+  fn: () => Promise<T | null>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v !== null) return v;
-    if (!start.running) throw new Error(`kappa start ended (code ${(await start.exited).code}) while waiting for ${what}:\n${start.stderr.slice(-4000)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; kappa start printed:\n${start.stderr.slice(-4000)}`);
+    if (!start.running)
+      throw new Error(
+        `kappa start ended (code ${(await start.exited).code}) while waiting for ${what}:\n${start.stderr.slice(-4000)}`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; kappa start printed:\n${start.stderr.slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -158,86 +196,111 @@ describe('poison records', () => {
   // The configs below are ES modules, as in a user's project with "type": "module".
   const root = tempProject({ after }, 'kappa-poison-').root;
 
-  test('each goes to sales.dlq once with its reason and provenance; kappa start keeps running through two restarts, and the views equal the fold of the good records', { timeout: 300_000 }, async (t: TestContext) => {
-    const dir = join(root, 'data');
-    const config = join(root, 'kappa.config.ts');
-    writeFileSync(config, CONFIG(SRC));
-    const d = ['--data-dir', dir, '--config', config];
-    const kinds = Object.keys(POISON);
-    const keyAndOutputKinds = kinds.filter((k) => k !== 'far-future');
-    const produce = async (records: Sale[]): Promise<void> => {
-      const r = await runKappa([...d, 'produce', 'sales', '--key-field', 'orderId'], { input: records.map((s) => JSON.stringify(s)).join('\n') + '\n' });
-      assert.equal(r.code, 0, r.stderr);
-    };
-    assert.equal((await runKappa([...d, 'topics', 'create', 'sales', '--partitions', '2'])).code, 0);
+  test(
+    'each goes to sales.dlq once with its reason and provenance; kappa start keeps running through two restarts, and the views equal the fold of the good records',
+    { timeout: 300_000 },
+    async (t: TestContext) => {
+      const dir = join(root, 'data');
+      const config = join(root, 'kappa.config.ts');
+      writeFileSync(config, CONFIG(SRC));
+      const d = ['--data-dir', dir, '--config', config];
+      const kinds = Object.keys(POISON);
+      const keyAndOutputKinds = kinds.filter((k) => k !== 'far-future');
+      const produce = async (records: Sale[]): Promise<void> => {
+        const r = await runKappa([...d, 'produce', 'sales', '--key-field', 'orderId'], {
+          input: records.map((s) => JSON.stringify(s)).join('\n') + '\n',
+        });
+        assert.equal(r.code, 0, r.stderr);
+      };
+      assert.equal((await runKappa([...d, 'topics', 'create', 'sales', '--partitions', '2'])).code, 0);
 
-    const produced: Sale[] = [];
-    /** Waits until the views, the derived topic and the dead letters reflect every record produced so far, then checks them exactly. */
-    const settled = async (start: OwnedChild): Promise<void> => {
-      const wantAggregated = expectedAggregatedSales(produced);
-      const wantBuckets = expectedByBucket(produced);
-      const wantCopies = produced.filter((s) => !refusedBy(s, 'copy_sales')).length;
-      const wantDead = produced.reduce((n, s) => n + Object.keys(POISON[s.kind] ?? {}).length, 0);
-      await waitFor('the views, the copies and the dead letters', start, async () => {
-        const a = await query(d, 'SELECT region, year, total, orders FROM aggregated_sales ORDER BY region, year');
-        const b = await query(d, 'SELECT region, bucket, total, orders FROM by_bucket ORDER BY region, bucket');
-        const done = JSON.stringify(a) === JSON.stringify(wantAggregated) && JSON.stringify(b) === JSON.stringify(wantBuckets);
-        return done && (await consume(d, 'copies')).length >= wantCopies && (await consume(d, 'sales.dlq')).length >= wantDead ? true : null;
+      const produced: Sale[] = [];
+      /** Waits until the views, the derived topic and the dead letters reflect every record produced so far, then checks them exactly. */
+      const settled = async (start: OwnedChild): Promise<void> => {
+        const wantAggregated = expectedAggregatedSales(produced);
+        const wantBuckets = expectedByBucket(produced);
+        const wantCopies = produced.filter((s) => !refusedBy(s, 'copy_sales')).length;
+        const wantDead = produced.reduce((n, s) => n + Object.keys(POISON[s.kind] ?? {}).length, 0);
+        await waitFor('the views, the copies and the dead letters', start, async () => {
+          const a = await query(d, 'SELECT region, year, total, orders FROM aggregated_sales ORDER BY region, year');
+          const b = await query(d, 'SELECT region, bucket, total, orders FROM by_bucket ORDER BY region, bucket');
+          const done =
+            JSON.stringify(a) === JSON.stringify(wantAggregated) && JSON.stringify(b) === JSON.stringify(wantBuckets);
+          return done &&
+            (await consume(d, 'copies')).length >= wantCopies &&
+            (await consume(d, 'sales.dlq')).length >= wantDead
+            ? true
+            : null;
+        });
+        assert.ok(start.running, 'kappa start is still running');
+
+        // The derived topic: each record the output does not refuse, once.
+        const copies = (await consume(d, 'copies')).map((c) => c.value.orderId).sort();
+        assert.deepEqual(
+          copies,
+          produced
+            .filter((s) => !refusedBy(s, 'copy_sales'))
+            .map((s) => s.orderId)
+            .sort(),
+        );
+
+        // The dead letters: each poison record once per pipeline that refused it, with reason and provenance.
+        const offsets = new Map((await consume(d, 'sales')).map((r) => [r.value.orderId, r]));
+        const dead = await consume(d, 'sales.dlq');
+        const seen = dead.map((x) => `${x.headers?.['kappa.view']} ${x.value.orderId}`).sort();
+        const want = produced.flatMap((s) => Object.keys(POISON[s.kind] ?? {}).map((p) => `${p} ${s.orderId}`)).sort();
+        assert.deepEqual(seen, want, 'each poison record is a dead letter exactly once per pipeline that refused it');
+        for (const x of dead) {
+          const h = x.headers!;
+          const source = offsets.get(x.value.orderId)!;
+          assert.match(
+            h['kappa.error'],
+            POISON[x.value.kind][h['kappa.view']],
+            `the reason for ${x.value.orderId} in ${h['kappa.view']}`,
+          );
+          assert.equal(h['kappa.source.topic'], 'sales');
+          assert.equal(h['kappa.source.partition'], String(source.partition));
+          assert.equal(h['kappa.source.offset'], String(source.offset));
+          assert.equal(x.partition, source.partition, 'a dead letter sits on its source partition number');
+          assert.deepEqual(x.value, source.value, 'the dead letter is the source record as it was');
+        }
+      };
+
+      // Run 1, tasks on the main thread: the far-future ts of the issue (1 ms past the last date).
+      produced.push(...batch('a', 60, kinds, 8_640_000_000_000_001));
+      await produce(produced);
+      const first = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100', '--workers', '0']);
+      await settled(first);
+      first.kill('SIGKILL');
+      await first.exited;
+
+      // Run 2, on a worker thread: more poison (Number.MAX_SAFE_INTEGER as ts) produced while it was down.
+      const b = batch('b', 60, kinds, Number.MAX_SAFE_INTEGER);
+      produced.push(...b);
+      await produce(b);
+      const second = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '60000', '--workers', '1']);
+      const [, url] = await second.waitForOutput(/HTTP API on (http:\/\/\S+)/, { timeoutMs: 30_000 });
+      // Reaching the end of the log flushes once; after that nothing is flushed for a minute.
+      await settled(second);
+      const c = batch('c', 30, keyAndOutputKinds, 0);
+      const res = await fetch(`${url}/v1/topics/sales/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: c.map((s) => JSON.stringify(s)).join('\n') + '\n',
       });
-      assert.ok(start.running, 'kappa start is still running');
+      assert.equal(res.status, 200, await res.text());
+      produced.push(...c);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(second.running, 'kappa start is still running after the records sent over HTTP');
+      second.kill('SIGKILL');
+      await second.exited;
 
-      // The derived topic: each record the output does not refuse, once.
-      const copies = (await consume(d, 'copies')).map((c) => c.value.orderId).sort();
-      assert.deepEqual(copies, produced.filter((s) => !refusedBy(s, 'copy_sales')).map((s) => s.orderId).sort());
-
-      // The dead letters: each poison record once per pipeline that refused it, with reason and provenance.
-      const offsets = new Map((await consume(d, 'sales')).map((r) => [r.value.orderId, r]));
-      const dead = await consume(d, 'sales.dlq');
-      const seen = dead.map((x) => `${x.headers?.['kappa.view']} ${x.value.orderId}`).sort();
-      const want = produced.flatMap((s) => Object.keys(POISON[s.kind] ?? {}).map((p) => `${p} ${s.orderId}`)).sort();
-      assert.deepEqual(seen, want, 'each poison record is a dead letter exactly once per pipeline that refused it');
-      for (const x of dead) {
-        const h = x.headers!;
-        const source = offsets.get(x.value.orderId)!;
-        assert.match(h['kappa.error'], POISON[x.value.kind][h['kappa.view']], `the reason for ${x.value.orderId} in ${h['kappa.view']}`);
-        assert.equal(h['kappa.source.topic'], 'sales');
-        assert.equal(h['kappa.source.partition'], String(source.partition));
-        assert.equal(h['kappa.source.offset'], String(source.offset));
-        assert.equal(x.partition, source.partition, 'a dead letter sits on its source partition number');
-        assert.deepEqual(x.value, source.value, 'the dead letter is the source record as it was');
-      }
-    };
-
-    // Run 1, tasks on the main thread: the far-future ts of the issue (1 ms past the last date).
-    produced.push(...batch('a', 60, kinds, 8_640_000_000_000_001));
-    await produce(produced);
-    const first = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100', '--workers', '0']);
-    await settled(first);
-    first.kill('SIGKILL');
-    await first.exited;
-
-    // Run 2, on a worker thread: more poison (Number.MAX_SAFE_INTEGER as ts) produced while it was down.
-    const b = batch('b', 60, kinds, Number.MAX_SAFE_INTEGER);
-    produced.push(...b);
-    await produce(b);
-    const second = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '60000', '--workers', '1']);
-    const [, url] = await second.waitForOutput(/HTTP API on (http:\/\/\S+)/, { timeoutMs: 30_000 });
-    // Reaching the end of the log flushes once; after that nothing is flushed for a minute.
-    await settled(second);
-    const c = batch('c', 30, keyAndOutputKinds, 0);
-    const res = await fetch(`${url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: c.map((s) => JSON.stringify(s)).join('\n') + '\n' });
-    assert.equal(res.status, 200, await res.text());
-    produced.push(...c);
-    await new Promise((r) => setTimeout(r, 500));
-    assert.ok(second.running, 'kappa start is still running after the records sent over HTTP');
-    second.kill('SIGKILL');
-    await second.exited;
-
-    // Run 3: processes batch c again from the checkpoint; nothing may be counted or dead-lettered twice.
-    const third = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100']);
-    await settled(third);
-    const stopped = await third.stop();
-    assert.equal(stopped.code, 0, third.stderr);
-    assert.doesNotMatch(third.stderr, /stopped:/, 'no task stopped');
-  });
+      // Run 3: processes batch c again from the checkpoint; nothing may be counted or dead-lettered twice.
+      const third = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100']);
+      await settled(third);
+      const stopped = await third.stop();
+      assert.equal(stopped.code, 0, third.stderr);
+      assert.doesNotMatch(third.stderr, /stopped:/, 'no task stopped');
+    },
+  );
 });

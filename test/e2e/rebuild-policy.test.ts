@@ -15,7 +15,10 @@ function config(minCents: number, rebuild: string): string {
   return totalsConfig({ filter: `.filter((s) => s.cents >= ${minCents})`, viewOptions: `{ rebuild: ${rebuild} }` });
 }
 
-const sale = (i: number): { region: string; cents: number } => ({ region: ['north', 'south', 'east'][i % 3], cents: i % 1000 });
+const sale = (i: number): { region: string; cents: number } => ({
+  region: ['north', 'south', 'east'][i % 3],
+  cents: i % 1000,
+});
 
 function expected(minCents: number, events: number): { region: string; cents: number; n: number }[] {
   const rows = new Map<string, { region: string; cents: number; n: number }>();
@@ -43,7 +46,11 @@ describe('rebuild policies', () => {
     const logger = { info: (m: string) => void infos.push(m), warn: (m: string) => void infos.push(`warning: ${m}`) };
     const run = await openKappa({ dir, configPath: project.writeConfig(source), engine: { logger }, start: false });
     if ((await run.log.topics()).length === 0) await run.log.createTopic('sales', { partitions: 2 });
-    for (let i = 0; i < events; i += 10_000) await run.log.append('sales', Array.from({ length: 10_000 }, (_, j) => ({ key: sale(i + j).region, value: JSON.stringify(sale(i + j)) })));
+    for (let i = 0; i < events; i += 10_000)
+      await run.log.append(
+        'sales',
+        Array.from({ length: 10_000 }, (_, j) => ({ key: sale(i + j).region, value: JSON.stringify(sale(i + j)) })),
+      );
     await run.engine.start();
     return Object.assign(run, { infos });
   }
@@ -51,13 +58,16 @@ describe('rebuild policies', () => {
   async function until(run: Run, what: string, cond: () => Promise<boolean>): Promise<void> {
     const deadline = Date.now() + 30_000;
     while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; the engine said:\n${run.infos.join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting until ${what}; the engine said:\n${run.infos.join('\n')}`);
       await Promise.race([run.engine.failure, new Promise((r) => setTimeout(r, 20))]);
     }
   }
 
-  const states = async (store: SqliteStore): Promise<[number, string][]> => (await store.versions()).map((v) => [v.version, v.state]);
-  const rows = async (store: SqliteStore): Promise<unknown> => (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
+  const states = async (store: SqliteStore): Promise<[number, string][]> =>
+    (await store.versions()).map((v) => [v.version, v.state]);
+  const rows = async (store: SqliteStore): Promise<unknown> =>
+    (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
   const atHead = async (run: Run, version: number): Promise<boolean> => {
     if (!(await run.store.versions()).some((v) => v.version === version && v.state === 'live')) return false;
     const cps = await run.store.checkpoints('totals', version);
@@ -76,8 +86,21 @@ describe('rebuild policies', () => {
     run = await open(dir, config(500, "'manual'"));
     try {
       assert.deepEqual(run.engine.builds(), []);
-      assert.ok(run.infos.some((m) => /its logic changed .*rebuild is 'manual', so version 1 keeps its logic until you run `kappa replay totals`/.test(m)), run.infos.join('\n'));
-      await run.log.append('sales', Array.from({ length: 3000 }, (_, j) => ({ key: sale(EVENTS + j).region, value: JSON.stringify(sale(EVENTS + j)) })));
+      assert.ok(
+        run.infos.some((m) =>
+          /its logic changed .*rebuild is 'manual', so version 1 keeps its logic until you run `kappa replay totals`/.test(
+            m,
+          ),
+        ),
+        run.infos.join('\n'),
+      );
+      await run.log.append(
+        'sales',
+        Array.from({ length: 3000 }, (_, j) => ({
+          key: sale(EVENTS + j).region,
+          value: JSON.stringify(sale(EVENTS + j)),
+        })),
+      );
       await until(run, 'version 1 has folded the new sales', () => atHead(run, 1));
       assert.deepEqual(await rows(run.store), expected(0, EVENTS + 3000), "version 1's logic, from its stored code");
 
@@ -114,10 +137,18 @@ describe('rebuild policies', () => {
     const dir = project.dataDir('scheduled');
     const run = await open(dir, config(0, "{ every: '1s' }"), EVENTS);
     try {
-      await until(run, 'a scheduled build has made version 3 live', async () => (await run.store.versions()).some((v) => v.version === 3 && v.state === 'live'));
-      const scheduled = run.infos.filter((m) => /scheduled rebuild: building version \d+ of view totals by replaying sales from the start of the log/.test(m));
+      await until(run, 'a scheduled build has made version 3 live', async () =>
+        (await run.store.versions()).some((v) => v.version === 3 && v.state === 'live'),
+      );
+      const scheduled = run.infos.filter((m) =>
+        /scheduled rebuild: building version \d+ of view totals by replaying sales from the start of the log/.test(m),
+      );
       assert.ok(scheduled.length >= 2, run.infos.join('\n'));
-      await until(run, 'version 3 is at the head', async () => (await atHead(run, 3)) || (await run.store.versions()).some((v) => v.version > 3));
+      await until(
+        run,
+        'version 3 is at the head',
+        async () => (await atHead(run, 3)) || (await run.store.versions()).some((v) => v.version > 3),
+      );
       assert.deepEqual(await rows(run.store), expected(0, EVENTS));
       const states = (await run.store.versions()).map((v) => v.state);
       assert.equal(states.filter((s) => s === 'live').length, 1);

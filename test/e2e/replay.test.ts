@@ -29,7 +29,11 @@ const PARTITIONS = 2;
 const FIRST_EVENTS = 150_000;
 
 function config(excludeRefunds: boolean): string {
-  return totalsConfig({ partitions: PARTITIONS, refund: true, filter: excludeRefunds ? '.filter((s) => !s.refund)' : '' });
+  return totalsConfig({
+    partitions: PARTITIONS,
+    refund: true,
+    filter: excludeRefunds ? '.filter((s) => !s.refund)' : '',
+  });
 }
 
 /** Prefix folds of each partition under both logics, so any (version, offsets) answer is checked in O(1). */
@@ -73,7 +77,8 @@ async function readAll(log: FileLog): Promise<Sale[][]> {
   const out: Sale[][] = [];
   for (let p = 0; p < PARTITIONS; p++) {
     const sales: Sale[] = [];
-    for await (const batch of log.read('sales', p, 0)) for (const r of batch.records()) sales.push(JSON.parse(r.value!.toString()) as Sale);
+    for await (const batch of log.read('sales', p, 0))
+      for (const r of batch.records()) sales.push(JSON.parse(r.value!.toString()) as Sale);
     out.push(sales);
   }
   return out;
@@ -140,138 +145,169 @@ async function liveAtHead(store: ViewStore, log: FileLog, version: number): Prom
   return cps.length === PARTITIONS && cps.every((c) => c.offset === e[c.partition]);
 }
 
-test('a logic change rebuilds beside the live version; readers see complete versions only; rollback restores the old logic', { timeout: 180_000 }, async (t) => {
-  const root = tempDir(t, 'kappa-replay-');
-  const dir = join(root, 'data');
-  const dbPath = join(dir, 'views.db');
-  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
-  const fileA = join(root, 'a.config.ts');
-  const fileB = join(root, 'b.config.ts');
-  writeFileSync(fileA, config(false));
-  writeFileSync(fileB, config(true));
-  const log = await openFileLog({ dir, logger: quiet });
-  let store = await openSqliteStore({ path: dbPath });
-  const engineOpts = { log, logger: quiet, workers: 2, flushIntervalMs: 20, progressIntervalMs: 50, readBytesMax: 32 * 1024 };
-  try {
-    await log.createTopic('sales', { partitions: PARTITIONS });
-    for (let i = 0; i < FIRST_EVENTS; i += 10_000) await log.append('sales', sales(10_000));
-
-    // Version 1: every sale counts.
-    const a = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileA), configPath: fileA });
-    await a.start();
-    await until('version 1 is live at the head', () => liveAtHead(store, log, 1), a);
-    await a.stop();
-    const v1Before = (await store.checkpoints('totals', 1)).map((c) => c.offset);
-    assert.ok((await store.code('totals', 1))?.includes('sales'), 'version 1 keeps its code');
-
-    // The logic changes while sales keep arriving; a reader queries all along.
-    const reader = new Worker(READER, { eval: true, workerData: { sqlite: SQLITE, path: dbPath } });
-    const readerDone = new Promise<{ answers: Answer[]; errors: string[] }>((resolve, reject) => {
-      reader.once('message', resolve);
-      reader.once('error', reject);
-    });
-    let producing = true;
-    const producer = (async () => {
-      while (producing) {
-        await log.append('sales', sales(300));
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
-    const b = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
-    let sawProgress = false;
-    let bStopped = false;
+test(
+  'a logic change rebuilds beside the live version; readers see complete versions only; rollback restores the old logic',
+  { timeout: 180_000 },
+  async (t) => {
+    const root = tempDir(t, 'kappa-replay-');
+    const dir = join(root, 'data');
+    const dbPath = join(dir, 'views.db');
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    const fileA = join(root, 'a.config.ts');
+    const fileB = join(root, 'b.config.ts');
+    writeFileSync(fileA, config(false));
+    writeFileSync(fileB, config(true));
+    const log = await openFileLog({ dir, logger: quiet });
+    let store = await openSqliteStore({ path: dbPath });
+    const engineOpts = {
+      log,
+      logger: quiet,
+      workers: 2,
+      flushIntervalMs: 20,
+      progressIntervalMs: 50,
+      readBytesMax: 32 * 1024,
+    };
     try {
-      try {
-        await b.start();
-        assert.deepEqual(
-          b.builds().map((x) => [x.version, x.reason]),
-          [[2, 'logic changed']],
-        );
-        await until(
-          'version 2 is live',
-          async () => {
-            sawProgress ||= (await store.builds()).some((x) => x.version === 2 && x.offsetsDone > 0 && x.offsetsDone < x.offsetsTotal);
-            return (await store.versions()).some((v) => v.version === 2 && v.state === 'live');
-          },
-          b,
-        );
-        await new Promise((r) => setTimeout(r, 300)); // more sales after the swap
-      } finally {
-        producing = false;
-        await producer;
-      }
-      await until('version 2 is at the head', () => liveAtHead(store, log, 2), b);
-      reader.postMessage('stop');
-      const { answers, errors } = await readerDone;
-      await reader.terminate();
+      await log.createTopic('sales', { partitions: PARTITIONS });
+      for (let i = 0; i < FIRST_EVENTS; i += 10_000) await log.append('sales', sales(10_000));
 
-      const oracle = new Oracle(await readAll(log));
-      assert.deepEqual(errors, [], 'no query failed');
-      assert.ok(answers.length >= 2000, `the reader queried ${answers.length} times`);
-      const byVersion = new Map<number, number>();
-      let v1KeptUp = false;
-      for (const ans of answers) {
-        byVersion.set(ans.version, (byVersion.get(ans.version) ?? 0) + 1);
-        assert.equal(ans.offsets.length, PARTITIONS);
-        assert.deepEqual(ans.rows, oracle.rows(ans.version === 2, ans.offsets), `answer of version ${ans.version} at offsets ${ans.offsets} is that version's complete fold`);
-        if (ans.version === 1 && ans.offsets.some((o, p) => o > v1Before[p])) v1KeptUp = true;
+      // Version 1: every sale counts.
+      const a = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileA), configPath: fileA });
+      await a.start();
+      await until('version 1 is live at the head', () => liveAtHead(store, log, 1), a);
+      await a.stop();
+      const v1Before = (await store.checkpoints('totals', 1)).map((c) => c.offset);
+      assert.ok((await store.code('totals', 1))?.includes('sales'), 'version 1 keeps its code');
+
+      // The logic changes while sales keep arriving; a reader queries all along.
+      const reader = new Worker(READER, { eval: true, workerData: { sqlite: SQLITE, path: dbPath } });
+      const readerDone = new Promise<{ answers: Answer[]; errors: string[] }>((resolve, reject) => {
+        reader.once('message', resolve);
+        reader.once('error', reject);
+      });
+      let producing = true;
+      const producer = (async () => {
+        while (producing) {
+          await log.append('sales', sales(300));
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      const b = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
+      let sawProgress = false;
+      let bStopped = false;
+      try {
+        try {
+          await b.start();
+          assert.deepEqual(
+            b.builds().map((x) => [x.version, x.reason]),
+            [[2, 'logic changed']],
+          );
+          await until(
+            'version 2 is live',
+            async () => {
+              sawProgress ||= (await store.builds()).some(
+                (x) => x.version === 2 && x.offsetsDone > 0 && x.offsetsDone < x.offsetsTotal,
+              );
+              return (await store.versions()).some((v) => v.version === 2 && v.state === 'live');
+            },
+            b,
+          );
+          await new Promise((r) => setTimeout(r, 300)); // more sales after the swap
+        } finally {
+          producing = false;
+          await producer;
+        }
+        await until('version 2 is at the head', () => liveAtHead(store, log, 2), b);
+        reader.postMessage('stop');
+        const { answers, errors } = await readerDone;
+        await reader.terminate();
+
+        const oracle = new Oracle(await readAll(log));
+        assert.deepEqual(errors, [], 'no query failed');
+        assert.ok(answers.length >= 2000, `the reader queried ${answers.length} times`);
+        const byVersion = new Map<number, number>();
+        let v1KeptUp = false;
+        for (const ans of answers) {
+          byVersion.set(ans.version, (byVersion.get(ans.version) ?? 0) + 1);
+          assert.equal(ans.offsets.length, PARTITIONS);
+          assert.deepEqual(
+            ans.rows,
+            oracle.rows(ans.version === 2, ans.offsets),
+            `answer of version ${ans.version} at offsets ${ans.offsets} is that version's complete fold`,
+          );
+          if (ans.version === 1 && ans.offsets.some((o, p) => o > v1Before[p])) v1KeptUp = true;
+        }
+        assert.ok(
+          (byVersion.get(1) ?? 0) > 0 && (byVersion.get(2) ?? 0) > 0,
+          `answers of both versions: ${JSON.stringify([...byVersion])}`,
+        );
+        assert.ok(v1KeptUp, 'version 1 folded new sales while version 2 was building');
+        assert.ok(sawProgress, 'the build reported its progress in the store');
+        const e = await ends(log);
+        assert.ok(e.reduce((s, x) => s + x, 0) > FIRST_EVENTS, 'sales arrived during the build');
+        assert.deepEqual(
+          (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows,
+          oracle.rows(true, e),
+          'v2 is the fold of the new logic over the whole log',
+        );
+        assert.deepEqual(
+          (await store.versions()).map((v) => [v.version, v.state]),
+          [
+            [1, 'retired'],
+            [2, 'live'],
+          ],
+        );
+
+        // Rollback, asked from "another process" (another store connection), while sales arrive.
+        const other = await openSqliteStore({ path: dbPath });
+        const id = await other.addRequest('totals', 'rollback', null);
+        await log.append('sales', sales(5000));
+        await until('the rollback request is answered', async () => (await other.request(id))?.state === 'done', b);
+        assert.match((await other.request(id))!.message!, /version 1/);
+        await other.close();
+        await until('version 1 is live again at the head', () => liveAtHead(store, log, 1), b);
+        await b.stop();
+        bStopped = true;
+      } finally {
+        if (!bStopped) {
+          reader.terminate();
+          await b.stop().catch(() => {});
+        }
       }
-      assert.ok((byVersion.get(1) ?? 0) > 0 && (byVersion.get(2) ?? 0) > 0, `answers of both versions: ${JSON.stringify([...byVersion])}`);
-      assert.ok(v1KeptUp, 'version 1 folded new sales while version 2 was building');
-      assert.ok(sawProgress, 'the build reported its progress in the store');
-      const e = await ends(log);
-      assert.ok(e.reduce((s, x) => s + x, 0) > FIRST_EVENTS, 'sales arrived during the build');
-      assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, oracle.rows(true, e), 'v2 is the fold of the new logic over the whole log');
+      const afterRollback = new Oracle(await readAll(log));
+      assert.deepEqual(
+        (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows,
+        afterRollback.rows(false, await ends(log)),
+        "the old logic's results, caught up to the head",
+      );
+
+      // A restart with the changed config keeps the rolled-back version; it keeps up from its stored code.
+      await store.close();
+      store = await openSqliteStore({ path: dbPath });
+      const c = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
+      await c.start();
+      try {
+        assert.deepEqual(c.builds(), [], 'no rebuild after a rollback');
+        await log.append('sales', sales(3000));
+        await until('version 1 is at the head', () => liveAtHead(store, log, 1), c);
+      } finally {
+        await c.stop();
+      }
+      const final = new Oracle(await readAll(log));
+      assert.deepEqual(
+        (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows,
+        final.rows(false, await ends(log)),
+      );
       assert.deepEqual(
         (await store.versions()).map((v) => [v.version, v.state]),
         [
-          [1, 'retired'],
-          [2, 'live'],
+          [1, 'live'],
+          [2, 'retired'],
         ],
       );
-
-      // Rollback, asked from "another process" (another store connection), while sales arrive.
-      const other = await openSqliteStore({ path: dbPath });
-      const id = await other.addRequest('totals', 'rollback', null);
-      await log.append('sales', sales(5000));
-      await until('the rollback request is answered', async () => (await other.request(id))?.state === 'done', b);
-      assert.match((await other.request(id))!.message!, /version 1/);
-      await other.close();
-      await until('version 1 is live again at the head', () => liveAtHead(store, log, 1), b);
-      await b.stop();
-      bStopped = true;
     } finally {
-      if (!bStopped) {
-        reader.terminate();
-        await b.stop().catch(() => {});
-      }
+      await store.close();
+      await log.close();
     }
-    const afterRollback = new Oracle(await readAll(log));
-    assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, afterRollback.rows(false, await ends(log)), "the old logic's results, caught up to the head");
-
-    // A restart with the changed config keeps the rolled-back version; it keeps up from its stored code.
-    await store.close();
-    store = await openSqliteStore({ path: dbPath });
-    const c = new Engine({ ...engineOpts, store, control: store, app: await loadApp(fileB), configPath: fileB });
-    await c.start();
-    try {
-      assert.deepEqual(c.builds(), [], 'no rebuild after a rollback');
-      await log.append('sales', sales(3000));
-      await until('version 1 is at the head', () => liveAtHead(store, log, 1), c);
-    } finally {
-      await c.stop();
-    }
-    const final = new Oracle(await readAll(log));
-    assert.deepEqual((await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows, final.rows(false, await ends(log)));
-    assert.deepEqual(
-      (await store.versions()).map((v) => [v.version, v.state]),
-      [
-        [1, 'live'],
-        [2, 'retired'],
-      ],
-    );
-  } finally {
-    await store.close();
-    await log.close();
-  }
-});
+  },
+);

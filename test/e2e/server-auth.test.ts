@@ -52,20 +52,94 @@ const ROUTES: Row[] = [
   { method: 'GET', route: '/', scope: null, path: '/', valid: null, ok: 200 },
   { method: 'GET', route: '/assets/:file', scope: null, path: '/assets/dashboard.js', valid: null, ok: 200 },
   { method: 'GET', route: '/v1/overview', scope: 'query', path: '/v1/overview', valid: 'query', ok: 200 },
-  { method: 'GET', route: '/v1/overview/stream', scope: 'query', path: '/v1/overview/stream', valid: 'query', ok: 200, stream: true },
+  {
+    method: 'GET',
+    route: '/v1/overview/stream',
+    scope: 'query',
+    path: '/v1/overview/stream',
+    valid: 'query',
+    ok: 200,
+    stream: true,
+  },
   { method: 'GET', route: '/metrics', scope: 'admin', path: '/metrics', valid: 'admin', ok: 200 },
-  { method: 'POST', route: '/v1/topics/:topic/records', scope: 'produce::topic', path: '/v1/topics/sales/records', body: '{"region":"north","cents":1}', type: 'application/json', valid: 'producer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/v1/topics/:topic/records',
+    scope: 'produce::topic',
+    path: '/v1/topics/sales/records',
+    body: '{"region":"north","cents":1}',
+    type: 'application/json',
+    valid: 'producer',
+    ok: 200,
+  },
   { method: 'GET', route: '/v1/topics', scope: 'query', path: '/v1/topics', valid: 'query', ok: 200 },
-  { method: 'GET', route: '/v1/topics/:topic', scope: 'consume::topic', path: '/v1/topics/sales', valid: 'consumer', ok: 200 },
-  { method: 'GET', route: '/v1/topics/:topic/records', scope: 'consume::topic', path: '/v1/topics/sales/records', valid: 'consumer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/v1/topics/:topic',
+    scope: 'consume::topic',
+    path: '/v1/topics/sales',
+    valid: 'consumer',
+    ok: 200,
+  },
+  {
+    method: 'GET',
+    route: '/v1/topics/:topic/records',
+    scope: 'consume::topic',
+    path: '/v1/topics/sales/records',
+    valid: 'consumer',
+    ok: 200,
+  },
   { method: 'GET', route: '/v1/views', scope: 'query', path: '/v1/views', valid: 'query', ok: 200 },
   { method: 'GET', route: '/v1/views/:view', scope: 'query', path: '/v1/views/sales_totals', valid: 'query', ok: 200 },
-  { method: 'GET', route: '/v1/views/:view/changes', scope: 'query', path: '/v1/views/nosuch/changes', valid: 'query', ok: 404 },
-  { method: 'POST', route: '/v1/sql', scope: 'query', path: '/v1/sql', body: '{"sql":"SELECT 1 AS one"}', type: 'application/json', valid: 'query', ok: 200 },
+  {
+    method: 'GET',
+    route: '/v1/views/:view/changes',
+    scope: 'query',
+    path: '/v1/views/nosuch/changes',
+    valid: 'query',
+    ok: 404,
+  },
+  {
+    method: 'POST',
+    route: '/v1/sql',
+    scope: 'query',
+    path: '/v1/sql',
+    body: '{"sql":"SELECT 1 AS one"}',
+    type: 'application/json',
+    valid: 'query',
+    ok: 200,
+  },
   { method: 'GET', route: '/v1/pipelines', scope: 'query', path: '/v1/pipelines', valid: 'query', ok: 200 },
-  { method: 'POST', route: '/v1/views/:view/replay', scope: 'admin', path: '/v1/views/nosuch/replay', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
-  { method: 'POST', route: '/v1/views/:view/rollback', scope: 'admin', path: '/v1/views/nosuch/rollback', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
-  { method: 'POST', route: '/v1/views/:view/cancel', scope: 'admin', path: '/v1/views/nosuch/cancel', body: '{}', type: 'application/json', valid: 'admin', ok: 404 },
+  {
+    method: 'POST',
+    route: '/v1/views/:view/replay',
+    scope: 'admin',
+    path: '/v1/views/nosuch/replay',
+    body: '{}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 404,
+  },
+  {
+    method: 'POST',
+    route: '/v1/views/:view/rollback',
+    scope: 'admin',
+    path: '/v1/views/nosuch/rollback',
+    body: '{}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 404,
+  },
+  {
+    method: 'POST',
+    route: '/v1/views/:view/cancel',
+    scope: 'admin',
+    path: '/v1/views/nosuch/cancel',
+    body: '{}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 404,
+  },
 ];
 
 describe('routes × scopes', () => {
@@ -73,9 +147,14 @@ describe('routes × scopes', () => {
   before(async () => {
     h = await startHarness(salesConfig(SERVER));
     // The view exists once it has rows.
-    const r = await call(h.url, 'POST', '/v1/topics/sales/records', { body: '{"region":"south","cents":2}', type: 'application/json', token: TOKENS.producer });
+    const r = await call(h.url, 'POST', '/v1/topics/sales/records', {
+      body: '{"region":"south","cents":2}',
+      type: 'application/json',
+      token: TOKENS.producer,
+    });
     assert.equal(r.status, 200, r.text);
-    for (let i = 0; i < 500 && (await h.store.versions()).length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+    for (let i = 0; i < 500 && (await h.store.versions()).length === 0; i++)
+      await new Promise((res) => setTimeout(res, 20));
   });
   after(() => h.close());
 
@@ -90,12 +169,16 @@ describe('routes × scopes', () => {
       const send = async (token?: string): ReturnType<typeof call> => {
         if (!row.stream) return call(h.url, row.method, row.path, { body: row.body, type: row.type, token });
         const abort = new AbortController();
-        const res = await fetch(h.url + row.path, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: abort.signal });
+        const res = await fetch(h.url + row.path, {
+          headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+          signal: abort.signal,
+        });
         const text = res.ok ? '' : await res.text();
         abort.abort();
         return { status: res.status, headers: res.headers, body: text === '' ? {} : JSON.parse(text), text };
       };
-      const code = (r: Awaited<ReturnType<typeof call>>): string => (r.body as { error?: { code: string } }).error?.code ?? '';
+      const code = (r: Awaited<ReturnType<typeof call>>): string =>
+        (r.body as { error?: { code: string } }).error?.code ?? '';
       const none = await send();
       const wrong = await send('not-a-token');
       const lacking = await send(TOKENS.other);
@@ -119,24 +202,35 @@ describe('routes × scopes', () => {
   test('event streams also take ?access_token= (a browser EventSource cannot send headers); other routes do not', async () => {
     const status = async (path: string, stream: boolean): Promise<number> => {
       const abort = new AbortController();
-      const res = await fetch(h.url + path, { headers: stream ? { accept: 'text/event-stream' } : {}, signal: abort.signal });
+      const res = await fetch(h.url + path, {
+        headers: stream ? { accept: 'text/event-stream' } : {},
+        signal: abort.signal,
+      });
       abort.abort();
       return res.status;
     };
     assert.equal(await status(`/v1/overview/stream?access_token=${TOKENS.query}`, true), 200);
     assert.equal(await status('/v1/overview/stream?access_token=nope', true), 401);
-    assert.equal(await status(`/v1/topics/sales/records?partition=0&access_token=${TOKENS.query}`, true), 403, 'a query token cannot consume');
+    assert.equal(
+      await status(`/v1/topics/sales/records?partition=0&access_token=${TOKENS.query}`, true),
+      403,
+      'a query token cannot consume',
+    );
     assert.equal(await status(`/v1/topics/sales/records?partition=0&access_token=${TOKENS.consumer}`, true), 200);
     assert.equal(await status(`/v1/views?access_token=${TOKENS.query}`, false), 401, 'only event streams');
   });
 
   test('wildcards match topic names; a scope for one topic does not open another', async () => {
-    const post = (topic: string, token: string): ReturnType<typeof call> => call(h.url, 'POST', `/v1/topics/${topic}/records`, { body: '{"kind":"k"}', type: 'application/json', token });
+    const post = (topic: string, token: string): ReturnType<typeof call> =>
+      call(h.url, 'POST', `/v1/topics/${topic}/records`, { body: '{"kind":"k"}', type: 'application/json', token });
     assert.equal((await post('events', TOKENS.wildcard)).status, 200);
     assert.equal((await post('events', TOKENS.producer)).status, 403);
     assert.equal((await call(h.url, 'GET', '/v1/topics/events', { token: TOKENS.consumer })).status, 403);
     assert.equal((await call(h.url, 'GET', '/v1/topics/sales.dlq', { token: TOKENS.consumer })).status, 200);
     assert.equal((await call(h.url, 'GET', '/v1/views', { token: 'Bearer' })).status, 401);
-    assert.equal((await call(h.url, 'GET', '/v1/views', { headers: { authorization: `Basic ${TOKENS.query}` } })).status, 401);
+    assert.equal(
+      (await call(h.url, 'GET', '/v1/views', { headers: { authorization: `Basic ${TOKENS.query}` } })).status,
+      401,
+    );
   });
 });

@@ -44,7 +44,12 @@ export interface Harness {
 export async function startHarness(config = salesConfig(), opts: { flushIntervalMs?: number } = {}): Promise<Harness> {
   const project = projectIn(mkdtempSync(join(tmpdir(), 'kappa-http-')));
   const dir = project.dataDir('data');
-  const kappa = await openKappa({ dir, configPath: project.writeConfig(config), flushIntervalMs: opts.flushIntervalMs ?? 20, server: { sqlTimeoutMs: 1000 } });
+  const kappa = await openKappa({
+    dir,
+    configPath: project.writeConfig(config),
+    flushIntervalMs: opts.flushIntervalMs ?? 20,
+    server: { sqlTimeoutMs: 1000 },
+  });
   return {
     url: kappa.url,
     log: kappa.log,

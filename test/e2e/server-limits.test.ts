@@ -16,14 +16,24 @@ import { Type, defineApp, topic } from '../../src/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { call } from './server-harness.ts';
 
-const app = defineApp({ topics: [topic('sales', { partitions: 1, schema: Type.Object({ region: Type.String(), cents: Type.Integer() }) })] });
+const app = defineApp({
+  topics: [topic('sales', { partitions: 1, schema: Type.Object({ region: Type.String(), cents: Type.Integer() }) })],
+});
 
 async function setup(fs: LogFs, inFlight?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'kappa-http-limits-'));
   const log = await openFileLog({ dir, fs, logger: { info() {}, warn() {} } });
   await log.createTopic('sales', { partitions: 1 });
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
-  const server = await startServer({ log, store, control: store, app, engine: null, port: 0, ingestInFlightBytesMax: inFlight });
+  const server = await startServer({
+    log,
+    store,
+    control: store,
+    app,
+    engine: null,
+    port: 0,
+    ingestInFlightBytesMax: inFlight,
+  });
   return {
     url: server.url,
     log,
@@ -41,17 +51,27 @@ test('a full disk: 503 with Retry-After and KAPPA_DISK_FULL; nothing is acknowle
   const fs: LogFs = {
     ...nodeFs,
     writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
-      if (full) throw Object.assign(new Error('ENOSPC: no space left on device, writev'), { code: 'ENOSPC', syscall: 'writev' });
+      if (full)
+        throw Object.assign(new Error('ENOSPC: no space left on device, writev'), {
+          code: 'ENOSPC',
+          syscall: 'writev',
+        });
       return nodeFs.writevSync(fd, buffers, position);
     }) as typeof nodeFs.writevSync,
   };
   const s = await setup(fs);
   try {
-    const ok = await call(s.url, 'POST', '/v1/topics/sales/records', { body: '{"region":"n","cents":1}', type: 'application/json' });
+    const ok = await call(s.url, 'POST', '/v1/topics/sales/records', {
+      body: '{"region":"n","cents":1}',
+      type: 'application/json',
+    });
     assert.equal(ok.status, 200);
     const end = (await s.log.offsets('sales', 0)).end;
     full = true;
-    const r = await call(s.url, 'POST', '/v1/topics/sales/records', { body: '{"region":"n","cents":2}\n{"region":"s","cents":3}\n', type: 'application/x-ndjson' });
+    const r = await call(s.url, 'POST', '/v1/topics/sales/records', {
+      body: '{"region":"n","cents":2}\n{"region":"s","cents":3}\n',
+      type: 'application/x-ndjson',
+    });
     assert.equal(r.status, 503, r.text);
     assert.equal((r.body as { error: { code: string } }).error.code, 'KAPPA_DISK_FULL');
     assert.ok(Number(r.headers.get('retry-after')) > 0);
@@ -66,7 +86,11 @@ test('a disk that fills up in the middle of a large request: the answer says how
   const fs: LogFs = {
     ...nodeFs,
     writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
-      if (writesLeft-- <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, writev'), { code: 'ENOSPC', syscall: 'writev' });
+      if (writesLeft-- <= 0)
+        throw Object.assign(new Error('ENOSPC: no space left on device, writev'), {
+          code: 'ENOSPC',
+          syscall: 'writev',
+        });
       return nodeFs.writevSync(fd, buffers, position);
     }) as typeof nodeFs.writevSync,
   };
@@ -74,7 +98,12 @@ test('a disk that fills up in the middle of a large request: the answer says how
   try {
     const body = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ region: 'n', cents: i })).join('\n') + '\n';
     writesLeft = 2; // the first record (a keyed request's probe) and the first append call (1,999 more) are written, the next fails
-    const send = (): ReturnType<typeof call> => call(s.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson', headers: { 'idempotency-key': 'k1' } });
+    const send = (): ReturnType<typeof call> =>
+      call(s.url, 'POST', '/v1/topics/sales/records', {
+        body,
+        type: 'application/x-ndjson',
+        headers: { 'idempotency-key': 'k1' },
+      });
     const r = await send();
     assert.equal(r.status, 503, r.text);
     const err = (r.body as { error: { code: string; message: string; details: { appended: number } } }).error;
@@ -108,16 +137,26 @@ test('more body bytes in flight than the server takes: 429 with Retry-After, not
     const lines = 400; // about 10 KB
     // A slow request holds its declared bytes while its body trickles in.
     const slow = new Promise<number>((resolve, reject) => {
-      const req = request(`${s.url}/v1/topics/sales/records`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'content-length': String(line.length * lines) } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = request(
+        `${s.url}/v1/topics/sales/records`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-ndjson', 'content-length': String(line.length * lines) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       req.write(line);
       setTimeout(() => req.end(line.repeat(lines - 1)), 500);
     });
     await new Promise((r) => setTimeout(r, 150));
-    const refused = await call(s.url, 'POST', '/v1/topics/sales/records', { body: line.repeat(lines), type: 'application/x-ndjson' });
+    const refused = await call(s.url, 'POST', '/v1/topics/sales/records', {
+      body: line.repeat(lines),
+      type: 'application/x-ndjson',
+    });
     assert.equal(refused.status, 429, refused.text);
     assert.equal((refused.body as { error: { code: string } }).error.code, 'KAPPA_OVERLOADED');
     assert.equal(refused.headers.get('retry-after'), '1');

@@ -37,7 +37,13 @@ describe('HTTP server', () => {
     let r = await postJson(h.url, '/v1/topics/sales/records', { region: 'north', cents: 100 });
     assert.equal(r.status, 200, r.text);
     assert.deepEqual((r.body as { records: unknown[] }).records.length, 1);
-    await until('the view has north', async () => (await call(h.url, 'GET', '/v1/views/sales_totals?region=north')).status === 200 && ((await call(h.url, 'GET', '/v1/views/sales_totals?region=north')).body as { rows: unknown[] }).rows.length === 1);
+    await until(
+      'the view has north',
+      async () =>
+        (await call(h.url, 'GET', '/v1/views/sales_totals?region=north')).status === 200 &&
+        ((await call(h.url, 'GET', '/v1/views/sales_totals?region=north')).body as { rows: unknown[] }).rows.length ===
+          1,
+    );
 
     const changes = await openSse(`${h.url}/v1/views/sales_totals/changes`);
     assert.equal(changes.status, 200);
@@ -53,7 +59,10 @@ describe('HTTP server', () => {
     );
     await until('both rows changed', async () => {
       const rows = changes.events.filter((e) => e.event === 'row').map((e) => JSON.parse(e.data).row);
-      return rows.some((x) => x.region === 'north' && x.cents === 150 && x.n === 2) && rows.some((x) => x.region === 'south' && x.cents === 7);
+      return (
+        rows.some((x) => x.region === 'north' && x.cents === 150 && x.n === 2) &&
+        rows.some((x) => x.region === 'south' && x.cents === 7)
+      );
     });
     const ids = changes.events.map((e) => e.id);
     assert.ok(ids.every((id) => id !== null));
@@ -76,9 +85,22 @@ describe('HTTP server', () => {
 
   test('invalid records: 400 with index, path and reason per record, and the log is untouched', async () => {
     const before = await ends('sales');
-    const r = await postJson(h.url, '/v1/topics/sales/records', [{ region: 'east', cents: 1 }, { region: 'east', cents: 'lots' }, { cents: 3 }, { region: '', cents: 2 }]);
+    const r = await postJson(h.url, '/v1/topics/sales/records', [
+      { region: 'east', cents: 1 },
+      { region: 'east', cents: 'lots' },
+      { cents: 3 },
+      { region: '', cents: 2 },
+    ]);
     assert.equal(r.status, 400);
-    const err = (r.body as { error: { code: string; message: string; details: { records: { index: number; path: string; reason: string }[]; invalid: number } } }).error;
+    const err = (
+      r.body as {
+        error: {
+          code: string;
+          message: string;
+          details: { records: { index: number; path: string; reason: string }[]; invalid: number };
+        };
+      }
+    ).error;
     assert.equal(err.code, 'KAPPA_SCHEMA_VIOLATION');
     assert.equal(err.details.invalid, 3);
     assert.deepEqual(
@@ -110,9 +132,15 @@ describe('HTTP server', () => {
   });
 
   test("a topic with onInvalid 'dlq' appends the good records and dead-letters the others with provenance", async () => {
-    const r = await call(h.url, 'POST', '/v1/topics/events/records', { body: '{"kind":"a"}\n{"kind":5}\nnot json\n{"kind":"b"}\n', type: 'application/x-ndjson' });
+    const r = await call(h.url, 'POST', '/v1/topics/events/records', {
+      body: '{"kind":"a"}\n{"kind":5}\nnot json\n{"kind":"b"}\n',
+      type: 'application/x-ndjson',
+    });
     assert.equal(r.status, 207, r.text);
-    const body = r.body as { records: { index: number }[]; deadLettered: { index: number; topic: string; reason: string }[] };
+    const body = r.body as {
+      records: { index: number }[];
+      deadLettered: { index: number; topic: string; reason: string }[];
+    };
     assert.deepEqual(
       body.records.map((x) => x.index),
       [0, 3],
@@ -137,17 +165,29 @@ describe('HTTP server', () => {
     const before = await ends('sales');
     const lines = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ region: `r${i % 10}`, cents: i }));
     const body = lines.join('\n') + '\n';
-    const first = await call(h.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson', headers: { 'idempotency-key': 'batch-1' } });
+    const first = await call(h.url, 'POST', '/v1/topics/sales/records', {
+      body,
+      type: 'application/x-ndjson',
+      headers: { 'idempotency-key': 'batch-1' },
+    });
     assert.equal(first.status, 200, first.text);
     const acks = (first.body as { records: { index: number; partition: number; offset: number }[] }).records;
     assert.equal(acks.length, 5000);
     const after1 = await ends('sales');
     assert.equal(after1.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0), 5000);
-    const retry = await call(h.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson', headers: { 'idempotency-key': 'batch-1' } });
+    const retry = await call(h.url, 'POST', '/v1/topics/sales/records', {
+      body,
+      type: 'application/x-ndjson',
+      headers: { 'idempotency-key': 'batch-1' },
+    });
     assert.equal(retry.status, 200);
     assert.deepEqual((retry.body as { records: unknown[] }).records, acks, 'the original offsets');
     assert.deepEqual(await ends('sales'), after1, 'nothing appended twice');
-    const other = await call(h.url, 'POST', '/v1/topics/sales/records', { body: lines[0], type: 'application/x-ndjson', headers: { 'idempotency-key': 'batch-1' } });
+    const other = await call(h.url, 'POST', '/v1/topics/sales/records', {
+      body: lines[0],
+      type: 'application/x-ndjson',
+      headers: { 'idempotency-key': 'batch-1' },
+    });
     assert.equal(other.status, 422);
     assert.equal((other.body as { error: { code: string } }).error.code, 'KAPPA_IDEMPOTENCY_KEY_REUSED');
     // The records are readable back in order.
@@ -163,14 +203,21 @@ describe('HTTP server', () => {
 
   test('an NDJSON body larger than the in-memory spool goes through a temporary file, all or nothing', async () => {
     const before = await ends('sales');
-    const line = (i: number): string => JSON.stringify({ region: `big${i % 7}`, cents: i, ts: 1_700_000_000_000 + i, refund: i % 2 === 0 });
+    const line = (i: number): string =>
+      JSON.stringify({ region: `big${i % 7}`, cents: i, ts: 1_700_000_000_000 + i, refund: i % 2 === 0 });
     const n = 180_000; // about 12 MB, past the 8 MiB kept in memory
     const body = Array.from({ length: n }, (_, i) => line(i)).join('\n') + '\n';
     assert.ok(body.length > 9 * 1024 * 1024);
     // A bad last line refuses the whole body, spooled part included.
-    const refused = await call(h.url, 'POST', '/v1/topics/sales/records', { body: body + '{"region":"x","cents":"no"}\n', type: 'application/x-ndjson' });
+    const refused = await call(h.url, 'POST', '/v1/topics/sales/records', {
+      body: body + '{"region":"x","cents":"no"}\n',
+      type: 'application/x-ndjson',
+    });
     assert.equal(refused.status, 400);
-    assert.deepEqual((refused.body as { error: { details: { records: { index: number }[] } } }).error.details.records[0].index, n);
+    assert.deepEqual(
+      (refused.body as { error: { details: { records: { index: number }[] } } }).error.details.records[0].index,
+      n,
+    );
     assert.deepEqual(await ends('sales'), before);
     const ok = await call(h.url, 'POST', '/v1/topics/sales/records', { body, type: 'application/x-ndjson' });
     assert.equal(ok.status, 200);
@@ -183,12 +230,21 @@ describe('HTTP server', () => {
     const after = await ends('sales');
     assert.equal(after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0), n);
     const last = acks[n - 1];
-    const read = await call(h.url, 'GET', `/v1/topics/sales/records?partition=${last.partition}&from=${last.offset}&limit=1`);
+    const read = await call(
+      h.url,
+      'GET',
+      `/v1/topics/sales/records?partition=${last.partition}&from=${last.offset}&limit=1`,
+    );
     assert.deepEqual((read.body as { records: { value: unknown }[] }).records[0].value, JSON.parse(line(n - 1)));
   });
 
   test('views: list, typed filters, order, paging; unknown columns and bad values are 400; SQL is read-only', async () => {
-    await until('the view has r3', async () => ((await call(h.url, 'GET', '/v1/views/sales_totals?region=r3')).body as { rows?: unknown[] }).rows?.length === 1);
+    await until(
+      'the view has r3',
+      async () =>
+        ((await call(h.url, 'GET', '/v1/views/sales_totals?region=r3')).body as { rows?: unknown[] }).rows?.length ===
+        1,
+    );
     const list = await call(h.url, 'GET', '/v1/views');
     const v = (list.body as { views: { name: string; live: number }[] }).views.find((x) => x.name === 'sales_totals');
     assert.equal(v?.live, 1);
@@ -205,7 +261,10 @@ describe('HTTP server', () => {
     }
     assert.equal((await call(h.url, 'GET', '/v1/views/nosuch')).status, 404);
 
-    const ok = await postJson(h.url, '/v1/sql', { sql: 'SELECT count(*) AS n FROM sales_totals WHERE cents > ?', params: [0] });
+    const ok = await postJson(h.url, '/v1/sql', {
+      sql: 'SELECT count(*) AS n FROM sales_totals WHERE cents > ?',
+      params: [0],
+    });
     assert.equal(ok.status, 200, ok.text);
     assert.ok((ok.body as { rows: { n: number }[] }).rows[0].n > 0);
     for (const sql of [
@@ -222,12 +281,25 @@ describe('HTTP server', () => {
     ]) {
       const refused = await postJson(h.url, '/v1/sql', { sql });
       assert.equal(refused.status, 400, `${sql}: ${refused.text}`);
-      assert.match((refused.body as { error: { code: string } }).error.code, /KAPPA_QUERY_NOT_READ_ONLY|KAPPA_SQL_ERROR/, sql);
+      assert.match(
+        (refused.body as { error: { code: string } }).error.code,
+        /KAPPA_QUERY_NOT_READ_ONLY|KAPPA_SQL_ERROR/,
+        sql,
+      );
     }
-    assert.ok(((await postJson(h.url, '/v1/sql', { sql: 'SELECT count(*) AS n FROM sales_totals' })).body as { rows: { n: number }[] }).rows[0].n > 0, 'nothing was deleted');
+    assert.ok(
+      (
+        (await postJson(h.url, '/v1/sql', { sql: 'SELECT count(*) AS n FROM sales_totals' })).body as {
+          rows: { n: number }[];
+        }
+      ).rows[0].n > 0,
+      'nothing was deleted',
+    );
     // A query that would run forever is stopped at the time limit; the server keeps answering meanwhile.
     const started = Date.now();
-    const forever = postJson(h.url, '/v1/sql', { sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c' });
+    const forever = postJson(h.url, '/v1/sql', {
+      sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c',
+    });
     assert.equal((await call(h.url, 'GET', '/healthz')).status, 200);
     const stopped = await forever;
     assert.equal(stopped.status, 400, stopped.text);
@@ -256,7 +328,9 @@ describe('HTTP server', () => {
     tail.close();
     // A reconnecting tail resumes after its Last-Event-ID (the offset), whatever `from` says.
     await postJson(h.url, '/v1/topics/events/records', [{ kind: 'z' }]);
-    const resumed = await openSse(`${h.url}/v1/topics/events/records?partition=0&from=latest`, { 'last-event-id': tail.events[1].id! });
+    const resumed = await openSse(`${h.url}/v1/topics/events/records?partition=0&from=latest`, {
+      'last-event-id': tail.events[1].id!,
+    });
     await resumed.until(1);
     assert.equal(JSON.parse(resumed.events[0].data).value.kind, 'z');
     resumed.close();
@@ -281,22 +355,46 @@ describe('HTTP server', () => {
     const replay = await postJson(h.url, '/v1/views/sales_totals/replay', {});
     assert.equal(replay.status, 202, replay.text);
     assert.equal((replay.body as { version: number }).version, 2);
-    await until('version 2 is live', async () => ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find((x) => x.name === 'sales_totals')?.live === 2);
+    await until(
+      'version 2 is live',
+      async () =>
+        ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find(
+          (x) => x.name === 'sales_totals',
+        )?.live === 2,
+    );
     await until('the swap reached the stream', async () => changes.events.some((e) => e.event === 'reset'));
     changes.close();
     const again = await postJson(h.url, '/v1/views/sales_totals/replay', { from: 'yesterday' });
     assert.equal(again.status, 400);
     const back = await postJson(h.url, '/v1/views/sales_totals/rollback', {});
     assert.equal(back.status, 202, back.text);
-    await until('version 1 is live again', async () => ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find((x) => x.name === 'sales_totals')?.live === 1);
+    await until(
+      'version 1 is live again',
+      async () =>
+        ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find(
+          (x) => x.name === 'sales_totals',
+        )?.live === 1,
+    );
 
     const m = await call(h.url, 'GET', '/metrics');
     assert.equal(m.status, 200);
-    for (const name of ['kappa_ingest_records_total', 'kappa_append_seconds', 'kappa_fsync_seconds', 'kappa_task_lag_records', 'kappa_flush_seconds', 'kappa_view_rows', 'kappa_http_requests_total', 'kappa_build_progress_ratio']) {
+    for (const name of [
+      'kappa_ingest_records_total',
+      'kappa_append_seconds',
+      'kappa_fsync_seconds',
+      'kappa_task_lag_records',
+      'kappa_flush_seconds',
+      'kappa_view_rows',
+      'kappa_http_requests_total',
+      'kappa_build_progress_ratio',
+    ]) {
       assert.match(m.text, new RegExp(`^# TYPE ${name} `, 'm'), name);
     }
     assert.match(m.text, /kappa_ingest_records_total\{topic="sales"\} \d+/);
-    assert.match(m.text, /kappa_http_requests_total\{method="POST",route="\/v1\/topics\/:topic\/records",status="400"\} \d+/);
+    assert.match(
+      m.text,
+      /kappa_http_requests_total\{method="POST",route="\/v1\/topics\/:topic\/records",status="400"\} \d+/,
+    );
     assert.equal((await call(h.url, 'GET', '/healthz')).status, 200);
     assert.equal((await call(h.url, 'GET', '/readyz')).status, 200);
     const nf = await call(h.url, 'GET', '/v1/nosuch');
@@ -305,7 +403,17 @@ describe('HTTP server', () => {
   });
 
   test('listening beyond this machine without tokens is refused at start', async () => {
-    await assert.rejects(startServer({ log: h.log, store: h.store, control: h.store, app: { topics: [], views: [], outputs: [], server: {}, webhooks: [] }, engine: null, host: '0.0.0.0', port: 0 }), /without any token/);
+    await assert.rejects(
+      startServer({
+        log: h.log,
+        store: h.store,
+        control: h.store,
+        app: { topics: [], views: [], outputs: [], server: {}, webhooks: [] },
+        engine: null,
+        host: '0.0.0.0',
+        port: 0,
+      }),
+      /without any token/,
+    );
   });
 });
-

@@ -27,7 +27,8 @@ const CONFIG = salesConfig(
   }),
 );
 
-const errorCode = (r: Reply): string => (r.body as { error?: { code?: string } }).error?.code ?? `(no error: ${r.text.slice(0, 200)})`;
+const errorCode = (r: Reply): string =>
+  (r.body as { error?: { code?: string } }).error?.code ?? `(no error: ${r.text.slice(0, 200)})`;
 const errorMessage = (r: Reply): string => (r.body as { error?: { message?: string } }).error?.message ?? '';
 
 /** Runs `fn` and returns the longest the event loop was held meanwhile, in ms. */
@@ -55,8 +56,24 @@ describe('POST /v1/sql limits', () => {
     writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
     const file = join(root, 'kappa.config.ts');
     writeFileSync(file, CONFIG);
-    patient = await startServer({ log: h.log, store: h.store, control: h.store, app: await loadApp(file), engine: h.engine, port: 0, sqlTimeoutMs: 60_000 });
-    const r = await postJson(h.url, '/v1/topics/sales/records', [{ region: 'north', cents: 100 }, { region: 'south', cents: 250 }], TOKENS.admin);
+    patient = await startServer({
+      log: h.log,
+      store: h.store,
+      control: h.store,
+      app: await loadApp(file),
+      engine: h.engine,
+      port: 0,
+      sqlTimeoutMs: 60_000,
+    });
+    const r = await postJson(
+      h.url,
+      '/v1/topics/sales/records',
+      [
+        { region: 'north', cents: 100 },
+        { region: 'south', cents: 250 },
+      ],
+      TOKENS.admin,
+    );
     assert.equal(r.status, 200, r.text);
     const deadline = Date.now() + 10_000;
     while ((await call(h.url, 'GET', '/v1/views/sales_totals', { token: TOKENS.query })).status !== 200) {
@@ -98,12 +115,16 @@ describe('POST /v1/sql limits', () => {
   });
 
   test('a result that grows past the limit row by row is refused (every row small)', async () => {
-    await refusedAsTooLarge("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x, printf('%.2000c', 'y') AS s FROM c");
+    await refusedAsTooLarge(
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x, printf('%.2000c', 'y') AS s FROM c",
+    );
   });
 
   test('SQL text longer than 1 MiB is refused before SQLite prepares it', async () => {
     const values = Array.from({ length: 200_000 }, (_, i) => i).join(',');
-    const { result, stallMs } = await longestStallMs(() => sql(h.url, { sql: `SELECT count(*) AS n FROM sales_totals WHERE n IN (${values})` }));
+    const { result, stallMs } = await longestStallMs(() =>
+      sql(h.url, { sql: `SELECT count(*) AS n FROM sales_totals WHERE n IN (${values})` }),
+    );
     assert.equal(result.status, 400, result.text.slice(0, 300));
     assert.equal(errorCode(result), 'KAPPA_INVALID_ARGUMENT');
     assert.match(errorMessage(result), /characters, more than 1048576: pass long values as parameters/);
@@ -111,18 +132,35 @@ describe('POST /v1/sql limits', () => {
   });
 
   test('queries run in-process (kappa query, the server reading views) have the same row and byte limits', async () => {
-    await assert.rejects(h.store.query("SELECT printf('%.*c', 40000000, 'x') AS s"), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE' && /32 MiB/.test(err.message));
-    await assert.rejects(h.store.query('SELECT zeroblob(10000000) AS z'), (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE');
-    assert.deepEqual((await h.store.query("SELECT length(printf('%.*c', 40000000, 'x')) AS n")).rows, [{ n: 40_000_000 }]);
+    await assert.rejects(
+      h.store.query("SELECT printf('%.*c', 40000000, 'x') AS s"),
+      (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE' && /32 MiB/.test(err.message),
+    );
+    await assert.rejects(
+      h.store.query('SELECT zeroblob(10000000) AS z'),
+      (err: Error & { code?: string }) => err.code === 'KAPPA_QUERY_RESULT_TOO_LARGE',
+    );
+    assert.deepEqual((await h.store.query("SELECT length(printf('%.*c', 40000000, 'x')) AS n")).rows, [
+      { n: 40_000_000 },
+    ]);
   });
 
   test('params nested 100,000 deep are refused with a 400 and the server stays up; nested params are a 400 naming the parameter', async () => {
-    const nested = (depth: number): string => `{"sql":"SELECT ? AS a, ? AS b","params":[1,${'['.repeat(depth)}${']'.repeat(depth)}]}`;
-    const deep = await call(h.url, 'POST', '/v1/sql', { body: nested(100_000), type: 'application/json', token: TOKENS.query });
+    const nested = (depth: number): string =>
+      `{"sql":"SELECT ? AS a, ? AS b","params":[1,${'['.repeat(depth)}${']'.repeat(depth)}]}`;
+    const deep = await call(h.url, 'POST', '/v1/sql', {
+      body: nested(100_000),
+      type: 'application/json',
+      token: TOKENS.query,
+    });
     assert.equal(deep.status, 400, deep.text.slice(0, 300));
     assert.equal((await call(h.url, 'GET', '/healthz')).status, 200);
     // Within any limit on the body's depth, a nested parameter is still refused, by name.
-    const r = await call(h.url, 'POST', '/v1/sql', { body: nested(500), type: 'application/json', token: TOKENS.query });
+    const r = await call(h.url, 'POST', '/v1/sql', {
+      body: nested(500),
+      type: 'application/json',
+      token: TOKENS.query,
+    });
     assert.equal(r.status, 400, r.text.slice(0, 300));
     assert.equal(errorCode(r), 'KAPPA_INVALID_ARGUMENT');
     assert.match(errorMessage(r), /params\[1\]/);
@@ -132,7 +170,10 @@ describe('POST /v1/sql limits', () => {
       assert.equal(one.status, 400, one.text);
       assert.match(errorMessage(one), /params\[0\]/);
     }
-    const ok = await sql(h.url, { sql: 'SELECT ? AS s, ? AS n, ? AS t, ? AS f, ? AS z', params: ['x', 1.5, true, false, null] });
+    const ok = await sql(h.url, {
+      sql: 'SELECT ? AS s, ? AS n, ? AS t, ? AS f, ? AS z',
+      params: ['x', 1.5, true, false, null],
+    });
     assert.equal(ok.status, 200, ok.text);
     assert.deepEqual((ok.body as { rows: unknown[] }).rows, [{ s: 'x', n: 1.5, t: 1, f: 0, z: null }]);
   });
@@ -141,7 +182,10 @@ describe('POST /v1/sql limits', () => {
     const r = await sql(h.url, { sql: 'SELECT * FROM kappa_view_code' });
     assert.equal(r.status, 403, r.text.slice(0, 300));
     assert.equal(errorCode(r), 'KAPPA_QUERY_NOT_A_VIEW');
-    assert.match(errorMessage(r), /^kappa_view_code is not a view; queries can read the views listed by GET \/v1\/views/);
+    assert.match(
+      errorMessage(r),
+      /^kappa_view_code is not a view; queries can read the views listed by GET \/v1\/views/,
+    );
     assert.doesNotMatch(r.text, /defineApp|sha256/);
     for (const [query, table] of [
       ['SELECT code FROM kappa_view_code', 'kappa_view_code'],
@@ -180,16 +224,33 @@ describe('POST /v1/sql limits', () => {
       { region: 'north', cents: 100, n: 1 },
     ]);
     assert.deepEqual(await rows('SELECT count(*) AS n FROM sales_totals WHERE cents > ?', [150]), [{ n: 1 }]);
-    assert.deepEqual(await rows('SELECT region FROM sales_totals__v1 ORDER BY region'), [{ region: 'north' }, { region: 'south' }]);
+    assert.deepEqual(await rows('SELECT region FROM sales_totals__v1 ORDER BY region'), [
+      { region: 'north' },
+      { region: 'south' },
+    ]);
     assert.deepEqual(await rows("SELECT name FROM sqlite_schema WHERE type = 'view'"), [{ name: 'sales_totals' }]);
-    assert.deepEqual((await rows("SELECT name FROM pragma_table_info('sales_totals')")).map((r) => r.name), ['region', 'cents', 'n']);
+    assert.deepEqual(
+      (await rows("SELECT name FROM pragma_table_info('sales_totals')")).map((r) => r.name),
+      ['region', 'cents', 'n'],
+    );
     assert.equal((await rows('EXPLAIN QUERY PLAN SELECT * FROM sales_totals')).length > 0, true);
     assert.deepEqual(await rows("SELECT value FROM json_each('[1,2]')"), [{ value: 1 }, { value: 2 }]);
-    assert.deepEqual(await rows('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3) SELECT sum(x) AS s FROM c'), [{ s: 6 }]);
-    assert.deepEqual(await rows('SELECT t.region, u.cents FROM sales_totals t JOIN sales_totals__v1 u USING (region) ORDER BY 1 LIMIT 1'), [{ region: 'north', cents: 100 }]);
+    assert.deepEqual(
+      await rows('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3) SELECT sum(x) AS s FROM c'),
+      [{ s: 6 }],
+    );
+    assert.deepEqual(
+      await rows(
+        'SELECT t.region, u.cents FROM sales_totals t JOIN sales_totals__v1 u USING (region) ORDER BY 1 LIMIT 1',
+      ),
+      [{ region: 'north', cents: 100 }],
+    );
     // The dashboard's other reads of views go through these routes.
     assert.equal((await call(h.url, 'GET', '/v1/views', { token: TOKENS.query })).status, 200);
-    assert.equal((await call(h.url, 'GET', '/v1/views/sales_totals?order=-cents&limit=1', { token: TOKENS.query })).status, 200);
+    assert.equal(
+      (await call(h.url, 'GET', '/v1/views/sales_totals?order=-cents&limit=1', { token: TOKENS.query })).status,
+      200,
+    );
     assert.equal((await call(h.url, 'GET', '/v1/overview', { token: TOKENS.query })).status, 200);
   });
 });

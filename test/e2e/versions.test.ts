@@ -30,8 +30,16 @@ describe('view versions', () => {
       for (;;) {
         const versions = (await store.versions()).filter((v) => v.name === 'totals');
         const newest = versions.reduce((m, v) => Math.max(m, v.version), 0);
-        const committed = engine.status().filter((t) => t.version === newest).reduce((n, t) => n + t.committedOffset, 0);
-        if (engine.builds().length === 0 && versions.find((v) => v.version === newest)?.state === 'live' && committed >= 600) break;
+        const committed = engine
+          .status()
+          .filter((t) => t.version === newest)
+          .reduce((n, t) => n + t.committedOffset, 0);
+        if (
+          engine.builds().length === 0 &&
+          versions.find((v) => v.version === newest)?.state === 'live' &&
+          committed >= 600
+        )
+          break;
         if (Date.now() > deadline) throw new Error(`the new version did not go live: ${JSON.stringify(versions)}`);
         await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
       }
@@ -41,45 +49,66 @@ describe('view versions', () => {
   }
 
   for (const workers of [0, 2]) {
-    test(`changed logic builds a new version; retired versions beyond keepVersions are dropped (${workers} workers)`, { timeout: 60_000 }, async () => {
-      const dir = project.dataDir(`data-${workers}`);
-      const log = await openFileLog({ dir, logger: quiet });
-      await log.createTopic('sales', { partitions: 2 });
-      await log.append('sales', Array.from({ length: 600 }, (_, i) => ({ key: `r${i % 3}`, value: JSON.stringify({ region: `r${i % 3}`, cents: i }) })));
-      await log.close();
+    test(
+      `changed logic builds a new version; retired versions beyond keepVersions are dropped (${workers} workers)`,
+      { timeout: 60_000 },
+      async () => {
+        const dir = project.dataDir(`data-${workers}`);
+        const log = await openFileLog({ dir, logger: quiet });
+        await log.createTopic('sales', { partitions: 2 });
+        await log.append(
+          'sales',
+          Array.from({ length: 600 }, (_, i) => ({
+            key: `r${i % 3}`,
+            value: JSON.stringify({ region: `r${i % 3}`, cents: i }),
+          })),
+        );
+        await log.close();
 
-      await runUntilLive(dir, config(0), workers);
-      await runUntilLive(dir, config(100), workers);
-      await runUntilLive(dir, config(200), workers);
+        await runUntilLive(dir, config(0), workers);
+        await runUntilLive(dir, config(100), workers);
+        await runUntilLive(dir, config(200), workers);
 
-      const store = await openSqliteStore({ path: join(dir, 'views.db') });
-      try {
-        const versions = (await store.versions()).filter((v) => v.name === 'totals').map((v) => [v.version, v.state]);
-        assert.deepEqual(versions, [
-          [2, 'retired'],
-          [3, 'live'],
-        ]);
-        assert.deepEqual(await store.checkpoints('totals', 2).then((c) => c.length), 2, 'the kept version keeps its checkpoints');
-        const rows = (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
-        const expected = ['r0', 'r1', 'r2'].map((region, r) => {
-          const mine = Array.from({ length: 600 }, (_, i) => i).filter((i) => i % 3 === r && i >= 200);
-          return { region, cents: mine.reduce((s, i) => s + i, 0), n: mine.length };
-        });
-        assert.deepEqual(rows, expected, 'the live version is the newest logic over the whole log');
-        const tables = (await store.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'totals__v%' ORDER BY name")).rows.map((r) => r.name);
-        assert.deepEqual(tables, ['totals__v2', 'totals__v3']);
-      } finally {
-        await store.close();
-      }
+        const store = await openSqliteStore({ path: join(dir, 'views.db') });
+        try {
+          const versions = (await store.versions()).filter((v) => v.name === 'totals').map((v) => [v.version, v.state]);
+          assert.deepEqual(versions, [
+            [2, 'retired'],
+            [3, 'live'],
+          ]);
+          assert.deepEqual(
+            await store.checkpoints('totals', 2).then((c) => c.length),
+            2,
+            'the kept version keeps its checkpoints',
+          );
+          const rows = (await store.query('SELECT region, cents, n FROM totals ORDER BY region')).rows;
+          const expected = ['r0', 'r1', 'r2'].map((region, r) => {
+            const mine = Array.from({ length: 600 }, (_, i) => i).filter((i) => i % 3 === r && i >= 200);
+            return { region, cents: mine.reduce((s, i) => s + i, 0), n: mine.length };
+          });
+          assert.deepEqual(rows, expected, 'the live version is the newest logic over the whole log');
+          const tables = (
+            await store.query(
+              "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'totals__v%' ORDER BY name",
+            )
+          ).rows.map((r) => r.name);
+          assert.deepEqual(tables, ['totals__v2', 'totals__v3']);
+        } finally {
+          await store.close();
+        }
 
-      // keepVersions 0: the next swap drops every retired version.
-      await runUntilLive(dir, config(300, 0), workers);
-      const after = await openSqliteStore({ path: join(dir, 'views.db') });
-      try {
-        assert.deepEqual((await after.versions()).filter((v) => v.name === 'totals').map((v) => [v.version, v.state]), [[4, 'live']]);
-      } finally {
-        await after.close();
-      }
-    });
+        // keepVersions 0: the next swap drops every retired version.
+        await runUntilLive(dir, config(300, 0), workers);
+        const after = await openSqliteStore({ path: join(dir, 'views.db') });
+        try {
+          assert.deepEqual(
+            (await after.versions()).filter((v) => v.name === 'totals').map((v) => [v.version, v.state]),
+            [[4, 'live']],
+          );
+        } finally {
+          await after.close();
+        }
+      },
+    );
   }
 });

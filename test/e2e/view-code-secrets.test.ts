@@ -35,13 +35,25 @@ const CONFIG = salesConfig(SERVER)
     `  webhooks: [{ name: 'pager', url: 'https://hooks.example.com/alerts?token=${URL_SECRET}', topic: 'events', headers: { authorization: \`Bearer \${PAGER_KEY}\`, 'x-short': ${JSON.stringify(SHORT_SECRET)} } }],\n  server: `,
   );
 
-const SECRETS = [HEADER_SECRET, URL_SECRET, TOKENS.admin, TOKENS.query, hashToken(TOKENS.admin), hashToken(TOKENS.query)];
+const SECRETS = [
+  HEADER_SECRET,
+  URL_SECRET,
+  TOKENS.admin,
+  TOKENS.query,
+  hashToken(TOKENS.admin),
+  hashToken(TOKENS.query),
+];
 
 /** Every row of every kappa_* table, as text. */
 function kappaRowsText(path: string): { tables: string[]; text: string } {
   const db = new Database(path, { readonly: true });
   try {
-    const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'kappa\\_%' ESCAPE '\\'").raw().all() as [string][]).map(([n]) => n);
+    const tables = (
+      db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'kappa\\_%' ESCAPE '\\'")
+        .raw()
+        .all() as [string][]
+    ).map(([n]) => n);
     let text = '';
     for (const t of tables) {
       for (const row of db.prepare(`SELECT * FROM "${t}"`).raw().all() as unknown[][]) {

@@ -40,30 +40,59 @@ function writeProject(root: string): string {
     `import { readFileSync } from 'node:fs';\nconst table = JSON.parse(readFileSync(new URL('./regions.json', import.meta.url), 'utf8'));\nexport function regionOf(store: string): string { return table[store] ?? 'unknown'; }\n`,
   );
   writeFileSync(join(root, 'lib', 'suffix.txt'), '!');
-  writeFileSync(join(root, 'lib', 'suffix.cjs'), `const { readFileSync } = require('node:fs');\nconst s = readFileSync(__dirname + '/suffix.txt', 'utf8');\nexports.suffix = () => s;\n`);
+  writeFileSync(
+    join(root, 'lib', 'suffix.cjs'),
+    `const { readFileSync } = require('node:fs');\nconst s = readFileSync(__dirname + '/suffix.txt', 'utf8');\nexports.suffix = () => s;\n`,
+  );
   const pkg = join(root, 'node_modules', 'fake-labels');
   mkdirSync(join(pkg, 'data'), { recursive: true });
-  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fake-labels', type: 'module', exports: { '.': './index.js' } }));
+  writeFileSync(
+    join(pkg, 'package.json'),
+    JSON.stringify({ name: 'fake-labels', type: 'module', exports: { '.': './index.js' } }),
+  );
   writeFileSync(join(pkg, 'data', 'labels.json'), JSON.stringify({ s1: 'A', s2: 'B' }));
-  writeFileSync(join(pkg, 'index.js'), `import { readFileSync } from 'node:fs';\nconst labels = JSON.parse(readFileSync(new URL('./data/labels.json', import.meta.url), 'utf8'));\nexport function labelOf(store) { return labels[store] ?? '?'; }\n`);
+  writeFileSync(
+    join(pkg, 'index.js'),
+    `import { readFileSync } from 'node:fs';\nconst labels = JSON.parse(readFileSync(new URL('./data/labels.json', import.meta.url), 'utf8'));\nexport function labelOf(store) { return labels[store] ?? '?'; }\n`,
+  );
   const config = join(root, 'kappa.config.ts');
   writeFileSync(config, CONFIG);
   return config;
 }
 
-async function build(root: string, config: string, name: string, workers: number): Promise<{ rows: unknown[]; warnings: string[] }> {
+async function build(
+  root: string,
+  config: string,
+  name: string,
+  workers: number,
+): Promise<{ rows: unknown[]; warnings: string[] }> {
   const dir = join(root, name);
   const warnings: string[] = [];
   const logger = { info() {}, warn: (m: string) => warnings.push(m) };
   const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   await log.createTopic('sales', { partitions: 2 });
-  await log.append('sales', ['s1', 's2', 's1', 's3'].map((store) => ({ key: store, value: JSON.stringify({ store }) })));
-  const engine = new Engine({ log, store, control: store, app: await loadApp(config), logger, workers, configPath: config, flushIntervalMs: 20 });
+  await log.append(
+    'sales',
+    ['s1', 's2', 's1', 's3'].map((store) => ({ key: store, value: JSON.stringify({ store }) })),
+  );
+  const engine = new Engine({
+    log,
+    store,
+    control: store,
+    app: await loadApp(config),
+    logger,
+    workers,
+    configPath: config,
+    flushIntervalMs: 20,
+  });
   try {
     await engine.start();
     const deadline = Date.now() + 30_000;
-    while (!engine.status().every((t) => t.worker !== null || workers === 0) || engine.status().reduce((s, t) => s + t.eventsProcessed, 0) < 4) {
+    while (
+      !engine.status().every((t) => t.worker !== null || workers === 0) ||
+      engine.status().reduce((s, t) => s + t.eventsProcessed, 0) < 4
+    ) {
       if (Date.now() > deadline) throw new Error('the engine did not process the events');
       await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
     }
@@ -91,30 +120,41 @@ describe('worker threads run the config bundled', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  test('files read through import.meta.url and __dirname, and an installed package reading its own files, give the rows they give on the main thread', { timeout: 60_000 }, async () => {
-    const main = await build(root, config, 'main', 0);
-    assert.deepEqual(main.rows, EXPECTED);
-    const workers = await build(root, config, 'workers', 2);
-    assert.deepEqual(workers.rows, EXPECTED);
-    assert.deepEqual(workers.warnings, [], 'the bundle was used, with no fallback');
-    assert.deepEqual(
-      readdirSync(tmpdir()).filter((n) => n.startsWith(`kappa-worker-${process.pid}-`)),
-      [],
-      'the bundle file is removed once the threads are up',
-    );
-  });
+  test(
+    'files read through import.meta.url and __dirname, and an installed package reading its own files, give the rows they give on the main thread',
+    { timeout: 60_000 },
+    async () => {
+      const main = await build(root, config, 'main', 0);
+      assert.deepEqual(main.rows, EXPECTED);
+      const workers = await build(root, config, 'workers', 2);
+      assert.deepEqual(workers.rows, EXPECTED);
+      assert.deepEqual(workers.warnings, [], 'the bundle was used, with no fallback');
+      assert.deepEqual(
+        readdirSync(tmpdir()).filter((n) => n.startsWith(`kappa-worker-${process.pid}-`)),
+        [],
+        'the bundle file is removed once the threads are up',
+      );
+    },
+  );
 
-  test('a file modified in the future makes the threads load the sources through tsx, saying why, with the same rows', { timeout: 60_000 }, async () => {
-    const future = new Date(Date.now() + 3_600_000);
-    utimesSync(join(root, 'lib', 'regions.ts'), future, future);
-    try {
-      const { rows, warnings } = await build(root, config, 'future', 1);
-      assert.deepEqual(rows, EXPECTED);
-      assert.equal(warnings.length, 1);
-      assert.match(warnings[0], /load the config through tsx, which makes them slower to start and larger, because .*regions\.ts was modified in the future/);
-    } finally {
-      const now = new Date();
-      utimesSync(join(root, 'lib', 'regions.ts'), now, now);
-    }
-  });
+  test(
+    'a file modified in the future makes the threads load the sources through tsx, saying why, with the same rows',
+    { timeout: 60_000 },
+    async () => {
+      const future = new Date(Date.now() + 3_600_000);
+      utimesSync(join(root, 'lib', 'regions.ts'), future, future);
+      try {
+        const { rows, warnings } = await build(root, config, 'future', 1);
+        assert.deepEqual(rows, EXPECTED);
+        assert.equal(warnings.length, 1);
+        assert.match(
+          warnings[0],
+          /load the config through tsx, which makes them slower to start and larger, because .*regions\.ts was modified in the future/,
+        );
+      } finally {
+        const now = new Date();
+        utimesSync(join(root, 'lib', 'regions.ts'), now, now);
+      }
+    },
+  );
 });

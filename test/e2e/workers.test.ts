@@ -71,7 +71,12 @@ function events(n: number): { key: string; value: string }[] {
   const out: { key: string; value: string }[] = [];
   for (let i = 0; i < n; i++) {
     const user = `u${Math.floor(random() * 40)}${random() < 0.3 ? 'm' : ''}`;
-    const click = { user, page: pages[Math.floor(random() * pages.length)], ms: Math.floor(random() * 500), ts: T0 + i * 100 - Math.floor(random() * 3000) };
+    const click = {
+      user,
+      page: pages[Math.floor(random() * pages.length)],
+      ms: Math.floor(random() * 500),
+      ts: T0 + i * 100 - Math.floor(random() * 3000),
+    };
     out.push({ key: user, value: JSON.stringify(click) });
   }
   return out;
@@ -83,7 +88,10 @@ function oddOnes(): { value: string; partition: number }[] {
   for (let p = 0; p < 3; p++) {
     for (let k = 0; k < 3; k++) {
       out.push({ value: JSON.stringify({ user: `bad${k}`, page: '/', ms: 'slow', ts: T0 }), partition: p });
-      out.push({ value: JSON.stringify({ user: `late${p}`, page: '/help', ms: 5 + k, ts: T0 - 3_600_000 }), partition: p });
+      out.push({
+        value: JSON.stringify({ user: `late${p}`, page: '/help', ms: 5 + k, ts: T0 - 3_600_000 }),
+        partition: p,
+      });
     }
   }
   return out;
@@ -93,7 +101,8 @@ function oddOnes(): { value: string; partition: number }[] {
 async function onWorkers(engine: Engine): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (!engine.status().every((t) => t.worker !== null)) {
-    if (Date.now() > deadline) throw new Error(`the tasks did not move to their workers: ${JSON.stringify(engine.status())}`);
+    if (Date.now() > deadline)
+      throw new Error(`the tasks did not move to their workers: ${JSON.stringify(engine.status())}`);
     await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
   }
 }
@@ -102,7 +111,8 @@ async function caughtUp(engine: Engine, log: FileLog): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     let done = true;
-    for (const t of engine.status()) if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
+    for (const t of engine.status())
+      if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
     if (done) return;
     if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${JSON.stringify(engine.status())}`);
     await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
@@ -119,7 +129,8 @@ async function snapshot(store: ViewStore, log: FileLog): Promise<Record<string, 
     const records: string[] = [];
     for (let p = 0; p < 3; p++) {
       for await (const batch of log.read(topic, p, 0)) {
-        for (const r of batch.records()) records.push(`${p}:${r.value}|${r.headers.map((h) => `${h.key}=${h.value}`).join(',')}`);
+        for (const r of batch.records())
+          records.push(`${p}:${r.value}|${r.headers.map((h) => `${h.key}=${h.value}`).join(',')}`);
       }
     }
     out[topic] = records.sort();
@@ -132,7 +143,11 @@ function kappa(args: string[]): Promise<RunResult> {
 }
 
 /** Runs `kappa start` until every task has caught up with the log (`kappa lag`), then stops it with SIGTERM. */
-async function startUntilCaughtUp(t: Owner, args: string[], tasks: number): Promise<{ code: number | null; stderr: string }> {
+async function startUntilCaughtUp(
+  t: Owner,
+  args: string[],
+  tasks: number,
+): Promise<{ code: number | null; stderr: string }> {
   const child = startKappa(t, args);
   const dataDir = args[args.indexOf('--data-dir') + 1];
   try {
@@ -143,7 +158,8 @@ async function startUntilCaughtUp(t: Owner, args: string[], tasks: number): Prom
         const rows = JSON.parse(lag.stdout) as { lag: number }[];
         if (rows.length === tasks && rows.every((r) => r.lag === 0)) break;
       }
-      if (Date.now() > deadline || !child.running) throw new Error(`kappa start did not catch up: ${lag.stdout} ${child.stderr}`);
+      if (Date.now() > deadline || !child.running)
+        throw new Error(`kappa start did not catch up: ${lag.stdout} ${child.stderr}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
@@ -157,49 +173,88 @@ describe('worker threads', () => {
   const root = project.root;
   const config = project.writeConfig(CONFIG, 'kappa');
 
-  test('the same events give identical rows, dead letters and late events on the main thread, 1 worker and 2 workers', { timeout: 120_000 }, async () => {
-    const app = await loadApp(config);
-    const all = events(6000);
-    const snapshots: Record<string, unknown>[] = [];
-    for (const workers of [0, 1, 2]) {
-      const kappa = await openKappa({ dir: project.dataDir(`data-${workers}`), configPath: config, app, workers, flushIntervalMs: 30, engine: { dirtyRowsMax: 40 }, start: false, engineEnd: 'close' });
-      const { log, store, engine } = kappa;
-      await log.createTopic('clicks', { partitions: 3 });
-      // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
-      await log.append('clicks', all.slice(0, 3000));
-      try {
-        await engine.start();
-        assert.equal(engine.threads, workers);
-        if (workers > 0) await onWorkers(engine);
-        for (let i = 3000; i < all.length; i += 250) {
-          await log.append('clicks', all.slice(i, i + 250));
-          await new Promise((r) => setTimeout(r, 5));
+  test(
+    'the same events give identical rows, dead letters and late events on the main thread, 1 worker and 2 workers',
+    { timeout: 120_000 },
+    async () => {
+      const app = await loadApp(config);
+      const all = events(6000);
+      const snapshots: Record<string, unknown>[] = [];
+      for (const workers of [0, 1, 2]) {
+        const kappa = await openKappa({
+          dir: project.dataDir(`data-${workers}`),
+          configPath: config,
+          app,
+          workers,
+          flushIntervalMs: 30,
+          engine: { dirtyRowsMax: 40 },
+          start: false,
+          engineEnd: 'close',
+        });
+        const { log, store, engine } = kappa;
+        await log.createTopic('clicks', { partitions: 3 });
+        // Half the events before the engine starts (a replay), half while it runs (live), in bursts.
+        await log.append('clicks', all.slice(0, 3000));
+        try {
+          await engine.start();
+          assert.equal(engine.threads, workers);
+          if (workers > 0) await onWorkers(engine);
+          for (let i = 3000; i < all.length; i += 250) {
+            await log.append('clicks', all.slice(i, i + 250));
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          for (const odd of oddOnes())
+            await log.append('clicks', [{ key: 'x', value: odd.value, partition: odd.partition }]);
+          await caughtUp(engine, log);
+          if (workers > 0)
+            assert.equal(
+              new Set(engine.status().map((t) => t.worker)).size,
+              workers,
+              'tasks are spread over every worker',
+            );
+          await engine.stop();
+          assert.equal(
+            engine.status().reduce((s, t) => s + t.eventsProcessed, 0),
+            4 * (all.length + oddOnes().length),
+            'every view folded every event once',
+          );
+          snapshots.push(await snapshot(store, log));
+        } finally {
+          await kappa.close();
         }
-        for (const odd of oddOnes()) await log.append('clicks', [{ key: 'x', value: odd.value, partition: odd.partition }]);
-        await caughtUp(engine, log);
-        if (workers > 0) assert.equal(new Set(engine.status().map((t) => t.worker)).size, workers, 'tasks are spread over every worker');
-        await engine.stop();
-        assert.equal(
-          engine.status().reduce((s, t) => s + t.eventsProcessed, 0),
-          4 * (all.length + oddOnes().length),
-          'every view folded every event once',
-        );
-        snapshots.push(await snapshot(store, log));
-      } finally {
-        await kappa.close();
       }
-    }
-    const [main, ...others] = snapshots;
-    assert.ok((main.by_page as unknown[]).length === 12 && (main.per_minute as unknown[]).length > 100 && (main.words as unknown[]).length === 5, 'the views hold rows');
-    assert.equal((main['clicks.dlq'] as unknown[]).length, 4 * 3 * 3, 'three dead letters per view and partition');
-    assert.equal((main['clicks.late'] as unknown[]).length, 2 * 3 * 3, 'three late events per windowed view and partition');
-    for (const other of others) assert.deepEqual(other, main);
-  });
+      const [main, ...others] = snapshots;
+      assert.ok(
+        (main.by_page as unknown[]).length === 12 &&
+          (main.per_minute as unknown[]).length > 100 &&
+          (main.words as unknown[]).length === 5,
+        'the views hold rows',
+      );
+      assert.equal((main['clicks.dlq'] as unknown[]).length, 4 * 3 * 3, 'three dead letters per view and partition');
+      assert.equal(
+        (main['clicks.late'] as unknown[]).length,
+        2 * 3 * 3,
+        'three late events per windowed view and partition',
+      );
+      for (const other of others) assert.deepEqual(other, main);
+    },
+  );
 
-  async function brokenEngine(name: string, env: Record<string, string> = {}, workerHeapMb?: number): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
+  async function brokenEngine(
+    name: string,
+    env: Record<string, string> = {},
+    workerHeapMb?: number,
+  ): Promise<{ engine: Engine; log: FileLog; store: ViewStore; cleanup: () => Promise<void> }> {
     for (const [k, v] of Object.entries(env)) process.env[k] = v;
     const file = project.writeConfig(BROKEN_CONFIG, name);
-    const kappa = await openKappa({ dir: project.dataDir(name), configPath: file, workers: 2, engine: { workerHeapMb }, start: false, engineEnd: 'close' });
+    const kappa = await openKappa({
+      dir: project.dataDir(name),
+      configPath: file,
+      workers: 2,
+      engine: { workerHeapMb },
+      start: false,
+      engineEnd: 'close',
+    });
     await kappa.log.createTopic('clicks', { partitions: 3 });
     await kappa.log.append('clicks', events(300));
     const cleanup = async (): Promise<void> => {
@@ -210,7 +265,11 @@ describe('worker threads', () => {
   }
 
   /** Runs `body` on a broken engine that has started, caught up and moved its tasks to the worker threads; closes it after. */
-  async function onBrokenEngine(name: string, body: (e: { engine: Engine; log: FileLog }) => Promise<void>, workerHeapMb?: number): Promise<void> {
+  async function onBrokenEngine(
+    name: string,
+    body: (e: { engine: Engine; log: FileLog }) => Promise<void>,
+    workerHeapMb?: number,
+  ): Promise<void> {
     const { engine, log, cleanup } = await brokenEngine(name, {}, workerHeapMb);
     try {
       await engine.start();
@@ -225,7 +284,10 @@ describe('worker threads', () => {
   /** Waits for the engine to fail, or fails the test if it has not within 30 s (a hang). */
   async function failureOf(engine: Engine): Promise<Error> {
     let timer: NodeJS.Timeout | undefined;
-    const hang = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the engine neither failed nor finished in 30 s')), 30_000)));
+    const hang = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(() => reject(new Error('the engine neither failed nor finished in 30 s')), 30_000)),
+    );
     try {
       await Promise.race([engine.failure, hang]);
     } catch (err) {
@@ -236,107 +298,180 @@ describe('worker threads', () => {
     throw new Error('unreachable');
   }
 
-  test('a worker thread that crashes fails the engine with KAPPA_WORKER_FAILED naming the thread and the error', { timeout: 60_000 }, async () => {
-    await onBrokenEngine('crash', async ({ engine, log }) => {
-      await log.append('clicks', [{ key: 'c', value: JSON.stringify({ user: 'c', page: '/crash', ms: 1, ts: T0 }), partition: 1 }]);
-      const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
-      assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/\d.*\) crashed: boom from a timer/);
-    });
-  });
+  test(
+    'a worker thread that crashes fails the engine with KAPPA_WORKER_FAILED naming the thread and the error',
+    { timeout: 60_000 },
+    async () => {
+      await onBrokenEngine('crash', async ({ engine, log }) => {
+        await log.append('clicks', [
+          { key: 'c', value: JSON.stringify({ user: 'c', page: '/crash', ms: 1, ts: T0 }), partition: 1 },
+        ]);
+        const err = await failureOf(engine);
+        assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
+        assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/\d.*\) crashed: boom from a timer/);
+      });
+    },
+  );
 
-  test('a worker thread that runs out of its heap cap fails the engine, saying so and how to raise the cap', { timeout: 60_000 }, async () => {
-    await onBrokenEngine('hog', async ({ engine, log }) => {
-      await log.append('clicks', [{ key: 'h', value: JSON.stringify({ user: 'h', page: '/hog', ms: 1, ts: T0 }), partition: 0 }]);
-      const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
-      assert.match(err.message, /worker thread \d \(tasks by_page\/clicks\/0.*\) ran out of memory \(its heap is capped at 32 MB; raise the cap with --worker-heap-mb/);
-    }, 32);
-  });
+  test(
+    'a worker thread that runs out of its heap cap fails the engine, saying so and how to raise the cap',
+    { timeout: 60_000 },
+    async () => {
+      await onBrokenEngine(
+        'hog',
+        async ({ engine, log }) => {
+          await log.append('clicks', [
+            { key: 'h', value: JSON.stringify({ user: 'h', page: '/hog', ms: 1, ts: T0 }), partition: 0 },
+          ]);
+          const err = await failureOf(engine);
+          assert.equal((err as { code?: string }).code, 'KAPPA_WORKER_FAILED');
+          assert.match(
+            err.message,
+            /worker thread \d \(tasks by_page\/clicks\/0.*\) ran out of memory \(its heap is capped at 32 MB; raise the cap with --worker-heap-mb/,
+          );
+        },
+        32,
+      );
+    },
+  );
 
-  test('a record whose aggregate throws in a worker thread is a dead letter, and the worker goes on', { timeout: 60_000 }, async () => {
-    await onBrokenEngine('throw', async ({ engine, log }) => {
-      const { end } = await log.offsets('clicks', 2);
-      await log.append('clicks', [{ key: 't', value: JSON.stringify({ user: 't', page: '/throw', ms: 1, ts: T0 }), partition: 2 }]);
-      await log.append('clicks', [{ key: 'u', value: JSON.stringify({ user: 'u', page: '/after', ms: 1, ts: T0 }), partition: 2 }]);
-      await caughtUp(engine, log);
-      const dead: { offset: number; reason: string }[] = [];
-      for await (const batch of log.read('clicks.dlq', 2, 0)) for (const r of batch.records()) dead.push({ offset: Number(r.headers.find((h) => h.key === 'kappa.source.offset')?.value), reason: String(r.headers.find((h) => h.key === 'kappa.error')?.value) });
-      assert.deepEqual(dead.map((d) => d.offset), [end]);
-      assert.match(dead[0].reason, /boom in an aggregate/);
-    });
-  });
+  test(
+    'a record whose aggregate throws in a worker thread is a dead letter, and the worker goes on',
+    { timeout: 60_000 },
+    async () => {
+      await onBrokenEngine('throw', async ({ engine, log }) => {
+        const { end } = await log.offsets('clicks', 2);
+        await log.append('clicks', [
+          { key: 't', value: JSON.stringify({ user: 't', page: '/throw', ms: 1, ts: T0 }), partition: 2 },
+        ]);
+        await log.append('clicks', [
+          { key: 'u', value: JSON.stringify({ user: 'u', page: '/after', ms: 1, ts: T0 }), partition: 2 },
+        ]);
+        await caughtUp(engine, log);
+        const dead: { offset: number; reason: string }[] = [];
+        for await (const batch of log.read('clicks.dlq', 2, 0))
+          for (const r of batch.records())
+            dead.push({
+              offset: Number(r.headers.find((h) => h.key === 'kappa.source.offset')?.value),
+              reason: String(r.headers.find((h) => h.key === 'kappa.error')?.value),
+            });
+        assert.deepEqual(
+          dead.map((d) => d.offset),
+          [end],
+        );
+        assert.match(dead[0].reason, /boom in an aggregate/);
+      });
+    },
+  );
 
-  test('a task that fails in a worker thread (damaged data under its read) fails the engine with the task, the thread and the error', { timeout: 60_000 }, async () => {
-    await onBrokenEngine('damaged', async ({ engine }) => {
-      // Damage a record of partition 2 below the durable point, then rebuild the view: the new
-      // version's task reads it again, in a worker, and finds the batch's CRC wrong.
-      const segment = join(root, 'damaged', 'topics', 'clicks', '2', '00000000000000000000.log');
-      const bytes = readFileSync(segment);
-      bytes[100] ^= 0x10;
-      writeFileSync(segment, bytes);
-      await engine.replay('by_page');
-      const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_CORRUPT_DATA');
-      assert.match(err.message, /task by_page\/clicks\/2 failed in worker thread \d: clicks\/2 is damaged at .*00000000000000000000\.log byte 0/);
-    });
-  });
+  test(
+    'a task that fails in a worker thread (damaged data under its read) fails the engine with the task, the thread and the error',
+    { timeout: 60_000 },
+    async () => {
+      await onBrokenEngine('damaged', async ({ engine }) => {
+        // Damage a record of partition 2 below the durable point, then rebuild the view: the new
+        // version's task reads it again, in a worker, and finds the batch's CRC wrong.
+        const segment = join(root, 'damaged', 'topics', 'clicks', '2', '00000000000000000000.log');
+        const bytes = readFileSync(segment);
+        bytes[100] ^= 0x10;
+        writeFileSync(segment, bytes);
+        await engine.replay('by_page');
+        const err = await failureOf(engine);
+        assert.equal((err as { code?: string }).code, 'KAPPA_CORRUPT_DATA');
+        assert.match(
+          err.message,
+          /task by_page\/clicks\/2 failed in worker thread \d: clicks\/2 is damaged at .*00000000000000000000\.log byte 0/,
+        );
+      });
+    },
+  );
 
-  test('a config that does not load in a worker thread fails the engine with KAPPA_CONFIG_INVALID and the reason', { timeout: 60_000 }, async () => {
-    const file = project.writeConfig(CONFIG, 'refuses');
-    const kappa = await openKappa({ dir: project.dataDir('refuses'), configPath: file, workers: 1, start: false, engineEnd: 'close' });
-    const { engine } = kappa;
-    process.env.KAPPA_TEST_BREAK_WORKER_CONFIG = '1';
-    try {
-      await engine.start();
-      const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
-      assert.match(err.message, /refuses\.config\.ts.*this config refuses to load in a worker/);
-    } finally {
-      delete process.env.KAPPA_TEST_BREAK_WORKER_CONFIG;
-      await kappa.close();
-    }
-  });
+  test(
+    'a config that does not load in a worker thread fails the engine with KAPPA_CONFIG_INVALID and the reason',
+    { timeout: 60_000 },
+    async () => {
+      const file = project.writeConfig(CONFIG, 'refuses');
+      const kappa = await openKappa({
+        dir: project.dataDir('refuses'),
+        configPath: file,
+        workers: 1,
+        start: false,
+        engineEnd: 'close',
+      });
+      const { engine } = kappa;
+      process.env.KAPPA_TEST_BREAK_WORKER_CONFIG = '1';
+      try {
+        await engine.start();
+        const err = await failureOf(engine);
+        assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
+        assert.match(err.message, /refuses\.config\.ts.*this config refuses to load in a worker/);
+      } finally {
+        delete process.env.KAPPA_TEST_BREAK_WORKER_CONFIG;
+        await kappa.close();
+      }
+    },
+  );
 
-  test('a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for', { timeout: 60_000 }, async () => {
-    const file = project.writeConfig(CONFIG, 'edited');
-    const kappa = await openKappa({ dir: project.dataDir('edited'), configPath: file, workers: 1, start: false, engineEnd: 'close' });
-    const { engine } = kappa;
-    // The edit lands after the app was loaded and before the worker code is bundled.
-    await new Promise((r) => setTimeout(r, 20));
-    writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));
-    try {
-      await engine.start();
-      const err = await failureOf(engine);
-      assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
-      assert.match(err.message, /edited\.config\.ts changed while kappa was starting/);
-    } finally {
-      await kappa.close();
-    }
-  });
+  test(
+    'a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for',
+    { timeout: 60_000 },
+    async () => {
+      const file = project.writeConfig(CONFIG, 'edited');
+      const kappa = await openKappa({
+        dir: project.dataDir('edited'),
+        configPath: file,
+        workers: 1,
+        start: false,
+        engineEnd: 'close',
+      });
+      const { engine } = kappa;
+      // The edit lands after the app was loaded and before the worker code is bundled.
+      await new Promise((r) => setTimeout(r, 20));
+      writeFileSync(file, CONFIG.replace('c.ms >= 10', 'c.ms >= 20'));
+      try {
+        await engine.start();
+        const err = await failureOf(engine);
+        assert.equal((err as { code?: string }).code, 'KAPPA_CONFIG_INVALID');
+        assert.match(err.message, /edited\.config\.ts changed while kappa was starting/);
+      } finally {
+        await kappa.close();
+      }
+    },
+  );
 
-  test('kappa start --workers N runs the tasks on N threads (0: the main thread) and gives the same rows', { timeout: 120_000 }, async (t) => {
-    const seed = join(root, 'cli-seed');
-    const log = await openFileLog({ dir: seed, logger: quiet });
-    await log.createTopic('clicks', { partitions: 3 });
-    await log.append('clicks', events(2000));
-    await log.close();
-    const results: unknown[] = [];
-    for (const workers of ['0', '2']) {
-      const dir = join(root, `cli-${workers}`);
-      cpSync(seed, dir, { recursive: true });
-      const d = ['--data-dir', dir, '--config', config];
-      const started = await startUntilCaughtUp(t, [...d, 'start', '--port', '0', '--workers', workers, '--flush-interval-ms', '50'], 12);
-      assert.equal(started.code, 0, started.stderr);
-      assert.match(started.stderr, workers === '0' ? /as 12 tasks on the main thread/ : /as 12 tasks on 2 worker threads/);
-      const q = await kappa([...d, 'query', 'SELECT * FROM by_page ORDER BY page, mobile', '--json']);
-      assert.equal(q.code, 0, q.stderr);
-      results.push(JSON.parse(q.stdout));
-    }
-    assert.equal((results[0] as unknown[]).length, 12);
-    assert.deepEqual(results[1], results[0]);
-    const bad = await kappa(['--data-dir', join(root, 'cli-bad'), '--config', config, 'start', '--workers', '-1']);
-    assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /--workers must be a whole number \(0 or more\), not "-1"/);
-  });
+  test(
+    'kappa start --workers N runs the tasks on N threads (0: the main thread) and gives the same rows',
+    { timeout: 120_000 },
+    async (t) => {
+      const seed = join(root, 'cli-seed');
+      const log = await openFileLog({ dir: seed, logger: quiet });
+      await log.createTopic('clicks', { partitions: 3 });
+      await log.append('clicks', events(2000));
+      await log.close();
+      const results: unknown[] = [];
+      for (const workers of ['0', '2']) {
+        const dir = join(root, `cli-${workers}`);
+        cpSync(seed, dir, { recursive: true });
+        const d = ['--data-dir', dir, '--config', config];
+        const started = await startUntilCaughtUp(
+          t,
+          [...d, 'start', '--port', '0', '--workers', workers, '--flush-interval-ms', '50'],
+          12,
+        );
+        assert.equal(started.code, 0, started.stderr);
+        assert.match(
+          started.stderr,
+          workers === '0' ? /as 12 tasks on the main thread/ : /as 12 tasks on 2 worker threads/,
+        );
+        const q = await kappa([...d, 'query', 'SELECT * FROM by_page ORDER BY page, mobile', '--json']);
+        assert.equal(q.code, 0, q.stderr);
+        results.push(JSON.parse(q.stdout));
+      }
+      assert.equal((results[0] as unknown[]).length, 12);
+      assert.deepEqual(results[1], results[0]);
+      const bad = await kappa(['--data-dir', join(root, 'cli-bad'), '--config', config, 'start', '--workers', '-1']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /--workers must be a whole number \(0 or more\), not "-1"/);
+    },
+  );
 });

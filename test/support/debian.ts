@@ -35,16 +35,24 @@ interface Skippable {
 export function requireDebianPackage(t: Skippable, need: DebianPackage): string | null {
   const install = `sudo apt-get install ${need.package}`;
   if (isSet(process.env.KAPPA_TEST_SKIP_DEBIAN)) {
-    t.skip(`skipped: \`npm test\` leaves out ${need.suite}, which needs Debian's ${need.package}; to run it: \`${install}\`, then \`npm run test:all\``);
+    t.skip(
+      `skipped: \`npm test\` leaves out ${need.suite}, which needs Debian's ${need.package}; to run it: \`${install}\`, then \`npm run test:all\``,
+    );
     return null;
   }
   const overrideVar = `KAPPA_${need.package.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_PATH`;
   const path = process.env[overrideVar] || need.path;
   if (existsSync(path)) return path;
   const missing = `${need.suite} needs Debian's ${need.package}, and ${path} does not exist`;
-  const strictBecause = isSet(process.env.KAPPA_REQUIRE_ALL) ? 'KAPPA_REQUIRE_ALL=1' : isSet(process.env.CI) ? `CI=${process.env.CI}` : null;
+  const strictBecause = isSet(process.env.KAPPA_REQUIRE_ALL)
+    ? 'KAPPA_REQUIRE_ALL=1'
+    : isSet(process.env.CI)
+      ? `CI=${process.env.CI}`
+      : null;
   if (strictBecause !== null) {
-    throw new Error(`${missing}. Install it (${install}) or set ${overrideVar} to where it is. This is a failure, not a skip, because ${strictBecause} is set.`);
+    throw new Error(
+      `${missing}. Install it (${install}) or set ${overrideVar} to where it is. This is a failure, not a skip, because ${strictBecause} is set.`,
+    );
   }
   t.skip(`skipped: ${missing}; install it (${install}) or set ${overrideVar}`);
   return null;

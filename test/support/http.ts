@@ -15,7 +15,12 @@ export interface Reply {
   text: string;
 }
 
-export async function call(url: string, method: string, path: string, opts: { body?: string | Buffer; type?: string; token?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+export async function call(
+  url: string,
+  method: string,
+  path: string,
+  opts: { body?: string | Buffer; type?: string; token?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.type !== undefined) headers['content-type'] = opts.type;
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
@@ -31,7 +36,8 @@ export async function call(url: string, method: string, path: string, opts: { bo
   return { status: res.status, headers: res.headers, body, text };
 }
 
-export const postJson = (url: string, path: string, value: unknown, token?: string): Promise<Reply> => call(url, 'POST', path, { body: JSON.stringify(value), type: 'application/json', token });
+export const postJson = (url: string, path: string, value: unknown, token?: string): Promise<Reply> =>
+  call(url, 'POST', path, { body: JSON.stringify(value), type: 'application/json', token });
 
 export interface SseEvent {
   id: string | null;
@@ -40,7 +46,10 @@ export interface SseEvent {
 }
 
 /** Opens an SSE stream and collects its events until `close()`. */
-export async function openSse(url: string, headers: Record<string, string> = {}): Promise<{ events: SseEvent[]; until(n: number, ms?: number): Promise<void>; close(): void; status: number }> {
+export async function openSse(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ events: SseEvent[]; until(n: number, ms?: number): Promise<void>; close(): void; status: number }> {
   const abort = new AbortController();
   const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
   const events: SseEvent[] = [];
@@ -84,7 +93,8 @@ export async function openSse(url: string, headers: Record<string, string> = {})
     async until(n, ms = 10_000) {
       const deadline = Date.now() + ms;
       while (events.length < n) {
-        if (Date.now() > deadline) throw new Error(`only ${events.length} of ${n} events arrived: ${JSON.stringify(events)}`);
+        if (Date.now() > deadline)
+          throw new Error(`only ${events.length} of ${n} events arrived: ${JSON.stringify(events)}`);
         await new Promise<void>((r) => {
           waiters.push(r);
           setTimeout(r, 50);

@@ -67,7 +67,17 @@ export async function openKappa(opts: OpenKappaOptions): Promise<Kappa> {
   const { configPath } = opts;
   const workers = opts.workers ?? 0;
   const flushIntervalMs = opts.flushIntervalMs ?? 20;
-  const engine = new Engine({ log, store, control: store, app, configPath, workers, flushIntervalMs, logger, ...opts.engine });
+  const engine = new Engine({
+    log,
+    store,
+    control: store,
+    app,
+    configPath,
+    workers,
+    flushIntervalMs,
+    logger,
+    ...opts.engine,
+  });
   let server: KappaServer | null = null;
   let closing: Promise<void> | null = null;
   const closeAll = async (): Promise<void> => {

@@ -129,10 +129,20 @@ class Child implements OwnedChild {
   private readonly listeners = new Set<() => void>();
 
   /** `label` names the command in messages (`kappa verify …` rather than the node binary's path). */
-  constructor(command: string, args: readonly string[], opts: SpawnOptions, label = [command, ...args].map(quote).join(' ')) {
+  constructor(
+    command: string,
+    args: readonly string[],
+    opts: SpawnOptions,
+    label = [command, ...args].map(quote).join(' '),
+  ) {
     this.commandLine = label;
     const stdin = opts.input !== undefined ? 'pipe' : (opts.stdin ?? 'ignore');
-    this.child = spawn(command, args, { cwd: opts.cwd, env: mergeEnv(opts.env), stdio: [stdin, 'pipe', 'pipe'], detached: true });
+    this.child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: mergeEnv(opts.env),
+      stdio: [stdin, 'pipe', 'pipe'],
+      detached: true,
+    });
     if (this.child.pid === undefined) {
       // The spawn failed (no such command, for example); 'error' says why.
       this.pid = -1;
@@ -181,21 +191,39 @@ class Child implements OwnedChild {
 
   async stop(opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {}): Promise<Exit> {
     this.kill(opts.signal ?? 'SIGTERM');
-    const ended = await Promise.race([this.exited.then(() => true), sleep(opts.timeoutMs ?? STOP_TIMEOUT_MS_DEFAULT).then(() => false)]);
+    const ended = await Promise.race([
+      this.exited.then(() => true),
+      sleep(opts.timeoutMs ?? STOP_TIMEOUT_MS_DEFAULT).then(() => false),
+    ]);
     if (!ended) await this.killGroup();
     return this.exited;
   }
 
   waitForOutput(pattern: RegExp | string, opts: WaitOptions): Promise<RegExpExecArray> {
-    const re = typeof pattern === 'string' ? new RegExp(escapeRegExp(pattern)) : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+    const re =
+      typeof pattern === 'string'
+        ? new RegExp(escapeRegExp(pattern))
+        : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
     const stream = opts.stream ?? 'either';
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        const found = (stream !== 'stderr' ? re.exec(this.stdout) : null) ?? (stream !== 'stdout' ? re.exec(this.stderr) : null);
+        const found =
+          (stream !== 'stderr' ? re.exec(this.stdout) : null) ?? (stream !== 'stdout' ? re.exec(this.stderr) : null);
         if (found) finish(() => resolve(found));
-        else if (!this.running) finish(() => reject(new Error(`${this.commandLine} ended before printing ${re}.\n${this.describeOutput()}`)));
+        else if (!this.running)
+          finish(() => reject(new Error(`${this.commandLine} ended before printing ${re}.\n${this.describeOutput()}`)));
       };
-      const timer = setTimeout(() => finish(() => reject(new Error(`${this.commandLine} printed nothing matching ${re} within ${opts.timeoutMs} ms.\n${this.describeOutput()}`))), opts.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new Error(
+                `${this.commandLine} printed nothing matching ${re} within ${opts.timeoutMs} ms.\n${this.describeOutput()}`,
+              ),
+            ),
+          ),
+        opts.timeoutMs,
+      );
       const finish = (settle: () => void): void => {
         clearTimeout(timer);
         this.listeners.delete(check);
@@ -256,7 +284,9 @@ async function run(child: Child, opts: RunOptions): Promise<RunResult> {
     const ended = await Promise.race([child.exited, timedOut]);
     if (ended === 'timeout') {
       await child.killGroup();
-      throw new Error(`${child.commandLine} did not finish within ${timeoutMs} ms, so it was killed.\n${child.describeOutput()}`);
+      throw new Error(
+        `${child.commandLine} did not finish within ${timeoutMs} ms, so it was killed.\n${child.describeOutput()}`,
+      );
     }
     return { ...ended, pid: child.pid, stdout: child.stdout, stderr: child.stderr };
   } finally {

@@ -78,7 +78,10 @@ export default defineApp({
  * `by_region` and `per_minute` (a one-minute tumbling window, with `allowedLateness` if given).
  */
 export function bigSalesConfig(opts: { bigCents: number; allowedLateness?: string }): string {
-  const window = opts.allowedLateness === undefined ? `tumbling('1m')` : `tumbling('1m', { allowedLateness: '${opts.allowedLateness}' })`;
+  const window =
+    opts.allowedLateness === undefined
+      ? `tumbling('1m')`
+      : `tumbling('1m', { allowedLateness: '${opts.allowedLateness}' })`;
   return `
 import { Type, count, defineApp, from, sum, topic, tumbling, view } from ${JSON.stringify(KAPPA_SRC)};
 const Sale = Type.Object({ id: Type.Integer(), region: Type.String(), cents: Type.Integer(), ts: Type.Integer() });

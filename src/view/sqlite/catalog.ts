@@ -172,7 +172,8 @@ export class VersionCatalog {
     checkViewName(name);
     checkVersion(version);
     const row = this.sql.get.get(name, version) as CatalogRow | undefined;
-    if (row === undefined) throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${name}" v${version}.`, { view: name, version });
+    if (row === undefined)
+      throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${name}" v${version}.`, { view: name, version });
     return row;
   }
 

@@ -44,7 +44,13 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     checkViewName(output);
     checkOutputCheckpoint(output, cp);
     await this.writer.writeWhenFree(`save the checkpoint of output "${output}"`, () => {
-      const result = this.sql.saveOutputCheckpoint.run(output, cp.topic, cp.partition, cp.offset, JSON.stringify(cp.sequences));
+      const result = this.sql.saveOutputCheckpoint.run(
+        output,
+        cp.topic,
+        cp.partition,
+        cp.offset,
+        JSON.stringify(cp.sequences),
+      );
       if (result.changes === 1) return;
       const stored = this.sql.outputCheckpoint.get(output, cp.topic, cp.partition) as { offset: number };
       throw new InvariantError(
@@ -58,8 +64,18 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
   async outputCheckpoints(output: string): Promise<OutputCheckpoint[]> {
     this.writer.checkOpen();
     checkViewName(output);
-    const rows = this.sql.outputCheckpoints.all(output) as { topic: string; partition: number; offset: number; sequences: string }[];
-    return rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, sequences: JSON.parse(r.sequences) as number[] }));
+    const rows = this.sql.outputCheckpoints.all(output) as {
+      topic: string;
+      partition: number;
+      offset: number;
+      sequences: string;
+    }[];
+    return rows.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      sequences: JSON.parse(r.sequences) as number[],
+    }));
   }
 
   async outputs(): Promise<string[]> {
@@ -72,9 +88,15 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     checkViewName(name);
     checkVersion(version);
     if (typeof code !== 'string' || code.length === 0) {
-      throw new KappaError('KAPPA_INVALID_ARGUMENT', `The code of view "${name}" v${version} must be a non-empty string.`, { view: name, version });
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `The code of view "${name}" v${version} must be a non-empty string.`,
+        { view: name, version },
+      );
     }
-    await this.writer.writeWhenFree(`save the code of view "${name}" v${version}`, () => this.sql.saveCode.run(name, version, code));
+    await this.writer.writeWhenFree(`save the code of view "${name}" v${version}`, () =>
+      this.sql.saveCode.run(name, version, code),
+    );
   }
 
   async code(name: string, version: number): Promise<string | null> {
@@ -89,7 +111,9 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     checkViewName(build.name);
     checkVersion(build.version);
     const action = `save the build of view "${build.name}" v${build.version}`;
-    await this.writer.writeWhenFree(action, () => this.sql.saveBuild.run(build.name, build.version, JSON.stringify(build)));
+    await this.writer.writeWhenFree(action, () =>
+      this.sql.saveBuild.run(build.name, build.version, JSON.stringify(build)),
+    );
   }
 
   async builds(): Promise<BuildInfo[]> {
@@ -101,14 +125,18 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     this.writer.checkOpen();
     checkViewName(name);
     checkVersion(version);
-    await this.writer.writeWhenFree(`delete the build of view "${name}" v${version}`, () => this.sql.deleteBuild.run(name, version));
+    await this.writer.writeWhenFree(`delete the build of view "${name}" v${version}`, () =>
+      this.sql.deleteBuild.run(name, version),
+    );
   }
 
   async forgetVersion(name: string, version: number): Promise<void> {
     this.writer.checkOpen();
     checkViewName(name);
     checkVersion(version);
-    await this.writer.writeWhenFree(`forget the code and build of view "${name}" v${version}`, () => this.forgetInTx(name, version));
+    await this.writer.writeWhenFree(`forget the code and build of view "${name}" v${version}`, () =>
+      this.forgetInTx(name, version),
+    );
   }
 
   /** Deletes a version's code and build record inside the caller's transaction. */
@@ -121,7 +149,11 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     this.writer.checkOpen();
     checkViewName(view);
     if (!['replay', 'rollback', 'cancel'].includes(action)) {
-      throw new KappaError('KAPPA_INVALID_ARGUMENT', `Unknown request "${String(action)}": use replay, rollback or cancel.`, { action });
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `Unknown request "${String(action)}": use replay, rollback or cancel.`,
+        { action },
+      );
     }
     return this.writer.writeWhenFree(`request ${action} of view "${view}"`, () =>
       Number(this.sql.addRequest.run(view, action, from, this.clock.now()).lastInsertRowid),
@@ -181,7 +213,9 @@ function controlStatements(db: Database.Database) {
     ),
     builds: db.prepare('SELECT info_json FROM kappa_builds ORDER BY name, version'),
     deleteBuild: db.prepare('DELETE FROM kappa_builds WHERE name = ? AND version = ?'),
-    addRequest: db.prepare("INSERT INTO kappa_requests (view, action, from_spec, created_at, state) VALUES (?, ?, ?, ?, 'pending')"),
+    addRequest: db.prepare(
+      "INSERT INTO kappa_requests (view, action, from_spec, created_at, state) VALUES (?, ?, ?, ?, 'pending')",
+    ),
     anyPending: db.prepare("SELECT 1 FROM kappa_requests WHERE state = 'pending' LIMIT 1"),
     pending: db.prepare("SELECT * FROM kappa_requests WHERE state = 'pending' ORDER BY id"),
     answer: db.prepare('UPDATE kappa_requests SET state = ?, message = ?, version = ? WHERE id = ?'),
@@ -191,7 +225,9 @@ function controlStatements(db: Database.Database) {
         'WHERE output = ? ORDER BY topic, "partition"',
     ),
     outputs: db.prepare('SELECT DISTINCT output FROM kappa_output_checkpoints ORDER BY output'),
-    outputCheckpoint: db.prepare('SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?'),
+    outputCheckpoint: db.prepare(
+      'SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?',
+    ),
     // The WHERE makes a backwards checkpoint change nothing (changes = 0), which is then refused.
     saveOutputCheckpoint: db.prepare(
       'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences) VALUES (?, ?, ?, ?, ?) ' +
@@ -203,5 +239,14 @@ function controlStatements(db: Database.Database) {
 }
 
 function requestOf(r: RequestRow): ViewRequest {
-  return { id: r.id, view: r.view, action: r.action, from: r.from_spec, createdAtMs: r.created_at, state: r.state, message: r.message, version: r.version };
+  return {
+    id: r.id,
+    view: r.view,
+    action: r.action,
+    from: r.from_spec,
+    createdAtMs: r.created_at,
+    state: r.state,
+    message: r.message,
+    version: r.version,
+  };
 }

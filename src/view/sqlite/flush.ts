@@ -63,12 +63,26 @@ export class DeltaWriter {
     this.writer.checkOpen();
     this.catalog.checkExists(name, version);
     const rows = this.sql.checkpoints.all(name, version) as CheckpointRow[];
-    return rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, watermark: r.watermark, outputSequence: r.output_sequence }));
+    return rows.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      watermark: r.watermark,
+      outputSequence: r.output_sequence,
+    }));
   }
 
   /** Upserts one checkpoint; refuses (throws, rolling back the flush) if it would go backwards. */
   private saveCheckpoint(def: VersionTable, cp: Checkpoint): void {
-    const result = this.sql.saveCheckpoint.run(def.name, def.version, cp.topic, cp.partition, cp.offset, cp.watermark, cp.outputSequence);
+    const result = this.sql.saveCheckpoint.run(
+      def.name,
+      def.version,
+      cp.topic,
+      cp.partition,
+      cp.offset,
+      cp.watermark,
+      cp.outputSequence,
+    );
     if (result.changes === 1) return;
     const stored = this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow;
     throw new InvariantError(
@@ -145,9 +159,16 @@ function applyCustomDeltas(h: VersionHandle, deltas: readonly RowDelta[], from: 
 }
 
 /** Merges one custom column: stored JSON text + a delta value → JSON text (NULL = no state yet). */
-function mergeCustom(def: VersionTable, column: string, rule: MergeRule, stored: string | null, delta: unknown): string | null {
+function mergeCustom(
+  def: VersionTable,
+  column: string,
+  rule: MergeRule,
+  stored: string | null,
+  delta: unknown,
+): string | null {
   if (delta === null || delta === undefined) return stored;
-  const merged = stored === null ? delta : (rule as Extract<MergeRule, { kind: 'custom' }>).merge(JSON.parse(stored), delta);
+  const merged =
+    stored === null ? delta : (rule as Extract<MergeRule, { kind: 'custom' }>).merge(JSON.parse(stored), delta);
   if (merged === null || merged === undefined) return null;
   try {
     return JSON.stringify(merged);

@@ -63,7 +63,11 @@ function closeIterator(iterator) {
 }
 
 function tooManyRows(rowsMax) {
-  return { code: 'KAPPA_SQL_ERROR', message: `The query returns more than ${rowsMax} rows; add a LIMIT (and OFFSET to page).`, details: { rowsMax } };
+  return {
+    code: 'KAPPA_SQL_ERROR',
+    message: `The query returns more than ${rowsMax} rows; add a LIMIT (and OFFSET to page).`,
+    details: { rowsMax },
+  };
 }
 
 function resultTooLarge(bytesMax) {
@@ -94,7 +98,13 @@ function checkReads(db, sql, params) {
   for (const op of db.prepare(`EXPLAIN ${sql}`).all(...params)) {
     if (op.opcode === 'OpenRead' || op.opcode === 'ReopenIdx' || op.opcode === 'OpenWrite') {
       // Database 1 is this connection's temp database: empty, since queries cannot create anything.
-      if (op.opcode === 'OpenWrite' || (op.p5 & P2_IS_REGISTER) !== 0 || op.p3 > 1 || (op.p3 === 0 && !allowed.has(op.p2))) return notAView(tableOfRootPage(db, op.p3, op.p2));
+      if (
+        op.opcode === 'OpenWrite' ||
+        (op.p5 & P2_IS_REGISTER) !== 0 ||
+        op.p3 > 1 ||
+        (op.p3 === 0 && !allowed.has(op.p2))
+      )
+        return notAView(tableOfRootPage(db, op.p3, op.p2));
     }
   }
   return null;
@@ -134,4 +144,12 @@ function startsWithKeyword(sql, keyword) {
   return rest.slice(0, keyword.length).toLowerCase() === keyword && !/[a-z0-9_]/i.test(rest.charAt(keyword.length));
 }
 
-module.exports = { RESULT_BYTES_MAX, SQL_CHARS_MAX, rowJsonBytes, collectRows, resultTooLarge, checkReads, startsWithKeyword };
+module.exports = {
+  RESULT_BYTES_MAX,
+  SQL_CHARS_MAX,
+  rowJsonBytes,
+  collectRows,
+  resultTooLarge,
+  checkReads,
+  startsWithKeyword,
+};

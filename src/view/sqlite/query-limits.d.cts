@@ -14,7 +14,11 @@ export const SQL_CHARS_MAX: number;
 /** About how many bytes `row` adds to the answer's JSON. */
 export function rowJsonBytes(row: Record<string, unknown>): number;
 /** The rows of `iterator`, or a refusal once there are more than `rowsMax` or more than `bytesMax` bytes. */
-export function collectRows(iterator: Iterable<Record<string, unknown>>, rowsMax: number, bytesMax: number): { rows: Record<string, unknown>[]; refused?: undefined } | { rows?: undefined; refused: Refusal };
+export function collectRows(
+  iterator: Iterable<Record<string, unknown>>,
+  rowsMax: number,
+  bytesMax: number,
+): { rows: Record<string, unknown>[]; refused?: undefined } | { rows?: undefined; refused: Refusal };
 export function resultTooLarge(bytesMax: number): Refusal;
 /** Why `db` must not run `sql` with `params`, or null when it reads only the views. */
 export function checkReads(db: unknown, sql: string, params: unknown[]): Refusal | null;

@@ -63,7 +63,8 @@ export class SqliteReaders {
     } catch (err) {
       throw sqlError(err);
     }
-    if (result.refused !== undefined) throw new KappaError(result.refused.code, result.refused.message, result.refused.details);
+    if (result.refused !== undefined)
+      throw new KappaError(result.refused.code, result.refused.message, result.refused.details);
     return { columns, rows: result.rows };
   }
 
@@ -122,7 +123,12 @@ function checkQueryInput(sql: unknown, params: unknown): void {
       { sqlCharsMax: SQL_CHARS_MAX },
     );
   }
-  if (!Array.isArray(params)) throw new KappaError('KAPPA_INVALID_ARGUMENT', 'Query parameters must be an array (positional parameters, `?`).', {});
+  if (!Array.isArray(params))
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      'Query parameters must be an array (positional parameters, `?`).',
+      {},
+    );
 }
 
 /** A driver error from `query` as KAPPA_SQL_ERROR with SQLite's message; Kappa errors pass. */

@@ -14,7 +14,10 @@ const def = versionTable('v', {
 
 describe('SQLite statements of a view version', () => {
   test('the table is keyed by its key columns and quotes names that are SQL keywords', () => {
-    assert.equal(createTableSql(def), 'CREATE TABLE "v__v2" ("k" INTEGER NOT NULL, "order" INTEGER, "group" TEXT, "at" INTEGER, PRIMARY KEY ("k")) WITHOUT ROWID');
+    assert.equal(
+      createTableSql(def),
+      'CREATE TABLE "v__v2" ("k" INTEGER NOT NULL, "order" INTEGER, "group" TEXT, "at" INTEGER, PRIMARY KEY ("k")) WITHOUT ROWID',
+    );
   });
 
   test('the statements run on a real database: keyword names, NULL keys decoded by the public select', () => {

@@ -106,7 +106,9 @@ export function mergeExpr(col: string, rule: MergeRule): string {
 /** Reads the stored custom-merge columns of one row by key (parameters: the encoded key values). */
 export function selectCustomSql(def: VersionTable, customColumns: string[]): string {
   const where =
-    def.keyColumns.length === 0 ? `${quoteIdent(UNIT_KEY_COLUMN)} = 0` : def.keyColumns.map((c) => `${quoteIdent(c.name)} = ?`).join(' AND ');
+    def.keyColumns.length === 0
+      ? `${quoteIdent(UNIT_KEY_COLUMN)} = 0`
+      : def.keyColumns.map((c) => `${quoteIdent(c.name)} = ?`).join(' AND ');
   return `SELECT ${customColumns.map(quoteIdent).join(', ')} FROM ${tableIdent(def)} WHERE ${where}`;
 }
 
@@ -119,7 +121,10 @@ export function publicSelectSql(def: VersionTable): string {
     ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
     ...def.stateColumns.map((c) => quoteIdent(c.name)),
   ];
-  const outer = [...def.keyColumns.map((c) => quoteIdent(c.name)), ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`)];
+  const outer = [
+    ...def.keyColumns.map((c) => quoteIdent(c.name)),
+    ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`),
+  ];
   const from = inner.length === 0 ? tableIdent(def) : `(SELECT ${inner.join(', ')} FROM ${tableIdent(def)})`;
   return `SELECT ${outer.join(', ')} FROM ${from}`;
 }
@@ -130,12 +135,17 @@ export function publicSelectSql(def: VersionTable): string {
  * looks the row up by its primary key instead of scanning the decoded keys of every row.
  */
 export function selectRowByKeySql(def: VersionTable): string {
-  const where = keyNames(def).map((k) => (def.keyColumns.length === 0 ? `${quoteIdent(k)} = 0` : `${quoteIdent(k)} = ?`)).join(' AND ');
+  const where = keyNames(def)
+    .map((k) => (def.keyColumns.length === 0 ? `${quoteIdent(k)} = 0` : `${quoteIdent(k)} = ?`))
+    .join(' AND ');
   const inner = [
     ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
     ...def.stateColumns.map((c) => quoteIdent(c.name)),
   ];
-  const outer = [...def.keyColumns.map((c) => quoteIdent(c.name)), ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`)];
+  const outer = [
+    ...def.keyColumns.map((c) => quoteIdent(c.name)),
+    ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`),
+  ];
   const innerColumns = inner.length === 0 ? '*' : inner.join(', ');
   return `SELECT ${outer.join(', ')} FROM (SELECT ${innerColumns} FROM ${tableIdent(def)} WHERE ${where})`;
 }

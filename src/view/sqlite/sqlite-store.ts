@@ -77,7 +77,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteS
     return new SqliteStoreImpl(new SqliteWriter(writer, busyTimeoutMs), readSide, opts.clock ?? { now: Date.now });
   } catch (err) {
     writer?.close();
-    if (err instanceof KappaError || err instanceof Database.SqliteError) throw storageError(err, `open the view store at ${opts.path}`);
+    if (err instanceof KappaError || err instanceof Database.SqliteError)
+      throw storageError(err, `open the view store at ${opts.path}`);
     throw ioError(err, 'open the view store at', opts.path);
   }
 }
@@ -92,7 +93,9 @@ function checkOptions(opts: SqliteStoreOptions, readers: number, busyTimeoutMs: 
     );
   }
   if (!Number.isSafeInteger(readers) || readers < 1 || readers > READERS_MAX) {
-    throw new KappaError('KAPPA_INVALID_ARGUMENT', `readers must be a whole number from 1 to ${READERS_MAX}.`, { readers: opts.readers });
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `readers must be a whole number from 1 to ${READERS_MAX}.`, {
+      readers: opts.readers,
+    });
   }
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
     throw new KappaError('KAPPA_INVALID_ARGUMENT', 'busyTimeoutMs must be a whole number from 0.', { busyTimeoutMs });
@@ -134,7 +137,11 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   definition(name: string, version: number): Promise<VersionTable | null> {
     return this.catalog.definition(name, version);
   }
-  async rowsByKey(name: string, version: number, keys: readonly (readonly (string | number | null)[])[]): Promise<Record<string, unknown>[]> {
+  async rowsByKey(
+    name: string,
+    version: number,
+    keys: readonly (readonly (string | number | null)[])[],
+  ): Promise<Record<string, unknown>[]> {
     this.writer.checkOpen();
     return this.readers.rowsByKey(this.catalog.handle(name, version), keys);
   }

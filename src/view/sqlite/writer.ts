@@ -114,7 +114,8 @@ export class SqliteWriter {
 
   private write<T>(action: string, fn: () => T): T {
     // A write inside a stepped flush would join its transaction (better-sqlite3 nests it as a savepoint).
-    if (this.steppedWrite !== null) throw new InvariantError(`${action} was attempted while a flush holds the writer (use writeWhenFree)`);
+    if (this.steppedWrite !== null)
+      throw new InvariantError(`${action} was attempted while a flush holds the writer (use writeWhenFree)`);
     try {
       return this.db.transaction(fn).immediate();
     } catch (err) {
@@ -138,15 +139,34 @@ export function storageError(err: unknown, action: string): unknown {
   if (!(err instanceof Database.SqliteError)) return err;
   const details = { sqliteCode: err.code };
   if (err.code === 'SQLITE_FULL') {
-    return new KappaError('KAPPA_DISK_FULL', `The disk is full: could not ${action}. Free some space and retry; nothing was changed.`, details, err);
+    return new KappaError(
+      'KAPPA_DISK_FULL',
+      `The disk is full: could not ${action}. Free some space and retry; nothing was changed.`,
+      details,
+      err,
+    );
   }
   if (err.code.startsWith('SQLITE_BUSY') || err.code.startsWith('SQLITE_LOCKED')) {
-    return new KappaError('KAPPA_DATA_DIR_LOCKED', `Could not ${action}: another process holds the view store's write lock (${err.message}).`, details, err);
+    return new KappaError(
+      'KAPPA_DATA_DIR_LOCKED',
+      `Could not ${action}: another process holds the view store's write lock (${err.message}).`,
+      details,
+      err,
+    );
   }
   if (err.code.startsWith('SQLITE_CORRUPT') || err.code === 'SQLITE_NOTADB') {
-    return new KappaError('KAPPA_CORRUPT_DATA', `Could not ${action}: the view store is damaged (${err.message}). Views can be rebuilt from the log.`, details, err);
+    return new KappaError(
+      'KAPPA_CORRUPT_DATA',
+      `Could not ${action}: the view store is damaged (${err.message}). Views can be rebuilt from the log.`,
+      details,
+      err,
+    );
   }
-  if (err.code.startsWith('SQLITE_IOERR') || err.code.startsWith('SQLITE_CANTOPEN') || err.code.startsWith('SQLITE_READONLY')) {
+  if (
+    err.code.startsWith('SQLITE_IOERR') ||
+    err.code.startsWith('SQLITE_CANTOPEN') ||
+    err.code.startsWith('SQLITE_READONLY')
+  ) {
     return new KappaError('KAPPA_IO_ERROR', `Could not ${action}: ${err.message}`, details, err);
   }
   return err;
