@@ -14,6 +14,7 @@ import { cpSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isKappaError } from '../../src/errors.ts';
 import { type LogRecord, openFileLog, verifyLog } from '../../src/log/index.ts';
+import { type Owner } from '../support/cleanup.ts';
 import { valueFor } from './records.ts';
 import {
   type BatchLayout,
@@ -59,6 +60,12 @@ interface Target {
  * (`closed`) or in the middle of the only, active segment. Always a small batch with batches
  * before and after it in its segment.
  */
+/** A temp folder (removed when `t` ends) and the target log written in it by targetLog. */
+async function tempTarget(t: Owner, where: 'closed' | 'active'): Promise<{ root: string; target: Target }> {
+  const root = tempDir(t);
+  return { root, target: await targetLog(root, where) };
+}
+
 async function targetLog(root: string, where: 'closed' | 'active'): Promise<Target> {
   const dir = join(root, `pristine-${where}`);
   const values = await writeLog(
@@ -176,8 +183,7 @@ function summary(failures: string[], n = 10): string {
 }
 
 test('a bit flip in a closed segment is reported by verifyLog and fails reads that reach it; earlier records read, nothing is cut', async (t) => {
-  const root = tempDir(t);
-  const target = await targetLog(root, 'closed');
+  const { root, target } = await tempTarget(t, 'closed');
   const file = damagedCopy(target, join(root, 'one'), BATCH_HEADER_BYTES + 3, 4, false);
   const report = verifyLog({ dir: join(root, 'one') });
   assert.equal(report.ok, false);
@@ -208,8 +214,7 @@ test('a bit flip in a closed segment is reported by verifyLog and fails reads th
 });
 
 test('a bit flip in an earlier batch of the active segment marks the partition corrupted after a crash, without cutting it', async (t) => {
-  const root = tempDir(t);
-  const target = await targetLog(root, 'active');
+  const { root, target } = await tempTarget(t, 'active');
   const work = join(root, 'one');
   const file = damagedCopy(target, work, BATCH_HEADER_BYTES + 3, 4, true);
   const report = verifyLog({ dir: work });
@@ -246,18 +251,16 @@ test('a bit flip in an earlier batch of the active segment marks the partition c
   assert.equal(statSync(file).size, sizeBefore, 'closing must not cut it either');
 });
 
-test('every detectable single-bit flip in a batch of a closed segment is reported and never cut', async (t) => {
-  const root = tempDir(t);
-  const target = await targetLog(root, 'closed');
-  const { cases, failures } = await sweep(target, root);
-  t.diagnostic(`${cases} flips in a ${target.batch.size}-byte batch at ${target.file} byte ${target.batch.position}`);
-  assert.equal(failures.length, 0, `${failures.length} of ${cases} flips misbehaved:\n${summary(failures)}`);
-});
+const SWEEPS = {
+  closed: 'in a batch of a closed segment is reported and never cut',
+  active: 'in an earlier batch of the active segment is reported and never cut after a crash',
+} as const;
 
-test('every detectable single-bit flip in an earlier batch of the active segment is reported and never cut after a crash', async (t) => {
-  const root = tempDir(t);
-  const target = await targetLog(root, 'active');
-  const { cases, failures } = await sweep(target, root);
-  t.diagnostic(`${cases} flips in a ${target.batch.size}-byte batch at ${target.file} byte ${target.batch.position}`);
-  assert.equal(failures.length, 0, `${failures.length} of ${cases} flips misbehaved:\n${summary(failures)}`);
-});
+for (const [where, what] of Object.entries(SWEEPS) as ['closed' | 'active', string][]) {
+  test(`every detectable single-bit flip ${what}`, async (t) => {
+    const { root, target } = await tempTarget(t, where);
+    const { cases, failures } = await sweep(target, root);
+    t.diagnostic(`${cases} flips in a ${target.batch.size}-byte batch at ${target.file} byte ${target.batch.position}`);
+    assert.equal(failures.length, 0, `${failures.length} of ${cases} flips misbehaved:\n${summary(failures)}`);
+  });
+}

@@ -85,9 +85,8 @@ describe('to(topic) exactly once across a crash between the appends and the chec
               return { key: `card${id % 7}`, value: JSON.stringify({ id, card: `card${id % 7}`, cents: id * 10 }) };
             }),
           );
-        try {
-          const store = refusingOnce(base);
-          const first = new Engine({
+        const engineOver = (store: typeof base): Engine =>
+          new Engine({
             log,
             store,
             control: store,
@@ -97,13 +96,26 @@ describe('to(topic) exactly once across a crash between the appends and the chec
             configPath: config,
             flushIntervalMs: 10,
           });
-          await first.start();
-          await produce(300);
+        /** Starts `engine`, produces `n` payments, and waits until the output's checkpoints add up to `checkpointed`. */
+        const startAndProduce = async (
+          engine: Engine,
+          n: number,
+          what: string,
+          checkpointed: number,
+        ): Promise<void> => {
+          await engine.start();
+          await produce(n);
           await until(
-            'the first checkpoints',
-            async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 300,
-            first,
+            what,
+            async () =>
+              (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === checkpointed,
+            engine,
           );
+        };
+        try {
+          const store = refusingOnce(base);
+          const first = engineOver(store);
+          await startAndProduce(first, 300, 'the first checkpoints', 300);
           // The next flush appends its records, then its checkpoint is refused: the engine fails there.
           store.armed = true;
           await produce(300);
@@ -113,23 +125,8 @@ describe('to(topic) exactly once across a crash between the appends and the chec
           const written = (await consumeAll(log, 'flagged')).length;
           assert.ok(written > 200, `the refused flush had appended its records (${written} in the topic)`);
 
-          const second = new Engine({
-            log,
-            store: base,
-            control: base,
-            app,
-            logger: quiet,
-            workers,
-            configPath: config,
-            flushIntervalMs: 10,
-          });
-          await second.start();
-          await produce(150);
-          await until(
-            'the restart to catch up',
-            async () => (await base.outputCheckpoints('payments_to_flagged')).reduce((s, c) => s + c.offset, 0) === 750,
-            second,
-          );
+          const second = engineOver(base);
+          await startAndProduce(second, 150, 'the restart to catch up', 750);
           await second.stop();
 
           const expected = Array.from({ length: nextId }, (_, id) => id)

@@ -20,6 +20,21 @@ const app = defineApp({
   topics: [topic('sales', { partitions: 1, schema: Type.Object({ region: Type.String(), cents: Type.Integer() }) })],
 });
 
+/** The real file system, but a write fails with ENOSPC whenever `full()` says so (it is asked once a write). */
+function diskFullWhen(full: () => boolean): LogFs {
+  return {
+    ...nodeFs,
+    writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
+      if (full())
+        throw Object.assign(new Error('ENOSPC: no space left on device, writev'), {
+          code: 'ENOSPC',
+          syscall: 'writev',
+        });
+      return nodeFs.writevSync(fd, buffers, position);
+    }) as typeof nodeFs.writevSync,
+  };
+}
+
 async function setup(fs: LogFs, inFlight?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'kappa-http-limits-'));
   const log = await openFileLog({ dir, fs, logger: { info() {}, warn() {} } });
@@ -48,18 +63,7 @@ async function setup(fs: LogFs, inFlight?: number) {
 
 test('a full disk: 503 with Retry-After and KAPPA_DISK_FULL; nothing is acknowledged or half-written', async () => {
   let full = false;
-  const fs: LogFs = {
-    ...nodeFs,
-    writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
-      if (full)
-        throw Object.assign(new Error('ENOSPC: no space left on device, writev'), {
-          code: 'ENOSPC',
-          syscall: 'writev',
-        });
-      return nodeFs.writevSync(fd, buffers, position);
-    }) as typeof nodeFs.writevSync,
-  };
-  const s = await setup(fs);
+  const s = await setup(diskFullWhen(() => full));
   try {
     const ok = await call(s.url, 'POST', '/v1/topics/sales/records', {
       body: '{"region":"n","cents":1}',
@@ -83,18 +87,7 @@ test('a full disk: 503 with Retry-After and KAPPA_DISK_FULL; nothing is acknowle
 
 test('a disk that fills up in the middle of a large request: the answer says how much was appended, a retry with its key appends nothing twice, and once there is room it appends the rest', async () => {
   let writesLeft = Infinity;
-  const fs: LogFs = {
-    ...nodeFs,
-    writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
-      if (writesLeft-- <= 0)
-        throw Object.assign(new Error('ENOSPC: no space left on device, writev'), {
-          code: 'ENOSPC',
-          syscall: 'writev',
-        });
-      return nodeFs.writevSync(fd, buffers, position);
-    }) as typeof nodeFs.writevSync,
-  };
-  const s = await setup(fs);
+  const s = await setup(diskFullWhen(() => writesLeft-- <= 0));
   try {
     const body = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ region: 'n', cents: i })).join('\n') + '\n';
     writesLeft = 2; // the first record (a keyed request's probe) and the first append call (1,999 more) are written, the next fails

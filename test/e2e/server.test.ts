@@ -347,6 +347,12 @@ describe('HTTP server', () => {
     assert.equal(status, 403);
   });
 
+  /** The live version of view sales_totals, as GET /v1/views says. */
+  const liveVersion = async (): Promise<number | undefined> =>
+    ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find(
+      (x) => x.name === 'sales_totals',
+    )?.live;
+
   test('pipelines, replay and rollback over HTTP; metrics; health', async () => {
     const p = await call(h.url, 'GET', '/v1/pipelines');
     const tasks = (p.body as { tasks: { view: string; lag: number }[] }).tasks;
@@ -355,26 +361,14 @@ describe('HTTP server', () => {
     const replay = await postJson(h.url, '/v1/views/sales_totals/replay', {});
     assert.equal(replay.status, 202, replay.text);
     assert.equal((replay.body as { version: number }).version, 2);
-    await until(
-      'version 2 is live',
-      async () =>
-        ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find(
-          (x) => x.name === 'sales_totals',
-        )?.live === 2,
-    );
+    await until('version 2 is live', async () => (await liveVersion()) === 2);
     await until('the swap reached the stream', async () => changes.events.some((e) => e.event === 'reset'));
     changes.close();
     const again = await postJson(h.url, '/v1/views/sales_totals/replay', { from: 'yesterday' });
     assert.equal(again.status, 400);
     const back = await postJson(h.url, '/v1/views/sales_totals/rollback', {});
     assert.equal(back.status, 202, back.text);
-    await until(
-      'version 1 is live again',
-      async () =>
-        ((await call(h.url, 'GET', '/v1/views')).body as { views: { name: string; live: number }[] }).views.find(
-          (x) => x.name === 'sales_totals',
-        )?.live === 1,
-    );
+    await until('version 1 is live again', async () => (await liveVersion()) === 1);
 
     const m = await call(h.url, 'GET', '/metrics');
     assert.equal(m.status, 200);

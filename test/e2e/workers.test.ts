@@ -12,7 +12,7 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { type Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
-import { openKappa } from '../support/kappa.ts';
+import { type Kappa, openKappa } from '../support/kappa.ts';
 import { quietLogger } from '../support/loggers.ts';
 import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
@@ -386,18 +386,24 @@ describe('worker threads', () => {
     },
   );
 
+  /** CONFIG as `name.config.ts`, opened with one worker thread and the engine not started (closed with `kappa`). */
+  async function openOneWorker(name: string): Promise<{ file: string; kappa: Kappa }> {
+    const file = project.writeConfig(CONFIG, name);
+    const kappa = await openKappa({
+      dir: project.dataDir(name),
+      configPath: file,
+      workers: 1,
+      start: false,
+      engineEnd: 'close',
+    });
+    return { file, kappa };
+  }
+
   test(
     'a config that does not load in a worker thread fails the engine with KAPPA_CONFIG_INVALID and the reason',
     { timeout: 60_000 },
     async () => {
-      const file = project.writeConfig(CONFIG, 'refuses');
-      const kappa = await openKappa({
-        dir: project.dataDir('refuses'),
-        configPath: file,
-        workers: 1,
-        start: false,
-        engineEnd: 'close',
-      });
+      const { kappa } = await openOneWorker('refuses');
       const { engine } = kappa;
       process.env.KAPPA_TEST_BREAK_WORKER_CONFIG = '1';
       try {
@@ -416,14 +422,7 @@ describe('worker threads', () => {
     'a config edited while the engine starts is refused (KAPPA_CONFIG_INVALID), not run with logic the views were not set up for',
     { timeout: 60_000 },
     async () => {
-      const file = project.writeConfig(CONFIG, 'edited');
-      const kappa = await openKappa({
-        dir: project.dataDir('edited'),
-        configPath: file,
-        workers: 1,
-        start: false,
-        engineEnd: 'close',
-      });
+      const { file, kappa } = await openOneWorker('edited');
       const { engine } = kappa;
       // The edit lands after the app was loaded and before the worker code is bundled.
       await new Promise((r) => setTimeout(r, 20));
