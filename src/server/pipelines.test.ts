@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TOKENS, errorCode, headers, openTestServer } from './test-server.ts';
+import { JSON_TYPE, TOKENS, errorCode, headers, openTestServer, post } from './test-server.ts';
 
 interface Pipelines {
   tasks: { view: string; topic: string; partition: number; lag: number }[];
@@ -15,12 +15,7 @@ interface Pipelines {
 test('GET /v1/pipelines lists the tasks and the builds; a replay adds a build', async (t) => {
   const { fastify, store } = await openTestServer(t, { engine: true });
   // A view has a live version once it has rows; only then can it be replayed.
-  const sale = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/sales/records',
-    headers: headers(undefined, { 'content-type': 'application/json' }),
-    payload: '{"region":"eu","cents":5}',
-  });
+  const sale = await post(fastify, '/v1/topics/sales/records', '{"region":"eu","cents":5}');
   assert.equal(sale.statusCode, 200, sale.body);
   for (let i = 0; i < 500 && !(await store.versions()).some((v) => v.state === 'live'); i++)
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -34,12 +29,7 @@ test('GET /v1/pipelines lists the tasks and the builds; a replay adds a build', 
       .sort(),
     ['sales/0', 'sales/1'],
   );
-  const replay = await fastify.inject({
-    method: 'POST',
-    url: '/v1/views/sales_totals/replay',
-    headers: headers(undefined, { 'content-type': 'application/json' }),
-    payload: '{}',
-  });
+  const replay = await post(fastify, '/v1/views/sales_totals/replay', '{}');
   assert.equal(replay.statusCode, 202, replay.body);
   const { version } = replay.json() as { version: number };
   const after = (await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers() })).json() as Pipelines;
@@ -47,25 +37,14 @@ test('GET /v1/pipelines lists the tasks and the builds; a replay adds a build', 
     after.builds.some((b) => b.name === 'sales_totals' && b.version === version),
     JSON.stringify(after.builds),
   );
-  const unknown = await fastify.inject({
-    method: 'POST',
-    url: '/v1/views/nosuch/replay',
-    headers: headers(undefined, { 'content-type': 'application/json' }),
-    payload: '{}',
-  });
+  const unknown = await post(fastify, '/v1/views/nosuch/replay', '{}');
   assert.equal(unknown.statusCode, 404, unknown.body);
 });
 
 test('build commands need admin: 401 without a token, 403 with a query token', async (t) => {
   const { fastify } = await openTestServer(t, { tokens: true });
   for (const command of ['replay', 'rollback', 'cancel']) {
-    const send = (token?: string) =>
-      fastify.inject({
-        method: 'POST',
-        url: `/v1/views/sales_totals/${command}`,
-        headers: headers(token, { 'content-type': 'application/json' }),
-        payload: '{}',
-      });
+    const send = (token?: string) => post(fastify, `/v1/views/sales_totals/${command}`, '{}', JSON_TYPE, token);
     assert.equal((await send()).statusCode, 401, command);
     const wrong = await send(TOKENS.query);
     assert.equal(wrong.statusCode, 403, `${command}: ${wrong.body}`);

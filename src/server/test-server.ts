@@ -87,3 +87,18 @@ export function headers(token?: string, more: Record<string, string> = {}): Reco
 export function errorCode(res: LightMyRequestResponse): string {
   return (res.json() as { error?: { code: string } }).error?.code ?? '';
 }
+
+/** The content types the tests send. */
+export const JSON_TYPE = { 'content-type': 'application/json' };
+export const NDJSON = { 'content-type': 'application/x-ndjson' };
+
+/** A POST to the server, as JSON unless `type` says otherwise, with a bearer token when one is given. */
+export function post(
+  fastify: FastifyInstance,
+  url: string,
+  payload: string,
+  type: Record<string, string> = JSON_TYPE,
+  token?: string,
+): Promise<LightMyRequestResponse> {
+  return fastify.inject({ method: 'POST', url, headers: headers(token, type), payload });
+}

@@ -7,9 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Log } from '../log/index.ts';
-import { TOKENS, errorCode, headers, openTestServer } from './test-server.ts';
-
-const NDJSON = { 'content-type': 'application/x-ndjson' };
+import { NDJSON, TOKENS, errorCode, headers, openTestServer, post } from './test-server.ts';
 
 async function recordsIn(log: Log, topic: string): Promise<number> {
   let n = 0;
@@ -23,12 +21,7 @@ async function recordsIn(log: Log, topic: string): Promise<number> {
 test('NDJSON lines are appended and acknowledged in request order', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"region":"eu","cents":5}\n{"region":"us","cents":7}\r\n{"region":"eu","cents":1}\n';
-  const res = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/sales/records',
-    headers: headers(undefined, NDJSON),
-    payload: body,
-  });
+  const res = await post(fastify, '/v1/topics/sales/records', body, NDJSON);
   assert.equal(res.statusCode, 200, res.body);
   const ack = res.json() as { topic: string; records: { index: number; partition: number; offset: number }[] };
   assert.equal(ack.topic, 'sales');
@@ -60,12 +53,7 @@ test('NDJSON lines are appended and acknowledged in request order', async (t) =>
 test('a request with one record that breaks the schema is refused whole: nothing is appended', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"region":"eu","cents":5}\n{"region":"us","cents":"seven"}\n';
-  const res = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/sales/records',
-    headers: headers(undefined, NDJSON),
-    payload: body,
-  });
+  const res = await post(fastify, '/v1/topics/sales/records', body, NDJSON);
   assert.equal(res.statusCode, 400, res.body);
   assert.equal(errorCode(res), 'KAPPA_SCHEMA_VIOLATION');
   const details = (
@@ -81,21 +69,10 @@ test('a request with one record that breaks the schema is refused whole: nothing
 
 test('a JSON array is ingested; a topic the config does not define is a 404', async (t) => {
   const { fastify, log } = await openTestServer(t);
-  const json = { 'content-type': 'application/json' };
-  const res = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/sales/records',
-    headers: headers(undefined, json),
-    payload: JSON.stringify([{ region: 'eu', cents: 2 }]),
-  });
+  const res = await post(fastify, '/v1/topics/sales/records', JSON.stringify([{ region: 'eu', cents: 2 }]));
   assert.equal(res.statusCode, 200, res.body);
   assert.equal(await recordsIn(log, 'sales'), 1);
-  const unknown = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/nosuch/records',
-    headers: headers(undefined, json),
-    payload: '{}',
-  });
+  const unknown = await post(fastify, '/v1/topics/nosuch/records', '{}');
   assert.equal(unknown.statusCode, 404, unknown.body);
   assert.equal(errorCode(unknown), 'KAPPA_UNKNOWN_TOPIC');
 });
@@ -103,12 +80,7 @@ test('a JSON array is ingested; a topic the config does not define is a 404', as
 test('ingestion needs produce:<topic>: 401 without a token, 403 with a query token', async (t) => {
   const { fastify, log } = await openTestServer(t, { tokens: true });
   const send = (token?: string) =>
-    fastify.inject({
-      method: 'POST',
-      url: '/v1/topics/sales/records',
-      headers: headers(token, NDJSON),
-      payload: '{"region":"eu","cents":5}\n',
-    });
+    post(fastify, '/v1/topics/sales/records', '{"region":"eu","cents":5}\n', NDJSON, token);
   const none = await send();
   assert.equal(none.statusCode, 401, none.body);
   const wrong = await send(TOKENS.query);
@@ -123,12 +95,7 @@ test('ingestion needs produce:<topic>: 401 without a token, 403 with a query tok
 test('a topic that dead-letters: good records appended, bad ones sent to <topic>.dlq, answered 207', async (t) => {
   const { fastify, log } = await openTestServer(t);
   const body = '{"kind":"click"}\n{"kind":7}\n{"kind":"view"}\n';
-  const res = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/events/records',
-    headers: headers(undefined, NDJSON),
-    payload: body,
-  });
+  const res = await post(fastify, '/v1/topics/events/records', body, NDJSON);
   assert.equal(res.statusCode, 207, res.body);
   const ack = res.json() as {
     records: { index: number }[];

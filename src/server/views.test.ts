@@ -6,28 +6,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { TOKENS, errorCode, headers, openTestServer } from './test-server.ts';
-
-const JSON_TYPE = { 'content-type': 'application/json' };
+import { JSON_TYPE, NDJSON, TOKENS, errorCode, headers, openTestServer, post } from './test-server.ts';
 
 /** Ingests three sales and waits until the view shows them all. */
 async function sellAndWait(fastify: FastifyInstance, token?: string): Promise<void> {
   const body = '{"region":"eu","cents":5}\n{"region":"us","cents":7}\n{"region":"eu","cents":1}\n';
-  const res = await fastify.inject({
-    method: 'POST',
-    url: '/v1/topics/sales/records',
-    headers: headers(token, { 'content-type': 'application/x-ndjson' }),
-    payload: body,
-  });
+  const res = await post(fastify, '/v1/topics/sales/records', body, NDJSON, token);
   assert.equal(res.statusCode, 200, res.body);
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const sql = await fastify.inject({
-      method: 'POST',
-      url: '/v1/sql',
-      headers: headers(token, JSON_TYPE),
-      payload: JSON.stringify({ sql: 'SELECT sum(n) AS n FROM sales_totals' }),
-    });
+    const sql = await post(
+      fastify,
+      '/v1/sql',
+      JSON.stringify({ sql: 'SELECT sum(n) AS n FROM sales_totals' }),
+      JSON_TYPE,
+      token,
+    );
     if (sql.statusCode === 200 && (sql.json() as { rows: { n: number }[] }).rows[0]?.n === 3) return;
     if (Date.now() > deadline) throw new Error(`the view never showed the three sales: ${sql.body}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -61,19 +55,12 @@ test('GET /v1/views/:view answers the live rows, filtered and ordered; GET /v1/v
 test('POST /v1/sql answers a SELECT and refuses a statement that writes, which changes nothing', async (t) => {
   const { fastify } = await openTestServer(t, { engine: true });
   await sellAndWait(fastify);
-  const sql = (text: string) =>
-    fastify.inject({
-      method: 'POST',
-      url: '/v1/sql',
-      headers: headers(undefined, JSON_TYPE),
-      payload: JSON.stringify({ sql: text }),
-    });
-  const ok = await fastify.inject({
-    method: 'POST',
-    url: '/v1/sql',
-    headers: headers(undefined, JSON_TYPE),
-    payload: JSON.stringify({ sql: 'SELECT cents FROM sales_totals WHERE region = ?', params: ['us'] }),
-  });
+  const sql = (text: string) => post(fastify, '/v1/sql', JSON.stringify({ sql: text }));
+  const ok = await post(
+    fastify,
+    '/v1/sql',
+    JSON.stringify({ sql: 'SELECT cents FROM sales_totals WHERE region = ?', params: ['us'] }),
+  );
   assert.equal(ok.statusCode, 200, ok.body);
   assert.deepEqual(ok.json(), { columns: ['cents'], rows: [{ cents: 7 }] });
   for (const text of ['DELETE FROM sales_totals__v1', 'DROP VIEW sales_totals']) {
@@ -82,12 +69,7 @@ test('POST /v1/sql answers a SELECT and refuses a statement that writes, which c
     assert.match(errorCode(refused), /KAPPA_QUERY_NOT_READ_ONLY|KAPPA_SQL_ERROR/);
   }
   assert.deepEqual((await sql('SELECT count(*) AS n FROM sales_totals')).json(), { columns: ['n'], rows: [{ n: 2 }] });
-  const noSql = await fastify.inject({
-    method: 'POST',
-    url: '/v1/sql',
-    headers: headers(undefined, JSON_TYPE),
-    payload: '{}',
-  });
+  const noSql = await post(fastify, '/v1/sql', '{}');
   assert.equal(noSql.statusCode, 400, noSql.body);
   assert.equal(errorCode(noSql), 'KAPPA_INVALID_ARGUMENT');
 });
@@ -105,11 +87,6 @@ test('the view routes need query: 401 without a token, 403 with a producer token
     const wrong = await fastify.inject({ method, url, headers: headers(TOKENS.producer, JSON_TYPE), payload });
     assert.equal(wrong.statusCode, 403, `${url}: ${wrong.body}`);
   }
-  const ok = await fastify.inject({
-    method: 'POST',
-    url: '/v1/sql',
-    headers: headers(TOKENS.query, JSON_TYPE),
-    payload: '{"sql":"SELECT 1 AS one"}',
-  });
+  const ok = await post(fastify, '/v1/sql', '{"sql":"SELECT 1 AS one"}', JSON_TYPE, TOKENS.query);
   assert.equal(ok.statusCode, 200, ok.body);
 });
