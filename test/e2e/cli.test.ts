@@ -25,6 +25,12 @@ describe('kappa CLI', () => {
   let root: string;
   let n = 0;
   const freshDir = (): string => join(root, `d${n++}`);
+  /** A fresh data directory with one topic, created by `kappa topics create ...args`. */
+  const withTopic = async (...args: string[]): Promise<string> => {
+    const dir = freshDir();
+    await kappa(dir, ['topics', 'create', ...args]);
+    return dir;
+  };
   before(() => {
     root = mkdtempSync(join(tmpdir(), 'kappa-cli-'));
   });
@@ -63,8 +69,7 @@ describe('kappa CLI', () => {
     'a malformed line stops produce with its line number; lines before it stay, nothing after is written',
     { timeout: 60_000 },
     async () => {
-      const dir = freshDir();
-      await kappa(dir, ['topics', 'create', 't']);
+      const dir = await withTopic('t');
       const res = await kappaProcess(dir, ['produce', 't'], '{"a":1}\n{"a":2}\n{"a": oops}\n{"a":4}\n');
       assert.equal(res.code, 1);
       assert.match(res.stderr, /line 3 is not valid JSON/);
@@ -74,8 +79,7 @@ describe('kappa CLI', () => {
   );
 
   test('a line without the key field is refused with its line number', async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 't']);
+    const dir = await withTopic('t');
     const res = await kappa(dir, ['produce', 't', '--key-field', 'user.id'], '{"user":{"id":7}}\n{"user":{}}\n');
     assert.equal(res.code, 1);
     assert.match(res.stderr, /line 2 has no string or number at "user.id"/);
@@ -99,8 +103,7 @@ describe('kappa CLI', () => {
   });
 
   test('unknown topics, partitions, offsets and times get clear errors and exit code 1', async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 't', '--partitions', '2']);
+    const dir = await withTopic('t', '--partitions', '2');
     await kappa(dir, ['produce', 't'], '{"a":1}\n');
     const cases: [string[], RegExp][] = [
       [['consume', 'nope'], /Topic "nope" does not exist/],
@@ -123,8 +126,7 @@ describe('kappa CLI', () => {
   });
 
   test('consume --from picks earliest, latest, an offset or a time; --limit stops early', async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 'ev']);
+    const dir = await withTopic('ev');
     const input = [0, 1, 2, 3, 4].map((i) => JSON.stringify({ i, at: `2026-01-01T00:0${i}:00Z` })).join('\n');
     assert.equal((await kappa(dir, ['produce', 'ev', '--time-field', 'at'], input)).code, 0);
     const values = async (...args: string[]): Promise<number[]> =>
@@ -143,8 +145,7 @@ describe('kappa CLI', () => {
     'consume --follow prints records that another process produces later, and stops on Ctrl-C',
     { timeout: 60_000 },
     async (t) => {
-      const dir = freshDir();
-      await kappa(dir, ['topics', 'create', 'live']);
+      const dir = await withTopic('live');
       const consumer = startKappa(t, ['--data-dir', dir, 'consume', 'live', '--follow']);
       await new Promise((r) => setTimeout(r, 1500)); // let the consumer start and reach the end of the log
       const produced = await kappaProcess(dir, ['produce', 'live'], '{"n":1}\n{"n":2}\n');
@@ -175,8 +176,7 @@ describe('kappa CLI', () => {
   });
 
   test('KAPPA_DATA_DIR chooses the data directory when --data-dir is not given', { timeout: 60_000 }, async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 'from-env']);
+    const dir = await withTopic('from-env');
     const res = await runKappa(['topics', 'list', '--json'], {
       env: { KAPPA_DATA_DIR: dir },
       cwd: root,
@@ -190,8 +190,7 @@ describe('kappa CLI', () => {
   });
 
   test('verify passes on healthy data and reports what it checked', { timeout: 60_000 }, async () => {
-    const dir = freshDir();
-    await kappa(dir, ['topics', 'create', 'v', '--partitions', '2']);
+    const dir = await withTopic('v', '--partitions', '2');
     await kappa(dir, ['produce', 'v'], '{"a":1}\n{"a":2}\n');
     const res = await kappaProcess(dir, ['verify']);
     assert.equal(res.code, 0, res.stdout + res.stderr);
@@ -204,8 +203,7 @@ describe('kappa CLI', () => {
     'a second writer is refused while the data directory is locked, and read-only commands still work',
     { timeout: 60_000 },
     async (t) => {
-      const dir = freshDir();
-      await kappa(dir, ['topics', 'create', 'w']);
+      const dir = await withTopic('w');
       const holder = startKappa(t, ['--data-dir', dir, 'produce', 'w'], { stdin: 'pipe' });
       holder.child.stdin!.write('{"a":1}\n');
       const deadline = Date.now() + 10_000;

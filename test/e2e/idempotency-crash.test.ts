@@ -181,10 +181,33 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
     ],
   });
 
-  /** A server over `dir`; `restart()` closes everything and opens it again (the in-memory keys are gone). */
-  async function serve(
-    dir: string,
-  ): Promise<{ url: string; ends(topic: string): Promise<number[]>; close(): Promise<void> }> {
+  interface Served {
+    /** The server's address (a new one after each restart). */
+    readonly url: string;
+    ends(topic: string): Promise<number[]>;
+    /** Closes everything and opens it again over the same data: the in-memory keys are gone. */
+    restart(): Promise<void>;
+    close(): Promise<void>;
+  }
+
+  /** A server over a temp data directory, removed when `t` ends. */
+  async function serve(t: Owner): Promise<Served> {
+    const dir = join(tempRoot(t), 'data');
+    let open = await openServer(dir);
+    return {
+      get url() {
+        return open.url;
+      },
+      ends: (topic) => open.ends(topic),
+      async restart() {
+        await open.close();
+        open = await openServer(dir);
+      },
+      close: () => open.close(),
+    };
+  }
+
+  async function openServer(dir: string): Promise<Omit<Served, 'restart'>> {
     const log = await openFileLog({ dir, logger: { info() {}, warn() {} } });
     for (const t of app.topics)
       if (!(await log.topics()).some((x) => x.name === t.name))
@@ -213,8 +236,7 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
     'a request of 12,000 records on one partition: the retry gets every original offset, also those older than the five batches the log remembers',
     { timeout: 60_000 },
     async (t) => {
-      const dir = join(tempRoot(t), 'data');
-      let s = await serve(dir);
+      const s = await serve(t);
       // Other appends in between, so the originals are not simply the first offsets.
       assert.equal((await post(s.url, 'one', ndjson(10, 0), 'warm-up')).status, 200);
       const body = ndjson(12_000, 100);
@@ -222,9 +244,8 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
       assert.equal(first.status, 200, first.text);
       assert.equal((await post(s.url, 'one', ndjson(10, 50_000), 'after')).status, 200);
       const ends = await s.ends('one');
-      await s.close();
 
-      s = await serve(dir);
+      await s.restart();
       try {
         const retry = await post(s.url, 'one', body, 'big');
         assert.equal(retry.status, 200, retry.text);
@@ -242,12 +263,29 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
     },
   );
 
+  /** Two sales without an orderId, so without a key, under one idempotency key. */
+  const postKeyless = (url: string): Promise<Reply> =>
+    post(
+      url,
+      'sales',
+      JSON.stringify([
+        { region: 'n', cents: 1 },
+        { region: 's', cents: 2 },
+      ]),
+      'keyless',
+      'application/json',
+    );
+  const allEnds = async (s: Served): Promise<Record<'events' | 'dlq' | 'sales', number[]>> => ({
+    events: await s.ends('events'),
+    dlq: await s.ends('events.dlq'),
+    sales: await s.ends('sales'),
+  });
+
   test(
     'JSON bodies, keyless records and dead letters: the retry after a restart gets the 207 answer again and appends nothing to the topic or its DLQ',
     { timeout: 60_000 },
     async (t) => {
-      const dir = join(tempRoot(t), 'data');
-      let s = await serve(dir);
+      const s = await serve(t);
       const body = JSON.stringify([{ kind: 'a' }, { kind: 1 }, { kind: 'b' }, { nope: true }, { kind: 'c' }]);
       const first = await post(s.url, 'events', body, 'mixed', 'application/json');
       assert.equal(first.status, 207, first.text);
@@ -262,41 +300,18 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
         1,
         "a keyed request's keyless records go to one partition",
       );
-      const keyless = await post(
-        s.url,
-        'sales',
-        JSON.stringify([
-          { region: 'n', cents: 1 },
-          { region: 's', cents: 2 },
-        ]),
-        'keyless',
-        'application/json',
-      );
+      const keyless = await postKeyless(s.url);
       assert.equal(keyless.status, 200, keyless.text);
-      const ends = { events: await s.ends('events'), dlq: await s.ends('events.dlq'), sales: await s.ends('sales') };
-      await s.close();
+      const ends = await allEnds(s);
 
-      s = await serve(dir);
+      await s.restart();
       try {
         const retry = await post(s.url, 'events', body, 'mixed', 'application/json');
         assert.equal(retry.status, 207, retry.text);
         assert.deepEqual(retry.body, first.body);
-        const keylessRetry = await post(
-          s.url,
-          'sales',
-          JSON.stringify([
-            { region: 'n', cents: 1 },
-            { region: 's', cents: 2 },
-          ]),
-          'keyless',
-          'application/json',
-        );
+        const keylessRetry = await postKeyless(s.url);
         assert.deepEqual(keylessRetry.body, keyless.body);
-        assert.deepEqual(
-          { events: await s.ends('events'), dlq: await s.ends('events.dlq'), sales: await s.ends('sales') },
-          ends,
-          'nothing appended anywhere',
-        );
+        assert.deepEqual(await allEnds(s), ends, 'nothing appended anywhere');
         // A new key is a new request.
         const fresh = await post(s.url, 'events', body, 'mixed-2', 'application/json');
         assert.equal(fresh.status, 207);
@@ -314,8 +329,7 @@ describe('Idempotency-Key across a restart of the server (in process)', () => {
     'the first record of a keyed request carries the body digest in a kappa.idempotency header',
     { timeout: 30_000 },
     async (t) => {
-      const dir = join(tempRoot(t), 'data');
-      const s = await serve(dir);
+      const s = await serve(t);
       try {
         const body = ndjson(3);
         const r = await post(s.url, 'one', body, 'digest');
