@@ -111,46 +111,12 @@ describe('OffsetIndex file format', () => {
   });
 
   test('rejects entries whose offsets or positions do not strictly increase', () => {
-    assert.equal(
-      OffsetIndex.load(
-        fileOf([
-          [5, 10],
-          [5, 20],
-        ]),
-        1000,
-      ),
-      null,
-    );
-    assert.equal(
-      OffsetIndex.load(
-        fileOf([
-          [5, 10],
-          [4, 20],
-        ]),
-        1000,
-      ),
-      null,
-    );
-    assert.equal(
-      OffsetIndex.load(
-        fileOf([
-          [5, 20],
-          [6, 20],
-        ]),
-        1000,
-      ),
-      null,
-    );
-    assert.equal(
-      OffsetIndex.load(
-        fileOf([
-          [5, 20],
-          [6, 10],
-        ]),
-        1000,
-      ),
-      null,
-    );
+    const refused = (first: [number, number], second: [number, number], why: string) =>
+      assert.equal(OffsetIndex.load(fileOf([first, second]), 1000), null, why);
+    refused([5, 10], [5, 20], 'the same offset');
+    refused([5, 10], [4, 20], 'a lower offset');
+    refused([5, 20], [6, 20], 'the same position');
+    refused([5, 20], [6, 10], 'a lower position');
   });
 
   test('rejects a position at or past the end of the segment it indexes', () => {

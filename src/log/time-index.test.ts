@@ -100,42 +100,12 @@ describe('TimeIndex file format', () => {
   });
 
   test('rejects entries whose timestamps or offsets do not strictly increase', () => {
-    assert.equal(
-      TimeIndex.load(
-        fileOf([
-          [T, 1],
-          [T, 2],
-        ]),
-      ),
-      null,
-    );
-    assert.equal(
-      TimeIndex.load(
-        fileOf([
-          [T, 1],
-          [T - 5, 2],
-        ]),
-      ),
-      null,
-    );
-    assert.equal(
-      TimeIndex.load(
-        fileOf([
-          [T, 2],
-          [T + 1, 2],
-        ]),
-      ),
-      null,
-    );
-    assert.equal(
-      TimeIndex.load(
-        fileOf([
-          [T, 2],
-          [T + 1, 1],
-        ]),
-      ),
-      null,
-    );
+    const refused = (first: [number, number], second: [number, number], why: string) =>
+      assert.equal(TimeIndex.load(fileOf([first, second])), null, why);
+    refused([T, 1], [T, 2], 'the same timestamp');
+    refused([T, 1], [T - 5, 2], 'an earlier timestamp');
+    refused([T, 2], [T + 1, 2], 'the same offset');
+    refused([T, 2], [T + 1, 1], 'a lower offset');
     assert.equal(TimeIndex.load(Buffer.alloc(36)), null, 'a zero-filled file');
   });
 });
