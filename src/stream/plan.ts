@@ -221,6 +221,16 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     state.deadLetters.push({ record: source.record(i), partition: state.partition, reason: boundedReason(reason) });
   }
 
+  /** Record `i` is late: its window(s) closed before the watermark. */
+  function late(state: TaskState, source: RecordSource, i: number, timeMs: number): void {
+    state.late.push({
+      record: source.record(i),
+      partition: state.partition,
+      eventTimeMs: timeMs,
+      watermarkMs: state.watermarkMs,
+    });
+  }
+
   /**
    * Writes the row key of `value` into `keyScratch` (group-key fields, then the window start) and
    * returns how many values it has. Throws the dead-letter reason for a key that cannot be a row
@@ -309,15 +319,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       windowStart = Math.floor(timeMs / windowSizeMs) * windowSizeMs;
       const problem = windowProblem(windowStart, windowSizeMs);
       if (problem !== null) return deadLetter(state, source, i, `event time ${timeMs}: ${problem}`);
-      if (!(windowStart + windowSizeMs + allowedLatenessMs > state.watermarkMs)) {
-        state.late.push({
-          record: source.record(i),
-          partition: state.partition,
-          eventTimeMs: timeMs,
-          watermarkMs: state.watermarkMs,
-        });
-        return;
-      }
+      if (!(windowStart + windowSizeMs + allowedLatenessMs > state.watermarkMs)) return late(state, source, i, timeMs);
     }
     // One output and one row: every user function has run by the time the row is changed.
     let row: DirtyRow | undefined;
@@ -350,15 +352,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
         if (problem !== null) return deadLetter(state, source, i, `event time ${timeMs}: ${problem}`);
         if (s + windowSpec.sizeMs + allowedLatenessMs > state.watermarkMs) windows.push(s);
       }
-      if (windows.length === 0) {
-        state.late.push({
-          record: source.record(i),
-          partition: state.partition,
-          eventTimeMs: timeMs,
-          watermarkMs: state.watermarkMs,
-        });
-        return;
-      }
+      if (windows.length === 0) return late(state, source, i, timeMs);
     }
     // Every user function (operators, group keys, aggregates) runs for every (output, window) pair
     // before any row is touched. A custom aggregate reads its row, so a pair whose key an earlier

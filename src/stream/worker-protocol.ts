@@ -21,8 +21,8 @@
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
 import type { LogDescriptor, LogRecord } from '../log/index.ts';
-import type { DirtyRow } from './dirty-rows.ts';
-import type { DeadLetter, LateEvent, OutputRecord } from './task-plan.ts';
+import type { DeadLetter, LateEvent } from './task-plan.ts';
+import type { Drained } from './task-runner.ts';
 
 export interface WorkerData {
   configPath: string;
@@ -57,17 +57,8 @@ export type ToWorker =
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
-  | {
-      t: 'drained';
-      task: number;
-      rows: DirtyRow[];
-      deadLetters: DeadLetter[];
-      late: LateEvent[];
-      outputs: OutputRecord[];
-      watermarkMs: number;
-      keyNames: string[] | null;
-      offset: number;
-    }
+  /** What the task folded since the last drain (task-runner.ts's `Drained`), with the offset the drain covers. */
+  | ({ t: 'drained'; task: number } & Required<Drained>)
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
   /** Something the engine should log (a task that waits on the log, for example). */
   | { t: 'warn'; task: number; message: string };
