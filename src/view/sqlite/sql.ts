@@ -113,10 +113,10 @@ export function selectCustomSql(def: VersionTable, customColumns: string[]): str
 }
 
 /**
- * The SELECT behind the public view: decoded key columns, then the output expressions. The inner
- * SELECT decodes NULL keys first, so output expressions see real NULLs; SQLite flattens it.
+ * The columns of the public view's two SELECTs: `inner` decodes the NULL keys and passes the state
+ * columns; `outer` is the key columns, then the output expressions over them.
  */
-export function publicSelectSql(def: VersionTable): string {
+function publicColumns(def: VersionTable): { inner: string[]; outer: string[] } {
   const inner = [
     ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
     ...def.stateColumns.map((c) => quoteIdent(c.name)),
@@ -125,6 +125,15 @@ export function publicSelectSql(def: VersionTable): string {
     ...def.keyColumns.map((c) => quoteIdent(c.name)),
     ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`),
   ];
+  return { inner, outer };
+}
+
+/**
+ * The SELECT behind the public view: decoded key columns, then the output expressions. The inner
+ * SELECT decodes NULL keys first, so output expressions see real NULLs; SQLite flattens it.
+ */
+export function publicSelectSql(def: VersionTable): string {
+  const { inner, outer } = publicColumns(def);
   const from = inner.length === 0 ? tableIdent(def) : `(SELECT ${inner.join(', ')} FROM ${tableIdent(def)})`;
   return `SELECT ${outer.join(', ')} FROM ${from}`;
 }
@@ -138,14 +147,7 @@ export function selectRowByKeySql(def: VersionTable): string {
   const where = keyNames(def)
     .map((k) => (def.keyColumns.length === 0 ? `${quoteIdent(k)} = 0` : `${quoteIdent(k)} = ?`))
     .join(' AND ');
-  const inner = [
-    ...def.keyColumns.map((c) => `NULLIF(${quoteIdent(c.name)}, ${NULL_KEY_SQL}) AS ${quoteIdent(c.name)}`),
-    ...def.stateColumns.map((c) => quoteIdent(c.name)),
-  ];
-  const outer = [
-    ...def.keyColumns.map((c) => quoteIdent(c.name)),
-    ...def.outputColumns.map((c) => `(${c.sql}) AS ${quoteIdent(c.name)}`),
-  ];
+  const { inner, outer } = publicColumns(def);
   const innerColumns = inner.length === 0 ? '*' : inner.join(', ');
   return `SELECT ${outer.join(', ')} FROM (SELECT ${innerColumns} FROM ${tableIdent(def)} WHERE ${where})`;
 }
