@@ -96,75 +96,70 @@ function collectedGauges(
   control: ControlStore,
   engine: Engine | null,
 ): void {
-  new Gauge({
-    name: 'kappa_task_lag_records',
-    help: 'Records between a task’s committed checkpoint and the end of its partition.',
-    labelNames: TASK_LABELS,
-    registers,
-    async collect() {
-      this.reset();
+  /** A gauge that `sample` fills, after a reset, each time it is scraped. */
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    sample: (set: (labels: Record<string, string>, value: number) => void) => void | Promise<void>,
+  ): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        this.reset();
+        await sample((labels, value) => this.set(labels, value));
+      },
+    });
+  };
+  gauge(
+    'kappa_task_lag_records',
+    'Records between a task’s committed checkpoint and the end of its partition.',
+    TASK_LABELS,
+    async (set) => {
       for (const t of engine?.status() ?? []) {
         const { end } = await log.offsets(t.topic, t.partition);
-        this.set(taskLabelsOf(t), Math.max(0, end - t.committedOffset));
+        set(taskLabelsOf(t), Math.max(0, end - t.committedOffset));
       }
     },
-  });
-  new Gauge({
-    name: 'kappa_task_events_processed',
-    help: 'Events a task has folded since the process started (rate() of it is the task’s throughput).',
-    labelNames: TASK_LABELS,
-    registers,
-    collect() {
-      this.reset();
-      for (const t of engine?.status() ?? []) this.set(taskLabelsOf(t), t.eventsProcessed);
+  );
+  gauge(
+    'kappa_task_events_processed',
+    'Events a task has folded since the process started (rate() of it is the task’s throughput).',
+    TASK_LABELS,
+    (set) => {
+      for (const t of engine?.status() ?? []) set(taskLabelsOf(t), t.eventsProcessed);
     },
-  });
-  new Gauge({
-    name: 'kappa_task_checkpoint_age_seconds',
-    help: 'Seconds since a task last committed its rows and checkpoint.',
-    labelNames: TASK_LABELS,
-    registers,
-    collect() {
-      this.reset();
+  );
+  gauge(
+    'kappa_task_checkpoint_age_seconds',
+    'Seconds since a task last committed its rows and checkpoint.',
+    TASK_LABELS,
+    (set) => {
       const now = Date.now();
       for (const t of engine?.status() ?? []) {
-        if (t.lastFlushAtMs > 0) this.set(taskLabelsOf(t), (now - t.lastFlushAtMs) / 1000);
+        if (t.lastFlushAtMs > 0) set(taskLabelsOf(t), (now - t.lastFlushAtMs) / 1000);
       }
     },
+  );
+  gauge('kappa_view_rows', 'Rows in each version of each view.', ['view', 'version', 'state'], async (set) => {
+    for (const v of await store.versions()) set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
   });
-  new Gauge({
-    name: 'kappa_view_rows',
-    help: 'Rows in each version of each view.',
-    labelNames: ['view', 'version', 'state'],
-    registers,
-    async collect() {
-      this.reset();
-      for (const v of await store.versions())
-        this.set({ view: v.name, version: String(v.version), state: v.state }, v.rows);
-    },
-  });
-  new Gauge({
-    name: 'kappa_build_progress_ratio',
-    help: 'Share of the log a build in progress has replayed (0 to 1).',
-    labelNames: ['view', 'version', 'reason'],
-    registers,
-    async collect() {
-      this.reset();
+  gauge(
+    'kappa_build_progress_ratio',
+    'Share of the log a build in progress has replayed (0 to 1).',
+    ['view', 'version', 'reason'],
+    async (set) => {
       for (const b of await control.builds())
-        this.set(
+        set(
           { view: b.name, version: String(b.version), reason: b.reason },
           b.offsetsTotal === 0 ? 0 : Math.min(1, b.offsetsDone / b.offsetsTotal),
         );
     },
-  });
-  new Gauge({
-    name: 'kappa_build_events_per_second',
-    help: 'Replay rate of a build in progress.',
-    labelNames: ['view', 'version'],
-    registers,
-    async collect() {
-      this.reset();
-      for (const b of await control.builds()) this.set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
-    },
+  );
+  gauge('kappa_build_events_per_second', 'Replay rate of a build in progress.', ['view', 'version'], async (set) => {
+    for (const b of await control.builds()) set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
   });
 }
