@@ -572,27 +572,21 @@ describe('poison records: whatever the logic gives for one record, that record i
   });
 
   test('an event time outside the range of dates, from the extractor or the record timestamp, neither folds nor moves the watermark', () => {
-    const windowed = view(
-      'v',
-      from(recs)
-        .window(tumbling('1m'))
-        .groupBy((r) => ({ region: r.region }))
-        .aggregate({ n: count() }),
-    );
+    const perMinute = (source: TopicDef<Rec>) =>
+      view(
+        'v',
+        from(source)
+          .window(tumbling('1m'))
+          .groupBy((r) => ({ region: r.region }))
+          .aggregate({ n: count() }),
+      );
     foldsAroundPoison(
-      windowed,
+      perMinute(recs),
       poison({ region: 'n', amount: 5, ts: 1e16 }),
       /^the time extractor's event time is 10000000000000000, outside the range of dates/,
     );
     const untimed = topic<Rec>('untimed', { partitions: 1 });
-    const byTimestamp = view(
-      'v',
-      from(untimed)
-        .window(tumbling('1m'))
-        .groupBy((r) => ({ region: r.region }))
-        .aggregate({ n: count() }),
-    );
-    const plan = compileView(byTimestamp);
+    const plan = compileView(perMinute(untimed));
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process([poison({ region: 'n', amount: 5, ts: 0 }, 2 ** 60), ...records(good, 1)], state);
     assert.match(
