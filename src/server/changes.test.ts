@@ -27,11 +27,20 @@ const DEF: VersionTable = {
   outputColumns: [{ name: 'n', sql: 'n' }],
 };
 
-/** A store holding `rows` rows, an engine stand-in whose changes the test emits, and a hub over both. */
+/**
+ * A store holding `rows` rows, an engine stand-in whose changes the test emits, a hub over both,
+ * and `subscribe`, which subscribes to the view and collects its events.
+ */
 async function setUp(
   t: { after(fn: () => unknown): void },
   rows: number,
-): Promise<{ store: ViewStore; hub: ChangeHub; emit: (c: ViewChange) => void; lookups: () => number }> {
+): Promise<{
+  store: ViewStore;
+  hub: ChangeHub;
+  emit: (c: ViewChange) => void;
+  lookups: () => number;
+  subscribe: (lastEventId: string | null) => { events: ChangeEvent[]; off: () => void };
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'kappa-changes-'));
   const store = await openSqliteStore({ path: join(dir, 'views.db') });
   t.after(async () => {
@@ -57,7 +66,11 @@ async function setUp(
   } as unknown as Engine;
   const hub = new ChangeHub(engine, store, (err) => assert.fail(err));
   t.after(() => hub.close());
-  return { store, hub, emit: (c) => listener!(c), lookups: () => keysLookedUp };
+  const subscribe = (lastEventId: string | null) => {
+    const events: ChangeEvent[] = [];
+    return { events, off: hub.subscribe('per_minute', lastEventId, (e) => events.push(e)) };
+  };
+  return { store, hub, emit: (c) => listener!(c), lookups: () => keysLookedUp, subscribe };
 }
 
 const changeOf = (keys: number): ViewChange => ({
@@ -73,9 +86,8 @@ test(
   'a flush of a view nobody subscribes to reads nothing back, and a later subscriber with an old id is told to reload',
   { timeout: 30_000 },
   async (t) => {
-    const { hub, emit, lookups } = await setUp(t, 100);
-    const first: ChangeEvent[] = [];
-    const off = hub.subscribe('per_minute', null, (e) => first.push(e));
+    const { emit, lookups, subscribe } = await setUp(t, 100);
+    const { events: first, off } = subscribe(null);
     emit(changeOf(3));
     await settle();
     off();
@@ -84,8 +96,7 @@ test(
     for (let i = 0; i < 50; i++) emit(changeOf(100));
     await settle();
     assert.equal(lookups(), 3, 'no row was read back for a view without subscribers');
-    const late: ChangeEvent[] = [];
-    hub.subscribe('per_minute', first[2].id, (e) => late.push(e));
+    const { events: late } = subscribe(first[2].id);
     assert.deepEqual(
       late.map((e) => e.event),
       ['reset'],
@@ -98,9 +109,8 @@ test(
   'a subscriber gets every changed row by primary key, while timers and I/O keep running between steps',
   { timeout: 30_000 },
   async (t) => {
-    const { hub, emit, lookups } = await setUp(t, 20_000);
-    const events: ChangeEvent[] = [];
-    hub.subscribe('per_minute', null, (e) => events.push(e));
+    const { emit, lookups, subscribe } = await setUp(t, 20_000);
+    const { events } = subscribe(null);
     // A timer due at once must run before the whole 20,000-row change has been read back.
     let timerAt = -1;
     setTimeout(() => (timerAt = events.length), 0);
