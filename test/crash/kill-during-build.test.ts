@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { openFileLog } from '../../src/log/index.ts';
-import { tempDir } from './helpers.ts';
 import { startKappa } from '../support/processes.ts';
-import { totalsConfig } from '../support/project.ts';
+import { tempDataProject, totalsConfig } from '../support/project.ts';
 import { type Sale, salesSource } from '../support/sales.ts';
 
 const PARTITIONS = 2;
@@ -37,10 +36,7 @@ test(
   'SIGKILL during a build and on both sides of the swap: one live version, the build resumes, the oracle matches',
   { timeout: 300_000 },
   async (t) => {
-    const root = tempDir(t, 'kappa-crash-build-');
-    const dir = join(root, 'data');
-    const configPath = join(root, 'kappa.config.ts');
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    const { dir, config: configPath } = tempDataProject(t, 'kappa-crash-build-');
 
     async function append(n: number): Promise<void> {
       const log = await openFileLog({ dir });

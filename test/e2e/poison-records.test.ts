@@ -14,11 +14,9 @@
  * poison record exactly once per pipeline that refused it, with its reason and provenance.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type TestContext, after, describe, test } from 'node:test';
-import { type OwnedChild, runKappa, startKappa } from '../support/processes.ts';
-import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
+import { type OwnedChild, runKappa, startKappa, waitFor } from '../support/processes.ts';
+import { KAPPA_SRC as SRC, tempDataProject } from '../support/project.ts';
 
 /**
  * The sales example's AGGREGATED SALES view, a view whose key and aggregate fail on chosen records,
@@ -171,38 +169,14 @@ async function query(d: string[], sql: string): Promise<unknown[] | null> {
   return q.code === 0 ? (JSON.parse(q.stdout) as unknown[]) : null;
 }
 
-/** Polls `fn` until it gives a value; fails at once, quoting the child's output, if `kappa start` ends meanwhile. */
-async function waitFor<T>(
-  what: string,
-  start: OwnedChild,
-  fn: () => Promise<T | null>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null) return v;
-    if (!start.running)
-      throw new Error(
-        `kappa start ended (code ${(await start.exited).code}) while waiting for ${what}:\n${start.stderr.slice(-4000)}`,
-      );
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; kappa start printed:\n${start.stderr.slice(-4000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe('poison records', () => {
   // The configs below are ES modules, as in a user's project with "type": "module".
-  const root = tempProject({ after }, 'kappa-poison-').root;
+  const { dir, config } = tempDataProject({ after }, 'kappa-poison-', CONFIG(SRC));
 
   test(
     'each goes to sales.dlq once with its reason and provenance; kappa start keeps running through two restarts, and the views equal the fold of the good records',
     { timeout: 300_000 },
     async (t: TestContext) => {
-      const dir = join(root, 'data');
-      const config = join(root, 'kappa.config.ts');
-      writeFileSync(config, CONFIG(SRC));
       const d = ['--data-dir', dir, '--config', config];
       const kinds = Object.keys(POISON);
       const keyAndOutputKinds = kinds.filter((k) => k !== 'far-future');
@@ -221,17 +195,21 @@ describe('poison records', () => {
         const wantBuckets = expectedByBucket(produced);
         const wantCopies = produced.filter((s) => !refusedBy(s, 'copy_sales')).length;
         const wantDead = produced.reduce((n, s) => n + Object.keys(POISON[s.kind] ?? {}).length, 0);
-        await waitFor('the views, the copies and the dead letters', start, async () => {
-          const a = await query(d, 'SELECT region, year, total, orders FROM aggregated_sales ORDER BY region, year');
-          const b = await query(d, 'SELECT region, bucket, total, orders FROM by_bucket ORDER BY region, bucket');
-          const done =
-            JSON.stringify(a) === JSON.stringify(wantAggregated) && JSON.stringify(b) === JSON.stringify(wantBuckets);
-          return done &&
-            (await consume(d, 'copies')).length >= wantCopies &&
-            (await consume(d, 'sales.dlq')).length >= wantDead
-            ? true
-            : null;
-        });
+        await waitFor(
+          'the views, the copies and the dead letters',
+          async () => {
+            const a = await query(d, 'SELECT region, year, total, orders FROM aggregated_sales ORDER BY region, year');
+            const b = await query(d, 'SELECT region, bucket, total, orders FROM by_bucket ORDER BY region, bucket');
+            const done =
+              JSON.stringify(a) === JSON.stringify(wantAggregated) && JSON.stringify(b) === JSON.stringify(wantBuckets);
+            return done &&
+              (await consume(d, 'copies')).length >= wantCopies &&
+              (await consume(d, 'sales.dlq')).length >= wantDead
+              ? true
+              : null;
+          },
+          { timeoutMs: 60_000, intervalMs: 250, child: start },
+        );
         assert.ok(start.running, 'kappa start is still running');
 
         // The derived topic: each record the output does not refuse, once.

@@ -19,9 +19,8 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openSqliteStore } from '../../src/view/sqlite/index.ts';
-import { tempDir } from '../support/cleanup.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
-import { totalsConfig } from '../support/project.ts';
+import { tempDataProject, totalsConfig } from '../support/project.ts';
 import { REGIONS, type Sale, salesSource } from '../support/sales.ts';
 
 const SQLITE = createRequire(import.meta.url).resolve('better-sqlite3');
@@ -149,10 +148,8 @@ test(
   'a logic change rebuilds beside the live version; readers see complete versions only; rollback restores the old logic',
   { timeout: 180_000 },
   async (t) => {
-    const root = tempDir(t, 'kappa-replay-');
-    const dir = join(root, 'data');
+    const { root, dir } = tempDataProject(t, 'kappa-replay-');
     const dbPath = join(dir, 'views.db');
-    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
     const fileA = join(root, 'a.config.ts');
     const fileB = join(root, 'b.config.ts');
     writeFileSync(fileA, config(false));

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { type RunResult, runKappa, startKappa } from '../support/processes.ts';
-import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
+import { type RunResult, runKappa, startKappa, waitFor } from '../support/processes.ts';
+import { KAPPA_SRC as SRC, tempDataProject } from '../support/project.ts';
 
 /** The CLI as a child process, with `stdin` as its standard input. */
 function kappa(args: string[], stdin = ''): Promise<RunResult> {
@@ -26,27 +26,17 @@ export default defineApp({
 });
 `;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** How long, and how often, a test polls the CLI for what `kappa start` has done. */
+const POLL = { timeoutMs: 20_000, intervalMs: 200 };
 
 describe('kappa start', () => {
-  // The configs below are ES modules, as in a user's project with "type": "module".
-  const root = tempProject({ after }, 'kappa-start-').root;
+  // The configs below are ES modules, as in a user's project with "type": "module". The tests share the config.
+  const { root, dir, config } = tempDataProject({ after }, 'kappa-start-', CONFIG(SRC));
 
   test(
     'processes the log into a SQL view, sends invalid records to the DLQ, and stops cleanly on SIGTERM',
     { timeout: 120_000 },
     async (t) => {
-      const dir = join(root, 'data');
-      const config = join(root, 'kappa.config.ts');
-      writeFileSync(config, CONFIG(SRC));
       const d = ['--data-dir', dir, '--config', config];
       assert.equal((await kappa([...d, 'topics', 'create', 'sales', '--partitions', '3'])).code, 0);
       const lines = [];
@@ -60,17 +50,21 @@ describe('kappa start', () => {
 
       const child = startKappa(t, [...d, 'start', '--port', '0', '--flush-interval-ms', '100']);
       try {
-        const rows = await waitFor('the view to hold all 300 orders', async () => {
-          const q = await kappa([
-            ...d,
-            'query',
-            'SELECT region, total, orders FROM by_region ORDER BY region',
-            '--json',
-          ]);
-          if (q.code !== 0) return null;
-          const r = JSON.parse(q.stdout) as { region: string; total: number; orders: number }[];
-          return r.reduce((s, x) => s + x.orders, 0) === 300 ? r : null;
-        });
+        const rows = await waitFor(
+          'the view to hold all 300 orders',
+          async () => {
+            const q = await kappa([
+              ...d,
+              'query',
+              'SELECT region, total, orders FROM by_region ORDER BY region',
+              '--json',
+            ]);
+            if (q.code !== 0) return null;
+            const r = JSON.parse(q.stdout) as { region: string; total: number; orders: number }[];
+            return r.reduce((s, x) => s + x.orders, 0) === 300 ? r : null;
+          },
+          POLL,
+        );
         const expected = (parity: number): number =>
           Array.from({ length: 300 }, (_, i) => i)
             .filter((i) => i % 2 === parity)
@@ -93,10 +87,14 @@ describe('kappa start', () => {
           lagRows.every((r) => r.lag === 0),
           lag.stdout,
         );
-        const dlq = await waitFor('the dead letter', async () => {
-          const c = await kappa([...d, 'consume', 'sales.dlq', '--with-meta']);
-          return c.stdout.trim() ? c : null;
-        });
+        const dlq = await waitFor(
+          'the dead letter',
+          async () => {
+            const c = await kappa([...d, 'consume', 'sales.dlq', '--with-meta']);
+            return c.stdout.trim() ? c : null;
+          },
+          POLL,
+        );
         const [dead] = dlq.stdout
           .trim()
           .split('\n')
@@ -129,9 +127,8 @@ describe('kappa start', () => {
     'SIGTERM during an ingestion: the request in flight is answered and durable, new ones are refused, and start exits 0',
     { timeout: 120_000 },
     async (t) => {
-      const dir = join(root, 'graceful');
-      const config = join(root, 'kappa.config.ts');
-      const child = startKappa(t, ['--data-dir', dir, '--config', config, 'start', '--port', '0']);
+      const graceful = join(root, 'graceful');
+      const child = startKappa(t, ['--data-dir', graceful, '--config', config, 'start', '--port', '0']);
       let stopping = false;
       try {
         const [, url] = await child.waitForOutput(/HTTP API on (http:\/\/\S+)/, {
@@ -160,7 +157,7 @@ describe('kappa start', () => {
         if (!stopping) child.kill('SIGTERM'); // a second SIGTERM would stop it at once
       }
       assert.equal((await child.exited).code, 0, child.stderr);
-      const topics = await kappa(['--data-dir', dir, 'topics', 'describe', 'sales', '--json']);
+      const topics = await kappa(['--data-dir', graceful, 'topics', 'describe', 'sales', '--json']);
       const described = JSON.parse(topics.stdout) as { partitionDetails: { records: number }[] };
       assert.equal(
         described.partitionDetails.reduce((s, p) => s + p.records, 0),
@@ -171,7 +168,6 @@ describe('kappa start', () => {
   );
 
   test('a read-only query refuses writes with a clear error', { timeout: 60_000 }, async () => {
-    const dir = join(root, 'data');
     for (const sql of ['DELETE FROM by_region__v1', 'DROP VIEW by_region', 'UPDATE by_region__v1 SET total = 0']) {
       const res = await kappa(['--data-dir', dir, 'query', sql]);
       assert.equal(res.code, 1, sql);

@@ -15,6 +15,10 @@
  *       it is SIGKILLed and the promise rejects with the command line and what it printed.
  *   runKappa(args, opts?): Promise<RunResult>
  *       runCommand for `node bin/kappa.js ...args`, the way a user runs the CLI.
+ *   waitFor(what, fn, { timeoutMs, intervalMs, child? }): Promise<T>
+ *       Polls `fn` until it gives something other than null (such as a query's rows once they are
+ *       complete). Rejects after timeoutMs, and at once if `child` (a `kappa start`) ends meanwhile,
+ *       quoting what it printed.
  *
  *   An OwnedChild has:
  *     .child                  the ChildProcess (its stdin is a pipe when opts.stdin is 'pipe')
@@ -291,6 +295,32 @@ async function run(child: Child, opts: RunOptions): Promise<RunResult> {
     return { ...ended, pid: child.pid, stdout: child.stdout, stderr: child.stderr };
   } finally {
     clearTimeout(timer);
+  }
+}
+
+export interface PollOptions {
+  timeoutMs: number;
+  /** Between two calls of the polled function. */
+  intervalMs: number;
+  /** The `kappa start` the wait depends on: its end fails the wait at once. */
+  child?: OwnedChild;
+}
+
+/** Calls `fn` every `intervalMs` until it gives a value other than null; see the API above. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | null>, opts: PollOptions): Promise<T> {
+  const { child } = opts;
+  const printed = (): string =>
+    child ? `; kappa start printed:\n${child.stderr.slice(-QUOTED_OUTPUT_CHARS_MAX)}` : '';
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (child && !child.running)
+      throw new Error(
+        `kappa start ended (code ${(await child.exited).code}) while waiting for ${what}:\n${child.stderr.slice(-QUOTED_OUTPUT_CHARS_MAX)}`,
+      );
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${printed()}`);
+    await sleep(opts.intervalMs);
   }
 }
 

@@ -5,6 +5,9 @@
  *   KAPPA_SRC                      the package entry a config imports (`from ${JSON.stringify(KAPPA_SRC)}`)
  *   tempProject(t, prefix)         { root, writeConfig(source, name?), dataDir(name) }, removed when `t` ends
  *   projectIn(root)                the same in a folder the caller owns
+ *   tempDataProject(t, prefix, source?)
+ *                                  a tempProject laid out as most `kappa start` tests want it: `dir` (root/data)
+ *                                  and `config` (root/kappa.config.ts, written from `source` if given)
  *   totalsConfig(opts)             topic `sales` (region, cents[, refund]) and view `totals` by region
  *   bigSalesConfig(opts)           topics `sales` and `big_sales`, an output between them, three views
  *
@@ -29,6 +32,21 @@ export interface Project {
 
 export function tempProject(t: Owner, prefix = 'kappa-project-'): Project {
   return projectIn(tempDir(t, prefix));
+}
+
+export interface DataProject extends Project {
+  /** `root/data`, the data directory (not created: Kappa creates it). */
+  dir: string;
+  /** `root/kappa.config.ts`. */
+  config: string;
+}
+
+/** tempProject with its data directory `dir` and config file `config`, written from `source` if given. */
+export function tempDataProject(t: Owner, prefix: string, source?: string): DataProject {
+  const project = tempProject(t, prefix);
+  const config = join(project.root, 'kappa.config.ts');
+  if (source !== undefined) writeFileSync(config, source);
+  return { ...project, dir: project.dataDir('data'), config };
 }
 
 /** A project in an existing folder `root` (the caller removes it): writes its package.json. */
