@@ -239,3 +239,45 @@ export function ioError(err: unknown, action: string, path: string): KappaError 
     err,
   );
 }
+
+/** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`, case-insensitive. */
+function editDistance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.length][b.length];
+}
+
+/**
+ * The names among `candidates` closest to `name` (a typo of one of them: at most a third of its
+ * letters wrong, at least one edit allowed), best first; none when nothing is close. For the
+ * "did you mean …?" of an error message.
+ */
+export function closestNames(name: string, candidates: Iterable<string>, max = 3): string[] {
+  const allowed = Math.max(1, Math.floor(name.length / 3));
+  const scored: [string, number][] = [];
+  for (const c of new Set(candidates)) {
+    if (c === name) continue;
+    const lower = c.toLowerCase();
+    const d = lower === name.toLowerCase() ? 0 : editDistance(name.slice(0, 100), c.slice(0, 100));
+    if (d <= allowed) scored.push([c, d]);
+  }
+  return scored
+    .sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1))
+    .slice(0, max)
+    .map(([c]) => c);
+}
+
+/** ` Did you mean "sales"?` (or "a" or "b"), or '' when nothing is close. */
+export function didYouMean(name: string, candidates: Iterable<string>): string {
+  const close = closestNames(name, candidates);
+  if (close.length === 0) return '';
+  return ` Did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`;
+}

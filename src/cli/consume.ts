@@ -3,8 +3,8 @@
  * stored; other values are printed as JSON strings. Opens the log read-only, so it runs beside a
  * writer; `--follow` keeps printing what the writer appends until Ctrl-C or `--limit`.
  */
-import { KappaError } from '../errors.ts';
-import type { Log, LogRecord } from '../log/index.ts';
+import { KappaError, closestNames, isKappaError } from '../errors.ts';
+import type { Log, LogRecord, TopicInfo } from '../log/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 
@@ -66,6 +66,34 @@ async function startOffset(log: Log, topic: string, partition: number, from: Fro
   }
 }
 
+/**
+ * The topic's settings; for a topic that does not exist, an error that suggests the closest
+ * existing names (a typo is likelier than a missing topic) and lists the topics there are.
+ */
+export async function topicInfo(log: Log, topic: string): Promise<TopicInfo> {
+  try {
+    return await log.topic(topic);
+  } catch (err) {
+    if (!isKappaError(err, 'KAPPA_UNKNOWN_TOPIC')) throw err;
+    const names = (await log.topics()).map((t) => t.name).sort();
+    const close = closestNames(topic, names);
+    const there =
+      names.length === 0
+        ? 'There are no topics yet.'
+        : `The topics here: ${names.slice(0, 20).join(', ')}${names.length > 20 ? `, and ${names.length - 20} more` : ''}.`;
+    const message =
+      close.length > 0
+        ? `Topic "${topic}" does not exist. Did you mean ${close.map((c) => `"${c}"`).join(' or ')}? ${there}`
+        : `Topic "${topic}" does not exist. ${there} Create it with \`kappa topics create ${topic}\` (or define it in the config's topics and run \`kappa start\`).`;
+    throw new KappaError(
+      'KAPPA_UNKNOWN_TOPIC',
+      message,
+      { topic, ...(close.length > 0 ? { didYouMean: close } : {}) },
+      err,
+    );
+  }
+}
+
 /** The JSON text of a key or value: stored JSON as it is (on one line), anything else as a JSON string. */
 export function jsonText(bytes: Buffer | null): string {
   if (bytes === null) return 'null';
@@ -110,7 +138,7 @@ export async function consumeCommand(ctx: CliContext, topic: string, opts: Consu
   ctx.stdout.on('error', onPipeError);
   try {
     await withLog(openForReading(ctx.dataDir), async (log) => {
-      const info = await log.topic(topic);
+      const info = await topicInfo(log, topic);
       if (opts.partition !== undefined && opts.partition >= info.partitions) {
         throw new KappaError(
           'KAPPA_INVALID_PARTITION',

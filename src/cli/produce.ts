@@ -4,8 +4,9 @@
  * interactive line is sent at once). The first bad line stops the command: every line before it is
  * appended and acknowledged, nothing from it on is written, and the exit code is 1.
  */
-import { KappaError } from '../errors.ts';
-import type { ProducerRecord } from '../log/index.ts';
+import { KappaError, isKappaError } from '../errors.ts';
+import type { Log, ProducerRecord } from '../log/index.ts';
+import { topicInfo } from './consume.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 
@@ -80,8 +81,31 @@ export function parseLine(line: string, lineNo: number, opts: ProduceOptions): P
   return record;
 }
 
+/**
+ * The log, for writing. Only one process writes a data directory: while `kappa start` runs, it is
+ * that process, so the error says to send the records through its HTTP API instead.
+ */
+async function openLogFor(ctx: CliContext, topic: string): Promise<Log> {
+  try {
+    return await openForWriting(ctx.dataDir);
+  } catch (err) {
+    if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED')) throw err;
+    const pid = err.details?.pid;
+    throw new KappaError(
+      'KAPPA_DATA_DIR_LOCKED',
+      `kappa produce cannot write to ${ctx.dataDir}: another Kappa process${typeof pid === 'number' ? ` (pid ${pid})` : ''}, ` +
+        'most likely `kappa start` or `kappa demo`, is running on it, and only one process may write a log. ' +
+        'Send the records through its HTTP API instead (the address `kappa start` printed; 127.0.0.1:8080 by default):\n' +
+        `  curl -s http://127.0.0.1:8080/v1/topics/${encodeURIComponent(topic)}/records -H 'content-type: application/x-ndjson' --data-binary @records.ndjson\n` +
+        "(add -H 'authorization: Bearer <token>' if the config has server.tokens), or stop that process and run kappa produce again.",
+      err.details,
+      err,
+    );
+  }
+}
+
 export async function produceCommand(ctx: CliContext, topic: string, opts: ProduceOptions): Promise<void> {
-  const log = await openForWriting(ctx.dataDir);
+  const log = await openLogFor(ctx, topic);
   let produced = 0;
   let lineNo = 0;
   let carry = '';
@@ -115,7 +139,7 @@ export async function produceCommand(ctx: CliContext, topic: string, opts: Produ
   };
 
   try {
-    await log.topic(topic); // fail fast on an unknown topic, before reading stdin
+    await topicInfo(log, topic); // fail fast on an unknown topic, before reading stdin
     for await (const chunk of ctx.stdin) {
       const text = carry + (typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8'));
       const lines = text.split('\n');

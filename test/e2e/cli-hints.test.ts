@@ -1,0 +1,73 @@
+/**
+ * What the CLI tells a user who made a small mistake: a topic name with a typo gets the closest
+ * existing name, `kappa produce` beside a running writer says to send through its HTTP API (with
+ * the curl), and no text names a `kappa token create` command that does not exist.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { closestNames } from '../../src/errors.ts';
+import { openFileLog } from '../../src/log/index.ts';
+import { kappaInProcess } from '../support/cli.ts';
+import { defer, tempDir } from '../support/cleanup.ts';
+
+test('closestNames finds one-letter typos, swapped letters and case, and nothing for an unrelated name', () => {
+  const names = ['sales', 'alerts', 'readings', 'sales_per_minute'];
+  assert.deepEqual(closestNames('sale', names), ['sales']);
+  assert.deepEqual(closestNames('slaes', names), ['sales']);
+  assert.deepEqual(closestNames('Alerts', names), ['alerts']);
+  assert.deepEqual(closestNames('redings', names), ['readings']);
+  assert.deepEqual(closestNames('orders', names), []);
+});
+
+test('kappa consume and produce with a mistyped topic suggest the closest topic, and change nothing', async (t) => {
+  const dir = tempDir(t, 'kappa-hints-');
+  assert.equal((await kappaInProcess(['--data-dir', dir, 'topics', 'create', 'sales'])).code, 0);
+  const consume = await kappaInProcess(['--data-dir', dir, 'consume', 'sale']);
+  assert.equal(consume.code, 1);
+  assert.match(consume.stderr, /Topic "sale" does not exist\. Did you mean "sales"\?/);
+  assert.doesNotMatch(consume.stderr, /topics create/, 'a typo is not advice to create a topic');
+  const produce = await kappaInProcess(['--data-dir', dir, 'produce', 'sale'], '{"a":1}\n');
+  assert.equal(produce.code, 1);
+  assert.match(produce.stderr, /Did you mean "sales"\?/);
+  const topics = await kappaInProcess(['--data-dir', dir, 'topics', 'list', '--json']);
+  assert.deepEqual(
+    (JSON.parse(topics.stdout) as { name: string }[]).map((x) => x.name),
+    ['sales'],
+  );
+  // A name close to nothing: the topics there are, and how to create one.
+  const other = await kappaInProcess(['--data-dir', dir, 'consume', 'orders']);
+  assert.match(other.stderr, /The topics here: sales\. Create it with `kappa topics create orders`/);
+});
+
+test('kappa produce while another process writes the data dir says to POST to the running server', async (t) => {
+  const dir = tempDir(t, 'kappa-hints-');
+  const writer = await openFileLog({ dir });
+  defer(t, () => writer.close());
+  await writer.createTopic('sales', { partitions: 1 });
+  const res = await kappaInProcess(['--data-dir', dir, 'produce', 'sales'], '{"a":1}\n');
+  assert.equal(res.code, 1);
+  assert.match(
+    res.stderr,
+    /kappa produce cannot write to .*: another Kappa process \(pid \d+\), most likely `kappa start`/,
+  );
+  assert.match(
+    res.stderr,
+    /curl -s http:\/\/127\.0\.0\.1:8080\/v1\/topics\/sales\/records -H 'content-type: application\/x-ndjson' --data-binary @records\.ndjson/,
+  );
+  assert.equal((await writer.offsets('sales', 0)).end, 0, 'nothing was written');
+});
+
+test('no user-facing text names a `kappa token create` command (the command is `kappa token <name> --scopes …`)', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((f) => {
+      const path = join(dir, f);
+      if (statSync(path).isDirectory()) return files(path);
+      return /\.(ts|js|md|html)$/.test(f) && !f.endsWith('.test.ts') ? [path] : [];
+    });
+  for (const f of [join(root, 'README.md'), ...files(join(root, 'docs')), ...files(join(root, 'src'))])
+    assert.doesNotMatch(readFileSync(f, 'utf8'), /kappa token create/, f);
+});
