@@ -7,11 +7,13 @@
  *   <dir>/topics/<topic>/topic.json   topic configuration, replaced atomically
  *   <dir>/topics/<topic>/<partition>/<base offset, 20 digits>.{log,index,timeindex,snapshot}
  *                                     (.snapshot: idempotent producers' state at that offset, producer-state.ts)
+ *   <dir>/deleted-topics/<topic>.<ms> a deleted topic on its way out (topic-removal.ts); removed on open
  *
  * One process writes a data directory at a time (the lock); any number may open it read-only
  * (`kappa consume`, `kappa verify`) beside the writer and follow what it appends.
  * A topic is created by making its partition directories first and writing topic.json last: a
- * topic directory without topic.json is an interrupted creation and is removed on open.
+ * topic directory without topic.json is an interrupted creation and is removed on open. A topic is
+ * deleted by moving its directory out of topics/ in one rename first (topic-removal.ts).
  */
 import { join } from 'node:path';
 import { assertIncreasing } from '../assert.ts';
@@ -23,6 +25,7 @@ import { checkPartitionCount, checkTopicLimits, checkTopicName } from './names.t
 import { NO_DUPLICATES, Partition, type ReadCursor } from './partition.ts';
 import { partitionForKey } from './partitioner.ts';
 import type { EncodableRecord, RecordBatch } from './record-batch.ts';
+import { removeDeletedTopics, removeTopicDir } from './topic-removal.ts';
 import type {
   AppendBatchResult,
   BatchOptions,
@@ -131,6 +134,7 @@ export class FileLog implements Log {
       fs.unlinkSync(marker);
       fsyncDir(fs, this.opts.dir);
     }
+    removeDeletedTopics(fs, this.opts.dir);
     // Recover every partition now (not lazily), so the next clean-shutdown marker vouches for all.
     for (const name of fs.readdirSync(this.topicsDir)) this.loadTopic(name);
     const every = this.opts.retentionCheckIntervalMs ?? 5 * 60_000;
@@ -243,6 +247,21 @@ export class FileLog implements Log {
     writeFileAtomic(this.fs, join(dir, 'topic.json'), JSON.stringify(info, null, 2) + '\n');
     this.state.set(name, { info, partitions, roundRobin: 0 });
     return info;
+  }
+
+  /**
+   * Deletes a topic and every record in it. Appends already queued finish first; readers following
+   * it stop. The directory leaves topics/ in one rename, so a crash leaves the whole topic or none.
+   */
+  async deleteTopic(name: string): Promise<void> {
+    checkTopicName(name);
+    if (this.readOnly)
+      throw new KappaError('KAPPA_READ_ONLY', `The log is open read-only; cannot delete topic "${name}".`);
+    const state = this.topicState(name);
+    // Forget it first, so appends and reads from now on are refused as for an unknown topic.
+    this.state.delete(name);
+    await Promise.all(state.partitions.map((p) => p.close()));
+    removeTopicDir(this.fs, this.opts.dir, name, this.clock.now());
   }
 
   async append(topic: string, records: readonly ProducerRecord[]): Promise<RecordMetadata[]> {

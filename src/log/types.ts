@@ -11,7 +11,9 @@
  * - an idempotent producer's retried batch is not appended twice, a sequence gap is refused, and
  *   an older epoch is fenced;
  * - `offsetForTime` finds the first record at or after a time; retention only removes whole old
- *   segments, moving `offsets().start` forward.
+ *   segments, moving `offsets().start` forward;
+ * - `deleteTopic` removes a topic whole: it is no longer listed, reopening does not bring it back,
+ *   and a new topic of that name starts empty at offset 0.
  */
 import type { EncodableRecord, RecordBatch, RecordHeader } from './record-batch.ts';
 
@@ -127,6 +129,12 @@ export interface Log {
   fsyncObserver: ((seconds: number) => void) | null;
 
   createTopic(name: string, config: TopicConfig): Promise<TopicInfo>;
+  /**
+   * Deletes a topic and its records (KAPPA_UNKNOWN_TOPIC if there is none; KAPPA_READ_ONLY on a
+   * read-only handle). A crash part way leaves the whole topic or nothing of it; a topic of the
+   * same name can be created again afterwards, with offsets from 0.
+   */
+  deleteTopic(name: string): Promise<void>;
   /** Appends the records; resolves, in input order, once they are durable (per the fsync mode). */
   append(topic: string, records: readonly ProducerRecord[]): Promise<RecordMetadata[]>;
   /**

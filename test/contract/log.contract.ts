@@ -65,6 +65,51 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         await assert.rejects(log.createTopic('no/slashes', { partitions: 1 }), (err: unknown) => isKappaError(err));
         await assert.rejects(log.topic('missing'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
       });
+
+      test('a deleted topic is gone, stays gone after reopen, and a new one of that name starts at offset 0', async () => {
+        await log.createTopic('doomed', { partitions: 2 });
+        await log.createTopic('kept', { partitions: 1 });
+        await log.append('doomed', [
+          { value: 'a', partition: 0 },
+          { value: 'b', partition: 1 },
+        ]);
+        await log.append('kept', [{ value: 'k' }]);
+        await log.deleteTopic('doomed');
+        assert.deepEqual(
+          (await log.topics()).map((t) => t.name),
+          ['kept'],
+        );
+        await assert.rejects(log.topic('doomed'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
+        await assert.rejects(log.append('doomed', [{ value: 'x' }]), (err: unknown) =>
+          isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'),
+        );
+        await assert.rejects(log.deleteTopic('doomed'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
+        await assert.rejects(log.deleteTopic('../kept'), (err: unknown) =>
+          isKappaError(err, 'KAPPA_INVALID_TOPIC_NAME'),
+        );
+        log = await h.reopen();
+        assert.deepEqual(
+          (await log.topics()).map((t) => t.name),
+          ['kept'],
+        );
+        assert.deepEqual((await readAll(log, 'kept', 0)).map(text), ['k']);
+        await log.createTopic('doomed', { partitions: 1 });
+        assert.deepEqual(await log.offsets('doomed', 0), { start: 0, end: 0 });
+        const [ack] = await log.append('doomed', [{ value: 'new' }]);
+        assert.equal(ack.offset, 0);
+        assert.deepEqual((await readAll(log, 'doomed', 0)).map(text), ['new']);
+      });
+
+      test('a read-only handle cannot delete a topic', async () => {
+        await log.createTopic('t', { partitions: 1 });
+        const reader = await openLog(log.descriptor, { readOnly: true });
+        try {
+          await assert.rejects(reader.deleteTopic('t'), (err: unknown) => isKappaError(err, 'KAPPA_READ_ONLY'));
+        } finally {
+          await reader.close();
+        }
+        assert.equal((await log.topic('t')).partitions, 1);
+      });
     });
 
     describe('appends and reads', () => {
