@@ -3,7 +3,7 @@
  * read from disk once, open to anyone who can reach the server: they hold no data), and the data
  * it shows, `GET /v1/overview` (topics, tasks, views and builds in one answer) and
  * `GET /v1/overview/stream` (the same every OVERVIEW_INTERVAL_MS as Server-Sent Events), which
- * need `query`.
+ * need `query`. The dashboard itself follows one multiplexed stream, GET /v1/events (events.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { KappaError } from '../errors.ts';
 import type { Kappa } from './context.ts';
 
-const OVERVIEW_INTERVAL_MS = 1000;
+export const OVERVIEW_INTERVAL_MS = 1000;
 
 /** The dashboard's files: its own (src/dashboard) and uPlot's. */
 const DASHBOARD_ASSETS: Record<string, { file: string; type: string }> = {
@@ -67,7 +67,7 @@ function readDashboardFile(name: string): Buffer {
 }
 
 /** Topics, tasks, views and builds in one answer: what the dashboard's overview shows. */
-async function overview(kappa: Kappa): Promise<object> {
+export async function overview(kappa: Kappa): Promise<object> {
   const { log, store, control, engine, app } = kappa;
   const topics = [];
   for (const t of await log.topics()) {
@@ -101,5 +101,14 @@ async function overview(kappa: Kappa): Promise<object> {
     });
   }
   const alertTopics = [...new Set(app.outputs.filter((o) => o.fromStart).map((o) => o.target.name))];
-  return { atMs: now, topics, tasks, alertTopics, versions: await store.versions(), builds: await control.builds() };
+  return {
+    atMs: now,
+    topics,
+    tasks,
+    alertTopics,
+    // The views the running config declares: a view in the store but not here is an orphan of an older config.
+    configViews: app.views.map((v) => v.name),
+    versions: await store.versions(),
+    builds: await control.builds(),
+  };
 }

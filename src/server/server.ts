@@ -3,8 +3,8 @@
  * pipelines and builds, metrics, health. buildServer puts the shared objects on `fastify.kappa`
  * (context.ts), registers the hooks every route passes through (hooks.ts: auth, scopes, limits,
  * errors) and then one plugin per group of routes: health.ts, topics.ts, views.ts, pipelines.ts,
- * dashboard.ts. Every route declares the scope it needs; a route without one is refused when it is
- * added, so nothing is open by accident. Errors are the catalogue's: `{ error: { code, message,
+ * dashboard.ts, events.ts. Every route declares the scope it needs; a route without one is refused when
+ * it is added, so nothing is open by accident. Errors are the catalogue's: `{ error: { code, message,
  * details } }` with its HTTP status.
  *
  * Without tokens in the config every route is open, and the server only binds to the loopback
@@ -21,6 +21,7 @@ import { KappaError } from '../errors.ts';
 import { checkTokens } from './auth.ts';
 import { type ServerOptions, bodyLimits, createKappa } from './context.ts';
 import { dashboardRoutes } from './dashboard.ts';
+import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
 import { LOOPBACK, hooks } from './hooks.ts';
 import { PATH_PARAM_CHARS_MAX, answerClientError, asKappaError, sendError } from './http-errors.ts';
@@ -93,7 +94,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   fastify.decorate('kappa', createKappa(opts, fastify));
   await fastify.register(hooks);
-  for (const routes of [healthRoutes, topicRoutes, viewRoutes, dashboardRoutes, pipelineRoutes])
+  for (const routes of [healthRoutes, topicRoutes, viewRoutes, dashboardRoutes, eventRoutes, pipelineRoutes])
     await fastify.register(routes);
   await fastify.ready();
   return fastify;

@@ -8,7 +8,6 @@
  * lines starting with ':' are comments a client ignores.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ChangeEvent } from './changes.ts';
 
 const SSE_HEARTBEAT_MS = 15_000;
 /** Bytes queued for a slow SSE client before its stream of pushed events is cut (it reconnects with Last-Event-ID). */
@@ -20,8 +19,15 @@ const SSE_BUFFER_MAX = 8 * 1024 * 1024;
  * changes) are instead dropped with the connection once SSE_BUFFER_MAX is queued, and the client
  * reconnects with Last-Event-ID.
  */
+/** One event: `id` (the client's Last-Event-ID after it), the event's name, and its data as one line of JSON. */
+export interface SseEvent {
+  id: string;
+  event: string;
+  data: string;
+}
+
 export interface EventStream {
-  send(e: ChangeEvent): boolean;
+  send(e: SseEvent): boolean;
   drained(): Promise<void>;
   end(): void;
   ended(): boolean;
