@@ -3,9 +3,14 @@
  * (the live version's rows, filtered by column=value, ordered, paged), `GET /v1/views/:view/changes`
  * (its row changes as Server-Sent Events, changes.ts) and `POST /v1/sql` (a read-only query with a
  * time limit; the store refuses writes). All need `query`.
+ *
+ * Numbers in the answers lose their binary noise (945504.3599999986 is 945504.36): fractional
+ * numbers are rounded to 15 significant digits, as many as a double holds exactly in decimal, so
+ * no real precision is lost. Whole numbers (counts, epoch-ms times) are untouched.
  */
 import type { FastifyInstance } from 'fastify';
-import { KappaError } from '../errors.ts';
+import { KappaError, isKappaError } from '../errors.ts';
+import type { Log } from '../log/index.ts';
 import type { ViewStore } from '../view/index.ts';
 import { headerValue, wholeNumber } from './request.ts';
 
@@ -52,7 +57,7 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
       req.query as Record<string, string | string[] | undefined>,
     );
     const result = await store.query(sql, params);
-    return { view, rows: result.rows, limit, offset };
+    return { view, rows: withoutFloatNoise(result.rows), limit, offset };
   });
 
   fastify.get('/v1/views/:view/changes', { config: { scope: 'query', eventStream: true } }, async (req, reply) => {
@@ -75,8 +80,13 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
     const params = body.params ?? [];
     if (!Array.isArray(params))
       throw new KappaError('KAPPA_INVALID_ARGUMENT', '"params" must be an array of values for the ? placeholders.', {});
-    const result = await store.query(body.sql, params, { timeoutMs: kappa.sqlTimeoutMs });
-    return { columns: result.columns, rows: result.rows };
+    let result;
+    try {
+      result = await store.query(body.sql, params, { timeoutMs: kappa.sqlTimeoutMs });
+    } catch (err) {
+      throw await topicNotView(err, kappa.log);
+    }
+    return { columns: result.columns, rows: withoutFloatNoise(result.rows) };
   });
 }
 
@@ -161,4 +171,35 @@ function typedValue(name: string, value: string, type: string): unknown {
     return n;
   }
   return value;
+}
+
+/** Significant digits a double holds exactly in decimal (DBL_DIG). */
+const FLOAT_DIGITS = 15;
+
+/** `rows` with every fractional number rounded to FLOAT_DIGITS significant digits (in place). */
+export function withoutFloatNoise(rows: Record<string, unknown>[]): Record<string, unknown>[] {
+  for (const row of rows)
+    for (const key in row) {
+      const v = row[key];
+      if (typeof v === 'number' && !Number.isInteger(v) && Number.isFinite(v))
+        row[key] = Number(v.toPrecision(FLOAT_DIGITS));
+    }
+  return rows;
+}
+
+/** A query that names a topic as if it were a view ("no such table: sales") says so plainly. */
+async function topicNotView(err: unknown, log: Log): Promise<unknown> {
+  if (!isKappaError(err, 'KAPPA_SQL_ERROR') || typeof err.details?.table !== 'string') return err;
+  const table = err.details.table;
+  const topics = await log.topics().catch(() => []);
+  if (!topics.some((t) => t.name === table)) return err;
+  const views = Array.isArray(err.details.views) ? (err.details.views as string[]) : [];
+  return new KappaError(
+    'KAPPA_SQL_ERROR',
+    `"${table}" is a topic, not a view: SQL reads only views. ` +
+      (views.length > 0 ? `The views: ${views.join(', ')}. ` : 'There are no views yet. ') +
+      `Query a view defined over "${table}" in the config, or read its records with GET /v1/topics/${table}/records.`,
+    { ...err.details, topic: table },
+    err,
+  );
 }

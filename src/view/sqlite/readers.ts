@@ -9,7 +9,7 @@
  * process that is killed past it (./timed-reader.ts).
  */
 import Database from 'better-sqlite3';
-import { KappaError } from '../../errors.ts';
+import { KappaError, closestNames } from '../../errors.ts';
 import type { QueryOptions, QueryResult } from '../types.ts';
 import type { VersionHandle } from './catalog.ts';
 import { RESULT_BYTES_MAX, SQL_CHARS_MAX, collectRows } from './query-limits.cjs';
@@ -95,7 +95,7 @@ export class SqliteReaders {
     try {
       stmt = reader.prepare(sql);
     } catch (err) {
-      throw sqlError(err);
+      throw explained(sqlError(err), reader);
     }
     // `readonly` is false for anything that writes the database; `reader` is false for statements
     // that return nothing, which also catches those that change the connection instead (ATTACH,
@@ -137,4 +137,47 @@ function sqlError(err: unknown): KappaError {
   const code = (err as { code?: unknown }).code;
   const details = typeof code === 'string' ? { sqliteCode: code } : {};
   return new KappaError('KAPPA_SQL_ERROR', `SQL error: ${(err as Error)?.message ?? String(err)}`, details, err);
+}
+
+/** The names of the live views, sorted. */
+function liveViews(reader: Database.Database): string[] {
+  const rows = reader.prepare("SELECT name FROM kappa_views WHERE state = 'live' ORDER BY name").all();
+  return (rows as { name: string }[]).map((r) => r.name);
+}
+
+/**
+ * SQLite's "no such table" and "no such column", said for someone who knows the views and topics
+ * but not SQLite: a name that is not a view (often a topic, which SQL cannot read) gets the list of
+ * views and the closest view names; an unknown column gets the closest columns of the views.
+ */
+function explained(err: KappaError, reader: Database.Database): KappaError {
+  if (err.code !== 'KAPPA_SQL_ERROR') return err;
+  const table = /no such table: (?:main\.)?(\S+)/.exec(err.message)?.[1];
+  const column = /no such column: (\S+)/.exec(err.message)?.[1];
+  if (table === undefined && column === undefined) return err;
+  let views: string[];
+  try {
+    views = liveViews(reader);
+  } catch {
+    return err; // a database without a catalog yet: SQLite's words will do
+  }
+  const list = views.length === 0 ? 'There are no views yet.' : `The views: ${views.join(', ')}.`;
+  if (table !== undefined) {
+    const close = closestNames(table, views);
+    const message =
+      `There is no view "${table}". ${list}` +
+      (close.length > 0 ? ` Did you mean ${close.map((c) => `"${c}"`).join(' or ')}?` : '') +
+      ` SQL reads only views, not topics: if "${table}" is a topic, define a view over it in the config (or read its records with \`kappa consume ${table}\`).`;
+    return new KappaError('KAPPA_SQL_ERROR', message, { ...err.details, table, views }, err);
+  }
+  const name = column!.includes('.') ? column!.slice(column!.lastIndexOf('.') + 1) : column!;
+  const owners = new Map<string, string[]>();
+  for (const view of views)
+    for (const c of reader.prepare('SELECT name FROM pragma_table_info(?)').all(view) as { name: string }[])
+      owners.set(c.name, [...(owners.get(c.name) ?? []), view]);
+  const close = closestNames(name, owners.keys());
+  if (close.length === 0) return err;
+  const where = (c: string): string => `"${c}" (${owners.get(c)!.slice(0, 3).join(', ')})`;
+  const message = `${err.message}. Did you mean ${close.map(where).join(' or ')}?`;
+  return new KappaError('KAPPA_SQL_ERROR', message, { ...err.details, column: name, didYouMean: close }, err);
 }
