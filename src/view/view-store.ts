@@ -24,7 +24,8 @@
  *   under an existing (name, version) is refused (KAPPA_VIEW_CONFLICT);
  * - the swap (`makeLive`) is atomic for readers: a query sees the old live version or the new
  *   one, never neither and never a mix; at most one version of a view is live;
- * - the live version cannot be dropped (KAPPA_VIEW_CONFLICT);
+ * - the live version cannot be dropped (KAPPA_VIEW_CONFLICT) on its own; `dropView` drops a whole
+ *   view, every version and its public SQL view, in one transaction;
  * - queries are read-only (a statement that would write data or change the connection is refused
  *   with KAPPA_QUERY_NOT_READ_ONLY, before it runs) and bounded (statement length, rows and bytes
  *   of the answer, and a time limit when one is given); they read a whole committed state and
@@ -66,6 +67,15 @@ export interface ViewStore {
    * the same transaction; callers still call `ControlStore.forgetVersion`.)
    */
   dropVersion(name: string, version: number): Promise<void>;
+  /**
+   * Drops every version of a view, the live one included, with their tables, checkpoints and
+   * catalog rows, and the public SQL view, in one transaction: afterwards the view is as if it had
+   * never been built (a config that still defines it builds it again from the start of its topic).
+   * Returns the versions dropped; KAPPA_UNKNOWN_VIEW when the store has no view of that name.
+   * (The SQLite adapter also forgets each version's code and build record in that transaction.)
+   * The caller makes sure no engine is writing the view (`kappa views drop` holds the data dir).
+   */
+  dropView(name: string): Promise<number[]>;
   /**
    * Runs one read-only SQL statement on a reader connection; a write is refused with
    * KAPPA_QUERY_NOT_READ_ONLY. The adapter bounds the statement's length and the answer's rows and

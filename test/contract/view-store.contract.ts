@@ -549,6 +549,41 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         assert.equal((await snapshot(store)).length, 1);
         assert.deepEqual(await store.checkpoints('sales', 1), [cp(1)]);
       });
+
+      test('dropView drops every version, the live one too, and the public SQL view; other views stay', async () => {
+        await twoVersions();
+        await store.ensureVersion(totalsDef());
+        assert.deepEqual(await store.dropView('sales'), [1, 2]);
+        assert.deepEqual(
+          (await store.versions()).map((v) => v.name),
+          ['totals'],
+        );
+        await assert.rejects(store.query('SELECT * FROM sales'), /sales/);
+        await rejectsWith(store.checkpoints('sales', 1), 'KAPPA_UNKNOWN_VIEW');
+        await rejectsWith(store.checkpoints('sales', 2), 'KAPPA_UNKNOWN_VIEW');
+        // The name is free again: a new first version is live and empty, with no checkpoints.
+        const again = await store.ensureVersion(salesDef(1));
+        assert.equal(again.state, 'live');
+        assert.equal(again.rows, 0);
+        assert.deepEqual(await store.checkpoints('sales', 1), []);
+        assert.deepEqual((await store.query('SELECT * FROM sales')).rows, []);
+      });
+
+      test('dropView survives reopening, and refuses an unknown or invalid name without changing anything', async () => {
+        await twoVersions();
+        await store.dropView('sales');
+        store = await h.reopen();
+        assert.deepEqual(await store.versions(), []);
+        await store.ensureVersion(totalsDef());
+        const before = await store.query('SELECT * FROM totals');
+        await rejectsWith(store.dropView('sales'), 'KAPPA_UNKNOWN_VIEW');
+        await rejectsWith(store.dropView('no such; drop'), 'KAPPA_INVALID_ARGUMENT');
+        assert.deepEqual(await store.query('SELECT * FROM totals'), before);
+        assert.deepEqual(
+          (await store.versions()).map((v) => v.name),
+          ['totals'],
+        );
+      });
     });
 
     describe('query', () => {

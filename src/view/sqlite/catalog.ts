@@ -120,6 +120,37 @@ export class VersionCatalog {
     this.handles.delete(handleKey(name, version));
   }
 
+  /**
+   * Drops every version of a view, the live one too, and its public SQL view, in one transaction;
+   * `alsoInTx` runs for each version and for each of `moreVersions` (builds with no catalog row
+   * yet). Returns the versions dropped; KAPPA_UNKNOWN_VIEW when there is nothing of that name.
+   */
+  async dropView(
+    name: string,
+    moreVersions: readonly number[],
+    alsoInTx: (name: string, version: number) => void,
+  ): Promise<number[]> {
+    this.writer.checkOpen();
+    checkViewName(name);
+    const versions = await this.writer.writeWhenFree(`drop view "${name}"`, () => {
+      const rows = this.sql.byName.all(name) as CatalogRow[];
+      const all = [...new Set([...rows.map((r) => r.version), ...moreVersions])].sort((a, b) => a - b);
+      if (all.length === 0)
+        throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${name}" to drop.`, { view: name });
+      // The public view first: it reads the live version's table.
+      this.db.exec(`DROP VIEW IF EXISTS ${quoteIdent(rows[0]?.name ?? name)}`);
+      for (const version of all) {
+        this.db.exec(`DROP TABLE IF EXISTS ${tableIdent({ name: rows[0]?.name ?? name, version })}`);
+        this.sql.dropCheckpoints.run(name, version);
+        alsoInTx(name, version);
+        this.sql.delete.run(name, version);
+      }
+      return all;
+    });
+    for (const version of versions) this.handles.delete(handleKey(name, version));
+    return versions;
+  }
+
   /** The version's prepared statements; built from the catalog if this process has not seen it. */
   handle(name: string, version: number): VersionHandle {
     checkViewName(name);
@@ -213,6 +244,7 @@ function catalogStatements(db: Database.Database) {
     get: db.prepare('SELECT * FROM kappa_views WHERE name = ? AND version = ?'),
     live: db.prepare("SELECT * FROM kappa_views WHERE name = ? AND state = 'live'"),
     all: db.prepare('SELECT * FROM kappa_views ORDER BY name, version'),
+    byName: db.prepare('SELECT * FROM kappa_views WHERE name = ? ORDER BY version'),
     insert: db.prepare(
       'INSERT INTO kappa_views (name, version, state, fingerprint, definition_json, created_at, live_at) ' +
         'VALUES (?, ?, ?, ?, ?, ?, ?)',

@@ -155,6 +155,15 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   dropVersion(name: string, version: number): Promise<void> {
     return this.catalog.dropVersion(name, version, this.forget);
   }
+  /** Also forgets each version's code and build record (builds not yet in the catalog too), in the same transaction. */
+  async dropView(name: string): Promise<number[]> {
+    const building = (await this.control.builds()).filter((b) => b.name.toLowerCase() === name.toLowerCase());
+    return this.catalog.dropView(
+      name,
+      building.map((b) => b.version),
+      this.forget,
+    );
+  }
   async query(sql: string, params: unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.writer.checkOpen();
     return this.readers.query(sql, params, opts);
