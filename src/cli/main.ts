@@ -8,6 +8,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
 import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
+import { checkCommand } from './check.ts';
 import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { produceCommand } from './produce.ts';
@@ -63,6 +64,11 @@ function buildProgram(ctx: () => CliContext): Command {
   addRunCommands(program, ctx);
   addViewCommands(program, ctx);
   addDemoCommand(program, ctx);
+  program
+    .command('check')
+    .description('type-check the config and validate its topics, views and outputs; exits 1 on any error')
+    .option('--config <file>', 'the app config (default: kappa.config.ts here)')
+    .action((opts) => checkCommand(ctx(), { config: (opts.config as string | undefined) ?? configOf(program) }));
   return program;
 }
 
@@ -151,6 +157,7 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
     )
     .option('--no-server', 'run the pipelines without the HTTP API')
     .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
+    .option('--strict', 'refuse to start if the config has type errors (by default they are printed as warnings)')
     .action((opts) =>
       startCommand(ctx(), {
         config: configOf(program),
@@ -161,6 +168,7 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
         port: opts.port,
         server: opts.server,
         httpLog: opts.httpLog,
+        strict: opts.strict,
       }),
     );
 

@@ -2,7 +2,8 @@
  * `kappa start`: runs every pipeline of the config over the embedded log until SIGINT or SIGTERM,
  * then flushes, checkpoints and exits 0. A task failure stops everything with exit code 1.
  * Tasks are spread over `--workers` threads (default: one per core); `--workers 0` runs them all
- * on the main thread.
+ * on the main thread. Before anything is opened, the config goes through `kappa check`'s type check
+ * (check.ts): type errors are printed as warnings, or refuse the start with `--strict`.
  */
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index
 import { startWebhooks } from '../app/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/sqlite/index.ts';
+import { startChecks } from './check.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 
@@ -28,6 +30,8 @@ export interface StartOptions {
   server?: boolean;
   /** Log every HTTP request (pino JSON lines on stdout). */
   httpLog?: boolean;
+  /** Refuse to start when the config has type errors (they are warnings otherwise). */
+  strict?: boolean;
 }
 
 export function defaultWorkers(): number {
@@ -48,6 +52,7 @@ export type Companion = (running: {
 
 export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
+  await startChecks(ctx, configPath, opts.strict === true);
   const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
   const log = await openForWriting(ctx.dataDir);

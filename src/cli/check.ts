@@ -1,0 +1,253 @@
+/**
+ * `kappa check [--config FILE]`: finds the mistakes in an app config before it runs. Two passes:
+ *
+ *   1. Types: the TypeScript compiler checks the config (and the user's own files it imports, not
+ *      Kappa's nor node_modules') with strict settings, so a typo on a typed schema, such as
+ *      `groupBy((s) => ({ region: s.regoin }))`, is caught here instead of sending every record to
+ *      the dead-letter topic. Each error is reported as file:line:col with the line and a caret.
+ *   2. The app: the config is loaded and every problem the engine would refuse is listed (topics
+ *      read or written but not declared, names, windows, duplicates; see stream/config.ts).
+ *
+ * `kappa start` runs the same checks first (startChecks): type errors are warnings there, or
+ * errors with `--strict`; a syntax error or an app problem stops it.
+ *
+ * TypeScript is imported only when a check runs, so the other commands do not pay for loading it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as TS from 'typescript';
+import { KappaError, isKappaError } from '../errors.ts';
+import { type AppDef, defaultConfigPath, loadApp } from '../stream/index.ts';
+import type { CliContext } from './main.ts';
+
+/** One compiler error in a config file, with where it is (1-based line and column). */
+export interface ConfigDiagnostic {
+  file: string;
+  line: number;
+  column: number;
+  /** Characters the caret underlines (at least 1). */
+  length: number;
+  /** TypeScript's error number (TS2551 and so on). */
+  code: number;
+  message: string;
+  /** True for a syntax error: the file cannot even be loaded. */
+  syntax: boolean;
+}
+
+/** Kappa's own folder: its sources are checked by Kappa's build, not reported to the user. */
+const KAPPA_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const KAPPA_OWN = [folder(KAPPA_ROOT, 'src'), folder(KAPPA_ROOT, 'dist')];
+/** Widest code frame line; a longer line is shown as a window around the error. */
+const FRAME_CHARS_MAX = 110;
+
+function folder(...parts: string[]): string {
+  return resolve(...parts) + sep;
+}
+
+/**
+ * Where the config's project keeps Node's types (the `@types` folder holding `node`), or null.
+ * TypeScript 6 includes no `@types` package unless told to, and a config that reads `process.env`
+ * must not fail the check for that; without them, NODE_GLOBALS stands in (loading @types/node
+ * costs a second or more, so Kappa's own copy is not used).
+ */
+function nodeTypesFor(file: string): string | null {
+  try {
+    return dirname(dirname(createRequire(resolve(dirname(file), 'x.js')).resolve('@types/node/package.json')));
+  } catch {
+    return null; // not installed for the config's project
+  }
+}
+
+/** Without @types/node: just enough of Node's globals for a config (`process.env` and the like). */
+const NODE_GLOBALS_FILE = '/__kappa__/node-globals.d.ts';
+const NODE_GLOBALS = `declare var process: {
+  env: Record<string, string | undefined>; argv: string[]; cwd(): string; exit(code?: number): never; platform: string;
+};
+declare var console: { log(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void };
+`;
+
+/** The files of `program` the user wrote: not declarations, not in node_modules, not Kappa's own. */
+function userFiles(program: TS.Program): TS.SourceFile[] {
+  return program
+    .getSourceFiles()
+    .filter(
+      (f) =>
+        !f.isDeclarationFile &&
+        f.fileName !== NODE_GLOBALS_FILE &&
+        !f.fileName.includes('/node_modules/') &&
+        !KAPPA_OWN.some((own) => resolve(f.fileName).startsWith(own)),
+    );
+}
+
+/**
+ * Type-checks the config at `file` with the TypeScript compiler, as a user's editor would with
+ * strict settings, and returns the errors in the user's files, syntax errors first.
+ */
+export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]> {
+  const ts = (await import('typescript')).default;
+  const options: TS.CompilerOptions = {
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    allowImportingTsExtensions: true,
+    allowJs: true,
+    resolveJsonModule: true,
+    esModuleInterop: true,
+  };
+  const nodeTypes = nodeTypesFor(file);
+  if (nodeTypes !== null) Object.assign(options, { types: ['node'], typeRoots: [nodeTypes] });
+  const roots = nodeTypes === null ? [file, NODE_GLOBALS_FILE] : [file];
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, language, ...rest) =>
+    name === NODE_GLOBALS_FILE
+      ? ts.createSourceFile(name, NODE_GLOBALS, language)
+      : getSourceFile(name, language, ...rest);
+  const program = ts.createProgram(roots, options, host);
+  const out: ConfigDiagnostic[] = [];
+  for (const source of userFiles(program)) {
+    const syntax = program.getSyntacticDiagnostics(source);
+    // A file that does not parse gives nonsense type errors besides; the syntax errors say it all.
+    const semantic = syntax.length > 0 ? [] : program.getSemanticDiagnostics(source);
+    for (const d of [...syntax, ...semantic])
+      out.push(toDiagnostic(ts, d, syntax.includes(d as TS.DiagnosticWithLocation)));
+  }
+  return out.sort((a, b) => Number(b.syntax) - Number(a.syntax));
+}
+
+function toDiagnostic(
+  ts: Pick<typeof TS, 'flattenDiagnosticMessageText'>,
+  d: TS.Diagnostic,
+  syntax: boolean,
+): ConfigDiagnostic {
+  const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
+  if (d.file === undefined || d.start === undefined)
+    return { file: '', line: 0, column: 0, length: 1, code: d.code, message, syntax };
+  const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
+  return {
+    file: d.file.fileName,
+    line: line + 1,
+    column: character + 1,
+    length: Math.max(1, d.length ?? 1),
+    code: d.code,
+    message,
+    syntax,
+  };
+}
+
+/**
+ * The line an error is on, and a caret under it:
+ *
+ *     6 |   views: [view('totals', from(sales).groupBy((s) => ({ region: s.regoin }))...
+ *       |                                                                  ^^^^^^
+ */
+export function codeFrame(source: string, line: number, column: number, length = 1): string {
+  const text = (source.split(/\r?\n/)[line - 1] ?? '').replace(/\t/g, ' ');
+  let from = 0;
+  let to = text.length;
+  if (text.length > FRAME_CHARS_MAX) {
+    from = Math.max(0, Math.min(column - 1 - 60, text.length - FRAME_CHARS_MAX));
+    to = Math.min(text.length, from + FRAME_CHARS_MAX);
+  }
+  const shown = `${from > 0 ? '...' : ''}${text.slice(from, to)}${to < text.length ? '...' : ''}`;
+  const caretAt = column - 1 - from + (from > 0 ? 3 : 0);
+  const caretLength = Math.max(1, Math.min(length, to - (column - 1)));
+  const gutter = String(line);
+  return (
+    `  ${gutter} | ${shown}\n` +
+    `  ${' '.repeat(gutter.length)} | ${' '.repeat(Math.max(0, caretAt))}${'^'.repeat(caretLength)}`
+  );
+}
+
+/** `file:line:col - error TS2551: message`, then the code frame. `as` is 'error' or 'warning'. */
+export function formatDiagnostic(d: ConfigDiagnostic, as: 'error' | 'warning', cwd = process.cwd()): string {
+  const kind = d.syntax ? 'syntax error' : `${as} TS${d.code}`;
+  if (d.file === '') return `${kind}: ${d.message}\n`;
+  const name = relative(cwd, d.file).startsWith('..') ? d.file : relative(cwd, d.file) || d.file;
+  let source = '';
+  try {
+    source = readFileSync(d.file, 'utf8');
+  } catch {
+    // The frame is a help, not the error: without the file, the location still says where.
+  }
+  const message = d.message.replace(/\n/g, '\n    ');
+  const frame = source === '' ? '' : `${codeFrame(source, d.line, d.column, d.length)}\n`;
+  return `${name}:${d.line}:${d.column} - ${kind}: ${message}\n${frame}`;
+}
+
+/** The problems a loaded app has (from loadApp's KAPPA_CONFIG_INVALID), or the error as is if it is another. */
+function problemsOf(err: unknown): string[] {
+  if (!isKappaError(err, 'KAPPA_CONFIG_INVALID')) throw err;
+  const problems = err.details?.problems;
+  return Array.isArray(problems) && problems.length > 1 ? (problems as string[]) : [err.message];
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** One line that says what the app holds: its topics, views and outputs by name. */
+function summary(app: AppDef): string {
+  const names = (items: { name: string }[]): string =>
+    items.length === 0 ? '' : ` (${items.map((i) => i.name).join(', ')})`;
+  return (
+    `${plural(app.topics.length, 'topic')}${names(app.topics)}, ${plural(app.views.length, 'view')}${names(app.views)}, ` +
+    `${plural(app.outputs.length, 'output')}${names(app.outputs)}`
+  );
+}
+
+/** `kappa check`: prints every error and exits 1, or prints "ok" with what the app holds. */
+export async function checkCommand(ctx: CliContext, opts: { config?: string }): Promise<void> {
+  const file = resolve(opts.config ?? defaultConfigPath());
+  if (!existsSync(file))
+    throw new KappaError(
+      'KAPPA_CONFIG_INVALID',
+      `${file}: the config file does not exist (create kappa.config.ts, or pass --config FILE)`,
+      { file },
+    );
+  const diagnostics = await typeCheckConfig(file);
+  for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, 'error'));
+  let app: AppDef | null = null;
+  let problems: string[] = [];
+  // A file that does not parse cannot be loaded: the syntax errors above are all there is to say.
+  if (!diagnostics.some((d) => d.syntax)) {
+    try {
+      app = await loadApp(file);
+    } catch (err) {
+      problems = problemsOf(err);
+      for (const p of problems) ctx.stderr.write(`${problems.length > 1 ? `${file}: ` : ''}${p}\n`);
+    }
+  }
+  const errors = diagnostics.length + problems.length;
+  if (errors > 0 || app === null) {
+    ctx.stderr.write(`kappa: check found ${plural(Math.max(1, errors), 'error')} in ${file}\n`);
+    ctx.exitCode = 1;
+    return;
+  }
+  ctx.stdout.write(`ok: ${file}: ${summary(app)}; types and app checked\n`);
+}
+
+/**
+ * The checks `kappa start` runs before it opens anything: type errors are printed as warnings
+ * (errors with `strict`, which then refuses to start); a syntax error is always an error, and the
+ * load that follows says so.
+ */
+export async function startChecks(ctx: CliContext, file: string, strict: boolean): Promise<void> {
+  if (!existsSync(file)) return; // loadApp says the file is missing, in the same words as always
+  const diagnostics = await typeCheckConfig(file);
+  if (diagnostics.length === 0) return;
+  for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, strict ? 'error' : 'warning'));
+  if (diagnostics.some((d) => d.syntax)) return;
+  if (strict)
+    throw new KappaError(
+      'KAPPA_CONFIG_INVALID',
+      `${file}: ${plural(diagnostics.length, 'type error')} (shown above); --strict refuses to start with them. Fix them (\`kappa check\` lists them), or start without --strict.`,
+      { file, typeErrors: diagnostics.length },
+    );
+  ctx.stderr.write(
+    `kappa: warning: ${plural(diagnostics.length, 'type error')} in the config (shown above): records that hit them will go to the dead-letter topics. Starting anyway; \`kappa start --strict\` refuses instead.\n`,
+  );
+}
