@@ -23,6 +23,12 @@ export interface WebhookStats {
   deadLettered: number;
 }
 
+/** Whether a webhook's receiver is failing, shared by its partitions' loops: its state changes are logged once. */
+interface Health {
+  failing: boolean;
+  logger: Logger;
+}
+
 export interface Webhooks {
   stats: Map<string, WebhookStats>;
   stop(): Promise<void>;
@@ -46,10 +52,11 @@ export async function startWebhooks(
     const checkpoints = await control.outputCheckpoints(checkpointName);
     const s: WebhookStats = { delivered: 0, retried: 0, deadLettered: 0 };
     stats.set(h.name, s);
+    const health: Health = { failing: false, logger };
     for (let p = 0; p < info.partitions; p++) {
       const cp = checkpoints.find((c) => c.topic === h.topic && c.partition === p);
       const from = cp?.offset ?? (await log.offsets(h.topic, p)).end;
-      loops.push(deliver(log, control, h, p, from, checkpointName, dlq, s, abort.signal, logger));
+      loops.push(deliver(log, control, h, p, from, checkpointName, dlq, s, abort.signal, health));
     }
   }
   return {
@@ -71,12 +78,13 @@ async function deliver(
   dlq: string,
   stats: WebhookStats,
   signal: AbortSignal,
-  logger: Logger,
+  health: Health,
 ): Promise<void> {
+  const { logger } = health;
   try {
     for await (const batch of log.read(h.topic, partition, from, { follow: true, signal })) {
       for (const r of batch.records(from)) {
-        const error = await post(h, partition, r, stats, signal);
+        const error = await post(h, partition, r, stats, signal, health);
         if (signal.aborted) return; // not delivered: tried again at the next start
         if (error === null) stats.delivered++;
         else {
@@ -124,6 +132,7 @@ async function post(
   r: LogRecord,
   stats: WebhookStats,
   signal: AbortSignal,
+  health: Health,
 ): Promise<string | null> {
   const text = r.value === null ? null : r.value.toString('utf8');
   let value: unknown = text;
@@ -140,37 +149,94 @@ async function post(
     key: r.key?.toString('utf8') ?? null,
     value,
   });
-  let last = '';
+  let last: string | null = '';
   for (let attempt = 1; attempt <= h.maxAttempts; attempt++) {
     if (attempt > 1) {
       stats.retried++;
       await sleep(h.backoffMs * 2 ** (attempt - 2), signal);
     }
     if (signal.aborted) return 'stopped';
-    try {
-      const res = await fetch(h.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'kappa-delivery-id': `${h.topic}/${partition}/${r.offset}`,
-          ...(h.headers ?? {}),
-        },
-        body,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(h.timeoutMs)]),
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return null;
-      last = `the receiver answered ${res.status}`;
-    } catch (err) {
-      last = `the request failed: ${(err as Error).message}`;
+    last = await attemptOnce(h, partition, r.offset, body, signal);
+    if (last === null) {
+      if (health.failing) health.logger.info(`webhook ${h.name}: ${h.url} takes deliveries again`);
+      health.failing = false;
+      return null;
     }
+    // Said once when the receiver starts failing (not per attempt), with the cause, so a
+    // receiver that is down is known at once, not only when the first record is dead-lettered.
+    if (!health.failing && !signal.aborted)
+      health.logger.warn(
+        `webhook ${h.name}: delivering ${h.topic}/${partition}/${r.offset} to ${h.url} failed (${last}); retrying, up to ${h.maxAttempts} attempts per record`,
+      );
+    health.failing = true;
   }
   return last;
 }
 
+/**
+ * One POST; null when the receiver took it, else why not. The request gets its own AbortController,
+ * tied to `signal` by a listener removed when the attempt ends: `AbortSignal.any` or a listener
+ * left on the shared signal per attempt would pile up (MaxListenersExceededWarning) on a receiver
+ * that keeps failing.
+ */
+async function attemptOnce(
+  h: Required<Omit<WebhookConfig, 'headers'>> & Pick<WebhookConfig, 'headers'>,
+  partition: number,
+  offset: number,
+  body: string,
+  signal: AbortSignal,
+): Promise<string | null> {
+  const request = new AbortController();
+  const stop = (): void => request.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  const timer = setTimeout(stop, h.timeoutMs);
+  try {
+    const res = await fetch(h.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'kappa-delivery-id': `${h.topic}/${partition}/${offset}`,
+        ...(h.headers ?? {}),
+      },
+      body,
+      signal: request.signal,
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    return res.ok ? null : `the receiver answered ${res.status}`;
+  } catch (err) {
+    if (request.signal.aborted && !signal.aborted) return `no answer within ${h.timeoutMs} ms`;
+    return `the request failed: ${failureCause(err)}`;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/**
+ * Why a fetch failed, with the cause: undici says only "fetch failed" and keeps the reason
+ * (ECONNREFUSED 127.0.0.1:9, ENOTFOUND, a TLS error) in `cause`.
+ */
+export function failureCause(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    const { message, code } = e as { message?: unknown; code?: unknown };
+    const text = typeof message === 'string' && message !== '' ? message : String(e);
+    const part = typeof code === 'string' && !text.includes(code) ? `${code}: ${text}` : text;
+    if (!parts.includes(part)) parts.push(part);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
