@@ -16,6 +16,10 @@
  *   anomaly('odd_reading', from(readings), { key: (r) => r.device, value: (r) => r.temperature, to: alerts }),
  * ]
  * ```
+ *
+ * A rule raises at most one alert per key per `cooldown` of event time: a threshold fires once per
+ * episode anyway (default cooldown 0), an anomaly detector would fire on every odd value of an
+ * episode (default cooldown ANOMALY_COOLDOWN_DEFAULT).
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { type KeyValue, type OutputDef, Stream, type TopicDef, topic } from './dsl.ts';
@@ -60,6 +64,11 @@ export interface ThresholdRule<T> {
   value?: (value: T) => number;
   severity?: Severity;
   message?: (value: T, key: string) => string;
+  /**
+   * After an alert for a key, no other alert for that key until this much event time has passed
+   * (a condition that flaps raises one alert, not one per episode). Default 0: each episode fires.
+   */
+  cooldown?: Duration;
   to: TopicDef<Alert>;
 }
 
@@ -82,7 +91,34 @@ export interface AnomalyRule<T> {
   minSamples?: number;
   severity?: Severity;
   message?: (value: T, key: string, score: number) => string;
+  /**
+   * After an alert for a key, no other alert for that key until this much event time has passed:
+   * one odd episode (a device overheating for minutes) raises one alert, not one per reading.
+   * Default ANOMALY_COOLDOWN_DEFAULT ('5m'); 0 fires on every anomalous value.
+   */
+  cooldown?: Duration;
   to: TopicDef<Alert>;
+}
+
+/** The anomaly detectors' default cooldown per key, in event time. */
+export const ANOMALY_COOLDOWN_DEFAULT: Duration = '5m';
+
+/** Where a detector's state keeps, per key, the event time of its last alert. */
+const LAST_ALERT = Symbol('last alert per key');
+
+/**
+ * Whether `key` may raise an alert at event time `t` (no alert of it within `cooldownMs` before);
+ * if so, `t` becomes its last alert's time. Events out of order that fall before the last alert
+ * are within the cooldown too.
+ */
+function offCooldown(state: Map<unknown, unknown>, key: string, t: number, cooldownMs: number): boolean {
+  if (cooldownMs === 0) return true;
+  let last = state.get(LAST_ALERT) as Map<string, number> | undefined;
+  if (last === undefined) state.set(LAST_ALERT, (last = new Map()));
+  const previous = last.get(key);
+  if (previous !== undefined && t - previous < cooldownMs) return false;
+  last.set(key, t);
+  return true;
 }
 
 const NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -112,7 +148,8 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
   checkName(name);
   const forMs = rule.for === undefined ? 0 : parseDuration(rule.for, `for of alert "${name}"`);
   const severity = rule.severity ?? 'warning';
-  const describe = `threshold(${rule.key}|${rule.when}|${rule.total}|${forMs}|${rule.value}|${severity}|${rule.message})`;
+  const cooldownMs = parseDuration(rule.cooldown ?? 0, `cooldown of alert "${name}"`);
+  const describe = `threshold(${rule.key}|${rule.when}|${rule.total}|${forMs}|${rule.value}|${severity}|${rule.message}${cooldownMs === 0 ? '' : `|${cooldownMs}`})`;
   return detector(name, stream, rule.to, describe, function* (state, v, t) {
     const key = String(rule.key(v));
     let st = state.get(key) as { since: number | null; fired: boolean; total: number } | undefined;
@@ -124,7 +161,8 @@ export function threshold<T>(name: string, stream: Stream<T>, rule: ThresholdRul
       return;
     }
     st.since ??= t;
-    if (st.fired || t - st.since < forMs) return;
+    // Within the cooldown of the key's last alert, the episode fires once the cooldown is over.
+    if (st.fired || t - st.since < forMs || !offCooldown(state, key, t, cooldownMs)) return;
     st.fired = true;
     const value = rule.value ? rule.value(v) : rule.total ? st.total : null;
     yield {
@@ -151,12 +189,13 @@ export function anomaly<T>(name: string, stream: Stream<T>, rule: AnomalyRule<T>
   const limit = rule.threshold ?? 3;
   const minSamples = rule.minSamples ?? 20;
   const severity = rule.severity ?? 'warning';
+  const cooldownMs = parseDuration(rule.cooldown ?? ANOMALY_COOLDOWN_DEFAULT, `cooldown of anomaly detector "${name}"`);
   if (method !== 'zscore' && method !== 'ewma')
     throw new TypeError(`method of anomaly detector "${name}" must be 'zscore' or 'ewma'`);
   if (!Number.isInteger(window) || window < 2)
     throw new TypeError(`window of anomaly detector "${name}" must be a whole number of at least 2`);
   if (!(alpha > 0 && alpha <= 1)) throw new TypeError(`alpha of anomaly detector "${name}" must be in (0, 1]`);
-  const describe = `anomaly(${rule.key}|${rule.value}|${method}|${window}|${alpha}|${limit}|${minSamples}|${severity}|${rule.message})`;
+  const describe = `anomaly(${rule.key}|${rule.value}|${method}|${window}|${alpha}|${limit}|${minSamples}|${severity}|${rule.message}|${cooldownMs})`;
   return detector(name, stream, rule.to, describe, function* (state, v, t) {
     const key = String(rule.key(v));
     const x = rule.value(v);
@@ -185,7 +224,7 @@ export function anomaly<T>(name: string, stream: Stream<T>, rule: AnomalyRule<T>
     }
     if (n < minSamples || std === 0) return;
     const score = (x - mean) / std;
-    if (Math.abs(score) < limit) return;
+    if (Math.abs(score) < limit || !offCooldown(state, key, t, cooldownMs)) return;
     yield {
       rule: name,
       kind: 'anomaly',
