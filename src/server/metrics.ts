@@ -2,8 +2,14 @@
  * `GET /metrics`: Prometheus text, through prom-client. Counters and histograms are updated as
  * things happen (ingestion, fsyncs, HTTP answers); the per-task, per-view and per-build gauges are
  * read from the engine and the store when scraped, so they cost nothing between scrapes.
+ *
+ * Dead letters are counted from the log itself (`kappa_dead_letters_total{topic}`, per `<topic>.dlq`):
+ * the count survives restarts, takes in records dead-lettered by ingestion as well as by views and
+ * outputs, and never counts a record twice. `deadLetterTopics(log)` gives the same counts with each
+ * topic's first reason, for the dashboard.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isKappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import type { Engine, TaskStatus } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
@@ -72,6 +78,7 @@ export class Metrics {
     if (engine !== null) engine.flushObserver = (view, s) => this.flushSeconds.observe({ view }, s);
 
     collectedGauges(registers, log, store, control, engine);
+    deadLetterCounter(registers, log);
   }
 
   close(log: Log, engine: Engine | null): void {
@@ -162,4 +169,82 @@ function collectedGauges(
   gauge('kappa_build_events_per_second', 'Replay rate of a build in progress.', ['view', 'version'], async (set) => {
     for (const b of await control.builds()) set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
   });
+}
+
+/** `kappa_dead_letters_total{topic}`, read from the log when scraped. */
+function deadLetterCounter(registers: Registry[], log: Log): void {
+  new Counter({
+    name: 'kappa_dead_letters_total',
+    help: 'Records sent to each dead-letter topic (<topic>.dlq) since it was created: records a view or output could not process, and bad records ingestion accepted with onInvalid: dlq.',
+    labelNames: ['topic'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const d of await deadLetterTopics(log, { reasons: false })) this.inc({ topic: d.topic }, d.count);
+    },
+  });
+}
+
+/** A dead-letter topic that has received records. */
+export interface DeadLetterTopic {
+  /** The dead-letter topic, `<source>.dlq`. */
+  topic: string;
+  /** The topic whose records it holds. */
+  source: string;
+  /** Records it ever received (retention may have deleted the oldest since). */
+  count: number;
+  /** The `kappa.error` header of its oldest record still kept, and the view or output that sent it (null: ingestion). */
+  firstReason: string | null;
+  firstView: string | null;
+}
+
+/** Bytes read to find a dead-letter topic's first reason: one batch is enough (at least one is always read). */
+const FIRST_REASON_READ_BYTES = 64 * 1024;
+
+/**
+ * Every dead-letter topic that has received records, with its count (the sum of its partitions'
+ * end offsets) and, unless `reasons` is false, the reason of its oldest record kept.
+ */
+export async function deadLetterTopics(log: Log, opts: { reasons?: boolean } = {}): Promise<DeadLetterTopic[]> {
+  const out: DeadLetterTopic[] = [];
+  for (const t of await log.topics()) {
+    if (!t.name.endsWith('.dlq')) continue;
+    let count = 0;
+    let first: { reason: string | null; view: string | null } | null = null;
+    for (let p = 0; p < t.partitions; p++) {
+      const { start, end } = await log.offsets(t.name, p);
+      count += end;
+      if (first === null && opts.reasons !== false && end > start) first = await firstHeaders(log, t.name, p, start);
+    }
+    if (count === 0) continue;
+    out.push({
+      topic: t.name,
+      source: t.name.slice(0, -'.dlq'.length),
+      count,
+      firstReason: first?.reason ?? null,
+      firstView: first?.view ?? null,
+    });
+  }
+  return out;
+}
+
+async function firstHeaders(
+  log: Log,
+  topic: string,
+  partition: number,
+  start: number,
+): Promise<{ reason: string | null; view: string | null } | null> {
+  try {
+    for await (const batch of log.read(topic, partition, start, { maxBytes: FIRST_REASON_READ_BYTES })) {
+      const record = batch.records(start)[0];
+      if (record === undefined) continue;
+      const header = (key: string): string | null =>
+        record.headers.find((h) => h.key === key)?.value?.toString('utf8') ?? null;
+      return { reason: header('kappa.error'), view: header('kappa.view') };
+    }
+  } catch (err) {
+    // Retention may delete the segment between offsets() and read(): the count stands without a reason.
+    if (!isKappaError(err)) throw err;
+  }
+  return null;
 }

@@ -9,6 +9,10 @@
  * in the checkpoint (outputs), so a replay after a crash does not repeat it.
  *
  * Invariant (asserted, on in production): a task's checkpoint never moves backwards.
+ *
+ * A dead-letter topic that starts filling is said once per topic and process, with its first
+ * reason (a typo in a config can send every record there; a line per record would drown the
+ * terminal, silence would hide it); `deadLetters()` keeps the count per topic for whoever asks.
  */
 import { createHash } from 'node:crypto';
 import { assertNotBackwards } from '../assert.ts';
@@ -38,9 +42,22 @@ export interface FlusherOptions {
   saveCode: (group: ViewGroup) => Promise<void>;
 }
 
+/** The dead letters a dead-letter topic (`<topic>.dlq`) received from this process's tasks. */
+export interface DeadLetterTally {
+  /** The dead-letter topic, `<source topic>.dlq`. */
+  topic: string;
+  /** Dead letters appended since the process started (a task that resumes after a crash may count one twice). */
+  count: number;
+  /** The view or output, and the reason, of the first one. */
+  firstView: string;
+  firstReason: string;
+  firstAtMs: number;
+}
+
 export class Flusher {
   /** Told how long each view flush (one store transaction) took, and how many rows it wrote. */
   observer: ((view: string, seconds: number, rows: number) => void) | null = null;
+  private readonly deadLetterTallies = new Map<string, DeadLetterTally>();
 
   constructor(private readonly opts: FlusherOptions) {}
 
@@ -179,6 +196,37 @@ export class Flusher {
     }
   }
 
+  /** Per dead-letter topic: how many dead letters this process appended, and the first one's reason. */
+  deadLetters(): DeadLetterTally[] {
+    return [...this.deadLetterTallies.values()].map((t) => ({ ...t }));
+  }
+
+  /** Counts the dead letters of `task` just appended; the first of a topic is logged, with how to read them. */
+  private tallyDeadLetters(task: Task, dead: DeadLetter[]): void {
+    if (dead.length === 0) return;
+    const topic = `${task.topic}.dlq`;
+    const tally = this.deadLetterTallies.get(topic);
+    if (tally !== undefined) {
+      tally.count += dead.length;
+      return;
+    }
+    const first = dead[0];
+    const kind = task.group === null ? 'output' : 'view';
+    this.deadLetterTallies.set(topic, {
+      topic,
+      count: dead.length,
+      firstView: task.plan.name,
+      firstReason: first.reason,
+      firstAtMs: Date.now(),
+    });
+    this.opts.logger.warn(
+      `${kind} "${task.plan.name}" could not process a record of topic "${task.topic}" (partition ${first.partition}, ` +
+        `offset ${first.record.offset}) and sent it to the dead-letter topic ${topic}: ${first.reason}. ` +
+        `Further dead letters of ${topic} are not logged; they are counted in /metrics (kappa_dead_letters_total) ` +
+        `and kept in ${topic}: read them with \`kappa consume ${topic} --with-meta\` (the reason is in the kappa.error header).`,
+    );
+  }
+
   private async appendSideOutputs(task: Task, dead: DeadLetter[], late: LateEvent[]): Promise<void> {
     const { log } = this.opts;
     const name = task.plan.name;
@@ -199,6 +247,7 @@ export class Flusher {
         },
       );
     }
+    this.tallyDeadLetters(task, dead);
     const lateTopic = (task.plan as ViewPlan).view?.lateTopic;
     for (const l of late) {
       const headers = provenance(name, task.topic, l.partition, l.record.offset, {
