@@ -4,8 +4,8 @@
  *
  * - scope check: a route that declares no `config.scope` cannot be registered, so nothing is open
  *   by accident; every route and its scope is listed in `fastify.kappaRoutes`.
- * - auth (onRequest): the Host must be loopback when no tokens are configured (DNS rebinding);
- *   otherwise the bearer token must carry the route's scope (401 without a known token, 403
+ * - auth (onRequest): the Host must be loopback when no tokens are configured (DNS rebinding),
+ *   or one of the names in KAPPA_ALLOWED_HOSTS (a port-forwarding domain); otherwise the bearer token must carry the route's scope (401 without a known token, 403
  *   without the scope).
  * - limits: Kappa's body parsers (bodies.ts) with their size caps.
  * - closing: new requests get 503, answers end their connection, live streams end.
@@ -53,15 +53,50 @@ function hostName(req: FastifyRequest): string | null {
   return (m[1] ?? m[2]).toLowerCase();
 }
 
+/**
+ * Host names a server without tokens answers besides the loopback names: KAPPA_ALLOWED_HOSTS, a
+ * comma-separated list. A name starting with a dot matches that domain's subdomains
+ * (`.app.github.dev`), for the port-forwarding domains of a remote editor or a container platform,
+ * which forward to 127.0.0.1 but keep their own Host.
+ */
+export interface AllowedHosts {
+  names: Set<string>;
+  suffixes: string[];
+}
+
+export function allowedHosts(list: string | undefined): AllowedHosts {
+  const entries = (list ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter((h) => h !== '');
+  for (const h of entries)
+    if (!/^\.?[a-z0-9_.-]+$/.test(h) || h === '.')
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `KAPPA_ALLOWED_HOSTS: "${h.slice(0, 100)}" is not a host name; list names separated by commas (a leading dot allows every subdomain, e.g. .app.github.dev).`,
+        { host: h.slice(0, 100) },
+      );
+  return {
+    names: new Set(entries.filter((h) => !h.startsWith('.'))),
+    suffixes: entries.filter((h) => h.startsWith('.')),
+  };
+}
+
+function isAllowed(host: string | null, allowed: AllowedHosts): boolean {
+  if (host === null) return false;
+  return LOOPBACK.has(host) || allowed.names.has(host) || allowed.suffixes.some((s) => host.endsWith(s));
+}
+
 /** Lets the request through, or throws why not (401, 403); sets `req.principal` when a token is checked. */
-function authorize(req: FastifyRequest, tokens: readonly TokenConfig[]): void {
+function authorize(req: FastifyRequest, tokens: readonly TokenConfig[], allowed: AllowedHosts): void {
   const host = hostName(req);
   // Without tokens the server is open to this machine only; a browser page from elsewhere whose
   // name resolves to 127.0.0.1 (DNS rebinding) still sends its own Host, and is refused here.
-  if (tokens.length === 0 && (host === null || !LOOPBACK.has(host))) {
+  if (tokens.length === 0 && !isAllowed(host, allowed)) {
     throw new KappaError(
       'KAPPA_FORBIDDEN',
-      'Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost.',
+      `Without tokens in the config this server answers only requests addressed to 127.0.0.1, ::1 or localhost${allowed.names.size + allowed.suffixes.length > 0 ? ` or a name in KAPPA_ALLOWED_HOSTS` : ''}, not "${(host ?? '').slice(0, 100)}". ` +
+        'Reaching it through a port-forwarding domain? Start it with KAPPA_ALLOWED_HOSTS=<that host name> (a leading dot allows every subdomain).',
       { host: String(req.headers.host ?? '').slice(0, 100) },
     );
   }
@@ -143,6 +178,7 @@ function handleClosing(fastify: FastifyInstance): { closing(): boolean } {
 export const hooks = shared('kappa-hooks', async (fastify) => {
   const { kappa } = fastify;
   const state = handleClosing(fastify);
+  const allowed = allowedHosts(process.env.KAPPA_ALLOWED_HOSTS);
   fastify.decorateRequest('principal', null);
   fastify.decorateRequest('rawBody', null);
   requireScopes(fastify);
@@ -157,7 +193,7 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
           'The server is shutting down; send the request again once it is back.',
           {},
         );
-      authorize(req, kappa.tokens);
+      authorize(req, kappa.tokens, allowed);
       done();
     } catch (err) {
       done(err as Error);
