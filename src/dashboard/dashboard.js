@@ -1,23 +1,67 @@
-// The Kappa dashboard: plain JavaScript, no framework. Everything live comes over Server-Sent
-// Events: the overview (topics, pipelines, versions, builds) once a second from
-// /v1/overview/stream, and each view's row changes from /v1/views/:view/changes.
+// The Kappa dashboard: plain JavaScript, no framework, three files loaded in order: charts.js (a
+// view's chart from its rows), views.js (a view's panel: versions, actions, a paged table) and this
+// one (the server calls, the one live event stream, the overview, alerts and the SQL console).
+//
+// Everything live comes over ONE Server-Sent Events connection, GET /v1/events: the overview once a
+// second, the row changes of every view and the records of every alert topic. Browsers allow six
+// HTTP/1.1 connections per host; one stream per view or partition used them all up and every other
+// request queued forever. Every request has a time limit and shows its failure where the user acted.
+/* global viewPanel, views, URLSearchParams */
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
+/** The longest any request may take before the page says the server does not answer. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Alerts shown, and records per partition of an alert topic asked for when the stream opens. */
+const ALERTS_SHOWN = 20;
 
-// With tokens in the server's config, the dashboard asks for one (kept for this browser tab only)
-// and sends it with every call: a header for fetch, ?access_token= for event streams.
+// With tokens in the server's config, the dashboard needs one (kept for this browser tab only): it
+// comes from the address (`/#token=…`, which `kappa demo` may print; the fragment never reaches the
+// server or its logs) or from a form. It is sent as a header by fetch, as ?access_token= by the
+// event stream (EventSource cannot send headers).
+(function tokenFromAddress() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+  if (m === null) return;
+  window.sessionStorage.setItem('kappa-token', decodeURIComponent(m[1]));
+  window.history.replaceState(null, '', window.location.pathname + window.location.search);
+})();
 const token = window.sessionStorage.getItem('kappa-token');
 const withToken = (url) =>
   token ? `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}` : url;
-async function api(url, init = {}) {
-  const res = await fetch(url, {
-    ...init,
-    headers: { ...(init.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-  });
+
+/**
+ * A call to the server with a time limit: resolves to the answer's JSON, or throws an Error whose
+ * message says what went wrong in words a user can act on (the server's own message for an error).
+ */
+async function api(url, init = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
+  let res;
+  try {
+    res = await fetch(url, {
+      ...init,
+      headers: { ...(init.headers ?? {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new Error(
+      err.name === 'TimeoutError'
+        ? `The server did not answer within ${timeoutMs / 1000} s. Is it overloaded or stopped? Try again.`
+        : `Cannot reach the server: is \`kappa start\` still running? (${err.message})`,
+      { cause: err },
+    );
+  }
   if (res.status === 401) askForToken();
-  return res;
+  let body;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) throw new Error(body?.error?.message ?? `The server answered ${res.status} ${res.statusText}.`);
+  return body;
 }
+const postJson = (url, value) =>
+  api(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+
 function askForToken() {
   if ($('#token-form')) return;
   const input = el('input', { id: 'token', type: 'password', autocomplete: 'off' });
@@ -41,16 +85,18 @@ function askForToken() {
   document.querySelector('header').after(form);
   input.focus();
 }
-const events = (url) => new EventSource(withToken(url));
+
 const fmt = (n) =>
   typeof n === 'number'
     ? n.toLocaleString('en-US', { maximumFractionDigits: 2 })
     : n === null || n === undefined
       ? '–'
       : String(n);
-/** A view cell: window bounds and other epoch-millisecond times as ISO times, small whole numbers (years) ungrouped. */
+/** Window bounds and other epoch-millisecond times. */
+const isTimeColumn = (column) => /(^|_)(start|end|ts|time|at)$/.test(column);
+/** A view cell: times as ISO times, small whole numbers (years) ungrouped. */
 const cell = (column, v) =>
-  typeof v === 'number' && /(^|_)(start|end|ts|time|at)$/.test(column) && v > 1e11
+  typeof v === 'number' && isTimeColumn(column) && v > 1e11
     ? new Date(v).toISOString().replace('T', ' ').slice(0, 19)
     : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 10000
       ? String(v)
@@ -77,7 +123,70 @@ function fillTable(tbody, rows) {
   tbody.replaceChildren(...rows.map((cells) => el('tr', {}, ...cells.map((c) => el('td', { text: fmt(c) })))));
 }
 
-// ---- overview ---------------------------------------------------------------------------------
+// ---- the one event stream -----------------------------------------------------------------------
+
+const live = {
+  /** The server's id of the open stream (null until its hello). */
+  stream: null,
+  views: new Set(),
+  topics: new Set(),
+  /** A subscription request in flight: the next overview tries again once it is done. */
+  syncing: false,
+};
+
+function connect() {
+  const source = new EventSource(withToken('/v1/events?overview=1'));
+  source.addEventListener('hello', (e) => {
+    // A new stream (first, or after a reconnect): it follows only the overview, and what the page
+    // shows may have changed while it was away, so every view reads its rows again.
+    live.stream = JSON.parse(e.data).stream;
+    live.views.clear();
+    live.topics.clear();
+    for (const v of views.values()) v.reload();
+  });
+  source.addEventListener('overview', (e) => showOverview(JSON.parse(e.data)));
+  source.addEventListener('row', (e) => views.get(JSON.parse(e.data).view)?.changed());
+  source.addEventListener('reset', (e) => views.get(JSON.parse(e.data).view)?.reload());
+  source.addEventListener('record', (e) => showAlert(JSON.parse(e.data)));
+  source.addEventListener('dropped', (e) => live.topics.delete(JSON.parse(e.data).topic));
+  source.onerror = () => {
+    live.stream = null;
+    $('#status').textContent = 'connection lost · reconnecting…';
+    // EventSource retries by itself, except after an answer that is not a stream (401, 403, 503).
+    if (source.readyState === EventSource.CLOSED) {
+      api('/v1/overview').catch((err) => ($('#status').textContent = `cannot connect: ${err.message}`));
+      window.setTimeout(connect, 3000);
+    }
+  };
+}
+
+/** Subscribes the stream to every view shown and every alert topic it does not follow yet. */
+async function follow(viewNames, topics) {
+  const stream = live.stream;
+  if (stream === null || live.syncing) return;
+  const newViews = viewNames.filter((v) => !live.views.has(v));
+  const newTopics = topics.filter((t) => !live.topics.has(t));
+  if (newViews.length === 0 && newTopics.length === 0) return;
+  live.syncing = true;
+  try {
+    // A view with no version yet cannot be followed: it is asked for again at the next overview.
+    for (let i = 0; i < Math.max(newViews.length, newTopics.length); i += 50) {
+      const q = new URLSearchParams({ recent: String(ALERTS_SHOWN) });
+      if (newViews.length > i) q.set('views', newViews.slice(i, i + 50).join(','));
+      if (newTopics.length > i) q.set('topics', newTopics.slice(i, i + 50).join(','));
+      const now = await api(`/v1/events/${stream}/subscriptions?${q}`, { method: 'POST' });
+      if (live.stream !== stream) return;
+      for (const v of now.views) live.views.add(v);
+      for (const t of now.topics) live.topics.add(t);
+    }
+  } catch (err) {
+    $('#status').textContent = `live updates incomplete: ${err.message}`;
+  } finally {
+    live.syncing = false;
+  }
+}
+
+// ---- overview -----------------------------------------------------------------------------------
 
 let previous = null;
 
@@ -112,232 +221,80 @@ function showOverview(o) {
     ]),
   );
   const names = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
+  const inConfig = o.configViews === undefined ? null : new Set(o.configViews);
   for (const name of names)
-    view(name).update(
+    viewPanel(name).update(
       o.versions.filter((v) => v.name === name),
       o.builds.filter((b) => b.name === name),
+      inConfig === null || inConfig.has(name),
     );
-  for (const name of o.alertTopics ?? []) {
-    const t = o.topics.find((x) => x.name === name);
-    if (t) t.ends.forEach((end, p) => followAlerts(name, p, Math.max(0, end - 20)));
-  }
-  $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
+  const withVersions = names.filter((n) => o.versions.some((v) => v.name === n));
+  void follow(
+    withVersions,
+    (o.alertTopics ?? []).filter((t) => o.topics.some((x) => x.name === t)),
+  );
+  if (!live.syncing) $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
   previous = o;
 }
 
-// ---- alerts -----------------------------------------------------------------------------------
+// ---- alerts -------------------------------------------------------------------------------------
 
-const following = new Set();
 const recentAlerts = [];
+const alertIds = new Set();
 
-/** Tails one partition of an alerts topic over SSE, from a little before its end. */
-function followAlerts(topic, partition, from) {
-  const id = `${topic}/${partition}`;
-  if (following.has(id)) return;
-  following.add(id);
-  const source = events(`/v1/topics/${encodeURIComponent(topic)}/records?partition=${partition}&from=${from}`);
-  source.addEventListener('record', (e) => {
-    const a = JSON.parse(e.data).value;
-    if (!a || typeof a !== 'object') return;
-    recentAlerts.push(a);
-    recentAlerts.sort((x, y) => y.atMs - x.atMs);
-    recentAlerts.length = Math.min(recentAlerts.length, 20);
-    $('#alerts tbody').replaceChildren(
-      ...recentAlerts.map((x) =>
-        el(
-          'tr',
-          { class: `severity-${x.severity}` },
-          el('td', { text: new Date(x.atMs).toISOString().replace('T', ' ').slice(0, 19) }),
-          el('td', { text: x.rule }),
-          el('td', { text: x.key }),
-          el('td', { text: x.severity }),
-          el('td', { text: x.message }),
-        ),
+/** A record of an alert topic: kept among the ALERTS_SHOWN newest, once (a reconnect sends recent ones again). */
+function showAlert(record) {
+  const a = record.value;
+  const id = `${record.topic}/${record.partition}/${record.offset}`;
+  if (!a || typeof a !== 'object' || alertIds.has(id)) return;
+  alertIds.add(id);
+  recentAlerts.push({ ...a, id });
+  recentAlerts.sort((x, y) => y.atMs - x.atMs);
+  for (const gone of recentAlerts.splice(ALERTS_SHOWN)) alertIds.delete(gone.id);
+  $('#alerts tbody').replaceChildren(
+    ...recentAlerts.map((x) =>
+      el(
+        'tr',
+        { class: `severity-${x.severity}` },
+        el('td', { text: new Date(x.atMs).toISOString().replace('T', ' ').slice(0, 19) }),
+        el('td', { text: x.rule }),
+        el('td', { text: x.key }),
+        el('td', { text: x.severity }),
+        el('td', { text: x.message }),
       ),
-    );
-  });
-}
-
-function connectOverview() {
-  const source = events('/v1/overview/stream');
-  source.addEventListener('overview', (e) => showOverview(JSON.parse(e.data)));
-  source.onerror = () => {
-    $('#status').textContent = 'reconnecting…';
-    void api('/v1/overview'); // asks for a token if that is why
-  };
-}
-
-// ---- views ------------------------------------------------------------------------------------
-
-const views = new Map();
-
-/** One view's panel: versions with replay/rollback, build progress, a live table and a chart. */
-function view(name) {
-  let v = views.get(name);
-  if (v) return v;
-  const panel = el('article', { class: 'view', id: `view-${name}`, 'aria-labelledby': `view-${name}-h` });
-  const versions = el('div', { class: 'versions' });
-  const progress = el('div', { class: 'progress', 'aria-live': 'polite' });
-  const table = el('table');
-  const chartBox = el('div', { class: 'chart' });
-  panel.append(
-    el('h3', { id: `view-${name}-h`, text: name }),
-    versions,
-    el(
-      'div',
-      {},
-      el('button', { type: 'button', class: 'replay', onclick: () => act(name, 'replay'), text: 'Replay' }),
-      ' ',
-      el('button', { type: 'button', class: 'rollback', onclick: () => act(name, 'rollback'), text: 'Roll back' }),
     ),
-    progress,
-    el('div', { class: 'rows' }, table),
-    chartBox,
   );
-  $('#views').append(panel);
-  const rows = new Map();
-  let columns = [];
-  let keyColumns = [];
-  let live = null;
-  const series = [[], []];
-  let chart = null;
-
-  const keyOf = (row) => JSON.stringify(keyColumns.map((c) => row[c]));
-  function render() {
-    const sorted = [...rows.values()].slice(0, 200);
-    table.replaceChildren(
-      el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col', text: c })))),
-      el('tbody', {}, ...sorted.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: cell(c, r[c]) }))))),
-    );
-  }
-  /** The chart: the sum of the view's first numeric non-key column over time. */
-  function sample() {
-    const measure = columns.find(
-      (c) => !keyColumns.includes(c) && [...rows.values()].some((r) => typeof r[c] === 'number'),
-    );
-    if (!measure || !window.uPlot || rows.size === 0) return; // empty while reloading after a swap
-    const total = [...rows.values()].reduce((s, r) => s + (typeof r[measure] === 'number' ? r[measure] : 0), 0);
-    series[0].push(Date.now() / 1000);
-    series[1].push(total);
-    if (series[0].length > 600) series.forEach((s) => s.shift());
-    if (chart === null) {
-      chart = new window.uPlot(
-        {
-          width: Math.min(1100, chartBox.clientWidth || 800),
-          height: 180,
-          series: [{}, { label: `sum of ${measure}`, stroke: '#0969da' }],
-          axes: [{}, { size: 110 }],
-        },
-        series,
-        chartBox,
-      );
-    } else chart.setData(series);
-  }
-  async function load() {
-    const res = await api(`/v1/views/${name}?limit=1000`);
-    if (!res.ok) return;
-    const body = await res.json();
-    rows.clear();
-    if (body.rows.length > 0) columns = Object.keys(body.rows[0]);
-    for (const r of body.rows) rows.set(keyOf(r), r);
-    render();
-  }
-  function subscribe() {
-    const source = events(`/v1/views/${name}/changes`);
-    source.addEventListener('row', (e) => {
-      const { row } = JSON.parse(e.data);
-      if (columns.length === 0) columns = Object.keys(row);
-      rows.set(keyOf(row), row);
-      render();
-    });
-    source.addEventListener('reset', () => void load());
-    source.onerror = () => {
-      // EventSource retries by itself, sending Last-Event-ID.
-    };
-  }
-  v = {
-    update(vs, builds) {
-      const liveVersion = vs.find((x) => x.state === 'live');
-      versions.replaceChildren(
-        ...vs.map((x) =>
-          el('span', {
-            class: `badge ${x.state}`,
-            'data-version': x.version,
-            'data-state': x.state,
-            text: `v${x.version} ${x.state} · ${fmt(x.rows)} rows`,
-          }),
-        ),
-      );
-      progress.replaceChildren(
-        ...builds.map((b) => {
-          const pct = b.offsetsTotal === 0 ? 0 : Math.min(100, (100 * b.offsetsDone) / b.offsetsTotal);
-          return el(
-            'div',
-            { class: 'build', 'data-version': b.version },
-            el('label', {
-              text: `v${b.version} ${b.reason === 'rollback' ? 'rolling back' : `building (${b.reason})`}: ${pct.toFixed(0)}% · ${fmt(Math.round(b.eventsPerSecond))} events/s · ETA ${b.etaSeconds === null ? '–' : `${Math.round(b.etaSeconds)} s`}`,
-            }),
-            el('progress', { max: '100', value: String(pct), 'aria-label': `build of version ${b.version}` }),
-          );
-        }),
-      );
-      if (liveVersion && liveVersion.version !== live) {
-        live = liveVersion.version;
-        keyColumns = [];
-        void api('/v1/views')
-          .then((r) => r.json())
-          .then((b) => {
-            keyColumns = b.views.find((x) => x.name === name)?.keyColumns ?? [];
-            return load();
-          });
-      }
-      sample();
-    },
-  };
-  subscribe();
-  views.set(name, v);
-  return v;
-}
-
-async function act(name, action) {
-  const res = await api(`/v1/views/${name}/${action}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{}',
-  });
-  const body = await res.json();
-  $('#status').textContent = res.ok ? body.message : body.error.message;
 }
 
 // ---- SQL console --------------------------------------------------------------------------------
 
 $('#sql-form').addEventListener('submit', async (e) => {
   e.preventDefault();
+  const button = $('#sql-form button[type=submit]');
   $('#sql-error').textContent = '';
-  const res = await api('/v1/sql', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql: $('#sql').value }),
-  });
-  const body = await res.json();
-  if (!res.ok) {
-    $('#sql-error').textContent = body.error.message;
-    $('#sql-result').replaceChildren();
-    return;
-  }
-  $('#sql-result').replaceChildren(
-    el(
-      'table',
-      { id: 'sql-table' },
-      el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))),
+  button.disabled = true;
+  $('#sql-result').replaceChildren(el('p', { class: 'muted', text: 'running…' }));
+  try {
+    const body = await postJson('/v1/sql', { sql: $('#sql').value });
+    $('#sql-result').replaceChildren(
       el(
-        'tbody',
-        {},
-        ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: cell(c, r[c]) })))),
+        'table',
+        { id: 'sql-table' },
+        el('thead', {}, el('tr', {}, ...body.columns.map((c) => el('th', { scope: 'col', text: c })))),
+        el(
+          'tbody',
+          {},
+          ...body.rows.map((r) => el('tr', {}, ...body.columns.map((c) => el('td', { text: cell(c, r[c]) })))),
+        ),
       ),
-    ),
-    el('p', { text: `${body.rows.length} row${body.rows.length === 1 ? '' : 's'}` }),
-  );
+      el('p', { text: `${body.rows.length} row${body.rows.length === 1 ? '' : 's'}` }),
+    );
+  } catch (err) {
+    $('#sql-error').textContent = err.message;
+    $('#sql-result').replaceChildren();
+  } finally {
+    button.disabled = false;
+  }
 });
 
-connectOverview();
+connect();

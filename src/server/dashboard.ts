@@ -17,6 +17,8 @@ export const OVERVIEW_INTERVAL_MS = 1000;
 /** The dashboard's files: its own (src/dashboard) and uPlot's. */
 const DASHBOARD_ASSETS: Record<string, { file: string; type: string }> = {
   'dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
+  'views.js': { file: 'views.js', type: 'text/javascript; charset=utf-8' },
+  'charts.js': { file: 'charts.js', type: 'text/javascript; charset=utf-8' },
   'dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
   'uplot.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
   'uplot.css': { file: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },

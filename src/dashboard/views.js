@@ -1,0 +1,225 @@
+// A view's panel on the dashboard: its versions and builds, Replay and Roll back with their answer
+// beside the buttons, a table paged and sorted by the server (GET /v1/views/:view?limit&offset&order)
+// that always says how many of how many rows it shows, and a chart (charts.js). The page reads the
+// rows again when the event stream says they changed (at most once per REFRESH_MS) or were reset.
+/* global api, postJson, el, fmt, cell, viewChart, URLSearchParams */
+/* exported viewPanel, views */
+'use strict';
+
+const views = new Map();
+/** Rows of a view re-read at most this often while its rows keep changing. */
+const REFRESH_MS = 1000;
+const PAGE_SIZES = [50, 200, 1000];
+
+/** The panel of view `name`, made on first use. */
+function viewPanel(name) {
+  let panel = views.get(name);
+  if (panel === undefined) views.set(name, (panel = makePanel(name)));
+  return panel;
+}
+
+function makePanel(name) {
+  const ids = { heading: `view-${name}-h`, error: `view-${name}-error` };
+  const note = el('span', { class: 'orphan', hidden: '' });
+  const versions = el('div', { class: 'versions' });
+  const progress = el('div', { class: 'progress', 'aria-live': 'polite' });
+  const feedback = el('span', { class: 'feedback', role: 'status' });
+  const replay = el('button', { type: 'button', class: 'replay', text: 'Replay' });
+  const rollback = el('button', { type: 'button', class: 'rollback', text: 'Roll back' });
+  const table = el('table');
+  const error = el('p', { class: 'error', id: ids.error, role: 'alert' });
+  const pager = makePager(() => void refresh());
+  const chartBox = el('div', { class: 'chart' });
+  const chart = viewChart(name, chartBox);
+  const article = el(
+    'article',
+    { class: 'view', id: `view-${name}`, 'aria-labelledby': ids.heading },
+    el('h3', { id: ids.heading }, name, ' ', note),
+    versions,
+    el('div', { class: 'actions' }, replay, ' ', rollback, ' ', feedback),
+    progress,
+    pager.element,
+    error,
+    el('div', { class: 'rows' }, table),
+    chartBox,
+  );
+  document.querySelector('#views').append(article);
+  replay.addEventListener('click', () => void act(name, 'replay', replay, feedback));
+  rollback.addEventListener('click', () => void act(name, 'rollback', rollback, feedback));
+
+  const state = { live: null, keyColumns: [], total: null, order: null, timer: null, loading: false, again: false };
+
+  /** Reads the page shown (and the chart) now, or once the read in flight is done. */
+  async function refresh() {
+    if (state.loading) return void (state.again = true);
+    state.loading = true;
+    try {
+      const q = new URLSearchParams({ limit: String(pager.limit), offset: String(pager.offset) });
+      if (state.order !== null) q.set('order', state.order);
+      const body = await api(`/v1/views/${encodeURIComponent(name)}?${q}`);
+      error.textContent = '';
+      if (body.rows.length === 0 && pager.offset > 0 && state.total !== null && pager.offset >= state.total) {
+        pager.offset = Math.max(0, state.total - pager.limit); // the view shrank under this page
+        state.again = true;
+      } else {
+        renderTable(body.rows);
+        pager.show(body.rows.length, state.total, state.order);
+        await chart.refresh({ rows: body.rows, keyColumns: state.keyColumns, total: state.total });
+      }
+    } catch (err) {
+      error.textContent = `Could not read the rows of ${name}: ${err.message}`;
+    } finally {
+      state.loading = false;
+      if (state.again) {
+        state.again = false;
+        schedule(REFRESH_MS);
+      }
+    }
+  }
+  function schedule(ms) {
+    if (state.timer !== null) return;
+    state.timer = window.setTimeout(() => {
+      state.timer = null;
+      void refresh();
+    }, ms);
+  }
+
+  function renderTable(rows) {
+    if (rows.length === 0 && table.tBodies.length > 0 && state.total !== 0) return; // between versions: keep
+    const columns = rows.length > 0 ? Object.keys(rows[0]) : [];
+    table.replaceChildren(
+      el('thead', {}, el('tr', {}, ...columns.map((c) => sortHeader(c)))),
+      el('tbody', {}, ...rows.map((r) => el('tr', {}, ...columns.map((c) => el('td', { text: cell(c, r[c]) }))))),
+    );
+  }
+  /** A column header: a button that sorts by the column, ascending, then descending. */
+  function sortHeader(column) {
+    const sorted = state.order === column ? 'ascending' : state.order === `-${column}` ? 'descending' : 'none';
+    const th = el('th', { scope: 'col', 'aria-sort': sorted });
+    th.append(
+      el('button', {
+        type: 'button',
+        class: 'sort',
+        title: `Sort by ${column}`,
+        text: `${column}${sorted === 'ascending' ? ' ▲' : sorted === 'descending' ? ' ▼' : ''}`,
+        onclick: () => {
+          state.order = state.order === column ? `-${column}` : column;
+          pager.offset = 0;
+          void refresh();
+        },
+      }),
+    );
+    return th;
+  }
+
+  return {
+    /** The overview's versions and builds of this view; `inConfig` false for a view the running config lacks. */
+    update(vs, builds, inConfig) {
+      note.hidden = inConfig;
+      note.textContent = inConfig ? '' : '(not in the running config: an orphan of an earlier one)';
+      showVersions(versions, vs);
+      showBuilds(progress, builds);
+      const liveVersion = vs.find((x) => x.state === 'live');
+      state.total = liveVersion?.rows ?? null;
+      pager.total(state.total);
+      if (liveVersion && liveVersion.version !== state.live) {
+        state.live = liveVersion.version;
+        api('/v1/views')
+          .then((b) => {
+            state.keyColumns = b.views.find((x) => x.name === name)?.keyColumns ?? [];
+            return refresh();
+          })
+          .catch((err) => (error.textContent = `Could not read the views: ${err.message}`));
+      }
+    },
+    /** Rows changed: read the page again soon. */
+    changed: () => schedule(REFRESH_MS),
+    /** Everything may have changed (a version went live, the stream reconnected): read again now. */
+    reload: () => schedule(0),
+  };
+}
+
+function showVersions(box, vs) {
+  box.replaceChildren(
+    ...vs.map((x) =>
+      el('span', {
+        class: `badge ${x.state}`,
+        'data-version': x.version,
+        'data-state': x.state,
+        text: `v${x.version} ${x.state} · ${fmt(x.rows)} rows`,
+      }),
+    ),
+  );
+}
+
+function showBuilds(box, builds) {
+  box.replaceChildren(
+    ...builds.map((b) => {
+      const pct = b.offsetsTotal === 0 ? 0 : Math.min(100, (100 * b.offsetsDone) / b.offsetsTotal);
+      const what = b.reason === 'rollback' ? 'rolling back' : `building (${b.reason})`;
+      const eta = b.etaSeconds === null ? '–' : `${Math.round(b.etaSeconds)} s`;
+      return el(
+        'div',
+        { class: 'build', 'data-version': b.version },
+        el('label', {
+          text: `v${b.version} ${what}: ${pct.toFixed(0)}% · ${fmt(Math.round(b.eventsPerSecond))} events/s · ETA ${eta}`,
+        }),
+        el('progress', { max: '100', value: String(pct), 'aria-label': `build of version ${b.version}` }),
+      );
+    }),
+  );
+}
+
+/** The pager: "Showing 50 of 300 rows (1–50)", previous and next, and the page size. */
+function makePager(onChange) {
+  const count = el('p', { class: 'count', 'aria-live': 'polite' });
+  const prev = el('button', { type: 'button', class: 'prev', text: '‹ Previous' });
+  const next = el('button', { type: 'button', class: 'next', text: 'Next ›' });
+  const size = el('select', { class: 'page-size', 'aria-label': 'rows per page' });
+  for (const n of PAGE_SIZES) size.append(el('option', { value: String(n), text: `${n} per page` }));
+  const pager = {
+    element: el('div', { class: 'pager' }, count, prev, next, size),
+    limit: PAGE_SIZES[0],
+    offset: 0,
+    shown: 0,
+    all: null,
+    /** The rows on this page, the rows of the view (null: not known yet), the order. */
+    show(shown, all, order) {
+      pager.shown = shown;
+      pager.total(all);
+      const sortedBy =
+        order === null ? '' : `, sorted by ${order.replace(/^-/, '')} ${order.startsWith('-') ? '▼' : '▲'}`;
+      const range = shown === 0 ? '' : ` (${pager.offset + 1}–${pager.offset + shown}${sortedBy})`;
+      count.textContent =
+        pager.all === null
+          ? `Showing ${shown} rows${range}`
+          : `Showing ${fmt(shown)} of ${fmt(pager.all)} rows${range}`;
+    },
+    total(all) {
+      // The count of rows comes with the overview, the page with its own read: never say fewer than shown.
+      pager.all = all === null ? null : Math.max(all, pager.offset + pager.shown);
+      prev.disabled = pager.offset === 0;
+      next.disabled = pager.all === null ? pager.shown < pager.limit : pager.offset + pager.shown >= pager.all;
+    },
+  };
+  prev.addEventListener('click', () => ((pager.offset = Math.max(0, pager.offset - pager.limit)), onChange()));
+  next.addEventListener('click', () => ((pager.offset += pager.limit), onChange()));
+  size.addEventListener('change', () => ((pager.limit = Number(size.value)), (pager.offset = 0), onChange()));
+  return pager;
+}
+
+/** Replay or roll back a view: the button waits for the answer, which is shown beside it. */
+async function act(name, action, button, feedback) {
+  button.disabled = true;
+  feedback.className = 'feedback';
+  feedback.textContent = action === 'replay' ? 'asking for a replay…' : 'asking for a rollback…';
+  try {
+    const body = await postJson(`/v1/views/${encodeURIComponent(name)}/${action}`, {});
+    feedback.textContent = body.message;
+  } catch (err) {
+    feedback.className = 'feedback error';
+    feedback.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * The dashboard on an app with more live streams than a browser has connections per host: nine
+ * views and a 2-partition alert topic (test/support/apps.ts), in Debian's chromium. When the page
+ * opened one EventSource per view and per alert partition, from six on every other request queued
+ * forever: no view table, a SQL console that never answered, a Replay button that did nothing.
+ * Now the page holds ONE event stream (counted here from the browser's requests) and every view
+ * table shows rows, pages ("Showing 50 of 300 rows") and sorts on the server, the charts come from
+ * the views' rows (lines per group for windowed views, bars for grouped ones, the same after a
+ * reload), the SQL console answers and a replay swaps versions. Screenshots go to test-artifacts/.
+ *
+ * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import { defer } from '../support/cleanup.ts';
+import { MANY_VIEWS, STORES, manyViewsConfig, shopSales } from '../support/apps.ts';
+import { requireDebianPackage } from '../support/debian.ts';
+import { startKappa, waitFor } from '../support/processes.ts';
+import { tempDataProject } from '../support/project.ts';
+
+const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const SALES = 3000;
+const T0 = Date.UTC(2026, 0, 1);
+
+async function postSales(url: string, sales: object[]): Promise<void> {
+  const res = await fetch(`${url}/v1/topics/sales/records`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: sales.map((s) => JSON.stringify(s)).join('\n'),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function launch(t: { after(fn: () => unknown): void }, chromiumPath: string): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ], // playwright gives each launch a fresh user data dir
+  });
+  defer(t, () => browser.close());
+  return browser;
+}
+
+const text = async (page: Page, sel: string): Promise<string> => (await page.locator(sel).first().textContent()) ?? '';
+
+test(
+  'nine views and a 2-partition alert topic: one event stream, every table, paging, sorting, charts, SQL and replay',
+  { timeout: 240_000 },
+  async (t) => {
+    const chromiumPath = requireDebianPackage(t, {
+      package: 'chromium',
+      path: '/usr/bin/chromium',
+      suite: 'the dashboard browser test',
+    });
+    if (chromiumPath === null) return;
+    const project = tempDataProject(t, 'kappa-many-views-', manyViewsConfig());
+    const kappa = startKappa(t, ['--data-dir', project.dir, 'start', '--config', project.config, '--port', '0']);
+    const [, url] = await kappa.waitForOutput(/HTTP API on (http:\/\/\S+) /, { timeoutMs: 60_000 });
+    await postSales(url, shopSales(SALES, T0));
+    const views = async (): Promise<{ name: string; versions: { rows: number }[] }[]> =>
+      ((await (await fetch(`${url}/v1/views`)).json()) as { views: { name: string; versions: { rows: number }[] }[] })
+        .views;
+    await waitFor(
+      'every view to have its rows',
+      async () => {
+        const all = await views();
+        const byStore = all.find((v) => v.name === 'by_store')?.versions[0]?.rows ?? 0;
+        return all.length === MANY_VIEWS.length && byStore === STORES ? true : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, child: kappa },
+    );
+
+    const browser = await launch(t, chromiumPath);
+    mkdirSync(SHOTS, { recursive: true });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // Every event stream the page opens, and any request to the per-view or per-topic streams.
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.resourceType() === 'eventsource') streams.push(r.url());
+    });
+    await page.goto(`${url}/`);
+
+    // Every view's table shows rows.
+    for (const name of MANY_VIEWS) await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    // Alerts from both partitions of the alert topic (keyed by store, so both hold some).
+    await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
+    await waitFor(
+      '20 alerts on the page',
+      async () => ((await page.locator('#alerts tbody tr').count()) === 20 ? true : null),
+      {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+      },
+    );
+    await page.screenshot({ path: join(SHOTS, 'many-views-overview.png'), fullPage: true });
+
+    // Paging: never cut silently.
+    const count = '#view-by_store .pager .count';
+    await waitFor(
+      'the row count',
+      async () => (/Showing 50 of 300 rows \(1–50\)/.test(await text(page, count)) ? true : null),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    assert.equal(await page.locator('#view-by_store table tbody tr').count(), 50);
+    await page.click('#view-by_store .pager button.next');
+    await waitFor(
+      'page 2',
+      async () => (/Showing 50 of 300 rows \(51–100\)/.test(await text(page, count)) ? true : null),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    await page.selectOption('#view-by_store .pager select.page-size', '200');
+    await waitFor(
+      '200 per page',
+      async () => (/Showing 200 of 300 rows \(1–200\)/.test(await text(page, count)) ? true : null),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+
+    // Sorting by any column, on the server: cents descending puts the largest store first.
+    const cents = async (): Promise<number[]> =>
+      (await page.locator('#view-by_store table tbody tr td:nth-child(2)').allTextContents()).map((s) =>
+        Number(s.replace(/,/g, '')),
+      );
+    await page.click('#view-by_store th button:text-is("cents")');
+    await page.locator('#view-by_store th[aria-sort="ascending"]').waitFor();
+    await page.click('#view-by_store th button:text-is("cents ▲")');
+    await page.locator('#view-by_store th[aria-sort="descending"]').waitFor();
+    await waitFor(
+      'rows sorted by cents, largest first',
+      async () => {
+        const c = await cents();
+        return c.length === 200 && c.every((v, i) => i === 0 || c[i - 1] >= v) ? true : null;
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    assert.match(await text(page, count), /sorted by cents ▼/);
+
+    // Charts from the views' rows: lines per group by window start, bars per group, none for one row.
+    await page.locator('#view-per_minute .chart-area .uplot').waitFor();
+    assert.match(
+      await text(page, '#view-per_minute .chart-caption'),
+      /^cents per window by region: the 5 largest of 5 groups, the last 50 windows/,
+    );
+    await page.locator('#view-per_minute_total .chart-area .uplot').waitFor();
+    assert.equal(await page.locator('#view-by_region .bars .bar').count(), 5);
+    assert.ok(await page.locator('#view-grand_total .chart').isHidden(), 'a one-row view has no chart');
+    await page.selectOption('#view-per_minute select.measure', 'sales');
+    await waitFor(
+      'the sales measure',
+      async () => (/^sales per window/.test(await text(page, '#view-per_minute .chart-caption')) ? true : null),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    await page.locator('#view-per_minute').screenshot({ path: join(SHOTS, 'many-views-chart.png') });
+
+    // Live: new sales reach the page over the one stream.
+    const salesCell = '#view-grand_total table tbody tr td:nth-child(2)';
+    assert.equal(await text(page, salesCell), '3000');
+    await postSales(url, shopSales(10, T0, SALES));
+    await waitFor('the grand total to move', async () => ((await text(page, salesCell)) === '3010' ? true : null), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+
+    // The SQL console answers.
+    await page.fill('#sql', 'SELECT count(*) AS stores FROM by_store');
+    await page.click('#sql-form button[type=submit]');
+    await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
+    assert.equal(await text(page, '#sql-table tbody td'), '300');
+
+    // Replay: the answer beside the button, then version 2 live.
+    await page.click('#view-by_region button.replay');
+    await waitFor(
+      'the replay’s answer beside the button',
+      async () =>
+        (await text(page, '#view-by_region .feedback')).length > 0 &&
+        !/asking/.test(await text(page, '#view-by_region .feedback'))
+          ? true
+          : null,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    await page.locator('#view-by_region .badge[data-version="2"][data-state="live"]').waitFor({ timeout: 60_000 });
+    await page.locator('#view-by_region table tbody tr').first().waitFor();
+    assert.equal(await page.locator('#view-by_region .bars .bar').count(), 5, 'the bars stay through the swap');
+    await page.screenshot({ path: join(SHOTS, 'many-views-replayed.png'), fullPage: true });
+
+    // One event stream for the whole page, however many views and alert partitions.
+    assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);
+    assert.match(streams[0], /\/v1\/events\?/);
+
+    // History survives a reload: the chart comes from the rows.
+    const caption = await waitFor(
+      'the chart to show the window the ten new sales opened',
+      async () => {
+        const c = await text(page, '#view-per_minute .chart-caption');
+        return /the last 51 windows/.test(c) ? c : null;
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    await page.reload();
+    await page.locator('#view-per_minute .chart-area .uplot').waitFor();
+    assert.equal(await text(page, '#view-per_minute .chart-caption'), caption.replace(/^sales/, 'cents'));
+    assert.deepEqual(errors, [], 'no errors in the page');
+  },
+);

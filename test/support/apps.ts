@@ -1,0 +1,66 @@
+/**
+ * App configs for the dashboard's tests (written into a temp project, see project.ts):
+ *
+ *   manyViewsConfig()   shop sales (region, store, cents, ts; 2 partitions) with NINE views of every
+ *                       kind the dashboard draws (grouped, windowed by group, windowed without a
+ *                       group, one row, many rows) and an alert topic `alerts` with 2 partitions
+ *                       fed by a threshold rule (a sale of ALERT_CENTS or more). More views and alert
+ *                       partitions than a browser has connections per host (six).
+ *   shopSales(n, t0)    n sales for it: STORES stores in 5 regions, one sale a second from t0
+ */
+import { KAPPA_SRC } from './project.ts';
+
+export const STORES = 300;
+export const ALERT_CENTS = 9_900;
+export const MANY_VIEWS = [
+  'by_region',
+  'by_store',
+  'by_region_store',
+  'per_minute',
+  'per_minute_total',
+  'per_hour',
+  'largest_by_region',
+  'grand_total',
+  'alerts_by_rule',
+];
+
+export function manyViewsConfig(): string {
+  return `
+import { Type, alertsTopic, count, defineApp, from, max, sum, threshold, topic, tumbling, view } from ${JSON.stringify(KAPPA_SRC)};
+const Sale = Type.Object({ region: Type.String(), store: Type.String(), cents: Type.Integer(), ts: Type.Integer() });
+const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.store, time: (s) => s.ts });
+const alerts = alertsTopic('alerts', { partitions: 2 });
+const money = { cents: sum((s) => s.cents), sales: count() };
+export default defineApp({
+  topics: [sales, alerts],
+  outputs: [threshold('big_sale', from(sales), { key: (s) => s.store, when: (s) => s.cents >= ${ALERT_CENTS}, value: (s) => s.cents, to: alerts })],
+  views: [
+    view('by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate(money)),
+    view('by_store', from(sales).groupBy((s) => ({ store: s.store })).aggregate(money)),
+    view('by_region_store', from(sales).groupBy((s) => ({ region: s.region, store: s.store })).aggregate(money)),
+    view('per_minute', from(sales).window(tumbling('1m')).groupBy((s) => ({ region: s.region })).aggregate(money)),
+    view('per_minute_total', from(sales).window(tumbling('1m')).groupBy(() => ({})).aggregate(money)),
+    view('per_hour', from(sales).window(tumbling('1h')).groupBy((s) => ({ region: s.region })).aggregate(money)),
+    view('largest_by_region', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ largest: max((s) => s.cents) })),
+    view('grand_total', from(sales).groupBy(() => ({})).aggregate(money)),
+    view('alerts_by_rule', from(alerts).groupBy((a) => ({ rule: a.rule })).aggregate({ fired: count() })),
+  ],
+});
+`;
+}
+
+const REGIONS = ['north', 'south', 'east', 'west', 'central'];
+
+/** `n` sales, one a second from `t0`, round-robin over STORES stores; every 97th is an alert-sized sale. */
+export function shopSales(n: number, t0: number, first = 0): object[] {
+  return Array.from({ length: n }, (_, j) => {
+    const i = first + j;
+    const store = i % STORES;
+    return {
+      region: REGIONS[store % REGIONS.length],
+      store: `store-${String(store).padStart(3, '0')}`,
+      cents: i % 97 === 0 ? ALERT_CENTS + (i % 50) : 100 + ((i * 37) % 5000),
+      ts: t0 + i * 1000,
+    };
+  });
+}
