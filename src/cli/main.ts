@@ -11,13 +11,14 @@ import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
 import { checkCommand } from './check.ts';
 import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
+import { initCommand } from './init.ts';
 import { produceCommand } from './produce.ts';
 import { replayCommand, rollbackCommand } from './replay.ts';
-import { topicsCreate, topicsDescribe, topicsList } from './topics.ts';
+import { registerTopicsDelete, topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
 import { tokenCommand } from './token.ts';
 import { verifyCommand } from './verify.ts';
-import { lagCommand, queryCommand, viewsCommand } from './views.ts';
+import { lagCommand, queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -65,10 +66,20 @@ function buildProgram(ctx: () => CliContext): Command {
   addViewCommands(program, ctx);
   addDemoCommand(program, ctx);
   program
+    .command('init [dir]')
+    .description('write a starter app (config, schema, generator, README) into dir (default: here); never overwrites')
+    .action((dir: string | undefined) => initCommand(ctx(), dir));
+  program
     .command('check')
     .description('type-check the config and validate its topics, views and outputs; exits 1 on any error')
     .option('--config <file>', 'the app config (default: kappa.config.ts here)')
-    .action((opts) => checkCommand(ctx(), { config: (opts.config as string | undefined) ?? configOf(program) }));
+    .addOption(new Option('--types-json', 'only type-check, and print the errors as JSON').hideHelp())
+    .action((opts) =>
+      checkCommand(ctx(), {
+        config: (opts.config as string | undefined) ?? configOf(program),
+        typesJson: opts.typesJson,
+      }),
+    );
   return program;
 }
 
@@ -101,6 +112,7 @@ function addTopicCommands(program: Command, ctx: () => CliContext): void {
   jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action(
     (name: string, opts) => topicsDescribe(ctx(), name, opts),
   );
+  registerTopicsDelete(topics, ctx, () => configOf(program));
 }
 
 /** `kappa produce`, `consume`, `verify`: records in and out of the log, and its integrity. */
@@ -212,7 +224,10 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     .action((view: string, opts) => rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait }));
 
   const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
-  jsonCommand(program, 'views', viewsWhat).action((opts) => viewsCommand(ctx(), opts));
+  registerViewsDrop(
+    jsonCommand(program, 'views', viewsWhat).action((opts) => viewsCommand(ctx(), opts)),
+    ctx,
+  );
   const queryWhat = 'run a read-only SQL query over the views';
   jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
   const lagWhat = 'per view (and output pipeline) and partition: committed offset, log end, lag';

@@ -1,6 +1,14 @@
-/** `kappa topics create|list|describe`. */
+/** `kappa topics create|list|describe|delete`, and how lifecycle commands hold the data directory. */
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { KappaError } from '../errors.ts';
+import { type Log, checkTopicName } from '../log/index.ts';
+import { defaultConfigPath, loadApp } from '../stream/index.ts';
+import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, openForWriting, withLog } from './open.ts';
+import { storePath } from './start.ts';
 import { formatBytes, formatMs, formatTable } from './table.ts';
 
 export async function topicsCreate(
@@ -90,4 +98,153 @@ export async function topicsDescribe(ctx: CliContext, name: string, opts: { json
       ),
     );
   });
+}
+
+/**
+ * Opens the log for writing, which takes the data directory's lock, so no `kappa start` runs while
+ * a lifecycle command changes the data (and none can start half way). Held: a clear refusal.
+ */
+export async function holdDataDir(ctx: CliContext, what: string, command: string): Promise<Log> {
+  try {
+    return await openForWriting(ctx.dataDir);
+  } catch (err) {
+    if (!(err instanceof KappaError) || err.code !== 'KAPPA_DATA_DIR_LOCKED') throw err;
+    const pid = err.details?.pid;
+    throw new KappaError(
+      'KAPPA_DATA_DIR_LOCKED',
+      `Cannot ${what} while Kappa is running on ${ctx.dataDir}` +
+        `${pid === undefined ? '' : ` (process ${String(pid)}, probably \`kappa start\`)`}: nothing was changed. ` +
+        `Stop it first (Ctrl-C in its terminal), then run \`${command}\` again.`,
+      err.details,
+      err,
+    );
+  }
+}
+
+/** Who depends on a topic: pipelines that read it (views, outputs) or write it (outputs). */
+interface TopicUser {
+  kind: 'view' | 'output';
+  name: string;
+  how: 'reads' | 'writes';
+  /** Whether the store keeps its rows or positions (so deleting the topic leaves them stale). */
+  stored: boolean;
+}
+
+async function topicUsers(store: SqliteStore | null, topic: string, configPath: string | null): Promise<TopicUser[]> {
+  const users = new Map<string, TopicUser>();
+  const add = (u: TopicUser): void => {
+    const key = `${u.kind}:${u.name}:${u.how}`;
+    users.set(key, { ...u, stored: u.stored || (users.get(key)?.stored ?? false) });
+  };
+  if (store !== null) {
+    for (const v of await store.versions())
+      if ((await store.checkpoints(v.name, v.version)).some((c) => c.topic === topic))
+        add({ kind: 'view', name: v.name, how: 'reads', stored: true });
+    for (const o of await store.outputs())
+      if ((await store.outputCheckpoints(o)).some((c) => c.topic === topic))
+        add({ kind: 'output', name: o, how: 'reads', stored: true });
+  }
+  if (configPath !== null) {
+    const app = await loadApp(configPath);
+    for (const v of app.views)
+      if (v.aggregation.stream.source.name === topic) add({ kind: 'view', name: v.name, how: 'reads', stored: false });
+    for (const o of app.outputs) {
+      if (o.stream.source.name === topic) add({ kind: 'output', name: o.name, how: 'reads', stored: false });
+      if (o.target.name === topic) add({ kind: 'output', name: o.name, how: 'writes', stored: false });
+    }
+  }
+  return [...users.values()].sort((a, b) => (a.kind + a.name < b.kind + b.name ? -1 : 1));
+}
+
+const describeUser = (u: TopicUser): string => `${u.kind} "${u.name}" (${u.how} it)`;
+
+/** The config to look in: the one given, else ./kappa.config.* if there is one. */
+function configToCheck(config: string | undefined): string | null {
+  if (config !== undefined) return resolve(config);
+  const path = defaultConfigPath();
+  return existsSync(path) ? path : null;
+}
+
+export interface TopicsDeleteOptions {
+  /** Delete even though pipelines use it; the views that read it are dropped too. */
+  force?: boolean;
+  config?: string;
+}
+
+/**
+ * `kappa topics delete <topic>`: refused while `kappa start` holds the data directory, and while a
+ * view or output of the stored catalog or of the config uses the topic, unless `--force`. With
+ * `--force` the views that read it are dropped (every version), since their rows and positions
+ * came from records that no longer exist; the next `kappa start` rebuilds those still configured.
+ */
+export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDeleteOptions): Promise<void> {
+  checkTopicName(name);
+  const command = `kappa topics delete ${name}${opts.force ? ' --force' : ''}`;
+  await withLog(holdDataDir(ctx, `delete topic "${name}"`, command), async (log) => {
+    const topics = (await log.topics()).map((t) => t.name);
+    if (!topics.includes(name))
+      throw new KappaError(
+        'KAPPA_UNKNOWN_TOPIC',
+        `There is no topic "${name}" in ${ctx.dataDir}` +
+          (topics.length === 0 ? '.' : `; its topics are: ${topics.join(', ')}.`),
+        { topic: name },
+      );
+    const store = existsSync(storePath(ctx.dataDir)) ? await openSqliteStore({ path: storePath(ctx.dataDir) }) : null;
+    try {
+      const users = await topicUsers(store, name, configToCheck(opts.config));
+      if (users.length > 0 && !opts.force)
+        throw new KappaError(
+          'KAPPA_VIEW_CONFLICT',
+          `Topic "${name}" was not deleted: ${users.map(describeUser).join(', ')} use${users.length === 1 ? 's' : ''} it. ` +
+            'Remove them from the config and drop the views (`kappa views drop <view> --yes`) first, ' +
+            `or run \`kappa topics delete ${name} --force\` to delete it anyway and drop the views that read it.`,
+          { topic: name, users: users.map((u) => u.name) },
+        );
+      await log.deleteTopic(name);
+      ctx.stdout.write(`deleted topic "${name}"\n`);
+      await afterForcedDelete(ctx, store, name, users);
+    } finally {
+      await store?.close();
+    }
+  });
+}
+
+/** After `--force`: drop the stored views that read the topic, and say what is left to do. */
+async function afterForcedDelete(
+  ctx: CliContext,
+  store: SqliteStore | null,
+  topic: string,
+  users: TopicUser[],
+): Promise<void> {
+  const stored = new Set((await store?.versions())?.map((v) => v.name) ?? []);
+  for (const u of users) {
+    if (u.kind === 'view' && store !== null && stored.has(u.name)) {
+      const versions = await store.dropView(u.name);
+      ctx.stdout.write(
+        `dropped view "${u.name}" (version${versions.length === 1 ? '' : 's'} ${versions.join(', ')})\n`,
+      );
+    } else if (u.kind === 'output' && u.stored) {
+      ctx.stderr.write(
+        `kappa: warning: output "${u.name}" keeps its position in "${topic}", which no longer exists; ` +
+          'remove it from the config, or its next start fails on that position.\n',
+      );
+    }
+  }
+  if (users.some((u) => !u.stored))
+    ctx.stdout.write(
+      `the config still uses "${topic}": the next \`kappa start\` creates it again, empty, and rebuilds its views from it\n`,
+    );
+}
+
+/** Adds `kappa topics delete <topic> [--force]` to the `topics` command. */
+export function registerTopicsDelete(topics: Command, ctx: () => CliContext, config: () => string | undefined): void {
+  topics
+    .command('delete <name>')
+    .description(
+      'delete a topic and all its records (refused while `kappa start` runs, or while a view or output uses it, unless --force)',
+    )
+    .option('--force', 'delete it even though views or outputs use it, and drop the views that read it')
+    .action((name: string, opts: { force?: boolean }) =>
+      topicsDelete(ctx(), name, { force: opts.force, config: config() }),
+    );
 }

@@ -1,4 +1,8 @@
-/** `kappa views`, `kappa query`, `kappa lag`: read-only looks at the serving layer, beside a running `kappa start`. */
+/**
+ * `kappa views`, `kappa query`, `kappa lag`: read-only looks at the serving layer, beside a running
+ * `kappa start`; and `kappa views drop`, which changes it, so it holds the data directory.
+ */
+import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
@@ -8,6 +12,7 @@ import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { storePath } from './start.ts';
 import { formatTable } from './table.ts';
+import { holdDataDir } from './topics.ts';
 
 async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
   const path = storePath(ctx.dataDir);
@@ -38,38 +43,34 @@ export interface LagRow {
   lag: number;
 }
 
+/** Where a view's or output's task stands in one partition of its source. */
+type Position = { topic: string; partition: number; offset: number };
+
 async function lagRows(store: SqliteStore, log: Log): Promise<LagRow[]> {
   const rows: LagRow[] = [];
+  // A position in a topic that was deleted (`kappa topics delete --force`) has no lag to show.
+  const topics = new Set((await log.topics()).map((t) => t.name));
+  const add = async (kind: LagRow['kind'], view: string, version: number, cp: Position): Promise<void> => {
+    if (!topics.has(cp.topic)) return;
+    const { end } = await log.offsets(cp.topic, cp.partition);
+    const { topic, partition, offset } = cp;
+    rows.push({
+      kind,
+      view,
+      version,
+      topic,
+      partition,
+      committedOffset: offset,
+      logEndOffset: end,
+      lag: Math.max(0, end - offset),
+    });
+  };
   for (const v of await store.versions()) {
     if (v.state === 'retired') continue;
-    for (const cp of await store.checkpoints(v.name, v.version)) {
-      const { end } = await log.offsets(cp.topic, cp.partition);
-      rows.push({
-        kind: 'view',
-        view: v.name,
-        version: v.version,
-        topic: cp.topic,
-        partition: cp.partition,
-        committedOffset: cp.offset,
-        logEndOffset: end,
-        lag: Math.max(0, end - cp.offset),
-      });
-    }
+    for (const cp of await store.checkpoints(v.name, v.version)) await add('view', v.name, v.version, cp);
   }
   for (const name of await store.outputs()) {
-    for (const cp of await store.outputCheckpoints(name)) {
-      const { end } = await log.offsets(cp.topic, cp.partition);
-      rows.push({
-        kind: 'output',
-        view: name,
-        version: 0,
-        topic: cp.topic,
-        partition: cp.partition,
-        committedOffset: cp.offset,
-        logEndOffset: end,
-        lag: Math.max(0, end - cp.offset),
-      });
-    }
+    for (const cp of await store.outputCheckpoints(name)) await add('output', name, 0, cp);
   }
   return rows;
 }
@@ -200,4 +201,55 @@ export async function queryCommand(ctx: CliContext, sql: string, opts: { json?: 
     );
     ctx.stdout.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);
   });
+}
+
+/**
+ * `kappa views drop <view> --yes`: drops every version of a view (tables, checkpoints, catalog,
+ * saved code and builds, the public SQL view). Refused while `kappa start` holds the data
+ * directory. Without `--yes` it only says what would be dropped, and exits 1 (no prompt, so it
+ * behaves the same in a script).
+ */
+export async function viewsDrop(ctx: CliContext, name: string, opts: { yes?: boolean }): Promise<void> {
+  const command = `kappa views drop ${name} --yes`;
+  await withLog(holdDataDir(ctx, `drop view "${name}"`, command), () =>
+    withStore(ctx, async (store) => {
+      const all = await store.versions();
+      const versions = all.filter((v) => v.name.toLowerCase() === name.toLowerCase());
+      const building = (await store.builds()).filter((b) => b.name.toLowerCase() === name.toLowerCase());
+      if (versions.length === 0 && building.length === 0) {
+        const names = [...new Set(all.map((v) => v.name))];
+        throw new KappaError(
+          'KAPPA_UNKNOWN_VIEW',
+          `There is no view "${name}" in ${ctx.dataDir}` +
+            (names.length === 0 ? '.' : `; its views are: ${names.join(', ')}.`),
+          { view: name },
+        );
+      }
+      const what = versions.map((v) => `v${v.version} ${v.state}, ${v.rows} row${v.rows === 1 ? '' : 's'}`);
+      const summary = `view "${name}" (${[...what, ...building.map((b) => `v${b.version} building`)].join('; ')})`;
+      if (!opts.yes)
+        throw new KappaError(
+          'KAPPA_INVALID_ARGUMENT',
+          `This would drop ${summary}: every version, its rows and its SQL view. Nothing was dropped; ` +
+            `run \`${command}\` to drop it.`,
+          { view: name },
+        );
+      await store.dropView(name);
+      ctx.stdout.write(
+        `dropped ${summary}\n` +
+          'if the config still defines it, the next `kappa start` builds it again from the start of its topic\n',
+      );
+    }),
+  );
+}
+
+/** Adds `kappa views drop <view> [--yes]` to the `views` command. */
+export function registerViewsDrop(views: Command, ctx: () => CliContext): void {
+  views
+    .command('drop <view>')
+    .description(
+      'drop every version of a view, its rows and its SQL view (refused while `kappa start` runs; needs --yes)',
+    )
+    .option('--yes', 'really drop it (without it, only says what would be dropped)')
+    .action((name: string, opts: { yes?: boolean }) => viewsDrop(ctx(), name, opts));
 }

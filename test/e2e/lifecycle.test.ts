@@ -1,0 +1,139 @@
+/**
+ * Lifecycle commands on a data directory that `kappa start` has filled: `kappa topics delete`
+ * (refused while a view or output uses the topic, unless --force; refused while `kappa start`
+ * holds the directory) and `kappa views drop` (every version, needs --yes, refused while
+ * `kappa start` runs). Each refusal changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { kappaInProcess as kappa } from '../support/cli.ts';
+import { openKappa } from '../support/kappa.ts';
+import { type Owner, startKappa, waitFor } from '../support/processes.ts';
+import { bigSalesConfig, tempDataProject } from '../support/project.ts';
+
+const POLL = { timeoutMs: 30_000, intervalMs: 50 };
+
+/** bigSalesConfig run over 40 sales until every view and the output have flushed; then stopped. */
+async function filledProject(t: Owner): Promise<{ d: string[]; dir: string; config: string }> {
+  const { dir, config } = tempDataProject(t, 'kappa-lifecycle-', bigSalesConfig({ bigCents: 500 }));
+  const k = await openKappa({ dir, configPath: config, t });
+  const sales = Array.from({ length: 40 }, (_, i) => ({
+    key: String(i),
+    value: JSON.stringify({ id: i, region: ['eu', 'us'][i % 2], cents: i * 25, ts: 1_700_000_000_000 + i * 1000 }),
+  }));
+  await k.log.append('sales', sales);
+  await waitFor(
+    'every view to hold rows',
+    async () => {
+      const rows = await k.store.versions();
+      return rows.length === 3 && rows.every((v) => v.rows > 0) ? rows : null;
+    },
+    POLL,
+  );
+  await k.close();
+  return { d: ['--data-dir', dir, '--config', config], dir, config };
+}
+
+const topicNames = async (d: string[]): Promise<string[]> =>
+  (JSON.parse((await kappa([...d, 'topics', 'list', '--json'])).stdout) as { name: string }[]).map((x) => x.name);
+const viewNames = async (d: string[]): Promise<string[]> => [
+  ...new Set((JSON.parse((await kappa([...d, 'views', '--json'])).stdout) as { name: string }[]).map((x) => x.name)),
+];
+
+test(
+  'topics delete: refused while views or outputs use the topic, done for an unused one',
+  { timeout: 60_000 },
+  async (t) => {
+    const { d } = await filledProject(t);
+    assert.equal((await kappa([...d, 'topics', 'create', 'scratch'])).code, 0);
+    const before = await topicNames(d);
+
+    const refused = await kappa([...d, 'topics', 'delete', 'sales']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Topic "sales" was not deleted/);
+    assert.match(refused.stderr, /view "by_region" \(reads it\)/);
+    assert.match(refused.stderr, /view "per_minute" \(reads it\)/);
+    assert.match(refused.stderr, /output "sales_to_big_sales" \(reads it\)/);
+    assert.match(refused.stderr, /--force/);
+    const written = await kappa([...d, 'topics', 'delete', 'big_sales']);
+    assert.equal(written.code, 1);
+    assert.match(written.stderr, /output "sales_to_big_sales" \(writes it\)/);
+    assert.match(written.stderr, /view "big_by_region" \(reads it\)/);
+    assert.deepEqual(await topicNames(d), before, 'a refusal deletes nothing');
+
+    const unknown = await kappa([...d, 'topics', 'delete', 'sale']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /There is no topic "sale".*its topics are: .*sales/);
+
+    const ok = await kappa([...d, 'topics', 'delete', 'scratch']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /deleted topic "scratch"/);
+    assert.deepEqual(
+      await topicNames(d),
+      before.filter((n) => n !== 'scratch'),
+    );
+    assert.deepEqual(await viewNames(d), ['big_by_region', 'by_region', 'per_minute']);
+  },
+);
+
+test('topics delete --force deletes the topic and drops the views that read it', { timeout: 60_000 }, async (t) => {
+  const { d } = await filledProject(t);
+  const forced = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.stdout, /deleted topic "sales"/);
+  assert.match(forced.stdout, /dropped view "by_region"/);
+  assert.match(forced.stdout, /dropped view "per_minute"/);
+  assert.match(forced.stderr, /output "sales_to_big_sales" keeps its position/);
+  assert.ok(!(await topicNames(d)).includes('sales'));
+  assert.deepEqual(await viewNames(d), ['big_by_region'], 'the view of the other topic stays');
+  const q = await kappa([...d, 'query', 'SELECT count(*) AS n FROM big_by_region', '--json']);
+  assert.equal(q.code, 0, q.stderr);
+});
+
+test(
+  'views drop: says what it would drop without --yes, drops every version with it',
+  { timeout: 60_000 },
+  async (t) => {
+    const { d } = await filledProject(t);
+    const asked = await kappa([...d, 'views', 'drop', 'by_region']);
+    assert.equal(asked.code, 1);
+    assert.match(asked.stderr, /This would drop view "by_region" \(v1 live, 2 rows\).*Nothing was dropped.*--yes/s);
+    assert.deepEqual(await viewNames(d), ['big_by_region', 'by_region', 'per_minute']);
+
+    const unknown = await kappa([...d, 'views', 'drop', 'by_regio', '--yes']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /There is no view "by_regio".*by_region/);
+
+    const dropped = await kappa([...d, 'views', 'drop', 'by_region', '--yes']);
+    assert.equal(dropped.code, 0, dropped.stderr);
+    assert.match(dropped.stdout, /dropped view "by_region"/);
+    assert.deepEqual(await viewNames(d), ['big_by_region', 'per_minute']);
+    const gone = await kappa([...d, 'query', 'SELECT * FROM by_region']);
+    assert.equal(gone.code, 1);
+    // The topic it read is free now for `topics delete` as far as the stored views go.
+    const lag = JSON.parse((await kappa([...d, 'lag', '--json'])).stdout) as { view: string }[];
+    assert.ok(!lag.some((r) => r.view === 'by_region'));
+  },
+);
+
+test(
+  'topics delete and views drop are refused while kappa start runs, and change nothing',
+  { timeout: 90_000 },
+  async (t) => {
+    const { d } = await filledProject(t);
+    const child = startKappa(t, [...d, 'start', '--no-server', '--workers', '0']);
+    // Probing with a command would race kappa start for the lock: wait for its banner instead.
+    await child.waitForOutput(/kappa: running/, { timeoutMs: 60_000 });
+    const drop = await kappa([...d, 'views', 'drop', 'by_region', '--yes']);
+    assert.match(
+      drop.stderr,
+      new RegExp(`Cannot drop view "by_region" while Kappa is running .*process ${child.pid}.*Stop it first`),
+    );
+    const del = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
+    assert.equal(del.code, 1);
+    assert.match(del.stderr, /Cannot delete topic "sales" while Kappa is running.*Stop it first/);
+    await child.stop();
+    assert.deepEqual(await viewNames(d), ['big_by_region', 'by_region', 'per_minute']);
+    assert.ok((await topicNames(d)).includes('sales'));
+  },
+);
