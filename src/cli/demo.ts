@@ -4,12 +4,21 @@
  * — and a generator that appends realistic sales events at a steady rate (stores in regions,
  * products, quantities, a few refunds, event times a little out of order), until Ctrl-C. The data
  * stays in the data directory, so every other command works on it, during and after.
+ *
+ * On an address other than loopback (`--host 0.0.0.0`, to reach the demo from another machine or
+ * from outside a container) the server needs tokens, which the demo's config has none of: so the
+ * demo makes one for this run (admin scope, never stored: only its SHA-256 is handed to the server)
+ * and prints the dashboard's URL carrying it in the fragment (`/#token=…`, which a browser never
+ * sends to the server, so it stays out of request logs) and the curl with the header.
  */
+import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Log, ProducerRecord } from '../log/index.ts';
 import { seededRandom } from '../random.ts';
+import { newToken } from '../server/index.ts';
+import type { TokenConfig } from '../stream/index.ts';
 import type { CliContext } from './main.ts';
-import { startCommand } from './start.ts';
+import { type StartOptions, startCommand } from './start.ts';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../examples/sales/kappa.config.ts', import.meta.url));
 
@@ -69,38 +78,81 @@ function generate(log: Log, rate: number, onError: (err: Error) => void): () => 
   };
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** A token for this run of the demo when it listens beyond this machine; null on loopback. */
+export function demoAccess(host: string | undefined): { token: string; tokens: TokenConfig[] } | null {
+  if (host === undefined || LOOPBACK.has(host)) return null;
+  const { token, sha256 } = newToken();
+  return { token, tokens: [{ name: 'demo', sha256, scopes: ['admin'] }] };
+}
+
+/**
+ * The server's URL as another machine reaches it: a wildcard address (0.0.0.0, ::) is not one, so
+ * it is shown as this machine's first external IPv4 address.
+ */
+export function reachableUrl(url: string): string {
+  const m = /^http:\/\/(0\.0\.0\.0|\[::\]):(\d+)$/.exec(url);
+  if (m === null) return url;
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal);
+  return `http://${external?.address ?? '127.0.0.1'}:${m[2]}`;
+}
+
+/** What the demo prints once it runs: where to look and what to try. */
+function banner(ctx: CliContext, rate: number, serverUrl: string | undefined, token: string | null): string {
+  const url = serverUrl === undefined ? '(no server)' : reachableUrl(serverUrl);
+  const auth = token === null ? '' : ` -H 'authorization: Bearer ${token}'`;
+  const access =
+    token === null
+      ? []
+      : [
+          `  This demo listens on ${serverUrl ?? 'the network'}: anyone who can reach it needs this run's token`,
+          `  (admin scope; it is not stored, the next run makes another): ${token}`,
+          '  Open the dashboard with the link above (the token is in its #fragment, which the browser keeps to',
+          '  itself); curl sends it as a header, as below.',
+          '',
+        ];
+  return [
+    '',
+    `Kappa sales demo: ${rate} sales events a second into ${ctx.dataDir}, the sales pipelines, the HTTP API.`,
+    '',
+    `  Dashboard   ${url}/${token === null ? '' : `#token=${token}`}`,
+    `  Query       npx kappa query "SELECT region, year, total, orders FROM aggregated_sales ORDER BY total DESC"`,
+    `  Over HTTP   curl -s${auth} '${url}/v1/views/aggregated_sales?order=-total'`,
+    `  Live rows   curl -sN${auth} -H 'accept: text/event-stream' ${url}/v1/views/sales_per_minute/changes`,
+    `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
+    '',
+    ...access,
+    '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
+    '  aggregated_sales count only orders over 50 with .filter((s) => s.amount > 50)), then run',
+    '  npm start again. Kappa sees the new logic, replays the whole log into version 2 beside',
+    '  version 1, and swaps them in one step once version 2 has caught up. `npx kappa rollback',
+    '  aggregated_sales` goes back.',
+    '',
+    'Ctrl-C stops; everything is flushed and checkpointed first.',
+    '',
+  ].join('\n');
+}
+
 export async function demoCommand(ctx: CliContext, opts: DemoOptions): Promise<void> {
   const rate = opts.rate ?? 200;
-  await startCommand(
-    ctx,
-    { config: DEMO_CONFIG, host: opts.host, port: opts.port ?? 8080, workers: opts.workers, flushIntervalMs: 200 },
-    async ({ log, server }) => {
-      const stop = generate(log, rate, (err) =>
-        ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`),
-      );
-      const url = server?.url ?? '(no server)';
-      ctx.stdout.write(
-        [
-          '',
-          `Kappa sales demo: ${rate} sales events a second into ${ctx.dataDir}, the sales pipelines, the HTTP API.`,
-          '',
-          `  Dashboard   ${url}/`,
-          `  Query       npx kappa query "SELECT region, year, total, orders FROM aggregated_sales ORDER BY total DESC"`,
-          `  Over HTTP   curl -s '${url}/v1/views/aggregated_sales?order=-total'`,
-          `  Live rows   curl -sN ${url}/v1/views/sales_per_minute/changes`,
-          `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
-          '',
-          '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
-          '  aggregated_sales count only orders over 50 with .filter((s) => s.amount > 50)), then run',
-          '  npm start again. Kappa sees the new logic, replays the whole log into version 2 beside',
-          '  version 1, and swaps them in one step once version 2 has caught up. `npx kappa rollback',
-          '  aggregated_sales` goes back.',
-          '',
-          'Ctrl-C stops; everything is flushed and checkpointed first.',
-          '',
-        ].join('\n'),
-      );
-      return stop;
-    },
-  );
+  const access = demoAccess(opts.host);
+  // `tokens` joins the config's server.tokens (StartOptions.tokens in start.ts).
+  const start: StartOptions & { tokens?: TokenConfig[] } = {
+    config: DEMO_CONFIG,
+    host: opts.host,
+    port: opts.port ?? 8080,
+    workers: opts.workers,
+    flushIntervalMs: 200,
+    ...(access === null ? {} : { tokens: access.tokens }),
+  };
+  await startCommand(ctx, start, async ({ log, server }) => {
+    const stop = generate(log, rate, (err) =>
+      ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`),
+    );
+    ctx.stdout.write(banner(ctx, rate, server?.url, access?.token ?? null));
+    return stop;
+  });
 }
