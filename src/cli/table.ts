@@ -28,3 +28,24 @@ export function formatBytes(bytes: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+/** Epoch milliseconds from 2000 to 2100: a whole number in a time column in this range is a time. */
+const TIME_MS_MIN = Date.UTC(2000, 0, 1);
+const TIME_MS_MAX = Date.UTC(2100, 0, 1);
+/** Column names that hold times: window_start, window_end, ts, atMs, created_at, last_seen_ms… */
+const TIME_COLUMN = /(^|_)(start|end|time|ts|at|ms)$|[a-z](At|Ms|Time)$/;
+
+/**
+ * A value as a table cell for people: NULL for null; an epoch-ms time in a time column as an ISO
+ * time (the number is still what `--json` prints); a fraction to 12 significant digits, which
+ * drops the noise binary floating point leaves in sums (945504.3599999986 shows as 945504.36).
+ */
+export function cellText(column: string, value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value !== 'number') return String(value);
+  if (Number.isInteger(value)) {
+    const isTime = TIME_COLUMN.test(column) && value >= TIME_MS_MIN && value < TIME_MS_MAX;
+    return isTime ? new Date(value).toISOString() : String(value);
+  }
+  return Number.isFinite(value) ? String(Number(value.toPrecision(12))) : String(value);
+}
