@@ -220,6 +220,7 @@ function showOverview(o) {
       t.checkpointAgeSeconds === null ? '–' : `${t.checkpointAgeSeconds.toFixed(1)} s`,
     ]),
   );
+  showDeadLetters(o.deadLetters ?? []);
   const names = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
   const inConfig = o.configViews === undefined ? null : new Set(o.configViews);
   for (const name of names)
@@ -235,6 +236,22 @@ function showOverview(o) {
   );
   if (!live.syncing) $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
   previous = o;
+}
+
+/** A badge per dead-letter topic that holds records: how many, and why the first one was refused. */
+function showDeadLetters(topics) {
+  $('#dead-letters').replaceChildren(
+    ...topics.map((d) =>
+      el('span', {
+        class: 'badge dead-letter',
+        'data-topic': d.topic,
+        title: `The oldest one kept: ${d.firstReason ?? 'no reason recorded'}. Read them with: kappa consume ${d.topic}`,
+        text:
+          `${fmt(d.count)} record${d.count === 1 ? '' : 's'} of ${d.source} went to ${d.topic}` +
+          `${d.firstView ? ` (from ${d.firstView})` : ''}: ${d.firstReason ?? 'no reason recorded'}`,
+      }),
+    ),
+  );
 }
 
 // ---- alerts -------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 /**
  * The dashboard plugin through `inject()`: its page and files are served without a token, an
- * unknown file is a 404, and the overview (which holds data) needs `query`.
+ * unknown file is a 404, and the overview (which holds data) needs `query` and names the config's views
+ * and the dead-letter topics.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { TOKENS, errorCode, headers, openTestServer } from './test-server.ts';
+import { TOKENS, errorCode, headers, openTestServer, post } from './test-server.ts';
 
 test('GET / serves index.html and /assets/ the dashboard files, without a token', async (t) => {
   const { fastify } = await openTestServer(t, { tokens: true });
@@ -41,4 +42,20 @@ test('GET /v1/overview needs query and shows the topics', async (t) => {
     ['sales', 2, 0],
   ]);
   assert.deepEqual(overview.tasks, []);
+});
+
+test('the overview names the running config’s views and every dead-letter topic with its first reason', async (t) => {
+  const { fastify } = await openTestServer(t);
+  const overview = async (): Promise<{
+    configViews: string[];
+    deadLetters: { topic: string; source: string; count: number; firstReason: string | null }[];
+  }> => (await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers() })).json();
+  assert.deepEqual((await overview()).configViews, ['sales_totals']);
+  assert.deepEqual((await overview()).deadLetters, []);
+  const res = await post(fastify, '/v1/topics/events/records', '{"kind":7}');
+  assert.equal(res.statusCode, 207, res.body);
+  const [dlq, ...more] = (await overview()).deadLetters;
+  assert.deepEqual(more, []);
+  assert.deepEqual([dlq.topic, dlq.source, dlq.count], ['events.dlq', 'events', 1]);
+  assert.match(dlq.firstReason ?? '', /kind/);
 });

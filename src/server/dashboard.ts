@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { KappaError } from '../errors.ts';
 import type { Kappa } from './context.ts';
+import { deadLetterTopics } from './metrics.ts';
 
 export const OVERVIEW_INTERVAL_MS = 1000;
 
@@ -112,5 +113,7 @@ export async function overview(kappa: Kappa): Promise<object> {
     configViews: app.views.map((v) => v.name),
     versions: await store.versions(),
     builds: await control.builds(),
+    // Records that could not be taken (a schema violation, a view's function that threw): the page shows a badge.
+    deadLetters: await deadLetterTopics(log),
   };
 }

@@ -186,6 +186,16 @@ test(
       intervalMs: 100,
     });
 
+    // A record that dead-letters shows as a badge with its reason.
+    const bad = await fetch(`${url}/v1/topics/sales/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ region: 'north', store: 'store-001', cents: 'lots', ts: T0 }),
+    });
+    assert.equal(bad.status, 207, await bad.text());
+    await page.locator('#dead-letters .badge[data-topic="sales.dlq"]').waitFor({ timeout: 10_000 });
+    assert.match(await text(page, '#dead-letters .badge'), /^1 record of sales went to sales\.dlq: .*cents/);
+
     // The SQL console answers.
     await page.fill('#sql', 'SELECT count(*) AS stores FROM by_store');
     await page.click('#sql-form button[type=submit]');

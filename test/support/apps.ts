@@ -5,7 +5,8 @@
  *                       kind the dashboard draws (grouped, windowed by group, windowed without a
  *                       group, one row, many rows) and an alert topic `alerts` with 2 partitions
  *                       fed by a threshold rule (a sale of ALERT_CENTS or more). More views and alert
- *                       partitions than a browser has connections per host (six).
+ *                       partitions than a browser has connections per host (six). Invalid sales go
+ *                       to `sales.dlq`.
  *   shopSales(n, t0)    n sales for it: STORES stores in 5 regions, one sale a second from t0
  */
 import { KAPPA_SRC } from './project.ts';
@@ -28,7 +29,7 @@ export function manyViewsConfig(): string {
   return `
 import { Type, alertsTopic, count, defineApp, from, max, sum, threshold, topic, tumbling, view } from ${JSON.stringify(KAPPA_SRC)};
 const Sale = Type.Object({ region: Type.String(), store: Type.String(), cents: Type.Integer(), ts: Type.Integer() });
-const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.store, time: (s) => s.ts });
+const sales = topic('sales', { partitions: 2, schema: Sale, key: (s) => s.store, time: (s) => s.ts, onInvalid: 'dlq' });
 const alerts = alertsTopic('alerts', { partitions: 2 });
 const money = { cents: sum((s) => s.cents), sales: count() };
 export default defineApp({
