@@ -8,11 +8,13 @@
  *   2. The app: the config is loaded and every problem the engine would refuse is listed (topics
  *      read or written but not declared, names, windows, duplicates; see stream/config.ts).
  *
- * `kappa start` runs the same checks first (startChecks): type errors are warnings there, or
- * errors with `--strict`; a syntax error or an app problem stops it.
+ * `kappa start` runs the same checks (startChecks): type errors are warnings there (the check runs
+ * in a child process beside the start-up), or errors with `--strict`; a syntax error or an app
+ * problem stops it.
  *
  * TypeScript is imported only when a check runs, so the other commands do not pay for loading it.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, relative, resolve, sep } from 'node:path';
@@ -89,6 +91,8 @@ export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]>
   const ts = (await import('typescript')).default;
   const options: TS.CompilerOptions = {
     strict: true,
+    // An untyped helper's parameter is a matter of style; the check is there to find mistakes.
+    noImplicitAny: false,
     noEmit: true,
     skipLibCheck: true,
     target: ts.ScriptTarget.ES2022,
@@ -199,8 +203,11 @@ function summary(app: AppDef): string {
   );
 }
 
-/** `kappa check`: prints every error and exits 1, or prints "ok" with what the app holds. */
-export async function checkCommand(ctx: CliContext, opts: { config?: string }): Promise<void> {
+/**
+ * `kappa check`: prints every error and exits 1, or prints "ok" with what the app holds. With
+ * `typesJson` (what `kappa start` runs) it only type-checks, and prints the errors as JSON.
+ */
+export async function checkCommand(ctx: CliContext, opts: { config?: string; typesJson?: boolean }): Promise<void> {
   const file = resolve(opts.config ?? defaultConfigPath());
   if (!existsSync(file))
     throw new KappaError(
@@ -209,6 +216,10 @@ export async function checkCommand(ctx: CliContext, opts: { config?: string }): 
       { file },
     );
   const diagnostics = await typeCheckConfig(file);
+  if (opts.typesJson === true) {
+    ctx.stdout.write(`${JSON.stringify(diagnostics)}\n`);
+    return;
+  }
   for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, 'error'));
   let app: AppDef | null = null;
   let problems: string[] = [];
@@ -230,24 +241,79 @@ export async function checkCommand(ctx: CliContext, opts: { config?: string }): 
   ctx.stdout.write(`ok: ${file}: ${summary(app)}; types and app checked\n`);
 }
 
+/** For an error loading the config that points at a line (a syntax error): that line and a caret, else ''. */
+export function loadErrorFrame(err: unknown): string {
+  if (!isKappaError(err, 'KAPPA_CONFIG_INVALID')) return '';
+  const { file, line, column } = (err.details ?? {}) as { file?: string; line?: number; column?: number };
+  if (typeof file !== 'string' || typeof line !== 'number') return '';
+  try {
+    return `${codeFrame(readFileSync(file, 'utf8'), line, column ?? 1)}\n`;
+  } catch {
+    return '';
+  }
+}
+
+/** The `kappa` command, which `kappa start` runs as `kappa check --types-json` beside itself. */
+const KAPPA_BIN = resolve(KAPPA_ROOT, 'bin', 'kappa.js');
+
 /**
- * The checks `kappa start` runs before it opens anything: type errors are printed as warnings
- * (errors with `strict`, which then refuses to start); a syntax error is always an error, and the
- * load that follows says so.
+ * The type check `kappa start` runs. With `strict` it runs first, and type errors refuse the start.
+ * Otherwise it runs in a child process beside the start-up (it takes seconds: the compiler loads
+ * the config's whole import graph), and prints its findings as warnings when it ends; a syntax error
+ * is left to the load, which stops the start with the reason and the line. Returns the function
+ * that stops the child if it still runs.
  */
-export async function startChecks(ctx: CliContext, file: string, strict: boolean): Promise<void> {
-  if (!existsSync(file)) return; // loadApp says the file is missing, in the same words as always
-  const diagnostics = await typeCheckConfig(file);
+export async function startChecks(ctx: CliContext, file: string, strict: boolean): Promise<() => void> {
+  if (!existsSync(file)) return () => {}; // loadApp says the file is missing, in the same words as always
+  if (strict || !existsSync(KAPPA_BIN)) {
+    const diagnostics = await typeCheckConfig(file);
+    if (diagnostics.some((d) => d.syntax)) return () => {};
+    if (strict && diagnostics.length > 0) {
+      for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, 'error'));
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `${file}: ${plural(diagnostics.length, 'type error')} (shown above); --strict refuses to start with them. Fix them (\`kappa check\` lists them), or start without --strict.`,
+        { file, typeErrors: diagnostics.length },
+      );
+    }
+    typeWarnings(ctx, diagnostics);
+    return () => {};
+  }
+  const child = spawn(process.execPath, [KAPPA_BIN, 'check', '--config', file, '--types-json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  child.on('error', () => {}); // reported on close like any other failure
+  child.on('close', (code, signal) => {
+    if (signal !== null) return; // stopped by the start itself
+    let diagnostics: ConfigDiagnostic[] | null = null;
+    try {
+      diagnostics = code === 0 ? (JSON.parse(out) as ConfigDiagnostic[]) : null;
+    } catch {
+      // reported below as a check that did not run
+    }
+    if (diagnostics === null) {
+      const why = err.trim().split('\n').pop() ?? `exit code ${code}`;
+      ctx.stderr.write(`kappa: warning: the config's type check did not run (${why}); \`kappa check\` runs it\n`);
+    } else
+      typeWarnings(
+        ctx,
+        diagnostics.filter((d) => !d.syntax),
+      );
+  });
+  return () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+}
+
+/** Prints type errors as warnings, with what they mean for a running app. */
+function typeWarnings(ctx: CliContext, diagnostics: ConfigDiagnostic[]): void {
   if (diagnostics.length === 0) return;
-  for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, strict ? 'error' : 'warning'));
-  if (diagnostics.some((d) => d.syntax)) return;
-  if (strict)
-    throw new KappaError(
-      'KAPPA_CONFIG_INVALID',
-      `${file}: ${plural(diagnostics.length, 'type error')} (shown above); --strict refuses to start with them. Fix them (\`kappa check\` lists them), or start without --strict.`,
-      { file, typeErrors: diagnostics.length },
-    );
+  for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, 'warning'));
   ctx.stderr.write(
-    `kappa: warning: ${plural(diagnostics.length, 'type error')} in the config (shown above): records that hit them will go to the dead-letter topics. Starting anyway; \`kappa start --strict\` refuses instead.\n`,
+    `kappa: warning: ${plural(diagnostics.length, 'type error')} in the config (shown above): records that hit them may go to the dead-letter topics. Running anyway; \`kappa start --strict\` refuses instead.\n`,
   );
 }

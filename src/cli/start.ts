@@ -2,8 +2,8 @@
  * `kappa start`: runs every pipeline of the config over the embedded log until SIGINT or SIGTERM,
  * then flushes, checkpoints and exits 0. A task failure stops everything with exit code 1.
  * Tasks are spread over `--workers` threads (default: one per core); `--workers 0` runs them all
- * on the main thread. Before anything is opened, the config goes through `kappa check`'s type check
- * (check.ts): type errors are printed as warnings, or refuse the start with `--strict`.
+ * on the main thread. The config goes through `kappa check`'s type check (check.ts): type errors
+ * are printed as warnings, or refuse the start with `--strict`.
  */
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index
 import { startWebhooks } from '../app/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/sqlite/index.ts';
-import { startChecks } from './check.ts';
+import { loadErrorFrame, startChecks } from './check.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 
@@ -52,7 +52,18 @@ export type Companion = (running: {
 
 export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
-  await startChecks(ctx, configPath, opts.strict === true);
+  const stopTypeCheck = await startChecks(ctx, configPath, opts.strict === true);
+  try {
+    return await startApp(ctx, opts, configPath, companion);
+  } catch (err) {
+    ctx.stderr.write(loadErrorFrame(err));
+    throw err;
+  } finally {
+    stopTypeCheck();
+  }
+}
+
+async function startApp(ctx: CliContext, opts: StartOptions, configPath: string, companion?: Companion): Promise<void> {
   const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
   const log = await openForWriting(ctx.dataDir);
