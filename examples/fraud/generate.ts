@@ -28,4 +28,10 @@ function transaction(now: number): object {
   };
 }
 
-await postNdjson({ topic: 'transactions', noun: 'transactions', rateDefault: 300, make: transaction });
+await postNdjson({
+  topic: 'transactions',
+  noun: 'transactions',
+  rateDefault: 300,
+  script: 'examples/fraud/generate.ts',
+  make: transaction,
+});

@@ -2,7 +2,7 @@
  * Fraud detection: card transactions scored in real time against each card's own behaviour. A
  * transaction far above what the card usually spends, or a very large one, is written to the
  * `suspicious` topic (and, with a webhook configured, POSTed to it); views show spend per card and
- * per country. Run: `kappa start --config examples/fraud/kappa.config.ts`, then
+ * per country. Run: `kappa --data-dir .kappa-fraud start --config examples/fraud/kappa.config.ts`, then
  * `node --import tsx examples/fraud/generate.ts`.
  */
 import { Type, alertsTopic, anomaly, count, defineApp, from, max, sum, threshold, topic, view } from 'kappa';

@@ -25,4 +25,10 @@ function reading(now: number): object {
   };
 }
 
-await postNdjson({ topic: 'readings', noun: 'readings', rateDefault: 200, make: reading });
+await postNdjson({
+  topic: 'readings',
+  noun: 'readings',
+  rateDefault: 200,
+  script: 'examples/iot/generate.ts',
+  make: reading,
+});

@@ -1,7 +1,7 @@
 /**
  * IoT monitoring: sensor readings from devices on sites; per-device one-minute windows, the latest
  * state of each site, and alerts when a device runs hot for a minute or reads far from its usual
- * values. Run: `kappa start --config examples/iot/kappa.config.ts`, then
+ * values. Run: `kappa --data-dir .kappa-iot start --config examples/iot/kappa.config.ts`, then
  * `node --import tsx examples/iot/generate.ts`.
  */
 import {

@@ -12,22 +12,63 @@ export interface GeneratorSpec {
   noun: string;
   /** Records a second when `--rate` is not given. */
   rateDefault: number;
+  /** How the script is run, for its usage line (`examples/iot/generate.ts`). */
+  script: string;
   /** One record, made at `now` (ms since the epoch). */
   make(now: number): object;
 }
 
 const TICK_MS = 100;
 
-export async function postNdjson(spec: GeneratorSpec): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8080' },
-      rate: { type: 'string', default: String(spec.rateDefault) },
-      seconds: { type: 'string', default: '0' },
-    },
-  });
+export function usage(spec: GeneratorSpec): string {
+  return (
+    `usage: node --import tsx ${spec.script} [--url <url>] [--rate <n>] [--seconds <n>]\n\n` +
+    `POSTs ${spec.noun} to the "${spec.topic}" topic of a running \`kappa start\`, as NDJSON, until Ctrl-C.\n\n` +
+    '  --url <url>      the server (default http://127.0.0.1:8080)\n' +
+    `  --rate <n>       ${spec.noun} a second (default ${spec.rateDefault})\n` +
+    '  --seconds <n>    stop after this many seconds (default 0: run until Ctrl-C)\n' +
+    '  -h, --help       show this help\n'
+  );
+}
+
+/** The options, or null after printing the usage (for --help, or a mistake, with exit code 1). */
+function options(spec: GeneratorSpec): { url: string; rate: number; seconds: number } | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        url: { type: 'string', default: 'http://127.0.0.1:8080' },
+        rate: { type: 'string', default: String(spec.rateDefault) },
+        seconds: { type: 'string', default: '0' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage(spec)}`);
+    process.exitCode = 1;
+    return null;
+  }
+  if (values.help) {
+    process.stdout.write(usage(spec));
+    return null;
+  }
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
+  const bad = !Number.isFinite(rate) || rate <= 0 ? `--rate must be a positive number, not "${values.rate}"` : '';
+  const badSeconds =
+    !Number.isFinite(seconds) || seconds < 0 ? `--seconds must be 0 or more, not "${values.seconds}"` : '';
+  if (bad || badSeconds) {
+    process.stderr.write(`${bad || badSeconds}\n\n${usage(spec)}`);
+    process.exitCode = 1;
+    return null;
+  }
+  return { url: values.url.replace(/\/+$/, ''), rate, seconds };
+}
+
+export async function postNdjson(spec: GeneratorSpec): Promise<void> {
+  const opts = options(spec);
+  if (opts === null) return;
+  const { rate, seconds } = opts;
   const started = Date.now();
   let sent = 0;
   for (;;) {
@@ -36,8 +77,23 @@ export async function postNdjson(spec: GeneratorSpec): Promise<void> {
     const n = Math.max(1, Math.round(rate / (1000 / TICK_MS)));
     const body = Array.from({ length: n }, () => JSON.stringify(spec.make(now))).join('\n') + '\n';
     const headers = { 'content-type': 'application/x-ndjson' };
-    const res = await fetch(`${values.url}/v1/topics/${spec.topic}/records`, { method: 'POST', headers, body });
-    if (!res.ok) throw new Error(`the server answered ${res.status}: ${await res.text()}`);
+    const url = `${opts.url}/v1/topics/${spec.topic}/records`;
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', headers, body });
+    } catch (err) {
+      const why = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+      process.stderr.write(
+        `cannot reach ${opts.url} (${why}): is \`kappa start\` running there? Start it first, or pass --url.\n`,
+      );
+      process.exitCode = 1;
+      return;
+    }
+    if (!res.ok) {
+      process.stderr.write(`the server refused the ${spec.noun} (${res.status}): ${await res.text()}\n`);
+      process.exitCode = 1;
+      return;
+    }
     sent += n;
     if (sent % (rate * 10) < n) process.stderr.write(`sent ${sent} ${spec.noun}\n`);
     await new Promise((r) => setTimeout(r, Math.max(0, TICK_MS - (Date.now() - now))));
