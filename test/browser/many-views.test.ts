@@ -6,7 +6,8 @@
  * Now the page holds ONE event stream (counted here from the browser's requests) and every view
  * table shows rows, pages ("Showing 50 of 300 rows") and sorts on the server, the charts come from
  * the views' rows (lines per group for windowed views, bars for grouped ones, the same after a
- * reload), the SQL console answers and a replay swaps versions. Screenshots go to test-artifacts/.
+ * reload), the SQL console answers and a replay swaps versions, and a request that is not answered
+ * says so where the user acted. Screenshots go to test-artifacts/.
  *
  * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
  */
@@ -237,6 +238,21 @@ test(
     await page.reload();
     await page.locator('#view-per_minute .chart-area .uplot').waitFor();
     assert.equal(await text(page, '#view-per_minute .chart-caption'), caption.replace(/^sales/, 'cents'));
+
+    // A request that gets no answer, or cannot reach the server, says so where the user acted.
+    await page.route('**/v1/sql', () => {}); // never answered
+    await page.route('**/v1/views/by_region/rollback', (route) => route.abort('connectionrefused'));
+    await page.click('#sql-form button[type=submit]');
+    await waitFor('the SQL console to give up', async () => ((await text(page, '#sql-error')) ? true : null), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+    assert.match(await text(page, '#sql-error'), /did not answer within 10 s/);
+    assert.equal(await page.locator('#sql-form button[type=submit]').isEnabled(), true, 'Run can be pressed again');
+    await page.click('#view-by_region button.rollback');
+    await page.locator('#view-by_region .feedback.error').waitFor({ timeout: 10_000 });
+    assert.match(await text(page, '#view-by_region .feedback'), /Cannot reach the server/);
+    await page.screenshot({ path: join(SHOTS, 'many-views-errors.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no errors in the page');
   },
 );
