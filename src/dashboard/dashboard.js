@@ -230,6 +230,7 @@ function showOverview(o) {
       inConfig === null || inConfig.has(name),
     );
   const withVersions = names.filter((n) => o.versions.some((v) => v.name === n));
+  suggestQuery(withVersions);
   void follow(
     withVersions,
     (o.alertTopics ?? []).filter((t) => o.topics.some((x) => x.name === t)),
@@ -281,6 +282,16 @@ function showAlert(record) {
       ),
     ),
   );
+}
+
+let suggested = false;
+/** The console's first query names a view this app has (the page's default names the demo's). */
+function suggestQuery(viewNames) {
+  if (suggested || viewNames.length === 0) return;
+  suggested = true;
+  const sql = $('#sql');
+  if (sql.value === sql.defaultValue && !viewNames.includes('aggregated_sales'))
+    sql.value = `SELECT * FROM ${viewNames[0]} LIMIT 10`;
 }
 
 // ---- SQL console --------------------------------------------------------------------------------

@@ -197,7 +197,8 @@ test(
     await page.locator('#dead-letters .badge[data-topic="sales.dlq"]').waitFor({ timeout: 10_000 });
     assert.match(await text(page, '#dead-letters .badge'), /^1 record of sales went to sales\.dlq: .*cents/);
 
-    // The SQL console answers.
+    // The SQL console answers, and its first query names one of this app's views.
+    assert.equal(await page.inputValue('#sql'), 'SELECT * FROM alerts_by_rule LIMIT 10');
     await page.fill('#sql', 'SELECT count(*) AS stores FROM by_store');
     await page.click('#sql-form button[type=submit]');
     await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
