@@ -1,6 +1,7 @@
 /**
  * The worker threads' code as ONE JavaScript file: the worker module, the user's config and
- * everything they import (Kappa's TypeScript sources, pure-JS packages), bundled with esbuild on
+ * everything they import (Kappa's own modules: its TypeScript sources in a clone of the repository,
+ * its compiled dist/ when installed as a package), bundled with esbuild on
  * the engine's thread when the pool starts, written to a temp directory and removed as soon as
  * every thread has loaded it. A thread then loads one plain ES module instead of registering tsx and compiling every
  * module through its loader thread: on the process bench two workers were up in about 0.2 s
@@ -29,9 +30,17 @@ import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { fingerprintParts } from './view-fingerprint.ts';
 
-const WORKER_MODULE = fileURLToPath(new URL('./worker.ts', import.meta.url));
-/** Kappa's own TypeScript sources: bundled even when Kappa is installed under node_modules. */
+/** True when this module runs from Kappa's TypeScript sources (a clone), false from the compiled package. */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_MODULE = fileURLToPath(new URL(FROM_SOURCE ? './worker.ts' : './worker.js', import.meta.url));
+/** Kappa's own modules (src/ or dist/): bundled even when Kappa is installed under node_modules. */
 const KAPPA_SRC = fileURLToPath(new URL('../', import.meta.url));
+/**
+ * From the sources, `import … from 'kappa'` in a config must reach src/ as it does on the main
+ * thread (bin/kappa-source-hooks.js): the "kappa-source" export condition. esbuild drops its default
+ * `module` condition once any is given, so it is kept. From the package, esbuild's defaults pick dist/.
+ */
+const CONDITIONS = FROM_SOURCE ? ['kappa-source', 'module'] : undefined;
 /** Marks the resolve calls this plugin makes itself, so it does not see them again. */
 const RESOLVING = Symbol('kappa-worker-resolving');
 
@@ -222,6 +231,7 @@ async function bundleNow(
     charset,
     metafile: true,
     logLevel: 'silent',
+    conditions: CONDITIONS,
     banner: {
       js: "import { createRequire as __kappaCreateRequire } from 'node:module'; const require = __kappaCreateRequire(import.meta.url);",
     },
