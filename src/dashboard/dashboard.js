@@ -6,7 +6,7 @@
 // second, the row changes of every view and the records of every alert topic. Browsers allow six
 // HTTP/1.1 connections per host; one stream per view or partition used them all up and every other
 // request queued forever. Every request has a time limit and shows its failure where the user acted.
-/* global viewPanel, views, URLSearchParams */
+/* global viewPanel, removePanel, views, URLSearchParams */
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -221,13 +221,16 @@ function showOverview(o) {
     ]),
   );
   showDeadLetters(o.deadLetters ?? []);
-  const names = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
+  // Views in the store that the running config does not declare (left by an earlier config) are
+  // listed by name, not shown as panels: nothing updates them any more.
+  const all = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();
   const inConfig = o.configViews === undefined ? null : new Set(o.configViews);
+  const names = all.filter((n) => inConfig === null || inConfig.has(n));
+  showOrphans(all.filter((n) => !names.includes(n)));
   for (const name of names)
     viewPanel(name).update(
       o.versions.filter((v) => v.name === name),
       o.builds.filter((b) => b.name === name),
-      inConfig === null || inConfig.has(name),
     );
   const withVersions = names.filter((n) => o.versions.some((v) => v.name === n));
   suggestQuery(withVersions);
@@ -237,6 +240,16 @@ function showOverview(o) {
   );
   if (!live.syncing) $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
   previous = o;
+}
+
+function showOrphans(orphans) {
+  for (const name of orphans) removePanel(name);
+  $('#orphans').hidden = orphans.length === 0;
+  $('#orphans').textContent =
+    orphans.length === 0
+      ? ''
+      : `Not in the running config (left by an earlier one, no longer updated): ${orphans.join(', ')}. ` +
+        `\`kappa views drop <view>\` removes one; its rows stay queryable until then.`;
 }
 
 /** A badge per dead-letter topic that holds records: how many, and why the first one was refused. */

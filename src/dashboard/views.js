@@ -3,7 +3,7 @@
 // that always says how many of how many rows it shows, and a chart (charts.js). The page reads the
 // rows again when the event stream says they changed (at most once per REFRESH_MS) or were reset.
 /* global api, postJson, el, fmt, cell, viewChart, URLSearchParams */
-/* exported viewPanel, views */
+/* exported viewPanel, removePanel, views */
 'use strict';
 
 const views = new Map();
@@ -18,9 +18,14 @@ function viewPanel(name) {
   return panel;
 }
 
+/** Takes the panel of view `name` off the page (the view left the running config). */
+function removePanel(name) {
+  views.get(name)?.remove();
+  views.delete(name);
+}
+
 function makePanel(name) {
   const ids = { heading: `view-${name}-h`, error: `view-${name}-error` };
-  const note = el('span', { class: 'orphan', hidden: '' });
   const versions = el('div', { class: 'versions' });
   const progress = el('div', { class: 'progress', 'aria-live': 'polite' });
   const feedback = el('span', { class: 'feedback', role: 'status' });
@@ -34,7 +39,7 @@ function makePanel(name) {
   const article = el(
     'article',
     { class: 'view', id: `view-${name}`, 'aria-labelledby': ids.heading },
-    el('h3', { id: ids.heading }, name, ' ', note),
+    el('h3', { id: ids.heading, text: name }),
     versions,
     el('div', { class: 'actions' }, replay, ' ', rollback, ' ', feedback),
     progress,
@@ -113,10 +118,8 @@ function makePanel(name) {
   }
 
   return {
-    /** The overview's versions and builds of this view; `inConfig` false for a view the running config lacks. */
-    update(vs, builds, inConfig) {
-      note.hidden = inConfig;
-      note.textContent = inConfig ? '' : '(not in the running config: an orphan of an earlier one)';
+    /** The overview's versions and builds of this view. */
+    update(vs, builds) {
       showVersions(versions, vs);
       showBuilds(progress, builds);
       const liveVersion = vs.find((x) => x.state === 'live');
@@ -136,6 +139,11 @@ function makePanel(name) {
     changed: () => schedule(REFRESH_MS),
     /** Everything may have changed (a version went live, the stream reconnected): read again now. */
     reload: () => schedule(0),
+    remove() {
+      window.clearTimeout(state.timer);
+      state.timer = -1; // nothing is scheduled again
+      article.remove();
+    },
   };
 }
 

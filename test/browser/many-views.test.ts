@@ -254,6 +254,38 @@ test(
     await page.locator('#view-by_region .feedback.error').waitFor({ timeout: 10_000 });
     assert.match(await text(page, '#view-by_region .feedback'), /Cannot reach the server/);
     await page.screenshot({ path: join(SHOTS, 'many-views-errors.png'), fullPage: true });
+
+    // A restart on a config that no longer declares grand_total: the page reconnects by itself, reads
+    // its views again, and lists grand_total as left by an earlier config instead of showing its panel.
+    await page.unroute('**/v1/sql');
+    const port = new URL(url).port;
+    await kappa.stop();
+    const later = project.writeConfig(manyViewsConfig({ leaveOut: ['grand_total'] }));
+    const again = startKappa(t, ['--data-dir', project.dir, 'start', '--config', later, '--port', port]);
+    await again.waitForOutput(/HTTP API on/, { timeoutMs: 60_000 });
+    await page.locator('#orphans').waitFor({ state: 'visible', timeout: 30_000 });
+    assert.match(await text(page, '#orphans'), /no longer updated\): grand_total\./);
+    assert.equal(await page.locator('#view-grand_total').count(), 0);
+    await postSales(url, shopSales(10, T0, SALES + 10));
+    await waitFor(
+      'the live stream to come back',
+      async () =>
+        /Showing 50 of 300 rows/.test(await text(page, count)) && /^live/.test(await text(page, '#status'))
+          ? true
+          : null,
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    await page.fill('#sql', 'SELECT sum(sales) AS n FROM by_region');
+    await page.click('#sql-form button[type=submit]');
+    await waitFor(
+      'the SQL console after the restart',
+      async () => ((await text(page, '#sql-table tbody td')) === '3020' ? true : null),
+      {
+        timeoutMs: 15_000,
+        intervalMs: 200,
+      },
+    );
+    await page.screenshot({ path: join(SHOTS, 'many-views-restarted.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no errors in the page');
   },
 );
