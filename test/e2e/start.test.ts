@@ -190,7 +190,9 @@ describe('kappa start', () => {
       assert.equal(res.code, 1);
       assert.match(
         res.stderr,
-        new RegExp(`${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: the config does not load`),
+        new RegExp(
+          `${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: the config does not load: syntax error`,
+        ),
       );
 
       const unknown = join(root, 'unknown.config.ts');
