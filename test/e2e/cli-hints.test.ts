@@ -8,10 +8,16 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { closestNames } from '../../src/errors.ts';
+import { tokenName } from '../../src/cli/token.ts';
+import { closestNames, isKappaError } from '../../src/errors.ts';
 import { openFileLog } from '../../src/log/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { kappaInProcess } from '../support/cli.ts';
 import { defer, tempDir } from '../support/cleanup.ts';
+
+/** Tests of changes the lead makes outside this part's files (see the part E report). */
+const TODO_MAIN = "needs main.ts's token registration to take `create <name>` (part E report)";
+const TODO_VIEWS = "needs cli/views.ts's queryCommand to print cells with cellText (part E report)";
 
 test('closestNames finds one-letter typos, swapped letters and case, and nothing for an unrelated name', () => {
   const names = ['sales', 'alerts', 'readings', 'sales_per_minute'];
@@ -60,7 +66,7 @@ test('kappa produce while another process writes the data dir says to POST to th
   assert.equal((await writer.offsets('sales', 0)).end, 0, 'nothing was written');
 });
 
-test('no user-facing text names a `kappa token create` command (the command is `kappa token <name> --scopes …`)', () => {
+test('no user-facing text outside the CLI names `kappa token create` (the command is `kappa token <name> --scopes …`)', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const files = (dir: string): string[] =>
     readdirSync(dir).flatMap((f) => {
@@ -68,6 +74,46 @@ test('no user-facing text names a `kappa token create` command (the command is `
       if (statSync(path).isDirectory()) return files(path);
       return /\.(ts|js|md|html)$/.test(f) && !f.endsWith('.test.ts') ? [path] : [];
     });
-  for (const f of [join(root, 'README.md'), ...files(join(root, 'docs')), ...files(join(root, 'src'))])
+  // src/cli is where `kappa token create <name>` is taken as an alias, and says so.
+  const cli = join(root, 'src', 'cli');
+  const texts = [join(root, 'README.md'), ...files(join(root, 'docs')), ...files(join(root, 'src'))];
+  for (const f of texts.filter((path) => !path.startsWith(cli)))
     assert.doesNotMatch(readFileSync(f, 'utf8'), /kappa token create/, f);
 });
+
+test('tokenName takes `<name>` or `create <name>`, and refuses anything else', () => {
+  assert.equal(tokenName(['alice']), 'alice');
+  assert.equal(tokenName(['create', 'alice']), 'alice');
+  assert.equal(tokenName(['create']), 'create', 'a token may be named create');
+  assert.throws(
+    () => tokenName(['alice', 'bob']),
+    (err) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && /takes one name, not "alice bob"/.test(err.message),
+  );
+});
+
+test('kappa token create <name> --scopes … makes a token as kappa token <name> does', { todo: TODO_MAIN }, async () => {
+  const res = await kappaInProcess(['token', 'create', 'alice', '--scopes', 'query']);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /^\S{20,}\n$/);
+  assert.match(res.stderr, /"name":"alice".*"scopes":\["query"\]/);
+});
+
+test(
+  'kappa query shows epoch-ms times in time columns as ISO times and fractions without float noise',
+  { todo: TODO_VIEWS },
+  async (t) => {
+    const dir = tempDir(t, 'kappa-hints-');
+    await (await openSqliteStore({ path: join(dir, 'views.db') })).close();
+    const ms = Date.UTC(2026, 5, 1, 12, 30);
+    const res = await kappaInProcess([
+      '--data-dir',
+      dir,
+      'query',
+      `SELECT 945504.3599999986 AS total, ${ms} AS window_start, ${ms} AS orders`,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, new RegExp(`945504\\.36\\s+2026-06-01T12:30:00\\.000Z\\s+${ms}\\n`));
+    const json = await kappaInProcess(['--data-dir', dir, 'query', '--json', `SELECT ${ms} AS window_start`]);
+    assert.deepEqual(JSON.parse(json.stdout), [{ window_start: ms }], '--json keeps the number');
+  },
+);
