@@ -56,6 +56,8 @@ interface Mux {
   sse: EventStream;
   seq: number;
   overview: NodeJS.Timeout | null;
+  /** Bumped by each start and stop of the overview, so a tick of an earlier subscription stops itself. */
+  overviewRun: number;
   views: Map<string, () => void>;
   topics: Map<string, AbortController>;
 }
@@ -108,6 +110,7 @@ export async function eventRoutes(fastify: FastifyInstance): Promise<void> {
       sse: null as unknown as EventStream,
       seq: 0,
       overview: null,
+      overviewRun: 0,
       views: new Map(),
       topics: new Map(),
     };
@@ -235,6 +238,7 @@ function unsubscribe(mux: Mux, want: Wanted): void {
   if (want.overview && mux.overview !== null) {
     clearTimeout(mux.overview);
     mux.overview = null;
+    mux.overviewRun++;
   }
   for (const view of want.views) {
     mux.views.get(view)?.();
@@ -248,17 +252,19 @@ function unsubscribe(mux: Mux, want: Wanted): void {
 
 /** The overview now, then every OVERVIEW_INTERVAL_MS: one at a time, the next scheduled once this one is sent. */
 function startOverview(kappa: Kappa, mux: Mux): void {
+  const run = ++mux.overviewRun;
+  const stopped = (): boolean => run !== mux.overviewRun || mux.sse.ended();
   const tick = async (): Promise<void> => {
     try {
       const o = await overview(kappa);
-      if (mux.overview === null || mux.sse.ended()) return;
+      if (stopped()) return;
       send(mux, 'overview', o);
     } catch (err) {
       kappa.logError(err);
       mux.sse.end();
       return;
     }
-    if (mux.overview !== null && !mux.sse.ended()) mux.overview = setTimeout(() => void tick(), OVERVIEW_INTERVAL_MS);
+    if (!stopped()) mux.overview = setTimeout(() => void tick(), OVERVIEW_INTERVAL_MS);
   };
   mux.overview = setTimeout(() => void tick(), 0);
 }
