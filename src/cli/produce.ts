@@ -93,7 +93,7 @@ async function openLogFor(ctx: CliContext, topic: string): Promise<Log> {
     const pid = err.details?.pid;
     throw new KappaError(
       'KAPPA_DATA_DIR_LOCKED',
-      `kappa produce cannot write to ${ctx.dataDir}: another Kappa process${typeof pid === 'number' ? ` (pid ${pid})` : ''}, ` +
+      `kappa produce cannot write to ${ctx.dataDir}: it is in use by ${typeof pid === 'number' ? `process ${pid}` : 'another Kappa process'}, ` +
         'most likely `kappa start` or `kappa demo`, is running on it, and only one process may write a log. ' +
         'Send the records through its HTTP API instead (the address `kappa start` printed; 127.0.0.1:8080 by default):\n' +
         `  curl -s http://127.0.0.1:8080/v1/topics/${encodeURIComponent(topic)}/records -H 'content-type: application/x-ndjson' --data-binary @records.ndjson\n` +

@@ -55,10 +55,7 @@ test('kappa produce while another process writes the data dir says to POST to th
   await writer.createTopic('sales', { partitions: 1 });
   const res = await kappaInProcess(['--data-dir', dir, 'produce', 'sales'], '{"a":1}\n');
   assert.equal(res.code, 1);
-  assert.match(
-    res.stderr,
-    /kappa produce cannot write to .*: another Kappa process \(pid \d+\), most likely `kappa start`/,
-  );
+  assert.match(res.stderr, /kappa produce cannot write to .*: it is in use by process \d+, most likely `kappa start`/);
   assert.match(
     res.stderr,
     /curl -s http:\/\/127\.0\.0\.1:8080\/v1\/topics\/sales\/records -H 'content-type: application\/x-ndjson' --data-binary @records\.ndjson/,
@@ -117,3 +114,12 @@ test(
     assert.deepEqual(JSON.parse(json.stdout), [{ window_start: ms }], '--json keeps the number');
   },
 );
+
+test('kappa query on a name that is not a view says SQL reads views, not topics, and lists the views', async (t) => {
+  const dir = tempDir(t, 'kappa-hints-');
+  await (await openSqliteStore({ path: join(dir, 'views.db') })).close();
+  const res = await kappaInProcess(['--data-dir', dir, 'query', 'SELECT * FROM sales']);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /There is no view "sales"\. There are no views yet\. SQL reads only views, not topics/);
+  assert.match(res.stderr, /kappa consume sales/);
+});
