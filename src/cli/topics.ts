@@ -126,31 +126,37 @@ interface TopicUser {
   kind: 'view' | 'output';
   name: string;
   how: 'reads' | 'writes';
-  /** Whether the store keeps its rows or positions (so deleting the topic leaves them stale). */
+  /** The store keeps its rows or positions (so deleting the topic leaves them stale). */
   stored: boolean;
+  /** The config defines it (so the next `kappa start` runs it). */
+  configured: boolean;
 }
 
+type Found = Omit<TopicUser, 'stored' | 'configured'>;
+
+/** The pipelines of the stored catalog and of the config (when there is one) that use `topic`. */
 async function topicUsers(store: SqliteStore | null, topic: string, configPath: string | null): Promise<TopicUser[]> {
   const users = new Map<string, TopicUser>();
-  const add = (u: TopicUser): void => {
+  const add = (u: Found, where: 'stored' | 'configured'): void => {
     const key = `${u.kind}:${u.name}:${u.how}`;
-    users.set(key, { ...u, stored: u.stored || (users.get(key)?.stored ?? false) });
+    const known = users.get(key) ?? { ...u, stored: false, configured: false };
+    users.set(key, { ...known, [where]: true });
   };
   if (store !== null) {
     for (const v of await store.versions())
       if ((await store.checkpoints(v.name, v.version)).some((c) => c.topic === topic))
-        add({ kind: 'view', name: v.name, how: 'reads', stored: true });
+        add({ kind: 'view', name: v.name, how: 'reads' }, 'stored');
     for (const o of await store.outputs())
       if ((await store.outputCheckpoints(o)).some((c) => c.topic === topic))
-        add({ kind: 'output', name: o, how: 'reads', stored: true });
+        add({ kind: 'output', name: o, how: 'reads' }, 'stored');
   }
   if (configPath !== null) {
     const app = await loadApp(configPath);
     for (const v of app.views)
-      if (v.aggregation.stream.source.name === topic) add({ kind: 'view', name: v.name, how: 'reads', stored: false });
+      if (v.aggregation.stream.source.name === topic) add({ kind: 'view', name: v.name, how: 'reads' }, 'configured');
     for (const o of app.outputs) {
-      if (o.stream.source.name === topic) add({ kind: 'output', name: o.name, how: 'reads', stored: false });
-      if (o.target.name === topic) add({ kind: 'output', name: o.name, how: 'writes', stored: false });
+      if (o.stream.source.name === topic) add({ kind: 'output', name: o.name, how: 'reads' }, 'configured');
+      if (o.target.name === topic) add({ kind: 'output', name: o.name, how: 'writes' }, 'configured');
     }
   }
   return [...users.values()].sort((a, b) => (a.kind + a.name < b.kind + b.name ? -1 : 1));
@@ -191,21 +197,45 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
       );
     const store = existsSync(storePath(ctx.dataDir)) ? await openSqliteStore({ path: storePath(ctx.dataDir) }) : null;
     try {
-      const users = await topicUsers(store, name, configToCheck(opts.config));
-      if (users.length > 0 && !opts.force)
-        throw new KappaError(
-          'KAPPA_VIEW_CONFLICT',
-          `Topic "${name}" was not deleted: ${users.map(describeUser).join(', ')} use${users.length === 1 ? 's' : ''} it. ` +
-            'Remove them from the config and drop the views (`kappa views drop <view> --yes`) first, ' +
-            `or run \`kappa topics delete ${name} --force\` to delete it anyway and drop the views that read it.`,
-          { topic: name, users: users.map((u) => u.name) },
-        );
+      const configPath = configToCheck(opts.config);
+      const users = await topicUsers(store, name, configPath);
+      refuseInUse(ctx, name, users, { force: opts.force === true, configKnown: configPath !== null });
       await log.deleteTopic(name);
       ctx.stdout.write(`deleted topic "${name}"\n`);
       await afterForcedDelete(ctx, store, name, users);
     } finally {
       await store?.close();
     }
+  });
+}
+
+/**
+ * Refuses, before anything changes, while pipelines use the topic and `--force` is not given; and
+ * even with it while an output reads the topic: its position (offsets, and the sequence numbers
+ * its target uses to drop re-sent records) cannot be reset to a new topic of that name yet, so it
+ * would fail or drop records. An output counts when the config runs it (or, with no config to
+ * tell, when the store has its position).
+ */
+function refuseInUse(
+  ctx: CliContext,
+  topic: string,
+  users: TopicUser[],
+  opts: { force: boolean; configKnown: boolean },
+): void {
+  const running = (u: TopicUser): boolean => (opts.configKnown ? u.configured : u.stored);
+  const outputs = users.filter((u) => u.kind === 'output' && u.how === 'reads' && running(u)).map((u) => `"${u.name}"`);
+  if (users.length === 0 || (opts.force && outputs.length === 0)) return;
+  const what = `${users.map(describeUser).join(', ')} use${users.length === 1 ? 's' : ''} it`;
+  const next =
+    outputs.length > 0
+      ? `Output ${outputs.join(', ')} reads it, and Kappa cannot yet reset an output to read a new topic from the ` +
+        'start (it would fail or drop records), so --force does not help: remove the output from the config first, ' +
+        `or start over by stopping Kappa and removing the data directory (${ctx.dataDir}).`
+      : 'Remove them from the config and drop the views (`kappa views drop <view> --yes`) first, or run ' +
+        `\`kappa topics delete ${topic} --force\` to delete it anyway and drop the views that read it.`;
+  throw new KappaError('KAPPA_VIEW_CONFLICT', `Topic "${topic}" was not deleted: ${what}. ${next}`, {
+    topic,
+    users: users.map((u) => u.name),
   });
 }
 
@@ -218,19 +248,11 @@ async function afterForcedDelete(
 ): Promise<void> {
   const stored = new Set((await store?.versions())?.map((v) => v.name) ?? []);
   for (const u of users) {
-    if (u.kind === 'view' && store !== null && stored.has(u.name)) {
-      const versions = await store.dropView(u.name);
-      ctx.stdout.write(
-        `dropped view "${u.name}" (version${versions.length === 1 ? '' : 's'} ${versions.join(', ')})\n`,
-      );
-    } else if (u.kind === 'output' && u.stored) {
-      ctx.stderr.write(
-        `kappa: warning: output "${u.name}" keeps its position in "${topic}", which no longer exists; ` +
-          'remove it from the config, or its next start fails on that position.\n',
-      );
-    }
+    if (u.kind !== 'view' || store === null || !stored.has(u.name)) continue;
+    const versions = await store.dropView(u.name);
+    ctx.stdout.write(`dropped view "${u.name}" (version${versions.length === 1 ? '' : 's'} ${versions.join(', ')})\n`);
   }
-  if (users.some((u) => !u.stored))
+  if (users.some((u) => u.configured))
     ctx.stdout.write(
       `the config still uses "${topic}": the next \`kappa start\` creates it again, empty, and rebuilds its views from it\n`,
     );

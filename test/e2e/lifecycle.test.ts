@@ -54,11 +54,15 @@ test(
     assert.match(refused.stderr, /view "by_region" \(reads it\)/);
     assert.match(refused.stderr, /view "per_minute" \(reads it\)/);
     assert.match(refused.stderr, /output "sales_to_big_sales" \(reads it\)/);
-    assert.match(refused.stderr, /--force/);
+    assert.match(refused.stderr, /--force does not help: remove the output from the config first/);
+    const forced = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
+    assert.equal(forced.code, 1, 'an output reading it blocks even --force');
+    assert.match(forced.stderr, /Output "sales_to_big_sales" reads it/);
     const written = await kappa([...d, 'topics', 'delete', 'big_sales']);
     assert.equal(written.code, 1);
     assert.match(written.stderr, /output "sales_to_big_sales" \(writes it\)/);
     assert.match(written.stderr, /view "big_by_region" \(reads it\)/);
+    assert.match(written.stderr, /or run `kappa topics delete big_sales --force`/);
     assert.deepEqual(await topicNames(d), before, 'a refusal deletes nothing');
 
     const unknown = await kappa([...d, 'topics', 'delete', 'sale']);
@@ -76,19 +80,37 @@ test(
   },
 );
 
-test('topics delete --force deletes the topic and drops the views that read it', { timeout: 60_000 }, async (t) => {
-  const { d } = await filledProject(t);
-  const forced = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
-  assert.equal(forced.code, 0, forced.stderr);
-  assert.match(forced.stdout, /deleted topic "sales"/);
-  assert.match(forced.stdout, /dropped view "by_region"/);
-  assert.match(forced.stdout, /dropped view "per_minute"/);
-  assert.match(forced.stderr, /output "sales_to_big_sales" keeps its position/);
-  assert.ok(!(await topicNames(d)).includes('sales'));
-  assert.deepEqual(await viewNames(d), ['big_by_region'], 'the view of the other topic stays');
-  const q = await kappa([...d, 'query', 'SELECT count(*) AS n FROM big_by_region', '--json']);
-  assert.equal(q.code, 0, q.stderr);
-});
+test(
+  'topics delete --force deletes the topic and drops the views that read it; the next start rebuilds them',
+  { timeout: 60_000 },
+  async (t) => {
+    const { d, dir, config } = await filledProject(t);
+    const forced = await kappa([...d, 'topics', 'delete', 'big_sales', '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /deleted topic "big_sales"/);
+    assert.match(forced.stdout, /dropped view "big_by_region" \(version 1\)/);
+    assert.match(forced.stdout, /the next `kappa start` creates it again, empty/);
+    assert.ok(!(await topicNames(d)).includes('big_sales'));
+    assert.deepEqual(await viewNames(d), ['by_region', 'per_minute'], 'the views of the other topic stay');
+
+    // The config still has the topic, its view and the output writing it: a start brings them back,
+    // with only what the output writes from now on.
+    const k = await openKappa({ dir, configPath: config, t });
+    await k.log.append('sales', [
+      { key: 'x', value: JSON.stringify({ id: 100, region: 'eu', cents: 900, ts: 1_700_000_100_000 }) },
+    ]);
+    const rows = await waitFor(
+      'big_by_region rebuilt from the new big sale',
+      async () => {
+        const r = await k.store.query('SELECT region, cents, orders FROM big_by_region').catch(() => null);
+        return r !== null && r.rows.length > 0 ? r.rows : null;
+      },
+      POLL,
+    );
+    assert.deepEqual(rows, [{ region: 'eu', cents: 900, orders: 1 }]);
+    await k.close();
+  },
+);
 
 test(
   'views drop: says what it would drop without --yes, drops every version with it',
