@@ -246,4 +246,16 @@ describe('SQLite: one database file serves both ports', () => {
     assert.deepEqual(await store.builds(), []);
     await rejectsWith(store.saveCode('sales', 1, ''), 'KAPPA_INVALID_ARGUMENT');
   });
+
+  test('dropView forgets the code and build record of every version, a build with no catalog row too', async () => {
+    await store.ensureVersion(salesDef(1));
+    await store.ensureVersion(salesDef(2));
+    for (const v of [1, 2, 3]) await store.saveCode('sales', v, `export default ${v};`);
+    // v3 is a build that has not written its first rows: it has a build record and code, no catalog row.
+    await store.saveBuild(build(3, 5));
+    assert.deepEqual(await store.dropView('sales'), [1, 2, 3]);
+    for (const v of [1, 2, 3]) assert.equal(await store.code('sales', v), null, `code of v${v}`);
+    assert.deepEqual(await store.builds(), []);
+    assert.deepEqual(await store.versions(), []);
+  });
 });
