@@ -85,7 +85,7 @@ function buildProgram(ctx: () => CliContext): Command {
 
 /** `kappa topics create | list | describe`. */
 function addTopicCommands(program: Command, ctx: () => CliContext): void {
-  const topics = program.command('topics').description('create, list and describe topics');
+  const topics = program.command('topics').description('create, list, describe and delete topics');
   topics
     .command('create <name>')
     .description('create a topic')
