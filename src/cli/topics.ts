@@ -263,9 +263,12 @@ export function registerTopicsDelete(topics: Command, ctx: () => CliContext, con
   topics
     .command('delete <name>')
     .description(
-      'delete a topic and all its records (refused while `kappa start` runs, or while a view or output uses it, unless --force)',
+      'delete a topic and all its records (refused while `kappa start` runs, and while a view or output uses it: see --force)',
     )
-    .option('--force', 'delete it even though views or outputs use it, and drop the views that read it')
+    .option(
+      '--force',
+      'delete it even though views read it (they are dropped, and rebuilt by the next start if configured) or outputs write it; not while an output reads it',
+    )
     .action((name: string, opts: { force?: boolean }) =>
       topicsDelete(ctx(), name, { force: opts.force, config: config() }),
     );
