@@ -17,6 +17,25 @@ const BARS_MAX = 20;
 const CHART_REFRESH_MS = 3000;
 const COLORS = ['#0969da', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#57606a'];
 
+/** Points drawn at most per line; a longer run of windows is drawn as the windows that have rows. */
+const CHART_POINTS_MAX = 2000;
+
+/**
+ * The window starts from the first to the last, with the windows that have no row at all put back
+ * (the step is the window's size, or the smallest gap between two starts when windows overlap), so a
+ * line breaks over a quiet hour instead of joining its two ends.
+ */
+function everyWindow(starts, size) {
+  let step = Number.isFinite(size) && size > 0 ? size : Infinity;
+  for (let i = 1; i < starts.length; i++) step = Math.min(step, starts[i] - starts[i - 1]);
+  const first = starts[0];
+  const last = starts[starts.length - 1];
+  if (!Number.isFinite(step) || step <= 0 || (last - first) / step > CHART_POINTS_MAX) return starts;
+  const all = [];
+  for (let x = first; x <= last; x += step) all.push(x);
+  return all.length >= starts.length && starts.every((s) => (s - first) % step === 0) ? all : starts;
+}
+
 function viewChart(name, box) {
   const select = el('select', { class: 'measure', 'aria-label': `The measure charted for ${name}` });
   const caption = el('p', { class: 'chart-caption' });
@@ -81,7 +100,11 @@ function viewChart(name, box) {
       .sort((a, b) => b[1] - a[1])
       .slice(0, CHART_GROUPS_MAX)
       .map(([g]) => g);
-    const xs = [...new Set(rows.map((r) => r.window_start))].sort((a, b) => a - b);
+    const size = Number(rows[0].window_end) - Number(rows[0].window_start);
+    const xs = everyWindow(
+      [...new Set(rows.map((r) => r.window_start))].sort((a, b) => a - b),
+      size,
+    );
     const at = new Map(xs.map((x, i) => [x, i]));
     // A window without a row for a group is a gap in its line, not a zero.
     const ys = top.map(() => xs.map(() => null));

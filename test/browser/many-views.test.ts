@@ -239,6 +239,15 @@ test(
     await page.reload();
     await page.locator('#view-per_minute .chart-area .uplot').waitFor();
     assert.equal(await text(page, '#view-per_minute .chart-caption'), caption.replace(/^sales/, 'cents'));
+    // A sale ten minutes after the last: the nine quiet minutes between are a gap in the lines, not a
+    // straight line from one end to the other (the chart spans 61 windows, not 52).
+    const [late] = shopSales(1, T0 + 600_000, SALES + 9);
+    await postSales(url, [late]);
+    await waitFor(
+      'the chart to span the quiet minutes',
+      async () => (/the last 61 windows/.test(await text(page, '#view-per_minute .chart-caption')) ? true : null),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
 
     // A request that gets no answer, or cannot reach the server, says so where the user acted.
     await page.route('**/v1/sql', () => {}); // never answered
@@ -279,7 +288,7 @@ test(
     await page.click('#sql-form button[type=submit]');
     await waitFor(
       'the SQL console after the restart',
-      async () => ((await text(page, '#sql-table tbody td')) === '3020' ? true : null),
+      async () => ((await text(page, '#sql-table tbody td')) === '3021' ? true : null),
       {
         timeoutMs: 15_000,
         intervalMs: 200,
