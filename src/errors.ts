@@ -274,10 +274,3 @@ export function closestNames(name: string, candidates: Iterable<string>, max = 3
     .slice(0, max)
     .map(([c]) => c);
 }
-
-/** ` Did you mean "sales"?` (or "a" or "b"), or '' when nothing is close. */
-export function didYouMean(name: string, candidates: Iterable<string>): string {
-  const close = closestNames(name, candidates);
-  if (close.length === 0) return '';
-  return ` Did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`;
-}
