@@ -9,6 +9,7 @@
  * next writer to open the log removes (`removeDeletedTopics`).
  */
 import { join } from 'node:path';
+import { crashPoint } from '../crash-point.ts';
 import { type LogFs, fsyncDir } from './fs.ts';
 
 const DELETED_DIR = 'deleted-topics';
@@ -20,11 +21,13 @@ export function removeTopicDir(fs: LogFs, dataDir: string, topic: string, nowMs:
   const from = join(dataDir, 'topics', topic);
   const to = join(trash, `${topic}.${nowMs}`);
   fs.rmSync(to, { recursive: true, force: true });
+  crashPoint('delete-topic-before-rename');
   fs.renameSync(from, to);
   // Both directory entries changed: fsync both, so after a power loss the topic is either still
   // under topics/ or already under deleted-topics/, never in neither.
   fsyncDir(fs, join(dataDir, 'topics'));
   fsyncDir(fs, trash);
+  crashPoint('delete-topic-after-rename');
   fs.rmSync(to, { recursive: true, force: true });
 }
 
