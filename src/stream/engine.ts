@@ -27,7 +27,7 @@ import type { Log, Logger } from '../log/index.ts';
 import type { BuildInfo, BuildReason, ControlStore, ViewStore } from '../view/index.ts';
 import { ChangeFeed, type ViewChange } from './change-feed.ts';
 import type { AppDef } from './dsl.ts';
-import { Flusher } from './flush.ts';
+import { type DeadLetterTally, Flusher } from './flush.ts';
 import { addOutputTasks } from './outputs.ts';
 import { Requests } from './requests.ts';
 import { TaskLoop } from './task-loop.ts';
@@ -181,6 +181,11 @@ export class Engine {
 
   set flushObserver(observer: ((view: string, seconds: number, rows: number) => void) | null) {
     this.flusher.observer = observer;
+  }
+
+  /** Dead letters this process wrote, per dead-letter topic: the count and the first reason. */
+  deadLetters(): DeadLetterTally[] {
+    return this.flusher.deadLetters();
   }
 
   /** Calls `listener` after each commit that changes what queries see (see ViewChange); returns the unsubscribe function. */

@@ -152,7 +152,9 @@ export class Flusher {
       }),
     );
     if (offset !== task.committedOffset) {
-      if (!producer.plan.output.fromStart)
+      // An output that rebuilds from the start saves its checkpoint too (for `kappa lag`), once past
+      // where the last run's had reached; it never restarts from it.
+      if (!producer.plan.output.fromStart || offset > producer.savedOffset)
         await this.whileLocked(task, () =>
           this.opts.control.saveOutputCheckpoint(task.plan.name, {
             topic: task.topic,
@@ -162,6 +164,7 @@ export class Flusher {
           }),
         );
       task.committedOffset = offset;
+      producer.savedOffset = Math.max(producer.savedOffset, offset);
     }
     producer.sequences = sequences;
     task.lastFlushAtMs = Date.now();

@@ -16,5 +16,6 @@ export {
   type RequestResult,
   type ViewChange,
 } from './engine.ts';
+export type { DeadLetterTally } from './flush.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
 export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';

@@ -32,13 +32,15 @@ export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef
   await opts.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
   const plan = compileOutput(output, target.partitions);
   // A pipeline with a stateful step rebuilds its state from the start of its source every time.
-  const checkpoints = output.fromStart ? [] : await opts.control.outputCheckpoints(output.name);
+  const saved = await opts.control.outputCheckpoints(output.name);
+  const checkpoints = output.fromStart ? [] : saved;
   if (checkpoints.length === 0 && !output.fromStart) await warnIfRenamed(opts, output);
   for (let p = 0; p < info.partitions; p++) {
     const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
     const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
     const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
-    const producer = { plan, id: producerId('output', output.name, source.name, p), sequences };
+    const savedOffset = saved.find((c) => c.topic === source.name && c.partition === p)?.offset ?? 0;
+    const producer = { plan, id: producerId('output', output.name, source.name, p), sequences, savedOffset };
     opts.loop.add({
       plan,
       group: null,

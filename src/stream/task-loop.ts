@@ -59,6 +59,13 @@ export interface OutputProducer {
   plan: OutputPlan;
   id: number;
   sequences: number[];
+  /**
+   * For an output that rebuilds its state from the start of its source at every start (fromStart:
+   * the alert detectors): the offset its saved checkpoint had reached before this run. The
+   * checkpoint is saved again only past it (checkpoints never move backwards); it serves `kappa
+   * lag`, never a restart.
+   */
+  savedOffset: number;
 }
 
 /** What a new task reads and folds, and where its checkpoint left it. */

@@ -38,7 +38,6 @@ test(
   'kappa lag includes the alert detectors, caught up, before and after a restart',
   {
     timeout: 60_000,
-    todo: 'needs the fromStart output checkpoint in src/stream/{flush,outputs,task-loop}.ts: /work/notes/p14/E-lag-outputs.patch',
   },
   async (t) => {
     const project = tempProject(t, 'kappa-lag-');
