@@ -1,7 +1,7 @@
 /** `kappa topics create|list|describe|delete`, and how lifecycle commands hold the data directory. */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
 import { type Log, checkTopicName } from '../log/index.ts';
 import { defaultConfigPath, loadApp } from '../stream/index.ts';
@@ -105,6 +105,13 @@ export async function topicsDescribe(ctx: CliContext, name: string, opts: { json
  * a lifecycle command changes the data (and none can start half way). Held: a clear refusal.
  */
 export async function holdDataDir(ctx: CliContext, what: string, command: string): Promise<Log> {
+  // Opening for writing would create the directory: a mistyped --data-dir must change nothing.
+  if (!existsSync(join(ctx.dataDir, 'topics')))
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `Cannot ${what}: there is no Kappa data directory at ${ctx.dataDir} (pass the one \`kappa start\` uses with --data-dir).`,
+      { dir: ctx.dataDir },
+    );
   try {
     return await openForWriting(ctx.dataDir);
   } catch (err) {

@@ -5,6 +5,7 @@
  * `kappa start` runs). Each refusal changes nothing.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { kappaInProcess as kappa } from '../support/cli.ts';
 import { openKappa } from '../support/kappa.ts';
@@ -44,7 +45,7 @@ test(
   'topics delete: refused while views or outputs use the topic, done for an unused one',
   { timeout: 60_000 },
   async (t) => {
-    const { d } = await filledProject(t);
+    const { d, dir } = await filledProject(t);
     assert.equal((await kappa([...d, 'topics', 'create', 'scratch'])).code, 0);
     const before = await topicNames(d);
 
@@ -64,6 +65,17 @@ test(
     assert.match(written.stderr, /view "big_by_region" \(reads it\)/);
     assert.match(written.stderr, /or run `kappa topics delete big_sales --force`/);
     assert.deepEqual(await topicNames(d), before, 'a refusal deletes nothing');
+
+    const nowhere = `${dir}-typo`;
+    for (const args of [
+      ['topics', 'delete', 'sales'],
+      ['views', 'drop', 'by_region', '--yes'],
+    ]) {
+      const r = await kappa(['--data-dir', nowhere, ...args]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /there is no Kappa data directory at .*-typo/);
+      assert.ok(!existsSync(nowhere), 'a mistyped --data-dir is not created');
+    }
 
     const unknown = await kappa([...d, 'topics', 'delete', 'sale']);
     assert.equal(unknown.code, 1);
