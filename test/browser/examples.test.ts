@@ -1,0 +1,175 @@
+/**
+ * The fraud and iot examples in Debian's chromium, each on its own clean data dir. The fraud app is
+ * the one issue 14 found the dashboard dead on (one overview stream, three views and two alert
+ * partitions made six event streams, so no view table, a SQL console that neither answered nor
+ * erred, a Replay that did nothing). On each, the page holds one event stream, and its view tables,
+ * charts, alerts, the SQL console and a replay all work. Screenshots go to test-artifacts/.
+ *
+ * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Page, chromium } from 'playwright-core';
+import { defer, tempDir } from '../support/cleanup.ts';
+import { requireDebianPackage } from '../support/debian.ts';
+import { startKappa, waitFor } from '../support/processes.ts';
+
+const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const T0 = Date.UTC(2026, 0, 1);
+
+interface Opened {
+  page: Page;
+  /** Every event stream the page opened. */
+  streams: string[];
+  /** Errors thrown in the page. */
+  errors: string[];
+}
+
+/**
+ * Starts `kappa start` on the example's config over a fresh data dir, POSTs `records` (NDJSON) to
+ * `topic`, waits until the server has `views` views, and opens the dashboard. Null: no chromium.
+ */
+async function openExample(
+  t: TestContext,
+  example: string,
+  topic: string,
+  records: object[],
+  views: number,
+): Promise<Opened | null> {
+  const chromiumPath = requireDebianPackage(t, {
+    package: 'chromium',
+    path: '/usr/bin/chromium',
+    suite: 'the dashboard browser test',
+  });
+  if (chromiumPath === null) return null;
+  const config = fileURLToPath(new URL(`../../examples/${example}/kappa.config.ts`, import.meta.url));
+  const dir = join(tempDir(t, `kappa-${example}-`), 'data');
+  const kappa = startKappa(t, ['--data-dir', dir, 'start', '--config', config, '--port', '0']);
+  const [, url] = await kappa.waitForOutput(/HTTP API on (http:\/\/\S+) /, { timeoutMs: 60_000 });
+  const res = await fetch(`${url}/v1/topics/${topic}/records`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: records.map((r) => JSON.stringify(r)).join('\n'),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await waitFor(
+    `the ${views} views`,
+    async () => {
+      const body = (await (await fetch(`${url}/v1/views`)).json()) as { views: unknown[] };
+      return body.views.length === views ? true : null;
+    },
+    { timeoutMs: 60_000, intervalMs: 200, child: kappa },
+  );
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ], // playwright gives each launch a fresh user data dir
+  });
+  defer(t, () => browser.close());
+  mkdirSync(SHOTS, { recursive: true });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const opened: Opened = { page, streams: [], errors: [] };
+  page.on('pageerror', (e) => opened.errors.push(String(e)));
+  page.on('request', (r) => {
+    if (r.resourceType() === 'eventsource') opened.streams.push(r.url());
+  });
+  await page.goto(`${url}/`);
+  return opened;
+}
+
+async function sql(page: Page, query: string): Promise<string> {
+  await page.fill('#sql', query);
+  await page.click('#sql-form button[type=submit]');
+  await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
+  return (await page.locator('#sql-table tbody td').first().textContent()) ?? '';
+}
+
+const text = async (page: Page, sel: string): Promise<string> => (await page.locator(sel).first().textContent()) ?? '';
+
+/** `n` card transactions, one a second; every 10th is over 5,000 (the large_transaction rule). */
+function transactions(n: number): object[] {
+  const countries = ['DE', 'FR', 'US', 'GB'];
+  return Array.from({ length: n }, (_, i) => ({
+    txId: `tx-${i}`,
+    card: `card-${i % 16}`,
+    merchant: `shop-${i % 7}`,
+    country: countries[i % countries.length],
+    amount: i % 10 === 0 ? 6000 + i : 10 + (i % 90),
+    ts: T0 + i * 1000,
+  }));
+}
+
+/** Readings of 8 devices on 4 sites every 10 s for 10 minutes; device-3 runs at 90 °C for the last 5. */
+function readings(): object[] {
+  const out = [];
+  for (let s = 0; s < 60; s++)
+    for (let d = 0; d < 8; d++)
+      out.push({
+        device: `device-${d}`,
+        site: `site-${d % 4}`,
+        temperature: d === 3 && s >= 30 ? 90 : 20 + d + (s % 3),
+        humidity: 40 + d,
+        ts: T0 + s * 10_000,
+      });
+  return out;
+}
+
+test(
+  'the fraud example: one event stream, three view tables, alerts, SQL and replay',
+  { timeout: 180_000 },
+  async (t) => {
+    const opened = await openExample(t, 'fraud', 'transactions', transactions(400), 3);
+    if (opened === null) return;
+    const { page, streams, errors } = opened;
+    for (const name of ['card_spend', 'spend_by_country', 'suspicious_by_card'])
+      await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
+    assert.match(await text(page, '#alerts tbody tr'), /large_transaction/);
+    assert.match(await text(page, '#view-card_spend .pager .count'), /Showing 16 of 16 rows/);
+    assert.equal(await sql(page, 'SELECT count(*) AS cards FROM card_spend'), '16');
+    await page.click('#view-spend_by_country button.replay');
+    await page
+      .locator('#view-spend_by_country .badge[data-version="2"][data-state="live"]')
+      .waitFor({ timeout: 60_000 });
+    await page.locator('#view-spend_by_country table tbody tr').first().waitFor();
+    await page.screenshot({ path: join(SHOTS, 'fraud.png'), fullPage: true });
+    assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);
+    assert.deepEqual(errors, [], 'no errors in the page');
+  },
+);
+
+test(
+  'the iot example: one event stream, lines per device by window, bars per site, alerts and SQL',
+  { timeout: 180_000 },
+  async (t) => {
+    const opened = await openExample(t, 'iot', 'readings', readings(), 3);
+    if (opened === null) return;
+    const { page, streams, errors } = opened;
+    for (const name of ['device_minutes', 'site_status', 'alert_counts'])
+      await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
+    assert.match((await page.locator('#alerts tbody').textContent()) ?? '', /device-3/);
+    await page.locator('#view-device_minutes .chart-area .uplot').waitFor();
+    assert.match(
+      await text(page, '#view-device_minutes .chart-caption'),
+      /per window by device: the 5 largest of 8 groups, the last 10 windows/,
+    );
+    assert.equal(await page.locator('#view-site_status .bars .bar').count(), 4);
+    assert.match(await text(page, '#view-device_minutes .pager .count'), /Showing 50 of 80 rows/);
+    assert.equal(await sql(page, 'SELECT count(*) AS sites FROM site_status'), '4');
+    await page.screenshot({ path: join(SHOTS, 'iot.png'), fullPage: true });
+    assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);
+    assert.deepEqual(errors, [], 'no errors in the page');
+  },
+);
