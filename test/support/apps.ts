@@ -38,8 +38,15 @@ const MANY_VIEW_SOURCES: Record<string, string> = {
   alerts_by_rule: `from(alerts).groupBy((a) => ({ rule: a.rule })).aggregate({ fired: count() })`,
 };
 
-/** The app; `leaveOut` names views the config does not declare (a later config that dropped them). */
-export function manyViewsConfig(opts: { leaveOut?: string[] } = {}): string {
+/**
+ * The app; `leaveOut` names views the config does not declare (a later config that dropped them);
+ * `tokenSha256` gives the server one token, `dashboard`, with the scopes the dashboard needs (and produce:*).
+ */
+export function manyViewsConfig(opts: { leaveOut?: string[]; tokenSha256?: string } = {}): string {
+  const server =
+    opts.tokenSha256 === undefined
+      ? ''
+      : `  server: { tokens: [{ name: 'dashboard', sha256: '${opts.tokenSha256}', scopes: ['query', 'consume:*', 'produce:*'] }] },\n`;
   const views = MANY_VIEWS.filter((name) => !(opts.leaveOut ?? []).includes(name))
     .map((name) => `    view('${name}', ${MANY_VIEW_SOURCES[name]}),`)
     .join('\n');
@@ -55,7 +62,7 @@ export default defineApp({
   views: [
 ${views}
   ],
-});
+${server}});
 `;
 }
 

@@ -1,0 +1,73 @@
+/**
+ * The dashboard of a server with tokens, opened from an address that carries one
+ * (`http://host:port/#token=<token>`, which a command can print): the page keeps the token for the
+ * tab, takes it out of the address bar, and every call carries it (fetch as a header, the one event
+ * stream as ?access_token=), so the tables, the alerts and the SQL console work. The fragment never
+ * reaches the server or its logs.
+ *
+ * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { hashToken } from '../../src/server/auth.ts';
+import { MANY_VIEWS, manyViewsConfig, shopSales } from '../support/apps.ts';
+import { defer } from '../support/cleanup.ts';
+import { requireDebianPackage } from '../support/debian.ts';
+import { startKappa } from '../support/processes.ts';
+import { tempDataProject } from '../support/project.ts';
+
+const TOKEN = 'kp_dashboard-test-token';
+
+test('a #token= in the address opens the dashboard of a server with tokens', { timeout: 120_000 }, async (t) => {
+  const chromiumPath = requireDebianPackage(t, {
+    package: 'chromium',
+    path: '/usr/bin/chromium',
+    suite: 'the dashboard browser test',
+  });
+  if (chromiumPath === null) return;
+  const project = tempDataProject(t, 'kappa-token-', manyViewsConfig({ tokenSha256: hashToken(TOKEN) }));
+  const kappa = startKappa(t, ['--data-dir', project.dir, 'start', '--config', project.config, '--port', '0']);
+  const [, url] = await kappa.waitForOutput(/HTTP API on (http:\/\/\S+) /, { timeoutMs: 60_000 });
+  const res = await fetch(`${url}/v1/topics/sales/records`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${TOKEN}` },
+    body: shopSales(300, Date.UTC(2026, 0, 1))
+      .map((s) => JSON.stringify(s))
+      .join('\n'),
+  });
+  assert.equal(res.status, 200, await res.text());
+
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ], // playwright gives each launch a fresh user data dir
+  });
+  defer(t, () => browser.close());
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  const refused: string[] = [];
+  page.on('response', (r) => {
+    if (r.status() === 401 || r.status() === 403) refused.push(`${r.status()} ${r.url()}`);
+  });
+  await page.goto(`${url}/#token=${encodeURIComponent(TOKEN)}`);
+  for (const name of MANY_VIEWS) await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+  await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
+  assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
+  assert.equal(await page.locator('#token-form').count(), 0, 'no token asked for');
+  await page.fill('#sql', 'SELECT count(*) AS n FROM by_store');
+  await page.click('#sql-form button[type=submit]');
+  await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('#sql-table tbody td').first().textContent(), '300');
+  assert.deepEqual(refused, []);
+  assert.deepEqual(errors, [], 'no errors in the page');
+});
