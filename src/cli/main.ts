@@ -16,7 +16,7 @@ import { produceCommand } from './produce.ts';
 import { replayCommand, rollbackCommand } from './replay.ts';
 import { registerTopicsDelete, topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
-import { tokenCommand } from './token.ts';
+import { tokenCommand, tokenName } from './token.ts';
 import { verifyCommand } from './verify.ts';
 import { lagCommand, queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
 
@@ -189,12 +189,16 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
     .description(
       'make a token for the HTTP API: prints the token once, and the line to add to server.tokens in the config',
     )
-    .argument('<name>', 'a name for the token (shown in logs, never the token itself)')
+    .argument(
+      '<name>',
+      'a name for the token (shown in logs, never the token itself); `kappa token create <name>` works too',
+    )
+    .allowExcessArguments(true)
     .requiredOption(
       '--scopes <list>',
       'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)',
     )
-    .action((name: string, opts) => tokenCommand(ctx(), name, opts.scopes as string));
+    .action((_name: string, opts, cmd: Command) => tokenCommand(ctx(), tokenName(cmd.args), opts.scopes as string));
 }
 
 /** `kappa replay`, `rollback`, `views`, `query`, `lag`: the views, their versions and their lag. */

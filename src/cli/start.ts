@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Log, stderrLogger } from '../log/index.ts';
-import { type AppDef, Engine, defaultConfigPath, loadApp } from '../stream/index.ts';
+import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { startWebhooks } from '../app/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/sqlite/index.ts';
@@ -32,6 +32,8 @@ export interface StartOptions {
   httpLog?: boolean;
   /** Refuse to start when the config has type errors (they are warnings otherwise). */
   strict?: boolean;
+  /** Tokens the server takes besides the config's server.tokens (`kappa demo --host 0.0.0.0` makes one). */
+  tokens?: TokenConfig[];
 }
 
 export function defaultWorkers(): number {
@@ -66,6 +68,8 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
 async function startApp(ctx: CliContext, opts: StartOptions, configPath: string, companion?: Companion): Promise<void> {
   const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
+  if (opts.tokens !== undefined && opts.tokens.length > 0)
+    app.server = { ...app.server, tokens: [...(app.server.tokens ?? []), ...opts.tokens] };
   const log = await openForWriting(ctx.dataDir);
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();

@@ -11,7 +11,7 @@ import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { storePath } from './start.ts';
-import { formatTable } from './table.ts';
+import { cellText, formatTable } from './table.ts';
 import { holdDataDir } from './topics.ts';
 
 async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
@@ -187,16 +187,10 @@ export async function queryCommand(ctx: CliContext, sql: string, opts: { json?: 
       ctx.stdout.write(JSON.stringify(result.rows) + '\n');
       return;
     }
-    const cell = (v: unknown): string =>
-      v === null || v === undefined
-        ? 'NULL'
-        : typeof v === 'number' && !Number.isInteger(v)
-          ? String(Math.round(v * 1e6) / 1e6)
-          : String(v);
     ctx.stdout.write(
       formatTable(
         result.columns.map((c) => c.toUpperCase()),
-        result.rows.map((r) => result.columns.map((c) => cell(r[c]))),
+        result.rows.map((r) => result.columns.map((c) => cellText(c, r[c]))),
       ),
     );
     ctx.stdout.write(`(${result.rows.length} row${result.rows.length === 1 ? '' : 's'})\n`);

@@ -16,8 +16,6 @@ import { kappaInProcess } from '../support/cli.ts';
 import { defer, tempDir } from '../support/cleanup.ts';
 
 /** Tests of changes the lead makes outside this part's files (see the part E report). */
-const TODO_MAIN = "needs main.ts's token registration to take `create <name>` (part E report)";
-const TODO_VIEWS = "needs cli/views.ts's queryCommand to print cells with cellText (part E report)";
 
 test('closestNames finds one-letter typos, swapped letters and case, and nothing for an unrelated name', () => {
   const names = ['sales', 'alerts', 'readings', 'sales_per_minute'];
@@ -88,32 +86,28 @@ test('tokenName takes `<name>` or `create <name>`, and refuses anything else', (
   );
 });
 
-test('kappa token create <name> --scopes … makes a token as kappa token <name> does', { todo: TODO_MAIN }, async () => {
+test('kappa token create <name> --scopes … makes a token as kappa token <name> does', async () => {
   const res = await kappaInProcess(['token', 'create', 'alice', '--scopes', 'query']);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stdout, /^\S{20,}\n$/);
   assert.match(res.stderr, /"name":"alice".*"scopes":\["query"\]/);
 });
 
-test(
-  'kappa query shows epoch-ms times in time columns as ISO times and fractions without float noise',
-  { todo: TODO_VIEWS },
-  async (t) => {
-    const dir = tempDir(t, 'kappa-hints-');
-    await (await openSqliteStore({ path: join(dir, 'views.db') })).close();
-    const ms = Date.UTC(2026, 5, 1, 12, 30);
-    const res = await kappaInProcess([
-      '--data-dir',
-      dir,
-      'query',
-      `SELECT 945504.3599999986 AS total, ${ms} AS window_start, ${ms} AS orders`,
-    ]);
-    assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, new RegExp(`945504\\.36\\s+2026-06-01T12:30:00\\.000Z\\s+${ms}\\n`));
-    const json = await kappaInProcess(['--data-dir', dir, 'query', '--json', `SELECT ${ms} AS window_start`]);
-    assert.deepEqual(JSON.parse(json.stdout), [{ window_start: ms }], '--json keeps the number');
-  },
-);
+test('kappa query shows epoch-ms times in time columns as ISO times and fractions without float noise', async (t) => {
+  const dir = tempDir(t, 'kappa-hints-');
+  await (await openSqliteStore({ path: join(dir, 'views.db') })).close();
+  const ms = Date.UTC(2026, 5, 1, 12, 30);
+  const res = await kappaInProcess([
+    '--data-dir',
+    dir,
+    'query',
+    `SELECT 945504.3599999986 AS total, ${ms} AS window_start, ${ms} AS orders`,
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, new RegExp(`945504\\.36\\s+2026-06-01T12:30:00\\.000Z\\s+${ms}\\n`));
+  const json = await kappaInProcess(['--data-dir', dir, 'query', '--json', `SELECT ${ms} AS window_start`]);
+  assert.deepEqual(JSON.parse(json.stdout), [{ window_start: ms }], '--json keeps the number');
+});
 
 test('kappa query on a name that is not a view says SQL reads views, not topics, and lists the views', async (t) => {
   const dir = tempDir(t, 'kappa-hints-');

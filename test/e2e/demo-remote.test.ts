@@ -26,7 +26,6 @@ test(
   'kappa demo --host 0.0.0.0 prints a dashboard URL with its token, and the API takes that token only',
   {
     timeout: 120_000,
-    todo: 'needs StartOptions.tokens in src/cli/start.ts (joined to the config server.tokens): see part E report',
   },
   async (t) => {
     const dir = tempDir(t, 'kappa-demo-remote-');
