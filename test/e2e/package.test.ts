@@ -17,6 +17,7 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, wr
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { salesGenerator } from '../../src/cli/demo.ts';
 import { postJson } from '../support/http.ts';
 import { tempDir } from '../support/cleanup.ts';
 import { type RunResult, runCommand, runKappa, spawnOwned, waitFor } from '../support/processes.ts';
@@ -61,6 +62,13 @@ function copySqliteBinary(project: string): void {
   const release = 'node_modules/better-sqlite3/build/Release';
   mkdirSync(join(project, release), { recursive: true });
   cpSync(join(REPO, release, 'better_sqlite3.node'), join(project, release, 'better_sqlite3.node'));
+}
+
+/** The JSON of the first `curl … -d '<json>'` in `text`. */
+function curlBody(text: string): string {
+  const body = /curl [^\n]*\/records[^]*?-d '(\[[^']*\])'/.exec(text)?.[1];
+  assert.ok(body !== undefined, `no curl with a body in:\n${text}`);
+  return body;
 }
 
 /** Every file under `dir` with its content, to show that a refused command changed nothing. */
@@ -146,9 +154,11 @@ describe('the packed kappa, installed into an empty project', { timeout: 900_000
 
     const start = spawnOwned(t, 'npx', ['kappa', 'start', '--port', '0', '--workers', '1'], { cwd: project, env: ENV });
     const [, url] = await start.waitForOutput(/HTTP API on (http:\/\/\S+)/, { timeoutMs: 60_000 });
-    const ts = Date.UTC(2026, 0, 1);
+    // First the very records of the curl that init printed (one order, DE, 12.5), then two more.
+    const printed = JSON.parse(curlBody(init.stdout)) as { ts: number }[];
+    assert.equal((await postJson(url, '/v1/topics/orders/records', printed)).status, 200);
+    const ts = printed[0].ts;
     const orders = [
-      { orderId: 'o1', customer: 'c1', country: 'DE', product: 'mug', amount: 12.5, ts },
       { orderId: 'o2', customer: 'c2', country: 'FR', product: 'lamp', amount: 30, ts: ts + 1000 },
       { orderId: 'o3', customer: 'c3', country: 'DE', product: 'book', amount: 7.5, ts: ts + 2000 },
     ];
@@ -234,10 +244,8 @@ test('kappa init never overwrites: an existing file makes it write nothing and s
     'schema.ts',
   ]);
   assert.equal((JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { type: string }).type, 'module');
-  // The printed curl is one the app accepts: a JSON array of one valid order.
-  const body = /-d '(\[.*\])'/.exec(made.stdout)?.[1];
-  assert.ok(body !== undefined, made.stdout);
-  assert.deepEqual(Object.keys((JSON.parse(body) as object[])[0]).sort(), [
+  // The printed curl's records (which the packed app accepts, above) have every field of an order.
+  assert.deepEqual(Object.keys((JSON.parse(curlBody(made.stdout)) as object[])[0]).sort(), [
     'amount',
     'country',
     'customer',
@@ -245,4 +253,20 @@ test('kappa init never overwrites: an existing file makes it write nothing and s
     'product',
     'ts',
   ]);
+});
+
+test("the README's curl examples send records with every field the app's schema requires", () => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const shape = (record: object): Record<string, string> =>
+    Object.fromEntries(Object.entries(record).map(([k, v]) => [k, typeof v]));
+  // The demo's sales: the generator sends what examples/sales/kappa.config.ts requires, every field.
+  const sale = JSON.parse(salesGenerator(1)(1, Date.UTC(2026, 0, 1))[0].value as string) as object;
+  const demoCurl = readme.slice(readme.indexOf('## The HTTP API'));
+  for (const record of JSON.parse(curlBody(demoCurl)) as object[]) assert.deepEqual(shape(record), shape(sale));
+  // The starter app's orders, in "Start your own app": the fields of templates/app/schema.ts.
+  const ownApp = readme.slice(readme.indexOf('## Start your own app'));
+  const template = readFileSync(join(REPO, 'templates/app/schema.ts'), 'utf8');
+  const fields = [...template.matchAll(/^\s+(\w+): Type\.(String|Number|Integer)\(\)/gm)].map((m) => m[1]);
+  for (const record of JSON.parse(curlBody(ownApp)) as object[])
+    assert.deepEqual(Object.keys(record).sort(), fields.sort());
 });
