@@ -53,6 +53,10 @@ if (files.length === 0) {
 
 const runId = randomUUID();
 const env = { ...process.env, KAPPA_TEST_RUN_ID: runId };
+// `import … from 'kappa'` (the examples' configs, loaded by tests and by the processes they start)
+// must reach the sources under test, src/, not the compiled dist/ of an installed package: the
+// "kappa-source" export condition of package.json. Tests of the installed package remove it.
+env.NODE_OPTIONS = [env.NODE_OPTIONS, '--conditions=kappa-source'].filter(Boolean).join(' ');
 if (all) delete env.KAPPA_TEST_SKIP_DEBIAN;
 else env.KAPPA_TEST_SKIP_DEBIAN = '1';
 
