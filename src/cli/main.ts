@@ -224,8 +224,11 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
   program
     .command('rollback <view>')
     .description('make the previous version of a view live again; it first catches up from its own checkpoints')
+    .option('--to <version>', 'the retired version to make live (`kappa views` lists them); default the previous one')
     .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
-    .action((view: string, opts) => rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait }));
+    .action((view: string, opts) =>
+      rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait, to: opts.to }),
+    );
 
   const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
   registerViewsDrop(

@@ -24,6 +24,8 @@ export interface ReplayOptions {
   config?: string;
   from?: string;
   cancel?: boolean;
+  /** For a rollback: the version to bring back (default the previous one). */
+  to?: string;
   /** Return once the build has started instead of following it until the version is live. */
   wait?: boolean;
 }
@@ -45,7 +47,20 @@ export function replayCommand(ctx: CliContext, view: string, opts: ReplayOptions
 }
 
 export function rollbackCommand(ctx: CliContext, view: string, opts: ReplayOptions): Promise<void> {
+  if (opts.to !== undefined && !/^[1-9][0-9]{0,8}$/.test(opts.to))
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `--to ${opts.to} is not a version number: give a whole number such as --to 2 (\`kappa views\` lists the versions of each view), or leave --to out to roll back to the previous version.`,
+      { version: opts.to },
+    );
   return run(ctx, view, 'rollback', opts);
+}
+
+/** What a request to the running engine carries in `from`: where a replay starts, or the version a rollback brings back. */
+function requestFrom(action: ViewRequestAction, opts: ReplayOptions): string | null {
+  if (action === 'replay') return opts.from ?? 'earliest';
+  if (action === 'rollback') return opts.to ?? null;
+  return null;
 }
 
 async function run(ctx: CliContext, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
@@ -78,7 +93,7 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
         return;
       }
     }
-    const id = await store.addRequest(view, action, action === 'replay' ? (opts.from ?? 'earliest') : null);
+    const id = await store.addRequest(view, action, requestFrom(action, opts));
     const deadline = Date.now() + TAKE_TIMEOUT_MS;
     for (;;) {
       const r = await store.request(id);
@@ -146,7 +161,9 @@ async function runHere(
         ctx.stderr.write(`kappa: ${describeBuild(running)} was already due; following it instead\n`);
       } else {
         const result =
-          action === 'replay' ? await engine.replay(view, opts.from ?? 'earliest') : await engine.rollback(view);
+          action === 'replay'
+            ? await engine.replay(view, opts.from ?? 'earliest')
+            : await engine.rollback(view, opts.to === undefined ? undefined : Number(opts.to));
         version = result.version; // the engine has logged what it does
         steps = buildSteps(store, view, version);
       }

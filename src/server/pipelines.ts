@@ -1,10 +1,12 @@
 /**
  * Pipelines and builds: `GET /v1/pipelines` (each task's offset, lag, events/s and checkpoint age,
  * and every build; needs `query`), and the build commands `POST /v1/views/:view/replay` (a new
- * version built from the log), `/rollback` (the previous version live again) and `/cancel` (stop a
+ * version built from the log), `/rollback` (a retired version live again: `?version=N`, or
+ * by default the previous one) and `/cancel` (stop a
  * build), which need `admin` and a running engine (503 without one).
  */
 import type { FastifyInstance } from 'fastify';
+import { KappaError } from '../errors.ts';
 import { parseFrom } from '../stream/index.ts';
 import { needEngine } from './context.ts';
 
@@ -56,7 +58,7 @@ export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
   });
   fastify.post('/v1/views/:view/rollback', { config: { scope: 'admin' } }, async (req, reply) => {
     const { view } = req.params as { view: string };
-    const r = await needEngine(kappa).rollback(view);
+    const r = await needEngine(kappa).rollback(view, versionParam(req.query));
     reply.code(202);
     return { view, version: r.version, message: r.message };
   });
@@ -65,4 +67,19 @@ export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
     const r = await needEngine(kappa).cancel(view);
     return { view, version: r.version, message: r.message };
   });
+}
+
+/** `?version=N` of a rollback (absent: the previous version); anything but a whole number is refused. */
+function versionParam(query: unknown): number | undefined {
+  const raw = (query as { version?: unknown } | undefined)?.version;
+  if (raw === undefined || raw === '') return undefined;
+  const text = String(raw);
+  if (!/^[1-9][0-9]{0,8}$/.test(text)) {
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `?version=${text} is not a version number: give a whole number such as ?version=2 (\`GET /v1/views\` lists the versions), or leave it out to roll back to the previous version.`,
+      { version: text },
+    );
+  }
+  return Number(text);
 }

@@ -279,11 +279,12 @@ export class Engine {
   }
 
   /**
-   * Makes the previous version of `viewName` (the retired one live most recently) live again: it
-   * first catches up from its own checkpoints, with its own logic, then the swap is the same as a build's.
+   * Makes a retired version of `viewName` live again: `toVersion`, or by default the previous one (the
+   * retired one live most recently). It first catches up from its own checkpoints, with its own logic,
+   * then the swap is the same as a build's.
    */
-  rollback(viewName: string): Promise<RequestResult> {
-    return this.versions.rollback(viewName);
+  rollback(viewName: string, toVersion?: number): Promise<RequestResult> {
+    return this.versions.rollback(viewName, toVersion);
   }
 
   /** Stops the build (or rollback) in progress for `viewName`; a new version built so far is dropped. */

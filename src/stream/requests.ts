@@ -90,7 +90,8 @@ export class Requests {
   private run(r: ViewRequest): Promise<RequestResult> {
     const { versions } = this.opts;
     if (r.action === 'replay') return versions.replay(r.view, r.from ?? 'earliest');
-    if (r.action === 'rollback') return versions.rollback(r.view);
+    // A rollback request carries the version asked for in `from` (null: the previous version).
+    if (r.action === 'rollback') return versions.rollback(r.view, r.from === null ? undefined : Number(r.from));
     return versions.cancel(r.view);
   }
 }

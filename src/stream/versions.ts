@@ -17,6 +17,7 @@ import { crashPoint } from '../crash-point.ts';
 import { KappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
 import type { BuildInfo, BuildReason, ControlStore, ViewStore, ViewVersionInfo } from '../view/index.ts';
+import { chosenVersion, previousVersion } from './rollback-target.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { AppDef, ViewDef } from './dsl.ts';
 import { type ViewPlan, compileView } from './plan.ts';
@@ -422,23 +423,16 @@ export class Versions {
   }
 
   /**
-   * Makes the previous version of `viewName` (the retired one live most recently) live again: it
-   * first catches up from its own checkpoints, with its own logic, then the swap is the same as a build's.
+   * Makes a retired version of `viewName` live again: `toVersion`, or by default the previous one (the
+   * retired one live most recently). It first catches up from its own checkpoints, with its own logic,
+   * then the swap is the same as a build's.
    */
-  async rollback(viewName: string): Promise<RequestResult> {
+  async rollback(viewName: string, toVersion?: number): Promise<RequestResult> {
     const view = this.configView(viewName);
     this.refuseIfBuilding(viewName);
     const versions = (await this.opts.store.versions()).filter((v) => v.name === viewName);
-    const target = versions
-      .filter((v) => v.state === 'retired' && v.liveAtMs !== null)
-      .sort((a, b) => (b.liveAtMs ?? 0) - (a.liveAtMs ?? 0))[0];
-    if (target === undefined) {
-      throw new KappaError(
-        'KAPPA_VIEW_CONFLICT',
-        `View "${viewName}" has no earlier version to roll back to (retired versions are kept per the view's keepVersions, default 1).`,
-        { view: viewName },
-      );
-    }
+    const target =
+      toVersion === undefined ? previousVersion(viewName, versions) : chosenVersion(viewName, versions, toVersion);
     const code = await this.planOf(view, compileView(view), target);
     if (code === null) {
       throw new KappaError(
