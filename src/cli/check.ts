@@ -102,6 +102,9 @@ export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]>
     allowJs: true,
     resolveJsonModule: true,
     esModuleInterop: true,
+    // Run from the repository's sources, 'kappa' resolves to src/ (the kappa-source export
+    // condition), so the check never reads a stale or missing dist/.
+    customConditions: import.meta.url.endsWith('.ts') ? ['kappa-source'] : [],
   };
   const nodeTypes = nodeTypesFor(file);
   if (nodeTypes !== null) Object.assign(options, { types: ['node'], typeRoots: [nodeTypes] });
