@@ -2,7 +2,8 @@
  * Views and SQL: `GET /v1/views` (every view, its versions and builds), `GET /v1/views/:view`
  * (the live version's rows, filtered by column=value, ordered, paged), `GET /v1/views/:view/changes`
  * (its row changes as Server-Sent Events, changes.ts) and `POST /v1/sql` (a read-only query with a
- * time limit; the store refuses writes). All need `query`.
+ * time limit; the store refuses writes), `GET /v1/views/:view/diff?a=1&b=2` (two versions compared:
+ * row counts, totals per measure, the rows that differ). All need `query`.
  *
  * Numbers in the answers lose their binary noise (945504.3599999986 is 945504.36): fractional
  * numbers are rounded to 15 significant digits, as many as a double holds exactly in decimal, so
@@ -12,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import type { ViewStore } from '../view/index.ts';
+import type { SqliteStore } from '../view/sqlite/index.ts';
 import { headerValue, wholeNumber } from './request.ts';
 
 export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
@@ -47,6 +49,8 @@ export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
       })),
     };
   });
+
+  diffRoute(fastify, store);
 
   fastify.get('/v1/views/:view', { config: { scope: 'query' } }, async (req) => {
     const { view } = req.params as { view: string };
@@ -202,4 +206,27 @@ async function topicNotView(err: unknown, log: Log): Promise<unknown> {
     { ...err.details, topic: table },
     err,
   );
+}
+
+/** `GET /v1/views/:view/diff?a=1&b=2[&limit=20]`: two versions compared (see view/sqlite/diff.ts). */
+function diffRoute(fastify: FastifyInstance, store: ViewStore): void {
+  fastify.get('/v1/views/:view/diff', { config: { scope: 'query' } }, async (req) => {
+    const { view } = req.params as { view: string };
+    const q = req.query as Record<string, string | undefined>;
+    if (q.a === undefined || q.b === undefined)
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `Say which two versions of view "${view}" to compare: ?a=1&b=2 (GET /v1/views lists the versions).`,
+        { view },
+      );
+    const a = wholeNumber(q.a, 'a', 1);
+    const b = wholeNumber(q.b, 'b', 1);
+    const limit = q.limit === undefined ? undefined : wholeNumber(q.limit, 'limit', 0);
+    if (!('diffVersions' in store))
+      throw new KappaError('KAPPA_NOT_READY', 'This view store cannot compare versions.', { view });
+    const differ = store as ViewStore & Pick<SqliteStore, 'diffVersions'>;
+    const diff = await differ.diffVersions(view, a, b, limit);
+    withoutFloatNoise([...diff.onlyInA.rows, ...diff.onlyInB.rows, ...diff.changed.rows.flatMap((c) => [c.a, c.b])]);
+    return diff;
+  });
 }

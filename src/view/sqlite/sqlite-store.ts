@@ -35,6 +35,7 @@ import type { ViewStore } from '../view-store.ts';
 import { VersionCatalog } from './catalog.ts';
 import { SqliteControlStore } from './control-store.ts';
 import { DeltaWriter } from './flush.ts';
+import { type VersionDiff, diffVersions } from './diff.ts';
 import { SqliteReaders } from './readers.ts';
 import { prepareWriter } from './schema.ts';
 import { SqliteWriter, storageError } from './writer.ts';
@@ -55,8 +56,9 @@ export interface SqliteStoreOptions {
 export const READERS_MAX = 16;
 export const QUERY_ROWS_MAX_DEFAULT = 100_000;
 
-/** The SQLite store: both ports over one database file. */
-export type SqliteStore = ViewStore & ControlStore;
+/** The SQLite store: both ports over one database file, and the comparison of two versions of a view. */
+export type SqliteStore = ViewStore &
+  ControlStore & { diffVersions(view: string, a: number, b: number, rowsMax?: number): Promise<VersionDiff> };
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<SqliteStore> {
   const readers = opts.readers ?? 1;
@@ -167,6 +169,10 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   async query(sql: string, params: unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.writer.checkOpen();
     return this.readers.query(sql, params, opts);
+  }
+  /** Row counts, totals per numeric measure and the differing rows of two versions (see ./diff.ts). */
+  diffVersions(view: string, a: number, b: number, rowsMax?: number): Promise<VersionDiff> {
+    return diffVersions(this, view, a, b, rowsMax);
   }
 
   // ---- ControlStore ----

@@ -1,0 +1,126 @@
+/**
+ * `kappa views diff <view> <a> <b>`: what changed between two versions of a view, read from the
+ * store beside a running `kappa start` (read-only): row counts, the total of each numeric measure,
+ * and the rows that differ by key (only in a, only in b, changed values), the first `--limit` of
+ * each with "N more". What to look at after a replay, and before a rollback.
+ */
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { KappaError } from '../errors.ts';
+import { openSqliteStore } from '../view/sqlite/index.ts';
+import type { CliContext } from './main.ts';
+import { storePath } from './start.ts';
+import { cellText, formatTable } from './table.ts';
+
+export interface DiffOptions {
+  json?: boolean;
+  limit?: string;
+}
+
+type Diff = Awaited<ReturnType<Awaited<ReturnType<typeof openSqliteStore>>['diffVersions']>>;
+type Row = Record<string, unknown>;
+
+export function registerViewsDiff(views: Command, ctx: () => CliContext): void {
+  views
+    .command('diff <view> <a> <b>')
+    .description('compare two versions of a view: row counts, totals per measure, and the rows that differ (by key)')
+    .option('--limit <n>', 'list at most this many rows of each kind of difference (default 20)')
+    .option('--json', 'print JSON')
+    // `kappa views` has its own --json, which takes the flag wherever it is: read both.
+    .action((view: string, a: string, b: string, _opts: DiffOptions, cmd: Command) =>
+      viewsDiff(ctx(), view, a, b, cmd.optsWithGlobals<DiffOptions>()),
+    );
+}
+
+export async function viewsDiff(ctx: CliContext, view: string, a: string, b: string, opts: DiffOptions): Promise<void> {
+  const va = versionArg(a, 'first');
+  const vb = versionArg(b, 'second');
+  const limit = opts.limit === undefined ? undefined : limitArg(opts.limit);
+  const path = storePath(ctx.dataDir);
+  if (!existsSync(path))
+    throw new KappaError(
+      'KAPPA_UNKNOWN_VIEW',
+      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
+    );
+  const store = await openSqliteStore({ path });
+  try {
+    const diff = await store.diffVersions(view, va, vb, limit);
+    ctx.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : diffText(diff));
+  } finally {
+    await store.close();
+  }
+}
+
+function versionArg(text: string, which: string): number {
+  if (!/^[1-9][0-9]{0,8}$/.test(text))
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `The ${which} version, "${text}", is not a version number: give whole numbers, such as \`kappa views diff sales_totals 1 2\` (\`kappa views\` lists the versions).`,
+      { version: text },
+    );
+  return Number(text);
+}
+
+function limitArg(text: string): number {
+  if (!/^[0-9]{1,4}$/.test(text))
+    throw new KappaError('KAPPA_INVALID_ARGUMENT', `--limit ${text} is not a whole number from 0 to 1000.`, {
+      limit: text,
+    });
+  return Number(text);
+}
+
+/** The diff as a person reads it: a summary table, then each kind of differing row. */
+export function diffText(d: Diff): string {
+  const A = `version ${d.a.version} (${d.a.state})`;
+  const B = `version ${d.b.version} (${d.b.state})`;
+  const num = (n: number): string => cellText('', n);
+  const delta = (x: number, y: number): string => (y - x > 0 ? '+' : '') + num(Number((y - x).toPrecision(12)));
+  const summary = [
+    ['rows', d.a.rows, d.b.rows, delta(d.a.rows, d.b.rows)],
+    ...d.measures.map((m) => [
+      `total ${m}`,
+      num(d.a.totals[m]),
+      num(d.b.totals[m]),
+      delta(d.a.totals[m], d.b.totals[m]),
+    ]),
+  ];
+  let out = `view ${d.view}: ${A} against ${B}; rows matched by ${d.keyColumns.join(', ') || 'their single row (no key)'}\n\n`;
+  out += formatTable(['', `v${d.a.version}`, `v${d.b.version}`, 'change'], summary as (string | number)[][]);
+  if (d.same) return `${out}\nThe two versions hold the same rows with the same values.\n`;
+  const columns = [...d.keyColumns, ...new Set([...d.onlyInA.rows, ...d.onlyInB.rows].flatMap(Object.keys))].filter(
+    (c, i, all) => all.indexOf(c) === i,
+  );
+  out += rowsSection(`only in version ${d.a.version}`, d.onlyInA, columns);
+  out += rowsSection(`only in version ${d.b.version}`, d.onlyInB, columns);
+  out += changedSection(d);
+  return out;
+}
+
+function rowsSection(title: string, part: Diff['onlyInA'], columns: string[]): string {
+  let out = `\n${title}: ${part.count} row${part.count === 1 ? '' : 's'}\n`;
+  if (part.rows.length === 0) return out;
+  out += formatTable(
+    columns,
+    part.rows.map((r: Row) => columns.map((c) => cellText(c, r[c]))),
+  );
+  return part.more > 0 ? `${out}… and ${part.more} more\n` : out;
+}
+
+function changedSection(d: Diff): string {
+  const { changed } = d;
+  let out = `\nchanged: ${changed.count} row${changed.count === 1 ? '' : 's'} (values in v${d.a.version} → v${d.b.version})\n`;
+  if (changed.rows.length === 0) return out;
+  const valueColumns = [...new Set(changed.rows.flatMap((c) => [...Object.keys(c.a), ...Object.keys(c.b)]))].filter(
+    (c) => !d.keyColumns.includes(c),
+  );
+  const rows = changed.rows.map((c) => [
+    ...d.keyColumns.map((k) => cellText(k, c.key[k])),
+    ...valueColumns.map((col) =>
+      Object.is(c.a[col] ?? null, c.b[col] ?? null)
+        ? cellText(col, c.a[col])
+        : `${cellText(col, c.a[col])} → ${cellText(col, c.b[col])}`,
+    ),
+  ]);
+  out += formatTable([...d.keyColumns, ...valueColumns], rows);
+  return changed.more > 0 ? `${out}… and ${changed.more} more\n` : out;
+}
