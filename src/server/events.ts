@@ -31,6 +31,7 @@ import type { Kappa } from './context.ts';
 import { OVERVIEW_INTERVAL_MS, overview } from './dashboard.ts';
 import { wholeNumber } from './request.ts';
 import type { EventStream } from './sse.ts';
+import { recordJson } from './topics.ts';
 
 /** Views and topics one stream may follow: a page of the dashboard follows every view and alert topic. */
 const VIEWS_PER_STREAM_MAX = 1000;
@@ -291,34 +292,4 @@ async function tail(
   } catch (err) {
     if (!signal.aborted) throw err;
   }
-}
-
-/** A record as GET /v1/topics/:topic/records shows it: the value parsed when it is JSON. */
-function recordJson(
-  topic: string,
-  partition: number,
-  r: {
-    offset: number;
-    timestamp: number;
-    key: Buffer | null;
-    value: Buffer | null;
-    headers: { key: string; value: Buffer | null }[];
-  },
-): object {
-  const text = r.value === null ? null : r.value.toString('utf8');
-  let value: unknown = text;
-  try {
-    if (text !== null) value = JSON.parse(text);
-  } catch {
-    // not JSON: the text as it is
-  }
-  return {
-    topic,
-    partition,
-    offset: r.offset,
-    timestamp: r.timestamp,
-    key: r.key === null ? null : r.key.toString('utf8'),
-    value,
-    headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value === null ? null : h.value.toString('utf8')])),
-  };
 }

@@ -199,7 +199,8 @@ async function describeTopic(log: Log, name: string): Promise<object> {
   return { ...info, partitions, records: partitions.reduce((s, p) => s + (p.end - p.start), 0) };
 }
 
-function recordJson(
+/** A record as GET /v1/topics/:topic/records (and the event streams) show it: the value parsed when it is JSON. */
+export function recordJson(
   topic: string,
   partition: number,
   r: {
