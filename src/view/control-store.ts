@@ -8,9 +8,36 @@
  * - a build record is upserted by (view, version), listed until deleted, and survives a restart;
  * - a request is taken by exactly one caller of `takeRequests` (taken in the same transaction that
  *   reads it), oldest first, and then answered once;
- * - an output checkpoint never moves backwards (a save with a smaller offset is refused).
+ * - an output checkpoint never moves backwards (a save with a smaller offset is refused);
+ * - the build history of a view lists recorded builds newest first, at most BUILD_HISTORY_MAX.
  */
-import type { BuildInfo, OutputCheckpoint, ViewRequest, ViewRequestAction } from './types.ts';
+import type { BuildInfo, BuildReason, OutputCheckpoint, ViewRequest, ViewRequestAction } from './types.ts';
+
+/** How many finished builds are kept per view; older ones are forgotten as new ones are recorded. */
+export const BUILD_HISTORY_MAX = 50;
+
+/**
+ * One finished build of a view: how it ended, how long it took, and why it was made. Kept (the
+ * newest BUILD_HISTORY_MAX per view) so `kappa views`, `GET /v1/views/:view/builds` and the
+ * dashboard can show what happened after the build record itself is gone.
+ */
+export interface BuildHistoryEntry {
+  name: string;
+  version: number;
+  reason: BuildReason;
+  /** Where the replay started: 'earliest', '@' and an ISO time, or 'checkpoints' (a rollback). */
+  from: string;
+  /** What changed in the logic, in words ('the filter changed', 'none: the same logic, replayed'); null if not known. */
+  change: string | null;
+  /** Records read by the build, summed over the source partitions. */
+  events: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  durationMs: number;
+  /** 'live': the version went live; 'cancelled': stopped by a cancel; 'failed': the engine failed during the build. */
+  result: 'live' | 'cancelled' | 'failed';
+  message: string | null;
+}
 
 export interface ControlStore {
   /** Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go backwards. */
@@ -33,6 +60,10 @@ export interface ControlStore {
   takeRequests(): Promise<ViewRequest[]>;
   answerRequest(id: number, state: 'done' | 'failed', message: string, version: number | null): Promise<void>;
   request(id: number): Promise<ViewRequest | null>;
+  /** Records a finished build; the oldest beyond BUILD_HISTORY_MAX for that view are forgotten in the same transaction. */
+  recordBuild(entry: BuildHistoryEntry): Promise<void>;
+  /** The finished builds of a view, newest first. */
+  buildHistory(name: string): Promise<BuildHistoryEntry[]>;
   /** Forgets what is kept for a version (its code and build record); nothing happens if there is none. */
   forgetVersion(name: string, version: number): Promise<void>;
   close(): Promise<void>;

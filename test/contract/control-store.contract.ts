@@ -10,6 +10,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BUILD_HISTORY_MAX } from '../../src/view/control-store.ts';
 import type { BuildInfo, ControlStore } from '../../src/view/index.ts';
 import { freshForEachTest, rejectsWith } from '../../src/view/test-helpers.ts';
 
@@ -163,6 +164,57 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
         );
         await h.store.deleteBuild('sales', 3);
         assert.deepEqual(await h.store.builds(), []);
+      });
+    });
+
+    describe('build history', () => {
+      const ended = (version: number, result: 'live' | 'cancelled' | 'failed', name = 'sales') => ({
+        name,
+        version,
+        reason: 'replay' as const,
+        from: 'earliest',
+        change: 'none: the same logic, replayed',
+        events: 100 * version,
+        startedAtMs: 1000 * version,
+        endedAtMs: 1000 * version + 500,
+        durationMs: 500,
+        result,
+        message: null,
+      });
+
+      test('finished builds are listed per view, newest first, survive reopening, and are seen by another store', async () => {
+        await h.store.recordBuild(ended(1, 'live'));
+        await h.store.recordBuild(ended(2, 'cancelled'));
+        await h.store.recordBuild(ended(1, 'live', 'other'));
+        await h.store.recordBuild({ ...ended(3, 'failed'), message: 'disk full' });
+        await h.reopen();
+        assert.deepEqual(await h.store.buildHistory('sales'), [
+          { ...ended(3, 'failed'), message: 'disk full' },
+          ended(2, 'cancelled'),
+          ended(1, 'live'),
+        ]);
+        assert.deepEqual(await h.store.buildHistory('other'), [ended(1, 'live', 'other')]);
+        assert.deepEqual(await h.store.buildHistory('nothing'), []);
+        const second = await h.second();
+        assert.deepEqual(
+          (await second.buildHistory('sales')).map((e) => e.version),
+          [3, 2, 1],
+        );
+      });
+
+      test(`only the newest ${BUILD_HISTORY_MAX} builds of a view are kept; a bad entry is refused and changes nothing`, async () => {
+        for (let v = 1; v <= BUILD_HISTORY_MAX + 5; v++) await h.store.recordBuild(ended(v, 'live'));
+        await h.store.recordBuild(ended(1, 'live', 'other'));
+        const kept = (await h.store.buildHistory('sales')).map((e) => e.version);
+        assert.equal(kept.length, BUILD_HISTORY_MAX);
+        assert.deepEqual([kept[0], kept.at(-1)], [BUILD_HISTORY_MAX + 5, 6]);
+        assert.equal((await h.store.buildHistory('other')).length, 1, "trimming one view's history leaves others");
+        await rejectsWith(
+          h.store.recordBuild({ ...ended(99, 'live'), result: 'done' as 'live' }),
+          'KAPPA_INVALID_ARGUMENT',
+        );
+        await rejectsWith(h.store.recordBuild({ ...ended(99, 'live'), version: 0 }), 'KAPPA_INVALID_ARGUMENT');
+        assert.equal((await h.store.buildHistory('sales'))[0].version, BUILD_HISTORY_MAX + 5);
       });
     });
 

@@ -1,7 +1,7 @@
 /**
  * The SQLite side of the `ControlStore` port (../control-store.ts): output checkpoints, saved code,
- * build records and requests between processes, in the tables `kappa_output_checkpoints`,
- * `kappa_view_code`, `kappa_builds` and `kappa_requests` (layout in ./schema.ts). It shares the
+ * build records, the build history and requests between processes, in the tables
+ * `kappa_output_checkpoints`, `kappa_view_code`, `kappa_builds`, `kappa_build_history` and `kappa_requests` (layout in ./schema.ts). It shares the
  * store's writer connection, so `SqliteStore.dropVersion` forgets a version's code and build in the
  * same transaction that drops its table (`forgetInTx`).
  *
@@ -12,7 +12,7 @@
 import type Database from 'better-sqlite3';
 import { InvariantError } from '../../assert.ts';
 import { KappaError } from '../../errors.ts';
-import type { ControlStore } from '../control-store.ts';
+import { BUILD_HISTORY_MAX, type BuildHistoryEntry, type ControlStore } from '../control-store.ts';
 import { checkVersion, checkViewName } from '../definition.ts';
 import type { BuildInfo, OutputCheckpoint, ViewRequest, ViewRequestAction } from '../types.ts';
 import type { SqliteWriter } from './writer.ts';
@@ -130,6 +130,30 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     );
   }
 
+  async recordBuild(entry: BuildHistoryEntry): Promise<void> {
+    this.writer.checkOpen();
+    checkViewName(entry.name);
+    checkVersion(entry.version);
+    if (!['live', 'cancelled', 'failed'].includes(entry.result))
+      throw new KappaError(
+        'KAPPA_INVALID_ARGUMENT',
+        `A build ends live, cancelled or failed, not "${String(entry.result)}".`,
+        { view: entry.name, version: entry.version },
+      );
+    await this.writer.writeWhenFree(`record the build of view "${entry.name}" v${entry.version}`, () => {
+      this.sql.recordBuild.run(entry.name, JSON.stringify(entry));
+      this.sql.trimBuildHistory.run(entry.name, entry.name, BUILD_HISTORY_MAX);
+    });
+  }
+
+  async buildHistory(name: string): Promise<BuildHistoryEntry[]> {
+    this.writer.checkOpen();
+    checkViewName(name);
+    return (this.sql.buildHistory.all(name) as { entry_json: string }[]).map(
+      (r) => JSON.parse(r.entry_json) as BuildHistoryEntry,
+    );
+  }
+
   async forgetVersion(name: string, version: number): Promise<void> {
     this.writer.checkOpen();
     checkViewName(name);
@@ -213,6 +237,12 @@ function controlStatements(db: Database.Database) {
     ),
     builds: db.prepare('SELECT info_json FROM kappa_builds ORDER BY name, version'),
     deleteBuild: db.prepare('DELETE FROM kappa_builds WHERE name = ? AND version = ?'),
+    recordBuild: db.prepare('INSERT INTO kappa_build_history (name, entry_json) VALUES (?, ?)'),
+    trimBuildHistory: db.prepare(
+      'DELETE FROM kappa_build_history WHERE name = ? AND id NOT IN ' +
+        '(SELECT id FROM kappa_build_history WHERE name = ? ORDER BY id DESC LIMIT ?)',
+    ),
+    buildHistory: db.prepare('SELECT entry_json FROM kappa_build_history WHERE name = ? ORDER BY id DESC'),
     addRequest: db.prepare(
       "INSERT INTO kappa_requests (view, action, from_spec, created_at, state) VALUES (?, ?, ?, ?, 'pending')",
     ),

@@ -14,6 +14,8 @@
  *   kappa_builds(name, version, info_json)  builds in progress and their progress (BuildInfo).
  *   kappa_requests(id, view, action, from_spec, created_at, state, message, version)
  *       replay / rollback / cancel requests from other processes to the running engine.
+ *   kappa_build_history(id, name, entry_json)  finished builds (BuildHistoryEntry), the newest
+ *       BUILD_HISTORY_MAX per view; added by CREATE IF NOT EXISTS, so older files gain it on open.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
  *   PRAGMA user_version = 1 marks this layout; a newer layout is refused, not guessed at.
  *
@@ -84,6 +86,12 @@ CREATE TABLE IF NOT EXISTS kappa_requests (
   message TEXT,
   version INTEGER
 );
+CREATE TABLE IF NOT EXISTS kappa_build_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL COLLATE NOCASE,
+  entry_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kappa_build_history_by_name ON kappa_build_history (name, id);
 `;
 
 /** WAL + NORMAL (see the file comment), the layout version, and the catalog tables. */

@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { KappaError, ioError } from '../../errors.ts';
-import type { ControlStore } from '../control-store.ts';
+import type { BuildHistoryEntry, ControlStore } from '../control-store.ts';
 import type {
   BuildInfo,
   Checkpoint,
@@ -200,6 +200,12 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   }
   deleteBuild(name: string, version: number): Promise<void> {
     return this.control.deleteBuild(name, version);
+  }
+  recordBuild(entry: BuildHistoryEntry): Promise<void> {
+    return this.control.recordBuild(entry);
+  }
+  buildHistory(name: string): Promise<BuildHistoryEntry[]> {
+    return this.control.buildHistory(name);
   }
   addRequest(view: string, action: ViewRequestAction, from: string | null): Promise<number> {
     return this.control.addRequest(view, action, from);
