@@ -13,24 +13,16 @@ import { startWebhooks } from '../../src/app/index.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { openKappa } from '../support/kappa.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
-import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
+import { readingsAlertsConfig } from '../support/apps.ts';
+import { tempProject } from '../support/project.ts';
 const T0 = Date.UTC(2026, 5, 1, 12, 0, 0);
 
-const CONFIG = `
-import { Type, alertsTopic, anomaly, defineApp, from, threshold, topic } from ${JSON.stringify(SRC)};
-const Reading = Type.Object({ device: Type.String(), temperature: Type.Number(), ts: Type.Integer() });
-const readings = topic('readings', { partitions: 2, schema: Reading, key: (r) => r.device, time: (r) => r.ts });
-const alerts = alertsTopic();
-export default defineApp({
-  topics: [readings, alerts],
-  outputs: [
+const CONFIG = readingsAlertsConfig(`
     threshold('overheat', from(readings), { key: (r) => r.device, when: (r) => r.temperature > 80, for: '1m', value: (r) => r.temperature, severity: 'critical', to: alerts }),
     anomaly('odd_reading', from(readings).filter((r) => r.device.startsWith('calm')), { key: (r) => r.device, value: (r) => r.temperature, threshold: 4, minSamples: 20, to: alerts }),
     // A threshold over a running total, as a grouped sum view shows it: each device's degrees summed.
     threshold('degree_budget', from(readings).filter((r) => r.device === 'calm-1'), { key: (r) => r.device, total: (r) => r.temperature, when: (r, total) => total > 1000, to: alerts }),
-  ],
-});
-`;
+`);
 
 interface Reading {
   device: string;

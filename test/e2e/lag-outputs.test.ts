@@ -8,21 +8,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { kappaInProcess } from '../support/cli.ts';
 import { openKappa } from '../support/kappa.ts';
-import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
+import { readingsAlertsConfig } from '../support/apps.ts';
+import { tempProject } from '../support/project.ts';
 
-const CONFIG = `
-import { Type, alertsTopic, anomaly, defineApp, from, threshold, topic } from ${JSON.stringify(SRC)};
-const Reading = Type.Object({ device: Type.String(), temperature: Type.Number(), ts: Type.Integer() });
-const readings = topic('readings', { partitions: 2, schema: Reading, key: (r) => r.device, time: (r) => r.ts });
-const alerts = alertsTopic();
-export default defineApp({
-  topics: [readings, alerts],
-  outputs: [
+const CONFIG = readingsAlertsConfig(`
     threshold('overheat', from(readings), { key: (r) => r.device, when: (r) => r.temperature > 80, to: alerts }),
     anomaly('odd_reading', from(readings), { key: (r) => r.device, value: (r) => r.temperature, to: alerts }),
-  ],
-});
-`;
+`);
 
 interface LagRow {
   kind: string;

@@ -8,6 +8,8 @@
  *                       partitions than a browser has connections per host (six). Invalid sales go
  *                       to `sales.dlq`.
  *   shopSales(n, t0)    n sales for it: STORES stores in 5 regions, one sale a second from t0
+ *   readingsAlertsConfig(outputs) device readings (device, temperature, ts; 2 partitions keyed by
+ *                       device) and an alert topic, with the given alert outputs (source text)
  */
 import { KAPPA_SRC } from './project.ts';
 
@@ -80,4 +82,21 @@ export function shopSales(n: number, t0: number, first = 0): object[] {
       ts: t0 + i * 1000,
     };
   });
+}
+
+/** Device readings and an alert topic; `outputs` is the source of the outputs array's entries. */
+export function readingsAlertsConfig(outputs: string): string {
+  const SRC = KAPPA_SRC;
+  return `
+import { Type, alertsTopic, anomaly, defineApp, from, threshold, topic } from ${JSON.stringify(SRC)};
+const Reading = Type.Object({ device: Type.String(), temperature: Type.Number(), ts: Type.Integer() });
+const readings = topic('readings', { partitions: 2, schema: Reading, key: (r) => r.device, time: (r) => r.ts });
+const alerts = alertsTopic();
+export default defineApp({
+  topics: [readings, alerts],
+  outputs: [
+${outputs}
+  ],
+});
+`;
 }
