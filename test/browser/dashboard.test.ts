@@ -9,18 +9,17 @@
  * (test/support/debian.ts; KAPPA_CHROMIUM_PATH points it at another chromium).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { SHOTS, launchChromium } from '../support/browser.ts';
 import { salesGenerator } from '../../src/cli/demo.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { type OwnedChild, startKappa } from '../support/processes.ts';
 
-const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const PRELOADED = 2_000_000;
 
 async function waitFor<T>(
@@ -78,21 +77,8 @@ test(
     });
     assert.ok(rows.length > 0);
     assert.ok(Date.now() - startedAt < 30_000, `answered ${Date.now() - startedAt} ms after start`);
-    const browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ], // playwright gives each launch a fresh user data dir
-    });
+    const browser = await launchChromium(chromiumPath);
     started.browser = browser;
-    mkdirSync(SHOTS, { recursive: true });
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const errors: string[] = [];

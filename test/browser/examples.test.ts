@@ -8,16 +8,15 @@
  * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Page, chromium } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { SHOTS, launchChromium } from '../support/browser.ts';
 import { defer, tempDir } from '../support/cleanup.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa, waitFor } from '../support/processes.ts';
 
-const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const T0 = Date.UTC(2026, 0, 1);
 
 interface Opened {
@@ -63,21 +62,8 @@ async function openExample(
     },
     { timeoutMs: 60_000, intervalMs: 200, child: kappa },
   );
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ], // playwright gives each launch a fresh user data dir
-  });
+  const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
-  mkdirSync(SHOTS, { recursive: true });
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const opened: Opened = { page, streams: [], errors: [] };
   page.on('pageerror', (e) => opened.errors.push(String(e)));

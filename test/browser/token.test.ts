@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { hashToken } from '../../src/server/auth.ts';
 import { MANY_VIEWS, manyViewsConfig, shopSales } from '../support/apps.ts';
 import { defer } from '../support/cleanup.ts';
@@ -38,19 +38,7 @@ test('a #token= in the address opens the dashboard of a server with tokens', { t
   });
   assert.equal(res.status, 200, await res.text());
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ], // playwright gives each launch a fresh user data dir
-  });
+  const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
   const page = await browser.newPage();
   const errors: string[] = [];
