@@ -3,6 +3,9 @@
  * store beside a running `kappa start` (read-only): row counts, the total of each numeric measure,
  * and the rows that differ by key (only in a, only in b, changed values), the first `--limit` of
  * each with "N more". What to look at after a replay, and before a rollback.
+ *
+ * `kappa views builds <view>`: the view's build history, newest first (reason, what changed in
+ * the logic, records read, duration, result), and the build in progress if there is one.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
@@ -30,6 +33,61 @@ export function registerViewsDiff(views: Command, ctx: () => CliContext): void {
     .action((view: string, a: string, b: string, _opts: DiffOptions, cmd: Command) =>
       viewsDiff(ctx(), view, a, b, cmd.optsWithGlobals<DiffOptions>()),
     );
+}
+
+export function registerViewsBuilds(views: Command, ctx: () => CliContext): void {
+  views
+    .command('builds <view>')
+    .description('the builds of a view, newest first: why, what changed in the logic, records read, duration, result')
+    .option('--json', 'print JSON')
+    .action((view: string, _opts: DiffOptions, cmd: Command) =>
+      viewsBuilds(ctx(), view, cmd.optsWithGlobals<DiffOptions>()),
+    );
+}
+
+export async function viewsBuilds(ctx: CliContext, view: string, opts: DiffOptions): Promise<void> {
+  const path = storePath(ctx.dataDir);
+  if (!existsSync(path))
+    throw new KappaError(
+      'KAPPA_UNKNOWN_VIEW',
+      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
+    );
+  const store = await openSqliteStore({ path });
+  try {
+    if (!(await store.versions()).some((v) => v.name.toLowerCase() === view.toLowerCase()))
+      throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}": \`kappa views\` lists the views.`, {
+        view,
+      });
+    const running = (await store.builds()).filter((b) => b.name.toLowerCase() === view.toLowerCase());
+    const history = await store.buildHistory(view);
+    if (opts.json) {
+      ctx.stdout.write(`${JSON.stringify({ view, running, history }, null, 2)}\n`);
+      return;
+    }
+    let out = running
+      .map(
+        (b) => `in progress: version ${b.version} (${b.reason}), ${b.offsetsDone} of ${b.offsetsTotal} records read\n`,
+      )
+      .join('');
+    if (history.length === 0)
+      out += `View ${view} has no finished builds yet (its first version is not counted: it is built as it serves).\n`;
+    else
+      out += formatTable(
+        ['version', 'reason', 'result', 'records', 'took', 'ended', 'what changed'],
+        history.map((e) => [
+          e.version,
+          e.reason,
+          e.result,
+          e.events,
+          `${(e.durationMs / 1000).toFixed(1)} s`,
+          new Date(e.endedAtMs).toISOString(),
+          e.change ?? '-',
+        ]),
+      );
+    ctx.stdout.write(out);
+  } finally {
+    await store.close();
+  }
 }
 
 export async function viewsDiff(ctx: CliContext, view: string, a: string, b: string, opts: DiffOptions): Promise<void> {

@@ -13,7 +13,7 @@ import { consumeCommand } from './consume.ts';
 import { demoCommand } from './demo.ts';
 import { initCommand } from './init.ts';
 import { produceCommand } from './produce.ts';
-import { registerViewsDiff } from './diff.ts';
+import { registerViewsBuilds, registerViewsDiff } from './diff.ts';
 import { replayCommand, rollbackCommand } from './replay.ts';
 import { registerTopicsDelete, topicsCreate, topicsDescribe, topicsList } from './topics.ts';
 import { defaultWorkers, startCommand } from './start.ts';
@@ -235,6 +235,7 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
   const views = jsonCommand(program, 'views', viewsWhat).action((opts) => viewsCommand(ctx(), opts));
   registerViewsDrop(views, ctx);
   registerViewsDiff(views, ctx);
+  registerViewsBuilds(views, ctx);
   const queryWhat = 'run a read-only SQL query over the views';
   jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
   const lagWhat = 'per view (and output pipeline) and partition: committed offset, log end, lag';

@@ -3,7 +3,9 @@
  * and every build; needs `query`), and the build commands `POST /v1/views/:view/replay` (a new
  * version built from the log), `/rollback` (a retired version live again: `?version=N`, or
  * by default the previous one) and `/cancel` (stop a
- * build), which need `admin` and a running engine (503 without one).
+ * build), which need `admin` and a running engine (503 without one); `GET /v1/views/:view/builds` (the
+ * builds in progress and the finished ones, newest first: reason, what changed, events, duration,
+ * result; needs `query`).
  */
 import type { FastifyInstance } from 'fastify';
 import { KappaError } from '../errors.ts';
@@ -45,6 +47,17 @@ export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
       });
     }
     return { tasks, builds: await control.builds() };
+  });
+
+  fastify.get('/v1/views/:view/builds', { config: { scope: 'query' } }, async (req) => {
+    const { view } = req.params as { view: string };
+    const known = (await kappa.store.versions()).some((v) => v.name.toLowerCase() === view.toLowerCase());
+    if (!known)
+      throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}": GET /v1/views lists the views.`, {
+        view,
+      });
+    const running = (await control.builds()).filter((b) => b.name.toLowerCase() === view.toLowerCase());
+    return { view, running, history: await control.buildHistory(view) };
   });
 
   fastify.post('/v1/views/:view/replay', { config: { scope: 'admin' } }, async (req, reply) => {

@@ -301,6 +301,7 @@ export class Engine {
   private fail(err: Error): void {
     if (this.hasFailed) return;
     this.hasFailed = true;
+    void this.versions.buildsFailed(err.message).catch(() => {});
     this.abort.abort();
     this.failed(err);
     void this.loop.closeThreads().catch(() => {});

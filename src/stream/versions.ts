@@ -18,6 +18,7 @@ import { KappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
 import type { BuildInfo, BuildReason, ControlStore, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import { chosenVersion, previousVersion } from './rollback-target.ts';
+import { BuildHistory } from './build-history.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { AppDef, ViewDef } from './dsl.ts';
 import { type ViewPlan, compileView } from './plan.ts';
@@ -76,7 +77,11 @@ export class Versions {
   /** The config bundled once (the code a new version keeps); null without a config path or when bundling failed. */
   private configCodePromise: Promise<string | null> | null = null;
 
-  constructor(private readonly opts: VersionsOptions) {}
+  private readonly history: BuildHistory;
+
+  constructor(private readonly opts: VersionsOptions) {
+    this.history = new BuildHistory(opts.control, opts.logger);
+  }
 
   /**
    * Decides which versions of a view run, from the catalog, the builds in progress and the config:
@@ -151,6 +156,7 @@ export class Versions {
         logger.info(
           `view ${view.name}: its logic changed (${what}; fingerprint ${live.fingerprint} → ${plan.fingerprint}); building version ${version} from the start of the log while version ${live.version} keeps serving`,
         );
+        this.history.noteChange(view.name, version, what);
         building = await this.newBuild(view, plan, version, 'logic changed', 'earliest');
       } else {
         logger.info(
@@ -363,6 +369,7 @@ export class Versions {
    */
   async maybeGoLive(group: ViewGroup | null): Promise<void> {
     if (group === null || group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
+    if (group.abort.signal.aborted) return; // cancelled (or retired) while its last task caught up
     const { store, logger } = this.opts;
     const view = group.plan.view;
     group.live = true; // before any await: the other tasks of the group find it swapping
@@ -378,6 +385,7 @@ export class Versions {
         : ` (${build.reason === 'rollback' ? 'rolled back' : 'built'} in ${((Date.now() - build.startedAtMs) / 1000).toFixed(1)} s)`;
     logger.info(`view ${view.name}: version ${group.version} caught up with the log and is now live${took}`);
     if (build !== null) await this.opts.control.deleteBuild(view.name, group.version);
+    if (build !== null) await this.history.ended(build, 'live', group.tasks, null);
     for (const other of this.groups.filter((g) => g !== group && g.plan.view.name === view.name))
       await this.stopGroup(other);
     await this.dropOldVersions(view);
@@ -415,6 +423,8 @@ export class Versions {
       ...this.groups.filter((g) => g.plan.view.name === viewName).map((g) => g.version + 1),
     );
     const plan = compileView(view);
+    const same = versions.some((v) => v.state === 'live' && v.fingerprint === plan.fingerprint);
+    this.history.noteChange(viewName, version, same ? 'none: the same logic, replayed' : "the config's logic");
     const group = await this.newBuild(view, plan, version, reason, from);
     this.startGroup(group);
     const message = `building version ${version} of view ${viewName} by replaying ${plan.source.name} from ${from === 'earliest' ? 'the start of the log' : from.slice(1)}; the live version keeps serving until it has caught up`;
@@ -468,12 +478,14 @@ export class Versions {
   /** Stops the build (or rollback) in progress for `viewName`; a new version built so far is dropped. */
   async cancel(viewName: string): Promise<RequestResult> {
     this.configView(viewName);
-    const group = this.groups.find((g) => g.plan.view.name === viewName && g.build !== null);
+    // A group already swapping in (live set before its first await) is past cancelling.
+    const group = this.groups.find((g) => g.plan.view.name === viewName && g.build !== null && !g.live);
     if (group === undefined)
       throw new KappaError('KAPPA_VIEW_CONFLICT', `View "${viewName}" has no build in progress to cancel.`, {
         view: viewName,
       });
-    const rollback = group.build!.reason === 'rollback';
+    const build = group.build!;
+    const rollback = build.reason === 'rollback';
     group.build = null;
     await this.stopGroup(group);
     const { store } = this.opts;
@@ -485,8 +497,14 @@ export class Versions {
     const message = rollback
       ? `cancelled the rollback of view ${viewName} to version ${group.version}; it stays retired`
       : `cancelled the build of version ${group.version} of view ${viewName} and dropped what it had built`;
+    await this.history.ended(build, 'cancelled', group.tasks, message);
     this.opts.logger.info(message);
     return { version: group.version, message };
+  }
+
+  /** Records every build in progress as failed, with why (the engine failed); its own errors are logged. */
+  async buildsFailed(message: string): Promise<void> {
+    for (const g of this.groups) if (g.build !== null) await this.history.ended(g.build, 'failed', g.tasks, message);
   }
 
   /** The builds in progress, with their progress as of the last update (about once a second). */

@@ -1,0 +1,126 @@
+/**
+ * The build history of a view: a logic change builds version 2 (recorded live, with what changed
+ * in the logic, the records read and the duration), a replay that is cancelled is recorded
+ * cancelled, and a rollback is recorded with its reason. `GET /v1/views/:view/builds` and
+ * `kappa views builds <view>` show them newest first; an unknown view is refused.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { openFileLog } from '../../src/log/index.ts';
+import { call } from '../support/http.ts';
+import { type Kappa, openKappa } from '../support/kappa.ts';
+import { quietLogger as quiet } from '../support/loggers.ts';
+import { runKappa } from '../support/processes.ts';
+import { tempProject, totalsConfig } from '../support/project.ts';
+
+interface Entry {
+  version: number;
+  reason: string;
+  result: string;
+  change: string | null;
+  events: number;
+  durationMs: number;
+  startedAtMs: number;
+  endedAtMs: number;
+}
+
+describe('build history', () => {
+  const project = tempProject({ after }, 'kappa-builds-');
+  const dir = project.dataDir('data');
+  const RECORDS = 3000;
+
+  async function untilLive(kappa: Kappa, version: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const live = (await kappa.store.versions()).find((v) => v.name === 'totals' && v.state === 'live');
+      const done = kappa.engine
+        .status()
+        .filter((t) => t.version === version)
+        .reduce((n, t) => n + t.committedOffset, 0);
+      if (live?.version === version && kappa.engine.builds().length === 0 && done >= RECORDS) return;
+      if (Date.now() > deadline) throw new Error(`version ${version} did not go live`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  test(
+    'live, cancelled and rolled-back builds are kept with why and how they ended',
+    { timeout: 120_000 },
+    async () => {
+      const log = await openFileLog({ dir, logger: quiet });
+      await log.createTopic('sales', { partitions: 2 });
+      await log.append(
+        'sales',
+        Array.from({ length: RECORDS }, (_, i) => ({
+          key: `r${i % 4}`,
+          value: JSON.stringify({ region: `r${i % 4}`, cents: i }),
+        })),
+      );
+      await log.close();
+      const first = await openKappa({
+        dir,
+        configPath: project.writeConfig(totalsConfig({ viewOptions: '{ keepVersions: 20 }' })),
+      });
+      await untilLive(first, 1).finally(() => first.close());
+
+      const source = totalsConfig({ filter: '.filter((s) => s.cents >= 10)', viewOptions: '{ keepVersions: 20 }' });
+      const kappa = await openKappa({ dir, configPath: project.writeConfig(source), server: {} });
+      try {
+        await untilLive(kappa, 2);
+        // A replay of 3000 records may start going live before the cancel reaches it (the cancel is then
+        // refused and the build recorded live): try again.
+        let cancelledVersion = 0;
+        for (let attempt = 0; attempt < 10 && cancelledVersion === 0; attempt++) {
+          const started = await kappa.engine.replay('totals');
+          try {
+            await kappa.engine.cancel('totals');
+            cancelledVersion = started.version;
+          } catch (err) {
+            assert.equal((err as { code?: string }).code, 'KAPPA_VIEW_CONFLICT', String(err));
+            await untilLive(kappa, started.version);
+          }
+        }
+        assert.notEqual(cancelledVersion, 0, 'one replay was cancelled');
+        await kappa.engine.rollback('totals', 1);
+        await untilLive(kappa, 1);
+
+        const r = await call(kappa.url, 'GET', '/v1/views/totals/builds');
+        assert.equal(r.status, 200, r.text);
+        const { history, running } = r.body as { history: Entry[]; running: unknown[] };
+        assert.deepEqual(running, []);
+        assert.deepEqual([history[0].version, history[0].reason, history[0].result], [1, 'rollback', 'live']);
+        const rollback = history[0];
+        const changed = history.at(-1)!;
+        assert.deepEqual([changed.version, changed.reason, changed.result], [2, 'logic changed', 'live']);
+        const cancelled = history.find((e) => e.version === cancelledVersion)!;
+        assert.deepEqual([cancelled.reason, cancelled.result], ['replay', 'cancelled']);
+        const ends = history.map((e) => e.endedAtMs);
+        assert.deepEqual(
+          ends,
+          [...ends].sort((a, b) => b - a),
+          'newest first',
+        );
+        assert.match(changed.change ?? '', /changed/, 'a logic change says what changed');
+        assert.equal(changed.events, RECORDS, 'the build read the whole log');
+        assert.ok(changed.durationMs >= 0 && changed.endedAtMs >= changed.startedAtMs);
+        assert.equal(cancelled.change, 'none: the same logic, replayed');
+        assert.equal(rollback.change, "back to version 1's own logic");
+        const unknown = await call(kappa.url, 'GET', '/v1/views/nosuch/builds');
+        assert.equal(unknown.status, 404);
+        assert.match(unknown.text, /There is no view \\"nosuch\\"/);
+      } finally {
+        await kappa.close();
+      }
+
+      const cli = await runKappa(['--data-dir', dir, 'views', 'builds', 'totals']);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /version\s+reason\s+result\s+records\s+took\s+ended\s+what changed/);
+      assert.match(cli.stdout, /\n1\s+rollback\s+live\s+\d+\s+[\d.]+ s\s+\S+\s+back to version 1's own logic/);
+      assert.match(cli.stdout, new RegExp(`\\n2\\s+logic changed\\s+live\\s+${RECORDS}\\s+`));
+      assert.match(cli.stdout, /cancelled/);
+      const none = await runKappa(['--data-dir', dir, 'views', 'builds', 'nosuch']);
+      assert.notEqual(none.code, 0);
+      assert.match(none.stderr, /There is no view "nosuch"/);
+    },
+  );
+});
