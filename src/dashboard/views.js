@@ -31,6 +31,8 @@ function makePanel(name) {
   const feedback = el('span', { class: 'feedback', role: 'status' });
   const replay = el('button', { type: 'button', class: 'replay', text: 'Replay' });
   const rollback = el('button', { type: 'button', class: 'rollback', text: 'Roll back' });
+  const rollbackTo = el('select', { class: 'rollback-to', 'aria-label': `version of ${name} to roll back to` });
+  const judge = versionTools(name);
   const table = el('table');
   const error = el('p', { class: 'error', id: ids.error, role: 'alert' });
   const pager = makePager(() => void refresh());
@@ -41,16 +43,34 @@ function makePanel(name) {
     { class: 'view', id: `view-${name}`, 'aria-labelledby': ids.heading },
     el('h3', { id: ids.heading, text: name }),
     versions,
-    el('div', { class: 'actions' }, replay, ' ', rollback, ' ', feedback),
+    el('div', { class: 'actions' }, replay, ' ', rollback, ' to ', rollbackTo, ' ', feedback),
+    judge.confirm,
     progress,
+    judge.element,
     pager.element,
     error,
     el('div', { class: 'rows' }, table),
     chartBox,
   );
   document.querySelector('#views').append(article);
-  replay.addEventListener('click', () => void act(name, 'replay', replay, feedback));
-  rollback.addEventListener('click', () => void act(name, 'rollback', rollback, feedback));
+  replay.addEventListener('click', () =>
+    judge.ask(
+      `Replay ${name}? A new version is built from the start of the log beside the live one, and goes live once it has caught up.`,
+      () => act(name, 'replay', replay, feedback, ''),
+    ),
+  );
+  rollback.addEventListener('click', () => {
+    const to = rollbackTo.value;
+    if (to === '') {
+      feedback.className = 'feedback error';
+      feedback.textContent = `${name} keeps no earlier version to roll back to.`;
+      return;
+    }
+    judge.ask(
+      `Roll ${name} back to version ${to}? It catches up from its checkpoints with its own logic, then replaces the live version.`,
+      () => act(name, 'rollback', rollback, feedback, `?version=${encodeURIComponent(to)}`),
+    );
+  });
 
   const state = { live: null, keyColumns: [], total: null, order: null, timer: null, loading: false, again: false };
 
@@ -121,6 +141,11 @@ function makePanel(name) {
     /** The overview's versions and builds of this view. */
     update(vs, builds) {
       showVersions(versions, vs);
+      pickVersions(
+        rollbackTo,
+        vs.filter((x) => x.state === 'retired'),
+      );
+      judge.update(vs, builds);
       showBuilds(progress, builds);
       const liveVersion = vs.find((x) => x.state === 'live');
       state.total = liveVersion?.rows ?? null;
@@ -217,12 +242,12 @@ function makePager(onChange) {
 }
 
 /** Replay or roll back a view: the button waits for the answer, which is shown beside it. */
-async function act(name, action, button, feedback) {
+async function act(name, action, button, feedback, query) {
   button.disabled = true;
   feedback.className = 'feedback';
   feedback.textContent = action === 'replay' ? 'asking for a replay…' : 'asking for a rollback…';
   try {
-    const body = await postJson(`/v1/views/${encodeURIComponent(name)}/${action}`, {});
+    const body = await postJson(`/v1/views/${encodeURIComponent(name)}/${action}${query}`, {});
     feedback.textContent = body.message;
   } catch (err) {
     feedback.className = 'feedback error';
@@ -230,4 +255,172 @@ async function act(name, action, button, feedback) {
   } finally {
     button.disabled = false;
   }
+}
+
+// ---- judging versions: the inline confirm, compare two versions, the build history ---------------
+
+/** Fills a version picker with `vs` (newest first), keeping the choice when it is still there. */
+function pickVersions(select, vs) {
+  const chosen = select.value;
+  const options = [...vs].sort((a, b) => b.version - a.version).map((x) => String(x.version));
+  if (options.join() === [...select.options].map((o) => o.value).join()) return;
+  select.replaceChildren(...options.map((v) => el('option', { value: v, text: `v${v}` })));
+  if (options.includes(chosen)) select.value = chosen;
+  select.disabled = options.length === 0;
+}
+
+/**
+ * A view's tools for judging its versions: an inline confirm for Replay and Roll back (in the page,
+ * not window.confirm, which a browser may block or a test dismisses), "compare vA with vB" (the
+ * server's diff: row counts, totals, the rows that differ) and the build history.
+ */
+function versionTools(name) {
+  const path = `/v1/views/${encodeURIComponent(name)}`;
+  const question = el('span', { class: 'question' });
+  const yes = el('button', { type: 'button', class: 'confirm-yes', text: 'Yes, go ahead' });
+  const no = el('button', { type: 'button', class: 'confirm-no', text: 'Cancel' });
+  const confirm = el('div', { class: 'confirm', role: 'alertdialog', hidden: '' }, question, ' ', yes, ' ', no);
+  let pending = null;
+  yes.addEventListener('click', () => {
+    confirm.hidden = true;
+    const go = pending;
+    pending = null;
+    if (go !== null) void go();
+  });
+  no.addEventListener('click', () => ((confirm.hidden = true), (pending = null)));
+
+  const a = el('select', { class: 'compare-a', 'aria-label': `first version of ${name} to compare` });
+  const b = el('select', { class: 'compare-b', 'aria-label': `second version of ${name} to compare` });
+  const compare = el('button', { type: 'button', class: 'compare', text: 'Compare' });
+  const diff = el('div', { class: 'diff', 'aria-live': 'polite' });
+  const list = el('ol', { class: 'history-list' });
+  const history = el('details', { class: 'history' }, el('summary', { text: 'Build history' }), list);
+  compare.addEventListener('click', async () => {
+    compare.disabled = true;
+    diff.replaceChildren(el('p', { class: 'feedback', text: `comparing v${a.value} with v${b.value}…` }));
+    try {
+      const d = await api(`${path}/diff?a=${encodeURIComponent(a.value)}&b=${encodeURIComponent(b.value)}&limit=10`);
+      diff.replaceChildren(...diffView(d));
+    } catch (err) {
+      diff.replaceChildren(el('p', { class: 'error', text: `Could not compare: ${err.message}` }));
+    } finally {
+      compare.disabled = false;
+    }
+  });
+
+  let seen = '';
+  async function readHistory() {
+    try {
+      const body = await api(`${path}/builds`);
+      list.replaceChildren(...body.history.map(historyItem));
+      if (body.history.length === 0) list.replaceChildren(el('li', { text: 'No finished builds yet.' }));
+    } catch (err) {
+      list.replaceChildren(el('li', { class: 'error', text: `Could not read the build history: ${err.message}` }));
+    }
+  }
+  return {
+    confirm,
+    element: el(
+      'div',
+      { class: 'judge' },
+      el('div', { class: 'compare-tools' }, 'Compare ', a, ' with ', b, ' ', compare),
+      diff,
+      history,
+    ),
+    /** Asks `text` beside the buttons; `go` runs only on "Yes". */
+    ask(text, go) {
+      question.textContent = text;
+      pending = go;
+      confirm.hidden = false;
+      yes.focus();
+    },
+    /** The overview's versions and builds: refresh the pickers, and the history when a build started or ended. */
+    update(vs, builds) {
+      pickVersions(a, vs);
+      pickVersions(b, vs);
+      const live = vs.find((x) => x.state === 'live');
+      if (a.value === b.value && vs.length > 1) {
+        a.value = String(vs.filter((x) => x !== live).sort((x, y) => y.version - x.version)[0].version);
+        if (live) b.value = String(live.version);
+      }
+      compare.disabled = vs.length === 0;
+      const now = `${live?.version}|${builds.map((x) => x.version).join()}|${vs.length}`;
+      if (now !== seen) {
+        seen = now;
+        void readHistory();
+      }
+    },
+  };
+}
+
+function historyItem(e) {
+  const took = `${(e.durationMs / 1000).toFixed(1)} s`;
+  const when = new Date(e.endedAtMs).toLocaleString();
+  const change = e.change ? `; ${e.change}` : '';
+  return el('li', {
+    class: `build-${e.result}`,
+    'data-version': e.version,
+    'data-result': e.result,
+    text: `v${e.version} ${e.reason}: ${e.result} after ${took}, ${fmt(e.events)} records read${change} (${when})`,
+  });
+}
+
+/** The diff of two versions: a summary of rows and totals, then the rows that differ by key. */
+function diffView(d) {
+  const change = (x, y) => {
+    const v = Number((y - x).toPrecision(12));
+    return v > 0 ? `+${fmt(v)}` : fmt(v);
+  };
+  const rows = [['rows', d.a.rows, d.b.rows], ...d.measures.map((m) => [`total ${m}`, d.a.totals[m], d.b.totals[m]])];
+  const out = [
+    el(
+      'table',
+      { class: 'diff-summary' },
+      el(
+        'thead',
+        {},
+        el('tr', {}, ...['', `v${d.a.version}`, `v${d.b.version}`, 'change'].map((t) => el('th', { text: t }))),
+      ),
+      el(
+        'tbody',
+        {},
+        ...rows.map(([label, x, y]) =>
+          el(
+            'tr',
+            {},
+            el('th', { scope: 'row', text: label }),
+            el('td', { text: fmt(x) }),
+            el('td', { text: fmt(y) }),
+            el('td', { text: change(x, y) }),
+          ),
+        ),
+      ),
+    ),
+  ];
+  if (d.same)
+    return [...out, el('p', { class: 'same', text: 'Both versions hold the same rows with the same values.' })];
+  const part = (title, p, rowsOf) => {
+    const more = p.more > 0 ? ` (first ${p.rows.length}; ${fmt(p.more)} more)` : '';
+    const section = [el('h4', { text: `${title}: ${fmt(p.count)} row${p.count === 1 ? '' : 's'}${more}` })];
+    if (p.rows.length > 0) section.push(el('ul', {}, ...p.rows.map((r) => el('li', { text: rowsOf(r) }))));
+    return section;
+  };
+  const show = (r) =>
+    Object.entries(r)
+      .map(([k, v]) => `${k} ${cell(k, v)}`)
+      .join(', ');
+  const changed = (c) => {
+    const key =
+      Object.values(c.key)
+        .map((v) => String(v))
+        .join(', ') || 'the row';
+    const cols = Object.keys(c.b).filter((k) => !(k in c.key) && c.a[k] !== c.b[k]);
+    return `${key}: ${cols.map((k) => `${k} ${cell(k, c.a[k])} → ${cell(k, c.b[k])}`).join(', ')}`;
+  };
+  return [
+    ...out,
+    ...part(`only in v${d.a.version}`, d.onlyInA, show),
+    ...part(`only in v${d.b.version}`, d.onlyInB, show),
+    ...part('changed', d.changed, changed),
+  ];
 }
