@@ -135,7 +135,7 @@ export interface ViewRequest {
   id: number;
   view: string;
   action: ViewRequestAction;
-  /** For a replay: 'earliest' or '@<ISO time>'. */
+  /** For a replay: 'earliest' or '@<ISO time>'; for a rollback: the version to bring back, as decimal text (null: the previous version). */
   from: string | null;
   createdAtMs: number;
   state: 'pending' | 'taken' | 'done' | 'failed';

@@ -125,6 +125,22 @@ const ROUTES: Row[] = [
     ok: 404,
   },
   {
+    method: 'GET',
+    route: '/v1/views/:view/diff',
+    scope: 'query',
+    path: '/v1/views/nosuch/diff?a=1&b=2',
+    valid: 'query',
+    ok: 404,
+  },
+  {
+    method: 'GET',
+    route: '/v1/views/:view/builds',
+    scope: 'query',
+    path: '/v1/views/nosuch/builds',
+    valid: 'query',
+    ok: 404,
+  },
+  {
     method: 'POST',
     route: '/v1/sql',
     scope: 'query',
