@@ -117,10 +117,11 @@ function viewChart(name, box) {
       groups.length === 0
         ? `${measure} per window, the last ${windows}`
         : `${measure} per window by ${groups.join(', ')}: the ${top.length} largest of ${totals.size} groups, the last ${windows}${rows.length === CHART_ROWS_MAX ? ` (the newest ${CHART_ROWS_MAX} rows)` : ''}`;
-    plot(top, [xs.map((x) => x / 1000), ...ys]);
+    plot(top, [xs.map((x) => x / 1000), ...ys], size / 1000);
   }
 
-  function plot(labels, data) {
+  /** Lines over window starts (s); the x axis spans the windows with half a window each side, so one window is not drawn across years. */
+  function plot(labels, data, windowSeconds) {
     area.querySelector('.bars')?.remove();
     const key = `${state.measure}|${labels.join('|')}`;
     if (state.plot !== null && state.plotKey === key) return state.plot.setData(data);
@@ -131,6 +132,18 @@ function viewChart(name, box) {
       {
         width: Math.min(1100, area.clientWidth || 800),
         height: 220,
+        scales: {
+          // From the data, not uPlot's min and max: for one point uPlot stretches the axis over ~1000 days.
+          x: {
+            time: true,
+            range: (u) => {
+              const xs = u.data[0];
+              return xs.length === 0
+                ? [null, null]
+                : [xs[0] - windowSeconds / 2, xs[xs.length - 1] + windowSeconds / 2];
+            },
+          },
+        },
         series: [
           {},
           ...labels.map((l, i) => ({

@@ -130,6 +130,7 @@ test(
     // A replay: its progress bar, then version 2 live and version 1 retired.
     await page.locator('#view-aggregated_sales .badge[data-version="1"][data-state="live"]').waitFor();
     await page.click('#view-aggregated_sales button.replay');
+    await page.click('#view-aggregated_sales .confirm-yes'); // the page asks before it replays
     await page.locator('#view-aggregated_sales .build[data-version="2"]').waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard-replay-progress.png'), fullPage: true });
     await page

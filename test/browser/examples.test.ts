@@ -125,6 +125,7 @@ test(
     assert.match(await text(page, '#view-card_spend .pager .count'), /Showing 16 of 16 rows/);
     assert.equal(await sql(page, 'SELECT count(*) AS cards FROM card_spend'), '16');
     await page.click('#view-spend_by_country button.replay');
+    await page.click('#view-spend_by_country .confirm-yes'); // the page asks before it replays
     await page
       .locator('#view-spend_by_country .badge[data-version="2"][data-state="live"]')
       .waitFor({ timeout: 60_000 });
