@@ -8,19 +8,18 @@
  * the logic, records read, duration, result), and the build in progress if there is one.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import { openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
-import { storePath } from './start.ts';
 import { cellText, formatTable } from './table.ts';
+import { withStore } from './views.ts';
+import type { SqliteStore } from '../view/sqlite/index.ts';
 
 export interface DiffOptions {
   json?: boolean;
   limit?: string;
 }
 
-type Diff = Awaited<ReturnType<Awaited<ReturnType<typeof openSqliteStore>>['diffVersions']>>;
+type Diff = Awaited<ReturnType<SqliteStore['diffVersions']>>;
 type Row = Record<string, unknown>;
 
 export function registerViewsDiff(views: Command, ctx: () => CliContext): void {
@@ -46,14 +45,7 @@ export function registerViewsBuilds(views: Command, ctx: () => CliContext): void
 }
 
 export async function viewsBuilds(ctx: CliContext, view: string, opts: DiffOptions): Promise<void> {
-  const path = storePath(ctx.dataDir);
-  if (!existsSync(path))
-    throw new KappaError(
-      'KAPPA_UNKNOWN_VIEW',
-      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
-    );
-  const store = await openSqliteStore({ path });
-  try {
+  return withStore(ctx, async (store) => {
     if (!(await store.versions()).some((v) => v.name.toLowerCase() === view.toLowerCase()))
       throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}": \`kappa views\` lists the views.`, {
         view,
@@ -85,28 +77,17 @@ export async function viewsBuilds(ctx: CliContext, view: string, opts: DiffOptio
         ]),
       );
     ctx.stdout.write(out);
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export async function viewsDiff(ctx: CliContext, view: string, a: string, b: string, opts: DiffOptions): Promise<void> {
   const va = versionArg(a, 'first');
   const vb = versionArg(b, 'second');
   const limit = opts.limit === undefined ? undefined : limitArg(opts.limit);
-  const path = storePath(ctx.dataDir);
-  if (!existsSync(path))
-    throw new KappaError(
-      'KAPPA_UNKNOWN_VIEW',
-      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
-    );
-  const store = await openSqliteStore({ path });
-  try {
+  return withStore(ctx, async (store) => {
     const diff = await store.diffVersions(view, va, vb, limit);
     ctx.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : diffText(diff));
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 function versionArg(text: string, which: string): number {

@@ -14,7 +14,8 @@ import { storePath } from './start.ts';
 import { cellText, formatTable } from './table.ts';
 import { holdDataDir } from './topics.ts';
 
-async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
+/** Runs `fn` on the data dir's view store (refused, clearly, when there is none yet), then closes it. */
+export async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
   const path = storePath(ctx.dataDir);
   if (!existsSync(path))
     throw new KappaError(

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { SHOTS, launchChromium } from '../support/browser.ts';
+import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
 import { salesGenerator } from '../../src/cli/demo.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { requireDebianPackage } from '../support/debian.ts';
@@ -42,11 +42,7 @@ test(
   'the dashboard updates live, runs SQL, and shows a replay’s progress and the version swap',
   { timeout: 300_000 },
   async (t) => {
-    const chromiumPath = requireDebianPackage(t, {
-      package: 'chromium',
-      path: '/usr/bin/chromium',
-      suite: 'the dashboard browser test',
-    });
+    const chromiumPath = requireDebianPackage(t, CHROMIUM);
     if (chromiumPath === null) return;
     const root = mkdtempSync(join(tmpdir(), 'kappa-browser-'));
     const started: { demo?: OwnedChild; browser?: Browser } = {};

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { SHOTS, launchChromium } from '../support/browser.ts';
+import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
 import { defer, tempDir } from '../support/cleanup.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa, waitFor } from '../support/processes.ts';
@@ -38,11 +38,7 @@ async function openExample(
   records: object[],
   views: number,
 ): Promise<Opened | null> {
-  const chromiumPath = requireDebianPackage(t, {
-    package: 'chromium',
-    path: '/usr/bin/chromium',
-    suite: 'the dashboard browser test',
-  });
+  const chromiumPath = requireDebianPackage(t, CHROMIUM);
   if (chromiumPath === null) return null;
   const config = fileURLToPath(new URL(`../../examples/${example}/kappa.config.ts`, import.meta.url));
   const dir = join(tempDir(t, `kappa-${example}-`), 'data');

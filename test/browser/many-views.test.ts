@@ -12,18 +12,16 @@
  * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
 import { defer } from '../support/cleanup.ts';
 import { MANY_VIEWS, STORES, manyViewsConfig, shopSales } from '../support/apps.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa, waitFor } from '../support/processes.ts';
 import { tempDataProject } from '../support/project.ts';
 
-const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const SALES = 3000;
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -37,19 +35,7 @@ async function postSales(url: string, sales: object[]): Promise<void> {
 }
 
 async function launch(t: { after(fn: () => unknown): void }, chromiumPath: string): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ], // playwright gives each launch a fresh user data dir
-  });
+  const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
   return browser;
 }
@@ -60,11 +46,7 @@ test(
   'nine views and a 2-partition alert topic: one event stream, every table, paging, sorting, charts, SQL and replay',
   { timeout: 240_000 },
   async (t) => {
-    const chromiumPath = requireDebianPackage(t, {
-      package: 'chromium',
-      path: '/usr/bin/chromium',
-      suite: 'the dashboard browser test',
-    });
+    const chromiumPath = requireDebianPackage(t, CHROMIUM);
     if (chromiumPath === null) return;
     const project = tempDataProject(t, 'kappa-many-views-', manyViewsConfig());
     const kappa = startKappa(t, ['--data-dir', project.dir, 'start', '--config', project.config, '--port', '0']);
@@ -84,7 +66,6 @@ test(
     );
 
     const browser = await launch(t, chromiumPath);
-    mkdirSync(SHOTS, { recursive: true });
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { launchChromium } from '../support/browser.ts';
+import { CHROMIUM, launchChromium } from '../support/browser.ts';
 import { hashToken } from '../../src/server/auth.ts';
 import { MANY_VIEWS, manyViewsConfig, shopSales } from '../support/apps.ts';
 import { defer } from '../support/cleanup.ts';
@@ -20,11 +20,7 @@ import { tempDataProject } from '../support/project.ts';
 const TOKEN = 'kp_dashboard-test-token';
 
 test('a #token= in the address opens the dashboard of a server with tokens', { timeout: 120_000 }, async (t) => {
-  const chromiumPath = requireDebianPackage(t, {
-    package: 'chromium',
-    path: '/usr/bin/chromium',
-    suite: 'the dashboard browser test',
-  });
+  const chromiumPath = requireDebianPackage(t, CHROMIUM);
   if (chromiumPath === null) return;
   const project = tempDataProject(t, 'kappa-token-', manyViewsConfig({ tokenSha256: hashToken(TOKEN) }));
   const kappa = startKappa(t, ['--data-dir', project.dir, 'start', '--config', project.config, '--port', '0']);

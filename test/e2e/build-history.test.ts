@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { openFileLog } from '../../src/log/index.ts';
 import { call } from '../support/http.ts';
-import { type Kappa, openKappa } from '../support/kappa.ts';
+import { openKappa, untilLive } from '../support/kappa.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
 import { runKappa } from '../support/processes.ts';
 import { tempProject, totalsConfig } from '../support/project.ts';
@@ -29,20 +29,6 @@ describe('build history', () => {
   const dir = project.dataDir('data');
   const RECORDS = 3000;
 
-  async function untilLive(kappa: Kappa, version: number): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const live = (await kappa.store.versions()).find((v) => v.name === 'totals' && v.state === 'live');
-      const done = kappa.engine
-        .status()
-        .filter((t) => t.version === version)
-        .reduce((n, t) => n + t.committedOffset, 0);
-      if (live?.version === version && kappa.engine.builds().length === 0 && done >= RECORDS) return;
-      if (Date.now() > deadline) throw new Error(`version ${version} did not go live`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   test(
     'live, cancelled and rolled-back builds are kept with why and how they ended',
     { timeout: 120_000 },
@@ -61,12 +47,12 @@ describe('build history', () => {
         dir,
         configPath: project.writeConfig(totalsConfig({ viewOptions: '{ keepVersions: 20 }' })),
       });
-      await untilLive(first, 1).finally(() => first.close());
+      await untilLive(first, 'totals', 1, RECORDS, 60_000).finally(() => first.close());
 
       const source = totalsConfig({ filter: '.filter((s) => s.cents >= 10)', viewOptions: '{ keepVersions: 20 }' });
       const kappa = await openKappa({ dir, configPath: project.writeConfig(source), server: {} });
       try {
-        await untilLive(kappa, 2);
+        await untilLive(kappa, 'totals', 2, RECORDS, 60_000);
         // A replay of 3000 records may start going live before the cancel reaches it (the cancel is then
         // refused and the build recorded live): try again.
         let cancelledVersion = 0;
@@ -77,12 +63,12 @@ describe('build history', () => {
             cancelledVersion = started.version;
           } catch (err) {
             assert.equal((err as { code?: string }).code, 'KAPPA_VIEW_CONFLICT', String(err));
-            await untilLive(kappa, started.version);
+            await untilLive(kappa, 'totals', started.version, RECORDS, 60_000);
           }
         }
         assert.notEqual(cancelledVersion, 0, 'one replay was cancelled');
         await kappa.engine.rollback('totals', 1);
-        await untilLive(kappa, 1);
+        await untilLive(kappa, 'totals', 1, RECORDS, 60_000);
 
         const r = await call(kappa.url, 'GET', '/v1/views/totals/builds');
         assert.equal(r.status, 200, r.text);

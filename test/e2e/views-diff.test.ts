@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { openFileLog } from '../../src/log/index.ts';
 import { call } from '../support/http.ts';
-import { openKappa } from '../support/kappa.ts';
+import { openKappa, untilLive } from '../support/kappa.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
 import { runKappa } from '../support/processes.ts';
 import { tempProject, totalsConfig } from '../support/project.ts';
@@ -17,20 +17,6 @@ describe('views diff', () => {
   const project = tempProject({ after }, 'kappa-diff-');
   const dir = project.dataDir('data');
   const v2Filter = ".filter((s) => s.region !== 'r3' && s.cents >= 8)";
-
-  async function untilLive(kappa: Awaited<ReturnType<typeof openKappa>>, version: number): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const live = (await kappa.store.versions()).find((v) => v.name === 'totals' && v.state === 'live');
-      const done = kappa.engine
-        .status()
-        .filter((t) => t.version === version)
-        .reduce((n, t) => n + t.committedOffset, 0);
-      if (live?.version === version && kappa.engine.builds().length === 0 && done >= 40) return;
-      if (Date.now() > deadline) throw new Error(`version ${version} did not go live`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 
   test('row counts, totals and differing rows of two versions, by CLI and HTTP', { timeout: 120_000 }, async () => {
     const log = await openFileLog({ dir, logger: quiet });
@@ -51,7 +37,7 @@ describe('views diff', () => {
         server: version === 2 ? {} : undefined,
       });
       try {
-        await untilLive(kappa, version);
+        await untilLive(kappa, 'totals', version, 40, 30_000);
         if (version === 2) await checkHttp(kappa.url);
       } finally {
         await kappa.close();

@@ -7,6 +7,9 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 
+/** What the browser suites need (test/support/debian.ts): `requireDebianPackage(t, CHROMIUM)`. */
+export const CHROMIUM = { package: 'chromium', path: '/usr/bin/chromium', suite: 'the dashboard browser test' };
+
 export const SHOTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
 const CHROMIUM_ARGS = [

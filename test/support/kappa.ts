@@ -104,3 +104,27 @@ export async function openKappa(opts: OpenKappaOptions): Promise<Kappa> {
   }
   return kappa;
 }
+
+/**
+ * Waits until `version` of `view` is live, no build runs, and its tasks have committed at least
+ * `records` offsets in all (summed over partitions); fails after `timeoutMs`.
+ */
+export async function untilLive(
+  kappa: Kappa,
+  view: string,
+  version: number,
+  records: number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = (await kappa.store.versions()).find((v) => v.name === view && v.state === 'live');
+    const done = kappa.engine
+      .status()
+      .filter((t) => t.version === version)
+      .reduce((n, t) => n + t.committedOffset, 0);
+    if (live?.version === version && kappa.engine.builds().length === 0 && done >= records) return;
+    if (Date.now() > deadline) throw new Error(`version ${version} did not go live`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
