@@ -8,7 +8,8 @@
  * - a build record is upserted by (view, version), listed until deleted, and survives a restart;
  * - a request is taken by exactly one caller of `takeRequests` (taken in the same transaction that
  *   reads it), oldest first, and then answered once;
- * - an output checkpoint never moves backwards (a save with a smaller offset is refused);
+ * - an output checkpoint never moves backwards (a save with a smaller offset is refused), except
+ *   through `resetOutputSource`, the one deliberate way back to offset 0 (its sequences are kept);
  * - the build history of a view lists recorded builds newest first, at most BUILD_HISTORY_MAX.
  */
 import type { BuildInfo, BuildReason, OutputCheckpoint, ViewRequest, ViewRequestAction } from './types.ts';
@@ -46,6 +47,14 @@ export interface ControlStore {
   outputCheckpoints(output: string): Promise<OutputCheckpoint[]>;
   /** Names of the output pipelines that have saved a checkpoint. */
   outputs(): Promise<string[]>;
+  /**
+   * Moves an output's position in `topic` back to offset 0 in every partition (after the topic was
+   * deleted, so a topic created again under that name is read from its first record), keeping the
+   * sequences: the output's next records continue its numbering in the target topic, so the log
+   * does not take them for re-sent ones. Changes nothing if the output has no position in `topic`.
+   * Async like every method of the port (a PostgreSQL adapter cannot answer synchronously).
+   */
+  resetOutputSource(output: string, topic: string): Promise<void>;
   /** Keeps the code a version's logic came from (the bundled config), so it can run again after the config changed. */
   saveCode(name: string, version: number, code: string): Promise<void>;
   /** The code saved for a version; null if none was (versions made before Kappa kept it). */

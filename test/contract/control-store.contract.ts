@@ -114,6 +114,32 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
           'KAPPA_INVALID_ARGUMENT',
         );
       });
+      test('resetOutputSource moves one output back to offset 0 in one topic, keeping its sequences', async () => {
+        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [4, 2] });
+        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 30, sequences: [1, 9] });
+        await h.store.saveOutputCheckpoint('refunds', { topic: 'orders', partition: 0, offset: 7, sequences: [3] });
+        await h.store.saveOutputCheckpoint('other', { topic: 'sales', partition: 0, offset: 99, sequences: [5] });
+        await h.store.resetOutputSource('refunds', 'sales');
+        await h.store.resetOutputSource('refunds', 'nothing_here');
+        await h.store.resetOutputSource('unknown', 'sales');
+        await h.reopen();
+        assert.deepEqual(await h.store.outputCheckpoints('refunds'), [
+          { topic: 'orders', partition: 0, offset: 7, sequences: [3] },
+          { topic: 'sales', partition: 0, offset: 0, sequences: [4, 2] },
+          { topic: 'sales', partition: 1, offset: 0, sequences: [1, 9] },
+        ]);
+        assert.deepEqual(await h.store.outputCheckpoints('other'), [
+          { topic: 'sales', partition: 0, offset: 99, sequences: [5] },
+        ]);
+        // From 0 it moves forward again as any checkpoint does, and never back.
+        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 3, sequences: [6, 2] });
+        assert.deepEqual((await h.store.outputCheckpoints('refunds'))[1].offset, 3);
+        await assert.rejects(
+          h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 2, sequences: [6, 2] }),
+          /backwards/,
+        );
+        await rejectsWith(h.store.resetOutputSource('bad name!', 'sales'), 'KAPPA_INVALID_ARGUMENT');
+      });
     });
 
     describe('code', () => {

@@ -83,6 +83,14 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
     return (this.sql.outputs.all() as { output: string }[]).map((r) => r.output);
   }
 
+  async resetOutputSource(output: string, topic: string): Promise<void> {
+    this.writer.checkOpen();
+    checkViewName(output);
+    await this.writer.writeWhenFree(`reset the position of output "${output}" in topic "${topic}"`, () =>
+      this.sql.resetOutputSource.run(output, topic),
+    );
+  }
+
   async saveCode(name: string, version: number, code: string): Promise<void> {
     this.writer.checkOpen();
     checkViewName(name);
@@ -258,6 +266,7 @@ function controlStatements(db: Database.Database) {
     outputCheckpoint: db.prepare(
       'SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?',
     ),
+    resetOutputSource: db.prepare('UPDATE kappa_output_checkpoints SET "offset" = 0 WHERE output = ? AND topic = ?'),
     // The WHERE makes a backwards checkpoint change nothing (changes = 0), which is then refused.
     saveOutputCheckpoint: db.prepare(
       'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences) VALUES (?, ?, ?, ?, ?) ' +

@@ -186,6 +186,9 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   outputs(): Promise<string[]> {
     return this.control.outputs();
   }
+  resetOutputSource(output: string, topic: string): Promise<void> {
+    return this.control.resetOutputSource(output, topic);
+  }
   saveCode(name: string, version: number, code: string): Promise<void> {
     return this.control.saveCode(name, version, code);
   }
