@@ -2,8 +2,11 @@
  * The fraud and iot examples in Debian's chromium, each on its own clean data dir. The fraud app is
  * the one issue 14 found the dashboard dead on (one overview stream, three views and two alert
  * partitions made six event streams, so no view table, a SQL console that neither answered nor
- * erred, a Replay that did nothing). On each, the page holds one event stream, and its view tables,
- * charts, alerts, the SQL console and a replay all work. Screenshots go to test-artifacts/.
+ * erred, a Replay that did nothing). On each, the page holds one event stream; every view's table
+ * shows rows, its chart is drawn from them and the SQL console counts them; alerts show; and one
+ * view goes through a replay (asked in the page) to version 2, a diff of v1 with v2, and a rollback
+ * to the picked v1, live again and in the build history (test/support/dashboard-page.ts).
+ * Screenshots go to test-artifacts/.
  *
  * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it.
  */
@@ -12,20 +15,22 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
+import { CHROMIUM, launchChromium } from '../support/browser.ts';
 import { defer, tempDir } from '../support/cleanup.ts';
+import {
+  type DashboardPage,
+  expectViewPanel,
+  openDashboard,
+  replayDiffRollback,
+  shot,
+  sqlInPage,
+  text,
+  waitForText,
+} from '../support/dashboard-page.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa, waitFor } from '../support/processes.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
-
-interface Opened {
-  page: Page;
-  /** Every event stream the page opened. */
-  streams: string[];
-  /** Errors thrown in the page. */
-  errors: string[];
-}
 
 /**
  * Starts `kappa start` on the example's config over a fresh data dir, POSTs `records` (NDJSON) to
@@ -37,7 +42,7 @@ async function openExample(
   topic: string,
   records: object[],
   views: number,
-): Promise<Opened | null> {
+): Promise<DashboardPage | null> {
   const chromiumPath = requireDebianPackage(t, CHROMIUM);
   if (chromiumPath === null) return null;
   const config = fileURLToPath(new URL(`../../examples/${example}/kappa.config.ts`, import.meta.url));
@@ -60,24 +65,8 @@ async function openExample(
   );
   const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  const opened: Opened = { page, streams: [], errors: [] };
-  page.on('pageerror', (e) => opened.errors.push(String(e)));
-  page.on('request', (r) => {
-    if (r.resourceType() === 'eventsource') opened.streams.push(r.url());
-  });
-  await page.goto(`${url}/`);
-  return opened;
+  return openDashboard(browser, url);
 }
-
-async function sql(page: Page, query: string): Promise<string> {
-  await page.fill('#sql', query);
-  await page.click('#sql-form button[type=submit]');
-  await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
-  return (await page.locator('#sql-table tbody td').first().textContent()) ?? '';
-}
-
-const text = async (page: Page, sel: string): Promise<string> => (await page.locator(sel).first().textContent()) ?? '';
 
 /** `n` card transactions, one a second; every 10th is over 5,000 (the large_transaction rule). */
 function transactions(n: number): object[] {
@@ -107,51 +96,59 @@ function readings(): object[] {
   return out;
 }
 
+/**
+ * Every view of the example: its table shows rows, its chart is drawn, and the SQL console counts
+ * as many rows as the pager says the view holds.
+ */
+async function everyView(page: Page, views: string[]): Promise<void> {
+  for (const name of views) {
+    const count = await expectViewPanel(page, name);
+    const total = /of ([\d,]+) rows/.exec(count)?.[1]?.replace(/,/g, '');
+    assert.equal(await sqlInPage(page, `SELECT count(*) AS n FROM ${name}`), total, `${name}: ${count}`);
+  }
+}
+
 test(
-  'the fraud example: one event stream, three view tables, alerts, SQL and replay',
+  'the fraud example: one event stream; every view’s table, chart and SQL; alerts; replay, diff and rollback to v1',
   { timeout: 180_000 },
   async (t) => {
     const opened = await openExample(t, 'fraud', 'transactions', transactions(400), 3);
     if (opened === null) return;
     const { page, streams, errors } = opened;
-    for (const name of ['card_spend', 'spend_by_country', 'suspicious_by_card'])
-      await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    await everyView(page, ['card_spend', 'spend_by_country', 'suspicious_by_card']);
     await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
     assert.match(await text(page, '#alerts tbody tr'), /large_transaction/);
     assert.match(await text(page, '#view-card_spend .pager .count'), /Showing 16 of 16 rows/);
-    assert.equal(await sql(page, 'SELECT count(*) AS cards FROM card_spend'), '16');
-    await page.click('#view-spend_by_country button.replay');
-    await page.click('#view-spend_by_country .confirm-yes'); // the page asks before it replays
-    await page
-      .locator('#view-spend_by_country .badge[data-version="2"][data-state="live"]')
-      .waitFor({ timeout: 60_000 });
-    await page.locator('#view-spend_by_country table tbody tr').first().waitFor();
-    await page.screenshot({ path: join(SHOTS, 'fraud.png'), fullPage: true });
+    assert.equal(await page.locator('#view-spend_by_country .bars .bar').count(), 4);
+    await shot(page, 'fraud');
+    const diff = await replayDiffRollback(page, 'spend_by_country', 'fraud');
+    assert.match(diff, /Both versions hold the same rows with the same values/);
     assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);
     assert.deepEqual(errors, [], 'no errors in the page');
   },
 );
 
 test(
-  'the iot example: one event stream, lines per device by window, bars per site, alerts and SQL',
+  'the iot example: one event stream; lines per device by window, bars per site, every view’s SQL; alerts; replay, diff and rollback to v1',
   { timeout: 180_000 },
   async (t) => {
     const opened = await openExample(t, 'iot', 'readings', readings(), 3);
     if (opened === null) return;
     const { page, streams, errors } = opened;
-    for (const name of ['device_minutes', 'site_status', 'alert_counts'])
-      await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    await everyView(page, ['device_minutes', 'site_status', 'alert_counts']);
     await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
     assert.match((await page.locator('#alerts tbody').textContent()) ?? '', /device-3/);
     await page.locator('#view-device_minutes .chart-area .uplot').waitFor();
-    assert.match(
-      await text(page, '#view-device_minutes .chart-caption'),
+    await waitForText(
+      page,
+      '#view-device_minutes .chart-caption',
       /per window by device: the 5 largest of 8 groups, the last 10 windows/,
     );
     assert.equal(await page.locator('#view-site_status .bars .bar').count(), 4);
     assert.match(await text(page, '#view-device_minutes .pager .count'), /Showing 50 of 80 rows/);
-    assert.equal(await sql(page, 'SELECT count(*) AS sites FROM site_status'), '4');
-    await page.screenshot({ path: join(SHOTS, 'iot.png'), fullPage: true });
+    await shot(page, 'iot');
+    const diff = await replayDiffRollback(page, 'site_status', 'iot');
+    assert.match(diff, /Both versions hold the same rows with the same values/);
     assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);
     assert.deepEqual(errors, [], 'no errors in the page');
   },
