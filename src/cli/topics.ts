@@ -179,7 +179,7 @@ function configToCheck(config: string | undefined): string | null {
 }
 
 export interface TopicsDeleteOptions {
-  /** Delete even though pipelines use it; the views that read it are dropped too. */
+  /** Delete even though pipelines use it: the views that read it are dropped, the outputs set back to its start. */
   force?: boolean;
   config?: string;
 }
@@ -189,6 +189,8 @@ export interface TopicsDeleteOptions {
  * view or output of the stored catalog or of the config uses the topic, unless `--force`. With
  * `--force` the views that read it are dropped (every version), since their rows and positions
  * came from records that no longer exist; the next `kappa start` rebuilds those still configured.
+ * The outputs that read it are set back to offset 0 of the topic (ControlStore.resetOutputSource),
+ * keeping their sequences, so a topic created again under the name is read from its first record.
  */
 export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDeleteOptions): Promise<void> {
   checkTopicName(name);
@@ -206,7 +208,7 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
     try {
       const configPath = configToCheck(opts.config);
       const users = await topicUsers(store, name, configPath);
-      refuseInUse(ctx, name, users, { force: opts.force === true, configKnown: configPath !== null });
+      refuseInUse(name, users, { force: opts.force === true });
       await log.deleteTopic(name);
       ctx.stdout.write(`deleted topic "${name}"\n`);
       await afterForcedDelete(ctx, store, name, users);
@@ -217,36 +219,38 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
 }
 
 /**
- * Refuses, before anything changes, while pipelines use the topic and `--force` is not given; and
- * even with it while an output reads the topic: its position (offsets, and the sequence numbers
- * its target uses to drop re-sent records) cannot be reset to a new topic of that name yet, so it
- * would fail or drop records. An output counts when the config runs it (or, with no config to
- * tell, when the store has its position).
+ * Refuses, before anything changes, while pipelines use the topic and `--force` is not given. The
+ * message names every view and output that uses it, and says what `--force` would do to each.
  */
-function refuseInUse(
-  ctx: CliContext,
-  topic: string,
-  users: TopicUser[],
-  opts: { force: boolean; configKnown: boolean },
-): void {
-  const running = (u: TopicUser): boolean => (opts.configKnown ? u.configured : u.stored);
-  const outputs = users.filter((u) => u.kind === 'output' && u.how === 'reads' && running(u)).map((u) => `"${u.name}"`);
-  if (users.length === 0 || (opts.force && outputs.length === 0)) return;
+function refuseInUse(topic: string, users: TopicUser[], opts: { force: boolean }): void {
+  if (users.length === 0 || opts.force) return;
   const what = `${users.map(describeUser).join(', ')} use${users.length === 1 ? 's' : ''} it`;
-  const next =
-    outputs.length > 0
-      ? `Output ${outputs.join(', ')} reads it, and Kappa cannot yet reset an output to read a new topic from the ` +
-        'start (it would fail or drop records), so --force does not help: remove the output from the config first, ' +
-        `or start over by stopping Kappa and removing the data directory (${ctx.dataDir}).`
-      : 'Remove them from the config and drop the views (`kappa views drop <view> --yes`) first, or run ' +
-        `\`kappa topics delete ${topic} --force\` to delete it anyway and drop the views that read it.`;
-  throw new KappaError('KAPPA_VIEW_CONFLICT', `Topic "${topic}" was not deleted: ${what}. ${next}`, {
-    topic,
-    users: users.map((u) => u.name),
-  });
+  const views = users.filter((u) => u.kind === 'view').map((u) => `"${u.name}"`);
+  const readers = users.filter((u) => u.kind === 'output' && u.how === 'reads').map((u) => `"${u.name}"`);
+  const effects = [
+    views.length > 0
+      ? `drops view${views.length === 1 ? '' : 's'} ${views.join(', ')} (every version; the next \`kappa start\` rebuilds what the config still defines)`
+      : null,
+    readers.length > 0
+      ? `sets output${readers.length === 1 ? '' : 's'} ${readers.join(', ')} back to the start of "${topic}", so a topic created again under that name is read from its first record`
+      : null,
+  ].filter((e) => e !== null);
+  const force =
+    `run \`kappa topics delete ${topic} --force\` to delete it anyway` +
+    (effects.length === 0 ? '' : `: that ${effects.join(', and ')}`);
+  throw new KappaError(
+    'KAPPA_VIEW_CONFLICT',
+    `Topic "${topic}" was not deleted: ${what}. Remove them from the config (and drop the views with ` +
+      `\`kappa views drop <view> --yes\`) first, or ${force}.`,
+    { topic, users: users.map((u) => u.name) },
+  );
 }
 
-/** After `--force`: drop the stored views that read the topic, and say what is left to do. */
+/**
+ * After `--force`: drop the stored views that read the topic, set the stored outputs that read it
+ * back to its start (sequences kept, so what they write next continues their numbering and is not
+ * taken by the log for a re-sent record), and say what is left to do.
+ */
 async function afterForcedDelete(
   ctx: CliContext,
   store: SqliteStore | null,
@@ -259,9 +263,14 @@ async function afterForcedDelete(
     const versions = await store.dropView(u.name);
     ctx.stdout.write(`dropped view "${u.name}" (version${versions.length === 1 ? '' : 's'} ${versions.join(', ')})\n`);
   }
+  for (const u of users) {
+    if (u.kind !== 'output' || u.how !== 'reads' || store === null || !u.stored) continue;
+    await store.resetOutputSource(u.name, topic);
+    ctx.stdout.write(`output "${u.name}" will read "${topic}" from its first record if the topic is created again\n`);
+  }
   if (users.some((u) => u.configured))
     ctx.stdout.write(
-      `the config still uses "${topic}": the next \`kappa start\` creates it again, empty, and rebuilds its views from it\n`,
+      `the config still uses "${topic}": the next \`kappa start\` creates it again, empty, rebuilds its views from it and runs its outputs from its start\n`,
     );
 }
 
@@ -274,7 +283,7 @@ export function registerTopicsDelete(topics: Command, ctx: () => CliContext, con
     )
     .option(
       '--force',
-      'delete it even though views read it (they are dropped, and rebuilt by the next start if configured) or outputs write it; not while an output reads it',
+      'delete it even though views or outputs use it: the views that read it are dropped (and rebuilt by the next start if configured), the outputs that read it start again from its first record',
     )
     .action((name: string, opts: { force?: boolean }) =>
       topicsDelete(ctx(), name, { force: opts.force, config: config() }),

@@ -1,7 +1,7 @@
 /**
  * Lifecycle commands on a data directory that `kappa start` has filled: `kappa topics delete`
- * (refused while a view or output uses the topic, unless --force; refused while `kappa start`
- * holds the directory) and `kappa views drop` (every version, needs --yes, refused while
+ * (refused while a view or output uses the topic, unless --force, which drops the views reading it
+ * and sets the outputs reading it back to its start; refused while `kappa start` holds the directory) and `kappa views drop` (every version, needs --yes, refused while
  * `kappa start` runs). Each refusal changes nothing.
  */
 import assert from 'node:assert/strict';
@@ -55,10 +55,8 @@ test(
     assert.match(refused.stderr, /view "by_region" \(reads it\)/);
     assert.match(refused.stderr, /view "per_minute" \(reads it\)/);
     assert.match(refused.stderr, /output "sales_to_big_sales" \(reads it\)/);
-    assert.match(refused.stderr, /--force does not help: remove the output from the config first/);
-    const forced = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
-    assert.equal(forced.code, 1, 'an output reading it blocks even --force');
-    assert.match(forced.stderr, /Output "sales_to_big_sales" reads it/);
+    assert.match(refused.stderr, /--force` to delete it anyway: that drops views "by_region", "per_minute"/);
+    assert.match(refused.stderr, /sets output "sales_to_big_sales" back to the start of "sales"/);
     const written = await kappa([...d, 'topics', 'delete', 'big_sales']);
     assert.equal(written.code, 1);
     assert.match(written.stderr, /output "sales_to_big_sales" \(writes it\)/);
@@ -120,6 +118,75 @@ test(
       POLL,
     );
     assert.deepEqual(rows, [{ region: 'eu', cents: 900, orders: 1 }]);
+    await k.close();
+  },
+);
+
+test(
+  'topics delete --force with an output reading the topic: the output is set back to its start, sequences kept; the next start runs clean and writes the new records',
+  { timeout: 120_000 },
+  async (t) => {
+    const { d, dir, config } = await filledProject(t);
+    const positions = async (): Promise<
+      { topic: string; partition: number; offset: number; sequences: number[] }[]
+    > => {
+      const k = await openKappa({ dir, configPath: config, start: false, t });
+      try {
+        return await k.store.outputCheckpoints('sales_to_big_sales');
+      } finally {
+        await k.close();
+      }
+    };
+    const before = await positions();
+    assert.ok(
+      before.some((c) => c.offset > 0) && before.some((c) => c.sequences.some((q) => q > 0)),
+      JSON.stringify(before),
+    );
+
+    const refused = await kappa([...d, 'topics', 'delete', 'sales']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /output "sales_to_big_sales" \(reads it\), view "by_region" \(reads it\)/);
+    assert.match(refused.stderr, /sets output "sales_to_big_sales" back to the start of "sales"/);
+    assert.ok((await topicNames(d)).includes('sales'), 'a refusal deletes nothing');
+    assert.deepEqual(await viewNames(d), ['big_by_region', 'by_region', 'per_minute']);
+    assert.deepEqual(await positions(), before, 'a refusal moves no output');
+
+    const forced = await kappa([...d, 'topics', 'delete', 'sales', '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /deleted topic "sales"/);
+    assert.match(forced.stdout, /dropped view "by_region"/);
+    assert.match(forced.stdout, /output "sales_to_big_sales" will read "sales" from its first record/);
+    assert.ok(!(await topicNames(d)).includes('sales'));
+    const reset = await positions();
+    assert.deepEqual(
+      reset,
+      before.map((c) => ({ ...c, offset: 0 })),
+      'offsets back to 0, sequences kept',
+    );
+
+    // kappa start creates the topic again and runs clean.
+    const child = startKappa(t, [...d, 'start', '--no-server', '--workers', '0']);
+    await child.waitForOutput(/kappa: running/, { timeoutMs: 60_000 });
+    const exit = await child.stop();
+    assert.equal(exit.code, 0, child.stderr);
+    assert.doesNotMatch(child.stdout + child.stderr, /error|fail|backwards/i, child.stdout + child.stderr);
+
+    // A big sale in the new topic reaches big_sales (read from offset 0 of the new topic, written
+    // under the next sequences, so the log does not drop it as a re-sent record).
+    const k = await openKappa({ dir, configPath: config, t });
+    const old = (await k.store.query("SELECT cents, orders FROM big_by_region WHERE region = 'eu'")).rows[0];
+    await k.log.append('sales', [
+      { key: 'x', value: JSON.stringify({ id: 100, region: 'eu', cents: 900, ts: 1_700_000_100_000 }) },
+    ]);
+    const eu = await waitFor(
+      'the new big sale in big_by_region',
+      async () => {
+        const r = (await k.store.query("SELECT cents, orders FROM big_by_region WHERE region = 'eu'")).rows[0];
+        return r.orders === Number(old.orders) + 1 ? r : null;
+      },
+      POLL,
+    );
+    assert.deepEqual(eu, { cents: Number(old.cents) + 900, orders: Number(old.orders) + 1 });
     await k.close();
   },
 );
