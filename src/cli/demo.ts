@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import type { Log, ProducerRecord } from '../log/index.ts';
 import { seededRandom } from '../random.ts';
 import { newToken } from '../server/index.ts';
-import type { TokenConfig } from '../stream/index.ts';
+import type { AppDef, TokenConfig } from '../stream/index.ts';
 import type { CliContext } from './main.ts';
 import { type StartOptions, startCommand } from './start.ts';
 
@@ -28,6 +28,8 @@ export interface DemoOptions {
   host?: string;
   port?: number;
   workers?: number;
+  /** Sales to seed at the first start (default DEFAULT_HISTORY; 0: none). */
+  history?: number;
 }
 
 const REGIONS = ['north', 'south', 'east', 'west', 'central'];
@@ -36,28 +38,70 @@ const SKUS = 500;
 /** The generator appends every this many ms. */
 const TICK_MS = 100;
 
-/** Sales events as a point-of-sale system would send them. */
-export function salesGenerator(seed = Date.now()): (n: number, nowMs: number) => ProducerRecord[] {
+/**
+ * Sales events as a point-of-sale system would send them: `n` of them at `nowMs`, or, with
+ * `spacingMs`, the i-th at `nowMs + i * spacingMs` (a stretch of history).
+ */
+export function salesGenerator(seed = Date.now()): (n: number, nowMs: number, spacingMs?: number) => ProducerRecord[] {
   const random = seededRandom(seed);
   let order = 0;
   const prices = Array.from({ length: SKUS }, () => Math.round((2 + random() * 120) * 100) / 100);
-  return (n, nowMs) =>
-    Array.from({ length: n }, () => {
+  // Order ids: unique within a run (its seed) and across runs.
+  const run = (seed >>> 0).toString(36);
+  const storeIds = Array.from({ length: STORES }, (_, s) => `s${String(s).padStart(2, '0')}`);
+  // The JSON's fixed part per store (every field here is a plain token: no escaping needed).
+  const storeJson = storeIds.map((id, s) => `"storeId":"${id}","region":"${REGIONS[s % REGIONS.length]}"`);
+  return (n, startMs, spacingMs = 0) => {
+    const out: ProducerRecord[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const nowMs = Math.floor(startMs + i * spacingMs);
       const store = Math.floor(random() * STORES);
       const skuIndex = Math.floor(random() * SKUS);
       const qty = 1 + Math.floor(random() * 4);
       const refund = random() < 0.03;
-      const sale = {
-        orderId: `o-${nowMs.toString(36)}-${order++}`,
-        storeId: `s${String(store).padStart(2, '0')}`,
-        region: REGIONS[store % REGIONS.length],
-        sku: `sku-${skuIndex}`,
-        amount: Math.round((refund ? -1 : 1) * prices[skuIndex] * qty * 100) / 100,
-        // Point-of-sale clocks and networks: up to 3 s late.
-        ts: nowMs - Math.floor(random() * 3000),
-      };
-      return { key: sale.storeId, value: JSON.stringify(sale), timestamp: sale.ts };
-    });
+      const amount = Math.round((refund ? -1 : 1) * prices[skuIndex] * qty * 100) / 100;
+      // Point-of-sale clocks and networks: up to 3 s late.
+      const ts = nowMs - Math.floor(random() * 3000);
+      const value = `{"orderId":"o-${run}-${order++}",${storeJson[store]},"sku":"sku-${skuIndex}","amount":${amount},"ts":${ts}}`;
+      out[i] = { key: storeIds[store], value, timestamp: ts };
+    }
+    return out;
+  };
+}
+
+/** The history the demo seeds at its first start: this many sales over the last day. */
+export const DEFAULT_HISTORY = 2_000_000;
+const HISTORY_SPAN_MS = 24 * 3_600_000;
+const SEED_CHUNK = 50_000;
+
+/**
+ * At the demo's first start (no sales in the log yet), appends `count` sales spread over the last
+ * 24 hours, so the views start from a day of history and a replay (the tutorial's rebuild) takes
+ * long enough to watch. Later starts find the sales and add nothing.
+ */
+export async function seedHistory(ctx: CliContext, log: Log, app: AppDef, count: number): Promise<void> {
+  const sales = app.topics.find((t) => t.name === 'sales');
+  if (count === 0 || sales === undefined) return;
+  const existing = (await log.topics()).find((t) => t.name === 'sales');
+  if (existing !== undefined) {
+    for (let p = 0; p < existing.partitions; p++) if ((await log.offsets('sales', p)).end > 0) return;
+  } else {
+    await log.createTopic('sales', { partitions: sales.partitions, retentionMs: sales.retentionMs });
+  }
+  ctx.stdout.write(
+    `First start: seeding the log with ${count.toLocaleString('en-US')} sales from the last 24 hours (--history 0 skips this)…\n`,
+  );
+  const startedAt = Date.now();
+  const make = salesGenerator(startedAt + 1); // not the live generator's seed: order ids stay unique
+  const spacingMs = HISTORY_SPAN_MS / count;
+  const from = startedAt - HISTORY_SPAN_MS;
+  for (let i = 0; i < count; i += SEED_CHUNK) {
+    const n = Math.min(SEED_CHUNK, count - i);
+    await log.append('sales', make(n, from + i * spacingMs, spacingMs));
+  }
+  ctx.stdout.write(
+    `Seeded ${count.toLocaleString('en-US')} sales in ${((Date.now() - startedAt) / 1000).toFixed(1)} s.\n`,
+  );
 }
 
 /** Appends `rate` sales a second until stopped; returns the stop function. */
@@ -146,6 +190,7 @@ export async function demoCommand(ctx: CliContext, opts: DemoOptions): Promise<v
     port: opts.port ?? 8080,
     workers: opts.workers,
     flushIntervalMs: 200,
+    prepare: (log, app) => seedHistory(ctx, log, app, opts.history ?? DEFAULT_HISTORY),
     ...(access === null ? {} : { tokens: access.tokens }),
   };
   await startCommand(ctx, start, async ({ log, server }) => {

@@ -10,7 +10,7 @@ import { KappaError } from '../errors.ts';
 import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
 import { checkCommand } from './check.ts';
 import { consumeCommand } from './consume.ts';
-import { demoCommand } from './demo.ts';
+import { DEFAULT_HISTORY, demoCommand } from './demo.ts';
 import { initCommand } from './init.ts';
 import { produceCommand } from './produce.ts';
 import { registerViewsBuilds, registerViewsDiff } from './diff.ts';
@@ -250,6 +250,12 @@ function addDemoCommand(program: Command, ctx: () => CliContext): void {
       'the sales demo (what `npm start` runs): sales events at a steady rate, the sales pipelines, the HTTP API and the dashboard, until Ctrl-C',
     )
     .option('--rate <n>', 'sales events a second', parseWholeNumber('--rate', 1), 200)
+    .option(
+      '--history <n>',
+      'sales to seed over the last 24 hours at the first start (0: none)',
+      parseWholeNumber('--history', 0),
+      DEFAULT_HISTORY,
+    )
     .option('--host <address>', "the HTTP API's address (default 127.0.0.1)")
     .option('--port <port>', "the HTTP API's port (default 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
     .option(
@@ -257,7 +263,15 @@ function addDemoCommand(program: Command, ctx: () => CliContext): void {
       'worker threads for the pipelines (default: one per core)',
       parseWholeNumber('--workers', 0),
     )
-    .action((opts) => demoCommand(ctx(), { rate: opts.rate, host: opts.host, port: opts.port, workers: opts.workers }));
+    .action((opts) =>
+      demoCommand(ctx(), {
+        rate: opts.rate,
+        history: opts.history,
+        host: opts.host,
+        port: opts.port,
+        workers: opts.workers,
+      }),
+    );
 }
 
 export async function main(

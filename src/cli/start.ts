@@ -34,6 +34,8 @@ export interface StartOptions {
   strict?: boolean;
   /** Tokens the server takes besides the config's server.tokens (`kappa demo --host 0.0.0.0` makes one). */
   tokens?: TokenConfig[];
+  /** Runs once the log is open, before the pipelines start (the demo seeds its history here). */
+  prepare?: (log: Log, app: AppDef) => Promise<void>;
 }
 
 export function defaultWorkers(): number {
@@ -71,6 +73,12 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   if (opts.tokens !== undefined && opts.tokens.length > 0)
     app.server = { ...app.server, tokens: [...(app.server.tokens ?? []), ...opts.tokens] };
   const log = await openForWriting(ctx.dataDir);
+  try {
+    await opts.prepare?.(log, app);
+  } catch (err) {
+    await log.close();
+    throw err;
+  }
   const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
   const workers = opts.workers ?? defaultWorkers();
   const engine = new Engine({
