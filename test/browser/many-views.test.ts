@@ -14,9 +14,20 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
 import { defer } from '../support/cleanup.ts';
+import {
+  diffInPage,
+  expectSqlCount,
+  expectViewPanel,
+  historyEntry,
+  openDashboard,
+  replayInPage,
+  rollbackInPage,
+  shot,
+  text,
+} from '../support/dashboard-page.ts';
 import { MANY_VIEWS, STORES, manyViewsConfig, shopSales } from '../support/apps.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa, waitFor } from '../support/processes.ts';
@@ -39,8 +50,6 @@ async function launch(t: { after(fn: () => unknown): void }, chromiumPath: strin
   defer(t, () => browser.close());
   return browser;
 }
-
-const text = async (page: Page, sel: string): Promise<string> => (await page.locator(sel).first().textContent()) ?? '';
 
 test(
   'nine views and a 2-partition alert topic: one event stream, every table, paging, sorting, charts, SQL and replay',
@@ -66,18 +75,17 @@ test(
     );
 
     const browser = await launch(t, chromiumPath);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    // Every event stream the page opens, and any request to the per-view or per-topic streams.
-    const streams: string[] = [];
-    page.on('request', (r) => {
-      if (r.resourceType() === 'eventsource') streams.push(r.url());
-    });
-    await page.goto(`${url}/`);
+    // The page records every event stream it opens.
+    const { page, streams, errors } = await openDashboard(browser, url);
 
-    // Every view's table shows rows.
-    for (const name of MANY_VIEWS) await page.locator(`#view-${name} table tbody tr`).first().waitFor();
+    // Every view's table shows rows and its chart is drawn from them (none for the one-row grand_total),
+    // and the SQL console counts as many rows as the pager says.
+    // The SQL console's first query names one of this app's views.
+    assert.equal(await page.inputValue('#sql'), 'SELECT * FROM alerts_by_rule LIMIT 10');
+    for (const name of MANY_VIEWS) {
+      await expectViewPanel(page, name, { oneRow: name === 'grand_total' });
+      await expectSqlCount(page, name);
+    }
     // Alerts from both partitions of the alert topic (keyed by store, so both hold some).
     await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
     await waitFor(
@@ -178,67 +186,31 @@ test(
     await page.locator('#dead-letters .badge[data-topic="sales.dlq"]').waitFor({ timeout: 10_000 });
     assert.match(await text(page, '#dead-letters .badge'), /^1 record of sales went to sales\.dlq: .*cents/);
 
-    // The SQL console answers, and its first query names one of this app's views.
-    assert.equal(await page.inputValue('#sql'), 'SELECT * FROM alerts_by_rule LIMIT 10');
+    // The SQL console answers.
     await page.fill('#sql', 'SELECT count(*) AS stores FROM by_store');
     await page.click('#sql-form button[type=submit]');
     await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
     assert.equal(await text(page, '#sql-table tbody td'), '300');
 
     // Replay asks first, in the page: Cancel does nothing; Yes replays, with the answer beside the button, then version 2 live.
-    await page.click('#view-by_region button.replay');
-    await page.locator('#view-by_region .confirm').waitFor({ state: 'visible', timeout: 5_000 });
-    assert.match(await text(page, '#view-by_region .confirm .question'), /^Replay by_region\? A new version is built/);
-    await page.click('#view-by_region .confirm-no');
-    await page.locator('#view-by_region .confirm').waitFor({ state: 'hidden', timeout: 5_000 });
-    assert.equal(await text(page, '#view-by_region .feedback'), '', 'a cancelled confirm asks nothing of the server');
-    await page.click('#view-by_region button.replay');
-    await page.click('#view-by_region .confirm-yes');
-    await waitFor(
-      'the replay’s answer beside the button',
-      async () =>
-        (await text(page, '#view-by_region .feedback')).length > 0 &&
-        !/asking/.test(await text(page, '#view-by_region .feedback'))
-          ? true
-          : null,
-      {
-        timeoutMs: 10_000,
-        intervalMs: 100,
-      },
-    );
-    await page.locator('#view-by_region .badge[data-version="2"][data-state="live"]').waitFor({ timeout: 60_000 });
-    await page.locator('#view-by_region table tbody tr').first().waitFor();
+    await replayInPage(page, 'by_region', 2, { cancelFirst: true });
     assert.equal(await page.locator('#view-by_region .bars .bar').count(), 5, 'the bars stay through the swap');
-    await page.screenshot({ path: join(SHOTS, 'many-views-replayed.png'), fullPage: true });
-
+    await shot(page, 'many-views-replayed');
     // Compare the two versions: the same logic over the same log gives the same rows.
-    await page.locator('#view-by_region .compare-a option[value="1"]').waitFor({ state: 'attached', timeout: 10_000 });
     assert.equal(await page.inputValue('#view-by_region .compare-a'), '1');
     assert.equal(await page.inputValue('#view-by_region .compare-b'), '2');
-    await page.click('#view-by_region button.compare');
-    await page.locator('#view-by_region .diff .diff-summary').waitFor({ timeout: 10_000 });
+    const diff = await diffInPage(page, 'by_region', 1, 2);
     assert.match(await text(page, '#view-by_region .diff .diff-summary'), /rows\s*([\d,]+)\s*\1\s*0/);
-    assert.match(await text(page, '#view-by_region .diff'), /Both versions hold the same rows with the same values/);
+    assert.match(diff, /Both versions hold the same rows with the same values/);
     // The build history lists the replay, live.
-    await page.click('#view-by_region .history summary');
-    await page
-      .locator('#view-by_region .history-list li[data-version="2"][data-result="live"]')
-      .waitFor({ timeout: 10_000 });
     assert.match(
-      await text(page, '#view-by_region .history-list li[data-version="2"]'),
+      await historyEntry(page, 'by_region', 2, 'live'),
       /^v2 replay: live after [\d.]+ s, [\d,]+ records read; none: the same logic, replayed/,
     );
-    // Roll back to the version picked: asked first, then v1 live again and in the history.
+    // Roll back to the version picked (v1, the one offered first): asked first, then v1 live again and in the history.
     assert.equal(await page.inputValue('#view-by_region .rollback-to'), '1');
-    await page.click('#view-by_region button.rollback');
-    assert.match(await text(page, '#view-by_region .confirm .question'), /^Roll by_region back to version 1\?/);
-    await page.click('#view-by_region .confirm-yes');
-    await page.locator('#view-by_region .badge[data-version="1"][data-state="live"]').waitFor({ timeout: 60_000 });
-    assert.match(await text(page, '#view-by_region .feedback'), /rolling back view by_region to version 1/);
-    await page
-      .locator('#view-by_region .history-list li[data-version="1"][data-result="live"]')
-      .waitFor({ timeout: 10_000 });
-    await page.locator('#view-by_region').screenshot({ path: join(SHOTS, 'many-views-versions.png') });
+    await rollbackInPage(page, 'by_region', 1);
+    await shot(page, 'many-views-versions', '#view-by_region');
 
     // One event stream for the whole page, however many views and alert partitions.
     assert.equal(streams.length, 1, `event streams opened: ${streams.join(', ')}`);

@@ -89,6 +89,27 @@ export async function sqlInPage(page: Page, query: string): Promise<string> {
 }
 
 /**
+ * The SQL console counts as many rows of `view` as its pager says it holds. Both are read again
+ * until they agree, since records may still be on their way into the view.
+ */
+export async function expectSqlCount(page: Page, view: string): Promise<void> {
+  let last = '';
+  await waitFor(
+    `the SQL console to count the rows the pager of ${view} shows`,
+    async () => {
+      const shown = await text(page, `#view-${view} .pager .count`);
+      const total = /of ([\d,]+) rows/.exec(shown)?.[1]?.replace(/,/g, '');
+      const counted = await sqlInPage(page, `SELECT count(*) AS n FROM ${view}`);
+      last = `the pager: ${shown}; SQL: ${counted}`;
+      return total !== undefined && counted === total ? true : null;
+    },
+    { timeoutMs: 15_000, intervalMs: 300 },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (${last})`);
+  });
+}
+
+/**
  * Replays `view` as a user does: Replay, the in-page confirm (Cancel first when `cancelFirst`, which
  * must ask nothing of the server), Yes; the server's answer shows beside the button, then `version`
  * is live and the table shows rows again. `beforeLive` runs once the answer is shown (a screenshot
