@@ -1,0 +1,37 @@
+/** LeaveGroup (API key 13): the request and response fields, transcribed from Kafka's LeaveGroupRequest.json and LeaveGroupResponse.json. */
+import type { ApiTable } from '../types.ts';
+
+export const leaveGroup: ApiTable = {
+  name: 'LeaveGroup',
+  key: 13,
+  versions: '0-5',
+  flexibleVersions: '4+',
+  request: [
+    { name: 'groupId', type: 'string', versions: '0+' },
+    { name: 'memberId', type: 'string', versions: '0-2' },
+    {
+      name: 'members',
+      type: '[]struct',
+      versions: '3+',
+      fields: [
+        { name: 'memberId', type: 'string', versions: '3+' },
+        { name: 'groupInstanceId', type: 'string', versions: '3+', nullableVersions: '3+', default: null },
+        { name: 'reason', type: 'string', versions: '5+', nullableVersions: '5+', default: null, ignorable: true },
+      ],
+    },
+  ],
+  response: [
+    { name: 'throttleTimeMs', type: 'int32', versions: '1+', ignorable: true },
+    { name: 'errorCode', type: 'int16', versions: '0+' },
+    {
+      name: 'members',
+      type: '[]struct',
+      versions: '3+',
+      fields: [
+        { name: 'memberId', type: 'string', versions: '3+' },
+        { name: 'groupInstanceId', type: 'string', versions: '3+', nullableVersions: '3+' },
+        { name: 'errorCode', type: 'int16', versions: '3+' },
+      ],
+    },
+  ],
+};

@@ -1,0 +1,28 @@
+/** ListGroups (API key 16): the request and response fields, transcribed from Kafka's ListGroupsRequest.json and ListGroupsResponse.json. */
+import type { ApiTable } from '../types.ts';
+
+export const listGroups: ApiTable = {
+  name: 'ListGroups',
+  key: 16,
+  versions: '0-5',
+  flexibleVersions: '3+',
+  request: [
+    { name: 'statesFilter', type: '[]string', versions: '4+' },
+    { name: 'typesFilter', type: '[]string', versions: '5+' },
+  ],
+  response: [
+    { name: 'throttleTimeMs', type: 'int32', versions: '1+', ignorable: true },
+    { name: 'errorCode', type: 'int16', versions: '0+' },
+    {
+      name: 'groups',
+      type: '[]struct',
+      versions: '0+',
+      fields: [
+        { name: 'groupId', type: 'string', versions: '0+' },
+        { name: 'protocolType', type: 'string', versions: '0+' },
+        { name: 'groupState', type: 'string', versions: '4+', ignorable: true },
+        { name: 'groupType', type: 'string', versions: '5+', ignorable: true },
+      ],
+    },
+  ],
+};

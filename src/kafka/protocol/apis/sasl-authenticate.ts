@@ -1,0 +1,16 @@
+/** SaslAuthenticate (API key 36): the request and response fields, transcribed from Kafka's SaslAuthenticateRequest.json and SaslAuthenticateResponse.json. */
+import type { ApiTable } from '../types.ts';
+
+export const saslAuthenticate: ApiTable = {
+  name: 'SaslAuthenticate',
+  key: 36,
+  versions: '0-2',
+  flexibleVersions: '2+',
+  request: [{ name: 'authBytes', type: 'bytes', versions: '0+' }],
+  response: [
+    { name: 'errorCode', type: 'int16', versions: '0+' },
+    { name: 'errorMessage', type: 'string', versions: '0+', nullableVersions: '0+' },
+    { name: 'authBytes', type: 'bytes', versions: '0+' },
+    { name: 'sessionLifetimeMs', type: 'int64', versions: '1+', default: 0, ignorable: true },
+  ],
+};
