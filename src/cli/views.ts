@@ -106,6 +106,44 @@ function progress(b: BuildInfo): BuildProgress {
   };
 }
 
+/** How long ago `ms` was, for people: "12s ago", "5m ago", "3h ago", "2d ago". */
+function ago(ms: number, nowMs: number): string {
+  const s = Math.max(0, Math.round((nowMs - ms) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86_400)}d ago`;
+}
+
+/** A view's newest finished build in a few words: "last: v2 logic changed, live, took 1.2 s, 3m ago". */
+export function lastBuildText(e: BuildHistoryEntry, nowMs: number): string {
+  return `last: v${e.version} ${e.reason}, ${e.result}, took ${(e.durationMs / 1000).toFixed(1)} s, ${ago(e.endedAtMs, nowMs)}`;
+}
+
+/** One finished build of a view, as the control store keeps it. */
+type BuildHistoryEntry = Awaited<ReturnType<SqliteStore['buildHistory']>>[number];
+
+const buildText = (b: BuildProgress | null): string =>
+  b === null
+    ? ''
+    : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
+
+type ViewRow = ViewVersionInfo & { lag: number; build: BuildProgress | null; lastBuild: BuildHistoryEntry | null };
+
+/**
+ * The BUILD column: a build in progress on its version's row; the view's newest finished build
+ * (why, how it ended, how long, when) on its live row (or its first row while none is live), so a
+ * rebuild that happened, and how it ended, shows at a glance (`kappa views builds <view>`: all).
+ */
+function buildColumn(rows: ViewRow[], nowMs: number): string[] {
+  return rows.map((r) => {
+    if (r.build !== null) return buildText(r.build);
+    const ofView = rows.filter((x) => x.name === r.name);
+    const home = ofView.find((x) => x.state === 'live') ?? ofView[0];
+    return home === r && r.lastBuild !== null ? lastBuildText(r.lastBuild, nowMs) : '';
+  });
+}
+
 export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
   await withStore(ctx, (store) =>
     withLog(openForReading(ctx.dataDir), async (log) => {
@@ -128,12 +166,17 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
           liveAtMs: null,
           rows: 0,
         }));
-      const rows = [...versions, ...unstarted]
+      const all = [...versions, ...unstarted];
+      const lastBuilds = new Map<string, BuildHistoryEntry | null>();
+      for (const name of new Set(all.map((v) => v.name)))
+        lastBuilds.set(name, (await store.buildHistory(name))[0] ?? null);
+      const rows: ViewRow[] = all
         .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1))
         .map((v) => ({
           ...v,
           lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
           build: buildOf(v.name, v.version),
+          lastBuild: lastBuilds.get(v.name) ?? null,
         }));
       if (opts.json) {
         ctx.stdout.write(JSON.stringify(rows) + '\n');
@@ -143,14 +186,11 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
         ctx.stdout.write('no views yet (they appear once `kappa start` has processed their first event)\n');
         return;
       }
-      const buildText = (b: BuildProgress | null): string =>
-        b === null
-          ? ''
-          : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
+      const column = buildColumn(rows, Date.now());
       ctx.stdout.write(
         formatTable(
           ['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', 'BUILD'],
-          rows.map((r) => [r.name, r.version, r.state, r.rows, r.lag, buildText(r.build)]),
+          rows.map((r, i) => [r.name, r.version, r.state, r.rows, r.lag, column[i]]),
         ),
       );
     }),

@@ -2,7 +2,8 @@
  * The build history of a view: a logic change builds version 2 (recorded live, with what changed
  * in the logic, the records read and the duration), a replay that is cancelled is recorded
  * cancelled, and a rollback is recorded with its reason. `GET /v1/views/:view/builds` and
- * `kappa views builds <view>` show them newest first; an unknown view is refused.
+ * `kappa views builds <view>` show them newest first; an unknown view is refused. Plain `kappa views`
+ * shows each view's newest finished build (reason, result, duration, when) on its live row.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -104,6 +105,19 @@ describe('build history', () => {
       assert.match(cli.stdout, /\n1\s+rollback\s+live\s+\d+\s+[\d.]+ s\s+\S+\s+back to version 1's own logic/);
       assert.match(cli.stdout, new RegExp(`\\n2\\s+logic changed\\s+live\\s+${RECORDS}\\s+`));
       assert.match(cli.stdout, /cancelled/);
+      // Plain `kappa views` shows the newest finished build on the view's live row, within 120 columns.
+      const views = await runKappa(['--data-dir', dir, 'views']);
+      assert.equal(views.code, 0, views.stderr);
+      assert.match(views.stdout, /VIEW\s+VERSION\s+STATE\s+ROWS\s+LAG\s+BUILD/);
+      assert.match(
+        views.stdout,
+        /\ntotals\s+1\s+live\s+\d+\s+\d+\s+last: v1 rollback, live, took \d+\.\d s, \d+[smhd] ago\n/,
+      );
+      assert.equal(views.stdout.match(/last: /g)?.length, 1, 'once per view');
+      for (const line of views.stdout.split('\n')) assert.ok(line.length <= 120, line);
+      const json = await runKappa(['--data-dir', dir, 'views', '--json']);
+      const rows = JSON.parse(json.stdout) as { version: number; lastBuild: Entry | null }[];
+      assert.ok(rows.every((r) => r.lastBuild?.reason === 'rollback' && r.lastBuild.version === 1));
       const none = await runKappa(['--data-dir', dir, 'views', 'builds', 'nosuch']);
       assert.notEqual(none.code, 0);
       assert.match(none.stderr, /There is no view "nosuch"/);
