@@ -14,6 +14,7 @@
  *   4      app/                                         what runs beside the engine in `kappa start` (webhooks)
  *   5      server/                                      the HTTP API (may use app/, as DESIGN.md's diagram says)
  *   5      dashboard/                                   static files the server serves (no TypeScript)
+ *   5      kafka/                                       the Kafka listener: wire codec, consumer groups, handlers
  *   6      cli/                                         the `kappa` command
  *   7      index.ts                                     the package's public API
  *
@@ -54,6 +55,7 @@ export const AREA_LAYERS: Readonly<Record<string, number>> = {
   'app/': 4,
   'server/': 5,
   'dashboard/': 5,
+  'kafka/': 5,
   'cli/': 6,
   'index.ts': 7,
 };

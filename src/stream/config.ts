@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { KappaError } from '../errors.ts';
-import type { AppDef, OutputDef, TopicDef, ViewDef } from './dsl.ts';
+import type { AppDef, OutputDef, ServerConfig, TopicDef, ViewDef } from './dsl.ts';
 
 export function defaultConfigPath(cwd = process.cwd()): string {
   for (const name of ['kappa.config.ts', 'kappa.config.js', 'kappa.config.mjs']) {
@@ -128,7 +128,25 @@ export function appProblems(app: Partial<AppDef>): string[] {
     }
   const server = app.server ?? {};
   if (typeof server !== 'object' || server === null)
-    problems.push('server must be an object: { host, port, tokens, bodyLimitBytes }');
+    problems.push('server must be an object: { host, port, tokens, bodyLimitBytes, kafka }');
+  else problems.push(...kafkaProblems(server.kafka));
+  return problems;
+}
+
+function kafkaProblems(kafka: ServerConfig['kafka']): string[] {
+  if (kafka === undefined || kafka === false) return [];
+  if (typeof kafka !== 'object' || kafka === null)
+    return ['server.kafka must be false or an object: { host, port, advertisedHost, tls: { cert, key } }'];
+  const problems: string[] = [];
+  if (kafka.port !== undefined && !(Number.isInteger(kafka.port) && kafka.port >= 0 && kafka.port <= 65_535))
+    problems.push(
+      `server.kafka.port is ${JSON.stringify(kafka.port)}; use a port number from 0 to 65535 (0 picks a free one)`,
+    );
+  for (const key of ['host', 'advertisedHost'] as const)
+    if (kafka[key] !== undefined && (typeof kafka[key] !== 'string' || kafka[key] === ''))
+      problems.push(`server.kafka.${key} must be a host name or address`);
+  if (kafka.tls !== undefined && (typeof kafka.tls?.cert !== 'string' || typeof kafka.tls?.key !== 'string'))
+    problems.push('server.kafka.tls must be { cert: "<path of a PEM file>", key: "<path of a PEM file>" }');
   return problems;
 }
 

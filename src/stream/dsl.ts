@@ -309,6 +309,24 @@ export interface ServerConfig {
   tokens?: TokenConfig[];
   /** Largest request body accepted, in bytes (default 1 GiB; an NDJSON body streams, it is never held whole). */
   bodyLimitBytes?: number;
+  /** The Kafka listener (on by default, port 9092); false turns it off (as `kappa start --no-kafka`). */
+  kafka?: KafkaConfig | false;
+}
+
+/**
+ * Kafka's wire protocol on Kappa's log: any Kafka client (kcat, librdkafka, kafkajs, the Java
+ * client) produces to and consumes from Kappa's topics, with consumer groups. Authentication is
+ * the server's tokens over SASL/PLAIN (user = token name, password = token), with the same scopes.
+ */
+export interface KafkaConfig {
+  /** Default: the HTTP server's host (127.0.0.1). Any other address needs tokens. */
+  host?: string;
+  /** Default 9092; 0 picks a free port. `kappa start --kafka-port` overrides it. */
+  port?: number;
+  /** The address clients are told to connect to (in Metadata answers), when they reach Kappa by another name than `host` (a container, NAT). */
+  advertisedHost?: string;
+  /** TLS for the listener: paths of PEM files (so tokens never cross a network in clear). */
+  tls?: { cert: string; key: string };
 }
 
 /** Where `kappa start` POSTs each record of a topic (alerts, typically); see src/app/webhooks.ts. */

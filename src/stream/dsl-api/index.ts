@@ -22,6 +22,7 @@ export {
   type ViewOptions,
   type TopicOptions,
   type ServerConfig,
+  type KafkaConfig,
   type TokenConfig,
   type WebhookConfig,
 } from '../dsl.ts';
