@@ -24,4 +24,5 @@ export type {
   ViewRequestAction,
 } from './types.ts';
 export type { ControlStore } from './control-store.ts';
+export type { ConsumerOffsetStore, CommittedOffset } from './consumer-offsets.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';

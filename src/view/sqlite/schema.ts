@@ -16,6 +16,9 @@
  *       replay / rollback / cancel requests from other processes to the running engine.
  *   kappa_build_history(id, name, entry_json)  finished builds (BuildHistoryEntry), the newest
  *       BUILD_HISTORY_MAX per view; added by CREATE IF NOT EXISTS, so older files gain it on open.
+ *   kappa_consumer_offsets(group_id, topic, partition, offset, leader_epoch, metadata, committed_at)
+ *       PRIMARY KEY (group_id, topic, partition): Kafka consumer groups' committed offsets
+ *       (./consumer-offsets.ts); added by CREATE IF NOT EXISTS, so older files gain it on open.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
  *   PRAGMA user_version = 1 marks this layout; a newer layout is refused, not guessed at.
  *
@@ -92,6 +95,16 @@ CREATE TABLE IF NOT EXISTS kappa_build_history (
   entry_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS kappa_build_history_by_name ON kappa_build_history (name, id);
+CREATE TABLE IF NOT EXISTS kappa_consumer_offsets (
+  group_id TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  leader_epoch INTEGER NOT NULL,
+  metadata TEXT,
+  committed_at INTEGER NOT NULL,
+  PRIMARY KEY (group_id, topic, "partition")
+) WITHOUT ROWID;
 `;
 
 /** WAL + NORMAL (see the file comment), the layout version, and the catalog tables. */
