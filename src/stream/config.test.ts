@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { closestName, loadFailure } from './config.ts';
+import { loadFailure } from './config.ts';
 
 test('a syntax error from esbuild gives its reason and line:col, not "Transform failed with 1 error:"', () => {
   const err = new Error(
@@ -21,10 +21,4 @@ test('another load error gives its first line and the first stack frame in the c
     line: 9,
     column: 3,
   });
-});
-
-test('closestName suggests a near name for a typo and nothing for an unrelated one', () => {
-  assert.equal(closestName('salez', ['sales', 'refunds']), 'sales');
-  assert.equal(closestName('readngs', ['readings', 'alerts']), 'readings');
-  assert.equal(closestName('payments', ['sales', 'refunds']), null);
 });

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { KappaError } from '../errors.ts';
+import { KappaError, closestNames } from '../errors.ts';
 import type { AppDef, OutputDef, ServerConfig, TopicDef, ViewDef } from './dsl.ts';
 
 export function defaultConfigPath(cwd = process.cwd()): string {
@@ -204,29 +204,7 @@ function outputProblems(o: OutputDef, topics: Set<string>): string[] {
 
 /** "<what>, which is not in topics" with the closest declared name, or the list of them. */
 function unknownTopic(what: string, name: string, topics: Set<string>): string {
-  const close = closestName(name, [...topics]);
+  const [close] = closestNames(name, topics, 1);
   const known = [...topics].join(', ') || 'none';
   return `${what}, which is not in topics (${close ? `did you mean "${close}"? ` : ''}declared: ${known})`;
-}
-
-/** The candidate within a small edit distance of `name` (a typo), if any. */
-export function closestName(name: string, candidates: string[]): string | null {
-  let best: string | null = null;
-  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length];
 }
