@@ -2,8 +2,10 @@
  * The `npm start` demo and its dashboard in a real browser (Debian's chromium, driven by
  * playwright-core). The demo runs as a child process over a log that already holds 2,000,000
  * sales, so a replay takes long enough to watch: the test opens the dashboard, sees the numbers
- * change without a reload, runs a SQL query, triggers a replay and watches its progress bar and the
- * version swap. Screenshots go to test-artifacts/.
+ * change without a reload, checks every view's table, chart and SQL row count, runs a SQL query,
+ * triggers a replay (asked in the page) and watches its progress bar and the version swap, compares
+ * v1 with v2 in the page, and rolls back to the picked v1 (live again, in the build history), with
+ * the steps of test/support/dashboard-page.ts. Screenshots go to test-artifacts/.
  *
  * It needs Debian's chromium, so `npm test` skips it and `npm run test:all` runs it
  * (test/support/debian.ts; KAPPA_CHROMIUM_PATH points it at another chromium).
@@ -14,7 +16,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { CHROMIUM, SHOTS, launchChromium } from '../support/browser.ts';
+import { CHROMIUM, launchChromium } from '../support/browser.ts';
+import {
+  diffInPage,
+  expectSqlCount,
+  expectViewPanel,
+  historyEntry,
+  replayInPage,
+  rollbackInPage,
+  shot,
+} from '../support/dashboard-page.ts';
 import { salesGenerator } from '../../src/cli/demo.ts';
 import { openFileLog } from '../../src/log/index.ts';
 import { requireDebianPackage } from '../support/debian.ts';
@@ -108,7 +119,7 @@ test(
     // The demo's large refunds show as recent alerts.
     await page.locator('#alerts tbody tr:not(.empty)').first().waitFor({ timeout: 30_000 });
     assert.match((await page.locator('#alerts tbody tr').first().textContent()) ?? '', /large_refund.*refunded/);
-    await page.screenshot({ path: join(SHOTS, 'dashboard-overview.png'), fullPage: true });
+    await shot(page, 'dashboard-overview');
 
     // The SQL console.
     await page.fill('#sql', 'SELECT region, sum(total) AS total FROM aggregated_sales GROUP BY region ORDER BY region');
@@ -121,26 +132,41 @@ test(
     await waitFor('the refusal', demo, async () =>
       /read-only/.test((await page.locator('#sql-error').textContent()) ?? ''),
     );
-    await page.screenshot({ path: join(SHOTS, 'dashboard-sql.png'), fullPage: true });
+    await shot(page, 'dashboard-sql');
 
-    // A replay: its progress bar, then version 2 live and version 1 retired.
+    // Every view: its table shows rows, its chart is drawn from them, the SQL console counts them.
+    for (const name of ['aggregated_sales', 'sales_per_minute']) {
+      await expectViewPanel(page, name);
+      await expectSqlCount(page, name);
+    }
+
+    // A replay, asked in the page: its progress bar, then version 2 live and version 1 retired.
     await page.locator('#view-aggregated_sales .badge[data-version="1"][data-state="live"]').waitFor();
-    await page.click('#view-aggregated_sales button.replay');
-    await page.click('#view-aggregated_sales .confirm-yes'); // the page asks before it replays
-    await page.locator('#view-aggregated_sales .build[data-version="2"]').waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: join(SHOTS, 'dashboard-replay-progress.png'), fullPage: true });
-    await page
-      .locator('#view-aggregated_sales .badge[data-version="2"][data-state="live"]')
-      .waitFor({ timeout: 120_000 });
+    await replayInPage(page, 'aggregated_sales', 2, {
+      liveTimeoutMs: 120_000,
+      beforeLive: async () => {
+        await page.locator('#view-aggregated_sales .build[data-version="2"]').waitFor({ timeout: 30_000 });
+        await shot(page, 'dashboard-replay-progress');
+      },
+    });
     await page.locator('#view-aggregated_sales .badge[data-version="1"][data-state="retired"]').waitFor();
-    await page.screenshot({ path: join(SHOTS, 'dashboard-swapped.png'), fullPage: true });
+    await shot(page, 'dashboard-swapped');
     const seen = await page.evaluate(() => (window as unknown as { seenBuilds: string[] }).seenBuilds);
     assert.ok(
       seen.some((s) => s.startsWith('2:')),
       `a progress bar for version 2 was shown: ${seen.slice(0, 5).join(', ')}`,
     );
-    // The table still shows rows after the swap (it reloaded them on the reset event).
-    await page.locator('#view-aggregated_sales table tbody tr').first().waitFor();
+    await historyEntry(page, 'aggregated_sales', 2, 'live');
+
+    // Compare v1 with v2: sales kept arriving while v1 stood retired, so the two may differ; the page says how.
+    const diff = await diffInPage(page, 'aggregated_sales', 1, 2);
+    assert.match(diff, /rows/);
+    assert.match(diff, /total/);
+    await shot(page, 'dashboard-diff', '#view-aggregated_sales');
+
+    // Roll back to the version picked, v1: live again (it catches up on the sales since) and in the history.
+    await rollbackInPage(page, 'aggregated_sales', 1, { liveTimeoutMs: 120_000 });
+    await shot(page, 'dashboard-rolled-back', '#view-aggregated_sales');
     assert.deepEqual(errors, [], 'no errors in the page');
     await page.close();
   },

@@ -178,7 +178,12 @@ export async function historyEntry(page: Page, view: string, version: number, re
  * Rolls `view` back to the picked `version` as a user does: pick it, Roll back, the in-page confirm,
  * Yes; the feedback beside the button names it, then it is live and its history entry says so.
  */
-export async function rollbackInPage(page: Page, view: string, version: number): Promise<void> {
+export async function rollbackInPage(
+  page: Page,
+  view: string,
+  version: number,
+  opts: { liveTimeoutMs?: number } = {},
+): Promise<void> {
   const panel = `#view-${view}`;
   await page
     .locator(`${panel} .rollback-to option[value="${version}"]`)
@@ -191,7 +196,9 @@ export async function rollbackInPage(page: Page, view: string, version: number):
     new RegExp(`^Roll ${view} back to version ${version}\\?`),
   );
   await page.click(`${panel} .confirm-yes`);
-  await page.locator(`${panel} .badge[data-version="${version}"][data-state="live"]`).waitFor({ timeout: 60_000 });
+  await page
+    .locator(`${panel} .badge[data-version="${version}"][data-state="live"]`)
+    .waitFor({ timeout: opts.liveTimeoutMs ?? 60_000 });
   await waitForText(page, `${panel} .feedback`, new RegExp(`rolling back view ${view} to version ${version}`));
   await historyEntry(page, view, version, 'live');
   await page.locator(`${panel} table tbody tr`).first().waitFor({ timeout: 15_000 });
