@@ -11,6 +11,7 @@ import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
 import { checkCommand } from './check.ts';
 import { consumeCommand } from './consume.ts';
 import { DEFAULT_HISTORY, demoCommand } from './demo.ts';
+import { KAFKA_PORT_DEFAULT } from './kafka.ts';
 import { initCommand } from './init.ts';
 import { produceCommand } from './produce.ts';
 import { registerViewsBuilds, registerViewsDiff } from './diff.ts';
@@ -169,6 +170,12 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
       parseWholeNumber('--port', 0),
     )
     .option('--no-server', 'run the pipelines without the HTTP API')
+    .option(
+      '--kafka-port <port>',
+      `the Kafka listener's port, for any Kafka client (default: the config's server.kafka.port, or ${KAFKA_PORT_DEFAULT}; 0 picks a free one)`,
+      parseWholeNumber('--kafka-port', 0),
+    )
+    .option('--no-kafka', 'run without the Kafka listener')
     .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
     .option('--strict', 'refuse to start if the config has type errors (by default they are printed as warnings)')
     .action((opts) =>
@@ -180,6 +187,8 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
         host: opts.host,
         port: opts.port,
         server: opts.server,
+        kafkaPort: opts.kafkaPort,
+        kafka: opts.kafka,
         httpLog: opts.httpLog,
         strict: opts.strict,
       }),

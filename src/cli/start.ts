@@ -10,10 +10,12 @@ import { join, resolve } from 'node:path';
 import { type Log, stderrLogger } from '../log/index.ts';
 import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { startWebhooks } from '../app/index.ts';
+import type { KafkaListener } from '../kafka/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { openSqliteStore } from '../view/sqlite/index.ts';
 import { loadErrorFrame, startChecks } from './check.ts';
 import type { CliContext } from './main.ts';
+import { kafkaLine, startKafka } from './kafka.ts';
 import { openForWriting } from './open.ts';
 
 export interface StartOptions {
@@ -34,6 +36,9 @@ export interface StartOptions {
   strict?: boolean;
   /** Tokens the server takes besides the config's server.tokens (`kappa demo --host 0.0.0.0` makes one). */
   tokens?: TokenConfig[];
+  /** The Kafka listener: `--kafka-port` (0 picks a free port) and `--no-kafka` (kafka: false). */
+  kafkaPort?: number;
+  kafka?: boolean;
   /** Runs once the log is open, before the pipelines start (the demo seeds its history here). */
   prepare?: (log: Log, app: AppDef) => Promise<void>;
 }
@@ -51,6 +56,7 @@ export type Companion = (running: {
   log: Log;
   engine: Engine;
   server: KappaServer | null;
+  kafka: KafkaListener | null;
   app: AppDef;
 }) => Promise<() => Promise<void>>;
 
@@ -94,6 +100,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     flushIntervalMs: opts.flushIntervalMs,
   });
   let server: KappaServer | null = null;
+  let kafka: KafkaListener | null = null;
   let stopCompanion: (() => Promise<void>) | null = null;
   let stopWebhooks: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
@@ -101,6 +108,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       await stopCompanion?.();
+      await kafka?.close();
       await server?.close();
       await stopWebhooks?.();
       await engine.stop();
@@ -119,6 +127,8 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
         logger: opts.httpLog ? { level: 'info' } : false,
       });
     ctx.stderr.write(runningLine(ctx, app, engine, server));
+    kafka = await startKafka(ctx, { log, store, app, server, configPath }, opts);
+    if (kafka !== null) ctx.stderr.write(kafkaLine(kafka, app));
     if (app.webhooks.length > 0) {
       const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
       ctx.stderr.write(
@@ -126,7 +136,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
       );
       stopWebhooks = () => hooks.stop();
     }
-    if (companion !== undefined) stopCompanion = await companion({ log, engine, server, app });
+    if (companion !== undefined) stopCompanion = await companion({ log, engine, server, kafka, app });
     await untilSignalOrFailure(engine);
     await stop();
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
@@ -134,6 +144,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
     if (stopping === null) {
       await stopCompanion?.();
+      await kafka?.close();
       await server?.close();
       await stopWebhooks?.();
       await engine.close();

@@ -1,0 +1,104 @@
+/**
+ * The Kafka listener of `kappa start` and `kappa demo`: Kafka's wire protocol over the process's
+ * own log, tokens and metrics (src/kafka). On by default on port 9092; `--kafka-port` moves it
+ * (0 picks a free port), `--no-kafka` or the config's `server.kafka: false` turns it off.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { KappaError } from '../errors.ts';
+import { type KafkaListener, startKafkaListener } from '../kafka/index.ts';
+import { type Log, stderrLogger } from '../log/index.ts';
+import type { KappaServer } from '../server/index.ts';
+import type { AppDef, KafkaConfig } from '../stream/index.ts';
+import type { SqliteStore } from '../view/sqlite/index.ts';
+import type { CliContext } from './main.ts';
+
+export const KAFKA_PORT_DEFAULT = 9092;
+
+export interface KafkaFlags {
+  /** `--kafka-port`; undefined: the config's server.kafka.port, or 9092. */
+  kafkaPort?: number;
+  /** False: `--no-kafka`. */
+  kafka?: boolean;
+  /** `--host`: the Kafka listener follows the HTTP API's address unless server.kafka.host says otherwise. */
+  host?: string;
+}
+
+/** Starts the listener, or returns null when it is turned off (or its default port is taken). */
+export async function startKafka(
+  ctx: CliContext,
+  running: { log: Log; store: SqliteStore; app: AppDef; server: KappaServer | null; configPath: string },
+  flags: KafkaFlags,
+): Promise<KafkaListener | null> {
+  const { app } = running;
+  if (flags.kafka === false || app.server.kafka === false) return null;
+  const config: KafkaConfig = app.server.kafka ?? {};
+  const explicitPort = flags.kafkaPort ?? config.port;
+  const host = config.host ?? flags.host ?? app.server.host ?? '127.0.0.1';
+  try {
+    return await startKafkaListener({
+      log: running.log,
+      tokens: app.server.tokens ?? [],
+      tls: config.tls === undefined ? null : readTls(config.tls, dirname(running.configPath)),
+      host,
+      port: explicitPort ?? KAFKA_PORT_DEFAULT,
+      advertisedHost: config.advertisedHost,
+      logger: stderrLogger,
+      registry: running.server?.fastify.kappa.metrics.registry,
+      topicInUse: (name) => topicReaders(app, name),
+    });
+  } catch (err) {
+    // The default port may belong to a real Kafka broker, or to a second Kappa on this machine:
+    // the pipelines and the HTTP API still run, and the warning says how to get a listener.
+    if (explicitPort === undefined && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      ctx.stderr.write(
+        `kappa: warning: the Kafka listener did not start: port ${KAFKA_PORT_DEFAULT} on ${host} is in use (another Kafka broker or Kappa?). ` +
+          'Pick another with --kafka-port <port> (0 picks a free one), or turn it off with --no-kafka.\n',
+      );
+      return null;
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `The Kafka listener cannot listen on ${host}:${explicitPort}: the port is in use. Pick another with --kafka-port <port> (0 picks a free one), or turn it off with --no-kafka.`,
+        { host, port: explicitPort },
+      );
+    throw err;
+  }
+}
+
+/** "view x reads it", for DeleteTopics: the running config's pipelines keep reading a topic. */
+function topicReaders(app: AppDef, topic: string): string | null {
+  const views = app.views.filter((v) => v.aggregation.stream.source.name === topic).map((v) => `view ${v.name}`);
+  const outputs = app.outputs.filter((o) => o.stream.source.name === topic).map((o) => `output ${o.name}`);
+  const readers = [...views, ...outputs];
+  return readers.length === 0
+    ? null
+    : `${readers.join(', ')} of the running config read${readers.length === 1 ? 's' : ''} it`;
+}
+
+function readTls(tls: { cert: string; key: string }, base: string): { cert: Buffer; key: Buffer } {
+  const read = (what: string, path: string): Buffer => {
+    try {
+      return readFileSync(resolve(base, path));
+    } catch (err) {
+      throw new KappaError(
+        'KAPPA_CONFIG_INVALID',
+        `server.kafka.tls.${what} names ${path}, which cannot be read (${(err as Error).message}). Give the path of a PEM file, relative to the config.`,
+        { path },
+        err,
+      );
+    }
+  };
+  return { cert: read('cert', tls.cert), key: read('key', tls.key) };
+}
+
+/** The line `kappa start` prints once the listener runs (tests wait for "Kafka API on host:port"). */
+export function kafkaLine(listener: KafkaListener, app: AppDef): string {
+  const tokens = (app.server.tokens ?? []).length;
+  const auth =
+    tokens === 0
+      ? 'no tokens configured: open to this machine only'
+      : 'SASL/PLAIN: user = a token name, password = the token';
+  return `kappa: Kafka API on ${listener.address} (${auth}); try: kcat -b ${listener.address} -L\n`;
+}
