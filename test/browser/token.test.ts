@@ -13,6 +13,7 @@ import { CHROMIUM, launchChromium } from '../support/browser.ts';
 import { hashToken } from '../../src/server/auth.ts';
 import { MANY_VIEWS, manyViewsConfig, shopSales } from '../support/apps.ts';
 import { defer } from '../support/cleanup.ts';
+import { openDashboard, sqlInPage } from '../support/dashboard-page.ts';
 import { requireDebianPackage } from '../support/debian.ts';
 import { startKappa } from '../support/processes.ts';
 import { tempDataProject } from '../support/project.ts';
@@ -36,22 +37,12 @@ test('a #token= in the address opens the dashboard of a server with tokens', { t
 
   const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
-  const page = await browser.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const refused: string[] = [];
-  page.on('response', (r) => {
-    if (r.status() === 401 || r.status() === 403) refused.push(`${r.status()} ${r.url()}`);
-  });
-  await page.goto(`${url}/#token=${encodeURIComponent(TOKEN)}`);
+  const { page, errors, refused } = await openDashboard(browser, url, `#token=${encodeURIComponent(TOKEN)}`);
   for (const name of MANY_VIEWS) await page.locator(`#view-${name} table tbody tr`).first().waitFor();
   await page.locator('#alerts tbody tr:not(.empty)').first().waitFor();
   assert.equal(new URL(page.url()).hash, '', 'the token is taken out of the address bar');
   assert.equal(await page.locator('#token-form').count(), 0, 'no token asked for');
-  await page.fill('#sql', 'SELECT count(*) AS n FROM by_store');
-  await page.click('#sql-form button[type=submit]');
-  await page.locator('#sql-table tbody tr').first().waitFor({ timeout: 10_000 });
-  assert.equal(await page.locator('#sql-table tbody td').first().textContent(), '300');
+  assert.equal(await sqlInPage(page, 'SELECT count(*) AS n FROM by_store'), '300');
   assert.deepEqual(refused, []);
   assert.deepEqual(errors, [], 'no errors in the page');
 });

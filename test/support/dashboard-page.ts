@@ -22,17 +22,25 @@ export interface DashboardPage {
   streams: string[];
   /** Errors thrown in the page. */
   errors: string[];
+  /** Every response the server refused for want of a token or a scope (401, 403): "<status> <url>". */
+  refused: string[];
 }
 
-/** A new 1280×1000 page on the dashboard at `url`, recording its event streams and page errors. */
-export async function openDashboard(browser: Browser, url: string): Promise<DashboardPage> {
+/**
+ * A new 1280×1000 page on the dashboard at `url` (plus `fragment`, say `#token=…`), recording its
+ * event streams, page errors and refused requests from the first request on.
+ */
+export async function openDashboard(browser: Browser, url: string, fragment = ''): Promise<DashboardPage> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  const opened: DashboardPage = { page, streams: [], errors: [] };
+  const opened: DashboardPage = { page, streams: [], errors: [], refused: [] };
   page.on('pageerror', (e) => opened.errors.push(String(e)));
   page.on('request', (r) => {
     if (r.resourceType() === 'eventsource') opened.streams.push(r.url());
   });
-  await page.goto(`${url}/`);
+  page.on('response', (r) => {
+    if (r.status() === 401 || r.status() === 403) opened.refused.push(`${r.status()} ${r.url()}`);
+  });
+  await page.goto(`${url}/${fragment}`);
   return opened;
 }
 
