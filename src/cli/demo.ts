@@ -30,6 +30,9 @@ export interface DemoOptions {
   workers?: number;
   /** Sales to seed at the first start (default DEFAULT_HISTORY; 0: none). */
   history?: number;
+  /** The Kafka listener's port (default 9092; 0 picks one); false: none (`--no-kafka`). */
+  kafkaPort?: number;
+  kafka?: boolean;
 }
 
 const REGIONS = ['north', 'south', 'east', 'west', 'central'];
@@ -145,8 +148,18 @@ export function reachableUrl(url: string): string {
 }
 
 /** What the demo prints once it runs: where to look and what to try. */
-function banner(ctx: CliContext, rate: number, serverUrl: string | undefined, token: string | null): string {
+function banner(
+  ctx: CliContext,
+  rate: number,
+  serverUrl: string | undefined,
+  kafka: string | null,
+  token: string | null,
+): string {
   const url = serverUrl === undefined ? '(no server)' : reachableUrl(serverUrl);
+  const sasl =
+    token === null
+      ? ''
+      : ` -X security.protocol=sasl_plaintext -X sasl.mechanisms=PLAIN -X sasl.username=demo -X sasl.password=${token}`;
   const auth = token === null ? '' : ` -H 'authorization: Bearer ${token}'`;
   const access =
     token === null
@@ -167,6 +180,9 @@ function banner(ctx: CliContext, rate: number, serverUrl: string | undefined, to
     `  Over HTTP   curl -s${auth} '${url}/v1/views/aggregated_sales?order=-total'`,
     `  Live rows   curl -sN${auth} -H 'accept: text/event-stream' ${url}/v1/views/sales_per_minute/changes`,
     `  Replay      npx kappa replay aggregated_sales   (rebuilds it from the log while the live version keeps serving)`,
+    ...(kafka === null
+      ? []
+      : [`  Kafka       kcat -b ${kafka}${sasl} -C -t sales -o -5 -e   (any Kafka client: see docs/kafka.md)`]),
     '',
     ...access,
     '  Change the logic and watch the rebuild: edit examples/sales/kappa.config.ts (say, make',
@@ -189,15 +205,17 @@ export async function demoCommand(ctx: CliContext, opts: DemoOptions): Promise<v
     host: opts.host,
     port: opts.port ?? 8080,
     workers: opts.workers,
+    kafkaPort: opts.kafkaPort,
+    kafka: opts.kafka,
     flushIntervalMs: 200,
     prepare: (log, app) => seedHistory(ctx, log, app, opts.history ?? DEFAULT_HISTORY),
     ...(access === null ? {} : { tokens: access.tokens }),
   };
-  await startCommand(ctx, start, async ({ log, server }) => {
+  await startCommand(ctx, start, async ({ log, server, kafka }) => {
     const stop = generate(log, rate, (err) =>
       ctx.stderr.write(`kappa: the demo's generator stopped: ${err.message}\n`),
     );
-    ctx.stdout.write(banner(ctx, rate, server?.url, access?.token ?? null));
+    ctx.stdout.write(banner(ctx, rate, server?.url, kafka?.address ?? null, access?.token ?? null));
     return stop;
   });
 }

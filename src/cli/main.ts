@@ -268,6 +268,12 @@ function addDemoCommand(program: Command, ctx: () => CliContext): void {
     .option('--host <address>', "the HTTP API's address (default 127.0.0.1)")
     .option('--port <port>', "the HTTP API's port (default 8080; 0 picks a free one)", parseWholeNumber('--port', 0))
     .option(
+      '--kafka-port <port>',
+      `the Kafka listener's port (default ${KAFKA_PORT_DEFAULT}; 0 picks a free one)`,
+      parseWholeNumber('--kafka-port', 0),
+    )
+    .option('--no-kafka', 'run without the Kafka listener')
+    .option(
       '--workers <n>',
       'worker threads for the pipelines (default: one per core)',
       parseWholeNumber('--workers', 0),
@@ -278,6 +284,8 @@ function addDemoCommand(program: Command, ctx: () => CliContext): void {
         history: opts.history,
         host: opts.host,
         port: opts.port,
+        kafkaPort: opts.kafkaPort,
+        kafka: opts.kafka,
         workers: opts.workers,
       }),
     );
