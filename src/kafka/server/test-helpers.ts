@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { type Socket, connect } from 'node:net';
 import { Registry } from 'prom-client';
 import { defer, tempDir, type Owner } from '../../../test/support/cleanup.ts';
-import { type FileLog, openFileLog } from '../../log/index.ts';
+import { type FileLog, type Log, openFileLog } from '../../log/index.ts';
 import { type Body, decodeResponse, encodeRequest } from '../protocol/index.ts';
 import { type KafkaListener, type KafkaListenerOptions, startKafkaListener } from './listener.ts';
 
@@ -23,19 +23,21 @@ export interface TestListener {
 
 export async function openListener(
   t: Owner,
-  opts: Partial<Omit<KafkaListenerOptions, 'log'>> = {},
+  opts: Partial<Omit<KafkaListenerOptions, 'log'>> & { wrapLog?: (log: FileLog) => Log } = {},
 ): Promise<TestListener> {
   const dir = tempDir(t, 'kappa-kafka-');
-  const log = await openFileLog({ dir, logger: quiet });
-  defer(t, () => log.close());
+  const fileLog = await openFileLog({ dir, logger: quiet });
+  defer(t, () => fileLog.close());
+  const { wrapLog, ...rest } = opts;
+  const log = fileLog;
   const warnings: string[] = [];
   const registry = new Registry();
   const listener = await startKafkaListener({
-    log,
+    log: wrapLog ? wrapLog(fileLog) : fileLog,
     port: 0,
     registry,
     logger: { info() {}, warn: (m) => warnings.push(m) },
-    ...opts,
+    ...rest,
   });
   defer(t, () => listener.close());
   return { log, listener, registry, warnings };
