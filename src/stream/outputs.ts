@@ -5,7 +5,7 @@
  * its derived topic through an idempotent producer whose id is stable across restarts (see
  * flush.ts), so records re-sent after a crash are dropped by the log.
  */
-import type { Log, Logger } from '../log/index.ts';
+import type { Log, Logger, TopicInfo } from '../log/index.ts';
 import type { ControlStore } from '../view/index.ts';
 import type { AppDef, OutputDef } from './dsl.ts';
 import { producerId } from './flush.ts';
@@ -40,7 +40,7 @@ export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef
     const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
     const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
     const savedOffset = saved.find((c) => c.topic === source.name && c.partition === p)?.offset ?? 0;
-    const producer = { plan, id: producerId('output', output.name, source.name, p), sequences, savedOffset };
+    const producer = { plan, id: outputProducerId(output, info, target, p), sequences, savedOffset };
     opts.loop.add({
       plan,
       group: null,
@@ -52,6 +52,26 @@ export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef
       pooled: true,
     });
   }
+}
+
+/**
+ * The idempotent producer an output task writes its target partition under: the same across
+ * restarts, so what a task sends again after a crash or (for a detector) a replay is dropped.
+ *
+ * A detector (fromStart) numbers its records from 0 at every start and counts on its replay to
+ * give the same records again. That holds only while its source keeps its history: once the
+ * source was deleted and created again (`kappa topics delete --force`), the replay gives other
+ * alerts, whose numbers the log has seen under this producer, and it would drop them as re-sent.
+ * A source newer than the target marks that new history, so its creation time joins the id: a new
+ * producer, whose numbering the log starts afresh, and still the same one at every start. (A
+ * source created before its target, as `kappa start` creates a config's topics, keeps the id it
+ * always had.)
+ */
+function outputProducerId(output: OutputDef, source: TopicInfo, target: TopicInfo, partition: number): number {
+  const id = ['output', output.name, source.name, partition];
+  return output.fromStart && source.createdAtMs > target.createdAtMs
+    ? producerId(...id, source.createdAtMs)
+    : producerId(...id);
 }
 
 /**
