@@ -7,6 +7,17 @@
  * State layout: every aggregate owns one or more consecutive slots of a row's state array, and the
  * same number of state columns in the table (`<name>` or `<name>__<part>`).
  *
+ * Exact sums: sum() and avg() keep a total as two numbers, a high part on a grid of 2^-12 and a
+ * low part of at most half a grid step (`<name>` and `<name>__lo`; avg: `__sum` and `__sum_lo`),
+ * and the view shows their sum. Both parts merge with the store's plain `add`, deltas from any
+ * task in any order: adding high parts is exact (every one is a whole number of grid steps, and
+ * their sum stays below 2^53 steps while the total's magnitude stays below 2^41, about 2.2e12),
+ * and the low parts are so small that their rounding errors stay far below the total's last
+ * digit. So a sum of a million cents amounts is the correctly rounded total (945504.36, not
+ * 945504.3599999986), and live and replay (whose flushes split the events differently) agree. A
+ * low part that is NULL (no such value stored) counts as 0. Past 2^41 the high parts round as a
+ * plain float sum would. Integer sums are as before: exact up to 2^53, with a low part of 0.
+ *
  * All or nothing per event: a task folds an event in two steps. `prepare` runs the user's function
  * of every aggregate of the view and checks what it returns, changing nothing; only when all of them
  * passed does `apply` fold the results into the row, and `apply` cannot fail. So an event whose
@@ -135,8 +146,57 @@ export function count<T = unknown>(): Aggregate<T> {
   return single<T>('count', null, 'INTEGER', { kind: 'add' }, 0, (prev) => (prev as number) + 1);
 }
 
+/** The grid of a sum's high part (see the file comment), and half a step, the bound of its low part. */
+const GRID = 2 ** -12;
+const PER_GRID = 2 ** 12;
+const HALF_GRID = GRID / 2;
+/** From this magnitude every double is a whole number of grid steps (its last bit is worth 2^-12 or more). */
+const ON_GRID = 2 ** 40;
+
+/**
+ * Adds `v` to the exact sum whose high part is at `hi` and low part at `lo` of `state`. Scaling by
+ * a power of two and subtracting a value's nearest grid point are exact, so only the low part's
+ * addition rounds, by at most 2^-66; a low part that outgrows half a step gives its grid part to the
+ * high part. No allocation: a few float operations on two slots.
+ */
+function addExact(state: unknown[], hi: number, lo: number, v: number): void {
+  const onGrid = v >= ON_GRID || v <= -ON_GRID ? v : Math.round(v * PER_GRID) * GRID;
+  let low = (state[lo] as number) + (v - onGrid);
+  let high = (state[hi] as number) + onGrid;
+  if (low > HALF_GRID || low < -HALF_GRID) {
+    const carry = Math.round(low * PER_GRID) * GRID;
+    high += carry;
+    low -= carry;
+  }
+  state[hi] = high;
+  state[lo] = low;
+}
+
+/**
+ * Sum of a number of each event, exact as the file comment says. The signature names the two-part
+ * state: a version built by an older Kappa (one column) has another fingerprint, so it keeps
+ * serving with its own stored code while the view is rebuilt with this one.
+ */
 export function sum<T>(fn: Extract<T>): Aggregate<T> {
-  return single('sum', fn, 'REAL', { kind: 'add' }, 0, (prev, v) => (prev as number) + v);
+  return {
+    kind: 'sum',
+    signature: `sum(${fn.toString()}) hi+lo`,
+    stateColumns: (name) => [
+      { name, type: 'REAL', merge: { kind: 'add' } },
+      { name: `${name}__lo`, type: 'REAL', merge: { kind: 'add' } },
+    ],
+    outputColumn: (name) => ({ name, sql: `${q(name)} + coalesce(${q(`${name}__lo`)}, 0)` }),
+    init: (state, slot) => {
+      state[slot] = 0;
+      state[slot + 1] = 0;
+    },
+    prepare: (_state, _slot, value, inputs, i) => {
+      inputs.num[i] = numberOf('sum', fn, value);
+    },
+    apply: (state, slot, inputs, i) => {
+      addExact(state, slot, slot + 1, inputs.num[i]);
+    },
+  };
 }
 
 export function min<T>(fn: Extract<T>): Aggregate<T> {
@@ -147,25 +207,30 @@ export function max<T>(fn: Extract<T>): Aggregate<T> {
   return single('max', fn, 'REAL', { kind: 'max' }, null, (prev, v) => (prev === null || v > prev ? v : prev));
 }
 
-/** Mean, kept as sum and count so deltas merge exactly; the public view divides. */
+/** Mean, kept as an exact sum (high and low part) and a count so deltas merge exactly; the public view divides. */
 export function avg<T>(fn: Extract<T>): Aggregate<T> {
   return {
     kind: 'avg',
-    signature: `avg(${fn.toString()})`,
+    signature: `avg(${fn.toString()}) hi+lo`,
     stateColumns: (name) => [
       { name: `${name}__sum`, type: 'REAL', merge: { kind: 'add' } },
       { name: `${name}__count`, type: 'INTEGER', merge: { kind: 'add' } },
+      { name: `${name}__sum_lo`, type: 'REAL', merge: { kind: 'add' } },
     ],
-    outputColumn: (name) => ({ name, sql: `${q(`${name}__sum`)} / NULLIF(${q(`${name}__count`)}, 0)` }),
+    outputColumn: (name) => ({
+      name,
+      sql: `(${q(`${name}__sum`)} + coalesce(${q(`${name}__sum_lo`)}, 0)) / NULLIF(${q(`${name}__count`)}, 0)`,
+    }),
     init: (state, slot) => {
       state[slot] = 0;
       state[slot + 1] = 0;
+      state[slot + 2] = 0;
     },
     prepare: (_state, _slot, value, inputs, i) => {
       inputs.num[i] = numberOf('avg', fn, value);
     },
     apply: (state, slot, inputs, i) => {
-      state[slot] = (state[slot] as number) + inputs.num[i];
+      addExact(state, slot, slot + 2, inputs.num[i]);
       state[slot + 1] = (state[slot + 1] as number) + 1;
     },
   };
