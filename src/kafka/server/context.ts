@@ -49,6 +49,8 @@ export interface Session {
   /** The address and port this connection came in on (what Metadata advertises by default). */
   localAddress: string;
   localPort: number;
+  /** The client's address, as DescribeGroups shows it. */
+  remoteAddress: string;
 }
 
 export interface RequestContext {
@@ -73,7 +75,7 @@ export interface Handler {
   /** The response body, or null when the request gets no response (Produce with acks=0). */
   handle(ctx: RequestContext, body: unknown): Promise<object | null>;
   /** A response saying `errorCode` for everything the request asked (an unexpected failure). */
-  errorBody(body: unknown, errorCode: number): object;
+  errorBody(body: unknown, errorCode: number, apiVersion: number): object;
 }
 
 /** The principal of a connection when no tokens are configured: everything is allowed. */

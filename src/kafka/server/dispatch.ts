@@ -104,7 +104,7 @@ export class Dispatcher {
     } catch (err) {
       this.deps.logOnce(`${api} v${header.apiVersion}`, err);
       try {
-        response = handler.errorBody(body, ERRORS.UNKNOWN_SERVER_ERROR);
+        response = handler.errorBody(body, ERRORS.UNKNOWN_SERVER_ERROR, header.apiVersion);
       } catch {
         return CLOSE_PROTOCOL;
       }

@@ -120,6 +120,7 @@ export async function startKafkaListener(opts: KafkaListenerOptions): Promise<Ka
       rawSaslNext: false,
       localAddress: unmapped(socket.localAddress ?? host),
       localPort: socket.localPort ?? port,
+      remoteAddress: unmapped(socket.remoteAddress ?? ''),
     };
     connections.add(new KafkaConnection(socket, session, dispatcher, pool, metrics, limits, onClosed));
   };

@@ -8,6 +8,7 @@ import { type Socket, connect } from 'node:net';
 import { Registry } from 'prom-client';
 import { defer, tempDir, type Owner } from '../../../test/support/cleanup.ts';
 import { type FileLog, type Log, openFileLog } from '../../log/index.ts';
+import { GroupCoordinator, MemoryOffsetStore } from '../groups/index.ts';
 import { type Body, decodeResponse, encodeRequest } from '../protocol/index.ts';
 import { type KafkaListener, type KafkaListenerOptions, startKafkaListener } from './listener.ts';
 
@@ -23,13 +24,14 @@ export interface TestListener {
 
 export async function openListener(
   t: Owner,
-  opts: Partial<Omit<KafkaListenerOptions, 'log'>> & { wrapLog?: (log: FileLog) => Log } = {},
+  opts: Partial<Omit<KafkaListenerOptions, 'log'>> & { wrapLog?: (log: FileLog) => Log; withGroups?: boolean } = {},
 ): Promise<TestListener> {
   const dir = tempDir(t, 'kappa-kafka-');
   const fileLog = await openFileLog({ dir, logger: quiet });
   defer(t, () => fileLog.close());
-  const { wrapLog, ...rest } = opts;
+  const { wrapLog, withGroups, ...rest } = opts;
   const log = fileLog;
+  if (withGroups) rest.groups = coordinatorOver(t, log);
   const warnings: string[] = [];
   const registry = new Registry();
   const listener = await startKafkaListener({
@@ -41,6 +43,23 @@ export async function openListener(
   });
   defer(t, () => listener.close());
   return { log, listener, registry, warnings };
+}
+
+/** A group coordinator over `log` with offsets in memory and no initial rebalance delay, closed when `t` ends. */
+export function coordinatorOver(t: Owner, log: Log): GroupCoordinator {
+  const groups = new GroupCoordinator({
+    offsets: new MemoryOffsetStore(),
+    initialRebalanceDelayMs: 0,
+    partitionCount: async (topic) => {
+      try {
+        return (await log.topic(topic)).partitions;
+      } catch {
+        return null;
+      }
+    },
+  });
+  defer(t, () => groups.close());
+  return groups;
 }
 
 /** A connection that sends requests and reads answers in order. */

@@ -25,6 +25,6 @@ export function allHandlers(withGroups: boolean): Handler[] {
     createTopicsHandler,
     deleteTopicsHandler,
     describeConfigsHandler,
-    ...(withGroups ? [findCoordinatorHandler, ...groupHandlers(withGroups)] : []),
+    ...(withGroups ? [findCoordinatorHandler, ...groupHandlers()] : []),
   ];
 }
