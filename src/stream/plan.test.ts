@@ -74,7 +74,7 @@ describe('operators and aggregates', () => {
       ]),
       state,
     );
-    assert.deepEqual(rows(state), { a: [2, 16], b: [1, 10], none: [1, 2] });
+    assert.deepEqual(rows(state), { a: [2, 16, 0], b: [1, 10, 0], none: [1, 2, 0] });
   });
 
   test('count, sum, min, max, avg, first, last and a custom aggregate fold per group', () => {
@@ -111,8 +111,9 @@ describe('operators and aggregates', () => {
       ]),
       state,
     );
-    // Slots: n, total, lo, hi, mean sum/count, first value/time, last value/time, amounts.
-    assert.deepEqual(rows(state).n, [4, 25, 4, 10, 25, 4, 4, T0, 7, T0 + 5000, [4, 7, 10]]);
+    // Slots: n, total (high and low part), lo, hi, mean (sum, count, low part of the sum), first value/time,
+    // last value/time, amounts.
+    assert.deepEqual(rows(state).n, [4, 25, 0, 4, 10, 25, 4, 0, 4, T0, 7, T0 + 5000, [4, 7, 10]]);
   });
 
   test('group keys keep their types, and a boolean key is stored as 0/1', () => {
@@ -409,7 +410,7 @@ describe('poison records: whatever the logic gives for one record, that record i
       assert.equal(state.deadLetters.length, 1);
       assert.match(state.deadLetters[0].reason, reason);
       assert.deepEqual(state.keyNames, ['region']);
-      assert.deepEqual(rows(state), { n: [4], s: [2] });
+      assert.deepEqual(rows(state), { n: [4, 0], s: [2, 0] });
     }
   });
 
@@ -664,7 +665,7 @@ describe('event time, windows and late data', () => {
       ]),
       state,
     );
-    assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [3], [`n|${T0 + MIN}|${T0 + 2 * MIN}`]: [4] });
+    assert.deepEqual(rows(state), { [`n|${T0}|${T0 + MIN}`]: [3, 0], [`n|${T0 + MIN}|${T0 + 2 * MIN}`]: [4, 0] });
     const def = plan.definition(1, [...state.dirty.values()][0], state.keyNames!);
     assert.deepEqual(
       def.keyColumns.map((c) => c.name),
