@@ -41,6 +41,12 @@ export const ERROR_CATALOGUE = {
     retriable: false,
     summary: 'A record batch is larger than the largest batch a segment accepts.',
   },
+  KAPPA_UNSUPPORTED_COMPRESSION: {
+    status: 415,
+    retriable: false,
+    summary:
+      'A record batch is compressed with a codec this Kappa cannot decode (Kafka defines 1 gzip, 2 snappy, 3 lz4, 4 zstd), so it was not stored.',
+  },
   KAPPA_CORRUPT_DATA: {
     status: 500,
     retriable: false,

@@ -120,6 +120,29 @@ describe('appendEncoded', () => {
     assert.deepEqual([r2.offset, r2.value!.toString(), r2.timestamp], [2, 'value 2', T0 + 2]);
   });
 
+  test('stores a gzip batch from kafkajs byte for byte; a retry of it is a duplicate; its records read back', async () => {
+    const batch = await kafkaBatch(0, 4, { compression: 1 });
+    assert.equal(batch.readInt16BE(21) & 7, 1, 'kafkajs compressed it with gzip');
+    await ctx.log.appendEncoded('t', 0, Buffer.from(batch));
+    assert.deepEqual(await ctx.log.appendEncoded('t', 0, Buffer.from(batch)), {
+      baseOffset: 0,
+      lastOffset: 4,
+      duplicates: 5,
+      duplicateOffsets: [0, 1, 2, 3, 4],
+    });
+    const [stored] = await batches();
+    assert.ok(stored.bytes.subarray(16).equals(batch.subarray(16)), 'stored as sent, from the magic byte on');
+    assert.equal(stored.compression, 1);
+    assert.deepEqual(await values(), ['value 0', 'value 1', 'value 2', 'value 3', 'value 4']);
+    assert.deepEqual(
+      (await readRecords(ctx.log, 't', 0, 3)).map((r) => [r.offset, r.key!.toString(), r.headers[0].value!.toString()]),
+      [
+        [3, 'k3', '3'],
+        [4, 'k4', '4'],
+      ],
+    );
+  });
+
   test('stores a plain encoded batch (no producer id) every time it is sent', async () => {
     const batch = encodeBatch(records(0, 1), { baseOffset: 0 });
     await ctx.log.appendEncoded('t', 0, Buffer.from(batch));
@@ -202,7 +225,11 @@ describe('appendEncoded', () => {
         () => fixCrc(((b) => (b.writeInt32BE(b.length - 12, 8), b))(Buffer.concat([good(), Buffer.from([0, 0, 0])]))),
         /3 bytes after its last record/,
       ],
-      ['a compressed batch', () => kafkaBatch(0, 2, { compression: 1 }), /compressed \(codec 1\)/],
+      [
+        'a gzip payload that does not decompress',
+        async () => fixCrc(((b) => ((b[b.length - 6] ^= 0xff), b))(await kafkaBatch(0, 2, { compression: 1 }))),
+        /its gzip payload does not decompress/,
+      ],
       ['a transactional batch', () => kafkaBatch(0, 2, { transactional: true }), /transactional/],
       ['a control batch', () => encodeBatch(records(0, 0), { baseOffset: 0, attributes: 0x20 }), /control batch/],
       [

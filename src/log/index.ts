@@ -24,11 +24,15 @@ export {
   encodeBatch,
   checkBatch,
   checkRecords,
+  compressBatch,
+  decompressBatch,
+  readableBatch,
   readHeaders,
   type LogRecord,
   type RecordHeader,
   type EncodableRecord,
 } from './record-batch.ts';
+export { Codec, CODEC_NAMES, type CodecName, codecName, codecUnavailable, CompressionError } from './compression.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

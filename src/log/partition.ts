@@ -35,11 +35,13 @@ import {
   entryAfterAppend,
   lastOffsetOf,
 } from './producer-state.ts';
+import { CompressionError, codecUnavailable } from './compression.ts';
 import {
   type EncodableRecord,
   RecordBatch,
   checkBatch,
   checkRecords,
+  compressBatch,
   encodeBatch,
   setBaseOffset,
 } from './record-batch.ts';
@@ -140,7 +142,11 @@ export class Partition {
    * structure of every record), its base offset (and partition leader epoch, 0 here) is set in
    * place, and the idempotence rules apply when its header carries a producer id. The log owns
    * `batch` until the call settles. Only a batch that is partly duplicate is re-encoded, to the
-   * records that are new.
+   * records that are new (compressed again with its codec where Kappa has an encoder for it).
+   *
+   * A compressed batch is decompressed to check its records, as a Kafka broker does, and stored
+   * compressed, byte for byte. A codec this installation cannot decode (or 5-7, which Kafka does
+   * not define) is refused with KAPPA_UNSUPPORTED_COMPRESSION, so no batch is stored unreadable.
    */
   appendEncoded(batch: Buffer): Promise<AppendBatchResult> {
     this.checkWritable();
@@ -166,13 +172,14 @@ export class Partition {
     return this.appendDeduplicated(producer, count, (skip, baseSequence) => {
       if (skip === 0) return this.adopt(batch);
       const decoded = new RecordBatch(batch);
-      return encodeBatch(decoded.records().slice(skip), {
+      const fresh = encodeBatch(decoded.records().slice(skip), {
         baseOffset: this.state.nextOffset,
         producerId,
         producerEpoch: producer.producerEpoch,
         baseSequence,
-        attributes: decoded.attributes,
+        attributes: decoded.attributes & ~ATTR_COMPRESSION_MASK,
       });
+      return recompressed(fresh, decoded.compression);
     });
   }
 
@@ -184,8 +191,14 @@ export class Partition {
   }
 
   private checkEncoded(batch: Buffer): void {
-    const problem = encodedBatchProblem(batch);
-    if (problem) throw this.invalidEncoded(problem);
+    const problem = encodedBatchProblem(batch, Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX));
+    if (problem === null) return;
+    if (typeof problem === 'string') throw this.invalidEncoded(problem);
+    throw new KappaError(
+      'KAPPA_UNSUPPORTED_COMPRESSION',
+      `The encoded batch for ${this.name} was refused and nothing was appended: ${problem.unsupported}. Send it uncompressed, or compressed with gzip, snappy, lz4 or zstd.`,
+      { topic: this.topic.name, partition: this.id, compression: compressionOf(batch) },
+    );
   }
 
   private checkEncodedProducer(p: ProducerIdentity): void {
@@ -373,8 +386,27 @@ export class Partition {
   }
 }
 
-/** Why an encoded batch from outside cannot be stored as it is, or null when it can. */
-function encodedBatchProblem(batch: Buffer): string | null {
+function compressionOf(batch: Buffer): number {
+  return batch.readInt16BE(BatchField.attributes) & ATTR_COMPRESSION_MASK;
+}
+
+/** The records of a partly duplicate batch, compressed again with `codec` when Kappa can write it. */
+function recompressed(batch: Buffer, codec: number): Buffer {
+  try {
+    return compressBatch(batch, codec);
+  } catch (err) {
+    if (err instanceof CompressionError) return batch; // zstd: stored uncompressed, still readable
+    throw err;
+  }
+}
+
+/**
+ * Why an encoded batch from outside cannot be stored as it is, or null when it can: a description,
+ * or `unsupported` when its compression codec cannot be decoded here (checked once the batch is
+ * known whole and undamaged). A compressed batch may inflate to at most `inflatedBytesMax` bytes:
+ * what its topic accepts uncompressed.
+ */
+function encodedBatchProblem(batch: Buffer, inflatedBytesMax: number): string | { unsupported: string } | null {
   if (!Buffer.isBuffer(batch)) return 'it is not a Buffer';
   const check = checkBatch(batch, 0, batch.length, BATCH_BYTES_MAX);
   if (check.problem === 'incomplete') return `the buffer ends before the batch does (${check.detail})`;
@@ -382,11 +414,12 @@ function encodedBatchProblem(batch: Buffer): string | null {
   if (check.size !== batch.length)
     return `the buffer holds ${batch.length} bytes but its batch is ${check.size}; pass exactly one batch`;
   const attributes = batch.readInt16BE(BatchField.attributes);
-  if ((attributes & ATTR_COMPRESSION_MASK) !== 0)
-    return `it is compressed (codec ${attributes & ATTR_COMPRESSION_MASK}), and Kappa stores only uncompressed batches for now`;
   if ((attributes & ATTR_CONTROL) !== 0)
     return 'it is a control batch (a transaction marker), and Kappa has no transactions';
   if ((attributes & ATTR_TRANSACTIONAL) !== 0)
     return 'it is transactional, and Kappa has no transactions; send it from an idempotent, non-transactional producer';
-  return checkRecords(batch);
+  const codec = attributes & ATTR_COMPRESSION_MASK;
+  const unavailable = codec === 0 ? null : codecUnavailable(codec);
+  if (unavailable) return { unsupported: unavailable };
+  return checkRecords(batch, inflatedBytesMax);
 }

@@ -10,7 +10,14 @@ import {
   writeInt64,
   writeVarint,
 } from './format/index.ts';
-import { type EncodableRecord, RecordBatch, checkBatch, encodeBatch, setBaseOffset } from './record-batch.ts';
+import {
+  type EncodableRecord,
+  RecordBatch,
+  checkBatch,
+  compressBatch,
+  encodeBatch,
+  setBaseOffset,
+} from './record-batch.ts';
 
 // kafkajs's codec internals are CommonJS and untyped; they serve as an independent implementation
 // of the same wire format.
@@ -231,9 +238,18 @@ describe('encodeBatch / RecordBatch round trip', () => {
     );
   });
 
-  test('refuses to decode compressed batches instead of returning garbage', () => {
+  test('decodes a compressed batch, and refuses one whose payload does not decompress instead of returning garbage', () => {
+    const plain = encodeBatch([{ key: 'k', value: 'a', timestamp: 1 }], { baseOffset: 5 });
+    assert.deepEqual(
+      new RecordBatch(compressBatch(plain, 1 /* gzip */)).records().map((r) => [r.offset, r.value!.toString()]),
+      [[5, 'a']],
+    );
+    // Marked gzip, but the records are not compressed at all.
     const bytes = encodeBatch([{ key: null, value: 'a', timestamp: 1 }], { baseOffset: 0, attributes: 1 /* gzip */ });
-    assert.throws(() => new RecordBatch(bytes).records(), /compressed/);
+    assert.throws(() => new RecordBatch(bytes).records(), {
+      code: 'KAPPA_CORRUPT_DATA',
+      message: /compressed batch at offset 0 cannot be read: its gzip payload does not decompress/,
+    });
   });
 
   test('refuses an empty batch', () => {

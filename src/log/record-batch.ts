@@ -14,8 +14,15 @@
  * CRC matches, and the record count agrees with lastOffsetDelta. Offsets inside one batch are
  * contiguous (offsetDelta = index), which is what Kappa writes; records decoded from a foreign batch
  * keep whatever offsetDelta they carry.
+ *
+ * Compressed batches (attributes bits 0-2, codecs in compression.ts) are stored as their producer
+ * sent them: the CRC covers the compressed bytes. A reader first turns one into its decoded form
+ * (`decompressBatch`: the same header, compression bits cleared, then the inflated records), an
+ * in-memory copy that is never written: its CRC still describes the compressed bytes.
  */
 import { crc32c } from '@node-rs/crc32';
+import { KappaError } from '../errors.ts';
+import { Codec, CompressionError, codecName, compress, decompress } from './compression.ts';
 import {
   ATTR_COMPRESSION_MASK,
   ATTR_TIMESTAMP_LOG_APPEND,
@@ -244,9 +251,20 @@ export function checkBatch(buf: Buffer, pos: number, end: number, sizeMax = 0x7f
  * offsets of idempotent appends rely on), and the records fill the batch exactly. Returns a
  * description of the first problem, or null. For batches from outside (`appendEncoded`): their CRC
  * only proves that the bytes are what the sender computed it over, not that a reader can decode
- * them. Allocates nothing per record.
+ * them. A compressed batch is decompressed first (to at most `inflatedBytesMax` bytes); a codec
+ * this installation cannot decode throws CompressionError `unsupported` (check `codecUnavailable`
+ * first to refuse such a batch with its own error). Allocates nothing per record.
  */
-export function checkRecords(buf: Buffer): string | null {
+export function checkRecords(batch: Buffer, inflatedBytesMax = INFLATED_BATCH_BYTES_MAX): string | null {
+  let buf = batch;
+  if ((batch.readInt16BE(BatchField.attributes) & ATTR_COMPRESSION_MASK) !== 0) {
+    try {
+      buf = decompressBatch(batch, inflatedBytesMax);
+    } catch (err) {
+      if (err instanceof CompressionError) return err.message;
+      throw err;
+    }
+  }
   const count = buf.readInt32BE(BatchField.recordCount);
   const end = buf.length;
   const cursor: Cursor = { pos: BATCH_HEADER_BYTES };
@@ -303,6 +321,8 @@ export class RecordBatch {
   readonly producerId: number;
   readonly producerEpoch: number;
   readonly baseSequence: number;
+  /** The decoded form of a compressed batch, made by the first `records()` call. */
+  private inflated: Buffer | null = null;
 
   /** `bytes` holds exactly one complete, already-checked batch. */
   constructor(readonly bytes: Buffer) {
@@ -321,14 +341,14 @@ export class RecordBatch {
     return this.bytes.length;
   }
 
-  /** Decodes the records whose offset is at least `fromOffset`. */
+  /** The batch's compression codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd). */
+  get compression(): number {
+    return this.attributes & ATTR_COMPRESSION_MASK;
+  }
+
+  /** Decodes the records whose offset is at least `fromOffset`; a compressed batch is decompressed once. */
   records(fromOffset = 0): LogRecord[] {
-    const buf = this.bytes;
-    if ((this.attributes & ATTR_COMPRESSION_MASK) !== 0) {
-      throw new RangeError(
-        `compressed record batches (codec ${this.attributes & ATTR_COMPRESSION_MASK}) are not supported yet`,
-      );
-    }
+    const buf = this.compression === 0 ? this.bytes : (this.inflated ??= readableBatch(this.bytes));
     const end = buf.length;
     const cursor: Cursor = { pos: BATCH_HEADER_BYTES };
     const out: LogRecord[] = [];
@@ -380,4 +400,74 @@ export function readHeaders(buf: Buffer, cursor: Cursor, end: number): RecordHea
     headers.push({ key, value: readBytes(buf, cursor, end) });
   }
   return headers;
+}
+
+/**
+ * The longest a batch's decoded form may be when read back: the longest batch a segment holds
+ * (segment.ts BATCH_BYTES_MAX). Appends use their topic's own, often smaller, limit.
+ */
+export const INFLATED_BATCH_BYTES_MAX = 256 << 20;
+
+/**
+ * The decoded form of `batch` (one complete, CRC-checked batch): the batch itself when it is not
+ * compressed; otherwise a new buffer with its header (compression bits cleared, batchLength set to
+ * the new size, the CRC left as it was) and then its records, inflated to at most `bytesMax` bytes
+ * in all. Throws CompressionError when the codec is unavailable here or the payload does not decode.
+ */
+export function decompressBatch(batch: Buffer, bytesMax = INFLATED_BATCH_BYTES_MAX): Buffer {
+  const attributes = batch.readInt16BE(BatchField.attributes);
+  const codec = attributes & ATTR_COMPRESSION_MASK;
+  if (codec === 0) return batch;
+  const records = decompress(codec, batch.subarray(BATCH_HEADER_BYTES), bytesMax - BATCH_HEADER_BYTES);
+  const out = Buffer.allocUnsafe(BATCH_HEADER_BYTES + records.length);
+  batch.copy(out, 0, 0, BATCH_HEADER_BYTES);
+  records.copy(out, BATCH_HEADER_BYTES);
+  out.writeInt16BE(attributes & ~ATTR_COMPRESSION_MASK, BatchField.attributes);
+  out.writeInt32BE(out.length - BATCH_LOG_OVERHEAD, BatchField.batchLength);
+  return out;
+}
+
+/**
+ * `decompressBatch` for a batch read from the log: a failure is a KappaError naming the batch. The
+ * log accepted the batch, so its payload decoded then: a codec missing now is
+ * KAPPA_UNSUPPORTED_COMPRESSION, a payload that no longer decodes is corruption.
+ */
+export function readableBatch(batch: Buffer): Buffer {
+  try {
+    return decompressBatch(batch);
+  } catch (err) {
+    if (!(err instanceof CompressionError)) throw err;
+    const baseOffset = readInt64(batch, BatchField.baseOffset);
+    if (err.kind === 'unsupported')
+      throw new KappaError(
+        'KAPPA_UNSUPPORTED_COMPRESSION',
+        `The batch at offset ${baseOffset} cannot be read: ${err.message}.`,
+        { baseOffset },
+      );
+    throw new KappaError(
+      'KAPPA_CORRUPT_DATA',
+      `The compressed batch at offset ${baseOffset} cannot be read: ${err.message}. Run \`kappa verify\`.`,
+      { baseOffset },
+    );
+  }
+}
+
+/**
+ * `batch` (uncompressed, as `encodeBatch` writes it) with its records compressed by `codec`, as a
+ * Kafka client would send it: attributes, batchLength and CRC rewritten. Throws CompressionError
+ * `unsupported` for a codec Kappa cannot write (zstd).
+ */
+export function compressBatch(batch: Buffer, codec: number): Buffer {
+  const attributes = batch.readInt16BE(BatchField.attributes);
+  if ((attributes & ATTR_COMPRESSION_MASK) !== 0)
+    throw new RangeError(`invariant: the batch is already compressed (${codecName(attributes & 7)})`);
+  if (codec === Codec.none) return batch;
+  const payload = compress(codec, batch.subarray(BATCH_HEADER_BYTES));
+  const out = Buffer.allocUnsafe(BATCH_HEADER_BYTES + payload.length);
+  batch.copy(out, 0, 0, BATCH_HEADER_BYTES);
+  payload.copy(out, BATCH_HEADER_BYTES);
+  out.writeInt16BE(attributes | codec, BatchField.attributes);
+  out.writeInt32BE(out.length - BATCH_LOG_OVERHEAD, BatchField.batchLength);
+  out.writeUInt32BE(crc32c(out.subarray(CRC_START)), BatchField.crc);
+  return out;
 }

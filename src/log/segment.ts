@@ -305,9 +305,15 @@ export class LogSegment {
 
   /**
    * Walks batches from `position` up to `end`, checking each (length, magic, CRC, count, offset
-   * continuity), and calls `onBatch` for every valid one. Stops at the first problem.
+   * continuity), and calls `onBatch` for every valid one, with the batch's bytes at `rel` in `chunk`
+   * (valid only during the call). Stops at the first problem.
    */
-  scan(position: number, expectedOffset: number, end: number, onBatch?: (b: BatchInfo) => void): ScanResult {
+  scan(
+    position: number,
+    expectedOffset: number,
+    end: number,
+    onBatch?: (b: BatchInfo, chunk: Buffer, rel: number) => void,
+  ): ScanResult {
     let chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
     let chunkStart = position;
     let chunkLen = 0;
@@ -342,7 +348,7 @@ export class LogSegment {
           problem: { kind: 'bad-offset', position, detail: `batch starts at offset ${baseOffset}, expected ${next}` },
         };
       }
-      onBatch?.(batchInfoAt(chunk, rel, position, check.size));
+      onBatch?.(batchInfoAt(chunk, rel, position, check.size), chunk, rel);
       next = lastOffsetAt(chunk, rel) + 1;
       position += check.size;
     }

@@ -3,7 +3,8 @@
  * nothing for writing and takes no lock, so it can run beside a live writer.
  *
  * Checked: topic metadata parses; every batch of every segment (length, magic, CRC-32C, record
- * count, offset continuity inside and across segments); closed segments' index entries point at
+ * count, offset continuity inside and across segments, and the records inside: a compressed batch
+ * is decompressed and its records checked as an uncompressed one's); closed segments' index entries point at
  * batch starts with the right offsets. An unfinished batch at the very end of a partition, with no
  * valid batch after it, is a torn tail (a write that had not been acknowledged), reported as a
  * warning: the next writable open cuts it. After a clean shutdown (`.clean-shutdown` present) it is
@@ -12,6 +13,7 @@
 import { join } from 'node:path';
 import { type LogFs, defaultFs } from './fs.ts';
 import { OFFSET_INDEX_ENTRY_BYTES, OffsetIndex } from './offset-index.ts';
+import { checkRecords } from './record-batch.ts';
 import { LogSegment } from './segment.ts';
 import type { TopicInfo } from './types.ts';
 
@@ -109,11 +111,19 @@ function verifyPartition(
     try {
       report.segments++;
       const starts = new Map<number, number>();
-      const scan = seg.scan(0, bases[i], seg.sizeBytes, (b) => {
+      const scan = seg.scan(0, bases[i], seg.sizeBytes, (b, chunk, rel) => {
         report.batches++;
         report.records += b.lastOffset - b.baseOffset + 1;
         report.bytes += b.size;
         starts.set(b.position, b.baseOffset);
+        const problem = checkRecords(chunk.subarray(rel, rel + b.size));
+        if (problem)
+          add(
+            'error',
+            seg.logPath,
+            b.position,
+            `the records of the batch at offset ${b.baseOffset} cannot be read: ${problem}`,
+          );
       });
       if (scan.problem) {
         // As recovery decides: a torn tail is a problem in the last segment, after a crash, with no

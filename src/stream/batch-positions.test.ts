@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ATTR_TIMESTAMP_LOG_APPEND } from '../log/format/index.ts';
-import { type EncodableRecord, RecordBatch, encodeBatch } from '../log/record-batch.ts';
+import { type EncodableRecord, RecordBatch, compressBatch, encodeBatch } from '../log/record-batch.ts';
 import { BatchPositions } from './batch-positions.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -70,12 +70,31 @@ describe('BatchPositions', () => {
     assert.deepEqual([positions.timestamps[0], positions.timestamps[1]], [T0 + 5, T0 + 5]);
   });
 
-  test('refuses a compressed batch, and a record whose lengths run past the batch', () => {
+  test('finds the records of a compressed batch in its decoded form, as RecordBatch.records() reads them', () => {
+    const records = varied();
+    for (const codec of [1, 2, 3]) {
+      const packed = compressBatch(encodeBatch(records, { baseOffset: 40 }), codec);
+      const positions = new BatchPositions();
+      assert.equal(positions.load(packed, 45), records.length - 5);
+      assert.notEqual(positions.bytes, packed, 'the positions refer to the decoded form');
+      const expected = new RecordBatch(packed).records(45);
+      for (let i = 0; i < positions.count; i++) {
+        assert.deepEqual(positions.record(i), expected[i]);
+        const value =
+          positions.valueLength[i] < 0
+            ? null
+            : positions.bytes.subarray(positions.valueStart[i], positions.valueStart[i] + positions.valueLength[i]);
+        assert.deepEqual(value, expected[i].value);
+      }
+    }
+  });
+
+  test('refuses a compressed batch whose payload does not decompress, and a record whose lengths run past the batch', () => {
     const positions = new BatchPositions();
     assert.throws(
       () =>
         positions.load(encodeBatch([{ key: null, value: 'a', timestamp: T0 }], { baseOffset: 0, attributes: 1 }), 0),
-      /compressed record batches \(codec 1\)/,
+      { code: 'KAPPA_CORRUPT_DATA', message: /gzip payload does not decompress/ },
     );
     const bytes = encodeBatch([{ key: null, value: 'abc', timestamp: T0 }], { baseOffset: 0 });
     const cut = bytes.subarray(0, bytes.length - 2);

@@ -6,10 +6,13 @@
  * the value's bytes, so it reads them in place and builds a full `LogRecord` only for the rare
  * record it sends to a side output. (In memory only: "index" in the log means its on-disk files.)
  *
+ * A compressed batch is read through its decoded form (log/record-batch.ts `readableBatch`), so
+ * `bytes` is not always the buffer passed to `load`.
+ *
  * Not thread-safe across interleaved use: one object serves one `load` at a time, which holds as
  * long as a plan folds one batch at a time (folding is synchronous).
  */
-import { type LogRecord, readHeaders } from '../log/index.ts';
+import { type LogRecord, readHeaders, readableBatch } from '../log/index.ts';
 import {
   ATTR_COMPRESSION_MASK,
   ATTR_TIMESTAMP_LOG_APPEND,
@@ -35,13 +38,17 @@ export class BatchPositions {
   headersStart = new Int32Array(0);
   recordEnd = new Int32Array(0);
 
-  /** Finds the records of the batch in `bytes` (one complete, CRC-checked batch) whose offset is at least `fromOffset`. */
-  load(bytes: Buffer, fromOffset: number): number {
-    const attributes = bytes.readInt16BE(BatchField.attributes);
+  /**
+   * Finds the records of the batch in `batch` (one complete, CRC-checked batch) whose offset is at
+   * least `fromOffset`. A compressed batch is decompressed first: the positions then refer to its
+   * decoded form, which `bytes` holds until the next `load` (callers read values from `bytes`).
+   */
+  load(batch: Buffer, fromOffset: number): number {
+    let attributes = batch.readInt16BE(BatchField.attributes);
+    let bytes = batch;
     if ((attributes & ATTR_COMPRESSION_MASK) !== 0) {
-      throw new RangeError(
-        `compressed record batches (codec ${attributes & ATTR_COMPRESSION_MASK}) are not supported yet`,
-      );
+      bytes = readableBatch(batch);
+      attributes = bytes.readInt16BE(BatchField.attributes);
     }
     const base = readInt64(bytes, BatchField.baseOffset);
     const baseTs = readInt64(bytes, BatchField.baseTimestamp);

@@ -117,9 +117,10 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     },
     processBatch(bytes, fromOffset, state) {
       const n = index.load(bytes, fromOffset);
+      const decoded = index.bytes; // positions are in the decoded form (a compressed batch is inflated)
       for (let i = 0; i < n; i++) {
         const length = index.valueLength[i];
-        processRecord(state, length < 0 ? null : bytes, index.valueStart[i], length, index.timestamps[i], index, i);
+        processRecord(state, length < 0 ? null : decoded, index.valueStart[i], length, index.timestamps[i], index, i);
       }
       return n;
     },

@@ -402,12 +402,14 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
 
   function processBatch(bytes: Buffer, fromOffset: number, state: TaskState): number {
     const n = index.load(bytes, fromOffset);
+    // The positions are in the batch's decoded form: `bytes` itself, or its records decompressed.
+    const decoded = index.bytes;
     const starts = index.valueStart;
     const lengths = index.valueLength;
     const timestamps = index.timestamps;
     for (let i = 0; i < n; i++) {
       const length = lengths[i];
-      foldRecord(state, length < 0 ? null : bytes, starts[i], length, timestamps[i], index, i);
+      foldRecord(state, length < 0 ? null : decoded, starts[i], length, timestamps[i], index, i);
     }
     return n;
   }
