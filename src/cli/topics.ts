@@ -133,6 +133,8 @@ interface TopicUser {
   kind: 'view' | 'output';
   name: string;
   how: 'reads' | 'writes';
+  /** The topic it uses: the one deleted, or one of its side topics (see sideTopics). */
+  topic: string;
   /** The store keeps its rows or positions (so deleting the topic leaves them stale). */
   stored: boolean;
   /** The config defines it (so the next `kappa start` runs it). */
@@ -141,35 +143,53 @@ interface TopicUser {
 
 type Found = Omit<TopicUser, 'stored' | 'configured'>;
 
-/** The pipelines of the stored catalog and of the config (when there is one) that use `topic`. */
-async function topicUsers(store: SqliteStore | null, topic: string, configPath: string | null): Promise<TopicUser[]> {
+/**
+ * The topics Kappa derives from `topic` and names after it: its dead letters (`.dlq`), late events
+ * (`.late`) and undeliverable webhook records (`.webhook-dlq`). They hold its records, so they go
+ * with it; kept, they would also make the log drop the side records of a topic created again under
+ * the name, which are numbered by source offset and so look like re-sent ones.
+ */
+const sideTopics = (topic: string, existing: string[]): string[] =>
+  ['.dlq', '.late', '.webhook-dlq'].map((suffix) => topic + suffix).filter((t) => existing.includes(t));
+
+/** The pipelines of the stored catalog and of the config (when there is one) that use one of `topics`. */
+async function topicUsers(
+  store: SqliteStore | null,
+  topics: string[],
+  configPath: string | null,
+): Promise<TopicUser[]> {
   const users = new Map<string, TopicUser>();
   const add = (u: Found, where: 'stored' | 'configured'): void => {
-    const key = `${u.kind}:${u.name}:${u.how}`;
+    const key = `${u.kind}:${u.name}:${u.how}:${u.topic}`;
     const known = users.get(key) ?? { ...u, stored: false, configured: false };
     users.set(key, { ...known, [where]: true });
   };
+  const ours = (t: string): boolean => topics.includes(t);
   if (store !== null) {
     for (const v of await store.versions())
-      if ((await store.checkpoints(v.name, v.version)).some((c) => c.topic === topic))
-        add({ kind: 'view', name: v.name, how: 'reads' }, 'stored');
+      for (const t of new Set((await store.checkpoints(v.name, v.version)).map((c) => c.topic)))
+        if (ours(t)) add({ kind: 'view', name: v.name, how: 'reads', topic: t }, 'stored');
     for (const o of await store.outputs())
-      if ((await store.outputCheckpoints(o)).some((c) => c.topic === topic))
-        add({ kind: 'output', name: o, how: 'reads' }, 'stored');
+      for (const t of new Set((await store.outputCheckpoints(o)).map((c) => c.topic)))
+        if (ours(t)) add({ kind: 'output', name: o, how: 'reads', topic: t }, 'stored');
   }
   if (configPath !== null) {
     const app = await loadApp(configPath);
-    for (const v of app.views)
-      if (v.aggregation.stream.source.name === topic) add({ kind: 'view', name: v.name, how: 'reads' }, 'configured');
+    for (const v of app.views) {
+      const t = v.aggregation.stream.source.name;
+      if (ours(t)) add({ kind: 'view', name: v.name, how: 'reads', topic: t }, 'configured');
+    }
     for (const o of app.outputs) {
-      if (o.stream.source.name === topic) add({ kind: 'output', name: o.name, how: 'reads' }, 'configured');
-      if (o.target.name === topic) add({ kind: 'output', name: o.name, how: 'writes' }, 'configured');
+      const [source, target] = [o.stream.source.name, o.target.name];
+      if (ours(source)) add({ kind: 'output', name: o.name, how: 'reads', topic: source }, 'configured');
+      if (ours(target)) add({ kind: 'output', name: o.name, how: 'writes', topic: target }, 'configured');
     }
   }
   return [...users.values()].sort((a, b) => (a.kind + a.name < b.kind + b.name ? -1 : 1));
 }
 
-const describeUser = (u: TopicUser): string => `${u.kind} "${u.name}" (${u.how} it)`;
+const describeUser = (u: TopicUser, topic: string): string =>
+  `${u.kind} "${u.name}" (${u.how} ${u.topic === topic ? 'it' : `"${u.topic}"`})`;
 
 /** The config to look in: the one given, else ./kappa.config.* if there is one. */
 function configToCheck(config: string | undefined): string | null {
@@ -191,6 +211,7 @@ export interface TopicsDeleteOptions {
  * came from records that no longer exist; the next `kappa start` rebuilds those still configured.
  * The outputs that read it are set back to offset 0 of the topic (ControlStore.resetOutputSource),
  * keeping their sequences, so a topic created again under the name is read from its first record.
+ * Its side topics (dead letters, late events, undeliverable webhook records) are deleted with it.
  */
 export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDeleteOptions): Promise<void> {
   checkTopicName(name);
@@ -207,10 +228,15 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
     const store = existsSync(storePath(ctx.dataDir)) ? await openSqliteStore({ path: storePath(ctx.dataDir) }) : null;
     try {
       const configPath = configToCheck(opts.config);
-      const users = await topicUsers(store, name, configPath);
+      const sides = sideTopics(name, topics);
+      const users = await topicUsers(store, [name, ...sides], configPath);
       refuseInUse(name, users, { force: opts.force === true });
+      // The side topics first: if this stops part way, the topic is still there to delete again.
+      for (const side of sides) await log.deleteTopic(side);
       await log.deleteTopic(name);
-      ctx.stdout.write(`deleted topic "${name}"\n`);
+      ctx.stdout.write(
+        `deleted topic "${name}"${sides.length === 0 ? '' : ` and its side topic${sides.length === 1 ? '' : 's'} ${sides.map((t) => `"${t}"`).join(', ')}`}\n`,
+      );
       await afterForcedDelete(ctx, store, name, users);
     } finally {
       await store?.close();
@@ -224,9 +250,12 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
  */
 function refuseInUse(topic: string, users: TopicUser[], opts: { force: boolean }): void {
   if (users.length === 0 || opts.force) return;
-  const what = `${users.map(describeUser).join(', ')} use${users.length === 1 ? 's' : ''} it`;
-  const views = users.filter((u) => u.kind === 'view').map((u) => `"${u.name}"`);
-  const readers = users.filter((u) => u.kind === 'output' && u.how === 'reads').map((u) => `"${u.name}"`);
+  const what = `${users.map((u) => describeUser(u, topic)).join(', ')} use${users.length === 1 ? 's' : ''} it`;
+  const names = (kind: TopicUser['kind'], how: TopicUser['how'] | null): string[] => [
+    ...new Set(users.filter((u) => u.kind === kind && (how === null || u.how === how)).map((u) => `"${u.name}"`)),
+  ];
+  const views = names('view', null);
+  const readers = names('output', 'reads');
   const effects = [
     views.length > 0
       ? `drops view${views.length === 1 ? '' : 's'} ${views.join(', ')} (every version; the next \`kappa start\` rebuilds what the config still defines)`
@@ -260,13 +289,14 @@ async function afterForcedDelete(
   const stored = new Set((await store?.versions())?.map((v) => v.name) ?? []);
   for (const u of users) {
     if (u.kind !== 'view' || store === null || !stored.has(u.name)) continue;
+    stored.delete(u.name);
     const versions = await store.dropView(u.name);
     ctx.stdout.write(`dropped view "${u.name}" (version${versions.length === 1 ? '' : 's'} ${versions.join(', ')})\n`);
   }
   for (const u of users) {
     if (u.kind !== 'output' || u.how !== 'reads' || store === null || !u.stored) continue;
-    await store.resetOutputSource(u.name, topic);
-    ctx.stdout.write(`output "${u.name}" will read "${topic}" from its first record if the topic is created again\n`);
+    await store.resetOutputSource(u.name, u.topic);
+    ctx.stdout.write(`output "${u.name}" will read "${u.topic}" from its first record if the topic is created again\n`);
   }
   if (users.some((u) => u.configured))
     ctx.stdout.write(
@@ -279,7 +309,7 @@ export function registerTopicsDelete(topics: Command, ctx: () => CliContext, con
   topics
     .command('delete <name>')
     .description(
-      'delete a topic and all its records (refused while `kappa start` runs, and while a view or output uses it: see --force)',
+      'delete a topic and all its records, with its dead letters and late events (refused while `kappa start` runs, and while a view or output uses it: see --force)',
     )
     .option(
       '--force',
