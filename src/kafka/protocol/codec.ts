@@ -11,26 +11,27 @@
 import { malformed } from './protocol-error.ts';
 import { Reader } from './reader.ts';
 import { Writer } from './writer.ts';
-import {
-  K_ARRAY,
-  K_BOOL,
-  K_BYTES,
-  K_FLOAT64,
-  K_INT16,
-  K_INT32,
-  K_INT64,
-  K_INT8,
-  K_RECORDS,
-  K_STRING,
-  K_STRUCT,
-  K_UINT16,
-  K_UINT32,
-  K_UUID,
-  defaultOf,
-  isDefault,
-  type Step,
-  type StructPlan,
-} from './plan.ts';
+import * as kinds from './plan.ts';
+import type { Step, StructPlan } from './plan.ts';
+
+// The kinds and helpers copied into this module once: a TypeScript loader (tsx) may turn imported bindings into
+// getters, which cost a call per field on the hot path.
+const K_ARRAY = kinds.K_ARRAY;
+const K_BOOL = kinds.K_BOOL;
+const K_BYTES = kinds.K_BYTES;
+const K_FLOAT64 = kinds.K_FLOAT64;
+const K_INT16 = kinds.K_INT16;
+const K_INT32 = kinds.K_INT32;
+const K_INT64 = kinds.K_INT64;
+const K_INT8 = kinds.K_INT8;
+const K_RECORDS = kinds.K_RECORDS;
+const K_STRING = kinds.K_STRING;
+const K_STRUCT = kinds.K_STRUCT;
+const K_UINT16 = kinds.K_UINT16;
+const K_UINT32 = kinds.K_UINT32;
+const K_UUID = kinds.K_UUID;
+const defaultOf = kinds.defaultOf;
+const isDefault = kinds.isDefault;
 
 /** Bytes values at most this long are copied into the scratch buffer; longer ones become chunks. */
 const BYTES_COPY_MAX = 4096;
@@ -38,14 +39,14 @@ const BYTES_COPY_MAX = 4096;
 type Struct = Record<string, unknown>;
 
 export function readStruct(r: Reader, plan: StructPlan): Struct {
-  const out: Struct = {};
-  const fields = plan.fields;
-  for (let i = 0; i < fields.length; i++) {
-    const s = fields[i];
-    out[s.name] = s.present && !s.tagged ? readField(r, s) : defaultOf(s);
-  }
+  const out = plan.build(r, readOrDefault, plan.fields);
   if (plan.flexible) readTaggedFields(r, plan, out);
   return out;
+}
+
+/** A field on the wire is read; a tagged one gets its default until the tagged section says otherwise. */
+function readOrDefault(r: Reader, s: Step): unknown {
+  return s.present && !s.tagged ? readField(r, s) : defaultOf(s);
 }
 
 function readTaggedFields(r: Reader, plan: StructPlan, out: Struct): void {
@@ -132,8 +133,7 @@ function readArray(r: Reader, s: Step): unknown[] | null {
 
 export function writeStruct(w: Writer, plan: StructPlan, value: unknown): void {
   const o = (value ?? {}) as Struct;
-  const wire = plan.wire;
-  for (let i = 0; i < wire.length; i++) writeField(w, wire[i], o[wire[i].name]);
+  plan.writeWire(w, writeField, plan.wire, o);
   if (plan.flexible) writeTaggedFields(w, plan, o);
 }
 
@@ -142,9 +142,11 @@ function writeTaggedFields(w: Writer, plan: StructPlan, o: Struct): void {
     w.uvarint(0);
     return;
   }
-  const set = plan.tagged.filter((s) => !isDefault(s, o[s.name]));
-  w.uvarint(set.length);
-  for (const s of set) {
+  let count = 0;
+  for (const s of plan.tagged) if (!isDefault(s, o[s.name])) count++;
+  w.uvarint(count);
+  for (const s of plan.tagged) {
+    if (isDefault(s, o[s.name])) continue;
     const sub = new Writer(64);
     writeField(sub, s, o[s.name]);
     const bytes = Buffer.concat(sub.finish());

@@ -90,6 +90,37 @@ export interface StructPlan {
   readonly byTag: ReadonlyMap<number, Step>;
   readonly flexible: boolean;
   readonly minBytes: number;
+  /**
+   * Builds the decoded object: `read(step)` for each field in declaration order, as one object
+   * literal, so every decoded struct of a plan has the same shape (V8 keeps it fast; assigning the
+   * fields one by one by name was a third of the decode time of a Produce request).
+   */
+  readonly build: Build;
+  /** Calls `write(step, value)` for each field on the wire, in order, reading the values by name. */
+  readonly writeWire: WriteWire;
+}
+
+export type WriteWire = <W>(
+  writer: W,
+  write: (writer: W, step: Step, value: unknown) => void,
+  steps: readonly Step[],
+  o: Record<string, unknown>,
+) => void;
+
+function compileWriteWire(wire: readonly Step[]): WriteWire {
+  const calls = wire.map((s, i) => `write(w, steps[${i}], o[${JSON.stringify(s.name)}]);`);
+  return new Function('w', 'write', 'steps', 'o', calls.join('\n')) as WriteWire;
+}
+
+export type Build = <R>(
+  reader: R,
+  read: (reader: R, step: Step) => unknown,
+  steps: readonly Step[],
+) => Record<string, unknown>;
+
+function compileBuild(steps: readonly Step[]): Build {
+  const props = steps.map((s, i) => `${JSON.stringify(s.name)}: read(r, steps[${i}])`);
+  return new Function('r', 'read', 'steps', `return { ${props.join(', ')} };`) as Build;
 }
 
 export function compileStruct(fields: readonly FieldSpec[], version: number, flexible: boolean, path = ''): StructPlan {
@@ -102,7 +133,16 @@ export function compileStruct(fields: readonly FieldSpec[], version: number, fle
     byTag.set(s.tag, s);
   }
   const minBytes = wire.reduce((sum, s) => sum + s.minBytes, 0) + (flexible ? 1 : 0);
-  return { fields: steps, wire, tagged, byTag, flexible, minBytes };
+  return {
+    fields: steps,
+    wire,
+    tagged,
+    byTag,
+    flexible,
+    minBytes,
+    build: compileBuild(steps),
+    writeWire: compileWriteWire(wire),
+  };
 }
 
 function compileField(f: FieldSpec, version: number, flexible: boolean, parent: string): Step {
@@ -204,7 +244,9 @@ export function isDefault(step: Step, v: unknown): boolean {
     case K_ARRAY:
       return Array.isArray(v) && v.length === 0;
     case K_STRUCT:
-      return step.struct!.fields.every((s) => !s.present || isDefault(s, (v as Record<string, unknown>)[s.name]));
+      for (const s of step.struct!.fields)
+        if (s.present && !isDefault(s, (v as Record<string, unknown>)[s.name])) return false;
+      return true;
     case K_UUID:
       return typeof v === 'string' && v.replace(/-/g, '').toLowerCase() === ZERO_UUID.replace(/-/g, '');
     default:

@@ -101,6 +101,8 @@ export class Reader {
 
   /** An unsigned varint of at most 32 bits (5 bytes), as the compact lengths and tags use. */
   uvarint(): number {
+    // Most lengths and counts fit in one byte.
+    if (this.pos < this.end && this.buf[this.pos] < 0x80) return this.buf[this.pos++];
     let value = 0;
     for (let shift = 0; shift < 35; shift += 7) {
       if (this.pos >= this.end) throw malformed(`unsigned varint runs past the end of the frame`);
