@@ -102,7 +102,7 @@ export class Dispatcher {
     try {
       response = await handler.handle(ctx, body);
     } catch (err) {
-      this.deps.logOnce(`${api} v${header.apiVersion}`, err);
+      this.deps.logOnce(`${api} v${header.apiVersion} (answered UNKNOWN_SERVER_ERROR)`, err);
       try {
         response = handler.errorBody(body, ERRORS.UNKNOWN_SERVER_ERROR, header.apiVersion);
       } catch {
@@ -119,7 +119,7 @@ export class Dispatcher {
     try {
       return { chunks: encodeResponse(header, response), close: closeAfter ? 'auth' : null };
     } catch (err) {
-      this.deps.logOnce(`encoding the ${api} v${header.apiVersion} response`, err);
+      this.deps.logOnce(`encoding the ${api} v${header.apiVersion} response (the connection was closed)`, err);
       return CLOSE_PROTOCOL;
     }
   }

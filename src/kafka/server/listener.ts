@@ -166,9 +166,7 @@ function makeDeps(
       const key = `${what}: ${err instanceof Error ? err.message : message}`;
       if (logged.has(key)) return;
       if (logged.size < 1000) logged.add(key);
-      opts.logger.warn(
-        `Kafka listener: ${what} failed unexpectedly; the client got UNKNOWN_SERVER_ERROR (this message is logged once): ${message}`,
-      );
+      opts.logger.warn(`Kafka listener: ${what} failed unexpectedly (each distinct error is logged once): ${message}`);
     },
   };
 }

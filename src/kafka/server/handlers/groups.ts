@@ -63,7 +63,7 @@ function simple(
     maxVersion,
     async handle(ctx, body) {
       if (!mayUseGroups(ctx)) return errorBody(body as never, DENIED, ctx.header.apiVersion);
-      return call(groupsOf(ctx), body as never, ctx);
+      return asBuffers(await call(groupsOf(ctx), body as never, ctx));
     },
     errorBody: (body, errorCode, apiVersion) => errorBody(body as never, errorCode, apiVersion),
   };
@@ -237,6 +237,25 @@ function fetchErrors(req: OffsetFetchRequest, errorCode: number): OffsetFetchRes
     topics: topics(req.topics),
     groups: (req.groups ?? []).map((g) => ({ groupId: g.groupId ?? '', topics: topics(g.topics), errorCode })),
   };
+}
+
+/**
+ * The coordinator answers with Uint8Array bytes (member metadata, assignments); the codec writes
+ * Buffers. Converted in place, without copying the bytes.
+ */
+function asBuffers<T>(value: T, depth = 0): T {
+  if (value === null || typeof value !== 'object' || depth > 4) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = asBuffers(value[i], depth + 1);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    const v = record[key];
+    if (v instanceof Uint8Array && !Buffer.isBuffer(v)) record[key] = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    else if (v !== null && typeof v === 'object') asBuffers(v, depth + 1);
+  }
+  return value;
 }
 
 export function groupHandlers(): Handler[] {
