@@ -166,6 +166,13 @@ test('a view row in SQLite shows the exact total and mean after many flushes, an
   assert.equal(rows.length, 1);
   assert.equal(JSON.stringify(rows[0].total), decimalText(exactCents));
   assert.equal(rows[0].mean, exactSum(amounts) / amounts.length);
+  // The public view keeps the columns' REAL type, so the HTTP API's filters compare them as numbers.
+  const types = await store.query("SELECT name, type FROM pragma_table_info('money') ORDER BY cid");
+  assert.deepEqual(types.rows, [
+    { name: 'region', type: '' },
+    { name: 'total', type: 'REAL' },
+    { name: 'mean', type: 'REAL' },
+  ]);
 });
 
 test('a stored sum without its low part (NULL) reads as a low part of 0, and merges on from there', async (t) => {

@@ -185,7 +185,9 @@ export function sum<T>(fn: Extract<T>): Aggregate<T> {
       { name, type: 'REAL', merge: { kind: 'add' } },
       { name: `${name}__lo`, type: 'REAL', merge: { kind: 'add' } },
     ],
-    outputColumn: (name) => ({ name, sql: `${q(name)} + coalesce(${q(`${name}__lo`)}, 0)` }),
+    // CAST keeps the column's REAL type in the public view (an expression has none), so filters on it
+    // (GET /v1/views/:view?total=12.5) compare numbers.
+    outputColumn: (name) => ({ name, sql: `CAST(${q(name)} + coalesce(${q(`${name}__lo`)}, 0) AS REAL)` }),
     init: (state, slot) => {
       state[slot] = 0;
       state[slot + 1] = 0;
@@ -219,7 +221,7 @@ export function avg<T>(fn: Extract<T>): Aggregate<T> {
     ],
     outputColumn: (name) => ({
       name,
-      sql: `(${q(`${name}__sum`)} + coalesce(${q(`${name}__sum_lo`)}, 0)) / NULLIF(${q(`${name}__count`)}, 0)`,
+      sql: `CAST((${q(`${name}__sum`)} + coalesce(${q(`${name}__sum_lo`)}, 0)) / NULLIF(${q(`${name}__count`)}, 0) AS REAL)`,
     }),
     init: (state, slot) => {
       state[slot] = 0;
