@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeBatch } from '../../log/index.ts';
-import { API_KEYS, ERRORS } from '../protocol/index.ts';
+import { API_KEYS, type Body, ERRORS } from '../protocol/index.ts';
 import { RawClient, openListener } from './test-helpers.ts';
 
 const K = API_KEYS;
@@ -18,7 +18,7 @@ function batch(): Buffer {
 }
 
 /** A request body per API for version `v`, and a check of its answer. */
-const CASES: Record<number, (v: number) => { body: object; check?: (answer: any, v: number) => void }> = {
+const CASES: Record<number, (v: number) => { body: object; check?: (answer: Body, v: number) => void }> = {
   [K.ApiVersions]: () => ({
     body: { clientSoftwareName: 'sweep', clientSoftwareVersion: '1' },
     check: (a) => assert.equal(a.errorCode, 0),
