@@ -1,0 +1,272 @@
+/**
+ * Produce and Fetch at the byte level (RawClient): old message formats, damaged batches, several
+ * batches in one partition, idempotent duplicates, sequence gaps and fenced epochs, acks=0, the
+ * order of pipelined idempotent requests, and Fetch's long poll, byte-identical batches, size
+ * limits and OFFSET_OUT_OF_RANGE.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BatchField, type FileLog, encodeBatch } from '../../log/index.ts';
+import { API_KEYS, type Body, ERRORS } from '../protocol/index.ts';
+import { RawClient, openListener } from './test-helpers.ts';
+
+const K = API_KEYS;
+const PRODUCE_V = 9;
+const FETCH_V = 12;
+
+function records(n: number, from = 0, size = 8): { key: string; value: Buffer; timestamp: number }[] {
+  return Array.from({ length: n }, (_, i) => ({
+    key: `k${from + i}`,
+    value: Buffer.alloc(size, from + i),
+    timestamp: 1_700_000_000_000 + i,
+  }));
+}
+
+function idempotent(n: number, producerId: number, producerEpoch: number, baseSequence: number): Buffer {
+  return encodeBatch(records(n, baseSequence), { baseOffset: 0, producerId, producerEpoch, baseSequence });
+}
+
+function produce(topic: string, partition: number, bytes: Buffer | null, acks = -1): object {
+  return {
+    transactionalId: null,
+    acks,
+    timeoutMs: 1000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records: bytes }] }],
+  };
+}
+
+function partitionAnswer(answer: Body): { errorCode: number; baseOffset: number } {
+  return answer.responses[0].partitionResponses[0];
+}
+
+async function count(log: FileLog, topic: string, partition = 0): Promise<number> {
+  const { start, end } = await log.offsets(topic, partition);
+  return end - start;
+}
+
+test(
+  'Produce refuses old message formats, damaged batches and unknown partitions, storing nothing',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    const v1 = Buffer.alloc(40);
+    v1[16] = 1; // magic 1: a message set of Kafka 0.10
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, v1))).errorCode,
+      ERRORS.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    );
+    const flipped = encodeBatch(records(3), { baseOffset: 0 });
+    flipped[flipped.length - 1] ^= 0xff;
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, flipped))).errorCode,
+      ERRORS.CORRUPT_MESSAGE,
+    );
+    const cut = encodeBatch(records(3), { baseOffset: 0 }).subarray(0, 70);
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, cut))).errorCode,
+      ERRORS.CORRUPT_MESSAGE,
+    );
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, null))).errorCode,
+      ERRORS.CORRUPT_MESSAGE,
+    );
+    const good = encodeBatch(records(1), { baseOffset: 0 });
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 7, good))).errorCode,
+      ERRORS.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('nope', 0, good))).errorCode,
+      ERRORS.UNKNOWN_TOPIC_OR_PARTITION,
+    );
+    // A good batch followed by a damaged one: neither is stored.
+    const both = Buffer.concat([encodeBatch(records(2), { baseOffset: 0 }), flipped]);
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, both))).errorCode,
+      ERRORS.CORRUPT_MESSAGE,
+    );
+    const tx = { ...produce('p', 0, good), transactionalId: 'tx-1' };
+    assert.equal(
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, tx)).errorCode,
+      ERRORS.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    );
+    assert.equal(await count(log, 'p'), 0);
+  },
+);
+
+test(
+  'several batches in one partition are stored in order, answered with the first base offset',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    const bytes = Buffer.concat([
+      encodeBatch(records(2, 0), { baseOffset: 0 }),
+      encodeBatch(records(3, 2), { baseOffset: 0 }),
+    ]);
+    const answer = partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, bytes)));
+    assert.deepEqual([answer.errorCode, answer.baseOffset], [0, 0]);
+    const keys: string[] = [];
+    for await (const b of log.read('p', 0, 0)) for (const r of b.records()) keys.push(r.key!.toString());
+    assert.deepEqual(keys, ['k0', 'k1', 'k2', 'k3', 'k4']);
+  },
+);
+
+test(
+  'an idempotent re-send gets its original offset and is stored once; a gap and an older epoch are refused',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    const { producerId, producerEpoch } = await c.request(K.InitProducerId, 4, {
+      transactionalId: null,
+      transactionTimeoutMs: 1000,
+    });
+    const send = async (bytes: Buffer) =>
+      partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, bytes)));
+    await log.append('p', [{ value: 'someone else first' }]);
+    const first = await send(idempotent(3, producerId, producerEpoch, 0));
+    assert.deepEqual([first.errorCode, first.baseOffset], [0, 1]);
+    const again = await send(idempotent(3, producerId, producerEpoch, 0));
+    assert.deepEqual([again.errorCode, again.baseOffset], [0, 1]);
+    assert.equal(await count(log, 'p'), 4);
+    assert.equal(
+      (await send(idempotent(2, producerId, producerEpoch, 5))).errorCode,
+      ERRORS.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    );
+    assert.equal((await send(idempotent(2, producerId, producerEpoch + 1, 3))).errorCode, 0);
+    assert.equal((await send(idempotent(1, producerId, producerEpoch, 5))).errorCode, ERRORS.INVALID_PRODUCER_EPOCH);
+    assert.equal(await count(log, 'p'), 6);
+  },
+);
+
+test(
+  'pipelined idempotent requests on one connection reach the log in the order they were sent',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    const { producerId } = await c.request(K.InitProducerId, 4, { transactionalId: null, transactionTimeoutMs: 1000 });
+    const frames = [];
+    for (let i = 0; i < 20; i++)
+      frames.push(c.frame(K.Produce, PRODUCE_V, produce('p', 0, idempotent(5, producerId, 0, i * 5))));
+    c.write(Buffer.concat(frames));
+    for (let i = 0; i < 20; i++) {
+      const answer = partitionAnswer((await c.response(K.Produce, PRODUCE_V)).body);
+      assert.deepEqual([answer.errorCode, answer.baseOffset], [0, i * 5]);
+    }
+    assert.equal(await count(log, 'p'), 100);
+  },
+);
+
+test(
+  'acks=0 gets no answer (the next request is answered next); an error with acks=0 closes the connection',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    c.write(c.frame(K.Produce, PRODUCE_V, produce('p', 0, encodeBatch(records(4), { baseOffset: 0 }), 0), 1));
+    c.write(c.frame(K.ApiVersions, 0, {}, 2));
+    assert.equal((await c.response(K.ApiVersions, 0)).correlationId, 2);
+    assert.equal(await count(log, 'p'), 4);
+    c.write(c.frame(K.Produce, PRODUCE_V, produce('nope', 0, encodeBatch(records(1), { baseOffset: 0 }), 0), 3));
+    assert.equal(await c.closedWithin(5000), true);
+  },
+);
+
+function fetchRequest(
+  topic: string,
+  fetchOffset: number,
+  opts: { maxWaitMs?: number; minBytes?: number; maxBytes?: number; partitionMaxBytes?: number } = {},
+): object {
+  return {
+    maxWaitMs: opts.maxWaitMs ?? 0,
+    minBytes: opts.minBytes ?? 1,
+    maxBytes: opts.maxBytes ?? 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [
+      { topic, partitions: [{ partition: 0, fetchOffset, partitionMaxBytes: opts.partitionMaxBytes ?? 1 << 20 }] },
+    ],
+    forgottenTopicsData: [],
+    rackId: '',
+  };
+}
+
+test(
+  'Fetch returns the stored batches byte for byte, within the size limits, and OFFSET_OUT_OF_RANGE past the end',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('f', { partitions: 1 });
+    for (let i = 0; i < 5; i++)
+      await log.appendBatch(
+        'f',
+        0,
+        records(10, i * 10, 1000).map((r) => ({ ...r })),
+      );
+    const stored: Buffer[] = [];
+    for await (const b of log.read('f', 0, 0)) stored.push(Buffer.from(b.bytes));
+    const c = await RawClient.connect(t, listener.port);
+    const all = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 0))).responses[0].partitions[0];
+    assert.equal(all.errorCode, 0);
+    assert.equal(all.highWatermark, 50);
+    assert.equal(all.lastStableOffset, 50);
+    assert.equal(all.logStartOffset, 0);
+    assert.ok(Buffer.from(all.records).equals(Buffer.concat(stored)), 'the batches as stored');
+    // From the middle of a batch: that whole batch comes first, as with Kafka.
+    const mid = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 25))).responses[0].partitions[0];
+    assert.equal(Buffer.from(mid.records).readBigInt64BE(BatchField.baseOffset), 20n);
+    // Limits count whole batches; the first batch comes even when larger than the limit.
+    const small = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { partitionMaxBytes: 100 }))).responses[0]
+      .partitions[0];
+    assert.ok(Buffer.from(small.records).equals(stored[0]));
+    const two = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { maxBytes: stored[0].length * 2 + 10 })))
+      .responses[0].partitions[0];
+    assert.ok(Buffer.from(two.records).equals(Buffer.concat(stored.slice(0, 2))));
+    const past = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 51))).responses[0].partitions[0];
+    assert.equal(past.errorCode, ERRORS.OFFSET_OUT_OF_RANGE);
+  },
+);
+
+test(
+  'a Fetch at the end waits for data (long poll) and answers as soon as a record arrives',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('f', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    const started = Date.now();
+    const empty = (await c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { maxWaitMs: 300 }))).responses[0]
+      .partitions[0];
+    assert.ok(Date.now() - started >= 250, 'waited for maxWaitMs');
+    assert.equal(Buffer.from(empty.records).length, 0);
+    const waiting = c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { maxWaitMs: 20_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const appended = Date.now();
+    await log.append('f', [{ value: 'wake up' }]);
+    const answer = (await waiting).responses[0].partitions[0];
+    assert.ok(Date.now() - appended < 5000, 'answered when the record arrived, not at maxWaitMs');
+    assert.equal(answer.highWatermark, 1);
+    assert.ok(Buffer.from(answer.records).length > 0);
+  },
+);
+
+test('closing the listener ends long polls and acknowledges appends in flight', { timeout: 30_000 }, async (t) => {
+  const { log, listener } = await openListener(t);
+  await log.createTopic('f', { partitions: 1 });
+  const c = await RawClient.connect(t, listener.port);
+  const waiting = c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { maxWaitMs: 60_000 }));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = Date.now();
+  await listener.close();
+  assert.ok(Date.now() - started < 5000);
+  assert.equal((await waiting).responses[0].partitions[0].errorCode, 0);
+});
