@@ -1,4 +1,28 @@
-/** ApiVersions (API key 18): the request and response fields, transcribed from Kafka's ApiVersionsRequest.json and ApiVersionsResponse.json. */
+/**
+ * ApiVersions (API key 18): the request and response fields, transcribed from Kafka's ApiVersionsRequest.json and
+ * ApiVersionsResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Versions 0 through 2 of ApiVersionsRequest are the same.
+ *
+ * Version 3 is the first flexible version and adds ClientSoftwareName and ClientSoftwareVersion.
+ *
+ * Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion in the response from being 0.
+ *
+ * Response:
+ * Version 1 adds throttle time to the response.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Version 3 is the first flexible version. Tagged fields are only supported in the body but
+ * not in the header. The length of the header must not change in order to guarantee the
+ * backward compatibility.
+ *
+ * Starting from Apache Kafka 2.4 (KIP-511), ApiKeys field is populated with the supported
+ * versions of the ApiVersionsRequest when an UNSUPPORTED_VERSION error is returned.
+ *
+ * Version 4 fixes KAFKA-17011, which blocked SupportedFeatures.MinVersion from being 0.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const apiVersions: ApiTable = {

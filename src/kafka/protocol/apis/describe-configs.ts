@@ -1,4 +1,17 @@
-/** DescribeConfigs (API key 32): the request and response fields, transcribed from Kafka's DescribeConfigsRequest.json and DescribeConfigsResponse.json. */
+/**
+ * DescribeConfigs (API key 32): the request and response fields, transcribed from Kafka's DescribeConfigsRequest.json and
+ * DescribeConfigsResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 adds IncludeSynonyms.
+ * Version 2 is the same as version 1.
+ * Version 4 enables flexible versions.
+ *
+ * Response:
+ * Version 1 adds ConfigSource and the synonyms.
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ * Version 4 enables flexible versions.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const describeConfigs: ApiTable = {

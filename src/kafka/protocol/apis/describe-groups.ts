@@ -1,4 +1,27 @@
-/** DescribeGroups (API key 15): the request and response fields, transcribed from Kafka's DescribeGroupsRequest.json and DescribeGroupsResponse.json. */
+/**
+ * DescribeGroups (API key 15): the request and response fields, transcribed from Kafka's DescribeGroupsRequest.json and
+ * DescribeGroupsResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Versions 1 and 2 are the same as version 0.
+ *
+ * Starting in version 3, authorized operations can be requested.
+ *
+ * Starting in version 4, the response will include group.instance.id info for members.
+ *
+ * Version 5 is the first flexible version.
+ *
+ * Response:
+ * Version 1 added throttle time.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Starting in version 3, brokers can send authorized operations.
+ *
+ * Starting in version 4, the response will optionally include group.instance.id info for members.
+ *
+ * Version 5 is the first flexible version.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const describeGroups: ApiTable = {

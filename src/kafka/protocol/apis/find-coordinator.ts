@@ -1,4 +1,33 @@
-/** FindCoordinator (API key 10): the request and response fields, transcribed from Kafka's FindCoordinatorRequest.json and FindCoordinatorResponse.json. */
+/**
+ * FindCoordinator (API key 10): the request and response fields, transcribed from Kafka's FindCoordinatorRequest.json and
+ * FindCoordinatorResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 adds KeyType.
+ *
+ * Version 2 is the same as version 1.
+ *
+ * Version 3 is the first flexible version.
+ *
+ * Version 4 adds support for batching via CoordinatorKeys (KIP-699)
+ *
+ * Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+ *
+ * Version 6 adds support for share groups (KIP-932).
+ *
+ * Response:
+ * Version 1 adds throttle time and error messages.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Version 3 is the first flexible version.
+ *
+ * Version 4 adds support for batching via Coordinators (KIP-699)
+ *
+ * Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+ *
+ * Version 6 adds support for share groups (KIP-932).
+ */
 import type { ApiTable } from '../types.ts';
 
 export const findCoordinator: ApiTable = {

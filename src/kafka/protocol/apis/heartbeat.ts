@@ -1,4 +1,23 @@
-/** Heartbeat (API key 12): the request and response fields, transcribed from Kafka's HeartbeatRequest.json and HeartbeatResponse.json. */
+/**
+ * Heartbeat (API key 12): the request and response fields, transcribed from Kafka's HeartbeatRequest.json and
+ * HeartbeatResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 and version 2 are the same as version 0.
+ *
+ * Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+ *
+ * Version 4 is the first flexible version.
+ *
+ * Response:
+ * Version 1 adds throttle time.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Starting from version 3, heartbeatRequest supports a new field called groupInstanceId to indicate member identity across restarts.
+ *
+ * Version 4 is the first flexible version.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const heartbeat: ApiTable = {

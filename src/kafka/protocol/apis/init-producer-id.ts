@@ -1,4 +1,29 @@
-/** InitProducerId (API key 22): the request and response fields, transcribed from Kafka's InitProducerIdRequest.json and InitProducerIdResponse.json. */
+/**
+ * InitProducerId (API key 22): the request and response fields, transcribed from Kafka's InitProducerIdRequest.json and
+ * InitProducerIdResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 is the same as version 0.
+ *
+ * Version 2 is the first flexible version.
+ *
+ * Version 3 adds ProducerId and ProducerEpoch, allowing producers to try to resume after an INVALID_PRODUCER_EPOCH error
+ *
+ * Version 4 adds the support for new error code PRODUCER_FENCED.
+ *
+ * Verison 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+ *
+ * Response:
+ * Starting in version 1, on quota violation, brokers send out responses before throttling.
+ *
+ * Version 2 is the first flexible version.
+ *
+ * Version 3 is the same as version 2.
+ *
+ * Version 4 adds the support for new error code PRODUCER_FENCED.
+ *
+ * Version 5 adds support for new error code TRANSACTION_ABORTABLE (KIP-890).
+ */
 import type { ApiTable } from '../types.ts';
 
 export const initProducerId: ApiTable = {

@@ -1,4 +1,27 @@
-/** LeaveGroup (API key 13): the request and response fields, transcribed from Kafka's LeaveGroupRequest.json and LeaveGroupResponse.json. */
+/**
+ * LeaveGroup (API key 13): the request and response fields, transcribed from Kafka's LeaveGroupRequest.json and
+ * LeaveGroupResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 and 2 are the same as version 0.
+ *
+ * Version 3 defines batch processing scheme with group.instance.id + member.id for identity
+ *
+ * Version 4 is the first flexible version.
+ *
+ * Version 5 adds the Reason field (KIP-800).
+ *
+ * Response:
+ * Version 1 adds the throttle time.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Starting in version 3, we will make leave group request into batch mode and add group.instance.id.
+ *
+ * Version 4 is the first flexible version.
+ *
+ * Version 5 is the same as version 4.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const leaveGroup: ApiTable = {

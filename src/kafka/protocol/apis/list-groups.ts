@@ -1,4 +1,28 @@
-/** ListGroups (API key 16): the request and response fields, transcribed from Kafka's ListGroupsRequest.json and ListGroupsResponse.json. */
+/**
+ * ListGroups (API key 16): the request and response fields, transcribed from Kafka's ListGroupsRequest.json and
+ * ListGroupsResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 and 2 are the same as version 0.
+ *
+ * Version 3 is the first flexible version.
+ *
+ * Version 4 adds the StatesFilter field (KIP-518).
+ *
+ * Version 5 adds the TypesFilter field (KIP-848).
+ *
+ * Response:
+ * Version 1 adds the throttle time.
+ *
+ * Starting in version 2, on quota violation, brokers send out
+ * responses before throttling.
+ *
+ * Version 3 is the first flexible version.
+ *
+ * Version 4 adds the GroupState field (KIP-518).
+ *
+ * Version 5 adds the GroupType field (KIP-848).
+ */
 import type { ApiTable } from '../types.ts';
 
 export const listGroups: ApiTable = {

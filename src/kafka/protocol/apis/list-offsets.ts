@@ -1,4 +1,52 @@
-/** ListOffsets (API key 2): the request and response fields, transcribed from Kafka's ListOffsetsRequest.json and ListOffsetsResponse.json. */
+/**
+ * ListOffsets (API key 2): the request and response fields, transcribed from Kafka's ListOffsetsRequest.json and
+ * ListOffsetsResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 removes MaxNumOffsets.  From this version forward, only a single
+ * offset can be returned.
+ *
+ * Version 2 adds the isolation level, which is used for transactional reads.
+ *
+ * Version 3 is the same as version 2.
+ *
+ * Version 4 adds the current leader epoch, which is used for fencing.
+ *
+ * Version 5 is the same as version 4.
+ *
+ * Version 6 enables flexible versions.
+ *
+ * Version 7 enables listing offsets by max timestamp (KIP-734).
+ *
+ * Version 8 enables listing offsets by local log start offset (KIP-405).
+ *
+ * Version 9 enables listing offsets by last tiered offset (KIP-1005).
+ *
+ * Version 10 enables async remote list offsets support (KIP-1075)
+ *
+ * Response:
+ * Version 1 removes the offsets array in favor of returning a single offset.
+ * Version 1 also adds the timestamp associated with the returned offset.
+ *
+ * Version 2 adds the throttle time.
+ *
+ * Starting in version 3, on quota violation, brokers send out responses before throttling.
+ *
+ * Version 4 adds the leader epoch, which is used for fencing.
+ *
+ * Version 5 adds a new error code, OFFSET_NOT_AVAILABLE.
+ *
+ * Version 6 enables flexible versions.
+ *
+ * Version 7 is the same as version 6 (KIP-734).
+ *
+ * Version 8 enables listing offsets by local log start offset.
+ * This is the earliest log start offset in the local log. (KIP-405).
+ *
+ * Version 9 enables listing offsets by last tiered offset (KIP-1005).
+ *
+ * Version 10 enables async remote list offsets support (KIP-1075)
+ */
 import type { ApiTable } from '../types.ts';
 
 export const listOffsets: ApiTable = {

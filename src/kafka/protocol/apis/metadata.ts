@@ -1,4 +1,37 @@
-/** Metadata (API key 3): the request and response fields, transcribed from Kafka's MetadataRequest.json and MetadataResponse.json. */
+/**
+ * Metadata (API key 3): the request and response fields, transcribed from Kafka's MetadataRequest.json and
+ * MetadataResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+
+ *
+ * Response:
+ * Version 1 adds fields for the rack of each broker, the controller id, and
+ * whether or not the topic is internal.
+ * 
+ * Version 2 adds the cluster ID field.
+ * 
+ * Version 3 adds the throttle time.
+ * 
+ * Version 4 is the same as version 3.
+ * 
+ * Version 5 adds a per-partition offline_replicas field. This field specifies
+ * the list of replicas that are offline.
+ * 
+ * Starting in version 6, on quota violation, brokers send out responses before throttling.
+ * 
+ * Version 7 adds the leader epoch to the partition metadata.
+ * 
+ * Starting in version 8, brokers can send authorized operations for topic and cluster.
+ * 
+ * Version 9 is the first flexible version.
+ * 
+ * Version 10 adds topicId.
+ * 
+ * Version 11 deprecates ClusterAuthorizedOperations. This is now exposed
+ * by the DescribeCluster API (KIP-700).
+ * Version 12 supports topicId.
+ */
 import type { ApiTable } from '../types.ts';
 
 export const metadata: ApiTable = {

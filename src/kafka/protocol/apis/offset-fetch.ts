@@ -1,4 +1,57 @@
-/** OffsetFetch (API key 9): the request and response fields, transcribed from Kafka's OffsetFetchRequest.json and OffsetFetchResponse.json. */
+/**
+ * OffsetFetch (API key 9): the request and response fields, transcribed from Kafka's OffsetFetchRequest.json and
+ * OffsetFetchResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * In version 0, the request read offsets from ZK.
+ *
+ * Starting in version 1, the broker supports fetching offsets from the internal __consumer_offsets topic.
+ *
+ * Starting in version 2, the request can contain a null topics array to indicate that offsets
+ * for all topics should be fetched. It also returns a top level error code
+ * for group or coordinator level errors.
+ *
+ * Version 3, 4, and 5 are the same as version 2.
+ *
+ * Version 6 is the first flexible version.
+ *
+ * Version 7 is adding the require stable flag.
+ *
+ * Version 8 is adding support for fetching offsets for multiple groups at a time.
+ *
+ * Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). It adds
+ * the MemberId and MemberEpoch fields. Those are filled in and validated when the new consumer protocol is used.
+ *
+ * Response:
+ * Version 1 is the same as version 0.
+ *
+ * Version 2 adds a top-level error code.
+ *
+ * Version 3 adds the throttle time.
+ *
+ * Starting in version 4, on quota violation, brokers send out responses before throttling.
+ *
+ * Version 5 adds the leader epoch to the committed offset.
+ *
+ * Version 6 is the first flexible version.
+ *
+ * Version 7 adds pending offset commit as new error response on partition level.
+ *
+ * Version 8 is adding support for fetching offsets for multiple groups
+ *
+ * Version 9 is the first version that can be used with the new consumer group protocol (KIP-848). The response is
+ * the same as version 8 but can return STALE_MEMBER_EPOCH and UNKNOWN_MEMBER_ID errors when the new consumer group
+ * protocol is used.
+ * Supported errors:
+ * - GROUP_AUTHORIZATION_FAILED (version 0+)
+ * - NOT_COORDINATOR (version 0+)
+ * - COORDINATOR_NOT_AVAILABLE (version 0+)
+ * - COORDINATOR_LOAD_IN_PROGRESS (version 0+)
+ * - GROUP_ID_NOT_FOUND (version 0+)
+ * - UNSTABLE_OFFSET_COMMIT (version 7+)
+ * - UNKNOWN_MEMBER_ID (version 9+)
+ * - STALE_MEMBER_EPOCH (version 9+)
+ */
 import type { ApiTable } from '../types.ts';
 
 export const offsetFetch: ApiTable = {

@@ -1,4 +1,15 @@
-/** SaslAuthenticate (API key 36): the request and response fields, transcribed from Kafka's SaslAuthenticateRequest.json and SaslAuthenticateResponse.json. */
+/**
+ * SaslAuthenticate (API key 36): the request and response fields, transcribed from Kafka's SaslAuthenticateRequest.json and
+ * SaslAuthenticateResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Version 1 is the same as version 0.
+ * Version 2 adds flexible version support
+ *
+ * Response:
+ * Version 1 adds the session lifetime.
+ * Version 2 adds flexible version support
+ */
 import type { ApiTable } from '../types.ts';
 
 export const saslAuthenticate: ApiTable = {

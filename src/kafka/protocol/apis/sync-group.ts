@@ -1,4 +1,30 @@
-/** SyncGroup (API key 14): the request and response fields, transcribed from Kafka's SyncGroupRequest.json and SyncGroupResponse.json. */
+/**
+ * SyncGroup (API key 14): the request and response fields, transcribed from Kafka's SyncGroupRequest.json and
+ * SyncGroupResponse.json. Their notes on what each version changed:
+ *
+ * Request:
+ * Versions 1 and 2 are the same as version 0.
+ *
+ * Starting from version 3, we add a new field called groupInstanceId to indicate member identity across restarts.
+ *
+ * Version 4 is the first flexible version.
+ *
+ * Starting from version 5, the client sends the Protocol Type and the Protocol Name
+ * to the broker (KIP-559). The broker will reject the request if they are inconsistent
+ * with the Type and Name known by the broker.
+ *
+ * Response:
+ * Version 1 adds throttle time.
+ *
+ * Starting in version 2, on quota violation, brokers send out responses before throttling.
+ *
+ * Starting from version 3, syncGroupRequest supports a new field called groupInstanceId to indicate member identity across restarts.
+ *
+ * Version 4 is the first flexible version.
+ *
+ * Starting from version 5, the broker sends back the Protocol Type and the Protocol Name
+ * to the client (KIP-559).
+ */
 import type { ApiTable } from '../types.ts';
 
 export const syncGroup: ApiTable = {
