@@ -198,6 +198,13 @@ describe('JoinGroup', () => {
     assert.equal(r.errorCode, E.GROUP_MAX_SIZE_REACHED);
   });
 
+  test('member ids handed out with MEMBER_ID_REQUIRED are bounded by groupMaxSize too', async () => {
+    const h = harness({ groupMaxSize: 3 });
+    for (let i = 0; i < 3; i++)
+      assert.equal((await h.coordinator.joinGroup(joinRequest('g', ''), ctx(5))).errorCode, E.MEMBER_ID_REQUIRED);
+    assert.equal((await h.coordinator.joinGroup(joinRequest('g', ''), ctx(5))).errorCode, E.GROUP_MAX_SIZE_REACHED);
+  });
+
   test('a JoinGroup retried by the same member answers the first one REBALANCE_IN_PROGRESS', async () => {
     const h = harness({ initialRebalanceDelayMs: 10 });
     const a = await joinNew(h, 'g');

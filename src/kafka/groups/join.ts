@@ -75,10 +75,12 @@ type Waiter = { resolve(r: JoinGroupResponse): void; apiVersion: number };
 
 function acceptJoiningMember(core: GroupCore, group: ClassicGroup, memberId: string): boolean {
   const max = core.config.groupMaxSize;
+  // Member ids handed out with MEMBER_ID_REQUIRED are held until they come back or time out: bound them too.
+  if (memberId === '' && group.pendingMembers.size >= max) return false;
   switch (group.state) {
     case 'Empty':
     case 'Dead':
-      return group.pendingMembers.size < max || group.pendingMembers.has(memberId);
+      return true;
     case 'PreparingRebalance':
       return (group.has(memberId) && group.get(memberId).isAwaitingJoin) || group.awaitingJoinCount() < max;
     default:
