@@ -6,11 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { type KafkaListener, startKafkaListener } from '../kafka/index.ts';
+import { GroupCoordinator, type KafkaListener, startKafkaListener } from '../kafka/index.ts';
 import { type Log, stderrLogger } from '../log/index.ts';
 import type { KappaServer } from '../server/index.ts';
 import type { AppDef, KafkaConfig } from '../stream/index.ts';
-import type { SqliteStore } from '../view/sqlite/index.ts';
+import type { SqliteStoreWithOffsets } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 
 export const KAFKA_PORT_DEFAULT = 9092;
@@ -24,20 +24,25 @@ export interface KafkaFlags {
   host?: string;
 }
 
+/** The running listener and its consumer-group coordinator (for lag). */
+export type RunningKafka = KafkaListener & { groups: GroupCoordinator };
+
 /** Starts the listener, or returns null when it is turned off (or its default port is taken). */
 export async function startKafka(
   ctx: CliContext,
-  running: { log: Log; store: SqliteStore; app: AppDef; server: KappaServer | null; configPath: string },
+  running: { log: Log; store: SqliteStoreWithOffsets; app: AppDef; server: KappaServer | null; configPath: string },
   flags: KafkaFlags,
-): Promise<KafkaListener | null> {
+): Promise<RunningKafka | null> {
   const { app } = running;
   if (flags.kafka === false || app.server.kafka === false) return null;
   const config: KafkaConfig = app.server.kafka ?? {};
   const explicitPort = flags.kafkaPort ?? config.port;
   const host = config.host ?? flags.host ?? app.server.host ?? '127.0.0.1';
+  const groups = new GroupCoordinator({ offsets: running.store.consumerOffsets });
   try {
-    return await startKafkaListener({
+    const listener = await startKafkaListener({
       log: running.log,
+      groups,
       tokens: app.server.tokens ?? [],
       tls: config.tls === undefined ? null : readTls(config.tls, dirname(running.configPath)),
       host,
@@ -47,7 +52,17 @@ export async function startKafka(
       registry: running.server?.fastify.kappa.metrics.registry,
       topicInUse: (name) => topicReaders(app, name),
     });
+    return {
+      ...listener,
+      groups,
+      close: async () => {
+        // The listener first (requests in flight finish), then the groups' parked requests and timers.
+        await listener.close();
+        groups.close();
+      },
+    };
   } catch (err) {
+    groups.close();
     // The default port may belong to a real Kafka broker, or to a second Kappa on this machine:
     // the pipelines and the HTTP API still run, and the warning says how to get a listener.
     if (explicitPort === undefined && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

@@ -10,3 +10,4 @@ export {
   type KafkaLimits,
 } from './server/listener.ts';
 export type { GroupsPort } from './server/context.ts';
+export { GroupCoordinator, groupLag, type GroupLag, type PartitionLag } from './groups/index.ts';
