@@ -1,0 +1,90 @@
+/**
+ * The compatibility suite every client file (kcat.test.ts, confluent-kafka.test.ts, ...) registers
+ * for its client, against a real `kappa start` with its Kafka listener on a free port:
+ *
+ *   1. keyed records produced and consumed back: no loss, no duplicates, order per partition, each
+ *      key on the partition murmur2 picks, headers and timestamps intact; then, per codec the client
+ *      can compress with, the same with compressed batches, also read back through Kappa's HTTP reader
+ *   2. a consumer group of three members: rebalance on each join and on a member's death (SIGKILL),
+ *      every record consumed exactly once across the members' committed records, committed offsets
+ *      at the end of every partition
+ *   3. committed offsets survive a restart of `kappa start`, and the group's next member resumes after them
+ *
+ * Suites that need a Debian package list it in `needs`: `npm test` skips them with one line each.
+ */
+import { test } from 'node:test';
+import { requireDebianPackage } from '../support/debian.ts';
+import {
+  type KafkaClient,
+  type ProduceOptions,
+  type TopicSpec,
+  compressionScenario,
+  groupScenario,
+  produceAndConsume,
+  restartScenario,
+  startKappaWithKafka,
+} from '../support/kafka-clients.ts';
+import type { DebianPackage } from '../support/debian.ts';
+
+const PARTITIONS = 3;
+
+export interface SuiteOptions {
+  /** Debian packages the client needs (none for the npm clients). */
+  needs?: DebianPackage[];
+  /** How the client produces in every scenario (confluent-kafka: the idempotent producer, acks=all). */
+  produce?: ProduceOptions;
+}
+
+function topics(names: string[]): TopicSpec[] {
+  return names.map((name) => ({ name, partitions: PARTITIONS }));
+}
+
+export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {}): void {
+  const installed = (t: { skip(message?: string): void }): boolean =>
+    (opts.needs ?? []).every((need) => requireDebianPackage(t, need) !== null);
+  const produceNote = opts.produce?.idempotent ? ' (idempotent producer, acks=all)' : '';
+
+  test(
+    `${client.name} produces keyed records to Kappa${produceNote} and consumes them back, plain and with each codec it compresses with`,
+    { timeout: 180_000 },
+    async (t) => {
+      if (!installed(t)) return;
+      const codecTopics = client.codecs.map((codec) => `compressed-${codec}`);
+      const kappa = await startKappaWithKafka(t, { topics: topics(['keyed', ...codecTopics]) });
+      await produceAndConsume(t, client, kappa.bootstrap, 'keyed', PARTITIONS, opts.produce);
+      for (const codec of client.codecs)
+        await t.test(`${codec}: consumed back intact, and readable through Kappa's HTTP API`, async () => {
+          await compressionScenario(
+            t,
+            client,
+            kappa.bootstrap,
+            `compressed-${codec}`,
+            PARTITIONS,
+            codec,
+            kappa.url,
+            opts.produce,
+          );
+        });
+    },
+  );
+
+  test(
+    `${client.name}: a consumer group of three on Kappa rebalances on each join and on a member's death, and consumes every record exactly once`,
+    { timeout: 240_000 },
+    async (t) => {
+      if (!installed(t)) return;
+      const kappa = await startKappaWithKafka(t, { topics: topics(['grouped']) });
+      await groupScenario(t, client, kappa.bootstrap, 'grouped', PARTITIONS, opts.produce);
+    },
+  );
+
+  test(
+    `${client.name}: a group's committed offsets survive a restart of Kappa, and its next member resumes after them`,
+    { timeout: 180_000 },
+    async (t) => {
+      if (!installed(t)) return;
+      const kappa = await startKappaWithKafka(t, { topics: topics(['resumed']) });
+      await restartScenario(t, client, kappa, 'resumed', PARTITIONS, opts.produce);
+    },
+  );
+}
