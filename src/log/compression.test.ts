@@ -292,13 +292,18 @@ describe('compressed batches', () => {
     assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
   });
 
-  test('a payload that would inflate past what the topic accepts is refused before it is inflated', async () => {
+  test('a payload that would inflate past what the topic accepts is refused with KAPPA_RECORD_TOO_LARGE', async () => {
     const zeros = Buffer.alloc(8 << 20);
     const plainBatch = encodeBatch(sample(1), { baseOffset: 0 });
     for (const codec of [Codec.gzip, Codec.snappy, Codec.lz4]) {
       const bomb = withPayload(plainBatch, codec, compress(codec, zeros));
       assert.ok(bomb.length < 1 << 20, 'the batch itself is within the topic’s limit');
-      await assert.rejects(ctx.log.appendEncoded('t', 0, bomb), /inflate|claims/);
+      await assert.rejects(ctx.log.appendEncoded('t', 0, bomb), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'KAPPA_RECORD_TOO_LARGE', err.message);
+        assert.match(err.message, /(payload|frame) (inflates|claims|may inflate)/);
+        assert.match(err.message, /t\/0 accepts batches of up to 1048576 bytes uncompressed/);
+        return true;
+      });
     }
     assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
   });

@@ -35,13 +35,14 @@ import {
   entryAfterAppend,
   lastOffsetOf,
 } from './producer-state.ts';
-import { CompressionError, codecUnavailable } from './compression.ts';
+import { CompressionError } from './compression.ts';
 import {
   type EncodableRecord,
   RecordBatch,
   checkBatch,
   checkRecords,
   compressBatch,
+  decompressBatch,
   encodeBatch,
   setBaseOffset,
 } from './record-batch.ts';
@@ -191,13 +192,21 @@ export class Partition {
   }
 
   private checkEncoded(batch: Buffer): void {
-    const problem = encodedBatchProblem(batch, Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX));
+    const sizeMax = Math.min(this.topic.segmentBytes, BATCH_BYTES_MAX);
+    const problem = encodedBatchProblem(batch, sizeMax);
     if (problem === null) return;
     if (typeof problem === 'string') throw this.invalidEncoded(problem);
+    const details = { topic: this.topic.name, partition: this.id, compression: compressionOf(batch) };
+    if (problem.kind === 'unsupported')
+      throw new KappaError(
+        'KAPPA_UNSUPPORTED_COMPRESSION',
+        `The encoded batch for ${this.name} was refused and nothing was appended: ${problem.why}. Send it uncompressed, or compressed with gzip, snappy, lz4 or zstd.`,
+        details,
+      );
     throw new KappaError(
-      'KAPPA_UNSUPPORTED_COMPRESSION',
-      `The encoded batch for ${this.name} was refused and nothing was appended: ${problem.unsupported}. Send it uncompressed, or compressed with gzip, snappy, lz4 or zstd.`,
-      { topic: this.topic.name, partition: this.id, compression: compressionOf(batch) },
+      'KAPPA_RECORD_TOO_LARGE',
+      `The encoded batch for ${this.name} was refused and nothing was appended: ${problem.why}; ${this.name} accepts batches of up to ${sizeMax} bytes uncompressed. Send fewer records per batch.`,
+      { ...details, bytesMax: sizeMax },
     );
   }
 
@@ -402,11 +411,15 @@ function recompressed(batch: Buffer, codec: number): Buffer {
 
 /**
  * Why an encoded batch from outside cannot be stored as it is, or null when it can: a description,
- * or `unsupported` when its compression codec cannot be decoded here (checked once the batch is
- * known whole and undamaged). A compressed batch may inflate to at most `inflatedBytesMax` bytes:
- * what its topic accepts uncompressed.
+ * or, for a compressed batch, a CompressionError's kind and reason when its codec cannot be decoded
+ * here (`unsupported`) or it inflates past `inflatedBytesMax` (`too-large`: a compressed batch may
+ * hold what its topic accepts uncompressed). The codec is looked at only once the batch is known
+ * whole and undamaged, and a compressed batch's records are checked in their decoded form.
  */
-function encodedBatchProblem(batch: Buffer, inflatedBytesMax: number): string | { unsupported: string } | null {
+function encodedBatchProblem(
+  batch: Buffer,
+  inflatedBytesMax: number,
+): string | { kind: 'unsupported' | 'too-large'; why: string } | null {
   if (!Buffer.isBuffer(batch)) return 'it is not a Buffer';
   const check = checkBatch(batch, 0, batch.length, BATCH_BYTES_MAX);
   if (check.problem === 'incomplete') return `the buffer ends before the batch does (${check.detail})`;
@@ -418,8 +431,13 @@ function encodedBatchProblem(batch: Buffer, inflatedBytesMax: number): string | 
     return 'it is a control batch (a transaction marker), and Kappa has no transactions';
   if ((attributes & ATTR_TRANSACTIONAL) !== 0)
     return 'it is transactional, and Kappa has no transactions; send it from an idempotent, non-transactional producer';
-  const codec = attributes & ATTR_COMPRESSION_MASK;
-  const unavailable = codec === 0 ? null : codecUnavailable(codec);
-  if (unavailable) return { unsupported: unavailable };
-  return checkRecords(batch, inflatedBytesMax);
+  if ((attributes & ATTR_COMPRESSION_MASK) === 0) return checkRecords(batch);
+  let decoded: Buffer;
+  try {
+    decoded = decompressBatch(batch, inflatedBytesMax);
+  } catch (err) {
+    if (!(err instanceof CompressionError)) throw err;
+    return err.kind === 'corrupt' ? err.message : { kind: err.kind, why: err.message };
+  }
+  return checkRecords(decoded);
 }
