@@ -51,7 +51,7 @@ async function waitFor<T>(
 
 test(
   'the dashboard updates live, runs SQL, and shows a replay’s progress and the version swap',
-  { timeout: 300_000 },
+  { timeout: 420_000 },
   async (t) => {
     const chromiumPath = requireDebianPackage(t, CHROMIUM);
     if (chromiumPath === null) return;

@@ -52,6 +52,9 @@ async function openExample(
     method: 'POST',
     headers: { 'content-type': 'application/x-ndjson' },
     body: records.map((r) => JSON.stringify(r)).join('\n'),
+  }).catch((err: Error) => {
+    // Name why: kappa start may have stopped after it began to listen (its stderr says why).
+    throw new Error(`${err.message}; kappa start printed:\n${kappa.stderr}`);
   });
   assert.equal(res.status, 200, await res.text());
   await waitFor(

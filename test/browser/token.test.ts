@@ -32,6 +32,9 @@ test('a #token= in the address opens the dashboard of a server with tokens', { t
     body: shopSales(300, Date.UTC(2026, 0, 1))
       .map((s) => JSON.stringify(s))
       .join('\n'),
+  }).catch((err: Error) => {
+    // Name why: kappa start may have stopped after it began to listen (its stderr says why).
+    throw new Error(`${err.message}; kappa start printed:\n${kappa.stderr}`);
   });
   assert.equal(res.status, 200, await res.text());
 
