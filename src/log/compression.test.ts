@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
 import { createRecordsBatch } from '@platformatic/kafka';
@@ -26,6 +27,7 @@ import {
 } from './record-batch.ts';
 import { openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
 import { verifyLog } from './verify.ts';
+import { runCommand } from '../../test/support/processes.ts';
 
 const require = createRequire(import.meta.url);
 const { RecordBatch: kafkajsRecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as {
@@ -37,6 +39,40 @@ const kafkajsRecord = require('kafkajs/src/protocol/recordBatch/record/v0/index.
 const snappy = require('snappy') as { compressSync(b: Buffer): Buffer };
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const LOG_ENTRY = fileURLToPath(new URL('./index.ts', import.meta.url));
+
+/**
+ * A Node process in which lz4-napi does not load (as on a platform it ships no binary for): it
+ * appends the batch in file `argv[3]` to t/0 of the log in `argv[2]`, then reads every batch, and
+ * prints what happened as JSON.
+ */
+const WITHOUT_LZ4 = `
+import Module from 'node:module';
+import { readFileSync } from 'node:fs';
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  if (request === 'lz4-napi') throw new Error('simulated: no prebuilt binary for this platform');
+  return load.call(this, request, ...rest);
+};
+const { openFileLog } = await import(${JSON.stringify(LOG_ENTRY)});
+const log = await openFileLog({ dir: process.argv[2], logger: { info() {}, warn() {} } });
+const out = { append: null, reads: [] };
+try {
+  await log.appendEncoded('t', 0, readFileSync(process.argv[3]));
+} catch (err) {
+  out.append = { code: err.code, message: err.message };
+}
+for await (const batch of log.read('t', 0, 0)) {
+  try {
+    out.reads.push(batch.records().length);
+  } catch (err) {
+    out.reads.push({ code: err.code, message: err.message });
+  }
+}
+await log.close();
+process.stdout.write(JSON.stringify(out));
+`;
 const T0 = 1_700_000_000_000;
 
 /** Records that compress well and use every field: keys, values, headers, distinct timestamps. */
@@ -222,6 +258,34 @@ describe('compressed batches', () => {
     }
     assert.ok(logBytes().equals(before), 'the segment is byte-for-byte unchanged');
     assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 3 });
+  });
+
+  test('a codec whose library does not load here is refused with KAPPA_UNSUPPORTED_COMPRESSION, and its stored batches say so when read', async () => {
+    await ctx.log.appendEncoded('t', 0, platformaticBatch(sample(4), 'gzip'));
+    await ctx.log.appendEncoded('t', 0, compressBatch(encodeBatch(sample(3), { baseOffset: 0 }), Codec.lz4));
+    await ctx.log.close();
+    const before = logBytes();
+    const batchFile = join(ctx.dir, 'lz4-batch.bin');
+    writeFileSync(batchFile, compressBatch(encodeBatch(sample(2), { baseOffset: 0 }), Codec.lz4));
+    const script = join(ctx.dir, 'without-lz4.mjs');
+    writeFileSync(script, WITHOUT_LZ4);
+    const run = await runCommand(process.execPath, ['--import', 'tsx', script, ctx.dir, batchFile], { cwd: REPO });
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { append: { code: string; message: string }; reads: unknown[] };
+    assert.equal(out.append.code, 'KAPPA_UNSUPPORTED_COMPRESSION');
+    assert.match(
+      out.append.message,
+      /^The encoded batch for t\/0 was refused and nothing was appended: lz4 is not available in this Kappa installation \(its package lz4-napi did not load: simulated: no prebuilt binary/,
+    );
+    assert.equal(out.reads[0], 4, 'the gzip batch still reads');
+    assert.deepEqual(Object.keys(out.reads[1] as object), ['code', 'message']);
+    assert.equal((out.reads[1] as { code: string }).code, 'KAPPA_UNSUPPORTED_COMPRESSION');
+    assert.match(
+      (out.reads[1] as { message: string }).message,
+      /^The batch at offset 4 cannot be read: lz4 is not available/,
+    );
+    assert.ok(logBytes().equals(before), 'the segment is byte-for-byte unchanged');
+    ctx.log = await openTestLog(ctx.dir);
   });
 
   test('a damaged compressed payload under a valid CRC is refused with the reason; the log is unchanged', async () => {

@@ -10,7 +10,9 @@
  *       12     4  partitionLeaderEpoch  int32   always 0 here (no replication)
  *       16     1  magic                 int8    2
  *       17     4  crc                   uint32  CRC-32C (Castagnoli) of bytes 21..end
- *       21     2  attributes            int16   bits 0-2 compression (only 0 = none is written),
+ *       21     2  attributes            int16   bits 0-2 compression (0 none, 1 gzip, 2 snappy,
+ *                                               3 lz4, 4 zstd: ../compression.ts; Kappa writes 0,
+ *                                               a Kafka client's batch is stored as it was sent),
  *                                               bit 3 timestamp type, bit 4 transactional, bit 5 control
  *       23     4  lastOffsetDelta       int32   lastOffset - baseOffset
  *       27     8  baseTimestamp         int64   timestamp of the first record (ms)
@@ -19,7 +21,7 @@
  *       51     2  producerEpoch         int16
  *       53     4  baseSequence          int32
  *       57     4  recordCount           int32
- *       61     …  records
+ *       61     …  records (compressed as one payload when bits 0-2 say so; the CRC covers them as stored)
  *
  * Every reader of header bytes names the field through `BatchField` instead of a literal offset,
  * so this table is the one place that says where a field is.
