@@ -35,19 +35,26 @@ const KAFKAJS_CODECS: Record<Codec, CompressionTypes> = {
   zstd: CompressionTypes.ZSTD,
 };
 
-/** Reads until `count` records came or `timeoutMs` passed, with whatever `start` sets going. */
+/**
+ * Reads until `count` records came or `timeoutMs` passed, with whatever `start` sets going; rejects
+ * as soon as the consumer reports an error through `fail`.
+ */
 async function collect(
   count: number,
   timeoutMs: number,
-  start: (push: (r: ConsumedRecord) => void) => Promise<void>,
+  start: (push: (r: ConsumedRecord) => void, fail: (error: unknown) => void) => Promise<void>,
 ): Promise<ConsumedRecord[]> {
   const out: ConsumedRecord[] = [];
   let done!: () => void;
-  const enough = new Promise<void>((resolve) => (done = resolve));
-  await start((r) => {
-    out.push(r);
-    if (out.length >= count) done();
-  });
+  let failed!: (error: unknown) => void;
+  const enough = new Promise<void>((resolve, reject) => ([done, failed] = [resolve, reject]));
+  await start(
+    (r) => {
+      out.push(r);
+      if (out.length >= count) done();
+    },
+    (error) => failed(new Error(`the consumer failed: ${describeError(error)}`, { cause: error })),
+  );
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([enough, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
   clearTimeout(timer);
@@ -89,7 +96,8 @@ export const kafkajsClient: KafkaClient = {
   async consume(t, bootstrap, topic, opts: ConsumeOptions): Promise<ConsumedRecord[]> {
     const consumer = kafkajsOf(bootstrap).consumer({ groupId: `kappa-compat-reader-${process.pid}-${++readers}` });
     defer(t, () => consumer.disconnect());
-    return collect(opts.count, opts.timeoutMs, async (push) => {
+    return collect(opts.count, opts.timeoutMs, async (push, fail) => {
+      consumer.on(consumer.events.CRASH, (e) => fail(e.payload.error));
       await consumer.connect();
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       await consumer.run({
@@ -171,9 +179,10 @@ export const platformaticKafka: KafkaClient = {
     const consumer = platformaticConsumer(bootstrap, `kappa-compat-reader-${process.pid}-${++readers}`);
     defer(t, () => consumer.close(true));
     let stop = (): void => {};
-    const out = await collect(opts.count, opts.timeoutMs, async (push) => {
+    const out = await collect(opts.count, opts.timeoutMs, async (push, fail) => {
       const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
       stop = () => void stream.close();
+      stream.on('error', fail);
       stream.on('data', (m) =>
         push({
           partition: m.partition,
@@ -184,9 +193,10 @@ export const platformaticKafka: KafkaClient = {
           timestamp: Number(m.timestamp),
         }),
       );
+    }).finally(async () => {
+      stop();
+      await consumer.close(true);
     });
-    stop();
-    await consumer.close(true);
     return out;
   },
   startMember(t, bootstrap, topic, group, name) {
@@ -205,6 +215,16 @@ export const platformaticKafka: KafkaClient = {
     return new Map(partitions.map((p) => [p, Number(list[p] ?? -1n)]));
   },
 };
+
+/** An error with the distinct messages of the errors it aggregates (what each request got from the server). */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const inner = (error as { errors?: unknown[] }).errors ?? [];
+  const reasons = [...new Set(inner.map((e) => describeError(e)))];
+  const api = (error as { apiId?: string }).apiId;
+  const own = api ? `${error.message} (${api})` : error.message;
+  return reasons.length === 0 ? own : `${own}: ${reasons.join('; ')}`;
+}
 
 function platformaticConsumer(bootstrap: string, groupId: string) {
   return new Consumer({
