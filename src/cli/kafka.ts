@@ -38,7 +38,13 @@ export async function startKafka(
   const config: KafkaConfig = app.server.kafka ?? {};
   const explicitPort = flags.kafkaPort ?? config.port;
   const host = config.host ?? flags.host ?? app.server.host ?? '127.0.0.1';
-  const groups = new GroupCoordinator({ offsets: running.store.consumerOffsets });
+  const { log } = running;
+  const groups = new GroupCoordinator({
+    offsets: running.store.consumerOffsets,
+    logger: stderrLogger,
+    // Commits to a topic or partition the log does not have are refused (UNKNOWN_TOPIC_OR_PARTITION).
+    partitionCount: async (topic) => (await log.topics()).find((t) => t.name === topic)?.partitions ?? null,
+  });
   try {
     const listener = await startKafkaListener({
       log: running.log,
@@ -64,22 +70,22 @@ export async function startKafka(
   } catch (err) {
     groups.close();
     // The default port may belong to a real Kafka broker, or to a second Kappa on this machine:
-    // the pipelines and the HTTP API still run, and the warning says how to get a listener.
-    if (explicitPort === undefined && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    // the pipelines and the HTTP API still run, and the warning says how to get a listener. A port
+    // asked for explicitly is an error (the listener's message says what to do).
+    if (explicitPort === undefined && addressInUse(err)) {
       ctx.stderr.write(
         `kappa: warning: the Kafka listener did not start: port ${KAFKA_PORT_DEFAULT} on ${host} is in use (another Kafka broker or Kappa?). ` +
           'Pick another with --kafka-port <port> (0 picks a free one), or turn it off with --no-kafka.\n',
       );
       return null;
     }
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
-      throw new KappaError(
-        'KAPPA_CONFIG_INVALID',
-        `The Kafka listener cannot listen on ${host}:${explicitPort}: the port is in use. Pick another with --kafka-port <port> (0 picks a free one), or turn it off with --no-kafka.`,
-        { host, port: explicitPort },
-      );
     throw err;
   }
+}
+
+function addressInUse(err: unknown): boolean {
+  const code = (e: unknown): unknown => (e as NodeJS.ErrnoException | undefined)?.code;
+  return code(err) === 'EADDRINUSE' || code((err as Error).cause) === 'EADDRINUSE';
 }
 
 /** "view x reads it", for DeleteTopics: the running config's pipelines keep reading a topic. */

@@ -113,6 +113,9 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
       await stopWebhooks?.();
       await engine.stop();
     })());
+  // Listening from here on: a Ctrl-C while the server, the listener or the webhooks start still
+  // stops with a flush (once they are up), instead of killing the process.
+  const signalled = untilSignalOrFailure(engine);
   try {
     await engine.start();
     if (opts.server !== false)
@@ -137,10 +140,11 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
       stopWebhooks = () => hooks.stop();
     }
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, kafka, app });
-    await untilSignalOrFailure(engine);
+    await signalled.done;
     await stop();
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
   } finally {
+    signalled.dispose();
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
     if (stopping === null) {
       await stopCompanion?.();
@@ -172,20 +176,28 @@ function runningLine(ctx: CliContext, app: AppDef, engine: Engine, server: Kappa
   return line;
 }
 
-/** Resolves on SIGINT or SIGTERM; rejects if the engine fails first. */
-function untilSignalOrFailure(engine: Engine): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onSignal = (): void => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+/**
+ * `done` resolves on SIGINT or SIGTERM and rejects if the engine fails first; `dispose` removes
+ * the signal handlers (a start that throws leaves none behind).
+ */
+function untilSignalOrFailure(engine: Engine): { done: Promise<void>; dispose(): void } {
+  let onSignal = (): void => {};
+  const dispose = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  const done = new Promise<void>((resolve, reject) => {
+    onSignal = (): void => {
+      dispose();
       resolve();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     engine.failure.catch((err) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      dispose();
       reject(err);
     });
   });
+  done.catch(() => {}); // a failure before `await done` is rethrown there
+  return { done, dispose };
 }

@@ -85,7 +85,7 @@ describe('to(topic) exactly once across a crash between the appends and the chec
               return { key: `card${id % 7}`, value: JSON.stringify({ id, card: `card${id % 7}`, cents: id * 10 }) };
             }),
           );
-        const engineOver = (store: typeof base): Engine =>
+        const engineOver = (store: SqliteStore): Engine =>
           new Engine({
             log,
             store,
