@@ -43,7 +43,7 @@ export class KafkaConnection {
   private shuttingDown = false;
   private readonly retryAfterRelease = (): void => {
     this.waitingForMemory = false;
-    this.pump();
+    this.guarded(() => this.pump());
   };
 
   constructor(
@@ -54,6 +54,7 @@ export class KafkaConnection {
     private readonly metrics: KafkaMetrics,
     private readonly limits: ConnectionLimits,
     private readonly onClosed: (conn: KafkaConnection, reason: CloseReason) => void,
+    private readonly onError: (err: unknown) => void,
   ) {
     this.reader = new FrameReader(limits.frameBytesMax, pool);
     socket.setNoDelay(true);
@@ -64,9 +65,9 @@ export class KafkaConnection {
     socket.on('data', (chunk: Buffer) => {
       this.metrics.bytesIn.inc(chunk.length);
       this.reader.push(chunk);
-      this.pump();
+      this.guarded(() => this.pump());
     });
-    socket.on('drain', () => this.pump());
+    socket.on('drain', () => this.guarded(() => this.pump()));
     socket.on('end', () => this.close('client'));
     socket.on('error', () => this.close('client'));
     socket.on('close', () => this.close('client'));
@@ -85,6 +86,19 @@ export class KafkaConnection {
   /** Closes at once: answers not yet written are dropped. */
   destroy(): void {
     this.close('shutdown');
+  }
+
+  /**
+   * Runs `fn` from a socket event: a throw there would be an uncaught exception and end the process,
+   * so whatever a client sent, the worst it gets is its own connection closed.
+   */
+  private guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.onError(err);
+      this.close('protocol');
+    }
   }
 
   /** Reads frames while the bounds allow, dispatching each; pauses the socket when they do not. */
@@ -120,14 +134,17 @@ export class KafkaConnection {
     const slot: Slot = { done: false, outcome: null };
     this.slots.push(slot);
     this.inFlight++;
+    // Runs from a promise callback too: guarded, so nothing thrown there goes unhandled.
     const finish = (outcome: Outcome): void => {
       this.pool.release(frame.length);
       this.inFlight--;
       slot.done = true;
       slot.outcome = outcome;
-      this.flush();
-      if (this.shuttingDown && this.inFlight === 0) this.close('shutdown');
-      else this.pump();
+      this.guarded(() => {
+        this.flush();
+        if (this.shuttingDown && this.inFlight === 0) this.close('shutdown');
+        else this.pump();
+      });
     };
     let result: Promise<Outcome> | Outcome;
     try {

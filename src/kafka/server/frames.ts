@@ -11,6 +11,8 @@
  * reading, until other frames are answered and give their bytes back.
  */
 
+const EMPTY = Buffer.alloc(0);
+
 /** The 4-byte size before each frame. */
 export const FRAME_SIZE_BYTES = 4;
 
@@ -76,6 +78,7 @@ export class FrameReader {
 
   /** The first `n` bytes buffered (n <= bufferedBytes): a view when they lie in one chunk, else a copy. */
   private take(n: number): Buffer {
+    if (n === 0) return EMPTY;
     this.bufferedBytes -= n;
     const first = this.chunks[0];
     if (first.length > n) {

@@ -48,6 +48,7 @@ test(
       ['unknown API key', rawRequest(999, 0, 1)],
       ['a known API in a version not served', rawRequest(K.Fetch, 1, 1, Buffer.alloc(30))],
       ['a header cut short', sized(Buffer.from([0, 3]))],
+      ['a frame of size 0', Buffer.from([0, 0, 0, 0])],
     ];
     for (const [what, bytes] of cases) {
       const c = await RawClient.connect(t, listener.port);

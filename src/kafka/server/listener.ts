@@ -122,7 +122,8 @@ export async function startKafkaListener(opts: KafkaListenerOptions): Promise<Ka
       localPort: socket.localPort ?? port,
       remoteAddress: unmapped(socket.remoteAddress ?? ''),
     };
-    connections.add(new KafkaConnection(socket, session, dispatcher, pool, metrics, limits, onClosed));
+    const onError = (err: unknown): void => deps.logOnce('a Kafka connection (it was closed)', err);
+    connections.add(new KafkaConnection(socket, session, dispatcher, pool, metrics, limits, onClosed, onError));
   };
   const server: Server = opts.tls
     ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, accept)
