@@ -32,9 +32,9 @@ import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 const T0 = Date.UTC(2026, 2, 1);
 const quiet = { info() {}, warn() {} };
 
-// Readings in tenths of a degree: integer sums are exact, so live and replay must agree to the bit.
-// (Sums of fractional numbers can differ in the last bits, because floating-point addition is not
-// associative and live flushes group events differently; docs/concepts.md says so.)
+// Readings in tenths of a degree, so the expected sums are easy to state; live and replay must agree
+// to the bit (fractional sums would too: sum() keeps an exact two-part total, see
+// src/stream/aggregates-precision.test.ts).
 const Reading = Type.Object({
   sensor: Type.String(),
   site: Type.String(),
