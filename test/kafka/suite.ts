@@ -8,7 +8,8 @@
  *   2. a consumer group of three members: rebalance on each join and on a member's death (SIGKILL),
  *      every record consumed exactly once across the members' committed records, committed offsets
  *      at the end of every partition
- *   3. committed offsets survive a restart of `kappa start`, and the group's next member resumes after them
+ *   3. committed offsets survive a restart of `kappa start` (SIGTERM, or SIGKILL where the suite asks), and
+ *      the group's next member resumes after them
  *
  * Suites that need a Debian package list it in `needs`: `npm test` skips them with one line each.
  */
@@ -16,7 +17,9 @@ import { test } from 'node:test';
 import { requireDebianPackage } from '../support/debian.ts';
 import {
   type KafkaClient,
+  type KappaWithKafka,
   type ProduceOptions,
+  type RestartableKafka,
   type TopicSpec,
   compressionScenario,
   groupScenario,
@@ -33,6 +36,13 @@ export interface SuiteOptions {
   needs?: DebianPackage[];
   /** How the client produces in every scenario (confluent-kafka: the idempotent producer, acks=all). */
   produce?: ProduceOptions;
+  /** How scenario 3 stops `kappa start`: SIGTERM (default), or SIGKILL, after which committed offsets must still be there. */
+  restartSignal?: 'SIGTERM' | 'SIGKILL';
+}
+
+/** A `kappa start` as restartScenario wants it, restarted with `signal`. */
+function restartable(kappa: KappaWithKafka, signal: NodeJS.Signals): RestartableKafka {
+  return { bootstrap: kappa.bootstrap, restart: async () => restartable(await kappa.restart(signal), signal) };
 }
 
 function topics(names: string[]): TopicSpec[] {
@@ -42,6 +52,7 @@ function topics(names: string[]): TopicSpec[] {
 export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {}): void {
   const installed = (t: { skip(message?: string): void }): boolean =>
     (opts.needs ?? []).every((need) => requireDebianPackage(t, need) !== null);
+  const signal = opts.restartSignal ?? 'SIGTERM';
   const produceNote = opts.produce?.idempotent ? ' (idempotent producer, acks=all)' : '';
 
   test(
@@ -79,12 +90,12 @@ export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {})
   );
 
   test(
-    `${client.name}: a group's committed offsets survive a restart of Kappa, and its next member resumes after them`,
+    `${client.name}: a group's committed offsets survive ${signal === 'SIGKILL' ? 'a SIGKILL and restart' : 'a restart'} of Kappa, and its next member resumes after them`,
     { timeout: 180_000 },
     async (t) => {
       if (!installed(t)) return;
       const kappa = await startKappaWithKafka(t, { topics: topics(['resumed']) });
-      await restartScenario(t, client, kappa, 'resumed', PARTITIONS, opts.produce);
+      await restartScenario(t, client, restartable(kappa, signal), 'resumed', PARTITIONS, opts.produce);
     },
   );
 }
