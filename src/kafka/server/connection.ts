@@ -9,7 +9,8 @@
  *   connection stops reading, and TCP pushes back on the client;
  * - a client that does not read its answers: once `writeBufferBytesMax` bytes wait in the socket,
  *   the connection stops reading requests until the socket drains;
- * - frame bytes of all connections together are bounded by the listener's MemoryPool;
+ * - frame bytes of all connections together are bounded by the listener's MemoryPool, and a frame
+ *   must arrive whole within `frameMs` of its size (so announced frames cannot hold the pool);
  * - a connection with nothing in flight for `idleMs` is closed (Kafka's connections.max.idle.ms).
  */
 import type { Socket } from 'node:net';
@@ -20,6 +21,11 @@ import type { KafkaMetrics } from './metrics.ts';
 
 export interface ConnectionLimits {
   frameBytesMax: number;
+  /**
+   * Longest a frame may take to arrive once its size is read. Its bytes are reserved in the shared
+   * pool meanwhile, so a client that announces big frames and sends nothing must not hold them.
+   */
+  frameMs: number;
   inFlightMax: number;
   writeBufferBytesMax: number;
   idleMs: number;
@@ -41,6 +47,7 @@ export class KafkaConnection {
   private closed = false;
   private waitingForMemory = false;
   private shuttingDown = false;
+  private frameTimer: NodeJS.Timeout | null = null;
   private readonly retryAfterRelease = (): void => {
     this.waitingForMemory = false;
     this.guarded(() => this.pump());
@@ -107,7 +114,10 @@ export class KafkaConnection {
       if (this.inFlight >= this.limits.inFlightMax) break;
       if (this.socket.writableLength > this.limits.writeBufferBytesMax) break;
       const next = this.reader.next();
-      if (next.kind === 'need-more') break;
+      if (next.kind === 'need-more') {
+        this.watchFrame();
+        break;
+      }
       if (next.kind === 'bad-size') {
         this.metrics.requests.inc({ api: 'unreadable', error: 'CLOSED' });
         this.close('protocol');
@@ -118,6 +128,7 @@ export class KafkaConnection {
         this.pool.onRelease(this.retryAfterRelease);
         break;
       }
+      this.stopWatchingFrame();
       this.start(next.frame);
     }
     if (this.closed) return;
@@ -128,6 +139,22 @@ export class KafkaConnection {
       this.socket.writableLength > this.limits.writeBufferBytesMax;
     if (blocked) this.socket.pause();
     else this.socket.resume();
+  }
+
+  /** Closes the connection if the frame being read has not arrived whole within frameMs. */
+  private watchFrame(): void {
+    if (!this.reader.midFrame || this.frameTimer !== null) return;
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = null;
+      if (this.reader.midFrame) this.close('idle');
+    }, this.limits.frameMs);
+    this.frameTimer.unref();
+  }
+
+  private stopWatchingFrame(): void {
+    if (this.frameTimer === null) return;
+    clearTimeout(this.frameTimer);
+    this.frameTimer = null;
   }
 
   private start(frame: Buffer): void {
@@ -192,6 +219,7 @@ export class KafkaConnection {
   private close(reason: CloseReason, destroy = true): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatchingFrame();
     this.abort.abort();
     this.reader.discard();
     if (this.waitingForMemory) this.pool.forget(this.retryAfterRelease);

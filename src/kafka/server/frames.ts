@@ -39,6 +39,11 @@ export class FrameReader {
     return this.bufferedBytes;
   }
 
+  /** True while a frame's size has been read (and its bytes reserved) but not all of it has arrived. */
+  get midFrame(): boolean {
+    return this.reserved;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);

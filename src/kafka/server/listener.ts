@@ -35,6 +35,7 @@ export interface KafkaLimits extends ConnectionLimits {
 
 export const KAFKA_LIMITS_DEFAULT: KafkaLimits = {
   frameBytesMax: 100 * 1024 * 1024,
+  frameMs: 60_000,
   inFlightMax: 32,
   writeBufferBytesMax: 8 * 1024 * 1024,
   idleMs: 10 * 60_000,
