@@ -20,7 +20,8 @@ import { registerTopicsDelete, topicsCreate, topicsDescribe, topicsList } from '
 import { defaultWorkers, startCommand } from './start.ts';
 import { tokenCommand, tokenName } from './token.ts';
 import { verifyCommand } from './verify.ts';
-import { lagCommand, queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
+import { queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
+import { lagCommand } from './lag.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -247,7 +248,8 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
   registerViewsBuilds(views, ctx);
   const queryWhat = 'run a read-only SQL query over the views';
   jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
-  const lagWhat = 'per view (and output pipeline) and partition: committed offset, log end, lag';
+  const lagWhat =
+    'per view (and output pipeline) and partition, then per Kafka consumer group and partition: committed offset, log end, lag';
   jsonCommand(program, 'lag', lagWhat).action((opts) => lagCommand(ctx(), opts));
 }
 
