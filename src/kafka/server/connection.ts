@@ -85,7 +85,7 @@ export class KafkaConnection {
     this.shuttingDown = true;
     this.abort.abort();
     this.socket.pause();
-    if (this.inFlight === 0) this.close('shutdown');
+    if (this.inFlight === 0) this.closeAfterWrite('shutdown');
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => this.socket.once('close', () => resolve()));
   }
@@ -169,7 +169,7 @@ export class KafkaConnection {
       slot.outcome = outcome;
       this.guarded(() => {
         this.flush();
-        if (this.shuttingDown && this.inFlight === 0) this.close('shutdown');
+        if (this.shuttingDown && this.inFlight === 0) this.closeAfterWrite('shutdown');
         else this.pump();
       });
     };
