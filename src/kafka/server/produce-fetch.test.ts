@@ -270,3 +270,31 @@ test('closing the listener ends long polls and acknowledges appends in flight', 
   assert.ok(Date.now() - started < 5000);
   assert.equal((await waiting).responses[0].partitions[0].errorCode, 0);
 });
+
+test(
+  'each partition gets its first batch even when larger than partitionMaxBytes; maxBytes still bounds the answer',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('two', { partitions: 2 });
+    for (const p of [0, 1]) await log.appendBatch('two', p, records(5, 0, 1000));
+    const c = await RawClient.connect(t, listener.port);
+    const request = (maxBytes: number) => ({
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes,
+      isolationLevel: 0,
+      topics: [
+        {
+          topic: 'two',
+          partitions: [0, 1].map((partition) => ({ partition, fetchOffset: 0, partitionMaxBytes: 100 })),
+        },
+      ],
+    });
+    const both = (await c.request(K.Fetch, FETCH_V, request(1 << 20))).responses[0].partitions;
+    assert.ok(both.every((p: { records: Buffer }) => Buffer.from(p.records).length > 5000));
+    const first = (await c.request(K.Fetch, FETCH_V, request(6000))).responses[0].partitions;
+    assert.ok(Buffer.from(first[0].records).length > 5000);
+    assert.equal(Buffer.from(first[1].records).length, 0, 'the second batch would pass maxBytes');
+  },
+);

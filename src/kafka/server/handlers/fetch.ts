@@ -6,7 +6,8 @@
  *
  * Limits: `partitionMaxBytes` per partition and `maxBytes` for the whole answer (capped by the
  * listener's fetchBytesMax), counted in whole batches; the first batch of the answer is returned
- * even when it is larger, so a consumer never stalls on a big batch (KIP-74).
+ * even when it is larger, and each partition's first batch even when larger than
+ * partitionMaxBytes, so a consumer never stalls on a big batch (KIP-74).
  *
  * Long poll: while the answer has fewer than `minBytes` bytes and no errors, it waits up to
  * `maxWaitMs` for any of the requested partitions to grow (`log.waitForData`), then reads again.
@@ -145,17 +146,21 @@ async function readPartition(
       round.waitable.push({ topic, partition: p.partition, offset: end });
       return data;
     }
-    const limit = Math.min(p.partitionMaxBytes, bytesMax - round.bytes);
-    if (limit <= 0 && round.bytes > 0) return data;
+    const left = bytesMax - round.bytes;
+    if (left <= 0 && round.bytes > 0) return data;
     let taken = 0;
-    const reader = log.read(topic, p.partition, p.fetchOffset, { maxBytes: Math.max(limit, READ_BYTES_MIN) });
+    const reader = log.read(topic, p.partition, p.fetchOffset, {
+      maxBytes: Math.max(Math.min(p.partitionMaxBytes, left), READ_BYTES_MIN),
+    });
     for await (const batch of reader) {
       const size = batch.bytes.length;
-      // Whole batches within the limits; the answer's first batch whatever its size (KIP-74).
-      if (taken + size > limit && round.bytes + taken > 0) break;
+      // Whole batches within the limits. The answer's first batch comes whatever its size, and each
+      // partition's first batch whatever partitionMaxBytes (within maxBytes), so no batch stalls a
+      // consumer however the client orders its partitions (KIP-74).
+      if (round.bytes + taken > 0 && (taken + size > left || (taken > 0 && taken + size > p.partitionMaxBytes))) break;
       data.records.push(batch.bytes);
       taken += size;
-      if (taken >= limit) break;
+      if (taken >= p.partitionMaxBytes || taken >= left) break;
     }
     round.bytes += taken;
     return data;
