@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kafka, type Admin, type Producer, logLevel } from 'kafkajs';
+import { type Admin, CompressionTypes, Kafka, type Producer, logLevel } from 'kafkajs';
 import { defer } from '../../../test/support/cleanup.ts';
 import { type FileLog, type LogRecord, partitionForKey } from '../../log/index.ts';
 import { openListener } from './test-helpers.ts';
@@ -125,6 +125,26 @@ test(
     assert.ok(id >= 2 ** 52 && id < 2 ** 53, `producer id ${id} in the log's short-lived range`);
   },
 );
+
+test('gzip batches from kafkajs are stored as sent and decode through log.read', { timeout: 60_000 }, async (t) => {
+  const { log, listener } = await openListener(t);
+  await log.createTopic('zipped', { partitions: 1 });
+  const producer = await connected(t, client(listener.address).producer());
+  const messages = Array.from({ length: 50 }, (_, i) => ({
+    key: `k${i}`,
+    value: `compressible value ${i} `.repeat(10),
+  }));
+  await producer.send({ topic: 'zipped', compression: CompressionTypes.GZIP, messages });
+  const values: string[] = [];
+  for await (const batch of log.read('zipped', 0, 0)) {
+    assert.equal(batch.attributes & 7, CompressionTypes.GZIP, 'stored compressed, as produced');
+    for (const r of batch.records()) values.push(r.value!.toString());
+  }
+  assert.deepEqual(
+    values,
+    messages.map((m) => m.value),
+  );
+});
 
 test('ListOffsets: earliest, latest and by timestamp through the time index', { timeout: 60_000 }, async (t) => {
   const { log, listener } = await openListener(t);

@@ -298,3 +298,18 @@ test(
     assert.equal(Buffer.from(first[1].records).length, 0, 'the second batch would pass maxBytes');
   },
 );
+
+test(
+  'a batch with a compression codec Kafka does not define is refused with UNSUPPORTED_COMPRESSION_TYPE, storing nothing',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('p', { partitions: 1 });
+    const c = await RawClient.connect(t, listener.port);
+    // Codec 7 in the attributes: the CRC is recomputed by encodeBatch, so only the codec is wrong.
+    const bytes = encodeBatch(records(2), { baseOffset: 0, attributes: 7 });
+    const answer = partitionAnswer(await c.request(K.Produce, PRODUCE_V, produce('p', 0, bytes)));
+    assert.equal(answer.errorCode, ERRORS.UNSUPPORTED_COMPRESSION_TYPE);
+    assert.equal(await count(log, 'p'), 0);
+  },
+);
