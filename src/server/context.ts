@@ -11,6 +11,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { KappaError } from '../errors.ts';
+import type { GroupLag } from '../kafka/index.ts';
 import type { Log } from '../log/index.ts';
 import type { AppDef, Engine, TokenConfig } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
@@ -40,7 +41,16 @@ export interface ServerOptions {
   ingestInFlightBytesMax?: number;
   /** Where a 500's error is written when `logger` is off (default: stderr). */
   errorLog?: (line: string) => void;
+  /**
+   * The Kafka consumer groups and their lag (`kappa start`: the listener's coordinator, or the
+   * store's committed offsets without it), for GET /v1/pipelines, the overview and /metrics.
+   * Default: none.
+   */
+  consumerGroups?: ConsumerGroups;
 }
+
+/** Asks for the Kafka consumer groups with their committed offsets and lag, per partition. */
+export type ConsumerGroups = () => Promise<GroupLag[]>;
 
 /** `server.bodyLimitBytes` when the config leaves it out (docs/http.md gives it; a test checks). */
 export const BODY_LIMIT_BYTES_DEFAULT = 1024 * 1024 * 1024;
@@ -60,6 +70,8 @@ export interface Kappa {
   ingestor: Ingestor;
   /** Every open event stream, ended when the server closes. */
   streams: EventStreams;
+  /** The Kafka consumer groups and their lag ([] when the server was given none). */
+  consumerGroups: ConsumerGroups;
   /** The configured tokens (checked); none: every route open, loopback only. */
   tokens: readonly TokenConfig[];
   /** Largest body ingested (NDJSON); JSON bodies are held whole, so they stop at `jsonBodyBytesMax`. */
@@ -107,7 +119,8 @@ export function bodyLimits(app: AppDef): { bodyBytesMax: number; jsonBodyBytesMa
 /** The shared objects for a server built from `opts`; `fastify` is the instance they serve (its logger). */
 export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kappa {
   const { log, store, control, app, engine } = opts;
-  const metrics = new Metrics(log, store, control, engine);
+  const consumerGroups = opts.consumerGroups ?? (async () => []);
+  const metrics = new Metrics(log, store, control, engine, consumerGroups);
   const ingestor = new Ingestor({
     log,
     app,
@@ -133,6 +146,7 @@ export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kapp
     metrics,
     ingestor,
     streams: new EventStreams(),
+    consumerGroups,
     tokens: app.server.tokens ?? [],
     ...bodyLimits(app),
     sqlTimeoutMs: opts.sqlTimeoutMs ?? SQL_TIMEOUT_MS_DEFAULT,

@@ -1,7 +1,7 @@
 /**
  * The dashboard: its page and files (`GET /`, `GET /assets/:file`: src/dashboard and uPlot's,
  * read from disk once, open to anyone who can reach the server: they hold no data), and the data
- * it shows, `GET /v1/overview` (topics, tasks, views and builds in one answer) and
+ * it shows, `GET /v1/overview` (topics, tasks, views, builds and consumer groups in one answer) and
  * `GET /v1/overview/stream` (the same every OVERVIEW_INTERVAL_MS as Server-Sent Events), which
  * need `query`. The dashboard itself follows one multiplexed stream, GET /v1/events (events.ts).
  */
@@ -69,7 +69,7 @@ function readDashboardFile(name: string): Buffer {
   return readFileSync(path);
 }
 
-/** Topics, tasks, views and builds in one answer: what the dashboard's overview shows. */
+/** Topics, tasks, views, builds and Kafka consumer groups in one answer: what the dashboard's overview shows. */
 export async function overview(kappa: Kappa): Promise<object> {
   const { log, store, control, engine, app } = kappa;
   const topics = [];
@@ -115,5 +115,7 @@ export async function overview(kappa: Kappa): Promise<object> {
     builds: await control.builds(),
     // Records that could not be taken (a schema violation, a view's function that threw): the page shows a badge.
     deadLetters: await deadLetterTopics(log),
+    // Kafka consumers' committed offsets and lag (GET /v1/pipelines' consumerGroups): the page lists them when there are any.
+    consumerGroups: await kappa.consumerGroups(),
   };
 }

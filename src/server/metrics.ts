@@ -10,6 +10,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { isKappaError } from '../errors.ts';
+import type { GroupLag } from '../kafka/index.ts';
 import type { Log } from '../log/index.ts';
 import type { Engine, TaskStatus } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
@@ -26,7 +27,13 @@ export class Metrics {
   readonly httpSeconds: Histogram<'method' | 'route'>;
   readonly flushSeconds: Histogram<'view'>;
 
-  constructor(log: Log, store: ViewStore, control: ControlStore, engine: Engine | null) {
+  constructor(
+    log: Log,
+    store: ViewStore,
+    control: ControlStore,
+    engine: Engine | null,
+    consumerGroups: () => Promise<GroupLag[]> = async () => [],
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'kappa_process_' });
     this.ingestRecords = new Counter({
@@ -79,6 +86,7 @@ export class Metrics {
 
     collectedGauges(registers, log, store, control, engine);
     deadLetterCounter(registers, log);
+    consumerGroupGauges(registers, consumerGroups);
   }
 
   close(log: Log, engine: Engine | null): void {
@@ -168,6 +176,35 @@ function collectedGauges(
   );
   gauge('kappa_build_events_per_second', 'Replay rate of a build in progress.', ['view', 'version'], async (set) => {
     for (const b of await control.builds()) set({ view: b.name, version: String(b.version) }, b.eventsPerSecond);
+  });
+}
+
+/**
+ * The Kafka consumer groups, read when scraped, named after kafka_exporter's `kafka_consumergroup_lag`
+ * and `kafka_consumergroup_members` so that existing alerts and dashboards translate directly.
+ */
+function consumerGroupGauges(registers: Registry[], groups: () => Promise<GroupLag[]>): void {
+  new Gauge({
+    name: 'kappa_kafka_consumer_group_lag',
+    help: 'Records of a partition a Kafka consumer group has not committed yet (log end - committed offset).',
+    labelNames: ['group', 'topic', 'partition'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const g of await groups())
+        for (const p of g.partitions)
+          this.set({ group: g.groupId, topic: p.topic, partition: String(p.partition) }, p.lag);
+    },
+  });
+  new Gauge({
+    name: 'kappa_kafka_consumer_group_members',
+    help: 'Members of each Kafka consumer group (0 for a group that only has committed offsets).',
+    labelNames: ['group'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const g of await groups()) this.set({ group: g.groupId }, g.members.length);
+    },
   });
 }
 

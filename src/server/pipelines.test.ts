@@ -1,11 +1,18 @@
 /**
  * The pipelines plugin through `inject()`: `GET /v1/pipelines` lists the tasks and the builds,
  * a replay starts a new build that the list then shows, build commands need `admin`, and without
- * an engine they are a 503.
+ * an engine they are a 503. The Kafka consumer groups the server is given show in
+ * `GET /v1/pipelines`, in the dashboard's overview and in /metrics; without them the list is empty.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { JSON_TYPE, TOKENS, errorCode, headers, openTestServer, post } from './test-server.ts';
+import { defer, tempDir } from '../../test/support/cleanup.ts';
+import type { GroupLag } from '../kafka/index.ts';
+import { openFileLog } from '../log/index.ts';
+import { openSqliteStore } from '../view/sqlite/index.ts';
+import { buildServer } from './server.ts';
+import { JSON_TYPE, TOKENS, errorCode, headers, openTestServer, post, salesApp } from './test-server.ts';
 
 interface Pipelines {
   tasks: { view: string; topic: string; partition: number; lag: number }[];
@@ -54,5 +61,66 @@ test('build commands need admin: 401 without a token, 403 with a query token', a
     assert.equal(errorCode(admin), 'KAPPA_NOT_READY');
   }
   const pipelines = await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers(TOKENS.query) });
-  assert.deepEqual(pipelines.json(), { tasks: [], builds: [] });
+  assert.deepEqual(pipelines.json(), { tasks: [], builds: [], consumerGroups: [] });
+});
+
+/** A consumer group as the running coordinator describes it: Stable, one member owning both partitions. */
+const BILLING: GroupLag = {
+  groupId: 'billing',
+  state: 'Stable',
+  protocolType: 'consumer',
+  protocol: 'range',
+  generationId: 3,
+  members: [
+    {
+      memberId: 'billing-1-abc',
+      groupInstanceId: null,
+      clientId: 'billing-1',
+      clientHost: '/127.0.0.1',
+      assignment: [{ topic: 'sales', partitions: [0, 1] }],
+    },
+  ],
+  partitions: [0, 1].map((partition) => ({
+    topic: 'sales',
+    partition,
+    committedOffset: 4 - 2 * partition,
+    logEndOffset: 10,
+    lag: 6 + 2 * partition,
+    owner: { memberId: 'billing-1-abc', clientId: 'billing-1', clientHost: '/127.0.0.1' },
+  })),
+  lag: 14,
+};
+
+test('the consumer groups the server is asked for show in GET /v1/pipelines, the overview and /metrics', async (t) => {
+  const dir = tempDir(t, 'kappa-pipelines-groups-');
+  const log = await openFileLog({ dir: join(dir, 'log'), logger: { info() {}, warn() {} } });
+  defer(t, () => log.close());
+  const store = await openSqliteStore({ path: join(dir, 'views.db') });
+  defer(t, () => store.close());
+  let asked = 0;
+  const fastify = await buildServer({
+    log,
+    store,
+    control: store,
+    app: salesApp(false),
+    engine: null,
+    consumerGroups: async () => {
+      asked++;
+      return [BILLING];
+    },
+  });
+  defer(t, () => fastify.close());
+
+  const pipelines = await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers() });
+  assert.equal(pipelines.statusCode, 200, pipelines.body);
+  assert.deepEqual((pipelines.json() as { consumerGroups: GroupLag[] }).consumerGroups, [BILLING]);
+  const overview = await fastify.inject({ method: 'GET', url: '/v1/overview', headers: headers() });
+  assert.deepEqual((overview.json() as { consumerGroups: GroupLag[] }).consumerGroups, [BILLING]);
+  // Asked afresh each time: the groups' lag moves as records arrive and consumers commit.
+  assert.equal(asked, 2);
+
+  const metrics = (await fastify.inject({ method: 'GET', url: '/metrics', headers: headers() })).body;
+  assert.match(metrics, /^kappa_kafka_consumer_group_lag\{group="billing",topic="sales",partition="0"\} 6$/m);
+  assert.match(metrics, /^kappa_kafka_consumer_group_lag\{group="billing",topic="sales",partition="1"\} 8$/m);
+  assert.match(metrics, /^kappa_kafka_consumer_group_members\{group="billing"\} 1$/m);
 });

@@ -1,6 +1,7 @@
 /**
  * Pipelines and builds: `GET /v1/pipelines` (each task's offset, lag, events/s and checkpoint age,
- * and every build; needs `query`), and the build commands `POST /v1/views/:view/replay` (a new
+ * every build, and the Kafka consumer groups with their state, members and lag per partition;
+ * needs `query`), and the build commands `POST /v1/views/:view/replay` (a new
  * version built from the log), `/rollback` (a retired version live again: `?version=N`, or
  * by default the previous one) and `/cancel` (stop a
  * build), which need `admin` and a running engine (503 without one); `GET /v1/views/:view/builds` (the
@@ -46,7 +47,7 @@ export async function pipelineRoutes(fastify: FastifyInstance): Promise<void> {
         checkpointAgeSeconds: t.lastFlushAtMs > 0 ? (now - t.lastFlushAtMs) / 1000 : null,
       });
     }
-    return { tasks, builds: await control.builds() };
+    return { tasks, builds: await control.builds(), consumerGroups: await kappa.consumerGroups() };
   });
 
   fastify.get('/v1/views/:view/builds', { config: { scope: 'query' } }, async (req) => {
