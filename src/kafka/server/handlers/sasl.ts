@@ -90,7 +90,7 @@ function login(deps: ListenerDeps, session: Session, message: Buffer): string | 
   }
   const principal = authenticate(deps.tokens, password);
   if (principal === null || principal.name !== user || (authzid !== '' && authzid !== user))
-    return `Authentication failed: the user must be the name of a token in the server's config and the password that token (\`kappa token ${user || '<name>'} --scopes …\` makes one).`;
+    return `Authentication failed for user "${user.slice(0, 100)}": the user must be the name of a token in Kappa's config (server.tokens) and the password the token itself. \`kappa token <name> --scopes …\` makes one.`;
   session.principal = principal;
   return null;
 }
