@@ -107,3 +107,21 @@ describe('byte fixtures written by hand from Kafka’s specs', () => {
     });
   });
 });
+
+describe('error codes', () => {
+  test('ERRORS holds Kafka’s codes by name, and errorName goes back', async () => {
+    const { ERRORS, errorName } = await import('./index.ts');
+    assert.equal(ERRORS.NONE, 0);
+    assert.equal(ERRORS.UNKNOWN_SERVER_ERROR, -1);
+    assert.equal(ERRORS.UNKNOWN_TOPIC_OR_PARTITION, 3);
+    assert.equal(ERRORS.REBALANCE_IN_PROGRESS, 27);
+    assert.equal(ERRORS.UNSUPPORTED_VERSION, 35);
+    assert.equal(ERRORS.TOPIC_AUTHORIZATION_FAILED, 29);
+    assert.equal(ERRORS.GROUP_AUTHORIZATION_FAILED, 30);
+    assert.equal(ERRORS.UNSUPPORTED_COMPRESSION_TYPE, 76);
+    assert.equal(ERRORS.SASL_AUTHENTICATION_FAILED, 58);
+    assert.equal(errorName(22), 'ILLEGAL_GENERATION');
+    assert.equal(errorName(9999), 'UNKNOWN_ERROR_9999');
+    assert.equal(new Set(Object.values(ERRORS)).size, Object.keys(ERRORS).length, 'no code twice');
+  });
+});

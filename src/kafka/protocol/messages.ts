@@ -7,6 +7,10 @@
  *                    ApiVersions), response body
  *
  * decodeRequest and decodeResponse take the frame after its size; the encoders write the size.
+ *
+ * Decoding is stricter than Kafka's broker in one way: bytes left over after the body are refused
+ * ('malformed'), where Kafka ignores them. So a body that a client pads or over-writes is caught here
+ * rather than misread (known case: @platformatic/kafka's Metadata v11 request; see platformatic.test.ts).
  */
 import { readStruct, writeStruct } from './codec.ts';
 import {

@@ -145,8 +145,12 @@ export function compileStruct(fields: readonly FieldSpec[], version: number, fle
   };
 }
 
+/** Field names become property names in generated code (compileBuild): plain identifiers only. */
+const FIELD_NAME = /^[a-z][A-Za-z0-9]*$/;
+
 function compileField(f: FieldSpec, version: number, flexible: boolean, parent: string): Step {
   const path = parent ? `${parent}.${f.name}` : f.name;
+  if (!FIELD_NAME.test(f.name)) throw new Error(`${path}: a field name must be a lowerCamelCase identifier`);
   const present = inVersions(version, f.versions);
   const tagged = present && inVersions(version, f.taggedVersions);
   if (tagged && !flexible) throw new Error(`${path} is tagged in version ${version}, which is not flexible`);
