@@ -1,0 +1,442 @@
+/**
+ * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--cpu-prof DIR]`
+ *
+ * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process:
+ *
+ *  1. Produce: kcat (librdkafka 2.0.2, C) sends `--records` records of `--value-bytes`-byte values,
+ *     no key, read from a pre-generated file (`kcat -P -l`), with enable.idempotence=true, acks=all,
+ *     linger.ms=5, to partition 0 of a one-partition topic of `kappa start --kafka-port 0` (fsync
+ *     `always`, the default: acks=all is answered once the records are on disk). Wall time of the kcat
+ *     process, from spawn to exit (connect, metadata, InitProducerId and the final flush included).
+ *  2. Consume: kcat reads them back from offset 0 to the end (`kcat -C -o beginning -e`), printing one
+ *     offset per record, which the bench counts: exactly `--records`, the last at `--records` - 1.
+ *  3. Peers, measured in every round next to the Kafka figures:
+ *     - the in-process append: the same values through `FileLog.appendBatch` in this process, batches
+ *       of 1,000, up to 8 appends in flight, fsync `always`, on the same disk (bench/log.ts's code path);
+ *       `produce_vs_inprocess_ratio` is produce / this;
+ *     - `FileLog.appendEncoded` of the same batches already encoded, the path the Kafka listener takes;
+ *     - the client's ceiling: the same kcat command against librdkafka's own mock broker (in memory,
+ *       no disk), so a figure close to it says the client, not Kappa, is the limit.
+ *  Once per run: python3-confluent-kafka producing to the mock broker with the same settings (a Python
+ *  loop calling produce() per record), to show why the bench's producer is kcat and not Python.
+ *
+ * peak_rss_mb is the kappa process's VmHWM (/proc/<pid>/status) at the end of the run; its CPU time
+ * per phase (/proc/<pid>/stat) is reported as cores used. `--cpu-prof DIR` runs kappa start under
+ * `node --cpu-prof --cpu-prof-dir DIR` (the profile is written when it stops; figures are then lower).
+ * Everything is written under one directory in os.tmpdir(), deleted at the end, even on failure.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type EncodableRecord, type FileLog, encodeBatch, openFileLog } from '../src/log/index.ts';
+import {
+  type Kappa,
+  type Timed,
+  processCpuSeconds,
+  processPeakRssBytes,
+  runKcat,
+  runPythonProduce,
+  startKappa,
+  startMockBroker,
+  stopAll,
+} from './kafka/clients.ts';
+import { BenchUsageError, type Figure, formatCount, formatTable, nowMs } from './lib/harness.ts';
+
+export const description =
+  'kcat (librdkafka) producing into and consuming from kappa start, against the in-process append and a mock broker';
+
+const SRC_INDEX = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+const RECORDS_DEFAULT = 5_000_000;
+const ROUNDS_DEFAULT = 3;
+const VALUE_BYTES_DEFAULT = 100;
+const BATCH_RECORDS = 1000;
+const IN_FLIGHT = 8;
+/** Distinct blocks of 1,000 values the data file cycles through (the in-process peers use the first ones). */
+const BLOCKS = 64;
+const TEMPLATE_BATCHES = 8;
+/** The Python check produces at most this many records: its rate is steady well before. */
+const PYTHON_RECORDS_MAX = 1_000_000;
+const PRODUCER_SETTINGS = ['enable.idempotence=true', 'acks=all', 'linger.ms=5'];
+
+const TARGET_PRODUCE_RECORDS_PER_S = 500_000;
+const TARGET_PRODUCE_VS_INPROCESS = 0.6;
+const TARGET_CONSUME_RECORDS_PER_S = 1_000_000;
+const TARGET_RSS_MB = 400;
+
+interface Options {
+  records: number;
+  rounds: number;
+  valueBytes: number;
+  cpuProfDir: string | null;
+}
+
+interface Round {
+  appendBatchMs: number;
+  appendEncodedMs: number;
+  mock: Timed;
+  produce: Timed;
+  consume: Timed;
+  kappaProduceCpuS: number;
+  kappaConsumeCpuS: number;
+  load: number;
+}
+
+export async function run(args: string[]): Promise<Record<string, Figure>> {
+  const opts = parseOptions(args);
+  const root = mkdtempSync(join(tmpdir(), 'kappa-bench-kafka-'));
+  const cleanUp = (): void => {
+    stopAll();
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => {
+    cleanUp();
+    process.exit(130);
+  });
+  try {
+    const loadBefore = loadavg()[0];
+    const valuesFile = join(root, 'values.txt');
+    const templates = writeValues(valuesFile, opts);
+    console.log(
+      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key), one partition, ${opts.rounds} rounds, in ${root}` +
+        `\nproducer: kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of ${formatCount(opts.records)} lines>` +
+        `\nconsumer: kcat -C -o beginning -e -f '%o\\n' (the bench counts the offsets)` +
+        `\nload average before the run: ${loadBefore.toFixed(1)} on ${availableParallelism()} cores\n`,
+    );
+
+    const pythonRecords = Math.min(opts.records, PYTHON_RECORDS_MAX);
+    const pythonMs = await runPythonProduce(pythonRecords, opts.valueBytes);
+    const pythonRate = perS(pythonRecords, pythonMs);
+    console.log(
+      `python3-confluent-kafka, produce() per record into librdkafka's mock broker (same settings, ${formatCount(pythonRecords)} records): ${formatCount(pythonRate)} records/s\n`,
+    );
+
+    const config = writeConfig(root, opts.rounds);
+    const mock = await startMockBroker();
+    const kappa = await startKappa(join(root, 'data'), config, opts.cpuProfDir === null ? [] : profileFlags(opts));
+    const rounds: Round[] = [];
+    let peakRss: number;
+    try {
+      for (let r = 1; r <= opts.rounds; r++) {
+        rounds.push(await runRound(r, root, valuesFile, templates, opts, mock.broker, kappa));
+        printRound(rounds.length, rounds.at(-1)!, opts.records);
+      }
+      peakRss = processPeakRssBytes(kappa.pid);
+    } finally {
+      await kappa.stop();
+      mock.stop();
+    }
+    return report(opts, rounds, pythonRate, peakRss, loadBefore);
+  } finally {
+    cleanUp();
+  }
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      records: { type: 'string' },
+      rounds: { type: 'string' },
+      'value-bytes': { type: 'string' },
+      'cpu-prof': { type: 'string' },
+    },
+  });
+  const records = positiveInt(
+    '--records (or BENCH_RECORDS)',
+    values.records ?? process.env.BENCH_RECORDS,
+    RECORDS_DEFAULT,
+  );
+  if (records % BATCH_RECORDS !== 0)
+    throw new BenchUsageError(`--records must be a multiple of ${BATCH_RECORDS}; got ${records}.`);
+  return {
+    records,
+    rounds: positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT),
+    valueBytes: positiveInt('--value-bytes', values['value-bytes'], VALUE_BYTES_DEFAULT),
+    cpuProfDir: values['cpu-prof'] ?? null,
+  };
+}
+
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text.replaceAll('_', ''));
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new BenchUsageError(`${name} must be a positive whole number; got "${text}".`);
+  return n;
+}
+
+function profileFlags(opts: Options): string[] {
+  return ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir!];
+}
+
+function perS(records: number, ms: number): number {
+  return (records * 1000) / ms;
+}
+
+/**
+ * Writes `opts.records` lines of `opts.valueBytes` base64 characters (kcat -P's input: one record
+ * per line) cycling through BLOCKS random blocks of 1,000 values; returns the first blocks as batches
+ * for the in-process peers, so both sides append the same values.
+ */
+function writeValues(path: string, opts: Options): EncodableRecord[][] {
+  const timestamp = Date.now();
+  const blocks: Buffer[] = [];
+  const templates: EncodableRecord[][] = [];
+  for (let b = 0; b < BLOCKS; b++) {
+    const chars = randomBytes(Math.ceil((opts.valueBytes * BATCH_RECORDS * 3) / 4) + 3).toString('base64');
+    const lines: string[] = [];
+    for (let i = 0; i < BATCH_RECORDS; i++) lines.push(chars.slice(i * opts.valueBytes, (i + 1) * opts.valueBytes));
+    blocks.push(Buffer.from(lines.join('\n') + '\n'));
+    if (b < TEMPLATE_BATCHES) templates.push(lines.map((line) => ({ key: null, value: Buffer.from(line), timestamp })));
+  }
+  const fd = openSync(path, 'w');
+  try {
+    for (let b = 0; b < opts.records / BATCH_RECORDS; b++) {
+      const block = blocks[b % BLOCKS];
+      for (let done = 0; done < block.length;) done += writeSync(fd, block, done);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return templates;
+}
+
+/** kappa start's config: one topic of one partition per round (`bench-1`, `bench-2`, ...), no views. */
+function writeConfig(root: string, rounds: number): string {
+  const topics = Array.from({ length: rounds }, (_, i) => `topic('bench-${i + 1}', { partitions: 1 })`);
+  const path = join(root, 'kappa.config.ts');
+  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+  writeFileSync(
+    path,
+    `import { defineApp, topic } from ${JSON.stringify(SRC_INDEX)};\n` +
+      `export default defineApp({ topics: [${topics.join(', ')}], views: [] });\n`,
+  );
+  return path;
+}
+
+async function runRound(
+  round: number,
+  root: string,
+  valuesFile: string,
+  templates: EncodableRecord[][],
+  opts: Options,
+  mockBroker: string,
+  kappa: Kappa,
+): Promise<Round> {
+  const topic = `bench-${round}`;
+  const batches = opts.records / BATCH_RECORDS;
+  const appendBatchMs = await inProcess(join(root, `inprocess-${round}`), (log) =>
+    appendWindowed((i) => log.appendBatch('bench', 0, templates[i % templates.length]), batches),
+  );
+  const encoded = templates.map((t) => encodeBatch(t, { baseOffset: 0 }));
+  const appendEncodedMs = await inProcess(join(root, `encoded-${round}`), (log) =>
+    // A copy per append, as each arrives in its own network buffer: the log sets the base offset in place.
+    appendWindowed((i) => log.appendEncoded('bench', 0, Buffer.from(encoded[i % encoded.length])), batches),
+  );
+  const produceArgs = (broker: string): string[] => [
+    '-P',
+    '-b',
+    broker,
+    '-t',
+    topic,
+    '-p',
+    '0',
+    ...PRODUCER_SETTINGS.flatMap((s) => ['-X', s]),
+    '-l',
+    valuesFile,
+  ];
+  const mock = await runKcat(produceArgs(mockBroker));
+  let cpu = processCpuSeconds(kappa.pid);
+  const produce = await runKcat(produceArgs(kappa.broker));
+  const kappaProduceCpuS = processCpuSeconds(kappa.pid) - cpu;
+  cpu = processCpuSeconds(kappa.pid);
+  const consume = await consumeAll(kappa.broker, topic, opts.records);
+  const kappaConsumeCpuS = processCpuSeconds(kappa.pid) - cpu;
+  return {
+    appendBatchMs,
+    appendEncodedMs,
+    mock,
+    produce,
+    consume,
+    kappaProduceCpuS,
+    kappaConsumeCpuS,
+    load: loadavg()[0],
+  };
+}
+
+/** Times `work` on a fresh FileLog (fsync `always`, topic `bench` of one partition), then deletes it. */
+async function inProcess(dir: string, work: (log: FileLog) => Promise<void>): Promise<number> {
+  const log = await openFileLog({ dir, fsync: 'always' });
+  try {
+    await log.createTopic('bench', { partitions: 1 });
+    const start = nowMs();
+    await work(log);
+    return nowMs() - start;
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One producer with at most IN_FLIGHT unacknowledged appends, as in bench/log.ts. */
+async function appendWindowed(append: (i: number) => Promise<unknown>, count: number): Promise<void> {
+  const window: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    if (window.length >= IN_FLIGHT) await window.shift();
+    window.push(append(i));
+  }
+  await Promise.all(window);
+}
+
+/** Reads partition 0 from the beginning to its end; checks that every offset from 0 to records - 1 came, once. */
+async function consumeAll(broker: string, topic: string, records: number): Promise<Timed> {
+  let lines = 0;
+  let tail = '';
+  const timed = await runKcat(
+    ['-C', '-b', broker, '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%o\\n'],
+    (chunk) => {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      tail = (tail + chunk.subarray(Math.max(0, chunk.length - 24)).toString('latin1')).slice(-24);
+    },
+  );
+  const last = tail.trim().split('\n').at(-1);
+  if (lines !== records || last !== String(records - 1))
+    throw new Error(
+      `kcat read ${lines} records, the last at offset ${last}; ${records} were produced (offsets 0-${records - 1})`,
+    );
+  return timed;
+}
+
+function printRound(n: number, r: Round, records: number): void {
+  const rate = (ms: number): string => formatCount(perS(records, ms));
+  console.log(
+    `round ${n} (load ${r.load.toFixed(1)}): produce ${rate(r.produce.ms)}/s (kappa ${(r.kappaProduceCpuS / (r.produce.ms / 1000)).toFixed(2)} cores),` +
+      ` consume ${rate(r.consume.ms)}/s (kappa ${(r.kappaConsumeCpuS / (r.consume.ms / 1000)).toFixed(2)} cores),` +
+      ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
+  );
+}
+
+function report(
+  opts: Options,
+  rounds: Round[],
+  pythonRate: number,
+  peakRss: number,
+  loadBefore: number,
+): Record<string, Figure> {
+  const rate = (ms: number): number => perS(opts.records, ms);
+  const stat = (f: (r: Round) => number): { best: number; worst: number } => {
+    const v = rounds.map(f);
+    return { best: Math.max(...v), worst: Math.min(...v) };
+  };
+  const produce = stat((r) => rate(r.produce.ms));
+  const consume = stat((r) => rate(r.consume.ms));
+  const appendBatch = stat((r) => rate(r.appendBatchMs));
+  const appendEncoded = stat((r) => rate(r.appendEncodedMs));
+  const mock = stat((r) => rate(r.mock.ms));
+  const ratio = stat((r) => r.appendBatchMs / r.produce.ms);
+  const ratioEncoded = stat((r) => r.appendEncodedMs / r.produce.ms);
+  const ratioMock = stat((r) => r.mock.ms / r.produce.ms);
+  const cores = (cpuS: number, ms: number): number => cpuS / (ms / 1000);
+  const kappaProduceCores = stat((r) => cores(r.kappaProduceCpuS, r.produce.ms));
+  const kappaConsumeCores = stat((r) => cores(r.kappaConsumeCpuS, r.consume.ms));
+  const kcatProduceCores = stat((r) => cores(r.produce.cpuS, r.produce.ms));
+  const kcatConsumeCores = stat((r) => cores(r.consume.cpuS, r.consume.ms));
+  const loadAfter = loadavg()[0];
+  const peakRssMb = peakRss / (1 << 20);
+
+  const row = (name: string, s: { best: number; worst: number }, digits = 0): string[] => [
+    name,
+    digits === 0 ? formatCount(s.best) : s.best.toFixed(digits),
+    digits === 0 ? formatCount(s.worst) : s.worst.toFixed(digits),
+  ];
+  console.log('');
+  console.log(
+    formatTable(
+      ['records/s (or ratio, cores)', 'best', 'worst'],
+      [
+        row('produce: kcat -> kappa start (idempotent, acks=all)', produce),
+        row('consume: kcat <- kappa start', consume),
+        row('  in-process appendBatch, 1,000/batch, fsync always', appendBatch),
+        row('  in-process appendEncoded, same batches pre-encoded', appendEncoded),
+        row('  client ceiling: kcat -> librdkafka mock broker', mock),
+        row('produce / in-process appendBatch (same round)', ratio, 2),
+        row('produce / in-process appendEncoded (same round)', ratioEncoded, 2),
+        row('produce / kcat -> mock broker (same round)', ratioMock, 2),
+        row('kappa CPU cores while produce', kappaProduceCores, 2),
+        row('kcat CPU cores while produce', kcatProduceCores, 2),
+        row('kappa CPU cores while consume', kappaConsumeCores, 2),
+        row('kcat CPU cores while consume', kcatConsumeCores, 2),
+      ],
+    ),
+  );
+  console.log(
+    `\npython3-confluent-kafka into the mock broker: ${formatCount(pythonRate)} records/s` +
+      ` (${(pythonRate / mock.best).toFixed(2)} × kcat's best): ${pythonRate < TARGET_PRODUCE_RECORDS_PER_S ? 'below the produce target by itself, so the producer is kcat' : 'fast enough, but kcat is used for the same settings from C'}.`,
+  );
+  console.log(`kappa start's peak RSS (VmHWM): ${peakRssMb.toFixed(0)} MiB`);
+  console.log(
+    `load average: ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after, on ${availableParallelism()} cores`,
+  );
+  if (opts.cpuProfDir !== null) console.log(`kappa start ran under --cpu-prof: its profile is in ${opts.cpuProfDir}`);
+
+  const targets = [
+    {
+      name: `produce ≥ ${formatCount(TARGET_PRODUCE_RECORDS_PER_S)} records/s`,
+      value: formatCount(produce.best),
+      met: produce.best >= TARGET_PRODUCE_RECORDS_PER_S,
+    },
+    {
+      name: `produce ≥ ${TARGET_PRODUCE_VS_INPROCESS} × in-process append`,
+      value: ratio.best.toFixed(2),
+      met: ratio.best >= TARGET_PRODUCE_VS_INPROCESS,
+    },
+    {
+      name: `consume ≥ ${formatCount(TARGET_CONSUME_RECORDS_PER_S)} records/s`,
+      value: formatCount(consume.best),
+      met: consume.best >= TARGET_CONSUME_RECORDS_PER_S,
+    },
+    {
+      name: `kappa start's peak RSS ≤ ${TARGET_RSS_MB} MB`,
+      value: `${peakRssMb.toFixed(0)} MiB`,
+      met: peakRssMb <= TARGET_RSS_MB,
+    },
+  ];
+  console.log('');
+  console.log(
+    formatTable(
+      ['target (best round)', 'measured', 'result'],
+      targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED']),
+    ),
+  );
+
+  const r0 = Math.round;
+  const r2 = (n: number): number => Math.round(n * 100) / 100;
+  return {
+    records: opts.records,
+    value_bytes: opts.valueBytes,
+    rounds: opts.rounds,
+    producer: 'kcat (librdkafka 2.0.2)',
+    consumer: 'kcat (librdkafka 2.0.2)',
+    produce_records_per_s: r0(produce.best),
+    produce_records_per_s_worst: r0(produce.worst),
+    consume_records_per_s: r0(consume.best),
+    consume_records_per_s_worst: r0(consume.worst),
+    inprocess_append_records_per_s: r0(appendBatch.best),
+    inprocess_append_records_per_s_worst: r0(appendBatch.worst),
+    inprocess_append_encoded_records_per_s: r0(appendEncoded.best),
+    client_ceiling_records_per_s: r0(mock.best),
+    python_produce_ceiling_records_per_s: r0(pythonRate),
+    produce_vs_inprocess_ratio: r2(ratio.best),
+    produce_vs_inprocess_ratio_worst: r2(ratio.worst),
+    produce_vs_append_encoded_ratio: r2(ratioEncoded.best),
+    produce_vs_client_ceiling_ratio: r2(ratioMock.best),
+    kappa_produce_cores: r2(kappaProduceCores.best),
+    kappa_consume_cores: r2(kappaConsumeCores.best),
+    peak_rss_mb: r0(peakRssMb),
+    load_average_before: r2(loadBefore),
+    load_average_after: r2(loadAfter),
+    targets_met: targets.every((t) => t.met),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * The processes of the Kafka bench (bench/kafka.ts): `kappa start` with its Kafka listener,
+ * librdkafka's mock broker (bench/kafka/mock-broker.py) and the kcat runs, each timed from spawn to
+ * exit with the CPU time it used. Every process started here is killed by `stopAll` (the bench
+ * calls it in a `finally`), so a failed or interrupted run leaves nothing behind.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { nowMs } from '../lib/harness.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
+const MOCK_BROKER = fileURLToPath(new URL('./mock-broker.py', import.meta.url));
+const PYTHON_PRODUCE = fileURLToPath(new URL('./python-produce.py', import.meta.url));
+/** Debian's Python, which has python3-confluent-kafka (the python3 on PATH may be another one). */
+export const PYTHON = '/usr/bin/python3';
+const START_TIMEOUT_MS = 120_000;
+/** Linux's clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on every mainstream kernel). */
+const CLOCK_TICKS = 100;
+
+const running = new Set<ChildProcess>();
+
+/** Kills every process this module started and has not seen exit. */
+export function stopAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Waits until `pattern` appears in what `child` writes on stderr; throws with that output if it exits first. */
+function waitForStderr(child: ChildProcess, what: string, pattern: RegExp): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => fail(`did not start within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      reject(new Error(`${what} ${why}. It wrote:\n${text}`));
+    };
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      text += s;
+      const m = text.match(pattern);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.once('exit', (code) => fail(`exited (status ${code})`));
+  });
+}
+
+export interface Kappa {
+  pid: number;
+  broker: string;
+  /** Stops it with SIGINT (as Ctrl-C does: the log is flushed and closed) and waits for its exit. */
+  stop(): Promise<void>;
+}
+
+/** `kappa start` (sources through tsx, as in a clone) with its Kafka listener on a free port. */
+export async function startKappa(dataDir: string, config: string, nodeFlags: string[]): Promise<Kappa> {
+  const child = track(
+    spawn(
+      process.execPath,
+      [
+        ...nodeFlags,
+        BIN,
+        '--data-dir',
+        dataDir,
+        'start',
+        '--config',
+        config,
+        '--port',
+        '0',
+        '--kafka-port',
+        '0',
+        '--workers',
+        '0',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    ),
+  );
+  const [, broker] = await waitForStderr(child, 'kappa start', /kappa: Kafka API on (\S+:\d+) /);
+  return {
+    pid: child.pid!,
+    broker,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGINT');
+      }),
+  };
+}
+
+/** librdkafka's mock broker in a Python process; resolves with its address and a stop function. */
+export async function startMockBroker(): Promise<{ broker: string; stop(): void }> {
+  const child = track(spawn(PYTHON, [MOCK_BROKER], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const [, broker] = await waitForStderr(child, 'the librdkafka mock broker', /replaced with (\S+:\d+)/);
+  return { broker, stop: () => child.kill('SIGTERM') };
+}
+
+export interface Timed {
+  ms: number;
+  /** CPU seconds the client process used (user + system). */
+  cpuS: number;
+}
+
+/**
+ * Runs `kcat args` under bash, which reports the CPU time of its child (`times`) on fd 3. Resolves
+ * with the wall time from spawn to exit; throws with kcat's stderr if it fails. `onStdout` sees its output.
+ */
+export function runKcat(args: string[], onStdout?: (chunk: Buffer) => void): Promise<Timed> {
+  const script = 'kcat "$@"; status=$?; times >&3; exit $status';
+  const start = nowMs();
+  const child = track(
+    spawn('bash', ['-c', script, 'kcat', ...args], {
+      stdio: ['ignore', onStdout === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    }),
+  );
+  let stderr = '';
+  let times = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  (child.stdio[3] as NodeJS.ReadableStream).setEncoding('utf8').on('data', (s: string) => (times += s));
+  if (onStdout !== undefined) child.stdout!.on('data', onStdout);
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      const ms = nowMs() - start;
+      if (code !== 0 || /% ERROR/.test(stderr))
+        return reject(new Error(`kcat ${args.join(' ')} failed (status ${code}):\n${stderr}`));
+      resolve({ ms, cpuS: childCpuSeconds(times) });
+    });
+  });
+}
+
+/** bash's `times`: "0m0.001s 0m0.002s\n0m0.423s 0m0.108s\n", the second line its children's user and system time. */
+function childCpuSeconds(times: string): number {
+  const line = times.trim().split('\n')[1] ?? '';
+  let total = 0;
+  for (const m of line.matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2]);
+  return total;
+}
+
+/** The Python client's own produce ceiling (bench/kafka/python-produce.py): ms from its first produce() to the end of its flush. */
+export function runPythonProduce(records: number, valueBytes: number): Promise<number> {
+  const child = track(
+    spawn(PYTHON, [PYTHON_PRODUCE, String(records), String(valueBytes)], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      if (code !== 0) return reject(new Error(`${PYTHON} ${PYTHON_PRODUCE} failed (status ${code}):\n${stderr}`));
+      resolve((JSON.parse(stdout) as { ms: number }).ms);
+    });
+  });
+}
+
+/** A process's CPU seconds so far (user + system, all its threads), from /proc/<pid>/stat. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name: state is field 3, utime field 14 and stime field 15 (1-based, man 5 proc).
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** A process's peak resident memory (VmHWM), in bytes. */
+export function processPeakRssBytes(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+  if (m === null) throw new Error(`/proc/${pid}/status has no VmHWM line`);
+  return Number(m[1]) * 1024;
+}
