@@ -127,6 +127,7 @@ function storedGroups(store: SqliteStoreWithOffsets, log: Log): Promise<GroupLag
 }
 
 function pipelinesTable(rows: readonly LagRow[]): string {
+  if (rows.length === 0) return 'No view or output pipeline has read the log yet.\n';
   return formatTable(
     ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'],
     rows.map((r) => [
