@@ -13,7 +13,7 @@
  *
  * Suites that need a Debian package list it in `needs`: `npm test` skips them with one line each.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { requireDebianPackage } from '../support/debian.ts';
 import {
   type KafkaClient,
@@ -49,9 +49,25 @@ function topics(names: string[]): TopicSpec[] {
   return names.map((name) => ({ name, partitions: PARTITIONS }));
 }
 
+/**
+ * False when every package in `needs` is there, or else the one line requireDebianPackage would
+ * skip with (for describe's `skip`, so a whole suite is skipped with one line, not one per test).
+ */
+export function skipUnlessInstalled(needs: DebianPackage[]): string | false {
+  for (const need of needs) {
+    let message = '';
+    if (requireDebianPackage({ skip: (m = '') => (message = m) }, need) === null) return message;
+  }
+  return false;
+}
+
 export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {}): void {
-  const installed = (t: { skip(message?: string): void }): boolean =>
-    (opts.needs ?? []).every((need) => requireDebianPackage(t, need) !== null);
+  describe(`${client.name} against Kappa's Kafka listener`, { skip: skipUnlessInstalled(opts.needs ?? []) }, () =>
+    registerTests(client, opts),
+  );
+}
+
+function registerTests(client: KafkaClient, opts: SuiteOptions): void {
   const signal = opts.restartSignal ?? 'SIGTERM';
   const produceNote = opts.produce?.idempotent ? ' (idempotent producer, acks=all)' : '';
 
@@ -59,7 +75,6 @@ export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {})
     `${client.name} produces keyed records to Kappa${produceNote} and consumes them back, plain and with each codec it compresses with`,
     { timeout: 180_000 },
     async (t) => {
-      if (!installed(t)) return;
       const codecTopics = client.codecs.map((codec) => `compressed-${codec}`);
       const kappa = await startKappaWithKafka(t, { topics: topics(['keyed', ...codecTopics]) });
       await produceAndConsume(t, client, kappa.bootstrap, 'keyed', PARTITIONS, opts.produce);
@@ -83,7 +98,6 @@ export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {})
     `${client.name}: a consumer group of three on Kappa rebalances on each join and on a member's death, and consumes every record exactly once`,
     { timeout: 240_000 },
     async (t) => {
-      if (!installed(t)) return;
       const kappa = await startKappaWithKafka(t, { topics: topics(['grouped']) });
       await groupScenario(t, client, kappa.bootstrap, 'grouped', PARTITIONS, opts.produce);
     },
@@ -93,7 +107,6 @@ export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {})
     `${client.name}: a group's committed offsets survive ${signal === 'SIGKILL' ? 'a SIGKILL and restart' : 'a restart'} of Kappa, and its next member resumes after them`,
     { timeout: 180_000 },
     async (t) => {
-      if (!installed(t)) return;
       const kappa = await startKappaWithKafka(t, { topics: topics(['resumed']) });
       await restartScenario(t, client, restartable(kappa, signal), 'resumed', PARTITIONS, opts.produce);
     },

@@ -29,6 +29,8 @@ export class ProcessMember implements GroupMember {
   readonly records: ConsumedRecord[] = [];
   readonly errors: string[] = [];
   closed = false;
+  /** Set once the test asked it to close or killed it: an exit before that is a failure. */
+  private ending = false;
   private buffered = '';
 
   constructor(
@@ -64,7 +66,13 @@ export class ProcessMember implements GroupMember {
     );
   }
 
+  /** It exited (or could not start) before the test asked it to close or killed it. */
+  get failed(): boolean {
+    return !this.ending && !this.process.running;
+  }
+
   async close(): Promise<void> {
+    this.ending = true;
     this.askToClose();
     const exit = await Promise.race([
       this.process.exited,
@@ -77,6 +85,7 @@ export class ProcessMember implements GroupMember {
   }
 
   async kill(): Promise<void> {
+    this.ending = true;
     await this.process.stop({ signal: 'SIGKILL', timeoutMs: 5_000 });
   }
 

@@ -11,6 +11,14 @@ const spec = JSON.parse(specJson);
 const SESSION_TIMEOUT_MS = 6000;
 const HEARTBEAT_INTERVAL_MS = 500;
 
+/** An error with the distinct messages of the errors it aggregates (what each request got from the server). */
+function describeError(error) {
+  if (!(error instanceof Error)) return String(error);
+  const reasons = [...new Set((error.errors ?? []).map(describeError))];
+  const own = error.apiId ? `${error.message} (${error.apiId})` : error.message;
+  return reasons.length === 0 ? own : `${own}: ${reasons.join('; ')}`;
+}
+
 function emit(obj) {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
@@ -36,7 +44,7 @@ async function kafkajsMember() {
   consumer.on(consumer.events.GROUP_JOIN, (e) =>
     emit({ event: 'assignment', partitions: [...(e.payload.memberAssignment[spec.topic] ?? [])].sort() }),
   );
-  consumer.on(consumer.events.CRASH, (e) => emit({ event: 'error', error: String(e.payload.error) }));
+  consumer.on(consumer.events.CRASH, (e) => emit({ event: 'error', error: describeError(e.payload.error) }));
   await consumer.connect();
   await consumer.subscribe({ topics: [spec.topic], fromBeginning: true });
   await consumer.run({
@@ -46,7 +54,7 @@ async function kafkajsMember() {
       try {
         await consumer.commitOffsets([{ topic: spec.topic, partition, offset: String(offset + 1) }]);
       } catch (error) {
-        emit({ event: 'commit-failed', error: String(error) });
+        emit({ event: 'commit-failed', error: describeError(error) });
         throw error;
       }
       emit({
@@ -80,14 +88,18 @@ async function platformaticMember() {
     const mine = (p.assignments ?? []).filter((a) => a.topic === spec.topic).flatMap((a) => a.partitions);
     emit({ event: 'assignment', partitions: [...mine].sort() });
   });
-  consumer.on('error', (e) => emit({ event: 'error', error: String(e) }));
+  consumer.on('error', (e) => emit({ event: 'error', error: describeError(e) }));
   const stream = await consumer.consume({
     topics: [spec.topic],
     mode: 'committed',
     fallbackMode: 'earliest',
     autocommit: false,
   });
-  stream.on('error', (e) => emit({ event: 'error', error: String(e) }));
+  // A stream that failed delivers nothing more: end, so the test sees it at once.
+  stream.on('error', (e) => {
+    emit({ event: 'error', error: describeError(e) });
+    process.exit(1);
+  });
   onClose(async () => {
     await stream.close();
     await consumer.close();
@@ -96,7 +108,7 @@ async function platformaticMember() {
     try {
       await m.commit();
     } catch (error) {
-      emit({ event: 'commit-failed', error: String(error) });
+      emit({ event: 'commit-failed', error: describeError(error) });
       continue;
     }
     emit({

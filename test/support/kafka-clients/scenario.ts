@@ -32,7 +32,7 @@ const CONSUME_TIMEOUT_MS = 30_000;
 /** Long enough for a member's session (6 s in the member scripts) to expire and the group to rebalance. */
 const GROUP_WAIT_MS = 45_000;
 /** How long a group must be quiet (no new record) before it goes on; see KafkaClient.commitDelayMs. */
-const QUIET_MS = 1_500;
+const QUIET_MS = 1_000;
 
 export interface RecordsOptions {
   /** Makes values unique across the batches of one test: `<label>-<i>`. */
@@ -203,11 +203,12 @@ export async function waitForGroup(
   timeoutMs = GROUP_WAIT_MS,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const quoted = (): string => members.map((m) => m.describe()).join('\n');
   while (!ok()) {
-    if (Date.now() > deadline)
-      assert.fail(
-        `timed out after ${timeoutMs} ms waiting for ${what}\n${members.map((m) => m.describe()).join('\n')}`,
-      );
+    const gone = members.filter((m) => m.failed);
+    if (gone.length > 0)
+      assert.fail(`member ${gone.map((m) => m.name).join(', ')} ended while waiting for ${what}\n${quoted()}`);
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}\n${quoted()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -65,6 +65,8 @@ export interface GroupMember {
   readonly records: ConsumedRecord[];
   /** Errors it reported (commit failures, consumer errors), for the failure messages. */
   readonly errors: string[];
+  /** It ended (or could not start) before the test closed or killed it. */
+  readonly failed: boolean;
   /** Its output so far, quoted when a wait fails. */
   describe(): string;
   /** Leaves the group cleanly (commits what it reported, sends LeaveGroup) and exits. */
