@@ -54,7 +54,7 @@ function fold(agg: Aggregate<number>, values: readonly number[], from = 0, to = 
   const inputs = new AggInputs(1);
   for (let i = from; i < to; i++) {
     agg.prepare(state, 0, values[i], inputs, 0);
-    agg.apply(state, 0, inputs, 0, 0);
+    agg.apply(state, 0, inputs, 0, 0, 0, 0);
   }
   return state;
 }

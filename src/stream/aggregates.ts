@@ -42,8 +42,19 @@ export interface Aggregate<T> {
    * dead-letter reason, so a value the aggregate cannot take never reaches a row.
    */
   prepare(state: readonly unknown[] | null, slot: number, value: T, inputs: AggInputs, i: number): void;
-  /** Folds the input `prepare` left at `i` (and the event time) into `state` at `slot`. Never throws. */
-  apply(state: unknown[], slot: number, inputs: AggInputs, i: number, timeMs: number): void;
+  /**
+   * Folds the input `prepare` left at `i` into `state` at `slot`. The event's time, partition and
+   * offset place it in the total order first() and last() pick by (see byTime). Never throws.
+   */
+  apply(
+    state: unknown[],
+    slot: number,
+    inputs: AggInputs,
+    i: number,
+    timeMs: number,
+    partition: number,
+    offset: number,
+  ): void;
 }
 
 /**
@@ -240,24 +251,45 @@ export function avg<T>(fn: Extract<T>): Aggregate<T> {
 
 type Scalar = string | number | boolean | null;
 
+/**
+ * first() and last(): the value of the event that comes first (last) in the order (event time,
+ * partition, offset). Event time alone leaves ties: the readings of one tick share a timestamp, and
+ * two keys of one group may sit on different partitions, whose flushes reach the store in whatever
+ * order the tasks (or worker threads) run. Breaking ties by write order made the row depend on that
+ * order, so a replay could differ from the live version. (partition, offset) names each event once
+ * and does not depend on when it was processed, so the row is the same live or replayed, for any
+ * flush grouping and any number of worker threads.
+ *
+ * State: `<name>` (the value; no type affinity, so it keeps whatever scalar it gets), `<name>__time`
+ * (merged with min / max) and the tie-break `<name>__part` and `<name>__offset`. The value and the
+ * tie-break merge "earliest" / "latest" by `<name>__time`, and the store compares (time, partition,
+ * offset) whenever a table has those two columns beside the time (see view/sqlite/sql.ts); a table
+ * built by an older Kappa has only `<name>` and `<name>__time` and merges by time alone, as it did.
+ * The signature names the new layout, so such a version keeps serving with its stored code while
+ * the view is rebuilt with this one.
+ */
 function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<T> {
   const earliest = kind === 'first';
   return {
     kind,
-    signature: `${kind}(${fn.toString()})`,
-    stateColumns: (name) => [
-      // The value column has no type affinity, so it keeps whatever scalar it gets.
-      {
-        name,
-        type: 'ANY',
-        merge: earliest ? { kind: 'earliest', by: `${name}__time` } : { kind: 'latest', by: `${name}__time` },
-      },
-      { name: `${name}__time`, type: 'INTEGER', merge: earliest ? { kind: 'min' } : { kind: 'max' } },
-    ],
+    signature: `${kind}(${fn.toString()}) by time,partition,offset`,
+    stateColumns: (name) => {
+      const merge: MergeRule = earliest
+        ? { kind: 'earliest', by: `${name}__time` }
+        : { kind: 'latest', by: `${name}__time` };
+      return [
+        { name, type: 'ANY', merge },
+        { name: `${name}__time`, type: 'INTEGER', merge: earliest ? { kind: 'min' } : { kind: 'max' } },
+        { name: `${name}__part`, type: 'INTEGER', merge },
+        { name: `${name}__offset`, type: 'INTEGER', merge },
+      ];
+    },
     outputColumn: (name) => ({ name, sql: q(name) }),
     init: (state, slot) => {
       state[slot] = null;
       state[slot + 1] = null;
+      state[slot + 2] = null;
+      state[slot + 3] = null;
     },
     prepare: (_state, _slot, value, inputs, i) => {
       // Evaluated for every event, not only for one that wins: whether an event wins depends on the
@@ -270,15 +302,36 @@ function byTime<T>(kind: 'first' | 'last', fn: (value: T) => Scalar): Aggregate<
         );
       inputs.any[i] = typeof v === 'boolean' ? Number(v) : v;
     },
-    apply: (state, slot, inputs, i, timeMs) => {
-      const prev = state[slot + 1] as number | null;
-      // Ties go to the earlier event for first and the later one for last: both follow log order.
-      if (prev === null || (earliest ? timeMs < prev : timeMs >= prev)) {
+    apply: (state, slot, inputs, i, timeMs, partition, offset) => {
+      if (state[slot + 1] === null || wins(earliest, state, slot, timeMs, partition, offset)) {
         state[slot] = inputs.any[i];
         state[slot + 1] = timeMs;
+        state[slot + 2] = partition;
+        state[slot + 3] = offset;
       }
     },
   };
+}
+
+/**
+ * Whether the event at (timeMs, partition, offset) comes before (first) or after (last) the one
+ * `state` holds at `slot`. An equal position is the same event (a flatMap's outputs): last takes
+ * the later output, first keeps the earlier one, as the store's merge does.
+ */
+function wins(
+  earliest: boolean,
+  state: readonly unknown[],
+  slot: number,
+  timeMs: number,
+  partition: number,
+  offset: number,
+): boolean {
+  const t = state[slot + 1] as number;
+  if (timeMs !== t) return earliest ? timeMs < t : timeMs > t;
+  const p = state[slot + 2] as number;
+  if (partition !== p) return earliest ? partition < p : partition > p;
+  const o = state[slot + 3] as number;
+  return earliest ? offset < o : offset >= o;
 }
 
 /** The value of the event with the earliest event time. */

@@ -275,12 +275,13 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     }
   }
 
-  function apply(rowState: unknown[], from: AggInputs, timeMs: number): void {
-    for (let a = 0; a < aggCount; a++) aggList[a].apply(rowState, aggSlots[a], from, a, timeMs);
+  /** Folds one event's prepared inputs into a row; (timeMs, partition, offset) is its place for first() and last(). */
+  function apply(rowState: unknown[], from: AggInputs, timeMs: number, partition: number, offset: number): void {
+    for (let a = 0; a < aggCount; a++) aggList[a].apply(rowState, aggSlots[a], from, a, timeMs, partition, offset);
   }
 
   /**
-   * Folds one record: `buf[start, start + length)` is its value (`buf` null for a null value).
+   * Folds one record: `buf[start, start + length)` is its value (`buf` null for a null value), at `offset`.
    * `source.record(i)` builds the full record, needed only when it goes to a side output.
    *
    * All or nothing: every user function (time extractor, operators, group key, the aggregates'
@@ -294,6 +295,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     start: number,
     length: number,
     timestamp: number,
+    offset: number,
     source: RecordSource,
     i: number,
   ): void {
@@ -313,7 +315,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
         i,
         `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`,
       );
-    if (!simple) return foldAny(state, value, timeMs, source, i);
+    if (!simple) return foldAny(state, value, timeMs, offset, source, i);
     let windowStart = 0;
     if (windowSpec !== null) {
       windowStart = Math.floor(timeMs / windowSizeMs) * windowSizeMs;
@@ -338,12 +340,19 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       return deadLetter(state, source, i, `pipeline: ${reasonOf(err)}`);
     }
     if (row === undefined) row = insertRow(state, keyScratch, n);
-    apply(row.state, inputs, timeMs);
+    apply(row.state, inputs, timeMs, state.partition, offset);
     folded(state, timeMs);
   }
 
   /** Any pipeline: flatMap (any number of outputs) and hopping windows (several windows per event). */
-  function foldAny(state: TaskState, value: unknown, timeMs: number, source: RecordSource, i: number): void {
+  function foldAny(
+    state: TaskState,
+    value: unknown,
+    timeMs: number,
+    offset: number,
+    source: RecordSource,
+    i: number,
+  ): void {
     let windows: number[] | null = null;
     if (windowSpec) {
       windows = [];
@@ -375,7 +384,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
           prepare(base, v, into);
           if (hasCustom) {
             const next = base === null ? newState() : base.slice();
-            apply(next, into, timeMs);
+            apply(next, into, timeMs, state.partition, offset);
             after.push(next);
           }
           keys.push(key);
@@ -387,7 +396,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     }
     for (let k = 0; k < keys.length; k++) {
       const row = state.dirty.get(keys[k], keys[k].length) ?? insertRow(state, keys[k], keys[k].length);
-      apply(row.state, prepared[k], timeMs);
+      apply(row.state, prepared[k], timeMs, state.partition, offset);
     }
     folded(state, timeMs);
   }
@@ -396,7 +405,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     const source: RecordSource = { record: (i) => records[i] };
     for (let r = 0; r < records.length; r++) {
       const v = records[r].value;
-      foldRecord(state, v, 0, v === null ? -1 : v.length, records[r].timestamp, source, r);
+      foldRecord(state, v, 0, v === null ? -1 : v.length, records[r].timestamp, records[r].offset, source, r);
     }
   }
 
@@ -407,9 +416,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     const starts = index.valueStart;
     const lengths = index.valueLength;
     const timestamps = index.timestamps;
+    const offsets = index.offsets;
     for (let i = 0; i < n; i++) {
       const length = lengths[i];
-      foldRecord(state, length < 0 ? null : decoded, starts[i], length, timestamps[i], index, i);
+      foldRecord(state, length < 0 ? null : decoded, starts[i], length, timestamps[i], offsets[i], index, i);
     }
     return n;
   }

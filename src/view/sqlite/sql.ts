@@ -29,7 +29,16 @@
  *   earliest   delta wins when excluded.by < by               (a tie keeps the stored value: first seen)
  *   latest     delta wins when excluded.by >= by              (a tie takes the delta: last seen)
  *              either side's `by` NULL: the non-NULL one wins; both NULL: the stored value stays
+ *              With a tie-break (below), equal `by` values compare (part, offset) instead:
+ *              earliest wins when smaller, latest when greater or equal; a stored row without a
+ *              tie-break (NULL) loses to the delta for latest and keeps its value for earliest.
  *   custom     excluded.c                                     (merged in JS before the upsert)
+ *
+ * Tie-breaks: when the `by` column of an earliest/latest rule is named `<x>__time` and the table
+ * also has state columns `<x>__part` and `<x>__offset` (first() and last(), stream/aggregates.ts),
+ * equal times are ordered by (partition, offset), so the merged row is the same whatever order the
+ * deltas of different partitions arrive in. The tie-break columns merge by the same rule as the
+ * value, so the three always describe one event. Tables without them merge by `by` alone.
  */
 import { versionTableName } from '../definition.ts';
 import type { MergeRule, VersionTable } from '../types.ts';
@@ -80,11 +89,33 @@ export function upsertSql(def: VersionTable): string {
   const action =
     def.stateColumns.length === 0
       ? 'NOTHING'
-      : `UPDATE SET ${def.stateColumns.map((c) => `${quoteIdent(c.name)} = ${mergeExpr(quoteIdent(c.name), c.merge)}`).join(', ')}`;
+      : `UPDATE SET ${def.stateColumns.map((c) => `${quoteIdent(c.name)} = ${mergeExpr(quoteIdent(c.name), c.merge, tieBreak(def, c.merge))}`).join(', ')}`;
   return `INSERT INTO ${tableIdent(def)} (${columns}) VALUES ${row} ON CONFLICT (${target}) DO ${action}`;
 }
 
-export function mergeExpr(col: string, rule: MergeRule): string {
+/** The tie-break columns (partition, offset) of an earliest/latest rule, if the table has them (see the file comment). */
+export function tieBreak(def: VersionTable, rule: MergeRule): [string, string] | null {
+  if ((rule.kind !== 'earliest' && rule.kind !== 'latest') || !rule.by.endsWith('__time')) return null;
+  const base = rule.by.slice(0, -'__time'.length);
+  const part = `${base}__part`;
+  const offset = `${base}__offset`;
+  const has = (name: string): boolean => def.stateColumns.some((c) => c.name === name);
+  return has(part) && has(offset) ? [part, offset] : null;
+}
+
+/** The SQL condition under which the delta's event wins an earliest/latest merge (see the file comment). */
+function winsExpr(kind: 'earliest' | 'latest', by: string, tie: [string, string] | null): string {
+  const op = kind === 'earliest' ? '<' : '>';
+  if (tie === null) return kind === 'earliest' ? `excluded.${by} < ${by}` : `excluded.${by} >= ${by}`;
+  const [p, o] = tie.map(quoteIdent);
+  const tied =
+    kind === 'earliest'
+      ? `${p} IS NOT NULL AND (excluded.${p}, excluded.${o}) < (${p}, ${o})`
+      : `${p} IS NULL OR (excluded.${p}, excluded.${o}) >= (${p}, ${o})`;
+  return `excluded.${by} ${op} ${by} OR (excluded.${by} = ${by} AND (${tied}))`;
+}
+
+export function mergeExpr(col: string, rule: MergeRule, tie: [string, string] | null = null): string {
   const ex = `excluded.${col}`;
   switch (rule.kind) {
     case 'add':
@@ -95,7 +126,7 @@ export function mergeExpr(col: string, rule: MergeRule): string {
     case 'earliest':
     case 'latest': {
       const by = quoteIdent(rule.by);
-      const wins = rule.kind === 'earliest' ? `excluded.${by} < ${by}` : `excluded.${by} >= ${by}`;
+      const wins = winsExpr(rule.kind, by, tie);
       return `CASE WHEN excluded.${by} IS NOT NULL AND (${by} IS NULL OR ${wins}) THEN ${ex} ELSE ${col} END`;
     }
     case 'custom':
