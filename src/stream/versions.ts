@@ -68,6 +68,11 @@ export interface ViewGroup {
   keyNames: string[] | null;
   live: boolean;
   tasks: Task[];
+  /**
+   * For a build or rollback: the end of each source partition (by partition number) when its tasks
+   * were made. The version goes live only once every task has committed up to it (see maybeGoLive).
+   */
+  headOffsets: number[] | null;
 }
 
 export class Versions {
@@ -231,20 +236,8 @@ export class Versions {
     fromOffsets: BuildInfo['fromOffsets'],
   ): BuildInfo {
     const now = Date.now();
-    return {
-      name,
-      version,
-      fingerprint,
-      reason,
-      from,
-      fromOffsets,
-      startedAtMs: now,
-      offsetsDone: 0,
-      offsetsTotal: 0,
-      eventsPerSecond: 0,
-      etaSeconds: null,
-      updatedAtMs: now,
-    };
+    const progress = { offsetsDone: 0, offsetsTotal: 0, eventsPerSecond: 0, etaSeconds: null, updatedAtMs: now };
+    return { name, version, fingerprint, reason, from, fromOffsets, startedAtMs: now, ...progress };
   }
 
   /** A new version of `view` built by replaying the log from `from` ('earliest' or '@<ISO time>'). */
@@ -298,6 +291,7 @@ export class Versions {
       keyNames: null,
       live: info?.state === 'live',
       tasks: [],
+      headOffsets: null,
     };
     if (info !== null) {
       const stored = await store.definition(plan.name, version);
@@ -314,7 +308,9 @@ export class Versions {
     const checkpoints = info !== null ? await store.checkpoints(plan.name, version) : [];
     const topic = plan.source.name;
     const { partitions } = await log.topic(topic);
+    if (build !== null) group.headOffsets = [];
     for (let p = 0; p < partitions; p++) {
+      group.headOffsets?.push((await log.offsets(topic, p)).end);
       const cp = checkpoints.find((c) => c.topic === topic && c.partition === p);
       const offset =
         cp?.offset ??
@@ -363,13 +359,27 @@ export class Versions {
 
   /**
    * A building version goes live once every one of its tasks has reached the head of its partition
-   * (or been idle there): one store transaction repoints the public SQL view and the catalog (the
-   * live version becomes retired), then the retired version's tasks stop, and retired versions
-   * beyond `keepVersions` are dropped.
+   * (or been idle there) and committed its rows at least up to where the head was when the build
+   * started: one store transaction repoints the public SQL view and the catalog (the live version
+   * becomes retired), then the retired version's tasks stop, and retired versions beyond
+   * `keepVersions` are dropped.
+   *
+   * Why the second condition: a task says it reached the head when a read waited a whole flush
+   * interval for nothing, and on a busy event loop (many tasks folding on this thread) the interval's
+   * timer can fire before a read of data that is there; the version then went live with part of
+   * the log, a total that filled in a moment later. A task that says so while it has not committed
+   * up to the head it had to reach is not caught up: it says so again when it really is. Events
+   * that arrive during the build do not hold the swap back (the bound is fixed when it starts),
+   * so a steady stream cannot keep a version from ever going live.
    */
   async maybeGoLive(group: ViewGroup | null): Promise<void> {
     if (group === null || group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
     if (group.abort.signal.aborted) return; // cancelled (or retired) while its last task caught up
+    const behind = group.tasks.filter((t) => t.committedOffset < (group.headOffsets?.[t.partition] ?? 0));
+    if (behind.length > 0) {
+      for (const t of behind) t.caughtUp = false;
+      return;
+    }
     const { store, logger } = this.opts;
     const view = group.plan.view;
     group.live = true; // before any await: the other tasks of the group find it swapping
