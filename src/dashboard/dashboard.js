@@ -1,12 +1,13 @@
-// The Kappa dashboard: plain JavaScript, no framework, three files loaded in order: charts.js (a
-// view's chart from its rows), views.js (a view's panel: versions, actions, a paged table) and this
-// one (the server calls, the one live event stream, the overview, alerts and the SQL console).
+// The Kappa dashboard: plain JavaScript, no framework, four files loaded in order: charts.js (a
+// view's chart from its rows), views.js (a view's panel: versions, actions, a paged table),
+// groups.js (the Kafka consumer groups and their lag) and this one (the server calls, the one live
+// event stream, the overview, alerts and the SQL console).
 //
 // Everything live comes over ONE Server-Sent Events connection, GET /v1/events: the overview once a
 // second, the row changes of every view and the records of every alert topic. Browsers allow six
 // HTTP/1.1 connections per host; one stream per view or partition used them all up and every other
 // request queued forever. Every request has a time limit and shows its failure where the user acted.
-/* global viewPanel, removePanel, views, URLSearchParams */
+/* global viewPanel, removePanel, views, showConsumerGroups, URLSearchParams */
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -221,6 +222,7 @@ function showOverview(o) {
     ]),
   );
   showDeadLetters(o.deadLetters ?? []);
+  showConsumerGroups(o.consumerGroups ?? []);
   // Views in the store that the running config does not declare (left by an earlier config) are
   // listed by name, not shown as panels: nothing updates them any more.
   const all = [...new Set(o.versions.map((v) => v.name).concat(o.builds.map((b) => b.name)))].sort();

@@ -19,6 +19,7 @@ export const OVERVIEW_INTERVAL_MS = 1000;
 const DASHBOARD_ASSETS: Record<string, { file: string; type: string }> = {
   'dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
   'views.js': { file: 'views.js', type: 'text/javascript; charset=utf-8' },
+  'groups.js': { file: 'groups.js', type: 'text/javascript; charset=utf-8' },
   'charts.js': { file: 'charts.js', type: 'text/javascript; charset=utf-8' },
   'dashboard.css': { file: 'dashboard.css', type: 'text/css; charset=utf-8' },
   'uplot.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
