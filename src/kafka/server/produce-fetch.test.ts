@@ -313,3 +313,33 @@ test(
     assert.equal(await count(log, 'p'), 0);
   },
 );
+
+test(
+  'Fetch v13 and later name topics by the ids Metadata gives; an unknown id is UNKNOWN_TOPIC_ID',
+  { timeout: 30_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t);
+    await log.createTopic('by-id', { partitions: 1 });
+    await log.append('by-id', [{ value: 'found by id' }]);
+    const c = await RawClient.connect(t, listener.port);
+    const meta = await c.request(K.Metadata, 12, {
+      topics: [{ name: 'by-id', topicId: '00000000-0000-0000-0000-000000000000' }],
+    });
+    const topicId = meta.topics[0].topicId;
+    const request = (id: string) => ({
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes: 1 << 20,
+      isolationLevel: 0,
+      topics: [{ topicId: id, partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }] }],
+    });
+    for (const v of [13, 16, 17]) {
+      const found = (await c.request(K.Fetch, v, request(topicId))).responses[0];
+      assert.equal(found.topicId, topicId);
+      assert.equal(found.partitions[0].errorCode, 0);
+      assert.ok(Buffer.from(found.partitions[0].records).includes(Buffer.from('found by id')));
+    }
+    const unknown = (await c.request(K.Fetch, 13, request('11111111-1111-1111-1111-111111111111'))).responses[0];
+    assert.equal(unknown.partitions[0].errorCode, ERRORS.UNKNOWN_TOPIC_ID);
+  },
+);

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { encodeBatch } from '../../log/index.ts';
 import { API_KEYS, type Body, ERRORS } from '../protocol/index.ts';
 import { RawClient, openListener } from './test-helpers.ts';
+import { topicIdOf } from './topic-ids.ts';
 
 const K = API_KEYS;
 type Owner = Parameters<typeof RawClient.connect>[0];
@@ -52,7 +53,13 @@ const CASES: Record<number, (v: number) => { body: object; check?: (answer: Body
       isolationLevel: 0,
       sessionId: 0,
       sessionEpoch: -1,
-      topics: [{ topic: 'sweep', partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }] }],
+      topics: [
+        {
+          topic: 'sweep',
+          topicId: topicIdOf('sweep'),
+          partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20 }],
+        },
+      ],
       forgottenTopicsData: [],
       rackId: '',
     },

@@ -1,5 +1,6 @@
 /**
- * Fetch 4-12 (13 and later name topics by id only; not served). Returns the stored batches' bytes
+ * Fetch 4-17. From version 13 topics are named by id (the stable ids of ../topic-ids.ts, as
+ * Metadata gives them); an id no topic has is UNKNOWN_TOPIC_ID. Returns the stored batches' bytes
  * as they are on disk (`batch.bytes` from `log.read`, never copied or re-encoded, compressed or
  * not); the first batch may begin before the fetch offset, as with Kafka, and clients skip the
  * records before it.
@@ -20,6 +21,7 @@
 import { API_KEYS, ERRORS } from '../../protocol/index.ts';
 import type { Handler, RequestContext } from '../context.ts';
 import { kafkaCodeOf } from '../kafka-errors.ts';
+import { ZERO_TOPIC_ID, topicIdOf } from '../topic-ids.ts';
 
 interface FetchPartition {
   partition: number;
@@ -27,12 +29,20 @@ interface FetchPartition {
   partitionMaxBytes: number;
 }
 
+interface FetchTopic {
+  /** v4-12. */
+  topic?: string;
+  /** v13+. */
+  topicId?: string;
+  partitions: FetchPartition[];
+}
+
 interface FetchRequest {
   maxWaitMs: number;
   minBytes: number;
   maxBytes: number;
   isolationLevel: number;
-  topics: { topic: string; partitions: FetchPartition[] }[];
+  topics: FetchTopic[];
 }
 
 interface PartitionData {
@@ -54,13 +64,14 @@ const READ_BYTES_MIN = 4096;
 export const fetchHandler: Handler = {
   key: API_KEYS.Fetch,
   minVersion: 4,
-  maxVersion: 12,
+  maxVersion: 17,
   async handle(ctx, body) {
     const req = body as FetchRequest;
     const deadline = Date.now() + Math.min(Math.max(req.maxWaitMs, 0), WAIT_MS_MAX);
     const bytesMax = Math.min(req.maxBytes > 0 ? req.maxBytes : 0x7fffffff, ctx.deps.fetchBytesMax);
+    const names = await topicNames(ctx, req.topics);
     for (;;) {
-      const round = await gather(ctx, req, bytesMax);
+      const round = await gather(ctx, req, names, bytesMax);
       const remainingMs = deadline - Date.now();
       if (
         round.bytes >= req.minBytes ||
@@ -79,7 +90,8 @@ export const fetchHandler: Handler = {
       errorCode: 0,
       sessionId: 0,
       responses: req.topics.map((t) => ({
-        topic: t.topic,
+        topic: t.topic ?? '',
+        topicId: t.topicId ?? ZERO_TOPIC_ID,
         partitions: t.partitions.map((p) => empty(p.partition, errorCode, -1, -1, req.isolationLevel)),
       })),
     };
@@ -106,20 +118,39 @@ function empty(
   };
 }
 
+/** The topic each entry of the request names: by name (v4-12), or by id (v13+; null: no such topic). */
+async function topicNames(ctx: RequestContext, topics: FetchTopic[]): Promise<(string | null)[]> {
+  if (ctx.header.apiVersion < 13) return topics.map((t) => t.topic ?? '');
+  const byId = new Map((await ctx.deps.log.topics()).map((t) => [topicIdOf(t.name), t.name]));
+  return topics.map((t) => byId.get(t.topicId ?? '') ?? null);
+}
+
 interface Round {
-  responses: { topic: string; partitions: PartitionData[] }[];
+  responses: { topic: string; topicId: string; partitions: PartitionData[] }[];
   bytes: number;
   failed: boolean;
   /** Partitions read to their end: where new data would wake the long poll. */
   waitable: { topic: string; partition: number; offset: number }[];
 }
 
-async function gather(ctx: RequestContext, req: FetchRequest, bytesMax: number): Promise<Round> {
+async function gather(
+  ctx: RequestContext,
+  req: FetchRequest,
+  names: (string | null)[],
+  bytesMax: number,
+): Promise<Round> {
   const round: Round = { responses: [], bytes: 0, failed: false, waitable: [] };
-  for (const t of req.topics) {
+  for (let i = 0; i < req.topics.length; i++) {
+    const t = req.topics[i];
+    const name = names[i];
     const partitions: PartitionData[] = [];
-    for (const p of t.partitions) partitions.push(await readPartition(ctx, req, t.topic, p, bytesMax, round));
-    round.responses.push({ topic: t.topic, partitions });
+    for (const p of t.partitions) {
+      if (name === null) {
+        round.failed = true;
+        partitions.push(empty(p.partition, ERRORS.UNKNOWN_TOPIC_ID, -1, -1, req.isolationLevel));
+      } else partitions.push(await readPartition(ctx, req, name, p, bytesMax, round));
+    }
+    round.responses.push({ topic: name ?? '', topicId: t.topicId ?? ZERO_TOPIC_ID, partitions });
   }
   return round;
 }
