@@ -32,7 +32,15 @@ export {
   type RecordHeader,
   type EncodableRecord,
 } from './record-batch.ts';
-export { Codec, CODEC_NAMES, type CodecName, codecName, codecUnavailable, CompressionError } from './compression.ts';
+export {
+  Codec,
+  CODEC_NAMES,
+  type CodecName,
+  codecName,
+  codecUnavailable,
+  CompressionError,
+  prepareCompression,
+} from './compression.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

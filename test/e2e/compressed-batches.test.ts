@@ -1,6 +1,6 @@
 /**
  * Every reader of the log decodes compressed batches: the same sales, stored once as Kappa's own
- * uncompressed batches and once as gzip, snappy and lz4 batches a Kafka client would send (through
+ * uncompressed batches and once as gzip, snappy, lz4 and zstd batches a Kafka client would send (through
  * appendEncoded, as the Kafka listener stores them), give the same view rows (the engine on its
  * thread and on a worker thread), the same records from GET /v1/topics/:topic/records and from
  * `kappa consume`, and a clean `kappa verify`.
@@ -14,6 +14,7 @@ import {
   compressBatch,
   encodeBatch,
   partitionForKey,
+  prepareCompression,
 } from '../../src/log/index.ts';
 import { openKappa, untilLive } from '../support/kappa.ts';
 import { runKappa } from '../support/processes.ts';
@@ -39,9 +40,10 @@ function byPartition(records: EncodableRecord[]): EncodableRecord[][] {
   return out;
 }
 
-/** Appends the records in batches of 50, each compressed with the next of gzip, snappy, lz4 (or none). */
+/** Appends the records in batches of 50, each compressed with the next of gzip, snappy, lz4, zstd (or none). */
 async function appendAs(log: FileLog, records: EncodableRecord[], compressed: boolean): Promise<void> {
-  const codecs = [Codec.gzip, Codec.snappy, Codec.lz4];
+  await prepareCompression(); // the zstd encoder
+  const codecs = [Codec.gzip, Codec.snappy, Codec.lz4, Codec.zstd];
   let n = 0;
   for (const [p, rs] of byPartition(records).entries())
     for (let i = 0; i < rs.length; i += 50) {
@@ -51,7 +53,7 @@ async function appendAs(log: FileLog, records: EncodableRecord[], compressed: bo
 }
 
 test(
-  'a topic of gzip, snappy and lz4 batches reads like the same records uncompressed, for every reader',
+  'a topic of gzip, snappy, lz4 and zstd batches reads like the same records uncompressed, for every reader',
   { timeout: 120_000 },
   async (t) => {
     const project = tempProject(t, 'kappa-compressed-');
