@@ -25,7 +25,7 @@ import { KAPPA_SRC, tempDataProject } from './project.ts';
 import { CONFLUENT_SCRIPT, PYTHON } from './kafka-clients/python.ts';
 
 export { PYTHON, confluentKafka, kafkaPython, runPythonScript } from './kafka-clients/python.ts';
-export { kcat } from './kafka-clients/kcat.ts';
+export { kcat, kcatMetadata, type KcatMetadata } from './kafka-clients/kcat.ts';
 export { kafkajsClient, platformaticKafka } from './kafka-clients/node-clients.ts';
 export * from './kafka-clients/scenario.ts';
 export type * from './kafka-clients/types.ts';

@@ -122,3 +122,17 @@ function kcatRecordLine(line: string): MemberEvent | null {
   if (!line.startsWith('{')) return null;
   return { event: 'record', record: fromKcatJson(JSON.parse(line) as KcatJson) };
 }
+
+/** What `kcat -L -J` prints: the cluster's brokers and each topic's partitions with their leader. */
+export interface KcatMetadata {
+  brokers: { id: number; name: string }[];
+  topics: { topic: string; error?: string; partitions: { partition: number; leader: number; error?: string }[] }[];
+}
+
+/** `kcat -L -J`: the metadata a librdkafka client gets from `bootstrap` (one topic, or all). */
+export async function kcatMetadata(t: Owner, bootstrap: string, topic?: string): Promise<KcatMetadata> {
+  const args = ['-b', bootstrap, '-L', '-J', ...(topic === undefined ? [] : ['-t', topic])];
+  const run = await runCommand(KCAT_PATH, args, { timeoutMs: 30_000, t });
+  if (run.code !== 0) throw new Error(`kcat -L exited with ${run.code ?? run.signal}: ${run.stderr.slice(-2_000)}`);
+  return JSON.parse(run.stdout) as KcatMetadata;
+}
