@@ -1,7 +1,8 @@
 /**
  * `GET /metrics`: Prometheus text, through prom-client. Counters and histograms are updated as
  * things happen (ingestion, fsyncs, HTTP answers); the per-task, per-view and per-build gauges are
- * read from the engine and the store when scraped, so they cost nothing between scrapes.
+ * read from the engine and the store when scraped, so they cost nothing between scrapes; so are the
+ * Kafka consumer groups' lag and members, from the server's `consumerGroups` provider.
  *
  * Dead letters are counted from the log itself (`kappa_dead_letters_total{topic}`, per `<topic>.dlq`):
  * the count survives restarts, takes in records dead-lettered by ingestion as well as by views and
