@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { GroupCoordinator, type KafkaListener, startKafkaListener } from '../kafka/index.ts';
+import { GroupCoordinator, type GroupLag, type KafkaListener, groupLag, startKafkaListener } from '../kafka/index.ts';
 import { type Log, stderrLogger } from '../log/index.ts';
 import type { KappaServer } from '../server/index.ts';
 import type { AppDef, KafkaConfig } from '../stream/index.ts';
@@ -27,10 +27,28 @@ export interface KafkaFlags {
 /** The running listener and its consumer-group coordinator (for lag). */
 export type RunningKafka = KafkaListener & { groups: GroupCoordinator };
 
+/**
+ * The consumer-group coordinator over the store's committed offsets, made before the HTTP server so
+ * GET /v1/pipelines, the dashboard and /metrics can show the groups (`lag`); `close` ends its
+ * timers and parked requests.
+ */
+export function kafkaGroups(
+  log: Log,
+  store: SqliteStoreWithOffsets,
+): { groups: GroupCoordinator; lag: () => Promise<GroupLag[]> } {
+  const groups = new GroupCoordinator({
+    offsets: store.consumerOffsets,
+    logger: stderrLogger,
+    // Commits to a topic or partition the log does not have are refused (UNKNOWN_TOPIC_OR_PARTITION).
+    partitionCount: async (topic) => (await log.topics()).find((t) => t.name === topic)?.partitions ?? null,
+  });
+  return { groups, lag: () => groupLag(groups, log) };
+}
+
 /** Starts the listener, or returns null when it is turned off (or its default port is taken). */
 export async function startKafka(
   ctx: CliContext,
-  running: { log: Log; store: SqliteStoreWithOffsets; app: AppDef; server: KappaServer | null; configPath: string },
+  running: { log: Log; groups: GroupCoordinator; app: AppDef; server: KappaServer | null; configPath: string },
   flags: KafkaFlags,
 ): Promise<RunningKafka | null> {
   const { app } = running;
@@ -38,13 +56,7 @@ export async function startKafka(
   const config: KafkaConfig = app.server.kafka ?? {};
   const explicitPort = flags.kafkaPort ?? config.port;
   const host = config.host ?? flags.host ?? app.server.host ?? '127.0.0.1';
-  const { log } = running;
-  const groups = new GroupCoordinator({
-    offsets: running.store.consumerOffsets,
-    logger: stderrLogger,
-    // Commits to a topic or partition the log does not have are refused (UNKNOWN_TOPIC_OR_PARTITION).
-    partitionCount: async (topic) => (await log.topics()).find((t) => t.name === topic)?.partitions ?? null,
-  });
+  const { groups } = running;
   try {
     const listener = await startKafkaListener({
       log: running.log,
@@ -58,17 +70,8 @@ export async function startKafka(
       registry: running.server?.fastify.kappa.metrics.registry,
       topicInUse: (name) => topicReaders(app, name),
     });
-    return {
-      ...listener,
-      groups,
-      close: async () => {
-        // The listener first (requests in flight finish), then the groups' parked requests and timers.
-        await listener.close();
-        groups.close();
-      },
-    };
+    return { ...listener, groups };
   } catch (err) {
-    groups.close();
     // The default port may belong to a real Kafka broker, or to a second Kappa on this machine:
     // the pipelines and the HTTP API still run, and the warning says how to get a listener. A port
     // asked for explicitly is an error (the listener's message says what to do).

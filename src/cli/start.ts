@@ -12,10 +12,10 @@ import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } fro
 import { startWebhooks } from '../app/index.ts';
 import type { KafkaListener } from '../kafka/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
-import { openSqliteStore } from '../view/sqlite/index.ts';
+import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import { loadErrorFrame, startChecks } from './check.ts';
 import type { CliContext } from './main.ts';
-import { kafkaLine, startKafka } from './kafka.ts';
+import { kafkaGroups, kafkaLine, startKafka } from './kafka.ts';
 import { openForWriting } from './open.ts';
 
 export interface StartOptions {
@@ -104,13 +104,20 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   let stopCompanion: (() => Promise<void>) | null = null;
   let stopWebhooks: (() => Promise<void>) | null = null;
   let stopping: Promise<void> | null = null;
-  // Stop taking requests (appends in flight finish and are acknowledged), then flush and checkpoint.
+  const consumerGroups = kafkaGroups(log, store);
+  // Stop taking requests (appends in flight finish and are acknowledged); the groups after the
+  // listener, whose requests in flight use them.
+  const stopAround = async (): Promise<void> => {
+    await stopCompanion?.();
+    await kafka?.close();
+    consumerGroups.groups.close();
+    await server?.close();
+    await stopWebhooks?.();
+  };
+  // Then flush and checkpoint.
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      await stopCompanion?.();
-      await kafka?.close();
-      await server?.close();
-      await stopWebhooks?.();
+      await stopAround();
       await engine.stop();
     })());
   // Listening from here on: a Ctrl-C while the server, the listener or the webhooks start still
@@ -128,17 +135,12 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
         host: opts.host,
         port: opts.port,
         logger: opts.httpLog ? { level: 'info' } : false,
+        consumerGroups: consumerGroups.lag,
       });
     ctx.stderr.write(runningLine(ctx, app, engine, server));
-    kafka = await startKafka(ctx, { log, store, app, server, configPath }, opts);
+    kafka = await startKafka(ctx, { log, groups: consumerGroups.groups, app, server, configPath }, opts);
     if (kafka !== null) ctx.stderr.write(kafkaLine(kafka, app));
-    if (app.webhooks.length > 0) {
-      const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
-      ctx.stderr.write(
-        `kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`,
-      );
-      stopWebhooks = () => hooks.stop();
-    }
+    stopWebhooks = await startDeliveries(ctx, log, store, app);
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, kafka, app });
     await signalled.done;
     await stop();
@@ -147,15 +149,25 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     signalled.dispose();
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
     if (stopping === null) {
-      await stopCompanion?.();
-      await kafka?.close();
-      await server?.close();
-      await stopWebhooks?.();
+      await stopAround();
       await engine.close();
     }
     await store.close();
     await log.close();
   }
+}
+
+/** The config's webhooks, delivering; returns how to stop them (null: none configured). */
+async function startDeliveries(
+  ctx: CliContext,
+  log: Log,
+  store: SqliteStore,
+  app: AppDef,
+): Promise<(() => Promise<void>) | null> {
+  if (app.webhooks.length === 0) return null;
+  const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
+  ctx.stderr.write(`kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`);
+  return () => hooks.stop();
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
