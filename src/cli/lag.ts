@@ -153,7 +153,8 @@ export function groupsText(groups: readonly GroupLag[]): string {
     for (const p of g.partitions)
       rows.push([g.groupId, p.topic, p.partition, p.committedOffset, p.logEndOffset, p.lag]);
     const topics = new Set(g.partitions.map((p) => p.topic)).size;
-    const over = g.partitions.length === 0 ? 'no partitions' : `${topics === 1 ? '1 topic' : `${topics} topics`}`;
+    // Offsets committed only in topics deleted since have no lag to show.
+    const over = g.partitions.length === 0 ? 'no topic left' : topics === 1 ? '1 topic' : `${topics} topics`;
     rows.push([g.groupId, `total (${over})`, '-', '-', '-', g.lag]);
   }
   return (
