@@ -151,8 +151,11 @@ export interface Log {
   ): Promise<AppendBatchResult>;
   /**
    * Appends one already-encoded Kafka RecordBatch v2 without re-encoding it (from a worker thread
-   * or a Kafka client); a damaged batch is refused with KAPPA_INVALID_RECORD. The log owns
-   * `batchBytes` until the call settles.
+   * or a Kafka client); a damaged batch is refused with KAPPA_INVALID_RECORD. Compressed batches
+   * (gzip, snappy, lz4, zstd) are checked in their decoded form and stored as sent; a codec the
+   * log cannot decode (or 5-7) is refused with KAPPA_UNSUPPORTED_COMPRESSION, one that inflates
+   * past the topic's batch limit with KAPPA_RECORD_TOO_LARGE. The log owns `batchBytes` until the
+   * call settles.
    */
   appendEncoded(topic: string, partition: number, batchBytes: Buffer): Promise<AppendBatchResult>;
   /**
