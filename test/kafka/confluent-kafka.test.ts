@@ -8,4 +8,5 @@ compatibilitySuite(confluentKafka, {
   needs: [PYTHON3_CONFLUENT_KAFKA],
   produce: { idempotent: true },
   restartSignal: 'SIGKILL',
+  assignors: ['roundrobin', 'cooperative-sticky'],
 });

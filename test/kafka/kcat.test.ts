@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { KCAT, kcat, kcatMetadata, startKappaWithKafka } from '../support/kafka-clients.ts';
 import { compatibilitySuite, skipUnlessInstalled } from './suite.ts';
 
-compatibilitySuite(kcat, { needs: [KCAT] });
+compatibilitySuite(kcat, { needs: [KCAT], assignors: ['cooperative-sticky'] });
 
 describe('kcat -L against Kappa', { skip: skipUnlessInstalled([KCAT]) }, () => {
   test(

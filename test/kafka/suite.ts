@@ -8,6 +8,7 @@
  *   2. a consumer group of three members: rebalance on each join and on a member's death (SIGKILL),
  *      every record consumed exactly once across the members' committed records, committed offsets
  *      at the end of every partition
+ *      (and again with each librdkafka assignor the suite names: roundrobin, cooperative-sticky)
  *   3. committed offsets survive a restart of `kappa start` (SIGTERM, or SIGKILL where the suite asks), and
  *      the group's next member resumes after them
  *
@@ -36,6 +37,8 @@ export interface SuiteOptions {
   needs?: DebianPackage[];
   /** How the client produces in every scenario (confluent-kafka: the idempotent producer, acks=all). */
   produce?: ProduceOptions;
+  /** librdkafka assignors (partition.assignment.strategy) to run scenario 2 again with, beside the client's default. */
+  assignors?: string[];
   /** How scenario 3 stops `kappa start`: SIGTERM (default), or SIGKILL, after which committed offsets must still be there. */
   restartSignal?: 'SIGTERM' | 'SIGKILL';
 }
@@ -99,9 +102,20 @@ function registerTests(client: KafkaClient, opts: SuiteOptions): void {
     { timeout: 240_000 },
     async (t) => {
       const kappa = await startKappaWithKafka(t, { topics: topics(['grouped']) });
-      await groupScenario(t, client, kappa.bootstrap, 'grouped', PARTITIONS, opts.produce);
+      await groupScenario(t, client, kappa.bootstrap, 'grouped', PARTITIONS, { produce: opts.produce });
     },
   );
+
+  for (const assignor of opts.assignors ?? [])
+    test(
+      `${client.name}: the same group with partition.assignment.strategy=${assignor}`,
+      { timeout: 240_000 },
+      async (t) => {
+        const kappa = await startKappaWithKafka(t, { topics: topics(['grouped']) });
+        const settings = { 'partition.assignment.strategy': assignor };
+        await groupScenario(t, client, kappa.bootstrap, 'grouped', PARTITIONS, { produce: opts.produce, settings });
+      },
+    );
 
   test(
     `${client.name}: a group's committed offsets survive ${signal === 'SIGKILL' ? 'a SIGKILL and restart' : 'a restart'} of Kappa, and its next member resumes after them`,

@@ -6,7 +6,8 @@
  *
  * A kcat group member (-G) commits automatically, every 5 s (kcat's -X auto.commit.interval.ms does
  * not shorten it), rather than per record, and prints rebalances on stderr:
- * `% Group g rebalanced (memberid …): assigned: t [0], t [2]`. The scenarios wait for a kcat group to
+ * `% Group g rebalanced (memberid …): assigned: t [0], t [2]` (or, with cooperative-sticky,
+ * `… incremental assignment of 2 partition(s) (…): t [0], t [2]`). The scenarios wait for a kcat group to
  * be quiet for longer than that before they go on (commitDelayMs), so what it printed is committed.
  */
 import type { Owner } from '../cleanup.ts';
@@ -40,10 +41,14 @@ function settings(x: Record<string, string | number | boolean>): string[] {
 
 /** One rebalance line of kcat's stderr as a member event; null for any other line. */
 export function kcatRebalance(line: string): MemberEvent | null {
-  const m = /rebalanced \(memberid [^)]*\): (assigned|revoked): (.*)$/.exec(line);
+  // Eager: `rebalanced (memberid …): assigned: t [0], t [2]`; cooperative:
+  // `rebalanced: incremental assignment of 2 partition(s) (memberid …, COOPERATIVE rebalance protocol): t [0], t [2]`.
+  const m =
+    /rebalanced \(memberid [^)]*\): (assigned|revoked): (.*)$/.exec(line) ??
+    /rebalanced: incremental (assignment|revoke) of \d+ partition\(s\) \([^)]*\): (.*)$/.exec(line);
   if (!m) return null;
   const partitions = [...m[2]!.matchAll(/\[(\d+)\]/g)].map((p) => Number(p[1]));
-  return { event: m[1]!, partitions };
+  return { event: m[1] === 'assigned' || m[1] === 'assignment' ? 'assigned' : 'revoked', partitions };
 }
 
 export const kcat: KafkaClient = {
@@ -85,7 +90,7 @@ export const kcat: KafkaClient = {
       .filter((l) => l.startsWith('{'))
       .map((l) => fromKcatJson(JSON.parse(l) as KcatJson));
   },
-  startMember(t: Owner, bootstrap, topic, group, name) {
+  startMember(t: Owner, bootstrap, topic, group, name, extra = {}) {
     const args = [
       '-b',
       bootstrap,
@@ -97,6 +102,7 @@ export const kcat: KafkaClient = {
         'auto.offset.reset': 'earliest',
         'session.timeout.ms': 6000,
         'heartbeat.interval.ms': 500,
+        ...extra,
       }),
       topic,
     ];

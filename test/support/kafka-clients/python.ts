@@ -61,8 +61,9 @@ function pythonClient(f: PythonFlavour): KafkaClient {
       const lines = await runPythonScript(f.script, 'consume', spec, opts.timeoutMs + 15_000, t);
       return lines.filter((l) => 'record' in l).map((l) => l.record as ConsumedRecord);
     },
-    startMember(t, bootstrap, topic, group, name) {
-      return startJsonMember(t, name, PYTHON, [f.script, 'member', JSON.stringify({ bootstrap, topic, group })]);
+    startMember(t, bootstrap, topic, group, name, settings = {}) {
+      const spec = { bootstrap, topic, group, config: settings };
+      return startJsonMember(t, name, PYTHON, [f.script, 'member', JSON.stringify(spec)]);
     },
     async committed(t, bootstrap, topic, group, partitions) {
       const lines = await runPythonScript(f.script, 'committed', { bootstrap, topic, group, partitions }, 30_000, t);

@@ -255,9 +255,15 @@ async function produceOrFail(
   );
 }
 
+export interface GroupScenarioOptions {
+  produce?: ProduceOptions;
+  /** The members' client-specific settings, such as librdkafka's partition.assignment.strategy. */
+  settings?: Record<string, string | number | boolean>;
+}
+
 /**
  * A group of up to three members of `client` on `topic` (which should have 3 partitions); see the
- * file comment. Returns every record the members committed.
+ * file comment. `opts.settings` go to every member (an assignor, say).
  */
 export async function groupScenario(
   t: Owner,
@@ -265,12 +271,13 @@ export async function groupScenario(
   bootstrap: string,
   topic: string,
   partitions: number,
-  produce: ProduceOptions = {},
+  opts: GroupScenarioOptions = {},
 ): Promise<void> {
+  const { produce = {}, settings = {} } = opts;
   const group = `${client.name}-group-${topic}`;
   const label = `${client.name}-${topic}`;
   const batches = [1, 2, 3, 4].map((b) => recordsFor(client, 30, `${label}-b${b}`));
-  const member = (name: string): GroupMember => client.startMember(t, bootstrap, topic, group, name);
+  const member = (name: string): GroupMember => client.startMember(t, bootstrap, topic, group, name, settings);
 
   await produceOrFail(t, client, bootstrap, topic, batches[0]!, produce);
   const a = member('a');

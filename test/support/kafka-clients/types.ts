@@ -92,7 +92,15 @@ export interface KafkaClient {
   readonly commitDelayMs: number;
   produce(t: Owner, bootstrap: string, topic: string, records: KafkaRecord[], opts?: ProduceOptions): Promise<Ack[]>;
   consume(t: Owner, bootstrap: string, topic: string, opts: ConsumeOptions): Promise<ConsumedRecord[]>;
-  startMember(t: Owner, bootstrap: string, topic: string, group: string, name: string): GroupMember;
+  /** `settings`: client-specific consumer settings (librdkafka's partition.assignment.strategy, ...), where the client takes them. */
+  startMember(
+    t: Owner,
+    bootstrap: string,
+    topic: string,
+    group: string,
+    name: string,
+    settings?: Record<string, string | number | boolean>,
+  ): GroupMember;
   /** The group's committed offsets of these partitions (-1 or below: none). */
   committed(
     t: Owner,
