@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--cpu-prof DIR]`
+ * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--cpu-prof DIR]`
  *
  * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process:
  *
@@ -8,8 +8,11 @@
  *     linger.ms=5, to partition 0 of a one-partition topic of `kappa start --kafka-port 0` (fsync
  *     `always`, the default: acks=all is answered once the records are on disk). Wall time of the kcat
  *     process, from spawn to exit (connect, metadata, InitProducerId and the final flush included).
- *  2. Consume: kcat reads them back from offset 0 to the end (`kcat -C -o beginning -e`), printing one
- *     offset per record, which the bench counts: exactly `--records`, the last at `--records` - 1.
+ *     `--partitions P` (default 1) gives the topic P partitions, which librdkafka fills at random.
+ *  2. Consume: kcat reads them back from offset 0 (`kcat -C -o beginning -c <records> -e`), printing
+ *     partition and offset per record, which the bench checks: every offset of every partition once.
+ *  Kappa's own account of each phase comes from its /metrics: Produce and Fetch requests, the time it
+ *  spent on them, and the group-commit fsyncs (count and seconds).
  *  3. Peers, measured in every round next to the Kafka figures:
  *     - the in-process append: the same values through `FileLog.appendBatch` in this process, batches
  *       of 1,000, up to 8 appends in flight, fsync `always`, on the same disk (bench/log.ts's code path);
@@ -34,11 +37,14 @@ import { parseArgs } from 'node:util';
 import { type EncodableRecord, type FileLog, encodeBatch, openFileLog } from '../src/log/index.ts';
 import {
   type Kappa,
+  type ServerTimes,
   type Timed,
   processCpuSeconds,
   processPeakRssBytes,
   runKcat,
   runPythonProduce,
+  serverTimes,
+  since,
   startKappa,
   startMockBroker,
   stopAll,
@@ -70,6 +76,7 @@ interface Options {
   records: number;
   rounds: number;
   valueBytes: number;
+  partitions: number;
   cpuProfDir: string | null;
 }
 
@@ -81,6 +88,9 @@ interface Round {
   consume: Timed;
   kappaProduceCpuS: number;
   kappaConsumeCpuS: number;
+  /** Produce and Fetch requests as kappa counted them during each phase, with the fsyncs. */
+  produceServer: ServerTimes;
+  consumeServer: ServerTimes;
   load: number;
 }
 
@@ -100,9 +110,9 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const valuesFile = join(root, 'values.txt');
     const templates = writeValues(valuesFile, opts);
     console.log(
-      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key), one partition, ${opts.rounds} rounds, in ${root}` +
+      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key), ${opts.partitions} partition(s), ${opts.rounds} rounds, in ${root}` +
         `\nproducer: kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of ${formatCount(opts.records)} lines>` +
-        `\nconsumer: kcat -C -o beginning -e -f '%o\\n' (the bench counts the offsets)` +
+        `\nconsumer: kcat -C -o beginning -c <records> -e -f '%p %o\\n' (the bench checks every partition's offsets)` +
         `\nload average before the run: ${loadBefore.toFixed(1)} on ${availableParallelism()} cores\n`,
     );
 
@@ -113,7 +123,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       `python3-confluent-kafka, produce() per record into librdkafka's mock broker (same settings, ${formatCount(pythonRecords)} records): ${formatCount(pythonRate)} records/s\n`,
     );
 
-    const config = writeConfig(root, opts.rounds);
+    const config = writeConfig(root, opts);
     const mock = await startMockBroker();
     const kappa = await startKappa(join(root, 'data'), config, opts.cpuProfDir === null ? [] : profileFlags(opts));
     const rounds: Round[] = [];
@@ -141,6 +151,7 @@ function parseOptions(args: string[]): Options {
       records: { type: 'string' },
       rounds: { type: 'string' },
       'value-bytes': { type: 'string' },
+      partitions: { type: 'string' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -155,6 +166,7 @@ function parseOptions(args: string[]): Options {
     records,
     rounds: positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT),
     valueBytes: positiveInt('--value-bytes', values['value-bytes'], VALUE_BYTES_DEFAULT),
+    partitions: positiveInt('--partitions', values.partitions, 1),
     cpuProfDir: values['cpu-prof'] ?? null,
   };
 }
@@ -169,6 +181,10 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
 
 function profileFlags(opts: Options): string[] {
   return ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir!];
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
 }
 
 function perS(records: number, ms: number): number {
@@ -203,9 +219,12 @@ function writeValues(path: string, opts: Options): EncodableRecord[][] {
   return templates;
 }
 
-/** kappa start's config: one topic of one partition per round (`bench-1`, `bench-2`, ...), no views. */
-function writeConfig(root: string, rounds: number): string {
-  const topics = Array.from({ length: rounds }, (_, i) => `topic('bench-${i + 1}', { partitions: 1 })`);
+/** kappa start's config: one topic of `--partitions` partitions per round (`bench-1`, `bench-2`, ...), no views. */
+function writeConfig(root: string, opts: Options): string {
+  const topics = Array.from(
+    { length: opts.rounds },
+    (_, i) => `topic('bench-${i + 1}', { partitions: ${opts.partitions} })`,
+  );
   const path = join(root, 'kappa.config.ts');
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   writeFileSync(
@@ -241,19 +260,23 @@ async function runRound(
     broker,
     '-t',
     topic,
-    '-p',
-    '0',
+    // One partition: partition 0. Several: librdkafka's partitioner spreads the key-less records at random.
+    ...(opts.partitions === 1 ? ['-p', '0'] : []),
     ...PRODUCER_SETTINGS.flatMap((s) => ['-X', s]),
     '-l',
     valuesFile,
   ];
   const mock = await runKcat(produceArgs(mockBroker));
   let cpu = processCpuSeconds(kappa.pid);
+  let times = await serverTimes(kappa, 'Produce');
   const produce = await runKcat(produceArgs(kappa.broker));
   const kappaProduceCpuS = processCpuSeconds(kappa.pid) - cpu;
+  const produceServer = since(times, await serverTimes(kappa, 'Produce'));
   cpu = processCpuSeconds(kappa.pid);
-  const consume = await consumeAll(kappa.broker, topic, opts.records);
+  times = await serverTimes(kappa, 'Fetch');
+  const consume = await consumeAll(kappa.broker, topic, opts.records, opts.partitions);
   const kappaConsumeCpuS = processCpuSeconds(kappa.pid) - cpu;
+  const consumeServer = since(times, await serverTimes(kappa, 'Fetch'));
   return {
     appendBatchMs,
     appendEncodedMs,
@@ -262,6 +285,8 @@ async function runRound(
     consume,
     kappaProduceCpuS,
     kappaConsumeCpuS,
+    produceServer,
+    consumeServer,
     load: loadavg()[0],
   };
 }
@@ -290,22 +315,41 @@ async function appendWindowed(append: (i: number) => Promise<unknown>, count: nu
   await Promise.all(window);
 }
 
-/** Reads partition 0 from the beginning to its end; checks that every offset from 0 to records - 1 came, once. */
-async function consumeAll(broker: string, topic: string, records: number): Promise<Timed> {
-  let lines = 0;
-  let tail = '';
-  const timed = await runKcat(
-    ['-C', '-b', broker, '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q', '-f', '%o\\n'],
-    (chunk) => {
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
-      tail = (tail + chunk.subarray(Math.max(0, chunk.length - 24)).toString('latin1')).slice(-24);
-    },
-  );
-  const last = tail.trim().split('\n').at(-1);
-  if (lines !== records || last !== String(records - 1))
-    throw new Error(
-      `kcat read ${lines} records, the last at offset ${last}; ${records} were produced (offsets 0-${records - 1})`,
-    );
+/**
+ * Reads every partition from the beginning until it has `records` records (`-c`; `-e` too, so a
+ * short topic ends the run instead of waiting), and checks that each partition's offsets came once
+ * each, from 0 without a gap, and `records` in all. `-c` rather than `-e` alone: at the end `-e`
+ * waits for an empty long poll (fetch.wait.max.ms, 500 ms), which no consumer that has its records pays.
+ */
+async function consumeAll(broker: string, topic: string, records: number, partitions: number): Promise<Timed> {
+  const counts = new Map<number, number>();
+  const maxOffsets = new Map<number, number>();
+  // Lines "<partition> <offset>\n", parsed byte by byte as they stream in.
+  let field = 0;
+  let partition = 0;
+  let offset = 0;
+  const only = partitions === 1 ? ['-p', '0'] : [];
+  const args = ['-C', '-b', broker, '-t', topic, ...only, '-o', 'beginning', '-c', String(records), '-e', '-q'];
+  const timed = await runKcat([...args, '-f', '%p %o\\n'], (chunk) => {
+    for (const byte of chunk) {
+      if (byte === 32) field = 1;
+      else if (byte === 10) {
+        counts.set(partition, (counts.get(partition) ?? 0) + 1);
+        maxOffsets.set(partition, Math.max(maxOffsets.get(partition) ?? -1, offset));
+        field = partition = offset = 0;
+      } else if (field === 0) partition = partition * 10 + byte - 48;
+      else offset = offset * 10 + byte - 48;
+    }
+  });
+  let total = 0;
+  for (const [p, n] of counts) {
+    total += n;
+    if (maxOffsets.get(p) !== n - 1)
+      throw new Error(
+        `kcat read ${n} records of partition ${p}, the last at offset ${maxOffsets.get(p)}: some came twice or not at all`,
+      );
+  }
+  if (total !== records) throw new Error(`kcat read ${total} records; ${records} were produced`);
   return timed;
 }
 
@@ -315,6 +359,13 @@ function printRound(n: number, r: Round, records: number): void {
     `round ${n} (load ${r.load.toFixed(1)}): produce ${rate(r.produce.ms)}/s (kappa ${(r.kappaProduceCpuS / (r.produce.ms / 1000)).toFixed(2)} cores),` +
       ` consume ${rate(r.consume.ms)}/s (kappa ${(r.kappaConsumeCpuS / (r.consume.ms / 1000)).toFixed(2)} cores),` +
       ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
+  );
+  const p = r.produceServer;
+  const f = r.consumeServer;
+  console.log(
+    `  produce: ${formatCount(p.requests)} requests of ${formatCount(records / p.requests)} records, ${(r.produce.ms / p.requests).toFixed(1)} ms each as kcat saw them,` +
+      ` ${((p.requestS * 1000) / p.requests).toFixed(1)} ms in kappa, of which fsync ${((p.fsyncS * 1000) / Math.max(p.fsyncs, 1)).toFixed(1)} ms (${(p.fsyncs / p.requests).toFixed(2)} fsyncs per request)` +
+      `\n  consume: ${formatCount(f.requests)} fetches of ${formatCount(records / f.requests)} records, ${(r.consume.ms / f.requests).toFixed(1)} ms each as kcat saw them, ${((f.requestS * 1000) / f.requests).toFixed(1)} ms in kappa`,
   );
 }
 
@@ -417,6 +468,7 @@ function report(
     records: opts.records,
     value_bytes: opts.valueBytes,
     rounds: opts.rounds,
+    partitions: opts.partitions,
     producer: 'kcat (librdkafka 2.0.2)',
     consumer: 'kcat (librdkafka 2.0.2)',
     produce_records_per_s: r0(produce.best),
@@ -433,6 +485,18 @@ function report(
     produce_vs_append_encoded_ratio: r2(ratioEncoded.best),
     produce_vs_client_ceiling_ratio: r2(ratioMock.best),
     kappa_produce_cores: r2(kappaProduceCores.best),
+    produce_requests_per_round: r0(mean(rounds.map((r) => r.produceServer.requests))),
+    produce_ms_per_request_client: r2(mean(rounds.map((r) => r.produce.ms / r.produceServer.requests))),
+    produce_ms_per_request_kappa: r2(
+      mean(rounds.map((r) => (r.produceServer.requestS * 1000) / r.produceServer.requests)),
+    ),
+    produce_fsync_ms: r2(
+      mean(rounds.map((r) => (r.produceServer.fsyncS * 1000) / Math.max(r.produceServer.fsyncs, 1))),
+    ),
+    fetch_requests_per_round: r0(mean(rounds.map((r) => r.consumeServer.requests))),
+    fetch_ms_per_request_kappa: r2(
+      mean(rounds.map((r) => (r.consumeServer.requestS * 1000) / r.consumeServer.requests)),
+    ),
     kappa_consume_cores: r2(kappaConsumeCores.best),
     peak_rss_mb: r0(peakRssMb),
     load_average_before: r2(loadBefore),

@@ -56,6 +56,8 @@ function waitForStderr(child: ChildProcess, what: string, pattern: RegExp): Prom
 export interface Kappa {
   pid: number;
   broker: string;
+  /** The HTTP API's base URL (for /metrics). */
+  http: string;
   /** Stops it with SIGINT (as Ctrl-C does: the log is flushed and closed) and waits for its exit. */
   stop(): Promise<void>;
 }
@@ -83,10 +85,16 @@ export async function startKappa(dataDir: string, config: string, nodeFlags: str
       { stdio: ['ignore', 'ignore', 'pipe'] },
     ),
   );
-  const [, broker] = await waitForStderr(child, 'kappa start', /kappa: Kafka API on (\S+:\d+) /);
+  // It prints the HTTP API's line, then the Kafka API's.
+  const [, http, broker] = await waitForStderr(
+    child,
+    'kappa start',
+    /kappa: HTTP API on (http:\/\/\S+) [\s\S]*kappa: Kafka API on (\S+:\d+) /,
+  );
   return {
     pid: child.pid!,
     broker,
+    http,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -174,4 +182,39 @@ export function processPeakRssBytes(pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
   if (m === null) throw new Error(`/proc/${pid}/status has no VmHWM line`);
   return Number(m[1]) * 1024;
+}
+
+/** The server's own account of a phase, from its Prometheus metrics (GET /metrics). */
+export interface ServerTimes {
+  /** Requests of the API and the seconds kappa spent on them, from frame read to answer ready. */
+  requests: number;
+  requestS: number;
+  /** Group-commit fsyncs and the seconds they took. */
+  fsyncs: number;
+  fsyncS: number;
+}
+
+/** kappa's counters for `api` (Produce, Fetch) and the log's fsyncs, as they stand now. */
+export async function serverTimes(kappa: Kappa, api: string): Promise<ServerTimes> {
+  const text = await (await fetch(`${kappa.http}/metrics`)).text();
+  const value = (name: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? 0 : Number(line.slice(name.length + 1));
+  };
+  return {
+    requests: value(`kappa_kafka_request_seconds_count{api="${api}"}`),
+    requestS: value(`kappa_kafka_request_seconds_sum{api="${api}"}`),
+    fsyncs: value('kappa_fsync_seconds_count'),
+    fsyncS: value('kappa_fsync_seconds_sum'),
+  };
+}
+
+/** What happened between two readings of serverTimes. */
+export function since(before: ServerTimes, after: ServerTimes): ServerTimes {
+  return {
+    requests: after.requests - before.requests,
+    requestS: after.requestS - before.requestS,
+    fsyncs: after.fsyncs - before.fsyncs,
+    fsyncS: after.fsyncS - before.fsyncS,
+  };
 }
