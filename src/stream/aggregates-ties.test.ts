@@ -5,11 +5,18 @@
  * an older Kappa (value and time only) still merges by time alone.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { defer, tempDir } from '../../test/support/cleanup.ts';
+import { openFileLog } from '../log/index.ts';
+import { Type } from '../schema/index.ts';
 import type { VersionTable } from '../view/index.ts';
+import { openSqliteStore } from '../view/sqlite/index.ts';
 import { createTableSql, upsertSql } from '../view/sqlite/sql.ts';
 import { AggInputs, type Aggregate, first, last } from './aggregates.ts';
+import { defineApp, from, topic, view } from './dsl.ts';
+import { Engine } from './engine.ts';
 
 interface Event {
   value: string;
@@ -19,6 +26,17 @@ interface Event {
 }
 
 const T = 1_000_000;
+const quiet = { info() {}, warn() {} };
+
+async function until<V>(what: string, get: () => Promise<V | undefined>): Promise<V> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const v = await get();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Two devices on partitions 0 and 1 read at the same times; partition 2 has one earlier reading. */
 const EVENTS: Event[] = [
@@ -71,6 +89,33 @@ function merged(def: VersionTable, deltas: readonly unknown[][]): unknown {
   } finally {
     db.close();
   }
+}
+
+/** last() as an older Kappa made it: value and time, ties to the delta merged last. */
+function oldLast<T>(fn: (value: T) => string | number): Aggregate<T> {
+  return {
+    kind: 'last',
+    signature: `last(${fn.toString()})`,
+    stateColumns: (name) => [
+      { name, type: 'ANY', merge: { kind: 'latest', by: `${name}__time` } },
+      { name: `${name}__time`, type: 'INTEGER', merge: { kind: 'max' } },
+    ],
+    outputColumn: (name) => ({ name, sql: `"${name}"` }),
+    init: (state, slot) => {
+      state[slot] = null;
+      state[slot + 1] = null;
+    },
+    prepare: (_state, _slot, value, inputs, i) => {
+      inputs.any[i] = fn(value);
+    },
+    apply: (state, slot, inputs, i, timeMs) => {
+      const prev = state[slot + 1] as number | null;
+      if (prev === null || timeMs >= prev) {
+        state[slot] = inputs.any[i];
+        state[slot + 1] = timeMs;
+      }
+    },
+  };
 }
 
 describe('first() and last() break event-time ties by partition and offset', () => {
@@ -147,4 +192,55 @@ describe('first() and last() break event-time ties by partition and offset', () 
       assert.deepEqual(merged(def, [stored, ['delta', T, 0, 5]]), { x: expected });
     }
   });
+
+  test(
+    'a data dir whose view was built with the old last() still starts: it serves on, and the view is rebuilt',
+    { timeout: 120_000 },
+    async (t) => {
+      const dir = tempDir(t, 'kappa-ties-upgrade-');
+      const log = await openFileLog({ dir, logger: quiet });
+      defer(t, () => log.close());
+      const store = await openSqliteStore({ path: join(dir, 'views.db') });
+      defer(t, () => store.close());
+      await log.createTopic('readings', { partitions: 2 });
+      const TICKS = 50;
+      for (let k = 0; k < TICKS; k++)
+        await log.append(
+          'readings',
+          [0, 1].map((p) => ({ partition: p, key: `d${p}`, value: JSON.stringify({ c: 10 * p + k, ts: T + k }) })),
+        );
+      const Reading = Type.Object({ c: Type.Integer(), ts: Type.Integer() });
+      const appWith = (agg: Aggregate<{ c: number; ts: number }>) => {
+        const readings = topic('readings', { partitions: 2, schema: Reading, time: (r) => r.ts });
+        const status = from(readings)
+          .groupBy(() => ({ site: 's1' }))
+          .aggregate({ last_c: agg });
+        return defineApp({ topics: [readings], views: [view('site_status', status)] });
+      };
+      const shown = async () =>
+        (await store.query('SELECT last_c FROM site_status').catch(() => ({ rows: [] }))).rows[0]?.last_c;
+      const committed = (engine: Engine, version: number): number =>
+        engine
+          .status()
+          .filter((s) => s.version === version)
+          .reduce((n, s) => n + s.committedOffset, 0);
+
+      const old = new Engine({ log, store, control: store, app: appWith(oldLast((r) => r.c)), logger: quiet });
+      await old.start();
+      await until('version 1 to fold every reading', async () => (committed(old, 1) === 2 * TICKS ? true : undefined));
+      await old.stop();
+      assert.equal((await store.definition('site_status', 1))?.stateColumns.length, 2);
+
+      const engine = new Engine({ log, store, control: store, app: appWith(last((r) => r.c)), logger: quiet });
+      await engine.start();
+      defer(t, () => engine.stop());
+      assert.notEqual(await shown(), undefined, 'version 1 still serves');
+      await until('version 2 to go live', async () =>
+        (await store.versions()).find((v) => v.name === 'site_status' && v.version === 2 && v.state === 'live'),
+      );
+      // Complete as soon as it is live; the tie at the last tick goes to partition 1.
+      assert.equal(await shown(), 10 + TICKS - 1);
+      assert.equal((await store.definition('site_status', 2))?.stateColumns.length, 4);
+    },
+  );
 });
