@@ -214,3 +214,24 @@ test(
     assert.match(warnings[0], /disk on fire/);
   },
 );
+
+test(
+  'a frame announced but not sent within frameMs closes its connection and gives its memory back',
+  { timeout: 30_000 },
+  async (t) => {
+    const { listener } = await openListener(t, {
+      limits: { frameMs: 300, requestBytesMax: 1000, frameBytesMax: 1000 },
+    });
+    const hog = await RawClient.connect(t, listener.port);
+    hog.write(Buffer.from([0, 0, 0x03, 0xe8, 1, 2, 3])); // announces 1000 bytes, sends 3
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The shared frame memory is taken: a small request of another client waits...
+    const waiting = await RawClient.connect(t, listener.port);
+    const started = Date.now();
+    const answer = waiting.request(K.ApiVersions, 0, {});
+    assert.equal(await hog.closedWithin(5000), true);
+    // ...until the announced frame times out and its reservation is released.
+    assert.equal((await answer).errorCode, 0);
+    assert.ok(Date.now() - started >= 150, 'the small request waited for the memory');
+  },
+);
