@@ -228,3 +228,22 @@ test(
     assert.equal((await auto.log.topic('fresh')).partitions, 2);
   },
 );
+
+test(
+  'DeleteTopics refuses a topic the running pipelines read, with the reason, and deletes the others',
+  { timeout: 60_000 },
+  async (t) => {
+    const { log, listener } = await openListener(t, {
+      topicInUse: (name) => (name === 'sales' ? 'view sales_totals of the running config reads it' : null),
+    });
+    await log.createTopic('sales', { partitions: 1 });
+    await log.createTopic('scratch', { partitions: 1 });
+    const admin = await connected(t, client(listener.address).admin());
+    await assert.rejects(admin.deleteTopics({ topics: ['sales'] }), kafkaError('TOPIC_DELETION_DISABLED'));
+    await admin.deleteTopics({ topics: ['scratch'] });
+    assert.deepEqual(
+      (await log.topics()).map((x) => x.name),
+      ['sales'],
+    );
+  },
+);
