@@ -13,6 +13,8 @@
  *      the group's next member resumes after them
  *
  * Suites that need a Debian package list it in `needs`: `npm test` skips them with one line each.
+ * The tests of a suite run at once, each on its own `kappa start`: they mostly wait (for sessions to
+ * expire, groups to settle), so together they take about as long as the longest.
  */
 import { describe, test } from 'node:test';
 import { requireDebianPackage } from '../support/debian.ts';
@@ -65,8 +67,10 @@ export function skipUnlessInstalled(needs: DebianPackage[]): string | false {
 }
 
 export function compatibilitySuite(client: KafkaClient, opts: SuiteOptions = {}): void {
-  describe(`${client.name} against Kappa's Kafka listener`, { skip: skipUnlessInstalled(opts.needs ?? []) }, () =>
-    registerTests(client, opts),
+  describe(
+    `${client.name} against Kappa's Kafka listener`,
+    { skip: skipUnlessInstalled(opts.needs ?? []), concurrency: true },
+    () => registerTests(client, opts),
   );
 }
 
