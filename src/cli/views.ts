@@ -1,16 +1,16 @@
 /**
- * `kappa views`, `kappa query`, `kappa lag`: read-only looks at the serving layer, beside a running
+ * `kappa views` and `kappa query`: read-only looks at the serving layer, beside a running
  * `kappa start`; and `kappa views drop`, which changes it, so it holds the data directory.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import type { Log } from '../log/index.ts';
 import { type BuildInfo, type ViewVersionInfo } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { storePath } from './start.ts';
+import { lagRows } from './lag.ts';
 import { cellText, formatTable } from './table.ts';
 import { holdDataDir } from './topics.ts';
 
@@ -28,52 +28,6 @@ export async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => 
   } finally {
     await store.close();
   }
-}
-
-export interface LagRow {
-  /** 'view', or 'output' for a pipeline writing a derived topic (`to(topic)`). */
-  kind: 'view' | 'output';
-  /** The view's or output's name. */
-  view: string;
-  /** The view version (0 for an output). */
-  version: number;
-  topic: string;
-  partition: number;
-  committedOffset: number;
-  logEndOffset: number;
-  lag: number;
-}
-
-/** Where a view's or output's task stands in one partition of its source. */
-type Position = { topic: string; partition: number; offset: number };
-
-async function lagRows(store: SqliteStore, log: Log): Promise<LagRow[]> {
-  const rows: LagRow[] = [];
-  // A position in a topic that was deleted (`kappa topics delete --force`) has no lag to show.
-  const topics = new Set((await log.topics()).map((t) => t.name));
-  const add = async (kind: LagRow['kind'], view: string, version: number, cp: Position): Promise<void> => {
-    if (!topics.has(cp.topic)) return;
-    const { end } = await log.offsets(cp.topic, cp.partition);
-    const { topic, partition, offset } = cp;
-    rows.push({
-      kind,
-      view,
-      version,
-      topic,
-      partition,
-      committedOffset: offset,
-      logEndOffset: end,
-      lag: Math.max(0, end - offset),
-    });
-  };
-  for (const v of await store.versions()) {
-    if (v.state === 'retired') continue;
-    for (const cp of await store.checkpoints(v.name, v.version)) await add('view', v.name, v.version, cp);
-  }
-  for (const name of await store.outputs()) {
-    for (const cp of await store.outputCheckpoints(name)) await add('output', name, 0, cp);
-  }
-  return rows;
 }
 
 /** What `kappa views --json` shows of a build in progress (null when the version is not being built). */
@@ -193,30 +147,6 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): P
           rows.map((r, i) => [r.name, r.version, r.state, r.rows, r.lag, column[i]]),
         ),
       );
-    }),
-  );
-}
-
-export async function lagCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
-  await withStore(ctx, (store) =>
-    withLog(openForReading(ctx.dataDir), async (log) => {
-      const rows = await lagRows(store, log);
-      if (opts.json) ctx.stdout.write(JSON.stringify(rows) + '\n');
-      else
-        ctx.stdout.write(
-          formatTable(
-            ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'],
-            rows.map((r) => [
-              r.kind === 'output' ? `${r.view} (output)` : r.view,
-              r.kind === 'output' ? '-' : r.version,
-              r.topic,
-              r.partition,
-              r.committedOffset,
-              r.logEndOffset,
-              r.lag,
-            ]),
-          ),
-        );
     }),
   );
 }
