@@ -4,7 +4,8 @@
  * the protocol Kappa did not write. Two parts:
  *
  *   - test/support/kafka-robust/scenario.py, with python3-confluent-kafka: keyed records produced
- *     with murmur2_random (each with headers and a CreateTime), the partitions' watermarks, every
+ *     with murmur2_random (each with headers and a CreateTime), plainly and again with the idempotent
+ *     producer and zstd into a second topic, the partitions' watermarks, every
  *     record read back without a group, a group of two consumers with the range assignor (the second
  *     joins after the first has its partitions) committing each record, the group's committed
  *     offsets, and a read past the end of a partition with auto.offset.reset=error;
@@ -52,6 +53,7 @@ import { requireDebianPackage } from '../support/debian.ts';
 
 const SCENARIO = fileURLToPath(new URL('../support/kafka-robust/scenario.py', import.meta.url));
 const TOPIC = 'diff';
+const ZSTD_TOPIC = 'diff-zstd';
 const GROUP = 'diff-group';
 const RECORDS = 120;
 const SCENARIO_TIMEOUT_MS = 150_000;
@@ -61,12 +63,21 @@ interface ScenarioResult {
   watermarks: [number, number][];
   offsetsForTime: number[];
   records: unknown[];
+  idempotentZstdAcks: ScenarioResult['acks'];
+  idempotentZstdRecords: unknown[];
   group: { assignment: number[][]; consumed: number; committed: number[]; errors: string[] };
   outOfRange: string | null;
 }
 
 async function runScenario(t: Owner, bootstrap: string): Promise<ScenarioResult> {
-  const spec = { bootstrap, topic: TOPIC, partitions: MOCK_PARTITIONS, group: GROUP, n: RECORDS };
+  const spec = {
+    bootstrap,
+    topic: TOPIC,
+    zstdTopic: ZSTD_TOPIC,
+    partitions: MOCK_PARTITIONS,
+    group: GROUP,
+    n: RECORDS,
+  };
   const run = await runCommand(PYTHON, [SCENARIO, JSON.stringify(spec)], { timeoutMs: SCENARIO_TIMEOUT_MS, t });
   assert.equal(run.code, 0, `scenario.py against ${bootstrap}:\n${run.stderr.slice(-4_000)}`);
   return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as ScenarioResult;
@@ -246,7 +257,12 @@ test(
   async (t) => {
     if (requireDebianPackage(t, PYTHON3_CONFLUENT_KAFKA) === null) return;
     const mock = await startMockKafka(t);
-    const kappa = await startKappaWithKafka(t, { topics: [{ name: TOPIC, partitions: MOCK_PARTITIONS }] });
+    const kappa = await startKappaWithKafka(t, {
+      topics: [
+        { name: TOPIC, partitions: MOCK_PARTITIONS },
+        { name: ZSTD_TOPIC, partitions: MOCK_PARTITIONS },
+      ],
+    });
     const [onKappa, onMock] = [await runScenario(t, kappa.bootstrap), await runScenario(t, mock.bootstrap)];
     const batch = recordedBatch();
     const [rawKappa, rawMock] = [
@@ -257,6 +273,8 @@ test(
     const must = [
       ...differences('acks (partition, offset per record)', onKappa.acks, onMock.acks),
       ...differences('records read back', onKappa.records, onMock.records),
+      ...differences('idempotent zstd acks', onKappa.idempotentZstdAcks, onMock.idempotentZstdAcks),
+      ...differences('idempotent zstd records read back', onKappa.idempotentZstdRecords, onMock.idempotentZstdRecords),
       ...differences('watermarks', onKappa.watermarks, onMock.watermarks),
       ...differences(
         'group assignment sizes',
@@ -287,6 +305,7 @@ test(
     for (const d of accepted) t.diagnostic(`accepted difference: ${d}`);
     for (const d of must) t.diagnostic(`DIFFERENCE: ${d}`);
     assert.equal(onKappa.records.length, RECORDS);
+    assert.equal(onKappa.idempotentZstdRecords.length, RECORDS);
     assert.ok(
       onKappa.acks.every((a) => !('error' in a)),
       JSON.stringify(onKappa.acks.slice(0, 5)),

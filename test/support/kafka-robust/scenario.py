@@ -1,12 +1,13 @@
 """One Kafka scenario, run by the differential test (test/kafka/differential.test.ts) against
 Kappa and against librdkafka's mock cluster, with python3-confluent-kafka (Debian's /usr/bin/python3):
 
-  scenario.py '{"bootstrap": "...", "topic": "diff", "partitions": 4, "group": "g", "n": 120}'
+  scenario.py '{"bootstrap": "...", "topic": "diff", "zstdTopic": "diffz", "partitions": 4, "group": "g", "n": 120}'
 
   1. produces n keyed records (key "key-<i % 7>", value "value-<i>", headers [("i", "<i>"), ("h", "x")],
      CreateTime base + i) with partitioner=murmur2_random and acks=all, one at a time in order;
+     and the same n records to zstdTopic with the idempotent producer (enable.idempotence) and zstd;
   2. reads each partition's low and high watermarks, and the offsets for the time base + n/2;
-  3. reads every partition from its beginning without a group;
+  3. reads every partition of both topics from its beginning without a group;
   4. a group of two consumers (range assignor): the first joins, the second joins (a rebalance);
      each commits every record synchronously before counting it, until the group has all n;
      both leave; then the group's committed offsets are looked up;
@@ -33,8 +34,10 @@ def record_of(msg):
     }
 
 
-def produce(spec):
-    producer = Producer({"bootstrap.servers": spec["bootstrap"], "partitioner": "murmur2_random", "acks": "all"})
+def produce(spec, topic, **extra):
+    config = {"bootstrap.servers": spec["bootstrap"], "partitioner": "murmur2_random", "acks": "all"}
+    config.update(extra)
+    producer = Producer(config)
     acks = [None] * spec["n"]
 
     def report(i):
@@ -45,7 +48,7 @@ def produce(spec):
 
     for i in range(spec["n"]):
         producer.produce(
-            spec["topic"],
+            topic,
             key=f"key-{i % 7}",
             value=f"value-{i}",
             headers=[("i", str(i).encode()), ("h", b"x")],
@@ -78,9 +81,9 @@ def describe(spec):
     return marks, [tp.offset for tp in times]
 
 
-def read_all(spec):
+def read_all(spec, topic):
     c = consumer(spec, "reader")
-    c.assign([TopicPartition(spec["topic"], p, OFFSET_BEGINNING) for p in range(spec["partitions"])])
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(spec["partitions"])])
     out, deadline = [], time.monotonic() + 20
     while len(out) < spec["n"] and time.monotonic() < deadline:
         msg = c.poll(0.2)
@@ -162,13 +165,16 @@ def out_of_range(spec):
 
 
 def main(spec):
-    acks = produce(spec)
+    acks = produce(spec, spec["topic"])
     marks, times = describe(spec)
+    squeezed = {"enable.idempotence": True, "compression.type": "zstd", "linger.ms": 5}
     result = {
         "acks": acks,
         "watermarks": marks,
         "offsetsForTime": times,
-        "records": read_all(spec),
+        "records": read_all(spec, spec["topic"]),
+        "idempotentZstdAcks": produce(spec, spec["zstdTopic"], **squeezed),
+        "idempotentZstdRecords": read_all(spec, spec["zstdTopic"]),
         "group": group(spec),
         "outOfRange": out_of_range(spec),
     }
