@@ -137,7 +137,7 @@ test(
   `SIGKILL of kappa start ${KILLS} times under a librdkafka idempotent producer (acks=all): every acknowledged record stored exactly once`,
   { timeout: 420_000 },
   async (t) => {
-    if (requireDebianPackage(t, PYTHON3_CONFLUENT_KAFKA) === null) return;
+    if (requireDebianPackage(t, { ...PYTHON3_CONFLUENT_KAFKA, suite: 'the Kafka SIGKILL crash test' }) === null) return;
     const project = tempDataProject(
       t,
       'kappa-kafka-kill-',

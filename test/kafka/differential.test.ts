@@ -255,7 +255,13 @@ test(
   "differential: the same scenario on Kappa and on librdkafka's mock cluster gives the same records, partitions, group outcome and error codes",
   { timeout: 420_000 },
   async (t) => {
-    if (requireDebianPackage(t, PYTHON3_CONFLUENT_KAFKA) === null) return;
+    if (
+      requireDebianPackage(t, {
+        ...PYTHON3_CONFLUENT_KAFKA,
+        suite: 'the Kafka differential run against the librdkafka mock cluster',
+      }) === null
+    )
+      return;
     const mock = await startMockKafka(t);
     const kappa = await startKappaWithKafka(t, {
       topics: [
