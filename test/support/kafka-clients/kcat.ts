@@ -57,6 +57,7 @@ export const kcat: KafkaClient = {
   setsTimestamps: false,
   perRecordHeaders: false,
   commitDelayMs: 5_000,
+  rebalanceSettleMs: 0,
   async produce(t, bootstrap, topic, records: KafkaRecord[], opts: ProduceOptions = {}): Promise<Ack[]> {
     const headers = records[0]?.headers ?? [];
     const input = records.map((r) => `${r.key ?? ''}${KEY_DELIMITER}${r.value}\n`).join('');

@@ -71,6 +71,7 @@ export const kafkajsClient: KafkaClient = {
   setsTimestamps: true,
   perRecordHeaders: true,
   commitDelayMs: 0,
+  rebalanceSettleMs: 0,
   async produce(t, bootstrap, topic, records: KafkaRecord[], opts: ProduceOptions = {}): Promise<Ack[]> {
     const producer = kafkajsOf(bootstrap).producer({
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -151,6 +152,11 @@ export const platformaticKafka: KafkaClient = {
   setsTimestamps: true,
   perRecordHeaders: true,
   commitDelayMs: 0,
+  // Its messages stream hands on whatever a Fetch brings back, also from a partition the member lost
+  // in a rebalance while that Fetch waited (messages-stream.js #pushRecords does not look at the new
+  // assignment): its members long-poll for at most PLATFORMATIC_FETCH_WAIT_MS (node-member.mjs), and the
+  // scenarios wait longer than that after each rebalance before they produce.
+  rebalanceSettleMs: 1_500,
   async produce(t, bootstrap, topic, records: KafkaRecord[], opts: ProduceOptions = {}): Promise<Ack[]> {
     const producer = new Producer({
       clientId: 'kappa-compat',

@@ -10,6 +10,8 @@ const [, , which, specJson] = process.argv;
 const spec = JSON.parse(specJson);
 const SESSION_TIMEOUT_MS = 6000;
 const HEARTBEAT_INTERVAL_MS = 500;
+/** A fetch's long poll; see rebalanceSettleMs in node-clients.ts. */
+const PLATFORMATIC_FETCH_WAIT_MS = 1000;
 
 /** An error with the distinct messages of the errors it aggregates (what each request got from the server). */
 function describeError(error) {
@@ -83,6 +85,7 @@ async function platformaticMember() {
     sessionTimeout: SESSION_TIMEOUT_MS,
     heartbeatInterval: HEARTBEAT_INTERVAL_MS,
     rebalanceTimeout: 10_000,
+    maxWaitTime: PLATFORMATIC_FETCH_WAIT_MS,
   });
   consumer.on('consumer:group:join', (p) => {
     const mine = (p.assignments ?? []).filter((a) => a.topic === spec.topic).flatMap((a) => a.partitions);

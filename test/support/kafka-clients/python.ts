@@ -48,6 +48,7 @@ function pythonClient(f: PythonFlavour): KafkaClient {
     setsTimestamps: true,
     perRecordHeaders: true,
     commitDelayMs: 0,
+    rebalanceSettleMs: 0,
     async produce(t, bootstrap, topic, records: KafkaRecord[], opts: ProduceOptions = {}): Promise<Ack[]> {
       const timeoutMs = opts.timeoutMs ?? 30_000;
       const spec = { bootstrap, topic, records, config: f.producerConfig(opts), timeoutMs };

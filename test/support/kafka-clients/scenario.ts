@@ -213,6 +213,11 @@ export async function waitForGroup(
   }
 }
 
+/** Lets a rebalance settle for clients that need it (KafkaClient.rebalanceSettleMs). */
+async function settle(client: KafkaClient): Promise<void> {
+  if (client.rebalanceSettleMs > 0) await new Promise((r) => setTimeout(r, client.rebalanceSettleMs));
+}
+
 /** The members' assignments are disjoint, non-empty, and cover every partition. */
 export function splitsAll(members: GroupMember[], partitions: number): boolean {
   const owned = members.map((m) => m.assignment ?? []);
@@ -282,12 +287,14 @@ export async function groupScenario(
   await produceOrFail(t, client, bootstrap, topic, batches[0]!, produce);
   const a = member('a');
   await waitForGroup('member a to be assigned every partition', [a], () => splitsAll([a], partitions));
+  await settle(client);
   await waitForRecords(client, 'member a alone', [a], 30);
 
   const b = member('b');
   await waitForGroup('a rebalance that splits the partitions between a and b', [a, b], () =>
     splitsAll([a, b], partitions),
   );
+  await settle(client);
   await produceOrFail(t, client, bootstrap, topic, batches[1]!, produce);
   await waitForRecords(client, 'members a and b', [a, b], 60);
 
@@ -295,6 +302,7 @@ export async function groupScenario(
   await waitForGroup('a rebalance that splits the partitions among a, b and c', [a, b, c], () =>
     splitsAll([a, b, c], partitions),
   );
+  await settle(client);
   await produceOrFail(t, client, bootstrap, topic, batches[2]!, produce);
   await waitForRecords(client, 'members a, b and c', [a, b, c], 90);
 
@@ -302,6 +310,7 @@ export async function groupScenario(
   await waitForGroup('a rebalance after b died, giving its partitions to a and c', [a, b, c], () =>
     splitsAll([a, c], partitions),
   );
+  await settle(client);
   await produceOrFail(t, client, bootstrap, topic, batches[3]!, produce);
   await waitForRecords(client, 'members a and c after b died', [a, b, c], 120);
   await Promise.all([a.close(), c.close()]);
@@ -310,7 +319,31 @@ export async function groupScenario(
   const problems = checkConsumed(batches.flat(), consumed, { partitions, fromSeveralConsumers: true });
   for (const m of [a, b, c]) problems.push(...m.errors.map((e) => `member ${m.name}: ${e}`));
   problems.push(...(await committedAtEnd(t, client, bootstrap, topic, group, partitions, consumed)));
+  // Who read what, first in the list: a duplicate is explained by which members read that partition.
+  if (problems.length > 0) problems.unshift(...[a, b, c].map(readSummary));
   assertNoProblems(`${client.name}: a group of three on ${topic}, one of which died`, problems);
+}
+
+/** `member a (last assignment [0]) read partition 0: offsets 0-29, 30-59; partition 1: offsets 0-9`. */
+function readSummary(m: GroupMember): string {
+  const byPartition = new Map<number, number[]>();
+  for (const r of m.records) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r.offset]);
+  const ranges = [...byPartition.entries()]
+    .sort(([x], [y]) => x - y)
+    .map(([p, offsets]) => `partition ${p}: offsets ${runsOf(offsets)}`);
+  return `member ${m.name} (last assignment ${JSON.stringify(m.assignment)}) read ${ranges.join('; ') || 'nothing'}`;
+}
+
+/** Offsets in the order read, as runs of consecutive ones: `0-29, 30-59` (a restart shows as a new run). */
+function runsOf(offsets: number[]): string {
+  const runs: string[] = [];
+  let start = offsets[0]!;
+  for (let i = 1; i <= offsets.length; i++) {
+    if (i < offsets.length && offsets[i] === offsets[i - 1]! + 1) continue;
+    runs.push(start === offsets[i - 1] ? `${start}` : `${start}-${offsets[i - 1]}`);
+    start = offsets[i]!;
+  }
+  return runs.join(', ');
 }
 
 /** The group's committed offset of each partition is one past the last record consumed there. */

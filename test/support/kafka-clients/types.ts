@@ -90,6 +90,13 @@ export interface KafkaClient {
    * auto.commit.interval.ms does not shorten) for kcat.
    */
   readonly commitDelayMs: number;
+  /**
+   * How long after a rebalance a member may still deliver records of a partition it no longer owns:
+   * 0 for clients that drop what a fetch issued before the rebalance brings back; for those that do
+   * not (@platformatic/kafka), longer than their fetch long-poll, so the scenarios let it pass before
+   * they produce again.
+   */
+  readonly rebalanceSettleMs: number;
   produce(t: Owner, bootstrap: string, topic: string, records: KafkaRecord[], opts?: ProduceOptions): Promise<Ack[]>;
   consume(t: Owner, bootstrap: string, topic: string, opts: ConsumeOptions): Promise<ConsumedRecord[]>;
   /** `settings`: client-specific consumer settings (librdkafka's partition.assignment.strategy, ...), where the client takes them. */
