@@ -13,8 +13,14 @@
  *   startMockKafka(t)                              librdkafka's mock cluster (via python3-confluent-kafka),
  *                                                  alive while the test runs: { bootstrap }; it creates a
  *                                                  topic on first use with MOCK_PARTITIONS partitions
+ *   kcatMetadata(t, bootstrap, topic?)             `kcat -L -J`, parsed
  *   scenario helpers (kafka-clients/scenario.ts)   keyedRecords, checkConsumed, produceAndConsume,
- *                                                  groupScenario, restartScenario, compressionScenario
+ *                                                  groupScenario, restartScenario, compressionScenario,
+ *                                                  readThroughHttp (Kappa's own reader)
+ *
+ * Partitioners: every driver produces with Kafka's murmur2 (librdkafka: partitioner=murmur2_random;
+ * @platformatic/kafka: compatibilityPartitioner), so checkConsumed can hold each key to the partition
+ * Kappa's src/log/partitioner.ts picks.
  *
  * Every process goes through processes.ts, so it dies with the test that started it.
  */
