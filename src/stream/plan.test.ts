@@ -111,9 +111,9 @@ describe('operators and aggregates', () => {
       ]),
       state,
     );
-    // Slots: n, total (high and low part), lo, hi, mean (sum, count, low part of the sum), first value/time,
-    // last value/time, amounts.
-    assert.deepEqual(rows(state).n, [4, 25, 0, 4, 10, 25, 4, 0, 4, T0, 7, T0 + 5000, [4, 7, 10]]);
+    // Slots: n, total (high and low part), lo, hi, mean (sum, count, low part of the sum), first and last
+    // (value, time, partition, offset: the event's place in the order they pick by), amounts.
+    assert.deepEqual(rows(state).n, [4, 25, 0, 4, 10, 25, 4, 0, 4, T0, 0, 1, 7, T0 + 5000, 0, 2, [4, 7, 10]]);
   });
 
   test('group keys keep their types, and a boolean key is stored as 0/1', () => {
@@ -239,14 +239,13 @@ describe('poison records: whatever the logic gives for one record, that record i
     extraGood: Rec[] = [],
   ): TaskState {
     const plan = compileView(v);
-    const clean = plan.newTaskState(0, NO_WATERMARK);
-    plan.process(records([...good, ...extraGood]), clean);
-    const state = plan.newTaskState(0, NO_WATERMARK);
+    // The good records at the offsets they have around the poison (first() and last() keep an event's offset).
     const [first, ...rest] = records([...good, ...extraGood], 1);
-    plan.process(
-      [{ ...first, offset: 0 }, { ...poison, offset: 1 }, ...rest.map((r) => ({ ...r, offset: r.offset + 1 }))],
-      state,
-    );
+    const around = [{ ...first, offset: 0 }, ...rest.map((r) => ({ ...r, offset: r.offset + 1 }))];
+    const clean = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(around, clean);
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process([around[0], { ...poison, offset: 1 }, ...around.slice(1)], state);
     assert.deepEqual(
       state.deadLetters.map((d) => d.record.offset),
       [1],

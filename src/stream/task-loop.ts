@@ -224,8 +224,12 @@ export class TaskLoop {
         const got = await Promise.race([next, timeout]);
         clearTimeout(timer);
         let idle = true;
-        let atHead = true; // nothing arrived for a whole interval: the task is at the head
-        if (got !== TIMEOUT) {
+        let atHead: boolean;
+        if (got === TIMEOUT) {
+          // Nothing arrived for a whole interval; but a busy event loop can fire the timer before
+          // a read of data that is already there, so the log says whether this is the head.
+          atHead = task.offset >= (await log.offsets(task.topic, task.partition)).end;
+        } else {
           if (got.done) break;
           const batch = got.value;
           const from = task.offset;
