@@ -23,17 +23,22 @@
  * of `fuzz` still starts with the bytes it had, and anything after them is whole batches each equal,
  * from its magic byte to its end (the CRC-covered part and the CRC), to a batch a real client sent
  * (the broker may set the base offset and leader epoch); other files of `fuzz` may change only in a
- * partition that got such a batch. KAPPA_FUZZ_RUNS (default 2000) and KAPPA_FUZZ_SEED (default
- * 15) change the run.
+ * partition that got such a batch. A second, smaller run (a quarter as many) goes to a `kappa start`
+ * with a token no recorded frame knows: no connection gets past SASL, so there the log must be
+ * unchanged file for file, byte for byte, and the health check is ApiVersions and SaslHandshake.
+ * KAPPA_FUZZ_RUNS (default 2000) and KAPPA_FUZZ_SEED (default 15) change the run.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { API_KEYS, API_SPECS, decodeRequest, decodeResponse, encodeRequest } from '../../src/kafka/protocol/index.ts';
-import { startKappaWithKafka } from '../support/kafka-clients.ts';
+import { kafkaTopicsConfig, startKappaWithKafka } from '../support/kafka-clients.ts';
+import { type OwnedChild, startKappa } from '../support/processes.ts';
+import { tempDataProject } from '../support/project.ts';
 
 const RUNS = Number(process.env.KAPPA_FUZZ_RUNS ?? 2000);
 const SEED = Number(process.env.KAPPA_FUZZ_SEED ?? 15);
@@ -371,6 +376,62 @@ function checkLog(before: Map<string, Buffer>, after: Map<string, Buffer>, valid
   return { problems, appendedBatches };
 }
 
+interface FuzzResult {
+  /** Per mutation kind, how many met each outcome. */
+  counts: Map<string, Record<string, number>>;
+  badAnswers: string[];
+  rssPeakMb: number;
+}
+
+/** Sends `runs` seeded mutations, CONCURRENCY connections at a time; after each ROUND, `healthy` and an RSS sample. */
+async function fuzz(
+  child: OwnedChild,
+  port: number,
+  runs: number,
+  seed: number,
+  healthy: (port: number, when: string) => Promise<void>,
+): Promise<FuzzResult> {
+  const d = new Dice(random(seed));
+  const kinds = Object.keys(MUTATIONS);
+  const counts = new Map<string, Record<string, number>>();
+  const badAnswers: string[] = [];
+  let rssPeakMb = 0;
+  for (let done = 0; done < runs;) {
+    const round = Math.min(ROUND, runs - done);
+    const queue = Array.from({ length: round }, () => {
+      const kind = d.pick(kinds);
+      return { kind, chunks: MUTATIONS[kind]!(d) };
+    });
+    const worker = async (): Promise<void> => {
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        const { answers, closedByServer } = await exchange(port, job.chunks);
+        const outcome =
+          answers.length > 0
+            ? closedByServer
+              ? 'answered, then closed'
+              : 'answered'
+            : closedByServer
+              ? 'closed'
+              : 'no answer (left open)';
+        const tally = counts.get(job.kind) ?? {};
+        tally[outcome] = (tally[outcome] ?? 0) + 1;
+        counts.set(job.kind, tally);
+        const ids = framedCorrelationIds(job.chunks);
+        for (const a of answers)
+          if (a.length < 4 || !ids.has(a.readInt32BE(0)))
+            badAnswers.push(`${job.kind}: an answer with correlation id ${a.length < 4 ? '(none)' : a.readInt32BE(0)}`);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    done += round;
+    assert.ok(child.running, `kappa start ended after ${done} mutations:\n${child.stderr.slice(-4_000)}`);
+    await healthy(port, `after ${done} mutations`);
+    rssPeakMb = Math.max(rssPeakMb, rssMb(child.pid));
+  }
+
+  return { counts, badAnswers, rssPeakMb };
+}
+
 /** The first Produce frame without an idempotent producer, its topic renamed `guard`. */
 function guardProduce(): Buffer {
   for (const f of FRAMES) {
@@ -415,45 +476,7 @@ test(
     const rssStartMb = rssMb(kappa.child.pid);
     const stderrStart = kappa.child.stderr.length;
 
-    const d = new Dice(random(SEED));
-    const kinds = Object.keys(MUTATIONS);
-    const counts = new Map<string, Record<string, number>>();
-    const badAnswers: string[] = [];
-    let rssPeakMb = rssStartMb;
-    for (let done = 0; done < RUNS;) {
-      const round = Math.min(ROUND, RUNS - done);
-      const queue = Array.from({ length: round }, () => {
-        const kind = d.pick(kinds);
-        return { kind, chunks: MUTATIONS[kind]!(d) };
-      });
-      const worker = async (): Promise<void> => {
-        for (let job = queue.shift(); job; job = queue.shift()) {
-          const { answers, closedByServer } = await exchange(port, job.chunks);
-          const outcome =
-            answers.length > 0
-              ? closedByServer
-                ? 'answered, then closed'
-                : 'answered'
-              : closedByServer
-                ? 'closed'
-                : 'no answer (left open)';
-          const tally = counts.get(job.kind) ?? {};
-          tally[outcome] = (tally[outcome] ?? 0) + 1;
-          counts.set(job.kind, tally);
-          const ids = framedCorrelationIds(job.chunks);
-          for (const a of answers)
-            if (a.length < 4 || !ids.has(a.readInt32BE(0)))
-              badAnswers.push(
-                `${job.kind}: an answer with correlation id ${a.length < 4 ? '(none)' : a.readInt32BE(0)}`,
-              );
-        }
-      };
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-      done += round;
-      assert.ok(kappa.child.running, `kappa start ended after ${done} mutations:\n${kappa.child.stderr.slice(-4_000)}`);
-      await assertHealthy(port, `after ${done} mutations`);
-      rssPeakMb = Math.max(rssPeakMb, rssMb(kappa.child.pid));
-    }
+    const { counts, badAnswers, rssPeakMb } = await fuzz(kappa.child, port, RUNS, SEED, assertHealthy);
 
     const total = [...counts.values()].reduce((n, tally) => n + Object.values(tally).reduce((a, b) => a + b, 0), 0);
     const lines = [...counts].sort().map(([kind, tally]) => `  ${kind}: ${JSON.stringify(tally)}`);
@@ -464,14 +487,14 @@ test(
     );
     for (const line of lines) t.diagnostic(line);
     t.diagnostic(
-      `RSS ${rssStartMb.toFixed(0)} MB after setup, ${rssPeakMb.toFixed(0)} MB at most; ${log.appendedBatches} batches appended, each one a client sent`,
+      `RSS ${rssStartMb.toFixed(0)} MB after setup, ${Math.max(rssPeakMb, rssStartMb).toFixed(0)} MB at most; ${log.appendedBatches} batches appended, each one a client sent`,
     );
     const printed = kappa.child.stderr.slice(stderrStart);
     assert.equal(total, RUNS);
     assert.deepEqual(badAnswers.slice(0, 20), [], 'every answer carries the correlation id of a request sent');
     assert.deepEqual(log.problems.slice(0, 20), [], 'the log holds only what valid requests appended');
     assert.ok(
-      rssPeakMb - rssStartMb < RSS_GROWTH_MB_MAX,
+      Math.max(rssPeakMb, rssStartMb) - rssStartMb < RSS_GROWTH_MB_MAX,
       `RSS grew from ${rssStartMb.toFixed(0)} to ${rssPeakMb.toFixed(0)} MB`,
     );
     assert.doesNotMatch(printed, /UNKNOWN_SERVER_ERROR|unexpected|TypeError|RangeError/i, printed.slice(-4_000));
@@ -503,3 +526,58 @@ test('the log check refuses a changed byte, a batch no client sent, and a new fi
     1,
   );
 });
+
+/** Before SASL only ApiVersions and the SASL requests are served: a fresh connection gets both answered. */
+async function assertSaslHealthy(port: number, when: string): Promise<void> {
+  const header = (apiKey: number, correlationId: number) => ({ apiKey, apiVersion: 0, correlationId, clientId: 'h' });
+  const { answers } = await exchange(
+    port,
+    [
+      encodeRequest(header(API_KEYS.ApiVersions, 1), {}),
+      encodeRequest({ ...header(API_KEYS.SaslHandshake, 2), apiVersion: 1 }, { mechanism: 'PLAIN' }),
+    ],
+    { quietMs: SETUP_WAIT_MS, answers: 2 },
+  );
+  assert.equal(answers.length, 2, `${when}: a fresh connection got ${answers.length} of 2 answers`);
+  assert.equal(decodeResponse(API_KEYS.ApiVersions, 0, answers[0]!).body.errorCode, 0, when);
+  assert.equal(decodeResponse(API_KEYS.SaslHandshake, 1, answers[1]!).body.errorCode, 0, when);
+}
+
+const SASL_RUNS = Math.ceil(RUNS / 4);
+
+test(
+  `${SASL_RUNS} mutated frames at a listener with tokens, none authenticated: healthy, and the log byte for byte unchanged`,
+  { timeout: 120_000 },
+  async (t) => {
+    // Another token than the recording's: the recorded SaslAuthenticate frames fail, so no connection
+    // here gets past SASL, and nothing may reach the log at all.
+    const sha256 = createHash('sha256').update('not-the-recorded-token').digest('hex');
+    const config = kafkaTopicsConfig([{ name: FIXTURE.topic, partitions: FIXTURE.partitions }]).replace(
+      'topics: [',
+      `server: { tokens: [{ name: 'fuzzer', sha256: '${sha256}', scopes: ['admin'] }] }, topics: [`,
+    );
+    const project = tempDataProject(t, 'kappa-kafka-fuzz-sasl-', config);
+    const kappa = startKappa(t, [
+      ...['--data-dir', project.dir, '--config', project.config, 'start'],
+      ...['--port', '0', '--kafka-port', '0', '--workers', '0'],
+    ]);
+    const [, port] = await kappa.waitForOutput(/Kafka API on \S+:(\d+)/, { timeoutMs: 60_000 });
+    await assertSaslHealthy(Number(port), 'at start');
+    const topicsDir = join(project.dir, 'topics');
+    const before = filesOf(topicsDir);
+    const rssStartMb = rssMb(kappa.pid);
+    const result = await fuzz(kappa, Number(port), SASL_RUNS, SEED + 1, assertSaslHealthy);
+    const after = filesOf(topicsDir);
+    for (const [kind, tally] of [...result.counts].sort()) t.diagnostic(`  ${kind}: ${JSON.stringify(tally)}`);
+    t.diagnostic(`RSS ${rssStartMb.toFixed(0)} MB at start, ${result.rssPeakMb.toFixed(0)} MB at most`);
+    assert.deepEqual(result.badAnswers.slice(0, 20), []);
+    assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), 'no file came or went');
+    for (const [path, bytes] of before) assert.ok(after.get(path)!.equals(bytes), `${path} is unchanged`);
+    assert.ok(result.rssPeakMb - rssStartMb < RSS_GROWTH_MB_MAX, `RSS grew to ${result.rssPeakMb.toFixed(0)} MB`);
+    assert.doesNotMatch(
+      kappa.stderr,
+      /UNKNOWN_SERVER_ERROR|unexpected|TypeError|RangeError/i,
+      kappa.stderr.slice(-4_000),
+    );
+  },
+);
