@@ -16,7 +16,8 @@
  *  3. Peers, measured in every round next to the Kafka figures:
  *     - the in-process append: the same values through `FileLog.appendBatch` in this process, batches
  *       of 1,000, up to 8 appends in flight, fsync `always`, on the same disk (bench/log.ts's code path);
- *       `produce_vs_inprocess_ratio` is produce / this;
+ *       `produce_vs_inprocess_ratio` is the best produce round / the best in-process round (each side's
+ *       best of the run; the per-round ratios, which swing with the disk, are printed and returned too);
  *     - `FileLog.appendEncoded` of the same batches already encoded, the path the Kafka listener takes;
  *     - the client's ceiling: the same kcat command against librdkafka's own mock broker (in memory,
  *       no disk), so a figure close to it says the client, not Kappa, is the limit.
@@ -389,6 +390,9 @@ function report(
   const ratio = stat((r) => r.appendBatchMs / r.produce.ms);
   const ratioEncoded = stat((r) => r.appendEncodedMs / r.produce.ms);
   const ratioMock = stat((r) => r.mock.ms / r.produce.ms);
+  // The target's ratio: each side at its best in this run. A per-round ratio's best is often just a
+  // round where the disk slowed the in-process side down.
+  const ratioOfBests = produce.best / appendBatch.best;
   const cores = (cpuS: number, ms: number): number => cpuS / (ms / 1000);
   const kappaProduceCores = stat((r) => cores(r.kappaProduceCpuS, r.produce.ms));
   const kappaConsumeCores = stat((r) => cores(r.kappaConsumeCpuS, r.consume.ms));
@@ -415,6 +419,7 @@ function report(
         row('produce / in-process appendBatch (same round)', ratio, 2),
         row('produce / in-process appendEncoded (same round)', ratioEncoded, 2),
         row('produce / kcat -> mock broker (same round)', ratioMock, 2),
+        ['produce best / in-process appendBatch best (the target)', ratioOfBests.toFixed(2), ''],
         row('kappa CPU cores while produce', kappaProduceCores, 2),
         row('kcat CPU cores while produce', kcatProduceCores, 2),
         row('kappa CPU cores while consume', kappaConsumeCores, 2),
@@ -440,8 +445,8 @@ function report(
     },
     {
       name: `produce ≥ ${TARGET_PRODUCE_VS_INPROCESS} × in-process append`,
-      value: ratio.best.toFixed(2),
-      met: ratio.best >= TARGET_PRODUCE_VS_INPROCESS,
+      value: ratioOfBests.toFixed(2),
+      met: ratioOfBests >= TARGET_PRODUCE_VS_INPROCESS,
     },
     {
       name: `consume ≥ ${formatCount(TARGET_CONSUME_RECORDS_PER_S)} records/s`,
@@ -457,7 +462,7 @@ function report(
   console.log('');
   console.log(
     formatTable(
-      ['target (best round)', 'measured', 'result'],
+      ['target (each side at its best in the run)', 'measured', 'result'],
       targets.map((t) => [t.name, t.value, t.met ? 'met' : 'MISSED']),
     ),
   );
@@ -480,10 +485,11 @@ function report(
     inprocess_append_encoded_records_per_s: r0(appendEncoded.best),
     client_ceiling_records_per_s: r0(mock.best),
     python_produce_ceiling_records_per_s: r0(pythonRate),
-    produce_vs_inprocess_ratio: r2(ratio.best),
-    produce_vs_inprocess_ratio_worst: r2(ratio.worst),
-    produce_vs_append_encoded_ratio: r2(ratioEncoded.best),
-    produce_vs_client_ceiling_ratio: r2(ratioMock.best),
+    produce_vs_inprocess_ratio: r2(ratioOfBests),
+    produce_vs_inprocess_ratio_round_best: r2(ratio.best),
+    produce_vs_inprocess_ratio_round_worst: r2(ratio.worst),
+    produce_vs_append_encoded_ratio: r2(produce.best / appendEncoded.best),
+    produce_vs_client_ceiling_ratio: r2(produce.best / mock.best),
     kappa_produce_cores: r2(kappaProduceCores.best),
     produce_requests_per_round: r0(mean(rounds.map((r) => r.produceServer.requests))),
     produce_ms_per_request_client: r2(mean(rounds.map((r) => r.produce.ms / r.produceServer.requests))),
