@@ -376,6 +376,25 @@ function checkLog(before: Map<string, Buffer>, after: Map<string, Buffer>, valid
   return { problems, appendedBatches };
 }
 
+/** What the recording must hold (record.ts's clients send them all). */
+const RECORDED_APIS = [
+  'ApiVersions',
+  'Metadata',
+  'Produce',
+  'Fetch',
+  'ListOffsets',
+  'FindCoordinator',
+  'JoinGroup',
+  'SyncGroup',
+  'Heartbeat',
+  'OffsetCommit',
+  'OffsetFetch',
+  'LeaveGroup',
+  'InitProducerId',
+  'SaslHandshake',
+  'SaslAuthenticate',
+];
+
 interface FuzzResult {
   /** Per mutation kind, how many met each outcome. */
   counts: Map<string, Record<string, number>>;
@@ -451,6 +470,10 @@ test(
   { timeout: 180_000 },
   async (t) => {
     assert.ok(FRAMES.length >= 50, 'the fixture holds the recorded frames');
+    const apis = new Set(FRAMES.map((f) => f.api));
+    for (const api of RECORDED_APIS) assert.ok(apis.has(api), `the fixture has ${api} requests`);
+    const codecs = new Set(FRAMES.flatMap((f) => batchesOf(f.bytes).map((b) => b.readInt16BE(21) & 7)));
+    assert.deepEqual([...codecs].sort(), [0, 1, 2, 3, 4], 'produced batches: plain, gzip, snappy, lz4, zstd');
     const kappa = await startKappaWithKafka(t, {
       topics: [
         { name: FIXTURE.topic, partitions: FIXTURE.partitions },

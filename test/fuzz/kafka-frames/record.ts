@@ -10,7 +10,7 @@
  * advertises the proxy, so clients never bypass it), runs every client through produce (plain,
  * each codec, idempotent), consume, a consumer group member (join, sync, heartbeat, commit, leave)
  * and the committed-offsets lookup, and keeps every request frame the clients sent: deduplicated on
- * their bytes minus the correlation id, at most FRAMES_PER_KIND_MAX (Produce: 8) per client, API and version,
+ * their bytes minus the correlation id, at most FRAMES_PER_KIND_MAX per client, API and version (and for Produce per codec and idempotence),
  * frames over FRAME_BYTES_MAX left out, so the fixture stays small. Each frame is stored whole, its
  * 4-byte size prefix included, as base64.
  */
@@ -39,8 +39,6 @@ export const FIXTURE = fileURLToPath(new URL('./frames.json', import.meta.url));
 export const FUZZ_TOPIC = 'fuzz';
 export const FUZZ_PARTITIONS = 3;
 const FRAMES_PER_KIND_MAX = 3;
-/** Produce frames differ in what matters most (codec, idempotence): more of them are kept. */
-const PRODUCE_FRAMES_PER_KIND_MAX = 8;
 const FRAME_BYTES_MAX = 16 * 1024;
 const SASL_TOKEN = 'fuzz-secret-token';
 
@@ -187,6 +185,19 @@ async function kafkajsSasl(sasl: string): Promise<void> {
   await producer.disconnect();
 }
 
+/** For a Produce frame, its batches' codecs and whether an idempotent producer sent it; '' for other requests. */
+function produceKind(frame: Buffer): string {
+  const { header, body } = decodeRequest(frame.subarray(4));
+  if (header.apiKey !== 0) return '';
+  const kinds = new Set<string>();
+  for (const topic of body.topicData as { partitionData: { records: Buffer | null }[] }[])
+    for (const p of topic.partitionData)
+      // Attributes (int16 at byte 21): the codec in bits 0-2; the producer id (int64 at byte 43): -1 without one.
+      if (p.records && p.records.length >= 61)
+        kinds.add(`codec ${p.records.readInt16BE(21) & 7}${p.records.readBigInt64BE(43) === -1n ? '' : ' idempotent'}`);
+  return [...kinds].sort().join(',');
+}
+
 /** Deduplicated (bytes minus the correlation id), capped per client/API/version, decodable frames. */
 function select(
   recorded: Recorded[],
@@ -205,9 +216,8 @@ function select(
     const anonymous = Buffer.from(frame);
     anonymous.writeInt32BE(0, 8);
     const digest = createHash('sha256').update(anonymous).digest('hex');
-    const kind = `${client}/${header.apiKey}/${header.apiVersion}`;
-    const max = header.apiKey === 0 ? PRODUCE_FRAMES_PER_KIND_MAX : FRAMES_PER_KIND_MAX;
-    if (seen.has(digest) || (perKind.get(kind) ?? 0) >= max) continue;
+    const kind = `${client}/${header.apiKey}/${header.apiVersion}/${produceKind(frame)}`;
+    if (seen.has(digest) || (perKind.get(kind) ?? 0) >= FRAMES_PER_KIND_MAX) continue;
     seen.add(digest);
     perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
     const api = API_SPECS.get(header.apiKey)?.name ?? String(header.apiKey);
