@@ -429,7 +429,7 @@ function report(
   );
   console.log(
     `\npython3-confluent-kafka into the mock broker: ${formatCount(pythonRate)} records/s` +
-      ` (${(pythonRate / mock.best).toFixed(2)} × kcat's best): ${pythonRate < TARGET_PRODUCE_RECORDS_PER_S ? 'below the produce target by itself, so the producer is kcat' : 'fast enough, but kcat is used for the same settings from C'}.`,
+      ` (${(pythonRate / mock.best).toFixed(2)} × kcat's best): ${pythonRate < TARGET_PRODUCE_RECORDS_PER_S ? 'below the produce target by itself' : 'below kcat into the same broker'}, so the producer is kcat.`,
   );
   console.log(`kappa start's peak RSS (VmHWM): ${peakRssMb.toFixed(0)} MiB`);
   console.log(
