@@ -12,7 +12,9 @@
  *   - no id is in the topic twice, acknowledged or not (a batch retried across a kill is
  *     deduplicated by the producer state the log recovered, as src/log/producer-state.ts keeps it);
  *   - per key, ids rise with offsets (the order the producer sent them);
- *   - the producer saw no fatal idempotence error and nothing failed.
+ *   - the producer saw no fatal idempotence error and nothing failed;
+ *   - at every kill, records were handed to librdkafka and not yet acknowledged (the producer
+ *     prints {"sent": n} every 100 records), so each kill lands mid-stream.
  *
  * Needs Debian's python3-confluent-kafka (skipped by `npm test`; `npm run test:all -- kafka-idempotent`).
  */
@@ -56,6 +58,8 @@ function linesOf(child: OwnedChild): ProducerLine[] {
 }
 
 const ackCount = (producer: OwnedChild): number => (producer.stdout.match(/"ack": /g) ?? []).length;
+const lastSent = (producer: OwnedChild): number =>
+  Math.max(0, ...[...producer.stdout.matchAll(/"sent": (\d+)/g)].map((m) => Number(m[1])));
 
 /** A port free right now (the listener takes it a moment later; nothing else on this box binds ports at random). */
 function freePort(): Promise<number> {
@@ -150,6 +154,8 @@ test(
     const producer = spawnOwned(t, PYTHON, [PRODUCER, JSON.stringify(spec)]);
 
     const killedAt: number[] = [];
+    /** At each kill: records handed to librdkafka but not yet acknowledged (in flight or queued), at least. */
+    const outstanding: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const want = ackCount(producer) + ACKS_BETWEEN_KILLS;
       await waitFor('acknowledgements', async () => (ackCount(producer) >= want ? true : null), {
@@ -158,7 +164,9 @@ test(
         child: kappa,
       });
       if (!producer.running) break;
-      killedAt.push(ackCount(producer));
+      const acked = ackCount(producer);
+      killedAt.push(acked);
+      outstanding.push(lastSent(producer) - acked);
       await killHard(kappa);
       kappa = start(t, project.dir, project.config, port);
       await kappa.waitForOutput(/Kafka API on \S+:\d+/, { timeoutMs: START_TIMEOUT_MS });
@@ -176,9 +184,13 @@ test(
     const acks = lines.filter((l) => l.ack !== undefined).length;
     const stored = await readTopic(project.dir);
     t.diagnostic(
-      `killed after ${killedAt.join(', ')} acks; ${acks} of ${RECORDS} acknowledged, ${stored.length} stored, ${done?.unacknowledged} never reported`,
+      `killed after ${killedAt.join(', ')} acks, with at least ${outstanding.join(', ')} records unacknowledged; ${acks} of ${RECORDS} acknowledged, ${stored.length} stored, ${done?.unacknowledged} never reported`,
     );
     assert.equal(killedAt.length, KILLS, 'the producer was still sending at every kill');
+    assert.ok(
+      outstanding.every((n) => n > 0),
+      `records were on their way at every kill: ${outstanding.join(', ')}`,
+    );
     assert.deepEqual(problemsOf(lines, stored).slice(0, 30), []);
     assert.equal(done?.unacknowledged, 0, 'the producer flushed every record');
     assert.equal(acks, RECORDS, 'every record was acknowledged in the end');

@@ -7,6 +7,7 @@
 It sends records 0..count-1 (key "key-<id % keys>", value {"id": <id>}) at about perSecond,
 with enable.idempotence=true, acks=all, linger.ms=5 and a message timeout long enough to ride out
 a broker that is killed and restarted. Each line on stdout is one JSON object, flushed at once:
+  {"sent": n}                                records 0..n-1 were handed to librdkafka (every 100)
   {"ack": id, "partition": p, "offset": o}   the broker acknowledged record `id` (delivery report)
   {"failed": id, "error": "..."}             the record was not delivered
   {"fatal": "..."}                           librdkafka raised a fatal (idempotence) error
@@ -17,6 +18,8 @@ import sys
 import time
 
 from confluent_kafka import Producer
+
+SENT_EVERY = 100
 
 
 def emit(obj):
@@ -66,6 +69,8 @@ def main(spec):
             except BufferError:
                 producer.poll(0.05)
         producer.poll(0)
+        if (rid + 1) % SENT_EVERY == 0:
+            emit({"sent": rid + 1})
         # Pace the sends, so the kills land mid-stream rather than after everything was queued.
         behind = started + (rid + 1) * pause - time.monotonic()
         if behind > 0:
