@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--cpu-prof DIR]`
+ * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--view] [--cpu-prof DIR]`
  *
  * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process:
  *
@@ -11,6 +11,9 @@
  *     `--partitions P` (default 1) gives the topic P partitions, which librdkafka fills at random.
  *  2. Consume: kcat reads them back from offset 0 (`kcat -C -o beginning -c <records> -e`), printing
  *     partition and offset per record, which the bench checks: every offset of every partition once.
+ *  `--view`: the values are JSON objects (`{"g":"g07","pad":"…"}`, 16 groups) and each round's topic
+ *  has a view counting them by group (engine on the main thread, `--workers 0`); the round also
+ *  reports when the view had counted every record, from the start of the produce.
  *  Kappa's own account of each phase comes from its /metrics: Produce and Fetch requests, the time it
  *  spent on them, and the group-commit fsyncs (count and seconds).
  *  3. Peers, measured in every round next to the Kafka figures:
@@ -66,6 +69,11 @@ const BLOCKS = 64;
 const TEMPLATE_BATCHES = 8;
 /** The Python check produces at most this many records: its rate is steady well before. */
 const PYTHON_RECORDS_MAX = 1_000_000;
+/** `{"g":"g07","pad":"…"}`: 20 bytes around the padding. */
+const JSON_VALUE_BYTES_MIN = 21;
+/** Groups of the --view variant's view. */
+const VIEW_GROUPS = 16;
+const VIEW_TIMEOUT_MS = 15 * 60_000;
 const PRODUCER_SETTINGS = ['enable.idempotence=true', 'acks=all', 'linger.ms=5'];
 
 const TARGET_PRODUCE_RECORDS_PER_S = 500_000;
@@ -78,6 +86,8 @@ interface Options {
   rounds: number;
   valueBytes: number;
   partitions: number;
+  /** Values are JSON and each round's topic has a view counting them by group. */
+  view: boolean;
   cpuProfDir: string | null;
 }
 
@@ -92,6 +102,8 @@ interface Round {
   /** Produce and Fetch requests as kappa counted them during each phase, with the fsyncs. */
   produceServer: ServerTimes;
   consumeServer: ServerTimes;
+  /** --view: ms from the start of the produce until the view had counted every record; else null. */
+  viewMs: number | null;
   load: number;
 }
 
@@ -111,7 +123,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const valuesFile = join(root, 'values.txt');
     const templates = writeValues(valuesFile, opts);
     console.log(
-      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key), ${opts.partitions} partition(s), ${opts.rounds} rounds, in ${root}` +
+      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key${opts.view ? `, JSON, a view counting them by group` : ''}), ${opts.partitions} partition(s), ${opts.rounds} rounds, in ${root}` +
         `\nproducer: kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of ${formatCount(opts.records)} lines>` +
         `\nconsumer: kcat -C -o beginning -c <records> -e -f '%p %o\\n' (the bench checks every partition's offsets)` +
         `\nload average before the run: ${loadBefore.toFixed(1)} on ${availableParallelism()} cores\n`,
@@ -153,6 +165,7 @@ function parseOptions(args: string[]): Options {
       rounds: { type: 'string' },
       'value-bytes': { type: 'string' },
       partitions: { type: 'string' },
+      view: { type: 'boolean' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -163,10 +176,16 @@ function parseOptions(args: string[]): Options {
   );
   if (records % BATCH_RECORDS !== 0)
     throw new BenchUsageError(`--records must be a multiple of ${BATCH_RECORDS}; got ${records}.`);
+  const valueBytes = positiveInt('--value-bytes', values['value-bytes'], VALUE_BYTES_DEFAULT);
+  if (values.view === true && valueBytes < JSON_VALUE_BYTES_MIN)
+    throw new BenchUsageError(
+      `--view needs --value-bytes of at least ${JSON_VALUE_BYTES_MIN} (a JSON object); got ${valueBytes}.`,
+    );
   return {
     records,
+    view: values.view === true,
     rounds: positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT),
-    valueBytes: positiveInt('--value-bytes', values['value-bytes'], VALUE_BYTES_DEFAULT),
+    valueBytes,
     partitions: positiveInt('--partitions', values.partitions, 1),
     cpuProfDir: values['cpu-prof'] ?? null,
   };
@@ -204,7 +223,13 @@ function writeValues(path: string, opts: Options): EncodableRecord[][] {
   for (let b = 0; b < BLOCKS; b++) {
     const chars = randomBytes(Math.ceil((opts.valueBytes * BATCH_RECORDS * 3) / 4) + 3).toString('base64');
     const lines: string[] = [];
-    for (let i = 0; i < BATCH_RECORDS; i++) lines.push(chars.slice(i * opts.valueBytes, (i + 1) * opts.valueBytes));
+    for (let i = 0; i < BATCH_RECORDS; i++) {
+      if (!opts.view) lines.push(chars.slice(i * opts.valueBytes, (i + 1) * opts.valueBytes));
+      else {
+        const pad = chars.slice(i * opts.valueBytes, i * opts.valueBytes + opts.valueBytes - 20);
+        lines.push(`{"g":"g${String(i % VIEW_GROUPS).padStart(2, '0')}","pad":"${pad}"}`);
+      }
+    }
     blocks.push(Buffer.from(lines.join('\n') + '\n'));
     if (b < TEMPLATE_BATCHES) templates.push(lines.map((line) => ({ key: null, value: Buffer.from(line), timestamp })));
   }
@@ -220,20 +245,41 @@ function writeValues(path: string, opts: Options): EncodableRecord[][] {
   return templates;
 }
 
-/** kappa start's config: one topic of `--partitions` partitions per round (`bench-1`, `bench-2`, ...), no views. */
+/**
+ * kappa start's config: one topic of `--partitions` partitions per round (`bench-1`, `bench-2`, ...);
+ * no views, or with `--view` one per topic (`counts_1`, ...) counting its records by group.
+ */
 function writeConfig(root: string, opts: Options): string {
-  const topics = Array.from(
-    { length: opts.rounds },
-    (_, i) => `topic('bench-${i + 1}', { partitions: ${opts.partitions} })`,
-  );
+  const rounds = Array.from({ length: opts.rounds }, (_, i) => i + 1);
+  const topics = rounds.map((r) => `const t${r} = topic('bench-${r}', { partitions: ${opts.partitions} });`);
+  const views = opts.view
+    ? rounds.map((r) => `view('counts_${r}', from(t${r}).groupBy((v) => ({ g: v.g })).aggregate({ n: count() }))`)
+    : [];
   const path = join(root, 'kappa.config.ts');
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   writeFileSync(
     path,
-    `import { defineApp, topic } from ${JSON.stringify(SRC_INDEX)};\n` +
-      `export default defineApp({ topics: [${topics.join(', ')}], views: [] });\n`,
+    `import { count, defineApp, from, topic, view } from ${JSON.stringify(SRC_INDEX)};\n${topics.join('\n')}\n` +
+      `export default defineApp({ topics: [${rounds.map((r) => `t${r}`).join(', ')}], views: [${views.join(', ')}] });\n`,
   );
   return path;
+}
+
+/** Resolves with the ms from `start` until the view has counted all `records` records of the round. */
+async function viewCaughtUp(kappa: Kappa, round: number, records: number, start: number): Promise<number> {
+  for (;;) {
+    const res = await fetch(`${kappa.http}/v1/views/counts_${round}?limit=1000`);
+    if (res.ok) {
+      const { rows } = (await res.json()) as { rows: { n: number }[] };
+      const counted = rows.reduce((sum, r) => sum + r.n, 0);
+      if (counted > records)
+        throw new Error(`the view counts_${round} counted ${counted} records; ${records} were produced`);
+      if (counted === records) return nowMs() - start;
+    }
+    if (nowMs() - start > VIEW_TIMEOUT_MS)
+      throw new Error(`the view counts_${round} had not counted ${records} records after ${VIEW_TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function runRound(
@@ -270,6 +316,7 @@ async function runRound(
   const mock = await runKcat(produceArgs(mockBroker));
   let cpu = processCpuSeconds(kappa.pid);
   let times = await serverTimes(kappa, 'Produce');
+  const viewMs = opts.view ? viewCaughtUp(kappa, round, opts.records, nowMs()) : Promise.resolve(null);
   const produce = await runKcat(produceArgs(kappa.broker));
   const kappaProduceCpuS = processCpuSeconds(kappa.pid) - cpu;
   const produceServer = since(times, await serverTimes(kappa, 'Produce'));
@@ -288,6 +335,7 @@ async function runRound(
     kappaConsumeCpuS,
     produceServer,
     consumeServer,
+    viewMs: await viewMs,
     load: loadavg()[0],
   };
 }
@@ -361,6 +409,10 @@ function printRound(n: number, r: Round, records: number): void {
       ` consume ${rate(r.consume.ms)}/s (kappa ${(r.kappaConsumeCpuS / (r.consume.ms / 1000)).toFixed(2)} cores),` +
       ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
   );
+  if (r.viewMs !== null)
+    console.log(
+      `  view: every record counted ${(r.viewMs / 1000).toFixed(1)} s after the produce started (${rate(r.viewMs)} records/s end to end)`,
+    );
   const p = r.produceServer;
   const f = r.consumeServer;
   console.log(
@@ -399,6 +451,7 @@ function report(
   const kcatProduceCores = stat((r) => cores(r.produce.cpuS, r.produce.ms));
   const kcatConsumeCores = stat((r) => cores(r.consume.cpuS, r.consume.ms));
   const loadAfter = loadavg()[0];
+  const view = opts.view ? stat((r) => rate(r.viewMs!)) : null;
   const peakRssMb = peakRss / (1 << 20);
 
   const row = (name: string, s: { best: number; worst: number }, digits = 0): string[] => [
@@ -413,6 +466,7 @@ function report(
       [
         row('produce: kcat -> kappa start (idempotent, acks=all)', produce),
         row('consume: kcat <- kappa start', consume),
+        ...(view === null ? [] : [row('view: produce start -> every record counted', view)]),
         row('  in-process appendBatch, 1,000/batch, fsync always', appendBatch),
         row('  in-process appendEncoded, same batches pre-encoded', appendEncoded),
         row('  client ceiling: kcat -> librdkafka mock broker', mock),
@@ -474,12 +528,14 @@ function report(
     value_bytes: opts.valueBytes,
     rounds: opts.rounds,
     partitions: opts.partitions,
+    view: opts.view,
     producer: 'kcat (librdkafka 2.0.2)',
     consumer: 'kcat (librdkafka 2.0.2)',
     produce_records_per_s: r0(produce.best),
     produce_records_per_s_worst: r0(produce.worst),
     consume_records_per_s: r0(consume.best),
     consume_records_per_s_worst: r0(consume.worst),
+    ...(view === null ? {} : { view_records_per_s: r0(view.best), view_records_per_s_worst: r0(view.worst) }),
     inprocess_append_records_per_s: r0(appendBatch.best),
     inprocess_append_records_per_s_worst: r0(appendBatch.worst),
     inprocess_append_encoded_records_per_s: r0(appendEncoded.best),
