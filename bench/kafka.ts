@@ -44,6 +44,7 @@ import {
   type ServerTimes,
   type Timed,
   processCpuSeconds,
+  missingClients,
   processPeakRssBytes,
   runKcat,
   runPythonProduce,
@@ -109,6 +110,8 @@ interface Round {
 
 export async function run(args: string[]): Promise<Record<string, Figure>> {
   const opts = parseOptions(args);
+  const missing = missingClients();
+  if (missing !== null) throw new BenchUsageError(`The kafka bench needs ${missing}.`);
   const root = mkdtempSync(join(tmpdir(), 'kappa-bench-kafka-'));
   const cleanUp = (): void => {
     stopAll();

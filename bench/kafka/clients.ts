@@ -4,7 +4,7 @@
  * exit with the CPU time it used. Every process started here is killed by `stopAll` (the bench
  * calls it in a `finally`), so a failed or interrupted run leaves nothing behind.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { nowMs } from '../lib/harness.ts';
@@ -19,6 +19,17 @@ const START_TIMEOUT_MS = 120_000;
 const CLOCK_TICKS = 100;
 
 const running = new Set<ChildProcess>();
+
+/** What is missing for the bench's clients (Debian's kcat and python3-confluent-kafka), or null. */
+export function missingClients(): string | null {
+  const missing: string[] = [];
+  if (spawnSync('kcat', ['-V']).status !== 0) missing.push('kcat');
+  if (spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status !== 0)
+    missing.push(`python3-confluent-kafka (for ${PYTHON})`);
+  return missing.length === 0
+    ? null
+    : `${missing.join(' and ')}; install with: apt-get install kcat python3-confluent-kafka`;
+}
 
 /** Kills every process this module started and has not seen exit. */
 export function stopAll(): void {
