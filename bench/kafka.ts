@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--view] [--cpu-prof DIR]`
+ * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--view] [--workers N] [--cpu-prof DIR]`
  *
  * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process:
  *
@@ -12,7 +12,7 @@
  *  2. Consume: kcat reads them back from offset 0 (`kcat -C -o beginning -c <records> -e`), printing
  *     partition and offset per record, which the bench checks: every offset of every partition once.
  *  `--view`: the values are JSON objects (`{"g":"g07","pad":"…"}`, 16 groups) and each round's topic
- *  has a view counting them by group (engine on the main thread, `--workers 0`); the round also
+ *  has a view counting them by group (engine on the main thread unless `--workers N`, default 0); the round also
  *  reports when the view had counted every record, from the start of the produce.
  *  Kappa's own account of each phase comes from its /metrics: Produce and Fetch requests, the time it
  *  spent on them, and the group-commit fsyncs (count and seconds).
@@ -89,6 +89,8 @@ interface Options {
   partitions: number;
   /** Values are JSON and each round's topic has a view counting them by group. */
   view: boolean;
+  /** kappa start's --workers (0: the engine on the main thread, beside the listener). */
+  workers: number;
   cpuProfDir: string | null;
 }
 
@@ -126,7 +128,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const valuesFile = join(root, 'values.txt');
     const templates = writeValues(valuesFile, opts);
     console.log(
-      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key${opts.view ? `, JSON, a view counting them by group` : ''}), ${opts.partitions} partition(s), ${opts.rounds} rounds, in ${root}` +
+      `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key${opts.view ? `, JSON, a view counting them by group` : ''}), ${opts.partitions} partition(s), ${opts.rounds} rounds, kappa start --workers ${opts.workers}, in ${root}` +
         `\nproducer: kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of ${formatCount(opts.records)} lines>` +
         `\nconsumer: kcat -C -o beginning -c <records> -e -f '%p %o\\n' (the bench checks every partition's offsets)` +
         `\nload average before the run: ${loadBefore.toFixed(1)} on ${availableParallelism()} cores\n`,
@@ -141,7 +143,12 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
 
     const config = writeConfig(root, opts);
     const mock = await startMockBroker();
-    const kappa = await startKappa(join(root, 'data'), config, opts.cpuProfDir === null ? [] : profileFlags(opts));
+    const kappa = await startKappa(
+      join(root, 'data'),
+      config,
+      opts.workers,
+      opts.cpuProfDir === null ? [] : profileFlags(opts),
+    );
     const rounds: Round[] = [];
     let peakRss: number;
     try {
@@ -169,6 +176,7 @@ function parseOptions(args: string[]): Options {
       'value-bytes': { type: 'string' },
       partitions: { type: 'string' },
       view: { type: 'boolean' },
+      workers: { type: 'string' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -187,6 +195,7 @@ function parseOptions(args: string[]): Options {
   return {
     records,
     view: values.view === true,
+    workers: values.workers === undefined ? 0 : nonNegativeInt('--workers', values.workers),
     rounds: positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT),
     valueBytes,
     partitions: positiveInt('--partitions', values.partitions, 1),
@@ -199,6 +208,13 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   const n = Number(text.replaceAll('_', ''));
   if (!Number.isSafeInteger(n) || n < 1)
     throw new BenchUsageError(`${name} must be a positive whole number; got "${text}".`);
+  return n;
+}
+
+function nonNegativeInt(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new BenchUsageError(`${name} must be 0 or a whole number; got "${text}".`);
   return n;
 }
 
@@ -534,6 +550,7 @@ function report(
     rounds: opts.rounds,
     partitions: opts.partitions,
     view: opts.view,
+    workers: opts.workers,
     producer: 'kcat (librdkafka 2.0.2)',
     consumer: 'kcat (librdkafka 2.0.2)',
     produce_records_per_s: r0(produce.best),

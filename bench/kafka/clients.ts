@@ -74,7 +74,12 @@ export interface Kappa {
 }
 
 /** `kappa start` (sources through tsx, as in a clone) with its Kafka listener on a free port. */
-export async function startKappa(dataDir: string, config: string, nodeFlags: string[]): Promise<Kappa> {
+export async function startKappa(
+  dataDir: string,
+  config: string,
+  workers: number,
+  nodeFlags: string[],
+): Promise<Kappa> {
   const child = track(
     spawn(
       process.execPath,
@@ -91,7 +96,7 @@ export async function startKappa(dataDir: string, config: string, nodeFlags: str
         '--kafka-port',
         '0',
         '--workers',
-        '0',
+        String(workers),
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     ),
