@@ -14,6 +14,20 @@ import { tempDataProject, totalsConfig } from '../support/project.ts';
 const RUNNING = /kappa: HTTP API on (http:\/\/\S+) /;
 const KAFKA = /kappa: Kafka API on (\S+):(\d+) /;
 
+/** `kappa start` over `dir` with `config`, HTTP on a free port, the pipelines on the main thread. */
+const start = (dir: string, config: string, ...more: string[]): string[] => [
+  '--data-dir',
+  dir,
+  'start',
+  '--config',
+  config,
+  '--port',
+  '0',
+  '--workers',
+  '0',
+  ...more,
+];
+
 /** Listens on `port` (0: a free one); null if it is taken. */
 function hold(port: number): Promise<Server | null> {
   return new Promise((resolve) => {
@@ -28,19 +42,7 @@ test(
   { timeout: 120_000 },
   async (t) => {
     const project = tempDataProject(t, 'kappa-kafka-start-', totalsConfig());
-    const kappa = startKappa(t, [
-      '--data-dir',
-      project.dir,
-      'start',
-      '--config',
-      project.config,
-      '--port',
-      '0',
-      '--kafka-port',
-      '0',
-      '--workers',
-      '0',
-    ]);
+    const kappa = startKappa(t, start(project.dir, project.config, '--kafka-port', '0'));
     const [, url] = await kappa.waitForOutput(RUNNING, { timeoutMs: 60_000 });
     const [, host, port] = await kappa.waitForOutput(KAFKA, { timeoutMs: 10_000 });
     assert.equal(host, '127.0.0.1', 'no tokens: loopback only');
@@ -73,18 +75,7 @@ test(
     await producer.disconnect();
     await kappa.stop();
 
-    const off = startKappa(t, [
-      '--data-dir',
-      project.dir,
-      'start',
-      '--config',
-      project.config,
-      '--port',
-      '0',
-      '--no-kafka',
-      '--workers',
-      '0',
-    ]);
+    const off = startKappa(t, start(project.dir, project.config, '--no-kafka'));
     await off.waitForOutput(RUNNING, { timeoutMs: 60_000 });
     await off.stop();
     assert.doesNotMatch(off.stderr, /Kafka API/);
@@ -93,17 +84,7 @@ test(
       totalsConfig().replace('views: [', 'server: { kafka: false },\n  views: ['),
       'no-kafka',
     );
-    const configured = startKappa(t, [
-      '--data-dir',
-      project.dir,
-      'start',
-      '--config',
-      offByConfig,
-      '--port',
-      '0',
-      '--workers',
-      '0',
-    ]);
+    const configured = startKappa(t, start(project.dir, offByConfig));
     await configured.waitForOutput(RUNNING, { timeoutMs: 60_000 });
     await configured.stop();
     assert.doesNotMatch(configured.stderr, /Kafka API/);
@@ -118,17 +99,7 @@ test(
     // 9092 is held here, or by another test's kappa start: taken either way while this test runs.
     const held = await hold(9092);
     if (held !== null) defer(t, () => new Promise<void>((r) => held.close(() => r())));
-    const kappa = startKappa(t, [
-      '--data-dir',
-      project.dir,
-      'start',
-      '--config',
-      project.config,
-      '--port',
-      '0',
-      '--workers',
-      '0',
-    ]);
+    const kappa = startKappa(t, start(project.dir, project.config));
     const [, url] = await kappa.waitForOutput(RUNNING, { timeoutMs: 60_000 });
     await kappa.waitForOutput(/the Kafka listener did not start: port 9092 on 127\.0\.0\.1 is in use/, {
       timeoutMs: 10_000,
@@ -140,22 +111,9 @@ test(
     assert.ok(other !== null);
     defer(t, () => new Promise<void>((r) => other.close(() => r())));
     const port = (other.address() as { port: number }).port;
-    const refused = await runKappa(
-      [
-        '--data-dir',
-        project.dir,
-        'start',
-        '--config',
-        project.config,
-        '--port',
-        '0',
-        '--kafka-port',
-        String(port),
-        '--workers',
-        '0',
-      ],
-      { timeoutMs: 60_000 },
-    );
+    const refused = await runKappa(start(project.dir, project.config, '--kafka-port', String(port)), {
+      timeoutMs: 60_000,
+    });
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(
       refused.stderr,
