@@ -14,6 +14,7 @@ import { initProducerId } from './apis/init-producer-id.ts';
 import { joinGroup } from './apis/join-group.ts';
 import { leaveGroup } from './apis/leave-group.ts';
 import { listGroups } from './apis/list-groups.ts';
+import { deleteGroups } from './apis/delete-groups.ts';
 import { listOffsets } from './apis/list-offsets.ts';
 import { metadata } from './apis/metadata.ts';
 import { offsetCommit } from './apis/offset-commit.ts';
@@ -40,6 +41,7 @@ const TABLES: readonly ApiTable[] = [
   syncGroup,
   describeGroups,
   listGroups,
+  deleteGroups,
   saslHandshake,
   apiVersions,
   createTopics,
@@ -85,6 +87,7 @@ export type ApiName =
   | 'SyncGroup'
   | 'DescribeGroups'
   | 'ListGroups'
+  | 'DeleteGroups'
   | 'SaslHandshake'
   | 'ApiVersions'
   | 'CreateTopics'

@@ -101,9 +101,21 @@ test(
     // A consumer started again in the group resumes after the committed offsets: nothing old comes back.
     await send(40, 4);
     const c: Received[] = [];
-    await startConsumer(t, kafka, 'billing', c);
+    const third = await startConsumer(t, kafka, 'billing', c);
     await waitUntil('the four new records', () => c.length >= 4);
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.deepEqual(c.map((r) => r.message.value!.toString()).sort(), ['v40', 'v41', 'v42', 'v43']);
+    // An admin deletes a group only once it has no members (as kafka-consumer-groups --delete).
+    await assert.rejects(admin.deleteGroups(['billing']), (err: { groups?: { error?: { type?: string } }[] }) => {
+      assert.equal(err.groups?.[0]?.error?.type, 'NON_EMPTY_GROUP');
+      return true;
+    });
+    await third.consumer.disconnect();
+    assert.deepEqual(await admin.deleteGroups(['billing']), [{ groupId: 'billing', errorCode: 0 }]);
+    const gone = await admin.fetchOffsets({ groupId: 'billing', topics: ['orders'] });
+    assert.ok(
+      gone[0].partitions.every((p) => p.offset === '-1'),
+      'its committed offsets are gone',
+    );
   },
 );

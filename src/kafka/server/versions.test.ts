@@ -177,6 +177,11 @@ const CASES: Record<number, (v: number) => { body: object; check?: (answer: Body
     check: (a) => assert.equal(a.groups[0].errorCode, 0),
   }),
   [K.ListGroups]: () => ({ body: { statesFilter: [], typesFilter: [] }, check: (a) => assert.equal(a.errorCode, 0) }),
+  // A group nobody has used: Kafka answers GROUP_ID_NOT_FOUND, as does Kappa.
+  [K.DeleteGroups]: () => ({
+    body: { groupsNames: ['never-used'] },
+    check: (a) => assert.deepEqual(a.results, [{ groupId: 'never-used', errorCode: 69 }]),
+  }),
 };
 
 async function sweep(t: Owner, port: number, apiKey: number, v: number): Promise<void> {

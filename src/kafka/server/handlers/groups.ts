@@ -31,6 +31,7 @@ export type GroupsPort = Pick<
   | 'offsetFetch'
   | 'describeGroups'
   | 'listGroups'
+  | 'deleteGroups'
 >;
 
 const DENIED = ERRORS.GROUP_AUTHORIZATION_FAILED;
@@ -136,6 +137,25 @@ const listGroups = simple(
   (g, body, ctx) => g.listGroups(body, groupContext(ctx)),
   (_body, errorCode) => ({ errorCode, groups: [] }),
 );
+
+/**
+ * DeleteGroups: removes the committed offsets of groups without members (as
+ * `kafka-consumer-groups --delete`). Deleting what others committed takes the admin scope.
+ */
+const deleteGroupsErrors = (body: { groupsNames: string[] }, errorCode: number): object => ({
+  results: body.groupsNames.map((groupId) => ({ groupId, errorCode })),
+});
+const deleteGroups: Handler = {
+  key: API_KEYS.DeleteGroups,
+  minVersion: 0,
+  maxVersion: 2,
+  async handle(ctx, body) {
+    const req = body as { groupsNames: string[] };
+    if (!ctx.allowed('admin')) return deleteGroupsErrors(req, DENIED);
+    return groupsOf(ctx).deleteGroups(req.groupsNames);
+  },
+  errorBody: (body, errorCode) => deleteGroupsErrors(body as { groupsNames: string[] }, errorCode),
+};
 
 const offsetCommit: Handler = {
   key: API_KEYS.OffsetCommit,
@@ -259,5 +279,15 @@ function asBuffers<T>(value: T, depth = 0): T {
 }
 
 export function groupHandlers(): Handler[] {
-  return [joinGroup, syncGroup, heartbeat, leaveGroup, offsetCommit, offsetFetch, describeGroups, listGroups];
+  return [
+    joinGroup,
+    syncGroup,
+    heartbeat,
+    leaveGroup,
+    offsetCommit,
+    offsetFetch,
+    describeGroups,
+    listGroups,
+    deleteGroups,
+  ];
 }
