@@ -22,6 +22,8 @@
  *       `produce_vs_inprocess_ratio` is the best produce round / the best in-process round (each side's
  *       best of the run; the per-round ratios, which swing with the disk, are printed and returned too);
  *     - `FileLog.appendEncoded` of the same batches already encoded, the path the Kafka listener takes;
+ *     - `appendEncoded` in the shape librdkafka's idempotent producer sends on one partition: batches
+ *       of 9,000 records, one at a time (the log's ceiling for that access pattern);
  *     - the client's ceiling: the same kcat command against librdkafka's own mock broker (in memory,
  *       no disk), so a figure close to it says the client, not Kappa, is the limit.
  *  Once per run: python3-confluent-kafka producing to the mock broker with the same settings (a Python
@@ -65,6 +67,12 @@ const ROUNDS_DEFAULT = 3;
 const VALUE_BYTES_DEFAULT = 100;
 const BATCH_RECORDS = 1000;
 const IN_FLIGHT = 8;
+/**
+ * The shape of librdkafka's idempotent producer on one partition: one request in flight (it never
+ * sends the next before the answer, seen with -X debug=protocol) of about 9,000 records (its 1 MB
+ * batch.size). The third in-process peer appends batches of this shape one at a time.
+ */
+const CLIENT_BATCH_RECORDS = 9000;
 /** Distinct blocks of 1,000 values the data file cycles through (the in-process peers use the first ones). */
 const BLOCKS = 64;
 const TEMPLATE_BATCHES = 8;
@@ -97,6 +105,8 @@ interface Options {
 interface Round {
   appendBatchMs: number;
   appendEncodedMs: number;
+  /** appendEncoded of 9,000-record batches, one at a time: the log under librdkafka's access pattern. */
+  appendSerialMs: number;
   mock: Timed;
   produce: Timed;
   consume: Timed;
@@ -313,13 +323,27 @@ async function runRound(
   const topic = `bench-${round}`;
   const batches = opts.records / BATCH_RECORDS;
   const appendBatchMs = await inProcess(join(root, `inprocess-${round}`), (log) =>
-    appendWindowed((i) => log.appendBatch('bench', 0, templates[i % templates.length]), batches),
+    appendWindowed((i) => log.appendBatch('bench', 0, templates[i % templates.length]), batches, IN_FLIGHT),
   );
   const encoded = templates.map((t) => encodeBatch(t, { baseOffset: 0 }));
   const appendEncodedMs = await inProcess(join(root, `encoded-${round}`), (log) =>
     // A copy per append, as each arrives in its own network buffer: the log sets the base offset in place.
-    appendWindowed((i) => log.appendEncoded('bench', 0, Buffer.from(encoded[i % encoded.length])), batches),
+    appendWindowed((i) => log.appendEncoded('bench', 0, Buffer.from(encoded[i % encoded.length])), batches, IN_FLIGHT),
   );
+  const big = encodeBatch(
+    Array.from(
+      { length: CLIENT_BATCH_RECORDS },
+      (_, i) => templates[Math.floor(i / BATCH_RECORDS) % templates.length][i % BATCH_RECORDS],
+    ),
+    { baseOffset: 0 },
+  );
+  const bigBatches = Math.ceil(opts.records / CLIENT_BATCH_RECORDS);
+  const appendSerialMs =
+    ((await inProcess(join(root, `serial-${round}`), (log) =>
+      appendWindowed((_) => log.appendEncoded('bench', 0, Buffer.from(big)), bigBatches, 1),
+    )) *
+      opts.records) /
+    (bigBatches * CLIENT_BATCH_RECORDS);
   const produceArgs = (broker: string): string[] => [
     '-P',
     '-b',
@@ -349,6 +373,7 @@ async function runRound(
   return {
     appendBatchMs,
     appendEncodedMs,
+    appendSerialMs,
     mock,
     produce,
     consume,
@@ -375,11 +400,11 @@ async function inProcess(dir: string, work: (log: FileLog) => Promise<void>): Pr
   }
 }
 
-/** One producer with at most IN_FLIGHT unacknowledged appends, as in bench/log.ts. */
-async function appendWindowed(append: (i: number) => Promise<unknown>, count: number): Promise<void> {
+/** One producer with at most `inFlight` unacknowledged appends, as in bench/log.ts. */
+async function appendWindowed(append: (i: number) => Promise<unknown>, count: number, inFlight: number): Promise<void> {
   const window: Promise<unknown>[] = [];
   for (let i = 0; i < count; i++) {
-    if (window.length >= IN_FLIGHT) await window.shift();
+    if (window.length >= inFlight) await window.shift();
     window.push(append(i));
   }
   await Promise.all(window);
@@ -428,7 +453,8 @@ function printRound(n: number, r: Round, records: number): void {
   console.log(
     `round ${n} (load ${r.load.toFixed(1)}): produce ${rate(r.produce.ms)}/s (kappa ${(r.kappaProduceCpuS / (r.produce.ms / 1000)).toFixed(2)} cores),` +
       ` consume ${rate(r.consume.ms)}/s (kappa ${(r.kappaConsumeCpuS / (r.consume.ms / 1000)).toFixed(2)} cores),` +
-      ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
+      ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s,` +
+      ` appendEncoded 9,000/batch one at a time ${rate(r.appendSerialMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
   );
   if (r.viewMs !== null)
     console.log(
@@ -459,6 +485,8 @@ function report(
   const consume = stat((r) => rate(r.consume.ms));
   const appendBatch = stat((r) => rate(r.appendBatchMs));
   const appendEncoded = stat((r) => rate(r.appendEncodedMs));
+  const appendSerial = stat((r) => rate(r.appendSerialMs));
+  const ratioSerial = stat((r) => r.appendSerialMs / r.produce.ms);
   const mock = stat((r) => rate(r.mock.ms));
   const ratio = stat((r) => r.appendBatchMs / r.produce.ms);
   const ratioEncoded = stat((r) => r.appendEncodedMs / r.produce.ms);
@@ -490,9 +518,15 @@ function report(
         ...(view === null ? [] : [row('view: produce start -> every record counted', view)]),
         row('  in-process appendBatch, 1,000/batch, fsync always', appendBatch),
         row('  in-process appendEncoded, same batches pre-encoded', appendEncoded),
+        row(`  in-process appendEncoded, ${formatCount(CLIENT_BATCH_RECORDS)}/batch, 1 in flight`, appendSerial),
         row('  client ceiling: kcat -> librdkafka mock broker', mock),
         row('produce / in-process appendBatch (same round)', ratio, 2),
         row('produce / in-process appendEncoded (same round)', ratioEncoded, 2),
+        row(
+          `produce / appendEncoded ${formatCount(CLIENT_BATCH_RECORDS)}/batch, 1 in flight (same round)`,
+          ratioSerial,
+          2,
+        ),
         row('produce / kcat -> mock broker (same round)', ratioMock, 2),
         ['produce best / in-process appendBatch best (the target)', ratioOfBests.toFixed(2), ''],
         row('kappa CPU cores while produce', kappaProduceCores, 2),
@@ -561,12 +595,14 @@ function report(
     inprocess_append_records_per_s: r0(appendBatch.best),
     inprocess_append_records_per_s_worst: r0(appendBatch.worst),
     inprocess_append_encoded_records_per_s: r0(appendEncoded.best),
+    inprocess_append_client_shape_records_per_s: r0(appendSerial.best),
     client_ceiling_records_per_s: r0(mock.best),
     python_produce_ceiling_records_per_s: r0(pythonRate),
     produce_vs_inprocess_ratio: r2(ratioOfBests),
     produce_vs_inprocess_ratio_round_best: r2(ratio.best),
     produce_vs_inprocess_ratio_round_worst: r2(ratio.worst),
     produce_vs_append_encoded_ratio: r2(produce.best / appendEncoded.best),
+    produce_vs_client_shape_append_ratio: r2(produce.best / appendSerial.best),
     produce_vs_client_ceiling_ratio: r2(produce.best / mock.best),
     kappa_produce_cores: r2(kappaProduceCores.best),
     produce_requests_per_round: r0(mean(rounds.map((r) => r.produceServer.requests))),
