@@ -353,6 +353,7 @@ export class FileLog implements Log {
           yielded = batch.lastOffset;
           yield batch;
         }
+        if (opts.once) return;
         offset = yielded + 1;
         continue;
       }

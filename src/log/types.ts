@@ -65,6 +65,11 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Keep waiting for new batches at the end of the partition instead of finishing. */
   follow?: boolean;
+  /**
+   * Stop after one step: only the batches one read of about `maxBytes` brings (at least one). For a
+   * caller that answers with what fits, as a Kafka Fetch does, so no second read is made and thrown away.
+   */
+  once?: boolean;
   signal?: AbortSignal;
 }
 

@@ -360,6 +360,23 @@ function widerPort(current: Current): void {
       assert.equal((await log.offsets('t', 0)).end, 3);
     });
 
+    test('a read with once stops after one step of about maxBytes, with at least one batch', async () => {
+      const { log } = current;
+      await log.createTopic('t', { partitions: 1 });
+      const value = 'x'.repeat(1000);
+      for (let i = 0; i < 40; i++) await log.appendBatch('t', 0, recordsOf([value, value]));
+      const read = async (opts: { maxBytes: number; once?: boolean }): Promise<number[]> => {
+        const sizes: number[] = [];
+        for await (const batch of log.read('t', 0, 0, opts)) sizes.push(batch.sizeBytes);
+        return sizes;
+      };
+      assert.equal((await read({ maxBytes: 8192 })).length, 40, 'without once: every batch');
+      const once = await read({ maxBytes: 8192, once: true });
+      assert.ok(once.length >= 1 && once.length < 40, `one step: ${once.length} batches`);
+      assert.ok(once.reduce((a, b) => a + b, 0) - once[once.length - 1] < 8192, 'about maxBytes');
+      assert.equal((await read({ maxBytes: 1, once: true })).length, 1, 'at least one batch');
+    });
+
     test('appendEncoded stores a valid batch as it is, at the next offset', async () => {
       const { log } = current;
       await log.createTopic('t', { partitions: 1 });

@@ -180,8 +180,10 @@ async function readPartition(
     const left = bytesMax - round.bytes;
     if (left <= 0 && round.bytes > 0) return data;
     let taken = 0;
+    // One read of what may be sent: a second one would be read, checked and thrown away.
     const reader = log.read(topic, p.partition, p.fetchOffset, {
       maxBytes: Math.max(Math.min(p.partitionMaxBytes, left), READ_BYTES_MIN),
+      once: true,
     });
     for await (const batch of reader) {
       const size = batch.bytes.length;
