@@ -93,12 +93,13 @@ test(
 
 test(
   'a taken default port warns and runs on; a taken --kafka-port is an error that says what to do',
-  { timeout: 120_000 },
+  { timeout: 200_000 },
   async (t) => {
     const project = tempDataProject(t, 'kappa-kafka-port-', totalsConfig());
-    // 9092 is held here, or by another test's kappa start: taken either way while this test runs.
-    const held = await hold(9092);
-    if (held !== null) defer(t, () => new Promise<void>((r) => held.close(() => r())));
+    // This test holds 9092 itself (another test's kappa start may have it for a few seconds: wait
+    // for it), so nobody can release it while the test runs.
+    const held = await waitFor('port 9092 to be free', () => hold(9092), { timeoutMs: 90_000, intervalMs: 200 });
+    defer(t, () => new Promise<void>((r) => held.close(() => r())));
     const kappa = startKappa(t, start(project.dir, project.config));
     const [, url] = await kappa.waitForOutput(RUNNING, { timeoutMs: 60_000 });
     await kappa.waitForOutput(/the Kafka listener did not start: port 9092 on 127\.0\.0\.1 is in use/, {
