@@ -14,6 +14,17 @@ import { tempDataProject, totalsConfig } from '../support/project.ts';
 const RUNNING = /kappa: HTTP API on (http:\/\/\S+) /;
 const KAFKA = /kappa: Kafka API on (\S+):(\d+) /;
 
+/** Holds `port` as soon as it is free (polling with a timer that keeps this process alive meanwhile). */
+async function holdWhenFree(port: number, timeoutMs: number): Promise<Server> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const server = await hold(port);
+    if (server !== null) return server;
+    if (Date.now() > deadline) throw new Error(`port ${port} stayed taken for ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** `kappa start` over `dir` with `config`, HTTP on a free port, the pipelines on the main thread. */
 const start = (dir: string, config: string, ...more: string[]): string[] => [
   '--data-dir',
@@ -98,7 +109,7 @@ test(
     const project = tempDataProject(t, 'kappa-kafka-port-', totalsConfig());
     // This test holds 9092 itself (another test's kappa start may have it for a few seconds: wait
     // for it), so nobody can release it while the test runs.
-    const held = await waitFor('port 9092 to be free', () => hold(9092), { timeoutMs: 90_000, intervalMs: 200 });
+    const held = await holdWhenFree(9092, 90_000);
     defer(t, () => new Promise<void>((r) => held.close(() => r())));
     const kappa = startKappa(t, start(project.dir, project.config));
     const [, url] = await kappa.waitForOutput(RUNNING, { timeoutMs: 60_000 });
