@@ -80,7 +80,14 @@ test(
 
     // Every view's table shows rows and its chart is drawn from them (none for the one-row grand_total),
     // and the SQL console counts as many rows as the pager says.
-    // The SQL console's first query names one of this app's views.
+    // The SQL console's first query names one of this app's views (once the page knows them).
+    await page.waitForFunction(
+      () => (document.querySelector('#sql') as HTMLTextAreaElement | null)?.value.includes('alerts_by_rule'),
+      null,
+      {
+        timeout: 15_000,
+      },
+    );
     assert.equal(await page.inputValue('#sql'), 'SELECT * FROM alerts_by_rule LIMIT 10');
     for (const name of MANY_VIEWS) {
       await expectViewPanel(page, name, { oneRow: name === 'grand_total' });
