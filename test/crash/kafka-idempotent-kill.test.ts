@@ -158,15 +158,20 @@ test(
     const outstanding: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const want = ackCount(producer) + ACKS_BETWEEN_KILLS;
-      await waitFor('acknowledgements', async () => (ackCount(producer) >= want ? true : null), {
-        timeoutMs: ACKS_TIMEOUT_MS,
-        intervalMs: 20,
-        child: kappa,
-      });
+      // Enough acknowledgements, and records on their way (handed to librdkafka, not acknowledged):
+      // the kill must land mid-stream, not in a pause between deliveries.
+      const at = await waitFor(
+        'acknowledgements, with records on their way',
+        async () => {
+          const acked = ackCount(producer);
+          const sent = lastSent(producer);
+          return acked >= want && sent > acked ? { acked, sent } : null;
+        },
+        { timeoutMs: ACKS_TIMEOUT_MS, intervalMs: 20, child: kappa },
+      );
       if (!producer.running) break;
-      const acked = ackCount(producer);
-      killedAt.push(acked);
-      outstanding.push(lastSent(producer) - acked);
+      killedAt.push(at.acked);
+      outstanding.push(at.sent - at.acked);
       await killHard(kappa);
       kappa = start(t, project.dir, project.config, port);
       await kappa.waitForOutput(/Kafka API on \S+:\d+/, { timeoutMs: START_TIMEOUT_MS });
