@@ -58,6 +58,17 @@ export const ERROR_CATALOGUE = {
     retriable: true,
     summary: 'Another running Kappa process is writing to this data directory.',
   },
+  KAPPA_FENCED: {
+    status: 409,
+    retriable: false,
+    summary:
+      'Another Kappa process took over this task (its epoch moved on), so this process may no longer commit for it.',
+  },
+  KAPPA_STORE_UNAVAILABLE: {
+    status: 503,
+    retriable: true,
+    summary: 'The view store (PostgreSQL) cannot be reached; nothing was committed.',
+  },
   KAPPA_READ_ONLY: {
     status: 405,
     retriable: false,
