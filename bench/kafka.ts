@@ -1,16 +1,20 @@
 /**
- * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--view] [--workers N] [--cpu-prof DIR]`
+ * `npm run bench -- kafka [--records N] [--rounds R] [--value-bytes B] [--partitions P] [--view] [--workers N] [--client perf|kcat] [--cpu-prof DIR]`
  *
- * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process:
+ * Kappa's Kafka listener against a real Kafka client and against Kappa's own log in-process. The
+ * client (`--client`) is librdkafka 2.0.2 either way: `perf` (the default) is bench/kafka/perf.c,
+ * built by the bench, which drives librdkafka's producer and consumer as fast as they go (as
+ * rdkafka_performance and kafka-producer-perf-test do); `kcat` is Debian's kcat, whose stdio line
+ * handling costs as much CPU as the protocol on this 2-core machine.
  *
- *  1. Produce: kcat (librdkafka 2.0.2, C) sends `--records` records of `--value-bytes`-byte values,
- *     no key, read from a pre-generated file (`kcat -P -l`), with enable.idempotence=true, acks=all,
+ *  1. Produce: the client sends `--records` records of `--value-bytes`-byte values, no key, one per
+ *     line of a pre-generated file, with enable.idempotence=true, acks=all,
  *     linger.ms=5, to partition 0 of a one-partition topic of `kappa start --kafka-port 0` (fsync
- *     `always`, the default: acks=all is answered once the records are on disk). Wall time of the kcat
+ *     `always`, the default: acks=all is answered once the records are on disk). Wall time of the client
  *     process, from spawn to exit (connect, metadata, InitProducerId and the final flush included).
  *     `--partitions P` (default 1) gives the topic P partitions, which librdkafka fills at random.
- *  2. Consume: kcat reads them back from offset 0 (`kcat -C -o beginning -c <records> -e`), printing
- *     partition and offset per record, which the bench checks: every offset of every partition once.
+ *  2. Consume: the client reads them back from offset 0 until it has them all; the bench checks
+ *     every partition's count and last offset (kcat prints each record's; perf.c counts them).
  *  `--view`: the values are JSON objects (`{"g":"g07","pad":"…"}`, 16 groups) and each round's topic
  *  has a view counting them by group (engine on the main thread unless `--workers N`, default 0); the round also
  *  reports when the view had counted every record, from the start of the produce.
@@ -24,10 +28,10 @@
  *     - `FileLog.appendEncoded` of the same batches already encoded, the path the Kafka listener takes;
  *     - `appendEncoded` in the shape librdkafka's idempotent producer sends on one partition: batches
  *       of 9,000 records, one at a time (the log's ceiling for that access pattern);
- *     - the client's ceiling: the same kcat command against librdkafka's own mock broker (in memory,
+ *     - the client's ceiling: the same produce command against librdkafka's own mock broker (in memory,
  *       no disk), so a figure close to it says the client, not Kappa, is the limit.
  *  Once per run: python3-confluent-kafka producing to the mock broker with the same settings (a Python
- *  loop calling produce() per record), to show why the bench's producer is kcat and not Python.
+ *  loop calling produce() per record), to show why the bench's producer is written in C and not Python.
  *
  * peak_rss_mb is the kappa process's VmHWM (/proc/<pid>/status) at the end of the run; its CPU time
  * per phase (/proc/<pid>/stat) is reported as cores used. `--cpu-prof DIR` runs kappa start under
@@ -48,7 +52,8 @@ import {
   processCpuSeconds,
   missingClients,
   processPeakRssBytes,
-  runKcat,
+  buildPerfClient,
+  runClient,
   runPythonProduce,
   serverTimes,
   since,
@@ -59,7 +64,7 @@ import {
 import { BenchUsageError, type Figure, formatCount, formatTable, nowMs } from './lib/harness.ts';
 
 export const description =
-  'kcat (librdkafka) producing into and consuming from kappa start, against the in-process append and a mock broker';
+  'librdkafka producing into and consuming from kappa start, against the in-process append and a mock broker';
 
 const SRC_INDEX = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 const RECORDS_DEFAULT = 5_000_000;
@@ -99,6 +104,8 @@ interface Options {
   view: boolean;
   /** kappa start's --workers (0: the engine on the main thread, beside the listener). */
   workers: number;
+  /** `perf`: bench/kafka/perf.c; `kcat`: Debian's kcat. */
+  client: 'perf' | 'kcat';
   cpuProfDir: string | null;
 }
 
@@ -137,10 +144,11 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const loadBefore = loadavg()[0];
     const valuesFile = join(root, 'values.txt');
     const templates = writeValues(valuesFile, opts);
+    const client = opts.client === 'perf' ? perfClient(buildPerfClient(root), valuesFile) : kcatClient(valuesFile);
     console.log(
       `kafka bench: ${formatCount(opts.records)} records of ${opts.valueBytes}-byte values (no key${opts.view ? `, JSON, a view counting them by group` : ''}), ${opts.partitions} partition(s), ${opts.rounds} rounds, kappa start --workers ${opts.workers}, in ${root}` +
-        `\nproducer: kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of ${formatCount(opts.records)} lines>` +
-        `\nconsumer: kcat -C -o beginning -c <records> -e -f '%p %o\\n' (the bench checks every partition's offsets)` +
+        `\nproducer: ${client.produceCommand}` +
+        `\nconsumer: ${client.consumeCommand} (the bench checks every partition's offsets)` +
         `\nload average before the run: ${loadBefore.toFixed(1)} on ${availableParallelism()} cores\n`,
     );
 
@@ -163,15 +171,15 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     let peakRss: number;
     try {
       for (let r = 1; r <= opts.rounds; r++) {
-        rounds.push(await runRound(r, root, valuesFile, templates, opts, mock.broker, kappa));
-        printRound(rounds.length, rounds.at(-1)!, opts.records);
+        rounds.push(await runRound(r, root, client, templates, opts, mock.broker, kappa));
+        printRound(rounds.length, rounds.at(-1)!, opts.records, client.name);
       }
       peakRss = processPeakRssBytes(kappa.pid);
     } finally {
       await kappa.stop();
       mock.stop();
     }
-    return report(opts, rounds, pythonRate, peakRss, loadBefore);
+    return report(opts, client.name, rounds, pythonRate, peakRss, loadBefore);
   } finally {
     cleanUp();
   }
@@ -187,6 +195,7 @@ function parseOptions(args: string[]): Options {
       partitions: { type: 'string' },
       view: { type: 'boolean' },
       workers: { type: 'string' },
+      client: { type: 'string' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -202,8 +211,12 @@ function parseOptions(args: string[]): Options {
     throw new BenchUsageError(
       `--view needs --value-bytes of at least ${JSON_VALUE_BYTES_MIN} (a JSON object); got ${valueBytes}.`,
     );
+  const client = values.client ?? 'perf';
+  if (client !== 'perf' && client !== 'kcat')
+    throw new BenchUsageError(`--client must be perf (bench/kafka/perf.c) or kcat; got "${client}".`);
   return {
     records,
+    client,
     view: values.view === true,
     workers: values.workers === undefined ? 0 : nonNegativeInt('--workers', values.workers),
     rounds: positiveInt('--rounds', values.rounds, ROUNDS_DEFAULT),
@@ -314,7 +327,7 @@ async function viewCaughtUp(kappa: Kappa, round: number, records: number, start:
 async function runRound(
   round: number,
   root: string,
-  valuesFile: string,
+  client: Client,
   templates: EncodableRecord[][],
   opts: Options,
   mockBroker: string,
@@ -344,30 +357,18 @@ async function runRound(
     )) *
       opts.records) /
     (bigBatches * CLIENT_BATCH_RECORDS);
-  const produceArgs = (broker: string): string[] => [
-    '-P',
-    '-b',
-    broker,
-    '-t',
-    topic,
-    // One partition: partition 0. Several: librdkafka's partitioner spreads the key-less records at random.
-    ...(opts.partitions === 1 ? ['-p', '0'] : []),
-    ...PRODUCER_SETTINGS.flatMap((s) => ['-X', s]),
-    '-l',
-    valuesFile,
-  ];
-  const mock = await runKcat(produceArgs(mockBroker));
+  const mock = await client.produce(mockBroker, topic, opts.partitions);
   let cpu = processCpuSeconds(kappa.pid);
   let times = await serverTimes(kappa, 'Produce');
   const viewMs = opts.view ? viewCaughtUp(kappa, round, opts.records, nowMs()) : Promise.resolve(null);
   // Awaited after the consume; until then a failure must not count as unhandled.
   viewMs.catch(() => {});
-  const produce = await runKcat(produceArgs(kappa.broker));
+  const produce = await client.produce(kappa.broker, topic, opts.partitions);
   const kappaProduceCpuS = processCpuSeconds(kappa.pid) - cpu;
   const produceServer = since(times, await serverTimes(kappa, 'Produce'));
   cpu = processCpuSeconds(kappa.pid);
   times = await serverTimes(kappa, 'Fetch');
-  const consume = await consumeAll(kappa.broker, topic, opts.records, opts.partitions);
+  const consume = await client.consume(kappa.broker, topic, opts.records, opts.partitions);
   const kappaConsumeCpuS = processCpuSeconds(kappa.pid) - cpu;
   const consumeServer = since(times, await serverTimes(kappa, 'Fetch'));
   return {
@@ -410,51 +411,116 @@ async function appendWindowed(append: (i: number) => Promise<unknown>, count: nu
   await Promise.all(window);
 }
 
+/** One of the bench's Kafka clients (`--client`): how it produces the values file and consumes a topic. */
+interface Client {
+  /** As the tables name it. */
+  name: string;
+  produceCommand: string;
+  consumeCommand: string;
+  produce(broker: string, topic: string, partitions: number): Promise<Timed>;
+  /** Reads every partition from the beginning until `records` have come; checks their offsets. */
+  consume(broker: string, topic: string, records: number, partitions: number): Promise<Timed>;
+}
+
+/** One partition: partition 0. Several: librdkafka's partitioner spreads the key-less records at random. */
+function partitionArgs(partitions: number): string[] {
+  return partitions === 1 ? ['-p', '0'] : [];
+}
+
+const settingArgs = PRODUCER_SETTINGS.flatMap((s) => ['-X', s]);
+
+/** bench/kafka/perf.c, built at `path`: it counts what it consumed and prints "partition count last-offset" lines. */
+function perfClient(path: string, valuesFile: string): Client {
+  return {
+    name: 'perf.c',
+    produceCommand: `bench/kafka/perf.c -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} <file of one value per line>`,
+    consumeCommand: 'bench/kafka/perf.c -C -n <partitions> -c <records> (librdkafka defaults)',
+    produce: (broker, topic, partitions) =>
+      runClient(path, ['-P', '-b', broker, '-t', topic, ...partitionArgs(partitions), ...settingArgs, valuesFile]),
+    async consume(broker, topic, records, partitions) {
+      let out = '';
+      const args = ['-C', '-b', broker, '-t', topic, '-n', String(partitions), '-c', String(records)];
+      const timed = await runClient(path, args, (chunk) => (out += chunk.toString()));
+      const seen = new Map<number, { count: number; last: number }>();
+      for (const line of out.trim().split('\n')) {
+        const [p, count, last] = line.split(' ').map(Number);
+        seen.set(p, { count, last });
+      }
+      checkOffsets('perf.c', seen, records);
+      return timed;
+    },
+  };
+}
+
+/** Debian's kcat: `-P -l` reads the values file; `-C -f '%p %o'` prints each record's partition and offset. */
+function kcatClient(valuesFile: string): Client {
+  return {
+    name: 'kcat',
+    produceCommand: `kcat -P ${PRODUCER_SETTINGS.map((s) => `-X ${s}`).join(' ')} -l <file of one value per line>`,
+    consumeCommand: "kcat -C -o beginning -c <records> -e -f '%p %o\\n'",
+    produce: (broker, topic, partitions) =>
+      runClient('kcat', [
+        '-P',
+        '-b',
+        broker,
+        '-t',
+        topic,
+        ...partitionArgs(partitions),
+        ...settingArgs,
+        '-l',
+        valuesFile,
+      ]),
+    consume: consumeWithKcat,
+  };
+}
+
 /**
- * Reads every partition from the beginning until it has `records` records (`-c`; `-e` too, so a
- * short topic ends the run instead of waiting), and checks that each partition's offsets came once
- * each, from 0 without a gap, and `records` in all. `-c` rather than `-e` alone: at the end `-e`
- * waits for an empty long poll (fetch.wait.max.ms, 500 ms), which no consumer that has its records pays.
+ * kcat reads every partition from the beginning until it has `records` records (`-c`; `-e` too, so
+ * a short topic ends the run instead of waiting). `-c` rather than `-e` alone: at the end `-e` waits
+ * for an empty long poll (fetch.wait.max.ms, 500 ms), which no consumer that has its records pays.
  */
-async function consumeAll(broker: string, topic: string, records: number, partitions: number): Promise<Timed> {
-  const counts = new Map<number, number>();
-  const maxOffsets = new Map<number, number>();
+async function consumeWithKcat(broker: string, topic: string, records: number, partitions: number): Promise<Timed> {
+  const seen = new Map<number, { count: number; last: number }>();
   // Lines "<partition> <offset>\n", parsed byte by byte as they stream in.
   let field = 0;
   let partition = 0;
   let offset = 0;
-  const only = partitions === 1 ? ['-p', '0'] : [];
-  const args = ['-C', '-b', broker, '-t', topic, ...only, '-o', 'beginning', '-c', String(records), '-e', '-q'];
-  const timed = await runKcat([...args, '-f', '%p %o\\n'], (chunk) => {
+  const args = ['-C', '-b', broker, '-t', topic, ...partitionArgs(partitions), '-o', 'beginning'];
+  const timed = await runClient('kcat', [...args, '-c', String(records), '-e', '-q', '-f', '%p %o\\n'], (chunk) => {
     for (const byte of chunk) {
       if (byte === 32) field = 1;
       else if (byte === 10) {
-        counts.set(partition, (counts.get(partition) ?? 0) + 1);
-        maxOffsets.set(partition, Math.max(maxOffsets.get(partition) ?? -1, offset));
+        const s = seen.get(partition) ?? { count: 0, last: -1 };
+        seen.set(partition, { count: s.count + 1, last: Math.max(s.last, offset) });
         field = partition = offset = 0;
       } else if (field === 0) partition = partition * 10 + byte - 48;
       else offset = offset * 10 + byte - 48;
     }
   });
-  let total = 0;
-  for (const [p, n] of counts) {
-    total += n;
-    if (maxOffsets.get(p) !== n - 1)
-      throw new Error(
-        `kcat read ${n} records of partition ${p}, the last at offset ${maxOffsets.get(p)}: some came twice or not at all`,
-      );
-  }
-  if (total !== records) throw new Error(`kcat read ${total} records; ${records} were produced`);
+  checkOffsets('kcat', seen, records);
   return timed;
 }
 
-function printRound(n: number, r: Round, records: number): void {
+/** Each partition's offsets came once each, from 0 without a gap, and `records` in all. */
+function checkOffsets(client: string, seen: Map<number, { count: number; last: number }>, records: number): void {
+  let total = 0;
+  for (const [p, { count, last }] of seen) {
+    total += count;
+    if (last !== count - 1)
+      throw new Error(
+        `${client} read ${count} records of partition ${p}, the last at offset ${last}: some came twice or not at all`,
+      );
+  }
+  if (total !== records) throw new Error(`${client} read ${total} records; ${records} were produced`);
+}
+
+function printRound(n: number, r: Round, records: number, client: string): void {
   const rate = (ms: number): string => formatCount(perS(records, ms));
   console.log(
     `round ${n} (load ${r.load.toFixed(1)}): produce ${rate(r.produce.ms)}/s (kappa ${(r.kappaProduceCpuS / (r.produce.ms / 1000)).toFixed(2)} cores),` +
       ` consume ${rate(r.consume.ms)}/s (kappa ${(r.kappaConsumeCpuS / (r.consume.ms / 1000)).toFixed(2)} cores),` +
       ` appendBatch ${rate(r.appendBatchMs)}/s, appendEncoded ${rate(r.appendEncodedMs)}/s,` +
-      ` appendEncoded 9,000/batch one at a time ${rate(r.appendSerialMs)}/s, kcat to the mock broker ${rate(r.mock.ms)}/s`,
+      ` appendEncoded 9,000/batch one at a time ${rate(r.appendSerialMs)}/s, ${client} to the mock broker ${rate(r.mock.ms)}/s`,
   );
   if (r.viewMs !== null)
     console.log(
@@ -463,14 +529,15 @@ function printRound(n: number, r: Round, records: number): void {
   const p = r.produceServer;
   const f = r.consumeServer;
   console.log(
-    `  produce: ${formatCount(p.requests)} requests of ${formatCount(records / p.requests)} records, ${(r.produce.ms / p.requests).toFixed(1)} ms each as kcat saw them,` +
+    `  produce: ${formatCount(p.requests)} requests of ${formatCount(records / p.requests)} records, ${(r.produce.ms / p.requests).toFixed(1)} ms each as ${client} saw them,` +
       ` ${((p.requestS * 1000) / p.requests).toFixed(1)} ms in kappa, of which fsync ${((p.fsyncS * 1000) / Math.max(p.fsyncs, 1)).toFixed(1)} ms (${(p.fsyncs / p.requests).toFixed(2)} fsyncs per request)` +
-      `\n  consume: ${formatCount(f.requests)} fetches of ${formatCount(records / f.requests)} records, ${(r.consume.ms / f.requests).toFixed(1)} ms each as kcat saw them, ${((f.requestS * 1000) / f.requests).toFixed(1)} ms in kappa`,
+      `\n  consume: ${formatCount(f.requests)} fetches of ${formatCount(records / f.requests)} records, ${(r.consume.ms / f.requests).toFixed(1)} ms each as ${client} saw them, ${((f.requestS * 1000) / f.requests).toFixed(1)} ms in kappa`,
   );
 }
 
 function report(
   opts: Options,
+  client: string,
   rounds: Round[],
   pythonRate: number,
   peakRss: number,
@@ -497,8 +564,8 @@ function report(
   const cores = (cpuS: number, ms: number): number => cpuS / (ms / 1000);
   const kappaProduceCores = stat((r) => cores(r.kappaProduceCpuS, r.produce.ms));
   const kappaConsumeCores = stat((r) => cores(r.kappaConsumeCpuS, r.consume.ms));
-  const kcatProduceCores = stat((r) => cores(r.produce.cpuS, r.produce.ms));
-  const kcatConsumeCores = stat((r) => cores(r.consume.cpuS, r.consume.ms));
+  const clientProduceCores = stat((r) => cores(r.produce.cpuS, r.produce.ms));
+  const clientConsumeCores = stat((r) => cores(r.consume.cpuS, r.consume.ms));
   const loadAfter = loadavg()[0];
   const view = opts.view ? stat((r) => rate(r.viewMs!)) : null;
   const peakRssMb = peakRss / (1 << 20);
@@ -513,13 +580,13 @@ function report(
     formatTable(
       ['records/s (or ratio, cores)', 'best', 'worst'],
       [
-        row('produce: kcat -> kappa start (idempotent, acks=all)', produce),
-        row('consume: kcat <- kappa start', consume),
+        row(`produce: ${client} -> kappa start (idempotent, acks=all)`, produce),
+        row(`consume: ${client} <- kappa start`, consume),
         ...(view === null ? [] : [row('view: produce start -> every record counted', view)]),
         row('  in-process appendBatch, 1,000/batch, fsync always', appendBatch),
         row('  in-process appendEncoded, same batches pre-encoded', appendEncoded),
         row(`  in-process appendEncoded, ${formatCount(CLIENT_BATCH_RECORDS)}/batch, 1 in flight`, appendSerial),
-        row('  client ceiling: kcat -> librdkafka mock broker', mock),
+        row(`  client ceiling: ${client} -> librdkafka mock broker`, mock),
         row('produce / in-process appendBatch (same round)', ratio, 2),
         row('produce / in-process appendEncoded (same round)', ratioEncoded, 2),
         row(
@@ -527,18 +594,18 @@ function report(
           ratioSerial,
           2,
         ),
-        row('produce / kcat -> mock broker (same round)', ratioMock, 2),
+        row(`produce / ${client} -> mock broker (same round)`, ratioMock, 2),
         ['produce best / in-process appendBatch best (the target)', ratioOfBests.toFixed(2), ''],
         row('kappa CPU cores while produce', kappaProduceCores, 2),
-        row('kcat CPU cores while produce', kcatProduceCores, 2),
+        row(`${client} CPU cores while produce`, clientProduceCores, 2),
         row('kappa CPU cores while consume', kappaConsumeCores, 2),
-        row('kcat CPU cores while consume', kcatConsumeCores, 2),
+        row(`${client} CPU cores while consume`, clientConsumeCores, 2),
       ],
     ),
   );
   console.log(
     `\npython3-confluent-kafka into the mock broker: ${formatCount(pythonRate)} records/s` +
-      ` (${(pythonRate / mock.best).toFixed(2)} × kcat's best): ${pythonRate < TARGET_PRODUCE_RECORDS_PER_S ? 'below the produce target by itself' : 'below kcat into the same broker'}, so the producer is kcat.`,
+      ` (${(pythonRate / mock.best).toFixed(2)} × ${client}'s best): ${pythonRate < TARGET_PRODUCE_RECORDS_PER_S ? 'below the produce target by itself' : `below ${client} into the same broker`}, so the producer is not Python.`,
   );
   console.log(`kappa start's peak RSS (VmHWM): ${peakRssMb.toFixed(0)} MiB`);
   console.log(
@@ -585,8 +652,8 @@ function report(
     partitions: opts.partitions,
     view: opts.view,
     workers: opts.workers,
-    producer: 'kcat (librdkafka 2.0.2)',
-    consumer: 'kcat (librdkafka 2.0.2)',
+    producer: `${client} (librdkafka 2.0.2)`,
+    consumer: `${client} (librdkafka 2.0.2)`,
     produce_records_per_s: r0(produce.best),
     produce_records_per_s_worst: r0(produce.worst),
     consume_records_per_s: r0(consume.best),

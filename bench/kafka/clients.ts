@@ -1,17 +1,20 @@
 /**
  * The processes of the Kafka bench (bench/kafka.ts): `kappa start` with its Kafka listener,
- * librdkafka's mock broker (bench/kafka/mock-broker.py) and the kcat runs, each timed from spawn to
+ * librdkafka's mock broker (bench/kafka/mock-broker.py) and the client runs, each timed from spawn to
  * exit with the CPU time it used. Every process started here is killed by `stopAll` (the bench
  * calls it in a `finally`), so a failed or interrupted run leaves nothing behind.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nowMs } from '../lib/harness.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const MOCK_BROKER = fileURLToPath(new URL('./mock-broker.py', import.meta.url));
 const PYTHON_PRODUCE = fileURLToPath(new URL('./python-produce.py', import.meta.url));
+const PERF_SOURCE = fileURLToPath(new URL('./perf.c', import.meta.url));
+const RDKAFKA_HEADER = '/usr/include/librdkafka/rdkafka.h';
 /** Debian's Python, which has python3-confluent-kafka (the python3 on PATH may be another one). */
 export const PYTHON = '/usr/bin/python3';
 const START_TIMEOUT_MS = 120_000;
@@ -20,15 +23,28 @@ const CLOCK_TICKS = 100;
 
 const running = new Set<ChildProcess>();
 
-/** What is missing for the bench's clients (Debian's kcat and python3-confluent-kafka), or null. */
+/**
+ * What is missing for the bench's clients, or null: Debian's kcat and python3-confluent-kafka, and
+ * a C compiler with librdkafka's headers for bench/kafka/perf.c.
+ */
 export function missingClients(): string | null {
   const missing: string[] = [];
   if (spawnSync('kcat', ['-V']).status !== 0) missing.push('kcat');
   if (spawnSync(PYTHON, ['-c', 'import confluent_kafka']).status !== 0)
     missing.push(`python3-confluent-kafka (for ${PYTHON})`);
+  if (spawnSync('cc', ['--version']).status !== 0) missing.push('a C compiler (cc)');
+  if (!existsSync(RDKAFKA_HEADER)) missing.push(`librdkafka's headers (${RDKAFKA_HEADER})`);
   return missing.length === 0
     ? null
-    : `${missing.join(' and ')}; install with: apt-get install kcat python3-confluent-kafka`;
+    : `${missing.join(', ')}; install with: apt-get install kcat python3-confluent-kafka gcc librdkafka-dev`;
+}
+
+/** Compiles bench/kafka/perf.c into `dir`; returns the executable's path. */
+export function buildPerfClient(dir: string): string {
+  const out = join(dir, 'perf');
+  const cc = spawnSync('cc', ['-O2', '-o', out, PERF_SOURCE, '-lrdkafka'], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cc could not build ${PERF_SOURCE}:\n${cc.stderr}`);
+  return out;
 }
 
 /** Kills every process this module started and has not seen exit. */
@@ -134,14 +150,15 @@ export interface Timed {
 }
 
 /**
- * Runs `kcat args` under bash, which reports the CPU time of its child (`times`) on fd 3. Resolves
- * with the wall time from spawn to exit; throws with kcat's stderr if it fails. `onStdout` sees its output.
+ * Runs `command args` (kcat, or the perf client) under bash, which reports the CPU time of its child
+ * (`times`) on fd 3. Resolves with the wall time from spawn to exit; throws with the client's stderr
+ * if it fails. `onStdout` sees its output.
  */
-export function runKcat(args: string[], onStdout?: (chunk: Buffer) => void): Promise<Timed> {
-  const script = 'kcat "$@"; status=$?; times >&3; exit $status';
+export function runClient(command: string, args: string[], onStdout?: (chunk: Buffer) => void): Promise<Timed> {
+  const script = '"$0" "$@"; status=$?; times >&3; exit $status';
   const start = nowMs();
   const child = track(
-    spawn('bash', ['-c', script, 'kcat', ...args], {
+    spawn('bash', ['-c', script, command, ...args], {
       stdio: ['ignore', onStdout === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     }),
   );
@@ -154,7 +171,7 @@ export function runKcat(args: string[], onStdout?: (chunk: Buffer) => void): Pro
     child.once('close', (code) => {
       const ms = nowMs() - start;
       if (code !== 0 || /% ERROR/.test(stderr))
-        return reject(new Error(`kcat ${args.join(' ')} failed (status ${code}):\n${stderr}`));
+        return reject(new Error(`${command} ${args.join(' ')} failed (status ${code}):\n${stderr}`));
       resolve({ ms, cpuS: childCpuSeconds(times) });
     });
   });
