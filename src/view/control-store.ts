@@ -12,6 +12,7 @@
  *   through `resetOutputSource`, the one deliberate way back to offset 0 (its sequences are kept);
  * - the build history of a view lists recorded builds newest first, at most BUILD_HISTORY_MAX.
  */
+import type { TaskFence } from './leases.ts';
 import type { BuildInfo, BuildReason, OutputCheckpoint, ViewRequest, ViewRequestAction } from './types.ts';
 
 /** How many finished builds are kept per view; older ones are forgotten as new ones are recorded. */
@@ -41,8 +42,13 @@ export interface BuildHistoryEntry {
 }
 
 export interface ControlStore {
-  /** Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go backwards. */
-  saveOutputCheckpoint(output: string, checkpoint: OutputCheckpoint): Promise<void>;
+  /**
+   * Upserts an output pipeline's checkpoint (outputs have no table); refused if its offset would go
+   * backwards. With a `fence` (./leases.ts), it commits only while the task's epoch is still the
+   * fence's, else fails with KAPPA_FENCED and changes nothing. The SQLite adapter ignores it: one
+   * process owns an embedded data dir, so there is no other owner to fence out.
+   */
+  saveOutputCheckpoint(output: string, checkpoint: OutputCheckpoint, fence?: TaskFence): Promise<void>;
   /** Every checkpoint of an output pipeline, by source topic and partition. */
   outputCheckpoints(output: string): Promise<OutputCheckpoint[]>;
   /** Names of the output pipelines that have saved a checkpoint. */

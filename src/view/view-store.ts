@@ -32,6 +32,7 @@
  *   never wait for a flush;
  * - everything committed survives closing and reopening the store.
  */
+import type { TaskFence } from './leases.ts';
 import type { Checkpoint, QueryOptions, QueryResult, RowDelta, VersionTable, ViewVersionInfo } from './types.ts';
 
 export interface ViewStore {
@@ -42,8 +43,14 @@ export interface ViewStore {
    * under an existing (name, version) is refused.
    */
   ensureVersion(def: VersionTable): Promise<ViewVersionInfo>;
-  /** In one transaction: merge every delta into the version's table and upsert the checkpoints. */
-  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void>;
+  /**
+   * In one transaction: merge every delta into the version's table and upsert the checkpoints.
+   * With a `fence` (several processes sharing the work, ./leases.ts), the transaction first checks
+   * that the task's epoch is still the fence's and fails whole with KAPPA_FENCED when another
+   * process has taken the task since. The SQLite adapter ignores it: one process owns an embedded
+   * data dir (its lock), so there is no other owner to fence out.
+   */
+  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[], fence?: TaskFence): Promise<void>;
   /** The checkpoints the version's flushes saved, by topic and partition (KAPPA_UNKNOWN_VIEW without the version). */
   checkpoints(name: string, version: number): Promise<Checkpoint[]>;
   /** The definition a version was created with (null if the version does not exist). */

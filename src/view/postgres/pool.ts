@@ -1,0 +1,128 @@
+/**
+ * The store's connections to PostgreSQL: a pool of writer connections (every change is one
+ * transaction on one of them, `tx`) and a pool of reader connections for `query` and `rowsByKey`,
+ * so a long query never holds a connection a flush needs, nor the other way round.
+ *
+ * Thread-safety: node-postgres runs one statement at a time per connection; concurrent calls each
+ * take their own connection from the pool (or wait for one). Transactions of different calls never
+ * share a connection, so they interleave only as PostgreSQL's own isolation allows.
+ *
+ * Failures: a call while the server is down fails with KAPPA_STORE_UNAVAILABLE naming the server
+ * (./errors.ts); the pool drops broken connections (`release(err)`), and an idle connection the
+ * server closes is dropped by the pool's 'error' handler (without one, node-postgres would throw it
+ * as an uncaught exception), so the next call after the server is back opens fresh ones.
+ * A transaction that dies of a deadlock or a serialization failure is run again, whole, a few times.
+ */
+import pg from 'pg';
+import { storeError } from './errors.ts';
+import { TYPE_PARSERS } from './values.ts';
+
+/** Transient conflicts between concurrent transactions: the transaction is run again from the start. */
+const RETRY_STATES = new Set(['40P01', '40001']);
+const TX_ATTEMPTS_MAX = 5;
+
+export interface PoolOptions {
+  connectionString: string;
+  schema: string;
+  size: number;
+  connectTimeoutMs: number;
+  applicationName: string;
+}
+
+export class Connections {
+  private closed = false;
+  readonly writer: pg.Pool;
+  readonly reader: pg.Pool;
+
+  constructor(
+    opts: PoolOptions & { readers: number },
+    readonly server: string,
+  ) {
+    this.writer = makePool(opts, opts.size, 'writer');
+    this.reader = makePool(opts, opts.readers, 'reader');
+  }
+
+  checkOpen(): void {
+    if (this.closed) throw new Error('The view store is closed.');
+  }
+
+  /** Runs `fn` in one transaction on a writer connection; rolled back if it throws. */
+  async tx<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.withClient(this.writer, action, async (client) => {
+          await client.query('BEGIN');
+          try {
+            const result = await fn(client);
+            await client.query('COMMIT');
+            return result;
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => {});
+            throw err;
+          }
+        });
+      } catch (err) {
+        const state = (err as { code?: unknown })?.code;
+        if (attempt >= TX_ATTEMPTS_MAX || typeof state !== 'string' || !RETRY_STATES.has(state)) throw err;
+      }
+    }
+  }
+
+  /** One statement on a writer connection, outside any transaction (it commits on its own). */
+  async run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    action: string,
+    sql: string | pg.QueryConfig,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.withClient(this.writer, action, (client) =>
+      typeof sql === 'string' ? client.query<R>(sql, params) : client.query<R>(sql),
+    );
+  }
+
+  /** Runs `fn` with a connection of `pool`; errors become typed, and a broken connection is dropped. */
+  async withClient<T>(pool: pg.Pool, action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw storeError(err, action, this.server);
+    }
+    let broken: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (err) {
+      // A connection error leaves the connection useless; one that died mid-transaction too.
+      const mapped = storeError(err, action, this.server);
+      if (mapped !== err || (client as unknown as { _ending?: boolean })._ending) broken = err as Error;
+      throw mapped;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Marks the store closed (later calls are refused) and ends both pools. False if it was already closed. */
+  async close(): Promise<boolean> {
+    if (this.closed) return false;
+    this.closed = true;
+    await Promise.all([this.writer.end(), this.reader.end()]);
+    return true;
+  }
+}
+
+function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max,
+    connectionTimeoutMillis: opts.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: `${opts.applicationName} (${role})`,
+    // Every connection reads and writes the store's schema (see ./schema.ts).
+    options: `-c search_path=${opts.schema}`,
+    types: TYPE_PARSERS,
+  });
+  // An idle connection the server closed (a restart, a failover): the pool drops it; the next
+  // call opens a new one. Without this listener node-postgres would crash the process.
+  pool.on('error', () => {});
+  return pool;
+}
