@@ -10,7 +10,7 @@ import { GroupCoordinator, type GroupLag, type KafkaListener, groupLag, startKaf
 import { type Log, stderrLogger } from '../log/index.ts';
 import type { KappaServer } from '../server/index.ts';
 import type { AppDef, KafkaConfig } from '../stream/index.ts';
-import type { SqliteStoreWithOffsets } from '../view/sqlite/index.ts';
+import type { ConsumerOffsetStore } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 
 export const KAFKA_PORT_DEFAULT = 9092;
@@ -34,7 +34,7 @@ export type RunningKafka = KafkaListener & { groups: GroupCoordinator };
  */
 export function kafkaGroups(
   log: Log,
-  store: SqliteStoreWithOffsets,
+  store: { consumerOffsets: ConsumerOffsetStore },
 ): { groups: GroupCoordinator; lag: () => Promise<GroupLag[]> } {
   const groups = new GroupCoordinator({
     offsets: store.consumerOffsets,

@@ -143,57 +143,62 @@ function addLogCommands(program: Command, ctx: () => CliContext): void {
 
 /** `kappa start`, `token`: running the pipelines and the HTTP API, and its tokens. */
 function addRunCommands(program: Command, ctx: () => CliContext): void {
-  program
-    .command('start')
-    .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
-    .option(
-      '--flush-interval-ms <ms>',
-      'how often tasks commit their rows and checkpoints',
-      parseWholeNumber('--flush-interval-ms', 1),
-    )
-    .option(
-      '--workers <n>',
-      `worker threads that run the tasks (one task per view and partition, spread round-robin); 0 runs every task on the main thread (default: one per core, ${defaultWorkers()} here)`,
-      parseWholeNumber('--workers', 0),
-    )
-    .option(
-      '--worker-heap-mb <mb>',
-      `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`,
-      parseWholeNumber('--worker-heap-mb', 16),
-    )
-    .option(
-      '--host <address>',
-      "the HTTP API's address (default: the config's server.host, or 127.0.0.1; another address needs tokens in the config)",
-    )
-    .option(
-      '--port <port>',
-      "the HTTP API's port (default: the config's server.port, or 8080; 0 picks a free one)",
-      parseWholeNumber('--port', 0),
-    )
-    .option('--no-server', 'run the pipelines without the HTTP API')
-    .option(
-      '--kafka-port <port>',
-      `the Kafka listener's port, for any Kafka client (default: the config's server.kafka.port, or ${KAFKA_PORT_DEFAULT}; 0 picks a free one)`,
-      parseWholeNumber('--kafka-port', 0),
-    )
-    .option('--no-kafka', 'run without the Kafka listener')
-    .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
-    .option('--strict', 'refuse to start if the config has type errors (by default they are printed as warnings)')
-    .action((opts) =>
-      startCommand(ctx(), {
-        config: configOf(program),
-        flushIntervalMs: opts.flushIntervalMs,
-        workers: opts.workers,
-        workerHeapMb: opts.workerHeapMb,
-        host: opts.host,
-        port: opts.port,
-        server: opts.server,
-        kafkaPort: opts.kafkaPort,
-        kafka: opts.kafka,
-        httpLog: opts.httpLog,
-        strict: opts.strict,
-      }),
-    );
+  runtimeOptions(
+    program
+      .command('start')
+      .description('run every pipeline of the config over the log until Ctrl-C (flushes and checkpoints on exit)')
+      .option(
+        '--flush-interval-ms <ms>',
+        'how often tasks commit their rows and checkpoints',
+        parseWholeNumber('--flush-interval-ms', 1),
+      )
+      .option(
+        '--workers <n>',
+        `worker threads that run the tasks (one task per view and partition, spread round-robin); 0 runs every task on the main thread (default: one per core, ${defaultWorkers()} here)`,
+        parseWholeNumber('--workers', 0),
+      )
+      .option(
+        '--worker-heap-mb <mb>',
+        `cap on each worker thread's heap in MB (default ${WORKER_HEAP_MB_DEFAULT}); raise it if a worker runs out of memory`,
+        parseWholeNumber('--worker-heap-mb', 16),
+      )
+      .option(
+        '--host <address>',
+        "the HTTP API's address (default: the config's server.host, or 127.0.0.1; another address needs tokens in the config)",
+      )
+      .option(
+        '--port <port>',
+        "the HTTP API's port (default: the config's server.port, or 8080; 0 picks a free one)",
+        parseWholeNumber('--port', 0),
+      )
+      .option('--no-server', 'run the pipelines without the HTTP API')
+      .option(
+        '--kafka-port <port>',
+        `the Kafka listener's port, for any Kafka client (default: the config's server.kafka.port, or ${KAFKA_PORT_DEFAULT}; 0 picks a free one)`,
+        parseWholeNumber('--kafka-port', 0),
+      )
+      .option('--no-kafka', 'run without the Kafka listener')
+      .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
+      .option('--strict', 'refuse to start if the config has type errors (by default they are printed as warnings)'),
+  ).action((opts) =>
+    startCommand(ctx(), {
+      log: opts.log ?? (process.env.KAPPA_LOG || undefined),
+      store: opts.store ?? (process.env.KAPPA_STORE || undefined),
+      heartbeatMs: opts.heartbeatMs,
+      sessionTimeoutMs: opts.sessionTimeoutMs,
+      config: configOf(program),
+      flushIntervalMs: opts.flushIntervalMs,
+      workers: opts.workers,
+      workerHeapMb: opts.workerHeapMb,
+      host: opts.host,
+      port: opts.port,
+      server: opts.server,
+      kafkaPort: opts.kafkaPort,
+      kafka: opts.kafka,
+      httpLog: opts.httpLog,
+      strict: opts.strict,
+    }),
+  );
 
   program
     .command('token')
@@ -322,4 +327,27 @@ export async function main(
     stderr.write(`kappa: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
     return 1;
   }
+}
+
+/** `kappa start`'s options for a log and store outside the data dir, and for sharing the tasks (docs/scale-out.md). */
+function runtimeOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--log <url>',
+      'keep the log on a Kafka cluster, kafka://host:port[,host:port…], instead of the data dir (env KAPPA_LOG; see docs/scale-out.md)',
+    )
+    .option(
+      '--store <url>',
+      'keep the views in PostgreSQL, postgres://user:password@host:5432/db, instead of SQLite in the data dir; processes on the same store share the tasks (env KAPPA_STORE)',
+    )
+    .option(
+      '--heartbeat-ms <ms>',
+      'with --store postgres: how often this process renews its leases and rebalances the tasks (default 1000)',
+      parseWholeNumber('--heartbeat-ms', 50),
+    )
+    .option(
+      '--session-timeout-ms <ms>',
+      'with --store postgres: how long a process that stopped answering keeps its tasks before the others take them (default 10000)',
+      parseWholeNumber('--session-timeout-ms', 200),
+    );
 }

@@ -12,13 +12,19 @@ import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } fro
 import { startWebhooks } from '../app/index.ts';
 import type { KafkaListener } from '../kafka/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
-import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import { loadErrorFrame, startChecks } from './check.ts';
 import type { CliContext } from './main.ts';
 import { kafkaGroups, kafkaLine, startKafka } from './kafka.ts';
-import { openForWriting } from './open.ts';
+import {
+  type RuntimeOptions,
+  type RuntimeStore,
+  clusterOptions,
+  describeRuntime,
+  openRuntimeLog,
+  openRuntimeStore,
+} from './runtime.ts';
 
-export interface StartOptions {
+export interface StartOptions extends RuntimeOptions {
   config?: string;
   flushIntervalMs?: number;
   /** Worker threads for the tasks; 0 folds every task on the main thread. Default: one per core. */
@@ -78,15 +84,9 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   const app = await loadApp(configPath);
   if (opts.tokens !== undefined && opts.tokens.length > 0)
     app.server = { ...app.server, tokens: [...(app.server.tokens ?? []), ...opts.tokens] };
-  const log = await openForWriting(ctx.dataDir);
-  try {
-    await opts.prepare?.(log, app);
-  } catch (err) {
-    await log.close();
-    throw err;
-  }
-  const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
+  const { log, store } = await openRuntime(ctx, opts, app);
   const workers = opts.workers ?? defaultWorkers();
+  const cluster = clusterOptions(store, opts);
   const engine = new Engine({
     log,
     store,
@@ -98,6 +98,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     workerHeapMb: opts.workerHeapMb,
     logger: stderrLogger,
     flushIntervalMs: opts.flushIntervalMs,
+    cluster,
   });
   let server: KappaServer | null = null;
   let kafka: KafkaListener | null = null;
@@ -137,8 +138,11 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
         logger: opts.httpLog ? { level: 'info' } : false,
         consumerGroups: consumerGroups.lag,
       });
-    ctx.stderr.write(runningLine(ctx, app, engine, server));
-    kafka = await startKafka(ctx, { log, groups: consumerGroups.groups, app, server, configPath }, opts);
+    if (cluster !== undefined && server !== null) cluster.member.httpUrl = server.url; // told at the next heartbeat
+    ctx.stderr.write(runningLine(ctx, opts, app, engine, server));
+    // On a Kafka cluster, Kafka clients talk to the cluster itself: no listener of Kappa's own.
+    if (opts.log === undefined)
+      kafka = await startKafka(ctx, { log, groups: consumerGroups.groups, app, server, configPath }, opts);
     if (kafka !== null) ctx.stderr.write(kafkaLine(kafka, app));
     stopWebhooks = await startDeliveries(ctx, log, store, app);
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, kafka, app });
@@ -157,11 +161,27 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   }
 }
 
+/** Opens the log, runs the `prepare` hook on it, then opens the store (the log is closed again if either fails). */
+async function openRuntime(
+  ctx: CliContext,
+  opts: StartOptions,
+  app: AppDef,
+): Promise<{ log: Log; store: RuntimeStore }> {
+  const log = await openRuntimeLog(ctx.dataDir, opts);
+  try {
+    await opts.prepare?.(log, app);
+    return { log, store: await openRuntimeStore(storePath(ctx.dataDir), opts) };
+  } catch (err) {
+    await log.close();
+    throw err;
+  }
+}
+
 /** The config's webhooks, delivering; returns how to stop them (null: none configured). */
 async function startDeliveries(
   ctx: CliContext,
   log: Log,
-  store: SqliteStore,
+  store: RuntimeStore,
   app: AppDef,
 ): Promise<(() => Promise<void>) | null> {
   if (app.webhooks.length === 0) return null;
@@ -173,13 +193,21 @@ async function startDeliveries(
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** What `kappa start` says once it runs: views, tasks, threads, and where the API and dashboard are. */
-function runningLine(ctx: CliContext, app: AppDef, engine: Engine, server: KappaServer | null): string {
+function runningLine(
+  ctx: CliContext,
+  rt: RuntimeOptions,
+  app: AppDef,
+  engine: Engine,
+  server: KappaServer | null,
+): string {
   const tasks = engine.status().length;
   const threads = engine.threads === 0 ? 'on the main thread' : `on ${plural(engine.threads, 'worker thread')}`;
   const outputs = app.outputs.length === 0 ? '' : ` and ${plural(app.outputs.length, 'output')}`;
+  const where = describeRuntime(ctx.dataDir, rt);
   let line =
-    `kappa: running ${plural(app.views.length, 'view')}${outputs} as ${plural(tasks, 'task')} ${threads} ` +
-    `over ${ctx.dataDir} (Ctrl-C to stop)\n`;
+    engine.cluster === null
+      ? `kappa: running ${plural(app.views.length, 'view')}${outputs} as ${plural(tasks, 'task')} ${threads} over ${where} (Ctrl-C to stop)\n`
+      : `kappa: running ${plural(app.views.length, 'view')}${outputs} over ${where}, sharing the tasks with the other processes on that store as ${engine.cluster.memberId}${engine.cluster.coordinator ? ' (the coordinator)' : ''}, ${threads} (Ctrl-C to stop)\n`;
   if (server !== null) {
     const tokens = (app.server.tokens ?? []).length;
     const auth = tokens === 0 ? 'no tokens configured: open to this machine only' : plural(tokens, 'token');

@@ -25,7 +25,11 @@ import { setMaxListeners } from 'node:events';
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
 import type { BuildInfo, BuildReason, ControlStore, ViewStore } from '../view/index.ts';
+import type { Member, TaskLease } from '../view/index.ts';
 import { ChangeFeed, type ViewChange } from './change-feed.ts';
+import type { Cluster, ClusterOptions } from './cluster.ts';
+import { followView } from './cluster-versions.ts';
+import { engineCluster } from './engine-cluster.ts';
 import type { AppDef } from './dsl.ts';
 import { type DeadLetterTally, Flusher } from './flush.ts';
 import { addOutputTasks } from './outputs.ts';
@@ -75,6 +79,11 @@ export interface EngineOptions {
   configLoadedAtMs?: number;
   /** With workers: cap on each worker thread's heap (old generation), in MB; default 256 (see worker-pool.ts). */
   workerHeapMb?: number;
+  /**
+   * Share the work with other processes on the same log and store (see cluster.ts): each task runs
+   * in the one process holding its lease, and one process (the coordinator) decides about versions.
+   */
+  cluster?: ClusterOptions;
 }
 
 export interface TaskStatus {
@@ -99,6 +108,15 @@ export interface TaskStatus {
   building: boolean;
 }
 
+/** What `Engine.clusterStatus` reports (see there). */
+export interface ClusterStatus {
+  memberId: string;
+  coordinator: boolean;
+  sessionTimeoutMs: number;
+  members: Member[];
+  leases: TaskLease[];
+}
+
 export class Engine {
   private readonly abort = new AbortController();
   private readonly changes: ChangeFeed;
@@ -106,6 +124,8 @@ export class Engine {
   private readonly loop: TaskLoop;
   private readonly versions: Versions;
   private readonly requests: Requests;
+  /** Set when the engine shares its work with other processes. */
+  readonly cluster: Cluster | null;
   private failed: (err: Error) => void = () => {};
   private hasFailed = false;
   /** Rejects when a task fails (the store, the log or a worker thread reported an error); `kappa start` exits on it. */
@@ -154,6 +174,7 @@ export class Engine {
       flusher: this.flusher,
       caughtUp: (group) => this.versions.maybeGoLive(group),
       fail,
+      lost: opts.cluster === undefined ? undefined : (task) => void this.cluster?.fenced(task),
     });
     this.versions = new Versions({
       log,
@@ -164,6 +185,7 @@ export class Engine {
       configPath,
       loop: this.loop,
       changes: this.changes,
+      distributed: opts.cluster !== undefined,
     });
     this.requests = new Requests({
       control,
@@ -172,6 +194,22 @@ export class Engine {
       signal,
       fail,
     });
+    this.cluster =
+      opts.cluster === undefined
+        ? null
+        : engineCluster(opts.cluster, {
+            ...opts,
+            loop: this.loop,
+            versions: this.versions,
+            flusher: this.flusher,
+            requests: this.requests,
+            outputs: this.outputTasksOptions(),
+            fail,
+          });
+  }
+
+  private outputTasksOptions(): Parameters<typeof addOutputTasks>[0] {
+    return { ...this.opts, loop: this.loop, ensureTopic: this.ensureTopic.bind(this) };
   }
 
   /** Told how long each view flush (one store transaction) took, and how many rows it wrote (the server's metrics set it). */
@@ -196,7 +234,11 @@ export class Engine {
   /** True once every live view and output has caught up with the head of the log at least once since start (recovery done). */
   get caughtUp(): boolean {
     const tasks = this.loop.tasks;
-    return tasks.length > 0 && tasks.every((t) => t.caughtUp || (t.group !== null && t.group.build !== null));
+    // In a cluster a process may own no task at all (more processes than tasks).
+    return (
+      (tasks.length > 0 || this.cluster !== null) &&
+      tasks.every((t) => t.caughtUp || (t.group !== null && t.group.build !== null))
+    );
   }
 
   /** Worker threads the tasks run on (started or starting); 0 when every task runs on the calling thread. */
@@ -206,7 +248,8 @@ export class Engine {
 
   /** Creates missing topics, picks each view's versions, loads checkpoints and starts every task. */
   async start(): Promise<void> {
-    await this.addTasks();
+    if (this.cluster !== null) return this.startClustered(this.cluster);
+    await this.addTasks(true);
     this.failure.catch(() => {}); // observed through `failure`; never an unhandled rejection
     // Builds started later (kappa replay) spread over the same threads.
     const threads = this.workers === 0 ? 0 : Math.min(this.workers, Math.max(1, this.loop.tasks.length));
@@ -215,8 +258,25 @@ export class Engine {
     this.requests.start();
   }
 
-  /** The tasks of every view's running versions and of every output, checked against the config's topics. */
-  private async addTasks(): Promise<void> {
+  /**
+   * In a cluster: joins (the first process to take the coordinator lease plans the versions as a
+   * single process does; the others follow the store), then ticks; each tick takes and hands over
+   * tasks (cluster.ts). Tasks start as their leases are taken.
+   */
+  private async startClustered(cluster: Cluster): Promise<void> {
+    const coordinator = await cluster.join();
+    await this.addTasks(coordinator);
+    this.failure.catch(() => {});
+    if (this.workers > 0) this.startThreads(this.workers);
+    cluster.start();
+  }
+
+  /**
+   * The tasks of every view's running versions and of every output, checked against the config's
+   * topics. `coordinator`: plan the versions (and decide builds, drops) — false for a process of a
+   * cluster that follows the coordinator. In a cluster, tasks are opened later, lease by lease.
+   */
+  private async addTasks(coordinator: boolean): Promise<void> {
     const { log, store, app } = this.opts;
     const topicNames = new Set(app.topics.map((t) => t.name));
     for (const t of app.topics) await this.ensureTopic(t.name, t.partitions, t.retentionMs);
@@ -234,13 +294,12 @@ export class Engine {
       const info = await log.topic(source.name);
       await this.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
       await this.ensureTopic(view.lateTopic, info.partitions, -1);
-      await this.versions.planView(
-        view,
-        versions.filter((v) => v.name === view.name),
-        builds.filter((b) => b.name === view.name),
-      );
+      const mine = versions.filter((v) => v.name === view.name);
+      const building = builds.filter((b) => b.name === view.name);
+      if (coordinator) await this.versions.planView(view, mine, building);
+      else await followView(this.versions, view, mine, building);
     }
-    const outputTasks = { ...this.opts, loop: this.loop, ensureTopic: this.ensureTopic.bind(this) };
+    const outputTasks = this.outputTasksOptions();
     for (const output of app.outputs ?? []) {
       for (const t of [output.stream.source.name, output.target.name]) {
         if (!topicNames.has(t))
@@ -250,7 +309,7 @@ export class Engine {
             { output: output.name, topic: t },
           );
       }
-      await addOutputTasks(outputTasks, output);
+      if (this.cluster === null) await addOutputTasks(outputTasks, output);
     }
   }
 
@@ -302,6 +361,7 @@ export class Engine {
     if (this.hasFailed) return;
     this.hasFailed = true;
     void this.versions.buildsFailed(err.message).catch(() => {});
+    void this.cluster?.stop(false).catch(() => {}); // its tasks go to the other processes at once
     this.abort.abort();
     this.failed(err);
     void this.loop.closeThreads().catch(() => {});
@@ -320,6 +380,23 @@ export class Engine {
       await this.opts.log.createTopic(name, { partitions, retentionMs });
       this.opts.logger.info(`created topic ${name} (${partitions} partitions)`);
     }
+  }
+
+  /**
+   * In a cluster: this process, whether it is the coordinator, every member the store knows (live
+   * or not, with its last heartbeat) and every task's lease (owner and epoch). Null for a single process.
+   */
+  async clusterStatus(): Promise<ClusterStatus | null> {
+    const cluster = this.cluster;
+    if (cluster === null || this.opts.cluster === undefined) return null;
+    const { leases } = this.opts.cluster;
+    return {
+      memberId: cluster.memberId,
+      coordinator: cluster.coordinator,
+      sessionTimeoutMs: cluster.sessionTimeoutMs,
+      members: await leases.members(),
+      leases: await leases.leases(),
+    };
   }
 
   status(): TaskStatus[] {
@@ -348,6 +425,7 @@ export class Engine {
    */
   async stop(): Promise<void> {
     await this.requests.stop();
+    await this.cluster?.stop(!this.hasFailed);
     this.abort.abort();
     await this.loop.settle();
     try {
@@ -360,6 +438,7 @@ export class Engine {
   /** Stops reading and stops the worker threads without flushing: the views keep their last checkpoints. */
   async close(): Promise<void> {
     await this.requests.stop();
+    await this.cluster?.stop(false);
     this.abort.abort();
     await this.loop.settle();
     await this.loop.closeThreads();

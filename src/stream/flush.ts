@@ -100,7 +100,9 @@ export class Flusher {
         outputSequence: 0,
       };
       const started = performance.now();
-      await this.whileLocked(task, () => store.flush(name, group.version, deltas, [checkpoint]));
+      await this.whileLocked(task, () =>
+        store.flush(name, group.version, deltas, [checkpoint], task.fence ?? undefined),
+      );
       this.observer?.(name, (performance.now() - started) / 1000, deltas.length);
       task.committedOffset = offset;
       if (group.live && deltas.length > 0 && this.opts.changes.listening) {
@@ -156,12 +158,11 @@ export class Flusher {
       // where the last run's had reached; it never restarts from it.
       if (!producer.plan.output.fromStart || offset > producer.savedOffset)
         await this.whileLocked(task, () =>
-          this.opts.control.saveOutputCheckpoint(task.plan.name, {
-            topic: task.topic,
-            partition: task.partition,
-            offset,
-            sequences,
-          }),
+          this.opts.control.saveOutputCheckpoint(
+            task.plan.name,
+            { topic: task.topic, partition: task.partition, offset, sequences },
+            task.fence ?? undefined,
+          ),
         );
       task.committedOffset = offset;
       producer.savedOffset = Math.max(producer.savedOffset, offset);

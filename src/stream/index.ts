@@ -13,9 +13,11 @@ export {
   parseFrom,
   type EngineOptions,
   type TaskStatus,
+  type ClusterStatus,
   type RequestResult,
   type ViewChange,
 } from './engine.ts';
 export type { DeadLetterTally } from './flush.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
 export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';
+export { type ClusterOptions, desiredOwner } from './cluster.ts';

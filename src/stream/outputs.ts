@@ -6,12 +6,13 @@
  * flush.ts), so records re-sent after a crash are dropped by the log.
  */
 import type { Log, Logger, TopicInfo } from '../log/index.ts';
-import type { ControlStore } from '../view/index.ts';
+import type { ControlStore, OutputCheckpoint } from '../view/index.ts';
+import type { TaskFence } from '../view/index.ts';
 import type { AppDef, OutputDef } from './dsl.ts';
 import { producerId } from './flush.ts';
-import { compileOutput } from './output-plan.ts';
+import { type OutputPlan, compileOutput } from './output-plan.ts';
 import { NO_WATERMARK } from './task-plan.ts';
-import type { TaskLoop } from './task-loop.ts';
+import type { Task, TaskLoop } from './task-loop.ts';
 
 export interface OutputTasksOptions {
   log: Log;
@@ -23,35 +24,71 @@ export interface OutputTasksOptions {
   ensureTopic: (name: string, partitions: number, retentionMs: number) => Promise<void>;
 }
 
+/** What every task of an output shares: its topics, its plan, and the checkpoints saved so far. */
+interface OutputContext {
+  output: OutputDef;
+  source: TopicInfo;
+  target: TopicInfo;
+  plan: OutputPlan;
+  saved: OutputCheckpoint[];
+}
+
+async function outputContext(opts: OutputTasksOptions, output: OutputDef): Promise<OutputContext> {
+  const { log } = opts;
+  const source = await log.topic(output.stream.source.name);
+  const target = await log.topic(output.target.name);
+  await opts.ensureTopic(`${source.name}.dlq`, source.partitions, -1);
+  const plan = compileOutput(output, target.partitions);
+  return { output, source, target, plan, saved: await opts.control.outputCheckpoints(output.name) };
+}
+
 /** Adds the tasks of `output` to the loop, not yet running. */
 export async function addOutputTasks(opts: OutputTasksOptions, output: OutputDef): Promise<void> {
-  const { log } = opts;
-  const source = output.stream.source;
-  const info = await log.topic(source.name);
-  const target = await log.topic(output.target.name);
-  await opts.ensureTopic(`${source.name}.dlq`, info.partitions, -1);
-  const plan = compileOutput(output, target.partitions);
+  const ctx = await outputContext(opts, output);
+  if (ctx.saved.length === 0 && !output.fromStart) await warnIfRenamed(opts, output);
+  for (let p = 0; p < ctx.source.partitions; p++) await addOutputTask(opts, ctx, p, null);
+}
+
+/**
+ * In a cluster: opens the output's task for partition `p` once this process holds its lease, from
+ * the checkpoint as committed now (another process may have moved it), not yet running.
+ */
+export async function openOutputTask(
+  opts: OutputTasksOptions,
+  output: OutputDef,
+  p: number,
+  fence: TaskFence,
+  stop: AbortSignal,
+): Promise<Task> {
+  return addOutputTask(opts, await outputContext(opts, output), p, fence, stop);
+}
+
+async function addOutputTask(
+  opts: OutputTasksOptions,
+  ctx: OutputContext,
+  p: number,
+  fence: TaskFence | null,
+  stop?: AbortSignal,
+): Promise<Task> {
+  const { output, source, target, plan, saved } = ctx;
   // A pipeline with a stateful step rebuilds its state from the start of its source every time.
-  const saved = await opts.control.outputCheckpoints(output.name);
-  const checkpoints = output.fromStart ? [] : saved;
-  if (checkpoints.length === 0 && !output.fromStart) await warnIfRenamed(opts, output);
-  for (let p = 0; p < info.partitions; p++) {
-    const cp = checkpoints.find((c) => c.topic === source.name && c.partition === p);
-    const offset = cp ? cp.offset : (await log.offsets(source.name, p)).start;
-    const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
-    const savedOffset = saved.find((c) => c.topic === source.name && c.partition === p)?.offset ?? 0;
-    const producer = { plan, id: outputProducerId(output, info, target, p), sequences, savedOffset };
-    opts.loop.add({
-      plan,
-      group: null,
-      producer,
-      partition: p,
-      offset,
-      watermarkMs: NO_WATERMARK,
-      keyNames: null,
-      pooled: true,
-    });
-  }
+  const cp = output.fromStart ? undefined : saved.find((c) => c.topic === source.name && c.partition === p);
+  const offset = cp ? cp.offset : (await opts.log.offsets(source.name, p)).start;
+  const sequences = Array.from({ length: target.partitions }, (_, q) => cp?.sequences[q] ?? 0);
+  const savedOffset = saved.find((c) => c.topic === source.name && c.partition === p)?.offset ?? 0;
+  const producer = { plan, id: outputProducerId(output, source, target, p), sequences, savedOffset };
+  return opts.loop.add({
+    plan,
+    group: null,
+    producer,
+    partition: p,
+    offset,
+    watermarkMs: NO_WATERMARK,
+    keyNames: null,
+    pooled: true,
+    fence,
+    stop,
+  });
 }
 
 /**

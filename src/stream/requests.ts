@@ -50,8 +50,12 @@ export class Requests {
     await this.tickDone;
   }
 
-  /** Every TICK_MS: requests from other processes, build progress, scheduled rebuilds. */
-  private async tick(): Promise<void> {
+  /**
+   * Every TICK_MS: requests from other processes, build progress, scheduled rebuilds. In a cluster
+   * the coordinator calls it from its own tick instead (cluster.ts), so that it never overlaps the
+   * reconciling of versions with the store.
+   */
+  async tick(): Promise<void> {
     const { control, versions, signal } = this.opts;
     if (this.ticking || signal.aborted) return;
     this.ticking = true;

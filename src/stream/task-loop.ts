@@ -23,6 +23,7 @@
  */
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
+import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
@@ -48,8 +49,10 @@ export interface Task {
   runner: TaskRunner;
   /** False for a version running from its stored code: only this thread loads that (see ViewGroup). */
   pooled: boolean;
-  /** Aborts when the engine stops or the task's version is retired or cancelled. */
+  /** Aborts when the engine stops, the task's version is retired or cancelled, or (in a cluster) the task is given up. */
   signal: AbortSignal;
+  /** In a cluster: the task's lease, given to every store write so a replaced owner cannot commit. */
+  fence: TaskFence | null;
   /** The task's loop, once started. */
   running: Promise<void>;
 }
@@ -80,6 +83,10 @@ export interface NewTask {
   watermarkMs: number;
   keyNames: string[] | null;
   pooled: boolean;
+  /** In a cluster: the lease this process holds on the task (see Task.fence). */
+  fence?: TaskFence | null;
+  /** In a cluster: aborts when this process gives the task up. */
+  stop?: AbortSignal;
 }
 
 export interface TaskLoopOptions {
@@ -94,6 +101,11 @@ export interface TaskLoopOptions {
   caughtUp: (group: ViewGroup | null) => Promise<void>;
   /** Fails the engine (the first failure stops every task). */
   fail: (err: Error) => void;
+  /**
+   * In a cluster: told when a task's store write was fenced (KAPPA_FENCED: another process took
+   * the task over). The task stops; the engine goes on. Without it, a fenced write fails the engine.
+   */
+  lost?: (task: Task, err: Error) => void;
 }
 
 const TIMEOUT = Symbol('timeout');
@@ -124,7 +136,10 @@ export class TaskLoop {
 
   /** A task, opened on this thread and not yet running (see `start`). */
   add(t: NewTask): Task {
-    const signal = t.group === null ? this.opts.signal : AbortSignal.any([this.opts.signal, t.group.abort.signal]);
+    const signals = [this.opts.signal];
+    if (t.group !== null) signals.push(t.group.abort.signal);
+    if (t.stop !== undefined) signals.push(t.stop);
+    const signal = signals.length === 1 ? signals[0] : AbortSignal.any(signals);
     const task: Task = {
       id: this.nextTaskId++,
       plan: t.plan,
@@ -139,6 +154,7 @@ export class TaskLoop {
       runner: this.local,
       pooled: t.pooled,
       signal,
+      fence: t.fence ?? null,
       running: Promise.resolve(),
     };
     this.tasks.push(task);
@@ -172,8 +188,10 @@ export class TaskLoop {
   async remove(tasks: Task[]): Promise<void> {
     await Promise.allSettled(tasks.map((t) => t.running));
     for (const t of tasks) {
+      const i = this.tasks.indexOf(t);
+      if (i < 0) continue; // already removed (a cluster gave it up while its version was retired)
       t.runner.forget(t.id);
-      this.tasks.splice(this.tasks.indexOf(t), 1);
+      this.tasks.splice(i, 1);
     }
   }
 
@@ -334,6 +352,7 @@ export class TaskLoop {
   /** Fails the engine, which aborts every task, this one's read under way included. */
   private failed(task: Task, err: unknown): void {
     const e = err as Error;
+    if (this.opts.lost !== undefined && isKappaError(e, 'KAPPA_FENCED')) return this.opts.lost(task, e);
     this.opts.fail(
       new KappaError(
         isKappaError(e) ? e.code : 'KAPPA_IO_ERROR',

@@ -16,7 +16,8 @@ import { setMaxListeners } from 'node:events';
 import { crashPoint } from '../crash-point.ts';
 import { KappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
-import type { BuildInfo, BuildReason, ControlStore, ViewStore, ViewVersionInfo } from '../view/index.ts';
+import type { BuildInfo, BuildReason, Checkpoint, ControlStore, ViewStore, ViewVersionInfo } from '../view/index.ts';
+import type { TaskFence } from '../view/index.ts';
 import { chosenVersion, previousVersion } from './rollback-target.ts';
 import { BuildHistory } from './build-history.ts';
 import type { ChangeFeed } from './change-feed.ts';
@@ -24,6 +25,7 @@ import type { AppDef, ViewDef } from './dsl.ts';
 import { type ViewPlan, compileView } from './plan.ts';
 import { NO_WATERMARK } from './task-plan.ts';
 import { describeChange } from './view-fingerprint.ts';
+import { saveProgress } from './build-progress.ts';
 import type { Task, TaskLoop } from './task-loop.ts';
 import { bundleConfig, loadBundledApp } from './worker-bundle.ts';
 
@@ -43,6 +45,12 @@ export interface VersionsOptions {
   configPath?: string;
   loop: TaskLoop;
   changes: ChangeFeed;
+  /**
+   * Several processes share the work (cluster.ts): a group's tasks are opened only in the process
+   * that holds their lease (`openTask`), and a build goes live when the store's checkpoints say so
+   * (`goLiveFromCheckpoints`, run by the coordinator), not when this process's tasks caught up.
+   */
+  distributed?: boolean;
 }
 
 /**
@@ -76,7 +84,9 @@ export interface ViewGroup {
 }
 
 export class Versions {
-  private readonly groups: ViewGroup[] = [];
+  /** The groups running in this process (read by cluster-versions.ts). */
+  readonly groups: ViewGroup[] = [];
+  readonly store: ViewStore;
   /** Per view, when its live version went live (for scheduled rebuilds). */
   private readonly liveSince = new Map<string, number>();
   /** The config bundled once (the code a new version keeps); null without a config path or when bundling failed. */
@@ -85,6 +95,7 @@ export class Versions {
   private readonly history: BuildHistory;
 
   constructor(private readonly opts: VersionsOptions) {
+    this.store = opts.store;
     this.history = new BuildHistory(opts.control, opts.logger);
   }
 
@@ -181,7 +192,7 @@ export class Versions {
   }
 
   /** The logic of an existing version: the config's if the fingerprints match, else its stored code (null, logged, if that cannot run). */
-  private async planOf(
+  async planOf(
     view: ViewDef,
     configPlan: ViewPlan,
     info: ViewVersionInfo,
@@ -269,7 +280,7 @@ export class Versions {
    * A version's tasks, one per source partition, each from its checkpoint (else from where its
    * build started, else the start of the log); opened on this thread, not yet running.
    */
-  private async addGroup(
+  async addGroup(
     plan: ViewPlan,
     version: number,
     fromConfig: boolean,
@@ -293,45 +304,71 @@ export class Versions {
       tasks: [],
       headOffsets: null,
     };
-    if (info !== null) {
-      const stored = await store.definition(plan.name, version);
-      if (stored) {
-        group.keyNames = stored.keyColumns
-          .map((c) => c.name)
-          .filter((n) => !(plan.windowed && (n === 'window_start' || n === 'window_end')));
-        // Idempotent; re-registers what a store cannot keep across restarts (custom merge functions).
-        group.ensured = Promise.resolve(
-          await store.ensureVersion(plan.definition(version, stored.keyColumns, group.keyNames)),
-        );
-      }
-    }
+    if (info !== null) await this.adoptTable(group);
     const checkpoints = info !== null ? await store.checkpoints(plan.name, version) : [];
     const topic = plan.source.name;
     const { partitions } = await log.topic(topic);
     if (build !== null) group.headOffsets = [];
-    for (let p = 0; p < partitions; p++) {
-      group.headOffsets?.push((await log.offsets(topic, p)).end);
-      const cp = checkpoints.find((c) => c.topic === topic && c.partition === p);
-      const offset =
-        cp?.offset ??
-        build?.fromOffsets.find((f) => f.topic === topic && f.partition === p)?.offset ??
-        (await log.offsets(topic, p)).start;
-      const watermarkMs = cp ? cp.watermark : NO_WATERMARK;
-      group.tasks.push(
-        this.opts.loop.add({
-          plan,
-          group,
-          producer: null,
-          partition: p,
-          offset,
-          watermarkMs,
-          keyNames: group.keyNames,
-          pooled: fromConfig,
-        }),
-      );
-    }
+    for (let p = 0; p < partitions; p++) group.headOffsets?.push((await log.offsets(topic, p)).end);
+    // In a cluster, cluster.ts opens each task in the process that takes its lease.
+    if (!this.opts.distributed) for (let p = 0; p < partitions; p++) await this.openTask(group, p, null, checkpoints);
     this.groups.push(group);
     return group;
+  }
+
+  /** Takes the key columns of the version's existing table (if it has one) and registers the version with the store. */
+  async adoptTable(group: ViewGroup): Promise<void> {
+    const { plan, version } = group;
+    const stored = await this.opts.store.definition(plan.name, version);
+    if (!stored) return;
+    group.keyNames = stored.keyColumns
+      .map((c) => c.name)
+      .filter((n) => !(plan.windowed && (n === 'window_start' || n === 'window_end')));
+    // Idempotent; re-registers what a store cannot keep across restarts (custom merge functions).
+    group.ensured = Promise.resolve(
+      await this.opts.store.ensureVersion(plan.definition(version, stored.keyColumns, group.keyNames)),
+    );
+  }
+
+  /**
+   * Opens the group's task for partition `p` from its checkpoint (else from where its build
+   * started, else the start of the log), not yet running. In a cluster this runs after the lease
+   * was taken, so the checkpoint read is one no earlier owner can move any more.
+   */
+  async openTask(
+    group: ViewGroup,
+    p: number,
+    fence: TaskFence | null,
+    checkpoints?: Checkpoint[],
+    stop?: AbortSignal,
+  ): Promise<Task> {
+    const { log, store } = this.opts;
+    const { plan, build } = group;
+    const topic = plan.source.name;
+    if (checkpoints === undefined) {
+      // In a cluster another process may have made the table and moved the checkpoint since the group was planned.
+      if (group.ensured === null) await this.adoptTable(group);
+      checkpoints = group.ensured === null ? [] : await store.checkpoints(plan.name, group.version);
+    }
+    const cp = checkpoints.find((c) => c.topic === topic && c.partition === p);
+    const offset =
+      cp?.offset ??
+      build?.fromOffsets.find((f) => f.topic === topic && f.partition === p)?.offset ??
+      (await log.offsets(topic, p)).start;
+    const task = this.opts.loop.add({
+      plan,
+      group,
+      producer: null,
+      partition: p,
+      offset,
+      watermarkMs: cp ? cp.watermark : NO_WATERMARK,
+      keyNames: group.keyNames,
+      pooled: group.fromConfig,
+      fence,
+      stop,
+    });
+    group.tasks.push(task);
+    return task;
   }
 
   /** Starts the tasks of a group made after `start` (a replay, a rollback, a scheduled rebuild). */
@@ -340,7 +377,7 @@ export class Versions {
   }
 
   /** Stops a group's tasks (its version was retired or its build cancelled) and forgets them; nothing more is flushed. */
-  private async stopGroup(group: ViewGroup): Promise<void> {
+  async stopGroup(group: ViewGroup): Promise<void> {
     if (!this.groups.includes(group)) return;
     this.groups.splice(this.groups.indexOf(group), 1);
     group.abort.abort();
@@ -373,6 +410,7 @@ export class Versions {
    * so a steady stream cannot keep a version from ever going live.
    */
   async maybeGoLive(group: ViewGroup | null): Promise<void> {
+    if (this.opts.distributed) return; // the coordinator decides from the checkpoints (cluster-versions.ts)
     if (group === null || group.live || group.ensured === null || !group.tasks.every((t) => t.caughtUp)) return;
     if (group.abort.signal.aborted) return; // cancelled (or retired) while its last task caught up
     const behind = group.tasks.filter((t) => t.committedOffset < (group.headOffsets?.[t.partition] ?? 0));
@@ -380,6 +418,15 @@ export class Versions {
       for (const t of behind) t.caughtUp = false;
       return;
     }
+    await this.swapIn(group);
+  }
+
+  /**
+   * Swaps a caught-up version in: one store transaction makes it live (the live one retired),
+   * then its build record is forgotten, the other groups of the view stop, and retired versions
+   * beyond `keepVersions` are dropped.
+   */
+  async swapIn(group: ViewGroup): Promise<void> {
     const { store, logger } = this.opts;
     const view = group.plan.view;
     group.live = true; // before any await: the other tasks of the group find it swapping
@@ -402,7 +449,7 @@ export class Versions {
   }
 
   /** Keeps the newest `keepVersions` retired versions of a view for rollback; drops the older ones (not one being rolled back to). */
-  private async dropOldVersions(view: ViewDef): Promise<void> {
+  async dropOldVersions(view: ViewDef): Promise<void> {
     const { store, logger } = this.opts;
     const running = new Set(this.groups.filter((g) => g.plan.view.name === view.name).map((g) => g.version));
     const retired = (await store.versions())
@@ -551,7 +598,7 @@ export class Versions {
 
   /** Saves the progress of every build in progress (see saveProgress). */
   async saveBuildProgress(now: number): Promise<void> {
-    for (const g of this.groups) if (g.build !== null) await this.saveProgress(g, now);
+    for (const g of this.groups) if (g.build !== null) await saveProgress(this.opts, g, now);
   }
 
   /** Starts the scheduled rebuild (`rebuild.everyMs`) of each view whose live version is old enough, unless it is building. */
@@ -569,34 +616,10 @@ export class Versions {
       await this.replay(view.name, 'earliest', 'scheduled');
     }
   }
-
-  /** Offsets done / to the head of the log, events/s (smoothed) and ETA of a build; saved for other processes. */
-  private async saveProgress(group: ViewGroup, now: number): Promise<void> {
-    const build = group.build!;
-    let done = 0;
-    let total = 0;
-    for (const t of group.tasks) {
-      const from = build.fromOffsets.find((f) => f.topic === t.topic && f.partition === t.partition)?.offset ?? 0;
-      const end = (await this.opts.log.offsets(t.topic, t.partition)).end;
-      done += Math.max(0, Math.min(t.offset, end) - from);
-      total += Math.max(0, end - from);
-    }
-    const last = group.lastProgress;
-    if (last !== null && now > last.atMs) {
-      const rate = ((done - last.done) * 1000) / (now - last.atMs);
-      build.eventsPerSecond = build.eventsPerSecond === 0 ? rate : 0.5 * build.eventsPerSecond + 0.5 * rate;
-    }
-    group.lastProgress = { done, atMs: now };
-    build.offsetsDone = done;
-    build.offsetsTotal = total;
-    build.etaSeconds = build.eventsPerSecond > 0 ? (total - done) / build.eventsPerSecond : null;
-    build.updatedAtMs = now;
-    if (group.build === build) await this.opts.control.saveBuild(build);
-  }
 }
 
 /** The next version number of a view: past every version in the catalog and every build. */
-function nextVersion(name: string, versions: ViewVersionInfo[], builds: BuildInfo[]): number {
+export function nextVersion(name: string, versions: ViewVersionInfo[], builds: BuildInfo[]): number {
   const mine = (v: { name: string }): boolean => v.name.toLowerCase() === name.toLowerCase();
   return Math.max(0, ...versions.filter(mine).map((v) => v.version), ...builds.filter(mine).map((b) => b.version)) + 1;
 }

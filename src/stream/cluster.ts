@@ -1,0 +1,235 @@
+/**
+ * Several Kappa processes sharing one log and one store (`kappa start --log kafka://… --store
+ * postgres://…` on several machines). Each task — one (view version, source partition) or one
+ * (output, source partition) — runs in exactly one process at a time, chosen through the store's
+ * lease table (the TaskLeases port, src/view/leases.ts):
+ *
+ * - every `heartbeatMs` a process refreshes its member row and reads the live members;
+ * - each task has a desired owner among them by rendezvous hashing (highest hash of member and
+ *   task wins), so a member joining or leaving moves only about 1/N of the tasks;
+ * - a process takes (`acquire`) each task it is the desired owner of once the task is free: its
+ *   owner released it, left, or stopped renewing for `sessionTimeoutMs`. Taking it bumps the
+ *   task's epoch; only then is its checkpoint read and the log sought, and every store write of
+ *   the task carries that epoch (the fence), so an owner that was replaced — a paused process, a
+ *   network split — cannot commit any more (KAPPA_FENCED);
+ * - a task whose desired owner is another member is handed over: it stops reading, flushes what
+ *   it folded (fenced), and releases its lease, which the other takes at its next tick;
+ * - one more lease, `coordinator`, is held by whichever process got it first: that process makes
+ *   the decisions about versions (builds, swaps, drops, requests, schedules: versions.ts,
+ *   requests.ts) and checks from the checkpoints when a build has caught up
+ *   (cluster-versions.ts). The others follow the store's catalog on every tick.
+ */
+import { createHash } from 'node:crypto';
+import { isKappaError } from '../errors.ts';
+import type { Log, Logger } from '../log/index.ts';
+import { type Member, type TaskFence, type TaskId, type TaskLeases, taskId } from '../view/index.ts';
+import type { Task } from './task-loop.ts';
+
+/** The lease of the process that decides about versions. */
+export const COORDINATOR_TASK = 'coordinator';
+
+export interface ClusterOptions {
+  leases: TaskLeases;
+  /** This process, as the other members see it. */
+  member: Omit<Member, 'heartbeatAtMs'>;
+  /** How often a process heartbeats, renews its leases and rebalances. Default 1000 ms. */
+  heartbeatMs?: number;
+  /** A member that has not heartbeaten for this long is dead, and its leases can be taken. Default 10,000 ms. */
+  sessionTimeoutMs?: number;
+}
+
+/** A task this process could run: its lease's name and how to open it once the lease is held. */
+export interface Candidate {
+  id: TaskId;
+  open(fence: TaskFence, stop: AbortSignal): Promise<Task>;
+}
+
+interface Held {
+  fence: TaskFence;
+  task: Task | null;
+  stop: AbortController;
+}
+
+export interface ClusterDeps {
+  log: Log;
+  logger: Logger;
+  /** Every task the config and the current versions have, this process's or not. */
+  candidates(): Promise<Candidate[]>;
+  /** Starts a task once opened (the task loop's `start`). */
+  start(task: Task): void;
+  /** Flushes a stopped task (fenced) and forgets it. */
+  handOver(task: Task): Promise<void>;
+  /** Forgets a task without flushing (its lease was lost). */
+  drop(task: Task): Promise<void>;
+  /** Work done on every tick after the rebalance: following the catalog, and the coordinator's duties. */
+  afterRebalance(coordinator: boolean): Promise<void>;
+  fail(err: Error): void;
+}
+
+export class Cluster {
+  private readonly held = new Map<TaskId, Held>();
+  private coordinatorFence: TaskFence | null = null;
+  private liveMembers: Member[] = [];
+  private ticker: NodeJS.Timeout | null = null;
+  private ticking: Promise<void> | null = null;
+  private stopped = false;
+  readonly heartbeatMs: number;
+  readonly sessionTimeoutMs: number;
+
+  constructor(
+    private readonly opts: ClusterOptions,
+    private readonly deps: ClusterDeps,
+  ) {
+    this.heartbeatMs = opts.heartbeatMs ?? 1000;
+    this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 10_000;
+  }
+
+  get memberId(): string {
+    return this.opts.member.id;
+  }
+
+  /** True while this process holds the coordinator lease. */
+  get coordinator(): boolean {
+    return this.coordinatorFence !== null;
+  }
+
+  /** The live members as of the last heartbeat. */
+  get members(): Member[] {
+    return this.liveMembers;
+  }
+
+  /** The tasks this process holds, with their epochs. */
+  get fences(): TaskFence[] {
+    return [...this.held.values()].map((h) => h.fence);
+  }
+
+  /** Registers this process and tries the coordinator lease; resolves to whether it got it (it then plans the versions). */
+  async join(): Promise<boolean> {
+    const { leases, member } = this.opts;
+    this.liveMembers = await leases.heartbeat(member, this.sessionTimeoutMs);
+    await this.tryCoordinator();
+    return this.coordinator;
+  }
+
+  /** Starts ticking: heartbeat, renew, rebalance, then the catalog work. */
+  start(): void {
+    const run = (): void => {
+      if (this.ticking !== null || this.stopped) return;
+      this.ticking = this.tick()
+        .catch((err: Error) => {
+          if (!this.stopped) this.deps.fail(err);
+        })
+        .finally(() => (this.ticking = null));
+    };
+    this.ticker = setInterval(run, this.heartbeatMs);
+    run();
+  }
+
+  /** Stops ticking, hands every task over (flushed, released) and leaves the membership. */
+  async stop(flush: boolean): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    await this.ticking;
+    for (const [id, h] of [...this.held]) await this.giveUp(id, h, flush);
+    await this.opts.leases.leave(this.opts.member.id).catch(() => {});
+    this.coordinatorFence = null;
+  }
+
+  private async tick(): Promise<void> {
+    const { leases, member } = this.opts;
+    this.liveMembers = await leases.heartbeat(member, this.sessionTimeoutMs);
+    const renewing = this.fences.concat(this.coordinatorFence ?? []);
+    const lost = new Set(await leases.renew(member.id, renewing, this.sessionTimeoutMs));
+    if (this.coordinatorFence !== null && lost.has(COORDINATOR_TASK)) {
+      this.deps.logger.warn(
+        `this process is no longer the coordinator (another process took the lease after ${this.sessionTimeoutMs / 1000} s without a renewal)`,
+      );
+      this.coordinatorFence = null;
+    }
+    for (const [id, h] of [...this.held]) if (lost.has(id)) await this.lose(id, h);
+    if (this.coordinatorFence === null) await this.tryCoordinator();
+    await this.rebalance();
+    if (!this.stopped) await this.deps.afterRebalance(this.coordinator);
+  }
+
+  private async tryCoordinator(): Promise<void> {
+    const epoch = await this.opts.leases.acquire(COORDINATOR_TASK, this.opts.member.id, this.sessionTimeoutMs);
+    if (epoch === null) return;
+    this.coordinatorFence = { task: COORDINATOR_TASK, epoch };
+    this.deps.logger.info(`this process (${this.opts.member.id}) is the coordinator (epoch ${epoch})`);
+  }
+
+  /** Takes the tasks this process is the desired owner of, and hands over those it is not. */
+  private async rebalance(): Promise<void> {
+    const candidates = await this.deps.candidates();
+    const ids = this.liveMembers.map((m) => m.id);
+    const mine = new Map<TaskId, Candidate>();
+    for (const c of candidates) if (desiredOwner(c.id, ids) === this.opts.member.id) mine.set(c.id, c);
+    const known = new Set(candidates.map((c) => c.id));
+    for (const [id, h] of [...this.held]) {
+      if (!known.has(id))
+        await this.giveUp(id, h, false); // its version stopped here: nothing to flush
+      else if (!mine.has(id)) await this.giveUp(id, h, true);
+    }
+    for (const [id, c] of mine) {
+      if (this.held.has(id) || this.stopped) continue;
+      const epoch = await this.opts.leases.acquire(id, this.opts.member.id, this.sessionTimeoutMs);
+      if (epoch === null) continue; // its owner still holds it; it hands it over and releases it
+      const h: Held = { fence: { task: id, epoch }, task: null, stop: new AbortController() };
+      this.held.set(id, h);
+      h.task = await c.open(h.fence, h.stop.signal);
+      this.deps.start(h.task);
+    }
+  }
+
+  /** Stops a task this process holds: flushed (fenced) when `flush`, then its lease released. */
+  private async giveUp(id: TaskId, h: Held, flush: boolean): Promise<void> {
+    this.held.delete(id);
+    h.stop.abort();
+    if (h.task !== null) {
+      try {
+        if (flush) await this.deps.handOver(h.task);
+        else await this.deps.drop(h.task);
+      } catch (err) {
+        if (!isKappaError(err, 'KAPPA_FENCED')) throw err;
+        await this.deps.drop(h.task);
+      }
+    }
+    await this.opts.leases.release(id, this.opts.member.id, h.fence.epoch);
+  }
+
+  /** A task whose lease another process took: stopped without a flush (its writes would be fenced anyway). */
+  private async lose(id: TaskId, h: Held): Promise<void> {
+    this.held.delete(id);
+    h.stop.abort();
+    if (h.task !== null) await this.deps.drop(h.task);
+    this.deps.logger.warn(
+      `task ${id} moved to another process (this one did not renew its lease within ${this.sessionTimeoutMs / 1000} s); it stopped here without committing`,
+    );
+  }
+
+  /** A task whose store write was fenced (see TaskLoopOptions.lost). */
+  async fenced(task: Task): Promise<void> {
+    for (const [id, h] of this.held) {
+      if (h.task !== task) continue;
+      await this.lose(id, h);
+      return;
+    }
+  }
+}
+
+/** The member a task belongs on: the highest hash of (member, task) wins (rendezvous hashing). */
+export function desiredOwner(task: TaskId, members: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestScore = '';
+  for (const m of members) {
+    const score = createHash('sha1').update(m).update('\0').update(task).digest('hex');
+    if (best === null || score > bestScore) {
+      best = m;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+export { taskId };
