@@ -5,13 +5,14 @@
  * A query runs as:
  *   BEGIN READ ONLY; SET LOCAL statement_timeout; SET LOCAL ROLE <reader role>;
  *   DECLARE kappa_query NO SCROLL CURSOR FOR <the statement>;  FETCH 1000 … until done or a cap;
- *   ROLLBACK; DISCARD ALL
+ *   ROLLBACK; SELECT pg_advisory_unlock_all()
  * - read-only: a statement that starts with a command other than a query (SET, BEGIN, DO, …), or
  *   that names a writing command anywhere (INSERT, UPDATE, DELETE, MERGE, DROP, …, FOR UPDATE) is refused with
  *   KAPPA_QUERY_NOT_READ_ONLY before it is sent; behind that check, the transaction is READ ONLY
  *   (PostgreSQL refuses any write, a superuser's too, with SQLSTATE 25006, reported the same way),
- *   DECLARE takes only a query, and the transaction is always rolled back, then DISCARD ALL undoes
- *   whatever a function could have left on the pooled connection (session settings, advisory locks);
+ *   DECLARE takes only a query, and the transaction is always rolled back: that undoes whatever a
+ *   function could have changed on the pooled connection (set_config, even not local), except
+ *   session advisory locks, which are released after it;
  * - the reader role may read the public views and the version tables, not Kappa's own kappa_*
  *   tables (KAPPA_QUERY_NOT_A_VIEW); without the role (the store's user may not create one) the
  *   query runs as the store's user (said in `readerRole` of the store's options);
@@ -72,7 +73,7 @@ export class PostgresReaders {
       } catch (err) {
         throw await queryError(err, client, opts.timeoutMs);
       } finally {
-        await client.query('ROLLBACK; DISCARD ALL').catch(() => {});
+        await client.query('ROLLBACK; SELECT pg_advisory_unlock_all()').catch(() => {});
       }
     });
   }
