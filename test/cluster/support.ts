@@ -1,0 +1,158 @@
+/**
+ * What the cluster tests share: a Kafka-protocol log (a `kappa start` serving its Kafka listener
+ * over its embedded log), a PostgreSQL database, an app config, `kappa start` processes that run
+ * the app on that log and database, and a producer that sends sales through the Kafka protocol
+ * (kafkajs, idempotent, acks=all) and remembers which were acknowledged.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import pg from 'pg';
+import { tempDir } from '../support/cleanup.ts';
+import { type OwnedChild, type Owner, startKappa, waitFor } from '../support/processes.ts';
+
+export const KAPPA_SRC = new URL('../../src/index.ts', import.meta.url).pathname;
+export const REGIONS = ['north', 'south', 'east', 'west', 'centre'];
+export const PARTITIONS = 4;
+export const HEARTBEAT_MS = 200;
+export const SESSION_TIMEOUT_MS = 2000;
+const START_TIMEOUT_MS = 60_000;
+
+export interface Sale {
+  id: number;
+  region: string;
+  amount: number;
+}
+
+/**
+ * The app: `region_totals` (sum and count of amounts by region) and an output (`big_copy`) copying
+ * big sales (amount ≥ 90) to `big_sales`. `variant` 2 adds a max: a logic change, so a new version is built.
+ */
+export function appConfig(variant: 1 | 2): string {
+  const extra = variant === 2 ? ', top: max((s) => s.amount)' : '';
+  return `import { count, defineApp, from, max, sum, topic, view } from ${JSON.stringify(KAPPA_SRC)};
+interface Sale { id: number; region: string; amount: number }
+const sales = topic<Sale>('sales', { partitions: ${PARTITIONS} });
+const big = topic<Sale>('big_sales', { partitions: 2 });
+export default defineApp({
+  topics: [sales, big],
+  views: [
+    view('region_totals', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount), n: count()${extra} })),
+  ],
+  outputs: [from(sales).filter((s) => s.amount >= 90).to(big, { name: 'big_copy' })],
+});
+`;
+}
+
+export function writeConfig(t: Owner, variant: 1 | 2): string {
+  const dir = tempDir(t, 'kappa-cluster-app-');
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  const path = join(dir, 'kappa.config.ts');
+  writeFileSync(path, appConfig(variant));
+  return path;
+}
+
+export interface Member {
+  child: OwnedChild;
+  url: string;
+  name: string;
+}
+
+/** One `kappa start` of the cluster (its own data dir, unused but required; no Kafka listener of its own). */
+export async function startMember(
+  t: Owner,
+  name: string,
+  config: string,
+  bootstrap: string,
+  store: string,
+): Promise<Member> {
+  const child = startKappa(t, [
+    '--data-dir',
+    tempDir(t, `kappa-cluster-${name}-`),
+    '--config',
+    config,
+    'start',
+    '--log',
+    `kafka://${bootstrap}`,
+    '--store',
+    store,
+    '--port',
+    '0',
+    '--workers',
+    '0',
+    '--flush-interval-ms',
+    '200',
+    '--heartbeat-ms',
+    String(HEARTBEAT_MS),
+    '--session-timeout-ms',
+    String(SESSION_TIMEOUT_MS),
+  ]);
+  const [, url] = await child.waitForOutput(/HTTP API on (\S+)/, { timeoutMs: START_TIMEOUT_MS });
+  return { child, url: url!, name };
+}
+
+/** Sends sales continuously until stopped; `acked` holds every sale the log acknowledged. */
+export function startProducer(bootstrap: string): { acked: Sale[]; stop(): Promise<void>; errors: string[] } {
+  const kafka = new Kafka({ clientId: 'cluster-test', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  const acked: Sale[] = [];
+  const errors: string[] = [];
+  let running = true;
+  let nextId = 1;
+  const loop = (async () => {
+    await producer.connect();
+    while (running) {
+      const batch: Sale[] = [];
+      for (let i = 0; i < 50; i++) {
+        const id = nextId++;
+        batch.push({ id, region: REGIONS[id % REGIONS.length], amount: (id * 37) % 100 });
+      }
+      try {
+        await producer.send({
+          topic: 'sales',
+          acks: -1,
+          messages: batch.map((s) => ({ key: String(s.id), value: JSON.stringify(s) })),
+        });
+        acked.push(...batch);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await producer.disconnect();
+  })();
+  return {
+    acked,
+    errors,
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+/** The fold the view must equal: per region, the sum, count and max of the acknowledged sales. */
+export function expectedTotals(sales: Sale[]): Map<string, { total: number; n: number; top: number }> {
+  const out = new Map<string, { total: number; n: number; top: number }>();
+  for (const s of sales) {
+    const r = out.get(s.region) ?? { total: 0, n: 0, top: -Infinity };
+    r.total += s.amount;
+    r.n += 1;
+    r.top = Math.max(r.top, s.amount);
+    out.set(s.region, r);
+  }
+  return out;
+}
+
+/** A reader of the public view straight from PostgreSQL, as psql or Grafana reads it. */
+export function pgClient(url: string): pg.Client {
+  return new pg.Client({ connectionString: url });
+}
+
+export async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  await waitFor(what, async () => ((await fn()) ? true : null), { timeoutMs, intervalMs: 200 });
+}
