@@ -158,6 +158,20 @@ describe('PostgreSQL view store', () => {
     }
   });
 
+  test('views made under one reader role answer queries under another', async () => {
+    await h.store.ensureVersion(def);
+    await h.store.flush('sales', 1, [one('eu', 2024, 4)], []);
+    const other = await openPostgresStore({ connectionString: h.url, readerRole: 'kappa_reader_other' });
+    try {
+      assert.equal(other.readerRole, 'kappa_reader_other');
+      assert.deepEqual(await rowsOf(other, 'SELECT total FROM sales'), [{ total: 4 }]);
+      assert.deepEqual(await rowsOf(other, 'SELECT total FROM sales__v1'), [{ total: 4 }]);
+      await rejectsWith(other.query('SELECT * FROM kappa_checkpoints'), 'KAPPA_QUERY_NOT_A_VIEW');
+    } finally {
+      await other.close();
+    }
+  });
+
   test('a query is stopped in the server past its time limit, and bounded in rows; ? and $1 parameters both work', async () => {
     const store = await h.reopen();
     const t0 = Date.now();

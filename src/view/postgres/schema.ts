@@ -39,7 +39,7 @@
  */
 import type pg from 'pg';
 import { KappaError } from '../../errors.ts';
-import { quoteIdent, quoteLiteral } from './sql.ts';
+import { quoteIdent, quoteLiteral, tableIdent, viewIdent } from './sql.ts';
 
 const LAYOUT_VERSION = 1;
 /** The advisory lock (first key) taken around the layout's DDL, and around changes of a view's versions. */
@@ -156,6 +156,7 @@ export async function prepareLayout(client: pg.PoolClient, schema: string, reade
       );
     }
     const role = await readerRoleIn(client, schema, readerRole);
+    if (role !== null) await grantExisting(client, role);
     await client.query('COMMIT');
     return role;
   } catch (err) {
@@ -202,4 +203,16 @@ async function readerRoleIn(client: pg.PoolClient, schema: string, role: string)
     [role, 'MEMBER'],
   );
   return may.rows[0]?.ok === true ? role : null;
+}
+
+/**
+ * Grants the reader role SELECT on the views and version tables already there: a database made by
+ * a store opened with another role (or none) still answers queries under this one.
+ */
+async function grantExisting(client: pg.PoolClient, role: string): Promise<void> {
+  const versions = await client.query<{ name: string; version: number; state: string }>(
+    'SELECT name, version, state FROM kappa_views',
+  );
+  const objects = versions.rows.flatMap((v) => [tableIdent(v), ...(v.state === 'live' ? [viewIdent(v.name)] : [])]);
+  if (objects.length > 0) await client.query(`GRANT SELECT ON ${objects.join(', ')} TO ${quoteIdent(role)}`);
 }
