@@ -9,18 +9,24 @@
  * members live in the running process's coordinator, not on disk: here they are unknown (`state:
  * null`); `GET /v1/pipelines` and the dashboard show them.
  *
+ * `--log kafka://…` and `--store postgres://…` (or KAPPA_LOG, KAPPA_STORE) read the log and store
+ * several `kappa start` processes share instead: then each row also names the process that owns
+ * the task (`owner`), and a table of the processes follows (cluster.ts).
+ *
  * `--json` prints one array of rows, one per partition: the pipelines' rows (`kind: 'view'` or
  * `'output'`) as before, then the consumer groups' (`kind: 'consumer-group'`, with `group` and
- * `state`), so a script that alerts on `lag` covers both.
+ * `state`), so a script that alerts on `lag` covers both; on a shared store, then one row per
+ * process (`kind: 'process'`).
  */
+import { type Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
 import { type GroupLag, groupLag } from '../kafka/index.ts';
 import type { Log } from '../log/index.ts';
-import type { ViewStore, ControlStore } from '../view/index.ts';
-import { type SqliteStoreWithOffsets, openSqliteStore } from '../view/sqlite/index.ts';
+import { type ViewStore, type ControlStore, type ConsumerOffsetStore, type Member, taskId } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
+import { type RuntimeStore, openRuntimeLog, openRuntimeStore } from './runtime.ts';
 import { storePath } from './start.ts';
 import { formatTable } from './table.ts';
 
@@ -37,6 +43,8 @@ export interface LagRow {
   committedOffset: number;
   logEndOffset: number;
   lag: number;
+  /** On a shared store (`--store postgres://…`): the process that holds the task's lease, or null; absent otherwise. */
+  owner?: string | null;
 }
 
 /** A Kafka consumer group's position in one partition (a row of `kappa lag --json`). */
@@ -101,35 +109,39 @@ export function groupLagRows(groups: readonly GroupLag[]): GroupLagRow[] {
   );
 }
 
-export async function lagCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
-  const path = storePath(ctx.dataDir);
-  if (!existsSync(path))
-    throw new KappaError(
-      'KAPPA_UNKNOWN_VIEW',
-      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
-    );
-  const store = await openSqliteStore({ path });
-  try {
-    await withLog(openForReading(ctx.dataDir), async (log) => {
-      const pipelines = await lagRows(store, log);
-      const groups = await storedGroups(store, log);
-      if (opts.json) ctx.stdout.write(JSON.stringify([...pipelines, ...groupLagRows(groups)]) + '\n');
-      else ctx.stdout.write(pipelinesTable(pipelines) + groupsText(groups));
-    });
-  } finally {
-    await store.close();
-  }
+export async function lagCommand(ctx: CliContext, opts: { json?: boolean } & ReadRuntime): Promise<void> {
+  await withReadRuntime(ctx, opts, async (store, log) => {
+    const cluster = await clusterInfo(store, opts);
+    const pipelines = withOwners(await lagRows(store, log), cluster);
+    const groups = await storedGroups(store, log);
+    if (opts.json) {
+      const processes: ProcessRow[] = cluster?.processes ?? [];
+      ctx.stdout.write(JSON.stringify([...pipelines, ...groupLagRows(groups), ...processes]) + '\n');
+    } else
+      ctx.stdout.write(
+        pipelinesTable(pipelines, cluster !== null) + groupsText(groups) + (cluster ? processesText(cluster) : ''),
+      );
+  });
+}
+
+/** On a shared store, each row with the process that owns its task (null: none does). */
+export function withOwners(rows: LagRow[], cluster: ClusterInfo | null): LagRow[] {
+  if (cluster === null) return rows;
+  return rows.map((r) => ({
+    ...r,
+    owner: cluster.ownerOf(r.kind, r.view, r.kind === 'output' ? null : r.version, r.topic, r.partition),
+  }));
 }
 
 /** The groups with committed offsets, from the store: their live state is in the running `kappa start`. */
-function storedGroups(store: SqliteStoreWithOffsets, log: Log): Promise<GroupLag[]> {
+function storedGroups(store: { consumerOffsets: ConsumerOffsetStore }, log: Log): Promise<GroupLag[]> {
   return groupLag(store.consumerOffsets, log);
 }
 
-function pipelinesTable(rows: readonly LagRow[]): string {
+function pipelinesTable(rows: readonly LagRow[], owners: boolean): string {
   if (rows.length === 0) return 'No view or output pipeline has read the log yet.\n';
   return formatTable(
-    ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'],
+    ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG', ...(owners ? ['OWNER'] : [])],
     rows.map((r) => [
       r.kind === 'output' ? `${r.view} (output)` : r.view,
       r.kind === 'output' ? '-' : r.version,
@@ -138,6 +150,7 @@ function pipelinesTable(rows: readonly LagRow[]): string {
       r.committedOffset,
       r.logEndOffset,
       r.lag,
+      ...(owners ? [r.owner ?? '—'] : []),
     ]),
   );
 }
@@ -161,5 +174,151 @@ export function groupsText(groups: readonly GroupLag[]): string {
     '\nKafka consumer groups: the offsets each group committed over the Kafka API (lag = log end - committed).\n' +
     'Their state and members are known only to the running kappa start: GET /v1/pipelines and the dashboard show them.\n' +
     formatTable(['GROUP', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG'], rows)
+  );
+}
+
+// ---- a log and a store shared by several processes (`--log`, `--store`) ---------------------------
+
+/** `--log`, `--store` and `--session-timeout-ms` of `kappa lag` and `kappa views` (read-only looks). */
+export interface ReadRuntime {
+  log?: string;
+  store?: string;
+  sessionTimeoutMs?: number;
+}
+
+/** The session timeout `kappa start` uses when not told otherwise (src/stream/cluster.ts). */
+const SESSION_TIMEOUT_MS_DEFAULT = 10_000;
+
+/** Adds `--log`, `--store` (or KAPPA_LOG, KAPPA_STORE) and `--session-timeout-ms` to a read-only command. */
+export function readRuntimeOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--log <url>',
+        'read the log on a Kafka cluster, kafka://host:port[,host:port…], instead of the data dir (as given to kappa start)',
+      ).env('KAPPA_LOG'),
+    )
+    .addOption(
+      new Option(
+        '--store <url>',
+        'read the views in PostgreSQL, postgres://user:password@host:5432/db, instead of SQLite in the data dir; also shows which process owns each task, and the processes',
+      ).env('KAPPA_STORE'),
+    )
+    .option(
+      '--session-timeout-ms <ms>',
+      `with --store postgres: the session timeout the processes run with; a process silent longer is shown dead (default ${SESSION_TIMEOUT_MS_DEFAULT})`,
+      (value: string) => {
+        if (!/^\d+$/.test(value.trim()) || Number(value) < 1)
+          throw new KappaError(
+            'KAPPA_INVALID_ARGUMENT',
+            `--session-timeout-ms must be a whole number of milliseconds, such as 10000; got "${value}".`,
+          );
+        return Number(value);
+      },
+    );
+}
+
+/**
+ * Runs `fn` on the store and the log, read-only, then closes them: the embedded ones of the data
+ * dir (the log never takes the writer's lock, so this works beside a running `kappa start`; no
+ * SQLite file yet is a clear error), or the Kafka cluster and PostgreSQL database of `--log`/`--store`.
+ */
+export async function withReadRuntime<T>(
+  ctx: CliContext,
+  rt: ReadRuntime,
+  fn: (store: RuntimeStore, log: Log) => Promise<T>,
+): Promise<T> {
+  const path = storePath(ctx.dataDir);
+  if (rt.store === undefined && !existsSync(path))
+    throw new KappaError(
+      'KAPPA_UNKNOWN_VIEW',
+      `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`` +
+        ' (or give --store and --log as given to kappa start when the views live in PostgreSQL).',
+    );
+  const store = await openRuntimeStore(path, { store: rt.store });
+  try {
+    const log = rt.log === undefined ? openForReading(ctx.dataDir) : openRuntimeLog(ctx.dataDir, { log: rt.log });
+    return await withLog(log, (l) => fn(store, l));
+  } finally {
+    await store.close();
+  }
+}
+
+/** A process sharing the work, as `kappa lag --json` and `kappa views --json` show it. */
+export interface ProcessRow extends Member {
+  kind: 'process';
+  /** How long ago its last heartbeat was (the store's clock against this machine's). */
+  heartbeatAgeMs: number;
+  /** A heartbeat within the session timeout: the others leave its tasks to it. */
+  live: boolean;
+  /** The tasks whose lease it holds. */
+  tasks: number;
+  /** It holds the coordinator's lease (it decides builds, swaps and rollbacks). */
+  coordinator: boolean;
+}
+
+/** On a shared store: the processes, and who owns each task. */
+export interface ClusterInfo {
+  sessionTimeoutMs: number;
+  processes: ProcessRow[];
+  ownerOf(
+    kind: 'view' | 'output',
+    name: string,
+    version: number | null,
+    topic: string,
+    partition: number,
+  ): string | null;
+}
+
+/** The lease that makes its holder the coordinator; not a task. */
+const COORDINATOR_LEASE = 'coordinator';
+
+/** The processes and leases of a shared store; null for the embedded one (one process, no leases). */
+export async function clusterInfo(store: RuntimeStore, rt: ReadRuntime): Promise<ClusterInfo | null> {
+  if (store.leases === undefined) return null;
+  const members = await store.leases.members();
+  const leases = await store.leases.leases();
+  const sessionTimeoutMs = rt.sessionTimeoutMs ?? SESSION_TIMEOUT_MS_DEFAULT;
+  const owner = new Map(leases.map((l) => [l.task, l.owner]));
+  const coordinator = owner.get(COORDINATOR_LEASE) ?? null;
+  const now = Date.now();
+  const processes = members.map((m): ProcessRow => {
+    const heartbeatAgeMs = Math.max(0, now - m.heartbeatAtMs);
+    return {
+      kind: 'process',
+      ...m,
+      heartbeatAgeMs,
+      live: heartbeatAgeMs <= sessionTimeoutMs,
+      tasks: leases.filter((l) => l.task !== COORDINATOR_LEASE && l.owner === m.id).length,
+      coordinator: coordinator === m.id,
+    };
+  });
+  return {
+    sessionTimeoutMs,
+    processes,
+    ownerOf: (kind, name, version, topic, partition) =>
+      owner.get(taskId(kind, name, version, topic, partition)) ?? null,
+  };
+}
+
+/** The processes' table, after the pipelines. */
+export function processesText(cluster: ClusterInfo): string {
+  const timeout = `${cluster.sessionTimeoutMs / 1000} s`;
+  const intro = `\nProcesses sharing the work (dead: no heartbeat for longer than the session timeout, ${timeout}; --session-timeout-ms):\n`;
+  if (cluster.processes.length === 0) return intro + 'none: no kappa start has joined this store yet.\n';
+  return (
+    intro +
+    formatTable(
+      ['PROCESS', 'HOST:PID', 'HTTP', 'HEARTBEAT', 'STATE', 'TASKS', 'COORDINATOR'],
+      cluster.processes.map((p) => [
+        p.id,
+        `${p.host}:${p.pid}`,
+        p.httpUrl ?? '—',
+        `${(p.heartbeatAgeMs / 1000).toFixed(1)} s ago`,
+        p.live ? 'live' : 'dead',
+        p.tasks,
+        p.coordinator ? 'yes' : '',
+      ]),
+    )
   );
 }

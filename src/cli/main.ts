@@ -21,7 +21,7 @@ import { defaultWorkers, startCommand } from './start.ts';
 import { tokenCommand, tokenName } from './token.ts';
 import { verifyCommand } from './verify.ts';
 import { queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
-import { lagCommand } from './lag.ts';
+import { lagCommand, readRuntimeOptions } from './lag.ts';
 
 export interface CliContext {
   dataDir: string;
@@ -247,7 +247,9 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     );
 
   const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
-  const views = jsonCommand(program, 'views', viewsWhat).action((opts) => viewsCommand(ctx(), opts));
+  const views = readRuntimeOptions(jsonCommand(program, 'views', viewsWhat)).action((opts) =>
+    viewsCommand(ctx(), opts),
+  );
   registerViewsDrop(views, ctx);
   registerViewsDiff(views, ctx);
   registerViewsBuilds(views, ctx);
@@ -255,7 +257,7 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
   jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
   const lagWhat =
     'per view (and output pipeline) and partition, then per Kafka consumer group and partition: committed offset, log end, lag';
-  jsonCommand(program, 'lag', lagWhat).action((opts) => lagCommand(ctx(), opts));
+  readRuntimeOptions(jsonCommand(program, 'lag', lagWhat)).action((opts) => lagCommand(ctx(), opts));
 }
 
 /** `kappa demo`: the sales example with a generator, what `npm start` runs. */

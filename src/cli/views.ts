@@ -1,16 +1,27 @@
 /**
  * `kappa views` and `kappa query`: read-only looks at the serving layer, beside a running
  * `kappa start`; and `kappa views drop`, which changes it, so it holds the data directory.
+ * `kappa views --log kafka://… --store postgres://…` looks at the views several processes share:
+ * each version also names the processes that own its tasks, and a table of the processes follows.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import { type BuildInfo, type ViewVersionInfo } from '../view/index.ts';
+import { type BuildInfo, type ControlStore, type ViewVersionInfo } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
-import { openForReading, withLog } from './open.ts';
+import { withLog } from './open.ts';
 import { storePath } from './start.ts';
-import { lagRows } from './lag.ts';
+import {
+  type ClusterInfo,
+  type LagRow,
+  type ReadRuntime,
+  clusterInfo,
+  lagRows,
+  processesText,
+  withOwners,
+  withReadRuntime,
+} from './lag.ts';
 import { cellText, formatTable } from './table.ts';
 import { holdDataDir } from './topics.ts';
 
@@ -75,14 +86,36 @@ export function lastBuildText(e: BuildHistoryEntry, nowMs: number): string {
 }
 
 /** One finished build of a view, as the control store keeps it. */
-type BuildHistoryEntry = Awaited<ReturnType<SqliteStore['buildHistory']>>[number];
+type BuildHistoryEntry = Awaited<ReturnType<ControlStore['buildHistory']>>[number];
 
 const buildText = (b: BuildProgress | null): string =>
   b === null
     ? ''
     : `${b.reason === 'rollback' ? 'rolling back' : b.reason}: ${b.percent}% (${b.offsetsDone}/${b.offsetsTotal}), ${b.eventsPerSecond} events/s, ETA ${b.etaSeconds === null ? '-' : `${b.etaSeconds}s`}`;
 
-type ViewRow = ViewVersionInfo & { lag: number; build: BuildProgress | null; lastBuild: BuildHistoryEntry | null };
+type ViewRow = ViewVersionInfo & {
+  lag: number;
+  build: BuildProgress | null;
+  lastBuild: BuildHistoryEntry | null;
+  /** On a shared store: each task of the version (one per source partition) and the process that owns it. */
+  owners?: { topic: string; partition: number; owner: string | null }[];
+};
+
+/** The OWNERS column: the processes owning a version's tasks, with how many each ("—": none). */
+function ownersText(r: ViewRow): string {
+  const count = new Map<string, number>();
+  for (const o of r.owners ?? []) if (o.owner !== null) count.set(o.owner, (count.get(o.owner) ?? 0) + 1);
+  if (count.size === 0) return '—';
+  return [...count].map(([owner, n]) => `${owner} (${n})`).join(', ');
+}
+
+/** A version's tasks and their owners, from the lag rows of a shared store (absent on the embedded one). */
+function ownersOf(v: ViewVersionInfo, lags: readonly LagRow[], cluster: ClusterInfo | null): ViewRow['owners'] {
+  if (cluster === null) return undefined;
+  return lags
+    .filter((l) => l.kind === 'view' && l.view === v.name && l.version === v.version)
+    .map((l) => ({ topic: l.topic, partition: l.partition, owner: l.owner ?? null }));
+}
 
 /**
  * The BUILD column: a build in progress on its version's row; the view's newest finished build
@@ -98,57 +131,68 @@ function buildColumn(rows: ViewRow[], nowMs: number): string[] {
   });
 }
 
-export async function viewsCommand(ctx: CliContext, opts: { json?: boolean }): Promise<void> {
-  await withStore(ctx, (store) =>
-    withLog(openForReading(ctx.dataDir), async (log) => {
-      const versions = await store.versions();
-      const builds = await store.builds();
-      const lags = await lagRows(store, log);
-      const buildOf = (name: string, version: number): BuildProgress | null => {
-        const b = builds.find((x) => x.name === name && x.version === version);
-        return b === undefined ? null : progress(b);
-      };
-      // A build that has not written its first rows has no catalog row yet.
-      const unstarted: ViewVersionInfo[] = builds
-        .filter((b) => !versions.some((v) => v.name === b.name && v.version === b.version))
-        .map((b) => ({
-          name: b.name,
-          version: b.version,
-          state: 'building',
-          fingerprint: b.fingerprint,
-          createdAtMs: b.startedAtMs,
-          liveAtMs: null,
-          rows: 0,
-        }));
-      const all = [...versions, ...unstarted];
-      const lastBuilds = new Map<string, BuildHistoryEntry | null>();
-      for (const name of new Set(all.map((v) => v.name)))
-        lastBuilds.set(name, (await store.buildHistory(name))[0] ?? null);
-      const rows: ViewRow[] = all
-        .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1))
-        .map((v) => ({
-          ...v,
-          lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
-          build: buildOf(v.name, v.version),
-          lastBuild: lastBuilds.get(v.name) ?? null,
-        }));
-      if (opts.json) {
-        ctx.stdout.write(JSON.stringify(rows) + '\n');
-        return;
-      }
-      if (rows.length === 0) {
-        ctx.stdout.write('no views yet (they appear once `kappa start` has processed their first event)\n');
-        return;
-      }
-      const column = buildColumn(rows, Date.now());
-      ctx.stdout.write(
-        formatTable(
-          ['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', 'BUILD'],
-          rows.map((r, i) => [r.name, r.version, r.state, r.rows, r.lag, column[i]]),
-        ),
-      );
-    }),
-  );
+export async function viewsCommand(ctx: CliContext, opts: { json?: boolean } & ReadRuntime): Promise<void> {
+  await withReadRuntime(ctx, opts, async (store, log) => {
+    const versions = await store.versions();
+    const builds = await store.builds();
+    const cluster = await clusterInfo(store, opts);
+    const lags = withOwners(await lagRows(store, log), cluster);
+    const buildOf = (name: string, version: number): BuildProgress | null => {
+      const b = builds.find((x) => x.name === name && x.version === version);
+      return b === undefined ? null : progress(b);
+    };
+    // A build that has not written its first rows has no catalog row yet.
+    const unstarted: ViewVersionInfo[] = builds
+      .filter((b) => !versions.some((v) => v.name === b.name && v.version === b.version))
+      .map((b) => ({
+        name: b.name,
+        version: b.version,
+        state: 'building',
+        fingerprint: b.fingerprint,
+        createdAtMs: b.startedAtMs,
+        liveAtMs: null,
+        rows: 0,
+      }));
+    const all = [...versions, ...unstarted];
+    const lastBuilds = new Map<string, BuildHistoryEntry | null>();
+    for (const name of new Set(all.map((v) => v.name)))
+      lastBuilds.set(name, (await store.buildHistory(name))[0] ?? null);
+    const rows: ViewRow[] = all
+      .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1))
+      .map((v) => ({
+        ...v,
+        lag: lags.filter((l) => l.view === v.name && l.version === v.version).reduce((s, l) => s + l.lag, 0),
+        build: buildOf(v.name, v.version),
+        lastBuild: lastBuilds.get(v.name) ?? null,
+        ...(cluster === null ? {} : { owners: ownersOf(v, lags, cluster) }),
+      }));
+    if (opts.json) {
+      // On a shared store the processes follow the views, as rows with `kind: 'process'`.
+      ctx.stdout.write(JSON.stringify([...rows, ...(cluster?.processes ?? [])]) + '\n');
+      return;
+    }
+    const processes = cluster === null ? '' : processesText(cluster);
+    if (rows.length === 0) {
+      ctx.stdout.write('no views yet (they appear once `kappa start` has processed their first event)\n' + processes);
+      return;
+    }
+    const column = buildColumn(rows, Date.now());
+    const owners = cluster === null ? [] : ['OWNERS'];
+    ctx.stdout.write(
+      formatTable(
+        ['VIEW', 'VERSION', 'STATE', 'ROWS', 'LAG', ...owners, 'BUILD'],
+        rows.map((r, i) => [
+          r.name,
+          r.version,
+          r.state,
+          r.rows,
+          r.lag,
+          ...(cluster === null ? [] : [ownersText(r)]),
+          column[i],
+        ]),
+      ) + processes,
+    );
+  });
 }
 
 export async function queryCommand(ctx: CliContext, sql: string, opts: { json?: boolean }): Promise<void> {

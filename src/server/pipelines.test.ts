@@ -29,6 +29,12 @@ test('GET /v1/pipelines lists the tasks and the builds; a replay adds a build', 
   const before = await fastify.inject({ method: 'GET', url: '/v1/pipelines', headers: headers() });
   assert.equal(before.statusCode, 200, before.body);
   const list = before.json() as Pipelines;
+  // One process, no shared store: no `cluster` section and no owners (test/cluster/surfaces.test.ts: several).
+  assert.equal('cluster' in list, false);
+  assert.equal(
+    list.tasks.some((x) => 'owner' in x),
+    false,
+  );
   assert.deepEqual(
     list.tasks
       .filter((x) => x.view === 'sales_totals')
