@@ -101,18 +101,23 @@ describe('PostgreSQL view store', () => {
       outputs: ['v', 'n'],
     });
     await store.ensureVersion(anyDef);
+    const odd = 'say "hi" \\ {a,b} NULL';
     await store.flush(
       'firsts',
       1,
       [
         { key: [7], state: ['x', 1] },
         { key: ['s'], state: [2.5, 2n] },
+        { key: [odd], state: [odd, 3] },
+        { key: ['NULL'], state: [null, null] },
       ],
       [],
     );
     assert.deepEqual(await rowsOf(store, 'SELECT k, v, n FROM firsts ORDER BY k'), [
       { k: '7', v: 'x', n: 1 },
+      { k: 'NULL', v: null, n: null },
       { k: 's', v: 2.5, n: 2 },
+      { k: odd, v: odd, n: 3 },
     ]);
     await store.ensureVersion(def);
     await store.flush('sales', 1, [one('eu', 2024, 1)], [cp(1)]);

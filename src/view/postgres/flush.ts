@@ -15,8 +15,9 @@
  *      key repeats goes in rounds (the n-th occurrence of each key in round n); the engine hands
  *      over deltas already aggregated per key, so that is one round;
  *   4. the checkpoints, each refused (the whole flush rolled back) if it would go backwards.
- * Rows in a round are sorted by key, so two processes flushing overlapping keys lock them in the
- * same order (no deadlock between them; ./pool.ts retries the rare one that still happens).
+ * The upsert takes a round's rows in key order (./sql.ts), so two processes flushing overlapping
+ * keys lock them in the same order (no deadlock between them; ./pool.ts retries the rare one that
+ * still happens).
  *
  * Values are converted for their column types before the transaction starts (./values.ts): a
  * value a column cannot hold fails the flush before anything is sent.
@@ -33,7 +34,7 @@ import { fencedError } from './errors.ts';
 import type { Connections } from './pool.ts';
 import { LAYOUT_LOCK } from './schema.ts';
 import { tableIdent } from './sql.ts';
-import { REFUSED, describeValue, toColumn } from './values.ts';
+import { REFUSED, arrayLiteral, describeValue, toColumn } from './values.ts';
 
 /** One delta with its values converted for their columns, and its key as one string (for rounds and order). */
 interface Row {
@@ -181,7 +182,7 @@ function refused(def: VersionTable, index: number, column: string, type: string,
   );
 }
 
-/** The rows in rounds where no key repeats (the n-th occurrence of a key in round n), each sorted by key. */
+/** The rows in rounds where no key repeats (the n-th occurrence of a key in round n). */
 function rounds(rows: Row[]): Row[][] {
   const seen = new Map<string, number>();
   const out: Row[][] = [];
@@ -190,21 +191,13 @@ function rounds(rows: Row[]): Row[][] {
     seen.set(row.key, n + 1);
     (out[n] ??= []).push(row);
   }
-  for (const round of out) round.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out;
 }
 
-/** One array per stored column (key columns, unless the view has none, then state columns), for the upsert's unnest. */
-function columnArrays(h: VersionHandle, rows: readonly Row[]): unknown[][] {
-  const nk = h.def.keyColumns.length;
-  const width = nk + h.def.stateColumns.length;
-  const arrays: unknown[][] = [];
-  for (let c = 0; c < width; c++) {
-    const column = new Array<unknown>(rows.length);
-    for (let r = 0; r < rows.length; r++) column[r] = rows[r].values[c];
-    arrays.push(column);
-  }
-  return arrays;
+/** One array literal per stored column (key columns, unless the view has none, then state columns), for the upsert's unnest. */
+function columnArrays(h: VersionHandle, rows: readonly Row[]): string[] {
+  const columns = [...h.def.keyColumns, ...h.def.stateColumns];
+  return columns.map((column, c) => arrayLiteral(column.type, rows, c));
 }
 
 /**

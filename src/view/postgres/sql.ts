@@ -21,8 +21,9 @@
  * needed and the public view shows the table's columns as they are.) A view without key columns
  * gets one synthetic key column `kappa_unit`, always 0.
  *
- * The batch upsert: `INSERT INTO t AS t (cols) SELECT * FROM unnest($1::type[], …) ON CONFLICT
- * (keys) DO UPDATE SET …`, one parameter per column, each an array of the batch's values. One
+ * The batch upsert: `INSERT INTO t AS t (cols) SELECT * FROM unnest($1::type[], …) ORDER BY keys
+ * ON CONFLICT (keys) DO UPDATE SET …`, one parameter per column, each an array of the batch's
+ * values (sent as array literals built by ./values.ts). One
  * statement may not touch a row twice, so a batch holds each key at most once (./flush.ts splits
  * repeated keys into rounds). Merge expressions, evaluated (as in SQLite) against the row as it
  * was before the statement, whatever the order of the SET list:
@@ -109,8 +110,12 @@ export function upsertSql(def: VersionTable): string {
     // A keyless view without state columns: one row, nothing to merge.
     return `INSERT INTO ${tableIdent(def)} AS t DEFAULT VALUES ON CONFLICT (${target}) DO NOTHING`;
   }
+  // Rows are upserted in key order (the server sorts them, which is cheaper than sorting in JS),
+  // so two processes flushing overlapping keys lock them in the same order and never deadlock.
+  const names = stored.map((_, i) => `c${i}`);
+  const order = unit ? '' : ` ORDER BY ${def.keyColumns.map((_, i) => `c${i}`).join(', ')}`;
   return (
-    `INSERT INTO ${tableIdent(def)} AS t (${columns}) SELECT * FROM unnest(${arrays}) ` +
+    `INSERT INTO ${tableIdent(def)} AS t (${columns}) SELECT * FROM unnest(${arrays}) AS u(${names.join(', ')})${order} ` +
     `ON CONFLICT (${target}) DO ${action}`
   );
 }

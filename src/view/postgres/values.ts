@@ -46,6 +46,27 @@ export function toColumn(type: ColumnType, value: unknown): unknown {
   }
 }
 
+/**
+ * The PostgreSQL array literal (`{1,2,NULL}`, `{"a","say \"hi\"",NULL}`) of column `c` of `rows`, whose
+ * values `toColumn` converted. Built here rather than by node-postgres's generic array encoder,
+ * which escapes element by element and took about twice as long for a 10,000-row flush.
+ */
+export function arrayLiteral(type: ColumnType, rows: readonly { values: unknown[] }[], c: number): string {
+  const quoted = type === 'TEXT' || type === 'ANY';
+  let out = '{';
+  for (let r = 0; r < rows.length; r++) {
+    if (r > 0) out += ',';
+    const v = rows[r].values[c];
+    if (v === null || v === undefined) out += 'NULL';
+    else if (!quoted) out += String(v);
+    else {
+      const text = v as string;
+      out += /["\\]/.test(text) ? `"${text.replace(/["\\]/g, '\\$&')}"` : `"${text}"`;
+    }
+  }
+  return out + '}';
+}
+
 /** What a refused value was, for the error message. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
