@@ -268,6 +268,26 @@ describe('PostgreSQL view store', () => {
     assert.deepEqual(await rowsOf(store, 'SELECT items FROM sets'), [{ items: '[1,2]' }]);
   });
 
+  test('a view without key columns merges a custom state too', async () => {
+    const union = (a: unknown, b: unknown): unknown => [...new Set([...(a as string[]), ...(b as string[])])].sort();
+    const keyless = versionTable('seen', {
+      state: [{ name: 'tags', type: 'TEXT', merge: { kind: 'custom', merge: union } }, 'n INTEGER add'],
+      outputs: ['tags', 'n'],
+    });
+    await h.store.ensureVersion(keyless);
+    await h.store.flush('seen', 1, [{ key: [], state: [['b'], 1] }], []);
+    await h.store.flush(
+      'seen',
+      1,
+      [
+        { key: [], state: [['a'], 1] },
+        { key: [], state: [['c', 'b'], 1] },
+      ],
+      [],
+    );
+    assert.deepEqual(await rowsOf(h.store, 'SELECT tags, n FROM seen'), [{ tags: '["a","b","c"]', n: 3 }]);
+  });
+
   test('options out of range are refused, and a closed store refuses calls', async () => {
     for (const opts of [
       { connectionString: '' },

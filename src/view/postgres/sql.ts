@@ -200,7 +200,7 @@ export function selectRowByKeySql(def: VersionTable, nulls: readonly boolean[]):
 export function selectCustomSql(def: VersionTable, customColumns: string[]): string {
   const keys = def.keyColumns;
   if (keys.length === 0)
-    return `SELECT 0 AS kappa_i, ${customColumns.map(quoteIdent).join(', ')} FROM ${tableIdent(def)}`;
+    return `SELECT 1 AS kappa_i, ${customColumns.map(quoteIdent).join(', ')} FROM ${tableIdent(def)}`;
   const arrays = keys.map((c, i) => `$${i + 1}::${pgType(c.type)}[]`).join(', ');
   const names = keys.map((_, i) => `k${i}`);
   // `=` or both NULL, written so the unique index can serve each side (IS NOT DISTINCT FROM cannot).
