@@ -285,7 +285,9 @@ describe('PostgreSQL view store', () => {
       ],
       [],
     );
+    await h.store.flush('seen', 1, [], [cp(4)]);
     assert.deepEqual(await rowsOf(h.store, 'SELECT tags, n FROM seen'), [{ tags: '["a","b","c"]', n: 3 }]);
+    assert.deepEqual(await h.store.checkpoints('seen', 1), [cp(4)]);
   });
 
   test('options out of range are refused, and a closed store refuses calls', async () => {

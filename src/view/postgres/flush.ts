@@ -81,7 +81,7 @@ export class DeltaWriter {
     try {
       await this.db.tx(action, async (c) => {
         if (fence !== undefined) await applyFence(c, fence, action);
-        if (handle.selectCustom !== null) await mergeCustomColumns(c, handle, deltas, rows);
+        if (handle.selectCustom !== null && rows.length > 0) await mergeCustomColumns(c, handle, deltas, rows);
         for (const round of rounds(rows)) await c.query(prepared(handle.upsert, columnArrays(handle, round)));
         for (const cp of checkpoints) await saveCheckpoint(c, handle.def, cp);
       });
