@@ -61,10 +61,12 @@ export class PostgresReaders {
     const text = numberPlaceholders(sql);
     return this.db.withClient(this.db.reader, 'run the query', async (client) => {
       try {
-        await client.query('BEGIN READ ONLY');
+        // One round trip: the transaction stays open after this simple query (it began explicitly).
+        const begin = ['BEGIN READ ONLY'];
         if (opts.timeoutMs !== undefined)
-          await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(opts.timeoutMs))}`);
-        if (this.readerRole !== null) await client.query(`SET LOCAL ROLE ${quoteIdent(this.readerRole)}`);
+          begin.push(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(opts.timeoutMs))}`);
+        if (this.readerRole !== null) begin.push(`SET LOCAL ROLE ${quoteIdent(this.readerRole)}`);
+        await client.query(begin.join('; '));
         await client.query({
           text: `DECLARE kappa_query NO SCROLL CURSOR FOR ${text}`,
           values: params,
