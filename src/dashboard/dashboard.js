@@ -208,6 +208,7 @@ function showOverview(o) {
   );
   const taskKey = (t) => `${t.view}/${t.version}/${t.topic}/${t.partition}`;
   const prevTask = new Map((previous?.tasks ?? []).map((t) => [taskKey(t), t]));
+  $('#pipelines').classList.toggle('cluster', cluster !== null);
   fillTable(
     $('#pipelines tbody'),
     o.tasks.map((t) => [
@@ -219,8 +220,11 @@ function showOverview(o) {
       rate(t.eventsProcessed, prevTask.get(taskKey(t))?.eventsProcessed),
       t.watermarkMs > 0 ? new Date(t.watermarkMs).toISOString().slice(11, 19) : '–',
       t.checkpointAgeSeconds === null ? '–' : `${t.checkpointAgeSeconds.toFixed(1)} s`,
+      ...(cluster === null ? [] : [ownerText(cluster.owners.get(leaseId(t)))]),
     ]),
   );
+  if (cluster !== null) showTasksElsewhere(o.tasks);
+  void refreshCluster();
   showDeadLetters(o.deadLetters ?? []);
   showConsumerGroups(o.consumerGroups ?? []);
   // Views in the store that the running config does not declare (left by an earlier config) are
@@ -242,6 +246,104 @@ function showOverview(o) {
   );
   if (!live.syncing) $('#status').textContent = `live · ${new Date(o.atMs).toLocaleTimeString()}`;
   previous = o;
+}
+
+// ---- a cluster: the processes sharing the work ------------------------------------------------
+
+/**
+ * What GET /v1/pipelines says of the cluster (its `cluster` section, plus `owners`: task id →
+ * owner), asked for at most every CLUSTER_INTERVAL_MS; null while unknown, and for a process that
+ * runs alone (it said so once: a process cannot join a cluster while it runs, so it is not asked again).
+ */
+let cluster = null;
+let maybeCluster = true;
+let clusterAskedAtMs = 0;
+const CLUSTER_INTERVAL_MS = 2000;
+
+async function refreshCluster() {
+  if (!maybeCluster || Date.now() - clusterAskedAtMs < CLUSTER_INTERVAL_MS) return;
+  clusterAskedAtMs = Date.now();
+  try {
+    const answer = await api('/v1/pipelines');
+    if (answer.cluster === undefined) {
+      maybeCluster = false;
+      return;
+    }
+    cluster = { ...answer.cluster, owners: new Map(answer.cluster.leases.map((l) => [l.task, l.owner])) };
+    showProcesses(cluster);
+    $('#processes-status').textContent = '';
+  } catch (err) {
+    if (cluster !== null) $('#processes-status').textContent = `not updated: ${err.message}`;
+  }
+}
+
+/** A task's lease id, as the server names it: an output's has no version. */
+const leaseId = (t) =>
+  t.kind === 'output'
+    ? `output:${t.view}:${t.topic}:${t.partition}`
+    : `view:${t.view}:${t.version}:${t.topic}:${t.partition}`;
+
+/** A task's owner for the Owner column: its process id, marked when it is this one or dead. */
+function ownerText(id) {
+  if (id === null || id === undefined) return 'none';
+  const member = cluster.members.find((m) => m.id === id);
+  return `${id}${member?.self ? ' (this process)' : member !== undefined && !member.live ? ' (dead)' : ''}`;
+}
+
+/** The tasks other processes run, after this process's own: their owner, their progress on their own dashboard. */
+function showTasksElsewhere(local) {
+  const here = new Set(local.map(leaseId));
+  const rows = cluster.leases
+    .filter((l) => !here.has(l.task))
+    .map((l) =>
+      el(
+        'tr',
+        { class: 'elsewhere', title: 'Run by another process: its own dashboard shows its offsets and rate.' },
+        ...[
+          `${l.name}${l.kind === 'output' ? ' (output)' : ''}`,
+          l.version ?? '–',
+          `${l.topic}/${l.partition}`,
+          '–',
+          '–',
+          '–',
+          '–',
+          '–',
+          ownerText(l.owner),
+        ].map((c) => el('td', { text: fmt(c) })),
+      ),
+    );
+  $('#pipelines tbody').append(...rows);
+}
+
+/** The Processes section: each process, its health, how many tasks it owns, which one coordinates. */
+function showProcesses(c) {
+  $('#processes-section').hidden = false;
+  $('#processes tbody').replaceChildren(
+    ...c.members.map((m) => {
+      const link =
+        m.httpUrl === null ? el('span', { text: '–' }) : el('a', { href: m.httpUrl, text: m.httpUrl, rel: 'noopener' });
+      return el(
+        'tr',
+        { 'data-member': m.id },
+        el('td', { text: m.self ? `${m.id} (this process)` : m.id }),
+        el('td', { text: `${m.host}:${m.pid}` }),
+        el('td', {}, link),
+        el('td', { text: `${(m.heartbeatAgeMs / 1000).toFixed(1)} s ago` }),
+        el('td', {
+          class: m.live ? 'process-live' : 'process-dead',
+          text: m.live ? 'live' : 'dead',
+          title: m.live
+            ? `a heartbeat within the session timeout (${c.sessionTimeoutMs / 1000} s)`
+            : `no heartbeat for longer than the session timeout (${c.sessionTimeoutMs / 1000} s): its tasks go to the others`,
+        }),
+        el('td', { text: String(m.tasks) }),
+        el('td', {
+          text: m.coordinator ? 'yes' : '',
+          title: m.coordinator ? 'decides the builds, swaps and rollbacks of new view versions' : '',
+        }),
+      );
+    }),
+  );
 }
 
 function showOrphans(orphans) {
