@@ -31,8 +31,13 @@ export interface TaskLeasesHarness {
 
 /** Long enough never to run out during a test. */
 const LONG_MS = 60_000;
-/** Short enough to run out within a test; the waits below are a few times longer. */
-const SHORT_MS = 200;
+/**
+ * Short enough to run out within a test, long enough that two calls in a row on a loaded machine
+ * come well within it (the assertions that a lease still holds depend on that).
+ */
+const SHORT_MS = 1_000;
+/** Past SHORT_MS by the store's clock, with margin. */
+const PAST_SHORT_MS = 1_500;
 
 const member = (id: string): Omit<Member, 'heartbeatAtMs'> => ({
   id,
@@ -89,7 +94,7 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
 
       test('a member whose heartbeat is older than the TTL is not live, but is still listed by members()', async () => {
         await leases.heartbeat(member('old'), SHORT_MS);
-        await sleep(SHORT_MS * 2);
+        await sleep(PAST_SHORT_MS);
         const live = await leases.heartbeat(member('new'), SHORT_MS);
         assert.deepEqual(
           live.map((m) => m.id),
@@ -166,7 +171,7 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
         await twoMembers();
         const first = (await leases.acquire(TASK, 'a', SHORT_MS))!;
         assert.equal(await leases.acquire(TASK, 'b', LONG_MS), null, 'not before the lease runs out');
-        await sleep(SHORT_MS * 2);
+        await sleep(PAST_SHORT_MS);
         const second = await leases.acquire(TASK, 'b', LONG_MS);
         assert.ok(second !== null && second > first);
         assert.deepEqual(await leases.renew('a', [{ task: TASK, epoch: first }], LONG_MS), [TASK]);
@@ -178,7 +183,7 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
         await leases.heartbeat(member('b'), LONG_MS);
         const first = (await leases.acquire(TASK, 'a', LONG_MS))!;
         assert.equal(await leases.acquire(TASK, 'b', LONG_MS), null, 'a is live at first');
-        await sleep(SHORT_MS * 2);
+        await sleep(PAST_SHORT_MS);
         const second = await leases.acquire(TASK, 'b', LONG_MS);
         assert.ok(second !== null && second > first);
       });
@@ -210,7 +215,7 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
           LONG_MS,
         );
         assert.deepEqual(lost.sort(), ['never', 't2']);
-        await sleep(SHORT_MS * 2);
+        await sleep(PAST_SHORT_MS);
         assert.equal(await leases.acquire('t1', 'b', LONG_MS), null, 't1 was renewed');
         assert.ok((await leases.acquire('t2', 'b', LONG_MS))! > e2, 't2 was not, and ran out');
         assert.deepEqual(await leases.renew('a', [], LONG_MS), []);
@@ -239,7 +244,7 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
         const mine = (await leases.acquire(TASK, 'a', SHORT_MS))!;
         await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(5)], { task: TASK, epoch: mine });
         const before = { rows: await snapshot(store), cps: await store.checkpoints('sales', 1) };
-        await sleep(SHORT_MS * 2); // a's lease runs out (a long GC pause, a network split)
+        await sleep(PAST_SHORT_MS); // a's lease runs out (a long GC pause, a network split)
         const theirs = (await leases.acquire(TASK, 'b', LONG_MS))!;
         assert.ok(theirs > mine);
         const many = Array.from({ length: 2_000 }, (_, i) => sale(`r${i}`, 2024, 1));
