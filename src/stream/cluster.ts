@@ -73,6 +73,9 @@ export class Cluster {
   private ticker: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private stopped = false;
+  private storeGoneSinceMs: number | null = null;
+  /** The coordinator epoch this process joined with (it planned the views then), or null. */
+  joinEpoch: number | null = null;
   readonly heartbeatMs: number;
   readonly sessionTimeoutMs: number;
 
@@ -93,6 +96,11 @@ export class Cluster {
     return this.coordinatorFence !== null;
   }
 
+  /** The epoch of this process's coordinator lease (a new term each time it takes it), or null. */
+  get coordinatorEpoch(): number | null {
+    return this.coordinatorFence?.epoch ?? null;
+  }
+
   /** The live members as of the last heartbeat. */
   get members(): Member[] {
     return this.liveMembers;
@@ -108,6 +116,7 @@ export class Cluster {
     const { leases, member } = this.opts;
     this.liveMembers = await leases.heartbeat(member, this.sessionTimeoutMs);
     await this.tryCoordinator();
+    this.joinEpoch = this.coordinatorEpoch;
     return this.coordinator;
   }
 
@@ -116,8 +125,11 @@ export class Cluster {
     const run = (): void => {
       if (this.ticking !== null || this.stopped) return;
       this.ticking = this.tick()
+        .then(() => this.storeBack())
         .catch((err: Error) => {
-          if (!this.stopped) this.deps.fail(err);
+          if (this.stopped) return;
+          if (isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) return this.storeGone(err);
+          this.deps.fail(err);
         })
         .finally(() => (this.ticking = null));
     };
@@ -125,14 +137,40 @@ export class Cluster {
     run();
   }
 
+  /**
+   * The store cannot be reached: this tick is skipped, and the next ones try again. Meanwhile the
+   * leases run out; the tasks go on folding, and once the store is back, renewing tells which of
+   * them another process took (they stop) — their writes would be fenced anyway.
+   */
+  private storeGone(err: Error): void {
+    if (this.storeGoneSinceMs !== null) return;
+    this.storeGoneSinceMs = Date.now();
+    this.deps.logger.warn(`the cluster's store cannot be reached; retrying every heartbeat: ${err.message}`);
+  }
+
+  private storeBack(): void {
+    if (this.storeGoneSinceMs === null) return;
+    const s = ((Date.now() - this.storeGoneSinceMs) / 1000).toFixed(1);
+    this.storeGoneSinceMs = null;
+    this.deps.logger.info(`the cluster's store is back after ${s} s`);
+  }
+
   /** Stops ticking, hands every task over (flushed, released) and leaves the membership. */
   async stop(flush: boolean): Promise<void> {
     this.stopped = true;
     if (this.ticker !== null) clearInterval(this.ticker);
     await this.ticking;
-    for (const [id, h] of [...this.held]) await this.giveUp(id, h, flush);
+    // Best effort: a store out of reach keeps the leases, which run out after the session timeout.
+    for (const [id, h] of [...this.held])
+      await this.giveUp(id, h, flush).catch((err: Error) => this.stopFailed(id, err));
     await this.opts.leases.leave(this.opts.member.id).catch(() => {});
     this.coordinatorFence = null;
+  }
+
+  private stopFailed(id: TaskId, err: Error): void {
+    this.deps.logger.warn(
+      `task ${id} was not handed over (${err.message}); the other processes take it once its lease runs out`,
+    );
   }
 
   private async tick(): Promise<void> {

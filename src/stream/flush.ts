@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { assertNotBackwards } from '../assert.ts';
 import { isKappaError } from '../errors.ts';
 import { type EncodableRecord, type Log, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
-import type { Checkpoint, ControlStore, RowDelta, ViewStore } from '../view/index.ts';
+import type { Checkpoint, ControlStore, RowDelta, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
@@ -78,10 +78,16 @@ export class Flusher {
     if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
     const name = group.plan.view.name;
     const deltas = drained.rows as RowDelta[];
+    let made: (() => Promise<ViewVersionInfo>) | null = null;
     if (group.ensured === null && deltas.length > 0) {
       group.keyNames = drained.keyNames;
-      group.ensured = store.ensureVersion(group.plan.definition(group.version, deltas[0], drained.keyNames ?? []));
-      group.ensured.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
+      const def = group.plan.definition(group.version, deltas[0], drained.keyNames ?? []);
+      made = () => {
+        const ensured = store.ensureVersion(def);
+        ensured.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
+        return (group.ensured = ensured);
+      };
+      made();
     }
     if (group.keyNames === null && drained.keyNames !== null) group.keyNames = drained.keyNames;
     // Dead letters and late events first, and durable, so a checkpoint never covers an event whose
@@ -89,9 +95,16 @@ export class Flusher {
     // the log drops what it already has.
     await this.appendSideOutputs(task, drained.deadLetters, drained.late);
     if (group.ensured) {
-      const info = await group.ensured;
+      const info = await this.whileLocked(task, async () => {
+        try {
+          return await group.ensured!;
+        } catch (err) {
+          made?.(); // the next attempt makes the table again (a store out of reach: see whileLocked)
+          throw err;
+        }
+      });
       if (info.state === 'live') group.live = true;
-      if (!group.codeSaved) await this.opts.saveCode(group);
+      if (!group.codeSaved) await this.whileLocked(task, () => this.opts.saveCode(group));
       const checkpoint: Checkpoint = {
         topic: task.topic,
         partition: task.partition,
@@ -173,9 +186,11 @@ export class Flusher {
 
   /**
    * Runs a store write of `task`, retrying for as long as another process holds the store's write
-   * lock (a sqlite3 shell with an open transaction, a backup): the task waits, on timers, and its
-   * lag grows; it neither fails nor spins. The store already retried for its busy timeout before
-   * saying so. Reported once per wait.
+   * lock (a sqlite3 shell with an open transaction, a backup) or the store cannot be reached (a
+   * PostgreSQL server restarting, a network cut): the task waits, on timers, and its lag grows; it
+   * neither fails nor spins. The store already retried for its busy timeout before saying so.
+   * Reported once per wait. (In a cluster, a task whose lease moved on meanwhile is stopped, and
+   * its write, once the store is back, is refused by the fence.)
    */
   private async whileLocked<T>(task: Task, write: () => Promise<T>): Promise<T> {
     let waitingSinceMs = 0;
@@ -184,15 +199,16 @@ export class Flusher {
         const result = await write();
         if (waitingSinceMs > 0)
           this.opts.logger.info(
-            `${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was locked for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`,
+            `${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was unavailable for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`,
           );
         return result;
       } catch (err) {
-        if (!isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || task.signal.aborted) throw err;
+        const locked = isKappaError(err, 'KAPPA_DATA_DIR_LOCKED');
+        if ((!locked && !isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) || task.signal.aborted) throw err;
         if (waitingSinceMs === 0) {
           waitingSinceMs = Date.now();
           this.opts.logger.warn(
-            `${task.plan.name}/${task.topic}/${task.partition} waits: another process holds the view store's write lock (${err.message}); retrying every second`,
+            `${task.plan.name}/${task.topic}/${task.partition} waits: ${locked ? "another process holds the view store's write lock" : 'the view store cannot be reached'} (${err.message}); retrying every second`,
           );
         }
         await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));

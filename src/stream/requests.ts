@@ -68,8 +68,8 @@ export class Requests {
       }
       await versions.rebuildWhenDue(now);
     } catch (err) {
-      // A store locked by another process delays requests and progress to a later tick.
-      if (isKappaError(err, 'KAPPA_DATA_DIR_LOCKED')) return;
+      // A store locked by another process, or out of reach, delays requests and progress to a later tick.
+      if (isKappaError(err, 'KAPPA_DATA_DIR_LOCKED') || isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) return;
       if (!signal.aborted) this.opts.fail(err as Error);
     } finally {
       this.ticking = false;

@@ -353,6 +353,8 @@ export class TaskLoop {
   private failed(task: Task, err: unknown): void {
     const e = err as Error;
     if (this.opts.lost !== undefined && isKappaError(e, 'KAPPA_FENCED')) return this.opts.lost(task, e);
+    // In a cluster: a task stopped here (its lease moved on) while its write waited: not a failure.
+    if (this.opts.lost !== undefined && task.signal.aborted && !this.opts.signal.aborted) return;
     this.opts.fail(
       new KappaError(
         isKappaError(e) ? e.code : 'KAPPA_IO_ERROR',

@@ -18,6 +18,11 @@ import type { OwnedChild } from '../support/processes.ts';
 import {
   type Member,
   PARTITIONS,
+  leaseOwners,
+  ownedByPid,
+  readIds,
+  stopMember,
+  viewEquals,
   REGIONS,
   SESSION_TIMEOUT_MS,
   expectedTotals,
@@ -50,17 +55,8 @@ test(
     await db.connect();
     t.after(() => db.end());
 
-    const owners = async (): Promise<Map<string, number>> => {
-      const { rows } = await db.query<{ owner: string | null; n: string }>(
-        'SELECT owner, count(*) AS n FROM kappa_task_leases WHERE owner IS NOT NULL GROUP BY owner',
-      );
-      return new Map(rows.map((r) => [r.owner!, Number(r.n)]));
-    };
-    const ownedBy = async (child: OwnedChild): Promise<number> => {
-      let n = 0;
-      for (const [owner, count] of await owners()) if (owner.includes(`/${child.pid}/`)) n += count;
-      return n;
-    };
+    const owners = (): Promise<Map<string, number>> => leaseOwners(db);
+    const ownedBy = (child: OwnedChild): Promise<number> => ownedByPid(db, child.pid);
     const allOwned = async (): Promise<number> => [...(await owners()).values()].reduce((a, b) => a + b, 0);
 
     const started: Member[] = [];
@@ -151,20 +147,7 @@ test(
     await producer.stop();
     assert.deepEqual(producer.errors, [], 'every produce was acknowledged');
     const expected = expectedTotals(producer.acked);
-    await waitUntil(
-      'the view to equal the fold of every acknowledged sale',
-      async () => {
-        const { rows } = await db.query('SELECT region, total, n, top FROM region_totals ORDER BY region');
-        const got = new Map(
-          rows.map((r) => [r.region, { total: Number(r.total), n: Number(r.n), top: Number(r.top) }]),
-        );
-        return [...expected].every(([region, e]) => {
-          const g = got.get(region);
-          return g !== undefined && g.total === e.total && g.n === e.n && g.top === e.top;
-        });
-      },
-      120_000,
-    );
+    await waitUntil('the view to equal the fold of every acknowledged sale', () => viewEquals(db, expected), 120_000);
     reading = false;
     await readLoop;
     assert.deepEqual(readErrors, [], 'the public view answered every read, from one version');
@@ -183,27 +166,3 @@ test(
     passed = true;
   },
 );
-
-async function stopMember(m: Member): Promise<void> {
-  const exit = await m.child.stop({ signal: 'SIGTERM', timeoutMs: 30_000 });
-  assert.equal(exit.code, 0, `${m.name} stopped cleanly:\n${m.child.stderr.slice(-3000)}`);
-}
-
-/** The ids of the sales in big_sales, every partition from the start (through the broker's HTTP API). */
-async function readIds(url: string): Promise<number[]> {
-  const ids: number[] = [];
-  for (let p = 0; p < 2; p++) {
-    let from = 0;
-    for (;;) {
-      const res = await fetch(`${url}/v1/topics/big_sales/records?partition=${p}&from=${from}&limit=1000`);
-      const body = (await res.json()) as { records: { offset: number; value: unknown }[] };
-      if (body.records.length === 0) break;
-      for (const r of body.records) {
-        const value = (typeof r.value === 'string' ? JSON.parse(r.value) : r.value) as { id: number };
-        ids.push(value.id);
-      }
-      from = body.records.at(-1)!.offset + 1;
-    }
-  }
-  return ids;
-}

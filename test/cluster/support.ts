@@ -4,6 +4,7 @@
  * the app on that log and database, and a producer that sends sales through the Kafka protocol
  * (kafkajs, idempotent, acks=all) and remembers which were acknowledged.
  */
+import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
@@ -15,7 +16,7 @@ export const KAPPA_SRC = new URL('../../src/index.ts', import.meta.url).pathname
 export const REGIONS = ['north', 'south', 'east', 'west', 'centre'];
 export const PARTITIONS = 4;
 export const HEARTBEAT_MS = 200;
-export const SESSION_TIMEOUT_MS = 2000;
+export const SESSION_TIMEOUT_MS = 3000;
 const START_TIMEOUT_MS = 60_000;
 
 export interface Sale {
@@ -150,9 +151,65 @@ export function expectedTotals(sales: Sale[]): Map<string, { total: number; n: n
 
 /** A reader of the public view straight from PostgreSQL, as psql or Grafana reads it. */
 export function pgClient(url: string): pg.Client {
-  return new pg.Client({ connectionString: url });
+  const client = new pg.Client({ connectionString: url });
+  // A server that stops (the outage test) ends the connection; the next query says so.
+  client.on('error', () => {});
+  return client;
 }
 
 export async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   await waitFor(what, async () => ((await fn()) ? true : null), { timeoutMs, intervalMs: 200 });
+}
+
+export async function stopMember(m: Member): Promise<void> {
+  const exit = await m.child.stop({ signal: 'SIGTERM', timeoutMs: 30_000 });
+  assert.equal(exit.code, 0, `${m.name} stopped cleanly:\n${m.child.stderr.slice(-3000)}`);
+}
+
+/** Whether the public view `region_totals` holds exactly `expected` (with `top` when the view has it). */
+export async function viewEquals(db: pg.Client, expected: ReturnType<typeof expectedTotals>): Promise<boolean> {
+  const { rows } = await db.query('SELECT * FROM region_totals ORDER BY region');
+  const got = new Map(rows.map((r) => [r.region as string, r as Record<string, unknown>]));
+  return (
+    got.size === expected.size &&
+    [...expected].every(([region, e]) => {
+      const g = got.get(region);
+      if (g === undefined || Number(g.total) !== e.total || Number(g.n) !== e.n) return false;
+      return !('top' in g) || Number(g.top) === e.top;
+    })
+  );
+}
+
+/** The ids of the sales in big_sales, every partition from the start (through the log's HTTP API at `url`). */
+export async function readIds(url: string): Promise<number[]> {
+  const ids: number[] = [];
+  for (let p = 0; p < 2; p++) {
+    let from = 0;
+    for (;;) {
+      const res = await fetch(`${url}/v1/topics/big_sales/records?partition=${p}&from=${from}&limit=1000`);
+      const body = (await res.json()) as { records: { offset: number; value: unknown }[] };
+      if (body.records.length === 0) break;
+      for (const r of body.records) {
+        const value = (typeof r.value === 'string' ? JSON.parse(r.value) : r.value) as { id: number };
+        ids.push(value.id);
+      }
+      from = body.records.at(-1)!.offset + 1;
+    }
+  }
+  return ids;
+}
+
+/** Lease owners and how many tasks each holds (leases not run out), straight from PostgreSQL. */
+export async function leaseOwners(db: pg.Client): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ owner: string; n: string }>(
+    'SELECT owner, count(*) AS n FROM kappa_task_leases WHERE owner IS NOT NULL AND expires_at > now() GROUP BY owner',
+  );
+  return new Map(rows.map((r) => [r.owner, Number(r.n)]));
+}
+
+/** Tasks held by the process `pid` (member ids are host/pid/suffix). */
+export async function ownedByPid(db: pg.Client, pid: number): Promise<number> {
+  let n = 0;
+  for (const [owner, count] of await leaseOwners(db)) if (owner.includes(`/${pid}/`)) n += count;
+  return n;
 }
