@@ -2,6 +2,7 @@
 export type {
   Log,
   LogDescriptor,
+  KafkaLogDescriptor,
   TopicConfig,
   TopicInfo,
   ProducerRecord,
@@ -16,6 +17,8 @@ export type {
   AppendBatchResult,
 } from './types.ts';
 export { openLog, type OpenLogOptions } from './open.ts';
+// KafkaLog is opened through openLog({ kind: 'kafka', ... }), which loads the Kafka client only then.
+export type { KafkaLog } from './kafka/index.ts';
 export { FileLog, openFileLog, TOPIC_DEFAULTS, stderrLogger, type FileLogOptions } from './file-log.ts';
 export { SEQUENCE_MODULUS } from './producer-state.ts';
 export { BatchField, BATCH_HEADER_BYTES } from './format/index.ts';

@@ -16,6 +16,9 @@ export function openLog(descriptor: LogDescriptor, opts: OpenLogOptions = {}): P
   switch (descriptor.kind) {
     case 'file':
       return openFileLog({ dir: descriptor.dir, readOnly: opts.readOnly, logger: opts.logger });
+    case 'kafka':
+      // Loaded on demand: a FileLog process (and its worker threads) never loads the Kafka client.
+      return import('./kafka/index.ts').then((m) => m.openKafkaLog(descriptor, { readOnly: opts.readOnly }));
     default:
       throw new KappaError(
         'KAPPA_INVALID_ARGUMENT',

@@ -123,7 +123,29 @@ export interface AppendBatchResult {
  * A serialisable description of a log, so another thread or process can open "the same log"
  * with `openLog` (see `open.ts`) whatever the adapter. Plain JSON: it crosses `postMessage`.
  */
-export type LogDescriptor = { kind: 'file'; dir: string };
+export type LogDescriptor = { kind: 'file'; dir: string } | KafkaLogDescriptor;
+
+/**
+ * A log on a Kafka cluster (KafkaLog, `kafka/`). Plain JSON like every descriptor, so it carries the
+ * SASL password to the worker threads it is handed to: keep descriptors out of logs and messages.
+ */
+export interface KafkaLogDescriptor {
+  kind: 'kafka';
+  /** Bootstrap brokers, `host:port` each; the others are found through Metadata. */
+  brokers: string[];
+  /** The client.id the brokers see (their logs and quotas name it). */
+  clientId: string;
+  /** TLS to the brokers: true for the system's CAs, or PEM strings and options. */
+  tls?: boolean | { ca?: string; cert?: string; key?: string; servername?: string; rejectUnauthorized?: boolean };
+  /** SASL authentication (PLAIN, or SCRAM over TLS). */
+  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string };
+  /** Replication factor of the topics createTopic makes; default -1, the cluster's default.replication.factor. */
+  replicationFactor?: number;
+  /** Time to connect to a broker, ms (default 5000). */
+  connectTimeoutMs?: number;
+  /** Time a broker may take to answer a request, ms (default 30000); long polls wait far less. */
+  requestTimeoutMs?: number;
+}
 
 export interface Log {
   /** How to open this same log elsewhere (a worker thread, a child process). */

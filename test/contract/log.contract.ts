@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { isKappaError } from '../../src/errors.ts';
 import { BatchField, encodeBatch, openLog } from '../../src/log/index.ts';
-import type { EncodableRecord, Log, LogRecord } from '../../src/log/index.ts';
+import type { EncodableRecord, Log, LogRecord, TopicConfig } from '../../src/log/index.ts';
 
 export interface LogHarness {
   log: Log;
@@ -26,6 +26,33 @@ export interface LogHarness {
   cleanup(): Promise<void>;
   /** Applies retention now (adapters that run it on a timer). */
   enforceRetention?: (log: Log) => void;
+  /** Makes a topic by the cluster's own means, for a log whose cluster cannot (`topicAdmin: 'external'`). */
+  createTopic?: (name: string, config: TopicConfig) => Promise<void>;
+  /** Where the adapter keeps a weaker promise than FileLog; each flag's tests state that promise. Default: all FileLog's. */
+  capabilities?: LogCapabilities;
+}
+
+/**
+ * Promises a log over a cluster Kappa does not run cannot keep as FileLog does. Every flag has tests
+ * on both sides: the full promise where it holds, the weaker one (stated as a test) where it does not.
+ */
+export interface LogCapabilities {
+  /**
+   * 'enforced' (default): retention by size drops whole old segments when `enforceRetention` runs.
+   * 'cluster': the log passes the topic's retention settings to the cluster, which applies them on
+   * its own schedule (Kafka: log.retention.check.interval.ms); the contract checks they are kept.
+   */
+  retention?: 'enforced' | 'cluster';
+  /**
+   * 'kappa' (default): FileLog's idempotent-producer rules (re-sends dropped, partial overlaps
+   * split, older epochs fenced, gaps refused, across reopen). 'none': the cluster checks no producer
+   * sequences (librdkafka 2.0.2's mock): a re-sent batch is appended again, as a plain append is.
+   */
+  idempotence?: 'kappa' | 'none';
+  /** 'exact' (default): offsetForTime finds the first record at or after a time. 'none': the cluster answers "no such record" for every time (the mock), so it gives the end offset. */
+  timeLookup?: 'exact' | 'none';
+  /** 'api' (default): createTopic and deleteTopic work. 'external': the cluster offers neither (the mock); both refuse with KAPPA_INVALID_ARGUMENT naming the missing API, and the harness makes topics. */
+  topicAdmin?: 'api' | 'external';
 }
 
 async function readAll(log: Log, topic: string, partition: number, from = 0): Promise<LogRecord[]> {
@@ -41,18 +68,36 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
     let h: LogHarness;
     let log: Log;
     const current = {} as Current;
+    const can = (): Required<LogCapabilities> => ({
+      retention: 'enforced',
+      idempotence: 'kappa',
+      timeLookup: 'exact',
+      topicAdmin: 'api',
+      ...h.capabilities,
+    });
+    /** Makes a topic through the log, or through the harness where the cluster cannot. */
+    const create = async (name: string, config: TopicConfig): Promise<void> => {
+      if (h.createTopic !== undefined && can().topicAdmin === 'external') await h.createTopic(name, config);
+      else await log.createTopic(name, config);
+    };
 
     beforeEach(async () => {
       h = await open();
       log = h.log;
       current.log = log;
+      current.create = create;
+      current.can = can;
     });
     afterEach(async () => {
       await h.cleanup();
     });
 
     describe('topics', () => {
-      test('a created topic is listed and described with its settings; a duplicate or a bad name is refused', async () => {
+      test('a created topic is listed and described with its settings; a duplicate or a bad name is refused', async (t) => {
+        if (can().topicAdmin === 'external')
+          return t.skip(
+            'the cluster offers no CreateTopics or DeleteTopics: see the test of what the log does instead',
+          );
         const info = await log.createTopic('orders', { partitions: 3 });
         assert.equal(info.name, 'orders');
         assert.equal(info.partitions, 3);
@@ -66,7 +111,11 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         await assert.rejects(log.topic('missing'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
       });
 
-      test('a deleted topic is gone, stays gone after reopen, and a new one of that name starts at offset 0', async () => {
+      test('a deleted topic is gone, stays gone after reopen, and a new one of that name starts at offset 0', async (t) => {
+        if (can().topicAdmin === 'external')
+          return t.skip(
+            'the cluster offers no CreateTopics or DeleteTopics: see the test of what the log does instead',
+          );
         await log.createTopic('doomed', { partitions: 2 });
         await log.createTopic('kept', { partitions: 1 });
         await log.append('doomed', [
@@ -100,8 +149,35 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.deepEqual((await readAll(log, 'doomed', 0)).map(text), ['new']);
       });
 
+      test('where the cluster cannot create or delete topics, createTopic and deleteTopic say so and change nothing', async (t) => {
+        if (can().topicAdmin !== 'external')
+          return t.skip('this log creates and deletes topics itself (the tests above)');
+        await create('orders', { partitions: 3 });
+        assert.equal((await log.topic('orders')).partitions, 3);
+        assert.deepEqual(
+          (await log.topics()).map((x) => x.name),
+          ['orders'],
+        );
+        await assert.rejects(
+          log.createTopic('fresh', { partitions: 1 }),
+          (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && err.message.includes('CreateTopics'),
+        );
+        await assert.rejects(
+          log.deleteTopic('orders'),
+          (err: unknown) => isKappaError(err, 'KAPPA_INVALID_ARGUMENT') && err.message.includes('DeleteTopics'),
+        );
+        await assert.rejects(log.createTopic('no/slashes', { partitions: 1 }), (err: unknown) =>
+          isKappaError(err, 'KAPPA_INVALID_TOPIC_NAME'),
+        );
+        await assert.rejects(log.topic('missing'), (err: unknown) => isKappaError(err, 'KAPPA_UNKNOWN_TOPIC'));
+        assert.deepEqual(
+          (await log.topics()).map((x) => x.name),
+          ['orders'],
+        );
+      });
+
       test('a read-only handle cannot delete a topic', async () => {
-        await log.createTopic('t', { partitions: 1 });
+        await create('t', { partitions: 1 });
         const reader = await openLog(log.descriptor, { readOnly: true });
         try {
           await assert.rejects(reader.deleteTopic('t'), (err: unknown) => isKappaError(err, 'KAPPA_READ_ONLY'));
@@ -114,7 +190,7 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
 
     describe('appends and reads', () => {
       test('offsets are dense from 0 per partition, in the order of the appends, and acks come in input order', async () => {
-        await log.createTopic('t', { partitions: 2 });
+        await create('t', { partitions: 2 });
         const acks = await log.append('t', [
           { value: 'a0', partition: 0 },
           { value: 'b0', partition: 1 },
@@ -149,7 +225,7 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
 
       test('records with the same key go to the same partition; keys, headers and timestamps are kept', async () => {
-        await log.createTopic('t', { partitions: 4 });
+        await create('t', { partitions: 4 });
         const acks = await log.append(
           't',
           Array.from({ length: 40 }, (_, i) => ({
@@ -179,7 +255,7 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
 
       test('a read from any offset returns exactly the records from there to the end, and nothing from the end on', async () => {
-        await log.createTopic('t', { partitions: 1 });
+        await create('t', { partitions: 1 });
         for (let b = 0; b < 5; b++)
           await log.append(
             't',
@@ -199,7 +275,7 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
 
       test('a following read wakes on a later append', { timeout: 10_000 }, async () => {
-        await log.createTopic('t', { partitions: 1 });
+        await create('t', { partitions: 1 });
         await log.append('t', [{ value: 'first', partition: 0 }]);
         const abort = new AbortController();
         const seen: string[] = [];
@@ -216,7 +292,7 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
 
       test('acknowledged records are there after the log is reopened, and appends continue at the next offset', async () => {
-        await log.createTopic('t', { partitions: 1 });
+        await create('t', { partitions: 1 });
         await log.append('t', [
           { value: 'a', partition: 0 },
           { value: 'b', partition: 0 },
@@ -231,8 +307,10 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
     });
 
     describe('time', () => {
-      test('offsetForTime gives the first offset at or after a time, or the end when none is', async () => {
-        await log.createTopic('t', { partitions: 1 });
+      test('offsetForTime gives the first offset at or after a time, or the end when none is', async (t) => {
+        if (can().timeLookup === 'none')
+          return t.skip('the cluster has no time index: see the test of what offsetForTime gives instead');
+        await create('t', { partitions: 1 });
         await log.append(
           't',
           [10, 20, 20, 30].map((ts, i) => ({ value: String(i), timestamp: 1_000_000 + ts, partition: 0 })),
@@ -245,10 +323,24 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
     });
 
+    describe('time without a time index', () => {
+      test('where the cluster answers no time lookup, offsetForTime gives the end offset for every time', async (t) => {
+        if (can().timeLookup !== 'none') return t.skip('this log finds records by time (the test above)');
+        await create('t', { partitions: 1 });
+        await log.append(
+          't',
+          [10, 20].map((ts, i) => ({ value: String(i), timestamp: 1_000_000 + ts, partition: 0 })),
+        );
+        for (const time of [0, 1_000_015, 1_000_031]) assert.equal(await log.offsetForTime('t', 0, time), 2);
+      });
+    });
+
     describe('retention', () => {
       test('retention by size drops whole old segments from the start; offsets of what is kept do not change', async (t) => {
-        if (h.enforceRetention === undefined) return t.skip('this adapter applies retention on its own schedule');
-        await log.createTopic('t', { partitions: 1, segmentBytes: 4096, retentionBytes: 8192 });
+        if (can().retention === 'cluster')
+          return t.skip('the cluster applies retention on its own schedule: see the test of the settings it is given');
+        assert.ok(h.enforceRetention, 'a harness of a log that enforces retention says how to run it now');
+        await create('t', { partitions: 1, segmentBytes: 4096, retentionBytes: 8192 });
         for (let i = 0; i < 60; i++) await log.append('t', [{ value: `record ${i} `.padEnd(200, '.'), partition: 0 }]);
         h.enforceRetention(log);
         const { start, end } = await log.offsets('t', 0);
@@ -263,9 +355,22 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
       });
     });
 
+    describe('retention on the cluster', () => {
+      test("where the cluster applies retention, createTopic hands it the topic's retention settings", async (t) => {
+        if (can().retention !== 'cluster') return t.skip('this log applies retention itself (the test above)');
+        if (can().topicAdmin === 'external')
+          return t.skip('the harness makes the topics on this cluster: the log hands no settings over');
+        await create('t', { partitions: 1, retentionMs: 3_600_000, retentionBytes: 1 << 20 });
+        const info = await log.topic('t');
+        assert.deepEqual([info.retentionMs, info.retentionBytes], [3_600_000, 1 << 20]);
+      });
+    });
+
     describe('idempotent producers', () => {
-      test('a re-sent batch is not appended again and reports the original offsets; an older epoch is fenced off', async () => {
-        await log.createTopic('t', { partitions: 1 });
+      test('a re-sent batch is not appended again and reports the original offsets; an older epoch is fenced off', async (t) => {
+        if (can().idempotence === 'none')
+          return t.skip('the cluster checks no producer sequences: see the test of what it does instead');
+        await create('t', { partitions: 1 });
         const records = ['a', 'b', 'c'].map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: 1 }));
         const first = await log.appendBatch('t', 0, records, { producerId: 42, producerEpoch: 0, baseSequence: 0 });
         assert.equal(first.duplicates, 0);
@@ -296,8 +401,22 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
         assert.equal((await log.offsets('t', 0)).end, 5);
       });
 
-      test('after a reopen, the producer state still recognises a re-sent batch', async () => {
-        await log.createTopic('t', { partitions: 1 });
+      test('where the cluster checks no producer sequences, a re-sent batch is appended again like a plain one', async (t) => {
+        if (can().idempotence !== 'none') return t.skip('this log drops re-sent batches (the tests around this one)');
+        await create('t', { partitions: 1 });
+        const records = ['a', 'b'].map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: 1 }));
+        const producer = { producerId: 42, producerEpoch: 0, baseSequence: 0 };
+        const first = await log.appendBatch('t', 0, records, producer);
+        const again = await log.appendBatch('t', 0, records, producer);
+        assert.deepEqual([first.baseOffset, first.duplicates], [0, 0]);
+        assert.deepEqual([again.baseOffset, again.lastOffset, again.duplicates], [2, 3, 0]);
+        assert.deepEqual((await readAll(log, 't', 0)).map(text), ['a', 'b', 'a', 'b']);
+      });
+
+      test('after a reopen, the producer state still recognises a re-sent batch', async (t) => {
+        if (can().idempotence === 'none')
+          return t.skip('the cluster checks no producer sequences: see the test of what it does instead');
+        await create('t', { partitions: 1 });
         const records = ['a', 'b'].map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: 1 }));
         await log.appendBatch('t', 0, records, { producerId: 7, producerEpoch: 0, baseSequence: 0 });
         log = await h.reopen();
@@ -311,9 +430,11 @@ export function logContract(name: string, open: () => Promise<LogHarness>): void
   });
 }
 
-/** The log of the test that runs (set before each test). */
+/** The log of the test that runs (set before each test), and how to make a topic on it. */
 interface Current {
   log: Log;
+  create(name: string, config: TopicConfig): Promise<void>;
+  can(): Required<LogCapabilities>;
 }
 
 const quiet = { info(): void {}, warn(): void {} };
@@ -331,7 +452,7 @@ function widerPort(current: Current): void {
   describe('appendBatch and appendEncoded', () => {
     test('appendBatch reports the offsets it gave, following on from the last append', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 2 });
+      await current.create('t', { partitions: 2 });
       const first = await log.appendBatch('t', 1, recordsOf(['a', 'b', 'c']));
       assert.deepEqual(first, { baseOffset: 0, lastOffset: 2, duplicates: 0, duplicateOffsets: [] });
       const second = await log.appendBatch('t', 1, recordsOf(['d']));
@@ -348,9 +469,11 @@ function widerPort(current: Current): void {
       assert.deepEqual(await log.offsets('t', 0), { start: 0, end: 0 });
     });
 
-    test('an idempotent appendBatch re-sent reports the original offsets and appends nothing', async () => {
+    test('an idempotent appendBatch re-sent reports the original offsets and appends nothing', async (t) => {
+      if (current.can().idempotence === 'none')
+        return t.skip('the cluster checks no producer sequences: see the idempotent-producer tests');
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       const producer = { producerId: 9, producerEpoch: 0, baseSequence: 0 };
       await log.appendBatch('t', 0, recordsOf(['x']));
       const first = await log.appendBatch('t', 0, recordsOf(['a', 'b']), producer);
@@ -362,7 +485,7 @@ function widerPort(current: Current): void {
 
     test('a read with once stops after one step of about maxBytes, with at least one batch', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       const value = 'x'.repeat(1000);
       for (let i = 0; i < 40; i++) await log.appendBatch('t', 0, recordsOf([value, value]));
       const read = async (opts: { maxBytes: number; once?: boolean }): Promise<number[]> => {
@@ -379,7 +502,7 @@ function widerPort(current: Current): void {
 
     test('appendEncoded stores a valid batch as it is, at the next offset', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       await log.appendBatch('t', 0, recordsOf(['a', 'b']));
       const encoded = encodeBatch(recordsOf(['c', 'd', 'e']), { baseOffset: 0 });
       const crcCovered = Buffer.from(encoded.subarray(BatchField.magic));
@@ -398,7 +521,7 @@ function widerPort(current: Current): void {
 
     test('appendEncoded refuses a damaged batch and appends nothing of it', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       await log.appendBatch('t', 0, recordsOf(['a']));
       const damaged = encodeBatch(recordsOf(['b', 'c']), { baseOffset: 0 });
       damaged[damaged.length - 1] ^= 0x01; // inside the last record: the CRC no longer matches
@@ -418,7 +541,7 @@ function widerPort(current: Current): void {
   describe('waiting, bounds, size and health', () => {
     test('waitForData resolves once data is past the offset, and on abort', { timeout: 10_000 }, async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       const waiting = log.waitForData('t', 0, 0);
       assert.equal(await settlesWithin(waiting, 50), false, 'nothing is past offset 0 yet');
       await log.append('t', [{ value: 'a', partition: 0 }]);
@@ -433,7 +556,7 @@ function widerPort(current: Current): void {
 
     test('a read never returns a record past the high watermark, even while appends are under way', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       await log.append('t', [{ value: 'first', partition: 0 }]);
       const appends = Array.from({ length: 20 }, (_, i) => log.appendBatch('t', 0, recordsOf([`r${i}`])));
       const seen = (await readAll(log, 't', 0)).map((r) => r.offset);
@@ -453,7 +576,7 @@ function widerPort(current: Current): void {
 
     test('sizeBytes grows with appends, and health is clean on a fresh log', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 2 });
+      await current.create('t', { partitions: 2 });
       assert.deepEqual(
         log.health('t').map((p) => [p.partition, p.corruption]),
         [
@@ -470,7 +593,7 @@ function widerPort(current: Current): void {
 
     test('openLog(descriptor, { readOnly: true }) opens the same log and reads what was appended', async () => {
       const { log } = current;
-      await log.createTopic('t', { partitions: 1 });
+      await current.create('t', { partitions: 1 });
       await log.append('t', [
         { value: 'a', partition: 0 },
         { value: 'b', partition: 0 },

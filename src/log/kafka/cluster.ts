@@ -1,0 +1,272 @@
+/**
+ * KafkaLog's view of the cluster: connections to the brokers (@platformatic/kafka's Connection:
+ * framing, correlation, TLS, SASL), the metadata (brokers, each partition's leader), and the APIs
+ * each broker offers. Requests go to the partition's leader; on an error that means "the leader
+ * moved" or on a broken connection, the metadata is refreshed and the request sent again, a few
+ * times, before the caller gets LOG_UNAVAILABLE with the brokers named.
+ *
+ * Connections: one shared connection per broker for short requests (Produce, ListOffsets, Metadata,
+ * admin), pipelined (a broker answers a connection's requests in order, so appends to a partition
+ * arrive in the order they were sent); and one per followed partition for long-poll Fetches, which a
+ * broker holds for up to their max wait and would otherwise hold up every request behind them.
+ */
+import { Connection, type ConnectionOptions } from '@platformatic/kafka';
+import { KappaError } from '../../errors.ts';
+import { KAFKA, LOG_UNAVAILABLE, RETRIABLE, kafkaError, unsupported } from './errors.ts';
+import * as wire from './wire.ts';
+
+export interface ClusterOptions {
+  brokers: string[];
+  clientId: string;
+  tls?: ConnectionOptions['tls'];
+  sasl?: ConnectionOptions['sasl'];
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface TopicMetadata {
+  name: string;
+  /** Leader node id of each partition, by index (-1 while there is none). */
+  leaders: number[];
+}
+
+const RETRIES_MAX = 5;
+const RETRY_PAUSE_MS = 200;
+const IN_FLIGHT_MAX = 32;
+
+/** An error that a retry after a metadata refresh may cure. */
+export class RetriableError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Cluster {
+  private readonly shared = new Map<string, Promise<Connection>>();
+  private readonly pollers = new Map<string, Promise<Connection>>();
+  private brokers = new Map<number, string>();
+  private controllerId = -1;
+  private topicsByName = new Map<string, TopicMetadata>();
+  private versions: Map<number, wire.ApiRange> | null = null;
+  private closed = false;
+
+  constructor(readonly opts: ClusterOptions) {}
+
+  get bootstrap(): string {
+    return this.opts.brokers.join(',');
+  }
+
+  private connect(address: string, inFlight: number): Promise<Connection> {
+    const [host, port] = splitAddress(address);
+    const c = new Connection(this.opts.clientId, {
+      connectTimeout: this.opts.connectTimeoutMs,
+      requestTimeout: this.opts.requestTimeoutMs,
+      maxInflights: inFlight,
+      tls: this.opts.tls,
+      sasl: this.opts.sasl,
+    });
+    return (c.connect(host, port) as Promise<void>).then(
+      () => c,
+      (err: unknown) => {
+        void c.close().catch(() => {});
+        throw new KappaError(
+          LOG_UNAVAILABLE,
+          `Cannot reach the Kafka broker at ${address} (${messageOf(err)}). Check that it runs and that --log names it right.`,
+          { broker: address },
+          err,
+        );
+      },
+    );
+  }
+
+  private cached(map: Map<string, Promise<Connection>>, key: string, address: string, inFlight: number) {
+    if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
+    let p = map.get(key);
+    if (p === undefined) {
+      p = this.connect(address, inFlight);
+      map.set(key, p);
+      p.then(
+        (c) => c.on('close', () => map.get(key) === p && map.delete(key)),
+        () => map.get(key) === p && map.delete(key),
+      );
+    }
+    return p;
+  }
+
+  /** The shared connection to broker `nodeId` (or to a bootstrap address). */
+  connection(address: string): Promise<Connection> {
+    return this.cached(this.shared, address, address, IN_FLIGHT_MAX);
+  }
+
+  /** A connection of its own for the long polls of one reader (`key`), to the given broker. */
+  pollConnection(key: string, address: string): Promise<Connection> {
+    return this.cached(this.pollers, `${key}@${address}`, address, 1);
+  }
+
+  /** Forgets a reader's poll connection and closes it. */
+  async dropPoll(key: string, address: string): Promise<void> {
+    const p = this.pollers.get(`${key}@${address}`);
+    this.pollers.delete(`${key}@${address}`);
+    if (p) await p.then((c) => c.close()).catch(() => {});
+  }
+
+  /** Any broker that answers: the known ones, then the bootstrap list. */
+  async anyConnection(): Promise<Connection> {
+    const candidates = [...new Set([...this.brokers.values(), ...this.opts.brokers])];
+    let last: unknown = null;
+    for (const address of candidates) {
+      try {
+        return await this.connection(address);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw new KappaError(
+      LOG_UNAVAILABLE,
+      `No Kafka broker answered (tried ${candidates.join(', ')}): ${messageOf(last)}. Check that the cluster runs and that --log names it right.`,
+      { brokers: candidates },
+      last,
+    );
+  }
+
+  /** Asks for the metadata of every topic and remembers it. */
+  async refresh(): Promise<Map<string, TopicMetadata>> {
+    const md = await this.retrying({ action: 'reading the cluster metadata' }, async () =>
+      wire.metadata(await this.anyConnection(), null),
+    );
+    this.brokers = new Map(md.brokers.map((b) => [b.nodeId, `${b.host}:${b.port}`]));
+    this.controllerId = md.controllerId;
+    this.topicsByName = new Map(
+      md.topics
+        .filter((t) => t.errorCode === 0 && !t.internal)
+        .map((t) => {
+          const leaders = Array.from({ length: t.partitions.length }, () => -1);
+          for (const p of t.partitions) leaders[p.index] = p.errorCode === 0 ? p.leader : -1;
+          return [t.name, { name: t.name, leaders }];
+        }),
+    );
+    return this.topicsByName;
+  }
+
+  known(topic: string): TopicMetadata | undefined {
+    return this.topicsByName.get(topic);
+  }
+
+  /** The topic's metadata, refreshed when it is not known (KAPPA_UNKNOWN_TOPIC when the cluster lacks it). */
+  async topic(name: string): Promise<TopicMetadata> {
+    const t = this.topicsByName.get(name) ?? (await this.refresh()).get(name);
+    if (t === undefined) throw kafkaError(KAFKA.UNKNOWN_TOPIC_OR_PARTITION, { topic: name, action: 'looking up' });
+    return t;
+  }
+
+  /** The address of the leader of a partition (KAPPA_INVALID_PARTITION for one the topic lacks). */
+  async leader(topic: string, partition: number): Promise<string> {
+    let t = await this.topic(topic);
+    if (!Number.isInteger(partition) || partition < 0 || partition >= t.leaders.length) {
+      throw new KappaError(
+        'KAPPA_INVALID_PARTITION',
+        `Topic "${topic}" has partitions 0 to ${t.leaders.length - 1}; there is no partition ${partition}.`,
+        { topic, partition, partitions: t.leaders.length },
+      );
+    }
+    if (t.leaders[partition] < 0 || !this.brokers.has(t.leaders[partition])) {
+      t = (await this.refresh()).get(topic) ?? t;
+    }
+    const address = this.brokers.get(t.leaders[partition]);
+    if (address === undefined)
+      throw new RetriableError(KAFKA.LEADER_NOT_AVAILABLE, `${topic}/${partition} has no leader right now`);
+    return address;
+  }
+
+  /** The controller (where admin requests go), or any broker when the metadata names none. */
+  async controller(): Promise<Connection> {
+    if (this.brokers.size === 0) await this.refresh();
+    const address = this.brokers.get(this.controllerId);
+    return address === undefined ? this.anyConnection() : this.connection(address);
+  }
+
+  /** Whether the cluster offers `api` at KafkaLog's version (asked once, of one broker). */
+  async supports(api: keyof typeof wire.API): Promise<boolean> {
+    if (this.versions === null) {
+      const res = await this.retrying({ action: 'asking which APIs the cluster offers' }, async () =>
+        wire.apiVersions(await this.anyConnection()),
+      );
+      this.versions = new Map(res.apis.map((a) => [a.apiKey, a]));
+    }
+    const range = this.versions.get(wire.API[api]);
+    const v = wire.VERSION[api];
+    return range !== undefined && range.minVersion <= v && v <= range.maxVersion;
+  }
+
+  async require(api: keyof typeof wire.API, what: string): Promise<void> {
+    if (!(await this.supports(api))) throw unsupported(`${api} v${wire.VERSION[api]}`, this.bootstrap, what);
+  }
+
+  /**
+   * Runs `attempt` until it succeeds, retrying (with a metadata refresh) on a RetriableError, a
+   * retriable Kafka code or a lost connection, at most RETRIES_MAX times.
+   */
+  async retrying<T>(subject: { action: string; topic?: string; partition?: number }, attempt: () => Promise<T>) {
+    let last: unknown = null;
+    for (let i = 0; i <= RETRIES_MAX; i++) {
+      if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!isRetriable(err)) throw err;
+        last = err;
+        await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * (i + 1)));
+        if (i < RETRIES_MAX && !(err instanceof KappaError)) await this.refresh().catch(() => {});
+      }
+    }
+    if (last instanceof KappaError) throw last;
+    throw new KappaError(
+      LOG_UNAVAILABLE,
+      `The Kafka cluster at ${this.bootstrap} did not complete ${subject.action}${subject.topic ? ` (${subject.topic}${subject.partition === undefined ? '' : `/${subject.partition}`})` : ''} after ${RETRIES_MAX + 1} tries: ${messageOf(last)}.`,
+      { brokers: this.opts.brokers },
+      last,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.shared.values(), ...this.pollers.values()];
+    this.shared.clear();
+    this.pollers.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+  }
+}
+
+/** A Kafka error code of a response: a KappaError, or a RetriableError for the codes a retry may cure. */
+export function check(code: number, s: { action: string; topic?: string; partition?: number }, message?: string) {
+  if (code === 0) return;
+  if (RETRIABLE.has(code)) throw new RetriableError(code, `Kafka error ${code} while ${s.action}`);
+  throw kafkaError(code, s, message ?? null);
+}
+
+function isRetriable(err: unknown): boolean {
+  if (err instanceof RetriableError) return true;
+  if (err instanceof KappaError) return err.code === LOG_UNAVAILABLE && err.details?.broker !== undefined;
+  // @platformatic/kafka's network and timeout errors: the connection broke or the broker did not answer.
+  const code = (err as { code?: string })?.code;
+  return code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT' || code === 'PLT_KFK_UNEXPECTED_CORRELATION_ID';
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new KappaError(
+      'KAPPA_INVALID_ARGUMENT',
+      `"${address}" is not a Kafka broker address; write host:port, for example localhost:9092.`,
+      { broker: address },
+    );
+  return [address.slice(0, i).replace(/^\[|\]$/g, ''), port];
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
