@@ -144,7 +144,10 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     if (opts.log === undefined)
       kafka = await startKafka(ctx, { log, groups: consumerGroups.groups, app, server, configPath }, opts);
     if (kafka !== null) ctx.stderr.write(kafkaLine(kafka, app));
-    stopWebhooks = await startDeliveries(ctx, log, store, app);
+    stopWebhooks =
+      engine.cluster === null
+        ? await startDeliveries(ctx, log, store, app)
+        : deliverAsCoordinator(ctx, log, store, app, engine);
     if (companion !== undefined) stopCompanion = await companion({ log, engine, server, kafka, app });
     await signalled.done;
     await stop();
@@ -188,6 +191,43 @@ async function startDeliveries(
   const hooks = await startWebhooks(log, store, app.webhooks, stderrLogger);
   ctx.stderr.write(`kappa: delivering ${app.webhooks.map((w) => `${w.topic ?? 'alerts'} to ${w.name}`).join(', ')}\n`);
   return () => hooks.stop();
+}
+
+/**
+ * In a cluster the webhooks deliver from one process, the coordinator, so a record is not posted
+ * once per process. When the coordinator changes, the new one goes on from the positions the old
+ * one saved (at least once: a record under way when it went may be posted again, with the same
+ * Kappa-Delivery-Id). Returns how to stop it.
+ */
+function deliverAsCoordinator(
+  ctx: CliContext,
+  log: Log,
+  store: RuntimeStore,
+  app: AppDef,
+  engine: Engine,
+): (() => Promise<void>) | null {
+  if (app.webhooks.length === 0) return null;
+  let stopHooks: (() => Promise<void>) | null = null;
+  let changing: Promise<void> = Promise.resolve();
+  const follow = (): void => {
+    const coordinator = engine.cluster?.coordinator === true;
+    if (coordinator === (stopHooks !== null)) return;
+    changing = changing.then(async () => {
+      if (coordinator && stopHooks === null) stopHooks = await startDeliveries(ctx, log, store, app);
+      else if (!coordinator && stopHooks !== null) {
+        await stopHooks();
+        stopHooks = null;
+        ctx.stderr.write('kappa: no longer the coordinator: the webhooks deliver from the new one\n');
+      }
+    });
+  };
+  const timer = setInterval(follow, engine.cluster?.heartbeatMs ?? 1000);
+  follow();
+  return async () => {
+    clearInterval(timer);
+    await changing;
+    await stopHooks?.();
+  };
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
