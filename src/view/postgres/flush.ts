@@ -2,19 +2,26 @@
  * Flushes into a PostgreSQL store: a task's deltas merged into a version's table and its
  * checkpoints upserted, in ONE transaction, which starts with the task's fence when one is given.
  *
- * The transaction, in order (each line one statement; the upserts are named prepared statements,
+ * The transaction, in order (each line one statement, all sent together: ./pool.ts `pipelined`,
+ * so a flush costs one round trip; the statements are named prepared statements, parsed and
  * planned once per connection):
- *   1. the fence: `UPDATE kappa_task_leases SET flushed_at = now() WHERE task = $1 AND epoch = $2`;
- *      no row means another process has taken the task since: roll back, KAPPA_FENCED. The row
- *      lock it takes also makes a concurrent `acquire` of the task wait for this commit, so the new
- *      owner reads the checkpoint this flush wrote (see ../leases.ts for the whole argument);
+ *   1. the fence: `SELECT kappa_fence($task, $epoch)`, which runs `UPDATE kappa_task_leases SET
+ *      flushed_at = now() WHERE task = $1 AND epoch = $2` and raises when that touches no row:
+ *      another process has taken the task since, so everything behind it fails and the
+ *      transaction rolls back (KAPPA_FENCED). The row lock the UPDATE takes also makes a
+ *      concurrent `acquire` of the task wait for this commit, so the new owner reads the checkpoint
+ *      this flush wrote (see ../leases.ts for the whole argument);
  *   2. views with custom merges only: an advisory lock on the table (so two processes never merge
- *      the same row from the same stored state), and the stored custom states of the batch's keys;
- *   3. `INSERT … SELECT * FROM unnest($1::type[], …) ON CONFLICT (keys) DO UPDATE SET <merge>`:
- *      the whole batch in one statement. A statement may not touch a row twice, so a batch where a
- *      key repeats goes in rounds (the n-th occurrence of each key in round n); the engine hands
- *      over deltas already aggregated per key, so that is one round;
- *   4. the checkpoints, each refused (the whole flush rolled back) if it would go backwards.
+ *      the same row from the same stored state), and the stored custom states of the batch's keys,
+ *      which the flush waits for (the one extra round trip), merges in JS, then goes on;
+ *   3. `INSERT … SELECT * FROM unnest($1::type[], …) ORDER BY keys ON CONFLICT (keys) DO UPDATE SET
+ *      <merge>`: the whole batch in one statement. A statement may not touch a row twice, so a
+ *      batch where a key repeats goes in rounds (the n-th occurrence of each key in round n); the
+ *      engine hands over deltas already aggregated per key, so that is one round;
+ *   4. the checkpoints: `SELECT kappa_save_checkpoint(…)` each, which raises (the whole flush
+ *      rolled back) if it would go backwards.
+ * The fence and the checkpoint are functions that raise, not statements that touch no row,
+ * because nothing waits for their answers before COMMIT is sent (./schema.ts defines them).
  * The upsert takes a round's rows in key order (./sql.ts), so two processes flushing overlapping
  * keys lock them in the same order (no deadlock between them; ./pool.ts retries the rare one that
  * still happens).
@@ -31,8 +38,8 @@ import type { TaskFence } from '../leases.ts';
 import type { Checkpoint, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { fencedError } from './errors.ts';
-import type { Connections } from './pool.ts';
-import { LAYOUT_LOCK } from './schema.ts';
+import type { Connections, Send } from './pool.ts';
+import { BACKWARDS_STATE, FENCED_STATE, LAYOUT_LOCK } from './schema.ts';
 import { tableIdent } from './sql.ts';
 import { REFUSED, arrayLiteral, describeValue, toColumn } from './values.ts';
 
@@ -49,14 +56,6 @@ interface CheckpointRow {
   watermark: number;
   output_sequence: number;
 }
-
-const SAVE_CHECKPOINT =
-  'INSERT INTO kappa_checkpoints (view, version, topic, "partition", "offset", watermark, output_sequence) ' +
-  'VALUES ($1, $2, $3, $4, $5, $6, $7) ' +
-  'ON CONFLICT (view, version, topic, "partition") DO UPDATE SET "offset" = excluded."offset", ' +
-  'watermark = excluded.watermark, output_sequence = excluded.output_sequence ' +
-  'WHERE excluded."offset" >= kappa_checkpoints."offset" ' +
-  'AND excluded.output_sequence >= kappa_checkpoints.output_sequence';
 
 export class DeltaWriter {
   constructor(
@@ -79,20 +78,38 @@ export class DeltaWriter {
     const rows = convertRows(handle, deltas);
     const action = `flush view "${name}" v${version}`;
     try {
-      await this.db.tx(action, async (c) => {
-        if (fence !== undefined) await applyFence(c, fence, action);
-        if (handle.selectCustom !== null && rows.length > 0) await mergeCustomColumns(c, handle, deltas, rows);
-        for (const round of rounds(rows)) await c.query(prepared(handle.upsert, columnArrays(handle, round)));
-        for (const cp of checkpoints) await saveCheckpoint(c, handle.def, cp);
+      await this.db.pipelined(action, async (send) => {
+        if (fence !== undefined) send(fenceQuery(fence));
+        if (handle.selectCustom !== null && rows.length > 0) await mergeCustomColumns(send, handle, deltas, rows);
+        for (const round of rounds(rows)) send(prepared(handle.upsert, columnArrays(handle, round)));
+        for (const cp of checkpoints) send(checkpointQuery(handle.def, cp));
       });
     } catch (err) {
-      // Another process dropped the version: say so as the port does.
-      if ((err as { code?: unknown })?.code === '42P01') {
-        this.catalog.forget(name, version);
-        await this.catalog.checkExists(name, version);
-      }
-      throw err;
+      throw await this.flushError(err, name, version, action, fence);
     }
+  }
+
+  /** What a failed flush says: fenced, backwards, or the version gone (another process dropped it). */
+  private async flushError(
+    err: unknown,
+    name: string,
+    version: number,
+    action: string,
+    fence?: TaskFence,
+  ): Promise<unknown> {
+    const e = err as { code?: unknown; message?: string };
+    if (e?.code === FENCED_STATE && fence !== undefined) return fencedError(fence.task, fence.epoch, action);
+    if (e?.code === BACKWARDS_STATE) {
+      return new InvariantError(
+        `checkpoint of view "${name}" v${version} would go backwards (${e.message}); the flush was rolled back. ` +
+          'Two tasks may be writing the same partition.',
+      );
+    }
+    if (e?.code === '42P01') {
+      this.catalog.forget(name, version);
+      await this.catalog.checkExists(name, version);
+    }
+    return err;
   }
 
   async checkpoints(name: string, version: number): Promise<Checkpoint[]> {
@@ -136,15 +153,19 @@ export function checkFence(fence: TaskFence): void {
   }
 }
 
-/** The first statement of a fenced transaction (see the file comment); throws KAPPA_FENCED when it touches no row. */
+/** The first statement of a fenced transaction: raises FENCED_STATE when the task's epoch has moved on (see the file comment). */
+export function fenceQuery(fence: TaskFence): pg.QueryConfig {
+  return prepared('SELECT kappa_fence($1, $2)', [fence.task, fence.epoch]);
+}
+
+/** Runs the fence on `c` in its open transaction; throws KAPPA_FENCED when the task's epoch has moved on. */
 export async function applyFence(c: pg.PoolClient, fence: TaskFence, action: string): Promise<void> {
-  const result = await c.query(
-    prepared('UPDATE kappa_task_leases SET flushed_at = now() WHERE task = $1 AND epoch = $2', [
-      fence.task,
-      fence.epoch,
-    ]),
-  );
-  if (result.rowCount !== 1) throw fencedError(fence.task, fence.epoch, action);
+  try {
+    await c.query(fenceQuery(fence));
+  } catch (err) {
+    if ((err as { code?: unknown })?.code === FENCED_STATE) throw fencedError(fence.task, fence.epoch, action);
+    throw err;
+  }
 }
 
 /** Every delta's key and values converted for their columns; refuses the whole batch on the first value that cannot be stored. */
@@ -206,12 +227,12 @@ function columnArrays(h: VersionHandle, rows: readonly Row[]): string[] {
  * given, and puts the merged JSON in each delta's row, so the last round writes the full merge.
  * A NULL on either side counts as "no state yet": the other side is kept and `merge` not called.
  */
-async function mergeCustomColumns(c: pg.PoolClient, h: VersionHandle, deltas: RowDelta[], rows: Row[]): Promise<void> {
+async function mergeCustomColumns(send: Send, h: VersionHandle, deltas: RowDelta[], rows: Row[]): Promise<void> {
   const nk = h.def.keyColumns.length;
-  await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LAYOUT_LOCK, `flush:${tableIdent(h.def)}`]);
+  send({ text: 'SELECT pg_advisory_xact_lock($1, hashtext($2))', values: [LAYOUT_LOCK, `flush:${tableIdent(h.def)}`] });
   const firsts = rounds(rows)[0] ?? [];
   const keyArrays = Array.from({ length: nk }, (_, k) => firsts.map((r) => r.values[k]));
-  const stored = await c.query({ text: h.selectCustom as string, values: keyArrays, rowMode: 'array' });
+  const stored = await send({ text: h.selectCustom as string, values: keyArrays, rowMode: 'array' } as pg.QueryConfig);
   // The running state of each key: what is stored, then each delta merged into it in turn.
   const state = new Map<string, (string | null)[]>();
   for (const row of stored.rows as unknown[][])
@@ -253,21 +274,15 @@ function mergeCustom(
   }
 }
 
-/** Upserts one checkpoint; refuses (throws, rolling back the flush) if it would go backwards. */
-async function saveCheckpoint(c: pg.PoolClient, def: VersionTable, cp: Checkpoint): Promise<void> {
-  const view = def.name.toLowerCase();
-  const result = await c.query(
-    prepared(SAVE_CHECKPOINT, [view, def.version, cp.topic, cp.partition, cp.offset, cp.watermark, cp.outputSequence]),
-  );
-  if (result.rowCount === 1) return;
-  const stored = await c.query<CheckpointRow>(
-    'SELECT "offset" AS offset, output_sequence FROM kappa_checkpoints WHERE view = $1 AND version = $2 AND topic = $3 AND "partition" = $4',
-    [view, def.version, cp.topic, cp.partition],
-  );
-  const was = stored.rows[0];
-  throw new InvariantError(
-    `checkpoint of view "${def.name}" v${def.version} for ${cp.topic}/${cp.partition} would go backwards ` +
-      `(offset ${was?.offset} → ${cp.offset}, output sequence ${was?.output_sequence} → ${cp.outputSequence}); ` +
-      'the flush was rolled back. Two tasks may be writing the same partition.',
-  );
+/** Upserts one checkpoint; raises BACKWARDS_STATE (failing the flush whole) if it would go backwards. */
+function checkpointQuery(def: VersionTable, cp: Checkpoint): pg.QueryConfig {
+  return prepared('SELECT kappa_save_checkpoint($1, $2, $3, $4, $5, $6, $7)', [
+    def.name.toLowerCase(),
+    def.version,
+    cp.topic,
+    cp.partition,
+    cp.offset,
+    cp.watermark,
+    cp.outputSequence,
+  ]);
 }

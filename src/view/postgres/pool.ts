@@ -68,6 +68,26 @@ export class Connections {
     }
   }
 
+  /**
+   * One transaction whose statements `fn` sends without waiting for their answers (`send`): the
+   * writer connections run in node-postgres's pipeline mode, so BEGIN, the statements and COMMIT
+   * go out together and the whole transaction costs one round trip (unless `fn` awaits an answer
+   * it needs). A statement that fails aborts the transaction in the server: the ones behind it
+   * fail too, COMMIT ends it as a rollback, and the first failure (the cause) is thrown. So a
+   * statement that must stop the transaction has to fail in the server (raise), not just touch
+   * no row. Transient conflicts run the whole transaction again, as `tx` does.
+   */
+  async pipelined(action: string, fn: (send: Send) => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.withClient(this.writer, action, (client) => runPipelined(client, fn));
+      } catch (err) {
+        const state = (err as { code?: unknown })?.code;
+        if (attempt >= TX_ATTEMPTS_MAX || typeof state !== 'string' || !RETRY_STATES.has(state)) throw err;
+      }
+    }
+  }
+
   /** One statement on a writer connection, outside any transaction (it commits on its own). */
   async run<R extends pg.QueryResultRow = pg.QueryResultRow>(
     action: string,
@@ -118,8 +138,37 @@ export class Connections {
   }
 }
 
+/** Sends one statement of a pipelined transaction; its answer can be awaited, or not. */
+export type Send = (query: string | pg.QueryConfig) => Promise<pg.QueryResult>;
+
+async function runPipelined(client: pg.PoolClient, fn: (send: Send) => Promise<void>): Promise<void> {
+  const sent: Promise<pg.QueryResult>[] = [];
+  const send: Send = (query) => {
+    const answer = typeof query === 'string' ? client.query(query) : client.query(query);
+    answer.catch(() => {}); // read below, in order
+    sent.push(answer);
+    return answer;
+  };
+  send('BEGIN');
+  let thrown: { error: unknown } | null = null;
+  try {
+    await fn(send);
+  } catch (error) {
+    thrown = { error };
+  }
+  if (thrown === null) send('COMMIT');
+  const answers = await Promise.allSettled(sent);
+  const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+  if (failed === undefined && thrown === null) return;
+  // COMMIT was not sent, or it ended an aborted transaction: either way nothing is committed.
+  await client.query('ROLLBACK').catch(() => {});
+  throw failed !== undefined ? failed.reason : thrown!.error;
+}
+
 function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
   const pool = new pg.Pool({
+    // Writers send a flush's statements together (see `pipelined`); readers read a cursor in turn.
+    pipeline: role === 'writer',
     connectionString: opts.connectionString,
     max,
     connectionTimeoutMillis: opts.connectTimeoutMs,

@@ -16,6 +16,9 @@
  *   kappa_task_leases(task, owner, epoch, expires_at timestamptz, flushed_at timestamptz)
  *       the TaskLeases port (../leases.ts): times from the server's clock (now()), never a caller's.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
+ *   kappa_fence(task, epoch), kappa_save_checkpoint(…)  the first and last statements of a flush,
+ *       as functions that raise (KF001, KF002) instead of touching no row, so a flush's statements
+ *       can be sent together and still stop the transaction (./flush.ts, ./pool.ts `pipelined`).
  *   json_array_length(text)  SQLite's json_array_length over JSON text (PostgreSQL's takes json),
  *       so output columns written for both databases over a custom aggregate's JSON state run here.
  *   kappa_layout(version)  one row: the layout version (1); a newer layout is refused, not guessed at.
@@ -42,6 +45,10 @@ import { KappaError } from '../../errors.ts';
 import { quoteIdent, quoteLiteral, tableIdent, viewIdent } from './sql.ts';
 
 const LAYOUT_VERSION = 1;
+/** The SQLSTATE kappa_fence raises when the task's epoch has moved on (./flush.ts turns it into KAPPA_FENCED). */
+export const FENCED_STATE = 'KF001';
+/** The SQLSTATE kappa_save_checkpoint raises for a checkpoint that would go backwards. */
+export const BACKWARDS_STATE = 'KF002';
 /** The advisory lock (first key) taken around the layout's DDL, and around changes of a view's versions. */
 export const LAYOUT_LOCK = 0x6b617070; // 'kapp'
 
@@ -124,6 +131,34 @@ CREATE TABLE IF NOT EXISTS kappa_members (
   ttl_ms integer NOT NULL,
   heartbeat_at timestamptz NOT NULL
 );
+CREATE OR REPLACE FUNCTION kappa_fence(p_task text, p_epoch bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE kappa_task_leases SET flushed_at = now() WHERE task = p_task AND epoch = p_epoch;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'task % is no longer held at epoch %', p_task, p_epoch USING ERRCODE = '${FENCED_STATE}';
+  END IF;
+END $$;
+CREATE OR REPLACE FUNCTION kappa_save_checkpoint(
+  p_view text, p_version integer, p_topic text, p_partition integer, p_offset bigint, p_watermark double precision,
+  p_sequence bigint
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  was record;
+BEGIN
+  INSERT INTO kappa_checkpoints AS c (view, version, topic, "partition", "offset", watermark, output_sequence)
+    VALUES (p_view, p_version, p_topic, p_partition, p_offset, p_watermark, p_sequence)
+    ON CONFLICT (view, version, topic, "partition") DO UPDATE SET "offset" = excluded."offset",
+      watermark = excluded.watermark, output_sequence = excluded.output_sequence
+    WHERE excluded."offset" >= c."offset" AND excluded.output_sequence >= c.output_sequence;
+  IF NOT FOUND THEN
+    SELECT "offset", output_sequence INTO was FROM kappa_checkpoints
+      WHERE view = p_view AND version = p_version AND topic = p_topic AND "partition" = p_partition;
+    RAISE EXCEPTION 'offset % → %, output sequence % → %', was."offset", p_offset, was.output_sequence, p_sequence
+      USING ERRCODE = '${BACKWARDS_STATE}';
+  END IF;
+END $$;
+REVOKE EXECUTE ON FUNCTION kappa_fence(text, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kappa_save_checkpoint(text, integer, text, integer, bigint, double precision, bigint) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION json_array_length(text) RETURNS integer
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE RETURN json_array_length($1::json);
 CREATE TABLE IF NOT EXISTS kappa_task_leases (
