@@ -233,8 +233,15 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
       '--no-wait',
       'return once the build has started instead of following its progress until the version is live',
     )
+    .addOption(storeOption())
     .action((view: string, opts) =>
-      replayCommand(ctx(), view, { config: configOf(program), from: opts.from, cancel: opts.cancel, wait: opts.wait }),
+      replayCommand(ctx(), view, {
+        config: configOf(program),
+        from: opts.from,
+        cancel: opts.cancel,
+        wait: opts.wait,
+        store: opts.store,
+      }),
     );
 
   program
@@ -242,8 +249,9 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     .description('make the previous version of a view live again; it first catches up from its own checkpoints')
     .option('--to <version>', 'the retired version to make live (`kappa views` lists them); default the previous one')
     .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
+    .addOption(storeOption())
     .action((view: string, opts) =>
-      rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait, to: opts.to }),
+      rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait, to: opts.to, store: opts.store }),
     );
 
   const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
@@ -352,4 +360,12 @@ function runtimeOptions(cmd: Command): Command {
       'with --store postgres: how long a process that stopped answering keeps its tasks before the others take them (default 10000)',
       parseWholeNumber('--session-timeout-ms', 200),
     );
+}
+
+/** `--store` of `kappa replay` and `rollback`: the request goes to the coordinator of the processes on that store. */
+function storeOption(): Option {
+  return new Option(
+    '--store <url>',
+    'the PostgreSQL store of a cluster (postgres://…, as given to kappa start): the request goes to its coordinator',
+  ).env('KAPPA_STORE');
 }

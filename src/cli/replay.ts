@@ -14,10 +14,11 @@ import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import { Engine, defaultConfigPath, loadApp, parseFrom } from '../stream/index.ts';
-import { type BuildInfo, type ViewRequestAction } from '../view/index.ts';
+import type { BuildInfo, ControlStore, ViewRequestAction, ViewStore } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
+import { openRuntimeStore, redact } from './runtime.ts';
 import { storePath } from './start.ts';
 
 export interface ReplayOptions {
@@ -28,7 +29,12 @@ export interface ReplayOptions {
   to?: string;
   /** Return once the build has started instead of following it until the version is live. */
   wait?: boolean;
+  /** A cluster's store (`postgres://…`): the request goes to its coordinator (docs/scale-out.md). */
+  store?: string;
 }
+
+/** What asking a running engine needs of a store: its requests and what they report. */
+type Requestable = ViewStore & ControlStore;
 
 /** How long a request may wait for the running engine to take it. */
 const TAKE_TIMEOUT_MS = 15_000;
@@ -64,6 +70,7 @@ function requestFrom(action: ViewRequestAction, opts: ReplayOptions): string | n
 }
 
 async function run(ctx: CliContext, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
+  if (opts.store !== undefined) return ask(ctx, view, action, opts);
   let log: Log;
   try {
     log = await openForWriting(ctx.dataDir);
@@ -80,7 +87,10 @@ async function run(ctx: CliContext, view: string, action: ViewRequestAction, opt
 
 /** A `kappa start` holds the data directory: ask its engine through the store and follow the build. */
 async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opts: ReplayOptions): Promise<void> {
-  const store = await openSqliteStore({ path: storePath(ctx.dataDir) });
+  const store: Requestable =
+    opts.store !== undefined
+      ? await openRuntimeStore(storePath(ctx.dataDir), { store: opts.store })
+      : await openSqliteStore({ path: storePath(ctx.dataDir) });
   try {
     if (action !== 'cancel') {
       const running = (await store.builds()).find((b) => b.name === view);
@@ -108,7 +118,9 @@ async function ask(ctx: CliContext, view: string, action: ViewRequestAction, opt
       if (r?.state === 'pending' && Date.now() > deadline) {
         throw new KappaError(
           'KAPPA_TIMEOUT',
-          `Another process holds ${ctx.dataDir}, but it did not take the ${action} request within ${TAKE_TIMEOUT_MS / 1000} s: it is not \`kappa start\`, or it is stuck. The request stays queued (number ${id}) and runs when \`kappa start\` next runs over this directory.`,
+          opts.store !== undefined
+            ? `No \`kappa start\` on ${redact(opts.store)} took the ${action} request within ${TAKE_TIMEOUT_MS / 1000} s: none is running, or its coordinator is stuck. The request stays queued (number ${id}) and runs when one runs.`
+            : `Another process holds ${ctx.dataDir}, but it did not take the ${action} request within ${TAKE_TIMEOUT_MS / 1000} s: it is not \`kappa start\`, or it is stuck. The request stays queued (number ${id}) and runs when \`kappa start\` next runs over this directory.`,
           { view, request: id },
         );
       }
@@ -225,7 +237,7 @@ type Step =
   | { live: true; rows: number; empty?: boolean };
 
 /** The progress the engine saves for a build, until the version is live. */
-function buildSteps(store: SqliteStore, view: string, version: number): () => Promise<Step> {
+function buildSteps(store: Requestable, view: string, version: number): () => Promise<Step> {
   return async () => {
     const build = (await store.builds()).find((b) => b.name === view && b.version === version);
     if (build !== undefined) {
