@@ -60,8 +60,8 @@ test(
     const allOwned = async (): Promise<number> => [...(await owners()).values()].reduce((a, b) => a + b, 0);
 
     const started: Member[] = [];
-    const start = async (name: string, config: string): Promise<Member> => {
-      const m = await startMember(t, name, config, broker.bootstrap, storeUrl);
+    const start = async (name: string, config: string, workers = 0): Promise<Member> => {
+      const m = await startMember(t, name, config, broker.bootstrap, storeUrl, workers);
       started.push(m);
       return m;
     };
@@ -121,7 +121,7 @@ test(
     assert.match(m2.child.stderr, /moved to another process/, 'the continued process let its old tasks go');
 
     // A fourth process joins: tasks rebalance onto it.
-    const m4 = await start('m4', v1);
+    const m4 = await start('m4', v1, 1); // its tasks fold on a worker thread
     await waitUntil('the new process owns tasks', async () => (await ownedBy(m4.child)) > 0);
 
     // The logic change, rolled out: a process with the new config joins, the old ones stop; the

@@ -59,13 +59,14 @@ export interface Member {
   name: string;
 }
 
-/** One `kappa start` of the cluster (its own data dir, unused but required; no Kafka listener of its own). */
+/** One `kappa start` of the cluster (its own data dir, unused but required; no Kafka listener of its own), folding on the main thread or on `workers` threads. */
 export async function startMember(
   t: Owner,
   name: string,
   config: string,
   bootstrap: string,
   store: string,
+  workers = 0,
 ): Promise<Member> {
   const child = startKappa(t, [
     '--data-dir',
@@ -80,7 +81,7 @@ export async function startMember(
     '--port',
     '0',
     '--workers',
-    '0',
+    String(workers),
     '--flush-interval-ms',
     '200',
     '--heartbeat-ms',

@@ -218,6 +218,9 @@ test(
     const bad = await runKappa(['--data-dir', emptyDir, 'lag', '--store', 'mysql://x/y']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /is not a PostgreSQL URL/);
+    const noLog = await runKappa(['--data-dir', emptyDir, 'views', '--store', storeUrl]);
+    assert.equal(noLog.code, 1);
+    assert.match(noLog.stderr, /give the --log kafka:\/\/host:port the kappa start processes run with/);
     const badTimeout = await runKappa(['--data-dir', emptyDir, 'lag', ...shared, '--session-timeout-ms', 'soon']);
     assert.equal(badTimeout.code, 1);
     assert.match(badTimeout.stderr, /--session-timeout-ms must be a whole number/);
