@@ -96,6 +96,26 @@ export async function reconcileView(
 }
 
 /**
+ * Coordinator only, when it has just become the coordinator (not at its start, where it planned
+ * the views as a single process does): starts the build a logic change calls for, which the
+ * previous coordinator, running the older config, did not. As at a start: only with rebuild
+ * 'auto', no build or rollback in progress, and not after a rollback away from this logic.
+ */
+export async function buildIfLogicChanged(
+  versions: Versions,
+  view: ViewDef,
+  mine: ViewVersionInfo[],
+  builds: BuildInfo[],
+): Promise<void> {
+  const live = mine.find((v) => v.state === 'live');
+  const plan = compileView(view);
+  if (live === undefined || live.fingerprint === plan.fingerprint || builds.length > 0) return;
+  if (view.rebuild.onChange !== 'auto') return;
+  if (mine.some((v) => v.state === 'retired' && v.version > live.version && v.fingerprint === plan.fingerprint)) return;
+  await versions.replay(view.name, 'earliest', 'logic changed');
+}
+
+/**
  * Coordinator only: swaps in each build whose every source partition has committed up to the head
  * it had to reach (`headOffsets`, fixed when the build was planned here), wherever its tasks run.
  */

@@ -8,7 +8,7 @@ import type { Log, Logger } from '../log/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
 import { taskId } from '../view/index.ts';
 import { type Candidate, Cluster, type ClusterOptions } from './cluster.ts';
-import { goLiveFromCheckpoints, reconcileView } from './cluster-versions.ts';
+import { buildIfLogicChanged, goLiveFromCheckpoints, reconcileView } from './cluster-versions.ts';
 import type { AppDef } from './dsl.ts';
 import type { Flusher } from './flush.ts';
 import { type OutputTasksOptions, openOutputTask } from './outputs.ts';
@@ -43,7 +43,9 @@ export function engineCluster(opts: ClusterOptions, parts: EngineClusterParts): 
     const tasks = task.group?.tasks;
     if (tasks !== undefined && tasks.includes(task)) tasks.splice(tasks.indexOf(task), 1);
   };
-  return new Cluster(opts, {
+  // The coordinator term whose takeover work was done (at its start, a coordinator plans as a single process does).
+  let termHandled: number | null = null;
+  const cluster: Cluster = new Cluster(opts, {
     log: parts.log,
     logger: parts.logger,
     async candidates() {
@@ -86,9 +88,17 @@ export function engineCluster(opts: ClusterOptions, parts: EngineClusterParts): 
         await reconcileView(parts.versions, view, versions.filter(mine), builds.filter(mine));
       }
       if (!coordinator) return;
+      if (cluster.coordinatorEpoch !== cluster.joinEpoch && termHandled !== cluster.coordinatorEpoch) {
+        termHandled = cluster.coordinatorEpoch;
+        for (const view of parts.app.views) {
+          const mine = (v: { name: string }): boolean => v.name === view.name;
+          await buildIfLogicChanged(parts.versions, view, versions.filter(mine), builds.filter(mine));
+        }
+      }
       await parts.requests.tick();
       await goLiveFromCheckpoints(parts.versions);
     },
     fail: parts.fail,
   });
+  return cluster;
 }
