@@ -29,7 +29,7 @@
  * and on this process's exit or SIGTERM), the temp dir through ./cleanup.ts.
  */
 import { after } from 'node:test';
-import { chownSync, mkdirSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,10 @@ export interface PostgresServer {
   stop(): Promise<void>;
   /** Starts the server again on the same port and data. */
   start(): Promise<void>;
+  /** SIGSTOPs the server and every backend (Linux): connections stay open, nothing answers. */
+  pause(): void;
+  /** SIGCONTs what `pause` stopped. */
+  resume(): void;
   readonly running: boolean;
 }
 
@@ -152,10 +156,48 @@ class Server implements PostgresServer {
     }
   }
 
+  pause(): void {
+    this.signalGroup('SIGSTOP');
+  }
+
+  resume(): void {
+    this.signalGroup('SIGCONT');
+  }
+
+  /**
+   * Signals the postmaster and each of its children (backends and helpers). Not its process group:
+   * every PostgreSQL child calls setsid() and leads a group of its own. Linux's /proc lists them.
+   */
+  private signalGroup(signal: NodeJS.Signals): void {
+    if (this.child === null || !this.child.running) throw new Error('the PostgreSQL server is not running');
+    const postmaster = this.child.pid;
+    const pids = [postmaster];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // The fields after the command (which is in parentheses and may hold spaces): state, ppid, …
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry));
+      } catch {
+        // The process ended meanwhile.
+      }
+    }
+    // Children first when stopping (the postmaster would notice a stopped child only by its silence).
+    for (const pid of pids.reverse()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Ended meanwhile.
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (child === null || !child.running) return;
     // SIGINT is PostgreSQL's fast shutdown: sessions are cut, the server checkpoints and exits.
+    // A paused server is resumed first, or it could not act on it.
+    this.signalGroup('SIGCONT');
     await child.stop({ signal: 'SIGINT', timeoutMs: 10_000 });
   }
 

@@ -22,7 +22,7 @@ export function isConnectionError(err: unknown): boolean {
   // 08P01 (protocol violation) is class 08 too, but it is what a wrong number of parameters gives.
   if (CONNECTION_ERRNOS.has(code) || GONE_STATES.has(code) || (code.startsWith('08') && code !== '08P01')) return true;
   const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable/i.test(
     message,
   );
 }

@@ -26,6 +26,8 @@ export interface PoolOptions {
   schema: string;
   size: number;
   connectTimeoutMs: number;
+  /** A writer statement unanswered for this long fails and its connection is dropped (a server cut off, paused or hung). */
+  responseTimeoutMs: number;
   applicationName: string;
 }
 
@@ -177,6 +179,14 @@ function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
     // Every connection reads and writes the store's schema (see ./schema.ts).
     options: `-c search_path=${opts.schema}`,
     types: TYPE_PARSERS,
+    // A server that stops answering without closing the connection (a network split, a paused
+    // host) would leave a call waiting forever: TCP keepalives notice a dead peer eventually, and
+    // on writers a statement unanswered for responseTimeoutMs fails at once, its connection closed.
+    // (Readers have none: a query's own time limit runs in the server, and `kappa query` on a
+    // large view may legitimately take long.)
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(role === 'writer' ? { query_timeout: opts.responseTimeoutMs } : {}),
   });
   // An idle connection the server closed (a restart, a failover): the pool drops it; the next
   // call opens a new one. Without this listener node-postgres would crash the process.

@@ -71,6 +71,13 @@ export interface PostgresStoreOptions {
   readerRole?: string;
   /** How long opening a connection may take before the call fails as the server unreachable (default 5000). */
   connectTimeoutMs?: number;
+  /**
+   * How long a write (a flush, a swap, a lease) waits for the server's answer to one statement
+   * before the call fails as the server unreachable and its connection is dropped (default
+   * 60,000): a server cut off by a network split or paused answers nothing, and this is what ends
+   * the wait. Longer than the slowest statement a flush may need.
+   */
+  responseTimeoutMs?: number;
   /** The time source for `created_at`, `live_at` and requests (default `Date.now`; leases use the server's clock). */
   clock?: { now(): number };
 }
@@ -101,6 +108,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
       size: o.poolSize,
       readers: o.readers,
       connectTimeoutMs: o.connectTimeoutMs,
+      responseTimeoutMs: o.responseTimeoutMs,
       applicationName: `kappa ${hostname()}:${process.pid}`,
     },
     server,
@@ -134,6 +142,7 @@ function checkOptions(opts: PostgresStoreOptions): Required<PostgresStoreOptions
     queryRowsMax: opts.queryRowsMax ?? QUERY_ROWS_MAX_DEFAULT,
     readerRole: opts.readerRole ?? 'kappa_reader',
     connectTimeoutMs: opts.connectTimeoutMs ?? 5000,
+    responseTimeoutMs: opts.responseTimeoutMs ?? 60_000,
     clock: opts.clock ?? { now: Date.now },
   };
   if (!/^[a-z_][a-z0-9_]*$/.test(o.schema) || o.schema.length > 63)
@@ -149,6 +158,7 @@ function checkOptions(opts: PostgresStoreOptions): Required<PostgresStoreOptions
   whole('readers', o.readers, 1, READERS_MAX);
   whole('queryRowsMax', o.queryRowsMax, 1, Number.MAX_SAFE_INTEGER);
   whole('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
+  whole('responseTimeoutMs', o.responseTimeoutMs, 1, 3_600_000);
   return o;
 }
 
