@@ -26,7 +26,7 @@ import type { Log } from '../log/index.ts';
 import { type ViewStore, type ControlStore, type ConsumerOffsetStore, type Member, taskId } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
-import { type RuntimeStore, openRuntimeLog, openRuntimeStore } from './runtime.ts';
+import { type RuntimeStore, openRuntimeLog, openRuntimeStore, redact } from './runtime.ts';
 import { storePath } from './start.ts';
 import { formatTable } from './table.ts';
 
@@ -238,7 +238,17 @@ export async function withReadRuntime<T>(
   const store = await openRuntimeStore(path, { store: rt.store });
   try {
     const log = rt.log === undefined ? openForReading(ctx.dataDir) : openRuntimeLog(ctx.dataDir, { log: rt.log });
-    return await withLog(log, (l) => fn(store, l));
+    return await withLog(log, async (l) => {
+      // Views in PostgreSQL read from a Kafka log, looked at without --log: every lag would be missing.
+      const shared = rt.log === undefined ? rt.store : undefined;
+      if (shared !== undefined && (await l.topics()).length === 0 && (await store.versions()).length > 0)
+        throw new KappaError(
+          'KAPPA_INVALID_ARGUMENT',
+          `The views in ${redact(shared)} were read from a log that ${ctx.dataDir} does not hold: ` +
+            'give the --log kafka://host:port the kappa start processes run with (or set KAPPA_LOG).',
+        );
+      return fn(store, l);
+    });
   } finally {
     await store.close();
   }
