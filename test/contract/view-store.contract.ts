@@ -24,6 +24,13 @@
  * - The swap: a query that arrives while `makeLive` commits waits for it (DROP VIEW's lock), then
  *   reads the new version; SQLite's reader reads the old one without waiting. Both see one whole
  *   version.
+ * - A failed flush: SQLite's failure is final (nothing was written). PostgreSQL's is too for every
+ *   refusal (bad delta, backwards checkpoint, fence, a merge that throws), but a flush that fails
+ *   because the connection was lost (KAPPA_STORE_UNAVAILABLE) has an unknown outcome: the server
+ *   may have received COMMIT and commit it after the client gave up. It commits whole or not at
+ *   all, so a caller that sees that error must not send the same flush again under the same fence:
+ *   it takes the task's lease again (a new epoch, which fences the lost transaction if it has not
+ *   committed yet) and rereads the checkpoint.
  * - SQL is each database's dialect: queries take `?` on both (and `$1` on PostgreSQL); output
  *   expressions must be SQL both accept (CAST(x AS REAL) is read as double precision there).
  */
