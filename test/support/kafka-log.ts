@@ -107,6 +107,8 @@ export async function mockHarness(): Promise<LogHarness> {
       created++;
       const pattern = new RegExp(`("created": "[^"]+", "error": -?\\d+\\}\\s*){${created}}$`);
       await child.waitForOutput(pattern, { timeoutMs: 10_000, stream: 'stdout' });
+      // As after a CreateTopics: done once the cluster's metadata shows it (which the log then knows).
+      await current.topic(name);
     },
     capabilities: {
       retention: 'cluster',
