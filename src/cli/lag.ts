@@ -119,7 +119,7 @@ export async function lagCommand(ctx: CliContext, opts: { json?: boolean } & Rea
       ctx.stdout.write(JSON.stringify([...pipelines, ...groupLagRows(groups), ...processes]) + '\n');
     } else
       ctx.stdout.write(
-        pipelinesTable(pipelines, cluster !== null) + groupsText(groups) + (cluster ? processesText(cluster) : ''),
+        pipelinesTable(pipelines, cluster) + groupsText(groups) + (cluster ? processesText(cluster) : ''),
       );
   });
 }
@@ -138,7 +138,8 @@ function storedGroups(store: { consumerOffsets: ConsumerOffsetStore }, log: Log)
   return groupLag(store.consumerOffsets, log);
 }
 
-function pipelinesTable(rows: readonly LagRow[], owners: boolean): string {
+function pipelinesTable(rows: readonly LagRow[], cluster: ClusterInfo | null): string {
+  const owners = cluster !== null;
   if (rows.length === 0) return 'No view or output pipeline has read the log yet.\n';
   return formatTable(
     ['PIPELINE', 'VERSION', 'TOPIC', 'PARTITION', 'COMMITTED', 'LOG END', 'LAG', ...(owners ? ['OWNER'] : [])],
@@ -150,7 +151,7 @@ function pipelinesTable(rows: readonly LagRow[], owners: boolean): string {
       r.committedOffset,
       r.logEndOffset,
       r.lag,
-      ...(owners ? [r.owner ?? '—'] : []),
+      ...(cluster === null ? [] : [ownerLabel(cluster, r.owner ?? null)]),
     ]),
   );
 }
@@ -309,6 +310,12 @@ export async function clusterInfo(store: RuntimeStore, rt: ReadRuntime): Promise
     ownerOf: (kind, name, version, topic, partition) =>
       owner.get(taskId(kind, name, version, topic, partition)) ?? null,
   };
+}
+
+/** An owner for a table: its process id, marked when that process is dead (its tasks are about to move); "—" for none. */
+export function ownerLabel(cluster: ClusterInfo, owner: string | null): string {
+  if (owner === null) return '—';
+  return cluster.processes.some((p) => p.id === owner && p.live) ? owner : `${owner} (dead)`;
 }
 
 /** The processes' table, after the pipelines. */

@@ -18,6 +18,7 @@ import {
   type ReadRuntime,
   clusterInfo,
   lagRows,
+  ownerLabel,
   processesText,
   withOwners,
   withReadRuntime,
@@ -102,11 +103,11 @@ type ViewRow = ViewVersionInfo & {
 };
 
 /** The OWNERS column: the processes owning a version's tasks, with how many each ("—": none). */
-function ownersText(r: ViewRow): string {
+function ownersText(r: ViewRow, cluster: ClusterInfo): string {
   const count = new Map<string, number>();
   for (const o of r.owners ?? []) if (o.owner !== null) count.set(o.owner, (count.get(o.owner) ?? 0) + 1);
   if (count.size === 0) return '—';
-  return [...count].map(([owner, n]) => `${owner} (${n})`).join(', ');
+  return [...count].map(([owner, n]) => `${ownerLabel(cluster, owner)}: ${n}`).join(', ');
 }
 
 /** A version's tasks and their owners, from the lag rows of a shared store (absent on the embedded one). */
@@ -187,7 +188,7 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean } & R
           r.state,
           r.rows,
           r.lag,
-          ...(cluster === null ? [] : [ownersText(r)]),
+          ...(cluster === null ? [] : [ownersText(r, cluster)]),
           column[i],
         ]),
       ) + processes,

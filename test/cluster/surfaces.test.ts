@@ -192,6 +192,7 @@ test(
       );
 
     const lagText = ok(await runKappa(['--data-dir', emptyDir, 'lag', ...shared, ...timeout]), 'kappa lag');
+    t.diagnostic(`kappa lag:\n${lagText}`);
     assert.match(lagText, /OWNER/);
     assert.match(lagText, /Processes sharing the work/);
     for (const p of processes) {
@@ -210,6 +211,7 @@ test(
     assert.ok(live.owners!.every((o) => processes.some((p) => p.id === o.owner)));
     assert.equal(viewsJson.filter((v) => v.kind === 'process').length, 2);
     const viewsText = ok(await runKappa(['--data-dir', emptyDir, 'views', ...timeout], { env }), 'kappa views');
+    t.diagnostic(`kappa views:\n${viewsText}`);
     assert.match(viewsText, /OWNERS/);
     assert.match(viewsText, /Processes sharing the work/);
     for (const p of processes) assert.ok(viewsText.includes(p.id), `kappa views names ${p.id}:\n${viewsText}`);
