@@ -3,6 +3,12 @@
  * on one database), against a real PostgreSQL server this file starts (test/support/postgres.ts),
  * each test on a fresh database.
  */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { taskId } from '../../src/view/index.ts';
+import { openPostgresStore } from '../../src/view/postgres/index.ts';
+import { cp, rejectsWith, tagsDef } from '../../src/view/test-helpers.ts';
+import { defer } from '../support/cleanup.ts';
 import { openPostgresHarness, postgresForFile } from '../support/postgres.ts';
 import { taskLeasesContract } from './task-leases.contract.ts';
 
@@ -17,3 +23,36 @@ taskLeasesContract('PostgreSQL', async () => {
     cleanup: () => h.cleanup(),
   };
 });
+
+test(
+  'a process frozen inside a fenced flush holds the task only until responseTimeoutMs: then another takes it',
+  { timeout: 60_000 },
+  async (t) => {
+    const url = await (await server()).freshDatabase();
+    // The frozen process: its custom merge blocks its thread for 3 s after the fence took the row.
+    const frozen = await openPostgresStore({ connectionString: url, responseTimeoutMs: 500 });
+    const other = await openPostgresStore({ connectionString: url });
+    defer(t, () => Promise.all([frozen.close(), other.close()]));
+    const task = taskId('view', 'tags', 1, 'sales', 0);
+    for (const store of [frozen, other]) await store.ensureVersion(tagsDef(() => store === frozen && block(3_000)));
+    await frozen.leases.heartbeat({ id: 'a', host: 'h', pid: 1, httpUrl: null, startedAtMs: 0 }, 500);
+    await other.leases.heartbeat({ id: 'b', host: 'h', pid: 2, httpUrl: null, startedAtMs: 0 }, 60_000);
+    const mine = (await frozen.leases.acquire(task, 'a', 500))!;
+    await frozen.flush('tags', 1, [{ key: [1], state: [1, ['x']] }], [cp(1)], { task, epoch: mine });
+    const stuck = frozen.flush('tags', 1, [{ key: [1], state: [1, ['y']] }], [cp(2)], { task, epoch: mine });
+    // While the merge blocks, nothing of this process runs: the server ends its idle transaction.
+    await rejectsWith(stuck, 'KAPPA_STORE_UNAVAILABLE');
+    const theirs = await other.leases.acquire(task, 'b', 60_000);
+    assert.ok(theirs !== null && theirs > mine);
+    assert.deepEqual(await other.checkpoints('tags', 1), [cp(1)]);
+    assert.deepEqual(await other.query('SELECT events FROM tags').then((r) => r.rows), [{ events: 1 }]);
+  },
+);
+
+/** Keeps this thread busy for `ms` (a stop-the-world pause, as far as the server can tell). */
+function block(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // spin
+  }
+}

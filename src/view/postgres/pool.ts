@@ -176,8 +176,14 @@ function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
     connectionTimeoutMillis: opts.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     application_name: `${opts.applicationName} (${role})`,
-    // Every connection reads and writes the store's schema (see ./schema.ts).
-    options: `-c search_path=${opts.schema}`,
+    // Every connection reads and writes the store's schema (see ./schema.ts). A writer's session
+    // that sits in an open transaction for responseTimeoutMs (its process frozen or cut off after
+    // BEGIN) is ended by the server, so the row locks it holds (a task's lease row, taken by the
+    // fence) cannot block another process's takeover for longer than that.
+    options:
+      role === 'writer'
+        ? `-c search_path=${opts.schema} -c idle_in_transaction_session_timeout=${opts.responseTimeoutMs}`
+        : `-c search_path=${opts.schema}`,
     types: TYPE_PARSERS,
     // A server that stops answering without closing the connection (a network split, a paused
     // host) would leave a call waiting forever: TCP keepalives notice a dead peer eventually, and
