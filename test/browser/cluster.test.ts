@@ -40,6 +40,10 @@ test(
     const config = writeConfig(t, 1);
     const m1 = await startMember(t, 'm1', config, broker.bootstrap, storeUrl);
     const m2 = await startMember(t, 'm2', config, broker.bootstrap, storeUrl);
+    let passed = false;
+    t.after(() => {
+      if (!passed) for (const m of [m1, m2]) t.diagnostic(`--- ${m.name}\n${m.child.stderr.slice(-2500)}`);
+    });
     // A few sales, so the pipelines have something to show.
     const producer = startProducer(broker.bootstrap);
     await waitFor('some sales acknowledged', async () => (producer.acked.length >= 200 ? true : null), {
@@ -111,5 +115,6 @@ test(
     assert.equal(await alone.page.locator('#processes-section').isVisible(), false);
     assert.equal(await alone.page.locator('#pipelines th.owner-col').isVisible(), false);
     assert.deepEqual([...errors, ...alone.errors], []);
+    passed = true;
   },
 );
