@@ -25,7 +25,7 @@ import type { AppDef, ViewDef } from './dsl.ts';
 import { type ViewPlan, compileView } from './plan.ts';
 import { NO_WATERMARK } from './task-plan.ts';
 import { describeChange } from './view-fingerprint.ts';
-import { saveProgress } from './build-progress.ts';
+import { committedCheckpoints, saveProgress } from './build-progress.ts';
 import type { Task, TaskLoop } from './task-loop.ts';
 import { bundleConfig, loadBundledApp } from './worker-bundle.ts';
 
@@ -346,9 +346,11 @@ export class Versions {
     const { plan, build } = group;
     const topic = plan.source.name;
     if (checkpoints === undefined) {
-      // In a cluster another process may have made the table and moved the checkpoint since the group was planned.
+      // In a cluster another process may have made the table and moved the checkpoint since the
+      // group was planned; and a flush of another of this group's tasks may be making it right now.
       if (group.ensured === null) await this.adoptTable(group);
-      checkpoints = group.ensured === null ? [] : await store.checkpoints(plan.name, group.version);
+      else await group.ensured.catch(() => {});
+      checkpoints = await committedCheckpoints(store, group);
     }
     const cp = checkpoints.find((c) => c.topic === topic && c.partition === p);
     const offset =

@@ -13,9 +13,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { postgresForFile } from '../support/postgres.ts';
-import { startKappaWithKafka } from '../support/kafka-clients.ts';
 import type { OwnedChild } from '../support/processes.ts';
 import {
+  ClusterFixture,
   type Member,
   PARTITIONS,
   leaseOwners,
@@ -27,7 +27,6 @@ import {
   SESSION_TIMEOUT_MS,
   expectedTotals,
   pgClient,
-  startMember,
   startProducer,
   waitUntil,
   writeConfig,
@@ -41,36 +40,15 @@ test(
   'three processes share the work; a killed, a paused, a new process and a logic change lose or double nothing',
   { timeout: 420_000 },
   async (t) => {
-    const pgServer = await postgres();
-    const storeUrl = await pgServer.freshDatabase();
-    const broker = await startKappaWithKafka(t, {
-      topics: [
-        { name: 'sales', partitions: PARTITIONS },
-        { name: 'big_sales', partitions: 2 },
-      ],
-    });
+    const cluster = await ClusterFixture.start(t, await (await postgres()).freshDatabase());
+    const { broker, db } = cluster;
     const v1 = writeConfig(t, 1);
     const v2 = writeConfig(t, 2);
-    const db = pgClient(storeUrl);
-    await db.connect();
-    t.after(() => db.end());
-
+    const start = (name: string, config: string, workers = 0): Promise<Member> => cluster.member(name, config, workers);
     const owners = (): Promise<Map<string, number>> => leaseOwners(db);
     const ownedBy = (child: OwnedChild): Promise<number> => ownedByPid(db, child.pid);
     const allOwned = async (): Promise<number> => [...(await owners()).values()].reduce((a, b) => a + b, 0);
 
-    const started: Member[] = [];
-    const start = async (name: string, config: string, workers = 0): Promise<Member> => {
-      const m = await startMember(t, name, config, broker.bootstrap, storeUrl, workers);
-      started.push(m);
-      return m;
-    };
-    // On a failure, what every process said.
-    let passed = false;
-    t.after(() => {
-      if (!passed)
-        for (const m of started) t.diagnostic(`--- ${m.name} (pid ${m.child.pid})\n${m.child.stderr.slice(-2500)}`);
-    });
     const m1 = await start('m1', v1);
     const m2 = await start('m2', v1);
     const m3 = await start('m3', v1);
@@ -78,7 +56,7 @@ test(
     t.after(() => producer.stop());
 
     // A reader of the public view, as psql or Grafana reads it, all along.
-    const reader = pgClient(storeUrl);
+    const reader = pgClient(cluster.storeUrl);
     await reader.connect();
     t.after(() => reader.end());
     const readErrors: string[] = [];
@@ -163,6 +141,6 @@ test(
       [...big].sort((a, b) => a - b),
     );
     for (const m of [m5, m7]) await stopMember(m);
-    passed = true;
+    cluster.passed();
   },
 );

@@ -7,17 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startKappaWithKafka } from '../support/kafka-clients.ts';
 import { startPostgres } from '../support/postgres.ts';
 import {
-  type Member,
+  ClusterFixture,
   PARTITIONS,
   SESSION_TIMEOUT_MS,
   expectedTotals,
   leaseOwners,
   pgClient,
   readIds,
-  startMember,
   startProducer,
   stopMember,
   viewEquals,
@@ -32,20 +30,11 @@ test(
   { timeout: 240_000 },
   async (t) => {
     const pgServer = await startPostgres(t);
-    const storeUrl = await pgServer.freshDatabase();
-    const broker = await startKappaWithKafka(t, {
-      topics: [
-        { name: 'sales', partitions: PARTITIONS },
-        { name: 'big_sales', partitions: 2 },
-      ],
-    });
+    const cluster = await ClusterFixture.start(t, await pgServer.freshDatabase());
+    const { storeUrl, broker } = cluster;
     const config = writeConfig(t, 1);
-    const members: Member[] = [];
-    let passed = false;
-    t.after(() => {
-      if (!passed) for (const m of members) t.diagnostic(`--- ${m.name}\n${m.child.stderr.slice(-8000)}`);
-    });
-    for (const name of ['a', 'b']) members.push(await startMember(t, name, config, broker.bootstrap, storeUrl));
+    for (const name of ['a', 'b']) await cluster.member(name, config);
+    const members = cluster.members;
     const producer = startProducer(broker.bootstrap);
     t.after(() => producer.stop());
 
@@ -70,6 +59,7 @@ test(
     await waitUntil('every task owned again by the two processes', async () => (await owned()) === TASKS);
     await producer.stop();
     assert.deepEqual(producer.errors, []);
+    // The fixture's client lost its connection with the server: a new one.
     const db = pgClient(storeUrl);
     await db.connect();
     t.after(() => db.end());
@@ -84,6 +74,6 @@ test(
       assert.match(m.child.stderr, /cannot be reached/, `${m.name} said the store was out of reach`);
       await stopMember(m);
     }
-    passed = true;
+    cluster.passed();
   },
 );

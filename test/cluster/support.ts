@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { tempDir } from '../support/cleanup.ts';
+import { type KappaWithKafka, startKappaWithKafka } from '../support/kafka-clients.ts';
 import { type OwnedChild, type Owner, startKappa, waitFor } from '../support/processes.ts';
 
 export const KAPPA_SRC = new URL('../../src/index.ts', import.meta.url).pathname;
@@ -213,4 +214,59 @@ export async function ownedByPid(db: pg.Client, pid: number): Promise<number> {
   let n = 0;
   for (const [owner, count] of await leaseOwners(db)) if (owner.includes(`/${pid}/`)) n += count;
   return n;
+}
+
+/**
+ * A cluster under test: the log (a `kappa start` serving the topics `sales` and `big_sales` on its
+ * Kafka listener), a client of the PostgreSQL database `storeUrl`, and the `kappa start`
+ * processes started through `member`. Unless `passed()` was called, what every process printed is
+ * shown when the test ends.
+ */
+export class ClusterFixture {
+  readonly members: Member[] = [];
+  private ok = false;
+
+  private constructor(
+    private readonly t: Owner & { diagnostic(message: string): void },
+    readonly broker: KappaWithKafka,
+    readonly storeUrl: string,
+    readonly db: pg.Client,
+  ) {}
+
+  static async start(t: Owner & { diagnostic(message: string): void }, storeUrl: string): Promise<ClusterFixture> {
+    const broker = await startKappaWithKafka(t, {
+      topics: [
+        { name: 'sales', partitions: PARTITIONS },
+        { name: 'big_sales', partitions: 2 },
+      ],
+    });
+    const db = pgClient(storeUrl);
+    await db.connect();
+    const fixture = new ClusterFixture(t, broker, storeUrl, db);
+    t.after(async () => {
+      if (!fixture.ok)
+        for (const m of fixture.members)
+          t.diagnostic(`--- ${m.name} (pid ${m.child.pid})\n${m.child.stderr.slice(-4000)}`);
+      await db.end().catch(() => {}); // a test that stopped the server broke this connection
+    });
+    return fixture;
+  }
+
+  async member(name: string, config: string, workers = 0): Promise<Member> {
+    const m = await startMember(this.t, name, config, this.broker.bootstrap, this.storeUrl, workers);
+    this.members.push(m);
+    return m;
+  }
+
+  /** The live version of region_totals, or null. */
+  async liveVersion(): Promise<number | null> {
+    const { rows } = await this.db.query(
+      "SELECT version FROM kappa_views WHERE name = 'region_totals' AND state = 'live'",
+    );
+    return rows.length === 1 ? Number(rows[0].version) : null;
+  }
+
+  passed(): void {
+    this.ok = true;
+  }
 }
