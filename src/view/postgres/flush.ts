@@ -38,6 +38,7 @@ import type { TaskFence } from '../leases.ts';
 import type { Checkpoint, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { fencedError } from './errors.ts';
+import type { InDoubtWrites } from './in-doubt.ts';
 import type { Connections, Send } from './pool.ts';
 import { BACKWARDS_STATE, FENCED_STATE, LAYOUT_LOCK } from './schema.ts';
 import { tableIdent } from './sql.ts';
@@ -61,6 +62,7 @@ export class DeltaWriter {
   constructor(
     private readonly db: Connections,
     private readonly catalog: VersionCatalog,
+    private readonly inDoubt: InDoubtWrites,
   ) {}
 
   async flush(
@@ -77,6 +79,7 @@ export class DeltaWriter {
     if (fence !== undefined) checkFence(fence);
     const rows = convertRows(handle, deltas);
     const action = `flush view "${name}" v${version}`;
+    if (fence !== undefined) await this.inDoubt.settle(fence, action);
     try {
       await this.db.pipelined(action, async (send) => {
         if (fence !== undefined) send(fenceQuery(fence));
@@ -85,7 +88,9 @@ export class DeltaWriter {
         for (const cp of checkpoints) send(checkpointQuery(handle.def, cp));
       });
     } catch (err) {
-      throw await this.flushError(err, name, version, action, fence);
+      const failure = await this.flushError(err, name, version, action, fence);
+      this.inDoubt.note(failure, fence);
+      throw failure;
     }
   }
 

@@ -14,6 +14,7 @@
  *   ./control-store.ts     output checkpoints, code, builds, build history, requests
  *   ./consumer-offsets.ts  Kafka consumer groups' committed offsets
  *   ./task-leases.ts       which process runs which task, and the epoch that fences the others
+ *   ./in-doubt.ts          fenced writes cut off with the connection: the epoch moved past them
  *
  * Unlike SQLite's, a PostgreSQL store is shared: several processes (on several machines) open it
  * at once. Opening is safe to race (./schema.ts); changes of a view's versions serialize on an
@@ -43,6 +44,7 @@ import { PostgresConsumerOffsets } from './consumer-offsets.ts';
 import { PostgresControlStore } from './control-store.ts';
 import { serverName, storeError } from './errors.ts';
 import { DeltaWriter } from './flush.ts';
+import { InDoubtWrites } from './in-doubt.ts';
 import { Connections } from './pool.ts';
 import { PostgresReaders } from './readers.ts';
 import { prepareLayout } from './schema.ts';
@@ -181,8 +183,9 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
   ) {
     this.server = db.server;
     this.catalog = new VersionCatalog(db, clock, readerRole);
-    this.deltas = new DeltaWriter(db, this.catalog);
-    this.control = new PostgresControlStore(db, clock);
+    const inDoubt = new InDoubtWrites(db);
+    this.deltas = new DeltaWriter(db, this.catalog, inDoubt);
+    this.control = new PostgresControlStore(db, clock, inDoubt);
     this.readers = new PostgresReaders(db, queryRowsMax, readerRole);
     this.consumerOffsets = new PostgresConsumerOffsets(db);
     this.leases = new PostgresTaskLeases(db);
