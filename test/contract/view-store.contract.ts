@@ -28,9 +28,10 @@
  *   refusal (bad delta, backwards checkpoint, fence, a merge that throws), but a flush that fails
  *   because the connection was lost (KAPPA_STORE_UNAVAILABLE) has an unknown outcome: the server
  *   may have received COMMIT and commit it after the client gave up. It commits whole or not at
- *   all, so a caller that sees that error must not send the same flush again under the same fence:
- *   it takes the task's lease again (a new epoch, which fences the lost transaction if it has not
- *   committed yet) and rereads the checkpoint.
+ *   all, and for a fenced flush the store ends the doubt itself: the task's next write moves its
+ *   epoch past the lost one (which then can never commit) and fails with KAPPA_FENCED, so the
+ *   caller takes the task again and rereads the checkpoint (src/view/postgres/in-doubt.ts). An
+ *   unfenced flush sent again after that error may be applied twice.
  * - SQL is each database's dialect: queries take `?` on both (and `$1` on PostgreSQL); output
  *   expressions must be SQL both accept (CAST(x AS REAL) is read as double precision there).
  */
