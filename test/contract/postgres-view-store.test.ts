@@ -363,6 +363,7 @@ describe('PostgreSQL going away', () => {
         const t0 = Date.now();
         await rejectsWith(store.flush('sales', 1, [one('eu', 2024, 1)], [cp(2)]), 'KAPPA_STORE_UNAVAILABLE', down);
         await rejectsWith(store.leases.acquire('t', 'a', 1_000), 'KAPPA_STORE_UNAVAILABLE', down);
+        await rejectsWith(store.query('SELECT * FROM sales', [], { timeoutMs: 500 }), 'KAPPA_STORE_UNAVAILABLE', down);
         assert.ok(Date.now() - t0 < 15_000, `gave up after ${Date.now() - t0} ms`);
       } finally {
         own.resume();

@@ -36,10 +36,14 @@ export class Connections {
   readonly writer: pg.Pool;
   readonly reader: pg.Pool;
 
+  /** How long a statement may go unanswered (see PoolOptions). */
+  readonly responseTimeoutMs: number;
+
   constructor(
     opts: PoolOptions & { readers: number },
     readonly server: string,
   ) {
+    this.responseTimeoutMs = opts.responseTimeoutMs;
     this.writer = makePool(opts, opts.size, 'writer');
     this.reader = makePool(opts, opts.readers, 'reader');
   }
@@ -187,12 +191,11 @@ function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
     types: TYPE_PARSERS,
     // A server that stops answering without closing the connection (a network split, a paused
     // host) would leave a call waiting forever: TCP keepalives notice a dead peer eventually, and
-    // on writers a statement unanswered for responseTimeoutMs fails at once, its connection closed.
-    // (Readers have none: a query's own time limit runs in the server, and `kappa query` on a
-    // large view may legitimately take long.)
+    // a statement unanswered for responseTimeoutMs fails at once, its connection dropped. (A
+    // user's query gets its own time limit plus that, or none without one: ./readers.ts.)
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    ...(role === 'writer' ? { query_timeout: opts.responseTimeoutMs } : {}),
+    query_timeout: opts.responseTimeoutMs,
   });
   // An idle connection the server closed (a restart, a failover): the pool drops it; the next
   // call opens a new one. Without this listener node-postgres would crash the process.

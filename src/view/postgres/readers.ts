@@ -40,6 +40,8 @@ export const RESULT_BYTES_MAX = 32 * 1024 * 1024;
 /** The longest SQL text a query may have; the same as SQLite's. */
 export const SQL_CHARS_MAX = 1024 * 1024;
 const FETCH_ROWS = 1000;
+/** The longest a timer can wait (node's limit), for a statement that may run as long as it takes. */
+const FOREVER_MS = 2 ** 31 - 1;
 /** Statements that change data, the schema, the session or the transaction: refused by their first word. */
 const NOT_READ_STATEMENTS = new Set(
   (
@@ -67,12 +69,17 @@ export class PostgresReaders {
           begin.push(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(opts.timeoutMs))}`);
         if (this.readerRole !== null) begin.push(`SET LOCAL ROLE ${quoteIdent(this.readerRole)}`);
         await client.query(begin.join('; '));
+        // How long the client waits for the statement's answers: its time limit (which the server
+        // enforces) and the usual margin for an unresponsive server; without a limit, as long as
+        // the query runs (`kappa query` over a large view may take long).
+        const waitMs = opts.timeoutMs === undefined ? FOREVER_MS : opts.timeoutMs + this.db.responseTimeoutMs;
         await client.query({
           text: `DECLARE kappa_query NO SCROLL CURSOR FOR ${text}`,
           values: params,
           queryMode: 'extended',
+          query_timeout: waitMs,
         } as pg.QueryConfig);
-        return await this.fetchAll(client, opts.timeoutMs);
+        return await this.fetchAll(client, opts.timeoutMs, waitMs);
       } catch (err) {
         throw await queryError(err, client, opts.timeoutMs);
       } finally {
@@ -103,13 +110,16 @@ export class PostgresReaders {
   }
 
   /** FETCHes the cursor in batches, refusing past the row and byte caps (and the time limit, between batches). */
-  private async fetchAll(client: pg.PoolClient, timeoutMs: number | undefined): Promise<QueryResult> {
+  private async fetchAll(client: pg.PoolClient, timeoutMs: number | undefined, waitMs: number): Promise<QueryResult> {
     const startedMs = Date.now();
     const rows: Record<string, unknown>[] = [];
     let columns: string[] | null = null;
     let bytes = 0;
     for (;;) {
-      const batch = await client.query(`FETCH FORWARD ${FETCH_ROWS} FROM kappa_query`);
+      const batch = await client.query({
+        text: `FETCH FORWARD ${FETCH_ROWS} FROM kappa_query`,
+        query_timeout: waitMs,
+      } as pg.QueryConfig);
       columns ??= batch.fields.map((f) => f.name);
       for (const row of batch.rows) {
         if (rows.length === this.queryRowsMax) throw tooManyRows(this.queryRowsMax);
