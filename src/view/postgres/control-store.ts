@@ -23,7 +23,6 @@ import { checkVersion, checkViewName } from '../definition.ts';
 import type { TaskFence } from '../leases.ts';
 import type { BuildInfo, OutputCheckpoint, ViewRequest, ViewRequestAction } from '../types.ts';
 import { applyFence, checkFence, prepared } from './flush.ts';
-import type { InDoubtWrites } from './in-doubt.ts';
 import type { Connections } from './pool.ts';
 
 interface RequestRow {
@@ -47,7 +46,6 @@ export class PostgresControlStore implements Omit<ControlStore, 'close'> {
   constructor(
     private readonly db: Connections,
     private readonly clock: { now(): number },
-    private readonly inDoubt: InDoubtWrites,
   ) {}
 
   async saveOutputCheckpoint(output: string, cp: OutputCheckpoint, fence?: TaskFence): Promise<void> {
@@ -71,14 +69,10 @@ export class PostgresControlStore implements Omit<ControlStore, 'close'> {
           `(offset ${stored.rows[0]?.offset} → ${cp.offset}). Two tasks may be writing the same partition.`,
       );
     };
-    if (fence === undefined) return this.db.withClient(this.db.writer, action, save);
-    await this.inDoubt.settle(fence, action);
-    try {
-      await this.db.tx(action, save);
-    } catch (err) {
-      this.inDoubt.note(err, fence);
-      throw err;
-    }
+    // Unlike a flush's deltas, a checkpoint saved twice is the same checkpoint: a save cut off
+    // with the connection (its outcome unknown) may simply be sent again (./in-doubt.ts).
+    if (fence === undefined) await this.db.withClient(this.db.writer, action, save);
+    else await this.db.tx(action, save);
   }
 
   async outputCheckpoints(output: string): Promise<OutputCheckpoint[]> {

@@ -89,7 +89,7 @@ export class DeltaWriter {
       });
     } catch (err) {
       const failure = await this.flushError(err, name, version, action, fence);
-      this.inDoubt.note(failure, fence);
+      if (rows.length > 0) this.inDoubt.note(failure, fence);
       throw failure;
     }
   }

@@ -1,12 +1,12 @@
 /**
- * Fenced writes whose outcome is unknown, and how the store ends the doubt.
+ * Fenced flushes whose outcome is unknown, and how the store ends the doubt.
  *
- * A write (a flush, an output checkpoint) that fails because the connection was lost or the server
- * stopped answering (KAPPA_STORE_UNAVAILABLE) may still have committed: its statements, COMMIT
- * included, were sent together (./pool.ts `pipelined`), and a server that was only paused or cut
- * off reads and commits them when it comes back, after the client gave up. Sending the same write
- * again under the same epoch could then apply its deltas twice (an `add` merge counts them again,
- * and a checkpoint may be written at the same offset again).
+ * A flush that fails because the connection was lost or the server stopped answering
+ * (KAPPA_STORE_UNAVAILABLE) may still have committed: its statements, COMMIT included, were sent
+ * together (./pool.ts `pipelined`), and a server that was only paused or cut off reads and commits
+ * them when it comes back, after the client gave up. Sending the same flush again under the same
+ * epoch could then apply its deltas twice (an `add` merge counts them again, and a checkpoint may
+ * be written at the same offset again).
  *
  * So the store remembers the task and epoch of such a write, and the next fenced write of that
  * task first moves the task's epoch past it (`UPDATE kappa_task_leases SET epoch = epoch + 1
@@ -17,8 +17,10 @@
  * transaction if the server is still running it (its fence holds the lease row's lock), which the
  * server's idle_in_transaction_session_timeout bounds (./pool.ts).
  *
- * Writes without a fence (a store used by one process without leases) have no epoch to move: a
- * caller that retries one after KAPPA_STORE_UNAVAILABLE may apply it twice.
+ * Only flushes with deltas are in doubt this way: a flush of checkpoints alone, or an output's
+ * checkpoint, written twice is the same position, so sending it again is safe. Flushes without a
+ * fence (a store used by one process without leases) have no epoch to move: a caller that sends
+ * one again after KAPPA_STORE_UNAVAILABLE may apply its deltas twice.
  */
 import { KappaError } from '../../errors.ts';
 import type { TaskFence, TaskId } from '../leases.ts';
@@ -31,7 +33,7 @@ export class InDoubtWrites {
 
   constructor(private readonly db: Connections) {}
 
-  /** Remembers `fence`'s write as in doubt when `err` says the connection was lost. */
+  /** Remembers `fence`'s flush (one with deltas) as in doubt when `err` says the connection was lost. */
   note(err: unknown, fence: TaskFence | undefined): void {
     if (fence !== undefined && err instanceof KappaError && err.code === 'KAPPA_STORE_UNAVAILABLE')
       this.epochs.set(fence.task, fence.epoch);

@@ -185,7 +185,7 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
     this.catalog = new VersionCatalog(db, clock, readerRole);
     const inDoubt = new InDoubtWrites(db);
     this.deltas = new DeltaWriter(db, this.catalog, inDoubt);
-    this.control = new PostgresControlStore(db, clock, inDoubt);
+    this.control = new PostgresControlStore(db, clock);
     this.readers = new PostgresReaders(db, queryRowsMax, readerRole);
     this.consumerOffsets = new PostgresConsumerOffsets(db);
     this.leases = new PostgresTaskLeases(db);
