@@ -299,7 +299,7 @@ export async function clusterInfo(store: RuntimeStore, rt: ReadRuntime): Promise
       kind: 'process',
       ...m,
       heartbeatAgeMs,
-      live: heartbeatAgeMs <= sessionTimeoutMs,
+      live: m.live, // by the store's clock and the member's own session timeout
       tasks: leases.filter((l) => l.task !== COORDINATOR_LEASE && l.owner === m.id).length,
       coordinator: coordinator === m.id,
     };

@@ -127,7 +127,8 @@ export function clusterSection(status: ClusterStatus, nowMs: number): object {
       return {
         ...m,
         heartbeatAgeMs,
-        live: heartbeatAgeMs <= status.sessionTimeoutMs,
+        // By the store's clock and the member's own session timeout, as the other members judge it.
+        live: m.live,
         self: m.id === status.memberId,
         coordinator: coordinatorLease?.owner === m.id,
         tasks: tasks.filter((l) => l.owner === m.id).length,

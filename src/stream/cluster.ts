@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { isKappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
-import { type Member, type TaskFence, type TaskId, type TaskLeases, taskId } from '../view/index.ts';
+import { type Member, type MemberInfo, type TaskFence, type TaskId, type TaskLeases, taskId } from '../view/index.ts';
 import type { Task } from './task-loop.ts';
 
 /** The lease of the process that decides about versions. */
@@ -31,7 +31,7 @@ export const COORDINATOR_TASK = 'coordinator';
 export interface ClusterOptions {
   leases: TaskLeases;
   /** This process, as the other members see it. */
-  member: Omit<Member, 'heartbeatAtMs'>;
+  member: MemberInfo;
   /** How often a process heartbeats, renews its leases and rebalances. Default 1000 ms. */
   heartbeatMs?: number;
   /** A member that has not heartbeaten for this long is dead, and its leases can be taken. Default 10,000 ms. */

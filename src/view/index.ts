@@ -25,6 +25,6 @@ export type {
 } from './types.ts';
 export type { ControlStore } from './control-store.ts';
 export type { ConsumerOffsetStore, CommittedOffset } from './consumer-offsets.ts';
-export type { TaskLeases, TaskLease, TaskFence, TaskId, Member } from './leases.ts';
+export type { TaskLeases, TaskLease, TaskFence, TaskId, Member, MemberInfo } from './leases.ts';
 export { taskId } from './leases.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';

@@ -62,7 +62,14 @@ export interface Member {
   startedAtMs: number;
   /** Last heartbeat, ms since the epoch (set by the store's clock on `heartbeat`). */
   heartbeatAtMs: number;
+  /** The session timeout the member runs with (the TTL of its last heartbeat), ms. */
+  ttlMs: number;
+  /** Whether its last heartbeat is within its TTL, by the store's clock (what every member goes by). */
+  live: boolean;
 }
+
+/** A member as it introduces itself on `heartbeat` (the store sets the rest). */
+export type MemberInfo = Omit<Member, 'heartbeatAtMs' | 'ttlMs' | 'live'>;
 
 /** A task's row. */
 export interface TaskLease {
@@ -79,7 +86,7 @@ export interface TaskLeases {
    * Registers the member or refreshes its heartbeat; resolves to the live members (heartbeat
    * within `ttlMs` of the store's clock), sorted by id, this one included.
    */
-  heartbeat(member: Omit<Member, 'heartbeatAtMs'>, ttlMs: number): Promise<Member[]>;
+  heartbeat(member: MemberInfo, ttlMs: number): Promise<Member[]>;
   /** Removes the member and releases every task it owns. */
   leave(memberId: string): Promise<void>;
   /**

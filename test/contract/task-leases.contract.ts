@@ -15,7 +15,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ControlStore, Member, TaskLeases, ViewStore } from '../../src/view/index.ts';
+import type { ControlStore, Member, MemberInfo, TaskLeases, ViewStore } from '../../src/view/index.ts';
 import { taskId } from '../../src/view/index.ts';
 import { cp, freshForEachTest, rejectsWith, sale, salesDef, snapshot } from '../../src/view/test-helpers.ts';
 
@@ -39,7 +39,7 @@ const SHORT_MS = 1_000;
 /** Past SHORT_MS by the store's clock, with margin. */
 const PAST_SHORT_MS = 1_500;
 
-const member = (id: string): Omit<Member, 'heartbeatAtMs'> => ({
+const member = (id: string): MemberInfo => ({
   id,
   host: 'host-1',
   pid: 1000,

@@ -15,7 +15,7 @@
  * under the old epoch, and nothing under the old epoch commits after.
  */
 import { KappaError } from '../../errors.ts';
-import type { Member, TaskFence, TaskId, TaskLease, TaskLeases } from '../leases.ts';
+import type { Member, MemberInfo, TaskFence, TaskId, TaskLease, TaskLeases } from '../leases.ts';
 import type { Connections } from './pool.ts';
 
 /** A lease or a TTL longer than a day is surely a unit mistake (seconds for ms). */
@@ -30,14 +30,16 @@ interface MemberRow {
   http_url: string | null;
   started_at: number;
   heartbeat_ms: number;
+  ttl_ms: number;
+  live: boolean;
 }
 
-const MEMBER_COLUMNS = `id, host, pid, http_url, started_at, ${EPOCH_MS('heartbeat_at')} AS heartbeat_ms`;
+const MEMBER_COLUMNS = `id, host, pid, http_url, started_at, ${EPOCH_MS('heartbeat_at')} AS heartbeat_ms, ttl_ms, heartbeat_at + ttl_ms * ${MS} > now() AS live`;
 
 export class PostgresTaskLeases implements TaskLeases {
   constructor(private readonly db: Connections) {}
 
-  async heartbeat(member: Omit<Member, 'heartbeatAtMs'>, ttlMs: number): Promise<Member[]> {
+  async heartbeat(member: MemberInfo, ttlMs: number): Promise<Member[]> {
     this.db.checkOpen();
     checkMember(member);
     checkDuration('ttlMs', ttlMs);
@@ -148,10 +150,12 @@ function memberOf(r: MemberRow): Member {
     httpUrl: r.http_url,
     startedAtMs: r.started_at,
     heartbeatAtMs: r.heartbeat_ms,
+    ttlMs: r.ttl_ms,
+    live: r.live,
   };
 }
 
-function checkMember(m: Omit<Member, 'heartbeatAtMs'>): void {
+function checkMember(m: MemberInfo): void {
   if (m === null || typeof m !== 'object') throw invalid('A member must be an object.');
   checkId('member id', m.id);
   if (typeof m.host !== 'string') throw invalid(`The host of member ${m.id} must be a string.`);
