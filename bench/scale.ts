@@ -31,7 +31,7 @@
  * Ctrl-C; its temp dirs are removed.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, constants, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -59,6 +59,7 @@ const TARGET_PG_VS_SQLITE = 0.5;
 const TARGET_SPEEDUP_2P = 1.5;
 const TARGET_BY_ORDER_PER_S = 50_000;
 const SRC = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const VIEWS = ['region_day', 'by_order'] as const;
 type ViewName = (typeof VIEWS)[number];
@@ -122,12 +123,13 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     stopAll();
     for (const dir of [root, pgDir]) rmSync(dir, { recursive: true, force: true });
   };
-  const onSignal = (): void => {
+  // Ctrl-C (or a kill) during the run: nothing it started may outlive it.
+  const onSignal = (signal: NodeJS.Signals): void => {
     pg?.kill();
     cleanup();
-    process.exit(130);
+    process.exit(128 + (constants.signals[signal] ?? 1));
   };
-  process.once('SIGINT', onSignal);
+  for (const signal of SIGNALS) process.once(signal, onSignal);
   try {
     const dataDir = join(root, 'data');
     const configs = writeConfigs(root);
@@ -148,7 +150,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     }
     return report(opts, results);
   } finally {
-    process.removeListener('SIGINT', onSignal);
+    for (const signal of SIGNALS) process.removeListener(signal, onSignal);
     killAll();
     stopAll();
     await pg?.stop();

@@ -23,8 +23,17 @@ const running = new Set<ChildProcess>();
 
 /** SIGKILLs every process this module started that has not exited. */
 export function killAll(): void {
-  for (const child of running) child.kill('SIGKILL');
+  for (const child of running) killGroup(child);
   running.clear();
+}
+
+/** SIGKILLs a process started here and whatever it started (`kappa start` runs `kappa check` in the background). */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL'); // its group is gone already
+  }
 }
 
 /** Where the checkpoints and the view are read: `committed` gives the checkpoint offset of each partition seen so far. */
@@ -102,7 +111,8 @@ interface Started {
 }
 
 function start(argv: string[]): Started {
-  const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // A process group of its own, so that killing it also kills what it started.
+  const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   running.add(child);
   child.once('exit', () => running.delete(child));
   const s: Started = { child, argv, stderr: '' };
@@ -119,7 +129,7 @@ function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGKILL');
+    killGroup(child);
   });
 }
 
