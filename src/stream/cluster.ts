@@ -70,8 +70,7 @@ export class Cluster {
   private readonly held = new Map<TaskId, Held>();
   private coordinatorFence: TaskFence | null = null;
   private liveMembers: Member[] = [];
-  private ticker: NodeJS.Timeout | null = null;
-  private ticking: Promise<void> | null = null;
+  private readonly loops: { timer: NodeJS.Timeout; running: () => Promise<void> }[] = [];
   private stopped = false;
   private storeGoneSinceMs: number | null = null;
   /** The coordinator epoch this process joined with (it planned the views then), or null. */
@@ -120,21 +119,36 @@ export class Cluster {
     return this.coordinator;
   }
 
-  /** Starts ticking: heartbeat, renew, rebalance, then the catalog work. */
+  /**
+   * Starts two loops, each every `heartbeatMs`: the heartbeat (membership, lease renewals, the
+   * coordinator lease), and the work (rebalance, then the catalog work). They are apart so that
+   * opening tasks, which reads checkpoints and the log, can never hold a renewal back: on a loaded
+   * machine a slow rebalance cost a process its leases.
+   */
   start(): void {
+    this.loops.push(
+      this.every(() => this.beat()),
+      this.every(() => this.tick()),
+    );
+  }
+
+  /** Runs `fn` every heartbeat, never two at once; a store out of reach skips a turn, anything else fails the engine. */
+  private every(fn: () => Promise<void>): { timer: NodeJS.Timeout; running: () => Promise<void> } {
+    let running: Promise<void> | null = null;
     const run = (): void => {
-      if (this.ticking !== null || this.stopped) return;
-      this.ticking = this.tick()
+      if (running !== null || this.stopped) return;
+      running = fn()
         .then(() => this.storeBack())
         .catch((err: Error) => {
           if (this.stopped) return;
           if (isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) return this.storeGone(err);
           this.deps.fail(err);
         })
-        .finally(() => (this.ticking = null));
+        .finally(() => (running = null));
     };
-    this.ticker = setInterval(run, this.heartbeatMs);
+    const timer = setInterval(run, this.heartbeatMs);
     run();
+    return { timer, running: () => running ?? Promise.resolve() };
   }
 
   /**
@@ -158,8 +172,8 @@ export class Cluster {
   /** Stops ticking, hands every task over (flushed, released) and leaves the membership. */
   async stop(flush: boolean): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== null) clearInterval(this.ticker);
-    await this.ticking;
+    for (const l of this.loops) clearInterval(l.timer);
+    for (const l of this.loops) await l.running();
     // Best effort: a store out of reach keeps the leases, which run out after the session timeout.
     for (const [id, h] of [...this.held])
       await this.giveUp(id, h, flush).catch((err: Error) => this.stopFailed(id, err));
@@ -173,7 +187,8 @@ export class Cluster {
     );
   }
 
-  private async tick(): Promise<void> {
+  /** The heartbeat: membership, renewals (a lease lost stops its task), and the coordinator lease when free. */
+  private async beat(): Promise<void> {
     const { leases, member } = this.opts;
     this.liveMembers = await leases.heartbeat(member, this.sessionTimeoutMs);
     const renewing = this.fences.concat(this.coordinatorFence ?? []);
@@ -186,6 +201,10 @@ export class Cluster {
     }
     for (const [id, h] of [...this.held]) if (lost.has(id)) await this.lose(id, h);
     if (this.coordinatorFence === null) await this.tryCoordinator();
+  }
+
+  /** The work: tasks taken and handed over, then following the catalog (and the coordinator's duties). */
+  private async tick(): Promise<void> {
     await this.rebalance();
     if (!this.stopped) await this.deps.afterRebalance(this.coordinator);
   }
@@ -200,9 +219,12 @@ export class Cluster {
   /** Takes the tasks this process is the desired owner of, and hands over those it is not. */
   private async rebalance(): Promise<void> {
     const candidates = await this.deps.candidates();
-    const ids = this.liveMembers.map((m) => m.id);
+    const owners = assignTasks(
+      candidates.map((c) => c.id),
+      this.liveMembers.map((m) => m.id),
+    );
     const mine = new Map<TaskId, Candidate>();
-    for (const c of candidates) if (desiredOwner(c.id, ids) === this.opts.member.id) mine.set(c.id, c);
+    for (const c of candidates) if (owners.get(c.id) === this.opts.member.id) mine.set(c.id, c);
     const known = new Set(candidates.map((c) => c.id));
     for (const [id, h] of [...this.held]) {
       if (!known.has(id))
@@ -222,6 +244,7 @@ export class Cluster {
 
   /** Stops a task this process holds: flushed (fenced) when `flush`, then its lease released. */
   private async giveUp(id: TaskId, h: Held, flush: boolean): Promise<void> {
+    if (this.held.get(id) !== h) return; // lost meanwhile (the heartbeat loop)
     this.held.delete(id);
     h.stop.abort();
     if (h.task !== null) {
@@ -238,6 +261,7 @@ export class Cluster {
 
   /** A task whose lease another process took: stopped without a flush (its writes would be fenced anyway). */
   private async lose(id: TaskId, h: Held): Promise<void> {
+    if (this.held.get(id) !== h) return; // given up meanwhile (the work loop)
     this.held.delete(id);
     h.stop.abort();
     if (h.task !== null) await this.deps.drop(h.task);
@@ -256,18 +280,28 @@ export class Cluster {
   }
 }
 
-/** The member a task belongs on: the highest hash of (member, task) wins (rendezvous hashing). */
-export function desiredOwner(task: TaskId, members: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestScore = '';
-  for (const m of members) {
-    const score = createHash('sha1').update(m).update('\0').update(task).digest('hex');
-    if (best === null || score > bestScore) {
-      best = m;
-      bestScore = score;
-    }
+/**
+ * Which member each task belongs on: rendezvous hashing with bounded loads. Each task ranks the
+ * members by a hash of (member, task) and goes to the highest-ranked one that has fewer than
+ * ceil(tasks / members) tasks, the tasks taken in a fixed order. Every member computes the same
+ * answer from the same member list; a member joining or leaving moves few tasks; and no member
+ * gets more than its share (plain rendezvous hashing put all 4 tasks of a 2-process cluster on
+ * one process in 1 start of 8).
+ */
+export function assignTasks(tasks: readonly TaskId[], members: readonly string[]): Map<TaskId, string> {
+  const owners = new Map<TaskId, string>();
+  if (members.length === 0) return owners;
+  const cap = Math.ceil(tasks.length / members.length);
+  const load = new Map(members.map((m) => [m, 0]));
+  for (const task of [...tasks].sort()) {
+    const ranked = members
+      .map((m) => ({ m, score: createHash('sha1').update(m).update('\0').update(task).digest('hex') }))
+      .sort((a, b) => (a.score < b.score ? 1 : a.score > b.score ? -1 : 0));
+    const owner = ranked.find((r) => load.get(r.m)! < cap)!.m;
+    load.set(owner, load.get(owner)! + 1);
+    owners.set(task, owner);
   }
-  return best;
+  return owners;
 }
 
 export { taskId };

@@ -20,4 +20,4 @@ export {
 export type { DeadLetterTally } from './flush.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
 export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';
-export { type ClusterOptions, desiredOwner } from './cluster.ts';
+export { type ClusterOptions, COORDINATOR_TASK, assignTasks } from './cluster.ts';

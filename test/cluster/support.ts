@@ -160,7 +160,11 @@ export function pgClient(url: string): pg.Client {
 }
 
 export async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  await waitFor(what, async () => ((await fn()) ? true : null), { timeoutMs, intervalMs: 200 });
+  try {
+    await waitFor(what, async () => ((await fn()) ? true : null), { timeoutMs, intervalMs: 200 });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}${lastViewSeen === '' ? '' : ` (${lastViewSeen})`}`);
+  }
 }
 
 export async function stopMember(m: Member): Promise<void> {
@@ -172,15 +176,19 @@ export async function stopMember(m: Member): Promise<void> {
 export async function viewEquals(db: pg.Client, expected: ReturnType<typeof expectedTotals>): Promise<boolean> {
   const { rows } = await db.query('SELECT * FROM region_totals ORDER BY region');
   const got = new Map(rows.map((r) => [r.region as string, r as Record<string, unknown>]));
-  return (
+  const equal =
     got.size === expected.size &&
     [...expected].every(([region, e]) => {
       const g = got.get(region);
       if (g === undefined || Number(g.total) !== e.total || Number(g.n) !== e.n) return false;
       return !('top' in g) || Number(g.top) === e.top;
-    })
-  );
+    });
+  lastViewSeen = equal ? '' : `region_totals had ${JSON.stringify(rows)}; the fold is ${JSON.stringify([...expected])}`;
+  return equal;
 }
+
+/** What the last `viewEquals` that found a difference saw (for a failure message). */
+export let lastViewSeen = '';
 
 /** The ids of the sales in big_sales, every partition from the start (through the log's HTTP API at `url`). */
 export async function readIds(url: string): Promise<number[]> {
