@@ -163,7 +163,8 @@ export async function waitUntil(what: string, fn: () => Promise<boolean>, timeou
   try {
     await waitFor(what, async () => ((await fn()) ? true : null), { timeoutMs, intervalMs: 200 });
   } catch (err) {
-    X;
+    const seen = lastViewSeen === '' ? '' : ` (${lastViewSeen})`;
+    throw new Error(`${(err as Error).message}${seen}`, { cause: err });
   }
 }
 
