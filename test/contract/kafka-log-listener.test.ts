@@ -4,7 +4,67 @@
  * idempotent-producer rules and time index; retention is the cluster's (its settings are handed
  * over), and sizeBytes is KafkaLog's estimate (the listener offers no DescribeLogDirs).
  */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { isKappaError } from '../../src/errors.ts';
+import { startKafkaListener } from '../../src/kafka/index.ts';
+import { openFileLog, openLog } from '../../src/log/index.ts';
 import { listenerHarness } from '../support/kafka-log.ts';
 import { logContract } from './log.contract.ts';
 
+const quiet = { info(): void {}, warn(): void {} };
+
 logContract('KafkaLog on Kappa’s Kafka listener', listenerHarness);
+
+describe('KafkaLog when the cluster is not there', () => {
+  test('opening a log whose broker does not answer fails at once, naming the broker', { timeout: 30_000 }, async () => {
+    const address = await closedAddress();
+    await assert.rejects(
+      openLog({ kind: 'kafka', brokers: [address], clientId: 'kappa-test', connectTimeoutMs: 1_000 }),
+      (err: unknown) =>
+        isKappaError(err) && err.message.includes(address) && /Cannot reach|No Kafka broker/.test(err.message),
+    );
+  });
+
+  test(
+    'an append or a read after the broker went away fails with a message naming it',
+    { timeout: 60_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kappa-kafka-down-'));
+      const fileLog = await openFileLog({ dir, logger: quiet });
+      const listener = await startKafkaListener({ log: fileLog, port: 0, logger: quiet });
+      const log = await openLog({
+        kind: 'kafka',
+        brokers: [listener.address],
+        clientId: 'kappa-test',
+        connectTimeoutMs: 500,
+      });
+      try {
+        await log.createTopic('t', { partitions: 1 });
+        await log.append('t', [{ value: 'before', partition: 0 }]);
+        await listener.close();
+        const named = (err: unknown): boolean => isKappaError(err) && err.message.includes(listener.address);
+        await assert.rejects(log.append('t', [{ value: 'after', partition: 0 }]), named);
+        await assert.rejects(log.offsets('t', 0), named);
+        assert.deepEqual((await fileLog.offsets('t', 0)).end, 1, 'nothing was appended');
+      } finally {
+        await log.close();
+        await fileLog.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+/** host:port where nothing listens (a port just released). */
+async function closedAddress(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return `127.0.0.1:${port}`;
+}

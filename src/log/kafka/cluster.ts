@@ -51,6 +51,8 @@ export class Cluster {
   private controllerId = -1;
   private topicsByName = new Map<string, TopicMetadata>();
   private versions: Map<number, wire.ApiRange> | null = null;
+  /** Every connection made, connected or not: close() ends them all, so none keeps the process alive. */
+  private readonly made = new Set<Connection>();
   private closed = false;
 
   constructor(readonly opts: ClusterOptions) {}
@@ -68,13 +70,15 @@ export class Cluster {
       tls: this.opts.tls,
       sasl: this.opts.sasl,
     });
+    this.made.add(c);
+    c.on('close', () => this.made.delete(c));
     return (c.connect(host, port) as Promise<void>).then(
       () => c,
       (err: unknown) => {
-        void c.close().catch(() => {});
+        end(c);
         throw new KappaError(
           LOG_UNAVAILABLE,
-          `Cannot reach the Kafka broker at ${address} (${messageOf(err)}). Check that it runs and that --log names it right.`,
+          `Cannot reach the Kafka broker at ${address} (${messageOf(err).replace(/\.$/, '')}). Check that it runs and that the broker list (kappa start --log) names it right.`,
           { broker: address },
           err,
         );
@@ -124,9 +128,10 @@ export class Cluster {
         last = err;
       }
     }
+    if (candidates.length === 1) throw last;
     throw new KappaError(
       LOG_UNAVAILABLE,
-      `No Kafka broker answered (tried ${candidates.join(', ')}): ${messageOf(last)}. Check that the cluster runs and that --log names it right.`,
+      `No Kafka broker answered (tried ${candidates.join(', ')}). Check that the cluster runs and that the broker list (kappa start --log) names it right.`,
       { brokers: candidates },
       last,
     );
@@ -237,6 +242,8 @@ export class Cluster {
     this.shared.clear();
     this.pollers.clear();
     await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+    for (const c of this.made) end(c);
+    this.made.clear();
   }
 }
 
@@ -265,6 +272,16 @@ export function splitAddress(address: string): [string, number] {
       { broker: address },
     );
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), port];
+}
+
+/** Closes a connection and its socket, whatever state it is in. */
+function end(c: Connection): void {
+  void (c.close() as Promise<void>).catch(() => {});
+  try {
+    c.socket?.destroy();
+  } catch {
+    // no socket yet
+  }
 }
 
 function messageOf(err: unknown): string {
