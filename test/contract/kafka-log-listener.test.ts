@@ -20,6 +20,39 @@ const quiet = { info(): void {}, warn(): void {} };
 
 logContract('KafkaLog on Kappa’s Kafka listener', listenerHarness);
 
+describe('KafkaLog plain appends', () => {
+  test('go out under a producer id the cluster gave, numbered per partition, so a lost answer can be re-sent safely', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kappa-kafka-pid-'));
+    const fileLog = await openFileLog({ dir, logger: quiet });
+    const listener = await startKafkaListener({ log: fileLog, port: 0, logger: quiet });
+    const log = await openLog({ kind: 'kafka', brokers: [listener.address], clientId: 'kappa-test' });
+    try {
+      await log.createTopic('t', { partitions: 1 });
+      await log.append('t', [
+        { value: 'a', partition: 0 },
+        { value: 'b', partition: 0 },
+      ]);
+      await log.appendBatch('t', 0, [{ key: null, value: Buffer.from('c'), headers: [], timestamp: 1 }]);
+      const batches = [];
+      for await (const b of fileLog.read('t', 0, 0)) batches.push(b);
+      assert.deepEqual(
+        batches.map((b) => [b.baseOffset, b.baseSequence, b.count]),
+        [
+          [0, 0, 2],
+          [2, 2, 1],
+        ],
+      );
+      assert.ok(batches[0].producerId >= 0, 'an idempotent producer id');
+      assert.equal(batches[1].producerId, batches[0].producerId);
+    } finally {
+      await log.close();
+      await listener.close();
+      await fileLog.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('KafkaLog when the cluster is not there', () => {
   test('opening a log whose broker does not answer fails at once, naming the broker', { timeout: 30_000 }, async () => {
     const address = await closedAddress();
