@@ -200,5 +200,10 @@ function makePool(opts: PoolOptions, max: number, role: string): pg.Pool {
   // An idle connection the server closed (a restart, a failover): the pool drops it; the next
   // call opens a new one. Without this listener node-postgres would crash the process.
   pool.on('error', () => {});
+  // And a connection the server ends while no call uses it but it is not idle in the pool either
+  // (between a release and the pool taking it back, or a pipelined answer after the last
+  // statement): its 'error' event would have no listener and crash the process (seen when the
+  // server stopped under a cluster). Calls still learn of it from their next statement.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
