@@ -64,6 +64,11 @@ export const ERROR_CATALOGUE = {
     summary:
       'Another Kappa process took over this task (its epoch moved on), so this process may no longer commit for it.',
   },
+  KAPPA_LOG_UNAVAILABLE: {
+    status: 503,
+    retriable: true,
+    summary: 'The Kafka cluster holding the log cannot be reached or did not answer; nothing is known to have been appended.',
+  },
   KAPPA_STORE_UNAVAILABLE: {
     status: 503,
     retriable: true,

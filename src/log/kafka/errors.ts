@@ -6,12 +6,8 @@
  */
 import { type ErrorCode, KappaError } from '../../errors.ts';
 
-/**
- * The code of "the Kafka cluster cannot be reached or did not answer". The catalogue has no
- * log-side "unavailable" code yet (KAPPA_STORE_UNAVAILABLE names the view store); until it does,
- * KAPPA_IO_ERROR carries the message, which names the brokers tried.
- */
-export const LOG_UNAVAILABLE: ErrorCode = 'KAPPA_IO_ERROR';
+/** The code of "the Kafka cluster cannot be reached or did not answer" (the message names the brokers tried). */
+export const LOG_UNAVAILABLE: ErrorCode = 'KAPPA_LOG_UNAVAILABLE';
 
 export const KAFKA = {
   OFFSET_OUT_OF_RANGE: 1,
