@@ -67,7 +67,8 @@ export const ERROR_CATALOGUE = {
   KAPPA_LOG_UNAVAILABLE: {
     status: 503,
     retriable: true,
-    summary: 'The Kafka cluster holding the log cannot be reached or did not answer; nothing is known to have been appended.',
+    summary:
+      'The Kafka cluster holding the log cannot be reached or did not answer; nothing is known to have been appended.',
   },
   KAPPA_STORE_UNAVAILABLE: {
     status: 503,
