@@ -122,7 +122,8 @@ function viewSelect(
     } else {
       const type = columns.get(name);
       if (type === undefined) throw unknownColumn(view, name, columns);
-      where.push(`"${name}" IS ?`);
+      // Null-safe equality, in the words both SQLite (3.39+) and PostgreSQL know.
+      where.push(`"${name}" IS NOT DISTINCT FROM ?`);
       params.push(typedValue(name, value, type));
     }
   }
@@ -142,9 +143,12 @@ async function viewColumns(store: ViewStore, view: string): Promise<Map<string, 
   const def = (await store.definition(view, live.version))!;
   const columns = new Map<string, string>();
   for (const c of def.keyColumns) columns.set(c.name, c.type);
-  const outputs = await store.query(`SELECT name, type FROM pragma_table_info(?)`, [view]);
-  for (const r of outputs.rows as { name: string; type: string }[])
-    if (!columns.has(r.name)) columns.set(r.name, r.type || 'ANY');
+  // The public view's other columns are its output columns, computed from the state columns; one
+  // named after a state column has its type (count, sum, min, max), the others none that filters
+  // could rely on. (From the definition, not the database's catalog, which SQLite and PostgreSQL
+  // describe each their own way.)
+  for (const o of def.outputColumns)
+    if (!columns.has(o.name)) columns.set(o.name, def.stateColumns.find((c) => c.name === o.name)?.type ?? 'ANY');
   return columns;
 }
 

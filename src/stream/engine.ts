@@ -24,7 +24,7 @@
 import { setMaxListeners } from 'node:events';
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger } from '../log/index.ts';
-import type { BuildInfo, BuildReason, ControlStore, ViewStore } from '../view/index.ts';
+import type { BuildInfo, BuildReason, ControlStore, StoreChange, ViewStore } from '../view/index.ts';
 import type { Member, TaskLease } from '../view/index.ts';
 import { ChangeFeed, type ViewChange } from './change-feed.ts';
 import type { Cluster, ClusterOptions } from './cluster.ts';
@@ -126,6 +126,8 @@ export class Engine {
   private readonly requests: Requests;
   /** Set when the engine shares its work with other processes. */
   readonly cluster: Cluster | null;
+  /** Stops hearing the other processes' changes (a cluster's store). */
+  private unwatch: (() => Promise<void>) | null = null;
   private failed: (err: Error) => void = () => {};
   private hasFailed = false;
   /** Rejects when a task fails (the store, the log or a worker thread reported an error); `kappa start` exits on it. */
@@ -267,6 +269,7 @@ export class Engine {
     const coordinator = await cluster.join();
     await this.addTasks(coordinator);
     this.failure.catch(() => {});
+    this.unwatch = this.opts.store.watchChanges?.((c) => this.remoteChange(c)) ?? null;
     if (this.workers > 0) this.startThreads(this.workers);
     cluster.start();
   }
@@ -356,6 +359,26 @@ export class Engine {
     return this.versions.builds();
   }
 
+  /**
+   * A change another process of the cluster committed, told to this process's change streams as
+   * its own are: rows of a live version (a building one's are nobody's business yet), a swap, or
+   * a reset (too many rows to name, or changes that may have been missed), which makes the streams
+   * tell their clients to read the view again.
+   */
+  private remoteChange(c: StoreChange): void {
+    // View names are case-insensitive in the store, as in SQL.
+    const view = this.opts.app.views.find((v) => v.name.toLowerCase() === c.view.toLowerCase())?.name;
+    if (view === undefined) return;
+    const group = this.versions.groups.find((g) => g.plan.name === view && g.version === c.version);
+    if (c.kind === 'rows') {
+      if (group?.live === true)
+        this.changes.emit({ kind: 'rows', view, version: c.version, keyNames: group.keyNames ?? [], keys: c.keys });
+      return;
+    }
+    if (c.kind === 'reset' && group?.live !== true) return;
+    this.changes.emit({ kind: 'live', view, version: c.version });
+  }
+
   /** The first failure stops every task and the worker threads; later ones only repeat it. */
   private fail(err: Error): void {
     if (this.hasFailed) return;
@@ -425,6 +448,7 @@ export class Engine {
    */
   async stop(): Promise<void> {
     await this.requests.stop();
+    await this.unwatch?.();
     await this.cluster?.stop(!this.hasFailed);
     this.abort.abort();
     await this.loop.settle();
@@ -438,6 +462,7 @@ export class Engine {
   /** Stops reading and stops the worker threads without flushing: the views keep their last checkpoints. */
   async close(): Promise<void> {
     await this.requests.stop();
+    await this.unwatch?.();
     await this.cluster?.stop(false);
     this.abort.abort();
     await this.loop.settle();

@@ -18,6 +18,7 @@ export type {
   OutputCheckpoint,
   QueryOptions,
   QueryResult,
+  StoreChange,
   BuildInfo,
   BuildReason,
   ViewRequest,

@@ -143,6 +143,16 @@ export interface ViewRequest {
   version: number | null;
 }
 
+/**
+ * A change another process committed to a store several processes share (PostgreSQL): rows of a
+ * version, by their key (read them with `rowsByKey`), a version that went live, or `reset` when a
+ * flush changed too many rows to name (read the view again).
+ */
+export type StoreChange =
+  | { kind: 'rows'; view: string; version: number; keys: (string | number | null)[][] }
+  | { kind: 'live'; view: string; version: number }
+  | { kind: 'reset'; view: string; version: number };
+
 export interface QueryOptions {
   /** Stop the query (KAPPA_QUERY_TIMEOUT) if it runs longer than this. */
   timeoutMs?: number;

@@ -33,7 +33,15 @@
  * - everything committed survives closing and reopening the store.
  */
 import type { TaskFence } from './leases.ts';
-import type { Checkpoint, QueryOptions, QueryResult, RowDelta, VersionTable, ViewVersionInfo } from './types.ts';
+import type {
+  Checkpoint,
+  QueryOptions,
+  QueryResult,
+  RowDelta,
+  StoreChange,
+  VersionTable,
+  ViewVersionInfo,
+} from './types.ts';
 
 export interface ViewStore {
   /**
@@ -89,5 +97,11 @@ export interface ViewStore {
    * bytes, and stops it past `opts.timeoutMs` (KAPPA_QUERY_TIMEOUT).
    */
   query(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult>;
+  /**
+   * Only on a store several processes share (PostgreSQL): calls `listener` with what the other
+   * processes' flushes and swaps committed, as they commit (this process's own are not repeated),
+   * so every process's change streams see every change. Returns the function that stops it.
+   */
+  watchChanges?(listener: (change: StoreChange) => void): () => Promise<void>;
   close(): Promise<void>;
 }

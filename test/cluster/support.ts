@@ -30,11 +30,11 @@ export interface Sale {
  * The app: `region_totals` (sum and count of amounts by region) and an output (`big_copy`) copying
  * big sales (amount ≥ 90) to `big_sales`. `variant` 2 adds a max: a logic change, so a new version is built.
  */
-export function appConfig(variant: 1 | 2): string {
+export function appConfig(variant: 1 | 2, partitions = PARTITIONS): string {
   const extra = variant === 2 ? ', top: max((s) => s.amount)' : '';
   return `import { count, defineApp, from, max, sum, topic, view } from ${JSON.stringify(KAPPA_SRC)};
 interface Sale { id: number; region: string; amount: number }
-const sales = topic<Sale>('sales', { partitions: ${PARTITIONS} });
+const sales = topic<Sale>('sales', { partitions: ${partitions} });
 const big = topic<Sale>('big_sales', { partitions: 2 });
 export default defineApp({
   topics: [sales, big],
@@ -46,11 +46,11 @@ export default defineApp({
 `;
 }
 
-export function writeConfig(t: Owner, variant: 1 | 2): string {
+export function writeConfig(t: Owner, variant: 1 | 2, partitions = PARTITIONS): string {
   const dir = tempDir(t, 'kappa-cluster-app-');
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   const path = join(dir, 'kappa.config.ts');
-  writeFileSync(path, appConfig(variant));
+  writeFileSync(path, appConfig(variant, partitions));
   return path;
 }
 
@@ -242,10 +242,14 @@ export class ClusterFixture {
     readonly db: pg.Client,
   ) {}
 
-  static async start(t: Owner & { diagnostic(message: string): void }, storeUrl: string): Promise<ClusterFixture> {
+  static async start(
+    t: Owner & { diagnostic(message: string): void },
+    storeUrl: string,
+    partitions = PARTITIONS,
+  ): Promise<ClusterFixture> {
     const broker = await startKappaWithKafka(t, {
       topics: [
-        { name: 'sales', partitions: PARTITIONS },
+        { name: 'sales', partitions },
         { name: 'big_sales', partitions: 2 },
       ],
     });

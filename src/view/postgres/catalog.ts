@@ -31,6 +31,7 @@ import {
   upsertSql,
   viewIdent,
 } from './sql.ts';
+import { notifyQuery } from './changes.ts';
 import type { Connections } from './pool.ts';
 
 interface CatalogRow {
@@ -61,6 +62,8 @@ export class VersionCatalog {
     private readonly clock: { now(): number },
     /** The role queries run as, granted SELECT on each version table and public view; null when none. */
     private readonly readerRole: string | null,
+    /** This store instance, in the NOTIFY each swap sends (./changes.ts); null sends none. */
+    private readonly source: string | null = null,
   ) {}
 
   async ensureVersion(def: VersionTable): Promise<ViewVersionInfo> {
@@ -106,6 +109,7 @@ export class VersionCatalog {
         [this.clock.now(), name, version],
       );
       await this.pointPublicView(c, parseDefinitionJson(row.definition_json));
+      if (this.source !== null) await c.query(notifyQuery(this.source, { kind: 'live', view: row.name, version }));
       crashPoint('swap-before-commit');
     });
   }

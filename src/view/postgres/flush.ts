@@ -42,6 +42,7 @@ import type { InDoubtWrites } from './in-doubt.ts';
 import type { Connections, Send } from './pool.ts';
 import { BACKWARDS_STATE, FENCED_STATE, LAYOUT_LOCK } from './schema.ts';
 import { tableIdent } from './sql.ts';
+import { notifyQuery } from './changes.ts';
 import { REFUSED, arrayLiteral, describeValue, toColumn } from './values.ts';
 
 /** One delta with its values converted for their columns, and its key as one string (for rounds and order). */
@@ -63,6 +64,8 @@ export class DeltaWriter {
     private readonly db: Connections,
     private readonly catalog: VersionCatalog,
     private readonly inDoubt: InDoubtWrites,
+    /** This store instance, in the NOTIFY each flush with rows sends (./changes.ts). */
+    private readonly source: string,
   ) {}
 
   async flush(
@@ -86,6 +89,10 @@ export class DeltaWriter {
         if (handle.selectCustom !== null && rows.length > 0) await mergeCustomColumns(send, handle, deltas, rows);
         for (const round of rounds(rows)) send(prepared(handle.upsert, columnArrays(handle, round)));
         for (const cp of checkpoints) send(checkpointQuery(handle.def, cp));
+        if (deltas.length > 0) {
+          const keys = deltas.map((d) => d.key);
+          send(notifyQuery(this.source, { kind: 'rows', view: handle.def.name, version, keys }));
+        }
       });
     } catch (err) {
       const failure = await this.flushError(err, name, version, action, fence);

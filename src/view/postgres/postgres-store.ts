@@ -33,6 +33,7 @@ import type {
   QueryOptions,
   QueryResult,
   RowDelta,
+  StoreChange,
   VersionTable,
   ViewRequest,
   ViewRequestAction,
@@ -48,6 +49,8 @@ import { InDoubtWrites } from './in-doubt.ts';
 import { Connections } from './pool.ts';
 import { PostgresReaders } from './readers.ts';
 import { prepareLayout } from './schema.ts';
+import { watchChanges } from './changes.ts';
+import { randomBytes } from 'node:crypto';
 import { PostgresTaskLeases } from './task-leases.ts';
 
 export interface PostgresStoreOptions {
@@ -119,7 +122,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Pos
     const role = await db.withClient(db.writer, `open the view store at ${server}`, (c) =>
       prepareLayout(c, o.schema, o.readerRole),
     );
-    return new PostgresStoreImpl(db, role, o.queryRowsMax, o.clock);
+    return new PostgresStoreImpl(db, role, o.queryRowsMax, o.clock, o.connectionString);
   } catch (err) {
     await db.close();
     throw storeError(err, `open the view store at ${server}`, server);
@@ -174,17 +177,20 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
   private readonly control: PostgresControlStore;
   private readonly readers: PostgresReaders;
   private readonly forget: ForgetInTx;
+  /** This instance, in the NOTIFYs its flushes and swaps send, so its own `watchChanges` skips them. */
+  private readonly source = randomBytes(8).toString('hex');
 
   constructor(
     private readonly db: Connections,
     readonly readerRole: string | null,
     queryRowsMax: number,
     clock: { now(): number },
+    private readonly connectionString: string,
   ) {
     this.server = db.server;
-    this.catalog = new VersionCatalog(db, clock, readerRole);
+    this.catalog = new VersionCatalog(db, clock, readerRole, this.source);
     const inDoubt = new InDoubtWrites(db);
-    this.deltas = new DeltaWriter(db, this.catalog, inDoubt);
+    this.deltas = new DeltaWriter(db, this.catalog, inDoubt, this.source);
     this.control = new PostgresControlStore(db, clock);
     this.readers = new PostgresReaders(db, queryRowsMax, readerRole);
     this.consumerOffsets = new PostgresConsumerOffsets(db);
@@ -227,6 +233,11 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
   }
   makeLive(name: string, version: number): Promise<void> {
     return this.catalog.makeLive(name, version);
+  }
+
+  /** What other processes' flushes and swaps committed, through LISTEN on a connection of its own (./changes.ts). */
+  watchChanges(listener: (change: StoreChange) => void): () => Promise<void> {
+    return watchChanges(this.connectionString, this.source, listener);
   }
   /** Also forgets the version's code and build record, in the same transaction. */
   dropVersion(name: string, version: number): Promise<void> {
