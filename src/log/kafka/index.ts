@@ -13,8 +13,11 @@
  * - Idempotent producers: the caller's producer id, epoch and sequences go into the batch and the
  *   cluster's rules apply (producer.ts). Kappa's listener keeps FileLog's rules; Apache Kafka drops
  *   a re-send of one of the producer's last 5 batches only, refuses a partial overlap and a new
- *   epoch not starting at sequence 0; the librdkafka mock drops nothing. `sequenceGaps: 'allow'`
- *   appends (dead letters, late events) are at least once on Kafka.
+ *   epoch not starting at sequence 0; the librdkafka mock drops nothing. When Apache Kafka refuses
+ *   a re-send that overlaps what the partition holds, KafkaLog reads the producer's last sequence
+ *   from the partition's tail, reports the overlap as duplicates and sends only the rest
+ *   (resend.ts), so the result is FileLog's; a real gap or a re-send under another epoch stays
+ *   refused. `sequenceGaps: 'allow'` appends (dead letters, late events) are at least once on Kafka.
  * - offsetForTime: ListOffsets by time, answered by the cluster's time index (the mock answers
  *   "none" for every time, so it gives the end offset).
  * - sizeBytes: DescribeLogDirs when the cluster offers it, else an estimate (records retained times

@@ -18,9 +18,13 @@
  *   cluster drops what it already has. What a cluster keeps differs from FileLog (see
  *   src/log/kafka/index.ts): Kappa's listener applies FileLog's rules exactly; Apache Kafka drops only
  *   a re-send of one of a producer's last five batches and refuses a partial overlap or a new epoch
- *   that does not restart at 0 (OUT_OF_ORDER_SEQUENCE); librdkafka 2.0.2's mock cluster checks
- *   nothing and appends every copy. `sequenceGaps: 'allow'` cannot be said on the wire (Kafka
- *   refuses every gap), so such appends go out as plain ones: at least once.
+ *   that does not restart at 0 (OUT_OF_ORDER_SEQUENCE_NUMBER); librdkafka 2.0.2's mock cluster checks
+ *   nothing and appends every copy. On that refusal KafkaLog reads the producer's last sequence from
+ *   the partition's tail and settles the re-send as FileLog would (resend.ts): the records already
+ *   there are reported as duplicates with their offsets and only the rest is sent, numbered from
+ *   the last sequence + 1; a real gap or another epoch is still refused (KAPPA_OUT_OF_ORDER_SEQUENCE).
+ *   `sequenceGaps: 'allow'` cannot be said on the wire (Kafka refuses every gap), so such appends go
+ *   out as plain ones: at least once.
  *
  * Reporting duplicates: a Produce answer gives the batch's base offset, not whether it was a copy.
  * A copy's records sit below the partition's end as it was before the request was sent, a fresh
@@ -28,7 +32,7 @@
  * answer lands below it, reads the producer's batches from there to find each record's original
  * offset (a rare path: only re-sends take it).
  */
-import { KappaError } from '../../errors.ts';
+import { KappaError, isKappaError } from '../../errors.ts';
 import { producerOf } from '../append-input.ts';
 import { checkBatch, checkRecords, encodeBatch, type EncodableRecord } from '../record-batch.ts';
 import { SEQUENCE_MODULUS } from '../producer-state.ts';
@@ -37,6 +41,7 @@ import type { AppendBatchResult, BatchOptions } from '../types.ts';
 import { type Cluster, check } from './cluster.ts';
 import { KAFKA } from './errors.ts';
 import type { BatchReader } from './reader.ts';
+import { settleRefusedResend } from './resend.ts';
 import * as wire from './wire.ts';
 
 const NO_DUPLICATES: readonly number[] = Object.freeze([]);
@@ -163,11 +168,28 @@ export class Appender {
     return { previous: previous.catch(() => {}), handed };
   }
 
-  /** An append under the caller's producer identity, with duplicates found as the header comment says. */
-  private async appendKappaProducer(topic: string, partition: number, bytes: Buffer): Promise<AppendBatchResult> {
+  /**
+   * An append under the caller's producer identity, with duplicates found as the header comment
+   * says. `settleRefusal`: a refusal for the batch's sequence is settled from the partition's tail
+   * (resend.ts); false for the remainder that settling sends, whose refusal stands.
+   */
+  private async appendKappaProducer(
+    topic: string,
+    partition: number,
+    bytes: Buffer,
+    settleRefusal = true,
+  ): Promise<AppendBatchResult> {
     const count = bytes.readInt32BE(BatchField.recordCount);
     const { end } = await this.reader.offsets(topic, partition);
-    const baseOffset = await this.send(topic, partition, bytes, null);
+    let baseOffset: number;
+    try {
+      baseOffset = await this.send(topic, partition, bytes, null);
+    } catch (err) {
+      if (!settleRefusal || !isKappaError(err, 'KAPPA_OUT_OF_ORDER_SEQUENCE')) throw err;
+      return settleRefusedResend(this.reader, { topic, partition, bytes, refusal: err }, (rest) =>
+        this.appendKappaProducer(topic, partition, rest, false),
+      );
+    }
     // DUPLICATE_SEQUENCE_NUMBER: every record is a copy of one the cluster no longer has the offset of.
     if (baseOffset === -1)
       return {
