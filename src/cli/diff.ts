@@ -1,25 +1,29 @@
 /**
  * `kappa views diff <view> <a> <b>`: what changed between two versions of a view, read from the
- * store beside a running `kappa start` (read-only): row counts, the total of each numeric measure,
+ * store beside a running `kappa start` (read-only; the data dir's, or the PostgreSQL database of
+ * `--store`): row counts, the total of each numeric measure,
  * and the rows that differ by key (only in a, only in b, changed values), the first `--limit` of
  * each with "N more". What to look at after a replay, and before a rollback.
  *
  * `kappa views builds <view>`: the view's build history, newest first (reason, what changed in
- * the logic, records read, duration, result), and the build in progress if there is one.
+ * the logic, records read, duration, result), and the build in progress if there is one (also
+ * from the PostgreSQL database of `--store`).
  */
 import type { Command } from 'commander';
 import { KappaError } from '../errors.ts';
 import type { CliContext } from './main.ts';
 import { cellText, formatTable } from './table.ts';
-import { withStore } from './views.ts';
-import type { SqliteStore } from '../view/sqlite/index.ts';
+import { withViewStore } from './views.ts';
+import type { VersionDiff } from '../view/index.ts';
 
 export interface DiffOptions {
   json?: boolean;
   limit?: string;
+  /** `--store postgres://…` of `kappa views` (or KAPPA_STORE): the views several processes share. */
+  store?: string;
 }
 
-type Diff = Awaited<ReturnType<SqliteStore['diffVersions']>>;
+type Diff = VersionDiff;
 type Row = Record<string, unknown>;
 
 export function registerViewsDiff(views: Command, ctx: () => CliContext): void {
@@ -45,7 +49,7 @@ export function registerViewsBuilds(views: Command, ctx: () => CliContext): void
 }
 
 export async function viewsBuilds(ctx: CliContext, view: string, opts: DiffOptions): Promise<void> {
-  return withStore(ctx, async (store) => {
+  return withViewStore(ctx, opts, async (store) => {
     if (!(await store.versions()).some((v) => v.name.toLowerCase() === view.toLowerCase()))
       throw new KappaError('KAPPA_UNKNOWN_VIEW', `There is no view "${view}": \`kappa views\` lists the views.`, {
         view,
@@ -84,7 +88,7 @@ export async function viewsDiff(ctx: CliContext, view: string, a: string, b: str
   const va = versionArg(a, 'first');
   const vb = versionArg(b, 'second');
   const limit = opts.limit === undefined ? undefined : limitArg(opts.limit);
-  return withStore(ctx, async (store) => {
+  return withViewStore(ctx, opts, async (store) => {
     const diff = await store.diffVersions(view, va, vb, limit);
     ctx.stdout.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : diffText(diff));
   });

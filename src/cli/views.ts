@@ -7,10 +7,11 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import { type BuildInfo, type ControlStore, type ViewVersionInfo } from '../view/index.ts';
+import { type BuildInfo, type ControlStore, type ViewStore, type ViewVersionInfo } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { withLog } from './open.ts';
+import { openRuntimeStore } from './runtime.ts';
 import { storePath } from './start.ts';
 import {
   type ClusterInfo,
@@ -35,6 +36,24 @@ export async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => 
       `There are no views in ${ctx.dataDir} yet. Define views in kappa.config.ts and run \`kappa start\`.`,
     );
   const store = await openSqliteStore({ path });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Runs `fn` on the views' store, read-only, then closes it: the PostgreSQL database of `--store`
+ * (or KAPPA_STORE) when given, else the data dir's SQLite file (as `withStore`).
+ */
+export async function withViewStore<T>(
+  ctx: CliContext,
+  rt: { store?: string },
+  fn: (store: ViewStore & ControlStore) => Promise<T>,
+): Promise<T> {
+  if (rt.store === undefined) return withStore(ctx, fn);
+  const store = await openRuntimeStore(storePath(ctx.dataDir), { store: rt.store });
   try {
     return await fn(store);
   } finally {

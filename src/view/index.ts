@@ -24,6 +24,7 @@ export type {
   ViewRequest,
   ViewRequestAction,
 } from './types.ts';
+export type { VersionDiff, VersionSide, RowsDiffering } from './diff.ts';
 export type { ControlStore } from './control-store.ts';
 export type { ConsumerOffsetStore, CommittedOffset } from './consumer-offsets.ts';
 export type { TaskLeases, TaskLease, TaskFence, TaskId, Member, MemberInfo } from './leases.ts';

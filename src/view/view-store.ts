@@ -32,6 +32,7 @@
  *   never wait for a flush;
  * - everything committed survives closing and reopening the store.
  */
+import type { VersionDiff } from './diff.ts';
 import type { TaskFence } from './leases.ts';
 import type {
   Checkpoint,
@@ -97,6 +98,13 @@ export interface ViewStore {
    * bytes, and stops it past `opts.timeoutMs` (KAPPA_QUERY_TIMEOUT).
    */
   query(sql: string, params?: unknown[], opts?: QueryOptions): Promise<QueryResult>;
+  /**
+   * Compares two versions of a view (./diff.ts): row counts, the total of each numeric measure,
+   * and the rows that differ by key, the first `rowsMax` (default 20, at most 1000) of each kind.
+   * KAPPA_UNKNOWN_VIEW for a version the catalog does not hold; KAPPA_INVALID_ARGUMENT when the two
+   * are keyed differently. Reads both versions through `query`, so its bounds apply.
+   */
+  diffVersions(view: string, a: number, b: number, rowsMax?: number): Promise<VersionDiff>;
   /**
    * Only on a store several processes share (PostgreSQL): calls `listener` with what the other
    * processes' flushes and swaps committed, as they commit (this process's own are not repeated),

@@ -4,10 +4,14 @@
  * commit. With one source partition there is one view task and one output task, so each of two
  * processes gets one (bounded loads): the process without the view task flushes no row of the
  * view itself, and everything its stream says came from the other through PostgreSQL's NOTIFY.
+ * Then the view answers from PostgreSQL over HTTP, by key and compared between versions (`/diff`,
+ * and `kappa views diff --store`).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { tempDir } from '../support/cleanup.ts';
 import { postgresForFile } from '../support/postgres.ts';
+import { runKappa } from '../support/processes.ts';
 import { ClusterFixture, type Member, startProducer, stopMember, waitUntil, writeConfig } from './support.ts';
 
 const postgres = postgresForFile();
@@ -64,6 +68,31 @@ test("a process's change stream carries the rows another process committed", { t
   assert.equal(one.rows.length, 1);
   assert.equal(one.rows[0].region, 'north');
   assert.ok(one.rows[0].n > 0);
+  // Two versions compared on PostgreSQL (here the live one against itself), over HTTP and by the CLI.
+  const res3 = await fetch(`${watcher!.url}/v1/views/region_totals/diff?a=1&b=1`);
+  const text3 = await res3.text();
+  assert.equal(res3.status, 200, text3);
+  const diff = JSON.parse(text3) as {
+    keyColumns: string[];
+    a: { version: number; rows: number };
+    b: { version: number };
+  };
+  assert.deepEqual([diff.keyColumns, diff.a.version, diff.b.version], [['region'], 1, 1]);
+  assert.ok(diff.a.rows > 0, text3);
+  const emptyDir = tempDir(t, 'kappa-changes-cli-');
+  const cli = await runKappa([
+    '--data-dir',
+    emptyDir,
+    'views',
+    'diff',
+    'region_totals',
+    '1',
+    '1',
+    '--store',
+    cluster.storeUrl,
+  ]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /view region_totals: version 1 \(live\) against version 1 \(live\); rows matched by region/);
   for (const m of cluster.members) await stopMember(m);
   cluster.passed();
 });

@@ -8,7 +8,8 @@
  * What it pins down: versions (create, idempotency, conflicts, live/building/retired, swap, drop),
  * how each merge rule folds deltas (within one flush and across flushes, with NULLs), checkpoints
  * committed with the rows, never backwards and kept across reopen, all-or-nothing flushes, and
- * read-only queries that never wait for the writer.
+ * read-only queries that never wait for the writer, and two versions compared (`diffVersions`: the
+ * same answer, rows in the same order, on every adapter).
  *
  * Where PostgreSQL keeps a promise differently (every test below passes on both; these are the
  * edges the suite does not pin, said here rather than skipped):
@@ -609,6 +610,124 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
           (await store.versions()).map((v) => v.name),
           ['totals'],
         );
+      });
+    });
+
+    describe('diffVersions', () => {
+      /** Flushes each delta on its own, so the rows reach the table in this order, not in key order. */
+      const flushEach = async (version: number, deltas: RowDelta[]): Promise<void> => {
+        for (const d of deltas) await store.flush('sales', version, [d], []);
+      };
+      const row = (region: string | null, year: number | null, total: number, orders: number) => ({
+        region,
+        year,
+        total,
+        orders,
+        avg_amount: total / orders,
+      });
+
+      test('compares two versions: row counts, totals per numeric measure, and the rows only in a, only in b or changed', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2));
+        await flushEach(1, [sale('us', 2024, 5), sale('eu', 2024, 10), sale(null, 2024, 3), sale('eu', 2023, 1)]);
+        await flushEach(2, [
+          sale(null, null, 2),
+          sale('us', 2024, 5),
+          sale('eu', 2024, 12, 2),
+          sale(null, 2024, 3),
+          sale('asia', 2024, 7),
+        ]);
+        assert.deepEqual(await store.diffVersions('sales', 1, 2), {
+          view: 'sales',
+          keyColumns: ['region', 'year'],
+          measures: ['total', 'orders', 'avg_amount'],
+          a: { version: 1, state: 'live', rows: 4, totals: { total: 19, orders: 4, avg_amount: 19 } },
+          b: { version: 2, state: 'building', rows: 5, totals: { total: 29, orders: 6, avg_amount: 23 } },
+          onlyInA: { count: 1, rows: [row('eu', 2023, 1, 1)], more: 0 },
+          // Ordered by key, NULL last, whatever order the rows were written in.
+          onlyInB: { count: 2, rows: [row('asia', 2024, 7, 1), row(null, null, 2, 1)], more: 0 },
+          changed: {
+            count: 1,
+            rows: [{ key: { region: 'eu', year: 2024 }, a: row('eu', 2024, 10, 1), b: row('eu', 2024, 12, 2) }],
+            more: 0,
+          },
+          same: false,
+        });
+      });
+
+      test('lists the differing rows in key order up to the cap, with the count of the rest', async () => {
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2));
+        const keys: [string | null, number | null][] = [
+          ['b', 1],
+          [null, 1],
+          ['a', null],
+          ['a', 2],
+          ['a', 1],
+        ];
+        await flushEach(
+          1,
+          keys.map(([r, y]) => sale(r, y, 1)),
+        );
+        await flushEach(
+          2,
+          keys.map(([r, y]) => sale(r, y, 2)),
+        );
+        const all = await store.diffVersions('sales', 1, 2, 5);
+        assert.deepEqual(
+          all.changed.rows.map((c) => c.key),
+          [
+            { region: 'a', year: 1 },
+            { region: 'a', year: 2 },
+            { region: 'a', year: null },
+            { region: 'b', year: 1 },
+            { region: null, year: 1 },
+          ],
+        );
+        const capped = await store.diffVersions('sales', 1, 2, 2);
+        assert.deepEqual([capped.changed.count, capped.changed.rows.length, capped.changed.more], [5, 2, 3]);
+        assert.deepEqual(capped.changed.rows, all.changed.rows.slice(0, 2));
+        const none = await store.diffVersions('sales', 1, 2, 0);
+        assert.deepEqual(none.changed, { count: 5, rows: [], more: 5 });
+        assert.deepEqual(none.a.totals, { total: 5, orders: 5, avg_amount: 5 });
+        assert.deepEqual(none.b.totals, { total: 10, orders: 5, avg_amount: 10 });
+      });
+
+      test('a version against itself is the same, and a view without key columns compares its one row', async () => {
+        await store.ensureVersion(salesDef(1));
+        await flushEach(1, [sale('eu', 2024, 10), sale(null, null, 1)]);
+        const self = await store.diffVersions('sales', 1, 1);
+        assert.equal(self.same, true);
+        assert.deepEqual(
+          [self.onlyInA.count, self.onlyInB.count, self.changed.count, self.a.rows, self.b.rows],
+          [0, 0, 0, 2, 2],
+        );
+        await store.ensureVersion(totalsDef());
+        await store.ensureVersion({ ...totalsDef(), version: 2, fingerprint: 'totals-fp-2' });
+        await store.flush('totals', 1, [{ key: [], state: [3] }], []);
+        await store.flush('totals', 2, [{ key: [], state: [4] }], []);
+        const keyless = await store.diffVersions('totals', 1, 2);
+        assert.deepEqual(keyless.keyColumns, []);
+        assert.deepEqual(keyless.changed, {
+          count: 1,
+          rows: [{ key: {}, a: { events: 3 }, b: { events: 4 } }],
+          more: 0,
+        });
+        assert.deepEqual([keyless.a.totals, keyless.b.totals], [{ events: 3 }, { events: 4 }]);
+      });
+
+      test('refuses an unknown view or version, versions keyed differently, and a cap out of range', async () => {
+        await rejectsWith(store.diffVersions('sales', 1, 2), 'KAPPA_UNKNOWN_VIEW', /There is no view "sales"/);
+        await store.ensureVersion(salesDef(1));
+        await store.ensureVersion(salesDef(2, { keyColumns: [{ name: 'region', type: 'TEXT' }] }));
+        await rejectsWith(
+          store.diffVersions('sales', 1, 7),
+          'KAPPA_UNKNOWN_VIEW',
+          /View "sales" has no version 7: .*Its versions: 1 \(live\), 2 \(building\)/,
+        );
+        await rejectsWith(store.diffVersions('sales', 1, 2), 'KAPPA_INVALID_ARGUMENT', /keyed differently/);
+        for (const rowsMax of [-1, 1001, 2.5])
+          await rejectsWith(store.diffVersions('sales', 1, 1, rowsMax), 'KAPPA_INVALID_ARGUMENT', /0 to 1000/);
       });
     });
 

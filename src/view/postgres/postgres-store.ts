@@ -11,6 +11,7 @@
  *   ./catalog.ts           versions: create, swap (makeLive), drop
  *   ./flush.ts             deltas merged by rule (one unnest upsert per round) and checkpoints
  *   ./readers.ts           `query` (read-only, bounded) and `rowsByKey`
+ *   ../diff.ts             two versions of a view compared (over ./sql.ts's SELECT of a version)
  *   ./control-store.ts     output checkpoints, code, builds, build history, requests
  *   ./consumer-offsets.ts  Kafka consumer groups' committed offsets
  *   ./task-leases.ts       which process runs which task, and the epoch that fences the others
@@ -40,6 +41,7 @@ import type {
   ViewVersionInfo,
 } from '../types.ts';
 import type { ViewStore } from '../view-store.ts';
+import { type VersionDiff, diffVersions } from '../diff.ts';
 import { type ForgetInTx, VersionCatalog } from './catalog.ts';
 import { PostgresConsumerOffsets } from './consumer-offsets.ts';
 import { PostgresControlStore } from './control-store.ts';
@@ -49,6 +51,7 @@ import { InDoubtWrites } from './in-doubt.ts';
 import { Connections } from './pool.ts';
 import { PostgresReaders } from './readers.ts';
 import { prepareLayout } from './schema.ts';
+import { publicSelectSql } from './sql.ts';
 import { watchChanges } from './changes.ts';
 import { randomBytes } from 'node:crypto';
 import { PostgresTaskLeases } from './task-leases.ts';
@@ -256,6 +259,11 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
   async query(sql: string, params: unknown[] = [], opts: QueryOptions = {}): Promise<QueryResult> {
     this.db.checkOpen();
     return this.readers.query(sql, params, opts);
+  }
+
+  /** Row counts, totals per numeric measure and the differing rows of two versions (../diff.ts). */
+  diffVersions(view: string, a: number, b: number, rowsMax?: number): Promise<VersionDiff> {
+    return diffVersions(this, (def) => publicSelectSql(def), view, a, b, rowsMax);
   }
 
   // ---- ControlStore ----
