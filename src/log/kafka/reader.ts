@@ -24,6 +24,12 @@ const POLL_WAIT_MS = 500;
 const POLL_PAUSE_MS = 100;
 let pollerIds = 0;
 
+/** A Fetch under way, and when it was sent (an empty long poll answered early is not asked again at once). */
+interface Fetching {
+  answer: Promise<wire.FetchPartition>;
+  startedMs: number;
+}
+
 export class BatchReader {
   constructor(private readonly cluster: Cluster) {}
 
@@ -67,22 +73,36 @@ export class BatchReader {
       );
     const maxBytes = Math.max(READ_BYTES_MIN, opts.maxBytes ?? READ_BYTES_DEFAULT);
     const poller = opts.follow ? `read-${++pollerIds}` : null;
+    const fetchFrom = (offset: number): Fetching => {
+      const q = { topic, partition, offset, maxWaitMs: opts.follow ? POLL_WAIT_MS : 0, maxBytes };
+      const answer = this.fetchOnce(q, poller);
+      answer.catch(() => {}); // a prefetch nobody awaits (the reader stopped) must not go unhandled
+      return { answer, startedMs: Date.now() };
+    };
     let offset = from;
+    let pending: Fetching | null = null;
     try {
       while (!opts.signal?.aborted) {
-        const started = Date.now();
-        const q = { topic, partition, offset, maxWaitMs: opts.follow ? POLL_WAIT_MS : 0, maxBytes };
-        const res = await abortable(this.fetchOnce(q, poller), opts.signal);
+        const fetching: Fetching = pending ?? fetchFrom(offset);
+        pending = null;
+        const res = await abortable(fetching.answer, opts.signal);
         if (res === null) return;
         const { batches, next } = cutBatches(res.records, offset);
         if (next > offset) {
-          for (const batch of batches) yield batch;
           offset = next;
-          if (opts.once && batches.length > 0) return;
+          if (opts.once && batches.length > 0) {
+            yield* batches;
+            return;
+          }
+          // Behind the end: the next Fetch goes out before these batches are handed on, so the broker
+          // answers it while the caller folds them (one Fetch ahead: at most 2 × maxBytes held). At the
+          // end none is sent ahead: it would be a long poll left hanging when the reader stops.
+          if (res.highWatermark > offset) pending = fetchFrom(offset);
+          yield* batches;
           continue;
         }
         if (!opts.follow) return;
-        if (Date.now() - started < POLL_WAIT_MS / 2) await pause(POLL_PAUSE_MS, opts.signal);
+        if (Date.now() - fetching.startedMs < POLL_WAIT_MS / 2) await pause(POLL_PAUSE_MS, opts.signal);
       }
     } finally {
       if (poller !== null)
