@@ -111,7 +111,7 @@ export function groupLagRows(groups: readonly GroupLag[]): GroupLagRow[] {
 
 export async function lagCommand(ctx: CliContext, opts: { json?: boolean } & ReadRuntime): Promise<void> {
   await withReadRuntime(ctx, opts, async (store, log) => {
-    const cluster = await clusterInfo(store, opts);
+    const cluster = await clusterInfo(store);
     const pipelines = withOwners(await lagRows(store, log), cluster);
     const groups = await storedGroups(store, log);
     if (opts.json) {
@@ -180,17 +180,17 @@ export function groupsText(groups: readonly GroupLag[]): string {
 
 // ---- a log and a store shared by several processes (`--log`, `--store`) ---------------------------
 
-/** `--log`, `--store` and `--session-timeout-ms` of `kappa lag` and `kappa views` (read-only looks). */
+/** `--log` and `--store` of `kappa lag` and `kappa views` (read-only looks). */
 export interface ReadRuntime {
   log?: string;
   store?: string;
-  sessionTimeoutMs?: number;
 }
 
-/** The session timeout `kappa start` uses when not told otherwise (src/stream/cluster.ts). */
-const SESSION_TIMEOUT_MS_DEFAULT = 10_000;
-
-/** Adds `--log`, `--store` (or KAPPA_LOG, KAPPA_STORE) and `--session-timeout-ms` to a read-only command. */
+/**
+ * Adds `--log` and `--store` (or KAPPA_LOG, KAPPA_STORE) to a read-only command. No session
+ * timeout: each process's heartbeat carries its own (the `--session-timeout-ms` it was started
+ * with), and whether it is live is judged by the store's clock.
+ */
 export function readRuntimeOptions(cmd: Command): Command {
   return cmd
     .addOption(
@@ -204,18 +204,6 @@ export function readRuntimeOptions(cmd: Command): Command {
         '--store <url>',
         'read the views in PostgreSQL, postgres://user:password@host:5432/db, instead of SQLite in the data dir; also shows which process owns each task, and the processes',
       ).env('KAPPA_STORE'),
-    )
-    .option(
-      '--session-timeout-ms <ms>',
-      `with --store postgres: the session timeout the processes run with; a process silent longer is shown dead (default ${SESSION_TIMEOUT_MS_DEFAULT})`,
-      (value: string) => {
-        if (!/^\d+$/.test(value.trim()) || Number(value) < 1)
-          throw new KappaError(
-            'KAPPA_INVALID_ARGUMENT',
-            `--session-timeout-ms must be a whole number of milliseconds, such as 10000; got "${value}".`,
-          );
-        return Number(value);
-      },
     );
 }
 
@@ -270,7 +258,6 @@ export interface ProcessRow extends Member {
 
 /** On a shared store: the processes, and who owns each task. */
 export interface ClusterInfo {
-  sessionTimeoutMs: number;
   processes: ProcessRow[];
   ownerOf(
     kind: 'view' | 'output',
@@ -285,11 +272,10 @@ export interface ClusterInfo {
 const COORDINATOR_LEASE = 'coordinator';
 
 /** The processes and leases of a shared store; null for the embedded one (one process, no leases). */
-export async function clusterInfo(store: RuntimeStore, rt: ReadRuntime): Promise<ClusterInfo | null> {
+export async function clusterInfo(store: RuntimeStore): Promise<ClusterInfo | null> {
   if (store.leases === undefined) return null;
   const members = await store.leases.members();
   const leases = await store.leases.leases();
-  const sessionTimeoutMs = rt.sessionTimeoutMs ?? SESSION_TIMEOUT_MS_DEFAULT;
   const owner = new Map(leases.map((l) => [l.task, l.owner]));
   const coordinator = owner.get(COORDINATOR_LEASE) ?? null;
   const now = Date.now();
@@ -305,7 +291,6 @@ export async function clusterInfo(store: RuntimeStore, rt: ReadRuntime): Promise
     };
   });
   return {
-    sessionTimeoutMs,
     processes,
     ownerOf: (kind, name, version, topic, partition) =>
       owner.get(taskId(kind, name, version, topic, partition)) ?? null,
@@ -320,18 +305,19 @@ export function ownerLabel(cluster: ClusterInfo, owner: string | null): string {
 
 /** The processes' table, after the pipelines. */
 export function processesText(cluster: ClusterInfo): string {
-  const timeout = `${cluster.sessionTimeoutMs / 1000} s`;
-  const intro = `\nProcesses sharing the work (dead: no heartbeat for longer than the session timeout, ${timeout}; --session-timeout-ms):\n`;
+  const intro =
+    '\nProcesses sharing the work (dead: no heartbeat for longer than its session timeout, the --session-timeout-ms it was started with):\n';
   if (cluster.processes.length === 0) return intro + 'none: no kappa start has joined this store yet.\n';
   return (
     intro +
     formatTable(
-      ['PROCESS', 'HOST:PID', 'HTTP', 'HEARTBEAT', 'STATE', 'TASKS', 'COORDINATOR'],
+      ['PROCESS', 'HOST:PID', 'HTTP', 'HEARTBEAT', 'SESSION TIMEOUT', 'STATE', 'TASKS', 'COORDINATOR'],
       cluster.processes.map((p) => [
         p.id,
         `${p.host}:${p.pid}`,
         p.httpUrl ?? '—',
         `${(p.heartbeatAgeMs / 1000).toFixed(1)} s ago`,
+        `${p.ttlMs / 1000} s`,
         p.live ? 'live' : 'dead',
         p.tasks,
         p.coordinator ? 'yes' : '',

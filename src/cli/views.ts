@@ -155,7 +155,7 @@ export async function viewsCommand(ctx: CliContext, opts: { json?: boolean } & R
   await withReadRuntime(ctx, opts, async (store, log) => {
     const versions = await store.versions();
     const builds = await store.builds();
-    const cluster = await clusterInfo(store, opts);
+    const cluster = await clusterInfo(store);
     const lags = withOwners(await lagRows(store, log), cluster);
     const buildOf = (name: string, version: number): BuildProgress | null => {
       const b = builds.find((x) => x.name === name && x.version === version);

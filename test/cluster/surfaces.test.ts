@@ -77,7 +77,15 @@ type TaskRow = {
 type LagJsonRow =
   | TaskRow
   | { kind: 'consumer-group' }
-  | { kind: 'process'; id: string; live: boolean; tasks: number; coordinator: boolean; httpUrl: string | null };
+  | {
+      kind: 'process';
+      id: string;
+      live: boolean;
+      ttlMs: number;
+      tasks: number;
+      coordinator: boolean;
+      httpUrl: string | null;
+    };
 
 async function pipelines(m: Member): Promise<Pipelines> {
   const res = await fetch(`${m.url}/v1/pipelines`);
@@ -173,17 +181,19 @@ test(
     // kappa lag and kappa views, from a data dir that holds nothing, on the same log and store.
     const emptyDir = tempDir(t, 'kappa-surfaces-cli-');
     const shared = ['--log', `kafka://${broker.bootstrap}`, '--store', storeUrl];
-    const timeout = ['--session-timeout-ms', String(SESSION_TIMEOUT_MS)];
     const lagJson = async (): Promise<LagJsonRow[]> =>
-      JSON.parse(
-        ok(await runKappa(['--data-dir', emptyDir, 'lag', '--json', ...shared, ...timeout]), 'kappa lag --json'),
-      );
+      JSON.parse(ok(await runKappa(['--data-dir', emptyDir, 'lag', '--json', ...shared]), 'kappa lag --json'));
     const rows = await lagJson();
     const tasks = rows.filter((r): r is TaskRow => r.kind === 'view' || r.kind === 'output');
     assert.equal(tasks.length, TASKS, JSON.stringify(rows));
     const processes = rows.filter((r) => r.kind === 'process');
     assert.equal(processes.length, 2);
     assert.ok(processes.every((p) => p.live && p.tasks > 0));
+    // Each process's own session timeout, as it was started with (`kappa lag` is not told it).
+    assert.ok(
+      processes.every((p) => p.ttlMs === SESSION_TIMEOUT_MS),
+      JSON.stringify(processes),
+    );
     assert.equal(processes.filter((p) => p.coordinator).length, 1);
     for (const r of tasks)
       assert.ok(
@@ -191,7 +201,7 @@ test(
         `owner of ${JSON.stringify(r)}`,
       );
 
-    const lagText = ok(await runKappa(['--data-dir', emptyDir, 'lag', ...shared, ...timeout]), 'kappa lag');
+    const lagText = ok(await runKappa(['--data-dir', emptyDir, 'lag', ...shared]), 'kappa lag');
     t.diagnostic(`kappa lag:\n${lagText}`);
     assert.match(lagText, /OWNER/);
     assert.match(lagText, /Processes sharing the work/);
@@ -200,17 +210,19 @@ test(
       assert.ok(lagText.includes(p.httpUrl!), `kappa lag shows ${p.httpUrl}`);
     }
     assert.equal(lagText.match(/ live /g)?.length, 2, lagText);
+    assert.match(lagText, /SESSION TIMEOUT/);
+    assert.equal(lagText.match(new RegExp(` ${SESSION_TIMEOUT_MS / 1000} s `, 'g'))?.length, 2, lagText);
 
     // kappa views: through KAPPA_LOG and KAPPA_STORE this time.
     const env = { KAPPA_LOG: `kafka://${broker.bootstrap}`, KAPPA_STORE: storeUrl };
     const viewsJson = JSON.parse(
-      ok(await runKappa(['--data-dir', emptyDir, 'views', '--json', ...timeout], { env }), 'kappa views --json'),
+      ok(await runKappa(['--data-dir', emptyDir, 'views', '--json'], { env }), 'kappa views --json'),
     ) as { name?: string; kind?: string; owners?: { owner: string | null }[] }[];
     const live = viewsJson.find((v) => v.name === 'region_totals')!;
     assert.equal(live.owners?.length, PARTITIONS, JSON.stringify(viewsJson));
     assert.ok(live.owners!.every((o) => processes.some((p) => p.id === o.owner)));
     assert.equal(viewsJson.filter((v) => v.kind === 'process').length, 2);
-    const viewsText = ok(await runKappa(['--data-dir', emptyDir, 'views', ...timeout], { env }), 'kappa views');
+    const viewsText = ok(await runKappa(['--data-dir', emptyDir, 'views'], { env }), 'kappa views');
     t.diagnostic(`kappa views:\n${viewsText}`);
     assert.match(viewsText, /OWNERS/);
     assert.match(viewsText, /Processes sharing the work/);
@@ -223,9 +235,12 @@ test(
     const noLog = await runKappa(['--data-dir', emptyDir, 'views', '--store', storeUrl]);
     assert.equal(noLog.code, 1);
     assert.match(noLog.stderr, /give the --log kafka:\/\/host:port the kappa start processes run with/);
-    const badTimeout = await runKappa(['--data-dir', emptyDir, 'lag', ...shared, '--session-timeout-ms', 'soon']);
-    assert.equal(badTimeout.code, 1);
-    assert.match(badTimeout.stderr, /--session-timeout-ms must be a whole number/);
+    // The session timeout belongs to kappa start only: lag and views refuse it as any unknown flag.
+    for (const command of ['lag', 'views']) {
+      const timeout = await runKappa(['--data-dir', emptyDir, command, ...shared, '--session-timeout-ms', '10000']);
+      assert.equal(timeout.code, 1, `${command}: ${timeout.stdout}`);
+      assert.match(timeout.stderr, /error: unknown option '--session-timeout-ms'/);
+    }
 
     // SIGKILL one: it shows as dead, and its tasks are the other's.
     const killedId = processes.find((p) => isMember(p.id, m1))!.id;
@@ -251,7 +266,7 @@ test(
     const survivor = after.find((r) => r.kind === 'process' && r.id !== killedId);
     assert.ok(survivor?.kind === 'process' && survivor.live && survivor.tasks === TASKS && survivor.coordinator);
     for (const r of after) if (r.kind === 'view' || r.kind === 'output') assert.equal(r.owner, survivor.id);
-    const afterText = ok(await runKappa(['--data-dir', emptyDir, 'lag', ...shared, ...timeout]), 'kappa lag');
+    const afterText = ok(await runKappa(['--data-dir', emptyDir, 'lag', ...shared]), 'kappa lag');
     assert.match(afterText.split('\n').find((l) => l.startsWith(killedId)) ?? '', / dead /, afterText);
     passed = true;
   },
