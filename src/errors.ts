@@ -91,6 +91,11 @@ export const ERROR_CATALOGUE = {
     retriable: false,
     summary: "A record does not match its topic's schema; the message names the field and the reason.",
   },
+  KAPPA_INVALID_SCHEMA: {
+    status: 422,
+    retriable: false,
+    summary: 'A schema (Avro, Protobuf or JSON Schema) does not parse or breaks a rule of its format; the message says where.',
+  },
   KAPPA_CONFIG_INVALID: {
     status: 400,
     retriable: false,
