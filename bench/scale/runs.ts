@@ -116,7 +116,13 @@ function start(argv: string[]): Started {
   running.add(child);
   child.once('exit', () => running.delete(child));
   const s: Started = { child, argv, stderr: '' };
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (s.stderr = (s.stderr + d).slice(-STDERR_KEEP)));
+  const t0 = nowMs();
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    s.stderr = (s.stderr + d).slice(-STDERR_KEEP);
+    if (process.env.BENCH_TRACE)
+      for (const line of d.trimEnd().split('\n'))
+        console.log(`    [${child.pid} +${Math.round(nowMs() - t0)} ms] ${line}`);
+  });
   return s;
 }
 
