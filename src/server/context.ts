@@ -12,7 +12,9 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { KappaError } from '../errors.ts';
 import type { GroupLag } from '../kafka/index.ts';
+import type { FormatCodec, SchemaType } from '../formats/types.ts';
 import type { Log } from '../log/index.ts';
+import { Registry } from '../registry/index.ts';
 import type { AppDef, Engine, TokenConfig } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
 import type { Principal } from './auth.ts';
@@ -47,6 +49,14 @@ export interface ServerOptions {
    * Default: none.
    */
   consumerGroups?: ConsumerGroups;
+  /** The schema registry served under /schemas (registry/): its codecs and largest schema (default 1 MiB). */
+  schemaRegistry?: SchemaRegistryOptions;
+}
+
+export interface SchemaRegistryOptions {
+  /** The codec of each schema type the registry accepts. */
+  codecs?: Partial<Record<SchemaType, FormatCodec>>;
+  schemaBytesMax?: number;
 }
 
 /** Asks for the Kafka consumer groups with their committed offsets and lag, per partition. */
@@ -78,6 +88,14 @@ export interface Kappa {
   bodyBytesMax: number;
   jsonBodyBytesMax: number;
   sqlTimeoutMs: number;
+  /**
+   * The schema registry on this server's log, opened on first use (it reads the `_schemas` topic
+   * whole, which a server that never serves a registry request need not do). A failed open is tried
+   * again on the next request.
+   */
+  registry(): Promise<Registry>;
+  /** The registry's largest schema text, in bytes. */
+  schemaBytesMax: number | undefined;
   /** A server error, logged where someone will see it: the request log when there is one, else stderr. */
   logError(err: unknown): void;
 }
@@ -150,8 +168,27 @@ export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kapp
     tokens: app.server.tokens ?? [],
     ...bodyLimits(app),
     sqlTimeoutMs: opts.sqlTimeoutMs ?? SQL_TIMEOUT_MS_DEFAULT,
+    registry: lazyRegistry(log, opts.schemaRegistry ?? {}, errorLog),
+    schemaBytesMax: opts.schemaRegistry?.schemaBytesMax,
     logError,
   };
+}
+
+/** Until the format codecs land (issue 17), a server's registry accepts the types its options give. */
+const DEFAULT_CODECS: Partial<Record<SchemaType, FormatCodec>> = {};
+
+function lazyRegistry(log: Log, opts: SchemaRegistryOptions, warn: (line: string) => void): () => Promise<Registry> {
+  let opening: Promise<Registry> | null = null;
+  return () =>
+    (opening ??= Registry.open({
+      log,
+      codecs: opts.codecs ?? DEFAULT_CODECS,
+      schemaBytesMax: opts.schemaBytesMax,
+      logger: { warn: (m) => warn(`kappa: ${m}`) },
+    }).catch((err: unknown) => {
+      opening = null;
+      throw err;
+    }));
 }
 
 /** The engine, or 503 when the server runs no pipelines. */

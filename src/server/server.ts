@@ -3,7 +3,8 @@
  * pipelines and builds, metrics, health. buildServer puts the shared objects on `fastify.kappa`
  * (context.ts), registers the hooks every route passes through (hooks.ts: auth, scopes, limits,
  * errors) and then one plugin per group of routes: health.ts, topics.ts, views.ts, pipelines.ts,
- * dashboard.ts, events.ts. Every route declares the scope it needs; a route without one is refused when
+ * dashboard.ts, events.ts, and the schema registry (src/registry/, under /schemas, with its own Confluent-shaped
+ * errors). Every route declares the scope it needs; a route without one is refused when
  * it is added, so nothing is open by accident. Errors are the catalogue's: `{ error: { code, message,
  * details } }` with its HTTP status.
  *
@@ -18,7 +19,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { isIP } from 'node:net';
 import { KappaError } from '../errors.ts';
-import { checkTokens } from './auth.ts';
+import type { FastifyRequest } from 'fastify';
+import { registryRoutes } from '../registry/index.ts';
+import type { TokenConfig } from '../stream/index.ts';
+import { authenticate, checkTokens } from './auth.ts';
 import { type ServerOptions, bodyLimits, createKappa } from './context.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { eventRoutes } from './events.ts';
@@ -96,6 +100,31 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   await fastify.register(hooks);
   for (const routes of [healthRoutes, topicRoutes, viewRoutes, dashboardRoutes, eventRoutes, pipelineRoutes])
     await fastify.register(routes);
+  const { kappa } = fastify;
+  await fastify.register(registryRoutes, {
+    prefix: '/schemas',
+    registry: kappa.registry,
+    readScope: anyToken(kappa.tokens),
+    writeScope: 'admin',
+    schemaBytesMax: kappa.schemaBytesMax,
+    logError: kappa.logError,
+  });
   await fastify.ready();
   return fastify;
+}
+
+/**
+ * The scope of the schema registry's reads: any token the server knows. Serializers and
+ * deserializers of every producer and consumer look schemas up, whatever topics their tokens name,
+ * and a schema is no secret of one topic. The scope model has no "any token" scope, so this names,
+ * for each request, a scope its own token holds (its first); a request without a known token needs
+ * "any valid token" (the 401 says so). Registering, deleting and changing settings need `admin`.
+ */
+function anyToken(tokens: readonly TokenConfig[]): (req: FastifyRequest) => string {
+  return (req) => {
+    const header = req.headers?.authorization;
+    const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : '';
+    const principal = token === '' ? null : authenticate(tokens, token);
+    return principal?.scopes[0] ?? 'any valid token';
+  };
 }
