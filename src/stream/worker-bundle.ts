@@ -15,6 +15,11 @@
  *   `__filename` and `__dirname` are replaced by the original file's values, so a config that
  *   reads a file next to itself reads the same file.
  * - `require` is defined for bundled CommonJS that loads Node built-ins.
+ * - The Kafka log adapter (log/kafka/, which imports @platformatic/kafka) is bundled only for a
+ *   process whose log is on Kafka. esbuild hoists an installed package's imports to the top of the
+ *   bundle even when only a lazily imported module uses them, so with the adapter inside, every
+ *   thread of an embedded start would load the Kafka client at startup; for a file log the
+ *   adapter is replaced by a stub that is never called (a thread opens the log of its process).
  *
  * When bundling fails, or the bundle does not load in a thread, the pool falls back to the tsx
  * entry (worker-entry.js), which loads the sources as they are; the engine logs why.
@@ -43,6 +48,24 @@ const KAPPA_SRC = fileURLToPath(new URL('../', import.meta.url));
 const CONDITIONS = FROM_SOURCE ? ['kappa-source', 'module'] : undefined;
 /** Marks the resolve calls this plugin makes itself, so it does not see them again. */
 const RESOLVING = Symbol('kappa-worker-resolving');
+/** The Kafka log adapter's entry module, which log/open.ts imports on demand. */
+const KAFKA_LOG_MODULE = fileURLToPath(
+  new URL(FROM_SOURCE ? '../log/kafka/index.ts' : '../log/kafka/index.js', import.meta.url),
+);
+/** What replaces it in the bundle of a process whose log is not on Kafka. */
+const NO_KAFKA_LOG = [
+  'export function openKafkaLog() {',
+  "  throw new Error('invariant: this worker thread was bundled for a log in the data directory, so it has no Kafka log adapter (worker-bundle.ts)');",
+  '}',
+].join('\n');
+
+export interface WorkerBundleOptions {
+  /**
+   * The kind of log the threads open (the process's own): 'kafka' bundles the Kafka log adapter,
+   * any other leaves it out (see the file comment). Default 'kafka', which works for either.
+   */
+  logKind?: 'file' | 'kafka';
+}
 
 export interface WorkerBundle {
   /** The bundle's file URL, for `new Worker`. */
@@ -54,14 +77,15 @@ export interface WorkerBundle {
 }
 
 /** Bundles the worker module with the config at `configPath` (absolute). Throws esbuild's errors, joined. */
-export async function bundleWorker(configPath: string): Promise<WorkerBundle> {
+export async function bundleWorker(configPath: string, opts: WorkerBundleOptions = {}): Promise<WorkerBundle> {
   // The config is imported lazily (esbuild keeps a bundled dynamic import lazy), so an error it
   // throws while loading reaches runWorker, which reports it as the config's, not as a crash.
   const entry = [
     `import { runWorker } from ${JSON.stringify(WORKER_MODULE)};`,
     `runWorker(${JSON.stringify(configPath)}, () => import(${JSON.stringify(configPath)}));`,
   ].join('\n');
-  const { code, inputs } = await bundle(entry, dirname(configPath), 'kappa-worker-entry.js');
+  const withKafka = (opts.logKind ?? 'kafka') === 'kafka';
+  const { code, inputs } = await bundle(entry, dirname(configPath), 'kappa-worker-entry.js', 'ascii', withKafka);
   removeStaleBundles();
   const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
   const file = join(dir, 'worker.mjs');
@@ -208,8 +232,9 @@ async function bundle(
   resolveDir: string,
   sourcefile: string,
   charset: 'ascii' | 'utf8' = 'ascii',
+  withKafka = true,
 ): Promise<{ code: Uint8Array; inputs: string[] }> {
-  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile, charset));
+  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile, charset, withKafka));
   building = turn.catch(() => {});
   return turn;
 }
@@ -219,6 +244,7 @@ async function bundleNow(
   resolveDir: string,
   sourcefile: string,
   charset: 'ascii' | 'utf8',
+  withKafka: boolean,
 ): Promise<{ code: Uint8Array; inputs: string[] }> {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
@@ -239,6 +265,7 @@ async function bundleNow(
       {
         name: 'kappa-worker',
         setup(build) {
+          if (!withKafka) leaveOutKafkaLog(build);
           build.onResolve({ filter: /^[^./]/ }, async (args) => {
             if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING)
               return undefined;
@@ -286,6 +313,23 @@ async function bundleNow(
     .map((p) => resolve(p))
     .filter((p) => existsSync(p)); // not the generated entry (stdin)
   return { code: result.outputFiles[0].contents, inputs };
+}
+
+/** Resolves the Kafka log adapter's entry module to a stub, so neither it nor the Kafka client is bundled. */
+function leaveOutKafkaLog(build: import('esbuild').PluginBuild): void {
+  build.onResolve({ filter: /[\\/]kafka[\\/]index\.[jt]s$/ }, async (args) => {
+    if (args.pluginData === RESOLVING) return undefined;
+    const resolved = await build.resolve(args.path, {
+      kind: args.kind,
+      importer: args.importer,
+      resolveDir: args.resolveDir,
+      pluginData: RESOLVING,
+    });
+    // Anything else of that name (a config's own kafka/index.ts) resolves as usual.
+    if (resolved.path !== KAFKA_LOG_MODULE) return undefined;
+    return { path: KAFKA_LOG_MODULE, namespace: 'kappa-no-kafka-log' };
+  });
+  build.onLoad({ filter: /.*/, namespace: 'kappa-no-kafka-log' }, () => ({ contents: NO_KAFKA_LOG, loader: 'js' }));
 }
 
 const BUNDLE_DIR_PREFIX = 'kappa-worker-';

@@ -161,7 +161,7 @@ export class WorkerPool implements TaskRunner {
   private static async bundle(opts: WorkerPoolOptions): Promise<WorkerBundle | null> {
     let bundle: WorkerBundle;
     try {
-      bundle = await bundleWorker(opts.configPath);
+      bundle = await bundleWorker(opts.configPath, { logKind: opts.log.kind });
     } catch (err) {
       const e = err as Error & { errors?: { text: string; location?: { file: string; line: number } | null }[] };
       const first = e.errors?.[0];
