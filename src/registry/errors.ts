@@ -72,7 +72,10 @@ const FROM_KAPPA: Partial<Record<string, RegistryErrorKind>> = {
 
 /** Fastify's own request errors (FST_ERR_*), as the registry answers them. */
 const FROM_FASTIFY: Partial<Record<string, [RegistryErrorKind, string]>> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: ['UNPROCESSABLE', 'The request body is larger than the schema registry accepts.'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [
+    'UNPROCESSABLE',
+    'The request body is larger than the schema registry accepts (four times its largest schema, 1 MiB by default). Nothing was registered.',
+  ],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [
     'UNSUPPORTED_MEDIA_TYPE',
     'Send the body as application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json or application/json.',

@@ -114,7 +114,9 @@ export function schemaInput(body: unknown, schemaBytesMax: number): SchemaInput 
 
 /** `{"compatibility": "<LEVEL>"}`, the body of PUT /config. */
 export function levelInput(body: unknown): CompatibilityLevel {
-  const raw = (body as { compatibility?: unknown } | null)?.compatibility;
+  // Confluent's request names it `compatibility`; some clients send `compatibilityLevel`, as GET answers.
+  const b = body as { compatibility?: unknown; compatibilityLevel?: unknown } | null;
+  const raw = b?.compatibility ?? b?.compatibilityLevel;
   const level = typeof raw === 'string' ? raw.toUpperCase() : raw;
   if (!COMPATIBILITY_LEVELS.includes(level as CompatibilityLevel))
     throw new RegistryError(

@@ -238,3 +238,23 @@ test('two writers racing: the loser’s record is void, it decides again, and id
     { subject: 'y', version: 1 },
   ]);
 });
+
+test('records in _schemas that are not the registry’s are skipped with a warning, and change nothing', async (t) => {
+  const { log } = await setup(t);
+  const first = await Registry.open({ log, codecs: { AVRO: toyCodec() } });
+  await first.register('s', V1);
+  await log.append(SCHEMAS_TOPIC, [
+    { value: 'not json' },
+    { value: '{"v":1,"op":"register","base":2,"subject":"s"}' },
+    { value: '{"v":1,"op":"config","base":0,"subject":null,"compatibility":"NONE"}' },
+    { value: null },
+  ]);
+  const warnings: string[] = [];
+  const r = await Registry.open({ log, codecs: { AVRO: toyCodec() }, logger: { warn: (m) => warnings.push(m) } });
+  assert.equal(warnings.length, 3, warnings.join('\n'));
+  assert.match(warnings[0], /record 1 of _schemas ignored: not JSON/);
+  assert.match(warnings[1], /record 2 .*"register" record with missing or wrong fields/);
+  assert.equal(await r.config(null), 'BACKWARD', 'a record written on a stale state is void, silently');
+  assert.deepEqual(await r.register('s', V2), { id: 2, version: 2 });
+  assert.equal((await first.version('s', 'latest')).id, 2);
+});
