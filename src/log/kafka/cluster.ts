@@ -10,9 +10,10 @@
  * arrive in the order they were sent); and one per followed partition for long-poll Fetches, which a
  * broker holds for up to their max wait and would otherwise hold up every request behind them.
  */
-import { Connection, type ConnectionOptions } from '@platformatic/kafka';
+import type { Connection, ConnectionOptions } from '@platformatic/kafka';
 import { KappaError } from '../../errors.ts';
 import { KAFKA, LOG_UNAVAILABLE, RETRIABLE, kafkaError, unsupported } from './errors.ts';
+import { platformatic } from './platformatic.ts';
 import * as wire from './wire.ts';
 
 export interface ClusterOptions {
@@ -61,8 +62,10 @@ export class Cluster {
     return this.opts.brokers.join(',');
   }
 
-  private connect(address: string, inFlight: number): Promise<Connection> {
+  private async connect(address: string, inFlight: number): Promise<Connection> {
     const [host, port] = splitAddress(address);
+    const { Connection } = await platformatic();
+    if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
     const c = new Connection(this.opts.clientId, {
       connectTimeout: this.opts.connectTimeoutMs,
       requestTimeout: this.opts.requestTimeoutMs,

@@ -36,7 +36,8 @@
  * Strings are int16-length, arrays int32-count, `records` int32-length bytes (null = -1). Responses
  * are returned as decoded, error codes included: the caller maps them (errors.ts in this folder).
  */
-import { Writer, createAPI, type Reader } from '@platformatic/kafka';
+import type { Connection, Reader, Writer } from '@platformatic/kafka';
+import { loaded, platformatic } from './platformatic.ts';
 
 export const API = {
   Produce: 0,
@@ -73,20 +74,27 @@ function api<Args extends unknown[], R>(
   version: number,
   write: (w: Writer, ...args: Args) => void,
   read: (r: Reader) => R,
-): (connection: import('@platformatic/kafka').Connection, ...args: Args) => Promise<R> {
-  const created = createAPI<Args, R>(
-    key,
-    version,
-    (...args: Args) => {
-      const w = Writer.create();
-      write(w, ...args);
-      return w;
-    },
-    (_id, _key, _version, r) => read(r),
-    false,
-    false,
-  );
-  return created.async;
+): (connection: Connection, ...args: Args) => Promise<R> {
+  // Made on first use: the client's code is loaded then (platformatic.ts), not when this module is.
+  let created: ((connection: Connection, ...args: Args) => Promise<R>) | null = null;
+  return async (connection, ...args) => {
+    if (created === null) {
+      const { createAPI } = await platformatic();
+      created = createAPI<Args, R>(
+        key,
+        version,
+        (...a: Args) => {
+          const w = loaded!.Writer.create();
+          write(w, ...a);
+          return w;
+        },
+        (_id, _key, _version, r) => read(r),
+        false,
+        false,
+      ).async;
+    }
+    return created(connection, ...args);
+  };
 }
 
 /** Reads a non-compact array of `entry`, or null for a null array. */
