@@ -13,7 +13,6 @@ import type { FastifyInstance } from 'fastify';
 import { KappaError, isKappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import type { ViewStore } from '../view/index.ts';
-import type { SqliteStore } from '../view/sqlite/index.ts';
 import { headerValue, wholeNumber } from './request.ts';
 
 export async function viewRoutes(fastify: FastifyInstance): Promise<void> {
@@ -212,7 +211,7 @@ async function topicNotView(err: unknown, log: Log): Promise<unknown> {
   );
 }
 
-/** `GET /v1/views/:view/diff?a=1&b=2[&limit=20]`: two versions compared (see view/sqlite/diff.ts). */
+/** `GET /v1/views/:view/diff?a=1&b=2[&limit=20]`: two versions compared (see view/diff.ts). */
 function diffRoute(fastify: FastifyInstance, store: ViewStore): void {
   fastify.get('/v1/views/:view/diff', { config: { scope: 'query' } }, async (req) => {
     const { view } = req.params as { view: string };
@@ -226,10 +225,7 @@ function diffRoute(fastify: FastifyInstance, store: ViewStore): void {
     const a = wholeNumber(q.a, 'a', 1);
     const b = wholeNumber(q.b, 'b', 1);
     const limit = q.limit === undefined ? undefined : wholeNumber(q.limit, 'limit', 0);
-    if (!('diffVersions' in store))
-      throw new KappaError('KAPPA_NOT_READY', 'This view store cannot compare versions.', { view });
-    const differ = store as ViewStore & Pick<SqliteStore, 'diffVersions'>;
-    const diff = await differ.diffVersions(view, a, b, limit);
+    const diff = await store.diffVersions(view, a, b, limit);
     withoutFloatNoise([...diff.onlyInA.rows, ...diff.onlyInB.rows, ...diff.changed.rows.flatMap((c) => [c.a, c.b])]);
     return diff;
   });
