@@ -9,6 +9,8 @@
  *   0      errors.ts assert.ts crash-point.ts random.ts  root helpers every layer may use
  *   1      log/                                         the partitioned log (the `Log` port, FileLog)
  *   1      schema/                                      event schemas: validation and decoding
+ *   1      formats/                                     record formats (JSON, Avro, Protobuf) in Confluent's wire format
+ *   2      registry/                                    the schema registry (Confluent's REST API), kept in the log
  *   2      view/                                        the serving layer (ViewStore, ControlStore, SQLite)
  *   3      stream/                                      the stream engine, its DSL and worker threads
  *   4      app/                                         what runs beside the engine in `kappa start` (webhooks)
@@ -50,6 +52,8 @@ export const AREA_LAYERS: Readonly<Record<string, number>> = {
   'random.ts': 0,
   'log/': 1,
   'schema/': 1,
+  'formats/': 1,
+  'registry/': 2,
   'view/': 2,
   'stream/': 3,
   'app/': 4,
