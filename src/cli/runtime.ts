@@ -6,8 +6,9 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import { type Log, type LogDescriptor, openLog } from '../log/index.ts';
+import { type KafkaLogDescriptor, type Log, type LogDescriptor, openLog } from '../log/index.ts';
 import type { ClusterOptions } from '../stream/index.ts';
 import type { ConsumerOffsetStore, ControlStore, TaskLeases, ViewStore } from '../view/index.ts';
 import { openSqliteStore } from '../view/sqlite/index.ts';
@@ -33,17 +34,82 @@ export type RuntimeStore = ViewStore &
   };
 
 /** Parses `kafka://host:port[,host:port…]` into a KafkaLog descriptor; a clear error otherwise. */
-export function kafkaDescriptor(url: string): LogDescriptor {
-  const m = /^kafka:\/\/([^/?#]+)\/?$/.exec(url);
+/**
+ * `--log kafka://host:port[,host2:port…][?option=value&…]`. Options: `tls=true` (the system's CAs;
+ * `tls-ca=<PEM file>` for another CA), `sasl=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512` with `username=` (the
+ * password comes from the environment variable KAPPA_KAFKA_PASSWORD, never the command line, which
+ * other users of the machine can read), `client-id=`, `replication-factor=`, `connect-timeout-ms=`,
+ * `request-timeout-ms=`.
+ */
+export function kafkaDescriptor(url: string, env: NodeJS.ProcessEnv = process.env): LogDescriptor {
+  const m = /^kafka:\/\/([^/?#]+)\/?(?:\?([^#]*))?$/.exec(url);
   const brokers = m?.[1].split(',').map((b) => b.trim()) ?? [];
   if (m === null || brokers.some((b) => !/^[^:\s]+:\d{1,5}$/.test(b))) {
     throw new KappaError(
       'KAPPA_INVALID_ARGUMENT',
-      `--log "${url}" is not a Kafka address. Give kafka://host:port, or several brokers as kafka://host1:9092,host2:9092.`,
-      { log: url },
+      `--log "${redact(url)}" is not a Kafka address. Give kafka://host:port, or several brokers as kafka://host1:9092,host2:9092 (options after ?, e.g. ?tls=true&sasl=SCRAM-SHA-512&username=kappa).`,
+      { log: redact(url) },
     );
   }
-  return { kind: 'kafka', brokers, clientId: 'kappa' };
+  return { kind: 'kafka', brokers, clientId: 'kappa', ...kafkaOptions(new URLSearchParams(m[2] ?? ''), url, env) };
+}
+
+const KAFKA_OPTIONS = [
+  'tls',
+  'tls-ca',
+  'sasl',
+  'username',
+  'client-id',
+  'replication-factor',
+  'connect-timeout-ms',
+  'request-timeout-ms',
+];
+const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+
+function kafkaOptions(q: URLSearchParams, url: string, env: NodeJS.ProcessEnv): Partial<KafkaLogDescriptor> {
+  const bad = (why: string): KappaError =>
+    new KappaError('KAPPA_INVALID_ARGUMENT', `--log "${redact(url)}": ${why}`, { log: redact(url) });
+  for (const key of q.keys())
+    if (!KAFKA_OPTIONS.includes(key))
+      throw bad(`unknown option "${key}"; the options are ${KAFKA_OPTIONS.join(', ')}.`);
+  const whole = (key: string, min: number): number | undefined => {
+    const v = q.get(key);
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v) || Number(v) < min) throw bad(`${key} must be a whole number of at least ${min}, not "${v}".`);
+    return Number(v);
+  };
+  const out: Partial<KafkaLogDescriptor> = {};
+  const tls = q.get('tls');
+  if (tls !== null && tls !== 'true' && tls !== 'false') throw bad(`tls must be true or false, not "${tls}".`);
+  const ca = q.get('tls-ca');
+  if (ca !== null) out.tls = { ca: readPem(ca, bad) };
+  else if (tls === 'true') out.tls = true;
+  const sasl = q.get('sasl');
+  if (sasl !== null) {
+    const mechanism = SASL_MECHANISMS.find((x) => x === sasl.toUpperCase());
+    if (mechanism === undefined) throw bad(`sasl must be one of ${SASL_MECHANISMS.join(', ')}, not "${sasl}".`);
+    const username = q.get('username');
+    const password = env.KAPPA_KAFKA_PASSWORD;
+    if (!username) throw bad(`sasl=${mechanism} needs username=<name>.`);
+    if (!password) throw bad(`sasl=${mechanism} needs the password in the environment variable KAPPA_KAFKA_PASSWORD.`);
+    out.sasl = { mechanism, username, password };
+  } else if (q.has('username'))
+    throw bad('username= is used with sasl=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512; give sasl too.');
+  const clientId = q.get('client-id');
+  if (clientId !== null) out.clientId = clientId;
+  out.replicationFactor = whole('replication-factor', 1);
+  out.connectTimeoutMs = whole('connect-timeout-ms', 100);
+  out.requestTimeoutMs = whole('request-timeout-ms', 100);
+  for (const k of Object.keys(out) as (keyof typeof out)[]) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+function readPem(path: string, bad: (why: string) => KappaError): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw bad(`cannot read the CA file ${path} (${(err as Error).message}).`);
+  }
 }
 
 export function isPostgresUrl(url: string): boolean {
