@@ -141,7 +141,8 @@ export class Cluster {
         .then(() => this.storeBack())
         .catch((err: Error) => {
           if (this.stopped) return;
-          if (isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) return this.storeGone(err);
+          if (isKappaError(err, 'KAPPA_STORE_UNAVAILABLE') || isKappaError(err, 'KAPPA_LOG_UNAVAILABLE'))
+            return this.storeGone(err);
           this.deps.fail(err);
         })
         .finally(() => (running = null));
@@ -152,21 +153,23 @@ export class Cluster {
   }
 
   /**
-   * The store cannot be reached: this tick is skipped, and the next ones try again. Meanwhile the
-   * leases run out; the tasks go on folding, and once the store is back, renewing tells which of
-   * them another process took (they stop) — their writes would be fenced anyway.
+   * The store (or the log: the coordinator reads it to decide about versions) cannot be reached:
+   * this tick is skipped, and the next ones try again. Meanwhile the leases may run out; the tasks
+   * go on folding, and once the store is back, renewing tells which of them another process took
+   * (they stop) — their writes would be fenced anyway.
    */
   private storeGone(err: Error): void {
     if (this.storeGoneSinceMs !== null) return;
     this.storeGoneSinceMs = Date.now();
-    this.deps.logger.warn(`the cluster's store cannot be reached; retrying every heartbeat: ${err.message}`);
+    const what = isKappaError(err, 'KAPPA_LOG_UNAVAILABLE') ? 'log' : 'store';
+    this.deps.logger.warn(`the cluster's ${what} cannot be reached; retrying every heartbeat: ${err.message}`);
   }
 
   private storeBack(): void {
     if (this.storeGoneSinceMs === null) return;
     const s = ((Date.now() - this.storeGoneSinceMs) / 1000).toFixed(1);
     this.storeGoneSinceMs = null;
-    this.deps.logger.info(`the cluster's store is back after ${s} s`);
+    this.deps.logger.info(`the cluster's store and log are back after ${s} s`);
   }
 
   /** Stops ticking, hands every task over (flushed, released) and leaves the membership. */

@@ -169,6 +169,7 @@ export class Engine {
     });
     this.loop = new TaskLoop({
       log,
+      logger,
       flushIntervalMs: opts.flushIntervalMs ?? 500,
       dirtyRowsMax: this.dirtyRowsMax,
       readBytesMax: this.readBytesMax,

@@ -157,11 +157,15 @@ export class Flusher {
       [...byPartition].map(async ([q, records]) => {
         for (let i = 0; i < records.length; i += OUTPUT_BATCH_RECORDS) {
           const chunk = records.slice(i, i + OUTPUT_BATCH_RECORDS);
-          await log.appendBatch(target, q, chunk, {
-            producerId: producer.id,
-            producerEpoch: 0,
-            baseSequence: sequences[q],
-          });
+          // Sent again as it was when the log cannot be reached: the same producer and sequence, so
+          // whatever of it the log already has is dropped.
+          await this.whileLocked(task, () =>
+            log.appendBatch(target, q, chunk, {
+              producerId: producer.id,
+              producerEpoch: 0,
+              baseSequence: sequences[q],
+            }),
+          );
           sequences[q] = (sequences[q] + chunk.length) % SEQUENCE_MODULUS;
         }
       }),
@@ -185,12 +189,13 @@ export class Flusher {
   }
 
   /**
-   * Runs a store write of `task`, retrying for as long as another process holds the store's write
-   * lock (a sqlite3 shell with an open transaction, a backup) or the store cannot be reached (a
-   * PostgreSQL server restarting, a network cut): the task waits, on timers, and its lag grows; it
-   * neither fails nor spins. The store already retried for its busy timeout before saying so.
-   * Reported once per wait. (In a cluster, a task whose lease moved on meanwhile is stopped, and
-   * its write, once the store is back, is refused by the fence.)
+   * Runs a store write or log append of `task`, retrying for as long as another process holds the
+   * store's write lock (a sqlite3 shell with an open transaction, a backup), the store cannot be
+   * reached (a PostgreSQL server restarting, a network cut) or the log cannot (a Kafka cluster
+   * down): the task waits, on timers, and its lag grows; it neither fails nor spins. The store and
+   * the log already retried for a while before saying so. Reported once per wait. (In a cluster, a
+   * task whose lease moved on meanwhile is stopped, and its write, once the store is back, is
+   * refused by the fence.)
    */
   private async whileLocked<T>(task: Task, write: () => Promise<T>): Promise<T> {
     let waitingSinceMs = 0;
@@ -199,16 +204,22 @@ export class Flusher {
         const result = await write();
         if (waitingSinceMs > 0)
           this.opts.logger.info(
-            `${task.plan.name}/${task.topic}/${task.partition} goes on: the view store was unavailable for ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`,
+            `${task.plan.name}/${task.topic}/${task.partition} goes on after waiting ${((Date.now() - waitingSinceMs) / 1000).toFixed(1)} s`,
           );
         return result;
       } catch (err) {
-        const locked = isKappaError(err, 'KAPPA_DATA_DIR_LOCKED');
-        if ((!locked && !isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')) || task.signal.aborted) throw err;
+        const why = isKappaError(err, 'KAPPA_DATA_DIR_LOCKED')
+          ? "another process holds the view store's write lock"
+          : isKappaError(err, 'KAPPA_STORE_UNAVAILABLE')
+            ? 'the view store cannot be reached'
+            : isKappaError(err, 'KAPPA_LOG_UNAVAILABLE')
+              ? 'the log cannot be reached'
+              : null;
+        if (why === null || task.signal.aborted) throw err;
         if (waitingSinceMs === 0) {
           waitingSinceMs = Date.now();
           this.opts.logger.warn(
-            `${task.plan.name}/${task.topic}/${task.partition} waits: ${locked ? "another process holds the view store's write lock" : 'the view store cannot be reached'} (${err.message}); retrying every second`,
+            `${task.plan.name}/${task.topic}/${task.partition} waits: ${why} (${(err as Error).message}); retrying every second`,
           );
         }
         await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));
@@ -247,15 +258,20 @@ export class Flusher {
     );
   }
 
+  /** An append of a flush, waiting (see whileLocked) while the log cannot be reached. */
+  private appendWaiting(task: Task, ...args: Parameters<Log['appendBatch']>): Promise<unknown> {
+    return this.whileLocked(task, () => this.opts.log.appendBatch(...args));
+  }
+
   private async appendSideOutputs(task: Task, dead: DeadLetter[], late: LateEvent[]): Promise<void> {
-    const { log } = this.opts;
     const name = task.plan.name;
     const version = task.group?.version ?? 0;
     const dlqId = producerId(name, version, task.topic, task.partition, 'dlq');
     const lateId = producerId(name, version, task.topic, task.partition, 'late');
     for (const d of dead) {
       const headers = provenance(name, task.topic, d.partition, d.record.offset, { 'kappa.error': d.reason });
-      await log.appendBatch(
+      await this.appendWaiting(
+        task,
         `${task.topic}.dlq`,
         d.partition,
         [{ key: d.record.key, value: d.record.value, headers, timestamp: d.record.timestamp }],
@@ -274,7 +290,8 @@ export class Flusher {
         'kappa.event.time': String(l.eventTimeMs),
         'kappa.watermark': String(l.watermarkMs),
       });
-      await log.appendBatch(
+      await this.appendWaiting(
+        task,
         lateTopic,
         l.partition,
         [{ key: l.record.key, value: l.record.value, headers, timestamp: l.record.timestamp }],

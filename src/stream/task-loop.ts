@@ -22,9 +22,10 @@
  * task flushes or catches up.
  */
 import { KappaError, isKappaError } from '../errors.ts';
-import type { Log } from '../log/index.ts';
+import type { Log, Logger, RecordBatch } from '../log/index.ts';
 import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
+import { LogOutage, closeReads, offsetsWaiting } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
 import { InThreadRunner, type TaskRunner } from './task-runner.ts';
@@ -91,6 +92,8 @@ export interface NewTask {
 
 export interface TaskLoopOptions {
   log: Log;
+  /** Where a task says it waits for a log out of reach (log-outage.ts). */
+  logger: Logger;
   flushIntervalMs: number;
   dirtyRowsMax: number;
   readBytesMax: number;
@@ -221,42 +224,59 @@ export class TaskLoop {
     return this.runLocal(task);
   }
 
-  /** A task on this thread: it reads whole batches (the next one while this one folds) and folds them here. */
+  /**
+   * A task on this thread: it reads whole batches (the next one while this one folds) and folds them
+   * here. A log out of reach (a Kafka cluster down) stops the read, not the task: it waits and reads
+   * again from its offset (log-outage.ts).
+   */
   private async runLocal(task: Task): Promise<void> {
     const { log, flushIntervalMs } = this.opts;
     const signal = task.signal;
     const local = this.local;
-    const reads = log.read(task.topic, task.partition, task.offset, {
-      follow: true,
-      signal,
-      maxBytes: this.opts.readBytesMax,
-    });
-    const it = reads[Symbol.asyncIterator]();
-    let next = it.next();
+    const open = () => {
+      const reading = log.read(task.topic, task.partition, task.offset, {
+        follow: true,
+        signal,
+        maxBytes: this.opts.readBytesMax,
+      });
+      const it = reading[Symbol.asyncIterator]();
+      return { it, next: it.next() };
+    };
+    let reads = open();
+    const outage = new LogOutage(this.opts.logger, task);
     try {
       while (!signal.aborted) {
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<typeof TIMEOUT>(
           (resolve) => (timer = setTimeout(() => resolve(TIMEOUT), flushIntervalMs)),
         );
-        const got = await Promise.race([next, timeout]);
-        clearTimeout(timer);
-        let idle = true;
+        let got: IteratorResult<RecordBatch> | typeof TIMEOUT;
         let atHead: boolean;
-        if (got === TIMEOUT) {
+        try {
+          got = await Promise.race([reads.next, timeout]);
           // Nothing arrived for a whole interval; but a busy event loop can fire the timer before
           // a read of data that is already there, so the log says whether this is the head.
-          atHead = task.offset >= (await log.offsets(task.topic, task.partition)).end;
-        } else {
+          atHead = got === TIMEOUT && task.offset >= (await log.offsets(task.topic, task.partition)).end;
+        } catch (err) {
+          if (!(await outage.waited(err, signal))) throw err;
+          await closeReads(reads);
+          reads = open();
+          continue;
+        } finally {
+          clearTimeout(timer);
+        }
+        outage.over();
+        let idle = true;
+        if (got !== TIMEOUT) {
           if (got.done) break;
           const batch = got.value;
           const from = task.offset;
           task.offset = batch.lastOffset + 1;
-          next = it.next();
+          reads.next = reads.it.next();
           local.process(task.id, batch, from);
           idle = false;
           // Asked only until the task first reaches the head (see `step`).
-          atHead = !task.caughtUp && task.offset >= (await log.offsets(task.topic, task.partition)).end;
+          atHead = !task.caughtUp && task.offset >= (await offsetsWaiting(log, task, outage, signal)).end;
         }
         const stepped = this.step(task, idle, atHead, local.progress(task.id).dirtyRows);
         if (stepped !== null) await stepped;
@@ -266,8 +286,7 @@ export class TaskLoop {
     } finally {
       // The read under way settles once aborted; the iterator is closed after it, as an async
       // generator would queue the close behind it anyway.
-      await next.catch(() => {});
-      await it.return?.(undefined);
+      await closeReads(reads);
     }
   }
 
@@ -294,15 +313,23 @@ export class TaskLoop {
     const signal = task.signal;
     let hw = (await log.offsets(task.topic, task.partition)).end;
     pool.setHighWatermark(task.id, hw);
+    const outage = new LogOutage(this.opts.logger, task);
     const following = (async () => {
       while (!signal.aborted) {
-        await log.waitForData(task.topic, task.partition, hw, signal);
-        if (signal.aborted) return;
-        hw = (await log.offsets(task.topic, task.partition)).end;
+        try {
+          await log.waitForData(task.topic, task.partition, hw, signal);
+          if (signal.aborted) return;
+          hw = (await log.offsets(task.topic, task.partition)).end;
+        } catch (err) {
+          // A log out of reach: wait and follow again (the worker's own reads wait the same way).
+          if (await outage.waited(err, signal)) continue;
+          throw err;
+        }
+        outage.over();
         pool.setHighWatermark(task.id, hw);
       }
     })();
-    following.catch(() => {}); // a closed log ends it; failures surface through the worker's reads
+    following.catch(() => {}); // a closed log ends it
     const stopped = aborted(signal);
     try {
       while (!signal.aborted) {

@@ -15,6 +15,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Log, openLog } from '../log/index.ts';
 import { KappaError, isKappaError } from '../errors.ts';
+import { LogOutage } from './log-outage.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
@@ -188,6 +189,9 @@ class WorkerTasks {
     let events = 0;
     let lastPost = 0;
     const stuck: Stuck = { sinceMs: 0, retries: 0, reopened: false };
+    const say = (message: string): void => this.post({ t: 'warn', task: id, message });
+    const outage = new LogOutage({ warn: say, info: say }, null);
+    const running = new AbortController().signal; // the loop ends on task.failed (closed or failed)
     const report = (): void => {
       this.post({
         t: 'done',
@@ -209,15 +213,24 @@ class WorkerTasks {
           continue;
         }
         const before = r.offset;
-        for await (const batch of reader.read(r.topic, task.state.partition, r.offset, { maxBytes: r.readBytesMax })) {
-          if (batch.baseOffset >= r.hw || task.failed) break;
-          events += task.plan.processBatch(batch.bytes, r.offset, task.state);
-          r.offset = batch.lastOffset + 1;
-          // Progress at most every few ms, and whenever the engine has a decision to make.
-          const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;
-          if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
-          if (stop) break;
+        try {
+          for await (const batch of reader.read(r.topic, task.state.partition, r.offset, {
+            maxBytes: r.readBytesMax,
+          })) {
+            if (batch.baseOffset >= r.hw || task.failed) break;
+            events += task.plan.processBatch(batch.bytes, r.offset, task.state);
+            r.offset = batch.lastOffset + 1;
+            // Progress at most every few ms, and whenever the engine has a decision to make.
+            const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;
+            if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
+            if (stop) break;
+          }
+        } catch (err) {
+          // A log out of reach (a Kafka cluster down): read again from r.offset in a second (log-outage.ts).
+          if (task.failed || !(await outage.waited(err, running))) throw err;
+          continue;
         }
+        outage.over();
         if (r.offset === before && r.offset < r.hw && !task.failed) await this.behind(id, task, reader, stuck);
         else stuck.sinceMs = 0;
       }

@@ -68,6 +68,7 @@ export async function startMember(
   bootstrap: string,
   store: string,
   workers = 0,
+  logOptions = '',
 ): Promise<Member> {
   const child = startKappa(t, [
     '--data-dir',
@@ -76,7 +77,7 @@ export async function startMember(
     config,
     'start',
     '--log',
-    `kafka://${bootstrap}`,
+    `kafka://${bootstrap}${logOptions}`,
     '--store',
     store,
     '--port',
@@ -265,8 +266,9 @@ export class ClusterFixture {
     return fixture;
   }
 
-  async member(name: string, config: string, workers = 0): Promise<Member> {
-    const m = await startMember(this.t, name, config, this.broker.bootstrap, this.storeUrl, workers);
+  /** `logOptions`: appended to the member's kafka:// URL (`?request-timeout-ms=1000`). */
+  async member(name: string, config: string, workers = 0, logOptions = ''): Promise<Member> {
+    const m = await startMember(this.t, name, config, this.broker.bootstrap, this.storeUrl, workers, logOptions);
     this.members.push(m);
     return m;
   }

@@ -75,6 +75,11 @@ export class Cluster {
     });
     this.made.add(c);
     c.on('close', () => this.made.delete(c));
+    // A connection that broke (a reset, or the answer of a request that had already timed out
+    // arriving late, which @platformatic/kafka reports as an unexpected correlation id) is closed,
+    // and forgotten by the caches on 'close': the next request opens another. Its requests under
+    // way fail and are retried (retrying). Without a listener the event would crash the process.
+    c.on('error', () => end(c));
     return (c.connect(host, port) as Promise<void>).then(
       () => c,
       (err: unknown) => {
@@ -140,10 +145,13 @@ export class Cluster {
     );
   }
 
-  /** Asks for the metadata of every topic and remembers it. */
-  async refresh(): Promise<Map<string, TopicMetadata>> {
-    const md = await this.retrying({ action: 'reading the cluster metadata' }, async () =>
-      wire.metadata(await this.anyConnection(), null),
+  /** Reads the cluster's metadata: `once` tries one broker request (between the tries of another request), else retries. */
+  async refresh(once = false): Promise<Map<string, TopicMetadata>> {
+    // Never refreshed between its own tries: that refresh would be this one again, nested without end.
+    const md = await this.retrying(
+      { action: 'reading the cluster metadata' },
+      async () => wire.metadata(await this.anyConnection(), null),
+      { refreshBetween: false, tries: once ? 1 : RETRIES_MAX + 1 },
     );
     this.brokers = new Map(md.brokers.map((b) => [b.nodeId, `${b.host}:${b.port}`]));
     this.controllerId = md.controllerId;
@@ -217,23 +225,29 @@ export class Cluster {
    * Runs `attempt` until it succeeds, retrying (with a metadata refresh) on a RetriableError, a
    * retriable Kafka code or a lost connection, at most RETRIES_MAX times.
    */
-  async retrying<T>(subject: { action: string; topic?: string; partition?: number }, attempt: () => Promise<T>) {
+  async retrying<T>(
+    subject: { action: string; topic?: string; partition?: number },
+    attempt: () => Promise<T>,
+    opts: { refreshBetween?: boolean; tries?: number } = {},
+  ) {
+    const { refreshBetween = true, tries = RETRIES_MAX + 1 } = opts;
     let last: unknown = null;
-    for (let i = 0; i <= RETRIES_MAX; i++) {
+    for (let i = 0; i < tries; i++) {
       if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
       try {
         return await attempt();
       } catch (err) {
         if (!isRetriable(err)) throw err;
         last = err;
+        if (i + 1 === tries) break;
         await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * (i + 1)));
-        if (i < RETRIES_MAX && !(err instanceof KappaError)) await this.refresh().catch(() => {});
+        if (refreshBetween && !(err instanceof KappaError)) await this.refresh(true).catch(() => {});
       }
     }
     if (last instanceof KappaError) throw last;
     throw new KappaError(
       LOG_UNAVAILABLE,
-      `The Kafka cluster at ${this.bootstrap} did not complete ${subject.action}${subject.topic ? ` (${subject.topic}${subject.partition === undefined ? '' : `/${subject.partition}`})` : ''} after ${RETRIES_MAX + 1} tries: ${messageOf(last)}.`,
+      `The Kafka cluster at ${this.bootstrap} did not complete ${subject.action}${subject.topic ? ` (${subject.topic}${subject.partition === undefined ? '' : `/${subject.partition}`})` : ''} after ${tries} ${tries === 1 ? 'try' : 'tries'}: ${messageOf(last)}.`,
       { brokers: this.opts.brokers },
       last,
     );
