@@ -218,6 +218,81 @@ export class SchemaSpace {
   }
 }
 
+/** Applicators whose subschemas apply to the same value, not to a property or item of it. */
+const SAME_VALUE_SINGLE = ['not', 'if', 'then', 'else'];
+const SAME_VALUE_ARRAYS = ['allOf', 'anyOf', 'oneOf'];
+const SAME_VALUE_MAPS = ['dependentSchemas', 'dependencies'];
+const REF_KEYWORDS = ['$ref', '$dynamicRef', '$recursiveRef'];
+
+/**
+ * The place (JSON Pointer) of a `$ref` that leads back to a schema being applied to the same value
+ * without going through a property or an item first (`{"$ref": "#"}`). Validating with such a schema
+ * would recurse forever, so it is refused. Undefined when there is none.
+ */
+export function findEndlessRef(space: SchemaSpace): string | undefined {
+  const state = new WeakMap<object, 'active' | 'done'>();
+  const visit = (node: SchemaNode, pointer: string, depth: number): string | undefined => {
+    const s = node.schema;
+    if (typeof s === 'boolean' || state.get(s) === 'done' || depth > SCHEMA_DEPTH_MAX) return undefined;
+    if (state.get(s) === 'active') return pointer;
+    state.set(s, 'active');
+    const next: Array<[unknown, string]> = [];
+    for (const k of SAME_VALUE_SINGLE) if (s[k] !== undefined) next.push([s[k], pointerChild(pointer, k)]);
+    for (const k of SAME_VALUE_ARRAYS) {
+      const list = s[k];
+      if (Array.isArray(list)) list.forEach((v, i) => next.push([v, pointerChild(pointerChild(pointer, k), i)]));
+    }
+    for (const k of SAME_VALUE_MAPS) {
+      const map = s[k];
+      if (isSchemaObject(map))
+        for (const [name, v] of Object.entries(map))
+          if (!Array.isArray(v)) next.push([v, pointerChild(pointerChild(pointer, k), name)]);
+    }
+    let found: string | undefined;
+    for (const [sub, at] of next) found ??= visit(space.child(node, sub), at, depth + 1);
+    for (const k of REF_KEYWORDS) {
+      const target = typeof s[k] === 'string' ? space.resolve(node, s[k] as string) : undefined;
+      if (target !== undefined) found ??= visit(target, pointerChild(pointer, k), depth + 1);
+    }
+    state.set(s, 'done');
+    return found;
+  };
+  // Every subschema is a starting point, so a cycle under a property is found too.
+  const walk = (node: SchemaNode, pointer: string, depth: number): string | undefined => {
+    if (typeof node.schema === 'boolean' || depth > SCHEMA_DEPTH_MAX) return undefined;
+    const found = visit(node, pointer, 0);
+    if (found !== undefined) return found;
+    for (const { schema, at } of childrenWithPointers(node.schema, pointer)) {
+      const inner = walk(space.child(node, schema), at, depth + 1);
+      if (inner !== undefined) return inner;
+    }
+    return undefined;
+  };
+  return walk(space.root, '#', 0);
+}
+
+function childrenWithPointers(schema: SchemaObject, pointer: string): Array<{ schema: unknown; at: string }> {
+  const out: Array<{ schema: unknown; at: string }> = [];
+  for (const keyword of SINGLE_SCHEMA_KEYWORDS) {
+    const value = schema[keyword];
+    if (typeof value === 'boolean' || isSchemaObject(value))
+      out.push({ schema: value, at: pointerChild(pointer, keyword) });
+  }
+  for (const keyword of ARRAY_SCHEMA_KEYWORDS) {
+    const value = schema[keyword];
+    if (Array.isArray(value))
+      value.forEach((v, i) => out.push({ schema: v, at: pointerChild(pointerChild(pointer, keyword), i) }));
+  }
+  for (const keyword of MAP_SCHEMA_KEYWORDS) {
+    const value = schema[keyword];
+    if (!isSchemaObject(value)) continue;
+    for (const [name, v] of Object.entries(value)) {
+      if (!Array.isArray(v)) out.push({ schema: v, at: pointerChild(pointerChild(pointer, keyword), name) });
+    }
+  }
+  return out;
+}
+
 function baseOf(schema: unknown, parentBase: string): string {
   return isSchemaObject(schema) && typeof schema.$id === 'string' ? resolveUri(parentBase, schema.$id) : parentBase;
 }

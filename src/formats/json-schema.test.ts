@@ -776,6 +776,22 @@ describe('jsonSchemaCodec.parse', () => {
     assert.throws(() => parse({ items: { $ref: '#/definitions/missing' } }), /#\/items\/\$ref cannot be resolved/);
   });
 
+  test('refuses a $ref that loops back to the same value, and accepts recursion through a property', () => {
+    assert.throws(
+      () => parse({ $ref: '#' }),
+      (err: KappaError) => {
+        assert.equal(err.code, 'KAPPA_INVALID_SCHEMA');
+        assert.match(err.message, /reference at #\/\$ref leads back/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => parse({ properties: { a: { anyOf: [{ $ref: '#/properties/a' }] } } }),
+      /#\/properties\/a\/anyOf\/0\/\$ref/,
+    );
+    assert.equal(parse({ properties: { next: { $ref: '#' } } }).type, 'JSON');
+  });
+
   test('follows a $ref to a Confluent reference by its name', () => {
     const address = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
     const ref: SchemaReference = { name: 'address.json', subject: 'address', version: 1 };

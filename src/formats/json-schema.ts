@@ -31,6 +31,7 @@ import {
   SCHEMA_DEPTH_MAX,
   SchemaSpace,
   draftOf,
+  findEndlessRef,
   isSchemaObject,
   refsOf,
   resolveUri,
@@ -123,7 +124,15 @@ export function parseJsonSchema(
       documents.map((d) => d.name),
     );
   }
-  return new ParsedJsonSchema(text, canonical, new SchemaSpace(root, documents), validate);
+  const space = new SchemaSpace(root, documents);
+  const endless = findEndlessRef(space);
+  if (endless !== undefined) {
+    throw invalidSchema(
+      `The JSON Schema's reference at ${endless} leads back to a schema applied to the same value without going into a property or an item first, so checking a value would never end.`,
+      { place: endless },
+    );
+  }
+  return new ParsedJsonSchema(text, canonical, space, validate);
 }
 
 export function asJsonSchema(schema: ParsedSchema, role: string): ParsedJsonSchema {
