@@ -33,8 +33,8 @@ import {
 } from './support.ts';
 
 const postgres = postgresForFile();
-/** Leases: a view task and an output task per source partition, and the coordinator's. */
-const TASKS = 2 * PARTITIONS + 1;
+/** Leases: a view task, an output task and an alert task per source partition, and the coordinator's. */
+const TASKS = 3 * PARTITIONS + 1;
 
 test(
   'three processes share the work; a killed, a paused, a new process and a logic change lose or double nothing',
@@ -42,8 +42,8 @@ test(
   async (t) => {
     const cluster = await ClusterFixture.start(t, await (await postgres()).freshDatabase());
     const { broker, db } = cluster;
-    const v1 = writeConfig(t, 1);
-    const v2 = writeConfig(t, 2);
+    const v1 = writeConfig(t, 1, PARTITIONS, true);
+    const v2 = writeConfig(t, 2, PARTITIONS, true);
     const start = (name: string, config: string, workers = 0): Promise<Member> => cluster.member(name, config, workers);
     const owners = (): Promise<Map<string, number>> => leaseOwners(db);
     const ownedBy = (child: OwnedChild): Promise<number> => ownedByPid(db, child.pid);
@@ -138,6 +138,18 @@ test(
     assert.equal(ids.length, big.length, 'no big sale twice');
     assert.deepEqual(
       [...ids].sort((a, b) => a - b),
+      [...big].sort((a, b) => a - b),
+    );
+    // The alerts: one per big sale, exactly once, though their tasks moved and rebuilt their state
+    // from the start of the log on every move (and re-sent what the log then dropped).
+    await waitUntil(
+      'an alert for every big sale',
+      async () => (await readIds(broker.url, 'alerts')).length >= big.length,
+    );
+    const alerted = await readIds(broker.url, 'alerts');
+    assert.equal(alerted.length, big.length, 'no alert twice');
+    assert.deepEqual(
+      [...alerted].sort((a, b) => a - b),
       [...big].sort((a, b) => a - b),
     );
     for (const m of [m5, m7]) await stopMember(m);

@@ -30,27 +30,37 @@ export interface Sale {
  * The app: `region_totals` (sum and count of amounts by region) and an output (`big_copy`) copying
  * big sales (amount ≥ 90) to `big_sales`. `variant` 2 adds a max: a logic change, so a new version is built.
  */
-export function appConfig(variant: 1 | 2, partitions = PARTITIONS): string {
+/**
+ * The cluster's app: region_totals (variant 2 adds a column: a logic change) and the output
+ * big_copy. With `alerts`, also a threshold alert per big sale (its key is the sale's id, so each
+ * big sale is one episode and raises exactly one alert) into the topic `alerts`: an output that
+ * rebuilds its state from the start of the log wherever it runs, and re-sends alerts the log drops.
+ */
+export function appConfig(variant: 1 | 2, partitions = PARTITIONS, alerts = false): string {
   const extra = variant === 2 ? ', top: max((s) => s.amount)' : '';
-  return `import { count, defineApp, from, max, sum, topic, view } from ${JSON.stringify(KAPPA_SRC)};
+  const rule = alerts
+    ? `, threshold('big_sale', from(sales), { key: (s) => String(s.id), when: (s) => s.amount >= 90, to: alerts })`
+    : '';
+  return `import { alertsTopic, count, defineApp, from, max, sum, threshold, topic, view } from ${JSON.stringify(KAPPA_SRC)};
 interface Sale { id: number; region: string; amount: number }
 const sales = topic<Sale>('sales', { partitions: ${partitions} });
 const big = topic<Sale>('big_sales', { partitions: 2 });
+const alerts = alertsTopic('alerts', { partitions: 2 });
 export default defineApp({
-  topics: [sales, big],
+  topics: [sales, big${alerts ? ', alerts' : ''}],
   views: [
     view('region_totals', from(sales).groupBy((s) => ({ region: s.region })).aggregate({ total: sum((s) => s.amount), n: count()${extra} })),
   ],
-  outputs: [from(sales).filter((s) => s.amount >= 90).to(big, { name: 'big_copy' })],
+  outputs: [from(sales).filter((s) => s.amount >= 90).to(big, { name: 'big_copy' })${rule}],
 });
 `;
 }
 
-export function writeConfig(t: Owner, variant: 1 | 2, partitions = PARTITIONS): string {
+export function writeConfig(t: Owner, variant: 1 | 2, partitions = PARTITIONS, alerts = false): string {
   const dir = tempDir(t, 'kappa-cluster-app-');
   writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
   const path = join(dir, 'kappa.config.ts');
-  writeFileSync(path, appConfig(variant, partitions));
+  writeFileSync(path, appConfig(variant, partitions, alerts));
   return path;
 }
 
@@ -192,18 +202,22 @@ export async function viewEquals(db: pg.Client, expected: ReturnType<typeof expe
 /** What the last `viewEquals` that found a difference saw (for a failure message). */
 export let lastViewSeen = '';
 
-/** The ids of the sales in big_sales, every partition from the start (through the log's HTTP API at `url`). */
-export async function readIds(url: string): Promise<number[]> {
+/**
+ * The ids of the sales in big_sales (or, with `topic` 'alerts', of the sales the alerts name), every
+ * partition from the start, through the log's HTTP API at `url`.
+ */
+export async function readIds(url: string, topic: 'big_sales' | 'alerts' = 'big_sales'): Promise<number[]> {
   const ids: number[] = [];
   for (let p = 0; p < 2; p++) {
     let from = 0;
     for (;;) {
-      const res = await fetch(`${url}/v1/topics/big_sales/records?partition=${p}&from=${from}&limit=1000`);
+      const res = await fetch(`${url}/v1/topics/${topic}/records?partition=${p}&from=${from}&limit=1000`);
+      if (res.status === 404) break; // not made yet
       const body = (await res.json()) as { records: { offset: number; value: unknown }[] };
       if (body.records.length === 0) break;
       for (const r of body.records) {
-        const value = (typeof r.value === 'string' ? JSON.parse(r.value) : r.value) as { id: number };
-        ids.push(value.id);
+        const value = (typeof r.value === 'string' ? JSON.parse(r.value) : r.value) as { id?: number; key?: string };
+        ids.push(topic === 'alerts' ? Number(value.key) : value.id!);
       }
       from = body.records.at(-1)!.offset + 1;
     }
