@@ -20,7 +20,7 @@ export {
   type DecodeResult,
   type FormatCheck,
 } from './json-schema.ts';
-export { describeIssues, formatPath, type SchemaIssue } from './issues.ts';
+export { describeIssues, formatPath, issuesFromAjvErrors, type SchemaIssue } from './issues.ts';
 export { canonicalJson, schemaFingerprint } from './fingerprint.ts';
 export { compileFlatDecoder, type FlatDecoder } from './flat-decoder.ts';
 export { Type, type Static, type TSchema } from '@sinclair/typebox';
