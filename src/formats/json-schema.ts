@@ -24,8 +24,7 @@ import { Ajv, type AnySchema, type ErrorObject, type ValidateFunction } from 'aj
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { KappaError } from '../errors.ts';
-import { invalidRecordError } from '../schema/index.ts';
-import { issuesFromAjvErrors } from '../schema/index.ts';
+import { invalidRecordError, issuesFromAjvErrors } from '../schema/index.ts';
 import { inclusionProblems } from './json-schema-compat.ts';
 import {
   SCHEMA_DEPTH_MAX,
