@@ -94,7 +94,8 @@ export const ERROR_CATALOGUE = {
   KAPPA_INVALID_SCHEMA: {
     status: 422,
     retriable: false,
-    summary: 'A schema (Avro, Protobuf or JSON Schema) does not parse or breaks a rule of its format; the message says where.',
+    summary:
+      'A schema (Avro, Protobuf or JSON Schema) does not parse or breaks a rule of its format; the message says where.',
   },
   KAPPA_CONFIG_INVALID: {
     status: 400,
@@ -150,7 +151,8 @@ export const ERROR_CATALOGUE = {
   KAPPA_UNAUTHENTICATED: {
     status: 401,
     retriable: false,
-    summary: 'The request has no bearer token, or one the server does not know.',
+    summary:
+      'The request has no bearer token, or one the server does not know; or a Kafka broker refused the SASL login of `--log`.',
   },
   KAPPA_FORBIDDEN: {
     status: 403,

@@ -32,6 +32,8 @@ export interface TopicMetadata {
 }
 
 const RETRIES_MAX = 5;
+/** Node's codes for a peer certificate that TLS does not trust (unknown CA, wrong name, expired…). */
+const TLS_TRUST_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
 const RETRY_PAUSE_MS = 200;
 const IN_FLIGHT_MAX = 32;
 
@@ -84,13 +86,42 @@ export class Cluster {
       () => c,
       (err: unknown) => {
         end(c);
-        throw new KappaError(
-          LOG_UNAVAILABLE,
-          `Cannot reach the Kafka broker at ${address} (${messageOf(err).replace(/\.$/, '')}). Check that it runs and that the broker list (kappa start --log) names it right.`,
-          { broker: address },
-          err,
-        );
+        throw this.connectFailure(address, err);
       },
+    );
+  }
+
+  /**
+   * Why a connection could not be made, in words that point at the fix: a refused SASL login or a
+   * broker certificate TLS does not trust is not retried (it would fail the same way); anything else
+   * is the broker out of reach, which is.
+   */
+  private connectFailure(address: string, err: unknown): KappaError {
+    const causes: { code?: string; message?: string }[] = [];
+    for (let e = err as { code?: string; message?: string; cause?: unknown } | null; e; e = e.cause as typeof e)
+      causes.push(e);
+    const deepest = messageOf(causes.at(-1) ?? err).replace(/\.$/, '');
+    const sasl = this.opts.sasl;
+    if (sasl !== undefined && causes.some((e) => e.code === 'PLT_KFK_AUTHENTICATION'))
+      return new KappaError(
+        'KAPPA_UNAUTHENTICATED',
+        `The Kafka broker at ${address} refused the SASL ${sasl.mechanism} login of "${sasl.username}" (${deepest}). Check username= in --log and the password in KAPPA_KAFKA_PASSWORD.`,
+        { broker: address, username: sasl.username },
+        err,
+      );
+    const tls = causes.find((e) => e.code !== undefined && TLS_TRUST_CODES.test(e.code));
+    if (tls !== undefined)
+      return new KappaError(
+        LOG_UNAVAILABLE,
+        `The Kafka broker at ${address} presented a TLS certificate this process does not trust (${tls.code}: ${tls.message}). Give the CA that signed it with tls-ca=<PEM file> in --log.`,
+        { brokers: this.opts.brokers },
+        err,
+      );
+    return new KappaError(
+      LOG_UNAVAILABLE,
+      `Cannot reach the Kafka broker at ${address} (${messageOf(err).replace(/\.$/, '')}). Check that it runs and that the broker list (kappa start --log) names it right.`,
+      { broker: address },
+      err,
     );
   }
 
