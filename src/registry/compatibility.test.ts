@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPATIBILITY_LEVELS } from '../formats/types.ts';
+import { COMPATIBILITY_LEVELS } from '../formats/index.ts';
 import { compatibilityMessages, versionsToCheck } from './compatibility.ts';
 import { toyCodec, toySchema } from './test-helpers.ts';
 

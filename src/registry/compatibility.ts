@@ -11,7 +11,7 @@
  * codec's (`FormatCodec.problems`); this file only picks the pairs and words the messages, each
  * naming the version, the field path and the rule broken.
  */
-import type { CompatibilityLevel, FormatCodec, ParsedSchema } from '../formats/types.ts';
+import type { CompatibilityLevel, FormatCodec, ParsedSchema } from '../formats/index.ts';
 
 export interface PreviousVersion {
   version: number;

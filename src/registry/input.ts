@@ -8,7 +8,7 @@ import {
   type CompatibilityLevel,
   type SchemaReference,
   type SchemaType,
-} from '../formats/types.ts';
+} from '../formats/index.ts';
 import { RegistryError } from './errors.ts';
 import { REGISTRY_MODES, type RegistryMode } from './store.ts';
 

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
-import type { CompatibilityLevel, FormatCodec, ParsedSchema, SchemaReference, SchemaType } from '../formats/types.ts';
+import type { CompatibilityLevel, FormatCodec, ParsedSchema, SchemaReference, SchemaType } from '../formats/index.ts';
 import { compatibilityMessages, type PreviousVersion, versionsToCheck } from './compatibility.ts';
 import { RegistryError } from './errors.ts';
 import { type SchemaInput, checkSubject } from './input.ts';

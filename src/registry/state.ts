@@ -11,7 +11,7 @@
  *   resolves) and gone when hard-deleted, which only a soft-deleted version can be;
  * - a record takes effect only at the offset its writer expected (`base === offset`, see store.ts).
  */
-import type { CompatibilityLevel, SchemaReference, SchemaType } from '../formats/types.ts';
+import type { CompatibilityLevel, SchemaReference, SchemaType } from '../formats/index.ts';
 import type { Change, DeleteRecord, RegisterRecord, RegistryMode, StoredChange } from './store.ts';
 
 export interface SchemaEntry {

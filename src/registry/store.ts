@@ -29,7 +29,7 @@
  */
 import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
-import type { CompatibilityLevel, SchemaReference, SchemaType } from '../formats/types.ts';
+import type { CompatibilityLevel, SchemaReference, SchemaType } from '../formats/index.ts';
 
 export const SCHEMAS_TOPIC = '_schemas';
 

@@ -6,7 +6,7 @@
  * both keeps its type (int → long is allowed).
  */
 import { KappaError } from '../errors.ts';
-import type { CompatibilityProblem, FormatCodec, ParsedSchema, SchemaType } from '../formats/types.ts';
+import type { CompatibilityProblem, FormatCodec, ParsedSchema, SchemaType } from '../formats/index.ts';
 
 interface ToyField {
   name: string;

@@ -12,7 +12,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { KappaError } from '../errors.ts';
 import type { GroupLag } from '../kafka/index.ts';
-import type { FormatCodec, SchemaType } from '../formats/types.ts';
+import { CODECS, type FormatCodec, type SchemaType } from '../formats/index.ts';
 import type { Log } from '../log/index.ts';
 import { Registry } from '../registry/index.ts';
 import type { AppDef, Engine, TokenConfig } from '../stream/index.ts';
@@ -54,7 +54,7 @@ export interface ServerOptions {
 }
 
 export interface SchemaRegistryOptions {
-  /** The codec of each schema type the registry accepts. */
+  /** The codec of each schema type the registry accepts (default: Avro, Protobuf and JSON Schema). */
   codecs?: Partial<Record<SchemaType, FormatCodec>>;
   schemaBytesMax?: number;
 }
@@ -174,15 +174,12 @@ export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kapp
   };
 }
 
-/** Until the format codecs land (issue 17), a server's registry accepts the types its options give. */
-const DEFAULT_CODECS: Partial<Record<SchemaType, FormatCodec>> = {};
-
 function lazyRegistry(log: Log, opts: SchemaRegistryOptions, warn: (line: string) => void): () => Promise<Registry> {
   let opening: Promise<Registry> | null = null;
   return () =>
     (opening ??= Registry.open({
       log,
-      codecs: opts.codecs ?? DEFAULT_CODECS,
+      codecs: opts.codecs ?? CODECS,
       schemaBytesMax: opts.schemaBytesMax,
       logger: { warn: (m) => warn(`kappa: ${m}`) },
     }).catch((err: unknown) => {

@@ -9,17 +9,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { AvroDeserializer, AvroSerializer, SchemaRegistryClient, SerdeType } from '@confluentinc/schemaregistry';
-import type { FormatCodec } from '../../src/formats/types.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { SCHEMAS_TOPIC } from '../../src/registry/index.ts';
-import { toyCodec } from '../../src/registry/test-helpers.ts';
 import { type KappaServer, startServer } from '../../src/server/index.ts';
 import { defineApp } from '../../src/stream/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { type Owner, defer, tempDir } from '../support/cleanup.ts';
 import { call } from '../support/http.ts';
-
-const AVRO: FormatCodec = toyCodec('AVRO');
 
 const SALE_V1 = {
   type: 'record',
@@ -63,7 +59,6 @@ async function startKappa(t: Owner, dir: string): Promise<Running> {
     app: defineApp({ topics: [] }),
     engine: null,
     port: 0,
-    schemaRegistry: { codecs: { AVRO } },
   });
   return { url: server.url, base: `${server.url}/schemas`, log, close };
 }
@@ -165,6 +160,29 @@ test(
     assert.deepEqual(await client.deleteSubject('clicks-value', true), [1]);
     const gone = await call(k.base, 'GET', '/subjects/clicks-value/versions?deleted=true');
     assert.equal((gone.body as { error_code: number }).error_code, 40401);
+
+    // The server's registry takes all three types, each checked by its own format's rules.
+    assert.deepEqual((await call(k.base, 'GET', '/schemas/types')).body, ['JSON', 'PROTOBUF', 'AVRO']);
+    const proto = (fields: string) => ({
+      schemaType: 'PROTOBUF',
+      schema: `syntax = "proto3"; message Sale { ${fields} }`,
+    });
+    const p1 = await client.register('sales-proto-value', proto('string region = 1; int64 cents = 2;'));
+    assert.equal(
+      await client.register('sales-proto-value', proto('string region = 1; int64 cents = 2; string note = 3;')),
+      p1 + 1,
+    );
+    await assert.rejects(
+      client.register('sales-proto-value', proto('string region = 1; string cents = 2;')),
+      (err: Error) => {
+        assert.match(err.message, /Sale\.cents.*int64.*string/);
+        return true;
+      },
+    );
+    const json = (schema: unknown) => ({ schemaType: 'JSON', schema: JSON.stringify(schema) });
+    const j1 = { type: 'object', properties: { region: { type: 'string' } } };
+    assert.equal(await client.register('sales-json-value', json(j1)), p1 + 2);
+    assert.equal(await client.register('other-json-value', json(j1)), p1 + 2, 'the same schema, the same id');
   },
 );
 
