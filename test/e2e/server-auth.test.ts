@@ -44,6 +44,8 @@ interface Row {
   ok: number;
   /** An event stream: only its status is read. */
   stream?: boolean;
+  /** A schema registry route: errors in Confluent's shape ({ error_code, message }). */
+  registry?: boolean;
 }
 
 const ROUTES: Row[] = [
@@ -181,6 +183,257 @@ const ROUTES: Row[] = [
     valid: 'admin',
     ok: 404,
   },
+  // The schema registry (Confluent's API, issue 17): its own error shape; reads take any known token.
+  {
+    method: 'DELETE',
+    route: '/schemas/config/:subject',
+    scope: 'admin',
+    path: '/schemas/config/nosuch',
+    valid: 'admin',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'DELETE',
+    route: '/schemas/mode/:subject',
+    scope: 'admin',
+    path: '/schemas/mode/nosuch',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'DELETE',
+    route: '/schemas/subjects/:subject',
+    scope: 'admin',
+    path: '/schemas/subjects/nosuch',
+    valid: 'admin',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'DELETE',
+    route: '/schemas/subjects/:subject/versions/:version',
+    scope: 'admin',
+    path: '/schemas/subjects/nosuch/versions/1',
+    valid: 'admin',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas',
+    scope: 'any valid token',
+    path: '/schemas',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/config',
+    scope: 'any valid token',
+    path: '/schemas/config',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/config/:subject',
+    scope: 'any valid token',
+    path: '/schemas/config/nosuch',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/mode',
+    scope: 'any valid token',
+    path: '/schemas/mode',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/mode/:subject',
+    scope: 'any valid token',
+    path: '/schemas/mode/nosuch',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/schemas/ids/:id',
+    scope: 'any valid token',
+    path: '/schemas/schemas/ids/1',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/schemas/ids/:id/schema',
+    scope: 'any valid token',
+    path: '/schemas/schemas/ids/1/schema',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/schemas/ids/:id/subjects',
+    scope: 'any valid token',
+    path: '/schemas/schemas/ids/1/subjects',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/schemas/ids/:id/versions',
+    scope: 'any valid token',
+    path: '/schemas/schemas/ids/1/versions',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/schemas/types',
+    scope: 'any valid token',
+    path: '/schemas/schemas/types',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/subjects',
+    scope: 'any valid token',
+    path: '/schemas/subjects',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/subjects/:subject/versions',
+    scope: 'any valid token',
+    path: '/schemas/subjects/nosuch/versions',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/subjects/:subject/versions/:version',
+    scope: 'any valid token',
+    path: '/schemas/subjects/nosuch/versions/1',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'GET',
+    route: '/schemas/subjects/:subject/versions/:version/schema',
+    scope: 'any valid token',
+    path: '/schemas/subjects/nosuch/versions/1/schema',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'POST',
+    route: '/schemas/compatibility/subjects/:subject/versions',
+    scope: 'any valid token',
+    path: '/schemas/compatibility/subjects/nosuch/versions',
+    body: '{"schema":"\\"string\\""}',
+    type: 'application/json',
+    valid: 'other',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'POST',
+    route: '/schemas/compatibility/subjects/:subject/versions/:version',
+    scope: 'any valid token',
+    path: '/schemas/compatibility/subjects/nosuch/versions/latest',
+    body: '{"schema":"\\"string\\""}',
+    type: 'application/json',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'POST',
+    route: '/schemas/subjects/:subject',
+    scope: 'any valid token',
+    path: '/schemas/subjects/nosuch',
+    body: '{"schema":"\\"string\\""}',
+    type: 'application/json',
+    valid: 'other',
+    ok: 404,
+    registry: true,
+  },
+  {
+    method: 'POST',
+    route: '/schemas/subjects/:subject/versions',
+    scope: 'admin',
+    path: '/schemas/subjects/auth-test-value/versions',
+    body: '{"schema":"\\"string\\""}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'PUT',
+    route: '/schemas/config',
+    scope: 'admin',
+    path: '/schemas/config',
+    body: '{"compatibility":"BACKWARD"}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'PUT',
+    route: '/schemas/config/:subject',
+    scope: 'admin',
+    path: '/schemas/config/auth-test-value',
+    body: '{"compatibility":"BACKWARD"}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'PUT',
+    route: '/schemas/mode',
+    scope: 'admin',
+    path: '/schemas/mode',
+    body: '{"mode":"READWRITE"}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
+  {
+    method: 'PUT',
+    route: '/schemas/mode/:subject',
+    scope: 'admin',
+    path: '/schemas/mode/auth-test-value',
+    body: '{"mode":"READWRITE"}',
+    type: 'application/json',
+    valid: 'admin',
+    ok: 200,
+    registry: true,
+  },
 ];
 
 describe('routes × scopes', () => {
@@ -219,7 +472,9 @@ describe('routes × scopes', () => {
         return { status: res.status, headers: res.headers, body: text === '' ? {} : JSON.parse(text), text };
       };
       const code = (r: Awaited<ReturnType<typeof call>>): string =>
-        (r.body as { error?: { code: string } }).error?.code ?? '';
+        row.registry
+          ? String((r.body as { error_code?: number }).error_code ?? '')
+          : ((r.body as { error?: { code: string } }).error?.code ?? '');
       const none = await send();
       const wrong = await send('not-a-token');
       const lacking = await send(TOKENS.other);
@@ -229,11 +484,14 @@ describe('routes × scopes', () => {
         return;
       }
       assert.equal(none.status, 401, none.text);
-      assert.equal(code(none), 'KAPPA_UNAUTHENTICATED');
+      assert.equal(code(none), row.registry ? '40101' : 'KAPPA_UNAUTHENTICATED');
       assert.equal(wrong.status, 401, wrong.text);
-      assert.equal(code(wrong), 'KAPPA_UNAUTHENTICATED');
-      assert.equal(lacking.status, 403, lacking.text);
-      assert.equal(code(lacking), 'KAPPA_FORBIDDEN');
+      assert.equal(code(wrong), row.registry ? '40101' : 'KAPPA_UNAUTHENTICATED');
+      if (row.scope === 'any valid token') assert.equal(lacking.status, row.ok, lacking.text);
+      else {
+        assert.equal(lacking.status, 403, lacking.text);
+        assert.equal(code(lacking), row.registry ? '40301' : 'KAPPA_FORBIDDEN');
+      }
       assert.equal(valid.status, row.ok, valid.text);
       // admin holds every scope
       assert.equal((await send(TOKENS.admin)).status, row.ok);
