@@ -30,13 +30,24 @@ test(
   async () => {
     const { code, kafkaInputs } = await bundled('file');
     assert.deepEqual(kafkaInputs, []);
-    assert.doesNotMatch(code, /@platformatic\/kafka/);
-    assert.match(code, /bundled for a log in the data directory, so it has no Kafka log adapter/);
+    // Tested without assert.match: a failure would print the whole bundle.
+    assert.ok(!/@platformatic\/kafka/.test(code), 'the bundle mentions @platformatic/kafka');
+    assert.ok(
+      /bundled for a log in the data directory, so it has no Kafka log adapter/.test(code),
+      'the bundle has the stub that stands in for the Kafka log adapter',
+    );
   },
 );
 
-test('the bundle for a Kafka log holds the adapter and imports the Kafka client', { timeout: 60_000 }, async () => {
-  const { code, kafkaInputs } = await bundled('kafka');
-  assert.ok(kafkaInputs.includes(`${KAFKA_LOG}index.ts`), kafkaInputs.join('\n'));
-  assert.match(code, /from "file:[^"]*@platformatic\/kafka[^"]*"/);
-});
+test(
+  'the bundle for a Kafka log holds the adapter, which loads the Kafka client at run time',
+  { timeout: 60_000 },
+  async () => {
+    const { code, kafkaInputs } = await bundled('kafka');
+    assert.ok(kafkaInputs.includes(`${KAFKA_LOG}index.ts`), kafkaInputs.join('\n'));
+    // The client is loaded on first use from the package's own files (log/kafka/platformatic.ts), not
+    // imported at the top of the bundle, where every thread would load it as the bundle starts.
+    assert.ok(kafkaInputs.includes(`${KAFKA_LOG}platformatic.ts`), kafkaInputs.join('\n'));
+    assert.ok(!/^import [^\n]*@platformatic\/kafka/m.test(code), 'the bundle imports @platformatic/kafka at its top');
+  },
+);
