@@ -184,9 +184,19 @@ export async function stopMember(m: Member): Promise<void> {
   assert.equal(exit.code, 0, `${m.name} stopped cleanly:\n${m.child.stderr.slice(-3000)}`);
 }
 
-/** Whether the public view `region_totals` holds exactly `expected` (with `top` when the view has it). */
+/**
+ * Whether the public view `region_totals` holds exactly `expected` (with `top` when the view has it);
+ * false while the view does not exist yet (its first flush makes it).
+ */
 export async function viewEquals(db: pg.Client, expected: ReturnType<typeof expectedTotals>): Promise<boolean> {
-  const { rows } = await db.query('SELECT * FROM region_totals ORDER BY region');
+  let rows: Record<string, unknown>[];
+  try {
+    rows = (await db.query('SELECT * FROM region_totals ORDER BY region')).rows;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P01') throw err; // undefined_table
+    lastViewSeen = 'region_totals does not exist yet';
+    return false;
+  }
   const got = new Map(rows.map((r) => [r.region as string, r as Record<string, unknown>]));
   const equal =
     got.size === expected.size &&

@@ -32,6 +32,8 @@ export interface TopicMetadata {
 }
 
 const RETRIES_MAX = 5;
+/** The longest a long-poll Fetch asks the broker to wait (reader.ts); its connection allows for it. */
+export const LONG_POLL_MS = 500;
 /** Node's codes for a peer certificate that TLS does not trust (unknown CA, wrong name, expired…). */
 const TLS_TRUST_CODES = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
 const RETRY_PAUSE_MS = 200;
@@ -64,13 +66,15 @@ export class Cluster {
     return this.opts.brokers.join(',');
   }
 
-  private async connect(address: string, inFlight: number): Promise<Connection> {
+  private async connect(address: string, inFlight: number, waitMs = 0): Promise<Connection> {
     const [host, port] = splitAddress(address);
     const { Connection } = await platformatic();
     if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
     const c = new Connection(this.opts.clientId, {
       connectTimeout: this.opts.connectTimeoutMs,
-      requestTimeout: this.opts.requestTimeoutMs,
+      // A long poll's answer may take its wait plus the usual time (as a Kafka consumer's
+      // request.timeout.ms must exceed fetch.max.wait.ms).
+      requestTimeout: this.opts.requestTimeoutMs + waitMs,
       maxInflights: inFlight,
       tls: this.opts.tls,
       sasl: this.opts.sasl,
@@ -125,11 +129,11 @@ export class Cluster {
     );
   }
 
-  private cached(map: Map<string, Promise<Connection>>, key: string, address: string, inFlight: number) {
+  private cached(map: Map<string, Promise<Connection>>, key: string, address: string, inFlight: number, waitMs = 0) {
     if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
     let p = map.get(key);
     if (p === undefined) {
-      p = this.connect(address, inFlight);
+      p = this.connect(address, inFlight, waitMs);
       map.set(key, p);
       p.then(
         (c) => c.on('close', () => map.get(key) === p && map.delete(key)),
@@ -146,7 +150,7 @@ export class Cluster {
 
   /** A connection of its own for the long polls of one reader (`key`), to the given broker. */
   pollConnection(key: string, address: string): Promise<Connection> {
-    return this.cached(this.pollers, `${key}@${address}`, address, 1);
+    return this.cached(this.pollers, `${key}@${address}`, address, 1, LONG_POLL_MS);
   }
 
   /** Forgets a reader's poll connection and closes it. */

@@ -15,12 +15,12 @@ import { KappaError } from '../../errors.ts';
 import { ATTR_CONTROL, BATCH_HEADER_BYTES, BatchField, batchSizeAt } from '../format/index.ts';
 import { RecordBatch } from '../record-batch.ts';
 import type { PartitionOffsets, ReadOptions } from '../types.ts';
-import { type Cluster, check } from './cluster.ts';
+import { type Cluster, LONG_POLL_MS, check } from './cluster.ts';
 import * as wire from './wire.ts';
 
 const READ_BYTES_DEFAULT = 1 << 20;
 const READ_BYTES_MIN = 4096;
-const POLL_WAIT_MS = 500;
+const POLL_WAIT_MS = LONG_POLL_MS;
 const POLL_PAUSE_MS = 100;
 let pollerIds = 0;
 
