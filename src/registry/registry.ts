@@ -152,6 +152,15 @@ export class Registry {
     return entry;
   }
 
+  /**
+   * The schema registered under an id, parsed, as of the last refresh (undefined: not known yet).
+   * Synchronous, for decoding records: a schema whose versions were deleted still reads the records
+   * written with it, as replay must.
+   */
+  schemaFor(id: number): ParsedSchema | undefined {
+    return this.state.schemas.has(id) ? this.parsedOf(id) : undefined;
+  }
+
   /** The subjects and versions that use a schema id. */
   async usesOf(id: number, deleted = false): Promise<{ subject: string; version: number }[]> {
     await this.schemaById(id);

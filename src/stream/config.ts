@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { KappaError, closestNames } from '../errors.ts';
 import type { AppDef, OutputDef, ServerConfig, TopicDef, ViewDef } from './dsl.ts';
+import { formatReader } from './value-decoder.ts';
 
 export function defaultConfigPath(cwd = process.cwd()): string {
   for (const name of ['kappa.config.ts', 'kappa.config.js', 'kappa.config.mjs']) {
@@ -158,6 +159,13 @@ function topicProblems(t: TopicDef<unknown>): string[] {
     );
   if (!Number.isInteger(t.partitions) || t.partitions < 1 || t.partitions > 10_000)
     problems.push(`topic "${t.name}" has ${t.partitions} partitions; use a whole number from 1 to 10000`);
+  if (t.format) {
+    try {
+      formatReader(t.format);
+    } catch (err) {
+      problems.push(`topic "${t.name}" has a ${t.format.type} schema that cannot be used: ${(err as Error).message}`);
+    }
+  }
   return problems;
 }
 
@@ -194,6 +202,10 @@ function outputProblems(o: OutputDef, topics: Set<string>): string[] {
   if (!topics.has(o.target.name))
     problems.push(
       `${unknownTopic(`output "${o.name}" writes topic "${o.target.name}"`, o.target.name, topics)} (add it so its partitions and schema are known)`,
+    );
+  if (o.target.format !== null)
+    problems.push(
+      `output "${o.name}" writes topic "${o.target.name}", which has a ${o.target.format.type} format: outputs write plain JSON records, so their target topic takes a \`schema\`, not a \`format\``,
     );
   if (o.target.name === source)
     problems.push(

@@ -13,6 +13,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import type { Aggregate } from './aggregates.ts';
 import type { ColumnOf, Stored } from './dsl-aggregates.ts';
 import { type Duration, type WindowSpec, parseDuration } from './windows.ts';
+import { type TopicFormat, formatOf } from './dsl-formats.ts';
 
 export type KeyValue = string | number | boolean | null;
 
@@ -37,6 +38,8 @@ export interface TopicDef<T> {
   readonly partitions: number;
   /** JSON Schema (TypeBox or plain) every record must satisfy; records that fail go to `<name>.dlq`. */
   readonly schema: TSchema | object | null;
+  /** Avro, Protobuf or JSON Schema records in Confluent's wire format (dsl-formats.ts); null: plain JSON checked by `schema`. */
+  readonly format: TopicFormat | null;
   /** Partitioning key of records produced to this topic (murmur2, as Kafka). */
   readonly key: ((value: T) => KeyValue) | null;
   /** Event time of a record in ms; default: the record's log timestamp. */
@@ -58,17 +61,22 @@ export interface TopicOptions<T> {
   onInvalid?: 'reject' | 'dlq';
 }
 
+export function topic<T>(name: string, opts: TopicOptions<T> & { format: TopicFormat<T> }): TopicDef<T>;
 export function topic<S extends TSchema>(
   name: string,
   opts: TopicOptions<Static<S>> & { schema: S },
 ): TopicDef<Static<S>>;
 export function topic<T>(name: string, opts?: TopicOptions<T> & { schema?: object }): TopicDef<T>;
-export function topic<T>(name: string, opts: TopicOptions<T> & { schema?: object } = {}): TopicDef<T> {
+export function topic<T>(
+  name: string,
+  opts: TopicOptions<T> & { schema?: object; format?: TopicFormat<T> } = {},
+): TopicDef<T> {
   return {
     kind: 'topic',
     name,
     partitions: opts.partitions ?? 1,
     schema: opts.schema ?? null,
+    format: formatOf(name, opts.format, opts.schema),
     key: opts.key ?? null,
     time: opts.time ?? null,
     retentionMs: opts.retentionMs ?? -1,

@@ -34,6 +34,7 @@ import type { AppDef } from './dsl.ts';
 import { type DeadLetterTally, Flusher } from './flush.ts';
 import { addOutputTasks } from './outputs.ts';
 import { Requests } from './requests.ts';
+import { type TopicSchema, registerTopicSchemas } from './topic-schemas.ts';
 import { TaskLoop } from './task-loop.ts';
 import { type RequestResult, Versions } from './versions.ts';
 
@@ -128,6 +129,8 @@ export class Engine {
   readonly cluster: Cluster | null;
   /** Stops hearing the other processes' changes (a cluster's store). */
   private unwatch: (() => Promise<void>) | null = null;
+  /** The registered schema of each topic with a format (topic-schemas.ts), by topic name; filled at start. */
+  topicSchemas: ReadonlyMap<string, TopicSchema> = new Map();
   private failed: (err: Error) => void = () => {};
   private hasFailed = false;
   /** Rejects when a task fails (the store, the log or a worker thread reported an error); `kappa start` exits on it. */
@@ -284,6 +287,7 @@ export class Engine {
     const { log, store, app } = this.opts;
     const topicNames = new Set(app.topics.map((t) => t.name));
     for (const t of app.topics) await this.ensureTopic(t.name, t.partitions, t.retentionMs);
+    this.topicSchemas = await registerTopicSchemas(log, app.topics);
     const versions = await store.versions();
     const builds = await this.opts.control.builds();
     for (const view of app.views) {

@@ -33,6 +33,7 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
+import { SchemaRefreshNeeded } from './topic-schemas.ts';
 import { eventTimeProblem } from './windows.ts';
 import { runOps } from './ops.ts';
 
@@ -70,7 +71,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     values.length = 0;
     built.length = 0;
     try {
-      const value = decodeValue(buf, start, length);
+      const value = decodeValue(buf, start, length, state.catalog);
       try {
         eventTimeMs = sourceTime === null ? timestamp : sourceTime(value);
       } catch (err) {
@@ -90,6 +91,10 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       }
       for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
     } catch (err) {
+      if (err instanceof SchemaRefreshNeeded) {
+        err.offset = source.record(i).offset; // the task reads the registry and runs again from this record
+        throw err;
+      }
       state.deadLetters.push({
         record: source.record(i),
         partition: state.partition,

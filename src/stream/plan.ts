@@ -37,6 +37,7 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
+import { SchemaRefreshNeeded } from './topic-schemas.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
 
@@ -302,9 +303,13 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     let value: unknown;
     let timeMs: number;
     try {
-      value = decodeValue(buf, start, length);
+      value = decodeValue(buf, start, length, state.catalog);
       timeMs = timeFn ? timeFn(value) : timestamp;
     } catch (err) {
+      if (err instanceof SchemaRefreshNeeded) {
+        err.offset = offset; // the task reads the registry and folds again from this record
+        throw err;
+      }
       return deadLetter(state, source, i, reasonOf(err));
     }
     const timeProblem = eventTimeProblem(timeMs);

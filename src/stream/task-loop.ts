@@ -123,14 +123,16 @@ function aborted(signal: AbortSignal): Promise<void> {
 
 export class TaskLoop {
   readonly tasks: Task[] = [];
-  private readonly local = new InThreadRunner();
+  private readonly local: InThreadRunner;
   /** Set once the worker threads are up. */
   private pool: WorkerPool | null = null;
   private poolStarting: Promise<void> = Promise.resolve();
   private threadCount = 0;
   private nextTaskId = 0;
 
-  constructor(private readonly opts: TaskLoopOptions) {}
+  constructor(private readonly opts: TaskLoopOptions) {
+    this.local = new InThreadRunner(opts.log);
+  }
 
   /** Worker threads the tasks run on (started or starting); 0 when every task runs on this thread. */
   get threads(): number {
@@ -273,7 +275,8 @@ export class TaskLoop {
           const from = task.offset;
           task.offset = batch.lastOffset + 1;
           reads.next = reads.it.next();
-          local.process(task.id, batch, from);
+          const learning = local.process(task.id, batch, from);
+          if (learning !== undefined) await learning;
           idle = false;
           // Asked only until the task first reaches the head (see `step`).
           atHead = !task.caughtUp && task.offset >= (await offsetsWaiting(log, task, outage, signal)).end;

@@ -8,6 +8,7 @@
 import type { LogRecord } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
+import type { SchemaCatalog } from './topic-schemas.ts';
 
 /** Where a fold gets the full record of an event it sends to a side output. */
 export interface RecordSource {
@@ -52,6 +53,8 @@ export interface TaskState {
   keyNames: string[] | null;
   /** The state of each stateful step (by its index among the steps); outputs only. */
   opState: Map<number, Map<unknown, unknown>>;
+  /** Where the writer schemas of a topic with a format come from (set by the task's runner); null: none. */
+  catalog: SchemaCatalog | null;
 }
 
 /** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
@@ -79,6 +82,7 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     outputs: [],
     keyNames: null,
     opState: new Map(),
+    catalog: null,
   };
 }
 

@@ -10,9 +10,10 @@
  * and a drain reports the offset it covers. Either way the rows and the checkpoint offset of a
  * flush are the same whatever the runner.
  */
-import type { RecordBatch } from '../log/index.ts';
+import type { Log, RecordBatch } from '../log/index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
+import { SchemaCatalog, processLearning } from './topic-schemas.ts';
 
 export interface TaskOpen {
   /** The task's index in the engine; the pool assigns task i to worker i % N. */
@@ -73,16 +74,25 @@ export class InThreadRunner implements TaskRunner {
   readonly threads = 0;
   private readonly tasks = new Map<number, LocalTask>();
 
+  /** `log`: where the writer schemas of a source topic with a format are read from (its registry). */
+  constructor(private readonly log: Log) {}
+
   open(task: TaskOpen): void {
     const state = task.plan.newTaskState(task.partition, task.watermarkMs);
     state.keyNames = task.keyNames;
+    state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
     this.tasks.set(task.id, { plan: task.plan, state, eventsProcessed: 0 });
   }
 
-  process(id: number, batch: RecordBatch, fromOffset: number): undefined {
+  /** Folds a batch; a promise only when a record named a schema id the task had to read the registry for. */
+  process(id: number, batch: RecordBatch, fromOffset: number): Promise<void> | undefined {
     const task = this.task(id);
-    task.eventsProcessed += task.plan.processBatch(batch.bytes, fromOffset, task.state);
-    return undefined;
+    const folded = processLearning(task.plan, batch.bytes, fromOffset, task.state);
+    if (typeof folded === 'number') {
+      task.eventsProcessed += folded;
+      return undefined;
+    }
+    return folded.then((n) => void (task.eventsProcessed += n));
   }
 
   progress(id: number): TaskProgress {

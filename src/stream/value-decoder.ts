@@ -4,8 +4,18 @@
  * skips JSON.parse (src/schema/flat-decoder.ts). A value that fails any of it throws a TypeError
  * whose message is the record's dead-letter reason.
  */
+import {
+  CODECS,
+  type ParsedSchema,
+  type WriterSchemaLookup,
+  avroDecoder,
+  jsonDecoder,
+  protobufDecoder,
+} from '../formats/index.ts';
 import { type RecordSchema, compileFlatDecoder, compileSchema, describeIssues } from '../schema/index.ts';
 import type { TopicDef } from './dsl.ts';
+import type { TopicFormat } from './dsl-formats.ts';
+import { type SchemaCatalog, refreshNeededIn } from './topic-schemas.ts';
 
 /**
  * Buffer's own UTF-8 decode of a byte range, which Buffer#toString calls after normalising its
@@ -22,9 +32,15 @@ const utf8Slice =
  * null value) → the value, UTF-8 and JSON decoded and checked against the topic's schema. Throws
  * a TypeError whose message is the dead-letter reason.
  */
-export function valueDecoder(
-  source: TopicDef<unknown>,
-): (buf: Buffer | null, start: number, length: number) => unknown {
+export type ValueDecoder = (
+  buf: Buffer | null,
+  start: number,
+  length: number,
+  catalog: SchemaCatalog | null,
+) => unknown;
+
+export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
+  if (source.format !== null) return formatDecoder(source.format);
   const schema: RecordSchema<unknown> | null = source.schema
     ? compileSchema(source.schema as object, { name: source.name })
     : null;
@@ -74,4 +90,34 @@ export function valueDecoder(
   }
 
   return decodeValue;
+}
+
+/** A format's reader: its schema parsed once, and the decoder for its records (whatever writer schema they name). */
+export function formatReader(format: TopicFormat): {
+  schema: ParsedSchema;
+  decode: (bytes: Uint8Array, writerSchemaFor: WriterSchemaLookup) => unknown;
+} {
+  const schema = CODECS[format.type].parse(format.schema);
+  if (format.type === 'AVRO') return { schema, decode: avroDecoder(schema) };
+  if (format.type === 'PROTOBUF') return { schema, decode: protobufDecoder(schema, format.message!) };
+  return { schema, decode: jsonDecoder(schema) };
+}
+
+/**
+ * The decoder of a topic with a format: each record read with the writer schema its id names,
+ * resolved to the format's (reader) schema. An id the task's catalog has not seen yet throws
+ * SchemaRefreshNeeded (the task reads the registry and goes on); any other problem throws the
+ * dead-letter reason.
+ */
+function formatDecoder(format: TopicFormat): ValueDecoder {
+  const { decode } = formatReader(format);
+  return (buf, start, length, catalog) => {
+    if (buf === null) throw new TypeError('the record has no value');
+    if (catalog === null) throw new TypeError('no schema registry is open for this task');
+    try {
+      return decode(buf.subarray(start, start + length), catalog.lookup);
+    } catch (err) {
+      throw refreshNeededIn(err) ?? err;
+    }
+  };
 }

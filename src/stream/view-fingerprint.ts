@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ViewDef } from './dsl.ts';
+import type { TopicFormat } from './dsl-formats.ts';
 
 /** What a view's fingerprint hashes, part by part (`describeChange` names the parts that differ). */
 export function fingerprintParts(view: ViewDef): Record<string, unknown> {
@@ -13,6 +14,8 @@ export function fingerprintParts(view: ViewDef): Record<string, unknown> {
   return {
     source: a.stream.source.name,
     schema: a.stream.source.schema,
+    // Only when set, so views of plain JSON topics keep the fingerprints they had.
+    ...(a.stream.source.format ? { format: formatPart(a.stream.source.format) } : {}),
     time: a.stream.source.time?.toString() ?? null,
     ops: a.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
     window: a.stream.windowSpec,
@@ -21,6 +24,11 @@ export function fingerprintParts(view: ViewDef): Record<string, unknown> {
     outOfOrdernessMs: view.outOfOrdernessMs,
     allowedLatenessMs: view.allowedLatenessMs,
   };
+}
+
+/** What of a format decides rows: the schema records are read as (not how the Kafka listener checks ids). */
+function formatPart(f: TopicFormat): object {
+  return { type: f.type, schema: f.schema, message: f.message };
 }
 
 export function fingerprintOf(view: ViewDef): string {
@@ -33,6 +41,7 @@ export function fingerprintOf(view: ViewDef): string {
 const PART_NAMES: Record<string, string> = {
   source: 'the source topic',
   schema: "the source topic's schema",
+  format: "the source topic's format",
   time: "the source topic's time extractor",
   window: 'the window',
   key: 'the groupBy key',

@@ -21,6 +21,7 @@ import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
 import { compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
+import { SchemaCatalog, processLearning } from './topic-schemas.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
 
@@ -206,6 +207,7 @@ class WorkerTasks {
     };
     try {
       const reader = await this.log;
+      if (task.plan.source.format !== null) task.state.catalog = SchemaCatalog.of(reader);
       while (!task.failed) {
         if (r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax) {
           if (events > 0) report();
@@ -218,7 +220,8 @@ class WorkerTasks {
             maxBytes: r.readBytesMax,
           })) {
             if (batch.baseOffset >= r.hw || task.failed) break;
-            events += task.plan.processBatch(batch.bytes, r.offset, task.state);
+            const folded = processLearning(task.plan, batch.bytes, r.offset, task.state, (o) => (r.offset = o));
+            events += typeof folded === 'number' ? folded : await folded;
             r.offset = batch.lastOffset + 1;
             // Progress at most every few ms, and whenever the engine has a decision to make.
             const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;

@@ -26,6 +26,7 @@ export {
   type TokenConfig,
   type WebhookConfig,
 } from '../dsl.ts';
+export { avro, protobuf, jsonSchema, type TopicFormat, type FormatOptions } from '../dsl-formats.ts';
 export { count, sum, min, max, avg, first, last, aggregate, type TypedAggregate } from '../dsl-aggregates.ts';
 export type { Aggregate, CustomAggregate } from '../aggregates.ts';
 export { tumbling, hopping, type WindowSpec, type WindowOptions, type Duration } from '../windows.ts';
