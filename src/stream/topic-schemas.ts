@@ -18,6 +18,8 @@ import { CODECS, type ParsedSchema, type WriterSchemaLookup } from '../formats/i
 import type { Log } from '../log/index.ts';
 import { Registry, RegistryError } from '../registry/index.ts';
 import type { TopicDef } from './dsl.ts';
+import type { TopicFormat } from './dsl-formats.ts';
+import { formatReader } from './value-decoder.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
 
 /** How long an id the registry does not know stays unknown before a record naming it reads the registry again. */
@@ -167,4 +169,49 @@ export async function registerTopicSchemas(
     out.set(t.name, { topic: t.name, subject, ...got, schema: registry.schemaFor(got.id)! });
   }
   return out;
+}
+
+/**
+ * Record values of topics with a format, decoded to plain values for people and JSON clients
+ * (HTTP reads, event streams, `kappa consume`): each read with its writer schema resolved to the
+ * topic's schema, as a pipeline sees it. One per log; decoders are built once per topic.
+ */
+export class FormattedValues {
+  private readonly decoders = new Map<string, ReturnType<typeof formatReader>['decode']>();
+  private readonly catalog: SchemaCatalog;
+
+  constructor(
+    log: Log,
+    private readonly formats: ReadonlyMap<string, TopicFormat>,
+  ) {
+    this.catalog = SchemaCatalog.of(log);
+  }
+
+  /** The format of a topic, or null when its records are plain JSON (or the topic is not in the config). */
+  formatOf(topic: string): TopicFormat | null {
+    return this.formats.get(topic) ?? null;
+  }
+
+  /**
+   * A value of a topic with a format, decoded; `{ error }` says why it cannot be (the reason its
+   * record went, or would go, to the dead-letter topic).
+   */
+  async decode(topic: string, bytes: Uint8Array): Promise<{ value: unknown } | { error: string }> {
+    const format = this.formats.get(topic);
+    if (format === undefined) throw new Error(`invariant: topic "${topic}" has no format`);
+    let decode = this.decoders.get(topic);
+    if (decode === undefined) this.decoders.set(topic, (decode = formatReader(format).decode));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return { value: decode(bytes, this.catalog.lookup) };
+      } catch (err) {
+        const needed = refreshNeededIn(err);
+        if (needed !== null && attempt === 0) {
+          await this.catalog.learn(needed.schemaId);
+          continue;
+        }
+        return { error: (err as Error).message };
+      }
+    }
+  }
 }
