@@ -12,9 +12,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type InferRow,
+  type TopicDef,
   Type,
   aggregate,
   avg,
+  avro,
+  jsonSchema,
+  protobuf,
   count,
   defineApp,
   first,
@@ -28,6 +32,8 @@ import {
   tumbling,
   view,
 } from 'kappa';
+
+type Static<S> = S extends { static: infer T } ? T : never;
 
 /** True when X and Y are the same type (not merely assignable one way). */
 type Equal<X, Y> = (<G>() => G extends X ? 1 : 2) extends <G>() => G extends Y ? 1 : 2 ? true : false;
@@ -101,6 +107,27 @@ const aggregation = from(sales)
   .aggregate({ orders: count() });
 const _aggregation: Equal<InferRow<typeof aggregation>, { region: string; orders: number }> = true;
 
+// Topics with a format: the record type is inferred from a TypeBox schema (jsonSchema), declared
+// for Avro and Protobuf (their schemas are text, which the type checker cannot read).
+type AvroSale = { orderId: string; region: string; amount: number };
+const avroSales = topic('avro_sales', { format: avro<AvroSale>('{"type":"record","name":"Sale","fields":[]}') });
+const protoSales = topic('proto_sales', { format: protobuf<AvroSale>('syntax = "proto3";', 'shop.Sale') });
+const jsonSales = topic('json_sales', { format: jsonSchema(Sale), time: (s) => s.ts });
+const _byRegionOf = <T extends { region: string; amount: number }>(t: Parameters<typeof from<T>>[0]) =>
+  from(t)
+    .groupBy((s) => ({ region: s.region }))
+    .aggregate({ total: sum((s) => s.amount) });
+const _avroRow: Equal<InferRow<ReturnType<typeof _byRegionOf<AvroSale>>>, { region: string; total: number }> = true;
+const _avroTopic: Equal<typeof avroSales, TopicDef<AvroSale>> = true;
+const _protoTopic: Equal<typeof protoSales, TopicDef<AvroSale>> = true;
+const _jsonRecord: Equal<NonNullable<(typeof jsonSales)['__type']>, Static<typeof Sale>> = true;
+const _online: Equal<InferRow<ReturnType<typeof _onlineOf>>, { online: number; n: number }> = true;
+function _onlineOf() {
+  return from(jsonSales)
+    .groupBy((s) => ({ online: s.online }))
+    .aggregate({ n: count() });
+}
+
 // A typed view is still a ViewDef: defineApp takes it as before.
 const app = defineApp({ topics: [sales], views: [salesByRegion, perMinute, hopped, distinct] });
 
@@ -118,4 +145,9 @@ test('typed views are the same definitions at run time: their phantom row types 
 
 test('the type checks above hold (each is true only when its types are equal)', () => {
   assert.deepEqual([_byRegion, _perMinute, _hopped, _distinct, _aggregation], [true, true, true, true, true]);
+  assert.deepEqual([_avroRow, _avroTopic, _protoTopic, _jsonRecord, _online], [true, true, true, true, true]);
+  assert.deepEqual(
+    [avroSales.format?.type, protoSales.format?.message, jsonSales.format?.type],
+    ['AVRO', 'shop.Sale', 'JSON'],
+  );
 });
