@@ -1,8 +1,9 @@
 /**
  * Request bodies: JSON (read whole, up to JSON_BODY_MAX, checked as UTF-8 and for nesting depth,
- * then parsed; its bytes kept on the request for idempotency digests) and NDJSON (left as a stream
- * for the ingestion route to read line by line). Any other content type is refused with 415 by
- * Fastify, which http-errors.ts turns into the catalogue's error.
+ * then parsed; its bytes kept on the request for idempotency digests), NDJSON (left as a stream
+ * for the ingestion route to read line by line) and FRAMED_TYPE, one record value already in
+ * Confluent's wire format (read whole, up to the same limit as JSON, and kept as bytes). Any other
+ * content type is refused with 415 by Fastify, which http-errors.ts turns into the catalogue's error.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
@@ -12,6 +13,12 @@ import { JSON_DEPTH_MAX, jsonTooDeep } from './record-check.ts';
 
 /** JSON bodies are parsed whole, so they are capped lower than streamed NDJSON. */
 export const JSON_BODY_MAX = 32 * 1024 * 1024;
+
+/**
+ * The content type of one record value already encoded in Confluent's wire format (magic byte 0,
+ * the 4-byte schema id, the payload), sent to a topic with a format; the body is the value's bytes.
+ */
+export const FRAMED_TYPE = 'application/vnd.kappa.framed';
 
 /** Replaces Fastify's body parsers with Kappa's two; `jsonLimit` caps a JSON body (413 past it). */
 export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number): void {
@@ -34,6 +41,19 @@ export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number)
     });
   });
   fastify.addContentTypeParser('application/x-ndjson', (_req, payload, done) => done(null, payload));
+  fastify.addContentTypeParser(FRAMED_TYPE, (req, payload, done) => {
+    readJsonBody(
+      req,
+      payload,
+      jsonLimit,
+      (err, body) => {
+        if (err !== null) return done(err, undefined);
+        req.rawBody = body!;
+        done(null, body);
+      },
+      'framed record bodies',
+    );
+  });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -48,11 +68,12 @@ function readJsonBody(
   payload: Readable,
   limit: number,
   done: (err: Error | null, body?: Buffer) => void,
+  what = 'JSON bodies',
 ): void {
   const tooLarge = (): KappaError =>
     new KappaError(
       'KAPPA_BODY_TOO_LARGE',
-      `The request body is larger than the server accepts (JSON bodies up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`,
+      `The request body is larger than the server accepts (${what} up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`,
       { limitBytes: limit },
     );
   if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge());

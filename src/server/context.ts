@@ -15,13 +15,14 @@ import type { GroupLag } from '../kafka/index.ts';
 import { CODECS, type FormatCodec, type SchemaType } from '../formats/index.ts';
 import type { Log } from '../log/index.ts';
 import { Registry } from '../registry/index.ts';
-import type { AppDef, Engine, TokenConfig } from '../stream/index.ts';
+import { type AppDef, type Engine, FormattedValues, type TokenConfig, type TopicFormat } from '../stream/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
 import type { Principal } from './auth.ts';
 import { ChangeHub } from './changes.ts';
 import { Ingestor } from './ingest.ts';
 import { JSON_BODY_MAX } from './bodies.ts';
 import { Metrics } from './metrics.ts';
+import { TopicCodecs } from './record-formats.ts';
 import { EventStreams } from './sse.ts';
 
 export interface ServerOptions {
@@ -78,6 +79,8 @@ export interface Kappa {
   hub: ChangeHub | null;
   metrics: Metrics;
   ingestor: Ingestor;
+  /** Values of topics with a format, decoded for reads and event streams (record-json.ts). */
+  values: FormattedValues;
   /** Every open event stream, ended when the server closes. */
   streams: EventStreams;
   /** The Kafka consumer groups and their lag ([] when the server was given none). */
@@ -138,18 +141,20 @@ export function bodyLimits(app: AppDef): { bodyBytesMax: number; jsonBodyBytesMa
 export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kappa {
   const { log, store, control, app, engine } = opts;
   const consumerGroups = opts.consumerGroups ?? (async () => []);
+  const errorLog = opts.errorLog ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const registry = lazyRegistry(log, opts.schemaRegistry ?? {}, errorLog);
   const metrics = new Metrics(log, store, control, engine, consumerGroups);
   const ingestor = new Ingestor({
     log,
     app,
     inFlightBytesMax: opts.ingestInFlightBytesMax,
+    codecs: new TopicCodecs(engine, registry),
     onAppended: (topic, records, bytes, seconds) => {
       metrics.ingestRecords.inc({ topic }, records);
       metrics.ingestBytes.inc({ topic }, bytes);
       metrics.appendSeconds.observe({ topic }, seconds);
     },
   });
-  const errorLog = opts.errorLog ?? ((line: string) => process.stderr.write(`${line}\n`));
   const logError = (err: unknown): void => {
     if (opts.logger) fastify.log.error(err);
     else errorLog(`kappa: HTTP server error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
@@ -163,15 +168,23 @@ export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kapp
     hub: engine === null ? null : new ChangeHub(engine, store, logError),
     metrics,
     ingestor,
+    values: new FormattedValues(log, formatsOf(app)),
     streams: new EventStreams(),
     consumerGroups,
     tokens: app.server.tokens ?? [],
     ...bodyLimits(app),
     sqlTimeoutMs: opts.sqlTimeoutMs ?? SQL_TIMEOUT_MS_DEFAULT,
-    registry: lazyRegistry(log, opts.schemaRegistry ?? {}, errorLog),
+    registry,
     schemaBytesMax: opts.schemaRegistry?.schemaBytesMax,
     logError,
   };
+}
+
+/** The format of each topic that declares one, by topic name. */
+function formatsOf(app: AppDef): Map<string, TopicFormat> {
+  const out = new Map<string, TopicFormat>();
+  for (const t of app.topics) if (t.format !== null) out.set(t.name, t.format);
+  return out;
 }
 
 function lazyRegistry(log: Log, opts: SchemaRegistryOptions, warn: (line: string) => void): () => Promise<Registry> {

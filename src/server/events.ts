@@ -18,7 +18,8 @@
  *   hello     `{ stream, overview, views, topics }`: first, once; the id to change subscriptions with
  *   overview  what GET /v1/overview answers, every OVERVIEW_INTERVAL_MS while subscribed
  *   row       `{ view, version, row }`, reset `{ view, version?, reason }` (changes.ts)
- *   record    `{ topic, partition, offset, timestamp, key, value, headers }`
+ *   record    `{ topic, partition, offset, timestamp, key, value, headers }` (record-json.ts: a topic with a
+ *             format shows its values decoded, or `valueError` and `valueBase64` for one that does not decode)
  *   dropped   `{ topic, reason }`: a topic tail failed (the topic was deleted, say) and was unsubscribed
  * A client that reconnects gets a new stream (a new hello): it reads its views again and asks for
  * `recent` records per partition, since the events of the old stream are not replayed.
@@ -31,7 +32,7 @@ import type { Kappa } from './context.ts';
 import { OVERVIEW_INTERVAL_MS, overview } from './dashboard.ts';
 import { wholeNumber } from './request.ts';
 import type { EventStream } from './sse.ts';
-import { recordJson } from './topics.ts';
+import { recordShower } from './record-json.ts';
 
 /** Views and topics one stream may follow: a page of the dashboard follows every view and alert topic. */
 const VIEWS_PER_STREAM_MAX = 1000;
@@ -281,11 +282,11 @@ async function tail(
 ): Promise<void> {
   const { start, end } = await kappa.log.offsets(topic, partition);
   const from = Math.max(start, end - recent);
+  const show = recordShower(kappa.values, topic);
   try {
     for await (const batch of kappa.log.read(topic, partition, from, { follow: true, signal })) {
       let keepingUp = true;
-      for (const r of batch.records(from))
-        keepingUp = send(mux, 'record', recordJson(topic, partition, r)) && keepingUp;
+      for (const r of batch.records(from)) keepingUp = send(mux, 'record', await show(partition, r)) && keepingUp;
       if (!keepingUp) await mux.sse.drained(); // read on only as fast as the client takes it
       if (mux.sse.ended() || signal.aborted) break;
     }

@@ -19,6 +19,12 @@
  * only after the rest of the body (up to TOO_LARGE_DRAIN_BYTES) has been read, so the client sees
  * the 413 rather than a reset connection.
  *
+ * Topics with a format (Avro, Protobuf, JSON Schema; record-formats.ts): JSON records are encoded
+ * in the topic's format with its registered schema id, a record that does not fit refused like any
+ * bad record (index, field path, reason); a framed body (`application/vnd.kappa.framed`) is one
+ * record already encoded, stored as sent once its schema id is known and its payload decodes.
+ * Dead letters of such topics hold the record as it was sent (its JSON, or its framed bytes).
+ *
  * Load: at most `inFlightBytesMax` of request bodies are being ingested at once; a request past it
  * gets 429 with Retry-After before anything is read. A full disk is a 503 with Retry-After; in both
  * cases nothing was appended.
@@ -28,6 +34,7 @@ import type { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
 import type { Log, ProducerRecord, RecordHeader } from '../log/index.ts';
 import type { AppDef } from '../stream/index.ts';
+import { BadRecords, asStored, provenance, safeStringify, unspooled } from './bad-records.ts';
 import { KeyedRequest } from './idempotency.ts';
 import { lines } from './lines.ts';
 import {
@@ -35,13 +42,13 @@ import {
   type RecordError,
   type TopicIngest,
   checkLine,
+  checkFramedBody,
   checkValue,
   compileTopic,
 } from './record-check.ts';
+import type { TopicCodecs } from './record-formats.ts';
 import { Spool } from './spool.ts';
 
-/** Bad records listed in a 400 at most (the count is always given). */
-const ERRORS_LISTED_MAX = 100;
 const IDEMPOTENCY_KEYS_MAX = 10_000;
 const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 /** Acknowledgements kept for retries at most (about 16 bytes each); the oldest keys go first. */
@@ -87,6 +94,8 @@ export interface IngestorOptions {
   app: AppDef;
   /** Bytes of request bodies being ingested at once before requests get 429 (default 256 MiB). */
   inFlightBytesMax?: number;
+  /** The codecs of topics with a format (required when the app has any). */
+  codecs?: TopicCodecs;
   /** Called with the count, bytes and duration (seconds, until durable) of each append (metrics). */
   onAppended?: (topic: string, records: number, bytes: number, seconds: number) => void;
 }
@@ -118,6 +127,14 @@ export class Ingestor {
       );
     }
     return t;
+  }
+
+  /** The topic's ingestion settings with its codec, for a topic with a format. */
+  private async ready(name: string): Promise<TopicIngest> {
+    const t = this.topic(name);
+    if (t.def.format === null) return t;
+    if (this.opts.codecs === undefined) throw new Error(`invariant: no codecs for topic "${name}", which has a format`);
+    return { ...t, codec: await this.opts.codecs.codecOf(t.def) };
   }
 
   /** Throws 404 for an unknown topic, before a body is read. */
@@ -207,7 +224,7 @@ export class Ingestor {
 
   /** A parsed JSON body: one object, or an array of records. */
   async ingestJson(topicName: string, body: unknown, idempotency: IdempotencyKey | null = null): Promise<IngestResult> {
-    const topic = this.topic(topicName);
+    const topic = await this.ready(topicName);
     const values = Array.isArray(body) ? body : [body];
     const good = new Spool();
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
@@ -216,7 +233,7 @@ export class Ingestor {
         const r = checkValue(topic, index, values[index], null);
         const wait =
           'reason' in r
-            ? bad.add(r, safeStringify(values[index]))
+            ? bad.add(r, asStored(topic, safeStringify(values[index])))
             : bad.count === 0 || bad.dlq
               ? good.add(r)
               : undefined;
@@ -240,7 +257,7 @@ export class Ingestor {
     idempotency: IdempotencyKey | null = null,
     digest?: BodyDigest,
   ): Promise<IngestResult> {
-    const topic = this.topic(topicName);
+    const topic = await this.ready(topicName);
     const good = new Spool();
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
     try {
@@ -255,11 +272,38 @@ export class Ingestor {
           const r = checkLine(topic, index, bytes);
           // Once the request is refused, good records are not kept.
           const wait =
-            'reason' in r ? bad.add(r, bytes.toString('utf8')) : bad.count === 0 || bad.dlq ? good.add(r) : undefined;
+            'reason' in r
+              ? bad.add(r, topic.codec === null ? bytes.toString('utf8') : bytes.toString('base64'))
+              : bad.count === 0 || bad.dlq
+                ? good.add(r)
+                : undefined;
           if (wait !== undefined) await wait;
           index++;
         }
       }
+      return await this.finish(topic, good, bad, idempotency);
+    } finally {
+      good.dispose();
+      bad.dispose();
+    }
+  }
+
+  /**
+   * One Confluent-framed record (a topic with a format): stored as sent once its schema id is known
+   * and its payload decodes. Not framed, or an unknown id: refused whatever the topic's onInvalid.
+   */
+  async ingestFramed(
+    topicName: string,
+    body: Buffer,
+    idempotency: IdempotencyKey | null = null,
+  ): Promise<IngestResult> {
+    const topic = await this.ready(topicName);
+    const r = await checkFramedBody(topic, body);
+    const good = new Spool();
+    const bad = new BadRecords(topic.def.onInvalid === 'dlq');
+    try {
+      const wait = 'reason' in r ? bad.add(r, body.toString('base64')) : good.add(r);
+      if (wait !== undefined) await wait;
       return await this.finish(topic, good, bad, idempotency);
     } finally {
       good.dispose();
@@ -293,20 +337,26 @@ export class Ingestor {
       idempotency === null
         ? null
         : new KeyedRequest(this.opts.log, idempotency.key, idempotency.digest, this.opts.onAppended);
-    const acks = await this.appendGood(keyed, name, good);
-    const deadLettered = bad.count > 0 ? await this.deadLetter(keyed, name, bad.spool!) : [];
+    const binary = topic.codec !== null;
+    const acks = await this.appendGood(keyed, name, good, binary);
+    const deadLettered = bad.count > 0 ? await this.deadLetter(keyed, name, bad.spool!, binary) : [];
     // Originals of a retry that the log's producer state no longer holds (big requests): looked up.
     await keyed?.resolve();
     return { acks, deadLettered };
   }
 
   /** Appends the request's good records, in order; a failure part-way says how many are in the log. */
-  private async appendGood(keyed: KeyedRequest | null, name: string, good: Spool): Promise<Acks> {
+  private async appendGood(keyed: KeyedRequest | null, name: string, good: Spool, binary: boolean): Promise<Acks> {
     const acks: Acks = { index: [], partition: [], offset: [] };
     try {
       await good.drain(async (batch) => {
         const at = acks.index.length;
-        const meta = await this.append(keyed, name, batch, (i, offset) => (acks.offset[at + i] = offset));
+        const meta = await this.append(
+          keyed,
+          name,
+          unspooled(batch, binary),
+          (i, offset) => (acks.offset[at + i] = offset),
+        );
         for (let i = 0; i < batch.length; i++) {
           acks.index.push(batch[i].index);
           acks.partition.push(meta.partition[i]);
@@ -331,6 +381,7 @@ export class Ingestor {
     keyed: KeyedRequest | null,
     name: string,
     spool: Spool,
+    binary: boolean,
   ): Promise<IngestResult['deadLettered']> {
     const deadLettered: IngestResult['deadLettered'] = [];
     const dlq = `${name}.dlq`;
@@ -346,7 +397,7 @@ export class Ingestor {
       const meta = await this.append(
         keyed,
         dlq,
-        batch.map((c) => ({ ...c, key: null, headers: provenance(name, c.index, c.error!) })),
+        unspooled(batch, binary).map((c) => ({ ...c, key: null, headers: provenance(name, c.index, c.error!) })),
         (i, offset) => (deadLettered[at + i].offset = offset),
       );
       batch.forEach((c, i) => {
@@ -381,50 +432,7 @@ export class Ingestor {
     return { partition: meta.map((m) => m.partition), offset: meta.map((m) => m.offset) };
   }
 }
-function provenance(topic: string, index: number, error: string): RecordHeader[] {
-  const [path, reason] = JSON.parse(error) as [string, string];
-  return [
-    { key: 'kappa.error', value: Buffer.from(`${path ? `${path} ` : ''}${reason}`) },
-    { key: 'kappa.source', value: Buffer.from('http') },
-    { key: 'kappa.source.topic', value: Buffer.from(topic) },
-    { key: 'kappa.request.index', value: Buffer.from(String(index)) },
-  ];
-}
 
-/** A request's bad records: counted, the first ERRORS_LISTED_MAX listed, and kept (spooled) only to dead-letter them. */
-class BadRecords {
-  count = 0;
-  readonly listed: RecordError[] = [];
-  readonly spool: Spool | null;
-
-  constructor(readonly dlq: boolean) {
-    this.spool = dlq ? new Spool() : null;
-  }
-
-  add(e: RecordError, value: string): Promise<void> | undefined {
-    this.count++;
-    if (this.listed.length < ERRORS_LISTED_MAX) this.listed.push(e);
-    return this.spool?.add({
-      index: e.index,
-      key: null,
-      timestamp: Date.now(),
-      value,
-      error: JSON.stringify([e.path, e.reason]),
-    });
-  }
-
-  dispose(): void {
-    this.spool?.dispose();
-  }
-}
-
-function safeStringify(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? 'null';
-  } catch {
-    return String(v);
-  }
-}
 /** A digest of a body for idempotency checks. */
 export function digestOf(body: string | Buffer): string {
   return createHash('sha256').update(body).digest('hex');

@@ -4,6 +4,11 @@
  * Infinity, integer fields exact, then the topic's key and event-time extractors (a time outside
  * what a Date can hold is refused). A record that fails gets a RecordError: its index in the
  * request, the path of the offending field, and a reason written for the client.
+ *
+ * A topic with a format (record-formats.ts) has no JSON schema of its own: its records are checked
+ * by encoding them in the format (and decoding them back, as its readers will); the key and time
+ * extractors see the decoded value, and the checked value is the framed bytes, in base64 (the
+ * ingest spool holds text).
  */
 import {
   type FlatDecoder,
@@ -14,6 +19,8 @@ import {
   formatPath,
 } from '../schema/index.ts';
 import type { TopicDef } from '../stream/index.ts';
+import { KappaError } from '../errors.ts';
+import { type TopicCodec, frameProblem, frameSchemaId, refusal } from './record-formats.ts';
 
 /** Deepest nesting of arrays and objects accepted in any JSON the server parses (Jackson's default is 1,000 too). */
 export const JSON_DEPTH_MAX = 1000;
@@ -34,6 +41,8 @@ export interface TopicIngest {
   integerFields: string[];
   /** The fast decoder of compact flat records (null when the schema is not a flat object of scalars). */
   flat: FlatDecoder | null;
+  /** A topic with a format: its codec (set per request, once the registered schema id is known); else null. */
+  codec: TopicCodec | null;
 }
 
 /** A checked record waiting to be appended. */
@@ -41,7 +50,10 @@ export interface Checked {
   index: number;
   key: string | null;
   timestamp: number | undefined;
-  /** The record's JSON: the request's own bytes for an NDJSON line (already checked as UTF-8), else a string. */
+  /**
+   * The record's JSON: the request's own bytes for an NDJSON line (already checked as UTF-8), else a
+   * string. A topic with a format: the framed bytes in base64.
+   */
   value: string | Buffer;
   /** For a dead letter: JSON [path, reason]. */
   error?: string;
@@ -55,6 +67,7 @@ export function compileTopic(def: TopicDef<unknown>): TopicIngest {
     schema: def.schema ? compileSchema(def.schema as object, { name: def.name }) : null,
     integerFields,
     flat: def.schema ? compileFlatDecoder(def.schema as object) : null,
+    codec: null,
   };
 }
 
@@ -112,6 +125,77 @@ export function checkValue(
         };
     }
   }
+  if (topic.codec !== null) {
+    let framed: Buffer;
+    let decoded: unknown;
+    try {
+      framed = topic.codec.encode(value);
+      decoded = topic.codec.decode(framed);
+    } catch (err) {
+      return { index, ...refusal(topic.codec, err) };
+    }
+    return checkFramed(topic, index, decoded, framed);
+  }
+  const kt = keyAndTime(topic, index, value);
+  if ('reason' in kt) return kt;
+  return { index, key: kt.key, timestamp: kt.timestamp, value: text ?? JSON.stringify(value) };
+}
+
+/** A framed value of a topic with a format, already decoded: the key and time extractors; the bytes kept as they are. */
+export function checkFramed(
+  topic: TopicIngest,
+  index: number,
+  decoded: unknown,
+  framed: Buffer,
+): Checked | RecordError {
+  const kt = keyAndTime(topic, index, decoded);
+  if ('reason' in kt) return kt;
+  return { index, key: kt.key, timestamp: kt.timestamp, value: framed.toString('base64') };
+}
+
+/**
+ * A framed body (one record already encoded): refused whole (KAPPA_SCHEMA_VIOLATION, whatever the
+ * topic's onInvalid) when it is not framed or names a schema id the registry does not know, since
+ * nothing can tell what it holds; a RecordError when its payload does not decode to the topic's schema.
+ */
+export async function checkFramedBody(topic: TopicIngest, bytes: Buffer): Promise<Checked | RecordError> {
+  const name = topic.def.name;
+  if (topic.codec === null)
+    throw new KappaError(
+      'KAPPA_UNSUPPORTED_MEDIA_TYPE',
+      `Topic "${name}" declares no format (Avro, Protobuf or JSON Schema), so it takes no Confluent-framed values: send its records as application/json or application/x-ndjson.`,
+      { topic: name },
+    );
+  const problem = frameProblem(bytes);
+  const refuse = (reason: string, more: Record<string, unknown>): KappaError =>
+    new KappaError('KAPPA_SCHEMA_VIOLATION', `The record ${reason}; nothing was appended.`, {
+      topic: name,
+      invalid: 1,
+      records: [{ index: 0, path: '', reason }],
+      ...more,
+    });
+  if (problem !== null) throw refuse(problem, {});
+  const id = frameSchemaId(bytes);
+  if (!(await topic.codec.knows(id)))
+    throw refuse(
+      `names schema id ${id}, which the schema registry does not know, so it cannot be read: register the producer's schema (under subject "${topic.codec.subject}") first, or point the producer's serializer at this registry`,
+      { schemaId: id },
+    );
+  let decoded: unknown;
+  try {
+    decoded = topic.codec.decode(bytes);
+  } catch (err) {
+    return { index: 0, ...refusal(topic.codec, err) };
+  }
+  return checkFramed(topic, 0, decoded, bytes);
+}
+
+/** The topic's key and event-time extractors on a value. */
+function keyAndTime(
+  topic: TopicIngest,
+  index: number,
+  value: unknown,
+): { key: string | null; timestamp: number | undefined } | RecordError {
   let key: string | null = null;
   let timestamp: number | undefined;
   try {
@@ -139,7 +223,7 @@ export function checkValue(
   } catch (err) {
     return { index, path: '', reason: `could not be keyed or timed: ${(err as Error)?.message ?? String(err)}` };
   }
-  return { index, key, timestamp, value: text ?? JSON.stringify(value) };
+  return { key, timestamp };
 }
 
 /** The path of the first number in `v` that is not finite (1e400 parses as Infinity), or null. */

@@ -1,8 +1,10 @@
 /**
  * Topics: `POST /v1/topics/:topic/records` (ingestion, ingest.ts: JSON or NDJSON, all or nothing,
- * acknowledged once durable), `GET /v1/topics` and `GET /v1/topics/:topic` (partitions, offsets,
+ * acknowledged once durable; for a topic with a format also one Confluent-framed record as
+ * `application/vnd.kappa.framed`), `GET /v1/topics` and `GET /v1/topics/:topic` (partitions, offsets,
  * record counts), and `GET /v1/topics/:topic/records` (a page of records from an offset, or with
- * `Accept: text/event-stream` a live tail that resumes after Last-Event-ID). Writing needs
+ * `Accept: text/event-stream` a live tail that resumes after Last-Event-ID; values of topics with
+ * a format decoded to JSON, record-json.ts). Writing needs
  * `produce:<topic>`, reading `consume:<topic>`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -11,7 +13,9 @@ import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import { parseFrom } from '../stream/index.ts';
 import type { Kappa } from './context.ts';
+import { FRAMED_TYPE } from './bodies.ts';
 import { BodyDigest, type IngestResult, digestOf, digestOfStream } from './ingest.ts';
+import { recordShower } from './record-json.ts';
 import { contentType, headerValue, wantsEventStream, wholeNumber } from './request.ts';
 
 /** Records answered by one read at most. */
@@ -73,12 +77,13 @@ export async function topicRoutes(fastify: FastifyInstance): Promise<void> {
           partition,
           Math.max(from, (await log.offsets(topic, partition)).start),
         );
+      const show = recordShower(kappa.values, topic);
       const records = [];
       let next = from;
       for await (const batch of log.read(topic, partition, from)) {
         for (const r of batch.records(from)) {
           if (records.length === limit) break;
-          records.push(recordJson(topic, partition, r));
+          records.push(await show(partition, r));
           next = r.offset + 1;
         }
         if (records.length === limit) break;
@@ -114,13 +119,25 @@ async function ingest(kappa: Kappa, req: FastifyRequest, topic: string): Promise
     );
   }
   const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
+  const idempotency = key === null ? null : { key, digest: () => digest };
+  if (contentType(req) === FRAMED_TYPE)
+    return ingestor.admit(
+      topic,
+      declared,
+      key,
+      async () => digest,
+      () => ({
+        result: ingestor.ingestFramed(topic, req.body as Buffer, idempotency),
+        digest: Promise.resolve(digest),
+      }),
+    );
   return ingestor.admit(
     topic,
     declared,
     key,
     async () => digest,
     () => ({
-      result: ingestor.ingestJson(topic, req.body, key === null ? null : { key, digest: () => digest }),
+      result: ingestor.ingestJson(topic, req.body, idempotency),
       digest: Promise.resolve(digest),
     }),
   );
@@ -137,6 +154,7 @@ async function tailRecords(
 ): Promise<void> {
   const abort = new AbortController();
   const stream = kappa.streams.start(req, reply, () => abort.abort());
+  const show = recordShower(kappa.values, topic);
   try {
     for await (const batch of kappa.log.read(topic, partition, from, { follow: true, signal: abort.signal })) {
       let keepingUp = true;
@@ -145,7 +163,7 @@ async function tailRecords(
           stream.send({
             id: String(r.offset),
             event: 'record',
-            data: JSON.stringify(recordJson(topic, partition, r)),
+            data: JSON.stringify(await show(partition, r)),
           }) && keepingUp;
       if (!keepingUp) await stream.drained(); // read on only as fast as the client takes it
       if (stream.ended()) break;
@@ -199,34 +217,4 @@ async function describeTopic(log: Log, name: string): Promise<object> {
   return { ...info, partitions, records: partitions.reduce((s, p) => s + (p.end - p.start), 0) };
 }
 
-/** A record as GET /v1/topics/:topic/records (and the event streams) show it: the value parsed when it is JSON. */
-export function recordJson(
-  topic: string,
-  partition: number,
-  r: {
-    offset: number;
-    timestamp: number;
-    key: Buffer | null;
-    value: Buffer | null;
-    headers: { key: string; value: Buffer | null }[];
-  },
-): object {
-  const text = r.value === null ? null : r.value.toString('utf8');
-  let value: unknown = text;
-  if (text !== null) {
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // not JSON: the text as it is
-    }
-  }
-  return {
-    topic,
-    partition,
-    offset: r.offset,
-    timestamp: r.timestamp,
-    key: r.key === null ? null : r.key.toString('utf8'),
-    value,
-    headers: Object.fromEntries(r.headers.map((h) => [h.key, h.value === null ? null : h.value.toString('utf8')])),
-  };
-}
+export { recordJson } from './record-json.ts';
