@@ -443,3 +443,25 @@ test('JSON Schema topic: records checked by the schema, then framed with the reg
   assert.equal(idOf(stored.value), (await subjectId(log, 'clicks-value')).id);
   assert.deepEqual(JSON.parse(stored.value.subarray(5).toString('utf8')), { page: '/', n: 1 });
 });
+
+test('a large NDJSON request to a Protobuf topic spills its encoded records to the spool file and back intact', async (t) => {
+  const { fastify, log } = await serve(t, false);
+  const n = 120_000; // past the spool's 8 MiB in memory
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ id: `o${i}`, qty: i, items: ['x\ny', 'z'] }));
+  const res = await post(fastify, '/v1/topics/orders/records', `${lines.join('\n')}\n`, NDJSON);
+  assert.equal(res.statusCode, 200, res.body.slice(0, 500));
+  const stored = await recordsOf(log, 'orders');
+  assert.equal(stored.length, n);
+  const { id, schema } = await subjectId(log, 'orders-value');
+  const decode = protobufDecoder(schema, 'shop.Order');
+  for (const i of [0, 1, n / 2, n - 1])
+    assert.deepEqual(
+      decode(stored[i].value, (x) => (x === id ? schema : undefined)),
+      {
+        id: `o${i}`,
+        qty: i,
+        items: ['x\ny', 'z'],
+      },
+    );
+});
