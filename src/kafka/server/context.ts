@@ -9,6 +9,7 @@ import type { TokenConfig } from '../../stream/index.ts';
 import type { RequestHeader } from '../protocol/index.ts';
 import type { KafkaMetrics } from './metrics.ts';
 import type { ProducerIdAllocator } from './producer-ids.ts';
+import type { SchemaIdChecks } from './schema-ids.ts';
 
 /** The consumer-group coordinator, as the handlers use it (see handlers/groups.ts). */
 export type { GroupsPort } from './handlers/groups.ts';
@@ -31,6 +32,8 @@ export interface ListenerDeps {
   autoCreateTopics: { partitions: number } | null;
   /** Why a topic may not be deleted now (the running pipelines read it), or null. */
   topicInUse(name: string): string | null;
+  /** Checks of produced records' schema ids, for the topics whose config format asks for them; null: none. */
+  schemaIds: SchemaIdChecks | null;
   /** Largest Fetch response, whatever the client asks (Kafka's fetch.max.bytes). */
   fetchBytesMax: number;
   /** The APIs and versions this listener serves, as ApiVersions lists them. */

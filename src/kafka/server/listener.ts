@@ -15,7 +15,7 @@ import type { Registry } from 'prom-client';
 import { KappaError } from '../../errors.ts';
 import type { Log, Logger } from '../../log/index.ts';
 import { checkTokens } from '../../server/index.ts';
-import type { TokenConfig } from '../../stream/index.ts';
+import type { TokenConfig, TopicDef } from '../../stream/index.ts';
 import { type CloseReason, type ConnectionLimits, KafkaConnection } from './connection.ts';
 import { ANONYMOUS, type GroupsPort, type Handler, type ListenerDeps, type Session } from './context.ts';
 import { Dispatcher } from './dispatch.ts';
@@ -23,6 +23,7 @@ import { MemoryPool } from './frames.ts';
 import { allHandlers } from './handlers/index.ts';
 import { KafkaMetrics } from './metrics.ts';
 import { type ProducerIdAllocator, randomProducerIds } from './producer-ids.ts';
+import { SchemaIdChecks } from './schema-ids.ts';
 
 export interface KafkaLimits extends ConnectionLimits {
   /** Connections open at once; more are closed as soon as they open. */
@@ -66,6 +67,11 @@ export interface KafkaListenerOptions {
   /** Let Metadata requests that ask for it create missing topics with this many partitions (default: off). */
   autoCreateTopics?: { partitions: number } | null;
   producerIds?: ProducerIdAllocator;
+  /**
+   * The config's topics: produced records of those whose format checks schema ids (the default)
+   * must be Confluent-framed and name a schema id of the topic's type in the log's registry.
+   */
+  topics?: readonly Pick<TopicDef<unknown>, 'name' | 'format'>[];
   /** Why DeleteTopics must not delete a topic (the running pipelines use it), or null. Default: any topic may go. */
   topicInUse?: (name: string) => string | null;
 }
@@ -162,6 +168,7 @@ function makeDeps(
     autoCreateTopics: opts.autoCreateTopics ?? null,
     fetchBytesMax: limits.fetchBytesMax,
     topicInUse: opts.topicInUse ?? (() => null),
+    schemaIds: SchemaIdChecks.of(opts.log, opts.topics ?? []),
     advertised: [],
     logOnce(what, err) {
       const message = err instanceof Error ? (err.stack ?? err.message) : String(err);

@@ -15,6 +15,11 @@
  * the order the producer sent them (FileLog queues an append when it is called). An idempotent
  * producer with several requests in flight depends on this.
  *
+ * Topics whose config format checks schema ids (schema-ids.ts): a batch holding a record that is
+ * not in Confluent's wire format, or names a schema id the registry does not know (or of another
+ * schema type), is refused with INVALID_RECORD, the record named in record_errors and
+ * error_message (v8+), and nothing of the partition's batches is stored.
+ *
  * acks: 0 (no answer; on an error the connection is closed, as Kafka does, so the producer
  * notices), 1 and -1 (answered once the records are durable: there are no replicas to wait for).
  */
@@ -22,6 +27,7 @@ import { checkBatch, checkRecords } from '../../../log/index.ts';
 import { API_KEYS, ERRORS } from '../../protocol/index.ts';
 import type { Handler, RequestContext } from '../context.ts';
 import { kafkaCodeOf, messageOf } from '../kafka-errors.ts';
+import type { RecordProblem } from '../schema-ids.ts';
 
 interface ProduceRequest {
   transactionalId: string | null;
@@ -36,6 +42,8 @@ interface PartitionResponse {
   logAppendTimeMs: number;
   logStartOffset: number;
   errorMessage: string | null;
+  /** Produce v8+: the records that made the partition's batches be refused (KIP-467). */
+  recordErrors?: { batchIndex: number; batchIndexErrorMessage: string | null }[];
 }
 
 /** Offsets within a RecordBatch v2 header (the log's format/batch-header.ts owns them; these are read before the log sees the bytes). */
@@ -121,7 +129,10 @@ function splitBatches(records: Buffer | null): Buffer[] | number {
   return batches;
 }
 
-/** Starts the partition's appends now (synchronously), and resolves with its answer. */
+/**
+ * Starts the partition's appends now (synchronously), and resolves with its answer; for a topic
+ * whose records must name a known schema id (schema-ids.ts), once its records are checked.
+ */
 function appendPartition(
   ctx: RequestContext,
   topic: string,
@@ -131,9 +142,31 @@ function appendPartition(
     return Promise.resolve(failed(p.index, ERRORS.TOPIC_AUTHORIZATION_FAILED, null));
   const batches = splitBatches(p.records);
   if (typeof batches === 'number') return Promise.resolve(failed(p.index, batches, null));
+  const checks = ctx.deps.schemaIds;
+  if (checks === null || !checks.covers(topic)) return startAppends(ctx, topic, p.index, batches);
+  return checks.checkInOrder(topic, p.index, batches, (problem) =>
+    problem === null ? startAppends(ctx, topic, p.index, batches) : Promise.resolve(refusedRecord(p.index, problem)),
+  );
+}
+
+/** A partition refused for one of its records (a topic whose records must name a known schema id). */
+function refusedRecord(index: number, problem: RecordProblem): PartitionResponse {
+  return {
+    ...failed(index, ERRORS.INVALID_RECORD, problem.message),
+    recordErrors: [{ batchIndex: problem.record, batchIndexErrorMessage: problem.message }],
+  };
+}
+
+/** Starts the appends of a partition's batches now (synchronously), and resolves with its answer. */
+function startAppends(
+  ctx: RequestContext,
+  topic: string,
+  index: number,
+  batches: Buffer[],
+): Promise<PartitionResponse> {
   const counts = batches.map((b) => b.readInt32BE(RECORD_COUNT_AT));
-  const appends = batches.map((b) => ctx.deps.log.appendEncoded(topic, p.index, b));
-  return settle(ctx, topic, p.index, batches, counts, appends);
+  const appends = batches.map((b) => ctx.deps.log.appendEncoded(topic, index, b));
+  return settle(ctx, topic, index, batches, counts, appends);
 }
 
 async function settle(
