@@ -2,9 +2,20 @@
  * `kappa consume <topic>`: prints records as NDJSON. Values that are JSON are printed as they are
  * stored; other values are printed as JSON strings. Opens the log read-only, so it runs beside a
  * writer; `--follow` keeps printing what the writer appends until Ctrl-C or `--limit`.
+ *
+ * A topic whose config declares a format (Avro, Protobuf, JSON Schema: issue 17) has its values
+ * decoded to JSON as its pipelines read them (a bigint as a decimal string, bytes as base64); a
+ * value that does not decode is printed as `{"valueError": why, "valueBase64": its bytes}` (with
+ * `--with-meta`, as the record's `value`), with the names the HTTP API's reads use. The config is the one `--config` names, else kappa.config.ts here;
+ * it is loaded only when the log has a schema registry. Without a config that loads, values are
+ * printed as stored (with a warning when a config is there but does not load).
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { KappaError, closestNames, isKappaError } from '../errors.ts';
 import type { Log, LogRecord, TopicInfo } from '../log/index.ts';
+import { SCHEMAS_TOPIC } from '../registry/index.ts';
+import { FormattedValues, type TopicFormat, defaultConfigPath, loadApp } from '../stream/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 
@@ -14,6 +25,8 @@ export interface ConsumeOptions {
   limit?: number;
   follow?: boolean;
   withMeta?: boolean;
+  /** The app config (for topics with a format); default kappa.config.ts here. */
+  config?: string;
 }
 
 type From =
@@ -106,8 +119,54 @@ export function jsonText(bytes: Buffer | null): string {
   }
 }
 
-function formatRecord(topic: string, partition: number, r: LogRecord, withMeta: boolean): string {
-  if (!withMeta) return jsonText(r.value);
+/** A record's value as printed: its JSON text, or for a topic with a format its decoded value. */
+type ValueText = (value: Buffer | null) => string | Promise<string>;
+
+/**
+ * How values of `topic` are printed: as stored (jsonText), or decoded when the config gives the
+ * topic a format. Only a log with a schema registry can hold such records, so only then is the
+ * config loaded.
+ */
+async function valueTextOf(ctx: CliContext, log: Log, topic: string, config: string | undefined): Promise<ValueText> {
+  if (!(await log.topics()).some((t) => t.name === SCHEMAS_TOPIC)) return jsonText;
+  const file = resolve(config ?? defaultConfigPath());
+  if (config === undefined && !existsSync(file)) return jsonText;
+  let formats: Map<string, TopicFormat>;
+  try {
+    const app = await loadApp(file);
+    formats = new Map(app.topics.flatMap((t) => (t.format === null ? [] : [[t.name, t.format] as const])));
+  } catch (err) {
+    const why = (err as Error).message.split('\n')[0];
+    ctx.stderr.write(
+      `kappa: warning: values are printed as stored, not decoded with the topic's format: the config could not be loaded (${why}).\n`,
+    );
+    return jsonText;
+  }
+  if (!formats.has(topic)) return jsonText;
+  const values = new FormattedValues(log, formats);
+  return async (value) => {
+    if (value === null) return 'null';
+    const decoded = await values.decode(topic, value);
+    if ('value' in decoded) return JSON.stringify(jsonSafe(decoded.value)) ?? 'null';
+    return JSON.stringify({ valueError: decoded.error, valueBase64: value.toString('base64') });
+  };
+}
+
+/** A decoded value as JSON can hold it: a bigint as a decimal string, bytes as base64. */
+function jsonSafe(v: unknown, depth = 0): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v !== 'object' || v === null || depth > 1000) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonSafe(x, depth + 1)]));
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x, depth + 1);
+  return out;
+}
+
+function formatRecord(topic: string, partition: number, r: LogRecord, withMeta: boolean, value: string): string {
+  if (!withMeta) return value;
   const key = r.key === null ? 'null' : JSON.stringify(r.key.toString('utf8'));
   let headers = '';
   if (r.headers.length > 0) {
@@ -115,7 +174,7 @@ function formatRecord(topic: string, partition: number, r: LogRecord, withMeta: 
     for (const { key: k, value } of r.headers) h[k] = value === null ? null : value.toString('utf8');
     headers = `,"headers":${JSON.stringify(h)}`;
   }
-  return `{"topic":${JSON.stringify(topic)},"partition":${partition},"offset":${r.offset},"timestamp":${r.timestamp},"key":${key}${headers},"value":${jsonText(r.value)}}`;
+  return `{"topic":${JSON.stringify(topic)},"partition":${partition},"offset":${r.offset},"timestamp":${r.timestamp},"key":${key}${headers},"value":${value}}`;
 }
 
 export async function consumeCommand(ctx: CliContext, topic: string, opts: ConsumeOptions): Promise<void> {
@@ -149,12 +208,15 @@ export async function consumeCommand(ctx: CliContext, topic: string, opts: Consu
         opts.partition !== undefined ? [opts.partition] : Array.from({ length: info.partitions }, (_, i) => i);
       const starts = await Promise.all(partitions.map((p) => startOffset(log, topic, p, from)));
       if (limit === 0) return;
+      const valueText = await valueTextOf(ctx, log, topic, opts.config);
       const readPartition = async (p: number, start: number): Promise<void> => {
         for await (const batch of log.read(topic, p, start, { follow: opts.follow, signal: abort.signal })) {
           let out = '';
           for (const r of batch.records(start)) {
             if (printed >= limit) break;
-            out += formatRecord(topic, p, r, opts.withMeta === true) + '\n';
+            const value = valueText(r.value);
+            const text = typeof value === 'string' ? value : await value;
+            out += formatRecord(topic, p, r, opts.withMeta === true, text) + '\n';
             printed++;
           }
           if (out) await write(out);
