@@ -44,7 +44,7 @@ export function asKappaError(err: unknown): KappaError {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new KappaError(
         'KAPPA_UNSUPPORTED_MEDIA_TYPE',
-        'Send the body as application/json (an object or an array of records) or application/x-ndjson (one record per line).',
+        'Send the body as application/json (an object or an array of records) or application/x-ndjson (one record per line); for a topic with an Avro, Protobuf or JSON Schema format, also application/vnd.kappa.framed (one record in the Confluent wire format).',
         {},
         err,
       );
