@@ -7,7 +7,17 @@
  * events has 42 keys. Both are folded from the start of the log while the server answers
  * `/healthz` (polled all along) and `/v1/pipelines` (polled for progress). The windowed view must
  * finish within 3× the time of the 42-key one (its cost per event must not grow with the rows it
- * holds), no `/healthz` may wait more than 200 ms, and SIGTERM must end the process within 5 s.
+ * holds), the server must stay responsive (below), and SIGTERM must end the process within 5 s.
+ *
+ * Responsive: at most 3 `/healthz` answers may take over 200 ms, and none over 1 s. What this
+ * protects: the windowed view's flushes (tens of thousands of rows, several during the backfill)
+ * must yield to the event loop (SQLite writer, writeInSteps). A flush that does not holds up the
+ * `/healthz` in flight once per flush: with the yield removed, 5 to 15 answers took over 200 ms
+ * (slowest 375–854 ms) on a loaded 2-core machine. With it, 76–82 ms at worst on a quiet machine,
+ * but a loaded one delays an isolated answer now and then (one CI run: 212.8 ms; 0–2 answers over
+ * 200 ms beside two busy processes), which a bound on the single slowest answer turned into a
+ * failure; the slowest answer alone does not tell the two apart under load, their number does.
+ * Beside heavier work (load 12–16) even the yielding code had 6–9: hence SOLO in scripts/test.js.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -90,8 +100,8 @@ test(
       }
     };
 
-    // /healthz polled back to back all along: the slowest answer is what a load balancer would see.
-    let healthMaxMs = 0;
+    // /healthz polled back to back all along: what a load balancer would see.
+    const answersMs: number[] = [];
     const slow: string[] = [];
     let polling = true;
     const poller = (async () => {
@@ -101,7 +111,7 @@ test(
         await res.arrayBuffer();
         const took = performance.now() - t0;
         if (took > 100) slow.push(`${took.toFixed(0)} ms at +${Date.now() - started} ms`);
-        healthMaxMs = Math.max(healthMaxMs, took);
+        answersMs.push(took);
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -136,16 +146,21 @@ test(
 
     const windowed = doneAt.get('per_minute')!;
     const keyed = doneAt.get('by_store')!;
+    const slowest = [...answersMs].sort((a, b) => b - a);
+    const median = slowest[Math.floor(slowest.length / 2)];
+    const over200 = slowest.filter((ms) => ms > 200).length;
     t.diagnostic(
-      `per_minute (${events} rows) caught up after ${windowed} ms, by_store (42 rows) after ${keyed} ms; slowest /healthz ${healthMaxMs.toFixed(1)} ms`,
+      `per_minute (${events} rows) caught up after ${windowed} ms, by_store (42 rows) after ${keyed} ms; ` +
+        `/healthz: ${slowest.length} answers, median ${median.toFixed(1)} ms, slowest ${slowest[0].toFixed(1)} ms, ${over200} over 200 ms`,
     );
     assert.ok(
       windowed <= 3 * keyed,
       `the windowed view took ${windowed} ms, more than 3 × the 42-key view's ${keyed} ms`,
     );
     assert.ok(
-      healthMaxMs <= 200,
-      `a /healthz answer took ${healthMaxMs.toFixed(1)} ms (limit 200 ms); slow answers: ${slow.join(', ')}`,
+      over200 <= 3 && slowest[0] <= 1000,
+      `the server stalled during the backfill: ${over200} /healthz answers took over 200 ms (limit 3), the slowest ` +
+        `${slowest[0].toFixed(1)} ms (limit 1 s); answers over 100 ms: ${slow.join(', ')}`,
     );
 
     const stopAt = Date.now();
