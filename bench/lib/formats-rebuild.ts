@@ -28,6 +28,9 @@ export interface RebuildRequest {
 
 export interface RebuildFigures {
   ms: number;
+  /** Until every task had moved to its worker thread (start-up), and the events folded by then; 0 and 0 without workers. */
+  startMs: number;
+  startEvents: number;
   events: number;
   /** CPU time of the whole process (all threads) / wall time. */
   cores: number;
@@ -61,8 +64,11 @@ async function main(req: RebuildRequest): Promise<RebuildFigures> {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await engine.start();
+    let started: { ms: number; events: number } | null = req.workers === 0 ? { ms: 0, events: 0 } : null;
     for (;;) {
       const status = engine.status();
+      if (started === null && status.every((t) => t.worker !== null))
+        started = { ms: performance.now() - t0, events: status.reduce((s, t) => s + t.eventsProcessed, 0) };
       if (status.every((t) => t.topic !== req.topic || t.committedOffset >= ends[t.partition])) break;
       await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 5))]);
     }
@@ -76,6 +82,8 @@ async function main(req: RebuildRequest): Promise<RebuildFigures> {
       .rows as unknown as RegionDayRow[];
     return {
       ms,
+      startMs: started?.ms ?? ms,
+      startEvents: started?.events ?? events,
       events,
       cores: (cpu.user + cpu.system) / 1000 / ms,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
