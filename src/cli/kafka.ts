@@ -69,6 +69,7 @@ export async function startKafka(
       logger: stderrLogger,
       registry: running.server?.fastify.kappa.metrics.registry,
       topicInUse: (name) => topicReaders(app, name),
+      topics: app.topics,
     });
     return { ...listener, groups };
   } catch (err) {

@@ -135,7 +135,7 @@ function addLogCommands(program: Command, ctx: () => CliContext): void {
     .option('--limit <n>', 'stop after this many records', parseWholeNumber('--limit', 0))
     .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
     .option('--with-meta', 'print {topic,partition,offset,timestamp,key,value} instead of the bare value')
-    .action((topic: string, opts) => consumeCommand(ctx(), topic, opts));
+    .action((topic: string, opts) => consumeCommand(ctx(), topic, { ...opts, config: configOf(program) }));
 
   const verifyWhat = 'check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged';
   jsonCommand(program, 'verify', verifyWhat).action((opts) => verifyCommand(ctx(), opts));

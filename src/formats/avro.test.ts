@@ -270,6 +270,7 @@ describe('Avro records in the Confluent wire format', () => {
   test('longs beyond ±(2^53 − 2) are refused, not rounded, both ways', () => {
     const schema = parse({ type: 'record', name: 'L', fields: [{ name: 'n', type: 'long' }] });
     rejects(() => encodeAvro(1, schema, { n: 2 ** 60 }), 'KAPPA_SCHEMA_VIOLATION', /L\.n: expected a long/);
+    rejects(() => encodeAvro(1, schema, { n: 5n }), 'KAPPA_SCHEMA_VIOLATION', /L\.n: expected a long.*got 5n \(a BigInt/);
     // 2^60 as a zigzag varint, written by hand.
     const payload = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), encodeZigzag(2n ** 60n)]);
     rejects(

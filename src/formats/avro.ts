@@ -183,12 +183,22 @@ function encodeViolation(avro: AvroSchema, value: unknown, err: unknown): KappaE
   }
   const { path, got, expected } = where;
   const shown =
-    got === undefined ? 'nothing (the field is missing and has no default)' : JSON.stringify(got)?.slice(0, 80);
+    got === undefined ? 'nothing (the field is missing and has no default)' : shownValue(got);
   return violation(
     `The value does not match Avro schema ${avro.rootName} at ${path}: expected ${expected}, got ${shown}.`,
     { path },
     err,
   );
+}
+
+/** A short rendering of a value that did not fit (a bigint or a cycle must not make the error itself fail). */
+function shownValue(got: unknown): string {
+  if (typeof got === 'bigint') return `${got}n (a BigInt: send a number or, beyond 2^53, a string field)`;
+  try {
+    return JSON.stringify(got)?.slice(0, 80) ?? String(got);
+  } catch {
+    return String(got).slice(0, 80);
+  }
 }
 
 function describeAvsc(type: avsc.Type): string {
