@@ -13,8 +13,10 @@ const ERRORS_LISTED_MAX = 100;
 /** The headers of a dead letter: the reason (`error` is JSON [path, reason]) and where the record came from. */
 export function provenance(topic: string, index: number, error: string): RecordHeader[] {
   const [path, reason] = JSON.parse(error) as [string, string];
+  // "cents is not valid JSON"; a reason that is a sentence of its own (a format's encoder) follows "cents: ".
+  const at = path === '' ? '' : /^[A-Z]/.test(reason) ? `${path}: ` : `${path} `;
   return [
-    { key: 'kappa.error', value: Buffer.from(`${path ? `${path} ` : ''}${reason}`) },
+    { key: 'kappa.error', value: Buffer.from(`${at}${reason}`) },
     { key: 'kappa.source', value: Buffer.from('http') },
     { key: 'kappa.source.topic', value: Buffer.from(topic) },
     { key: 'kappa.request.index', value: Buffer.from(String(index)) },
