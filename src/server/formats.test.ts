@@ -377,7 +377,7 @@ test("onInvalid 'dlq' on an Avro topic: bad records go to <topic>.dlq as sent (J
   const dead = await recordsOf(log, 'returns.dlq');
   assert.equal(dead.length, 2);
   assert.deepEqual(JSON.parse(dead[0].value.toString('utf8')), { id: 'r2', region: 'eu', cents: 'x' });
-  assert.match(dead[0].headers.get('kappa.error')!, /^cents .*expected a long/);
+  assert.match(dead[0].headers.get('kappa.error')!, /^cents: .*expected a long/);
   assert.deepEqual(dead[1].value, Buffer.from(truncated));
   assert.ok(dead[1].headers.get('kappa.error')!.length > 0);
 });
