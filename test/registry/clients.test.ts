@@ -8,9 +8,17 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { AvroDeserializer, AvroSerializer, SchemaRegistryClient, SerdeType } from '@confluentinc/schemaregistry';
+import {
+  AvroDeserializer,
+  AvroSerializer,
+  JsonDeserializer,
+  JsonSerializer,
+  SchemaRegistryClient,
+  SerdeType,
+} from '@confluentinc/schemaregistry';
+import { CODECS, avroDecoder, encodeAvro, encodeJson, jsonDecoder } from '../../src/formats/index.ts';
 import { type FileLog, openFileLog } from '../../src/log/index.ts';
-import { SCHEMAS_TOPIC } from '../../src/registry/index.ts';
+import { Registry, SCHEMAS_TOPIC } from '../../src/registry/index.ts';
 import { type KappaServer, startServer } from '../../src/server/index.ts';
 import { defineApp } from '../../src/stream/index.ts';
 import { type SqliteStore, openSqliteStore } from '../../src/view/sqlite/index.ts';
@@ -242,5 +250,61 @@ test(
     assert.equal((unknown.body as { error_code: number }).error_code, 40401);
     assert.equal(await end(), before, 'nothing appended to _schemas');
     assert.deepEqual((await call(k.base, 'GET', '/subjects/s/versions')).body, [1]);
+  },
+);
+
+test(
+  "Confluent's Avro and JSON serializers and Kappa's codecs read each other's records through Kappa's registry",
+  { timeout: 60_000 },
+  async (t) => {
+    const k = await startKappa(t, tempDir(t, 'kappa-registry-serde-'));
+    const client = new SchemaRegistryClient({ baseURLs: [k.base] });
+    const registry = await Registry.open({ log: k.log, codecs: CODECS });
+    const lookup = (id: number) => registry.schemaFor(id);
+
+    // Avro: Confluent writes with v1; Kappa reads with v2 (the reader's default fills `note`).
+    const v1 = await client.register('sales-value', { schemaType: 'AVRO', schema: JSON.stringify(SALE_V1) });
+    const confluentBytes = await new AvroSerializer(client, SerdeType.VALUE, { useSchemaId: v1 }).serialize('sales', {
+      region: 'north',
+      cents: 1250,
+    });
+    await registry.refresh();
+    const v2Schema = CODECS.AVRO.parse(JSON.stringify(SALE_V2));
+    assert.deepEqual(
+      { ...(avroDecoder(v2Schema)(confluentBytes, lookup) as object) },
+      { region: 'north', cents: 1250, note: '' },
+    );
+    // Kappa writes with v2 (registered by the registry Kappa serves); Confluent's deserializer reads it.
+    const { id: v2 } = await registry.register('sales-value', {
+      schemaType: 'AVRO',
+      schema: JSON.stringify(SALE_V2),
+      references: [],
+    });
+    const kappaBytes = encodeAvro(v2, registry.schemaFor(v2)!, { region: 'south', cents: -7, note: 'refund' });
+    const read = await new AvroDeserializer(client, SerdeType.VALUE, {}).deserialize('sales', kappaBytes);
+    assert.deepEqual({ ...read }, { region: 'south', cents: -7, note: 'refund' });
+
+    // JSON Schema: both ways.
+    const clickSchema = {
+      type: 'object',
+      properties: { page: { type: 'string' }, ms: { type: 'integer' } },
+      required: ['page', 'ms'],
+    };
+    const j = await client.register('clicks-value', { schemaType: 'JSON', schema: JSON.stringify(clickSchema) });
+    const jsonBytes = await new JsonSerializer(client, SerdeType.VALUE, { useSchemaId: j }).serialize('clicks', {
+      page: '/cart',
+      ms: 42,
+    });
+    await registry.refresh();
+    const reader = CODECS.JSON.parse(JSON.stringify(clickSchema));
+    assert.deepEqual(jsonDecoder(reader)(jsonBytes, lookup), { page: '/cart', ms: 42 });
+    const ours = encodeJson(j, { page: '/home', ms: 7 });
+    assert.deepEqual(await new JsonDeserializer(client, SerdeType.VALUE, {}).deserialize('clicks', ours), {
+      page: '/home',
+      ms: 7,
+    });
+    // Kappa's JSON reader refuses what the schema refuses, even when a serializer framed it.
+    const bad = Buffer.concat([ours.subarray(0, 5), Buffer.from('{"page":3,"ms":1}')]);
+    assert.throws(() => jsonDecoder(reader)(bad, lookup), /page/);
   },
 );
