@@ -394,7 +394,7 @@ function report(
         ],
         [
           `Avro rebuild ≥ ${TARGET_REBUILD_RATIO_MIN} × as fast as JSON`,
-          rebuildRatio === null ? 'not measured' : `${rebuildRatio.toFixed(2)} ×`,
+          rebuildRatio === null ? 'not measured' : `${rebuildRatio.toFixed(3)} ×`,
           rebuildRatio === null ? 'NOT MEASURED' : verdict(rebuildMet),
         ],
       ],
@@ -438,7 +438,7 @@ function report(
     });
   }
   if (rebuildRatio !== null) {
-    figures.rebuild_avro_vs_json_ratio = round2(rebuildRatio);
+    figures.rebuild_avro_vs_json_ratio = round3(rebuildRatio);
     figures.rebuild_cpu_json_vs_avro_ratio = round2(cpuRatio!);
     figures.rebuild_after_startup_avro_vs_json_ratio = round2(steadyRatio!);
   } else figures.avro_rebuild = avroSkipped ?? 'skipped';
