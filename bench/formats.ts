@@ -24,7 +24,9 @@
  *     rebuilds `region_day` from offset 0 of each into a fresh SQLite store, in a process of its own
  *     (bench/lib/formats-rebuild.ts), the JSON topic declared with `schema:` and the Avro one with
  *     `format: avro(…)`. The view's rows are checked against the exact totals kept while writing.
- *     `--rebuild-rounds` (default 3) alternates the two; the fastest of each counts.
+ *     `--rebuild-rounds` (default 3) alternates the two; the fastest of each counts. Also reported:
+ *     each rebuild's CPU time (all threads, least of the rounds) and its rate once every task is on
+ *     its worker thread, steadier than wall time when other work shares the machine.
  *
  * Targets: Avro and Protobuf decode ≥ 1.5 × the JSON path's rate; the Avro rebuild ≥ 1.3 × faster
  * than the JSON one (rebuild_avro_vs_json_ratio = JSON's time / Avro's time). Everything is
