@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import avsc from 'avsc';
 import { KappaError } from '../errors.ts';
-import { avroCodec, avroDecoder, encodeAvro, parseAvroSchema, type AvroSchema } from './avro.ts';
+import { avroCodec, avroDecoder, avroRangeDecoder, encodeAvro, parseAvroSchema, type AvroSchema } from './avro.ts';
 import { COMPAT_CASES } from './avro-compat-cases.ts';
 import type { ParsedSchema } from './types.ts';
 
@@ -270,7 +270,11 @@ describe('Avro records in the Confluent wire format', () => {
   test('longs beyond ±(2^53 − 2) are refused, not rounded, both ways', () => {
     const schema = parse({ type: 'record', name: 'L', fields: [{ name: 'n', type: 'long' }] });
     rejects(() => encodeAvro(1, schema, { n: 2 ** 60 }), 'KAPPA_SCHEMA_VIOLATION', /L\.n: expected a long/);
-    rejects(() => encodeAvro(1, schema, { n: 5n }), 'KAPPA_SCHEMA_VIOLATION', /L\.n: expected a long.*got 5n \(a BigInt/);
+    rejects(
+      () => encodeAvro(1, schema, { n: 5n }),
+      'KAPPA_SCHEMA_VIOLATION',
+      /L\.n: expected a long.*got 5n \(a BigInt/,
+    );
     // 2^60 as a zigzag varint, written by hand.
     const payload = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), encodeZigzag(2n ** 60n)]);
     rejects(
@@ -358,6 +362,17 @@ describe('Avro bad input', () => {
         /invalid at Sale\.(orderId|qty|note): the payload ends in the middle/,
       );
     }
+  });
+
+  test('in place (a record inside a batch): a value decodes between its bounds; one cut short never reads into the next', () => {
+    const range = avroRangeDecoder(v1);
+    const next = encodeAvro(1, v1, { orderId: 'order-2', qty: 4, note: 'the next record' });
+    const batch = Buffer.concat([Buffer.from([9, 9]), good, next]);
+    assert.deepEqual(range(batch, 2, 2 + good.length, lookup), { orderId: 'order-1', qty: 3, note: 'a note' });
+    for (let cut = 5; cut < good.length; cut++) {
+      rejects(() => range(batch, 2, 2 + cut, lookup), 'KAPPA_SCHEMA_VIOLATION', /Sale/);
+    }
+    rejects(() => range(batch, 0, 2 + good.length, lookup), 'KAPPA_SCHEMA_VIOLATION', /magic byte/);
   });
 
   test('bytes left over after the value', () => {

@@ -182,8 +182,7 @@ function encodeViolation(avro: AvroSchema, value: unknown, err: unknown): KappaE
     );
   }
   const { path, got, expected } = where;
-  const shown =
-    got === undefined ? 'nothing (the field is missing and has no default)' : shownValue(got);
+  const shown = got === undefined ? 'nothing (the field is missing and has no default)' : shownValue(got);
   return violation(
     `The value does not match Avro schema ${avro.rootName} at ${path}: expected ${expected}, got ${shown}.`,
     { path },
@@ -232,21 +231,36 @@ interface WriterEntry {
 export function avroDecoder(
   readerSchema: ParsedSchema,
 ): (bytes: Uint8Array, writerSchemaFor: WriterSchemaLookup) => unknown {
+  const decode = avroRangeDecoder(readerSchema);
+  return (bytes, writerSchemaFor) => {
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return decode(buf, 0, buf.length, writerSchemaFor);
+  };
+}
+
+/**
+ * avroDecoder reading the value in `buf[start, end)` where it is (a record inside a log batch), with
+ * no copy or view made per record; the same errors.
+ */
+export function avroRangeDecoder(
+  readerSchema: ParsedSchema,
+): (buf: Buffer, start: number, end: number, writerSchemaFor: WriterSchemaLookup) => unknown {
   const reader = asAvro(readerSchema);
   const readerType = reader.avscType;
   const writers = new Map<number, WriterEntry>();
-  return (bytes, writerSchemaFor) => {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (buf.length < FRAME_HEADER_BYTES || buf[0] !== MAGIC_BYTE) throw frameViolation(buf);
-    const id = buf.readInt32BE(1);
+  return (buf, start, end, writerSchemaFor) => {
+    if (end - start < FRAME_HEADER_BYTES || buf[start] !== MAGIC_BYTE) throw frameViolation(buf.subarray(start, end));
+    const id = buf.readInt32BE(start + 1);
     const entry = writers.get(id) ?? learnWriter(reader, id, writerSchemaFor, writers);
     let result: { value: unknown; offset: number } | undefined;
     try {
-      result = readerType.decode(buf, FRAME_HEADER_BYTES, entry.resolver);
+      result = readerType.decode(buf, start + FRAME_HEADER_BYTES, entry.resolver);
     } catch (err) {
-      throw payloadViolation(entry.writer, id, buf, err);
+      throw payloadViolation(entry.writer, id, buf.subarray(start, end), err);
     }
-    if (result.offset !== buf.length) throw payloadViolation(entry.writer, id, buf, undefined);
+    // avsc reads past `end` when the value is truncated (into the next record, or to the buffer's
+    // end, where it reports offset -1): both are a payload that does not fit.
+    if (result.offset !== end) throw payloadViolation(entry.writer, id, buf.subarray(start, end), undefined);
     return result.value;
   };
 }

@@ -9,7 +9,7 @@ import { protobufCodec } from './protobuf.ts';
 import type { FormatCodec, SchemaType } from './types.ts';
 
 export * from './types.ts';
-export { AvroSchema, avroCodec, avroDecoder, encodeAvro, parseAvroSchema } from './avro.ts';
+export { AvroSchema, avroCodec, avroDecoder, avroRangeDecoder, encodeAvro, parseAvroSchema } from './avro.ts';
 export { ProtobufSchema, encodeProtobuf, protobufCodec, protobufDecoder, type ProtobufDecode } from './protobuf.ts';
 export {
   ParsedJsonSchema,

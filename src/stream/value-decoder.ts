@@ -9,6 +9,7 @@ import {
   type ParsedSchema,
   type WriterSchemaLookup,
   avroDecoder,
+  avroRangeDecoder,
   jsonDecoder,
   protobufDecoder,
 } from '../formats/index.ts';
@@ -96,11 +97,13 @@ export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
 export function formatReader(format: TopicFormat): {
   schema: ParsedSchema;
   decode: (bytes: Uint8Array, writerSchemaFor: WriterSchemaLookup) => unknown;
+  /** `decode` of the value in `buf[start, end)`; Avro reads it in place (no view made per record). */
+  decodeRange: (buf: Buffer, start: number, end: number, writerSchemaFor: WriterSchemaLookup) => unknown;
 } {
   const schema = CODECS[format.type].parse(format.schema);
-  if (format.type === 'AVRO') return { schema, decode: avroDecoder(schema) };
-  if (format.type === 'PROTOBUF') return { schema, decode: protobufDecoder(schema, format.message!) };
-  return { schema, decode: jsonDecoder(schema) };
+  if (format.type === 'AVRO') return { schema, decode: avroDecoder(schema), decodeRange: avroRangeDecoder(schema) };
+  const decode = format.type === 'PROTOBUF' ? protobufDecoder(schema, format.message!) : jsonDecoder(schema);
+  return { schema, decode, decodeRange: (buf, start, end, lookup) => decode(buf.subarray(start, end), lookup) };
 }
 
 /**
@@ -110,12 +113,12 @@ export function formatReader(format: TopicFormat): {
  * dead-letter reason.
  */
 function formatDecoder(format: TopicFormat): ValueDecoder {
-  const { decode } = formatReader(format);
+  const { decodeRange } = formatReader(format);
   return (buf, start, length, catalog) => {
     if (buf === null) throw new TypeError('the record has no value');
     if (catalog === null) throw new TypeError('no schema registry is open for this task');
     try {
-      return decode(buf.subarray(start, start + length), catalog.lookup);
+      return decodeRange(buf, start, start + length, catalog.lookup);
     } catch (err) {
       throw refreshNeededIn(err) ?? err;
     }
