@@ -157,3 +157,18 @@ function asProtobuf(schema: ParsedSchema, role: string): ProtobufSchema {
     type: schema.type,
   });
 }
+
+/**
+ * Why a framed Protobuf value cannot be read with `writer` (the schema its id names) before its
+ * payload is decoded: its message-index array does not parse or names no message of the schema;
+ * null when it names one. (A Kafka listener checks this much of every record it stores.)
+ */
+export function protobufFrameProblem(writer: ParsedSchema, value: Uint8Array): string | null {
+  try {
+    const frame = readFrame(value);
+    if (asProtobuf(writer, 'writer schema').messageAt(frame.indexes) !== null) return null;
+    return `its message indexes [${frame.indexes.join(', ')}] name no message of schema ${frame.schemaId}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CODECS, avroDecoder, encodeAvro } from '../../formats/index.ts';
+import { CODECS, avroDecoder, encodeAvro, encodeProtobuf } from '../../formats/index.ts';
 import { type FileLog, encodeBatch } from '../../log/index.ts';
 import { Registry } from '../../registry/index.ts';
-import { avro, topic } from '../../stream/index.ts';
+import { avro, protobuf, topic } from '../../stream/index.ts';
 import { API_KEYS, type Body, ERRORS } from '../protocol/index.ts';
 import { RawClient, openListener } from './test-helpers.ts';
 
@@ -24,10 +24,12 @@ const SALE = JSON.stringify({
     { name: 'cents', type: 'int' },
   ],
 });
+const PROTO = 'syntax = "proto3"; package shop; message Order { string id = 1; } message Line { int64 qty = 1; }';
 const TOPICS = [
   topic('sales', { format: avro(SALE) }),
   topic('loose', { format: avro(SALE, { checkSchemaIds: false }) }),
   topic('plain'),
+  topic('orders', { format: protobuf(PROTO, 'shop.Order') }),
 ];
 
 function produce(name: string, bytes: Buffer, acks = -1): object {
@@ -60,7 +62,7 @@ async function stored(log: FileLog, name: string): Promise<number> {
 
 async function setUp(t: Parameters<typeof openListener>[0]) {
   const { log, listener } = await openListener(t, { topics: TOPICS });
-  for (const name of ['sales', 'loose', 'plain']) await log.createTopic(name, { partitions: 1 });
+  for (const name of ['sales', 'loose', 'plain', 'orders']) await log.createTopic(name, { partitions: 1 });
   // Another registry object over the same log: as a producer registering through the HTTP API.
   const registry = await Registry.open({ log, codecs: CODECS });
   const c = await RawClient.connect(t, listener.port);
@@ -172,4 +174,19 @@ test('an id registered after the listener started is found; pipelined batches ke
     for (const r of b.records())
       cents.push((decode(r.value!, (w) => registry.schemaFor(w)) as { cents: number }).cents);
   assert.deepEqual(cents, [-1, 0, 1, 2, 3, 4, 5]);
+});
+
+test('a Protobuf record whose message indexes name no message of its schema is refused; nothing is stored', async (t) => {
+  const { log, registry, c } = await setUp(t);
+  const { id } = await registry.register('orders-value', { schemaType: 'PROTOBUF', schema: PROTO, references: [] });
+  const order = encodeProtobuf(id, registry.schemaFor(id)!, 'shop.Order', { id: 'o-1' });
+  const line = encodeProtobuf(id, registry.schemaFor(id)!, 'shop.Line', { qty: 2 });
+  const ok = answerOf(await c.request(API_KEYS.Produce, PRODUCE_V, produce('orders', batchOf([order, line]))));
+  assert.equal(ok.errorCode, 0, 'messages [0] and [1] of the schema');
+  // Message indexes [5]: count 1 then index 5, zigzag-encoded (02 0a).
+  const nowhere = Buffer.concat([order.subarray(0, 5), Buffer.from([2, 10]), order.subarray(6)]);
+  const a = answerOf(await c.request(API_KEYS.Produce, PRODUCE_V, produce('orders', batchOf([order, nowhere]))));
+  assert.equal(a.errorCode, ERRORS.INVALID_RECORD);
+  assert.match(a.errorMessage ?? '', /Record 1 cannot be read: its message indexes \[5\] name no message of schema/);
+  assert.equal(await stored(log, 'orders'), 2, 'only the first batch');
 });

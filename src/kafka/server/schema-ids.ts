@@ -19,6 +19,7 @@
  * they were sent, as an idempotent producer needs.
  */
 import { RecordBatch, checkBatch, decompressBatch, type Log } from '../../log/index.ts';
+import { protobufFrameProblem } from '../../formats/index.ts';
 import type { Registry } from '../../registry/index.ts';
 import { SchemaCatalog, type TopicDef } from '../../stream/index.ts';
 
@@ -37,7 +38,7 @@ export interface RecordProblem {
 }
 
 /** What a record names, once read: its value's schema id, or why it has none. */
-type Framing = { record: number; batch: number; id: number } | RecordProblem;
+type Framing = { record: number; batch: number; id: number; value: Buffer } | RecordProblem;
 
 export class SchemaIdChecks {
   private registry: Registry | null = null;
@@ -133,6 +134,8 @@ export class SchemaIdChecks {
           record: f.record,
           message: `${where(f)} names schema id ${f.id}, which is a ${schema.type} schema, but topic "${topic}" holds ${format.type} records (its format in the config). Serialize with a ${format.type} serializer registered under "${topic}-value".`,
         };
+      const frame = schema.type === 'PROTOBUF' ? protobufFrameProblem(schema, f.value) : null;
+      if (frame !== null) return { batch: f.batch, record: f.record, message: `${where(f)} cannot be read: ${frame}.` };
     }
     return null;
   }
@@ -172,7 +175,7 @@ function framingsOf(raw: Buffer, batch: number): Framing[] | null {
       out.push({ batch, record: i, message: notFramed(batch, i, value) });
       break;
     }
-    out.push({ batch, record: i, id: value.readInt32BE(1) });
+    out.push({ batch, record: i, id: value.readInt32BE(1), value });
   }
   return out;
 }
