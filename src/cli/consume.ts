@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { KappaError, closestNames, isKappaError } from '../errors.ts';
 import type { Log, LogRecord, TopicInfo } from '../log/index.ts';
 import { SCHEMAS_TOPIC } from '../registry/index.ts';
-import { FormattedValues, type TopicFormat, defaultConfigPath, loadApp } from '../stream/index.ts';
+import { FormattedValues, type TopicFormat, defaultConfigPath, jsonSafe, loadApp } from '../stream/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 
@@ -150,19 +150,6 @@ async function valueTextOf(ctx: CliContext, log: Log, topic: string, config: str
     if ('value' in decoded) return JSON.stringify(jsonSafe(decoded.value)) ?? 'null';
     return JSON.stringify({ valueError: decoded.error, valueBase64: value.toString('base64') });
   };
-}
-
-/** A decoded value as JSON can hold it: a bigint as a decimal string, bytes as base64. */
-function jsonSafe(v: unknown, depth = 0): unknown {
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v !== 'object' || v === null || depth > 1000) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonSafe(x, depth + 1)]));
-  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x, depth + 1);
-  return out;
 }
 
 function formatRecord(topic: string, partition: number, r: LogRecord, withMeta: boolean, value: string): string {

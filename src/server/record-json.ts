@@ -9,7 +9,7 @@
  *   `value: null`, `valueError` (why) and `valueBase64` (its bytes). Decoded values are made JSON:
  *   a bigint is written as a decimal string, bytes as base64.
  */
-import type { FormattedValues } from '../stream/index.ts';
+import { type FormattedValues, jsonSafe } from '../stream/index.ts';
 import { frameProblem, frameSchemaId } from './record-formats.ts';
 
 /** What a read gives of a record. */
@@ -82,17 +82,4 @@ function envelope(topic: string, partition: number, r: LogRecord): object {
 
 function headersJson(r: LogRecord): Record<string, string | null> {
   return Object.fromEntries(r.headers.map((h) => [h.key, h.value === null ? null : h.value.toString('utf8')]));
-}
-
-/** A decoded value as JSON can hold it: bigints as decimal strings, bytes as base64, Maps as objects. */
-export function jsonSafe(v: unknown, depth = 0): unknown {
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v !== 'object' || v === null || depth > 1000) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
-  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonSafe(x, depth + 1)]));
-  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x, depth + 1);
-  return out;
 }

@@ -19,7 +19,7 @@ export {
 } from './engine.ts';
 export type { DeadLetterTally } from './flush.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
-export { FormattedValues, SchemaCatalog, type TopicSchema } from './topic-schemas.ts';
+export { FormattedValues, SchemaCatalog, jsonSafe, type TopicSchema } from './topic-schemas.ts';
 export { formatReader } from './value-decoder.ts';
 export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';
 export { type ClusterOptions, COORDINATOR_TASK, assignTasks } from './cluster.ts';

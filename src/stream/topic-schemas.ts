@@ -215,3 +215,16 @@ export class FormattedValues {
     }
   }
 }
+
+/** A decoded value as JSON can hold it: bigints as decimal strings, bytes as base64, Maps as objects. */
+export function jsonSafe(v: unknown, depth = 0): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v !== 'object' || v === null || depth > 1000) return v;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonSafe(x, depth + 1)]));
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x, depth + 1);
+  return out;
+}
