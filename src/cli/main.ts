@@ -10,6 +10,7 @@ import { KappaError } from '../errors.ts';
 import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
 import { checkCommand } from './check.ts';
 import { consumeCommand } from './consume.ts';
+import { typesCommand } from './types.ts';
 import { DEFAULT_HISTORY, demoCommand } from './demo.ts';
 import { KAFKA_PORT_DEFAULT } from './kafka.ts';
 import { initCommand } from './init.ts';
@@ -72,6 +73,11 @@ function buildProgram(ctx: () => CliContext): Command {
     .command('init [dir]')
     .description('write a starter app (config, schema, generator, README) into dir (default: here); never overwrites')
     .action((dir: string | undefined) => initCommand(ctx(), dir));
+  program
+    .command('types <schema-file>')
+    .description('print the TypeScript types of the records an Avro (.avsc) or Protobuf (.proto) schema decodes to')
+    .option('--message <name>', 'with a .proto file: only this message (and the types it uses)')
+    .action((file: string, opts: { message?: string }) => typesCommand(ctx(), file, opts));
   program
     .command('check')
     .description('type-check the config and validate its topics, views and outputs; exits 1 on any error')
