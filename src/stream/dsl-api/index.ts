@@ -27,7 +27,19 @@ export {
   type WebhookConfig,
 } from '../dsl.ts';
 export { avro, protobuf, jsonSchema, type TopicFormat, type FormatOptions } from '../dsl-formats.ts';
-export { count, sum, min, max, avg, first, last, aggregate, type TypedAggregate } from '../dsl-aggregates.ts';
+export {
+  count,
+  sum,
+  min,
+  max,
+  avg,
+  first,
+  last,
+  aggregate,
+  countDistinct,
+  topN,
+  type TypedAggregate,
+} from '../dsl-aggregates.ts';
 export type { Aggregate, CustomAggregate } from '../aggregates.ts';
 export { tumbling, hopping, type WindowSpec, type WindowOptions, type Duration } from '../windows.ts';
 export {
