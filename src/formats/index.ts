@@ -10,7 +10,14 @@ import type { FormatCodec, SchemaType } from './types.ts';
 
 export * from './types.ts';
 export { AvroSchema, avroCodec, avroDecoder, avroRangeDecoder, encodeAvro, parseAvroSchema } from './avro.ts';
-export { ProtobufSchema, encodeProtobuf, protobufFrameProblem, protobufCodec, protobufDecoder, type ProtobufDecode } from './protobuf.ts';
+export {
+  ProtobufSchema,
+  encodeProtobuf,
+  protobufFrameProblem,
+  protobufCodec,
+  protobufDecoder,
+  type ProtobufDecode,
+} from './protobuf.ts';
 export {
   ParsedJsonSchema,
   asJsonSchema,
