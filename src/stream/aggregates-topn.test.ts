@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { AggInputs, type Aggregate } from './aggregates.ts';
 import { TOP_N_MAX, topN } from './aggregates-topn.ts';
 import { seededRandom } from '../random.ts';
+import { type InferRow, Type, countDistinct, from, topN as kappaTopN, topic, view } from 'kappa';
 
 interface Sale {
   sku: string | number | boolean | null;
@@ -135,4 +136,28 @@ describe('topN()', () => {
     assert.throws(() => topN(3, 'amount' as never), /takes a function/);
     assert.notEqual(topN(3, (v: number) => v).signature, topN(4, (v: number) => v).signature);
   });
+});
+
+// The column types a view's rows get, as a config imports the aggregates (from 'kappa').
+type Equal<X, Y> = (<G>() => G extends X ? 1 : 2) extends <G>() => G extends Y ? 1 : 2 ? true : false;
+const Bid = Type.Object({ auction: Type.String(), bidder: Type.String(), price: Type.Number() });
+const bidsTopic = topic('bids', { partitions: 1, schema: Bid });
+const bidsView = view(
+  'by_auction',
+  from(bidsTopic)
+    .groupBy((b) => ({ auction: b.auction }))
+    .aggregate({
+      exact: countDistinct((b) => b.bidder),
+      approx: countDistinct((b) => b.bidder, { approximate: true }),
+      top: kappaTopN(3, (b) => b.price, { value: (b) => b.bidder }),
+    }),
+);
+const _rowType: Equal<
+  InferRow<typeof bidsView>,
+  { auction: string; exact: number | null; approx: number; top: string }
+> = true;
+
+test('countDistinct is number | null exact (NULL past its limit) and number approximate; topN is JSON text', () => {
+  assert.equal(_rowType, true);
+  assert.deepEqual(Object.keys(bidsView.aggregation.aggregates), ['exact', 'approx', 'top']);
 });
