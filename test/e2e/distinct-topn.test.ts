@@ -198,6 +198,15 @@ describe('countDistinct and topN through the engine', () => {
       // Each view dead-letters every invalid bid, but those its window had closed on are late instead.
       const invalid = all.filter((b) => typeof b.price !== 'number' || typeof b.bidder === 'object').length;
       assert.ok(invalid > 20 && live.dlq.length >= 2 * invalid && live.dlq.length <= 3 * invalid, `${live.dlq.length}`);
+      const reasons = (live.dlq as string[]).join('\n');
+      assert.match(
+        reasons,
+        /kappa\.error=pipeline: aggregate bidders: countDistinct\(\) got an object \{"id":1\}; it counts strings/,
+      );
+      assert.match(
+        reasons,
+        /kappa\.error=pipeline: aggregate top: topN\(\) got "high" as the number to rank by, not a finite number/,
+      );
     },
   );
 
