@@ -73,6 +73,31 @@ function padCount(n: number): string {
   return String(n).padStart(COUNT_DIGITS, '0');
 }
 
+/**
+ * The row array a state object belongs to, under a hidden symbol key (JSON, structured clone and
+ * deep equality skip it).
+ * apply() changes a state in place only in its own row: the plan folds an event into a shallow copy
+ * of a row first when the view has a custom aggregate (plan.ts foldAny) and may then dead-letter the
+ * event, so a fold into such a copy works on a copy of the state, and the row is left as it was.
+ */
+const OWNER = Symbol('kappa.row');
+
+type Owned = { [OWNER]?: unknown[] };
+
+/** `state[slot]`, copied by `copy` first unless it belongs to `state`. */
+function own<S extends object>(state: unknown[], slot: number, copy: (s: S) => S): S {
+  let s = state[slot] as S & Owned;
+  if (s[OWNER] !== state) {
+    s = owned(state, copy(s));
+    state[slot] = s;
+  }
+  return s;
+}
+
+function owned<S extends object>(state: unknown[], s: S): S {
+  return Object.defineProperty(s, OWNER, { value: state, enumerable: false });
+}
+
 /** The value as countDistinct counts it (booleans as 1/0, -0 as 0), null to skip; throws the dead-letter reason. */
 function distinctValue(v: unknown): Distinct | null {
   if (typeof v === 'string' || v === null) return v;
@@ -149,25 +174,23 @@ function exact<T>(fn: (value: T) => unknown, limit: number): Aggregate<T> {
     stateColumns: (name): StateColumn[] => [{ name, type: 'TEXT', merge }],
     outputColumn: (name) => ({ name, sql: countSql(name) }),
     init: (state, slot) => {
-      state[slot] = { n: padCount(0), v: [] } satisfies ExactState;
+      state[slot] = owned(state, { n: padCount(0), v: [] } satisfies ExactState);
     },
     prepare: (_state, _slot, value, inputs, i) => {
       inputs.any[i] = distinctValue(fn(value));
     },
-    // Changes the row's set in place: adding a value twice changes nothing, so the plan's trial
-    // fold of a row it then folds for real (plan.ts foldAny, views with a custom aggregate) is harmless.
     apply: (state, slot, inputs, i) => {
       const v = inputs.any[i] as Distinct | null;
-      const s = state[slot] as ExactState;
-      if (v === null || s.v === undefined) return;
-      const at = search(s.v, v);
+      if (v === null || (state[slot] as ExactState).v === undefined) return;
+      const at = search((state[slot] as ExactState).v!, v);
       if (at >= 0) return;
-      if (s.v.length === limit) {
+      const s = own<ExactState>(state, slot, (x) => ({ n: x.n, v: x.v!.slice() }));
+      if (s.v!.length === limit) {
         state[slot] = overflow(limit);
         return;
       }
-      s.v.splice(-at - 1, 0, v);
-      s.n = padCount(s.v.length);
+      s.v!.splice(-at - 1, 0, v);
+      s.n = padCount(s.v!.length);
     },
   };
 }
@@ -297,6 +320,13 @@ function emptySketch(p: number): HllState {
   return { n: padCount(0), p, s: {}, h };
 }
 
+function copySketch(st: HllState): HllState {
+  const copy: HllState = { n: st.n, p: st.p, h: st.h!.slice() };
+  if (st.d !== undefined) copy.d = st.d.slice();
+  else copy.s = { ...st.s };
+  return copy;
+}
+
 /** Raises register `index` of a task's delta to `rank`, keeping its histogram and count. */
 function raise(st: HllState, index: number, rank: number, m: number): void {
   const regs: Record<number, number> = st.d ?? st.s!;
@@ -326,16 +356,20 @@ function approximate<T>(fn: (value: T) => unknown, p: number): Aggregate<T> {
     stateColumns: (name): StateColumn[] => [{ name, type: 'TEXT', merge }],
     outputColumn: (name) => ({ name, sql: countSql(name) }),
     init: (state, slot) => {
-      state[slot] = emptySketch(p);
+      state[slot] = owned(state, emptySketch(p));
     },
     prepare: (_state, _slot, value, inputs, i) => {
       const v = distinctValue(fn(value));
       inputs.num[i] = v === null ? -1 : hllSlot(v, p);
     },
-    // In place, and raising a register twice to the same rank changes nothing (see exact()).
     apply: (state, slot, inputs, i) => {
       const at = inputs.num[i];
-      if (at >= 0) raise(state[slot] as HllState, Math.floor(at / 64), at % 64, m);
+      if (at < 0) return;
+      const index = Math.floor(at / 64);
+      const rank = at % 64;
+      const st = state[slot] as HllState;
+      if (rank <= ((st.d ?? st.s!) as Record<number, number>)[index]) return;
+      raise(own<HllState>(state, slot, copySketch), index, rank, m);
     },
   };
 }
