@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { CODECS, type AvroSchema, type ProtobufSchema } from '../formats/index.ts';
-import { avroTypeScript, protobufTypeScript } from '../formats/typescript.ts';
+import { CODECS, type AvroSchema, type ProtobufSchema, avroTypeScript, protobufTypeScript } from '../formats/index.ts';
 import type { CliContext } from './main.ts';
 
 export function typesCommand(ctx: CliContext, file: string, opts: { message?: string }): void {

@@ -40,3 +40,4 @@ export const CODECS: Readonly<Record<SchemaType, FormatCodec>> = {
 export function codecFor(type: SchemaType): FormatCodec {
   return CODECS[type];
 }
+export { avroTypeScript, protobufTypeScript } from './typescript.ts';
