@@ -65,7 +65,19 @@ test(
     t.after(() => db.end());
     await waitUntil('the view to equal the fold', () => viewEquals(db, expectedTotals(producer.acked)), 120_000);
     const big = producer.acked.filter((s) => s.amount >= 90).map((s) => s.id);
-    await waitUntil('big_sales to hold every big sale', async () => (await readIds(broker.url)).length >= big.length);
+    await waitUntil(
+      'big_sales to hold every big sale',
+      async () => (await readIds(broker.url)).length >= big.length,
+    ).catch(async (err: Error) => {
+      // Which big sales are missing (and whether any came twice) says whether outputs were lost or only late.
+      const got = await readIds(broker.url);
+      const missing = big.filter((id) => !got.includes(id));
+      const twice = got.filter((id, i) => got.indexOf(id) !== i);
+      throw new Error(
+        `${err.message}; big_sales holds ${got.length} of ${big.length}: missing ids ${JSON.stringify(missing.slice(0, 50))}, twice ${JSON.stringify(twice.slice(0, 50))}`,
+        { cause: err },
+      );
+    });
     assert.deepEqual(
       (await readIds(broker.url)).sort((x, y) => x - y),
       big.sort((x, y) => x - y),
