@@ -1,0 +1,300 @@
+/**
+ * The Nexmark event generator of the nexmark bench (bench/nexmark.ts): persons, auctions and bids
+ * written as JSON to one topic, `nexmark`, each value tagged with its `type` ("person", "auction",
+ * "bid"), as Flink's Nexmark source is one stream of events of the three kinds.
+ *
+ * Written in TypeScript from the rules of Flink's Nexmark generator (github.com/nexmark/nexmark,
+ * nexmark-flink/src/main/java/com/github/nexmark/flink/generator/: GeneratorConfig.java,
+ * model/PersonGenerator.java, model/AuctionGenerator.java, model/BidGenerator.java,
+ * model/PriceGenerator.java; defaults from NexmarkConfiguration.java), itself from the Nexmark paper
+ * and Apache Beam's Nexmark:
+ *
+ *  - in every 50 events, 1 person, 3 auctions and 46 bids, in that order (event id mod 50);
+ *  - person ids and auction ids count up from 1000 as those events are made; the event time advances
+ *    with the event rate, 10,000 events/s (one event every 100 µs) from a fixed base time;
+ *  - a bid is for a "hot" auction half the time (hotAuctionRatio 2): the first auction of the batch of
+ *    100 holding the latest auction; otherwise a random auction among the 100 in flight plus 10 ids
+ *    ahead. Its bidder is a hot bidder 3 times in 4 (hotBiddersRatio 4): the second person of the batch
+ *    of 100 holding the latest person; otherwise a random person among the 1,000 active plus 10 ahead;
+ *  - an auction's seller is a hot seller 3 times in 4 (hotSellersRatio 4), its category one of 5 from
+ *    10, its reserve its initial bid plus another price, and it expires after a random time averaging
+ *    the time until 100 more auctions exist;
+ *  - prices are round(10^(6u) × 100) cents for u uniform in [0, 1); a bid's channel is one of four
+ *    hot channels half the time, otherwise one of 10,000 (channel-N) with its fixed URL.
+ *
+ * Left out: the `extra` padding field Flink adds to reach average sizes (a bid's JSON here is about
+ * 190 bytes already, Flink's padded bid about 100 bytes of binary row), and Flink's doubled
+ * FIRST_PERSON_ID on a bid's bidder. Fixed seed, so a count always makes the same events.
+ */
+import type { EncodableRecord, FileLog } from '../../src/log/index.ts';
+import { seededRandom } from '../../src/random.ts';
+
+export const TOPIC = 'nexmark';
+export const PARTITIONS = 4;
+const BATCH_RECORDS = 1000;
+const APPENDS_IN_FLIGHT_MAX = 8;
+const SEED = 18;
+
+const PERSON_PROPORTION = 1;
+const AUCTION_PROPORTION = 3;
+const TOTAL_PROPORTION = 50;
+const FIRST_PERSON_ID = 1000;
+const FIRST_AUCTION_ID = 1000;
+const FIRST_CATEGORY_ID = 10;
+const NUM_CATEGORIES = 5;
+const HOT_AUCTION_RATIO = 2;
+const HOT_BIDDERS_RATIO = 4;
+const HOT_SELLERS_RATIO = 4;
+/** The batch size behind "hot": the first (or second) id of the batch of 100 holding the latest id. */
+const HOT_BATCH = 100;
+const NUM_IN_FLIGHT_AUCTIONS = 100;
+const NUM_ACTIVE_PEOPLE = 1000;
+const ID_LEAD = 10;
+/** 1,000,000 µs / 10,000 events/s. */
+const INTER_EVENT_DELAY_US = 100;
+export const BASE_TIME_MS = Date.UTC(2026, 0, 5);
+
+const US_STATES = ['AZ', 'CA', 'ID', 'OR', 'WA', 'WY'];
+const US_CITIES = 'Phoenix,Los Angeles,San Francisco,Boise,Portland,Bend,Redmond,Seattle,Kent,Cheyenne'.split(',');
+const FIRST_NAMES = 'Peter,Paul,Luke,John,Saul,Vicky,Kate,Julie,Sarah,Deiter,Walter'.split(',');
+const LAST_NAMES = 'Shultz,Abrams,Spencer,White,Bartels,Walton,Smith,Jones,Noris'.split(',');
+const HOT_CHANNELS = ['Google', 'Facebook', 'Baidu', 'Apple'];
+const CHANNELS = 10_000;
+
+export interface Bid {
+  type: 'bid';
+  auction: number;
+  bidder: number;
+  price: number;
+  channel: string;
+  url: string;
+  dateTime: number;
+}
+
+/** What the queries must output, per partition of the source (an output keeps its source partition). */
+export interface NexmarkOracle {
+  persons: number;
+  auctions: number;
+  bids: number;
+  /** Bids per partition: q0's and q1's outputs. */
+  bidsPerPartition: number[];
+  /** Bids with auction % 123 == 0 per partition: q2's outputs. */
+  q2PerPartition: number[];
+  /** Every SAMPLE_EVERY-th bid of each partition, by its index among that partition's bids. */
+  sampleBids: { partition: number; index: number; bid: Bid }[];
+  /** The same for q2's selected bids. */
+  sampleQ2: { partition: number; index: number; bid: Bid }[];
+}
+
+export const SAMPLE_EVERY = 9973;
+
+type Random = () => number;
+
+const nextInt = (random: Random, n: number): number => Math.floor(random() * n);
+
+function nextString(random: Random, length: number): string {
+  let s = '';
+  for (let i = 0; i < length; i++) s += String.fromCharCode(97 + nextInt(random, 26));
+  return s;
+}
+
+/** PriceGenerator.nextPrice. */
+const nextPrice = (random: Random): number => Math.round(Math.pow(10, random() * 6) * 100);
+
+/** GeneratorConfig.timestampForEvent. */
+const timestampForEvent = (eventNumber: number): number =>
+  BASE_TIME_MS + Math.floor((eventNumber * INTER_EVENT_DELAY_US) / 1000);
+
+/** PersonGenerator.lastBase0PersonId. */
+function lastBase0PersonId(eventId: number): number {
+  const epoch = Math.floor(eventId / TOTAL_PROPORTION);
+  const offset = Math.min(eventId % TOTAL_PROPORTION, PERSON_PROPORTION - 1);
+  return epoch * PERSON_PROPORTION + offset;
+}
+
+/** AuctionGenerator.lastBase0AuctionId. */
+function lastBase0AuctionId(eventId: number): number {
+  let epoch = Math.floor(eventId / TOTAL_PROPORTION);
+  let offset = eventId % TOTAL_PROPORTION;
+  if (offset < PERSON_PROPORTION) {
+    epoch--;
+    offset = AUCTION_PROPORTION - 1;
+  } else if (offset >= PERSON_PROPORTION + AUCTION_PROPORTION) offset = AUCTION_PROPORTION - 1;
+  else offset -= PERSON_PROPORTION;
+  return epoch * AUCTION_PROPORTION + offset;
+}
+
+/** PersonGenerator.nextBase0PersonId: one of the active people, or a few ids ahead. */
+function nextBase0PersonId(eventId: number, random: Random): number {
+  const numPeople = lastBase0PersonId(eventId) + 1;
+  const active = Math.min(numPeople, NUM_ACTIVE_PEOPLE);
+  return numPeople - active + nextInt(random, active + ID_LEAD);
+}
+
+/** AuctionGenerator.nextBase0AuctionId: one of the auctions in flight, or a few ids ahead. */
+function nextBase0AuctionId(eventId: number, random: Random): number {
+  const max = lastBase0AuctionId(eventId);
+  const min = Math.max(max - NUM_IN_FLIGHT_AUCTIONS, 0);
+  return min + nextInt(random, max - min + 1 + ID_LEAD);
+}
+
+function person(eventId: number, random: Random, dateTime: number): object {
+  const creditCard = Array.from({ length: 4 }, () => String(nextInt(random, 10_000)).padStart(4, '0')).join(' ');
+  return {
+    type: 'person',
+    id: lastBase0PersonId(eventId) + FIRST_PERSON_ID,
+    name: `${FIRST_NAMES[nextInt(random, FIRST_NAMES.length)]} ${LAST_NAMES[nextInt(random, LAST_NAMES.length)]}`,
+    emailAddress: `${nextString(random, 7)}@${nextString(random, 5)}.com`,
+    creditCard,
+    city: US_CITIES[nextInt(random, US_CITIES.length)],
+    state: US_STATES[nextInt(random, US_STATES.length)],
+    dateTime,
+  };
+}
+
+function auction(eventId: number, random: Random, dateTime: number): object {
+  const seller =
+    nextInt(random, HOT_SELLERS_RATIO) > 0
+      ? Math.floor(lastBase0PersonId(eventId) / HOT_BATCH) * HOT_BATCH
+      : nextBase0PersonId(eventId, random);
+  const category = FIRST_CATEGORY_ID + nextInt(random, NUM_CATEGORIES);
+  const initialBid = nextPrice(random);
+  // AuctionGenerator.nextAuctionLengthMs: on average the time until NUM_IN_FLIGHT_AUCTIONS more auctions.
+  const horizonMs =
+    timestampForEvent(eventId + (NUM_IN_FLIGHT_AUCTIONS * TOTAL_PROPORTION) / AUCTION_PROPORTION) - dateTime;
+  const expires = dateTime + 1 + nextInt(random, Math.max(horizonMs * 2, 1));
+  return {
+    type: 'auction',
+    id: lastBase0AuctionId(eventId) + FIRST_AUCTION_ID,
+    itemName: nextString(random, 20),
+    description: nextString(random, 100),
+    initialBid,
+    reserve: initialBid + nextPrice(random),
+    dateTime,
+    expires,
+    seller: seller + FIRST_PERSON_ID,
+    category,
+  };
+}
+
+function baseUrl(random: Random): string {
+  return `https://www.nexmark.com/${nextString(random, 5)}/${nextString(random, 5)}/${nextString(random, 5)}/item.htm?query=1`;
+}
+
+/** BidGenerator's four hot URLs and 10,000 channels, each with its URL (9 in 10 carry a channel_id). */
+function channelTables(random: Random): { hotUrls: string[]; channelUrls: string[] } {
+  const hotUrls = HOT_CHANNELS.map(() => baseUrl(random));
+  const channelUrls = Array.from({ length: CHANNELS }, (_, i) => {
+    const url = baseUrl(random);
+    return nextInt(random, 10) > 0 ? `${url}&channel_id=${Math.abs(reverseBits32(i))}` : url;
+  });
+  return { hotUrls, channelUrls };
+}
+
+/** Java's Integer.reverse. */
+function reverseBits32(n: number): number {
+  let r = 0;
+  for (let i = 0; i < 32; i++) r = (r << 1) | ((n >>> i) & 1);
+  return r | 0;
+}
+
+function bid(
+  eventId: number,
+  random: Random,
+  dateTime: number,
+  tables: { hotUrls: string[]; channelUrls: string[] },
+): Bid {
+  const auctionId =
+    nextInt(random, HOT_AUCTION_RATIO) > 0
+      ? Math.floor(lastBase0AuctionId(eventId) / HOT_BATCH) * HOT_BATCH
+      : nextBase0AuctionId(eventId, random);
+  const bidder =
+    nextInt(random, HOT_BIDDERS_RATIO) > 0
+      ? Math.floor(lastBase0PersonId(eventId) / HOT_BATCH) * HOT_BATCH + 1
+      : nextBase0PersonId(eventId, random);
+  const price = nextPrice(random);
+  let channel: string;
+  let url: string;
+  if (nextInt(random, 2) > 0) {
+    const i = nextInt(random, HOT_CHANNELS.length);
+    channel = HOT_CHANNELS[i];
+    url = tables.hotUrls[i];
+  } else {
+    const i = nextInt(random, CHANNELS);
+    channel = `channel-${i}`;
+    url = tables.channelUrls[i];
+  }
+  return {
+    type: 'bid',
+    auction: auctionId + FIRST_AUCTION_ID,
+    bidder: bidder + FIRST_PERSON_ID,
+    price,
+    channel,
+    url,
+    dateTime,
+  };
+}
+
+/** q2's selection, as in Flink's q2.sql: `MOD(auction, 123) = 0`. */
+export const q2Selects = (b: { auction: number }): boolean => b.auction % 123 === 0;
+
+function emptyOracle(): NexmarkOracle {
+  return {
+    persons: 0,
+    auctions: 0,
+    bids: 0,
+    bidsPerPartition: new Array<number>(PARTITIONS).fill(0),
+    q2PerPartition: new Array<number>(PARTITIONS).fill(0),
+    sampleBids: [],
+    sampleQ2: [],
+  };
+}
+
+/** Counts a bid written to partition p, keeping it when it falls on a sample index. */
+function countBid(oracle: NexmarkOracle, p: number, b: Bid): void {
+  oracle.bids++;
+  const index = oracle.bidsPerPartition[p]++;
+  if (index % SAMPLE_EVERY === 0) oracle.sampleBids.push({ partition: p, index, bid: b });
+  if (!q2Selects(b)) return;
+  const q2Index = oracle.q2PerPartition[p]++;
+  if (q2Index % 101 === 0) oracle.sampleQ2.push({ partition: p, index: q2Index, bid: b });
+}
+
+/**
+ * Writes `events` Nexmark events to `log` (which must not hold the topic yet), event id i on
+ * partition i mod 4 with no key, in batches of 1,000 records, and returns what the queries must output.
+ */
+export async function writeNexmark(log: FileLog, events: number): Promise<NexmarkOracle> {
+  await log.createTopic(TOPIC, { partitions: PARTITIONS });
+  const random = seededRandom(SEED);
+  const tables = channelTables(random);
+  const oracle = emptyOracle();
+  const pending: EncodableRecord[][] = Array.from({ length: PARTITIONS }, () => []);
+  const appends: Promise<unknown>[] = [];
+  for (let id = 0; id < events; id++) {
+    const dateTime = timestampForEvent(id);
+    const rem = id % TOTAL_PROPORTION;
+    const p = id % PARTITIONS;
+    let value: object;
+    if (rem < PERSON_PROPORTION) {
+      value = person(id, random, dateTime);
+      oracle.persons++;
+    } else if (rem < PERSON_PROPORTION + AUCTION_PROPORTION) {
+      value = auction(id, random, dateTime);
+      oracle.auctions++;
+    } else {
+      const b = bid(id, random, dateTime, tables);
+      countBid(oracle, p, b);
+      value = b;
+    }
+    pending[p].push({ key: null, value: JSON.stringify(value), timestamp: dateTime });
+    if (pending[p].length === BATCH_RECORDS) {
+      appends.push(log.appendBatch(TOPIC, p, pending[p]));
+      pending[p] = [];
+      if (appends.length >= APPENDS_IN_FLIGHT_MAX) await Promise.all(appends.splice(0));
+    }
+  }
+  for (let p = 0; p < PARTITIONS; p++) if (pending[p].length > 0) appends.push(log.appendBatch(TOPIC, p, pending[p]));
+  await Promise.all(appends);
+  return oracle;
+}

@@ -1,0 +1,84 @@
+/**
+ * One query run of the nexmark bench (bench/nexmark.ts), in a process of its own as in
+ * bench/lib/formats-rebuild.ts: the config's one output pipeline (`from(nexmark)....to(topic)`)
+ * run from offset 0 of the log with a fresh SQLite control store, timed from the engine's start
+ * (worker threads included) until every task's committed checkpoint reaches the end of its
+ * partition. Prints one JSON line (`QueryFigures`). The output topic stays in the log for the bench
+ * to check; the control store is deleted.
+ *
+ *   node --import tsx bench/lib/nexmark-run.ts <json: QueryRequest>
+ */
+import { rmSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { openFileLog } from '../../src/log/index.ts';
+import { type AppDef, Engine, loadApp } from '../../src/stream/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
+
+export interface QueryRequest {
+  dataDir: string;
+  dbPath: string;
+  configPath: string;
+  topic: string;
+  /** The output pipeline's name. */
+  output: string;
+  workers: number;
+  flushIntervalMs: number;
+}
+
+export interface QueryFigures {
+  ms: number;
+  events: number;
+  /** CPU time of the whole process (all threads), in ms. */
+  cpuMs: number;
+  maxRssBytes: number;
+}
+
+const quiet = { info() {}, warn() {} };
+
+async function main(req: QueryRequest): Promise<QueryFigures> {
+  const full = await loadApp(req.configPath);
+  const app: AppDef = { ...full, views: [], outputs: full.outputs.filter((o) => o.name === req.output) };
+  const log = await openFileLog({ dir: req.dataDir, fsync: 'never', logger: quiet });
+  const store = await openSqliteStore({ path: req.dbPath });
+  const info = await log.topic(req.topic);
+  const ends: number[] = [];
+  for (let p = 0; p < info.partitions; p++) ends.push((await log.offsets(req.topic, p)).end);
+  const events = ends.reduce((s, e) => s + e, 0);
+  const engine = new Engine({
+    log,
+    store,
+    control: store,
+    app,
+    logger: quiet,
+    workers: req.workers,
+    configPath: req.configPath,
+    flushIntervalMs: req.flushIntervalMs,
+  });
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await engine.start();
+    for (;;) {
+      const mine = engine.status().filter((t) => t.topic === req.topic && t.view === req.output);
+      if (mine.length === info.partitions && mine.every((t) => t.committedOffset >= ends[t.partition])) break;
+      await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 5))]);
+    }
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const processed = engine
+      .status()
+      .filter((t) => t.view === req.output)
+      .reduce((s, t) => s + t.eventsProcessed, 0);
+    if (processed !== events)
+      throw new Error(`invariant: the engine read ${processed} events, the log holds ${events}`);
+    await engine.stop();
+    return { ms, events, cpuMs: (cpu.user + cpu.system) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+  } finally {
+    await engine.close();
+    await store.close();
+    await log.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${req.dbPath}${suffix}`, { force: true });
+  }
+}
+
+process.stdout.write(JSON.stringify(await main(JSON.parse(process.argv[2]) as QueryRequest)) + '\n');

@@ -1,0 +1,286 @@
+/**
+ * `npm run bench -- nexmark [--events N] [--rounds N]`
+ *
+ * The start of the Nexmark benchmark (issue 18): `--events` Nexmark events (default 10,000,000; also
+ * BENCH_EVENTS) from bench/lib/nexmark-gen.ts — persons, auctions and bids in the proportions 1 : 3 :
+ * 46 — written as JSON to the 4-partition topic `nexmark` of the FileLog (not timed), then queries
+ * q0, q1 and q2 as Kappa output pipelines, each run from offset 0 in a process of its own
+ * (bench/lib/nexmark-run.ts) with one worker thread per core, timed until every task's committed
+ * checkpoint reaches the end of its partition. The queries, after Flink's nexmark SQL (q0.sql, q1.sql,
+ * q2.sql, without Flink's `extra` padding field):
+ *
+ *  - q0, pass through: every bid, as `auction, bidder, price, dateTime`, to the topic `nexmark_q0`;
+ *  - q1, currency conversion: the same with `price * 0.908` (dollars to euros), to `nexmark_q1`;
+ *  - q2, selection: `auction, price` of the bids with `auction % 123 == 0`, to `nexmark_q2`.
+ *
+ * events/s counts every event of the topic (persons and auctions too: a query reads and skips them),
+ * as Flink's figures do. Cores are the CPU time of the engine's process, all threads (log reading,
+ * JSON decoding, the pipeline, the writes to the output topic, checkpoints), divided by the wall time;
+ * events/s per core = events / CPU seconds. This is how Flink's Nexmark counts cores (CPU used by the
+ * processes, sampled), except that Flink's includes its in-process event generator and Kappa's
+ * reads events already in its log. Flink's per core figures beside ours: GUIDE_V1.md of
+ * github.com/nexmark/nexmark (8-core machines, 100M events): q0 155.02 K/s, q1 157.94 K/s, q2 175.21 K/s.
+ *
+ * Each output topic is checked against an oracle kept while generating: its record count per
+ * partition (an output keeps its source partition and order) and about 1 in 10,000 records value for
+ * value (1 in 101 for q2). With `--rounds N` (default 2) each query runs N times, the output topic
+ * deleted between runs, and the run with the least CPU time counts. The rest of issue 18's set, q3-q8
+ * and q11, needs stream joins and session windows, which Kappa does not have yet: the bench lists
+ * them as missing (`queries_missing` in the last line).
+ * Everything is written under one directory in os.tmpdir(), deleted at the end, even on failure.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { type FileLog, openFileLog } from '../src/log/index.ts';
+import { BenchUsageError, type Figure, formatCount, formatMiB, formatTable, nowMs } from './lib/harness.ts';
+import { type Bid, type NexmarkOracle, PARTITIONS, TOPIC, q2Selects, writeNexmark } from './lib/nexmark-gen.ts';
+import type { QueryFigures, QueryRequest } from './lib/nexmark-run.ts';
+
+export const description =
+  'Nexmark q0-q2 (pass-through, currency conversion, selection) as output pipelines, per core against Flink';
+
+const EVENTS_DEFAULT = 10_000_000;
+const FLUSH_INTERVAL_MS = 500;
+const SRC = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const RUN_SCRIPT = fileURLToPath(new URL('./lib/nexmark-run.ts', import.meta.url));
+/** The rest of issue 18's set (q0-q8 and q11): they need stream joins, windowed max/top-N and session windows. */
+const QUERIES_MISSING = ['q3', 'q4', 'q5', 'q6', 'q7', 'q8', 'q11'];
+
+interface Query {
+  name: 'q0' | 'q1' | 'q2';
+  what: string;
+  /** Flink's throughput per core, GUIDE_V1.md of github.com/nexmark/nexmark. */
+  flinkPerCore: number;
+  /** The output record a bid gives, or null when the query drops it. */
+  expected: (b: Bid) => object | null;
+  count: (o: NexmarkOracle, p: number) => number;
+  samples: (o: NexmarkOracle) => NexmarkOracle['sampleBids'];
+}
+
+const QUERIES: Query[] = [
+  {
+    name: 'q0',
+    what: 'pass through',
+    flinkPerCore: 155_020,
+    expected: (b) => ({ auction: b.auction, bidder: b.bidder, price: b.price, dateTime: b.dateTime }),
+    count: (o, p) => o.bidsPerPartition[p],
+    samples: (o) => o.sampleBids,
+  },
+  {
+    name: 'q1',
+    what: 'currency conversion',
+    flinkPerCore: 157_940,
+    expected: (b) => ({ auction: b.auction, bidder: b.bidder, price: b.price * 0.908, dateTime: b.dateTime }),
+    count: (o, p) => o.bidsPerPartition[p],
+    samples: (o) => o.sampleBids,
+  },
+  {
+    name: 'q2',
+    what: 'selection',
+    flinkPerCore: 175_210,
+    expected: (b) => (q2Selects(b) ? { auction: b.auction, price: b.price } : null),
+    count: (o, p) => o.q2PerPartition[p],
+    samples: (o) => o.sampleQ2,
+  },
+];
+
+/** The bench's app: workers import this file, so it is written to disk. */
+const CONFIG = `
+import { Type, defineApp, from, topic } from ${JSON.stringify(SRC)};
+const Person = Type.Object({ type: Type.Literal('person'), id: Type.Integer(), name: Type.String(), emailAddress: Type.String(), creditCard: Type.String(), city: Type.String(), state: Type.String(), dateTime: Type.Integer() });
+const Auction = Type.Object({ type: Type.Literal('auction'), id: Type.Integer(), itemName: Type.String(), description: Type.String(), initialBid: Type.Integer(), reserve: Type.Integer(), dateTime: Type.Integer(), expires: Type.Integer(), seller: Type.Integer(), category: Type.Integer() });
+const Bid = Type.Object({ type: Type.Literal('bid'), auction: Type.Integer(), bidder: Type.Integer(), price: Type.Integer(), channel: Type.String(), url: Type.String(), dateTime: Type.Integer() });
+const nexmark = topic(${JSON.stringify(TOPIC)}, { partitions: ${PARTITIONS}, schema: Type.Union([Person, Auction, Bid]), time: (e) => e.dateTime });
+const BidOut = Type.Object({ auction: Type.Integer(), bidder: Type.Integer(), price: Type.Number(), dateTime: Type.Integer() });
+const q0 = topic('nexmark_q0', { partitions: ${PARTITIONS}, schema: BidOut, time: (b) => b.dateTime });
+const q1 = topic('nexmark_q1', { partitions: ${PARTITIONS}, schema: BidOut, time: (b) => b.dateTime });
+const q2 = topic('nexmark_q2', { partitions: ${PARTITIONS}, schema: Type.Object({ auction: Type.Integer(), price: Type.Integer() }) });
+const bids = from(nexmark).filter((e) => e.type === 'bid').map((e) => e as typeof Bid.static);
+export default defineApp({
+  topics: [nexmark, q0, q1, q2],
+  outputs: [
+    bids.map((b) => ({ auction: b.auction, bidder: b.bidder, price: b.price, dateTime: b.dateTime })).to(q0, { name: 'q0' }),
+    bids.map((b) => ({ auction: b.auction, bidder: b.bidder, price: b.price * 0.908, dateTime: b.dateTime })).to(q1, { name: 'q1' }),
+    bids.filter((b) => b.auction % 123 === 0).map((b) => ({ auction: b.auction, price: b.price })).to(q2, { name: 'q2' }),
+  ],
+});
+`;
+
+interface Options {
+  events: number;
+  rounds: number;
+}
+
+interface Result {
+  query: Query;
+  best: QueryFigures;
+}
+
+export async function run(args: string[]): Promise<Record<string, Figure>> {
+  const opts = parseOptions(args);
+  const workers = availableParallelism();
+  const root = mkdtempSync(join(tmpdir(), 'kappa-bench-nexmark-'));
+  const removeRoot = (): void => rmSync(root, { recursive: true, force: true });
+  process.once('SIGINT', () => {
+    removeRoot();
+    process.exit(130);
+  });
+  console.log(
+    `nexmark bench: ${formatCount(opts.events)} events in ${PARTITIONS} partitions; q0, q1, q2 as output pipelines from offset 0 with ${workers} worker${workers === 1 ? '' : 's'}; best of ${opts.rounds}; in ${root}\n`,
+  );
+  try {
+    const configPath = join(root, 'kappa.config.ts');
+    const dataDir = join(root, 'data');
+    writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(configPath, CONFIG);
+    const t0 = nowMs();
+    let log = await openFileLog({ dir: dataDir, fsync: 'never', logger: quiet });
+    let oracle: NexmarkOracle;
+    try {
+      oracle = await writeNexmark(log, opts.events);
+    } finally {
+      await log.close();
+    }
+    console.log(
+      `wrote ${formatCount(opts.events)} events (${formatCount(oracle.persons)} persons, ${formatCount(oracle.auctions)} auctions, ${formatCount(oracle.bids)} bids) in ${((nowMs() - t0) / 1000).toFixed(1)} s\n`,
+    );
+    const results: Result[] = [];
+    for (const query of QUERIES) {
+      let best: QueryFigures | null = null;
+      for (let round = 0; round < opts.rounds; round++) {
+        const req: QueryRequest = {
+          dataDir,
+          dbPath: join(root, `${query.name}.db`),
+          configPath,
+          topic: TOPIC,
+          output: query.name,
+          workers,
+          flushIntervalMs: FLUSH_INTERVAL_MS,
+        };
+        const f = await runChild<QueryFigures>(req, `query ${query.name}`);
+        if (f.events !== opts.events)
+          throw new Error(
+            `invariant: ${query.name} found ${f.events} events in the log, the bench wrote ${opts.events}`,
+          );
+        log = await openFileLog({ dir: dataDir, fsync: 'never', logger: quiet });
+        try {
+          await checkOutput(log, query, oracle);
+          await log.deleteTopic(`nexmark_${query.name}`);
+        } finally {
+          await log.close();
+        }
+        console.log(
+          `  ${query.name}: ${(f.ms / 1000).toFixed(2)} s, ${formatCount((f.events / f.ms) * 1000)} events/s, ${(f.cpuMs / f.ms).toFixed(2)} cores, ${formatCount((f.events / f.cpuMs) * 1000)} events/s per core, peak RSS ${formatMiB(f.maxRssBytes)}; output checked`,
+        );
+        if (best === null || f.cpuMs < best.cpuMs) best = f;
+      }
+      results.push({ query, best: best! });
+    }
+    return report(results);
+  } finally {
+    removeRoot();
+  }
+}
+
+const quiet = { info() {}, warn() {} };
+
+/** The output topic's count per partition, and the sampled records value for value. */
+async function checkOutput(log: FileLog, query: Query, oracle: NexmarkOracle): Promise<void> {
+  const target = `nexmark_${query.name}`;
+  for (let p = 0; p < PARTITIONS; p++) {
+    const { end } = await log.offsets(target, p);
+    if (end !== query.count(oracle, p))
+      throw new Error(
+        `${query.name} wrote ${end} records to partition ${p} of ${target}; the oracle expects ${query.count(oracle, p)}.`,
+      );
+  }
+  const want = new Map(query.samples(oracle).map((s) => [`${s.partition}/${s.index}`, query.expected(s.bid)]));
+  let seen = 0;
+  for (let p = 0; p < PARTITIONS; p++) {
+    for await (const batch of log.read(target, p, 0)) {
+      for (const r of batch.records()) {
+        const expected = want.get(`${p}/${r.offset}`);
+        if (expected === undefined) continue;
+        const got: unknown = JSON.parse(r.value!.toString());
+        if (!isDeepStrictEqual(got, expected))
+          throw new Error(
+            `${query.name}: record ${r.offset} of partition ${p} of ${target} is ${JSON.stringify(got)}, the oracle expects ${JSON.stringify(expected)}.`,
+          );
+        seen++;
+      }
+    }
+  }
+  if (seen !== want.size)
+    throw new Error(`${query.name}: found ${seen} of the ${want.size} sampled records in ${target}.`);
+}
+
+function report(results: Result[]): Record<string, Figure> {
+  const rows = results.map(({ query, best }) => {
+    const perCore = (best.events / best.cpuMs) * 1000;
+    return [
+      `${query.name} ${query.what}`,
+      formatCount((best.events / best.ms) * 1000),
+      (best.cpuMs / best.ms).toFixed(2),
+      formatCount(perCore),
+      formatCount(query.flinkPerCore),
+      `${(perCore / query.flinkPerCore).toFixed(2)} ×`,
+    ];
+  });
+  console.log(
+    '\n' +
+      formatTable(['query', 'events/s', 'cores', 'events/s per core', 'Flink per core', 'vs Flink'], rows) +
+      '\n\ncores = CPU time of the engine process (all threads) / wall time. Flink: GUIDE_V1.md of github.com/nexmark/nexmark (8 cores, 100M events).' +
+      `\nNot run: ${QUERIES_MISSING.join(', ')}: they need stream-table and windowed stream joins and session windows, which Kappa does not have yet (issue 18).` +
+      "\nFlink's extended queries q9-q22 are outside this bench.",
+  );
+  const figures: Record<string, Figure> = {};
+  let minRatio = Infinity;
+  for (const { query, best } of results) {
+    const perCore = (best.events / best.cpuMs) * 1000;
+    figures[`${query.name}_events_per_s`] = Math.round((best.events / best.ms) * 1000);
+    figures[`${query.name}_events_per_s_per_core`] = Math.round(perCore);
+    figures[`${query.name}_cores`] = Number((best.cpuMs / best.ms).toFixed(2));
+    minRatio = Math.min(minRatio, perCore / query.flinkPerCore);
+  }
+  figures.events = results[0].best.events;
+  figures.min_ratio_vs_flink_per_core = Number(minRatio.toFixed(3));
+  // An array in the last JSON line, which the runner serialises as it is (Figure has no array type).
+  figures.queries_missing = QUERIES_MISSING as unknown as Figure;
+  return figures;
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({ args, options: { events: { type: 'string' }, rounds: { type: 'string' } } });
+  const raw = values.events ?? process.env.BENCH_EVENTS;
+  const events = raw === undefined ? EVENTS_DEFAULT : Number(raw);
+  if (!Number.isSafeInteger(events) || events < 10_000)
+    throw new BenchUsageError(`--events (or BENCH_EVENTS) must be a whole number of at least 10,000; got ${raw}.`);
+  const rounds = Number(values.rounds ?? 2);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
+  return { events, rounds };
+}
+
+/** Runs one query in a process of its own and returns the JSON line it prints last. */
+function runChild<T>(req: QueryRequest, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', RUN_SCRIPT, JSON.stringify(req)], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${what} failed (exit ${code}): ${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as T);
+    });
+  });
+}
