@@ -28,6 +28,7 @@ import {
   max,
   min,
   sum,
+  table,
   topic,
   tumbling,
   view,
@@ -128,6 +129,29 @@ function _onlineOf() {
     .aggregate({ n: count() });
 }
 
+// A join's function gets the table's value type (possibly undefined for a left join), and the
+// joined value flows on into the row type.
+const stores = topic('stores', {
+  schema: Type.Object({ region: Type.String(), manager: Type.String(), target: Type.Number() }),
+});
+const byStore = table(stores, { key: (s) => s.region });
+function _joinedOf() {
+  return from(jsonSales)
+    .join(
+      byStore,
+      (s) => s.region,
+      (s, st) => ({ manager: st.manager, over: s.amount > st.target }),
+    )
+    .leftJoin(
+      byStore,
+      (s) => s.manager,
+      (s, st) => ({ ...s, known: st?.target !== undefined }),
+    )
+    .groupBy((s) => ({ manager: s.manager, known: s.known }))
+    .aggregate({ over: sum((s) => (s.over ? 1 : 0)) });
+}
+const _joined: Equal<InferRow<ReturnType<typeof _joinedOf>>, { manager: string; known: number; over: number }> = true;
+
 // A typed view is still a ViewDef: defineApp takes it as before.
 const app = defineApp({ topics: [sales], views: [salesByRegion, perMinute, hopped, distinct] });
 
@@ -145,7 +169,10 @@ test('typed views are the same definitions at run time: their phantom row types 
 
 test('the type checks above hold (each is true only when its types are equal)', () => {
   assert.deepEqual([_byRegion, _perMinute, _hopped, _distinct, _aggregation], [true, true, true, true, true]);
-  assert.deepEqual([_avroRow, _avroTopic, _protoTopic, _jsonRecord, _online], [true, true, true, true, true]);
+  assert.deepEqual(
+    [_avroRow, _avroTopic, _protoTopic, _jsonRecord, _online, _joined],
+    [true, true, true, true, true, true],
+  );
   assert.deepEqual(
     [avroSales.format?.type, protoSales.format?.message, jsonSales.format?.type],
     ['AVRO', 'shop.Sale', 'JSON'],

@@ -14,6 +14,7 @@ import type { Aggregate } from './aggregates.ts';
 import type { ColumnOf, Stored } from './dsl-aggregates.ts';
 import { type Duration, type WindowSpec, parseDuration } from './windows.ts';
 import { type TopicFormat, formatOf } from './dsl-formats.ts';
+import { type TableDef, checkJoin } from './tables.ts';
 
 export type KeyValue = string | number | boolean | null;
 
@@ -99,7 +100,21 @@ export type Op =
   | { kind: 'filter'; fn: (v: unknown) => boolean }
   | { kind: 'map'; fn: (v: unknown) => unknown }
   | { kind: 'flatMap'; fn: (v: unknown) => Iterable<unknown> }
-  | { kind: 'stateful'; fn: (state: Map<unknown, unknown>, v: unknown, eventTimeMs: number) => Iterable<unknown> };
+  | { kind: 'stateful'; fn: (state: Map<unknown, unknown>, v: unknown, eventTimeMs: number) => Iterable<unknown> }
+  | JoinOp;
+
+/**
+ * A stream–table join (`Stream.join`, `Stream.leftJoin`): `key` gives an event's key in `table`,
+ * `fn` makes the joined value from the event and the table's value at the event's time (undefined
+ * for a left join that found none; an inner join drops the event instead).
+ */
+export interface JoinOp {
+  kind: 'join';
+  table: TableDef<unknown>;
+  key: (v: unknown) => KeyValue | undefined;
+  fn: (v: unknown, row: unknown) => unknown;
+  left: boolean;
+}
 
 /**
  * A stream of values of type T. `W` is the columns a view of it adds for its window: none
@@ -125,6 +140,43 @@ export class Stream<T, W = NoColumns> {
 
   flatMap<U>(fn: (value: T) => Iterable<U>): Stream<U, W> {
     const op: Op = { kind: 'flatMap', fn: fn as (v: unknown) => Iterable<unknown> };
+    return new Stream<U, W>(this.source, [...this.ops, op], this.windowSpec);
+  }
+
+  /**
+   * Enriches each event with the value `table` held under `key(event)` at the event's time, as
+   * `fn(event, value)` makes it; an event whose key the table does not hold is dropped (see
+   * leftJoin). The table's versions are kept by event time, so a replay joins the same versions
+   * (the rule is in tables.ts and docs/joins.md).
+   */
+  join<V, U>(table: TableDef<V>, key: (value: T) => KeyValue | undefined, fn: (value: T, row: V) => U): Stream<U, W> {
+    return this.joinOp(table, key, fn, false);
+  }
+
+  /** As join(), but an event whose key the table does not hold is kept: `fn` gets undefined for the table's value. */
+  leftJoin<V, U>(
+    table: TableDef<V>,
+    key: (value: T) => KeyValue | undefined,
+    fn: (value: T, row: V | undefined) => U,
+  ): Stream<U, W> {
+    return this.joinOp(table, key, fn as (value: T, row: V) => U, true);
+  }
+
+  private joinOp<V, U>(
+    table: TableDef<V>,
+    key: (value: T) => KeyValue | undefined,
+    fn: (value: T, row: V) => U,
+    left: boolean,
+  ): Stream<U, W> {
+    if (table?.kind !== 'table') throw new TypeError('join() takes a table: join(table(topic, { key }), key, fn)');
+    checkJoin(table as TableDef<unknown>, this.source);
+    const op: JoinOp = {
+      kind: 'join',
+      table: table as TableDef<unknown>,
+      key: key as (v: unknown) => KeyValue,
+      fn: fn as (v: unknown, row: unknown) => unknown,
+      left,
+    };
     return new Stream<U, W>(this.source, [...this.ops, op], this.windowSpec);
   }
 
@@ -386,6 +438,15 @@ export function defineApp(app: {
         `two pipelines are named "${p.name}"; view and output names must be unique${p.kind === 'output' ? ' (give to() a name: .to(topic, { name: "..." }))' : ''}`,
       );
     names.add(p.name);
+  }
+  const declared = new Set(app.topics.map((t) => t.name));
+  for (const p of [...views, ...outputs]) {
+    const stream = p.kind === 'view' ? p.aggregation.stream : p.stream;
+    for (const op of stream.ops)
+      if (op.kind === 'join' && !declared.has(op.table.topic.name))
+        throw new TypeError(
+          `${p.kind} "${p.name}" joins a table of topic "${op.table.topic.name}", which is not among the app's topics; add it to defineApp({ topics })`,
+        );
   }
   const cycle = findCycle(outputs);
   if (cycle)

@@ -5,12 +5,22 @@
  * and no allocation of its own.
  */
 import type { Op } from './dsl.ts';
+import { tableSignature } from './tables.ts';
+import type { TaskTables } from './tables.ts';
+
+/** What fingerprints hash of a step: its kind and function text (and, for a join, what it joins). */
+export function opSignature(op: Op): string {
+  if (op.kind !== 'join') return `${op.kind}:${op.fn.toString()}`;
+  return `join:${op.left ? 'left' : 'inner'}:${tableSignature(op.table)}:${op.key.toString()}:${op.fn.toString()}`;
+}
 
 /**
  * Runs `ops` from step `i` on `value`, pushing each value that comes out of the last step onto
  * `out`. `opState` holds each stateful step's state by its index (null where the chain cannot have
  * one: views refuse stateful steps when compiled); `eventTimeMs` is the record's event time, which
- * stateful steps are given. Whatever a user function throws goes to the caller.
+ * stateful steps are given, and the version of a joined table a join reads (`tables`: the task's,
+ * which the plan made sure were read past the event's time). Whatever a user function throws goes
+ * to the caller.
  */
 export function runOps(
   ops: readonly Op[],
@@ -19,6 +29,7 @@ export function runOps(
   out: unknown[],
   opState: Map<number, Map<unknown, unknown>> | null,
   eventTimeMs: number,
+  tables: TaskTables | null,
 ): void {
   for (; i < ops.length; i++) {
     const op = ops[i];
@@ -26,13 +37,18 @@ export function runOps(
       if (!op.fn(value)) return;
     } else if (op.kind === 'map') value = op.fn(value);
     else if (op.kind === 'flatMap') {
-      for (const v of op.fn(value)) runOps(ops, v, i + 1, out, opState, eventTimeMs);
+      for (const v of op.fn(value)) runOps(ops, v, i + 1, out, opState, eventTimeMs, tables);
       return;
+    } else if (op.kind === 'join') {
+      const key = op.key(value);
+      const row = key === null || key === undefined ? undefined : tables!.lookup(op.table, String(key), eventTimeMs);
+      if (row === undefined && !op.left) return;
+      value = op.fn(value, row);
     } else {
       if (opState === null) throw new TypeError('a stateful step cannot feed a view'); // refused when compiled
       let state = opState.get(i);
       if (state === undefined) opState.set(i, (state = new Map()));
-      for (const v of op.fn(state, value, eventTimeMs)) runOps(ops, v, i + 1, out, opState, eventTimeMs);
+      for (const v of op.fn(state, value, eventTimeMs)) runOps(ops, v, i + 1, out, opState, eventTimeMs, tables);
       return;
     }
   }

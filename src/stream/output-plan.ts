@@ -25,6 +25,7 @@ import { BatchPositions } from './batch-positions.ts';
 import type { KeyValue, OutputDef, TopicDef } from './dsl.ts';
 import { describeValue } from './aggregates.ts';
 import {
+  FoldPause,
   type OutputRecord,
   type TaskPlan,
   type TaskState,
@@ -33,9 +34,9 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
-import { SchemaRefreshNeeded } from './topic-schemas.ts';
+import { TableWaitNeeded, joinedTables } from './tables.ts';
 import { eventTimeProblem } from './windows.ts';
-import { runOps } from './ops.ts';
+import { opSignature, runOps } from './ops.ts';
 
 export interface OutputPlan extends TaskPlan {
   kind: 'output';
@@ -47,17 +48,15 @@ export interface OutputPlan extends TaskPlan {
 /** `targetPartitions`: the target topic's partition count in the log (records are routed by it). */
 export function compileOutput(output: OutputDef, targetPartitions: number): OutputPlan {
   const source = output.stream.source;
-  const target = output.target;
   const ops = output.stream.ops;
   const decodeValue = valueDecoder(source);
-  const toRecord = recordMaker(target, targetPartitions);
+  const toRecord = recordMaker(output.target, targetPartitions);
   const index = new BatchPositions();
   const values: unknown[] = [];
   const built: OutputRecord[] = [];
 
   const sourceTime = source.time;
-  /** The event time of the record being run (stateful steps are given it). */
-  let eventTimeMs = 0;
+  let eventTimeMs = 0; // of the record being run (stateful steps and joins are given it)
 
   function processRecord(
     state: TaskState,
@@ -84,23 +83,20 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
         throw new TypeError(
           `${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`,
         );
+      if (state.tables !== null && !state.tables.ready(eventTimeMs)) throw new TableWaitNeeded(eventTimeMs);
       try {
-        runOps(ops, value, 0, values, state.opState, eventTimeMs);
+        runOps(ops, value, 0, values, state.opState, eventTimeMs, state.tables);
       } catch (err) {
         throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
       }
       for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
     } catch (err) {
-      if (err instanceof SchemaRefreshNeeded) {
-        err.offset = source.record(i).offset; // the task reads the registry and runs again from this record
+      if (err instanceof FoldPause) {
+        err.offset = source.record(i).offset; // the task reads what it waits for, then runs again from this record
         throw err;
       }
-      state.deadLetters.push({
-        record: source.record(i),
-        partition: state.partition,
-        reason: boundedReason(reasonOf(err)),
-      });
-      return;
+      const reason = boundedReason(reasonOf(err));
+      return void state.deadLetters.push({ record: source.record(i), partition: state.partition, reason });
     }
     for (let b = 0; b < built.length; b++) state.outputs.push(built[b]);
   }
@@ -109,6 +105,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     kind: 'output',
     name: output.name,
     source,
+    tables: joinedTables(ops),
     output,
     targetPartitions,
     fingerprint: fingerprintOf(output),
@@ -207,7 +204,7 @@ function fingerprintOf(output: OutputDef): string {
   const parts = {
     source: output.stream.source.name,
     schema: output.stream.source.schema,
-    ops: output.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
+    ops: output.stream.ops.map(opSignature),
     fromStart: output.fromStart === true,
     target: output.target.name,
     targetSchema: output.target.schema,

@@ -29,6 +29,7 @@ import type { DirtyRow } from './dirty-rows.ts';
 import type { KeyValue, Op, ViewDef } from './dsl.ts';
 import { runOps } from './ops.ts';
 import {
+  FoldPause,
   type RecordSource,
   type TaskPlan,
   type TaskState,
@@ -37,7 +38,7 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
-import { SchemaRefreshNeeded } from './topic-schemas.ts';
+import { TableWaitNeeded, joinedTables } from './tables.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
 
@@ -164,7 +165,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const windowSizeMs = windowSpec?.sizeMs ?? 0;
   // The common shape (no flatMap; no window or a tumbling one) has one output and at most one
   // window per event, so it folds each event straight into its row with no per-event arrays.
-  const simple = !ops.some((op) => op.kind === 'flatMap') && (windowSpec === null || windowSpec.kind === 'tumbling');
+  const tables = joinedTables(ops);
+  const simple =
+    !ops.some((op) => op.kind === 'flatMap' || op.kind === 'join') &&
+    (windowSpec === null || windowSpec.kind === 'tumbling');
   const hasCustom = aggs.some((a) => a.agg.kind === 'custom');
   // Reused by every fold of this plan: folding is synchronous, so one batch uses them at a time.
   const index = new BatchPositions();
@@ -306,8 +310,8 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       value = decodeValue(buf, start, length, state.catalog);
       timeMs = timeFn ? timeFn(value) : timestamp;
     } catch (err) {
-      if (err instanceof SchemaRefreshNeeded) {
-        err.offset = offset; // the task reads the registry and folds again from this record
+      if (err instanceof FoldPause) {
+        err.offset = offset; // the task reads what it waits for, then folds again from this record
         throw err;
       }
       return deadLetter(state, source, i, reasonOf(err));
@@ -320,6 +324,11 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
         i,
         `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`,
       );
+    if (state.tables !== null && !state.tables.ready(timeMs)) {
+      const wait = new TableWaitNeeded(timeMs); // the task reads the joined tables on, then folds again from here
+      wait.offset = offset;
+      throw wait;
+    }
     if (!simple) return foldAny(state, value, timeMs, offset, source, i);
     let windowStart = 0;
     if (windowSpec !== null) {
@@ -376,7 +385,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     const after: unknown[][] = [];
     try {
       const outs: unknown[] = [];
-      runOps(ops, value, 0, outs, null, 0);
+      runOps(ops, value, 0, outs, null, timeMs, state.tables);
       for (const v of outs) {
         for (const w of windows ?? [0]) {
           const key = keyScratch.slice(0, keyValuesOf(state, v, w));
@@ -438,6 +447,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     kind: 'view',
     name: view.name,
     source,
+    tables,
     view,
     fingerprint,
     windowed: windowSpec !== null,

@@ -9,6 +9,18 @@ import type { LogRecord } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
 import type { SchemaCatalog } from './topic-schemas.ts';
+import type { TableDef, TaskTables } from './tables.ts';
+
+/**
+ * Thrown by a fold that cannot go on synchronously at a record (a schema id not seen yet, a joined
+ * table not read far enough): the task's loop awaits `resume` and folds again from `offset`
+ * (`processLearning`), so everything before the record is folded once and the record itself in full.
+ */
+export abstract class FoldPause extends Error {
+  /** The record the fold stopped at (set by the plan that was folding it). */
+  offset = -1;
+  abstract resume(state: TaskState): Promise<void>;
+}
 
 /** Where a fold gets the full record of an event it sends to a side output. */
 export interface RecordSource {
@@ -55,6 +67,8 @@ export interface TaskState {
   opState: Map<number, Map<unknown, unknown>>;
   /** Where the writer schemas of a topic with a format come from (set by the task's runner); null: none. */
   catalog: SchemaCatalog | null;
+  /** The tables the pipeline joins, as this task reads them (set by the task's runner); null: no join. */
+  tables: TaskTables | null;
 }
 
 /** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
@@ -63,6 +77,8 @@ export interface TaskPlan {
   /** The view's or output's name. */
   name: string;
   source: TopicDef<unknown>;
+  /** The tables the pipeline's steps join (see tables.ts); empty for most. */
+  tables: readonly TableDef<unknown>[];
   fingerprint: string;
   newTaskState(partition: number, watermarkMs: number): TaskState;
   /** Processes a batch of records (all with offsets >= the task's position) into `state`. */
@@ -83,6 +99,7 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     keyNames: null,
     opState: new Map(),
     catalog: null,
+    tables: null,
   };
 }
 

@@ -14,6 +14,7 @@ import type { Log, RecordBatch } from '../log/index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
+import { TaskTables } from './tables.ts';
 
 export interface TaskOpen {
   /** The task's index in the engine; the pool assigns task i to worker i % N. */
@@ -81,6 +82,7 @@ export class InThreadRunner implements TaskRunner {
     const state = task.plan.newTaskState(task.partition, task.watermarkMs);
     state.keyNames = task.keyNames;
     state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
+    state.tables = task.plan.tables.length === 0 ? null : new TaskTables(this.log, task.plan.tables, task.partition);
     this.tasks.set(task.id, { plan: task.plan, state, eventsProcessed: 0 });
   }
 

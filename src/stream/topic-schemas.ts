@@ -20,24 +20,27 @@ import { Registry, RegistryError } from '../registry/index.ts';
 import type { TopicDef } from './dsl.ts';
 import type { TopicFormat } from './dsl-formats.ts';
 import { formatReader } from './value-decoder.ts';
-import type { TaskPlan, TaskState } from './task-plan.ts';
+import { FoldPause, type TaskPlan, type TaskState } from './task-plan.ts';
 
 /** How long an id the registry does not know stays unknown before a record naming it reads the registry again. */
 const ABSENT_MS = 1_000;
 
 /** Thrown by a catalog's lookup for an id it has not seen: the task reads the registry and goes on from `offset`. */
-export class SchemaRefreshNeeded extends Error {
-  /** The record that named the id (set by the plan that was folding it). */
-  offset = -1;
+export class SchemaRefreshNeeded extends FoldPause {
   constructor(readonly schemaId: number) {
     super(`schema id ${schemaId} is not known yet; the schema registry is read again`);
   }
+
+  resume(state: TaskState): Promise<void> {
+    if (state.catalog === null) throw this;
+    return state.catalog.learn(this.schemaId);
+  }
 }
 
-/** The SchemaRefreshNeeded behind an error a decoder threw (it may wrap the lookup's), or null. */
-export function refreshNeededIn(err: unknown): SchemaRefreshNeeded | null {
+/** The FoldPause behind an error a fold threw (a decoder may wrap the catalog's), or null. */
+export function pauseIn(err: unknown): FoldPause | null {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++)
-    if (e instanceof SchemaRefreshNeeded) return e;
+    if (e instanceof FoldPause) return e;
   return null;
 }
 
@@ -89,11 +92,12 @@ export class SchemaCatalog {
 }
 
 /**
- * Folds a batch with `plan.processBatch` from `fromOffset`: when a record names a schema id the
- * catalog has not seen, reads the registry and goes on from that record. Returns how many records
- * were folded. Synchronous (no promise) in the usual case, when no record needs the registry read.
- * `pausedAt(offset)` is told, before each wait, that every record before `offset` is folded (a
- * drain during the wait covers exactly those).
+ * Folds a batch with `plan.processBatch` from `fromOffset`: when the fold pauses at a record (it
+ * names a schema id the catalog has not seen, or a joined table is not read far enough: a
+ * FoldPause), waits for what it needs and goes on from that record. Returns how many records were
+ * folded. Synchronous (no promise) in the usual case, when no record has to wait. `pausedAt(offset)`
+ * is told, before each wait, that every record before `offset` is folded (a drain during the wait
+ * covers exactly those).
  */
 export function processLearning(
   plan: TaskPlan,
@@ -102,25 +106,26 @@ export function processLearning(
   state: TaskState,
   pausedAt?: (offset: number) => void,
 ): number | Promise<number> {
+  state.tables?.stale(); // each batch looks at the tables' ends again
   try {
     return plan.processBatch(bytes, fromOffset, state);
   } catch (err) {
-    const needed = refreshNeededIn(err);
-    if (needed === null || state.catalog === null) throw err;
+    const paused = pauseIn(err);
+    if (paused === null) throw err;
     return (async () => {
       let folded = 0;
-      let next: SchemaRefreshNeeded | null = needed;
+      let next: FoldPause | null = paused;
       let from = fromOffset;
       while (next !== null) {
         folded += next.offset - from;
         from = next.offset;
         pausedAt?.(from);
-        await state.catalog!.learn(next.schemaId);
+        await next.resume(state);
         try {
           folded += plan.processBatch(bytes, from, state);
           next = null;
         } catch (again) {
-          next = refreshNeededIn(again);
+          next = pauseIn(again);
           if (next === null) throw again;
         }
       }
@@ -205,8 +210,8 @@ export class FormattedValues {
       try {
         return { value: decode(bytes, this.catalog.lookup) };
       } catch (err) {
-        const needed = refreshNeededIn(err);
-        if (needed !== null && attempt === 0) {
+        const needed = pauseIn(err);
+        if (needed instanceof SchemaRefreshNeeded && attempt === 0) {
           await this.catalog.learn(needed.schemaId);
           continue;
         }

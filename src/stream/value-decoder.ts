@@ -16,7 +16,7 @@ import {
 import { type RecordSchema, compileFlatDecoder, compileSchema, describeIssues } from '../schema/index.ts';
 import type { TopicDef } from './dsl.ts';
 import type { TopicFormat } from './dsl-formats.ts';
-import { type SchemaCatalog, refreshNeededIn } from './topic-schemas.ts';
+import { type SchemaCatalog, pauseIn } from './topic-schemas.ts';
 
 /**
  * Buffer's own UTF-8 decode of a byte range, which Buffer#toString calls after normalising its
@@ -120,7 +120,7 @@ function formatDecoder(format: TopicFormat): ValueDecoder {
     try {
       return decodeRange(buf, start, start + length, catalog.lookup);
     } catch (err) {
-      throw refreshNeededIn(err) ?? err;
+      throw pauseIn(err) ?? err;
     }
   };
 }

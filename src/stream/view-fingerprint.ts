@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ViewDef } from './dsl.ts';
+import { opSignature } from './ops.ts';
 import type { TopicFormat } from './dsl-formats.ts';
 
 /** What a view's fingerprint hashes, part by part (`describeChange` names the parts that differ). */
@@ -17,7 +18,7 @@ export function fingerprintParts(view: ViewDef): Record<string, unknown> {
     // Only when set, so views of plain JSON topics keep the fingerprints they had.
     ...(a.stream.source.format ? { format: formatPart(a.stream.source.format) } : {}),
     time: a.stream.source.time?.toString() ?? null,
-    ops: a.stream.ops.map((op) => `${op.kind}:${op.fn.toString()}`),
+    ops: a.stream.ops.map(opSignature),
     window: a.stream.windowSpec,
     key: a.keyFn.toString(),
     aggregates: Object.entries(a.aggregates).map(([name, agg]) => `${name}=${agg.signature}`),

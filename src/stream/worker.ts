@@ -22,6 +22,7 @@ import { compileOutput } from './output-plan.ts';
 import { compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
+import { TaskTables } from './tables.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
 
@@ -208,6 +209,8 @@ class WorkerTasks {
     try {
       const reader = await this.log;
       if (task.plan.source.format !== null) task.state.catalog = SchemaCatalog.of(reader);
+      if (task.plan.tables.length > 0)
+        task.state.tables = new TaskTables(reader, task.plan.tables, task.state.partition);
       while (!task.failed) {
         if (r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax) {
           if (events > 0) report();

@@ -26,6 +26,7 @@ export {
   type TokenConfig,
   type WebhookConfig,
 } from '../dsl.ts';
+export { table, type TableDef, type TableOptions } from '../tables.ts';
 export { avro, protobuf, jsonSchema, type TopicFormat, type FormatOptions } from '../dsl-formats.ts';
 export {
   count,

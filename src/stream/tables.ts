@@ -1,0 +1,332 @@
+/**
+ * Tables from topics, and what a stream–table join reads them with.
+ *
+ * `table(topic, { key })` is the latest value per key of a topic (a changelog, as Kafka Streams'
+ * KTable): each record sets its key's value, a record with a null value (a tombstone) deletes it.
+ * Every version is kept with the event time it took effect at, for `retention` behind the table's
+ * watermark, so a join looks up the version that was current at the joining event's time: a payment
+ * made before a card's limit changed joins the old limit, even when it arrives after the change.
+ *
+ * The event-time rule. A join at event time t waits until the table can no longer get a version
+ * from at or before t: every partition the task reads of the table has a watermark past t (newest
+ * table event time minus the table's out-of-orderness), or has been read to its end since the
+ * stream's current batch began. A table update later than its out-of-orderness takes effect from
+ * the table's watermark, not from its own (older) time. Replayed from offset 0, the table is read
+ * just ahead of the stream, so a rebuild joins what live processing joined whenever the table's
+ * updates reach the log before the stream events after them in event time; an update that reaches
+ * the log after stream events later than it was missed by those events live, and is seen on replay.
+ *
+ * Where the table lives: each thread that runs a joining task reads the table from the log into
+ * memory once (`SharedTable`, shared by the thread's tasks) at its start, then follows it. A
+ * broadcast table (the default) is read whole by every such thread, and refuses more than `maxKeys`
+ * keys; a partitioned one (`partitioned: true`) must have as many partitions as the stream and the
+ * same keys (co-partitioned: the join key of an event is the table's key in the event's partition),
+ * and each task reads only its own partition.
+ */
+import { KappaError } from '../errors.ts';
+import type { Log, LogRecord } from '../log/index.ts';
+import type { KeyValue, TopicDef } from './dsl.ts';
+import { FoldPause, NO_WATERMARK, type TaskState } from './task-plan.ts';
+import { SchemaCatalog, SchemaRefreshNeeded, pauseIn } from './topic-schemas.ts';
+import { valueDecoder } from './value-decoder.ts';
+import { type Duration, parseDuration } from './windows.ts';
+
+export interface TableOptions<V> {
+  /** The table's key of a value; default: the topic's key extractor, else the record key. A tombstone is keyed by its record key. */
+  key?: (value: V) => KeyValue;
+  /** Co-partitioned with the stream that joins it (same key, same partition count); default false: broadcast. */
+  partitioned?: boolean;
+  /** Most keys a table may hold in one thread; past it the task stops with an error saying so. Default 100,000 (broadcast), 1,000,000 (partitioned). */
+  maxKeys?: number;
+  /** How long superseded versions are kept behind the table's watermark (default '7d'). */
+  retention?: Duration;
+  /** How far out of event-time order the table's updates may arrive (default 0). */
+  outOfOrderness?: Duration;
+}
+
+/** A table: what `table()` made. `V` is the type of its values. */
+export interface TableDef<V> {
+  readonly kind: 'table';
+  readonly topic: TopicDef<V>;
+  readonly key: ((value: V) => KeyValue) | null;
+  readonly partitioned: boolean;
+  readonly maxKeys: number;
+  readonly retentionMs: number;
+  readonly outOfOrdernessMs: number;
+}
+
+export function table<V>(topic: TopicDef<V>, opts: TableOptions<V> = {}): TableDef<V> {
+  const partitioned = opts.partitioned ?? false;
+  const maxKeys = opts.maxKeys ?? (partitioned ? 1_000_000 : 100_000);
+  if (!Number.isInteger(maxKeys) || maxKeys < 1)
+    throw new TypeError(`maxKeys of table "${topic.name}" must be a whole number of at least 1, not ${opts.maxKeys}`);
+  return {
+    kind: 'table',
+    topic,
+    key: opts.key ?? topic.key,
+    partitioned,
+    maxKeys,
+    retentionMs: parseDuration(opts.retention ?? '7d', `retention of table "${topic.name}"`),
+    outOfOrdernessMs: parseDuration(opts.outOfOrderness ?? 0, `outOfOrderness of table "${topic.name}"`),
+  };
+}
+
+/** What of a table decides a join's results (for fingerprints). */
+export function tableSignature(t: TableDef<unknown>): string {
+  return JSON.stringify([
+    t.topic.name,
+    t.topic.schema,
+    t.topic.format?.schema ?? null,
+    t.topic.time?.toString() ?? null,
+    t.key?.toString() ?? null,
+    t.partitioned,
+    t.retentionMs,
+    t.outOfOrdernessMs,
+  ]);
+}
+
+/** Throws the configuration error of a join of `t` by a stream of `source`, if any. */
+export function checkJoin(t: TableDef<unknown>, source: TopicDef<unknown>): void {
+  if (t.topic.name === source.name)
+    throw new TypeError(`a stream of topic "${source.name}" cannot join a table of the same topic`);
+  if (t.partitioned && t.topic.partitions !== source.partitions)
+    throw new TypeError(
+      `table "${t.topic.name}" is partitioned (co-partitioned with the stream that joins it), so it needs as many partitions as topic "${source.name}": it has ${t.topic.partitions}, "${source.name}" has ${source.partitions}. Give both the same number, or drop partitioned: true to broadcast the table`,
+    );
+}
+
+/** The fold must wait for the tables to be read up to an event time (see the event-time rule above). */
+export class TableWaitNeeded extends FoldPause {
+  constructor(readonly timeMs: number) {
+    super(`the joined tables are read up to event time ${timeMs} first`);
+  }
+
+  resume(state: TaskState): Promise<void> {
+    return state.tables!.advance(this.timeMs);
+  }
+}
+
+/** One version of a key: its value (null: deleted) from event time `from` on. */
+interface Version {
+  from: number;
+  value: unknown;
+}
+
+/** How far the thread has read one partition of a table. */
+interface PartitionRead {
+  offset: number;
+  maxEventMs: number;
+  watermarkMs: number;
+  /** The last read found nothing more (as of that read). */
+  atEnd: boolean;
+}
+
+const READ_BYTES = 1 << 20;
+const TOMBSTONE = null;
+
+const shared = new WeakMap<object, Map<TableDef<unknown>, SharedTable>>();
+
+/** A table as one thread holds it: every version of every key it has read, and how far it read. */
+export class SharedTable {
+  private readonly rows = new Map<string, Version[]>();
+  private parts: PartitionRead[] | null = null;
+  /** One read of the log at a time: tasks that need the table further wait for it, then look again. */
+  private reading: Promise<void> = Promise.resolve();
+  private readonly decode: ReturnType<typeof valueDecoder>;
+  private catalog: SchemaCatalog | null = null;
+
+  private constructor(
+    private readonly log: Log | Promise<Log>,
+    readonly def: TableDef<unknown>,
+  ) {
+    this.decode = valueDecoder(def.topic);
+  }
+
+  /** The table of a log (or of a log being opened, in a worker thread): one per thread. */
+  static of(log: Log | Promise<Log>, def: TableDef<unknown>): SharedTable {
+    let byDef = shared.get(log);
+    if (byDef === undefined) shared.set(log, (byDef = new Map()));
+    let t = byDef.get(def);
+    if (t === undefined) byDef.set(def, (t = new SharedTable(log, def)));
+    return t;
+  }
+
+  /** The partitions read so far (null until the first read has looked the topic up). */
+  partitions(): readonly PartitionRead[] | null {
+    return this.parts;
+  }
+
+  /** The value of `key` at event time `t`, or undefined when it had none (or its history there is past retention). */
+  lookup(key: string, t: number): unknown {
+    const versions = this.rows.get(key);
+    if (versions === undefined) return undefined;
+    let i = versions.length - 1;
+    while (i >= 0 && versions[i].from > t) i--;
+    if (i < 0) return undefined;
+    const v = versions[i].value;
+    return v === TOMBSTONE ? undefined : v;
+  }
+
+  /** Reads `partitions` (null: all) until each has a watermark past `t` or is read to its end. */
+  advance(partitions: readonly number[] | null, t: number): Promise<void> {
+    const next = this.reading.then(() => this.readUntil(partitions, t));
+    this.reading = next.catch(() => {});
+    return next;
+  }
+
+  private async readUntil(partitions: readonly number[] | null, t: number): Promise<void> {
+    const log = await this.log;
+    if (this.def.topic.format !== null) this.catalog ??= SchemaCatalog.of(log);
+    if (this.parts === null) {
+      const info = await log.topic(this.def.topic.name);
+      this.parts = Array.from({ length: info.partitions }, () => ({
+        offset: 0,
+        maxEventMs: NO_WATERMARK,
+        watermarkMs: NO_WATERMARK,
+        atEnd: false,
+      }));
+    }
+    for (const p of partitions ?? this.parts.keys()) {
+      const part = this.parts[p];
+      if (part === undefined)
+        throw new KappaError(
+          'KAPPA_CONFIG_INVALID',
+          `table "${this.def.topic.name}" has ${this.parts.length} partitions, so partition ${p} of a co-partitioned stream has none to join; give the topics the same number of partitions`,
+        );
+      part.atEnd = false;
+      while (part.watermarkMs <= t && !part.atEnd) await this.readOnce(log, p, part);
+    }
+  }
+
+  /** Reads about READ_BYTES of a partition and applies its records. */
+  private async readOnce(log: Log, p: number, part: PartitionRead): Promise<void> {
+    let any = false;
+    for await (const batch of log.read(this.def.topic.name, p, part.offset, { maxBytes: READ_BYTES, once: true })) {
+      for (const r of batch.records(part.offset)) await this.apply(r, part);
+      part.offset = Math.max(part.offset, batch.lastOffset + 1);
+      any = true;
+    }
+    if (!any) part.atEnd = true;
+  }
+
+  private async apply(r: LogRecord, part: PartitionRead): Promise<void> {
+    let value: unknown = TOMBSTONE;
+    let time = r.timestamp;
+    let key: KeyValue | undefined = r.key === null ? null : r.key.toString('utf8');
+    if (r.value !== null) {
+      try {
+        value = await this.decodeValue(r.value);
+        if (this.def.topic.time !== null) time = this.def.topic.time(value);
+        if (this.def.key !== null) key = this.def.key(value);
+      } catch {
+        return; // a record the table topic's schema refuses changes nothing (it went to the topic's .dlq when written over HTTP)
+      }
+    }
+    if (key === null || key === undefined || !Number.isFinite(time)) return;
+    const from = Math.max(time, part.watermarkMs);
+    this.insert(String(key), { from, value }, part.watermarkMs - this.def.retentionMs);
+    if (time > part.maxEventMs) {
+      part.maxEventMs = time;
+      part.watermarkMs = Math.max(part.watermarkMs, time - this.def.outOfOrdernessMs);
+    }
+  }
+
+  private async decodeValue(bytes: Buffer): Promise<unknown> {
+    for (;;) {
+      try {
+        return this.decode(bytes, 0, bytes.length, this.catalog);
+      } catch (err) {
+        const paused = pauseIn(err);
+        if (!(paused instanceof SchemaRefreshNeeded) || this.catalog === null) throw err;
+        await this.catalog.learn(paused.schemaId);
+      }
+    }
+  }
+
+  /** Adds a version of `key`, dropping the versions superseded before `floor` (retention). */
+  private insert(key: string, v: Version, floor: number): void {
+    let versions = this.rows.get(key);
+    if (versions === undefined) {
+      if (v.value === TOMBSTONE) return;
+      this.rows.set(key, (versions = []));
+      if (this.rows.size > this.def.maxKeys) throw this.tooLarge();
+    }
+    let at = versions.length;
+    while (at > 0 && versions[at - 1].from > v.from) at--;
+    versions.splice(at, 0, v);
+    let keep = 0;
+    while (keep + 1 < versions.length && versions[keep + 1].from <= floor) keep++;
+    if (keep > 0) versions.splice(0, keep);
+    if (versions.length === 1 && versions[0].value === TOMBSTONE && versions[0].from <= floor) this.rows.delete(key);
+  }
+
+  private tooLarge(): KappaError {
+    const name = this.def.topic.name;
+    return new KappaError(
+      'KAPPA_CONFIG_INVALID',
+      `table "${name}" holds more than ${this.def.maxKeys} keys, its maxKeys. ${
+        this.def.partitioned
+          ? "Raise maxKeys in table(), or give the topics more partitions (each thread holds its tasks' partitions)."
+          : 'A broadcast table is held whole by every thread that joins it: raise maxKeys in table() if the memory is there, or declare it partitioned: true (co-partitioned with the stream) so each task holds only its partition.'
+      }`,
+      { table: name, maxKeys: this.def.maxKeys },
+    );
+  }
+}
+
+/** The tables one task joins, as it reads them: a partitioned table's own partition, a broadcast one's all. */
+export class TaskTables {
+  private readonly entries: { table: SharedTable; partitions: number[] | null }[];
+  /** Whether the tables' ends were looked at since the task's current batch began. */
+  private fresh = false;
+  /** Events before this time are ready whatever the tables' ends (every partition's watermark is past them). */
+  private readyBelowMs = NO_WATERMARK;
+  /** With `fresh`: events before this time are ready (partitions read to their end count as past any time). */
+  private freshBelowMs = NO_WATERMARK;
+
+  constructor(log: Log | Promise<Log>, tables: readonly TableDef<unknown>[], partition: number) {
+    this.entries = tables.map((def) => ({
+      table: SharedTable.of(log, def),
+      partitions: def.partitioned ? [partition] : null,
+    }));
+  }
+
+  /** A new batch begins: the tables' ends are looked at again before an event relies on them. */
+  stale(): void {
+    this.fresh = false;
+  }
+
+  /** Whether an event at time `t` can be joined now (else the fold throws TableWaitNeeded). */
+  ready(t: number): boolean {
+    return t < this.readyBelowMs || (this.fresh && t < this.freshBelowMs);
+  }
+
+  async advance(t: number): Promise<void> {
+    for (const e of this.entries) await e.table.advance(e.partitions, t);
+    let ready = Infinity;
+    let fresh = Infinity;
+    for (const e of this.entries) {
+      const parts = e.table.partitions() ?? [];
+      for (const p of e.partitions ?? parts.keys()) {
+        const part = parts[p];
+        ready = Math.min(ready, part.watermarkMs);
+        fresh = Math.min(fresh, part.atEnd ? Infinity : part.watermarkMs);
+      }
+    }
+    this.readyBelowMs = ready;
+    this.freshBelowMs = fresh;
+    this.fresh = true;
+  }
+
+  lookup(def: TableDef<unknown>, key: string, t: number): unknown {
+    for (const e of this.entries) if (e.table.def === def) return e.table.lookup(key, t);
+    throw new Error(`table "${def.topic.name}" is not among the task's tables`);
+  }
+}
+
+/** The tables a chain of steps joins, in order, each once. */
+export function joinedTables(ops: readonly { kind: string; table?: TableDef<unknown> }[]): TableDef<unknown>[] {
+  const out: TableDef<unknown>[] = [];
+  for (const op of ops) if (op.kind === 'join' && op.table && !out.includes(op.table)) out.push(op.table);
+  return out;
+}
