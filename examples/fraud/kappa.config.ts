@@ -1,11 +1,12 @@
 /**
- * Fraud detection: card transactions scored in real time against each card's own behaviour. A
- * transaction far above what the card usually spends, or a very large one, is written to the
- * `suspicious` topic (and, with a webhook configured, POSTed to it); views show spend per card and
- * per country. Run: `kappa --data-dir .kappa-fraud start --config examples/fraud/kappa.config.ts`, then
+ * Fraud detection: card transactions scored in real time against each card's own behaviour and
+ * its holder's profile. A transaction far above what the card usually spends, over the card's
+ * limit (from the `cards` profile table, as the profile was when the transaction was made), or
+ * very large, is written to the `suspicious` topic (and, with a webhook configured, POSTed to it);
+ * views show spend per card, per country, and abroad (outside the holder's home country). Run: `kappa --data-dir .kappa-fraud start --config examples/fraud/kappa.config.ts`, then
  * `node --import tsx examples/fraud/generate.ts`.
  */
-import { Type, alertsTopic, anomaly, count, defineApp, from, max, sum, threshold, topic, view } from 'kappa';
+import { Type, alertsTopic, anomaly, count, defineApp, from, max, sum, table, threshold, topic, view } from 'kappa';
 
 const Transaction = Type.Object({
   txId: Type.String(),
@@ -24,10 +25,29 @@ export const transactions = topic('transactions', {
 });
 const suspicious = alertsTopic('suspicious', { partitions: 2 });
 
+/** Card profiles: a card's holder, home country and limit; a new record for a card replaces its profile from its `ts` on. */
+const Card = Type.Object({
+  card: Type.String(),
+  holder: Type.String(),
+  homeCountry: Type.String({ minLength: 2, maxLength: 2 }),
+  limit: Type.Number({ exclusiveMinimum: 0 }),
+  ts: Type.Integer(),
+});
+export const cards = topic('cards', { partitions: 2, schema: Card, key: (c) => c.card, time: (c) => c.ts });
+/** The profile of each card as it was at any moment (versions kept 7 days), for the joins below. */
+const profiles = table(cards);
+
+/** Each transaction with its card's profile at the transaction's time (transactions of unknown cards are dropped). */
+const withProfile = from(transactions).join(
+  profiles,
+  (t) => t.card,
+  (t, card) => ({ ...t, limit: card.limit, homeCountry: card.homeCountry }),
+);
+
 const webhook = process.env.KAPPA_FRAUD_WEBHOOK;
 
 export default defineApp({
-  topics: [transactions, suspicious],
+  topics: [transactions, cards, suspicious],
   views: [
     view(
       'card_spend',
@@ -39,6 +59,13 @@ export default defineApp({
       'spend_by_country',
       from(transactions)
         .groupBy((t) => ({ country: t.country }))
+        .aggregate({ spent: sum((t) => t.amount), transactions: count() }),
+    ),
+    view(
+      'spend_abroad',
+      withProfile
+        .filter((t) => t.country !== t.homeCountry)
+        .groupBy((t) => ({ card: t.card, home: t.homeCountry }))
         .aggregate({ spent: sum((t) => t.amount), transactions: count() }),
     ),
     view(
@@ -59,6 +86,14 @@ export default defineApp({
       severity: 'critical',
       message: (t, card, score) =>
         `card ${card}: ${t.amount.toFixed(2)} at ${t.merchant} (${t.country}) is ${score.toFixed(1)} deviations above its usual spend`,
+      to: suspicious,
+    }),
+    threshold('over_limit', withProfile, {
+      key: (t) => t.card,
+      when: (t) => t.amount > t.limit,
+      value: (t) => t.amount,
+      severity: 'critical',
+      message: (t, card) => `card ${card}: ${t.amount.toFixed(2)} at ${t.merchant} is over its limit of ${t.limit}`,
       to: suspicious,
     }),
     threshold('large_transaction', from(transactions), {

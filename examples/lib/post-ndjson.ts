@@ -16,6 +16,8 @@ export interface GeneratorSpec {
   script: string;
   /** One record, made at `now` (ms since the epoch). */
   make(now: number): object;
+  /** Records POSTed once before the loop, to another topic (the fraud example's card profiles). */
+  first?: { topic: string; noun: string; records: (now: number) => object[] };
 }
 
 const TICK_MS = 100;
@@ -69,34 +71,44 @@ export async function postNdjson(spec: GeneratorSpec): Promise<void> {
   const opts = options(spec);
   if (opts === null) return;
   const { rate, seconds } = opts;
+  if (spec.first && !(await post(opts.url, spec.first.topic, spec.first.noun, spec.first.records(Date.now())))) return;
   const started = Date.now();
   let sent = 0;
   for (;;) {
     const now = Date.now();
     if (seconds > 0 && now - started >= seconds * 1000) break;
     const n = Math.max(1, Math.round(rate / (1000 / TICK_MS)));
-    const body = Array.from({ length: n }, () => JSON.stringify(spec.make(now))).join('\n') + '\n';
-    const headers = { 'content-type': 'application/x-ndjson' };
-    const url = `${opts.url}/v1/topics/${spec.topic}/records`;
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'POST', headers, body });
-    } catch (err) {
-      const why = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
-      process.stderr.write(
-        `cannot reach ${opts.url} (${why}): is \`kappa start\` running there? Start it first, or pass --url.\n`,
-      );
-      process.exitCode = 1;
-      return;
-    }
-    if (!res.ok) {
-      process.stderr.write(`the server refused the ${spec.noun} (${res.status}): ${await res.text()}\n`);
-      process.exitCode = 1;
-      return;
-    }
+    const records = Array.from({ length: n }, () => spec.make(now));
+    if (!(await post(opts.url, spec.topic, spec.noun, records))) return;
     sent += n;
     if (sent % (rate * 10) < n) process.stderr.write(`sent ${sent} ${spec.noun}\n`);
     await new Promise((r) => setTimeout(r, Math.max(0, TICK_MS - (Date.now() - now))));
   }
   process.stderr.write(`sent ${sent} ${spec.noun}\n`);
+}
+
+/** POSTs `records` to `topic` as NDJSON; false (after saying why on stderr, exit code 1) when that failed. */
+async function post(base: string, topic: string, noun: string, records: object[]): Promise<boolean> {
+  const body = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  let res: Response;
+  try {
+    res = await fetch(`${base}/v1/topics/${topic}/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body,
+    });
+  } catch (err) {
+    const why = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+    process.stderr.write(
+      `cannot reach ${base} (${why}): is \`kappa start\` running there? Start it first, or pass --url.\n`,
+    );
+    process.exitCode = 1;
+    return false;
+  }
+  if (!res.ok) {
+    process.stderr.write(`the server refused the ${noun} (${res.status}): ${await res.text()}\n`);
+    process.exitCode = 1;
+    return false;
+  }
+  return true;
 }

@@ -88,33 +88,53 @@ test(
         async () => ((await rowsOf(url, '/v1/views/card_spend?limit=1')) ?? []).length > 0 || null,
       );
       const now = Date.now();
-      const usual = Array.from({ length: 30 }, (_, i) =>
-        JSON.stringify({
-          txId: `p${i}`,
-          card: 'card-planted',
-          merchant: 'cafe',
-          country: 'DE',
-          amount: 20 + (i % 5),
-          ts: now + i,
-        }),
-      );
-      const stolen = JSON.stringify({
-        txId: 'p-stolen',
+      const post = async (topic: string, values: object[]) =>
+        assert.equal(
+          (
+            await call(url, 'POST', `/v1/topics/${topic}/records`, {
+              body: values.map((v) => JSON.stringify(v)).join('\n') + '\n',
+              type: 'application/x-ndjson',
+            })
+          ).status,
+          200,
+        );
+      const tx = (txId: string, amount: number, ts: number, country = 'DE') => ({
+        txId,
         card: 'card-planted',
         merchant: 'electronics',
-        country: 'US',
-        amount: 1800,
-        ts: now + 100,
+        country,
+        amount,
+        ts,
       });
-      assert.equal(
-        (
-          await call(url, 'POST', '/v1/topics/transactions/records', {
-            body: [...usual, stolen].join('\n') + '\n',
-            type: 'application/x-ndjson',
-          })
-        ).status,
-        200,
-      );
+      const profile = (limit: number, ts: number) => ({
+        card: 'card-planted',
+        holder: 'Ada',
+        homeCountry: 'DE',
+        limit,
+        ts,
+      });
+      await post('cards', [profile(500, now - 1)]);
+      // 30 usual transactions, a stolen card's one abroad (1800, over the limit of 500), a usual one.
+      const usual = Array.from({ length: 30 }, (_, i) => ({ ...tx(`p${i}`, 20 + (i % 5), now + i), merchant: 'cafe' }));
+      await post('transactions', [...usual, tx('p-stolen', 1800, now + 100, 'US'), tx('p-usual', 20, now + 120)]);
+      // The limit is raised to 5000 at now + 200; a purchase made at now + 150 arrives after that and is
+      // still over the limit it was made under, one made at now + 300 is not.
+      await post('cards', [profile(5000, now + 200)]);
+      await post('transactions', [
+        tx('p-before', 1900, now + 150),
+        tx('p-usual2', 20, now + 160),
+        tx('p-after', 1900, now + 300),
+      ]);
+      const overLimit = await until('the over-limit purchases flagged', async () => {
+        const r = await rowsOf(url, '/v1/views/suspicious_by_card?card=card-planted&rule=over_limit');
+        return r !== null && r.length === 1 && r[0].flagged === 2 ? r : null;
+      });
+      assert.equal(overLimit[0].largest, 1900);
+      const abroad = await until('the purchase abroad', async () => {
+        const r = await rowsOf(url, '/v1/views/spend_abroad?card=card-planted');
+        return r !== null && r.length === 1 ? r : null;
+      });
+      assert.deepEqual([abroad[0].home, abroad[0].spent, abroad[0].transactions], ['DE', 1800, 1]);
       const flagged = await until('the stolen card flagged', async () => {
         const r = await rowsOf(url, '/v1/views/suspicious_by_card?card=card-planted&rule=unusual_amount');
         return r !== null && r.length === 1 ? r : null;
