@@ -150,6 +150,13 @@ function _joinedOf() {
     .groupBy((s) => ({ manager: s.manager, known: s.known }))
     .aggregate({ over: sum((s) => (s.over ? 1 : 0)) });
 }
+function _windowJoinedOf() {
+  return from(jsonSales)
+    .leftJoin(stores, { within: '1m', key: (s) => s.region }, (s, st) => ({ region: s.region, manager: st?.manager }))
+    .groupBy((s) => ({ region: s.region }))
+    .aggregate({ n: count() });
+}
+const _windowJoined: Equal<InferRow<ReturnType<typeof _windowJoinedOf>>, { region: string; n: number }> = true;
 const _joined: Equal<InferRow<ReturnType<typeof _joinedOf>>, { manager: string; known: number; over: number }> = true;
 
 // A typed view is still a ViewDef: defineApp takes it as before.
@@ -170,8 +177,8 @@ test('typed views are the same definitions at run time: their phantom row types 
 test('the type checks above hold (each is true only when its types are equal)', () => {
   assert.deepEqual([_byRegion, _perMinute, _hopped, _distinct, _aggregation], [true, true, true, true, true]);
   assert.deepEqual(
-    [_avroRow, _avroTopic, _protoTopic, _jsonRecord, _online, _joined],
-    [true, true, true, true, true, true],
+    [_avroRow, _avroTopic, _protoTopic, _jsonRecord, _online, _joined, _windowJoined],
+    [true, true, true, true, true, true, true],
   );
   assert.deepEqual(
     [avroSales.format?.type, protoSales.format?.message, jsonSales.format?.type],

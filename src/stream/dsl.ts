@@ -14,7 +14,7 @@ import type { Aggregate } from './aggregates.ts';
 import type { ColumnOf, Stored } from './dsl-aggregates.ts';
 import { type Duration, type WindowSpec, parseDuration } from './windows.ts';
 import { type TopicFormat, formatOf } from './dsl-formats.ts';
-import { type TableDef, checkJoin } from './tables.ts';
+import { type TableDef, type WindowJoinOptions, checkJoin, windowSide } from './tables.ts';
 
 export type KeyValue = string | number | boolean | null;
 
@@ -104,9 +104,10 @@ export type Op =
   | JoinOp;
 
 /**
- * A stream–table join (`Stream.join`, `Stream.leftJoin`): `key` gives an event's key in `table`,
- * `fn` makes the joined value from the event and the table's value at the event's time (undefined
- * for a left join that found none; an inner join drops the event instead).
+ * A join (`Stream.join`, `Stream.leftJoin`): `key` gives an event's key in `table`, `fn` makes the
+ * joined value from the event and the table's value at the event's time (undefined for a left join
+ * that found none; an inner join drops the event instead). With `table.window` set (a stream–stream
+ * join), `fn` runs once per event of the other stream within the window.
  */
 export interface JoinOp {
   kind: 'join';
@@ -148,36 +149,64 @@ export class Stream<T, W = NoColumns> {
    * `fn(event, value)` makes it; an event whose key the table does not hold is dropped (see
    * leftJoin). The table's versions are kept by event time, so a replay joins the same versions
    * (the rule is in tables.ts and docs/joins.md).
+   *
+   * With a topic and `{ within, key }` instead: a stream–stream join, `fn(event, other)` once for
+   * every event of `other` with the same key at most `within` from the event in event time.
    */
-  join<V, U>(table: TableDef<V>, key: (value: T) => KeyValue | undefined, fn: (value: T, row: V) => U): Stream<U, W> {
-    return this.joinOp(table, key, fn, false);
+  join<V, U>(table: TableDef<V>, key: (value: T) => KeyValue | undefined, fn: (value: T, row: V) => U): Stream<U, W>;
+  join<O, U>(other: TopicDef<O>, opts: WindowJoinOptions<T, O>, fn: (value: T, other: O) => U): Stream<U, W>;
+  join(
+    side: TableDef<unknown> | TopicDef<unknown>,
+    key: ((value: T) => KeyValue | undefined) | WindowJoinOptions<T, unknown>,
+    fn: (value: T, row: unknown) => unknown,
+  ): Stream<unknown, W> {
+    return this.joinOp(side, key, fn, false);
   }
 
-  /** As join(), but an event whose key the table does not hold is kept: `fn` gets undefined for the table's value. */
+  /** As join(), but an event that finds nothing to join is kept: `fn` gets undefined for the other side. */
   leftJoin<V, U>(
     table: TableDef<V>,
     key: (value: T) => KeyValue | undefined,
     fn: (value: T, row: V | undefined) => U,
-  ): Stream<U, W> {
-    return this.joinOp(table, key, fn as (value: T, row: V) => U, true);
+  ): Stream<U, W>;
+  leftJoin<O, U>(
+    other: TopicDef<O>,
+    opts: WindowJoinOptions<T, O>,
+    fn: (value: T, other: O | undefined) => U,
+  ): Stream<U, W>;
+  leftJoin(
+    side: TableDef<unknown> | TopicDef<unknown>,
+    key: ((value: T) => KeyValue | undefined) | WindowJoinOptions<T, unknown>,
+    fn: (value: T, row: unknown) => unknown,
+  ): Stream<unknown, W> {
+    return this.joinOp(side, key, fn, true);
   }
 
-  private joinOp<V, U>(
-    table: TableDef<V>,
-    key: (value: T) => KeyValue | undefined,
-    fn: (value: T, row: V) => U,
+  private joinOp(
+    side: TableDef<unknown> | TopicDef<unknown>,
+    key: ((value: T) => KeyValue | undefined) | WindowJoinOptions<T, unknown>,
+    fn: (value: T, row: unknown) => unknown,
     left: boolean,
-  ): Stream<U, W> {
-    if (table?.kind !== 'table') throw new TypeError('join() takes a table: join(table(topic, { key }), key, fn)');
-    checkJoin(table as TableDef<unknown>, this.source);
-    const op: JoinOp = {
-      kind: 'join',
-      table: table as TableDef<unknown>,
-      key: key as (v: unknown) => KeyValue,
-      fn: fn as (v: unknown, row: unknown) => unknown,
-      left,
-    };
-    return new Stream<U, W>(this.source, [...this.ops, op], this.windowSpec);
+  ): Stream<unknown, W> {
+    let table: TableDef<unknown>;
+    let keyFn: (value: T) => KeyValue | undefined;
+    if (side?.kind === 'table' && typeof key === 'function') {
+      table = side;
+      keyFn = key;
+    } else if (side?.kind === 'topic' && typeof key === 'object' && key !== null) {
+      table = windowSide(side, key as WindowJoinOptions<never, unknown>);
+      keyFn = key.key;
+    } else
+      throw new TypeError(
+        'join() takes a table and a key function (join(table(topic), (e) => e.id, fn)), or a topic and { within, key } (join(other, { within: "10m", key: (e) => e.id }, fn))',
+      );
+    if (typeof keyFn !== 'function' || typeof fn !== 'function')
+      throw new TypeError(
+        `the join with "${table.topic.name}" needs a key function and a function making the joined value`,
+      );
+    checkJoin(table, this.source);
+    const op: JoinOp = { kind: 'join', table, key: keyFn as (v: unknown) => KeyValue, fn: fn as JoinOp['fn'], left };
+    return new Stream<unknown, W>(this.source, [...this.ops, op], this.windowSpec);
   }
 
   /** Groups events into event-time windows; rows of the view then carry window_start and window_end. */

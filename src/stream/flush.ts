@@ -139,7 +139,7 @@ export class Flusher {
    */
   private async flushOutput(task: Task, producer: OutputProducer, offset: number, drained: Drained): Promise<void> {
     const { log } = this.opts;
-    await this.appendSideOutputs(task, drained.deadLetters, []);
+    await this.appendSideOutputs(task, drained.deadLetters, drained.late);
     const target = producer.plan.output.target.name;
     const byPartition = new Map<number, EncodableRecord[]>();
     for (const r of drained.outputs) {
@@ -284,7 +284,8 @@ export class Flusher {
       );
     }
     this.tallyDeadLetters(task, dead);
-    const lateTopic = (task.plan as ViewPlan).view?.lateTopic;
+    // An output's late events come from a stream–stream join (see tables.ts).
+    const lateTopic = (task.plan as ViewPlan).view?.lateTopic ?? `${task.topic}.late`;
     for (const l of late) {
       const headers = provenance(name, task.topic, l.partition, l.record.offset, {
         'kappa.event.time': String(l.eventTimeMs),

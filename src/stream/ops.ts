@@ -41,6 +41,13 @@ export function runOps(
       return;
     } else if (op.kind === 'join') {
       const key = op.key(value);
+      if (op.table.window !== null) {
+        const matches = key === null || key === undefined ? [] : tables!.within(op.table, String(key), eventTimeMs);
+        for (const m of matches) runOps(ops, op.fn(value, m), i + 1, out, opState, eventTimeMs, tables);
+        if (matches.length === 0 && op.left)
+          runOps(ops, op.fn(value, undefined), i + 1, out, opState, eventTimeMs, tables);
+        return;
+      }
       const row = key === null || key === undefined ? undefined : tables!.lookup(op.table, String(key), eventTimeMs);
       if (row === undefined && !op.left) return;
       value = op.fn(value, row);

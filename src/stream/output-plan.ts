@@ -34,7 +34,7 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
-import { TableWaitNeeded, joinedTables } from './tables.ts';
+import { TableWaitNeeded, joinLate, joinedTables } from './tables.ts';
 import { eventTimeProblem } from './windows.ts';
 import { opSignature, runOps } from './ops.ts';
 
@@ -83,7 +83,10 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
         throw new TypeError(
           `${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`,
         );
-      if (state.tables !== null && !state.tables.ready(eventTimeMs)) throw new TableWaitNeeded(eventTimeMs);
+      if (state.tables !== null) {
+        if (!state.tables.ready(eventTimeMs)) throw new TableWaitNeeded(eventTimeMs);
+        if (state.tables.late(eventTimeMs)) return joinLate(state, source.record(i), eventTimeMs);
+      }
       try {
         runOps(ops, value, 0, values, state.opState, eventTimeMs, state.tables);
       } catch (err) {

@@ -39,6 +39,7 @@ async function outputContext(opts: OutputTasksOptions, output: OutputDef): Promi
   const target = await log.topic(output.target.name);
   await opts.ensureTopic(`${source.name}.dlq`, source.partitions, -1);
   const plan = compileOutput(output, target.partitions);
+  if (plan.tables.some((t) => t.window !== null)) await opts.ensureTopic(`${source.name}.late`, source.partitions, -1);
   return { output, source, target, plan, saved: await opts.control.outputCheckpoints(output.name) };
 }
 

@@ -38,7 +38,7 @@ import {
   reasonOf,
 } from './task-plan.ts';
 import { valueDecoder } from './value-decoder.ts';
-import { TableWaitNeeded, joinedTables } from './tables.ts';
+import { TableWaitNeeded, joinLate, joinedTables } from './tables.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
 import { eventTimeProblem, windowProblem, windowStarts } from './windows.ts';
 
@@ -324,10 +324,13 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
         i,
         `${timeFn ? "the time extractor's event time" : 'the record timestamp'} ${timeProblem}`,
       );
-    if (state.tables !== null && !state.tables.ready(timeMs)) {
-      const wait = new TableWaitNeeded(timeMs); // the task reads the joined tables on, then folds again from here
-      wait.offset = offset;
-      throw wait;
+    if (state.tables !== null) {
+      if (!state.tables.ready(timeMs)) {
+        const wait = new TableWaitNeeded(timeMs); // the task reads the joined tables on, then folds again from here
+        wait.offset = offset;
+        throw wait;
+      }
+      if (state.tables.late(timeMs)) return joinLate(state, source.record(i), timeMs);
     }
     if (!simple) return foldAny(state, value, timeMs, offset, source, i);
     let windowStart = 0;

@@ -53,6 +53,47 @@ export interface TableDef<V> {
   readonly maxKeys: number;
   readonly retentionMs: number;
   readonly outOfOrdernessMs: number;
+  /**
+   * Set for the other side of a stream–stream join (`join(topic, { within })`): every record is
+   * kept (by key and event time) instead of the latest per key, for as long as a join can still
+   * match it; a join finds those within `withinMs` of its event. Null for a table.
+   */
+  readonly window: { withinMs: number; allowedLatenessMs: number } | null;
+}
+
+/** The other side of a stream–stream join: `join(other, { within, key }, fn)`. */
+export interface WindowJoinOptions<T, O> {
+  /** An event joins the other stream's events of the same key at most this far from it in event time, either way. */
+  within: Duration;
+  /** The event's join key. */
+  key: (value: T) => KeyValue | undefined;
+  /** The other event's join key; default: the other topic's key extractor, else its record key. */
+  otherKey?: (other: O) => KeyValue | undefined;
+  /** How far behind the newest event of its partition an event may be and still join (later ones go to `<source>.late`); default 0. */
+  allowedLateness?: Duration;
+  /** How far out of event-time order the other stream's events may arrive (later ones join nothing); default: `within`. */
+  outOfOrderness?: Duration;
+  /** Co-partitioned with the stream (same key, same partition count); default false: every thread reads all of it. */
+  partitioned?: boolean;
+  /** Most keys held at once (as table()'s); default 100,000 (1,000,000 partitioned). */
+  maxKeys?: number;
+}
+
+/** The TableDef a stream–stream join reads its other side with. */
+export function windowSide<O>(other: TopicDef<O>, opts: WindowJoinOptions<never, O>): TableDef<O> {
+  const withinMs = parseDuration(opts.within, `within of the join with "${other.name}"`);
+  if (withinMs <= 0) throw new TypeError(`within of the join with "${other.name}" must be more than 0`);
+  const side = table(other, {
+    key: opts.otherKey as ((value: O) => KeyValue) | undefined,
+    partitioned: opts.partitioned,
+    maxKeys: opts.maxKeys,
+    outOfOrderness: opts.outOfOrderness ?? withinMs,
+  });
+  const allowedLatenessMs = parseDuration(
+    opts.allowedLateness ?? 0,
+    `allowedLateness of the join with "${other.name}"`,
+  );
+  return { ...side, retentionMs: 0, window: { withinMs, allowedLatenessMs } };
 }
 
 export function table<V>(topic: TopicDef<V>, opts: TableOptions<V> = {}): TableDef<V> {
@@ -68,6 +109,7 @@ export function table<V>(topic: TopicDef<V>, opts: TableOptions<V> = {}): TableD
     maxKeys,
     retentionMs: parseDuration(opts.retention ?? '7d', `retention of table "${topic.name}"`),
     outOfOrdernessMs: parseDuration(opts.outOfOrderness ?? 0, `outOfOrderness of table "${topic.name}"`),
+    window: null,
   };
 }
 
@@ -82,6 +124,7 @@ export function tableSignature(t: TableDef<unknown>): string {
     t.partitioned,
     t.retentionMs,
     t.outOfOrdernessMs,
+    t.window,
   ]);
 }
 
@@ -101,8 +144,9 @@ export class TableWaitNeeded extends FoldPause {
     super(`the joined tables are read up to event time ${timeMs} first`);
   }
 
-  resume(state: TaskState): Promise<void> {
-    return state.tables!.advance(this.timeMs);
+  async resume(state: TaskState): Promise<boolean> {
+    await state.tables!.advance(this.timeMs);
+    return state.tables!.ready(this.timeMs);
   }
 }
 
@@ -122,6 +166,10 @@ interface PartitionRead {
 }
 
 const READ_BYTES = 1 << 20;
+/** How long a task whose stream–stream join waits for the other stream pauses before it looks again. */
+export const JOIN_WAIT_MS = 50;
+/** A stream–stream join's other side drops the events no join can match after this many inserts. */
+const SWEEP_EVERY = 10_000;
 const TOMBSTONE = null;
 
 const shared = new WeakMap<object, Map<TableDef<unknown>, SharedTable>>();
@@ -201,15 +249,16 @@ export class SharedTable {
   /** Reads about READ_BYTES of a partition and applies its records. */
   private async readOnce(log: Log, p: number, part: PartitionRead): Promise<void> {
     let any = false;
+    const floor = this.def.window === null ? NO_WATERMARK : this.windowFloor();
     for await (const batch of log.read(this.def.topic.name, p, part.offset, { maxBytes: READ_BYTES, once: true })) {
-      for (const r of batch.records(part.offset)) await this.apply(r, part);
+      for (const r of batch.records(part.offset)) await this.apply(r, part, floor);
       part.offset = Math.max(part.offset, batch.lastOffset + 1);
       any = true;
     }
     if (!any) part.atEnd = true;
   }
 
-  private async apply(r: LogRecord, part: PartitionRead): Promise<void> {
+  private async apply(r: LogRecord, part: PartitionRead, floor: number): Promise<void> {
     let value: unknown = TOMBSTONE;
     let time = r.timestamp;
     let key: KeyValue | undefined = r.key === null ? null : r.key.toString('utf8');
@@ -223,12 +272,66 @@ export class SharedTable {
       }
     }
     if (key === null || key === undefined || !Number.isFinite(time)) return;
-    const from = Math.max(time, part.watermarkMs);
-    this.insert(String(key), { from, value }, part.watermarkMs - this.def.retentionMs);
+    if (this.def.window === null) {
+      this.insert(
+        String(key),
+        { from: Math.max(time, part.watermarkMs), value },
+        part.watermarkMs - this.def.retentionMs,
+      );
+    } else if (value !== TOMBSTONE && time >= part.watermarkMs && time >= floor) {
+      // Later than its out-of-orderness, an event would join or not depending on when it was read: it
+      // joins nothing. Older than the floor, no event that is not late can match it.
+      this.insertEvent(String(key), { from: time, value });
+    }
     if (time > part.maxEventMs) {
       part.maxEventMs = time;
       part.watermarkMs = Math.max(part.watermarkMs, time - this.def.outOfOrdernessMs);
     }
+  }
+
+  /** The tasks joining this side of a stream–stream join: their progress bounds what must be kept. */
+  readonly consumers = new Set<TaskTables>();
+  private insertsSinceSweep = 0;
+
+  /** Events of the other side older than this can no longer match an event that is not late. */
+  private windowFloor(): number {
+    let floor = Infinity;
+    for (const c of this.consumers) floor = Math.min(floor, c.cursorMs);
+    if (floor === Infinity || floor === NO_WATERMARK) return NO_WATERMARK;
+    return floor - this.def.window!.allowedLatenessMs - this.def.window!.withinMs;
+  }
+
+  /** Adds one event of the other side of a stream–stream join, dropping what no join can match any more. */
+  private insertEvent(key: string, v: Version): void {
+    let events = this.rows.get(key);
+    if (events === undefined) {
+      this.rows.set(key, (events = []));
+      if (this.rows.size > this.def.maxKeys) throw this.tooLarge();
+    }
+    let at = events.length;
+    while (at > 0 && events[at - 1].from > v.from) at--;
+    events.splice(at, 0, v);
+    if (++this.insertsSinceSweep < SWEEP_EVERY) return;
+    this.insertsSinceSweep = 0;
+    const floor = this.windowFloor();
+    for (const [k, list] of this.rows) {
+      let drop = 0;
+      while (drop < list.length && list[drop].from < floor) drop++;
+      if (drop === list.length) this.rows.delete(k);
+      else if (drop > 0) list.splice(0, drop);
+    }
+  }
+
+  /** The values of `key`'s events from `lo` to `hi` (both included), oldest first. */
+  within(key: string, lo: number, hi: number): unknown[] {
+    const events = this.rows.get(key);
+    const out: unknown[] = [];
+    if (events === undefined) return out;
+    for (const e of events) {
+      if (e.from > hi) break;
+      if (e.from >= lo) out.push(e.value);
+    }
+    return out;
   }
 
   private async decodeValue(bytes: Buffer): Promise<unknown> {
@@ -276,19 +379,34 @@ export class SharedTable {
 
 /** The tables one task joins, as it reads them: a partitioned table's own partition, a broadcast one's all. */
 export class TaskTables {
-  private readonly entries: { table: SharedTable; partitions: number[] | null }[];
+  private readonly entries: { table: SharedTable; partitions: number[] | null; lookaheadMs: number }[];
   /** Whether the tables' ends were looked at since the task's current batch began. */
   private fresh = false;
   /** Events before this time are ready whatever the tables' ends (every partition's watermark is past them). */
   private readyBelowMs = NO_WATERMARK;
   /** With `fresh`: events before this time are ready (partitions read to their end count as past any time). */
   private freshBelowMs = NO_WATERMARK;
+  /** The newest event time the task has joined (stream–stream joins: what is late, and what can be dropped). */
+  cursorMs = NO_WATERMARK;
+  /** With a stream–stream join: an event this far behind `cursorMs` is late; null: none. */
+  private readonly latenessMs: number | null;
 
-  constructor(log: Log | Promise<Log>, tables: readonly TableDef<unknown>[], partition: number) {
+  /** `cursorMs`: the newest event time the task's checkpoint had seen (its saved watermark), so a restart judges lateness as before. */
+  constructor(
+    log: Log | Promise<Log>,
+    tables: readonly TableDef<unknown>[],
+    partition: number,
+    cursorMs = NO_WATERMARK,
+  ) {
+    this.cursorMs = cursorMs;
     this.entries = tables.map((def) => ({
       table: SharedTable.of(log, def),
       partitions: def.partitioned ? [partition] : null,
+      lookaheadMs: def.window?.withinMs ?? 0,
     }));
+    const windows = tables.filter((d) => d.window !== null).map((d) => d.window!.allowedLatenessMs);
+    this.latenessMs = windows.length === 0 ? null : Math.min(...windows);
+    for (const e of this.entries) if (e.table.def.window !== null) e.table.consumers.add(this);
   }
 
   /** A new batch begins: the tables' ends are looked at again before an event relies on them. */
@@ -301,16 +419,31 @@ export class TaskTables {
     return t < this.readyBelowMs || (this.fresh && t < this.freshBelowMs);
   }
 
+  /**
+   * Whether an event at time `t` is too late to join (a stream–stream join keeps the other side
+   * only so far back); otherwise the task's cursor moves on to it.
+   */
+  late(t: number): boolean {
+    if (this.latenessMs === null) return false;
+    if (t < this.cursorMs - this.latenessMs) return true;
+    if (t > this.cursorMs) this.cursorMs = t;
+    return false;
+  }
+
   async advance(t: number): Promise<void> {
-    for (const e of this.entries) await e.table.advance(e.partitions, t);
+    // The event at `t` is about to be joined (it is not late): what is older than its window need not be kept.
+    if (this.latenessMs !== null && t > this.cursorMs) this.cursorMs = t;
+    for (const e of this.entries) await e.table.advance(e.partitions, t + e.lookaheadMs);
     let ready = Infinity;
     let fresh = Infinity;
     for (const e of this.entries) {
       const parts = e.table.partitions() ?? [];
       for (const p of e.partitions ?? parts.keys()) {
         const part = parts[p];
-        ready = Math.min(ready, part.watermarkMs);
-        fresh = Math.min(fresh, part.atEnd ? Infinity : part.watermarkMs);
+        ready = Math.min(ready, part.watermarkMs - e.lookaheadMs);
+        // A table read to its end has nothing more to say; the other stream of a window join has: wait for it.
+        const done = part.atEnd && e.table.def.window === null;
+        fresh = Math.min(fresh, done ? Infinity : part.watermarkMs - e.lookaheadMs);
       }
     }
     this.readyBelowMs = ready;
@@ -318,10 +451,30 @@ export class TaskTables {
     this.fresh = true;
   }
 
-  lookup(def: TableDef<unknown>, key: string, t: number): unknown {
-    for (const e of this.entries) if (e.table.def === def) return e.table.lookup(key, t);
+  private shared(def: TableDef<unknown>): SharedTable {
+    for (const e of this.entries) if (e.table.def === def) return e.table;
     throw new Error(`table "${def.topic.name}" is not among the task's tables`);
   }
+
+  lookup(def: TableDef<unknown>, key: string, t: number): unknown {
+    return this.shared(def).lookup(key, t);
+  }
+
+  /** The other stream's events of `key` within the join's window of `t`. */
+  within(def: TableDef<unknown>, key: string, t: number): unknown[] {
+    const w = def.window!.withinMs;
+    return this.shared(def).within(key, t - w, t + w);
+  }
+
+  /** The task is done: it no longer holds back what the stream–stream joins it read may drop. */
+  close(): void {
+    for (const e of this.entries) e.table.consumers.delete(this);
+  }
+}
+
+/** Sends a record a stream–stream join found too late to the late topic. */
+export function joinLate(state: TaskState, record: LogRecord, eventTimeMs: number): void {
+  state.late.push({ record, partition: state.partition, eventTimeMs, watermarkMs: state.tables!.cursorMs });
 }
 
 /** The tables a chain of steps joins, in order, each once. */

@@ -28,6 +28,7 @@ import type { Flusher } from './flush.ts';
 import { LogOutage, closeReads, offsetsWaiting } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
+import { JOIN_WAIT_MS } from './tables.ts';
 import { InThreadRunner, type TaskRunner } from './task-runner.ts';
 import type { ViewGroup } from './versions.ts';
 import { WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
@@ -277,6 +278,14 @@ export class TaskLoop {
           reads.next = reads.it.next();
           const learning = local.process(task.id, batch, from);
           if (learning !== undefined) await learning;
+          const stoppedAt = local.stoppedAt(task.id);
+          if (stoppedAt >= 0) {
+            // A stream–stream join waits for the other stream: read again from there a little later.
+            task.offset = stoppedAt;
+            await closeReads(reads);
+            await new Promise((resolve) => setTimeout(resolve, JOIN_WAIT_MS));
+            reads = open();
+          }
           idle = false;
           // Asked only until the task first reaches the head (see `step`).
           atHead = !task.caughtUp && task.offset >= (await offsetsWaiting(log, task, outage, signal)).end;

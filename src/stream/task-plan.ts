@@ -19,7 +19,8 @@ import type { TableDef, TaskTables } from './tables.ts';
 export abstract class FoldPause extends Error {
   /** The record the fold stopped at (set by the plan that was folding it). */
   offset = -1;
-  abstract resume(state: TaskState): Promise<void>;
+  /** Waits for what the fold needs; false: it is not there yet, the task stops its batch here and reads it again later. */
+  abstract resume(state: TaskState): Promise<boolean | void>;
 }
 
 /** Where a fold gets the full record of an event it sends to a side output. */
@@ -69,6 +70,11 @@ export interface TaskState {
   catalog: SchemaCatalog | null;
   /** The tables the pipeline joins, as this task reads them (set by the task's runner); null: no join. */
   tables: TaskTables | null;
+  /**
+   * Set (else -1) when the last fold stopped short of its batch at this offset (a stream–stream
+   * join waiting for the other stream): the task reads again from it a little later.
+   */
+  stoppedAt: number;
 }
 
 /** What a task runs, for a view (compileView) or a derived-topic output (compileOutput). */
@@ -100,6 +106,7 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     opState: new Map(),
     catalog: null,
     tables: null,
+    stoppedAt: -1,
   };
 }
 

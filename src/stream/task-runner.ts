@@ -82,7 +82,10 @@ export class InThreadRunner implements TaskRunner {
     const state = task.plan.newTaskState(task.partition, task.watermarkMs);
     state.keyNames = task.keyNames;
     state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
-    state.tables = task.plan.tables.length === 0 ? null : new TaskTables(this.log, task.plan.tables, task.partition);
+    state.tables =
+      task.plan.tables.length === 0
+        ? null
+        : new TaskTables(this.log, task.plan.tables, task.partition, state.maxEventTimeMs);
     this.tasks.set(task.id, { plan: task.plan, state, eventsProcessed: 0 });
   }
 
@@ -95,6 +98,14 @@ export class InThreadRunner implements TaskRunner {
       return undefined;
     }
     return folded.then((n) => void (task.eventsProcessed += n));
+  }
+
+  /** Where the task's last fold stopped short of its batch (a stream–stream join waiting), or -1; reads it once. */
+  stoppedAt(id: number): number {
+    const state = this.task(id).state;
+    const at = state.stoppedAt;
+    state.stoppedAt = -1;
+    return at;
   }
 
   progress(id: number): TaskProgress {
@@ -115,6 +126,7 @@ export class InThreadRunner implements TaskRunner {
   }
 
   forget(id: number): void {
+    this.tasks.get(id)?.state.tables?.close();
     this.tasks.delete(id);
   }
 

@@ -95,7 +95,8 @@ export class SchemaCatalog {
  * Folds a batch with `plan.processBatch` from `fromOffset`: when the fold pauses at a record (it
  * names a schema id the catalog has not seen, or a joined table is not read far enough: a
  * FoldPause), waits for what it needs and goes on from that record. Returns how many records were
- * folded. Synchronous (no promise) in the usual case, when no record has to wait. `pausedAt(offset)`
+ * folded; when what it waits for is not there yet, the fold stops at that record and says so in
+ * `state.stoppedAt`. Synchronous (no promise) in the usual case, when no record has to wait. `pausedAt(offset)`
  * is told, before each wait, that every record before `offset` is folded (a drain during the wait
  * covers exactly those).
  */
@@ -120,7 +121,10 @@ export function processLearning(
         folded += next.offset - from;
         from = next.offset;
         pausedAt?.(from);
-        await next.resume(state);
+        if ((await next.resume(state)) === false) {
+          state.stoppedAt = from;
+          return folded;
+        }
         try {
           folded += plan.processBatch(bytes, from, state);
           next = null;

@@ -22,7 +22,7 @@ import { compileOutput } from './output-plan.ts';
 import { compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
-import { TaskTables } from './tables.ts';
+import { JOIN_WAIT_MS, TaskTables } from './tables.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
 
@@ -210,7 +210,7 @@ class WorkerTasks {
       const reader = await this.log;
       if (task.plan.source.format !== null) task.state.catalog = SchemaCatalog.of(reader);
       if (task.plan.tables.length > 0)
-        task.state.tables = new TaskTables(reader, task.plan.tables, task.state.partition);
+        task.state.tables = new TaskTables(reader, task.plan.tables, task.state.partition, task.state.maxEventTimeMs);
       while (!task.failed) {
         if (r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax) {
           if (events > 0) report();
@@ -218,6 +218,7 @@ class WorkerTasks {
           continue;
         }
         const before = r.offset;
+        let waiting = false;
         try {
           for await (const batch of reader.read(r.topic, task.state.partition, r.offset, {
             maxBytes: r.readBytesMax,
@@ -225,6 +226,14 @@ class WorkerTasks {
             if (batch.baseOffset >= r.hw || task.failed) break;
             const folded = processLearning(task.plan, batch.bytes, r.offset, task.state, (o) => (r.offset = o));
             events += typeof folded === 'number' ? folded : await folded;
+            if (task.state.stoppedAt >= 0) {
+              // A stream–stream join waits for the other stream: read again from here a little later.
+              r.offset = task.state.stoppedAt;
+              task.state.stoppedAt = -1;
+              waiting = true;
+              report();
+              break;
+            }
             r.offset = batch.lastOffset + 1;
             // Progress at most every few ms, and whenever the engine has a decision to make.
             const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;
@@ -237,7 +246,8 @@ class WorkerTasks {
           continue;
         }
         outage.over();
-        if (r.offset === before && r.offset < r.hw && !task.failed) await this.behind(id, task, reader, stuck);
+        if (waiting) await new Promise((resolve) => setTimeout(resolve, JOIN_WAIT_MS));
+        else if (r.offset === before && r.offset < r.hw && !task.failed) await this.behind(id, task, reader, stuck);
         else stuck.sinceMs = 0;
       }
     } catch (err) {
@@ -294,6 +304,7 @@ class WorkerTasks {
     const task = this.tasks.get(id);
     if (task === undefined) return;
     this.tasks.delete(id);
+    task.state.tables?.close();
     task.failed = true; // ends its read loop, without a report
     wake(task);
   }

@@ -26,7 +26,7 @@ export {
   type TokenConfig,
   type WebhookConfig,
 } from '../dsl.ts';
-export { table, type TableDef, type TableOptions } from '../tables.ts';
+export { table, type TableDef, type TableOptions, type WindowJoinOptions } from '../tables.ts';
 export { avro, protobuf, jsonSchema, type TopicFormat, type FormatOptions } from '../dsl-formats.ts';
 export {
   count,
