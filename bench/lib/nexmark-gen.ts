@@ -84,7 +84,22 @@ export interface NexmarkOracle {
   sampleBids: { partition: number; index: number; bid: Bid }[];
   /** The same for q2's selected bids. */
   sampleQ2: { partition: number; index: number; bid: Bid }[];
+  /** q3's outputs per partition: auctions of category 10 whose seller exists and lives in OR, ID or CA. */
+  q3PerPartition: number[];
+  /** Every 101st of q3's outputs of each partition, as q3 writes it. */
+  sampleQ3: { partition: number; index: number; row: Q3Row }[];
 }
+
+/** A row of q3's output: the seller's name, city and state, and the auction's id. */
+export interface Q3Row {
+  name: string;
+  city: string;
+  state: string;
+  id: number;
+}
+
+/** q3's states (Flink's q3.sql). */
+export const Q3_STATES = ['OR', 'ID', 'CA'];
 
 export const SAMPLE_EVERY = 9973;
 
@@ -138,7 +153,25 @@ function nextBase0AuctionId(eventId: number, random: Random): number {
   return min + nextInt(random, max - min + 1 + ID_LEAD);
 }
 
-function person(eventId: number, random: Random, dateTime: number): object {
+/** The fields of a person and of an auction the oracle reads (the events have more). */
+interface Person {
+  type: 'person';
+  id: number;
+  name: string;
+  city: string;
+  state: string;
+  [more: string]: unknown;
+}
+
+interface Auction {
+  type: 'auction';
+  id: number;
+  seller: number;
+  category: number;
+  [more: string]: unknown;
+}
+
+function person(eventId: number, random: Random, dateTime: number): Person {
   const creditCard = Array.from({ length: 4 }, () => String(nextInt(random, 10_000)).padStart(4, '0')).join(' ');
   return {
     type: 'person',
@@ -152,7 +185,7 @@ function person(eventId: number, random: Random, dateTime: number): object {
   };
 }
 
-function auction(eventId: number, random: Random, dateTime: number): object {
+function auction(eventId: number, random: Random, dateTime: number): Auction {
   const seller =
     nextInt(random, HOT_SELLERS_RATIO) > 0
       ? Math.floor(lastBase0PersonId(eventId) / HOT_BATCH) * HOT_BATCH
@@ -247,7 +280,27 @@ function emptyOracle(): NexmarkOracle {
     q2PerPartition: new Array<number>(PARTITIONS).fill(0),
     sampleBids: [],
     sampleQ2: [],
+    q3PerPartition: new Array<number>(PARTITIONS).fill(0),
+    sampleQ3: [],
   };
+}
+
+/**
+ * Counts q3's output of an auction written to partition p: one of category 10 whose seller is a
+ * person made before it (a seller id can run a few ids ahead of the persons made so far; an event-time
+ * join finds no such person) and lives in one of Q3_STATES.
+ */
+function countQ3(oracle: NexmarkOracle, p: number, a: Auction, persons: Map<number, Person>): void {
+  if (a.category !== 10) return;
+  const seller = persons.get(a.seller);
+  if (seller === undefined || !Q3_STATES.includes(seller.state)) return;
+  const index = oracle.q3PerPartition[p]++;
+  if (index % 101 === 0)
+    oracle.sampleQ3.push({
+      partition: p,
+      index,
+      row: { name: seller.name, city: seller.city, state: seller.state, id: a.id },
+    });
 }
 
 /** Counts a bid written to partition p, keeping it when it falls on a sample index. */
@@ -271,16 +324,21 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
   const oracle = emptyOracle();
   const pending: EncodableRecord[][] = Array.from({ length: PARTITIONS }, () => []);
   const appends: Promise<unknown>[] = [];
+  const persons = new Map<number, Person>();
   for (let id = 0; id < events; id++) {
     const dateTime = timestampForEvent(id);
     const rem = id % TOTAL_PROPORTION;
     const p = id % PARTITIONS;
     let value: object;
     if (rem < PERSON_PROPORTION) {
-      value = person(id, random, dateTime);
+      const made = person(id, random, dateTime);
+      persons.set(made.id, made);
+      value = made;
       oracle.persons++;
     } else if (rem < PERSON_PROPORTION + AUCTION_PROPORTION) {
-      value = auction(id, random, dateTime);
+      const made = auction(id, random, dateTime);
+      countQ3(oracle, p, made, persons);
+      value = made;
       oracle.auctions++;
     } else {
       const b = bid(id, random, dateTime, tables);

@@ -130,8 +130,6 @@ export function tableSignature(t: TableDef<unknown>): string {
 
 /** Throws the configuration error of a join of `t` by a stream of `source`, if any. */
 export function checkJoin(t: TableDef<unknown>, source: TopicDef<unknown>): void {
-  if (t.topic.name === source.name)
-    throw new TypeError(`a stream of topic "${source.name}" cannot join a table of the same topic`);
   if (t.partitioned && t.topic.partitions !== source.partitions)
     throw new TypeError(
       `table "${t.topic.name}" is partitioned (co-partitioned with the stream that joins it), so it needs as many partitions as topic "${source.name}": it has ${t.topic.partitions}, "${source.name}" has ${source.partitions}. Give both the same number, or drop partitioned: true to broadcast the table`,
