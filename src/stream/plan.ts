@@ -109,7 +109,8 @@ function tableDefinition(
     stateColumns.push(...a.agg.stateColumns(a.name));
     outputColumns.push(a.agg.outputColumn(a.name));
   }
-  return { name: view.name, version, fingerprint, keyColumns, stateColumns, outputColumns };
+  const session = view.aggregation.stream.windowSpec?.kind === 'session' ? { session: true as const } : {};
+  return { name: view.name, version, fingerprint, keyColumns, stateColumns, outputColumns, ...session };
 }
 
 /** Throws the dead-letter reason when the group-key field `names` cannot be columns of the view's table. */

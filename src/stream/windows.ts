@@ -27,7 +27,8 @@ export function parseDuration(d: Duration, what = 'duration'): number {
 }
 
 export interface WindowSpec {
-  kind: 'tumbling' | 'hopping';
+  kind: 'tumbling' | 'hopping' | 'session';
+  /** The window's size; for a session window, its gap (a session is [first event, last event + gap)). */
   sizeMs: number;
   /** How far apart window starts are (= size for tumbling). */
   advanceMs: number;
@@ -63,8 +64,26 @@ export function hopping(size: Duration, advance: Duration, opts: WindowOptions =
   return { kind: 'hopping', sizeMs, advanceMs, ...options(opts) };
 }
 
-/** Start of every window containing time t, oldest first (one for tumbling, size/advance for hopping). */
+/**
+ * Session windows: a key's events closer than `gap` to each other (in event time) form one
+ * session, [its first event, its last event + gap). Each event starts as its own session [t, t +
+ * gap); sessions of the same key that touch or overlap are merged into one row when the view's
+ * rows are written, so an event that arrives late and bridges two sessions merges them (the two old
+ * rows are removed). A session is late when its own [t, t + gap) ends before the watermark minus
+ * the allowed lateness.
+ */
+export function session(opts: WindowOptions & { gap: Duration }): WindowSpec {
+  const gapMs = parseDuration(opts?.gap, 'session gap');
+  if (gapMs <= 0) throw new TypeError('a session gap must be more than 0');
+  return { kind: 'session', sizeMs: gapMs, advanceMs: gapMs, ...options(opts) };
+}
+
+/**
+ * Start of every window containing time t, oldest first (one for tumbling, size/advance for
+ * hopping; for a session, the session the event starts, at t).
+ */
 export function windowStarts(spec: WindowSpec, t: number): number[] {
+  if (spec.kind === 'session') return [t];
   const last = Math.floor(t / spec.advanceMs) * spec.advanceMs;
   const starts: number[] = [];
   for (let s = last - Math.ceil(spec.sizeMs / spec.advanceMs - 1) * spec.advanceMs; s <= last; s += spec.advanceMs) {

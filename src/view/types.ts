@@ -50,6 +50,12 @@ export interface VersionTable {
   stateColumns: StateColumn[];
   /** What the public SQL view shows: key columns first (as they are), then these. */
   outputColumns: OutputColumn[];
+  /**
+   * Session windows: the last two key columns are window_start and window_end, and a row written
+   * whose window touches or overlaps stored rows of the same group is merged with them into one row
+   * spanning them all (the stored rows removed). Absent for every other view.
+   */
+  session?: true;
 }
 
 /** One group's state delta: values aligned with `keyColumns` and `stateColumns`. */

@@ -42,7 +42,7 @@ export {
   type TypedAggregate,
 } from '../dsl-aggregates.ts';
 export type { Aggregate, CustomAggregate } from '../aggregates.ts';
-export { tumbling, hopping, type WindowSpec, type WindowOptions, type Duration } from '../windows.ts';
+export { tumbling, hopping, session, type WindowSpec, type WindowOptions, type Duration } from '../windows.ts';
 export {
   threshold,
   anomaly,

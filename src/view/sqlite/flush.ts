@@ -17,7 +17,7 @@ import { KappaError } from '../../errors.ts';
 import { validateCheckpoints, validateDeltas } from '../definition.ts';
 import type { Checkpoint, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
-import { NULL_KEY } from './sql.ts';
+import { NULL_KEY, quoteIdent, tableIdent } from './sql.ts';
 import type { SqliteWriter } from './writer.ts';
 
 /**
@@ -51,7 +51,8 @@ export class DeltaWriter {
     const handle = this.catalog.handle(name, version);
     validateDeltas(handle.def, deltas);
     validateCheckpoints(name, checkpoints);
-    const apply = handle.selectCustom === null ? applyDeltas : applyCustomDeltas;
+    const merge = handle.selectCustom === null ? applyDeltas : applyCustomDeltas;
+    const apply = handle.def.session ? sessionApplier(this.writer.db, handle, merge) : merge;
     const steps = Math.max(1, Math.ceil(deltas.length / FLUSH_ROWS_PER_STEP));
     await this.writer.writeInSteps(`flush view "${name}" v${version}`, steps, (step) => {
       apply(handle, deltas, step * FLUSH_ROWS_PER_STEP, Math.min(deltas.length, (step + 1) * FLUSH_ROWS_PER_STEP));
@@ -181,4 +182,51 @@ function mergeCustom(
       err,
     );
   }
+}
+
+type Apply = (h: VersionHandle, deltas: readonly RowDelta[], from: number, to: number) => void;
+
+/**
+ * Session views (VersionTable.session): before a delta is merged, the stored sessions of its group
+ * that touch or overlap its window are read, removed, and merged into it under one window spanning
+ * them all: their states are applied as deltas of that window, then the delta itself (so every
+ * merge rule, custom ones included, combines them as it combines any two deltas). Stored sessions
+ * never touch each other, so one look finds all a delta joins. The delta's key is changed in place
+ * to the merged window, so what the flush reports as changed names the row that exists.
+ */
+function sessionApplier(db: Database.Database, h: VersionHandle, merge: Apply): Apply {
+  const keys = h.def.keyColumns.map((c) => quoteIdent(c.name));
+  const groups = keys.slice(0, -2);
+  const [start, end] = keys.slice(-2);
+  const columns = [...keys, ...h.def.stateColumns.map((c) => quoteIdent(c.name))].join(', ');
+  const overlap = db
+    .prepare(
+      `SELECT ${columns} FROM ${tableIdent(h.def)} WHERE ${[...groups.map((g) => `${g} = ?`), `${start} <= ?`, `${end} >= ?`].join(' AND ')}`,
+    )
+    .raw();
+  const remove = db.prepare(`DELETE FROM ${tableIdent(h.def)} WHERE ${keys.map((k) => `${k} = ?`).join(' AND ')}`);
+  const nk = keys.length;
+  const ng = nk - 2;
+  const custom = new Set(h.customIndexes);
+  return (handle, deltas, from, to) => {
+    for (let i = from; i < to; i++) {
+      const delta = deltas[i];
+      const params: unknown[] = delta.key.slice(0, ng).map((v) => v ?? NULL_KEY);
+      let s = delta.key[ng] as number;
+      let e = delta.key[ng + 1] as number;
+      const stored = overlap.all(...params, e, s) as unknown[][];
+      const merged: RowDelta[] = [];
+      for (const row of stored) {
+        s = Math.min(s, row[ng] as number);
+        e = Math.max(e, row[ng + 1] as number);
+        remove.run(...row.slice(0, nk));
+        const state = row.slice(nk).map((v, c) => (custom.has(c) && typeof v === 'string' ? JSON.parse(v) : v));
+        merged.push({ key: delta.key, state });
+      }
+      delta.key[ng] = s;
+      delta.key[ng + 1] = e;
+      merged.push(delta);
+      merge(handle, merged, 0, merged.length);
+    }
+  };
 }
