@@ -88,7 +88,12 @@ export interface NexmarkOracle {
   q3PerPartition: number[];
   /** Every 101st of q3's outputs of each partition, as q3 writes it. */
   sampleQ3: { partition: number; index: number; row: Q3Row }[];
+  /** q11's rows: the bidders' sessions (bids less than Q11_GAP_MS apart). */
+  q11Sessions: number;
 }
+
+/** q11's session gap (Flink's q11.sql: 10 seconds). */
+export const Q11_GAP_MS = 10_000;
 
 /** A row of q3's output: the seller's name, city and state, and the auction's id. */
 export interface Q3Row {
@@ -282,6 +287,7 @@ function emptyOracle(): NexmarkOracle {
     sampleQ2: [],
     q3PerPartition: new Array<number>(PARTITIONS).fill(0),
     sampleQ3: [],
+    q11Sessions: 0,
   };
 }
 
@@ -325,6 +331,8 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
   const pending: EncodableRecord[][] = Array.from({ length: PARTITIONS }, () => []);
   const appends: Promise<unknown>[] = [];
   const persons = new Map<number, Person>();
+  /** Where each bidder's current session ends (bids come in event-time order). */
+  const sessionEnds = new Map<number, number>();
   for (let id = 0; id < events; id++) {
     const dateTime = timestampForEvent(id);
     const rem = id % TOTAL_PROPORTION;
@@ -343,6 +351,9 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
     } else {
       const b = bid(id, random, dateTime, tables);
       countBid(oracle, p, b);
+      const end = sessionEnds.get(b.bidder);
+      if (end === undefined || b.dateTime > end) oracle.q11Sessions++;
+      sessionEnds.set(b.bidder, b.dateTime + Q11_GAP_MS);
       value = b;
     }
     pending[p].push({ key: null, value: JSON.stringify(value), timestamp: dateTime });

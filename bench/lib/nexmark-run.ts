@@ -1,10 +1,10 @@
 /**
  * One query run of the nexmark bench (bench/nexmark.ts), in a process of its own as in
- * bench/lib/formats-rebuild.ts: the config's one output pipeline (`from(nexmark)....to(topic)`)
- * run from offset 0 of the log with a fresh SQLite control store, timed from the engine's start
- * (worker threads included) until every task's committed checkpoint reaches the end of its
- * partition. Prints one JSON line (`QueryFigures`). The output topic stays in the log for the bench
- * to check; the control store is deleted.
+ * bench/lib/formats-rebuild.ts: the config's one output pipeline (`from(nexmark)....to(topic)`) or
+ * view of that name, run from offset 0 of the log with a fresh SQLite store, timed from the engine's
+ * start (worker threads included) until every task's committed checkpoint reaches the end of its
+ * partition. Prints one JSON line (`QueryFigures`; for a view, its row count and the sum of one
+ * column). The output topic stays in the log for the bench to check; the store is deleted.
  *
  *   node --import tsx bench/lib/nexmark-run.ts <json: QueryRequest>
  */
@@ -19,8 +19,10 @@ export interface QueryRequest {
   dbPath: string;
   configPath: string;
   topic: string;
-  /** The output pipeline's name. */
+  /** The output pipeline's (or view's) name. */
   output: string;
+  /** For a view: the column whose sum is reported. */
+  sumColumn?: string;
   workers: number;
   flushIntervalMs: number;
 }
@@ -31,13 +33,19 @@ export interface QueryFigures {
   /** CPU time of the whole process (all threads), in ms. */
   cpuMs: number;
   maxRssBytes: number;
+  /** For a view: its rows, and the sum of `sumColumn` over them. */
+  view?: { rows: number; sum: number };
 }
 
 const quiet = { info() {}, warn() {} };
 
 async function main(req: QueryRequest): Promise<QueryFigures> {
   const full = await loadApp(req.configPath);
-  const app: AppDef = { ...full, views: [], outputs: full.outputs.filter((o) => o.name === req.output) };
+  const app: AppDef = {
+    ...full,
+    views: full.views.filter((v) => v.name === req.output),
+    outputs: full.outputs.filter((o) => o.name === req.output),
+  };
   const log = await openFileLog({ dir: req.dataDir, fsync: 'never', logger: quiet });
   const store = await openSqliteStore({ path: req.dbPath });
   const info = await log.topic(req.topic);
@@ -72,7 +80,16 @@ async function main(req: QueryRequest): Promise<QueryFigures> {
     if (processed !== events)
       throw new Error(`invariant: the engine read ${processed} events, the log holds ${events}`);
     await engine.stop();
-    return { ms, events, cpuMs: (cpu.user + cpu.system) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024 };
+    const figures: QueryFigures = {
+      ms,
+      events,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+    if (req.sumColumn === undefined) return figures;
+    const sql = `SELECT count(*) AS n, sum("${req.sumColumn}") AS s FROM "${req.output}"`;
+    const [row] = (await store.query(sql)).rows as { n: number; s: number }[];
+    return { ...figures, view: { rows: row.n, sum: row.s } };
   } finally {
     await engine.close();
     await store.close();

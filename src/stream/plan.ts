@@ -362,6 +362,34 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     folded(state, timeMs);
   }
 
+  /**
+   * Session views: the newest dirty session of each group (by its key values as JSON), per set of
+   * dirty rows (a drain starts a new set). An event inside it joins its row, which grows to the
+   * event's time plus the gap; any other event starts a row of its own, and the store merges rows
+   * that touch when it writes them (VersionTable.session).
+   */
+  const sessions = windowSpec?.kind === 'session' ? new WeakMap<object, Map<string, DirtyRow>>() : null;
+
+  /** `key` (group keys, then the event's time as its session's start), or the key of the dirty session the event falls in. */
+  function sessionKey(state: TaskState, key: KeyValue[]): KeyValue[] {
+    const n = key.length;
+    const open = sessions!.get(state.dirty)?.get(JSON.stringify(key.slice(0, n - 1)));
+    const t = key[n - 1] as number;
+    if (open === undefined || t < (open.key[n - 1] as number) || t > (open.key[n] as number)) return key;
+    return [...key.slice(0, n - 1), open.key[n - 1]];
+  }
+
+  /** The session row `row` took an event at `t`: its end moves to t + gap; it becomes its group's newest. */
+  function extendSession(state: TaskState, row: DirtyRow, t: number): void {
+    const n = row.key.length;
+    row.key[n - 1] = Math.max(row.key[n - 1] as number, t + windowSizeMs);
+    let open = sessions!.get(state.dirty);
+    if (open === undefined) sessions!.set(state.dirty, (open = new Map()));
+    const group = JSON.stringify(row.key.slice(0, n - 2));
+    const newest = open.get(group);
+    if (newest === undefined || (newest.key[n - 2] as number) <= (row.key[n - 2] as number)) open.set(group, row);
+  }
+
   /** Any pipeline: flatMap (any number of outputs) and hopping windows (several windows per event). */
   function foldAny(
     state: TaskState,
@@ -392,7 +420,8 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
       runOps(ops, value, 0, outs, null, timeMs, state.tables);
       for (const v of outs) {
         for (const w of windows ?? [0]) {
-          const key = keyScratch.slice(0, keyValuesOf(state, v, w));
+          let key = keyScratch.slice(0, keyValuesOf(state, v, w));
+          if (sessions !== null) key = sessionKey(state, key);
           let base: unknown[] | null = state.dirty.get(key, key.length)?.state ?? null;
           if (hasCustom) {
             const earlier = keys.findIndex((k) => sameKey(k, key));
@@ -415,6 +444,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     for (let k = 0; k < keys.length; k++) {
       const row = state.dirty.get(keys[k], keys[k].length) ?? insertRow(state, keys[k], keys[k].length);
       apply(row.state, prepared[k], timeMs, state.partition, offset);
+      if (sessions !== null) extendSession(state, row, timeMs);
     }
     folded(state, timeMs);
   }
