@@ -69,12 +69,6 @@ export class VersionCatalog {
   async ensureVersion(def: VersionTable): Promise<ViewVersionInfo> {
     this.db.checkOpen();
     validateDefinition(def);
-    if (def.session)
-      throw new KappaError(
-        'KAPPA_CONFIG_INVALID',
-        `View "${def.name}" uses session windows, which the PostgreSQL store does not support yet (merging sessions is built for the SQLite store only). Run this view on the embedded store, or use tumbling or hopping windows.`,
-        { view: def.name },
-      );
     const json = definitionJson(def);
     const row = await this.db.tx(`create view "${def.name}" v${def.version}`, (c) => this.ensureTx(c, def, json));
     this.handles.set(handleKey(def.name, def.version), prepareVersion(def));

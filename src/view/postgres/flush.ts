@@ -11,7 +11,9 @@
  *      transaction rolls back (KAPPA_FENCED). The row lock the UPDATE takes also makes a
  *      concurrent `acquire` of the task wait for this commit, so the new owner reads the checkpoint
  *      this flush wrote (see ../leases.ts for the whole argument);
- *   2. views with custom merges only: an advisory lock on the table (so two processes never merge
+ *   2. session views only (./sessions.ts): the stored sessions the batch's sessions touch, locked,
+ *      read (one round trip), deleted, and merged with the batch's into one delta list;
+ *   2b. views with custom merges only: an advisory lock on the table (so two processes never merge
  *      the same row from the same stored state), and the stored custom states of the batch's keys,
  *      which the flush waits for (the one extra round trip), merges in JS, then goes on;
  *   3. `INSERT … SELECT * FROM unnest($1::type[], …) ORDER BY keys ON CONFLICT (keys) DO UPDATE SET
@@ -43,6 +45,7 @@ import type { Connections, Send } from './pool.ts';
 import { BACKWARDS_STATE, FENCED_STATE, LAYOUT_LOCK } from './schema.ts';
 import { tableIdent } from './sql.ts';
 import { notifyQuery } from './changes.ts';
+import { mergeSessions } from './sessions.ts';
 import { REFUSED, arrayLiteral, describeValue, toColumn } from './values.ts';
 
 /** One delta with its values converted for their columns, and its key as one string (for rounds and order). */
@@ -86,11 +89,18 @@ export class DeltaWriter {
     try {
       await this.db.pipelined(action, async (send) => {
         if (fence !== undefined) send(fenceQuery(fence));
-        if (handle.selectCustom !== null && rows.length > 0) await mergeCustomColumns(send, handle, deltas, rows);
-        for (const round of rounds(rows)) send(prepared(handle.upsert, columnArrays(handle, round)));
+        let merged = deltas;
+        let mergedRows = rows;
+        if (handle.def.session && deltas.length > 0) {
+          merged = await mergeSessions(send, handle, deltas);
+          mergedRows = convertRows(handle, merged);
+        }
+        if (handle.selectCustom !== null && mergedRows.length > 0)
+          await mergeCustomColumns(send, handle, merged, mergedRows);
+        for (const round of rounds(mergedRows)) send(prepared(handle.upsert, columnArrays(handle, round)));
         for (const cp of checkpoints) send(checkpointQuery(handle.def, cp));
         if (deltas.length > 0) {
-          const keys = deltas.map((d) => d.key);
+          const keys = merged.map((d) => d.key);
           send(notifyQuery(this.source, { kind: 'rows', view: handle.def.name, version, keys }));
         }
       });
