@@ -90,6 +90,39 @@ export interface NexmarkOracle {
   sampleQ3: { partition: number; index: number; row: Q3Row }[];
   /** q11's rows: the bidders' sessions (bids less than Q11_GAP_MS apart). */
   q11Sessions: number;
+  /** q5's bids per auction per hopping window (10 s, every 2 s): by window start, then auction. */
+  q5Counts: Map<number, Map<number, number>>;
+}
+
+/** q5's hopping windows (Flink's q5.sql: 10 s windows every 2 s). */
+export const Q5_SIZE_MS = 10_000;
+export const Q5_SLIDE_MS = 2_000;
+
+/**
+ * What q5's checks over its view must answer: its rows and their bids (each bid counts in 5
+ * windows), then the hot items (the auctions with the most bids of each window, ties included)
+ * and their bids.
+ */
+export function q5Expected(o: NexmarkOracle): { n: number; s: number }[] {
+  let rows = 0;
+  let bids = 0;
+  let hot = 0;
+  let hotBids = 0;
+  for (const perAuction of o.q5Counts.values()) {
+    const max = Math.max(...perAuction.values());
+    for (const n of perAuction.values()) {
+      rows++;
+      bids += n;
+      if (n === max) {
+        hot++;
+        hotBids += n;
+      }
+    }
+  }
+  return [
+    { n: rows, s: bids },
+    { n: hot, s: hotBids },
+  ];
 }
 
 /** q11's session gap (Flink's q11.sql: 10 seconds). */
@@ -288,6 +321,7 @@ function emptyOracle(): NexmarkOracle {
     q3PerPartition: new Array<number>(PARTITIONS).fill(0),
     sampleQ3: [],
     q11Sessions: 0,
+    q5Counts: new Map(),
   };
 }
 
@@ -354,6 +388,12 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
       const end = sessionEnds.get(b.bidder);
       if (end === undefined || b.dateTime > end) oracle.q11Sessions++;
       sessionEnds.set(b.bidder, b.dateTime + Q11_GAP_MS);
+      const last = Math.floor(b.dateTime / Q5_SLIDE_MS) * Q5_SLIDE_MS;
+      for (let w = last - Q5_SIZE_MS + Q5_SLIDE_MS; w <= last; w += Q5_SLIDE_MS) {
+        let perAuction = oracle.q5Counts.get(w);
+        if (perAuction === undefined) oracle.q5Counts.set(w, (perAuction = new Map()));
+        perAuction.set(b.auction, (perAuction.get(b.auction) ?? 0) + 1);
+      }
       value = b;
     }
     pending[p].push({ key: null, value: JSON.stringify(value), timestamp: dateTime });

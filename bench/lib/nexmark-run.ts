@@ -3,8 +3,7 @@
  * bench/lib/formats-rebuild.ts: the config's one output pipeline (`from(nexmark)....to(topic)`) or
  * view of that name, run from offset 0 of the log with a fresh SQLite store, timed from the engine's
  * start (worker threads included) until every task's committed checkpoint reaches the end of its
- * partition. Prints one JSON line (`QueryFigures`; for a view, its row count and the sum of one
- * column). The output topic stays in the log for the bench to check; the store is deleted.
+ * partition. Prints one JSON line (`QueryFigures`; for a view, the answers of SQL checks over it). The output topic stays in the log for the bench to check; the store is deleted.
  *
  *   node --import tsx bench/lib/nexmark-run.ts <json: QueryRequest>
  */
@@ -21,8 +20,8 @@ export interface QueryRequest {
   topic: string;
   /** The output pipeline's (or view's) name. */
   output: string;
-  /** For a view: the column whose sum is reported. */
-  sumColumn?: string;
+  /** For a view: SQL queries over it, each answering one row `{ n, s }`, reported as they answer. */
+  checks?: string[];
   workers: number;
   flushIntervalMs: number;
 }
@@ -33,8 +32,8 @@ export interface QueryFigures {
   /** CPU time of the whole process (all threads), in ms. */
   cpuMs: number;
   maxRssBytes: number;
-  /** For a view: its rows, and the sum of `sumColumn` over them. */
-  view?: { rows: number; sum: number };
+  /** For a view: the answers of the request's `checks`. */
+  view?: { n: number; s: number }[];
 }
 
 const quiet = { info() {}, warn() {} };
@@ -86,10 +85,13 @@ async function main(req: QueryRequest): Promise<QueryFigures> {
       cpuMs: (cpu.user + cpu.system) / 1000,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
     };
-    if (req.sumColumn === undefined) return figures;
-    const sql = `SELECT count(*) AS n, sum("${req.sumColumn}") AS s FROM "${req.output}"`;
-    const [row] = (await store.query(sql)).rows as { n: number; s: number }[];
-    return { ...figures, view: { rows: row.n, sum: row.s } };
+    if (req.checks === undefined) return figures;
+    const view: { n: number; s: number }[] = [];
+    for (const sql of req.checks) {
+      const [row] = (await store.query(sql)).rows as { n: number; s: number }[];
+      view.push({ n: row.n, s: row.s });
+    }
+    return { ...figures, view };
   } finally {
     await engine.close();
     await store.close();
