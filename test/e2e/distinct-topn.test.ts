@@ -12,7 +12,7 @@ import { type AppDef, Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
 import { openPostgresStore } from '../../src/view/postgres/index.ts';
 import { defer } from '../support/cleanup.ts';
-import { type Kappa, openKappa } from '../support/kappa.ts';
+import { type Kappa, engineCaughtUp, openKappa } from '../support/kappa.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
 import { postgresForFile } from '../support/postgres.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
@@ -76,18 +76,6 @@ function bids(n: number): Bid[] {
 
 const records = (all: Bid[]) => all.map((b) => ({ key: b.auction, value: JSON.stringify(b) }));
 
-async function caughtUp(engine: Engine, log: FileLog): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    let done = true;
-    for (const t of engine.status())
-      if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
-    if (done) return;
-    if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${JSON.stringify(engine.status())}`);
-    await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
-
 async function snapshot(store: ViewStore, log: FileLog): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   out.by_auction = (await store.query('SELECT * FROM by_auction ORDER BY auction')).rows;
@@ -138,7 +126,7 @@ async function run(kappa: Kappa, all: Bid[], live: boolean, threads = 0): Promis
       await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
     }
   }
-  await caughtUp(engine, log);
+  await engineCaughtUp(engine, log);
   await engine.stop();
   return snapshot(store, log);
 }

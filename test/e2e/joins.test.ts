@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type FileLog, partitionForKey } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
-import { type AppDef, Engine, loadApp } from '../../src/stream/index.ts';
+import { type AppDef, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
-import { type Kappa, openKappa } from '../support/kappa.ts';
+import { type Kappa, engineCaughtUp, openKappa } from '../support/kappa.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
 
 const T0 = Date.UTC(2026, 5, 1);
@@ -142,18 +142,6 @@ async function appendArrivals(log: FileLog, arrivals: Arrival[]): Promise<void> 
   }
 }
 
-async function caughtUp(engine: Engine, log: FileLog): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    let done = true;
-    for (const t of engine.status())
-      if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
-    if (done) return;
-    if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${JSON.stringify(engine.status())}`);
-    await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
-
 async function snapshot(store: ViewStore, log: FileLog): Promise<Record<string, unknown[]>> {
   const enriched: string[] = [];
   for await (const batch of log.read('enriched', 0, 0)) for (const r of batch.records()) enriched.push(String(r.value));
@@ -181,7 +169,7 @@ async function run(kappa: Kappa, all: ReturnType<typeof events>, live: boolean, 
       await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
     }
   }
-  await caughtUp(engine, log);
+  await engineCaughtUp(engine, log);
   await engine.stop();
   return snapshot(store, log);
 }
@@ -337,7 +325,7 @@ async function runWindow(kappa: Kappa, arrivals: WindowArrival[], live: boolean,
       await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
     }
   }
-  await caughtUp(engine, log);
+  await engineCaughtUp(engine, log);
   await engine.stop();
   let late = 0;
   for (let p = 0; p < 2; p++) for await (const batch of log.read('clicks.late', p, 0)) late += batch.records().length;

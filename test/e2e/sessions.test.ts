@@ -8,12 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type FileLog, openFileLog } from '../../src/log/index.ts';
+import { openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { type AppDef, Engine, loadApp } from '../../src/stream/index.ts';
 import { openPostgresStore } from '../../src/view/postgres/index.ts';
 import { defer } from '../support/cleanup.ts';
-import { type Kappa, openKappa } from '../support/kappa.ts';
+import { type Kappa, engineCaughtUp, openKappa } from '../support/kappa.ts';
 import { quietLogger as quiet } from '../support/loggers.ts';
 import { postgresForFile } from '../support/postgres.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
@@ -82,18 +82,6 @@ function oracle(all: Click[]): unknown[] {
 
 const records = (all: Click[]) => all.map((c) => ({ key: String(c.id), value: JSON.stringify(c) }));
 
-async function caughtUp(engine: Engine, log: FileLog): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    let done = true;
-    for (const t of engine.status())
-      if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
-    if (done) return;
-    if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${JSON.stringify(engine.status())}`);
-    await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
-
 async function run(kappa: Kappa, all: Click[], live: boolean, threads: number) {
   const { log, store, engine } = kappa;
   await log.createTopic('clicks', { partitions: 3 });
@@ -109,7 +97,7 @@ async function run(kappa: Kappa, all: Click[], live: boolean, threads: number) {
       await new Promise((r) => setTimeout(r, Math.floor(random() * 4)));
     }
   }
-  await caughtUp(engine, log);
+  await engineCaughtUp(engine, log);
   await engine.stop();
   return {
     sessions: (await store.query('SELECT * FROM sessions ORDER BY "user", window_start')).rows,
@@ -176,7 +164,7 @@ describe('session windows through the engine', () => {
       ts: T0 + s * 1000,
     });
     await log.append('clicks', records([click(1, 0), click(2, 20), click(3, 70), click(4, 90)]));
-    await caughtUp(engine, log);
+    await engineCaughtUp(engine, log);
     const before = (await store.query('SELECT window_start, window_end, clicks FROM sessions ORDER BY window_start'))
       .rows;
     assert.deepEqual(before, [
@@ -185,7 +173,7 @@ describe('session windows through the engine', () => {
     ]);
     // At 45 s, [45 s, 75 s) touches both: one session from 0 to 120 s.
     await log.append('clicks', records([click(5, 45)]));
-    await caughtUp(engine, log);
+    await engineCaughtUp(engine, log);
     const after = (await store.query('SELECT window_start, window_end, clicks, ms, entry, exit FROM sessions')).rows;
     assert.deepEqual(after, [
       { window_start: T0, window_end: T0 + 120_000, clicks: 5, ms: 1500, entry: 'p1', exit: 'p4' },

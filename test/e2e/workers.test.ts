@@ -12,7 +12,7 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { seededRandom } from '../../src/random.ts';
 import { type Engine, loadApp } from '../../src/stream/index.ts';
 import { type ViewStore } from '../../src/view/index.ts';
-import { type Kappa, openKappa } from '../support/kappa.ts';
+import { type Kappa, engineCaughtUp, openKappa } from '../support/kappa.ts';
 import { quietLogger } from '../support/loggers.ts';
 import { type Owner, type RunResult, runKappa, startKappa } from '../support/processes.ts';
 import { KAPPA_SRC as SRC, tempProject } from '../support/project.ts';
@@ -107,18 +107,6 @@ async function onWorkers(engine: Engine): Promise<void> {
   }
 }
 
-async function caughtUp(engine: Engine, log: FileLog): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    let done = true;
-    for (const t of engine.status())
-      if (t.committedOffset < (await log.offsets(t.topic, t.partition)).end) done = false;
-    if (done) return;
-    if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${JSON.stringify(engine.status())}`);
-    await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
-
 async function snapshot(store: ViewStore, log: FileLog): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   out.by_page = (await store.query('SELECT * FROM by_page ORDER BY page, mobile')).rows;
@@ -205,7 +193,7 @@ describe('worker threads', () => {
           }
           for (const odd of oddOnes())
             await log.append('clicks', [{ key: 'x', value: odd.value, partition: odd.partition }]);
-          await caughtUp(engine, log);
+          await engineCaughtUp(engine, log);
           if (workers > 0)
             assert.equal(
               new Set(engine.status().map((t) => t.worker)).size,
@@ -273,7 +261,7 @@ describe('worker threads', () => {
     const { engine, log, cleanup } = await brokenEngine(name, {}, workerHeapMb);
     try {
       await engine.start();
-      await caughtUp(engine, log);
+      await engineCaughtUp(engine, log);
       await onWorkers(engine);
       await body({ engine, log });
     } finally {
@@ -347,7 +335,7 @@ describe('worker threads', () => {
         await log.append('clicks', [
           { key: 'u', value: JSON.stringify({ user: 'u', page: '/after', ms: 1, ts: T0 }), partition: 2 },
         ]);
-        await caughtUp(engine, log);
+        await engineCaughtUp(engine, log);
         const dead: { offset: number; reason: string }[] = [];
         for await (const batch of log.read('clicks.dlq', 2, 0))
           for (const r of batch.records())

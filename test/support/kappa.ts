@@ -128,3 +128,22 @@ export async function untilLive(
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Resolves once every task of `engine` has committed up to the end of its partition (within
+ * `timeoutMs`); fails with the engine's failure, or with the tasks still behind.
+ */
+export async function engineCaughtUp(engine: Engine, log: FileLog, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const behind: string[] = [];
+    for (const t of engine.status()) {
+      const { end } = await log.offsets(t.topic, t.partition);
+      if (t.committedOffset < end)
+        behind.push(`${t.view}/${t.partition}: committed ${t.committedOffset}, read ${t.offset}, end ${end}`);
+    }
+    if (behind.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`the engine did not catch up: ${behind.join('; ')}`);
+    await Promise.race([engine.failure, new Promise((r) => setTimeout(r, 20))]);
+  }
+}
