@@ -34,7 +34,7 @@ const Card = Type.Object({
   ts: Type.Integer(),
 });
 export const cards = topic('cards', { partitions: 2, schema: Card, key: (c) => c.card, time: (c) => c.ts });
-/** The profile of each card as it was at any moment (versions kept 7 days), for the joins below. */
+/** The profile of each card as it was at any moment (every version kept), for the joins below. */
 const profiles = table(cards);
 
 /** Each transaction with its card's profile at the transaction's time (transactions of unknown cards are dropped). */

@@ -34,7 +34,7 @@ async function put(log: FileLog, c: Card | { card: string; ts: number; deleted: 
 
 /** The table read to its end on a fresh thread's view (a new SharedTable per test: `def` is new each time). */
 async function readAll(log: FileLog, def: TableDef<unknown>): Promise<SharedTable> {
-  const shared = SharedTable.of(log, def);
+  const shared = SharedTable.of(log, def, -Infinity);
   await shared.advance(null, Number.MAX_SAFE_INTEGER);
   return shared;
 }
@@ -80,18 +80,41 @@ describe('tables from topics', () => {
     await put(log, { card: 'a', limit: 3, ts: 3 * hour });
     await put(log, { card: 'b', limit: 9, ts: 5 * hour }); // moves the watermark of its partition
     await put(log, { card: 'a', limit: 4, ts: 5 * hour });
-    const shared = await readAll(log, table(cards, { retention: '90m' }) as TableDef<unknown>);
-    const limit = (at: number) => (shared.lookup('a', at) as Card | undefined)?.limit;
+    const def = table(cards, { retention: '90m' }) as TableDef<unknown>;
+    // A joining task that has reached 6 h: the table drops behind the slower of it and its watermark.
+    const tables = new TaskTables(log, [def], 0, 6 * hour);
+    await tables.advance(6 * hour);
+    const limit = (at: number) => (tables.lookup(def, 'a', at) as Card | undefined)?.limit;
     assert.equal(limit(30 * 60_000), undefined, 'the version of 0 was superseded before 5 h - 90 min');
     assert.equal(limit(2 * hour), undefined, 'so was the version of 1 h');
     assert.equal(limit(4 * hour), 3, 'the version current at the floor is kept');
     assert.equal(limit(6 * hour), 4);
   });
 
+  test('a task that needs what the shared table dropped reads its own: a rebuild beside the live version', async (t) => {
+    const log = await openLog(t);
+    const hour = 3_600_000;
+    await put(log, { card: 'a', limit: 1, ts: 0 });
+    await put(log, { card: 'a', limit: 2, ts: 3 * hour });
+    await put(log, { card: 'b', limit: 9, ts: 5 * hour }); // the watermark moves to 5 h
+    await put(log, { card: 'a', limit: 3, ts: 5 * hour + 1 }); // 'a' superseded at 3 h, before 5 h - 1 h: dropped
+    const def = table(cards, { retention: '1h' }) as TableDef<unknown>;
+    const live = new TaskTables(log, [def], 0, 5 * hour);
+    await live.advance(6 * hour);
+    assert.equal(live.lookup(def, 'a', hour), undefined, 'the live tasks dropped the version of 0');
+    const rebuild = new TaskTables(log, [def], 0);
+    await rebuild.advance(hour);
+    assert.equal((rebuild.lookup(def, 'a', hour) as Card).limit, 1, 'a new version replaying from 0 finds it');
+    const without = table(cards) as TableDef<unknown>;
+    const forever = new TaskTables(log, [without], 0, 5 * hour);
+    await forever.advance(6 * hour);
+    assert.equal((forever.lookup(without, 'a', hour) as Card).limit, 1, 'no retention: every version is kept');
+  });
+
   test('a table past its maxKeys stops the read with an error that says what to do', async (t) => {
     const log = await openLog(t);
     for (let i = 0; i < 5; i++) await put(log, { card: `k${i}`, limit: i, ts: i });
-    const shared = SharedTable.of(log, table(cards, { maxKeys: 4 }) as TableDef<unknown>);
+    const shared = SharedTable.of(log, table(cards, { maxKeys: 4 }) as TableDef<unknown>, -Infinity);
     await assert.rejects(shared.advance(null, 100), (err: Error) => {
       assert.match(err.message, /table "cards" holds more than 4 keys, its maxKeys/);
       assert.match(err.message, /raise maxKeys in table\(\)|partitioned: true/);

@@ -3,9 +3,10 @@
  *
  * `table(topic, { key })` is the latest value per key of a topic (a changelog, as Kafka Streams'
  * KTable): each record sets its key's value, a record with a null value (a tombstone) deletes it.
- * Every version is kept with the event time it took effect at, for `retention` behind the table's
- * watermark, so a join looks up the version that was current at the joining event's time: a payment
- * made before a card's limit changed joins the old limit, even when it arrives after the change.
+ * Every version is kept with the event time it took effect at (for `retention` behind the table's
+ * watermark when one is set; forever by default), so a join looks up the version that was current
+ * at the joining event's time: a payment made before a card's limit changed joins the old limit,
+ * even when it arrives after the change, and a rebuild from offset 0 finds the same versions.
  *
  * The event-time rule. A join at event time t waits until the table can no longer get a version
  * from at or before t: every partition the task reads of the table has a watermark past t (newest
@@ -22,6 +23,11 @@
  * keys; a partitioned one (`partitioned: true`) must have as many partitions as the stream and the
  * same keys (co-partitioned: the join key of an event is the table's key in the event's partition),
  * and each task reads only its own partition.
+ *
+ * A stream–stream join (`join(otherTopic, { within, key })`) reads the other topic the same way but
+ * keeps its events (`TableDef.window`), and waits harder: an event at t is joined only once the other
+ * topic's watermark passes t + within (a partition read to its end does not count), so every event
+ * that can match it has been read, live and in a replay alike.
  */
 import { KappaError } from '../errors.ts';
 import type { Log, LogRecord } from '../log/index.ts';
@@ -38,7 +44,11 @@ export interface TableOptions<V> {
   partitioned?: boolean;
   /** Most keys a table may hold in one thread; past it the task stops with an error saying so. Default 100,000 (broadcast), 1,000,000 (partitioned). */
   maxKeys?: number;
-  /** How long superseded versions are kept behind the table's watermark (default '7d'). */
+  /**
+   * How long a superseded version is kept behind the table's watermark; default: forever, so a
+   * rebuild from offset 0 joins every event with the version of its time. With a retention, an
+   * event older than that (a replay of old history) finds no version and joins nothing.
+   */
   retention?: Duration;
   /** How far out of event-time order the table's updates may arrive (default 0). */
   outOfOrderness?: Duration;
@@ -107,7 +117,8 @@ export function table<V>(topic: TopicDef<V>, opts: TableOptions<V> = {}): TableD
     key: opts.key ?? topic.key,
     partitioned,
     maxKeys,
-    retentionMs: parseDuration(opts.retention ?? '7d', `retention of table "${topic.name}"`),
+    retentionMs:
+      opts.retention === undefined ? Infinity : parseDuration(opts.retention, `retention of table "${topic.name}"`),
     outOfOrdernessMs: parseDuration(opts.outOfOrderness ?? 0, `outOfOrderness of table "${topic.name}"`),
     window: null,
   };
@@ -188,12 +199,21 @@ export class SharedTable {
     this.decode = valueDecoder(def.topic);
   }
 
-  /** The table of a log (or of a log being opened, in a worker thread): one per thread. */
-  static of(log: Log | Promise<Log>, def: TableDef<unknown>): SharedTable {
+  /** Versions (or a window join's events) older than this were dropped; NO_WATERMARK: none. */
+  private prunedBelowMs = NO_WATERMARK;
+
+  /**
+   * The table of a log (or of a log being opened, in a worker thread), shared by the thread's tasks
+   * that join it. A task that may need what the shared one already dropped (`needFromMs`: a new
+   * version replaying from the start, while the live version's tasks read the table to its head)
+   * gets a table of its own, read from the start, which the tasks opened after it share.
+   */
+  static of(log: Log | Promise<Log>, def: TableDef<unknown>, needFromMs: number): SharedTable {
     let byDef = shared.get(log);
     if (byDef === undefined) shared.set(log, (byDef = new Map()));
     let t = byDef.get(def);
-    if (t === undefined) byDef.set(def, (t = new SharedTable(log, def)));
+    if (t === undefined || (t.prunedBelowMs !== NO_WATERMARK && t.prunedBelowMs > needFromMs))
+      byDef.set(def, (t = new SharedTable(log, def)));
     return t;
   }
 
@@ -271,11 +291,10 @@ export class SharedTable {
     }
     if (key === null || key === undefined || !Number.isFinite(time)) return;
     if (this.def.window === null) {
-      this.insert(
-        String(key),
-        { from: Math.max(time, part.watermarkMs), value },
-        part.watermarkMs - this.def.retentionMs,
-      );
+      // Versions are dropped behind the slower of the table's watermark and the joining tasks' newest
+      // events (the table is read ahead of them), less the retention.
+      const keepFrom = Math.min(part.watermarkMs, this.slowestCursorMs()) - this.def.retentionMs;
+      this.insert(String(key), { from: Math.max(time, part.watermarkMs), value }, keepFrom);
     } else if (value !== TOMBSTONE && time >= part.watermarkMs && time >= floor) {
       // Later than its out-of-orderness, an event would join or not depending on when it was read: it
       // joins nothing. Older than the floor, no event that is not late can match it.
@@ -293,10 +312,16 @@ export class SharedTable {
 
   /** Events of the other side older than this can no longer match an event that is not late. */
   private windowFloor(): number {
-    let floor = Infinity;
-    for (const c of this.consumers) floor = Math.min(floor, c.cursorMs);
-    if (floor === Infinity || floor === NO_WATERMARK) return NO_WATERMARK;
-    return floor - this.def.window!.allowedLatenessMs - this.def.window!.withinMs;
+    const cursor = this.slowestCursorMs();
+    if (cursor === NO_WATERMARK) return NO_WATERMARK;
+    return cursor - this.def.window!.allowedLatenessMs - this.def.window!.withinMs;
+  }
+
+  /** The newest event time the slowest joining task has reached (NO_WATERMARK when one has none yet, or none joins). */
+  private slowestCursorMs(): number {
+    let cursor = Infinity;
+    for (const c of this.consumers) cursor = Math.min(cursor, c.cursorMs);
+    return cursor === Infinity ? NO_WATERMARK : cursor;
   }
 
   /** Adds one event of the other side of a stream–stream join, dropping what no join can match any more. */
@@ -315,6 +340,7 @@ export class SharedTable {
     for (const [k, list] of this.rows) {
       let drop = 0;
       while (drop < list.length && list[drop].from < floor) drop++;
+      if (drop > 0) this.prunedBelowMs = Math.max(this.prunedBelowMs, floor);
       if (drop === list.length) this.rows.delete(k);
       else if (drop > 0) list.splice(0, drop);
     }
@@ -357,7 +383,10 @@ export class SharedTable {
     versions.splice(at, 0, v);
     let keep = 0;
     while (keep + 1 < versions.length && versions[keep + 1].from <= floor) keep++;
-    if (keep > 0) versions.splice(0, keep);
+    if (keep > 0) {
+      versions.splice(0, keep);
+      this.prunedBelowMs = Math.max(this.prunedBelowMs, floor);
+    }
     if (versions.length === 1 && versions[0].value === TOMBSTONE && versions[0].from <= floor) this.rows.delete(key);
   }
 
@@ -398,13 +427,21 @@ export class TaskTables {
   ) {
     this.cursorMs = cursorMs;
     this.entries = tables.map((def) => ({
-      table: SharedTable.of(log, def),
+      // What the task may still look up: a table version from its retention before the task's
+      // newest event; another stream's events back to its lateness and window.
+      table: SharedTable.of(
+        log,
+        def,
+        def.window === null
+          ? cursorMs - def.retentionMs
+          : cursorMs - def.window.allowedLatenessMs - def.window.withinMs,
+      ),
       partitions: def.partitioned ? [partition] : null,
       lookaheadMs: def.window?.withinMs ?? 0,
     }));
     const windows = tables.filter((d) => d.window !== null).map((d) => d.window!.allowedLatenessMs);
     this.latenessMs = windows.length === 0 ? null : Math.min(...windows);
-    for (const e of this.entries) if (e.table.def.window !== null) e.table.consumers.add(this);
+    for (const e of this.entries) e.table.consumers.add(this);
   }
 
   /** A new batch begins: the tables' ends are looked at again before an event relies on them. */
@@ -422,15 +459,14 @@ export class TaskTables {
    * only so far back); otherwise the task's cursor moves on to it.
    */
   late(t: number): boolean {
-    if (this.latenessMs === null) return false;
-    if (t < this.cursorMs - this.latenessMs) return true;
+    if (this.latenessMs !== null && t < this.cursorMs - this.latenessMs) return true;
     if (t > this.cursorMs) this.cursorMs = t;
     return false;
   }
 
   async advance(t: number): Promise<void> {
     // The event at `t` is about to be joined (it is not late): what is older than its window need not be kept.
-    if (this.latenessMs !== null && t > this.cursorMs) this.cursorMs = t;
+    if (t > this.cursorMs) this.cursorMs = t;
     for (const e of this.entries) await e.table.advance(e.partitions, t + e.lookaheadMs);
     let ready = Infinity;
     let fresh = Infinity;

@@ -142,6 +142,7 @@ export class InThreadRunner implements TaskRunner {
       state.outputs.length !== 0
     )
       throw new Error(`invariant: task ${id} is released with work not drained`);
+    state.tables?.close();
     this.tasks.delete(id);
     return { eventsProcessed, watermarkMs: state.watermarkMs, keyNames: state.keyNames };
   }
