@@ -90,6 +90,8 @@ export interface NexmarkOracle {
   sampleQ3: { partition: number; index: number; row: Q3Row }[];
   /** q11's rows: the bidders' sessions (bids less than Q11_GAP_MS apart). */
   q11Sessions: number;
+  /** q4's closing price of each auction (its highest bid from its start to its expiry), by auction id, with its category. */
+  q4Final: Map<number, { category: number; final: number }>;
   /** q5's bids per auction per hopping window (10 s, every 2 s): by window start, then auction. */
   q5Counts: Map<number, Map<number, number>>;
 }
@@ -206,6 +208,8 @@ interface Auction {
   id: number;
   seller: number;
   category: number;
+  dateTime: number;
+  expires: number;
   [more: string]: unknown;
 }
 
@@ -322,7 +326,28 @@ function emptyOracle(): NexmarkOracle {
     sampleQ3: [],
     q11Sessions: 0,
     q5Counts: new Map(),
+    q4Final: new Map(),
   };
+}
+
+/**
+ * q4's closing prices: a bid counts for its auction when the auction was made before it (a bid's
+ * auction id can run a few ids ahead; an event-time join finds no such auction) and it came between
+ * the auction's start and its expiry (Flink's q4.sql: `B.dateTime BETWEEN A.dateTime AND A.expires`).
+ */
+function countQ4(oracle: NexmarkOracle, b: Bid, auctions: Map<number, Auction>): void {
+  const a = auctions.get(b.auction);
+  if (a === undefined || b.dateTime < a.dateTime || b.dateTime > a.expires) return;
+  const row = oracle.q4Final.get(a.id);
+  if (row === undefined) oracle.q4Final.set(a.id, { category: a.category, final: b.price });
+  else if (b.price > row.final) row.final = b.price;
+}
+
+/** What q4's checks over its view must answer: its rows (auctions with a bid) and their closing prices. */
+export function q4Expected(o: NexmarkOracle): { n: number; s: number }[] {
+  let sum = 0;
+  for (const r of o.q4Final.values()) sum += r.final;
+  return [{ n: o.q4Final.size, s: sum }];
 }
 
 /**
@@ -365,6 +390,7 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
   const pending: EncodableRecord[][] = Array.from({ length: PARTITIONS }, () => []);
   const appends: Promise<unknown>[] = [];
   const persons = new Map<number, Person>();
+  const auctions = new Map<number, Auction>();
   /** Where each bidder's current session ends (bids come in event-time order). */
   const sessionEnds = new Map<number, number>();
   for (let id = 0; id < events; id++) {
@@ -380,6 +406,7 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
     } else if (rem < PERSON_PROPORTION + AUCTION_PROPORTION) {
       const made = auction(id, random, dateTime);
       countQ3(oracle, p, made, persons);
+      auctions.set(made.id, made);
       value = made;
       oracle.auctions++;
     } else {
@@ -388,6 +415,7 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
       const end = sessionEnds.get(b.bidder);
       if (end === undefined || b.dateTime > end) oracle.q11Sessions++;
       sessionEnds.set(b.bidder, b.dateTime + Q11_GAP_MS);
+      countQ4(oracle, b, auctions);
       const last = Math.floor(b.dateTime / Q5_SLIDE_MS) * Q5_SLIDE_MS;
       for (let w = last - Q5_SIZE_MS + Q5_SLIDE_MS; w <= last; w += Q5_SLIDE_MS) {
         let perAuction = oracle.q5Counts.get(w);

@@ -60,6 +60,8 @@ async function main(req: QueryRequest): Promise<QueryFigures> {
     workers: req.workers,
     configPath: req.configPath,
     flushIntervalMs: req.flushIntervalMs,
+    // q3 and q4 hold a broadcast table of 200,000 persons or 600,000 auctions in every worker thread.
+    workerHeapMb: 2048,
   });
   try {
     const cpu0 = process.cpuUsage();
