@@ -90,10 +90,29 @@ export interface NexmarkOracle {
   sampleQ3: { partition: number; index: number; row: Q3Row }[];
   /** q11's rows: the bidders' sessions (bids less than Q11_GAP_MS apart). */
   q11Sessions: number;
+  /** q8: auctions per (seller, 10 s window), and each person's 10 s window. */
+  q8Auctions: Map<string, number>;
+  q8Persons: { id: number; window: number }[];
   /** q4's closing price of each auction (its highest bid from its start to its expiry), by auction id, with its category. */
   q4Final: Map<number, { category: number; final: number }>;
   /** q5's bids per auction per hopping window (10 s, every 2 s): by window start, then auction. */
   q5Counts: Map<number, Map<number, number>>;
+}
+
+/** q8's tumbling window (Flink's q8.sql: 10 s). */
+export const Q8_WINDOW_MS = 10_000;
+
+/** What q8's check over its view must answer: the (person, window) pairs whose person opened an auction in that window, and those auctions. */
+export function q8Expected(o: NexmarkOracle): { n: number; s: number }[] {
+  let rows = 0;
+  let auctions = 0;
+  for (const p of o.q8Persons) {
+    const n = o.q8Auctions.get(`${p.id}:${p.window}`);
+    if (n === undefined) continue;
+    rows++;
+    auctions += n;
+  }
+  return [{ n: rows, s: auctions }];
 }
 
 /** q5's hopping windows (Flink's q5.sql: 10 s windows every 2 s). */
@@ -327,6 +346,8 @@ function emptyOracle(): NexmarkOracle {
     q11Sessions: 0,
     q5Counts: new Map(),
     q4Final: new Map(),
+    q8Auctions: new Map(),
+    q8Persons: [],
   };
 }
 
@@ -401,12 +422,15 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
     if (rem < PERSON_PROPORTION) {
       const made = person(id, random, dateTime);
       persons.set(made.id, made);
+      oracle.q8Persons.push({ id: made.id, window: Math.floor(dateTime / Q8_WINDOW_MS) * Q8_WINDOW_MS });
       value = made;
       oracle.persons++;
     } else if (rem < PERSON_PROPORTION + AUCTION_PROPORTION) {
       const made = auction(id, random, dateTime);
       countQ3(oracle, p, made, persons);
       auctions.set(made.id, made);
+      const q8Key = `${made.seller}:${Math.floor(dateTime / Q8_WINDOW_MS) * Q8_WINDOW_MS}`;
+      oracle.q8Auctions.set(q8Key, (oracle.q8Auctions.get(q8Key) ?? 0) + 1);
       value = made;
       oracle.auctions++;
     } else {

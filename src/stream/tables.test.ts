@@ -9,7 +9,7 @@ import { quietLogger as quiet } from '../../test/support/loggers.ts';
 import { type FileLog, openFileLog } from '../log/index.ts';
 import { count, defineApp, from, topic, view } from './dsl-api/index.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
-import { SharedTable, type TableDef, TaskTables, table } from './tables.ts';
+import { SharedTable, type TableDef, TaskTables, table, windowSide } from './tables.ts';
 
 interface Card {
   card: string;
@@ -140,6 +140,31 @@ describe('tables from topics', () => {
     await put(log, { card: 'a', limit: 2, ts: 2000 });
     await tables.advance(1500);
     assert.equal((tables.lookup(def, 'a', 2000) as Card).limit, 2);
+  });
+
+  test("a window join waits for the other topic's event time, or with idleAfter for it to go quiet", async (t) => {
+    const log = await openLog(t);
+    await put(log, { card: 'a', limit: 1, ts: 1000 });
+    await put(log, { card: 'd', limit: 1, ts: 1000 }); // partition 1
+    const strict = windowSide(cards, { within: '1s', key: () => null, outOfOrderness: 0 }) as TableDef<unknown>;
+    const waits = new TaskTables(log, [strict], 0);
+    await waits.advance(500);
+    assert.equal(waits.ready(500), false, 'read to its end, but its event time (1000) is not past 500 + 1000');
+    assert.equal(waits.ready(-1), true);
+    const idle = windowSide(cards, {
+      within: '1s',
+      key: () => null,
+      outOfOrderness: 0,
+      idleAfter: '100ms',
+    }) as TableDef<unknown>;
+    const quiet = new TaskTables(log, [idle], 0);
+    await quiet.advance(500);
+    assert.equal(quiet.ready(500), false, 'data was just read');
+    await new Promise((r) => setTimeout(r, 150));
+    quiet.stale();
+    await quiet.advance(500);
+    assert.equal(quiet.ready(500), true, 'nothing new for 100 ms: the join goes on');
+    assert.deepEqual(quiet.within(idle, 'a', 500), [{ card: 'a', limit: 1, ts: 1000 }]);
   });
 
   test('configuration errors are clear', () => {

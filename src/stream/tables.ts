@@ -68,7 +68,7 @@ export interface TableDef<V> {
    * kept (by key and event time) instead of the latest per key, for as long as a join can still
    * match it; a join finds those within `withinMs` of its event. Null for a table.
    */
-  readonly window: { withinMs: number; allowedLatenessMs: number } | null;
+  readonly window: { withinMs: number; allowedLatenessMs: number; idleAfterMs: number | null } | null;
 }
 
 /** The other side of a stream–stream join: `join(other, { within, key }, fn)`. */
@@ -87,6 +87,13 @@ export interface WindowJoinOptions<T, O> {
   partitioned?: boolean;
   /** Most keys held at once (as table()'s); default 100,000 (1,000,000 partitioned). */
   maxKeys?: number;
+  /**
+   * A partition of the other topic read to its end that has had nothing new for this long (wall
+   * clock) stops holding the join back: events are joined with what was read. Default: never (the
+   * join waits for the other topic's event time, which makes it deterministic). Trades that for
+   * latency when the other topic can go quiet, as Flink's source idle timeout does.
+   */
+  idleAfter?: Duration;
 }
 
 /** The TableDef a stream–stream join reads its other side with. */
@@ -103,7 +110,9 @@ export function windowSide<O>(other: TopicDef<O>, opts: WindowJoinOptions<never,
     opts.allowedLateness ?? 0,
     `allowedLateness of the join with "${other.name}"`,
   );
-  return { ...side, retentionMs: 0, window: { withinMs, allowedLatenessMs } };
+  const idleAfterMs =
+    opts.idleAfter === undefined ? null : parseDuration(opts.idleAfter, `idleAfter of the join with "${other.name}"`);
+  return { ...side, retentionMs: 0, window: { withinMs, allowedLatenessMs, idleAfterMs } };
 }
 
 export function table<V>(topic: TopicDef<V>, opts: TableOptions<V> = {}): TableDef<V> {
@@ -172,6 +181,8 @@ interface PartitionRead {
   watermarkMs: number;
   /** The last read found nothing more (as of that read). */
   atEnd: boolean;
+  /** When (wall clock) a read last found records. */
+  lastDataAtMs: number;
 }
 
 const READ_BYTES = 1 << 20;
@@ -250,6 +261,7 @@ export class SharedTable {
         maxEventMs: NO_WATERMARK,
         watermarkMs: NO_WATERMARK,
         atEnd: false,
+        lastDataAtMs: Date.now(),
       }));
     }
     for (const p of partitions ?? this.parts.keys()) {
@@ -274,6 +286,7 @@ export class SharedTable {
       any = true;
     }
     if (!any) part.atEnd = true;
+    else part.lastDataAtMs = Date.now();
   }
 
   private async apply(r: LogRecord, part: PartitionRead, floor: number): Promise<void> {
@@ -476,7 +489,9 @@ export class TaskTables {
         const part = parts[p];
         ready = Math.min(ready, part.watermarkMs - e.lookaheadMs);
         // A table read to its end has nothing more to say; the other stream of a window join has: wait for it.
-        const done = part.atEnd && e.table.def.window === null;
+        const window = e.table.def.window;
+        const idle = window?.idleAfterMs != null && Date.now() - part.lastDataAtMs >= window.idleAfterMs;
+        const done = part.atEnd && (window === null || idle);
         fresh = Math.min(fresh, done ? Infinity : part.watermarkMs - e.lookaheadMs);
       }
     }
