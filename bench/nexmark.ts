@@ -24,6 +24,9 @@
  *    items (the auctions with the most bids of each window) are a SQL query over it, as Kappa serves
  *    such results. Checked by the view's rows and bids, and the hot items and their bids, against
  *    the oracle's counts;
+ *  - q7, highest bid: a view per 10 s tumbling window of the highest price and the top 8 bids by price
+ *    (`topN`); the highest bids (ties included) are the entries at that price. Checked by the windows
+ *    and their highest prices, then the highest bids and their prices;
  *  - q8, new users: a view of the persons who opened an auction in the same 10 s window, a windowed
  *    stream–stream join of the topic with itself (persons with auctions within 10 s, idleAfter 1 s so
  *    the last windows close once the log is read), checked by its rows and their auctions;
@@ -37,13 +40,13 @@
  * processes, sampled), except that Flink's includes its in-process event generator and Kappa's
  * reads events already in its log. Flink's per core figures beside ours: GUIDE_V1.md of
  * github.com/nexmark/nexmark (8-core machines, 100M events): q0 155.02 K/s, q1 157.94 K/s, q2 175.21 K/s,
- * q3 152.12 K/s, q4 34.33 K/s, q5 22.14 K/s, q8 146.14 K/s, q11 39.7 K/s.
+ * q3 152.12 K/s, q4 34.33 K/s, q5 22.14 K/s, q7 12.33 K/s, q8 146.14 K/s, q11 39.7 K/s.
  *
  * Each output topic is checked against an oracle kept while generating: its record count per
  * partition (an output keeps its source partition and order) and about 1 in 10,000 records value for
  * value (1 in 101 for q2). With `--rounds N` (default 2) each query runs N times, the output topic
- * deleted between runs, and the run with the least CPU time counts. The rest of issue 18's set, q6 and
- * q7, is not written yet: the bench lists them as missing (`queries_missing` in the last line).
+ * deleted between runs, and the run with the least CPU time counts. The rest of issue 18's set, q6,
+ * is not written yet: the bench lists them as missing (`queries_missing` in the last line).
  * Everything is written under one directory in os.tmpdir(), deleted at the end, even on failure.
  */
 import { spawn } from 'node:child_process';
@@ -63,16 +66,18 @@ import {
   Q5_SIZE_MS,
   Q5_SLIDE_MS,
   TOPIC,
+  Q7_WINDOW_MS,
   Q8_WINDOW_MS,
   q4Expected,
   q5Expected,
+  q7Expected,
   q8Expected,
   writeNexmark,
 } from './lib/nexmark-gen.ts';
 import type { QueryFigures, QueryRequest } from './lib/nexmark-run.ts';
 
 export const description =
-  'Nexmark q0-q5, q8 and q11 (pass-through, conversion, selection, joins, hopping windows, sessions), per core against Flink';
+  'Nexmark q0-q5, q7, q8 and q11 (pass-through, conversion, selection, joins, windows, sessions), per core against Flink';
 
 const EVENTS_DEFAULT = 10_000_000;
 const FLUSH_INTERVAL_MS = 500;
@@ -80,10 +85,10 @@ const SRC = fileURLToPath(new URL('../src/index.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const RUN_SCRIPT = fileURLToPath(new URL('./lib/nexmark-run.ts', import.meta.url));
 /** The rest of issue 18's set (q0-q8 and q11), not written yet. */
-const QUERIES_MISSING = ['q6', 'q7'];
+const QUERIES_MISSING = ['q6'];
 
 interface Query {
-  name: 'q0' | 'q1' | 'q2' | 'q3' | 'q4' | 'q5' | 'q8' | 'q11';
+  name: 'q0' | 'q1' | 'q2' | 'q3' | 'q4' | 'q5' | 'q7' | 'q8' | 'q11';
   what: string;
   /** Flink's throughput per core, GUIDE_V1.md of github.com/nexmark/nexmark. */
   flinkPerCore: number;
@@ -168,6 +173,22 @@ const QUERIES: Query[] = [
     },
   },
   {
+    name: 'q7',
+    what: 'highest bid (tumbling windows)',
+    flinkPerCore: 12_330,
+    count: () => 0,
+    samples: () => [],
+    view: {
+      checks: [
+        'SELECT count(*) AS n, sum(maxprice) AS s FROM q7',
+        // The highest bids themselves: the entries of the top list at the window's highest price.
+        "SELECT count(*) AS n, sum(json_extract(j.value, '$.by')) AS s FROM q7, json_each(q7.top) j " +
+          "WHERE json_extract(j.value, '$.by') = q7.maxprice",
+      ],
+      expected: q7Expected,
+    },
+  },
+  {
     name: 'q8',
     what: 'new users (windowed join)',
     flinkPerCore: 146_140,
@@ -190,7 +211,7 @@ const QUERIES: Query[] = [
 
 /** The bench's app: workers import this file, so it is written to disk. */
 const CONFIG = `
-import { Type, count, defineApp, from, hopping, max, session, table, topic, view } from ${JSON.stringify(SRC)};
+import { Type, count, defineApp, from, hopping, max, session, table, topN, topic, tumbling, view } from ${JSON.stringify(SRC)};
 const Person = Type.Object({ type: Type.Literal('person'), id: Type.Integer(), name: Type.String(), emailAddress: Type.String(), creditCard: Type.String(), city: Type.String(), state: Type.String(), dateTime: Type.Integer() });
 const Auction = Type.Object({ type: Type.Literal('auction'), id: Type.Integer(), itemName: Type.String(), description: Type.String(), initialBid: Type.Integer(), reserve: Type.Integer(), dateTime: Type.Integer(), expires: Type.Integer(), seller: Type.Integer(), category: Type.Integer() });
 const Bid = Type.Object({ type: Type.Literal('bid'), auction: Type.Integer(), bidder: Type.Integer(), price: Type.Integer(), channel: Type.String(), url: Type.String(), dateTime: Type.Integer() });
@@ -220,6 +241,9 @@ export default defineApp({
     view('q4', bids.join(auctions, (b) => b.auction, (b, a) => ({ id: a.id, category: a.category, price: b.price, open: b.dateTime >= a.dateTime && b.dateTime <= a.expires }))
       .filter((x) => x.open).groupBy((x) => ({ id: x.id, category: x.category })).aggregate({ final: max((x) => x.price) })),
     view('q5', bids.window(hopping('${Q5_SIZE_MS}ms', '${Q5_SLIDE_MS}ms')).groupBy((b) => ({ auction: b.auction })).aggregate({ num: count() })),
+    // q7: per 10 s window, the highest price and the bids at the top (8 kept: ties at the highest price fit).
+    view('q7', bids.window(tumbling('${Q7_WINDOW_MS}ms')).aggregate({ maxprice: max((b) => b.price),
+      top: topN(8, (b) => b.price, { value: (b) => b.auction + '/' + b.bidder + '/' + b.dateTime }) })),
     // q8: persons joined with the auctions they opened within 10 s, kept when both are in the same
     // 10 s window. The join waits for the other side's event time; at the end of the bench's log
     // (no newer events will come) it goes on once the topic has been quiet for a second.
@@ -252,7 +276,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     process.exit(130);
   });
   console.log(
-    `nexmark bench: ${formatCount(opts.events)} events in ${PARTITIONS} partitions; q0-q3 as output pipelines, q4, q5, q8 and q11 as views, from offset 0 with ${workers} worker${workers === 1 ? '' : 's'}; best of ${opts.rounds}; in ${root}\n`,
+    `nexmark bench: ${formatCount(opts.events)} events in ${PARTITIONS} partitions; q0-q3 as output pipelines, q4, q5, q7, q8 and q11 as views, from offset 0 with ${workers} worker${workers === 1 ? '' : 's'}; best of ${opts.rounds}; in ${root}\n`,
   );
   try {
     const configPath = join(root, 'kappa.config.ts');

@@ -93,10 +93,31 @@ export interface NexmarkOracle {
   /** q8: auctions per (seller, 10 s window), and each person's 10 s window. */
   q8Auctions: Map<string, number>;
   q8Persons: { id: number; window: number }[];
+  /** q7: per 10 s window, the highest bid price and how many bids had it. */
+  q7Max: Map<number, { price: number; bids: number }>;
   /** q4's closing price of each auction (its highest bid from its start to its expiry), by auction id, with its category. */
   q4Final: Map<number, { category: number; final: number }>;
   /** q5's bids per auction per hopping window (10 s, every 2 s): by window start, then auction. */
   q5Counts: Map<number, Map<number, number>>;
+}
+
+/** q7's tumbling window (Flink's q7.sql: 10 s). */
+export const Q7_WINDOW_MS = 10_000;
+
+/** What q7's checks over its view must answer: the windows and their highest prices, then the highest bids (ties included) and their prices. */
+export function q7Expected(o: NexmarkOracle): { n: number; s: number }[] {
+  let prices = 0;
+  let bids = 0;
+  let bidPrices = 0;
+  for (const t of o.q7Max.values()) {
+    prices += t.price;
+    bids += t.bids;
+    bidPrices += t.bids * t.price;
+  }
+  return [
+    { n: o.q7Max.size, s: prices },
+    { n: bids, s: bidPrices },
+  ];
 }
 
 /** q8's tumbling window (Flink's q8.sql: 10 s). */
@@ -348,6 +369,7 @@ function emptyOracle(): NexmarkOracle {
     q4Final: new Map(),
     q8Auctions: new Map(),
     q8Persons: [],
+    q7Max: new Map(),
   };
 }
 
@@ -440,6 +462,10 @@ export async function writeNexmark(log: FileLog, events: number): Promise<Nexmar
       if (end === undefined || b.dateTime > end) oracle.q11Sessions++;
       sessionEnds.set(b.bidder, b.dateTime + Q11_GAP_MS);
       countQ4(oracle, b, auctions);
+      const q7Window = Math.floor(b.dateTime / Q7_WINDOW_MS) * Q7_WINDOW_MS;
+      const top = oracle.q7Max.get(q7Window);
+      if (top === undefined || b.price > top.price) oracle.q7Max.set(q7Window, { price: b.price, bids: 1 });
+      else if (b.price === top.price) top.bids++;
       const last = Math.floor(b.dateTime / Q5_SLIDE_MS) * Q5_SLIDE_MS;
       for (let w = last - Q5_SIZE_MS + Q5_SLIDE_MS; w <= last; w += Q5_SLIDE_MS) {
         let perAuction = oracle.q5Counts.get(w);
