@@ -22,9 +22,14 @@ interface Span {
   start: number;
   end: number;
   states: unknown[][];
+  /** The batch's deltas in the span: their keys are set to the merged window (what the flush reports changed). */
+  deltas: RowDelta[];
 }
 
-/** The deltas of a session view's flush with every touching session merged (stored ones deleted); one delta per session. */
+/**
+ * The deltas of a session view's flush with every touching session merged (stored ones deleted), as
+ * deltas of the merged windows; each given delta's key is changed in place to its merged window.
+ */
 export async function mergeSessions(send: Send, h: VersionHandle, deltas: readonly RowDelta[]): Promise<RowDelta[]> {
   const def = h.def;
   const ng = def.keyColumns.length - 2;
@@ -36,6 +41,7 @@ export async function mergeSessions(send: Send, h: VersionHandle, deltas: readon
       start: d.key[ng] as number,
       end: d.key[ng + 1] as number,
       states: [d.state],
+      deltas: [d],
     })),
   );
   const keys = def.keyColumns.map((c) => quoteIdent(c.name));
@@ -66,12 +72,15 @@ export async function mergeSessions(send: Send, h: VersionHandle, deltas: readon
         start: key[ng] as number,
         end: key[ng + 1] as number,
         states: [row.slice(ng + 2).map((v, s) => fromColumn(h, s, v, false))],
+        deltas: [],
       });
     }
   }
-  return touching([...spans, ...stored.values()]).flatMap((s) =>
-    s.states.map((state) => ({ key: [...s.group, s.start, s.end], state })),
-  );
+  return touching([...spans, ...stored.values()]).flatMap((s) => {
+    const key = [...s.group, s.start, s.end];
+    for (const d of s.deltas) d.key = key.slice();
+    return s.states.map((state) => ({ key, state }));
+  });
 }
 
 /** A stored value as a delta carries it: bigint text as a number, a custom state's JSON parsed (jsonb comes parsed). */
@@ -100,7 +109,9 @@ function touching(spans: Span[]): Span[] {
       if (cur !== null && s.start <= cur.end) {
         cur.end = Math.max(cur.end, s.end);
         cur.states.push(...s.states);
-      } else out.push((cur = { group: s.group, start: s.start, end: s.end, states: [...s.states] }));
+        cur.deltas.push(...s.deltas);
+      } else
+        out.push((cur = { group: s.group, start: s.start, end: s.end, states: [...s.states], deltas: [...s.deltas] }));
     }
   }
   return out;
