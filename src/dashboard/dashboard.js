@@ -147,6 +147,7 @@ function connect() {
   });
   source.addEventListener('overview', (e) => showOverview(JSON.parse(e.data)));
   source.addEventListener('row', (e) => views.get(JSON.parse(e.data).view)?.changed());
+  source.addEventListener('delete', (e) => views.get(JSON.parse(e.data).view)?.changed());
   source.addEventListener('reset', (e) => views.get(JSON.parse(e.data).view)?.reload());
   source.addEventListener('record', (e) => showAlert(JSON.parse(e.data)));
   source.addEventListener('dropped', (e) => live.topics.delete(JSON.parse(e.data).topic));

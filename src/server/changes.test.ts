@@ -128,3 +128,31 @@ test(
     });
   },
 );
+
+test(
+  'a changed key that has no row any more is told as a delete event with the key by column name',
+  { timeout: 30_000 },
+  async (t) => {
+    const { emit, subscribe } = await setUp(t, 2);
+    const { events } = subscribe(null);
+    // Key 1 exists; key 5 does not (a session merged into a wider one, say).
+    emit({
+      kind: 'rows',
+      view: 'per_minute',
+      version: 1,
+      keyNames: ['region'],
+      keys: [
+        ['eu', 60_000],
+        ['eu', 300_000],
+      ],
+    });
+    await settle();
+    assert.deepEqual(
+      events.map((e) => [e.event, JSON.parse(e.data)]),
+      [
+        ['row', { view: 'per_minute', version: 1, row: { region: 'eu', window_start: 60_000, n: 1 } }],
+        ['delete', { view: 'per_minute', version: 1, key: { region: 'eu', window_start: 300_000 } }],
+      ],
+    );
+  },
+);

@@ -14,8 +14,8 @@ import type { ViewStore } from '../view/index.ts';
 export interface ChangeEvent {
   /** `<boot>-<sequence>`: unique across restarts of the server, increasing within one. */
   id: string;
-  event: 'row' | 'reset' | 'record' | 'overview';
-  /** JSON: `{ view, version, row }` for a row, `{ view, version, reason }` for a reset. */
+  event: 'row' | 'delete' | 'reset' | 'record' | 'overview';
+  /** JSON: `{ view, version, row }` for a row, `{ view, version, key }` for a row deleted, `{ view, version, reason }` for a reset. */
   data: string;
 }
 
@@ -81,31 +81,48 @@ export class ChangeHub {
           });
           return;
         }
+        let keyNames: string[] | null = null;
         for (let i = 0; i < change.keys.length; i += KEYS_PER_STEP) {
           if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          const rows = await this.rows(change.view, change.version, change.keys.slice(i, i + KEYS_PER_STEP));
-          for (const row of rows) this.publish(ch, 'row', { view: change.view, version: change.version, row });
+          const keys = change.keys.slice(i, i + KEYS_PER_STEP);
+          const rows = await this.rows(change.view, change.version, keys);
+          if (rows === null) return; // the version was dropped: the `live` change that follows resets the subscribers
+          for (let k = 0; k < keys.length; k++) {
+            const row = rows[k];
+            if (row !== null) {
+              this.publish(ch, 'row', { view: change.view, version: change.version, row });
+              continue;
+            }
+            keyNames ??= await this.keyNames(change.view, change.version);
+            if (keyNames === null) return;
+            const key = Object.fromEntries(keyNames.map((name, c) => [name, keys[k][c] ?? null]));
+            this.publish(ch, 'delete', { view: change.view, version: change.version, key });
+          }
         }
       })
       .catch((err: Error) => this.onError(err));
   }
 
   /**
-   * The committed rows of the version with these keys, by primary key. A version dropped since the
-   * flush (a quick replay and swap) has no rows to send: the `live` change that follows resets
-   * the subscribers.
+   * The committed rows of the version with these keys, by primary key, one per key (null: the key
+   * has no row any more). Null for a version dropped since the flush (a quick replay and swap).
    */
   private async rows(
     view: string,
     version: number,
     keys: (string | number | null)[][],
-  ): Promise<Record<string, unknown>[]> {
+  ): Promise<(Record<string, unknown> | null)[] | null> {
     try {
       return await this.store.rowsByKey(view, version, keys);
     } catch (err) {
-      if ((await this.store.definition(view, version)) === null) return [];
+      if ((await this.store.definition(view, version)) === null) return null;
       throw err;
     }
+  }
+
+  /** The names of the version's key columns (null: the version was dropped). */
+  private async keyNames(view: string, version: number): Promise<string[] | null> {
+    return (await this.store.definition(view, version))?.keyColumns.map((c) => c.name) ?? null;
   }
 
   private publish(ch: ViewChannel, event: ChangeEvent['event'], data: object): void {

@@ -113,7 +113,7 @@ export class Flusher {
         outputSequence: 0,
       };
       const started = performance.now();
-      await this.whileLocked(task, () =>
+      const { removed } = await this.whileLocked(task, () =>
         store.flush(name, group.version, deltas, [checkpoint], task.fence ?? undefined),
       );
       this.observer?.(name, (performance.now() - started) / 1000, deltas.length);
@@ -124,7 +124,8 @@ export class Flusher {
           view: name,
           version: group.version,
           keyNames: group.keyNames ?? [],
-          keys: deltas.map((d) => d.key),
+          // Sessions merged into a wider one are gone: their keys are told too (read back, they have no row).
+          keys: removed.length === 0 ? deltas.map((d) => d.key) : [...deltas.map((d) => d.key), ...removed],
         });
       }
     }

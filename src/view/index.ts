@@ -14,6 +14,7 @@ export type {
   StateColumn,
   OutputColumn,
   RowDelta,
+  FlushResult,
   Checkpoint,
   OutputCheckpoint,
   QueryOptions,

@@ -64,6 +64,12 @@ export interface RowDelta {
   state: unknown[];
 }
 
+/** What a flush did beyond its deltas' rows. */
+export interface FlushResult {
+  /** The keys of rows the flush deleted: sessions merged into a wider one (a session view's flush), else none. */
+  removed: (string | number | null)[][];
+}
+
 /** A task's position: the next source offset to process and the watermark it had reached. */
 export interface Checkpoint {
   topic: string;

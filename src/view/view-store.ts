@@ -36,6 +36,7 @@ import type { VersionDiff } from './diff.ts';
 import type { TaskFence } from './leases.ts';
 import type {
   Checkpoint,
+  FlushResult,
   QueryOptions,
   QueryResult,
   RowDelta,
@@ -57,22 +58,31 @@ export interface ViewStore {
    * With a `fence` (several processes sharing the work, ./leases.ts), the transaction first checks
    * that the task's epoch is still the fence's and fails whole with KAPPA_FENCED when another
    * process has taken the task since. The SQLite adapter ignores it: one process owns an embedded
-   * data dir (its lock), so there is no other owner to fence out.
+   * data dir (its lock), so there is no other owner to fence out. A session view's flush may delete
+   * rows (sessions merged into a wider one; each delta's key is changed in place to its merged
+   * window): their keys come back in `removed`.
    */
-  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[], fence?: TaskFence): Promise<void>;
+  flush(
+    name: string,
+    version: number,
+    deltas: RowDelta[],
+    checkpoints: Checkpoint[],
+    fence?: TaskFence,
+  ): Promise<FlushResult>;
   /** The checkpoints the version's flushes saved, by topic and partition (KAPPA_UNKNOWN_VIEW without the version). */
   checkpoints(name: string, version: number): Promise<Checkpoint[]>;
   /** The definition a version was created with (null if the version does not exist). */
   definition(name: string, version: number): Promise<VersionTable | null>;
   /**
-   * The rows of a version with these group keys, as its public view shows them (a key with no row
-   * gives none). Each is found by its primary key, so the cost is per key, whatever the table holds.
+   * The rows of a version with these group keys, as its public view shows them, one per key in
+   * order (null for a key with no row). Each is found by its primary key, so the cost is per key,
+   * whatever the table holds.
    */
   rowsByKey(
     name: string,
     version: number,
     keys: readonly (readonly (string | number | null)[])[],
-  ): Promise<Record<string, unknown>[]>;
+  ): Promise<(Record<string, unknown> | null)[]>;
   /** Every version of every view in the catalog, with row counts. */
   versions(): Promise<ViewVersionInfo[]>;
   /** Repoints the public SQL view at `version` and marks it live (others live → retired), atomically. */

@@ -322,8 +322,50 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
     });
 
+    describe('session views', () => {
+      test("a flush merges the stored sessions a delta's window touches into one row, and returns their keys as removed", async () => {
+        const def = {
+          name: 'visits',
+          version: 1,
+          fingerprint: 'visits-fp',
+          keyColumns: [
+            { name: 'user', type: 'TEXT' as const },
+            { name: 'window_start', type: 'INTEGER' as const },
+            { name: 'window_end', type: 'INTEGER' as const },
+          ],
+          stateColumns: [{ name: 'n', type: 'INTEGER' as const, merge: { kind: 'add' as const } }],
+          outputColumns: [{ name: 'n', sql: 'n' }],
+          session: true as const,
+        };
+        await store.ensureVersion(def);
+        const first = await store.flush(
+          'visits',
+          1,
+          [
+            { key: ['ada', 0, 50], state: [2] },
+            { key: ['ada', 70, 120], state: [3] },
+            { key: ['bob', 0, 10], state: [1] },
+          ],
+          [],
+        );
+        assert.deepEqual(first.removed, []);
+        // [45, 75] touches both of ada's sessions: one from 0 to 120, the two old rows gone.
+        const bridge = { key: ['ada', 45, 75], state: [1] };
+        const second = await store.flush('visits', 1, [bridge], []);
+        assert.deepEqual(bridge.key, ['ada', 0, 120], "the delta's key is its merged window");
+        assert.deepEqual(second.removed.map((k) => JSON.stringify(k)).sort(), [
+          JSON.stringify(['ada', 0, 50]),
+          JSON.stringify(['ada', 70, 120]),
+        ]);
+        assert.deepEqual((await store.query('SELECT * FROM visits ORDER BY "user"')).rows, [
+          { user: 'ada', window_start: 0, window_end: 120, n: 6 },
+          { user: 'bob', window_start: 0, window_end: 10, n: 1 },
+        ]);
+      });
+    });
+
     describe('rowsByKey', () => {
-      test('reads rows by group key as the public view shows them, NULL keys included, and skips keys with no row', async () => {
+      test('reads rows by group key as the public view shows them, NULL keys included, null for a key with no row', async () => {
         await store.ensureVersion(salesDef());
         await store.flush('sales', 1, [sale('eu', 2025, 10, 2), sale(null, null, 4), sale('us', 2025, 1)], []);
         const rows = await store.rowsByKey('sales', 1, [
@@ -334,6 +376,7 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
         assert.deepEqual(rows, [
           { region: 'eu', year: 2025, total: 10, orders: 2, avg_amount: 5 },
           { region: null, year: null, total: 4, orders: 1, avg_amount: 4 },
+          null,
         ]);
       });
 

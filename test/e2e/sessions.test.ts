@@ -172,12 +172,24 @@ describe('session windows through the engine', () => {
       { window_start: T0 + 70_000, window_end: T0 + 120_000, clicks: 2 },
     ]);
     // At 45 s, [45 s, 75 s) touches both: one session from 0 to 120 s.
+    const told: (string | number | null)[][] = [];
+    engine.onChange((c) => {
+      if (c.kind === 'rows' && c.view === 'sessions') told.push(...c.keys);
+    });
     await log.append('clicks', records([click(5, 45)]));
     await engineCaughtUp(engine, log);
     const after = (await store.query('SELECT window_start, window_end, clicks, ms, entry, exit FROM sessions')).rows;
     assert.deepEqual(after, [
       { window_start: T0, window_end: T0 + 120_000, clicks: 5, ms: 1500, entry: 'p1', exit: 'p4' },
     ]);
+    // The change feed names the merged session and the two it replaced (read back, they have no row: deleted).
+    const keys = (k: (string | number | null)[]) => JSON.stringify(k);
+    for (const gone of [
+      ['ada', T0, T0 + 50_000],
+      ['ada', T0 + 70_000, T0 + 120_000],
+      ['ada', T0, T0 + 120_000],
+    ])
+      assert.ok(told.map(keys).includes(keys(gone)), `${keys(gone)} was told in ${JSON.stringify(told)}`);
     const top = (await store.query('SELECT top FROM session_pages')).rows as { top: string }[];
     assert.deepEqual(JSON.parse(top[0].top), [
       { by: 500, value: 'p5' },

@@ -37,7 +37,7 @@ import { InvariantError } from '../../assert.ts';
 import { KappaError } from '../../errors.ts';
 import { validateCheckpoints, validateDeltas } from '../definition.ts';
 import type { TaskFence } from '../leases.ts';
-import type { Checkpoint, MergeRule, RowDelta, VersionTable } from '../types.ts';
+import type { Checkpoint, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { fencedError } from './errors.ts';
 import type { InDoubtWrites } from './in-doubt.ts';
@@ -77,7 +77,7 @@ export class DeltaWriter {
     deltas: RowDelta[],
     checkpoints: Checkpoint[],
     fence?: TaskFence,
-  ): Promise<void> {
+  ): Promise<FlushResult> {
     this.db.checkOpen();
     const handle = await this.catalog.handle(name, version);
     validateDeltas(handle.def, deltas);
@@ -86,13 +86,14 @@ export class DeltaWriter {
     const rows = convertRows(handle, deltas);
     const action = `flush view "${name}" v${version}`;
     if (fence !== undefined) await this.inDoubt.settle(fence, action);
+    let removed: RowDelta['key'][] = [];
     try {
       await this.db.pipelined(action, async (send) => {
         if (fence !== undefined) send(fenceQuery(fence));
         let merged = deltas;
         let mergedRows = rows;
         if (handle.def.session && deltas.length > 0) {
-          merged = await mergeSessions(send, handle, deltas);
+          ({ deltas: merged, removed } = await mergeSessions(send, handle, deltas));
           mergedRows = convertRows(handle, merged);
         }
         if (handle.selectCustom !== null && mergedRows.length > 0)
@@ -100,7 +101,7 @@ export class DeltaWriter {
         for (const round of rounds(mergedRows)) send(prepared(handle.upsert, columnArrays(handle, round)));
         for (const cp of checkpoints) send(checkpointQuery(handle.def, cp));
         if (deltas.length > 0) {
-          const keys = merged.map((d) => d.key);
+          const keys = [...merged.map((d) => d.key), ...removed];
           send(notifyQuery(this.source, { kind: 'rows', view: handle.def.name, version, keys }));
         }
       });
@@ -109,6 +110,7 @@ export class DeltaWriter {
       if (rows.length > 0) this.inDoubt.note(failure, fence);
       throw failure;
     }
+    return { removed };
   }
 
   /** What a failed flush says: fenced, backwards, or the version gone (another process dropped it). */

@@ -34,6 +34,7 @@ import type {
   QueryOptions,
   QueryResult,
   RowDelta,
+  FlushResult,
   StoreChange,
   VersionTable,
   ViewRequest,
@@ -213,7 +214,7 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
     deltas: RowDelta[],
     checkpoints: Checkpoint[],
     fence?: TaskFence,
-  ): Promise<void> {
+  ): Promise<FlushResult> {
     return this.deltas.flush(name, version, deltas, checkpoints, fence);
   }
   checkpoints(name: string, version: number): Promise<Checkpoint[]> {
@@ -226,7 +227,7 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
     name: string,
     version: number,
     keys: readonly (readonly (string | number | null)[])[],
-  ): Promise<Record<string, unknown>[]> {
+  ): Promise<(Record<string, unknown> | null)[]> {
     this.db.checkOpen();
     const handle = await this.catalog.handle(name, version);
     return this.readers.rowsByKey(handle.def, keys);

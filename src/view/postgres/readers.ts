@@ -88,22 +88,25 @@ export class PostgresReaders {
     });
   }
 
-  /** The public view's rows of `def`'s version with these keys, each found through the key's unique index. */
+  /** The public view's rows of `def`'s version with these keys, each found through the key's unique index (null: none). */
   async rowsByKey(
     def: VersionTable,
     keys: readonly (readonly (string | number | null)[])[],
-  ): Promise<Record<string, unknown>[]> {
+  ): Promise<(Record<string, unknown> | null)[]> {
     const nk = def.keyColumns.length;
     return this.db.withClient(this.db.reader, `read rows of view "${def.name}" v${def.version}`, async (client) => {
-      const rows: Record<string, unknown>[] = [];
+      const rows: (Record<string, unknown> | null)[] = [];
       for (const key of keys) {
         const nulls = def.keyColumns.map((_, k) => key[k] === null || key[k] === undefined);
         const values: unknown[] = [];
         for (let k = 0; k < nk; k++) if (!nulls[k]) values.push(toColumn(def.keyColumns[k].type, key[k]));
         // A value the column could not hold matches no row.
-        if (values.some((v) => typeof v === 'symbol')) continue;
+        if (values.some((v) => typeof v === 'symbol')) {
+          rows.push(null);
+          continue;
+        }
         const result = await client.query(selectRowByKeySql(def, nulls), values);
-        rows.push(...result.rows);
+        rows.push((result.rows[0] as Record<string, unknown> | undefined) ?? null);
       }
       return rows;
     });

@@ -29,8 +29,13 @@ interface Span {
 /**
  * The deltas of a session view's flush with every touching session merged (stored ones deleted), as
  * deltas of the merged windows; each given delta's key is changed in place to its merged window.
+ * `removed`: the keys of the stored sessions merged into a wider one.
  */
-export async function mergeSessions(send: Send, h: VersionHandle, deltas: readonly RowDelta[]): Promise<RowDelta[]> {
+export async function mergeSessions(
+  send: Send,
+  h: VersionHandle,
+  deltas: readonly RowDelta[],
+): Promise<{ deltas: RowDelta[]; removed: RowDelta['key'][] }> {
   const def = h.def;
   const ng = def.keyColumns.length - 2;
   const table = tableIdent(def);
@@ -76,11 +81,16 @@ export async function mergeSessions(send: Send, h: VersionHandle, deltas: readon
       });
     }
   }
-  return touching([...spans, ...stored.values()]).flatMap((s) => {
-    const key = [...s.group, s.start, s.end];
-    for (const d of s.deltas) d.key = key.slice();
-    return s.states.map((state) => ({ key, state }));
-  });
+  const merged = touching([...spans, ...stored.values()]);
+  const kept = new Set(merged.map((s) => JSON.stringify([...s.group, s.start, s.end])));
+  return {
+    deltas: merged.flatMap((s) => {
+      const key = [...s.group, s.start, s.end];
+      for (const d of s.deltas) d.key = key.slice();
+      return s.states.map((state) => ({ key, state }));
+    }),
+    removed: [...stored.keys()].filter((id) => !kept.has(id)).map((id) => JSON.parse(id) as RowDelta['key']),
+  };
 }
 
 /** A stored value as a delta carries it: bigint text as a number, a custom state's JSON parsed (jsonb comes parsed). */

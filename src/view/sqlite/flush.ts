@@ -15,7 +15,7 @@ import type Database from 'better-sqlite3';
 import { InvariantError } from '../../assert.ts';
 import { KappaError } from '../../errors.ts';
 import { validateCheckpoints, validateDeltas } from '../definition.ts';
-import type { Checkpoint, MergeRule, RowDelta, VersionTable } from '../types.ts';
+import type { Checkpoint, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { NULL_KEY, quoteIdent, tableIdent } from './sql.ts';
 import type { SqliteWriter } from './writer.ts';
@@ -46,18 +46,20 @@ export class DeltaWriter {
     this.sql = checkpointStatements(writer.db);
   }
 
-  async flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void> {
+  async flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<FlushResult> {
     this.writer.checkOpen();
     const handle = this.catalog.handle(name, version);
     validateDeltas(handle.def, deltas);
     validateCheckpoints(name, checkpoints);
     const merge = handle.selectCustom === null ? applyDeltas : applyCustomDeltas;
-    const apply = handle.def.session ? sessionApplier(this.writer.db, handle, merge) : merge;
+    const removed: RowDelta['key'][] = [];
+    const apply = handle.def.session ? sessionApplier(this.writer.db, handle, merge, removed) : merge;
     const steps = Math.max(1, Math.ceil(deltas.length / FLUSH_ROWS_PER_STEP));
     await this.writer.writeInSteps(`flush view "${name}" v${version}`, steps, (step) => {
       apply(handle, deltas, step * FLUSH_ROWS_PER_STEP, Math.min(deltas.length, (step + 1) * FLUSH_ROWS_PER_STEP));
       if (step === steps - 1) for (const cp of checkpoints) this.saveCheckpoint(handle.def, cp);
     });
+    return { removed };
   }
 
   async checkpoints(name: string, version: number): Promise<Checkpoint[]> {
@@ -192,9 +194,10 @@ type Apply = (h: VersionHandle, deltas: readonly RowDelta[], from: number, to: n
  * them all: their states are applied as deltas of that window, then the delta itself (so every
  * merge rule, custom ones included, combines them as it combines any two deltas). Stored sessions
  * never touch each other, so one look finds all a delta joins. The delta's key is changed in place
- * to the merged window, so what the flush reports as changed names the row that exists.
+ * to the merged window, so what the flush reports as changed names the row that exists; the keys of
+ * the stored rows merged away go to `removed`.
  */
-function sessionApplier(db: Database.Database, h: VersionHandle, merge: Apply): Apply {
+function sessionApplier(db: Database.Database, h: VersionHandle, merge: Apply, removed: RowDelta['key'][]): Apply {
   const keys = h.def.keyColumns.map((c) => quoteIdent(c.name));
   const groups = keys.slice(0, -2);
   const [start, end] = keys.slice(-2);
@@ -223,6 +226,9 @@ function sessionApplier(db: Database.Database, h: VersionHandle, merge: Apply): 
         const state = row.slice(nk).map((v, c) => (custom.has(c) && typeof v === 'string' ? JSON.parse(v) : v));
         merged.push({ key: delta.key, state });
       }
+      for (const row of stored)
+        if (row[ng] !== s || row[ng + 1] !== e)
+          removed.push(row.slice(0, nk).map((v) => (v === NULL_KEY ? null : v)) as RowDelta['key']);
       delta.key[ng] = s;
       delta.key[ng + 1] = e;
       merged.push(delta);

@@ -68,16 +68,18 @@ export class SqliteReaders {
     return { columns, rows: result.rows };
   }
 
-  /** The rows of the public view of `h`'s version with these keys, each found by its primary key. */
-  rowsByKey(h: VersionHandle, keys: readonly (readonly (string | number | null)[])[]): Record<string, unknown>[] {
+  /** The rows of the public view of `h`'s version with these keys, each found by its primary key (null: none). */
+  rowsByKey(
+    h: VersionHandle,
+    keys: readonly (readonly (string | number | null)[])[],
+  ): (Record<string, unknown> | null)[] {
     h.selectByKey ??= this.readers[0].prepare(selectRowByKeySql(h.def));
     const nk = h.def.keyColumns.length;
     const params = new Array<unknown>(nk);
-    const rows: Record<string, unknown>[] = [];
+    const rows: (Record<string, unknown> | null)[] = [];
     for (const key of keys) {
       for (let k = 0; k < nk; k++) params[k] = key[k] ?? NULL_KEY;
-      const row = h.selectByKey.get(params) as Record<string, unknown> | undefined;
-      if (row !== undefined) rows.push(row);
+      rows.push((h.selectByKey.get(params) as Record<string, unknown> | undefined) ?? null);
     }
     return rows;
   }

@@ -26,6 +26,7 @@ import type {
   QueryOptions,
   QueryResult,
   RowDelta,
+  FlushResult,
   VersionTable,
   ViewRequest,
   ViewRequestAction,
@@ -130,7 +131,7 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   ensureVersion(def: VersionTable): Promise<ViewVersionInfo> {
     return this.catalog.ensureVersion(def);
   }
-  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<void> {
+  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<FlushResult> {
     return this.deltas.flush(name, version, deltas, checkpoints);
   }
   checkpoints(name: string, version: number): Promise<Checkpoint[]> {
@@ -143,7 +144,7 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
     name: string,
     version: number,
     keys: readonly (readonly (string | number | null)[])[],
-  ): Promise<Record<string, unknown>[]> {
+  ): Promise<(Record<string, unknown> | null)[]> {
     this.writer.checkOpen();
     return this.readers.rowsByKey(this.catalog.handle(name, version), keys);
   }
