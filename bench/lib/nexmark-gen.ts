@@ -95,8 +95,8 @@ export interface NexmarkOracle {
   q8Persons: { id: number; window: number }[];
   /** q7: per 10 s window, the highest bid price and how many bids had it. */
   q7Max: Map<number, { price: number; bids: number }>;
-  /** q4's closing price of each auction (its highest bid from its start to its expiry), by auction id, with its category. */
-  q4Final: Map<number, { category: number; final: number }>;
+  /** q4's closing price of each auction (its highest bid from its start to its expiry), by auction id, with its category, seller and expiry (q6). */
+  q4Final: Map<number, { category: number; seller: number; expires: number; final: number }>;
   /** q5's bids per auction per hopping window (10 s, every 2 s): by window start, then auction. */
   q5Counts: Map<number, Map<number, number>>;
 }
@@ -382,7 +382,8 @@ function countQ4(oracle: NexmarkOracle, b: Bid, auctions: Map<number, Auction>):
   const a = auctions.get(b.auction);
   if (a === undefined || b.dateTime < a.dateTime || b.dateTime > a.expires) return;
   const row = oracle.q4Final.get(a.id);
-  if (row === undefined) oracle.q4Final.set(a.id, { category: a.category, final: b.price });
+  if (row === undefined)
+    oracle.q4Final.set(a.id, { category: a.category, seller: a.seller, expires: a.expires, final: b.price });
   else if (b.price > row.final) row.final = b.price;
 }
 
