@@ -35,6 +35,7 @@ import { type DeadLetterTally, Flusher } from './flush.ts';
 import { addOutputTasks } from './outputs.ts';
 import { Requests } from './requests.ts';
 import { type TopicSchema, registerTopicSchemas } from './topic-schemas.ts';
+import { TableKeeper, keptTables } from './table-keeper.ts';
 import { TaskLoop } from './task-loop.ts';
 import { type RequestResult, Versions } from './versions.ts';
 
@@ -129,6 +130,8 @@ export class Engine {
   readonly cluster: Cluster | null;
   /** Stops hearing the other processes' changes (a cluster's store). */
   private unwatch: (() => Promise<void>) | null = null;
+  /** Keeps the joined tables in the view store (null: the pipelines join none, or the store cannot keep them). */
+  private keeper: TableKeeper | null = null;
   /** The registered schema of each topic with a format (topic-schemas.ts), by topic name; filled at start. */
   topicSchemas: ReadonlyMap<string, TopicSchema> = new Map();
   private failed: (err: Error) => void = () => {};
@@ -256,6 +259,7 @@ export class Engine {
   async start(): Promise<void> {
     if (this.cluster !== null) return this.startClustered(this.cluster);
     await this.addTasks(true);
+    await this.keepTables();
     this.failure.catch(() => {}); // observed through `failure`; never an unhandled rejection
     // Builds started later (kappa replay) spread over the same threads.
     const threads = this.workers === 0 ? 0 : Math.min(this.workers, Math.max(1, this.loop.tasks.length));
@@ -272,6 +276,7 @@ export class Engine {
   private async startClustered(cluster: Cluster): Promise<void> {
     const coordinator = await cluster.join();
     await this.addTasks(coordinator);
+    await this.keepTables();
     this.failure.catch(() => {});
     this.unwatch = this.opts.store.watchChanges?.((c) => this.remoteChange(c)) ?? null;
     if (this.workers > 0) this.startThreads(this.workers);
@@ -321,6 +326,14 @@ export class Engine {
     }
   }
 
+  /** Loads the joined tables' copies from the store (tasks start from them) and keeps the copies current. */
+  private async keepTables(): Promise<void> {
+    const { log, store, logger, app } = this.opts;
+    const tables = keptTables(app);
+    if (tables.length === 0 || store.tables === undefined) return;
+    this.keeper = await TableKeeper.start({ log, store: store.tables, logger, signal: this.abort.signal }, tables);
+  }
+
   private startThreads(workers: number): void {
     const { logger } = this.opts;
     this.loop.startThreads({
@@ -330,6 +343,7 @@ export class Engine {
       readBytesMax: this.readBytesMax,
       pendingMax: this.dirtyRowsMax,
       heapMb: this.opts.workerHeapMb,
+      tables: this.keeper?.seeds ?? [],
       onFailure: (err) => this.fail(err),
       onWarning: (message) => logger.warn(message),
       configLoadedAtMs: this.opts.configLoadedAtMs ?? this.createdAtMs,
@@ -456,6 +470,7 @@ export class Engine {
     await this.unwatch?.();
     await this.cluster?.stop(!this.hasFailed);
     this.abort.abort();
+    await this.keeper?.stopped();
     await this.loop.settle();
     try {
       if (!this.hasFailed) await this.loop.flushAll();
@@ -470,6 +485,7 @@ export class Engine {
     await this.unwatch?.();
     await this.cluster?.stop(false);
     this.abort.abort();
+    await this.keeper?.stopped();
     await this.loop.settle();
     await this.loop.closeThreads();
   }

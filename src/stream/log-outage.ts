@@ -75,7 +75,8 @@ export async function closeReads(reads: {
   await reads.it.return?.(undefined)?.catch(() => {});
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);

@@ -29,8 +29,10 @@
  * topic's watermark passes t + within (a partition read to its end does not count), so every event
  * that can match it has been read, live and in a replay alike.
  */
+import { createHash } from 'node:crypto';
 import { KappaError } from '../errors.ts';
 import type { Log, LogRecord } from '../log/index.ts';
+import type { StoredTable, TableStateChange } from '../view/index.ts';
 import type { KeyValue, TopicDef } from './dsl.ts';
 import { FoldPause, NO_WATERMARK, type TaskState } from './task-plan.ts';
 import { SchemaCatalog, SchemaRefreshNeeded, pauseIn } from './topic-schemas.ts';
@@ -168,10 +170,11 @@ export class TableWaitNeeded extends FoldPause {
   }
 }
 
-/** One version of a key: its value (null: deleted) from event time `from` on. */
+/** One version of a key: its value (null: deleted) from event time `from` on; a kept table's also has its record bytes. */
 interface Version {
   from: number;
   value: unknown;
+  bytes?: Uint8Array | null;
 }
 
 /** How far the thread has read one partition of a table. */
@@ -194,6 +197,28 @@ const TOMBSTONE = null;
 
 const shared = new WeakMap<object, Map<TableDef<unknown>, SharedTable>>();
 
+/** Where a table is kept in the view store (table-keeper.ts): its topic and a digest of what decides its versions. */
+export function tableId(def: TableDef<unknown>): string {
+  return `${def.topic.name}:${createHash('sha256').update(tableSignature(def)).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * A table's name among the seeds a thread is given: what of it survives bundling (a worker thread's
+ * bundled config reformats function text, so `tableId` differs there). The engine gives no seed to
+ * two tables with the same seed key.
+ */
+export function seedKey(def: TableDef<unknown>): string {
+  return JSON.stringify([def.topic.name, def.partitioned, def.retentionMs, def.outOfOrdernessMs]);
+}
+
+/** The tables as the view store held them when the engine started, by seed key: each thread's tables start from them. */
+const stored = new Map<string, StoredTable>();
+
+/** Makes `tables` what this thread's tables start from (the engine's thread, or a worker's at its start). */
+export function seedTables(tables: readonly { key: string; table: StoredTable }[]): void {
+  for (const t of tables) stored.set(t.key, t.table);
+}
+
 /** A table as one thread holds it: every version of every key it has read, and how far it read. */
 export class SharedTable {
   private readonly rows = new Map<string, Version[]>();
@@ -203,15 +228,32 @@ export class SharedTable {
   private readonly decode: ReturnType<typeof valueDecoder>;
   private catalog: SchemaCatalog | null = null;
 
+  /** Versions (or a window join's events) older than this were dropped; NO_WATERMARK: none. */
+  private prunedBelowMs = NO_WATERMARK;
+  /** What the table starts from instead of the topic's beginning (the view store's copy), until the first read. */
+  private seed: StoredTable | null = null;
+  /** A kept table (table-keeper.ts): the keys whose versions changed since the last `takeChange`; null otherwise. */
+  private readonly changed: Set<string> | null;
+
   private constructor(
     private readonly log: Log | Promise<Log>,
     readonly def: TableDef<unknown>,
+    needFromMs: number,
+    keep = false,
   ) {
     this.decode = valueDecoder(def.topic);
+    this.changed = keep ? new Set() : null;
+    const seed = def.window === null ? stored.get(seedKey(def)) : undefined;
+    if (seed !== undefined && (seed.prunedBelowMs === NO_WATERMARK || seed.prunedBelowMs <= needFromMs)) {
+      this.seed = seed;
+      this.prunedBelowMs = seed.prunedBelowMs;
+    }
   }
 
-  /** Versions (or a window join's events) older than this were dropped; NO_WATERMARK: none. */
-  private prunedBelowMs = NO_WATERMARK;
+  /** The table the engine keeps in the view store (table-keeper.ts): its own, read from where the store's copy ends. */
+  static kept(log: Log, def: TableDef<unknown>): SharedTable {
+    return new SharedTable(log, def, NO_WATERMARK, true);
+  }
 
   /**
    * The table of a log (or of a log being opened, in a worker thread), shared by the thread's tasks
@@ -224,7 +266,7 @@ export class SharedTable {
     if (byDef === undefined) shared.set(log, (byDef = new Map()));
     let t = byDef.get(def);
     if (t === undefined || (t.prunedBelowMs !== NO_WATERMARK && t.prunedBelowMs > needFromMs))
-      byDef.set(def, (t = new SharedTable(log, def)));
+      byDef.set(def, (t = new SharedTable(log, def, needFromMs)));
     return t;
   }
 
@@ -256,13 +298,16 @@ export class SharedTable {
     if (this.def.topic.format !== null) this.catalog ??= SchemaCatalog.of(log);
     if (this.parts === null) {
       const info = await log.topic(this.def.topic.name);
-      this.parts = Array.from({ length: info.partitions }, () => ({
-        offset: 0,
-        maxEventMs: NO_WATERMARK,
-        watermarkMs: NO_WATERMARK,
+      const seed = this.seed?.partitions.length === info.partitions ? this.seed : null;
+      this.seed = null;
+      this.parts = Array.from({ length: info.partitions }, (_, p) => ({
+        offset: seed?.partitions[p].offset ?? 0,
+        maxEventMs: seed?.partitions[p].maxEventMs ?? NO_WATERMARK,
+        watermarkMs: seed?.partitions[p].watermarkMs ?? NO_WATERMARK,
         atEnd: false,
         lastDataAtMs: Date.now(),
       }));
+      if (seed !== null) await this.load(seed);
     }
     for (const p of partitions ?? this.parts.keys()) {
       const part = this.parts[p];
@@ -274,6 +319,57 @@ export class SharedTable {
       part.atEnd = false;
       while (part.watermarkMs <= t && !part.atEnd) await this.readOnce(log, p, part);
     }
+  }
+
+  /** Takes the view store's copy: every version it saved (decoded again: the store keeps the record bytes). */
+  private async load(seed: StoredTable): Promise<void> {
+    for (const v of seed.versions) {
+      const bytes = v.value === null ? null : Buffer.from(v.value.buffer, v.value.byteOffset, v.value.byteLength);
+      const value = bytes === null ? TOMBSTONE : await this.decodeValue(bytes);
+      let versions = this.rows.get(v.key);
+      if (versions === undefined) {
+        this.rows.set(v.key, (versions = []));
+        if (this.rows.size > this.def.maxKeys) throw this.tooLarge();
+      }
+      versions.push(this.changed === null ? { from: v.fromMs, value } : { from: v.fromMs, value, bytes });
+    }
+  }
+
+  /**
+   * A kept table: reads each partition up to `reads` times (less once at its end); resolves to
+   * whether every partition was read to its end.
+   */
+  async catchUp(reads: number): Promise<boolean> {
+    const log = await this.log;
+    await this.advance([], NO_WATERMARK); // looks the topic up, and takes the seed, in turn with other reads
+    let atEnd = true;
+    for (const [p, part] of this.parts!.entries()) {
+      part.atEnd = false;
+      for (let i = 0; i < reads && !part.atEnd; i++) await this.readOnce(log, p, part);
+      atEnd &&= part.atEnd;
+    }
+    return atEnd;
+  }
+
+  /** A kept table: the versions of the keys that changed since the last call, and how far it was read. */
+  takeChange(): TableStateChange {
+    const keys = [...this.changed!];
+    this.changed!.clear();
+    const partitions = (this.parts ?? []).map((p, partition) => ({
+      partition,
+      offset: p.offset,
+      maxEventMs: p.maxEventMs,
+      watermarkMs: p.watermarkMs,
+    }));
+    const versions = keys.flatMap((key) =>
+      (this.rows.get(key) ?? []).map((v) => ({ key, fromMs: v.from, value: v.bytes ?? null })),
+    );
+    return { keys, versions, partitions, prunedBelowMs: this.prunedBelowMs };
+  }
+
+  /** A kept table whose change could not be saved: its keys go with the next one. */
+  unsaved(keys: readonly string[]): void {
+    for (const k of keys) this.changed!.add(k);
   }
 
   /** Reads about READ_BYTES of a partition and applies its records. */
@@ -306,8 +402,12 @@ export class SharedTable {
     if (this.def.window === null) {
       // Versions are dropped behind the slower of the table's watermark and the joining tasks' newest
       // events (the table is read ahead of them), less the retention.
-      const keepFrom = Math.min(part.watermarkMs, this.slowestCursorMs()) - this.def.retentionMs;
-      this.insert(String(key), { from: Math.max(time, part.watermarkMs), value }, keepFrom);
+      // A kept table (no joining task) drops them behind the table's watermark alone.
+      const cursor = this.changed === null ? this.slowestCursorMs() : Infinity;
+      const keepFrom = Math.min(part.watermarkMs, cursor) - this.def.retentionMs;
+      const v: Version = { from: Math.max(time, part.watermarkMs), value };
+      if (this.changed !== null) v.bytes = r.value === null ? null : new Uint8Array(r.value);
+      this.insert(String(key), v, keepFrom);
     } else if (value !== TOMBSTONE && time >= part.watermarkMs && time >= floor) {
       // Later than its out-of-orderness, an event would join or not depending on when it was read: it
       // joins nothing. Older than the floor, no event that is not late can match it.
@@ -385,6 +485,7 @@ export class SharedTable {
 
   /** Adds a version of `key`, dropping the versions superseded before `floor` (retention). */
   private insert(key: string, v: Version, floor: number): void {
+    this.changed?.add(key);
     let versions = this.rows.get(key);
     if (versions === undefined) {
       if (v.value === TOMBSTONE) return;

@@ -22,6 +22,7 @@ import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ERROR_CATALOGUE, type ErrorCode, KappaError, isKappaError } from '../errors.ts';
 import type { LogDescriptor } from '../log/index.ts';
+import type { StoredTable } from '../view/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
@@ -59,6 +60,8 @@ export interface WorkerPoolOptions {
   pendingMax: number;
   /** Cap on each worker's old generation, in MB (default WORKER_HEAP_MB_DEFAULT). */
   heapMb?: number;
+  /** The joined tables' copies from the view store (table-keeper.ts), which each worker's tables start from. */
+  tables?: { key: string; table: StoredTable }[];
   /** Called once, with the first failure. */
   onFailure: (err: Error) => void;
   /**
@@ -211,7 +214,12 @@ export class WorkerPool implements TaskRunner {
   }
 
   private spawn(index: number): Promise<void> {
-    const workerData: WorkerData = { configPath: this.opts.configPath, log: this.opts.log, index };
+    const workerData: WorkerData = {
+      configPath: this.opts.configPath,
+      log: this.opts.log,
+      index,
+      tables: this.opts.tables ?? [],
+    };
     const worker = new Worker(this.entry, {
       workerData,
       name: `kappa-worker-${index}`,

@@ -21,6 +21,7 @@
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
 import type { LogDescriptor, LogRecord } from '../log/index.ts';
+import type { StoredTable } from '../view/index.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
 
@@ -30,6 +31,8 @@ export interface WorkerData {
   log: LogDescriptor;
   /** Worker index, for messages. */
   index: number;
+  /** The joined tables' copies from the view store, which the worker's tables start from (tables.ts, seedTables). */
+  tables: { key: string; table: StoredTable }[];
 }
 
 export type ToWorker =

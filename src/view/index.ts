@@ -28,6 +28,13 @@ export type {
 export type { VersionDiff, VersionSide, RowsDiffering } from './diff.ts';
 export type { ControlStore } from './control-store.ts';
 export type { ConsumerOffsetStore, CommittedOffset } from './consumer-offsets.ts';
+export type {
+  TableStateStore,
+  StoredTable,
+  StoredTablePartition,
+  StoredTableVersion,
+  TableStateChange,
+} from './table-states.ts';
 export type { TaskLeases, TaskLease, TaskFence, TaskId, Member, MemberInfo } from './leases.ts';
 export { taskId } from './leases.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';

@@ -34,6 +34,7 @@
  */
 import type { VersionDiff } from './diff.ts';
 import type { TaskFence } from './leases.ts';
+import type { TableStateStore } from './table-states.ts';
 import type {
   Checkpoint,
   FlushResult,
@@ -46,6 +47,8 @@ import type {
 } from './types.ts';
 
 export interface ViewStore {
+  /** The tables stream–table joins read, materialised beside the views (absent: every start reads them from their topic). */
+  readonly tables?: TableStateStore;
   /**
    * Creates the version's table and catalog row if they do not exist (state `building`, or `live`
    * when no version of the view is live yet, in which case the public SQL view points at it).

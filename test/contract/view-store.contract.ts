@@ -322,6 +322,93 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
     });
 
+    describe('table states', () => {
+      const part = (offset: number, partition = 0) => ({
+        partition,
+        offset,
+        maxEventMs: offset * 10,
+        watermarkMs: offset * 10 - 5,
+      });
+      const bytes = (text: string) => Buffer.from(text);
+      const loaded = async (id: string) => {
+        const t = await store.tables!.load(id);
+        return t === null
+          ? null
+          : {
+              ...t,
+              versions: t.versions.map((v) => [
+                v.key,
+                v.fromMs,
+                v.value === null ? null : Buffer.from(v.value).toString(),
+              ]),
+            };
+      };
+
+      test('a saved table loads back: versions by key then time (tombstones as null), partitions, what was pruned', async () => {
+        assert.equal(await store.tables!.load('cards'), null);
+        const saved = await store.tables!.save('cards', {
+          keys: ['c2', 'c1'],
+          versions: [
+            { key: 'c2', fromMs: 5, value: bytes('{"limit":1}') },
+            { key: 'c1', fromMs: 20, value: null },
+            { key: 'c1', fromMs: 10.5, value: bytes('{"limit":9}') },
+          ],
+          partitions: [part(3), part(7, 1)],
+          prunedBelowMs: -8.64e15,
+        });
+        assert.equal(saved, true);
+        assert.deepEqual(await loaded('cards'), {
+          partitions: [part(3), part(7, 1)],
+          prunedBelowMs: -8.64e15,
+          versions: [
+            ['c1', 10.5, '{"limit":9}'],
+            ['c1', 20, null],
+            ['c2', 5, '{"limit":1}'],
+          ],
+        });
+        assert.equal(await store.tables!.load('other'), null, 'tables are kept apart by id');
+      });
+
+      test('a save replaces the versions of the keys it names only, and one behind the stored offsets changes nothing', async () => {
+        const versions = [
+          { key: 'a', fromMs: 1, value: bytes('a1') },
+          { key: 'b', fromMs: 1, value: bytes('b1') },
+        ];
+        await store.tables!.save('t', { keys: ['a', 'b'], versions, partitions: [part(2)], prunedBelowMs: 0 });
+        const change = {
+          keys: ['a', 'b'],
+          versions: [
+            { key: 'a', fromMs: 1, value: bytes('a1') },
+            { key: 'a', fromMs: 4, value: bytes('a2') },
+          ],
+          partitions: [part(5)],
+          prunedBelowMs: 1,
+        };
+        assert.equal(await store.tables!.save('t', change), true);
+        const expected = {
+          partitions: [part(5)],
+          prunedBelowMs: 1,
+          versions: [
+            ['a', 1, 'a1'],
+            ['a', 4, 'a2'],
+          ],
+        };
+        assert.deepEqual(await loaded('t'), expected, 'b, saved with no versions, is gone');
+        const behind = { keys: ['a'], versions: [], partitions: [part(4)], prunedBelowMs: 1 };
+        assert.equal(await store.tables!.save('t', behind), false);
+        assert.deepEqual(await loaded('t'), expected);
+        await assert.rejects(
+          store.tables!.save('t', {
+            keys: [],
+            versions: [{ key: 'z', fromMs: 1, value: null }],
+            partitions: [],
+            prunedBelowMs: 0,
+          }),
+          /not among the keys saved/,
+        );
+      });
+    });
+
     describe('session views', () => {
       test("a flush merges the stored sessions a delta's window touches into one row, and returns their keys as removed", async () => {
         const def = {

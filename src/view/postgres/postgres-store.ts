@@ -44,6 +44,8 @@ import type {
 import type { ViewStore } from '../view-store.ts';
 import { type VersionDiff, diffVersions } from '../diff.ts';
 import { type ForgetInTx, VersionCatalog } from './catalog.ts';
+import type { TableStateStore } from '../table-states.ts';
+import { PostgresTableStates } from './table-states.ts';
 import { PostgresConsumerOffsets } from './consumer-offsets.ts';
 import { PostgresControlStore } from './control-store.ts';
 import { serverName, storeError } from './errors.ts';
@@ -174,6 +176,7 @@ function checkOptions(opts: PostgresStoreOptions): Required<PostgresStoreOptions
 /** Every port, each call handed to the part that does that job. */
 class PostgresStoreImpl implements ViewStore, ControlStore {
   readonly consumerOffsets: ConsumerOffsetStore;
+  readonly tables: TableStateStore;
   readonly leases: TaskLeases;
   readonly server: string;
   private readonly catalog: VersionCatalog;
@@ -198,6 +201,7 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
     this.control = new PostgresControlStore(db, clock);
     this.readers = new PostgresReaders(db, queryRowsMax, readerRole);
     this.consumerOffsets = new PostgresConsumerOffsets(db);
+    this.tables = new PostgresTableStates(db);
     this.leases = new PostgresTaskLeases(db);
     this.forget = (c, name, version) => this.control.forgetInTx(c, name, version);
   }

@@ -12,6 +12,7 @@
  *   kappa_requests(id identity, view, action, from_spec, created_at, state, message, version)
  *   kappa_build_history(id identity, name, entry_json)
  *   kappa_consumer_offsets(group_id, topic, partition, offset, leader_epoch, metadata, committed_at)
+ *   kappa_table_versions, kappa_table_partitions: the tables joins read, materialised (./table-states.ts)
  *   kappa_members(id, host, pid, http_url, started_at, ttl_ms, heartbeat_at timestamptz)
  *   kappa_task_leases(task, owner, epoch, expires_at timestamptz, flushed_at timestamptz)
  *       the TaskLeases port (../leases.ts): times from the server's clock (now()), never a caller's.
@@ -121,6 +122,22 @@ CREATE TABLE IF NOT EXISTS kappa_consumer_offsets (
   metadata text,
   committed_at bigint NOT NULL,
   PRIMARY KEY (group_id, topic, "partition")
+);
+CREATE TABLE IF NOT EXISTS kappa_table_versions (
+  table_id text NOT NULL,
+  key text NOT NULL,
+  from_ms double precision NOT NULL,
+  value bytea,
+  PRIMARY KEY (table_id, key, from_ms)
+);
+CREATE TABLE IF NOT EXISTS kappa_table_partitions (
+  table_id text NOT NULL,
+  "partition" integer NOT NULL,
+  "offset" bigint NOT NULL,
+  max_event_ms double precision NOT NULL,
+  watermark_ms double precision NOT NULL,
+  pruned_below_ms double precision NOT NULL,
+  PRIMARY KEY (table_id, "partition")
 );
 CREATE TABLE IF NOT EXISTS kappa_members (
   id text PRIMARY KEY,

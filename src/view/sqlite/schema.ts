@@ -19,6 +19,8 @@
  *   kappa_consumer_offsets(group_id, topic, partition, offset, leader_epoch, metadata, committed_at)
  *       PRIMARY KEY (group_id, topic, partition): Kafka consumer groups' committed offsets
  *       (./consumer-offsets.ts); added by CREATE IF NOT EXISTS, so older files gain it on open.
+ *   kappa_table_versions, kappa_table_partitions: the tables stream–table joins read, materialised
+ *       (./table-states.ts); added by CREATE IF NOT EXISTS, so older files gain them on open.
  *   "<name>__v<version>"  one table per version; "<name>" a VIEW over the live version.
  *   PRAGMA user_version = 1 marks this layout; a newer layout is refused, not guessed at.
  *
@@ -104,6 +106,22 @@ CREATE TABLE IF NOT EXISTS kappa_consumer_offsets (
   metadata TEXT,
   committed_at INTEGER NOT NULL,
   PRIMARY KEY (group_id, topic, "partition")
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_table_versions (
+  table_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  from_ms REAL NOT NULL,
+  value BLOB,
+  PRIMARY KEY (table_id, key, from_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kappa_table_partitions (
+  table_id TEXT NOT NULL,
+  "partition" INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  max_event_ms REAL NOT NULL,
+  watermark_ms REAL NOT NULL,
+  pruned_below_ms REAL NOT NULL,
+  PRIMARY KEY (table_id, "partition")
 ) WITHOUT ROWID;
 `;
 

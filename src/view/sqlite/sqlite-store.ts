@@ -35,6 +35,8 @@ import type {
 import type { ViewStore } from '../view-store.ts';
 import { VersionCatalog } from './catalog.ts';
 import { SqliteControlStore } from './control-store.ts';
+import type { TableStateStore } from '../table-states.ts';
+import { SqliteTableStates } from './table-states.ts';
 import { DeltaWriter } from './flush.ts';
 import { type VersionDiff, diffVersions } from './diff.ts';
 import { SqliteReaders } from './readers.ts';
@@ -112,6 +114,7 @@ function checkOptions(opts: SqliteStoreOptions, readers: number, busyTimeoutMs: 
 class SqliteStoreImpl implements ViewStore, ControlStore {
   private readonly catalog: VersionCatalog;
   private readonly deltas: DeltaWriter;
+  readonly tables: TableStateStore;
   private readonly control: SqliteControlStore;
   private readonly forget: (name: string, version: number) => void;
 
@@ -122,6 +125,7 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   ) {
     this.catalog = new VersionCatalog(writer, clock);
     this.deltas = new DeltaWriter(writer, this.catalog);
+    this.tables = new SqliteTableStates(writer);
     this.control = new SqliteControlStore(writer, clock);
     this.forget = (name, version) => this.control.forgetInTx(name, version);
   }
