@@ -331,7 +331,11 @@ export class Engine {
     const { log, store, logger, app } = this.opts;
     const tables = keptTables(app);
     if (tables.length === 0 || store.tables === undefined) return;
-    this.keeper = await TableKeeper.start({ log, store: store.tables, logger, signal: this.abort.signal }, tables);
+    const caughtUp = (): boolean => this.caughtUp;
+    this.keeper = await TableKeeper.start(
+      { log, store: store.tables, logger, signal: this.abort.signal, caughtUp },
+      tables,
+    );
   }
 
   private startThreads(workers: number): void {

@@ -7,7 +7,9 @@
  * the copies seed this thread's tables and go to the worker threads with their start (tables.ts,
  * `seedTables`), and each table then reads its topic on from the copy's offsets. Meanwhile the
  * keeper reads each table's topic into a table of its own (every version, with its record bytes)
- * and saves the keys that changed and the offsets, in one transaction, about every `everyMs`.
+ * and saves the keys that changed and the offsets, in one transaction, about every `everyMs`. It
+ * starts once the engine has caught up with the log: a recovery or a first catch-up is what the
+ * user waits for, and the copy only saves a restart some reading.
  *
  * The copy is always one the topic's prefix up to its offsets makes (the versions of a key are
  * replaced whole, with the offsets, in one transaction), so a table started from it holds what one
@@ -36,6 +38,11 @@ export interface TableKeeperOptions {
   signal: AbortSignal;
   /** How long the keeper waits, once every table was read to its end, before it reads again. */
   everyMs?: number;
+  /**
+   * Whether the engine has caught up since it started: until then the keeper waits, so a recovery
+   * or a first catch-up (which the user is waiting for) does not share the CPU with it.
+   */
+  caughtUp: () => boolean;
 }
 
 /** The tables an app's views and outputs join (not the other sides of stream–stream joins), each once. */
@@ -81,6 +88,7 @@ export class TableKeeper {
     const table = SharedTable.kept(log, def);
     let savedOffsets = '';
     let failures = 0;
+    while (!signal.aborted && !this.opts.caughtUp()) await pause(this.opts.everyMs ?? 1000, signal);
     while (!signal.aborted) {
       let atEnd = true;
       try {
