@@ -178,7 +178,7 @@ export class Flusher {
         await this.whileLocked(task, () =>
           this.opts.control.saveOutputCheckpoint(
             task.plan.name,
-            { topic: task.topic, partition: task.partition, offset, sequences },
+            { topic: task.topic, partition: task.partition, offset, sequences, watermark: drained.watermarkMs },
             task.fence ?? undefined,
           ),
         );

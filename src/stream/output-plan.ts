@@ -83,10 +83,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
         throw new TypeError(
           `${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`,
         );
-      if (state.tables !== null) {
-        if (!state.tables.ready(eventTimeMs)) throw new TableWaitNeeded(eventTimeMs);
-        if (state.tables.late(eventTimeMs)) return joinLate(state, source.record(i), eventTimeMs);
-      }
+      if (state.tables !== null && joinedLate(state, () => source.record(i), eventTimeMs)) return;
       try {
         runOps(ops, value, 0, values, state.opState, eventTimeMs, state.tables);
       } catch (err) {
@@ -215,4 +212,20 @@ function fingerprintOf(output: OutputDef): string {
     time: output.target.time?.toString() ?? null,
   };
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+/**
+ * A joining output's step before its pipeline: waits for the tables to be read up to `t`, sends a
+ * record too late for its stream–stream join to the late topic (true), or moves the task's event time
+ * on, which its checkpoint keeps so that a restart judges lateness as this run did.
+ */
+function joinedLate(state: TaskState, record: () => LogRecord, t: number): boolean {
+  const tables = state.tables!;
+  if (!tables.ready(t)) throw new TableWaitNeeded(t);
+  if (tables.late(t)) {
+    joinLate(state, record(), t);
+    return true;
+  }
+  state.watermarkMs = state.maxEventTimeMs = tables.cursorMs;
+  return false;
 }

@@ -84,7 +84,8 @@ async function addOutputTask(
     producer,
     partition: p,
     offset,
-    watermarkMs: NO_WATERMARK,
+    // A stream–stream join judges lateness by it, so a restart judges as the run before it did.
+    watermarkMs: cp?.watermark ?? NO_WATERMARK,
     keyNames: null,
     pooled: true,
     fence,

@@ -237,13 +237,15 @@ export class TaskLoop {
     const signal = task.signal;
     const local = this.local;
     const open = () => {
+      // Its own stop too: a join that waits drops the read ahead (waiting at the head for new records) at once.
+      const stop = new AbortController();
       const reading = log.read(task.topic, task.partition, task.offset, {
         follow: true,
-        signal,
+        signal: AbortSignal.any([signal, stop.signal]),
         maxBytes: this.opts.readBytesMax,
       });
       const it = reading[Symbol.asyncIterator]();
-      return { it, next: it.next() };
+      return { it, next: it.next(), stop };
     };
     let reads = open();
     const outage = new LogOutage(this.opts.logger, task);
@@ -282,6 +284,7 @@ export class TaskLoop {
           if (stoppedAt >= 0) {
             // A stream–stream join waits for the other stream: read again from there a little later.
             task.offset = stoppedAt;
+            reads.stop.abort();
             await closeReads(reads);
             await new Promise((resolve) => setTimeout(resolve, JOIN_WAIT_MS));
             reads = open();

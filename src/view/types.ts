@@ -92,6 +92,11 @@ export interface OutputCheckpoint {
   offset: number;
   /** Next sequence per target partition (index = partition). */
   sequences: number[];
+  /**
+   * The newest event time the task had reached (what a stream–stream join in the pipeline judges
+   * lateness by); absent when none was saved (and for checkpoints saved before it was kept).
+   */
+  watermark?: number;
 }
 
 export type ViewState = 'building' | 'live' | 'retired';

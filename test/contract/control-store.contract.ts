@@ -59,6 +59,7 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
           partition: 1,
           offset: 40,
           sequences: [3, 0, 7],
+          watermark: 1_780_000_000_123,
         });
         await h.store.saveOutputCheckpoint('refunds', {
           topic: 'sales',
@@ -76,7 +77,7 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
         await h.reopen();
         assert.deepEqual(await h.store.outputCheckpoints('refunds'), [
           { topic: 'sales', partition: 0, offset: 12, sequences: [1, 1, 1] },
-          { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7] },
+          { topic: 'sales', partition: 1, offset: 40, sequences: [3, 0, 7], watermark: 1_780_000_000_123 },
         ]);
         await assert.rejects(
           h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 39, sequences: [4, 0, 7] }),
@@ -95,6 +96,7 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
           partition: 1,
           offset: 40,
           sequences: [3, 0, 7],
+          watermark: 1_780_000_000_123,
         });
         assert.deepEqual(await h.store.outputCheckpoints('other'), [
           { topic: 'sales', partition: 0, offset: 99, sequences: [5] },

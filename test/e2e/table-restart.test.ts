@@ -97,3 +97,55 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+const WINDOW_CONFIG = `
+import { Type, defineApp, from, topic } from ${JSON.stringify(SRC)};
+const Impression = Type.Object({ id: Type.Integer(), user: Type.String(), ts: Type.Integer() });
+const Click = Type.Object({ id: Type.Integer(), user: Type.String(), ts: Type.Integer() });
+const impressions = topic('impressions', { partitions: 1, schema: Impression, key: (i) => i.user, time: (i) => i.ts });
+const clicks = topic('clicks', { partitions: 1, schema: Click, key: (c) => c.user, time: (c) => c.ts });
+const matched = topic('matched', { partitions: 1 });
+export default defineApp({
+  topics: [impressions, clicks, matched],
+  outputs: [
+    from(clicks).join(impressions, { within: '10s', key: (c) => c.user, idleAfter: '100ms' }, (c, i) => ({ click: c.id, impression: i.id })).to(matched),
+  ],
+});
+`;
+
+describe("an output's stream–stream join across a restart", () => {
+  test(
+    'judges lateness from where the run before it had got to (its checkpoint keeps the event time)',
+    { timeout: 120_000 },
+    async (t) => {
+      const project = tempProject(t, 'kappa-window-restart-');
+      const dir = project.dataDir('data');
+      const configPath = project.writeConfig(WINDOW_CONFIG, 'kappa');
+      const T0 = Date.UTC(2026, 5, 1);
+      let kappa = await openKappa({ dir, configPath });
+      await kappa.log.append('impressions', [
+        json({ id: 1, user: 'ada', ts: T0 }),
+        json({ id: 2, user: 'ada', ts: T0 + 100_000 }),
+      ]);
+      await kappa.log.append('clicks', [json({ id: 1, user: 'ada', ts: T0 + 100_001 })]);
+      await waitFor(async () => (await values(kappa, 'matched')).length === 1, 'the first click to be matched');
+      await kappa.close();
+
+      kappa = await openKappa({ dir, configPath });
+      // 98 s behind the newest click before the restart (no allowed lateness): late, though impression 1 is within 10 s of it.
+      await kappa.log.append('clicks', [json({ id: 2, user: 'ada', ts: T0 + 2_000 })]);
+      await waitFor(async () => (await values(kappa, 'clicks.late').catch(() => [])).length === 1, 'the late click');
+      await engineCaughtUp(kappa.engine, kappa.log);
+      assert.deepEqual(await values(kappa, 'matched'), [{ click: 1, impression: 2 }]);
+      await kappa.close();
+    },
+  );
+});
+
+/** The JSON values of partition 0 of a topic. */
+async function values(kappa: Kappa, topic: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const batch of kappa.log.read(topic, 0, 0, { once: true }))
+    for (const r of batch.records()) out.push(JSON.parse(r.value!.toString()));
+  return out;
+}

@@ -36,9 +36,14 @@ interface RequestRow {
   version: number | null;
 }
 
+/** An output checkpoint's watermark when none was saved (the engine's NO_WATERMARK). */
+const NO_EVENT_TIME = -8.64e15;
+
 const SAVE_OUTPUT_CHECKPOINT =
-  'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences) VALUES ($1, $2, $3, $4, $5) ' +
-  'ON CONFLICT (output, topic, "partition") DO UPDATE SET "offset" = excluded."offset", sequences = excluded.sequences ' +
+  'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences, watermark) ' +
+  'VALUES ($1, $2, $3, $4, $5, $6) ' +
+  'ON CONFLICT (output, topic, "partition") DO UPDATE SET "offset" = excluded."offset", sequences = excluded.sequences, ' +
+  'watermark = excluded.watermark ' +
   'WHERE excluded."offset" >= kappa_output_checkpoints."offset"';
 
 /** Every method of the port but `close`: the store that holds the connections closes them. */
@@ -57,7 +62,14 @@ export class PostgresControlStore implements Omit<ControlStore, 'close'> {
     const save = async (c: pg.PoolClient): Promise<void> => {
       if (fence !== undefined) await applyFence(c, fence, action);
       const result = await c.query(
-        prepared(SAVE_OUTPUT_CHECKPOINT, [output, cp.topic, cp.partition, cp.offset, cp.sequences]),
+        prepared(SAVE_OUTPUT_CHECKPOINT, [
+          output,
+          cp.topic,
+          cp.partition,
+          cp.offset,
+          cp.sequences,
+          cp.watermark ?? NO_EVENT_TIME,
+        ]),
       );
       if (result.rowCount === 1) return;
       const stored = await c.query<{ offset: number }>(
@@ -80,11 +92,17 @@ export class PostgresControlStore implements Omit<ControlStore, 'close'> {
     checkViewName(output);
     const rows = await this.db.run<OutputCheckpoint>(
       `read the checkpoints of output "${output}"`,
-      'SELECT topic, "partition" AS partition, "offset" AS offset, sequences FROM kappa_output_checkpoints ' +
+      'SELECT topic, "partition" AS partition, "offset" AS offset, sequences, watermark FROM kappa_output_checkpoints ' +
         'WHERE output = $1 ORDER BY topic COLLATE "C", "partition"',
       [output],
     );
-    return rows.rows.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.offset, sequences: r.sequences }));
+    return rows.rows.map((r) => ({
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      sequences: r.sequences,
+      ...(r.watermark === NO_EVENT_TIME ? {} : { watermark: r.watermark }),
+    }));
   }
 
   async outputs(): Promise<string[]> {

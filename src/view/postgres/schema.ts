@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
   sequences integer[] NOT NULL,
   PRIMARY KEY (output, topic, "partition")
 );
+ALTER TABLE kappa_output_checkpoints ADD COLUMN IF NOT EXISTS watermark double precision NOT NULL DEFAULT -8.64e15;
 CREATE TABLE IF NOT EXISTS kappa_view_code (
   name text NOT NULL,
   version integer NOT NULL,

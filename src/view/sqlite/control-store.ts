@@ -15,6 +15,9 @@ import { KappaError } from '../../errors.ts';
 import { BUILD_HISTORY_MAX, type BuildHistoryEntry, type ControlStore } from '../control-store.ts';
 import { checkVersion, checkViewName } from '../definition.ts';
 import type { BuildInfo, OutputCheckpoint, ViewRequest, ViewRequestAction } from '../types.ts';
+
+/** An output checkpoint's watermark when none was saved (the engine's NO_WATERMARK). */
+const NO_EVENT_TIME = -8.64e15;
 import type { SqliteWriter } from './writer.ts';
 
 interface RequestRow {
@@ -50,6 +53,7 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
         cp.partition,
         cp.offset,
         JSON.stringify(cp.sequences),
+        cp.watermark ?? NO_EVENT_TIME,
       );
       if (result.changes === 1) return;
       const stored = this.sql.outputCheckpoint.get(output, cp.topic, cp.partition) as { offset: number };
@@ -69,12 +73,14 @@ export class SqliteControlStore implements Omit<ControlStore, 'close'> {
       partition: number;
       offset: number;
       sequences: string;
+      watermark: number;
     }[];
     return rows.map((r) => ({
       topic: r.topic,
       partition: r.partition,
       offset: r.offset,
       sequences: JSON.parse(r.sequences) as number[],
+      ...(r.watermark === NO_EVENT_TIME ? {} : { watermark: r.watermark }),
     }));
   }
 
@@ -259,7 +265,7 @@ function controlStatements(db: Database.Database) {
     answer: db.prepare('UPDATE kappa_requests SET state = ?, message = ?, version = ? WHERE id = ?'),
     request: db.prepare('SELECT * FROM kappa_requests WHERE id = ?'),
     outputCheckpoints: db.prepare(
-      'SELECT topic, "partition", "offset", sequences FROM kappa_output_checkpoints ' +
+      'SELECT topic, "partition", "offset", sequences, watermark FROM kappa_output_checkpoints ' +
         'WHERE output = ? ORDER BY topic, "partition"',
     ),
     outputs: db.prepare('SELECT DISTINCT output FROM kappa_output_checkpoints ORDER BY output'),
@@ -269,9 +275,9 @@ function controlStatements(db: Database.Database) {
     resetOutputSource: db.prepare('UPDATE kappa_output_checkpoints SET "offset" = 0 WHERE output = ? AND topic = ?'),
     // The WHERE makes a backwards checkpoint change nothing (changes = 0), which is then refused.
     saveOutputCheckpoint: db.prepare(
-      'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences) VALUES (?, ?, ?, ?, ?) ' +
+      'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences, watermark) VALUES (?, ?, ?, ?, ?, ?) ' +
         'ON CONFLICT (output, topic, "partition") ' +
-        'DO UPDATE SET "offset" = excluded."offset", sequences = excluded.sequences ' +
+        'DO UPDATE SET "offset" = excluded."offset", sequences = excluded.sequences, watermark = excluded.watermark ' +
         'WHERE excluded."offset" >= kappa_output_checkpoints."offset"',
     ),
   };

@@ -8,8 +8,9 @@
  *       PRIMARY KEY (name, version); at most one 'live' row per name (partial unique index).
  *   kappa_checkpoints(view, version, topic, partition, offset, watermark, output_sequence)
  *       PRIMARY KEY (view, version, topic, partition).
- *   kappa_output_checkpoints(output, topic, partition, offset, sequences)
- *       PRIMARY KEY (output, topic, partition); sequences is a JSON array, one per target partition.
+ *   kappa_output_checkpoints(output, topic, partition, offset, sequences, watermark)
+ *       PRIMARY KEY (output, topic, partition); sequences is a JSON array, one per target partition;
+ *       watermark (added by ALTER TABLE on open to older files) the newest event time the task had reached.
  *   kappa_view_code(name, version, code)   the bundled config each version's logic came from.
  *   kappa_builds(name, version, info_json)  builds in progress and their progress (BuildInfo).
  *   kappa_requests(id, view, action, from_spec, created_at, state, message, version)
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
   "partition" INTEGER NOT NULL,
   "offset" INTEGER NOT NULL,
   sequences TEXT NOT NULL,
+  watermark REAL NOT NULL DEFAULT -8.64e15,
   PRIMARY KEY (output, topic, "partition")
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kappa_view_code (
@@ -148,6 +150,10 @@ export function prepareWriter(db: Database.Database, path: string): void {
   }
   db.transaction(() => {
     db.exec(CATALOG_SQL);
+    // Added later: files made before it gain the column (their checkpoints read as "no watermark").
+    const columns = db.pragma('table_info(kappa_output_checkpoints)') as { name: string }[];
+    if (!columns.some((c) => c.name === 'watermark'))
+      db.exec('ALTER TABLE kappa_output_checkpoints ADD COLUMN watermark REAL NOT NULL DEFAULT -8.64e15');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
