@@ -71,7 +71,7 @@ export class TableKeeper {
       const table = await opts.store.load(tableId(def));
       if (table !== null) seeds.push({ key: keys[i], table });
     }
-    seedTables(seeds);
+    seedTables(seeds, tables);
     const keeper = new TableKeeper(opts, seeds);
     for (const def of tables) keeper.loops.push(keeper.keep(def));
     return keeper;
@@ -96,20 +96,21 @@ export class TableKeeper {
         const change = table.takeChange();
         const offsets = JSON.stringify(change.partitions.map((p) => p.offset));
         if (change.keys.length > 0 || offsets !== savedOffsets) {
+          let saved = false;
           try {
-            await store.save(id, change);
-          } catch (err) {
-            table.unsaved(change.keys);
-            throw err;
+            saved = await store.save(id, change);
+          } finally {
+            // Refused (another process saved further) or failed: the keys go with the next save.
+            if (!saved) table.unsaved(change.keys);
           }
-          savedOffsets = offsets;
+          if (saved) savedOffsets = offsets;
         }
         failures = 0;
       } catch (err) {
         // A store or log out of reach: the copy only ages (a restart reads more of the topic); tried again later.
         if (failures++ === 0)
           logger.warn(
-            `table "${def.topic.name}" could not be saved in the view store, tried again: ${(err as Error).message}`,
+            `table "${def.topic.name}" could not be read from the log or saved in the view store (trying again every second until it works): ${(err as Error).message}`,
           );
       }
       if (atEnd || failures > 0) await pause(this.opts.everyMs ?? 1000, signal);

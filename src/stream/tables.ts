@@ -213,10 +213,19 @@ export function seedKey(def: TableDef<unknown>): string {
 
 /** The tables as the view store held them when the engine started, by seed key: each thread's tables start from them. */
 const stored = new Map<string, StoredTable>();
+/** The tables of the config this thread loaded: only they start from a copy (a version running older stored code reads its topic). */
+const seeded = new WeakSet<TableDef<unknown>>();
 
-/** Makes `tables` what this thread's tables start from (the engine's thread, or a worker's at its start). */
-export function seedTables(tables: readonly { key: string; table: StoredTable }[]): void {
+/**
+ * Makes `tables` what this thread's tables start from (the engine's thread, or a worker's at its
+ * start); `defs`: the config's tables (as this thread loaded it) that may use them.
+ */
+export function seedTables(
+  tables: readonly { key: string; table: StoredTable }[],
+  defs: readonly TableDef<unknown>[],
+): void {
   for (const t of tables) stored.set(t.key, t.table);
+  for (const d of defs) seeded.add(d);
 }
 
 /** A table as one thread holds it: every version of every key it has read, and how far it read. */
@@ -243,11 +252,9 @@ export class SharedTable {
   ) {
     this.decode = valueDecoder(def.topic);
     this.changed = keep ? new Set() : null;
-    const seed = def.window === null ? stored.get(seedKey(def)) : undefined;
-    if (seed !== undefined && (seed.prunedBelowMs === NO_WATERMARK || seed.prunedBelowMs <= needFromMs)) {
+    const seed = seeded.has(def) ? stored.get(seedKey(def)) : undefined;
+    if (seed !== undefined && (seed.prunedBelowMs === NO_WATERMARK || seed.prunedBelowMs <= needFromMs))
       this.seed = seed;
-      this.prunedBelowMs = seed.prunedBelowMs;
-    }
   }
 
   /** The table the engine keeps in the view store (table-keeper.ts): its own, read from where the store's copy ends. */
@@ -299,7 +306,8 @@ export class SharedTable {
     if (this.parts === null) {
       const info = await log.topic(this.def.topic.name);
       const seed = this.seed?.partitions.length === info.partitions ? this.seed : null;
-      this.seed = null;
+      this.seed = null; // a load that fails leaves the table empty, to be read from offset 0
+      if (seed !== null) await this.load(seed);
       this.parts = Array.from({ length: info.partitions }, (_, p) => ({
         offset: seed?.partitions[p].offset ?? 0,
         maxEventMs: seed?.partitions[p].maxEventMs ?? NO_WATERMARK,
@@ -307,7 +315,6 @@ export class SharedTable {
         atEnd: false,
         lastDataAtMs: Date.now(),
       }));
-      if (seed !== null) await this.load(seed);
     }
     for (const p of partitions ?? this.parts.keys()) {
       const part = this.parts[p];
@@ -323,16 +330,19 @@ export class SharedTable {
 
   /** Takes the view store's copy: every version it saved (decoded again: the store keeps the record bytes). */
   private async load(seed: StoredTable): Promise<void> {
+    const rows = new Map<string, Version[]>();
     for (const v of seed.versions) {
       const bytes = v.value === null ? null : Buffer.from(v.value.buffer, v.value.byteOffset, v.value.byteLength);
       const value = bytes === null ? TOMBSTONE : await this.decodeValue(bytes);
-      let versions = this.rows.get(v.key);
+      let versions = rows.get(v.key);
       if (versions === undefined) {
-        this.rows.set(v.key, (versions = []));
-        if (this.rows.size > this.def.maxKeys) throw this.tooLarge();
+        rows.set(v.key, (versions = []));
+        if (rows.size > this.def.maxKeys) throw this.tooLarge();
       }
       versions.push(this.changed === null ? { from: v.fromMs, value } : { from: v.fromMs, value, bytes });
     }
+    for (const [key, versions] of rows) this.rows.set(key, versions);
+    this.prunedBelowMs = seed.prunedBelowMs;
   }
 
   /**

@@ -25,7 +25,7 @@ import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger, RecordBatch } from '../log/index.ts';
 import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
-import { LogOutage, closeReads, offsetsWaiting } from './log-outage.ts';
+import { LogOutage, closeReads, offsetsWaiting, pause } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
 import { JOIN_WAIT_MS } from './tables.ts';
@@ -238,10 +238,15 @@ export class TaskLoop {
     const local = this.local;
     const open = () => {
       // Its own stop too: a join that waits drops the read ahead (waiting at the head for new records) at once.
-      const stop = new AbortController();
+      const stopped = new AbortController();
+      const stop = (): void => {
+        signal.removeEventListener('abort', stop);
+        stopped.abort();
+      };
+      signal.addEventListener('abort', stop, { once: true });
       const reading = log.read(task.topic, task.partition, task.offset, {
         follow: true,
-        signal: AbortSignal.any([signal, stop.signal]),
+        signal: stopped.signal,
         maxBytes: this.opts.readBytesMax,
       });
       const it = reading[Symbol.asyncIterator]();
@@ -264,6 +269,7 @@ export class TaskLoop {
           atHead = got === TIMEOUT && task.offset >= (await log.offsets(task.topic, task.partition)).end;
         } catch (err) {
           if (!(await outage.waited(err, signal))) throw err;
+          reads.stop();
           await closeReads(reads);
           reads = open();
           continue;
@@ -284,9 +290,9 @@ export class TaskLoop {
           if (stoppedAt >= 0) {
             // A stream–stream join waits for the other stream: read again from there a little later.
             task.offset = stoppedAt;
-            reads.stop.abort();
+            reads.stop();
             await closeReads(reads);
-            await new Promise((resolve) => setTimeout(resolve, JOIN_WAIT_MS));
+            await pause(JOIN_WAIT_MS, signal);
             reads = open();
           }
           idle = false;
@@ -299,8 +305,9 @@ export class TaskLoop {
     } catch (err) {
       this.failed(task, err);
     } finally {
-      // The read under way settles once aborted; the iterator is closed after it, as an async
+      // The read under way settles once stopped; the iterator is closed after it, as an async
       // generator would queue the close behind it anyway.
+      reads.stop();
       await closeReads(reads);
     }
   }

@@ -22,6 +22,7 @@ import { compileOutput } from './output-plan.ts';
 import { compileView } from './plan.ts';
 import { pendingOf, takeDrained } from './task-runner.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
+import { keptTables } from './table-keeper.ts';
 import { JOIN_WAIT_MS, TaskTables, seedTables } from './tables.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
 import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
@@ -83,7 +84,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
     return;
   }
 
-  seedTables(data.tables);
+  seedTables(data.tables, keptTables(app));
   // The log, read-only: the engine's thread is its writer, and says how far is durable.
   const log = openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } });
   log.catch(() => {}); // awaited by each read loop, which reports a failure as its task's

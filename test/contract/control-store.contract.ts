@@ -117,8 +117,14 @@ export function controlStoreContract(name: string, open: () => Promise<ControlSt
           'KAPPA_INVALID_ARGUMENT',
         );
       });
-      test('resetOutputSource moves one output back to offset 0 in one topic, keeping its sequences', async () => {
-        await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 0, offset: 12, sequences: [4, 2] });
+      test('resetOutputSource moves one output back to offset 0 in one topic (and no event time), keeping its sequences', async () => {
+        await h.store.saveOutputCheckpoint('refunds', {
+          topic: 'sales',
+          partition: 0,
+          offset: 12,
+          sequences: [4, 2],
+          watermark: 1_780_000_000_000,
+        });
         await h.store.saveOutputCheckpoint('refunds', { topic: 'sales', partition: 1, offset: 30, sequences: [1, 9] });
         await h.store.saveOutputCheckpoint('refunds', { topic: 'orders', partition: 0, offset: 7, sequences: [3] });
         await h.store.saveOutputCheckpoint('other', { topic: 'sales', partition: 0, offset: 99, sequences: [5] });

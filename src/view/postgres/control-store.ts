@@ -119,7 +119,7 @@ export class PostgresControlStore implements Omit<ControlStore, 'close'> {
     checkViewName(output);
     await this.db.run(
       `reset the position of output "${output}" in topic "${topic}"`,
-      'UPDATE kappa_output_checkpoints SET "offset" = 0 WHERE output = $1 AND topic = $2',
+      `UPDATE kappa_output_checkpoints SET "offset" = 0, watermark = ${NO_EVENT_TIME} WHERE output = $1 AND topic = $2`,
       [output, topic],
     );
   }

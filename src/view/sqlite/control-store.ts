@@ -272,7 +272,9 @@ function controlStatements(db: Database.Database) {
     outputCheckpoint: db.prepare(
       'SELECT "offset" FROM kappa_output_checkpoints WHERE output = ? AND topic = ? AND "partition" = ?',
     ),
-    resetOutputSource: db.prepare('UPDATE kappa_output_checkpoints SET "offset" = 0 WHERE output = ? AND topic = ?'),
+    resetOutputSource: db.prepare(
+      `UPDATE kappa_output_checkpoints SET "offset" = 0, watermark = ${NO_EVENT_TIME} WHERE output = ? AND topic = ?`,
+    ),
     // The WHERE makes a backwards checkpoint change nothing (changes = 0), which is then refused.
     saveOutputCheckpoint: db.prepare(
       'INSERT INTO kappa_output_checkpoints (output, topic, "partition", "offset", sequences, watermark) VALUES (?, ?, ?, ?, ?, ?) ' +
