@@ -333,9 +333,16 @@ export class TaskLoop {
   private async runPooled(task: Task, pool: WorkerPool): Promise<void> {
     const { log, flushIntervalMs } = this.opts;
     const signal = task.signal;
-    let hw = (await log.offsets(task.topic, task.partition)).end;
-    pool.setHighWatermark(task.id, hw);
     const outage = new LogOutage(this.opts.logger, task);
+    let hw: number;
+    try {
+      // A log out of reach as the task starts (say, its lease moved here during an outage): wait for it.
+      hw = (await offsetsWaiting(log, task, outage, signal)).end;
+    } catch (err) {
+      if (!signal.aborted) this.failed(task, err);
+      return;
+    }
+    pool.setHighWatermark(task.id, hw);
     const following = (async () => {
       while (!signal.aborted) {
         try {
