@@ -234,6 +234,9 @@ export async function topicsDelete(ctx: CliContext, name: string, opts: TopicsDe
       // The side topics first: if this stops part way, the topic is still there to delete again.
       for (const side of sides) await log.deleteTopic(side);
       await log.deleteTopic(name);
+      // Tables read from it, kept in the view store, would start a topic made again under the name from old offsets.
+      const forgotten = (await store?.tables?.forget(name)) ?? 0;
+      if (forgotten > 0) ctx.stdout.write(`forgot the tables read from "${name}" that the view store kept\n`);
       ctx.stdout.write(
         `deleted topic "${name}"${sides.length === 0 ? '' : ` and its side topic${sides.length === 1 ? '' : 's'} ${sides.map((t) => `"${t}"`).join(', ')}`}\n`,
       );

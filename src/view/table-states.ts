@@ -53,6 +53,13 @@ export interface TableStateStore {
   load(id: string): Promise<StoredTable | null>;
   /** Saves a change (see the promises above); false when another process had saved further. */
   save(id: string, change: TableStateChange): Promise<boolean>;
+  /** Forgets every table of `topic` (its topic was deleted); resolves to how many there were. */
+  forget(topic: string): Promise<number>;
+}
+
+/** The ids of a topic's tables start with this (the engine makes them `<topic>:<digest>`). */
+export function tableIdPrefix(topic: string): string {
+  return `${topic}:`;
 }
 
 /** Checks a change before anything is written. */

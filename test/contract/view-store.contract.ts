@@ -367,6 +367,16 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
           ],
         });
         assert.equal(await store.tables!.load('other'), null, 'tables are kept apart by id');
+        await store.tables!.save('cards:x', { keys: [], versions: [], partitions: [part(1)], prunedBelowMs: 0 });
+        await store.tables!.save('cardsx:y', { keys: [], versions: [], partitions: [part(1)], prunedBelowMs: 0 });
+        assert.equal(
+          await store.tables!.forget('cards'),
+          1,
+          "forget takes the tables of the topic only (ids '<topic>:…')",
+        );
+        assert.equal(await store.tables!.load('cards:x'), null);
+        assert.notEqual(await store.tables!.load('cardsx:y'), null);
+        assert.notEqual(await store.tables!.load('cards'), null, "an id without the topic's prefix is not the topic's");
       });
 
       test('a save replaces the versions of the keys it names only, and one behind the stored offsets changes nothing', async () => {

@@ -7,9 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { kappaInProcess as kappa } from '../support/cli.ts';
 import type { Log } from '../../src/log/index.ts';
+import { openSqliteStore } from '../../src/view/sqlite/index.ts';
 import { openKappa } from '../support/kappa.ts';
 import { type Owner, startKappa, waitFor } from '../support/processes.ts';
 import { bigSalesConfig, tempDataProject } from '../support/project.ts';
@@ -96,9 +98,18 @@ test(
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /There is no topic "sale".*its topics are: .*sales/);
 
+    // A table read from the topic, as the view store keeps it: forgotten with the topic.
+    const views = await openSqliteStore({ path: join(dir, 'views.db') });
+    const part = { partition: 0, offset: 3, maxEventMs: 0, watermarkMs: 0 };
+    await views.tables!.save('scratch:0123', { keys: [], versions: [], partitions: [part], prunedBelowMs: 0 });
+    await views.close();
     const ok = await kappa([...d, 'topics', 'delete', 'scratch']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /deleted topic "scratch"/);
+    assert.match(ok.stdout, /forgot the tables read from "scratch"/);
+    const after = await openSqliteStore({ path: join(dir, 'views.db') });
+    assert.equal(await after.tables!.load('scratch:0123'), null);
+    await after.close();
     assert.deepEqual(
       await topicNames(d),
       before.filter((n) => n !== 'scratch'),

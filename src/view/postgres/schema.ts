@@ -84,7 +84,13 @@ CREATE TABLE IF NOT EXISTS kappa_output_checkpoints (
   sequences integer[] NOT NULL,
   PRIMARY KEY (output, topic, "partition")
 );
-ALTER TABLE kappa_output_checkpoints ADD COLUMN IF NOT EXISTS watermark double precision NOT NULL DEFAULT -8.64e15;
+DO $$ BEGIN
+  -- Added later: databases made before it gain the column (its lock only taken when it is missing).
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = 'kappa_output_checkpoints' AND column_name = 'watermark') THEN
+    ALTER TABLE kappa_output_checkpoints ADD COLUMN watermark double precision NOT NULL DEFAULT -8.64e15;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS kappa_view_code (
   name text NOT NULL,
   version integer NOT NULL,

@@ -15,6 +15,7 @@ import {
   type TableStateChange,
   type TableStateStore,
   checkTableChange,
+  tableIdPrefix,
 } from '../table-states.ts';
 import type { Connections } from './pool.ts';
 
@@ -100,6 +101,25 @@ export class PostgresTableStates implements TableStateStore {
       return true;
     });
   }
+
+  forget(topic: string): Promise<number> {
+    this.db.checkOpen();
+    return forgetTables(this.db, topic);
+  }
+}
+
+async function forgetTables(db: Connections, topic: string): Promise<number> {
+  const prefix = tableIdPrefix(topic);
+  return db.tx(`forget the stored tables of topic "${topic}"`, async (client) => {
+    const ids = await client.query(
+      'SELECT DISTINCT table_id FROM kappa_table_partitions WHERE left(table_id, $1) = $2',
+      [prefix.length, prefix],
+    );
+    const list = ids.rows.map((r) => r.table_id as string);
+    await client.query('DELETE FROM kappa_table_versions WHERE table_id = ANY($1::text[])', [list]);
+    await client.query('DELETE FROM kappa_table_partitions WHERE table_id = ANY($1::text[])', [list]);
+    return list.length;
+  });
 }
 
 function insert(client: pg.PoolClient, id: string, versions: readonly StoredTableVersion[]): Promise<unknown> {

@@ -14,6 +14,7 @@ import {
   type TableStateChange,
   type TableStateStore,
   checkTableChange,
+  tableIdPrefix,
 } from '../table-states.ts';
 import { type SqliteWriter, storageError } from './writer.ts';
 
@@ -88,6 +89,19 @@ export class SqliteTableStates implements TableStateStore {
       throw err;
     }
   }
+
+  async forget(topic: string): Promise<number> {
+    this.writer.checkOpen();
+    const prefix = tableIdPrefix(topic);
+    return this.writer.writeWhenFree(`forget the stored tables of topic "${topic}"`, () => {
+      const ids = this.sql.ids.all(prefix.length, prefix) as { table_id: string }[];
+      for (const { table_id: id } of ids) {
+        this.sql.forgetVersions.run(id);
+        this.sql.forgetPartitions.run(id);
+      }
+      return ids.length;
+    });
+  }
 }
 
 function statements(db: Database.Database) {
@@ -104,6 +118,9 @@ function statements(db: Database.Database) {
     insert: db.prepare(
       'INSERT OR REPLACE INTO kappa_table_versions (table_id, key, from_ms, value) VALUES (?, ?, ?, ?)',
     ),
+    ids: db.prepare('SELECT DISTINCT table_id FROM kappa_table_partitions WHERE substr(table_id, 1, ?) = ?'),
+    forgetVersions: db.prepare('DELETE FROM kappa_table_versions WHERE table_id = ?'),
+    forgetPartitions: db.prepare('DELETE FROM kappa_table_partitions WHERE table_id = ?'),
     savePartition: db.prepare(
       'INSERT OR REPLACE INTO kappa_table_partitions ' +
         '(table_id, "partition", "offset", max_event_ms, watermark_ms, pruned_below_ms) VALUES (?, ?, ?, ?, ?, ?)',
