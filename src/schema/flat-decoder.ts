@@ -2,37 +2,160 @@
  * A fast path for the commonest record shape: a JSON object whose properties are all declared by
  * the topic's schema with a scalar type (string, integer, number, boolean), written compactly
  * (as JSON.stringify writes it). `compileFlatDecoder` returns a function that scans the bytes once
- * and builds the same object `JSON.parse` would (same properties, same order, same values), about
- * twice as fast, because it knows the keys in advance and decodes ASCII strings and plain
- * integers without a general parser.
+ * and builds the same object `JSON.parse` would (same properties, same order, same values). The
+ * schema may also be a top-level anyOf of such objects (a topic of several event types).
+ *
+ * Two ways, tried in turn. First the shapes (src/schema/flat-shapes.ts): a function generated per
+ * key order seen, which also checks the values against the schema, so the caller need not validate
+ * them again (`lastChecked`). Then the general way: keys in any order, found by name, values of
+ * any scalar type; the caller validates its object against the schema. Each order the general way
+ * meets is compiled into a shape when a branch of the schema admits it (at most MAX_SHAPES).
  *
  * It is only a fast path: whenever a value is not in the simple form it handles (whitespace,
  * escapes or non-ASCII in strings, nested values, null, keys the schema does not declare,
  * duplicate keys, anything malformed) it returns `undefined` and the caller decodes with
- * `JSON.parse`, whose result or error then stands. The caller still validates the object against
- * the schema. src/schema/flat-decoder.test.ts checks it against `JSON.parse` on generated input.
+ * `JSON.parse`, whose result or error then stands. src/schema/flat-decoder.test.ts checks it
+ * against `JSON.parse` and the schema's own validation on generated input.
  */
+import { type FlatType, Interner, type ShapeDecoder, compileShape } from './flat-shapes.ts';
 
-/** Decodes `buf[start, end)`, or returns undefined when the value is not in the simple form. */
-export type FlatDecoder = (buf: Uint8Array, start: number, end: number) => Record<string, unknown> | undefined;
+/**
+ * Decodes `buf[start, end)`, or returns undefined when the value is not in the simple form.
+ * `lastChecked` says whether the last object returned already satisfies the schema (it came from
+ * a shape, src/schema/flat-shapes.ts); when false the caller validates it.
+ */
+export interface FlatDecoder {
+  (buf: Uint8Array, start: number, end: number): Record<string, unknown> | undefined;
+  readonly lastChecked: boolean;
+}
 
 const MAX_KEYS = 30;
+/** Shapes compiled per decoder, and key orders looked at (a topic whose orders vary takes the general way). */
+const MAX_SHAPES = 8;
+const MAX_ORDERS_SEEN = 32;
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (start: number, end: number) => string })
   .latin1Slice;
 
-/** The decoder for `schema`, or null when the schema is not a flat object of scalar properties. */
-// eslint-disable-next-line max-lines-per-function -- it holds decodeFlat, long on purpose (see the comment there)
-export function compileFlatDecoder(schema: object): FlatDecoder | null {
-  const s = schema as { type?: unknown; properties?: Record<string, { type?: unknown }> };
-  if (s.type !== 'object' || s.properties === null || typeof s.properties !== 'object') return null;
-  const names = Object.keys(s.properties);
-  if (names.length === 0 || names.length > MAX_KEYS) return null;
-  for (const name of names) {
-    const t = s.properties[name]?.type;
-    if (t !== 'string' && t !== 'integer' && t !== 'number' && t !== 'boolean') return null;
-    // Printable ASCII with nothing to escape; and not __proto__, which an assignment would not create as JSON.parse does.
-    if (!/^[\x20-\x7e]*$/.test(name) || name.includes('"') || name.includes('\\') || name === '__proto__') return null;
+type JsonObject = Record<string, unknown>;
+
+/** Keywords that say nothing about a value (annotations), which a shape may ignore. */
+const ANNOTATIONS = new Set(['title', 'description', '$comment', 'examples', 'default', '$id', '$schema']);
+/** The keywords a shape's checks cover, on the object and on each property. */
+const OBJECT_KEYWORDS = new Set(['type', 'properties', 'required', 'additionalProperties', ...ANNOTATIONS]);
+const PROPERTY_KEYWORDS = new Set(['type', 'const', ...ANNOTATIONS]);
+
+function isFlatType(t: unknown): t is FlatType {
+  return t === 'string' || t === 'integer' || t === 'number' || t === 'boolean';
+}
+
+/** The branches of the schema: itself when an object, the objects of a top-level anyOf; null otherwise. */
+function objectBranches(schema: JsonObject): JsonObject[] | null {
+  if (schema.type === 'object') return [schema];
+  if (!Array.isArray(schema.anyOf) || schema.anyOf.length === 0) return null;
+  if (Object.keys(schema).some((k) => k !== 'anyOf' && !ANNOTATIONS.has(k))) return null;
+  const branches = schema.anyOf as unknown[];
+  return branches.every((b) => b !== null && typeof b === 'object' && (b as JsonObject).type === 'object')
+    ? (branches as JsonObject[])
+    : null;
+}
+
+/** Every property name of the branches with its type, or null when one is not a scalar or two disagree. */
+function flatNames(branches: JsonObject[]): Map<string, FlatType> | null {
+  const names = new Map<string, FlatType>();
+  for (const branch of branches) {
+    const props = branch.properties as Record<string, { type?: unknown }> | undefined;
+    if (props === null || typeof props !== 'object') return null;
+    for (const [name, prop] of Object.entries(props)) {
+      const t = prop?.type;
+      if (!isFlatType(t) || (names.has(name) && names.get(name) !== t)) return null;
+      // Printable ASCII with nothing to escape; and not __proto__, which an assignment would not create as JSON.parse does.
+      if (!/^[\x20-\x7e]*$/.test(name) || name.includes('"') || name.includes('\\') || name === '__proto__')
+        return null;
+      names.set(name, t);
+    }
   }
+  return names.size === 0 || names.size > MAX_KEYS ? null : names;
+}
+
+/**
+ * The branch whose checks a shape with these keys can do all of itself (see flat-shapes.ts), or
+ * null: every key one of its properties, every required key among them, and no keyword a shape
+ * does not check, on the branch or on its properties.
+ */
+function shapeBranch(branches: JsonObject[], keys: readonly string[]): JsonObject | null {
+  for (const branch of branches) {
+    if (Object.keys(branch).some((k) => !OBJECT_KEYWORDS.has(k))) continue;
+    const props = branch.properties as Record<string, JsonObject>;
+    const required = Array.isArray(branch.required) ? (branch.required as unknown[]) : [];
+    if (!keys.every((k) => Object.hasOwn(props, k)) || !required.every((r) => keys.includes(r as string))) continue;
+    const simple = keys.every((k) => {
+      const prop = props[k];
+      if (Object.keys(prop).some((w) => !PROPERTY_KEYWORDS.has(w))) return false;
+      if (!('const' in prop)) return true;
+      const c = prop.const;
+      if (prop.type === 'string') return typeof c === 'string' && /^[\x20-\x7e]*$/.test(c) && !/["\\]/.test(c);
+      return prop.type === 'boolean' ? typeof c === 'boolean' : typeof c === 'number' && Number.isFinite(c);
+    });
+    if (simple) return branch;
+  }
+  return null;
+}
+
+/**
+ * The decoder for `schema`, or null when the schema is not a flat object of scalar properties
+ * (or a top-level anyOf of such objects whose shared names have one type).
+ */
+export function compileFlatDecoder(schema: object): FlatDecoder | null {
+  const branches = objectBranches(schema as JsonObject);
+  const types = branches === null ? null : flatNames(branches);
+  if (branches === null || types === null) return null;
+  const names = [...types.keys()];
+  const decodeFlat = generalDecoder(names);
+  const interners = new Map(names.map((n) => [n, new Interner()]));
+  const shapes: ShapeDecoder[] = [];
+  const ordersSeen = new Set<string>();
+  let last = 0;
+  let checked = false;
+
+  /** Compiles the shape of `out` (an object the general way made) when a branch admits it. */
+  function learn(out: JsonObject): void {
+    const keys = Object.keys(out);
+    const order = keys.join('\u0000');
+    if (ordersSeen.has(order) || ordersSeen.size >= MAX_ORDERS_SEEN) return;
+    ordersSeen.add(order);
+    const branch = keys.length === 0 ? null : shapeBranch(branches!, keys);
+    if (branch === null) return;
+    const props = branch.properties as Record<string, { type: FlatType; const?: string | number | boolean }>;
+    const fields = keys.map((name) => ({
+      name,
+      type: props[name].type,
+      constValue: props[name].const,
+      interner: props[name].type === 'string' ? interners.get(name)! : null,
+    }));
+    shapes.push(compileShape(fields));
+  }
+
+  const decode = (b: Uint8Array, start: number, end: number): JsonObject | undefined => {
+    const n = shapes.length;
+    if (n > 0) {
+      let out = shapes[last](b, start, end);
+      for (let s = 0; out === undefined && s < n; s++) if (s !== last && (out = shapes[s](b, start, end))) last = s;
+      if (out !== undefined) {
+        checked = true;
+        return out;
+      }
+    }
+    checked = false;
+    const out = decodeFlat(b, start, end);
+    if (out !== undefined && n < MAX_SHAPES) learn(out);
+    return out;
+  };
+  return Object.defineProperty(decode, 'lastChecked', { get: () => checked }) as FlatDecoder;
+}
+
+/** The general way: keys in any order, found by name; values of any scalar type, not checked. */
+// eslint-disable-next-line max-lines-per-function -- it holds decodeFlat, long on purpose (see the comment there)
+function generalDecoder(names: string[]): (b: Uint8Array, start: number, end: number) => JsonObject | undefined {
   const keyBytes = names.map((n) => Buffer.from(n, 'latin1'));
 
   /** Index of the key in `b[start, end)`, or -1. */

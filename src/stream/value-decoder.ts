@@ -46,7 +46,8 @@ export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
     ? compileSchema(source.schema as object, { name: source.name })
     : null;
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
-  // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way.
+  // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way (the
+  // decoder's shapes make it as they decode, `lastChecked`).
   const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
@@ -62,7 +63,8 @@ export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
     if (flat !== null) {
       const fast = flat(buf, start, start + length);
       if (fast !== undefined) {
-        if (!schema!.validate(fast)) throw new TypeError(`schema: ${describeIssues(schema!.lastIssues())}`);
+        if (!flat.lastChecked && !schema!.validate(fast))
+          throw new TypeError(`schema: ${describeIssues(schema!.lastIssues())}`);
         return fast;
       }
     }
