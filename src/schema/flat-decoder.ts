@@ -103,9 +103,11 @@ function shapeBranch(branches: JsonObject[], keys: readonly string[]): JsonObjec
 
 /**
  * The decoder for `schema`, or null when the schema is not a flat object of scalar properties
- * (or a top-level anyOf of such objects whose shared names have one type).
+ * (or a top-level anyOf of such objects whose shared names have one type). With `read`, the
+ * names of the only properties the caller will ever read: the shapes' objects hold just those
+ * (each value still checked); the general way's objects hold every property, as JSON.parse's.
  */
-export function compileFlatDecoder(schema: object): FlatDecoder | null {
+export function compileFlatDecoder(schema: object, read: ReadonlySet<string> | null = null): FlatDecoder | null {
   const branches = objectBranches(schema as JsonObject);
   const types = branches === null ? null : flatNames(branches);
   if (branches === null || types === null) return null;
@@ -131,6 +133,7 @@ export function compileFlatDecoder(schema: object): FlatDecoder | null {
       type: props[name].type,
       constValue: props[name].const,
       interner: props[name].type === 'string' ? interners.get(name)! : null,
+      read: read === null || read.has(name),
     }));
     shapes.push(compileShape(fields));
   }

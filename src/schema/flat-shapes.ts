@@ -34,6 +34,12 @@ export interface ShapeField {
   constValue?: string | number | boolean;
   /** The field's interner, shared by every shape of the decoder (null: numbers and booleans). */
   interner: Interner | null;
+  /**
+   * Whether the object gets the property. A field nobody reads (the decoder was told which are)
+   * is still scanned and checked, so a record the schema refuses is refused all the same, but no
+   * string is made for it.
+   */
+  read: boolean;
 }
 
 /** Decodes `buf[start, end)` of one shape, or returns undefined when the bytes are not in it. */
@@ -113,6 +119,7 @@ function stringCode(k: number, field: ShapeField): string {
       i++;
     }
     if (i >= end) return undefined;`;
+  if (!field.read) return `if (b[i] !== 34) return undefined;\ni++;\n${scan(false)}\ni++;`;
   return `if (b[i] !== 34) return undefined;
     s = ++i;
     if (I${k}.on) {
@@ -179,7 +186,8 @@ export function compileShape(fields: readonly ShapeField[]): ShapeDecoder {
     body.push(k < fields.length - 1 ? 'if (b[i] !== 44) return undefined;\ni++;' : '');
   });
   body.push('if (b[i] !== 125 || i + 1 !== end) return undefined;');
-  body.push(`return { ${fields.map((f, k) => `${JSON.stringify(f.name)}: v${k}`).join(', ')} };`);
+  const props = fields.flatMap((f, k) => (f.read ? [`${JSON.stringify(f.name)}: v${k}`] : []));
+  body.push(`return { ${props.join(', ')} };`);
   const prologue = fields
     .map((f, k) => `const I${k} = fields[${k}].interner, C${k} = fields[${k}].constValue;`)
     .join('\n');

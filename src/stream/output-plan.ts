@@ -33,6 +33,7 @@ import {
   newTaskState,
   reasonOf,
 } from './task-plan.ts';
+import { sourceFieldsRead } from './fields-read.ts';
 import { valueDecoder } from './value-decoder.ts';
 import { TableWaitNeeded, joinLate, joinedTables } from './tables.ts';
 import { eventTimeProblem } from './windows.ts';
@@ -49,7 +50,9 @@ export interface OutputPlan extends TaskPlan {
 export function compileOutput(output: OutputDef, targetPartitions: number): OutputPlan {
   const source = output.stream.source;
   const ops = output.stream.ops;
-  const decodeValue = valueDecoder(source);
+  // Only the properties the pipeline reads are made (src/stream/fields-read.ts): when its last map
+  // makes a new value; a record written on as it is (then: null) is decoded whole.
+  const decodeValue = valueDecoder(source, sourceFieldsRead({ time: source.time, ops, then: null }));
   const toRecord = recordMaker(output.target, targetPartitions);
   const index = new BatchPositions();
   const values: unknown[] = [];

@@ -37,6 +37,7 @@ import {
   newTaskState,
   reasonOf,
 } from './task-plan.ts';
+import { extractorText, sourceFieldsRead } from './fields-read.ts';
 import { valueDecoder } from './value-decoder.ts';
 import { TableWaitNeeded, joinLate, joinedTables } from './tables.ts';
 import { fingerprintOf } from './view-fingerprint.ts';
@@ -158,8 +159,10 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   const windowSpec = agg.stream.windowSpec;
   const keyFn = agg.keyFn;
   const timeFn = source.time;
-  const decodeValue = valueDecoder(source);
   const { aggs, width } = aggregateSlots(agg.aggregates);
+  // Only the properties the pipeline reads are made (src/stream/fields-read.ts; null: all of them).
+  const then = [keyFn.toString(), ...aggs.map((a) => extractorText(a.agg))];
+  const decodeValue = valueDecoder(source, sourceFieldsRead({ time: timeFn, ops, then }));
   const outOfOrdernessMs = view.outOfOrdernessMs;
   const allowedLatenessMs = view.allowedLatenessMs;
 

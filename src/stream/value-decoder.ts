@@ -40,7 +40,11 @@ export type ValueDecoder = (
   catalog: SchemaCatalog | null,
 ) => unknown;
 
-export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
+/**
+ * `read`: the only properties of the value the caller reads (src/stream/fields-read.ts), or null
+ * for all. The fast path then makes just those; other paths still make every property.
+ */
+export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string> | null = null): ValueDecoder {
   if (source.format !== null) return formatDecoder(source.format);
   const schema: RecordSchema<unknown> | null = source.schema
     ? compileSchema(source.schema as object, { name: source.name })
@@ -48,7 +52,7 @@ export function valueDecoder(source: TopicDef<unknown>): ValueDecoder {
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
   // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way (the
   // decoder's shapes make it as they decode, `lastChecked`).
-  const flat = source.schema ? compileFlatDecoder(source.schema as object) : null;
+  const flat = source.schema ? compileFlatDecoder(source.schema as object, read) : null;
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
   function strictDecode(bytes: Uint8Array): unknown {
