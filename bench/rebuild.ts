@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- rebuild [--events N] [--rounds N]`
+ * (BENCH_CPU_PROF=<dir> writes a CPU profile of every run, workers included, into <dir>.)
  *
  * Rebuilding a view, Kappa's way against a Lambda architecture's batch layer, on the same events.
  * `--events` sales events of about 100 bytes of JSON (default 10,000,000; also BENCH_EVENTS), the
@@ -205,8 +206,10 @@ function parseOptions(args: string[]): Options {
 
 /** Runs `script` in a process of its own (so its peak RSS is its alone) and returns the JSON line it prints last. */
 function runChild<T>(script: string, req: object, what: string): Promise<T> {
+  // BENCH_CPU_PROF=<dir>: profile each run (Kappa's main thread and workers, DuckDB's JavaScript side) into <dir>.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(req)], {
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', script, JSON.stringify(req)], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
