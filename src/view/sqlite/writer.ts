@@ -71,12 +71,24 @@ export class SqliteWriter {
    */
   async writeInSteps(action: string, steps: number, step: (i: number) => void): Promise<void> {
     if (steps === 1) return this.writeWhenFree(action, () => step(0));
+    let i = 0;
+    return this.writeWhile(action, () => {
+      step(i++);
+      return i < steps;
+    });
+  }
+
+  /**
+   * Like `writeInSteps` for a number of steps not known in advance: in one IMMEDIATE transaction,
+   * `step()` does one part and says whether more remain; the event loop runs between parts.
+   */
+  async writeWhile(action: string, step: () => boolean): Promise<void> {
     const release = await this.beginWhenFree(action);
     try {
       try {
-        for (let i = 0; i < steps; i++) {
+        for (let i = 0; ; i++) {
           if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-          step(i);
+          if (!step()) break;
         }
         this.db.exec('COMMIT');
       } catch (err) {
