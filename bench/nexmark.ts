@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- nexmark [--events N] [--rounds N]`
+ * `npm run bench -- nexmark [--events N] [--rounds N] [--queries q0,q5]`
+ * (BENCH_CPU_PROF=<dir> writes a CPU profile of every query run, workers included, into <dir>.)
  *
  * The start of the Nexmark benchmark (issue 18): `--events` Nexmark events (default 10,000,000; also
  * BENCH_EVENTS) from bench/lib/nexmark-gen.ts — persons, auctions and bids in the proportions 1 : 3 :
@@ -286,6 +287,8 @@ export default defineApp({
 interface Options {
   events: number;
   rounds: number;
+  /** The queries to run (--queries q0,q5; default all). */
+  queries: string[];
 }
 
 interface Result {
@@ -322,7 +325,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
       `wrote ${formatCount(opts.events)} events (${formatCount(oracle.persons)} persons, ${formatCount(oracle.auctions)} auctions, ${formatCount(oracle.bids)} bids) in ${((nowMs() - t0) / 1000).toFixed(1)} s\n`,
     );
     const results: Result[] = [];
-    for (const query of QUERIES) {
+    for (const query of QUERIES.filter((q) => opts.queries.includes(q.name))) {
       let best: QueryFigures | null = null;
       for (let round = 0; round < opts.rounds; round++) {
         const req: QueryRequest = {
@@ -442,7 +445,10 @@ function report(results: Result[]): Record<string, Figure> {
 }
 
 function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({ args, options: { events: { type: 'string' }, rounds: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { events: { type: 'string' }, rounds: { type: 'string' }, queries: { type: 'string' } },
+  });
   const raw = values.events ?? process.env.BENCH_EVENTS;
   const events = raw === undefined ? EVENTS_DEFAULT : Number(raw);
   if (!Number.isSafeInteger(events) || events < 10_000)
@@ -450,13 +456,20 @@ function parseOptions(args: string[]): Options {
   const rounds = Number(values.rounds ?? 2);
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new BenchUsageError(`--rounds must be a whole number of at least 1, not "${values.rounds}".`);
-  return { events, rounds };
+  const names: string[] = QUERIES.map((q) => q.name);
+  const queries = values.queries === undefined ? names : values.queries.split(',').map((q) => q.trim());
+  const unknown = queries.filter((q) => !names.includes(q));
+  if (unknown.length > 0)
+    throw new BenchUsageError(`--queries: unknown ${unknown.join(', ')}; the queries are ${names.join(', ')}.`);
+  return { events, rounds, queries };
 }
 
 /** Runs one query in a process of its own and returns the JSON line it prints last. */
 function runChild<T>(req: QueryRequest, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUN_SCRIPT, JSON.stringify(req)], {
+    // BENCH_CPU_PROF=<dir>: profile each query run (its main thread and workers) into <dir>.
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', RUN_SCRIPT, JSON.stringify(req)], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

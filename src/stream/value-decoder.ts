@@ -46,17 +46,21 @@ export type ValueDecoder = (
  */
 export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string> | null = null): ValueDecoder {
   if (source.format !== null) return formatDecoder(source.format);
-  const schema: RecordSchema<unknown> | null = source.schema
-    ? compileSchema(source.schema as object, { name: source.name })
-    : null;
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
   // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way (the
   // decoder's shapes make it as they decode, `lastChecked`).
   const flat = source.schema ? compileFlatDecoder(source.schema as object, read) : null;
+  // With a flat decoder most records never need the compiled schema, whose first compile in a
+  // thread costs tens of ms of every worker's start: it is compiled when a record first needs it.
+  // (The config's loader compiled the same schema already, so it cannot fail here.)
+  let compiled: RecordSchema<unknown> | null = null;
+  const schema = (): RecordSchema<unknown> =>
+    (compiled ??= compileSchema(source.schema as object, { name: source.name }));
+  if (source.schema && flat === null) schema();
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
   function strictDecode(bytes: Uint8Array): unknown {
-    const decoded = schema!.decode(bytes);
+    const decoded = schema().decode(bytes);
     if (!decoded.ok) throw new TypeError(`schema: ${describeIssues(decoded.issues)}`);
     return decoded.value;
   }
@@ -67,14 +71,14 @@ export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string
     if (flat !== null) {
       const fast = flat(buf, start, start + length);
       if (fast !== undefined) {
-        if (!flat.lastChecked && !schema!.validate(fast))
-          throw new TypeError(`schema: ${describeIssues(schema!.lastIssues())}`);
+        if (!flat.lastChecked && !schema().validate(fast))
+          throw new TypeError(`schema: ${describeIssues(schema().lastIssues())}`);
         return fast;
       }
     }
     const text =
       utf8Slice === null ? buf.toString('utf8', start, start + length) : utf8Slice.call(buf, start, start + length);
-    if (schema === null) {
+    if (!source.schema) {
       try {
         return JSON.parse(text);
       } catch (err) {
@@ -92,7 +96,7 @@ export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string
     } catch {
       return strictDecode(buf.subarray(start, start + length));
     }
-    if (!schema.validate(value)) throw new TypeError(`schema: ${describeIssues(schema.lastIssues())}`);
+    if (!schema().validate(value)) throw new TypeError(`schema: ${describeIssues(schema().lastIssues())}`);
     return value;
   }
 

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bundleWorker } from './worker-bundle.ts';
+import { withoutTsx } from './worker-pool.ts';
 
 const CONFIG = fileURLToPath(new URL('../../examples/sales/kappa.config.ts', import.meta.url));
 const KAFKA_LOG = fileURLToPath(new URL('../log/kafka/', import.meta.url));
@@ -51,3 +52,31 @@ test(
     assert.ok(!/^import [^\n]*@platformatic\/kafka/m.test(code), 'the bundle imports @platformatic/kafka at its top');
   },
 );
+
+test(
+  'TypeBox and ajv are inside the bundle (a thread does not load their hundreds of modules); the codecs stay outside',
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const { code } = await bundled('file');
+    const imports = [...code.matchAll(/^import [^\n]* from "([^"]+)";/gm)].map((m) => m[1]);
+    assert.ok(!imports.some((i) => /@sinclair\/typebox|\/ajv\//.test(i)), imports.join('\n'));
+    assert.ok(
+      imports.some((i) => /\/avsc\//.test(i)),
+      imports.join('\n'),
+    );
+  },
+);
+
+test('a bundled thread starts without the options that load tsx, and with the others', () => {
+  assert.deepEqual(withoutTsx(['--import', 'tsx', '--conditions', 'kappa-source', '--import=tsx/esm', '--cpu-prof']), [
+    '--conditions',
+    'kappa-source',
+    '--cpu-prof',
+  ]);
+  assert.deepEqual(withoutTsx(['-r', 'tsx/cjs', '--import', './my-hooks.js', '--loader=tsx']), [
+    '--import',
+    './my-hooks.js',
+  ]);
+});

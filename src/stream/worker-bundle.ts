@@ -8,9 +8,10 @@
  * instead of 0.9-1.1 s, and each cost about 20 MB of RSS instead of 50 (an idle pool, measured).
  *
  * Rules, so the bundle behaves like the sources it came from:
- * - Only the user's own files and Kappa's sources are bundled. Every installed package (in
- *   node_modules: native addons, packages that read their own files, ESM or CommonJS) stays
- *   outside, imported by the file URL esbuild resolves for it from the importing file.
+ * - Only the user's own files and Kappa's sources are bundled (and TypeBox, see BUNDLED_PACKAGE).
+ *   Every other installed package (in node_modules: native addons, packages that read their own
+ *   files, ESM or CommonJS) stays outside, imported by the file URL esbuild resolves for it from
+ *   the importing file.
  * - In the bundled files, `import.meta.url`, `import.meta.filename`, `import.meta.dirname`,
  *   `__filename` and `__dirname` are replaced by the original file's values, so a config that
  *   reads a file next to itself reads the same file.
@@ -46,6 +47,15 @@ const KAPPA_SRC = fileURLToPath(new URL('../', import.meta.url));
  * `module` condition once any is given, so it is kept. From the package, esbuild's defaults pick dist/.
  */
 const CONDITIONS = FROM_SOURCE ? ['kappa-source', 'module'] : undefined;
+/**
+ * Installed packages bundled all the same: plain JavaScript that reads no file of its own, made of
+ * so many small modules that loading them cost a thread more than everything else it loads:
+ * TypeBox's ESM build (266 files, about 0.2 s of each worker's start) and ajv with its
+ * dependencies (about 50 ms). TypeBox marks its schemas with Symbol.for keys, so its bundled copy
+ * and the main thread's agree; ajv is used only inside the thread.
+ */
+const BUNDLED_PACKAGE =
+  /[\\/]node_modules[\\/](@sinclair[\\/]typebox|ajv|fast-deep-equal|fast-uri|json-schema-traverse)[\\/]/;
 /** Marks the resolve calls this plugin makes itself, so it does not see them again. */
 const RESOLVING = Symbol('kappa-worker-resolving');
 /** The Kafka log adapter's entry module, which log/open.ts imports on demand. */
@@ -281,7 +291,11 @@ async function bundleNow(
             if (resolved.external || resolved.path === '') return undefined; // a Node built-in
             // Kappa's own sources are bundled (they are TypeScript); any other installed package is
             // imported from where it is installed, so it finds its own files as it always does.
-            if (resolved.path.startsWith(KAPPA_SRC) || !/[\\/]node_modules[\\/]/.test(resolved.path))
+            if (
+              resolved.path.startsWith(KAPPA_SRC) ||
+              !/[\\/]node_modules[\\/]/.test(resolved.path) ||
+              BUNDLED_PACKAGE.test(resolved.path)
+            )
               return { path: resolved.path };
             return { path: pathToFileURL(resolved.path).href, external: true };
           });
