@@ -268,6 +268,7 @@ export class FileLog implements Log {
     const state = this.topicState(topic);
     const n = state.partitions.length;
     const now = this.clock.now();
+    if (records.length === 1) return this.appendOne(topic, state, records[0], now);
     const byPartition = new Map<number, { records: EncodableRecord[]; indexes: number[] }>();
     const keylessPartition = state.roundRobin;
     let usedKeyless = false;
@@ -299,6 +300,18 @@ export class FileLog implements Log {
       }),
     );
     return out;
+  }
+
+  /** `append` of a single record (one HTTP record per request, say): the same steps, without grouping by partition. */
+  private async appendOne(topic: string, state: TopicState, r: ProducerRecord, now: number): Promise<RecordMetadata[]> {
+    const n = state.partitions.length;
+    const keyless = r.partition === undefined && (r.key === undefined || r.key === null);
+    const p = keyless ? state.roundRobin : (r.partition ?? (n === 1 ? 0 : partitionForKey(r.key!, n)));
+    if (!Number.isInteger(p) || p < 0 || p >= n) this.partition(topic, p);
+    const record = toEncodable(r, now, 0);
+    if (keyless) state.roundRobin = (p + 1) % n;
+    const offset = await state.partitions[p].appendBatch([record]);
+    return [{ topic, partition: p, offset, timestamp: record.timestamp }];
   }
 
   /**

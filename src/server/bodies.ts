@@ -32,7 +32,9 @@ export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number)
           null,
           parseJsonBody(
             body!,
-            req.routeOptions.url === '/v1/topics/:topic/records' ? 'KAPPA_INVALID_RECORD' : 'KAPPA_INVALID_ARGUMENT',
+            (req.route ?? req.routeOptions).url === '/v1/topics/:topic/records'
+              ? 'KAPPA_INVALID_RECORD'
+              : 'KAPPA_INVALID_ARGUMENT',
           ),
         );
       } catch (e) {
@@ -102,10 +104,12 @@ function readJsonBody(
   payload.on('end', () =>
     finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)),
   );
-  // Closed before its end: the client went away mid-body.
-  payload.on('close', () =>
-    finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {})),
-  );
+  // Closed before its end: the client went away mid-body. (Every body closes after its end too: the
+  // error is made only when it is the answer, since making one costs a stack trace per request.)
+  payload.on('close', () => {
+    if (!settled)
+      finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {}));
+  });
 }
 
 function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVALID_ARGUMENT'): unknown {

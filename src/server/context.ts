@@ -126,6 +126,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** `routeOptions` as read once by the onRequest hook (Fastify builds a new object at every read). */
+    route: FastifyRequest['routeOptions'] | null;
     /** A JSON body's bytes (for idempotency digests). */
     rawBody: Buffer | null;
   }

@@ -100,19 +100,14 @@ function authorize(req: FastifyRequest, tokens: readonly TokenConfig[], allowed:
       { host: String(req.headers.host ?? '').slice(0, 100) },
     );
   }
-  const scope = req.routeOptions.config?.scope;
+  const scope = req.route!.config?.scope;
   if (scope === null || scope === undefined || tokens.length === 0) return;
   const needed = typeof scope === 'function' ? scope(req) : scope;
   const header = req.headers.authorization;
   let token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : null;
   // Browsers cannot send headers with EventSource: event streams also take ?access_token= (RFC 6750).
   // Only they: a token in the URL of any other request would be a token in logs for no reason.
-  if (
-    token === null &&
-    req.routeOptions.config?.eventStream === true &&
-    req.method === 'GET' &&
-    wantsEventStream(req)
-  ) {
+  if (token === null && req.route!.config?.eventStream === true && req.method === 'GET' && wantsEventStream(req)) {
     token = (req.query as { access_token?: unknown }).access_token?.toString() ?? null;
   }
   if (token === null || token === '')
@@ -181,6 +176,7 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
   const allowed = allowedHosts(process.env.KAPPA_ALLOWED_HOSTS);
   fastify.decorateRequest('principal', null);
   fastify.decorateRequest('rawBody', null);
+  fastify.decorateRequest('route', null);
   requireScopes(fastify);
   registerBodyParsers(fastify, kappa.jsonBodyBytesMax);
 
@@ -193,6 +189,7 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
           'The server is shutting down; send the request again once it is back.',
           {},
         );
+      req.route = req.routeOptions;
       authorize(req, kappa.tokens, allowed);
       done();
     } catch (err) {
@@ -200,7 +197,7 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
     }
   });
   fastify.addHook('onResponse', (req, reply, done) => {
-    const route = req.routeOptions.url ?? 'unknown';
+    const route = (req.route ?? req.routeOptions).url ?? 'unknown';
     kappa.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
     kappa.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
     done();

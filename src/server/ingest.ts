@@ -172,15 +172,7 @@ export class Ingestor {
         return seen.result;
       }
     }
-    const bytes = Math.max(declaredBytes, 1);
-    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.inFlightBytesMax) {
-      throw new KappaError(
-        'KAPPA_OVERLOADED',
-        `The server is already ingesting ${Math.round(this.inFlightBytes / 1048576)} MiB; nothing was appended. Retry shortly.`,
-        { retryAfterSeconds: 1 },
-      );
-    }
-    this.inFlightBytes += bytes;
+    const bytes = this.reserve(declaredBytes);
     try {
       const attempt = run();
       attempt.digest.catch(() => {}); // fails with the result, which is what the caller sees
@@ -208,6 +200,30 @@ export class Ingestor {
     }
   }
 
+  /** `admit` for a request without an Idempotency-Key: the in-flight budget only. */
+  async admitUnkeyed(declaredBytes: number, run: () => Promise<IngestResult>): Promise<IngestResult> {
+    const bytes = this.reserve(declaredBytes);
+    try {
+      return await run();
+    } finally {
+      this.inFlightBytes -= bytes;
+    }
+  }
+
+  /** Counts a request's bytes in the in-flight budget (429 when over it, unless nothing else is in flight). */
+  private reserve(declaredBytes: number): number {
+    const bytes = Math.max(declaredBytes, 1);
+    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.inFlightBytesMax) {
+      throw new KappaError(
+        'KAPPA_OVERLOADED',
+        `The server is already ingesting ${Math.round(this.inFlightBytes / 1048576)} MiB; nothing was appended. Retry shortly.`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    this.inFlightBytes += bytes;
+    return bytes;
+  }
+
   private expireKeys(): void {
     const now = Date.now();
     for (const [k, v] of this.idempotent) {
@@ -224,7 +240,16 @@ export class Ingestor {
 
   /** A parsed JSON body: one object, or an array of records. */
   async ingestJson(topicName: string, body: unknown, idempotency: IdempotencyKey | null = null): Promise<IngestResult> {
-    const topic = await this.ready(topicName);
+    const known = this.topic(topicName);
+    const topic = known.def.format === null ? known : await this.ready(topicName);
+    if (!Array.isArray(body) && idempotency === null) {
+      // One good record, no key: appended at once (a bad one takes the path below, which refuses or dead-letters it).
+      const r = checkValue(topic, 0, body, null);
+      if (!('reason' in r)) {
+        const meta = await this.append(null, topic.def.name, unspooled([r], topic.codec !== null), noop);
+        return { acks: { index: [0], partition: meta.partition, offset: meta.offset }, deadLettered: [] };
+      }
+    }
     const values = Array.isArray(body) ? body : [body];
     const good = new Spool();
     const bad = new BadRecords(topic.def.onInvalid === 'dlq');
@@ -432,6 +457,8 @@ export class Ingestor {
     return { partition: meta.map((m) => m.partition), offset: meta.map((m) => m.offset) };
   }
 }
+
+function noop(): void {}
 
 /** A digest of a body for idempotency checks. */
 export function digestOf(body: string | Buffer): string {

@@ -33,10 +33,11 @@ export async function topicRoutes(fastify: FastifyInstance): Promise<void> {
     const { topic } = req.params as { topic: string };
     const result = await ingest(kappa, req, topic);
     reply.code(result.deadLettered.length > 0 ? 207 : 200).type('application/json; charset=utf-8');
-    // Small answers in one string; large ones streamed in chunks.
-    return result.acks.index.length <= 4096
-      ? [...ackJson(topic, result)].join('')
-      : Readable.from(ackJson(topic, result));
+    const { acks } = result;
+    // One record (the common single-record POST) written directly; small answers in one string; large ones streamed in chunks.
+    if (acks.index.length === 1 && result.deadLettered.length === 0)
+      return `{"topic":${JSON.stringify(topic)},"records":[{"index":${acks.index[0]},"partition":${acks.partition[0]},"offset":${acks.offset[0]}}]}`;
+    return acks.index.length <= 4096 ? [...ackJson(topic, result)].join('') : Readable.from(ackJson(topic, result));
   });
 
   fastify.get('/v1/topics', { config: { scope: 'query' } }, async () => {
@@ -118,9 +119,12 @@ async function ingest(kappa: Kappa, req: FastifyRequest, topic: string): Promise
       },
     );
   }
+  const type = contentType(req);
+  if (key === null && type === 'application/json')
+    return ingestor.admitUnkeyed(declared, () => ingestor.ingestJson(topic, req.body));
   const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
   const idempotency = key === null ? null : { key, digest: () => digest };
-  if (contentType(req) === FRAMED_TYPE)
+  if (type === FRAMED_TYPE)
     return ingestor.admit(
       topic,
       declared,
