@@ -114,7 +114,7 @@ function stringCode(k: number, field: ShapeField): string {
   if (typeof field.constValue === 'string') return `${bytesCheck(JSON.stringify(field.constValue))}\nv${k} = C${k};`;
   const scan = (hashing: boolean): string =>
     `while (i < end && (d = b[i]) !== 34) {
-      if (d === 92 || d >= 128 || d < 32) return undefined;
+      if (d === 92 || (d - 32) >>> 0 > 95) return undefined;
       ${hashing ? 'h = (Math.imul(h, 31) + d) | 0;' : ''}
       i++;
     }
