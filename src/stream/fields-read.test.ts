@@ -94,8 +94,14 @@ describe('fields read by a pipeline (which properties of a record the decoder mu
       'region',
       'sku',
     ]);
-    // Joins and stateful steps are not followed.
-    const join = { kind: 'join' } as unknown as Op;
-    assert.equal(sourceFieldsRead({ time: null, ops: [join], then: [] }), null);
+    // A join reads with its key and its function's first argument, and makes a new value.
+    const join = (fn: (s: Sale, row: unknown) => unknown): Op =>
+      ({ kind: 'join', key: (s: Sale) => s.sku, fn, left: false }) as unknown as Op;
+    const joined = sourceFieldsRead({ time: null, ops: [join((s, row) => ({ row, r: s.region }))], then: null });
+    assert.deepEqual([...joined!].sort(), ['region', 'sku']);
+    assert.equal(sourceFieldsRead({ time: null, ops: [join((s, row) => ({ s, row }))], then: null }), null);
+    // Stateful steps are not followed.
+    const stateful = { kind: 'stateful', fn: () => [] } as unknown as Op;
+    assert.equal(sourceFieldsRead({ time: null, ops: [stateful], then: [] }), null);
   });
 });

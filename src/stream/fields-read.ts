@@ -77,11 +77,12 @@ export interface SourceUse {
 /**
  * The properties of the source's records that `use` reads, or null when they are not all known
  * (the records are then decoded whole). Reads stop at the first `map` or `flatMap` that makes a
- * new value: what comes after reads that value, not the record.
+ * new value (or the first join, whose function makes the joined value): what comes after reads
+ * that value, not the record.
  */
 export function sourceFieldsRead(use: SourceUse): ReadonlySet<string> | null {
   const found = new Set<string>();
-  const add = (fn: ((value: never) => unknown) | string | null): boolean => {
+  const add = (fn: ((...args: never[]) => unknown) | string | null): boolean => {
     const read = fn === null ? null : propertiesRead(fn.toString());
     if (read === null) return false;
     for (const name of read) found.add(name);
@@ -95,8 +96,11 @@ export function sourceFieldsRead(use: SourceUse): ReadonlySet<string> | null {
       continue;
     } else if (op.kind === 'map' || op.kind === 'flatMap') {
       return add(op.fn) ? found : null;
+    } else if (op.kind === 'join') {
+      // The key, then the joined value made from the event (its first argument) and the table's.
+      return add(op.key) && add(op.fn) ? found : null;
     } else {
-      return null; // joins and stateful steps: not followed
+      return null; // stateful steps: not followed
     }
   }
   if (use.then === null) return null;

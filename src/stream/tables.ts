@@ -36,6 +36,7 @@ import type { StoredTable, TableStateChange } from '../view/index.ts';
 import type { KeyValue, TopicDef } from './dsl.ts';
 import { FoldPause, NO_WATERMARK, type TaskState } from './task-plan.ts';
 import { SchemaCatalog, SchemaRefreshNeeded, pauseIn } from './topic-schemas.ts';
+import { sourceFieldsRead } from './fields-read.ts';
 import { valueDecoder } from './value-decoder.ts';
 import { type Duration, parseDuration } from './windows.ts';
 
@@ -57,6 +58,9 @@ export interface TableOptions<V> {
 }
 
 /** A table: what `table()` made. `V` is the type of its values. */
+/** Records a table's key probe is tried on before it is kept or dropped (SharedTable.keyless). */
+const PROBE_TRIAL = 1000;
+
 export interface TableDef<V> {
   readonly kind: 'table';
   readonly topic: TopicDef<V>;
@@ -235,6 +239,15 @@ export class SharedTable {
   /** One read of the log at a time: tasks that need the table further wait for it, then look again. */
   private reading: Promise<void> = Promise.resolve();
   private readonly decode: ReturnType<typeof valueDecoder>;
+  /**
+   * When the key function reads a few properties of a JSON topic (fields-read.ts): a decoder of just
+   * those, so the records a table drops for their key alone (a topic of several event types, of
+   * which the table keeps one) are never decoded whole. Null when not known, or once it proved
+   * not worth it (`probeSkips`).
+   */
+  private probe: ReturnType<typeof valueDecoder> | null;
+  private probes = 0;
+  private probeSkips = 0;
   private catalog: SchemaCatalog | null = null;
 
   /** Versions (or a window join's events) older than this were dropped; NO_WATERMARK: none. */
@@ -251,6 +264,11 @@ export class SharedTable {
     keep = false,
   ) {
     this.decode = valueDecoder(def.topic);
+    const keyReads =
+      def.key === null || def.topic.format !== null || !def.topic.schema
+        ? null
+        : sourceFieldsRead({ time: null, ops: [], then: [def.key.toString()] });
+    this.probe = keyReads === null ? null : valueDecoder(def.topic, keyReads);
     this.changed = keep ? new Set() : null;
     const seed = seeded.has(def) ? stored.get(seedKey(def)) : undefined;
     if (seed !== undefined && (seed.prunedBelowMs === NO_WATERMARK || seed.prunedBelowMs <= needFromMs))
@@ -387,12 +405,32 @@ export class SharedTable {
     let any = false;
     const floor = this.def.window === null ? NO_WATERMARK : this.windowFloor();
     for await (const batch of log.read(this.def.topic.name, p, part.offset, { maxBytes: READ_BYTES, once: true })) {
-      for (const r of batch.records(part.offset)) await this.apply(r, part, floor);
+      for (const r of batch.records(part.offset)) if (!this.keyless(r)) await this.apply(r, part, floor);
       part.offset = Math.max(part.offset, batch.lastOffset + 1);
       any = true;
     }
     if (!any) part.atEnd = true;
     else part.lastDataAtMs = Date.now();
+  }
+
+  /**
+   * Whether `r` is a record `apply` would drop for its key alone (null or undefined), told by the
+   * probe. Any doubt (no probe, a record it cannot decode, a key function that throws) says no,
+   * and `apply` decides as it always does. A probe that skips fewer than half of its first
+   * PROBE_TRIAL records is dropped: decoding the others twice would cost more than it saves.
+   */
+  private keyless(r: LogRecord): boolean {
+    if (this.probe === null || r.value === null) return false;
+    let key: KeyValue | undefined;
+    try {
+      key = this.def.key!(this.probe(r.value, 0, r.value.length, this.catalog));
+    } catch {
+      return false;
+    }
+    const skip = key === null || key === undefined;
+    if (skip) this.probeSkips++;
+    if (++this.probes === PROBE_TRIAL && this.probeSkips * 2 < PROBE_TRIAL) this.probe = null;
+    return skip;
   }
 
   private async apply(r: LogRecord, part: PartitionRead, floor: number): Promise<void> {
