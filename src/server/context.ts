@@ -151,11 +151,7 @@ export function createKappa(opts: ServerOptions, fastify: FastifyInstance): Kapp
     app,
     inFlightBytesMax: opts.ingestInFlightBytesMax,
     codecs: new TopicCodecs(engine, registry),
-    onAppended: (topic, records, bytes, seconds) => {
-      metrics.ingestRecords.inc({ topic }, records);
-      metrics.ingestBytes.inc({ topic }, bytes);
-      metrics.appendSeconds.observe({ topic }, seconds);
-    },
+    onAppended: (topic, records, bytes, seconds) => metrics.appended(topic, records, bytes, seconds),
   });
   const logError = (err: unknown): void => {
     if (opts.logger) fastify.log.error(err);

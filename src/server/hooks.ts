@@ -198,8 +198,7 @@ export const hooks = shared('kappa-hooks', async (fastify) => {
   });
   fastify.addHook('onResponse', (req, reply, done) => {
     const route = (req.route ?? req.routeOptions).url ?? 'unknown';
-    kappa.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
-    kappa.metrics.httpSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    kappa.metrics.answered(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 
