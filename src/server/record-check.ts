@@ -80,7 +80,9 @@ export function checkLine(topic: TopicIngest, index: number, bytes: Buffer): Che
     // The common compact flat object, scanned once (ASCII only, so valid UTF-8); anything else takes the full path.
     const fast = topic.flat(bytes, 0, bytes.length);
     if (fast !== undefined) {
-      if (!topic.schema!.validate(fast)) return issueError(index, topic.schema!.lastIssues());
+      // A shape checked the values as it decoded them (flat-decoder.ts, `lastChecked`).
+      if (!topic.flat.lastChecked && !topic.schema!.validate(fast))
+        return issueError(index, topic.schema!.lastIssues());
       return checkValue(topic, index, fast, bytes);
     }
   }
