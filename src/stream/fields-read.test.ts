@@ -63,6 +63,11 @@ describe('fields read by a pipeline (which properties of a record the decoder mu
       new Function('s', 'return [1].map((s) => s.region)') as (s: Sale) => unknown,
       (s: Sale) => Object.keys(s).length,
       ({ region, ...rest }: Sale) => region + JSON.stringify(rest),
+      (s: Sale, t: Sale = s) => t.region,
+      function (s: Sale) {
+        // eslint-disable-next-line prefer-rest-params -- what the test is about
+        return (arguments[0] as Sale).region + s.sku;
+      },
       ({ region: { length } }: { region: { length: number } }) => length,
     ] as ((s: Sale) => unknown)[])
       assert.equal(read(fn), null, fn.toString());

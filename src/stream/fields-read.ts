@@ -31,6 +31,9 @@ export function propertiesRead(source: string): Set<string> | null {
   const body = text.slice(m[0].length);
   const found = new Set<string>();
   const uses = new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
+  // Another parameter's default may take the value whole (`(s, t = s) =>`), and `arguments` is it too.
+  if ((m[0].match(uses) ?? []).length !== 1 || /(?<![\w$.])arguments(?![\w$])/.test(body)) return null;
+  uses.lastIndex = 0;
   for (let use = uses.exec(body); use !== null; use = uses.exec(body)) {
     // `other.name` is another object's property, but `...name` spreads the value.
     const before = body.slice(0, use.index).trimEnd();
