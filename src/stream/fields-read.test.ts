@@ -64,6 +64,10 @@ describe('fields read by a pipeline (which properties of a record the decoder mu
       (s: Sale) => Object.keys(s).length,
       ({ region, ...rest }: Sale) => region + JSON.stringify(rest),
       (s: Sale, t: Sale = s) => t.region,
+      function () {
+        // eslint-disable-next-line prefer-rest-params -- what the test is about
+        return (arguments[0] as Sale).region;
+      },
       function (s: Sale) {
         // eslint-disable-next-line prefer-rest-params -- what the test is about
         return (arguments[0] as Sale).region + s.sku;

@@ -13,6 +13,7 @@ const IDENT = '[A-Za-z_$][\\w$]*';
 const PARAM_LIST = new RegExp(`^(?:async\\s*)?(?:function\\b[^(]*)?\\(\\s*(${IDENT})\\s*(?:,[^)]*)?\\)\\s*(?:=>)?`);
 const BARE_PARAM = new RegExp(`^(?:async\\s+)?(${IDENT})\\s*=>`);
 const DESTRUCTURED = /^(?:async\s*)?(?:function\b[^(]*)?\(\s*\{([^{}]*)\}\s*(?:,[^)]*)?\)\s*(?:=>)?/;
+const ARGUMENTS = /(?<![\w$.])arguments(?![\w$])/;
 const NO_PARAMS = /^(?:async\s*)?(?:function\b[^(]*)?\(\s*\)/;
 const IDENTITY = new RegExp(`^(?:\\(\\s*(${IDENT})\\s*\\)|(${IDENT}))\\s*=>\\s*\\(?\\s*(${IDENT})\\s*\\)?\\s*;?$`);
 
@@ -22,6 +23,8 @@ const IDENTITY = new RegExp(`^(?:\\(\\s*(${IDENT})\\s*\\)|(${IDENT}))\\s*=>\\s*\
  */
 export function propertiesRead(source: string): Set<string> | null {
   const text = source.trim();
+  // `arguments` holds the value whole, whatever the parameters say.
+  if (ARGUMENTS.test(text)) return null;
   if (NO_PARAMS.test(text)) return new Set();
   const destructured = DESTRUCTURED.exec(text);
   if (destructured !== null) return destructuredNames(destructured[1]);
@@ -31,8 +34,8 @@ export function propertiesRead(source: string): Set<string> | null {
   const body = text.slice(m[0].length);
   const found = new Set<string>();
   const uses = new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}(?![\\w$])`, 'g');
-  // Another parameter's default may take the value whole (`(s, t = s) =>`), and `arguments` is it too.
-  if ((m[0].match(uses) ?? []).length !== 1 || /(?<![\w$.])arguments(?![\w$])/.test(body)) return null;
+  // Another parameter's default may take the value whole (`(s, t = s) =>`).
+  if ((m[0].match(uses) ?? []).length !== 1) return null;
   uses.lastIndex = 0;
   for (let use = uses.exec(body); use !== null; use = uses.exec(body)) {
     // `other.name` is another object's property, but `...name` spreads the value.
