@@ -146,12 +146,8 @@ export class Flusher {
     for (const r of drained.outputs) {
       let records = byPartition.get(r.partition);
       if (records === undefined) byPartition.set(r.partition, (records = []));
-      records.push({
-        key: r.key === null ? null : Buffer.from(r.key),
-        value: Buffer.from(r.value),
-        headers: [],
-        timestamp: r.timestamp,
-      });
+      // Key and value stay strings: the batch encoder writes them as UTF-8 itself.
+      records.push({ key: r.key, value: r.value, headers: null, timestamp: r.timestamp });
     }
     const sequences = producer.sequences.slice();
     await Promise.all(
