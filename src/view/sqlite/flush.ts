@@ -43,6 +43,14 @@ interface CheckpointRow {
  * times the pages of one 100,000-row commit (process bench, by_order).
  */
 const GROUP_ROWS_MAX = 100_000;
+/**
+ * Flushes wait for each other only while a commit costs at least this share of the time spent
+ * merging its rows. Grouping delays each flush's answer until the whole group is written (and a
+ * task on a worker thread may be paused until then), which pays only when commits are dear: a
+ * 1M-key view's commit took about a quarter of the merge time even in groups, a 10k-key view's a
+ * few percent.
+ */
+const GROUP_COMMIT_SHARE_MIN = 0.12;
 
 /** A flush waiting for, or in, a group commit. */
 interface QueuedFlush {
@@ -69,6 +77,8 @@ export class DeltaWriter {
   private readonly sql: ReturnType<typeof checkpointStatements>;
   private readonly queue: QueuedFlush[] = [];
   private writing = false;
+  /** Whether flushes are grouped, from the last group's commit and merge times (GROUP_COMMIT_SHARE_MIN). */
+  private grouping = true;
 
   constructor(
     private readonly writer: SqliteWriter,
@@ -109,6 +119,7 @@ export class DeltaWriter {
   private async writeGroup(): Promise<void> {
     const group: QueuedFlush[] = [];
     let rows = 0;
+    let mergeMs = 0;
     let current: QueuedFlush | null = null;
     const db = this.writer.db;
     const first = this.queue[0].handle.def;
@@ -119,7 +130,7 @@ export class DeltaWriter {
     try {
       await this.writer.writeWhile(action, () => {
         if (current === null) {
-          if (this.queue.length === 0 || (group.length > 0 && rows >= GROUP_ROWS_MAX)) return false;
+          if (this.queue.length === 0 || (group.length > 0 && (!this.grouping || rows >= GROUP_ROWS_MAX))) return false;
           current = this.queue.shift()!;
           group.push(current);
           rows += current.deltas.length;
@@ -128,7 +139,9 @@ export class DeltaWriter {
         const f: QueuedFlush = current;
         try {
           const to = Math.min(f.deltas.length, f.next + FLUSH_ROWS_PER_STEP);
+          const started = performance.now();
           f.apply(f.handle, f.deltas, f.next, to);
+          mergeMs += performance.now() - started;
           f.next = to;
           if (to < f.deltas.length) return true;
           for (const cp of f.checkpoints) this.saveCheckpoint(f.handle.def, cp);
@@ -143,6 +156,7 @@ export class DeltaWriter {
         current = null;
         return true;
       });
+      this.grouping = this.writer.lastCommitMs >= GROUP_COMMIT_SHARE_MIN * mergeMs;
     } catch (err) {
       // No transaction could begin (the store is closed, or locked by another process for longer
       // than its busy timeout): every waiting flush fails with that, as a lone flush would.

@@ -21,6 +21,8 @@ export class SqliteWriter {
   private closed = false;
   /** Set while a stepped flush holds the writer in an open transaction (see writeInSteps). */
   private steppedWrite: Promise<void> | null = null;
+  /** How long the COMMIT of the last `writeWhile` took, in ms (writing its pages to the WAL, and any checkpoint). */
+  lastCommitMs = 0;
 
   constructor(
     readonly db: Database.Database,
@@ -90,7 +92,9 @@ export class SqliteWriter {
           if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
           if (!step()) break;
         }
+        const started = performance.now();
         this.db.exec('COMMIT');
+        this.lastCommitMs = performance.now() - started;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
