@@ -78,11 +78,13 @@ function flatNames(branches: JsonObject[]): Map<string, FlatType> | null {
 }
 
 /**
- * The branch whose checks a shape with these keys can do all of itself (see flat-shapes.ts), or
- * null: every key one of its properties, every required key among them, and no keyword a shape
- * does not check, on the branch or on its properties.
+ * The branch whose checks a shape of `out`'s keys can do all of itself (see flat-shapes.ts), or
+ * null: every key one of its properties, every required key among them, no keyword a shape does
+ * not check, on the branch or on its properties, and its constants those of `out` (so branches
+ * with the same keys, told apart by a `type` constant, each get their shape).
  */
-function shapeBranch(branches: JsonObject[], keys: readonly string[]): JsonObject | null {
+function shapeBranch(branches: JsonObject[], out: JsonObject): JsonObject | null {
+  const keys = Object.keys(out);
   for (const branch of branches) {
     if (Object.keys(branch).some((k) => !OBJECT_KEYWORDS.has(k))) continue;
     const props = branch.properties as Record<string, JsonObject>;
@@ -93,6 +95,7 @@ function shapeBranch(branches: JsonObject[], keys: readonly string[]): JsonObjec
       if (Object.keys(prop).some((w) => !PROPERTY_KEYWORDS.has(w))) return false;
       if (!('const' in prop)) return true;
       const c = prop.const;
+      if (c !== out[k]) return false;
       if (prop.type === 'string') return typeof c === 'string' && /^[\x20-\x7e]*$/.test(c) && !/["\\]/.test(c);
       return prop.type === 'boolean' ? typeof c === 'boolean' : typeof c === 'number' && Number.isFinite(c);
     });
@@ -122,10 +125,13 @@ export function compileFlatDecoder(schema: object, read: ReadonlySet<string> | n
   /** Compiles the shape of `out` (an object the general way made) when a branch admits it. */
   function learn(out: JsonObject): void {
     const keys = Object.keys(out);
-    const order = keys.join('\u0000');
-    if (ordersSeen.has(order) || ordersSeen.size >= MAX_ORDERS_SEEN) return;
-    ordersSeen.add(order);
-    const branch = keys.length === 0 ? null : shapeBranch(branches!, keys);
+    if (keys.length === 0 || ordersSeen.size >= MAX_ORDERS_SEEN) return;
+    const branch = shapeBranch(branches!, out);
+    // Once per key order and branch (a record no branch admits, or one a shape refused for a value
+    // of another type, does not make another).
+    const seen = `${branches!.indexOf(branch!)}\u0000${keys.join('\u0000')}`;
+    if (ordersSeen.has(seen)) return;
+    ordersSeen.add(seen);
     if (branch === null) return;
     const props = branch.properties as Record<string, { type: FlatType; const?: string | number | boolean }>;
     const fields = keys.map((name) => ({

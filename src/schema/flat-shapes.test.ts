@@ -156,6 +156,25 @@ describe('flat decoder shapes (differential, against JSON.parse and the schema)'
     assert.ok(result.checked > 15_000, `only ${result.checked} records took a shape`);
   });
 
+  test('branches with the same keys, told apart by a constant, each get a shape', () => {
+    const Up = Type.Object({ kind: Type.Literal('up'), n: Type.Integer() });
+    const Down = Type.Object({ kind: Type.Literal('down'), n: Type.Integer() });
+    const decode = compileFlatDecoder(Type.Union([Up, Down]))!;
+    const checked: boolean[] = [];
+    for (const text of [
+      '{"kind":"down","n":1}',
+      '{"kind":"up","n":2}',
+      '{"kind":"down","n":3}',
+      '{"kind":"up","n":4}',
+    ]) {
+      const bytes = Buffer.from(text);
+      assert.deepStrictEqual(decode(bytes, 0, bytes.length), JSON.parse(text));
+      checked.push(decode.lastChecked);
+    }
+    // The first of each kind goes the general way and teaches its shape; the next of each is checked by it.
+    assert.deepEqual(checked, [false, false, true, true]);
+  });
+
   test('a shape is not made for a schema whose keywords it cannot check; the caller validates instead', () => {
     const Bounded = Type.Object({ qty: Type.Integer({ minimum: 1 }), sku: Type.String() });
     const decode = compileFlatDecoder(Bounded)!;
