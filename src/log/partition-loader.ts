@@ -89,7 +89,10 @@ export class PartitionLoader {
     const { readOnly, cleanShutdown, logger } = state.opts;
     const active = state.active;
     const fileBytes = active.sizeBytes;
-    const scan = active.rebuildIndexes(loader ? (b) => applyLoggedBatch(loader, b) : undefined);
+    // A reader walks large batches by their headers (its reads check their CRCs); the writer checks every batch.
+    const scan = readOnly
+      ? active.rebuildIndexesFromHeaders()
+      : active.rebuildIndexes(loader ? (b) => applyLoggedBatch(loader, b) : undefined);
     const end = scan.validBytes;
     if (scan.problem) {
       // Only the absence of any valid batch after the problem shows a torn write. An 'incomplete'

