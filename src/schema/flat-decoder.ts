@@ -27,6 +27,12 @@ import { type FlatType, Interner, type ShapeDecoder, compileShape } from './flat
 export interface FlatDecoder {
   (buf: Uint8Array, start: number, end: number): Record<string, unknown> | undefined;
   readonly lastChecked: boolean;
+  /**
+   * True when the schema holds no keyword but those the shapes check and plain annotations (no
+   * `$schema`, no `$id`): compiling it with ajv cannot fail, so a caller may leave that until a
+   * record needs it.
+   */
+  readonly coversSchema: boolean;
 }
 
 const MAX_KEYS = 30;
@@ -104,6 +110,19 @@ function shapeBranch(branches: JsonObject[], out: JsonObject): JsonObject | null
   return null;
 }
 
+/** See FlatDecoder.coversSchema. */
+function coversSchema(schema: JsonObject, branches: JsonObject[]): boolean {
+  const plain = (keys: string[], allowed: Set<string>): boolean =>
+    keys.every((k) => allowed.has(k) && k !== '$schema' && k !== '$id');
+  if (schema !== branches[0] && !plain(Object.keys(schema), new Set(['anyOf', ...ANNOTATIONS]))) return false;
+  return branches.every(
+    (b) =>
+      plain(Object.keys(b), OBJECT_KEYWORDS) &&
+      (typeof b.additionalProperties === 'boolean' || b.additionalProperties === undefined) &&
+      Object.values(b.properties as Record<string, JsonObject>).every((p) => plain(Object.keys(p), PROPERTY_KEYWORDS)),
+  );
+}
+
 /**
  * The decoder for `schema`, or null when the schema is not a flat object of scalar properties
  * (or a top-level anyOf of such objects whose shared names have one type). With `read`, the
@@ -159,6 +178,7 @@ export function compileFlatDecoder(schema: object, read: ReadonlySet<string> | n
     if (out !== undefined && n < MAX_SHAPES) learn(out);
     return out;
   };
+  Object.defineProperty(decode, 'coversSchema', { value: coversSchema(schema as JsonObject, branches) });
   return Object.defineProperty(decode, 'lastChecked', { get: () => checked }) as FlatDecoder;
 }
 

@@ -178,6 +178,12 @@ describe('flat decoder shapes (differential, against JSON.parse and the schema)'
   test('a shape is not made for a schema whose keywords it cannot check; the caller validates instead', () => {
     const Bounded = Type.Object({ qty: Type.Integer({ minimum: 1 }), sku: Type.String() });
     const decode = compileFlatDecoder(Bounded)!;
+    // Nor may its ajv compile wait (a keyword ajv may refuse): see FlatDecoder.coversSchema.
+    assert.equal(decode.coversSchema, false);
+    assert.equal(compileFlatDecoder(Sale)!.coversSchema, true);
+    assert.equal(compileFlatDecoder(Event)!.coversSchema, true);
+    assert.equal(compileFlatDecoder({ ...Sale, $schema: 'https://example.com/draft' })!.coversSchema, false);
+    assert.equal(compileFlatDecoder(Type.Object({ email: Type.String({ format: 'email' }) }))!.coversSchema, false);
     for (const text of ['{"qty":0,"sku":"a"}', '{"qty":0,"sku":"a"}', '{"qty":3,"sku":"b"}']) {
       const bytes = Buffer.from(text);
       assert.deepStrictEqual(decode(bytes, 0, bytes.length), JSON.parse(text));

@@ -51,12 +51,13 @@ export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string
   // decoder's shapes make it as they decode, `lastChecked`).
   const flat = source.schema ? compileFlatDecoder(source.schema as object, read) : null;
   // With a flat decoder most records never need the compiled schema, whose first compile in a
-  // thread costs tens of ms of every worker's start: it is compiled when a record first needs it.
-  // (The config's loader compiled the same schema already, so it cannot fail here.)
+  // thread costs tens of ms of every worker's start: when compiling it cannot fail (coversSchema),
+  // it is compiled when a record first needs it; otherwise now, so a schema ajv refuses stops the
+  // task as it always did.
   let compiled: RecordSchema<unknown> | null = null;
   const schema = (): RecordSchema<unknown> =>
     (compiled ??= compileSchema(source.schema as object, { name: source.name }));
-  if (source.schema && flat === null) schema();
+  if (source.schema && !flat?.coversSchema) schema();
 
   /** With a schema: the bytes as the schema's strict decode sees them (UTF-8 checked, a BOM skipped); throws the dead-letter reason. */
   function strictDecode(bytes: Uint8Array): unknown {
