@@ -25,7 +25,14 @@ import { SchemaCatalog, processLearning } from './topic-schemas.ts';
 import { keptTables } from './table-keeper.ts';
 import { JOIN_WAIT_MS, TaskTables, seedTables } from './tables.ts';
 import type { TaskPlan, TaskState } from './task-plan.ts';
-import { type FromWorker, type ToWorker, type WorkerData, detachRecord, withRecords } from './worker-protocol.ts';
+import {
+  type FromWorker,
+  type ToWorker,
+  type WorkerData,
+  detachRecord,
+  packOutputs,
+  withRecords,
+} from './worker-protocol.ts';
 
 /** How long a task's reads have found nothing below the high watermark (see `behind`). */
 interface Stuck {
@@ -299,7 +306,8 @@ class WorkerTasks {
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
-    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), offset });
+    const outputs = packOutputs(d.outputs);
+    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), outputs, offset });
   }
 
   private close(id: number): void {
