@@ -170,6 +170,8 @@ export class DeltaWriter {
   }
 
   async checkpoints(name: string, version: number): Promise<Checkpoint[]> {
+    // Never a checkpoint of a group commit still open (its rows not committed, the group may yet fail).
+    await this.writer.settled();
     this.writer.checkOpen();
     this.catalog.checkExists(name, version);
     const rows = this.sql.checkpoints.all(name, version) as CheckpointRow[];

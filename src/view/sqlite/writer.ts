@@ -34,6 +34,16 @@ export class SqliteWriter {
   }
 
   /**
+   * Resolves once no stepped write holds an open transaction: reads on the writer's connection see
+   * its uncommitted changes, and a group commit keeps one flush's checkpoint uncommitted while the
+   * next flush of its group is merged (flush.ts), so a read that must see only committed state
+   * (checkpoints) waits for this first.
+   */
+  async settled(): Promise<void> {
+    while (this.steppedWrite !== null) await this.steppedWrite.catch(() => {});
+  }
+
+  /**
    * Marks the store closed (later calls are refused) and waits for a stepped flush under way to
    * finish (or fail) before anything closes under it. False if it was already closed.
    */
