@@ -164,6 +164,7 @@ export class KafkaConnection {
     // Runs from a promise callback too: guarded, so nothing thrown there goes unhandled.
     const finish = (outcome: Outcome): void => {
       this.pool.release(frame.length);
+      if (outcome.frameFree === true) this.reader.recycle(frame);
       this.inFlight--;
       slot.done = true;
       slot.outcome = outcome;

@@ -79,6 +79,11 @@ export interface Handler {
   handle(ctx: RequestContext, body: unknown): Promise<object | null>;
   /** A response saying `errorCode` for everything the request asked (an unexpected failure). */
   errorBody(body: unknown, errorCode: number, apiVersion: number): object;
+  /**
+   * True when, once `handle` resolves, nothing refers to the request's bytes any more (no view of
+   * them is kept or still being written), so the connection may reuse its frame's buffer.
+   */
+  readonly keepsNoBytes?: boolean;
 }
 
 /** The principal of a connection when no tokens are configured: everything is allowed. */

@@ -33,6 +33,8 @@ import { rawSaslAuthenticate } from './handlers/sasl.ts';
 export interface Outcome {
   chunks: Buffer[] | null;
   close: 'protocol' | 'auth' | null;
+  /** Nothing refers to the request's frame any more: its buffer may be reused. */
+  frameFree?: boolean;
 }
 
 const CLOSE_PROTOCOL: Outcome = { chunks: null, close: 'protocol' };
@@ -99,8 +101,10 @@ export class Dispatcher {
       },
     };
     let response: object | null;
+    let frameFree = false;
     try {
       response = await handler.handle(ctx, body);
+      frameFree = handler.keepsNoBytes === true;
     } catch (err) {
       this.deps.logOnce(`${api} v${header.apiVersion} (answered UNKNOWN_SERVER_ERROR)`, err);
       try {
@@ -113,11 +117,11 @@ export class Dispatcher {
     this.deps.metrics.requestSeconds.observe({ api }, seconds);
     if (response === null) {
       this.deps.metrics.requests.inc({ api, error: closeAfter ? 'CLOSED' : 'NONE' });
-      return { chunks: null, close: closeAfter ? 'protocol' : null };
+      return { chunks: null, close: closeAfter ? 'protocol' : null, frameFree };
     }
     this.deps.metrics.requests.inc({ api, error: errorName(firstError(response)) });
     try {
-      return { chunks: encodeResponse(header, response), close: closeAfter ? 'auth' : null };
+      return { chunks: encodeResponse(header, response), close: closeAfter ? 'auth' : null, frameFree };
     } catch (err) {
       this.deps.logOnce(`encoding the ${api} v${header.apiVersion} response (the connection was closed)`, err);
       return CLOSE_PROTOCOL;

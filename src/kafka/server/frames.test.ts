@@ -77,3 +77,50 @@ test('the pool bounds frame bytes across readers, lets one frame through when em
   assert.equal(c.next().kind, 'frame');
   assert.equal(pool.usedBytes, 500);
 });
+
+test('a big frame copied from several chunks gets a buffer that is reused once the frame is handed back', () => {
+  const pool = new MemoryPool(1 << 24);
+  const reader = new FrameReader(1 << 22, pool);
+  const read = (payload: Buffer): Buffer => {
+    const bytes = framed(payload);
+    // Split in chunks of 64 KB, as a socket delivers them: the frame cannot be a view of one chunk.
+    for (let i = 0; i < bytes.length; i += 65_536) reader.push(bytes.subarray(i, i + 65_536));
+    const next = reader.next();
+    assert.equal(next.kind, 'frame');
+    return (next as { frame: Buffer }).frame;
+  };
+  const first = read(Buffer.alloc(300_000, 1));
+  assert.ok(first.equals(Buffer.alloc(300_000, 1)));
+  const second = read(Buffer.alloc(300_000, 2));
+  assert.notEqual(second.buffer, first.buffer, 'a frame still out is never handed out again');
+  reader.recycle(first);
+  reader.recycle(first);
+  assert.equal(pool.spares.heldBytes, 512 * 1024, 'held once, at its power-of-two capacity');
+  const third = read(Buffer.alloc(290_000, 3));
+  assert.equal(third.buffer, first.buffer, 'the frame handed back holds the next one');
+  assert.ok(third.equals(Buffer.alloc(290_000, 3)));
+  assert.ok(second.equals(Buffer.alloc(300_000, 2)), 'the frame still out is untouched');
+  assert.equal(pool.spares.heldBytes, 0);
+});
+
+test('frames that are views of a chunk, small frames and frames beyond the held bound are not kept', () => {
+  const pool = new MemoryPool(4 << 20);
+  const reader = new FrameReader(1 << 22, pool);
+  // One chunk holding a whole frame: the frame is a view of the chunk, whose memory is not ours.
+  reader.push(framed(Buffer.alloc(100_000, 7)));
+  const view = reader.next() as { frame: Buffer };
+  reader.recycle(view.frame);
+  assert.equal(pool.spares.heldBytes, 0);
+  // The pool of 4 MiB keeps at most a quarter of it: one 1 MiB buffer, not two.
+  const big: Buffer[] = [];
+  for (let n = 0; n < 2; n++) {
+    const bytes = framed(Buffer.alloc(700_000, n));
+    for (let i = 0; i < bytes.length; i += 65_536) reader.push(bytes.subarray(i, i + 65_536));
+    big.push((reader.next() as { frame: Buffer }).frame);
+  }
+  for (const frame of big) reader.recycle(frame);
+  assert.equal(pool.spares.heldBytes, 1 << 20);
+  const small = pool.spares.take(1000);
+  pool.spares.give(small);
+  assert.equal(pool.spares.heldBytes, 1 << 20);
+});

@@ -9,6 +9,11 @@
  * bounds the bytes of all connections' frames together (Kafka's queued.max.request.bytes): a frame
  * reserves its size when the size is read, and a connection whose frame does not fit waits, not
  * reading, until other frames are answered and give their bytes back.
+ *
+ * A frame that spans several socket chunks is copied into a buffer of its own. For big frames
+ * (Produce requests of a MiB) those buffers are handed back once the request no longer refers to
+ * them (`FrameReader.recycle`) and reused: V8 runs a full garbage collection for every 64 MiB of
+ * buffers allocated, which at hundreds of MB/s of produced records was a sixth of the thread.
  */
 
 const EMPTY = Buffer.alloc(0);
@@ -72,6 +77,15 @@ export class FrameReader {
     return { kind: 'frame', frame };
   }
 
+  /**
+   * Hands back a frame that nothing refers to any more (its request answered, and its handler said
+   * it kept none of its bytes), so its buffer may hold a later frame. Frames that are views of a
+   * socket chunk are left alone.
+   */
+  recycle(frame: Buffer): void {
+    this.pool.spares.give(frame);
+  }
+
   /** Gives back the reservation of a frame being read (the connection is closing). */
   discard(): void {
     if (this.reserved) this.pool.release(this.pendingSize);
@@ -94,7 +108,7 @@ export class FrameReader {
       this.chunks.shift();
       return first;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = this.pool.spares.take(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0];
@@ -120,8 +134,12 @@ export class FrameReader {
 export class MemoryPool {
   private used = 0;
   private readonly waiters = new Set<() => void>();
+  /** Buffers of answered frames, kept for the next ones (at most 16 MiB, or a quarter of the pool). */
+  readonly spares: SpareFrames;
 
-  constructor(readonly bytesMax: number) {}
+  constructor(readonly bytesMax: number) {
+    this.spares = new SpareFrames(Math.min(SPARE_BYTES_HELD_MAX, Math.floor(bytesMax / 4)));
+  }
 
   get usedBytes(): number {
     return this.used;
@@ -149,5 +167,48 @@ export class MemoryPool {
 
   forget(fn: () => void): void {
     this.waiters.delete(fn);
+  }
+}
+
+/** Frames below this size are copied into fresh buffers: they cost the collector little. */
+const SPARE_BYTES_MIN = 64 * 1024;
+const SPARE_BYTES_HELD_MAX = 16 * 1024 * 1024;
+
+/**
+ * Buffers for frames, by power-of-two capacity, reused once their frame is handed back. A buffer is
+ * taken back only if this object handed it out and it is out now, so a view of someone else's
+ * memory, or a frame given back twice, is never reused.
+ */
+export class SpareFrames {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly out = new WeakSet<ArrayBuffer>();
+  private freeBytes = 0;
+
+  constructor(private readonly bytesMax: number) {}
+
+  /** Bytes held for reuse now. */
+  get heldBytes(): number {
+    return this.freeBytes;
+  }
+
+  /** A buffer of `n` bytes (contents undefined). */
+  take(n: number): Buffer {
+    if (n < SPARE_BYTES_MIN) return Buffer.allocUnsafe(n);
+    const capacity = 2 ** Math.ceil(Math.log2(n));
+    let ab = this.free.get(capacity)?.pop();
+    if (ab === undefined) ab = new ArrayBuffer(capacity);
+    else this.freeBytes -= capacity;
+    this.out.add(ab);
+    return Buffer.from(ab, 0, n);
+  }
+
+  give(frame: Buffer): void {
+    const ab = frame.buffer;
+    if (!(ab instanceof ArrayBuffer) || frame.byteOffset !== 0 || !this.out.delete(ab)) return;
+    if (this.freeBytes + ab.byteLength > this.bytesMax) return;
+    const list = this.free.get(ab.byteLength);
+    if (list === undefined) this.free.set(ab.byteLength, [ab]);
+    else list.push(ab);
+    this.freeBytes += ab.byteLength;
   }
 }

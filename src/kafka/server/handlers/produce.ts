@@ -20,6 +20,9 @@
  * schema type), is refused with INVALID_RECORD, the record named in record_errors and
  * error_message (v8+), and nothing of the partition's batches is stored.
  *
+ * The request's bytes may be reused once `handle` resolves (`keepsNoBytes`): it resolves only
+ * after every append it started has settled, and the log keeps no view of a batch after that.
+ *
  * acks: 0 (no answer; on an error the connection is closed, as Kafka does, so the producer
  * notices), 1 and -1 (answered once the records are durable: there are no replicas to wait for).
  */
@@ -57,6 +60,8 @@ export const produceHandler: Handler = {
   key: API_KEYS.Produce,
   minVersion: 0,
   maxVersion: 9,
+  // Resolved means every append has settled, and the log gives a batch's bytes back when its append settles.
+  keepsNoBytes: true,
   handle(ctx, body) {
     const req = body as ProduceRequest;
     const refused = refusal(req);
