@@ -5,9 +5,11 @@ import { type LogRecord, encodeBatch, partitionForKey } from '../log/index.ts';
 import { count } from './aggregates.ts';
 import { type AnyTopic, defineApp, from, topic, view } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
-import { NO_WATERMARK } from './task-plan.ts';
+import { NO_WATERMARK, type OutputRecord, type TaskState } from './task-plan.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
+/** A task state's output records (an array on this thread). */
+const outputsOf = (state: TaskState): OutputRecord[] => state.outputs as OutputRecord[];
 const Payment = Type.Object({
   card: Type.String(),
   cents: Type.Integer(),
@@ -47,7 +49,7 @@ describe('to(topic): output pipelines', () => {
       ]),
       state,
     );
-    assert.deepEqual(state.outputs, [
+    assert.deepEqual(outputsOf(state), [
       {
         partition: partitionForKey('c2', 3),
         key: 'c2',
@@ -97,8 +99,8 @@ describe('to(topic): output pipelines', () => {
     const plan = compileOutput(from(payments).to(keyless), 2);
     const state = plan.newTaskState(3, NO_WATERMARK);
     plan.process(records([{ card: 'x', cents: 1, ts: 1 }]), state);
-    assert.equal(state.outputs[0].partition, 1);
-    assert.equal(state.outputs[0].key, null);
+    assert.equal(outputsOf(state)[0].partition, 1);
+    assert.equal(outputsOf(state)[0].key, null);
   });
 
   test('the target time extractor sets the record timestamp; without one the source record timestamp is kept', () => {
@@ -111,7 +113,7 @@ describe('to(topic): output pipelines', () => {
     );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ card: 'x', cents: 1, ts: 7 }]), state);
-    assert.equal(state.outputs[0].timestamp, 7000);
+    assert.equal(outputsOf(state)[0].timestamp, 7000);
   });
 
   test('flatMap: every value a record gives is written, in order', () => {
@@ -132,7 +134,7 @@ describe('to(topic): output pipelines', () => {
       state,
     );
     assert.deepEqual(
-      state.outputs.map((o) => JSON.parse(o.value)),
+      outputsOf(state).map((o) => JSON.parse(o.value as string)),
       [
         { card: 'a', item: 'x' },
         { card: 'a', item: 'y' },
@@ -166,7 +168,7 @@ describe('to(topic): output pipelines', () => {
       state,
     );
     assert.deepEqual(
-      state.outputs.map((o) => JSON.parse(o.value)),
+      outputsOf(state).map((o) => JSON.parse(o.value as string)),
       [{ item: 'a' }, { item: 'b' }],
     );
     assert.deepEqual(
@@ -189,7 +191,7 @@ describe('to(topic): output pipelines', () => {
     );
     const state = plan.newTaskState(0, NO_WATERMARK);
     plan.process(records([{ card: 'x', cents: 1, ts: 1 }]), state);
-    assert.deepEqual(state.outputs, []);
+    assert.deepEqual(outputsOf(state), []);
     assert.match(state.deadLetters[0].reason, /no JSON form/);
   });
 
@@ -294,7 +296,7 @@ describe('poison records in an output pipeline: the record is a dead letter, the
       state,
     );
     assert.deepEqual(
-      state.outputs.map((o) => JSON.parse(o.value) as unknown),
+      outputsOf(state).map((o) => JSON.parse(o.value as string) as unknown),
       [
         { id: 1, at: T0 },
         { id: 2, at: T0 + 1 },
@@ -376,7 +378,7 @@ describe('poison records in an output pipeline: the record is a dead letter, the
       ],
       state,
     );
-    assert.equal(state.outputs.length, 1);
+    assert.equal(outputsOf(state).length, 1);
     assert.match(
       state.deadLetters[0].reason,
       /^the record timestamp is 1152921504606847000, outside the range of dates/,

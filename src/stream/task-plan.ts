@@ -5,11 +5,13 @@
  * described (its dead-letter reason, bounded). compileView (plan.ts) and compileOutput
  * (output-plan.ts) make the plans.
  */
+import { isMainThread } from 'node:worker_threads';
 import type { LogRecord } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
 import type { SchemaCatalog } from './topic-schemas.ts';
 import type { TableDef, TaskTables } from './tables.ts';
+import { OutputPacker } from './worker-protocol.ts';
 
 /**
  * Thrown by a fold that cannot go on synchronously at a record (a schema id not seen yet, a joined
@@ -46,9 +48,19 @@ export interface LateEvent {
 /** A value bound for a derived topic (`Stream.to`), encoded; strings so it crosses threads cheaply. */
 export interface OutputRecord {
   partition: number;
-  key: string | null;
-  value: string;
+  /** Strings as made; bytes (UTF-8) once they crossed from a worker thread (worker-protocol.ts). */
+  key: string | Buffer | null;
+  value: string | Buffer;
   timestamp: number;
+}
+
+/**
+ * Where an output task's records wait for the next drain: an array on the engine's thread; on a
+ * worker thread an OutputPacker, which writes them into the buffers they cross threads in.
+ */
+export interface OutputSink {
+  push(record: OutputRecord): unknown;
+  readonly length: number;
 }
 
 /** Everything a task carries between batches and flushes. */
@@ -61,7 +73,7 @@ export interface TaskState {
   deadLetters: DeadLetter[];
   late: LateEvent[];
   /** Records for the derived topic of an output pipeline, in order (always empty for a view). */
-  outputs: OutputRecord[];
+  outputs: OutputSink;
   /** Group-key column names, fixed by the first group seen (or by the store's existing table). */
   keyNames: string[] | null;
   /** The state of each stateful step (by its index among the steps); outputs only. */
@@ -101,7 +113,8 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     watermarkMs,
     deadLetters: [],
     late: [],
-    outputs: [],
+    // A worker thread packs output records as they are made, in the form they cross threads in.
+    outputs: isMainThread ? [] : new OutputPacker(),
     keyNames: null,
     opState: new Map(),
     catalog: null,

@@ -168,13 +168,15 @@ export function takeDrained(state: TaskState): Drained {
     rows: state.dirty.values(),
     deadLetters: state.deadLetters,
     late: state.late,
-    outputs: state.outputs,
+    // An array on the engine's thread. A worker's OutputPacker stays the state's, and the worker
+    // takes its records out at once (packOutputs, worker.ts).
+    outputs: state.outputs as OutputRecord[],
     watermarkMs: state.watermarkMs,
     keyNames: state.keyNames,
   };
   state.dirty = new DirtyRows();
   state.deadLetters = [];
   state.late = [];
-  state.outputs = [];
+  if (Array.isArray(state.outputs)) state.outputs = [];
   return drained;
 }

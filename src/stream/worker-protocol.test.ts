@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import type { OutputRecord } from './task-plan.ts';
-import { packOutputs, unpackOutputs } from './worker-protocol.ts';
+import { OutputPacker, packOutputs, unpackOutputs } from './worker-protocol.ts';
 
 /** Through a real structured clone, as between threads. */
 function cloned<T>(value: T): T {
@@ -13,6 +13,11 @@ function cloned<T>(value: T): T {
   return got;
 }
 
+/** Records as strings again (they come back as UTF-8 bytes). */
+function asText(records: OutputRecord[]): OutputRecord[] {
+  return records.map((r) => ({ ...r, key: r.key === null ? null : r.key.toString(), value: r.value.toString() }));
+}
+
 test("an output task's records cross threads packed and come back the same, in order", () => {
   const records: OutputRecord[] = [
     { partition: 0, key: null, value: '{"a":1}', timestamp: 1 },
@@ -20,10 +25,32 @@ test("an output task's records cross threads packed and come back the same, in o
     { partition: 1, key: '', value: '{"s":"café 日本 🎉"}', timestamp: 1.5e12 },
     { partition: 2, key: '🎉', value: 'x', timestamp: -1 },
   ];
-  assert.deepEqual(unpackOutputs(cloned(packOutputs(records))), records);
+  const back = unpackOutputs(cloned(packOutputs(records)));
+  assert.ok(back.every((r) => Buffer.isBuffer(r.value)));
+  assert.deepEqual(asText(back), records);
   const noKeys = records.map((r) => ({ ...r, key: null }));
   const packed = packOutputs(noKeys);
   assert.equal(packed.keyLengths, null);
-  assert.deepEqual(unpackOutputs(cloned(packed)), noKeys);
+  assert.deepEqual(asText(unpackOutputs(cloned(packed))), noKeys);
   assert.deepEqual(unpackOutputs(cloned(packOutputs([]))), []);
+});
+
+test('a packer grows past its first buffers, starts over after each take, and a take is a copy', () => {
+  const packer = new OutputPacker();
+  const made = (i: number): OutputRecord => ({
+    partition: i % 7,
+    // The first key comes after records without one; long values outgrow the first 64 KB.
+    key: i < 1500 ? null : `key-${i}`,
+    value: JSON.stringify({ i, pad: 'é'.repeat(i % 50) }),
+    timestamp: 1_700_000_000_000 + i,
+  });
+  const first = Array.from({ length: 5000 }, (_, i) => made(i));
+  for (const r of first) packer.push(r);
+  assert.equal(packer.length, 5000);
+  const taken = packOutputs(packer);
+  assert.equal(packer.length, 0);
+  const second = Array.from({ length: 3 }, (_, i) => made(i));
+  for (const r of second) packer.push(r);
+  assert.deepEqual(asText(unpackOutputs(cloned(taken))), first, 'the first take is not changed by later pushes');
+  assert.deepEqual(asText(unpackOutputs(cloned(packer.take()))), second);
 });

@@ -22,7 +22,7 @@
  */
 import type { LogDescriptor, LogRecord } from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
-import type { DeadLetter, LateEvent, OutputRecord } from './task-plan.ts';
+import type { DeadLetter, LateEvent, OutputRecord, OutputSink } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
 
 export interface WorkerData {
@@ -82,14 +82,18 @@ export function withRecords<T extends { deadLetters: DeadLetter[]; late: LateEve
 }
 
 /**
- * An output task's records as they cross from a worker thread to the engine's: every value and
- * then every key that is not null, in one string, with their lengths (UTF-16 code units) and the
- * records' partitions and timestamps in typed arrays. Structured clone copies that in a few
- * memcpys, where an array of objects cost it (and the engine's thread, deserialising them) about
- * as much as making the records did (Nexmark q0: 9.2M of them).
+ * An output task's records as they cross from a worker thread to the engine's: every value (and
+ * its key when not null) as UTF-8 in one buffer, with their byte lengths and the records'
+ * partitions and timestamps in typed arrays, which structured clone copies in a few memcpys.
+ *
+ * A worker writes each record into these buffers as it is made (`OutputPacker`), instead of
+ * keeping records as objects until the drain: held for a whole flush interval, they survived the
+ * young generation's collections and were copied by each (Nexmark q0: 9.2M records, a quarter of a
+ * worker's time in the collector). The engine's thread gets the values as views of the buffer,
+ * which the batch encoder copies as they are.
  */
 export interface PackedOutputs {
-  text: string;
+  bytes: Uint8Array;
   valueLengths: Uint32Array;
   /** -1 for a null key; null when every key is null. */
   keyLengths: Int32Array | null;
@@ -97,47 +101,111 @@ export interface PackedOutputs {
   timestamps: Float64Array;
 }
 
-export function packOutputs(records: readonly OutputRecord[]): PackedOutputs {
-  const n = records.length;
-  const valueLengths = new Uint32Array(n);
-  const partitions = new Int32Array(n);
-  const timestamps = new Float64Array(n);
-  const parts: string[] = new Array<string>(n);
-  let keyLengths: Int32Array | null = null;
-  for (let i = 0; i < n; i++) {
-    const r = records[i];
-    parts[i] = r.value;
-    valueLengths[i] = r.value.length;
-    partitions[i] = r.partition;
-    timestamps[i] = r.timestamp;
-    if (r.key !== null && keyLengths === null) keyLengths = new Int32Array(n).fill(-1);
+const PACKED_RECORDS_MIN = 1024;
+const PACKED_BYTES_MIN = 64 * 1024;
+
+/**
+ * Output records written into PackedOutputs' buffers as they are pushed: a worker task's
+ * `state.outputs` (task-plan.ts). Its buffers are made at the first push and reused after each take.
+ */
+export class OutputPacker implements OutputSink {
+  private bytes = new Uint8Array(0);
+  private view = Buffer.alloc(0);
+  private used = 0;
+  private n = 0;
+  private valueLengths = new Uint32Array(0);
+  private keyLengths: Int32Array | null = null;
+  private partitions = new Int32Array(0);
+  private timestamps = new Float64Array(0);
+
+  get length(): number {
+    return this.n;
   }
-  if (keyLengths !== null)
-    for (let i = 0; i < n; i++) {
-      const key = records[i].key;
-      if (key === null) continue;
-      keyLengths[i] = key.length;
-      parts.push(key);
+
+  push(r: OutputRecord): void {
+    if (this.n === this.partitions.length) this.growRecords(Math.max(PACKED_RECORDS_MIN, this.n * 2));
+    const i = this.n++;
+    this.partitions[i] = r.partition;
+    this.timestamps[i] = r.timestamp;
+    this.valueLengths[i] = this.write(r.value);
+    if (r.key === null) return;
+    if (this.keyLengths === null) this.keyLengths = new Int32Array(this.partitions.length).fill(-1);
+    this.keyLengths[i] = this.write(r.key);
+  }
+
+  /** A copy of the records pushed since the last take; the packer starts over (keeping its buffers). */
+  take(): PackedOutputs {
+    const n = this.n;
+    const packed: PackedOutputs = {
+      bytes: this.bytes.slice(0, this.used),
+      valueLengths: this.valueLengths.slice(0, n),
+      keyLengths: this.keyLengths === null ? null : this.keyLengths.slice(0, n),
+      partitions: this.partitions.slice(0, n),
+      timestamps: this.timestamps.slice(0, n),
+    };
+    this.used = 0;
+    this.n = 0;
+    this.keyLengths = null;
+    return packed;
+  }
+
+  /** Writes `s` (as UTF-8 when a string) after what is there; returns its byte length. */
+  private write(s: string | Buffer): number {
+    // At most 3 bytes per UTF-16 code unit.
+    const most = typeof s === 'string' ? s.length * 3 : s.length;
+    if (this.used + most > this.bytes.length) {
+      const bigger = new Uint8Array(Math.max(PACKED_BYTES_MIN, this.bytes.length * 2, this.used + most));
+      bigger.set(this.bytes.subarray(0, this.used));
+      this.bytes = bigger;
+      this.view = Buffer.from(bigger.buffer);
     }
-  return { text: parts.join(''), valueLengths, keyLengths, partitions, timestamps };
+    let written = s.length;
+    if (typeof s === 'string') written = this.view.write(s, this.used);
+    else this.bytes.set(s, this.used);
+    this.used += written;
+    return written;
+  }
+
+  /** Record arrays of `capacity`, holding the records so far. */
+  private growRecords(capacity: number): void {
+    const n = this.n;
+    const grown = <T extends Uint32Array | Int32Array | Float64Array>(a: T, b: T): T => {
+      b.set(a.subarray(0, n) as never);
+      return b;
+    };
+    this.valueLengths = grown(this.valueLengths, new Uint32Array(capacity));
+    this.partitions = grown(this.partitions, new Int32Array(capacity));
+    this.timestamps = grown(this.timestamps, new Float64Array(capacity));
+    if (this.keyLengths !== null) this.keyLengths = grown(this.keyLengths, new Int32Array(capacity).fill(-1));
+  }
 }
 
+/** `records` packed: a worker task's OutputPacker's, or an array's. */
+export function packOutputs(records: readonly OutputRecord[] | OutputSink): PackedOutputs {
+  if (records instanceof OutputPacker) return records.take();
+  const packer = new OutputPacker();
+  for (const r of records as readonly OutputRecord[]) packer.push(r);
+  return packer.take();
+}
+
+/** The records of `p`, their values and keys as views of its buffer. */
 export function unpackOutputs(p: PackedOutputs): OutputRecord[] {
   const n = p.valueLengths.length;
+  const bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
   const out: OutputRecord[] = new Array<OutputRecord>(n);
   let at = 0;
   for (let i = 0; i < n; i++) {
     const end = at + p.valueLengths[i];
-    out[i] = { partition: p.partitions[i], key: null, value: p.text.slice(at, end), timestamp: p.timestamps[i] };
+    const value = bytes.subarray(at, end);
     at = end;
-  }
-  if (p.keyLengths !== null)
-    for (let i = 0; i < n; i++) {
-      const length = p.keyLengths[i];
-      if (length < 0) continue;
-      out[i].key = p.text.slice(at, at + length);
-      at += length;
+    let key: Buffer | null = null;
+    const keyLength = p.keyLengths === null ? -1 : p.keyLengths[i];
+    if (keyLength >= 0) {
+      key = bytes.subarray(at, at + keyLength);
+      at += keyLength;
     }
+    out[i] = { partition: p.partitions[i], key, value, timestamp: p.timestamps[i] };
+  }
   return out;
 }
 
