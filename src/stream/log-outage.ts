@@ -3,10 +3,13 @@
  * retries) stops a task's reads, not the task: it waits a second and reads again from its offset,
  * for as long as the outage lasts, and says so once when it starts and once when it ends. Its lag
  * grows meanwhile; nothing it folded is lost (it commits only what it read). The flushes' appends
- * wait the same way (flush.ts, whileLocked); a worker's reads too (worker.ts).
+ * wait the same way (flush.ts, whileLocked); a worker's reads too (worker.ts), and its opening of
+ * the log. What a fold reads besides its partition (a joined table, the schema registry) waits
+ * inside the read on the engine's thread (`waitingLog`); on a worker thread the task reads its
+ * batch again from the record its fold paused at.
  */
 import { isKappaError } from '../errors.ts';
-import type { Log, Logger, RecordBatch } from '../log/index.ts';
+import type { Log, Logger, ReadOptions, RecordBatch } from '../log/index.ts';
 
 /** How long a task waits before it reads again from a log out of reach. */
 export const LOG_RETRY_MS = 1000;
@@ -20,10 +23,10 @@ interface Named {
 export class LogOutage {
   private sinceMs = 0;
 
-  /** `task`: named in the messages (null where the logger names it already: a worker's warnings). */
+  /** `task`: named in the messages (null where the logger names it already: a worker's warnings; or what waits, in words). */
   constructor(
     private readonly logger: Logger,
-    private readonly task: Named | null,
+    private readonly task: Named | string | null,
   ) {}
 
   /** For a log out of reach (and the task still running): says so once, waits, and resolves true; false for any other error. */
@@ -46,7 +49,9 @@ export class LogOutage {
   }
 
   private name(): string {
-    return this.task === null ? 'the task' : `${this.task.plan.name}/${this.task.topic}/${this.task.partition}`;
+    if (this.task === null) return 'the task';
+    if (typeof this.task === 'string') return this.task;
+    return `${this.task.plan.name}/${this.task.topic}/${this.task.partition}`;
   }
 }
 
@@ -62,6 +67,67 @@ export async function offsetsWaiting(
       return await log.offsets(task.topic, task.partition);
     } catch (err) {
       if (!(await outage.waited(err, signal))) throw err;
+    }
+  }
+}
+
+/**
+ * `log` as the folds on the engine's thread read it besides their partitions (the joined tables,
+ * the schema registry: task-runner.ts gives it to them): a look-up or read that finds the log out
+ * of reach waits and tries again, a read from the batch after the last one it gave, until the log
+ * answers or `signal` (the engine's) aborts; said once per outage for all of them. A fold paused
+ * at a record for a table or a schema thus goes on from that record when the log is back, and
+ * nothing before it is folded twice. Everything else is the log's own.
+ */
+export function waitingLog(log: Log, logger: Logger, signal: AbortSignal): Log {
+  const outage = new LogOutage(logger, "a task's read of a joined table or of the schema registry");
+  const again = async <T>(call: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const got = await call();
+        outage.over();
+        return got;
+      } catch (err) {
+        if (!(await outage.waited(err, signal))) throw err;
+      }
+    }
+  };
+  const waiting: Partial<Log> = {
+    topic: (name) => again(() => log.topic(name)),
+    topics: () => again(() => log.topics()),
+    offsets: (topic, partition) => again(() => log.offsets(topic, partition)),
+    read: (topic, partition, from, opts = {}) => readWaiting(log, { topic, partition, from, opts }, outage, signal),
+  };
+  return new Proxy(log, {
+    get(target, prop) {
+      if (Object.hasOwn(waiting, prop)) return waiting[prop as keyof Log];
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+async function* readWaiting(
+  log: Log,
+  q: { topic: string; partition: number; from: number; opts: ReadOptions },
+  outage: LogOutage,
+  signal: AbortSignal,
+): AsyncGenerator<RecordBatch> {
+  let from = q.from;
+  let gave = false;
+  for (;;) {
+    try {
+      for await (const batch of log.read(q.topic, q.partition, from, q.opts)) {
+        from = batch.lastOffset + 1;
+        gave = true;
+        outage.over();
+        yield batch;
+      }
+      outage.over();
+      return;
+    } catch (err) {
+      if (!(await outage.waited(err, signal))) throw err;
+      if (q.opts.once === true && gave) return; // one step's batches were given: the caller reads on from them
     }
   }
 }

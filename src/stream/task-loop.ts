@@ -25,7 +25,7 @@ import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger, RecordBatch } from '../log/index.ts';
 import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
-import { LogOutage, closeReads, offsetsWaiting, pause } from './log-outage.ts';
+import { LogOutage, closeReads, offsetsWaiting, pause, waitingLog } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
 import { JOIN_WAIT_MS } from './tables.ts';
@@ -138,7 +138,9 @@ export class TaskLoop {
   private nextTaskId = 0;
 
   constructor(private readonly opts: TaskLoopOptions) {
-    this.local = new InThreadRunner(opts.log);
+    // A Kafka cluster can be out of reach for a while: what a fold reads besides its partition waits for it (log-outage.ts).
+    const kafka = opts.log.descriptor?.kind === 'kafka';
+    this.local = new InThreadRunner(kafka ? waitingLog(opts.log, opts.logger, opts.signal) : opts.log);
   }
 
   /** Worker threads the tasks run on (started or starting); 0 when every task runs on this thread. */
@@ -236,7 +238,8 @@ export class TaskLoop {
   /**
    * A task on this thread: it reads whole batches (the next one while this one folds) and folds them
    * here. A log out of reach (a Kafka cluster down) stops the read, not the task: it waits and reads
-   * again from its offset (log-outage.ts).
+   * again from its offset (log-outage.ts). A fold that reads a joined table or the schema registry
+   * meanwhile waits inside that read (`waitingLog`), and goes on from the record it paused at.
    */
   private async runLocal(task: Task): Promise<void> {
     const { log, flushIntervalMs } = this.opts;
@@ -420,6 +423,9 @@ export class TaskLoop {
     if (this.opts.lost !== undefined && isKappaError(e, 'KAPPA_FENCED')) return this.opts.lost(task, e);
     // In a cluster: a task stopped here (its lease moved on) while its write waited: not a failure.
     if (this.opts.lost !== undefined && task.signal.aborted && !this.opts.signal.aborted) return;
+    // A task stopped (its version retired, the engine stopping) while it waited for the log out of
+    // reach: its wait ends with the log's error, which is no failure; it committed nothing since its checkpoint.
+    if (task.signal.aborted && isKappaError(e, 'KAPPA_LOG_UNAVAILABLE')) return;
     this.opts.fail(
       new KappaError(
         isKappaError(e) ? e.code : 'KAPPA_IO_ERROR',

@@ -9,8 +9,10 @@
  * worker-protocol.ts.
  *
  * Failure model: a task whose fold or read throws reports `failed` and stops (the engine stops on
- * the first failure). Anything thrown outside a handler (a pipeline function that schedules a
- * throw, running out of memory) ends the thread, which the pool sees as a crash.
+ * the first failure); a log out of reach (KAPPA_LOG_UNAVAILABLE), as the thread opens it or as a
+ * task reads, is waited out instead (log-outage.ts). Anything thrown outside a handler (a pipeline
+ * function that schedules a throw, running out of memory) ends the thread, which the pool sees as
+ * a crash.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Log, openLog } from '../log/index.ts';
@@ -93,8 +95,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
 
   seedTables(data.tables, keptTables(app));
   // The log, read-only: the engine's thread is its writer, and says how far is durable.
-  const log = openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } });
-  log.catch(() => {}); // awaited by each read loop, which reports a failure as its task's
+  const log = new ThreadLog(() => openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } }));
 
   // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
   // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
@@ -102,6 +103,39 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   const tasks = new WorkerTasks(app, log, post, config === undefined);
   port.on('message', (m: ToWorker) => tasks.handle(m));
   post({ t: 'ready' });
+}
+
+/**
+ * The thread's log, opened once for all its tasks. Opening a Kafka log reads the cluster's
+ * metadata, so a cluster out of reach as the thread starts (a process started during an outage,
+ * or whose threads were slow to start) fails the open: every task waiting for it then waits as its
+ * reads do (log-outage.ts), and the log is opened again, once for all of them, until it opens.
+ */
+class ThreadLog {
+  private opening: Promise<Log>;
+
+  constructor(private readonly open: () => Promise<Log>) {
+    this.opening = this.start();
+  }
+
+  private start(): Promise<Log> {
+    const opening = this.open();
+    opening.catch(() => {}); // awaited by each read loop (`get`)
+    return opening;
+  }
+
+  /** The log once open; a log out of reach is waited for (said through `outage`) until `stopped`; any other failure is thrown. */
+  async get(outage: LogOutage, signal: AbortSignal, stopped: () => boolean): Promise<Log> {
+    for (;;) {
+      const opening = this.opening;
+      try {
+        return await opening;
+      } catch (err) {
+        if (stopped() || !(await outage.waited(err, signal)) || stopped()) throw err;
+        if (this.opening === opening) this.opening = this.start(); // the first task back from its wait opens it again
+      }
+    }
+  }
 }
 
 function failed(task: number, err: unknown): FromWorker {
@@ -128,7 +162,7 @@ class WorkerTasks {
 
   constructor(
     private readonly app: AppDef,
-    private readonly log: Promise<Log>,
+    private readonly log: ThreadLog,
     private readonly post: (message: FromWorker) => void,
     private readonly checkFingerprints: boolean,
   ) {}
@@ -216,7 +250,8 @@ class WorkerTasks {
       lastPost = Date.now();
     };
     try {
-      const reader = await this.log;
+      // A log that could not be opened for the cluster being out of reach: wait for it as for a read.
+      const reader = await this.log.get(outage, running, () => task.failed);
       if (task.plan.source.format !== null) task.state.catalog = SchemaCatalog.of(reader);
       if (task.plan.tables.length > 0)
         task.state.tables = new TaskTables(reader, task.plan.tables, task.state.partition, task.state.maxEventTimeMs);
