@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assignTasks } from './cluster.ts';
+import { KappaError } from '../errors.ts';
+import type { Log } from '../log/index.ts';
+import type { Member, MemberInfo, TaskFence, TaskId, TaskLease, TaskLeases } from '../view/index.ts';
+import { Cluster, assignTasks } from './cluster.ts';
+import type { Task } from './task-loop.ts';
 
 const tasks = (n: number): string[] => Array.from({ length: n }, (_, i) => `view:v:1:sales:${i}`);
 const loads = (owners: Map<string, string>): number[] => {
@@ -43,4 +47,79 @@ test('a member joining takes about its share, and the others keep most of theirs
   }
   // A quarter of the tasks must move to the newcomer; bounded loads move a few more.
   assert.ok(moved / 20 <= 16, `${moved / 20} of 32 tasks moved on average`);
+});
+
+/** Leases in memory, for one process: enough for the cluster's own bookkeeping. */
+class MemoryLeases implements TaskLeases {
+  readonly owners = new Map<TaskId, { owner: string; epoch: number }>();
+  private epochs = 0;
+  async heartbeat(member: MemberInfo, ttlMs: number): Promise<Member[]> {
+    return [{ ...member, heartbeatAtMs: Date.now(), ttlMs, live: true }];
+  }
+  async leave(): Promise<void> {
+    this.owners.clear();
+  }
+  async acquire(task: TaskId, memberId: string): Promise<number | null> {
+    const held = this.owners.get(task);
+    if (held !== undefined && held.owner !== memberId) return null;
+    const epoch = ++this.epochs;
+    this.owners.set(task, { owner: memberId, epoch });
+    return epoch;
+  }
+  async renew(memberId: string, held: readonly TaskFence[]): Promise<TaskId[]> {
+    return held.filter((f) => this.owners.get(f.task)?.epoch !== f.epoch).map((f) => f.task);
+  }
+  async release(task: TaskId, memberId: string, epoch: number): Promise<void> {
+    const held = this.owners.get(task);
+    if (held?.owner === memberId && held.epoch === epoch) this.owners.delete(task);
+  }
+  async leases(): Promise<TaskLease[]> {
+    return [];
+  }
+  async members(): Promise<Member[]> {
+    return [];
+  }
+}
+
+test('a task whose opening fails (the store out of reach) gives its lease back and is opened again by a later tick', async (t) => {
+  const leases = new MemoryLeases();
+  const started: string[] = [];
+  let failures = 1;
+  const task = 'view:v:1:sales:0';
+  const cluster = new Cluster(
+    {
+      leases,
+      member: { id: 'm1', host: 'h', pid: 1, httpUrl: null, startedAtMs: 0 } as MemberInfo,
+      heartbeatMs: 20,
+    },
+    {
+      log: null as unknown as Log,
+      logger: { info() {}, warn() {} },
+      candidates: async () => [
+        {
+          id: task,
+          open: async () => {
+            if (failures-- > 0) throw new KappaError('KAPPA_STORE_UNAVAILABLE', 'the store is out of reach');
+            return { id: task } as unknown as Task;
+          },
+        },
+      ],
+      start: (opened) => started.push((opened as unknown as { id: string }).id),
+      handOver: async () => {},
+      drop: async () => {},
+      afterRebalance: async () => {},
+      fail: (err) => assert.fail(err),
+    },
+  );
+  await cluster.join();
+  cluster.start();
+  t.after(() => cluster.stop(false));
+  const deadline = Date.now() + 5000;
+  while (started.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(started, [task], 'opened on a later tick');
+  assert.equal(leases.owners.get(task)?.owner, 'm1');
+  assert.deepEqual(
+    cluster.fences.map((f) => f.task),
+    [task],
+  );
 });

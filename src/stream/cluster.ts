@@ -240,7 +240,14 @@ export class Cluster {
       if (epoch === null) continue; // its owner still holds it; it hands it over and releases it
       const h: Held = { fence: { task: id, epoch }, task: null, stop: new AbortController() };
       this.held.set(id, h);
-      h.task = await c.open(h.fence, h.stop.signal);
+      try {
+        h.task = await c.open(h.fence, h.stop.signal);
+      } catch (err) {
+        // Opening reads the store and the log, either of which may be out of reach. Held with no
+        // task, the lease would be renewed by every heartbeat while the partition ran nowhere.
+        await this.abandon(id, h);
+        throw err;
+      }
       this.deps.start(h.task);
     }
   }
@@ -260,6 +267,17 @@ export class Cluster {
       }
     }
     await this.opts.leases.release(id, this.opts.member.id, h.fence.epoch);
+  }
+
+  /**
+   * A task whose opening failed: forgotten, and its lease given back (or left to run out when the
+   * store cannot be reached either), so that the next rebalance, here or in another process, takes
+   * it again.
+   */
+  private async abandon(id: TaskId, h: Held): Promise<void> {
+    if (this.held.get(id) === h) this.held.delete(id);
+    h.stop.abort();
+    await this.opts.leases.release(id, this.opts.member.id, h.fence.epoch).catch(() => {});
   }
 
   /** A task whose lease another process took: stopped without a flush (its writes would be fenced anyway). */
