@@ -405,7 +405,12 @@ export class SharedTable {
     let any = false;
     const floor = this.def.window === null ? NO_WATERMARK : this.windowFloor();
     for await (const batch of log.read(this.def.topic.name, p, part.offset, { maxBytes: READ_BYTES, once: true })) {
-      for (const r of batch.records(part.offset)) if (!this.keyless(r)) await this.apply(r, part, floor);
+      for (const r of batch.records(part.offset)) {
+        if (!this.keyless(r)) await this.apply(r, part, floor);
+        // Record by record: a read that fails part-way (a schema registry out of reach) resumes
+        // after the last record applied, never applying one twice.
+        part.offset = r.offset + 1;
+      }
       part.offset = Math.max(part.offset, batch.lastOffset + 1);
       any = true;
     }
