@@ -163,8 +163,9 @@ export class KafkaConnection {
     this.inFlight++;
     // Runs from a promise callback too: guarded, so nothing thrown there goes unhandled.
     const finish = (outcome: Outcome): void => {
-      this.pool.release(frame.length);
+      // Handed back before the release wakes the connections waiting for memory, which may reuse it.
       if (outcome.frameFree === true) this.reader.recycle(frame);
+      this.pool.release(frame.length);
       this.inFlight--;
       slot.done = true;
       slot.outcome = outcome;

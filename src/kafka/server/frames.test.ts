@@ -123,4 +123,7 @@ test('frames that are views of a chunk, small frames and frames beyond the held 
   const small = pool.spares.take(1000);
   pool.spares.give(small);
   assert.equal(pool.spares.heldBytes, 1 << 20);
+  // A frame whose power-of-two capacity (2 MiB) could never be kept gets a buffer of its own size.
+  const huge = pool.spares.take(1_500_000);
+  assert.equal(huge.buffer.byteLength, 1_500_000);
 });

@@ -193,8 +193,9 @@ export class SpareFrames {
 
   /** A buffer of `n` bytes (contents undefined). */
   take(n: number): Buffer {
-    if (n < SPARE_BYTES_MIN) return Buffer.allocUnsafe(n);
     const capacity = 2 ** Math.ceil(Math.log2(n));
+    // Too small to be worth keeping, or too big ever to be kept: a buffer of its own size.
+    if (n < SPARE_BYTES_MIN || capacity > this.bytesMax) return Buffer.allocUnsafe(n);
     let ab = this.free.get(capacity)?.pop();
     if (ab === undefined) ab = new ArrayBuffer(capacity);
     else this.freeBytes -= capacity;
