@@ -146,7 +146,7 @@ export class Flusher {
     for (const r of drained.outputs) {
       let records = byPartition.get(r.partition);
       if (records === undefined) byPartition.set(r.partition, (records = []));
-      // Key and value stay strings: the batch encoder writes them as UTF-8 itself.
+      // Key and value as they are (strings, or UTF-8 bytes from a worker thread): the batch encoder takes either.
       records.push({ key: r.key, value: r.value, headers: null, timestamp: r.timestamp });
     }
     const sequences = producer.sequences.slice();

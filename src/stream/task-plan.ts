@@ -5,13 +5,11 @@
  * described (its dead-letter reason, bounded). compileView (plan.ts) and compileOutput
  * (output-plan.ts) make the plans.
  */
-import { isMainThread } from 'node:worker_threads';
 import type { LogRecord } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
 import type { SchemaCatalog } from './topic-schemas.ts';
 import type { TableDef, TaskTables } from './tables.ts';
-import { OutputPacker } from './worker-protocol.ts';
 
 /**
  * Thrown by a fold that cannot go on synchronously at a record (a schema id not seen yet, a joined
@@ -45,7 +43,7 @@ export interface LateEvent {
   watermarkMs: number;
 }
 
-/** A value bound for a derived topic (`Stream.to`), encoded; strings so it crosses threads cheaply. */
+/** A value bound for a derived topic (`Stream.to`), encoded. */
 export interface OutputRecord {
   partition: number;
   /** Strings as made; bytes (UTF-8) once they crossed from a worker thread (worker-protocol.ts). */
@@ -55,8 +53,8 @@ export interface OutputRecord {
 }
 
 /**
- * Where an output task's records wait for the next drain: an array on the engine's thread; on a
- * worker thread an OutputPacker, which writes them into the buffers they cross threads in.
+ * Where an output task's records wait for the next drain: an array, or on a worker thread an
+ * OutputPacker (set by worker.ts), which writes them into the buffers they cross threads in.
  */
 export interface OutputSink {
   push(record: OutputRecord): unknown;
@@ -113,8 +111,7 @@ export function newTaskState(partition: number, watermarkMs: number, outOfOrdern
     watermarkMs,
     deadLetters: [],
     late: [],
-    // A worker thread packs output records as they are made, in the form they cross threads in.
-    outputs: isMainThread ? [] : new OutputPacker(),
+    outputs: [],
     keyNames: null,
     opState: new Map(),
     catalog: null,

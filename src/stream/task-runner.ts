@@ -168,8 +168,7 @@ export function takeDrained(state: TaskState): Drained {
     rows: state.dirty.values(),
     deadLetters: state.deadLetters,
     late: state.late,
-    // An array on the engine's thread. A worker's OutputPacker stays the state's, and the worker
-    // takes its records out at once (packOutputs, worker.ts).
+    // An array, except on a worker thread, which takes its OutputPacker's records itself (worker.ts).
     outputs: state.outputs as OutputRecord[],
     watermarkMs: state.watermarkMs,
     keyNames: state.keyNames,
@@ -177,6 +176,6 @@ export function takeDrained(state: TaskState): Drained {
   state.dirty = new DirtyRows();
   state.deadLetters = [];
   state.late = [];
-  if (Array.isArray(state.outputs)) state.outputs = [];
+  state.outputs = [];
   return drained;
 }

@@ -47,7 +47,7 @@ test('a packer grows past its first buffers, starts over after each take, and a 
   const first = Array.from({ length: 5000 }, (_, i) => made(i));
   for (const r of first) packer.push(r);
   assert.equal(packer.length, 5000);
-  const taken = packOutputs(packer);
+  const taken = packer.take();
   assert.equal(packer.length, 0);
   const second = Array.from({ length: 3 }, (_, i) => made(i));
   for (const r of second) packer.push(r);

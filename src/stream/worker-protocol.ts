@@ -186,11 +186,10 @@ export class OutputPacker implements OutputSink {
   }
 }
 
-/** `records` packed: a worker task's OutputPacker's, or an array's. */
-export function packOutputs(records: readonly OutputRecord[] | OutputSink): PackedOutputs {
-  if (records instanceof OutputPacker) return records.take();
+/** `records` packed, as an OutputPacker would have them. */
+export function packOutputs(records: readonly OutputRecord[]): PackedOutputs {
   const packer = new OutputPacker();
-  for (const r of records as readonly OutputRecord[]) packer.push(r);
+  for (const r of records) packer.push(r);
   return packer.take();
 }
 

@@ -32,7 +32,7 @@ import {
   type ToWorker,
   type WorkerData,
   detachRecord,
-  packOutputs,
+  OutputPacker,
   withRecords,
 } from './worker-protocol.ts';
 
@@ -206,6 +206,8 @@ class WorkerTasks {
     const plan = this.planOf(m);
     const state = plan.newTaskState(m.partition, m.watermarkMs);
     state.keyNames = m.keyNames;
+    // Output records are written into the buffers they cross threads in as they are made (worker-protocol.ts).
+    state.outputs = new OutputPacker();
     const task: WorkerTask = {
       plan,
       state,
@@ -336,12 +338,14 @@ class WorkerTasks {
   private drain(m: Extract<ToWorker, { t: 'drain' }>): void {
     const task = this.tasks.get(m.task);
     if (task === undefined || task.failed) return;
+    const packer = task.state.outputs as OutputPacker;
     const d = takeDrained(task.state);
+    task.state.outputs = packer;
+    const outputs = packer.take();
     const offset = task.read.offset;
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
-    const outputs = packOutputs(d.outputs);
     this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), outputs, offset });
   }
 
