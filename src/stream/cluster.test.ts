@@ -81,11 +81,14 @@ class MemoryLeases implements TaskLeases {
   }
 }
 
-test('a task whose opening fails (the store out of reach) gives its lease back and is opened again by a later tick', async (t) => {
+/** A one-process cluster over MemoryLeases whose candidates open with `open(id)`; it stops when `t` ends. */
+async function startCluster(
+  t: { after(fn: () => Promise<void>): void },
+  ids: string[],
+  open: (id: string) => Promise<void>,
+): Promise<{ leases: MemoryLeases; started: string[]; cluster: Cluster }> {
   const leases = new MemoryLeases();
   const started: string[] = [];
-  let failures = 1;
-  const task = 'view:v:1:sales:0';
   const cluster = new Cluster(
     {
       leases,
@@ -95,15 +98,14 @@ test('a task whose opening fails (the store out of reach) gives its lease back a
     {
       log: null as unknown as Log,
       logger: { info() {}, warn() {} },
-      candidates: async () => [
-        {
-          id: task,
+      candidates: async () =>
+        ids.map((id) => ({
+          id,
           open: async () => {
-            if (failures-- > 0) throw new KappaError('KAPPA_STORE_UNAVAILABLE', 'the store is out of reach');
-            return { id: task } as unknown as Task;
+            await open(id);
+            return { id } as unknown as Task;
           },
-        },
-      ],
+        })),
       start: (opened) => started.push((opened as unknown as { id: string }).id),
       handOver: async () => {},
       drop: async () => {},
@@ -114,12 +116,38 @@ test('a task whose opening fails (the store out of reach) gives its lease back a
   await cluster.join();
   cluster.start();
   t.after(() => cluster.stop(false));
+  return { leases, started, cluster };
+}
+
+async function until(done: () => boolean): Promise<void> {
   const deadline = Date.now() + 5000;
-  while (started.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+const unreachable = (): KappaError => new KappaError('KAPPA_STORE_UNAVAILABLE', 'the store is out of reach');
+
+test('a task whose opening fails (the store out of reach) gives its lease back and is opened again by a later tick', async (t) => {
+  const task = 'view:v:1:sales:0';
+  let failures = 1;
+  const { leases, started, cluster } = await startCluster(t, [task], async () => {
+    if (failures-- > 0) throw unreachable();
+  });
+  await until(() => started.length > 0);
   assert.deepEqual(started, [task], 'opened on a later tick');
   assert.equal(leases.owners.get(task)?.owner, 'm1');
   assert.deepEqual(
     cluster.fences.map((f) => f.task),
     [task],
   );
+});
+
+test('a task that keeps failing to open does not keep the others from opening', async (t) => {
+  const ids = ['view:v:1:sales:0', 'view:v:1:sales:1', 'view:v:1:sales:2'];
+  const { leases, started } = await startCluster(t, ids, async (id) => {
+    if (id === ids[0]) throw unreachable();
+  });
+  await until(() => started.length === 2);
+  await new Promise((r) => setTimeout(r, 100)); // a few more ticks
+  assert.deepEqual(started.sort(), ids.slice(1));
+  assert.equal(leases.owners.has(ids[0]), false, 'the failing task holds no lease between tries');
 });

@@ -234,22 +234,37 @@ export class Cluster {
         await this.giveUp(id, h, false); // its version stopped here: nothing to flush
       else if (!mine.has(id)) await this.giveUp(id, h, true);
     }
+    // A task that fails to open does not keep the others from opening; the first failure ends the tick after them.
+    const failures: unknown[] = [];
     for (const [id, c] of mine) {
       if (this.held.has(id) || this.stopped) continue;
       const epoch = await this.opts.leases.acquire(id, this.opts.member.id, this.sessionTimeoutMs);
       if (epoch === null) continue; // its owner still holds it; it hands it over and releases it
-      const h: Held = { fence: { task: id, epoch }, task: null, stop: new AbortController() };
-      this.held.set(id, h);
-      try {
-        h.task = await c.open(h.fence, h.stop.signal);
-      } catch (err) {
-        // Opening reads the store and the log, either of which may be out of reach. Held with no
-        // task, the lease would be renewed by every heartbeat while the partition ran nowhere.
-        await this.abandon(id, h);
-        throw err;
-      }
-      this.deps.start(h.task);
+      await this.take(id, c, epoch).catch((err: unknown) => failures.push(err));
     }
+    if (failures.length > 0) throw failures[0];
+  }
+
+  /** Opens and starts a task whose lease this process just took at `epoch`. */
+  private async take(id: TaskId, c: Candidate, epoch: number): Promise<void> {
+    const h: Held = { fence: { task: id, epoch }, task: null, stop: new AbortController() };
+    this.held.set(id, h);
+    let task: Task;
+    try {
+      task = await c.open(h.fence, h.stop.signal);
+    } catch (err) {
+      // Opening reads the store and the log, either of which may be out of reach. Held with no
+      // task, the lease would be renewed by every heartbeat while the partition ran nowhere.
+      await this.abandon(id, h);
+      throw err;
+    }
+    if (this.held.get(id) !== h) {
+      // Its lease was lost (the heartbeat) or given up while it opened: it must not run here.
+      await this.deps.drop(task);
+      return;
+    }
+    h.task = task;
+    this.deps.start(task);
   }
 
   /** Stops a task this process holds: flushed (fenced) when `flush`, then its lease released. */
