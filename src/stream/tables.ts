@@ -30,7 +30,7 @@
  * that can match it has been read, live and in a replay alike.
  */
 import { createHash } from 'node:crypto';
-import { KappaError } from '../errors.ts';
+import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, LogRecord } from '../log/index.ts';
 import type { StoredTable, TableStateChange } from '../view/index.ts';
 import type { KeyValue, TopicDef } from './dsl.ts';
@@ -447,7 +447,10 @@ export class SharedTable {
         value = await this.decodeValue(r.value);
         if (this.def.topic.time !== null) time = this.def.topic.time(value);
         if (this.def.key !== null) key = this.def.key(value);
-      } catch {
+      } catch (err) {
+        // A log out of reach (reading a schema from the registry) is no fault of the record: the
+        // read stops here and starts again at this record (readOnce moves the offset record by record).
+        if (isKappaError(err, 'KAPPA_LOG_UNAVAILABLE')) throw err;
         return; // a record the table topic's schema refuses changes nothing (it went to the topic's .dlq when written over HTTP)
       }
     }
