@@ -141,7 +141,7 @@ function sizeRecord(r: EncodableRecord, i: number, baseTimestamp: number, lens: 
 }
 
 /** The fixed header of a batch of `count` records; the CRC is written last, over everything after it. */
-function writeHeader(
+export function writeHeader(
   buf: Buffer,
   opts: BatchOptions,
   count: number,

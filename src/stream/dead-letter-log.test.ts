@@ -11,6 +11,7 @@ import { Flusher } from './flush.ts';
 import type { DeadLetter } from './task-plan.ts';
 import type { Task } from './task-loop.ts';
 import type { Drained } from './task-runner.ts';
+import { packOutputs } from './worker-protocol.ts';
 
 function outputTask(topic: string, dead: () => DeadLetter[]): Task {
   let offset = 0;
@@ -27,7 +28,7 @@ function outputTask(topic: string, dead: () => DeadLetter[]): Task {
       drain: async (): Promise<Drained> => {
         const deadLetters = dead();
         offset += deadLetters.length;
-        return { rows: [], deadLetters, late: [], outputs: [], watermarkMs: 0, keyNames: null, offset };
+        return { rows: [], deadLetters, late: [], outputs: packOutputs([]), watermarkMs: 0, keyNames: null, offset };
       },
     },
   } as unknown as Task;

@@ -6,6 +6,7 @@ import { ChangeFeed } from './change-feed.ts';
 import { Flusher } from './flush.ts';
 import type { Task } from './task-loop.ts';
 import type { Drained } from './task-runner.ts';
+import { packOutputs } from './worker-protocol.ts';
 
 const logger = { info() {}, warn() {} };
 
@@ -27,7 +28,7 @@ test('a flush whose drain covers less than the last checkpoint stops with an inv
     rows: [],
     deadLetters: [],
     late: [],
-    outputs: [],
+    outputs: packOutputs([]),
     watermarkMs: 0,
     keyNames: null,
     offset: 5,

@@ -17,13 +17,14 @@
 import { createHash } from 'node:crypto';
 import { assertNotBackwards } from '../assert.ts';
 import { isKappaError } from '../errors.ts';
-import { type EncodableRecord, type Log, type Logger, SEQUENCE_MODULUS } from '../log/index.ts';
+import { type Log, type Logger, SEQUENCE_MODULUS, encodePackedBatch } from '../log/index.ts';
 import type { Checkpoint, ControlStore, RowDelta, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
 import type { OutputProducer, Task } from './task-loop.ts';
 import type { Drained } from './task-runner.ts';
+import { packedRecords, recordsByPartition } from './worker-protocol.ts';
 import type { ViewGroup } from './versions.ts';
 
 /** Records per append when an output task writes its derived topic. */
@@ -142,31 +143,28 @@ export class Flusher {
     const { log } = this.opts;
     await this.appendSideOutputs(task, drained.deadLetters, drained.late);
     const target = producer.plan.output.target.name;
-    const byPartition = new Map<number, EncodableRecord[]>();
-    for (const r of drained.outputs) {
-      let records = byPartition.get(r.partition);
-      if (records === undefined) byPartition.set(r.partition, (records = []));
-      // Key and value as they are (strings, or UTF-8 bytes from a worker thread): the batch encoder takes either.
-      records.push({ key: r.key, value: r.value, headers: null, timestamp: r.timestamp });
-    }
     const sequences = producer.sequences.slice();
-    await Promise.all(
-      [...byPartition].map(async ([q, records]) => {
-        for (let i = 0; i < records.length; i += OUTPUT_BATCH_RECORDS) {
-          const chunk = records.slice(i, i + OUTPUT_BATCH_RECORDS);
-          // Sent again as it was when the log cannot be reached: the same producer and sequence, so
-          // whatever of it the log already has is dropped.
-          await this.whileLocked(task, () =>
-            log.appendBatch(target, q, chunk, {
+    const packed = drained.outputs;
+    if (packed.partitions.length > 0) {
+      const records = packedRecords(packed);
+      await Promise.all(
+        [...recordsByPartition(packed)].map(async ([q, indices]) => {
+          for (let i = 0; i < indices.length; i += OUTPUT_BATCH_RECORDS) {
+            const to = Math.min(indices.length, i + OUTPUT_BATCH_RECORDS);
+            const batch = encodePackedBatch(records, indices, i, to, {
+              baseOffset: 0,
               producerId: producer.id,
               producerEpoch: 0,
               baseSequence: sequences[q],
-            }),
-          );
-          sequences[q] = (sequences[q] + chunk.length) % SEQUENCE_MODULUS;
-        }
-      }),
-    );
+            });
+            // Sent again as it was when the log cannot be reached: the same producer and sequence, so
+            // whatever of it the log already has is dropped.
+            await this.whileLocked(task, () => log.appendEncoded(target, q, batch));
+            sequences[q] = (sequences[q] + (to - i)) % SEQUENCE_MODULUS;
+          }
+        }),
+      );
+    }
     if (offset !== task.committedOffset) {
       // An output that rebuilds from the start saves its checkpoint too (for `kappa lag`), once past
       // where the last run's had reached; it never restarts from it.

@@ -15,6 +15,7 @@ import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
 import { TaskTables } from './tables.ts';
+import { OutputPacker, type PackedOutputs, packOutputs } from './worker-protocol.ts';
 
 export interface TaskOpen {
   /** The task's index in the engine; the pool assigns task i to worker i % N. */
@@ -32,8 +33,8 @@ export interface Drained {
   rows: DirtyRow[];
   deadLetters: DeadLetter[];
   late: LateEvent[];
-  /** Records for an output task's derived topic, in order. */
-  outputs: OutputRecord[];
+  /** Records for an output task's derived topic, in order, packed (worker-protocol.ts). */
+  outputs: PackedOutputs;
   watermarkMs: number;
   keyNames: string[] | null;
   /** With a worker that reads for itself: the offset the drain covers (every record before it). */
@@ -80,6 +81,8 @@ export class InThreadRunner implements TaskRunner {
 
   open(task: TaskOpen): void {
     const state = task.plan.newTaskState(task.partition, task.watermarkMs);
+    // Output records are packed as they are made, as on a worker thread (worker-protocol.ts).
+    state.outputs = new OutputPacker();
     state.keyNames = task.keyNames;
     state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
     state.tables =
@@ -162,20 +165,30 @@ export function pendingOf(state: TaskState): number {
   return state.dirty.size + state.outputs.length;
 }
 
+/**
+ * The output records of `state`, packed: a task's OutputPacker (which its runner sets, and which
+ * stays the task's) starts over; records pushed to an array (a state made elsewhere, as in tests)
+ * are packed and the array replaced.
+ */
+function takeOutputs(state: TaskState): PackedOutputs {
+  if (state.outputs instanceof OutputPacker) return state.outputs.take();
+  const packed = packOutputs(state.outputs as OutputRecord[]);
+  state.outputs = [];
+  return packed;
+}
+
 /** Moves what `state` folded since the last drain out of it, leaving it with no rows. */
 export function takeDrained(state: TaskState): Drained {
   const drained: Drained = {
     rows: state.dirty.values(),
     deadLetters: state.deadLetters,
     late: state.late,
-    // An array, except on a worker thread, which takes its OutputPacker's records itself (worker.ts).
-    outputs: state.outputs as OutputRecord[],
+    outputs: takeOutputs(state),
     watermarkMs: state.watermarkMs,
     keyNames: state.keyNames,
   };
   state.dirty = new DirtyRows();
   state.deadLetters = [];
   state.late = [];
-  state.outputs = [];
   return drained;
 }

@@ -26,14 +26,7 @@ import type { StoredTable } from '../view/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
-import {
-  type FromWorker,
-  type ToWorker,
-  type WorkerData,
-  reviveRecord,
-  unpackOutputs,
-  withRecords,
-} from './worker-protocol.ts';
+import { type FromWorker, type ToWorker, type WorkerData, reviveRecord, withRecords } from './worker-protocol.ts';
 
 const ENTRY = new URL('./worker-entry.js', import.meta.url);
 
@@ -340,8 +333,8 @@ export class WorkerPool implements TaskRunner {
       if (waiter === undefined) throw new Error(`invariant: worker answered a drain of task ${task.name} nobody sent`);
       task.progress.dirtyRows = 0;
       task.progress.offset = m.offset;
-      const { t: _t, task: _task, outputs, ...drained } = m;
-      waiter.resolve({ ...withRecords(drained, reviveRecord), outputs: unpackOutputs(outputs) });
+      const { t: _t, task: _task, ...drained } = m;
+      waiter.resolve(withRecords(drained, reviveRecord));
       this.progressed(task);
     }
   }

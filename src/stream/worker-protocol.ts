@@ -20,7 +20,7 @@
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
-import type { LogDescriptor, LogRecord } from '../log/index.ts';
+import type { LogDescriptor, LogRecord, PackedRecords } from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
 import type { DeadLetter, LateEvent, OutputRecord, OutputSink } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
@@ -61,7 +61,7 @@ export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
   /** What the task folded since the last drain (task-runner.ts's `Drained`), with the offset the drain covers. */
-  | ({ t: 'drained'; task: number } & Omit<Required<Drained>, 'outputs'> & { outputs: PackedOutputs })
+  | ({ t: 'drained'; task: number } & Required<Drained>)
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
   /** Something the engine should log (a task that waits on the log, for example). */
   | { t: 'warn'; task: number; message: string };
@@ -193,24 +193,43 @@ export function packOutputs(records: readonly OutputRecord[]): PackedOutputs {
   return packer.take();
 }
 
-/** The records of `p`, their values and keys as views of its buffer. */
-export function unpackOutputs(p: PackedOutputs): OutputRecord[] {
+/** Where each record of `p` starts in its bytes: what the batch encoder reads (log's encodePackedBatch). */
+export function packedRecords(p: PackedOutputs): PackedRecords {
   const n = p.valueLengths.length;
-  const bytes = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength);
-  const out: OutputRecord[] = new Array<OutputRecord>(n);
+  const valueStarts = new Uint32Array(n);
+  const keyStarts = p.keyLengths === null ? null : new Uint32Array(n);
   let at = 0;
   for (let i = 0; i < n; i++) {
-    const end = at + p.valueLengths[i];
-    const value = bytes.subarray(at, end);
-    at = end;
-    let key: Buffer | null = null;
-    const keyLength = p.keyLengths === null ? -1 : p.keyLengths[i];
-    if (keyLength >= 0) {
-      key = bytes.subarray(at, at + keyLength);
-      at += keyLength;
-    }
-    out[i] = { partition: p.partitions[i], key, value, timestamp: p.timestamps[i] };
+    valueStarts[i] = at;
+    at += p.valueLengths[i];
+    if (keyStarts === null) continue;
+    keyStarts[i] = at;
+    if (p.keyLengths![i] > 0) at += p.keyLengths![i];
   }
+  return {
+    bytes: Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength),
+    valueStarts,
+    valueLengths: p.valueLengths,
+    keyStarts,
+    keyLengths: p.keyLengths,
+    timestamps: p.timestamps,
+  };
+}
+
+/** The indices of `p`'s records by their partition, each partition's in order. */
+export function recordsByPartition(p: PackedOutputs): Map<number, Uint32Array> {
+  let top = 0;
+  for (const q of p.partitions) if (q > top) top = q;
+  const counts = new Uint32Array(top + 1);
+  for (const q of p.partitions) counts[q]++;
+  const lists = Array.from(counts, (n) => new Uint32Array(n));
+  const filled = new Uint32Array(top + 1);
+  for (let i = 0; i < p.partitions.length; i++) {
+    const q = p.partitions[i];
+    lists[q][filled[q]++] = i;
+  }
+  const out = new Map<number, Uint32Array>();
+  lists.forEach((list, q) => list.length > 0 && out.set(q, list));
   return out;
 }
 

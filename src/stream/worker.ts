@@ -338,15 +338,12 @@ class WorkerTasks {
   private drain(m: Extract<ToWorker, { t: 'drain' }>): void {
     const task = this.tasks.get(m.task);
     if (task === undefined || task.failed) return;
-    const packer = task.state.outputs as OutputPacker;
     const d = takeDrained(task.state);
-    task.state.outputs = packer;
-    const outputs = packer.take();
     const offset = task.read.offset;
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
-    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), outputs, offset });
+    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), offset });
   }
 
   private close(id: number): void {
