@@ -44,7 +44,7 @@ export {
   CompressionError,
   prepareCompression,
 } from './compression.ts';
-export { encodePackedBatch, type PackedRecords } from './packed-batch.ts';
+export { BatchBuilder, type BuiltBatches, sealBatch } from './batch-builder.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

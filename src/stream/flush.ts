@@ -17,18 +17,16 @@
 import { createHash } from 'node:crypto';
 import { assertNotBackwards } from '../assert.ts';
 import { isKappaError } from '../errors.ts';
-import { type Log, type Logger, SEQUENCE_MODULUS, encodePackedBatch } from '../log/index.ts';
+import { BatchField, type Log, type Logger, SEQUENCE_MODULUS, sealBatch } from '../log/index.ts';
 import type { Checkpoint, ControlStore, RowDelta, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
 import type { OutputProducer, Task } from './task-loop.ts';
 import type { Drained } from './task-runner.ts';
-import { packedRecords, recordsByPartition } from './worker-protocol.ts';
 import type { ViewGroup } from './versions.ts';
 
 /** Records per append when an output task writes its derived topic. */
-const OUTPUT_BATCH_RECORDS = 1000;
 
 /** How long a task waits before it tries a store write again while another process holds the lock. */
 const LOCKED_RETRY_MS = 1000;
@@ -144,27 +142,21 @@ export class Flusher {
     await this.appendSideOutputs(task, drained.deadLetters, drained.late);
     const target = producer.plan.output.target.name;
     const sequences = producer.sequences.slice();
-    const packed = drained.outputs;
-    if (packed.partitions.length > 0) {
-      const records = packedRecords(packed);
-      await Promise.all(
-        [...recordsByPartition(packed)].map(async ([q, indices]) => {
-          for (let i = 0; i < indices.length; i += OUTPUT_BATCH_RECORDS) {
-            const to = Math.min(indices.length, i + OUTPUT_BATCH_RECORDS);
-            const batch = encodePackedBatch(records, indices, i, to, {
-              baseOffset: 0,
-              producerId: producer.id,
-              producerEpoch: 0,
-              baseSequence: sequences[q],
-            });
-            // Sent again as it was when the log cannot be reached: the same producer and sequence, so
-            // whatever of it the log already has is dropped.
-            await this.whileLocked(task, () => log.appendEncoded(target, q, batch));
-            sequences[q] = (sequences[q] + (to - i)) % SEQUENCE_MODULUS;
-          }
-        }),
-      );
-    }
+    await Promise.all(
+      drained.outputs.partitions.map(async ({ partition: q, batches }) => {
+        let start = 0;
+        for (const end of batches.ends) {
+          const batch = Buffer.from(batches.bytes.buffer, batches.bytes.byteOffset + start, end - start);
+          start = end;
+          const count = batch.readInt32BE(BatchField.recordCount);
+          sealBatch(batch, producer.id, 0, sequences[q]);
+          // Sent again as it was when the log cannot be reached: the same producer and sequence, so
+          // whatever of it the log already has is dropped.
+          await this.whileLocked(task, () => log.appendEncoded(target, q, batch));
+          sequences[q] = (sequences[q] + count) % SEQUENCE_MODULUS;
+        }
+      }),
+    );
     if (offset !== task.committedOffset) {
       // An output that rebuilds from the start saves its checkpoint too (for `kappa lag`), once past
       // where the last run's had reached; it never restarts from it.

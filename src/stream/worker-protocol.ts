@@ -20,7 +20,7 @@
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
-import type { LogDescriptor, LogRecord, PackedRecords } from '../log/index.ts';
+import { BatchBuilder, type BuiltBatches, type LogDescriptor, type LogRecord } from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
 import type { DeadLetter, LateEvent, OutputRecord, OutputSink } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
@@ -81,108 +81,52 @@ export function withRecords<T extends { deadLetters: DeadLetter[]; late: LateEve
   };
 }
 
+/** Records per batch of an output's derived topic (the flush appends each as one batch). */
+export const OUTPUT_BATCH_RECORDS = 1000;
+
 /**
- * An output task's records as they cross from a worker thread to the engine's: every value (and
- * its key when not null) as UTF-8 in one buffer, with their byte lengths and the records'
- * partitions and timestamps in typed arrays, which structured clone copies in a few memcpys.
+ * An output task's records as they cross from a worker thread to the engine's thread: per target
+ * partition, RecordBatch v2 batches of up to OUTPUT_BATCH_RECORDS records, built as the records
+ * were made (log's BatchBuilder), which structured clone copies in a few memcpys. The flush only
+ * seals each (producer fields and CRC) and appends it (flush.ts).
  *
- * A worker writes each record into these buffers as it is made (`OutputPacker`), instead of
- * keeping records as objects until the drain: held for a whole flush interval, they survived the
- * young generation's collections and were copied by each (Nexmark q0: 9.2M records, a quarter of a
- * worker's time in the collector). The engine's thread gets the values as views of the buffer,
- * which the batch encoder copies as they are.
+ * Built as they are made rather than kept as objects until the drain: held for a whole flush
+ * interval, objects and strings survived the young generation's collections and were copied by
+ * each (Nexmark q0: 9.2M records, a quarter of a worker's time in the collector), and encoding
+ * them on the engine's thread cost it an object, a copy and a call per record.
  */
 export interface PackedOutputs {
-  bytes: Uint8Array;
-  valueLengths: Uint32Array;
-  /** -1 for a null key; null when every key is null. */
-  keyLengths: Int32Array | null;
-  partitions: Int32Array;
-  timestamps: Float64Array;
+  records: number;
+  partitions: { partition: number; batches: BuiltBatches }[];
 }
-
-const PACKED_RECORDS_MIN = 1024;
-
-/** Node's Buffer has this method (what `write` calls for 'utf8'), though its types do not name it. */
-interface Utf8Writer {
-  utf8Write(s: string, offset: number): number;
-}
-const PACKED_BYTES_MIN = 64 * 1024;
 
 /**
- * Output records written into PackedOutputs' buffers as they are pushed: a worker task's
- * `state.outputs` (task-plan.ts). Its buffers are made at the first push and reused after each take.
+ * Output records written into batches as they are pushed: a task's `state.outputs` (set by its
+ * runner). Its buffers are made at the first push and reused after each take.
  */
 export class OutputPacker implements OutputSink {
-  private bytes = new Uint8Array(0);
-  private view = Buffer.alloc(0);
-  private used = 0;
+  private readonly builders = new Map<number, BatchBuilder>();
   private n = 0;
-  private valueLengths = new Uint32Array(0);
-  private keyLengths: Int32Array | null = null;
-  private partitions = new Int32Array(0);
-  private timestamps = new Float64Array(0);
 
   get length(): number {
     return this.n;
   }
 
   push(r: OutputRecord): void {
-    if (this.n === this.partitions.length) this.growRecords(Math.max(PACKED_RECORDS_MIN, this.n * 2));
-    const i = this.n++;
-    this.partitions[i] = r.partition;
-    this.timestamps[i] = r.timestamp;
-    this.valueLengths[i] = this.write(r.value);
-    if (r.key === null) return;
-    if (this.keyLengths === null) this.keyLengths = new Int32Array(this.partitions.length).fill(-1);
-    this.keyLengths[i] = this.write(r.key);
+    let builder = this.builders.get(r.partition);
+    if (builder === undefined) this.builders.set(r.partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS)));
+    builder.push(r.key, r.value, r.timestamp);
+    this.n++;
   }
 
   /** A copy of the records pushed since the last take; the packer starts over (keeping its buffers). */
   take(): PackedOutputs {
-    const n = this.n;
-    const packed: PackedOutputs = {
-      bytes: this.bytes.slice(0, this.used),
-      valueLengths: this.valueLengths.slice(0, n),
-      keyLengths: this.keyLengths === null ? null : this.keyLengths.slice(0, n),
-      partitions: this.partitions.slice(0, n),
-      timestamps: this.timestamps.slice(0, n),
-    };
-    this.used = 0;
+    const partitions: PackedOutputs['partitions'] = [];
+    for (const [partition, builder] of this.builders)
+      if (builder.length > 0) partitions.push({ partition, batches: builder.take() });
+    const records = this.n;
     this.n = 0;
-    this.keyLengths = null;
-    return packed;
-  }
-
-  /** Writes `s` (as UTF-8 when a string) after what is there; returns its byte length. */
-  private write(s: string | Buffer): number {
-    // At most 3 bytes per UTF-16 code unit.
-    const most = typeof s === 'string' ? s.length * 3 : s.length;
-    if (this.used + most > this.bytes.length) {
-      const bigger = new Uint8Array(Math.max(PACKED_BYTES_MIN, this.bytes.length * 2, this.used + most));
-      bigger.set(this.bytes.subarray(0, this.used));
-      this.bytes = bigger;
-      this.view = Buffer.from(bigger.buffer);
-    }
-    let written = s.length;
-    // Buffer's own UTF-8 writer, without `write`'s argument handling (a twentieth of a q0 worker).
-    if (typeof s === 'string') written = (this.view as unknown as Utf8Writer).utf8Write(s, this.used);
-    else this.bytes.set(s, this.used);
-    this.used += written;
-    return written;
-  }
-
-  /** Record arrays of `capacity`, holding the records so far. */
-  private growRecords(capacity: number): void {
-    const n = this.n;
-    const grown = <T extends Uint32Array | Int32Array | Float64Array>(a: T, b: T): T => {
-      b.set(a.subarray(0, n) as never);
-      return b;
-    };
-    this.valueLengths = grown(this.valueLengths, new Uint32Array(capacity));
-    this.partitions = grown(this.partitions, new Int32Array(capacity));
-    this.timestamps = grown(this.timestamps, new Float64Array(capacity));
-    if (this.keyLengths !== null) this.keyLengths = grown(this.keyLengths, new Int32Array(capacity).fill(-1));
+    return { records, partitions };
   }
 }
 
@@ -191,46 +135,6 @@ export function packOutputs(records: readonly OutputRecord[]): PackedOutputs {
   const packer = new OutputPacker();
   for (const r of records) packer.push(r);
   return packer.take();
-}
-
-/** Where each record of `p` starts in its bytes: what the batch encoder reads (log's encodePackedBatch). */
-export function packedRecords(p: PackedOutputs): PackedRecords {
-  const n = p.valueLengths.length;
-  const valueStarts = new Uint32Array(n);
-  const keyStarts = p.keyLengths === null ? null : new Uint32Array(n);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    valueStarts[i] = at;
-    at += p.valueLengths[i];
-    if (keyStarts === null) continue;
-    keyStarts[i] = at;
-    if (p.keyLengths![i] > 0) at += p.keyLengths![i];
-  }
-  return {
-    bytes: Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength),
-    valueStarts,
-    valueLengths: p.valueLengths,
-    keyStarts,
-    keyLengths: p.keyLengths,
-    timestamps: p.timestamps,
-  };
-}
-
-/** The indices of `p`'s records by their partition, each partition's in order. */
-export function recordsByPartition(p: PackedOutputs): Map<number, Uint32Array> {
-  let top = 0;
-  for (const q of p.partitions) if (q > top) top = q;
-  const counts = new Uint32Array(top + 1);
-  for (const q of p.partitions) counts[q]++;
-  const lists = Array.from(counts, (n) => new Uint32Array(n));
-  const filled = new Uint32Array(top + 1);
-  for (let i = 0; i < p.partitions.length; i++) {
-    const q = p.partitions[i];
-    lists[q][filled[q]++] = i;
-  }
-  const out = new Map<number, Uint32Array>();
-  lists.forEach((list, q) => list.length > 0 && out.set(q, list));
-  return out;
 }
 
 /** A copy of `record` whose byte fields own exactly their bytes (structured clone copies a view's whole buffer). */

@@ -1,0 +1,149 @@
+/**
+ * RecordBatch v2 built record by record as records are made (an output pipeline's records, on the
+ * thread that makes them: stream/worker-protocol.ts), so that no object is kept per record and the
+ * thread that appends them copies nothing: it only seals each batch (`sealBatch`: the producer's id,
+ * epoch and sequence, known where the batch is appended, and the CRC) and appends it as it is.
+ * Sealed, a batch is byte for byte what `encodeBatch` makes of the same records (no headers;
+ * attributes 0), which src/log/batch-builder.test.ts checks.
+ *
+ * A record's length, and its key's and value's, precede their bytes, and a string's UTF-8 length is
+ * known only once written: each is written where the length's varint is expected to end (the same
+ * size as the last record's, or the string's UTF-16 length), and moved in the rare case it was not.
+ */
+import { crc32c } from '@node-rs/crc32';
+import { BATCH_HEADER_BYTES, BatchField, CRC_START, varintSize, writeInt64, writeVarint } from './format/index.ts';
+import { writeHeader } from './record-batch.ts';
+
+/** Node's Buffer has this method (what `write` calls for 'utf8'), though its types do not name it. */
+interface Utf8Writer {
+  utf8Write(s: string, offset: number): number;
+}
+
+const BYTES_MIN = 64 * 1024;
+/** Most bytes a record's fixed fields take: length, attributes, timestamp delta, offset delta, two lengths, headers. */
+const RECORD_FIXED_MAX = 5 + 1 + 10 + 5 + 5 + 5 + 1;
+
+export interface BuiltBatches {
+  /** The batches, one after the other. */
+  bytes: Uint8Array;
+  /** Where each batch ends in `bytes`. */
+  ends: Uint32Array;
+  /** Records in all of them. */
+  records: number;
+}
+
+export class BatchBuilder {
+  private bytes = Buffer.alloc(0);
+  private used = 0;
+  private ends: number[] = [];
+  /** Where the open batch starts, or -1. */
+  private open = -1;
+  private inBatch = 0;
+  private baseTimestamp = 0;
+  private maxTimestamp = 0;
+  private records = 0;
+  private lengthGuess = 1;
+
+  constructor(private readonly batchRecords: number) {}
+
+  get length(): number {
+    return this.records;
+  }
+
+  push(key: string | Buffer | null, value: string | Buffer, timestamp: number): void {
+    if (this.open < 0 || this.inBatch === this.batchRecords) this.startBatch(timestamp);
+    const most = RECORD_FIXED_MAX + bytesAtMost(key) + bytesAtMost(value);
+    if (this.used + most > this.bytes.length) this.grow(this.used + most);
+    const buf = this.bytes;
+    const start = this.used;
+    const guess = this.lengthGuess;
+    let pos = start + guess;
+    buf[pos++] = 0; // attributes
+    pos = writeVarint(buf, pos, timestamp - this.baseTimestamp);
+    pos = writeVarint(buf, pos, this.inBatch);
+    pos = key === null ? writeVarint(buf, pos, -1) : this.writeBytes(pos, key);
+    pos = this.writeBytes(pos, value);
+    buf[pos++] = 0; // no headers
+    const size = pos - start - guess;
+    const sizeBytes = varintSize(size);
+    if (sizeBytes !== guess) {
+      buf.copyWithin(start + sizeBytes, start + guess, pos);
+      pos += sizeBytes - guess;
+      this.lengthGuess = sizeBytes;
+    }
+    writeVarint(buf, start, size);
+    this.used = pos;
+    if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
+    this.inBatch++;
+    this.records++;
+  }
+
+  /** The batches built since the last take (unsealed), copied; the builder starts over with its buffer. */
+  take(): BuiltBatches {
+    this.closeBatch();
+    const built = {
+      bytes: new Uint8Array(this.bytes.subarray(0, this.used)),
+      ends: Uint32Array.from(this.ends),
+      records: this.records,
+    };
+    this.used = 0;
+    this.ends = [];
+    this.records = 0;
+    return built;
+  }
+
+  /** Writes `s` (as UTF-8 when a string) with its length before it; returns the position after it. */
+  private writeBytes(pos: number, s: string | Buffer): number {
+    const buf = this.bytes;
+    if (typeof s !== 'string') {
+      pos = writeVarint(buf, pos, s.length);
+      buf.set(s, pos);
+      return pos + s.length;
+    }
+    const guess = varintSize(s.length);
+    const written = (buf as unknown as Utf8Writer).utf8Write(s, pos + guess);
+    const actual = varintSize(written);
+    if (actual !== guess) buf.copyWithin(pos + actual, pos + guess, pos + guess + written);
+    writeVarint(buf, pos, written);
+    return pos + actual + written;
+  }
+
+  private startBatch(timestamp: number): void {
+    this.closeBatch();
+    if (this.used + BATCH_HEADER_BYTES > this.bytes.length) this.grow(this.used + BATCH_HEADER_BYTES);
+    this.open = this.used;
+    this.used += BATCH_HEADER_BYTES;
+    this.inBatch = 0;
+    this.baseTimestamp = timestamp;
+    this.maxTimestamp = timestamp;
+  }
+
+  private closeBatch(): void {
+    if (this.open < 0) return;
+    const batch = this.bytes.subarray(this.open, this.used);
+    writeHeader(batch, { baseOffset: 0 }, this.inBatch, this.baseTimestamp, this.maxTimestamp);
+    this.ends.push(this.used);
+    this.open = -1;
+  }
+
+  private grow(atLeast: number): void {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(BYTES_MIN, this.bytes.length * 2, atLeast));
+    this.bytes.copy(bigger, 0, 0, this.used);
+    this.bytes = bigger;
+  }
+}
+
+/** Most bytes `s` and its length take. */
+function bytesAtMost(s: string | Buffer | null): number {
+  if (s === null) return 0;
+  // At most 3 UTF-8 bytes per UTF-16 code unit.
+  return typeof s === 'string' ? s.length * 3 : s.length;
+}
+
+/** Sets a built batch's producer id, epoch and base sequence, then its CRC: it is then ready to append. */
+export function sealBatch(batch: Buffer, producerId: number, producerEpoch: number, baseSequence: number): void {
+  writeInt64(batch, BatchField.producerId, producerId);
+  batch.writeInt16BE(producerEpoch, BatchField.producerEpoch);
+  batch.writeInt32BE(baseSequence, BatchField.baseSequence);
+  batch.writeUInt32BE(crc32c(batch.subarray(CRC_START)), BatchField.crc);
+}
