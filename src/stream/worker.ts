@@ -82,7 +82,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   const port = parentPort;
   if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
   const data = workerData as WorkerData;
-  const post = (message: FromWorker): void => port.postMessage(message);
+  const post = (message: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(message, transfer);
 
   let app: AppDef;
   try {
@@ -163,7 +163,7 @@ class WorkerTasks {
   constructor(
     private readonly app: AppDef,
     private readonly log: ThreadLog,
-    private readonly post: (message: FromWorker) => void,
+    private readonly post: (message: FromWorker, transfer?: ArrayBuffer[]) => void,
     private readonly checkFingerprints: boolean,
   ) {}
 
@@ -343,7 +343,11 @@ class WorkerTasks {
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive
     // (a function, a class instance's methods); the caller reports it as the task's failure.
-    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), offset });
+    // The output batches are the drain's own copies: moved to the engine's thread, not copied again.
+    const transfer = d.outputs.partitions.flatMap(
+      (p) => [p.batches.bytes.buffer, p.batches.ends.buffer] as ArrayBuffer[],
+    );
+    this.post({ t: 'drained', task: m.task, ...withRecords(d, detachRecord), offset }, transfer);
   }
 
   private close(id: number): void {
