@@ -1,7 +1,8 @@
 /**
  * BatchBuilder against encodeBatch: sealed, each built batch is byte for byte the batch encodeBatch
  * makes of the same records (keys null, empty and non-ASCII; values empty, short and long enough to
- * need a longer length; strings and bytes; timestamps out of order), cut every `batchRecords`.
+ * need a longer length; strings, and bytes given as part of a larger buffer; timestamps out of order),
+ * cut every `batchRecords`.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,13 +16,21 @@ test('built and sealed, the batches are byte for byte those encodeBatch makes of
       i % 50 === 0
         ? ''
         : i % 7 === 0
-          ? Buffer.from(JSON.stringify({ i }))
+          ? Buffer.from(JSON.stringify({ i, pad: 'y'.repeat(i % 400) }))
           : JSON.stringify({ i, s: '日本🎉'.repeat(i % 5), pad: 'x'.repeat((i * 37) % 300) }),
     headers: null,
     timestamp: 1_700_000_000_000 + ((i * 7919) % 5000) - 2500,
   }));
   const builder = new BatchBuilder(1000);
-  for (const r of records) builder.push(r.key, r.value!, r.timestamp);
+  for (const r of records) {
+    const v = r.value!;
+    if (typeof v === 'string') builder.push(r.key, v, r.timestamp);
+    else {
+      // Bytes given as a range of a larger buffer (short ones copied byte by byte, long ones natively).
+      const around = Buffer.concat([Buffer.from('<<'), v, Buffer.from('>>')]);
+      builder.push(r.key, around, r.timestamp, 2, 2 + v.length);
+    }
+  }
   assert.equal(builder.length, 2500);
   const built = builder.take();
   assert.equal(built.records, 2500);

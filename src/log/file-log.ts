@@ -29,6 +29,7 @@ import { removeDeletedTopics, removeTopicDir } from './topic-removal.ts';
 import type {
   AppendBatchResult,
   BatchOptions,
+  EncodedAppendOptions,
   Clock,
   FsyncMode,
   Log,
@@ -344,8 +345,13 @@ export class FileLog implements Log {
    * call settles. A batch whose header carries a producer id follows the idempotence rules of
    * `appendBatch`. Compressed, transactional and control batches are refused.
    */
-  async appendEncoded(topic: string, partition: number, batchBytes: Buffer): Promise<AppendBatchResult> {
-    return this.partition(topic, partition).appendEncoded(batchBytes);
+  async appendEncoded(
+    topic: string,
+    partition: number,
+    batchBytes: Buffer,
+    opts?: EncodedAppendOptions,
+  ): Promise<AppendBatchResult> {
+    return this.partition(topic, partition).appendEncoded(batchBytes, opts?.built === true);
   }
 
   async *read(topic: string, partition: number, from: number, opts: ReadOptions = {}): AsyncGenerator<RecordBatch> {

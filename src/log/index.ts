@@ -14,6 +14,7 @@ export type {
   Clock,
   Logger,
   BatchOptions,
+  EncodedAppendOptions,
   AppendBatchResult,
 } from './types.ts';
 export { openLog, type OpenLogOptions } from './open.ts';

@@ -149,9 +149,10 @@ export class Partition {
    * compressed, byte for byte. A codec this installation cannot decode (or 5-7, which Kafka does
    * not define) is refused with KAPPA_UNSUPPORTED_COMPRESSION, so no batch is stored unreadable.
    */
-  appendEncoded(batch: Buffer): Promise<AppendBatchResult> {
+  appendEncoded(batch: Buffer, built = false): Promise<AppendBatchResult> {
     this.checkWritable();
-    this.checkEncoded(batch);
+    // A batch this process built and sealed (Log.appendEncoded's `built`) is whole by construction.
+    if (!built) this.checkEncoded(batch);
     const count = batch.readInt32BE(BatchField.recordCount);
     this.checkBatchSize(batch.length, count);
     const producerId = readInt64(batch, BatchField.producerId);

@@ -94,6 +94,12 @@ export interface Logger {
  * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
  * (0..2^31-1, the sequence of the batch's first record) are required.
  */
+/** How `appendEncoded` takes a batch. */
+export interface EncodedAppendOptions {
+  /** Made in this process by BatchBuilder and sealBatch: not checked again (a Kafka log ignores it). */
+  built?: boolean;
+}
+
 export interface BatchOptions {
   producerId?: number;
   producerEpoch?: number;
@@ -182,9 +188,15 @@ export interface Log {
    * (gzip, snappy, lz4, zstd) are checked in their decoded form and stored as sent; a codec the
    * log cannot decode (or 5-7) is refused with KAPPA_UNSUPPORTED_COMPRESSION, one that inflates
    * past the topic's batch limit with KAPPA_RECORD_TOO_LARGE. The log owns `batchBytes` until the
-   * call settles.
+   * call settles. `opts.built`: the batch was made in this process by BatchBuilder and sealBatch
+   * (an output pipeline's records), so its CRC and records are not checked again.
    */
-  appendEncoded(topic: string, partition: number, batchBytes: Buffer): Promise<AppendBatchResult>;
+  appendEncoded(
+    topic: string,
+    partition: number,
+    batchBytes: Buffer,
+    opts?: EncodedAppendOptions,
+  ): Promise<AppendBatchResult>;
   /**
    * Batches of `partition` starting with the one that holds offset `from`. The first batch may
    * begin before `from`: use `batch.records(from)` to skip the earlier records.

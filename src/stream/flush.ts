@@ -17,7 +17,14 @@
 import { createHash } from 'node:crypto';
 import { assertNotBackwards } from '../assert.ts';
 import { isKappaError } from '../errors.ts';
-import { BatchField, type Log, type Logger, SEQUENCE_MODULUS, sealBatch } from '../log/index.ts';
+import {
+  BatchField,
+  type EncodedAppendOptions,
+  type Log,
+  type Logger,
+  SEQUENCE_MODULUS,
+  sealBatch,
+} from '../log/index.ts';
 import type { Checkpoint, ControlStore, RowDelta, ViewStore, ViewVersionInfo } from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
@@ -30,6 +37,8 @@ import type { ViewGroup } from './versions.ts';
 
 /** How long a task waits before it tries a store write again while another process holds the lock. */
 const LOCKED_RETRY_MS = 1000;
+/** The output batches a flush appends were built and sealed on this process's threads. */
+const BUILT: EncodedAppendOptions = { built: true };
 
 export interface FlusherOptions {
   log: Log;
@@ -152,7 +161,7 @@ export class Flusher {
           sealBatch(batch, producer.id, 0, sequences[q]);
           // Sent again as it was when the log cannot be reached: the same producer and sequence, so
           // whatever of it the log already has is dropped.
-          await this.whileLocked(task, () => log.appendEncoded(target, q, batch));
+          await this.whileLocked(task, () => log.appendEncoded(target, q, batch, BUILT));
           sequences[q] = (sequences[q] + count) % SEQUENCE_MODULUS;
         }
       }),

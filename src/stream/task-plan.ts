@@ -8,6 +8,7 @@
 import type { LogRecord } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
+import type { JsonBytes } from './json-bytes.ts';
 import type { SchemaCatalog } from './topic-schemas.ts';
 import type { TableDef, TaskTables } from './tables.ts';
 
@@ -46,9 +47,12 @@ export interface LateEvent {
 /** A value bound for a derived topic (`Stream.to`), encoded. */
 export interface OutputRecord {
   partition: number;
-  /** Strings as made; bytes (UTF-8) once they crossed from a worker thread (worker-protocol.ts). */
   key: string | Buffer | null;
-  value: string | Buffer;
+  /**
+   * JSON: a string, or bytes an output plan's JsonWriter wrote (valid only until the plan's next
+   * record: a sink copies them when pushed; json-bytes.ts).
+   */
+  value: string | Buffer | JsonBytes;
   timestamp: number;
 }
 

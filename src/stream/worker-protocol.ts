@@ -115,7 +115,9 @@ export class OutputPacker implements OutputSink {
   push(r: OutputRecord): void {
     let builder = this.builders.get(r.partition);
     if (builder === undefined) this.builders.set(r.partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS)));
-    builder.push(r.key, r.value, r.timestamp);
+    const v = r.value;
+    if (typeof v === 'string' || v instanceof Uint8Array) builder.push(r.key, v, r.timestamp);
+    else builder.push(r.key, v.bytes, r.timestamp, v.start, v.end);
     this.n++;
   }
 
