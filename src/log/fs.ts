@@ -30,6 +30,32 @@ export type LogFs = Pick<
 
 export const defaultFs: LogFs = nodeFs;
 
+/**
+ * Node's `fs` with reads done at once (readSync) and their callbacks called at once: for a thread
+ * that only reads and processes one batch after another (an engine worker thread), a read from the
+ * page cache costs less than its round trip through libuv's thread pool (Nexmark q0: +4% events per
+ * core). A read that must wait for the disk holds the thread, which had nothing else to do.
+ */
+export const syncReadFs: LogFs = {
+  ...nodeFs,
+  read: ((
+    fd: number,
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (err: NodeJS.ErrnoException | null, n: number) => void,
+  ): void => {
+    let n: number;
+    try {
+      n = nodeFs.readSync(fd, buf, offset, length, position);
+    } catch (err) {
+      return callback(err as NodeJS.ErrnoException, 0);
+    }
+    callback(null, n);
+  }) as LogFs['read'],
+};
+
 /** fsync a directory so that a create, rename or unlink inside it survives a power loss. */
 export function fsyncDir(fs: LogFs, dir: string): void {
   const fd = fs.openSync(dir, 'r');

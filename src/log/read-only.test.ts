@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { FileLog } from './file-log.ts';
 import type { LogRecord } from './record-batch.ts';
+import { readAsync, syncReadFs } from './fs.ts';
 import { manualClock, openTestLog, readRecords, segmentFiles, tempDir } from './test-helpers.ts';
 
 const T0 = 1_700_000_000_000;
@@ -228,5 +229,45 @@ describe('read-only open of a damaged partition', () => {
     } finally {
       tmp.cleanup();
     }
+  });
+});
+
+describe('synchronous reads (syncReadFs: how engine worker threads read)', () => {
+  test('a read-only log reading with readSync sees the same records as one reading through the thread pool', async () => {
+    const tmp = tempDir();
+    try {
+      const writer = await openTestLog(tmp.dir, { fsync: 'never' });
+      await writer.createTopic('t', { partitions: 1, segmentBytes: 4096 });
+      for (let i = 0; i < 20; i++)
+        await writer.append(
+          't',
+          Array.from({ length: 25 }, (_, j) => ({
+            value: `v-${i}-${j}-${'x'.repeat(j * 3)}`,
+            partition: 0,
+            timestamp: T0 + i,
+          })),
+        );
+      const sync = await openTestLog(tmp.dir, { readOnly: true, fs: syncReadFs });
+      const pooled = await openTestLog(tmp.dir, { readOnly: true });
+      try {
+        const fromSync = await readRecords(sync, 't', 0);
+        assert.equal(fromSync.length, 500);
+        assert.ok(segmentFiles(tmp.dir, 't', 0).length > 3, 'the records span several segments');
+        assert.deepEqual(fromSync, await readRecords(pooled, 't', 0));
+      } finally {
+        await sync.close();
+        await pooled.close();
+        await writer.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  test('a failed read reaches its caller as the error, through the same callback', async () => {
+    await assert.rejects(
+      readAsync(syncReadFs, 2_000_000_000, Buffer.alloc(8), 8, 0),
+      (err: NodeJS.ErrnoException) => err.code === 'EBADF',
+    );
   });
 });

@@ -95,7 +95,9 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
 
   seedTables(data.tables, keptTables(app));
   // The log, read-only: the engine's thread is its writer, and says how far is durable.
-  const log = new ThreadLog(() => openLog(data.log, { readOnly: true, logger: { info() {}, warn() {} } }));
+  const log = new ThreadLog(() =>
+    openLog(data.log, { readOnly: true, syncReads: true, logger: { info() {}, warn() {} } }),
+  );
 
   // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
   // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
