@@ -26,7 +26,7 @@ test('built and sealed, the batches are byte for byte those encodeBatch makes of
     const v = r.value!;
     if (typeof v === 'string') builder.push(r.key, v, r.timestamp);
     else {
-      // Bytes given as a range of a larger buffer (short ones copied byte by byte, long ones natively).
+      // Bytes given as a range of a larger buffer.
       const around = Buffer.concat([Buffer.from('<<'), v, Buffer.from('>>')]);
       builder.push(r.key, around, r.timestamp, 2, 2 + v.length);
     }

@@ -20,8 +20,6 @@ interface Utf8Writer {
 }
 
 const BYTES_MIN = 64 * 1024;
-/** Up to this many bytes, a value is copied byte by byte. */
-const SHORT_COPY = 128;
 /** Most bytes a record's fixed fields take: length, attributes, timestamp delta, offset delta, two lengths, headers. */
 const RECORD_FIXED_MAX = 5 + 1 + 10 + 5 + 5 + 5 + 1;
 
@@ -111,9 +109,7 @@ export class BatchBuilder {
     if (typeof s !== 'string') {
       const n = end - start;
       pos = writeVarint(buf, pos, n);
-      // A short value (a record of a few fields) is copied faster than a native call starts.
-      if (n <= SHORT_COPY) for (let i = 0; i < n; i++) buf[pos + i] = s[start + i];
-      else s.copy(buf, pos, start, end);
+      s.copy(buf, pos, start, end);
       return pos + n;
     }
     const guess = varintSize(s.length);
