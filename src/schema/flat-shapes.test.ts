@@ -42,8 +42,14 @@ function generators(random: () => number) {
         () => pick(pool), // repeats: interned
         () => `o${digits(7)}`, // rarely repeats
         () => pick(['', 'x', 'caf\u00e9', 'q"q', 'b\\s', 'tab\there', '\u0001', '日本']),
+        // Long, with one of them at any place: the scan that skips words of four bytes must stop there.
+        () =>
+          `${'u'.repeat(Math.floor(random() * 40))}${pick(['"', '\\', '\t', '\u001f', 'é', '~'])}${'v'.repeat(Math.floor(random() * 9))}`,
       ])(),
     );
+  // The same, raw: a control character JSON.stringify would have escaped (invalid JSON).
+  const raw: Gen = () =>
+    `"${'w'.repeat(Math.floor(random() * 40))}${pick(['\u0001', '\n', '\u001f'])}${'z'.repeat(Math.floor(random() * 9))}"`;
   const number: Gen = () =>
     pick([
       () => String(Math.floor(random() * 1e6) - 5e5),
@@ -70,7 +76,7 @@ function generators(random: () => number) {
         ]),
     ])();
   const boolean: Gen = () => pick(['true', 'false', 'tru', 'null']);
-  const any: Gen = () => pick([string, number, boolean])();
+  const any: Gen = () => pick([string, number, boolean, raw])();
   return { pick, string, number, boolean, any };
 }
 
@@ -139,7 +145,7 @@ describe('flat decoder shapes (differential, against JSON.parse and the schema)'
         },
         read,
       );
-      assert.ok(result.checked > 8_000, `only ${result.checked} records took a shape`);
+      assert.ok(result.checked > 5_000, `only ${result.checked} records took a shape`);
     });
 
   test('30,000 events of a union (anyOf of objects told apart by a const), as a topic of several event types', () => {
