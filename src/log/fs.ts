@@ -31,10 +31,13 @@ export type LogFs = Pick<
 export const defaultFs: LogFs = nodeFs;
 
 /**
- * Node's `fs` with reads done at once (readSync) and their callbacks called at once: for a thread
- * that only reads and processes one batch after another (an engine worker thread), a read from the
- * page cache costs less than its round trip through libuv's thread pool (Nexmark q0: +4% events per
- * core). A read that must wait for the disk holds the thread, which had nothing else to do.
+ * Node's `fs` with reads done at once (readSync): for a thread that only reads and processes one
+ * batch after another (an engine worker thread), a read from the page cache costs less than its
+ * round trip through libuv's thread pool (Nexmark q0: +4% events per core). A read that must wait
+ * for the disk holds the thread, which had nothing else to do. The callback still comes in a later
+ * turn of the event loop (setImmediate), as an asynchronous read's does: a thread's tasks and
+ * messages take turns between reads. (Called at once, one task's reads ran on in microtasks while
+ * the others waited; a stream–stream join's table, pruned by its slowest task, outgrew its limit.)
  */
 export const syncReadFs: LogFs = {
   ...nodeFs,
@@ -50,9 +53,10 @@ export const syncReadFs: LogFs = {
     try {
       n = nodeFs.readSync(fd, buf, offset, length, position);
     } catch (err) {
-      return callback(err as NodeJS.ErrnoException, 0);
+      setImmediate(callback, err as NodeJS.ErrnoException, 0);
+      return;
     }
-    callback(null, n);
+    setImmediate(callback, null, n);
   }) as LogFs['read'],
 };
 

@@ -264,6 +264,29 @@ describe('synchronous reads (syncReadFs: how engine worker threads read)', () =>
     }
   });
 
+  test('the callback comes in a later turn of the event loop, as the callback of an asynchronous read does', async () => {
+    const tmp = tempDir();
+    const file = join(tmp.dir, 'f');
+    fs.writeFileSync(file, 'abcdef');
+    const fd = fs.openSync(file, 'r');
+    try {
+      const turns: string[] = [];
+      const read = new Promise<number>((resolve, reject) =>
+        syncReadFs.read(fd, Buffer.alloc(6), 0, 6, 0, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+      void read.then(() => turns.push('read'));
+      setImmediate(() => turns.push('other'));
+      await Promise.resolve();
+      assert.deepEqual(turns, [], 'not called at once');
+      assert.equal(await read, 6);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(turns.sort(), ['other', 'read']);
+    } finally {
+      fs.closeSync(fd);
+      tmp.cleanup();
+    }
+  });
+
   test('a failed read reaches its caller as the error, through the same callback', async () => {
     await assert.rejects(
       readAsync(syncReadFs, 2_000_000_000, Buffer.alloc(8), 8, 0),

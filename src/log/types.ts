@@ -89,17 +89,17 @@ export interface Logger {
   warn(message: string): void;
 }
 
-/**
- * Idempotent-producer fields of an append (see producer-state.ts). Leave them out (or -1) for a
- * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
- * (0..2^31-1, the sequence of the batch's first record) are required.
- */
 /** How `appendEncoded` takes a batch. */
 export interface EncodedAppendOptions {
   /** Made in this process by BatchBuilder and sealBatch: not checked again (a Kafka log ignores it). */
   built?: boolean;
 }
 
+/**
+ * Idempotent-producer fields of an append (see producer-state.ts). Leave them out (or -1) for a
+ * plain append; with a producerId (0 <= id < 2^53), producerEpoch (0..32767) and baseSequence
+ * (0..2^31-1, the sequence of the batch's first record) are required.
+ */
 export interface BatchOptions {
   producerId?: number;
   producerEpoch?: number;

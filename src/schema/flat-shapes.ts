@@ -116,10 +116,13 @@ function bytesCheck(text: string): string {
 /**
  * Skips four bytes at a time while none of them is a quote, a backslash or a control character
  * (read as one little-endian word, tested with the has-zero-byte trick: exact about whether such a
- * byte is there); the byte loop after it finds which. `view` is a DataView of `b`.
+ * byte is there); the byte loop after it finds which. `view` is a DataView of the memory under `b`,
+ * made when it changes (the records of a batch share it, whether given as one buffer or one each).
  */
-const WORDS_SKIP = `while (i + 4 <= end) {
-      d = view.getInt32(i, true);
+const WORDS_SKIP = `if (b.buffer !== viewed) { viewed = b.buffer; view = new DataView(viewed); }
+    o = b.byteOffset;
+    while (i + 4 <= end) {
+      d = view.getInt32(o + i, true);
       q = d ^ 0x22222222;
       x = d ^ 0x5c5c5c5c;
       if ((((q - 0x01010101) & ~q) | ((x - 0x01010101) & ~x) | ((d - 0x20202020) & ~d)) & 0x80808080) break;
@@ -193,9 +196,9 @@ function booleanCode(k: number, field: ShapeField): string {
 
 /** The decoder of one shape: `fields` in the order their keys come (at least one). */
 export function compileShape(fields: readonly ShapeField[]): ShapeDecoder {
-  const body: string[] = ['let i = start, d = 0, h = 0, s = 0, m = 0, nd = 0, fd = 0, neg = false, q = 0, x = 0;'];
-  // A DataView of the bytes for WORDS_SKIP, made once per buffer (a batch's records share one).
-  body.push('if (b !== viewed) { viewed = b; view = new DataView(b.buffer, b.byteOffset, b.byteLength); }');
+  const body: string[] = [
+    'let i = start, d = 0, h = 0, s = 0, m = 0, nd = 0, fd = 0, neg = false, q = 0, x = 0, o = 0;',
+  ];
   body.push(`let ${fields.map((_, k) => `v${k}`).join(', ')};`);
   body.push('if (b[i] !== 123) return undefined;\ni++;');
   fields.forEach((field, k) => {
