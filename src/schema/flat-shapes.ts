@@ -107,21 +107,29 @@ function exponentEnd(b: Uint8Array, i: number): number {
   return i;
 }
 
-/** `if (...) return undefined;` comparing b[i + k] with each byte of `text`. */
+/**
+ * `if (...) return undefined;` comparing the bytes at i with `text`: four at a time as one
+ * little-endian word (through `view`, see WORDS_SKIP), the last few one by one.
+ */
 function bytesCheck(text: string): string {
-  const tests = [...Buffer.from(text, 'latin1')].map((byte, k) => `b[i + ${k}] !== ${byte}`);
-  return `if (${tests.join(' || ')}) return undefined;\ni += ${text.length};`;
+  const bytes = [...Buffer.from(text, 'latin1')];
+  const tests: string[] = [];
+  let k = 0;
+  for (; k + 4 <= bytes.length; k += 4)
+    tests.push(
+      `view.getInt32(o + i + ${k}, true) !== ${bytes[k] | (bytes[k + 1] << 8) | (bytes[k + 2] << 16) | (bytes[k + 3] << 24)}`,
+    );
+  for (; k < bytes.length; k++) tests.push(`b[i + ${k}] !== ${bytes[k]}`);
+  return `if (i + ${bytes.length} > end || ${tests.join(' || ')}) return undefined;\ni += ${bytes.length};`;
 }
 
 /**
  * Skips four bytes at a time while none of them is a quote, a backslash or a control character
  * (read as one little-endian word, tested with the has-zero-byte trick: exact about whether such a
  * byte is there); the byte loop after it finds which. `view` is a DataView of the memory under `b`,
- * made when it changes (the records of a batch share it, whether given as one buffer or one each).
+ * `o` where b starts in it.
  */
-const WORDS_SKIP = `if (b.buffer !== viewed) { viewed = b.buffer; view = new DataView(viewed); }
-    o = b.byteOffset;
-    while (i + 4 <= end) {
+const WORDS_SKIP = `while (i + 4 <= end) {
       d = view.getInt32(o + i, true);
       q = d ^ 0x22222222;
       x = d ^ 0x5c5c5c5c;
@@ -200,6 +208,9 @@ export function compileShape(fields: readonly ShapeField[]): ShapeDecoder {
     'let i = start, d = 0, h = 0, s = 0, m = 0, nd = 0, fd = 0, neg = false, q = 0, x = 0, o = 0;',
   ];
   body.push(`let ${fields.map((_, k) => `v${k}`).join(', ')};`);
+  // A DataView of the memory under b, for reading four bytes at once: made when it changes (a batch's
+  // records share one, whether given as one buffer or one each).
+  body.push('if (b.buffer !== viewed) { viewed = b.buffer; view = new DataView(viewed); }\no = b.byteOffset;');
   body.push('if (b[i] !== 123) return undefined;\ni++;');
   fields.forEach((field, k) => {
     body.push(bytesCheck(`${JSON.stringify(field.name)}:`));
