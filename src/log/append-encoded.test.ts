@@ -273,6 +273,26 @@ describe('appendEncoded', () => {
     assert.deepEqual(await ctx.log.offsets('t', 0), { start: 0, end: 0 });
   });
 
+  test('a batch built in this process (built: true) is stored without its records being checked again, but a header that does not add up is refused', async () => {
+    const batch = encodeBatch(records(0, 2), {
+      baseOffset: 0,
+      producerId: PRODUCER,
+      producerEpoch: 0,
+      baseSequence: 0,
+    });
+    assert.deepEqual((await ctx.log.appendEncoded('t', 0, Buffer.from(batch), { built: true })).lastOffset, 2);
+    // Its length field a byte off, or a record count that disagrees with the last offset delta: nothing appended.
+    const longer = Buffer.from(batch);
+    longer.writeInt32BE(longer.readInt32BE(8) + 1, 8);
+    const miscounted = Buffer.from(batch);
+    miscounted.writeInt32BE(5, 57);
+    for (const bad of [longer, miscounted, batch.subarray(0, 40)])
+      await assert.rejects(ctx.log.appendEncoded('t', 0, Buffer.from(bad), { built: true }), {
+        code: 'KAPPA_INVALID_RECORD',
+      });
+    assert.deepEqual(await values(), ['value 0', 'value 1', 'value 2']);
+  });
+
   test('is refused by a read-only log and for an unknown partition', async () => {
     await assert.rejects(ctx.log.appendEncoded('t', 3, encodeBatch(records(0, 0), { baseOffset: 0 })), {
       code: 'KAPPA_INVALID_PARTITION',

@@ -20,8 +20,15 @@ interface Utf8Writer {
 }
 
 const BYTES_MIN = 64 * 1024;
+const VALUE_ROOM_MIN = 256;
 /** Most bytes a record's fixed fields take: length, attributes, timestamp delta, offset delta, two lengths, headers. */
 const RECORD_FIXED_MAX = 5 + 1 + 10 + 5 + 5 + 5 + 1;
+
+/** Writes a value's bytes in place (BatchBuilder.pushWritten). */
+export interface ValueWriter {
+  /** Writes `value` at `buf[pos, end)`; returns where it ends, -1 when it does not write it, -2 when it needs more room. */
+  writeInto(value: unknown, buf: Buffer, pos: number, end: number): number;
+}
 
 export interface BuiltBatches {
   /** The batches, one after the other. */
@@ -43,6 +50,9 @@ export class BatchBuilder {
   private maxTimestamp = 0;
   private records = 0;
   private lengthGuess = 1;
+  /** pushWritten's guesses: the size of a value's length varint, and the room it is first given. */
+  private valueLengthGuess = 1;
+  private valueRoom = VALUE_ROOM_MIN;
 
   constructor(private readonly batchRecords: number) {}
 
@@ -62,15 +72,63 @@ export class BatchBuilder {
     const most =
       RECORD_FIXED_MAX + bytesAtMost(key) + (typeof value === 'string' ? value.length * 3 : valueEnd - valueStart);
     if (this.used + most > this.bytes.length) this.grow(this.used + most);
-    const buf = this.bytes;
     const start = this.used;
-    const guess = this.lengthGuess;
-    let pos = start + guess;
-    buf[pos++] = 0; // attributes
-    pos = writeVarint(buf, pos, timestamp - this.baseTimestamp);
-    pos = writeVarint(buf, pos, this.inBatch);
-    pos = key === null ? writeVarint(buf, pos, -1) : this.writeBytes(pos, key, 0, key.length);
+    let pos = this.writeFields(start + this.lengthGuess, key, timestamp - this.baseTimestamp, this.inBatch);
     pos = this.writeBytes(pos, value, valueStart, valueEnd);
+    this.finishRecord(start, pos, timestamp);
+  }
+
+  /**
+   * Adds a record whose value `writer` writes in place (no copy): `writeInto(value, buf, pos, end)`
+   * writes its bytes from pos, before end, and returns where they end; -1 when it does not write
+   * this value (nothing is added: false), -2 when it needs more room (the builder asks again with
+   * twice as much).
+   */
+  pushWritten(key: string | null, timestamp: number, writer: ValueWriter, value: unknown): boolean {
+    // A record that opens a batch goes after that batch's header; the batch is opened once the value is written.
+    const opens = this.open < 0 || this.inBatch === this.batchRecords;
+    for (let room = this.valueRoom; ; room *= 2) {
+      const most = BATCH_HEADER_BYTES + RECORD_FIXED_MAX + bytesAtMost(key) + room;
+      if (this.used + most > this.bytes.length) this.grow(this.used + most);
+      const start = opens ? this.used + BATCH_HEADER_BYTES : this.used;
+      const pos = this.writeFields(
+        start + this.lengthGuess,
+        key,
+        opens ? 0 : timestamp - this.baseTimestamp,
+        opens ? 0 : this.inBatch,
+      );
+      const at = pos + this.valueLengthGuess;
+      const end = writer.writeInto(value, this.bytes, at, at + room);
+      if (end === -1) return false;
+      if (end === -2) continue;
+      // The value's length goes before it: moved when its varint is not the size guessed.
+      const n = end - at;
+      const lengthBytes = varintSize(n);
+      if (lengthBytes !== this.valueLengthGuess) {
+        this.bytes.copyWithin(pos + lengthBytes, at, end);
+        this.valueLengthGuess = lengthBytes;
+      }
+      writeVarint(this.bytes, pos, n);
+      this.valueRoom = Math.max(VALUE_ROOM_MIN, n * 2);
+      if (opens) this.startBatch(timestamp); // closes the last batch (its bytes end before `start`), opens one at `start`
+      this.finishRecord(start, pos + lengthBytes + n, timestamp);
+      return true;
+    }
+  }
+
+  /** Writes a record's attributes, timestamp and offset deltas and key at `pos`; returns the position after them. */
+  private writeFields(pos: number, key: string | Buffer | null, timestampDelta: number, offsetDelta: number): number {
+    const buf = this.bytes;
+    buf[pos++] = 0; // attributes
+    pos = writeVarint(buf, pos, timestampDelta);
+    pos = writeVarint(buf, pos, offsetDelta);
+    return key === null ? writeVarint(buf, pos, -1) : this.writeBytes(pos, key, 0, key.length);
+  }
+
+  /** Ends the record that starts at `start` (its length to come) and whose value ends at `pos`: no headers, then its length. */
+  private finishRecord(start: number, pos: number, timestamp: number): void {
+    const buf = this.bytes;
+    const guess = this.lengthGuess;
     buf[pos++] = 0; // no headers
     const size = pos - start - guess;
     const sizeBytes = varintSize(size);

@@ -38,6 +38,8 @@ export const defaultFs: LogFs = nodeFs;
  * turn of the event loop (setImmediate), as an asynchronous read's does: a thread's tasks and
  * messages take turns between reads. (Called at once, one task's reads ran on in microtasks while
  * the others waited; a stream–stream join's table, pruned by its slowest task, outgrew its limit.)
+ * Only fs.read's positional form is served: (fd, buffer, offset, length, position, callback), the
+ * one `readAsync` uses.
  */
 export const syncReadFs: LogFs = {
   ...nodeFs,

@@ -23,7 +23,15 @@
  * writer writes to files.
  */
 import { KappaError } from '../errors.ts';
-import { ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchField, readInt64 } from './format/index.ts';
+import {
+  ATTR_COMPRESSION_MASK,
+  ATTR_CONTROL,
+  ATTR_TRANSACTIONAL,
+  BATCH_HEADER_BYTES,
+  BATCH_LOG_OVERHEAD,
+  BatchField,
+  readInt64,
+} from './format/index.ts';
 import { GroupCommitWriter } from './group-commit.ts';
 import { PartitionLoader } from './partition-loader.ts';
 import { type FetchResult, type ReadCursor, fetchBatches, offsetForTime } from './partition-reader.ts';
@@ -151,8 +159,13 @@ export class Partition {
    */
   appendEncoded(batch: Buffer, built = false): Promise<AppendBatchResult> {
     this.checkWritable();
-    // A batch this process built and sealed (Log.appendEncoded's `built`) is whole by construction.
+    // A batch this process built and sealed (Log.appendEncoded's `built`) is whole by construction:
+    // its header's sizes and counts are still checked (a few reads), its CRC and records not.
     if (!built) this.checkEncoded(batch);
+    else {
+      const problem = builtBatchProblem(batch);
+      if (problem !== null) throw this.invalidEncoded(problem);
+    }
     const count = batch.readInt32BE(BatchField.recordCount);
     this.checkBatchSize(batch.length, count);
     const producerId = readInt64(batch, BatchField.producerId);
@@ -408,6 +421,17 @@ function recompressed(batch: Buffer, codec: number): Buffer {
     if (err instanceof CompressionError) return batch; // zstd: stored uncompressed, still readable
     throw err;
   }
+}
+
+/** Why a batch built in this process is not one whole batch of its records, or null (its header only). */
+function builtBatchProblem(batch: Buffer): string | null {
+  if (batch.length < BATCH_HEADER_BYTES) return `it is ${batch.length} bytes, shorter than a batch header`;
+  const size = batch.readInt32BE(BatchField.batchLength) + BATCH_LOG_OVERHEAD;
+  if (size !== batch.length) return `its header gives ${size} bytes, the buffer holds ${batch.length}`;
+  const count = batch.readInt32BE(BatchField.recordCount);
+  if (count < 1 || batch.readInt32BE(BatchField.lastOffsetDelta) !== count - 1)
+    return `its header counts ${count} records and a last offset delta of ${batch.readInt32BE(BatchField.lastOffsetDelta)}`;
+  return null;
 }
 
 /**

@@ -124,16 +124,16 @@ function bytesCheck(text: string): string {
 }
 
 /**
- * Skips four bytes at a time while none of them is a quote, a backslash or a control character
- * (read as one little-endian word, tested with the has-zero-byte trick: exact about whether such a
- * byte is there); the byte loop after it finds which. `view` is a DataView of the memory under `b`,
+ * Skips four bytes at a time while none of them is a quote, a backslash, a control character or a
+ * byte of 0x80 or more (read as one little-endian word, tested with the has-zero-byte trick: exact
+ * about whether such a byte is there; a high bit is any byte's own); the byte loop after it finds which. `view` is a DataView of the memory under `b`,
  * `o` where b starts in it.
  */
 const WORDS_SKIP = `while (i + 4 <= end) {
       d = view.getInt32(o + i, true);
       q = d ^ 0x22222222;
       x = d ^ 0x5c5c5c5c;
-      if ((((q - 0x01010101) & ~q) | ((x - 0x01010101) & ~x) | ((d - 0x20202020) & ~d)) & 0x80808080) break;
+      if ((((q - 0x01010101) & ~q) | ((x - 0x01010101) & ~x) | ((d - 0x20202020) & ~d) | d) & 0x80808080) break;
       i += 4;
     }`;
 

@@ -151,7 +151,18 @@ describe('JsonWriter: bytes as JSON.stringify makes them', () => {
       undefined,
       { a: new Number(1) },
     ];
-    for (const value of refused) assert.equal(w.write(value), null, `refused: ${String(value)}`);
+    // Arrays dressed as plain objects, as JSON.stringify still writes them as arrays.
+    refused.push(Object.setPrototypeOf([1, 2], Object.prototype), Object.setPrototypeOf([1], null));
+    refused.push(new Proxy([1, 2], { getPrototypeOf: () => Object.prototype }));
+    refused.forEach((value, i) => assert.equal(w.write(value), null, `value ${i} is refused`));
+    // An enumerable property on Object.prototype (a library's doing): for...in sees it, JSON.stringify does not.
+    Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: true, configurable: true });
+    try {
+      assert.equal(w.write({ a: 1 }), null);
+    } finally {
+      delete (Object.prototype as { polluted?: number }).polluted;
+    }
+    same(w, { a: 1 });
     // A refusal leaves nothing behind: the next value starts where the last one taken ended.
     const first = w.write({ a: 1 })!;
     assert.equal(w.write({ a: 1, nested: {} }), null);
@@ -169,7 +180,12 @@ describe('JsonWriter: bytes as JSON.stringify makes them', () => {
     assert.equal(text(big), JSON.stringify({ s: 'x'.repeat(100_000), n: 1.25 }));
     assert.equal(text(after), '{"id":2}');
     w.reset();
-    assert.equal(w.write({ id: 3 })!.start, 0);
+    const small2 = w.write({ id: 3 })!;
+    assert.equal(small2.start, 0);
+    // A buffer a big value grew to is let go at the reset after it.
+    w.write({ s: 'y'.repeat(3_000_000) });
+    w.reset();
+    assert.ok(w.write({ id: 4 })!.bytes.length <= 1024 * 1024);
   });
 
   it('jsonText turns bytes back into the string and passes strings and Buffers through', () => {

@@ -8,7 +8,9 @@
  * (src/stream/json-bytes.test.ts compares them); it takes a value only when that is sure and
  * leaves the rest to JSON.stringify: nested objects and arrays, a property JSON.stringify would
  * leave out (undefined, a function, a symbol), a bigint (JSON.stringify throws), an object with a
- * prototype of its own or a `toJSON` (a getter of a value left to JSON.stringify runs twice).
+ * prototype of its own or a `toJSON`, an array, an object with inherited enumerable properties (a
+ * getter of a value left to JSON.stringify part-way runs twice). A boxed primitive given the plain
+ * object prototype by hand (Object.setPrototypeOf) would be written as an object: not supported.
  * Strings of printable ASCII are copied; any other string is written as JSON.stringify writes it.
  * Integers below 2^53 are written two digits at a time, fractions of at most 15 significant digits
  * from their digits (`writeFraction`), other numbers as `String(n)` gives them (JSON's form of a
@@ -17,6 +19,8 @@
  * Measured on Nexmark (4M events, alternating with the code before on the same machine): q0 +7% events per core; q1, whose
  * prices are fractions (a fifth of them need 17 digits, left to String), +2%.
  */
+
+import type { ValueWriter } from '../log/index.ts';
 
 /** Bytes `bytes[start, end)`: one value's JSON, valid until the writer's next `reset`. */
 export interface JsonBytes {
@@ -38,7 +42,10 @@ interface Utf8Writer {
 }
 
 const QUOTE = 0x22;
+const hasOwn = Object.prototype.hasOwnProperty;
 const BYTES_MIN = 4096;
+/** A buffer grown past this (by one big value) is not kept for the next record. */
+const BYTES_KEPT = 1024 * 1024;
 /** Most bytes a number takes as JSON (`-1.2345678901234567e+308`). */
 const NUMBER_MAX = 25;
 const INT32_MAX = 0x7fffffff;
@@ -52,30 +59,56 @@ const DIGIT_PAIRS = Uint8Array.from(
 /** 10^k for the decimals a fraction is tried with (exact doubles). */
 const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
 
-/** Writes values one after the other into one growing buffer; `reset` starts it over. */
-export class JsonWriter {
-  private buf = Buffer.allocUnsafeSlow(BYTES_MIN);
+/** Thrown inside `writeInto` when the room it was given is used up. */
+const NO_ROOM = new Error('no room');
+
+/**
+ * Writes values one after the other into one growing buffer (`write`; `reset` starts it over), or
+ * into a batch being built (`writeInto`, a BatchBuilder's ValueWriter).
+ */
+export class JsonWriter implements ValueWriter {
+  private own: Buffer = Buffer.allocUnsafeSlow(BYTES_MIN);
+  /** Where the value being written goes, and where the room there ends. */
+  private buf: Buffer = this.own;
+  private limit = this.own.length;
   private used = 0;
   /** The property names of the last object written, and each one's bytes as JSON (`"name":`). */
   private names: string[] = [];
   private nameBytes: Uint8Array[] = [];
 
-  /** Forgets every value written so far (their JsonBytes are no longer valid). */
+  /** Forgets every value written so far (their JsonBytes are no longer valid); a buffer a big value grew is let go. */
   reset(): void {
     this.used = 0;
+    if (this.own.length > BYTES_KEPT) {
+      this.own = this.buf = Buffer.allocUnsafeSlow(BYTES_MIN);
+      this.limit = BYTES_MIN;
+    }
   }
 
   /** `value`'s JSON as bytes, or null when the writer leaves it to JSON.stringify (see the file's comment). */
   write(value: unknown): JsonBytes | null {
-    if (typeof value !== 'object' || value === null) return null;
-    const proto = Object.getPrototypeOf(value) as unknown;
-    if ((proto !== Object.prototype && proto !== null) || typeof (value as { toJSON?: unknown }).toJSON === 'function')
-      return null;
+    if (!takes(value)) return null;
     const start = this.used;
-    const end = this.writeObject(value as Record<string, unknown>, start);
+    const end = this.writeObject(value, start);
     if (end < 0) return null;
     this.used = end;
-    return { bytes: this.buf, start, end };
+    return { bytes: this.own, start, end };
+  }
+
+  /** Writes `value`'s JSON at `buf[pos, end)`: where it ends, -1 when left to JSON.stringify, -2 when it needs more room. */
+  writeInto(value: unknown, buf: Buffer, pos: number, end: number): number {
+    if (!takes(value)) return -1;
+    this.buf = buf;
+    this.limit = end;
+    try {
+      return this.writeObject(value, pos);
+    } catch (err) {
+      if (err === NO_ROOM) return -2;
+      throw err;
+    } finally {
+      this.buf = this.own;
+      this.limit = this.own.length;
+    }
   }
 
   /** Writes `o` at `pos`; returns where it ends, or -1 when a property is not one the writer takes. */
@@ -83,11 +116,13 @@ export class JsonWriter {
     const names = this.names;
     let field = 0;
     for (const k in o) {
+      // An enumerable property of Object.prototype (set by some library) is not JSON.stringify's to write.
+      if (!hasOwn.call(o, k)) return -1;
       const v = o[k];
       if (field >= names.length || names[field] !== k) this.learnName(field, k);
       const name = this.nameBytes[field];
       // Room for `{` or `,`, the name, `}` and a number; a longer string makes its own.
-      if (pos + name.length + NUMBER_MAX + 2 > this.buf.length) this.grow(pos, name.length + NUMBER_MAX + 2);
+      if (pos + name.length + NUMBER_MAX + 2 > this.limit) this.grow(pos, name.length + NUMBER_MAX + 2);
       const buf = this.buf;
       buf[pos++] = field === 0 ? 0x7b : 0x2c; // { or ,
       for (let i = 0; i < name.length; i++) buf[pos + i] = name[i];
@@ -100,7 +135,7 @@ export class JsonWriter {
       else return -1;
       field++;
     }
-    if (pos + 2 > this.buf.length) this.grow(pos, 2);
+    if (pos + 2 > this.limit) this.grow(pos, 2);
     if (field === 0) this.buf[pos++] = 0x7b;
     this.buf[pos++] = 0x7d; // }
     return pos;
@@ -116,7 +151,7 @@ export class JsonWriter {
 
   private writeString(s: string, pos: number): number {
     const n = s.length;
-    if (pos + n + 2 > this.buf.length) this.grow(pos, n + 2);
+    if (pos + n + 2 > this.limit) this.grow(pos, n + 2);
     const buf = this.buf;
     buf[pos] = QUOTE;
     for (let i = 0; i < n; i++) {
@@ -131,7 +166,7 @@ export class JsonWriter {
 
   private writeStringified(s: string, pos: number): number {
     const json = JSON.stringify(s);
-    if (pos + json.length * 3 > this.buf.length) this.grow(pos, json.length * 3);
+    if (pos + json.length * 3 > this.limit) this.grow(pos, json.length * 3);
     return pos + (this.buf as unknown as Utf8Writer).utf8Write(json, pos);
   }
 
@@ -149,13 +184,25 @@ export class JsonWriter {
     return writeInt53(buf, pos, x);
   }
 
-  /** Makes room for `n` bytes at `pos`, keeping what is written before it. */
+  /** Makes room for `n` bytes at `pos`, keeping what is written before it (in writeInto: there is none to make). */
   private grow(pos: number, n: number): void {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, pos + n));
-    this.buf.copy(bigger, 0, 0, pos);
-    this.buf = bigger;
+    if (this.buf !== this.own) throw NO_ROOM;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.limit * 2, pos + n));
+    this.own.copy(bigger, 0, 0, pos);
+    this.own = this.buf = bigger;
+    this.limit = bigger.length;
   }
 }
+
+/** Whether the writer takes `value`: a plain object (or one with no prototype) without a toJSON. */
+function takes(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === null) return !isRawJson(value); // JSON.rawJSON's values (Node 21 and later) have no prototype
+  return proto === Object.prototype && typeof (value as { toJSON?: unknown }).toJSON !== 'function';
+}
+
+const isRawJson = (JSON as { isRawJSON?: (v: unknown) => boolean }).isRawJSON ?? ((): boolean => false);
 
 /** Writes `s`, ASCII, at `pos`, where there is room for it. */
 function writeAscii(buf: Buffer, pos: number, s: string): number {

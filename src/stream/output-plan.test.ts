@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
-import { type LogRecord, encodeBatch, partitionForKey } from '../log/index.ts';
+import { type LogRecord, RecordBatch, encodeBatch, partitionForKey, sealBatch } from '../log/index.ts';
 import { count } from './aggregates.ts';
 import { type AnyTopic, defineApp, from, topic, view } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
 import { NO_WATERMARK, type OutputRecord, type TaskState } from './task-plan.ts';
+import { OutputPacker } from './worker-protocol.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 /** A task state's output records (an array on this thread). */
@@ -181,6 +182,63 @@ describe('to(topic): output pipelines', () => {
     assert.match(state.deadLetters[3].reason, /output to topic "items" does not match its schema: .*item/);
   });
 
+  test("into a runner's OutputPacker (values written straight into batches) the records are those an array gets", () => {
+    const notes = topic('notes', { partitions: 3, key: (n: { card: string }) => n.card });
+    const plan = compileOutput(
+      from(payments)
+        .flatMap((p): { card: string; [more: string]: unknown }[] =>
+          p.items !== undefined
+            ? p.items.map((item) => ({ card: p.card, item })) // several values: written after the record is run
+            : [
+                {
+                  card: p.card,
+                  cents: p.cents,
+                  note: 'é"x'.repeat(p.cents % 7) + 'n'.repeat((p.ts * 37) % 700),
+                  skip: p.cents % 3 === 0 ? undefined : 1, // JSON.stringify leaves undefined out: not written in place
+                  nested: p.cents % 5 === 0 ? { deep: [1] } : null,
+                },
+              ],
+        )
+        .to(notes),
+      3,
+    );
+    const values = Array.from({ length: 2500 }, (_, i) =>
+      i % 97 === 0
+        ? { card: 'bad', cents: 'lots', ts: i }
+        : { card: `c${i % 13}`, cents: i, ts: i, ...(i % 11 === 0 ? { items: ['a', 'b'] } : {}) },
+    );
+    const inArray = plan.newTaskState(0, NO_WATERMARK);
+    const inPacker = plan.newTaskState(0, NO_WATERMARK);
+    inPacker.outputs = new OutputPacker();
+    plan.process(records(values), inArray);
+    plan.process(records(values), inPacker);
+    const packed = (inPacker.outputs as OutputPacker).take();
+    const byPartition = [...packed.partitions].sort((a, b) => a.partition - b.partition);
+    const fromBatches = byPartition.flatMap(({ partition, batches }) => {
+      let start = 0;
+      return [...batches.ends].flatMap((end) => {
+        const batch = Buffer.from(batches.bytes.slice(start, end));
+        start = end;
+        sealBatch(batch, 1, 0, 0);
+        const got = new RecordBatch(batch)
+          .records()
+          .map((r) => ({ partition, key: r.key!.toString(), value: r.value!.toString(), timestamp: r.timestamp }));
+        // Byte for byte the batch encodeBatch makes of the same records (lengths, offset and time deltas).
+        const encodable = got.map((r) => ({ key: r.key, value: r.value, timestamp: r.timestamp }));
+        const expected = encodeBatch(encodable, { baseOffset: 0, producerId: 1, producerEpoch: 0, baseSequence: 0 });
+        assert.ok(batch.equals(expected), `a batch of partition ${partition}`);
+        return got;
+      });
+    });
+    const fromArray = [0, 1, 2].flatMap((q) => outputsOf(inArray).filter((r) => r.partition === q));
+    assert.equal(fromArray.length, 2500 - 26 + 225); // 26 dead letters; 225 records of two values
+    assert.deepEqual(fromBatches, fromArray);
+    assert.deepEqual(
+      inPacker.deadLetters.map((d) => d.record.offset),
+      inArray.deadLetters.map((d) => d.record.offset),
+    );
+  });
+
   test('a value with no JSON form (a function) goes to the dead-letter list instead of failing the flush', () => {
     const anything = topic('anything', { partitions: 1 });
     const plan = compileOutput(
@@ -285,16 +343,14 @@ describe('poison records in an output pipeline: the record is a dead letter, the
         .to(target),
       1,
     );
-    const state = plan.newTaskState(0, NO_WATERMARK);
     const [a, b] = good.map(encode);
-    plan.process(
-      [
-        { ...a, offset: 0 },
-        { ...poison, offset: 1 },
-        { ...b, offset: 2 },
-      ],
-      state,
-    );
+    const input = [
+      { ...a, offset: 0 },
+      { ...poison, offset: 1 },
+      { ...b, offset: 2 },
+    ];
+    const state = plan.newTaskState(0, NO_WATERMARK);
+    plan.process(input, state);
     assert.deepEqual(
       outputsOf(state).map((o) => JSON.parse(o.value as string) as unknown),
       [
@@ -302,11 +358,18 @@ describe('poison records in an output pipeline: the record is a dead letter, the
         { id: 2, at: T0 + 1 },
       ],
     );
-    assert.deepEqual(
-      state.deadLetters.map((d) => d.record.offset),
-      [1],
-    );
-    assert.match(state.deadLetters[0].reason, reason);
+    // The same into a runner's OutputPacker, where values are written straight into batches.
+    const packing = plan.newTaskState(0, NO_WATERMARK);
+    packing.outputs = new OutputPacker();
+    plan.process(input, packing);
+    assert.equal((packing.outputs as OutputPacker).take().records, 2);
+    for (const s of [state, packing]) {
+      assert.deepEqual(
+        s.deadLetters.map((d) => d.record.offset),
+        [1],
+      );
+      assert.match(s.deadLetters[0].reason, reason);
+    }
   }
 
   const plain = topic('plain', { partitions: 1 });
@@ -357,6 +420,12 @@ describe('poison records in an output pipeline: the record is a dead letter, the
       /cannot be encoded as JSON \(Converting circular structure/,
     );
     poisoned(() => () => 1, plain, p('x'), /has no JSON form \(a function\)/);
+    const throwing = {
+      get id(): number {
+        throw new Error('boom');
+      },
+    };
+    poisoned(() => throwing, plain, p('x'), /^pipeline: the value written to\(\) cannot be encoded as JSON \(boom\)$/);
     poisoned(() => undefined, plain, p('x'), /the value written to\(\) is undefined/);
   });
 

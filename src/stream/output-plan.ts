@@ -55,7 +55,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   // Only the properties the pipeline reads are made (src/stream/fields-read.ts): when its last map
   // makes a new value; a record written on as it is (then: null) is decoded whole.
   const decodeValue = valueDecoder(source, sourceFieldsRead({ time: source.time, ops, then: null }));
-  const { toRecord, json } = recordMaker(output.target, targetPartitions);
+  const maker = recordMaker(output.target, targetPartitions);
   const index = new BatchPositions();
   const values: unknown[] = [];
   const built: OutputRecord[] = [];
@@ -74,9 +74,8 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     // Emptied as cheaply as filled: most records make one value (setting `length` is a runtime call).
     if (values.length === 1) values.pop();
     else if (values.length > 0) values.length = 0;
-    if (built.length === 1) built.pop();
-    else if (built.length > 0) built.length = 0;
-    json.reset(); // the last record's values were copied when pushed
+    if (built.length > 0) built.length = 0; // filled only by records of several values
+    maker.reset();
     try {
       const value = decodeValue(buf, start, length, state.catalog);
       try {
@@ -97,7 +96,9 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
       } catch (err) {
         throw new TypeError(`pipeline: ${reasonOf(err)}`, { cause: err });
       }
-      for (let v = 0; v < values.length; v++) built.push(toRecord(values[v], state.partition, timestamp));
+      // One value (most pipelines): its record goes to the sink at once, nothing after it can fail.
+      if (values.length === 1) return maker.emit(values[0], state.partition, timestamp, state.outputs);
+      for (let v = 0; v < values.length; v++) built.push(maker.toRecord(values[v], state.partition, timestamp));
     } catch (err) {
       if (err instanceof FoldPause) {
         err.offset = source.record(i).offset; // the task reads what it waits for, then runs again from this record
@@ -143,44 +144,67 @@ function pushAll(sink: OutputSink, built: readonly OutputRecord[]): void {
   else for (let b = 0; b < built.length; b++) sink.push(built[b]);
 }
 
+/** What makes the records for a target topic from the values a pipeline gives (see recordMaker). */
+interface RecordMaker {
+  /** The record of one value, its JSON in the writer's bytes (until `reset`) or a string; throws the dead-letter reason. */
+  toRecord(value: unknown, partition: number, timestamp: number): OutputRecord;
+  /**
+   * Adds the record of one value to `sink`, its JSON written straight into the sink's batch when it
+   * can; throws the dead-letter reason, having added nothing.
+   */
+  emit(value: unknown, partition: number, timestamp: number, sink: OutputSink): void;
+  /** Starts the writer's bytes over: the values of the last source record were pushed (copied). */
+  reset(): void;
+}
+
 /**
- * The function that makes the record for `target` of one value (`partition`: its source record's;
- * `timestamp`: its source record's timestamp); it throws the dead-letter reason.
+ * The record maker for `target` (`partition`: the value's source record's; `timestamp`: its source
+ * record's timestamp): the value is checked against the target's schema, keyed, timed and
+ * JSON-encoded, or the dead-letter reason thrown.
  */
-function recordMaker(
-  target: TopicDef<unknown>,
-  targetPartitions: number,
-): { toRecord: (value: unknown, partition: number, timestamp: number) => OutputRecord; json: JsonWriter } {
-  const writer = new JsonWriter(); // the bytes of the values of the record being run
+function recordMaker(target: TopicDef<unknown>, targetPartitions: number): RecordMaker {
+  const writer = new JsonWriter();
   const targetSchema: RecordSchema<unknown> | null = target.schema
     ? compileSchema(target.schema as object, { name: target.name })
     : null;
   const keyFn = target.key;
   const timeFn = target.time;
-  return { toRecord, json: writer };
-  function toRecord(value: unknown, partition: number, timestamp: number): OutputRecord {
+  // What `prepare` found for the value being made.
+  let outPartition = 0;
+  let outKey: string | null = null;
+  let outTime = 0;
+  return {
+    toRecord(value, partition, timestamp) {
+      prepare(value, partition, timestamp);
+      let bytes: JsonBytes | null;
+      try {
+        bytes = writer.write(value);
+      } catch (err) {
+        throw notJson(err); // a getter that throws
+      }
+      return { partition: outPartition, key: outKey, value: bytes ?? stringified(value), timestamp: outTime };
+    },
+    emit(value, partition, timestamp, sink) {
+      prepare(value, partition, timestamp);
+      let written: boolean | undefined;
+      try {
+        written = sink.pushWritten?.(outPartition, outKey, outTime, writer, value);
+      } catch (err) {
+        throw notJson(err); // a getter that throws
+      }
+      if (written !== true)
+        sink.push({ partition: outPartition, key: outKey, value: stringified(value), timestamp: outTime });
+    },
+    reset: () => writer.reset(),
+  };
+
+  function prepare(value: unknown, partition: number, timestamp: number): void {
     if (value === undefined) throw new TypeError('pipeline: the value written to() is undefined');
     if (targetSchema !== null && !targetSchema.validate(value))
       throw new TypeError(
         `output to topic "${target.name}" does not match its schema: ${describeIssues(targetSchema.lastIssues())}`,
       );
-    let key: string | null = null;
-    if (keyFn !== null) {
-      let k: KeyValue;
-      try {
-        k = keyFn(value);
-      } catch (err) {
-        throw new TypeError(`the key extractor of topic "${target.name}" threw: ${reasonOf(err)}`, { cause: err });
-      }
-      if (k !== null && k !== undefined) {
-        if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'boolean' && typeof k !== 'bigint') {
-          throw new TypeError(
-            `the key extractor of topic "${target.name}" returned ${describeValue(k)}; keys must be strings, numbers or booleans`,
-          );
-        }
-        key = String(k);
-      }
-    }
+    outKey = keyFn === null ? null : keyOf(value);
     let time = timestamp;
     if (timeFn !== null) {
       try {
@@ -192,29 +216,47 @@ function recordMaker(
       if (problem !== null)
         throw new TypeError(`the time extractor of topic "${target.name}" returned a time that ${problem}`);
     }
-    let json: string | JsonBytes | undefined = writer.write(value) ?? undefined;
-    if (json === undefined)
-      try {
-        json = JSON.stringify(value) as string | undefined;
-      } catch (err) {
-        throw new TypeError(`pipeline: the value written to() cannot be encoded as JSON (${reasonOf(err)})`, {
-          cause: err,
-        });
-      }
-    if (json === undefined)
-      throw new TypeError(`pipeline: the value written to() has no JSON form (${describeValue(value)})`);
-    return {
-      partition:
-        key === null
-          ? partition % targetPartitions
-          : targetPartitions === 1
-            ? 0
-            : partitionForKey(key, targetPartitions),
-      key,
-      value: json,
-      timestamp: Math.trunc(time),
-    };
+    outTime = Math.trunc(time);
+    outPartition =
+      outKey === null
+        ? partition % targetPartitions
+        : targetPartitions === 1
+          ? 0
+          : partitionForKey(outKey, targetPartitions);
   }
+
+  function keyOf(value: unknown): string | null {
+    let k: KeyValue;
+    try {
+      k = keyFn!(value);
+    } catch (err) {
+      throw new TypeError(`the key extractor of topic "${target.name}" threw: ${reasonOf(err)}`, { cause: err });
+    }
+    if (k === null || k === undefined) return null;
+    if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'boolean' && typeof k !== 'bigint') {
+      throw new TypeError(
+        `the key extractor of topic "${target.name}" returned ${describeValue(k)}; keys must be strings, numbers or booleans`,
+      );
+    }
+    return String(k);
+  }
+}
+
+/** `value` as JSON.stringify writes it; throws the dead-letter reason when it has no JSON form. */
+function stringified(value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value) as string | undefined;
+  } catch (err) {
+    throw notJson(err);
+  }
+  if (json === undefined)
+    throw new TypeError(`pipeline: the value written to() has no JSON form (${describeValue(value)})`);
+  return json;
+}
+
+function notJson(err: unknown): TypeError {
+  return new TypeError(`pipeline: the value written to() cannot be encoded as JSON (${reasonOf(err)})`, { cause: err });
 }
 
 function fingerprintOf(output: OutputDef): string {

@@ -5,7 +5,7 @@
  * described (its dead-letter reason, bounded). compileView (plan.ts) and compileOutput
  * (output-plan.ts) make the plans.
  */
-import type { LogRecord } from '../log/index.ts';
+import type { LogRecord, ValueWriter } from '../log/index.ts';
 import { DirtyRows } from './dirty-rows.ts';
 import type { TopicDef } from './dsl.ts';
 import type { JsonBytes } from './json-bytes.ts';
@@ -62,6 +62,11 @@ export interface OutputRecord {
  */
 export interface OutputSink {
   push(record: OutputRecord): unknown;
+  /**
+   * Adds a record whose value `writer` writes straight into the sink's bytes (OutputPacker); false
+   * when the writer does not write this value, and nothing was added.
+   */
+  pushWritten?(partition: number, key: string | null, timestamp: number, writer: ValueWriter, value: unknown): boolean;
   readonly length: number;
 }
 

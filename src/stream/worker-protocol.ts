@@ -20,7 +20,7 @@
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
-import { BatchBuilder, type BuiltBatches, type LogDescriptor, type LogRecord } from '../log/index.ts';
+import { BatchBuilder, type BuiltBatches, type LogDescriptor, type LogRecord, type ValueWriter } from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
 import type { DeadLetter, LateEvent, OutputRecord, OutputSink } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
@@ -113,12 +113,23 @@ export class OutputPacker implements OutputSink {
   }
 
   push(r: OutputRecord): void {
-    let builder = this.builders.get(r.partition);
-    if (builder === undefined) this.builders.set(r.partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS)));
+    const builder = this.builder(r.partition);
     const v = r.value;
     if (typeof v === 'string' || v instanceof Uint8Array) builder.push(r.key, v, r.timestamp);
     else builder.push(r.key, v.bytes, r.timestamp, v.start, v.end);
     this.n++;
+  }
+
+  pushWritten(partition: number, key: string | null, timestamp: number, writer: ValueWriter, value: unknown): boolean {
+    if (!this.builder(partition).pushWritten(key, timestamp, writer, value)) return false;
+    this.n++;
+    return true;
+  }
+
+  private builder(partition: number): BatchBuilder {
+    let builder = this.builders.get(partition);
+    if (builder === undefined) this.builders.set(partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS)));
+    return builder;
   }
 
   /** A copy of the records pushed since the last take; the packer starts over (keeping its buffers). */
