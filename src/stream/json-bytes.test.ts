@@ -188,6 +188,33 @@ describe('JsonWriter: bytes as JSON.stringify makes them', () => {
     assert.ok(w.write({ id: 4 })!.bytes.length <= 1024 * 1024);
   });
 
+  it('writeInto: at any offset of a Buffer that is a view of a bigger memory, only inside [pos, end), -2 when that is too small', () => {
+    const w = new JsonWriter();
+    const values = [
+      { auction: 1000, bidder: 2_000_123, price: 90.80000000000001, dateTime: 1_700_000_000_123 },
+      { a: -7, bb: 12345.5, ccc: 'text', dddd: null, e: true, f: false, g: 2 ** 31 + 5 },
+      {},
+    ];
+    const memory = new Uint8Array(600);
+    for (const offset of [0, 1, 3, 7]) {
+      // A Buffer that starts `offset` bytes into the memory, then a second one at another offset.
+      const buf = Buffer.from(memory.buffer, offset, 500);
+      for (const value of values) {
+        const json = JSON.stringify(value);
+        for (const pos of [0, 1, 2, 5, 13]) {
+          memory.fill(0xee);
+          const end = w.writeInto(value, buf, pos, pos + json.length + 40);
+          assert.equal(end, pos + json.length);
+          assert.equal(buf.toString('utf8', pos, end), json);
+          // Nothing before pos is touched, nor anything from the end of the room given.
+          assert.ok(memory.subarray(0, offset + pos).every((b) => b === 0xee));
+          assert.ok(memory.subarray(offset + pos + json.length + 40).every((b) => b === 0xee));
+          assert.equal(w.writeInto(value, buf, pos, pos + json.length - 1), -2);
+        }
+      }
+    }
+  });
+
   it('jsonText turns bytes back into the string and passes strings and Buffers through', () => {
     const w = new JsonWriter();
     assert.equal(jsonText(w.write({ city: 'Zürich' })!), '{"city":"Zürich"}');

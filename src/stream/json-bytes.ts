@@ -59,6 +59,11 @@ const DIGIT_PAIRS = Uint8Array.from(
   { length: 200 },
   (_, i) => 0x30 + (i % 2 === 0 ? Math.floor(i / 20) : (i >> 1) % 10),
 );
+/** "0000" to "9999" as little-endian words of four ASCII digits: four digits are written per division. */
+const DIGIT_QUADS = Uint32Array.from({ length: 10000 }, (_, i) => {
+  const d = [Math.floor(i / 1000), Math.floor(i / 100) % 10, Math.floor(i / 10) % 10, i % 10];
+  return (0x30 + d[0]) | ((0x30 + d[1]) << 8) | ((0x30 + d[2]) << 16) | ((0x30 + d[3]) << 24);
+});
 /** 10^k for the decimals a fraction is tried with (exact doubles). */
 const POW10 = Array.from({ length: 16 }, (_, k) => 10 ** k);
 
@@ -77,7 +82,13 @@ export class JsonWriter implements ValueWriter {
   private used = 0;
   /** The property names of the last object written, and each one's bytes as JSON (`"name":`). */
   private names: string[] = [];
-  private nameBytes: Uint8Array[] = [];
+  /** Each name's bytes after its `{` or `,`, as little-endian words (the last one padded), and its length. */
+  private nameWords: Uint32Array[] = [];
+  private nameLengths: number[] = [];
+  /** A DataView of the memory of `viewed` (the last buffer written to), and where that buffer starts in it. */
+  private viewed: Buffer | null = null;
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private viewAt = 0;
 
   /** Forgets every value written so far (their JsonBytes are no longer valid); a buffer a big value grew is let go. */
   reset(): void {
@@ -85,6 +96,7 @@ export class JsonWriter implements ValueWriter {
     if (this.own.length > BYTES_KEPT) {
       this.own = this.buf = Buffer.allocUnsafeSlow(BYTES_MIN);
       this.limit = BYTES_MIN;
+      this.viewed = null;
     }
   }
 
@@ -123,13 +135,16 @@ export class JsonWriter implements ValueWriter {
       if (!hasOwn.call(o, k)) return -1;
       const v = o[k];
       if (field >= names.length || names[field] !== k) this.learnName(field, k);
-      const name = this.nameBytes[field];
-      // Room for `{` or `,`, the name, `}` and a number; a longer string makes its own.
-      if (pos + name.length + NUMBER_MAX + 2 > this.limit) this.grow(pos, name.length + NUMBER_MAX + 2);
+      const length = this.nameLengths[field];
+      // Room for the name (and the padding of its last word), `}` and a number; a longer string makes its own.
+      if (pos + length + NUMBER_MAX + 4 > this.limit) this.grow(pos, length + NUMBER_MAX + 4);
       const buf = this.buf;
-      buf[pos++] = field === 0 ? 0x7b : 0x2c; // { or ,
-      for (let i = 0; i < name.length; i++) buf[pos + i] = name[i];
-      pos += name.length;
+      if (buf !== this.viewed) this.see(buf);
+      const words = this.nameWords[field];
+      const view = this.view;
+      const at = this.viewAt + pos;
+      for (let i = 0; i < words.length; i++) view.setUint32(at + 4 * i, words[i], true);
+      pos += length;
       if (typeof v === 'number') pos = this.writeNumber(v, pos);
       else if (typeof v === 'string') pos = this.writeString(v, pos);
       else if (v === true) pos = writeAscii(buf, pos, 'true');
@@ -147,9 +162,21 @@ export class JsonWriter implements ValueWriter {
   /** Remembers `k` as the name of property number `field` of the objects written (and those after it as unknown). */
   private learnName(field: number, k: string): void {
     this.names.length = field;
-    this.nameBytes.length = field;
+    this.nameWords.length = field;
+    this.nameLengths.length = field;
+    const bytes = Buffer.from(`${field === 0 ? '{' : ','}${JSON.stringify(k)}:`);
+    const words = new Uint32Array(Math.ceil(bytes.length / 4));
+    for (let i = 0; i < bytes.length; i++) words[i >> 2] |= bytes[i] << (8 * (i & 3));
     this.names.push(k);
-    this.nameBytes.push(Buffer.from(`${JSON.stringify(k)}:`));
+    this.nameWords.push(words);
+    this.nameLengths.push(bytes.length);
+  }
+
+  /** Makes `view` a DataView of `buf`'s memory. */
+  private see(buf: Buffer): void {
+    this.viewed = buf;
+    this.view = new DataView(buf.buffer);
+    this.viewAt = buf.byteOffset;
   }
 
   private writeString(s: string, pos: number): number {
@@ -176,15 +203,16 @@ export class JsonWriter implements ValueWriter {
   /** Writes `x` at `pos`, where NUMBER_MAX bytes are free. */
   private writeNumber(x: number, pos: number): number {
     const buf = this.buf;
-    if (x >= 0 && x <= INT32_MAX && (x | 0) === x && (x !== 0 || 1 / x > 0)) return writeInt31(buf, pos, x);
+    if (x >= 0 && x <= INT32_MAX && (x | 0) === x && (x !== 0 || 1 / x > 0))
+      return writeInt31(buf, this.view, this.viewAt, pos, x);
     if (x !== x || x === Infinity || x === -Infinity) return writeAscii(buf, pos, 'null');
-    if (!Number.isInteger(x)) return writeFraction(buf, pos, x);
+    if (!Number.isInteger(x)) return writeFraction(buf, this.view, this.viewAt, pos, x);
     if (x >= SAFE || x <= -SAFE) return writeAscii(buf, pos, String(x));
     if (x < 0) {
       buf[pos++] = 0x2d; // -
       x = -x;
     }
-    return writeInt53(buf, pos, x);
+    return writeInt53(buf, this.view, this.viewAt, pos, x);
   }
 
   /** Makes room for `n` bytes at `pos`, keeping what is written before it (in writeInto: there is none to make). */
@@ -220,7 +248,7 @@ function writeAscii(buf: Buffer, pos: number, s: string): number {
  * correctly rounded division: what reading the decimal gives, Clinger's fast path), and there is only
  * one such decimal: 15 digits are coarser than a double's precision. Otherwise String(x).
  */
-function writeFraction(buf: Buffer, pos: number, x: number): number {
+function writeFraction(buf: Buffer, view: DataView, at: number, pos: number, x: number): number {
   const ax = x < 0 ? -x : x;
   // Below 1e-6 JavaScript writes an exponent.
   if (ax >= 1e-6) {
@@ -230,15 +258,15 @@ function writeFraction(buf: Buffer, pos: number, x: number): number {
       if (m >= DIGITS_15) break;
       if (m / scale !== ax) continue;
       if (x < 0) buf[pos++] = 0x2d; // -
-      return writeDecimal(buf, pos, m, k);
+      return writeDecimal(buf, view, at, pos, m, k);
     }
   }
   return writeAscii(buf, pos, String(x));
 }
 
 /** Writes m × 10^-k (m an integer in [1, 10^15) not ending in 0, k ≥ 1) as `ddd.ddd` or `0.000ddd`. */
-function writeDecimal(buf: Buffer, pos: number, m: number, k: number): number {
-  const end = writeInt53(buf, pos, m);
+function writeDecimal(buf: Buffer, view: DataView, at: number, pos: number, m: number, k: number): number {
+  const end = writeInt53(buf, view, at, pos, m);
   const digits = end - pos;
   if (digits > k) {
     // ddd.ddd: the last k digits move one place right for the point.
@@ -255,26 +283,21 @@ function writeDecimal(buf: Buffer, pos: number, m: number, k: number): number {
   return end + shift;
 }
 
-/** Writes `n` (an integer in [0, 2^53)) in decimal at `pos`; returns the position after it. */
-function writeInt53(buf: Buffer, pos: number, n: number): number {
-  if (n <= INT32_MAX) return writeInt31(buf, pos, n);
-  // The digits above the last nine, then the last nine with their zeros.
-  const high = Math.floor(n / 1e9);
-  pos = writeInt31(buf, pos, high);
-  let low = n - high * 1e9;
-  for (let i = pos + 7; i > pos; i -= 2) {
-    const q = (low / 100) | 0;
-    const pair = (low - q * 100) * 2;
-    buf[i + 1] = DIGIT_PAIRS[pair + 1];
-    buf[i] = DIGIT_PAIRS[pair];
-    low = q;
-  }
-  buf[pos] = 0x30 + low;
-  return pos + 9;
+/** Writes `n` (an integer in [0, 2^53)) in decimal at `pos` (`at + pos` in `view`); returns the position after it. */
+function writeInt53(buf: Buffer, view: DataView, at: number, pos: number, n: number): number {
+  if (n <= INT32_MAX) return writeInt31(buf, view, at, pos, n);
+  // The digits above the last eight, then the last eight with their zeros, four at a time.
+  const high = Math.floor(n / 1e8);
+  pos = writeInt31(buf, view, at, pos, high);
+  const low = n - high * 1e8;
+  const q = (low / 10000) | 0;
+  view.setUint32(at + pos, DIGIT_QUADS[q], true);
+  view.setUint32(at + pos + 4, DIGIT_QUADS[low - q * 10000], true);
+  return pos + 8;
 }
 
-/** Writes `n` (an integer in [0, 2^31)) in decimal at `pos`; returns the position after it. */
-function writeInt31(buf: Buffer, pos: number, n: number): number {
+/** Writes `n` (an integer in [0, 2^31)) in decimal at `pos` (`at + pos` in `view`); returns the position after it. */
+function writeInt31(buf: Buffer, view: DataView, at: number, pos: number, n: number): number {
   const digits =
     n < 1e5
       ? n < 10
@@ -295,16 +318,22 @@ function writeInt31(buf: Buffer, pos: number, n: number): number {
           : n < 1e9
             ? 9
             : 10;
-  // Two digits at a time, from the last.
+  // Four digits at a time, from the last.
   let i = pos + digits;
-  while (n >= 100) {
-    const q = (n / 100) | 0;
-    const pair = (n - q * 100) * 2;
-    buf[--i] = DIGIT_PAIRS[pair + 1];
-    buf[--i] = DIGIT_PAIRS[pair];
+  while (n >= 10000) {
+    const q = (n / 10000) | 0;
+    i -= 4;
+    view.setUint32(at + i, DIGIT_QUADS[n - q * 10000], true);
     n = q;
   }
-  // One or two digits are left, at pos.
+  // One to four digits are left, at pos.
+  if (n >= 100) {
+    const q = (n / 100) | 0;
+    const pair = (n - q * 100) * 2;
+    buf[i - 1] = DIGIT_PAIRS[pair + 1];
+    buf[i - 2] = DIGIT_PAIRS[pair];
+    n = q;
+  }
   if (n >= 10) {
     buf[pos + 1] = DIGIT_PAIRS[n * 2 + 1];
     buf[pos] = DIGIT_PAIRS[n * 2];
