@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BatchBuilder, sealBatch } from './batch-builder.ts';
+import { BatchBuilder, SpareBuffers, sealBatch } from './batch-builder.ts';
 import { type EncodableRecord, encodeBatch } from './record-batch.ts';
 
 test('built and sealed, the batches are byte for byte those encodeBatch makes of the same records', () => {
@@ -67,4 +67,49 @@ test('built and sealed, the batches are byte for byte those encodeBatch makes of
     ),
   );
   assert.deepEqual(builder.take(), { bytes: new Uint8Array(0), ends: new Uint32Array(0), records: 0 });
+});
+
+test('a take hands the buffer over; the builder builds in a spare given back, never in a buffer still out', () => {
+  const spares = new SpareBuffers();
+  const builder = new BatchBuilder(100, spares);
+  const value = 'v'.repeat(200);
+  const fill = (n: number): void => {
+    for (let i = 0; i < n; i++) builder.push(`k${i}`, value, 1000 + i);
+  };
+  fill(500);
+  const first = builder.take();
+  const firstCopy = Buffer.from(first.bytes);
+  // The bytes are at the start of memory of their own, which the builder let go of.
+  assert.equal(first.bytes.byteOffset, 0);
+  fill(500);
+  const second = builder.take();
+  assert.notEqual(second.bytes.buffer, first.bytes.buffer);
+  // Building the second did not touch the first, which was not given back.
+  assert.ok(Buffer.from(first.bytes).equals(firstCopy));
+  // Given back, the first's memory is built in again.
+  spares.give(first.bytes.buffer as ArrayBuffer);
+  fill(10);
+  const third = builder.take();
+  assert.equal(third.bytes.buffer, first.bytes.buffer);
+  assert.equal(third.records, 10);
+  // A spare too small for what the builder needs is not taken.
+  spares.give(new ArrayBuffer(16));
+  fill(10);
+  assert.notEqual(builder.take().bytes.buffer.byteLength, 16);
+});
+
+test('SpareBuffers keeps at most its count and its bytes, takes one big enough, drops buffers moved away', () => {
+  const spares = new SpareBuffers(2, 1000);
+  spares.give(new ArrayBuffer(0)); // a buffer moved to another thread has no bytes
+  assert.equal(spares.take(0), null);
+  const a = new ArrayBuffer(300);
+  const b = new ArrayBuffer(600);
+  spares.give(a);
+  spares.give(b);
+  spares.give(new ArrayBuffer(10)); // a third one: over the count
+  assert.equal(spares.take(400), b);
+  spares.give(new ArrayBuffer(800)); // 300 + 800 > 1000 bytes
+  assert.equal(spares.take(400), null);
+  assert.equal(spares.take(100), a);
+  assert.equal(spares.take(1), null);
 });

@@ -45,7 +45,7 @@ export {
   CompressionError,
   prepareCompression,
 } from './compression.ts';
-export { BatchBuilder, type BuiltBatches, type ValueWriter, sealBatch } from './batch-builder.ts';
+export { BatchBuilder, type BuiltBatches, SpareBuffers, type ValueWriter, sealBatch } from './batch-builder.ts';
 export { murmur2, partitionForKey } from './partitioner.ts';
 export { checkTopicName } from './names.ts';
 export { verifyLog, type VerifyReport, type VerifyFinding } from './verify.ts';

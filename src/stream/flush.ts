@@ -182,6 +182,9 @@ export class Flusher {
     }
     producer.sequences = sequences;
     task.lastFlushAtMs = Date.now();
+    // Every record is appended and the checkpoint after them saved: nothing will send them again,
+    // and their buffers go back to the thread that built them.
+    drained.release?.();
   }
 
   /**

@@ -10,7 +10,7 @@
  * and a drain reports the offset it covers. Either way the rows and the checkpoint offset of a
  * flush are the same whatever the runner.
  */
-import type { Log, RecordBatch } from '../log/index.ts';
+import { type Log, type RecordBatch, SpareBuffers } from '../log/index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
@@ -39,6 +39,12 @@ export interface Drained {
   keyNames: string[] | null;
   /** With a worker that reads for itself: the offset the drain covers (every record before it). */
   offset?: number;
+  /**
+   * Gives the outputs' buffers back to the thread that built them, to build in again, once every
+   * record in them is appended (never before: the log may still be writing them). Not called when
+   * an append failed; the buffers are then left to the collector.
+   */
+  release?: () => void;
 }
 
 export interface TaskProgress {
@@ -79,10 +85,13 @@ export class InThreadRunner implements TaskRunner {
   /** `log`: where the writer schemas of a source topic with a format are read from (its registry). */
   constructor(private readonly log: Log) {}
 
+  /** The buffers of output records appended, for the tasks' packers to build in again. */
+  private readonly spares = new SpareBuffers();
+
   open(task: TaskOpen): void {
     const state = task.plan.newTaskState(task.partition, task.watermarkMs);
     // Output records are packed as they are made, as on a worker thread (worker-protocol.ts).
-    state.outputs = new OutputPacker();
+    state.outputs = new OutputPacker(this.spares);
     state.keyNames = task.keyNames;
     state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
     state.tables =
@@ -125,7 +134,12 @@ export class InThreadRunner implements TaskRunner {
   }
 
   async drain(id: number): Promise<Drained> {
-    return takeDrained(this.task(id).state);
+    const drained = takeDrained(this.task(id).state);
+    const { spares } = this;
+    drained.release = (): void => {
+      for (const p of drained.outputs.partitions) spares.give(p.batches.bytes.buffer as ArrayBuffer);
+    };
+    return drained;
   }
 
   forget(id: number): void {

@@ -26,7 +26,14 @@ import type { StoredTable } from '../view/index.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
-import { type FromWorker, type ToWorker, type WorkerData, reviveRecord, withRecords } from './worker-protocol.ts';
+import {
+  type FromWorker,
+  type PackedOutputs,
+  type ToWorker,
+  type WorkerData,
+  reviveRecord,
+  withRecords,
+} from './worker-protocol.ts';
 
 const ENTRY = new URL('./worker-entry.js', import.meta.url);
 
@@ -334,7 +341,11 @@ export class WorkerPool implements TaskRunner {
       task.progress.dirtyRows = 0;
       task.progress.offset = m.offset;
       const { t: _t, task: _task, ...drained } = m;
-      waiter.resolve(withRecords(drained, reviveRecord));
+      const worker = task.worker;
+      waiter.resolve({
+        ...withRecords(drained, reviveRecord),
+        release: () => this.giveBack(worker, drained.outputs.partitions),
+      });
       this.progressed(task);
     }
   }
@@ -442,6 +453,13 @@ export class WorkerPool implements TaskRunner {
 
   private send(worker: number, message: ToWorker): void {
     this.workers[worker].postMessage(message);
+  }
+
+  /** Moves the buffers of output records appended back to the worker that built them, to build in again. */
+  private giveBack(worker: number, partitions: PackedOutputs['partitions']): void {
+    if (this.failure !== null || this.closing || partitions.length === 0) return;
+    const buffers = partitions.map((p) => p.batches.bytes.buffer as ArrayBuffer);
+    this.workers[worker].postMessage({ t: 'spare', buffers } satisfies ToWorker, buffers);
   }
 
   private fail(err: Error): void {

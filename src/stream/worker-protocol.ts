@@ -20,7 +20,14 @@
  * Records of dead letters and late events travel with their key, value and header bytes copied
  * into their own small buffers, so a message never drags a whole batch's bytes along.
  */
-import { BatchBuilder, type BuiltBatches, type LogDescriptor, type LogRecord, type ValueWriter } from '../log/index.ts';
+import {
+  BatchBuilder,
+  type BuiltBatches,
+  type LogDescriptor,
+  type LogRecord,
+  type SpareBuffers,
+  type ValueWriter,
+} from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
 import type { DeadLetter, LateEvent, OutputRecord, OutputSink } from './task-plan.ts';
 import type { Drained } from './task-runner.ts';
@@ -55,13 +62,15 @@ export type ToWorker =
     }
   | { t: 'hw'; task: number; offset: number }
   | { t: 'drain'; task: number }
-  | { t: 'close'; task: number };
+  | { t: 'close'; task: number }
+  /** Buffers of output records the engine appended (moved back), for the thread's packers to build in again. */
+  | { t: 'spare'; buffers: ArrayBuffer[] };
 
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'done'; task: number; events: number; dirty: number; watermarkMs: number; offset: number }
   /** What the task folded since the last drain (task-runner.ts's `Drained`), with the offset the drain covers. */
-  | ({ t: 'drained'; task: number } & Required<Drained>)
+  | ({ t: 'drained'; task: number } & Required<Omit<Drained, 'release'>>)
   | { t: 'failed'; task: number; code: string | null; message: string; stack: string | null }
   /** Something the engine should log (a task that waits on the log, for example). */
   | { t: 'warn'; task: number; message: string };
@@ -108,6 +117,9 @@ export class OutputPacker implements OutputSink {
   private readonly builders = new Map<number, BatchBuilder>();
   private n = 0;
 
+  /** `spares`: the thread's buffers given back once appended, which the builders build in again. */
+  constructor(private readonly spares: SpareBuffers | null = null) {}
+
   get length(): number {
     return this.n;
   }
@@ -128,11 +140,12 @@ export class OutputPacker implements OutputSink {
 
   private builder(partition: number): BatchBuilder {
     let builder = this.builders.get(partition);
-    if (builder === undefined) this.builders.set(partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS)));
+    if (builder === undefined)
+      this.builders.set(partition, (builder = new BatchBuilder(OUTPUT_BATCH_RECORDS, this.spares)));
     return builder;
   }
 
-  /** A copy of the records pushed since the last take; the packer starts over (keeping its buffers). */
+  /** The records pushed since the last take, in buffers handed over (BatchBuilder.take); the packer starts over. */
   take(): PackedOutputs {
     const partitions: PackedOutputs['partitions'] = [];
     for (const [partition, builder] of this.builders)

@@ -15,7 +15,7 @@
  * a crash.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Log, openLog } from '../log/index.ts';
+import { type Log, SpareBuffers, openLog } from '../log/index.ts';
 import { KappaError, isKappaError } from '../errors.ts';
 import { LogOutage } from './log-outage.ts';
 import { loadApp } from './config.ts';
@@ -160,6 +160,8 @@ function wake(task: WorkerTask): void {
 /** The tasks of this thread, and the engine's messages about them. */
 class WorkerTasks {
   private readonly plans = new Map<string, TaskPlan>();
+  /** The buffers of this thread's output records, given back by the engine once appended. */
+  private readonly spares = new SpareBuffers();
   private readonly tasks = new Map<number, WorkerTask>();
 
   constructor(
@@ -170,6 +172,10 @@ class WorkerTasks {
   ) {}
 
   handle(m: ToWorker): void {
+    if (m.t === 'spare') {
+      for (const buffer of m.buffers) this.spares.give(buffer);
+      return;
+    }
     try {
       if (m.t === 'hw') this.hw(m);
       else if (m.t === 'drain') this.drain(m);
@@ -209,7 +215,7 @@ class WorkerTasks {
     const state = plan.newTaskState(m.partition, m.watermarkMs);
     state.keyNames = m.keyNames;
     // Output records are written into the buffers they cross threads in as they are made (worker-protocol.ts).
-    state.outputs = new OutputPacker();
+    state.outputs = new OutputPacker(this.spares);
     const task: WorkerTask = {
       plan,
       state,
