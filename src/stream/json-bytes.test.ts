@@ -83,6 +83,19 @@ describe('JsonWriter: bytes as JSON.stringify makes them', () => {
       100.5,
       1e-6,
     ];
+    // Around each power of ten from 1e-7 to 1e16: the doubles next to it, and decimals of 14 to 17 digits.
+    const bits = new Float64Array(1);
+    const word = new BigInt64Array(bits.buffer);
+    const next = (x: number, by: bigint): number => {
+      bits[0] = x;
+      word[0] += by;
+      return bits[0];
+    };
+    for (let n = -7; n <= 16; n++) {
+      const p = 10 ** n;
+      for (const by of [-3n, -2n, -1n, 1n, 2n, 3n]) edges.push(next(p, by), -next(p, by));
+      edges.push(p * 1.23456789012345, p * 9.99999999999999, p * 9.99999999999999 + p * 9e-15, p * 1.0000000000000002);
+    }
     for (const x of edges) same(w, { x });
     for (const x of doubles(20_000)) same(w, { x });
     for (const x of [NaN, Infinity, -Infinity]) same(w, { x });
