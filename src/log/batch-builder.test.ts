@@ -112,4 +112,11 @@ test('SpareBuffers keeps at most its count and its bytes, takes one big enough, 
   assert.equal(spares.take(400), null);
   assert.equal(spares.take(100), a);
   assert.equal(spares.take(1), null);
+  // The smallest that is big enough.
+  const more = new SpareBuffers();
+  const fit = new ArrayBuffer(500);
+  more.give(new ArrayBuffer(900));
+  more.give(fit);
+  more.give(new ArrayBuffer(700));
+  assert.equal(more.take(450), fit);
 });

@@ -26,8 +26,12 @@ const RECORD_FIXED_MAX = 5 + 1 + 10 + 5 + 5 + 5 + 1;
 
 /** Writes a value's bytes in place (BatchBuilder.pushWritten). */
 export interface ValueWriter {
-  /** Writes `value` at `buf[pos, end)`; returns where it ends, -1 when it does not write it, -2 when it needs more room. */
-  writeInto(value: unknown, buf: Buffer, pos: number, end: number): number;
+  /**
+   * Writes `value` at `buf[pos, end)`; returns where it ends, -1 when it does not write it, -2 when
+   * it needs more room. `view` is a DataView of buf's bytes (its byte 0 is buf[0]), for writing
+   * several bytes at once.
+   */
+  writeInto(value: unknown, buf: Buffer, pos: number, end: number, view?: DataView): number;
 }
 
 export interface BuiltBatches {
@@ -63,21 +67,24 @@ export class SpareBuffers {
     this.bytes += n;
   }
 
-  /** A kept buffer of at least `n` bytes, which is no longer kept, or null. */
+  /** The smallest kept buffer of at least `n` bytes, which is no longer kept, or null. */
   take(n: number): ArrayBuffer | null {
-    for (let i = this.spares.length - 1; i >= 0; i--) {
-      const buffer = this.spares[i];
-      if (buffer.byteLength < n) continue;
-      this.spares.splice(i, 1);
-      this.bytes -= buffer.byteLength;
-      return buffer;
+    let best = -1;
+    for (let i = 0; i < this.spares.length; i++) {
+      const size = this.spares[i].byteLength;
+      if (size >= n && (best < 0 || size < this.spares[best].byteLength)) best = i;
     }
-    return null;
+    if (best < 0) return null;
+    const [buffer] = this.spares.splice(best, 1);
+    this.bytes -= buffer.byteLength;
+    return buffer;
   }
 }
 
 export class BatchBuilder {
   private bytes = Buffer.alloc(0);
+  /** A DataView of `bytes`, made for the first value written into them (pushWritten). */
+  private view: DataView | null = null;
   /** The size of buffer the last take needed: the next one starts at it. */
   private sizeNext = BYTES_MIN;
   private used = 0;
@@ -140,7 +147,8 @@ export class BatchBuilder {
         opens ? 0 : this.inBatch,
       );
       const at = pos + this.valueLengthGuess;
-      const end = writer.writeInto(value, this.bytes, at, at + room);
+      this.view ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
+      const end = writer.writeInto(value, this.bytes, at, at + room, this.view);
       if (end === -1) return false;
       if (end === -2) continue;
       // The value's length goes before it: moved when its varint is not the size guessed.
@@ -202,6 +210,7 @@ export class BatchBuilder {
     while (size < this.used) size *= 2;
     this.sizeNext = size;
     this.bytes = Buffer.alloc(0);
+    this.view = null;
     this.used = 0;
     this.ends = [];
     this.records = 0;
@@ -252,11 +261,13 @@ export class BatchBuilder {
       const n = Math.max(this.sizeNext, atLeast);
       const spare = this.spares?.take(n) ?? null;
       this.bytes = spare === null ? Buffer.allocUnsafeSlow(n) : Buffer.from(spare);
+      this.view = null;
       return;
     }
     const bigger = Buffer.allocUnsafeSlow(Math.max(BYTES_MIN, this.bytes.length * 2, atLeast));
     this.bytes.copy(bigger, 0, 0, this.used);
     this.bytes = bigger;
+    this.view = null;
   }
 }
 

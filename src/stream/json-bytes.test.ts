@@ -216,13 +216,17 @@ describe('JsonWriter: bytes as JSON.stringify makes them', () => {
         const json = JSON.stringify(value);
         for (const pos of [0, 1, 2, 5, 13]) {
           memory.fill(0xee);
-          const end = w.writeInto(value, buf, pos, pos + json.length + 40);
+          // With the caller's DataView of buf (as a BatchBuilder gives it) and without, alternately.
+          const view = pos % 2 === 0 ? new DataView(buf.buffer, buf.byteOffset, buf.length) : undefined;
+          const end = w.writeInto(value, buf, pos, pos + json.length + 40, view);
           assert.equal(end, pos + json.length);
           assert.equal(buf.toString('utf8', pos, end), json);
           // Nothing before pos is touched, nor anything from the end of the room given.
           assert.ok(memory.subarray(0, offset + pos).every((b) => b === 0xee));
           assert.ok(memory.subarray(offset + pos + json.length + 40).every((b) => b === 0xee));
-          assert.equal(w.writeInto(value, buf, pos, pos + json.length - 1), -2);
+          assert.equal(w.writeInto(value, buf, pos, pos + json.length - 1, view), -2);
+          // Its own buffer in between: written as JSON.stringify writes it too.
+          assert.equal(text(w.write(value)!), json);
         }
       }
     }

@@ -14,7 +14,7 @@
  * getter of a value left to JSON.stringify part-way runs twice). A boxed primitive given the plain
  * object prototype by hand (Object.setPrototypeOf) would be written as an object: not supported.
  * Strings of printable ASCII are copied; any other string is written as JSON.stringify writes it.
- * Integers below 2^53 are written two digits at a time, fractions of at most 15 significant digits
+ * Integers below 2^53 are written four digits at a time, fractions of at most 15 significant digits
  * from their digits (`writeFraction`), other numbers as `String(n)` gives them (JSON's form of a
  * finite number), NaN and infinities as `null`.
  *
@@ -80,15 +80,17 @@ export class JsonWriter implements ValueWriter {
   private buf: Buffer = this.own;
   private limit = this.own.length;
   private used = 0;
-  /** The property names of the last object written, and each one's bytes as JSON (`"name":`). */
+  /** The property names of the last object written. */
   private names: string[] = [];
-  /** Each name's bytes after its `{` or `,`, as little-endian words (the last one padded), and its length. */
+  /** Each name's bytes as JSON after its `{` or `,` (`,"name":`), as little-endian words (the last one padded), and their length. */
   private nameWords: Uint32Array[] = [];
   private nameLengths: number[] = [];
-  /** A DataView of the memory of `viewed` (the last buffer written to), and where that buffer starts in it. */
+  /** A DataView of the memory of `viewed` (the buffer being written to), and where that buffer starts in it. */
   private viewed: Buffer | null = null;
   private view: DataView = new DataView(new ArrayBuffer(0));
   private viewAt = 0;
+  /** The DataView of `own`, kept while `own` is: `write` and `writeInto` may alternate. */
+  private ownView: DataView | null = null;
 
   /** Forgets every value written so far (their JsonBytes are no longer valid); a buffer a big value grew is let go. */
   reset(): void {
@@ -96,7 +98,7 @@ export class JsonWriter implements ValueWriter {
     if (this.own.length > BYTES_KEPT) {
       this.own = this.buf = Buffer.allocUnsafeSlow(BYTES_MIN);
       this.limit = BYTES_MIN;
-      this.viewed = null;
+      this.viewed = this.ownView = null;
     }
   }
 
@@ -110,11 +112,20 @@ export class JsonWriter implements ValueWriter {
     return { bytes: this.own, start, end };
   }
 
-  /** Writes `value`'s JSON at `buf[pos, end)`: where it ends, -1 when left to JSON.stringify, -2 when it needs more room. */
-  writeInto(value: unknown, buf: Buffer, pos: number, end: number): number {
+  /**
+   * Writes `value`'s JSON at `buf[pos, end)`: where it ends, -1 when left to JSON.stringify, -2 when
+   * it needs more room. `view`, when given, is a DataView of buf's bytes (its byte 0 is buf[0]),
+   * which the writer would otherwise make whenever the buffer differs from the last one.
+   */
+  writeInto(value: unknown, buf: Buffer, pos: number, end: number, view?: DataView): number {
     if (!takes(value)) return -1;
     this.buf = buf;
     this.limit = end;
+    if (view !== undefined) {
+      this.viewed = buf;
+      this.view = view;
+      this.viewAt = 0;
+    }
     try {
       return this.writeObject(value, pos);
     } catch (err) {
@@ -175,8 +186,9 @@ export class JsonWriter implements ValueWriter {
   /** Makes `view` a DataView of `buf`'s memory. */
   private see(buf: Buffer): void {
     this.viewed = buf;
-    this.view = new DataView(buf.buffer);
     this.viewAt = buf.byteOffset;
+    if (buf !== this.own) this.view = new DataView(buf.buffer);
+    else this.view = this.ownView ??= new DataView(buf.buffer);
   }
 
   private writeString(s: string, pos: number): number {
@@ -221,6 +233,7 @@ export class JsonWriter implements ValueWriter {
     const bigger = Buffer.allocUnsafeSlow(Math.max(this.limit * 2, pos + n));
     this.own.copy(bigger, 0, 0, pos);
     this.own = this.buf = bigger;
+    this.ownView = null;
     this.limit = bigger.length;
   }
 }

@@ -457,9 +457,14 @@ export class WorkerPool implements TaskRunner {
 
   /** Moves the buffers of output records appended back to the worker that built them, to build in again. */
   private giveBack(worker: number, partitions: PackedOutputs['partitions']): void {
-    if (this.failure !== null || this.closing || partitions.length === 0) return;
-    const buffers = partitions.map((p) => p.batches.bytes.buffer as ArrayBuffer);
-    this.workers[worker].postMessage({ t: 'spare', buffers } satisfies ToWorker, buffers);
+    if (this.failure !== null || this.closing) return;
+    const buffers = partitions.map((p) => p.batches.bytes.buffer as ArrayBuffer).filter((b) => b.byteLength > 0);
+    if (buffers.length === 0) return;
+    try {
+      this.workers[worker].postMessage({ t: 'spare', buffers } satisfies ToWorker, buffers);
+    } catch {
+      // Only an optimisation: the worker makes new buffers, these are left to the collector.
+    }
   }
 
   private fail(err: Error): void {

@@ -96,8 +96,9 @@ export const OUTPUT_BATCH_RECORDS = 1000;
 /**
  * An output task's records as they cross from a worker thread to the engine's thread: per target
  * partition, RecordBatch v2 batches of up to OUTPUT_BATCH_RECORDS records, built as the records
- * were made (log's BatchBuilder), which structured clone copies in a few memcpys. The flush only
- * seals each (producer fields and CRC) and appends it (flush.ts).
+ * were made (log's BatchBuilder), in buffers moved to the engine's thread (a transfer, no copy) and
+ * moved back once appended (Drained.release). The flush only seals each batch (producer fields and
+ * CRC) and appends it (flush.ts).
  *
  * Built as they are made rather than kept as objects until the drain: held for a whole flush
  * interval, objects and strings survived the young generation's collections and were copied by
@@ -111,7 +112,8 @@ export interface PackedOutputs {
 
 /**
  * Output records written into batches as they are pushed: a task's `state.outputs` (set by its
- * runner). Its buffers are made at the first push and reused after each take.
+ * runner). Each take hands its buffers over; the next pushes build in spares (the buffers given back)
+ * or new ones.
  */
 export class OutputPacker implements OutputSink {
   private readonly builders = new Map<number, BatchBuilder>();

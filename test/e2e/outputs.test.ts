@@ -144,3 +144,78 @@ describe('to(topic) exactly once across a crash between the appends and the chec
     );
   }
 });
+
+const COPY_CONFIG = `
+import { Type, defineApp, from, topic } from ${JSON.stringify(SRC)};
+const Payment = Type.Object({ id: Type.Integer(), card: Type.String(), cents: Type.Integer() });
+const payments = topic('payments', { partitions: 2, schema: Payment, key: (p) => p.card });
+const copied = topic('copied', { partitions: 3, key: (c) => c.card });
+export default defineApp({
+  topics: [payments, copied],
+  outputs: [from(payments).map((p) => ({ id: p.id, card: p.card, euros: p.cents / 100 })).to(copied)],
+});
+`;
+
+// The buffers an output's records are built in go back to the thread that built them once the
+// flush's checkpoint is saved, and are built in again (batch-builder.ts, SpareBuffers): with small
+// flushes, many rounds of that, and every record must still be there once, as it was made.
+describe('to(topic) over many small flushes: buffers given back and built in again', () => {
+  const project = tempProject({ after }, 'kappa-outputs-spares-');
+  const config = project.writeConfig(COPY_CONFIG);
+
+  for (const workers of [0, 1]) {
+    test(`${workers === 0 ? 'on the main thread' : 'on a worker thread'}`, { timeout: 60_000 }, async () => {
+      const dir = project.dataDir(`data-${workers}`);
+      const log = await openFileLog({ dir, logger: quiet });
+      const store = await openSqliteStore({ path: join(dir, 'views.db') });
+      const engine = new Engine({
+        log,
+        store,
+        control: store,
+        app: await loadApp(config),
+        logger: quiet,
+        workers,
+        configPath: config,
+        flushIntervalMs: 5,
+        dirtyRowsMax: 250,
+      });
+      const n = 20_000;
+      try {
+        await engine.start();
+        for (let start = 0; start < n; start += 1000)
+          await log.append(
+            'payments',
+            Array.from({ length: 1000 }, (_, i) => {
+              const id = start + i;
+              const card = `card${id % 7}-${'x'.repeat(id % 40)}`;
+              return { key: card, value: JSON.stringify({ id, card, cents: id * 7 + 1 }) };
+            }),
+          );
+        await until(
+          'every payment copied',
+          async () => (await store.outputCheckpoints('payments_to_copied')).reduce((s, c) => s + c.offset, 0) === n,
+          engine,
+        );
+        await engine.stop();
+        // Each card's copies in one partition, in the order the payments were made, each once.
+        const seen = new Map<string, number>();
+        let count = 0;
+        for (let p = 0; p < 3; p++)
+          for await (const batch of log.read('copied', p, 0))
+            for (const r of batch.records()) {
+              const c = JSON.parse(r.value!.toString()) as { id: number; card: string; euros: number };
+              assert.equal(c.euros, (c.id * 7 + 1) / 100);
+              assert.equal(c.card, `card${c.id % 7}-${'x'.repeat(c.id % 40)}`);
+              assert.ok((seen.get(c.card) ?? -1) < c.id, `card ${c.card}: ${c.id} after ${seen.get(c.card)}`);
+              seen.set(c.card, c.id);
+              count++;
+            }
+        assert.equal(count, n);
+      } finally {
+        await engine.close();
+        await store.close();
+        await log.close();
+      }
+    });
+  }
+});
