@@ -81,6 +81,7 @@ import {
   q8Expected,
   writeNexmark,
 } from './lib/nexmark-gen.ts';
+import { peerEventsPerS, peerSample } from './lib/nexmark-peer.ts';
 import type { QueryFigures, QueryRequest } from './lib/nexmark-run.ts';
 
 export const description =
@@ -294,6 +295,8 @@ interface Options {
 interface Result {
   query: Query;
   best: QueryFigures;
+  /** The JSON loop's events/s (bench/lib/nexmark-peer.ts), the mean of its runs right before and after the best round. */
+  peer: number;
 }
 
 export async function run(args: string[]): Promise<Record<string, Figure>> {
@@ -316,8 +319,10 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const t0 = nowMs();
     let log = await openFileLog({ dir: dataDir, fsync: 'never', logger: quiet });
     let oracle: NexmarkOracle;
+    let sample: Buffer[];
     try {
       oracle = await writeNexmark(log, opts.events);
+      sample = await peerSample(log, TOPIC);
     } finally {
       await log.close();
     }
@@ -327,6 +332,7 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     const results: Result[] = [];
     for (const query of QUERIES.filter((q) => opts.queries.includes(q.name))) {
       let best: QueryFigures | null = null;
+      let bestPeer = 0;
       for (let round = 0; round < opts.rounds; round++) {
         const req: QueryRequest = {
           dataDir,
@@ -338,7 +344,9 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
           workers,
           flushIntervalMs: FLUSH_INTERVAL_MS,
         };
+        const peerBefore = peerEventsPerS(sample);
         const f = await runChild<QueryFigures>(req, `query ${query.name}`);
+        const peer = (peerBefore + peerEventsPerS(sample)) / 2;
         if (f.events !== opts.events)
           throw new Error(
             `invariant: ${query.name} found ${f.events} events in the log, the bench wrote ${opts.events}`,
@@ -354,11 +362,11 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
           }
         }
         console.log(
-          `  ${query.name}: ${(f.ms / 1000).toFixed(2)} s, ${formatCount((f.events / f.ms) * 1000)} events/s, ${(f.cpuMs / f.ms).toFixed(2)} cores, ${formatCount((f.events / f.cpuMs) * 1000)} events/s per core, peak RSS ${formatMiB(f.maxRssBytes)}; output checked`,
+          `  ${query.name}: ${(f.ms / 1000).toFixed(2)} s, ${formatCount((f.events / f.ms) * 1000)} events/s, ${(f.cpuMs / f.ms).toFixed(2)} cores, ${formatCount((f.events / f.cpuMs) * 1000)} events/s per core (${(((f.events / f.cpuMs) * 1000) / peer).toFixed(2)} × the JSON loop's ${formatCount(peer)}), peak RSS ${formatMiB(f.maxRssBytes)}; output checked`,
         );
-        if (best === null || f.cpuMs < best.cpuMs) best = f;
+        if (best === null || f.cpuMs < best.cpuMs) [best, bestPeer] = [f, peer];
       }
-      results.push({ query, best: best! });
+      results.push({ query, best: best!, peer: bestPeer });
     }
     return report(results);
   } finally {
@@ -412,30 +420,37 @@ async function checkOutput(log: FileLog, query: Query, oracle: NexmarkOracle): P
 }
 
 function report(results: Result[]): Record<string, Figure> {
-  const rows = results.map(({ query, best }) => {
+  const rows = results.map(({ query, best, peer }) => {
     const perCore = (best.events / best.cpuMs) * 1000;
     return [
       `${query.name} ${query.what}`,
       formatCount((best.events / best.ms) * 1000),
       (best.cpuMs / best.ms).toFixed(2),
       formatCount(perCore),
+      `${(perCore / peer).toFixed(2)} ×`,
       query.flinkPerCore === null ? '—' : formatCount(query.flinkPerCore),
       query.flinkPerCore === null ? '—' : `${(perCore / query.flinkPerCore).toFixed(2)} ×`,
     ];
   });
   console.log(
     '\n' +
-      formatTable(['query', 'events/s', 'cores', 'events/s per core', 'Flink per core', 'vs Flink'], rows) +
+      formatTable(
+        ['query', 'events/s', 'cores', 'events/s per core', 'vs JSON loop', 'Flink per core', 'vs Flink'],
+        rows,
+      ) +
       '\n\ncores = CPU time of the engine process (all threads) / wall time. Flink: GUIDE_V1.md of github.com/nexmark/nexmark (8 cores, 100M events).' +
+      "\nJSON loop: this machine's speed, measured before and after each run: one thread doing JSON.parse of the same events and JSON.stringify of q1's output per bid (no log, no checks, no exactly-once)." +
       "\n—: Flink's nexmark does not run q6 (its README: not supported, FLINK-19059), so q6 has no ratio and no part in min_ratio_vs_flink_per_core." +
       "\nFlink's extended queries q9-q22 are outside this bench.",
   );
   const figures: Record<string, Figure> = {};
   let minRatio = Infinity;
-  for (const { query, best } of results) {
+  for (const { query, best, peer } of results) {
     const perCore = (best.events / best.cpuMs) * 1000;
     figures[`${query.name}_events_per_s`] = Math.round((best.events / best.ms) * 1000);
     figures[`${query.name}_events_per_s_per_core`] = Math.round(perCore);
+    figures[`${query.name}_per_core_vs_json_loop`] = Number((perCore / peer).toFixed(3));
+    figures[`${query.name}_json_loop_events_per_s`] = Math.round(peer);
     figures[`${query.name}_cores`] = Number((best.cpuMs / best.ms).toFixed(2));
     if (query.flinkPerCore !== null) minRatio = Math.min(minRatio, perCore / query.flinkPerCore);
   }
