@@ -61,7 +61,6 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
   const built: OutputRecord[] = [];
 
   const sourceTime = source.time;
-  let eventTimeMs = 0; // of the record being run (stateful steps and joins are given it)
   function processRecord(
     state: TaskState,
     buf: Buffer | null,
@@ -76,6 +75,8 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
     else if (values.length > 0) values.length = 0;
     if (built.length > 0) built.length = 0; // filled only by records of several values
     maker.reset();
+    // No closure here captures a local: one would make V8 allocate this call's variables on the heap, per record.
+    let eventTimeMs: number; // of the record being run (stateful steps and joins are given it)
     try {
       const value = decodeValue(buf, start, length, state.catalog);
       try {
@@ -90,7 +91,7 @@ export function compileOutput(output: OutputDef, targetPartitions: number): Outp
         throw new TypeError(
           `${sourceTime === null ? 'the record timestamp' : "the time extractor's event time"} ${problem}`,
         );
-      if (state.tables !== null && joinedLate(state, () => source.record(i), eventTimeMs)) return;
+      if (state.tables !== null && joinedLate(state, source, i, eventTimeMs)) return;
       try {
         runOps(ops, value, 0, values, state.opState, eventTimeMs, state.tables);
       } catch (err) {
@@ -278,11 +279,11 @@ function fingerprintOf(output: OutputDef): string {
  * record too late for its stream–stream join to the late topic (true), or moves the task's event time
  * on, which its checkpoint keeps so that a restart judges lateness as this run did.
  */
-function joinedLate(state: TaskState, record: () => LogRecord, t: number): boolean {
+function joinedLate(state: TaskState, source: { record(i: number): LogRecord }, i: number, t: number): boolean {
   const tables = state.tables!;
   if (!tables.ready(t)) throw new TableWaitNeeded(t);
   if (tables.late(t)) {
-    joinLate(state, record(), t);
+    joinLate(state, source.record(i), t);
     return true;
   }
   state.watermarkMs = state.maxEventTimeMs = tables.cursorMs;
