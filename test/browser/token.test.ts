@@ -37,6 +37,19 @@ test('a #token= in the address opens the dashboard of a server with tokens', { t
     throw new Error(`${err.message}; kappa start printed:\n${kappa.stderr}`);
   });
   assert.equal(res.status, 200, await res.text());
+  // The page's SQL below counts every store: wait until the view has folded all 300 sales.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const answer = await fetch(`${url}/v1/sql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM by_store' }),
+    });
+    const body = (await answer.json()) as { rows?: { n: number }[] };
+    if (body.rows?.[0]?.n === 300) break;
+    if (Date.now() > deadline) throw new Error(`by_store never held the 300 stores: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 
   const browser = await launchChromium(chromiumPath);
   defer(t, () => browser.close());
