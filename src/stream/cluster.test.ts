@@ -69,9 +69,11 @@ class MemoryLeases implements TaskLeases {
   async renew(memberId: string, held: readonly TaskFence[]): Promise<TaskId[]> {
     return held.filter((f) => this.owners.get(f.task)?.epoch !== f.epoch).map((f) => f.task);
   }
-  async release(task: TaskId, memberId: string, epoch: number): Promise<void> {
+  async release(task: TaskId, memberId: string, epoch: number): Promise<boolean> {
     const held = this.owners.get(task);
-    if (held?.owner === memberId && held.epoch === epoch) this.owners.delete(task);
+    if (held?.owner !== memberId || held.epoch !== epoch) return false;
+    this.owners.delete(task);
+    return true;
   }
   async leases(): Promise<TaskLease[]> {
     return [];
@@ -86,9 +88,10 @@ async function startCluster(
   t: { after(fn: () => Promise<void>): void },
   ids: string[],
   open: (id: string) => Promise<void>,
-): Promise<{ leases: MemoryLeases; started: string[]; cluster: Cluster }> {
-  const leases = new MemoryLeases();
+  leases = new MemoryLeases(),
+): Promise<{ leases: MemoryLeases; started: string[]; cluster: Cluster; warnings: string[] }> {
   const started: string[] = [];
+  const warnings: string[] = [];
   const cluster = new Cluster(
     {
       leases,
@@ -97,7 +100,7 @@ async function startCluster(
     },
     {
       log: null as unknown as Log,
-      logger: { info() {}, warn() {} },
+      logger: { info() {}, warn: (m: string) => warnings.push(m) },
       candidates: async () =>
         ids.map((id) => ({
           id,
@@ -116,7 +119,7 @@ async function startCluster(
   await cluster.join();
   cluster.start();
   t.after(() => cluster.stop(false));
-  return { leases, started, cluster };
+  return { leases, started, cluster, warnings };
 }
 
 async function until(done: () => boolean): Promise<void> {
@@ -150,4 +153,21 @@ test('a task that keeps failing to open does not keep the others from opening', 
   await new Promise((r) => setTimeout(r, 100)); // a few more ticks
   assert.deepEqual(started.sort(), ids.slice(1));
   assert.equal(leases.owners.has(ids[0]), false, 'the failing task holds no lease between tries');
+});
+
+test('a task handed over after another process took its lease (this one was paused) says it moved', async (t) => {
+  const ids = ['view:v:1:sales:0', 'view:v:1:sales:1'];
+  // The renewal that would notice first is held back: the rebalance, which gives the task up, finds out.
+  const leases = new (class extends MemoryLeases {
+    override async renew(): Promise<TaskId[]> {
+      return [];
+    }
+  })();
+  const { started, warnings } = await startCluster(t, ids, async () => {}, leases);
+  await until(() => started.length === 2);
+  leases.owners.set(ids[0], { owner: 'm2', epoch: 99 });
+  ids.splice(0, 1); // its version is gone: the next rebalance gives it up
+  await until(() => warnings.length > 0);
+  assert.match(warnings.join('\n'), /task view:v:1:sales:0 moved to another process/);
+  assert.equal(leases.owners.get('view:v:1:sales:0')?.owner, 'm2', 'the other process keeps it');
 });

@@ -272,16 +272,20 @@ export class Cluster {
     if (this.held.get(id) !== h) return; // lost meanwhile (the heartbeat loop)
     this.held.delete(id);
     h.stop.abort();
+    let fenced = false;
     if (h.task !== null) {
       try {
         if (flush) await this.deps.handOver(h.task);
         else await this.deps.drop(h.task);
       } catch (err) {
         if (!isKappaError(err, 'KAPPA_FENCED')) throw err;
+        fenced = true;
         await this.deps.drop(h.task);
       }
     }
-    await this.opts.leases.release(id, this.opts.member.id, h.fence.epoch);
+    // False when another process took the lease (this one was paused, or cut off, past its session).
+    const released = await this.opts.leases.release(id, this.opts.member.id, h.fence.epoch);
+    if (fenced || !released) this.sayMoved(id);
   }
 
   /**
@@ -301,6 +305,10 @@ export class Cluster {
     this.held.delete(id);
     h.stop.abort();
     if (h.task !== null) await this.deps.drop(h.task);
+    this.sayMoved(id);
+  }
+
+  private sayMoved(id: TaskId): void {
     this.deps.logger.warn(
       `task ${id} moved to another process (this one did not renew its lease within ${this.sessionTimeoutMs / 1000} s); it stopped here without committing`,
     );

@@ -96,8 +96,11 @@ export interface TaskLeases {
   acquire(task: TaskId, memberId: string, leaseMs: number): Promise<number | null>;
   /** Extends the leases the member holds at these epochs; resolves to the tasks it no longer holds. */
   renew(memberId: string, held: readonly TaskFence[], leaseMs: number): Promise<TaskId[]>;
-  /** Gives the task up (only if `memberId` holds it at `epoch`). */
-  release(task: TaskId, memberId: string, epoch: number): Promise<void>;
+  /**
+   * Gives the task up (only if `memberId` holds it at `epoch`); resolves to whether it did, false
+   * when another member (or a later epoch) holds it.
+   */
+  release(task: TaskId, memberId: string, epoch: number): Promise<boolean>;
   /** Every task row, sorted by task. */
   leases(): Promise<TaskLease[]>;
   /** Every member row, live or not, sorted by id (for `kappa lag` and the dashboard). */

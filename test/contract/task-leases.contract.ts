@@ -224,10 +224,11 @@ export function taskLeasesContract(name: string, open: () => Promise<TaskLeasesH
       test('release gives a task up only for its owner at that epoch; then anyone acquires it with a larger epoch', async () => {
         await twoMembers();
         const epoch = (await leases.acquire(TASK, 'a', LONG_MS))!;
-        await leases.release(TASK, 'b', epoch);
-        await leases.release(TASK, 'a', epoch + 1);
+        assert.equal(await leases.release(TASK, 'b', epoch), false, 'another member does not release it');
+        assert.equal(await leases.release(TASK, 'a', epoch + 1), false, 'another epoch does not release it');
         assert.equal((await leases.leases())[0].owner, 'a', 'neither another member nor another epoch releases it');
-        await leases.release(TASK, 'a', epoch);
+        assert.equal(await leases.release(TASK, 'a', epoch), true);
+        assert.equal(await leases.release(TASK, 'a', epoch), false, 'a released task is not released twice');
         assert.deepEqual(
           (await leases.leases()).map((l) => [l.owner, l.epoch, l.expiresAtMs]),
           [[null, epoch, 0]],

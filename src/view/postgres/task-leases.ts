@@ -107,15 +107,16 @@ export class PostgresTaskLeases implements TaskLeases {
     return [...new Set(held.map((f) => f.task))].filter((t) => !kept.has(t));
   }
 
-  async release(task: TaskId, memberId: string, epoch: number): Promise<void> {
+  async release(task: TaskId, memberId: string, epoch: number): Promise<boolean> {
     this.db.checkOpen();
     checkId('task', task);
     checkId('member id', memberId);
-    await this.db.run(
+    const released = await this.db.run(
       `release task ${task}`,
       'UPDATE kappa_task_leases SET owner = NULL, expires_at = NULL WHERE task = $1 AND owner = $2 AND epoch = $3',
       [task, memberId, epoch],
     );
+    return released.rowCount === 1;
   }
 
   async leases(): Promise<TaskLease[]> {
