@@ -26,6 +26,8 @@ function doubles(n: number): number[] {
     out.push(Math.round(random() * 10 ** Math.floor(random() * 12)) / 10 ** places);
     out.push(Math.round(10 ** (6 * random()) * 100) * 0.908);
     out.push(-random() * 10 ** Math.floor(random() * 30 - 10));
+    // 13 to 16 significant digits, 1 to 21 decimals: near the 15-digit test of writeFraction.
+    out.push(Math.round(random() * 10 ** (13 + Math.floor(random() * 4))) / 10 ** (1 + Math.floor(random() * 21)));
   }
   return out;
 }
