@@ -122,6 +122,29 @@ describe('tables from topics', () => {
     });
   });
 
+  test("a window join's other side drops what no join can match before refusing a key past maxKeys", async (t) => {
+    const log = await openLog(t);
+    const side = () =>
+      windowSide(cards, { within: '1s', key: (c: Card) => c.card, outOfOrderness: 0, maxKeys: 5 }) as TableDef<unknown>;
+    // Two tasks of the stream (partitions 0 and 1) on one thread, one key a second: a 1 s window holds about 3.
+    const def = side();
+    const tasks = [new TaskTables(log, [def], 0), new TaskTables(log, [def], 1)];
+    for (let i = 0; i < 30; i++) {
+      await put(log, { card: `k${i}`, limit: i, ts: i * 1000 });
+      for (const task of tasks) await task.advance(i * 1000);
+      assert.deepEqual(tasks[0].within(def, `k${i}`, i * 1000), [{ card: `k${i}`, limit: i, ts: i * 1000 }]);
+    }
+    // A task of the stream that has had no event holds every event back: the refusal says so.
+    const held = side();
+    const one = new TaskTables(log, [held], 0);
+    new TaskTables(log, [held], 1); // never advances: its partition gets no events
+    await assert.rejects(one.advance(0), (err: Error) => {
+      assert.match(err.message, /table "cards" holds more than 5 keys, its maxKeys/);
+      assert.match(err.message, /a task joining it has had no event yet \(partition 1 of its stream\)/);
+      return true;
+    });
+  });
+
   test('a join waits until the table is past its event time or read to its end since the batch began', async (t) => {
     const log = await openLog(t);
     await put(log, { card: 'a', limit: 1, ts: 1000 });

@@ -497,13 +497,20 @@ export class SharedTable {
   private insertEvent(key: string, v: Version): void {
     let events = this.rows.get(key);
     if (events === undefined) {
+      // A new key past maxKeys: first drop what no join can match any more (between sweeps a table
+      // of fewer keys than SWEEP_EVERY inserts would otherwise never drop anything before refusing).
+      if (this.rows.size >= this.def.maxKeys) this.sweep();
+      if (this.rows.size >= this.def.maxKeys) throw this.tooLarge();
       this.rows.set(key, (events = []));
-      if (this.rows.size > this.def.maxKeys) throw this.tooLarge();
     }
     let at = events.length;
     while (at > 0 && events[at - 1].from > v.from) at--;
     events.splice(at, 0, v);
-    if (++this.insertsSinceSweep < SWEEP_EVERY) return;
+    if (++this.insertsSinceSweep >= SWEEP_EVERY) this.sweep();
+  }
+
+  /** Drops the events no join can match any more (older than `windowFloor`). */
+  private sweep(): void {
     this.insertsSinceSweep = 0;
     const floor = this.windowFloor();
     for (const [k, list] of this.rows) {
@@ -562,9 +569,14 @@ export class SharedTable {
 
   private tooLarge(): KappaError {
     const name = this.def.topic.name;
+    const waiting = [...this.consumers].find((c) => c.cursorMs === NO_WATERMARK);
+    const why =
+      this.def.window !== null && waiting !== undefined
+        ? `It keeps every event of "${name}" while a task joining it has had no event yet (partition ${waiting.partition} of its stream): a windowed join drops the other side's events only behind the slowest partition of its stream, so a partition that gets no events holds them all. `
+        : '';
     return new KappaError(
       'KAPPA_CONFIG_INVALID',
-      `table "${name}" holds more than ${this.def.maxKeys} keys, its maxKeys. ${
+      `table "${name}" holds more than ${this.def.maxKeys} keys, its maxKeys. ${why}${
         this.def.partitioned
           ? "Raise maxKeys in table(), or give the topics more partitions (each thread holds its tasks' partitions)."
           : 'A broadcast table is held whole by every thread that joins it: raise maxKeys in table() if the memory is there, or declare it partitioned: true (co-partitioned with the stream) so each task holds only its partition.'
@@ -592,7 +604,7 @@ export class TaskTables {
   constructor(
     log: Log | Promise<Log>,
     tables: readonly TableDef<unknown>[],
-    partition: number,
+    readonly partition: number,
     cursorMs = NO_WATERMARK,
   ) {
     this.cursorMs = cursorMs;
