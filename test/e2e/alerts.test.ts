@@ -189,7 +189,12 @@ describe('alerts', () => {
         readings().map((r) => ({ key: r.device, value: JSON.stringify(r), timestamp: r.ts })),
       );
       const deadline = Date.now() + 30_000;
-      while (got.length < 3 || (hooks.stats.get('broken')?.deadLettered ?? 0) < 3) {
+      // The receiver has a delivery before the sender has its answer (and counts it): wait for both.
+      while (
+        got.length < 3 ||
+        (hooks.stats.get('pager')?.delivered ?? 0) < 3 ||
+        (hooks.stats.get('broken')?.deadLettered ?? 0) < 3
+      ) {
         if (Date.now() > deadline) throw new Error(`deliveries: ${JSON.stringify([...hooks.stats])}`);
         await new Promise((r) => setTimeout(r, 20));
       }

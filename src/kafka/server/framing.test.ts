@@ -175,7 +175,7 @@ test(
   'connections beyond the limit are closed at once; a slot freed is usable again',
   { timeout: 30_000 },
   async (t) => {
-    const { listener } = await openListener(t, { limits: { connectionsMax: 3 } });
+    const { listener, registry } = await openListener(t, { limits: { connectionsMax: 3 } });
     const open = [];
     for (let i = 0; i < 3; i++) open.push(await RawClient.connect(t, listener.port));
     for (const c of open) assert.equal((await c.request(K.ApiVersions, 0, {})).errorCode, 0);
@@ -183,7 +183,12 @@ test(
     assert.equal(await extra.closedWithin(5000), true);
     open[0].socket.destroy();
     await open[0].closed;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The listener frees the slot once it sees the close, which it counts: wait for that, not a fixed time.
+    const deadline = Date.now() + 10_000;
+    while (!/^kappa_kafka_connections_closed_total\{reason="client"\} 1$/m.test(await registry.metrics())) {
+      assert.ok(Date.now() < deadline, 'the listener never saw the client close its connection');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     await stillServes(t, listener.port);
   },
 );
