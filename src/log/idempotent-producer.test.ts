@@ -448,6 +448,8 @@ describe('idempotent producers', () => {
       await ctx.log.close();
       const proc = spawnOwned(t, process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child]);
       await proc.waitForOutput(/^ready$/m, { timeoutMs: 20_000, stream: 'stdout' });
+      // Killed once it has acknowledged appends (a loaded machine may take longer than the 300 ms below to).
+      await proc.waitForOutput(/^ack \d+$/m, { timeoutMs: 20_000, stream: 'stdout' });
       await new Promise((r) => setTimeout(r, 300));
       proc.kill('SIGKILL');
       const { signal } = await proc.exited;

@@ -92,6 +92,10 @@ test('a follower reading the deleted topic stops instead of waiting forever', as
     for await (const batch of log.read('doomed', 0, 0, { follow: true }))
       for (const r of batch.records(0)) seen.push(r.value!.toString());
   })();
+  // Deleted once the follower has read what is there (a loaded machine may take longer than 50 ms to)
+  // and waits at the end.
+  const deadline = Date.now() + 10_000;
+  while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 50));
   await log.deleteTopic('doomed');
   await following;

@@ -183,8 +183,21 @@ test(
     const shared = ['--log', `kafka://${broker.bootstrap}`, '--store', storeUrl];
     const lagJson = async (): Promise<LagJsonRow[]> =>
       JSON.parse(ok(await runKappa(['--data-dir', emptyDir, 'lag', '--json', ...shared]), 'kappa lag --json'));
-    const rows = await lagJson();
-    const tasks = rows.filter((r): r is TaskRow => r.kind === 'view' || r.kind === 'output');
+    // kappa lag lists a task once it has flushed a checkpoint, which owning its lease does not mean
+    // (a task the rebalance just moved may not have flushed yet): wait until it lists every task.
+    let rows: LagJsonRow[] = [];
+    const taskRows = (): TaskRow[] => rows.filter((r): r is TaskRow => r.kind === 'view' || r.kind === 'output');
+    await waitUntil(
+      'kappa lag to list every task (each has flushed a checkpoint)',
+      async () => {
+        rows = await lagJson();
+        return taskRows().length === TASKS;
+      },
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(rows)}`, { cause: err });
+    });
+    const tasks = taskRows();
     assert.equal(tasks.length, TASKS, JSON.stringify(rows));
     const processes = rows.filter((r) => r.kind === 'process');
     assert.equal(processes.length, 2);
