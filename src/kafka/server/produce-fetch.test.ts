@@ -294,10 +294,17 @@ test(
 );
 
 test('closing the listener ends long polls and acknowledges appends in flight', { timeout: 30_000 }, async (t) => {
-  const { log, listener } = await openListener(t);
+  const { log, listener, registry } = await openListener(t);
   await log.createTopic('f', { partitions: 1 });
   const c = await RawClient.connect(t, listener.port);
   const waiting = c.request(K.Fetch, FETCH_V, fetchRequest('f', 0, { maxWaitMs: 60_000 }));
+  // Closed once the listener has the request (it counts its bytes as they arrive): a request still on
+  // its way when the listener closes would find no connection, not a long poll to end.
+  const deadline = Date.now() + 10_000;
+  while (!/^kappa_kafka_bytes_in_total [1-9]/m.test(await registry.metrics())) {
+    assert.ok(Date.now() < deadline, 'the listener never received the fetch');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   await new Promise((resolve) => setTimeout(resolve, 100));
   const started = Date.now();
   await listener.close();
