@@ -1,9 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as nodeFs from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogFs } from './fs.ts';
-import { openTestLog, readRecords, useTestLog } from './test-helpers.ts';
+import { openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
 
 type FsyncCallback = (err: NodeJS.ErrnoException | null) => void;
 
@@ -12,11 +13,12 @@ type FsyncCallback = (err: NodeJS.ErrnoException | null) => void;
  * until the test releases it, so a test can see what happens while an fsync is in flight.
  */
 function controllableFs() {
-  const state = { fsyncs: 0, hold: false, parked: [] as (() => void)[] };
+  const state = { fsyncs: 0, hold: false, parked: [] as (() => void)[], sizes: [] as number[] };
   const fs: LogFs = {
     ...nodeFs,
     fsync: ((fd: number, callback: FsyncCallback) => {
       state.fsyncs++;
+      state.sizes.push(nodeFs.fstatSync(fd).size);
       const run = (): void => nodeFs.fsync(fd, callback);
       if (state.hold) state.parked.push(run);
       else run();
@@ -108,6 +110,23 @@ describe('group commit (fsync: always)', () => {
       [1, 2, 3],
     );
     assert.equal(disk.state.fsyncs, 2, 'one fsync for the whole second group');
+  });
+
+  test('an appender with 8 appends in flight gets fsyncs of half its window, not of one and then seven', async () => {
+    const appends = 64;
+    const window: Promise<unknown>[] = [];
+    for (let i = 0; i < appends; i++) {
+      if (window.length === 8) await window.shift();
+      window.push(ctx.log.append('t', [{ value: `value ${String(i).padStart(3, '0')}` }]));
+    }
+    await Promise.all(window);
+    // Every append is one batch of the same size: the file's growth between fsyncs counts the appends each covered.
+    const [segment] = segmentFiles(ctx.dir, 't', 0);
+    const batchBytes = nodeFs.statSync(join(partitionDir(ctx.dir, 't', 0), segment)).size / appends;
+    const groups = disk.state.sizes.map((size, i) => Math.round((size - (disk.state.sizes[i - 1] ?? 0)) / batchBytes));
+    assert.equal(groups.reduce((a, b) => a + b, 0), appends);
+    // The first fsync covers the first 8; after it, groups of 4 (the old behaviour alternated 1 and 7).
+    assert.deepEqual(groups.slice(1, -1), Array(groups.length - 2).fill(4), `appends per fsync: ${groups.join(' ')}`);
   });
 
   test('fsync: never acknowledges without any fsync of the segment', async () => {

@@ -55,6 +55,10 @@ export class GroupCommitWriter {
   /** Written to the file, waiting for the fsync that will acknowledge them (fsync `always`). */
   private unsynced: PendingBatch[] = [];
   private writeScheduled = false;
+  /** Appends to gather before the write step runs as a microtask (see `afterSync`); 1 = at once. */
+  private writeTarget = 1;
+  /** The write step scheduled for the event loop's next turn, if it is. */
+  private writeTimer: NodeJS.Immediate | null = null;
   private syncing = false;
   private drained: (() => void)[] = [];
   /** Bytes were written since the last fsync (fsync `interval`). */
@@ -116,11 +120,32 @@ export class GroupCommitWriter {
       this.pending.push(item);
       // Under fsync `always`, batches queued while an fsync runs wait for the next one anyway: the
       // sync loop writes them all with one writev when it ends, instead of one write per append.
-      if (!this.writeScheduled && !(this.syncing && state.opts.fsync === 'always')) {
+      if (!(this.syncing && state.opts.fsync === 'always')) this.scheduleWrite();
+    });
+  }
+
+  /**
+   * Schedules the write step: as a microtask once `writeTarget` appends are queued, else at the
+   * event loop's next turn (appends that arrive meanwhile join it).
+   */
+  private scheduleWrite(): void {
+    if (this.pending.length >= this.writeTarget) {
+      if (this.writeTimer !== null) {
+        clearImmediate(this.writeTimer);
+        this.writeTimer = null;
+        this.writeScheduled = false;
+      }
+      if (!this.writeScheduled) {
         this.writeScheduled = true;
         queueMicrotask(() => this.writePending());
       }
-    });
+    } else if (!this.writeScheduled) {
+      this.writeScheduled = true;
+      this.writeTimer = setImmediate(() => {
+        this.writeTimer = null;
+        this.writePending();
+      });
+    }
   }
 
   /** Resolves once nothing is queued, being written or waiting for its fsync. */
@@ -140,6 +165,7 @@ export class GroupCommitWriter {
    */
   private writePending(): void {
     this.writeScheduled = false;
+    this.writeTarget = 1;
     const group = this.pending;
     this.pending = [];
     if (group.length === 0) return this.maybeDrained();
@@ -214,11 +240,25 @@ export class GroupCommitWriter {
         break;
       }
       this.acknowledge(group, seg, covered);
-      // What was queued during the fsync, written now in one go (into `unsynced`, for the next turn).
-      if (this.pending.length > 0 && !this.writeScheduled) this.writePending();
+      this.afterSync(group.length);
     }
     this.syncing = false;
     this.maybeDrained();
+  }
+
+  /**
+   * What was queued during the fsync is written now in one go (into `unsynced`, for the next turn)
+   * if it is at least half of what is in flight: the `acknowledged` appends just answered, whose
+   * appenders may send more at once, and the queued ones. Otherwise groups would alternate (one
+   * append, then all the others: two fsyncs per window, one of them for almost nothing, and no
+   * appends prepared during the big one), so the write waits for the half, or for the event loop's
+   * next turn if it does not come.
+   */
+  private afterSync(acknowledged: number): void {
+    if (this.writeScheduled) return;
+    if (this.pending.length > 0 && this.pending.length * 4 >= acknowledged) return this.writePending();
+    this.writeTarget = Math.ceil((acknowledged + this.pending.length) / 2);
+    if (this.pending.length > 0) this.scheduleWrite();
   }
 
   private maybeDrained(): void {
