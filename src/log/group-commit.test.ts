@@ -124,7 +124,10 @@ describe('group commit (fsync: always)', () => {
     const [segment] = segmentFiles(ctx.dir, 't', 0);
     const batchBytes = nodeFs.statSync(join(partitionDir(ctx.dir, 't', 0), segment)).size / appends;
     const groups = disk.state.sizes.map((size, i) => Math.round((size - (disk.state.sizes[i - 1] ?? 0)) / batchBytes));
-    assert.equal(groups.reduce((a, b) => a + b, 0), appends);
+    assert.equal(
+      groups.reduce((a, b) => a + b, 0),
+      appends,
+    );
     // The first fsync covers the first 8; after it, groups of 4 (the old behaviour alternated 1 and 7).
     assert.deepEqual(groups.slice(1, -1), Array(groups.length - 2).fill(4), `appends per fsync: ${groups.join(' ')}`);
   });

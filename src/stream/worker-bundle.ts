@@ -16,11 +16,9 @@
  *   `__filename` and `__dirname` are replaced by the original file's values, so a config that
  *   reads a file next to itself reads the same file.
  * - `require` is defined for bundled CommonJS that loads Node built-ins.
- * - The Kafka log adapter (log/kafka/, which imports @platformatic/kafka) is bundled only for a
- *   process whose log is on Kafka. esbuild hoists an installed package's imports to the top of the
- *   bundle even when only a lazily imported module uses them, so with the adapter inside, every
- *   thread of an embedded start would load the Kafka client at startup; for a file log the
- *   adapter is replaced by a stub that is never called (a thread opens the log of its process).
+ * - The Kafka log adapter (log/kafka/) is bundled only for a process whose log is on Kafka; for a
+ *   file log it is replaced by a stub that is never called (a thread opens the log of its
+ *   process), which keeps the adapter's code out of every embedded thread.
  *
  * When bundling fails, or the bundle does not load in a thread, the pool falls back to the tsx
  * entry (worker-entry.js), which loads the sources as they are; the engine logs why.

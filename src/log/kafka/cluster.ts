@@ -1,6 +1,6 @@
 /**
- * KafkaLog's view of the cluster: connections to the brokers (@platformatic/kafka's Connection:
- * framing, correlation, TLS, SASL), the metadata (brokers, each partition's leader), and the APIs
+ * KafkaLog's view of the cluster: connections to the brokers (connection.ts: framing, correlation,
+ * TLS; sasl.ts: the login), the metadata (brokers, each partition's leader), and the APIs
  * each broker offers. Requests go to the partition's leader; on an error that means "the leader
  * moved" or on a broken connection, the metadata is refreshed and the request sent again, a few
  * times, before the caller gets LOG_UNAVAILABLE with the brokers named.
@@ -10,17 +10,18 @@
  * arrive in the order they were sent); and one per followed partition for long-poll Fetches, which a
  * broker holds for up to their max wait and would otherwise hold up every request behind them.
  */
-import type { Connection, ConnectionOptions } from '@platformatic/kafka';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { KappaError } from '../../errors.ts';
+import { BrokerConnection as Connection, KafkaConnectionError } from './connection.ts';
 import { KAFKA, LOG_UNAVAILABLE, RETRIABLE, kafkaError, unsupported } from './errors.ts';
-import { platformatic } from './platformatic.ts';
+import { type SaslOptions, authenticate } from './sasl.ts';
 import * as wire from './wire.ts';
 
 export interface ClusterOptions {
   brokers: string[];
   clientId: string;
-  tls?: ConnectionOptions['tls'];
-  sasl?: ConnectionOptions['sasl'];
+  tls?: TlsOptions;
+  sasl?: SaslOptions;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
 }
@@ -68,31 +69,30 @@ export class Cluster {
 
   private async connect(address: string, inFlight: number, waitMs = 0): Promise<Connection> {
     const [host, port] = splitAddress(address);
-    const { Connection } = await platformatic();
     if (this.closed) throw new KappaError('KAPPA_LOG_CLOSED', 'The log is closed.');
-    const c = new Connection(this.opts.clientId, {
-      connectTimeout: this.opts.connectTimeoutMs,
+    const c = new Connection({
+      clientId: this.opts.clientId,
+      connectTimeoutMs: this.opts.connectTimeoutMs,
       // A long poll's answer may take its wait plus the usual time (as a Kafka consumer's
       // request.timeout.ms must exceed fetch.max.wait.ms).
-      requestTimeout: this.opts.requestTimeoutMs + waitMs,
-      maxInflights: inFlight,
+      requestTimeoutMs: this.opts.requestTimeoutMs + waitMs,
+      maxInFlight: inFlight,
       tls: this.opts.tls,
-      sasl: this.opts.sasl,
     });
     this.made.add(c);
     c.on('close', () => this.made.delete(c));
-    // A connection that broke (a reset, or the answer of a request that had already timed out
-    // arriving late, which @platformatic/kafka reports as an unexpected correlation id) is closed,
-    // and forgotten by the caches on 'close': the next request opens another. Its requests under
-    // way fail and are retried (retrying). Without a listener the event would crash the process.
-    c.on('error', () => end(c));
-    return (c.connect(host, port) as Promise<void>).then(
-      () => c,
-      (err: unknown) => {
-        end(c);
-        throw this.connectFailure(address, err);
-      },
-    );
+    // A connection that broke (a reset, a request that timed out) is closed, and forgotten by the
+    // caches on 'close': the next request opens another. Its requests under way fail and are
+    // retried (retrying). Without a listener the event would crash the process.
+    c.on('error', () => c.destroy());
+    try {
+      await c.connect(host, port);
+      if (this.opts.sasl !== undefined) await authenticate(c, this.opts.sasl);
+      return c;
+    } catch (err) {
+      c.destroy();
+      throw this.connectFailure(address, err);
+    }
   }
 
   /**
@@ -106,7 +106,7 @@ export class Cluster {
       causes.push(e);
     const deepest = messageOf(causes.at(-1) ?? err).replace(/\.$/, '');
     const sasl = this.opts.sasl;
-    if (sasl !== undefined && causes.some((e) => e.code === 'PLT_KFK_AUTHENTICATION'))
+    if (sasl !== undefined && err instanceof KafkaConnectionError && err.kind === 'authentication')
       return new KappaError(
         'KAPPA_UNAUTHENTICATED',
         `The Kafka broker at ${address} refused the SASL ${sasl.mechanism} login of "${sasl.username}" (${deepest}). Check username= in --log and the password in KAPPA_KAFKA_PASSWORD.`,
@@ -157,7 +157,7 @@ export class Cluster {
   async dropPoll(key: string, address: string): Promise<void> {
     const p = this.pollers.get(`${key}@${address}`);
     this.pollers.delete(`${key}@${address}`);
-    if (p) await p.then((c) => c.close()).catch(() => {});
+    if (p) await p.then((c) => c.destroy()).catch(() => {});
   }
 
   /** Any broker that answers: the known ones, then the bootstrap list. */
@@ -293,8 +293,8 @@ export class Cluster {
     const all = [...this.shared.values(), ...this.pollers.values()];
     this.shared.clear();
     this.pollers.clear();
-    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
-    for (const c of this.made) end(c);
+    await Promise.all(all.map((p) => p.then((c) => c.destroy()).catch(() => {})));
+    for (const c of this.made) c.destroy();
     this.made.clear();
   }
 }
@@ -309,9 +309,8 @@ export function check(code: number, s: { action: string; topic?: string; partiti
 function isRetriable(err: unknown): boolean {
   if (err instanceof RetriableError) return true;
   if (err instanceof KappaError) return err.code === LOG_UNAVAILABLE && err.details?.broker !== undefined;
-  // @platformatic/kafka's network and timeout errors: the connection broke or the broker did not answer.
-  const code = (err as { code?: string })?.code;
-  return code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT' || code === 'PLT_KFK_UNEXPECTED_CORRELATION_ID';
+  // The connection broke or the broker did not answer (a refused login is not retried).
+  return err instanceof KafkaConnectionError && err.kind !== 'authentication';
 }
 
 export function splitAddress(address: string): [string, number] {
@@ -324,16 +323,6 @@ export function splitAddress(address: string): [string, number] {
       { broker: address },
     );
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), port];
-}
-
-/** Closes a connection and its socket, whatever state it is in. */
-function end(c: Connection): void {
-  void (c.close() as Promise<void>).catch(() => {});
-  try {
-    c.socket?.destroy();
-  } catch {
-    // no socket yet
-  }
 }
 
 function messageOf(err: unknown): string {

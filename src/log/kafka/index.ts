@@ -1,6 +1,7 @@
 /**
- * KafkaLog: the `Log` port over a Kafka cluster, through @platformatic/kafka's connections and
- * Kappa's own RecordBatch codec (see kafka-log.ts, and wire.ts for the requests and versions).
+ * KafkaLog: the `Log` port over a Kafka cluster, through its own broker connections (connection.ts,
+ * sasl.ts) and Kappa's own RecordBatch codec (see kafka-log.ts, and wire.ts for the requests and
+ * versions). It loads no Kafka client package: a thread that opens it loads only these modules.
  * `openLog({ kind: 'kafka', brokers, clientId })` opens it, in any thread.
  *
  * It passes the Log contract (test/contract/log.contract.ts) against Kappa's listener and the

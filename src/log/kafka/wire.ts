@@ -1,10 +1,8 @@
 /**
- * The Kafka requests KafkaLog sends, each at one fixed, non-flexible version, encoded and decoded
- * with @platformatic/kafka's Writer and Reader and sent on its Connection (`createAPI`). The client's
- * own per-API modules start at versions librdkafka 2.0.2's mock cluster does not speak (ApiVersions
- * v3, Metadata v9, Fetch v12), and its Produce builds its own batches, where KafkaLog sends the
- * RecordBatch bytes src/log encoded. So the versions here are the highest each of the three targets
- * (Apache Kafka 3.x/4.x, Kappa's listener, the librdkafka mock) answers without flexible encoding:
+ * The Kafka requests KafkaLog sends, each at one fixed, non-flexible version, written and read with
+ * codec.ts and sent on a BrokerConnection (connection.ts). KafkaLog sends the RecordBatch bytes
+ * src/log encoded. The versions are the highest each of the three targets (Apache Kafka 3.x/4.x,
+ * Kappa's listener, the librdkafka mock) answers without flexible encoding:
  *
  *   API              key  version  wire grammar (request => response)
  *   ApiVersions       18   0        => error_code [api_key min_version max_version]
@@ -36,8 +34,8 @@
  * Strings are int16-length, arrays int32-count, `records` int32-length bytes (null = -1). Responses
  * are returned as decoded, error codes included: the caller maps them (errors.ts in this folder).
  */
-import type { Connection, Reader, Writer } from '@platformatic/kafka';
-import { loaded, platformatic } from './platformatic.ts';
+import { type ByteReader as Reader, ByteWriter as Writer } from './codec.ts';
+import type { BrokerConnection as Connection } from './connection.ts';
 
 export const API = {
   Produce: 0,
@@ -75,36 +73,21 @@ function api<Args extends unknown[], R>(
   write: (w: Writer, ...args: Args) => void,
   read: (r: Reader) => R,
 ): (connection: Connection, ...args: Args) => Promise<R> {
-  // Made on first use: the client's code is loaded then (platformatic.ts), not when this module is.
-  let created: ((connection: Connection, ...args: Args) => Promise<R>) | null = null;
-  return async (connection, ...args) => {
-    if (created === null) {
-      const { createAPI } = await platformatic();
-      created = createAPI<Args, R>(
-        key,
-        version,
-        (...a: Args) => {
-          const w = loaded!.Writer.create();
-          write(w, ...a);
-          return w;
-        },
-        (_id, _key, _version, r) => read(r),
-        false,
-        false,
-      ).async;
-    }
-    return created(connection, ...args);
+  return (connection, ...args) => {
+    const w = new Writer();
+    write(w, ...args);
+    return connection.send(key, version, w.chunks(), read);
   };
 }
 
 /** Reads a non-compact array of `entry`, or null for a null array. */
 function array<T>(r: Reader, entry: (r: Reader) => T): T[] {
-  return r.readNullableArray((rr) => entry(rr), false, false) ?? [];
+  return r.readNullableArray((rr) => entry(rr)) ?? [];
 }
 
 function stringArray(w: Writer, values: readonly string[] | null): void {
   if (values === null) w.appendInt32(-1);
-  else w.appendArray(values as string[], (ww, v) => ww.appendString(v, false), false, false);
+  else w.appendArray(values, (ww, v) => ww.appendString(v));
 }
 
 export interface ApiRange {
@@ -155,14 +138,14 @@ export const metadata = api(
   (w, topics: string[] | null) => stringArray(w, topics),
   (r): MetadataResponse => ({
     brokers: array(r, (x) => {
-      const b = { nodeId: x.readInt32(), host: x.readString(false), port: x.readInt32() };
-      x.readNullableString(false);
+      const b = { nodeId: x.readInt32(), host: x.readString(), port: x.readInt32() };
+      x.readNullableString();
       return b;
     }),
     controllerId: r.readInt32(),
     topics: array(r, (x) => ({
       errorCode: x.readInt16(),
-      name: x.readString(false),
+      name: x.readString(),
       internal: x.readBoolean(),
       partitions: array(x, (y) => {
         const p = { errorCode: y.readInt16(), index: y.readInt32(), leader: y.readInt32() };
@@ -186,13 +169,13 @@ export const produce = api(
   API.Produce,
   7,
   (w, topic: string, partition: number, records: Buffer, timeoutMs: number) => {
-    w.appendString(null, false).appendInt16(-1).appendInt32(timeoutMs);
-    w.appendInt32(1).appendString(topic, false);
+    w.appendString(null).appendInt16(-1).appendInt32(timeoutMs);
+    w.appendInt32(1).appendString(topic);
     w.appendInt32(1).appendInt32(partition).appendInt32(records.length).append(records);
   },
   (r): ProducePartition => {
     const topics = array(r, (x) => {
-      x.readString(false);
+      x.readString();
       return array(x, (y) => {
         const p = { index: y.readInt32(), errorCode: y.readInt16(), baseOffset: num(y.readInt64()) };
         y.readInt64();
@@ -226,17 +209,17 @@ export const fetch = api(
   (w, q: FetchRequest) => {
     w.appendInt32(-1).appendInt32(q.maxWaitMs).appendInt32(1).appendInt32(q.maxBytes).appendInt8(0);
     w.appendInt32(0).appendInt32(-1);
-    w.appendInt32(1).appendString(q.topic, false);
+    w.appendInt32(1).appendString(q.topic);
     w.appendInt32(1).appendInt32(q.partition).appendInt32(-1).appendInt64(big(q.offset)).appendInt64(-1n);
     w.appendInt32(q.maxBytes);
-    w.appendInt32(0).appendString('', false);
+    w.appendInt32(0).appendString('');
   },
   (r): FetchPartition => {
     r.readInt32();
     const errorCode = r.readInt16();
     r.readInt32();
     const topics = array(r, (x) => {
-      x.readString(false);
+      x.readString();
       return array(x, (y): FetchPartition => {
         y.readInt32();
         const p = { errorCode: y.readInt16(), highWatermark: num(y.readInt64()) };
@@ -244,7 +227,7 @@ export const fetch = api(
         const logStartOffset = num(y.readInt64());
         array(y, (z) => [z.readInt64(), z.readInt64()]);
         y.readInt32();
-        return { ...p, logStartOffset, records: y.readNullableBytes(false) };
+        return { ...p, logStartOffset, records: y.readNullableBytes() };
       });
     });
     const p = topics[0]?.[0];
@@ -258,13 +241,13 @@ export const listOffsets = api(
   API.ListOffsets,
   5,
   (w, topic: string, partition: number, timestamp: number) => {
-    w.appendInt32(-1).appendInt8(0).appendInt32(1).appendString(topic, false);
+    w.appendInt32(-1).appendInt8(0).appendInt32(1).appendString(topic);
     w.appendInt32(1).appendInt32(partition).appendInt32(-1).appendInt64(big(timestamp));
   },
   (r) => {
     r.readInt32();
     const topics = array(r, (x) => {
-      x.readString(false);
+      x.readString();
       return array(x, (y) => {
         const p = { index: y.readInt32(), errorCode: y.readInt16(), timestamp: num(y.readInt64()) };
         const offset = num(y.readInt64());
@@ -280,7 +263,7 @@ export const initProducerId = api(
   API.InitProducerId,
   1,
   (w) => {
-    w.appendString(null, false).appendInt32(60_000);
+    w.appendString(null).appendInt32(60_000);
   },
   (r) => {
     r.readInt32();
@@ -303,17 +286,17 @@ export const createTopics = api(
     t: { name: string; partitions: number; replicationFactor: number; configs: [string, string][] },
     timeoutMs: number,
   ) => {
-    w.appendInt32(1).appendString(t.name, false).appendInt32(t.partitions).appendInt16(t.replicationFactor);
+    w.appendInt32(1).appendString(t.name).appendInt32(t.partitions).appendInt16(t.replicationFactor);
     w.appendInt32(0);
-    w.appendArray(t.configs, (ww, [k, v]) => ww.appendString(k, false).appendString(v, false), false, false);
+    w.appendArray(t.configs, (ww, [k, v]) => ww.appendString(k).appendString(v));
     w.appendInt32(timeoutMs).appendBoolean(false);
   },
   (r): TopicError => {
     r.readInt32();
     const topics = array(r, (x) => ({
-      name: x.readString(false),
+      name: x.readString(),
       errorCode: x.readInt16(),
-      errorMessage: x.readNullableString(false),
+      errorMessage: x.readNullableString(),
     }));
     return topics[0];
   },
@@ -328,7 +311,7 @@ export const deleteTopics = api(
   },
   (r): TopicError => {
     r.readInt32();
-    const topics = array(r, (x) => ({ name: x.readString(false), errorCode: x.readInt16(), errorMessage: null }));
+    const topics = array(r, (x) => ({ name: x.readString(), errorCode: x.readInt16(), errorMessage: null }));
     return topics[0];
   },
 );
@@ -340,24 +323,24 @@ export const describeTopicConfigs = api(
   API.DescribeConfigs,
   1,
   (w, topic: string) => {
-    w.appendInt32(1).appendInt8(RESOURCE_TOPIC).appendString(topic, false).appendInt32(-1);
+    w.appendInt32(1).appendInt8(RESOURCE_TOPIC).appendString(topic).appendInt32(-1);
     w.appendBoolean(false);
   },
   (r) => {
     r.readInt32();
     const results = array(r, (x) => {
       const errorCode = x.readInt16();
-      const errorMessage = x.readNullableString(false);
+      const errorMessage = x.readNullableString();
       x.readInt8();
-      x.readString(false);
+      x.readString();
       const configs = new Map<string, string>();
       array(x, (y) => {
-        const name = y.readString(false);
-        const value = y.readNullableString(false);
+        const name = y.readString();
+        const value = y.readNullableString();
         y.readBoolean();
         y.readInt8();
         y.readBoolean();
-        array(y, (z) => [z.readString(false), z.readNullableString(false), z.readInt8()]);
+        array(y, (z) => [z.readString(), z.readNullableString(), z.readInt8()]);
         if (value !== null) configs.set(name, value);
       });
       return { errorCode, errorMessage, configs };
@@ -371,7 +354,7 @@ export const describeLogDirs = api(
   API.DescribeLogDirs,
   1,
   (w, topic: string, partition: number) => {
-    w.appendInt32(1).appendString(topic, false).appendInt32(1).appendInt32(partition);
+    w.appendInt32(1).appendString(topic).appendInt32(1).appendInt32(partition);
   },
   (r) => {
     r.readInt32();
@@ -380,9 +363,9 @@ export const describeLogDirs = api(
     array(r, (x) => {
       const code = x.readInt16();
       if (code !== 0) errorCode = code;
-      x.readString(false);
+      x.readString();
       array(x, (y) => {
-        y.readString(false);
+        y.readString();
         array(y, (z) => {
           z.readInt32();
           const size = num(z.readInt64());
