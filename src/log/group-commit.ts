@@ -2,7 +2,8 @@
  * The group-commit writer of one partition: the only code that writes to its segment files.
  *
  * `enqueue` takes a batch already encoded at the partition's next offset and queues it. A write
- * step, scheduled as a microtask, takes everything queued and writes it with one writev per segment
+ * step, scheduled as a microtask (or, right after an fsync, once a fair share of the appends in
+ * flight is queued: see `afterSync`), takes everything queued and writes it with one writev per segment
  * touched (rolling to a new segment when the active one is full or spans too much time). Under fsync
  * `always` the written batches then wait for one fsync that covers the whole group before each is
  * acknowledged and the high watermark moves past them: group commit. Batches that arrive while an
@@ -248,11 +249,11 @@ export class GroupCommitWriter {
 
   /**
    * What was queued during the fsync is written now in one go (into `unsynced`, for the next turn)
-   * if it is at least half of what is in flight: the `acknowledged` appends just answered, whose
-   * appenders may send more at once, and the queued ones. Otherwise groups would alternate (one
-   * append, then all the others: two fsyncs per window, one of them for almost nothing, and no
-   * appends prepared during the big one), so the write waits for the half, or for the event loop's
-   * next turn if it does not come.
+   * if it is at least a quarter of the `acknowledged` appends just answered, whose appenders may
+   * send more at once. Otherwise groups would alternate (one append, then all the others: two
+   * fsyncs per window, one of them for almost nothing, and no appends prepared during the big one),
+   * so the write waits until half of what is in flight (the acknowledged and the queued) is queued,
+   * or for the event loop's next turn if that does not come.
    */
   private afterSync(acknowledged: number): void {
     if (this.writeScheduled) return;
