@@ -3,8 +3,8 @@
  *
  * `enqueue` takes a batch already encoded at the partition's next offset and queues it. A write
  * step, scheduled as a microtask (or, right after an fsync, once a fair share of the appends in
- * flight is queued: see `afterSync`), takes everything queued and writes it with one writev per segment
- * touched (rolling to a new segment when the active one is full or spans too much time). Under fsync
+ * flight is queued: see `afterSync`), takes everything queued and writes it with one writev per
+ * segment touched (rolling to a new segment when the active one is full or spans too much time). Under fsync
  * `always` the written batches then wait for one fsync that covers the whole group before each is
  * acknowledged and the high watermark moves past them: group commit. Batches that arrive while an
  * fsync is in flight form the next group, so the number of fsyncs does not grow with the number of
