@@ -1,6 +1,6 @@
 /**
  * Group commit (./flush.ts): flushes that arrive while another is being written are committed
- * together, each under a savepoint of its own, so one that fails is rolled back alone.
+ * together, and one that fails (checked before its rows, or rolled back to its savepoint) fails alone.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -44,6 +44,34 @@ test('flushes that arrive together commit together; one going backwards fails al
         [2, 20],
         [3, 4],
       ],
+    );
+  } finally {
+    await h.cleanup();
+  }
+});
+
+test('a flush whose own checkpoints go backwards (12, then 11) fails alone in a group, none of its rows written', async () => {
+  const h = await stores.open();
+  try {
+    const store = h.store;
+    await store.ensureVersion(salesDef());
+    const results = await Promise.allSettled([
+      store.flush('sales', 1, [sale('eu', 2024, 1)], [cp(5, 0)]),
+      store.flush('sales', 1, [sale('us', 2024, 2)], [cp(12, 1), cp(11, 1)]), // backwards within the flush
+      store.flush('sales', 1, [sale('eu', 2024, 4)], [cp(7, 0)]),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /offset 12 → 11/);
+    assert.deepEqual(
+      (await snapshot(store)).map((r) => [r.region, r.total]),
+      [['eu', 5]],
+    );
+    assert.deepEqual(
+      (await store.checkpoints('sales', 1)).map((c) => [c.partition, c.offset]),
+      [[0, 7]],
     );
   } finally {
     await h.cleanup();

@@ -58,9 +58,14 @@ interface QueuedFlush {
   deltas: RowDelta[];
   checkpoints: Checkpoint[];
   apply: Apply;
+  /**
+   * Merged without a savepoint of its own (plain merges: nothing in them can fail but storage,
+   * which fails the whole group anyway); its checkpoints are checked before its first row instead.
+   */
+  plain: boolean;
   /** Rows merged so far. */
   next: number;
-  /** Set when this flush failed on its own (rolled back to its savepoint); the others still commit. */
+  /** Set when this flush failed on its own (refused before its first row, or rolled back to its savepoint); the others still commit. */
   failed: unknown;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -68,8 +73,13 @@ interface QueuedFlush {
 
 /**
  * Group commit: flushes that arrive while a transaction is being written (other tasks', during a
- * catch-up) wait and are written together in the next one, each under a savepoint of its own, so
- * one that fails (a checkpoint that would go backwards) is rolled back alone and the others commit.
+ * catch-up) wait and are written together in the next one, and one that fails (a checkpoint that
+ * would go backwards, a custom merge that throws) fails alone while the others commit. A flush of
+ * plain merges (add, min, max, earliest, latest) has its checkpoints checked before its first row
+ * and is then merged with no savepoint: after that only a storage error can stop it, and that ends
+ * the whole transaction anyway. A savepoint costs the pages it touches copied to a sub-journal, a
+ * third of the merge time of a 1M-key view (by_order in the process bench: 4.2 → 2.9 µs a row).
+ * Other flushes (custom merges, session windows) run under a savepoint of their own.
  * At the head of a log, flushes are small and seldom and each commits at once; while catching up
  * they queue and commit in large groups, which writes far fewer pages per row.
  */
@@ -79,6 +89,8 @@ export class DeltaWriter {
   private writing = false;
   /** Whether flushes are grouped, from the last group's commit and merge times (GROUP_COMMIT_SHARE_MIN). */
   private grouping = true;
+  /** Time spent merging rows in the group being written, in ms. */
+  private mergeMs = 0;
 
   constructor(
     private readonly writer: SqliteWriter,
@@ -96,7 +108,8 @@ export class DeltaWriter {
     const removed: RowDelta['key'][] = [];
     const apply = handle.def.session ? sessionApplier(this.writer.db, handle, merge, removed) : merge;
     await new Promise<void>((resolve, reject) => {
-      this.queue.push({ handle, deltas, checkpoints, apply, next: 0, failed: null, resolve, reject });
+      const plain = apply === applyDeltas;
+      this.queue.push({ handle, deltas, checkpoints, apply, plain, next: 0, failed: null, resolve, reject });
       if (!this.writing) void this.writeQueued();
     });
     return { removed };
@@ -119,7 +132,7 @@ export class DeltaWriter {
   private async writeGroup(): Promise<void> {
     const group: QueuedFlush[] = [];
     let rows = 0;
-    let mergeMs = 0;
+    this.mergeMs = 0;
     let current: QueuedFlush | null = null;
     const db = this.writer.db;
     const first = this.queue[0].handle.def;
@@ -134,16 +147,22 @@ export class DeltaWriter {
           current = this.queue.shift()!;
           group.push(current);
           rows += current.deltas.length;
-          db.exec('SAVEPOINT kappa_flush');
+          if (!current.plain) db.exec('SAVEPOINT kappa_flush');
+          else if (!this.checkpointsAhead(current)) {
+            current = null;
+            return true;
+          }
         }
         const f: QueuedFlush = current;
+        if (f.plain) {
+          // No savepoint to roll back to: anything thrown here fails the whole group (writeWhile rolls it back).
+          if (this.mergeStep(f)) return true;
+          for (const cp of f.checkpoints) this.saveCheckpoint(f.handle.def, cp);
+          current = null;
+          return true;
+        }
         try {
-          const to = Math.min(f.deltas.length, f.next + FLUSH_ROWS_PER_STEP);
-          const started = performance.now();
-          f.apply(f.handle, f.deltas, f.next, to);
-          mergeMs += performance.now() - started;
-          f.next = to;
-          if (to < f.deltas.length) return true;
+          if (this.mergeStep(f)) return true;
           for (const cp of f.checkpoints) this.saveCheckpoint(f.handle.def, cp);
           db.exec('RELEASE kappa_flush');
         } catch (err) {
@@ -156,7 +175,7 @@ export class DeltaWriter {
         current = null;
         return true;
       });
-      this.grouping = this.writer.lastCommitMs >= GROUP_COMMIT_SHARE_MIN * mergeMs;
+      this.grouping = this.writer.lastCommitMs >= GROUP_COMMIT_SHARE_MIN * this.mergeMs;
     } catch (err) {
       // No transaction could begin (the store is closed, or locked by another process for longer
       // than its busy timeout): every waiting flush fails with that, as a lone flush would.
@@ -167,6 +186,36 @@ export class DeltaWriter {
       if (f.failed === null) f.resolve();
       else f.reject(f.failed);
     }
+  }
+
+  /** Merges the next FLUSH_ROWS_PER_STEP rows of `f`; true while rows remain. */
+  private mergeStep(f: QueuedFlush): boolean {
+    const to = Math.min(f.deltas.length, f.next + FLUSH_ROWS_PER_STEP);
+    const started = performance.now();
+    f.apply(f.handle, f.deltas, f.next, to);
+    this.mergeMs += performance.now() - started;
+    f.next = to;
+    return to < f.deltas.length;
+  }
+
+  /**
+   * Whether every checkpoint of a plain flush moves forward (from the stored one, and from the one
+   * before it in the same flush); if not, the flush fails before it writes anything.
+   */
+  private checkpointsAhead(f: QueuedFlush): boolean {
+    const def = f.handle.def;
+    const seen = new Map<string, { offset: number; output_sequence: number }>();
+    for (const cp of f.checkpoints) {
+      const id = `${cp.partition} ${cp.topic}`;
+      const before =
+        seen.get(id) ?? (this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow);
+      if (before !== undefined && (cp.offset < before.offset || cp.outputSequence < before.output_sequence)) {
+        f.failed = backwards(def, cp, before);
+        return false;
+      }
+      seen.set(id, { offset: cp.offset, output_sequence: cp.outputSequence });
+    }
+    return true;
   }
 
   async checkpoints(name: string, version: number): Promise<Checkpoint[]> {
@@ -196,14 +245,17 @@ export class DeltaWriter {
       cp.outputSequence,
     );
     if (result.changes === 1) return;
-    const stored = this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow;
-    throw new InvariantError(
-      `checkpoint of view "${def.name}" v${def.version} for ${cp.topic}/${cp.partition} would go backwards ` +
-        `(offset ${stored.offset} → ${cp.offset}, output sequence ${stored.output_sequence} → ${cp.outputSequence}); ` +
-        'the flush was rolled back. ' +
-        'Two tasks may be writing the same partition.',
-    );
+    throw backwards(def, cp, this.sql.checkpoint.get(def.name, def.version, cp.topic, cp.partition) as CheckpointRow);
   }
+}
+
+function backwards(def: VersionTable, cp: Checkpoint, stored: Pick<CheckpointRow, 'offset' | 'output_sequence'>) {
+  return new InvariantError(
+    `checkpoint of view "${def.name}" v${def.version} for ${cp.topic}/${cp.partition} would go backwards ` +
+      `(offset ${stored.offset} → ${cp.offset}, output sequence ${stored.output_sequence} → ${cp.outputSequence}); ` +
+      'the flush was rolled back. ' +
+      'Two tasks may be writing the same partition.',
+  );
 }
 
 function checkpointStatements(db: Database.Database) {
