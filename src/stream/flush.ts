@@ -25,7 +25,16 @@ import {
   SEQUENCE_MODULUS,
   sealBatch,
 } from '../log/index.ts';
-import type { Checkpoint, ControlStore, RowDelta, ViewStore, ViewVersionInfo } from '../view/index.ts';
+import {
+  type Checkpoint,
+  type ControlStore,
+  type Deltas,
+  type ViewStore,
+  type ViewVersionInfo,
+  deltaCount,
+  deltaKeys,
+  deltaRow,
+} from '../view/index.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
@@ -85,11 +94,12 @@ export class Flusher {
     const group = task.group;
     if (group === null) return this.flushOutput(task, task.producer!, offset, drained);
     const name = group.plan.view.name;
-    const deltas = drained.rows as RowDelta[];
+    const deltas = drained.rows as Deltas;
+    const count = deltaCount(deltas);
     let made: (() => Promise<ViewVersionInfo>) | null = null;
-    if (group.ensured === null && deltas.length > 0) {
+    if (group.ensured === null && count > 0) {
       group.keyNames = drained.keyNames;
-      const def = group.plan.definition(group.version, deltas[0], drained.keyNames ?? []);
+      const def = group.plan.definition(group.version, deltaRow(deltas, 0), drained.keyNames ?? []);
       made = () => {
         const ensured = store.ensureVersion(def);
         ensured.catch(() => {}); // awaited below; this only keeps a failure from counting as unhandled meanwhile
@@ -124,16 +134,16 @@ export class Flusher {
       const { removed } = await this.whileLocked(task, () =>
         store.flush(name, group.version, deltas, [checkpoint], task.fence ?? undefined),
       );
-      this.observer?.(name, (performance.now() - started) / 1000, deltas.length);
+      this.observer?.(name, (performance.now() - started) / 1000, count);
       task.committedOffset = offset;
-      if (group.live && deltas.length > 0 && this.opts.changes.listening) {
+      if (group.live && count > 0 && this.opts.changes.listening) {
         this.opts.changes.emit({
           kind: 'rows',
           view: name,
           version: group.version,
           keyNames: group.keyNames ?? [],
           // Sessions merged into a wider one are gone: their keys are told too (read back, they have no row).
-          keys: removed.length === 0 ? deltas.map((d) => d.key) : [...deltas.map((d) => d.key), ...removed],
+          keys: removed.length === 0 ? deltaKeys(deltas) : [...deltaKeys(deltas), ...removed],
         });
       }
     }

@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startKafkaListener } from '../kafka/index.ts';
 import { type FileLog, type KafkaLogDescriptor, openFileLog, openLog } from '../log/index.ts';
-import type { RowDelta } from '../view/index.ts';
+import { type Deltas, type RowDelta, deltaRows } from '../view/index.ts';
 import { loadApp } from './config.ts';
 import type { Flusher } from './flush.ts';
 import { compileView } from './plan.ts';
@@ -228,7 +228,7 @@ test(
     await until('the task to fold the three records', () => pool.progress(0).offset === 3, 30_000);
     const drained = await pool.drain(0);
     assert.equal(drained.offset, 3);
-    assert.deepEqual(counts(drained.rows as RowDelta[]), { a: 2, b: 1 }, 'each record folded once');
+    assert.deepEqual(counts(deltaRows(drained.rows as Deltas)), { a: 2, b: 1 }, 'each record folded once');
     assert.deepEqual(failed(), []);
     assert.match(warnings.at(-1)!, /^by_k\/events\/0: the task reads again after \d+\.\d s without the log$/);
   },
@@ -249,7 +249,7 @@ test(
     const flusher = {
       async flush(task: Task): Promise<void> {
         const drained = await task.runner.drain(task.id);
-        rows.push(...(drained.rows as RowDelta[]));
+        rows.push(...deltaRows(drained.rows as Deltas));
         task.committedOffset = task.offset;
         task.lastFlushAtMs = Date.now();
       },
@@ -339,7 +339,7 @@ test(
     proxy.resume();
     await until('the task to fold the three payments', () => pool.progress(0).offset === 3, 30_000);
     const drained = await pool.drain(0);
-    assert.deepEqual(counts(drained.rows as RowDelta[]), { 'c1/100': 3 }, 'each payment joined and folded once');
+    assert.deepEqual(counts(deltaRows(drained.rows as Deltas)), { 'c1/100': 3 }, 'each payment joined and folded once');
     assert.deepEqual(failed(), []);
   },
 );

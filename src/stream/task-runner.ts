@@ -11,6 +11,7 @@
  * flush are the same whatever the runner.
  */
 import { type Log, type RecordBatch, SpareBuffers } from '../log/index.ts';
+import type { DeltaColumns } from '../view/index.ts';
 import { type DirtyRow, DirtyRows } from './dirty-rows.ts';
 import type { DeadLetter, LateEvent, OutputRecord, TaskPlan, TaskState } from './task-plan.ts';
 import { SchemaCatalog, processLearning } from './topic-schemas.ts';
@@ -30,7 +31,8 @@ export interface TaskOpen {
 
 /** What a task folded since the previous drain: what one flush writes. */
 export interface Drained {
-  rows: DirtyRow[];
+  /** Rows on this thread; columns from a worker thread (cheaper to send, see DeltaColumns). */
+  rows: DirtyRow[] | DeltaColumns;
   deadLetters: DeadLetter[];
   late: LateEvent[];
   /** Records for an output task's derived topic, in order, packed (worker-protocol.ts). */

@@ -21,7 +21,7 @@
  * the number 7 as '7'). An adapter for a strictly typed database converts or refuses there.
  */
 import { KappaError } from '../errors.ts';
-import type { Checkpoint, ColumnType, MergeRule, RowDelta, StateColumn, VersionTable } from './types.ts';
+import type { Checkpoint, ColumnType, DeltaColumns, Deltas, MergeRule, StateColumn, VersionTable } from './types.ts';
 
 export const IDENTIFIER_CHARS_MAX = 63;
 export const FINGERPRINT_CHARS_MAX = 256;
@@ -248,9 +248,8 @@ function isJsonable(value: unknown): boolean {
  * Refuses the whole batch if any delta does not fit the definition: wrong number of key or state
  * values, or a value that cannot be stored. Runs before the store writes anything.
  */
-export function validateDeltas(def: VersionTable, deltas: readonly RowDelta[]): void {
-  if (!Array.isArray(deltas))
-    throw invalid(`flush of view "${def.name}" v${def.version}: deltas must be an array.`, { view: def.name });
+export function validateDeltas(def: VersionTable, deltas: Deltas): void {
+  if (!Array.isArray(deltas)) return validateColumns(def, deltas);
   const custom = def.stateColumns.map((c) => c.merge.kind === 'custom');
   const nk = def.keyColumns.length;
   const ns = def.stateColumns.length;
@@ -282,6 +281,51 @@ export function validateDeltas(def: VersionTable, deltas: readonly RowDelta[]): 
           def.stateColumns[c].name,
           v,
           custom[c] ? 'a JSON value or null' : 'a string, a number or null',
+        );
+    }
+  }
+}
+
+/** The same checks as for rows, column by column. */
+function validateColumns(def: VersionTable, deltas: DeltaColumns): void {
+  const nk = def.keyColumns.length;
+  const ns = def.stateColumns.length;
+  const { count, keys, states } = (deltas ?? {}) as Partial<DeltaColumns>;
+  const sized = (c: unknown): boolean =>
+    (Array.isArray(c) || c instanceof Float64Array) && (c as ArrayLike<unknown>).length === count;
+  if (
+    !Number.isSafeInteger(count) ||
+    !Array.isArray(keys) ||
+    !Array.isArray(states) ||
+    keys.length !== nk ||
+    states.length !== ns ||
+    !keys.every(sized) ||
+    !states.every(sized)
+  ) {
+    throw invalid(
+      `flush of view "${def.name}" v${def.version}: deltas must be an array of rows, or columns (${nk} key and ${ns} state columns of one length); nothing was written.`,
+      { view: def.name, version: def.version },
+    );
+  }
+  for (let c = 0; c < nk; c++) {
+    const values = keys[c];
+    for (let i = 0; i < count!; i++) {
+      if (!isScalar(values[i], true))
+        throw badValue(def, i, def.keyColumns[c].name, values[i], 'a string, a finite number or null');
+    }
+  }
+  for (let c = 0; c < ns; c++) {
+    const custom = def.stateColumns[c].merge.kind === 'custom';
+    const values = states[c];
+    for (let i = 0; i < count!; i++) {
+      const v = values[i];
+      if (custom ? !isJsonable(v) : !isScalar(v, false))
+        throw badValue(
+          def,
+          i,
+          def.stateColumns[c].name,
+          v,
+          custom ? 'a JSON value or null' : 'a string, a number or null',
         );
     }
   }

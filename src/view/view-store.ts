@@ -40,7 +40,7 @@ import type {
   FlushResult,
   QueryOptions,
   QueryResult,
-  RowDelta,
+  Deltas,
   StoreChange,
   VersionTable,
   ViewVersionInfo,
@@ -58,6 +58,7 @@ export interface ViewStore {
   ensureVersion(def: VersionTable): Promise<ViewVersionInfo>;
   /**
    * In one transaction: merge every delta into the version's table and upsert the checkpoints.
+   * Deltas come as rows or as columns (the engine's worker threads send columns; ./deltas.ts).
    * With a `fence` (several processes sharing the work, ./leases.ts), the transaction first checks
    * that the task's epoch is still the fence's and fails whole with KAPPA_FENCED when another
    * process has taken the task since. The SQLite adapter ignores it: one process owns an embedded
@@ -68,7 +69,7 @@ export interface ViewStore {
   flush(
     name: string,
     version: number,
-    deltas: RowDelta[],
+    deltas: Deltas,
     checkpoints: Checkpoint[],
     fence?: TaskFence,
   ): Promise<FlushResult>;

@@ -39,7 +39,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isKappaError } from '../../src/errors.ts';
-import type { Checkpoint, QueryResult, RowDelta, ViewStore } from '../../src/view/index.ts';
+import {
+  type Checkpoint,
+  type DeltaColumns,
+  type QueryResult,
+  type RowDelta,
+  type VersionTable,
+  type ViewStore,
+  deltaColumns,
+} from '../../src/view/index.ts';
 import {
   countDef,
   cp,
@@ -322,6 +330,71 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
     });
 
+    describe('deltas as columns (what worker threads send)', () => {
+      const columns = (rows: RowDelta[]): DeltaColumns => deltaColumns(rows) as DeltaColumns;
+
+      test('merge exactly as the same rows: numbers, NULL keys and NULL states, across flushes', async () => {
+        await store.ensureVersion(salesDef());
+        await store.ensureVersion(salesDef(1, { name: 'sales_cols' }));
+        const first = [sale('eu', 2024, 10), sale(null, 2024, 5), sale('eu', 2024, 2.5, 2)];
+        const second = [sale('eu', 2024, 7.5, 1), sale('us', null, 1), { key: ['eu', 2023], state: [null, 3] }];
+        assert.ok(columns(first).states[0] instanceof Float64Array, 'a column of numbers travels as a Float64Array');
+        await store.flush('sales', 1, first, [cp(3)]);
+        await store.flush('sales', 1, second, [cp(6)]);
+        await store.flush('sales_cols', 1, columns(first), [cp(3)]);
+        await store.flush('sales_cols', 1, columns(second), [cp(6)]);
+        assert.deepEqual(await snapshot(store, 'sales_cols'), await snapshot(store));
+        assert.equal((await snapshot(store)).length, 4);
+        assert.deepEqual(await store.checkpoints('sales_cols', 1), await store.checkpoints('sales', 1));
+      });
+
+      test('a custom merge and a session view take columns too; a session writes its merged window back to the keys', async () => {
+        await store.ensureVersion(tagsDef());
+        await store.flush('tags', 1, columns([{ key: [1], state: [1, ['a']] }]), [cp(1)]);
+        await store.flush('tags', 1, columns([{ key: [1], state: [2, ['c', 'b']] }]), [cp(2)]);
+        assert.deepEqual(
+          (await snapshot(store, 'tags')).map((r) => [r.user_id, r.events, r.tags]),
+          [[1, 3, '["a","b","c"]']],
+        );
+        await store.ensureVersion(visitsDef());
+        await store.flush('visits', 1, [{ key: ['ada', 0, 50], state: [2] }], []);
+        const bridge = columns([
+          { key: ['ada', 45, 75], state: [1] },
+          { key: ['bob', 0, 10], state: [1] },
+        ]);
+        await store.flush('visits', 1, bridge, []);
+        assert.deepEqual(
+          bridge.keys.map((c) => Array.from(c)),
+          [
+            ['ada', 'bob'],
+            [0, 0],
+            [75, 10],
+          ],
+        );
+      });
+
+      test('columns that do not fit the definition are refused and nothing changes', async () => {
+        await store.ensureVersion(salesDef());
+        await store.flush('sales', 1, [sale('eu', 2024, 10)], [cp(10)]);
+        const before = await snapshot(store);
+        const good = columns([sale('eu', 2024, 5), sale('us', 2024, 1)]);
+        const bad: DeltaColumns[] = [
+          { ...good, count: 3 }, // longer than its columns
+          { ...good, keys: good.keys.slice(0, 1) }, // a key column missing
+          { ...good, states: [good.states[0], Float64Array.of(1)] }, // a column of another length
+          { ...good, states: [Float64Array.of(5, Number.NaN), good.states[1]] }, // NaN
+          { ...good, keys: [['eu', { not: 'a key' } as unknown as string], good.keys[1]] },
+        ];
+        for (const deltas of bad)
+          await rejectsWith(store.flush('sales', 1, deltas, [cp(20)]), 'KAPPA_INVALID_ARGUMENT');
+        assert.deepEqual(await snapshot(store), before);
+        assert.deepEqual(
+          (await store.checkpoints('sales', 1)).map((c) => c.offset),
+          [10],
+        );
+      });
+    });
+
     describe('table states', () => {
       const part = (offset: number, partition = 0) => ({
         partition,
@@ -421,20 +494,7 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
 
     describe('session views', () => {
       test("a flush merges the stored sessions a delta's window touches into one row, and returns their keys as removed", async () => {
-        const def = {
-          name: 'visits',
-          version: 1,
-          fingerprint: 'visits-fp',
-          keyColumns: [
-            { name: 'user', type: 'TEXT' as const },
-            { name: 'window_start', type: 'INTEGER' as const },
-            { name: 'window_end', type: 'INTEGER' as const },
-          ],
-          stateColumns: [{ name: 'n', type: 'INTEGER' as const, merge: { kind: 'add' as const } }],
-          outputColumns: [{ name: 'n', sql: 'n' }],
-          session: true as const,
-        };
-        await store.ensureVersion(def);
+        await store.ensureVersion(visitsDef());
         const first = await store.flush(
           'visits',
           1,
@@ -974,4 +1034,21 @@ export function viewStoreContract(name: string, open: () => Promise<ViewStoreHar
       });
     });
   });
+}
+
+/** A session view: visits per user, window_start and window_end in its key. */
+function visitsDef(): VersionTable {
+  return {
+    name: 'visits',
+    version: 1,
+    fingerprint: 'visits-fp',
+    keyColumns: [
+      { name: 'user', type: 'TEXT' },
+      { name: 'window_start', type: 'INTEGER' },
+      { name: 'window_end', type: 'INTEGER' },
+    ],
+    stateColumns: [{ name: 'n', type: 'INTEGER', merge: { kind: 'add' } }],
+    outputColumns: [{ name: 'n', sql: 'n' }],
+    session: true,
+  };
 }

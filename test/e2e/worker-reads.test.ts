@@ -15,6 +15,7 @@ import { type FileLog, openFileLog } from '../../src/log/index.ts';
 import { loadApp } from '../../src/stream/index.ts';
 import { compileView } from '../../src/stream/plan.ts';
 import { WorkerPool } from '../../src/stream/worker-pool.ts';
+import { type Deltas, deltaCount } from '../../src/view/index.ts';
 
 const SRC = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const CONFIG = `
@@ -113,7 +114,7 @@ test(
     }
     const drained = await pool.drain(0);
     assert.equal(drained.offset, 10);
-    assert.equal(drained.rows.length, 10);
+    assert.equal(deltaCount(drained.rows as Deltas), 10);
     assert.equal(warnings.length, 1);
   },
 );

@@ -37,7 +37,8 @@ import { InvariantError } from '../../assert.ts';
 import { KappaError } from '../../errors.ts';
 import { validateCheckpoints, validateDeltas } from '../definition.ts';
 import type { TaskFence } from '../leases.ts';
-import type { Checkpoint, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
+import { deltaRows, isDeltaColumns, keysBack } from '../deltas.ts';
+import type { Checkpoint, Deltas, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { fencedError } from './errors.ts';
 import type { InDoubtWrites } from './in-doubt.ts';
@@ -74,13 +75,14 @@ export class DeltaWriter {
   async flush(
     name: string,
     version: number,
-    deltas: RowDelta[],
+    given: Deltas,
     checkpoints: Checkpoint[],
     fence?: TaskFence,
   ): Promise<FlushResult> {
     this.db.checkOpen();
     const handle = await this.catalog.handle(name, version);
-    validateDeltas(handle.def, deltas);
+    validateDeltas(handle.def, given);
+    const deltas = deltaRows(given);
     validateCheckpoints(name, checkpoints);
     if (fence !== undefined) checkFence(fence);
     const rows = convertRows(handle, deltas);
@@ -110,6 +112,7 @@ export class DeltaWriter {
       if (rows.length > 0) this.inDoubt.note(failure, fence);
       throw failure;
     }
+    if (isDeltaColumns(given)) keysBack(given, deltas); // a session's merged windows
     return { removed };
   }
 

@@ -33,7 +33,7 @@ import type {
   OutputCheckpoint,
   QueryOptions,
   QueryResult,
-  RowDelta,
+  Deltas,
   FlushResult,
   StoreChange,
   VersionTable,
@@ -215,7 +215,7 @@ class PostgresStoreImpl implements ViewStore, ControlStore {
   flush(
     name: string,
     version: number,
-    deltas: RowDelta[],
+    deltas: Deltas,
     checkpoints: Checkpoint[],
     fence?: TaskFence,
   ): Promise<FlushResult> {

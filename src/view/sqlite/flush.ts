@@ -15,7 +15,8 @@ import type Database from 'better-sqlite3';
 import { InvariantError } from '../../assert.ts';
 import { KappaError } from '../../errors.ts';
 import { validateCheckpoints, validateDeltas } from '../definition.ts';
-import type { Checkpoint, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
+import { deltaCount, deltaRows, isDeltaColumns, keysBack } from '../deltas.ts';
+import type { Checkpoint, DeltaColumns, Deltas, FlushResult, MergeRule, RowDelta, VersionTable } from '../types.ts';
 import type { VersionCatalog, VersionHandle } from './catalog.ts';
 import { NULL_KEY, quoteIdent, tableIdent } from './sql.ts';
 import { type SqliteWriter, storageError } from './writer.ts';
@@ -55,7 +56,7 @@ const GROUP_COMMIT_SHARE_MIN = 0.12;
 /** A flush waiting for, or in, a group commit. */
 interface QueuedFlush {
   handle: VersionHandle;
-  deltas: RowDelta[];
+  deltas: Deltas;
   checkpoints: Checkpoint[];
   apply: Apply;
   /**
@@ -99,7 +100,7 @@ export class DeltaWriter {
     this.sql = checkpointStatements(writer.db);
   }
 
-  async flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<FlushResult> {
+  async flush(name: string, version: number, deltas: Deltas, checkpoints: Checkpoint[]): Promise<FlushResult> {
     this.writer.checkOpen();
     const handle = this.catalog.handle(name, version);
     validateDeltas(handle.def, deltas);
@@ -107,11 +108,14 @@ export class DeltaWriter {
     const merge = handle.selectCustom === null ? applyDeltas : applyCustomDeltas;
     const removed: RowDelta['key'][] = [];
     const apply = handle.def.session ? sessionApplier(this.writer.db, handle, merge, removed) : merge;
+    const plain = apply === applyDeltas;
+    // Custom merges and sessions read whole rows; a session's merged window is written back to the columns' keys.
+    const queued = plain ? deltas : deltaRows(deltas);
     await new Promise<void>((resolve, reject) => {
-      const plain = apply === applyDeltas;
-      this.queue.push({ handle, deltas, checkpoints, apply, plain, next: 0, failed: null, resolve, reject });
+      this.queue.push({ handle, deltas: queued, checkpoints, apply, plain, next: 0, failed: null, resolve, reject });
       if (!this.writing) void this.writeQueued();
     });
+    if (handle.def.session && isDeltaColumns(deltas)) keysBack(deltas, queued as RowDelta[]);
     return { removed };
   }
 
@@ -146,7 +150,7 @@ export class DeltaWriter {
           if (this.queue.length === 0 || (group.length > 0 && (!this.grouping || rows >= GROUP_ROWS_MAX))) return false;
           current = this.queue.shift()!;
           group.push(current);
-          rows += current.deltas.length;
+          rows += deltaCount(current.deltas);
           if (!current.plain) db.exec('SAVEPOINT kappa_flush');
           else if (!this.checkpointsAhead(current)) {
             current = null;
@@ -190,12 +194,13 @@ export class DeltaWriter {
 
   /** Merges the next FLUSH_ROWS_PER_STEP rows of `f`; true while rows remain. */
   private mergeStep(f: QueuedFlush): boolean {
-    const to = Math.min(f.deltas.length, f.next + FLUSH_ROWS_PER_STEP);
+    const count = deltaCount(f.deltas);
+    const to = Math.min(count, f.next + FLUSH_ROWS_PER_STEP);
     const started = performance.now();
     f.apply(f.handle, f.deltas, f.next, to);
     this.mergeMs += performance.now() - started;
     f.next = to;
-    return to < f.deltas.length;
+    return to < count;
   }
 
   /**
@@ -284,13 +289,27 @@ function checkpointStatements(db: Database.Database) {
  * statements were measured: up to 1.5x faster when most rows already exist and 8 rows per
  * statement, but slower from 16 rows on and slower for mostly-new rows, so not worth the code.)
  */
-function applyDeltas(h: VersionHandle, deltas: readonly RowDelta[], from: number, to: number): void {
+function applyDeltas(h: VersionHandle, deltas: Deltas, from: number, to: number): void {
+  if (isDeltaColumns(deltas)) return applyColumns(h, deltas, from, to);
   const nk = h.def.keyColumns.length;
   const ns = h.def.stateColumns.length;
   const params = h.params;
   const upsert = h.upsert;
   for (let i = from; i < to; i++) {
     fillRow(params, deltas[i], nk, ns);
+    upsert.run(params);
+  }
+}
+
+function applyColumns(h: VersionHandle, deltas: DeltaColumns, from: number, to: number): void {
+  const { keys, states } = deltas;
+  const nk = keys.length;
+  const ns = states.length;
+  const params = h.params;
+  const upsert = h.upsert;
+  for (let i = from; i < to; i++) {
+    for (let k = 0; k < nk; k++) params[k] = keys[k][i] ?? NULL_KEY;
+    for (let s = 0; s < ns; s++) params[nk + s] = states[s][i];
     upsert.run(params);
   }
 }
@@ -303,7 +322,8 @@ function fillRow(params: unknown[], delta: RowDelta, nk: number, ns: number): vo
 }
 
 /** Views with custom merges: per row, read the stored custom state, merge in JS, then upsert. */
-function applyCustomDeltas(h: VersionHandle, deltas: readonly RowDelta[], from: number, to: number): void {
+function applyCustomDeltas(h: VersionHandle, d: Deltas, from: number, to: number): void {
+  const deltas = d as RowDelta[]; // flush() turned columns into rows
   const nk = h.def.keyColumns.length;
   const ns = h.def.stateColumns.length;
   const selectCustom = h.selectCustom as Database.Statement<unknown[]>;
@@ -347,7 +367,7 @@ function mergeCustom(
   }
 }
 
-type Apply = (h: VersionHandle, deltas: readonly RowDelta[], from: number, to: number) => void;
+type Apply = (h: VersionHandle, deltas: Deltas, from: number, to: number) => void;
 
 /**
  * Session views (VersionTable.session): before a delta is merged, the stored sessions of its group
@@ -372,7 +392,8 @@ function sessionApplier(db: Database.Database, h: VersionHandle, merge: Apply, r
   const nk = keys.length;
   const ng = nk - 2;
   const custom = new Set(h.customIndexes);
-  return (handle, deltas, from, to) => {
+  return (handle, d, from, to) => {
+    const deltas = d as RowDelta[]; // flush() turned columns into rows
     for (let i = from; i < to; i++) {
       const delta = deltas[i];
       const params: unknown[] = delta.key.slice(0, ng).map((v) => v ?? NULL_KEY);

@@ -25,7 +25,7 @@ import type {
   OutputCheckpoint,
   QueryOptions,
   QueryResult,
-  RowDelta,
+  Deltas,
   FlushResult,
   VersionTable,
   ViewRequest,
@@ -135,7 +135,7 @@ class SqliteStoreImpl implements ViewStore, ControlStore {
   ensureVersion(def: VersionTable): Promise<ViewVersionInfo> {
     return this.catalog.ensureVersion(def);
   }
-  flush(name: string, version: number, deltas: RowDelta[], checkpoints: Checkpoint[]): Promise<FlushResult> {
+  flush(name: string, version: number, deltas: Deltas, checkpoints: Checkpoint[]): Promise<FlushResult> {
     return this.deltas.flush(name, version, deltas, checkpoints);
   }
   checkpoints(name: string, version: number): Promise<Checkpoint[]> {
