@@ -61,6 +61,14 @@ export interface EngineOptions {
    */
   dirtyRowsMax?: number;
   /**
+   * The same bound for a view's task while it catches up (a build, a replay, a restart behind the
+   * head: until it first reaches the head of its partition). Default 4 × dirtyRowsMax: larger flushes group
+   * into larger SQLite transactions (a commit writes every page its rows touched, and rows of a
+   * view with many keys touch most of the table) and repeat more keys. The process bench's 1M-key
+   * view with 2 workers, 5M events: 245k events/s at 10,000, 331k at 40,000; peak RSS 266 → 339 MiB.
+   */
+  catchUpRowsMax?: number;
+  /**
    * Largest read from the log per task and step. Default 256 KiB: on the process bench, against
    * the log's 1 MiB default, peak RSS fell by 14-24 MB (each task holds a read and the next one in
    * flight) with events/s unchanged.
@@ -141,6 +149,7 @@ export class Engine {
   private readonly workers: number;
   private readonly readBytesMax: number;
   private readonly dirtyRowsMax: number;
+  private readonly catchUpRowsMax: number;
 
   /** When the engine was made, which is right after its app was loaded (see WorkerPool's configLoadedAtMs). */
   private readonly createdAtMs = Date.now();
@@ -149,6 +158,7 @@ export class Engine {
     // Every task's read waits on this one signal: one listener per task, however many tasks.
     setMaxListeners(0, this.abort.signal);
     this.dirtyRowsMax = opts.dirtyRowsMax ?? 10_000;
+    this.catchUpRowsMax = Math.max(this.dirtyRowsMax, opts.catchUpRowsMax ?? 4 * this.dirtyRowsMax);
     this.workers = opts.workers ?? 0;
     this.readBytesMax = opts.readBytesMax ?? 256 * 1024;
     if (!Number.isInteger(this.workers) || this.workers < 0)
@@ -178,6 +188,7 @@ export class Engine {
       logger,
       flushIntervalMs: opts.flushIntervalMs ?? 500,
       dirtyRowsMax: this.dirtyRowsMax,
+      catchUpRowsMax: this.catchUpRowsMax,
       readBytesMax: this.readBytesMax,
       signal,
       flusher: this.flusher,
@@ -345,7 +356,7 @@ export class Engine {
       workers,
       log: this.opts.log.descriptor,
       readBytesMax: this.readBytesMax,
-      pendingMax: this.dirtyRowsMax,
+      pendingMax: this.catchUpRowsMax,
       heapMb: this.opts.workerHeapMb,
       tables: this.keeper?.seeds ?? [],
       onFailure: (err) => this.fail(err),

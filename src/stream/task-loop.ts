@@ -7,7 +7,8 @@
  * the partition or not, pending rows), and a flush drains exactly the records before its checkpoint
  * offset, so the rows and checkpoints are the same whatever the number of workers.
  *
- * A task flushes (flush.ts says what that writes) when it holds `dirtyRowsMax` pending rows, when
+ * A task flushes (flush.ts says what that writes) when it holds `dirtyRowsMax` pending rows (a
+ * view's task that has not yet reached the head: `catchUpRowsMax`, larger flushes for speed), when
  * `flushIntervalMs` has passed since its last flush, the first time it reaches the head of its
  * partition (a replay or a new version catching up: the view is current, and a building version
  * can go live, even if events keep arriving), and when it was idle a whole interval with
@@ -97,6 +98,8 @@ export interface TaskLoopOptions {
   logger: Logger;
   flushIntervalMs: number;
   dirtyRowsMax: number;
+  /** `dirtyRowsMax` for a view's task until it first reaches the head of its partition (default: the same). */
+  catchUpRowsMax?: number;
   readBytesMax: number;
   /** Aborts when the engine stops or fails; every task's read waits on it. */
   signal: AbortSignal;
@@ -400,11 +403,13 @@ export class TaskLoop {
    * nothing to do, so the common case makes no promise.
    */
   private step(task: Task, idle: boolean, atHead: boolean, dirtyRows: number): Promise<void> | null {
-    const { dirtyRowsMax, flushIntervalMs } = this.opts;
+    const { flushIntervalMs } = this.opts;
     const reachedHead = atHead && (idle || !task.caughtUp);
+    const { dirtyRowsMax, catchUpRowsMax = dirtyRowsMax } = this.opts;
+    const rowsMax = task.caughtUp || task.group === null ? dirtyRowsMax : catchUpRowsMax;
     const flush = idle
       ? task.offset !== task.committedOffset || dirtyRows > 0 // commit what is pending
-      : reachedHead || dirtyRows >= dirtyRowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs;
+      : reachedHead || dirtyRows >= rowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs;
     if (!flush && !reachedHead) return null;
     return this.flushAndCatchUp(task, flush, reachedHead);
   }

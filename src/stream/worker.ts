@@ -17,7 +17,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Log, SpareBuffers, openLog } from '../log/index.ts';
 import { KappaError, isKappaError } from '../errors.ts';
-import { type RowDelta, deltaColumns } from '../view/index.ts';
+import { type RowDelta, deltaColumns, sortByKey } from '../view/index.ts';
 import { LogOutage } from './log-outage.ts';
 import { loadApp } from './config.ts';
 import type { AppDef } from './dsl.ts';
@@ -348,7 +348,7 @@ class WorkerTasks {
     const task = this.tasks.get(m.task);
     if (task === undefined || task.failed) return;
     const d = takeDrained(task.state);
-    d.rows = deltaColumns(d.rows as RowDelta[]);
+    d.rows = deltaColumns(sortByKey(d.rows as RowDelta[]));
     const offset = task.read.offset;
     wake(task); // it may have paused with pendingMax rows
     // Throws DataCloneError if a custom aggregate's state holds something a thread cannot receive

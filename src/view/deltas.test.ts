@@ -4,7 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { deltaColumns, deltaCount, deltaKeys, deltaRow, deltaRows, isDeltaColumns, keysBack } from './deltas.ts';
+import {
+  deltaColumns,
+  deltaCount,
+  deltaKeys,
+  deltaRow,
+  deltaRows,
+  isDeltaColumns,
+  keysBack,
+  sortByKey,
+} from './deltas.ts';
 import type { DeltaColumns, RowDelta } from './types.ts';
 
 const rows: RowDelta[] = [
@@ -50,4 +59,31 @@ test("keysBack writes rows' changed keys into the columns they came from", () =>
     ['ada', 0, 120],
     ['bob', 0, 10],
   ]);
+});
+
+test('sortByKey orders rows as an index does: NULL, numbers, strings, column by column', () => {
+  const keys: RowDelta['key'][] = [
+    ['b', 2],
+    ['a', 10],
+    [null, 5],
+    [3, 1],
+    ['a', 9],
+    ['a', null],
+    [-1, 0],
+    ['B', 0],
+  ];
+  const sorted = sortByKey(keys.map((key) => ({ key, state: [] })));
+  assert.deepEqual(
+    sorted.map((r) => r.key),
+    [
+      [null, 5],
+      [-1, 0],
+      [3, 1],
+      ['B', 0],
+      ['a', null],
+      ['a', 9],
+      ['a', 10],
+      ['b', 2],
+    ],
+  );
 });

@@ -39,5 +39,5 @@ export type {
 } from './table-states.ts';
 export type { TaskLeases, TaskLease, TaskFence, TaskId, Member, MemberInfo } from './leases.ts';
 export { taskId } from './leases.ts';
-export { deltaColumns, deltaCount, deltaKeys, deltaRow, deltaRows, isDeltaColumns } from './deltas.ts';
+export { deltaColumns, deltaCount, deltaKeys, deltaRow, deltaRows, isDeltaColumns, sortByKey } from './deltas.ts';
 export { validateDefinition, definitionJson, versionTableName, IDENTIFIER_CHARS_MAX } from './definition.ts';

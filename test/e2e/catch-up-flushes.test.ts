@@ -1,0 +1,76 @@
+/**
+ * A view's task that catches up (a build, a replay, a restart behind the head) flushes up to
+ * `catchUpRowsMax` rows at a time, and `dirtyRowsMax` once it has reached the head of its
+ * partition: larger flushes while far behind (for speed: larger SQLite transactions), small ones
+ * at the head (for latency). On the engine's thread and on a worker thread alike.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { deltaCount } from '../../src/view/index.ts';
+import { engineCaughtUp, openKappa } from '../support/kappa.ts';
+import { KAPPA_SRC as SRC, tempDataProject } from '../support/project.ts';
+
+const CONFIG = `
+import { Type, count, defineApp, from, topic, view } from ${JSON.stringify(SRC)};
+const Click = Type.Object({ user: Type.String() });
+const clicks = topic('clicks', { partitions: 1, schema: Click, key: (c) => c.user });
+export default defineApp({
+  topics: [clicks],
+  views: [view('by_user', from(clicks).groupBy((c) => ({ user: c.user })).aggregate({ n: count() }))],
+});
+`;
+
+const clicks = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => ({ key: `u${from + i}`, value: JSON.stringify({ user: `u${from + i}` }) }));
+
+for (const workers of [0, 1]) {
+  test(
+    `catching up flushes up to catchUpRowsMax rows, at the head up to dirtyRowsMax (${workers === 0 ? 'engine thread' : 'worker thread'})`,
+    { timeout: 60_000 },
+    async (t) => {
+      const project = tempDataProject(t, 'kappa-catch-up-', CONFIG);
+      const kappa = await openKappa({
+        t,
+        dir: project.dir,
+        configPath: project.config,
+        workers,
+        flushIntervalMs: 2_000,
+        engine: { dirtyRowsMax: 20, catchUpRowsMax: 200 },
+        start: false,
+      });
+      await kappa.log.createTopic('clicks', { partitions: 1 });
+      // 2,000 users, one row each, in appends of 5: the task sees its pending rows grow 5 at a time.
+      for (let i = 0; i < 2_000; i += 5) await kappa.log.append('clicks', clicks(i, 5));
+      const sizes: number[] = [];
+      const flush = kappa.store.flush.bind(kappa.store);
+      kappa.store.flush = (name, version, deltas, checkpoints) => {
+        sizes.push(deltaCount(deltas));
+        return flush(name, version, deltas, checkpoints);
+      };
+      await kappa.engine.start();
+      await engineCaughtUp(kappa.engine, kappa.log);
+      const catchingUp = sizes.splice(0);
+      assert.equal(
+        catchingUp.reduce((a, b) => a + b, 0),
+        2_000,
+      );
+      assert.ok(Math.max(...catchingUp) <= 200 + 5 * 8, `catch-up flushes: ${catchingUp}`);
+      assert.ok(catchingUp.filter((n) => n >= 200).length >= 5, `catch-up flushes: ${catchingUp}`);
+
+      // At the head: 200 more users arriving 5 at a time.
+      for (let i = 2_000; i < 2_200; i += 5) {
+        await kappa.log.append('clicks', clicks(i, 5));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await engineCaughtUp(kappa.engine, kappa.log);
+      assert.equal(
+        sizes.reduce((a, b) => a + b, 0),
+        200,
+      );
+      assert.ok(sizes.length >= 4 && Math.max(...sizes) < 100, `flushes at the head: ${sizes}`);
+      assert.deepEqual((await kappa.store.query('SELECT count(*) AS users, sum(n) AS n FROM by_user')).rows, [
+        { users: 2_200, n: 2_200 },
+      ]);
+    },
+  );
+}
