@@ -64,6 +64,8 @@ function compareKeys(a: RowDelta, b: RowDelta): number {
     const x = ka[i];
     const y = kb[i];
     if (x === y) continue;
+    // Two values of one type (the common case) compare at once; else by type first.
+    if (typeof x === typeof y && x !== null && y !== null) return x < y ? -1 : 1;
     const rx = rank(x);
     const ry = rank(y);
     if (rx !== ry) return rx - ry;
