@@ -19,7 +19,10 @@
  *    reaches the end of its partition. This runs in a process of its own (bench/lib/process-run.ts),
  *    which reports the time and its peak RSS (worker threads included). events/s = events / time.
  *    The time includes starting the worker threads, as a real rebuild's does, so at small sizes it
- *    is mostly start-up: only large runs say anything about the rate.
+ *    is mostly start-up: only large runs say anything about the rate. The threads' code is the
+ *    config bundled on top of Kappa's own code, which is bundled once and kept between runs
+ *    (src/stream/worker-runtime.ts), as it is between two `kappa start`s: the first run after
+ *    Kappa's sources changed (or on a fresh machine) bundles it too, 150-190 ms more.
  *  - DuckDB: the same aggregation in SQL over the JSON Lines file with read_ndjson, the batch job a
  *    Lambda architecture would run over its master dataset, with as many threads as the engine has
  *    workers. Also a process of its own (bench/lib/rebuild-duckdb.ts). The time runs from the

@@ -2,9 +2,13 @@
  * What goes into the worker threads' bundle (worker-bundle.ts): the Kafka log adapter and the
  * Kafka client only for a process whose log is on Kafka. With them inside, esbuild hoists the
  * client's import to the top of the bundle, so every thread of an embedded start would load it.
+ * Kappa's own code comes from the kept runtime (worker-runtime.ts) unless the config reaches
+ * inside Kappa.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bundleWorker } from './worker-bundle.ts';
@@ -13,13 +17,14 @@ import { withoutTsx } from './worker-pool.ts';
 const CONFIG = fileURLToPath(new URL('../../examples/sales/kappa.config.ts', import.meta.url));
 const KAFKA_LOG = fileURLToPath(new URL('../log/kafka/', import.meta.url));
 
+/** The code a thread loads: the bundle, and the kept runtime it imports (worker-runtime.ts), if it does. */
 async function bundled(logKind: 'file' | 'kafka'): Promise<{ code: string; kafkaInputs: string[] }> {
   const bundle = await bundleWorker(CONFIG, { logKind });
   try {
-    return {
-      code: readFileSync(fileURLToPath(bundle.url), 'utf8'),
-      kafkaInputs: bundle.inputs.filter((p) => p.startsWith(KAFKA_LOG)),
-    };
+    let code = readFileSync(fileURLToPath(bundle.url), 'utf8');
+    const runtime = /^import [^\n]* from "(file:[^"]*\/runtime-[^"]*\.mjs)";/m.exec(code);
+    if (runtime !== null) code = `${readFileSync(fileURLToPath(runtime[1]), 'utf8')}\n${code}`;
+    return { code, kafkaInputs: bundle.inputs.filter((p) => p.startsWith(KAFKA_LOG)) };
   } finally {
     bundle.dispose();
   }
@@ -79,3 +84,37 @@ test('a bundled thread starts without the options that load tsx, and with the ot
     './my-hooks.js',
   ]);
 });
+
+test(
+  "a config that imports Kappa by its entry module gets Kappa's kept runtime; one that reaches a file inside Kappa gets one whole bundle",
+  { timeout: 60_000 },
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'kappa-bundle-split-'));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    const src = fileURLToPath(new URL('../', import.meta.url));
+    const config = (name: string, from: string): string => {
+      const path = join(root, name);
+      writeFileSync(
+        path,
+        `import { defineApp, topic } from ${JSON.stringify(from)};\nexport default defineApp({ topics: [topic('t', { partitions: 1 })], views: [] });\n`,
+      );
+      return path;
+    };
+    const runtimeImport = /^import [^\n]* from "file:[^"]*\/runtime-[^"]*\.mjs";/m;
+    for (const [file, from, split] of [
+      ['entry.ts', join(src, 'index.ts'), true],
+      ['deep.ts', join(src, 'stream', 'index.ts'), false],
+    ] as const) {
+      const bundle = await bundleWorker(config(file, from), { logKind: 'file' });
+      try {
+        const code = readFileSync(fileURLToPath(bundle.url), 'utf8');
+        assert.equal(runtimeImport.test(code), split, `${file}: imports the kept runtime`);
+        // Either way the thread gets Kappa's sources as inputs, for the check that none changed meanwhile.
+        assert.ok(bundle.inputs.includes(join(src, 'stream', 'worker.ts')), `${file}: inputs`);
+        assert.ok(code.length < 100_000 === split, `${file}: ${code.length} bytes`);
+      } finally {
+        bundle.dispose();
+      }
+    }
+  },
+);

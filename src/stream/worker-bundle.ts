@@ -1,9 +1,9 @@
 /**
- * The worker threads' code as ONE JavaScript file: the worker module, the user's config and
+ * The worker threads' code as plain JavaScript: the worker module, the user's config and
  * everything they import (Kappa's own modules: its TypeScript sources in a clone of the repository,
- * its compiled dist/ when installed as a package), bundled with esbuild on
- * the engine's thread when the pool starts, written to a temp directory and removed as soon as
- * every thread has loaded it. A thread then loads one plain ES module instead of registering tsx and compiling every
+ * its compiled dist/ when installed as a package), bundled with esbuild on the engine's thread when
+ * the pool starts, written to a temp directory and removed as soon as every thread has loaded it.
+ * A thread then loads one or two plain ES modules instead of registering tsx and compiling every
  * module through its loader thread: on the process bench two workers were up in about 0.2 s
  * instead of 0.9-1.1 s, and each cost about 20 MB of RSS instead of 50 (an idle pool, measured).
  *
@@ -20,6 +20,10 @@
  *   file log it is replaced by a stub that is never called (a thread opens the log of its
  *   process), which keeps the adapter's code out of every embedded thread.
  *
+ * Kappa's own part (its modules, TypeBox, ajv: ~400 files, 150-190 ms of esbuild) is bundled once
+ * and kept between starts while none of its files changes (worker-runtime.ts); a start then bundles
+ * only the config and what it imports locally, which import that runtime (`withKeptRuntime`).
+ *
  * When bundling fails, or the bundle does not load in a thread, the pool falls back to the tsx
  * entry (worker-entry.js), which loads the sources as they are; the engine logs why.
  */
@@ -31,12 +35,17 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { isProcessAlive } from '../log/index.ts';
 import { loadApp } from './config.ts';
+import { type Runtime, cachedRuntime, packageJsonOf } from './worker-runtime.ts';
 import type { AppDef } from './dsl.ts';
 import { fingerprintParts } from './view-fingerprint.ts';
 
 /** True when this module runs from Kappa's TypeScript sources (a clone), false from the compiled package. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_MODULE = fileURLToPath(new URL(FROM_SOURCE ? './worker.ts' : './worker.js', import.meta.url));
+/** Kappa's entry module (what `import … from 'kappa'` reaches), which the kept runtime exports. */
+const KAPPA_ENTRY = fileURLToPath(new URL(FROM_SOURCE ? '../index.ts' : '../index.js', import.meta.url));
+/** The runtime's name for the worker's entry function, beside what Kappa's entry module exports. */
+const RUN_WORKER = '__kappaRunWorker';
 /** Kappa's own modules (src/ or dist/): bundled even when Kappa is installed under node_modules. */
 const KAPPA_SRC = fileURLToPath(new URL('../', import.meta.url));
 /**
@@ -86,19 +95,84 @@ export interface WorkerBundle {
 
 /** Bundles the worker module with the config at `configPath` (absolute). Throws esbuild's errors, joined. */
 export async function bundleWorker(configPath: string, opts: WorkerBundleOptions = {}): Promise<WorkerBundle> {
-  // The config is imported lazily (esbuild keeps a bundled dynamic import lazy), so an error it
-  // throws while loading reaches runWorker, which reports it as the config's, not as a crash.
-  const entry = [
-    `import { runWorker } from ${JSON.stringify(WORKER_MODULE)};`,
-    `runWorker(${JSON.stringify(configPath)}, () => import(${JSON.stringify(configPath)}));`,
-  ].join('\n');
   const withKafka = (opts.logKind ?? 'kafka') === 'kafka';
-  const { code, inputs } = await bundle(entry, dirname(configPath), 'kappa-worker-entry.js', 'ascii', withKafka);
+  const { code, inputs } =
+    (await withKeptRuntime(configPath, withKafka)) ??
+    (await bundle({
+      // The config is imported lazily (esbuild keeps a bundled dynamic import lazy), so an error it
+      // throws while loading reaches runWorker, which reports it as the config's, not as a crash.
+      entry: [
+        `import { runWorker } from ${JSON.stringify(WORKER_MODULE)};`,
+        `runWorker(${JSON.stringify(configPath)}, () => import(${JSON.stringify(configPath)}));`,
+      ].join('\n'),
+      resolveDir: dirname(configPath),
+      sourcefile: 'kappa-worker-entry.js',
+      withKafka,
+    }));
   removeStaleBundles();
   const dir = mkdtempSync(join(tmpdir(), `${BUNDLE_DIR_PREFIX}${process.pid}-`));
   const file = join(dir, 'worker.mjs');
   writeFileSync(file, code);
   return { url: pathToFileURL(file), inputs, dispose: () => removeQuietly(dir) };
+}
+
+/**
+ * The worker bundle as two modules: Kappa's runtime, kept between starts (worker-runtime.ts), and
+ * the config with what it imports locally, which imports the runtime. Null when that cannot be
+ * done: nothing can be kept on this machine, or the config reaches Kappa other than through its
+ * entry module (a deep import of one of its files) or imports TypeBox or ajv itself, which would
+ * then exist twice in the thread; the caller bundles everything as one module instead.
+ */
+async function withKeptRuntime(
+  configPath: string,
+  withKafka: boolean,
+): Promise<{ code: Uint8Array; inputs: string[] } | null> {
+  const slot = createHash('sha256')
+    .update(
+      JSON.stringify({ KAPPA_SRC, KAPPA_ENTRY, WORKER_MODULE, CONDITIONS, withKafka, esbuild: await esbuildVersion() }),
+    )
+    .digest('hex')
+    .slice(0, 16);
+  let runtime: Runtime | null;
+  try {
+    runtime = await cachedRuntime(slot, async () => {
+      const built = await bundle({
+        entry: [
+          `export * from ${JSON.stringify(KAPPA_ENTRY)};`,
+          `export { runWorker as ${RUN_WORKER} } from ${JSON.stringify(WORKER_MODULE)};`,
+        ].join('\n'),
+        resolveDir: KAPPA_SRC,
+        sourcefile: 'kappa-runtime-entry.js',
+        withKafka,
+      });
+      // This file too: its rules (what is bundled, what is replaced) shape the code.
+      const files = [...built.allInputs, ...built.externals, fileURLToPath(import.meta.url)];
+      for (const f of [...files]) {
+        const pkg = packageJsonOf(f);
+        if (pkg !== null) files.push(pkg);
+      }
+      return { code: built.code, files };
+    });
+  } catch {
+    return null; // bundled as one module instead, which reports what failed
+  }
+  if (runtime === null) return null;
+  try {
+    const built = await bundle({
+      entry: [
+        `import { ${RUN_WORKER} } from ${JSON.stringify(runtime.url)};`,
+        `${RUN_WORKER}(${JSON.stringify(configPath)}, () => import(${JSON.stringify(configPath)}));`,
+      ].join('\n'),
+      resolveDir: dirname(configPath),
+      sourcefile: 'kappa-worker-entry.js',
+      withKafka,
+      runtimeUrl: runtime.url,
+    });
+    const kappaFiles = runtime.files.filter((f) => !/[\\/]node_modules[\\/]/.test(f) && !f.endsWith('package.json'));
+    return { code: built.code, inputs: [...new Set([...kappaFiles, ...built.inputs])] };
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -110,9 +184,13 @@ export async function bundleWorker(configPath: string, opts: WorkerBundleOptions
  * changing a view's logic, this throws and the version keeps no code.
  */
 export async function bundleConfig(configPath: string): Promise<string> {
-  const entry = `export { default } from ${JSON.stringify(configPath)};`;
   // UTF-8 output keeps a non-ASCII secret as its own characters, so withoutSecrets finds it.
-  const { code } = await bundle(entry, dirname(configPath), 'kappa-config-entry.js', 'utf8');
+  const { code } = await bundle({
+    entry: `export { default } from ${JSON.stringify(configPath)};`,
+    resolveDir: dirname(configPath),
+    sourcefile: 'kappa-config-entry.js',
+    charset: 'utf8',
+  });
   return withoutSecrets(Buffer.from(code).toString('utf8'));
 }
 
@@ -235,96 +313,165 @@ const loadedApps = new Map<string, Promise<AppDef>>();
 /** esbuild's service is stopped after each build (see below), so builds take turns. */
 let building: Promise<unknown> = Promise.resolve();
 
-async function bundle(
-  entry: string,
-  resolveDir: string,
-  sourcefile: string,
-  charset: 'ascii' | 'utf8' = 'ascii',
-  withKafka = true,
-): Promise<{ code: Uint8Array; inputs: string[] }> {
-  const turn = building.then(() => bundleNow(entry, resolveDir, sourcefile, charset, withKafka));
+interface BundleRequest {
+  entry: string;
+  resolveDir: string;
+  sourcefile: string;
+  /** Default 'ascii'. */
+  charset?: 'ascii' | 'utf8';
+  /** Bundle the Kafka log adapter (default), or a stub in its place. */
+  withKafka?: boolean;
+  /**
+   * The config's part of a two-module worker bundle: Kappa's entry module is this URL (the kept
+   * runtime), and reaching any other of Kappa's files, or TypeBox or ajv, fails the build.
+   */
+  runtimeUrl?: string;
+}
+
+interface Bundled {
+  code: Uint8Array;
+  /** Files bundled from outside node_modules (not the generated entry). */
+  inputs: string[];
+  /** Every file bundled, node_modules ones included. */
+  allInputs: string[];
+  /** The files of installed packages imported from where they are installed. */
+  externals: string[];
+}
+
+async function bundle(req: BundleRequest): Promise<Bundled> {
+  const turn = building.then(() => bundleNow(req));
   building = turn.catch(() => {});
   return turn;
 }
 
-async function bundleNow(
-  entry: string,
-  resolveDir: string,
-  sourcefile: string,
-  charset: 'ascii' | 'utf8',
-  withKafka: boolean,
-): Promise<{ code: Uint8Array; inputs: string[] }> {
+async function esbuildVersion(): Promise<string> {
+  return (await import('esbuild')).version;
+}
+
+async function bundleNow(req: BundleRequest): Promise<Bundled> {
   const esbuild = await import('esbuild');
+  const externals = new Set<string>();
   const result = await esbuild.build({
-    stdin: { contents: entry, resolveDir, loader: 'js', sourcefile },
+    stdin: { contents: req.entry, resolveDir: req.resolveDir, loader: 'js', sourcefile: req.sourcefile },
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
     write: false,
-    charset,
+    charset: req.charset ?? 'ascii',
     metafile: true,
     logLevel: 'silent',
     conditions: CONDITIONS,
     banner: {
       js: "import { createRequire as __kappaCreateRequire } from 'node:module'; const require = __kappaCreateRequire(import.meta.url);",
     },
-    plugins: [
-      {
-        name: 'kappa-worker',
-        setup(build) {
-          if (!withKafka) leaveOutKafkaLog(build);
-          build.onResolve({ filter: /^[^./]/ }, async (args) => {
-            if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING)
-              return undefined;
-            // The bundler itself (worker-pool imports this module) never runs in a worker.
-            if (args.path === 'esbuild') return { path: args.path, external: true };
-            const resolved = await build.resolve(args.path, {
-              kind: args.kind,
-              importer: args.importer,
-              resolveDir: args.resolveDir,
-              pluginData: RESOLVING,
-            });
-            if (resolved.errors.length > 0) return { errors: resolved.errors };
-            if (resolved.external || resolved.path === '') return undefined; // a Node built-in
-            // Kappa's own sources are bundled (they are TypeScript); any other installed package is
-            // imported from where it is installed, so it finds its own files as it always does.
-            if (
-              resolved.path.startsWith(KAPPA_SRC) ||
-              !/[\\/]node_modules[\\/]/.test(resolved.path) ||
-              BUNDLED_PACKAGE.test(resolved.path)
-            )
-              return { path: resolved.path };
-            return { path: pathToFileURL(resolved.path).href, external: true };
-          });
-          build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
-            const source = readFileSync(args.path, 'utf8');
-            if (!/import\.meta|__dirname|__filename/.test(source)) return undefined;
-            // esbuild's own `define`, per file, so only real expressions change (not text in strings).
-            const out = await esbuild.transform(source, {
-              loader: loaderFor(args.path),
-              sourcefile: args.path, // no format: CommonJS stays CommonJS, so its exports keep working
-              define: {
-                'import.meta.url': JSON.stringify(pathToFileURL(args.path).href),
-                'import.meta.filename': JSON.stringify(args.path),
-                'import.meta.dirname': JSON.stringify(dirname(args.path)),
-                __filename: JSON.stringify(args.path),
-                __dirname: JSON.stringify(dirname(args.path)),
-              },
-            });
-            return { contents: out.code, loader: 'js', resolveDir: dirname(args.path) };
-          });
-        },
-      },
-    ],
+    plugins: [workerPlugin(esbuild, req, externals)],
   });
   // The build ran in an esbuild service process; stop it rather than keep it (about 45 MB) alive.
   await esbuild.stop();
-  const inputs = Object.keys(result.metafile.inputs)
-    .filter((p) => !/(^|[\\/])node_modules[\\/]/.test(p) && !p.startsWith('<'))
+  const allInputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !p.startsWith('<') && !/^[\w-]{2,}:/.test(p)) // not a plugin's namespace
     .map((p) => resolve(p))
     .filter((p) => existsSync(p)); // not the generated entry (stdin)
-  return { code: result.outputFiles[0].contents, inputs };
+  return {
+    code: result.outputFiles[0].contents,
+    inputs: allInputs.filter((p) => !/[\\/]node_modules[\\/]/.test(p)),
+    allInputs,
+    externals: [...externals],
+  };
+}
+
+/**
+ * The rules of the module comment: which imports are bundled and which are imported from where
+ * they are installed (recorded in `externals`), `import.meta` and `__dirname` kept per file.
+ */
+function workerPlugin(
+  esbuild: typeof import('esbuild'),
+  req: BundleRequest,
+  externals: Set<string>,
+): import('esbuild').Plugin {
+  const { runtimeUrl } = req;
+  return {
+    name: 'kappa-worker',
+    setup(build) {
+      if (req.withKafka === false) leaveOutKafkaLog(build);
+      if (runtimeUrl !== undefined) toKeptRuntime(build, runtimeUrl);
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.path.startsWith('node:') || args.importer === '' || args.pluginData === RESOLVING) return undefined;
+        // The bundler itself (worker-pool imports this module) never runs in a worker.
+        if (args.path === 'esbuild') return { path: args.path, external: true };
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: RESOLVING,
+        });
+        if (resolved.errors.length > 0) return { errors: resolved.errors };
+        if (resolved.external || resolved.path === '') return undefined; // a Node built-in
+        if (runtimeUrl !== undefined) {
+          const refused = notForConfigPart(resolved.path);
+          if (refused !== null) return refused;
+          if (resolved.path === KAPPA_ENTRY) return { path: runtimeUrl, external: true };
+        }
+        // Kappa's own sources are bundled (they are TypeScript); any other installed package is
+        // imported from where it is installed, so it finds its own files as it always does.
+        if (
+          resolved.path.startsWith(KAPPA_SRC) ||
+          !/[\\/]node_modules[\\/]/.test(resolved.path) ||
+          BUNDLED_PACKAGE.test(resolved.path)
+        )
+          return { path: resolved.path };
+        externals.add(resolved.path);
+        return { path: pathToFileURL(resolved.path).href, external: true };
+      });
+      build.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, async (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        if (!/import\.meta|__dirname|__filename/.test(source)) return undefined;
+        // esbuild's own `define`, per file, so only real expressions change (not text in strings).
+        const out = await esbuild.transform(source, {
+          loader: loaderFor(args.path),
+          sourcefile: args.path, // no format: CommonJS stays CommonJS, so its exports keep working
+          define: {
+            'import.meta.url': JSON.stringify(pathToFileURL(args.path).href),
+            'import.meta.filename': JSON.stringify(args.path),
+            'import.meta.dirname': JSON.stringify(dirname(args.path)),
+            __filename: JSON.stringify(args.path),
+            __dirname: JSON.stringify(dirname(args.path)),
+          },
+        });
+        return { contents: out.code, loader: 'js', resolveDir: dirname(args.path) };
+      });
+    },
+  };
+}
+
+/**
+ * The config's part of a two-module bundle: an import of Kappa's entry module (by a path, as
+ * benches and tests write it) becomes the kept runtime; one of Kappa's other files, or of TypeBox or
+ * ajv, fails the build (see withKeptRuntime). Bare specifiers are checked where they resolve.
+ */
+function toKeptRuntime(build: import('esbuild').PluginBuild, runtimeUrl: string): void {
+  build.onResolve({ filter: /^(?:[./]|file:)/ }, async (args) => {
+    if (args.pluginData === RESOLVING) return undefined;
+    if (args.path === runtimeUrl) return { path: runtimeUrl, external: true };
+    const resolved = await build.resolve(args.path, {
+      kind: args.kind,
+      importer: args.importer,
+      resolveDir: args.resolveDir,
+      pluginData: RESOLVING,
+    });
+    if (resolved.errors.length > 0 || resolved.path === '') return undefined; // esbuild reports it
+    if (resolved.path === KAPPA_ENTRY) return { path: runtimeUrl, external: true };
+    return notForConfigPart(resolved.path) ?? undefined;
+  });
+}
+
+/** Why `path` cannot be in the config's part of a two-module bundle, as a build error; null if it can. */
+function notForConfigPart(path: string): { errors: { text: string }[] } | null {
+  if (path === KAPPA_ENTRY) return null;
+  if (path.startsWith(KAPPA_SRC) || BUNDLED_PACKAGE.test(path))
+    return { errors: [{ text: `${path} would exist twice in a worker thread` }] };
+  return null;
 }
 
 /** Resolves the Kafka log adapter's entry module to a stub, so neither it nor the Kafka client is bundled. */
