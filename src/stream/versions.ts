@@ -224,7 +224,7 @@ export class Versions {
   }
 
   /** The config as one module (kept with each version it builds); bundled once, on first need. */
-  private configCode(): Promise<string | null> {
+  configCode(): Promise<string | null> {
     const path = this.opts.configPath;
     this.configCodePromise ??=
       path === undefined

@@ -80,6 +80,8 @@ export interface WorkerPoolOptions {
   onWarning?: (message: string) => void;
   /** Told why bundling failed, when it did. */
   onBundleFailed?: (err: Error) => void;
+  /** Called once the threads' code is bundled (or bundling failed), before the threads load it. */
+  onBundled?: () => void;
   /**
    * When the engine loaded the config (ms since the epoch). A bundled file modified after it means
    * the config changed while kappa was starting: the pool refuses to start rather than run logic
@@ -159,7 +161,7 @@ export class WorkerPool implements TaskRunner {
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
       throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
-    const bundle = opts.bundle === false ? null : await WorkerPool.bundle(opts);
+    const bundle = opts.bundle === false ? null : await WorkerPool.bundle(opts).finally(() => opts.onBundled?.());
     if (bundle !== null) {
       try {
         return await WorkerPool.startFrom(opts, bundle.url);
