@@ -357,7 +357,10 @@ export class LogSegment {
     end: number,
     onBatch?: (b: BatchInfo, chunk: Buffer, rel: number) => void,
   ): ScanResult {
-    let chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
+    // No bigger than what is to be read: a reader following the head (a worker thread) scans the
+    // few new batches after every group commit, and a 1 MiB buffer each time kept its thread
+    // collecting garbage (V8 runs a full collection per 64 MiB of buffers allocated).
+    let chunk = Buffer.allocUnsafe(Math.max(BATCH_HEADER_BYTES, Math.min(SCAN_CHUNK_BYTES, end - position)));
     let chunkStart = position;
     let chunkLen = 0;
     let next = expectedOffset;
