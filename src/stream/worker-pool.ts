@@ -161,7 +161,12 @@ export class WorkerPool implements TaskRunner {
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
       throw new Error(`invariant: a worker pool needs at least one worker, got ${opts.workers}`);
-    const bundle = opts.bundle === false ? null : await WorkerPool.bundle(opts).finally(() => opts.onBundled?.());
+    let bundle: WorkerBundle | null = null;
+    try {
+      if (opts.bundle !== false) bundle = await WorkerPool.bundle(opts);
+    } finally {
+      opts.onBundled?.();
+    }
     if (bundle !== null) {
       try {
         return await WorkerPool.startFrom(opts, bundle.url);
