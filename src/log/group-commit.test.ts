@@ -132,6 +132,29 @@ describe('group commit (fsync: always)', () => {
     assert.deepEqual(groups.slice(1, -1), Array(groups.length - 2).fill(4), `appends per fsync: ${groups.join(' ')}`);
   });
 
+  test('batch buffers reused once written never change bytes still waiting to be written', async () => {
+    // 40 KiB batches (pooled) with 12 in flight while fsyncs are held: the writes of later groups
+    // reuse the buffers of earlier ones; every record must read back as it was appended.
+    const value = (i: number, r: number): string => `${i}:${r}:`.padEnd(400, String.fromCharCode(97 + ((i + r) % 26)));
+    const batch = (i: number) =>
+      Array.from({ length: 100 }, (_, r) => ({ key: null, value: value(i, r), timestamp: i }));
+    const appended: Promise<{ baseOffset: number }>[] = [];
+    for (let i = 0; i < 60; i++) {
+      disk.state.hold = i % 12 !== 11;
+      appended.push(ctx.log.appendBatch('t', 0, batch(i)));
+      if (i % 12 === 11) disk.releaseAll();
+      await sleep(0);
+    }
+    disk.releaseAll();
+    assert.deepEqual(
+      (await Promise.all(appended)).map((r) => r.baseOffset),
+      Array.from({ length: 60 }, (_, i) => i * 100),
+    );
+    const records = await readRecords(ctx.log, 't', 0);
+    assert.equal(records.length, 6000);
+    for (const [n, rec] of records.entries()) assert.equal(rec.value!.toString(), value(Math.floor(n / 100), n % 100));
+  });
+
   test('fsync: never acknowledges without any fsync of the segment', async () => {
     await ctx.log.close();
     disk = controllableFs();

@@ -32,7 +32,7 @@ import {
   BatchField,
   readInt64,
 } from './format/index.ts';
-import { GroupCommitWriter } from './group-commit.ts';
+import { GroupCommitWriter, spareBatchBuffer } from './group-commit.ts';
 import { PartitionLoader } from './partition-loader.ts';
 import { type FetchResult, type ReadCursor, fetchBatches, offsetForTime } from './partition-reader.ts';
 import { type PartitionOptions, PartitionState } from './partition-state.ts';
@@ -119,9 +119,9 @@ export class Partition {
   appendBatch(records: readonly EncodableRecord[]): Promise<number> {
     this.checkWritable();
     const baseOffset = this.state.nextOffset;
-    const buf = encodeBatch(records, { baseOffset });
+    const buf = encodeBatch(records, { baseOffset }, spareBatchBuffer);
     this.checkBatchSize(buf.length, records.length);
-    return this.writer.enqueue(buf, baseOffset, records.length, -1, null);
+    return this.writer.enqueue(buf, baseOffset, records.length, -1, null, true);
   }
 
   /**

@@ -90,16 +90,25 @@ function writeBytes(buf: Buffer, pos: number, v: Buffer | string | null, len: nu
 /** Per record: body size, key length, value length (-1 = null), computed once and reused by the writer. */
 const LENS_PER_RECORD = 3;
 
+/** The sizes `sizeRecord` keeps, reused by every call (grown when a batch needs more). */
+let lensScratch = new Int32Array(1024 * LENS_PER_RECORD);
+
 /**
  * Encodes records into one RecordBatch v2 with offsets baseOffset, baseOffset+1, ….
  * Two passes: the first sizes every record (so the buffer is allocated once, exactly), the second
- * writes. No per-record object is created.
+ * writes. No per-record object is created. `alloc` gives the batch's buffer, of exactly the size
+ * asked (a caller may hand out reused memory).
  */
-export function encodeBatch(records: readonly EncodableRecord[], opts: BatchOptions): Buffer {
+export function encodeBatch(
+  records: readonly EncodableRecord[],
+  opts: BatchOptions,
+  alloc: (size: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
   const n = records.length;
   if (n === 0) throw new RangeError('a record batch needs at least one record');
   const baseTimestamp = records[0].timestamp;
-  const lens = new Int32Array(n * LENS_PER_RECORD);
+  if (lensScratch.length < n * LENS_PER_RECORD) lensScratch = new Int32Array(n * LENS_PER_RECORD);
+  const lens = lensScratch;
   let total = BATCH_HEADER_BYTES;
   let maxTimestamp = baseTimestamp;
   for (let i = 0; i < n; i++) {
@@ -108,7 +117,7 @@ export function encodeBatch(records: readonly EncodableRecord[], opts: BatchOpti
     const size = sizeRecord(r, i, baseTimestamp, lens);
     total += varintSize(size) + size;
   }
-  const buf = Buffer.allocUnsafe(total);
+  const buf = alloc(total);
   writeHeader(buf, opts, n, baseTimestamp, maxTimestamp);
   let pos = BATCH_HEADER_BYTES;
   for (let i = 0; i < n; i++) pos = writeRecord(buf, pos, records[i], i, baseTimestamp, lens);
