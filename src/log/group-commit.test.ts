@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BATCH_LOG_OVERHEAD, BatchField, readInt64 } from './format/index.ts';
 import type { LogFs } from './fs.ts';
+import { encodeBatch } from './record-batch.ts';
 import { openTestLog, partitionDir, readRecords, segmentFiles, useTestLog } from './test-helpers.ts';
 
 type FsyncCallback = (err: NodeJS.ErrnoException | null) => void;
@@ -32,6 +34,20 @@ function controllableFs() {
       for (const run of state.parked.splice(0)) run();
     },
   };
+}
+
+/** For each batch in a segment's bytes, the position it ends at and the offset after its last record. */
+function batchEnds(bytes: Buffer): Map<number, number> {
+  const ends = new Map<number, number>();
+  for (let pos = 0; pos < bytes.length;) {
+    const end = pos + BATCH_LOG_OVERHEAD + bytes.readInt32BE(pos + BatchField.batchLength);
+    ends.set(
+      end,
+      readInt64(bytes, pos + BatchField.baseOffset) + bytes.readInt32BE(pos + BatchField.lastOffsetDelta) + 1,
+    );
+    pos = end;
+  }
+  return ends;
 }
 
 async function settled(p: Promise<unknown>): Promise<boolean> {
@@ -120,16 +136,70 @@ describe('group commit (fsync: always)', () => {
       window.push(ctx.log.append('t', [{ value: `value ${String(i).padStart(3, '0')}` }]));
     }
     await Promise.all(window);
-    // Every append is one batch of the same size: the file's growth between fsyncs counts the appends each covered.
+    // The records each fsync covered: the file's size at each fsync, turned into the offset it ends at.
     const [segment] = segmentFiles(ctx.dir, 't', 0);
-    const batchBytes = nodeFs.statSync(join(partitionDir(ctx.dir, 't', 0), segment)).size / appends;
-    const groups = disk.state.sizes.map((size, i) => Math.round((size - (disk.state.sizes[i - 1] ?? 0)) / batchBytes));
+    const endOffsetAt = batchEnds(nodeFs.readFileSync(join(partitionDir(ctx.dir, 't', 0), segment)));
+    const groups = disk.state.sizes.map(
+      (size, i) => endOffsetAt.get(size)! - (i === 0 ? 0 : endOffsetAt.get(disk.state.sizes[i - 1])!),
+    );
     assert.equal(
       groups.reduce((a, b) => a + b, 0),
       appends,
     );
     // The first fsync covers the first 8; after it, groups of 4 (the old behaviour alternated 1 and 7).
     assert.deepEqual(groups.slice(1, -1), Array(groups.length - 2).fill(4), `appends per fsync: ${groups.join(' ')}`);
+  });
+
+  test('small appends waiting for the same fsync share one batch; each keeps its own offset', async () => {
+    await ctx.log.append('t', [{ value: 'first' }]);
+    disk.state.hold = true;
+    const held = ctx.log.append('t', [{ value: 'during the fsync' }]);
+    await sleep(5);
+    // Queued while that fsync runs: 30 single-record appends, a 2-record one, then an encoded batch
+    // (kept whole, as it came) between two more small ones.
+    const singles = Array.from({ length: 30 }, (_, i) =>
+      ctx.log.append('t', [{ value: `s${i}`, timestamp: 1000 + i }]),
+    );
+    const pair = ctx.log.append('t', [
+      { value: 'p0' },
+      { value: 'p1', headers: [{ key: 'h', value: Buffer.from('x') }] },
+    ]);
+    const encoded = ctx.log.appendEncoded(
+      't',
+      0,
+      encodeBatch([{ key: 'k', value: 'e', timestamp: 5 }], { baseOffset: 0 }),
+    );
+    const tail = [ctx.log.append('t', [{ value: 't0' }]), ctx.log.append('t', [{ key: 'k', value: 't1' }])];
+    disk.releaseAll();
+    await held;
+    assert.deepEqual(
+      (await Promise.all(singles)).map(([m]) => m.offset),
+      Array.from({ length: 30 }, (_, i) => 2 + i),
+    );
+    assert.deepEqual(
+      (await pair).map((m) => m.offset),
+      [32, 33],
+    );
+    assert.equal((await encoded).baseOffset, 34);
+    assert.deepEqual(
+      (await Promise.all(tail)).map(([m]) => m.offset),
+      [35, 36],
+    );
+    const [segment] = segmentFiles(ctx.dir, 't', 0);
+    const ends = [...batchEnds(nodeFs.readFileSync(join(partitionDir(ctx.dir, 't', 0), segment))).values()];
+    // first | during | 30 singles + the pair | encoded | the two after it
+    assert.deepEqual(ends, [1, 2, 34, 35, 37]);
+    const records = await readRecords(ctx.log, 't', 0);
+    assert.deepEqual(
+      records.map((r) => r.value!.toString()),
+      ['first', 'during the fsync', ...Array.from({ length: 30 }, (_, i) => `s${i}`), 'p0', 'p1', 'e', 't0', 't1'],
+    );
+    assert.deepEqual(
+      records.slice(2, 32).map((r) => r.timestamp),
+      Array.from({ length: 30 }, (_, i) => 1000 + i),
+    );
+    assert.equal(records[33].headers[0].value!.toString(), 'x');
+    assert.equal(records[36].key!.toString(), 'k');
   });
 
   test('batch buffers reused once written never change bytes still waiting to be written', async () => {

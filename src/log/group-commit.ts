@@ -26,6 +26,7 @@
 import { invariant } from '../assert.ts';
 import { KappaError, ioError } from '../errors.ts';
 import { BatchField, readInt64 } from './format/index.ts';
+import { type EncodableRecord, encodeBatch } from './record-batch.ts';
 import { SpareBuffers } from './batch-builder.ts';
 import { fsyncAsync } from './fs.ts';
 import type { PartitionLoader } from './partition-loader.ts';
@@ -34,8 +35,15 @@ import { type ProducerEntry, ProducerStates } from './producer-state.ts';
 import { type BatchInfo, LogSegment } from './segment.ts';
 
 interface PendingBatch {
-  /** Null for a marker: an all-duplicate call waiting until everything queued before it is durable. */
+  /**
+   * The encoded batch; null for records not yet encoded (`records`) and for a marker (an
+   * all-duplicate call waiting until everything queued before it is durable).
+   */
   buf: Buffer | null;
+  /** A small append's records, encoded when written, in one batch with the small appends next to it. */
+  records: readonly EncodableRecord[] | null;
+  /** The size of `buf`, or of `records` encoded alone. */
+  bytes: number;
   baseOffset: number;
   lastOffset: number;
   /** The partition's next offset once this item is written: the high watermark its acknowledgement sets. */
@@ -106,14 +114,43 @@ export class GroupCommitWriter {
     producerEntry: ProducerEntry | null,
     reusable = false,
   ): Promise<number> {
+    const maxTimestamp = buf ? readInt64(buf, BatchField.maxTimestamp) : -1;
+    return this.push(buf, null, buf?.length ?? 0, baseOffset, count, maxTimestamp, reusable, producerId, producerEntry);
+  }
+
+  /**
+   * Queues a small append's records (no producer id) at `baseOffset` = the partition's next offset,
+   * to be encoded when written: the small appends queued next to each other (single-record POSTs
+   * waiting for the same fsync, say) then share one batch, so each costs a record, not a batch
+   * (header, CRC, buffer, index entry) in this thread and in every reader.
+   */
+  enqueueRecords(records: readonly EncodableRecord[], baseOffset: number, bytes: number): Promise<number> {
+    let maxTimestamp = records[0].timestamp;
+    for (const r of records) if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+    return this.push(null, records, bytes, baseOffset, records.length, maxTimestamp, false, -1, null);
+  }
+
+  private push(
+    buf: Buffer | null,
+    records: readonly EncodableRecord[] | null,
+    bytes: number,
+    baseOffset: number,
+    count: number,
+    maxTimestamp: number,
+    reusable: boolean,
+    producerId: number,
+    producerEntry: ProducerEntry | null,
+  ): Promise<number> {
     const { state } = this;
     state.nextOffset += count;
     const item: PendingBatch = {
       buf,
+      records,
+      bytes,
       baseOffset,
       lastOffset: baseOffset + count - 1,
       endOffset: state.nextOffset,
-      maxTimestamp: buf ? readInt64(buf, BatchField.maxTimestamp) : -1,
+      maxTimestamp,
       reusable,
       producerId,
       producerEntry,
@@ -179,7 +216,9 @@ export class GroupCommitWriter {
     if (group.length === 0) return this.maybeDrained();
     let rolled = false;
     try {
-      rolled = this.writeGroup(group);
+      rolled = this.writeGroup(
+        encodeRecordRuns(group, Math.min(MERGED_BATCH_BYTES_MAX, this.state.topic.segmentBytes)),
+      );
     } catch (err) {
       this.failWrite(group, err, rolled);
       return this.maybeDrained();
@@ -397,6 +436,56 @@ export function spareBatchBuffer(size: number): Buffer {
 
 function giveBack(item: PendingBatch): void {
   if (item.reusable && item.buf!.length >= SPARE_MIN_BYTES) batchSpares.give(item.buf!.buffer as ArrayBuffer);
+}
+
+/** Bytes of records merged into one batch at most (their appends stay one batch each past it). */
+const MERGED_BATCH_BYTES_MAX = 256 * 1024;
+
+/**
+ * `group` with each run of queued records encoded as one batch (offsets of a run are contiguous:
+ * they were given out in queue order). A merged batch is written in place of its appends, which
+ * are acknowledged as before.
+ */
+function encodeRecordRuns(group: PendingBatch[], bytesMax: number): PendingBatch[] {
+  if (!group.some((item) => item.records !== null)) return group;
+  const out: PendingBatch[] = [];
+  let run: PendingBatch[] = [];
+  const flush = (): void => {
+    if (run.length === 0) return;
+    const first = run[0];
+    const last = run[run.length - 1];
+    const records = run.length === 1 ? first.records! : run.flatMap((item) => item.records!);
+    let maxTimestamp = first.maxTimestamp;
+    for (const item of run) if (item.maxTimestamp > maxTimestamp) maxTimestamp = item.maxTimestamp;
+    const buf = encodeBatch(records, { baseOffset: first.baseOffset }, spareBatchBuffer);
+    out.push({
+      ...first,
+      buf,
+      records: null,
+      bytes: buf.length,
+      lastOffset: last.lastOffset,
+      endOffset: last.endOffset,
+      maxTimestamp,
+      reusable: true,
+      resolve: noop,
+      reject: noop,
+    });
+    run = [];
+  };
+  let runBytes = 0;
+  for (const item of group) {
+    if (item.records === null) {
+      flush();
+      out.push(item);
+      continue;
+    }
+    if (run.length > 0 && runBytes + item.bytes > bytesMax) flush();
+    if (run.length === 0) runBytes = 0;
+    run.push(item);
+    runBytes += item.bytes;
+  }
+  flush();
+  return out;
 }
 
 function noop(): void {}

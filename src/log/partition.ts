@@ -52,6 +52,7 @@ import {
   compressBatch,
   decompressBatch,
   encodeBatch,
+  encodedBatchBytes,
   setBaseOffset,
 } from './record-batch.ts';
 import { BATCH_BYTES_MAX } from './segment.ts';
@@ -61,6 +62,13 @@ export type { PartitionOptions } from './partition-state.ts';
 export type { ReadCursor } from './partition-reader.ts';
 
 export const NO_DUPLICATES: readonly number[] = Object.freeze([]);
+
+/**
+ * Appends of at most this many records and bytes are queued as records and encoded when written,
+ * sharing a batch with the small appends queued next to them (group-commit.ts, enqueueRecords).
+ */
+const SMALL_APPEND_RECORDS = 16;
+const SMALL_APPEND_BYTES = 16 * 1024;
 
 export class Partition {
   private readonly state: PartitionState;
@@ -119,6 +127,11 @@ export class Partition {
   appendBatch(records: readonly EncodableRecord[]): Promise<number> {
     this.checkWritable();
     const baseOffset = this.state.nextOffset;
+    if (records.length <= SMALL_APPEND_RECORDS) {
+      const bytes = encodedBatchBytes(records);
+      this.checkBatchSize(bytes, records.length);
+      if (bytes <= SMALL_APPEND_BYTES) return this.writer.enqueueRecords(records, baseOffset, bytes);
+    }
     const buf = encodeBatch(records, { baseOffset }, spareBatchBuffer);
     this.checkBatchSize(buf.length, records.length);
     return this.writer.enqueue(buf, baseOffset, records.length, -1, null, true);

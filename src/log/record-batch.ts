@@ -109,14 +109,9 @@ export function encodeBatch(
   const baseTimestamp = records[0].timestamp;
   if (lensScratch.length < n * LENS_PER_RECORD) lensScratch = new Int32Array(n * LENS_PER_RECORD);
   const lens = lensScratch;
-  let total = BATCH_HEADER_BYTES;
+  const total = sizeBatch(records, lens);
   let maxTimestamp = baseTimestamp;
-  for (let i = 0; i < n; i++) {
-    const r = records[i];
-    if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
-    const size = sizeRecord(r, i, baseTimestamp, lens);
-    total += varintSize(size) + size;
-  }
+  for (let i = 0; i < n; i++) if (records[i].timestamp > maxTimestamp) maxTimestamp = records[i].timestamp;
   const buf = alloc(total);
   writeHeader(buf, opts, n, baseTimestamp, maxTimestamp);
   let pos = BATCH_HEADER_BYTES;
@@ -124,6 +119,24 @@ export function encodeBatch(
   if (pos !== total) throw new Error(`batch encoder wrote ${pos} bytes but sized ${total}`);
   buf.writeUInt32BE(crc32c(buf.subarray(CRC_START)), BatchField.crc);
   return buf;
+}
+
+/** The size of the batch `encodeBatch(records, …)` makes. */
+export function encodedBatchBytes(records: readonly EncodableRecord[]): number {
+  if (lensScratch.length < records.length * LENS_PER_RECORD)
+    lensScratch = new Int32Array(records.length * LENS_PER_RECORD);
+  return sizeBatch(records, lensScratch);
+}
+
+/** Sizes every record (keeping their lengths in `lens`) and returns the batch's size. */
+function sizeBatch(records: readonly EncodableRecord[], lens: Int32Array): number {
+  const baseTimestamp = records[0].timestamp;
+  let total = BATCH_HEADER_BYTES;
+  for (let i = 0; i < records.length; i++) {
+    const size = sizeRecord(records[i], i, baseTimestamp, lens);
+    total += varintSize(size) + size;
+  }
+  return total;
 }
 
 /** Sizes record `i` (the bytes after its length varint) and keeps its key and value lengths in `lens`. */
