@@ -60,6 +60,19 @@ export function registerBodyParsers(fastify: FastifyInstance, jsonLimit: number)
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** A body being read by `readJsonBody`, kept on its stream (so the listeners are shared functions, not closures per request). */
+interface BodyRead {
+  limit: number;
+  what: string;
+  chunks: Buffer[];
+  bytes: number;
+  settled: boolean;
+  done: (err: Error | null, body?: Buffer) => void;
+}
+
+const kBodyRead = Symbol('kappa body read');
+type ReadingStream = Readable & { [kBodyRead]: BodyRead };
+
 /**
  * Reads a JSON body whole, up to `limit` bytes. A larger one is refused with 413 only once the rest
  * is read (and dropped), up to TOO_LARGE_DRAIN_BYTES more: a server that answers and closes while
@@ -72,44 +85,60 @@ function readJsonBody(
   done: (err: Error | null, body?: Buffer) => void,
   what = 'JSON bodies',
 ): void {
-  const tooLarge = (): KappaError =>
-    new KappaError(
-      'KAPPA_BODY_TOO_LARGE',
-      `The request body is larger than the server accepts (${what} up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`,
-      { limitBytes: limit },
-    );
-  if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge());
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  let settled = false;
-  const finish = (err: Error | null, body?: Buffer): void => {
-    if (settled) return;
-    settled = true;
-    payload.off('data', onData);
-    done(err, body);
-  };
-  const onData = (chunk: Buffer): void => {
-    bytes += chunk.length;
-    if (bytes <= limit) chunks.push(chunk);
-    else if (chunks.length > 0) chunks.length = 0; // past the limit: dropped, only counted
-    if (bytes > limit + TOO_LARGE_DRAIN_BYTES) {
-      finish(tooLarge());
-      payload.destroy();
-    }
-  };
-  payload.on('data', onData);
-  payload.on('error', (err) =>
-    finish(new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err)),
-  );
-  payload.on('end', () =>
-    finish(bytes > limit ? tooLarge() : null, bytes > limit ? undefined : Buffer.concat(chunks, bytes)),
-  );
+  if (Number(req.headers['content-length']) > limit + TOO_LARGE_DRAIN_BYTES) return done(tooLarge(limit, what));
+  (payload as ReadingStream)[kBodyRead] = { limit, what, chunks: [], bytes: 0, settled: false, done };
+  payload.on('data', onBodyData);
+  payload.on('error', onBodyError);
+  payload.on('end', onBodyEnd);
   // Closed before its end: the client went away mid-body. (Every body closes after its end too: the
   // error is made only when it is the answer, since making one costs a stack trace per request.)
-  payload.on('close', () => {
-    if (!settled)
-      finish(new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {}));
-  });
+  payload.on('close', onBodyClose);
+}
+
+function tooLarge(limit: number, what: string): KappaError {
+  return new KappaError(
+    'KAPPA_BODY_TOO_LARGE',
+    `The request body is larger than the server accepts (${what} up to ${limit} bytes; send more records as application/x-ndjson). Nothing was appended.`,
+    { limitBytes: limit },
+  );
+}
+
+function finishBody(payload: ReadingStream, err: Error | null, body?: Buffer): void {
+  const r = payload[kBodyRead];
+  if (r.settled) return;
+  r.settled = true;
+  payload.off('data', onBodyData);
+  r.done(err, body);
+}
+
+function onBodyData(this: ReadingStream, chunk: Buffer): void {
+  const r = this[kBodyRead];
+  r.bytes += chunk.length;
+  if (r.bytes <= r.limit) r.chunks.push(chunk);
+  else if (r.chunks.length > 0) r.chunks.length = 0; // past the limit: dropped, only counted
+  if (r.bytes > r.limit + TOO_LARGE_DRAIN_BYTES) {
+    finishBody(this, tooLarge(r.limit, r.what));
+    this.destroy();
+  }
+}
+
+function onBodyError(this: ReadingStream, err: Error): void {
+  finishBody(
+    this,
+    new KappaError('KAPPA_INVALID_ARGUMENT', `The request body could not be read: ${err.message}`, {}, err),
+  );
+}
+
+function onBodyEnd(this: ReadingStream): void {
+  const r = this[kBodyRead];
+  if (r.bytes > r.limit) return finishBody(this, tooLarge(r.limit, r.what));
+  // One chunk (a small body) is the body as it is: the HTTP parser gives each chunk its own bytes.
+  finishBody(this, null, r.chunks.length === 1 ? r.chunks[0] : Buffer.concat(r.chunks, r.bytes));
+}
+
+function onBodyClose(this: ReadingStream): void {
+  if (!this[kBodyRead].settled)
+    finishBody(this, new KappaError('KAPPA_INVALID_ARGUMENT', 'The request body ended before its Content-Length.', {}));
 }
 
 function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVALID_ARGUMENT'): unknown {
@@ -119,7 +148,8 @@ function parseJsonBody(body: Buffer, code: 'KAPPA_INVALID_RECORD' | 'KAPPA_INVAL
   } catch (err) {
     throw new KappaError(code, 'The request body is not valid UTF-8.', {}, err);
   }
-  if (text.trim() === '')
+  // (A body that starts with a printable character is not blank: no trimmed copy made.)
+  if (text.length === 0 || (text.charCodeAt(0) <= 0x20 && text.trim() === ''))
     throw new KappaError(code, 'The request body is empty; send a JSON object or an array of them.', {});
   // Deeper values would overflow the stack of the code that walks them (a 500, or worse).
   if (body.length > JSON_DEPTH_MAX && jsonTooDeep(body, JSON_DEPTH_MAX)) {

@@ -238,6 +238,31 @@ export class Ingestor {
     }
   }
 
+  /**
+   * A parsed JSON body without an Idempotency-Key, under the in-flight budget. One good record of a
+   * topic without a format (the single-record POST) goes straight to the log, with no promise
+   * between the request and the append but the log's own; anything else takes `ingestJson`.
+   */
+  ingestUnkeyed(topicName: string, body: unknown, declaredBytes: number): Promise<IngestResult> {
+    const topic = this.topic(topicName);
+    const r = topic.def.format === null && !Array.isArray(body) ? checkValue(topic, 0, body, null) : null;
+    if (r === null || 'reason' in r) return this.admitUnkeyed(declaredBytes, () => this.ingestJson(topicName, body));
+    const bytes = this.reserve(declaredBytes);
+    const started = performance.now();
+    const name = topic.def.name;
+    return this.opts.log.append(name, [{ key: r.key, value: r.value, timestamp: r.timestamp }]).then(
+      ([meta]) => {
+        this.inFlightBytes -= bytes;
+        this.opts.onAppended?.(name, 1, r.value.length, (performance.now() - started) / 1000);
+        return { acks: { index: [0], partition: [meta.partition], offset: [meta.offset] }, deadLettered: [] };
+      },
+      (err: unknown) => {
+        this.inFlightBytes -= bytes;
+        throw err;
+      },
+    );
+  }
+
   /** A parsed JSON body: one object, or an array of records. */
   async ingestJson(topicName: string, body: unknown, idempotency: IdempotencyKey | null = null): Promise<IngestResult> {
     const known = this.topic(topicName);

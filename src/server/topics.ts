@@ -103,7 +103,8 @@ async function ingest(kappa: Kappa, req: FastifyRequest, topic: string): Promise
   ingestor.checkTopic(topic);
   const key = headerValue(req, 'idempotency-key');
   const declared = Number(req.headers['content-length'] ?? 0) || 0;
-  if (contentType(req) === 'application/x-ndjson') {
+  const type = contentType(req);
+  if (type === 'application/x-ndjson') {
     const body = req.body as Readable;
     return ingestor.admit(
       topic,
@@ -119,9 +120,7 @@ async function ingest(kappa: Kappa, req: FastifyRequest, topic: string): Promise
       },
     );
   }
-  const type = contentType(req);
-  if (key === null && type === 'application/json')
-    return ingestor.admitUnkeyed(declared, () => ingestor.ingestJson(topic, req.body));
+  if (key === null && type === 'application/json') return ingestor.ingestUnkeyed(topic, req.body, declared);
   const digest = key === null ? '' : digestOf(req.rawBody ?? JSON.stringify(req.body) ?? ''); // only retries compare it
   const idempotency = key === null ? null : { key, digest: () => digest };
   if (type === FRAMED_TYPE)
