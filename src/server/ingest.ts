@@ -32,7 +32,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { KappaError } from '../errors.ts';
-import type { Log, ProducerRecord, RecordHeader } from '../log/index.ts';
+import type { Log, ProducerRecord, RecordHeader, RecordMetadata } from '../log/index.ts';
 import type { AppDef } from '../stream/index.ts';
 import { BadRecords, asStored, provenance, safeStringify, unspooled } from './bad-records.ts';
 import { KeyedRequest } from './idempotency.ts';
@@ -250,7 +250,14 @@ export class Ingestor {
     const bytes = this.reserve(declaredBytes);
     const started = performance.now();
     const name = topic.def.name;
-    return this.opts.log.append(name, [{ key: r.key, value: r.value, timestamp: r.timestamp }]).then(
+    let appended: Promise<RecordMetadata[]>;
+    try {
+      appended = this.opts.log.append(name, [{ key: r.key, value: r.value, timestamp: r.timestamp }]);
+    } catch (err) {
+      this.inFlightBytes -= bytes;
+      throw err;
+    }
+    return appended.then(
       ([meta]) => {
         this.inFlightBytes -= bytes;
         this.opts.onAppended?.(name, 1, r.value.length, (performance.now() - started) / 1000);

@@ -161,3 +161,31 @@ test('more body bytes in flight than the server takes: 429 with Retry-After, not
     await s.close();
   }
 });
+
+test('single-record POSTs refused by a full disk give back their in-flight bytes', async () => {
+  let full = true;
+  const s = await setup(
+    diskFullWhen(() => full),
+    200,
+  );
+  try {
+    // Each body is ~35 bytes against a 200-byte budget: were a failed request's bytes kept, the
+    // sixth would be refused with 429 instead of failing on the disk.
+    for (let i = 0; i < 12; i++) {
+      const failed = await call(s.url, 'POST', '/v1/topics/sales/records', {
+        body: JSON.stringify({ region: 'north', cents: i }),
+        type: 'application/json',
+      });
+      assert.equal(failed.status, 503, failed.text);
+    }
+    full = false;
+    const ok = await call(s.url, 'POST', '/v1/topics/sales/records', {
+      body: JSON.stringify({ region: 'north', cents: 1 }),
+      type: 'application/json',
+    });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(await s.log.offsets('sales', 0), { start: 0, end: 1 });
+  } finally {
+    await s.close();
+  }
+});
