@@ -155,21 +155,22 @@ describe('group commit (fsync: always)', () => {
     disk.state.hold = true;
     const held = ctx.log.append('t', [{ value: 'during the fsync' }]);
     await sleep(5);
-    // Queued while that fsync runs: 30 single-record appends, a 2-record one, then an encoded batch
-    // (kept whole, as it came) between two more small ones.
+    // Queued while that fsync runs: 30 single-record appends and a 2-record one (merged); a record
+    // whose value is a Buffer the caller refills at once (encoded at once, so it keeps its bytes);
+    // an encoded batch (kept whole, as it came); then two more small ones.
     const singles = Array.from({ length: 30 }, (_, i) =>
       ctx.log.append('t', [{ value: `s${i}`, timestamp: 1000 + i }]),
     );
-    const pair = ctx.log.append('t', [
-      { value: 'p0' },
-      { value: 'p1', headers: [{ key: 'h', value: Buffer.from('x') }] },
-    ]);
+    const pair = ctx.log.append('t', [{ value: 'p0' }, { key: 'k', value: 'p1' }]);
+    const reused = Buffer.from('buffer');
+    const fromBuffer = ctx.log.append('t', [{ value: reused, headers: [{ key: 'h', value: Buffer.from('x') }] }]);
+    reused.write('BUFFER');
     const encoded = ctx.log.appendEncoded(
       't',
       0,
       encodeBatch([{ key: 'k', value: 'e', timestamp: 5 }], { baseOffset: 0 }),
     );
-    const tail = [ctx.log.append('t', [{ value: 't0' }]), ctx.log.append('t', [{ key: 'k', value: 't1' }])];
+    const tail = [ctx.log.append('t', [{ value: 't0' }]), ctx.log.append('t', [{ value: 't1' }])];
     disk.releaseAll();
     await held;
     assert.deepEqual(
@@ -180,26 +181,37 @@ describe('group commit (fsync: always)', () => {
       (await pair).map((m) => m.offset),
       [32, 33],
     );
-    assert.equal((await encoded).baseOffset, 34);
+    assert.equal((await fromBuffer)[0].offset, 34);
+    assert.equal((await encoded).baseOffset, 35);
     assert.deepEqual(
       (await Promise.all(tail)).map(([m]) => m.offset),
-      [35, 36],
+      [36, 37],
     );
     const [segment] = segmentFiles(ctx.dir, 't', 0);
     const ends = [...batchEnds(nodeFs.readFileSync(join(partitionDir(ctx.dir, 't', 0), segment))).values()];
-    // first | during | 30 singles + the pair | encoded | the two after it
-    assert.deepEqual(ends, [1, 2, 34, 35, 37]);
+    // first | during | 30 singles + the pair | the Buffer record | encoded | the two after it
+    assert.deepEqual(ends, [1, 2, 34, 35, 36, 38]);
     const records = await readRecords(ctx.log, 't', 0);
     assert.deepEqual(
       records.map((r) => r.value!.toString()),
-      ['first', 'during the fsync', ...Array.from({ length: 30 }, (_, i) => `s${i}`), 'p0', 'p1', 'e', 't0', 't1'],
+      [
+        'first',
+        'during the fsync',
+        ...Array.from({ length: 30 }, (_, i) => `s${i}`),
+        'p0',
+        'p1',
+        'buffer',
+        'e',
+        't0',
+        't1',
+      ],
     );
     assert.deepEqual(
       records.slice(2, 32).map((r) => r.timestamp),
       Array.from({ length: 30 }, (_, i) => 1000 + i),
     );
-    assert.equal(records[33].headers[0].value!.toString(), 'x');
-    assert.equal(records[36].key!.toString(), 'k');
+    assert.equal(records[33].key!.toString(), 'k');
+    assert.equal(records[34].headers[0].value!.toString(), 'x');
   });
 
   test('batch buffers reused once written never change bytes still waiting to be written', async () => {

@@ -70,6 +70,19 @@ export const NO_DUPLICATES: readonly number[] = Object.freeze([]);
 const SMALL_APPEND_RECORDS = 16;
 const SMALL_APPEND_BYTES = 16 * 1024;
 
+/**
+ * Whether encoding `records` later gives the bytes they hold now: keys and values that are strings
+ * or null, no headers. A caller may refill its Buffers as soon as `appendBatch` returns.
+ */
+function immutable(records: readonly EncodableRecord[]): boolean {
+  for (const r of records) {
+    if (typeof r.key === 'object' && r.key !== null) return false;
+    if (typeof r.value === 'object' && r.value !== null) return false;
+    if (r.headers && r.headers.length > 0) return false;
+  }
+  return true;
+}
+
 export class Partition {
   private readonly state: PartitionState;
   private readonly loader: PartitionLoader;
@@ -130,7 +143,8 @@ export class Partition {
     if (records.length <= SMALL_APPEND_RECORDS) {
       const bytes = encodedBatchBytes(records);
       this.checkBatchSize(bytes, records.length);
-      if (bytes <= SMALL_APPEND_BYTES) return this.writer.enqueueRecords(records, baseOffset, bytes);
+      if (bytes <= SMALL_APPEND_BYTES && immutable(records))
+        return this.writer.enqueueRecords(records, baseOffset, bytes);
     }
     const buf = encodeBatch(records, { baseOffset }, spareBatchBuffer);
     this.checkBatchSize(buf.length, records.length);
