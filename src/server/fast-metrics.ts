@@ -62,6 +62,7 @@ abstract class FastMetric<L extends string, S> {
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
+  /** Forgets every series, as prom-client's reset does; series found before it no longer count. */
   reset(): void {
     this.series.clear();
   }
