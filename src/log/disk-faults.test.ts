@@ -11,16 +11,23 @@ type Fault = null | 'eio' | 'enospc' | 'enospc-partial';
 
 /** An fs whose fsync and segment writes fail on demand, the way a sick or full disk makes them fail. */
 function faultyFs() {
-  const state = { fsync: null as Fault, write: null as Fault, writes: 0 };
+  /** `failFromWrite`: the write with this number (counted in `writes`) and every later one fail with `write`. */
+  const state = { fsync: null as Fault, fsyncSync: null as Fault, write: null as Fault, writes: 0, failFromWrite: 0 };
   const fs: LogFs = {
     ...nodeFs,
     fsync: ((fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => {
       if (state.fsync === 'eio') setImmediate(() => callback(errnoError('EIO', 'fsync')));
       else nodeFs.fsync(fd, callback);
     }) as typeof nodeFs.fsync,
+    fsyncSync: ((fd: number) => {
+      if (state.fsyncSync === 'eio') throw errnoError('EIO', 'fsync');
+      nodeFs.fsyncSync(fd);
+    }) as typeof nodeFs.fsyncSync,
     writevSync: ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number) => {
       state.writes++;
-      if (state.write === 'enospc' || state.write === 'eio') throw errnoError(state.write.toUpperCase(), 'writev');
+      const failing = state.writes >= state.failFromWrite;
+      if (failing && (state.write === 'enospc' || state.write === 'eio'))
+        throw errnoError(state.write.toUpperCase(), 'writev');
       if (state.write === 'enospc-partial') {
         // The disk takes part of the data, then fills up: a short write followed by ENOSPC.
         const first = buffers[0] as Buffer;
@@ -49,6 +56,7 @@ describe('disk faults', () => {
     topic: { name: 't', partitions: 2 },
     beforeClose: () => {
       disk.state.fsync = null;
+      disk.state.fsyncSync = null;
       disk.state.write = null;
     },
   });
@@ -175,5 +183,61 @@ describe('disk faults', () => {
       assert.equal(err.details?.errno, 'EIO');
       return true;
     });
+  });
+
+  test('a write that fails after the group rolled to a new segment keeps what went into the old one', async () => {
+    await ctx.log.createTopic('r', { partitions: 1, segmentBytes: 1024 });
+    await ctx.log.append('r', [{ value: 'first', partition: 0 }]);
+    disk.state.write = 'enospc';
+    disk.state.failFromWrite = disk.state.writes + 2;
+    // One group of eight 200-byte appends: the first ones fill the segment (one write), the roll
+    // closes it, and the write into the new segment fails.
+    const value = (i: number): string => `v${i}-`.padEnd(200, 'x');
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => ctx.log.appendBatch('r', 0, [{ key: null, value: value(i) }])),
+    );
+    const kept = results.findIndex((r) => r.status === 'rejected');
+    assert.ok(kept > 0, `the appends written before the roll are acknowledged: ${JSON.stringify(results)}`);
+    assert.ok(
+      results.slice(kept).every((r) => r.status === 'rejected' && (r.reason as KappaError).code === 'KAPPA_DISK_FULL'),
+    );
+    const written = ['first', ...Array.from({ length: kept }, (_, i) => value(i))];
+    assert.deepEqual(
+      (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString()),
+      written,
+    );
+    disk.state.write = null;
+    const [next] = await ctx.log.append('r', [{ value: 'after', partition: 0 }]);
+    assert.equal(next.offset, written.length, 'the offsets handed back are handed out again');
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { logger });
+    assert.deepEqual(
+      (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString()),
+      [...written, 'after'],
+    );
+    assert.deepEqual(logger.warnings, []);
+    assert.equal(verifyLog({ dir: ctx.dir }).ok, true);
+  });
+
+  test('a segment roll that fails stops the partition until a restart, which keeps what was acknowledged', async () => {
+    await ctx.log.createTopic('r', { partitions: 1, segmentBytes: 1024 });
+    const value = (i: number): string => `v${i}-`.padEnd(200, 'x');
+    // Three fill the 1,024-byte segment; the fourth makes it roll.
+    for (let i = 0; i < 3; i++) await ctx.log.appendBatch('r', 0, [{ key: null, value: value(i) }]);
+    disk.state.fsyncSync = 'eio';
+    await assert.rejects(ctx.log.appendBatch('r', 0, [{ key: null, value: value(3) }]), (err: KappaError) => {
+      assert.equal(err.code, 'KAPPA_IO_ERROR');
+      assert.match(err.message, /Restart Kappa/);
+      return true;
+    });
+    disk.state.fsyncSync = null;
+    await assert.rejects(ctx.log.appendBatch('r', 0, [{ key: null, value: 'later' }]), /Restart Kappa/);
+    await ctx.log.close();
+    ctx.log = await openTestLog(ctx.dir, { logger });
+    const after = (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString());
+    assert.deepEqual(after.slice(0, 3), [0, 1, 2].map(value), 'every acknowledged record is still there');
+    const [next] = await ctx.log.append('r', [{ value: 'after restart', partition: 0 }]);
+    assert.equal(next.offset, after.length);
+    assert.equal(verifyLog({ dir: ctx.dir }).ok, true);
   });
 });

@@ -214,15 +214,18 @@ export class GroupCommitWriter {
     const group = this.pending;
     this.pending = [];
     if (group.length === 0) return this.maybeDrained();
-    let rolled = false;
     try {
-      rolled = this.writeGroup(
-        encodeRecordRuns(group, Math.min(MERGED_BATCH_BYTES_MAX, this.state.topic.segmentBytes)),
-      );
+      this.writeGroup(encodeRecordRuns(group, Math.min(MERGED_BATCH_BYTES_MAX, this.state.topic.segmentBytes)));
     } catch (err) {
-      this.failWrite(group, err, rolled);
+      const written = this.failWrite(group, err);
+      if (written.length > 0) this.afterWrite(written);
       return this.maybeDrained();
     }
+    this.afterWrite(group);
+  }
+
+  /** `group` is written: acknowledged now, or under fsync `always` once the next fsync covers it. */
+  private afterWrite(group: PendingBatch[]): void {
     if (this.state.opts.fsync !== 'always') {
       this.dirty = true;
       this.acknowledge(group, this.state.active, this.state.active.sizeBytes);
@@ -232,9 +235,8 @@ export class GroupCommitWriter {
     if (!this.syncing) void this.syncLoop();
   }
 
-  /** Writes the batches of `group` in runs, one per segment; returns whether it rolled. */
-  private writeGroup(group: PendingBatch[]): boolean {
-    let rolled = false;
+  /** Writes the batches of `group` in runs, one per segment. */
+  private writeGroup(group: PendingBatch[]): void {
     let run: PendingBatch[] = [];
     let runBytes = 0;
     for (const item of group) {
@@ -243,14 +245,16 @@ export class GroupCommitWriter {
         this.writeRun(run);
         run = [];
         runBytes = 0;
-        this.roll(item.baseOffset);
-        rolled = true;
+        try {
+          this.roll(item.baseOffset);
+        } catch (err) {
+          throw new RollFailed(err);
+        }
       }
       run.push(item);
       runBytes += item.buf.length;
     }
     this.writeRun(run);
-    return rolled;
   }
 
   /** Moves the high watermark past `group` (readers see `seg` up to byte `covered`) and resolves it. */
@@ -371,27 +375,35 @@ export class GroupCommitWriter {
     this.onRoll();
   }
 
-  private failWrite(group: PendingBatch[], err: unknown, rolled: boolean): void {
+  /**
+   * A write of `group` threw. Runs written whole before it (into segments the group rolled past)
+   * stay: returns their appends, which go on to their fsync as usual. The rest of the group and
+   * everything queued behind it is rejected and its offsets handed back, so the partition stays
+   * usable once the cause (say a full disk) is gone; earlier writes still wait for their fsync. If
+   * the roll itself failed, the partition's segments are in doubt and it stops instead.
+   */
+  private failWrite(group: PendingBatch[], err: unknown): PendingBatch[] {
     const { state } = this;
-    const error = ioError(err, 'write to', state.active.logPath);
-    if (rolled) {
+    const error = ioError(err instanceof RollFailed ? err.cause : err, 'write to', state.active.logPath);
+    if (err instanceof RollFailed) {
       this.fail(error, group);
-      return;
+      return [];
     }
-    // Nothing of this group was tracked (the segment's size and next offset still end at the last
-    // whole write): cut what was partly written and hand back the offsets, so the partition stays
-    // usable once the cause (say a full disk) is gone. Earlier writes still wait for their fsync.
+    // The failed run was not tracked (the segment's size and next offset still end at the last
+    // whole write): cut what was partly written.
     try {
       state.active.truncate(state.active.sizeBytes);
     } catch {
       this.fail(error, group);
-      return;
+      return [];
     }
     state.nextOffset = state.active.nextOffset;
+    const written = group.filter((item) => item.endOffset <= state.nextOffset);
     // The producer state forgets the batches handed back, so their re-send is not taken for a duplicate.
     this.producers = this.writtenProducers.clone();
-    const rejected = group.concat(this.pending.splice(0));
+    const rejected = group.slice(written.length).concat(this.pending.splice(0));
     for (const item of rejected) item.reject(error);
+    return written;
   }
 
   private fail(error: KappaError, group: PendingBatch[]): void {
@@ -489,3 +501,10 @@ function encodeRecordRuns(group: PendingBatch[], bytesMax: number): PendingBatch
 }
 
 function noop(): void {}
+
+/** A segment roll threw part way: what is on disk no longer matches what the writer tracks. */
+class RollFailed extends Error {
+  constructor(cause: unknown) {
+    super('segment roll failed', { cause });
+  }
+}
