@@ -194,7 +194,9 @@ describe('disk faults', () => {
     // closes it, and the write into the new segment fails.
     const value = (i: number): string => `v${i}-`.padEnd(200, 'x');
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => ctx.log.appendBatch('r', 0, [{ key: null, value: value(i) }])),
+      Array.from({ length: 8 }, (_, i) =>
+        ctx.log.appendBatch('r', 0, [{ key: null, value: value(i), timestamp: Date.now() }]),
+      ),
     );
     const kept = results.findIndex((r) => r.status === 'rejected');
     assert.ok(kept > 0, `the appends written before the roll are acknowledged: ${JSON.stringify(results)}`);
@@ -223,15 +225,22 @@ describe('disk faults', () => {
     await ctx.log.createTopic('r', { partitions: 1, segmentBytes: 1024 });
     const value = (i: number): string => `v${i}-`.padEnd(200, 'x');
     // Three fill the 1,024-byte segment; the fourth makes it roll.
-    for (let i = 0; i < 3; i++) await ctx.log.appendBatch('r', 0, [{ key: null, value: value(i) }]);
+    for (let i = 0; i < 3; i++)
+      await ctx.log.appendBatch('r', 0, [{ key: null, value: value(i), timestamp: Date.now() }]);
     disk.state.fsyncSync = 'eio';
-    await assert.rejects(ctx.log.appendBatch('r', 0, [{ key: null, value: value(3) }]), (err: KappaError) => {
-      assert.equal(err.code, 'KAPPA_IO_ERROR');
-      assert.match(err.message, /Restart Kappa/);
-      return true;
-    });
+    await assert.rejects(
+      ctx.log.appendBatch('r', 0, [{ key: null, value: value(3), timestamp: Date.now() }]),
+      (err: KappaError) => {
+        assert.equal(err.code, 'KAPPA_IO_ERROR');
+        assert.match(err.message, /Restart Kappa/);
+        return true;
+      },
+    );
     disk.state.fsyncSync = null;
-    await assert.rejects(ctx.log.appendBatch('r', 0, [{ key: null, value: 'later' }]), /Restart Kappa/);
+    await assert.rejects(
+      ctx.log.appendBatch('r', 0, [{ key: null, value: 'later', timestamp: Date.now() }]),
+      /Restart Kappa/,
+    );
     await ctx.log.close();
     ctx.log = await openTestLog(ctx.dir, { logger });
     const after = (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString());
