@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { KappaError } from '../errors.ts';
 import type { Log } from '../log/index.ts';
 import type { ControlStore, ViewStore } from '../view/index.ts';
 import { ChangeFeed } from './change-feed.ts';
@@ -15,6 +16,16 @@ function untouchable<T>(what: string): T {
   return new Proxy({}, { get: (_, name) => () => assert.fail(`the flush used ${what}.${String(name)}`) }) as T;
 }
 
+const emptyDrain: Drained = {
+  rows: [],
+  deadLetters: [],
+  late: [],
+  outputs: packOutputs([]),
+  watermarkMs: 0,
+  keyNames: null,
+  offset: 0,
+};
+
 test('a flush whose drain covers less than the last checkpoint stops with an invariant error and writes nothing', async () => {
   const flusher = new Flusher({
     log: untouchable<Log>('log'),
@@ -24,15 +35,7 @@ test('a flush whose drain covers less than the last checkpoint stops with an inv
     changes: new ChangeFeed(logger),
     saveCode: async () => {},
   });
-  const drained: Drained = {
-    rows: [],
-    deadLetters: [],
-    late: [],
-    outputs: packOutputs([]),
-    watermarkMs: 0,
-    keyNames: null,
-    offset: 5,
-  };
+  const drained: Drained = { ...emptyDrain, offset: 5 };
   const task = {
     id: 0,
     plan: { name: 'totals' },
@@ -50,4 +53,41 @@ test('a flush whose drain covers less than the last checkpoint stops with an inv
   );
   assert.equal(task.committedOffset, 10);
   assert.equal(task.offset, 10);
+});
+
+test('a flush waiting for a store out of reach stops as soon as its task is stopped, not at the next retry', async () => {
+  const warnings: string[] = [];
+  const flusher = new Flusher({
+    log: untouchable<Log>('log'),
+    store: untouchable<ViewStore>('store'),
+    control: untouchable<ControlStore>('control'),
+    logger: { info() {}, warn: (m: string) => warnings.push(m) },
+    changes: new ChangeFeed(logger),
+    saveCode: async () => {},
+  });
+  const unreachable = Promise.reject(new KappaError('KAPPA_STORE_UNAVAILABLE', 'the store is out of reach'));
+  unreachable.catch(() => {});
+  const stop = new AbortController();
+  const task = {
+    id: 0,
+    plan: { name: 'totals' },
+    topic: 'sales',
+    partition: 2,
+    offset: 10,
+    committedOffset: 10,
+    signal: stop.signal,
+    group: { plan: { view: { name: 'totals' } }, version: 1, ensured: unreachable, keyNames: [], codeSaved: true },
+    producer: null,
+    runner: { drain: async () => ({ ...emptyDrain, offset: 12 }) },
+  } as unknown as Task;
+  const flushed = flusher.flush(task);
+  flushed.catch(() => {});
+  await new Promise((r) => setTimeout(r, 50));
+  assert.match(warnings.join('\n'), /totals\/sales\/2 waits: the view store cannot be reached/);
+  const stoppedAt = performance.now();
+  stop.abort();
+  await assert.rejects(flushed, { code: 'KAPPA_STORE_UNAVAILABLE' });
+  const ms = performance.now() - stoppedAt;
+  assert.ok(ms < 500, `the flush gave up ${ms.toFixed(0)} ms after its task stopped (the retry pause is 1 s)`);
+  assert.equal(task.committedOffset, 10, 'nothing was checkpointed');
 });

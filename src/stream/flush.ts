@@ -35,6 +35,7 @@ import {
   deltaKeys,
   deltaRow,
 } from '../view/index.ts';
+import { pause } from './log-outage.ts';
 import type { ChangeFeed } from './change-feed.ts';
 import type { ViewPlan } from './plan.ts';
 import type { DeadLetter, LateEvent } from './task-plan.ts';
@@ -231,7 +232,9 @@ export class Flusher {
             `${task.plan.name}/${task.topic}/${task.partition} waits: ${why} (${(err as Error).message}); retrying every second`,
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, LOCKED_RETRY_MS));
+        // A task stopped meanwhile (kappa start shutting down, its lease gone) stops waiting at once.
+        await pause(LOCKED_RETRY_MS, task.signal);
+        if (task.signal.aborted) throw err;
       }
     }
   }
