@@ -17,6 +17,7 @@ import type { Log, ProducerRecord } from '../log/index.ts';
 import { seededRandom } from '../random.ts';
 import { newToken } from '../server/index.ts';
 import type { AppDef, TokenConfig } from '../stream/index.ts';
+import { DEFAULT_HISTORY } from './defaults.ts';
 import type { CliContext } from './main.ts';
 import { type StartOptions, startCommand } from './start.ts';
 
@@ -72,8 +73,6 @@ export function salesGenerator(seed = Date.now()): (n: number, nowMs: number, sp
   };
 }
 
-/** The history the demo seeds at its first start: this many sales over the last day. */
-export const DEFAULT_HISTORY = 2_000_000;
 const HISTORY_SPAN_MS = 24 * 3_600_000;
 const SEED_CHUNK = 50_000;
 

@@ -9,7 +9,6 @@
  * the logic, records read, duration, result), and the build in progress if there is one (also
  * from the PostgreSQL database of `--store`).
  */
-import type { Command } from 'commander';
 import { KappaError } from '../errors.ts';
 import type { CliContext } from './main.ts';
 import { cellText, formatTable } from './table.ts';
@@ -25,28 +24,6 @@ export interface DiffOptions {
 
 type Diff = VersionDiff;
 type Row = Record<string, unknown>;
-
-export function registerViewsDiff(views: Command, ctx: () => CliContext): void {
-  views
-    .command('diff <view> <a> <b>')
-    .description('compare two versions of a view: row counts, totals per measure, and the rows that differ (by key)')
-    .option('--limit <n>', 'list at most this many rows of each kind of difference (default 20)')
-    .option('--json', 'print JSON')
-    // `kappa views` has its own --json, which takes the flag wherever it is: read both.
-    .action((view: string, a: string, b: string, _opts: DiffOptions, cmd: Command) =>
-      viewsDiff(ctx(), view, a, b, cmd.optsWithGlobals<DiffOptions>()),
-    );
-}
-
-export function registerViewsBuilds(views: Command, ctx: () => CliContext): void {
-  views
-    .command('builds <view>')
-    .description('the builds of a view, newest first: why, what changed in the logic, records read, duration, result')
-    .option('--json', 'print JSON')
-    .action((view: string, _opts: DiffOptions, cmd: Command) =>
-      viewsBuilds(ctx(), view, cmd.optsWithGlobals<DiffOptions>()),
-    );
-}
 
 export async function viewsBuilds(ctx: CliContext, view: string, opts: DiffOptions): Promise<void> {
   return withViewStore(ctx, opts, async (store) => {

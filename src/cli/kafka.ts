@@ -11,9 +11,8 @@ import { type Log, stderrLogger } from '../log/index.ts';
 import type { KappaServer } from '../server/index.ts';
 import type { AppDef, KafkaConfig } from '../stream/index.ts';
 import type { ConsumerOffsetStore } from '../view/index.ts';
+import { KAFKA_PORT_DEFAULT } from './defaults.ts';
 import type { CliContext } from './main.ts';
-
-export const KAFKA_PORT_DEFAULT = 9092;
 
 export interface KafkaFlags {
   /** `--kafka-port`; undefined: the config's server.kafka.port, or 9092. */

@@ -18,16 +18,15 @@
  * `state`), so a script that alerts on `lag` covers both; on a shared store, then one row per
  * process (`kind: 'process'`).
  */
-import { type Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
-import { type GroupLag, groupLag } from '../kafka/index.ts';
+import type { GroupLag } from '../kafka/index.ts';
 import type { Log } from '../log/index.ts';
 import { type ViewStore, type ControlStore, type ConsumerOffsetStore, type Member, taskId } from '../view/index.ts';
 import type { CliContext } from './main.ts';
 import { openForReading, withLog } from './open.ts';
 import { type RuntimeStore, openRuntimeLog, openRuntimeStore, redact } from './runtime.ts';
-import { storePath } from './start.ts';
+import { storePath } from './defaults.ts';
 import { formatTable } from './table.ts';
 
 /** A pipeline's position in one partition of its source. */
@@ -134,7 +133,10 @@ export function withOwners(rows: LagRow[], cluster: ClusterInfo | null): LagRow[
 }
 
 /** The groups with committed offsets, from the store: their live state is in the running `kappa start`. */
-function storedGroups(store: { consumerOffsets: ConsumerOffsetStore }, log: Log): Promise<GroupLag[]> {
+async function storedGroups(store: { consumerOffsets: ConsumerOffsetStore }, log: Log): Promise<GroupLag[]> {
+  // Loaded here, not with the module: the Kafka package (listener, protocol, formats) is large, and
+  // `kappa views` and `lag` need only this function of it.
+  const { groupLag } = await import('../kafka/index.ts');
   return groupLag(store.consumerOffsets, log);
 }
 
@@ -184,27 +186,6 @@ export function groupsText(groups: readonly GroupLag[]): string {
 export interface ReadRuntime {
   log?: string;
   store?: string;
-}
-
-/**
- * Adds `--log` and `--store` (or KAPPA_LOG, KAPPA_STORE) to a read-only command. No session
- * timeout: each process's heartbeat carries its own (the `--session-timeout-ms` it was started
- * with), and whether it is live is judged by the store's clock.
- */
-export function readRuntimeOptions(cmd: Command): Command {
-  return cmd
-    .addOption(
-      new Option(
-        '--log <url>',
-        'read the log on a Kafka cluster, kafka://host:port[,host:port…], instead of the data dir (as given to kappa start)',
-      ).env('KAPPA_LOG'),
-    )
-    .addOption(
-      new Option(
-        '--store <url>',
-        'read the views in PostgreSQL, postgres://user:password@host:5432/db, instead of SQLite in the data dir; also shows which process owns each task, and the processes',
-      ).env('KAPPA_STORE'),
-    );
 }
 
 /**

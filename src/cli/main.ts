@@ -7,22 +7,30 @@
 import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { WORKER_HEAP_MB_DEFAULT } from '../stream/index.ts';
-import { checkCommand } from './check.ts';
-import { consumeCommand } from './consume.ts';
-import { typesCommand } from './types.ts';
-import { DEFAULT_HISTORY, demoCommand } from './demo.ts';
-import { KAFKA_PORT_DEFAULT } from './kafka.ts';
-import { initCommand } from './init.ts';
-import { produceCommand } from './produce.ts';
-import { registerViewsBuilds, registerViewsDiff } from './diff.ts';
-import { replayCommand, rollbackCommand } from './replay.ts';
-import { registerTopicsDelete, topicsCreate, topicsDescribe, topicsList } from './topics.ts';
-import { defaultWorkers, startCommand } from './start.ts';
-import { tokenCommand, tokenName } from './token.ts';
-import { verifyCommand } from './verify.ts';
-import { queryCommand, registerViewsDrop, viewsCommand } from './views.ts';
-import { lagCommand, readRuntimeOptions } from './lag.ts';
+import type { DiffOptions } from './diff.ts';
+import { DEFAULT_HISTORY, KAFKA_PORT_DEFAULT, WORKER_HEAP_MB_DEFAULT, defaultWorkers } from './defaults.ts';
+
+/**
+ * Each command's module, loaded when the command runs: `kappa --help`, `views` or `query` then load
+ * neither the engine nor the server, the Kafka listener or the schema formats (about 600 files
+ * before; see bench/cli.ts).
+ */
+const commands = {
+  check: () => import('./check.ts'),
+  consume: () => import('./consume.ts'),
+  types: () => import('./types.ts'),
+  demo: () => import('./demo.ts'),
+  init: () => import('./init.ts'),
+  produce: () => import('./produce.ts'),
+  diff: () => import('./diff.ts'),
+  replay: () => import('./replay.ts'),
+  topics: () => import('./topics.ts'),
+  start: () => import('./start.ts'),
+  token: () => import('./token.ts'),
+  verify: () => import('./verify.ts'),
+  views: () => import('./views.ts'),
+  lag: () => import('./lag.ts'),
+};
 
 export interface CliContext {
   dataDir: string;
@@ -72,19 +80,21 @@ function buildProgram(ctx: () => CliContext): Command {
   program
     .command('init [dir]')
     .description('write a starter app (config, schema, generator, README) into dir (default: here); never overwrites')
-    .action((dir: string | undefined) => initCommand(ctx(), dir));
+    .action(async (dir: string | undefined) => (await commands.init()).initCommand(ctx(), dir));
   program
     .command('types <schema-file>')
     .description('print the TypeScript types of the records an Avro (.avsc) or Protobuf (.proto) schema decodes to')
     .option('--message <name>', 'with a .proto file: only this message (and the types it uses)')
-    .action((file: string, opts: { message?: string }) => typesCommand(ctx(), file, opts));
+    .action(async (file: string, opts: { message?: string }) =>
+      (await commands.types()).typesCommand(ctx(), file, opts),
+    );
   program
     .command('check')
     .description('type-check the config and validate its topics, views and outputs; exits 1 on any error')
     .option('--config <file>', 'the app config (default: kappa.config.ts here)')
     .addOption(new Option('--types-json', 'only type-check, and print the errors as JSON').hideHelp())
-    .action((opts) =>
-      checkCommand(ctx(), {
+    .action(async (opts) =>
+      (await commands.check()).checkCommand(ctx(), {
         config: (opts.config as string | undefined) ?? configOf(program),
         typesJson: opts.typesJson,
       }),
@@ -116,12 +126,23 @@ function addTopicCommands(program: Command, ctx: () => CliContext): void {
       'size at which a partition starts a new segment file',
       parseWholeNumber('--segment-bytes', 1024),
     )
-    .action((name: string, opts) => topicsCreate(ctx(), name, opts));
-  jsonCommand(topics, 'list', 'list topics').action((opts) => topicsList(ctx(), opts));
+    .action(async (name: string, opts) => (await commands.topics()).topicsCreate(ctx(), name, opts));
+  jsonCommand(topics, 'list', 'list topics').action(async (opts) => (await commands.topics()).topicsList(ctx(), opts));
   jsonCommand(topics, 'describe <name>', "show a topic's settings and each partition's offsets").action(
-    (name: string, opts) => topicsDescribe(ctx(), name, opts),
+    async (name: string, opts) => (await commands.topics()).topicsDescribe(ctx(), name, opts),
   );
-  registerTopicsDelete(topics, ctx, () => configOf(program));
+  topics
+    .command('delete <name>')
+    .description(
+      'delete a topic and all its records, with its dead letters and late events (refused while `kappa start` runs, and while a view or output uses it: see --force)',
+    )
+    .option(
+      '--force',
+      'delete it even though views or outputs use it: the views that read it are dropped (and rebuilt by the next start if configured), the outputs that read it start again from its first record',
+    )
+    .action(async (name: string, opts: { force?: boolean }) =>
+      (await commands.topics()).topicsDelete(ctx(), name, { force: opts.force, config: configOf(program) }),
+    );
 }
 
 /** `kappa produce`, `consume`, `verify`: records in and out of the log, and its integrity. */
@@ -131,7 +152,7 @@ function addLogCommands(program: Command, ctx: () => CliContext): void {
     .description('append NDJSON from stdin to a topic, one record per line')
     .option('--key-field <path>', 'use this field of each record (dot path, e.g. store.id) as its key')
     .option('--time-field <path>', 'use this field (ms since epoch or ISO time) as the record timestamp')
-    .action((topic: string, opts) => produceCommand(ctx(), topic, opts));
+    .action(async (topic: string, opts) => (await commands.produce()).produceCommand(ctx(), topic, opts));
 
   program
     .command('consume <topic>')
@@ -141,10 +162,14 @@ function addLogCommands(program: Command, ctx: () => CliContext): void {
     .option('--limit <n>', 'stop after this many records', parseWholeNumber('--limit', 0))
     .option('--follow', 'keep waiting for new records (Ctrl-C to stop)')
     .option('--with-meta', 'print {topic,partition,offset,timestamp,key,value} instead of the bare value')
-    .action((topic: string, opts) => consumeCommand(ctx(), topic, { ...opts, config: configOf(program) }));
+    .action(async (topic: string, opts) =>
+      (await commands.consume()).consumeCommand(ctx(), topic, { ...opts, config: configOf(program) }),
+    );
 
   const verifyWhat = 'check every stored batch (CRC, offsets, indexes); exits 1 if any data is damaged';
-  jsonCommand(program, 'verify', verifyWhat).action((opts) => verifyCommand(ctx(), opts));
+  jsonCommand(program, 'verify', verifyWhat).action(async (opts) =>
+    (await commands.verify()).verifyCommand(ctx(), opts),
+  );
 }
 
 /** `kappa start`, `token`: running the pipelines and the HTTP API, and its tokens. */
@@ -186,8 +211,8 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
       .option('--no-kafka', 'run without the Kafka listener')
       .option('--http-log', 'log every HTTP request (JSON lines on stdout)')
       .option('--strict', 'refuse to start if the config has type errors (by default they are printed as warnings)'),
-  ).action((opts) =>
-    startCommand(ctx(), {
+  ).action(async (opts) =>
+    (await commands.start()).startCommand(ctx(), {
       log: opts.log ?? (process.env.KAPPA_LOG || undefined),
       store: opts.store ?? (process.env.KAPPA_STORE || undefined),
       heartbeatMs: opts.heartbeatMs,
@@ -220,7 +245,10 @@ function addRunCommands(program: Command, ctx: () => CliContext): void {
       '--scopes <list>',
       'comma-separated: produce:<topic>, consume:<topic>, query, admin (* matches any characters, e.g. produce:*)',
     )
-    .action((_name: string, opts, cmd: Command) => tokenCommand(ctx(), tokenName(cmd.args), opts.scopes as string));
+    .action(async (_name: string, opts, cmd: Command) => {
+      const { tokenCommand, tokenName } = await commands.token();
+      await tokenCommand(ctx(), tokenName(cmd.args), opts.scopes as string);
+    });
 }
 
 /** `kappa replay`, `rollback`, `views`, `query`, `lag`: the views, their versions and their lag. */
@@ -240,8 +268,8 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
       'return once the build has started instead of following its progress until the version is live',
     )
     .addOption(storeOption())
-    .action((view: string, opts) =>
-      replayCommand(ctx(), view, {
+    .action(async (view: string, opts) =>
+      (await commands.replay()).replayCommand(ctx(), view, {
         config: configOf(program),
         from: opts.from,
         cancel: opts.cancel,
@@ -256,22 +284,56 @@ function addViewCommands(program: Command, ctx: () => CliContext): void {
     .option('--to <version>', 'the retired version to make live (`kappa views` lists them); default the previous one')
     .option('--no-wait', 'return once the rollback has started instead of following it until the version is live')
     .addOption(storeOption())
-    .action((view: string, opts) =>
-      rollbackCommand(ctx(), view, { config: configOf(program), wait: opts.wait, to: opts.to, store: opts.store }),
+    .action(async (view: string, opts) =>
+      (await commands.replay()).rollbackCommand(ctx(), view, {
+        config: configOf(program),
+        wait: opts.wait,
+        to: opts.to,
+        store: opts.store,
+      }),
     );
 
   const viewsWhat = 'list views with their versions (live, building with progress, retired), rows and lag';
-  const views = readRuntimeOptions(jsonCommand(program, 'views', viewsWhat)).action((opts) =>
-    viewsCommand(ctx(), opts),
+  const views = readRuntimeOptions(jsonCommand(program, 'views', viewsWhat)).action(async (opts) =>
+    (await commands.views()).viewsCommand(ctx(), opts),
   );
-  registerViewsDrop(views, ctx);
-  registerViewsDiff(views, ctx);
-  registerViewsBuilds(views, ctx);
+  addViewsSubcommands(views, ctx);
   const queryWhat = 'run a read-only SQL query over the views';
-  jsonCommand(program, 'query <sql>', queryWhat).action((sql: string, opts) => queryCommand(ctx(), sql, opts));
+  jsonCommand(program, 'query <sql>', queryWhat).action(async (sql: string, opts) =>
+    (await commands.views()).queryCommand(ctx(), sql, opts),
+  );
   const lagWhat =
     'per view (and output pipeline) and partition, then per Kafka consumer group and partition: committed offset, log end, lag';
-  readRuntimeOptions(jsonCommand(program, 'lag', lagWhat)).action((opts) => lagCommand(ctx(), opts));
+  readRuntimeOptions(jsonCommand(program, 'lag', lagWhat)).action(async (opts) =>
+    (await commands.lag()).lagCommand(ctx(), opts),
+  );
+}
+
+/** `kappa views drop | diff | builds`. */
+function addViewsSubcommands(views: Command, ctx: () => CliContext): void {
+  views
+    .command('drop <view>')
+    .description(
+      'drop every version of a view, its rows and its SQL view (refused while `kappa start` runs; needs --yes)',
+    )
+    .option('--yes', 'really drop it (without it, only says what would be dropped)')
+    .action(async (name: string, opts: { yes?: boolean }) => (await commands.views()).viewsDrop(ctx(), name, opts));
+  views
+    .command('diff <view> <a> <b>')
+    .description('compare two versions of a view: row counts, totals per measure, and the rows that differ (by key)')
+    .option('--limit <n>', 'list at most this many rows of each kind of difference (default 20)')
+    .option('--json', 'print JSON')
+    // `kappa views` has its own --json, which takes the flag wherever it is: read both.
+    .action(async (view: string, a: string, b: string, _opts: DiffOptions, cmd: Command) =>
+      (await commands.diff()).viewsDiff(ctx(), view, a, b, cmd.optsWithGlobals<DiffOptions>()),
+    );
+  views
+    .command('builds <view>')
+    .description('the builds of a view, newest first: why, what changed in the logic, records read, duration, result')
+    .option('--json', 'print JSON')
+    .action(async (view: string, _opts: DiffOptions, cmd: Command) =>
+      (await commands.diff()).viewsBuilds(ctx(), view, cmd.optsWithGlobals<DiffOptions>()),
+    );
 }
 
 /** `kappa demo`: the sales example with a generator, what `npm start` runs. */
@@ -301,8 +363,8 @@ function addDemoCommand(program: Command, ctx: () => CliContext): void {
       'worker threads for the pipelines (default: one per core)',
       parseWholeNumber('--workers', 0),
     )
-    .action((opts) =>
-      demoCommand(ctx(), {
+    .action(async (opts) =>
+      (await commands.demo()).demoCommand(ctx(), {
         rate: opts.rate,
         history: opts.history,
         host: opts.host,
@@ -374,4 +436,21 @@ function storeOption(): Option {
     '--store <url>',
     'the PostgreSQL store of a cluster (postgres://…, as given to kappa start): the request goes to its coordinator',
   ).env('KAPPA_STORE');
+}
+
+/** `--log` and `--store` of the commands that read a running cluster's state (`views`, `lag`). */
+function readRuntimeOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--log <url>',
+        'read the log on a Kafka cluster, kafka://host:port[,host:port…], instead of the data dir (as given to kappa start)',
+      ).env('KAPPA_LOG'),
+    )
+    .addOption(
+      new Option(
+        '--store <url>',
+        'read the views in PostgreSQL, postgres://user:password@host:5432/db, instead of SQLite in the data dir; also shows which process owns each task, and the processes',
+      ).env('KAPPA_STORE'),
+    );
 }

@@ -19,7 +19,7 @@ import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
 import { openForWriting } from './open.ts';
 import { openRuntimeStore, redact } from './runtime.ts';
-import { storePath } from './start.ts';
+import { storePath } from './defaults.ts';
 
 export interface ReplayOptions {
   config?: string;

@@ -5,14 +5,14 @@
  * on the main thread. The config goes through `kappa check`'s type check (check.ts): type errors
  * are printed as warnings, or refuse the start with `--strict`.
  */
-import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { type Log, stderrLogger } from '../log/index.ts';
 import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } from '../stream/index.ts';
 import { startWebhooks } from '../app/index.ts';
 import type { KafkaListener } from '../kafka/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
 import { loadErrorFrame, startChecks } from './check.ts';
+import { defaultWorkers, storePath } from './defaults.ts';
 import type { CliContext } from './main.ts';
 import { kafkaGroups, kafkaLine, startKafka } from './kafka.ts';
 import {
@@ -47,14 +47,6 @@ export interface StartOptions extends RuntimeOptions {
   kafka?: boolean;
   /** Runs once the log is open, before the pipelines start (the demo seeds its history here). */
   prepare?: (log: Log, app: AppDef) => Promise<void>;
-}
-
-export function defaultWorkers(): number {
-  return availableParallelism();
-}
-
-export function storePath(dataDir: string): string {
-  return join(dataDir, 'views.db');
 }
 
 /** What runs beside the pipelines and the server (the demo's generator): started once they are up; the function it returns stops it. */

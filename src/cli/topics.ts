@@ -1,14 +1,13 @@
-/** `kappa topics create|list|describe|delete`, and how lifecycle commands hold the data directory. */
-import type { Command } from 'commander';
+/** `kappa topics create|list|describe|delete`. */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
-import { type Log, checkTopicName } from '../log/index.ts';
+import { checkTopicName } from '../log/index.ts';
 import { defaultConfigPath, loadApp } from '../stream/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
-import { openForReading, openForWriting, withLog } from './open.ts';
-import { storePath } from './start.ts';
+import { holdDataDir, openForReading, openForWriting, withLog } from './open.ts';
+import { storePath } from './defaults.ts';
 import { formatBytes, formatMs, formatTable } from './table.ts';
 
 export async function topicsCreate(
@@ -98,34 +97,6 @@ export async function topicsDescribe(ctx: CliContext, name: string, opts: { json
       ),
     );
   });
-}
-
-/**
- * Opens the log for writing, which takes the data directory's lock, so no `kappa start` runs while
- * a lifecycle command changes the data (and none can start half way). Held: a clear refusal.
- */
-export async function holdDataDir(ctx: CliContext, what: string, command: string): Promise<Log> {
-  // Opening for writing would create the directory: a mistyped --data-dir must change nothing.
-  if (!existsSync(join(ctx.dataDir, 'topics')))
-    throw new KappaError(
-      'KAPPA_INVALID_ARGUMENT',
-      `Cannot ${what}: there is no Kappa data directory at ${ctx.dataDir} (pass the one \`kappa start\` uses with --data-dir).`,
-      { dir: ctx.dataDir },
-    );
-  try {
-    return await openForWriting(ctx.dataDir);
-  } catch (err) {
-    if (!(err instanceof KappaError) || err.code !== 'KAPPA_DATA_DIR_LOCKED') throw err;
-    const pid = err.details?.pid;
-    throw new KappaError(
-      'KAPPA_DATA_DIR_LOCKED',
-      `Cannot ${what} while Kappa is running on ${ctx.dataDir}` +
-        `${pid === undefined ? '' : ` (process ${String(pid)}, probably \`kappa start\`)`}: nothing was changed. ` +
-        `Stop it first (Ctrl-C in its terminal), then run \`${command}\` again.`,
-      err.details,
-      err,
-    );
-  }
 }
 
 /** Who depends on a topic: pipelines that read it (views, outputs) or write it (outputs). */
@@ -304,21 +275,5 @@ async function afterForcedDelete(
   if (users.some((u) => u.configured))
     ctx.stdout.write(
       `the config still uses "${topic}": the next \`kappa start\` creates it again, empty, rebuilds its views from it and runs its outputs from its start\n`,
-    );
-}
-
-/** Adds `kappa topics delete <topic> [--force]` to the `topics` command. */
-export function registerTopicsDelete(topics: Command, ctx: () => CliContext, config: () => string | undefined): void {
-  topics
-    .command('delete <name>')
-    .description(
-      'delete a topic and all its records, with its dead letters and late events (refused while `kappa start` runs, and while a view or output uses it: see --force)',
-    )
-    .option(
-      '--force',
-      'delete it even though views or outputs use it: the views that read it are dropped (and rebuilt by the next start if configured), the outputs that read it start again from its first record',
-    )
-    .action((name: string, opts: { force?: boolean }) =>
-      topicsDelete(ctx(), name, { force: opts.force, config: config() }),
     );
 }

@@ -4,15 +4,14 @@
  * `kappa views --log kafka://… --store postgres://…` looks at the views several processes share:
  * each version also names the processes that own its tasks, and a table of the processes follows.
  */
-import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { KappaError } from '../errors.ts';
 import { type BuildInfo, type ControlStore, type ViewStore, type ViewVersionInfo } from '../view/index.ts';
 import { type SqliteStore, openSqliteStore } from '../view/sqlite/index.ts';
 import type { CliContext } from './main.ts';
-import { withLog } from './open.ts';
+import { holdDataDir, withLog } from './open.ts';
 import { openRuntimeStore } from './runtime.ts';
-import { storePath } from './start.ts';
+import { storePath } from './defaults.ts';
 import {
   type ClusterInfo,
   type LagRow,
@@ -25,7 +24,6 @@ import {
   withReadRuntime,
 } from './lag.ts';
 import { cellText, formatTable } from './table.ts';
-import { holdDataDir } from './topics.ts';
 
 /** Runs `fn` on the data dir's view store (refused, clearly, when there is none yet), then closes it. */
 export async function withStore<T>(ctx: CliContext, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
@@ -270,15 +268,4 @@ export async function viewsDrop(ctx: CliContext, name: string, opts: { yes?: boo
       );
     }),
   );
-}
-
-/** Adds `kappa views drop <view> [--yes]` to the `views` command. */
-export function registerViewsDrop(views: Command, ctx: () => CliContext): void {
-  views
-    .command('drop <view>')
-    .description(
-      'drop every version of a view, its rows and its SQL view (refused while `kappa start` runs; needs --yes)',
-    )
-    .option('--yes', 'really drop it (without it, only says what would be dropped)')
-    .action((name: string, opts: { yes?: boolean }) => viewsDrop(ctx(), name, opts));
 }

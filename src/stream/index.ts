@@ -21,5 +21,5 @@ export type { DeadLetterTally } from './flush.ts';
 export { loadApp, defaultConfigPath } from './config.ts';
 export { FormattedValues, SchemaCatalog, jsonSafe, type TopicSchema } from './topic-schemas.ts';
 export { formatReader } from './value-decoder.ts';
-export { WORKER_HEAP_MB_DEFAULT } from './worker-pool.ts';
+export { WORKER_HEAP_MB_DEFAULT } from './defaults/index.ts';
 export { type ClusterOptions, COORDINATOR_TASK, assignTasks } from './cluster.ts';
