@@ -26,17 +26,22 @@ const emptyDrain: Drained = {
   offset: 0,
 };
 
-test('a flush whose drain covers less than the last checkpoint stops with an invariant error and writes nothing', async () => {
-  const flusher = new Flusher({
+/** A flusher whose log and stores fail the test if used. */
+function flusherFor(log: { info(m: string): void; warn(m: string): void }): Flusher {
+  return new Flusher({
     log: untouchable<Log>('log'),
     store: untouchable<ViewStore>('store'),
     control: untouchable<ControlStore>('control'),
-    logger,
+    logger: log,
     changes: new ChangeFeed(logger),
     saveCode: async () => {},
   });
-  const drained: Drained = { ...emptyDrain, offset: 5 };
-  const task = {
+}
+
+/** Task totals/sales/2, checkpointed at offset 10, whose drain covers up to `drainedTo`. */
+function taskOf(drainedTo: number, fields: Record<string, unknown>): Task {
+  const drained: Drained = { ...emptyDrain, offset: drainedTo };
+  return {
     id: 0,
     plan: { name: 'totals' },
     topic: 'sales',
@@ -46,7 +51,13 @@ test('a flush whose drain covers less than the last checkpoint stops with an inv
     group: null,
     producer: null,
     runner: { drain: async () => drained },
+    ...fields,
   } as unknown as Task;
+}
+
+test('a flush whose drain covers less than the last checkpoint stops with an invariant error and writes nothing', async () => {
+  const flusher = flusherFor(logger);
+  const task = taskOf(5, {});
   await assert.rejects(
     flusher.flush(task),
     /^InvariantError: invariant: the checkpoint of task totals\/sales\/2 would go backwards \(10 → 5\)$/m,
@@ -57,29 +68,14 @@ test('a flush whose drain covers less than the last checkpoint stops with an inv
 
 test('a flush waiting for a store out of reach stops as soon as its task is stopped, not at the next retry', async () => {
   const warnings: string[] = [];
-  const flusher = new Flusher({
-    log: untouchable<Log>('log'),
-    store: untouchable<ViewStore>('store'),
-    control: untouchable<ControlStore>('control'),
-    logger: { info() {}, warn: (m: string) => warnings.push(m) },
-    changes: new ChangeFeed(logger),
-    saveCode: async () => {},
-  });
+  const flusher = flusherFor({ info() {}, warn: (m: string) => warnings.push(m) });
   const unreachable = Promise.reject(new KappaError('KAPPA_STORE_UNAVAILABLE', 'the store is out of reach'));
   unreachable.catch(() => {});
   const stop = new AbortController();
-  const task = {
-    id: 0,
-    plan: { name: 'totals' },
-    topic: 'sales',
-    partition: 2,
-    offset: 10,
-    committedOffset: 10,
+  const task = taskOf(12, {
     signal: stop.signal,
     group: { plan: { view: { name: 'totals' } }, version: 1, ensured: unreachable, keyNames: [], codeSaved: true },
-    producer: null,
-    runner: { drain: async () => ({ ...emptyDrain, offset: 12 }) },
-  } as unknown as Task;
+  });
   const flushed = flusher.flush(task);
   flushed.catch(() => {});
   await new Promise((r) => setTimeout(r, 50));
