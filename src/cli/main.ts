@@ -5,6 +5,7 @@
  * command's work is in its own file. The CLI reaches the other layers only through their index.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KappaError } from '../errors.ts';
 import type { DiffOptions } from './diff.ts';
@@ -59,6 +60,12 @@ function jsonCommand(parent: Command, nameAndArgs: string, description: string):
   return parent.command(nameAndArgs).description(description).option('--json', 'print JSON');
 }
 
+/** The version in Kappa's package.json, two folders above this module in src/cli/ and in dist/cli/ alike. */
+function kappaVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
+}
+
 /** The `--config` given before the command, for the commands that load the app. */
 const configOf = (program: Command): string | undefined => program.opts().config as string | undefined;
 
@@ -70,6 +77,7 @@ function buildProgram(ctx: () => CliContext): Command {
       '--config <file>',
       'the app config (kappa.config.ts or .js); used by `kappa start`, and by `kappa replay`/`rollback` when no `kappa start` is running',
     )
+    .version(kappaVersion(), '-V, --version', 'print the version of Kappa')
     .showHelpAfterError('(run `kappa --help` to see the commands)')
     .exitOverride();
   addTopicCommands(program, ctx);

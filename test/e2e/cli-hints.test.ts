@@ -117,3 +117,14 @@ test('kappa query on a name that is not a view says SQL reads views, not topics,
   assert.match(res.stderr, /There is no view "sales"\. There are no views yet\. SQL reads only views, not topics/);
   assert.match(res.stderr, /kappa consume sales/);
 });
+
+test('kappa --version and -V print the version of the package, and nothing else', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  for (const flag of ['--version', '-V']) {
+    const run = await kappaInProcess([flag]);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, `${version}\n`);
+  }
+});

@@ -222,6 +222,13 @@ describe('the packed kappa, installed into an empty project', { timeout: 570_000
     // The probe does see tsx where it is needed: a command that loads the config.
     const check = await runCommand(process.execPath, ['--import', probe, bin, 'check'], { cwd: project, env: ENV });
     assert.match(check.stderr, /kappa-test: tsx resolved/);
+    // The installed command knows its version (read from the installed package.json).
+    const installed = ok(
+      await runCommand(process.execPath, [bin, '--version'], { cwd: project, env: ENV }),
+      'kappa -V',
+    );
+    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(installed.stdout, `${version}\n`);
   });
 });
 
