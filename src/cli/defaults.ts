@@ -1,7 +1,7 @@
 /**
- * The defaults `kappa --help` prints, and where the data directory keeps the view store. Kept apart from the commands, which are loaded only when they
- * run (main.ts), so that the help and the light commands start without loading the engine, the
- * server or the stores.
+ * The defaults `kappa --help` prints, and where the data directory keeps the view store. Kept
+ * apart from the commands, which are loaded only when they run (main.ts), so that the help and the
+ * light commands start without loading the engine, the server or the stores.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';

@@ -15,8 +15,9 @@
  * holds the state of the bytes in the file, is what a roll snapshots to `<new base>.snapshot`, and
  * is what `producers` falls back to when a write fails and the queued batches are handed back.
  *
- * Fault model: a failed write (say a full disk) cuts what was partly written and rejects the group,
- * and the partition stays usable once the cause is gone. A failed fsync stops the partition until
+ * Fault model: a failed write (say a full disk) cuts what was partly written and rejects the group
+ * (but for appends already written into a segment it rolled past), and the partition stays usable
+ * once the cause is gone. A roll that fails part way stops the partition. A failed fsync stops the partition until
  * the log is reopened: the kernel may have dropped the dirty pages, so nothing written since the
  * last good fsync can be trusted. A roll fsyncs the old segment before the next one exists, so a
  * closed segment never holds a torn write.
