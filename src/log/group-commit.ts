@@ -17,10 +17,10 @@
  *
  * Fault model: a failed write (say a full disk) cuts what was partly written and rejects the group
  * (but for appends already written into a segment it rolled past), and the partition stays usable
- * once the cause is gone. A roll that fails part way stops the partition. A failed fsync stops the partition until
- * the log is reopened: the kernel may have dropped the dirty pages, so nothing written since the
- * last good fsync can be trusted. A roll fsyncs the old segment before the next one exists, so a
- * closed segment never holds a torn write.
+ * once the cause is gone. A roll that fails part way stops the partition. A failed fsync stops the
+ * partition until the log is reopened: the kernel may have dropped the dirty pages, so nothing
+ * written since the last good fsync can be trusted. A roll fsyncs the old segment before the next
+ * one exists, so a closed segment never holds a torn write.
  *
  * Thread-safety: none needed; everything runs on the event loop, one write step at a time.
  */
