@@ -85,6 +85,10 @@ export class LogSegment {
   private index: OffsetIndex | null = null;
   private timeIndex: TimeIndex | null = null;
   private bytesSinceIndexEntry = 0;
+  /** Descriptors of the file kept for fsyncs that run side by side (see `takeSyncFd`), idle ones. */
+  private idleSyncFds: number[] = [];
+  /** Whether `retireSyncFds` ran: a descriptor given back is closed, not kept. */
+  private syncFdsRetired = false;
 
   private constructor(
     private readonly fs: LogFs,
@@ -267,6 +271,28 @@ export class LogSegment {
     writeFileAtomic(this.fs, this.timeIndexPath, this.timeIndex!.toBuffer());
   }
 
+  /**
+   * A descriptor of this segment's file of its own for one fsync, to give back with `giveSyncFd`
+   * once it returns. Fsyncs that overlap each use their own: Linux reports a write-back error to
+   * one fsync per open file, so two on the same descriptor could see one fail and the other
+   * succeed although its bytes were lost too; with a descriptor each, every fsync that returns
+   * reports the errors on the pages it waited for.
+   */
+  takeSyncFd(): number {
+    return this.idleSyncFds.pop() ?? this.fs.openSync(this.logPath, 'r');
+  }
+
+  giveSyncFd(fd: number): void {
+    if (this.syncFdsRetired) this.fs.closeSync(fd);
+    else this.idleSyncFds.push(fd);
+  }
+
+  /** Closes the fsync descriptors (the segment is closed or done with); busy ones close when given back. */
+  retireSyncFds(): void {
+    this.syncFdsRetired = true;
+    for (const fd of this.idleSyncFds.splice(0)) this.fs.closeSync(fd);
+  }
+
   truncate(size: number): void {
     this.fs.ftruncateSync(this.fd, size);
     this.fs.fsyncSync(this.fd);
@@ -275,6 +301,7 @@ export class LogSegment {
   }
 
   close(): void {
+    this.retireSyncFds();
     this.fs.closeSync(this.fd);
   }
 
@@ -293,6 +320,7 @@ export class LogSegment {
   /** Drops a segment another process deleted (read-only mode); the fd closes after a grace period. */
   forget(): void {
     this.deleted = true;
+    this.retireSyncFds();
     const fd = this.fd;
     setTimeout(() => {
       try {

@@ -15,6 +15,11 @@ export interface Cursor {
 
 /** Size in bytes of `n` as a zigzag varint/varlong (safe for |n| < 2^53). */
 export function varintSize(n: number): number {
+  if (n >= -0x40000000 && n < 0x40000000) {
+    // Fast path for 31-bit values (lengths, deltas): no loop, no floating-point division.
+    const z = ((n << 1) ^ (n >> 31)) >>> 0;
+    return z < 0x80 ? 1 : z < 0x4000 ? 2 : z < 0x200000 ? 3 : z < 0x10000000 ? 4 : 5;
+  }
   let z = n >= 0 ? n * 2 : -n * 2 - 1;
   let size = 1;
   while (z >= 128) {
