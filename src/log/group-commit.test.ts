@@ -22,13 +22,26 @@ interface ParkedFsync {
  * until the test releases it, so a test can see what happens while fsyncs are in flight.
  */
 function controllableFs() {
-  const state = { fsyncs: 0, hold: false, parked: [] as ParkedFsync[], sizes: [] as number[], fds: [] as number[] };
+  const state = {
+    fsyncs: 0,
+    hold: false,
+    parked: [] as ParkedFsync[],
+    sizes: [] as number[],
+    fds: [] as number[],
+    running: 0,
+    maxRunning: 0,
+  };
   const fs: LogFs = {
     ...nodeFs,
-    fsync: ((fd: number, callback: FsyncCallback) => {
+    fsync: ((fd: number, done: FsyncCallback) => {
       state.fsyncs++;
       state.fds.push(fd);
       state.sizes.push(nodeFs.fstatSync(fd).size);
+      state.maxRunning = Math.max(state.maxRunning, ++state.running);
+      const callback: FsyncCallback = (err) => {
+        state.running--;
+        done(err);
+      };
       const run = (): void => nodeFs.fsync(fd, callback);
       const fail = (): void => callback(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
       if (state.hold) state.parked.push({ fd, run, fail });
@@ -184,26 +197,26 @@ describe('group commit (fsync: always)', () => {
     assert.equal((await readRecords(ctx.log, 't', 0)).length, 5);
   });
 
-  test('at most three fsyncs are in flight; large appends queued behind them go in the next one', async () => {
+  test('at most four fsyncs are in flight; large appends queued behind them go in the next one', async () => {
     disk.state.hold = true;
     const acked: number[] = [];
     const append = (value: string): Promise<void> =>
       ctx.log.append('t', [{ value: large(value) }]).then(([m]) => void acked.push(m.offset));
     const appends: Promise<void>[] = [];
-    for (const value of ['a', 'b', 'c', 'd', 'e']) {
+    for (const value of ['a', 'b', 'c', 'd', 'e', 'f']) {
       appends.push(append(value));
       await sleep(5);
     }
-    assert.equal(disk.state.fsyncs, 3, 'd and e wait');
+    assert.equal(disk.state.fsyncs, 4, 'e and f wait');
     assert.deepEqual(acked, []);
     disk.state.parked[0].run();
     await appends[0];
     await sleep(5);
     assert.deepEqual(acked, [0]);
-    assert.equal(disk.state.fsyncs, 4, 'd and e share the fsync that starts when one returns');
+    assert.equal(disk.state.fsyncs, 5, 'e and f share the fsync that starts when one returns');
     disk.releaseAll();
     await Promise.all(appends);
-    assert.deepEqual(acked, [0, 1, 2, 3, 4]);
+    assert.deepEqual(acked, [0, 1, 2, 3, 4, 5]);
   });
 
   test('a failed fsync rejects every append not yet acknowledged, even one whose own fsync then succeeds', async () => {
@@ -241,12 +254,12 @@ describe('group commit (fsync: always)', () => {
     ctx.log = await openTestLog(ctx.dir, { fs: disk.fs, fsync: 'always' });
   });
 
-  test('an appender with 8 appends in flight gets fsyncs side by side of part of its window each, not one per append', async () => {
-    const appends = 64;
+  /** Appends `appends` records (`value(i)`) keeping 8 in flight; returns the appends each fsync covered. */
+  async function appendWindowed(appends: number, value: (i: number) => string): Promise<number[]> {
     const window: Promise<unknown>[] = [];
     for (let i = 0; i < appends; i++) {
       if (window.length === 8) await window.shift();
-      window.push(ctx.log.append('t', [{ value: `value ${String(i).padStart(3, '0')}` }]));
+      window.push(ctx.log.append('t', [{ value: value(i) }]));
     }
     await Promise.all(window);
     // The records each fsync covered: the file's size at each fsync, turned into the offset it ends at.
@@ -259,10 +272,23 @@ describe('group commit (fsync: always)', () => {
       groups.reduce((a, b) => a + b, 0),
       appends,
     );
-    // The first fsync covers the first 8; after it, three side by side share the window, each
-    // covering the appends queued since the one before (2 here; the disk's timing varies it).
+    return groups;
+  }
+
+  test('an appender with 8 small appends in flight gets fsyncs of half its window, not of one and then seven', async () => {
+    const groups = await appendWindowed(64, (i) => `value ${String(i).padStart(3, '0')}`);
+    // The first fsync covers the first 8; after it, groups of 4 (the old behaviour alternated 1 and 7).
+    assert.deepEqual(groups.slice(1, -1), Array(groups.length - 2).fill(4), `appends per fsync: ${groups.join(' ')}`);
+    assert.equal(disk.state.maxRunning, 1, 'one fsync at a time for a few bytes each');
+  });
+
+  test('an appender with 8 large appends in flight gets fsyncs side by side, each of part of its window', async () => {
+    const groups = await appendWindowed(64, (i) => large(String(i)));
+    // The first fsync covers the first 8; after it, up to four side by side share the window, each
+    // covering the appends queued since the one before (the disk's timing varies how many).
     assert.equal(groups[0], 8);
-    assert.ok(groups.length <= appends / 2 + 2, `appends per fsync: ${groups.join(' ')}`);
+    assert.ok(groups.length <= 64 / 2 + 2, `appends per fsync: ${groups.join(' ')}`);
+    assert.ok(disk.state.maxRunning > 1, 'fsyncs ran side by side');
   });
 
   test('small appends waiting for the same fsync share one batch; each keeps its own offset', async () => {

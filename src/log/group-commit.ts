@@ -8,8 +8,9 @@
  * `always` the written batches then wait for one fsync that covers the whole group before each is
  * acknowledged and the high watermark moves past them: group commit. Batches that arrive while an
  * fsync is in flight form the next group, written and fsynced side by side with it once they are
- * half as many as the appends in flight (at most SYNCS_IN_FLIGHT_MAX fsyncs at a time), so the
- * number of fsyncs does not grow with the number of concurrent appenders. Under `interval` and
+ * a third as many as the appends in flight and large (see `mayJoinSyncs`; at most
+ * SYNCS_IN_FLIGHT_MAX fsyncs at a time), else when it returns, so the number of fsyncs does not
+ * grow with the number of concurrent appenders. Under `interval` and
  * `never` a batch is acknowledged once written (to the OS); `interval` fsyncs on a timer.
  *
  * Producer state: `producers` includes queued batches and decides duplicates; `writtenProducers`
@@ -70,12 +71,13 @@ interface SyncFlight {
 
 /**
  * Fsyncs in flight at most per partition (fsync `always`). Side by side, one's write-back overlaps
- * another's journal commit and cache flush: one appender with 8 appends of 110 KB in flight went
- * from 0.45 to about 0.6 of the disk's bandwidth (`npm run bench -- log`: 1 in flight 0.44-0.48,
- * 2: 0.53-0.56, 3: 0.56-0.64, 4: 0.53-0.61). Each runs on a thread of libuv's pool (4 by default),
- * which reads share: 3 leaves one for them.
+ * another's journal commit and cache flush. `npm run bench -- log` (one appender keeping 8 appends
+ * of 110 KB in flight), append ÷ disk: one fsync at a time 0.45-0.47; up to 3, each started once
+ * half of what is in flight is queued, 0.58-0.62; up to 4, at a third, 0.62-0.64. Each runs on a
+ * thread of libuv's pool (4 unless UV_THREADPOOL_SIZE says otherwise), which asynchronous reads
+ * share: while a partition takes appends at full speed, a read may wait for an fsync to return.
  */
-const SYNCS_IN_FLIGHT_MAX = 3;
+const SYNCS_IN_FLIGHT_MAX = 4;
 
 /**
  * Queued bytes below which no fsync starts beside one in flight. Single-record appends (HTTP POSTs
@@ -193,10 +195,10 @@ export class GroupCommitWriter {
       item.reject = reject;
       this.pending.push(item);
       this.pendingBytes += bytes;
-      // Under fsync `always`, batches queued while fsyncs run are written, and fsynced side by
-      // side with them, once they are half as many as the appends those fsyncs cover: written one by
-      // one, each would get an fsync of its own (and the disk flushes a cache per fsync); held until
-      // every fsync returned, the disk would sit idle while the appenders answered send more.
+      // Under fsync `always`, batches queued while fsyncs run are written, and fsynced beside
+      // them, once `mayJoinSyncs` says so: written one by one, each would get an fsync of its own
+      // (and the disk flushes a cache per fsync); held until every fsync returned, the disk would
+      // sit idle while the appenders just answered prepare more.
       if (state.opts.fsync !== 'always' || this.flights.length === 0) this.scheduleWrite();
       else if (this.mayJoinSyncs()) this.scheduleWrite();
     });
@@ -228,15 +230,15 @@ export class GroupCommitWriter {
 
   /**
    * Whether what is queued, while fsyncs run, is written and fsynced beside them now: if fewer than
-   * SYNCS_IN_FLIGHT_MAX run, the queue holds at least half as many appends as they cover, and at
-   * least SYNC_BESIDE_MIN_BYTES. Smaller groups wait for an fsync to return, as one more fsync
+   * SYNCS_IN_FLIGHT_MAX run, the queue holds at least a third as many appends as they cover, and
+   * at least SYNC_BESIDE_MIN_BYTES. Smaller groups wait for an fsync to return, as one more fsync
    * for them would cost the disk a journal commit and a cache flush for a few bytes.
    */
   private mayJoinSyncs(): boolean {
     if (this.flights.length >= SYNCS_IN_FLIGHT_MAX || this.pendingBytes < SYNC_BESIDE_MIN_BYTES) return false;
     let inFlight = this.unsynced.length;
     for (const flight of this.flights) inFlight += flight.group.length;
-    return this.pending.length * 2 >= inFlight;
+    return this.pending.length * 3 >= inFlight;
   }
 
   /** Resolves once nothing is queued, being written or waiting for its fsync. */

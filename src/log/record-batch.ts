@@ -119,24 +119,27 @@ export function encodeBatch(
   let pos = BATCH_HEADER_BYTES;
   for (let i = 0; i < n; i++) {
     const r = records[i];
-    pos = writeVarint(buf, pos, lens[i * LENS_PER_RECORD]);
+    pos = writeLength(buf, pos, lens[i * LENS_PER_RECORD]);
     buf[pos++] = 0; // attributes
     pos = writeVarint(buf, pos, r.timestamp - baseTimestamp);
-    pos = writeVarint(buf, pos, i);
-    const k = r.key;
+    pos = writeLength(buf, pos, i);
     const keyLen = lens[i * LENS_PER_RECORD + 1];
-    pos = writeVarint(buf, pos, keyLen);
-    if (keyLen > 0) {
+    if (keyLen < 0)
+      buf[pos++] = 1; // -1: a null key
+    else {
+      pos = writeLength(buf, pos, keyLen);
+      const k = r.key!;
       if (typeof k === 'string') buf.write(k, pos, keyLen, 'utf8');
-      else buf.set(k!, pos);
+      else buf.set(k, pos);
       pos += keyLen;
     }
-    const v = r.value;
     const valueLen = lens[i * LENS_PER_RECORD + 2];
-    pos = writeVarint(buf, pos, valueLen);
-    if (valueLen > 0) {
+    if (valueLen < 0) buf[pos++] = 1;
+    else {
+      pos = writeLength(buf, pos, valueLen);
+      const v = r.value!;
       if (typeof v === 'string') buf.write(v, pos, valueLen, 'utf8');
-      else buf.set(v!, pos);
+      else buf.set(v, pos);
       pos += valueLen;
     }
     const headers = r.headers;
@@ -146,6 +149,18 @@ export function encodeBatch(
   if (pos !== total) throw new Error(`batch encoder wrote ${pos} bytes but sized ${total}`);
   buf.writeUInt32BE(crc32c(buf.subarray(CRC_START)), BatchField.crc);
   return buf;
+}
+
+/** `writeVarint` of a length or an index (never negative), in 32-bit arithmetic when it fits. */
+function writeLength(buf: Buffer, pos: number, n: number): number {
+  if (n >= 0x40000000) return writeVarint(buf, pos, n);
+  let z = n << 1;
+  while (z >= 128) {
+    buf[pos++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  buf[pos++] = z;
+  return pos;
 }
 
 /** The size of the batch `encodeBatch(records, …)` makes. */
