@@ -72,8 +72,8 @@ interface SyncFlight {
 /**
  * Fsyncs in flight at most per partition (fsync `always`). Side by side, one's write-back overlaps
  * another's journal commit and cache flush. `npm run bench -- log` (one appender keeping 8 appends
- * of 110 KB in flight), append ÷ disk: one fsync at a time 0.45-0.47; up to 3, each started once
- * half of what is in flight is queued, 0.58-0.62; up to 4, at a third, 0.62-0.64. Each runs on a
+ * of 110 KB in flight), append ÷ disk: one fsync at a time 0.45-0.48; up to 3, each started once
+ * half of what is in flight is queued, 0.56-0.64; up to 4, at a third, 0.58-0.64. Each runs on a
  * thread of libuv's pool (4 unless UV_THREADPOOL_SIZE says otherwise), which asynchronous reads
  * share: while a partition takes appends at full speed, a read may wait for an fsync to return.
  */
