@@ -10,8 +10,8 @@
  * fsync is in flight form the next group, written and fsynced side by side with it once they are
  * a third as many as the appends in flight and large (see `mayJoinSyncs`; at most
  * SYNCS_IN_FLIGHT_MAX fsyncs at a time), else when it returns, so the number of fsyncs does not
- * grow with the number of concurrent appenders. Under `interval` and
- * `never` a batch is acknowledged once written (to the OS); `interval` fsyncs on a timer.
+ * grow with the number of concurrent appenders. Under `interval` and `never` a batch is
+ * acknowledged once written (to the OS); `interval` fsyncs on a timer.
  *
  * Producer state: `producers` includes queued batches and decides duplicates; `writtenProducers`
  * holds the state of the bytes in the file, is what a roll snapshots to `<new base>.snapshot`, and
@@ -21,8 +21,9 @@
  * (but for appends already written into a segment it rolled past), and the partition stays usable
  * once the cause is gone. A roll that fails part way stops the partition. A failed fsync stops the
  * partition until the log is reopened: the kernel may have dropped the dirty pages, so nothing
- * written since the last good fsync can be trusted. A roll fsyncs the old segment before the next
- * one exists, so a closed segment never holds a torn write.
+ * written since the last good fsync can be trusted; every append not yet acknowledged is rejected,
+ * even one whose own fsync (running beside the failed one) then succeeds. A roll fsyncs the old
+ * segment before the next one exists, so a closed segment never holds a torn write.
  *
  * Thread-safety: none needed; everything runs on the event loop, one write step at a time.
  */
