@@ -387,6 +387,58 @@ describe('group commit (fsync: always)', () => {
     assert.equal((await readRecords(ctx.log, 't', 0)).length, 10);
   });
 
+  describe('a segment roll', () => {
+    /** Under fsync `never` (the roll's fsync is then the only one), three 200-byte appends fill a 1,024-byte segment. */
+    async function fullSegment(): Promise<(i: number) => string> {
+      await ctx.log.close();
+      disk = controllableFs();
+      ctx.log = await openTestLog(ctx.dir, { fs: disk.fs, fsync: 'never' });
+      await ctx.log.createTopic('r', { partitions: 1, segmentBytes: 1024 });
+      const value = (i: number): string => `v${i}-`.padEnd(200, 'x');
+      for (let i = 0; i < 3; i++) await ctx.log.append('r', [{ value: value(i), partition: 0 }]);
+      return value;
+    }
+
+    test('fsyncs the full segment off the event loop and writes what was queued meanwhile into the next', async () => {
+      const value = await fullSegment();
+      disk.state.hold = true;
+      const rolling = ctx.log.append('r', [{ value: value(3), partition: 0 }]);
+      await sleep(5);
+      assert.equal(disk.state.fsyncs, 1, "the old segment's fsync runs");
+      const queued = ctx.log.append('r', [{ value: value(4), partition: 0 }]);
+      await sleep(5);
+      assert.equal(await settled(rolling), false);
+      assert.deepEqual(segmentFiles(ctx.dir, 'r', 0).length, 1, 'the next segment waits for the fsync');
+      disk.releaseAll();
+      assert.equal((await rolling)[0].offset, 3);
+      assert.equal((await queued)[0].offset, 4);
+      assert.equal(segmentFiles(ctx.dir, 'r', 0).length, 2);
+      assert.deepEqual(
+        (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString()),
+        [0, 1, 2, 3, 4].map(value),
+      );
+    });
+
+    test('whose fsync fails stops the partition, rejecting what waited for it', async () => {
+      const value = await fullSegment();
+      disk.state.hold = true;
+      const rolling = ctx.log.append('r', [{ value: value(3), partition: 0 }]);
+      await sleep(5);
+      const queued = ctx.log.append('r', [{ value: value(4), partition: 0 }]);
+      disk.state.parked[0].fail();
+      await assert.rejects(rolling, { code: 'KAPPA_IO_ERROR' });
+      await assert.rejects(queued, /Restart Kappa/);
+      assert.equal(segmentFiles(ctx.dir, 'r', 0).length, 1);
+      disk.state.hold = false;
+      await ctx.log.close();
+      ctx.log = await openTestLog(ctx.dir, { fsync: 'never' });
+      assert.deepEqual(
+        (await readRecords(ctx.log, 'r', 0)).map((r) => r.value!.toString()),
+        [0, 1, 2].map(value),
+      );
+    });
+  });
+
   test('fsync: interval acknowledges after the write and fsyncs on a timer', async () => {
     await ctx.log.close();
     disk = controllableFs();
