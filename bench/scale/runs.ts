@@ -16,6 +16,7 @@ import { nowMs } from '../lib/harness.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/kappa.js', import.meta.url));
 const POLL_MS = 100;
+const STOP_GENTLY_MS = 15_000;
 /** Kept of each process's stderr, for the error when it exits early. */
 const STDERR_KEEP = 16_384;
 
@@ -69,11 +70,13 @@ export interface Build {
   /** The events the view must have counted. */
   events: number;
   timeoutMs: number;
+  /** Node flags before the `kappa` script (`--cpu-prof …`); the processes are then stopped with SIGTERM, so profiles get written. */
+  nodeFlags: string[];
 }
 
 export async function timeBuild(b: Build): Promise<BuildFigures> {
   const t0 = nowMs();
-  const children = b.argvs.map((argv) => start(argv));
+  const children = b.argvs.map((argv) => start(argv, b.nodeFlags));
   try {
     let first: { ms: number; events: number } | null = null;
     for (;;) {
@@ -100,7 +103,7 @@ export async function timeBuild(b: Build): Promise<BuildFigures> {
     }));
     return { ms, firstMs: first?.ms ?? null, firstEvents: first?.events ?? 0, processes, split };
   } finally {
-    await Promise.all(children.map((c) => kill(c.child)));
+    await Promise.all(children.map((c) => kill(c.child, b.nodeFlags.length > 0)));
   }
 }
 
@@ -110,9 +113,12 @@ interface Started {
   stderr: string;
 }
 
-function start(argv: string[]): Started {
+function start(argv: string[], nodeFlags: string[]): Started {
   // A process group of its own, so that killing it also kills what it started.
-  const child = spawn(process.execPath, [BIN, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...nodeFlags, BIN, ...argv], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   const s: Started = { child, argv, stderr: '' };
@@ -131,11 +137,18 @@ function exited(s: Started): Error {
   return new Error(`kappa ${s.argv.join(' ')} exited (${how}) before the views were built. It wrote:\n${s.stderr}`);
 }
 
-function kill(child: ChildProcess): Promise<void> {
+/** SIGKILLs `child`'s group; with `gently`, first a SIGTERM and up to STOP_GENTLY_MS to exit (a profile is written on exit). */
+function kill(child: ChildProcess, gently: boolean): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    killGroup(child);
+    const timer = gently ? setTimeout(() => killGroup(child), STOP_GENTLY_MS) : undefined;
+    child.once('exit', () => {
+      clearTimeout(timer);
+      killGroup(child); // what it started (its background type check)
+      resolve();
+    });
+    if (gently) child.kill('SIGTERM');
+    else killGroup(child);
   });
 }
 

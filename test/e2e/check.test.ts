@@ -5,6 +5,7 @@
  * a config with nothing wrong.
  */
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { runKappa, startKappa } from '../support/processes.ts';
 import { KAPPA_SRC, tempDataProject, totalsConfig } from '../support/project.ts';
@@ -27,6 +28,32 @@ export default defineApp({
   ],
 });
 `;
+
+/** The pid of `parent`'s child whose command line includes `arg`, once it exists (Linux /proc). */
+async function childProcess(parent: number, arg: string): Promise<number> {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (statField(Number(entry), 4) !== parent) continue;
+        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) return Number(entry);
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no child of ${parent} with ${arg} appeared within 30 s`);
+}
+
+/** Field `n` (1-based, as in proc(5)) of /proc/<pid>/stat, read after the command name. */
+function statField(pid: number, n: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n - 3]);
+}
+
+const niceOf = (pid: number): number => statField(pid, 19);
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -90,6 +117,9 @@ describe('kappa start checks the config', { timeout: 120_000 }, () => {
   test('a type error is a warning with its code frame, and the app runs', async (t) => {
     const project = tempDataProject(t, 'kappa-start-typo-', TYPO);
     const start = startKappa(t, ['--data-dir', project.dir, '--config', project.config, 'start', '--port', '0']);
+    // The check runs beside the start at the lowest CPU priority: advice must not slow the app down.
+    const check = await childProcess(start.pid, '--types-json');
+    assert.equal(niceOf(check), 19, 'the background type check runs at nice 19');
     await start.waitForOutput(/HTTP API on /, { timeoutMs: 60_000 });
     await start.waitForOutput(/kappa: warning: 1 type error in the config/, { timeoutMs: 60_000 });
     assert.match(start.stderr, /kappa\.config\.ts:\d+:\d+ - warning TS2551: Property 'regoin'/);
