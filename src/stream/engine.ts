@@ -70,9 +70,12 @@ export interface EngineOptions {
    */
   catchUpRowsMax?: number;
   /**
-   * Largest read from the log per task and step. Default 256 KiB: on the process bench, against
-   * the log's 1 MiB default, peak RSS fell by 14-24 MB (each task holds a read and the next one in
-   * flight) with events/s unchanged.
+   * Largest read from the log per task and step. Default 256 KiB from a file log: on the process
+   * bench, against the log's 1 MiB default, peak RSS fell by 14-24 MB (each task holds a read and
+   * the next one in flight) with events/s unchanged. 1 MiB from a Kafka cluster (a Kafka consumer's
+   * max.partition.fetch.bytes): each read is a Fetch round trip through the broker, and with 256 KiB
+   * a task's chain of Fetches, not its fold, set the pace (`npm run bench -- scale`, region_day on
+   * PostgreSQL, 1 process: 0.64-0.76M events/s with 256 KiB, 0.90-1.05M with 1 MiB).
    */
   readBytesMax?: number;
   /**
@@ -161,7 +164,7 @@ export class Engine {
     this.dirtyRowsMax = opts.dirtyRowsMax ?? 10_000;
     this.catchUpRowsMax = Math.max(this.dirtyRowsMax, opts.catchUpRowsMax ?? 4 * this.dirtyRowsMax);
     this.workers = opts.workers ?? 0;
-    this.readBytesMax = opts.readBytesMax ?? 256 * 1024;
+    this.readBytesMax = opts.readBytesMax ?? (opts.log.descriptor.kind === 'kafka' ? 1024 * 1024 : 256 * 1024);
     if (!Number.isInteger(this.workers) || this.workers < 0)
       throw new KappaError(
         'KAPPA_INVALID_ARGUMENT',
