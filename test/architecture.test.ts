@@ -7,6 +7,7 @@
  *
  *   layer  area                                         what it is
  *   0      errors.ts assert.ts crash-point.ts random.ts  root helpers every layer may use
+ *          cache-dir.ts
  *   1      log/                                         the partitioned log (the `Log` port, FileLog)
  *   1      schema/                                      event schemas: validation and decoding
  *   1      formats/                                     record formats (JSON, Avro, Protobuf) in Confluent's wire format
@@ -50,6 +51,7 @@ export const AREA_LAYERS: Readonly<Record<string, number>> = {
   'assert.ts': 0,
   'crash-point.ts': 0,
   'random.ts': 0,
+  'cache-dir.ts': 0,
   'log/': 1,
   'schema/': 1,
   'formats/': 1,

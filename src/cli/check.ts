@@ -14,7 +14,7 @@
  *
  * TypeScript is imported only when a check runs, so the other commands do not pay for loading it.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
@@ -24,6 +24,7 @@ import type * as TS from 'typescript';
 import { KappaError, isKappaError } from '../errors.ts';
 import { type AppDef, defaultConfigPath, loadApp } from '../stream/index.ts';
 import type { CliContext } from './main.ts';
+import { type CheckFootprint, checkKey, emptyFootprint, keepCheck, keptCheck, readText } from './check-cache.ts';
 
 /** One compiler error in a config file, with where it is (1-based line and column). */
 export interface ConfigDiagnostic {
@@ -88,7 +89,7 @@ function userFiles(program: TS.Program): TS.SourceFile[] {
  * Type-checks the config at `file` with the TypeScript compiler, as a user's editor would with
  * strict settings, and returns the errors in the user's files, syntax errors first.
  */
-export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]> {
+export async function typeCheckConfig(file: string, seen?: CheckFootprint): Promise<ConfigDiagnostic[]> {
   const ts = (await import('typescript')).default;
   const options: TS.CompilerOptions = {
     strict: true,
@@ -111,6 +112,7 @@ export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]>
   if (nodeTypes !== null) Object.assign(options, { types: ['node'], typeRoots: [nodeTypes] });
   const roots = nodeTypes === null ? [file, NODE_GLOBALS_FILE] : [file];
   const host = ts.createCompilerHost(options);
+  if (seen !== undefined) recordFootprint(host, seen);
   const getSourceFile = host.getSourceFile.bind(host);
   host.getSourceFile = (name, language, ...rest) =>
     name === NODE_GLOBALS_FILE
@@ -126,6 +128,61 @@ export async function typeCheckConfig(file: string): Promise<ConfigDiagnostic[]>
       out.push(toDiagnostic(ts, d, syntax.includes(d as TS.DiagnosticWithLocation)));
   }
   return out.sort((a, b) => Number(b.syntax) - Number(a.syntax));
+}
+
+/** Has `host` note in `seen` every file the compiler reads and every path it looks for (check-cache.ts). */
+function recordFootprint(host: TS.CompilerHost, seen: CheckFootprint): void {
+  const readFile = host.readFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  host.readFile = (path) => {
+    const text = readFile(path);
+    seen.reads.set(path, text);
+    return text;
+  };
+  host.fileExists = (path) => {
+    const there = fileExists(path);
+    seen.files.set(path, there);
+    return there;
+  };
+  const directoryExists = host.directoryExists?.bind(host);
+  if (directoryExists !== undefined)
+    host.directoryExists = (path) => {
+      const there = directoryExists(path);
+      seen.directories.set(path, there);
+      return there;
+    };
+}
+
+/**
+ * The type check `kappa start` runs: the findings kept from an earlier check of the same config if
+ * nothing it saw has changed (check-cache.ts), else a check, whose findings are then kept.
+ */
+export async function startTypeCheck(file: string): Promise<ConfigDiagnostic[]> {
+  const key = typeCheckKey(file);
+  const kept = keptCheck(key);
+  if (kept !== null) return kept;
+  const seen = emptyFootprint();
+  const diagnostics = await typeCheckConfig(file, seen);
+  keepCheck(key, seen, diagnostics);
+  return diagnostics;
+}
+
+/** What shapes a check of `file` besides the files it reads: see check-cache.ts. */
+function typeCheckKey(file: string): string {
+  const require = createRequire(import.meta.url);
+  let typescript = 'unknown';
+  try {
+    typescript = (JSON.parse(readFileSync(require.resolve('typescript/package.json'), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    // the key without it still names the checker and the config
+  }
+  return checkKey(file, [
+    readText(fileURLToPath(import.meta.url)) ?? '',
+    typescript,
+    import.meta.url.endsWith('.ts') ? 'kappa-source' : '',
+    nodeTypesFor(file) ?? '',
+  ]);
 }
 
 function toDiagnostic(
@@ -219,7 +276,7 @@ export async function checkCommand(ctx: CliContext, opts: { config?: string; typ
       `${file}: the config file does not exist (create kappa.config.ts, or pass --config FILE)`,
       { file },
     );
-  const diagnostics = await typeCheckConfig(file);
+  const diagnostics = opts.typesJson === true ? await startTypeCheck(file) : await typeCheckConfig(file);
   if (opts.typesJson === true) {
     ctx.stdout.write(`${JSON.stringify(diagnostics)}\n`);
     return;
@@ -261,16 +318,24 @@ export function loadErrorFrame(err: unknown): string {
 const KAPPA_BIN = resolve(KAPPA_ROOT, 'bin', 'kappa.js');
 
 /**
- * The type check `kappa start` runs. With `strict` it runs first, and type errors refuse the start.
- * Otherwise it runs in a child process beside the start-up (it takes seconds: the compiler loads
- * the config's whole import graph), and prints its findings as warnings when it ends; a syntax error
- * is left to the load, which stops the start with the reason and the line. Returns the function
- * that stops the child if it still runs.
+ * The type check `kappa start` runs. Findings kept from an earlier check of the same, unchanged
+ * config (check-cache.ts) are shown at once. Otherwise, with `strict` the check runs first, and
+ * type errors refuse the start; without, it runs in a child process at the lowest CPU priority once
+ * `quiet` resolves (the start's views have caught up: a check beside a replay took a third of its
+ * speed even at nice 19), and prints its findings as warnings when it ends. A syntax error is left
+ * to the load, which stops the start with the reason and the line. Returns the function that stops
+ * the child if it still runs (or keeps it from starting).
  */
-export async function startChecks(ctx: CliContext, file: string, strict: boolean): Promise<() => void> {
+export async function startChecks(
+  ctx: CliContext,
+  file: string,
+  strict: boolean,
+  quiet: Promise<void>,
+): Promise<() => void> {
   if (!existsSync(file)) return () => {}; // loadApp says the file is missing, in the same words as always
-  if (strict || !existsSync(KAPPA_BIN)) {
-    const diagnostics = await typeCheckConfig(file);
+  const kept = keptCheck(typeCheckKey(file));
+  if (strict || kept !== null || !existsSync(KAPPA_BIN)) {
+    const diagnostics = kept ?? (await startTypeCheck(file));
     if (diagnostics.some((d) => d.syntax)) return () => {};
     if (strict && diagnostics.length > 0) {
       for (const d of diagnostics) ctx.stderr.write(formatDiagnostic(d, 'error'));
@@ -283,14 +348,27 @@ export async function startChecks(ctx: CliContext, file: string, strict: boolean
     typeWarnings(ctx, diagnostics);
     return () => {};
   }
+  let stopped = false;
+  let child: ChildProcess | null = null;
+  void quiet.then(() => {
+    if (!stopped) child = checkInChild(ctx, file);
+  });
+  return () => {
+    stopped = true;
+    if (child !== null && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+}
+
+/** `kappa check --types-json` in a child process at nice TYPE_CHECK_NICE; its findings are printed as warnings when it ends. */
+function checkInChild(ctx: CliContext, file: string): ChildProcess {
   const child = spawn(process.execPath, [KAPPA_BIN, 'check', '--config', file, '--types-json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   lowerPriority(child.pid);
   let out = '';
   let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
   child.on('error', () => {}); // reported on close like any other failure
   child.on('close', (code, signal) => {
     if (signal !== null) return; // stopped by the start itself
@@ -309,9 +387,7 @@ export async function startChecks(ctx: CliContext, file: string, strict: boolean
         diagnostics.filter((d) => !d.syntax),
       );
   });
-  return () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
+  return child;
 }
 
 /**

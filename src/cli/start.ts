@@ -7,7 +7,14 @@
  */
 import { resolve } from 'node:path';
 import { type Log, stderrLogger } from '../log/index.ts';
-import { type AppDef, Engine, type TokenConfig, defaultConfigPath, loadApp } from '../stream/index.ts';
+import {
+  type AppDef,
+  Engine,
+  type EngineOptions,
+  type TokenConfig,
+  defaultConfigPath,
+  loadApp,
+} from '../stream/index.ts';
 import { startWebhooks } from '../app/index.ts';
 import type { KafkaListener } from '../kafka/index.ts';
 import { type KappaServer, startServer } from '../server/index.ts';
@@ -60,9 +67,11 @@ export type Companion = (running: {
 
 export async function startCommand(ctx: CliContext, opts: StartOptions, companion?: Companion): Promise<void> {
   const configPath = resolve(opts.config ?? defaultConfigPath());
-  const stopTypeCheck = await startChecks(ctx, configPath, opts.strict === true);
+  let quiet = (): void => {};
+  const quieted = new Promise<void>((resolve) => (quiet = resolve));
+  const stopTypeCheck = await startChecks(ctx, configPath, opts.strict === true, quieted);
   try {
-    return await startApp(ctx, opts, configPath, companion);
+    return await startApp(ctx, opts, configPath, companion, quiet);
   } catch (err) {
     ctx.stderr.write(loadErrorFrame(err));
     throw err;
@@ -71,31 +80,24 @@ export async function startCommand(ctx: CliContext, opts: StartOptions, companio
   }
 }
 
-async function startApp(ctx: CliContext, opts: StartOptions, configPath: string, companion?: Companion): Promise<void> {
+/**
+ * `quiet` is called once the views have caught up with the log, or CHECK_WAIT_MS_MAX after the
+ * start if they have not: the background type check waits for it (check.ts `startChecks`).
+ */
+async function startApp(
+  ctx: CliContext,
+  opts: StartOptions,
+  configPath: string,
+  companion: Companion | undefined,
+  quiet: () => void,
+): Promise<void> {
   const configLoadedAtMs = Date.now();
   const app = await loadApp(configPath);
   if (opts.tokens !== undefined && opts.tokens.length > 0)
     app.server = { ...app.server, tokens: [...(app.server.tokens ?? []), ...opts.tokens] };
   const { log, store } = await openRuntime(ctx, opts, app);
-  const workers = opts.workers ?? defaultWorkers();
   const cluster = clusterOptions(store, opts);
-  const engine = new Engine({
-    log,
-    store,
-    control: store,
-    app,
-    configPath,
-    configLoadedAtMs,
-    workers,
-    workerHeapMb: opts.workerHeapMb,
-    logger: stderrLogger,
-    flushIntervalMs: opts.flushIntervalMs,
-    // Larger flushes while catching up pay on SQLite, whose group commit joins them into fewer,
-    // larger transactions; PostgreSQL commits each on its own connection: in the scale bench
-    // (by_order, 1M keys) they bought 11% at 60% more peak RSS (398 → 643 MiB), so not there.
-    catchUpRowsMax: opts.store === undefined ? undefined : 0,
-    cluster,
-  });
+  const engine = newEngine(opts, { log, store, app, configPath, configLoadedAtMs, cluster });
   let server: KappaServer | null = null;
   let kafka: KafkaListener | null = null;
   let stopCompanion: (() => Promise<void>) | null = null;
@@ -120,6 +122,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
   // Listening from here on: a Ctrl-C while the server, the listener or the webhooks start still
   // stops with a flush (once they are up), instead of killing the process.
   const signalled = untilSignalOrFailure(engine);
+  const stopWaiting = whenCaughtUp(engine, quiet);
   try {
     await engine.start();
     if (opts.server !== false)
@@ -149,6 +152,7 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     await stop();
     ctx.stderr.write('kappa: stopped; every view is flushed and checkpointed\n');
   } finally {
+    stopWaiting();
     signalled.dispose();
     // After a failure: stop the tasks and the worker threads without flushing, so the process can exit.
     if (stopping === null) {
@@ -158,6 +162,25 @@ async function startApp(ctx: CliContext, opts: StartOptions, configPath: string,
     await store.close();
     await log.close();
   }
+}
+
+/** The engine of `kappa start`, with the options the command line gives. */
+function newEngine(
+  opts: StartOptions,
+  given: Pick<EngineOptions, 'log' | 'app' | 'configPath' | 'configLoadedAtMs' | 'cluster'> & { store: RuntimeStore },
+): Engine {
+  return new Engine({
+    ...given,
+    control: given.store,
+    workers: opts.workers ?? defaultWorkers(),
+    workerHeapMb: opts.workerHeapMb,
+    logger: stderrLogger,
+    flushIntervalMs: opts.flushIntervalMs,
+    // Larger flushes while catching up pay on SQLite, whose group commit joins them into fewer,
+    // larger transactions; PostgreSQL commits each on its own connection: in the scale bench
+    // (by_order, 1M keys) they bought 11% at 60% more peak RSS (398 → 643 MiB), so not there.
+    catchUpRowsMax: opts.store === undefined ? undefined : 0,
+  });
 }
 
 /** Opens the log, runs the `prepare` hook on it, then opens the store (the log is closed again if either fails). */
@@ -256,6 +279,22 @@ function runningLine(
  * `done` resolves on SIGINT or SIGTERM and rejects if the engine fails first; `dispose` removes
  * the signal handlers (a start that throws leaves none behind).
  */
+/** Longest the background type check waits for the views to catch up. */
+const CHECK_WAIT_MS_MAX = 60_000;
+const CAUGHT_UP_POLL_MS = 200;
+
+/** Calls `then` once `engine` has caught up, or CHECK_WAIT_MS_MAX from now; returns how to stop waiting. */
+function whenCaughtUp(engine: Engine, then: () => void): () => void {
+  const startedMs = Date.now();
+  const timer = setInterval(() => {
+    if (!engine.caughtUp && Date.now() - startedMs < CHECK_WAIT_MS_MAX) return;
+    clearInterval(timer);
+    then();
+  }, CAUGHT_UP_POLL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 function untilSignalOrFailure(engine: Engine): { done: Promise<void>; dispose(): void } {
   let onSignal = (): void => {};
   const dispose = (): void => {

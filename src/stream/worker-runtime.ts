@@ -19,20 +19,11 @@
  * rename. Bundles of older hashes are removed once they are a while old.
  */
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, sep } from 'node:path';
+import { join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { privateCacheDir, writeAtomically } from '../cache-dir.ts';
 
 /** What a runtime build gives back: the code, and every file whose content it depends on. */
 export interface RuntimeBuild {
@@ -131,31 +122,6 @@ function readManifest(path: string): Manifest | null {
     return m;
   } catch {
     return null;
-  }
-}
-
-/** This user's cache directory under `root`, private; null if it cannot be made so. */
-function privateCacheDir(root: string): string | null {
-  const uid = process.getuid?.() ?? null;
-  const dir = join(root, `kappa-cache-${uid ?? 'user'}`);
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const st = lstatSync(dir);
-    if (!st.isDirectory()) return null;
-    if (uid !== null && (st.uid !== uid || (st.mode & 0o077) !== 0)) return null;
-    return dir;
-  } catch {
-    return null;
-  }
-}
-
-function writeAtomically(path: string, data: Uint8Array | string): void {
-  const tmp = join(dirname(path), `.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
-  try {
-    writeFileSync(tmp, data, { mode: 0o600 });
-    renameSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
   }
 }
 

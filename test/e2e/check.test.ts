@@ -29,22 +29,30 @@ export default defineApp({
 });
 `;
 
-/** The pid of `parent`'s child whose command line includes `arg`, once it exists (Linux /proc). */
+/** The pid of `parent`'s child whose command line includes `arg`, once it exists. */
 async function childProcess(parent: number, arg: string): Promise<number> {
   const until = Date.now() + 30_000;
   while (Date.now() < until) {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        if (statField(Number(entry), 4) !== parent) continue;
-        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) return Number(entry);
-      } catch {
-        // gone meanwhile
-      }
-    }
+    const [pid] = childrenOf(parent, arg);
+    if (pid !== undefined) return pid;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`no child of ${parent} with ${arg} appeared within 30 s`);
+}
+
+/** The pids of `parent`'s children whose command line includes `arg` (Linux /proc). */
+function childrenOf(parent: number, arg: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (statField(Number(entry), 4) !== parent) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(arg)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
 
 /** Field `n` (1-based, as in proc(5)) of /proc/<pid>/stat, read after the command name. */
@@ -117,13 +125,23 @@ describe('kappa start checks the config', { timeout: 120_000 }, () => {
   test('a type error is a warning with its code frame, and the app runs', async (t) => {
     const project = tempDataProject(t, 'kappa-start-typo-', TYPO);
     const start = startKappa(t, ['--data-dir', project.dir, '--config', project.config, 'start', '--port', '0']);
-    // The check runs beside the start at the lowest CPU priority: advice must not slow the app down.
+    // The check runs beside the app, once its views are current, at the lowest CPU priority: advice
+    // must not slow the app down.
     const check = await childProcess(start.pid, '--types-json');
     assert.equal(niceOf(check), 19, 'the background type check runs at nice 19');
     await start.waitForOutput(/HTTP API on /, { timeoutMs: 60_000 });
     await start.waitForOutput(/kappa: warning: 1 type error in the config/, { timeoutMs: 60_000 });
     assert.match(start.stderr, /kappa\.config\.ts:\d+:\d+ - warning TS2551: Property 'regoin'/);
     assert.equal((await start.stop()).code, 0, start.stderr);
+
+    // Started again with the config unchanged: the kept findings, at once, and no second check.
+    const again = startKappa(t, ['--data-dir', project.dir, '--config', project.config, 'start', '--port', '0']);
+    await again.waitForOutput(/HTTP API on /, { timeoutMs: 60_000 });
+    const warned = again.stderr.indexOf('warning TS2551');
+    assert.ok(warned >= 0 && warned < again.stderr.indexOf('HTTP API on'), again.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(childrenOf(again.pid, '--types-json'), [], 'no type check runs');
+    assert.equal((await again.stop()).code, 0, again.stderr);
   });
 
   test('--strict refuses to start on a type error, and opens nothing', async (t) => {
