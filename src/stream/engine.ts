@@ -154,6 +154,8 @@ export class Engine {
   private readonly readBytesMax: number;
   private readonly dirtyRowsMax: number;
   private readonly catchUpRowsMax: number;
+  /** `start` has run (a single process): with no task at all, nothing is left to catch up. */
+  private started = false;
 
   /** When the engine was made, which is right after its app was loaded (see WorkerPool's configLoadedAtMs). */
   private readonly createdAtMs = Date.now();
@@ -255,12 +257,15 @@ export class Engine {
     return this.changes.subscribe(listener);
   }
 
-  /** True once every live view and output has caught up with the head of the log at least once since start (recovery done). */
+  /**
+   * True once every live view and output has caught up with the head of the log at least once since
+   * start (recovery done); at once for an app with none (topics only), once started.
+   */
   get caughtUp(): boolean {
     const tasks = this.loop.tasks;
     // In a cluster a process may own no task at all (more processes than tasks).
     return (
-      (tasks.length > 0 || this.cluster !== null) &&
+      (tasks.length > 0 || this.cluster !== null || this.started) &&
       tasks.every((t) => t.caughtUp || (t.group !== null && t.group.build !== null))
     );
   }
@@ -282,6 +287,7 @@ export class Engine {
     else this.prepareCode();
     for (const t of this.loop.tasks) this.loop.start(t);
     this.requests.start();
+    this.started = true;
   }
 
   /**

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startServer } from '../../src/server/index.ts';
+import { KAPPA_SRC } from '../support/project.ts';
 import { type Harness, call, openSse, postJson, startHarness } from './server-harness.ts';
 
 async function until(what: string, cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
@@ -410,4 +411,14 @@ describe('HTTP server', () => {
       /without any token/,
     );
   });
+});
+
+test('an app of topics only, with nothing to catch up, is ready once started', async (t) => {
+  const h = await startHarness(`
+import { defineApp, topic } from ${JSON.stringify(KAPPA_SRC)};
+export default defineApp({ topics: [topic('sales')] });
+`);
+  t.after(() => h.close());
+  assert.equal(h.engine.caughtUp, true);
+  assert.equal((await call(h.url, 'GET', '/readyz')).status, 200);
 });
