@@ -9,8 +9,8 @@
  *      read or written but not declared, names, windows, duplicates; see stream/config.ts).
  *
  * `kappa start` runs the same checks (startChecks): type errors are warnings there (the check runs
- * in a child process beside the start-up), or errors with `--strict`; a syntax error or an app
- * problem stops it.
+ * in a child process at the lowest priority once the views have caught up, and its findings are
+ * kept between starts), or errors with `--strict`; a syntax error or an app problem stops it.
  *
  * TypeScript is imported only when a check runs, so the other commands do not pay for loading it.
  */
@@ -321,7 +321,7 @@ const KAPPA_BIN = resolve(KAPPA_ROOT, 'bin', 'kappa.js');
  * The type check `kappa start` runs. Findings kept from an earlier check of the same, unchanged
  * config (check-cache.ts) are shown at once. Otherwise, with `strict` the check runs first, and
  * type errors refuse the start; without, it runs in a child process at the lowest CPU priority once
- * `quiet` resolves (the start's views have caught up: a check beside a replay took a third of its
+ * `quiet` resolves (the start's views have caught up: a check beside a replay took 25-35% of its
  * speed even at nice 19), and prints its findings as warnings when it ends. A syntax error is left
  * to the load, which stops the start with the reason and the line. Returns the function that stops
  * the child if it still runs (or keeps it from starting).
@@ -397,7 +397,7 @@ function checkInChild(ctx: CliContext, file: string): ChildProcess {
  * beside (`npm run bench -- scale`: two processes, two checks, 1.0-1.4 of the 2 cores). At nice 19
  * it gets what the app leaves, and runs at full speed on an idle machine.
  */
-export const TYPE_CHECK_NICE = 19;
+const TYPE_CHECK_NICE = 19;
 
 function lowerPriority(pid: number | undefined): void {
   if (pid === undefined) return; // spawn failed: reported on close
