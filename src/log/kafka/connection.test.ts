@@ -100,6 +100,41 @@ test('requests carry their header and body; answers are matched by correlation i
   assert.equal(new Set(seen.map((r) => r.correlationId)).size, 3);
 });
 
+test('large answers are read whole however the bytes arrive, straight into their buffer or through the scratch one', async () => {
+  // Answers of 300 KB, 70 KB and 12 bytes, their bytes cut at odd places: mid-size field, just after
+  // a size, inside a large answer (where reads go straight into its buffer) and across the end of
+  // one answer and the start of the next.
+  const bodies = [300_000, 70_000, 8].map((n, i) => {
+    const body = Buffer.alloc(n);
+    for (let j = 0; j < n; j++) body[j] = (j * 31 + i) & 0xff;
+    return body;
+  });
+  const seen: Received[] = [];
+  const { port } = await broker((req, socket) => {
+    seen.push(req);
+    if (seen.length < bodies.length) return;
+    const all = Buffer.concat(seen.map((r, i) => answer(r.correlationId, bodies[i])));
+    const cuts = [2, 4, 9, 40_000, 299_990, 300_013, 300_020, 350_000, all.length - 5, all.length];
+    let from = 0;
+    cuts.forEach((to, k) => {
+      const piece = all.subarray(from, to);
+      setTimeout(() => socket.write(piece), 3 * k);
+      from = to;
+    });
+  });
+  const c = await connected(port);
+  const results = await Promise.all(
+    bodies.map((_, i) =>
+      c.send(1, 11, new ByteWriter().appendInt32(i).chunks(), (r) => {
+        const got = Buffer.alloc(bodies[i].length);
+        for (let j = 0; j < got.length; j++) got[j] = r.readInt8() & 0xff;
+        return got;
+      }),
+    ),
+  );
+  results.forEach((got, i) => assert.ok(got.equals(bodies[i]), `answer ${i}`));
+});
+
 test('a long body is sent whole, and at most maxInFlight requests are on the wire at once', async () => {
   const records = Buffer.alloc(300_000, 7);
   let onWire = 0;
