@@ -3,7 +3,7 @@
  * again after any change to it, and never kept where the cache directory is not private.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -88,3 +88,18 @@ test(
     assert.equal(keptCheck(key, root), null, 'nothing was written while it was open to others');
   },
 );
+
+test('a record is kept while it is used, and removed after two days unused when a check is kept', (t) => {
+  const { root, seen, key } = setup(t);
+  const cache = join(root, `kappa-cache-${process.getuid?.() ?? 'user'}`);
+  keepCheck(key, seen, [FINDING], root);
+  const old = join(cache, 'check-0123456789abcdef0123456789abcdef.json');
+  writeFileSync(old, '{}');
+  const threeDaysAgo = new Date(Date.now() - 3 * 24 * 3600_000);
+  utimesSync(old, threeDaysAgo, threeDaysAgo);
+  utimesSync(join(cache, `check-${key}.json`), threeDaysAgo, threeDaysAgo);
+  assert.deepEqual(keptCheck(key, root), [FINDING], 'used: its age starts again');
+  keepCheck(checkKey('/another/kappa.config.ts', ['checker v1']), seen, [], root);
+  assert.equal(existsSync(old), false, 'unused for three days: removed');
+  assert.deepEqual(keptCheck(key, root), [FINDING], 'the one just used stays');
+});

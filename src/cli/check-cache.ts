@@ -12,13 +12,16 @@
  * The record's name is a hash of the config's path and of what else shapes the answer: the checker
  * itself (check.ts, whose text holds the compiler options), the TypeScript version, the export
  * conditions and the `@types` folder used. It lives in Kappa's private cache directory
- * (cache-dir.ts); without one, nothing is kept.
+ * (cache-dir.ts); without one, nothing is kept. A record not used for two days is removed.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { privateCacheDir, writeAtomically } from '../cache-dir.ts';
 import type { ConfigDiagnostic } from './check.ts';
+
+/** A record not used for this long is removed (each is about 150 KB). */
+const UNUSED_MS = 2 * 24 * 3600_000;
 
 /** What a check saw: the text of every file read (undefined: not there), every path looked for. */
 export interface CheckFootprint {
@@ -57,6 +60,7 @@ export function keptCheck(key: string, root?: string): ConfigDiagnostic[] | null
     if ((statSync(path, { throwIfNoEntry: false })?.isFile() ?? false) !== there) return null;
   for (const [path, there] of kept.directories)
     if ((statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false) !== there) return null;
+  touch(join(dir, `check-${key}.json`));
   return kept.diagnostics;
 }
 
@@ -74,6 +78,33 @@ export function keepCheck(key: string, seen: CheckFootprint, diagnostics: Config
     writeAtomically(join(dir, `check-${key}.json`), JSON.stringify(kept));
   } catch {
     // a full disk, say: the next start checks again
+  }
+  removeUnused(dir);
+}
+
+/** Marks a record used (its age is the time since its last use). */
+function touch(path: string): void {
+  const now = new Date();
+  try {
+    utimesSync(path, now, now);
+  } catch {
+    // removed meanwhile: the next start checks again
+  }
+}
+
+/**
+ * Removes the records not used for UNUSED_MS: those of configs that are gone (a project deleted,
+ * a test's temporary config) or of an older checker. Best effort.
+ */
+function removeUnused(dir: string): void {
+  try {
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith('check-')) continue;
+      const path = join(dir, name);
+      if (Date.now() - statSync(path).mtimeMs > UNUSED_MS) rmSync(path, { force: true });
+    }
+  } catch {
+    // left for a later check
   }
 }
 
