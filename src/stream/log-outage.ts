@@ -71,16 +71,21 @@ export async function offsetsWaiting(
   }
 }
 
+/** The one LogOutage of the folds' reads besides their partitions on the engine's thread (see `waitingLog`). */
+export function foldReadsOutage(logger: Logger): LogOutage {
+  return new LogOutage(logger, "a task's read of a joined table or of the schema registry");
+}
+
 /**
- * `log` as the folds on the engine's thread read it besides their partitions (the joined tables,
- * the schema registry: task-runner.ts gives it to them): a look-up or read that finds the log out
- * of reach waits and tries again, a read from the batch after the last one it gave, until the log
- * answers or `signal` (the engine's) aborts; said once per outage for all of them. A fold paused
- * at a record for a table or a schema thus goes on from that record when the log is back, and
- * nothing before it is folded twice. Everything else is the log's own.
+ * `log` as a fold on the engine's thread reads it besides its partition (its joined tables, the
+ * schema registry: task-runner.ts gives it to them): a look-up or read that finds the log out of
+ * reach waits and tries again, a read from the batch after the last one it gave, until the log
+ * answers or `signal` (the task's: it aborts when the engine stops, the version is retired, or the
+ * task is handed to another process) aborts; said once per outage for all the tasks sharing
+ * `outage`. A fold paused at a record for a table or a schema thus goes on from that record when
+ * the log is back, and nothing before it is folded twice. Everything else is the log's own.
  */
-export function waitingLog(log: Log, logger: Logger, signal: AbortSignal): Log {
-  const outage = new LogOutage(logger, "a task's read of a joined table or of the schema registry");
+export function waitingLog(log: Log, outage: LogOutage, signal: AbortSignal): Log {
   const again = async <T>(call: () => Promise<T>): Promise<T> => {
     for (;;) {
       try {

@@ -26,7 +26,7 @@ import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger, RecordBatch } from '../log/index.ts';
 import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
-import { LogOutage, closeReads, offsetsWaiting, pause, waitingLog } from './log-outage.ts';
+import { LogOutage, closeReads, foldReadsOutage, offsetsWaiting, pause, waitingLog } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
 import { JOIN_WAIT_MS } from './tables.ts';
@@ -143,7 +143,10 @@ export class TaskLoop {
   constructor(private readonly opts: TaskLoopOptions) {
     // A Kafka cluster can be out of reach for a while: what a fold reads besides its partition waits for it (log-outage.ts).
     const kafka = opts.log.descriptor?.kind === 'kafka';
-    this.local = new InThreadRunner(kafka ? waitingLog(opts.log, opts.logger, opts.signal) : opts.log);
+    const outage = foldReadsOutage(opts.logger);
+    this.local = new InThreadRunner((signal) =>
+      kafka ? waitingLog(opts.log, outage, signal ?? opts.signal) : opts.log,
+    );
   }
 
   /** Worker threads the tasks run on (started or starting); 0 when every task runs on this thread. */
@@ -181,6 +184,7 @@ export class TaskLoop {
       partition: t.partition,
       watermarkMs: t.watermarkMs,
       keyNames: t.keyNames,
+      signal,
     });
     return task;
   }

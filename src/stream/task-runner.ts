@@ -27,6 +27,8 @@ export interface TaskOpen {
   watermarkMs: number;
   /** Group-key column names of the view's existing table, if it has one. */
   keyNames: string[] | null;
+  /** The task's signal: on this thread, its reads of tables and the registry stop waiting out an outage when it aborts. */
+  signal?: AbortSignal;
 }
 
 /** What a task folded since the previous drain: what one flush writes. */
@@ -84,8 +86,11 @@ export class InThreadRunner implements TaskRunner {
   readonly threads = 0;
   private readonly tasks = new Map<number, LocalTask>();
 
-  /** `log`: where the writer schemas of a source topic with a format are read from (its registry). */
-  constructor(private readonly log: Log) {}
+  /**
+   * `logFor(signal)`: the log a task's fold reads its tables and writer schemas (the registry) from,
+   * given the task's signal (task-loop.ts waits out an outage of a Kafka log there until it aborts).
+   */
+  constructor(private readonly logFor: (signal: AbortSignal | undefined) => Log) {}
 
   /** The buffers of output records appended, for the tasks' packers to build in again. */
   private readonly spares = new SpareBuffers();
@@ -95,11 +100,12 @@ export class InThreadRunner implements TaskRunner {
     // Output records are packed as they are made, as on a worker thread (worker-protocol.ts).
     state.outputs = new OutputPacker(this.spares);
     state.keyNames = task.keyNames;
-    state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(this.log);
+    const log = this.logFor(task.signal);
+    state.catalog = task.plan.source.format === null ? null : SchemaCatalog.of(log);
     state.tables =
       task.plan.tables.length === 0
         ? null
-        : new TaskTables(this.log, task.plan.tables, task.partition, state.maxEventTimeMs);
+        : new TaskTables(log, task.plan.tables, task.partition, state.maxEventTimeMs);
     this.tasks.set(task.id, { plan: task.plan, state, eventsProcessed: 0 });
   }
 
