@@ -292,6 +292,8 @@ function versionTools(name) {
   const a = el('select', { class: 'compare-a', 'aria-label': `first version of ${name} to compare` });
   const b = el('select', { class: 'compare-b', 'aria-label': `second version of ${name} to compare` });
   const compare = el('button', { type: 'button', class: 'compare', text: 'Compare' });
+  let picked = false;
+  for (const select of [a, b]) select.addEventListener('change', () => (picked = true));
   const diff = el('div', { class: 'diff', 'aria-live': 'polite' });
   const list = el('ol', { class: 'history-list' });
   const history = el('details', { class: 'history' }, el('summary', { text: 'Build history' }), list);
@@ -339,7 +341,10 @@ function versionTools(name) {
       pickVersions(a, vs);
       pickVersions(b, vs);
       const live = vs.find((x) => x.state === 'live');
-      if (a.value === b.value && vs.length > 1) {
+      // Until the user picks, the pickers follow the versions: the newest other version against the
+      // live one (during a replay the new build against the live one; after its swap the previous
+      // version against the new live one).
+      if ((!picked || a.value === b.value) && vs.length > 1) {
         a.value = String(vs.filter((x) => x !== live).sort((x, y) => y.version - x.version)[0].version);
         if (live) b.value = String(live.version);
       }
