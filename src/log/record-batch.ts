@@ -394,16 +394,22 @@ export class RecordBatch {
     return this.attributes & ATTR_COMPRESSION_MASK;
   }
 
-  /** Decodes the records whose offset is at least `fromOffset`; a compressed batch is decompressed once. */
+  /**
+   * Decodes the records whose offset is at least `fromOffset`; a compressed batch is decompressed
+   * once. The common one-byte fields (a record's length under 64 bytes aside: attributes, small
+   * deltas, a null key, no headers) are read in place; anything longer goes through readVarint.
+   */
   records(fromOffset = 0): LogRecord[] {
     const buf = this.compression === 0 ? this.bytes : (this.inflated ??= readableBatch(this.bytes));
     const end = buf.length;
     const cursor: Cursor = { pos: BATCH_HEADER_BYTES };
-    const out: LogRecord[] = [];
+    const count = this.count;
+    const out: LogRecord[] = new Array<LogRecord>(count);
+    let n = 0;
     const base = this.baseOffset;
     const baseTs = this.baseTimestamp;
     const logAppendTime = (this.attributes & ATTR_TIMESTAMP_LOG_APPEND) !== 0;
-    for (let i = 0; i < this.count; i++) {
+    for (let i = 0; i < count; i++) {
       const length = readVarint(buf, cursor, end);
       const recordEnd = cursor.pos + length;
       if (length < 0 || recordEnd > end)
@@ -416,16 +422,24 @@ export class RecordBatch {
         cursor.pos = recordEnd;
         continue;
       }
-      const key = readBytes(buf, cursor, recordEnd);
+      let key: Buffer | null = null;
+      if (buf[cursor.pos] === NULL_LENGTH && cursor.pos < recordEnd) cursor.pos++;
+      else key = readBytes(buf, cursor, recordEnd);
       const value = readBytes(buf, cursor, recordEnd);
-      const headers = readHeaders(buf, cursor, recordEnd);
+      let headers = NO_HEADERS;
+      if (buf[cursor.pos] === 0 && cursor.pos < recordEnd) cursor.pos++;
+      else headers = readHeaders(buf, cursor, recordEnd);
       if (cursor.pos !== recordEnd)
         throw new RangeError(`record ${i} of batch at offset ${base} has ${recordEnd - cursor.pos} unexplained bytes`);
-      out.push({ offset, timestamp: logAppendTime ? this.maxTimestamp : baseTs + tsDelta, key, value, headers });
+      out[n++] = { offset, timestamp: logAppendTime ? this.maxTimestamp : baseTs + tsDelta, key, value, headers };
     }
+    if (n < count) out.length = n;
     return out;
   }
 }
+
+/** -1, a null key's or value's length, as its one-byte zigzag varint. */
+const NULL_LENGTH = 1;
 
 /** A varint length then that many bytes, as a view into `buf`; null for length -1. Advances the cursor. */
 export function readBytes(buf: Buffer, cursor: Cursor, end: number): Buffer | null {
