@@ -17,9 +17,9 @@
  * This reaches into avsc 5.x internals (`_read`, `_skip`, `_update`, `Tap`, `_createConstructor`);
  * avro.test.ts pins each behaviour, so an avsc upgrade that changes them fails there, not in production.
  */
-import avsc from 'avsc';
+import type avsc from 'avsc';
+import { avscjs } from './libs.ts';
 
-const { Type, types } = avsc;
 type AvscType = avsc.Type;
 
 /** avsc's reading cursor. */
@@ -59,6 +59,8 @@ const ZERO_SIZE_ITEMS_MAX = 1 << 20;
 
 /** Options for `Type.forSchema`: Kappa's hooks plus the shared registry of named types. */
 export function avscOptions(registry: Record<string, AvscType>): Partial<avsc.ForSchemaOptions> {
+  const { ExactLongType, Base64Type, DecimalType, PlainRecordType, BoundedArrayType, BoundedMapType, unionType } =
+    avroTypes();
   let constructing: unknown = null;
   const typeHook = (schema: unknown, opts: avsc.ForSchemaOptions): AvscType | undefined => {
     if (schema === constructing) return undefined;
@@ -105,30 +107,6 @@ const LONG_FAST_MAX = 2 ** 52;
 /** avsc's range for a long held in a number. */
 const LONG_MAX = 2 ** 53 - 2;
 
-/** avsc's long, with an exact path for magnitudes beyond 2^52 (see the header). */
-class ExactLongType extends types.LongType {
-  _read(tap: Tap): number {
-    const start = tap.pos;
-    const n = tap.readLong();
-    if (n < LONG_FAST_MAX && n > -LONG_FAST_MAX) return n;
-    tap.pos = start;
-    return readLongExactly(tap);
-  }
-  _write(tap: Tap & { writeLong(n: number): void }, value: number): void {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value > LONG_MAX || value < -LONG_MAX) {
-      throw new Error(`invalid "long": ${JSON.stringify(value)}`);
-    }
-    if (value < LONG_FAST_MAX && value > -LONG_FAST_MAX) return tap.writeLong(value);
-    const big = BigInt(value);
-    let zigzag = big >= 0n ? big << 1n : (-big << 1n) - 1n;
-    while (zigzag >= 0x80n) {
-      tap.buf[tap.pos++] = Number(zigzag & 0x7fn) | 0x80;
-      zigzag >>= 7n;
-    }
-    tap.buf[tap.pos++] = Number(zigzag);
-  }
-}
-
 function readLongExactly(tap: Tap): number {
   let zigzag = 0n;
   let shift = 0n;
@@ -144,66 +122,6 @@ function readLongExactly(tap: Tap): number {
   return Number(value);
 }
 
-/** Builds a union wrapped or unwrapped, judging "looks alike" by the values Kappa produces. */
-function unionType(schema: unknown[], opts: avsc.ForSchemaOptions): AvscType {
-  const branches = schema.map((s) => Type.forSchema(s as avsc.Schema, opts));
-  const buckets = branches.map(bucket);
-  const ambiguous = new Set(buckets).size < buckets.length;
-  const Ctor = (ambiguous ? PlainWrappedUnionType : types.UnwrappedUnionType) as unknown as new (
-    s: unknown,
-    o: unknown,
-  ) => AvscType;
-  return new Ctor(branches, opts);
-}
-
-function bucket(type: AvscType): string {
-  if (type instanceof BufferLogicalType) return 'string';
-  switch (internal(type).typeName) {
-    case 'int':
-    case 'long':
-    case 'float':
-    case 'double':
-      return 'number';
-    case 'enum':
-    case 'string':
-      return 'string';
-    case 'map':
-    case 'record':
-    case 'error':
-      return 'object';
-    default:
-      return internal(type).typeName;
-  }
-}
-
-/** A logical type over bytes or fixed: resolves as its base type does, then converts the Buffer. */
-abstract class BufferLogicalType extends types.LogicalType {
-  _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
-    if (!this.readsFrom(writer)) return;
-    const base = writer instanceof BufferLogicalType ? writer.underlyingType : writer;
-    const inner = this.underlyingType.createResolver(base, opts as avsc.CreateResolverOptions) as unknown as Readable;
-    resolver._read = (tap) => this._fromValue(inner._read(tap));
-  }
-  protected readsFrom(_writer: AvscType): boolean {
-    return true;
-  }
-}
-
-class Base64Type extends BufferLogicalType {
-  protected override _fromValue(value: Buffer): string {
-    return value.toString('base64');
-  }
-  protected override _toValue(value: unknown): Buffer | undefined {
-    if (Buffer.isBuffer(value)) return value;
-    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    if (typeof value !== 'string' || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) return undefined;
-    return Buffer.from(value, 'base64');
-  }
-  protected override _resolve(): undefined {
-    return undefined;
-  }
-}
-
 function isValidDecimal(obj: Record<string, unknown>): boolean {
   if (obj.logicalType !== 'decimal') return false;
   const precision = obj.precision;
@@ -215,36 +133,6 @@ function isValidDecimal(obj: Record<string, unknown>): boolean {
     return (precision as number) <= Math.floor(Math.log10(2) * (8 * size - 1));
   }
   return true;
-}
-
-class DecimalType extends BufferLogicalType {
-  readonly precision: number;
-  readonly scale: number;
-  constructor(schema: Record<string, unknown>, opts: unknown) {
-    super(schema as avsc.Schema, opts);
-    // avsc leaves logical types unfrozen, so the parameters can be set after its constructor.
-    this.precision = schema.precision as number;
-    this.scale = (schema.scale as number | undefined) ?? 0;
-  }
-  protected override readsFrom(writer: AvscType): boolean {
-    return !(writer instanceof DecimalType) || (writer.precision === this.precision && writer.scale === this.scale);
-  }
-  protected override _fromValue(value: Buffer): string {
-    return formatDecimal(twosComplementToBigInt(value), this.scale);
-  }
-  protected override _toValue(value: unknown): Buffer | undefined {
-    const unscaled = parseDecimal(value, this.precision, this.scale);
-    if (unscaled === undefined) return undefined;
-    return bigIntToTwosComplement(unscaled, internal(this.underlyingType).size);
-  }
-  protected override _resolve(): undefined {
-    return undefined;
-  }
-  protected override _export(schema: avsc.Schema): void {
-    const attrs = schema as unknown as Record<string, unknown>;
-    attrs.precision = this.precision;
-    attrs.scale = this.scale;
-  }
 }
 
 export function twosComplementToBigInt(buf: Buffer): bigint {
@@ -284,55 +172,6 @@ function parseDecimal(value: unknown, precision: number, scale: number): bigint 
   if (digits.length > precision) return undefined;
   const n = BigInt(digits);
   return match[1] === '-' ? -n : n;
-}
-
-/** Records as plain objects: avsc calls this constructor with `new`, and a constructor may return an object. */
-class PlainRecordType extends types.RecordType {
-  _createConstructor(): (...values: unknown[]) => Record<string, unknown> {
-    const fields = (this as unknown as { fields: avsc.types.Field[] }).fields;
-    const defaults: (() => unknown)[] = [];
-    const entries = fields.map((field, i) => {
-      const key = field.name === '__proto__' ? '["__proto__"]' : field.name;
-      if (field.defaultValue() === undefined) return `${key}: v${i}`;
-      defaults.push(() => field.defaultValue());
-      return `${key}: v${i} === undefined ? d${defaults.length - 1}() : v${i}`;
-    });
-    const args = fields.map((_, i) => `v${i}`).join(', ');
-    const body = `return function PlainRecord(${args}) { return { ${entries.join(', ')} }; };`;
-    return new Function(...defaults.map((_, i) => `d${i}`), body)(...defaults);
-  }
-}
-
-/** Wrapped unions as plain `{ branch: value }` objects (null stays null). */
-class PlainWrappedUnionType extends types.WrappedUnionType {
-  /** avsc builds defaults (and clones) with its Branch objects; Kappa's values are plain. */
-  _copy(value: unknown, opts: unknown): unknown {
-    const copy = (types.WrappedUnionType.prototype as unknown as { _copy(v: unknown, o: unknown): unknown })._copy.call(
-      this,
-      value,
-      opts,
-    );
-    return copy !== null && typeof copy === 'object' ? { ...copy } : copy;
-  }
-  _read(tap: Tap): unknown {
-    const branches = internal(this).types as AvscType[];
-    const index = tap.readLong();
-    const type = branches[index];
-    if (type === undefined) throw new Error(`invalid union index ${index}`);
-    return wrap(type, internal(type)._read(tap));
-  }
-  _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
-    for (const type of internal(this).types as AvscType[]) {
-      let inner: Readable;
-      try {
-        inner = type.createResolver(writer, opts as avsc.CreateResolverOptions) as unknown as Readable;
-      } catch {
-        continue;
-      }
-      resolver._read = (tap) => wrap(type, inner._read(tap));
-      return;
-    }
-  }
 }
 
 function wrap(type: AvscType, value: unknown): unknown {
@@ -423,55 +262,232 @@ function skipBlocks(tap: Tap, skipOne: () => void, itemBytes: () => number, what
   }
 }
 
-class BoundedArrayType extends types.ArrayType {
-  _read(tap: Tap): unknown[] {
-    const items = internal(this).itemsType as AvscType;
-    return readArray(tap, items as unknown as Readable, items);
-  }
-  _skip(tap: Tap): void {
-    const items = internal(this).itemsType as AvscType;
-    skipBlocks(
-      tap,
-      () => internal(items)._skip(tap),
-      () => minBytes(items),
-      'array',
-    );
-  }
-  _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
-    const w = internal(writer);
-    if (w.typeName !== 'array') return;
-    const own = internal(this).itemsType as AvscType;
-    const items = own.createResolver(
-      w.itemsType as AvscType,
-      opts as avsc.CreateResolverOptions,
-    ) as unknown as Readable;
-    resolver.itemsType = items;
-    resolver._read = (tap) => readArray(tap, items, w.itemsType as AvscType);
-  }
-}
+/**
+ * Kappa's avsc types, defined the first time a schema is built: they extend avsc's own classes,
+ * and avsc is loaded only when a topic uses Avro (libs.ts).
+ */
+let kappaTypes: AvroTypes | undefined;
+const avroTypes = (): AvroTypes => (kappaTypes ??= defineTypes(avscjs()));
+type AvroTypes = ReturnType<typeof defineTypes>;
 
-class BoundedMapType extends types.MapType {
-  _read(tap: Tap): Record<string, unknown> {
-    return readMap(tap, internal(this).valuesType as unknown as Readable);
+// eslint-disable-next-line max-lines-per-function -- subclasses of avsc's classes exist only once avsc is loaded: one scope
+function defineTypes(lib: typeof avsc) {
+  const { Type, types } = lib;
+
+  /** avsc's long, with an exact path for magnitudes beyond 2^52 (see the header). */
+  class ExactLongType extends types.LongType {
+    _read(tap: Tap): number {
+      const start = tap.pos;
+      const n = tap.readLong();
+      if (n < LONG_FAST_MAX && n > -LONG_FAST_MAX) return n;
+      tap.pos = start;
+      return readLongExactly(tap);
+    }
+    _write(tap: Tap & { writeLong(n: number): void }, value: number): void {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value > LONG_MAX || value < -LONG_MAX) {
+        throw new Error(`invalid "long": ${JSON.stringify(value)}`);
+      }
+      if (value < LONG_FAST_MAX && value > -LONG_FAST_MAX) return tap.writeLong(value);
+      const big = BigInt(value);
+      let zigzag = big >= 0n ? big << 1n : (-big << 1n) - 1n;
+      while (zigzag >= 0x80n) {
+        tap.buf[tap.pos++] = Number(zigzag & 0x7fn) | 0x80;
+        zigzag >>= 7n;
+      }
+      tap.buf[tap.pos++] = Number(zigzag);
+    }
   }
-  _skip(tap: Tap): void {
-    const values = internal(internal(this).valuesType);
-    const skipEntry = (): void => {
-      const keyBytes = tap.readLong();
-      tap.pos += keyBytes < 0 ? tap.buf.length : keyBytes;
-      values._skip(tap);
-    };
-    skipBlocks(tap, skipEntry, ONE_BYTE, 'map');
+
+  /** Builds a union wrapped or unwrapped, judging "looks alike" by the values Kappa produces. */
+  function unionType(schema: unknown[], opts: avsc.ForSchemaOptions): AvscType {
+    const branches = schema.map((s) => Type.forSchema(s as avsc.Schema, opts));
+    const buckets = branches.map(bucket);
+    const ambiguous = new Set(buckets).size < buckets.length;
+    const Ctor = (ambiguous ? PlainWrappedUnionType : types.UnwrappedUnionType) as unknown as new (
+      s: unknown,
+      o: unknown,
+    ) => AvscType;
+    return new Ctor(branches, opts);
   }
-  _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
-    const w = internal(writer);
-    if (w.typeName !== 'map') return;
-    const own = internal(this).valuesType as AvscType;
-    const values = own.createResolver(
-      w.valuesType as AvscType,
-      opts as avsc.CreateResolverOptions,
-    ) as unknown as Readable;
-    resolver.valuesType = values;
-    resolver._read = (tap) => readMap(tap, values);
+
+  function bucket(type: AvscType): string {
+    if (type instanceof BufferLogicalType) return 'string';
+    switch (internal(type).typeName) {
+      case 'int':
+      case 'long':
+      case 'float':
+      case 'double':
+        return 'number';
+      case 'enum':
+      case 'string':
+        return 'string';
+      case 'map':
+      case 'record':
+      case 'error':
+        return 'object';
+      default:
+        return internal(type).typeName;
+    }
   }
+
+  /** A logical type over bytes or fixed: resolves as its base type does, then converts the Buffer. */
+  abstract class BufferLogicalType extends types.LogicalType {
+    _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
+      if (!this.readsFrom(writer)) return;
+      const base = writer instanceof BufferLogicalType ? writer.underlyingType : writer;
+      const inner = this.underlyingType.createResolver(base, opts as avsc.CreateResolverOptions) as unknown as Readable;
+      resolver._read = (tap) => this._fromValue(inner._read(tap));
+    }
+    protected readsFrom(_writer: AvscType): boolean {
+      return true;
+    }
+  }
+
+  class Base64Type extends BufferLogicalType {
+    protected override _fromValue(value: Buffer): string {
+      return value.toString('base64');
+    }
+    protected override _toValue(value: unknown): Buffer | undefined {
+      if (Buffer.isBuffer(value)) return value;
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      if (typeof value !== 'string' || value.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+        return undefined;
+      return Buffer.from(value, 'base64');
+    }
+    protected override _resolve(): undefined {
+      return undefined;
+    }
+  }
+
+  class DecimalType extends BufferLogicalType {
+    readonly precision: number;
+    readonly scale: number;
+    constructor(schema: Record<string, unknown>, opts: unknown) {
+      super(schema as avsc.Schema, opts);
+      // avsc leaves logical types unfrozen, so the parameters can be set after its constructor.
+      this.precision = schema.precision as number;
+      this.scale = (schema.scale as number | undefined) ?? 0;
+    }
+    protected override readsFrom(writer: AvscType): boolean {
+      return !(writer instanceof DecimalType) || (writer.precision === this.precision && writer.scale === this.scale);
+    }
+    protected override _fromValue(value: Buffer): string {
+      return formatDecimal(twosComplementToBigInt(value), this.scale);
+    }
+    protected override _toValue(value: unknown): Buffer | undefined {
+      const unscaled = parseDecimal(value, this.precision, this.scale);
+      if (unscaled === undefined) return undefined;
+      return bigIntToTwosComplement(unscaled, internal(this.underlyingType).size);
+    }
+    protected override _resolve(): undefined {
+      return undefined;
+    }
+    protected override _export(schema: avsc.Schema): void {
+      const attrs = schema as unknown as Record<string, unknown>;
+      attrs.precision = this.precision;
+      attrs.scale = this.scale;
+    }
+  }
+
+  /** Records as plain objects: avsc calls this constructor with `new`, and a constructor may return an object. */
+  class PlainRecordType extends types.RecordType {
+    _createConstructor(): (...values: unknown[]) => Record<string, unknown> {
+      const fields = (this as unknown as { fields: avsc.types.Field[] }).fields;
+      const defaults: (() => unknown)[] = [];
+      const entries = fields.map((field, i) => {
+        const key = field.name === '__proto__' ? '["__proto__"]' : field.name;
+        if (field.defaultValue() === undefined) return `${key}: v${i}`;
+        defaults.push(() => field.defaultValue());
+        return `${key}: v${i} === undefined ? d${defaults.length - 1}() : v${i}`;
+      });
+      const args = fields.map((_, i) => `v${i}`).join(', ');
+      const body = `return function PlainRecord(${args}) { return { ${entries.join(', ')} }; };`;
+      return new Function(...defaults.map((_, i) => `d${i}`), body)(...defaults);
+    }
+  }
+
+  /** Wrapped unions as plain `{ branch: value }` objects (null stays null). */
+  class PlainWrappedUnionType extends types.WrappedUnionType {
+    /** avsc builds defaults (and clones) with its Branch objects; Kappa's values are plain. */
+    _copy(value: unknown, opts: unknown): unknown {
+      const copy = (
+        types.WrappedUnionType.prototype as unknown as { _copy(v: unknown, o: unknown): unknown }
+      )._copy.call(this, value, opts);
+      return copy !== null && typeof copy === 'object' ? { ...copy } : copy;
+    }
+    _read(tap: Tap): unknown {
+      const branches = internal(this).types as AvscType[];
+      const index = tap.readLong();
+      const type = branches[index];
+      if (type === undefined) throw new Error(`invalid union index ${index}`);
+      return wrap(type, internal(type)._read(tap));
+    }
+    _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
+      for (const type of internal(this).types as AvscType[]) {
+        let inner: Readable;
+        try {
+          inner = type.createResolver(writer, opts as avsc.CreateResolverOptions) as unknown as Readable;
+        } catch {
+          continue;
+        }
+        resolver._read = (tap) => wrap(type, inner._read(tap));
+        return;
+      }
+    }
+  }
+
+  class BoundedArrayType extends types.ArrayType {
+    _read(tap: Tap): unknown[] {
+      const items = internal(this).itemsType as AvscType;
+      return readArray(tap, items as unknown as Readable, items);
+    }
+    _skip(tap: Tap): void {
+      const items = internal(this).itemsType as AvscType;
+      skipBlocks(
+        tap,
+        () => internal(items)._skip(tap),
+        () => minBytes(items),
+        'array',
+      );
+    }
+    _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
+      const w = internal(writer);
+      if (w.typeName !== 'array') return;
+      const own = internal(this).itemsType as AvscType;
+      const items = own.createResolver(
+        w.itemsType as AvscType,
+        opts as avsc.CreateResolverOptions,
+      ) as unknown as Readable;
+      resolver.itemsType = items;
+      resolver._read = (tap) => readArray(tap, items, w.itemsType as AvscType);
+    }
+  }
+
+  class BoundedMapType extends types.MapType {
+    _read(tap: Tap): Record<string, unknown> {
+      return readMap(tap, internal(this).valuesType as unknown as Readable);
+    }
+    _skip(tap: Tap): void {
+      const values = internal(internal(this).valuesType);
+      const skipEntry = (): void => {
+        const keyBytes = tap.readLong();
+        tap.pos += keyBytes < 0 ? tap.buf.length : keyBytes;
+        values._skip(tap);
+      };
+      skipBlocks(tap, skipEntry, ONE_BYTE, 'map');
+    }
+    _update(resolver: ResolverSlot, writer: AvscType, opts: unknown): void {
+      const w = internal(writer);
+      if (w.typeName !== 'map') return;
+      const own = internal(this).valuesType as AvscType;
+      const values = own.createResolver(
+        w.valuesType as AvscType,
+        opts as avsc.CreateResolverOptions,
+      ) as unknown as Readable;
+      resolver.valuesType = values;
+      resolver._read = (tap) => readMap(tap, values);
+    }
+  }
+
+  return { ExactLongType, Base64Type, DecimalType, PlainRecordType, BoundedArrayType, BoundedMapType, unionType };
 }

@@ -30,7 +30,8 @@
  * References (Confluent `references`): each referenced schema's text is parsed first, in the order
  * given (one that uses another comes after it), and its named types are usable by full name.
  */
-import avsc from 'avsc';
+import type avsc from 'avsc';
+import { avscjs } from './libs.ts';
 import { KappaError } from '../errors.ts';
 import type { CompatibilityProblem, FormatCodec, ParsedSchema, SchemaReference } from './types.ts';
 import { FRAME_HEADER_BYTES, MAGIC_BYTE } from './types.ts';
@@ -104,7 +105,7 @@ export function parseAvroSchema(
 /** avsc's own check, after Kappa's: catches anything Kappa's reader let through. */
 function buildAvsc(json: unknown, registry: Record<string, avsc.Type>, what: string): avsc.Type {
   try {
-    return avsc.Type.forSchema(json as avsc.Schema, avscOptions(registry));
+    return avscjs().Type.forSchema(json as avsc.Schema, avscOptions(registry));
   } catch (err) {
     throw new KappaError(
       'KAPPA_INVALID_SCHEMA',

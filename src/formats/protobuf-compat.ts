@@ -21,7 +21,8 @@
  * Enum values added, removed or renamed are not problems (Confluent: ENUM_CONST_* are compatible;
  * proto3 enums are open and a proto2 reader keeps an unknown value as an unknown field).
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { describeField as describe, keyTypeOf, kindOf, wireGroupOf } from './protobuf-decode.ts';
 import { nestedMessages, type ProtobufSchema } from './protobuf-schema.ts';
 import type { CompatibilityProblem } from './types.ts';
@@ -55,7 +56,7 @@ function allMessages(messages: readonly protobuf.Type[]): protobuf.Type[] {
 
 function lookupType(root: protobuf.Root, fullName: string): protobuf.Type | null {
   const found = root.lookup(fullName);
-  return found instanceof protobuf.Type ? found : null;
+  return found instanceof protobufjs().Type ? found : null;
 }
 
 function compareMessages(

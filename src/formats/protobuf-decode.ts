@@ -23,7 +23,8 @@
  *   other fields                                              their default when unset: 0, '', false, the
  *                                                             enum's first value, proto2's [default = …]
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { violation } from './protobuf-wire.ts';
 
 type Convert = (value: unknown) => unknown;
@@ -61,7 +62,7 @@ interface LongStatic {
   fromBits(low: number, high: number, unsigned?: boolean): LongLike;
 }
 
-const Long = protobuf.util.Long as unknown as LongStatic;
+const Long = (): LongStatic => protobufjs().util.Long as unknown as LongStatic;
 const hasOwn = Object.prototype.hasOwnProperty;
 
 const SIXTY_FOUR = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
@@ -89,8 +90,8 @@ const WIRE_GROUP: Record<string, string> = {
 /** The scalar kind of a field ('enum' for enums, 'message' for messages, else the .proto scalar name). */
 export function kindOf(field: protobuf.Field): string {
   const resolved = field.resolve().resolvedType;
-  if (resolved instanceof protobuf.Enum) return 'enum';
-  if (resolved instanceof protobuf.Type) return 'message';
+  if (resolved instanceof protobufjs().Enum) return 'enum';
+  if (resolved instanceof protobufjs().Type) return 'message';
   return field.type;
 }
 
@@ -227,7 +228,7 @@ function mapConverter(
   const value = elementConverter(source, target, cache, path);
   // protobufjs keys 64-bit maps by an 8-character hash of the bits; other keys are the key as text.
   const key = SIXTY_FOUR.has(sourceKey)
-    ? (k: string) => String(safeLong(protobuf.util.LongBits.fromHash(k).toLong(UNSIGNED_64.has(sourceKey))))
+    ? (k: string) => String(safeLong(protobufjs().util.LongBits.fromHash(k).toLong(UNSIGNED_64.has(sourceKey))))
     : null;
   if (value === null && key === null) return null;
   return (v) => {
@@ -279,7 +280,7 @@ function bitsOf(kind: string, value: unknown): [number, number] {
   if (kind === 'bool') return [value ? 1 : 0, 0];
   if (SIXTY_FOUR.has(kind)) {
     if (typeof value === 'number') {
-      const long = protobuf.util.LongBits.fromNumber(value);
+      const long = protobufjs().util.LongBits.fromNumber(value);
       return [long.lo | 0, long.hi | 0];
     }
     return [(value as LongLike).low, (value as LongLike).high];
@@ -301,7 +302,7 @@ function fromBits(kind: string, low: number, high: number): unknown {
     case 'sfixed32':
       return low | 0;
     default:
-      return safeLong(Long.fromBits(low, high, UNSIGNED_64.has(kind)));
+      return safeLong(Long().fromBits(low, high, UNSIGNED_64.has(kind)));
   }
 }
 

@@ -8,7 +8,8 @@
  * Anything else — a key that is not a field, a wrong type, a number out of range, two members of a
  * oneof, a proto2 required field left out — is refused with KAPPA_SCHEMA_VIOLATION naming the path.
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { keyTypeOf, kindOf } from './protobuf-decode.ts';
 import { violation } from './protobuf-wire.ts';
 
@@ -136,7 +137,7 @@ function long(value: unknown, unsigned: boolean, kind: string, path: string): nu
 
 function enumNumber(type: protobuf.Enum, value: unknown, path: string, field: protobuf.Field): number {
   if (typeof value === 'string' && type.values[value] !== undefined) return type.values[value];
-  const open = field.parent instanceof protobuf.Type && isOpenEnum(type);
+  const open = field.parent instanceof protobufjs().Type && isOpenEnum(type);
   if (typeof value === 'number' && Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX) {
     if (open || type.valuesById[value] !== undefined) return value;
   }

@@ -18,7 +18,8 @@
  * text; reordering messages, renaming anything or changing a type or number gives another.
  */
 import { createRequire } from 'node:module';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { KappaError } from '../errors.ts';
 import type { ParsedSchema, SchemaReference } from './types.ts';
 
@@ -60,7 +61,7 @@ export class ProtobufSchema implements ParsedSchema {
     const candidates = this.packageName === '' || name.startsWith('.') ? [bare] : [`${this.packageName}.${bare}`, bare];
     for (const candidate of candidates) {
       const found = this.root.lookup(`.${candidate}`);
-      if (found instanceof protobuf.Type) return found;
+      if (found instanceof protobufjs().Type) return found;
     }
     return null;
   }
@@ -69,7 +70,7 @@ export class ProtobufSchema implements ParsedSchema {
   indexesOf(type: protobuf.Type): number[] | null {
     const path: number[] = [];
     let current: protobuf.Type = type;
-    while (current.parent instanceof protobuf.Type) {
+    while (current.parent instanceof protobufjs().Type) {
       const index = nestedMessages(current.parent).indexOf(current);
       if (index < 0) return null;
       path.unshift(index);
@@ -91,7 +92,7 @@ export class ProtobufSchema implements ParsedSchema {
 
 /** The messages declared inside a message, in declaration order (map entries are not messages in protobufjs, as in Confluent's count). */
 export function nestedMessages(type: protobuf.Type): protobuf.Type[] {
-  return type.nestedArray.filter((n): n is protobuf.Type => n instanceof protobuf.Type);
+  return type.nestedArray.filter((n): n is protobuf.Type => n instanceof protobufjs().Type);
 }
 
 export function parseProtobuf(
@@ -99,11 +100,11 @@ export function parseProtobuf(
   references: readonly SchemaReference[] = [],
   resolve?: (ref: SchemaReference) => string,
 ): ProtobufSchema {
-  const root = new protobuf.Root();
+  const root = new (protobufjs().Root)();
   const main = parseInto(text, root, 'the schema');
   const packageName = main.package ?? '';
   const namespace = packageName === '' ? root : root.lookup(`.${packageName}`);
-  const messages = namespace instanceof protobuf.Namespace ? namespace.nestedArray.filter(isType) : [];
+  const messages = namespace instanceof protobufjs().Namespace ? namespace.nestedArray.filter(isType) : [];
   const loaded = new Set<string>();
   for (const path of importsOf(main)) loadImport(path, root, references, resolve, loaded, 1);
   resolveAll(root, text);
@@ -112,7 +113,7 @@ export function parseProtobuf(
 }
 
 function isType(n: protobuf.ReflectionObject): n is protobuf.Type {
-  return n instanceof protobuf.Type;
+  return n instanceof protobufjs().Type;
 }
 
 function importsOf(parsed: protobuf.IParserResult): string[] {
@@ -121,7 +122,7 @@ function importsOf(parsed: protobuf.IParserResult): string[] {
 
 function parseInto(text: string, root: protobuf.Root, what: string): protobuf.IParserResult {
   try {
-    return protobuf.parse(text, root, PARSE_OPTIONS);
+    return protobufjs().parse(text, root, PARSE_OPTIONS);
   } catch (err) {
     throw invalid(text, `${what} does not parse as a .proto file`, err);
   }
@@ -149,7 +150,7 @@ function loadImport(
     for (const next of importsOf(parsed)) loadImport(next, root, references, resolve, loaded, depth + 1);
     return;
   }
-  const common = (protobuf.common as unknown as Record<string, protobuf.INamespace | undefined>)[path];
+  const common = (protobufjs().common as unknown as Record<string, protobuf.INamespace | undefined>)[path];
   if (common !== undefined) {
     root.addJSON(common.nested ?? {});
     return;
@@ -232,7 +233,7 @@ function lineOfDuplicate(text: string, message: string, idOrName: string): numbe
 
 function canonicalOf(text: string, main: protobuf.IParserResult): string {
   // Parsed again on its own so that the imports' definitions stay out of this file's canonical form.
-  const own = protobuf.parse(text, new protobuf.Root(), PARSE_OPTIONS);
+  const own = protobufjs().parse(text, new (protobufjs().Root)(), PARSE_OPTIONS);
   const body = own.root.toJSON({ keepComments: false });
   const syntax = /^\s*(?:syntax|edition)\s*=\s*["']([^"']+)["']/m.exec(stripComments(text))?.[1] ?? 'proto2';
   return JSON.stringify(sortKeys({ syntax, imports: importsOf(main).sort(), definitions: body }));

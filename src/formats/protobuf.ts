@@ -14,7 +14,8 @@
  * number onto the READER's message. Plans for each (writer schema, message) pair are built once and
  * kept for the decoder's lifetime, in a WeakMap keyed by the writer's ParsedSchema object.
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { KappaError } from '../errors.ts';
 import { protobufProblems } from './protobuf-compat.ts';
 import { applyPlan, planMessage, type MessagePlan } from './protobuf-decode.ts';
@@ -112,7 +113,7 @@ function decodePayload(
 ): Record<string, unknown> {
   try {
     // A reader positioned after the header rather than a subarray: one allocation less per record.
-    const reader = protobuf.Reader.create(bytes);
+    const reader = protobufjs().Reader.create(bytes);
     reader.pos = offset;
     return type.decode(reader) as unknown as Record<string, unknown>;
   } catch (err) {

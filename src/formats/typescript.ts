@@ -9,7 +9,8 @@
  * 64-bit integers → number | string, bytes → string, enums → their names (or a number), messages →
  * object | null, proto3 `optional` and oneof members → T | null.
  */
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { protobufjs } from './libs.ts';
 import { KappaError } from '../errors.ts';
 import type { AvroSchema } from './avro.ts';
 import type { AvroNode, NamedNode } from './avro-schema.ts';
@@ -148,12 +149,12 @@ class ProtobufTypes {
     const value = this.scalar(f);
     if (f.map) return `Record<string, ${value}>`;
     if (f.repeated) return /[|&]/.test(value) ? `(${value})[]` : `${value}[]`;
-    return f.resolvedType instanceof protobuf.Type ? `${value} | null` : value;
+    return f.resolvedType instanceof protobufjs().Type ? `${value} | null` : value;
   }
 
   private scalar(f: protobuf.Field): string {
-    if (f.resolvedType instanceof protobuf.Type) return this.message(f.resolvedType);
-    if (f.resolvedType instanceof protobuf.Enum) return this.enumOf(f.resolvedType);
+    if (f.resolvedType instanceof protobufjs().Type) return this.message(f.resolvedType);
+    if (f.resolvedType instanceof protobufjs().Enum) return this.enumOf(f.resolvedType);
     if (NUMBER_TYPES.has(f.type)) return 'number';
     if (LONG_TYPES.has(f.type)) return 'number | string';
     if (f.type === 'bool') return 'boolean';
@@ -176,7 +177,7 @@ class ProtobufTypes {
     const parts: string[] = [];
     for (
       let o: protobuf.ReflectionObject | null = t;
-      o instanceof protobuf.Type || o instanceof protobuf.Enum;
+      o instanceof protobufjs().Type || o instanceof protobufjs().Enum;
       o = o.parent
     )
       parts.unshift(typeName(o.name));
