@@ -1,6 +1,6 @@
 /**
  * avsc and protobufjs, each loaded the first time a schema or record of its format needs it. They
- * cost 70 and 110 ms of CPU to load on a slow machine (20-40 ms each on a fast one), and every
+ * cost 70 and 110 ms of CPU to load on a slow machine (60-80 ms together on a fast one), and every
  * worker thread and every `kappa start` loads the formats modules whatever formats its topics use:
  * with static imports, an app of JSON topics paid both in each thread's start. (`import.meta.url`
  * is this file's own URL in a worker's bundle too, so the packages are found where installed.)

@@ -396,8 +396,8 @@ export class RecordBatch {
 
   /**
    * Decodes the records whose offset is at least `fromOffset`; a compressed batch is decompressed
-   * once. The common one-byte fields (a record's length under 64 bytes aside: attributes, small
-   * deltas, a null key, no headers) are read in place; anything longer goes through readVarint.
+   * once. A null key and an empty header list, one byte each and the common case, are read in place
+   * rather than through readBytes and readHeaders.
    */
   records(fromOffset = 0): LogRecord[] {
     const buf = this.compression === 0 ? this.bytes : (this.inflated ??= readableBatch(this.bytes));
