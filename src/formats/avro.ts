@@ -38,6 +38,7 @@ import { FRAME_HEADER_BYTES, MAGIC_BYTE } from './types.ts';
 import { canonicalText, readSchema, shortName, type AvroNode, type NameTable } from './avro-schema.ts';
 import { avscOptions } from './avro-types.ts';
 import { resolutionProblems } from './avro-resolution.ts';
+import { compileAvroFlat } from './avro-flat.ts';
 import { diagnosePayload } from './avro-diagnose.ts';
 
 /** A parsed Avro schema: the port's fields plus what encoding, decoding and comparing need. */
@@ -249,10 +250,16 @@ export function avroRangeDecoder(
   const reader = asAvro(readerSchema);
   const readerType = reader.avscType;
   const writers = new Map<number, WriterEntry>();
+  // Values written with the reader's own schema, of a flat record, go the generated way first.
+  const flat = compileAvroFlat(readerType);
   return (buf, start, end, writerSchemaFor) => {
     if (end - start < FRAME_HEADER_BYTES || buf[start] !== MAGIC_BYTE) throw frameViolation(buf.subarray(start, end));
     const id = buf.readInt32BE(start + 1);
     const entry = writers.get(id) ?? learnWriter(reader, id, writerSchemaFor, writers);
+    if (flat !== null && entry.resolver === undefined) {
+      const value = flat(buf, start + FRAME_HEADER_BYTES, end);
+      if (value !== undefined) return value;
+    }
     let result: { value: unknown; offset: number } | undefined;
     try {
       result = readerType.decode(buf, start + FRAME_HEADER_BYTES, entry.resolver);
