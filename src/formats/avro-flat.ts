@@ -10,8 +10,7 @@
  * and the caller goes avsc's way, whose value or error then stands: a varint longer than this code
  * reads (an int or a string's length over 4 bytes, a magnitude of 2^27 or more; a long over 7
  * bytes, 2^48 or more), a negative length, a field that runs past the value's end, or bytes left
- * over. The
- * differential test (avro-flat.test.ts) holds it to avsc on generated and damaged values.
+ * over. The differential test (avro-flat.test.ts) holds it to avsc on generated and damaged values.
  */
 import type avsc from 'avsc';
 import { Interner } from '../schema/flat-shapes.ts';
