@@ -27,7 +27,13 @@ const SHORT_VARINT = `d = b[i++]; n = d & 127;
         if (d > 127) { d = b[i++]; n |= (d & 127) << 21; if (d > 127) return undefined; } } }
     if (i > end) return undefined;`;
 
-function fieldCode(k: number, typeName: string): string {
+function fieldCode(k: number, typeName: string, read: boolean): string {
+  if (typeName === 'string' && !read)
+    return `${SHORT_VARINT}
+    if (n & 1) return undefined;
+    e = i + (n >>> 1);
+    if (e > end) return undefined;
+    i = e;`;
   switch (typeName) {
     case 'null':
       return `v${k} = null;`;
@@ -94,12 +100,14 @@ const asciiString = new Function(
 /**
  * The flat decoder of `type` (an avsc record type built with Kappa's hooks), or null when the
  * record has a field of another type (a union, a nested record, an array, bytes, a logical type...)
- * and only avsc reads it.
+ * and only avsc reads it. `read`: the only fields the caller reads (src/stream/fields-read.ts), or
+ * null for all; the values it makes have just those (a string nobody reads is skipped, never made),
+ * while every field is still read as far as needed to find the value's end.
  */
-export function compileAvroFlat(type: avsc.Type): AvroFlatDecoder | null {
+export function compileAvroFlat(type: avsc.Type, read: ReadonlySet<string> | null = null): AvroFlatDecoder | null {
   const t = type as unknown as { typeName: string; fields?: { name: string; type: { typeName: string } }[] };
   if (t.typeName !== 'record' || t.fields === undefined || t.fields.length === 0) return null;
-  const fields = t.fields.map((f) => ({ name: f.name, typeName: f.type.typeName }));
+  const fields = t.fields.map((f) => ({ name: f.name, typeName: f.type.typeName, read: read?.has(f.name) ?? true }));
   if (!fields.every((f) => PRIMITIVE.has(f.typeName))) return null;
   const body = [
     'let i = start, d = 0, n = 0, f = 0, fk = 0, e = 0, s = 0, h = 0;',
@@ -108,11 +116,11 @@ export function compileAvroFlat(type: avsc.Type): AvroFlatDecoder | null {
     'if (b.buffer !== viewed) { viewed = b.buffer; view = new DataView(viewed); }',
     'const o = b.byteOffset;',
     `let ${fields.map((_, k) => `v${k}`).join(', ')};`,
-    ...fields.map((f, k) => fieldCode(k, f.typeName)),
+    ...fields.map((f, k) => fieldCode(k, f.typeName, f.read)),
     'if (i !== end) return undefined;',
     // Avro names are [A-Za-z_][A-Za-z0-9_]*, so a JSON string literal is the name; "__proto__" as a
     // literal key would set the prototype, so it is computed (as avro-types.ts's PlainRecordType).
-    `return { ${fields.map((f, k) => `${f.name === '__proto__' ? '["__proto__"]' : JSON.stringify(f.name)}: v${k}`).join(', ')} };`,
+    `return { ${fields.flatMap((f, k) => (f.read ? [`${f.name === '__proto__' ? '["__proto__"]' : JSON.stringify(f.name)}: v${k}`] : [])).join(', ')} };`,
   ];
   const interners = fields.map((f) => (f.typeName === 'string' ? new Interner() : null));
   const prologue = fields.map((_, k) => `const I${k} = interners[${k}];`).join('\n');

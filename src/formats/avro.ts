@@ -242,16 +242,18 @@ export function avroDecoder(
 
 /**
  * avroDecoder reading the value in `buf[start, end)` where it is (a record inside a log batch), with
- * no copy or view made per record; the same errors.
+ * no copy or view made per record; the same errors. `read`: see compileAvroFlat.
  */
 export function avroRangeDecoder(
   readerSchema: ParsedSchema,
+  read: ReadonlySet<string> | null = null,
 ): (buf: Buffer, start: number, end: number, writerSchemaFor: WriterSchemaLookup) => unknown {
   const reader = asAvro(readerSchema);
   const readerType = reader.avscType;
   const writers = new Map<number, WriterEntry>();
-  // Values written with the reader's own schema, of a flat record, go the generated way first.
-  const flat = compileAvroFlat(readerType);
+  // Values written with the reader's own schema, of a flat record, go the generated way first;
+  // with `read`, that way makes only the fields the caller reads (avsc's makes every field).
+  const flat = compileAvroFlat(readerType, read);
   return (buf, start, end, writerSchemaFor) => {
     if (end - start < FRAME_HEADER_BYTES || buf[start] !== MAGIC_BYTE) throw frameViolation(buf.subarray(start, end));
     const id = buf.readInt32BE(start + 1);

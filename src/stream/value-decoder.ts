@@ -45,7 +45,7 @@ export type ValueDecoder = (
  * for all. The fast path then makes just those; other paths still make every property.
  */
 export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string> | null = null): ValueDecoder {
-  if (source.format !== null) return formatDecoder(source.format);
+  if (source.format !== null) return formatDecoder(source.format, read);
   // The common case (a compact object of declared scalar properties) skips JSON.parse; anything
   // else falls back to it (src/schema/flat-decoder.ts). The schema check runs either way (the
   // decoder's shapes make it as they decode, `lastChecked`).
@@ -105,14 +105,18 @@ export function valueDecoder(source: TopicDef<unknown>, read: ReadonlySet<string
 }
 
 /** A format's reader: its schema parsed once, and the decoder for its records (whatever writer schema they name). */
-export function formatReader(format: TopicFormat): {
+export function formatReader(
+  format: TopicFormat,
+  read: ReadonlySet<string> | null = null,
+): {
   schema: ParsedSchema;
   decode: (bytes: Uint8Array, writerSchemaFor: WriterSchemaLookup) => unknown;
   /** `decode` of the value in `buf[start, end)`; Avro reads it in place (no view made per record). */
   decodeRange: (buf: Buffer, start: number, end: number, writerSchemaFor: WriterSchemaLookup) => unknown;
 } {
   const schema = CODECS[format.type].parse(format.schema);
-  if (format.type === 'AVRO') return { schema, decode: avroDecoder(schema), decodeRange: avroRangeDecoder(schema) };
+  if (format.type === 'AVRO')
+    return { schema, decode: avroDecoder(schema), decodeRange: avroRangeDecoder(schema, read) };
   const decode = format.type === 'PROTOBUF' ? protobufDecoder(schema, format.message!) : jsonDecoder(schema);
   return { schema, decode, decodeRange: (buf, start, end, lookup) => decode(buf.subarray(start, end), lookup) };
 }
@@ -123,8 +127,8 @@ export function formatReader(format: TopicFormat): {
  * SchemaRefreshNeeded (the task reads the registry and goes on); any other problem throws the
  * dead-letter reason.
  */
-function formatDecoder(format: TopicFormat): ValueDecoder {
-  const { decodeRange } = formatReader(format);
+function formatDecoder(format: TopicFormat, read: ReadonlySet<string> | null): ValueDecoder {
+  const { decodeRange } = formatReader(format, read);
   return (buf, start, length, catalog) => {
     if (buf === null) throw new TypeError('the record has no value');
     if (catalog === null) throw new TypeError('no schema registry is open for this task');
