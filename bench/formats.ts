@@ -28,6 +28,8 @@
  *     each rebuild's CPU time (all threads, least of the rounds) and its rate once every task is on
  *     its worker thread, steadier than wall time when other work shares the machine.
  *
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of every rebuild, workers included, into <dir>.
+ *
  * Targets: Avro and Protobuf decode ≥ 1.5 × the JSON path's rate; the Avro rebuild ≥ 1.3 × faster
  * than the JSON one (rebuild_avro_vs_json_ratio = JSON's time / Avro's time). Everything is
  * written under one directory in os.tmpdir(), deleted at the end, even on failure.
@@ -248,8 +250,10 @@ function checkRebuild(format: Format, r: RebuildFigures, events: number, oracle:
 
 /** Runs `script` in a process of its own (so its peak RSS is its alone) and returns the JSON line it prints last. */
 function runChild<T>(script: string, req: object, what: string): Promise<T> {
+  // BENCH_CPU_PROF=<dir>: profile each rebuild (the engine's thread and its workers) into <dir>.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(req)], {
+    const child = spawn(process.execPath, [...prof, '--import', 'tsx', script, JSON.stringify(req)], {
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
