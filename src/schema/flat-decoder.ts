@@ -9,7 +9,8 @@
  * key order seen, which also checks the values against the schema, so the caller need not validate
  * them again (`lastChecked`). Then the general way: keys in any order, found by name, values of
  * any scalar type; the caller validates its object against the schema. Each order the general way
- * meets is compiled into a shape when a branch of the schema admits it (at most MAX_SHAPES).
+ * meets is compiled into a shape when a branch of the schema admits it (at most MAX_SHAPES), and
+ * the record that taught it is read again by it, checked.
  *
  * It is only a fast path: whenever a value is not in the simple form it handles (whitespace,
  * escapes or non-ASCII in strings, nested values, null, keys the schema does not declare,
