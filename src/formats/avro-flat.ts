@@ -13,7 +13,7 @@
  * over. The differential test (avro-flat.test.ts) holds it to avsc on generated and damaged values.
  */
 import type avsc from 'avsc';
-import { Interner } from '../schema/flat-shapes.ts';
+import { Interner } from '../schema/index.ts';
 
 /** Decodes the Avro body in `buf[start, end)`, or returns undefined to leave it to avsc. */
 export type AvroFlatDecoder = (buf: Buffer, start: number, end: number) => Record<string, unknown> | undefined;

@@ -23,4 +23,5 @@ export {
 export { describeIssues, formatPath, issuesFromAjvErrors, type SchemaIssue } from './issues.ts';
 export { canonicalJson, schemaFingerprint } from './fingerprint.ts';
 export { compileFlatDecoder, type FlatDecoder } from './flat-decoder.ts';
+export { Interner } from './flat-shapes.ts';
 export { Type, type Static, type TSchema } from '@sinclair/typebox';
