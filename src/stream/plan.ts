@@ -51,6 +51,11 @@ export interface ViewPlan extends TaskPlan {
   view: ViewDef;
   windowed: boolean;
   stateWidth: number;
+  /**
+   * Whether a row's state can grow with its events (countDistinct, topN, custom aggregates merge
+   * whole values): a task catching up gathers no more of such rows than 4 × dirtyRowsMax (task-loop.ts).
+   */
+  rowsGrow: boolean;
   /** The table definition; key column types are inferred from a sample row, or taken as given (the stored ones). */
   definition(version: number, sample: DirtyRow | KeyColumn[], keyNames: string[]): VersionTable;
 }
@@ -174,6 +179,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     !ops.some((op) => op.kind === 'flatMap' || op.kind === 'join') &&
     (windowSpec === null || windowSpec.kind === 'tumbling');
   const hasCustom = aggs.some((a) => a.agg.kind === 'custom');
+  const rowsGrow = aggs.some((a) => a.agg.stateColumns(a.name).some((c) => c.merge.kind === 'custom'));
   // Reused by every fold of this plan: folding is synchronous, so one batch uses them at a time.
   const index = new BatchPositions();
   const keyScratch: KeyValue[] = [];
@@ -489,6 +495,7 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
     fingerprint,
     windowed: windowSpec !== null,
     stateWidth: width,
+    rowsGrow,
     definition,
     newTaskState: (partition, watermarkMs) => newTaskState(partition, watermarkMs, outOfOrdernessMs),
     process,

@@ -9,7 +9,8 @@
  *
  * A task flushes (flush.ts says what that writes) when it holds `dirtyRowsMax` pending rows (a
  * view's task that has not yet reached the head: `catchUpRowsMax`, larger flushes for speed), when
- * `flushIntervalMs` has passed since its last flush, the first time it reaches the head of its
+ * `flushIntervalMs` has passed since its last flush (such a task holding more than `dirtyRowsMax`
+ * rows: `catchUpFlushIntervalMs`, so that it gathers more of its keys), the first time it reaches the head of its
  * partition (a replay or a new version catching up: the view is current, and a building version
  * can go live, even if events keep arriving), and when it was idle a whole interval with
  * something not yet committed.
@@ -97,9 +98,13 @@ export interface TaskLoopOptions {
   /** Where a task says it waits for a log out of reach (log-outage.ts). */
   logger: Logger;
   flushIntervalMs: number;
+  /** `flushIntervalMs` for a view's task until it first reaches the head, while it holds more than `dirtyRowsMax` rows (default: the same). */
+  catchUpFlushIntervalMs?: number;
   dirtyRowsMax: number;
   /** `dirtyRowsMax` for a view's task until it first reaches the head of its partition (default: the same). */
   catchUpRowsMax?: number;
+  /** `catchUpRowsMax` for a view whose rows grow with their events (ViewPlan.rowsGrow; default: the same). */
+  catchUpGrowingRowsMax?: number;
   readBytesMax: number;
   /** Aborts when the engine stops or fails; every task's read waits on it. */
   signal: AbortSignal;
@@ -407,13 +412,22 @@ export class TaskLoop {
    * nothing to do, so the common case makes no promise.
    */
   private step(task: Task, idle: boolean, atHead: boolean, dirtyRows: number): Promise<void> | null {
-    const { flushIntervalMs } = this.opts;
     const reachedHead = atHead && (idle || !task.caughtUp);
-    const { dirtyRowsMax, catchUpRowsMax = dirtyRowsMax } = this.opts;
-    const rowsMax = task.caughtUp || task.group === null ? dirtyRowsMax : catchUpRowsMax;
+    const { flushIntervalMs, dirtyRowsMax, catchUpRowsMax = dirtyRowsMax, catchUpGrowingRowsMax } = this.opts;
+    const catchingUp = !task.caughtUp && task.group !== null;
+    // Rows whose state grows with their events (task.group's plan says) may be large: fewer of them.
+    const rowsGrow = catchingUp && task.group!.plan.rowsGrow;
+    const rowsMax = !catchingUp ? dirtyRowsMax : rowsGrow ? (catchUpGrowingRowsMax ?? catchUpRowsMax) : catchUpRowsMax;
+    // A view's task catching up with more rows than dirtyRowsMax gathers them for a larger flush:
+    // neither the usual interval nor a pause in its reads flushes them, only the catch-up interval.
+    const gathering = catchingUp && !rowsGrow && dirtyRows > dirtyRowsMax;
+    const intervalMs = gathering
+      ? Math.max(flushIntervalMs, this.opts.catchUpFlushIntervalMs ?? flushIntervalMs)
+      : flushIntervalMs;
+    const due = Date.now() - task.lastFlushAtMs >= intervalMs;
     const flush = idle
-      ? task.offset !== task.committedOffset || dirtyRows > 0 // commit what is pending
-      : reachedHead || dirtyRows >= rowsMax || Date.now() - task.lastFlushAtMs >= flushIntervalMs;
+      ? (task.offset !== task.committedOffset || dirtyRows > 0) && (!gathering || due || reachedHead) // commit what is pending
+      : reachedHead || dirtyRows >= rowsMax || due;
     if (!flush && !reachedHead) return null;
     return this.flushAndCatchUp(task, flush, reachedHead);
   }

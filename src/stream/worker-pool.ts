@@ -25,6 +25,7 @@ import { ERROR_CATALOGUE, type ErrorCode, KappaError, isKappaError } from '../er
 import type { LogDescriptor } from '../log/index.ts';
 import type { StoredTable } from '../view/index.ts';
 import type { OutputPlan } from './output-plan.ts';
+import type { ViewPlan } from './plan.ts';
 import type { Drained, TaskOpen, TaskProgress, TaskRunner } from './task-runner.ts';
 import { type WorkerBundle, bundleWorker } from './worker-bundle.ts';
 import {
@@ -55,6 +56,8 @@ export interface WorkerPoolOptions {
   readBytesMax: number;
   /** A task's reading pauses while it holds this many pending rows, until the engine drains it. */
   pendingMax: number;
+  /** The same for a view whose rows grow with their events (ViewPlan.rowsGrow; default pendingMax). */
+  growingPendingMax?: number;
   /** Cap on each worker's old generation, in MB (default WORKER_HEAP_MB_DEFAULT). */
   heapMb?: number;
   /** The joined tables' copies from the view store (table-keeper.ts), which each worker's tables start from. */
@@ -388,7 +391,10 @@ export class WorkerPool implements TaskRunner {
       topic,
       fromOffset: t.fromOffset,
       readBytesMax: this.opts.readBytesMax,
-      pendingMax: this.opts.pendingMax,
+      pendingMax:
+        t.plan.kind === 'view' && (t.plan as ViewPlan).rowsGrow
+          ? (this.opts.growingPendingMax ?? this.opts.pendingMax)
+          : this.opts.pendingMax,
     });
   }
 

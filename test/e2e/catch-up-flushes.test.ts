@@ -20,6 +20,20 @@ export default defineApp({
 });
 `;
 
+/** The same clicks, and a view whose rows grow with their events (a set of pages per user). */
+const GROWING_CONFIG = `
+import { Type, count, countDistinct, defineApp, from, topic, view } from ${JSON.stringify(SRC)};
+const Click = Type.Object({ user: Type.String() });
+const clicks = topic('clicks', { partitions: 1, schema: Click, key: (c) => c.user });
+export default defineApp({
+  topics: [clicks],
+  views: [
+    view('by_user', from(clicks).groupBy((c) => ({ user: c.user })).aggregate({ n: count() })),
+    view('pages', from(clicks).groupBy((c) => ({ user: c.user })).aggregate({ pages: countDistinct((c) => c.user) })),
+  ],
+});
+`;
+
 const clicks = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => ({ key: `u${from + i}`, value: JSON.stringify({ user: `u${from + i}` }) }));
 
@@ -71,6 +85,52 @@ for (const workers of [0, 1]) {
       assert.deepEqual((await kappa.store.query('SELECT count(*) AS users, sum(n) AS n FROM by_user')).rows, [
         { users: 2_200, n: 2_200 },
       ]);
+    },
+  );
+}
+
+for (const workers of [0, 1]) {
+  test(
+    `catching up with more than dirtyRowsMax rows waits catchUpFlushIntervalMs, not flushIntervalMs (${workers === 0 ? 'engine thread' : 'worker thread'})`,
+    { timeout: 60_000 },
+    async (t) => {
+      const project = tempDataProject(t, 'kappa-catch-up-interval-', GROWING_CONFIG);
+      const kappa = await openKappa({
+        t,
+        dir: project.dir,
+        configPath: project.config,
+        workers,
+        // Every step is past the usual interval: only the catch-up interval keeps the rows together.
+        flushIntervalMs: 1,
+        engine: { dirtyRowsMax: 20, catchUpRowsMax: 1_000_000, catchUpFlushIntervalMs: 600_000 },
+        start: false,
+      });
+      await kappa.log.createTopic('clicks', { partitions: 1 });
+      for (let i = 0; i < 20_000; i += 50) await kappa.log.append('clicks', clicks(i, 50));
+      const sizes: number[] = [];
+      const growing: number[] = [];
+      const flush = kappa.store.flush.bind(kappa.store);
+      kappa.store.flush = (name, version, deltas, checkpoints) => {
+        (name === 'pages' ? growing : sizes).push(deltaCount(deltas));
+        return flush(name, version, deltas, checkpoints);
+      };
+      await kappa.engine.start();
+      await engineCaughtUp(kappa.engine, kappa.log);
+      assert.equal(
+        sizes.reduce((a, b) => a + b, 0),
+        20_000,
+      );
+      // Flushes of up to dirtyRowsMax (and the batch that crossed it) may come on the usual interval;
+      // past that the task holds its rows until it reaches the head.
+      const large = sizes.filter((n) => n > 20 + 50);
+      assert.equal(large.length, 1, `catch-up flushes: ${sizes}`);
+      assert.ok(large[0] >= 20_000 - 20 * sizes.length, `catch-up flushes: ${sizes}`);
+      // Rows that grow (countDistinct keeps a set) are not gathered: at most 4 × dirtyRowsMax, on the usual interval.
+      assert.equal(
+        growing.reduce((a, b) => a + b, 0),
+        20_000,
+      );
+      assert.ok(Math.max(...growing) <= 4 * 20 + 50, `catch-up flushes of pages: ${growing}`);
     },
   );
 }
