@@ -76,19 +76,20 @@ export interface EngineOptions {
    * fewer times each key is written, and the denser the rows of one transaction lie in the table
    * (a commit writes every page its rows touched). See also catchUpFlushIntervalMs. The process
    * bench's 1M-key view, 2 workers, 5M events: 245k events/s at 10,000, 331k at 40,000 (4 ×, with
-   * the usual interval) on one machine; on a slower one 165k at 4 ×, 373k at 32 × with the
-   * catch-up interval, peak RSS 307 → 530 MiB. 0 (or anything up to dirtyRowsMax): no larger
-   * flushes.
+   * the usual interval) on one machine; on a slower one 120-165k at 4 ×, 390-448k at 32 × with
+   * gathering, peak RSS 307 → 534 MiB. 0 (or anything up to dirtyRowsMax): no larger flushes.
    */
   catchUpRowsMax?: number;
   /**
-   * How often a view's task that catches up and holds more than dirtyRowsMax rows flushes, in ms
-   * (default 30,000, as Kafka Streams' commit interval; never less than flushIntervalMs). A task
-   * with fewer rows flushes every flushIntervalMs as at the head (a view of few keys loses nothing
-   * by it, and its checkpoints keep a crash's redo short); a task with many keys gathers them for
-   * larger, denser flushes (see catchUpRowsMax) at the price of redoing up to this long after a
-   * crash. The process bench's 1M-key view (slower machine, 2 workers, 5M events, catchUpRowsMax
-   * 320,000): 274k events/s with a 5 s interval, 318k with 10 s, 373k with 30 s.
+   * How often a view's task that catches up and gathers its rows flushes, in ms (default 30,000,
+   * as Kafka Streams' commit interval; never less than flushIntervalMs). A task gathers while it
+   * holds more than dirtyRowsMax rows and its events keep finding more of the rows it holds
+   * (src/stream/gathering.ts: keys spread over a large key space do, keys that move on with time do
+   * not); otherwise it flushes every flushIntervalMs as at the head (a view of few keys loses nothing
+   * by it, and its checkpoints keep a crash's redo short). Gathering buys larger, denser flushes
+   * (see catchUpRowsMax) at the price of redoing up to this long after a crash. The process
+   * bench's 1M-key view (slower machine, 2 workers, 5M events, catchUpRowsMax 320,000, every task
+   * gathering): 274k events/s with a 5 s interval, 318k with 10 s, 373k with 30 s.
    */
   catchUpFlushIntervalMs?: number;
   /**
@@ -395,6 +396,8 @@ export class Engine {
       readBytesMax: this.readBytesMax,
       pendingMax: this.catchUpRowsMax,
       growingPendingMax: this.catchUpGrowingRowsMax,
+      // A window of gathering.ts is GATHER_WINDOW (4) × dirtyRowsMax events: judged four times a window.
+      reportEvents: this.dirtyRowsMax,
       heapMb: this.opts.workerHeapMb,
       tables: this.keeper?.seeds ?? [],
       onFailure: (err) => this.fail(err),

@@ -27,6 +27,7 @@ import { KappaError, isKappaError } from '../errors.ts';
 import type { Log, Logger, RecordBatch } from '../log/index.ts';
 import type { TaskFence } from '../view/index.ts';
 import type { Flusher } from './flush.ts';
+import { type Gathering, gatherStep } from './gathering.ts';
 import { LogOutage, closeReads, foldReadsOutage, offsetsWaiting, pause, waitingLog } from './log-outage.ts';
 import type { OutputPlan } from './output-plan.ts';
 import type { TaskPlan } from './task-plan.ts';
@@ -59,6 +60,8 @@ export interface Task {
   fence: TaskFence | null;
   /** The task's loop, once started. */
   running: Promise<void>;
+  /** While it catches up and gathers its rows: how that goes (gathering.ts). */
+  gathering: Gathering | null;
 }
 
 /** How an output task numbers what it sends to its derived topic (see the Checkpoint of outputs). */
@@ -127,6 +130,8 @@ const TIMEOUT = Symbol('timeout');
  * small under a stream of small appends, and adds at most this much to a record's way to its view.
  */
 const HW_FOLLOW_INTERVAL_MS = 5;
+/** A gathering task's windows (gathering.ts) are this many × dirtyRowsMax events. */
+const GATHER_WINDOW = 4;
 
 /** Resolves when `signal` aborts (never rejects). */
 function aborted(signal: AbortSignal): Promise<void> {
@@ -181,6 +186,7 @@ export class TaskLoop {
       signal,
       fence: t.fence ?? null,
       running: Promise.resolve(),
+      gathering: null,
     };
     this.tasks.push(task);
     this.local.open({
@@ -418,9 +424,20 @@ export class TaskLoop {
     // Rows whose state grows with their events (task.group's plan says) may be large: fewer of them.
     const rowsGrow = catchingUp && task.group!.plan.rowsGrow;
     const rowsMax = !catchingUp ? dirtyRowsMax : rowsGrow ? (catchUpGrowingRowsMax ?? catchUpRowsMax) : catchUpRowsMax;
-    // A view's task catching up with more rows than dirtyRowsMax gathers them for a larger flush:
-    // neither the usual interval nor a pause in its reads flushes them, only the catch-up interval.
-    const gathering = catchingUp && !rowsGrow && dirtyRows > dirtyRowsMax;
+    // A view's task catching up with more rows than dirtyRowsMax gathers them for a larger flush
+    // while that pays (gathering.ts: its events keep finding more of the rows it holds): neither
+    // the usual interval nor a pause in its reads flushes them then, only the catch-up interval.
+    let gathering = catchingUp && !rowsGrow && dirtyRows > dirtyRowsMax;
+    if (gathering) {
+      task.gathering = gatherStep(
+        task.gathering,
+        task.lastFlushAtMs,
+        task.offset,
+        dirtyRows,
+        GATHER_WINDOW * dirtyRowsMax,
+      );
+      gathering = task.gathering.paying;
+    }
     const intervalMs = gathering
       ? Math.max(flushIntervalMs, this.opts.catchUpFlushIntervalMs ?? flushIntervalMs)
       : flushIntervalMs;

@@ -56,6 +56,8 @@ export interface WorkerPoolOptions {
   readBytesMax: number;
   /** A task's reading pauses while it holds this many pending rows, until the engine drains it. */
   pendingMax: number;
+  /** A task reports its progress also after this many events while it holds more rows (default: no). */
+  reportEvents?: number;
   /** The same for a view whose rows grow with their events (ViewPlan.rowsGrow; default pendingMax). */
   growingPendingMax?: number;
   /** Cap on each worker's old generation, in MB (default WORKER_HEAP_MB_DEFAULT). */
@@ -391,6 +393,7 @@ export class WorkerPool implements TaskRunner {
       topic,
       fromOffset: t.fromOffset,
       readBytesMax: this.opts.readBytesMax,
+      reportEvents: this.opts.reportEvents ?? Number.POSITIVE_INFINITY,
       pendingMax:
         t.plan.kind === 'view' && (t.plan as ViewPlan).rowsGrow
           ? (this.opts.growingPendingMax ?? this.opts.pendingMax)

@@ -59,6 +59,11 @@ export type ToWorker =
       readBytesMax: number;
       /** Stop reading while the task holds this many pending rows (the engine drains it soon). */
       pendingMax: number;
+      /**
+       * Report progress also after this many events, while the task holds more rows than that: the
+       * engine judges a catching-up task's gathering by counts of events and rows (gathering.ts).
+       */
+      reportEvents: number;
     }
   | { t: 'hw'; task: number; offset: number }
   | { t: 'drain'; task: number }

@@ -56,6 +56,7 @@ interface WorkerTask {
     hw: number;
     readBytesMax: number;
     pendingMax: number;
+    reportEvents: number;
     /** Resolves the paused read loop. */
     wake: (() => void) | null;
   };
@@ -227,6 +228,7 @@ class WorkerTasks {
         hw: m.fromOffset,
         readBytesMax: m.readBytesMax,
         pendingMax: m.pendingMax,
+        reportEvents: m.reportEvents,
         wake: null,
       },
     };
@@ -291,8 +293,14 @@ class WorkerTasks {
             }
             r.offset = batch.lastOffset + 1;
             // Progress at most every few ms, and whenever the engine has a decision to make.
-            const stop = r.offset >= r.hw || pendingOf(task.state) >= r.pendingMax;
-            if (stop || Date.now() - lastPost >= PROGRESS_INTERVAL_MS) report();
+            const pending = pendingOf(task.state);
+            const stop = r.offset >= r.hw || pending >= r.pendingMax;
+            if (
+              stop ||
+              Date.now() - lastPost >= PROGRESS_INTERVAL_MS ||
+              (events >= r.reportEvents && pending > r.reportEvents)
+            )
+              report();
             if (stop) break;
           }
         } catch (err) {
