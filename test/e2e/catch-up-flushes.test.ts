@@ -35,6 +35,17 @@ export default defineApp({
 });
 `;
 
+/** Records the rows of every flush to the store, by view, in order. */
+function flushSizes(kappa: Awaited<ReturnType<typeof openKappa>>): Map<string, number[]> {
+  const sizes = new Map<string, number[]>();
+  const flush = kappa.store.flush.bind(kappa.store);
+  kappa.store.flush = (name, version, deltas, checkpoints) => {
+    sizes.set(name, [...(sizes.get(name) ?? []), deltaCount(deltas)]);
+    return flush(name, version, deltas, checkpoints);
+  };
+  return sizes;
+}
+
 const clicks = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => ({ key: `u${from + i}`, value: JSON.stringify({ user: `u${from + i}` }) }));
 
@@ -56,15 +67,11 @@ for (const workers of [0, 1]) {
       await kappa.log.createTopic('clicks', { partitions: 1 });
       // 2,000 users, one row each, in appends of 5: the task sees its pending rows grow 5 at a time.
       for (let i = 0; i < 2_000; i += 5) await kappa.log.append('clicks', clicks(i, 5));
-      const sizes: number[] = [];
-      const flush = kappa.store.flush.bind(kappa.store);
-      kappa.store.flush = (name, version, deltas, checkpoints) => {
-        sizes.push(deltaCount(deltas));
-        return flush(name, version, deltas, checkpoints);
-      };
+      const flushed = flushSizes(kappa);
       await kappa.engine.start();
       await engineCaughtUp(kappa.engine, kappa.log);
-      const catchingUp = sizes.splice(0);
+      const catchingUp = flushed.get('by_user') ?? [];
+      flushed.clear();
       assert.equal(
         catchingUp.reduce((a, b) => a + b, 0),
         2_000,
@@ -78,6 +85,7 @@ for (const workers of [0, 1]) {
         await new Promise((r) => setTimeout(r, 5));
       }
       await engineCaughtUp(kappa.engine, kappa.log);
+      const sizes = flushed.get('by_user') ?? [];
       assert.equal(
         sizes.reduce((a, b) => a + b, 0),
         200,
@@ -126,15 +134,11 @@ for (const [workers, users] of [
       const events = users === null ? 40_000 : 20_000;
       const all = randomClicks(events, users);
       for (let i = 0; i < all.length; i += 50) await kappa.log.append('clicks', all.slice(i, i + 50));
-      const sizes: number[] = [];
-      const growing: number[] = [];
-      const flush = kappa.store.flush.bind(kappa.store);
-      kappa.store.flush = (name, version, deltas, checkpoints) => {
-        (name === 'pages' ? growing : sizes).push(deltaCount(deltas));
-        return flush(name, version, deltas, checkpoints);
-      };
+      const flushed = flushSizes(kappa);
       await kappa.engine.start();
       await engineCaughtUp(kappa.engine, kappa.log);
+      const sizes = flushed.get('by_user') ?? [];
+      const growing = flushed.get('pages') ?? [];
       assert.deepEqual((await kappa.store.query('SELECT count(*) AS users, sum(n) AS n FROM by_user')).rows, [
         { users: users ?? events, n: events },
       ]);
