@@ -10,10 +10,10 @@
  * A task flushes (flush.ts says what that writes) when it holds `dirtyRowsMax` pending rows (a
  * view's task that has not yet reached the head: `catchUpRowsMax`, larger flushes for speed), when
  * `flushIntervalMs` has passed since its last flush (such a task holding more than `dirtyRowsMax`
- * rows: `catchUpFlushIntervalMs`, so that it gathers more of its keys), the first time it reaches the head of its
- * partition (a replay or a new version catching up: the view is current, and a building version
- * can go live, even if events keep arriving), and when it was idle a whole interval with
- * something not yet committed.
+ * rows: `catchUpFlushIntervalMs`, while gathering them pays, see gathering.ts), the first time it
+ * reaches the head of its partition (a replay or a new version catching up: the view is current,
+ * and a building version can go live, even if events keep arriving), and when it was idle a whole
+ * interval with something not yet committed.
  *
  * Worker threads take a moment to start (0.15-0.3 s: the worker code and the config are bundled
  * into one file first, see worker-bundle.ts); tasks wait for them. (Folding on this thread until
@@ -101,7 +101,10 @@ export interface TaskLoopOptions {
   /** Where a task says it waits for a log out of reach (log-outage.ts). */
   logger: Logger;
   flushIntervalMs: number;
-  /** `flushIntervalMs` for a view's task until it first reaches the head, while it holds more than `dirtyRowsMax` rows (default: the same). */
+  /**
+   * `flushIntervalMs` for a view's task until it first reaches the head, while it holds more than
+   * `dirtyRowsMax` rows and gathering them pays (gathering.ts; default: the same).
+   */
   catchUpFlushIntervalMs?: number;
   dirtyRowsMax: number;
   /** `dirtyRowsMax` for a view's task until it first reaches the head of its partition (default: the same). */
