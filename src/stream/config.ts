@@ -67,11 +67,23 @@ export function loadFailure(err: unknown, file: string): { reason: string } & Wh
  */
 export async function loadApp(path: string, load?: () => Promise<{ default?: unknown }>): Promise<AppDef> {
   const file = resolve(path);
-  if (load === undefined && !existsSync(file))
+  if (load !== undefined) return loadAppFrom(file, load);
+  if (!existsSync(file))
     throw invalid(file, ['the config file does not exist (create kappa.config.ts, or pass --config FILE)']);
+  return loadAppFrom(file, () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>);
+}
+
+/**
+ * `loadApp` with the config imported by `load`. Worker threads call this one: it holds no
+ * `import()` of its own, and a bundle with one costs every process that loads it through tsx
+ * (kept code, loaded on the engine's thread: see worker-bundle.ts) about 0.25 s more, as tsx
+ * rewrites the whole module around it.
+ */
+export async function loadAppFrom(path: string, load: () => Promise<{ default?: unknown }>): Promise<AppDef> {
+  const file = resolve(path);
   let mod: { default?: unknown };
   try {
-    mod = load === undefined ? ((await import(pathToFileURL(file).href)) as { default?: unknown }) : await load();
+    mod = await load();
   } catch (err) {
     const { reason, line, column } = loadFailure(err, file);
     throw invalid(file, [`the config does not load: ${reason}`], { line, column }, err);

@@ -229,7 +229,7 @@ export class Versions {
     this.configCodePromise ??=
       path === undefined
         ? Promise.resolve(null)
-        : bundleConfig(path).catch((err: Error) => {
+        : bundleConfig(path, { logKind: this.opts.log.descriptor.kind }).catch((err: Error) => {
             this.opts.logger.warn(
               `the config could not be bundled, so new view versions do not keep their code (a rollback to them after a logic change is not possible): ${err.message.split('\n')[0]}`,
             );

@@ -3,7 +3,7 @@
  * Kafka client only for a process whose log is on Kafka. With them inside, esbuild hoists the
  * client's import to the top of the bundle, so every thread of an embedded start would load it.
  * Kappa's own code comes from the kept runtime (worker-runtime.ts) unless the config reaches
- * inside Kappa.
+ * inside Kappa; so does the code a view version keeps (bundleConfig).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { bundleWorker } from './worker-bundle.ts';
+import { bundleConfig, bundleWorker, loadBundledApp } from './worker-bundle.ts';
 import { withoutTsx } from './worker-pool.ts';
 
 const CONFIG = fileURLToPath(new URL('../../examples/sales/kappa.config.ts', import.meta.url));
@@ -116,6 +116,37 @@ test(
       } finally {
         bundle.dispose();
       }
+    }
+  },
+);
+
+test(
+  "a version keeps Kappa's kept runtime and the config on top as its code, self-contained; a config that reaches inside Kappa keeps one module",
+  { timeout: 60_000 },
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'kappa-kept-code-'));
+    t.after(() => rmSync(root, { recursive: true, force: true }));
+    const src = fileURLToPath(new URL('../', import.meta.url));
+    for (const [name, from, split] of [
+      ['entry.ts', join(src, 'index.ts'), true],
+      ['deep.ts', join(src, 'stream', 'index.ts'), false],
+    ] as const) {
+      const path = join(root, name);
+      writeFileSync(
+        path,
+        `import { defineApp, topic } from ${JSON.stringify(from)};\nexport default defineApp({ topics: [topic('t_${name.slice(0, -3)}', { partitions: 1 })], views: [] });\n`,
+      );
+      const code = await bundleConfig(path, { logKind: 'file' });
+      assert.equal(code.startsWith('// kappa kept code: a runtime module, then the config module;'), split, name);
+      // Stored with the version, it must not need the cache's file, which a later start may remove.
+      assert.ok(!/kappa-cache|runtime-[0-9a-f]{16}-/.test(code), `${name}: names the kept runtime's file`);
+      // An import() anywhere makes tsx rewrite the whole module on load (0.25 s more for the runtime).
+      assert.ok(!/\bimport\(/.test(code), `${name}: holds an import()`);
+      const app = await loadBundledApp(code);
+      assert.deepEqual(
+        app.topics.map((x) => x.name),
+        [`t_${name.slice(0, -3)}`],
+      );
     }
   },
 );

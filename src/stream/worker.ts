@@ -19,7 +19,7 @@ import { type Log, SpareBuffers, openLog } from '../log/index.ts';
 import { KappaError, isKappaError } from '../errors.ts';
 import { type RowDelta, deltaColumns, sortByKey } from '../view/index.ts';
 import { LogOutage } from './log-outage.ts';
-import { loadApp } from './config.ts';
+import { loadAppFrom } from './config.ts';
 import type { AppDef } from './dsl.ts';
 import { compileOutput } from './output-plan.ts';
 import { compileView } from './plan.ts';
@@ -77,10 +77,14 @@ const READ_REOPEN_AFTER_MS = 2_000;
 const READ_STUCK_MS_MAX = 60_000;
 
 /**
- * Runs the worker: `config` imports the config module when it was bundled with this one; without
- * it the config is imported from `configPath`.
+ * Runs the worker: `config` imports the config module at `configPath`, which a bundle holds;
+ * `fromSources` when the thread imports the config's sources themselves (the tsx entry).
  */
-export async function runWorker(configPath: string, config?: () => Promise<{ default?: unknown }>): Promise<void> {
+export async function runWorker(
+  configPath: string,
+  config: () => Promise<{ default?: unknown }>,
+  fromSources = false,
+): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('worker.ts runs only as a worker thread (see worker-pool.ts)');
   const data = workerData as WorkerData;
@@ -88,7 +92,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
 
   let app: AppDef;
   try {
-    app = await loadApp(configPath, config);
+    app = await loadAppFrom(configPath, config);
   } catch (err) {
     post(failed(-1, err));
     // Nothing else to do; the pool fails the engine and terminates this thread.
@@ -104,7 +108,7 @@ export async function runWorker(configPath: string, config?: () => Promise<{ def
   // A fingerprint hashes the pipeline functions' source text, which bundling reformats, so it is
   // compared only when this thread loaded the same sources (the pool checks the bundle's inputs
   // did not change instead).
-  const tasks = new WorkerTasks(app, log, post, config === undefined);
+  const tasks = new WorkerTasks(app, log, post, fromSources);
   port.on('message', (m: ToWorker) => tasks.handle(m));
   post({ t: 'ready' });
 }
