@@ -496,6 +496,9 @@ export function compileView(view: ViewDef, opts: { fingerprint?: string } = {}):
   };
 }
 
+/** Aggregate functions made so far (see unrolledAggregates). */
+let madeAggregates = 0;
+
 /**
  * A view's aggregates' prepare and apply, made for the view with one call site per aggregate, so
  * each site sees one function, which V8 inlines, rather than a loop whose one site sees them all
@@ -527,5 +530,8 @@ ${each((a) => `      a = ${a}; p${a}(rowState, s${a}, value, into, ${a});`)}
 ${each((a) => `    a${a}(rowState, s${a}, from, ${a}, timeMs, partition, offset);`)}
   },
 };`;
-  return new Function('aggs', 'slots', 'failed', code)(aggList, aggSlots, failed);
+  // A first line of its own: V8 caches a `new Function` by its text, feedback included, so views
+  // whose code reads the same would share their call sites again (three views of two aggregates
+  // folded in one thread: one of them 462-508 ns an event, 521-585 with the text shared).
+  return new Function('aggs', 'slots', 'failed', `// ${++madeAggregates}\n${code}`)(aggList, aggSlots, failed);
 }
